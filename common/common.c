@@ -1,0 +1,173 @@
+/* common/common.c: errors, logging and small helpers (see common.h). */
+#include "common/common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int vf_error_set(struct vf_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
+int vf_error_prefix(struct vf_error *err, const char *fmt, ...)
+{
+    if (!err)
+        return VF_EINTERNAL;
+    char head[VF_ERROR_MSG_MAX];
+    char old[VF_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof head, fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof old);
+    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    return err->code;
+}
+
+void vf_error_clear(struct vf_error *err)
+{
+    if (err) {
+        err->code = VF_OK;
+        err->msg[0] = '\0';
+    }
+}
+
+const char *vf_status_str(int code)
+{
+    switch (code) {
+    case VF_OK: return "success";
+    case VF_EINVAL: return "invalid input";
+    case VF_ENOENT: return "file not found";
+    case VF_EIO: return "input/output error";
+    case VF_ENOMEM: return "out of memory";
+    case VF_EMEDIA: return "media error";
+    case VF_EUNSUPPORTED: return "not supported";
+    case VF_ECORRUPT: return "corrupt file";
+    case VF_EINTERNAL: return "internal error";
+    case VF_EINTERRUPTED: return "interrupted";
+    }
+    return "unknown error";
+}
+
+/* ---- logging ------------------------------------------------------------------------------ */
+static void default_sink(void *opaque, int level, const struct vf_log_ctx *ctx, const char *line)
+{
+    static const char *names[] = {"error", "warning", "info", "verbose", "debug"};
+    (void)opaque;
+    const char *mod = ctx && ctx->module ? ctx->module : "vaefarm";
+    if (level <= VF_LOG_WARN)
+        fprintf(stderr, "[%s] %s: %s\n", mod, names[level], line);
+    else
+        fprintf(stderr, "[%s] %s\n", mod, line);
+}
+
+static vf_log_sink_fn log_sink = default_sink;
+static void *log_opaque;
+static int log_level = VF_LOG_INFO;
+
+void vf_log_set_sink(vf_log_sink_fn sink, void *opaque)
+{
+    log_sink = sink ? sink : default_sink;
+    log_opaque = opaque;
+}
+
+void vf_log_set_level(int level) { log_level = level; }
+int vf_log_get_level(void) { return log_level; }
+
+void vf_log(const struct vf_log_ctx *ctx, int level, const char *fmt, ...)
+{
+    if (level > log_level)
+        return;
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (level < VF_LOG_ERROR)
+        level = VF_LOG_ERROR;
+    if (level > VF_LOG_DEBUG)
+        level = VF_LOG_DEBUG;
+    log_sink(log_opaque, level, ctx, line);
+}
+
+_Noreturn void vf_assert_fail_(const char *expr, const char *file, int line, const char *func)
+{
+    fprintf(stderr, "vaefarm: internal error: assertion `%s` failed in %s (%s:%d)\n"
+                    "this is a bug in vaefarm; please report it with the command you ran\n",
+            expr, func, file, line);
+    abort();
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+char *vf_strdup(const char *s, struct vf_error *err)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        vf_error_set(err, VF_ENOMEM, "out of memory copying a string of %zu bytes", strlen(s));
+    return d;
+}
+
+void *vf_calloc(size_t n, size_t size, struct vf_error *err)
+{
+    if (size && n > SIZE_MAX / size) {
+        vf_error_set(err, VF_ENOMEM, "allocation of %zu x %zu bytes overflows", n, size);
+        return NULL;
+    }
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        vf_error_set(err, VF_ENOMEM, "out of memory allocating %zu x %zu bytes", n, size);
+    return p;
+}
+
+char *vf_path_join(const char *dir, const char *rel, struct vf_error *err)
+{
+    if (!rel)
+        return NULL;
+    if (rel[0] == '/' || !dir || !dir[0])
+        return vf_strdup(rel, err);
+    size_t n = strlen(dir) + strlen(rel) + 2;
+    char *p = malloc(n);
+    if (!p) {
+        vf_error_set(err, VF_ENOMEM, "out of memory joining paths");
+        return NULL;
+    }
+    snprintf(p, n, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", rel);
+    return p;
+}
+
+char *vf_path_dirname(const char *path, struct vf_error *err)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    if (!slash)
+        return vf_strdup(".", err);
+    if (slash == path)
+        return vf_strdup("/", err);
+    size_t n = (size_t)(slash - path);
+    char *p = malloc(n + 1);
+    if (!p) {
+        vf_error_set(err, VF_ENOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(p, path, n);
+    p[n] = '\0';
+    return p;
+}
+
+double vf_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

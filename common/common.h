@@ -1,0 +1,102 @@
+/*
+ * common/common.h: what every vaefarm module shares: the one error type, status codes,
+ * context logging, assertions and the generic check macro that the per-library check macros
+ * (VF_CHECK_AV in shard/, VF_CHECK_DNNL in kernels/, ...) are built on.
+ *
+ * common/ sits below every folder of DESIGN.md §2 and uses only libc. It never exits: only
+ * coordinator/ decides to end the process.
+ */
+#ifndef VF_COMMON_H
+#define VF_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status codes: 0 is success, failures are negative. Each has a documented exit code in the
+ * README (coordinator maps them). */
+enum vf_status {
+    VF_OK = 0,
+    VF_EINVAL = -1,       /* bad input: configuration, arguments, a file's content */
+    VF_ENOENT = -2,       /* a file that must exist does not */
+    VF_EIO = -3,          /* reading or writing failed (permissions, disk full, ...) */
+    VF_ENOMEM = -4,       /* out of memory */
+    VF_EMEDIA = -5,       /* FFmpeg could not demux/decode/encode/mux the media */
+    VF_EUNSUPPORTED = -6, /* valid, but not something vaefarm supports */
+    VF_ECORRUPT = -7,     /* a file vaefarm wrote (journal, segment) is damaged */
+    VF_EINTERNAL = -8,    /* a library failed in a way that is not the user's input */
+    VF_EINTERRUPTED = -9, /* stopped by a signal */
+};
+
+#define VF_ERROR_MSG_MAX 2048
+
+/* The one error type: a code and a message saying what failed, where (file, line:col, frame,
+ * chunk, rank) and what to do. Filled by the function that failed; callers may prepend context. */
+struct vf_error {
+    int code;                    /* a negative enum vf_status, or VF_OK */
+    char msg[VF_ERROR_MSG_MAX];  /* human-readable, one or more lines, no trailing newline */
+};
+
+/* Record an error (printf-style) and return `code`, so that `return vf_error_set(...)` reads
+ * naturally. `err` may be NULL. A later call overwrites the message. */
+int vf_error_set(struct vf_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prepend "context: " to an existing message (keeps the code). Returns err->code. */
+int vf_error_prefix(struct vf_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vf_error_clear(struct vf_error *err);
+/* Short name of a status code, e.g. "invalid input". */
+const char *vf_status_str(int code);
+
+/* ---- logging ------------------------------------------------------------------------------ */
+enum vf_log_level { VF_LOG_ERROR = 0, VF_LOG_WARN, VF_LOG_INFO, VF_LOG_VERBOSE, VF_LOG_DEBUG };
+
+/* Where a line comes from; any field may be left at its zero value (-1 for rank/chunk means
+ * "not applicable"). */
+struct vf_log_ctx {
+    const char *module; /* "shard", "config", ... */
+    int rank;           /* MPI rank, or -1 */
+    long chunk;         /* chunk id, or -1 */
+};
+
+typedef void (*vf_log_sink_fn)(void *opaque, int level, const struct vf_log_ctx *ctx, const char *line);
+
+/* The sink is chosen by coordinator/; the default writes "[module] line" to stderr. */
+void vf_log_set_sink(vf_log_sink_fn sink, void *opaque);
+void vf_log_set_level(int level);
+int vf_log_get_level(void);
+void vf_log(const struct vf_log_ctx *ctx, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- assertions and checks ---------------------------------------------------------------- */
+/* A broken invariant (a bug, never bad input): print file:line and abort. */
+#define VF_ASSERT(cond)                                                                        \
+    do {                                                                                       \
+        if (!(cond)) vf_assert_fail_(#cond, __FILE__, __LINE__, __func__);                    \
+    } while (0)
+_Noreturn void vf_assert_fail_(const char *expr, const char *file, int line, const char *func);
+
+/* The generic check: when `failed` is true, record `code` with the statement, function, file,
+ * line and the library's own message `detail`, then `goto label`. Per-library macros wrap it. */
+#define VF_CHECK_(failed, err, code, label, stmt, detail)                                      \
+    do {                                                                                       \
+        if (failed) {                                                                          \
+            vf_error_set((err), (code), "%s failed in %s (%s:%d): %s", (stmt), __func__,       \
+                         __FILE__, __LINE__, (detail));                                        \
+            goto label;                                                                        \
+        }                                                                                      \
+    } while (0)
+
+/* ---- small helpers every module needs ----------------------------------------------------- */
+/* strdup that records VF_ENOMEM in err on failure. */
+char *vf_strdup(const char *s, struct vf_error *err);
+/* Allocate n*size bytes, zeroed, checking the product for overflow. */
+void *vf_calloc(size_t n, size_t size, struct vf_error *err);
+/* Join a folder and a relative path ("dir/rel"); absolute `rel` is returned as is (copied). */
+char *vf_path_join(const char *dir, const char *rel, struct vf_error *err);
+/* Folder part of a path (malloc'd); "." when it has none. */
+char *vf_path_dirname(const char *path, struct vf_error *err);
+/* Monotonic seconds. */
+double vf_now(void);
+
+#endif /* VF_COMMON_H */

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int vf_config_placeholder_;

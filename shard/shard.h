@@ -1,0 +1,219 @@
+/*
+ * shard/shard.h: the film as media and as units of work (DESIGN.md §1, §4, §6).
+ *
+ *   probe   what the film is: frames, rates, size, pixel format, streams, timecode, VFR
+ *   decode  frames [a, b) by frame index, frame-exact (bit-identical to one sequential decode)
+ *   shots   scene-cut detection over luma, explicit lists, CMX3600 EDL import
+ *   plan    shots -> chunks (kept + warm-up frames), references, the plan hash
+ *   encode  one chunk's frames -> a self-contained segment (temporary name, then rename)
+ *   merge   segments in order + the source's audio/subtitles -> the output (atomic rename)
+ *
+ * Frame index i is the i-th frame of the video stream in presentation order (the order of
+ * one sequential decode). Every frame keeps the source's own timestamp through to the output.
+ *
+ * Uses: common/, config/, FFmpeg's libraries. Knows nothing of networks or MPI.
+ */
+#ifndef VF_SHARD_H
+#define VF_SHARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libavutil/frame.h>
+
+#include "common/common.h"
+#include "config/config.h"
+
+/* ============================== probe ====================================================== */
+
+enum vf_stream_kind { VF_STREAM_VIDEO, VF_STREAM_AUDIO, VF_STREAM_SUBTITLE, VF_STREAM_DATA, VF_STREAM_OTHER };
+
+struct vf_stream_info {
+    int index;                  /* stream index in the container */
+    enum vf_stream_kind kind;
+    char codec[32];             /* FFmpeg codec name, e.g. "aac" */
+    char language[16];          /* from metadata, "" when none */
+    int sample_rate;            /* audio only */
+    int channels;               /* audio only */
+    double duration;            /* seconds, from the container; < 0 when unknown */
+};
+
+struct vf_media_info {
+    char path[4096];
+    char container[64];         /* demuxer name, e.g. "matroska,webm" */
+    int video_stream;           /* index of the video stream vaefarm colorizes */
+    char codec[32];             /* e.g. "h264" */
+    char pix_fmt[32];           /* e.g. "yuv420p" */
+    int width, height;
+    int sar_num, sar_den;       /* sample aspect ratio (0/1 when unknown) */
+    int fps_num, fps_den;       /* nominal frame rate (avg for VFR) */
+    int tb_num, tb_den;         /* the video stream's time base */
+    int64_t frames;             /* counted from the packet index, never guessed */
+    double duration;            /* seconds of video: last pts + its duration - first pts */
+    int64_t start_pts;          /* pts of frame 0 in tb units */
+    bool vfr;                   /* frame durations differ (see docs/MEDIA.md for the rule) */
+    bool has_b_frames;          /* presentation order differs from decode order */
+    int64_t keyframes;          /* packets flagged key in the video stream */
+    char video_digest[65];      /* sha256 hex over the video stream's packets (data, pts, flags):
+                                   the input's identity for the plan hash, blind to mtime/renames */
+    char timecode[32];          /* SMPTE timecode of frame 0, "" when none */
+    char field_order[16];       /* "progressive", "tt", "bb", "tb", "bt", "unknown" */
+    char color_range[16];       /* "tv", "pc", "unknown" */
+    char color_space[32];       /* matrix, e.g. "bt709" */
+    char color_transfer[32];
+    char color_primaries[32];
+    int bits_per_sample;        /* luma bit depth of the pixel format */
+    int n_streams;              /* every stream in the container, video included */
+    struct vf_stream_info *streams;
+    int64_t *pts;               /* frames entries: frame i's pts in tb units, ascending */
+    int64_t *frame_duration;    /* frames entries: frame i's duration in tb units */
+};
+
+/* Probe `path`. Demuxes the whole video stream (no decode) to count frames and index their
+ * timestamps, so the count is exact. Fails with a clear message for a file that is not video,
+ * has no video stream, or is truncated in a way that loses frames. */
+int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error *err);
+void vf_shard_media_info_destroy(struct vf_media_info **info);
+
+/* ============================== decode ===================================================== */
+
+enum vf_decode_flags {
+    VF_DECODE_LUMA = 1,         /* frame->luma points into the decoded frame's Y plane */
+    VF_DECODE_RGB = 2,          /* also convert to planar RGB (for ground-truth files) */
+};
+
+/* One decoded frame. Pointers are owned by the decoder and valid until the next read. */
+struct vf_frame {
+    int64_t index;              /* frame index (presentation order) */
+    int64_t pts;                /* the source's pts, tb units */
+    int width, height;
+    int luma_bits;              /* 8: uint8_t samples; 9..16: uint16_t samples (native endian) */
+    const uint8_t *luma;        /* Y plane (Y' of the source's matrix); no copy */
+    int luma_stride;            /* bytes */
+    const uint8_t *rgb[3];      /* VF_DECODE_RGB: R, G, B planes, uint8_t (8-bit sources) or
+                                   uint16_t (deeper sources, see rgb_bits) */
+    int rgb_stride;             /* bytes */
+    int rgb_bits;
+    const AVFrame *av;          /* the decoded frame itself (native pixel format) */
+};
+
+struct vf_decoder;
+
+int vf_shard_decoder_create(struct vf_decoder **out, const struct vf_media_info *info,
+                            unsigned flags, struct vf_error *err);
+/* Position so that the next read returns frame `index`. Seeks to a safe keyframe and decodes
+ * forward; the frames it returns are bit-identical to a sequential decode's. */
+int vf_shard_decoder_seek(struct vf_decoder *dec, int64_t index, struct vf_error *err);
+/* Read the next frame: returns 1 with *frame filled, 0 at end of stream, < 0 on error. */
+int vf_shard_decoder_read(struct vf_decoder *dec, struct vf_frame *frame, struct vf_error *err);
+void vf_shard_decoder_destroy(struct vf_decoder **dec);
+
+/* ============================== shots ====================================================== */
+
+struct vf_shot_params {
+    double threshold;           /* (0, 1]: higher = fewer cuts */
+    int64_t min_length;         /* frames; a cut closer than this to the previous is dropped */
+};
+
+/* Scene-cut detection over the luma signal. Returns the cut frames (the first frame of every
+ * shot but the first), ascending, in *cuts (malloc'd; free()). `scores`, when not NULL, gets the
+ * per-frame cut score (frames entries, malloc'd) for measurement and tuning. */
+int vf_shard_detect_cuts(const struct vf_media_info *info, const struct vf_shot_params *params,
+                         int64_t **cuts, size_t *n_cuts, double **scores, struct vf_error *err);
+
+/* Import a CMX3600 EDL: each event's record in/out (timecodes at the film's frame rate, made
+ * relative to the first event's record in, or to `info`'s timecode when it has one) becomes a
+ * shot. Returns the cut frames like vf_shard_detect_cuts. */
+int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_t **cuts,
+                      size_t *n_cuts, struct vf_error *err);
+
+/* ============================== plan ======================================================= */
+
+struct vf_shot {
+    int64_t start, end;         /* frames [start, end) */
+    const char *reference;      /* path, borrowed from the film spec */
+    char source[16];            /* "list", "edl", "detect", "whole" */
+};
+
+struct vf_chunk {
+    int id;                     /* 0..n_chunks-1 in film order; segment NNNNN = id */
+    int shot;                   /* index into plan->shots */
+    int64_t warm_start;         /* first frame decoded (== start for a shot's first chunk) */
+    int64_t start, end;         /* kept frames [start, end) */
+    const char *reference;      /* == the shot's reference */
+    char hash[65];              /* sha256 hex of everything that shapes this chunk's output */
+};
+
+struct vf_plan {
+    int64_t frames;             /* the film's frame count */
+    struct vf_shot *shots;
+    size_t n_shots;
+    struct vf_chunk *chunks;
+    size_t n_chunks;
+    char hash[65];              /* sha256 hex over every chunk hash and the merge settings */
+    char **warnings;            /* human-readable, n_warnings entries */
+    size_t n_warnings;
+};
+
+/* Build the plan: shots (film->shots list, else film->edl, else detection when film->detect is
+ * AUTO, else one shot), references per DESIGN.md §8, chunks of film->chunk_length kept frames
+ * with film->warmup warm-up frames before every non-first chunk of a shot (never crossing into
+ * the previous shot). `cuts` (may be NULL) are the cut frames to use when the shots come from
+ * detection or an EDL: the caller runs vf_shard_detect_cuts / vf_shard_edl_load first, so that
+ * planning itself is pure and fast (property tests call it many thousand times).
+ * Errors name the shot and the YAML line: overlaps, gaps, ranges past the end, shots with no
+ * reference. */
+int vf_shard_plan_create(struct vf_plan **out, const struct vf_film *film,
+                         const struct vf_media_info *info, const int64_t *cuts, size_t n_cuts,
+                         struct vf_error *err);
+void vf_shard_plan_destroy(struct vf_plan **plan);
+
+/* The makespan, in frames of work, of a dynamic longest-chunk-first schedule on `ranks` equal
+ * ranks, each chunk costing (end - warm_start) frames. */
+int64_t vf_shard_plan_simulate(const struct vf_plan *plan, int ranks);
+
+/* ============================== encode ===================================================== */
+
+struct vf_encode_spec {
+    const char *codec;          /* ffv1 | prores_ks | libx264 | libx265 | dnxhd | ... */
+    const char *pix_fmt;        /* NULL: the codec's default for the source's bit depth */
+    const struct vf_encode_option *options;
+    size_t n_options;
+};
+
+struct vf_segment_writer;
+
+/* Open a segment at `path` (written as "<path>.tmp", renamed by close). Its video stream has
+ * the source's size, SAR, time base, frame rate and colour properties; the first frame is a
+ * keyframe; packets keep the source frames' timestamps. The container is Matroska. */
+int vf_shard_segment_open(struct vf_segment_writer **out, const char *path,
+                          const struct vf_media_info *src, const struct vf_encode_spec *spec,
+                          struct vf_error *err);
+/* Encode one frame; frame->pts must be the source frame's pts (tb units). Converted to the
+ * encoder's pixel format with swscale when it differs. */
+int vf_shard_segment_write(struct vf_segment_writer *w, const AVFrame *frame, struct vf_error *err);
+/* Flush, write the trailer, fsync, rename to the final path; fills sha256 hex of the file. */
+int vf_shard_segment_close(struct vf_segment_writer **w, char checksum[65], struct vf_error *err);
+/* Drop the segment: removes the temporary file. NULL-safe. */
+void vf_shard_segment_abort(struct vf_segment_writer **w);
+
+/* sha256 hex of a file's bytes. */
+int vf_shard_file_checksum(const char *path, char checksum[65], struct vf_error *err);
+
+/* ============================== merge ====================================================== */
+
+struct vf_merge_spec {
+    const char *output;         /* final path; written as a temporary name, renamed when done */
+    const struct vf_media_info *source; /* audio, subtitles, chapters and metadata come from it */
+    const char *const *segments;/* in film order */
+    size_t n_segments;
+    bool copy_audio;            /* film.yaml audio: copy */
+    bool copy_subtitles;
+};
+
+/* Concatenate the segments' video packets (no re-encoding) with the source's audio and
+ * subtitle packets, chapters and metadata. Checks that the segments hold exactly
+ * source->frames frames with the source's timestamps. */
+int vf_shard_merge(const struct vf_merge_spec *spec, struct vf_error *err);
+
+#endif /* VF_SHARD_H */

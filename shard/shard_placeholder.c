@@ -1,0 +1,1 @@
+/* placeholder */ typedef int vf_shard_placeholder_;
