@@ -1,15 +1,145 @@
-/* coordinator/main.c: the vaefarm program (DESIGN.md §8). */
+/*
+ * coordinator/main.c: the vaefarm program (DESIGN.md §8): verb dispatch, --help, --version,
+ * exit codes. Each verb lives in its own file (cmd_probe.c, cmd_plan.c, ...).
+ */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "common/common.h"
+#include <libavutil/log.h>
+
+#include "config/config.h"
+#include "coordinator/coordinator.h"
+
+static const char usage_text[] =
+    "usage: vaefarm [run] FILM.yaml [--ranks-per-gpu N] [--quiet|--verbose] [--json]\n"
+    "       vaefarm plan FILM.yaml [--json] [--simulate RANKS] [--frame-ms MS]\n"
+    "       vaefarm probe VIDEO [--json]\n"
+    "       vaefarm eval --truth VIDEO --output VIDEO [--json]\n"
+    "       vaefarm bench [--model FILE|tiny|full] [--size HxW] [--precision f32|bf16|f16]\n"
+    "                     [--frames N] [--json]\n"
+    "       vaefarm --help | --version\n";
+
+static void print_help(void)
+{
+    fputs("vaefarm: colorize black-and-white films on a farm of GPUs (or CPUs)\n\n", stdout);
+    fputs(usage_text, stdout);
+    fputs("\nverbs:\n"
+          "  run     colorize the film described by FILM.yaml (the default verb)\n"
+          "  plan    show the shots, chunks and references the film would be split into;\n"
+          "          --simulate R: the makespan of a longest-first schedule on R ranks\n"
+          "  probe   what a video file is: frames, rates, size, streams, timecode\n"
+          "  eval    quality of a colorized film against its colour truth\n"
+          "  bench   speed of the colorization network\n"
+          "\noptions:\n"
+          "  --json     one JSON document on stdout and nothing else there\n"
+          "  --quiet    errors only     --verbose    more detail\n"
+          "\nexit codes: 0 success, 1 other failure, 2 bad command line, 3 invalid film.yaml or\n"
+          "input, 4 missing file, 5 media error, 6 I/O error, 7 out of memory, 8 damaged work\n"
+          "files, 9 internal error, 10 interrupted (rerun to resume)\n"
+          "\nfilm.yaml keys (version 1):\n",
+          stdout);
+    vf_config_print_keys(stdout);
+}
+
+int vf_exit_code(int status)
+{
+    switch (status) {
+    case VF_OK: return VF_EXIT_OK;
+    case VF_EINVAL:
+    case VF_EUNSUPPORTED: return VF_EXIT_INVALID;
+    case VF_ENOENT: return VF_EXIT_NOENT;
+    case VF_EMEDIA: return VF_EXIT_MEDIA;
+    case VF_EIO: return VF_EXIT_IO;
+    case VF_ENOMEM: return VF_EXIT_NOMEM;
+    case VF_ECORRUPT: return VF_EXIT_CORRUPT;
+    case VF_EINTERNAL: return VF_EXIT_INTERNAL;
+    case VF_EINTERRUPTED: return VF_EXIT_INTERRUPTED;
+    }
+    return VF_EXIT_FAILURE;
+}
+
+int vf_report_error(const struct vf_error *err)
+{
+    fprintf(stderr, "vaefarm: %s\n", err->msg[0] ? err->msg : vf_status_str(err->code));
+    return vf_exit_code(err->code);
+}
+
+int vf_json_print(json_t *doc)
+{
+    if (!doc) {
+        fprintf(stderr, "vaefarm: out of memory building the JSON output\n");
+        return VF_EXIT_NOMEM;
+    }
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(doc);
+    if (!s) {
+        fprintf(stderr, "vaefarm: could not serialise the JSON output\n");
+        return VF_EXIT_INTERNAL;
+    }
+    int rc = puts(s) < 0 || fflush(stdout) != 0 ? VF_EXIT_IO : VF_EXIT_OK;
+    free(s);
+    if (rc)
+        fprintf(stderr, "vaefarm: could not write to standard output\n");
+    return rc;
+}
+
+/* Global flags may appear anywhere after the verb; verbs read the rest. */
+static void take_global_flags(int *argc, char **argv, struct vf_cli *cli)
+{
+    int w = 0;
+    for (int r = 0; r < *argc; r++) {
+        if (strcmp(argv[r], "--json") == 0)
+            cli->json = true;
+        else if (strcmp(argv[r], "--quiet") == 0)
+            cli->quiet = true;
+        else if (strcmp(argv[r], "--verbose") == 0)
+            cli->verbose = true;
+        else
+            argv[w++] = argv[r];
+    }
+    *argc = w;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("vaefarm %s\n", VF_VERSION);
-        return 0;
+    struct vf_cli cli = {0};
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return VF_EXIT_USAGE;
     }
-    fprintf(stderr, "usage: vaefarm [run|plan|probe] ...\n");
-    return 2;
+    const char *verb = argv[1];
+    if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 || strcmp(verb, "help") == 0) {
+        print_help();
+        return VF_EXIT_OK;
+    }
+    if (strcmp(verb, "--version") == 0) {
+        printf("vaefarm %s\n", VF_VERSION);
+        return VF_EXIT_OK;
+    }
+
+    int vargc = argc - 2;
+    char **vargv = argv + 2;
+    if (strcmp(verb, "probe") != 0 && strcmp(verb, "plan") != 0 && strcmp(verb, "run") != 0 &&
+        strcmp(verb, "eval") != 0 && strcmp(verb, "bench") != 0) {
+        /* `vaefarm FILM.yaml`: the default verb is run. */
+        verb = "run";
+        vargc = argc - 1;
+        vargv = argv + 1;
+    }
+    take_global_flags(&vargc, vargv, &cli);
+    vf_log_set_level(cli.quiet ? VF_LOG_ERROR : cli.verbose ? VF_LOG_VERBOSE : VF_LOG_INFO);
+    av_log_set_level(cli.verbose ? AV_LOG_WARNING : AV_LOG_ERROR);
+
+    if (strcmp(verb, "probe") == 0)
+        return vf_cmd_probe(vargc, vargv, &cli);
+    if (strcmp(verb, "plan") == 0)
+        return vf_cmd_plan(vargc, vargv, &cli);
+
+    fprintf(stderr,
+            "vaefarm: '%s' is not available in this build yet: this version has the media layer\n"
+            "(probe, plan); colorizing (run), eval and bench arrive with the network and farm.\n"
+            "Try: vaefarm plan FILM.yaml\n",
+            verb);
+    return VF_EXIT_INVALID;
 }

@@ -1,0 +1,227 @@
+/*
+ * coordinator/cmd_plan.c: `vaefarm plan FILM.yaml [--json] [--simulate R] [--frame-ms MS]`:
+ * the shots, chunks and references the film would be split into, with warnings; with
+ * --simulate, the makespan of a dynamic longest-first schedule on R equal ranks. Writes nothing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "coordinator/coordinator.h"
+#include "shard/shard.h"
+
+/* Load, check and plan a film: the steps `run` shares with `plan`. */
+int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info **info,
+                 struct vf_plan **plan, struct vf_error *err)
+{
+    int64_t *cuts = NULL;
+    size_t n_cuts = 0;
+    int rc = vf_config_load(film, yaml, err);
+    if (rc < 0)
+        return rc;
+    rc = vf_config_check_files(*film, err);
+    if (rc < 0)
+        return rc;
+    rc = vf_shard_probe(info, (*film)->input, err);
+    if (rc < 0)
+        return vf_error_prefix(err, "%s: input", (*film)->path);
+    if ((*film)->n_shots == 0) {
+        if ((*film)->edl) {
+            rc = vf_shard_edl_load((*film)->edl, *info, &cuts, &n_cuts, err);
+        } else if ((*film)->detect == VF_DETECT_AUTO) {
+            struct vf_shot_params p = {.threshold = (*film)->threshold,
+                                       .min_length = (*film)->min_shot_length};
+            vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_VERBOSE,
+                   "detecting shots in %s (%lld frames)", (*film)->input,
+                   (long long)(*info)->frames);
+            rc = vf_shard_detect_cuts(*info, &p, &cuts, &n_cuts, NULL, err);
+        }
+        if (rc < 0)
+            goto out;
+    }
+    rc = vf_shard_plan_create(plan, *film, *info, cuts, n_cuts, err);
+out:
+    free(cuts);
+    return rc;
+}
+
+static json_t *plan_json(const struct vf_film *film, const struct vf_media_info *info,
+                         const struct vf_plan *plan)
+{
+    json_t *shots = json_array(), *chunks = json_array(), *warnings = json_array();
+    if (!shots || !chunks || !warnings)
+        goto fail;
+    for (size_t i = 0; i < plan->n_shots; i++) {
+        const struct vf_shot *s = &plan->shots[i];
+        if (json_array_append_new(shots, json_pack("{s:I, s:I, s:I, s:s, s:s?}", "index",
+                                                   (json_int_t)i, "start", (json_int_t)s->start,
+                                                   "end", (json_int_t)s->end, "source", s->source,
+                                                   "reference", s->reference)))
+            goto fail;
+    }
+    for (size_t i = 0; i < plan->n_chunks; i++) {
+        const struct vf_chunk *c = &plan->chunks[i];
+        if (json_array_append_new(
+                chunks, json_pack("{s:i, s:i, s:I, s:I, s:I, s:I, s:s?, s:s}", "id", c->id,
+                                  "shot", c->shot, "warm_start", (json_int_t)c->warm_start,
+                                  "start", (json_int_t)c->start, "end", (json_int_t)c->end,
+                                  "warmup", (json_int_t)(c->start - c->warm_start), "reference",
+                                  c->reference, "hash", c->hash)))
+            goto fail;
+    }
+    for (size_t i = 0; i < plan->n_warnings; i++)
+        if (json_array_append_new(warnings, json_string(plan->warnings[i])))
+            goto fail;
+    return json_pack("{s:s, s:s, s:I, s:o, s:I, s:I, s:s, s:o, s:o, s:o}", "film", film->path,
+                     "input", film->input, "frames", (json_int_t)plan->frames, "frame_rate",
+                     json_pack("[ii]", info->fps_num, info->fps_den), "chunk_length",
+                     (json_int_t)film->chunk_length, "warmup", (json_int_t)film->warmup, "hash",
+                     plan->hash, "shots", shots, "chunks", chunks, "warnings", warnings);
+fail:
+    json_decref(shots);
+    json_decref(chunks);
+    json_decref(warnings);
+    return NULL;
+}
+
+/* The simulated schedule: makespan against the plan's own lower bound
+ * max(ceil(work / R), longest chunk), both in frames of work. */
+struct sim {
+    int ranks;
+    int64_t work, longest, makespan, lower_bound;
+};
+
+static struct sim simulate(const struct vf_plan *plan, int ranks)
+{
+    struct sim s = {.ranks = ranks};
+    for (size_t i = 0; i < plan->n_chunks; i++) {
+        int64_t cost = plan->chunks[i].end - plan->chunks[i].warm_start;
+        s.work += cost;
+        if (cost > s.longest)
+            s.longest = cost;
+    }
+    s.makespan = vf_shard_plan_simulate(plan, ranks);
+    s.lower_bound = (s.work + ranks - 1) / ranks;
+    if (s.longest > s.lower_bound)
+        s.lower_bound = s.longest;
+    return s;
+}
+
+static void print_human(const struct vf_film *film, const struct vf_media_info *info,
+                        const struct vf_plan *plan)
+{
+    double fps = info->fps_den ? (double)info->fps_num / info->fps_den : 25.0;
+    int64_t warm = 0;
+    for (size_t i = 0; i < plan->n_chunks; i++)
+        warm += plan->chunks[i].start - plan->chunks[i].warm_start;
+    printf("%s: %lld frames (%.1f s at %.3f fps), %zu shots, %zu chunks of <= %lld kept frames, "
+           "%lld warm-up frames (%.1f%% extra work)\n",
+           film->path, (long long)plan->frames, plan->frames / fps, fps, plan->n_shots,
+           plan->n_chunks, (long long)film->chunk_length, (long long)warm,
+           plan->frames ? 100.0 * warm / plan->frames : 0.0);
+    printf("\nshots:\n  %4s %8s %8s %8s  %-7s %s\n", "#", "start", "end", "seconds", "from",
+           "reference");
+    for (size_t i = 0; i < plan->n_shots; i++) {
+        const struct vf_shot *s = &plan->shots[i];
+        printf("  %4zu %8lld %8lld %8.2f  %-7s %s\n", i, (long long)s->start, (long long)s->end,
+               (s->end - s->start) / fps, s->source, s->reference ? s->reference : "-");
+    }
+    printf("\nchunks:\n  %5s %4s %8s %8s %8s %6s\n", "id", "shot", "decode", "keep", "end",
+           "warmup");
+    for (size_t i = 0; i < plan->n_chunks; i++) {
+        const struct vf_chunk *c = &plan->chunks[i];
+        printf("  %5d %4d %8lld %8lld %8lld %6lld\n", c->id, c->shot, (long long)c->warm_start,
+               (long long)c->start, (long long)c->end, (long long)(c->start - c->warm_start));
+    }
+    for (size_t i = 0; i < plan->n_warnings; i++)
+        printf("warning: %s\n", plan->warnings[i]);
+    printf("\nplan hash %s\n", plan->hash);
+}
+
+static int parse_positive(const char *opt, const char *s, double max, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || errno || end == s || *end || !(v > 0) || v > max) {
+        fprintf(stderr, "vaefarm plan: %s needs a positive number (at most %g), got '%s'\n", opt,
+                max, s ? s : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
+{
+    const char *yaml = NULL;
+    double ranks_d = 0, frame_ms = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--simulate") == 0) {
+            if (parse_positive("--simulate", i + 1 < argc ? argv[++i] : NULL, 1 << 20, &ranks_d))
+                return VF_EXIT_USAGE;
+            if (ranks_d != (int)ranks_d) {
+                fprintf(stderr, "vaefarm plan: --simulate needs a whole number of ranks\n");
+                return VF_EXIT_USAGE;
+            }
+        } else if (strcmp(argv[i], "--frame-ms") == 0) {
+            if (parse_positive("--frame-ms", i + 1 < argc ? argv[++i] : NULL, 1e7, &frame_ms))
+                return VF_EXIT_USAGE;
+        } else if (argv[i][0] == '-' || yaml) {
+            fprintf(stderr, "vaefarm plan: unexpected argument '%s'\n"
+                            "usage: vaefarm plan FILM.yaml [--json] [--simulate RANKS] "
+                            "[--frame-ms MS]\n", argv[i]);
+            return VF_EXIT_USAGE;
+        } else {
+            yaml = argv[i];
+        }
+    }
+    if (!yaml) {
+        fprintf(stderr, "usage: vaefarm plan FILM.yaml [--json] [--simulate RANKS] [--frame-ms MS]\n");
+        return VF_EXIT_USAGE;
+    }
+
+    struct vf_error err = {0};
+    struct vf_film *film = NULL;
+    struct vf_media_info *info = NULL;
+    struct vf_plan *plan = NULL;
+    int rc = VF_EXIT_OK;
+    if (vf_plan_film(yaml, &film, &info, &plan, &err) < 0) {
+        rc = vf_report_error(&err);
+        goto out;
+    }
+    struct sim s = {0};
+    if (ranks_d > 0)
+        s = simulate(plan, (int)ranks_d);
+    if (cli->json) {
+        json_t *doc = plan_json(film, info, plan);
+        if (doc && ranks_d > 0) {
+            json_t *sim = json_pack("{s:i, s:I, s:I, s:I, s:f}", "ranks", s.ranks, "work_frames",
+                                    (json_int_t)s.work, "makespan_frames", (json_int_t)s.makespan,
+                                    "lower_bound_frames", (json_int_t)s.lower_bound,
+                                    "efficiency", (double)s.lower_bound / (double)s.makespan);
+            if (sim && frame_ms > 0)
+                json_object_set_new(sim, "makespan_seconds",
+                                    json_real(s.makespan * frame_ms / 1000.0));
+            json_object_set_new(doc, "simulation", sim);
+        }
+        rc = vf_json_print(doc);
+    } else {
+        print_human(film, info, plan);
+        if (ranks_d > 0) {
+            printf("\nsimulated on %d ranks (longest chunk first): makespan %lld frames of work, "
+                   "lower bound %lld, efficiency %.1f%%\n",
+                   s.ranks, (long long)s.makespan, (long long)s.lower_bound,
+                   100.0 * (double)s.lower_bound / (double)s.makespan);
+            if (frame_ms > 0)
+                printf("at %.3g ms per frame: %.1f s\n", frame_ms, s.makespan * frame_ms / 1000.0);
+        }
+    }
+out:
+    vf_shard_plan_destroy(&plan);
+    vf_shard_media_info_destroy(&info);
+    vf_config_destroy(&film);
+    return rc;
+}

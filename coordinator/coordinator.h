@@ -1,0 +1,55 @@
+/*
+ * coordinator/coordinator.h: the vaefarm program's verbs and the exit-code mapping
+ * (DESIGN.md §8). Private to coordinator/: nothing else includes it.
+ */
+#ifndef VF_COORDINATOR_H
+#define VF_COORDINATOR_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "common/common.h"
+
+/* Exit codes, documented in the README. */
+enum vf_exit {
+    VF_EXIT_OK = 0,
+    VF_EXIT_FAILURE = 1,     /* anything not listed below */
+    VF_EXIT_USAGE = 2,       /* bad command line */
+    VF_EXIT_INVALID = 3,     /* invalid film.yaml, input or arguments (VF_EINVAL, VF_EUNSUPPORTED) */
+    VF_EXIT_NOENT = 4,       /* a file that must exist does not */
+    VF_EXIT_MEDIA = 5,       /* FFmpeg could not read or write the media */
+    VF_EXIT_IO = 6,          /* reading or writing failed (permissions, disk full) */
+    VF_EXIT_NOMEM = 7,
+    VF_EXIT_CORRUPT = 8,     /* the work folder's files are damaged: remove them and rerun */
+    VF_EXIT_INTERNAL = 9,    /* a bug or a library failure: please report */
+    VF_EXIT_INTERRUPTED = 10,/* stopped by SIGTERM/SIGINT: rerun the same command to resume */
+};
+
+int vf_exit_code(int status);
+
+/* Output options shared by the verbs. */
+struct vf_cli {
+    bool json;               /* --json: one JSON document on stdout, nothing else there */
+    bool quiet;
+    bool verbose;
+};
+
+int vf_cmd_probe(int argc, char **argv, struct vf_cli *cli);
+int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli);
+
+struct vf_film;
+struct vf_media_info;
+struct vf_plan;
+
+/* Load film.yaml, check its files, probe the input, find the shots and plan the chunks. */
+int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info **info,
+                 struct vf_plan **plan, struct vf_error *err);
+/* The probe as JSON (the `probe --json` document). */
+json_t *vf_media_info_json(const struct vf_media_info *info);
+
+/* Print a JSON document on stdout (indent 2); returns 0 or an exit code. */
+int vf_json_print(json_t *doc);
+/* Report an error: on stderr as "vaefarm: <msg>", and (with --json) nothing on stdout. */
+int vf_report_error(const struct vf_error *err);
+
+#endif /* VF_COORDINATOR_H */

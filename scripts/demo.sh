@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The demo, end to end on a fresh machine: install what is needed, build vaefarm, fetch a real
+# black-and-white film (Shepard, Calais 1906 French Grand Prix, public domain, shipped by Debian's
+# python-nbsphinx-doc) and a colour reference photo (cimg-doc), write out/demo/film.yaml, then
+# run vaefarm on it.
+# Usage: scripts/demo.sh     (output in out/demo/)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/setup.sh >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build.configure.log 2>&1 \
+  || { cat build.configure.log; exit 1; }
+cmake --build build -j"$(nproc)" --target vaefarm >/dev/null
+vaefarm="$root/build/coordinator/vaefarm"
+
+cache=${VF_CACHE_DIR:-$HOME/.cache/vaefarm}
+demo="$root/out/demo"
+mkdir -p "$cache/debs" "$demo"
+fetch() { # package -> extracted under $cache/pkg/<package>
+  local pkg=$1
+  if [ ! -d "$cache/pkg/$pkg" ]; then
+    (cd "$cache/debs" && { ls "$pkg"_*.deb >/dev/null 2>&1 || apt-get download "$pkg" >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get download "$pkg"; }; })
+    mkdir -p "$cache/pkg/$pkg.tmp" && dpkg -x "$cache/debs/$pkg"_*.deb "$cache/pkg/$pkg.tmp"
+    mv "$cache/pkg/$pkg.tmp" "$cache/pkg/$pkg"
+  fi
+}
+fetch python-nbsphinx-doc
+fetch cimg-doc
+
+film="$cache/pkg/python-nbsphinx-doc/usr/share/doc/python-nbsphinx/html/www/wikimediacommons/Shepard_Calais_1906_FrenchGP.ogv.160p.ogv"
+ref=$(find "$cache/pkg/cimg-doc" -iname '*.jpg' | sort | head -1)
+if [ ! -s "$demo/calais1906.mkv" ]; then
+  # The source is Theora in Ogg; FFV1 in Matroska keeps every frame and is frame-exact to seek.
+  ffmpeg -loglevel error -y -i "$film" -map 0:v -c:v ffv1 -pix_fmt gray "$demo/calais1906.tmp.mkv"
+  mv "$demo/calais1906.tmp.mkv" "$demo/calais1906.mkv"
+fi
+ffmpeg -loglevel error -y -i "$ref" "$demo/reference.png"
+cat >"$demo/film.yaml" <<YAML
+# The demo film: Shepard, Calais 1906 (public domain), colorized from one reference photo.
+version: 1
+input: calais1906.mkv
+output: calais1906_color.mkv
+shots:
+  detect: auto
+default_reference: reference.png
+chunks:
+  length: 60
+  warmup: 8
+encode:
+  codec: ffv1
+YAML
+
+echo "== vaefarm probe"
+"$vaefarm" probe "$demo/calais1906.mkv"
+echo
+echo "== vaefarm plan"
+"$vaefarm" plan "$demo/film.yaml" --simulate 4
+echo
+echo "demo: the media layer is done (probe, shot detection, plan); colorizing the film"
+echo "      (vaefarm run) arrives with the network and the farm."
