@@ -24,13 +24,21 @@ int vf_error_prefix(struct vf_error *err, const char *fmt, ...)
     if (!err)
         return VF_EINTERNAL;
     char head[VF_ERROR_MSG_MAX];
-    char old[VF_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(head, sizeof head, fmt, ap);
+    int n = vsnprintf(head, sizeof head - 2, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    if (n < 0)
+        return err->code;
+    size_t hl = strlen(head);
+    memcpy(head + hl, ": ", 3);
+    hl += 2;
+    size_t ol = strnlen(err->msg, sizeof err->msg - 1);
+    if (hl + ol > sizeof err->msg - 1)
+        ol = sizeof err->msg - 1 - hl; /* keep the new context, cut the old tail */
+    memmove(err->msg + hl, err->msg, ol);
+    memcpy(err->msg, head, hl);
+    err->msg[hl + ol] = '\0';
     return err->code;
 }
 

@@ -37,15 +37,17 @@ struct vf_config_pos {
 struct vf_shot_spec {
     int64_t start;
     int64_t end;
-    char *reference;        /* resolved path */
-    struct vf_config_pos pos;
+    char *reference;        /* resolved path; NULL: references / default_reference decide */
+    struct vf_config_pos pos;           /* the entry ({...} or "- ") */
+    struct vf_config_pos reference_pos; /* the reference value, {0,0} when absent */
 };
 
 /* references entry: applies to the detected shot containing `frame`. */
 struct vf_reference_spec {
     int64_t frame;
     char *image;            /* resolved path */
-    struct vf_config_pos pos;
+    struct vf_config_pos pos;           /* the entry ({...} or "- ") */
+    struct vf_config_pos image_pos;     /* the image value */
 };
 
 /* encode.options entry: passed to the encoder as an AVOption. */
@@ -73,7 +75,7 @@ struct vf_film {
     char *edl;                  /* shots.edl: a CMX3600 EDL whose events define the shots, or NULL */
     struct vf_shot_spec *shots; /* shots.list, in file order; NULL/0 when absent */
     size_t n_shots;
-    struct vf_config_pos shots_pos;
+    struct vf_config_pos shots_pos; /* the shots.list value, {0,0} when absent */
 
     struct vf_reference_spec *references;
     size_t n_references;
@@ -88,6 +90,10 @@ struct vf_film {
     size_t n_encode_options;
 
     enum vf_audio audio;
+
+    /* Where each key's value was written, indexed by config/'s option table; read it with
+     * vf_config_key_pos(). */
+    struct vf_config_pos *key_pos;
 };
 
 /* Load and validate `path`. On error returns a negative code with err->msg like
@@ -104,6 +110,10 @@ int vf_config_load_string(struct vf_film **out, const char *yaml, size_t len, co
 int vf_config_check_files(const struct vf_film *film, struct vf_error *err);
 
 void vf_config_destroy(struct vf_film **film);
+
+/* Where `key` (a full key path such as "chunks.length" or "input") was written: the position of
+ * its value, or {0, 0} when the key was absent (a default applies) or is not a film.yaml key. */
+struct vf_config_pos vf_config_key_pos(const struct vf_film *film, const char *key);
 
 /* The key reference (for --help and docs): one line per key with type, default and help. */
 void vf_config_print_keys(FILE *f);
