@@ -38,6 +38,8 @@ struct vf_stream_info {
     double duration;            /* seconds, from the container; < 0 when unknown */
 };
 
+struct vf_packet_index;
+
 struct vf_media_info {
     char path[4096];
     char container[64];         /* demuxer name, e.g. "matroska,webm" */
@@ -67,6 +69,9 @@ struct vf_media_info {
     struct vf_stream_info *streams;
     int64_t *pts;               /* frames entries: frame i's pts in tb units, ascending */
     int64_t *frame_duration;    /* frames entries: frame i's duration in tb units */
+    uint8_t *key;               /* frames entries: 1 when frame i's packet is flagged key (a
+                                   seek point; see docs/MEDIA.md), else 0 */
+    struct vf_packet_index *packets_; /* private to shard/ (internal.h): decode-order index */
 };
 
 /* Probe `path`. Demuxes the whole video stream (no decode) to count frames and index their

@@ -1,0 +1,78 @@
+/*
+ * shard/internal.h: private declarations shared by the files of shard/ (never included from
+ * outside this folder). Keep it small; add what two or more of its .c files need.
+ */
+#ifndef VF_SHARD_INTERNAL_H
+#define VF_SHARD_INTERNAL_H
+
+#include <libavutil/error.h>
+
+#include "common/common.h"
+#include "shard/shard.h"
+
+/* Check an FFmpeg call that returns a negative AVERROR on failure: on failure record
+ * VF_EMEDIA with the statement, function, file:line and FFmpeg's message, then `goto label`.
+ * Callers usually vf_error_prefix() at `label` with the file/frame and what to do. */
+#define VF_CHECK_AV(call, err, label)                                                          \
+    do {                                                                                       \
+        int vf_av_rc_ = (call);                                                                \
+        if (vf_av_rc_ < 0) {                                                                   \
+            char vf_av_msg_[AV_ERROR_MAX_STRING_SIZE];                                         \
+            av_strerror(vf_av_rc_, vf_av_msg_, sizeof vf_av_msg_);                             \
+            VF_CHECK_(1, (err), VF_EMEDIA, label, #call, vf_av_msg_);                          \
+        }                                                                                      \
+    } while (0)
+
+/* Same, keeping the call's result in `rc` (for calls whose non-negative result matters). */
+#define VF_CHECK_AV_RC(rc, call, err, label)                                                   \
+    do {                                                                                       \
+        (rc) = (call);                                                                         \
+        if ((rc) < 0) {                                                                        \
+            char vf_av_msg_[AV_ERROR_MAX_STRING_SIZE];                                         \
+            av_strerror((rc), vf_av_msg_, sizeof vf_av_msg_);                                  \
+            VF_CHECK_(1, (err), VF_EMEDIA, label, #call, vf_av_msg_);                          \
+        }                                                                                      \
+    } while (0)
+
+/* An FFmpeg allocation (av_frame_alloc, av_packet_alloc, sws_getContext, ...) that returns
+ * NULL on failure: record VF_ENOMEM and `goto label`. */
+#define VF_CHECK_AV_ALLOC(ptr, err, label)                                                     \
+    VF_CHECK_((ptr) == NULL, (err), VF_ENOMEM, label, #ptr, "out of memory")
+
+/* The probe's packet index, in decode (demux) order, private to shard/: what the decoder needs
+ * to find the exact packet a seek must start from. Kept by struct vf_media_info::packets_. */
+struct vf_packet_entry {
+    int64_t pts;                /* presentation timestamp (dts when the packet had no pts) */
+    int64_t dts;                /* AV_NOPTS_VALUE when unknown */
+    int64_t pos;                /* byte offset in the file, -1 when unknown */
+    int64_t duration;           /* the packet's duration in tb units, 0 when unknown */
+    int size;                   /* bytes */
+    int key;                    /* flagged AV_PKT_FLAG_KEY */
+};
+
+struct vf_packet_index {
+    int64_t n;                  /* == info->frames */
+    struct vf_packet_entry *pkt; /* n entries, decode order */
+    int64_t *decode_pos;        /* n entries: frame i (presentation order) is pkt[decode_pos[i]] */
+};
+
+/* Frame index of the frame whose pts is `pts`, or -1 (binary search of info->pts). */
+int64_t vf_shard_frame_of_pts_(const struct vf_media_info *info, int64_t pts);
+
+/* ---- encode.c / merge.c ------------------------------------------------------------------ */
+#include <libavutil/mathematics.h>
+
+/* Record `code` with a printf-style message followed by ": <FFmpeg's text for averr>";
+ * returns `code`. For FFmpeg failures whose message must say what to do (defined in encode.c). */
+int vf_shard_av_error_(struct vf_error *err, int code, int averr, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A segment's Matroska muxer stores video timestamps in 1/1000 s, coarser than many sources'
+ * time bases. encode.c (writing) and merge.c (checking) round a source pts to the segment's
+ * time base with this one function, so that the two always agree. */
+static inline int64_t vf_shard_round_pts_(int64_t pts, AVRational from, AVRational to)
+{
+    return av_rescale_q_rnd(pts, from, to, AV_ROUND_NEAR_INF | AV_ROUND_PASS_MINMAX);
+}
+
+#endif /* VF_SHARD_INTERNAL_H */

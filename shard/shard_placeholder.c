@@ -1,1 +1,0 @@
-/* placeholder */ typedef int vf_shard_placeholder_;
