@@ -129,7 +129,8 @@ int main(int argc, char **argv)
     }
     take_global_flags(&vargc, vargv, &cli);
     vf_log_set_level(cli.quiet ? VF_LOG_ERROR : cli.verbose ? VF_LOG_VERBOSE : VF_LOG_INFO);
-    av_log_set_level(cli.verbose ? AV_LOG_WARNING : AV_LOG_ERROR);
+    /* FFmpeg's own lines only with --verbose: our errors carry its message already. */
+    av_log_set_level(cli.verbose ? AV_LOG_WARNING : AV_LOG_FATAL);
 
     if (strcmp(verb, "probe") == 0)
         return vf_cmd_probe(vargc, vargv, &cli);

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The vaefarm command line against good and bad input: exit codes, messages that say what,
+# where and what to do, --json documents that parse, and nothing written where nothing should be.
+# Usage: cli_errors.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
+set -uo pipefail
+vf=$1; data=$2; src=$3
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+log="$data/cli_errors.log"; : >"$log"
+
+# expect NAME EXIT SUBSTRING... -- CMD...: run CMD, check its exit code and that stderr holds
+# every SUBSTRING (case-insensitive).
+expect() {
+  local name=$1 want=$2; shift 2
+  local subs=()
+  while [ "$1" != "--" ]; do subs+=("$1"); shift; done; shift
+  "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?
+  local ok=1
+  [ "$got" = "$want" ] || ok=0
+  for s in "${subs[@]}"; do grep -qiF -- "$s" "$tmp/err" || ok=0; done
+  { echo "### $name (exit $got)"; cat "$tmp/err"; echo; } >>"$log"
+  if [ $ok = 1 ]; then pass=$((pass+1)); echo "ok   $name"
+  else fail=$((fail+1)); echo "FAIL $name: exit $got (want $want); stderr:"; cat "$tmp/err"
+       echo "  wanted substrings: ${subs[*]}"; fi
+}
+
+film="$data/films/film_grey.mkv"
+cp "$data/films/film_ref_0.png" "$tmp/ref.png"
+frames=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['frames'])" "$data/films/film.json")
+mkyaml() { printf 'version: 1\ninput: %s\noutput: %s/out.mkv\ndefault_reference: ref.png\n%s' "$film" "$tmp" "$1" >"$tmp/f.yaml"; }
+
+# --- good input
+expect "version" 0 -- "$vf" --version
+expect "help lists keys" 0 -- "$vf" --help
+grep -q "chunks.warmup" "$tmp/out" || { echo "FAIL help lacks chunks.warmup"; fail=$((fail+1)); }
+expect "probe" 0 -- "$vf" probe "$film"
+grep -q "$frames" "$tmp/out" || { echo "FAIL probe does not say $frames frames"; fail=$((fail+1)); }
+expect "probe --json" 0 -- "$vf" probe "$film" --json
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['frames']==$frames, d['frames']" "$tmp/out" \
+  && pass=$((pass+1)) || { echo "FAIL probe --json: not JSON or wrong frame count"; fail=$((fail+1)); }
+mkyaml $'chunks: {length: 50, warmup: 8}\n'
+expect "plan" 0 -- "$vf" plan "$tmp/f.yaml" --simulate 3
+expect "plan --json" 0 -- "$vf" plan "$tmp/f.yaml" --json --simulate 4
+python3 - "$tmp/out" "$frames" <<'PY' && pass=$((pass+1)) || { echo "FAIL plan --json"; fail=$((fail+1)); }
+import json, sys
+d = json.load(open(sys.argv[1])); n = int(sys.argv[2])
+kept = sorted((c["start"], c["end"]) for c in d["chunks"])
+assert kept[0][0] == 0 and kept[-1][1] == n and all(a[1] == b[0] for a, b in zip(kept, kept[1:]))
+s = d["simulation"]; assert s["makespan_frames"] >= s["lower_bound_frames"] > 0
+PY
+[ ! -e "$tmp/out.mkv" ] && [ ! -e "$tmp/out.mkv.vaefarm" ] && pass=$((pass+1)) \
+  || { echo "FAIL plan wrote files"; fail=$((fail+1)); }
+
+# --- bad command lines
+expect "no arguments" 2 "usage" -- "$vf"
+expect "probe without file" 2 "usage" -- "$vf" probe
+expect "simulate not a number" 2 "--simulate" -- "$vf" plan "$tmp/f.yaml" --simulate x
+
+# --- bad film.yaml
+printf 'version: 1\ninput: [a, b\n' >"$tmp/f.yaml"
+expect "malformed YAML" 3 "f.yaml:" -- "$vf" plan "$tmp/f.yaml"
+mkyaml $'chunks: {length: abc}\n'
+expect "wrong type" 3 "f.yaml:5" "chunks.length" -- "$vf" plan "$tmp/f.yaml"
+mkyaml $'chunks: {lenght: 10}\n'
+expect "unknown key" 3 "f.yaml:5" "did you mean" "length" -- "$vf" plan "$tmp/f.yaml"
+mkyaml $'precision: f64\n'
+expect "bad enum" 3 "precision" "bf16" -- "$vf" plan "$tmp/f.yaml"
+printf 'version: 2\ninput: a.mkv\noutput: b.mkv\n' >"$tmp/f.yaml"
+expect "wrong version" 3 "version" -- "$vf" plan "$tmp/f.yaml"
+printf 'version: 1\noutput: b.mkv\n' >"$tmp/f.yaml"
+expect "missing input key" 3 "input" -- "$vf" plan "$tmp/f.yaml"
+expect "yaml not found" 4 "nope.yaml" -- "$vf" plan "$tmp/nope.yaml"
+
+# --- missing files, all reported at once
+printf 'version: 1\ninput: missing.mkv\noutput: out.mkv\nreferences:\n  - {frame: 0, image: gone.png}\ndefault_reference: gone2.png\n' >"$tmp/f.yaml"
+expect "missing files" 4 "missing.mkv" "gone.png" "gone2.png" -- "$vf" plan "$tmp/f.yaml"
+
+# --- output that cannot be written
+printf 'version: 1\ninput: %s\noutput: /nonexistent-dir/out.mkv\ndefault_reference: ref.png\n' "$film" >"$tmp/f.yaml"
+expect "unwritable output" 4 "nonexistent-dir" -- "$vf" plan "$tmp/f.yaml"
+printf 'version: 1\ninput: %s\noutput: %s\ndefault_reference: ref.png\n' "$film" "$film" >"$tmp/f.yaml"
+expect "output is the input" 3 "input" -- "$vf" plan "$tmp/f.yaml"
+
+# --- shot lists that overlap or leave gaps
+mkyaml "$(printf 'shots:\n  list:\n    - {start: 0, end: 100, reference: ref.png}\n    - {start: 90, end: %d, reference: ref.png}\n' "$frames")"
+expect "overlapping shots" 3 "overlap" -- "$vf" plan "$tmp/f.yaml"
+mkyaml "$(printf 'shots:\n  list:\n    - {start: 0, end: 100, reference: ref.png}\n    - {start: 110, end: %d, reference: ref.png}\n' "$frames")"
+expect "gap in shots" 3 "gap" -- "$vf" plan "$tmp/f.yaml"
+mkyaml $'shots:\n  list:\n    - {start: 0, end: 100000, reference: ref.png}\n'
+expect "shot past the end" 3 "100000" -- "$vf" plan "$tmp/f.yaml"
+
+# --- media that is not what it should be
+echo "this is not a video" >"$tmp/notvideo.mkv"
+expect "not a video" 5 "notvideo.mkv" -- "$vf" probe "$tmp/notvideo.mkv"
+head -c $(( $(stat -c %s "$film") / 2 )) "$film" >"$tmp/truncated.mkv"
+sum_before=$(sha256sum "$tmp/truncated.mkv")
+"$vf" probe "$tmp/truncated.mkv" >"$tmp/out" 2>"$tmp/err"; rc=$?
+{ echo "### truncated video (exit $rc)"; cat "$tmp/err" "$tmp/out"; echo; } >>"$log"
+# A truncated file is either refused (media error) or probed with the frames really in it.
+if [ $rc = 5 ] || { [ $rc = 0 ] && ! grep -q " $frames at" "$tmp/out"; }; then pass=$((pass+1)); echo "ok   truncated video ($rc)"
+else fail=$((fail+1)); echo "FAIL truncated video: exit $rc"; cat "$tmp/err" "$tmp/out"; fi
+[ "$sum_before" = "$(sha256sum "$tmp/truncated.mkv")" ] && pass=$((pass+1)) || { echo "FAIL input was written"; fail=$((fail+1)); }
+expect "probe missing file" 4 "nothere.mkv" -- "$vf" probe "$tmp/nothere.mkv"
+
+echo "messages: $log"
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
