@@ -1,0 +1,984 @@
+/*
+ * tests/test_plan.c: vf_shard_plan_create / simulate (shard.h "plan", docs/PLAN.md).
+ *
+ * Property tests over thousands of random films (fixed-seed PRNG, so a failure reproduces):
+ * random frame counts, shot lists or cuts, chunk lengths, warm-ups, references and encode
+ * settings. Each plan is checked against the invariants of docs/PLAN.md, and its hashes against
+ * an independent oracle: the test writes out, per chunk, the tuple of everything that should
+ * shape its output (with reference and model *contents*), and asserts that two chunk hashes are
+ * equal exactly when their tuples are, and two plan hashes exactly when the tuple lists, the
+ * audio setting and the frame count are. One random perturbation per film (an unrelated path, a
+ * renamed-but-identical reference, the warm-up, a reference's content, ...) exercises both sides.
+ *
+ * Reference images and models are small temporary files (mkdtemp); only their bytes matter.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shard/shard.h"
+
+#define N_FILMS 2500       /* random films for the main property test */
+#define N_ERROR_FILMS 1000 /* random broken shot lists */
+#define MAX_SHOTS 48
+#define MAX_REFS 8
+#define MAX_OPTS 4
+/* the hash of plan_hash_is_pinned's film: see there before changing it */
+#define PINNED_HASH "76e3be34d8a0f3f338355f26f090e182c652a33b54453b0feff81429cf39ce4a"
+
+/* ---- PRNG: splitmix64 with a fixed seed --------------------------------------------------- */
+static uint64_t rng_state = 0x5eed0fa11u;
+
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, n). */
+static int64_t rnd(int64_t n) { return n <= 1 ? 0 : (int64_t)(rng_next() % (uint64_t)n); }
+
+/* ---- temporary files: reference images and models ----------------------------------------- */
+/* Files 0..N_POOL-1 have distinct contents except DUP, which holds file 0's bytes under another
+ * name (renaming a reference must not change a hash). */
+#define N_POOL 6
+#define DUP (N_POOL - 1)
+static char tmpdir[256];
+static char pool_path[N_POOL][300];
+static const char *pool_content[N_POOL] = {"PNG street", "PNG room", "PNG sea", "PNG sky",
+                                           "PNG forest", "PNG street"};
+static char model_path[2][300];
+static const char *model_content[2] = {"safetensors tiny", "safetensors full"};
+
+static void write_file(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(content, 1, strlen(content), f), strlen(content));
+    assert_int_equal(fclose(f), 0);
+}
+
+static int setup_files(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "%s/vf_test_plan_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    for (int i = 0; i < N_POOL; i++) {
+        snprintf(pool_path[i], sizeof pool_path[i], "%s/ref%d.png", tmpdir, i);
+        write_file(pool_path[i], pool_content[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(model_path[i], sizeof model_path[i], "%s/model%d.safetensors", tmpdir, i);
+        write_file(model_path[i], model_content[i]);
+    }
+    return 0;
+}
+
+static int teardown_files(void **state)
+{
+    (void)state;
+    for (int i = 0; i < N_POOL; i++)
+        unlink(pool_path[i]);
+    for (int i = 0; i < 2; i++)
+        unlink(model_path[i]);
+    rmdir(tmpdir);
+    return 0;
+}
+
+static const char *content_of(const char *path)
+{
+    if (!path)
+        return "bundled-default";
+    for (int i = 0; i < N_POOL; i++)
+        if (strcmp(path, pool_path[i]) == 0)
+            return pool_content[i];
+    for (int i = 0; i < 2; i++)
+        if (strcmp(path, model_path[i]) == 0)
+            return model_content[i];
+    fail_msg("unknown test file %s", path);
+    return NULL;
+}
+
+/* ---- a film built by hand (the config parser is not used here) ---------------------------- */
+enum mode { MODE_LIST, MODE_CUTS, MODE_WHOLE };
+
+struct tfilm {
+    struct vf_film film;
+    struct vf_media_info info;
+    enum mode mode;
+    struct vf_shot_spec shots[MAX_SHOTS];
+    struct vf_reference_spec refs[MAX_REFS];
+    struct vf_encode_option opts[MAX_OPTS];
+    int64_t cuts[MAX_SHOTS];
+    size_t n_cuts;
+};
+
+/* Point the film's arrays at this tfilm's own storage (after a struct copy). */
+static void tfilm_fix(struct tfilm *t)
+{
+    t->film.shots = t->film.n_shots ? t->shots : NULL;
+    t->film.references = t->film.n_references ? t->refs : NULL;
+    t->film.encode_options = t->film.n_encode_options ? t->opts : NULL;
+}
+
+static void tfilm_copy(struct tfilm *dst, const struct tfilm *src)
+{
+    memcpy(dst, src, sizeof *dst);
+    tfilm_fix(dst);
+}
+
+static void tfilm_base(struct tfilm *t, int64_t frames)
+{
+    memset(t, 0, sizeof *t);
+    t->film.version = 1;
+    t->film.path = "film.yaml";
+    t->film.input = "reel1.mkv";
+    t->film.output = "out/reel1_color.mkv";
+    t->film.work_dir = "out/reel1_color.mkv.vaefarm";
+    t->film.threshold = 0.3;
+    t->film.min_shot_length = 12;
+    t->film.chunk_length = 240;
+    t->film.warmup = 16;
+    t->film.codec = "ffv1";
+    t->film.detect = VF_DETECT_OFF;
+    t->info.frames = frames;
+    t->info.width = 320;
+    t->info.height = 180;
+    t->info.fps_num = 25;
+    t->info.fps_den = 1;
+    snprintf(t->info.path, sizeof t->info.path, "reel1.mkv");
+    memset(t->info.video_digest, 'a', 64);
+    t->mode = MODE_WHOLE;
+}
+
+static const char *rand_pool(void) { return pool_path[rnd(N_POOL)]; }
+
+/* Distinct cut frames in (0, frames), ascending; at most max_n of them. */
+static size_t rand_cuts(int64_t *cuts, size_t max_n, int64_t frames)
+{
+    if (frames < 2)
+        return 0;
+    size_t want = (size_t)rnd((int64_t)max_n + 1), n = 0;
+    for (size_t i = 0; i < want; i++)
+        cuts[n++] = 1 + rnd(frames - 1);
+    for (size_t i = 1; i < n; i++) /* insertion sort + dedup */
+        for (size_t j = i; j > 0 && cuts[j] < cuts[j - 1]; j--) {
+            int64_t x = cuts[j];
+            cuts[j] = cuts[j - 1];
+            cuts[j - 1] = x;
+        }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || cuts[i] != cuts[m - 1])
+            cuts[m++] = cuts[i];
+    return m;
+}
+
+static void rand_film(struct tfilm *t)
+{
+    int64_t frames = rnd(8) == 0 ? 1 + rnd(20) : 1 + rnd(rnd(4) == 0 ? 20000 : 3000);
+    tfilm_base(t, frames);
+    for (int i = 0; i < 64; i++)
+        t->info.video_digest[i] = "0123456789abcdef"[rnd(16)];
+    t->info.width = 8 * (1 + (int)rnd(100));
+    t->info.height = 8 * (1 + (int)rnd(100));
+    t->mode = (enum mode)rnd(3);
+    int64_t cuts[MAX_SHOTS];
+    size_t n_cuts = rand_cuts(cuts, MAX_SHOTS - 1, frames);
+    if (t->mode == MODE_LIST) {
+        /* the partition given by the cuts, listed in a shuffled order */
+        size_t n = n_cuts + 1;
+        size_t order[MAX_SHOTS];
+        for (size_t i = 0; i < n; i++)
+            order[i] = i;
+        for (size_t i = n; i > 1; i--) {
+            size_t j = (size_t)rnd((int64_t)i), x = order[i - 1];
+            order[i - 1] = order[j];
+            order[j] = x;
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t k = order[i];
+            struct vf_shot_spec *s = &t->shots[i];
+            s->start = k == 0 ? 0 : cuts[k - 1];
+            s->end = k == n_cuts ? frames : cuts[k];
+            s->reference = rnd(10) == 0 ? NULL : (char *)rand_pool();
+            s->pos = (struct vf_config_pos){.line = 20 + (int)i, .col = 7};
+        }
+        t->film.n_shots = n;
+    } else if (t->mode == MODE_CUTS) {
+        memcpy(t->cuts, cuts, n_cuts * sizeof *cuts);
+        t->n_cuts = n_cuts;
+        t->film.detect = VF_DETECT_AUTO;
+        if (rnd(3) == 0)
+            t->film.edl = "cuts.edl";
+    }
+    size_t n_refs = (size_t)rnd(t->mode == MODE_LIST ? 3 : MAX_REFS + 1);
+    for (size_t j = 0; j < n_refs; j++)
+        t->refs[j] = (struct vf_reference_spec){
+            .frame = rnd(frames), .image = (char *)rand_pool(), .pos = {.line = 80 + (int)j, .col = 5}};
+    t->film.n_references = n_refs;
+    t->film.default_reference = rnd(10) < 7 ? (char *)rand_pool() : NULL;
+    t->film.chunk_length = 1 + rnd(rnd(4) == 0 ? 12 : 400);
+    t->film.warmup = rnd(4) == 0 ? 0 : rnd(64);
+    static const char *codecs[] = {"ffv1", "prores_ks", "libx264", "libx265"};
+    t->film.codec = (char *)codecs[rnd(4)];
+    t->film.pix_fmt = rnd(2) ? NULL : "yuv444p10le";
+    static const char *keys[MAX_OPTS] = {"crf", "preset", "g", "level"};
+    static const char *vals[] = {"16", "slow", "1", "3"};
+    size_t n_opts = (size_t)rnd(MAX_OPTS + 1);
+    for (size_t i = 0; i < n_opts; i++)
+        t->opts[i] = (struct vf_encode_option){(char *)keys[i], (char *)vals[rnd(4)]};
+    t->film.n_encode_options = n_opts;
+    t->film.precision = (enum vf_precision)rnd(4);
+    t->film.inference_h = rnd(2) ? 0 : 8 * (int)(1 + rnd(60));
+    t->film.inference_w = t->film.inference_h ? 8 * (int)(1 + rnd(80)) : 0;
+    t->film.model = rnd(10) < 7 ? NULL : model_path[rnd(2)];
+    t->film.audio = (enum vf_audio)rnd(2);
+    tfilm_fix(t);
+}
+
+static int plan_of(struct vf_plan **p, const struct tfilm *t, struct vf_error *err)
+{
+    const bool cuts = t->mode == MODE_CUTS;
+    return vf_shard_plan_create(p, &t->film, &t->info, cuts ? t->cuts : NULL, cuts ? t->n_cuts : 0,
+                                err);
+}
+
+/* ---- the oracle --------------------------------------------------------------------------- */
+
+struct expect {
+    size_t n_shots;
+    int64_t start[MAX_SHOTS], end[MAX_SHOTS];
+    const char *ref[MAX_SHOTS];
+    char origin[MAX_SHOTS]; /* 'l' list, 'r' references, 'd' default, 0 none */
+    size_t entry[MAX_SHOTS]; /* list entry or references index that set it */
+    bool missing;            /* some shot has no reference */
+};
+
+static void expect_of(struct expect *e, const struct tfilm *t)
+{
+    memset(e, 0, sizeof *e);
+    const struct vf_film *f = &t->film;
+    if (t->mode == MODE_LIST) {
+        e->n_shots = f->n_shots;
+        for (size_t k = 0; k < f->n_shots; k++) { /* sort by start: selection of the k-th */
+            size_t best = SIZE_MAX;
+            for (size_t i = 0; i < f->n_shots; i++)
+                if (f->shots[i].start >= (k ? e->end[k - 1] : 0) &&
+                    (best == SIZE_MAX || f->shots[i].start < f->shots[best].start))
+                    best = i;
+            assert_true(best != SIZE_MAX);
+            e->start[k] = f->shots[best].start;
+            e->end[k] = f->shots[best].end;
+            e->ref[k] = f->shots[best].reference;
+            e->origin[k] = e->ref[k] ? 'l' : 0;
+            e->entry[k] = best;
+        }
+    } else {
+        size_t n = t->mode == MODE_CUTS ? t->n_cuts : 0;
+        e->n_shots = n + 1;
+        for (size_t k = 0; k <= n; k++) {
+            e->start[k] = k ? t->cuts[k - 1] : 0;
+            e->end[k] = k < n ? t->cuts[k] : t->info.frames;
+        }
+    }
+    for (size_t j = 0; j < f->n_references; j++)
+        for (size_t k = 0; k < e->n_shots; k++)
+            if (f->references[j].frame >= e->start[k] && f->references[j].frame < e->end[k] &&
+                !e->origin[k]) {
+                e->ref[k] = f->references[j].image;
+                e->origin[k] = 'r';
+                e->entry[k] = j;
+            }
+    for (size_t k = 0; k < e->n_shots; k++)
+        if (!e->origin[k]) {
+            if (f->default_reference) {
+                e->ref[k] = f->default_reference;
+                e->origin[k] = 'd';
+            } else {
+                e->missing = true;
+            }
+        }
+}
+
+/* Everything that should shape chunk i's output, written out plainly. */
+static void chunk_tuple(char *buf, size_t n, const struct tfilm *t, const struct vf_chunk *c)
+{
+    const struct vf_film *f = &t->film;
+    int len = snprintf(buf, n, "%s|%" PRId64 "|%dx%d|%" PRId64 "|%" PRId64 "|%" PRId64 "|%s|%s|%dx%d|%d|%s|%s|",
+                       t->info.video_digest, t->info.frames, t->info.width, t->info.height,
+                       c->warm_start, c->start, c->end, content_of(c->reference),
+                       content_of(f->model), f->inference_h, f->inference_w, (int)f->precision,
+                       f->codec, f->pix_fmt ? f->pix_fmt : "(default)");
+    /* options sorted by key (keys are distinct in these films) */
+    const char *done = "";
+    for (size_t r = 0; r < f->n_encode_options; r++) {
+        const struct vf_encode_option *best = NULL;
+        for (size_t i = 0; i < f->n_encode_options; i++)
+            if (strcmp(f->encode_options[i].key, done) > 0 &&
+                (!best || strcmp(f->encode_options[i].key, best->key) < 0))
+                best = &f->encode_options[i];
+        len += snprintf(buf + len, n - (size_t)len, "%s=%s;", best->key, best->value);
+        done = best->key;
+    }
+}
+
+static bool is_hex64(const char *s)
+{
+    if (strlen(s) != 64)
+        return false;
+    for (int i = 0; i < 64; i++)
+        if (!strchr("0123456789abcdef", s[i]))
+            return false;
+    return true;
+}
+
+/* Every invariant of docs/PLAN.md for one plan of film t. */
+static void check_plan(const struct vf_plan *p, const struct tfilm *t, const struct expect *e)
+{
+    const int64_t L = t->film.chunk_length, W = t->film.warmup;
+    assert_int_equal(p->frames, t->info.frames);
+    assert_int_equal(p->n_shots, e->n_shots);
+    for (size_t k = 0; k < p->n_shots; k++) {
+        assert_int_equal(p->shots[k].start, e->start[k]);
+        assert_int_equal(p->shots[k].end, e->end[k]);
+        assert_ptr_equal(p->shots[k].reference, e->ref[k]);
+        const char *want = t->mode == MODE_LIST ? "list" : t->mode == MODE_WHOLE ? "whole"
+                           : t->film.edl                 ? "edl"
+                                                         : "detect";
+        assert_string_equal(p->shots[k].source, want);
+    }
+    assert_true(p->n_chunks >= p->n_shots);
+    int64_t at = 0;
+    size_t first_of_shot = 0;
+    for (size_t i = 0; i < p->n_chunks; i++) {
+        const struct vf_chunk *c = &p->chunks[i];
+        assert_int_equal(c->id, (int)i);
+        assert_true(c->shot >= 0 && (size_t)c->shot < p->n_shots);
+        const struct vf_shot *s = &p->shots[c->shot];
+        /* kept frames partition [0, frames) once, in id order */
+        assert_int_equal(c->start, at);
+        assert_true(c->end > c->start);
+        assert_true(c->end - c->start <= L);
+        at = c->end;
+        /* inside its shot; shots in film order */
+        assert_true(c->start >= s->start && c->end <= s->end);
+        if (i > 0)
+            assert_true(c->shot == p->chunks[i - 1].shot || c->shot == p->chunks[i - 1].shot + 1);
+        bool first = i == 0 || p->chunks[i - 1].shot != c->shot;
+        if (first) {
+            assert_int_equal(c->start, s->start);
+            assert_int_equal(c->warm_start, c->start);
+            first_of_shot = i;
+        } else {
+            int64_t want = c->start - W > s->start ? c->start - W : s->start;
+            assert_int_equal(c->warm_start, want);
+            assert_true(c->warm_start >= s->start); /* never crosses into the previous shot */
+        }
+        assert_non_null(c->reference);
+        assert_ptr_equal(c->reference, s->reference);
+        assert_true(is_hex64(c->hash));
+        bool last = i + 1 == p->n_chunks || p->chunks[i + 1].shot != c->shot;
+        if (last) { /* ceil(n / L) chunks, balanced: sizes differ by at most one, larger first */
+            int64_t n = s->end - s->start, m = (int64_t)(i - first_of_shot + 1);
+            assert_int_equal(m, (n + L - 1) / L);
+            for (size_t j = first_of_shot; j <= i; j++) {
+                int64_t len = p->chunks[j].end - p->chunks[j].start;
+                assert_true(len == n / m || len == n / m + 1);
+                if (j > first_of_shot)
+                    assert_true(len <= p->chunks[j - 1].end - p->chunks[j - 1].start);
+            }
+        }
+    }
+    assert_int_equal(at, t->info.frames);
+    assert_true(is_hex64(p->hash));
+}
+
+/* Hashes vs the oracle: chunk hash i equal <=> tuple i equal; plan hash equal <=> all tuples,
+ * audio and frames equal. Returns whether the plan hashes differ. */
+static bool compare_hashes(const struct vf_plan *a, const struct tfilm *ta, const struct vf_plan *b,
+                           const struct tfilm *tb)
+{
+    static char x[2048], y[2048];
+    bool same_tuples = a->n_chunks == b->n_chunks && ta->info.frames == tb->info.frames &&
+                       ta->film.audio == tb->film.audio;
+    size_t n = a->n_chunks < b->n_chunks ? a->n_chunks : b->n_chunks;
+    for (size_t i = 0; i < n; i++) {
+        chunk_tuple(x, sizeof x, ta, &a->chunks[i]);
+        chunk_tuple(y, sizeof y, tb, &b->chunks[i]);
+        bool same = strcmp(x, y) == 0;
+        if (same != (strcmp(a->chunks[i].hash, b->chunks[i].hash) == 0))
+            fail_msg("chunk %zu: tuples %s:\n  %s\n  %s\nbut hashes %s", i,
+                     same ? "equal" : "differ", x, y, same ? "differ" : "are equal");
+        same_tuples = same_tuples && same;
+    }
+    bool differ = strcmp(a->hash, b->hash) != 0;
+    if (same_tuples == differ)
+        fail_msg("plan hashes %s but what shapes the output %s", differ ? "differ" : "are equal",
+                 same_tuples ? "is the same" : "changed");
+    return differ;
+}
+
+/* ---- the main property test --------------------------------------------------------------- */
+
+enum perturb {
+    P_OUTPUT, P_WORK_DIR, P_THRESHOLD, P_MIN_LENGTH, P_PATHS, P_OPT_ORDER, P_SAME_CONTENT,
+    P_LIST_ORDER, /* the above must not change the hash */
+    P_WARMUP, P_LENGTH, /* change it exactly when the chunk geometry changes */
+    P_REF_CONTENT, P_OPT_VALUE, P_OPT_ADD, P_CODEC, P_PIX_FMT, P_DIGEST, P_PRECISION, P_INFER_SIZE,
+    P_MODEL, P_AUDIO, P_SIZE, /* these must change it */
+    P_COUNT
+};
+
+/* Apply perturbation `k` to t (a copy of the film plan `p` came from). Returns false when it
+ * does not apply to this film (e.g. no options to reorder). */
+static bool perturb(struct tfilm *t, enum perturb k, const struct vf_plan *p, size_t *changed_shot)
+{
+    struct vf_film *f = &t->film;
+    *changed_shot = SIZE_MAX;
+    switch (k) {
+    case P_OUTPUT: f->output = "elsewhere/other.mov"; return true;
+    case P_WORK_DIR: f->work_dir = "/scratch/w"; return true;
+    case P_THRESHOLD: f->threshold = 0.7; return true;
+    case P_MIN_LENGTH: f->min_shot_length = 99; return true;
+    case P_PATHS:
+        f->path = "/other/film.yaml";
+        f->input = "/moved/reel.mkv";
+        snprintf(t->info.path, sizeof t->info.path, "/moved/reel.mkv");
+        return true;
+    case P_OPT_ORDER:
+        if (f->n_encode_options < 2)
+            return false;
+        for (size_t i = 0; i + 1 < f->n_encode_options; i += 2) {
+            struct vf_encode_option o = t->opts[i];
+            t->opts[i] = t->opts[i + 1];
+            t->opts[i + 1] = o;
+        }
+        return true;
+    case P_SAME_CONTENT: { /* every use of file 0 now names its copy DUP */
+        bool any = false;
+        for (size_t i = 0; i < f->n_shots; i++)
+            if (t->shots[i].reference == pool_path[0])
+                t->shots[i].reference = pool_path[DUP], any = true;
+        for (size_t i = 0; i < f->n_references; i++)
+            if (t->refs[i].image == pool_path[0])
+                t->refs[i].image = pool_path[DUP], any = true;
+        if (f->default_reference == pool_path[0])
+            f->default_reference = pool_path[DUP], any = true;
+        return any;
+    }
+    case P_LIST_ORDER:
+        if (f->n_shots < 2)
+            return false;
+        struct vf_shot_spec s = t->shots[0];
+        memmove(&t->shots[0], &t->shots[1], (f->n_shots - 1) * sizeof s);
+        t->shots[f->n_shots - 1] = s;
+        return true;
+    case P_WARMUP: f->warmup = f->warmup + 1 + rnd(20); return true;
+    case P_LENGTH: f->chunk_length = f->chunk_length + 1 + rnd(50); return true;
+    case P_REF_CONTENT: { /* one shot's reference -> an image with other bytes */
+        size_t k = (size_t)rnd((int64_t)p->n_shots);
+        const char *old = p->shots[k].reference;
+        const char *nu = old;
+        while (strcmp(content_of(nu), content_of(old)) == 0)
+            nu = rand_pool();
+        struct expect e;
+        expect_of(&e, t);
+        if (e.origin[k] == 'l') {
+            t->shots[e.entry[k]].reference = (char *)nu;
+            *changed_shot = k;
+        } else if (e.origin[k] == 'r') {
+            t->refs[e.entry[k]].image = (char *)nu;
+            *changed_shot = k;
+        } else {
+            f->default_reference = (char *)nu;
+        }
+        return true;
+    }
+    case P_OPT_VALUE:
+        if (!f->n_encode_options)
+            return false;
+        t->opts[rnd((int64_t)f->n_encode_options)].value = "different";
+        return true;
+    case P_OPT_ADD:
+        if (f->n_encode_options == MAX_OPTS)
+            return false;
+        t->opts[f->n_encode_options++] = (struct vf_encode_option){"x265-params", "aq-mode=3"};
+        tfilm_fix(t);
+        return true;
+    case P_CODEC: f->codec = strcmp(f->codec, "dnxhd") ? "dnxhd" : "ffv1"; return true;
+    case P_PIX_FMT: f->pix_fmt = f->pix_fmt ? NULL : "yuv422p10le"; return true;
+    case P_DIGEST: t->info.video_digest[rnd(64)] ^= 1; return true;
+    case P_PRECISION: f->precision = (enum vf_precision)((f->precision + 1 + rnd(3)) % 4); return true;
+    case P_INFER_SIZE: f->inference_w += 8; f->inference_h = f->inference_h ? f->inference_h : 216; return true;
+    case P_MODEL:
+        f->model = f->model == NULL ? model_path[rnd(2)] : f->model == model_path[0] ? model_path[1] : NULL;
+        return true;
+    case P_AUDIO: f->audio = f->audio == VF_AUDIO_COPY ? VF_AUDIO_NONE : VF_AUDIO_COPY; return true;
+    case P_SIZE: t->info.height += 2; return true;
+    case P_COUNT: break;
+    }
+    return false;
+}
+
+static void plan_random_films_keep_invariants_and_hash_contract(void **state)
+{
+    (void)state;
+    struct tfilm *t = malloc(sizeof *t), *u = malloc(sizeof *u);
+    assert_non_null(t);
+    assert_non_null(u);
+    size_t n_ok = 0, n_missing = 0, n_changed = 0, n_same = 0, applied[P_COUNT] = {0};
+    size_t n_chunks_total = 0;
+    for (int it = 0; it < N_FILMS; it++) {
+        rand_film(t);
+        struct expect e;
+        expect_of(&e, t);
+        struct vf_plan *p = NULL, *q = NULL;
+        struct vf_error err = {0};
+        int rc = plan_of(&p, t, &err);
+        if (e.missing) { /* some shot has no reference: an error naming it */
+            assert_int_equal(rc, VF_EINVAL);
+            assert_null(p);
+            assert_non_null(strstr(err.msg, "no colour reference"));
+            assert_non_null(strstr(err.msg, "default_reference"));
+            n_missing++;
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("film %d: unexpected error: %s", it, err.msg);
+        check_plan(p, t, &e);
+        n_ok++;
+        n_chunks_total += p->n_chunks;
+
+        /* deterministic */
+        assert_int_equal(plan_of(&q, t, &err), 0);
+        assert_string_equal(p->hash, q->hash);
+        for (size_t i = 0; i < p->n_chunks; i++)
+            assert_string_equal(p->chunks[i].hash, q->chunks[i].hash);
+        vf_shard_plan_destroy(&q);
+        assert_null(q);
+
+        /* one perturbation */
+        enum perturb k = (enum perturb)rnd(P_COUNT);
+        tfilm_copy(u, t);
+        size_t changed_shot;
+        if (!perturb(u, k, p, &changed_shot)) {
+            vf_shard_plan_destroy(&p);
+            continue;
+        }
+        applied[k]++;
+        struct expect eu;
+        expect_of(&eu, u);
+        rc = plan_of(&q, u, &err);
+        if (rc != 0)
+            fail_msg("film %d, perturbation %d: unexpected error: %s", it, (int)k, err.msg);
+        check_plan(q, u, &eu);
+        bool differ = compare_hashes(p, t, q, u);
+        bool same_geometry = p->n_chunks == q->n_chunks;
+        for (size_t i = 0; same_geometry && i < p->n_chunks; i++)
+            same_geometry = p->chunks[i].warm_start == q->chunks[i].warm_start &&
+                            p->chunks[i].start == q->chunks[i].start &&
+                            p->chunks[i].end == q->chunks[i].end;
+        if (k < P_WARMUP)
+            assert_false(differ);
+        else if (k == P_WARMUP || k == P_LENGTH)
+            assert_int_equal(differ, !same_geometry);
+        else
+            assert_true(differ);
+        if (k == P_AUDIO) /* merge-only: no segment needs redoing */
+            for (size_t i = 0; i < p->n_chunks; i++)
+                assert_string_equal(p->chunks[i].hash, q->chunks[i].hash);
+        if (changed_shot != SIZE_MAX) /* one shot's reference: only that shot's chunks change */
+            for (size_t i = 0; i < p->n_chunks; i++)
+                assert_int_equal(strcmp(p->chunks[i].hash, q->chunks[i].hash) != 0,
+                                 (size_t)p->chunks[i].shot == changed_shot);
+        differ ? n_changed++ : n_same++;
+        vf_shard_plan_destroy(&q);
+        vf_shard_plan_destroy(&p);
+    }
+    printf("plan: %d random films: %zu planned (%zu chunks), %zu refused for a missing reference; "
+           "perturbed: %zu changed the hash, %zu did not\n",
+           N_FILMS, n_ok, n_chunks_total, n_missing, n_changed, n_same);
+    for (int k = 0; k < P_COUNT; k++)
+        assert_true(applied[k] > 0); /* every perturbation was exercised */
+    assert_true(n_ok > N_FILMS / 2);
+    assert_true(n_missing > 0);
+    free(t);
+    free(u);
+}
+
+/* ---- errors ------------------------------------------------------------------------------- */
+
+/* A list film with shots [0,100) [100,250) [250,400) at lines 10, 11, 12. */
+static void list_film(struct tfilm *t)
+{
+    tfilm_base(t, 400);
+    t->mode = MODE_LIST;
+    int64_t b[] = {0, 100, 250, 400};
+    for (int i = 0; i < 3; i++)
+        t->shots[i] = (struct vf_shot_spec){.start = b[i], .end = b[i + 1], .reference = pool_path[i], .pos = {10 + i, 7}};
+    t->film.n_shots = 3;
+    tfilm_fix(t);
+}
+
+static void expect_error(const struct tfilm *t, int code, const char *const *needles)
+{
+    struct vf_plan *p = NULL;
+    struct vf_error err = {0};
+    int rc = plan_of(&p, t, &err);
+    if (rc != code)
+        fail_msg("expected error %d, got %d: %s", code, rc, err.msg);
+    assert_null(p);
+    for (; *needles; needles++)
+        if (!strstr(err.msg, *needles))
+            fail_msg("error message lacks \"%s\":\n%s", *needles, err.msg);
+}
+
+static void plan_rejects_overlapping_shots(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    list_film(&t);
+    t.shots[1].end = 260;
+    expect_error(&t, VF_EINVAL, (const char *[]){"film.yaml:12:7", "shots.list[2]", "overlaps",
+                                                  "shots.list[1]", "film.yaml:11:7", "[250, 260)", NULL});
+}
+
+static void plan_rejects_gap_between_shots(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    list_film(&t);
+    t.shots[1].end = 240;
+    expect_error(&t, VF_EINVAL, (const char *[]){"film.yaml:12:7", "gap", "[240, 250)",
+                                                  "shots.list[1]", NULL});
+}
+
+static void plan_rejects_shot_past_end(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    list_film(&t);
+    t.shots[2].end = 401;
+    expect_error(&t, VF_EINVAL, (const char *[]){"film.yaml:12:7", "shots.list[2]", "past the end",
+                                                  "400 frames", NULL});
+}
+
+static void plan_rejects_list_not_reaching_the_end(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    list_film(&t);
+    t.shots[2].end = 390;
+    expect_error(&t, VF_EINVAL, (const char *[]){"film.yaml:12:7", "[390, 400)", "in no shot", NULL});
+}
+
+static void plan_rejects_list_not_starting_at_zero(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    list_film(&t);
+    t.shots[0].start = 5;
+    expect_error(&t, VF_EINVAL, (const char *[]){"film.yaml:10:7", "[0, 5)", "start it at 0", NULL});
+}
+
+static void plan_rejects_empty_shot(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    list_film(&t);
+    t.shots[1].end = 100;
+    expect_error(&t, VF_EINVAL, (const char *[]){"film.yaml:11:7", "empty", NULL});
+}
+
+static void plan_rejects_shot_without_reference(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    tfilm_base(&t, 500);
+    t.mode = MODE_CUTS;
+    t.film.detect = VF_DETECT_AUTO;
+    t.cuts[0] = 100;
+    t.cuts[1] = 250;
+    t.n_cuts = 2;
+    t.refs[0] = (struct vf_reference_spec){.frame = 10, .image = pool_path[0], .pos = {30, 5}};
+    t.film.n_references = 1;
+    tfilm_fix(&t);
+    expect_error(&t, VF_EINVAL, (const char *[]){"2 of 3 shots have no colour reference",
+                                                  "shot 1 (frames [100, 250), 0:00:04.000-0:00:10.000",
+                                                  "shot 2 (frames [250, 500)", "default_reference",
+                                                  NULL});
+}
+
+static void plan_rejects_reference_frame_past_end(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    tfilm_base(&t, 500);
+    t.film.default_reference = pool_path[0];
+    t.refs[0] = (struct vf_reference_spec){.frame = 500, .image = pool_path[1], .pos = {31, 5}};
+    t.film.n_references = 1;
+    tfilm_fix(&t);
+    expect_error(&t, VF_EINVAL, (const char *[]){"film.yaml:31:5", "references[0]", "500 frames", NULL});
+}
+
+static void plan_rejects_missing_reference_file(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    tfilm_base(&t, 500);
+    t.film.default_reference = "/nonexistent/vaefarm/ref.png";
+    expect_error(&t, VF_ENOENT, (const char *[]){"/nonexistent/vaefarm/ref.png", "shot 0", NULL});
+}
+
+static void plan_rejects_bad_cuts(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    tfilm_base(&t, 500);
+    t.mode = MODE_CUTS;
+    t.film.detect = VF_DETECT_AUTO;
+    t.film.default_reference = pool_path[0];
+    t.cuts[0] = 300;
+    t.cuts[1] = 200;
+    t.n_cuts = 2;
+    expect_error(&t, VF_EINVAL, (const char *[]){"ascending", NULL});
+    t.cuts[1] = 500;
+    expect_error(&t, VF_EINVAL, (const char *[]){"outside", NULL});
+}
+
+/* Random valid lists with one random defect: always refused, naming an entry and its line. */
+static void plan_random_broken_lists_are_refused(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    size_t kinds[4] = {0};
+    for (int it = 0; it < N_ERROR_FILMS; it++) {
+        do
+            rand_film(&t);
+        while (t.mode != MODE_LIST || t.film.n_shots < 2 || t.info.frames < 4);
+        for (size_t i = 0; i < t.film.n_shots; i++)
+            if (!t.shots[i].reference)
+                t.shots[i].reference = pool_path[1];
+        size_t i = (size_t)rnd((int64_t)t.film.n_shots);
+        struct vf_shot_spec *s = &t.shots[i];
+        int kind = (int)rnd(4);
+        kinds[kind]++;
+        switch (kind) {
+        case 0: s->end += 1 + rnd(5); break;             /* overlap, or past the end */
+        case 1: s->end -= 1 + rnd(s->end - s->start); break; /* gap, short, or empty */
+        case 2: s->start -= 1 + rnd(5); break;           /* overlap or before 0 */
+        case 3: t.shots[(i + 1) % t.film.n_shots] = *s; break; /* duplicate entry */
+        }
+        struct vf_plan *p = NULL;
+        struct vf_error err = {0};
+        int rc = plan_of(&p, &t, &err);
+        if (rc != VF_EINVAL)
+            fail_msg("broken list (kind %d) not refused: rc %d", kind, rc);
+        assert_null(p);
+        assert_non_null(strstr(err.msg, "shots.list["));
+        assert_non_null(strstr(err.msg, "film.yaml:"));
+    }
+    for (int k = 0; k < 4; k++)
+        assert_true(kinds[k] > 0);
+}
+
+/* ---- chunking and references by hand ------------------------------------------------------ */
+
+static void plan_balances_chunks_and_warms_up_inside_the_shot(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    tfilm_base(&t, 1000);
+    t.mode = MODE_CUTS;
+    t.film.detect = VF_DETECT_AUTO;
+    t.cuts[0] = 10; /* shots [0,10) [10,1000) */
+    t.n_cuts = 1;
+    t.film.default_reference = pool_path[0];
+    t.film.chunk_length = 400;
+    t.film.warmup = 16;
+    struct vf_plan *p = NULL;
+    struct vf_error err = {0};
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    /* 990 frames, L = 400: 3 chunks of 330, not 400 + 400 + 190 */
+    assert_int_equal(p->n_chunks, 4);
+    int64_t want[][3] = {{0, 0, 10}, {10, 10, 340}, {324, 340, 670}, {654, 670, 1000}};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(p->chunks[i].warm_start, want[i][0]);
+        assert_int_equal(p->chunks[i].start, want[i][1]);
+        assert_int_equal(p->chunks[i].end, want[i][2]);
+    }
+    vf_shard_plan_destroy(&p);
+
+    t.film.chunk_length = 4; /* shot 0: 10 frames -> 4, 3, 3; warm-up cut at the shot start */
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    assert_int_equal(p->chunks[1].start, 4);
+    assert_int_equal(p->chunks[1].warm_start, 0);
+    assert_int_equal(p->chunks[2].start, 7);
+    assert_int_equal(p->chunks[2].warm_start, 0);
+    assert_int_equal(p->chunks[3].start, 10);
+    assert_int_equal(p->chunks[3].warm_start, 10);
+    bool warned = false;
+    for (size_t i = 0; i < p->n_warnings; i++)
+        warned |= strstr(p->warnings[i], "warm-up shorter") != NULL;
+    assert_true(warned);
+    vf_shard_plan_destroy(&p);
+    vf_shard_plan_destroy(&p); /* NULL-safe */
+}
+
+static bool has_warning(const struct vf_plan *p, const char *needle)
+{
+    for (size_t i = 0; i < p->n_warnings; i++)
+        if (strstr(p->warnings[i], needle))
+            return true;
+    return false;
+}
+
+static void plan_assigns_references_first_wins_and_warns(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    tfilm_base(&t, 300);
+    t.mode = MODE_CUTS;
+    t.film.detect = VF_DETECT_AUTO;
+    t.cuts[0] = 100;
+    t.cuts[1] = 104; /* a 4-frame shot */
+    t.n_cuts = 2;
+    t.refs[0] = (struct vf_reference_spec){.frame = 50, .image = pool_path[1], .pos = {40, 5}};
+    t.refs[1] = (struct vf_reference_spec){.frame = 20, .image = pool_path[2], .pos = {41, 5}};  /* same shot: ignored */
+    t.refs[2] = (struct vf_reference_spec){.frame = 200, .image = pool_path[3], .pos = {42, 5}};
+    t.film.n_references = 3;
+    t.film.default_reference = pool_path[4];
+    tfilm_fix(&t);
+    struct vf_plan *p = NULL;
+    struct vf_error err = {0};
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    assert_int_equal(p->n_shots, 3);
+    assert_ptr_equal(p->shots[0].reference, pool_path[1]);
+    assert_ptr_equal(p->shots[1].reference, pool_path[4]); /* default */
+    assert_ptr_equal(p->shots[2].reference, pool_path[3]);
+    assert_true(has_warning(p, "film.yaml:41:5: references[1]"));
+    assert_true(has_warning(p, "first one wins"));
+    assert_true(has_warning(p, "only 4 frame(s) long"));
+    vf_shard_plan_destroy(&p);
+
+    /* with a shot list, references entries for shots with their own reference are unused */
+    list_film(&t);
+    t.shots[1].reference = NULL;
+    t.refs[0] = (struct vf_reference_spec){.frame = 50, .image = pool_path[1], .pos = {40, 5}};
+    t.refs[1] = (struct vf_reference_spec){.frame = 150, .image = pool_path[3], .pos = {41, 5}};
+    t.film.n_references = 2;
+    tfilm_fix(&t);
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    assert_ptr_equal(p->shots[0].reference, pool_path[0]);
+    assert_ptr_equal(p->shots[1].reference, pool_path[3]);
+    assert_true(has_warning(p, "references[0] {frame: 50} is not used"));
+    vf_shard_plan_destroy(&p);
+}
+
+/* The serialisation is part of the on-disk contract (plan.json, the journal): this pins it.
+ * If it fails after an intended change, bump PLAN_FORMAT in shard/plan.c and update the value. */
+static void plan_hash_is_pinned(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    list_film(&t);
+    t.film.chunk_length = 120;
+    t.opts[0] = (struct vf_encode_option){"level", "3"};
+    t.opts[1] = (struct vf_encode_option){"g", "1"};
+    t.film.n_encode_options = 2;
+    tfilm_fix(&t);
+    struct vf_plan *p = NULL;
+    struct vf_error err = {0};
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    printf("plan: pinned film hash %s (%zu chunks)\n", p->hash, p->n_chunks);
+    assert_int_equal(p->n_chunks, 1 + 2 + 2);
+    assert_string_equal(p->hash, PINNED_HASH);
+    vf_shard_plan_destroy(&p);
+}
+
+/* ---- simulate ----------------------------------------------------------------------------- */
+
+static void simulate_schedules_longest_first(void **state)
+{
+    (void)state;
+    /* costs 5 4 3 3 3 on 2 ranks: LPT gives {5,3} {4,3,3} -> makespan 10 (optimal 9) */
+    struct vf_chunk c[5] = {{.start = 0, .end = 3}, {.start = 3, .end = 8}, {.start = 8, .end = 11},
+                            {.start = 11, .end = 15}, {.start = 15, .end = 18}};
+    for (int i = 0; i < 5; i++)
+        c[i].warm_start = c[i].start;
+    struct vf_plan p = {.frames = 18, .chunks = c, .n_chunks = 5};
+    assert_int_equal(vf_shard_plan_simulate(&p, 2), 10);
+    assert_int_equal(vf_shard_plan_simulate(&p, 1), 18);
+    assert_int_equal(vf_shard_plan_simulate(&p, 5), 5);
+    assert_int_equal(vf_shard_plan_simulate(&p, 100), 5);
+    assert_int_equal(vf_shard_plan_simulate(&p, 0), -1);
+    c[1].warm_start = 0; /* warm-up frames cost too: 8 4 3 3 3 -> {8,3} {4,3,3} -> 11 */
+    assert_int_equal(vf_shard_plan_simulate(&p, 2), 11);
+}
+
+static void simulate_random_plans_respect_bounds(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    int n = 0;
+    while (n < 500) {
+        rand_film(&t);
+        t.film.default_reference = pool_path[0];
+        struct vf_plan *p = NULL;
+        struct vf_error err = {0};
+        assert_int_equal(plan_of(&p, &t, &err), 0);
+        int64_t total = 0, longest = 0;
+        for (size_t i = 0; i < p->n_chunks; i++) {
+            int64_t c = p->chunks[i].end - p->chunks[i].warm_start;
+            total += c;
+            longest = c > longest ? c : longest;
+        }
+        assert_int_equal(vf_shard_plan_simulate(p, 1), total);
+        for (int r = 2; r <= 64; r *= 2) {
+            int64_t m = vf_shard_plan_simulate(p, r);
+            assert_true(m >= (total + r - 1) / r);
+            assert_true(m >= longest);
+            assert_true(m <= total / r + longest); /* list scheduling's bound */
+            assert_true(m <= total);
+        }
+        vf_shard_plan_destroy(&p);
+        n++;
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(plan_random_films_keep_invariants_and_hash_contract),
+        cmocka_unit_test(plan_rejects_overlapping_shots),
+        cmocka_unit_test(plan_rejects_gap_between_shots),
+        cmocka_unit_test(plan_rejects_shot_past_end),
+        cmocka_unit_test(plan_rejects_list_not_reaching_the_end),
+        cmocka_unit_test(plan_rejects_list_not_starting_at_zero),
+        cmocka_unit_test(plan_rejects_empty_shot),
+        cmocka_unit_test(plan_rejects_shot_without_reference),
+        cmocka_unit_test(plan_rejects_reference_frame_past_end),
+        cmocka_unit_test(plan_rejects_missing_reference_file),
+        cmocka_unit_test(plan_rejects_bad_cuts),
+        cmocka_unit_test(plan_random_broken_lists_are_refused),
+        cmocka_unit_test(plan_balances_chunks_and_warms_up_inside_the_shot),
+        cmocka_unit_test(plan_assigns_references_first_wins_and_warns),
+        cmocka_unit_test(plan_hash_is_pinned),
+        cmocka_unit_test(simulate_schedules_longest_first),
+        cmocka_unit_test(simulate_random_plans_respect_bounds),
+    };
+    return cmocka_run_group_tests(tests, setup_files, teardown_files);
+}
