@@ -1,0 +1,669 @@
+/*
+ * shard/merge.c: segments in film order + the source's audio, subtitles, chapters and metadata
+ * -> the output (shard.h, "merge"; DESIGN.md §6: the output is the input's twin).
+ *
+ * Two passes over the segments:
+ *   1. scan: every segment exists, has one video stream with the first segment's codec
+ *      parameters, starts with a keyframe, and its frames, in presentation order, carry the
+ *      source's timestamps (as rounded by the segment's 1/1000 s Matroska time base) for
+ *      consecutive film frames; together they hold exactly source->frames frames. This maps
+ *      every video packet (decode order) to its film frame index, so the exact source pts and
+ *      duration can be restored, and gives the reorder depth D of B-frame codecs.
+ *   2. write: video packets copied as they are (no re-encoding) with pts = the source's exact
+ *      pts and dts = the pts of the frame D places earlier in presentation order (monotonic and
+ *      never after the pts), interleaved with the source's audio/subtitle packets by time.
+ * The output is written to "<output>.tmp-vaefarm.<ext>" in the same folder and renamed only
+ * when the trailer is written and fsync'ed; on any error that file is removed.
+ */
+#include "shard/shard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avstring.h>
+#include <libavutil/pixdesc.h>
+
+#include "shard/internal.h"
+
+struct merge {
+    const struct vf_merge_spec *spec;
+    const struct vf_media_info *src;
+    AVRational src_tb;          /* the source video time base */
+    int64_t *frame_of;          /* film frames entries: packet J (decode order) is film frame frame_of[J] */
+    int64_t *seg_frames;        /* n_segments entries: frames in each segment */
+    int64_t reorder;            /* D: max over packets of (decode position - presentation position) */
+    AVCodecParameters *par;     /* the first segment's video parameters */
+    char *tmp;                  /* the temporary output */
+    AVFormatContext *ic;        /* the source (audio, subtitles, chapters, metadata) */
+    AVFormatContext *oc;        /* the output */
+    int *out_index;             /* ic->nb_streams entries: output stream index, or -1 */
+    int video_out;              /* output index of the video stream */
+};
+
+/* ---- output path ------------------------------------------------------------------------ */
+
+/* The muxer for the output's extension, or an error listing the ones vaefarm writes. */
+static int output_format(const char *output, const char **fmt, const char **ext, struct vf_error *err)
+{
+    static const char *const map[][2] = {{"mkv", "matroska"}, {"mov", "mov"}, {"mp4", "mp4"}};
+    const char *base = strrchr(output, '/');
+    base = base ? base + 1 : output;
+    const char *dot = strrchr(base, '.');
+    for (size_t i = 0; dot && i < sizeof map / sizeof map[0]; i++)
+        if (!strcasecmp(dot + 1, map[i][0])) {
+            *fmt = map[i][1];
+            *ext = dot + 1;
+            return 0;
+        }
+    return vf_error_set(err, VF_EUNSUPPORTED,
+                        "output %s: vaefarm writes .mkv, .mov or .mp4 (the container is chosen by the "
+                        "extension); change output in film.yaml",
+                        output);
+}
+
+/* Say clearly, before any work, when the output cannot be written. */
+static int check_output_path(const char *output, struct vf_error *err)
+{
+    struct stat sb;
+    if (stat(output, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return vf_error_set(err, VF_EINVAL,
+                            "output %s is a folder: give a file name (e.g. %s/film.mkv) in film.yaml",
+                            output, output);
+    char *dir = vf_path_dirname(output, err);
+    if (!dir)
+        return VF_ENOMEM;
+    int r = 0;
+    if (stat(dir, &sb) != 0)
+        r = vf_error_set(err, errno == ENOENT ? VF_ENOENT : VF_EIO,
+                         "cannot write output %s: its folder %s %s: create the folder or change "
+                         "output in film.yaml",
+                         output, dir, errno == ENOENT ? "does not exist" : strerror(errno));
+    else if (!S_ISDIR(sb.st_mode))
+        r = vf_error_set(err, VF_EINVAL, "cannot write output %s: %s is not a folder", output, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        r = vf_error_set(err, VF_EIO,
+                         "cannot write output %s: no permission to create files in %s (%s): fix the "
+                         "folder's permissions or change output in film.yaml",
+                         output, dir, strerror(errno));
+    free(dir);
+    return r;
+}
+
+/* ---- pass 1: scan the segments ------------------------------------------------------------ */
+
+/* Name the first field where a segment's video parameters differ from the first segment's. */
+static const char *par_difference(const AVCodecParameters *a, const AVCodecParameters *b)
+{
+    if (a->codec_id != b->codec_id) return "codec";
+    if (a->width != b->width || a->height != b->height) return "frame size";
+    if (a->format >= 0 && b->format >= 0 && a->format != b->format) return "pixel format";
+    if (a->extradata_size != b->extradata_size ||
+        (a->extradata_size && memcmp(a->extradata, b->extradata, a->extradata_size)))
+        return "codec extradata (encoder settings)";
+    if (a->profile != b->profile) return "profile";
+    if (a->field_order != b->field_order) return "field order";
+    if (a->color_range != b->color_range) return "colour range";
+    if (a->color_space != b->color_space) return "colour matrix";
+    if (a->color_trc != b->color_trc) return "colour transfer";
+    if (a->color_primaries != b->color_primaries) return "colour primaries";
+    if (av_cmp_q(a->sample_aspect_ratio, b->sample_aspect_ratio)) return "sample aspect ratio";
+    return NULL;
+}
+
+/* Open segment `i` and return its only stream, a video stream. */
+static int open_segment(struct merge *m, size_t i, AVFormatContext **ic, struct vf_error *err)
+{
+    const char *path = m->spec->segments[i];
+    size_t n = m->spec->n_segments;
+    if (access(path, F_OK) != 0)
+        return vf_error_set(err, VF_ENOENT,
+                            "segment %zu of %zu (%s) is missing: its chunk was not encoded or the "
+                            "file was removed; run the job again to encode it",
+                            i, n, path);
+    int r = avformat_open_input(ic, path, NULL, NULL);
+    if (r < 0)
+        return vf_shard_av_error_(err, VF_ECORRUPT, r,
+                                  "segment %zu of %zu (%s) cannot be read (delete it and run the job "
+                                  "again to encode it anew)",
+                                  i, n, path);
+    if ((*ic)->nb_streams != 1 || (*ic)->streams[0]->codecpar->codec_type != AVMEDIA_TYPE_VIDEO)
+        return vf_error_set(err, VF_ECORRUPT,
+                            "segment %zu of %zu (%s) is not a vaefarm segment (it must hold one video "
+                            "stream, it holds %u streams)",
+                            i, n, path, (*ic)->nb_streams);
+    return 0;
+}
+
+struct pts_pos {
+    int64_t pts;    /* as stored in the segment */
+    int64_t pos;    /* decode position in the segment */
+};
+
+static int cmp_pts_pos(const void *a, const void *b)
+{
+    const struct pts_pos *x = a, *y = b;
+    return x->pts < y->pts ? -1 : x->pts > y->pts;
+}
+
+/* Explain a segment frame whose pts is not the expected film frame's: when it is another film
+ * frame's pts, say which, and whether frames are missing before it or it repeats frames. */
+static void which_frame(const struct merge *m, AVRational tb, int64_t pts, int64_t expected,
+                        int64_t k, char *buf, size_t size)
+{
+    snprintf(buf, size, ": delete the segment and run the job again");
+    for (int64_t f = 0; f < m->src->frames; f++) {
+        if (vf_shard_round_pts_(m->src->pts[f], m->src_tb, tb) != pts)
+            continue;
+        if (f > expected && k == 0)
+            snprintf(buf, size, " (film frame %lld's: film frames %lld..%lld are in no segment; the "
+                                "segment that holds them is missing from the list before this one: run the job again "
+                                "to encode it)",
+                     (long long)f, (long long)expected, (long long)f - 1);
+        else if (f > expected)
+            snprintf(buf, size, " (film frame %lld's: this segment lacks film frames %lld..%lld: delete it and run the "
+                                "job again)",
+                     (long long)f, (long long)expected, (long long)f - 1);
+        else
+            snprintf(buf, size, " (film frame %lld's: this segment repeats frames an earlier "
+                                "segment holds, or the segments are out of order: check the list, or delete this segment "
+                                "and run the job again)",
+                     (long long)f);
+        return;
+    }
+}
+
+/* Scan segment i whose first frame is film frame `base`; fills frame_of[base..]. */
+static int scan_segment(struct merge *m, size_t i, int64_t base, struct pts_pos *scratch,
+                        struct vf_error *err)
+{
+    const char *path = m->spec->segments[i];
+    const int64_t frames = m->src->frames;
+    AVFormatContext *ic = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    int64_t n = 0;
+    char hint[512];
+    int r = pkt ? open_segment(m, i, &ic, err) : vf_error_set(err, VF_ENOMEM, "out of memory");
+    if (r < 0)
+        goto out;
+    AVStream *st = ic->streams[0];
+    if (!m->par) {
+        if (!(m->par = avcodec_parameters_alloc()) || avcodec_parameters_copy(m->par, st->codecpar) < 0) {
+            r = vf_error_set(err, VF_ENOMEM, "out of memory copying the parameters of %s", path);
+            goto out;
+        }
+    } else {
+        const char *diff = par_difference(m->par, st->codecpar);
+        if (diff) {
+            r = vf_error_set(err, VF_ECORRUPT,
+                             "segment %zu (%s) differs from segment 0 (%s) in its %s: all segments "
+                             "of a film must come from the same encode settings; delete the odd "
+                             "segment and run the job again",
+                             i, path, m->spec->segments[0], diff);
+            goto out;
+        }
+    }
+    while ((r = av_read_frame(ic, pkt)) >= 0) {
+        if (n == 0 && !(pkt->flags & AV_PKT_FLAG_KEY)) {
+            r = vf_error_set(err, VF_ECORRUPT,
+                             "segment %zu (%s) does not start with a keyframe: it cannot be joined; "
+                             "delete it and run the job again",
+                             i, path);
+            goto out;
+        }
+        if (base + n >= frames) {
+            r = vf_error_set(err, VF_ECORRUPT,
+                             "segment %zu (%s) holds more frames than the film has left: the film "
+                             "has %lld frames and the segments up to this one hold more; delete the "
+                             "work folder's segments that do not belong to this film",
+                             i, path, (long long)frames);
+            goto out;
+        }
+        if (pkt->pts == AV_NOPTS_VALUE) {
+            r = vf_error_set(err, VF_ECORRUPT, "segment %zu (%s): packet %lld has no timestamp", i,
+                             path, (long long)n);
+            goto out;
+        }
+        scratch[n].pts = pkt->pts;
+        scratch[n].pos = n;
+        n++;
+        av_packet_unref(pkt);
+    }
+    if (r != AVERROR_EOF) {
+        r = vf_shard_av_error_(err, VF_ECORRUPT, r, "segment %zu (%s) is damaged after %lld frames", i,
+                               path, (long long)n);
+        goto out;
+    }
+    if (n == 0) {
+        r = vf_error_set(err, VF_ECORRUPT, "segment %zu (%s) holds no frames", i, path);
+        goto out;
+    }
+    qsort(scratch, (size_t)n, sizeof *scratch, cmp_pts_pos);
+    for (int64_t k = 0; k < n; k++) {
+        int64_t want = vf_shard_round_pts_(m->src->pts[base + k], m->src_tb, st->time_base);
+        if (scratch[k].pts != want) {
+            which_frame(m, st->time_base, scratch[k].pts, base + k, k, hint, sizeof hint);
+            r = vf_error_set(err, VF_ECORRUPT,
+                             "segment %zu (%s), its frame %lld: expected film frame %lld's pts %lld "
+                             "(%d/%d) but found %lld (%d/%d)%s",
+                             i, path, (long long)k, (long long)(base + k),
+                             (long long)m->src->pts[base + k], m->src_tb.num, m->src_tb.den,
+                             (long long)scratch[k].pts, st->time_base.num, st->time_base.den, hint);
+            goto out;
+        }
+        m->frame_of[base + scratch[k].pos] = base + k;
+        if (scratch[k].pos - k > m->reorder)
+            m->reorder = scratch[k].pos - k;
+    }
+    m->seg_frames[i] = n;
+    r = 0;
+out:
+    avformat_close_input(&ic);
+    av_packet_free(&pkt);
+    return r;
+}
+
+static int scan_segments(struct merge *m, struct vf_error *err)
+{
+    const int64_t frames = m->src->frames;
+    struct pts_pos *scratch = vf_calloc((size_t)frames, sizeof *scratch, err);
+    if (!scratch)
+        return VF_ENOMEM;
+    int64_t base = 0;
+    int r = 0;
+    for (size_t i = 0; i < m->spec->n_segments; i++) {
+        if ((r = scan_segment(m, i, base, scratch, err)) < 0)
+            break;
+        base += m->seg_frames[i];
+    }
+    free(scratch);
+    if (r == 0 && base != frames)
+        r = vf_error_set(err, VF_ECORRUPT,
+                         "the %zu segments hold %lld frames but the film %s has %lld: frames %lld.. "
+                         "have no segment (the last given is %s); run the job again to encode them",
+                         m->spec->n_segments, (long long)base, m->src->path, (long long)frames,
+                         (long long)base, m->spec->segments[m->spec->n_segments - 1]);
+    return r;
+}
+
+/* ---- output streams ------------------------------------------------------------------------ */
+
+/* Copy metadata, dropping what describes the old encoding of a re-encoded stream. */
+static int copy_metadata(AVDictionary **dst, const AVDictionary *src, bool reencoded)
+{
+    const AVDictionaryEntry *e = NULL;
+    while ((e = av_dict_get(src, "", e, AV_DICT_IGNORE_SUFFIX))) {
+        if (reencoded && (!av_strncasecmp(e->key, "_STATISTICS", 11) || !av_strcasecmp(e->key, "encoder") ||
+                          !av_strncasecmp(e->key, "BPS", 3) || !av_strncasecmp(e->key, "NUMBER_OF_", 10)))
+            continue;
+        int r = av_dict_set(dst, e->key, e->value, 0);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static const char *kind_name(enum AVMediaType t)
+{
+    const char *s = av_get_media_type_string(t);
+    return s ? s : "data";
+}
+
+/* Can the output container hold this codec? avformat_query_codec: 1 yes, 0 no, <0 unknown. */
+static int check_container(struct merge *m, const AVCodecParameters *par, int index, struct vf_error *err)
+{
+    if (avformat_query_codec(m->oc->oformat, par->codec_id, FF_COMPLIANCE_NORMAL) != 0)
+        return 0;
+    return vf_error_set(err, VF_EUNSUPPORTED,
+                        "output %s: a .%s file cannot hold the %s stream #%d (%s); write a .mkv "
+                        "output (Matroska holds every codec vaefarm copies)",
+                        m->spec->output, m->oc->oformat->name, kind_name(par->codec_type), index,
+                        avcodec_get_name(par->codec_id));
+}
+
+static int add_stream(struct merge *m, unsigned i, struct vf_error *err)
+{
+    AVStream *is = m->ic->streams[i];
+    bool video = (int)i == m->src->video_stream;
+    enum AVMediaType t = is->codecpar->codec_type;
+    bool matroska = !strcmp(m->oc->oformat->name, "matroska");
+    m->out_index[i] = -1;
+    if (!video && !((t == AVMEDIA_TYPE_AUDIO && m->spec->copy_audio) ||
+                    (t == AVMEDIA_TYPE_SUBTITLE && m->spec->copy_subtitles) ||
+                    (t == AVMEDIA_TYPE_ATTACHMENT && m->spec->copy_subtitles && matroska)))
+        return 0;
+    const AVCodecParameters *par = video ? m->par : is->codecpar;
+    int r = check_container(m, par, (int)i, err);
+    if (r < 0)
+        return r;
+    AVStream *os = avformat_new_stream(m->oc, NULL);
+    if (!os)
+        return vf_error_set(err, VF_ENOMEM, "out of memory adding stream #%u to %s", i, m->tmp);
+    if ((r = avcodec_parameters_copy(os->codecpar, par)) < 0)
+        return vf_shard_av_error_(err, VF_ENOMEM, r, "copying stream #%u's parameters", i);
+    os->codecpar->codec_tag = 0; /* let the output's muxer pick its own tag */
+    os->time_base = video ? m->src_tb : is->time_base;
+    os->disposition = is->disposition;
+    os->avg_frame_rate = is->avg_frame_rate;
+    os->r_frame_rate = is->r_frame_rate;
+    os->sample_aspect_ratio = is->sample_aspect_ratio;
+    if (video && m->src->sar_num > 0 && m->src->sar_den > 0) /* Matroska keeps it on the stream */
+        os->sample_aspect_ratio = os->codecpar->sample_aspect_ratio =
+            (AVRational){m->src->sar_num, m->src->sar_den};
+    if ((r = copy_metadata(&os->metadata, is->metadata, video)) < 0)
+        return vf_shard_av_error_(err, VF_ENOMEM, r, "copying stream #%u's metadata", i);
+    m->out_index[i] = os->index;
+    if (video)
+        m->video_out = os->index;
+    return 0;
+}
+
+static int copy_chapters(struct merge *m, struct vf_error *err)
+{
+    for (unsigned i = 0; i < m->ic->nb_chapters; i++) {
+        const AVChapter *in = m->ic->chapters[i];
+        AVChapter *c = av_mallocz(sizeof *c);
+        if (!c)
+            return vf_error_set(err, VF_ENOMEM, "out of memory copying chapter %u", i);
+        c->id = in->id;
+        c->time_base = in->time_base;
+        c->start = in->start;
+        c->end = in->end;
+        if (av_dict_copy(&c->metadata, in->metadata, 0) < 0 ||
+            av_dynarray_add_nofree(&m->oc->chapters, (int *)&m->oc->nb_chapters, c) < 0) {
+            av_dict_free(&c->metadata);
+            av_free(c);
+            return vf_error_set(err, VF_ENOMEM, "out of memory copying chapter %u", i);
+        }
+    }
+    return 0;
+}
+
+static int open_output(struct merge *m, const char *format, struct vf_error *err)
+{
+    const struct vf_merge_spec *spec = m->spec;
+    int r = avformat_open_input(&m->ic, m->src->path, NULL, NULL);
+    if (r < 0)
+        return vf_shard_av_error_(err, VF_ENOENT, r, "cannot open the source %s to copy its audio",
+                                  m->src->path);
+    if ((r = avformat_find_stream_info(m->ic, NULL)) < 0)
+        return vf_shard_av_error_(err, VF_EMEDIA, r, "reading the streams of %s", m->src->path);
+    if (m->src->video_stream < 0 || (unsigned)m->src->video_stream >= m->ic->nb_streams)
+        return vf_error_set(err, VF_EINVAL, "the probe of %s names video stream %d, which it lacks",
+                            m->src->path, m->src->video_stream);
+    r = avformat_alloc_output_context2(&m->oc, NULL, format, m->tmp);
+    if (r < 0)
+        return vf_shard_av_error_(err, VF_EINTERNAL, r, "no %s muxer", format);
+    m->oc->flags |= AVFMT_FLAG_BITEXACT; /* same segments and source, same bytes */
+    if (!strcmp(format, "matroska"))    /* keep every timestamp as it is: no shift */
+        m->oc->avoid_negative_ts = AVFMT_AVOID_NEG_TS_DISABLED;
+    m->out_index = vf_calloc(m->ic->nb_streams, sizeof *m->out_index, err);
+    if (!m->out_index)
+        return VF_ENOMEM;
+    for (unsigned i = 0; i < m->ic->nb_streams; i++) {
+        if ((r = add_stream(m, i, err)) < 0)
+            return r;
+        if (m->out_index[i] < 0)
+            m->ic->streams[i]->discard = AVDISCARD_ALL;
+    }
+    m->ic->streams[m->src->video_stream]->discard = AVDISCARD_ALL; /* video comes from segments */
+    if ((r = av_dict_copy(&m->oc->metadata, m->ic->metadata, 0)) < 0)
+        return vf_shard_av_error_(err, VF_ENOMEM, r, "copying the metadata of %s", m->src->path);
+    if ((r = copy_chapters(m, err)) < 0)
+        return r;
+    if ((r = avio_open(&m->oc->pb, m->tmp, AVIO_FLAG_WRITE)) < 0)
+        return vf_shard_av_error_(err, VF_EIO, r, "cannot create %s (the output %s's temporary file)",
+                                  m->tmp, spec->output);
+    AVDictionary *opts = NULL;
+    if (strcmp(format, "matroska")) {
+        /* the movie timescale (default 1/1000 s) carries the edit list that gives the first
+         * frame its start time: use the source's, so that start is exact too */
+        char ts[32];
+        snprintf(ts, sizeof ts, "%d", m->src_tb.num == 1 ? m->src_tb.den : 90000);
+        av_dict_set(&opts, "movie_timescale", ts, 0);
+        av_dict_set(&opts, "video_track_timescale", ts, 0);
+    }
+    r = avformat_write_header(m->oc, &opts);
+    av_dict_free(&opts);
+    if (r < 0)
+        return vf_shard_av_error_(err, VF_EMEDIA, r,
+                                  "writing the header of %s (FFmpeg's log above says which stream "
+                                  "the .%s container refuses; a .mkv output takes them all)",
+                                  m->tmp, format);
+    return 0;
+}
+
+/* ---- pass 2: write ------------------------------------------------------------------------- */
+
+struct video_cursor {
+    size_t seg;                 /* segment being read */
+    int64_t in_seg;             /* packets read from it */
+    int64_t j;                  /* global decode position of the next packet */
+    AVFormatContext *ic;
+};
+
+/* Read the next video packet into pkt with the exact source timestamps (source tb).
+ * Returns 1, or 0 when every segment is read, or < 0. */
+static int next_video(struct merge *m, struct video_cursor *c, AVPacket *pkt, struct vf_error *err)
+{
+    const struct vf_media_info *src = m->src;
+    for (;;) {
+        if (!c->ic) {
+            if (c->seg >= m->spec->n_segments)
+                return 0;
+            int r = open_segment(m, c->seg, &c->ic, err);
+            if (r < 0)
+                return r;
+            c->in_seg = 0;
+        }
+        const char *path = m->spec->segments[c->seg];
+        int r = av_read_frame(c->ic, pkt);
+        if (r == AVERROR_EOF) {
+            avformat_close_input(&c->ic);
+            if (c->in_seg != m->seg_frames[c->seg])
+                return vf_error_set(err, VF_ECORRUPT,
+                                    "segment %zu (%s) changed while merging: it held %lld frames, "
+                                    "now %lld",
+                                    c->seg, path, (long long)m->seg_frames[c->seg], (long long)c->in_seg);
+            c->seg++;
+            continue;
+        }
+        if (r < 0)
+            return vf_shard_av_error_(err, VF_ECORRUPT, r, "reading segment %zu (%s) after %lld frames",
+                                      c->seg, path, (long long)c->in_seg);
+        if (c->j >= src->frames || c->in_seg >= m->seg_frames[c->seg])
+            return vf_error_set(err, VF_ECORRUPT, "segment %zu (%s) changed while merging", c->seg, path);
+        int64_t f = m->frame_of[c->j];
+        /* verify again, packet by packet, against the source (the segment may have changed) */
+        if (pkt->pts != vf_shard_round_pts_(src->pts[f], m->src_tb, c->ic->streams[0]->time_base))
+            return vf_error_set(err, VF_ECORRUPT,
+                                "segment %zu (%s), frame %lld: pts %lld is not film frame %lld's "
+                                "(%lld); the segment changed while merging",
+                                c->seg, path, (long long)c->in_seg, (long long)pkt->pts, (long long)f,
+                                (long long)src->pts[f]);
+        int64_t d = c->j - m->reorder;
+        int64_t step = src->frames > 1 ? src->pts[1] - src->pts[0]
+                       : src->frame_duration && src->frame_duration[0] > 0 ? src->frame_duration[0] : 1;
+        pkt->pts = src->pts[f];
+        pkt->dts = d >= 0 ? src->pts[d] : src->pts[0] + d * step;
+        pkt->duration = src->frame_duration ? src->frame_duration[f] : 0;
+        pkt->pos = -1;
+        pkt->stream_index = m->video_out;
+        c->j++;
+        c->in_seg++;
+        return 1;
+    }
+}
+
+/* Read the next source packet of a copied stream into pkt (input tb). 1, 0 at EOF, or < 0. */
+static int next_source(struct merge *m, AVPacket *pkt, struct vf_error *err)
+{
+    for (;;) {
+        int r = av_read_frame(m->ic, pkt);
+        if (r == AVERROR_EOF)
+            return 0;
+        if (r < 0)
+            return vf_shard_av_error_(err, VF_EMEDIA, r, "reading the audio/subtitles of %s",
+                                      m->src->path);
+        if (pkt->stream_index < (int)m->ic->nb_streams && pkt->stream_index != m->src->video_stream &&
+            m->out_index[pkt->stream_index] >= 0)
+            return 1;
+        av_packet_unref(pkt);
+    }
+}
+
+static int64_t packet_time(const AVPacket *p) { return p->dts != AV_NOPTS_VALUE ? p->dts : p->pts; }
+
+static int write_packets(struct merge *m, struct vf_error *err)
+{
+    struct video_cursor vc = {0};
+    AVPacket *vp = av_packet_alloc(), *sp = av_packet_alloc();
+    int have_v = 0, have_s = 0, r = 0;
+    bool v_done = false, s_done = false;
+    if (!vp || !sp) {
+        r = vf_error_set(err, VF_ENOMEM, "out of memory merging into %s", m->tmp);
+        goto out;
+    }
+    for (;;) {
+        if (!have_v && !v_done) {
+            if ((have_v = next_video(m, &vc, vp, err)) < 0) {
+                r = have_v;
+                goto out;
+            }
+            v_done = !have_v;
+        }
+        if (!have_s && !s_done) {
+            if ((have_s = next_source(m, sp, err)) < 0) {
+                r = have_s;
+                goto out;
+            }
+            s_done = !have_s;
+        }
+        if (!have_v && !have_s)
+            break;
+        bool take_video = have_v;
+        if (have_v && have_s && packet_time(sp) != AV_NOPTS_VALUE) {
+            AVRational stb = m->ic->streams[sp->stream_index]->time_base;
+            take_video = av_compare_ts(packet_time(vp), m->src_tb, packet_time(sp), stb) <= 0;
+        } else if (have_s && packet_time(sp) == AV_NOPTS_VALUE) {
+            take_video = false;
+        }
+        AVPacket *p = take_video ? vp : sp;
+        AVRational tb = take_video ? m->src_tb : m->ic->streams[sp->stream_index]->time_base;
+        if (!take_video) {
+            sp->stream_index = m->out_index[sp->stream_index];
+            sp->pos = -1;
+        }
+        av_packet_rescale_ts(p, tb, m->oc->streams[p->stream_index]->time_base);
+        r = av_interleaved_write_frame(m->oc, p);
+        if (take_video)
+            have_v = 0;
+        else
+            have_s = 0;
+        if (r < 0) {
+            r = vf_shard_av_error_(err, r == AVERROR(ENOSPC) ? VF_EIO : VF_EMEDIA, r,
+                                   "writing a %s packet to %s (video frame %lld)",
+                                   take_video ? "video" : "audio/subtitle", m->tmp, (long long)vc.j);
+            goto out;
+        }
+    }
+    if (vc.j != m->src->frames)
+        r = vf_error_set(err, VF_ECORRUPT, "merged %lld video frames, the film has %lld",
+                         (long long)vc.j, (long long)m->src->frames);
+out:
+    avformat_close_input(&vc.ic);
+    av_packet_free(&vp);
+    av_packet_free(&sp);
+    return r;
+}
+
+static int finish_output(struct merge *m, struct vf_error *err)
+{
+    int r = av_write_trailer(m->oc);
+    if (r < 0)
+        return vf_shard_av_error_(err, VF_EIO, r, "writing the trailer of %s", m->tmp);
+    if ((r = avio_closep(&m->oc->pb)) < 0)
+        return vf_shard_av_error_(err, VF_EIO, r, "closing %s (disk full?)", m->tmp);
+    int fd = open(m->tmp, O_RDONLY);
+    if (fd < 0 || fsync(fd) < 0) {
+        r = vf_error_set(err, VF_EIO, "fsync %s: %s", m->tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return r;
+    }
+    close(fd);
+    if (rename(m->tmp, m->spec->output) < 0)
+        return vf_error_set(err, VF_EIO, "renaming %s to %s: %s", m->tmp, m->spec->output,
+                            strerror(errno));
+    char *dir = vf_path_dirname(m->spec->output, NULL);
+    if (dir) {
+        if ((fd = open(dir, O_RDONLY | O_DIRECTORY)) >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+        free(dir);
+    }
+    return 0;
+}
+
+int vf_shard_merge(const struct vf_merge_spec *spec, struct vf_error *err)
+{
+    if (!spec || !spec->output || !spec->source || !spec->segments || spec->n_segments == 0)
+        return vf_error_set(err, VF_EINVAL, "vf_shard_merge: output, source and segments are required");
+    const struct vf_media_info *src = spec->source;
+    if (src->frames <= 0 || !src->pts || src->tb_num <= 0 || src->tb_den <= 0)
+        return vf_error_set(err, VF_EINVAL, "vf_shard_merge: the source %s has no frame index",
+                            src->path);
+    struct merge m = {.spec = spec, .src = src, .src_tb = {src->tb_num, src->tb_den}, .video_out = -1};
+    const char *format = NULL, *ext = NULL;
+    int r = output_format(spec->output, &format, &ext, err);
+    if (r < 0)
+        return r;
+    if ((r = check_output_path(spec->output, err)) < 0)
+        return r;
+    size_t n = strlen(spec->output) + strlen(ext) + 32;
+    m.tmp = malloc(n);
+    m.frame_of = vf_calloc((size_t)src->frames, sizeof *m.frame_of, err);
+    m.seg_frames = vf_calloc(spec->n_segments, sizeof *m.seg_frames, err);
+    if (!m.tmp || !m.frame_of || !m.seg_frames) {
+        r = vf_error_set(err, VF_ENOMEM, "out of memory merging %s", spec->output);
+        goto out;
+    }
+    snprintf(m.tmp, n, "%s.tmp-vaefarm.%s", spec->output, ext);
+
+    double t0 = vf_now();
+    if ((r = scan_segments(&m, err)) < 0)
+        goto out;
+    if ((r = open_output(&m, format, err)) < 0)
+        goto out;
+    if ((r = write_packets(&m, err)) < 0)
+        goto out;
+    if ((r = finish_output(&m, err)) < 0)
+        goto out;
+    vf_log(&(struct vf_log_ctx){.module = "shard", .rank = -1, .chunk = -1}, VF_LOG_VERBOSE,
+           "merged %zu segments, %lld frames (reorder depth %lld) into %s in %.2f s", spec->n_segments,
+           (long long)src->frames, (long long)m.reorder, spec->output, vf_now() - t0);
+out:
+    if (m.oc) {
+        if (m.oc->pb) {
+            avio_closep(&m.oc->pb);
+        }
+        avformat_free_context(m.oc);
+    }
+    if (r < 0 && m.tmp)
+        unlink(m.tmp);
+    avformat_close_input(&m.ic);
+    avcodec_parameters_free(&m.par);
+    free(m.out_index);
+    free(m.frame_of);
+    free(m.seg_frames);
+    free(m.tmp);
+    return r;
+}
