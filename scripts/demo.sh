@@ -8,8 +8,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/setup.sh >/dev/null
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build.configure.log 2>&1 \
-  || { cat build.configure.log; exit 1; }
+mkdir -p build && cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >build/demo.configure.log 2>&1 \
+  || { cat build/demo.configure.log; exit 1; }
 cmake --build build -j"$(nproc)" --target vaefarm >/dev/null
 vaefarm="$root/build/coordinator/vaefarm"
 

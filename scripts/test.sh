@@ -14,9 +14,10 @@ data="$root/build/testdata"
 
 run_suite() { # build-dir, extra cmake args...
   local dir=$1; shift
-  cmake -S . -B "$dir" -DVF_WERROR=ON -DVF_TEST_DATA="$data" "$@" >"$dir.configure.log" 2>&1 \
-    || { cat "$dir.configure.log"; exit 1; }
-  grep '^-- vaefarm:' "$dir.configure.log" || true
+  mkdir -p "$dir"
+  cmake -S . -B "$dir" -DVF_WERROR=ON -DVF_TEST_DATA="$data" "$@" >"$dir/configure.log" 2>&1 \
+    || { cat "$dir/configure.log"; exit 1; }
+  grep "^-- vaefarm:" "$dir/configure.log" || true
   cmake --build "$dir" -j"$jobs"
   (cd "$dir" && ctest --output-on-failure -j"$jobs")
 }
