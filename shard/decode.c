@@ -448,6 +448,13 @@ static int64_t start_packet(const struct vf_decoder *dec, int64_t index)
             open = true;
             break;
         }
+    /* H.264: a non-IDR keyframe (x264's open-GOP I-frame, a recovery point) is not always a
+     * clean start for FFmpeg's decoder: after a flush it may never output a P-frame that follows
+     * it (seen on the last GOP of codecs/h264.mkv: frame 249 was lost). The packet index cannot
+     * tell IDR from non-IDR, so H.264 always starts one GOP earlier; by the time the decode
+     * reaches K the decoder holds the same references as a sequential decode. */
+    if (dec->st->codecpar->codec_id == AV_CODEC_ID_H264)
+        open = true;
     if (open && k > 0) {
         k--;
         while (k > 0 && !idx->pkt[k].key)

@@ -228,17 +228,6 @@ static int reference_hash(struct builder *b, const char *path, const char **hex,
     return 0;
 }
 
-static const char *precision_tag(enum vf_precision p)
-{
-    switch (p) {
-    case VF_PRECISION_DEFAULT: return "default";
-    case VF_PRECISION_F32: return "f32";
-    case VF_PRECISION_BF16: return "bf16";
-    case VF_PRECISION_F16: return "f16";
-    }
-    return "unknown";
-}
-
 static int cmp_option(const void *a, const void *b)
 {
     const struct vf_encode_option *x = *(const struct vf_encode_option *const *)a;
@@ -623,7 +612,7 @@ static int hash_chunks(struct builder *b, struct vf_error *err)
         put_str(h, "model", model_hex);
         put_i64(h, "inference_h", film->inference_h);
         put_i64(h, "inference_w", film->inference_w);
-        put_str(h, "precision", precision_tag(film->precision));
+        put_str(h, "precision", vf_precision_name(film->precision));
         put_opt_str(h, "codec", film->codec);
         put_opt_str(h, "pix_fmt", film->pix_fmt);
         put_i64(h, "options", (int64_t)film->n_encode_options);
