@@ -108,7 +108,7 @@ void vf_log(const struct vf_log_ctx *ctx, int level, const char *fmt, ...)
     log_sink(log_opaque, level, ctx, line);
 }
 
-_Noreturn void vf_assert_fail_(const char *expr, const char *file, int line, const char *func)
+__attribute__((noreturn)) void vf_assert_fail_(const char *expr, const char *file, int line, const char *func)
 {
     fprintf(stderr, "vaefarm: internal error: assertion `%s` failed in %s (%s:%d)\n"
                     "this is a bug in vaefarm; please report it with the command you ran\n",

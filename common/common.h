@@ -74,7 +74,8 @@ void vf_log(const struct vf_log_ctx *ctx, int level, const char *fmt, ...)
     do {                                                                                       \
         if (!(cond)) vf_assert_fail_(#cond, __FILE__, __LINE__, __func__);                    \
     } while (0)
-_Noreturn void vf_assert_fail_(const char *expr, const char *file, int line, const char *func);
+__attribute__((noreturn)) void vf_assert_fail_(const char *expr, const char *file, int line,
+                                              const char *func);
 
 /* The generic check: when `failed` is true, record `code` with the statement, function, file,
  * line and the library's own message `detail`, then `goto label`. Per-library macros wrap it. */

@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libavformat/avformat.h>
 #include <libavutil/log.h>
 
 #include "config/config.h"
+#include "kernels/kernels.h"
 #include "coordinator/coordinator.h"
 
 static const char usage_text[] =
@@ -40,6 +42,34 @@ static void print_help(void)
           "\nfilm.yaml keys (version 1):\n",
           stdout);
     vf_config_print_keys(stdout);
+}
+
+/* The version and what this build and machine have: media libraries, CPU backend, GPUs. */
+static void print_version(void)
+{
+    char cpu[128];
+    unsigned lavf = avformat_version();
+    vf_kernels_cpu_describe(cpu, sizeof cpu);
+    printf("vaefarm %s\n", VF_VERSION);
+    printf("  media: libavformat %u.%u.%u\n", lavf >> 16, (lavf >> 8) & 0xff, lavf & 0xff);
+    printf("  cpu backend: %s\n", cpu);
+    if (!vf_kernels_has_cuda()) {
+        printf("  cuda backend: not built (no nvcc at build time, or -DVF_CUDA=OFF)\n");
+        return;
+    }
+    struct vf_error err = {0};
+    int n = 0;
+    if (vf_kernels_gpu_count(&n, &err) < 0) {
+        printf("  cuda backend: built; %s\n", err.msg);
+        return;
+    }
+    printf("  cuda backend: built; %d GPU%s visible%s\n", n, n == 1 ? "" : "s",
+           n ? "" : " (ranks run on the CPU)");
+    for (int i = 0; i < n; i++) {
+        char line[320];
+        if (vf_kernels_gpu_describe(i, line, sizeof line, &err) == 0)
+            printf("  %s\n", line);
+    }
 }
 
 int vf_exit_code(int status)
@@ -114,7 +144,7 @@ int main(int argc, char **argv)
         return VF_EXIT_OK;
     }
     if (strcmp(verb, "--version") == 0) {
-        printf("vaefarm %s\n", VF_VERSION);
+        print_version();
         return VF_EXIT_OK;
     }
 
