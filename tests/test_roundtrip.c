@@ -354,7 +354,10 @@ static void long_film_round_trip(void **state)
                   subs, (long long)sub_packets, dout.chapters, (long long)pictures, (long long)frames,
                   t_encode, frames / t_encode, t_merge, t_compare);
     vf_shard_media_info_destroy(&o);
-    unlink(out);
+    /* VF_ROUNDTRIP_KEEP=PATH keeps the merged film there, for a look with ffprobe */
+    const char *keep = getenv("VF_ROUNDTRIP_KEEP");
+    if (!keep || rename(out, keep) != 0)
+        unlink(out);
 }
 
 /* ---- refusals ----------------------------------------------------------------------------- */
