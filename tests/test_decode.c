@@ -25,6 +25,7 @@
 #include <libswscale/swscale.h>
 
 #include "shard/shard.h"
+#include "tests/media_ref.h"
 
 #define N_SEEKS 50
 
@@ -51,54 +52,32 @@ static uint64_t hash_plane(const uint8_t *p, int stride, int width_bytes, int he
     return h;
 }
 
-/* Ground truth: decode the whole video stream with plain libavcodec, one thread, and hash each
- * output frame's Y plane (in output order). Returns the frame count. */
+/* Ground truth (tests/media_ref.h): a plain single-threaded libavcodec decode; hash each
+ * output frame's Y plane, in output order. Returns the frame count. */
+struct ref_hashes {
+    uint64_t *h;
+    int64_t cap;
+};
+
+static void hash_ref_frame(const AVFrame *fr, int64_t n, void *opaque)
+{
+    struct ref_hashes *r = opaque;
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fr->format);
+    int bps = d->comp[0].depth > 8 ? 2 : 1;
+    if (n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 256;
+        r->h = realloc(r->h, (size_t)r->cap * sizeof *r->h);
+        assert_non_null(r->h);
+    }
+    r->h[n] = hash_plane(fr->data[0], fr->linesize[0], fr->width * bps, fr->height);
+}
+
 static int64_t reference_decode(const char *path, uint64_t **hashes)
 {
-    AVFormatContext *fmt = NULL;
-    assert_int_equal(avformat_open_input(&fmt, path, NULL, NULL), 0);
-    assert_true(avformat_find_stream_info(fmt, NULL) >= 0);
-    int vs = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
-    assert_true(vs >= 0);
-    const AVCodec *codec = avcodec_find_decoder(fmt->streams[vs]->codecpar->codec_id);
-    AVCodecContext *cc = avcodec_alloc_context3(codec);
-    avcodec_parameters_to_context(cc, fmt->streams[vs]->codecpar);
-    cc->thread_count = 1;
-    assert_int_equal(avcodec_open2(cc, codec, NULL), 0);
-    AVPacket *pkt = av_packet_alloc();
-    AVFrame *fr = av_frame_alloc();
-    int64_t n = 0, cap = 256;
-    uint64_t *h = malloc(cap * sizeof *h);
-    bool eof = false;
-    for (;;) {
-        int ret = avcodec_receive_frame(cc, fr);
-        if (ret == AVERROR_EOF)
-            break;
-        if (ret == AVERROR(EAGAIN)) {
-            assert_false(eof);
-            if (av_read_frame(fmt, pkt) < 0) {
-                eof = true;
-                avcodec_send_packet(cc, NULL);
-            } else {
-                if (pkt->stream_index == vs && pkt->size > 0)
-                    avcodec_send_packet(cc, pkt);
-                av_packet_unref(pkt);
-            }
-            continue;
-        }
-        assert_int_equal(ret, 0);
-        const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(fr->format);
-        int bps = d->comp[0].depth > 8 ? 2 : 1;
-        if (n == cap)
-            h = realloc(h, (cap *= 2) * sizeof *h);
-        h[n++] = hash_plane(fr->data[0], fr->linesize[0], fr->width * bps, fr->height);
-        av_frame_unref(fr);
-    }
-    av_frame_free(&fr);
-    av_packet_free(&pkt);
-    avcodec_free_context(&cc);
-    avformat_close_input(&fmt);
-    *hashes = h;
+    struct ref_hashes r = {0};
+    int64_t n = media_ref_decode(path, hash_ref_frame, &r);
+    assert_true(n >= 0);
+    *hashes = r.h;
     return n;
 }
 

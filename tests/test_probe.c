@@ -22,6 +22,7 @@
 #include <libavformat/avformat.h>
 
 #include "shard/shard.h"
+#include "tests/media_ref.h"
 
 static const char *data_dir(void)
 {
@@ -37,47 +38,7 @@ static void codec_path(char *buf, size_t size, const char *name)
 /* Frames a full sequential decode of the best video stream outputs (ffprobe -count_frames). */
 static int64_t count_decoded_frames(const char *path)
 {
-    AVFormatContext *fmt = NULL;
-    if (avformat_open_input(&fmt, path, NULL, NULL) < 0)
-        return -1;
-    avformat_find_stream_info(fmt, NULL);
-    int vs = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
-    assert_true(vs >= 0);
-    const AVCodec *codec = avcodec_find_decoder(fmt->streams[vs]->codecpar->codec_id);
-    AVCodecContext *cc = avcodec_alloc_context3(codec);
-    avcodec_parameters_to_context(cc, fmt->streams[vs]->codecpar);
-    cc->thread_count = 1;
-    assert_int_equal(avcodec_open2(cc, codec, NULL), 0);
-    AVPacket *pkt = av_packet_alloc();
-    AVFrame *fr = av_frame_alloc();
-    int64_t n = 0;
-    bool eof = false;
-    for (;;) {
-        int ret = avcodec_receive_frame(cc, fr);
-        if (ret == AVERROR_EOF)
-            break;
-        if (ret == AVERROR(EAGAIN)) {
-            assert_false(eof);
-            if (av_read_frame(fmt, pkt) < 0) {
-                eof = true;
-                avcodec_send_packet(cc, NULL);
-            } else {
-                if (pkt->stream_index == vs && pkt->size > 0)
-                    avcodec_send_packet(cc, pkt);
-                av_packet_unref(pkt);
-            }
-            continue;
-        }
-        if (ret < 0)
-            break;
-        n++;
-        av_frame_unref(fr);
-    }
-    av_frame_free(&fr);
-    av_packet_free(&pkt);
-    avcodec_free_context(&cc);
-    avformat_close_input(&fmt);
-    return n;
+    return media_ref_decode(path, NULL, NULL);
 }
 
 struct expect {
