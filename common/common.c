@@ -173,6 +173,16 @@ char *vf_path_dirname(const char *path, struct vf_error *err)
     return p;
 }
 
+bool vf_str_is_digits(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
 double vf_now(void)
 {
     struct timespec ts;

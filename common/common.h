@@ -97,6 +97,8 @@ void *vf_calloc(size_t n, size_t size, struct vf_error *err);
 char *vf_path_join(const char *dir, const char *rel, struct vf_error *err);
 /* Folder part of a path (malloc'd); "." when it has none. */
 char *vf_path_dirname(const char *path, struct vf_error *err);
+/* True when s is one or more ASCII digits and nothing else. */
+bool vf_str_is_digits(const char *s);
 /* Monotonic seconds. */
 double vf_now(void);
 

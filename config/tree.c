@@ -89,16 +89,6 @@ const char *cfg_describe(const struct cfg_node *node, char *buf, size_t size)
 
 /* ---- scalar typing (YAML 1.2 core schema) ------------------------------------------------- */
 
-static bool all_digits(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!isdigit((unsigned char)*s))
-            return false;
-    return true;
-}
-
 static bool is_float_text(const char *s)
 {
     if (*s == '+' || *s == '-')
@@ -123,7 +113,7 @@ static bool is_float_text(const char *s)
         s++;
         if (*s == '+' || *s == '-')
             s++;
-        if (!all_digits(s))
+        if (!vf_str_is_digits(s))
             return false;
         return true;
     }
@@ -140,7 +130,7 @@ static enum cfg_scalar_type resolve_plain(const char *s, size_t len)
     if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE") || !strcmp(s, "false") ||
         !strcmp(s, "False") || !strcmp(s, "FALSE"))
         return CFG_BOOL;
-    if (all_digits(s + (*s == '+' || *s == '-')))
+    if (vf_str_is_digits(s + (*s == '+' || *s == '-')))
         return CFG_INT;
     if (!strcmp(s, ".nan") || !strcmp(s, ".NaN") || !strcmp(s, ".NAN") || is_float_text(s))
         return CFG_FLOAT;

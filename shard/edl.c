@@ -137,16 +137,6 @@ static int tokenize(char *line, char **tok, int max)
     return n;
 }
 
-static bool all_digits(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!isdigit((unsigned char)*s))
-            return false;
-    return true;
-}
-
 /* A video event in record frames (absolute timecode frames). */
 struct event {
     int64_t in, out;
@@ -235,7 +225,7 @@ int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_
                               path, lineno, nt > 9 ? "more than 9" : nt == 1 ? "1" : "too few");
             goto out;
         }
-        if (!all_digits(tok[0]) || strlen(tok[0]) > 6) {
+        if (!vf_str_is_digits(tok[0]) || strlen(tok[0]) > 6) {
             rc = vf_error_set(err, VF_EINVAL, "%s:%d: event number '%s' is not a number", path,
                               lineno, tok[0]);
             goto out;
@@ -257,8 +247,8 @@ int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_
                                   lineno, tok[0]);
                 goto out;
             }
-        } else if (strcmp(trans, "D") == 0 || (trans[0] == 'W' && all_digits(trans + 1))) {
-            if (!has_duration || !all_digits(tok[4])) {
+        } else if (strcmp(trans, "D") == 0 || (trans[0] == 'W' && vf_str_is_digits(trans + 1))) {
+            if (!has_duration || !vf_str_is_digits(tok[4])) {
                 rc = vf_error_set(err, VF_EINVAL,
                                   "%s:%d: event %s: transition %s needs a duration in frames "
                                   "before the timecodes",

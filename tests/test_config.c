@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/wait.h>
+
 #include <cmocka.h>
 
 #include <dirent.h>
@@ -631,11 +633,25 @@ static void config_check_files_refuses_to_write_the_input(void **state)
     tmp_teardown(&t);
 }
 
+/* The check itself, run as whoever the caller is: 0 when it reports the folder unwritable. */
+static int unwritable_output_is_reported(const char *yaml)
+{
+    struct vf_film *f = NULL;
+    struct vf_error err = {0};
+    if (vf_config_load(&f, yaml, &err) != 0)
+        return 1;
+    int rc = vf_config_check_files(f, &err);
+    vf_config_destroy(&f);
+    if (rc != VF_EIO || !strstr(err.msg, "not writable")) {
+        fprintf(stderr, "check_files gave %d: %s\n", rc, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
 static void config_check_files_reports_unwritable_output(void **state)
 {
     (void)state;
-    if (geteuid() == 0)
-        skip(); /* root writes anywhere: permissions cannot be tested */
     struct tmp_film t;
     tmp_setup(&t);
     tmp_touch(&t, "in.mkv");
@@ -643,12 +659,28 @@ static void config_check_files_reports_unwritable_output(void **state)
     snprintf(ro, sizeof ro, "%s/ro", t.dir);
     assert_int_equal(mkdir(ro, 0555), 0);
     write_file(t.yaml, "version: 1\ninput: in.mkv\noutput: ro/out.mkv\nwork_dir: w\n");
-    struct vf_film *f = NULL;
-    struct vf_error err = {0};
-    assert_int_equal(vf_config_load(&f, t.yaml, &err), 0);
-    assert_int_equal(vf_config_check_files(f, &err), VF_EIO);
-    assert_non_null(strstr(err.msg, "not writable"));
-    vf_config_destroy(&f);
+    if (geteuid() != 0) {
+        assert_int_equal(unwritable_output_is_reported(t.yaml), 0);
+    } else {
+        /* root writes anywhere: check as user nobody in a child process */
+        char in[256];
+        snprintf(in, sizeof in, "%s/in.mkv", t.dir);
+        assert_int_equal(chmod(t.dir, 0755), 0);
+        assert_int_equal(chmod(in, 0644), 0);
+        assert_int_equal(chmod(t.yaml, 0644), 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            if (setgid(65534) != 0 || setuid(65534) != 0)
+                _exit(2);
+            _exit(unwritable_output_is_reported(t.yaml));
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
     tmp_teardown(&t);
 }
 
