@@ -738,19 +738,26 @@ static void config_print_keys_lists_every_key(void **state)
     assert_non_null(strstr(buf, "f32 | bf16 | f16"));
     assert_non_null(strstr(buf, "<output>.vaefarm"));
 
-    /* docs/CONFIG.md carries the same reference, line for line. */
-    FILE *doc = fopen(VF_SOURCE_DIR "/docs/CONFIG.md", "r");
-    assert_non_null(doc);
-    char *text = NULL;
-    size_t cap = 0;
-    ssize_t got = getdelim(&text, &cap, '\0', doc);
-    fclose(doc);
-    assert_true(got > 0);
-    for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
-        if (!strstr(text, line))
-            fail_msg("docs/CONFIG.md is out of date (regenerate its key list from vaefarm "
-                     "--help); it lacks:\n%s", line);
-    free(text);
+    /* docs/CONFIG.md and the README carry the same reference, line for line. */
+    static const char *const docs[] = {VF_SOURCE_DIR "/docs/CONFIG.md", VF_SOURCE_DIR "/README.md"};
+    for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+        FILE *doc = fopen(docs[d], "r");
+        assert_non_null(doc);
+        char *text = NULL;
+        size_t cap = 0;
+        ssize_t got = getdelim(&text, &cap, '\0', doc);
+        fclose(doc);
+        assert_true(got > 0);
+        char *copy = strdup(buf);
+        assert_non_null(copy);
+        char *save = NULL;
+        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            if (!strstr(text, line))
+                fail_msg("%s is out of date (regenerate its key list from vaefarm --help); it "
+                         "lacks:\n%s", docs[d], line);
+        free(copy);
+        free(text);
+    }
     free(buf);
 }
 
