@@ -1,15 +1,19 @@
 /*
  * shard/encode.c: one chunk's frames -> one self-contained segment (shard.h, "encode").
  *
- * A segment is a Matroska file with exactly one video stream. It is written to "<path>.tmp" and
- * renamed by vf_shard_segment_close once the encoder is flushed, the trailer written, the frame
- * count checked and the bytes fsync'ed; a crash therefore never leaves a half segment under the
- * final name (DESIGN.md §6). docs/ENCODE.md states the defaults and the timestamp rules.
+ * A segment is a Matroska file with exactly one video stream. It is written to a temporary file
+ * of its own, "<path>.<pid>-<n>.tmp" (created exclusively: a chunk retried on another rank while
+ * the first is still alive never shares it), and renamed by vf_shard_segment_close once the
+ * encoder is flushed, the trailer written, the frame count checked and the bytes fsync'ed; a
+ * crash therefore never leaves a half segment under the final name (DESIGN.md §6).
+ * docs/ENCODE.md states the defaults and the timestamp rules.
  *
  * Invariants:
  *   - the encoder's time base is the source's, so a frame's pts goes in and comes out unchanged;
  *     the Matroska muxer stores it rounded to its 1/1000 s time base (merge.c restores it exactly);
  *   - the first frame is coded as a keyframe (IDR for x264/x265), so every segment decodes alone;
+ *   - the same frames and settings give the same bytes on any machine (DESIGN.md §4): encoder
+ *     threading is pinned (VF_ENCODE_THREADS), never "auto" (which follows the core count);
  *   - no frame-sized allocation per frame: converted frames come from one buffer pool and the
  *     swscale context is made once, for the first frame's format.
  */
@@ -18,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,20 +40,32 @@
 
 /* ---- the codecs vaefarm encodes segments with ------------------------------------------- */
 
+/* Encoder threads, the same on every machine: x264's bitstream depends on its thread count
+ * (and only on that), x265's on its frame threads and thread pool (and its info SEI records
+ * them), so "auto" (the core count) would make a segment's bytes depend on the machine that
+ * encoded it (DESIGN.md §4). encode.options threads / x265-params override it (and are hashed). */
+#define VF_ENCODE_THREADS 4
+#define VF_STR_(x) #x
+#define VF_STR(x) VF_STR_(x)
+
 /* Default pixel format per codec and source luma depth (docs/ENCODE.md explains each choice). */
 struct codec_rule {
     const char *name;   /* FFmpeg encoder name, as written in film.yaml encode.codec */
     const char *pix8;   /* default for sources of 8 bits or fewer */
     const char *pix10;  /* default for 9- and 10-bit sources */
     const char *pix16;  /* default for deeper sources */
+    bool gpu;           /* needs an NVIDIA GPU with NVENC */
 };
 
 static const struct codec_rule codec_rules[] = {
-    {"ffv1", "yuv444p", "yuv444p10le", "yuv444p16le"},
-    {"prores_ks", "yuv422p10le", "yuv422p10le", "yuv422p10le"},
-    {"libx264", "yuv420p", "yuv420p10le", "yuv420p10le"},
-    {"libx265", "yuv420p10le", "yuv420p10le", "yuv420p12le"},
-    {"dnxhd", "yuv422p", "yuv422p10le", "yuv422p10le"},
+    {"ffv1", "yuv444p", "yuv444p10le", "yuv444p16le", false},
+    {"prores_ks", "yuv422p10le", "yuv422p10le", "yuv422p10le", false},
+    {"libx264", "yuv420p", "yuv420p10le", "yuv420p10le", false},
+    {"libx265", "yuv420p10le", "yuv420p10le", "yuv420p12le", false},
+    {"dnxhd", "yuv422p", "yuv422p10le", "yuv422p10le", false},
+    /* NVENC: H.264 is 8-bit only (4:2:0 or yuv444p); HEVC Main 10 (p010le) like libx265 */
+    {"h264_nvenc", "yuv420p", "yuv420p", "yuv420p", true},
+    {"hevc_nvenc", "p010le", "p010le", "p010le", true},
 };
 #define N_CODEC_RULES (sizeof codec_rules / sizeof codec_rules[0])
 
@@ -59,7 +76,8 @@ static const char *const reserved_options[] = {"pix_fmt", "s", "video_size", "wi
 
 struct vf_segment_writer {
     char *path;                 /* final name */
-    char *tmp;                  /* "<path>.tmp", what is being written */
+    char *tmp;                  /* "<path>.<pid>-<n>.tmp", what is being written (ours alone) */
+    bool tmp_owned;             /* tmp exists and this writer created it: only then remove it */
     const struct vf_media_info *src; /* borrowed: must outlive the writer */
     const struct codec_rule *rule;
     AVFormatContext *oc;
@@ -96,12 +114,53 @@ static const struct codec_rule *find_rule(const char *name)
     return NULL;
 }
 
-/* "a, b, c" of the codec names, for messages. */
-static void codec_list(char *buf, size_t size)
+/* "a, b, c" of the codec names, for messages (`cpu_only`: those that need no GPU). */
+static void codec_list(char *buf, size_t size, bool cpu_only)
 {
     buf[0] = '\0';
     for (size_t i = 0; i < N_CODEC_RULES; i++)
-        snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i ? ", " : "", codec_rules[i].name);
+        if (!cpu_only || !codec_rules[i].gpu)
+            snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", buf[0] ? ", " : "",
+                     codec_rules[i].name);
+}
+
+int vf_shard_tmp_create_(char **out, const char *head, const char *tail)
+{
+    static atomic_uint counter;
+    *out = NULL;
+    size_t n = strlen(head) + strlen(tail) + 48;
+    char *name = malloc(n);
+    if (!name)
+        return -ENOMEM;
+    for (int tries = 0; tries < 10000; tries++) {
+        snprintf(name, n, "%s%ld-%u%s", head, (long)getpid(), atomic_fetch_add(&counter, 1u), tail);
+        int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            close(fd);
+            *out = name;
+            return 0;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    int e = errno ? errno : EEXIST;
+    free(name);
+    return -e;
+}
+
+int vf_shard_fsync_dir_(const char *path, struct vf_error *err)
+{
+    char *dir = vf_path_dirname(path, err);
+    if (!dir)
+        return VF_ENOMEM;
+    int r = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || (fsync(fd) < 0 && errno != EINVAL)) /* EINVAL: the filesystem cannot */
+        r = vf_error_set(err, VF_EIO, "fsync of the folder %s (making %s durable): %s", dir, path,
+                         strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return r;
 }
 
 /* "a, b, c" of the pixel formats an encoder takes. */
@@ -159,21 +218,67 @@ static enum AVFieldOrder field_order_from_name(const char *s)
 /* av_*_from_name returns a negative value for "unknown" and ""; map that to unspecified. */
 static int color_or(int v, int unspecified) { return v < 0 ? unspecified : v; }
 
+/* x265 settings vaefarm makes (docs/ENCODE.md): errors only in the log; no info SEI (it records
+ * the CPU's feature bits, cpuid=..., so the bytes would depend on the machine); pinned frame
+ * threads and thread pool (both change the bitstream, and "auto" follows the core count). */
+static const char *const x265_defaults[][2] = {
+    {"log-level", "error"},
+    {"info", "0"},
+    {"frame-threads", VF_STR(VF_ENCODE_THREADS)},
+    {"pools", VF_STR(VF_ENCODE_THREADS)},
+};
+
+/* Whether an x265-params string ("k=v:k=v", as FFmpeg parses it) sets `key` (or its "no-"
+ * form, or `alias`). */
+static bool x265_sets(const char *params, const char *key, const char *alias)
+{
+    for (const char *p = params; p && *p;) {
+        size_t len = strcspn(p, "=:");
+        const char *k = p;
+        if (len > 3 && !strncmp(k, "no-", 3)) {
+            k += 3;
+            len -= 3;
+        }
+        if ((strlen(key) == len && !strncmp(k, key, len)) ||
+            (alias && strlen(alias) == len && !strncmp(k, alias, len)))
+            return true;
+        p += strcspn(p, ":");
+        p += *p == ':';
+    }
+    return false;
+}
+
+/* `user` (may be NULL) followed by every x265 default it does not set itself. */
+static void x265_params(char *buf, size_t size, const char *user)
+{
+    snprintf(buf, size, "%s", user ? user : "");
+    for (size_t i = 0; i < sizeof x265_defaults / sizeof *x265_defaults; i++) {
+        const char *key = x265_defaults[i][0];
+        if (x265_sets(user, key, !strcmp(key, "pools") ? "numa-pools" : NULL))
+            continue;
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s%s=%s", len ? ":" : "", key, x265_defaults[i][1]);
+    }
+}
+
 /* Codec-specific settings vaefarm makes before the user's encode.options (which may override). */
 static int set_codec_defaults(AVCodecContext *enc, const struct codec_rule *rule, struct vf_error *err)
 {
     int r = 0;
+    char x265[256];
     if (!strcmp(rule->name, "ffv1")) {
         /* archival FFV1: version 3 with slice CRCs, every frame intra (cut anywhere, repair anywhere) */
         enc->gop_size = 1;
         r = av_opt_set(enc, "level", "3", AV_OPT_SEARCH_CHILDREN);
         if (r >= 0) r = av_opt_set(enc, "slicecrc", "1", AV_OPT_SEARCH_CHILDREN);
-    } else if (!strcmp(rule->name, "libx264") || !strcmp(rule->name, "libx265")) {
+    } else if (!strcmp(rule->name, "libx264") || !strcmp(rule->name, "libx265") || rule->gpu) {
         /* the forced first keyframe becomes an IDR: the segment starts a closed GOP */
         r = av_opt_set(enc, "forced-idr", "1", AV_OPT_SEARCH_CHILDREN);
-        /* x265 prints its banner on stderr itself; keep a farm's log for errors */
-        if (r >= 0 && !strcmp(rule->name, "libx265"))
-            r = av_opt_set(enc, "x265-params", "log-level=error", AV_OPT_SEARCH_CHILDREN);
+        /* x265 prints its banner on stderr itself (keep a farm's log for errors); see above */
+        if (r >= 0 && !strcmp(rule->name, "libx265")) {
+            x265_params(x265, sizeof x265, NULL);
+            r = av_opt_set(enc, "x265-params", x265, AV_OPT_SEARCH_CHILDREN);
+        }
     } else if (!strcmp(rule->name, "dnxhd")) {
         /* DNxHR profiles take any frame size; pick the one that matches the pixel format */
         const char *profile = enc->pix_fmt == AV_PIX_FMT_YUV422P ? "dnxhr_hq"
@@ -207,8 +312,8 @@ static int set_user_options(AVCodecContext *enc, const struct vf_encode_spec *sp
             continue;
         }
         char x265[1024];
-        if (!strcmp(key, "x265-params") && value && !strstr(value, "log-level")) {
-            snprintf(x265, sizeof x265, "%s%slog-level=error", value, value[0] ? ":" : "");
+        if (!strcmp(key, "x265-params") && value) { /* the user's, then vaefarm's other defaults */
+            x265_params(x265, sizeof x265, value);
             value = x265;
         }
         int r = av_opt_set(enc, key, value ? value : "", AV_OPT_SEARCH_CHILDREN);
@@ -233,7 +338,8 @@ static int set_user_options(AVCodecContext *enc, const struct vf_encode_spec *sp
     return 0;
 }
 
-/* Free everything; remove the temporary file when `remove_tmp`. */
+/* Free everything; remove the temporary file when `remove_tmp` and this writer created it (a
+ * writer never removes a file it did not make: another rank may be writing the same chunk). */
 static void writer_free(struct vf_segment_writer **pw, bool remove_tmp)
 {
     struct vf_segment_writer *w = pw ? *pw : NULL;
@@ -244,7 +350,7 @@ static void writer_free(struct vf_segment_writer **pw, bool remove_tmp)
             avio_closep(&w->oc->pb);
         avformat_free_context(w->oc);
     }
-    if (remove_tmp && w->tmp)
+    if (remove_tmp && w->tmp && w->tmp_owned)
         unlink(w->tmp);
     avcodec_free_context(&w->enc);
     av_packet_free(&w->pkt);
@@ -258,10 +364,11 @@ static void writer_free(struct vf_segment_writer **pw, bool remove_tmp)
 }
 
 /* DNxHR takes any size from 256x120 up; say so before FFmpeg's less helpful failure. */
-static int check_dnxhr_size(AVCodecContext *enc, const struct vf_segment_writer *w, struct vf_error *err)
+static int check_dnxhr_size(AVCodecContext *enc, const struct codec_rule *rule,
+                            const struct vf_media_info *src, struct vf_error *err)
 {
     int64_t profile = 0;
-    if (strcmp(w->rule->name, "dnxhd") || av_opt_get_int(enc->priv_data, "profile", 0, &profile) < 0 ||
+    if (strcmp(rule->name, "dnxhd") || av_opt_get_int(enc->priv_data, "profile", 0, &profile) < 0 ||
         profile == FF_PROFILE_DNXHD)
         return 0;
     if (enc->width >= 256 && enc->height >= 120)
@@ -269,17 +376,36 @@ static int check_dnxhr_size(AVCodecContext *enc, const struct vf_segment_writer 
     return vf_error_set(err, VF_EUNSUPPORTED,
                         "encode.codec: dnxhd (DNxHR) needs frames of at least 256x120 but %s is "
                         "%dx%d: choose another encode.codec (ffv1, prores_ks, libx264, libx265)",
-                        w->src->path, enc->width, enc->height);
+                        src->path, enc->width, enc->height);
 }
 
-static int open_encoder(struct vf_segment_writer *w, const AVCodec *codec, enum AVPixelFormat fmt,
-                        const struct vf_encode_spec *spec, struct vf_error *err)
+/* Whether an NVENC encoder opens at all here (a small plain 8-bit frame, no user options): tells
+ * "no usable GPU" apart from "the GPU refuses these settings". */
+static bool gpu_encoder_opens(const AVCodec *codec)
 {
-    const struct vf_media_info *src = w->src;
+    AVCodecContext *c = avcodec_alloc_context3(codec);
+    if (!c)
+        return false;
+    c->width = 256;
+    c->height = 256;
+    c->pix_fmt = AV_PIX_FMT_YUV420P;
+    c->time_base = (AVRational){1, 25};
+    c->framerate = (AVRational){25, 1};
+    bool ok = avcodec_open2(c, codec, NULL) >= 0;
+    avcodec_free_context(&c);
+    return ok;
+}
+
+/* Make and open the encoder for `src` in `fmt` with vaefarm's settings and encode.options.
+ * `what` names the segment (or the check) in messages. */
+static int open_encoder(AVCodecContext **out, const AVCodec *codec, const struct codec_rule *rule,
+                        enum AVPixelFormat fmt, const struct vf_media_info *src,
+                        const struct vf_encode_spec *spec, const char *what, struct vf_error *err)
+{
     AVCodecContext *enc = avcodec_alloc_context3(codec);
     if (!enc)
         return vf_error_set(err, VF_ENOMEM, "out of memory allocating the %s encoder", codec->name);
-    w->enc = enc;
+    *out = enc; /* the caller frees it, also on failure */
     enc->width = src->width;
     enc->height = src->height;
     enc->pix_fmt = fmt;
@@ -297,21 +423,34 @@ static int open_encoder(struct vf_segment_writer *w, const AVCodec *codec, enum 
     enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER | AV_CODEC_FLAG_BITEXACT;
     if (enc->field_order != AV_FIELD_PROGRESSIVE && enc->field_order != AV_FIELD_UNKNOWN)
         enc->flags |= AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME; /* keep fields */
-    enc->thread_count = 0; /* auto; encode.options threads=N overrides */
+    /* pinned, never auto (0 = the core count): see VF_ENCODE_THREADS; threads=N overrides */
+    enc->thread_count = VF_ENCODE_THREADS;
 
-    int r = set_codec_defaults(enc, w->rule, err);
+    int r = set_codec_defaults(enc, rule, err);
     if (r < 0)
         return r;
     r = set_user_options(enc, spec, codec->name, err);
     if (r < 0)
         return r;
-    r = check_dnxhr_size(enc, w, err);
+    r = check_dnxhr_size(enc, rule, src, err);
     if (r < 0)
         return r;
     r = avcodec_open2(enc, codec, NULL);
     if (r < 0) {
         const char *hint = "";
-        if (!strcmp(codec->name, "dnxhd"))
+        if (rule->gpu && !gpu_encoder_opens(codec)) {
+            char av[AV_ERROR_MAX_STRING_SIZE], list[256];
+            av_strerror(r, av, sizeof av);
+            codec_list(list, sizeof list, true);
+            return vf_error_set(err, VF_EUNSUPPORTED,
+                                "%s needs an NVIDIA GPU with NVENC; none was usable on this machine "
+                                "(%s; FFmpeg's log above says more): choose another encode.codec (%s)",
+                                codec->name, av, list);
+        }
+        if (rule->gpu)
+            hint = "; the GPU's NVENC refuses these settings (h264_nvenc is 8-bit only; NVENC "
+                   "has minimum frame sizes; check encode.pix_fmt and encode.options)";
+        else if (!strcmp(codec->name, "dnxhd"))
             hint = "; DNxHR (the default profiles dnxhr_hq/dnxhr_hqx/dnxhr_444) takes any size but "
                    "needs the profile to match the pixel format (yuv422p: dnxhr_hq or dnxhr_sq/lb, "
                    "yuv422p10le: dnxhr_hqx, yuv444p10le: dnxhr_444); the old DNxHD profile only "
@@ -319,10 +458,10 @@ static int open_encoder(struct vf_segment_writer *w, const AVCodec *codec, enum 
         else if (!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265"))
             hint = "; 4:2:0 and 4:2:2 need an even width (and 4:2:0 an even height)";
         return vf_shard_av_error_(err, r == AVERROR(ENOMEM) ? VF_ENOMEM : VF_EUNSUPPORTED, r,
-                                  "cannot open the %s encoder for %dx%d %s (segment %s; FFmpeg's log "
+                                  "cannot open the %s encoder for %dx%d %s (%s; FFmpeg's log "
                                   "above says more)%s",
                                   codec->name, src->width, src->height, av_get_pix_fmt_name(fmt),
-                                  w->path, hint);
+                                  what, hint);
     }
     return 0;
 }
@@ -349,7 +488,7 @@ static int open_muxer(struct vf_segment_writer *w, struct vf_error *err)
         w->st->avg_frame_rate = w->st->r_frame_rate = (AVRational){src->fps_num, src->fps_den};
     char tb[64];
     snprintf(tb, sizeof tb, "%d/%d", src->tb_num, src->tb_den);
-    av_dict_set(&w->oc->metadata, "VAEFARM_SOURCE_TIME_BASE", tb, 0);
+    VF_CHECK_AV(av_dict_set(&w->oc->metadata, "VAEFARM_SOURCE_TIME_BASE", tb, 0), err, fail);
 
     r = avio_open(&w->oc->pb, w->tmp, AVIO_FLAG_WRITE);
     if (r < 0)
@@ -361,18 +500,20 @@ static int open_muxer(struct vf_segment_writer *w, struct vf_error *err)
     if (r < 0)
         return vf_shard_av_error_(err, VF_EMEDIA, r, "writing the Matroska header of %s", w->tmp);
     return 0;
+fail:
+    vf_error_prefix(err, "segment %s", w->path);
+    return err ? err->code : VF_EMEDIA;
 }
 
-int vf_shard_segment_open(struct vf_segment_writer **out, const char *path,
-                          const struct vf_media_info *src, const struct vf_encode_spec *spec,
-                          struct vf_error *err)
+/* What vf_shard_segment_open and vf_shard_encoder_check both check first: the codec is one
+ * vaefarm encodes with and this FFmpeg has, the source has a size and time base, and the pixel
+ * format (asked or default) is one the encoder takes. `what` names the segment in messages. */
+static int resolve(const struct vf_encode_spec *spec, const struct vf_media_info *src, const char *what,
+                   const struct codec_rule **rule_out, const AVCodec **codec_out,
+                   enum AVPixelFormat *fmt, struct vf_error *err)
 {
     char list[256];
-    VF_ASSERT(out);
-    *out = NULL;
-    if (!path || !path[0] || !src || !spec)
-        return vf_error_set(err, VF_EINVAL, "vf_shard_segment_open: path, source and spec are required");
-    codec_list(list, sizeof list);
+    codec_list(list, sizeof list, false);
     if (!spec->codec || !spec->codec[0])
         return vf_error_set(err, VF_EINVAL, "encode.codec is empty: use one of: %s", list);
     const struct codec_rule *rule = find_rule(spec->codec);
@@ -388,10 +529,49 @@ int vf_shard_segment_open(struct vf_segment_writer **out, const char *path,
                             rule->name, list);
     if (src->width <= 0 || src->height <= 0 || src->tb_num <= 0 || src->tb_den <= 0)
         return vf_error_set(err, VF_EINVAL,
-                            "segment %s: the source %s has no usable size (%dx%d) or time base (%d/%d)",
-                            path, src->path, src->width, src->height, src->tb_num, src->tb_den);
+                            "%s: the source %s has no usable size (%dx%d) or time base (%d/%d)",
+                            what, src->path, src->width, src->height, src->tb_num, src->tb_den);
+    int r = choose_pix_fmt(fmt, codec, rule, src, spec->pix_fmt, err);
+    if (r < 0)
+        return r;
+    *rule_out = rule;
+    *codec_out = codec;
+    return 0;
+}
+
+int vf_shard_encoder_check(const struct vf_encode_spec *spec, const struct vf_media_info *src,
+                           struct vf_error *err)
+{
+    if (!spec || !src)
+        return vf_error_set(err, VF_EINVAL, "vf_shard_encoder_check: spec and source are required");
+    const struct codec_rule *rule = NULL;
+    const AVCodec *codec = NULL;
     enum AVPixelFormat fmt = AV_PIX_FMT_NONE;
-    int r = choose_pix_fmt(&fmt, codec, rule, src, spec->pix_fmt, err);
+    char what[4200];
+    snprintf(what, sizeof what, "checking encode settings for %s", src->path);
+    int r = resolve(spec, src, what, &rule, &codec, &fmt, err);
+    if (r < 0)
+        return r;
+    AVCodecContext *enc = NULL;
+    r = open_encoder(&enc, codec, rule, fmt, src, spec, what, err);
+    avcodec_free_context(&enc);
+    return r < 0 ? r : 0;
+}
+
+int vf_shard_segment_open(struct vf_segment_writer **out, const char *path,
+                          const struct vf_media_info *src, const struct vf_encode_spec *spec,
+                          struct vf_error *err)
+{
+    VF_ASSERT(out);
+    *out = NULL;
+    if (!path || !path[0] || !src || !spec)
+        return vf_error_set(err, VF_EINVAL, "vf_shard_segment_open: path, source and spec are required");
+    const struct codec_rule *rule = NULL;
+    const AVCodec *codec = NULL;
+    enum AVPixelFormat fmt = AV_PIX_FMT_NONE;
+    char what[4200];
+    snprintf(what, sizeof what, "segment %s", path);
+    int r = resolve(spec, src, what, &rule, &codec, &fmt, err);
     if (r < 0)
         return r;
 
@@ -402,19 +582,28 @@ int vf_shard_segment_open(struct vf_segment_writer **out, const char *path,
     w->rule = rule;
     w->last_pts = INT64_MIN;
     w->sws_fmt = AV_PIX_FMT_NONE;
-    size_t n = strlen(path) + 5;
     w->path = vf_strdup(path, err);
-    w->tmp = malloc(n);
     w->pkt = av_packet_alloc();
     w->in = av_frame_alloc();
-    if (!w->path || !w->tmp || !w->pkt || !w->in) {
+    if (!w->path || !w->pkt || !w->in) {
         r = vf_error_set(err, VF_ENOMEM, "out of memory opening segment %s", path);
         goto fail;
     }
-    snprintf(w->tmp, n, "%s.tmp", path);
-    r = open_encoder(w, codec, fmt, spec, err);
+    r = open_encoder(&w->enc, codec, rule, fmt, src, spec, what, err);
     if (r < 0)
         goto fail;
+    /* a temporary name of our own, reserved before anything is written to it */
+    char head[4200];
+    snprintf(head, sizeof head, "%s.", path);
+    r = vf_shard_tmp_create_(&w->tmp, head, ".tmp");
+    if (r < 0) {
+        r = vf_error_set(err, r == -ENOMEM ? VF_ENOMEM : VF_EIO,
+                         "cannot create segment file %s.<pid>-<n>.tmp (check that the work folder "
+                         "exists, is writable and has space): %s",
+                         path, strerror(-r));
+        goto fail;
+    }
+    w->tmp_owned = true;
     r = open_muxer(w, err);
     if (r < 0)
         goto fail;
@@ -451,13 +640,17 @@ static int pooled_frame(struct vf_segment_writer *w, struct vf_error *err)
     f->height = w->enc->height;
     int r = av_image_fill_arrays(f->data, f->linesize, f->buf[0]->data, f->format, f->width,
                                  f->height, 64);
-    if (r < 0)
+    if (r < 0) {
+        av_frame_unref(f); /* back to the pool: w->in is clean again */
         return vf_shard_av_error_(err, VF_EINTERNAL, r, "laying out a frame of segment %s", w->path);
+    }
     return 0;
 }
 
-/* Make the swscale context for frames like `frame` (once per segment). Luma and chroma keep
- * the source's range: no range or matrix conversion, only format/depth/subsampling/size. */
+/* Make the swscale context for frames like `frame` (once per segment). YUV (or gray) in and YUV
+ * out keep their levels: the same range on both sides, so only depth/subsampling/size change.
+ * RGB in (full range by nature) is converted with the source's matrix (vf_shard_sws_matrix_:
+ * BT.709 for a bt709 film, BT.601 for bt470bg/smpte170m, ...) to the source's range. */
 static int make_sws(struct vf_segment_writer *w, const AVFrame *frame, struct vf_error *err)
 {
     w->sws = sws_getContext(frame->width, frame->height, frame->format, w->enc->width, w->enc->height,
@@ -470,10 +663,16 @@ static int make_sws(struct vf_segment_writer *w, const AVFrame *frame, struct vf
                             "%s",
                             w->path, frame->width, frame->height, av_get_pix_fmt_name(frame->format),
                             w->enc->width, w->enc->height, av_get_pix_fmt_name(w->enc->pix_fmt));
-    int full = w->enc->color_range == AVCOL_RANGE_JPEG || frame->color_range == AVCOL_RANGE_JPEG;
-    const int *coefs = sws_getCoefficients(SWS_CS_DEFAULT);
-    /* same range on both sides: swscale must not expand or compress the levels */
-    if (sws_setColorspaceDetails(w->sws, coefs, full, coefs, full, 0, 1 << 16, 1 << 16) < 0)
+    const AVPixFmtDescriptor *in = av_pix_fmt_desc_get(frame->format);
+    const AVPixFmtDescriptor *out = av_pix_fmt_desc_get(w->enc->pix_fmt);
+    bool rgb_in = in && (in->flags & AV_PIX_FMT_FLAG_RGB), rgb_out = out && (out->flags & AV_PIX_FMT_FLAG_RGB);
+    /* the YUV levels: the source's, or the frame's own when it is YUV and says full range */
+    int yuv_full = w->enc->color_range == AVCOL_RANGE_JPEG ||
+                   (!rgb_in && frame->color_range == AVCOL_RANGE_JPEG);
+    const int *coefs = sws_getCoefficients(vf_shard_sws_matrix_(w->enc->colorspace, w->enc->height));
+    /* YUV->RGB uses the first table (inv_table), RGB->YUV the second: the source's matrix both */
+    if (sws_setColorspaceDetails(w->sws, coefs, rgb_in ? 1 : yuv_full, coefs, rgb_out ? 1 : yuv_full,
+                                 0, 1 << 16, 1 << 16) < 0)
         return vf_error_set(err, VF_EUNSUPPORTED,
                             "segment %s: swscale cannot keep the colour range converting %s to %s",
                             w->path, av_get_pix_fmt_name(frame->format),
@@ -562,15 +761,20 @@ int vf_shard_segment_write(struct vf_segment_writer *w, const AVFrame *frame, st
             return r;
         if (same) {
             r = av_frame_copy(w->in, frame);
-            if (r < 0)
-                return vf_shard_av_error_(err, VF_EINTERNAL, r, "copying frame %lld of %s",
+            if (r < 0) {
+                av_frame_unref(w->in); /* the pooled buffer goes back: w->in stays clean */
+                return vf_shard_av_error_(err, VF_EINVAL, r,
+                                          "copying frame %lld of %s (a frame without its planes?)",
                                           (long long)w->frames_in, w->path);
+            }
         } else {
             r = sws_scale(w->sws, (const uint8_t *const *)frame->data, frame->linesize, 0,
                           frame->height, w->in->data, w->in->linesize);
-            if (r <= 0)
+            if (r <= 0) {
+                av_frame_unref(w->in);
                 return vf_error_set(err, VF_EINTERNAL, "segment %s: swscale failed on frame %lld",
                                     w->path, (long long)w->frames_in);
+            }
         }
     }
     /* the frame's own colour tags are what some encoders (prores_ks, libx264's VUI) write into
@@ -689,11 +893,12 @@ int vf_shard_segment_close(struct vf_segment_writer **pw, char checksum[65], str
         r = vf_error_set(err, VF_EIO, "renaming %s to %s: %s", w->tmp, w->path, strerror(errno));
         goto fail;
     }
-    /* make the rename itself durable */
-    char *dir = vf_path_dirname(w->path, NULL);
-    if (dir) {
-        fsync_path(dir, O_RDONLY | O_DIRECTORY);
-        free(dir);
+    w->tmp_owned = false; /* renamed: the file is the segment now, not a temporary */
+    /* make the rename itself durable; on failure the segment stays (complete, but perhaps not
+     * on disk after a crash): the caller does not journal it and encodes the chunk again */
+    if ((r = vf_shard_fsync_dir_(w->path, err)) < 0) {
+        writer_free(pw, false);
+        return r;
     }
     if (checksum && (r = vf_shard_file_checksum(w->path, checksum, err)) < 0) {
         writer_free(pw, false);

@@ -59,8 +59,38 @@ struct vf_packet_index {
 /* Frame index of the frame whose pts is `pts`, or -1 (binary search of info->pts). */
 int64_t vf_shard_frame_of_pts_(const struct vf_media_info *info, int64_t pts);
 
+/* ---- decode.c / encode.c ----------------------------------------------------------------- */
+#include <libavutil/pixfmt.h>
+#include <libswscale/swscale.h>
+
+/* swscale's matrix (SWS_CS_*) for a stream's colour space; unspecified: BT.709 for HD
+ * (height >= 720), BT.601 below, as players guess. For sws_getCoefficients(). */
+static inline int vf_shard_sws_matrix_(enum AVColorSpace cs, int height)
+{
+    switch (cs) {
+    case AVCOL_SPC_BT709: return SWS_CS_ITU709;
+    case AVCOL_SPC_FCC: return SWS_CS_FCC;
+    case AVCOL_SPC_BT470BG:
+    case AVCOL_SPC_SMPTE170M: return SWS_CS_ITU601;
+    case AVCOL_SPC_SMPTE240M: return SWS_CS_SMPTE240M;
+    case AVCOL_SPC_BT2020_NCL:
+    case AVCOL_SPC_BT2020_CL: return SWS_CS_BT2020;
+    default: return height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;
+    }
+}
+
 /* ---- encode.c / merge.c ------------------------------------------------------------------ */
 #include <libavutil/mathematics.h>
+
+/* Reserve a temporary file "<head><pid>-<n><tail>" that this process alone owns: created with
+ * O_CREAT|O_EXCL (n counts up on EEXIST, so two writers of the same final name, in one process
+ * or in two, never share a temporary file). On success *out is the malloc'd name (the file
+ * exists, empty) and 0 is returned; on failure -errno and *out is NULL. Defined in encode.c. */
+int vf_shard_tmp_create_(char **out, const char *head, const char *tail);
+
+/* fsync the folder that holds `path` (after a rename into it): 0, or VF_EIO recorded with the
+ * folder's name. A filesystem that cannot sync folders (EINVAL) counts as success. */
+int vf_shard_fsync_dir_(const char *path, struct vf_error *err);
 
 /* Record `code` with a printf-style message followed by ": <FFmpeg's text for averr>";
  * returns `code`. For FFmpeg failures whose message must say what to do (defined in encode.c). */

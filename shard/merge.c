@@ -12,8 +12,9 @@
  *   2. write: video packets copied as they are (no re-encoding) with pts = the source's exact
  *      pts and dts = the pts of the frame D places earlier in presentation order (monotonic and
  *      never after the pts), interleaved with the source's audio/subtitle packets by time.
- * The output is written to "<output>.tmp-vaefarm.<ext>" in the same folder and renamed only
- * when the trailer is written and fsync'ed; on any error that file is removed.
+ * The output is written to a temporary file of this merge's own, "<dir>/.<name>.<pid>-<n>.tmp.<ext>"
+ * (created exclusively, so two merges of the same output never share it), and renamed only when
+ * the trailer is written and fsync'ed; on any error that file, and only that one, is removed.
  */
 #include "shard/shard.h"
 
@@ -41,7 +42,7 @@ struct merge {
     int64_t *seg_frames;        /* n_segments entries: frames in each segment */
     int64_t reorder;            /* D: max over packets of (decode position - presentation position) */
     AVCodecParameters *par;     /* the first segment's video parameters */
-    char *tmp;                  /* the temporary output */
+    char *tmp;                  /* the temporary output, NULL until created (then ours alone) */
     AVFormatContext *ic;        /* the source (audio, subtitles, chapters, metadata) */
     AVFormatContext *oc;        /* the output */
     int *out_index;             /* ic->nb_streams entries: output stream index, or -1 */
@@ -94,6 +95,33 @@ static int check_output_path(const char *output, struct vf_error *err)
                          "folder's permissions or change output in film.yaml",
                          output, dir, strerror(errno));
     free(dir);
+    return r;
+}
+
+/* Reserve this merge's own temporary output "<dir>/.<name>.<pid>-<n>.tmp.<ext>" (hidden, in the
+ * output's folder so that the rename is atomic; the extension kept, for people and tools). */
+static int make_tmp(struct merge *m, const char *ext, struct vf_error *err)
+{
+    const char *output = m->spec->output;
+    const char *slash = strrchr(output, '/');
+    size_t dir_len = slash ? (size_t)(slash - output) + 1 : 0;
+    size_t n = strlen(output) + strlen(ext) + 16;
+    char *head = malloc(n), *tail = malloc(n);
+    int r = 0;
+    if (!head || !tail) {
+        r = vf_error_set(err, VF_ENOMEM, "out of memory merging %s", output);
+        goto out;
+    }
+    snprintf(head, n, "%.*s.%s.", (int)dir_len, output, output + dir_len);
+    snprintf(tail, n, ".tmp.%s", ext);
+    r = vf_shard_tmp_create_(&m->tmp, head, tail);
+    if (r < 0)
+        r = vf_error_set(err, r == -ENOMEM ? VF_ENOMEM : VF_EIO,
+                         "cannot create %s<pid>-<n>%s (the output %s's temporary file): %s", head,
+                         tail, output, strerror(-r));
+out:
+    free(head);
+    free(tail);
     return r;
 }
 
@@ -427,8 +455,8 @@ static int open_output(struct merge *m, const char *format, struct vf_error *err
          * frame its start time: use the source's, so that start is exact too */
         char ts[32];
         snprintf(ts, sizeof ts, "%d", m->src_tb.num == 1 ? m->src_tb.den : 90000);
-        av_dict_set(&opts, "movie_timescale", ts, 0);
-        av_dict_set(&opts, "video_track_timescale", ts, 0);
+        VF_CHECK_AV(av_dict_set(&opts, "movie_timescale", ts, 0), err, fail);
+        VF_CHECK_AV(av_dict_set(&opts, "video_track_timescale", ts, 0), err, fail);
     }
     r = avformat_write_header(m->oc, &opts);
     av_dict_free(&opts);
@@ -438,6 +466,10 @@ static int open_output(struct merge *m, const char *format, struct vf_error *err
                                   "the .%s container refuses; a .mkv output takes them all)",
                                   m->tmp, format);
     return 0;
+fail:
+    av_dict_free(&opts);
+    vf_error_prefix(err, "the output %s", spec->output);
+    return err ? err->code : VF_EMEDIA;
 }
 
 /* ---- pass 2: write ------------------------------------------------------------------------- */
@@ -602,15 +634,10 @@ static int finish_output(struct merge *m, struct vf_error *err)
     if (rename(m->tmp, m->spec->output) < 0)
         return vf_error_set(err, VF_EIO, "renaming %s to %s: %s", m->tmp, m->spec->output,
                             strerror(errno));
-    char *dir = vf_path_dirname(m->spec->output, NULL);
-    if (dir) {
-        if ((fd = open(dir, O_RDONLY | O_DIRECTORY)) >= 0) {
-            fsync(fd);
-            close(fd);
-        }
-        free(dir);
-    }
-    return 0;
+    free(m->tmp); /* renamed: nothing of ours is left to remove */
+    m->tmp = NULL;
+    /* make the rename durable (on failure the output is complete but may not survive a crash) */
+    return vf_shard_fsync_dir_(m->spec->output, err);
 }
 
 int vf_shard_merge(const struct vf_merge_spec *spec, struct vf_error *err)
@@ -628,18 +655,17 @@ int vf_shard_merge(const struct vf_merge_spec *spec, struct vf_error *err)
         return r;
     if ((r = check_output_path(spec->output, err)) < 0)
         return r;
-    size_t n = strlen(spec->output) + strlen(ext) + 32;
-    m.tmp = malloc(n);
     m.frame_of = vf_calloc((size_t)src->frames, sizeof *m.frame_of, err);
     m.seg_frames = vf_calloc(spec->n_segments, sizeof *m.seg_frames, err);
-    if (!m.tmp || !m.frame_of || !m.seg_frames) {
+    if (!m.frame_of || !m.seg_frames) {
         r = vf_error_set(err, VF_ENOMEM, "out of memory merging %s", spec->output);
         goto out;
     }
-    snprintf(m.tmp, n, "%s.tmp-vaefarm.%s", spec->output, ext);
 
     double t0 = vf_now();
     if ((r = scan_segments(&m, err)) < 0)
+        goto out;
+    if ((r = make_tmp(&m, ext, err)) < 0)
         goto out;
     if ((r = open_output(&m, format, err)) < 0)
         goto out;

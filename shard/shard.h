@@ -180,7 +180,8 @@ int64_t vf_shard_plan_simulate(const struct vf_plan *plan, int ranks);
 /* ============================== encode ===================================================== */
 
 struct vf_encode_spec {
-    const char *codec;          /* ffv1 | prores_ks | libx264 | libx265 | dnxhd | ... */
+    const char *codec;          /* ffv1 | prores_ks | libx264 | libx265 | dnxhd | h264_nvenc |
+                                   hevc_nvenc */
     const char *pix_fmt;        /* NULL: the codec's default for the source's bit depth */
     const struct vf_encode_option *options;
     size_t n_options;
@@ -188,7 +189,18 @@ struct vf_encode_spec {
 
 struct vf_segment_writer;
 
-/* Open a segment at `path` (written as "<path>.tmp", renamed by close). Its video stream has
+/* Check encode settings before any work: the codec is one vaefarm encodes with and this FFmpeg
+ * has, the pixel format (asked or default) is one it takes, and the encoder opens (then is
+ * closed) for `src`'s size, time base and colours with vaefarm's settings and spec->options.
+ * Writes no file. The errors are vf_shard_segment_open's (an NVENC codec on a machine without a
+ * usable NVIDIA GPU: VF_EUNSUPPORTED, "h264_nvenc needs an NVIDIA GPU with NVENC; ..."). */
+int vf_shard_encoder_check(const struct vf_encode_spec *spec, const struct vf_media_info *src,
+                           struct vf_error *err);
+
+/* Open a segment at `path` (written to a temporary file of this writer's own,
+ * "<path>.<pid>-<n>.tmp", created exclusively, renamed by close; two writers of the same path
+ * never share it). Encoder threading is pinned, so the bytes do not depend on the machine
+ * (docs/ENCODE.md, "Determinism"). Its video stream has
  * the source's size, SAR, time base, frame rate and colour properties; the first frame is a
  * keyframe; packets keep the source frames' timestamps. The container is Matroska. */
 int vf_shard_segment_open(struct vf_segment_writer **out, const char *path,
@@ -199,7 +211,7 @@ int vf_shard_segment_open(struct vf_segment_writer **out, const char *path,
 int vf_shard_segment_write(struct vf_segment_writer *w, const AVFrame *frame, struct vf_error *err);
 /* Flush, write the trailer, fsync, rename to the final path; fills sha256 hex of the file. */
 int vf_shard_segment_close(struct vf_segment_writer **w, char checksum[65], struct vf_error *err);
-/* Drop the segment: removes the temporary file. NULL-safe. */
+/* Drop the segment: removes its temporary file (never another writer's). NULL-safe. */
 void vf_shard_segment_abort(struct vf_segment_writer **w);
 
 /* sha256 hex of a file's bytes. */
@@ -208,7 +220,8 @@ int vf_shard_file_checksum(const char *path, char checksum[65], struct vf_error 
 /* ============================== merge ====================================================== */
 
 struct vf_merge_spec {
-    const char *output;         /* final path; written as a temporary name, renamed when done */
+    const char *output;         /* final path; written as "<dir>/.<name>.<pid>-<n>.tmp.<ext>"
+                                   (this merge's own), renamed when done */
     const struct vf_media_info *source; /* audio, subtitles, chapters and metadata come from it */
     const char *const *segments;/* in film order */
     size_t n_segments;

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,6 +38,7 @@ static struct vf_media_info *info;
 static char *segments[N_CHUNKS];
 
 static bool exists(const char *path) { return access(path, F_OK) == 0; }
+static int count_tmp_files(void);
 
 /* Encode film frames [start, end) as a segment at `path`, skipping frame `skip` (-1: none). */
 static int encode_chunk(const char *path, int64_t start, int64_t end, int64_t skip, struct vf_error *err)
@@ -281,6 +283,7 @@ static void long_film_round_trip(void **state)
     if (vf_shard_merge(&ms, &err) < 0)
         fail_msg("merge: %s", err.msg);
     double t_merge = vf_now() - t0;
+    assert_int_equal(count_tmp_files(), 0); /* no segment's nor the merge's temporary file left */
 
     /* frame count and every pts, as the project's own probe sees them */
     struct vf_media_info *o = NULL;
@@ -362,12 +365,23 @@ static void long_film_round_trip(void **state)
 
 /* ---- refusals ----------------------------------------------------------------------------- */
 
+/* Temporary files (the merge's ".<name>.<pid>-<n>.tmp.<ext>", a segment's "<path>.<pid>-<n>.tmp")
+ * left in the work folder. */
+static int count_tmp_files(void)
+{
+    DIR *d = opendir(workdir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strstr(e->d_name, ".tmp") != NULL;
+    closedir(d);
+    return n;
+}
+
 static void expect_nothing_at(const char *out)
 {
-    char tmp[700];
-    snprintf(tmp, sizeof tmp, "%s.tmp-vaefarm.mkv", out);
     assert_false(exists(out));
-    assert_false(exists(tmp));
+    assert_int_equal(count_tmp_files(), 0);
 }
 
 static void merge_refuses_bad_segments(void **state)
