@@ -27,6 +27,21 @@ int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info *
     rc = vf_shard_probe(info, (*film)->input, err);
     if (rc < 0)
         return vf_error_prefix(err, "%s: input", (*film)->path);
+    /* the encoder settings are checked now, not at the first segment after hours of work */
+    struct vf_encode_spec spec = {.codec = (*film)->codec, .pix_fmt = (*film)->pix_fmt,
+                                  .options = (*film)->encode_options,
+                                  .n_options = (*film)->n_encode_options};
+    rc = vf_shard_encoder_check(&spec, *info, err);
+    if (rc < 0) {
+        /* point at the key the message names (encode.options / pix_fmt / codec) */
+        static const char *const keys[] = {"encode.options", "encode.pix_fmt", "encode.codec"};
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            struct vf_config_pos pos = vf_config_key_pos(*film, keys[k]);
+            if (pos.line > 0 && (strstr(err->msg, keys[k]) || k == 2))
+                return vf_error_prefix(err, "%s:%d:%d", (*film)->path, pos.line, pos.col);
+        }
+        return vf_error_prefix(err, "%s", (*film)->path);
+    }
     if ((*film)->n_shots == 0) {
         if ((*film)->edl) {
             rc = vf_shard_edl_load((*film)->edl, *info, &cuts, &n_cuts, err);

@@ -89,6 +89,12 @@ expect "gap in shots" 3 "gap" -- "$vf" plan "$tmp/f.yaml"
 mkyaml $'shots:\n  list:\n    - {start: 0, end: 100000, reference: ref.png}\n'
 expect "shot past the end" 3 "100000" -- "$vf" plan "$tmp/f.yaml"
 
+# --- encoder settings refused before any work
+mkyaml $'encode: {codec: libx264, options: {crff: "16"}}\n'
+expect "unknown encoder option" 3 "crff" -- "$vf" plan "$tmp/f.yaml"
+mkyaml $'encode: {codec: ffv1, pix_fmt: nv12}\n'
+expect "pixel format the encoder lacks" 3 "nv12" -- "$vf" plan "$tmp/f.yaml"
+
 # --- media that is not what it should be
 echo "this is not a video" >"$tmp/notvideo.mkv"
 expect "not a video" 5 "notvideo.mkv" -- "$vf" probe "$tmp/notvideo.mkv"
