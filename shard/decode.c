@@ -108,21 +108,6 @@ static enum AVPixelFormat unjpeg(enum AVPixelFormat f, int *full)
     }
 }
 
-/* The swscale matrix for a stream: its own, else BT.709 from 720 lines up, BT.601 below. */
-static int sws_matrix(enum AVColorSpace cs, int height)
-{
-    switch (cs) {
-    case AVCOL_SPC_BT709: return SWS_CS_ITU709;
-    case AVCOL_SPC_FCC: return SWS_CS_FCC;
-    case AVCOL_SPC_BT470BG:
-    case AVCOL_SPC_SMPTE170M: return SWS_CS_ITU601;
-    case AVCOL_SPC_SMPTE240M: return SWS_CS_SMPTE240M;
-    case AVCOL_SPC_BT2020_NCL:
-    case AVCOL_SPC_BT2020_CL: return SWS_CS_BT2020;
-    default: return height >= 720 ? SWS_CS_ITU709 : SWS_CS_ITU601;
-    }
-}
-
 /* One swscale context from the stream's format to `dst` at the same size, with the stream's
  * matrix and range in, full range out. */
 static int make_sws(struct SwsContext **out, const struct vf_decoder *dec, enum AVPixelFormat dst,
@@ -131,7 +116,7 @@ static int make_sws(struct SwsContext **out, const struct vf_decoder *dec, enum 
     int full = dec->cc->color_range == AVCOL_RANGE_JPEG;
     enum AVPixelFormat src = unjpeg(dec->src_fmt, &full);
     int w = dec->cc->width, h = dec->cc->height;
-    const int *coef = sws_getCoefficients(sws_matrix(dec->cc->colorspace, h));
+    const int *coef = sws_getCoefficients(vf_shard_sws_matrix_(dec->cc->colorspace, h));
     struct SwsContext *s = sws_getContext(w, h, src, w, h, dst,
                                           SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT |
                                               SWS_FULL_CHR_H_INP | SWS_BITEXACT,
@@ -489,7 +474,12 @@ static int position_at(struct vf_decoder *dec, int64_t start, struct vf_error *e
 {
     const struct vf_packet_entry *s = &dec->info->packets_->pkt[start];
     AVRational tb = dec->st->time_base;
-    for (int attempt = 0; attempt < SEEK_ATTEMPTS; attempt++) {
+    /* No keyframe in the index at or before the start packet: the first frames depend on
+     * packets that are no frame and so are not in the index (an MP4/MOV edit list's discarded
+     * lead-in, whose keyframe is hidden). Decode from the top of the file, feeding every packet
+     * (the decoder drops the discarded packets' frames, as in a sequential decode). */
+    bool from_top = !s->key;
+    for (int attempt = from_top ? SEEK_ATTEMPTS - 1 : 0; attempt < SEEK_ATTEMPTS; attempt++) {
         int ret;
         if (attempt == SEEK_ATTEMPTS - 1) {
             /* from the top: the first packet of the file, else byte 0 */
@@ -508,6 +498,8 @@ static int position_at(struct vf_decoder *dec, int64_t start, struct vf_error *e
             continue;
         avcodec_flush_buffers(dec->cc);
         dec->flushing = dec->ended = dec->ready = false;
+        if (from_top)
+            return VF_OK; /* feed() sends everything from here */
         for (;;) {
             ret = av_read_frame(dec->fmt, dec->pkt);
             if (ret < 0)

@@ -27,7 +27,7 @@
 
 #include "shard/shard.h"
 
-#define PLAN_FORMAT "vaefarm-plan-v1" /* bump when the hash serialisation or chunking changes */
+#define PLAN_FORMAT "vaefarm-plan-v2" /* bump when the hash serialisation or chunking changes */
 #define SHORT_SHOT_FRAMES 8           /* shots shorter than this get a warning */
 #define MAX_DETAILS 8                 /* per-kind lines in a message before "and N more" */
 
@@ -524,15 +524,31 @@ static int build_chunks(struct builder *b, struct vf_error *err)
 
     int rc = 0;
     if (n_short_warm) {
+        /* A warm-up is short when its chunk starts fewer than W frames into its shot, which
+         * happens only when the shot's first chunk (ceil(n / m) frames) is shorter than W.
+         * Chunks are balanced, so a shot just over L frames splits into two of about L/2; for
+         * m >= 2, n > (m-1)L gives n/m > L/2, so chunks.length >= 2 * chunks.warmup avoids it
+         * for every shot, and chunks.warmup <= min_warm avoids it for this film. */
         const struct vf_chunk *c = &p->chunks[first_short_warm];
+        const struct vf_shot *s = &p->shots[c->shot];
+        const int64_t n = s->end - s->start, m = ceil_div(n, L);
+        char sizes[48];
+        if (n % m)
+            snprintf(sizes, sizeof sizes, "%" PRId64 "-%" PRId64, n / m, n / m + 1);
+        else
+            snprintf(sizes, sizeof sizes, "%" PRId64, n / m);
         rc = add_warning(b, err,
                          "%zu chunk(s) get a warm-up shorter than chunks.warmup = %" PRId64
-                         " (as short as %" PRId64 " frames) because their shot starts closer, e.g. "
-                         "chunk %d (kept [%" PRId64 ", %" PRId64 "), shot %d starts at %" PRId64
-                         "): raise chunks.length to at least %" PRId64 " so that chunks are longer "
-                         "than the warm-up",
-                         n_short_warm, W, min_warm, c->id, c->start, c->end, c->shot,
-                         p->shots[c->shot].start, W);
+                         " (as short as %" PRId64 " frames): a warm-up never reaches back past "
+                         "its shot's start, and chunks are balanced within a shot, so a shot a "
+                         "little longer than chunks.length = %" PRId64 " splits into chunks of "
+                         "about half that. E.g. chunk %d (kept [%" PRId64 ", %" PRId64 ")) gets "
+                         "%" PRId64 " warm-up frames: its shot %d (frames [%" PRId64 ", %" PRId64
+                         "), %" PRId64 " frames) is split into %" PRId64 " chunks of %s frames. Set chunks.length to at least 2 x chunks.warmup = %" PRId64
+                         " to avoid this for every shot, or lower chunks.warmup to %" PRId64,
+                         n_short_warm, W, min_warm, L, c->id, c->start, c->end,
+                         c->start - c->warm_start, c->shot, s->start, s->end, n, m, sizes, 2 * W,
+                         min_warm);
     }
     if (rc == 0 && W > 0 && W >= L)
         rc = add_warning(b, err,
@@ -605,6 +621,22 @@ static int hash_chunks(struct builder *b, struct vf_error *err)
         put_i64(h, "frames", info->frames);
         put_i64(h, "width", info->width);
         put_i64(h, "height", info->height);
+        /* what the segment is decoded as and tagged with (encode.c copies these from the
+         * probe); the digest covers the stream's declarations, these are the probe's reading
+         * of them (unknowns filled from the first frame) */
+        put_str(h, "pix_fmt_in", info->pix_fmt);
+        put_i64(h, "bits_per_sample", info->bits_per_sample);
+        put_i64(h, "sar_num", info->sar_num);
+        put_i64(h, "sar_den", info->sar_den);
+        put_i64(h, "tb_num", info->tb_num);
+        put_i64(h, "tb_den", info->tb_den);
+        put_i64(h, "fps_num", info->fps_num);
+        put_i64(h, "fps_den", info->fps_den);
+        put_str(h, "field_order", info->field_order);
+        put_str(h, "color_range", info->color_range);
+        put_str(h, "color_space", info->color_space);
+        put_str(h, "color_transfer", info->color_transfer);
+        put_str(h, "color_primaries", info->color_primaries);
         put_i64(h, "warm_start", c->warm_start);
         put_i64(h, "start", c->start);
         put_i64(h, "end", c->end);

@@ -191,6 +191,70 @@ static int index_push(struct vf_packet_index *idx, int64_t *cap, const struct vf
     return VF_OK;
 }
 
+/* Digest fields: u64le len(tag) | tag | u64le len(value) | value, so that no two different
+ * field sequences hash the same bytes (docs/MEDIA.md "Video digest"). */
+static void hash_field(struct AVHashContext *hash, const char *tag, const void *value, size_t n)
+{
+    uint8_t len[8];
+    size_t t = strlen(tag);
+    for (int b = 0; b < 8; b++)
+        len[b] = (uint8_t)((uint64_t)t >> (8 * b));
+    av_hash_update(hash, len, sizeof len);
+    av_hash_update(hash, (const uint8_t *)tag, t);
+    for (int b = 0; b < 8; b++)
+        len[b] = (uint8_t)((uint64_t)n >> (8 * b));
+    av_hash_update(hash, len, sizeof len);
+    if (n)
+        av_hash_update(hash, value, n);
+}
+
+static void hash_str(struct AVHashContext *hash, const char *tag, const char *value)
+{
+    hash_field(hash, tag, value, strlen(value ? value : ""));
+}
+
+static void hash_i64(struct AVHashContext *hash, const char *tag, int64_t v)
+{
+    uint8_t b8[8];
+    for (int b = 0; b < 8; b++)
+        b8[b] = (uint8_t)((uint64_t)v >> (8 * b));
+    hash_field(hash, tag, b8, sizeof b8);
+}
+
+/* The digest's header: what the stream's packets mean besides their bytes. The codec's
+ * extradata (H.264/HEVC parameter sets with their VUI, FFV1's configuration record, ...) and
+ * the stream properties the container declares (range, matrix, transfer, primaries, field
+ * order, SAR, pixel format and bit depth, size, time base, frame rate): a remux that only
+ * retags these (ffmpeg -c copy -color_range pc) changes how every frame is read and what the
+ * output is tagged with, so it changes the digest. Values come from the demuxer (codecpar after
+ * avformat_find_stream_info), before the first-frame decode fills in unknowns; those are read
+ * from the packet data, which the digest covers anyway. */
+static void hash_stream_header(struct AVHashContext *hash, const struct vf_media_info *info,
+                               const AVStream *st)
+{
+    const AVCodecParameters *par = st->codecpar;
+    const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(par->format);
+    hash_str(hash, "digest", "vaefarm-video-digest-v2");
+    hash_str(hash, "codec", avcodec_get_name(par->codec_id));
+    hash_field(hash, "extradata", par->extradata, par->extradata ? (size_t)par->extradata_size : 0);
+    hash_str(hash, "pix_fmt", desc ? desc->name : "unknown");
+    hash_i64(hash, "bits_per_raw_sample", par->bits_per_raw_sample);
+    hash_i64(hash, "width", par->width);
+    hash_i64(hash, "height", par->height);
+    hash_i64(hash, "sar_num", info->sar_num);
+    hash_i64(hash, "sar_den", info->sar_den);
+    hash_str(hash, "field_order", field_order_name(par->field_order));
+    hash_i64(hash, "color_range", par->color_range);
+    hash_i64(hash, "color_space", par->color_space);
+    hash_i64(hash, "color_trc", par->color_trc);
+    hash_i64(hash, "color_primaries", par->color_primaries);
+    hash_i64(hash, "chroma_location", par->chroma_location);
+    hash_i64(hash, "tb_num", st->time_base.num);
+    hash_i64(hash, "tb_den", st->time_base.den);
+    hash_i64(hash, "fps_num", st->r_frame_rate.num);
+    hash_i64(hash, "fps_den", st->r_frame_rate.den);
+}
+
 static void hash_packet(struct AVHashContext *hash, const AVPacket *pkt, int64_t pts, int key)
 {
     uint8_t meta[9];
@@ -202,9 +266,11 @@ static void hash_packet(struct AVHashContext *hash, const AVPacket *pkt, int64_t
 }
 
 /* Demux every packet of the video stream (others are discarded by the demuxer) into
- * info->packets_, hashing them into video_digest. */
+ * info->packets_, hashing the stream header and them into video_digest. *skipped counts the
+ * video packets that are no frame (empty, or flagged for discarding by an edit list): the
+ * container's declared frame count includes them. */
 static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStream *st,
-                       struct vf_error *err)
+                       int64_t *skipped, struct vf_error *err)
 {
     int rc = VF_OK;
     int64_t cap = 0;
@@ -215,6 +281,8 @@ static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStrea
     VF_CHECK_AV_ALLOC(pkt, err, out);
     VF_CHECK_AV(av_hash_alloc(&hash, "SHA256"), err, out);
     av_hash_init(hash);
+    hash_stream_header(hash, info, st);
+    *skipped = 0;
     info->packets_ = vf_calloc(1, sizeof *info->packets_, err);
     if (!info->packets_) {
         rc = VF_ENOMEM;
@@ -238,9 +306,22 @@ static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStrea
                               info->path, info->packets_->n, byte, msg);
             goto out;
         }
-        if (pkt->stream_index != st->index || pkt->size == 0 || (pkt->flags & AV_PKT_FLAG_DISCARD)) {
+        if (pkt->stream_index != st->index) {
+            av_packet_unref(pkt);
+            continue;
+        }
+        if (pkt->size == 0 || (pkt->flags & AV_PKT_FLAG_DISCARD)) {
             /* Empty packets (AVI drop markers) and packets the demuxer marks for discarding
-             * (MP4 edit lists) produce no frame: they are not frames. */
+             * (MP4 edit lists) produce no frame: they are not frames. A discarded packet is
+             * still decoded (the frames after it may reference it; the decoder drops its
+             * frame), so the first-frame decode gets it; the digest covers it too, as a
+             * discarded packet (a different edit list is a different film). */
+            if (pkt->size > 0) {
+                hash_i64(hash, "discarded", pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts);
+                av_hash_update(hash, pkt->data, (size_t)pkt->size);
+                first_frame_feed(&ff, info, pkt);
+            }
+            ++*skipped;
             av_packet_unref(pkt);
             continue;
         }
@@ -381,16 +462,21 @@ out:
 /* The truncation rule (docs/MEDIA.md): the container's own statement of the video's length is
  * compared with what the demuxer delivered. */
 static int check_truncated(const struct vf_media_info *info, const AVFormatContext *fmt,
-                           const AVStream *st, struct vf_error *err)
+                           const AVStream *st, int64_t skipped, struct vf_error *err)
 {
     double frame_s = info->frame_duration[0] * av_q2d(st->time_base);
-    if (st->nb_frames > 0 && info->frames < st->nb_frames)
+    /* the declared count is of packets (MOV sample tables, AVI index entries): it includes
+     * packets that are no frame (an edit list's discarded lead-in, AVI drop markers) */
+    if (st->nb_frames > 0 && info->frames + skipped < st->nb_frames)
         return vf_error_set(err, VF_EMEDIA,
                             "%s: the container declares %" PRId64 " video frames but only %" PRId64
-                            " could be read (the file ends at byte %" PRId64 "); it is probably "
+                            " could be read (%" PRId64 " frames and %" PRId64 " packets an edit "
+                            "list discards or that are empty; the file ends at byte %" PRId64 "); "
+                            "it is probably "
                             "truncated: re-copy it from its source, or, to colorize only what is "
                             "there, remux it: ffmpeg -i IN -c copy OUT.mkv",
-                            info->path, st->nb_frames, info->frames, avio_size(fmt->pb));
+                            info->path, st->nb_frames, info->frames + skipped, info->frames,
+                            skipped, avio_size(fmt->pb));
     double declared = stream_duration(st);
     double slack = 2 * frame_s + 0.1;
     if (declared < 0 && fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0) {
@@ -508,7 +594,8 @@ int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error
                           path, info->codec);
         goto fail;
     }
-    rc = demux_index(info, fmt, st, err);
+    int64_t skipped = 0;
+    rc = demux_index(info, fmt, st, &skipped, err);
     if (rc < 0)
         goto fail;
     info->frames = info->packets_->n;
@@ -520,7 +607,7 @@ int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error
     rc = build_frames(info, st, err);
     if (rc < 0)
         goto fail;
-    rc = check_truncated(info, fmt, st, err);
+    rc = check_truncated(info, fmt, st, skipped, err);
     if (rc < 0)
         goto fail;
     avformat_close_input(&fmt);

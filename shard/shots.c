@@ -204,25 +204,28 @@ static int cmp_candidate(const void *a, const void *b)
     return x->frame < y->frame ? -1 : x->frame > y->frame;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Frames with score > threshold, strongest first, each kept only at least min_length frames
- * from frame 0 and from every cut already kept; returned ascending. */
+ * from frame 0 and from every cut already kept; returned ascending.
+ * The conflict test is O(1): frames are put in buckets of w = max(min_length, 1) frames, and
+ * a bucket holds at most one kept cut (two cuts in one bucket are closer than min_length). A
+ * kept cut closer than min_length to f lies in f's bucket or a neighbour, so three look-ups
+ * decide; the whole pick is O(candidates log candidates) for the sort plus O(frames / w)
+ * memory, whatever the threshold. */
 static int pick_cuts(const double *score, int64_t n, double threshold, int64_t min_length,
                      int64_t **cuts, size_t *n_cuts, struct vf_error *err)
 {
     size_t nc = 0;
     for (int64_t t = 1; t < n; t++)
         nc += score[t] > threshold;
+    const int64_t w = min_length > 1 ? min_length : 1;
+    const size_t n_buckets = (size_t)(n / w) + 1;
     struct candidate *cand = vf_calloc(nc, sizeof *cand, err);
     int64_t *kept = vf_calloc(nc, sizeof *kept, err);
-    if (!cand || !kept) {
+    int64_t *bucket = vf_calloc(n_buckets, sizeof *bucket, err); /* kept cut, or 0: none */
+    if (!cand || !kept || !bucket) {
         free(cand);
         free(kept);
+        free(bucket);
         return VF_ENOMEM;
     }
     nc = 0;
@@ -230,19 +233,23 @@ static int pick_cuts(const double *score, int64_t n, double threshold, int64_t m
         if (score[t] > threshold)
             cand[nc++] = (struct candidate){t, score[t]};
     qsort(cand, nc, sizeof *cand, cmp_candidate);
-    size_t nk = 0;
     for (size_t i = 0; i < nc; i++) {
-        int64_t f = cand[i].frame;
+        int64_t f = cand[i].frame; /* 1 <= f < n: 0 never holds a cut */
+        size_t b = (size_t)(f / w);
         bool ok = f >= min_length;
-        for (size_t j = 0; ok && j < nk; j++)
-            ok = llabs(f - kept[j]) >= min_length;
+        for (size_t j = b > 0 ? b - 1 : 0; ok && j <= b + 1 && j < n_buckets; j++)
+            ok = bucket[j] == 0 || llabs(f - bucket[j]) >= min_length;
         if (ok)
-            kept[nk++] = f;
+            bucket[b] = f;
         else
             vf_log(&log_ctx, VF_LOG_DEBUG, "frame %" PRId64 ": score %.3f dropped (min_length %" PRId64 ")",
                    f, cand[i].score, min_length);
     }
-    qsort(kept, nk, sizeof *kept, cmp_i64);
+    size_t nk = 0;
+    for (size_t j = 0; j < n_buckets; j++) /* ascending */
+        if (bucket[j])
+            kept[nk++] = bucket[j];
+    free(bucket);
     free(cand);
     *cuts = kept;
     *n_cuts = nk;

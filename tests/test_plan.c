@@ -33,7 +33,7 @@
 #define MAX_REFS 8
 #define MAX_OPTS 4
 /* the hash of plan_hash_is_pinned's film: see there before changing it */
-#define PINNED_HASH "76e3be34d8a0f3f338355f26f090e182c652a33b54453b0feff81429cf39ce4a"
+#define PINNED_HASH "d1d7b6562d77c99e3afa321fb215ca42ab4a5af5082caaef81afaa6a38cf3abe"
 
 /* ---- PRNG: splitmix64 with a fixed seed --------------------------------------------------- */
 static uint64_t rng_state = 0x5eed0fa11u;
@@ -158,12 +158,64 @@ static void tfilm_base(struct tfilm *t, int64_t frames)
     t->info.height = 180;
     t->info.fps_num = 25;
     t->info.fps_den = 1;
+    t->info.tb_num = 1;
+    t->info.tb_den = 1000;
+    t->info.sar_num = 1;
+    t->info.sar_den = 1;
+    t->info.bits_per_sample = 8;
+    snprintf(t->info.pix_fmt, sizeof t->info.pix_fmt, "yuv420p");
+    snprintf(t->info.field_order, sizeof t->info.field_order, "progressive");
+    snprintf(t->info.color_range, sizeof t->info.color_range, "tv");
+    snprintf(t->info.color_space, sizeof t->info.color_space, "bt709");
+    snprintf(t->info.color_transfer, sizeof t->info.color_transfer, "bt709");
+    snprintf(t->info.color_primaries, sizeof t->info.color_primaries, "bt709");
     snprintf(t->info.path, sizeof t->info.path, "reel1.mkv");
     memset(t->info.video_digest, 'a', 64);
     t->mode = MODE_WHOLE;
 }
 
 static const char *rand_pool(void) { return pool_path[rnd(N_POOL)]; }
+
+/* The input's stream properties the probe reports (shard.h): values it can take. */
+static const char *const pix_fmts[] = {"yuv420p", "yuv422p10le", "gray", "yuvj420p", "bgr0"};
+static const int pix_bits[] = {8, 10, 8, 8, 8};
+static const char *const field_orders[] = {"progressive", "tt", "bb", "tb", "bt", "unknown"};
+static const char *const ranges[] = {"tv", "pc", "unknown"};
+static const char *const matrices[] = {"bt709", "smpte170m", "bt470bg", "bt2020nc", "unknown"};
+static const char *const transfers[] = {"bt709", "smpte170m", "arib-std-b67", "unknown"};
+static const char *const primaries[] = {"bt709", "smpte170m", "bt470bg", "bt2020", "unknown"};
+#define PICK(a) ((a)[rnd((int64_t)(sizeof(a) / sizeof((a)[0])))])
+
+/* Change one stream property of t's input to another value (P_STREAM). */
+static void perturb_stream(struct vf_media_info *m)
+{
+    char *s = NULL;
+    size_t size = 0;
+    const char *const *vals = NULL;
+    size_t n_vals = 0;
+    switch (rnd(11)) {
+    case 0: /* another pixel format of the same depth, or the same format at another depth */
+        if (rnd(2))
+            snprintf(m->pix_fmt, sizeof m->pix_fmt, "%s", strcmp(m->pix_fmt, "yuv444p") ? "yuv444p" : "nv12");
+        else
+            m->bits_per_sample += 2;
+        return;
+    case 1: m->sar_num += 1; return;
+    case 2: m->sar_den += 1; return;
+    case 3: m->tb_den *= 2; return;
+    case 4: m->fps_num += 1; return;
+    case 5: m->fps_den += 1; return;
+    case 6: s = m->field_order, size = sizeof m->field_order, vals = field_orders, n_vals = 6; break;
+    case 7: s = m->color_range, size = sizeof m->color_range, vals = ranges, n_vals = 3; break;
+    case 8: s = m->color_space, size = sizeof m->color_space, vals = matrices, n_vals = 5; break;
+    case 9: s = m->color_transfer, size = sizeof m->color_transfer, vals = transfers, n_vals = 4; break;
+    default: s = m->color_primaries, size = sizeof m->color_primaries, vals = primaries, n_vals = 5; break;
+    }
+    const char *nu = s;
+    while (!strcmp(nu, s))
+        nu = vals[rnd((int64_t)n_vals)];
+    snprintf(s, size, "%s", nu);
+}
 
 /* Distinct cut frames in (0, frames), ascending; at most max_n of them. */
 static size_t rand_cuts(int64_t *cuts, size_t max_n, int64_t frames)
@@ -194,6 +246,19 @@ static void rand_film(struct tfilm *t)
         t->info.video_digest[i] = "0123456789abcdef"[rnd(16)];
     t->info.width = 8 * (1 + (int)rnd(100));
     t->info.height = 8 * (1 + (int)rnd(100));
+    int pf = (int)rnd(5);
+    snprintf(t->info.pix_fmt, sizeof t->info.pix_fmt, "%s", pix_fmts[pf]);
+    t->info.bits_per_sample = pix_bits[pf];
+    t->info.sar_num = 1 + (int)rnd(4);
+    t->info.sar_den = 1 + (int)rnd(4);
+    t->info.tb_den = rnd(2) ? 1000 : 90000;
+    t->info.fps_num = rnd(2) ? 25 : 30000;
+    t->info.fps_den = t->info.fps_num == 25 ? 1 : 1001;
+    snprintf(t->info.field_order, sizeof t->info.field_order, "%s", PICK(field_orders));
+    snprintf(t->info.color_range, sizeof t->info.color_range, "%s", PICK(ranges));
+    snprintf(t->info.color_space, sizeof t->info.color_space, "%s", PICK(matrices));
+    snprintf(t->info.color_transfer, sizeof t->info.color_transfer, "%s", PICK(transfers));
+    snprintf(t->info.color_primaries, sizeof t->info.color_primaries, "%s", PICK(primaries));
     t->mode = (enum mode)rnd(3);
     int64_t cuts[MAX_SHOTS];
     size_t n_cuts = rand_cuts(cuts, MAX_SHOTS - 1, frames);
@@ -313,11 +378,18 @@ static void expect_of(struct expect *e, const struct tfilm *t)
         }
 }
 
-/* Everything that should shape chunk i's output, written out plainly. */
+/* Everything that should shape chunk i's output, written out plainly: the input (its digest,
+ * geometry and the stream properties the segment is decoded as and tagged with), the chunk's
+ * frames, its reference, the network and the encoder. */
 static void chunk_tuple(char *buf, size_t n, const struct tfilm *t, const struct vf_chunk *c)
 {
     const struct vf_film *f = &t->film;
-    int len = snprintf(buf, n, "%s|%" PRId64 "|%dx%d|%" PRId64 "|%" PRId64 "|%" PRId64 "|%s|%s|%dx%d|%d|%s|%s|",
+    const struct vf_media_info *m = &t->info;
+    int len = snprintf(buf, n, "%s %d-bit|sar %d:%d|tb %d/%d|fps %d/%d|%s|%s|%s|%s|%s|",
+                       m->pix_fmt, m->bits_per_sample, m->sar_num, m->sar_den, m->tb_num,
+                       m->tb_den, m->fps_num, m->fps_den, m->field_order, m->color_range,
+                       m->color_space, m->color_transfer, m->color_primaries);
+    len += snprintf(buf + len, n - (size_t)len, "%s|%" PRId64 "|%dx%d|%" PRId64 "|%" PRId64 "|%" PRId64 "|%s|%s|%dx%d|%d|%s|%s|",
                        t->info.video_digest, t->info.frames, t->info.width, t->info.height,
                        c->warm_start, c->start, c->end, content_of(c->reference),
                        content_of(f->model), f->inference_h, f->inference_w, (int)f->precision,
@@ -438,7 +510,7 @@ enum perturb {
     P_LIST_ORDER, /* the above must not change the hash */
     P_WARMUP, P_LENGTH, /* change it exactly when the chunk geometry changes */
     P_REF_CONTENT, P_OPT_VALUE, P_OPT_ADD, P_CODEC, P_PIX_FMT, P_DIGEST, P_PRECISION, P_INFER_SIZE,
-    P_MODEL, P_AUDIO, P_SIZE, /* these must change it */
+    P_MODEL, P_AUDIO, P_SIZE, P_STREAM, /* these must change it */
     P_COUNT
 };
 
@@ -528,6 +600,7 @@ static bool perturb(struct tfilm *t, enum perturb k, const struct vf_plan *p, si
         return true;
     case P_AUDIO: f->audio = f->audio == VF_AUDIO_COPY ? VF_AUDIO_NONE : VF_AUDIO_COPY; return true;
     case P_SIZE: t->info.height += 2; return true;
+    case P_STREAM: perturb_stream(&t->info); return true;
     case P_COUNT: break;
     }
     return false;
@@ -846,6 +919,65 @@ static bool has_warning(const struct vf_plan *p, const char *needle)
     return false;
 }
 
+/* L = 10, W = 8, an 11-frame shot: balanced chunks of 6 + 5, the second warmed up by only 6
+ * frames although chunks.length (10) exceeds the warm-up. The advice must say why and what
+ * works: chunks.length >= 2 * warmup (16), or warmup <= 6; following either silences it. */
+static void plan_short_warmup_warning_gives_working_advice(void **state)
+{
+    (void)state;
+    struct tfilm t;
+    tfilm_base(&t, 11);
+    t.film.default_reference = pool_path[0];
+    t.film.chunk_length = 10;
+    t.film.warmup = 8;
+    struct vf_plan *p = NULL;
+    struct vf_error err = {0};
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    assert_int_equal(p->n_chunks, 2);
+    assert_int_equal(p->chunks[1].start, 6);
+    assert_int_equal(p->chunks[1].warm_start, 0);
+    const char *w = NULL;
+    for (size_t i = 0; i < p->n_warnings; i++)
+        if (strstr(p->warnings[i], "warm-up shorter"))
+            w = p->warnings[i];
+    if (!w) {
+        fail_msg("no warm-up warning for an 11-frame shot at chunks.length 10, warmup 8");
+        return;
+    }
+    print_message("plan: %s\n", w);
+    static const char *const needles[] = {"as short as 6 frames", "chunks.length = 10",
+                                          "balanced", "2 chunks of 5-6 frames",
+                                          "at least 2 x chunks.warmup = 16",
+                                          "lower chunks.warmup to 6", NULL};
+    for (const char *const *n = needles; *n; n++)
+        if (!strstr(w, *n))
+            fail_msg("warning lacks \"%s\":\n%s", *n, w);
+    assert_null(strstr(w, "at least 8"));
+    vf_shard_plan_destroy(&p);
+
+    /* the advice works: either fix silences it */
+    t.film.chunk_length = 16;
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    assert_false(has_warning(p, "warm-up shorter"));
+    vf_shard_plan_destroy(&p);
+    t.film.chunk_length = 10;
+    t.film.warmup = 6;
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    assert_false(has_warning(p, "warm-up shorter"));
+    vf_shard_plan_destroy(&p);
+
+    /* and 2 * warmup suffices for every shot length */
+    for (int64_t n = 1; n <= 200; n++) {
+        tfilm_base(&t, n);
+        t.film.default_reference = pool_path[0];
+        t.film.chunk_length = 16;
+        t.film.warmup = 8;
+        assert_int_equal(plan_of(&p, &t, &err), 0);
+        assert_false(has_warning(p, "warm-up shorter"));
+        vf_shard_plan_destroy(&p);
+    }
+}
+
 static void plan_assigns_references_first_wins_and_warns(void **state)
 {
     (void)state;
@@ -976,6 +1108,7 @@ int main(void)
         cmocka_unit_test(plan_random_broken_lists_are_refused),
         cmocka_unit_test(plan_balances_chunks_and_warms_up_inside_the_shot),
         cmocka_unit_test(plan_assigns_references_first_wins_and_warns),
+        cmocka_unit_test(plan_short_warmup_warning_gives_working_advice),
         cmocka_unit_test(plan_hash_is_pinned),
         cmocka_unit_test(simulate_schedules_longest_first),
         cmocka_unit_test(simulate_random_plans_respect_bounds),

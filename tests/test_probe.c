@@ -183,15 +183,16 @@ static void probe_detects_variable_frame_rate(void **state)
     vf_shard_media_info_destroy(&info);
 }
 
-/* A real clip (MPEG-1 program stream, material/10_fetch.sh), when it is there. */
+/* A real clip (MPEG-1 program stream, material/10_fetch.sh; always there with the fixture). */
 static void probe_real_mpeg_ps_clip_counts_like_a_full_decode(void **state)
 {
     (void)state;
     char path[4096];
     snprintf(path, sizeof path, "%s/clips/cityCC0.mpg", data_dir());
     FILE *f = fopen(path, "rb");
-    if (!f)
-        skip();
+    if (!f) /* the media fixture always fetches it: a missing clip is a broken fetch */
+        fail_msg("%s is missing: the media fixture (scripts/material/10_fetch.sh) always makes it, "
+                 "so its fetch failed; rerun it and check its log", path);
     fclose(f);
     struct vf_error err = {0};
     struct vf_media_info *info = NULL;
@@ -203,20 +204,6 @@ static void probe_real_mpeg_ps_clip_counts_like_a_full_decode(void **state)
     assert_int_equal(info->frames, count_decoded_frames(path));
     assert_false(info->vfr);
     vf_shard_media_info_destroy(&info);
-}
-
-static void probe_digest_is_stable(void **state)
-{
-    (void)state;
-    char path[4096];
-    codec_path(path, sizeof path, "h264.mkv");
-    struct vf_media_info *a = NULL, *b = NULL;
-    assert_int_equal(vf_shard_probe(&a, path, NULL), 0);
-    assert_int_equal(vf_shard_probe(&b, path, NULL), 0);
-    assert_string_equal(a->video_digest, b->video_digest);
-    vf_shard_media_info_destroy(&a);
-    vf_shard_media_info_destroy(&b);
-    vf_shard_media_info_destroy(&b); /* NULL-safe */
 }
 
 /* A scratch folder per test run. */
@@ -254,6 +241,114 @@ static void copy_prefix(const char *src, const char *dst, long num, long den)
     fclose(f);
     write_file(dst, buf, (size_t)n);
     free(buf);
+}
+
+static struct vf_media_info *probe_ok(const char *path)
+{
+    struct vf_error err = {0};
+    struct vf_media_info *info = NULL;
+    if (vf_shard_probe(&info, path, &err) < 0)
+        fail_msg("probe %s: %s", path, err.msg);
+    return info;
+}
+
+/* Run the ffmpeg command line tool (the media fixture needs it too); fail clearly without it. */
+static void run_ffmpeg(const char *args)
+{
+    char cmd[10100];
+    snprintf(cmd, sizeof cmd, "ffmpeg -nostdin -hide_banner -loglevel error -y %s", args);
+    int rc = system(cmd);
+    if (rc != 0)
+        fail_msg("`%s` failed (status %d): the ffmpeg command line tool is needed to make this "
+                 "test's remuxes", cmd, rc);
+}
+
+static void copy_file(const char *src, const char *dst) { copy_prefix(src, dst, 1, 1); }
+
+/* The digest is the input's identity for the plan hash (docs/MEDIA.md "Video digest"): the same
+ * for the same file probed twice, for an identical copy under another name and for a plain
+ * remux into the same container; different for another film, and for a remux that changes
+ * only the stream's tags (colour range and matrix): those change the output. */
+static void probe_digest_follows_content_and_stream_properties(void **state)
+{
+    (void)state;
+    char ffv1[4096], h264[4096];
+    codec_path(ffv1, sizeof ffv1, "ffv1.mkv");
+    codec_path(h264, sizeof h264, "h264.mkv");
+    struct vf_media_info *a = probe_ok(ffv1), *b = probe_ok(ffv1);
+    assert_int_equal(strlen(a->video_digest), 64);
+    assert_string_equal(a->video_digest, b->video_digest); /* stable */
+    vf_shard_media_info_destroy(&b);
+    vf_shard_media_info_destroy(&b); /* NULL-safe */
+
+    /* other content */
+    b = probe_ok(h264);
+    assert_true(strcmp(a->video_digest, b->video_digest) != 0);
+    vf_shard_media_info_destroy(&b);
+
+    /* an identical copy under another name */
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", scratch_path("renamed reel.mkv"));
+    copy_file(ffv1, copy);
+    b = probe_ok(copy);
+    assert_string_equal(a->video_digest, b->video_digest);
+    vf_shard_media_info_destroy(&b);
+
+    /* a plain remux (same packets, timestamps and stream properties) */
+    char remux[512], args[10000];
+    snprintf(remux, sizeof remux, "%s", scratch_path("remux.mkv"));
+    snprintf(args, sizeof args, "-i '%s' -map 0 -c copy '%s'", ffv1, remux);
+    run_ffmpeg(args);
+    b = probe_ok(remux);
+    assert_string_equal(a->video_digest, b->video_digest);
+    vf_shard_media_info_destroy(&b);
+
+    /* only the tags change: the same packets, read and tagged as full range BT.709 */
+    char tagged[512];
+    snprintf(tagged, sizeof tagged, "%s", scratch_path("retagged.mkv"));
+    snprintf(args, sizeof args, "-i '%s' -map 0 -c copy -color_range pc -colorspace bt709 '%s'",
+             ffv1, tagged);
+    run_ffmpeg(args);
+    b = probe_ok(tagged);
+    print_message("ffv1.mkv: range %s matrix %s digest %.16s...; retagged: range %s matrix %s "
+                  "digest %.16s...\n", a->color_range, a->color_space, a->video_digest,
+                  b->color_range, b->color_space, b->video_digest);
+    assert_string_equal(b->color_range, "pc");
+    assert_string_equal(b->color_space, "bt709");
+    assert_true(strcmp(a->color_range, b->color_range) || strcmp(a->color_space, b->color_space));
+    assert_int_equal(a->frames, b->frames);
+    for (int64_t i = 0; i < a->frames; i++)
+        assert_int_equal(a->pts[i], b->pts[i]);
+    assert_true(strcmp(a->video_digest, b->video_digest) != 0);
+    vf_shard_media_info_destroy(&b);
+    vf_shard_media_info_destroy(&a);
+}
+
+/* trim.mp4 (material/30_codecs.sh): h264.mkv cut with -ss 1.3 -c copy. An edit list hides the
+ * lead-in from the keyframe before 1.3 s: those packets are flagged discard, are no frames,
+ * and the MP4 sample table counts them. Not truncated: the probe counts exactly what a full
+ * decode outputs. */
+static void probe_mp4_trimmed_by_edit_list_counts_like_a_full_decode(void **state)
+{
+    (void)state;
+    char path[4096];
+    codec_path(path, sizeof path, "trim.mp4");
+    struct vf_media_info *info = probe_ok(path);
+    int64_t truth = count_decoded_frames(path);
+    /* what the container declares: more packets than frames */
+    AVFormatContext *fmt = NULL;
+    assert_int_equal(avformat_open_input(&fmt, path, NULL, NULL), 0);
+    assert_true(avformat_find_stream_info(fmt, NULL) >= 0);
+    int64_t declared = fmt->streams[info->video_stream]->nb_frames;
+    avformat_close_input(&fmt);
+    print_message("trim.mp4: %" PRId64 " frames (decode %" PRId64 "), the container declares %"
+                  PRId64 " samples; frame 0 is %sa keyframe, %.3f s\n", info->frames, truth,
+                  declared, info->key[0] ? "" : "not ", info->duration);
+    assert_int_equal(info->frames, truth);
+    assert_true(declared > info->frames); /* the test exercises discarded packets */
+    assert_false(info->vfr);
+    assert_int_equal(info->fps_num, 25);
+    vf_shard_media_info_destroy(&info);
 }
 
 static void probe_missing_file_says_not_found(void **state)
@@ -372,7 +467,8 @@ int main(void)
         cmocka_unit_test(probe_codecs_count_frames_like_a_full_decode),
         cmocka_unit_test(probe_detects_variable_frame_rate),
         cmocka_unit_test(probe_real_mpeg_ps_clip_counts_like_a_full_decode),
-        cmocka_unit_test(probe_digest_is_stable),
+        cmocka_unit_test(probe_digest_follows_content_and_stream_properties),
+        cmocka_unit_test(probe_mp4_trimmed_by_edit_list_counts_like_a_full_decode),
         cmocka_unit_test(probe_missing_file_says_not_found),
         cmocka_unit_test(probe_text_file_is_not_a_video),
         cmocka_unit_test(probe_audio_only_file_has_no_video_stream),

@@ -11,6 +11,9 @@
 #   ffv1_rgb.mkv  FFV1 from gbrp (decodes as packed bgr0: an RGB input, luma is converted)
 #   h264.mp4      h264.mkv's packets remuxed to MP4 (moov first, an edit list for the B-frame
 #                 delay) with a 10:00:00:00 timecode track
+#   trim.mp4      h264.mkv cut at 1.3 s without re-encoding (-ss 1.3 -c copy): an MP4 edit list
+#                 hides the lead-in from the keyframe before 1.3 s (packets flagged discard), so
+#                 the first frames shown are not keyframes and depend on hidden ones
 #   vfr.mkv       variable frame rate: 25 fps, then 1/15 s per frame from frame 100 on
 #                 (libx264 with B-frames; 200 frames)
 #   audio_only.mka  no video stream at all (for probe's error path)
@@ -64,6 +67,11 @@ if [ ! -f "$dir/h264.mp4" ]; then
   "${ff[@]}" -i "$dir/h264.mkv" -map 0 -c copy -movflags +faststart -timecode 10:00:00:00 \
     -f mp4 "$dir/.tmp.h264.mp4"
   mv "$dir/.tmp.h264.mp4" "$dir/h264.mp4"
+fi
+
+if [ ! -f "$dir/trim.mp4" ]; then
+  "${ff[@]}" -ss 1.3 -i "$dir/h264.mkv" -map 0 -c copy -f mp4 "$dir/.tmp.trim.mp4"
+  mv "$dir/.tmp.trim.mp4" "$dir/trim.mp4"
 fi
 
 if [ ! -f "$dir/vfr.mkv" ]; then
