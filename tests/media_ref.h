@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -63,6 +64,17 @@ static int64_t media_ref_decode(const char *path, media_ref_frame_fn on_frame, v
     avcodec_free_context(&cc);
     avformat_close_input(&fmt);
     return n;
+}
+
+/* Material the fixture always makes (tests/MATERIAL.md): a missing file means its script failed,
+ * which must fail the test rather than skip it. */
+static void media_ref_require(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("%s is missing: the media fixture (scripts/make_test_material.sh) always makes "
+                 "it, so its script failed; rerun it and check its log", path);
+    fclose(f);
 }
 
 #endif /* VF_TESTS_MEDIA_REF_H */

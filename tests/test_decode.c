@@ -233,11 +233,7 @@ static void decode_real_mpeg_ps_clip_seeks_are_bit_identical(void **state)
     (void)state;
     char path[4096];
     snprintf(path, sizeof path, "%s/clips/cityCC0.mpg", data_dir());
-    FILE *f = fopen(path, "rb");
-    if (!f) /* the media fixture always fetches it: a missing clip is a broken fetch */
-        fail_msg("%s is missing: the media fixture (scripts/material/10_fetch.sh) always makes it, "
-                 "so its fetch failed; rerun it and check its log", path);
-    fclose(f);
+    media_ref_require(path);
     check_path(path, "cityCC0.mpg");
 }
 

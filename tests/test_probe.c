@@ -189,11 +189,7 @@ static void probe_real_mpeg_ps_clip_counts_like_a_full_decode(void **state)
     (void)state;
     char path[4096];
     snprintf(path, sizeof path, "%s/clips/cityCC0.mpg", data_dir());
-    FILE *f = fopen(path, "rb");
-    if (!f) /* the media fixture always fetches it: a missing clip is a broken fetch */
-        fail_msg("%s is missing: the media fixture (scripts/material/10_fetch.sh) always makes it, "
-                 "so its fetch failed; rerun it and check its log", path);
-    fclose(f);
+    media_ref_require(path);
     struct vf_error err = {0};
     struct vf_media_info *info = NULL;
     if (vf_shard_probe(&info, path, &err) < 0)

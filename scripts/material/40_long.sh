@@ -27,18 +27,8 @@ lens=(96 240 48 600 72 24 144 120 36 192 60 84 300 48 12 96 120 72 24 180 60 36 
 moves=(zoom_in pan_right tilt_down zoom_out pan_left tilt_up diagonal)
 sw=$((w * 4)) sh=$((h * 4))
 
-move_expr() { # MOVE LEN -> z:x:y for zoompan (as in 20_films.sh)
-  local P="(on/$(($2 > 1 ? $2 - 1 : 1)))" cx="(iw-iw/zoom)/2" cy="(ih-ih/zoom)/2"
-  case $1 in
-    zoom_in)   echo "1+0.35*$P:$cx:$cy" ;;
-    zoom_out)  echo "1.35-0.35*$P:$cx:$cy" ;;
-    pan_right) echo "1.3:(iw-iw/zoom)*$P:$cy" ;;
-    pan_left)  echo "1.3:(iw-iw/zoom)*(1-$P):$cy" ;;
-    tilt_down) echo "1.3:$cx:(ih-ih/zoom)*$P" ;;
-    tilt_up)   echo "1.3:$cx:(ih-ih/zoom)*(1-$P)" ;;
-    diagonal)  echo "1.15+0.2*$P:(iw-iw/zoom)*$P:(ih-ih/zoom)*(1-$P)" ;;
-  esac
-}
+# move_expr MOVE LEN: zoompan "z:x:y" expressions (scripts/lib/moves.sh, shared with 20_films.sh)
+. "$(dirname "$0")/../lib/moves.sh"
 
 inputs=() graph="" cat="" sel="" starts=() tones=() start=0
 for ((k = 0; k < ${#lens[@]}; k++)); do
