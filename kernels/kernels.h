@@ -1,8 +1,22 @@
 /*
  * kernels/kernels.h: tensors and operators behind a small backend interface: a CPU backend
- * (oneDNN + C) and a CUDA backend (cuDNN, cuBLAS, .cu kernels). The operators arrive with the
- * network issue; what is here now is what the farm needs first: which backends this build has,
- * which CPU ISA oneDNN dispatches to, and how many GPUs a rank can see.
+ * (oneDNN + C) and a CUDA backend (cuDNN, cuBLAS, .cu kernels, later). The network (node/) is
+ * written against this header only; it never sees oneDNN or CUDA.
+ *
+ * Model of execution (the same for both backends):
+ *   - A backend owns a device (the CPU, or one GPU) and one stream. Every operator is enqueued on
+ *     the backend's stream in call order; vf_backend_sync() waits for all of them. On the CPU
+ *     the operators run synchronously, so sync is free, but callers must not rely on that.
+ *   - Tensor memory belongs to the backend's device. Host data enters and leaves only through
+ *     vf_tensor_upload / vf_tensor_download (pinned staging on CUDA).
+ *   - Everything with a fixed shape (a convolution, a matmul, a pooling) is a "primitive"
+ *     created once, with its weights and scratch, then run per frame with no allocation.
+ *   - Precision: a tensor's dtype is its storage type. Arithmetic is f32 (accumulation in f32 for
+ *     every reduction), whatever the storage. Convolutions and matmuls take the dtype they were
+ *     created with for source and weights; their destination may be f32 or that dtype.
+ *   - Determinism: every operator's result is independent of the thread count and of the call
+ *     history (fixed reduction order), so a rank's output does not depend on how many threads it
+ *     runs (DESIGN.md §4).
  *
  * Uses: common/, oneDNN, the CUDA runtime (when built with it). Knows nothing of video or MPI.
  */
@@ -11,8 +25,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/common.h"
+
+/* ============================== build and devices ========================================== */
 
 /* True when this build has the CUDA backend (CMake found nvcc; -DVF_CUDA). */
 bool vf_kernels_has_cuda(void);
@@ -28,5 +45,203 @@ int vf_kernels_gpu_describe(int device, char *buf, size_t len, struct vf_error *
 /* One line about the CPU backend: oneDNN's version and the ISA its kernels dispatch to
  * (e.g. "oneDNN 2.6.3, ISA avx512_core_bf16"). */
 void vf_kernels_cpu_describe(char *buf, size_t len);
+
+/* ============================== types ====================================================== */
+
+enum vf_dtype { VF_F32 = 0, VF_BF16 = 1, VF_F16 = 2 };
+enum vf_device { VF_DEVICE_CPU = 0, VF_DEVICE_CUDA = 1 };
+
+size_t vf_dtype_size(enum vf_dtype dt);
+const char *vf_dtype_name(enum vf_dtype dt);          /* "f32", "bf16", "f16" */
+/* Parse "f32"/"bf16"/"f16"; returns VF_EINVAL for anything else. */
+int vf_dtype_parse(const char *s, enum vf_dtype *dt);
+
+struct vf_backend;
+
+struct vf_backend_opts {
+    enum vf_device device;
+    int gpu;                    /* CUDA device ordinal (VF_DEVICE_CUDA) */
+    int threads;                /* CPU threads for this backend's operators; 0 = all cores */
+};
+
+int vf_backend_create(struct vf_backend **out, const struct vf_backend_opts *opts,
+                      struct vf_error *err);
+void vf_backend_destroy(struct vf_backend **be);
+enum vf_device vf_backend_device(const struct vf_backend *be);
+/* Whether this backend can compute in `dt` (the CPU: f32 always, bf16 when the ISA has it,
+ * f16 never on oneDNN 2.6 for convolutions). */
+bool vf_backend_supports(const struct vf_backend *be, enum vf_dtype dt);
+/* Wait until everything enqueued on the backend's stream has finished. */
+int vf_backend_sync(struct vf_backend *be, struct vf_error *err);
+/* Bytes of device memory this backend holds now (tensors, primitives' weights and scratch). */
+size_t vf_backend_bytes(const struct vf_backend *be);
+
+/* A 4-D activation tensor, logically n × c × h × w, stored channels-last (NHWC): element
+ * (i, y, x, ch) is at data + ((i·h + y)·w + x)·pix_stride + ch elements. pix_stride ≥ c;
+ * pix_stride > c only for a channel-slice view (vf_tensor_slice). A weight-free plain array
+ * (attention rows, say) is a tensor with n = 1, h = rows, w = 1, c = columns. */
+struct vf_tensor {
+    enum vf_dtype dtype;
+    int n, c, h, w;
+    int pix_stride;             /* elements between consecutive pixels */
+    void *data;                 /* device memory of `be` */
+    struct vf_backend *be;
+    bool owned;                 /* vf_tensor_free releases data */
+};
+
+/* Allocate a dense tensor (pix_stride = c), zero-filled. */
+int vf_tensor_alloc(struct vf_tensor *t, struct vf_backend *be, enum vf_dtype dt, int n, int c,
+                    int h, int w, struct vf_error *err);
+/* Release an owned tensor's memory (views: nothing); zeroes *t. NULL-safe, idempotent. */
+void vf_tensor_free(struct vf_tensor *t);
+/* A view of channels [c0, c0 + nc) of t (no copy, not owned). */
+struct vf_tensor vf_tensor_slice(const struct vf_tensor *t, int c0, int nc);
+size_t vf_tensor_count(const struct vf_tensor *t);   /* n·c·h·w */
+/* Host f32 data in planar NCHW order ↔ the tensor (converted to/from its dtype and layout). */
+int vf_tensor_upload(struct vf_tensor *t, const float *nchw, struct vf_error *err);
+int vf_tensor_download(const struct vf_tensor *t, float *nchw, struct vf_error *err);
+/* Set every element to 0. */
+int vf_tensor_zero(struct vf_tensor *t, struct vf_error *err);
+
+/* ============================== primitives (oneDNN / cuDNN / cuBLAS) ======================== */
+
+enum vf_act { VF_ACT_NONE = 0, VF_ACT_RELU, VF_ACT_LRELU, VF_ACT_PRELU, VF_ACT_TANH };
+enum vf_pad { VF_PAD_ZERO = 0, VF_PAD_REFLECT };
+
+struct vf_conv_desc {
+    int ic, oc;
+    int kh, kw;
+    int stride;
+    int pad;                    /* each side; for VF_PAD_REFLECT the primitive reflects into
+                                   its own scratch, then convolves unpadded */
+    enum vf_pad pad_mode;
+    int dilation;               /* 1 = dense */
+    int groups;                 /* 1, or ic == oc == groups for depthwise */
+    bool residual;              /* dst += conv(src) before the activation (dst holds the
+                                   residual on entry) */
+    enum vf_act act;            /* NONE, RELU, LRELU or TANH (PReLU: use vf_op_act) */
+    float alpha;                /* LRELU slope */
+    float scale;                /* multiply the result after the activation (0 means 1): the
+                                   "128 · tanh" of C's output */
+};
+
+struct vf_conv;
+
+/* Output size of a convolution over an h × w input. */
+void vf_conv_out_size(const struct vf_conv_desc *d, int h, int w, int *oh, int *ow);
+/* Create a convolution for an n × ic × h × w source of `dt` (weights are converted to `dt`;
+ * bias, if given, stays f32). weight: OIHW f32 (oc × ic/groups × kh × kw); bias: oc f32 or
+ * NULL. dst_dt: the destination's dtype (`dt` or VF_F32). */
+int vf_conv_create(struct vf_conv **out, struct vf_backend *be, const struct vf_conv_desc *d,
+                   enum vf_dtype dt, enum vf_dtype dst_dt, int n, int h, int w,
+                   const float *weight, const float *bias, struct vf_error *err);
+/* Run: src n × ic × h × w, dst n × oc × oh × ow, both of the created dtypes. Views are
+ * accepted (pix_stride > channels). No allocation. */
+int vf_conv_run(struct vf_conv *cv, const struct vf_tensor *src, struct vf_tensor *dst,
+                struct vf_error *err);
+/* Multiply-accumulates per run. */
+double vf_conv_macs(const struct vf_conv *cv);
+void vf_conv_destroy(struct vf_conv **cv);
+
+/* Batched row-major matrix product: C = A · B (or Bᵀ), for m × k A and k × n B (n × k when
+ * trans_b), with leading dimensions lda, ldb, ldc in elements. A and B are of `dt`; C is f32. */
+struct vf_matmul_desc {
+    int m, n, k;
+    int lda, ldb, ldc;
+    bool trans_b;
+};
+struct vf_matmul;
+int vf_matmul_create(struct vf_matmul **out, struct vf_backend *be,
+                     const struct vf_matmul_desc *d, enum vf_dtype dt, struct vf_error *err);
+/* a, b, c: device pointers (e.g. tensor data, offset to a block of rows). */
+int vf_matmul_run(struct vf_matmul *mm, const void *a, const void *b, float *c,
+                  struct vf_error *err);
+double vf_matmul_macs(const struct vf_matmul *mm);
+void vf_matmul_destroy(struct vf_matmul **mm);
+
+enum vf_pool_kind { VF_POOL_MAX = 0, VF_POOL_AVG };
+struct vf_pool_desc {
+    enum vf_pool_kind kind;
+    int k, stride, pad;         /* square window; AVG excludes padding from the count */
+};
+struct vf_pool;
+void vf_pool_out_size(const struct vf_pool_desc *d, int h, int w, int *oh, int *ow);
+int vf_pool_create(struct vf_pool **out, struct vf_backend *be, const struct vf_pool_desc *d,
+                   enum vf_dtype dt, int n, int c, int h, int w, struct vf_error *err);
+int vf_pool_run(struct vf_pool *p, const struct vf_tensor *src, struct vf_tensor *dst,
+                struct vf_error *err);
+void vf_pool_destroy(struct vf_pool **p);
+
+/* ============================== operators (C on the CPU; .cu on CUDA) ======================= */
+/* Each takes tensors of any dtype (f32 arithmetic inside), accepts channel-slice views, and
+ * may run in place (src == dst) where said. Shapes are checked: a mismatch is VF_EINVAL with
+ * both shapes in the message. The per-element bodies live in kernels/elem.h and are shared by
+ * the CPU loops and the CUDA kernels (one source, two targets). */
+
+/* dst = act(src). PRELU: one slope per channel, `slopes` an f32 tensor of 1 × c × 1 × 1 on the
+ * same backend (filled once with vf_tensor_upload); LRELU uses alpha. In place allowed. */
+int vf_op_act(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_act act, float alpha,
+              const struct vf_tensor *slopes, struct vf_error *err);
+
+/* Instance norm per (image, channel) over its h·w positions, biased variance, then
+ * gamma·x̂ + beta (gamma, beta: f32 tensors of c values, or NULL for 1 and 0), then an
+ * activation as vf_op_act. In place allowed. */
+int vf_op_instance_norm(const struct vf_tensor *src, struct vf_tensor *dst, float eps,
+                        const struct vf_tensor *gamma, const struct vf_tensor *beta,
+                        enum vf_act act, float alpha, const struct vf_tensor *slopes,
+                        struct vf_error *err);
+
+enum vf_resize { VF_RESIZE_NEAREST = 0, VF_RESIZE_BILINEAR };
+/* Resize to dst's h × w with PyTorch's conventions: nearest (src index = floor(dst · in/out)),
+ * bilinear with align_corners=False (half-pixel centres, clamped), no antialias. */
+int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_resize mode,
+                 struct vf_error *err);
+
+/* dst = a + b (elementwise, same shapes). In place allowed (dst == a or b). */
+int vf_op_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_tensor *dst,
+              struct vf_error *err);
+/* Concatenate along channels: dst.c = Σ srcs[i].c. */
+int vf_op_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,
+                 struct vf_error *err);
+/* Convert dtype (or copy) between tensors of the same shape. */
+int vf_op_copy(const struct vf_tensor *src, struct vf_tensor *dst, struct vf_error *err);
+
+/* Per position, divide the channel vector by max(‖x‖₂, eps); with `center`, first subtract each
+ * channel's mean over the image's positions. In place allowed. */
+int vf_op_l2norm(const struct vf_tensor *src, struct vf_tensor *dst, bool center, float eps,
+                 struct vf_error *err);
+
+/* Attention rows: for rows r of the f32 score block f (rows × ncols, leading dimension ld):
+ * s[r] = max_j f[r][j]; p = softmax_j((f[r][j] − max)/τ) (computed stably, f32, fixed order);
+ * out[r][ch] = Σ_j p_j · v[j][ch] for v (ncols × vc, f32, row-major). s (rows) and out
+ * (rows × vc) are device f32 pointers. */
+int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int ncols, int ld,
+                         float tau, const float *v, int vc, float *s, float *out,
+                         struct vf_error *err);
+
+/* ---- colour ---- */
+/* Grey Y′ (1 channel, [0,1]) → L (1 channel, 0..100, neutral-grey reading, NETWORK.md) and,
+ * when fin != NULL, F's 3-channel ImageNet-normalised input (Y′,Y′,Y′). */
+int vf_op_grey_to_l(const struct vf_tensor *grey, struct vf_tensor *l, struct vf_tensor *fin,
+                    struct vf_error *err);
+/* sRGB (3 ch, [0,1]) → Lab (3 ch) and, when fin != NULL, F's normalised input. */
+int vf_op_rgb_to_lab(const struct vf_tensor *rgb, struct vf_tensor *lab, struct vf_tensor *fin,
+                     struct vf_error *err);
+/* Lab (3 ch) → sRGB (3 ch, clamped to [0,1]). */
+int vf_op_lab_to_rgb(const struct vf_tensor *lab, struct vf_tensor *rgb, struct vf_error *err);
+
+/* Guided upsampling of ab (NETWORK.md, post-processing 1): guide grey_lo (1 ch, H × W), ab_lo
+ * (2 ch, H × W), grey_full (1 ch, h × w) → ab_full (2 ch, h × w). scratch: f32 tensor of at
+ * least vf_guided_scratch_elems(H, W) elements (allocated once by the caller). */
+size_t vf_guided_scratch_elems(int h, int w);
+int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tensor *ab_lo,
+                          const struct vf_tensor *grey_full, struct vf_tensor *ab_full,
+                          int radius, float eps, struct vf_tensor *scratch,
+                          struct vf_error *err);
+/* Keep the film's luma (NETWORK.md, post-processing 2): grey (1 ch, Y′ in [0,1]) and ab (2 ch)
+ * at the same size → rgb (3 ch R′G′B′, may be NULL) and cbcr (2 ch, Cb and Cr in [−0.5, 0.5],
+ * may be NULL), for the output matrix's kr, kb. */
+int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, float kr, float kb,
+                    struct vf_tensor *rgb, struct vf_tensor *cbcr, struct vf_error *err);
 
 #endif /* VF_KERNELS_H */

@@ -14,6 +14,8 @@ PKGS=(
   libopenmpi-dev openmpi-bin       # MPI
   libdnnl-dev                      # oneDNN 2.6 (CPU backend)
   python3 python3-numpy            # test-material and figure scripts (Debian's python)
+  python3-torch python3-torchvision  # the PyTorch reference model (train/): golden tensors
+  libopenblas0-pthread             # a fast BLAS for Debian's torch (its default is the reference BLAS)
 )
 
 missing=()

@@ -1,0 +1,35 @@
+/* kernels/internal.h: private to kernels/: the backend's state and the oneDNN check macro. */
+#ifndef VF_KERNELS_INTERNAL_H
+#define VF_KERNELS_INTERNAL_H
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "kernels/kernels.h"
+
+struct vf_backend {
+    enum vf_device device;
+    int threads;                /* OpenMP threads for C operators and oneDNN (CPU) */
+    dnnl_engine_t engine;       /* CPU: oneDNN engine and stream */
+    dnnl_stream_t stream;
+    size_t bytes;               /* memory held now (tensors, primitives) */
+    bool has_bf16;              /* the CPU ISA computes bf16 natively (avx512_core_bf16, AMX) */
+};
+
+/* Check a oneDNN status: on failure record VF_EINTERNAL with the call and the status name,
+ * then goto label. */
+const char *vf_dnnl_status_str_(dnnl_status_t s);
+#define VF_CHECK_DNNL(stmt, err, label)                                                        \
+    do {                                                                                       \
+        dnnl_status_t vf_st_ = (stmt);                                                         \
+        VF_CHECK_(vf_st_ != dnnl_success, err, VF_EINTERNAL, label, #stmt,                     \
+                  vf_dnnl_status_str_(vf_st_));                                                \
+    } while (0)
+
+/* Device allocation accounted in be->bytes (64-byte aligned on the CPU, zeroed). */
+void *vf_be_alloc_(struct vf_backend *be, size_t bytes, struct vf_error *err);
+void vf_be_free_(struct vf_backend *be, void *p, size_t bytes);
+
+/* Set the OpenMP thread count for the operators run next on this backend. */
+void vf_be_enter_(const struct vf_backend *be);
+
+#endif /* VF_KERNELS_INTERNAL_H */

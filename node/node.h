@@ -1,0 +1,144 @@
+/*
+ * node/node.h: the colorization network (weights, F/A/C, the per-frame recurrence) and, with
+ * the farm issue, the per-rank chunk pipeline.
+ *
+ * Uses: kernels/ (tensors and operators), shard/, config/, common/. Knows nothing of MPI: the
+ * coordinator reads the weights file once and hands its bytes to vf_net_load_buffer.
+ */
+#ifndef VF_NODE_H
+#define VF_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "kernels/kernels.h"
+
+/* ============================== safetensors ================================================ */
+/* The format: 8 bytes little-endian header length N, N bytes of JSON (an object: tensor name →
+ * {"dtype", "shape", "data_offsets": [begin, end]}, plus an optional "__metadata__" object of
+ * string → string), then the data, which the offsets index relative to its start. The parser
+ * trusts nothing: every size, offset, dtype, shape and the JSON itself are checked, the data
+ * must be covered exactly (no holes, no overlaps), and a hostile file gives VF_EINVAL with what
+ * is wrong and where, never a crash. */
+
+#define VF_ST_MAX_DIMS 8
+#define VF_ST_MAX_HEADER (100u << 20)   /* bytes of JSON header accepted */
+
+enum vf_st_dtype { VF_ST_F32 = 0, VF_ST_BF16, VF_ST_F16, VF_ST_F64, VF_ST_I64, VF_ST_I32,
+                   VF_ST_I16, VF_ST_I8, VF_ST_U8, VF_ST_BOOL };
+
+struct vf_st_tensor {
+    char *name;
+    enum vf_st_dtype dtype;
+    int ndim;
+    int64_t shape[VF_ST_MAX_DIMS];
+    int64_t count;              /* product of shape (1 for a scalar) */
+    const void *data;           /* into the file's bytes; little-endian; may be unaligned */
+    size_t nbytes;
+};
+
+struct vf_safetensors {
+    size_t n;
+    struct vf_st_tensor *tensors;   /* in order of data offset */
+    size_t n_meta;
+    char **meta_keys, **meta_values;
+    /* private */
+    void *buf_;                 /* owned copy of the file, or NULL when borrowing */
+    size_t len_;
+};
+
+/* Parse a file (read whole into memory). `what` names the file in errors. */
+int vf_safetensors_open(const char *path, struct vf_safetensors **out, struct vf_error *err);
+/* Parse bytes already in memory; with copy = false the bytes must outlive the result. */
+int vf_safetensors_parse(const void *buf, size_t len, bool copy, const char *what,
+                         struct vf_safetensors **out, struct vf_error *err);
+const struct vf_st_tensor *vf_safetensors_find(const struct vf_safetensors *st, const char *name);
+const char *vf_safetensors_meta(const struct vf_safetensors *st, const char *key);
+/* Convert a F32, BF16, F16 or F64 tensor's values to f32 (count floats into out). */
+int vf_st_to_f32(const struct vf_st_tensor *t, float *out, struct vf_error *err);
+const char *vf_st_dtype_name(enum vf_st_dtype dt);
+void vf_safetensors_close(struct vf_safetensors **st);
+
+/* ============================== the network ================================================ */
+
+/* The architecture, from the weights file's metadata (docs/NETWORK.md). */
+struct vf_arch {
+    char name[32];
+    int f_stem, f_widths[4], f_blocks[4];
+    int a_adapter, a_res_blocks;
+    float tau;
+    int c_widths[4], c_enc_convs[4];
+    int c_mid_groups, c_mid_len[8], c_mid_dil[8][8];
+    int c_latent, c_dec_widths[3], c_dec_convs[3];
+    int inference_h, inference_w;
+};
+
+/* Weights, loaded and checked once; read-only afterwards, shared by any number of colorizers
+ * (and threads). */
+struct vf_net;
+
+int vf_net_load(const char *path, struct vf_net **out, struct vf_error *err);
+/* From the bytes of a weights file (e.g. broadcast by the coordinator); copied. */
+int vf_net_load_buffer(const void *buf, size_t len, const char *what, struct vf_net **out,
+                       struct vf_error *err);
+const struct vf_arch *vf_net_arch(const struct vf_net *net);
+int64_t vf_net_params(const struct vf_net *net);      /* parameters used at inference */
+void vf_net_free(struct vf_net **net);
+/* Multiply-accumulates per frame (reference cached) per module at H × W: F, A (attention
+ * products included), C; and those of the attention products alone. */
+void vf_net_macs(const struct vf_net *net, int h, int w, double *f, double *a, double *c,
+                 double *attn);
+
+struct vf_colorizer_opts {
+    struct vf_backend *be;      /* where it runs (not owned) */
+    enum vf_dtype precision;    /* VF_F32 or VF_BF16 (VF_F16 on CUDA) */
+    int h, w;                   /* inference size, multiples of 8 */
+    int full_h, full_w;         /* post-processing size (the film's); 0 = no post-processing */
+    float kr, kb;               /* output matrix for keep-luma (0, 0 = BT.709) */
+};
+
+/* Per-module time, seconds, accumulated since creation (or vf_colorizer_times_reset). */
+struct vf_colorizer_times {
+    double f, a, c, post, reference;
+    long frames, references;
+};
+
+/* One colorizer: every buffer and primitive for its size and precision is allocated here; the
+ * per-frame calls allocate nothing. Not thread-safe (one per thread). */
+struct vf_colorizer;
+
+int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
+                        const struct vf_colorizer_opts *opts, struct vf_error *err);
+void vf_colorizer_destroy(struct vf_colorizer **c);
+
+/* A new shot (or chunk): the reference image, sRGB [0,1], planar 3 × h × w at inference size.
+ * Computes its features once (F, A's adapters, residual blocks, φ, centring) and resets the
+ * recurrent state to zeros. */
+int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, struct vf_error *err);
+/* Reset the recurrent state to zeros (first frame of a shot, of every warm-up). */
+void vf_colorizer_reset(struct vf_colorizer *c);
+
+/* Intermediate tensors a frame call can copy out (golden tests, the warp-only baseline). */
+struct vf_colorizer_taps {
+    float *f_tap[4];            /* frame's F taps, planar c × h × w, l2n'd; NULL = skip */
+    float *warp_ab;             /* W^ab, 2 × H × W */
+    float *conf;                /* S, 1 × H × W */
+};
+
+/* Colorize one frame: grey Y′ [0,1] at inference size (h × w floats). Writes ab (2 × h × w,
+ * planar) and advances the recurrence. taps may be NULL. */
+int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
+                       struct vf_colorizer_taps *taps, struct vf_error *err);
+/* Post-processing of the last frame's ab at full size: grey_full (full_h × full_w floats in
+ * [0,1]) → rgb (3 × full planar, may be NULL) and cbcr (2 × full planar, may be NULL). */
+int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb, float *cbcr,
+                      struct vf_error *err);
+
+const struct vf_colorizer_times *vf_colorizer_times(const struct vf_colorizer *c);
+void vf_colorizer_times_reset(struct vf_colorizer *c);
+/* Sizes of F's taps for a frame of h × w (channels, height, width). */
+void vf_colorizer_tap_shape(const struct vf_colorizer *c, int tap, int *ch, int *th, int *tw);
+
+#endif /* VF_NODE_H */
