@@ -79,7 +79,14 @@ struct vf_arch {
  * (and threads). */
 struct vf_net;
 
+/* The architectures NETWORK.md defines by name: "tiny", "full". VF_EINVAL for another name. */
+int vf_arch_preset(const char *name, struct vf_arch *arch, struct vf_error *err);
+
 int vf_net_load(const char *path, struct vf_net **out, struct vf_error *err);
+/* A network of `arch` with random weights drawn at `seed` (benchmarks and tests: a fixed-seed
+ * Kaiming-style init that keeps activations in range, not a trained model). */
+int vf_net_random(const struct vf_arch *arch, uint64_t seed, struct vf_net **out,
+                  struct vf_error *err);
 /* From the bytes of a weights file (e.g. broadcast by the coordinator); copied. */
 int vf_net_load_buffer(const void *buf, size_t len, const char *what, struct vf_net **out,
                        struct vf_error *err);
