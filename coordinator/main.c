@@ -166,10 +166,12 @@ int main(int argc, char **argv)
         return vf_cmd_probe(vargc, vargv, &cli);
     if (strcmp(verb, "plan") == 0)
         return vf_cmd_plan(vargc, vargv, &cli);
+    if (strcmp(verb, "bench") == 0)
+        return vf_cmd_bench(vargc, vargv, &cli);
 
     fprintf(stderr,
             "vaefarm: '%s' is not available in this build yet: this version has the media layer\n"
-            "(probe, plan); colorizing (run), eval and bench arrive with the network and farm.\n"
+            "(probe, plan) and the network (bench); colorizing (run) and eval arrive with the farm.\n"
             "Try: vaefarm plan FILM.yaml\n",
             verb);
     return VF_EXIT_INVALID;

@@ -13,6 +13,12 @@ struct vf_backend {
     dnnl_stream_t stream;
     size_t bytes;               /* memory held now (tensors, primitives) */
     bool has_bf16;              /* the CPU ISA computes bf16 natively (avx512_core_bf16, AMX) */
+    /* Run-time workspace shared by this backend's primitives (reflect padding, dense copies of
+     * channel-slice views, oneDNN scratchpads): one operator runs at a time on the stream, so
+     * one buffer, grown at primitive creation (vf_be_reserve_) to the largest need, serves all.
+     * Never reallocated by a run; primitives look the pointer up at run time. */
+    void *ws;
+    size_t ws_bytes;
 };
 
 /* Check a oneDNN status: on failure record VF_EINTERNAL with the call and the status name,
@@ -28,6 +34,17 @@ const char *vf_dnnl_status_str_(dnnl_status_t s);
 /* Device allocation accounted in be->bytes (64-byte aligned on the CPU, zeroed). */
 void *vf_be_alloc_(struct vf_backend *be, size_t bytes, struct vf_error *err);
 void vf_be_free_(struct vf_backend *be, void *p, size_t bytes);
+
+/* Grow the shared workspace to at least `bytes` (at creation only; never in a run). */
+int vf_be_reserve_(struct vf_backend *be, size_t bytes, struct vf_error *err);
+
+/* The oneDNN implementation a primitive runs (e.g. "brgconv:avx512_core"), for tests and logs. */
+struct vf_conv;
+struct vf_matmul;
+struct vf_pool;
+const char *vf_conv_impl_(const struct vf_conv *cv);
+const char *vf_matmul_impl_(const struct vf_matmul *mm);
+const char *vf_pool_impl_(const struct vf_pool *p);
 
 /* Set the OpenMP thread count for the operators run next on this backend. */
 void vf_be_enter_(const struct vf_backend *be);

@@ -1,0 +1,265 @@
+/*
+ * kernels/elem.h: the per-element bodies of the operators, one source for two targets: the CPU
+ * loops of kernels/ops.c (C11) and the CUDA kernels of kernels/elem_cuda.cu (nvcc, C++). Every
+ * function is `static inline VF_HD` (__host__ __device__ under nvcc), uses float arithmetic and
+ * only math functions that exist on both sides (powf, cbrtf, expf, tanhf, sqrtf).
+ *
+ * The colour maths are docs/NETWORK.md's, to the constant: sRGB transfer lin()/gam(), CIE Lab
+ * (D65) with the matrix M and its inverse as written there, the neutral-grey lightness reading,
+ * ImageNet's normalisation, and the keep-luma solve (20 bisection steps on L*).
+ *
+ * Storage conversions: bf16 and f16 ↔ f32, round to nearest even, NaN stays NaN (quiet),
+ * overflow to ±inf, f16 subnormals exact.
+ */
+#ifndef VF_KERNELS_ELEM_H
+#define VF_KERNELS_ELEM_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __CUDACC__
+#define VF_HD __host__ __device__
+#else
+#define VF_HD
+#endif
+
+/* ============================== storage conversions ======================================== */
+
+static inline VF_HD uint32_t vf_f32_bits(float f)
+{
+#if defined(__CUDA_ARCH__)
+    return __float_as_uint(f);
+#else
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+#endif
+}
+
+static inline VF_HD float vf_bits_f32(uint32_t u)
+{
+#if defined(__CUDA_ARCH__)
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+#endif
+}
+
+static inline VF_HD float vf_bf16_to_f32(uint16_t h) { return vf_bits_f32((uint32_t)h << 16); }
+
+static inline VF_HD uint16_t vf_f32_to_bf16(float f)
+{
+    uint32_t x = vf_f32_bits(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u)           /* NaN: keep sign and top payload, quiet */
+        return (uint16_t)((x >> 16) | 0x0040u);
+    x += 0x7fffu + ((x >> 16) & 1u);               /* round to nearest even (inf stays inf) */
+    return (uint16_t)(x >> 16);
+}
+
+static inline VF_HD float vf_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0) {                                  /* zero or subnormal: m · 2^-24, exact */
+        float v = (float)m * 5.9604644775390625e-8f;
+        return vf_bits_f32(vf_f32_bits(v) | sign);
+    }
+    if (e == 31)                                   /* inf, NaN (payload kept) */
+        return vf_bits_f32(sign | 0x7f800000u | (m << 13));
+    return vf_bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+static inline VF_HD uint16_t vf_f32_to_f16(float f)
+{
+    uint32_t x = vf_f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u)                          /* NaN: quiet, top payload bits */
+        return (uint16_t)(sign | 0x7e00u | ((ax >> 13) & 0x3ffu));
+    if (ax >= 0x47800000u)                         /* ≥ 65536 (and inf): inf */
+        return (uint16_t)(sign | 0x7c00u);
+    if (ax >= 0x38800000u) {                       /* normal f16 range (≥ 2^-14) */
+        uint32_t r = ax - 0x38000000u;             /* rebias 127 → 15 */
+        uint32_t q = r >> 13, rem = r & 0x1fffu;
+        if (rem > 0x1000u || (rem == 0x1000u && (q & 1u)))
+            q++;                                   /* a carry into the exponent is right,
+                                                      up to 0x7c00 = inf */
+        return (uint16_t)(sign | q);
+    }
+    if (ax < 0x33000000u)                          /* < 2^-25: rounds to ±0 */
+        return sign;
+    /* subnormal f16: value = m · 2^(e−150), in units of 2^-24: m >> (126 − e) */
+    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126u - e;                     /* 14..24 */
+    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+    if (rem > half || (rem == half && (q & 1u)))
+        q++;
+    return (uint16_t)(sign | q);
+}
+
+/* ============================== activations ================================================ */
+
+static inline VF_HD float vf_relu(float x) { return x < 0.0f ? 0.0f : x; }
+static inline VF_HD float vf_lrelu(float x, float alpha) { return x < 0.0f ? alpha * x : x; }
+/* PReLU is a leaky ReLU with the channel's slope. */
+static inline VF_HD float vf_prelu(float x, float slope) { return x < 0.0f ? slope * x : x; }
+static inline VF_HD float vf_tanh(float x) { return tanhf(x); }
+
+/* ============================== colour (docs/NETWORK.md) =================================== */
+
+/* sRGB transfer: lin = decode (R′ → R), gam = encode (R → R′). */
+static inline VF_HD float vf_srgb_lin(float c)
+{
+    return c <= 0.04045f ? c / 12.92f : powf((c + 0.055f) / 1.055f, 2.4f);
+}
+static inline VF_HD float vf_srgb_gam(float c)
+{
+    return c <= 0.0031308f ? 12.92f * c : 1.055f * powf(c, 1.0f / 2.4f) - 0.055f;
+}
+
+/* CIE f and its inverse; δ = 6/29. */
+#define VF_LAB_D 0.20689655172413793f          /* 6/29 */
+#define VF_LAB_D3 0.008856451679035631f        /* (6/29)³ */
+#define VF_LAB_3D2 0.12841854934601665f        /* 3·(6/29)² */
+#define VF_LAB_4_29 0.13793103448275862f       /* 4/29 */
+
+static inline VF_HD float vf_lab_f(float t)
+{
+    return t > VF_LAB_D3 ? cbrtf(t) : t / VF_LAB_3D2 + VF_LAB_4_29;
+}
+static inline VF_HD float vf_lab_finv(float t)
+{
+    return t > VF_LAB_D ? t * t * t : VF_LAB_3D2 * (t - VF_LAB_4_29);
+}
+
+/* D65 white. */
+#define VF_XN 0.95047f
+#define VF_YN 1.0f
+#define VF_ZN 1.08883f
+
+/* M (linear sRGB → XYZ) and M⁻¹, the 9 numbers of NETWORK.md each. */
+#define VF_M00 0.4124564f
+#define VF_M01 0.3575761f
+#define VF_M02 0.1804375f
+#define VF_M10 0.2126729f
+#define VF_M11 0.7151522f
+#define VF_M12 0.0721750f
+#define VF_M20 0.0193339f
+#define VF_M21 0.1191920f
+#define VF_M22 0.9503041f
+
+#define VF_MI00 3.2404542f
+#define VF_MI01 (-1.5371385f)
+#define VF_MI02 (-0.4985314f)
+#define VF_MI10 (-0.9692660f)
+#define VF_MI11 1.8760108f
+#define VF_MI12 0.0415560f
+#define VF_MI20 0.0556434f
+#define VF_MI21 (-0.2040259f)
+#define VF_MI22 1.0572252f
+
+/* ImageNet normalisation of F's input: (x − mean) / std per channel R, G, B. */
+#define VF_IMNET_MEAN_R 0.485f
+#define VF_IMNET_MEAN_G 0.456f
+#define VF_IMNET_MEAN_B 0.406f
+#define VF_IMNET_STD_R 0.229f
+#define VF_IMNET_STD_G 0.224f
+#define VF_IMNET_STD_B 0.225f
+
+typedef struct {
+    float x, y, z;
+} vf_f3;
+
+static inline VF_HD vf_f3 vf_f3_make(float x, float y, float z)
+{
+    vf_f3 r;
+    r.x = x;
+    r.y = y;
+    r.z = z;
+    return r;
+}
+
+static inline VF_HD float vf_clamp01(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
+
+/* ImageNet-normalised channel k (0 R, 1 G, 2 B) of value x. */
+static inline VF_HD float vf_imnet_norm(float x, int k)
+{
+    return k == 0 ? (x - VF_IMNET_MEAN_R) / VF_IMNET_STD_R
+         : k == 1 ? (x - VF_IMNET_MEAN_G) / VF_IMNET_STD_G
+                  : (x - VF_IMNET_MEAN_B) / VF_IMNET_STD_B;
+}
+
+/* sRGB R′G′B′ in [0,1] → Lab. */
+static inline VF_HD vf_f3 vf_rgb_to_lab(float r, float g, float b)
+{
+    float lr = vf_srgb_lin(r), lg = vf_srgb_lin(g), lb = vf_srgb_lin(b);
+    float X = VF_M00 * lr + VF_M01 * lg + VF_M02 * lb;
+    float Y = VF_M10 * lr + VF_M11 * lg + VF_M12 * lb;
+    float Z = VF_M20 * lr + VF_M21 * lg + VF_M22 * lb;
+    float fx = vf_lab_f(X / VF_XN), fy = vf_lab_f(Y / VF_YN), fz = vf_lab_f(Z / VF_ZN);
+    return vf_f3_make(116.0f * fy - 16.0f, 500.0f * (fx - fy), 200.0f * (fy - fz));
+}
+
+/* Lab → linear-light XYZ. */
+static inline VF_HD vf_f3 vf_lab_to_xyz(float L, float a, float b)
+{
+    float fy = (L + 16.0f) / 116.0f;
+    float fx = fy + a / 500.0f;
+    float fz = fy - b / 200.0f;
+    return vf_f3_make(VF_XN * vf_lab_finv(fx), VF_YN * vf_lab_finv(fy), VF_ZN * vf_lab_finv(fz));
+}
+
+/* Lab → sRGB R′G′B′, clamped to [0,1] after the transfer: clamp01(gam(M⁻¹·XYZ)). */
+static inline VF_HD vf_f3 vf_lab_to_rgb(float L, float a, float b)
+{
+    vf_f3 t = vf_lab_to_xyz(L, a, b);
+    float lr = VF_MI00 * t.x + VF_MI01 * t.y + VF_MI02 * t.z;
+    float lg = VF_MI10 * t.x + VF_MI11 * t.y + VF_MI12 * t.z;
+    float lb = VF_MI20 * t.x + VF_MI21 * t.y + VF_MI22 * t.z;
+    return vf_f3_make(vf_clamp01(vf_srgb_gam(lr)), vf_clamp01(vf_srgb_gam(lg)),
+                      vf_clamp01(vf_srgb_gam(lb)));
+}
+
+/* A neutral grey's lightness: L = 116·f(lin(Y′)) − 16 (R = G = B = Y′, so Y = lin(Y′)). */
+static inline VF_HD float vf_grey_to_l(float grey)
+{
+    return 116.0f * vf_lab_f(vf_srgb_lin(grey)) - 16.0f;
+}
+
+/* Luma of R′G′B′ for the output matrix: Kr·R′ + (1 − Kr − Kb)·G′ + Kb·B′. */
+static inline VF_HD float vf_luma(vf_f3 c, float kr, float kb)
+{
+    return kr * c.x + (1.0f - kr - kb) * c.y + kb * c.z;
+}
+
+/* Keep the film's luma (NETWORK.md post-processing 2): the colour with chroma (a, b) whose
+ * clamped R′G′B′ has luma `grey`: L* in [0, 100] by 20 bisection steps (lo = mid when the luma
+ * at mid is below the target, else hi = mid; L* = (lo + hi)/2). Returns that colour. */
+#define VF_KEEP_LUMA_STEPS 20
+static inline VF_HD vf_f3 vf_keep_luma_rgb(float grey, float a, float b, float kr, float kb)
+{
+    float lo = 0.0f, hi = 100.0f;
+    for (int i = 0; i < VF_KEEP_LUMA_STEPS; i++) {
+        float mid = 0.5f * (lo + hi);
+        if (vf_luma(vf_lab_to_rgb(mid, a, b), kr, kb) < grey)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return vf_lab_to_rgb(0.5f * (lo + hi), a, b);
+}
+
+/* Cb and Cr of R′G′B′ with its own luma Y: Cb = (B′ − Y)/(2(1 − Kb)), Cr = (R′ − Y)/(2(1 − Kr)). */
+static inline VF_HD float vf_cb(vf_f3 c, float kr, float kb)
+{
+    return (c.z - vf_luma(c, kr, kb)) / (2.0f * (1.0f - kb));
+}
+static inline VF_HD float vf_cr(vf_f3 c, float kr, float kb)
+{
+    return (c.x - vf_luma(c, kr, kb)) / (2.0f * (1.0f - kr));
+}
+
+#endif /* VF_KERNELS_ELEM_H */

@@ -1,0 +1,940 @@
+/*
+ * kernels/ops.c: the C operators of the CPU backend (kernels.h, "operators"). Tensors are NHWC
+ * with a pixel stride (channel-slice views), stored as f32, bf16 or f16; arithmetic is f32 (a few
+ * reductions in double, said where), loads and stores go through kernels/elem.h's conversions.
+ *
+ * Determinism: every output value is computed by one loop iteration, in a fixed order that does
+ * not depend on the thread count: reductions (instance-norm statistics, l2 norms, centring
+ * means, softmax sums, box sums) run sequentially inside the iteration that owns the output.
+ * No OpenMP reduction clause, no atomics. So a result is bit-identical with 1 or N threads.
+ *
+ * No allocation: the few per-iteration buffers are small fixed arrays on the stack; the guided
+ * upsampling uses the caller's scratch tensor.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/elem.h"
+#include "kernels/internal.h"
+
+/* Channels handled per stack buffer. */
+#define CHUNK 64
+/* Channels per instance-norm task (one thread computes their statistics). */
+#define IN_CH 8
+/* Loops smaller than this (elements touched) stay on one thread; the result is the same. */
+#define PAR_MIN 16384L
+/* vf_op_l2norm with centring keeps one mean per channel on the stack. */
+#define L2_CENTER_MAX 8192
+
+/* ============================== checks ===================================================== */
+
+static const char *dt_name(enum vf_dtype dt)
+{
+    switch (dt) {
+    case VF_F32: return "f32";
+    case VF_BF16: return "bf16";
+    case VF_F16: return "f16";
+    }
+    return "?";
+}
+
+static bool dt_valid(enum vf_dtype dt) { return dt == VF_F32 || dt == VF_BF16 || dt == VF_F16; }
+
+/* "2×5×27×48 f32" (n×c×h×w), plus the pixel stride for a view. */
+static const char *shape_str(const struct vf_tensor *t, char *buf, size_t len)
+{
+    if (!t) {
+        snprintf(buf, len, "(none)");
+        return buf;
+    }
+    int k = snprintf(buf, len, "%d×%d×%d×%d %s", t->n, t->c, t->h, t->w, dt_name(t->dtype));
+    if (t->pix_stride != t->c && k > 0 && (size_t)k < len)
+        snprintf(buf + k, len - (size_t)k, " (view, pixel stride %d)", t->pix_stride);
+    return buf;
+}
+
+static int bad_shapes(struct vf_error *err, const char *op, const char *na,
+                      const struct vf_tensor *a, const char *nb, const struct vf_tensor *b,
+                      const char *why)
+{
+    char sa[96], sb[96];
+    return vf_error_set(err, VF_EINVAL, "%s: %s is %s but %s is %s (%s)", op, na,
+                        shape_str(a, sa, sizeof sa), nb, shape_str(b, sb, sizeof sb), why);
+}
+
+/* A usable CPU tensor: data, positive sizes, a valid dtype, pix_stride ≥ c; on `be` when given. */
+static int check_tensor(struct vf_error *err, const char *op, const char *name,
+                        const struct vf_tensor *t, const struct vf_backend *be)
+{
+    char s[96];
+    if (!t)
+        return vf_error_set(err, VF_EINVAL, "%s: %s is missing", op, name);
+    if (!t->data || !t->be)
+        return vf_error_set(err, VF_EINVAL, "%s: %s (%s) has no memory or no backend", op, name,
+                            shape_str(t, s, sizeof s));
+    if (!dt_valid(t->dtype) || t->n < 1 || t->c < 1 || t->h < 1 || t->w < 1 ||
+        t->pix_stride < t->c)
+        return vf_error_set(err, VF_EINVAL, "%s: %s has an invalid shape or dtype: %s", op, name,
+                            shape_str(t, s, sizeof s));
+    if (be && t->be != be)
+        return vf_error_set(err, VF_EINVAL, "%s: %s (%s) belongs to another backend", op, name,
+                            shape_str(t, s, sizeof s));
+    if (t->be->device != VF_DEVICE_CPU)
+        return vf_error_set(err, VF_EUNSUPPORTED, "%s: the CUDA backend's operators are not "
+                            "built yet (%s is on a GPU)", op, name);
+    return VF_OK;
+}
+
+static bool same_shape(const struct vf_tensor *a, const struct vf_tensor *b)
+{
+    return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w;
+}
+
+static bool same_image(const struct vf_tensor *a, const struct vf_tensor *b)
+{
+    return a->n == b->n && a->h == b->h && a->w == b->w;
+}
+
+#define TRYC(expr)                                                                             \
+    do {                                                                                       \
+        int rc_ = (expr);                                                                      \
+        if (rc_ != VF_OK)                                                                      \
+            return rc_;                                                                        \
+    } while (0)
+
+/* A per-channel f32 parameter vector (slopes, gamma, beta): c values, contiguous. */
+static int check_vec(struct vf_error *err, const char *op, const char *name,
+                     const struct vf_tensor *v, int c, const struct vf_backend *be)
+{
+    char s[96];
+    TRYC(check_tensor(err, op, name, v, be));
+    size_t pix = (size_t)v->n * (size_t)v->h * (size_t)v->w;
+    if (v->dtype != VF_F32 || pix * (size_t)v->c != (size_t)c || (pix > 1 && v->pix_stride != v->c))
+        return vf_error_set(err, VF_EINVAL, "%s: %s must be a dense f32 tensor of %d values "
+                            "(1×%d×1×1), not %s", op, name, c, c, shape_str(v, s, sizeof s));
+    return VF_OK;
+}
+
+static int check_act(struct vf_error *err, const char *op, enum vf_act act, int c,
+                     const struct vf_tensor *slopes, const struct vf_backend *be)
+{
+    switch (act) {
+    case VF_ACT_NONE:
+    case VF_ACT_RELU:
+    case VF_ACT_LRELU:
+    case VF_ACT_TANH: return VF_OK;
+    case VF_ACT_PRELU: return check_vec(err, op, "slopes", slopes, c, be);
+    }
+    return vf_error_set(err, VF_EINVAL, "%s: unknown activation %d", op, (int)act);
+}
+
+/* ============================== element access ============================================= */
+
+static inline size_t px_off(const struct vf_tensor *t, long p)
+{
+    return (size_t)p * (size_t)t->pix_stride;
+}
+
+static inline float ld1(const struct vf_tensor *t, size_t off)
+{
+    switch (t->dtype) {
+    case VF_BF16: return vf_bf16_to_f32(((const uint16_t *)t->data)[off]);
+    case VF_F16: return vf_f16_to_f32(((const uint16_t *)t->data)[off]);
+    default: return ((const float *)t->data)[off];
+    }
+}
+
+static inline void st1(const struct vf_tensor *t, size_t off, float v)
+{
+    switch (t->dtype) {
+    case VF_BF16: ((uint16_t *)t->data)[off] = vf_f32_to_bf16(v); break;
+    case VF_F16: ((uint16_t *)t->data)[off] = vf_f32_to_f16(v); break;
+    default: ((float *)t->data)[off] = v; break;
+    }
+}
+
+/* n consecutive elements from element offset `off` ↔ f32. */
+static inline void ld_span(const struct vf_tensor *t, size_t off, int n, float *out)
+{
+    switch (t->dtype) {
+    case VF_BF16: {
+        const uint16_t *p = (const uint16_t *)t->data + off;
+        for (int i = 0; i < n; i++)
+            out[i] = vf_bf16_to_f32(p[i]);
+        break;
+    }
+    case VF_F16: {
+        const uint16_t *p = (const uint16_t *)t->data + off;
+        for (int i = 0; i < n; i++)
+            out[i] = vf_f16_to_f32(p[i]);
+        break;
+    }
+    default: memcpy(out, (const float *)t->data + off, (size_t)n * sizeof(float)); break;
+    }
+}
+
+static inline void st_span(const struct vf_tensor *t, size_t off, int n, const float *in)
+{
+    switch (t->dtype) {
+    case VF_BF16: {
+        uint16_t *p = (uint16_t *)t->data + off;
+        for (int i = 0; i < n; i++)
+            p[i] = vf_f32_to_bf16(in[i]);
+        break;
+    }
+    case VF_F16: {
+        uint16_t *p = (uint16_t *)t->data + off;
+        for (int i = 0; i < n; i++)
+            p[i] = vf_f32_to_f16(in[i]);
+        break;
+    }
+    default: memmove((float *)t->data + off, in, (size_t)n * sizeof(float)); break;
+    }
+}
+
+static inline void act_span(float *x, int n, enum vf_act act, float alpha, const float *slopes)
+{
+    switch (act) {
+    case VF_ACT_RELU:
+        for (int i = 0; i < n; i++)
+            x[i] = vf_relu(x[i]);
+        break;
+    case VF_ACT_LRELU:
+        for (int i = 0; i < n; i++)
+            x[i] = vf_lrelu(x[i], alpha);
+        break;
+    case VF_ACT_PRELU:
+        for (int i = 0; i < n; i++)
+            x[i] = vf_prelu(x[i], slopes[i]);
+        break;
+    case VF_ACT_TANH:
+        for (int i = 0; i < n; i++)
+            x[i] = vf_tanh(x[i]);
+        break;
+    default: break;
+    }
+}
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+
+static long npix(const struct vf_tensor *t) { return (long)t->n * t->h * t->w; }
+
+/* ============================== act ======================================================== */
+
+int vf_op_act(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_act act, float alpha,
+              const struct vf_tensor *slopes, struct vf_error *err)
+{
+    static const char op[] = "vf_op_act";
+    TRYC(check_tensor(err, op, "src", src, NULL));
+    TRYC(check_tensor(err, op, "dst", dst, src->be));
+    if (!same_shape(src, dst))
+        return bad_shapes(err, op, "src", src, "dst", dst, "they must have the same shape");
+    TRYC(check_act(err, op, act, src->c, slopes, src->be));
+    const float *sl = act == VF_ACT_PRELU ? (const float *)slopes->data : NULL;
+    const long np = npix(src);
+    const int c = src->c;
+    vf_be_enter_(src->be);
+#pragma omp parallel for schedule(static) if (np * c > PAR_MIN)
+    for (long p = 0; p < np; p++) {
+        float buf[CHUNK];
+        for (int c0 = 0; c0 < c; c0 += CHUNK) {
+            int nc = imin(CHUNK, c - c0);
+            ld_span(src, px_off(src, p) + (size_t)c0, nc, buf);
+            act_span(buf, nc, act, alpha, sl ? sl + c0 : NULL);
+            st_span(dst, px_off(dst, p) + (size_t)c0, nc, buf);
+        }
+    }
+    return VF_OK;
+}
+
+/* ============================== instance norm ============================================== */
+
+int vf_op_instance_norm(const struct vf_tensor *src, struct vf_tensor *dst, float eps,
+                        const struct vf_tensor *gamma, const struct vf_tensor *beta,
+                        enum vf_act act, float alpha, const struct vf_tensor *slopes,
+                        struct vf_error *err)
+{
+    static const char op[] = "vf_op_instance_norm";
+    TRYC(check_tensor(err, op, "src", src, NULL));
+    TRYC(check_tensor(err, op, "dst", dst, src->be));
+    if (!same_shape(src, dst))
+        return bad_shapes(err, op, "src", src, "dst", dst, "they must have the same shape");
+    if (gamma)
+        TRYC(check_vec(err, op, "gamma", gamma, src->c, src->be));
+    if (beta)
+        TRYC(check_vec(err, op, "beta", beta, src->c, src->be));
+    TRYC(check_act(err, op, act, src->c, slopes, src->be));
+    if (!(eps >= 0.0f) || !isfinite(eps))
+        return vf_error_set(err, VF_EINVAL, "%s: eps must be a finite value ≥ 0, not %g", op,
+                            (double)eps);
+    const float *g = gamma ? (const float *)gamma->data : NULL;
+    const float *b = beta ? (const float *)beta->data : NULL;
+    const float *sl = act == VF_ACT_PRELU ? (const float *)slopes->data : NULL;
+    const int c = src->c, nchunk = (c + IN_CH - 1) / IN_CH;
+    const long hw = (long)src->h * src->w, ntask = (long)src->n * nchunk;
+    vf_be_enter_(src->be);
+    /* One task = one image × IN_CH channels: their statistics (two passes, double, positions in
+     * order), then the normalised, affine, activated output of those channels. Tasks touch
+     * disjoint channels, so in place is safe. */
+#pragma omp parallel for schedule(static) if (ntask > 1 && hw * c > PAR_MIN)
+    for (long t = 0; t < ntask; t++) {
+        const long img = t / nchunk;
+        const int c0 = (int)(t % nchunk) * IN_CH, nc = imin(IN_CH, c - c0);
+        const long base = img * hw;
+        float buf[IN_CH];
+        double sum[IN_CH] = {0}, sq[IN_CH] = {0};
+        for (long q = 0; q < hw; q++) {
+            ld_span(src, px_off(src, base + q) + (size_t)c0, nc, buf);
+            for (int k = 0; k < nc; k++)
+                sum[k] += (double)buf[k];
+        }
+        double mean[IN_CH];
+        for (int k = 0; k < nc; k++)
+            mean[k] = sum[k] / (double)hw;
+        for (long q = 0; q < hw; q++) {
+            ld_span(src, px_off(src, base + q) + (size_t)c0, nc, buf);
+            for (int k = 0; k < nc; k++) {
+                double d = (double)buf[k] - mean[k];
+                sq[k] += d * d;
+            }
+        }
+        float mf[IN_CH], rs[IN_CH], gk[IN_CH], bk[IN_CH];
+        for (int k = 0; k < nc; k++) {
+            mf[k] = (float)mean[k];
+            rs[k] = (float)(1.0 / sqrt(sq[k] / (double)hw + (double)eps));
+            gk[k] = g ? g[c0 + k] : 1.0f;
+            bk[k] = b ? b[c0 + k] : 0.0f;
+        }
+        for (long q = 0; q < hw; q++) {
+            ld_span(src, px_off(src, base + q) + (size_t)c0, nc, buf);
+            for (int k = 0; k < nc; k++)
+                buf[k] = (buf[k] - mf[k]) * rs[k] * gk[k] + bk[k];
+            act_span(buf, nc, act, alpha, sl ? sl + c0 : NULL);
+            st_span(dst, px_off(dst, base + q) + (size_t)c0, nc, buf);
+        }
+    }
+    return VF_OK;
+}
+
+/* ============================== resize ===================================================== */
+
+/* PyTorch's 'nearest' (upsample_nearest2d with an output size): identity, ×2 by a shift,
+ * otherwise min(floor(dst · (float)(in/out)), in − 1) in float arithmetic. */
+static inline int nearest_src(int dst, int in, int out)
+{
+    if (out == in)
+        return dst;
+    if (out == 2 * in)
+        return dst >> 1;
+    float scale = (float)in / (float)out;
+    int s = (int)floorf((float)dst * scale);
+    return s < in - 1 ? s : in - 1;
+}
+
+/* PyTorch's linear source index, align_corners=False: real = scale·(dst + 0.5) − 0.5 in float,
+ * negative clamped to 0; i0 = min(floor(real), in − 1), i1 = i0 + (i0 < in − 1), λ1 = real − i0
+ * clamped to [0, 1], λ0 = 1 − λ1. */
+static inline void linear_src(int dst, int in, int out, int *i0, int *i1, float *l0, float *l1)
+{
+    float scale = (float)in / (float)out;
+    float real = scale * ((float)dst + 0.5f) - 0.5f;
+    if (real < 0.0f)
+        real = 0.0f;
+    int i = imin((int)floorf(real), in - 1);
+    float l = real - (float)i;
+    l = l < 0.0f ? 0.0f : (l > 1.0f ? 1.0f : l);
+    *i0 = i;
+    *i1 = i + (i < in - 1 ? 1 : 0);
+    *l1 = l;
+    *l0 = 1.0f - l;
+}
+
+int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_resize mode,
+                 struct vf_error *err)
+{
+    static const char op[] = "vf_op_resize";
+    TRYC(check_tensor(err, op, "src", src, NULL));
+    TRYC(check_tensor(err, op, "dst", dst, src->be));
+    if (src->n != dst->n || src->c != dst->c)
+        return bad_shapes(err, op, "src", src, "dst", dst,
+                          "they must have the same images and channels");
+    if (mode != VF_RESIZE_NEAREST && mode != VF_RESIZE_BILINEAR)
+        return vf_error_set(err, VF_EINVAL, "%s: unknown mode %d", op, (int)mode);
+    if (src->data == dst->data)
+        return vf_error_set(err, VF_EINVAL, "%s: cannot run in place", op);
+    const int c = src->c, ih = src->h, iw = src->w, oh = dst->h, ow = dst->w;
+    const long rows = (long)dst->n * oh;
+    vf_be_enter_(src->be);
+#pragma omp parallel for schedule(static) if (rows * ow * c > PAR_MIN)
+    for (long r = 0; r < rows; r++) {
+        const long img = r / oh;
+        const int y = (int)(r % oh);
+        const long irow = img * ih;
+        float a[CHUNK], b[CHUNK], cc[CHUNK], d[CHUNK];
+        if (mode == VF_RESIZE_NEAREST) {
+            const int sy = nearest_src(y, ih, oh);
+            for (int x = 0; x < ow; x++) {
+                const int sx = nearest_src(x, iw, ow);
+                const long sp = (irow + sy) * iw + sx, dp = r * ow + x;
+                for (int c0 = 0; c0 < c; c0 += CHUNK) {
+                    int nc = imin(CHUNK, c - c0);
+                    ld_span(src, px_off(src, sp) + (size_t)c0, nc, a);
+                    st_span(dst, px_off(dst, dp) + (size_t)c0, nc, a);
+                }
+            }
+        } else {
+            int y0, y1;
+            float hy0, hy1;
+            linear_src(y, ih, oh, &y0, &y1, &hy0, &hy1);
+            for (int x = 0; x < ow; x++) {
+                int x0, x1;
+                float wx0, wx1;
+                linear_src(x, iw, ow, &x0, &x1, &wx0, &wx1);
+                const long p00 = (irow + y0) * iw + x0, p01 = (irow + y0) * iw + x1;
+                const long p10 = (irow + y1) * iw + x0, p11 = (irow + y1) * iw + x1;
+                const long dp = r * ow + x;
+                for (int c0 = 0; c0 < c; c0 += CHUNK) {
+                    int nc = imin(CHUNK, c - c0);
+                    ld_span(src, px_off(src, p00) + (size_t)c0, nc, a);
+                    ld_span(src, px_off(src, p01) + (size_t)c0, nc, b);
+                    ld_span(src, px_off(src, p10) + (size_t)c0, nc, cc);
+                    ld_span(src, px_off(src, p11) + (size_t)c0, nc, d);
+                    for (int k = 0; k < nc; k++)
+                        a[k] = hy0 * (wx0 * a[k] + wx1 * b[k]) + hy1 * (wx0 * cc[k] + wx1 * d[k]);
+                    st_span(dst, px_off(dst, dp) + (size_t)c0, nc, a);
+                }
+            }
+        }
+    }
+    return VF_OK;
+}
+
+/* ============================== add, concat, copy ========================================== */
+
+int vf_op_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_tensor *dst,
+              struct vf_error *err)
+{
+    static const char op[] = "vf_op_add";
+    TRYC(check_tensor(err, op, "a", a, NULL));
+    TRYC(check_tensor(err, op, "b", b, a->be));
+    TRYC(check_tensor(err, op, "dst", dst, a->be));
+    if (!same_shape(a, b))
+        return bad_shapes(err, op, "a", a, "b", b, "they must have the same shape");
+    if (!same_shape(a, dst))
+        return bad_shapes(err, op, "a", a, "dst", dst, "they must have the same shape");
+    const long np = npix(a);
+    const int c = a->c;
+    vf_be_enter_(a->be);
+#pragma omp parallel for schedule(static) if (np * c > PAR_MIN)
+    for (long p = 0; p < np; p++) {
+        float x[CHUNK], y[CHUNK];
+        for (int c0 = 0; c0 < c; c0 += CHUNK) {
+            int nc = imin(CHUNK, c - c0);
+            ld_span(a, px_off(a, p) + (size_t)c0, nc, x);
+            ld_span(b, px_off(b, p) + (size_t)c0, nc, y);
+            for (int k = 0; k < nc; k++)
+                x[k] += y[k];
+            st_span(dst, px_off(dst, p) + (size_t)c0, nc, x);
+        }
+    }
+    return VF_OK;
+}
+
+/* Copy channels of src into channels [dc0, dc0 + src.c) of dst (same images). */
+static void copy_into(const struct vf_tensor *src, const struct vf_tensor *dst, int dc0)
+{
+    const long np = npix(src);
+    const int c = src->c;
+#pragma omp parallel for schedule(static) if (np * c > PAR_MIN)
+    for (long p = 0; p < np; p++) {
+        float x[CHUNK];
+        for (int c0 = 0; c0 < c; c0 += CHUNK) {
+            int nc = imin(CHUNK, c - c0);
+            ld_span(src, px_off(src, p) + (size_t)c0, nc, x);
+            st_span(dst, px_off(dst, p) + (size_t)(dc0 + c0), nc, x);
+        }
+    }
+}
+
+int vf_op_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,
+                 struct vf_error *err)
+{
+    static const char op[] = "vf_op_concat";
+    TRYC(check_tensor(err, op, "dst", dst, NULL));
+    if (!srcs || n < 1)
+        return vf_error_set(err, VF_EINVAL, "%s: no sources", op);
+    long total = 0;
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "srcs[%d]", i);
+        TRYC(check_tensor(err, op, name, srcs[i], dst->be));
+        if (!same_image(srcs[i], dst))
+            return bad_shapes(err, op, name, srcs[i], "dst", dst,
+                              "they must have the same images, height and width");
+        total += srcs[i]->c;
+    }
+    if (total != dst->c) {
+        char s[96];
+        return vf_error_set(err, VF_EINVAL, "%s: the sources have %ld channels in all but dst "
+                            "is %s", op, total, shape_str(dst, s, sizeof s));
+    }
+    vf_be_enter_(dst->be);
+    int dc0 = 0;
+    for (int i = 0; i < n; i++) {
+        copy_into(srcs[i], dst, dc0);
+        dc0 += srcs[i]->c;
+    }
+    return VF_OK;
+}
+
+int vf_op_copy(const struct vf_tensor *src, struct vf_tensor *dst, struct vf_error *err)
+{
+    static const char op[] = "vf_op_copy";
+    TRYC(check_tensor(err, op, "src", src, NULL));
+    TRYC(check_tensor(err, op, "dst", dst, src->be));
+    if (!same_shape(src, dst))
+        return bad_shapes(err, op, "src", src, "dst", dst, "they must have the same shape");
+    vf_be_enter_(src->be);
+    copy_into(src, dst, 0);
+    return VF_OK;
+}
+
+/* ============================== l2norm ===================================================== */
+
+int vf_op_l2norm(const struct vf_tensor *src, struct vf_tensor *dst, bool center, float eps,
+                 struct vf_error *err)
+{
+    static const char op[] = "vf_op_l2norm";
+    TRYC(check_tensor(err, op, "src", src, NULL));
+    TRYC(check_tensor(err, op, "dst", dst, src->be));
+    if (!same_shape(src, dst))
+        return bad_shapes(err, op, "src", src, "dst", dst, "they must have the same shape");
+    if (!(eps >= 0.0f) || !isfinite(eps))
+        return vf_error_set(err, VF_EINVAL, "%s: eps must be a finite value ≥ 0, not %g", op,
+                            (double)eps);
+    const int c = src->c;
+    if (center && c > L2_CENTER_MAX)
+        return vf_error_set(err, VF_EUNSUPPORTED, "%s: centring supports at most %d channels, "
+                            "not %d", op, L2_CENTER_MAX, c);
+    const long hw = (long)src->h * src->w;
+    float mean[L2_CENTER_MAX];
+    vf_be_enter_(src->be);
+    for (int img = 0; img < src->n; img++) {
+        const long base = (long)img * hw;
+        if (center) {
+            /* each channel's mean over the positions, double, positions in order */
+            const int nchunk = (c + IN_CH - 1) / IN_CH;
+#pragma omp parallel for schedule(static) if (nchunk > 1 && hw * c > PAR_MIN)
+            for (int t = 0; t < nchunk; t++) {
+                const int c0 = t * IN_CH, nc = imin(IN_CH, c - c0);
+                double sum[IN_CH] = {0};
+                float buf[IN_CH];
+                for (long q = 0; q < hw; q++) {
+                    ld_span(src, px_off(src, base + q) + (size_t)c0, nc, buf);
+                    for (int k = 0; k < nc; k++)
+                        sum[k] += (double)buf[k];
+                }
+                for (int k = 0; k < nc; k++)
+                    mean[c0 + k] = (float)(sum[k] / (double)hw);
+            }
+        }
+        /* per position: ‖x − μ‖ (double, channels in order), then (x − μ) / max(‖·‖, eps) */
+#pragma omp parallel for schedule(static) if (hw * c > PAR_MIN)
+        for (long q = 0; q < hw; q++) {
+            const size_t so = px_off(src, base + q), doff = px_off(dst, base + q);
+            float buf[CHUNK];
+            double ss = 0.0;
+            for (int c0 = 0; c0 < c; c0 += CHUNK) {
+                int nc = imin(CHUNK, c - c0);
+                ld_span(src, so + (size_t)c0, nc, buf);
+                for (int k = 0; k < nc; k++) {
+                    float d = center ? buf[k] - mean[c0 + k] : buf[k];
+                    ss += (double)d * (double)d;
+                }
+            }
+            float nrm = (float)sqrt(ss);
+            float den = nrm > eps ? nrm : eps;
+            for (int c0 = 0; c0 < c; c0 += CHUNK) {
+                int nc = imin(CHUNK, c - c0);
+                ld_span(src, so + (size_t)c0, nc, buf);
+                for (int k = 0; k < nc; k++)
+                    buf[k] = (center ? buf[k] - mean[c0 + k] : buf[k]) / den;
+                st_span(dst, doff + (size_t)c0, nc, buf);
+            }
+        }
+    }
+    return VF_OK;
+}
+
+/* ============================== attention rows ============================================= */
+
+/* Value channels accumulated per pass over a row. */
+#define ATT_VC 16
+
+int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int ncols, int ld,
+                         float tau, const float *v, int vc, float *s, float *out,
+                         struct vf_error *err)
+{
+    static const char op[] = "vf_op_attention_rows";
+    if (!be)
+        return vf_error_set(err, VF_EINVAL, "%s: no backend", op);
+    if (be->device != VF_DEVICE_CPU)
+        return vf_error_set(err, VF_EUNSUPPORTED, "%s: the CUDA backend's operators are not "
+                            "built yet", op);
+    if (rows < 0 || ncols < 1 || ld < ncols || vc < 1)
+        return vf_error_set(err, VF_EINVAL, "%s: invalid sizes: %d rows × %d columns (leading "
+                            "dimension %d), %d value channels", op, rows, ncols, ld, vc);
+    if (!(tau > 0.0f) || !isfinite(tau))
+        return vf_error_set(err, VF_EINVAL, "%s: the temperature must be > 0, not %g", op,
+                            (double)tau);
+    if (rows == 0)
+        return VF_OK;
+    if (!f || !v || !out)
+        return vf_error_set(err, VF_EINVAL, "%s: missing scores, values or output", op);
+    vf_be_enter_(be);
+#pragma omp parallel for schedule(static) if ((long)rows * ncols > PAR_MIN)
+    for (int r = 0; r < rows; r++) {
+        const float *fr = f + (size_t)r * (size_t)ld;
+        float m = fr[0];
+        for (int j = 1; j < ncols; j++)
+            m = fr[j] > m ? fr[j] : m;
+        if (s)
+            s[r] = m;
+        /* p_j ∝ exp((f_j − max)/τ) ∈ (0, 1]; sums in double, j in order */
+        double sum = 0.0;
+        for (int c0 = 0; c0 < vc; c0 += ATT_VC) {
+            const int nc = imin(ATT_VC, vc - c0);
+            double acc[ATT_VC] = {0};
+            double sj = 0.0;
+            for (int j = 0; j < ncols; j++) {
+                const double e = (double)expf((fr[j] - m) / tau);
+                const float *vj = v + (size_t)j * (size_t)vc + c0;
+                sj += e;
+                for (int k = 0; k < nc; k++)
+                    acc[k] += e * (double)vj[k];
+            }
+            sum = sj;   /* the same value on every pass */
+            float *o = out + (size_t)r * (size_t)vc + c0;
+            for (int k = 0; k < nc; k++)
+                o[k] = (float)(acc[k] / sum);
+        }
+    }
+    return VF_OK;
+}
+
+/* ============================== colour ===================================================== */
+
+static int check_channels(struct vf_error *err, const char *op, const char *name,
+                          const struct vf_tensor *t, int c)
+{
+    char s[96];
+    if (t->c != c)
+        return vf_error_set(err, VF_EINVAL, "%s: %s must have %d channel%s, not %s", op, name, c,
+                            c == 1 ? "" : "s", shape_str(t, s, sizeof s));
+    return VF_OK;
+}
+
+int vf_op_grey_to_l(const struct vf_tensor *grey, struct vf_tensor *l, struct vf_tensor *fin,
+                    struct vf_error *err)
+{
+    static const char op[] = "vf_op_grey_to_l";
+    TRYC(check_tensor(err, op, "grey", grey, NULL));
+    TRYC(check_tensor(err, op, "l", l, grey->be));
+    TRYC(check_channels(err, op, "grey", grey, 1));
+    TRYC(check_channels(err, op, "l", l, 1));
+    if (!same_image(grey, l))
+        return bad_shapes(err, op, "grey", grey, "l", l, "they must have the same size");
+    if (fin) {
+        TRYC(check_tensor(err, op, "fin", fin, grey->be));
+        TRYC(check_channels(err, op, "fin", fin, 3));
+        if (!same_image(grey, fin))
+            return bad_shapes(err, op, "grey", grey, "fin", fin, "they must have the same size");
+    }
+    const long np = npix(grey);
+    vf_be_enter_(grey->be);
+#pragma omp parallel for schedule(static) if (np > PAR_MIN)
+    for (long p = 0; p < np; p++) {
+        float y = ld1(grey, px_off(grey, p));
+        st1(l, px_off(l, p), vf_grey_to_l(y));
+        if (fin) {
+            size_t o = px_off(fin, p);
+            for (int k = 0; k < 3; k++)
+                st1(fin, o + (size_t)k, vf_imnet_norm(y, k));
+        }
+    }
+    return VF_OK;
+}
+
+int vf_op_rgb_to_lab(const struct vf_tensor *rgb, struct vf_tensor *lab, struct vf_tensor *fin,
+                     struct vf_error *err)
+{
+    static const char op[] = "vf_op_rgb_to_lab";
+    TRYC(check_tensor(err, op, "rgb", rgb, NULL));
+    TRYC(check_tensor(err, op, "lab", lab, rgb->be));
+    TRYC(check_channels(err, op, "rgb", rgb, 3));
+    TRYC(check_channels(err, op, "lab", lab, 3));
+    if (!same_image(rgb, lab))
+        return bad_shapes(err, op, "rgb", rgb, "lab", lab, "they must have the same size");
+    if (fin) {
+        TRYC(check_tensor(err, op, "fin", fin, rgb->be));
+        TRYC(check_channels(err, op, "fin", fin, 3));
+        if (!same_image(rgb, fin))
+            return bad_shapes(err, op, "rgb", rgb, "fin", fin, "they must have the same size");
+    }
+    const long np = npix(rgb);
+    vf_be_enter_(rgb->be);
+#pragma omp parallel for schedule(static) if (np > PAR_MIN)
+    for (long p = 0; p < np; p++) {
+        float c[3];
+        ld_span(rgb, px_off(rgb, p), 3, c);
+        vf_f3 o = vf_rgb_to_lab(c[0], c[1], c[2]);
+        float res[3] = {o.x, o.y, o.z};
+        if (fin) {
+            float nf[3];
+            for (int k = 0; k < 3; k++)
+                nf[k] = vf_imnet_norm(c[k], k);
+            st_span(fin, px_off(fin, p), 3, nf);
+        }
+        st_span(lab, px_off(lab, p), 3, res);
+    }
+    return VF_OK;
+}
+
+int vf_op_lab_to_rgb(const struct vf_tensor *lab, struct vf_tensor *rgb, struct vf_error *err)
+{
+    static const char op[] = "vf_op_lab_to_rgb";
+    TRYC(check_tensor(err, op, "lab", lab, NULL));
+    TRYC(check_tensor(err, op, "rgb", rgb, lab->be));
+    TRYC(check_channels(err, op, "lab", lab, 3));
+    TRYC(check_channels(err, op, "rgb", rgb, 3));
+    if (!same_image(lab, rgb))
+        return bad_shapes(err, op, "lab", lab, "rgb", rgb, "they must have the same size");
+    const long np = npix(lab);
+    vf_be_enter_(lab->be);
+#pragma omp parallel for schedule(static) if (np > PAR_MIN)
+    for (long p = 0; p < np; p++) {
+        float c[3];
+        ld_span(lab, px_off(lab, p), 3, c);
+        vf_f3 o = vf_lab_to_rgb(c[0], c[1], c[2]);
+        float res[3] = {o.x, o.y, o.z};
+        st_span(rgb, px_off(rgb, p), 3, res);
+    }
+    return VF_OK;
+}
+
+/* ============================== guided upsampling ========================================== */
+
+/* Scratch, in doubles (two f32 elements each), for an H × W guide: 6 planes of horizontal
+ * window sums and 4 planes of A, B (then of box(A), box(B)). */
+#define GU_HS 6
+#define GU_AB 4
+
+size_t vf_guided_scratch_elems(int h, int w)
+{
+    if (h < 1 || w < 1)
+        return 0;
+    return 2 * (size_t)(GU_HS + GU_AB) * (size_t)h * (size_t)w;
+}
+
+/* The 6 quantities of stage 1 at one low-resolution pixel: I, I², pa, pb, I·pa, I·pb. */
+static inline void gu_q1(const struct vf_tensor *grey, const struct vf_tensor *ab, long pix,
+                         double q[GU_HS])
+{
+    double I = (double)ld1(grey, px_off(grey, pix));
+    size_t o = px_off(ab, pix);
+    double pa = (double)ld1(ab, o), pb = (double)ld1(ab, o + 1);
+    q[0] = I;
+    q[1] = I * I;
+    q[2] = pa;
+    q[3] = pb;
+    q[4] = I * pa;
+    q[5] = I * pb;
+}
+
+int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tensor *ab_lo,
+                          const struct vf_tensor *grey_full, struct vf_tensor *ab_full,
+                          int radius, float eps, struct vf_tensor *scratch,
+                          struct vf_error *err)
+{
+    static const char op[] = "vf_op_guided_upsample";
+    TRYC(check_tensor(err, op, "grey_lo", grey_lo, NULL));
+    TRYC(check_tensor(err, op, "ab_lo", ab_lo, grey_lo->be));
+    TRYC(check_tensor(err, op, "grey_full", grey_full, grey_lo->be));
+    TRYC(check_tensor(err, op, "ab_full", ab_full, grey_lo->be));
+    TRYC(check_tensor(err, op, "scratch", scratch, grey_lo->be));
+    TRYC(check_channels(err, op, "grey_lo", grey_lo, 1));
+    TRYC(check_channels(err, op, "ab_lo", ab_lo, 2));
+    TRYC(check_channels(err, op, "grey_full", grey_full, 1));
+    TRYC(check_channels(err, op, "ab_full", ab_full, 2));
+    if (!same_image(grey_lo, ab_lo))
+        return bad_shapes(err, op, "grey_lo", grey_lo, "ab_lo", ab_lo,
+                          "they must have the same size");
+    if (!same_image(grey_full, ab_full))
+        return bad_shapes(err, op, "grey_full", grey_full, "ab_full", ab_full,
+                          "they must have the same size");
+    if (grey_lo->n != grey_full->n)
+        return bad_shapes(err, op, "grey_lo", grey_lo, "grey_full", grey_full,
+                          "they must have the same number of images");
+    if (radius < 0 || !(eps > 0.0f) || !isfinite(eps))
+        return vf_error_set(err, VF_EINVAL, "%s: radius must be ≥ 0 and eps > 0 (got %d, %g)",
+                            op, radius, (double)eps);
+    const int H = grey_lo->h, W = grey_lo->w, h = grey_full->h, w = grey_full->w;
+    const size_t need = vf_guided_scratch_elems(H, W);
+    size_t spix = (size_t)scratch->n * (size_t)scratch->h * (size_t)scratch->w;
+    if (scratch->dtype != VF_F32 || (spix > 1 && scratch->pix_stride != scratch->c) ||
+        spix * (size_t)scratch->c < need || ((uintptr_t)scratch->data % sizeof(double)) != 0) {
+        char s[96];
+        return vf_error_set(err, VF_EINVAL, "%s: scratch must be a dense, 8-byte aligned f32 "
+                            "tensor of at least %zu elements (vf_guided_scratch_elems(%d, %d)), "
+                            "not %s", op, need, H, W, shape_str(scratch, s, sizeof s));
+    }
+    const long P = (long)H * W;
+    double *hs = (double *)scratch->data;
+    double *abp = hs + (size_t)GU_HS * (size_t)P;
+    const int r = radius;
+    const double deps = (double)eps;
+    vf_be_enter_(grey_lo->be);
+    for (int img = 0; img < grey_lo->n; img++) {
+        const long lo0 = (long)img * P;
+        /* 1. horizontal sums of I, I², p, I·p */
+#pragma omp parallel for schedule(static) if (P * r > PAR_MIN / 4)
+        for (int y = 0; y < H; y++) {
+            for (int x = 0; x < W; x++) {
+                double acc[GU_HS] = {0}, q[GU_HS];
+                for (int xx = imax(x - r, 0); xx <= imin(x + r, W - 1); xx++) {
+                    gu_q1(grey_lo, ab_lo, lo0 + (long)y * W + xx, q);
+                    for (int k = 0; k < GU_HS; k++)
+                        acc[k] += q[k];
+                }
+                for (int k = 0; k < GU_HS; k++)
+                    hs[(size_t)k * P + (size_t)y * W + x] = acc[k];
+            }
+        }
+        /* 2. vertical sums → box means → A, B per ab channel */
+#pragma omp parallel for schedule(static) if (P * r > PAR_MIN / 4)
+        for (int y = 0; y < H; y++) {
+            const int ya = imax(y - r, 0), yb = imin(y + r, H - 1);
+            for (int x = 0; x < W; x++) {
+                const int cnt = (yb - ya + 1) * (imin(x + r, W - 1) - imax(x - r, 0) + 1);
+                double m[GU_HS] = {0};
+                for (int yy = ya; yy <= yb; yy++)
+                    for (int k = 0; k < GU_HS; k++)
+                        m[k] += hs[(size_t)k * P + (size_t)yy * W + x];
+                for (int k = 0; k < GU_HS; k++)
+                    m[k] /= (double)cnt;
+                const double var = m[1] - m[0] * m[0];
+                const size_t i = (size_t)y * W + x;
+                for (int ch = 0; ch < 2; ch++) {
+                    const double A = (m[4 + ch] - m[0] * m[2 + ch]) / (var + deps);
+                    abp[(size_t)(2 * ch) * P + i] = A;
+                    abp[(size_t)(2 * ch + 1) * P + i] = m[2 + ch] - A * m[0];
+                }
+            }
+        }
+        /* 3. horizontal sums of A, B */
+#pragma omp parallel for schedule(static) if (P * r > PAR_MIN / 4)
+        for (int y = 0; y < H; y++) {
+            for (int x = 0; x < W; x++) {
+                double acc[GU_AB] = {0};
+                for (int xx = imax(x - r, 0); xx <= imin(x + r, W - 1); xx++)
+                    for (int k = 0; k < GU_AB; k++)
+                        acc[k] += abp[(size_t)k * P + (size_t)y * W + xx];
+                for (int k = 0; k < GU_AB; k++)
+                    hs[(size_t)k * P + (size_t)y * W + x] = acc[k];
+            }
+        }
+        /* 4. vertical sums → box(A), box(B) (over the A, B planes, no longer needed) */
+#pragma omp parallel for schedule(static) if (P * r > PAR_MIN / 4)
+        for (int y = 0; y < H; y++) {
+            const int ya = imax(y - r, 0), yb = imin(y + r, H - 1);
+            for (int x = 0; x < W; x++) {
+                const int cnt = (yb - ya + 1) * (imin(x + r, W - 1) - imax(x - r, 0) + 1);
+                double m[GU_AB] = {0};
+                for (int yy = ya; yy <= yb; yy++)
+                    for (int k = 0; k < GU_AB; k++)
+                        m[k] += hs[(size_t)k * P + (size_t)yy * W + x];
+                for (int k = 0; k < GU_AB; k++)
+                    abp[(size_t)k * P + (size_t)y * W + x] = m[k] / (double)cnt;
+            }
+        }
+        /* 5. full resolution: ab = up(box A)·Ifull + up(box B), bilinear as PyTorch */
+        const long full0 = (long)img * h * w;
+#pragma omp parallel for schedule(static) if ((long)h * w > PAR_MIN)
+        for (int y = 0; y < h; y++) {
+            int y0, y1;
+            float hy0, hy1;
+            linear_src(y, H, h, &y0, &y1, &hy0, &hy1);
+            for (int x = 0; x < w; x++) {
+                int x0, x1;
+                float wx0, wx1;
+                linear_src(x, W, w, &x0, &x1, &wx0, &wx1);
+                const size_t i00 = (size_t)y0 * W + x0, i01 = (size_t)y0 * W + x1;
+                const size_t i10 = (size_t)y1 * W + x0, i11 = (size_t)y1 * W + x1;
+                double up[GU_AB];
+                for (int k = 0; k < GU_AB; k++) {
+                    const double *pl = abp + (size_t)k * P;
+                    up[k] = (double)hy0 * ((double)wx0 * pl[i00] + (double)wx1 * pl[i01]) +
+                            (double)hy1 * ((double)wx0 * pl[i10] + (double)wx1 * pl[i11]);
+                }
+                const long fp = full0 + (long)y * w + x;
+                const double I = (double)ld1(grey_full, px_off(grey_full, fp));
+                const size_t o = px_off(ab_full, fp);
+                st1(ab_full, o, (float)(up[0] * I + up[1]));
+                st1(ab_full, o + 1, (float)(up[2] * I + up[3]));
+            }
+        }
+    }
+    return VF_OK;
+}
+
+/* ============================== keep luma ================================================== */
+
+int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, float kr, float kb,
+                    struct vf_tensor *rgb, struct vf_tensor *cbcr, struct vf_error *err)
+{
+    static const char op[] = "vf_op_keep_luma";
+    TRYC(check_tensor(err, op, "grey", grey, NULL));
+    TRYC(check_tensor(err, op, "ab", ab, grey->be));
+    TRYC(check_channels(err, op, "grey", grey, 1));
+    TRYC(check_channels(err, op, "ab", ab, 2));
+    if (!same_image(grey, ab))
+        return bad_shapes(err, op, "grey", grey, "ab", ab, "they must have the same size");
+    if (!rgb && !cbcr)
+        return vf_error_set(err, VF_EINVAL, "%s: neither rgb nor cbcr asked for", op);
+    if (rgb) {
+        TRYC(check_tensor(err, op, "rgb", rgb, grey->be));
+        TRYC(check_channels(err, op, "rgb", rgb, 3));
+        if (!same_image(grey, rgb))
+            return bad_shapes(err, op, "grey", grey, "rgb", rgb, "they must have the same size");
+    }
+    if (cbcr) {
+        TRYC(check_tensor(err, op, "cbcr", cbcr, grey->be));
+        TRYC(check_channels(err, op, "cbcr", cbcr, 2));
+        if (!same_image(grey, cbcr))
+            return bad_shapes(err, op, "grey", grey, "cbcr", cbcr,
+                              "they must have the same size");
+    }
+    if (!(kr > 0.0f && kb > 0.0f && kr + kb < 1.0f))
+        return vf_error_set(err, VF_EINVAL, "%s: Kr = %g, Kb = %g is not a luma matrix (need "
+                            "Kr, Kb > 0 and Kr + Kb < 1)", op, (double)kr, (double)kb);
+    const long np = npix(grey);
+    vf_be_enter_(grey->be);
+#pragma omp parallel for schedule(static) if (np > PAR_MIN / 64)
+    for (long p = 0; p < np; p++) {
+        const float y = ld1(grey, px_off(grey, p));
+        const size_t ao = px_off(ab, p);
+        const vf_f3 c = vf_keep_luma_rgb(y, ld1(ab, ao), ld1(ab, ao + 1), kr, kb);
+        if (rgb) {
+            const float o[3] = {c.x, c.y, c.z};
+            st_span(rgb, px_off(rgb, p), 3, o);
+        }
+        if (cbcr) {
+            const float o[2] = {vf_cb(c, kr, kb), vf_cr(c, kr, kb)};
+            st_span(cbcr, px_off(cbcr, p), 2, o);
+        }
+    }
+    return VF_OK;
+}

@@ -1,0 +1,658 @@
+/*
+ * node/colorizer.c: one colorizer instance: every primitive and buffer for its size and precision
+ * made at creation, then the reference pass (once per shot), the frame pass (F, A, C: the
+ * recurrence of DESIGN.md §3) and the post-processing, with no allocation per frame.
+ * docs/NETWORK.md is the specification; train/vaefarm_ref/model.py is the same network in PyTorch.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/internal.h"
+
+#define ATTN_ROWS 256           /* rows of the score matrix computed at once (L2-sized block) */
+
+struct cz_norm {                /* an InstanceNorm's affine (and PReLU slopes) on the device */
+    struct vf_tensor gamma, beta, slopes;
+};
+
+struct cz_block {
+    struct vf_conv *c1, *c2, *c3, *ds;
+    struct vf_tensor h1, h2;
+};
+
+struct vf_colorizer {
+    const struct vf_net *net;
+    struct vf_backend *be;
+    enum vf_dtype dt;
+    int h, w, h4, w4, npos, fh, fw;
+    float kr, kb;
+    struct vf_colorizer_times times;
+
+    /* inputs */
+    struct vf_tensor grey;      /* f32 1 × H × W: the frame's grey (also the guided filter's guide) */
+    struct vf_tensor ref_rgb;   /* f32 3 × H × W */
+    struct vf_tensor ref_lab;   /* f32 3 × H × W */
+    struct vf_tensor ref_ab;    /* f32 2 × H × W (dense copy of ref_lab's a, b) */
+    struct vf_tensor fin;       /* dt 3 × H × W: F's normalised input */
+
+    /* F */
+    struct vf_conv *f_conv1;
+    struct vf_tensor f_stem, f_pooled;
+    struct vf_pool *f_pool;
+    struct cz_block fb[4][VF_NET_MAX_BLOCKS];
+    struct vf_tensor f_out[4], tap[4];
+
+    /* A */
+    struct vf_conv *a_conv[4];
+    struct cz_norm a_norm[4];
+    struct vf_tensor a_k[4], cat;
+    struct vf_conv *r_conv1[VF_NET_MAX_BLOCKS], *r_conv2[VF_NET_MAX_BLOCKS];
+    struct cz_norm r_norm1[VF_NET_MAX_BLOCKS], r_norm2[VF_NET_MAX_BLOCKS];
+    struct vf_tensor r1, r2;
+    struct vf_conv *theta, *phi;
+    struct vf_tensor th, ph;    /* f32 4a × H/4 × W/4, centred and l2n'd */
+    struct vf_pool *ab_pool;
+    struct vf_tensor ref_ab_lo; /* f32 2 × H/4 × W/4 */
+    struct vf_matmul *mm, *mm_tail;
+    struct vf_tensor scores;    /* f32 ATTN_ROWS × N */
+    struct vf_tensor wab_lo, conf_lo;   /* f32 2 (1) × H/4 × W/4 */
+    bool have_ref;
+
+    /* C */
+    struct vf_tensor cin;       /* dt 7 × H × W: [L, W^ab, S, L(t−1), ab(t−1)] (the −50 of
+                                   L′ is folded into the first convolution's bias) */
+    float *c_bias0;             /* that folded bias */
+    struct vf_conv *enc[4][VF_NET_MAX_BLOCKS], *down[3], *mid[8][8], *mu, *out;
+    struct vf_tensor enc_t[4][VF_NET_MAX_BLOCKS], down_t[3], mid_t[8][8], z;
+    struct cz_norm enc_norm[4], mid_norm[8];
+    struct vf_conv *dec_up[3], *dec_skip[3], *dec_conv[3][VF_NET_MAX_BLOCKS];
+    struct vf_tensor dec_near[3], dec_u[3], dec_t[3][VF_NET_MAX_BLOCKS];
+    struct cz_norm dec_norm[2];
+    struct vf_tensor ab;        /* f32 2 × H × W */
+    float *zero_state;          /* host 3 × H × W: L = 50 (L′ = 0), ab = 0 */
+
+    /* post-processing */
+    struct vf_tensor grey_full, ab_full, rgb_full, cbcr_full, scratch;
+};
+
+#define TRY(x)                                                                                 \
+    do {                                                                                       \
+        rc = (x);                                                                              \
+        if (rc) goto fail;                                                                     \
+    } while (0)
+
+/* ---- creation helpers ---- */
+
+static int mkconv(struct vf_colorizer *c, struct vf_conv **cv, struct vf_tensor *dst,
+                  const struct net_conv *nw, const float *bias, int stride, enum vf_pad pm,
+                  int dil, bool residual, enum vf_act act, float alpha, float scale,
+                  enum vf_dtype dst_dt, int h, int w, struct vf_error *err)
+{
+    struct vf_conv_desc d = {
+        .ic = nw->ic, .oc = nw->oc, .kh = nw->k, .kw = nw->k, .stride = stride,
+        .pad = dil * (nw->k - 1) / 2, .pad_mode = nw->k > 1 ? pm : VF_PAD_ZERO,
+        .dilation = dil, .groups = nw->groups, .residual = residual, .act = act,
+        .alpha = alpha, .scale = scale,
+    };
+    int rc = vf_conv_create(cv, c->be, &d, c->dt, dst_dt, 1, h, w, nw->w, bias ? bias : nw->b,
+                            err);
+    if (rc || !dst) return rc;
+    int oh, ow;
+    vf_conv_out_size(&d, h, w, &oh, &ow);
+    return vf_tensor_alloc(dst, c->be, dst_dt, 1, nw->oc, oh, ow, err);
+}
+
+static int mknorm(struct vf_colorizer *c, struct cz_norm *n, const struct net_norm *nm,
+                  const float *slopes, struct vf_error *err)
+{
+    int rc = vf_tensor_alloc(&n->gamma, c->be, VF_F32, 1, nm->c, 1, 1, err);
+    if (!rc) rc = vf_tensor_upload(&n->gamma, nm->gamma, err);
+    if (!rc) rc = vf_tensor_alloc(&n->beta, c->be, VF_F32, 1, nm->c, 1, 1, err);
+    if (!rc) rc = vf_tensor_upload(&n->beta, nm->beta, err);
+    if (!rc && slopes) {
+        rc = vf_tensor_alloc(&n->slopes, c->be, VF_F32, 1, nm->c, 1, 1, err);
+        if (!rc) rc = vf_tensor_upload(&n->slopes, slopes, err);
+    }
+    return rc;
+}
+
+static void norm_release(struct cz_norm *n)
+{
+    vf_tensor_free(&n->gamma);
+    vf_tensor_free(&n->beta);
+    vf_tensor_free(&n->slopes);
+}
+
+static int in_norm(struct vf_tensor *t, const struct cz_norm *n, enum vf_act act,
+                   struct vf_error *err)
+{
+    return vf_op_instance_norm(t, t, 1e-5f, &n->gamma, &n->beta, act, 0.0f,
+                               act == VF_ACT_PRELU ? &n->slopes : NULL, err);
+}
+
+void vf_colorizer_destroy(struct vf_colorizer **pc)
+{
+    struct vf_colorizer *c = pc ? *pc : NULL;
+    if (!c) return;
+    vf_tensor_free(&c->grey);
+    vf_tensor_free(&c->ref_rgb);
+    vf_tensor_free(&c->ref_lab);
+    vf_tensor_free(&c->ref_ab);
+    vf_tensor_free(&c->fin);
+    vf_conv_destroy(&c->f_conv1);
+    vf_tensor_free(&c->f_stem);
+    vf_tensor_free(&c->f_pooled);
+    vf_pool_destroy(&c->f_pool);
+    for (int l = 0; l < 4; l++) {
+        for (int b = 0; b < VF_NET_MAX_BLOCKS; b++) {
+            struct cz_block *bk = &c->fb[l][b];
+            vf_conv_destroy(&bk->c1);
+            vf_conv_destroy(&bk->c2);
+            vf_conv_destroy(&bk->c3);
+            vf_conv_destroy(&bk->ds);
+            vf_tensor_free(&bk->h1);
+            vf_tensor_free(&bk->h2);
+        }
+        vf_tensor_free(&c->f_out[l]);
+        vf_tensor_free(&c->tap[l]);
+        vf_conv_destroy(&c->a_conv[l]);
+        norm_release(&c->a_norm[l]);
+        vf_tensor_free(&c->a_k[l]);
+    }
+    vf_tensor_free(&c->cat);
+    for (int i = 0; i < VF_NET_MAX_BLOCKS; i++) {
+        vf_conv_destroy(&c->r_conv1[i]);
+        vf_conv_destroy(&c->r_conv2[i]);
+        norm_release(&c->r_norm1[i]);
+        norm_release(&c->r_norm2[i]);
+    }
+    vf_tensor_free(&c->r1);
+    vf_tensor_free(&c->r2);
+    vf_conv_destroy(&c->theta);
+    vf_conv_destroy(&c->phi);
+    vf_tensor_free(&c->th);
+    vf_tensor_free(&c->ph);
+    vf_pool_destroy(&c->ab_pool);
+    vf_tensor_free(&c->ref_ab_lo);
+    vf_matmul_destroy(&c->mm);
+    vf_matmul_destroy(&c->mm_tail);
+    vf_tensor_free(&c->scores);
+    vf_tensor_free(&c->wab_lo);
+    vf_tensor_free(&c->conf_lo);
+    vf_tensor_free(&c->cin);
+    free(c->c_bias0);
+    for (int l = 0; l < 4; l++) {
+        for (int j = 0; j < VF_NET_MAX_BLOCKS; j++) {
+            vf_conv_destroy(&c->enc[l][j]);
+            vf_tensor_free(&c->enc_t[l][j]);
+        }
+        norm_release(&c->enc_norm[l]);
+    }
+    for (int l = 0; l < 3; l++) {
+        vf_conv_destroy(&c->down[l]);
+        vf_tensor_free(&c->down_t[l]);
+    }
+    for (int g = 0; g < 8; g++) {
+        for (int j = 0; j < 8; j++) {
+            vf_conv_destroy(&c->mid[g][j]);
+            vf_tensor_free(&c->mid_t[g][j]);
+        }
+        norm_release(&c->mid_norm[g]);
+    }
+    vf_conv_destroy(&c->mu);
+    vf_tensor_free(&c->z);
+    for (int k = 0; k < 3; k++) {
+        vf_conv_destroy(&c->dec_up[k]);
+        vf_conv_destroy(&c->dec_skip[k]);
+        vf_tensor_free(&c->dec_near[k]);
+        vf_tensor_free(&c->dec_u[k]);
+        for (int j = 0; j < VF_NET_MAX_BLOCKS; j++) {
+            vf_conv_destroy(&c->dec_conv[k][j]);
+            vf_tensor_free(&c->dec_t[k][j]);
+        }
+    }
+    norm_release(&c->dec_norm[0]);
+    norm_release(&c->dec_norm[1]);
+    vf_conv_destroy(&c->out);
+    vf_tensor_free(&c->ab);
+    free(c->zero_state);
+    vf_tensor_free(&c->grey_full);
+    vf_tensor_free(&c->ab_full);
+    vf_tensor_free(&c->rgb_full);
+    vf_tensor_free(&c->cbcr_full);
+    vf_tensor_free(&c->scratch);
+    free(c);
+    *pc = NULL;
+}
+
+static int create_f(struct vf_colorizer *c, struct vf_error *err)
+{
+    const struct vf_net *net = c->net;
+    const struct vf_arch *a = &net->arch;
+    int rc;
+    TRY(vf_tensor_alloc(&c->fin, c->be, c->dt, 1, 3, c->h, c->w, err));
+    TRY(mkconv(c, &c->f_conv1, &c->f_stem, &net->f_conv1, NULL, 2, VF_PAD_ZERO, 1, false,
+               VF_ACT_RELU, 0, 0, c->dt, c->h, c->w, err));
+    struct vf_pool_desc pd = {.kind = VF_POOL_MAX, .k = 3, .stride = 2, .pad = 1};
+    int ph, pw;
+    vf_pool_out_size(&pd, c->f_stem.h, c->f_stem.w, &ph, &pw);
+    TRY(vf_pool_create(&c->f_pool, c->be, &pd, c->dt, 1, c->f_stem.c, c->f_stem.h, c->f_stem.w,
+                       err));
+    TRY(vf_tensor_alloc(&c->f_pooled, c->be, c->dt, 1, c->f_stem.c, ph, pw, err));
+    const struct vf_tensor *x = &c->f_pooled;
+    for (int l = 0; l < 4; l++) {
+        for (int b = 0; b < a->f_blocks[l]; b++) {
+            const struct net_bottleneck *nb = &net->f_block[l][b];
+            struct cz_block *bk = &c->fb[l][b];
+            TRY(mkconv(c, &bk->c1, &bk->h1, &nb->c1, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_RELU,
+                       0, 0, c->dt, x->h, x->w, err));
+            TRY(mkconv(c, &bk->c2, &bk->h2, &nb->c2, NULL, nb->stride, VF_PAD_ZERO, 1, false,
+                       VF_ACT_RELU, 0, 0, c->dt, bk->h1.h, bk->h1.w, err));
+            if (nb->ds.w)
+                TRY(mkconv(c, &bk->ds, &c->f_out[l], &nb->ds, NULL, nb->stride, VF_PAD_ZERO, 1,
+                           false, VF_ACT_NONE, 0, 0, c->dt, x->h, x->w, err));
+            TRY(mkconv(c, &bk->c3, NULL, &nb->c3, NULL, 1, VF_PAD_ZERO, 1, true, VF_ACT_RELU, 0,
+                       0, c->dt, bk->h2.h, bk->h2.w, err));
+            x = &c->f_out[l];
+        }
+        TRY(vf_tensor_alloc(&c->tap[l], c->be, c->dt, 1, x->c, x->h, x->w, err));
+    }
+fail:
+    return rc;
+}
+
+static int create_a(struct vf_colorizer *c, struct vf_error *err)
+{
+    const struct vf_net *net = c->net;
+    const struct vf_arch *a = &net->arch;
+    int ad = a->a_adapter, cat = 4 * ad, rc;
+    for (int k = 0; k < 4; k++) {
+        TRY(mkconv(c, &c->a_conv[k], &c->a_k[k], &net->a_adapt[k].conv, NULL, 1, VF_PAD_REFLECT,
+                   1, false, VF_ACT_NONE, 0, 0, c->dt, c->tap[k].h, c->tap[k].w, err));
+        TRY(mknorm(c, &c->a_norm[k], &net->a_adapt[k].norm, net->a_adapt[k].slopes, err));
+    }
+    TRY(vf_tensor_alloc(&c->cat, c->be, c->dt, 1, cat, c->h4, c->w4, err));
+    for (int i = 0; i < a->a_res_blocks; i++) {
+        const struct net_res *r = &net->a_res[i];
+        TRY(mkconv(c, &c->r_conv1[i], i ? NULL : &c->r1, &r->conv1, NULL, 1, VF_PAD_REFLECT, 1,
+                   false, VF_ACT_NONE, 0, 0, c->dt, c->h4, c->w4, err));
+        TRY(mkconv(c, &c->r_conv2[i], i ? NULL : &c->r2, &r->conv2, NULL, 1, VF_PAD_REFLECT, 1,
+                   false, VF_ACT_NONE, 0, 0, c->dt, c->h4, c->w4, err));
+        TRY(mknorm(c, &c->r_norm1[i], &r->norm1, r->slopes, err));
+        TRY(mknorm(c, &c->r_norm2[i], &r->norm2, NULL, err));
+    }
+    TRY(mkconv(c, &c->theta, &c->th, &net->a_theta, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_NONE,
+               0, 0, VF_F32, c->h4, c->w4, err));
+    TRY(mkconv(c, &c->phi, &c->ph, &net->a_phi, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_NONE, 0,
+               0, VF_F32, c->h4, c->w4, err));
+    struct vf_pool_desc pd = {.kind = VF_POOL_AVG, .k = 4, .stride = 4, .pad = 0};
+    TRY(vf_pool_create(&c->ab_pool, c->be, &pd, VF_F32, 1, 2, c->h, c->w, err));
+    TRY(vf_tensor_alloc(&c->ref_ab_lo, c->be, VF_F32, 1, 2, c->h4, c->w4, err));
+    /* The attention products in f32 whatever the precision: τ = 0.01 turns a score error of
+     * 1e-3 into a tenth of a logit (docs/KERNELS.md). */
+    int rows = c->npos < ATTN_ROWS ? c->npos : ATTN_ROWS;
+    struct vf_matmul_desc md = {.m = rows, .n = c->npos, .k = cat, .lda = cat, .ldb = cat,
+                                .ldc = c->npos, .trans_b = true};
+    TRY(vf_matmul_create(&c->mm, c->be, &md, VF_F32, err));
+    if (c->npos % rows) {
+        md.m = c->npos % rows;
+        TRY(vf_matmul_create(&c->mm_tail, c->be, &md, VF_F32, err));
+    }
+    TRY(vf_tensor_alloc(&c->scores, c->be, VF_F32, 1, c->npos, rows, 1, err));
+    TRY(vf_tensor_alloc(&c->wab_lo, c->be, VF_F32, 1, 2, c->h4, c->w4, err));
+    TRY(vf_tensor_alloc(&c->conf_lo, c->be, VF_F32, 1, 1, c->h4, c->w4, err));
+fail:
+    return rc;
+}
+
+static int create_c(struct vf_colorizer *c, struct vf_error *err)
+{
+    const struct vf_net *net = c->net;
+    const struct vf_arch *a = &net->arch;
+    int rc;
+    TRY(vf_tensor_alloc(&c->cin, c->be, c->dt, 1, 7, c->h, c->w, err));
+    /* Fold L′ = L − 50 (channels 0 and 4) into the first convolution's bias. Exact with
+     * reflection padding: every padded value is a real pixel, so the shift is uniform. */
+    const struct net_conv *c0 = &net->c_enc[0][0];
+    c->c_bias0 = vf_calloc((size_t)c0->oc, sizeof(float), err);
+    if (!c->c_bias0) return VF_ENOMEM;
+    for (int o = 0; o < c0->oc; o++) {
+        double s = 0;
+        for (int i = 0; i < c0->k * c0->k; i++)
+            s += (double)c0->w[((size_t)o * 7 + 0) * 9 + (size_t)i] +
+                 (double)c0->w[((size_t)o * 7 + 4) * 9 + (size_t)i];
+        c->c_bias0[o] = (float)((double)c0->b[o] - 50.0 * s);
+    }
+    int h = c->h, w = c->w;
+    const struct vf_tensor *x = &c->cin;
+    for (int l = 0; l < 4; l++) {
+        for (int j = 0; j < a->c_enc_convs[l]; j++) {
+            TRY(mkconv(c, &c->enc[l][j], &c->enc_t[l][j], &net->c_enc[l][j],
+                       l == 0 && j == 0 ? c->c_bias0 : NULL, 1, VF_PAD_REFLECT, 1, false,
+                       VF_ACT_RELU, 0, 0, c->dt, h, w, err));
+            x = &c->enc_t[l][j];
+        }
+        TRY(mknorm(c, &c->enc_norm[l], &net->c_enc_norm[l], NULL, err));
+        if (l < 3) {
+            TRY(mkconv(c, &c->down[l], &c->down_t[l], &net->c_down[l], NULL, 2, VF_PAD_ZERO, 1,
+                       false, VF_ACT_NONE, 0, 0, c->dt, h, w, err));
+            x = &c->down_t[l];
+            h = x->h;
+            w = x->w;
+        }
+    }
+    for (int g = 0; g < a->c_mid_groups; g++) {
+        for (int j = 0; j < a->c_mid_len[g]; j++)
+            TRY(mkconv(c, &c->mid[g][j], &c->mid_t[g][j], &net->c_mid[g][j], NULL, 1,
+                       VF_PAD_REFLECT, a->c_mid_dil[g][j], false, VF_ACT_RELU, 0, 0, c->dt, h, w,
+                       err));
+        TRY(mknorm(c, &c->mid_norm[g], &net->c_mid_norm[g], NULL, err));
+    }
+    TRY(mkconv(c, &c->mu, &c->z, &net->c_mu, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_NONE, 0, 0,
+               c->dt, h, w, err));
+    x = &c->z;
+    for (int k = 0; k < 3; k++) {
+        const struct net_dec *d = &net->c_dec[k];
+        int s = 2 - k;
+        const struct vf_tensor *skip = &c->enc_t[s][a->c_enc_convs[s] - 1];
+        enum vf_act act = k < 2 ? VF_ACT_RELU : VF_ACT_LRELU;
+        TRY(vf_tensor_alloc(&c->dec_near[k], c->be, c->dt, 1, x->c, skip->h, skip->w, err));
+        TRY(mkconv(c, &c->dec_up[k], &c->dec_u[k], &d->up, NULL, 1, VF_PAD_REFLECT, 1, false,
+                   VF_ACT_NONE, 0, 0, c->dt, skip->h, skip->w, err));
+        TRY(mkconv(c, &c->dec_skip[k], NULL, &d->skip, NULL, 1, VF_PAD_REFLECT, 1, true, act,
+                   0.2f, 0, c->dt, skip->h, skip->w, err));
+        x = &c->dec_u[k];
+        for (int j = 0; j < a->c_dec_convs[k]; j++) {
+            TRY(mkconv(c, &c->dec_conv[k][j], &c->dec_t[k][j], &d->convs[j], NULL, 1,
+                       VF_PAD_REFLECT, 1, false, act, 0.2f, 0, c->dt, skip->h, skip->w, err));
+            x = &c->dec_t[k][j];
+        }
+        if (k < 2) TRY(mknorm(c, &c->dec_norm[k], &d->norm, NULL, err));
+    }
+    TRY(mkconv(c, &c->out, &c->ab, &net->c_out, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_TANH, 0,
+               128.0f, VF_F32, c->h, c->w, err));
+    c->zero_state = vf_calloc((size_t)3 * (size_t)c->h * (size_t)c->w, sizeof(float), err);
+    if (!c->zero_state) return VF_ENOMEM;
+    for (size_t i = 0; i < (size_t)c->h * (size_t)c->w; i++) c->zero_state[i] = 50.0f;
+fail:
+    return rc;
+}
+
+int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
+                        const struct vf_colorizer_opts *opts, struct vf_error *err)
+{
+    *out = NULL;
+    if (opts->h < 8 || opts->w < 8 || opts->h % 8 || opts->w % 8 || opts->h > 8192 ||
+        opts->w > 8192)
+        return vf_error_set(err, VF_EINVAL,
+                            "inference size %dx%d: height and width must be multiples of 8 "
+                            "between 8 and 8192 (e.g. 216x384)", opts->h, opts->w);
+    if (opts->h < 32 || opts->w < 32)
+        return vf_error_set(err, VF_EINVAL, "inference size %dx%d: F downsamples by 32, so both "
+                            "sides must be at least 32", opts->h, opts->w);
+    if (opts->full_h < 0 || opts->full_w < 0 || opts->full_h > 16384 || opts->full_w > 16384)
+        return vf_error_set(err, VF_EINVAL, "full size %dx%d is out of range", opts->full_h,
+                            opts->full_w);
+    if (opts->precision != VF_F32 && !vf_backend_supports(opts->be, opts->precision))
+        return vf_error_set(err, VF_EUNSUPPORTED,
+                            "precision %s is not available on this backend (this CPU has no "
+                            "native %s arithmetic); use --precision f32",
+                            vf_dtype_name(opts->precision), vf_dtype_name(opts->precision));
+    struct vf_colorizer *c = vf_calloc(1, sizeof *c, err);
+    if (!c) return VF_ENOMEM;
+    c->net = net;
+    c->be = opts->be;
+    c->dt = opts->precision;
+    c->h = opts->h;
+    c->w = opts->w;
+    c->h4 = opts->h / 4;
+    c->w4 = opts->w / 4;
+    c->npos = c->h4 * c->w4;
+    c->fh = opts->full_h;
+    c->fw = opts->full_w;
+    c->kr = opts->kr == 0 && opts->kb == 0 ? 0.2126f : opts->kr;
+    c->kb = opts->kr == 0 && opts->kb == 0 ? 0.0722f : opts->kb;
+    int rc;
+    TRY(vf_tensor_alloc(&c->grey, c->be, VF_F32, 1, 1, c->h, c->w, err));
+    TRY(vf_tensor_alloc(&c->ref_rgb, c->be, VF_F32, 1, 3, c->h, c->w, err));
+    TRY(vf_tensor_alloc(&c->ref_lab, c->be, VF_F32, 1, 3, c->h, c->w, err));
+    TRY(vf_tensor_alloc(&c->ref_ab, c->be, VF_F32, 1, 2, c->h, c->w, err));
+    TRY(create_f(c, err));
+    TRY(create_a(c, err));
+    TRY(create_c(c, err));
+    if (c->fh > 0 && c->fw > 0) {
+        TRY(vf_tensor_alloc(&c->grey_full, c->be, VF_F32, 1, 1, c->fh, c->fw, err));
+        TRY(vf_tensor_alloc(&c->ab_full, c->be, VF_F32, 1, 2, c->fh, c->fw, err));
+        TRY(vf_tensor_alloc(&c->rgb_full, c->be, VF_F32, 1, 3, c->fh, c->fw, err));
+        TRY(vf_tensor_alloc(&c->cbcr_full, c->be, VF_F32, 1, 2, c->fh, c->fw, err));
+        size_t se = vf_guided_scratch_elems(c->h, c->w);
+        TRY(vf_tensor_alloc(&c->scratch, c->be, VF_F32, 1, (int)se, 1, 1, err));
+    }
+    vf_colorizer_reset(c);
+    *out = c;
+    return VF_OK;
+fail:
+    vf_colorizer_destroy(&c);
+    return rc;
+}
+
+/* ---- passes ---- */
+
+static int run_f(struct vf_colorizer *c, struct vf_error *err)
+{
+    const struct vf_arch *a = &c->net->arch;
+    int rc;
+    TRY(vf_conv_run(c->f_conv1, &c->fin, &c->f_stem, err));
+    TRY(vf_pool_run(c->f_pool, &c->f_stem, &c->f_pooled, err));
+    const struct vf_tensor *x = &c->f_pooled;
+    for (int l = 0; l < 4; l++) {
+        for (int b = 0; b < a->f_blocks[l]; b++) {
+            struct cz_block *bk = &c->fb[l][b];
+            TRY(vf_conv_run(bk->c1, x, &bk->h1, err));
+            TRY(vf_conv_run(bk->c2, &bk->h1, &bk->h2, err));
+            if (bk->ds) TRY(vf_conv_run(bk->ds, x, &c->f_out[l], err));
+            TRY(vf_conv_run(bk->c3, &bk->h2, &c->f_out[l], err));
+            x = &c->f_out[l];
+        }
+        TRY(vf_op_l2norm(&c->f_out[l], &c->tap[l], false, 1e-6f, err));
+    }
+fail:
+    return rc;
+}
+
+/* Adapters, residual blocks and the final 1×1 (θ for a frame, φ for the reference), centred
+ * and l2n'd. */
+static int run_a_features(struct vf_colorizer *c, struct vf_conv *proj, struct vf_tensor *dst,
+                          struct vf_error *err)
+{
+    const struct vf_arch *a = &c->net->arch;
+    int ad = a->a_adapter, rc;
+    for (int k = 0; k < 4; k++) {
+        TRY(vf_conv_run(c->a_conv[k], &c->tap[k], &c->a_k[k], err));
+        TRY(in_norm(&c->a_k[k], &c->a_norm[k], VF_ACT_PRELU, err));
+        struct vf_tensor slice = vf_tensor_slice(&c->cat, k * ad, ad);
+        if (c->a_k[k].h == c->h4 && c->a_k[k].w == c->w4)
+            TRY(vf_op_copy(&c->a_k[k], &slice, err));
+        else
+            TRY(vf_op_resize(&c->a_k[k], &slice, VF_RESIZE_BILINEAR, err));
+    }
+    for (int i = 0; i < a->a_res_blocks; i++) {
+        TRY(vf_conv_run(c->r_conv1[i], &c->cat, &c->r1, err));
+        TRY(in_norm(&c->r1, &c->r_norm1[i], VF_ACT_PRELU, err));
+        TRY(vf_conv_run(c->r_conv2[i], &c->r1, &c->r2, err));
+        TRY(in_norm(&c->r2, &c->r_norm2[i], VF_ACT_NONE, err));
+        TRY(vf_op_add(&c->cat, &c->r2, &c->cat, err));
+    }
+    TRY(vf_conv_run(proj, &c->cat, dst, err));
+    TRY(vf_op_l2norm(dst, dst, true, 1e-6f, err));
+fail:
+    return rc;
+}
+
+static int sync_time(struct vf_colorizer *c, double *acc, double *t0, struct vf_error *err)
+{
+    int rc = vf_backend_sync(c->be, err);
+    double t = vf_now();
+    *acc += t - *t0;
+    *t0 = t;
+    return rc;
+}
+
+int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, struct vf_error *err)
+{
+    double t0 = vf_now(), acc = 0;
+    int rc;
+    c->have_ref = false;
+    TRY(vf_tensor_upload(&c->ref_rgb, rgb, err));
+    TRY(vf_op_rgb_to_lab(&c->ref_rgb, &c->ref_lab, &c->fin, err));
+    TRY(run_f(c, err));
+    TRY(run_a_features(c, c->phi, &c->ph, err));
+    struct vf_tensor ab = vf_tensor_slice(&c->ref_lab, 1, 2);
+    TRY(vf_op_copy(&ab, &c->ref_ab, err));
+    TRY(vf_pool_run(c->ab_pool, &c->ref_ab, &c->ref_ab_lo, err));
+    TRY(sync_time(c, &acc, &t0, err));
+    c->times.reference += acc;
+    c->times.references++;
+    c->have_ref = true;
+    vf_colorizer_reset(c);
+    return VF_OK;
+fail:
+    return vf_error_prefix(err, "reference features");
+}
+
+void vf_colorizer_reset(struct vf_colorizer *c)
+{
+    struct vf_error err = {0};
+    struct vf_tensor prev = vf_tensor_slice(&c->cin, 4, 3);
+    /* The upload of a host array into a preallocated tensor cannot fail but for a bug. */
+    int rc = vf_tensor_upload(&prev, c->zero_state, &err);
+    VF_ASSERT(rc == VF_OK);
+}
+
+static int download_planar(const struct vf_tensor *t, float *dst, struct vf_error *err)
+{
+    return dst ? vf_tensor_download(t, dst, err) : VF_OK;
+}
+
+int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
+                       struct vf_colorizer_taps *taps, struct vf_error *err)
+{
+    if (!c->have_ref)
+        return vf_error_set(err, VF_EINVAL, "colorizer: a frame before any reference "
+                            "(call vf_colorizer_set_reference first)");
+    double t0 = vf_now();
+    int rc;
+    struct vf_tensor l = vf_tensor_slice(&c->cin, 0, 1);
+    TRY(vf_tensor_upload(&c->grey, grey, err));
+    TRY(vf_op_grey_to_l(&c->grey, &l, &c->fin, err));
+    TRY(run_f(c, err));
+    TRY(sync_time(c, &c->times.f, &t0, err));
+
+    /* A */
+    TRY(run_a_features(c, c->theta, &c->th, err));
+    int rows = c->npos < ATTN_ROWS ? c->npos : ATTN_ROWS;
+    int cat = 4 * c->net->arch.a_adapter;
+    for (int r0 = 0; r0 < c->npos; r0 += rows) {
+        int n = c->npos - r0 < rows ? c->npos - r0 : rows;
+        struct vf_matmul *mm = n == rows ? c->mm : c->mm_tail;
+        const float *th = (const float *)c->th.data + (size_t)r0 * (size_t)cat;
+        TRY(vf_matmul_run(mm, th, c->ph.data, c->scores.data, err));
+        TRY(vf_op_attention_rows(c->be, c->scores.data, n, c->npos, c->npos, c->net->arch.tau,
+                                 c->ref_ab_lo.data, 2, (float *)c->conf_lo.data + r0,
+                                 (float *)c->wab_lo.data + (size_t)r0 * 2, err));
+    }
+    struct vf_tensor wab = vf_tensor_slice(&c->cin, 1, 2), conf = vf_tensor_slice(&c->cin, 3, 1);
+    TRY(vf_op_resize(&c->wab_lo, &wab, VF_RESIZE_NEAREST, err));
+    TRY(vf_op_resize(&c->conf_lo, &conf, VF_RESIZE_NEAREST, err));
+    TRY(sync_time(c, &c->times.a, &t0, err));
+
+    /* C */
+    const struct vf_arch *a = &c->net->arch;
+    const struct vf_tensor *x = &c->cin;
+    for (int lv = 0; lv < 4; lv++) {
+        for (int j = 0; j < a->c_enc_convs[lv]; j++) {
+            TRY(vf_conv_run(c->enc[lv][j], x, &c->enc_t[lv][j], err));
+            x = &c->enc_t[lv][j];
+        }
+        struct vf_tensor *e = &c->enc_t[lv][a->c_enc_convs[lv] - 1];
+        TRY(in_norm(e, &c->enc_norm[lv], VF_ACT_NONE, err));
+        if (lv < 3) {
+            TRY(vf_conv_run(c->down[lv], e, &c->down_t[lv], err));
+            x = &c->down_t[lv];
+        }
+    }
+    for (int g = 0; g < a->c_mid_groups; g++) {
+        for (int j = 0; j < a->c_mid_len[g]; j++) {
+            TRY(vf_conv_run(c->mid[g][j], x, &c->mid_t[g][j], err));
+            x = &c->mid_t[g][j];
+        }
+        TRY(in_norm(&c->mid_t[g][a->c_mid_len[g] - 1], &c->mid_norm[g], VF_ACT_NONE, err));
+    }
+    TRY(vf_conv_run(c->mu, x, &c->z, err));
+    x = &c->z;
+    for (int k = 0; k < 3; k++) {
+        int s = 2 - k;
+        const struct vf_tensor *skip = &c->enc_t[s][a->c_enc_convs[s] - 1];
+        TRY(vf_op_resize(x, &c->dec_near[k], VF_RESIZE_NEAREST, err));
+        TRY(vf_conv_run(c->dec_up[k], &c->dec_near[k], &c->dec_u[k], err));
+        TRY(vf_conv_run(c->dec_skip[k], skip, &c->dec_u[k], err));
+        x = &c->dec_u[k];
+        for (int j = 0; j < a->c_dec_convs[k]; j++) {
+            TRY(vf_conv_run(c->dec_conv[k][j], x, &c->dec_t[k][j], err));
+            x = &c->dec_t[k][j];
+        }
+        if (k < 2) TRY(in_norm((struct vf_tensor *)x, &c->dec_norm[k], VF_ACT_NONE, err));
+    }
+    TRY(vf_conv_run(c->out, x, &c->ab, err));
+    /* X̂(t) for the next frame: [L(t), ab(t)] */
+    struct vf_tensor prev_l = vf_tensor_slice(&c->cin, 4, 1), prev_ab = vf_tensor_slice(&c->cin, 5, 2);
+    TRY(vf_op_copy(&l, &prev_l, err));
+    TRY(vf_op_copy(&c->ab, &prev_ab, err));
+    TRY(download_planar(&c->ab, ab, err));
+    TRY(sync_time(c, &c->times.c, &t0, err));
+    if (taps) {
+        for (int k = 0; k < 4; k++) TRY(download_planar(&c->tap[k], taps->f_tap[k], err));
+        TRY(download_planar(&wab, taps->warp_ab, err));
+        TRY(download_planar(&conf, taps->conf, err));
+    }
+    c->times.frames++;
+    return VF_OK;
+fail:
+    return rc;
+}
+
+int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb, float *cbcr,
+                      struct vf_error *err)
+{
+    if (c->fh <= 0)
+        return vf_error_set(err, VF_EINVAL, "colorizer: created without a full size, so no "
+                            "post-processing (set full_h, full_w)");
+    double t0 = vf_now();
+    int rc;
+    TRY(vf_tensor_upload(&c->grey_full, grey_full, err));
+    TRY(vf_op_guided_upsample(&c->grey, &c->ab, &c->grey_full, &c->ab_full, 2, 1e-3f,
+                              &c->scratch, err));
+    TRY(vf_op_keep_luma(&c->grey_full, &c->ab_full, c->kr, c->kb, rgb ? &c->rgb_full : NULL,
+                        &c->cbcr_full, err));
+    TRY(download_planar(&c->rgb_full, rgb, err));
+    TRY(download_planar(&c->cbcr_full, cbcr, err));
+    TRY(sync_time(c, &c->times.post, &t0, err));
+    return VF_OK;
+fail:
+    return rc;
+}
+
+const struct vf_colorizer_times *vf_colorizer_times(const struct vf_colorizer *c)
+{
+    return &c->times;
+}
+
+void vf_colorizer_times_reset(struct vf_colorizer *c) { memset(&c->times, 0, sizeof c->times); }
+
+void vf_colorizer_tap_shape(const struct vf_colorizer *c, int tap, int *ch, int *th, int *tw)
+{
+    *ch = c->tap[tap].c;
+    *th = c->tap[tap].h;
+    *tw = c->tap[tap].w;
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Make the golden tensors (docs/NETWORK.md, train/golden.py) into OUTDIR/{tiny,full}: the
+# PyTorch reference's weights at a fixed seed and its outputs over 5 recurrent frames. Remade
+# only when the reference code changed (a stamp holds the hash of train/). Needs Debian's
+# python3-torch (scripts/setup.sh installs it).
+# Usage: scripts/make_golden.sh OUTDIR
+set -euo pipefail
+out=${1:?usage: make_golden.sh OUTDIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+py=/usr/bin/python3
+if ! "$py" -c 'import torch' 2>/dev/null; then
+  echo "make_golden: Debian's python3-torch is missing: run scripts/setup.sh" >&2
+  exit 1
+fi
+stamp=$(cd "$root" && cat train/golden.py train/export.py train/safetensors_io.py train/vaefarm_ref/*.py | sha256sum | cut -c1-16)
+for arch in tiny full; do
+  dir="$out/$arch"
+  if [ -f "$dir/golden.safetensors" ] && [ "$(cat "$dir/stamp" 2>/dev/null)" = "$stamp" ]; then
+    echo "make_golden: $arch up to date"
+    continue
+  fi
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  t0=$(date +%s.%N)
+  "$py" "$root/train/golden.py" --arch "$arch" --seed 7 --frames 5 --out "$dir.tmp"
+  echo "$stamp" > "$dir.tmp/stamp"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  awk -v a="$t0" -v b="$(date +%s.%N)" -v n="$arch" 'BEGIN{printf "make_golden: %s done in %.1f s\n", n, b-a}'
+done

@@ -1,0 +1,295 @@
+// needs: golden
+/* tests/test_golden.c: the whole network in C against the PyTorch reference (train/golden.py):
+ * `tiny` and `full` with random weights at a fixed seed, over 5 recurrent frames, every tensor
+ * the reference wrote (F's four taps, the warp W^ab, the confidence S, C's ab, and the
+ * post-processed full-size RGB and Cb/Cr) compared per tensor by the relative error
+ *     rel = ‖c − g‖₂ / ‖g‖₂
+ * asserted ≤ 1e-4 in f32 and ≤ 3e-2 in bf16 (against the same f32 reference). Also: the output
+ * is bit-identical with 1 and 2 threads, and the same weights from a file and from a buffer. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "node/node.h"
+
+#define FRAMES 5
+#define TOL_F32 1e-4
+#define TOL_BF16 3e-2
+
+struct golden {
+    struct vf_safetensors *st;
+    int h, w, fh, fw;
+};
+
+static const struct vf_st_tensor *need(const struct golden *g, const char *name)
+{
+    const struct vf_st_tensor *t = vf_safetensors_find(g->st, name);
+    if (!t) fail_msg("golden file lacks tensor '%s' (remake it: scripts/make_golden.sh)", name);
+    return t;
+}
+
+static float *as_f32(const struct vf_st_tensor *t)
+{
+    float *v = malloc((size_t)t->count * sizeof(float));
+    assert_non_null(v);
+    struct vf_error err = {0};
+    if (vf_st_to_f32(t, v, &err)) fail_msg("%s", err.msg);
+    return v;
+}
+
+static void golden_open(const char *arch, struct golden *g, char *model, size_t mlen)
+{
+    char path[1024];
+    struct vf_error err = {0};
+    snprintf(path, sizeof path, "%s/golden/%s/golden.safetensors", VF_TEST_DATA, arch);
+    snprintf(model, mlen, "%s/golden/%s/model.safetensors", VF_TEST_DATA, arch);
+    if (vf_safetensors_open(path, &g->st, &err)) fail_msg("%s", err.msg);
+    const struct vf_st_tensor *grey = need(g, "grey_t0"), *full = need(g, "grey_full_t0");
+    assert_int_equal(grey->ndim, 2);
+    assert_int_equal(full->ndim, 2);
+    g->h = (int)grey->shape[0];
+    g->w = (int)grey->shape[1];
+    g->fh = (int)full->shape[0];
+    g->fw = (int)full->shape[1];
+}
+
+/* Relative L2 error of c against the golden tensor `name`; also reports the largest absolute
+ * difference. */
+static double compare(const struct golden *g, const char *name, const float *c, size_t n,
+                      double *maxabs)
+{
+    const struct vf_st_tensor *t = need(g, name);
+    if ((size_t)t->count != n) fail_msg("%s: %zu values in C, %lld in the golden file", name, n,
+                                        (long long)t->count);
+    float *ref = as_f32(t);
+    double num = 0, den = 0, ma = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)c[i] - (double)ref[i];
+        if (!isfinite(c[i])) d = INFINITY;
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+        if (fabs(d) > ma) ma = fabs(d);
+    }
+    free(ref);
+    *maxabs = ma;
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+struct outputs {
+    float *tap[4], *warp, *conf, *ab, *rgb, *cbcr;
+    size_t ntap[4];
+};
+
+static void outputs_alloc(struct outputs *o, struct vf_colorizer *cz, const struct golden *g)
+{
+    for (int k = 0; k < 4; k++) {
+        int c, h, w;
+        vf_colorizer_tap_shape(cz, k, &c, &h, &w);
+        o->ntap[k] = (size_t)c * h * w;
+        o->tap[k] = malloc(o->ntap[k] * sizeof(float));
+    }
+    size_t n = (size_t)g->h * g->w, nf = (size_t)g->fh * g->fw;
+    o->warp = malloc(2 * n * sizeof(float));
+    o->conf = malloc(n * sizeof(float));
+    o->ab = malloc(2 * n * sizeof(float));
+    o->rgb = malloc(3 * nf * sizeof(float));
+    o->cbcr = malloc(2 * nf * sizeof(float));
+    assert_true(o->warp && o->conf && o->ab && o->rgb && o->cbcr);
+}
+
+static void outputs_free(struct outputs *o)
+{
+    for (int k = 0; k < 4; k++) free(o->tap[k]);
+    free(o->warp);
+    free(o->conf);
+    free(o->ab);
+    free(o->rgb);
+    free(o->cbcr);
+}
+
+static struct vf_colorizer *make(struct vf_backend *be, const struct vf_net *net,
+                                 const struct golden *g, enum vf_dtype dt)
+{
+    struct vf_error err = {0};
+    struct vf_colorizer *cz = NULL;
+    struct vf_colorizer_opts o = {.be = be, .precision = dt, .h = g->h, .w = g->w,
+                                  .full_h = g->fh, .full_w = g->fw, .kr = 0.2126f,
+                                  .kb = 0.0722f};
+    if (vf_colorizer_create(&cz, net, &o, &err)) fail_msg("%s", err.msg);
+    float *ref = as_f32(need(g, "ref_rgb"));
+    if (vf_colorizer_set_reference(cz, ref, &err)) fail_msg("%s", err.msg);
+    free(ref);
+    return cz;
+}
+
+/* Run one frame t and fill o. */
+static void run_frame(struct vf_colorizer *cz, const struct golden *g, int t, struct outputs *o)
+{
+    char name[64];
+    struct vf_error err = {0};
+    snprintf(name, sizeof name, "grey_t%d", t);
+    float *grey = as_f32(need(g, name));
+    snprintf(name, sizeof name, "grey_full_t%d", t);
+    float *greyf = as_f32(need(g, name));
+    struct vf_colorizer_taps taps = {.warp_ab = o->warp, .conf = o->conf};
+    for (int k = 0; k < 4; k++) taps.f_tap[k] = o->tap[k];
+    if (vf_colorizer_frame(cz, grey, o->ab, &taps, &err)) fail_msg("frame %d: %s", t, err.msg);
+    if (vf_colorizer_post(cz, greyf, o->rgb, o->cbcr, &err)) fail_msg("post %d: %s", t, err.msg);
+    free(grey);
+    free(greyf);
+}
+
+static void golden_run(const char *arch, enum vf_dtype dt)
+{
+    struct golden g = {0};
+    char model[1024];
+    golden_open(arch, &g, model, sizeof model);
+    struct vf_error err = {0};
+    struct vf_backend *be = NULL;
+    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = 0};
+    assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    if (dt != VF_F32 && !vf_backend_supports(be, dt)) {
+        printf("skipped: %s %s: this CPU has no native %s\n", arch, vf_dtype_name(dt),
+               vf_dtype_name(dt));
+        vf_backend_destroy(&be);
+        vf_safetensors_close(&g.st);
+        return;
+    }
+    struct vf_net *net = NULL;
+    if (vf_net_load(model, &net, &err)) fail_msg("%s", err.msg);
+    struct vf_colorizer *cz = make(be, net, &g, dt);
+    struct outputs o = {0};
+    outputs_alloc(&o, cz, &g);
+    double tol = dt == VF_F32 ? TOL_F32 : TOL_BF16, worst = 0;
+    const char *worst_name = "";
+    size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
+    printf("%s %s at %dx%d (post %dx%d), tolerance %.0e relative L2 per tensor\n", arch,
+           vf_dtype_name(dt), g.h, g.w, g.fh, g.fw, tol);
+    for (int t = 0; t < FRAMES; t++) {
+        run_frame(cz, &g, t, &o);
+        struct { const char *fmt; int k; const float *v; size_t n; } items[] = {
+            {"f_tap%d_t%d", 0, o.tap[0], o.ntap[0]}, {"f_tap%d_t%d", 1, o.tap[1], o.ntap[1]},
+            {"f_tap%d_t%d", 2, o.tap[2], o.ntap[2]}, {"f_tap%d_t%d", 3, o.tap[3], o.ntap[3]},
+            {"warp_ab_t%d", -1, o.warp, 2 * n}, {"conf_t%d", -1, o.conf, n},
+            {"ab_t%d", -1, o.ab, 2 * n}, {"rgb_full_t%d", -1, o.rgb, 3 * nf},
+            {"cbcr_full_t%d", -1, o.cbcr, 2 * nf},
+        };
+        printf("  t=%d", t);
+        for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+            char name[64];
+            if (items[i].k >= 0) snprintf(name, sizeof name, items[i].fmt, items[i].k, t);
+            else snprintf(name, sizeof name, items[i].fmt, t);
+            double ma, rel = compare(&g, name, items[i].v, items[i].n, &ma);
+            printf("  %s %.1e (max |d| %.2g)", name, rel, ma);
+            if (!(rel <= worst)) {
+                worst = rel;
+                worst_name = items[i].fmt;
+            }
+            if (!(rel <= tol))
+                fail_msg("\n%s %s: %s: relative error %.3e > %.0e", arch, vf_dtype_name(dt),
+                         name, rel, tol);
+        }
+        printf("\n");
+    }
+    printf("  worst: %.2e (%s)\n", worst, worst_name);
+    outputs_free(&o);
+    vf_colorizer_destroy(&cz);
+    vf_net_free(&net);
+    vf_backend_destroy(&be);
+    vf_safetensors_close(&g.st);
+}
+
+static void tiny_f32(void **s) { (void)s; golden_run("tiny", VF_F32); }
+static void tiny_bf16(void **s) { (void)s; golden_run("tiny", VF_BF16); }
+static void full_f32(void **s) { (void)s; golden_run("full", VF_F32); }
+static void full_bf16(void **s) { (void)s; golden_run("full", VF_BF16); }
+
+/* DESIGN.md §4: a rank's output does not depend on its thread count. */
+static void same_bytes_with_one_and_two_threads(void **state)
+{
+    (void)state;
+    struct golden g = {0};
+    char model[1024];
+    golden_open("tiny", &g, model, sizeof model);
+    struct vf_error err = {0};
+    struct vf_net *net = NULL;
+    if (vf_net_load(model, &net, &err)) fail_msg("%s", err.msg);
+    struct outputs o[2];
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < 2; i++) {
+        struct vf_backend *be = NULL;
+        struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = i + 1};
+        assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+        struct vf_colorizer *cz = make(be, net, &g, VF_F32);
+        outputs_alloc(&o[i], cz, &g);
+        for (int t = 0; t < 3; t++) run_frame(cz, &g, t, &o[i]);
+        vf_colorizer_destroy(&cz);
+        vf_backend_destroy(&be);
+    }
+    size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
+    assert_memory_equal(o[0].ab, o[1].ab, 2 * n * sizeof(float));
+    assert_memory_equal(o[0].cbcr, o[1].cbcr, 2 * nf * sizeof(float));
+    assert_memory_equal(o[0].warp, o[1].warp, 2 * n * sizeof(float));
+    outputs_free(&o[0]);
+    outputs_free(&o[1]);
+    vf_net_free(&net);
+    vf_safetensors_close(&g.st);
+}
+
+/* The recurrence: reset gives the first frame's output again; a new reference too. */
+static void reset_restarts_the_recurrence(void **state)
+{
+    (void)state;
+    struct golden g = {0};
+    char model[1024];
+    golden_open("tiny", &g, model, sizeof model);
+    struct vf_error err = {0};
+    struct vf_net *net = NULL;
+    if (vf_net_load(model, &net, &err)) fail_msg("%s", err.msg);
+    struct vf_backend *be = NULL;
+    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
+    assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    struct vf_colorizer *cz = make(be, net, &g, VF_F32);
+    struct outputs a = {0}, b = {0};
+    outputs_alloc(&a, cz, &g);
+    outputs_alloc(&b, cz, &g);
+    size_t n = (size_t)g.h * g.w;
+    run_frame(cz, &g, 0, &a);
+    run_frame(cz, &g, 0, &b);   /* same grey, but X̂(t−1) is now frame 0's output */
+    assert_true(memcmp(a.ab, b.ab, 2 * n * sizeof(float)) != 0);
+    vf_colorizer_reset(cz);
+    run_frame(cz, &g, 0, &b);
+    assert_memory_equal(a.ab, b.ab, 2 * n * sizeof(float));
+    float *ref = as_f32(need(&g, "ref_rgb"));
+    run_frame(cz, &g, 1, &b);
+    assert_int_equal(vf_colorizer_set_reference(cz, ref, &err), VF_OK);   /* resets too */
+    run_frame(cz, &g, 0, &b);
+    assert_memory_equal(a.ab, b.ab, 2 * n * sizeof(float));
+    free(ref);
+    outputs_free(&a);
+    outputs_free(&b);
+    vf_colorizer_destroy(&cz);
+    vf_backend_destroy(&be);
+    vf_net_free(&net);
+    vf_safetensors_close(&g.st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tiny_f32),
+        cmocka_unit_test(tiny_bf16),
+        cmocka_unit_test(full_f32),
+        cmocka_unit_test(full_bf16),
+        cmocka_unit_test(same_bytes_with_one_and_two_threads),
+        cmocka_unit_test(reset_restarts_the_recurrence),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

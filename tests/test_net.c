@@ -1,0 +1,289 @@
+// needs: golden
+/* tests/test_net.c: the network's weights file beyond the safetensors layer: the architecture in
+ * the metadata, every tensor checked against it, presets, parameter and MAC counts. Each damaged
+ * file is made from the reference's tiny model (golden fixture) by rewriting its header. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "node/node.h"
+
+struct file {
+    unsigned char *bytes;
+    size_t len;
+};
+
+static struct file read_model(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/golden/tiny/model.safetensors", VF_TEST_DATA);
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s (the golden fixture makes it)", path);
+    struct file m = {0};
+    fseek(f, 0, SEEK_END);
+    m.len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    m.bytes = malloc(m.len);
+    assert_non_null(m.bytes);
+    assert_int_equal(fread(m.bytes, 1, m.len, f), m.len);
+    fclose(f);
+    return m;
+}
+
+static json_t *header_of(const struct file *m)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++) n |= (uint64_t)m->bytes[i] << (8 * i);
+    json_error_t je;
+    json_t *h = json_loadb((const char *)m->bytes + 8, (size_t)n, 0, &je);
+    assert_non_null(h);
+    return h;
+}
+
+/* A new file: header h (dumped), then the data of m, then `extra` bytes of value `fill`. */
+static struct file rebuild(const struct file *m, json_t *h, size_t extra, unsigned char fill)
+{
+    uint64_t n0 = 0;
+    for (int i = 0; i < 8; i++) n0 |= (uint64_t)m->bytes[i] << (8 * i);
+    char *text = json_dumps(h, JSON_COMPACT);
+    assert_non_null(text);
+    size_t hl = strlen(text), data = m->len - 8 - (size_t)n0;
+    struct file o = {.len = 8 + hl + data + extra};
+    o.bytes = malloc(o.len);
+    assert_non_null(o.bytes);
+    for (int i = 0; i < 8; i++) o.bytes[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+    memcpy(o.bytes + 8, text, hl);
+    memcpy(o.bytes + 8 + hl, m->bytes + 8 + n0, data);
+    memset(o.bytes + 8 + hl + data, fill, extra);
+    free(text);
+    return o;
+}
+
+static int load(const struct file *f, struct vf_error *err)
+{
+    struct vf_net *net = NULL;
+    int rc = vf_net_load_buffer(f->bytes, f->len, "damaged.safetensors", &net, err);
+    vf_net_free(&net);
+    return rc;
+}
+
+static void set_meta(json_t *h, const char *text)
+{
+    json_t *meta = json_object_get(h, "__metadata__");
+    assert_non_null(meta);
+    if (text) json_object_set_new(meta, "vaefarm", json_string(text));
+    else json_object_del(meta, "vaefarm");
+}
+
+static char *meta_text(json_t *h)
+{
+    json_t *meta = json_object_get(h, "__metadata__");
+    return strdup(json_string_value(json_object_get(meta, "vaefarm")));
+}
+
+static void expect(const struct file *f, int code, const char *needle)
+{
+    struct vf_error err = {0};
+    int rc = load(f, &err);
+    printf("  -> %s\n", err.msg);
+    assert_int_equal(rc, code);
+    if (!strstr(err.msg, needle)) fail_msg("message lacks \"%s\": %s", needle, err.msg);
+}
+
+static void the_reference_model_loads(void **state)
+{
+    (void)state;
+    struct file m = read_model();
+    struct vf_error err = {0};
+    struct vf_net *net = NULL;
+    assert_int_equal(vf_net_load_buffer(m.bytes, m.len, "tiny", &net, &err), VF_OK);
+    const struct vf_arch *a = vf_net_arch(net);
+    assert_string_equal(a->name, "tiny");
+    assert_int_equal(a->inference_h, 144);
+    printf("tiny: %.3f M parameters\n", vf_net_params(net) / 1e6);
+    assert_true(vf_net_params(net) > 1000000 && vf_net_params(net) < 4000000);
+    double f, ac, c, at;
+    vf_net_macs(net, 144, 256, &f, &ac, &c, &at);
+    printf("tiny at 144x256: F %.3f, A %.3f (attention %.3f), C %.3f GMAC\n", f / 1e9, ac / 1e9,
+           at / 1e9, c / 1e9);
+    /* The attention products alone: N² · (4a + 2) with N = 36·64. */
+    assert_true(fabs(at - 2304.0 * 2304.0 * 66.0) < 1.0);
+    vf_net_free(&net);
+    free(m.bytes);
+}
+
+static void presets_match_network_md(void **state)
+{
+    (void)state;
+    struct vf_arch a;
+    struct vf_error err = {0};
+    assert_int_equal(vf_arch_preset("full", &a, &err), VF_OK);
+    struct vf_net *net = NULL;
+    assert_int_equal(vf_net_random(&a, 1, &net, &err), VF_OK);
+    double f, ac, c, at;
+    vf_net_macs(net, 216, 384, &f, &ac, &c, &at);
+    printf("full: %.2f M parameters; at 216x384: F %.2f, A %.2f (attention %.2f), C %.2f GMAC\n",
+           vf_net_params(net) / 1e6, f / 1e9, ac / 1e9, at / 1e9, c / 1e9);
+    /* ResNet-50's trunk is 4.09 GMAC at 224x224: scale by pixels. */
+    assert_true(fabs(f / 1e9 - 4.09 * 216 * 384 / (224.0 * 224)) < 0.25);
+    assert_true(fabs(at / 1e9 - 5184.0 * 5184 * 258 / 1e9) < 1e-6);
+    vf_net_free(&net);
+    assert_int_equal(vf_arch_preset("huge", &a, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "'tiny' and 'full'"));
+}
+
+static void metadata_problems_are_named(void **state)
+{
+    (void)state;
+    struct file m = read_model();
+    json_t *h = header_of(&m);
+    char *orig = meta_text(h);
+
+    set_meta(h, NULL);
+    struct file f = rebuild(&m, h, 0, 0);
+    expect(&f, VF_EINVAL, "not a vaefarm weights file");
+    free(f.bytes);
+
+    set_meta(h, "{not json");
+    f = rebuild(&m, h, 0, 0);
+    expect(&f, VF_EINVAL, "not valid JSON");
+    free(f.bytes);
+
+    json_t *arch = json_loads(orig, 0, NULL);
+    json_object_set_new(arch, "format", json_string("vaefarm-net-v9"));
+    char *t = json_dumps(arch, JSON_COMPACT);
+    set_meta(h, t);
+    free(t);
+    f = rebuild(&m, h, 0, 0);
+    expect(&f, VF_EUNSUPPORTED, "vaefarm-net-v9");
+    free(f.bytes);
+
+    json_object_set_new(arch, "format", json_string("vaefarm-net-v1"));
+    json_array_set_new(json_object_get(json_object_get(arch, "F"), "widths"), 1,
+                       json_integer(-3));
+    t = json_dumps(arch, JSON_COMPACT);
+    set_meta(h, t);
+    free(t);
+    f = rebuild(&m, h, 0, 0);
+    expect(&f, VF_EINVAL, "F.widths[1]");
+    free(f.bytes);
+    json_decref(arch);
+
+    /* The architecture of `full` over the tensors of `tiny`. */
+    arch = json_loads(orig, 0, NULL);
+    json_object_set_new(json_object_get(arch, "F"), "stem", json_integer(64));
+    json_t *fw = json_object_get(json_object_get(arch, "F"), "widths");
+    for (int i = 0; i < 4; i++) json_array_set_new(fw, (size_t)i, json_integer(64 << i));
+    t = json_dumps(arch, JSON_COMPACT);
+    set_meta(h, t);
+    free(t);
+    f = rebuild(&m, h, 0, 0);
+    expect(&f, VF_EINVAL, "'F.conv1.weight' has shape [16, 3, 7, 7]");
+    free(f.bytes);
+    json_decref(arch);
+
+    free(orig);
+    json_decref(h);
+    free(m.bytes);
+}
+
+static void tensor_problems_are_named(void **state)
+{
+    (void)state;
+    struct file m = read_model();
+
+    /* A tensor renamed: the architecture misses it. */
+    json_t *h = header_of(&m);
+    json_t *e = json_deep_copy(json_object_get(h, "A.theta.bias"));
+    json_object_del(h, "A.theta.bias");
+    json_object_set_new(h, "A.theta.b", e);
+    struct file f = rebuild(&m, h, 0, 0);
+    expect(&f, VF_EINVAL, "tensor 'A.theta.bias' is missing");
+    free(f.bytes);
+    json_decref(h);
+
+    /* One more tensor than the architecture has. */
+    h = header_of(&m);
+    uint64_t n0 = 0;
+    for (int i = 0; i < 8; i++) n0 |= (uint64_t)m.bytes[i] << (8 * i);
+    json_int_t end = (json_int_t)(m.len - 8 - n0);
+    json_object_set_new(h, "C.extra.weight",
+                        json_pack("{s:s, s:[i], s:[I,I]}", "dtype", "F32", "shape", 1,
+                                  "data_offsets", end, end + 4));
+    f = rebuild(&m, h, 4, 0);
+    expect(&f, VF_EINVAL, "'C.extra.weight' is not part of the 'tiny' architecture");
+    free(f.bytes);
+    /* ... but C.logvar (training only) and BN's num_batches_tracked are fine. */
+    json_object_del(h, "C.extra.weight");
+    json_object_set_new(h, "F.bn1.num_batches_tracked",
+                        json_pack("{s:s, s:[], s:[I,I]}", "dtype", "I64", "shape", "data_offsets", end,
+                                  end + 8));
+    f = rebuild(&m, h, 8, 0);
+    struct vf_error err = {0};
+    assert_int_equal(load(&f, &err), VF_OK);
+    free(f.bytes);
+    json_decref(h);
+
+    /* A NaN in a weight. */
+    h = header_of(&m);
+    json_t *off = json_object_get(json_object_get(h, "C.out.weight"), "data_offsets");
+    size_t at = 8 + (size_t)n0 + (size_t)json_integer_value(json_array_get(off, 0));
+    struct file g = {.len = m.len};
+    g.bytes = malloc(m.len);
+    memcpy(g.bytes, m.bytes, m.len);
+    const unsigned char nan_le[4] = {0x00, 0x00, 0xc0, 0x7f};
+    memcpy(g.bytes + at, nan_le, 4);
+    expect(&g, VF_EINVAL, "'C.out.weight' holds a non-finite value");
+    free(g.bytes);
+    json_decref(h);
+    free(m.bytes);
+}
+
+static void colorizer_refuses_bad_sizes(void **state)
+{
+    (void)state;
+    struct vf_arch a;
+    struct vf_error err = {0};
+    struct vf_net *net = NULL;
+    struct vf_backend *be = NULL;
+    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
+    assert_int_equal(vf_arch_preset("tiny", &a, &err), VF_OK);
+    assert_int_equal(vf_net_random(&a, 3, &net, &err), VF_OK);
+    assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    struct vf_colorizer *cz = NULL;
+    struct vf_colorizer_opts o = {.be = be, .precision = VF_F32, .h = 100, .w = 256};
+    assert_int_equal(vf_colorizer_create(&cz, net, &o, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "multiples of 8"));
+    o.h = 16;
+    assert_int_equal(vf_colorizer_create(&cz, net, &o, &err), VF_EINVAL);
+    o.h = 64;
+    o.w = 64;
+    assert_int_equal(vf_colorizer_create(&cz, net, &o, &err), VF_OK);
+    float grey[64 * 64] = {0}, ab[2 * 64 * 64];
+    assert_int_equal(vf_colorizer_frame(cz, grey, ab, NULL, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "before any reference"));
+    assert_int_equal(vf_colorizer_post(cz, grey, NULL, ab, &err), VF_EINVAL);
+    vf_colorizer_destroy(&cz);
+    vf_backend_destroy(&be);
+    vf_net_free(&net);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(the_reference_model_loads),
+        cmocka_unit_test(presets_match_network_md),
+        cmocka_unit_test(metadata_problems_are_named),
+        cmocka_unit_test(tensor_problems_are_named),
+        cmocka_unit_test(colorizer_refuses_bad_sizes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

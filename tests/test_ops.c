@@ -1,0 +1,1465 @@
+/* tests/test_ops.c: the C operators of the CPU backend (kernels/ops.c, kernels/elem.h) against
+ * plain reference loops written here, independently, in double precision over planar NCHW
+ * arrays, with PyTorch's conventions spelled out.
+ *
+ * Every operator runs on three backends (1, 2 and 3 threads) and must give bit-identical
+ * results; shapes include odd sizes, n = 2, channel-slice views (pix_stride > c, whose other
+ * channels must stay untouched) and f32/bf16 (some f16) storage. The reference reads the
+ * inputs as stored (so bf16 cases measure the operator, not the input rounding).
+ *
+ * Tolerances (relative L2 error ‖out − ref‖/‖ref‖ unless said):
+ *   f32 storage 1e-6, bf16 storage 1e-2, f16 storage 2e-3;
+ *   copy/concat: exact (the RNE conversion of the stored value);
+ *   attention rows: 1e-6 (f32, τ = 1 and τ = 0.01);
+ *   colour known values: white → (100, 0, 0) within 1e-4, red → (53.24, 80.09, 67.20) within
+ *   0.01, grey 0 → L 0 and grey 1 → L 100 within 1e-4, Lab → RGB ∘ RGB → Lab ≤ 1e-4 (max abs);
+ *   keep luma: output luma = grey within 1e-4 (max abs) where no channel is clipped, |Cb|, |Cr|
+ *   ≤ 1e-5 for a = b = 0, R′G′B′/CbCr vs the double bisection ≤ 1e-4 (max abs);
+ *   guided upsampling: constant → that constant within 1e-4 (abs), linear function of the grey
+ *   → that function within 1e-3 (abs, ab values up to ~100, ε = 1e-8).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels/elem.h"
+#include "kernels/kernels.h"
+
+#define NBE 3
+static struct vf_backend *g_be[NBE];
+static const int g_threads[NBE] = {1, 2, 3};
+
+static int setup(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NBE; i++) {
+        struct vf_error err = {0};
+        struct vf_backend_opts o = {.device = VF_DEVICE_CPU, .gpu = 0, .threads = g_threads[i]};
+        if (vf_backend_create(&g_be[i], &o, &err) != VF_OK) {
+            fprintf(stderr, "backend: %s\n", err.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NBE; i++)
+        vf_backend_destroy(&g_be[i]);
+    return 0;
+}
+
+/* ============================== helpers ==================================================== */
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static double urand(void)
+{
+    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(g_rng >> 11) * (1.0 / 9007199254740992.0);
+}
+static double rnd(double lo, double hi) { return lo + (hi - lo) * urand(); }
+
+static double *dalloc(size_t n)
+{
+    double *p = calloc(n ? n : 1, sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+/* The value a double becomes when stored as dt. */
+static double quant(enum vf_dtype dt, double x)
+{
+    float f = (float)x;
+    switch (dt) {
+    case VF_BF16: return vf_bf16_to_f32(vf_f32_to_bf16(f));
+    case VF_F16: return vf_f16_to_f32(vf_f32_to_f16(f));
+    default: return f;
+    }
+}
+
+static double tol_of(enum vf_dtype dt) { return dt == VF_F32 ? 1e-6 : (dt == VF_BF16 ? 1e-2 : 2e-3); }
+
+static const double SENTINEL = 1024.0;  /* exact in every dtype */
+
+/* A test tensor: `t` is the operand, either all of `base` or a view of channels [2, 2 + c) of
+ * a tensor with 3 more channels (the rest hold SENTINEL and must keep it). */
+struct tt {
+    struct vf_tensor base, t;
+    int view;
+};
+
+static size_t el_off(const struct vf_tensor *t, int i, int ch, int y, int x)
+{
+    return (((size_t)i * t->h + y) * t->w + x) * (size_t)t->pix_stride + ch;
+}
+
+static double el_get(const struct vf_tensor *t, size_t off)
+{
+    switch (t->dtype) {
+    case VF_BF16: return vf_bf16_to_f32(((const uint16_t *)t->data)[off]);
+    case VF_F16: return vf_f16_to_f32(((const uint16_t *)t->data)[off]);
+    default: return ((const float *)t->data)[off];
+    }
+}
+
+static void el_set(const struct vf_tensor *t, size_t off, double v)
+{
+    switch (t->dtype) {
+    case VF_BF16: ((uint16_t *)t->data)[off] = vf_f32_to_bf16((float)v); break;
+    case VF_F16: ((uint16_t *)t->data)[off] = vf_f32_to_f16((float)v); break;
+    default: ((float *)t->data)[off] = (float)v; break;
+    }
+}
+
+static void tt_make(struct tt *x, struct vf_backend *be, enum vf_dtype dt, int n, int c, int h,
+                    int w, int view)
+{
+    struct vf_error err = {0};
+    x->view = view;
+    int rc = vf_tensor_alloc(&x->base, be, dt, n, c + (view ? 3 : 0), h, w, &err);
+    if (rc != VF_OK)
+        fail_msg("vf_tensor_alloc: %s", err.msg);
+    x->t = view ? vf_tensor_slice(&x->base, 2, c) : x->base;
+    const struct vf_tensor *b = &x->base;
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < h; y++)
+            for (int xx = 0; xx < w; xx++)
+                for (int ch = 0; ch < b->c; ch++)
+                    el_set(b, el_off(b, i, ch, y, xx), SENTINEL);
+}
+
+static void tt_put(struct tt *x, const double *nchw)
+{
+    const struct vf_tensor *t = &x->t;
+    size_t k = 0;
+    for (int i = 0; i < t->n; i++)
+        for (int ch = 0; ch < t->c; ch++)
+            for (int y = 0; y < t->h; y++)
+                for (int xx = 0; xx < t->w; xx++)
+                    el_set(t, el_off(t, i, ch, y, xx), nchw[k++]);
+}
+
+static void tt_get(const struct tt *x, double *nchw)
+{
+    const struct vf_tensor *t = &x->t;
+    size_t k = 0;
+    for (int i = 0; i < t->n; i++)
+        for (int ch = 0; ch < t->c; ch++)
+            for (int y = 0; y < t->h; y++)
+                for (int xx = 0; xx < t->w; xx++)
+                    nchw[k++] = el_get(t, el_off(t, i, ch, y, xx));
+}
+
+/* The channels outside a view still hold SENTINEL. */
+static void tt_check_pad(const struct tt *x)
+{
+    if (!x->view)
+        return;
+    const struct vf_tensor *b = &x->base;
+    for (int i = 0; i < b->n; i++)
+        for (int y = 0; y < b->h; y++)
+            for (int xx = 0; xx < b->w; xx++)
+                for (int ch = 0; ch < b->c; ch++) {
+                    if (ch >= 2 && ch < 2 + x->t.c)
+                        continue;
+                    double v = el_get(b, el_off(b, i, ch, y, xx));
+                    if (v != SENTINEL)
+                        fail_msg("a view's neighbour channel %d was written (%g)", ch, v);
+                }
+}
+
+static void tt_free(struct tt *x) { vf_tensor_free(&x->base); }
+
+static size_t tcount(int n, int c, int h, int w) { return (size_t)n * c * h * w; }
+
+/* Relative L2 error; prints it with the case's name. */
+static double rel_l2(const double *out, const double *ref, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(out[i]))
+            return INFINITY;
+        num += (out[i] - ref[i]) * (out[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static double max_abs(const double *out, const double *ref, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(out[i] - ref[i]);
+        if (!(d <= m))
+            m = d;   /* NaN propagates */
+    }
+    return m;
+}
+
+static void check_close(const char *what, const double *out, const double *ref, size_t n,
+                        double tol)
+{
+    double e = rel_l2(out, ref, n);
+    if (getenv("VF_OPS_VERBOSE"))
+        printf("%-64s rel L2 %.3g (tolerance %.3g)\n", what, e, tol);
+    if (!(e <= tol))
+        fail_msg("%s: relative L2 error %.3g > %.3g", what, e, tol);
+}
+
+/* Outputs of the three backends are bit-identical (doubles hold the stored values exactly). */
+static void check_same_bits(const char *what, double *const outs[NBE], size_t n)
+{
+    for (int b = 1; b < NBE; b++)
+        if (memcmp(outs[0], outs[b], n * sizeof(double)) != 0)
+            fail_msg("%s: %d threads and 1 thread differ", what, g_threads[b]);
+}
+
+static void ok(int rc, const struct vf_error *err)
+{
+    if (rc != VF_OK)
+        fail_msg("operator failed (%d): %s", rc, err->msg);
+}
+
+struct shape {
+    int n, c, h, w;
+};
+
+static const char *dtn(enum vf_dtype dt) { return dt == VF_F32 ? "f32" : dt == VF_BF16 ? "bf16" : "f16"; }
+
+/* ============================== conversions ================================================ */
+
+static void bf16_conversion_rounds_to_nearest_even(void **state)
+{
+    (void)state;
+    assert_int_equal(vf_f32_to_bf16(1.0f), 0x3f80);
+    assert_int_equal(vf_f32_to_bf16(-2.5f), 0xc020);
+    float f;
+    uint32_t u = 0x3f808000u; /* halfway between 0x3f80 and 0x3f81: to even */
+    memcpy(&f, &u, 4);
+    assert_int_equal(vf_f32_to_bf16(f), 0x3f80);
+    u = 0x3f818000u; /* halfway between 0x3f81 and 0x3f82: to even */
+    memcpy(&f, &u, 4);
+    assert_int_equal(vf_f32_to_bf16(f), 0x3f82);
+    u = 0x3f808001u;
+    memcpy(&f, &u, 4);
+    assert_int_equal(vf_f32_to_bf16(f), 0x3f81);
+    assert_true(isnan(vf_bf16_to_f32(vf_f32_to_bf16(NAN))));
+    u = 0x7f800001u; /* signalling NaN whose payload is all in the low bits: stays NaN */
+    memcpy(&f, &u, 4);
+    assert_true(isnan(vf_bf16_to_f32(vf_f32_to_bf16(f))));
+    assert_true(isinf(vf_bf16_to_f32(vf_f32_to_bf16(INFINITY))));
+    assert_true(isinf(vf_bf16_to_f32(vf_f32_to_bf16(3.4e38f)))); /* rounds up past the max */
+    /* every bf16 value round-trips */
+    for (uint32_t h = 0; h < 65536; h++) {
+        float v = vf_bf16_to_f32((uint16_t)h);
+        if (isnan(v))
+            assert_true(isnan(vf_bf16_to_f32(vf_f32_to_bf16(v))));
+        else
+            assert_int_equal(vf_f32_to_bf16(v), h);
+    }
+    /* random floats against a double-based round to nearest even */
+    for (int i = 0; i < 200000; i++) {
+        float x = (float)(rnd(-1, 1) * pow(2.0, rnd(-60, 60)));
+        uint16_t hb = vf_f32_to_bf16(x);
+        double lo = vf_bf16_to_f32(hb), d = fabs((double)x - lo);
+        /* the neighbours are no closer */
+        double up = vf_bf16_to_f32((uint16_t)(hb + 1)), dn = vf_bf16_to_f32((uint16_t)(hb - 1));
+        assert_true(d <= fabs((double)x - up) && d <= fabs((double)x - dn));
+    }
+}
+
+static void f16_conversion_is_exact_and_rounds_to_nearest_even(void **state)
+{
+    (void)state;
+    assert_int_equal(vf_f32_to_f16(1.0f), 0x3c00);
+    assert_int_equal(vf_f32_to_f16(65504.0f), 0x7bff);
+    assert_int_equal(vf_f32_to_f16(65519.0f), 0x7bff);
+    assert_int_equal(vf_f32_to_f16(65520.0f), 0x7c00); /* halfway to 65536: to even = inf */
+    assert_int_equal(vf_f32_to_f16(-1e9f), 0xfc00);
+    assert_int_equal(vf_f32_to_f16(5.9604645e-8f), 0x0001);  /* 2^-24, smallest subnormal */
+    assert_int_equal(vf_f32_to_f16(2.9802322e-8f), 0x0000);  /* 2^-25: tie to even 0 */
+    assert_int_equal(vf_f32_to_f16(4.4703484e-8f), 0x0001);  /* 1.5·2^-25: up */
+    assert_int_equal(vf_f32_to_f16(6.1035156e-5f), 0x0400);  /* 2^-14, smallest normal */
+    assert_true(isnan(vf_f16_to_f32(vf_f32_to_f16(NAN))));
+    float f;
+    uint32_t u = 0x7f800001u;
+    memcpy(&f, &u, 4);
+    assert_true(isnan(vf_f16_to_f32(vf_f32_to_f16(f))));
+    for (uint32_t h = 0; h < 65536; h++) {
+        float v = vf_f16_to_f32((uint16_t)h);
+        if (isnan(v))
+            assert_true(isnan(vf_f16_to_f32(vf_f32_to_f16(v))));
+        else
+            assert_int_equal(vf_f32_to_f16(v), h);
+    }
+#if defined(__FLT16_MAX__)
+    /* the compiler's own _Float16 conversion (round to nearest even) agrees */
+    for (int i = 0; i < 400000; i++) {
+        float x = (float)(rnd(-1, 1) * pow(2.0, rnd(-30, 17)));
+        _Float16 hc = (_Float16)x;
+        uint16_t hb;
+        memcpy(&hb, &hc, 2);
+        if (vf_f32_to_f16(x) != hb)
+            fail_msg("f16 of %.9g: 0x%04x, compiler 0x%04x", (double)x, vf_f32_to_f16(x), hb);
+    }
+#endif
+}
+
+/* ============================== act ======================================================== */
+
+static double ref_act(double x, enum vf_act act, double alpha, double slope)
+{
+    switch (act) {
+    case VF_ACT_RELU: return x > 0 ? x : 0;
+    case VF_ACT_LRELU: return x > 0 ? x : alpha * x;
+    case VF_ACT_PRELU: return x > 0 ? x : slope * x;
+    case VF_ACT_TANH: return tanh(x);
+    default: return x;
+    }
+}
+
+static void put_vec(struct vf_tensor *v, struct vf_backend *be, const double *x, int c)
+{
+    struct vf_error err = {0};
+    ok(vf_tensor_alloc(v, be, VF_F32, 1, c, 1, 1, &err), &err);
+    for (int i = 0; i < c; i++)
+        ((float *)v->data)[i] = (float)x[i];
+}
+
+static void act_matches_reference(void **state)
+{
+    (void)state;
+    const struct shape shapes[] = {{2, 5, 27, 48}, {1, 70, 7, 12}, {2, 19, 54, 96}};
+    const enum vf_act acts[] = {VF_ACT_NONE, VF_ACT_RELU, VF_ACT_LRELU, VF_ACT_PRELU, VF_ACT_TANH};
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16, VF_F16};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (size_t di = 0; di < 3; di++)
+            for (size_t ai = 0; ai < 5; ai++)
+                for (int mode = 0; mode < 3; mode++) { /* 0 dense, 1 views, 2 in place */
+                    const struct shape s = shapes[si];
+                    const enum vf_dtype dt = dts[di];
+                    const enum vf_act act = acts[ai];
+                    size_t cnt = tcount(s.n, s.c, s.h, s.w);
+                    double *in = dalloc(cnt), *qin = dalloc(cnt), *ref = dalloc(cnt);
+                    double *sl = dalloc((size_t)s.c), *outs[NBE];
+                    for (size_t i = 0; i < cnt; i++) {
+                        in[i] = rnd(-3, 3);
+                        qin[i] = quant(dt, in[i]);
+                    }
+                    for (int c = 0; c < s.c; c++)
+                        sl[c] = (float)rnd(0, 0.5);
+                    for (int b = 0; b < NBE; b++) {
+                        struct vf_error err = {0};
+                        struct tt src, dst;
+                        struct vf_tensor slopes = {0};
+                        put_vec(&slopes, g_be[b], sl, s.c);
+                        tt_make(&src, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
+                        tt_put(&src, in);
+                        outs[b] = dalloc(cnt);
+                        if (mode == 2) {
+                            ok(vf_op_act(&src.t, &src.t, act, 0.2f, &slopes, &err), &err);
+                            tt_get(&src, outs[b]);
+                        } else {
+                            tt_make(&dst, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
+                            ok(vf_op_act(&src.t, &dst.t, act, 0.2f, &slopes, &err), &err);
+                            tt_get(&dst, outs[b]);
+                            tt_check_pad(&dst);
+                            tt_free(&dst);
+                        }
+                        tt_check_pad(&src);
+                        tt_free(&src);
+                        vf_tensor_free(&slopes);
+                    }
+                    size_t plane = (size_t)s.h * s.w;
+                    for (size_t i = 0; i < cnt; i++)
+                        ref[i] = ref_act(qin[i], act, (double)0.2f, sl[(i / plane) % s.c]);
+                    char what[128];
+                    snprintf(what, sizeof what, "act %d %s %dx%dx%dx%d mode %d", (int)act,
+                             dtn(dt), s.n, s.c, s.h, s.w, mode);
+                    check_same_bits(what, outs, cnt);
+                    check_close(what, outs[0], ref, cnt, tol_of(dt));
+                    for (int b = 0; b < NBE; b++)
+                        free(outs[b]);
+                    free(in), free(qin), free(ref), free(sl);
+                }
+}
+
+/* ============================== instance norm ============================================== */
+
+static void instance_norm_matches_reference(void **state)
+{
+    (void)state;
+    const struct shape shapes[] = {{2, 19, 27, 48}, {1, 3, 7, 12}, {2, 24, 54, 96}, {1, 1, 1, 1}};
+    const enum vf_act acts[] = {VF_ACT_NONE, VF_ACT_RELU, VF_ACT_LRELU, VF_ACT_PRELU};
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    const float eps = 1e-5f;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (size_t di = 0; di < 2; di++)
+            for (size_t ai = 0; ai < 4; ai++)
+                for (int mode = 0; mode < 3; mode++) {
+                    const struct shape s = shapes[si];
+                    const enum vf_dtype dt = dts[di];
+                    const enum vf_act act = acts[ai];
+                    const int affine = (int)(ai + (size_t)mode) % 2 == 0;
+                    size_t cnt = tcount(s.n, s.c, s.h, s.w), plane = (size_t)s.h * s.w;
+                    double *in = dalloc(cnt), *qin = dalloc(cnt), *ref = dalloc(cnt);
+                    double *g = dalloc((size_t)s.c), *be_ = dalloc((size_t)s.c);
+                    double *sl = dalloc((size_t)s.c), *outs[NBE];
+                    for (int c = 0; c < s.c; c++) {
+                        g[c] = affine ? (float)rnd(0.5, 2) : 1.0;
+                        be_[c] = affine ? (float)rnd(-1, 1) : 0.0;
+                        sl[c] = (float)rnd(0, 0.5);
+                    }
+                    for (size_t i = 0; i < cnt; i++) {
+                        size_t c = (i / plane) % (size_t)s.c;
+                        in[i] = 10.0 + (double)c + rnd(-2, 2) * (1 + (double)c / 4);
+                        qin[i] = quant(dt, in[i]);
+                    }
+                    for (int b = 0; b < NBE; b++) {
+                        struct vf_error err = {0};
+                        struct tt src, dst;
+                        struct vf_tensor gt = {0}, bt = {0}, st = {0};
+                        put_vec(&gt, g_be[b], g, s.c);
+                        put_vec(&bt, g_be[b], be_, s.c);
+                        put_vec(&st, g_be[b], sl, s.c);
+                        tt_make(&src, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
+                        tt_put(&src, in);
+                        outs[b] = dalloc(cnt);
+                        const struct vf_tensor *gp = affine ? &gt : NULL, *bp = affine ? &bt : NULL;
+                        if (mode == 2) {
+                            ok(vf_op_instance_norm(&src.t, &src.t, eps, gp, bp, act, 0.2f, &st, &err),
+                               &err);
+                            tt_get(&src, outs[b]);
+                        } else {
+                            tt_make(&dst, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
+                            ok(vf_op_instance_norm(&src.t, &dst.t, eps, gp, bp, act, 0.2f, &st, &err),
+                               &err);
+                            tt_get(&dst, outs[b]);
+                            tt_check_pad(&dst);
+                            tt_free(&dst);
+                        }
+                        tt_check_pad(&src);
+                        tt_free(&src);
+                        vf_tensor_free(&gt), vf_tensor_free(&bt), vf_tensor_free(&st);
+                    }
+                    /* reference: per image and channel, biased variance, then affine, act */
+                    for (int i = 0; i < s.n; i++)
+                        for (int c = 0; c < s.c; c++) {
+                            const double *x = qin + ((size_t)i * s.c + c) * plane;
+                            double *y = ref + ((size_t)i * s.c + c) * plane;
+                            double m = 0, v = 0;
+                            for (size_t k = 0; k < plane; k++)
+                                m += x[k];
+                            m /= (double)plane;
+                            for (size_t k = 0; k < plane; k++)
+                                v += (x[k] - m) * (x[k] - m);
+                            v /= (double)plane;
+                            for (size_t k = 0; k < plane; k++)
+                                y[k] = ref_act((x[k] - m) / sqrt(v + (double)eps) * g[c] + be_[c],
+                                               act, (double)0.2f, sl[c]);
+                        }
+                    char what[128];
+                    snprintf(what, sizeof what, "instance norm act %d %s %dx%dx%dx%d mode %d aff %d",
+                             (int)act, dtn(dt), s.n, s.c, s.h, s.w, mode, affine);
+                    check_same_bits(what, outs, cnt);
+                    if (plane == 1) { /* a single position: x̂ = 0, output = act(beta) */
+                        for (size_t k = 0; k < cnt; k++)
+                            assert_true(fabs(outs[0][k] - ref[k]) <= 1e-6 + tol_of(dt) * fabs(ref[k]));
+                    } else {
+                        check_close(what, outs[0], ref, cnt, tol_of(dt));
+                    }
+                    for (int b = 0; b < NBE; b++)
+                        free(outs[b]);
+                    free(in), free(qin), free(ref), free(g), free(be_), free(sl);
+                }
+}
+
+/* ============================== resize ===================================================== */
+
+/* nearest: src = floor(dst · in / out), exactly (integers) */
+static void ref_nearest_plane(const double *in, int ih, int iw, double *out, int oh, int ow)
+{
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++) {
+            int sy = (int)(((long)y * ih) / oh), sx = (int)(((long)x * iw) / ow);
+            out[(size_t)y * ow + x] = in[(size_t)sy * iw + sx];
+        }
+}
+
+/* PyTorch bilinear, align_corners=False: real = scale·(dst + 0.5) − 0.5, clamped below at 0;
+ * i0 = floor(real) (≤ in − 1), i1 = min(i0 + 1, in − 1), λ = real − i0. PyTorch's scale is
+ * in/out rounded to float (area_pixel_compute_scale<float>); the rest is done in double here. */
+static void lin_idx(int dst, int in, int out, int *i0, int *i1, double *l)
+{
+    const double scale = (double)((float)in / (float)out);
+    double real = scale * (dst + 0.5) - 0.5;
+    if (real < 0)
+        real = 0;
+    int i = (int)floor(real);
+    if (i > in - 1)
+        i = in - 1;
+    *i0 = i;
+    *i1 = i + 1 < in ? i + 1 : in - 1;
+    *l = real - i;
+}
+
+static void ref_bilinear_plane(const double *in, int ih, int iw, double *out, int oh, int ow)
+{
+    for (int y = 0; y < oh; y++) {
+        int y0, y1;
+        double ly;
+        lin_idx(y, ih, oh, &y0, &y1, &ly);
+        for (int x = 0; x < ow; x++) {
+            int x0, x1;
+            double lx;
+            lin_idx(x, iw, ow, &x0, &x1, &lx);
+            double top = (1 - lx) * in[(size_t)y0 * iw + x0] + lx * in[(size_t)y0 * iw + x1];
+            double bot = (1 - lx) * in[(size_t)y1 * iw + x0] + lx * in[(size_t)y1 * iw + x1];
+            out[(size_t)y * ow + x] = (1 - ly) * top + ly * bot;
+        }
+    }
+}
+
+struct rcase {
+    int n, c, ih, iw, oh, ow;
+};
+
+static void run_resize_cases(enum vf_resize mode, const struct rcase *cases, size_t ncases)
+{
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    for (size_t ci = 0; ci < ncases; ci++)
+        for (size_t di = 0; di < 2; di++)
+            for (int view = 0; view < 2; view++) {
+                const struct rcase r = cases[ci];
+                const enum vf_dtype dt = dts[di];
+                size_t icnt = tcount(r.n, r.c, r.ih, r.iw), ocnt = tcount(r.n, r.c, r.oh, r.ow);
+                double *in = dalloc(icnt), *qin = dalloc(icnt), *ref = dalloc(ocnt), *outs[NBE];
+                for (size_t i = 0; i < icnt; i++) {
+                    in[i] = rnd(-1, 1);
+                    qin[i] = quant(dt, in[i]);
+                }
+                for (int b = 0; b < NBE; b++) {
+                    struct vf_error err = {0};
+                    struct tt src, dst;
+                    tt_make(&src, g_be[b], dt, r.n, r.c, r.ih, r.iw, view);
+                    tt_make(&dst, g_be[b], dt, r.n, r.c, r.oh, r.ow, view);
+                    tt_put(&src, in);
+                    outs[b] = dalloc(ocnt);
+                    ok(vf_op_resize(&src.t, &dst.t, mode, &err), &err);
+                    tt_get(&dst, outs[b]);
+                    tt_check_pad(&dst);
+                    tt_free(&src), tt_free(&dst);
+                }
+                for (int p = 0; p < r.n * r.c; p++) {
+                    const double *ip = qin + (size_t)p * r.ih * r.iw;
+                    double *op = ref + (size_t)p * r.oh * r.ow;
+                    if (mode == VF_RESIZE_NEAREST)
+                        ref_nearest_plane(ip, r.ih, r.iw, op, r.oh, r.ow);
+                    else
+                        ref_bilinear_plane(ip, r.ih, r.iw, op, r.oh, r.ow);
+                }
+                char what[128];
+                snprintf(what, sizeof what, "resize %s %s %dx%dx%dx%d -> %dx%d view %d",
+                         mode == VF_RESIZE_NEAREST ? "nearest" : "bilinear", dtn(dt), r.n, r.c,
+                         r.ih, r.iw, r.oh, r.ow, view);
+                check_same_bits(what, outs, ocnt);
+                if (mode == VF_RESIZE_NEAREST) /* a copy: exact */
+                    check_close(what, outs[0], ref, ocnt, 0.0);
+                else
+                    check_close(what, outs[0], ref, ocnt, tol_of(dt));
+                for (int b = 0; b < NBE; b++)
+                    free(outs[b]);
+                free(in), free(qin), free(ref);
+            }
+}
+
+static void resize_nearest_matches_reference(void **state)
+{
+    (void)state;
+    const struct rcase cases[] = {
+        {2, 2, 7, 12, 28, 48},   /* ×4 (W^ab, S) */
+        {2, 5, 27, 48, 54, 96},  /* ×2 (decoder) */
+        {1, 3, 27, 48, 27, 48},  /* identity */
+        {2, 3, 7, 12, 10, 17},   /* a non-integer ratio */
+        {1, 4, 54, 96, 27, 48},  /* down */
+        {1, 70, 36, 64, 144, 256},
+    };
+    run_resize_cases(VF_RESIZE_NEAREST, cases, sizeof cases / sizeof *cases);
+}
+
+static void resize_bilinear_matches_reference(void **state)
+{
+    (void)state;
+    const struct rcase cases[] = {
+        {2, 3, 7, 12, 54, 96},   /* layer4 tap → H/4 */
+        {2, 5, 27, 48, 54, 96},  /* layer2 tap → H/4 */
+        {1, 3, 14, 24, 54, 96},
+        {1, 2, 54, 96, 54, 96},  /* identity */
+        {1, 3, 27, 48, 7, 12},   /* down, no antialias */
+        {1, 3, 5, 7, 13, 11},
+        {1, 1, 1, 1, 3, 4},      /* a single pixel */
+        {1, 17, 36, 64, 72, 128},
+    };
+    run_resize_cases(VF_RESIZE_BILINEAR, cases, sizeof cases / sizeof *cases);
+}
+
+/* ============================== add, concat, copy ========================================== */
+
+static void add_matches_reference(void **state)
+{
+    (void)state;
+    const struct shape shapes[] = {{2, 5, 27, 48}, {1, 70, 7, 12}, {2, 19, 54, 96}};
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    for (size_t si = 0; si < 3; si++)
+        for (size_t di = 0; di < 2; di++)
+            for (int mode = 0; mode < 4; mode++) { /* dense, views, dst == a, dst == b */
+                const struct shape s = shapes[si];
+                const enum vf_dtype dt = dts[di], dtb = mode == 1 ? VF_F32 : dt;
+                size_t cnt = tcount(s.n, s.c, s.h, s.w);
+                double *a = dalloc(cnt), *bb = dalloc(cnt), *ref = dalloc(cnt), *outs[NBE];
+                for (size_t i = 0; i < cnt; i++) {
+                    a[i] = rnd(-2, 2);
+                    bb[i] = rnd(-2, 2);
+                    ref[i] = quant(dt, a[i]) + quant(dtb, bb[i]);
+                }
+                for (int b = 0; b < NBE; b++) {
+                    struct vf_error err = {0};
+                    struct tt ta, tb, td;
+                    tt_make(&ta, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
+                    tt_make(&tb, g_be[b], dtb, s.n, s.c, s.h, s.w, mode == 1);
+                    tt_put(&ta, a);
+                    tt_put(&tb, bb);
+                    outs[b] = dalloc(cnt);
+                    if (mode >= 2) {
+                        struct tt *d = mode == 2 ? &ta : &tb;
+                        ok(vf_op_add(&ta.t, &tb.t, &d->t, &err), &err);
+                        tt_get(d, outs[b]);
+                    } else {
+                        tt_make(&td, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
+                        ok(vf_op_add(&ta.t, &tb.t, &td.t, &err), &err);
+                        tt_get(&td, outs[b]);
+                        tt_check_pad(&td);
+                        tt_free(&td);
+                    }
+                    tt_free(&ta), tt_free(&tb);
+                }
+                char what[128];
+                snprintf(what, sizeof what, "add %s %dx%dx%dx%d mode %d", dtn(dt), s.n, s.c,
+                         s.h, s.w, mode);
+                check_same_bits(what, outs, cnt);
+                check_close(what, outs[0], ref, cnt, mode == 3 ? tol_of(dtb) : tol_of(dt));
+                for (int b = 0; b < NBE; b++)
+                    free(outs[b]);
+                free(a), free(bb), free(ref);
+            }
+}
+
+static void concat_and_copy_convert_exactly(void **state)
+{
+    (void)state;
+    const int n = 2, h = 27, w = 48;
+    const int cs[3] = {3, 5, 70};
+    const enum vf_dtype sdt[3] = {VF_F32, VF_BF16, VF_F16};
+    const enum vf_dtype ddts[3] = {VF_F32, VF_BF16, VF_F16};
+    for (int di = 0; di < 3; di++)
+        for (int view = 0; view < 2; view++) {
+            const enum vf_dtype ddt = ddts[di];
+            const int ctot = cs[0] + cs[1] + cs[2];
+            size_t cnt = tcount(n, ctot, h, w), plane = (size_t)h * w;
+            double *src[3], *ref = dalloc(cnt), *outs[NBE];
+            size_t k = 0;
+            for (int i = 0; i < 3; i++)
+                src[i] = dalloc(tcount(n, cs[i], h, w));
+            for (int img = 0; img < n; img++)
+                for (int i = 0; i < 3; i++)
+                    for (size_t e = 0; e < (size_t)cs[i] * plane; e++) {
+                        double v = rnd(-100, 100);
+                        src[i][(size_t)img * cs[i] * plane + e] = v;
+                        ref[k++] = quant(ddt, quant(sdt[i], v));
+                    }
+            for (int b = 0; b < NBE; b++) {
+                struct vf_error err = {0};
+                struct tt ts[3], td;
+                const struct vf_tensor *sp[3];
+                for (int i = 0; i < 3; i++) {
+                    tt_make(&ts[i], g_be[b], sdt[i], n, cs[i], h, w, view && i != 1);
+                    tt_put(&ts[i], src[i]);
+                    sp[i] = &ts[i].t;
+                }
+                tt_make(&td, g_be[b], ddt, n, ctot, h, w, view);
+                ok(vf_op_concat(sp, 3, &td.t, &err), &err);
+                outs[b] = dalloc(cnt);
+                tt_get(&td, outs[b]);
+                tt_check_pad(&td);
+                /* copy: the middle source to a tensor of ddt, then back to its own dtype */
+                struct tt c1, c2;
+                tt_make(&c1, g_be[b], ddt, n, cs[1], h, w, view);
+                tt_make(&c2, g_be[b], sdt[1], n, cs[1], h, w, !view);
+                ok(vf_op_copy(&ts[1].t, &c1.t, &err), &err);
+                ok(vf_op_copy(&c1.t, &c2.t, &err), &err);
+                size_t c1n = tcount(n, cs[1], h, w);
+                double *o1 = dalloc(c1n), *o2 = dalloc(c1n);
+                tt_get(&c1, o1);
+                tt_get(&c2, o2);
+                tt_check_pad(&c1), tt_check_pad(&c2);
+                for (size_t e = 0; e < c1n; e++) {
+                    double sv = quant(sdt[1], src[1][e]);
+                    assert_true(o1[e] == quant(ddt, sv));
+                    assert_true(o2[e] == quant(sdt[1], quant(ddt, sv)));
+                }
+                free(o1), free(o2);
+                tt_free(&c1), tt_free(&c2);
+                for (int i = 0; i < 3; i++)
+                    tt_free(&ts[i]);
+                tt_free(&td);
+            }
+            char what[64];
+            snprintf(what, sizeof what, "concat to %s view %d", dtn(ddt), view);
+            check_same_bits(what, outs, cnt);
+            for (size_t e = 0; e < cnt; e++)
+                if (outs[0][e] != ref[e])
+                    fail_msg("%s: element %zu is %g, expected %g", what, e, outs[0][e], ref[e]);
+            for (int b = 0; b < NBE; b++)
+                free(outs[b]);
+            for (int i = 0; i < 3; i++)
+                free(src[i]);
+            free(ref);
+        }
+}
+
+/* ============================== l2norm ===================================================== */
+
+static void l2norm_matches_reference(void **state)
+{
+    (void)state;
+    const struct shape shapes[] = {{2, 37, 27, 48}, {1, 130, 7, 12}, {2, 16, 54, 96}, {1, 3, 1, 1}};
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    const float eps = 1e-6f;
+    for (size_t si = 0; si < 4; si++)
+        for (size_t di = 0; di < 2; di++)
+            for (int center = 0; center < 2; center++)
+                for (int mode = 0; mode < 3; mode++) {
+                    const struct shape s = shapes[si];
+                    const enum vf_dtype dt = dts[di];
+                    size_t cnt = tcount(s.n, s.c, s.h, s.w), plane = (size_t)s.h * s.w;
+                    double *in = dalloc(cnt), *q = dalloc(cnt), *ref = dalloc(cnt), *outs[NBE];
+                    for (size_t i = 0; i < cnt; i++) {
+                        size_t c = (i / plane) % (size_t)s.c;
+                        in[i] = rnd(-1, 1) + (center ? 0.3 * (double)(c % 5) : 0.0);
+                        /* a few all-zero positions (norm 0 < eps) without centring */
+                        if (!center && (i % plane) == 3)
+                            in[i] = 0;
+                        q[i] = quant(dt, in[i]);
+                    }
+                    for (int b = 0; b < NBE; b++) {
+                        struct vf_error err = {0};
+                        struct tt src, dst;
+                        tt_make(&src, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
+                        tt_put(&src, in);
+                        outs[b] = dalloc(cnt);
+                        if (mode == 2) {
+                            ok(vf_op_l2norm(&src.t, &src.t, center, eps, &err), &err);
+                            tt_get(&src, outs[b]);
+                        } else {
+                            tt_make(&dst, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
+                            ok(vf_op_l2norm(&src.t, &dst.t, center, eps, &err), &err);
+                            tt_get(&dst, outs[b]);
+                            tt_check_pad(&dst);
+                            tt_free(&dst);
+                        }
+                        tt_check_pad(&src);
+                        tt_free(&src);
+                    }
+                    for (int i = 0; i < s.n; i++) {
+                        double *mean = dalloc((size_t)s.c);
+                        const double *x = q + (size_t)i * s.c * plane;
+                        if (center)
+                            for (int c = 0; c < s.c; c++) {
+                                for (size_t p = 0; p < plane; p++)
+                                    mean[c] += x[(size_t)c * plane + p];
+                                mean[c] /= (double)plane;
+                            }
+                        for (size_t p = 0; p < plane; p++) {
+                            double ss = 0;
+                            for (int c = 0; c < s.c; c++) {
+                                double d = x[(size_t)c * plane + p] - mean[c];
+                                ss += d * d;
+                            }
+                            double den = fmax(sqrt(ss), (double)eps);
+                            for (int c = 0; c < s.c; c++)
+                                ref[((size_t)i * s.c + c) * plane + p] =
+                                    (x[(size_t)c * plane + p] - mean[c]) / den;
+                        }
+                        free(mean);
+                    }
+                    char what[128];
+                    snprintf(what, sizeof what, "l2norm %s %dx%dx%dx%d center %d mode %d",
+                             dtn(dt), s.n, s.c, s.h, s.w, center, mode);
+                    check_same_bits(what, outs, cnt);
+                    if (plane == 1 && center) { /* centred single position: all zero */
+                        for (size_t e = 0; e < cnt; e++)
+                            assert_true(outs[0][e] == 0.0);
+                    } else {
+                        check_close(what, outs[0], ref, cnt, tol_of(dt));
+                    }
+                    for (int b = 0; b < NBE; b++)
+                        free(outs[b]);
+                    free(in), free(q), free(ref);
+                }
+}
+
+/* ============================== attention rows ============================================= */
+
+static void attention_rows_match_double_loop(void **state)
+{
+    (void)state;
+    struct acase {
+        int rows, ncols, ld, vc;
+        float tau;
+    } cases[] = {
+        {37, 53, 60, 2, 0.01f}, {37, 53, 53, 2, 1.0f}, {29, 41, 45, 19, 0.01f},
+        {300, 700, 704, 2, 0.01f}, {5, 1, 1, 3, 0.01f},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+        const struct acase a = cases[ci];
+        float *f = calloc((size_t)a.rows * a.ld, sizeof *f);
+        float *v = calloc((size_t)a.ncols * a.vc, sizeof *v);
+        assert_non_null(f);
+        assert_non_null(v);
+        for (size_t i = 0; i < (size_t)a.rows * a.ld; i++)
+            f[i] = (float)rnd(-1, 1); /* cosine similarities: |f| ≤ 1, so f/τ up to ±100 */
+        for (size_t i = 0; i < (size_t)a.ncols * a.vc; i++)
+            v[i] = (float)rnd(-100, 100);
+        size_t on = (size_t)a.rows * a.vc;
+        double *outs[NBE], *ss[NBE], *ref = dalloc(on), *sref = dalloc((size_t)a.rows);
+        for (int b = 0; b < NBE; b++) {
+            struct vf_error err = {0};
+            float *out = calloc(on, sizeof *out), *s = calloc((size_t)a.rows, sizeof *s);
+            assert_non_null(out);
+            assert_non_null(s);
+            ok(vf_op_attention_rows(g_be[b], f, a.rows, a.ncols, a.ld, a.tau, v, a.vc, s, out,
+                                    &err), &err);
+            outs[b] = dalloc(on);
+            ss[b] = dalloc((size_t)a.rows);
+            for (size_t i = 0; i < on; i++)
+                outs[b][i] = out[i];
+            for (int r = 0; r < a.rows; r++)
+                ss[b][r] = s[r];
+            free(out), free(s);
+        }
+        for (int r = 0; r < a.rows; r++) {
+            const float *fr = f + (size_t)r * a.ld;
+            double m = -INFINITY, sum = 0;
+            for (int j = 0; j < a.ncols; j++)
+                m = fmax(m, fr[j]);
+            sref[r] = m;
+            for (int k = 0; k < a.vc; k++)
+                ref[(size_t)r * a.vc + k] = 0;
+            for (int j = 0; j < a.ncols; j++) {
+                double e = exp((fr[j] - m) / (double)a.tau);
+                sum += e;
+                for (int k = 0; k < a.vc; k++)
+                    ref[(size_t)r * a.vc + k] += e * v[(size_t)j * a.vc + k];
+            }
+            for (int k = 0; k < a.vc; k++)
+                ref[(size_t)r * a.vc + k] /= sum;
+        }
+        char what[96];
+        snprintf(what, sizeof what, "attention %d rows x %d cols, vc %d, tau %g", a.rows,
+                 a.ncols, a.vc, (double)a.tau);
+        check_same_bits(what, outs, on);
+        check_same_bits(what, ss, (size_t)a.rows);
+        for (size_t i = 0; i < on; i++)
+            assert_true(isfinite(outs[0][i]));
+        check_close(what, outs[0], ref, on, 1e-6);
+        assert_true(max_abs(ss[0], sref, (size_t)a.rows) == 0.0);
+        for (int b = 0; b < NBE; b++)
+            free(outs[b]), free(ss[b]);
+        free(ref), free(sref), free(f), free(v);
+    }
+}
+
+/* ============================== colour references (double) ================================= */
+
+static const double DM[3][3] = {{0.4124564, 0.3575761, 0.1804375},
+                                {0.2126729, 0.7151522, 0.0721750},
+                                {0.0193339, 0.1191920, 0.9503041}};
+static const double DMI[3][3] = {{3.2404542, -1.5371385, -0.4985314},
+                                 {-0.9692660, 1.8760108, 0.0415560},
+                                 {0.0556434, -0.2040259, 1.0572252}};
+static const double DWHITE[3] = {0.95047, 1.0, 1.08883};
+static const double IMN_MEAN[3] = {0.485, 0.456, 0.406}, IMN_STD[3] = {0.229, 0.224, 0.225};
+
+static double d_lin(double c) { return c <= 0.04045 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4); }
+static double d_gam(double c)
+{
+    return c <= 0.0031308 ? 12.92 * c : 1.055 * pow(c, 1 / 2.4) - 0.055;
+}
+static double d_f(double t)
+{
+    const double d = 6.0 / 29.0;
+    return t > d * d * d ? cbrt(t) : t / (3 * d * d) + 4.0 / 29.0;
+}
+static double d_finv(double t)
+{
+    const double d = 6.0 / 29.0;
+    return t > d ? t * t * t : 3 * d * d * (t - 4.0 / 29.0);
+}
+static double d_clamp01(double x) { return x < 0 ? 0 : (x > 1 ? 1 : x); }
+
+static void d_rgb_to_lab(const double rgb[3], double lab[3])
+{
+    double l[3], xyz[3];
+    for (int k = 0; k < 3; k++)
+        l[k] = d_lin(rgb[k]);
+    for (int r = 0; r < 3; r++)
+        xyz[r] = DM[r][0] * l[0] + DM[r][1] * l[1] + DM[r][2] * l[2];
+    double fx = d_f(xyz[0] / DWHITE[0]), fy = d_f(xyz[1] / DWHITE[1]), fz = d_f(xyz[2] / DWHITE[2]);
+    lab[0] = 116 * fy - 16;
+    lab[1] = 500 * (fx - fy);
+    lab[2] = 200 * (fy - fz);
+}
+
+static void d_lab_to_rgb(const double lab[3], double rgb[3])
+{
+    double fy = (lab[0] + 16) / 116, fx = fy + lab[1] / 500, fz = fy - lab[2] / 200;
+    double xyz[3] = {DWHITE[0] * d_finv(fx), DWHITE[1] * d_finv(fy), DWHITE[2] * d_finv(fz)};
+    for (int r = 0; r < 3; r++)
+        rgb[r] = d_clamp01(d_gam(DMI[r][0] * xyz[0] + DMI[r][1] * xyz[1] + DMI[r][2] * xyz[2]));
+}
+
+static double d_grey_to_l(double y) { return 116 * d_f(d_lin(y)) - 16; }
+
+static double d_luma(const double c[3], double kr, double kb)
+{
+    return kr * c[0] + (1 - kr - kb) * c[1] + kb * c[2];
+}
+
+/* ============================== grey → L, RGB ↔ Lab ======================================== */
+
+static void grey_to_l_matches_reference(void **state)
+{
+    (void)state;
+    /* known values */
+    assert_true(fabs(vf_grey_to_l(0.0f) - 0.0) <= 1e-4);
+    assert_true(fabs(vf_grey_to_l(1.0f) - 100.0) <= 1e-4);
+    const struct shape shapes[] = {{2, 1, 27, 48}, {1, 1, 144, 256}};
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    for (size_t si = 0; si < 2; si++)
+        for (size_t di = 0; di < 2; di++)
+            for (int view = 0; view < 2; view++)
+                for (int with_fin = 0; with_fin < 2; with_fin++) {
+                    const struct shape s = shapes[si];
+                    const enum vf_dtype dt = dts[di];
+                    size_t cnt = tcount(s.n, 1, s.h, s.w), plane = (size_t)s.h * s.w;
+                    double *in = dalloc(cnt), *ref = dalloc(cnt), *fref = dalloc(3 * cnt);
+                    double *outs[NBE], *fouts[NBE];
+                    for (size_t i = 0; i < cnt; i++)
+                        in[i] = i == 0 ? 0.0 : (i == 1 ? 1.0 : urand());
+                    for (int i = 0; i < s.n; i++)
+                        for (size_t p = 0; p < plane; p++) {
+                            double y = quant(dt, in[(size_t)i * plane + p]);
+                            ref[(size_t)i * plane + p] = d_grey_to_l(y);
+                            for (int k = 0; k < 3; k++)
+                                fref[((size_t)i * 3 + k) * plane + p] = (y - IMN_MEAN[k]) / IMN_STD[k];
+                        }
+                    for (int b = 0; b < NBE; b++) {
+                        struct vf_error err = {0};
+                        struct tt g, l, fin;
+                        tt_make(&g, g_be[b], dt, s.n, 1, s.h, s.w, view);
+                        tt_make(&l, g_be[b], dt, s.n, 1, s.h, s.w, view);
+                        tt_make(&fin, g_be[b], dt, s.n, 3, s.h, s.w, view);
+                        tt_put(&g, in);
+                        ok(vf_op_grey_to_l(&g.t, &l.t, with_fin ? &fin.t : NULL, &err), &err);
+                        outs[b] = dalloc(cnt);
+                        fouts[b] = dalloc(3 * cnt);
+                        tt_get(&l, outs[b]);
+                        tt_get(&fin, fouts[b]);
+                        tt_check_pad(&l), tt_check_pad(&fin);
+                        tt_free(&g), tt_free(&l), tt_free(&fin);
+                    }
+                    char what[96];
+                    snprintf(what, sizeof what, "grey_to_l %s %dx%d view %d fin %d", dtn(dt),
+                             s.h, s.w, view, with_fin);
+                    check_same_bits(what, outs, cnt);
+                    check_close(what, outs[0], ref, cnt, tol_of(dt));
+                    if (dt == VF_F32) {
+                        assert_true(fabs(outs[0][0]) <= 1e-4);
+                        assert_true(fabs(outs[0][1] - 100.0) <= 1e-4);
+                    }
+                    if (with_fin) {
+                        check_same_bits(what, fouts, 3 * cnt);
+                        check_close(what, fouts[0], fref, 3 * cnt, tol_of(dt));
+                    } else {
+                        for (size_t i = 0; i < 3 * cnt; i++) /* untouched */
+                            assert_true(fouts[0][i] == SENTINEL || fouts[0][i] == 0.0);
+                    }
+                    for (int b = 0; b < NBE; b++)
+                        free(outs[b]), free(fouts[b]);
+                    free(in), free(ref), free(fref);
+                }
+}
+
+static void rgb_to_lab_known_values_and_reference(void **state)
+{
+    (void)state;
+    vf_f3 w = vf_rgb_to_lab(1, 1, 1);
+    assert_true(fabs(w.x - 100.0) <= 1e-4 && fabs(w.y) <= 1e-4 && fabs(w.z) <= 1e-4);
+    vf_f3 r = vf_rgb_to_lab(1, 0, 0);
+    assert_true(fabs(r.x - 53.24) <= 0.01 && fabs(r.y - 80.09) <= 0.01 && fabs(r.z - 67.20) <= 0.01);
+    vf_f3 k = vf_rgb_to_lab(0, 0, 0);
+    assert_true(fabs(k.x) <= 1e-6 && fabs(k.y) <= 1e-6 && fabs(k.z) <= 1e-6);
+
+    const struct shape shapes[] = {{2, 3, 27, 48}, {1, 3, 144, 256}};
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    for (size_t si = 0; si < 2; si++)
+        for (size_t di = 0; di < 2; di++)
+            for (int view = 0; view < 2; view++) {
+                const struct shape s = shapes[si];
+                const enum vf_dtype dt = dts[di];
+                size_t cnt = tcount(s.n, 3, s.h, s.w), plane = (size_t)s.h * s.w;
+                double *in = dalloc(cnt), *ref = dalloc(cnt), *fref = dalloc(cnt);
+                double *outs[NBE], *fouts[NBE];
+                for (size_t i = 0; i < cnt; i++)
+                    in[i] = urand();
+                for (int i = 0; i < s.n; i++)
+                    for (size_t p = 0; p < plane; p++) {
+                        double c[3], lab[3];
+                        for (int kk = 0; kk < 3; kk++)
+                            c[kk] = quant(dt, in[((size_t)i * 3 + kk) * plane + p]);
+                        d_rgb_to_lab(c, lab);
+                        for (int kk = 0; kk < 3; kk++) {
+                            ref[((size_t)i * 3 + kk) * plane + p] = lab[kk];
+                            fref[((size_t)i * 3 + kk) * plane + p] =
+                                (c[kk] - IMN_MEAN[kk]) / IMN_STD[kk];
+                        }
+                    }
+                for (int b = 0; b < NBE; b++) {
+                    struct vf_error err = {0};
+                    struct tt rgb, lab, fin;
+                    tt_make(&rgb, g_be[b], dt, s.n, 3, s.h, s.w, view);
+                    tt_make(&lab, g_be[b], dt, s.n, 3, s.h, s.w, view);
+                    tt_make(&fin, g_be[b], dt, s.n, 3, s.h, s.w, view);
+                    tt_put(&rgb, in);
+                    ok(vf_op_rgb_to_lab(&rgb.t, &lab.t, &fin.t, &err), &err);
+                    outs[b] = dalloc(cnt);
+                    fouts[b] = dalloc(cnt);
+                    tt_get(&lab, outs[b]);
+                    tt_get(&fin, fouts[b]);
+                    tt_check_pad(&lab), tt_check_pad(&fin);
+                    tt_free(&rgb), tt_free(&lab), tt_free(&fin);
+                }
+                char what[96];
+                snprintf(what, sizeof what, "rgb_to_lab %s %dx%d view %d", dtn(dt), s.h, s.w, view);
+                check_same_bits(what, outs, cnt);
+                check_same_bits(what, fouts, cnt);
+                check_close(what, outs[0], ref, cnt, tol_of(dt));
+                check_close(what, fouts[0], fref, cnt, tol_of(dt));
+                for (int b = 0; b < NBE; b++)
+                    free(outs[b]), free(fouts[b]);
+                free(in), free(ref), free(fref);
+            }
+}
+
+static void lab_to_rgb_round_trip_and_reference(void **state)
+{
+    (void)state;
+    /* round trip over an 11³ grid of sRGB (elementwise bodies, f32) */
+    double worst = 0;
+    for (int i = 0; i <= 10; i++)
+        for (int j = 0; j <= 10; j++)
+            for (int k = 0; k <= 10; k++) {
+                float r = (float)i / 10, g = (float)j / 10, b = (float)k / 10;
+                vf_f3 lab = vf_rgb_to_lab(r, g, b);
+                vf_f3 back = vf_lab_to_rgb(lab.x, lab.y, lab.z);
+                worst = fmax(worst, fabs(back.x - r));
+                worst = fmax(worst, fabs(back.y - g));
+                worst = fmax(worst, fabs(back.z - b));
+            }
+    if (!(worst <= 1e-4))
+        fail_msg("Lab round trip: max error %.3g", worst);
+
+    /* the operator against the double reference over Lab in and out of gamut */
+    const struct shape shapes[] = {{2, 3, 27, 48}, {1, 3, 144, 256}};
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    for (size_t si = 0; si < 2; si++)
+        for (size_t di = 0; di < 2; di++)
+            for (int view = 0; view < 2; view++) {
+                const struct shape s = shapes[si];
+                const enum vf_dtype dt = dts[di];
+                size_t cnt = tcount(s.n, 3, s.h, s.w), plane = (size_t)s.h * s.w;
+                double *in = dalloc(cnt), *ref = dalloc(cnt), *outs[NBE];
+                for (int i = 0; i < s.n; i++)
+                    for (size_t p = 0; p < plane; p++) {
+                        double lab[3] = {rnd(0, 100), rnd(-110, 110), rnd(-110, 110)}, rgb[3];
+                        for (int kk = 0; kk < 3; kk++) {
+                            in[((size_t)i * 3 + kk) * plane + p] = lab[kk];
+                            lab[kk] = quant(dt, lab[kk]);
+                        }
+                        d_lab_to_rgb(lab, rgb);
+                        for (int kk = 0; kk < 3; kk++)
+                            ref[((size_t)i * 3 + kk) * plane + p] = rgb[kk];
+                    }
+                for (int b = 0; b < NBE; b++) {
+                    struct vf_error err = {0};
+                    struct tt lab, rgb;
+                    tt_make(&lab, g_be[b], dt, s.n, 3, s.h, s.w, view);
+                    tt_make(&rgb, g_be[b], dt, s.n, 3, s.h, s.w, view);
+                    tt_put(&lab, in);
+                    ok(vf_op_lab_to_rgb(&lab.t, &rgb.t, &err), &err);
+                    outs[b] = dalloc(cnt);
+                    tt_get(&rgb, outs[b]);
+                    tt_check_pad(&rgb);
+                    tt_free(&lab), tt_free(&rgb);
+                }
+                char what[96];
+                snprintf(what, sizeof what, "lab_to_rgb %s %dx%d view %d", dtn(dt), s.h, s.w, view);
+                check_same_bits(what, outs, cnt);
+                check_close(what, outs[0], ref, cnt, tol_of(dt));
+                for (size_t i = 0; i < cnt; i++)
+                    assert_true(outs[0][i] >= 0.0 && outs[0][i] <= 1.0);
+                for (int b = 0; b < NBE; b++)
+                    free(outs[b]);
+                free(in), free(ref);
+            }
+}
+
+/* ============================== guided upsampling ========================================== */
+
+/* mean over the (2r+1)² window clipped at the borders */
+static void ref_box(const double *in, int H, int W, int r, double *out)
+{
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            double s = 0;
+            int cnt = 0;
+            for (int yy = y - r; yy <= y + r; yy++)
+                for (int xx = x - r; xx <= x + r; xx++)
+                    if (yy >= 0 && yy < H && xx >= 0 && xx < W) {
+                        s += in[(size_t)yy * W + xx];
+                        cnt++;
+                    }
+            out[(size_t)y * W + x] = s / cnt;
+        }
+}
+
+/* NETWORK.md post-processing 1, per image: I (H×W), ab (2×H×W), If (h×w) → out (2×h×w). */
+static void ref_guided(const double *I, const double *ab, int H, int W, const double *If, int h,
+                       int w, int r, double eps, double *out)
+{
+    size_t P = (size_t)H * W, Q = (size_t)h * w;
+    double *t = dalloc(P), *mI = dalloc(P), *mII = dalloc(P), *mp = dalloc(P), *mIp = dalloc(P);
+    double *A = dalloc(P), *B = dalloc(P), *bA = dalloc(P), *bB = dalloc(P);
+    double *uA = dalloc(Q), *uB = dalloc(Q);
+    ref_box(I, H, W, r, mI);
+    for (size_t i = 0; i < P; i++)
+        t[i] = I[i] * I[i];
+    ref_box(t, H, W, r, mII);
+    for (int ch = 0; ch < 2; ch++) {
+        const double *p = ab + ch * P;
+        ref_box(p, H, W, r, mp);
+        for (size_t i = 0; i < P; i++)
+            t[i] = I[i] * p[i];
+        ref_box(t, H, W, r, mIp);
+        for (size_t i = 0; i < P; i++) {
+            A[i] = (mIp[i] - mI[i] * mp[i]) / (mII[i] - mI[i] * mI[i] + eps);
+            B[i] = mp[i] - A[i] * mI[i];
+        }
+        ref_box(A, H, W, r, bA);
+        ref_box(B, H, W, r, bB);
+        ref_bilinear_plane(bA, H, W, uA, h, w);
+        ref_bilinear_plane(bB, H, W, uB, h, w);
+        for (size_t i = 0; i < Q; i++)
+            out[ch * Q + i] = uA[i] * If[i] + uB[i];
+    }
+    free(t), free(mI), free(mII), free(mp), free(mIp), free(A), free(B), free(bA), free(bB);
+    free(uA), free(uB);
+}
+
+/* Runs the operator on all backends; outs[b] gets n×2×h×w. kind: 0 random, 1 constant ab,
+ * 2 ab linear in the grey. */
+static void guided_case(int n, int H, int W, int h, int w, int r, float eps, enum vf_dtype dt,
+                        int view, int kind)
+{
+    size_t P = (size_t)H * W, Q = (size_t)h * w;
+    double *I = dalloc(n * P), *ab = dalloc(n * 2 * P), *If = dalloc(n * Q);
+    double *ref = dalloc(n * 2 * Q), *outs[NBE];
+    const double al[2] = {60, -40}, bl[2] = {-20, 35}, cst[2] = {17.5, -42.25};
+    for (size_t i = 0; i < n * P; i++)
+        I[i] = urand();
+    for (size_t i = 0; i < n * Q; i++)
+        If[i] = urand();
+    for (int img = 0; img < n; img++)
+        for (int ch = 0; ch < 2; ch++)
+            for (size_t i = 0; i < P; i++) {
+                double y = quant(dt, I[img * P + i]);
+                double v = kind == 0 ? rnd(-80, 80) : kind == 1 ? cst[ch] : al[ch] * y + bl[ch];
+                ab[(img * 2 + ch) * P + i] = v;
+            }
+    for (int b = 0; b < NBE; b++) {
+        struct vf_error err = {0};
+        struct tt gl, al_, gf, af;
+        struct vf_tensor scratch = {0};
+        tt_make(&gl, g_be[b], dt, n, 1, H, W, view);
+        tt_make(&al_, g_be[b], dt, n, 2, H, W, view);
+        tt_make(&gf, g_be[b], VF_F32, n, 1, h, w, view);
+        tt_make(&af, g_be[b], VF_F32, n, 2, h, w, view);
+        tt_put(&gl, I), tt_put(&al_, ab), tt_put(&gf, If);
+        ok(vf_tensor_alloc(&scratch, g_be[b], VF_F32, 1, (int)vf_guided_scratch_elems(H, W), 1, 1,
+                           &err), &err);
+        ok(vf_op_guided_upsample(&gl.t, &al_.t, &gf.t, &af.t, r, eps, &scratch, &err), &err);
+        outs[b] = dalloc(n * 2 * Q);
+        tt_get(&af, outs[b]);
+        tt_check_pad(&af);
+        tt_free(&gl), tt_free(&al_), tt_free(&gf), tt_free(&af);
+        vf_tensor_free(&scratch);
+    }
+    double *qI = dalloc(n * P), *qab = dalloc(n * 2 * P);
+    for (size_t i = 0; i < n * P; i++)
+        qI[i] = quant(dt, I[i]);
+    for (size_t i = 0; i < n * 2 * P; i++)
+        qab[i] = quant(dt, ab[i]);
+    for (int img = 0; img < n; img++)
+        ref_guided(qI + img * P, qab + img * 2 * P, H, W, If + img * Q, h, w, r, (double)eps,
+                   ref + img * 2 * Q);
+    char what[128];
+    snprintf(what, sizeof what, "guided %s n %d %dx%d -> %dx%d r %d kind %d view %d", dtn(dt), n,
+             H, W, h, w, r, kind, view);
+    size_t on = n * 2 * Q;
+    check_same_bits(what, outs, on);
+    /* the operator computes in double and stores f32: f32 tolerance whatever the input dtype */
+    check_close(what, outs[0], ref, on, 1e-6);
+    if (kind == 1) {
+        for (int img = 0; img < n; img++)
+            for (int ch = 0; ch < 2; ch++)
+                for (size_t i = 0; i < Q; i++)
+                    if (!(fabs(outs[0][(img * 2 + ch) * Q + i] - quant(dt, cst[ch])) <= 1e-4))
+                        fail_msg("%s: constant not kept: %g", what, outs[0][(img * 2 + ch) * Q + i]);
+    } else if (kind == 2) {
+        double worst = 0;
+        for (int img = 0; img < n; img++)
+            for (int ch = 0; ch < 2; ch++)
+                for (size_t i = 0; i < Q; i++)
+                    worst = fmax(worst, fabs(outs[0][(img * 2 + ch) * Q + i] -
+                                             (al[ch] * If[img * Q + i] + bl[ch])));
+        /* bf16 storage of ab breaks the exact linearity by its rounding (≤ 0.25 at |ab| ≤ 100) */
+        double lim = dt == VF_F32 ? 1e-3 : 0.5;
+        if (!(worst <= lim))
+            fail_msg("%s: linear function not kept: max error %.3g", what, worst);
+    }
+    for (int b = 0; b < NBE; b++)
+        free(outs[b]);
+    free(I), free(ab), free(If), free(ref), free(qI), free(qab);
+}
+
+static void guided_upsample_matches_reference(void **state)
+{
+    (void)state;
+    guided_case(2, 27, 48, 54, 96, 2, 1e-3f, VF_F32, 0, 0);
+    guided_case(1, 7, 12, 54, 96, 2, 1e-3f, VF_F32, 1, 0);
+    guided_case(1, 36, 64, 144, 256, 2, 1e-3f, VF_F32, 0, 0);
+    guided_case(1, 27, 48, 37, 61, 3, 1e-3f, VF_BF16, 1, 0);
+    guided_case(1, 5, 4, 9, 7, 2, 1e-3f, VF_F32, 0, 0);       /* window larger than the image */
+    guided_case(2, 27, 48, 54, 96, 2, 1e-3f, VF_F32, 1, 1);   /* constant */
+    guided_case(1, 27, 48, 81, 144, 2, 1e-3f, VF_BF16, 0, 1);
+    guided_case(2, 27, 48, 54, 96, 2, 1e-8f, VF_F32, 0, 2);   /* linear in the grey */
+    guided_case(1, 36, 64, 72, 128, 2, 1e-8f, VF_BF16, 1, 2);
+}
+
+/* ============================== keep luma ================================================== */
+
+static void d_keep_luma(double grey, double a, double b, double kr, double kb, double rgb[3])
+{
+    double lo = 0, hi = 100;
+    for (int i = 0; i < 20; i++) {
+        double mid = (lo + hi) / 2, lab[3] = {mid, a, b}, c[3];
+        d_lab_to_rgb(lab, c);
+        if (d_luma(c, kr, kb) < grey)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    double lab[3] = {(lo + hi) / 2, a, b};
+    d_lab_to_rgb(lab, rgb);
+}
+
+static void keep_luma_keeps_the_grey(void **state)
+{
+    (void)state;
+    const float mats[2][2] = {{0.2126f, 0.0722f}, {0.299f, 0.114f}};
+    const struct shape shapes[] = {{2, 1, 27, 48}, {1, 1, 144, 256}};
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    for (size_t si = 0; si < 2; si++)
+        for (size_t di = 0; di < 2; di++)
+            for (int mi = 0; mi < 2; mi++)
+                for (int neutral = 0; neutral < 2; neutral++) {
+                    const struct shape s = shapes[si];
+                    const enum vf_dtype dt = dts[di];
+                    const int view = (int)(si + di) % 2;
+                    const double kr = mats[mi][0], kb = mats[mi][1];
+                    size_t P = (size_t)s.h * s.w, cnt = s.n * P;
+                    double *g = dalloc(cnt), *ab = dalloc(2 * cnt);
+                    double *rgb_ref = dalloc(3 * cnt), *cc_ref = dalloc(2 * cnt);
+                    double *outs[NBE], *couts[NBE];
+                    for (size_t i = 0; i < cnt; i++)
+                        g[i] = (double)i / (double)(cnt - 1) * 0.98 + 0.01 * (1 + urand());
+                    for (int img = 0; img < s.n; img++)
+                        for (int ch = 0; ch < 2; ch++)
+                            for (size_t i = 0; i < P; i++)
+                                ab[(img * 2 + ch) * P + i] = neutral ? 0.0 : rnd(-40, 40);
+                    for (int img = 0; img < s.n; img++)
+                        for (size_t i = 0; i < P; i++) {
+                            double c[3];
+                            d_keep_luma(quant(dt, g[img * P + i]), quant(dt, ab[img * 2 * P + i]),
+                                        quant(dt, ab[(img * 2 + 1) * P + i]), kr, kb, c);
+                            double y = d_luma(c, kr, kb);
+                            for (int k = 0; k < 3; k++)
+                                rgb_ref[(img * 3 + k) * P + i] = c[k];
+                            cc_ref[(img * 2) * P + i] = (c[2] - y) / (2 * (1 - kb));
+                            cc_ref[(img * 2 + 1) * P + i] = (c[0] - y) / (2 * (1 - kr));
+                        }
+                    for (int b = 0; b < NBE; b++) {
+                        struct vf_error err = {0};
+                        struct tt tg, tab, trgb, tcc;
+                        tt_make(&tg, g_be[b], dt, s.n, 1, s.h, s.w, view);
+                        tt_make(&tab, g_be[b], dt, s.n, 2, s.h, s.w, view);
+                        tt_make(&trgb, g_be[b], VF_F32, s.n, 3, s.h, s.w, view);
+                        tt_make(&tcc, g_be[b], VF_F32, s.n, 2, s.h, s.w, view);
+                        tt_put(&tg, g), tt_put(&tab, ab);
+                        ok(vf_op_keep_luma(&tg.t, &tab.t, (float)kr, (float)kb, &trgb.t, &tcc.t,
+                                           &err), &err);
+                        outs[b] = dalloc(3 * cnt);
+                        couts[b] = dalloc(2 * cnt);
+                        tt_get(&trgb, outs[b]);
+                        tt_get(&tcc, couts[b]);
+                        tt_check_pad(&trgb), tt_check_pad(&tcc);
+                        /* cbcr alone gives the same */
+                        struct tt tcc2;
+                        tt_make(&tcc2, g_be[b], VF_F32, s.n, 2, s.h, s.w, 0);
+                        ok(vf_op_keep_luma(&tg.t, &tab.t, (float)kr, (float)kb, NULL, &tcc2.t,
+                                           &err), &err);
+                        double *c2 = dalloc(2 * cnt);
+                        tt_get(&tcc2, c2);
+                        assert_memory_equal(c2, couts[b], 2 * cnt * sizeof(double));
+                        free(c2);
+                        tt_free(&tcc2);
+                        tt_free(&tg), tt_free(&tab), tt_free(&trgb), tt_free(&tcc);
+                    }
+                    char what[128];
+                    snprintf(what, sizeof what, "keep_luma %s %dx%d Kr %.4f neutral %d view %d",
+                             dtn(dt), s.h, s.w, kr, neutral, view);
+                    check_same_bits(what, outs, 3 * cnt);
+                    check_same_bits(what, couts, 2 * cnt);
+                    double e1 = max_abs(outs[0], rgb_ref, 3 * cnt);
+                    double e2 = max_abs(couts[0], cc_ref, 2 * cnt);
+                    if (!(e1 <= 1e-4 && e2 <= 1e-4))
+                        fail_msg("%s: vs double bisection: rgb %.3g, cbcr %.3g", what, e1, e2);
+                    /* the luma is the grey where no channel is clipped */
+                    size_t in_gamut = 0;
+                    double worst = 0;
+                    for (int img = 0; img < s.n; img++)
+                        for (size_t i = 0; i < P; i++) {
+                            double c[3];
+                            for (int k = 0; k < 3; k++)
+                                c[k] = outs[0][(img * 3 + k) * P + i];
+                            if (c[0] <= 0 || c[0] >= 1 || c[1] <= 0 || c[1] >= 1 || c[2] <= 0 ||
+                                c[2] >= 1)
+                                continue;
+                            in_gamut++;
+                            worst = fmax(worst, fabs(d_luma(c, kr, kb) - quant(dt, g[img * P + i])));
+                        }
+                    if (!(worst <= 1e-4))
+                        fail_msg("%s: luma differs from the grey by %.3g", what, worst);
+                    assert_true(in_gamut > cnt / 3);
+                    if (neutral)
+                        for (size_t i = 0; i < 2 * cnt; i++)
+                            if (!(fabs(couts[0][i]) <= 1e-5))
+                                fail_msg("%s: a = b = 0 gives chroma %.3g", what, couts[0][i]);
+                    for (size_t i = 0; i < 2 * cnt; i++)
+                        assert_true(couts[0][i] >= -0.5 - 1e-6 && couts[0][i] <= 0.5 + 1e-6);
+                    for (int b = 0; b < NBE; b++)
+                        free(outs[b]), free(couts[b]);
+                    free(g), free(ab), free(rgb_ref), free(cc_ref);
+                }
+}
+
+/* ============================== errors ===================================================== */
+
+static void shape_mismatches_are_einval_with_both_shapes(void **state)
+{
+    (void)state;
+    struct vf_backend *be = g_be[0];
+    struct vf_error err = {0};
+    struct vf_tensor a = {0}, b = {0}, c3 = {0}, sc = {0}, l = {0}, ab = {0};
+    ok(vf_tensor_alloc(&a, be, VF_F32, 2, 5, 27, 48, &err), &err);
+    ok(vf_tensor_alloc(&b, be, VF_BF16, 2, 5, 27, 49, &err), &err);
+    ok(vf_tensor_alloc(&c3, be, VF_F32, 2, 3, 27, 48, &err), &err);
+    ok(vf_tensor_alloc(&sc, be, VF_F32, 1, 10, 1, 1, &err), &err);
+    ok(vf_tensor_alloc(&l, be, VF_F32, 2, 1, 27, 48, &err), &err);
+    ok(vf_tensor_alloc(&ab, be, VF_F32, 2, 2, 27, 48, &err), &err);
+
+    assert_int_equal(vf_op_act(&a, &b, VF_ACT_RELU, 0, NULL, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "2×5×27×48 f32"));
+    assert_non_null(strstr(err.msg, "2×5×27×49 bf16"));
+    assert_int_equal(vf_op_add(&a, &a, &b, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "2×5×27×48"));
+    assert_non_null(strstr(err.msg, "2×5×27×49"));
+    assert_int_equal(vf_op_copy(&a, &b, &err), VF_EINVAL);
+    assert_int_equal(vf_op_instance_norm(&a, &b, 1e-5f, NULL, NULL, VF_ACT_NONE, 0, NULL, &err),
+                     VF_EINVAL);
+    assert_int_equal(vf_op_l2norm(&a, &b, true, 1e-6f, &err), VF_EINVAL);
+    assert_int_equal(vf_op_resize(&a, &c3, VF_RESIZE_NEAREST, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "2×3×27×48"));
+    assert_int_equal(vf_op_act(&a, &a, VF_ACT_PRELU, 0, NULL, &err), VF_EINVAL); /* no slopes */
+    assert_int_equal(vf_op_act(&a, &a, VF_ACT_PRELU, 0, &c3, &err), VF_EINVAL); /* wrong count */
+    struct vf_tensor v = vf_tensor_slice(&a, 1, 3);
+    const struct vf_tensor *srcs[2] = {&c3, &v};
+    assert_int_equal(vf_op_concat(srcs, 2, &a, &err), VF_EINVAL); /* 6 channels into 5 */
+    assert_non_null(strstr(err.msg, "6 channels"));
+    assert_int_equal(vf_op_rgb_to_lab(&a, &c3, NULL, &err), VF_EINVAL);
+    assert_int_equal(vf_op_grey_to_l(&c3, &l, NULL, &err), VF_EINVAL);
+    assert_int_equal(vf_op_keep_luma(&l, &ab, 0.2126f, 0.0722f, NULL, NULL, &err), VF_EINVAL);
+    assert_int_equal(vf_op_keep_luma(&l, &ab, 0.7f, 0.4f, NULL, &ab, &err), VF_EINVAL);
+    assert_int_equal(vf_op_keep_luma(&l, &c3, 0.2126f, 0.0722f, NULL, &ab, &err), VF_EINVAL);
+    assert_int_equal(vf_op_guided_upsample(&l, &ab, &l, &ab, 2, 1e-3f, &sc, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "scratch"));
+    float f[4] = {0}, vv[4] = {0}, s[2], o[4];
+    assert_int_equal(vf_op_attention_rows(be, f, 2, 2, 2, 0.0f, vv, 2, s, o, &err), VF_EINVAL);
+    assert_int_equal(vf_op_attention_rows(be, f, 2, 2, 1, 0.01f, vv, 2, s, o, &err), VF_EINVAL);
+    /* a resize cannot run in place */
+    assert_int_equal(vf_op_resize(&a, &a, VF_RESIZE_BILINEAR, &err), VF_EINVAL);
+    vf_tensor_free(&a), vf_tensor_free(&b), vf_tensor_free(&c3), vf_tensor_free(&sc);
+    vf_tensor_free(&l), vf_tensor_free(&ab);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bf16_conversion_rounds_to_nearest_even),
+        cmocka_unit_test(f16_conversion_is_exact_and_rounds_to_nearest_even),
+        cmocka_unit_test(act_matches_reference),
+        cmocka_unit_test(instance_norm_matches_reference),
+        cmocka_unit_test(resize_nearest_matches_reference),
+        cmocka_unit_test(resize_bilinear_matches_reference),
+        cmocka_unit_test(add_matches_reference),
+        cmocka_unit_test(concat_and_copy_convert_exactly),
+        cmocka_unit_test(l2norm_matches_reference),
+        cmocka_unit_test(attention_rows_match_double_loop),
+        cmocka_unit_test(grey_to_l_matches_reference),
+        cmocka_unit_test(rgb_to_lab_known_values_and_reference),
+        cmocka_unit_test(lab_to_rgb_round_trip_and_reference),
+        cmocka_unit_test(guided_upsample_matches_reference),
+        cmocka_unit_test(keep_luma_keeps_the_grey),
+        cmocka_unit_test(shape_mismatches_are_einval_with_both_shapes),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

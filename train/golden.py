@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""Golden tensors for the C engine's test (see docs/REFERENCE.md).
+
+    golden.py --arch tiny|full --seed S [--size H W] [--full-size h w] [--frames 5] --out DIR [--extra]
+
+Writes DIR/model.safetensors (as export.py: seeded random init) and DIR/golden.safetensors
+(F32): inputs ref_rgb (3×H×W), grey_t{t} (H×W), grey_full_t{t} (h×w); per frame t outputs
+f_tap{k}_t{t} (l2n'd taps), warp_ab_t{t} (2×H×W), conf_t{t} (1×H×W), ab_t{t} (2×H×W),
+rgb_full_t{t} (3×h×w), cbcr_full_t{t} (2×h×w, Cb then Cr), BT.709 (kr 0.2126, kb 0.0722).
+Frame 0 starts from the zero state, frame t from frame t−1's X̂. Stage inputs, so that each
+stage can be checked on its own: ref_phi (4a×H/4×W/4), ref_ab_pool (2×H/4×W/4), theta_t{t}
+(4a×H/4×W/4), x7_t{t} (7×H×W, C's input), ab_full_t{t} (2×h×w, after the guided filter).
+--extra adds ref_tap{k}, L_t{t} (1×H×W) and Lstar_t{t} (1×h×w, the bisection's L*)."""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import safetensors_io  # noqa: E402
+from export import make_model, print_counts, save_weights  # noqa: E402
+from vaefarm_ref.arch import arch_json  # noqa: E402
+
+KR, KB = 0.2126, 0.0722
+DEFAULT_SIZES = {"tiny": ((144, 256), (288, 512)), "full": ((216, 384), (432, 768))}
+
+
+# --------------------------------------------------------------------------- synthetic scene
+def _soft(d, w):
+    """0 → 1 across a soft edge of width w centred at d = 0 (smoothstep)."""
+    x = np.clip(d / w + 0.5, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def scene(H, W, t, motion_px=(3.0, 2.0), base_size=None):
+    """The continuous scene sampled at the centres of an H×W grid at time t (float64 RGB in
+    [0,1], 3×H×W). Coordinates: y = (i+0.5)/H ∈ [0,1], x = (j+0.5)/H (square units, so discs are
+    round); the camera pans motion_px (dx, dy) pixels of the base (inference) grid per frame, one
+    disc moves on its own. base_size fixes the pixel unit so every size shows the same scene."""
+    bH, bW = base_size or (H, W)
+    aspect = bW / bH
+    y = (np.arange(H) + 0.5) / H
+    x = (np.arange(W) + 0.5) / W * aspect
+    X, Y = np.meshgrid(x, y)
+    X = X + t * motion_px[0] / bH          # pan, in units of the base grid's height
+    Y = Y + t * motion_px[1] / bH
+    edge = 0.004                            # soft edge width (≈ 0.6 px at H = 144)
+    # smooth background: sky-to-ground gradients and a slow colour wave
+    R = 0.35 + 0.25 * np.sin(2.1 * X + 0.4) + 0.15 * Y
+    G = 0.45 + 0.20 * np.cos(1.7 * X - 1.1 * Y) - 0.10 * Y
+    B = 0.70 - 0.45 * Y + 0.10 * np.sin(3.3 * X)
+    # textured band (fine sines), darker and greener at the bottom
+    band = _soft(Y - 0.68, edge)
+    tex = 0.08 * np.sin(2 * np.pi * 14 * X) * np.sin(2 * np.pi * 11 * Y) + 0.05 * np.sin(2 * np.pi * 23 * (X + Y))
+    R = R * (1 - band) + band * (0.25 + tex + 0.10 * np.sin(5 * X))
+    G = G * (1 - band) + band * (0.55 + tex)
+    B = B * (1 - band) + band * (0.20 + 0.5 * tex)
+    # a hard-edged rectangle (house) and discs
+    rect = _soft(0.12 - np.abs(X - 0.45 * aspect), edge) * _soft(0.15 - np.abs(Y - 0.52), edge)
+    R, G, B = [c * (1 - rect) + rect * v for c, v in zip((R, G, B), (0.85, 0.80, 0.70))]
+    for (cx, cy, r, col, own) in ((0.22 * aspect, 0.30, 0.10, (0.95, 0.15, 0.10), (0.0, 0.0)),
+                                  (0.72 * aspect, 0.40, 0.14, (0.10, 0.35, 0.90), (-5.0, 1.5)),
+                                  (0.55 * aspect, 0.82, 0.07, (0.95, 0.85, 0.10), (0.0, 0.0)),
+                                  (0.85 * aspect, 0.75, 0.09, (0.20, 0.80, 0.30), (2.0, -1.0))):
+        cx = cx + t * own[0] / bH
+        cy = cy + t * own[1] / bH
+        m = _soft(r - np.hypot(X - cx, Y - cy), edge)
+        shade = 1.0 - 0.35 * np.clip(np.hypot(X - cx + 0.3 * r, Y - cy + 0.3 * r) / r, 0, 1.5) ** 2 / 2.25
+        R, G, B = [c * (1 - m) + m * v * shade for c, v in zip((R, G, B), col)]
+    return np.clip(np.stack([R, G, B]), 0.0, 1.0)
+
+
+def grey_of(rgb):
+    return KR * rgb[0] + (1.0 - KR - KB) * rgb[1] + KB * rgb[2]
+
+
+# --------------------------------------------------------------------------- main
+def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None):
+    os.makedirs(outdir, exist_ok=True)
+    H, W = size
+    h, w = full_size
+    net = model if model is not None else make_model(arch, seed)
+    net.eval()
+    save_weights(os.path.join(outdir, "model.safetensors"), net)
+    f32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    T = {}
+    T["ref_rgb"] = f32(scene(H, W, 0, base_size=size))
+    for t in range(frames):
+        T["grey_t%d" % t] = f32(grey_of(scene(H, W, t, base_size=size)))
+        T["grey_full_t%d" % t] = f32(grey_of(scene(h, w, t, base_size=size)))
+    with torch.no_grad():
+        cache = net.reference(T["ref_rgb"])
+        T["ref_phi"], T["ref_ab_pool"] = cache["phi"], cache["ref_ab"]
+        if extra:
+            for k, tp in enumerate(cache["taps"]):
+                T["ref_tap%d" % k] = tp
+        prev = None
+        for t in range(frames):
+            o = net.frame(T["grey_t%d" % t], cache, prev)
+            prev = o["prev"]
+            for k, tp in enumerate(o["taps"]):
+                T["f_tap%d_t%d" % (k, t)] = tp
+            T["warp_ab_t%d" % t] = o["warp_ab"]
+            T["conf_t%d" % t] = o["conf"]
+            T["ab_t%d" % t] = o["ab"]
+            p = net.post_full(T["grey_t%d" % t][None, None], o["ab"][None],
+                              T["grey_full_t%d" % t][None, None], KR, KB)
+            T["rgb_full_t%d" % t] = p["rgb"][0]
+            T["cbcr_full_t%d" % t] = p["cbcr"][0]
+            # stage inputs, so each stage can be checked from the golden input of that stage
+            T["theta_t%d" % t], T["x7_t%d" % t], T["ab_full_t%d" % t] = o["theta"], o["x7"], p["ab_full"][0]
+            if extra:
+                T["L_t%d" % t], T["Lstar_t%d" % t] = o["L"], p["Lstar"][0]
+    T = {k: v.detach().float().contiguous() for k, v in T.items()}
+    for k, v in T.items():
+        if not torch.isfinite(v).all():
+            raise RuntimeError("golden tensor %s is not finite" % k)
+    info = {"arch": net.arch["name"], "seed": seed, "size": [H, W], "full_size": [h, w],
+            "frames": frames, "kr": KR, "kb": KB, "dtype": "F32", "mode": "eval, no_grad",
+            "torch": torch.__version__, "numpy": np.__version__, "extra": bool(extra),
+            "motion_px": [3.0, 2.0]}
+    safetensors_io.save(os.path.join(outdir, "golden.safetensors"), T,
+                        {"vaefarm": arch_json(net.arch), "golden": json.dumps(info)})
+    return net, T
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", default="tiny", choices=("tiny", "full"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", type=int, nargs=2, metavar=("H", "W"))
+    ap.add_argument("--full-size", type=int, nargs=2, metavar=("h", "w"))
+    ap.add_argument("--frames", type=int, default=5)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--extra", action="store_true", help="also write intermediate tensors")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    size = tuple(args.size) if args.size else DEFAULT_SIZES[args.arch][0]
+    full = tuple(args.full_size) if args.full_size else (
+        DEFAULT_SIZES[args.arch][1] if not args.size else (2 * size[0], 2 * size[1]))
+    if size[0] % 8 or size[1] % 8:
+        sys.exit("golden: --size %dx%d: both must be multiples of 8" % size)
+    if args.frames < 1:
+        sys.exit("golden: --frames must be >= 1")
+    t0 = time.time()
+    net, T = run(args.arch, args.seed, size, full, args.frames, args.out, args.extra)
+    dt = time.time() - t0
+    print_counts(net)
+    nbytes = os.path.getsize(os.path.join(args.out, "golden.safetensors"))
+    print("wrote %s/model.safetensors and %s/golden.safetensors (%d tensors, %.1f MB); "
+          "%s seed %d, %dx%d, full %dx%d, %d frames" % (args.out, args.out, len(T), nbytes / 1e6,
+                                                         args.arch, args.seed, size[0], size[1],
+                                                         full[0], full[1], args.frames))
+    print("wall time %.1f s" % dt)
+
+
+if __name__ == "__main__":
+    main()

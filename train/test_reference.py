@@ -1,0 +1,307 @@
+#!/usr/bin/python3
+"""Tests of the Python side (plain asserts; exit status non-zero on failure).
+
+    /usr/bin/python3 train/test_reference.py
+
+torchvision ResNet-50 trunk equivalence (through convert_resnet.py), safetensors round trip and
+validation, Lab round trip, state_dict names against docs/NETWORK.md, architecture validation,
+weights-file round trip, post-processing invariants; prints the parameter counts."""
+import json
+import os
+import re
+import struct
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import safetensors_io  # noqa: E402
+from convert_resnet import ConvertError, convert, resnet_to_F  # noqa: E402
+from export import load_model, make_model, param_counts, save_weights  # noqa: E402
+from vaefarm_ref import build  # noqa: E402
+from vaefarm_ref import lab  # noqa: E402
+from vaefarm_ref.arch import ArchError, FULL, TINY, parse_arch  # noqa: E402
+
+TMP = tempfile.mkdtemp(prefix="vaefarm_test_")
+
+
+def rel_err(a, b):
+    return float((a - b).abs().max() / max(b.abs().max().item(), 1e-30))
+
+
+def test_resnet50_trunk():
+    import torchvision
+    torch.manual_seed(0)
+    tv = torchvision.models.resnet50(weights=None).eval()   # random init, no download
+    with torch.no_grad():                                   # non-trivial BN statistics
+        for m in tv.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.8, 1.2)
+                m.bias.normal_(0, 0.1)
+    sd = tv.state_dict()
+    # strict load of the trunk after dropping fc.*
+    full = build("full")
+    full.F.load_state_dict({k: v for k, v in sd.items() if not k.startswith("fc.")}, strict=True)
+    # through the converter and the weights file
+    pth = os.path.join(TMP, "r50.pth")
+    torch.save(sd, pth)
+    out = os.path.join(TMP, "full_r50.safetensors")
+    convert(pth, out, seed=3)
+    net = load_model(out)
+    tensors, meta = safetensors_io.load(out)
+    assert not any(k.startswith("F.fc") for k in tensors), "fc.* must be dropped"
+    for k, v in sd.items():
+        if not k.startswith("fc.") and not k.endswith("num_batches_tracked"):
+            assert torch.equal(tensors["F." + k], v.float()), k
+    got = {}
+    hooks = [getattr(tv, n).register_forward_hook(lambda m, i, o, n=n: got.__setitem__(n, o))
+             for n in ("layer1", "layer2", "layer3", "layer4")]
+    x = torch.randn(1, 3, 216, 384)
+    with torch.no_grad():
+        tv(x)
+        ours = net.F(x)
+    for h in hooks:
+        h.remove()
+    for k, o in enumerate(ours):
+        ref = got["layer%d" % (k + 1)]
+        assert o.shape == ref.shape, (o.shape, ref.shape)
+        e = rel_err(o, ref)
+        assert e <= 1e-5, "layer%d: relative error %g" % (k + 1, e)
+    assert [tuple(t.shape[-2:]) for t in ours] == [(54, 96), (27, 48), (14, 24), (7, 12)]
+    # refusals: wrong shapes, missing tensors, a tiny file to update
+    bad = dict(sd)
+    bad["layer1.0.conv2.weight"] = torch.zeros(64, 64, 1, 1)
+    try:
+        resnet_to_F(bad, net)
+        raise AssertionError("shape mismatch accepted")
+    except ConvertError as e:
+        assert "layer1.0.conv2.weight" in str(e)
+    try:
+        resnet_to_F({k: v for k, v in sd.items() if "layer4" not in k}, net)
+        raise AssertionError("missing tensors accepted")
+    except ConvertError:
+        pass
+    tiny = os.path.join(TMP, "tiny.safetensors")
+    save_weights(tiny, make_model("tiny", 0))
+    try:
+        convert(pth, os.path.join(TMP, "x.safetensors"), into=tiny)
+        raise AssertionError("conversion into a tiny file accepted")
+    except ConvertError:
+        pass
+
+
+def test_safetensors_roundtrip():
+    rng = np.random.default_rng(1)
+    T = {"a.f32": torch.from_numpy(rng.standard_normal((3, 5, 7)).astype(np.float32)),
+         "b.f16": torch.from_numpy(rng.standard_normal((4,)).astype(np.float16)),
+         "c.bf16": torch.randn(2, 3).to(torch.bfloat16),
+         "d.i64": torch.arange(5),
+         "e.scalar": torch.tensor(3.5),
+         "f.empty": torch.zeros(0, 4)}
+    p = os.path.join(TMP, "rt.safetensors")
+    meta = {"vaefarm": json.dumps(TINY)}
+    safetensors_io.save(p, T, meta)
+    raw = open(p, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    assert n % 8 == 0, "header not padded to 8"
+    header = json.loads(raw[8:8 + n])
+    assert header["__metadata__"] == meta
+    assert header["a.f32"]["dtype"] == "F32" and header["c.bf16"]["dtype"] == "BF16"
+    spans = sorted(v["data_offsets"] for k, v in header.items() if k != "__metadata__")
+    pos = 0
+    for b, e in spans:
+        assert b == pos, "hole"
+        pos = e
+    assert pos == len(raw) - 8 - n
+    U, m = safetensors_io.load(p)
+    assert m == meta and set(U) == set(T)
+    for k in T:
+        assert U[k].dtype == T[k].dtype and torch.equal(U[k], T[k]), k
+    # corrupt files are refused
+    for cut in (5, 8 + n - 3, len(raw) - 1):
+        q = os.path.join(TMP, "cut.safetensors")
+        open(q, "wb").write(raw[:cut])
+        try:
+            safetensors_io.load(q)
+            raise AssertionError("truncated file (%d bytes) accepted" % cut)
+        except safetensors_io.SafetensorsError:
+            pass
+    bad = dict(header)
+    bad["a.f32"] = dict(bad["a.f32"], shape=[3, 5, 8])
+    h = json.dumps(bad).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    q = os.path.join(TMP, "bad.safetensors")
+    open(q, "wb").write(struct.pack("<Q", len(h)) + h + raw[8 + n:])
+    try:
+        safetensors_io.load(q)
+        raise AssertionError("shape/offset mismatch accepted")
+    except safetensors_io.SafetensorsError:
+        pass
+
+
+def test_lab():
+    torch.manual_seed(2)
+    rgb = torch.rand(3, 64, 64)
+    rgb[:, 0, :8] = 0.0
+    rgb[:, 0, 8:16] = 1.0
+    back = lab.lab_to_rgb(lab.rgb_to_lab(rgb), clamp=False)
+    e = float((back - rgb).abs().max())
+    assert e < 2e-4, "rgb -> Lab -> rgb error %g" % e
+    y = torch.linspace(0, 1, 1001)
+    L = lab.grey_to_L(y)
+    Lab3 = lab.rgb_to_lab(y.expand(3, 1, 1001))[:, 0]
+    assert float((L - Lab3[0]).abs().max()) < 1e-2 and float(Lab3[1:].abs().max()) < 1e-2
+    assert abs(float(L[0])) < 1e-4 and abs(float(L[-1]) - 100.0) < 1e-3
+    assert bool((L[1:] > L[:-1]).all()), "L(Y') must increase"
+    # M and M^-1 are inverse to the 7 digits given
+    M, Mi = torch.tensor(lab.M, dtype=torch.float64), torch.tensor(lab.M_INV, dtype=torch.float64)
+    assert float((M @ Mi - torch.eye(3, dtype=torch.float64)).abs().max()) < 1e-6
+
+
+NAME_PATTERNS = [
+    r"F\.conv1\.weight", r"F\.bn1\.(weight|bias|running_mean|running_var)",
+    r"F\.layer[1-4]\.\d+\.conv[123]\.weight",
+    r"F\.layer[1-4]\.\d+\.bn[123]\.(weight|bias|running_mean|running_var)",
+    r"F\.layer[1-4]\.0\.downsample\.0\.weight",
+    r"F\.layer[1-4]\.0\.downsample\.1\.(weight|bias|running_mean|running_var)",
+    r"A\.adapt\.[0-3]\.conv\.(weight|bias)", r"A\.adapt\.[0-3]\.norm\.(weight|bias)",
+    r"A\.adapt\.[0-3]\.act\.weight",
+    r"A\.res\.\d+\.conv[12]\.(weight|bias)", r"A\.res\.\d+\.norm[12]\.(weight|bias)",
+    r"A\.res\.\d+\.act\.weight", r"A\.(theta|phi)\.(weight|bias)",
+    r"C\.enc\.[0-3]\.\d+\.(weight|bias)", r"C\.enc\.[0-3]\.norm\.(weight|bias)",
+    r"C\.enc\.[0-2]\.down\.weight",
+    r"C\.mid\.\d+\.\d+\.(weight|bias)", r"C\.mid\.\d+\.norm\.(weight|bias)",
+    r"C\.(mu|logvar|out)\.(weight|bias)",
+    r"C\.dec\.[0-2]\.(up|skip)\.(weight|bias)", r"C\.dec\.[0-2]\.\d+\.(weight|bias)",
+    r"C\.dec\.[01]\.norm\.(weight|bias)",
+]
+
+
+def test_names():
+    pat = re.compile("^(" + "|".join(NAME_PATTERNS) + ")$")
+    doc = os.path.join(HERE, "..", "docs", "NETWORK.md")
+    listed = []
+    if os.path.exists(doc):
+        text = open(doc).read()
+        sec = text[text.index("## Weights file"):]
+        listed = re.findall(r"`([FAC]\.[A-Za-z0-9_.]+)`", sec)
+        listed = [n for n in listed if not n.endswith(".")]
+        assert len(listed) >= 20, listed
+    for name in ("tiny", "full"):
+        net = build(name)
+        sd = net.state_dict()
+        names = [k for k in sd if not k.endswith("num_batches_tracked")]
+        bad = [k for k in names if not pat.match(k)]
+        assert not bad, "%s: names outside the NETWORK.md pattern: %s" % (name, bad[:5])
+        missing = [n for n in listed if n not in sd]
+        assert not missing, "%s: names NETWORK.md lists are missing: %s" % (name, missing)
+        # conv weights OIHW, depthwise down (c,1,1,1), no bias in F or on down
+        assert tuple(sd["C.enc.1.down.weight"].shape) == (net.arch["C"]["widths"][1], 1, 1, 1)
+        assert not any(k.startswith("F.") and re.search(r"conv\d\.bias|downsample\.0\.bias", k) for k in sd)
+        assert "C.enc.3.down.weight" not in sd and "C.dec.2.norm.weight" not in sd
+        c = param_counts(net)
+        print("  %-4s parameters: F %10s  A %10s  C %10s  total %11s"
+              % (name, *("{:,}".format(c[k]) for k in ("F", "A", "C", "total"))))
+    c = param_counts(build("full"))
+    assert 55e6 < c["total"] < 65e6
+
+
+def test_arch_validation():
+    assert parse_arch(json.dumps(FULL)) == parse_arch(FULL)
+    for mutate in (lambda a: a.update(format="x"), lambda a: a["F"].update(stem=32),
+                   lambda a: a["C"].update(mid=[]), lambda a: a.update(inference_size=[100, 256]),
+                   lambda a: a["A"].update(tau=0), lambda a: a["C"].update(widths=[1, 2, 3]),
+                   lambda a: a.update(extra=1)):
+        a = json.loads(json.dumps(TINY))
+        mutate(a)
+        try:
+            parse_arch(a)
+            raise AssertionError("bad arch accepted: %s" % a)
+        except ArchError:
+            pass
+
+
+def test_weights_and_inference():
+    torch.set_num_threads(2)
+    net = make_model("tiny", 7)
+    p = os.path.join(TMP, "tiny7.safetensors")
+    save_weights(p, net)
+    net2 = load_model(p)
+    H, W = 64, 96
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.rand(3, H, W, generator=g)
+    grey = lab.luma(torch.rand(3, H, W, generator=g), 0.2126, 0.0722)
+    with torch.no_grad():
+        outs = []
+        for m in (net, net2):
+            c = m.reference(rgb)
+            o0 = m.frame(grey, c)
+            o1 = m.frame(grey, c, o0["prev"])
+            outs.append(o1["ab"])
+            assert o0["warp_ab"].shape == (2, H, W) and o0["conf"].shape == (1, H, W)
+            assert [t.shape[0] for t in o0["taps"]] == [64, 128, 256, 512]
+            for t in o0["taps"]:
+                nrm = t.norm(dim=0)
+                assert float((nrm - 1).abs().max()) < 1e-5
+            assert float(o0["ab"].abs().max()) <= 128.0
+            # warp_ab is a convex combination of the pooled reference ab
+            ra = c["ref_ab"]
+            for ch in range(2):
+                assert float(o0["warp_ab"][ch].min()) >= float(ra[ch].min()) - 1e-3
+                assert float(o0["warp_ab"][ch].max()) <= float(ra[ch].max()) + 1e-3
+            # batched == unbatched
+            ob = m.frame(torch.stack([grey, grey])[:, None], c, None)
+            # (batch 2 takes other convolution code paths: f32 rounding differs at ~1e-7, and the
+            # sharp softmax (tau 0.01) amplifies it ~1000x by ab; see docs/REFERENCE.md)
+            assert float((ob["theta"][1] - o0["theta"]).abs().max()) < 1e-5
+            assert float((ob["ab"][1] - o0["ab"]).abs().max()) < 0.5
+        assert torch.equal(outs[0], outs[1]), "weights file round trip changed the output"
+        # post: luma is kept where attainable; flat ab is copied
+        gf = torch.nn.functional.interpolate(grey[None, None], size=(2 * H, 2 * W), mode="bilinear",
+                                             align_corners=False)[0, 0].clamp(0.02, 0.98)
+        ab = torch.zeros(2, H, W)
+        ab[0], ab[1] = 10.0, -15.0
+        rgb_o, cbcr = net.post(grey, ab, gf)
+        y = lab.luma(rgb_o, 0.2126, 0.0722)
+        assert float((y - gf).abs().max()) < 1e-4, float((y - gf).abs().max())
+        full = net.post_full(grey[None, None], ab[None], gf[None, None])
+        assert float((full["ab_full"][0, 0] - 10).abs().max()) < 1e-3
+        assert rgb_o.shape == (3, 2 * H, 2 * W) and cbcr.shape == (2, 2 * H, 2 * W)
+        cb = (rgb_o[2] - y) / (2 * (1 - 0.0722))
+        assert float((cb - cbcr[0]).abs().max()) < 1e-5
+        # logvar for training
+        x7 = torch.randn(1, 7, H, W)
+        assert net.logvar(x7).shape == (1, 128, H // 8, W // 8)
+
+
+def main():
+    tests = [test_safetensors_roundtrip, test_lab, test_arch_validation, test_names,
+             test_weights_and_inference, test_resnet50_trunk]
+    torch.set_num_threads(2)
+    failed = 0
+    t00 = time.time()
+    for t in tests:
+        t0 = time.time()
+        try:
+            t()
+            print("ok   %-32s %.1f s" % (t.__name__, time.time() - t0))
+        except Exception:  # noqa: BLE001
+            failed += 1
+            print("FAIL %s" % t.__name__)
+            traceback.print_exc()
+    print("%d/%d passed in %.1f s" % (len(tests) - failed, len(tests), time.time() - t00))
+    import shutil
+    shutil.rmtree(TMP, ignore_errors=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

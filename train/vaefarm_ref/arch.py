@@ -1,0 +1,138 @@
+"""Architecture description (docs/NETWORK.md, "Weights file"): presets and validation.
+
+The dict is what the weights file's __metadata__["vaefarm"] JSON holds.
+"""
+import copy
+import json
+
+FORMAT = "vaefarm-net-v1"
+
+TINY = {
+    "format": FORMAT, "name": "tiny",
+    "F": {"stem": 16, "widths": [16, 32, 64, 128], "blocks": [2, 2, 2, 2]},
+    "A": {"adapter": 16, "res_blocks": 3, "tau": 0.01},
+    "C": {"widths": [16, 32, 64, 128], "enc_convs": [1, 1, 2, 2], "mid": [[2, 2], [1]],
+          "latent": 128, "dec_widths": [64, 32, 32], "dec_convs": [1, 1, 1]},
+    "inference_size": [144, 256],
+}
+
+FULL = {
+    "format": FORMAT, "name": "full",
+    "F": {"stem": 64, "widths": [64, 128, 256, 512], "blocks": [3, 4, 6, 3]},
+    "A": {"adapter": 64, "res_blocks": 3, "tau": 0.01},
+    "C": {"widths": [64, 128, 256, 512], "enc_convs": [2, 2, 3, 3],
+          "mid": [[2, 2, 2], [2, 2, 2], [1, 1, 1]],
+          "latent": 512, "dec_widths": [256, 128, 128], "dec_convs": [2, 1, 1]},
+    "inference_size": [216, 384],
+}
+
+PRESETS = {"tiny": TINY, "full": FULL}
+
+
+class ArchError(ValueError):
+    pass
+
+
+def _posint(v, where):
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ArchError("%s: expected a positive integer, got %r" % (where, v))
+    return v
+
+
+def _nonnegint(v, where):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ArchError("%s: expected an integer >= 0, got %r" % (where, v))
+    return v
+
+
+def _intlist(v, n, where, check=_posint):
+    if not isinstance(v, list) or len(v) != n:
+        raise ArchError("%s: expected a list of %d integers, got %r" % (where, n, v))
+    return [check(x, "%s[%d]" % (where, i)) for i, x in enumerate(v)]
+
+
+def _obj(d, key, where):
+    if not isinstance(d, dict) or key not in d:
+        raise ArchError("%s: missing key %r" % (where, key))
+    return d[key]
+
+
+def parse_arch(meta):
+    """Validate an architecture dict (or its JSON text); return a normalised deep copy.
+
+    Accepts exactly the keys of NETWORK.md; unknown keys are an error (a typo must not silently
+    change the network)."""
+    if isinstance(meta, (str, bytes)):
+        try:
+            meta = json.loads(meta)
+        except ValueError as e:
+            raise ArchError("vaefarm metadata is not valid JSON: %s" % e)
+    if not isinstance(meta, dict):
+        raise ArchError("vaefarm metadata: expected a JSON object")
+    allowed = {"format", "name", "F", "A", "C", "inference_size"}
+    extra = set(meta) - allowed
+    if extra:
+        raise ArchError("vaefarm metadata: unknown keys %s" % sorted(extra))
+    if meta.get("format") != FORMAT:
+        raise ArchError("vaefarm metadata: format must be %r, got %r" % (FORMAT, meta.get("format")))
+    name = meta.get("name", "")
+    if not isinstance(name, str):
+        raise ArchError("vaefarm metadata: name must be a string")
+    out = {"format": FORMAT, "name": name}
+
+    F = _obj(meta, "F", "metadata")
+    if set(F) != {"stem", "widths", "blocks"}:
+        raise ArchError("F: expected keys stem, widths, blocks; got %s" % sorted(F))
+    f = {"stem": _posint(F["stem"], "F.stem"),
+         "widths": _intlist(F["widths"], 4, "F.widths"),
+         "blocks": _intlist(F["blocks"], 4, "F.blocks")}
+    if f["stem"] != f["widths"][0]:
+        raise ArchError("F.stem (%d) must equal F.widths[0] (%d)" % (f["stem"], f["widths"][0]))
+    out["F"] = f
+
+    A = _obj(meta, "A", "metadata")
+    if set(A) != {"adapter", "res_blocks", "tau"}:
+        raise ArchError("A: expected keys adapter, res_blocks, tau; got %s" % sorted(A))
+    tau = A["tau"]
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
+        raise ArchError("A.tau: expected a positive number, got %r" % (tau,))
+    out["A"] = {"adapter": _posint(A["adapter"], "A.adapter"),
+                "res_blocks": _nonnegint(A["res_blocks"], "A.res_blocks"),
+                "tau": float(tau)}
+
+    C = _obj(meta, "C", "metadata")
+    keys = {"widths", "enc_convs", "mid", "latent", "dec_widths", "dec_convs"}
+    if set(C) != keys:
+        raise ArchError("C: expected keys %s; got %s" % (sorted(keys), sorted(C)))
+    mid = C["mid"]
+    if not isinstance(mid, list) or not mid:
+        raise ArchError("C.mid: expected a non-empty list of lists of dilations")
+    mids = []
+    for g, grp in enumerate(mid):
+        if not isinstance(grp, list) or not grp:
+            raise ArchError("C.mid[%d]: expected a non-empty list of dilations" % g)
+        mids.append([_posint(d, "C.mid[%d][%d]" % (g, j)) for j, d in enumerate(grp)])
+    out["C"] = {"widths": _intlist(C["widths"], 4, "C.widths"),
+                "enc_convs": _intlist(C["enc_convs"], 4, "C.enc_convs"),
+                "mid": mids,
+                "latent": _posint(C["latent"], "C.latent"),
+                "dec_widths": _intlist(C["dec_widths"], 3, "C.dec_widths"),
+                "dec_convs": _intlist(C["dec_convs"], 3, "C.dec_convs", _nonnegint)}
+
+    size = _intlist(_obj(meta, "inference_size", "metadata"), 2, "inference_size")
+    for v in size:
+        if v % 8:
+            raise ArchError("inference_size %r: both must be multiples of 8" % (size,))
+    out["inference_size"] = size
+    return out
+
+
+def get_arch(name_or_dict):
+    if isinstance(name_or_dict, str) and name_or_dict in PRESETS:
+        return parse_arch(copy.deepcopy(PRESETS[name_or_dict]))
+    return parse_arch(name_or_dict)
+
+
+def arch_json(arch):
+    """Compact JSON text of a (validated) arch, for __metadata__["vaefarm"]."""
+    return json.dumps(parse_arch(arch), separators=(",", ":"))

@@ -1,0 +1,440 @@
+"""The vaefarm network in PyTorch, to the operation of docs/NETWORK.md.
+
+state_dict names are the weights file's tensor names (F.*, A.*, C.*). Inference is in eval mode
+(BN uses running statistics; InstanceNorm always uses the instance's statistics)."""
+import torch
+import torch.nn as nn
+import torch.nn.functional as Fn
+
+from . import lab as labmod
+from .arch import get_arch
+
+
+def l2n(x):
+    """Divide each position's channel vector by max(||x||_2, 1e-6) (channel dim 1)."""
+    return Fn.normalize(x, p=2.0, dim=1, eps=1e-6)
+
+
+def centre_l2n(x):
+    """Each channel minus its mean over the positions, then l2n."""
+    return l2n(x - x.mean(dim=(2, 3), keepdim=True))
+
+
+def conv_reflect(cin, cout, k=3, dilation=1, groups=1, bias=True):
+    """conv k×k reflect: ReflectionPad2d(dilation·(k−1)/2) then an unpadded convolution."""
+    pad = dilation * (k - 1) // 2
+    if pad == 0:
+        return nn.Conv2d(cin, cout, k, dilation=dilation, groups=groups, bias=bias)
+    return nn.Conv2d(cin, cout, k, padding=pad, dilation=dilation, groups=groups, bias=bias,
+                     padding_mode="reflect")
+
+
+def inorm(c):
+    return nn.InstanceNorm2d(c, affine=True, eps=1e-5)
+
+
+def resize_bilinear(x, size):
+    """bilinear, align_corners=False, no antialias; identity when already that size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return Fn.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def nearest_up(x, s):
+    return Fn.interpolate(x, scale_factor=s, mode="nearest")
+
+
+# ----------------------------------------------------------------------------------------- F
+
+class Bottleneck(nn.Module):
+    """torchvision v1.5 bottleneck (stride on conv2)."""
+
+    def __init__(self, inplanes, width, stride):
+        super().__init__()
+        out = width * 4
+        self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out)
+        self.relu = nn.ReLU(inplace=True)
+        if stride != 1 or inplanes != out:
+            self.downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride=stride, bias=False),
+                                            nn.BatchNorm2d(out))
+        else:
+            self.downsample = None
+
+    def forward(self, x):
+        idt = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        return self.relu(y + idt)
+
+
+class Trunk(nn.Module):
+    """ResNet trunk in torchvision's layout for any stem/widths/blocks; forward -> 4 raw taps."""
+
+    def __init__(self, stem, widths, blocks):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, stem, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        inplanes = stem
+        for i, (w, n) in enumerate(zip(widths, blocks)):
+            layer = []
+            for b in range(n):
+                layer.append(Bottleneck(inplanes, w, 2 if (b == 0 and i > 0) else 1))
+                inplanes = w * 4
+            setattr(self, "layer%d" % (i + 1), nn.Sequential(*layer))
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        taps = []
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            x = getattr(self, name)(x)
+            taps.append(x)
+        return taps
+
+
+# ----------------------------------------------------------------------------------------- A
+
+class Adapter(nn.Module):
+    def __init__(self, cin, a, k):
+        super().__init__()
+        self.conv = conv_reflect(cin, a, k)
+        self.norm = inorm(a)
+        self.act = nn.PReLU(a)
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class ResBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = conv_reflect(c, c, 3)
+        self.norm1 = inorm(c)
+        self.act = nn.PReLU(c)
+        self.conv2 = conv_reflect(c, c, 3)
+        self.norm2 = inorm(c)
+
+    def forward(self, x):
+        return x + self.norm2(self.conv2(self.act(self.norm1(self.conv1(x)))))
+
+
+class Corr(nn.Module):
+    def __init__(self, tap_channels, a, res_blocks, tau):
+        super().__init__()
+        self.tau = tau
+        self.adapt = nn.ModuleList([Adapter(c, a, 3 if k < 2 else 1)
+                                    for k, c in enumerate(tap_channels)])
+        self.res = nn.ModuleList([ResBlock(4 * a) for _ in range(res_blocks)])
+        self.theta = nn.Conv2d(4 * a, 4 * a, 1)
+        self.phi = nn.Conv2d(4 * a, 4 * a, 1)
+
+    def features(self, taps, size4):
+        """Shared part: adapters (+ bilinear to H/4×W/4), concatenation, residual blocks."""
+        x = torch.cat([resize_bilinear(ad(t), size4) for ad, t in zip(self.adapt, taps)], dim=1)
+        for blk in self.res:
+            x = blk(x)
+        return x
+
+    def frame_side(self, taps, size4):
+        """θ, centred and l2n'd."""
+        return centre_l2n(self.theta(self.features(taps, size4)))
+
+    def ref_side(self, taps, size4):
+        """φ, centred and l2n'd."""
+        return centre_l2n(self.phi(self.features(taps, size4)))
+
+    def attend(self, theta, phi, ref_ab4):
+        """theta, phi: N×c×h×w (centred, l2n'd); ref_ab4: N×2×h×w.
+        Returns (W^ab N×2×h×w, S N×1×h×w) at H/4×W/4 (before the nearest ×4)."""
+        n, c, h, w = theta.shape
+        th = theta.reshape(n, c, h * w).transpose(1, 2)        # N × (hw) × c
+        ph = phi.reshape(n, c, h * w)                           # N × c × (hw)
+        f = torch.bmm(th, ph)                                   # f(i, j) = θ_iᵀ φ_j
+        S = f.max(dim=2).values                                 # N × hw
+        p = torch.softmax(f / self.tau, dim=2)                  # softmax subtracts the row max
+        wab = torch.bmm(p, ref_ab4.reshape(n, 2, h * w).transpose(1, 2))   # N × hw × 2
+        return wab.transpose(1, 2).reshape(n, 2, h, w), S.reshape(n, 1, h, w)
+
+
+# ----------------------------------------------------------------------------------------- C
+
+class Level(nn.Module):
+    """A container whose children are registered by name ("0", "1", ..., "norm", "down", ...)."""
+
+    def __init__(self, **named):
+        super().__init__()
+        for k, m in named.items():
+            self.add_module(k, m)
+
+    def convs(self):
+        out, j = [], 0
+        while str(j) in self._modules:
+            out.append(self._modules[str(j)])
+            j += 1
+        return out
+
+
+class ColorNet(nn.Module):
+    def __init__(self, widths, enc_convs, mid, latent, dec_widths, dec_convs):
+        super().__init__()
+        self.enc = nn.ModuleList()
+        cin = 7
+        for l in range(4):
+            m = {}
+            for j in range(enc_convs[l]):
+                m[str(j)] = conv_reflect(cin if j == 0 else widths[l], widths[l], 3)
+            m["norm"] = inorm(widths[l])
+            if l < 3:
+                m["down"] = nn.Conv2d(widths[l], widths[l], 1, stride=2, groups=widths[l], bias=False)
+            self.enc.append(Level(**m))
+            cin = widths[l]
+        self.mid = nn.ModuleList()
+        for grp in mid:
+            m = {str(j): conv_reflect(widths[3], widths[3], 3, dilation=d) for j, d in enumerate(grp)}
+            m["norm"] = inorm(widths[3])
+            self.mid.append(Level(**m))
+        self.mu = nn.Conv2d(widths[3], latent, 1)
+        self.logvar = nn.Conv2d(widths[3], latent, 1)
+        self.dec = nn.ModuleList()
+        cin = latent
+        for k in range(3):
+            s = 2 - k
+            m = {"up": conv_reflect(cin, dec_widths[k], 3),
+                 "skip": conv_reflect(widths[s], dec_widths[k], 3)}
+            for j in range(dec_convs[k]):
+                m[str(j)] = conv_reflect(dec_widths[k], dec_widths[k], 3)
+            if k < 2:
+                m["norm"] = inorm(dec_widths[k])
+            self.dec.append(Level(**m))
+            cin = dec_widths[k]
+        self.out = nn.Conv2d(dec_widths[2], 2, 1)
+
+    def encode(self, x):
+        """-> (skips e_0, e_1, e_2, bottleneck features h) ."""
+        skips = []
+        for l, lvl in enumerate(self.enc):
+            if l > 0:
+                x = self.enc[l - 1].down(x)
+            for conv in lvl.convs():
+                x = Fn.relu(conv(x))
+            x = lvl.norm(x)
+            skips.append(x)
+        for grp in self.mid:
+            for conv in grp.convs():
+                x = Fn.relu(conv(x))
+            x = grp.norm(x)
+        return skips[:3], x
+
+    def decode(self, z, skips):
+        x = z
+        for k, lvl in enumerate(self.dec):
+            act = Fn.relu if k < 2 else (lambda t: Fn.leaky_relu(t, 0.2))
+            y = act(lvl.up(nearest_up(x, 2)) + lvl.skip(skips[2 - k]))
+            for conv in lvl.convs():
+                y = act(conv(y))
+            if k < 2:
+                y = lvl.norm(y)
+            x = y
+        return 128.0 * torch.tanh(self.out(x))
+
+    def forward(self, x):
+        """Inference: z = μ. x: N×7×H×W -> ab N×2×H×W."""
+        skips, h = self.encode(x)
+        return self.decode(self.mu(h), skips)
+
+    def forward_train(self, x, sample=True):
+        """Training: returns (ab, mu, logvar); z = μ + σ·ε when sample else μ."""
+        skips, h = self.encode(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu
+        return self.decode(z, skips), mu, logvar
+
+
+# ----------------------------------------------------------------------------------------- Net
+
+def _batched(x, nd):
+    """Add a batch dim if x has nd dims (returns tensor, was_unbatched)."""
+    if x.dim() == nd:
+        return x.unsqueeze(0), True
+    return x, False
+
+
+class Net(nn.Module):
+    def __init__(self, arch):
+        super().__init__()
+        self.arch = get_arch(arch)
+        a = self.arch
+        self.F = Trunk(a["F"]["stem"], a["F"]["widths"], a["F"]["blocks"])
+        taps = [4 * w for w in a["F"]["widths"]]
+        self.A = Corr(taps, a["A"]["adapter"], a["A"]["res_blocks"], a["A"]["tau"])
+        c = a["C"]
+        self.C = ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
+                          c["dec_convs"])
+
+    # -- pieces -------------------------------------------------------------------------------
+    def taps(self, rgb):
+        """rgb N×3×H×W in [0,1] -> 4 l2n'd taps."""
+        return [l2n(t) for t in self.F(labmod.imagenet_norm(rgb))]
+
+    @staticmethod
+    def check_size(H, W):
+        if H % 8 or W % 8:
+            raise ValueError("inference size %dx%d: both must be multiples of 8" % (H, W))
+
+    def reference(self, rgb):
+        """rgb (3×H×W or N×3×H×W, sRGB [0,1]) -> cache {phi (centred, l2n'd), ref_ab (pooled
+        4×4), taps (l2n'd)}; batched like the input."""
+        x, unb = _batched(rgb, 3)
+        H, W = x.shape[-2:]
+        self.check_size(H, W)
+        taps = self.taps(x)
+        phi = self.A.ref_side(taps, (H // 4, W // 4))
+        ref_ab = Fn.avg_pool2d(labmod.rgb_to_lab(x)[:, 1:3], 4, stride=4)
+        cache = {"phi": phi, "ref_ab": ref_ab, "taps": taps}
+        if unb:
+            cache = {"phi": phi[0], "ref_ab": ref_ab[0], "taps": [t[0] for t in taps]}
+        return cache
+
+    def frame(self, grey, cache, prev_lab=None):
+        """grey: H×W, 1×H×W or N×1×H×W (Y' in [0,1]); cache from reference(); prev_lab: X̂(t−1)
+        as (L−50, a, b) 3×H×W / N×3×H×W, or None for the zero state.
+        Returns {taps, warp_ab, conf, ab, prev, L} (unbatched if grey was)."""
+        if grey.dim() == 2:
+            g, unb = grey[None, None], True
+        elif grey.dim() == 3:
+            g, unb = grey[None], True
+        else:
+            g, unb = grey, False
+        n, _, H, W = g.shape
+        self.check_size(H, W)
+        phi, ref_ab = cache["phi"], cache["ref_ab"]
+        if phi.dim() == 3:
+            phi, ref_ab = phi[None], ref_ab[None]
+        if phi.shape[0] != n:
+            phi, ref_ab = phi.expand(n, -1, -1, -1), ref_ab.expand(n, -1, -1, -1)
+        L = labmod.grey_to_L(g)
+        taps = self.taps(g.expand(n, 3, H, W))
+        theta = self.A.frame_side(taps, (H // 4, W // 4))
+        wab4, S4 = self.A.attend(theta, phi, ref_ab)
+        warp_ab, conf = nearest_up(wab4, 4), nearest_up(S4, 4)
+        if prev_lab is None:
+            prev = torch.zeros(n, 3, H, W, dtype=g.dtype, device=g.device)
+        else:
+            prev = prev_lab[None] if prev_lab.dim() == 3 else prev_lab
+        x7 = torch.cat([L - 50.0, warp_ab, conf, prev], dim=1)
+        ab = self.C(x7)
+        out = {"taps": taps, "theta": theta, "warp_ab": warp_ab, "conf": conf, "ab": ab,
+               "prev": torch.cat([L - 50.0, ab], dim=1), "L": L, "x7": x7}
+        if unb:
+            out = {k: ([t[0] for t in v] if isinstance(v, list) else v[0]) for k, v in out.items()}
+        return out
+
+    def logvar(self, x7):
+        """Training: log σ² of the latent for the 7-channel input."""
+        _, h = self.C.encode(x7)
+        return self.C.logvar(h)
+
+    # -- post-processing (always f32) ---------------------------------------------------------
+    @staticmethod
+    def box(x, r):
+        """Mean over the (2r+1)² window clipped at the borders (divided by the count inside)."""
+        return Fn.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
+
+    @staticmethod
+    def guided_up(grey_lo, ab, grey_full, r=2, eps=1e-3):
+        """Fast guided filter: I = grey_lo N×1×H×W, p = ab N×2×H×W, Ifull N×1×h×w."""
+        box = Net.box
+        I, p = grey_lo, ab
+        mI, mp = box(I, r), box(p, r)
+        A = (box(I * p, r) - mI * mp) / (box(I * I, r) - mI * mI + eps)
+        B = mp - A * mI
+        size = tuple(grey_full.shape[-2:])
+        up = lambda t: Fn.interpolate(t, size=size, mode="bilinear", align_corners=False)  # noqa: E731
+        return up(box(A, r)) * grey_full + up(box(B, r))
+
+    @staticmethod
+    def keep_luma(grey_full, ab_full, kr, kb, steps=20):
+        """Bisection for L* in [0, 100] with luma(clamp01(gam(M⁻¹·XYZ(L*, a, b)))) = grey."""
+        a, b = ab_full[:, 0:1], ab_full[:, 1:2]
+        target = grey_full
+
+        def colour(L):
+            return labmod.lab_to_rgb(torch.cat([L, a, b], dim=1), clamp=True)
+
+        lo = torch.zeros_like(target)
+        hi = torch.full_like(target, 100.0)
+        for _ in range(steps):
+            mid = (lo + hi) * 0.5
+            below = labmod.luma(colour(mid), kr, kb).unsqueeze(1) < target
+            lo = torch.where(below, mid, lo)
+            hi = torch.where(below, hi, mid)
+        Ls = (lo + hi) * 0.5
+        rgb = colour(Ls)
+        R, G, B = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+        Y = labmod.luma(rgb, kr, kb).unsqueeze(1)
+        cb = (B - Y) / (2.0 * (1.0 - kb))
+        cr = (R - Y) / (2.0 * (1.0 - kr))
+        return rgb, torch.cat([cb, cr], dim=1), Ls
+
+    def post(self, grey_lo, ab, grey_full, kr=0.2126, kb=0.0722):
+        """grey_lo H×W, ab 2×H×W, grey_full h×w (or batched N×1×.., N×2×..) ->
+        (rgb 3×h×w, cbcr 2×h×w) in f32."""
+        unb = ab.dim() == 3
+        def b4(t):  # noqa: E306
+            t = t.float()
+            while t.dim() < 4:
+                t = t.unsqueeze(0)
+            return t
+        I, p, If = b4(grey_lo), b4(ab), b4(grey_full)
+        ab_full = self.guided_up(I, p, If)
+        rgb, cbcr, _ = self.keep_luma(If, ab_full, kr, kb)
+        if unb:
+            return rgb[0], cbcr[0]
+        return rgb, cbcr
+
+    def post_full(self, grey_lo, ab, grey_full, kr=0.2126, kb=0.0722):
+        """As post() but batched and also returns ab_full and L* (for debugging/golden)."""
+        ab_full = self.guided_up(grey_lo, ab, grey_full)
+        rgb, cbcr, Ls = self.keep_luma(grey_full, ab_full, kr, kb)
+        return {"ab_full": ab_full, "rgb": rgb, "cbcr": cbcr, "Lstar": Ls}
+
+
+# ----------------------------------------------------------------------------------------- io
+
+def build(arch):
+    return Net(arch).eval()
+
+
+def state_dict_f32(net):
+    """The weights file's tensors: every state_dict entry but num_batches_tracked, as f32."""
+    return {k: v.detach().to(torch.float32).contiguous() for k, v in net.state_dict().items()
+            if not k.endswith("num_batches_tracked")}
+
+
+def load_weights(net, tensors):
+    """Load a name -> tensor dict (e.g. from a safetensors file); every parameter and buffer must
+    be present with its shape (num_batches_tracked excepted); unknown names are an error."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in tensors and not k.endswith("num_batches_tracked")]
+    unknown = [k for k in tensors if k not in own]
+    if missing or unknown:
+        raise ValueError("weights do not match the architecture: missing %s; unknown %s"
+                         % (missing[:8] + (["..."] if len(missing) > 8 else []),
+                            unknown[:8] + (["..."] if len(unknown) > 8 else [])))
+    for k, v in tensors.items():
+        v = torch.as_tensor(v)
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError("%s: shape %s in the weights, %s in the architecture"
+                             % (k, tuple(v.shape), tuple(own[k].shape)))
+        if k.endswith("num_batches_tracked"):
+            continue
+        with torch.no_grad():
+            own[k].copy_(v.to(own[k].dtype))
+    return net
