@@ -153,6 +153,9 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
         if (!rc) rc = vf_net_random(&arch, 1, &net, &err);
     } else {
         rc = vf_net_load(o.model, &net, &err);
+        if (rc == VF_ENOENT)
+            vf_error_set(&err, VF_ENOENT, "%s: no such weights file (or give a preset: 'tiny' or "
+                         "'full', random weights)", o.model);
     }
     if (rc) goto fail;
     const struct vf_arch *arch = vf_net_arch(net);
@@ -196,6 +199,7 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
             goto fail;
     }
     long rss1 = rss_kib();
+    double ref_pass = vf_colorizer_times(cz)->reference;
     vf_colorizer_times_reset(cz);
     double t0 = vf_now();
     for (int t = 0; t < o.frames; t++) {
@@ -232,7 +236,7 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
             "ms_per_frame", "F", 1e3 * tm->f / o.frames, "A", 1e3 * tm->a / o.frames,
             "C", 1e3 * tm->c / o.frames, "post", 1e3 * tm->post / o.frames, "total", 1e3 * per,
             "frames_per_second", 1.0 / per, "wall_frames_per_second", o.frames / wall,
-            "reference_ms", 1e3 * tm->reference / (tm->references ? tm->references : 1),
+            "reference_ms", 1e3 * ref_pass,
             "gmac_per_frame", "F", fm / 1e9, "A", am / 1e9, "attention", attn / 1e9, "C",
             cm / 1e9, "total", (fm + am + cm) / 1e9,
             "reference_conv", "gflops", ref_gflops, "ms", ref_ms, "network_gflops", net_gflops,
@@ -255,7 +259,7 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
                o.fw, 1e3 * tm->post / o.frames);
         printf("  total           %.1f ms/frame = %.2f frames/s (reference pass %.1f ms, once "
                "per shot)\n", 1e3 * per, 1.0 / per,
-               1e3 * tm->reference / (tm->references ? tm->references : 1));
+               1e3 * ref_pass);
         printf("  work            %.2f GMAC/frame: F %.2f, A %.2f (attention %.2f), C %.2f\n",
                (fm + am + cm) / 1e9, fm / 1e9, am / 1e9, attn / 1e9, cm / 1e9);
         if (ref_gflops > 0)

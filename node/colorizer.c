@@ -24,7 +24,8 @@ struct cz_block {
 struct vf_colorizer {
     const struct vf_net *net;
     struct vf_backend *be;
-    enum vf_dtype dt;
+    enum vf_dtype dt;           /* C's precision (the run's) */
+    enum vf_dtype dt_fa;        /* F's and A's: always f32 (the correspondence, see create_a) */
     int h, w, h4, w4, npos, fh, fw;
     float kr, kb;
     struct vf_colorizer_times times;
@@ -84,8 +85,8 @@ struct vf_colorizer {
 
 /* ---- creation helpers ---- */
 
-static int mkconv(struct vf_colorizer *c, struct vf_conv **cv, struct vf_tensor *dst,
-                  const struct net_conv *nw, const float *bias, int stride, enum vf_pad pm,
+static int mkconv(struct vf_colorizer *c, enum vf_dtype dt, struct vf_conv **cv,
+                  struct vf_tensor *dst, const struct net_conv *nw, const float *bias, int stride, enum vf_pad pm,
                   int dil, bool residual, enum vf_act act, float alpha, float scale,
                   enum vf_dtype dst_dt, int h, int w, struct vf_error *err)
 {
@@ -95,7 +96,7 @@ static int mkconv(struct vf_colorizer *c, struct vf_conv **cv, struct vf_tensor 
         .dilation = dil, .groups = nw->groups, .residual = residual, .act = act,
         .alpha = alpha, .scale = scale,
     };
-    int rc = vf_conv_create(cv, c->be, &d, c->dt, dst_dt, 1, h, w, nw->w, bias ? bias : nw->b,
+    int rc = vf_conv_create(cv, c->be, &d, dt, dst_dt, 1, h, w, nw->w, bias ? bias : nw->b,
                             err);
     if (rc || !dst) return rc;
     int oh, ow;
@@ -231,32 +232,32 @@ static int create_f(struct vf_colorizer *c, struct vf_error *err)
     const struct vf_net *net = c->net;
     const struct vf_arch *a = &net->arch;
     int rc;
-    TRY(vf_tensor_alloc(&c->fin, c->be, c->dt, 1, 3, c->h, c->w, err));
-    TRY(mkconv(c, &c->f_conv1, &c->f_stem, &net->f_conv1, NULL, 2, VF_PAD_ZERO, 1, false,
-               VF_ACT_RELU, 0, 0, c->dt, c->h, c->w, err));
+    TRY(vf_tensor_alloc(&c->fin, c->be, c->dt_fa, 1, 3, c->h, c->w, err));
+    TRY(mkconv(c, c->dt_fa, &c->f_conv1, &c->f_stem, &net->f_conv1, NULL, 2, VF_PAD_ZERO, 1, false,
+               VF_ACT_RELU, 0, 0, c->dt_fa, c->h, c->w, err));
     struct vf_pool_desc pd = {.kind = VF_POOL_MAX, .k = 3, .stride = 2, .pad = 1};
     int ph, pw;
     vf_pool_out_size(&pd, c->f_stem.h, c->f_stem.w, &ph, &pw);
-    TRY(vf_pool_create(&c->f_pool, c->be, &pd, c->dt, 1, c->f_stem.c, c->f_stem.h, c->f_stem.w,
+    TRY(vf_pool_create(&c->f_pool, c->be, &pd, c->dt_fa, 1, c->f_stem.c, c->f_stem.h, c->f_stem.w,
                        err));
-    TRY(vf_tensor_alloc(&c->f_pooled, c->be, c->dt, 1, c->f_stem.c, ph, pw, err));
+    TRY(vf_tensor_alloc(&c->f_pooled, c->be, c->dt_fa, 1, c->f_stem.c, ph, pw, err));
     const struct vf_tensor *x = &c->f_pooled;
     for (int l = 0; l < 4; l++) {
         for (int b = 0; b < a->f_blocks[l]; b++) {
             const struct net_bottleneck *nb = &net->f_block[l][b];
             struct cz_block *bk = &c->fb[l][b];
-            TRY(mkconv(c, &bk->c1, &bk->h1, &nb->c1, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_RELU,
-                       0, 0, c->dt, x->h, x->w, err));
-            TRY(mkconv(c, &bk->c2, &bk->h2, &nb->c2, NULL, nb->stride, VF_PAD_ZERO, 1, false,
-                       VF_ACT_RELU, 0, 0, c->dt, bk->h1.h, bk->h1.w, err));
+            TRY(mkconv(c, c->dt_fa, &bk->c1, &bk->h1, &nb->c1, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_RELU,
+                       0, 0, c->dt_fa, x->h, x->w, err));
+            TRY(mkconv(c, c->dt_fa, &bk->c2, &bk->h2, &nb->c2, NULL, nb->stride, VF_PAD_ZERO, 1, false,
+                       VF_ACT_RELU, 0, 0, c->dt_fa, bk->h1.h, bk->h1.w, err));
             if (nb->ds.w)
-                TRY(mkconv(c, &bk->ds, &c->f_out[l], &nb->ds, NULL, nb->stride, VF_PAD_ZERO, 1,
-                           false, VF_ACT_NONE, 0, 0, c->dt, x->h, x->w, err));
-            TRY(mkconv(c, &bk->c3, NULL, &nb->c3, NULL, 1, VF_PAD_ZERO, 1, true, VF_ACT_RELU, 0,
-                       0, c->dt, bk->h2.h, bk->h2.w, err));
+                TRY(mkconv(c, c->dt_fa, &bk->ds, &c->f_out[l], &nb->ds, NULL, nb->stride, VF_PAD_ZERO, 1,
+                           false, VF_ACT_NONE, 0, 0, c->dt_fa, x->h, x->w, err));
+            TRY(mkconv(c, c->dt_fa, &bk->c3, NULL, &nb->c3, NULL, 1, VF_PAD_ZERO, 1, true, VF_ACT_RELU, 0,
+                       0, c->dt_fa, bk->h2.h, bk->h2.w, err));
             x = &c->f_out[l];
         }
-        TRY(vf_tensor_alloc(&c->tap[l], c->be, c->dt, 1, x->c, x->h, x->w, err));
+        TRY(vf_tensor_alloc(&c->tap[l], c->be, c->dt_fa, 1, x->c, x->h, x->w, err));
     }
 fail:
     return rc;
@@ -268,29 +269,29 @@ static int create_a(struct vf_colorizer *c, struct vf_error *err)
     const struct vf_arch *a = &net->arch;
     int ad = a->a_adapter, cat = 4 * ad, rc;
     for (int k = 0; k < 4; k++) {
-        TRY(mkconv(c, &c->a_conv[k], &c->a_k[k], &net->a_adapt[k].conv, NULL, 1, VF_PAD_REFLECT,
-                   1, false, VF_ACT_NONE, 0, 0, c->dt, c->tap[k].h, c->tap[k].w, err));
+        TRY(mkconv(c, c->dt_fa, &c->a_conv[k], &c->a_k[k], &net->a_adapt[k].conv, NULL, 1, VF_PAD_REFLECT,
+                   1, false, VF_ACT_NONE, 0, 0, c->dt_fa, c->tap[k].h, c->tap[k].w, err));
         TRY(mknorm(c, &c->a_norm[k], &net->a_adapt[k].norm, net->a_adapt[k].slopes, err));
     }
-    TRY(vf_tensor_alloc(&c->cat, c->be, c->dt, 1, cat, c->h4, c->w4, err));
+    TRY(vf_tensor_alloc(&c->cat, c->be, c->dt_fa, 1, cat, c->h4, c->w4, err));
     for (int i = 0; i < a->a_res_blocks; i++) {
         const struct net_res *r = &net->a_res[i];
-        TRY(mkconv(c, &c->r_conv1[i], i ? NULL : &c->r1, &r->conv1, NULL, 1, VF_PAD_REFLECT, 1,
-                   false, VF_ACT_NONE, 0, 0, c->dt, c->h4, c->w4, err));
-        TRY(mkconv(c, &c->r_conv2[i], i ? NULL : &c->r2, &r->conv2, NULL, 1, VF_PAD_REFLECT, 1,
-                   false, VF_ACT_NONE, 0, 0, c->dt, c->h4, c->w4, err));
+        TRY(mkconv(c, c->dt_fa, &c->r_conv1[i], i ? NULL : &c->r1, &r->conv1, NULL, 1, VF_PAD_REFLECT, 1,
+                   false, VF_ACT_NONE, 0, 0, c->dt_fa, c->h4, c->w4, err));
+        TRY(mkconv(c, c->dt_fa, &c->r_conv2[i], i ? NULL : &c->r2, &r->conv2, NULL, 1, VF_PAD_REFLECT, 1,
+                   false, VF_ACT_NONE, 0, 0, c->dt_fa, c->h4, c->w4, err));
         TRY(mknorm(c, &c->r_norm1[i], &r->norm1, r->slopes, err));
         TRY(mknorm(c, &c->r_norm2[i], &r->norm2, NULL, err));
     }
-    TRY(mkconv(c, &c->theta, &c->th, &net->a_theta, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_NONE,
+    TRY(mkconv(c, c->dt_fa, &c->theta, &c->th, &net->a_theta, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_NONE,
                0, 0, VF_F32, c->h4, c->w4, err));
-    TRY(mkconv(c, &c->phi, &c->ph, &net->a_phi, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_NONE, 0,
+    TRY(mkconv(c, c->dt_fa, &c->phi, &c->ph, &net->a_phi, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_NONE, 0,
                0, VF_F32, c->h4, c->w4, err));
     struct vf_pool_desc pd = {.kind = VF_POOL_AVG, .k = 4, .stride = 4, .pad = 0};
     TRY(vf_pool_create(&c->ab_pool, c->be, &pd, VF_F32, 1, 2, c->h, c->w, err));
     TRY(vf_tensor_alloc(&c->ref_ab_lo, c->be, VF_F32, 1, 2, c->h4, c->w4, err));
-    /* The attention products in f32 whatever the precision: τ = 0.01 turns a score error of
-     * 1e-3 into a tenth of a logit (docs/KERNELS.md). */
+    /* F and A run in f32 whatever the precision: τ = 0.01 turns a score error of 1e-3 (bf16
+     * features) into a tenth of a logit, and the warp by 10% (docs/NETWORK.md, Precision). */
     int rows = c->npos < ATTN_ROWS ? c->npos : ATTN_ROWS;
     struct vf_matmul_desc md = {.m = rows, .n = c->npos, .k = cat, .lda = cat, .ldb = cat,
                                 .ldc = c->npos, .trans_b = true};
@@ -328,14 +329,14 @@ static int create_c(struct vf_colorizer *c, struct vf_error *err)
     const struct vf_tensor *x = &c->cin;
     for (int l = 0; l < 4; l++) {
         for (int j = 0; j < a->c_enc_convs[l]; j++) {
-            TRY(mkconv(c, &c->enc[l][j], &c->enc_t[l][j], &net->c_enc[l][j],
+            TRY(mkconv(c, c->dt, &c->enc[l][j], &c->enc_t[l][j], &net->c_enc[l][j],
                        l == 0 && j == 0 ? c->c_bias0 : NULL, 1, VF_PAD_REFLECT, 1, false,
                        VF_ACT_RELU, 0, 0, c->dt, h, w, err));
             x = &c->enc_t[l][j];
         }
         TRY(mknorm(c, &c->enc_norm[l], &net->c_enc_norm[l], NULL, err));
         if (l < 3) {
-            TRY(mkconv(c, &c->down[l], &c->down_t[l], &net->c_down[l], NULL, 2, VF_PAD_ZERO, 1,
+            TRY(mkconv(c, c->dt, &c->down[l], &c->down_t[l], &net->c_down[l], NULL, 2, VF_PAD_ZERO, 1,
                        false, VF_ACT_NONE, 0, 0, c->dt, h, w, err));
             x = &c->down_t[l];
             h = x->h;
@@ -344,12 +345,12 @@ static int create_c(struct vf_colorizer *c, struct vf_error *err)
     }
     for (int g = 0; g < a->c_mid_groups; g++) {
         for (int j = 0; j < a->c_mid_len[g]; j++)
-            TRY(mkconv(c, &c->mid[g][j], &c->mid_t[g][j], &net->c_mid[g][j], NULL, 1,
+            TRY(mkconv(c, c->dt, &c->mid[g][j], &c->mid_t[g][j], &net->c_mid[g][j], NULL, 1,
                        VF_PAD_REFLECT, a->c_mid_dil[g][j], false, VF_ACT_RELU, 0, 0, c->dt, h, w,
                        err));
         TRY(mknorm(c, &c->mid_norm[g], &net->c_mid_norm[g], NULL, err));
     }
-    TRY(mkconv(c, &c->mu, &c->z, &net->c_mu, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_NONE, 0, 0,
+    TRY(mkconv(c, c->dt, &c->mu, &c->z, &net->c_mu, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_NONE, 0, 0,
                c->dt, h, w, err));
     x = &c->z;
     for (int k = 0; k < 3; k++) {
@@ -358,19 +359,19 @@ static int create_c(struct vf_colorizer *c, struct vf_error *err)
         const struct vf_tensor *skip = &c->enc_t[s][a->c_enc_convs[s] - 1];
         enum vf_act act = k < 2 ? VF_ACT_RELU : VF_ACT_LRELU;
         TRY(vf_tensor_alloc(&c->dec_near[k], c->be, c->dt, 1, x->c, skip->h, skip->w, err));
-        TRY(mkconv(c, &c->dec_up[k], &c->dec_u[k], &d->up, NULL, 1, VF_PAD_REFLECT, 1, false,
+        TRY(mkconv(c, c->dt, &c->dec_up[k], &c->dec_u[k], &d->up, NULL, 1, VF_PAD_REFLECT, 1, false,
                    VF_ACT_NONE, 0, 0, c->dt, skip->h, skip->w, err));
-        TRY(mkconv(c, &c->dec_skip[k], NULL, &d->skip, NULL, 1, VF_PAD_REFLECT, 1, true, act,
+        TRY(mkconv(c, c->dt, &c->dec_skip[k], NULL, &d->skip, NULL, 1, VF_PAD_REFLECT, 1, true, act,
                    0.2f, 0, c->dt, skip->h, skip->w, err));
         x = &c->dec_u[k];
         for (int j = 0; j < a->c_dec_convs[k]; j++) {
-            TRY(mkconv(c, &c->dec_conv[k][j], &c->dec_t[k][j], &d->convs[j], NULL, 1,
+            TRY(mkconv(c, c->dt, &c->dec_conv[k][j], &c->dec_t[k][j], &d->convs[j], NULL, 1,
                        VF_PAD_REFLECT, 1, false, act, 0.2f, 0, c->dt, skip->h, skip->w, err));
             x = &c->dec_t[k][j];
         }
         if (k < 2) TRY(mknorm(c, &c->dec_norm[k], &d->norm, NULL, err));
     }
-    TRY(mkconv(c, &c->out, &c->ab, &net->c_out, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_TANH, 0,
+    TRY(mkconv(c, c->dt, &c->out, &c->ab, &net->c_out, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_TANH, 0,
                128.0f, VF_F32, c->h, c->w, err));
     c->zero_state = vf_calloc((size_t)3 * (size_t)c->h * (size_t)c->w, sizeof(float), err);
     if (!c->zero_state) return VF_ENOMEM;
@@ -404,6 +405,7 @@ int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
     c->net = net;
     c->be = opts->be;
     c->dt = opts->precision;
+    c->dt_fa = VF_F32;
     c->h = opts->h;
     c->w = opts->w;
     c->h4 = opts->h / 4;

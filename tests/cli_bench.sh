@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `vaefarm bench` from the command line: a JSON document that parses and holds the figures
+# docs/BENCHMARKS.md uses; bad options, sizes and weights files give the documented exit codes.
+# Usage: cli_bench.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
+set -uo pipefail
+vf=$1
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { # name want-exit substring -- cmd...
+  local name=$1 want=$2 sub=$3; shift 4
+  "$@" >"$tmp/out" 2>"$tmp/err"; local got=$?
+  if [ "$got" = "$want" ] && grep -qiF -- "$sub" "$tmp/err" "$tmp/out"; then echo "ok   $name"
+  else echo "FAIL $name: exit $got (want $want), wanted '$sub'"; cat "$tmp/err"; fail=1; fi
+}
+check "tiny bench --json" 0 '"frames_per_second"' -- \
+  "$vf" bench --model tiny --size 64x96 --full-size 128x192 --frames 2 --threads 1 --json
+/usr/bin/python3 - "$tmp/out" <<'PY' || fail=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["architecture"] == "tiny" and d["size"] == [64, 96] and d["full_size"] == [128, 192], d
+for k in ("F", "A", "C", "post", "total"):
+    assert d["ms_per_frame"][k] > 0, k
+assert d["gmac_per_frame"]["total"] > 0 and d["reference_conv"]["gflops"] > 0
+assert 0 < d["ratio_to_reference_conv"] < 10
+assert d["memory_kib"]["rss_after_frames"] >= d["memory_kib"]["rss_after_create"] > 0
+print("ok   bench JSON has every figure")
+PY
+check "human output" 0 "GMAC/frame" -- \
+  "$vf" bench --model tiny --size 64x96 --frames 1 --no-reference-conv --threads 1
+check "unknown option" 2 "unknown or incomplete option" -- "$vf" bench --fast
+check "bad size syntax" 2 "--size wants HxW" -- "$vf" bench --size 100
+check "size not a multiple of 8" 3 "multiples of 8" -- "$vf" bench --size 100x100 --frames 1
+check "neither a preset nor a file" 4 "'tiny' or 'full'" -- "$vf" bench --model huge
+check "missing weights file" 4 "nope.safetensors" -- "$vf" bench --model "$tmp/nope.safetensors"
+printf 'not a safetensors file' >"$tmp/bad.safetensors"
+check "damaged weights file" 3 "bad.safetensors" -- "$vf" bench --model "$tmp/bad.safetensors"
+check "f16 on the CPU" 3 "precision f16" -- "$vf" bench --precision f16 --frames 1
+exit $fail
