@@ -6,7 +6,8 @@
  *
  * The colour maths are docs/NETWORK.md's, to the constant: sRGB transfer lin()/gam(), CIE Lab
  * (D65) with the matrix M and its inverse as written there, the neutral-grey lightness reading,
- * ImageNet's normalisation, and the keep-luma solve (20 bisection steps on L*).
+ * ImageNet's normalisation, and the keep-luma solve (the root of 20 bisection steps on L*, found
+ * by a safeguarded Newton iteration that falls back to them).
  *
  * Storage conversions: bf16 and f16 ↔ f32, round to nearest even, NaN stays NaN (quiet),
  * overflow to ±inf, f16 subnormals exact.
@@ -237,9 +238,10 @@ static inline VF_HD float vf_luma(vf_f3 c, float kr, float kb)
 
 /* Keep the film's luma (NETWORK.md post-processing 2): the colour with chroma (a, b) whose
  * clamped R′G′B′ has luma `grey`: L* in [0, 100] by 20 bisection steps (lo = mid when the luma
- * at mid is below the target, else hi = mid; L* = (lo + hi)/2). Returns that colour. */
+ * at mid is below the target, else hi = mid; L* = (lo + hi)/2). Returns that colour. This is
+ * the definition; vf_keep_luma_rgb below finds the same root faster and falls back to this. */
 #define VF_KEEP_LUMA_STEPS 20
-static inline VF_HD vf_f3 vf_keep_luma_rgb(float grey, float a, float b, float kr, float kb)
+static inline VF_HD vf_f3 vf_keep_luma_rgb_bisect(float grey, float a, float b, float kr, float kb)
 {
     float lo = 0.0f, hi = 100.0f;
     for (int i = 0; i < VF_KEEP_LUMA_STEPS; i++) {
@@ -250,6 +252,128 @@ static inline VF_HD vf_f3 vf_keep_luma_rgb(float grey, float a, float b, float k
             hi = mid;
     }
     return vf_lab_to_rgb(0.5f * (lo + hi), a, b);
+}
+
+/* clamp01(gam(lin)) (the same float as vf_clamp01(vf_srgb_gam(lin))) and its derivative d/dlin,
+ * 0 where clamped. Above 1.001 the result is 1 without the powf. */
+static inline VF_HD float vf_gam01_d(float lin, float *d)
+{
+    if (lin <= 0.0031308f) {
+        const float v = 12.92f * lin;
+        *d = v > 0.0f ? 12.92f : 0.0f;
+        return v < 0.0f ? 0.0f : v;
+    }
+    if (lin >= 1.001f) {
+        *d = 0.0f;
+        return 1.0f;
+    }
+    const float v = 1.055f * powf(lin, 1.0f / 2.4f) - 0.055f;
+    if (v >= 1.0f) {
+        *d = 0.0f;
+        return v > 1.0f ? 1.0f : v;
+    }
+    *d = (v + 0.055f) / (2.4f * lin);      /* 1.055/2.4 · lin^(1/2.4 − 1) */
+    return v;
+}
+
+/* The keep-luma function at L: the clamped colour *c (= vf_lab_to_rgb(L, a, b), bit for bit),
+ * its luma (returned) and d(luma)/dL (*dg; 0 for clamped channels). */
+static inline VF_HD float vf_keep_luma_eval(float L, float a, float b, float kr, float kb,
+                                            vf_f3 *c, float *dg)
+{
+    const float fy = (L + 16.0f) / 116.0f;
+    const float fx = fy + a / 500.0f;
+    const float fz = fy - b / 200.0f;
+    const float X = VF_XN * vf_lab_finv(fx), Y = VF_YN * vf_lab_finv(fy);
+    const float Z = VF_ZN * vf_lab_finv(fz);
+    const float lr = VF_MI00 * X + VF_MI01 * Y + VF_MI02 * Z;
+    const float lg = VF_MI10 * X + VF_MI11 * Y + VF_MI12 * Z;
+    const float lb = VF_MI20 * X + VF_MI21 * Y + VF_MI22 * Z;
+    /* d/dL of X, Y, Z (finv′(t) = 3t² above δ, 3δ² below), 1/116 applied at the end */
+    const float dX = VF_XN * (fx > VF_LAB_D ? 3.0f * fx * fx : VF_LAB_3D2);
+    const float dY = VF_YN * (fy > VF_LAB_D ? 3.0f * fy * fy : VF_LAB_3D2);
+    const float dZ = VF_ZN * (fz > VF_LAB_D ? 3.0f * fz * fz : VF_LAB_3D2);
+    float dr, dgg, db;
+    c->x = vf_gam01_d(lr, &dr);
+    c->y = vf_gam01_d(lg, &dgg);
+    c->z = vf_gam01_d(lb, &db);
+    const float kg = 1.0f - kr - kb;
+    *dg = (kr * dr * (VF_MI00 * dX + VF_MI01 * dY + VF_MI02 * dZ) +
+           kg * dgg * (VF_MI10 * dX + VF_MI11 * dY + VF_MI12 * dZ) +
+           kb * db * (VF_MI20 * dX + VF_MI21 * dY + VF_MI22 * dZ)) *
+          (1.0f / 116.0f);
+    return vf_luma(*c, kr, kb);
+}
+
+/* The L* the 20 bisection steps give when every luma is below the target (all lo = mid), and
+ * when none is (all hi = mid): 100 − 100/2²¹ in float steps, and 100/2²¹. */
+#define VF_KEEP_LUMA_LMAX 99.9999542f
+#define VF_KEEP_LUMA_LMIN 4.76837158203125e-05f
+/* Newton: iterations before the fallback, the step that ends it (L* units), the least slope. */
+#define VF_KEEP_LUMA_NEWTON 12
+#define VF_KEEP_LUMA_TOL 2e-5f
+#define VF_KEEP_LUMA_DMIN 1e-6f
+/* Chroma a² + b² below which the luma of either matrix (BT.709, BT.601) increases with L*
+ * (tests/test_ops.c scans it; it first dips near a² + b² = 136²): only there Newton's root is
+ * the bisection's; beyond, the bisection itself runs. */
+#define VF_KEEP_LUMA_CHROMA2 (120.0f * 120.0f)
+
+/* The keep-luma colour (the same root as vf_keep_luma_rgb_bisect, found by a safeguarded Newton
+ * iteration on L* from the neutral reading of the grey, which is the root when a = b = 0):
+ * each evaluation narrows a bracket [bl, bh] (luma(bl) < grey ≤ luma(bh)); a step that leaves
+ * it goes to the bisection's end point (L* = 100/2²¹ or 100 − 100/2²¹, where it stops when
+ * every luma is above or below the target) or halves the bracket. It returns the colour at the
+ * last point once the Newton step is under 1e-5 (so |ΔL*| to the bisection's root ≤ 1e-5 +
+ * its half-width 4.8e-5 where the luma increases through the root), and falls back to the 20
+ * bisection steps when the slope is not positive (clamped, flat or decreasing luma), the input
+ * is not finite, or 8 steps do not converge. */
+static inline VF_HD vf_f3 vf_keep_luma_rgb(float grey, float a, float b, float kr, float kb)
+{
+    if (!(a * a + b * b < VF_KEEP_LUMA_CHROMA2))
+        return vf_keep_luma_rgb_bisect(grey, a, b, kr, kb);
+    float bl = 0.0f, bh = 100.0f;      /* 0 and 100: not evaluated */
+    /* the neutral reading 116·f(lin(grey)) − 16 with f = cbrt: one powf (a start, not a result) */
+    float x = grey > 0.04045f ? 116.0f * powf((grey + 0.055f) / 1.055f, 0.8f) - 16.0f
+                              : 116.0f * vf_lab_f(grey / 12.92f) - 16.0f;
+    x = x > VF_KEEP_LUMA_LMIN ? x : VF_KEEP_LUMA_LMIN;   /* NaN too */
+    x = x < VF_KEEP_LUMA_LMAX ? x : VF_KEEP_LUMA_LMAX;
+    for (int it = 0; it < VF_KEEP_LUMA_NEWTON; it++) {
+        vf_f3 c;
+        float d;
+        const float g = vf_keep_luma_eval(x, a, b, kr, kb, &c, &d);
+        if (g < grey) {
+            if (x >= VF_KEEP_LUMA_LMAX)
+                return c;
+            bl = x;
+        } else {
+            if (x <= VF_KEEP_LUMA_LMIN)
+                return c;
+            bh = x;
+        }
+        if (bh - bl <= VF_KEEP_LUMA_TOL)
+            return c;
+        float xn;
+        if (d > VF_KEEP_LUMA_DMIN) {
+            const float step = (grey - g) / d;
+            if (fabsf(step) <= VF_KEEP_LUMA_TOL)
+                return c;
+            xn = x + step;
+        } else if (d < -VF_KEEP_LUMA_DMIN || d != d) {
+            break;                     /* decreasing (or NaN): the bisection decides */
+        } else if (g < grey) {         /* flat here (every channel clamped) */
+            xn = bh == 100.0f ? VF_KEEP_LUMA_LMAX : 0.5f * (bl + bh);
+        } else {
+            xn = bl == 0.0f ? VF_KEEP_LUMA_LMIN : 0.5f * (bl + bh);
+        }
+        if (!(xn > bl && xn < bh)) {
+            if (xn >= bh)
+                xn = bh == 100.0f ? VF_KEEP_LUMA_LMAX : 0.5f * (bl + bh);
+            else
+                xn = bl == 0.0f ? VF_KEEP_LUMA_LMIN : 0.5f * (bl + bh);
+        }
+        x = xn;
+    }
+    return vf_keep_luma_rgb_bisect(grey, a, b, kr, kb);
 }
 
 /* Cb and Cr of R′G′B′ with its own luma Y: Cb = (B′ − Y)/(2(1 − Kb)), Cr = (R′ − Y)/(2(1 − Kr)). */

@@ -72,6 +72,7 @@ struct vf_colorizer {
     struct cz_norm dec_norm[2];
     struct vf_tensor ab;        /* f32 2 × H × W */
     float *zero_state;          /* host 3 × H × W: L = 50 (L′ = 0), ab = 0 */
+    float *host_lo;             /* host 3 × H/4 × W/4: W^ab and S as computed (f32), for taps */
 
     /* post-processing */
     struct vf_tensor grey_full, ab_full, rgb_full, cbcr_full, scratch;
@@ -218,6 +219,7 @@ void vf_colorizer_destroy(struct vf_colorizer **pc)
     vf_conv_destroy(&c->out);
     vf_tensor_free(&c->ab);
     free(c->zero_state);
+    free(c->host_lo);
     vf_tensor_free(&c->grey_full);
     vf_tensor_free(&c->ab_full);
     vf_tensor_free(&c->rgb_full);
@@ -376,6 +378,8 @@ static int create_c(struct vf_colorizer *c, struct vf_error *err)
     c->zero_state = vf_calloc((size_t)3 * (size_t)c->h * (size_t)c->w, sizeof(float), err);
     if (!c->zero_state) return VF_ENOMEM;
     for (size_t i = 0; i < (size_t)c->h * (size_t)c->w; i++) c->zero_state[i] = 50.0f;
+    c->host_lo = vf_calloc((size_t)3 * (size_t)c->npos, sizeof(float), err);
+    if (!c->host_lo) return VF_ENOMEM;
 fail:
     return rc;
 }
@@ -615,8 +619,20 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     TRY(sync_time(c, &c->times.c, &t0, err));
     if (taps) {
         for (int k = 0; k < 4; k++) TRY(download_planar(&c->tap[k], taps->f_tap[k], err));
-        TRY(download_planar(&wab, taps->warp_ab, err));
-        TRY(download_planar(&conf, taps->conf, err));
+        /* W^ab and S as A computed them (f32), nearest ×4 here: C's input holds them in C's
+         * precision, which would hide A's own accuracy in bf16 runs. */
+        float *lo = c->host_lo;
+        TRY(vf_tensor_download(&c->wab_lo, lo, err));
+        TRY(vf_tensor_download(&c->conf_lo, lo + 2 * (size_t)c->npos, err));
+        for (int ch = 0; ch < 3; ch++) {
+            float *dst = ch < 2 ? taps->warp_ab : taps->conf;
+            if (!dst) continue;
+            dst += (size_t)(ch < 2 ? ch : 0) * (size_t)c->h * (size_t)c->w;
+            for (int y = 0; y < c->h; y++)
+                for (int x = 0; x < c->w; x++)
+                    dst[(size_t)y * c->w + x] =
+                        lo[(size_t)ch * c->npos + (size_t)(y / 4) * c->w4 + (size_t)(x / 4)];
+        }
     }
     c->times.frames++;
     return VF_OK;

@@ -19,10 +19,11 @@ for arch in tiny full; do
     echo "make_golden: $arch up to date"
     continue
   fi
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  mkdir -p "$out"
+  tmp=$(mktemp -d "$out/.$arch.XXXXXX")   # this run's own: two runs never share a folder
   t0=$(date +%s.%N)
-  "$py" "$root/train/golden.py" --arch "$arch" --seed 7 --frames 5 --out "$dir.tmp"
-  echo "$stamp" > "$dir.tmp/stamp"
-  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  "$py" "$root/train/golden.py" --arch "$arch" --seed 7 --frames 5 --out "$tmp"
+  echo "$stamp" > "$tmp/stamp"
+  rm -rf "$dir" && mv "$tmp" "$dir"
   awk -v a="$t0" -v b="$(date +%s.%N)" -v n="$arch" 'BEGIN{printf "make_golden: %s done in %.1f s\n", n, b-a}'
 done

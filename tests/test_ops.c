@@ -14,7 +14,9 @@
  *   colour known values: white → (100, 0, 0) within 1e-4, red → (53.24, 80.09, 67.20) within
  *   0.01, grey 0 → L 0 and grey 1 → L 100 within 1e-4, Lab → RGB ∘ RGB → Lab ≤ 1e-4 (max abs);
  *   keep luma: output luma = grey within 1e-4 (max abs) where no channel is clipped, |Cb|, |Cr|
- *   ≤ 1e-5 for a = b = 0, R′G′B′/CbCr vs the double bisection ≤ 1e-4 (max abs);
+ *   ≤ 1e-5 for a = b = 0, R′G′B′/CbCr vs the double bisection ≤ 1e-4 (max abs); the Newton
+ *   solver vs the plain float 20-step bisection over a dense (grey, a, b) grid to |ab| = 200:
+ *   R′G′B′ ≤ 1e-4 (max abs);
  *   guided upsampling: constant → that constant within 1e-4 (abs), linear function of the grey
  *   → that function within 1e-3 (abs, ab values up to ~100, ε = 1e-8).
  */
@@ -1392,6 +1394,89 @@ static void keep_luma_keeps_the_grey(void **state)
                 }
 }
 
+/* The plain 20-step bisection of NETWORK.md in float, as kernels/elem.h first had it: the
+ * reference for the faster root-finder vf_keep_luma_rgb. */
+static vf_f3 ref_keep_luma_bisect(float grey, float a, float b, float kr, float kb)
+{
+    float lo = 0.0f, hi = 100.0f;
+    for (int i = 0; i < 20; i++) {
+        float mid = 0.5f * (lo + hi);
+        if (vf_luma(vf_lab_to_rgb(mid, a, b), kr, kb) < grey)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return vf_lab_to_rgb(0.5f * (lo + hi), a, b);
+}
+
+static void keep_luma_solver_matches_the_bisection(void **state)
+{
+    (void)state;
+    const float mats[2][2] = {{0.2126f, 0.0722f}, {0.299f, 0.114f}};
+    /* a dense grid: greys 0..1, chroma to ±200 (Lab's range is about ±128: saturated and far
+     * out of gamut), plus random points; max |ΔR′G′B′| ≤ 1e-4 */
+    double worst = 0;
+    float wg = 0, wa = 0, wb = 0;
+    for (int mi = 0; mi < 2; mi++) {
+        const float kr = mats[mi][0], kb = mats[mi][1];
+        for (int gi = 0; gi <= 50; gi++)
+            for (int ai = -200; ai <= 200; ai += 8)
+                for (int bi = -200; bi <= 200; bi += 8) {
+                    const float g = (float)gi / 50.0f, a = (float)ai + 0.5f * (float)mi;
+                    const float b = (float)bi - 0.25f * (float)mi;
+                    vf_f3 p = ref_keep_luma_bisect(g, a, b, kr, kb);
+                    vf_f3 q = vf_keep_luma_rgb(g, a, b, kr, kb);
+                    double e = fmax(fabs(p.x - q.x), fmax(fabs(p.y - q.y), fabs(p.z - q.z)));
+                    if (!(e <= worst)) {
+                        worst = e;
+                        wg = g, wa = a, wb = b;
+                    }
+                }
+        for (int i = 0; i < 20000; i++) {
+            const float g = (float)urand(), a = (float)rnd(-130, 130), b = (float)rnd(-130, 130);
+            vf_f3 p = ref_keep_luma_bisect(g, a, b, kr, kb);
+            vf_f3 q = vf_keep_luma_rgb(g, a, b, kr, kb);
+            double e = fmax(fabs(p.x - q.x), fmax(fabs(p.y - q.y), fabs(p.z - q.z)));
+            if (!(e <= worst)) {
+                worst = e;
+                wg = g, wa = a, wb = b;
+            }
+        }
+    }
+    if (!(worst <= 1e-4))
+        fail_msg("keep-luma solver vs 20-step bisection: |dRGB| %.3g at grey %.6g, a %g, b %g",
+                 worst, (double)wg, (double)wa, (double)wb);
+    /* a = b = 0: the neutral reading, R′ = G′ = B′ */
+    for (int gi = 0; gi <= 1000; gi++) {
+        const float g = (float)gi / 1000.0f;
+        vf_f3 q = vf_keep_luma_rgb(g, 0.0f, 0.0f, 0.2126f, 0.0722f);
+        vf_f3 p = ref_keep_luma_bisect(g, 0.0f, 0.0f, 0.2126f, 0.0722f);
+        assert_true(fabs(q.x - p.x) <= 1e-5 && fabs(q.y - p.y) <= 1e-5 && fabs(q.z - p.z) <= 1e-5);
+    }
+    /* NaN in, the bisection's answer out (a NaN grey reads as "never below") */
+    vf_f3 n1 = vf_keep_luma_rgb(NAN, 10.0f, 10.0f, 0.2126f, 0.0722f);
+    vf_f3 n2 = ref_keep_luma_bisect(NAN, 10.0f, 10.0f, 0.2126f, 0.0722f);
+    assert_memory_equal(&n1, &n2, sizeof n1);
+    /* Newton runs only below VF_KEEP_LUMA_CHROMA2, where the luma must not decrease with L*
+     * for either matrix (scan: chroma step 6, L* step 0.25) */
+    for (int mi = 0; mi < 2; mi++)
+        for (int ai = -120; ai <= 120; ai += 6)
+            for (int bi = -120; bi <= 120; bi += 6) {
+                const float a = (float)ai, b = (float)bi;
+                if (!(a * a + b * b < VF_KEEP_LUMA_CHROMA2))
+                    continue;
+                float prev = -1.0f;
+                for (int li = 0; li <= 400; li++) {
+                    float y = vf_luma(vf_lab_to_rgb(0.25f * (float)li, a, b), mats[mi][0],
+                                      mats[mi][1]);
+                    if (!(y >= prev - 1e-6f))
+                        fail_msg("luma decreases with L* at a %g, b %g, L* %g (Kr %g)",
+                                 (double)a, (double)b, 0.25 * li, (double)mats[mi][0]);
+                    prev = y > prev ? y : prev;
+                }
+            }
+}
+
 /* ============================== errors ===================================================== */
 
 static void shape_mismatches_are_einval_with_both_shapes(void **state)
@@ -1459,6 +1544,7 @@ int main(void)
         cmocka_unit_test(lab_to_rgb_round_trip_and_reference),
         cmocka_unit_test(guided_upsample_matches_reference),
         cmocka_unit_test(keep_luma_keeps_the_grey),
+        cmocka_unit_test(keep_luma_solver_matches_the_bisection),
         cmocka_unit_test(shape_mismatches_are_einval_with_both_shapes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

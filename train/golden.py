@@ -1,6 +1,11 @@
 #!/usr/bin/python3
 """Golden tensors for the C engine's test (see docs/REFERENCE.md).
 
+The weights are the seeded random init (export.py) with C calibrated on this scene's frame 0
+(vaefarm_ref/init.py, calibrate_colornet), written as F32; the forward pass runs in float64 from
+the F32 inputs and every output is rounded to F32 once, so the golden is exact arithmetic on the
+file's weights and inputs, not one f32 implementation's rounding.
+
     golden.py --arch tiny|full --seed S [--size H W] [--full-size h w] [--frames 5] --out DIR [--extra]
 
 Writes DIR/model.safetensors (as export.py: seeded random init) and DIR/golden.safetensors
@@ -25,6 +30,7 @@ import torch  # noqa: E402
 import safetensors_io  # noqa: E402
 from export import make_model, print_counts, save_weights  # noqa: E402
 from vaefarm_ref.arch import arch_json  # noqa: E402
+from vaefarm_ref.init import calibrate_colornet  # noqa: E402
 
 KR, KB = 0.2126, 0.0722
 DEFAULT_SIZES = {"tiny": ((144, 256), (288, 512)), "full": ((216, 384), (432, 768))}
@@ -80,36 +86,45 @@ def grey_of(rgb):
 
 
 # --------------------------------------------------------------------------- main
-def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None):
+def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, calibrate=True,
+        dtype=torch.float64):
+    """The golden run. The weights are f32 (the file's values); the forward pass runs in dtype
+    (float64: the golden tensors are exact arithmetic rounded to f32 once, the best oracle for
+    an f32 engine) from the f32-rounded inputs the C test reads. With calibrate (and no model
+    given), C gets the data-dependent init of vaefarm_ref/init.py on this scene's frame 0."""
     os.makedirs(outdir, exist_ok=True)
     H, W = size
     h, w = full_size
     net = model if model is not None else make_model(arch, seed)
     net.eval()
-    save_weights(os.path.join(outdir, "model.safetensors"), net)
     f32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
     T = {}
     T["ref_rgb"] = f32(scene(H, W, 0, base_size=size))
     for t in range(frames):
         T["grey_t%d" % t] = f32(grey_of(scene(H, W, t, base_size=size)))
         T["grey_full_t%d" % t] = f32(grey_of(scene(h, w, t, base_size=size)))
+    net.to(dtype)
+    X = lambda k: T[k].to(dtype)  # noqa: E731
     with torch.no_grad():
-        cache = net.reference(T["ref_rgb"])
+        cache = net.reference(X("ref_rgb"))
+        if calibrate and model is None:
+            calibrate_colornet(net.C, net.frame(X("grey_t0"), cache, None)["x7"][None])
+        save_weights(os.path.join(outdir, "model.safetensors"), net)
         T["ref_phi"], T["ref_ab_pool"] = cache["phi"], cache["ref_ab"]
         if extra:
             for k, tp in enumerate(cache["taps"]):
                 T["ref_tap%d" % k] = tp
         prev = None
         for t in range(frames):
-            o = net.frame(T["grey_t%d" % t], cache, prev)
+            o = net.frame(X("grey_t%d" % t), cache, prev)
             prev = o["prev"]
             for k, tp in enumerate(o["taps"]):
                 T["f_tap%d_t%d" % (k, t)] = tp
             T["warp_ab_t%d" % t] = o["warp_ab"]
             T["conf_t%d" % t] = o["conf"]
             T["ab_t%d" % t] = o["ab"]
-            p = net.post_full(T["grey_t%d" % t][None, None], o["ab"][None],
-                              T["grey_full_t%d" % t][None, None], KR, KB)
+            p = net.post_full(X("grey_t%d" % t)[None, None], o["ab"][None],
+                              X("grey_full_t%d" % t)[None, None], KR, KB)
             T["rgb_full_t%d" % t] = p["rgb"][0]
             T["cbcr_full_t%d" % t] = p["cbcr"][0]
             # stage inputs, so each stage can be checked from the golden input of that stage
@@ -121,7 +136,9 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None):
         if not torch.isfinite(v).all():
             raise RuntimeError("golden tensor %s is not finite" % k)
     info = {"arch": net.arch["name"], "seed": seed, "size": [H, W], "full_size": [h, w],
-            "frames": frames, "kr": KR, "kb": KB, "dtype": "F32", "mode": "eval, no_grad",
+            "frames": frames, "kr": KR, "kb": KB, "dtype": "F32",
+            "compute": str(dtype).replace("torch.", ""), "calibrated": bool(calibrate and model is None),
+            "mode": "eval, no_grad",
             "torch": torch.__version__, "numpy": np.__version__, "extra": bool(extra),
             "motion_px": [3.0, 2.0]}
     safetensors_io.save(os.path.join(outdir, "golden.safetensors"), T,
