@@ -266,8 +266,8 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
             printf("  rate            network %.1f GFLOP/s; reference 3x3 conv 256->256 at 56x96 "
                    "%.1f GFLOP/s; ratio %.0f%%\n", net_gflops, ref_gflops,
                    100.0 * net_gflops / ref_gflops);
-        printf("  memory          RSS %.1f MiB after create (+%.1f MiB), %.1f MiB after %d "
-               "frames; backend holds %.1f MiB; created in %.2f s\n", rss1 / 1024.0,
+        printf("  memory          RSS %.1f MiB after create and 2 warm-up frames (+%.1f MiB), "
+               "%.1f MiB after %d frames; backend holds %.1f MiB; created in %.2f s\n", rss1 / 1024.0,
                (rss1 - rss0) / 1024.0, rss2 / 1024.0, o.frames,
                vf_backend_bytes(be) / 1048576.0, t_create);
         rc = VF_EXIT_OK;
