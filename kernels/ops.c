@@ -721,6 +721,18 @@ static int check_channels(struct vf_error *err, const char *op, const char *name
     return VF_OK;
 }
 
+/* t must be on ref's backend, have c channels and ref's batch and size. */
+static int check_like(struct vf_error *err, const char *op, const char *rname,
+                      const struct vf_tensor *ref, const char *name, const struct vf_tensor *t,
+                      int c)
+{
+    TRYC(check_tensor(err, op, name, t, ref->be));
+    TRYC(check_channels(err, op, name, t, c));
+    if (!same_image(ref, t))
+        return bad_shapes(err, op, rname, ref, name, t, "they must have the same size");
+    return VF_OK;
+}
+
 int vf_op_grey_to_l(const struct vf_tensor *grey, struct vf_tensor *l, struct vf_tensor *fin,
                     struct vf_error *err)
 {
@@ -732,10 +744,7 @@ int vf_op_grey_to_l(const struct vf_tensor *grey, struct vf_tensor *l, struct vf
     if (!same_image(grey, l))
         return bad_shapes(err, op, "grey", grey, "l", l, "they must have the same size");
     if (fin) {
-        TRYC(check_tensor(err, op, "fin", fin, grey->be));
-        TRYC(check_channels(err, op, "fin", fin, 3));
-        if (!same_image(grey, fin))
-            return bad_shapes(err, op, "grey", grey, "fin", fin, "they must have the same size");
+        TRYC(check_like(err, op, "grey", grey, "fin", fin, 3));
     }
     const long np = npix(grey);
     vf_be_enter_(grey->be);
@@ -763,10 +772,7 @@ int vf_op_rgb_to_lab(const struct vf_tensor *rgb, struct vf_tensor *lab, struct 
     if (!same_image(rgb, lab))
         return bad_shapes(err, op, "rgb", rgb, "lab", lab, "they must have the same size");
     if (fin) {
-        TRYC(check_tensor(err, op, "fin", fin, rgb->be));
-        TRYC(check_channels(err, op, "fin", fin, 3));
-        if (!same_image(rgb, fin))
-            return bad_shapes(err, op, "rgb", rgb, "fin", fin, "they must have the same size");
+        TRYC(check_like(err, op, "rgb", rgb, "fin", fin, 3));
     }
     const long np = npix(rgb);
     vf_be_enter_(rgb->be);
@@ -989,17 +995,10 @@ int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, fl
     if (!rgb && !cbcr)
         return vf_error_set(err, VF_EINVAL, "%s: neither rgb nor cbcr asked for", op);
     if (rgb) {
-        TRYC(check_tensor(err, op, "rgb", rgb, grey->be));
-        TRYC(check_channels(err, op, "rgb", rgb, 3));
-        if (!same_image(grey, rgb))
-            return bad_shapes(err, op, "grey", grey, "rgb", rgb, "they must have the same size");
+        TRYC(check_like(err, op, "grey", grey, "rgb", rgb, 3));
     }
     if (cbcr) {
-        TRYC(check_tensor(err, op, "cbcr", cbcr, grey->be));
-        TRYC(check_channels(err, op, "cbcr", cbcr, 2));
-        if (!same_image(grey, cbcr))
-            return bad_shapes(err, op, "grey", grey, "cbcr", cbcr,
-                              "they must have the same size");
+        TRYC(check_like(err, op, "grey", grey, "cbcr", cbcr, 2));
     }
     if (!(kr > 0.0f && kb > 0.0f && kr + kb < 1.0f))
         return vf_error_set(err, VF_EINVAL, "%s: Kr = %g, Kb = %g is not a luma matrix (need "
