@@ -4,6 +4,7 @@
  * (3×3, 256→256 at 56×96, same precision, same backend), so that the figure is a ratio that
  * means the same on any CPU; plus the memory a colorizer holds and whether it grows.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +22,28 @@ struct bench_opts {
     bool no_ref;
 };
 
+/* A whole decimal number in [lo, hi], nothing after it (end: where it stopped, or NULL). */
+static bool parse_int(const char *s, long lo, long hi, long *v, const char **end)
+{
+    char *e;
+    errno = 0;
+    long x = strtol(s, &e, 10);
+    if (e == s || errno || x < lo || x > hi || (!end && *e)) return false;
+    if (end) *end = e;
+    *v = x;
+    return true;
+}
+
 static int parse_size(const char *s, int *h, int *w)
 {
-    char x;
-    return sscanf(s, "%d%c%d", h, &x, w) == 3 && (x == 'x' || x == 'X') && *h > 0 && *w > 0;
+    long a, b;
+    const char *e;
+    if (!parse_int(s, 1, 65536, &a, &e) || (*e != 'x' && *e != 'X') ||
+        !parse_int(e + 1, 1, 65536, &b, NULL))
+        return 0;
+    *h = (int)a;
+    *w = (int)b;
+    return 1;
 }
 
 static long rss_kib(void)
@@ -107,7 +126,7 @@ static int usage(const char *msg)
 {
     fprintf(stderr, "vaefarm bench: %s\nusage: vaefarm bench [--model FILE|tiny|full] "
             "[--size HxW] [--full-size HxW] [--precision f32|bf16|f16] [--frames N] "
-            "[--threads N] [--json]\n", msg);
+            "[--threads N] [--no-reference-conv] [--json]\n", msg);
     return VF_EXIT_USAGE;
 }
 
@@ -125,11 +144,15 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
         } else if (strcmp(a, "--precision") == 0 && v) {
             if (vf_dtype_parse(argv[++i], &o.dt)) return usage("--precision is f32, bf16 or f16");
         } else if (strcmp(a, "--frames") == 0 && v) {
-            o.frames = atoi(argv[++i]);
-            if (o.frames < 1 || o.frames > 1000000) return usage("--frames wants 1..1000000");
+            long v;
+            if (!parse_int(argv[++i], 1, 1000000, &v, NULL))
+                return usage("--frames wants 1..1000000");
+            o.frames = (int)v;
         } else if (strcmp(a, "--threads") == 0 && v) {
-            o.threads = atoi(argv[++i]);
-            if (o.threads < 0 || o.threads > 1024) return usage("--threads wants 0..1024");
+            long v;
+            if (!parse_int(argv[++i], 0, 1024, &v, NULL))
+                return usage("--threads wants 0..1024 (0: all cores)");
+            o.threads = (int)v;
         } else if (strcmp(a, "--no-reference-conv") == 0) o.no_ref = true;
         else {
             char msg[256];

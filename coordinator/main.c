@@ -19,7 +19,7 @@ static const char usage_text[] =
     "       vaefarm probe VIDEO [--json]\n"
     "       vaefarm eval --truth VIDEO --output VIDEO [--json]\n"
     "       vaefarm bench [--model FILE|tiny|full] [--size HxW] [--precision f32|bf16|f16]\n"
-    "                     [--frames N] [--full-size HxW] [--threads N] [--json]\n"
+    "                     [--frames N] [--full-size HxW] [--threads N] [--no-reference-conv] [--json]\n"
     "       vaefarm --help | --version\n";
 
 static void print_help(void)

@@ -157,6 +157,9 @@ int vf_backend_create(struct vf_backend **out, const struct vf_backend_opts *opt
     if (opts->device != VF_DEVICE_CPU)
         return vf_error_set(err, VF_EINVAL, "vf_backend_create: unknown device kind %d",
                             (int)opts->device);
+    /* Determinism (DESIGN.md §4): no nested parallel regions, whatever OMP_MAX_ACTIVE_LEVELS
+     * says; the chunked matmul relies on oneDNN running single-threaded inside each chunk. */
+    omp_set_max_active_levels(1);
     if (opts->threads < 0)
         return vf_error_set(err, VF_EINVAL,
                             "CPU backend: threads = %d; give a positive count or 0 for all cores",
@@ -344,13 +347,14 @@ int vf_tensor_upload(struct vf_tensor *t, const float *nchw, struct vf_error *er
     int rc = check_tensor(t, "vf_tensor_upload", err);
     if (rc)
         return rc;
-    const int n = t->n, c = t->c, hw = t->h * t->w;
+    const int n = t->n, c = t->c;
+    const long hw = (long)t->h * t->w;
     const size_t ps = (size_t)t->pix_stride;
     if (t->be)
         vf_be_enter_(t->be);
     for (int i = 0; i < n; i++) {
 #pragma omp parallel for schedule(static)
-        for (int p = 0; p < hw; p++) {
+        for (long p = 0; p < hw; p++) {
             const float *s = nchw + (size_t)i * c * hw + p;
             size_t o = ((size_t)i * hw + p) * ps;
             switch (t->dtype) {
@@ -383,13 +387,14 @@ int vf_tensor_download(const struct vf_tensor *t, float *nchw, struct vf_error *
     int rc = check_tensor(t, "vf_tensor_download", err);
     if (rc)
         return rc;
-    const int n = t->n, c = t->c, hw = t->h * t->w;
+    const int n = t->n, c = t->c;
+    const long hw = (long)t->h * t->w;
     const size_t ps = (size_t)t->pix_stride;
     if (t->be)
         vf_be_enter_(t->be);
     for (int i = 0; i < n; i++) {
 #pragma omp parallel for schedule(static)
-        for (int p = 0; p < hw; p++) {
+        for (long p = 0; p < hw; p++) {
             float *d = nchw + (size_t)i * c * hw + p;
             size_t o = ((size_t)i * hw + p) * ps;
             switch (t->dtype) {

@@ -323,10 +323,12 @@ static inline VF_HD float vf_keep_luma_eval(float L, float a, float b, float kr,
  * each evaluation narrows a bracket [bl, bh] (luma(bl) < grey ≤ luma(bh)); a step that leaves
  * it goes to the bisection's end point (L* = 100/2²¹ or 100 − 100/2²¹, where it stops when
  * every luma is above or below the target) or halves the bracket. It returns the colour at the
- * last point once the Newton step is under 1e-5 (so |ΔL*| to the bisection's root ≤ 1e-5 +
- * its half-width 4.8e-5 where the luma increases through the root), and falls back to the 20
- * bisection steps when the slope is not positive (clamped, flat or decreasing luma), the input
- * is not finite, or 8 steps do not converge. */
+ * last point once the Newton step or the bracket is under VF_KEEP_LUMA_TOL (2e-5; so |ΔL*| to
+ * the bisection's root ≤ 2e-5 + its half-width 4.8e-5 where the luma increases through the
+ * root), and falls back to the 20 bisection steps when the slope is not positive (clamped,
+ * flat or decreasing luma), the input is not finite, the chroma radius is ≥ 120 (where luma
+ * stops increasing in L*: checked for BT.709 and BT.601), or VF_KEEP_LUMA_NEWTON (12) steps do
+ * not converge. */
 static inline VF_HD vf_f3 vf_keep_luma_rgb(float grey, float a, float b, float kr, float kb)
 {
     if (!(a * a + b * b < VF_KEEP_LUMA_CHROMA2))

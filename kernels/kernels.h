@@ -11,8 +11,9 @@
  *     vf_tensor_upload / vf_tensor_download (pinned staging on CUDA).
  *   - Everything with a fixed shape (a convolution, a matmul, a pooling) is a "primitive"
  *     created once, with its weights and scratch, then run per frame with no allocation.
- *   - Precision: a tensor's dtype is its storage type. Arithmetic is f32 (accumulation in f32 for
- *     every reduction), whatever the storage. Convolutions and matmuls take the dtype they were
+ *   - Precision: a tensor's dtype is its storage type. Arithmetic is f32 whatever the storage;
+ *     oneDNN's primitives accumulate in f32, the C operators' reductions (norms, means, softmax
+ *     sums, box filters) in double, always in a fixed order. Convolutions and matmuls take the dtype they were
  *     created with for source and weights; their destination may be f32 or that dtype.
  *   - Determinism: every operator's result is independent of the thread count and of the call
  *     history (fixed reduction order), so a rank's output does not depend on how many threads it
@@ -73,7 +74,9 @@ enum vf_device vf_backend_device(const struct vf_backend *be);
 bool vf_backend_supports(const struct vf_backend *be, enum vf_dtype dt);
 /* Wait until everything enqueued on the backend's stream has finished. */
 int vf_backend_sync(struct vf_backend *be, struct vf_error *err);
-/* Bytes of device memory this backend holds now (tensors, primitives' weights and scratch). */
+/* Bytes of device memory this backend holds now: tensors, primitives' weights and the shared
+ * workspace (which only grows, at primitive creation). oneDNN's own allocations (JIT code) are
+ * not counted. One backend serves one thread at a time: its workspace is shared. */
 size_t vf_backend_bytes(const struct vf_backend *be);
 
 /* A 4-D activation tensor, logically n × c × h × w, stored channels-last (NHWC): element
@@ -113,7 +116,7 @@ struct vf_conv_desc {
     int kh, kw;
     int stride;
     int pad;                    /* each side; for VF_PAD_REFLECT the primitive reflects into
-                                   its own scratch, then convolves unpadded */
+                                   the backend's workspace, then convolves unpadded */
     enum vf_pad pad_mode;
     int dilation;               /* 1 = dense */
     int groups;                 /* 1, or ic == oc == groups for depthwise */
@@ -143,7 +146,7 @@ int vf_conv_run(struct vf_conv *cv, const struct vf_tensor *src, struct vf_tenso
 double vf_conv_macs(const struct vf_conv *cv);
 void vf_conv_destroy(struct vf_conv **cv);
 
-/* Batched row-major matrix product: C = A · B (or Bᵀ), for m × k A and k × n B (n × k when
+/* Row-major matrix product: C = A · B (or Bᵀ), for m × k A and k × n B (n × k when
  * trans_b), with leading dimensions lda, ldb, ldc in elements. A and B are of `dt`; C is f32. */
 struct vf_matmul_desc {
     int m, n, k;
@@ -215,6 +218,7 @@ int vf_op_l2norm(const struct vf_tensor *src, struct vf_tensor *dst, bool center
  * s[r] = max_j f[r][j]; p = softmax_j((f[r][j] − max)/τ) (computed stably, f32, fixed order);
  * out[r][ch] = Σ_j p_j · v[j][ch] for v (ncols × vc, f32, row-major). s (rows) and out
  * (rows × vc) are device f32 pointers. */
+/* (s may be NULL; f32 within blocks of 64 columns, combined in double in a fixed order) */
 int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int ncols, int ld,
                          float tau, const float *v, int vc, float *s, float *out,
                          struct vf_error *err);

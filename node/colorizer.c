@@ -59,6 +59,7 @@ struct vf_colorizer {
     struct vf_tensor scores;    /* f32 ATTN_ROWS × N */
     struct vf_tensor wab_lo, conf_lo;   /* f32 2 (1) × H/4 × W/4 */
     bool have_ref;
+    bool have_frame;            /* a frame since the last reference: post has something */
 
     /* C */
     struct vf_tensor cin;       /* dt 7 × H × W: [L, W^ab, S, L(t−1), ab(t−1)] (the −50 of
@@ -320,11 +321,12 @@ static int create_c(struct vf_colorizer *c, struct vf_error *err)
     const struct net_conv *c0 = &net->c_enc[0][0];
     c->c_bias0 = vf_calloc((size_t)c0->oc, sizeof(float), err);
     if (!c->c_bias0) return VF_ENOMEM;
+    const size_t kk = (size_t)c0->k * (size_t)c0->k;
     for (int o = 0; o < c0->oc; o++) {
         double s = 0;
-        for (int i = 0; i < c0->k * c0->k; i++)
-            s += (double)c0->w[((size_t)o * 7 + 0) * 9 + (size_t)i] +
-                 (double)c0->w[((size_t)o * 7 + 4) * 9 + (size_t)i];
+        for (size_t i = 0; i < kk; i++)
+            s += (double)c0->w[((size_t)o * (size_t)c0->ic + 0) * kk + i] +
+                 (double)c0->w[((size_t)o * (size_t)c0->ic + 4) * kk + i];
         c->c_bias0[o] = (float)((double)c0->b[o] - 50.0 * s);
     }
     int h = c->h, w = c->w;
@@ -388,22 +390,22 @@ int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
                         const struct vf_colorizer_opts *opts, struct vf_error *err)
 {
     *out = NULL;
-    if (opts->h < 8 || opts->w < 8 || opts->h % 8 || opts->w % 8 || opts->h > 8192 ||
+    if (opts->h < 32 || opts->w < 32 || opts->h % 8 || opts->w % 8 || opts->h > 8192 ||
         opts->w > 8192)
         return vf_error_set(err, VF_EINVAL,
                             "inference size %dx%d: height and width must be multiples of 8 "
-                            "between 8 and 8192 (e.g. 216x384)", opts->h, opts->w);
-    if (opts->h < 32 || opts->w < 32)
-        return vf_error_set(err, VF_EINVAL, "inference size %dx%d: F downsamples by 32, so both "
-                            "sides must be at least 32", opts->h, opts->w);
-    if (opts->full_h < 0 || opts->full_w < 0 || opts->full_h > 16384 || opts->full_w > 16384)
-        return vf_error_set(err, VF_EINVAL, "full size %dx%d is out of range", opts->full_h,
-                            opts->full_w);
+                            "between 32 and 8192 (F downsamples by 32; e.g. 216x384)", opts->h,
+                            opts->w);
+    if (opts->full_h < 0 || opts->full_w < 0 || opts->full_h > 16384 || opts->full_w > 16384 ||
+        (opts->full_h > 0) != (opts->full_w > 0))
+        return vf_error_set(err, VF_EINVAL, "full size %dx%d: give both sides, each up to 16384, "
+                            "or 0x0 for no post-processing", opts->full_h, opts->full_w);
     if (opts->precision != VF_F32 && !vf_backend_supports(opts->be, opts->precision))
         return vf_error_set(err, VF_EUNSUPPORTED,
-                            "precision %s is not available on this backend (this CPU has no "
-                            "native %s arithmetic); use --precision f32",
-                            vf_dtype_name(opts->precision), vf_dtype_name(opts->precision));
+                            "precision %s is not available on this backend (the CPU backend "
+                            "computes bf16 only where the ISA has it, and f16 nowhere: oneDNN "
+                            "2.6 has no f16 CPU kernels); use precision f32",
+                            vf_dtype_name(opts->precision));
     struct vf_colorizer *c = vf_calloc(1, sizeof *c, err);
     if (!c) return VF_ENOMEM;
     c->net = net;
@@ -510,6 +512,8 @@ int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, struct 
     double t0 = vf_now(), acc = 0;
     int rc;
     c->have_ref = false;
+    c->have_frame = false;
+    if (!rgb) return vf_error_set(err, VF_EINVAL, "colorizer: no reference image given");
     TRY(vf_tensor_upload(&c->ref_rgb, rgb, err));
     TRY(vf_op_rgb_to_lab(&c->ref_rgb, &c->ref_lab, &c->fin, err));
     TRY(run_f(c, err));
@@ -524,7 +528,8 @@ int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, struct 
     vf_colorizer_reset(c);
     return VF_OK;
 fail:
-    return vf_error_prefix(err, "reference features");
+    vf_error_prefix(err, "reference features");
+    return rc;
 }
 
 void vf_colorizer_reset(struct vf_colorizer *c)
@@ -547,6 +552,7 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     if (!c->have_ref)
         return vf_error_set(err, VF_EINVAL, "colorizer: a frame before any reference "
                             "(call vf_colorizer_set_reference first)");
+    if (!grey) return vf_error_set(err, VF_EINVAL, "colorizer: no frame given");
     double t0 = vf_now();
     int rc;
     struct vf_tensor l = vf_tensor_slice(&c->cin, 0, 1);
@@ -628,15 +634,20 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
             float *dst = ch < 2 ? taps->warp_ab : taps->conf;
             if (!dst) continue;
             dst += (size_t)(ch < 2 ? ch : 0) * (size_t)c->h * (size_t)c->w;
-            for (int y = 0; y < c->h; y++)
-                for (int x = 0; x < c->w; x++)
-                    dst[(size_t)y * c->w + x] =
-                        lo[(size_t)ch * c->npos + (size_t)(y / 4) * c->w4 + (size_t)(x / 4)];
+            for (int py = 0; py < c->h; py++)
+                for (int px = 0; px < c->w; px++)
+                    dst[(size_t)py * c->w + px] =
+                        lo[(size_t)ch * c->npos + (size_t)(py / 4) * c->w4 + (size_t)(px / 4)];
         }
     }
     c->times.frames++;
+    c->have_frame = true;
     return VF_OK;
 fail:
+    /* Leave no half-updated recurrence behind: the next frame starts from the zero state. */
+    vf_colorizer_reset(c);
+    c->have_frame = false;
+    vf_error_prefix(err, "frame %ld", c->times.frames);
     return rc;
 }
 
@@ -646,6 +657,10 @@ int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb
     if (c->fh <= 0)
         return vf_error_set(err, VF_EINVAL, "colorizer: created without a full size, so no "
                             "post-processing (set full_h, full_w)");
+    if (!c->have_frame)
+        return vf_error_set(err, VF_EINVAL, "colorizer: post-processing before any frame since "
+                            "the reference (call vf_colorizer_frame first)");
+    if (!grey_full) return vf_error_set(err, VF_EINVAL, "colorizer: no full-size grey given");
     double t0 = vf_now();
     int rc;
     TRY(vf_tensor_upload(&c->grey_full, grey_full, err));
@@ -658,6 +673,7 @@ int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb
     TRY(sync_time(c, &c->times.post, &t0, err));
     return VF_OK;
 fail:
+    vf_error_prefix(err, "post-processing");
     return rc;
 }
 
@@ -670,6 +686,7 @@ void vf_colorizer_times_reset(struct vf_colorizer *c) { memset(&c->times, 0, siz
 
 void vf_colorizer_tap_shape(const struct vf_colorizer *c, int tap, int *ch, int *th, int *tw)
 {
+    VF_ASSERT(tap >= 0 && tap < 4);
     *ch = c->tap[tap].c;
     *th = c->tap[tap].h;
     *tw = c->tap[tap].w;

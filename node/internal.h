@@ -57,6 +57,9 @@ struct vf_net {
     struct net_conv c_out;
 };
 
+/* Check an architecture's ranges (the limits the colorizer and kernels/ can build). */
+int vf_arch_check(const struct vf_arch *arch, const char *what, struct vf_error *err);
+
 /* Parse the "vaefarm" metadata JSON into an architecture (checked ranges). */
 int vf_arch_from_json(const char *text, const char *what, struct vf_arch *arch,
                       struct vf_error *err);

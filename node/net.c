@@ -87,7 +87,8 @@ int vf_arch_preset(const char *name, struct vf_arch *arch, struct vf_error *err)
 /* ---- metadata JSON → arch ---- */
 
 #define MAX_WIDTH 8192
-#define MAX_REPEAT 64
+#define MAX_ADAPTER 2048        /* 4·adapter channels are centred: kernels' limit is 8192 */
+#define MAX_REPEAT VF_NET_MAX_BLOCKS
 
 static int json_int_in(json_t *obj, const char *key, int lo, int hi, int *out, const char *what,
                        const char *sect, struct vf_error *err)
@@ -136,6 +137,45 @@ static json_t *json_section(json_t *root, const char *key, const char *what, str
     return s;
 }
 
+#define ARCH_RANGE(v, lo, hi, name)                                                            \
+    do {                                                                                       \
+        if ((v) < (lo) || (v) > (hi))                                                          \
+            return vf_error_set(err, VF_EINVAL, "%s: architecture: %s = %d is out of range "   \
+                                "[%d, %d]", what, name, (int)(v), (int)(lo), (int)(hi));       \
+    } while (0)
+
+int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *err)
+{
+    ARCH_RANGE(a->f_stem, a->f_widths[0], a->f_widths[0], "F.stem (must equal F.widths[0])");
+    for (int i = 0; i < 4; i++) {
+        ARCH_RANGE(a->f_widths[i], 1, MAX_WIDTH, "F.widths[i]");
+        ARCH_RANGE(a->f_blocks[i], 1, MAX_REPEAT, "F.blocks[i]");
+        ARCH_RANGE(a->c_widths[i], 1, MAX_WIDTH, "C.widths[i]");
+        ARCH_RANGE(a->c_enc_convs[i], 1, MAX_REPEAT, "C.enc_convs[i]");
+    }
+    for (int k = 0; k < 3; k++) {
+        ARCH_RANGE(a->c_dec_widths[k], 1, MAX_WIDTH, "C.dec_widths[k]");
+        ARCH_RANGE(a->c_dec_convs[k], 0, MAX_REPEAT, "C.dec_convs[k]");
+    }
+    ARCH_RANGE(a->a_adapter, 1, MAX_ADAPTER, "A.adapter");
+    ARCH_RANGE(a->a_res_blocks, 0, MAX_REPEAT, "A.res_blocks");
+    ARCH_RANGE(a->c_latent, 1, MAX_WIDTH, "C.latent");
+    ARCH_RANGE(a->c_mid_groups, 1, 8, "len(C.mid)");
+    for (int g = 0; g < a->c_mid_groups; g++) {
+        ARCH_RANGE(a->c_mid_len[g], 1, 8, "len(C.mid[g])");
+        for (int j = 0; j < a->c_mid_len[g]; j++) ARCH_RANGE(a->c_mid_dil[g][j], 1, 16, "C.mid[g][j]");
+    }
+    if (!(a->tau > 1e-6f && a->tau < 1e3f))
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: A.tau = %g is out of range "
+                            "(1e-6, 1e3)", what, (double)a->tau);
+    ARCH_RANGE(a->inference_h, 32, 8192, "inference_size[0]");
+    ARCH_RANGE(a->inference_w, 32, 8192, "inference_size[1]");
+    if (a->inference_h % 8 || a->inference_w % 8)
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: inference_size %dx%d must be "
+                            "multiples of 8", what, a->inference_h, a->inference_w);
+    return VF_OK;
+}
+
 int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, struct vf_error *err)
 {
     memset(a, 0, sizeof *a);
@@ -168,7 +208,7 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     if (json_int_in(F, "stem", 1, MAX_WIDTH, &a->f_stem, what, "F", err) ||
         json_ints_in(F, "widths", 4, 1, MAX_WIDTH, a->f_widths, what, "F", err) ||
         json_ints_in(F, "blocks", 4, 1, MAX_REPEAT, a->f_blocks, what, "F", err) ||
-        json_int_in(A, "adapter", 1, MAX_WIDTH, &a->a_adapter, what, "A", err) ||
+        json_int_in(A, "adapter", 1, MAX_ADAPTER, &a->a_adapter, what, "A", err) ||
         json_int_in(A, "res_blocks", 0, MAX_REPEAT, &a->a_res_blocks, what, "A", err) ||
         json_ints_in(C, "widths", 4, 1, MAX_WIDTH, a->c_widths, what, "C", err) ||
         json_ints_in(C, "enc_convs", 4, 1, MAX_REPEAT, a->c_enc_convs, what, "C", err) ||
@@ -217,15 +257,10 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
         }
     }
     int size[2];
-    if (json_ints_in(root, "inference_size", 2, 8, 8192, size, what, "(top)", err)) goto out;
-    if (size[0] % 8 || size[1] % 8) {
-        vf_error_set(err, VF_EINVAL, "%s: architecture metadata: inference_size %dx%d must be "
-                     "multiples of 8", what, size[0], size[1]);
-        goto out;
-    }
+    if (json_ints_in(root, "inference_size", 2, 32, 8192, size, what, "(top)", err)) goto out;
     a->inference_h = size[0];
     a->inference_w = size[1];
-    rc = VF_OK;
+    rc = vf_arch_check(a, what, err);
 out:
     json_decref(root);
     return rc;
@@ -274,9 +309,10 @@ static int fetch(struct source *src, const char *name, int ndim, const int64_t *
 {
     int64_t count = 1;
     for (int i = 0; i < ndim; i++) count *= shape[i];
-    float *buf = vf_calloc((size_t)count, sizeof(float), err);
-    if (!buf) return VF_ENOMEM;
+    float *buf = NULL;
     if (!src->st) {
+        buf = vf_calloc((size_t)count, sizeof(float), err);
+        if (!buf) return VF_ENOMEM;
         int64_t fan_in = ndim == 4 ? shape[1] * shape[2] * shape[3] : 1;
         double std = sqrt(2.0 / (double)fan_in);
         for (int64_t i = 0; i < count; i++) {
@@ -296,7 +332,6 @@ static int fetch(struct source *src, const char *name, int ndim, const int64_t *
     }
     const struct vf_st_tensor *t = vf_safetensors_find(src->st, name);
     if (!t) {
-        free(buf);
         return vf_error_set(err, VF_EINVAL,
                             "%s: tensor '%s' is missing, but the architecture in the file's "
                             "metadata needs it (a weights file of another architecture?)",
@@ -308,11 +343,12 @@ static int fetch(struct source *src, const char *name, int ndim, const int64_t *
         char want[128], got[128];
         shape_str(want, sizeof want, ndim, shape);
         shape_str(got, sizeof got, t->ndim, t->shape);
-        free(buf);
         return vf_error_set(err, VF_EINVAL,
                             "%s: tensor '%s' has shape %s, but the architecture in the file's "
                             "metadata needs %s", src->what, name, got, want);
     }
+    buf = vf_calloc((size_t)count, sizeof(float), err);
+    if (!buf) return VF_ENOMEM;
     int rc = vf_st_to_f32(t, buf, err);
     if (rc) {
         free(buf);
@@ -477,11 +513,7 @@ static int build(struct vf_net *net, struct source *src, struct vf_error *err)
     const struct vf_arch *a = &net->arch;
     char p[128], q[128];
     int rc;
-    for (int l = 0; l < 4; l++)
-        if (a->f_blocks[l] > VF_NET_MAX_BLOCKS || a->c_enc_convs[l] > VF_NET_MAX_BLOCKS ||
-            (l < 3 && a->c_dec_convs[l] > VF_NET_MAX_BLOCKS) || a->a_res_blocks > VF_NET_MAX_BLOCKS)
-            return vf_error_set(err, VF_EUNSUPPORTED, "%s: the architecture repeats a block more "
-                                "than %d times", src->what, VF_NET_MAX_BLOCKS);
+    if ((rc = vf_arch_check(a, src->what, err))) return rc;
     /* F */
     if ((rc = fetch_conv_bn(src, net, "F.conv1", "F.bn1", 3, a->f_stem, 7, &net->f_conv1, err)))
         return rc;

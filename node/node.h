@@ -113,7 +113,9 @@ struct vf_colorizer_times {
 };
 
 /* One colorizer: every buffer and primitive for its size and precision is allocated here; the
- * per-frame calls allocate nothing. Not thread-safe (one per thread). */
+ * per-frame calls allocate nothing. Not thread-safe: one colorizer per thread, and one backend
+ * per thread (colorizers on one backend share its workspace). A failed frame resets the
+ * recurrence to the zero state. */
 struct vf_colorizer;
 
 int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,

@@ -12,11 +12,15 @@ out=${2:-$root/out/bench}
 vf="$build/coordinator/vaefarm"
 [ -x "$vf" ] || { echo "bench_network: build first ($vf missing)" >&2; exit 1; }
 mkdir -p "$out"
-lscpu | grep -E 'Model name|^CPU\(s\)' | sed 's/^/# /'
+{ lscpu | grep -E 'Model name|^CPU\(s\)' | sed 's/^/# /'; } || true
+precs="f32"
+"$vf" bench --model tiny --size 32x32 --frames 1 --precision bf16 --no-reference-conv >/dev/null 2>&1 \
+  && precs="f32 bf16" || echo "# this CPU has no bf16: f32 only"
+export VF_PRECS="$precs"
 for cfg in "tiny 144x256 20 3" "full 216x384 4 1"; do
   set -- $cfg
   arch=$1 size=$2 frames=$3 warm=$4
-  for prec in f32 bf16; do
+  for prec in $precs; do
     "$vf" bench --model "$arch" --size "$size" --precision "$prec" --frames "$frames" --json \
       > "$out/vaefarm_${arch}_${prec}.json"
   done
@@ -32,8 +36,8 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 for arch in ("tiny", "full"):
     t = json.load(open(os.path.join(out, "torch_%s.json" % arch)))
     ok = [r for r in t["results"] if "fps" in r]
-    best = max(ok, key=lambda r: r["fps"])
-    for prec in ("f32", "bf16"):
+    best = max(ok, key=lambda r: r["fps"]) if ok else {"fps": float("nan")}
+    for prec in os.environ["VF_PRECS"].split():
         v = json.load(open(os.path.join(out, "vaefarm_%s_%s.json" % (arch, prec))))
         m = v["ms_per_frame"]
         print("| %s %dx%d | vaefarm (C) | %s | %.1f | %.1f | %.1f | %.1f | %.2f | %.2fx | %.0f%% (ref %.0f GFLOP/s) |" % (

@@ -12,7 +12,8 @@ if ! "$py" -c 'import torch' 2>/dev/null; then
   echo "make_golden: Debian's python3-torch is missing: run scripts/setup.sh" >&2
   exit 1
 fi
-stamp=$(cd "$root" && cat train/golden.py train/export.py train/safetensors_io.py train/vaefarm_ref/*.py | sha256sum | cut -c1-16)
+args="--seed 7 --frames 5"   # tests/test_golden.c reads 5 frames
+stamp=$( (cd "$root" && echo "$args" && cat train/golden.py train/export.py train/safetensors_io.py train/vaefarm_ref/*.py) | sha256sum | cut -c1-16)
 for arch in tiny full; do
   dir="$out/$arch"
   if [ -f "$dir/golden.safetensors" ] && [ "$(cat "$dir/stamp" 2>/dev/null)" = "$stamp" ]; then
@@ -21,8 +22,10 @@ for arch in tiny full; do
   fi
   mkdir -p "$out"
   tmp=$(mktemp -d "$out/.$arch.XXXXXX")   # this run's own: two runs never share a folder
+  trap 'rm -rf "$tmp"' EXIT
   t0=$(date +%s.%N)
-  "$py" "$root/train/golden.py" --arch "$arch" --seed 7 --frames 5 --out "$tmp"
+  # shellcheck disable=SC2086
+  "$py" "$root/train/golden.py" --arch "$arch" $args --out "$tmp"
   echo "$stamp" > "$tmp/stamp"
   rm -rf "$dir" && mv "$tmp" "$dir"
   awk -v a="$t0" -v b="$(date +%s.%N)" -v n="$arch" 'BEGIN{printf "make_golden: %s done in %.1f s\n", n, b-a}'

@@ -264,13 +264,38 @@ static void colorizer_refuses_bad_sizes(void **state)
     assert_non_null(strstr(err.msg, "multiples of 8"));
     o.h = 16;
     assert_int_equal(vf_colorizer_create(&cz, net, &o, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "between 32 and 8192"));
     o.h = 64;
     o.w = 64;
+    o.full_h = 128;     /* one side only */
+    assert_int_equal(vf_colorizer_create(&cz, net, &o, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "give both sides"));
+    o.full_w = 128;
     assert_int_equal(vf_colorizer_create(&cz, net, &o, &err), VF_OK);
-    float grey[64 * 64] = {0}, ab[2 * 64 * 64];
+    static float grey[128 * 128], ab[2 * 128 * 128], ref[3 * 64 * 64];
     assert_int_equal(vf_colorizer_frame(cz, grey, ab, NULL, &err), VF_EINVAL);
     assert_non_null(strstr(err.msg, "before any reference"));
+    assert_int_equal(vf_colorizer_set_reference(cz, ref, &err), VF_OK);
     assert_int_equal(vf_colorizer_post(cz, grey, NULL, ab, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "before any frame"));
+    assert_int_equal(vf_colorizer_frame(cz, grey, ab, NULL, &err), VF_OK);
+    assert_int_equal(vf_colorizer_post(cz, grey, NULL, ab, &err), VF_OK);
+    vf_colorizer_destroy(&cz);
+    /* Creation failing halfway frees what it made (ASan checks): a dilation of 16 in C's
+     * bottleneck cannot reflect-pad a 64x64 input's 8x8 level. */
+    a.c_mid_dil[0][0] = 16;
+    struct vf_net *bad = NULL;
+    assert_int_equal(vf_net_random(&a, 3, &bad, &err), VF_OK);
+    o.full_h = o.full_w = 0;
+    assert_true(vf_colorizer_create(&cz, bad, &o, &err) < 0);
+    assert_null(cz);
+    printf("  -> %s\n", err.msg);
+    vf_net_free(&bad);
+    /* An architecture out of range is refused before anything is built. */
+    a.c_mid_dil[0][0] = 2;
+    a.c_mid_groups = 9;
+    assert_int_equal(vf_net_random(&a, 3, &bad, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "len(C.mid)"));
     vf_colorizer_destroy(&cz);
     vf_backend_destroy(&be);
     vf_net_free(&net);
