@@ -50,6 +50,10 @@ echo "== vaefarm probe"
 echo
 echo "== vaefarm plan"
 "$vaefarm" plan "$demo/film.yaml" --simulate 4
+
+echo "== vaefarm bench (the colorization network on this machine; random tiny weights: no trained"
+echo "   model is bundled yet)"
+"$vaefarm" bench --model tiny --frames 5
 echo
-echo "demo: the media layer is done (probe, shot detection, plan); colorizing the film"
-echo "      (vaefarm run) arrives with the network and the farm."
+echo "demo: the media layer and the network are done (probe, shot detection, plan, bench);"
+echo "      colorizing the whole film (vaefarm run) arrives with the farm."
