@@ -14,6 +14,7 @@
 
 #include "common/common.h"
 #include "kernels/kernels.h"
+#include "shard/shard.h"
 
 /* ============================== safetensors ================================================ */
 /* The format: 8 bytes little-endian header length N, N bytes of JSON (an object: tensor name →
@@ -149,5 +150,69 @@ const struct vf_colorizer_times *vf_colorizer_times(const struct vf_colorizer *c
 void vf_colorizer_times_reset(struct vf_colorizer *c);
 /* Sizes of F's taps for a frame of h × w (channels, height, width). */
 void vf_colorizer_tap_shape(const struct vf_colorizer *c, int tap, int *ch, int *th, int *tw);
+
+/* ============================== chunk pipeline ============================================= */
+/* One chunk of a planned film → one segment file (DESIGN.md §4, docs/NODE.md). Single-threaded
+ * for now: decode ▶ infer ▶ encode run one after the other per frame; the stages are separate
+ * steps so that a later pipeline can overlap them. */
+
+/* The film-dependent colorizer options: full_h/full_w = the film's size (post-processing on),
+ * kr/kb = the film's matrix (color_space: bt709, smpte170m/bt470bg (BT.601), bt2020nc/bt2020c,
+ * fcc, smpte240m; unknown: BT.709 at height >= 720, BT.601 below, as shard/ and players guess).
+ * Leaves be, precision, h and w to the caller. */
+void vf_node_colorizer_opts(const struct vf_media_info *info, struct vf_colorizer_opts *opts);
+
+/* Load a reference image (PNG, JPEG, or any file FFmpeg reads: its first frame) with shard's
+ * decoder (VF_DECODE_RGB) and resize it to h × w as sRGB [0, 1], planar 3 × h × w, into rgb
+ * (caller's, 3·h·w floats). Resizing: area average per axis where it shrinks, bilinear
+ * (align_corners = false) where it grows; the aspect ratio is not kept (the reference is an
+ * exemplar of colours, stretched to the inference frame). */
+int vf_node_load_reference(const char *path, int h, int w, float *rgb, struct vf_error *err);
+
+struct vf_chunk_job {
+    const struct vf_media_info *info;   /* the probed film (probe once per rank, not per chunk) */
+    const struct vf_chunk *chunk;       /* warm_start <= start < end <= info->frames */
+    const struct vf_encode_spec *encode;/* the film's encode settings */
+    const char *segment;                /* output path (written as a temporary, then renamed) */
+    struct vf_colorizer *colorizer;     /* the caller's, made with vf_node_colorizer_opts(info)
+                                           and h × w below; not thread-safe: one per thread */
+    int h, w;                           /* the colorizer's inference size */
+    const float *reference_rgb;         /* 3 × h × w: set as the colorizer's reference first;
+                                           NULL: the colorizer already holds the shot's */
+};
+
+struct vf_chunk_result {
+    char checksum[65];                  /* sha256 hex of the segment */
+    int64_t frames_decoded;             /* end - warm_start */
+    int64_t frames_warmup;              /* start - warm_start, colorized and dropped */
+    int64_t frames_kept;                /* end - start, in the segment */
+    double t_decode;                    /* s: decoding, luma → grey (full and inference size) */
+    double t_infer;                     /* s: vf_colorizer_frame + vf_colorizer_post */
+    double t_encode;                    /* s: chroma packing, encoding, muxing, close */
+    double t_total;                     /* s: the whole call */
+    /* ab (2 × h × w, planar, inference size) of frame start − 1 from this chunk's warm-up (for
+     * the seam error, DESIGN.md §4; NULL when the chunk has no warm-up) and of its last kept
+     * frame end − 1 (what the next chunk's warm-up is compared with). malloc'd: free with
+     * vf_node_chunk_result_free. */
+    float *warm_ab;
+    float *last_ab;
+};
+
+/* Colorize one chunk: decode frames [warm_start, end) (seek, frame-exact), reset the recurrence
+ * at warm_start (zero state at a shot's first frame and at every warm-up), colorize each frame,
+ * drop the warm-up frames [warm_start, start) and encode the kept ones [start, end) with their
+ * source pts into job->segment. Each output frame's luma plane is the input's (bit for bit at
+ * the same depth; shifted left when the output is deeper, right when shallower); its chroma is
+ * vf_colorizer_post's Cb, Cr quantised to the output's range (limited: centre 128, ±112 at
+ * 8 bits; full: ±127.5; scaled by 2^(bits−8)) and subsampled by averaging for 4:2:2/4:2:0.
+ * The output pixel format must be planar YUV (4:4:4, 4:2:2, 4:2:0; 8..16 bits).
+ * On error nothing is left at job->segment (the temporary file is removed), *res holds no
+ * buffers, and err says what failed, where (film, chunk, frame). */
+int vf_node_colorize_chunk(const struct vf_chunk_job *job, struct vf_chunk_result *res,
+                           struct vf_error *err);
+void vf_node_chunk_result_free(struct vf_chunk_result *res);
+
+/* Mean |Δab| over 2 × h × w values (the seam error, DESIGN.md §4), in ab units. */
+double vf_node_seam_error(const float *a, const float *b, int h, int w);
 
 #endif /* VF_NODE_H */

@@ -716,6 +716,11 @@ static int drain(struct vf_segment_writer *w, bool flushing, struct vf_error *er
     }
 }
 
+enum AVPixelFormat vf_shard_segment_pix_fmt(const struct vf_segment_writer *w)
+{
+    return w->enc->pix_fmt;
+}
+
 int vf_shard_segment_write(struct vf_segment_writer *w, const AVFrame *frame, struct vf_error *err)
 {
     VF_ASSERT(w);

@@ -206,6 +206,9 @@ int vf_shard_encoder_check(const struct vf_encode_spec *spec, const struct vf_me
 int vf_shard_segment_open(struct vf_segment_writer **out, const char *path,
                           const struct vf_media_info *src, const struct vf_encode_spec *spec,
                           struct vf_error *err);
+/* The pixel format the writer encodes in (encode.pix_fmt, or the codec's default for the
+ * source's depth): frames in it go to the encoder without conversion. */
+enum AVPixelFormat vf_shard_segment_pix_fmt(const struct vf_segment_writer *w);
 /* Encode one frame; frame->pts must be the source frame's pts (tb units). Converted to the
  * encoder's pixel format with swscale when it differs. */
 int vf_shard_segment_write(struct vf_segment_writer *w, const AVFrame *frame, struct vf_error *err);
