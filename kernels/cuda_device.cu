@@ -7,11 +7,7 @@ extern "C" {
 #include "kernels/kernels.h"
 }
 
-#define VF_CHECK_CUDA(call, err, label)                                                        \
-    do {                                                                                       \
-        cudaError_t rc_ = (call);                                                              \
-        VF_CHECK_(rc_ != cudaSuccess, err, VF_EINTERNAL, label, #call, cudaGetErrorString(rc_)); \
-    } while (0)
+#include "kernels/cuda_check.h"
 
 extern "C" bool vf_kernels_has_cuda(void) { return true; }
 
