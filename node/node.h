@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "common/common.h"
@@ -152,15 +153,24 @@ void vf_colorizer_times_reset(struct vf_colorizer *c);
 void vf_colorizer_tap_shape(const struct vf_colorizer *c, int tap, int *ch, int *th, int *tw);
 
 /* ============================== chunk pipeline ============================================= */
-/* One chunk of a planned film → one segment file (DESIGN.md §4, docs/NODE.md). Single-threaded
- * for now: decode ▶ infer ▶ encode run one after the other per frame; the stages are separate
- * steps so that a later pipeline can overlap them. */
+/* One chunk of a planned film → one segment file (DESIGN.md §4, docs/NODE.md). With
+ * job->queue > 0 decode ▶ infer ▶ encode overlap: a decode thread and an encode thread around
+ * the calling thread (which runs the network), joined by bounded queues of job->queue frames;
+ * with 0 they run one after the other on the calling thread. The bytes are the same either way. */
 
 /* The film-dependent colorizer options: full_h/full_w = the film's size (post-processing on),
  * kr/kb = the film's matrix (color_space: bt709, smpte170m/bt470bg (BT.601), bt2020nc/bt2020c,
  * fcc, smpte240m; unknown: BT.709 at height >= 720, BT.601 below, as shard/ and players guess).
  * Leaves be, precision, h and w to the caller. */
 void vf_node_colorizer_opts(const struct vf_media_info *info, struct vf_colorizer_opts *opts);
+
+/* The default inference size for a film (film.yaml `inference_size` absent, DESIGN.md §8): the
+ * architecture's nominal pixel count (inference_h × inference_w) at the film's display aspect
+ * (width × sar_num / (height × sar_den); SAR 0/1 counts as 1:1): w = sqrt(N·aspect) and
+ * h = sqrt(N / aspect), each rounded to the nearest multiple of 8, at least 32. A 16:9 film with
+ * the tiny model (144 × 256) gets 144 × 256; a 4:3 one 168 × 224. */
+void vf_node_inference_size(const struct vf_arch *arch, const struct vf_media_info *info, int *h,
+                            int *w);
 
 /* Load a reference image (PNG, JPEG, or any file FFmpeg reads: its first frame) with shard's
  * decoder (VF_DECODE_RGB) and resize it to h × w as sRGB [0, 1], planar 3 × h × w, into rgb
@@ -179,6 +189,16 @@ struct vf_chunk_job {
     int h, w;                           /* the colorizer's inference size */
     const float *reference_rgb;         /* 3 × h × w: set as the colorizer's reference first;
                                            NULL: the colorizer already holds the shot's */
+    int queue;                          /* frames each queue holds (decode ▶ infer, infer ▶
+                                           encode); 0: no threads, one stage after the other */
+    /* When not NULL: checked before every frame; once non-zero the chunk stops, removes its
+     * temporary segment and returns VF_EINTERRUPTED (a signal handler may set it). */
+    const atomic_int *stop;
+    /* When not NULL: called on the calling thread after each frame is colorized, with the
+     * frames of this chunk done so far (warm-up included) out of frames_decoded. It may set
+     * *stop (e.g. after polling for a message); it must not call into this chunk. */
+    void (*progress)(void *opaque, int64_t done, int64_t total);
+    void *progress_opaque;
 };
 
 struct vf_chunk_result {

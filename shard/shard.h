@@ -7,11 +7,13 @@
  *   plan    shots -> chunks (kept + warm-up frames), references, the plan hash
  *   encode  one chunk's frames -> a self-contained segment (temporary name, then rename)
  *   merge   segments in order + the source's audio/subtitles -> the output (atomic rename)
+ *   journal <work_dir>/journal: one line per finished chunk, appended and fsync'd (resume)
  *
  * Frame index i is the i-th frame of the video stream in presentation order (the order of
  * one sequential decode). Every frame keeps the source's own timestamp through to the output.
  *
- * Uses: common/, config/, FFmpeg's libraries. Knows nothing of networks or MPI.
+ * Uses: common/, config/, FFmpeg's libraries, jansson (the journal's lines). Knows nothing of
+ * networks or MPI.
  */
 #ifndef VF_SHARD_H
 #define VF_SHARD_H
@@ -187,6 +189,10 @@ struct vf_encode_spec {
     size_t n_options;
 };
 
+/* The film's encode settings (encode.codec, encode.pix_fmt, encode.options) as a spec; the
+ * strings are borrowed from `film`. The coordinator and the node build every spec with it. */
+void vf_shard_encode_spec(const struct vf_film *film, struct vf_encode_spec *spec);
+
 struct vf_segment_writer;
 
 /* Check encode settings before any work: the codec is one vaefarm encodes with and this FFmpeg
@@ -236,5 +242,47 @@ struct vf_merge_spec {
  * subtitle packets, chapters and metadata. Checks that the segments hold exactly
  * source->frames frames with the source's timestamps. */
 int vf_shard_merge(const struct vf_merge_spec *spec, struct vf_error *err);
+
+/* ============================== journal ==================================================== */
+/* <work_dir>/journal (DESIGN.md §6, docs/FARM.md): one JSON object per line per finished chunk,
+ * appended with one write(2) and fsync'd before vf_journal_append returns. Written by one
+ * process (rank 0's coordinator); read back whole on open. Format version 1:
+ *
+ *   {"v":1,"chunk":12,"hash":"<chunk hash>","segment":"segments/00012.mkv","frames":240,
+ *    "checksum":"<sha256 hex of the segment>","rank":3,"attempt":1,"seconds":81.25,
+ *    "decode":1.5,"infer":77.0,"encode":2.5,"time":"2026-11-25T07:30:00Z"}
+ *
+ * Damage rules: a last line without its newline, or a last line that is not a complete entry
+ * (a crash in the middle of an append), is dropped with a warning and the file is truncated to
+ * the end of the last good line before the next append; a damaged line anywhere else, or an
+ * entry of another version, is VF_ECORRUPT naming the file and line ("remove <work_dir> to start
+ * over"). Later entries for the same chunk supersede earlier ones. */
+
+struct vf_journal_entry {
+    int chunk;                  /* the plan's chunk id */
+    char hash[65];              /* that chunk's hash when it ran */
+    char segment[256];          /* the segment's path relative to the work folder */
+    int64_t frames;             /* kept frames in the segment */
+    char checksum[65];          /* sha256 hex of the segment file */
+    int rank;                   /* the rank that made it */
+    int attempt;                /* 1 = first try */
+    double seconds;             /* the chunk's wall time on its rank */
+    double t_decode, t_infer, t_encode;
+    char time[32];              /* UTC, ISO 8601, when it was appended (filled by append) */
+};
+
+struct vf_journal;
+
+/* Open `path`, creating it (mode 0644) when missing, and read every entry. */
+int vf_journal_open(struct vf_journal **out, const char *path, struct vf_error *err);
+size_t vf_journal_count(const struct vf_journal *j);
+const struct vf_journal_entry *vf_journal_get(const struct vf_journal *j, size_t i);
+/* The latest entry for `chunk` whose hash is `hash`, or NULL. */
+const struct vf_journal_entry *vf_journal_find(const struct vf_journal *j, int chunk,
+                                               const char *hash);
+/* Append one entry (its time is filled in) and fsync. On error nothing partial stays behind
+ * (a short write is truncated away). */
+int vf_journal_append(struct vf_journal *j, struct vf_journal_entry *e, struct vf_error *err);
+void vf_journal_close(struct vf_journal **j);
 
 #endif /* VF_SHARD_H */
