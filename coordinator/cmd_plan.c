@@ -12,12 +12,9 @@
 #include "coordinator/coordinator.h"
 #include "shard/shard.h"
 
-/* Load, check and plan a film: the steps `run` shares with `plan`. */
-int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info **info,
-                 struct vf_plan **plan, struct vf_error *err)
+int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info **info,
+                 struct vf_error *err)
 {
-    int64_t *cuts = NULL;
-    size_t n_cuts = 0;
     int rc = vf_config_load(film, yaml, err);
     if (rc < 0)
         return rc;
@@ -28,9 +25,8 @@ int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info *
     if (rc < 0)
         return vf_error_prefix(err, "%s: input", (*film)->path);
     /* the encoder settings are checked now, not at the first segment after hours of work */
-    struct vf_encode_spec spec = {.codec = (*film)->codec, .pix_fmt = (*film)->pix_fmt,
-                                  .options = (*film)->encode_options,
-                                  .n_options = (*film)->n_encode_options};
+    struct vf_encode_spec spec;
+    vf_shard_encode_spec(*film, &spec);
     rc = vf_shard_encoder_check(&spec, *info, err);
     if (rc < 0) {
         /* point at the key the message names (encode.options / pix_fmt / codec) */
@@ -42,27 +38,44 @@ int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info *
         }
         return vf_error_prefix(err, "%s", (*film)->path);
     }
-    if ((*film)->n_shots == 0) {
-        if ((*film)->edl) {
-            rc = vf_shard_edl_load((*film)->edl, *info, &cuts, &n_cuts, err);
-        } else if ((*film)->detect == VF_DETECT_AUTO) {
-            struct vf_shot_params p = {.threshold = (*film)->threshold,
-                                       .min_length = (*film)->min_shot_length};
+    return VF_OK;
+}
+
+int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
+                 struct vf_plan **plan, struct vf_error *err)
+{
+    int64_t *cuts = NULL;
+    size_t n_cuts = 0;
+    int rc = VF_OK;
+    if (film->n_shots == 0) {
+        if (film->edl) {
+            rc = vf_shard_edl_load(film->edl, info, &cuts, &n_cuts, err);
+        } else if (film->detect == VF_DETECT_AUTO) {
+            struct vf_shot_params p = {.threshold = film->threshold,
+                                       .min_length = film->min_shot_length};
             vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_VERBOSE,
-                   "detecting shots in %s (%lld frames)", (*film)->input,
-                   (long long)(*info)->frames);
-            rc = vf_shard_detect_cuts(*info, &p, &cuts, &n_cuts, NULL, err);
+                   "detecting shots in %s (%lld frames)", film->input,
+                   (long long)info->frames);
+            rc = vf_shard_detect_cuts(info, &p, &cuts, &n_cuts, NULL, err);
         }
         if (rc < 0)
             goto out;
     }
-    rc = vf_shard_plan_create(plan, *film, *info, cuts, n_cuts, err);
+    rc = vf_shard_plan_create(plan, film, info, cuts, n_cuts, err);
 out:
     free(cuts);
     return rc;
 }
 
-static json_t *plan_json(const struct vf_film *film, const struct vf_media_info *info,
+/* Load, check and plan a film: the steps `run` shares with `plan`. */
+int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info **info,
+                 struct vf_plan **plan, struct vf_error *err)
+{
+    int rc = vf_film_open(yaml, film, info, err);
+    return rc < 0 ? rc : vf_film_plan(*film, *info, plan, err);
+}
+
+json_t *vf_plan_json(const struct vf_film *film, const struct vf_media_info *info,
                          const struct vf_plan *plan)
 {
     json_t *shots = json_array(), *chunks = json_array(), *warnings = json_array();
@@ -211,7 +224,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     if (ranks_d > 0)
         s = simulate(plan, (int)ranks_d);
     if (cli->json) {
-        json_t *doc = plan_json(film, info, plan);
+        json_t *doc = vf_plan_json(film, info, plan);
         if (doc && ranks_d > 0) {
             json_t *sim = json_pack("{s:i, s:I, s:I, s:I, s:f}", "ranks", s.ranks, "work_frames",
                                     (json_int_t)s.work, "makespan_frames", (json_int_t)s.makespan,

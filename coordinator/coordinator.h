@@ -42,9 +42,21 @@ struct vf_film;
 struct vf_media_info;
 struct vf_plan;
 
-/* Load film.yaml, check its files, probe the input, find the shots and plan the chunks. */
+/* Load film.yaml, check its files, probe the input and check the encoder settings. */
+int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info **info,
+                 struct vf_error *err);
+/* Find the shots (detection / EDL) and plan the chunks. */
+int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
+                 struct vf_plan **plan, struct vf_error *err);
+/* Both of the above. */
 int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info **info,
                  struct vf_plan **plan, struct vf_error *err);
+/* The plan as JSON (`plan --json`'s document, without the simulation). */
+json_t *vf_plan_json(const struct vf_film *film, const struct vf_media_info *info,
+                     const struct vf_plan *plan);
+/* Write a JSON document to `path` (temporary file, fsync, rename). */
+int vf_farm_write_json(const char *path, json_t *doc, struct vf_error *err);
+int vf_cmd_run(int argc, char **argv, struct vf_cli *cli);
 /* The probe as JSON (the `probe --json` document). */
 json_t *vf_media_info_json(const struct vf_media_info *info);
 

@@ -14,7 +14,8 @@
 #include "coordinator/coordinator.h"
 
 static const char usage_text[] =
-    "usage: vaefarm [run] FILM.yaml [--ranks-per-gpu N] [--quiet|--verbose] [--json]\n"
+    "usage: vaefarm [run] FILM.yaml [--threads N] [--retries N] [--queue N] [--ranks-per-gpu N]\n"
+    "                              [--quiet|--verbose] [--json]\n"
     "       vaefarm plan FILM.yaml [--json] [--simulate RANKS] [--frame-ms MS]\n"
     "       vaefarm probe VIDEO [--json]\n"
     "       vaefarm eval --truth VIDEO --output VIDEO [--json]\n"
@@ -168,11 +169,12 @@ int main(int argc, char **argv)
         return vf_cmd_plan(vargc, vargv, &cli);
     if (strcmp(verb, "bench") == 0)
         return vf_cmd_bench(vargc, vargv, &cli);
+    if (strcmp(verb, "run") == 0)
+        return vf_cmd_run(vargc, vargv, &cli);
 
     fprintf(stderr,
-            "vaefarm: '%s' is not available in this build yet: this version has the media layer\n"
-            "(probe, plan) and the network (bench); colorizing (run) and eval arrive with the farm.\n"
-            "Try: vaefarm plan FILM.yaml\n",
+            "vaefarm: '%s' is not available in this build yet: eval arrives with the quality work\n"
+            "(the trained model). Try: vaefarm run FILM.yaml\n",
             verb);
     return VF_EXIT_INVALID;
 }

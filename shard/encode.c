@@ -539,6 +539,17 @@ static int resolve(const struct vf_encode_spec *spec, const struct vf_media_info
     return 0;
 }
 
+void vf_shard_encode_spec(const struct vf_film *film, struct vf_encode_spec *spec)
+{
+    VF_ASSERT(film && spec);
+    *spec = (struct vf_encode_spec){
+        .codec = film->codec,
+        .pix_fmt = film->pix_fmt, /* NULL: the codec's default for the source's depth */
+        .options = film->n_encode_options ? film->encode_options : NULL,
+        .n_options = film->encode_options ? film->n_encode_options : 0,
+    };
+}
+
 int vf_shard_encoder_check(const struct vf_encode_spec *spec, const struct vf_media_info *src,
                            struct vf_error *err)
 {

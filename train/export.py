@@ -36,8 +36,13 @@ def print_counts(net, fp=sys.stdout):
     return c
 
 
-def save_weights(path, net):
-    safetensors_io.save(path, state_dict_f32(net), {"vaefarm": arch_json(net.arch)})
+def save_weights(path, net, weights=None):
+    """weights: what the values are, for __metadata__["vaefarm_weights"] (vaefarm reports it);
+    e.g. "random init, seed 0" for an untrained file."""
+    meta = {"vaefarm": arch_json(net.arch)}
+    if weights:
+        meta["vaefarm_weights"] = weights
+    safetensors_io.save(path, state_dict_f32(net), meta)
 
 
 def load_model(path):
@@ -90,7 +95,7 @@ def main():
         with open(arch) as fp:
             arch = json.load(fp)
     net = make_model(arch, args.seed, args.ckpt)
-    save_weights(args.out, net)
+    save_weights(args.out, net, None if args.ckpt else "random init, seed %d" % args.seed)
     print_counts(net)
     print("wrote %s (%d tensors, %.1f MB)" % (args.out, len(state_dict_f32(net)),
                                               os.path.getsize(args.out) / 1e6))

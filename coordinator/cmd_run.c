@@ -1,0 +1,654 @@
+/*
+ * coordinator/cmd_run.c: `vaefarm [run] FILM.yaml`: the farm (docs/FARM.md). MPI start-up,
+ * rank 0's setup (film, model, inference size, precision, plan, work folder, lock), the
+ * broadcast of the plan and the weights' bytes, every rank's own setup (probe, network,
+ * backend, colorizer), then rank 0 coordinates while every rank (rank 0 on a thread) colorizes.
+ * Without mpirun it is a one-rank job (an MPI singleton): the same code path.
+ */
+#define _GNU_SOURCE 1 /* sched_getaffinity, CPU_COUNT */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/farm.h"
+#include "shard/shard.h"
+
+#ifndef VF_MODEL_DEFAULT
+#define VF_MODEL_DEFAULT "models/vaefarm-tiny.safetensors"
+#endif
+
+#define BCAST_PIECE (1 << 30)   /* bytes per MPI_Bcast of the weights */
+
+static const char run_usage[] =
+    "usage: vaefarm [run] FILM.yaml [--threads N] [--retries N] [--queue N] [--ranks-per-gpu N]\n"
+    "                              [--quiet|--verbose] [--json]\n";
+
+/* ---- logging: rank 0 writes <work_dir>/vaefarm.log; stderr per --quiet/--verbose ---------- */
+
+struct sink {
+    FILE *file;
+    int rank;
+    int stderr_level;
+    bool tty;
+};
+static struct sink g_sink = {.rank = -1, .stderr_level = VF_LOG_INFO};
+static pthread_mutex_t g_sink_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void farm_sink(void *opaque, int level, const struct vf_log_ctx *ctx, const char *line)
+{
+    static const char *names[] = {"error", "warning", "info", "verbose", "debug"};
+    struct sink *s = opaque;
+    char ts[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *lv = level >= 0 && level <= VF_LOG_DEBUG ? names[level] : "log";
+    const char *mod = ctx && ctx->module ? ctx->module : "vaefarm";
+    if (pthread_mutex_lock(&g_sink_mu) != 0)
+        return;
+    if (s->file) {
+        fprintf(s->file, "%s rank %d %s [%s] %s\n", ts, s->rank, lv, mod, line);
+        fflush(s->file);
+    }
+    if (level <= s->stderr_level) {
+        if (s->tty)
+            fprintf(stderr, "\r\033[Kvaefarm: %s%s%s\n", level <= VF_LOG_WARN ? lv : "",
+                    level <= VF_LOG_WARN ? ": " : "", line);
+        else
+            fprintf(stderr, "%s vaefarm[%d]: %s%s%s\n", ts, s->rank, level <= VF_LOG_WARN ? lv : "",
+                    level <= VF_LOG_WARN ? ": " : "", line);
+    }
+    pthread_mutex_unlock(&g_sink_mu);
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+static int parse_count(const char *opt, const char *s, int lo, int hi, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "vaefarm run: %s needs a whole number in [%d, %d], got '%s'\n%s", opt, lo,
+                hi, s ? s : "", run_usage);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int cores_available(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* ---- rank 0's setup ----------------------------------------------------------------------- */
+
+static int read_file(const char *path, void **buf, size_t *len, struct vf_error *err)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return vf_error_set(err, errno == ENOENT ? VF_ENOENT : VF_EIO, "%s: %s", path,
+                            strerror(errno));
+    int rc = VF_OK;
+    if (fseek(fp, 0, SEEK_END) != 0) {
+        rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    long n = ftell(fp);
+    if (n < 0 || fseek(fp, 0, SEEK_SET) != 0) {
+        rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    *buf = malloc(n ? (size_t)n : 1);
+    if (!*buf) {
+        rc = vf_error_set(err, VF_ENOMEM, "%s: out of memory for %ld bytes", path, n);
+        goto out;
+    }
+    if (fread(*buf, 1, (size_t)n, fp) != (size_t)n) {
+        rc = vf_error_set(err, VF_EIO, "%s: short read", path);
+        free(*buf);
+        *buf = NULL;
+        goto out;
+    }
+    *len = (size_t)n;
+out:
+    fclose(fp);
+    return rc;
+}
+
+static int mkdir_p(const char *path, struct vf_error *err)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return vf_error_set(err, VF_EIO, "cannot create folder %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return vf_error_set(err, VF_EIO, "cannot create folder %s: %s", buf, strerror(errno));
+    return VF_OK;
+}
+
+/* The model: film.yaml's, else $VAEFARM_MODEL, else the bundled default. */
+static int resolve_model(struct vf_farm *f, struct vf_error *err)
+{
+    struct vf_film *film = f->film;
+    if (film->model) {
+        snprintf(f->model_path, sizeof f->model_path, "%s", film->model);
+        return VF_OK;
+    }
+    const char *env = getenv("VAEFARM_MODEL");
+    snprintf(f->model_path, sizeof f->model_path, "%s", env && *env ? env : VF_MODEL_DEFAULT);
+    if (access(f->model_path, R_OK) != 0)
+        return vf_error_set(err, VF_ENOENT,
+                            "%s: no model given and the default model %s is missing (%s): make it "
+                            "with scripts/make_model.sh, set VAEFARM_MODEL, or give `model:` in "
+                            "film.yaml", film->path, f->model_path, strerror(errno));
+    if (!(film->model = vf_strdup(f->model_path, err)))
+        return VF_ENOMEM;
+    return VF_OK;
+}
+
+static int resolve_precision(struct vf_farm *f, struct vf_error *err)
+{
+    struct vf_film *film = f->film;
+    struct vf_config_pos pos = vf_config_key_pos(film, "precision");
+    switch (film->precision) {
+    case VF_PRECISION_DEFAULT:
+        f->precision = vf_backend_supports(f->be, VF_BF16) ? VF_BF16 : VF_F32;
+        film->precision = f->precision == VF_BF16 ? VF_PRECISION_BF16 : VF_PRECISION_F32;
+        return VF_OK;
+    case VF_PRECISION_F32: f->precision = VF_F32; break;
+    case VF_PRECISION_BF16: f->precision = VF_BF16; break;
+    case VF_PRECISION_F16: f->precision = VF_F16; break;
+    }
+    if (!vf_backend_supports(f->be, f->precision))
+        return vf_error_set(err, VF_EUNSUPPORTED, "%s:%d:%d: precision %s: the %s backend of "
+                            "rank 0 does not compute in it; use f32%s, or leave precision out",
+                            film->path, pos.line, pos.col, vf_dtype_name(f->precision), f->device,
+                            vf_backend_supports(f->be, VF_BF16) ? " or bf16" : "");
+    return VF_OK;
+}
+
+static int lock_work_dir(struct vf_farm *f, int *fd, struct vf_error *err)
+{
+    char *path = vf_path_join(f->work_dir, "lock", err);
+    if (!path)
+        return VF_ENOMEM;
+    int rc = VF_OK;
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (*fd < 0) {
+        rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));
+    } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(*fd, pid, sizeof pid - 1, 0);
+        if (n > 0)
+            pid[n] = 0;
+        rc = vf_error_set(err, VF_EINVAL, "%s is in use by another vaefarm run (pid %s): wait for "
+                          "it to end, or give this film another work_dir", f->work_dir,
+                          n > 0 ? pid : "unknown");
+        close(*fd);
+        *fd = -1;
+    } else {
+        char pid[32];
+        int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+        if (ftruncate(*fd, 0) != 0 || pwrite(*fd, pid, (size_t)n, 0) != n)
+            vf_log(NULL, VF_LOG_WARN, "%s: could not write the pid", path);
+    }
+    free(path);
+    return rc;
+}
+
+static int create_engine(struct vf_farm *f, struct vf_error *err)
+{
+    struct vf_colorizer_opts co = {.be = f->be, .precision = f->precision, .h = f->h, .w = f->w};
+    vf_node_colorizer_opts(f->info, &co);
+    return vf_colorizer_create(&f->cz, f->net, &co, err);
+}
+
+static int create_backend(struct vf_farm *f, struct vf_error *err)
+{
+    /* The CUDA backend (one GPU per rank from the node-local rank) plugs in here when it
+     * exists (docs/FARM.md); until then every rank colorizes on the CPU. */
+    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = f->threads};
+    int rc = vf_backend_create(&f->be, &bo, err);
+    if (rc == 0)
+        snprintf(f->device, sizeof f->device, "cpu");
+    return rc;
+}
+
+static json_t *setup_doc(struct vf_farm *f, const struct vf_plan *plan)
+{
+    json_t *doc = vf_plan_json(f->film, f->info, plan);
+    if (!doc)
+        return NULL;
+    json_object_set_new(doc, "input_digest", json_string(f->info->video_digest));
+    json_object_set_new(doc, "model", json_pack("{s:s, s:s, s:s, s:b}", "path", f->model_path,
+                                                "sha256", f->model_sha, "arch", f->arch_name,
+                                                "random", f->model_random));
+    json_object_set_new(doc, "precision", json_string(vf_dtype_name(f->precision)));
+    json_object_set_new(doc, "inference_size", json_pack("[i,i]", f->h, f->w));
+    return doc;
+}
+
+/* Everything rank 0 decides before any rank starts: on success *doc_text and *weights are the
+ * bytes to broadcast. */
+static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **weights,
+                       size_t *weights_len, struct vf_error *err)
+{
+    struct vf_plan *plan = NULL;
+    struct vf_safetensors *st = NULL;
+    json_t *doc = NULL;
+    char *path = NULL;
+    int rc = vf_film_open(f->yaml, &f->film, &f->info, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = resolve_model(f, err)) < 0)
+        return rc;
+    if ((rc = read_file(f->model_path, weights, weights_len, err)) < 0)
+        return vf_error_prefix(err, "model");
+    if ((rc = vf_net_load_buffer(*weights, *weights_len, f->model_path, &f->net, err)) < 0)
+        return rc;
+    if ((rc = vf_safetensors_parse(*weights, *weights_len, false, f->model_path, &st, err)) < 0)
+        return rc;
+    const char *wmeta = vf_safetensors_meta(st, "vaefarm_weights");
+    f->model_random = wmeta && strncmp(wmeta, "random", 6) == 0;
+    vf_safetensors_close(&st);
+    if ((rc = vf_shard_file_checksum(f->model_path, f->model_sha, err)) < 0)
+        return rc;
+    const struct vf_arch *arch = vf_net_arch(f->net);
+    snprintf(f->arch_name, sizeof f->arch_name, "%s", arch->name);
+    if ((rc = create_backend(f, err)) < 0)
+        return rc;
+    if ((rc = resolve_precision(f, err)) < 0)
+        return rc;
+    if (f->film->inference_h == 0)
+        vf_node_inference_size(arch, f->info, &f->film->inference_h, &f->film->inference_w);
+    f->h = f->film->inference_h;
+    f->w = f->film->inference_w;
+    if (f->film->warmup > 0 && f->verbose)
+        vf_log(NULL, VF_LOG_VERBOSE, "warm-up %lld frames per non-first chunk",
+               (long long)f->film->warmup);
+    /* plan with the resolved model, size and precision: the hashes tie the output to them */
+    if ((rc = vf_film_plan(f->film, f->info, &plan, err)) < 0)
+        goto out;
+    for (size_t i = 0; i < plan->n_warnings; i++)
+        vf_log(NULL, VF_LOG_WARN, "%s", plan->warnings[i]);
+    snprintf(f->plan_hash, sizeof f->plan_hash, "%s", plan->hash);
+    f->work_dir = vf_strdup(f->film->work_dir, err);
+    f->seg_dir = vf_path_join(f->film->work_dir, "segments", err);
+    if (!f->work_dir || !f->seg_dir) {
+        rc = VF_ENOMEM;
+        goto out;
+    }
+    if ((rc = mkdir_p(f->seg_dir, err)) < 0 || (rc = lock_work_dir(f, lock_fd, err)) < 0)
+        goto out;
+    if (!(doc = setup_doc(f, plan)) || !(*doc_text = json_dumps(doc, JSON_COMPACT))) {
+        rc = vf_error_set(err, VF_ENOMEM, "out of memory for the plan document");
+        goto out;
+    }
+    if (!(path = vf_path_join(f->work_dir, "plan.json", err))) {
+        rc = VF_ENOMEM;
+        goto out;
+    }
+    rc = vf_farm_write_json(path, doc, err);
+out:
+    free(path);
+    json_decref(doc);
+    vf_shard_plan_destroy(&plan);
+    return rc;
+}
+
+/* ---- every rank: the job from rank 0's document ------------------------------------------- */
+
+static int take_doc(struct vf_farm *f, const char *text, struct vf_error *err)
+{
+    json_error_t je;
+    json_t *doc = json_loads(text, 0, &je);
+    int rc = VF_OK;
+    if (!doc)
+        return vf_error_set(err, VF_EINTERNAL, "rank %d: the plan from rank 0 does not parse: %s",
+                            f->rank, je.text);
+    json_t *chunks = json_object_get(doc, "chunks");
+    const char *prec = json_string_value(json_object_get(doc, "precision"));
+    const char *hash = json_string_value(json_object_get(doc, "hash"));
+    json_t *size = json_object_get(doc, "inference_size");
+    json_t *model = json_object_get(doc, "model");
+    if (!json_is_array(chunks) || !prec || !hash || !json_is_array(size) ||
+        json_array_size(size) != 2 || !json_is_object(model) ||
+        vf_dtype_parse(prec, &f->precision) < 0) {
+        rc = vf_error_set(err, VF_EINTERNAL, "rank %d: the plan from rank 0 lacks a field",
+                          f->rank);
+        goto out;
+    }
+    f->h = (int)json_integer_value(json_array_get(size, 0));
+    f->w = (int)json_integer_value(json_array_get(size, 1));
+    f->frames = json_integer_value(json_object_get(doc, "frames"));
+    snprintf(f->plan_hash, sizeof f->plan_hash, "%s", hash);
+    snprintf(f->model_path, sizeof f->model_path, "%s",
+             json_string_value(json_object_get(model, "path")) ?: "");
+    snprintf(f->model_sha, sizeof f->model_sha, "%s",
+             json_string_value(json_object_get(model, "sha256")) ?: "");
+    snprintf(f->arch_name, sizeof f->arch_name, "%s",
+             json_string_value(json_object_get(model, "arch")) ?: "");
+    f->model_random = json_is_true(json_object_get(model, "random"));
+    f->n_chunks = json_array_size(chunks);
+    f->chunks = vf_calloc(f->n_chunks ? f->n_chunks : 1, sizeof *f->chunks, err);
+    if (!f->chunks) {
+        rc = VF_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < f->n_chunks; i++) {
+        json_t *c = json_array_get(chunks, i);
+        struct vf_farm_chunk *fc = &f->chunks[i];
+        const char *ref = json_string_value(json_object_get(c, "reference"));
+        const char *h = json_string_value(json_object_get(c, "hash"));
+        fc->id = (int)json_integer_value(json_object_get(c, "id"));
+        fc->shot = (int)json_integer_value(json_object_get(c, "shot"));
+        fc->warm_start = json_integer_value(json_object_get(c, "warm_start"));
+        fc->start = json_integer_value(json_object_get(c, "start"));
+        fc->end = json_integer_value(json_object_get(c, "end"));
+        if (fc->id != (int)i || !ref || !h || strlen(h) != 64) {
+            rc = vf_error_set(err, VF_EINTERNAL, "rank %d: chunk %zu of rank 0's plan is "
+                              "malformed", f->rank, i);
+            goto out;
+        }
+        memcpy(fc->hash, h, 65);
+        if (!(fc->reference = vf_strdup(ref, err))) {
+            rc = VF_ENOMEM;
+            goto out;
+        }
+    }
+    const char *digest = json_string_value(json_object_get(doc, "input_digest"));
+    if (f->info && (!digest || strcmp(digest, f->info->video_digest) != 0))
+        rc = vf_error_set(err, VF_EINVAL, "rank %d on %s reads another input than rank 0 at %s "
+                          "(its video differs): every rank must see the same files (a shared "
+                          "filesystem)", f->rank, f->host, f->film->input);
+out:
+    json_decref(doc);
+    return rc;
+}
+
+/* Ranks other than 0: the same film, probed here, and the network from the broadcast bytes. */
+static int setup_worker(struct vf_farm *f, const char *doc_text, const void *weights,
+                        size_t weights_len, struct vf_error *err)
+{
+    int rc = vf_config_load(&f->film, f->yaml, err);
+    if (rc < 0)
+        return rc;
+    if ((rc = vf_shard_probe(&f->info, f->film->input, err)) < 0)
+        return rc;
+    if ((rc = take_doc(f, doc_text, err)) < 0)
+        return rc;
+    f->work_dir = vf_strdup(f->film->work_dir, err);
+    f->seg_dir = vf_path_join(f->film->work_dir, "segments", err);
+    if (!f->work_dir || !f->seg_dir)
+        return VF_ENOMEM;
+    if ((rc = vf_net_load_buffer(weights, weights_len, f->model_path, &f->net, err)) < 0)
+        return rc;
+    return create_backend(f, err);
+}
+
+/* ---- rank 0's worker thread --------------------------------------------------------------- */
+
+struct w0 {
+    struct vf_farm *f;
+    struct vf_link link;
+    int rc;
+    struct vf_error err;
+};
+
+static void *worker0_main(void *opaque)
+{
+    struct w0 *w = opaque;
+    w->rc = vf_farm_worker(w->f, &w->link, &w->err);
+    return NULL;
+}
+
+static void farm_free(struct vf_farm *f)
+{
+    vf_colorizer_destroy(&f->cz);
+    vf_backend_destroy(&f->be);
+    vf_net_free(&f->net);
+    for (size_t i = 0; i < f->n_chunks; i++)
+        free(f->chunks[i].reference);
+    free(f->chunks);
+    free(f->work_dir);
+    free(f->seg_dir);
+    vf_shard_media_info_destroy(&f->info);
+    vf_config_destroy(&f->film);
+}
+
+/* MIN over every rank of `status` (a VF_* code): every rank agrees on success or failure. */
+static int agree(int status, struct vf_error *err)
+{
+    int all = status;
+    VF_CHECK_MPI(MPI_Allreduce(&status, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), err, fail);
+    return all;
+fail:
+    return err->code;
+}
+
+static int bcast_bytes(void *buf, size_t len, struct vf_error *err)
+{
+    for (size_t off = 0; off < len; off += BCAST_PIECE) {
+        size_t n = len - off < BCAST_PIECE ? len - off : BCAST_PIECE;
+        VF_CHECK_MPI(MPI_Bcast((char *)buf + off, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD), err, fail);
+    }
+    return VF_OK;
+fail:
+    return err->code;
+}
+
+static int run_farm(struct vf_farm *f, struct vf_error *err)
+{
+    double t_start = vf_now();
+    char *doc_text = NULL;
+    void *weights = NULL;
+    size_t weights_len = 0;
+    int lock_fd = -1;
+    int rc = VF_OK, local = VF_OK;
+    struct w0 w0 = {.f = f};
+    bool thread_started = false;
+
+    /* 1. rank 0 decides; 2. broadcast its status, the plan document and the weights */
+    if (f->rank == 0)
+        local = setup_rank0(f, &lock_fd, &doc_text, &weights, &weights_len, err);
+    int64_t hdr[3] = {local, doc_text ? (int64_t)strlen(doc_text) + 1 : 0, (int64_t)weights_len};
+    VF_CHECK_MPI(MPI_Bcast(hdr, 3, MPI_INT64_T, 0, MPI_COMM_WORLD), err, mpi_fail);
+    if (hdr[0] < 0) {
+        rc = (int)hdr[0];   /* rank 0 said why */
+        goto out;
+    }
+    if (f->rank != 0) {
+        doc_text = malloc((size_t)hdr[1]);
+        weights = malloc(hdr[2] ? (size_t)hdr[2] : 1);
+        weights_len = (size_t)hdr[2];
+        if (!doc_text || !weights)
+            local = vf_error_set(err, VF_ENOMEM, "rank %d: out of memory for the plan and weights",
+                                 f->rank);
+    }
+    /* a rank without memory still takes part in the broadcasts, into a scratch buffer */
+    if ((rc = agree(local, err)) < 0)
+        goto out;
+    if ((rc = bcast_bytes(doc_text, (size_t)hdr[1], err)) < 0 ||
+        (rc = bcast_bytes(weights, weights_len, err)) < 0)
+        goto out;
+    /* 3. every rank: its own setup */
+    if (f->rank != 0) {
+        local = setup_worker(f, doc_text, weights, weights_len, err);
+    } else {
+        local = take_doc(f, doc_text, err);
+        f->frames = f->info->frames;
+    }
+    if (local == VF_OK) {
+        vf_shard_encode_spec(f->film, &f->spec);
+        local = create_engine(f, err);
+    }
+    if (local < 0)
+        vf_error_prefix(err, "rank %d (%s)", f->rank, f->host);
+    free(weights);
+    weights = NULL;
+    /* a rank that failed prints why; the others exit with the same code quietly */
+    if ((rc = agree(local, err)) < 0)
+        goto out;
+    double setup_s = vf_now() - t_start;
+
+    /* 4. colorize */
+    if (f->rank == 0) {
+        if ((rc = vf_mailbox_create(&w0.link.to_coord, err)) < 0 ||
+            (rc = vf_mailbox_create(&w0.link.to_worker, err)) < 0)
+            goto stop_others;
+        pthread_t th;
+        int e;
+        if ((e = pthread_create(&th, NULL, worker0_main, &w0)) != 0) {
+            rc = vf_error_set(err, VF_EINTERNAL, "pthread_create: %s", strerror(e));
+            goto stop_others;
+        }
+        thread_started = true;
+        rc = vf_farm_coordinate(f, &w0.link, t_start, setup_s, err);
+        if ((e = pthread_join(th, NULL)) != 0 && rc == VF_OK)
+            rc = vf_error_set(err, VF_EINTERNAL, "pthread_join: %s", strerror(e));
+        if (rc == VF_OK && w0.rc < 0 && w0.rc != VF_EINTERRUPTED) {
+            *err = w0.err;
+            rc = w0.rc;
+        }
+    } else {
+        /* a STOP's status comes without a message: the coordinator has said why */
+        rc = vf_farm_worker(f, &(struct vf_link){0}, err);
+    }
+    goto out;
+
+stop_others:
+    /* the coordinator could not start: tell the other ranks, which wait for work */
+    if (!thread_started) {
+        struct vf_msg m;
+        vf_msg_init(&m, VF_MSG_STOP, 0);
+        m.status = rc;
+        for (int r = 1; r < f->size; r++)
+            MPI_Send(&m, (int)sizeof m, MPI_BYTE, r, VF_MSG_TAG, MPI_COMM_WORLD);
+    }
+    goto out;
+mpi_fail:
+    rc = err->code;
+out:
+    vf_mailbox_destroy(&w0.link.to_coord);
+    vf_mailbox_destroy(&w0.link.to_worker);
+    free(doc_text);
+    free(weights);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return rc;
+}
+
+int vf_cmd_run(int argc, char **argv, struct vf_cli *cli)
+{
+    struct vf_farm f = {.retries = 2, .ranks_per_gpu = 1, .queue = 4, .quiet = cli->quiet,
+                        .verbose = cli->verbose, .json = cli->json};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--threads") == 0) {
+            if (parse_count(a, v, 0, 1024, &f.threads))
+                return VF_EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--retries") == 0) {
+            if (parse_count(a, v, 0, 15, &f.retries))
+                return VF_EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--queue") == 0) {
+            if (parse_count(a, v, 0, 64, &f.queue))
+                return VF_EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--ranks-per-gpu") == 0) {
+            if (parse_count(a, v, 1, 64, &f.ranks_per_gpu))
+                return VF_EXIT_USAGE;
+            i++;
+        } else if (a[0] == '-' || f.yaml) {
+            fprintf(stderr, "vaefarm run: unexpected argument '%s'\n%s", a, run_usage);
+            return VF_EXIT_USAGE;
+        } else {
+            f.yaml = a;
+        }
+    }
+    if (!f.yaml) {
+        fputs(run_usage, stderr);
+        return VF_EXIT_USAGE;
+    }
+
+    int provided = 0;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "vaefarm: MPI_Init_thread failed: is Open MPI installed and, under Slurm, "
+                        "started with srun --mpi=pmix or mpirun?\n");
+        return VF_EXIT_INTERNAL;
+    }
+    struct vf_error err = {0};
+    MPI_Comm local = MPI_COMM_NULL;
+    int rc = VF_OK;
+    /* errors come back as codes, never abort the job from inside MPI */
+    VF_CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), &err, done);
+    if (provided < MPI_THREAD_FUNNELED) {
+        rc = vf_error_set(&err, VF_EINTERNAL, "this MPI gives thread level %d; vaefarm needs "
+                          "MPI_THREAD_FUNNELED", provided);
+        goto done;
+    }
+    VF_CHECK_MPI(MPI_Comm_rank(MPI_COMM_WORLD, &f.rank), &err, done);
+    VF_CHECK_MPI(MPI_Comm_size(MPI_COMM_WORLD, &f.size), &err, done);
+    VF_CHECK_MPI(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, f.rank, MPI_INFO_NULL,
+                                     &local), &err, done);
+    VF_CHECK_MPI(MPI_Comm_rank(local, &f.local_rank), &err, done);
+    VF_CHECK_MPI(MPI_Comm_size(local, &f.local_size), &err, done);
+    if (gethostname(f.host, sizeof f.host) != 0)
+        snprintf(f.host, sizeof f.host, "unknown");
+    f.host[sizeof f.host - 1] = 0;
+    if (f.threads == 0) {
+        f.threads = cores_available() / f.local_size;
+        if (f.threads < 1)
+            f.threads = 1;
+    }
+    f.tty = isatty(STDERR_FILENO) && !f.quiet && !f.json;
+    vf_farm_install_signals();
+
+    g_sink.rank = f.rank;
+    g_sink.tty = f.tty && f.rank == 0;
+    g_sink.stderr_level = f.quiet ? VF_LOG_ERROR : f.verbose ? VF_LOG_VERBOSE : VF_LOG_INFO;
+    vf_log_set_sink(farm_sink, &g_sink);
+    vf_log_set_level(VF_LOG_VERBOSE);   /* the log file gets every line; stderr is filtered */
+
+    rc = run_farm(&f, &err);
+done:
+    if (rc < 0 && (err.msg[0] || rc != err.code)) {
+        /* the rank that failed prints why; the others exit with the same code quietly */
+        if (err.code == rc && err.msg[0])
+            fprintf(stderr, "%svaefarm: %s\n", f.tty ? "\r\033[K" : "", err.msg);
+    }
+    if (g_sink.file)
+        fclose(g_sink.file);
+    g_sink.file = NULL;
+    vf_log_set_sink(NULL, NULL);
+    farm_free(&f);
+    if (local != MPI_COMM_NULL)
+        MPI_Comm_free(&local);
+    MPI_Finalize();
+    return vf_exit_code(rc);
+}

@@ -1,0 +1,149 @@
+/*
+ * coordinator/farm.h: the `run` verb's parts (docs/FARM.md): messages and the links that carry
+ * them (MPI between processes, a mailbox between rank 0's coordinator and its worker thread),
+ * the worker loop, the scheduler, the seam files, progress and the report. Private to
+ * coordinator/, the only folder that knows MPI.
+ */
+#ifndef VF_FARM_H
+#define VF_FARM_H
+
+#include <mpi.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/common.h"
+#include "node/node.h"
+
+/* Every MPI call's result is checked: on failure record VF_EINTERNAL with the call, function,
+ * file, line and MPI's own message, then goto label. */
+#define VF_CHECK_MPI(call, err, label)                                                         \
+    do {                                                                                       \
+        int vf_mpi_rc_ = (call);                                                               \
+        if (vf_mpi_rc_ != MPI_SUCCESS) {                                                       \
+            char vf_mpi_msg_[MPI_MAX_ERROR_STRING] = "";                                       \
+            int vf_mpi_len_ = 0;                                                               \
+            MPI_Error_string(vf_mpi_rc_, vf_mpi_msg_, &vf_mpi_len_);                           \
+            VF_CHECK_(true, err, VF_EINTERNAL, label, #call, vf_mpi_msg_);                     \
+        }                                                                                      \
+    } while (0)
+
+/* ---- messages (docs/FARM.md "Messages") ---------------------------------------------------- */
+
+#define VF_MSG_MAGIC "VFM1"
+#define VF_MSG_VERSION 1
+#define VF_MSG_TAG 17
+
+enum vf_msg_type { VF_MSG_READY = 1, VF_MSG_ASSIGN, VF_MSG_PROGRESS, VF_MSG_DONE, VF_MSG_STOP };
+
+/* One fixed-size record, sent as MPI_BYTE (the same build on every rank). */
+struct vf_msg {
+    char magic[4];
+    int32_t version;
+    int32_t type;
+    int32_t rank;               /* the sender */
+    int32_t chunk;              /* ASSIGN, PROGRESS, DONE */
+    int32_t attempt;            /* ASSIGN, DONE: 1 = first try */
+    int32_t status;             /* DONE: 0 or a VF_E* code; STOP: the job's status */
+    int32_t pad_;
+    int64_t done, total;        /* PROGRESS: frames of the chunk done, of total */
+    int64_t frames_kept, frames_warmup;   /* DONE */
+    double t_decode, t_infer, t_encode, t_total;   /* DONE: seconds */
+    char checksum[65];          /* DONE: sha256 hex of the segment */
+    char host[64];              /* READY: the sender's host name */
+    char device[64];            /* READY: what the rank colorizes on */
+    char text[VF_ERROR_MSG_MAX]; /* DONE with an error: the message */
+};
+
+void vf_msg_init(struct vf_msg *m, int type, int rank);
+/* VF_EINVAL naming the sender when m is not a message of this build. */
+int vf_msg_check(const struct vf_msg *m, int from, struct vf_error *err);
+
+/* A mailbox: an unbounded FIFO of messages between two threads of one process. */
+struct vf_mailbox;
+int vf_mailbox_create(struct vf_mailbox **out, struct vf_error *err);
+void vf_mailbox_destroy(struct vf_mailbox **mb);
+int vf_mailbox_put(struct vf_mailbox *mb, const struct vf_msg *m, struct vf_error *err);
+/* 1 with *m filled, 0 when empty (after waiting up to timeout_s; 0 = do not wait). */
+int vf_mailbox_get(struct vf_mailbox *mb, struct vf_msg *m, double timeout_s);
+
+/* How a worker talks to the coordinator: MPI to rank 0, or rank 0's mailboxes. */
+struct vf_link {
+    struct vf_mailbox *to_coord;    /* NULL: MPI */
+    struct vf_mailbox *to_worker;
+};
+int vf_link_send(const struct vf_link *l, const struct vf_msg *m, struct vf_error *err);
+/* 1 with a message, 0 when none came within timeout_s (polls with short sleeps: a waiting rank
+ * does not spin a core that another rank's network needs). */
+int vf_link_recv(const struct vf_link *l, struct vf_msg *m, double timeout_s, struct vf_error *err);
+
+/* ---- the process-wide stop flag (signals, STOP) -------------------------------------------- */
+
+extern atomic_int vf_farm_stop;        /* non-zero: running chunks stop at the next frame */
+extern volatile sig_atomic_t vf_farm_signal;   /* the signal that arrived, or 0 */
+void vf_farm_install_signals(void);
+
+/* ---- what every rank knows about the job ---------------------------------------------------- */
+
+struct vf_farm_chunk {
+    int id, shot;
+    int64_t warm_start, start, end;
+    char *reference;
+    char hash[65];
+};
+
+struct vf_farm {
+    int rank, size, local_rank, local_size;
+    const char *yaml;
+    bool quiet, verbose, json, tty;
+    int threads;                /* CPU threads per rank */
+    int retries;
+    int ranks_per_gpu;
+    int queue;                  /* the chunk pipeline's queue depth */
+    char host[64];
+
+    struct vf_film *film;
+    struct vf_media_info *info;
+    struct vf_encode_spec spec;
+    struct vf_farm_chunk *chunks;
+    size_t n_chunks;
+    int64_t frames;
+    char plan_hash[65];
+    char model_path[4096];
+    char model_sha[65];
+    bool model_random;          /* the bundled default is the reference's seeded random init */
+    char arch_name[32];
+    enum vf_dtype precision;
+    int h, w;
+    char *work_dir, *seg_dir;
+
+    struct vf_net *net;
+    struct vf_backend *be;
+    struct vf_colorizer *cz;
+    char device[64];
+};
+
+/* Segment and seam file paths of a chunk (caller frees). */
+char *vf_farm_segment_path(const struct vf_farm *f, int chunk, const char *ext, bool relative,
+                           struct vf_error *err);
+
+/* The worker loop: READY, then ASSIGN → colorize → seam file → DONE, until STOP. Returns the
+ * STOP's status (VF_OK when the job succeeded) or a local failure. */
+int vf_farm_worker(struct vf_farm *f, const struct vf_link *link, struct vf_error *err);
+
+/* Rank 0: schedule every chunk (journal, retries, signals, progress), then merge and report.
+ * `worker0` is rank 0's own worker thread's link. Returns a VF_* status. */
+int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double t_start,
+                       double setup_s, struct vf_error *err);
+
+/* Seam files (docs/FARM.md "Files"). */
+int vf_seam_write(const char *path, int h, int w, const float *warm_ab, const float *last_ab,
+                  struct vf_error *err);
+/* Reads back; *warm_ab is NULL when the chunk had no warm-up. Caller frees both. */
+int vf_seam_read(const char *path, int *h, int *w, float **warm_ab, float **last_ab,
+                 struct vf_error *err);
+
+#endif /* VF_FARM_H */

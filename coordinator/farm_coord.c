@@ -1,0 +1,792 @@
+/*
+ * coordinator/farm_coord.c: rank 0's coordinator (docs/FARM.md): decide from the journal what
+ * is already done, hand out the rest longest chunk first to whichever rank is idle, journal
+ * every finished chunk (fsync) before anything else, retry a failed chunk elsewhere, stop
+ * everyone on a signal or a chunk that keeps failing, show progress, and at the end merge the
+ * segments into the output and write report.json.
+ *
+ * The loop polls (the mailbox of rank 0's own worker, then MPI_Iprobe) and sleeps 2 ms when
+ * nothing came, so it costs little CPU; that cost is measured (coordinator_cpu_s).
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coordinator/coordinator.h"
+#include "coordinator/farm.h"
+
+#define MAX_FAILED 16
+
+enum cstate { C_TODO, C_RUNNING, C_DONE };
+
+struct cinfo {
+    enum cstate state;
+    bool resumed;
+    int rank;                   /* running on / made by */
+    int attempts;               /* failures so far */
+    int failed_on[MAX_FAILED];
+    char last_error[VF_ERROR_MSG_MAX];
+    int last_status;
+    int64_t done;               /* frames of this chunk colorized so far (warm-up included) */
+};
+
+struct rinfo {
+    bool ready;                 /* said READY */
+    int chunk;                  /* running, or -1 */
+    char host[64], device[64];
+    int chunks;
+    int64_t frames, warm;
+    double busy, decode, infer, encode;
+};
+
+struct coord {
+    struct vf_farm *f;
+    const struct vf_link *w0;
+    struct vf_journal *journal;
+    struct cinfo *c;
+    struct rinfo *r;
+    int *order;                 /* chunk ids, longest first */
+    int64_t work_total;         /* frames to colorize in this run (kept + warm-up) */
+    int64_t work_done;          /* of them, finished chunks */
+    int64_t kept_total, kept_done, kept_run;
+    size_t n_done, n_resumed, n_run, retries;
+    int64_t warm_run;
+    int status;                 /* VF_OK, or why the job stops */
+    char why[VF_ERROR_MSG_MAX + 512];
+    double t0, t_first_assign, t_last_done, last_line, last_log;
+    double rate_t[64];
+    int64_t rate_v[64];
+    int rate_n;
+    bool live_shown;
+};
+
+static const struct vf_log_ctx LOG = {.module = "farm", .rank = 0, .chunk = -1};
+
+static int64_t cost(const struct vf_farm_chunk *c) { return c->end - c->warm_start; }
+
+static struct vf_farm *g_sort_farm;
+static int cmp_longest(const void *a, const void *b)
+{
+    const struct vf_farm_chunk *x = &g_sort_farm->chunks[*(const int *)a];
+    const struct vf_farm_chunk *y = &g_sort_farm->chunks[*(const int *)b];
+    int64_t cx = cost(x), cy = cost(y);
+    if (cx != cy)
+        return cx > cy ? -1 : 1;
+    return x->id - y->id;
+}
+
+static int send_to(struct coord *k, int rank, const struct vf_msg *m, struct vf_error *err)
+{
+    if (rank == 0)
+        return vf_mailbox_put(k->w0->to_worker, m, err);
+    VF_CHECK_MPI(MPI_Send(m, (int)sizeof *m, MPI_BYTE, rank, VF_MSG_TAG, MPI_COMM_WORLD), err,
+                 fail);
+    return VF_OK;
+fail:
+    return err->code;
+}
+
+/* 1 with a message (from rank 0's worker or any other rank), 0 when none is waiting. */
+static int poll_msg(struct coord *k, struct vf_msg *m, int *from, struct vf_error *err)
+{
+    if (vf_mailbox_get(k->w0->to_coord, m, 0)) {
+        *from = 0;
+        return 1;
+    }
+    if (k->f->size == 1)
+        return 0;
+    int flag = 0;
+    MPI_Status st;
+    VF_CHECK_MPI(MPI_Iprobe(MPI_ANY_SOURCE, VF_MSG_TAG, MPI_COMM_WORLD, &flag, &st), err, fail);
+    if (!flag)
+        return 0;
+    VF_CHECK_MPI(MPI_Recv(m, (int)sizeof *m, MPI_BYTE, st.MPI_SOURCE, VF_MSG_TAG, MPI_COMM_WORLD,
+                          &st), err, fail);
+    *from = st.MPI_SOURCE;
+    int rc = vf_msg_check(m, *from, err);
+    return rc < 0 ? rc : 1;
+fail:
+    return err->code;
+}
+
+/* ---- resume ------------------------------------------------------------------------------- */
+
+static int decide_done(struct coord *k, struct vf_error *err)
+{
+    struct vf_farm *f = k->f;
+    for (size_t i = 0; i < f->n_chunks; i++) {
+        const struct vf_farm_chunk *fc = &f->chunks[i];
+        const struct vf_journal_entry *e = vf_journal_find(k->journal, fc->id, fc->hash);
+        bool ok = false;
+        if (e) {
+            char *path = vf_path_join(f->work_dir, e->segment, err);
+            char sum[65];
+            struct vf_error e2 = {0};
+            if (!path)
+                return VF_ENOMEM;
+            ok = vf_shard_file_checksum(path, sum, &e2) == 0 && strcmp(sum, e->checksum) == 0;
+            if (!ok)
+                vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled, but its segment %s is %s: "
+                       "colorizing it again", fc->id, path,
+                       e2.code == VF_ENOENT || e2.code == VF_EIO ? "missing" : "changed");
+            free(path);
+        }
+        if (ok) {
+            k->c[i].state = C_DONE;
+            k->c[i].resumed = true;
+            k->c[i].rank = e->rank;
+            k->n_done++;
+            k->n_resumed++;
+            k->kept_done += fc->end - fc->start;
+        } else {
+            k->work_total += cost(fc);
+        }
+        k->kept_total += fc->end - fc->start;
+    }
+    return VF_OK;
+}
+
+/* ---- progress ----------------------------------------------------------------------------- */
+
+static int64_t work_now(const struct coord *k)
+{
+    int64_t w = k->work_done;
+    for (size_t i = 0; i < k->f->n_chunks; i++)
+        if (k->c[i].state == C_RUNNING)
+            w += k->c[i].done;
+    return w;
+}
+
+static void fmt_eta(double s, char *buf, size_t n)
+{
+    if (!(s >= 0) || s > 1e7)
+        snprintf(buf, n, "--");
+    else if (s >= 3600)
+        snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60)
+        snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(buf, n, "%ds", (int)s);
+}
+
+static void progress_line(struct coord *k, char *buf, size_t n)
+{
+    double now = vf_now();
+    int64_t w = work_now(k);
+    /* rate over the last ~10 s of samples */
+    if (k->rate_n == 0 || now - k->rate_t[(k->rate_n - 1) % 64] >= 0.5) {
+        k->rate_t[k->rate_n % 64] = now;
+        k->rate_v[k->rate_n % 64] = w;
+        k->rate_n++;
+    }
+    int newest = (k->rate_n - 1) % 64, oldest = newest;
+    for (int i = 1; i < 64 && i < k->rate_n; i++) {
+        int j = (k->rate_n - 1 - i) % 64;
+        if (now - k->rate_t[j] > 10)
+            break;
+        oldest = j;
+    }
+    double dt = k->rate_t[newest] - k->rate_t[oldest];
+    double fps = dt > 0 ? (k->rate_v[newest] - k->rate_v[oldest]) / dt : 0;
+    int64_t kept = k->kept_done;
+    for (size_t i = 0; i < k->f->n_chunks; i++)
+        if (k->c[i].state == C_RUNNING) {
+            const struct vf_farm_chunk *fc = &k->f->chunks[i];
+            int64_t d = k->c[i].done - (fc->start - fc->warm_start);
+            kept += d > 0 ? d : 0;
+        }
+    int busy = 0;
+    for (int r = 0; r < k->f->size; r++)
+        busy += k->r[r].chunk >= 0;
+    char eta[32];
+    fmt_eta(fps > 0 ? (k->work_total - w) / fps : -1, eta, sizeof eta);
+    snprintf(buf, n, "[%3d%%] %lld/%lld frames  %.1f fps  ETA %s  ranks busy %d/%d  chunks %zu/%zu "
+             "(%zu resumed)",
+             k->kept_total ? (int)(100 * kept / k->kept_total) : 100, (long long)kept,
+             (long long)k->kept_total, fps, eta, busy, k->f->size, k->n_done, k->f->n_chunks,
+             k->n_resumed);
+}
+
+static void show_progress(struct coord *k, bool force)
+{
+    struct vf_farm *f = k->f;
+    double now = vf_now();
+    if (f->quiet || f->json)
+        return;
+    char line[256];
+    if (f->tty) {
+        if (!force && now - k->last_line < 0.5)
+            return;
+        k->last_line = now;
+        progress_line(k, line, sizeof line);
+        fprintf(stderr, "\r\033[K%s", line);
+        fflush(stderr);
+        k->live_shown = true;
+    } else {
+        if (!force && now - k->last_line < 30)
+            return;
+        k->last_line = now;
+        progress_line(k, line, sizeof line);
+        vf_log(&LOG, VF_LOG_INFO, "%s", line);
+    }
+}
+
+static void clear_live(struct coord *k)
+{
+    if (k->live_shown) {
+        fputs("\r\033[K", stderr);
+        k->live_shown = false;
+    }
+}
+
+/* ---- scheduling --------------------------------------------------------------------------- */
+
+static bool failed_on(const struct cinfo *c, int rank)
+{
+    for (int i = 0; i < c->attempts && i < MAX_FAILED; i++)
+        if (c->failed_on[i] == rank)
+            return true;
+    return false;
+}
+
+/* The longest chunk `rank` may take: not one that failed there while another rank that has not
+ * failed it exists. -1 when none. */
+static int pick(struct coord *k, int rank)
+{
+    for (size_t i = 0; i < k->f->n_chunks; i++) {
+        int id = k->order[i];
+        struct cinfo *c = &k->c[id];
+        if (c->state != C_TODO)
+            continue;
+        if (!failed_on(c, rank))
+            return id;
+        bool other = false;
+        for (int r = 0; r < k->f->size && !other; r++)
+            other = r != rank && !failed_on(c, r);
+        if (!other)
+            return id;
+    }
+    return -1;
+}
+
+static int assign_idle(struct coord *k, struct vf_error *err)
+{
+    for (int r = 0; r < k->f->size; r++) {
+        if (!k->r[r].ready || k->r[r].chunk >= 0)
+            continue;
+        int id = pick(k, r);
+        if (id < 0)
+            continue;
+        struct vf_msg m;
+        vf_msg_init(&m, VF_MSG_ASSIGN, 0);
+        m.chunk = id;
+        m.attempt = k->c[id].attempts + 1;
+        int rc = send_to(k, r, &m, err);
+        if (rc < 0)
+            return rc;
+        if (k->t_first_assign == 0)
+            k->t_first_assign = vf_now();
+        k->c[id].state = C_RUNNING;
+        k->c[id].rank = r;
+        k->c[id].done = 0;
+        k->r[r].chunk = id;
+        vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d (frames %lld..%lld) -> rank %d, attempt %d", id,
+               (long long)k->f->chunks[id].start, (long long)k->f->chunks[id].end - 1, r,
+               (int)m.attempt);
+    }
+    return VF_OK;
+}
+
+static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_error *err)
+{
+    struct vf_farm *f = k->f;
+    struct rinfo *ri = &k->r[from];
+    if (m->chunk < 0) {          /* a rank interrupted while idle */
+        if (m->status == VF_EINTERRUPTED && k->status == VF_OK) {
+            k->status = VF_EINTERRUPTED;
+            snprintf(k->why, sizeof k->why, "%s", m->text);
+        }
+        return VF_OK;
+    }
+    if ((size_t)m->chunk >= f->n_chunks || ri->chunk != m->chunk)
+        return vf_error_set(err, VF_EINTERNAL, "rank %d reported chunk %d, which it was not "
+                            "running", from, (int)m->chunk);
+    struct cinfo *c = &k->c[m->chunk];
+    const struct vf_farm_chunk *fc = &f->chunks[m->chunk];
+    ri->chunk = -1;
+    k->t_last_done = vf_now();
+    if (m->status == VF_OK) {
+        struct vf_journal_entry e = {.chunk = fc->id, .frames = m->frames_kept, .rank = from,
+                                     .attempt = m->attempt, .seconds = m->t_total,
+                                     .t_decode = m->t_decode, .t_infer = m->t_infer,
+                                     .t_encode = m->t_encode};
+        memcpy(e.hash, fc->hash, sizeof e.hash);
+        memcpy(e.checksum, m->checksum, sizeof e.checksum);
+        snprintf(e.segment, sizeof e.segment, "segments/%05d.mkv", fc->id);
+        int rc = vf_journal_append(k->journal, &e, err);
+        if (rc < 0)
+            return rc;
+        c->state = C_DONE;
+        c->rank = from;
+        k->n_done++;
+        k->n_run++;
+        k->work_done += cost(fc);
+        k->kept_done += fc->end - fc->start;
+        k->warm_run += m->frames_warmup;
+        k->kept_run += m->frames_kept;
+        ri->chunks++;
+        ri->frames += m->frames_kept;
+        ri->warm += m->frames_warmup;
+        ri->busy += m->t_total;
+        ri->decode += m->t_decode;
+        ri->infer += m->t_infer;
+        ri->encode += m->t_encode;
+        vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d done on rank %d in %.2f s (%lld frames, %lld "
+               "warm-up)", fc->id, from, m->t_total, (long long)m->frames_kept,
+               (long long)m->frames_warmup);
+        return VF_OK;
+    }
+    ri->busy += m->t_total;
+    c->state = C_TODO;
+    c->done = 0;
+    if (m->status == VF_EINTERRUPTED) {
+        if (k->status == VF_OK) {
+            k->status = VF_EINTERRUPTED;
+            snprintf(k->why, sizeof k->why, "%s", m->text);
+        }
+        return VF_OK;
+    }
+    if (c->attempts < MAX_FAILED)
+        c->failed_on[c->attempts] = from;
+    c->attempts++;
+    c->last_status = m->status;
+    snprintf(c->last_error, sizeof c->last_error, "%s", m->text);
+    clear_live(k);
+    if (k->status != VF_OK)
+        return VF_OK;
+    if (c->attempts <= f->retries) {
+        k->retries++;
+        vf_log(&LOG, VF_LOG_WARN, "chunk %d failed on rank %d (%s), attempt %d of %d, retrying: %s",
+               fc->id, from, ri->host, c->attempts, f->retries + 1, m->text);
+        return VF_OK;
+    }
+    char ranks[256] = "";
+    size_t len = 0;
+    for (int i = 0; i < c->attempts && i < MAX_FAILED; i++)
+        len += (size_t)snprintf(ranks + len, len < sizeof ranks ? sizeof ranks - len : 0, "%s%d",
+                                i ? ", " : "", c->failed_on[i]);
+    k->status = m->status;
+    snprintf(k->why, sizeof k->why,
+             "chunk %d (frames %lld..%lld, warm-up from %lld, shot %d) failed %d times (ranks %s); "
+             "last error (rank %d on %s): %s", fc->id, (long long)fc->start,
+             (long long)fc->end - 1, (long long)fc->warm_start, fc->shot, c->attempts, ranks, from,
+             ri->host, m->text);
+    return VF_OK;
+}
+
+static int handle(struct coord *k, int from, const struct vf_msg *m, struct vf_error *err)
+{
+    if (from < 0 || from >= k->f->size)
+        return vf_error_set(err, VF_EINTERNAL, "a message from rank %d of %d", from, k->f->size);
+    struct rinfo *ri = &k->r[from];
+    switch (m->type) {
+    case VF_MSG_READY:
+        ri->ready = true;
+        snprintf(ri->host, sizeof ri->host, "%s", m->host);
+        snprintf(ri->device, sizeof ri->device, "%s", m->device);
+        vf_log(&LOG, VF_LOG_VERBOSE, "rank %d ready on %s (%s)", from, ri->host, ri->device);
+        return VF_OK;
+    case VF_MSG_PROGRESS:
+        if (ri->chunk == m->chunk && ri->chunk >= 0)
+            k->c[ri->chunk].done = m->done;
+        return VF_OK;
+    case VF_MSG_DONE:
+        return on_done(k, from, m, err);
+    default:
+        return vf_error_set(err, VF_EINTERNAL, "rank %d sent message type %d to the coordinator",
+                            from, (int)m->type);
+    }
+}
+
+/* Process every waiting message; returns how many there were, or < 0. */
+static int drain(struct coord *k, struct vf_error *err)
+{
+    int n = 0;
+    for (;;) {
+        struct vf_msg m;
+        int from = -1;
+        int rc = poll_msg(k, &m, &from, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return n;
+        if ((rc = handle(k, from, &m, err)) < 0)
+            return rc;
+        n++;
+    }
+}
+
+static bool any_running(const struct coord *k)
+{
+    for (int r = 0; r < k->f->size; r++)
+        if (k->r[r].chunk >= 0)
+            return true;
+    return false;
+}
+
+static int stop_all(struct coord *k, int status, struct vf_error *err)
+{
+    struct vf_msg m;
+    vf_msg_init(&m, VF_MSG_STOP, 0);
+    m.status = status;
+    if (status != VF_OK)
+        atomic_store(&vf_farm_stop, 1);   /* rank 0's own worker */
+    for (int r = 0; r < k->f->size; r++) {
+        int rc = send_to(k, r, &m, err);
+        if (rc < 0)
+            return rc;
+    }
+    return VF_OK;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static double thread_cpu(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- the end: merge, seams, report -------------------------------------------------------- */
+
+struct seam {
+    int chunk;
+    int64_t frame;
+    int64_t warmup;
+    double error;
+};
+
+static size_t seam_errors(struct coord *k, struct seam *out)
+{
+    struct vf_farm *f = k->f;
+    size_t n = 0;
+    float *prev_last = NULL;
+    int prev_shot = -1, ph = 0, pw = 0;
+    for (size_t i = 0; i < f->n_chunks; i++) {
+        const struct vf_farm_chunk *fc = &f->chunks[i];
+        char *path = vf_farm_segment_path(f, fc->id, "seam", false, NULL);
+        float *warm = NULL, *last = NULL;
+        int h = 0, w = 0;
+        struct vf_error e = {0};
+        if (!path || vf_seam_read(path, &h, &w, &warm, &last, &e) < 0) {
+            vf_log(&LOG, VF_LOG_WARN, "chunk %d: no seam data (%s): its boundary is left out of "
+                   "the seam report", fc->id, path ? e.msg : "out of memory");
+            free(prev_last);
+            prev_last = NULL;
+            prev_shot = -1;
+            free(path);
+            continue;
+        }
+        if (prev_last && prev_shot == fc->shot && warm && h == ph && w == pw)
+            out[n++] = (struct seam){.chunk = fc->id, .frame = fc->start - 1,
+                                     .warmup = fc->start - fc->warm_start,
+                                     .error = vf_node_seam_error(prev_last, warm, h, w)};
+        free(prev_last);
+        free(warm);
+        prev_last = last;
+        prev_shot = fc->shot;
+        ph = h;
+        pw = w;
+        free(path);
+    }
+    free(prev_last);
+    return n;
+}
+
+static int merge(struct coord *k, struct vf_error *err)
+{
+    struct vf_farm *f = k->f;
+    char **segs = vf_calloc(f->n_chunks, sizeof *segs, err);
+    int rc = segs ? VF_OK : VF_ENOMEM;
+    for (size_t i = 0; i < f->n_chunks && rc == 0; i++)
+        if (!(segs[i] = vf_farm_segment_path(f, f->chunks[i].id, "mkv", false, err)))
+            rc = VF_ENOMEM;
+    if (rc == 0) {
+        struct vf_merge_spec ms = {.output = f->film->output, .source = f->info,
+                                   .segments = (const char *const *)segs,
+                                   .n_segments = f->n_chunks,
+                                   .copy_audio = f->film->audio == VF_AUDIO_COPY,
+                                   .copy_subtitles = f->film->audio == VF_AUDIO_COPY};
+        rc = vf_shard_merge(&ms, err);
+    }
+    for (size_t i = 0; segs && i < f->n_chunks; i++)
+        free(segs[i]);
+    free(segs);
+    return rc;
+}
+
+static int write_text_atomic(const char *path, const char *text, struct vf_error *err)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *fp = fopen(tmp, "w");
+    if (!fp)
+        return vf_error_set(err, VF_EIO, "%s: %s", tmp, strerror(errno));
+    bool bad = fputs(text, fp) < 0 || fputc('\n', fp) == EOF || fflush(fp) != 0 ||
+               fsync(fileno(fp)) != 0;
+    int e = errno;
+    if (fclose(fp) != 0 && !bad) {
+        bad = true;
+        e = errno;
+    }
+    if (!bad && rename(tmp, path) != 0) {
+        bad = true;
+        e = errno;
+    }
+    if (bad) {
+        unlink(tmp);
+        return vf_error_set(err, VF_EIO, "%s: %s", path, strerror(e));
+    }
+    return VF_OK;
+}
+
+int vf_farm_write_json(const char *path, json_t *doc, struct vf_error *err)
+{
+    char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    if (!s)
+        return vf_error_set(err, VF_ENOMEM, "%s: could not serialise the JSON", path);
+    int rc = write_text_atomic(path, s, err);
+    free(s);
+    return rc;
+}
+
+static json_t *report_json(struct coord *k, double wall, double setup_s, double colorize_s,
+                           double merge_s, double cpu_s, const struct seam *seams, size_t n_seams)
+{
+    struct vf_farm *f = k->f;
+    json_t *ranks = json_array(), *sj = json_array();
+    double dec = 0, inf = 0, enc = 0;
+    for (int r = 0; r < f->size; r++) {
+        const struct rinfo *ri = &k->r[r];
+        dec += ri->decode;
+        inf += ri->infer;
+        enc += ri->encode;
+        json_array_append_new(ranks, json_pack(
+            "{s:i, s:s, s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "rank", r, "host", ri->host,
+            "device", ri->device, "chunks", ri->chunks, "frames", (json_int_t)ri->frames,
+            "warmup_frames", (json_int_t)ri->warm, "busy_s", ri->busy, "busy_share",
+            colorize_s > 0 ? ri->busy / colorize_s : 0.0, "decode_s", ri->decode, "infer_s",
+            ri->infer, "encode_s", ri->encode));
+    }
+    double sum = 0, mx = 0;
+    for (size_t i = 0; i < n_seams; i++) {
+        sum += seams[i].error;
+        mx = fmax(mx, seams[i].error);
+        json_array_append_new(sj, json_pack("{s:i, s:I, s:I, s:f}", "chunk", seams[i].chunk,
+                                            "frame", (json_int_t)seams[i].frame, "warmup",
+                                            (json_int_t)seams[i].warmup, "error", seams[i].error));
+    }
+    int64_t boundaries = 0;
+    for (size_t i = 1; i < f->n_chunks; i++)
+        boundaries += f->chunks[i].shot == f->chunks[i - 1].shot;
+    return json_pack(
+        "{s:i, s:s, s:s, s:s, s:s, s:s,"
+        " s:{s:s, s:s, s:s, s:s},"
+        " s:s, s:[i,i], s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I,"
+        " s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
+        " s:{s:f, s:f, s:f}, s:o, s:o,"
+        " s:{s:I, s:I, s:f, s:f}}",
+        "version", 1, "status", "ok", "film", f->film->path, "input", f->film->input, "output",
+        f->film->output, "plan_hash", f->plan_hash,
+        "model", "path", f->model_path, "arch", f->arch_name, "sha256", f->model_sha, "weights",
+        f->model_random ? "random (the reference's seeded init: not a trained model)" : "trained",
+        "precision", vf_dtype_name(f->precision), "inference_size", f->h, f->w, "backend",
+        f->device, "ranks", f->size, "threads_per_rank", f->threads, "frames",
+        (json_int_t)f->frames, "chunks", (json_int_t)f->n_chunks, "chunks_run",
+        (json_int_t)k->n_run, "chunks_resumed", (json_int_t)k->n_resumed, "retries",
+        (json_int_t)k->retries, "warmup_frames_run", (json_int_t)k->warm_run,
+        "wall_s", wall, "setup_s", setup_s, "colorize_s", colorize_s, "merge_s", merge_s,
+        "fps", wall > 0 ? f->frames / wall : 0.0,
+        "fps_colorize", colorize_s > 0 ? (double)k->kept_run / colorize_s : 0.0,
+        "coordinator_cpu_s", cpu_s,
+        "split", "decode_s", dec, "infer_s", inf, "encode_s", enc, "per_rank", ranks, "seams", sj,
+        "seam_error", "boundaries", (json_int_t)boundaries, "measured", (json_int_t)n_seams,
+        "mean", n_seams ? sum / n_seams : 0.0, "max", mx);
+}
+
+static void print_summary(struct coord *k, json_t *rep)
+{
+    struct vf_farm *f = k->f;
+    double wall = json_real_value(json_object_get(rep, "wall_s"));
+    double col = json_real_value(json_object_get(rep, "colorize_s"));
+    json_t *split = json_object_get(rep, "split"), *se = json_object_get(rep, "seam_error");
+    printf("vaefarm: %s -> %s\n", f->film->path, f->film->output);
+    printf("  %lld frames in %.1f s: %.2f frames/s overall; colorizing %.1f s at %.2f frames/s of "
+           "work (kept + warm-up)\n", (long long)f->frames, wall,
+           json_real_value(json_object_get(rep, "fps")), col,
+           json_real_value(json_object_get(rep, "fps_colorize")));
+    printf("  %d rank%s (%s, %d thread%s each), %s %dx%d, model %s (%s)\n", f->size,
+           f->size == 1 ? "" : "s", f->device, f->threads, f->threads == 1 ? "" : "s",
+           vf_dtype_name(f->precision), f->h, f->w, f->arch_name,
+           f->model_random ? "RANDOM weights: not a trained model" : "trained");
+    printf("  chunks: %zu (%zu colorized, %zu resumed from the journal, %zu retries), %lld "
+           "warm-up frames colorized and dropped\n", f->n_chunks, k->n_run, k->n_resumed,
+           k->retries, (long long)k->warm_run);
+    for (int r = 0; r < f->size; r++)
+        printf("  rank %d on %s: %d chunks, busy %.1f s (%.0f%% of colorizing)\n", r, k->r[r].host,
+               k->r[r].chunks, k->r[r].busy, col > 0 ? 100 * k->r[r].busy / col : 0.0);
+    printf("  time split (all ranks): decode %.1f s, infer %.1f s, encode %.1f s; coordinator "
+           "CPU %.3f s\n", json_real_value(json_object_get(split, "decode_s")),
+           json_real_value(json_object_get(split, "infer_s")),
+           json_real_value(json_object_get(split, "encode_s")),
+           json_real_value(json_object_get(rep, "coordinator_cpu_s")));
+    json_int_t nb = json_integer_value(json_object_get(se, "measured"));
+    if (nb)
+        printf("  seam error: %lld boundaries with warm-up, mean %.3f, max %.3f (|delta ab|)\n",
+               (long long)nb, json_real_value(json_object_get(se, "mean")),
+               json_real_value(json_object_get(se, "max")));
+    printf("  report: %s/report.json\n", f->work_dir);
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double t_start,
+                       double setup_s, struct vf_error *err)
+{
+    struct coord k = {.f = f, .w0 = worker0, .status = VF_OK};
+    char *jpath = NULL, *rpath = NULL;
+    json_t *rep = NULL;
+    struct seam *seams = NULL;
+    int rc = VF_OK;
+    double cpu0 = thread_cpu();
+    k.c = vf_calloc(f->n_chunks ? f->n_chunks : 1, sizeof *k.c, err);
+    k.r = vf_calloc((size_t)f->size, sizeof *k.r, err);
+    k.order = vf_calloc(f->n_chunks ? f->n_chunks : 1, sizeof *k.order, err);
+    jpath = vf_path_join(f->work_dir, "journal", err);
+    if (!k.c || !k.r || !k.order || !jpath) {
+        rc = VF_ENOMEM;
+        goto stop;
+    }
+    for (int r = 0; r < f->size; r++)
+        k.r[r].chunk = -1;
+    for (size_t i = 0; i < f->n_chunks; i++)
+        k.order[i] = (int)i;
+    g_sort_farm = f;
+    qsort(k.order, f->n_chunks, sizeof *k.order, cmp_longest);
+    if ((rc = vf_journal_open(&k.journal, jpath, err)) < 0)
+        goto stop;
+    if ((rc = decide_done(&k, err)) < 0)
+        goto stop;
+    if (k.n_resumed)
+        vf_log(&LOG, VF_LOG_INFO, "resuming: %zu of %zu chunks are done (journal %s)", k.n_resumed,
+               f->n_chunks, jpath);
+    k.t0 = vf_now();
+
+    /* Until every chunk is done, or the job stops. */
+    while (k.n_done < f->n_chunks && k.status == VF_OK) {
+        int n = drain(&k, err);
+        if (n < 0) {
+            rc = n;
+            goto stop;
+        }
+        if (vf_farm_signal && k.status == VF_OK) {
+            k.status = VF_EINTERRUPTED;
+            snprintf(k.why, sizeof k.why, "interrupted by signal %d", (int)vf_farm_signal);
+        }
+        if (k.status != VF_OK)
+            break;
+        if ((rc = assign_idle(&k, err)) < 0)
+            goto stop;
+        show_progress(&k, false);
+        if (n == 0)
+            sleep_ms(2);
+    }
+    double t_col_end = vf_now();
+    if (k.status != VF_OK)
+        goto stop;
+    clear_live(&k);
+    double cpu_s = thread_cpu() - cpu0;
+    double colorize_s = k.t_first_assign > 0 ? k.t_last_done - k.t_first_assign : 0;
+
+    /* every chunk is done: the output */
+    double tm = vf_now();
+    vf_log(&LOG, VF_LOG_INFO, "merging %zu segments into %s", f->n_chunks, f->film->output);
+    if ((rc = merge(&k, err)) < 0)
+        goto stop;
+    double merge_s = vf_now() - tm;
+    seams = vf_calloc(f->n_chunks ? f->n_chunks : 1, sizeof *seams, err);
+    if (!seams) {
+        rc = VF_ENOMEM;
+        goto stop;
+    }
+    size_t n_seams = seam_errors(&k, seams);
+    (void)t_col_end;
+    rep = report_json(&k, vf_now() - t_start, setup_s, colorize_s, merge_s, cpu_s, seams, n_seams);
+    rpath = vf_path_join(f->work_dir, "report.json", err);
+    if (!rep || !rpath) {
+        rc = rep ? VF_ENOMEM : vf_error_set(err, VF_ENOMEM, "could not build report.json");
+        goto stop;
+    }
+    if ((rc = vf_farm_write_json(rpath, rep, err)) < 0)
+        goto stop;
+    vf_log(&LOG, VF_LOG_INFO, "done: %lld frames in %.1f s, %zu chunks (%zu resumed), output %s",
+           (long long)f->frames, json_real_value(json_object_get(rep, "wall_s")), f->n_chunks,
+           k.n_resumed, f->film->output);
+    if (f->json)
+        rc = vf_json_print(json_incref(rep)) == 0 ? VF_OK : vf_error_set(err, VF_EIO, "stdout");
+    else if (!f->quiet)
+        print_summary(&k, rep);
+
+stop:
+    clear_live(&k);
+    {
+        /* A local failure of the coordinator itself stops the job like a failed chunk. */
+        int status = rc < 0 ? rc : k.status;
+        struct vf_error e2 = {0};
+        if (k.r && stop_all(&k, status, &e2) < 0 && rc == VF_OK) {
+            *err = e2;
+            rc = e2.code;
+        }
+        if (status != VF_OK && k.r) {
+            /* give running chunks a few seconds to stop; journal whatever still finishes */
+            double until = vf_now() + 8;
+            while (any_running(&k) && vf_now() < until) {
+                k.status = k.status ? k.status : status;
+                if (drain(&k, &e2) < 0)
+                    break;
+                sleep_ms(2);
+            }
+            if (rc == VF_OK) {
+                rc = k.status;
+                vf_error_set(err, k.status, "%s", k.why);
+                if (k.status == VF_EINTERRUPTED)
+                    vf_error_set(err, VF_EINTERRUPTED, "%s; %zu of %zu chunks are done and "
+                                 "journaled: run the same command to resume", k.why, k.n_done,
+                                 f->n_chunks);
+            }
+            if (k.status != VF_EINTERRUPTED && k.journal)
+                vf_log(&LOG, VF_LOG_ERROR, "the %zu chunks that finished are kept in the journal: "
+                       "fix the cause and run the same command to go on", k.n_done);
+        }
+    }
+    json_decref(rep);
+    free(seams);
+    free(rpath);
+    free(jpath);
+    vf_journal_close(&k.journal);
+    free(k.c);
+    free(k.r);
+    free(k.order);
+    return rc;
+}
