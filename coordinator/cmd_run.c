@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -148,6 +149,25 @@ static int mkdir_p(const char *path, struct vf_error *err)
     if (mkdir(buf, 0755) != 0 && errno != EEXIST)
         return vf_error_set(err, VF_EIO, "cannot create folder %s: %s", buf, strerror(errno));
     return VF_OK;
+}
+
+/* Temporary files a killed run left in segments/ (this run holds the lock: none is live). */
+static void remove_stale_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".tmp") != 0)
+            continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0)
+            vf_log(NULL, VF_LOG_VERBOSE, "removed %s, left by an interrupted run", path);
+    }
+    closedir(d);
 }
 
 /* The model: film.yaml's, else $VAEFARM_MODEL, else the bundled default. */
@@ -304,6 +324,25 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
     }
     if ((rc = mkdir_p(f->seg_dir, err)) < 0 || (rc = lock_work_dir(f, lock_fd, err)) < 0)
         goto out;
+    if (!(path = vf_path_join(f->work_dir, "vaefarm.log", err))) {
+        rc = VF_ENOMEM;
+        goto out;
+    }
+    remove_stale_tmp(f->seg_dir);
+    FILE *log = fopen(path, "a");
+    if (!log) {
+        rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    free(path);
+    path = NULL;
+    if (pthread_mutex_lock(&g_sink_mu) == 0) {
+        g_sink.file = log;
+        pthread_mutex_unlock(&g_sink_mu);
+    }
+    vf_log(NULL, VF_LOG_INFO, "vaefarm %s: %s on %d rank%s, %s %dx%d, model %s (%s), plan %.12s",
+           VF_VERSION, f->yaml, f->size, f->size == 1 ? "" : "s", vf_dtype_name(f->precision),
+           f->h, f->w, f->model_path, f->model_random ? "random weights" : "trained", plan->hash);
     if (!(doc = setup_doc(f, plan)) || !(*doc_text = json_dumps(doc, JSON_COMPACT))) {
         rc = vf_error_set(err, VF_ENOMEM, "out of memory for the plan document");
         goto out;

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The farm end to end (docs/FARM.md): `vaefarm film.yaml` and `mpirun -np N vaefarm film.yaml`
+# on a short cut of the standard test film (100 frames, 3 shots, FLAC audio), with the default
+# model (VAEFARM_MODEL: the reference's seeded tiny model, made by the `model` fixture).
+#   - -np 1, 2 and 4 give byte-identical output; frame count, every frame's timestamp and the
+#     decoded audio equal the input's; the luma is the input's, bit for bit
+#   - a rerun resumes everything (no chunk redone) and gives the same bytes
+#   - kill -9 of one rank mid-job; the rerun completes, the journal shows no chunk done twice,
+#     and the output is byte-identical to an uninterrupted run
+#   - SIGTERM: exit 10 within 10 s, nothing at the output path; the rerun resumes, same bytes
+#   - a chunk with an undecodable frame: retried on both ranks, then the job fails naming the
+#     chunk and frame; nothing at the output path; the other chunks stay in the journal
+#   - the seam error is reported for every boundary with warm-up
+# Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
+set -uo pipefail
+vf=$1; data=$2; src=$3
+tmp=$(mktemp -d); trap 'pkill -9 -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
+pass=0; fail=0
+export VAEFARM_MODEL="$data/models/vaefarm-tiny.safetensors"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+ok() { pass=$((pass+1)); echo "ok   $1"; }
+bad() { fail=$((fail+1)); echo "FAIL $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+# all COND && COND ...: check "name" all "[ a = b ] && cmp -s x y"
+all() { eval "$1"; }
+mpi() { local n=$1; shift; mpirun -np "$n" --oversubscribe "$vf" "$@"; }
+
+# --- the film: frames [0, 100) of film_grey.mkv (cuts at 50 and 65), with its audio
+films="$data/films"
+ffmpeg -loglevel error -i "$films/film_grey.mkv" -frames:v 100 -t 4 -map 0 -c:v copy -c:a flac \
+  "$tmp/grey.mkv" || { bad "make the test film"; exit 1; }
+cp "$films/film_ref_0.png" "$films/film_ref_1.png" "$films/film_ref_2.png" "$tmp/"
+mkyaml() { # NAME INPUT EXTRA...
+  { printf 'version: 1\ninput: %s\noutput: %s.mkv\ninference_size: [72, 128]\n' "$2" "$1"
+    printf 'shots:\n  detect: off\n  list:\n'
+    printf '    - { start: 0, end: 50, reference: film_ref_0.png }\n'
+    printf '    - { start: 50, end: 65, reference: film_ref_1.png }\n'
+    printf '    - { start: 65, end: 100, reference: film_ref_2.png }\n'
+    printf 'chunks: { length: 20, warmup: 4 }\n%s' "${3:-}"; } >"$tmp/$1.yaml"
+}
+journal_chunks() { python3 -c "import json,sys; print(' '.join(str(json.loads(l)['chunk']) for l in open(sys.argv[1])))" "$1"; }
+report() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$tmp/$1.mkv.vaefarm/report.json" "$2"; }
+
+# --- one rank, two, four: the same bytes
+mkyaml np1 grey.mkv
+t0=$(date +%s.%N)
+"$vf" "$tmp/np1.yaml" --quiet; rc=$?
+t1=$(date +%s.%N)
+check "np 1 runs (exit $rc)" [ "$rc" = 0 ]
+echo "     np 1: $(python3 -c "print(round($t1-$t0,1))") s"
+for n in 2 4; do
+  mkyaml np$n grey.mkv
+  mpi $n "$tmp/np$n.yaml" --quiet >"$tmp/np$n.log" 2>&1; rc=$?
+  check "np $n runs (exit $rc)" [ "$rc" = 0 ]
+  check "np $n output is byte-identical to np 1" cmp -s "$tmp/np1.mkv" "$tmp/np$n.mkv"
+done
+check "np 4 used every rank" python3 - "$tmp/np4.mkv.vaefarm/report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ranks"] == 4 and all(p["chunks"] >= 1 for p in r["per_rank"]), r["per_rank"]
+assert r["chunks"] == 6 and r["chunks_run"] == 6, r
+PY
+
+# --- the output is the input's twin but for chroma
+pts() { ffprobe -v error -select_streams "$2" -show_entries packet=pts -of csv=p=0 "$1"; }
+check "frame count and every video timestamp equal the input's" \
+  cmp -s <(pts "$tmp/grey.mkv" v:0) <(pts "$tmp/np1.mkv" v:0)
+check "100 frames" [ "$(pts "$tmp/np1.mkv" v:0 | wc -l)" = 100 ]
+amd5() { ffmpeg -loglevel error -i "$1" -map 0:a:0 -f md5 -; }
+check "decoded audio equals the input's" [ "$(amd5 "$tmp/grey.mkv")" = "$(amd5 "$tmp/np1.mkv")" ]
+ymd5() { ffmpeg -loglevel error -i "$1" -map 0:v:0 -vf extractplanes=y -f md5 -; }
+check "luma is the input's, bit for bit" [ "$(ymd5 "$tmp/grey.mkv")" = "$(ymd5 "$tmp/np1.mkv")" ]
+check "chroma is not neutral" python3 - "$tmp/np1.mkv" <<'PY'
+import subprocess, sys
+raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", sys.argv[1], "-frames:v", "1",
+                      "-vf", "extractplanes=u", "-f", "rawvideo", "-"], capture_output=True).stdout
+assert raw and max(abs(b - 128) for b in raw) > 4
+PY
+check "report: seam error for each boundary with warm-up" python3 - "$tmp/np1.mkv.vaefarm" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1] + "/report.json"))
+c = json.load(open(sys.argv[1] + "/plan.json"))["chunks"]
+# 3 chunks in shot 0, 1 in shot 1, 2 in shot 2: 3 boundaries inside shots
+want = [b["start"] - 1 for a, b in zip(c, c[1:]) if a["shot"] == b["shot"]]
+s = r["seams"]
+assert len(want) == 3 and [x["frame"] for x in s] == want, (s, want)
+assert all(x["warmup"] == 4 and x["error"] > 0 for x in s), s
+assert r["seam_error"]["measured"] == 3 and r["frames"] == 100, r["seam_error"]
+assert r["model"]["weights"].startswith("random"), r["model"]
+PY
+
+# --- rerun: everything resumes
+"$vf" "$tmp/np1.yaml" --quiet; rc=$?
+check "rerun (exit $rc) resumes all 6 chunks" \
+  all '[ "$rc" = 0 ] && [ "$(report np1 chunks_resumed)" = 6 ] && [ "$(report np1 chunks_run)" = 0 ]'
+check "rerun: same bytes" cmp -s "$tmp/np1.mkv" "$tmp/np2.mkv"
+
+# --- kill -9 one rank mid-job, then run again
+mkyaml kill grey.mkv
+mpi 2 "$tmp/kill.yaml" --quiet >"$tmp/kill.log" 2>&1 &
+mpipid=$!
+for _ in $(seq 300); do
+  [ "$(cat "$tmp/kill.mkv.vaefarm/journal" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05
+done
+victim=$(pgrep -f "$vf $tmp/kill.yaml" | tail -1)
+[ -n "$victim" ] && kill -9 "$victim"
+wait $mpipid; rc=$?
+before=$(journal_chunks "$tmp/kill.mkv.vaefarm/journal")
+check "killed job failed (exit $rc) with chunks journaled ($before)" all '[ "$rc" != 0 ] && [ -n "$before" ]'
+check "killed job: nothing at the output path" [ ! -e "$tmp/kill.mkv" ]
+mpi 2 "$tmp/kill.yaml" --quiet >>"$tmp/kill.log" 2>&1; rc=$?
+after=$(journal_chunks "$tmp/kill.mkv.vaefarm/journal")
+check "rerun after kill -9 completes (exit $rc)" [ "$rc" = 0 ]
+check "journal: the first run's chunks kept, none done twice ($before | $after)" python3 - "$before" "$after" <<'PY'
+import sys
+b, a = sys.argv[1].split(), sys.argv[2].split()
+assert a[:len(b)] == b and len(set(a)) == len(a) == 6, (b, a)
+PY
+n_before=$(echo $before | wc -w)
+check "report: $n_before chunks resumed" [ "$(report kill chunks_resumed)" = "$n_before" ]
+check "output after kill -9 + rerun is byte-identical" cmp -s "$tmp/np1.mkv" "$tmp/kill.mkv"
+check "no temporary files left" [ -z "$(ls "$tmp/kill.mkv.vaefarm/segments" | grep -F .tmp)" ]
+
+# --- SIGTERM: out within 10 s, resumable
+mkyaml term grey.mkv
+"$vf" "$tmp/term.yaml" --quiet >"$tmp/term.log" 2>&1 &
+pid=$!
+for _ in $(seq 300); do
+  [ "$(cat "$tmp/term.mkv.vaefarm/journal" 2>/dev/null | wc -l)" -ge 1 ] && break; sleep 0.05
+done
+kill -TERM $pid; ts=$(date +%s.%N)
+wait $pid; rc=$?
+secs=$(python3 -c "print(round($(date +%s.%N)-$ts,2))")
+check "SIGTERM: exit 10 (got $rc) in $secs s (< 10)" all '[ "$rc" = 10 ] && python3 -c "assert $secs < 10"'
+check "SIGTERM: the message says how to resume" grep -q "run the same command to resume" "$tmp/term.log"
+check "SIGTERM: nothing at the output path" [ ! -e "$tmp/term.mkv" ]
+"$vf" "$tmp/term.yaml" --quiet; rc=$?
+check "resume after SIGTERM (exit $rc), same bytes" all '[ "$rc" = 0 ] && cmp -s "$tmp/np1.mkv" "$tmp/term.mkv"'
+
+# --- a chunk that always fails: frame 55 (chunk [50, 65), the shortest, so it runs last)
+cp "$tmp/grey.mkv" "$tmp/damaged.mkv"
+python3 - "$tmp/damaged.mkv" 55 <<'PY'
+import subprocess, sys
+path, frame = sys.argv[1], int(sys.argv[2])
+out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-show_entries",
+                      "packet=size,pos", "-of", "csv=p=0", path], capture_output=True, text=True,
+                     check=True).stdout.split()
+size, pos = map(int, out[frame].split(","))   # FFV1: every frame a keyframe, decode order = frames
+b = bytearray(open(path, "rb").read())
+b[pos + 4:pos + size] = b"\xff" * (size - 4)  # the payload after the SimpleBlock header
+open(path, "wb").write(b)
+PY
+mkyaml bad damaged.mkv
+mpi 2 "$tmp/bad.yaml" >"$tmp/bad.log" 2>&1; rc=$?
+check "undecodable frame: exit 5 (media error), got $rc" [ "$rc" = 5 ]
+check "undecodable frame: retried" [ "$(grep -c 'retrying' "$tmp/bad.log")" = 2 ]
+check "undecodable frame: the message names chunk, frames, attempts and frame" \
+  grep -q "chunk 3 (frames 50..64, warm-up from 50, shot 1) failed 3 times (ranks .*frame 55" "$tmp/bad.log"
+check "undecodable frame: nothing at the output path" [ ! -e "$tmp/bad.mkv" ]
+check "undecodable frame: the other 5 chunks stay in the journal" \
+  [ "$(journal_chunks "$tmp/bad.mkv.vaefarm/journal" | wc -w)" = 5 ]
+check "undecodable frame: no temporary output left" [ -z "$(ls -a "$tmp" | grep '^\.bad')" ]
+
+echo "cli_farm: $pass passed, $fail failed"
+[ "$fail" = 0 ]
