@@ -633,7 +633,7 @@ static void print_summary(struct coord *k, json_t *rep)
     json_t *split = json_object_get(rep, "split"), *se = json_object_get(rep, "seam_error");
     printf("vaefarm: %s -> %s\n", f->film->path, f->film->output);
     printf("  %lld frames in %.1f s: %.2f frames/s overall; colorizing %.1f s at %.2f frames/s of "
-           "work (kept + warm-up)\n", (long long)f->frames, wall,
+           "kept frames\n", (long long)f->frames, wall,
            json_real_value(json_object_get(rep, "fps")), col,
            json_real_value(json_object_get(rep, "fps_colorize")));
     printf("  %d rank%s (%s, %d thread%s each), %s %dx%d, model %s (%s)\n", f->size,
