@@ -221,10 +221,10 @@ static int lock_work_dir(struct vf_farm *f, int *fd, struct vf_error *err)
     if (*fd < 0) {
         rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));
     } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
-        char pid[32] = "";
+        char pid[32] = {0};
         ssize_t n = pread(*fd, pid, sizeof pid - 1, 0);
         if (n > 0)
-            pid[n] = 0;
+            pid[strcspn(pid, "\n")] = 0;
         rc = vf_error_set(err, VF_EINVAL, "%s is in use by another vaefarm run (pid %s): wait for "
                           "it to end, or give this film another work_dir", f->work_dir,
                           n > 0 ? pid : "unknown");
@@ -247,10 +247,27 @@ static int create_engine(struct vf_farm *f, struct vf_error *err)
     return vf_colorizer_create(&f->cz, f->net, &co, err);
 }
 
+/* One GPU per rank, from the node-local rank (DESIGN.md §5): device
+ * (local_rank / ranks_per_gpu) mod gpus; no GPU (or no CUDA backend in this build): the CPU. */
 static int create_backend(struct vf_farm *f, struct vf_error *err)
 {
-    /* The CUDA backend (one GPU per rank from the node-local rank) plugs in here when it
-     * exists (docs/FARM.md); until then every rank colorizes on the CPU. */
+    int gpus = 0;
+    struct vf_error e = {0};
+    if (vf_kernels_has_cuda() && vf_kernels_gpu_count(&gpus, &e) == 0 && gpus > 0) {
+        int gpu = (f->local_rank / f->ranks_per_gpu) % gpus;
+        struct vf_backend_opts go = {.device = VF_DEVICE_CUDA, .gpu = gpu};
+        if (vf_backend_create(&f->be, &go, &e) == 0) {
+            snprintf(f->device, sizeof f->device, "cuda:%d", gpu);
+            return VF_OK;
+        }
+        if (e.code != VF_EUNSUPPORTED)
+            return vf_error_set(err, e.code, "rank %d on %s, GPU %d (local rank %d, %d ranks per "
+                                "GPU): %s; check the GPU with nvidia-smi, or lower the ranks per "
+                                "node", f->rank, f->host, gpu, f->local_rank, f->ranks_per_gpu,
+                                e.msg);
+        vf_log(NULL, VF_LOG_VERBOSE, "rank %d: GPU %d is visible but %s: colorizing on the CPU",
+               f->rank, gpu, e.msg);
+    }
     struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = f->threads};
     int rc = vf_backend_create(&f->be, &bo, err);
     if (rc == 0)

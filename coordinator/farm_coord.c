@@ -583,10 +583,11 @@ static json_t *report_json(struct coord *k, double wall, double setup_s, double 
         inf += ri->infer;
         enc += ri->encode;
         json_array_append_new(ranks, json_pack(
-            "{s:i, s:s, s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:f}", "rank", r, "host", ri->host,
-            "device", ri->device, "chunks", ri->chunks, "frames", (json_int_t)ri->frames,
+            "{s:i, s:s, s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "rank", r, "host",
+            ri->host, "device", ri->device, "chunks", ri->chunks, "frames", (json_int_t)ri->frames,
             "warmup_frames", (json_int_t)ri->warm, "busy_s", ri->busy, "busy_share",
-            colorize_s > 0 ? ri->busy / colorize_s : 0.0, "decode_s", ri->decode, "infer_s",
+            colorize_s > 0 ? ri->busy / colorize_s : 0.0, "wall_share",
+            wall > 0 ? ri->busy / wall : 0.0, "decode_s", ri->decode, "infer_s",
             ri->infer, "encode_s", ri->encode));
     }
     double sum = 0, mx = 0;
@@ -644,8 +645,9 @@ static void print_summary(struct coord *k, json_t *rep)
            "warm-up frames colorized and dropped\n", f->n_chunks, k->n_run, k->n_resumed,
            k->retries, (long long)k->warm_run);
     for (int r = 0; r < f->size; r++)
-        printf("  rank %d on %s: %d chunks, busy %.1f s (%.0f%% of colorizing)\n", r, k->r[r].host,
-               k->r[r].chunks, k->r[r].busy, col > 0 ? 100 * k->r[r].busy / col : 0.0);
+        printf("  rank %d on %s: %d chunks, busy %.1f s (%.0f%% of colorizing, %.0f%% of wall time)\n",
+               r, k->r[r].host, k->r[r].chunks, k->r[r].busy, col > 0 ? 100 * k->r[r].busy / col : 0.0,
+               wall > 0 ? 100 * k->r[r].busy / wall : 0.0);
     printf("  time split (all ranks): decode %.1f s, infer %.1f s, encode %.1f s; coordinator "
            "CPU %.3f s\n", json_real_value(json_object_get(split, "decode_s")),
            json_real_value(json_object_get(split, "infer_s")),

@@ -94,6 +94,12 @@ PY
 check "rerun (exit $rc) resumes all 6 chunks" \
   all '[ "$rc" = 0 ] && [ "$(report np1 chunks_resumed)" = 6 ] && [ "$(report np1 chunks_run)" = 0 ]'
 check "rerun: same bytes" cmp -s "$tmp/np1.mkv" "$tmp/np2.mkv"
+"$vf" "$tmp/np1.yaml" --json >"$tmp/json.out" 2>/dev/null; rc=$?
+check "run --json (exit $rc): one JSON document, report.json's" python3 - "$tmp/json.out" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["status"] == "ok" and d["frames"] == 100 and d["chunks_resumed"] == 6, d
+PY
 
 # --- kill -9 one rank mid-job, then run again
 mkyaml kill grey.mkv
@@ -128,6 +134,9 @@ pid=$!
 for _ in $(seq 300); do
   [ "$(cat "$tmp/term.mkv.vaefarm/journal" 2>/dev/null | wc -l)" -ge 1 ] && break; sleep 0.05
 done
+"$vf" "$tmp/term.yaml" >"$tmp/lock.log" 2>&1; rc=$?
+check "a second run on the same work folder is refused (exit $rc)" \
+  all '[ "$rc" = 3 ] && grep -q "in use by another vaefarm run (pid $pid)" "$tmp/lock.log"'
 kill -TERM $pid; ts=$(date +%s.%N)
 wait $pid; rc=$?
 secs=$(python3 -c "print(round($(date +%s.%N)-$ts,2))")
