@@ -89,14 +89,21 @@ static int parse_count(const char *opt, const char *s, int lo, int hi, int *out)
     return 0;
 }
 
-static int cores_available(void)
+/* Default CPU threads per rank: when the launcher bound this rank to some of the node's cores
+ * (mpirun --bind-to core, srun --cpus-per-task), those cores; when it may run anywhere, the
+ * node's cores divided by the ranks on the node. */
+static int default_threads(int local_size)
 {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
     cpu_set_t set;
     CPU_ZERO(&set);
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        return CPU_COUNT(&set);
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    int mine = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (online < 1)
+        online = 1;
+    if (mine < 1)
+        mine = (int)online;
+    int t = mine < online ? mine : mine / (local_size > 0 ? local_size : 1);
+    return t > 0 ? t : 1;
 }
 
 /* ---- rank 0's setup ----------------------------------------------------------------------- */
@@ -286,7 +293,29 @@ static json_t *setup_doc(struct vf_farm *f, const struct vf_plan *plan)
                                                 "random", f->model_random));
     json_object_set_new(doc, "precision", json_string(vf_dtype_name(f->precision)));
     json_object_set_new(doc, "inference_size", json_pack("[i,i]", f->h, f->w));
+    /* what rank 0 read: other ranks check that they see the same bytes */
+    json_t *refs = json_object();
+    json_object_set_new(doc, "reference_sha256", refs);
+    for (size_t i = 0; refs && i < plan->n_chunks; i++) {
+        const char *ref = plan->chunks[i].reference;
+        char sum[65];
+        struct vf_error e = {0};
+        if (!ref || json_object_get(refs, ref))
+            continue;
+        if (vf_shard_file_checksum(ref, sum, &e) < 0) {
+            vf_log(NULL, VF_LOG_ERROR, "%s", e.msg);
+            json_decref(doc);
+            return NULL;
+        }
+        json_object_set_new(refs, ref, json_string(sum));
+    }
     return doc;
+}
+
+static int interrupted_in_setup(struct vf_error *err)
+{
+    return vf_error_set(err, VF_EINTERRUPTED, "interrupted by signal %d while setting up; nothing "
+                        "was colorized yet: run the same command again", (int)vf_farm_signal);
 }
 
 /* Everything rank 0 decides before any rank starts: on success *doc_text and *weights are the
@@ -301,6 +330,8 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
     int rc = vf_film_open(f->yaml, &f->film, &f->info, err);
     if (rc < 0)
         return rc;
+    if (vf_farm_signal)
+        return interrupted_in_setup(err);
     if ((rc = resolve_model(f, err)) < 0)
         return rc;
     if ((rc = read_file(f->model_path, weights, weights_len, err)) < 0)
@@ -330,6 +361,10 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
     /* plan with the resolved model, size and precision: the hashes tie the output to them */
     if ((rc = vf_film_plan(f->film, f->info, &plan, err)) < 0)
         goto out;
+    if (vf_farm_signal) {
+        rc = interrupted_in_setup(err);
+        goto out;
+    }
     for (size_t i = 0; i < plan->n_warnings; i++)
         vf_log(NULL, VF_LOG_WARN, "%s", plan->warnings[i]);
     snprintf(f->plan_hash, sizeof f->plan_hash, "%s", plan->hash);
@@ -361,7 +396,8 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
            VF_VERSION, f->yaml, f->size, f->size == 1 ? "" : "s", vf_dtype_name(f->precision),
            f->h, f->w, f->model_path, f->model_random ? "random weights" : "trained", plan->hash);
     if (!(doc = setup_doc(f, plan)) || !(*doc_text = json_dumps(doc, JSON_COMPACT))) {
-        rc = vf_error_set(err, VF_ENOMEM, "out of memory for the plan document");
+        rc = vf_error_set(err, VF_EIO, "could not make the plan document (a reference image "
+                          "unreadable, or out of memory)");
         goto out;
     }
     if (!(path = vf_path_join(f->work_dir, "plan.json", err))) {
@@ -384,8 +420,7 @@ static int take_doc(struct vf_farm *f, const char *text, struct vf_error *err)
     json_t *doc = json_loads(text, 0, &je);
     int rc = VF_OK;
     if (!doc)
-        return vf_error_set(err, VF_EINTERNAL, "rank %d: the plan from rank 0 does not parse: %s",
-                            f->rank, je.text);
+        return vf_error_set(err, VF_EINTERNAL, "the plan from rank 0 does not parse: %s", je.text);
     json_t *chunks = json_object_get(doc, "chunks");
     const char *prec = json_string_value(json_object_get(doc, "precision"));
     const char *hash = json_string_value(json_object_get(doc, "hash"));
@@ -394,8 +429,7 @@ static int take_doc(struct vf_farm *f, const char *text, struct vf_error *err)
     if (!json_is_array(chunks) || !prec || !hash || !json_is_array(size) ||
         json_array_size(size) != 2 || !json_is_object(model) ||
         vf_dtype_parse(prec, &f->precision) < 0) {
-        rc = vf_error_set(err, VF_EINTERNAL, "rank %d: the plan from rank 0 lacks a field",
-                          f->rank);
+        rc = vf_error_set(err, VF_EINTERNAL, "the plan from rank 0 lacks a field");
         goto out;
     }
     f->h = (int)json_integer_value(json_array_get(size, 0));
@@ -426,11 +460,17 @@ static int take_doc(struct vf_farm *f, const char *text, struct vf_error *err)
         fc->start = json_integer_value(json_object_get(c, "start"));
         fc->end = json_integer_value(json_object_get(c, "end"));
         if (fc->id != (int)i || !ref || !h || strlen(h) != 64) {
-            rc = vf_error_set(err, VF_EINTERNAL, "rank %d: chunk %zu of rank 0's plan is "
-                              "malformed", f->rank, i);
+            rc = vf_error_set(err, VF_EINTERNAL, "chunk %zu of rank 0's plan is malformed", i);
             goto out;
         }
         memcpy(fc->hash, h, 65);
+        const char *rs = json_string_value(
+            json_object_get(json_object_get(doc, "reference_sha256"), ref));
+        if (!rs || strlen(rs) != 64) {
+            rc = vf_error_set(err, VF_EINTERNAL, "rank 0's plan has no checksum for %s", ref);
+            goto out;
+        }
+        memcpy(fc->reference_sha, rs, 65);
         if (!(fc->reference = vf_strdup(ref, err))) {
             rc = VF_ENOMEM;
             goto out;
@@ -438,19 +478,24 @@ static int take_doc(struct vf_farm *f, const char *text, struct vf_error *err)
     }
     const char *digest = json_string_value(json_object_get(doc, "input_digest"));
     if (f->info && (!digest || strcmp(digest, f->info->video_digest) != 0))
-        rc = vf_error_set(err, VF_EINVAL, "rank %d on %s reads another input than rank 0 at %s "
-                          "(its video differs): every rank must see the same files (a shared "
-                          "filesystem)", f->rank, f->host, f->film->input);
+        rc = vf_error_set(err, VF_EINVAL, "this rank reads another input than rank 0 at %s (its "
+                          "video differs): every rank must see the same files (a shared "
+                          "filesystem)", f->film->input);
 out:
     json_decref(doc);
     return rc;
 }
 
-/* Ranks other than 0: the same film, probed here, and the network from the broadcast bytes. */
-static int setup_worker(struct vf_farm *f, const char *doc_text, const void *weights,
-                        size_t weights_len, struct vf_error *err)
+/* Ranks other than 0: the same film (rank 0's film.yaml bytes), probed here, and the network from
+ * the broadcast bytes. */
+static int setup_worker(struct vf_farm *f, const char *yaml, size_t yaml_len, const char *doc_text,
+                        const void *weights, size_t weights_len, struct vf_error *err)
 {
-    int rc = vf_config_load(&f->film, f->yaml, err);
+    char *dir = vf_path_dirname(f->yaml, err);
+    if (!dir)
+        return VF_ENOMEM;
+    int rc = vf_config_load_string(&f->film, yaml, yaml_len, f->yaml, dir, err);
+    free(dir);
     if (rc < 0)
         return rc;
     if ((rc = vf_shard_probe(&f->info, f->film->input, err)) < 0)
@@ -517,22 +562,28 @@ fail:
     return err->code;
 }
 
-static int run_farm(struct vf_farm *f, struct vf_error *err)
+/* *lock_fd: rank 0's lock on the work folder, held by the caller until after MPI_Finalize (other
+ * ranks may still be ending their chunks when rank 0 leaves this). */
+static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
 {
     double t_start = vf_now();
     char *doc_text = NULL;
-    void *weights = NULL;
-    size_t weights_len = 0;
-    int lock_fd = -1;
+    void *weights = NULL, *yaml = NULL;
+    size_t weights_len = 0, yaml_len = 0;
     int rc = VF_OK, local = VF_OK;
     struct w0 w0 = {.f = f};
     bool thread_started = false;
 
     /* 1. rank 0 decides; 2. broadcast its status, the plan document and the weights */
-    if (f->rank == 0)
-        local = setup_rank0(f, &lock_fd, &doc_text, &weights, &weights_len, err);
-    int64_t hdr[3] = {local, doc_text ? (int64_t)strlen(doc_text) + 1 : 0, (int64_t)weights_len};
-    VF_CHECK_MPI(MPI_Bcast(hdr, 3, MPI_INT64_T, 0, MPI_COMM_WORLD), err, mpi_fail);
+    if (f->rank == 0) {
+        local = setup_rank0(f, lock_fd, &doc_text, &weights, &weights_len, err);
+        /* film.yaml's bytes as rank 0 read them: every rank parses the same settings */
+        if (local == VF_OK)
+            local = read_file(f->yaml, &yaml, &yaml_len, err);
+    }
+    int64_t hdr[4] = {local, doc_text ? (int64_t)strlen(doc_text) + 1 : 0, (int64_t)weights_len,
+                      (int64_t)yaml_len};
+    VF_CHECK_MPI(MPI_Bcast(hdr, 4, MPI_INT64_T, 0, MPI_COMM_WORLD), err, mpi_fail);
     if (hdr[0] < 0) {
         rc = (int)hdr[0];   /* rank 0 said why */
         goto out;
@@ -541,7 +592,9 @@ static int run_farm(struct vf_farm *f, struct vf_error *err)
         doc_text = malloc((size_t)hdr[1]);
         weights = malloc(hdr[2] ? (size_t)hdr[2] : 1);
         weights_len = (size_t)hdr[2];
-        if (!doc_text || !weights)
+        yaml = malloc(hdr[3] ? (size_t)hdr[3] : 1);
+        yaml_len = (size_t)hdr[3];
+        if (!doc_text || !weights || !yaml)
             local = vf_error_set(err, VF_ENOMEM, "rank %d: out of memory for the plan and weights",
                                  f->rank);
     }
@@ -549,11 +602,12 @@ static int run_farm(struct vf_farm *f, struct vf_error *err)
     if ((rc = agree(local, err)) < 0)
         goto out;
     if ((rc = bcast_bytes(doc_text, (size_t)hdr[1], err)) < 0 ||
-        (rc = bcast_bytes(weights, weights_len, err)) < 0)
+        (rc = bcast_bytes(weights, weights_len, err)) < 0 ||
+        (rc = bcast_bytes(yaml, yaml_len, err)) < 0)
         goto out;
     /* 3. every rank: its own setup */
     if (f->rank != 0) {
-        local = setup_worker(f, doc_text, weights, weights_len, err);
+        local = setup_worker(f, yaml, yaml_len, doc_text, weights, weights_len, err);
     } else {
         local = take_doc(f, doc_text, err);
         f->frames = f->info->frames;
@@ -592,7 +646,7 @@ static int run_farm(struct vf_farm *f, struct vf_error *err)
         }
     } else {
         /* a STOP's status comes without a message: the coordinator has said why */
-        rc = vf_farm_worker(f, &(struct vf_link){0}, err);
+        rc = vf_farm_worker(f, &(struct vf_link){.mpi = true}, err);
     }
     goto out;
 
@@ -603,7 +657,9 @@ stop_others:
         vf_msg_init(&m, VF_MSG_STOP, 0);
         m.status = rc;
         for (int r = 1; r < f->size; r++)
-            MPI_Send(&m, (int)sizeof m, MPI_BYTE, r, VF_MSG_TAG, MPI_COMM_WORLD);
+            if (MPI_Send(&m, (int)sizeof m, MPI_BYTE, r, VF_MSG_TAG, MPI_COMM_WORLD) != MPI_SUCCESS)
+                vf_log(NULL, VF_LOG_ERROR, "could not tell rank %d to stop: end the job with "
+                       "scancel or Ctrl-C", r);
     }
     goto out;
 mpi_fail:
@@ -613,8 +669,7 @@ out:
     vf_mailbox_destroy(&w0.link.to_worker);
     free(doc_text);
     free(weights);
-    if (lock_fd >= 0)
-        close(lock_fd);
+    free(yaml);
     return rc;
 }
 
@@ -660,7 +715,7 @@ int vf_cmd_run(int argc, char **argv, struct vf_cli *cli)
     }
     struct vf_error err = {0};
     MPI_Comm local = MPI_COMM_NULL;
-    int rc = VF_OK;
+    int rc = VF_OK, lock_fd = -1;
     /* errors come back as codes, never abort the job from inside MPI */
     VF_CHECK_MPI(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), &err, done);
     if (provided < MPI_THREAD_FUNNELED) {
@@ -677,11 +732,8 @@ int vf_cmd_run(int argc, char **argv, struct vf_cli *cli)
     if (gethostname(f.host, sizeof f.host) != 0)
         snprintf(f.host, sizeof f.host, "unknown");
     f.host[sizeof f.host - 1] = 0;
-    if (f.threads == 0) {
-        f.threads = cores_available() / f.local_size;
-        if (f.threads < 1)
-            f.threads = 1;
-    }
+    if (f.threads == 0)
+        f.threads = default_threads(f.local_size);
     f.tty = isatty(STDERR_FILENO) && !f.quiet && !f.json;
     vf_farm_install_signals();
 
@@ -691,12 +743,14 @@ int vf_cmd_run(int argc, char **argv, struct vf_cli *cli)
     vf_log_set_sink(farm_sink, &g_sink);
     vf_log_set_level(VF_LOG_VERBOSE);   /* the log file gets every line; stderr is filtered */
 
-    rc = run_farm(&f, &err);
+    rc = run_farm(&f, &lock_fd, &err);
 done:
-    if (rc < 0 && (err.msg[0] || rc != err.code)) {
-        /* the rank that failed prints why; the others exit with the same code quietly */
-        if (err.code == rc && err.msg[0])
-            fprintf(stderr, "%svaefarm: %s\n", f.tty ? "\r\033[K" : "", err.msg);
+    /* the rank that failed says why (rank 0 also into vaefarm.log); a rank that only follows
+     * another's failure (a STOP's status, a failed agreement) has no message and stays quiet */
+    if (rc < 0 && err.msg[0]) {
+        if (g_sink.file)
+            fprintf(g_sink.file, "error: %s\n", err.msg);
+        fprintf(stderr, "%svaefarm: %s\n", g_sink.tty ? "\r\033[K" : "", err.msg);
     }
     if (g_sink.file)
         fclose(g_sink.file);
@@ -706,5 +760,7 @@ done:
     if (local != MPI_COMM_NULL)
         MPI_Comm_free(&local);
     MPI_Finalize();
+    if (lock_fd >= 0)
+        close(lock_fd);
     return vf_exit_code(rc);
 }

@@ -37,7 +37,8 @@
 #define VF_MSG_VERSION 1
 #define VF_MSG_TAG 17
 
-enum vf_msg_type { VF_MSG_READY = 1, VF_MSG_ASSIGN, VF_MSG_PROGRESS, VF_MSG_DONE, VF_MSG_STOP };
+enum vf_msg_type { VF_MSG_READY = 1, VF_MSG_ASSIGN, VF_MSG_PROGRESS, VF_MSG_DONE, VF_MSG_STOP,
+                   VF_MSG_BYE, VF_MSG_LEAVE };
 
 /* One fixed-size record, sent as MPI_BYTE (the same build on every rank). */
 struct vf_msg {
@@ -57,6 +58,9 @@ struct vf_msg {
     char device[64];            /* READY: what the rank colorizes on */
     char text[VF_ERROR_MSG_MAX]; /* DONE with an error: the message */
 };
+/* Small enough to go eagerly over Open MPI's shared-memory transport (4 KiB), so that a blocking
+ * MPI_Send of either side never waits for the other to post its receive. */
+_Static_assert(sizeof(struct vf_msg) <= 4096, "vf_msg must stay under the eager limit");
 
 void vf_msg_init(struct vf_msg *m, int type, int rank);
 /* VF_EINVAL naming the sender when m is not a message of this build. */
@@ -70,9 +74,11 @@ int vf_mailbox_put(struct vf_mailbox *mb, const struct vf_msg *m, struct vf_erro
 /* 1 with *m filled, 0 when empty (after waiting up to timeout_s; 0 = do not wait). */
 int vf_mailbox_get(struct vf_mailbox *mb, struct vf_msg *m, double timeout_s);
 
-/* How a worker talks to the coordinator: MPI to rank 0, or rank 0's mailboxes. */
+/* How a worker talks to the coordinator: MPI to rank 0 (mpi = true: only a process's main
+ * thread may use such a link), or rank 0's mailboxes. */
 struct vf_link {
-    struct vf_mailbox *to_coord;    /* NULL: MPI */
+    bool mpi;
+    struct vf_mailbox *to_coord;
     struct vf_mailbox *to_worker;
 };
 int vf_link_send(const struct vf_link *l, const struct vf_msg *m, struct vf_error *err);
@@ -92,6 +98,7 @@ struct vf_farm_chunk {
     int id, shot;
     int64_t warm_start, start, end;
     char *reference;
+    char reference_sha[65];     /* the image's sha256 as rank 0 read it */
     char hash[65];
 };
 

@@ -36,6 +36,7 @@ struct cinfo {
 
 struct rinfo {
     bool ready;                 /* said READY */
+    bool gone;                  /* said BYE (after STOP) or LEAVE (gave up): sends nothing more */
     int chunk;                  /* running, or -1 */
     char host[64], device[64];
     int chunks;
@@ -122,6 +123,13 @@ static int decide_done(struct coord *k, struct vf_error *err)
         const struct vf_farm_chunk *fc = &f->chunks[i];
         const struct vf_journal_entry *e = vf_journal_find(k->journal, fc->id, fc->hash);
         bool ok = false;
+        char canon[32];
+        snprintf(canon, sizeof canon, "segments/%05d.mkv", fc->id);
+        if (e && strcmp(e->segment, canon) != 0) {
+            vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled as %s, not %s: colorizing it again",
+                   fc->id, e->segment, canon);
+            e = NULL;
+        }
         if (e) {
             char *path = vf_path_join(f->work_dir, e->segment, err);
             char sum[65];
@@ -173,16 +181,22 @@ static void fmt_eta(double s, char *buf, size_t n)
         snprintf(buf, n, "%ds", (int)s);
 }
 
+/* A sample of the work done every 0.5 s (the rate is over the last 10 s of them). */
+static void sample_rate(struct coord *k)
+{
+    double now = vf_now();
+    if (k->rate_n == 0 || now - k->rate_t[(k->rate_n - 1) % 64] >= 0.5) {
+        k->rate_t[k->rate_n % 64] = now;
+        k->rate_v[k->rate_n % 64] = work_now(k);
+        k->rate_n++;
+    }
+}
+
 static void progress_line(struct coord *k, char *buf, size_t n)
 {
     double now = vf_now();
     int64_t w = work_now(k);
-    /* rate over the last ~10 s of samples */
-    if (k->rate_n == 0 || now - k->rate_t[(k->rate_n - 1) % 64] >= 0.5) {
-        k->rate_t[k->rate_n % 64] = now;
-        k->rate_v[k->rate_n % 64] = w;
-        k->rate_n++;
-    }
+    sample_rate(k);
     int newest = (k->rate_n - 1) % 64, oldest = newest;
     for (int i = 1; i < 64 && i < k->rate_n; i++) {
         int j = (k->rate_n - 1 - i) % 64;
@@ -266,7 +280,7 @@ static int pick(struct coord *k, int rank)
             return id;
         bool other = false;
         for (int r = 0; r < k->f->size && !other; r++)
-            other = r != rank && !failed_on(c, r);
+            other = r != rank && k->r[r].ready && !k->r[r].gone && !failed_on(c, r);
         if (!other)
             return id;
     }
@@ -276,7 +290,7 @@ static int pick(struct coord *k, int rank)
 static int assign_idle(struct coord *k, struct vf_error *err)
 {
     for (int r = 0; r < k->f->size; r++) {
-        if (!k->r[r].ready || k->r[r].chunk >= 0)
+        if (!k->r[r].ready || k->r[r].gone || k->r[r].chunk >= 0)
             continue;
         int id = pick(k, r);
         if (id < 0)
@@ -382,7 +396,7 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
     k->status = m->status;
     snprintf(k->why, sizeof k->why,
              "chunk %d (frames %lld..%lld, warm-up from %lld, shot %d) failed %d times (ranks %s); "
-             "last error (rank %d on %s): %s", fc->id, (long long)fc->start,
+             "last error (rank %d on %s): %.1500s", fc->id, (long long)fc->start,
              (long long)fc->end - 1, (long long)fc->warm_start, fc->shot, c->attempts, ranks, from,
              ri->host, m->text);
     return VF_OK;
@@ -406,6 +420,27 @@ static int handle(struct coord *k, int from, const struct vf_msg *m, struct vf_e
         return VF_OK;
     case VF_MSG_DONE:
         return on_done(k, from, m, err);
+    case VF_MSG_BYE:
+        ri->gone = true;
+        return VF_OK;
+    case VF_MSG_LEAVE:
+        ri->gone = true;
+        clear_live(k);
+        vf_log(&LOG, VF_LOG_ERROR, "rank %d (%s) gave up: %s", from, ri->host,
+               m->text[0] ? m->text : vf_status_str(m->status));
+        if (ri->chunk >= 0) {           /* not expected: a rank leaves between chunks */
+            k->c[ri->chunk].state = C_TODO;
+            ri->chunk = -1;
+        }
+        bool live = false;
+        for (int r = 0; r < k->f->size; r++)
+            live |= !k->r[r].gone;
+        if (!live && k->status == VF_OK) {
+            k->status = m->status < 0 ? m->status : VF_EINTERNAL;
+            snprintf(k->why, sizeof k->why, "no rank is left to colorize (the last, rank %d, gave "
+                     "up: %.1500s)", from, m->text[0] ? m->text : vf_status_str(m->status));
+        }
+        return VF_OK;
     default:
         return vf_error_set(err, VF_EINTERNAL, "rank %d sent message type %d to the coordinator",
                             from, (int)m->type);
@@ -430,14 +465,6 @@ static int drain(struct coord *k, struct vf_error *err)
     }
 }
 
-static bool any_running(const struct coord *k)
-{
-    for (int r = 0; r < k->f->size; r++)
-        if (k->r[r].chunk >= 0)
-            return true;
-    return false;
-}
-
 static int stop_all(struct coord *k, int status, struct vf_error *err)
 {
     struct vf_msg m;
@@ -446,6 +473,8 @@ static int stop_all(struct coord *k, int status, struct vf_error *err)
     if (status != VF_OK)
         atomic_store(&vf_farm_stop, 1);   /* rank 0's own worker */
     for (int r = 0; r < k->f->size; r++) {
+        if (k->r && k->r[r].gone)
+            continue;                     /* it has left its loop: nothing would receive it */
         int rc = send_to(k, r, &m, err);
         if (rc < 0)
             return rc;
@@ -498,10 +527,14 @@ static size_t seam_errors(struct coord *k, struct seam *out)
             free(path);
             continue;
         }
-        if (prev_last && prev_shot == fc->shot && warm && h == ph && w == pw)
+        double se = prev_last && warm && h == ph && w == pw ? vf_node_seam_error(prev_last, warm, h, w)
+                                                            : 0;
+        if (!isfinite(se))
+            vf_log(&LOG, VF_LOG_WARN, "chunk %d: its seam error is not a number (a NaN in the "
+                   "network's output?): left out of the report", fc->id);
+        else if (prev_last && prev_shot == fc->shot && warm && h == ph && w == pw)
             out[n++] = (struct seam){.chunk = fc->id, .frame = fc->start - 1,
-                                     .warmup = fc->start - fc->warm_start,
-                                     .error = vf_node_seam_error(prev_last, warm, h, w)};
+                                     .warmup = fc->start - fc->warm_start, .error = se};
         free(prev_last);
         free(warm);
         prev_last = last;
@@ -710,6 +743,7 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
             break;
         if ((rc = assign_idle(&k, err)) < 0)
             goto stop;
+        sample_rate(&k);
         show_progress(&k, false);
         if (n == 0)
             sleep_ms(2);
@@ -756,30 +790,35 @@ stop:
         /* A local failure of the coordinator itself stops the job like a failed chunk. */
         int status = rc < 0 ? rc : k.status;
         struct vf_error e2 = {0};
-        if (k.r && stop_all(&k, status, &e2) < 0 && rc == VF_OK) {
+        if (stop_all(&k, status, &e2) < 0 && rc == VF_OK) {
             *err = e2;
             rc = e2.code;
         }
-        if (status != VF_OK && k.r) {
-            /* give running chunks a few seconds to stop; journal whatever still finishes */
-            double until = vf_now() + 8;
-            while (any_running(&k) && vf_now() < until) {
-                k.status = k.status ? k.status : status;
-                if (drain(&k, &e2) < 0)
-                    break;
-                sleep_ms(2);
-            }
-            if (rc == VF_OK) {
-                rc = k.status;
-                vf_error_set(err, k.status, "%s", k.why);
-                if (k.status == VF_EINTERRUPTED)
-                    vf_error_set(err, VF_EINTERRUPTED, "%s; %zu of %zu chunks are done and "
-                                 "journaled: run the same command to resume", k.why, k.n_done,
-                                 f->n_chunks);
-            }
-            if (k.status != VF_EINTERRUPTED && k.journal)
-                vf_log(&LOG, VF_LOG_ERROR, "the %zu chunks that finished are kept in the journal: "
-                       "fix the cause and run the same command to go on", k.n_done);
+        /* Wait for every rank's BYE (or LEAVE): running chunks stop within a frame or two and
+         * report, and whatever still finishes is journaled; every message the ranks sent is
+         * received before MPI_Finalize. A rank that stays silent is given up on. */
+        double until = vf_now() + (status == VF_OK ? 30 : 8);
+        while (k.r && vf_now() < until) {
+            bool all_gone = true;
+            for (int r = 0; r < f->size; r++)
+                all_gone &= k.r[r].gone;
+            if (all_gone)
+                break;
+            if (k.status == VF_OK)
+                k.status = status;
+            if (drain(&k, &e2) < 0)
+                break;
+            sleep_ms(2);
+        }
+        if (status != VF_OK && rc == VF_OK) {
+            rc = k.status;
+            if (k.status == VF_EINTERRUPTED)
+                vf_error_set(err, VF_EINTERRUPTED, "%s; %zu of %zu chunks are done and journaled: "
+                             "run the same command to resume", k.why, k.n_done, f->n_chunks);
+            else
+                vf_error_set(err, k.status, "%s\nthe %zu chunks that finished are kept in the "
+                             "journal: fix the cause and run the same command to go on", k.why,
+                             k.n_done);
         }
     }
     json_decref(rep);

@@ -50,7 +50,7 @@ int vf_msg_check(const struct vf_msg *m, int from, struct vf_error *err)
         return vf_error_set(err, VF_EINVAL, "rank %d speaks message version %d, this build speaks "
                             "%d: run the same vaefarm on every rank", from, (int)m->version,
                             VF_MSG_VERSION);
-    if (m->type < VF_MSG_READY || m->type > VF_MSG_STOP)
+    if (m->type < VF_MSG_READY || m->type > VF_MSG_LEAVE)
         return vf_error_set(err, VF_EINVAL, "rank %d sent a message of unknown type %d", from,
                             (int)m->type);
     return VF_OK;
@@ -154,7 +154,7 @@ int vf_mailbox_get(struct vf_mailbox *mb, struct vf_msg *m, double timeout_s)
 
 int vf_link_send(const struct vf_link *l, const struct vf_msg *m, struct vf_error *err)
 {
-    if (l->to_coord)
+    if (!l->mpi)
         return vf_mailbox_put(l->to_coord, m, err);
     VF_CHECK_MPI(MPI_Send(m, (int)sizeof *m, MPI_BYTE, 0, VF_MSG_TAG, MPI_COMM_WORLD), err, fail);
     return VF_OK;
@@ -171,7 +171,7 @@ static void sleep_s(double s)
 
 int vf_link_recv(const struct vf_link *l, struct vf_msg *m, double timeout_s, struct vf_error *err)
 {
-    if (l->to_worker)
+    if (!l->mpi)
         return vf_mailbox_get(l->to_worker, m, timeout_s);
     double until = vf_now() + timeout_s;
     for (;;) {
@@ -179,6 +179,11 @@ int vf_link_recv(const struct vf_link *l, struct vf_msg *m, double timeout_s, st
         MPI_Status st;
         VF_CHECK_MPI(MPI_Iprobe(0, VF_MSG_TAG, MPI_COMM_WORLD, &flag, &st), err, fail);
         if (flag) {
+            int count = 0;
+            VF_CHECK_MPI(MPI_Get_count(&st, MPI_BYTE, &count), err, fail);
+            if (count != (int)sizeof *m)
+                return vf_error_set(err, VF_EINVAL, "rank 0 sent a message of %d bytes, this build's "
+                                    "are %zu: run the same vaefarm on every rank", count, sizeof *m);
             VF_CHECK_MPI(MPI_Recv(m, (int)sizeof *m, MPI_BYTE, 0, VF_MSG_TAG, MPI_COMM_WORLD, &st),
                          err, fail);
             int rc = vf_msg_check(m, 0, err);
@@ -203,8 +208,11 @@ static int write_all(int fd, const void *p, size_t n)
         ssize_t k = write(fd, c, n);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k <= 0)
+        if (k <= 0) {
+            if (k == 0)
+                errno = ENOSPC;
             return -1;
+        }
         c += k;
         n -= (size_t)k;
     }

@@ -36,7 +36,7 @@ static void on_progress(void *opaque, int64_t done, int64_t total)
     m.total = total;
     if (vf_link_send(p->link, &m, &err) < 0)
         atomic_store(&vf_farm_stop, 1);   /* the coordinator is gone: stop */
-    if (!p->link->to_worker && vf_link_recv(p->link, &m, 0, &err) == 1 && m.type == VF_MSG_STOP) {
+    if (p->link->mpi && vf_link_recv(p->link, &m, 0, &err) == 1 && m.type == VF_MSG_STOP) {
         p->stopped = true;
         p->stop_status = m.status;
         atomic_store(&vf_farm_stop, 1);
@@ -64,6 +64,7 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
     struct vf_chunk_result res = {0};
     char *seg = NULL, *seam = NULL;
     int rc = VF_OK;
+    *pg = (struct progress){.link = link, .f = f, .chunk = a->chunk, .last = vf_now()};
     vf_msg_init(done, VF_MSG_DONE, f->rank);
     done->chunk = a->chunk;
     done->attempt = a->attempt;
@@ -79,6 +80,16 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
     if (!same_ref) {
         free(*ref_path);
         *ref_path = NULL;
+        char sum[65];
+        if ((rc = vf_shard_file_checksum(fc->reference, sum, &err)) < 0)
+            goto out;
+        if (strcmp(sum, fc->reference_sha) != 0) {
+            rc = vf_error_set(&err, VF_EINVAL, "reference image %s is not the file rank 0 planned "
+                              "with (sha256 %.12s..., rank 0 read %.12s...): it changed during the "
+                              "job, or this node sees another copy; every rank must see the same "
+                              "files", fc->reference, sum, fc->reference_sha);
+            goto out;
+        }
         if ((rc = vf_node_load_reference(fc->reference, f->h, f->w, ref, &err)) < 0)
             goto out;
         if (!(*ref_path = vf_strdup(fc->reference, &err))) {
@@ -95,7 +106,6 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
     struct vf_chunk ch = {.id = fc->id, .shot = fc->shot, .warm_start = fc->warm_start,
                           .start = fc->start, .end = fc->end, .reference = fc->reference};
     memcpy(ch.hash, fc->hash, sizeof ch.hash);
-    *pg = (struct progress){.link = link, .f = f, .chunk = fc->id, .last = vf_now()};
     struct vf_chunk_job job = {
         .info = f->info, .chunk = &ch, .encode = &f->spec, .segment = seg,
         .colorizer = f->cz, .h = f->h, .w = f->w, .reference_rgb = same_ref ? NULL : ref,
@@ -112,8 +122,11 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
         }
         goto out;
     }
-    if ((rc = vf_seam_write(seam, f->h, f->w, res.warm_ab, res.last_ab, &err)) < 0)
-        goto out;
+    /* seam data only feeds the report: a failure to write it costs that boundary, not the chunk */
+    struct vf_error se = {0};
+    if (vf_seam_write(seam, f->h, f->w, res.warm_ab, res.last_ab, &se) < 0)
+        vf_log(NULL, VF_LOG_WARN, "rank %d: %s (its boundary drops out of the seam report)",
+               f->rank, se.msg);
     memcpy(done->checksum, res.checksum, sizeof done->checksum);
     done->frames_kept = res.frames_kept;
     done->frames_warmup = res.frames_warmup;
@@ -130,15 +143,33 @@ out:
     free(seam);
 }
 
+/* The worker's last words: LEAVE (it gives up: status and why) or BYE (after a STOP). Every
+ * message a rank sent before them reaches the coordinator first (MPI keeps the order per pair),
+ * so a coordinator that waits for them has received everything before MPI_Finalize. */
+static void last_words(struct vf_farm *f, const struct vf_link *link, int type, int status,
+                       const struct vf_error *why)
+{
+    struct vf_msg m;
+    struct vf_error e = {0};
+    vf_msg_init(&m, type, f->rank);
+    m.status = status;
+    if (why && why->msg[0])
+        snprintf(m.text, sizeof m.text, "%s", why->msg);
+    if (vf_link_send(link, &m, &e) < 0)
+        vf_log(NULL, VF_LOG_WARN, "rank %d: could not tell the coordinator: %s", f->rank, e.msg);
+}
+
 int vf_farm_worker(struct vf_farm *f, const struct vf_link *link, struct vf_error *err)
 {
     struct vf_msg m;
     char *ref_path = NULL;
-    bool told_signal = false;
+    bool told_signal = false, stopped = false;
     int rc;
     float *ref = vf_calloc((size_t)3 * f->h * f->w, sizeof *ref, err);
-    if (!ref)
-        return VF_ENOMEM;
+    if (!ref) {
+        rc = VF_ENOMEM;
+        goto out;
+    }
     vf_msg_init(&m, VF_MSG_READY, f->rank);
     snprintf(m.host, sizeof m.host, "%s", f->host);
     snprintf(m.device, sizeof m.device, "%s", f->device);
@@ -150,7 +181,7 @@ int vf_farm_worker(struct vf_farm *f, const struct vf_link *link, struct vf_erro
             goto out;
         if (rc == 0) {
             /* A signal that reached only this rank while it is idle: tell the coordinator. */
-            if (vf_farm_signal && !told_signal && !link->to_worker) {
+            if (vf_farm_signal && !told_signal && link->mpi) {
                 struct vf_msg d;
                 vf_msg_init(&d, VF_MSG_DONE, f->rank);
                 d.chunk = -1;
@@ -165,6 +196,7 @@ int vf_farm_worker(struct vf_farm *f, const struct vf_link *link, struct vf_erro
         }
         if (m.type == VF_MSG_STOP) {
             rc = m.status;
+            stopped = true;
             break;
         }
         if (m.type != VF_MSG_ASSIGN)
@@ -174,12 +206,19 @@ int vf_farm_worker(struct vf_farm *f, const struct vf_link *link, struct vf_erro
         run_chunk(f, link, &m, ref, &ref_path, &pg, &done);
         if ((rc = vf_link_send(link, &done, err)) < 0)
             goto out;
+        if (done.status == VF_EINTERRUPTED)
+            told_signal = true;
         if (pg.stopped) {
             rc = pg.stop_status;
+            stopped = true;
             break;
         }
     }
 out:
+    if (stopped)
+        last_words(f, link, VF_MSG_BYE, rc, NULL);
+    else
+        last_words(f, link, VF_MSG_LEAVE, rc < 0 ? rc : VF_EINTERNAL, err);
     free(ref);
     free(ref_path);
     return rc;

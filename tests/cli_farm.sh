@@ -2,7 +2,7 @@
 # The farm end to end (docs/FARM.md): `vaefarm film.yaml` and `mpirun -np N vaefarm film.yaml`
 # on a short cut of the standard test film (100 frames, 3 shots, FLAC audio), with the default
 # model (VAEFARM_MODEL: the reference's seeded tiny model, made by the `model` fixture).
-#   - -np 1, 2 and 4 give byte-identical output; frame count, every frame's timestamp and the
+#   - -np 1, 2 and 4, and one thread without the pipeline's threads, give byte-identical output; frame count, every frame's timestamp and the
 #     decoded audio equal the input's; the luma is the input's, bit for bit
 #   - a rerun resumes everything (no chunk redone) and gives the same bytes
 #   - kill -9 of one rank mid-job; the rerun completes, the journal shows no chunk done twice,
@@ -54,6 +54,10 @@ for n in 2 4; do
   check "np $n runs (exit $rc)" [ "$rc" = 0 ]
   check "np $n output is byte-identical to np 1" cmp -s "$tmp/np1.mkv" "$tmp/np$n.mkv"
 done
+mkyaml t1 grey.mkv
+"$vf" "$tmp/t1.yaml" --quiet --threads 1 --queue 0; rc=$?
+check "one thread, no pipeline threads (exit $rc): the same bytes" \
+  all '[ "$rc" = 0 ] && cmp -s "$tmp/np1.mkv" "$tmp/t1.mkv"'
 check "np 4 used every rank" python3 - "$tmp/np4.mkv.vaefarm/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
