@@ -1,9 +1,15 @@
 /*
  * node/chunk.c: one chunk of a planned film → one segment (node.h "chunk pipeline",
  * docs/NODE.md). decode (shard/) ▶ grey → colorizer (F/A/C, post) ▶ keep the luma, pack the
- * chroma ▶ encode (shard/). Single-threaded; every buffer is made once per chunk.
+ * chroma ▶ encode (shard/). With job->queue > 0 the three stages overlap: a decode thread ▶ the
+ * calling thread (the network) ▶ an encode thread, joined by bounded queues of preallocated frame
+ * slots; with 0 they run one after the other on the calling thread, through the same per-frame
+ * stage functions, so the bytes are the same. Every buffer is made once per chunk.
  */
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +17,10 @@
 #include <libavutil/pixdesc.h>
 
 #include "node/node.h"
+
+/* The deepest queue a job may ask for (each frame in flight holds the luma, grey and Cb, Cr of a
+ * full-size frame: about 14 bytes a pixel). */
+#define VF_NODE_MAX_QUEUE 64
 
 /* ---- resizing ------------------------------------------------------------------------------ */
 
@@ -134,6 +144,27 @@ void vf_node_colorizer_opts(const struct vf_media_info *info, struct vf_colorize
     opts->kb = kb;
 }
 
+/* x rounded to the nearest multiple of 8, at least 32. */
+static int round8_min32(double x)
+{
+    long k = lround(x / 8);
+    return k < 4 ? 32 : (int)(k * 8);
+}
+
+void vf_node_inference_size(const struct vf_arch *arch, const struct vf_media_info *info, int *h,
+                            int *w)
+{
+    double n = (double)arch->inference_h * arch->inference_w;
+    double aspect = (double)arch->inference_w / arch->inference_h; /* a film without a size */
+    if (info->width > 0 && info->height > 0) {
+        aspect = (double)info->width / info->height;
+        if (info->sar_num > 0 && info->sar_den > 0) /* 0/x: unknown, square pixels */
+            aspect *= (double)info->sar_num / info->sar_den;
+    }
+    *h = round8_min32(sqrt(n / aspect));
+    *w = round8_min32(sqrt(n * aspect));
+}
+
 double vf_node_seam_error(const float *a, const float *b, int h, int w)
 {
     size_t n = (size_t)2 * h * w;
@@ -200,20 +231,46 @@ fail:
     return rc;
 }
 
-/* ---- the chunk ---------------------------------------------------------------------------- */
+/* ---- the chunk: its buffers and the three per-frame stages ---------------------------------- */
 
+/* One frame on its way through the stages: what decode makes (a copy of the luma plane, since
+ * the decoder's frame is valid only until its next read; grey at full and inference size) and
+ * what infer adds (Cb, Cr at full size) for encode. Made once per chunk: 1 without threads,
+ * 2 · queue + 3 with them (one per stage, and each queue full). */
+struct slot {
+    int64_t index, pts;
+    int luma_bits;
+    uint8_t *luma;              /* height rows of width samples, packed (1 or 2 bytes each) */
+    float *grey_full, *grey, *cbcr;
+};
+
+/* A chunk being colorized. With threads, each stage's fields are touched by its own thread
+ * only (joining the threads publishes them); the rest is read-only once set up. */
 struct chunk_run {
     const struct vf_chunk_job *job;
     const struct vf_chunk *ch;
+    const struct vf_media_info *info;
+    bool full_range;            /* the source's (and so the output's) levels */
+    int n_slots;
+    struct slot *slots;
+    int64_t frame;              /* the frame an error is about (-1: none), for the message */
+    /* decode stage */
     struct vf_decoder *dec;
+    struct axis ax, ay;
+    float *tmp;
+    int64_t n_decoded;
+    double t_decode;
+    /* infer stage (always the calling thread) */
+    float *ab;
+    double t_infer;
+    /* encode stage */
     struct vf_segment_writer *wr;
     AVFrame *out;
     const AVPixFmtDescriptor *desc;
     int out_bits;
-    bool full_range;            /* the source's (and so the output's) levels */
-    struct axis ax, ay;
-    float *grey_full, *grey, *tmp, *ab, *cbcr;
-    int64_t frame;              /* the frame being worked on, for messages */
+    int64_t n_kept;
+    double t_encode;
+    char checksum[65];
 };
 
 static void run_free(struct chunk_run *r)
@@ -223,18 +280,24 @@ static void run_free(struct chunk_run *r)
     av_frame_free(&r->out);
     axis_free(&r->ax);
     axis_free(&r->ay);
-    free(r->grey_full);
-    free(r->grey);
     free(r->tmp);
     free(r->ab);
-    free(r->cbcr);
+    for (int i = 0; r->slots && i < r->n_slots; i++) {
+        free(r->slots[i].luma);
+        free(r->slots[i].grey_full);
+        free(r->slots[i].grey);
+        free(r->slots[i].cbcr);
+    }
+    free(r->slots);
+    r->slots = NULL;
 }
 
 /* Luma → grey Y′ in [0, 1] at full size (the source's range and depth), then the inference
  * size (area average when shrinking). */
-static void make_grey(struct chunk_run *r, const struct vf_frame *fr)
+static void make_grey(struct chunk_run *r, struct slot *s)
 {
-    int fw = fr->width, fh = fr->height, b = fr->luma_bits;
+    int fw = r->info->width, fh = r->info->height, b = s->luma_bits;
+    size_t row_bytes = (size_t)fw * (b > 8 ? 2 : 1);
     float off, scale;
     if (r->full_range) {
         off = 0;
@@ -244,14 +307,14 @@ static void make_grey(struct chunk_run *r, const struct vf_frame *fr)
         scale = 1.0f / (float)(219 << (b - 8));
     }
     for (int y = 0; y < fh; y++) {
-        const uint8_t *row = fr->luma + (size_t)y * fr->luma_stride;
-        float *dst = r->grey_full + (size_t)y * fw;
+        const uint8_t *row = s->luma + (size_t)y * row_bytes;
+        float *dst = s->grey_full + (size_t)y * fw;
         for (int x = 0; x < fw; x++) {
             float v = ((b > 8 ? ((const uint16_t *)(const void *)row)[x] : row[x]) - off) * scale;
             dst[x] = v < 0 ? 0 : v > 1 ? 1 : v;
         }
     }
-    resize_plane(r->grey_full, (size_t)fw, &r->ax, &r->ay, r->tmp, r->grey);
+    resize_plane(s->grey_full, (size_t)fw, &r->ax, &r->ay, r->tmp, s->grey);
 }
 
 static inline void put_sample(uint8_t *row, int x, int bits, unsigned v)
@@ -263,16 +326,17 @@ static inline void put_sample(uint8_t *row, int x, int bits, unsigned v)
 }
 
 /* Fill r->out: the input's luma, the colorizer's Cb, Cr in the output's format. */
-static void pack_frame(struct chunk_run *r, const struct vf_frame *fr)
+static void pack_frame(struct chunk_run *r, const struct slot *s)
 {
     AVFrame *o = r->out;
-    int fw = fr->width, fh = fr->height, ib = fr->luma_bits, ob = r->out_bits;
+    int fw = r->info->width, fh = r->info->height, ib = s->luma_bits, ob = r->out_bits;
+    size_t row_bytes = (size_t)fw * (ib > 8 ? 2 : 1);
     uint8_t *yp = o->data[r->desc->comp[0].plane];
     for (int y = 0; y < fh; y++) {
-        const uint8_t *src = fr->luma + (size_t)y * fr->luma_stride;
+        const uint8_t *src = s->luma + (size_t)y * row_bytes;
         uint8_t *dst = yp + (size_t)y * o->linesize[r->desc->comp[0].plane];
         if (ib == ob) {
-            memcpy(dst, src, (size_t)fw * (ib > 8 ? 2 : 1));
+            memcpy(dst, src, row_bytes);
             continue;
         }
         for (int x = 0; x < fw; x++) {
@@ -291,15 +355,15 @@ static void pack_frame(struct chunk_run *r, const struct vf_frame *fr)
         lo = 0;
         hi = maxv;
     } else {
-        float s = (float)(1 << (ob - 8));
-        centre = 128 * s;
-        gain = 224 * s;
-        lo = 16 * s;
-        hi = 240 * s;
+        float sc = (float)(1 << (ob - 8));
+        centre = 128 * sc;
+        gain = 224 * sc;
+        lo = 16 * sc;
+        hi = 240 * sc;
     }
     for (int c = 0; c < 2; c++) {
         int plane = r->desc->comp[1 + c].plane;
-        const float *src = r->cbcr + (size_t)c * fw * fh;
+        const float *src = s->cbcr + (size_t)c * fw * fh;
         for (int cy = 0; cy < chh; cy++) {
             uint8_t *dst = o->data[plane] + (size_t)cy * o->linesize[plane];
             int y0 = cy << sh, y1 = (cy + 1) << sh;
@@ -351,13 +415,24 @@ static int setup(struct chunk_run *r, struct vf_error *err)
 
     if (axis_make(&r->ax, fw, w, err) < 0 || axis_make(&r->ay, fh, h, err) < 0)
         return VF_ENOMEM;
-    r->grey_full = vf_calloc((size_t)fw * fh, sizeof(float), err);
-    r->grey = vf_calloc((size_t)h * w, sizeof(float), err);
     r->tmp = vf_calloc((size_t)fh * w, sizeof(float), err);
     r->ab = vf_calloc((size_t)2 * h * w, sizeof(float), err);
-    r->cbcr = vf_calloc((size_t)2 * fw * fh, sizeof(float), err);
-    if (!r->grey_full || !r->grey || !r->tmp || !r->ab || !r->cbcr)
+    if (!r->tmp || !r->ab)
         return VF_ENOMEM;
+    r->n_slots = job->queue > 0 ? 2 * job->queue + 3 : 1;
+    r->slots = vf_calloc((size_t)r->n_slots, sizeof *r->slots, err);
+    if (!r->slots)
+        return VF_ENOMEM;
+    size_t full = (size_t)fw * fh;
+    for (int i = 0; i < r->n_slots; i++) {
+        struct slot *s = &r->slots[i];
+        s->luma = vf_calloc(full, 2, err); /* room for 9..16-bit samples */
+        s->grey_full = vf_calloc(full, sizeof(float), err);
+        s->grey = vf_calloc((size_t)h * w, sizeof(float), err);
+        s->cbcr = vf_calloc(2 * full, sizeof(float), err);
+        if (!s->luma || !s->grey_full || !s->grey || !s->cbcr)
+            return VF_ENOMEM;
+    }
     r->out = av_frame_alloc();
     if (!r->out)
         return vf_error_set(err, VF_ENOMEM, "out of memory for the output frame");
@@ -368,6 +443,463 @@ static int setup(struct chunk_run *r, struct vf_error *err)
         return vf_error_set(err, VF_ENOMEM, "out of memory for a %dx%d %s frame", fw, fh, d->name);
     return VF_OK;
 }
+
+static bool stop_requested(const struct chunk_run *r)
+{
+    return r->job->stop && atomic_load(r->job->stop) != 0;
+}
+
+static int interrupted(struct vf_error *err)
+{
+    return vf_error_set(err, VF_EINTERRUPTED, "interrupted");
+}
+
+/* Decode stage: open the decoder at the chunk's first frame. */
+static int decode_open(struct chunk_run *r, struct vf_error *err)
+{
+    double t = vf_now();
+    int rc = vf_shard_decoder_create(&r->dec, r->info, VF_DECODE_LUMA, err);
+    if (rc >= 0)
+        rc = vf_shard_decoder_seek(r->dec, r->ch->warm_start, err);
+    r->t_decode += vf_now() - t;
+    return rc;
+}
+
+/* Decode stage: frame i → s (its luma copied, grey at full and inference size, pts). */
+static int decode_frame(struct chunk_run *r, int64_t i, struct slot *s, struct vf_error *err)
+{
+    const struct vf_media_info *info = r->info;
+    double t = vf_now();
+    struct vf_frame fr;
+    int rc = vf_shard_decoder_read(r->dec, &fr, err);
+    if (rc == 0)
+        rc = vf_error_set(err, VF_EMEDIA, "the film ends before this frame");
+    if (rc < 0)
+        goto out;
+    if (fr.index != i || fr.width != info->width || fr.height != info->height) {
+        rc = vf_error_set(err, VF_EMEDIA, "the decoder gave frame %lld of %dx%d, not frame %lld "
+                          "of %dx%d (was the film changed since it was probed?)",
+                          (long long)fr.index, fr.width, fr.height, (long long)i, info->width,
+                          info->height);
+        goto out;
+    }
+    if (fr.luma_bits < 8 || fr.luma_bits > 16) {
+        rc = vf_error_set(err, VF_EUNSUPPORTED, "the film's luma has %d bits; the chunk pipeline "
+                          "reads 8..16", fr.luma_bits);
+        goto out;
+    }
+    if (fr.av && fr.luma != fr.av->data[0] && !r->full_range) {
+        rc = vf_error_set(err, VF_EUNSUPPORTED, "the film's pixel format %s has no luma plane "
+                          "of its own (limited range); transcode it to gray or yuv first",
+                          info->pix_fmt);
+        goto out;
+    }
+    size_t row_bytes = (size_t)fr.width * (fr.luma_bits > 8 ? 2 : 1);
+    for (int y = 0; y < fr.height; y++)
+        memcpy(s->luma + (size_t)y * row_bytes, fr.luma + (size_t)y * fr.luma_stride, row_bytes);
+    s->index = i;
+    s->pts = fr.pts;
+    s->luma_bits = fr.luma_bits;
+    make_grey(r, s);
+    r->n_decoded++;
+    rc = VF_OK;
+out:
+    r->t_decode += vf_now() - t;
+    return rc;
+}
+
+/* Infer stage: the shot's reference (when the job gives one) and the zero state. */
+static int infer_begin(struct chunk_run *r, struct vf_error *err)
+{
+    double t = vf_now();
+    int rc = VF_OK;
+    if (r->job->reference_rgb)
+        rc = vf_colorizer_set_reference(r->job->colorizer, r->job->reference_rgb, err);
+    if (rc >= 0)
+        vf_colorizer_reset(r->job->colorizer); /* zero state at a shot's first frame and every
+                                                  warm-up */
+    r->t_infer += vf_now() - t;
+    return rc;
+}
+
+/* Infer stage: colorize s; 1 when it is kept (s->cbcr filled for encode), 0 for a warm-up frame
+ * (colorized and dropped: no post-processing). */
+static int infer_frame(struct chunk_run *r, struct slot *s, struct vf_chunk_result *res,
+                       struct vf_error *err)
+{
+    const struct vf_chunk *ch = r->ch;
+    size_t ab_bytes = sizeof(float) * 2 * r->job->h * r->job->w;
+    double t = vf_now();
+    int rc = vf_colorizer_frame(r->job->colorizer, s->grey, r->ab, NULL, err);
+    if (rc < 0)
+        goto out;
+    if (s->index < ch->start) {
+        if (s->index == ch->start - 1)
+            memcpy(res->warm_ab, r->ab, ab_bytes);
+        res->frames_warmup++;
+        rc = 0;
+        goto out;
+    }
+    if (s->index == ch->end - 1)
+        memcpy(res->last_ab, r->ab, ab_bytes);
+    rc = vf_colorizer_post(r->job->colorizer, s->grey_full, NULL, s->cbcr, err);
+    if (rc >= 0)
+        rc = 1;
+out:
+    r->t_infer += vf_now() - t;
+    return rc;
+}
+
+/* After frame i is colorized, on the calling thread: before the frame goes on to encode, so
+ * that a stop set from the callback always takes effect. */
+static void report_progress(const struct chunk_run *r, int64_t i)
+{
+    if (r->job->progress)
+        r->job->progress(r->job->progress_opaque, i - r->ch->warm_start + 1,
+                         r->ch->end - r->ch->warm_start);
+}
+
+/* Encode stage: s (a kept frame) → the output frame → the writer. */
+static int encode_frame(struct chunk_run *r, const struct slot *s, struct vf_error *err)
+{
+    double t = vf_now();
+    int rc;
+    if (av_frame_make_writable(r->out) < 0) {
+        rc = vf_error_set(err, VF_ENOMEM, "out of memory for the output frame");
+    } else {
+        pack_frame(r, s);
+        r->out->pts = s->pts;
+        rc = vf_shard_segment_write(r->wr, r->out, err);
+        if (rc >= 0)
+            r->n_kept++;
+    }
+    r->t_encode += vf_now() - t;
+    return rc;
+}
+
+/* Encode stage: flush, rename into place, checksum. */
+static int encode_close(struct chunk_run *r, struct vf_error *err)
+{
+    double t = vf_now();
+    int rc = vf_shard_segment_close(&r->wr, r->checksum, err);
+    r->t_encode += vf_now() - t;
+    return rc;
+}
+
+/* ---- queue = 0: one stage after the other on the calling thread --------------------------- */
+
+static int run_serial(struct chunk_run *r, struct vf_chunk_result *res, struct vf_error *err)
+{
+    const struct vf_chunk *ch = r->ch;
+    struct slot *s = &r->slots[0];
+    int rc;
+    if ((rc = decode_open(r, err)) < 0 || (rc = infer_begin(r, err)) < 0)
+        return rc;
+    for (int64_t i = ch->warm_start; i < ch->end; i++) {
+        r->frame = i;
+        if (stop_requested(r))
+            return interrupted(err);
+        if ((rc = decode_frame(r, i, s, err)) < 0 || (rc = infer_frame(r, s, res, err)) < 0)
+            return rc;
+        report_progress(r, i);
+        if (rc == 1 && (rc = encode_frame(r, s, err)) < 0)
+            return rc;
+    }
+    r->frame = -1;
+    if (stop_requested(r))
+        return interrupted(err);
+    return encode_close(r, err);
+}
+
+/* ---- queue > 0: decode thread ▶ calling thread (infer) ▶ encode thread --------------------- */
+
+/* A pthread call that fails only on a bug (a mutex or condition variable used wrongly). */
+#define PT_CHECK(call) pt_check_((call), #call, __func__, __LINE__)
+
+static void pt_check_(int e, const char *call, const char *func, int line)
+{
+    if (e) {
+        fprintf(stderr, "vaefarm: %s: %s\n", call, strerror(e));
+        vf_assert_fail_(call, __FILE__, line, func);
+    }
+}
+
+/* A bounded FIFO of slots (its capacity fixed at creation); guarded by the pipe's mutex. */
+struct slot_queue {
+    struct slot **ring;
+    int cap, head, n;
+    pthread_cond_t not_empty, not_full;
+    bool conds;                 /* both condition variables initialised */
+};
+
+struct pipe {
+    struct chunk_run *r;
+    struct vf_chunk_result *res;
+    pthread_mutex_t m;
+    bool mutex;                 /* m initialised */
+    struct slot_queue free_q;   /* empty slots (capacity: all of them) */
+    struct slot_queue decoded;  /* decode ▶ infer (job->queue) */
+    struct slot_queue inferred; /* infer ▶ encode (job->queue) */
+    /* The first failure (an error or a stop seen by any stage) wins; every wait wakes on it. */
+    bool failed;
+    int64_t fail_frame;
+    struct vf_error fail_err;
+    int64_t infer_next;         /* the frame the calling thread colorizes next (its own) */
+};
+
+static int pt_error(struct vf_error *err, int e, const char *what)
+{
+    return vf_error_set(err, e == ENOMEM || e == EAGAIN ? VF_ENOMEM : VF_EINTERNAL, "%s: %s", what,
+                        strerror(e));
+}
+
+static int queue_init(struct slot_queue *q, int cap, struct vf_error *err)
+{
+    q->ring = vf_calloc((size_t)cap, sizeof *q->ring, err);
+    if (!q->ring)
+        return VF_ENOMEM;
+    q->cap = cap;
+    int e = pthread_cond_init(&q->not_empty, NULL);
+    if (e)
+        return pt_error(err, e, "pthread_cond_init");
+    if ((e = pthread_cond_init(&q->not_full, NULL))) {
+        PT_CHECK(pthread_cond_destroy(&q->not_empty));
+        return pt_error(err, e, "pthread_cond_init");
+    }
+    q->conds = true;
+    return VF_OK;
+}
+
+static void queue_destroy(struct slot_queue *q)
+{
+    if (q->conds) {
+        PT_CHECK(pthread_cond_destroy(&q->not_empty));
+        PT_CHECK(pthread_cond_destroy(&q->not_full));
+    }
+    free(q->ring);
+    memset(q, 0, sizeof *q);
+}
+
+static void pipe_destroy(struct pipe *p)
+{
+    queue_destroy(&p->free_q);
+    queue_destroy(&p->decoded);
+    queue_destroy(&p->inferred);
+    if (p->mutex)
+        PT_CHECK(pthread_mutex_destroy(&p->m));
+    p->mutex = false;
+}
+
+static int pipe_init(struct pipe *p, struct chunk_run *r, struct vf_chunk_result *res,
+                     struct vf_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->r = r;
+    p->res = res;
+    p->fail_frame = -1;
+    p->infer_next = r->ch->warm_start;
+    int e = pthread_mutex_init(&p->m, NULL), rc;
+    if (e)
+        return pt_error(err, e, "pthread_mutex_init");
+    p->mutex = true;
+    if ((rc = queue_init(&p->free_q, r->n_slots, err)) < 0 ||
+        (rc = queue_init(&p->decoded, r->job->queue, err)) < 0 ||
+        (rc = queue_init(&p->inferred, r->job->queue, err)) < 0)
+        return rc;
+    for (int i = 0; i < r->n_slots; i++)
+        p->free_q.ring[p->free_q.n++] = &r->slots[i];
+    return VF_OK;
+}
+
+/* Record failure rc (< 0, described by e) at `frame` (-1: none) unless one is already recorded,
+ * and wake every wait. With `over_stop` a real error replaces a recorded interruption (the
+ * reference stage: an interrupted chunk promises that the colorizer holds its reference). */
+static void pipe_fail(struct pipe *p, int64_t frame, int rc, const struct vf_error *e,
+                      bool over_stop)
+{
+    VF_ASSERT(rc < 0);
+    PT_CHECK(pthread_mutex_lock(&p->m));
+    if (!p->failed || (over_stop && p->fail_err.code == VF_EINTERRUPTED)) {
+        p->failed = true;
+        p->fail_frame = frame;
+        p->fail_err = *e;
+        p->fail_err.code = rc;
+    }
+    struct slot_queue *qs[] = {&p->free_q, &p->decoded, &p->inferred};
+    for (int k = 0; k < 3; k++) {
+        PT_CHECK(pthread_cond_broadcast(&qs[k]->not_empty));
+        PT_CHECK(pthread_cond_broadcast(&qs[k]->not_full));
+    }
+    PT_CHECK(pthread_mutex_unlock(&p->m));
+}
+
+/* Append s, waiting for room; false (s not appended) once the pipeline has failed. */
+static bool queue_push(struct pipe *p, struct slot_queue *q, struct slot *s)
+{
+    PT_CHECK(pthread_mutex_lock(&p->m));
+    while (q->n == q->cap && !p->failed)
+        PT_CHECK(pthread_cond_wait(&q->not_full, &p->m));
+    bool ok = !p->failed;
+    if (ok) {
+        q->ring[(q->head + q->n) % q->cap] = s;
+        q->n++;
+        PT_CHECK(pthread_cond_signal(&q->not_empty));
+    }
+    PT_CHECK(pthread_mutex_unlock(&p->m));
+    return ok;
+}
+
+/* Take the oldest slot, waiting for one; NULL once the pipeline has failed. */
+static struct slot *queue_pop(struct pipe *p, struct slot_queue *q)
+{
+    struct slot *s = NULL;
+    PT_CHECK(pthread_mutex_lock(&p->m));
+    while (q->n == 0 && !p->failed)
+        PT_CHECK(pthread_cond_wait(&q->not_empty, &p->m));
+    if (!p->failed) {
+        s = q->ring[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->n--;
+        PT_CHECK(pthread_cond_signal(&q->not_full));
+    }
+    PT_CHECK(pthread_mutex_unlock(&p->m));
+    return s;
+}
+
+static void *decode_main(void *arg)
+{
+    struct pipe *p = arg;
+    struct chunk_run *r = p->r;
+    struct vf_error err;
+    vf_error_clear(&err);
+    int rc = decode_open(r, &err);
+    if (rc < 0) {
+        pipe_fail(p, -1, rc, &err, false);
+        return NULL;
+    }
+    for (int64_t i = r->ch->warm_start; i < r->ch->end; i++) {
+        if (stop_requested(r)) {
+            pipe_fail(p, i, interrupted(&err), &err, false);
+            return NULL;
+        }
+        struct slot *s = queue_pop(p, &p->free_q);
+        if (!s)
+            return NULL;
+        if ((rc = decode_frame(r, i, s, &err)) < 0) {
+            pipe_fail(p, i, rc, &err, false);
+            return NULL;
+        }
+        if (!queue_push(p, &p->decoded, s))
+            return NULL;
+    }
+    return NULL;
+}
+
+static void *encode_main(void *arg)
+{
+    struct pipe *p = arg;
+    struct chunk_run *r = p->r;
+    struct vf_error err;
+    vf_error_clear(&err);
+    int rc;
+    for (int64_t i = r->ch->start; i < r->ch->end; i++) {
+        if (stop_requested(r)) {
+            pipe_fail(p, i, interrupted(&err), &err, false);
+            return NULL;
+        }
+        struct slot *s = queue_pop(p, &p->inferred);
+        if (!s)
+            return NULL;
+        VF_ASSERT(s->index == i);
+        if ((rc = encode_frame(r, s, &err)) < 0) {
+            pipe_fail(p, i, rc, &err, false);
+            return NULL;
+        }
+        if (!queue_push(p, &p->free_q, s))
+            return NULL;
+    }
+    /* nothing can fail after the last kept frame has been colorized, so a segment renamed into
+     * place here is always the call's success */
+    rc = stop_requested(r) ? interrupted(&err) : encode_close(r, &err);
+    if (rc < 0)
+        pipe_fail(p, -1, rc, &err, false);
+    return NULL;
+}
+
+/* The calling thread's part: infer, between the queues. */
+static void infer_loop(struct pipe *p)
+{
+    struct chunk_run *r = p->r;
+    struct vf_error err;
+    vf_error_clear(&err);
+    int rc = infer_begin(r, &err);
+    if (rc < 0) {
+        pipe_fail(p, -1, rc, &err, true);
+        return;
+    }
+    for (int64_t i = r->ch->warm_start; i < r->ch->end; i++) {
+        p->infer_next = i;
+        if (stop_requested(r)) {
+            pipe_fail(p, i, interrupted(&err), &err, false);
+            return;
+        }
+        struct slot *s = queue_pop(p, &p->decoded);
+        if (!s)
+            return;
+        VF_ASSERT(s->index == i);
+        int keep = infer_frame(r, s, p->res, &err);
+        if (keep < 0) {
+            pipe_fail(p, i, keep, &err, false);
+            return;
+        }
+        report_progress(r, i);
+        if (!queue_push(p, keep ? &p->inferred : &p->free_q, s))
+            return;
+    }
+    p->infer_next = r->ch->end;
+}
+
+static int run_threaded(struct chunk_run *r, struct vf_chunk_result *res, struct vf_error *err)
+{
+    struct pipe p;
+    pthread_t dec_thread, enc_thread;
+    bool have_dec = false, have_enc = false;
+    int rc = pipe_init(&p, r, res, err), e;
+    if (rc < 0)
+        goto out;
+    if ((e = pthread_create(&dec_thread, NULL, decode_main, &p))) {
+        rc = pt_error(err, e, "starting the decode thread");
+        goto out;
+    }
+    have_dec = true;
+    if ((e = pthread_create(&enc_thread, NULL, encode_main, &p))) {
+        struct vf_error pe;
+        pipe_fail(&p, -1, pt_error(&pe, e, "starting the encode thread"), &pe, true);
+    } else {
+        have_enc = true;
+        infer_loop(&p);
+    }
+    /* a thread that cannot be joined may still be using the chunk's buffers: abort */
+    if (have_dec)
+        PT_CHECK(pthread_join(dec_thread, NULL));
+    if (have_enc)
+        PT_CHECK(pthread_join(enc_thread, NULL));
+    rc = VF_OK;
+    if (p.failed) { /* the threads are gone: no lock needed */
+        *err = p.fail_err;
+        r->frame = p.fail_frame;
+        rc = p.fail_err.code;
+        /* whichever thread saw the stop first, it is reported where the network stopped, as
+         * without threads: at the frame it did not colorize, none after the last */
+        if (rc == VF_EINTERRUPTED)
+            r->frame = p.infer_next < r->ch->end ? p.infer_next : -1;
+    }
+out:
+    pipe_destroy(&p);
+    return rc;
+}
+
+/* ---- the chunk ---------------------------------------------------------------------------- */
 
 int vf_node_colorize_chunk(const struct vf_chunk_job *job, struct vf_chunk_result *res,
                            struct vf_error *err)
@@ -382,6 +914,9 @@ int vf_node_colorize_chunk(const struct vf_chunk_job *job, struct vf_chunk_resul
         job->h <= 0 || job->w <= 0)
         return vf_error_set(err, VF_EINVAL, "vf_node_colorize_chunk: info, chunk, encode, segment, "
                             "colorizer and the inference size are required");
+    if (job->queue < 0 || job->queue > VF_NODE_MAX_QUEUE)
+        return vf_error_set(err, VF_EINVAL, "vf_node_colorize_chunk: queue %d is not in 0..%d",
+                            job->queue, VF_NODE_MAX_QUEUE);
     const struct vf_chunk *ch = job->chunk;
     const struct vf_media_info *info = job->info;
     if (ch->warm_start < 0 || ch->warm_start > ch->start || ch->start >= ch->end ||
@@ -392,15 +927,14 @@ int vf_node_colorize_chunk(const struct vf_chunk_job *job, struct vf_chunk_resul
                             ch->id, info->path, (long long)ch->warm_start, (long long)ch->start,
                             (long long)ch->end, (long long)info->frames);
     double t_all = vf_now();
-    struct chunk_run r = {.job = job, .ch = ch, .frame = -1};
+    struct chunk_run r = {.job = job, .ch = ch, .info = info, .frame = -1};
     int64_t n_warm = ch->start - ch->warm_start;
     size_t ab_n = (size_t)2 * job->h * job->w;
     int rc;
     double t = vf_now();
-    if ((rc = vf_shard_segment_open(&r.wr, job->segment, info, job->encode, err)) < 0)
-        goto fail;
-    res->t_encode += vf_now() - t;
-    if ((rc = setup(&r, err)) < 0)   /* in the writer's pixel format */
+    rc = vf_shard_segment_open(&r.wr, job->segment, info, job->encode, err);
+    r.t_encode += vf_now() - t;
+    if (rc < 0 || (rc = setup(&r, err)) < 0) /* setup: in the writer's pixel format */
         goto fail;
     res->last_ab = vf_calloc(ab_n, sizeof(float), err);
     if (n_warm > 0)
@@ -409,78 +943,15 @@ int vf_node_colorize_chunk(const struct vf_chunk_job *job, struct vf_chunk_resul
         rc = VF_ENOMEM;
         goto fail;
     }
-    t = vf_now();
-    if ((rc = vf_shard_decoder_create(&r.dec, info, VF_DECODE_LUMA, err)) < 0 ||
-        (rc = vf_shard_decoder_seek(r.dec, ch->warm_start, err)) < 0)
+    rc = job->queue > 0 ? run_threaded(&r, res, err) : run_serial(&r, res, err);
+    if (rc < 0)
         goto fail;
-    res->t_decode += vf_now() - t;
-    if (job->reference_rgb) {
-        t = vf_now();
-        if ((rc = vf_colorizer_set_reference(job->colorizer, job->reference_rgb, err)) < 0)
-            goto fail;
-        res->t_infer += vf_now() - t;
-    }
-    vf_colorizer_reset(job->colorizer); /* zero state at a shot's first frame and every warm-up */
-
-    for (int64_t i = ch->warm_start; i < ch->end; i++) {
-        r.frame = i;
-        struct vf_frame fr;
-        t = vf_now();
-        rc = vf_shard_decoder_read(r.dec, &fr, err);
-        if (rc == 0)
-            rc = vf_error_set(err, VF_EMEDIA, "the film ends before this frame");
-        if (rc < 0)
-            goto fail;
-        if (fr.index != i || fr.width != info->width || fr.height != info->height) {
-            rc = vf_error_set(err, VF_EMEDIA, "the decoder gave frame %lld of %dx%d, not frame %lld "
-                              "of %dx%d (was the film changed since it was probed?)",
-                              (long long)fr.index, fr.width, fr.height, (long long)i, info->width,
-                              info->height);
-            goto fail;
-        }
-        if (fr.av && fr.luma != fr.av->data[0] && !r.full_range) {
-            rc = vf_error_set(err, VF_EUNSUPPORTED, "the film's pixel format %s has no luma plane "
-                              "of its own (limited range); transcode it to gray or yuv first",
-                              info->pix_fmt);
-            goto fail;
-        }
-        make_grey(&r, &fr);
-        res->frames_decoded++;
-        double t1 = vf_now();
-        res->t_decode += t1 - t;
-
-        if ((rc = vf_colorizer_frame(job->colorizer, r.grey, r.ab, NULL, err)) < 0)
-            goto fail;
-        if (i < ch->start) {
-            if (i == ch->start - 1)
-                memcpy(res->warm_ab, r.ab, ab_n * sizeof(float));
-            res->frames_warmup++;
-            res->t_infer += vf_now() - t1;
-            continue;
-        }
-        if (i == ch->end - 1)
-            memcpy(res->last_ab, r.ab, ab_n * sizeof(float));
-        if ((rc = vf_colorizer_post(job->colorizer, r.grey_full, NULL, r.cbcr, err)) < 0)
-            goto fail;
-        double t2 = vf_now();
-        res->t_infer += t2 - t1;
-
-        if (av_frame_make_writable(r.out) < 0) {
-            rc = vf_error_set(err, VF_ENOMEM, "out of memory for the output frame");
-            goto fail;
-        }
-        pack_frame(&r, &fr);
-        r.out->pts = fr.pts;
-        if ((rc = vf_shard_segment_write(r.wr, r.out, err)) < 0)
-            goto fail;
-        res->frames_kept++;
-        res->t_encode += vf_now() - t2;
-    }
-    r.frame = -1;
-    t = vf_now();
-    if ((rc = vf_shard_segment_close(&r.wr, res->checksum, err)) < 0)
-        goto fail;
-    res->t_encode += vf_now() - t;
+    memcpy(res->checksum, r.checksum, sizeof res->checksum);
+    res->frames_decoded = r.n_decoded;
+    res->frames_kept = r.n_kept;
+    res->t_decode = r.t_decode;
+    res->t_infer = r.t_infer;
+    res->t_encode = r.t_encode;
     run_free(&r);
     res->t_total = vf_now() - t_all;
     return VF_OK;

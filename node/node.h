@@ -190,7 +190,8 @@ struct vf_chunk_job {
     const float *reference_rgb;         /* 3 × h × w: set as the colorizer's reference first;
                                            NULL: the colorizer already holds the shot's */
     int queue;                          /* frames each queue holds (decode ▶ infer, infer ▶
-                                           encode); 0: no threads, one stage after the other */
+                                           encode), 0..64; 0: no threads, one stage after the
+                                           other (VF_EINVAL outside that range) */
     /* When not NULL: checked before every frame; once non-zero the chunk stops, removes its
      * temporary segment and returns VF_EINTERRUPTED (a signal handler may set it). */
     const atomic_int *stop;

@@ -9,6 +9,12 @@
  * frame in the output), the output's luma is the input's bit for bit (FFV1 is lossless), the
  * chroma is not neutral, the same chunk twice gives the same bytes, a missing film leaves no
  * file; the reference loader (identity at the native size, area average at half size).
+ * The pipelined path (job->queue > 0: decode and encode threads around the calling thread): the
+ * same bytes as queue = 0 at several depths, the progress callback (1..total, in order, on the
+ * calling thread), a stop flag set from it (VF_EINTERRUPTED, nothing left, the colorizer still
+ * holds its reference), errors in the decode stage (the film removed after probing, the film cut
+ * short inside the chunk) and in the encode stage (the segment cannot be renamed into place)
+ * with and without threads. vf_node_inference_size on synthetic films.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +24,8 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -407,12 +415,397 @@ static void test_reference_loader(void **state)
     free(g.rgb);
 }
 
+/* ---- the pipeline (job->queue > 0), progress, stop ------------------------------------- */
+
+/* What a progress callback saw. */
+struct watch {
+    pthread_t caller;
+    int64_t calls, last_done, total, out_of_order;
+    bool other_thread;
+    int64_t stop_at;            /* > 0: set *stop when done reaches it */
+    atomic_int *stop;
+};
+
+static void on_progress(void *opaque, int64_t done, int64_t total)
+{
+    struct watch *w = opaque;
+    w->calls++;
+    w->out_of_order += done != w->last_done + 1;
+    w->last_done = done;
+    w->total = total;
+    w->other_thread |= !pthread_equal(pthread_self(), w->caller);
+    if (w->stop_at > 0 && done == w->stop_at)
+        atomic_store(w->stop, 1);
+}
+
+static struct watch watch_new(atomic_int *stop, int64_t stop_at)
+{
+    return (struct watch){.caller = pthread_self(), .stop = stop, .stop_at = stop_at};
+}
+
+/* The callback saw 1..total in order, on the calling thread. */
+static void check_progress(const struct watch *w, int64_t total)
+{
+    assert_int_equal(w->calls, total);
+    assert_int_equal(w->last_done, total);
+    assert_int_equal(w->total, total);
+    assert_int_equal(w->out_of_order, 0);
+    assert_false(w->other_thread);
+}
+
+/* No temporary file of any writer in the work folder. */
+static void assert_no_tmp_files(void)
+{
+    DIR *d = opendir(workdir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n >= 4 && !strcmp(e->d_name + n - 4, ".tmp"))
+            fail_msg("%s/%s left behind", workdir, e->d_name);
+    }
+    closedir(d);
+}
+
+/* Chunk B at several queue depths (and queue 0 and 4 three times each, alternating, for the
+ * wall time): the same segment bytes, the same warm-up and last ab, the same counts. */
+static void test_pipeline_same_bytes(void **state)
+{
+    (void)state;
+    struct vf_error err = {0};
+    const int queues[] = {0, 4, 0, 4, 0, 4, 1, 2, 8};
+    const size_t n = sizeof queues / sizeof queues[0];
+    char sum0[65] = "", path[600];
+    struct vf_chunk_result r0 = {0};
+    double best[2] = {1e9, 1e9};
+    for (size_t k = 0; k < n; k++) {
+        int q = queues[k];
+        snprintf(path, sizeof path, "%s/same_q%d_%zu.mkv", workdir, q, k);
+        atomic_int stop = 0;
+        struct watch w = watch_new(&stop, 0);
+        struct vf_chunk_job j = job_for(chunk_b, path);
+        j.queue = q;
+        j.stop = &stop;
+        j.progress = on_progress;
+        j.progress_opaque = &w;
+        struct vf_chunk_result r;
+        check_ok(vf_node_colorize_chunk(&j, &r, &err), &err);
+        char what[64];
+        snprintf(what, sizeof what, "queue %d", q);
+        print_times(what, &r);
+        check_progress(&w, 14);
+        assert_int_equal(r.frames_decoded, 14);
+        assert_int_equal(r.frames_warmup, 4);
+        assert_int_equal(r.frames_kept, 10);
+        assert_true(r.t_decode > 0 && r.t_infer > 0 && r.t_encode > 0);
+        if (q == 0 || q == 4)
+            best[q == 4] = fmin(best[q == 4], r.t_total);
+        char sum[65];
+        check_ok(vf_shard_file_checksum(path, sum, &err), &err);
+        assert_string_equal(sum, r.checksum);
+        if (k == 0) {
+            strcpy(sum0, r.checksum);
+            r0 = r;
+            print_message("  queue 0 checksum %s\n", sum0);
+            continue;
+        }
+        assert_string_equal(r.checksum, sum0);
+        assert_memory_equal(r.warm_ab, r0.warm_ab, sizeof(float) * 2 * IH * IW);
+        assert_memory_equal(r.last_ab, r0.last_ab, sizeof(float) * 2 * IH * IW);
+        vf_node_chunk_result_free(&r);
+        unlink(path);
+    }
+    print_message("  best wall time of 3: queue 0 %.3f s, queue 4 %.3f s\n", best[0], best[1]);
+    vf_node_chunk_result_free(&r0);
+
+    /* a chunk without warm-up, threaded: the same bytes as chunk A's test_two_chunks run (same
+     * check as there: against queue 0 here) */
+    char pa0[600], pa3[600];
+    snprintf(pa0, sizeof pa0, "%s/same_a_q0.mkv", workdir);
+    snprintf(pa3, sizeof pa3, "%s/same_a_q3.mkv", workdir);
+    struct vf_chunk_job ja0 = job_for(chunk_a, pa0), ja3 = job_for(chunk_a, pa3);
+    ja3.queue = 3;
+    struct vf_chunk_result ra0, ra3;
+    check_ok(vf_node_colorize_chunk(&ja0, &ra0, &err), &err);
+    check_ok(vf_node_colorize_chunk(&ja3, &ra3, &err), &err);
+    assert_string_equal(ra0.checksum, ra3.checksum);
+    assert_null(ra3.warm_ab);
+    assert_memory_equal(ra0.last_ab, ra3.last_ab, sizeof(float) * 2 * IH * IW);
+    vf_node_chunk_result_free(&ra0);
+    vf_node_chunk_result_free(&ra3);
+
+    /* a queue depth out of range is refused */
+    struct vf_chunk_job jbad = job_for(chunk_b, path);
+    struct vf_chunk_result rbad;
+    jbad.queue = -1;
+    assert_int_equal(vf_node_colorize_chunk(&jbad, &rbad, &err), VF_EINVAL);
+    jbad.queue = 100000;
+    assert_int_equal(vf_node_colorize_chunk(&jbad, &rbad, &err), VF_EINVAL);
+    assert_false(exists(path));
+}
+
+/* Chunk B with a stop flag set from the progress callback at frame `stop_at` of 14 (0: set
+ * before the call): VF_EINTERRUPTED, no further progress, nothing left. */
+static void run_stopped(int queue, int64_t stop_at)
+{
+    struct vf_error err = {0};
+    char name[64], path[600];
+    snprintf(name, sizeof name, "stop_q%d_at%lld.mkv", queue, (long long)stop_at);
+    snprintf(path, sizeof path, "%s/%s", workdir, name);
+    atomic_int stop = stop_at == 0;
+    struct watch w = watch_new(&stop, stop_at);
+    struct vf_chunk_job j = job_for(chunk_b, path);
+    j.queue = queue;
+    j.stop = &stop;
+    j.progress = on_progress;
+    j.progress_opaque = &w;
+    struct vf_chunk_result r;
+    int rc = vf_node_colorize_chunk(&j, &r, &err);
+    print_message("  queue %d, stop at %lld: %s\n", queue, (long long)stop_at, err.msg);
+    assert_int_equal(rc, VF_EINTERRUPTED);
+    assert_int_equal(err.code, VF_EINTERRUPTED);
+    char want[128];
+    int64_t next = chunk_b->warm_start + stop_at; /* the frame not colorized */
+    if (next < chunk_b->end)
+        snprintf(want, sizeof want, "film_grey.mkv, frame %lld: interrupted", (long long)next);
+    else
+        snprintf(want, sizeof want, "film_grey.mkv: interrupted");
+    assert_non_null(strstr(err.msg, "chunk 8 (frames [75, 85), warm-up from 71) of "));
+    assert_non_null(strstr(err.msg, want));
+    size_t len = strlen(err.msg);
+    assert_true(len > 13 && !strcmp(err.msg + len - 13, ": interrupted"));
+    assert_int_equal(w.calls, stop_at); /* checked before the next frame */
+    assert_false(w.other_thread);
+    assert_null(r.warm_ab);
+    assert_null(r.last_ab);
+    assert_false(exists(path));
+    assert_no_segment_files(name);
+    assert_no_tmp_files();
+}
+
+static void test_stop(void **state)
+{
+    (void)state;
+    struct vf_error err = {0};
+    char path[600];
+    /* the bytes of an uninterrupted run */
+    snprintf(path, sizeof path, "%s/stop_ref.mkv", workdir);
+    struct vf_chunk_job j = job_for(chunk_b, path);
+    struct vf_chunk_result r;
+    check_ok(vf_node_colorize_chunk(&j, &r, &err), &err);
+    char want[65];
+    strcpy(want, r.checksum);
+    vf_node_chunk_result_free(&r);
+
+    /* in the warm-up, among the kept frames, after the last frame (before the segment is
+     * closed), before the first */
+    const int64_t at[] = {2, 7, 14, 0};
+    const int queues[] = {0, 1, 2, 8};
+    for (size_t q = 0; q < sizeof queues / sizeof queues[0]; q++)
+        for (size_t k = 0; k < sizeof at / sizeof at[0]; k++)
+            run_stopped(queues[q], at[k]);
+
+    /* the colorizer still holds the shot's reference: a chunk that borrows it (reference_rgb =
+     * NULL, as a rank does for the next chunk of the same shot) gives the same bytes, with and
+     * without threads */
+    for (int q = 0; q <= 2; q += 2) {
+        snprintf(path, sizeof path, "%s/after_stop_q%d.mkv", workdir, q);
+        j = job_for(chunk_b, path);
+        j.reference_rgb = NULL;
+        j.queue = q;
+        check_ok(vf_node_colorize_chunk(&j, &r, &err), &err);
+        assert_string_equal(r.checksum, want);
+        vf_node_chunk_result_free(&r);
+    }
+}
+
+/* The byte offset of frame `index`'s packet in a Matroska file (its packets in file order). */
+static int64_t packet_pos(const char *path, int64_t index)
+{
+    AVFormatContext *fmt = NULL;
+    assert_int_equal(avformat_open_input(&fmt, path, NULL, NULL), 0);
+    assert_true(avformat_find_stream_info(fmt, NULL) >= 0);
+    AVPacket *pkt = av_packet_alloc();
+    assert_non_null(pkt);
+    int64_t pos = -1;
+    while (pos < 0 && av_read_frame(fmt, pkt) >= 0) {
+        if (pkt->pts == info->pts[index])
+            pos = pkt->pos;
+        av_packet_unref(pkt);
+    }
+    av_packet_free(&pkt);
+    avformat_close_input(&fmt);
+    assert_true(pos > 0);
+    return pos;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_true(in && out);
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    assert_int_equal(fclose(in), 0);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* Chunk B of a probed copy of the film (`info2`) at `queue`, expected to fail; returns rc with
+ * err filled and progress in *w. Leaves nothing. */
+static int run_failing(const struct vf_media_info *info2, int queue, const char *name,
+                       struct watch *w, struct vf_error *err)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", workdir, name);
+    *w = watch_new(NULL, 0);
+    struct vf_chunk_job j = job_for(chunk_b, path);
+    j.info = info2;
+    j.queue = queue;
+    j.progress = on_progress;
+    j.progress_opaque = w;
+    struct vf_chunk_result r;
+    int rc = vf_node_colorize_chunk(&j, &r, err);
+    print_message("  queue %d: %d frames colorized, then: %s\n", queue, (int)w->calls, err->msg);
+    assert_true(rc < 0);
+    assert_int_equal(err->code, rc);
+    assert_non_null(strstr(err->msg, "chunk 8 (frames [75, 85), warm-up from 71) of "));
+    assert_null(r.warm_ab);
+    assert_null(r.last_ab);
+    assert_false(exists(path));
+    assert_no_segment_files(name);
+    assert_no_tmp_files();
+    return rc;
+}
+
+static void test_pipeline_errors(void **state)
+{
+    (void)state;
+    struct vf_error err = {0}, err0 = {0};
+    struct watch w;
+    char copy[600];
+    struct vf_media_info *info2 = NULL;
+
+    /* decode: the film removed after it was probed (the decoder fails to open, in the decode
+     * thread) */
+    snprintf(copy, sizeof copy, "%s/gone.mkv", workdir);
+    copy_file(info->path, copy);
+    check_ok(vf_shard_probe(&info2, copy, &err), &err);
+    assert_int_equal(unlink(copy), 0);
+    int rc = run_failing(info2, 4, "gone_seg.mkv", &w, &err);
+    assert_non_null(strstr(err.msg, "gone.mkv"));
+    assert_int_equal(w.calls, 0);
+    assert_int_equal(run_failing(info2, 0, "gone_seg.mkv", &w, &err0), rc);
+    assert_string_equal(err.msg, err0.msg);
+    vf_shard_media_info_destroy(&info2);
+
+    /* decode: the film cut short inside the chunk after it was probed (chunk B decodes frames
+     * 71..84 of 300; the file is cut where frame 79's packet starts): frames flow through the
+     * pipeline, then the decode thread fails; the same error at the same frame as without
+     * threads */
+    snprintf(copy, sizeof copy, "%s/short.mkv", workdir);
+    copy_file(info->path, copy);
+    check_ok(vf_shard_probe(&info2, copy, &err), &err);
+    assert_int_equal(truncate(copy, packet_pos(copy, 79)), 0);
+    rc = run_failing(info2, 2, "short_seg.mkv", &w, &err);
+    assert_true(w.calls > 0 && w.calls < 14);
+    assert_non_null(strstr(err.msg, ", frame "));
+    assert_int_equal(run_failing(info2, 0, "short_seg.mkv", &w, &err0), rc);
+    assert_true(w.calls > 0 && w.calls < 14);
+    assert_string_equal(err.msg, err0.msg);
+    assert_int_equal(run_failing(info2, 8, "short_seg.mkv", &w, &err), rc);
+    assert_string_equal(err.msg, err0.msg);
+    vf_shard_media_info_destroy(&info2);
+    unlink(copy);
+
+    /* encode: the segment path is a folder, so the encode thread's close cannot rename the
+     * segment into place; its temporary file is removed */
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/dir_seg.mkv", workdir);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    for (int q = 0; q <= 3; q += 3) {
+        struct vf_chunk_job j = job_for(chunk_b, dir);
+        j.queue = q;
+        struct vf_chunk_result r;
+        rc = vf_node_colorize_chunk(&j, &r, &err);
+        print_message("  queue %d: %s\n", q, err.msg);
+        assert_true(rc < 0);
+        assert_non_null(strstr(err.msg, "renaming"));
+        assert_null(r.last_ab);
+        assert_no_tmp_files();
+        struct stat sd;
+        assert_int_equal(stat(dir, &sd), 0);
+        assert_true(S_ISDIR(sd.st_mode));
+    }
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* ---- the default inference size ---------------------------------------------------------- */
+
+static void test_inference_size(void **state)
+{
+    (void)state;
+    struct vf_error err = {0};
+    struct vf_arch tiny, full;
+    check_ok(vf_arch_preset("tiny", &tiny, &err), &err);
+    check_ok(vf_arch_preset("full", &full, &err), &err);
+    assert_int_equal(tiny.inference_h * tiny.inference_w, 144 * 256);
+    assert_int_equal(full.inference_h * full.inference_w, 216 * 384);
+    /* width, height, SAR, then h × w for tiny and for full (computed independently: the nominal
+     * pixel count at the display aspect, each side rounded to the nearest multiple of 8) */
+    static const struct {
+        int width, height, sar_num, sar_den, th, tw, fh, fw;
+    } cases[] = {
+        {1920, 1080, 1, 1, 144, 256, 216, 384},  /* 16:9 */
+        {1920, 1080, 0, 1, 144, 256, 216, 384},  /* SAR unknown: square */
+        {320, 180, 1, 1, 144, 256, 216, 384},    /* the test film */
+        {640, 480, 1, 1, 168, 224, 248, 336},    /* 4:3 */
+        {720, 576, 16, 15, 168, 224, 248, 336},  /* PAL 4:3 */
+        {720, 576, 64, 45, 144, 256, 216, 384},  /* PAL anamorphic 16:9 */
+        {720, 480, 32, 27, 144, 256, 216, 384},  /* NTSC anamorphic 16:9 */
+        {1440, 1080, 4, 3, 144, 256, 216, 384},  /* HDV: 16:9 */
+        {720, 576, 4, 3, 152, 248, 224, 368},    /* SAR 4:3 on 720x576: 5:3 */
+        {720, 576, 0, 0, 168, 216, 256, 320},    /* SAR 0/0: square, 5:4 */
+        {512, 512, 1, 1, 192, 192, 288, 288},    /* 1:1 */
+        {1998, 1080, 1, 1, 144, 264, 208, 392},  /* 1.85:1 */
+        {2048, 858, 1, 1, 128, 296, 184, 448},   /* 2.39:1 */
+        {10000, 10, 1, 1, 32, 6072, 32, 9104},   /* absurd: at least 32 */
+        {10, 10000, 1, 1, 6072, 32, 9104, 32},
+    };
+    static struct vf_media_info mi;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        memset(&mi, 0, sizeof mi);
+        mi.width = cases[k].width;
+        mi.height = cases[k].height;
+        mi.sar_num = cases[k].sar_num;
+        mi.sar_den = cases[k].sar_den;
+        int h = 0, w = 0;
+        vf_node_inference_size(&tiny, &mi, &h, &w);
+        if (h != cases[k].th || w != cases[k].tw)
+            fail_msg("tiny, %dx%d SAR %d:%d: %dx%d, want %dx%d", mi.width, mi.height, mi.sar_num,
+                     mi.sar_den, h, w, cases[k].th, cases[k].tw);
+        vf_node_inference_size(&full, &mi, &h, &w);
+        if (h != cases[k].fh || w != cases[k].fw)
+            fail_msg("full, %dx%d SAR %d:%d: %dx%d, want %dx%d", mi.width, mi.height, mi.sar_num,
+                     mi.sar_den, h, w, cases[k].fh, cases[k].fw);
+    }
+    /* the probed test film (320x180) */
+    int h, w;
+    vf_node_inference_size(&tiny, info, &h, &w);
+    assert_int_equal(h, 144);
+    assert_int_equal(w, 256);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_inference_size),
         cmocka_unit_test(test_reference_loader),
         cmocka_unit_test(test_two_chunks),
         cmocka_unit_test(test_missing_film),
+        cmocka_unit_test(test_pipeline_same_bytes),
+        cmocka_unit_test(test_stop),
+        cmocka_unit_test(test_pipeline_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
