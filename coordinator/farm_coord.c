@@ -728,7 +728,10 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
                f->n_chunks, jpath);
     k.t0 = vf_now();
 
-    /* Until every chunk is done, or the job stops. */
+    /* Until every chunk is done, or the job stops. When nothing comes, the sleep doubles from
+     * 1 ms to 20 ms: an assignment waits at most that long (chunks take seconds), and the loop
+     * costs little CPU beside a busy worker. */
+    int idle_ms = 1;
     while (k.n_done < f->n_chunks && k.status == VF_OK) {
         int n = drain(&k, err);
         if (n < 0) {
@@ -745,8 +748,12 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
             goto stop;
         sample_rate(&k);
         show_progress(&k, false);
-        if (n == 0)
-            sleep_ms(2);
+        if (n == 0) {
+            sleep_ms(idle_ms);
+            idle_ms = idle_ms * 2 > 20 ? 20 : idle_ms * 2;
+        } else {
+            idle_ms = 1;
+        }
     }
     double t_col_end = vf_now();
     if (k.status != VF_OK)

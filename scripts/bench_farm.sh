@@ -9,7 +9,7 @@
 # Usage: scripts/bench_farm.sh [BUILD_DIR] [TESTDATA]   (defaults: build, build/testdata)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${1:-$root/build}; data=${2:-$build/testdata}
+build=$(cd "${1:-$root/build}" && pwd); data=$(cd "${2:-$build/testdata}" && pwd)
 vf="$build/coordinator/vaefarm"
 films="$data/films"
 out=$(mktemp -d); trap 'rm -rf "$out"' EXIT
