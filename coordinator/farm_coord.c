@@ -58,7 +58,7 @@ struct coord {
     int64_t warm_run;
     int status;                 /* VF_OK, or why the job stops */
     char why[VF_ERROR_MSG_MAX + 512];
-    double t0, t_first_assign, t_last_done, last_line, last_log;
+    double t0, t_first_assign, t_last_done, last_line;
     double rate_t[64];
     int64_t rate_v[64];
     int rate_n;
@@ -666,8 +666,8 @@ static void print_summary(struct coord *k, json_t *rep)
     double col = json_real_value(json_object_get(rep, "colorize_s"));
     json_t *split = json_object_get(rep, "split"), *se = json_object_get(rep, "seam_error");
     printf("vaefarm: %s -> %s\n", f->film->path, f->film->output);
-    printf("  %lld frames in %.1f s: %.2f frames/s overall; colorizing %.1f s at %.2f frames/s of "
-           "kept frames\n", (long long)f->frames, wall,
+    printf("  %lld frames in %.1f s: %.2f frames/s overall; colorizing took %.1f s, %.2f kept "
+           "frames/s\n", (long long)f->frames, wall,
            json_real_value(json_object_get(rep, "fps")), col,
            json_real_value(json_object_get(rep, "fps_colorize")));
     printf("  %d rank%s (%s, %d thread%s each), %s %dx%d, model %s (%s)\n", f->size,
@@ -755,7 +755,6 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
             idle_ms = 1;
         }
     }
-    double t_col_end = vf_now();
     if (k.status != VF_OK)
         goto stop;
     clear_live(&k);
@@ -774,15 +773,16 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
         goto stop;
     }
     size_t n_seams = seam_errors(&k, seams);
-    (void)t_col_end;
     rep = report_json(&k, vf_now() - t_start, setup_s, colorize_s, merge_s, cpu_s, seams, n_seams);
     rpath = vf_path_join(f->work_dir, "report.json", err);
     if (!rep || !rpath) {
         rc = rep ? VF_ENOMEM : vf_error_set(err, VF_ENOMEM, "could not build report.json");
         goto stop;
     }
-    if ((rc = vf_farm_write_json(rpath, rep, err)) < 0)
-        goto stop;
+    /* the output is complete and in place: a report that cannot be written is only a warning */
+    struct vf_error re = {0};
+    if (vf_farm_write_json(rpath, rep, &re) < 0)
+        vf_log(&LOG, VF_LOG_WARN, "%s (the output is complete)", re.msg);
     vf_log(&LOG, VF_LOG_INFO, "done: %lld frames in %.1f s, %zu chunks (%zu resumed), output %s",
            (long long)f->frames, json_real_value(json_object_get(rep, "wall_s")), f->n_chunks,
            k.n_resumed, f->film->output);
