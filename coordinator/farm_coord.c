@@ -757,6 +757,18 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
     }
     if (k.status != VF_OK)
         goto stop;
+    /* every rank's READY (host, device) for the report, also when every chunk was resumed */
+    for (double until = vf_now() + 10; vf_now() < until;) {
+        bool all = true;
+        for (int r = 0; r < f->size; r++)
+            all &= k.r[r].ready || k.r[r].gone;
+        if (all)
+            break;
+        if ((rc = drain(&k, err)) < 0)
+            goto stop;
+        rc = VF_OK;
+        sleep_ms(1);
+    }
     clear_live(&k);
     double cpu_s = thread_cpu() - cpu0;
     double colorize_s = k.t_first_assign > 0 ? k.t_last_done - k.t_first_assign : 0;

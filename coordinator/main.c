@@ -39,8 +39,7 @@ static void print_help(void)
           "  --quiet    errors only     --verbose    more detail\n"
           "\nexit codes: 0 success, 1 other failure, 2 bad command line, 3 invalid film.yaml or\n"
           "input, 4 missing file, 5 media error, 6 I/O error, 7 out of memory, 8 damaged work\n"
-          "files, 9 internal error, 10 interrupted (rerun to resume)\n"
-          "\nfilm.yaml keys (version 1):\n",
+          "files, 9 internal error, 10 interrupted (rerun to resume)\n\n",
           stdout);
     vf_config_print_keys(stdout);
 }

@@ -103,6 +103,7 @@ check "run --json (exit $rc): one JSON document, report.json's" python3 - "$tmp/
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["status"] == "ok" and d["frames"] == 100 and d["chunks_resumed"] == 6, d
+assert all(p["host"] and p["device"] == "cpu" for p in d["per_rank"]), d["per_rank"]
 PY
 
 # --- kill -9 one rank mid-job, then run again
