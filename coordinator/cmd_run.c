@@ -541,12 +541,34 @@ static void farm_free(struct vf_farm *f)
     vf_config_destroy(&f->film);
 }
 
+/* Wait for a non-blocking collective by testing it, sleeping 1 ms doubling to 20 ms between
+ * tests: a rank waiting for rank 0's setup (shot detection can take minutes) does not spin a
+ * core, as a blocking MPI_Bcast or MPI_Allreduce does in Open MPI. */
+static int wait_request(MPI_Request *req, struct vf_error *err)
+{
+    int ms = 1;
+    for (;;) {
+        int done = 0;
+        VF_CHECK_MPI(MPI_Test(req, &done, MPI_STATUS_IGNORE), err, fail);
+        if (done)
+            return VF_OK;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
+        nanosleep(&ts, NULL);
+        ms = ms * 2 > 20 ? 20 : ms * 2;
+    }
+fail:
+    return err->code;
+}
+
 /* MIN over every rank of `status` (a VF_* code): every rank agrees on success or failure. */
 static int agree(int status, struct vf_error *err)
 {
     int all = status;
-    VF_CHECK_MPI(MPI_Allreduce(&status, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), err, fail);
-    return all;
+    MPI_Request req;
+    VF_CHECK_MPI(MPI_Iallreduce(&status, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &req), err,
+                 fail);
+    int rc = wait_request(&req, err);
+    return rc < 0 ? rc : all;
 fail:
     return err->code;
 }
@@ -583,7 +605,10 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
     }
     int64_t hdr[4] = {local, doc_text ? (int64_t)strlen(doc_text) + 1 : 0, (int64_t)weights_len,
                       (int64_t)yaml_len};
-    VF_CHECK_MPI(MPI_Bcast(hdr, 4, MPI_INT64_T, 0, MPI_COMM_WORLD), err, mpi_fail);
+    MPI_Request req;
+    VF_CHECK_MPI(MPI_Ibcast(hdr, 4, MPI_INT64_T, 0, MPI_COMM_WORLD, &req), err, mpi_fail);
+    if ((rc = wait_request(&req, err)) < 0)
+        goto out;
     if (hdr[0] < 0) {
         rc = (int)hdr[0];   /* rank 0 said why */
         goto out;
