@@ -102,7 +102,12 @@ static int default_threads(int local_size)
         online = 1;
     if (mine < 1)
         mine = (int)online;
-    int t = mine < online ? mine : mine / (local_size > 0 ? local_size : 1);
+    /* a rank bound to a socket or NUMA domain that it shares with other ranks still takes only
+     * its share of the node */
+    int share = (int)online / (local_size > 0 ? local_size : 1);
+    if (share < 1)
+        share = 1;
+    int t = mine < online ? (mine < share ? mine : share) : share;
     return t > 0 ? t : 1;
 }
 
@@ -598,10 +603,20 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
 
     /* 1. rank 0 decides; 2. broadcast its status, the plan document and the weights */
     if (f->rank == 0) {
-        local = setup_rank0(f, lock_fd, &doc_text, &weights, &weights_len, err);
-        /* film.yaml's bytes as rank 0 read them: every rank parses the same settings */
+        /* film.yaml's bytes, read before rank 0 parses it and compared after its setup (shot
+         * detection can take minutes): every rank parses the settings rank 0 planned with */
+        local = read_file(f->yaml, &yaml, &yaml_len, err);
+        if (local < 0)
+            vf_error_prefix(err, "cannot open the film.yaml (check the path)");
         if (local == VF_OK)
-            local = read_file(f->yaml, &yaml, &yaml_len, err);
+            local = setup_rank0(f, lock_fd, &doc_text, &weights, &weights_len, err);
+        void *again = NULL;
+        size_t again_len = 0;
+        if (local == VF_OK && (local = read_file(f->yaml, &again, &again_len, err)) == VF_OK &&
+            (again_len != yaml_len || memcmp(again, yaml, yaml_len) != 0))
+            local = vf_error_set(err, VF_EINVAL, "%s changed while vaefarm was setting up: run "
+                                 "the same command again", f->yaml);
+        free(again);
     }
     int64_t hdr[4] = {local, doc_text ? (int64_t)strlen(doc_text) + 1 : 0, (int64_t)weights_len,
                       (int64_t)yaml_len};
@@ -681,10 +696,31 @@ stop_others:
         struct vf_msg m;
         vf_msg_init(&m, VF_MSG_STOP, 0);
         m.status = rc;
-        for (int r = 1; r < f->size; r++)
+        int waiting = 0;
+        for (int r = 1; r < f->size; r++) {
             if (MPI_Send(&m, (int)sizeof m, MPI_BYTE, r, VF_MSG_TAG, MPI_COMM_WORLD) != MPI_SUCCESS)
                 vf_log(NULL, VF_LOG_ERROR, "could not tell rank %d to stop: end the job with "
                        "scancel or Ctrl-C", r);
+            else
+                waiting++;
+        }
+        /* take what they sent (READY, then BYE) so that nothing is unreceived at MPI_Finalize */
+        for (double until = vf_now() + 5; waiting > 0 && vf_now() < until;) {
+            int flag = 0;
+            MPI_Status st;
+            struct vf_msg in;
+            if (MPI_Iprobe(MPI_ANY_SOURCE, VF_MSG_TAG, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS)
+                break;
+            if (!flag) {
+                struct timespec ts = {.tv_sec = 0, .tv_nsec = 2000000L};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            if (MPI_Recv(&in, (int)sizeof in, MPI_BYTE, st.MPI_SOURCE, VF_MSG_TAG, MPI_COMM_WORLD,
+                         &st) != MPI_SUCCESS)
+                break;
+            waiting -= in.type == VF_MSG_BYE || in.type == VF_MSG_LEAVE;
+        }
     }
     goto out;
 mpi_fail:

@@ -465,6 +465,8 @@ static int drain(struct coord *k, struct vf_error *err)
     }
 }
 
+/* STOP to every rank that has not left; a send that fails does not keep the others from
+ * theirs (the first error is returned). */
 static int stop_all(struct coord *k, int status, struct vf_error *err)
 {
     struct vf_msg m;
@@ -472,14 +474,20 @@ static int stop_all(struct coord *k, int status, struct vf_error *err)
     m.status = status;
     if (status != VF_OK)
         atomic_store(&vf_farm_stop, 1);   /* rank 0's own worker */
+    int first = VF_OK;
     for (int r = 0; r < k->f->size; r++) {
         if (k->r && k->r[r].gone)
             continue;                     /* it has left its loop: nothing would receive it */
-        int rc = send_to(k, r, &m, err);
-        if (rc < 0)
-            return rc;
+        struct vf_error e = {0};
+        if (send_to(k, r, &m, &e) < 0) {
+            vf_log(&LOG, VF_LOG_ERROR, "could not tell rank %d to stop: %s", r, e.msg);
+            if (first == VF_OK) {
+                *err = e;
+                first = e.code;
+            }
+        }
     }
-    return VF_OK;
+    return first;
 }
 
 static void sleep_ms(int ms)
@@ -825,8 +833,10 @@ stop:
                 break;
             if (k.status == VF_OK)
                 k.status = status;
-            if (drain(&k, &e2) < 0)
+            if (drain(&k, &e2) < 0) {
+                vf_log(&LOG, VF_LOG_ERROR, "while the ranks stop: %s", e2.msg);
                 break;
+            }
             sleep_ms(2);
         }
         if (status != VF_OK && rc == VF_OK) {

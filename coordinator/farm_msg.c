@@ -70,13 +70,22 @@ int vf_mailbox_create(struct vf_mailbox **out, struct vf_error *err)
     struct vf_mailbox *mb = vf_calloc(1, sizeof *mb, err);
     if (!mb)
         return VF_ENOMEM;
+    /* room up front for more than a worker and its coordinator ever queue (ASSIGN, PROGRESS,
+     * DONE, STOP, BYE), so that a STOP never fails for want of memory */
+    mb->cap = 64;
+    if (!(mb->q = vf_calloc(mb->cap, sizeof *mb->q, err))) {
+        free(mb);
+        return VF_ENOMEM;
+    }
     int rc = pthread_mutex_init(&mb->mu, NULL);
     if (rc) {
+        free(mb->q);
         free(mb);
         return vf_error_set(err, VF_EINTERNAL, "pthread_mutex_init: %s", strerror(rc));
     }
     if ((rc = pthread_cond_init(&mb->cv, NULL))) {
         pthread_mutex_destroy(&mb->mu);
+        free(mb->q);
         free(mb);
         return vf_error_set(err, VF_EINTERNAL, "pthread_cond_init: %s", strerror(rc));
     }
