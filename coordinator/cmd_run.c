@@ -298,22 +298,14 @@ static json_t *setup_doc(struct vf_farm *f, const struct vf_plan *plan)
                                                 "random", f->model_random));
     json_object_set_new(doc, "precision", json_string(vf_dtype_name(f->precision)));
     json_object_set_new(doc, "inference_size", json_pack("[i,i]", f->h, f->w));
-    /* what rank 0 read: other ranks check that they see the same bytes */
+    /* what rank 0 planned with (the plan hashed every reference's bytes): other ranks check
+     * that they see the same files */
     json_t *refs = json_object();
     json_object_set_new(doc, "reference_sha256", refs);
-    for (size_t i = 0; refs && i < plan->n_chunks; i++) {
-        const char *ref = plan->chunks[i].reference;
-        char sum[65];
-        struct vf_error e = {0};
-        if (!ref || json_object_get(refs, ref))
-            continue;
-        if (vf_shard_file_checksum(ref, sum, &e) < 0) {
-            vf_log(NULL, VF_LOG_ERROR, "%s", e.msg);
-            json_decref(doc);
-            return NULL;
-        }
-        json_object_set_new(refs, ref, json_string(sum));
-    }
+    for (size_t i = 0; refs && i < plan->n_chunks; i++)
+        if (plan->chunks[i].reference)
+            json_object_set_new(refs, plan->chunks[i].reference,
+                                json_string(plan->chunks[i].reference_sha));
     return doc;
 }
 
@@ -401,8 +393,7 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
            VF_VERSION, f->yaml, f->size, f->size == 1 ? "" : "s", vf_dtype_name(f->precision),
            f->h, f->w, f->model_path, f->model_random ? "random weights" : "trained", plan->hash);
     if (!(doc = setup_doc(f, plan)) || !(*doc_text = json_dumps(doc, JSON_COMPACT))) {
-        rc = vf_error_set(err, VF_EIO, "could not make the plan document (a reference image "
-                          "unreadable, or out of memory)");
+        rc = vf_error_set(err, VF_ENOMEM, "out of memory for the plan document");
         goto out;
     }
     if (!(path = vf_path_join(f->work_dir, "plan.json", err))) {

@@ -615,6 +615,7 @@ static int hash_chunks(struct builder *b, struct vf_error *err)
         rc = reference_hash(b, c->reference, &ref_hex, (size_t)c->shot, err);
         if (rc < 0)
             break;
+        snprintf(c->reference_sha, sizeof c->reference_sha, "%s", ref_hex);
         av_hash_init(h);
         put_str(h, "format", PLAN_FORMAT);
         put_str(h, "input", info->video_digest);

@@ -148,6 +148,7 @@ struct vf_chunk {
     int64_t warm_start;         /* first frame decoded (== start for a shot's first chunk) */
     int64_t start, end;         /* kept frames [start, end) */
     const char *reference;      /* == the shot's reference */
+    char reference_sha[65];     /* sha256 hex of the reference image's bytes as planned */
     char hash[65];              /* sha256 hex of everything that shapes this chunk's output */
 };
 
