@@ -548,8 +548,7 @@ static int wait_request(MPI_Request *req, struct vf_error *err)
         VF_CHECK_MPI(MPI_Test(req, &done, MPI_STATUS_IGNORE), err, fail);
         if (done)
             return VF_OK;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
-        nanosleep(&ts, NULL);
+        vf_farm_sleep_ms(ms);
         ms = ms * 2 > 20 ? 20 : ms * 2;
     }
 fail:
@@ -703,8 +702,7 @@ stop_others:
             if (MPI_Iprobe(MPI_ANY_SOURCE, VF_MSG_TAG, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS)
                 break;
             if (!flag) {
-                struct timespec ts = {.tv_sec = 0, .tv_nsec = 2000000L};
-                nanosleep(&ts, NULL);
+                vf_farm_sleep_ms(2);
                 continue;
             }
             if (MPI_Recv(&in, (int)sizeof in, MPI_BYTE, st.MPI_SOURCE, VF_MSG_TAG, MPI_COMM_WORLD,

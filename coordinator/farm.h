@@ -86,6 +86,9 @@ int vf_link_send(const struct vf_link *l, const struct vf_msg *m, struct vf_erro
  * does not spin a core that another rank's network needs). */
 int vf_link_recv(const struct vf_link *l, struct vf_msg *m, double timeout_s, struct vf_error *err);
 
+/* Sleep `ms` milliseconds (resumed after a signal's interruption): the farm's polling loops. */
+void vf_farm_sleep_ms(int ms);
+
 /* ---- the process-wide stop flag (signals, STOP) -------------------------------------------- */
 
 extern atomic_int vf_farm_stop;        /* non-zero: running chunks stop at the next frame */
@@ -145,6 +148,11 @@ int vf_farm_worker(struct vf_farm *f, const struct vf_link *link, struct vf_erro
  * `worker0` is rank 0's own worker thread's link. Returns a VF_* status. */
 int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double t_start,
                        double setup_s, struct vf_error *err);
+
+/* Write `path` whole or not at all: the n parts (a NULL part is skipped) to a temporary file of
+ * this process, fsync, rename. */
+int vf_farm_write_atomic(const char *path, const void *const *parts, const size_t *lens, int n,
+                         struct vf_error *err);
 
 /* Seam files (docs/FARM.md "Files"). */
 int vf_seam_write(const char *path, int h, int w, const float *warm_ab, const float *last_ab,

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "coordinator/coordinator.h"
 #include "coordinator/farm.h"
@@ -490,13 +489,6 @@ static int stop_all(struct coord *k, int status, struct vf_error *err)
     return first;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = ms * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static double thread_cpu(void)
 {
     struct timespec ts;
@@ -577,37 +569,14 @@ static int merge(struct coord *k, struct vf_error *err)
     return rc;
 }
 
-static int write_text_atomic(const char *path, const char *text, struct vf_error *err)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
-    FILE *fp = fopen(tmp, "w");
-    if (!fp)
-        return vf_error_set(err, VF_EIO, "%s: %s", tmp, strerror(errno));
-    bool bad = fputs(text, fp) < 0 || fputc('\n', fp) == EOF || fflush(fp) != 0 ||
-               fsync(fileno(fp)) != 0;
-    int e = errno;
-    if (fclose(fp) != 0 && !bad) {
-        bad = true;
-        e = errno;
-    }
-    if (!bad && rename(tmp, path) != 0) {
-        bad = true;
-        e = errno;
-    }
-    if (bad) {
-        unlink(tmp);
-        return vf_error_set(err, VF_EIO, "%s: %s", path, strerror(e));
-    }
-    return VF_OK;
-}
-
 int vf_farm_write_json(const char *path, json_t *doc, struct vf_error *err)
 {
     char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     if (!s)
         return vf_error_set(err, VF_ENOMEM, "%s: could not serialise the JSON", path);
-    int rc = write_text_atomic(path, s, err);
+    const void *parts[] = {s, "\n"};
+    const size_t lens[] = {strlen(s), 1};
+    int rc = vf_farm_write_atomic(path, parts, lens, 2, err);
     free(s);
     return rc;
 }
@@ -757,7 +726,7 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
         sample_rate(&k);
         show_progress(&k, false);
         if (n == 0) {
-            sleep_ms(idle_ms);
+            vf_farm_sleep_ms(idle_ms);
             idle_ms = idle_ms * 2 > 20 ? 20 : idle_ms * 2;
         } else {
             idle_ms = 1;
@@ -775,7 +744,7 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
         if ((rc = drain(&k, err)) < 0)
             goto stop;
         rc = VF_OK;
-        sleep_ms(1);
+        vf_farm_sleep_ms(1);
     }
     clear_live(&k);
     double cpu_s = thread_cpu() - cpu0;
@@ -837,7 +806,7 @@ stop:
                 vf_log(&LOG, VF_LOG_ERROR, "while the ranks stop: %s", e2.msg);
                 break;
             }
-            sleep_ms(2);
+            vf_farm_sleep_ms(2);
         }
         if (status != VF_OK && rc == VF_OK) {
             rc = k.status;

@@ -171,9 +171,9 @@ fail:
     return err->code;
 }
 
-static void sleep_s(double s)
+void vf_farm_sleep_ms(int ms)
 {
-    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (time_t)s) * 1e9)};
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
 }
@@ -200,7 +200,7 @@ int vf_link_recv(const struct vf_link *l, struct vf_msg *m, double timeout_s, st
         }
         if (vf_now() >= until)
             return 0;
-        sleep_s(0.002);
+        vf_farm_sleep_ms(2);
     }
 fail:
     return err->code;
@@ -228,19 +228,19 @@ static int write_all(int fd, const void *p, size_t n)
     return 0;
 }
 
-int vf_seam_write(const char *path, int h, int w, const float *warm_ab, const float *last_ab,
-                  struct vf_error *err)
+int vf_farm_write_atomic(const char *path, const void *const *parts, const size_t *lens, int n,
+                         struct vf_error *err)
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
-        return vf_error_set(err, VF_EIO, "seam file %s: %s", tmp, strerror(errno));
-    /* little-endian on every machine vaefarm builds for (x86-64, aarch64) */
-    int32_t hdr[3] = {h, w, warm_ab ? 1 : 0};
-    size_t n = (size_t)2 * h * w * sizeof(float);
-    int bad = write_all(fd, SEAM_MAGIC, 8) || write_all(fd, hdr, sizeof hdr) ||
-              (warm_ab && write_all(fd, warm_ab, n)) || write_all(fd, last_ab, n) || fsync(fd);
+        return vf_error_set(err, VF_EIO, "%s: %s", tmp, strerror(errno));
+    int bad = 0;
+    for (int i = 0; i < n && !bad; i++)
+        bad = parts[i] && write_all(fd, parts[i], lens[i]);
+    if (!bad)
+        bad = fsync(fd) != 0;
     int e = errno;
     if (close(fd) != 0 && !bad) {
         bad = 1;
@@ -252,9 +252,21 @@ int vf_seam_write(const char *path, int h, int w, const float *warm_ab, const fl
     }
     if (bad) {
         unlink(tmp);
-        return vf_error_set(err, VF_EIO, "seam file %s: %s", path, strerror(e));
+        return vf_error_set(err, VF_EIO, "%s: %s", path, strerror(e));
     }
     return VF_OK;
+}
+
+int vf_seam_write(const char *path, int h, int w, const float *warm_ab, const float *last_ab,
+                  struct vf_error *err)
+{
+    /* little-endian on every machine vaefarm builds for (x86-64, aarch64) */
+    int32_t hdr[3] = {h, w, warm_ab ? 1 : 0};
+    size_t n = (size_t)2 * h * w * sizeof(float);
+    const void *parts[] = {SEAM_MAGIC, hdr, warm_ab, last_ab};  /* no warm-up: part skipped */
+    const size_t lens[] = {8, sizeof hdr, n, n};
+    int rc = vf_farm_write_atomic(path, parts, lens, 4, err);
+    return rc < 0 ? vf_error_prefix(err, "seam file") : rc;
 }
 
 int vf_seam_read(const char *path, int *h, int *w, float **warm_ab, float **last_ab,
