@@ -16,6 +16,9 @@ PKGS=(
   python3 python3-numpy            # test-material and figure scripts (Debian's python)
   python3-torch python3-torchvision  # the PyTorch reference model (train/): golden tensors
   libopenblas0-pthread             # a fast BLAS for Debian's torch (its default is the reference BLAS)
+  slurm-wlm munge                  # the one-node Slurm cluster the slurm tests bring up (scripts/slurm_cluster.sh)
+  python3-matplotlib               # plots: scaling study (scripts/scaling.py), loss curves
+  python3-opencv                   # Farneback optical-flow baseline (train/)
 )
 
 missing=()
