@@ -193,15 +193,21 @@ static inline VF_HD float vf_imnet_norm(float x, int k)
                   : (x - VF_IMNET_MEAN_B) / VF_IMNET_STD_B;
 }
 
-/* sRGB R′G′B′ in [0,1] → Lab. */
-static inline VF_HD vf_f3 vf_rgb_to_lab(float r, float g, float b)
+/* Linear-light sRGB R, G, B → Lab: vf_rgb_to_lab after the transfer (kernels/quality.c feeds it
+ * from a table of vf_srgb_lin over the integer sample values). */
+static inline VF_HD vf_f3 vf_lin_to_lab(float lr, float lg, float lb)
 {
-    float lr = vf_srgb_lin(r), lg = vf_srgb_lin(g), lb = vf_srgb_lin(b);
     float X = VF_M00 * lr + VF_M01 * lg + VF_M02 * lb;
     float Y = VF_M10 * lr + VF_M11 * lg + VF_M12 * lb;
     float Z = VF_M20 * lr + VF_M21 * lg + VF_M22 * lb;
     float fx = vf_lab_f(X / VF_XN), fy = vf_lab_f(Y / VF_YN), fz = vf_lab_f(Z / VF_ZN);
     return vf_f3_make(116.0f * fy - 16.0f, 500.0f * (fx - fy), 200.0f * (fy - fz));
+}
+
+/* sRGB R′G′B′ in [0,1] → Lab. */
+static inline VF_HD vf_f3 vf_rgb_to_lab(float r, float g, float b)
+{
+    return vf_lin_to_lab(vf_srgb_lin(r), vf_srgb_lin(g), vf_srgb_lin(b));
 }
 
 /* Lab → linear-light XYZ. */

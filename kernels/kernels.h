@@ -248,4 +248,69 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
 int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, float kr, float kb,
                     struct vf_tensor *rgb, struct vf_tensor *cbcr, struct vf_error *err);
 
+/* ============================== image quality (`vaefarm eval`) ============================= */
+/* Plain host functions over R′G′B′ images (no backend, no tensors): the metrics of
+ * `vaefarm eval`, specified in docs/EVAL.md. Lab comes from the same per-element conversion as
+ * vf_op_rgb_to_lab (CIE Lab, D65, from sRGB; docs/NETWORK.md). One state per film pair: frames
+ * go in one at a time, in film order (two decoders in lockstep), and nothing of a frame is kept
+ * but its a, b planes for the next frame's flicker. Every result is independent of the thread
+ * count (per-row sums in double, added in row order). */
+
+#define VF_QUALITY_PSNR_CAP 100.0   /* dB: identical images (MSE 0) and anything above report this */
+#define VF_QUALITY_RGB_RANGE 255.0  /* PSNR/SSIM data range on R′G′B′ (8-bit scale) */
+#define VF_QUALITY_AB_RANGE 256.0   /* PSNR/SSIM data range on a, b (C's tanh·128, DESIGN.md §3) */
+#define VF_QUALITY_SSIM_WIN 11      /* SSIM window: 11×11 Gaussian, σ = 1.5 (Wang et al. 2004) */
+
+/* One full-range R′G′B′ image, planar (what the decoder's VF_DECODE_RGB gives). */
+struct vf_rgb_image {
+    int width, height;
+    int bits;                   /* 8: uint8_t samples; 9..16: uint16_t samples (native endian),
+                                   full scale 2^bits − 1 */
+    const void *plane[3];       /* R′, G′, B′ */
+    ptrdiff_t stride;           /* bytes between rows, the same for the three planes */
+};
+
+/* One frame pair's metrics (docs/EVAL.md). */
+struct vf_quality_frame {
+    double mse_rgb, psnr_rgb, ssim_rgb;   /* over R′, G′, B′ on the 8-bit scale */
+    double mse_ab, psnr_ab, ssim_ab;      /* over a, b */
+    double colourfulness_truth, colourfulness_output;  /* Hasler & Süsstrunk's M */
+    double flicker_truth, flicker_output; /* mean |Δa|, |Δb| from the previous frame; NAN for
+                                             the first frame */
+};
+
+/* A metric over the frames: mean, and the first frame reaching the minimum and the maximum.
+ * n == 0 (flicker of a one-frame film): mean, min, max are NAN and the frames −1. */
+struct vf_quality_stat {
+    double mean, min, max;
+    int64_t min_frame, max_frame;
+    int64_t n;
+};
+
+struct vf_quality_summary {
+    int64_t frames;
+    struct vf_quality_stat psnr_rgb, ssim_rgb, mse_rgb;
+    struct vf_quality_stat psnr_ab, ssim_ab, mse_ab;
+    double psnr_rgb_pooled, psnr_ab_pooled;   /* PSNR of the mean MSE over all frames */
+    struct vf_quality_stat colourfulness_truth, colourfulness_output;
+    struct vf_quality_stat flicker_truth, flicker_output;   /* frames 1..N−1 */
+};
+
+struct vf_quality;
+
+/* A state for width × height frames; threads: OpenMP threads (0: all cores). Frames smaller
+ * than the SSIM window in either direction are VF_EUNSUPPORTED. */
+int vf_quality_create(struct vf_quality **out, int width, int height, int threads,
+                      struct vf_error *err);
+/* Add the next frame pair (frame index = the number added before). Both images must be
+ * width × height (VF_EINVAL otherwise). `frame` (may be NULL) gets this pair's metrics. */
+int vf_quality_add(struct vf_quality *q, const struct vf_rgb_image *truth,
+                   const struct vf_rgb_image *output, struct vf_quality_frame *frame,
+                   struct vf_error *err);
+/* The metrics over the frames added so far. */
+void vf_quality_summarize(const struct vf_quality *q, struct vf_quality_summary *out);
+void vf_quality_destroy(struct vf_quality **q);
+/* 10·log10(range² / mse), capped at VF_QUALITY_PSNR_CAP (mse 0 included). */
+double vf_quality_psnr(double mse, double range);
+
 #endif /* VF_KERNELS_H */

@@ -1,0 +1,295 @@
+/*
+ * coordinator/cmd_eval.c: `vaefarm eval --truth VIDEO --output VIDEO [--per-frame]
+ * [--threads N] [--json]`: the quality of a colorized film against its colour truth (DESIGN.md
+ * §8, docs/EVAL.md): PSNR and SSIM on R′G′B′ and on Lab a, b, colourfulness, temporal flicker.
+ *
+ * The two films are decoded in lockstep (shard/'s decoder, VF_DECODE_RGB: full-range R′G′B′
+ * planes, 8 or 16 bits, whatever the pixel format) and fed frame by frame to kernels/'
+ * vf_quality_* functions; no more than one frame of each film is held.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coordinator/coordinator.h"
+#include "kernels/kernels.h"
+#include "shard/shard.h"
+
+static const char eval_usage[] =
+    "usage: vaefarm eval --truth VIDEO --output VIDEO [--per-frame] [--threads N] [--json]\n";
+
+static int usage(const char *msg)
+{
+    fprintf(stderr, "vaefarm eval: %s\n%s", msg, eval_usage);
+    return VF_EXIT_USAGE;
+}
+
+/* A JSON number, or null for NAN/inf (JSON has neither). */
+static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
+static json_t *frame_json(int64_t i, const struct vf_quality_frame *f)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    struct { const char *k; json_t *v; } kv[] = {
+        {"frame", json_integer((json_int_t)i)},
+        {"psnr_rgb", num(f->psnr_rgb)},
+        {"ssim_rgb", num(f->ssim_rgb)},
+        {"mse_rgb", num(f->mse_rgb)},
+        {"psnr_ab", num(f->psnr_ab)},
+        {"ssim_ab", num(f->ssim_ab)},
+        {"mse_ab", num(f->mse_ab)},
+        {"colourfulness_output", num(f->colourfulness_output)},
+        {"colourfulness_truth", num(f->colourfulness_truth)},
+        {"flicker_output", num(f->flicker_output)},
+        {"flicker_truth", num(f->flicker_truth)},
+    };
+    int bad = 0;
+    for (size_t k = 0; k < sizeof kv / sizeof kv[0]; k++)
+        bad |= json_object_set_new(o, kv[k].k, kv[k].v);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *pair_json(const struct vf_quality_stat *psnr, double pooled,
+                         const struct vf_quality_stat *ssim, const struct vf_quality_stat *mse,
+                         double range)
+{
+    return json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:I, s:o, s:f}", "psnr", num(psnr->mean),
+                     "psnr_min", num(psnr->min), "psnr_min_frame", (json_int_t)psnr->min_frame,
+                     "psnr_pooled", num(pooled), "ssim", num(ssim->mean), "ssim_min",
+                     num(ssim->min), "ssim_min_frame", (json_int_t)ssim->min_frame, "mse",
+                     num(mse->mean), "data_range", range);
+}
+
+static json_t *summary_json(const struct vf_media_info *t, const struct vf_media_info *o,
+                            const struct vf_quality_summary *s, json_t *per_frame)
+{
+    json_t *doc = json_pack(
+        "{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o, s:o, s:I}, "
+        "s:{s:f, s:s}}",
+        "truth", t->path, "output", o->path, "truth_pix_fmt", t->pix_fmt, "output_pix_fmt",
+        o->pix_fmt, "frames", (json_int_t)s->frames, "width", t->width, "height", t->height,
+        "rgb",
+        pair_json(&s->psnr_rgb, s->psnr_rgb_pooled, &s->ssim_rgb, &s->mse_rgb,
+                  VF_QUALITY_RGB_RANGE),
+        "ab",
+        pair_json(&s->psnr_ab, s->psnr_ab_pooled, &s->ssim_ab, &s->mse_ab, VF_QUALITY_AB_RANGE),
+        "colourfulness", "output", num(s->colourfulness_output.mean), "truth",
+        num(s->colourfulness_truth.mean), "flicker", "output", num(s->flicker_output.mean),
+        "truth", num(s->flicker_truth.mean), "output_max", num(s->flicker_output.max),
+        "output_max_frame", (json_int_t)s->flicker_output.max_frame, "conventions",
+        "psnr_cap_db", VF_QUALITY_PSNR_CAP, "spec", "docs/EVAL.md");
+    if (doc && per_frame && json_object_set(doc, "per_frame", per_frame)) {
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+static void print_psnr(const char *name, const struct vf_quality_stat *st, double pooled)
+{
+    printf("  %-16s %9.3f  %9.3f (frame %lld)  pooled %.3f\n", name, st->mean, st->min,
+           (long long)st->min_frame, pooled);
+}
+
+static void print_human(const struct vf_media_info *t, const struct vf_media_info *o,
+                        const struct vf_quality_summary *s)
+{
+    printf("eval: %lld frames, %dx%d\n", (long long)s->frames, t->width, t->height);
+    printf("  truth   %s (%s)\n  output  %s (%s)\n\n", t->path, t->pix_fmt, o->path, o->pix_fmt);
+    printf("  %-16s %9s  %s\n", "", "mean", "worst");
+    print_psnr("PSNR RGB (dB)", &s->psnr_rgb, s->psnr_rgb_pooled);
+    printf("  %-16s %9.5f  %9.5f (frame %lld)\n", "SSIM RGB", s->ssim_rgb.mean, s->ssim_rgb.min,
+           (long long)s->ssim_rgb.min_frame);
+    print_psnr("PSNR ab (dB)", &s->psnr_ab, s->psnr_ab_pooled);
+    printf("  %-16s %9.5f  %9.5f (frame %lld)\n\n", "SSIM ab", s->ssim_ab.mean, s->ssim_ab.min,
+           (long long)s->ssim_ab.min_frame);
+    printf("  %-16s %9s  %9s\n", "", "output", "truth");
+    printf("  %-16s %9.3f  %9.3f\n", "colourfulness", s->colourfulness_output.mean,
+           s->colourfulness_truth.mean);
+    if (s->flicker_output.n > 0)
+        printf("  %-16s %9.4f  %9.4f   (output's worst: %.4f at frame %lld)\n", "flicker |Δab|",
+               s->flicker_output.mean, s->flicker_truth.mean, s->flicker_output.max,
+               (long long)s->flicker_output.max_frame);
+    else
+        printf("  %-16s %9s  %9s   (one frame: no consecutive pair)\n", "flicker |Δab|", "-",
+               "-");
+    if (s->psnr_rgb.max >= VF_QUALITY_PSNR_CAP || s->psnr_ab.max >= VF_QUALITY_PSNR_CAP)
+        printf("\n  PSNR is capped at %.0f dB: identical frames count as %.0f.\n",
+               VF_QUALITY_PSNR_CAP, VF_QUALITY_PSNR_CAP);
+    printf("  Definitions: docs/EVAL.md.\n");
+}
+
+static void print_frame_line(int64_t i, const struct vf_quality_frame *f)
+{
+    printf("  frame %6lld  PSNR %7.3f / %7.3f dB  SSIM %.5f / %.5f  M %7.3f / %7.3f  "
+           "flicker %.4f / %.4f\n",
+           (long long)i, f->psnr_rgb, f->psnr_ab, f->ssim_rgb, f->ssim_ab,
+           f->colourfulness_output, f->colourfulness_truth, f->flicker_output, f->flicker_truth);
+}
+
+static struct vf_rgb_image rgb_image(const struct vf_frame *f)
+{
+    struct vf_rgb_image im = {f->width, f->height, f->rgb_bits, {f->rgb[0], f->rgb[1], f->rgb[2]},
+                              f->rgb_stride};
+    return im;
+}
+
+int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
+{
+    const char *truth = NULL, *output = NULL;
+    bool per_frame = false;
+    int threads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--truth") == 0 && v) {
+            truth = v;
+            i++;
+        } else if (strcmp(a, "--output") == 0 && v) {
+            output = v;
+            i++;
+        } else if (strcmp(a, "--per-frame") == 0) {
+            per_frame = true;
+        } else if (strcmp(a, "--threads") == 0 && v) {
+            char *e;
+            errno = 0;
+            long x = strtol(v, &e, 10);
+            if (e == v || *e || errno || x < 0 || x > 1024)
+                return usage("--threads wants 0..1024 (0: all cores)");
+            threads = (int)x;
+            i++;
+        } else {
+            char msg[256];
+            snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", a);
+            return usage(msg);
+        }
+    }
+    if (!truth || !output)
+        return usage(!truth ? "--truth VIDEO is required (the colour original)"
+                            : "--output VIDEO is required (the colorized film)");
+
+    struct vf_error err = {0};
+    struct vf_media_info *ti = NULL, *oi = NULL;
+    struct vf_decoder *td = NULL, *od = NULL;
+    struct vf_quality *q = NULL;
+    json_t *frames_json = NULL;
+    int rc, exit_code = VF_EXIT_OK;
+    /* Both missing files at once, in words for this command (not the probe's film.yaml advice). */
+    bool no_truth = access(truth, F_OK) != 0 && errno == ENOENT;
+    bool no_output = access(output, F_OK) != 0 && errno == ENOENT;
+    if (no_truth && no_output) {
+        rc = vf_error_set(&err, VF_ENOENT,
+                          "--truth %s does not exist, nor does --output %s; check the paths",
+                          truth, output);
+        goto out;
+    }
+    if (no_truth || no_output) {
+        rc = vf_error_set(&err, VF_ENOENT, "%s %s does not exist; check the path",
+                          no_truth ? "--truth" : "--output", no_truth ? truth : output);
+        goto out;
+    }
+    if ((rc = vf_shard_probe(&ti, truth, &err)) < 0) {
+        vf_error_prefix(&err, "--truth");
+        goto out;
+    }
+    if ((rc = vf_shard_probe(&oi, output, &err)) < 0) {
+        vf_error_prefix(&err, "--output");
+        goto out;
+    }
+    if (ti->width != oi->width || ti->height != oi->height) {
+        rc = vf_error_set(&err, VF_EINVAL,
+                          "the films differ in size: the truth %s is %dx%d, the output %s is "
+                          "%dx%d; eval compares at the truth's size: give the output made from "
+                          "this truth's grey, or scale it first (ffmpeg -i %s -vf scale=%d:%d "
+                          "-c:v ffv1 scaled.mkv)",
+                          truth, ti->width, ti->height, output, oi->width, oi->height, output,
+                          ti->width, ti->height);
+        goto out;
+    }
+    if (ti->frames != oi->frames) {
+        rc = vf_error_set(&err, VF_EINVAL,
+                          "the films differ in length: the truth %s has %lld frames, the output "
+                          "%s has %lld; eval compares frame i with frame i: give the output made "
+                          "from this truth's grey, or cut both to the same frames",
+                          truth, (long long)ti->frames, output, (long long)oi->frames);
+        goto out;
+    }
+    if ((rc = vf_quality_create(&q, ti->width, ti->height, threads, &err)) < 0 ||
+        (rc = vf_shard_decoder_create(&td, ti, VF_DECODE_RGB, &err)) < 0 ||
+        (rc = vf_shard_decoder_create(&od, oi, VF_DECODE_RGB, &err)) < 0)
+        goto out;
+    if (per_frame && cli->json && !(frames_json = json_array())) {
+        rc = vf_error_set(&err, VF_ENOMEM, "out of memory");
+        goto out;
+    }
+
+    const bool progress = !cli->quiet && isatty(STDERR_FILENO);
+    double last = vf_now();
+    for (int64_t i = 0; i < ti->frames; i++) {
+        struct vf_frame tf, of;
+        int r1 = vf_shard_decoder_read(td, &tf, &err);
+        if (r1 < 0) {
+            rc = r1;
+            goto out;
+        }
+        int r2 = r1 > 0 ? vf_shard_decoder_read(od, &of, &err) : 0;
+        if (r2 < 0) {
+            rc = r2;
+            goto out;
+        }
+        if (r1 == 0 || r2 == 0) { /* the decoders check their own counts: a bug if reached */
+            rc = vf_error_set(&err, VF_EINTERNAL, "%s ended at frame %lld of %lld",
+                              r1 == 0 ? truth : output, (long long)i, (long long)ti->frames);
+            goto out;
+        }
+        struct vf_rgb_image t = rgb_image(&tf), o = rgb_image(&of);
+        struct vf_quality_frame f;
+        if ((rc = vf_quality_add(q, &t, &o, &f, &err)) < 0) {
+            vf_error_prefix(&err, "frame %lld", (long long)i);
+            goto out;
+        }
+        if (frames_json && json_array_append_new(frames_json, frame_json(i, &f))) {
+            rc = vf_error_set(&err, VF_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (per_frame && !cli->json)
+            print_frame_line(i, &f);
+        if (progress && vf_now() - last > 0.5) {
+            last = vf_now();
+            fprintf(stderr, "\reval: frame %lld / %lld", (long long)i + 1, (long long)ti->frames);
+        }
+    }
+    if (progress)
+        fprintf(stderr, "\r\033[K");
+
+    struct vf_quality_summary s;
+    vf_quality_summarize(q, &s);
+    if (cli->json) {
+        exit_code = vf_json_print(summary_json(ti, oi, &s, frames_json));
+    } else {
+        if (per_frame)
+            printf("\n");
+        print_human(ti, oi, &s);
+        exit_code = fflush(stdout) != 0 ? VF_EXIT_IO : VF_EXIT_OK;
+        if (exit_code)
+            fprintf(stderr, "vaefarm: could not write to standard output\n");
+    }
+    rc = VF_OK;
+
+out:
+    json_decref(frames_json);
+    vf_shard_decoder_destroy(&od);
+    vf_shard_decoder_destroy(&td);
+    vf_quality_destroy(&q);
+    vf_shard_media_info_destroy(&oi);
+    vf_shard_media_info_destroy(&ti);
+    return rc < 0 ? vf_report_error(&err) : exit_code;
+}
