@@ -37,6 +37,7 @@ struct vf_cli {
 int vf_cmd_probe(int argc, char **argv, struct vf_cli *cli);
 int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli);
 int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli);
+int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli);
 
 struct vf_film;
 struct vf_media_info;

@@ -18,7 +18,7 @@ static const char usage_text[] =
     "                              [--quiet|--verbose] [--json]\n"
     "       vaefarm plan FILM.yaml [--json] [--simulate RANKS] [--frame-ms MS]\n"
     "       vaefarm probe VIDEO [--json]\n"
-    "       vaefarm eval --truth VIDEO --output VIDEO [--json]\n"
+    "       vaefarm eval --truth VIDEO --output VIDEO [--per-frame] [--threads N] [--json]\n"
     "       vaefarm bench [--model FILE|tiny|full] [--size HxW] [--precision f32|bf16|f16]\n"
     "                     [--frames N] [--full-size HxW] [--threads N] [--no-reference-conv] [--json]\n"
     "       vaefarm --help | --version\n";
@@ -32,7 +32,8 @@ static void print_help(void)
           "  plan    show the shots, chunks and references the film would be split into;\n"
           "          --simulate R: the makespan of a longest-first schedule on R ranks\n"
           "  probe   what a video file is: frames, rates, size, streams, timecode\n"
-          "  eval    quality of a colorized film against its colour truth\n"
+          "  eval    quality of a colorized film against its colour truth: PSNR and SSIM on RGB\n"
+          "          and on Lab ab, colourfulness, flicker (docs/EVAL.md)\n"
           "  bench   speed of the colorization network\n"
           "\noptions:\n"
           "  --json     one JSON document on stdout and nothing else there\n"
@@ -168,12 +169,7 @@ int main(int argc, char **argv)
         return vf_cmd_plan(vargc, vargv, &cli);
     if (strcmp(verb, "bench") == 0)
         return vf_cmd_bench(vargc, vargv, &cli);
-    if (strcmp(verb, "run") == 0)
-        return vf_cmd_run(vargc, vargv, &cli);
-
-    fprintf(stderr,
-            "vaefarm: '%s' is not available in this build yet: eval arrives with the quality work\n"
-            "(the trained model). Try: vaefarm run FILM.yaml\n",
-            verb);
-    return VF_EXIT_INVALID;
+    if (strcmp(verb, "eval") == 0)
+        return vf_cmd_eval(vargc, vargv, &cli);
+    return vf_cmd_run(vargc, vargv, &cli);
 }
