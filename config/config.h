@@ -22,6 +22,10 @@
 
 #define VF_CONFIG_VERSION 1
 
+/* chunks.length: auto (struct vf_film::chunk_length): the planner cuts long shots for the rank
+ * count (docs/PLAN.md "Auto chunking"). */
+#define VF_CHUNK_AUTO 0
+
 enum vf_precision { VF_PRECISION_DEFAULT = 0, VF_PRECISION_F32, VF_PRECISION_BF16, VF_PRECISION_F16 };
 enum vf_detect { VF_DETECT_AUTO = 0, VF_DETECT_OFF };
 enum vf_audio { VF_AUDIO_COPY = 0, VF_AUDIO_NONE };
@@ -81,7 +85,10 @@ struct vf_film {
     size_t n_references;
     char *default_reference;    /* NULL when absent */
 
-    int64_t chunk_length;       /* chunks.length: kept frames per chunk, >= 1 */
+    int64_t chunk_length;       /* chunks.length: kept frames per chunk, >= 1, or VF_CHUNK_AUTO */
+    int64_t ranks;              /* ranks: the rank count chunks.length auto plans for; 0 when
+                                   absent (the coordinator then fills in the count recorded in
+                                   the work folder's plan.json, or the MPI size) */
     int64_t warmup;             /* chunks.warmup: >= 0 */
 
     char *codec;                /* encode.codec */

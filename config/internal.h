@@ -84,6 +84,7 @@ enum cfg_flags {
     CFG_F_REQUIRED = 1 << 0,      /* missing -> error */
     CFG_F_MIN_EXCLUSIVE = 1 << 1, /* NUMBER: value must be > dmin */
     CFG_F_MULTIPLE_OF_8 = 1 << 2, /* SIZE: each side a multiple of 8 */
+    CFG_F_AUTO = 1 << 3,          /* INT: the word `auto` is also accepted, stored as 0 */
 };
 
 #define CFG_NO_POS ((size_t)-1)

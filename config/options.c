@@ -99,11 +99,17 @@ const struct cfg_option cfg_options[] = {
      .def_doc = "none; a shot no reference covers is an error", .example = "default_reference: refs/any.png",
      .help = "reference for shots that no other reference covers"},
 
+    {.name = "ranks", .type = CFG_T_INT, .offset = FILM(ranks), .imin = 1, .imax = 1 << 20,
+     .def_doc = "the plan.json of an earlier run in work_dir, else the MPI size",
+     .example = "ranks: 64",
+     .help = "the rank count chunks.length: auto plans for; later runs with another -np keep "
+             "that plan"},
     {.name = "chunks", .type = CFG_T_SECTION, .example = "chunks: {length: 240, warmup: 16}",
      .help = "how shots are cut into units of work"},
-    {.name = "chunks.length", .type = CFG_T_INT, .offset = FILM(chunk_length), .imin = 1,
-     .imax = MAX_FRAMES, .idef = 240, .example = "length: 240",
-     .help = "kept frames per chunk"},
+    {.name = "chunks.length", .type = CFG_T_INT, .flags = CFG_F_AUTO, .offset = FILM(chunk_length),
+     .imin = 1, .imax = MAX_FRAMES, .idef = 240, .example = "length: 240",
+     .help = "kept frames per chunk; auto: cut long shots for the rank count (see ranks), "
+             "counting each cut's warm-up"},
     {.name = "chunks.warmup", .type = CFG_T_INT, .offset = FILM(warmup), .imin = 0,
      .imax = MAX_FRAMES, .idef = 16, .example = "warmup: 16",
      .help = "frames colorized and discarded before each non-first chunk of a shot"},
@@ -271,7 +277,10 @@ const char *cfg_expected(const struct cfg_option *opt, char *buf, size_t size)
         snprintf(buf, size, "a mapping of the keys %s", child_keys(opt->name, ", ", keys, sizeof keys));
         break;
     case CFG_T_VERSION: snprintf(buf, size, "%d", VF_CONFIG_VERSION); break;
-    case CFG_T_INT: snprintf(buf, size, "an integer >= %" PRId64, opt->imin); break;
+    case CFG_T_INT:
+        snprintf(buf, size, "an integer >= %" PRId64 "%s", opt->imin,
+                 opt->flags & CFG_F_AUTO ? " or auto" : "");
+        break;
     case CFG_T_NUMBER:
         snprintf(buf, size, "a number %s %g and <= %g",
                  opt->flags & CFG_F_MIN_EXCLUSIVE ? ">" : ">=", opt->dmin, opt->dmax);
@@ -304,7 +313,8 @@ static const char *type_doc(const struct cfg_option *opt, char *buf, size_t size
     case CFG_T_SECTION: snprintf(buf, size, "mapping"); break;
     case CFG_T_VERSION: snprintf(buf, size, "integer, must be %d", VF_CONFIG_VERSION); break;
     case CFG_T_INT:
-        snprintf(buf, size, "integer >= %" PRId64, opt->imin);
+        snprintf(buf, size, "integer >= %" PRId64 "%s", opt->imin,
+                 opt->flags & CFG_F_AUTO ? " | auto" : "");
         break;
     case CFG_T_NUMBER:
         snprintf(buf, size, "number in %s%g, %g]", opt->flags & CFG_F_MIN_EXCLUSIVE ? "(" : "[",

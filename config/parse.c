@@ -247,6 +247,17 @@ static int parse_scalar(const struct parse_ctx *c, const struct cfg_option *opt,
         *AT(base, opt->offset, int) = VF_CONFIG_VERSION;
         return 0;
     case CFG_T_INT:
+        if ((opt->flags & CFG_F_AUTO) && v->kind == CFG_NODE_SCALAR && v->type == CFG_STRING) {
+            static const char *const autos[] = {"auto"};
+            if (!strcmp(v->text, "auto")) {
+                *AT(base, opt->offset, int64_t) = 0;
+                return 0;
+            }
+            if (cfg_suggest(v->text, autos, 1))
+                return perr(c, v, path, "expected %s, found %s (did you mean 'auto'?)",
+                            cfg_expected(opt, hint, sizeof hint),
+                            cfg_describe(v, found, sizeof found));
+        }
         rc = get_int(c, opt, v, path, &i64);
         if (rc == 0)
             *AT(base, opt->offset, int64_t) = i64;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "coordinator/coordinator.h"
@@ -67,12 +68,48 @@ out:
     return rc;
 }
 
+void vf_plan_auto_ranks(struct vf_film *film, int fallback, const char *fallback_name,
+                        const char **from)
+{
+    *from = NULL;
+    if (film->chunk_length != VF_CHUNK_AUTO)
+        return;
+    if (film->ranks > 0) {
+        *from = "film.yaml ranks:";
+        return;
+    }
+    film->ranks = fallback;
+    *from = fallback_name;
+    struct vf_error err = {0};
+    char *path = vf_path_join(film->work_dir, "plan.json", &err);
+    json_error_t je;
+    json_t *doc = path ? json_load_file(path, 0, &je) : NULL;
+    json_t *chunking = json_object_get(doc, "chunking");
+    json_t *ranks = json_object_get(chunking, "ranks");
+    const char *length = json_string_value(json_object_get(chunking, "length"));
+    if (length && !strcmp(length, "auto") && json_is_integer(ranks) &&
+        json_integer_value(ranks) >= 1 && json_integer_value(ranks) <= (1 << 20)) {
+        film->ranks = json_integer_value(ranks);
+        *from = "the work folder's plan.json";
+    } else if (path && !doc && access(path, F_OK) == 0) {
+        vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
+               "%s does not parse (%s): chunks.length auto plans for %s (%d) instead of the "
+               "rank count it recorded", path, je.text, fallback_name, fallback);
+    }
+    json_decref(doc);
+    free(path);
+}
+
 /* Load, check and plan a film: the steps `run` shares with `plan`. */
 int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info **info,
                  struct vf_plan **plan, struct vf_error *err)
 {
     int rc = vf_film_open(yaml, film, info, err);
-    return rc < 0 ? rc : vf_film_plan(*film, *info, plan, err);
+    if (rc < 0)
+        return rc;
+    const char *from;
+    vf_plan_auto_ranks(*film, 1, "one process", &from);
+    return vf_film_plan(*film, *info, plan, err);
 }
 
 json_t *vf_plan_json(const struct vf_film *film, const struct vf_media_info *info,
@@ -102,10 +139,20 @@ json_t *vf_plan_json(const struct vf_film *film, const struct vf_media_info *inf
     for (size_t i = 0; i < plan->n_warnings; i++)
         if (json_array_append_new(warnings, json_string(plan->warnings[i])))
             goto fail;
-    return json_pack("{s:s, s:s, s:I, s:o, s:I, s:I, s:s, s:o, s:o, s:o}", "film", film->path,
+    /* chunks.length: auto records the rank count it was planned for: later runs in this work
+     * folder plan for that count again, whatever their -np (vf_plan_auto_ranks) */
+    json_t *length = plan->auto_ranks ? json_string("auto")
+                                      : json_integer((json_int_t)film->chunk_length);
+    json_t *chunking = plan->auto_ranks
+                           ? json_pack("{s:s, s:I, s:i, s:I}", "length", "auto", "warmup",
+                                       (json_int_t)film->warmup, "ranks", plan->auto_ranks,
+                                       "target_frames", (json_int_t)plan->auto_target)
+                           : json_pack("{s:I, s:I}", "length", (json_int_t)film->chunk_length,
+                                       "warmup", (json_int_t)film->warmup);
+    return json_pack("{s:s, s:s, s:I, s:o, s:o, s:I, s:o, s:s, s:o, s:o, s:o}", "film", film->path,
                      "input", film->input, "frames", (json_int_t)plan->frames, "frame_rate",
-                     json_pack("[ii]", info->fps_num, info->fps_den), "chunk_length",
-                     (json_int_t)film->chunk_length, "warmup", (json_int_t)film->warmup, "hash",
+                     json_pack("[ii]", info->fps_num, info->fps_den), "chunk_length", length,
+                     "warmup", (json_int_t)film->warmup, "chunking", chunking, "hash",
                      plan->hash, "shots", shots, "chunks", chunks, "warnings", warnings);
 fail:
     json_decref(shots);
@@ -114,11 +161,12 @@ fail:
     return NULL;
 }
 
-/* The simulated schedule: makespan against the plan's own lower bound
- * max(ceil(work / R), longest chunk), both in frames of work. */
+/* The simulated schedule, in frames of work: its makespan against the least makespan any
+ * cutting of the shots could reach (vf_shard_plan_bound: efficiency = bound / makespan), and
+ * against this plan's own bound max(ceil(work / R), longest chunk). */
 struct sim {
     int ranks;
-    int64_t work, longest, makespan, lower_bound;
+    int64_t work, longest, makespan, lower_bound, plan_bound;
 };
 
 static struct sim simulate(const struct vf_plan *plan, int ranks)
@@ -131,24 +179,31 @@ static struct sim simulate(const struct vf_plan *plan, int ranks)
             s.longest = cost;
     }
     s.makespan = vf_shard_plan_simulate(plan, ranks);
-    s.lower_bound = (s.work + ranks - 1) / ranks;
-    if (s.longest > s.lower_bound)
-        s.lower_bound = s.longest;
+    s.plan_bound = (s.work + ranks - 1) / ranks;
+    if (s.longest > s.plan_bound)
+        s.plan_bound = s.longest;
+    s.lower_bound = vf_shard_plan_bound(plan, ranks);
     return s;
 }
 
 static void print_human(const struct vf_film *film, const struct vf_media_info *info,
-                        const struct vf_plan *plan)
+                        const struct vf_plan *plan, const char *ranks_from)
 {
     double fps = info->fps_den ? (double)info->fps_num / info->fps_den : 25.0;
     int64_t warm = 0;
     for (size_t i = 0; i < plan->n_chunks; i++)
         warm += plan->chunks[i].start - plan->chunks[i].warm_start;
-    printf("%s: %lld frames (%.1f s at %.3f fps), %zu shots, %zu chunks of <= %lld kept frames, "
+    char how[160];
+    if (plan->auto_ranks)
+        snprintf(how, sizeof how, "cut for %d rank%s (chunks.length auto, %s; %lld frames of "
+                 "work per rank aimed at)", plan->auto_ranks, plan->auto_ranks == 1 ? "" : "s",
+                 ranks_from ? ranks_from : "?", (long long)plan->auto_target);
+    else
+        snprintf(how, sizeof how, "of <= %lld kept frames", (long long)film->chunk_length);
+    printf("%s: %lld frames (%.1f s at %.3f fps), %zu shots, %zu chunks %s, "
            "%lld warm-up frames (%.1f%% extra work)\n",
            film->path, (long long)plan->frames, plan->frames / fps, fps, plan->n_shots,
-           plan->n_chunks, (long long)film->chunk_length, (long long)warm,
-           plan->frames ? 100.0 * warm / plan->frames : 0.0);
+           plan->n_chunks, how, (long long)warm, plan->frames ? 100.0 * warm / plan->frames : 0.0);
     printf("\nshots:\n  %4s %8s %8s %8s  %-7s %s\n", "#", "start", "end", "seconds", "from",
            "reference");
     for (size_t i = 0; i < plan->n_shots; i++) {
@@ -216,7 +271,19 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     struct vf_media_info *info = NULL;
     struct vf_plan *plan = NULL;
     int rc = VF_EXIT_OK;
-    if (vf_plan_film(yaml, &film, &info, &plan, &err) < 0) {
+    const char *ranks_from = NULL;
+    if (vf_film_open(yaml, &film, &info, &err) < 0) {
+        rc = vf_report_error(&err);
+        goto out;
+    }
+    /* chunks.length auto: --simulate R plans for R ranks; else as a run would (one process) */
+    if (film->chunk_length == VF_CHUNK_AUTO && ranks_d > 0) {
+        film->ranks = (int64_t)ranks_d;
+        ranks_from = "--simulate";
+    } else {
+        vf_plan_auto_ranks(film, 1, "one process", &ranks_from);
+    }
+    if (vf_film_plan(film, info, &plan, &err) < 0) {
         rc = vf_report_error(&err);
         goto out;
     }
@@ -226,10 +293,12 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     if (cli->json) {
         json_t *doc = vf_plan_json(film, info, plan);
         if (doc && ranks_d > 0) {
-            json_t *sim = json_pack("{s:i, s:I, s:I, s:I, s:f}", "ranks", s.ranks, "work_frames",
-                                    (json_int_t)s.work, "makespan_frames", (json_int_t)s.makespan,
-                                    "lower_bound_frames", (json_int_t)s.lower_bound,
-                                    "efficiency", (double)s.lower_bound / (double)s.makespan);
+            json_t *sim = json_pack("{s:i, s:I, s:I, s:I, s:I, s:f}", "ranks", s.ranks,
+                                    "work_frames", (json_int_t)s.work, "makespan_frames",
+                                    (json_int_t)s.makespan, "lower_bound_frames",
+                                    (json_int_t)s.lower_bound, "plan_lower_bound_frames",
+                                    (json_int_t)s.plan_bound, "efficiency",
+                                    (double)s.lower_bound / (double)s.makespan);
             if (sim && frame_ms > 0)
                 json_object_set_new(sim, "makespan_seconds",
                                     json_real(s.makespan * frame_ms / 1000.0));
@@ -237,12 +306,13 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
         }
         rc = vf_json_print(doc);
     } else {
-        print_human(film, info, plan);
+        print_human(film, info, plan, ranks_from);
         if (ranks_d > 0) {
-            printf("\nsimulated on %d ranks (longest chunk first): makespan %lld frames of work, "
-                   "lower bound %lld, efficiency %.1f%%\n",
+            printf("\nsimulated on %d ranks (longest chunk first): makespan %lld frames of work; "
+                   "the least any cutting could reach is %lld: efficiency %.1f%% (this plan's "
+                   "own bound: %lld)\n",
                    s.ranks, (long long)s.makespan, (long long)s.lower_bound,
-                   100.0 * (double)s.lower_bound / (double)s.makespan);
+                   100.0 * (double)s.lower_bound / (double)s.makespan, (long long)s.plan_bound);
             if (frame_ms > 0)
                 printf("at %.3g ms per frame: %.1f s\n", frame_ms, s.makespan * frame_ms / 1000.0);
         }

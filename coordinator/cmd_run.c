@@ -355,6 +355,13 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
     if (f->film->warmup > 0 && f->verbose)
         vf_log(NULL, VF_LOG_VERBOSE, "warm-up %lld frames per non-first chunk",
                (long long)f->film->warmup);
+    /* chunks.length auto: the rank count of the first run in this work folder (plan.json), so
+     * a resume with another -np keeps its chunks (docs/PLAN.md "Auto chunking") */
+    const char *ranks_from = NULL;
+    vf_plan_auto_ranks(f->film, f->size, "the MPI size", &ranks_from);
+    if (ranks_from)
+        vf_log(NULL, VF_LOG_INFO, "chunks.length auto: cut for %lld ranks (%s)",
+               (long long)f->film->ranks, ranks_from);
     /* plan with the resolved model, size and precision: the hashes tie the output to them */
     if ((rc = vf_film_plan(f->film, f->info, &plan, err)) < 0)
         goto out;

@@ -105,4 +105,28 @@ static inline int64_t vf_shard_round_pts_(int64_t pts, AVRational from, AVRation
     return av_rescale_q_rnd(pts, from, to, AV_ROUND_NEAR_INF | AV_ROUND_PASS_MINMAX);
 }
 
+/* ---- chunking.c: the schedule model and the auto cutting (docs/PLAN.md) ------------------- */
+
+/* One piece of a shot: kept frames [off, off + kept) counted from the shot's first frame. */
+struct vf_piece_ {
+    size_t shot;
+    int64_t off, kept;
+};
+
+/* The makespan of the coordinator's schedule on `ranks` equal ranks for chunks costing
+ * cost[0..n) frames: longest first, each to the rank idle first. Sorts `cost` in place
+ * (descending). -1 when out of memory. The one model of the schedule: vf_shard_plan_simulate
+ * and the auto cutting both use it. */
+int64_t vf_shard_makespan_(int64_t *cost, size_t n, int64_t ranks);
+
+/* The bound of vf_shard_plan_bound for shots of len[0..n) frames. */
+int64_t vf_shard_bound_(const int64_t *len, size_t n, int64_t warmup, int64_t ranks);
+
+/* chunks.length: auto for shots of len[0..n) frames: *pieces (malloc'd, *n_pieces entries)
+ * in film order (by shot, then offset), *target the per-rank load the cutting aimed at.
+ * Deterministic. 0, or VF_ENOMEM. */
+int vf_shard_auto_cut_(const int64_t *len, size_t n, int64_t warmup, int64_t ranks,
+                       struct vf_piece_ **pieces, size_t *n_pieces, int64_t *target,
+                       struct vf_error *err);
+
 #endif /* VF_SHARD_INTERNAL_H */

@@ -7,6 +7,7 @@
  *   - chunks' kept ranges partition [0, frames) in id order; each chunk lies in one shot;
  *   - a shot of n frames has ceil(n / L) chunks whose kept sizes differ by at most one
  *     (the larger ones first), so no chunk is longer than L and there is no tiny tail chunk;
+ *     with chunks.length: auto, chunking.c decides the cuts for film->ranks ranks instead;
  *   - warm_start == start for a shot's first chunk, else max(shot start, start - warmup);
  *   - a chunk hash covers exactly what shapes that chunk's encoded segment, the plan hash
  *     covers every chunk hash plus what shapes the merge.
@@ -25,7 +26,7 @@
 #include <libavutil/error.h>
 #include <libavutil/hash.h>
 
-#include "shard/shard.h"
+#include "shard/internal.h"
 
 #define PLAN_FORMAT "vaefarm-plan-v2" /* bump when the hash serialisation or chunking changes */
 #define SHORT_SHOT_FRAMES 8           /* shots shorter than this get a warning */
@@ -477,10 +478,61 @@ static int assign_references(struct builder *b, struct vf_error *err)
 /* ceil(n / d) for n >= 0, d >= 1, without overflow. */
 static int64_t ceil_div(int64_t n, int64_t d) { return n / d + (n % d != 0); }
 
+/* chunks.length: auto: the pieces chunking.c cuts for film->ranks ranks, in film order. A
+ * warm-up cut short by its shot's start is not warned about here: it starts at the shot's
+ * first frame, exactly as a sequential pass does. */
+static int build_chunks_auto(struct builder *b, struct vf_error *err)
+{
+    struct vf_plan *p = b->plan;
+    const int64_t W = b->film->warmup;
+    int64_t *len = vf_calloc(p->n_shots, sizeof *len, err);
+    if (!len)
+        return VF_ENOMEM;
+    for (size_t k = 0; k < p->n_shots; k++)
+        len[k] = p->shots[k].end - p->shots[k].start;
+    struct vf_piece_ *pc = NULL;
+    size_t n = 0;
+    int rc = vf_shard_auto_cut_(len, p->n_shots, W, b->film->ranks, &pc, &n, &p->auto_target,
+                                err);
+    free(len);
+    if (rc < 0)
+        return rc;
+    if (n > INT_MAX) {
+        free(pc);
+        return vf_error_set(err, VF_EUNSUPPORTED, "%s: %zu chunks is too many for ranks: %" PRId64,
+                            b->yaml, n, b->film->ranks);
+    }
+    p->chunks = vf_calloc(n, sizeof *p->chunks, err);
+    if (!p->chunks) {
+        free(pc);
+        return VF_ENOMEM;
+    }
+    p->n_chunks = n;
+    p->auto_ranks = (int)b->film->ranks;
+    for (size_t i = 0; i < n; i++) {
+        const struct vf_shot *s = &p->shots[pc[i].shot];
+        struct vf_chunk *ch = &p->chunks[i];
+        ch->id = (int)i;
+        ch->shot = (int)pc[i].shot;
+        ch->start = s->start + pc[i].off;
+        ch->end = ch->start + pc[i].kept;
+        ch->warm_start = pc[i].off == 0 ? ch->start
+                         : ch->start - W > s->start ? ch->start - W : s->start;
+        ch->reference = s->reference;
+        VF_ASSERT(i == 0 || ch->start == p->chunks[i - 1].end);
+    }
+    VF_ASSERT(n && p->chunks[n - 1].end == p->frames);
+    free(pc);
+    return 0;
+}
+
 static int build_chunks(struct builder *b, struct vf_error *err)
 {
     struct vf_plan *p = b->plan;
     const int64_t L = b->film->chunk_length, W = b->film->warmup;
+    p->warmup = W;
+    if (L == VF_CHUNK_AUTO)
+        return build_chunks_auto(b, err);
     uint64_t total = 0;
     for (size_t k = 0; k < p->n_shots; k++)
         total += (uint64_t)ceil_div(p->shots[k].end - p->shots[k].start, L);
@@ -682,10 +734,15 @@ int vf_shard_plan_create(struct vf_plan **out, const struct vf_film *film,
     struct builder b = {.film = film, .info = info, .yaml = film->path ? film->path : "film.yaml"};
     if (info->frames < 1)
         return vf_error_set(err, VF_EINVAL, "%s: the input has no video frames to plan", info->path);
-    if (film->chunk_length < 1)
+    if (film->chunk_length < 1 && film->chunk_length != VF_CHUNK_AUTO)
         return vf_error_set(err, VF_EINVAL,
                             "%s: chunks.length is %" PRId64 ": it must be at least 1 frame", b.yaml,
                             film->chunk_length);
+    if (film->chunk_length == VF_CHUNK_AUTO && (film->ranks < 1 || film->ranks > INT_MAX))
+        return vf_error_set(err, VF_EINVAL,
+                            "%s: chunks.length is auto but the rank count to plan for is %" PRId64
+                            ": set ranks: in the film.yaml (a positive number)",
+                            b.yaml, film->ranks);
     if (film->warmup < 0)
         return vf_error_set(err, VF_EINVAL,
                             "%s: chunks.warmup is %" PRId64 ": it must be 0 or more frames", b.yaml,
@@ -736,53 +793,18 @@ void vf_shard_plan_destroy(struct vf_plan **plan)
     *plan = NULL;
 }
 
-static int cmp_cost_desc(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-/* Longest chunk first onto the rank that frees up first: a min-heap of finish times. With all
- * ranks starting at 0, the rank that becomes idle first is always the heap's root. */
+/* Longest chunk first onto the rank that frees up first (chunking.c's model of the farm). */
 int64_t vf_shard_plan_simulate(const struct vf_plan *plan, int ranks)
 {
     if (!plan || ranks < 1)
         return -1;
     const size_t n = plan->n_chunks;
-    if (n == 0)
-        return 0;
-    const size_t r = (size_t)ranks < n ? (size_t)ranks : n;
-    int64_t *cost = malloc(n * sizeof *cost);
-    int64_t *heap = calloc(r, sizeof *heap);
-    int64_t makespan = -1;
-    if (!cost || !heap)
-        goto out;
+    int64_t *cost = malloc((n ? n : 1) * sizeof *cost);
+    if (!cost)
+        return -1;
     for (size_t i = 0; i < n; i++)
         cost[i] = plan->chunks[i].end - plan->chunks[i].warm_start;
-    qsort(cost, n, sizeof *cost, cmp_cost_desc);
-    for (size_t i = 0; i < n; i++) {
-        int64_t v = heap[0] + cost[i];
-        size_t at = 0; /* sift the root's new finish time down */
-        for (;;) {
-            size_t l = 2 * at + 1, m = at;
-            int64_t mv = v;
-            if (l < r && heap[l] < mv)
-                m = l, mv = heap[l];
-            if (l + 1 < r && heap[l + 1] < mv)
-                m = l + 1;
-            if (m == at)
-                break;
-            heap[at] = heap[m];
-            at = m;
-        }
-        heap[at] = v;
-    }
-    makespan = 0;
-    for (size_t i = 0; i < r; i++)
-        if (heap[i] > makespan)
-            makespan = heap[i];
-out:
+    int64_t makespan = vf_shard_makespan_(cost, n, ranks);
     free(cost);
-    free(heap);
     return makespan;
 }

@@ -161,12 +161,19 @@ struct vf_plan {
     char hash[65];              /* sha256 hex over every chunk hash and the merge settings */
     char **warnings;            /* human-readable, n_warnings entries */
     size_t n_warnings;
+    int64_t warmup;             /* chunks.warmup the chunks were cut with */
+    int auto_ranks;             /* chunks.length auto: the rank count the cutting was planned for
+                                   (film->ranks); 0 for a fixed chunks.length */
+    int64_t auto_target;        /* chunks.length auto: the per-rank load T, in frames of work, the
+                                   chosen cutting aimed at; 0 for a fixed chunks.length */
 };
 
 /* Build the plan: shots (film->shots list, else film->edl, else detection when film->detect is
  * AUTO, else one shot), references per DESIGN.md §8, chunks of film->chunk_length kept frames
  * with film->warmup warm-up frames before every non-first chunk of a shot (never crossing into
- * the previous shot). `cuts` (may be NULL) are the cut frames to use when the shots come from
+ * the previous shot). With film->chunk_length == VF_CHUNK_AUTO the shots are cut for
+ * film->ranks ranks (>= 1, else VF_EINVAL) by the auto rule of docs/PLAN.md ("Auto chunking"):
+ * deterministic, a function of the shot lengths, the warm-up and the rank count only. `cuts` (may be NULL) are the cut frames to use when the shots come from
  * detection or an EDL: the caller runs vf_shard_detect_cuts / vf_shard_edl_load first, so that
  * planning itself is pure and fast (property tests call it many thousand times).
  * Errors name the shot and the YAML line: overlaps, gaps, ranges past the end, shots with no
@@ -177,8 +184,17 @@ int vf_shard_plan_create(struct vf_plan **out, const struct vf_film *film,
 void vf_shard_plan_destroy(struct vf_plan **plan);
 
 /* The makespan, in frames of work, of a dynamic longest-chunk-first schedule on `ranks` equal
- * ranks, each chunk costing (end - warm_start) frames. */
+ * ranks, each chunk costing (end - warm_start) frames: the coordinator's order (cost
+ * descending, then chunk id; coordinator/farm_coord.c), each chunk to the rank that is idle
+ * first. -1 for ranks < 1 or out of memory. */
 int64_t vf_shard_plan_simulate(const struct vf_plan *plan, int ranks);
+
+/* The least makespan, in frames of work, that any cutting of the plan's shots and any schedule
+ * could reach on `ranks` equal ranks with plan->warmup warm-up frames per cut (docs/PLAN.md
+ * "Auto chunking"): the smallest T with T >= (frames + warmup x C(T)) / ranks, where C(T) is
+ * the fewest cuts that leave no piece costing more than T, and with every shot cuttable into
+ * such pieces. 0 for a plan without shots, -1 for ranks < 1. */
+int64_t vf_shard_plan_bound(const struct vf_plan *plan, int ranks);
 
 /* ============================== encode ===================================================== */
 

@@ -93,6 +93,7 @@ static void config_minimal_gets_every_default(void **state)
     assert_null(f->default_reference);
     assert_int_equal(f->chunk_length, 240);
     assert_int_equal(f->warmup, 16);
+    assert_int_equal(f->ranks, 0); /* absent: the coordinator decides (docs/PLAN.md) */
     assert_string_equal(f->codec, "ffv1");
     assert_null(f->pix_fmt);
     assert_null(f->encode_options);
@@ -137,7 +138,8 @@ static const char full_yaml[] =
     "  pix_fmt: yuv422p10le\n"
     "  options: { profile: 3, vendor: apl0, crf: \"16\", bits: 1.5e3 }\n"
     "audio: none\n"
-    "work_dir: work\n";
+    "work_dir: work\n"
+    "ranks: 64\n";
 
 static void config_full_parses_every_key(void **state)
 {
@@ -198,8 +200,32 @@ static void config_full_parses_every_key(void **state)
     assert_string_equal(f->encode_options[3].value, "1.5e3"); /* kept as written */
     assert_int_equal(f->audio, VF_AUDIO_NONE);
     assert_string_equal(f->work_dir, "/films/reel1/work");
+    assert_int_equal(f->ranks, 64);
+    assert_int_equal(vf_config_key_pos(f, "ranks").line, 31);
     assert_int_equal(vf_config_key_pos(f, "chunks.length").line, 23);
     assert_int_equal(vf_config_key_pos(f, "chunks.length").col, 11);
+    vf_config_destroy(&f);
+}
+
+/* chunks.length: auto (stored as VF_CHUNK_AUTO) and ranks: (docs/PLAN.md "Auto chunking"). */
+static void config_chunks_auto_and_ranks(void **state)
+{
+    (void)state;
+    struct vf_film *f = load_ok(MIN "ranks: 1024\nchunks:\n  length: auto\n  warmup: 8\n");
+    assert_int_equal(f->chunk_length, VF_CHUNK_AUTO);
+    assert_int_equal(f->warmup, 8);
+    assert_int_equal(f->ranks, 1024);
+    assert_int_equal(vf_config_key_pos(f, "chunks.length").line, 6);
+    assert_int_equal(vf_config_key_pos(f, "chunks.length").col, 11);
+    assert_int_equal(vf_config_key_pos(f, "ranks").line, 4);
+    vf_config_destroy(&f);
+    f = load_ok(MIN "chunks: {length: 'auto'}\n"); /* quoted: the same word */
+    assert_int_equal(f->chunk_length, VF_CHUNK_AUTO);
+    assert_int_equal(f->ranks, 0);
+    vf_config_destroy(&f);
+    f = load_ok(MIN "ranks: 1\nchunks: {length: 1}\n"); /* ranks with a fixed length: kept, unused */
+    assert_int_equal(f->chunk_length, 1);
+    assert_int_equal(f->ranks, 1);
     vf_config_destroy(&f);
 }
 
@@ -341,7 +367,21 @@ static const struct bad_case bad_cases[] = {
     {"scalar list entry", MIN "references: [refs/a.png]\n", 4, 14, "references[0]: expected an entry",
      NULL},
     {"negative integer", MIN "chunks: {warmup: -1}\n", 4, 18, "expected an integer >= 0", "found -1"},
-    {"zero chunk length", MIN "chunks: {length: 0}\n", 4, 18, "expected an integer >= 1", "found 0"},
+    {"zero chunk length", MIN "chunks: {length: 0}\n", 4, 18, "expected an integer >= 1 or auto",
+     "found 0"},
+    {"chunk length typo of auto", MIN "chunks: {length: atuo}\n", 4, 18,
+     "chunks.length: expected an integer >= 1 or auto", "did you mean 'auto'?"},
+    {"chunk length word", MIN "chunks: {length: long}\n", 4, 18,
+     "chunks.length: expected an integer >= 1 or auto", "the string 'long'"},
+    {"auto for warmup", MIN "chunks: {warmup: auto}\n", 4, 18,
+     "chunks.warmup: expected an integer >= 0, found the string 'auto'", NULL},
+    {"zero ranks", MIN "ranks: 0\n", 4, 8, "ranks: expected an integer >= 1", "found 0"},
+    {"negative ranks", MIN "ranks: -4\n", 4, 8, "ranks: expected an integer >= 1", "found -4"},
+    {"auto ranks", MIN "ranks: auto\n", 4, 8, "ranks: expected an integer >= 1", "'auto'"},
+    {"fractional ranks", MIN "ranks: 1.5\n", 4, 8, "ranks: expected an integer", "1.5"},
+    {"too many ranks", MIN "ranks: 2000000\n", 4, 8, "more than the largest accepted (1048576)",
+     NULL},
+    {"ranks in chunks", MIN "chunks: {ranks: 4}\n", 4, 10, "top-level key", NULL},
     {"integer overflow", MIN "chunks: {length: 99999999999999999999}\n", 4, 18,
      "does not fit in 64 bits", NULL},
     {"integer too large", MIN "chunks: {length: 9000000000000000000}\n", 4, 18,
@@ -725,7 +765,7 @@ static void config_print_keys_lists_every_key(void **state)
         "version", "input", "output", "model", "inference_size", "precision", "shots.detect",
         "shots.threshold", "shots.min_length", "shots.edl", "shots.list[].start",
         "shots.list[].end", "shots.list[].reference", "references[].frame", "references[].image",
-        "default_reference", "chunks.length", "chunks.warmup", "encode.codec", "encode.pix_fmt",
+        "default_reference", "ranks", "chunks.length", "chunks.warmup", "encode.codec", "encode.pix_fmt",
         "encode.options", "audio", "work_dir",
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -735,6 +775,7 @@ static void config_print_keys_lists_every_key(void **state)
             fail_msg("key reference lacks %s:\n%s", keys[i], buf);
     }
     assert_non_null(strstr(buf, "default 240"));
+    assert_non_null(strstr(buf, "integer >= 1 | auto (default 240)"));
     assert_non_null(strstr(buf, "f32 | bf16 | f16"));
     assert_non_null(strstr(buf, "<output>.vaefarm"));
 
@@ -766,6 +807,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_minimal_gets_every_default),
         cmocka_unit_test(config_full_parses_every_key),
+        cmocka_unit_test(config_chunks_auto_and_ranks),
         cmocka_unit_test(config_accepts_flow_style_nulls_and_quotes),
         cmocka_unit_test(config_relative_paths_follow_the_yaml_folder),
         cmocka_unit_test(config_bad_inputs_point_at_the_problem),

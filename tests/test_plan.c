@@ -20,9 +20,11 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shard/shard.h"
@@ -297,6 +299,10 @@ static void rand_film(struct tfilm *t)
     t->film.default_reference = rnd(10) < 7 ? (char *)rand_pool() : NULL;
     t->film.chunk_length = 1 + rnd(rnd(4) == 0 ? 12 : 400);
     t->film.warmup = rnd(4) == 0 ? 0 : rnd(64);
+    if (rnd(5) == 0) { /* chunks.length: auto, for 1 to 2000 ranks */
+        t->film.chunk_length = VF_CHUNK_AUTO;
+        t->film.ranks = 1 + rnd(rnd(2) ? 16 : 2000);
+    }
     static const char *codecs[] = {"ffv1", "prores_ks", "libx264", "libx265"};
     t->film.codec = (char *)codecs[rnd(4)];
     t->film.pix_fmt = rnd(2) ? NULL : "yuv444p10le";
@@ -443,7 +449,7 @@ static void check_plan(const struct vf_plan *p, const struct tfilm *t, const str
         /* kept frames partition [0, frames) once, in id order */
         assert_int_equal(c->start, at);
         assert_true(c->end > c->start);
-        assert_true(c->end - c->start <= L);
+        assert_true(L == VF_CHUNK_AUTO || c->end - c->start <= L);
         at = c->end;
         /* inside its shot; shots in film order */
         assert_true(c->start >= s->start && c->end <= s->end);
@@ -463,7 +469,8 @@ static void check_plan(const struct vf_plan *p, const struct tfilm *t, const str
         assert_ptr_equal(c->reference, s->reference);
         assert_true(is_hex64(c->hash));
         bool last = i + 1 == p->n_chunks || p->chunks[i + 1].shot != c->shot;
-        if (last) { /* ceil(n / L) chunks, balanced: sizes differ by at most one, larger first */
+        if (last && L != VF_CHUNK_AUTO) { /* ceil(n / L) chunks, balanced: sizes differ by at
+                                             most one, larger first */
             int64_t n = s->end - s->start, m = (int64_t)(i - first_of_shot + 1);
             assert_int_equal(m, (n + L - 1) / L);
             for (size_t j = first_of_shot; j <= i; j++) {
@@ -476,6 +483,10 @@ static void check_plan(const struct vf_plan *p, const struct tfilm *t, const str
     }
     assert_int_equal(at, t->info.frames);
     assert_true(is_hex64(p->hash));
+    assert_int_equal(p->warmup, W);
+    assert_int_equal(p->auto_ranks, L == VF_CHUNK_AUTO ? (int)t->film.ranks : 0);
+    if (L == VF_CHUNK_AUTO) /* the cutting aims at a load no schedule can go below */
+        assert_true(p->auto_target >= vf_shard_plan_bound(p, p->auto_ranks));
 }
 
 /* Hashes vs the oracle: chunk hash i equal <=> tuple i equal; plan hash equal <=> all tuples,
@@ -559,7 +570,12 @@ static bool perturb(struct tfilm *t, enum perturb k, const struct vf_plan *p, si
         t->shots[f->n_shots - 1] = s;
         return true;
     case P_WARMUP: f->warmup = f->warmup + 1 + rnd(20); return true;
-    case P_LENGTH: f->chunk_length = f->chunk_length + 1 + rnd(50); return true;
+    case P_LENGTH: /* chunks.length, or the rank count auto chunking plans for */
+        if (f->chunk_length == VF_CHUNK_AUTO && rnd(2))
+            f->ranks += 1 + rnd(100);
+        else
+            f->chunk_length = f->chunk_length + 1 + rnd(50);
+        return true;
     case P_REF_CONTENT: { /* one shot's reference -> an image with other bytes */
         size_t k = (size_t)rnd((int64_t)p->n_shots);
         const char *old = p->shots[k].reference;
@@ -1041,6 +1057,308 @@ static void plan_hash_is_pinned(void **state)
     vf_shard_plan_destroy(&p);
 }
 
+/* ---- the bound and auto chunking (docs/PLAN.md "Auto chunking") --------------------------- */
+
+/* A plan holding only shots of the given lengths and a warm-up: what vf_shard_plan_bound
+ * reads. */
+struct shots_only {
+    struct vf_shot s[16];
+    struct vf_plan p;
+};
+
+static void shots_only(struct shots_only *o, const int64_t *len, size_t n, int64_t W)
+{
+    memset(o, 0, sizeof *o);
+    int64_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        o->s[i] = (struct vf_shot){.start = at, .end = at + len[i]};
+        at += len[i];
+    }
+    o->p = (struct vf_plan){.frames = at, .shots = o->s, .n_shots = n, .warmup = W};
+}
+
+/* Cost of the piece [a, b) of a shot: its kept frames, plus min(W, a) warm-up when a > 0. */
+static int64_t piece_cost(int64_t a, int64_t b, int64_t W) { return b - a + (a ? (a < W ? a : W) : 0); }
+
+/* The least extra work (warm-up) over every way to cut a shot of L frames into pieces costing
+ * at most T each, by trying all 2^(L-1) sets of cut points; -1 when none exists. */
+static int64_t brute_least_extra(int64_t L, int64_t T, int64_t W)
+{
+    int64_t best = -1;
+    for (uint32_t mask = 0; mask < (1u << (L - 1)); mask++) {
+        int64_t a = 0, extra = 0;
+        bool ok = true;
+        for (int64_t f = 1; f <= L && ok; f++) {
+            if (f < L && !(mask & (1u << (f - 1))))
+                continue; /* no cut before frame f */
+            ok = piece_cost(a, f, W) <= T;
+            extra += a ? (a < W ? a : W) : 0;
+            a = f;
+        }
+        if (ok && (best < 0 || extra < best))
+            best = extra;
+    }
+    return best;
+}
+
+/* The definition, by brute force: the smallest T such that every shot can be cut into pieces
+ * costing at most T and T x R >= frames + the least warm-up those cuts need. */
+static int64_t brute_bound(const int64_t *len, size_t n, int64_t W, int64_t R)
+{
+    int64_t frames = 0;
+    for (size_t i = 0; i < n; i++)
+        frames += len[i];
+    for (int64_t T = 1;; T++) {
+        int64_t work = frames;
+        bool ok = true;
+        for (size_t i = 0; i < n && ok; i++) {
+            int64_t e = brute_least_extra(len[i], T, W);
+            ok = e >= 0;
+            work += e;
+        }
+        if (ok && T * R >= work)
+            return T;
+    }
+}
+
+/* The best makespan of any cutting and any assignment to R ranks, by brute force (tiny films). */
+static int64_t brute_opt(const int64_t *len, size_t n, int64_t W, int64_t R)
+{
+    int64_t best = INT64_MAX, frames = 0;
+    for (size_t i = 0; i < n; i++)
+        frames += len[i];
+    uint32_t bits = (uint32_t)(frames - (int64_t)n); /* cut points, all shots together */
+    for (uint32_t mask = 0; mask < (1u << bits); mask++) {
+        int64_t cost[16];
+        size_t np = 0;
+        uint32_t b = 0;
+        for (size_t i = 0; i < n; i++) {
+            int64_t a = 0;
+            for (int64_t f = 1; f <= len[i]; f++) {
+                if (f < len[i] && !(mask & (1u << b++)))
+                    continue;
+                cost[np++] = piece_cost(a, f, W);
+                a = f;
+            }
+        }
+        uint32_t assign = 1; /* every assignment of the np pieces to R ranks */
+        for (size_t k = 0; k < np; k++)
+            assign *= (uint32_t)R;
+        for (uint32_t code = 0; code < assign; code++) {
+            int64_t load[8] = {0}, m = 0;
+            uint32_t c = code;
+            for (size_t k = 0; k < np; k++, c /= (uint32_t)R) {
+                load[c % (uint32_t)R] += cost[k];
+                m = load[c % (uint32_t)R] > m ? load[c % (uint32_t)R] : m;
+            }
+            best = m < best ? m : best;
+        }
+    }
+    return best;
+}
+
+static void bound_matches_brute_force(void **state)
+{
+    (void)state;
+    int tight = 0;
+    for (int it = 0; it < 3000; it++) {
+        size_t n = 1 + (size_t)rnd(4);
+        int64_t len[4], W = rnd(6), R = 1 + rnd(6);
+        for (size_t i = 0; i < n; i++)
+            len[i] = 1 + rnd(12);
+        struct shots_only o;
+        shots_only(&o, len, n, W);
+        int64_t b = vf_shard_plan_bound(&o.p, (int)R), want = brute_bound(len, n, W, R);
+        if (b != want)
+            fail_msg("shots %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " (%zu), W %" PRId64
+                     ", R %" PRId64 ": bound %" PRId64 ", brute force %" PRId64,
+                     len[0], len[1], len[2], len[3], n, W, R, b, want);
+        /* no cutting and schedule does better (tiny films: every cutting, every assignment) */
+        int64_t frames = 0;
+        for (size_t i = 0; i < n; i++)
+            frames += len[i];
+        if (frames - (int64_t)n <= 7 && R <= 3) {
+            int64_t opt = brute_opt(len, n, W, R);
+            assert_true(b <= opt);
+            tight += b == opt;
+        }
+    }
+    assert_true(tight > 100); /* and it is often reached */
+    struct shots_only o;
+    shots_only(&o, (int64_t[]){10}, 1, 0);
+    assert_int_equal(vf_shard_plan_bound(&o.p, 0), -1);
+    assert_int_equal(vf_shard_plan_bound(&o.p, 4), 3); /* 10 frames, no warm-up: ceil(10 / 4) */
+    o.p.warmup = 16; /* now any cut costs 16 more than its kept frames: cheaper not to cut */
+    assert_int_equal(vf_shard_plan_bound(&o.p, 4), 10);
+}
+
+/* Log-normal shot lengths, mean `mean` frames, summing to exactly `frames` (the last shot takes
+ * the rest; shots of at least 12 frames), like scripts/make_long_film.py. */
+static size_t lognormal_shots(int64_t *len, size_t max, int64_t frames, double mean, double sigma)
+{
+    double mu = log(mean) - sigma * sigma / 2;
+    size_t n = 0;
+    int64_t total = 0;
+    while (total < frames) {
+        assert_true(n < max);
+        double u1 = ((double)(rng_next() >> 11) + 1.0) / 9007199254740993.0;
+        double u2 = (double)(rng_next() >> 11) / 9007199254740992.0;
+        double z = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        int64_t l = (int64_t)llround(exp(mu + sigma * z));
+        l = l < 12 ? 12 : l;
+        if (l >= frames - total || frames - total - l < 12)
+            l = frames - total;
+        len[n++] = l;
+        total += l;
+    }
+    return n;
+}
+
+/* A list film of the given shots (default reference), planned with chunks.length L. */
+static struct vf_plan *plan_shots(const int64_t *len, size_t n, int64_t L, int64_t W, int64_t R)
+{
+    struct tfilm *t = malloc(sizeof *t);
+    struct vf_shot_spec *spec = calloc(n, sizeof *spec);
+    assert_non_null(t);
+    assert_non_null(spec);
+    int64_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        spec[i] = (struct vf_shot_spec){.start = at, .end = at + len[i], .pos = {10 + (int)i, 7}};
+        at += len[i];
+    }
+    tfilm_base(t, at);
+    t->film.shots = spec;
+    t->film.n_shots = n;
+    t->film.default_reference = pool_path[0];
+    t->film.chunk_length = L;
+    t->film.warmup = W;
+    t->film.ranks = R;
+    struct vf_plan *p = NULL;
+    struct vf_error err = {0};
+    if (vf_shard_plan_create(&p, &t->film, &t->info, NULL, 0, &err) != 0)
+        fail_msg("plan: %s", err.msg);
+    free(spec);
+    free(t);
+    return p;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The goal of issue 8: on 2-hour films (172,800 frames at 24 fps) with log-normal shots of
+ * mean 8 s, chunks.length auto's simulated makespan is within 95% of the bound at 16 to 1024
+ * ranks, where fixed 240-frame chunks fall to about 70% at 1024. Also: every chunk lies in
+ * its shot with the warm-up rule, and planning takes well under a second. */
+static void auto_reaches_95_percent_of_the_bound(void **state)
+{
+    (void)state;
+    static int64_t len[4000];
+    const int ranks[] = {16, 64, 256, 1024};
+    const double sigmas[] = {0.8, 1.0, 1.2};
+    double worst = 1, slowest = 0;
+    rng_state = 0x10f1; /* the same films whatever ran before */
+    for (size_t si = 0; si < 3; si++) {
+        size_t n = lognormal_shots(len, 4000, 172800, 192.0, sigmas[si]);
+        for (size_t ri = 0; ri < 4; ri++) {
+            int R = ranks[ri];
+            double t0 = now_s();
+            struct vf_plan *p = plan_shots(len, n, VF_CHUNK_AUTO, 16, R);
+            double dt = now_s() - t0;
+            slowest = dt > slowest ? dt : slowest;
+            int64_t bound = vf_shard_plan_bound(p, R), m = vf_shard_plan_simulate(p, R);
+            double ratio = (double)bound / (double)m;
+            printf("auto: sigma %.1f, %zu shots, %4d ranks: %zu chunks, makespan %" PRId64
+                   ", bound %" PRId64 ": %.1f%% (planned in %.0f ms)\n",
+                   sigmas[si], n, R, p->n_chunks, m, bound, 100 * ratio, 1e3 * dt);
+            assert_true(ratio >= 0.95);
+            worst = ratio < worst ? ratio : worst;
+            assert_int_equal(p->auto_ranks, R);
+            for (size_t i = 0; i < p->n_chunks; i++) {
+                const struct vf_chunk *c = &p->chunks[i];
+                const struct vf_shot *s = &p->shots[c->shot];
+                assert_true(c->start >= s->start && c->end <= s->end && c->end > c->start);
+                int64_t ws = c->start == s->start ? c->start
+                             : c->start - 16 > s->start ? c->start - 16 : s->start;
+                assert_int_equal(c->warm_start, ws);
+                assert_true(c->end - c->start <= 2400); /* the cap */
+            }
+            if (si == 1 && R == 1024) { /* fixed 240-frame chunks, for contrast */
+                struct vf_plan *q = plan_shots(len, n, 240, 16, 0);
+                double fixed = (double)vf_shard_plan_bound(q, R) / vf_shard_plan_simulate(q, R);
+                printf("fixed 240: %.1f%% at 1024 ranks\n", 100 * fixed);
+                assert_true(fixed < 0.8);
+                vf_shard_plan_destroy(&q);
+            }
+            vf_shard_plan_destroy(&p);
+        }
+    }
+    printf("auto: worst %.1f%% of the bound; slowest plan %.0f ms\n", 100 * worst, 1e3 * slowest);
+    assert_true(slowest < 5.0); /* < 0.1 s in a release build; generous for sanitizers */
+}
+
+/* Auto chunking is a function of the shot lengths, the warm-up and the rank count: the same
+ * inputs give the same chunks and hashes; another rank count gives another cutting. One rank:
+ * no cuts but the cap's. A rank count is required. */
+static void auto_is_deterministic_and_follows_the_rank_count(void **state)
+{
+    (void)state;
+    static int64_t len[1000];
+    rng_state = 0xd37e;
+    size_t n = lognormal_shots(len, 1000, 43200, 192.0, 1.0);
+    struct vf_plan *a = plan_shots(len, n, VF_CHUNK_AUTO, 16, 300);
+    struct vf_plan *b = plan_shots(len, n, VF_CHUNK_AUTO, 16, 300);
+    struct vf_plan *c = plan_shots(len, n, VF_CHUNK_AUTO, 16, 301);
+    assert_string_equal(a->hash, b->hash);
+    assert_int_equal(a->n_chunks, b->n_chunks);
+    for (size_t i = 0; i < a->n_chunks; i++) {
+        assert_int_equal(a->chunks[i].warm_start, b->chunks[i].warm_start);
+        assert_int_equal(a->chunks[i].end, b->chunks[i].end);
+        assert_string_equal(a->chunks[i].hash, b->chunks[i].hash);
+    }
+    assert_int_equal(a->auto_target, b->auto_target);
+    assert_string_not_equal(a->hash, c->hash);
+    assert_true(a->n_chunks > n); /* 300 ranks on 30 minutes: long shots are cut */
+    vf_shard_plan_destroy(&a);
+    vf_shard_plan_destroy(&b);
+    vf_shard_plan_destroy(&c);
+
+    a = plan_shots(len, n, VF_CHUNK_AUTO, 16, 1);
+    size_t want = 0;
+    for (size_t i = 0; i < n; i++)
+        want += (size_t)((len[i] + 2399) / 2400);
+    assert_int_equal(a->n_chunks, want); /* one rank: whole shots, cut only at the cap */
+    assert_int_equal(vf_shard_plan_simulate(a, 1), vf_shard_plan_bound(a, 1) + 16 * (int64_t)(want - n));
+    vf_shard_plan_destroy(&a);
+
+    struct tfilm t;
+    tfilm_base(&t, 100);
+    t.film.default_reference = pool_path[0];
+    t.film.chunk_length = VF_CHUNK_AUTO;
+    struct vf_plan *p = NULL;
+    struct vf_error err = {0};
+    assert_int_equal(plan_of(&p, &t, &err), VF_EINVAL);
+    assert_null(p);
+    assert_non_null(strstr(err.msg, "set ranks:"));
+    t.film.ranks = 4; /* one 100-frame shot on 4 ranks, no warm-up: 4 x 25 */
+    t.film.warmup = 0;
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    assert_int_equal(p->n_chunks, 4);
+    assert_int_equal(vf_shard_plan_simulate(p, 4), 25);
+    vf_shard_plan_destroy(&p);
+    t.film.warmup = 4; /* with a warm-up of 4: the bound is 28 (100 + 3 x 4 = 112 = 4 x 28) */
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    assert_int_equal(vf_shard_plan_bound(p, 4), 28);
+    assert_int_equal(vf_shard_plan_simulate(p, 4), 28);
+    assert_int_equal(p->n_chunks, 4);
+    assert_int_equal(p->chunks[0].end, 28);
+    assert_int_equal(p->chunks[1].warm_start, 24);
+    vf_shard_plan_destroy(&p);
+}
+
 /* ---- simulate ----------------------------------------------------------------------------- */
 
 static void simulate_schedules_longest_first(void **state)
@@ -1085,6 +1403,9 @@ static void simulate_random_plans_respect_bounds(void **state)
             assert_true(m >= longest);
             assert_true(m <= total / r + longest); /* list scheduling's bound */
             assert_true(m <= total);
+            /* no cutting of the shots does better than the bound, this one included */
+            int64_t b = vf_shard_plan_bound(p, r);
+            assert_true(b >= 1 && b <= m && b <= (m > longest ? m : longest));
         }
         vf_shard_plan_destroy(&p);
         n++;
@@ -1112,6 +1433,9 @@ int main(void)
         cmocka_unit_test(plan_hash_is_pinned),
         cmocka_unit_test(simulate_schedules_longest_first),
         cmocka_unit_test(simulate_random_plans_respect_bounds),
+        cmocka_unit_test(bound_matches_brute_force),
+        cmocka_unit_test(auto_reaches_95_percent_of_the_bound),
+        cmocka_unit_test(auto_is_deterministic_and_follows_the_rank_count),
     };
     return cmocka_run_group_tests(tests, setup_files, teardown_files);
 }
