@@ -73,6 +73,17 @@ def load_checkpoint(path, arch):
     return arch, sd
 
 
+def describe_checkpoint(path):
+    """__metadata__["vaefarm_weights"] for weights from a checkpoint: a train/train.py checkpoint
+    says its step and training time; anything else only its file name."""
+    if path.endswith((".pt", ".pth")):
+        ck = torch.load(path, map_location="cpu")
+        if isinstance(ck, dict) and ck.get("format") == "vaefarm-train-ckpt-v1":
+            return "trained by train/train.py: %d steps, %.0f s (checkpoint %s)" % (
+                ck["step"], ck.get("train_seconds", 0.0), os.path.basename(path))
+    return "from checkpoint %s" % os.path.basename(path)
+
+
 def make_model(arch, seed, checkpoint=None):
     arch = get_arch(arch)
     if checkpoint:
@@ -95,7 +106,7 @@ def main():
         with open(arch) as fp:
             arch = json.load(fp)
     net = make_model(arch, args.seed, args.ckpt)
-    save_weights(args.out, net, None if args.ckpt else "random init, seed %d" % args.seed)
+    save_weights(args.out, net, describe_checkpoint(args.ckpt) if args.ckpt else "random init, seed %d" % args.seed)
     print_counts(net)
     print("wrote %s (%d tensors, %.1f MB)" % (args.out, len(state_dict_f32(net)),
                                               os.path.getsize(args.out) / 1e6))

