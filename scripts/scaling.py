@@ -16,6 +16,8 @@ Collects every run's report.json and writes, under --out:
   busy.png             each rank's busy share of the colorizing phase, per run
   split.png            decode / infer / encode seconds (summed over ranks), per run
   makespan.png         predicted against measured colorizing time, per run
+  planning.png         simulated schedule / lower bound on a 2-hour log-normal film, for
+                       chunks.length auto and fixed 240-frame chunks (--long-film)
   reports/*.json       the report.json of every run
 Every run's output must be byte-identical to the 1-rank run's output of the same film (checked).
 
@@ -91,10 +93,35 @@ def run_job(vf, yaml_text, ranks, threads, work, tag):
 
 
 def simulate(vf, yaml_path, ranks):
-    doc = json.loads(subprocess.run([vf, "plan", yaml_path, "--json", "--simulate", str(ranks)],
-                                    check=True, capture_output=True, text=True).stdout)
+    p = subprocess.run([vf, "plan", yaml_path, "--json", "--simulate", str(ranks)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        die("vaefarm plan %s --simulate %d failed (exit %d): %s"
+            % (yaml_path, ranks, p.returncode, p.stderr.strip()))
+    doc = json.loads(p.stdout)
     sim = doc["simulation"]
     return sim["makespan_frames"], sim["lower_bound_frames"], sim["work_frames"]
+
+
+def planning_study(vf, frames, ranks_list, work):
+    """plan --simulate on a long log-normal film, chunks.length auto against fixed 240."""
+    rows = []
+    print("planning study: %d-frame log-normal film (scripts/make_long_film.py, seed 1), "
+          "warm-up 16" % frames, flush=True)
+    for chunks in ("auto", "240"):
+        d = os.path.join(work, "long_" + chunks)
+        subprocess.run([os.path.join(ROOT, "scripts", "make_long_film.py"), d, "--frames",
+                        str(frames), "--chunks", chunks, "--warmup", "16"], check=True,
+                       stdout=subprocess.DEVNULL)
+        for r in ranks_list:
+            mk, lb, wk = simulate(vf, os.path.join(d, "film.yaml"), r)
+            rows.append({"series": "plan-" + ("auto" if chunks == "auto" else "fixed240"),
+                         "kind": "simulated", "ranks": r, "frames": frames, "work_frames": wk,
+                         "makespan_frames": mk, "lower_bound_frames": lb,
+                         "efficiency": round(lb / mk, 4)})
+            print("    %-5s %5d ranks: makespan %7d, bound %7d frames of work: %.1f%%"
+                  % (chunks, r, mk, lb, 100.0 * lb / mk), flush=True)
+    return rows
 
 
 def row_of(series, rep, t1_s, ms_per_work_frame, predicted_frames):
@@ -132,6 +159,12 @@ def plot(rows, out):
     def series(kind_rows, name):
         return sorted((r for r in kind_rows if r["series"] == name), key=lambda r: r["ranks"])
 
+    if meas or series(sims, "strong"):
+        plot_speed(plt, meas, sims, series, out)
+    plot_rest(plt, meas, sims, series, out)
+
+
+def plot_speed(plt, meas, sims, series, out):
     # throughput
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for name, style in (("strong", "o-"), ("weak", "s-")):
@@ -179,6 +212,31 @@ def plot(rows, out):
     fig.savefig(os.path.join(out, "efficiency.png"), dpi=110)
     plt.close(fig)
 
+
+
+def plot_rest(plt, meas, sims, series, out):
+    plan = [r for r in sims if r["series"].startswith("plan-")]
+    if plan:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for name, style in (("plan-auto", "o-"), ("plan-fixed240", "s--")):
+            s = series(sims, name)
+            ax.plot([r["ranks"] for r in s], [r["efficiency"] for r in s], style,
+                    label={"plan-auto": "chunks.length: auto",
+                           "plan-fixed240": "fixed 240-frame chunks"}[name])
+        ax.axhline(0.95, color="grey", lw=0.8, ls=":", label="goal 95%")
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(0.5, 1.02)
+        ax.set_xlabel("ranks (simulated)")
+        ax.set_ylabel("lower bound / makespan")
+        ax.set_title("planned schedule on a %d-frame film" % plan[0]["frames"])
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "planning.png"), dpi=110)
+        plt.close(fig)
+
+    if not meas:
+        return
     labels = ["%s np%d" % (r["series"], r["ranks"]) for r in meas]
     # busy share per rank
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -249,6 +307,10 @@ def main():
     ap.add_argument("--chunk", type=int, default=40, help="chunks.length (default 40)")
     ap.add_argument("--warmup", type=int, default=8, help="chunks.warmup (default 8)")
     ap.add_argument("--series", default="strong,weak", help="strong,weak (default both)")
+    ap.add_argument("--long-film", type=int, default=172800, metavar="FRAMES",
+                    help="planning study: a log-normal film of this many frames "
+                         "(scripts/make_long_film.py, default 2 h at 24 fps; 0: skip), simulated "
+                         "at every --simulate count with chunks.length auto and with fixed 240")
     a = ap.parse_args()
 
     vf = os.path.join(a.build, "coordinator", "vaefarm")
@@ -312,6 +374,8 @@ def main():
                                      "predicted_colorize_s": round(t, 3),
                                      "fps_colorize": round(one["frames"] / t, 3),
                                      "efficiency": round(eff, 4)})
+        if a.long_film:
+            rows += planning_study(vf, a.long_film, a.simulate, work)
         fields = []
         for r in rows:
             for k in r:
@@ -326,7 +390,7 @@ def main():
                     d["per_rank_busy"] = " ".join("%.4f" % v for v in d["per_rank_busy"])
                 w.writerow(d)
         plot(rows, a.out)
-        print("wrote %s/scaling.csv and throughput.png efficiency.png busy.png split.png makespan.png"
+        print("wrote %s/scaling.csv and the plots"
               % a.out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
