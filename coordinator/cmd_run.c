@@ -32,6 +32,7 @@
 
 static const char run_usage[] =
     "usage: vaefarm [run] FILM.yaml [--threads N] [--retries N] [--queue N] [--ranks-per-gpu N]\n"
+    "                              [--rank-timeout S] [--null-colorizer MS]\n"
     "                              [--quiet|--verbose] [--json]\n";
 
 /* ---- logging: rank 0 writes <work_dir>/vaefarm.log; stderr per --quiet/--verbose ---------- */
@@ -329,6 +330,14 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
         return rc;
     if (vf_farm_signal)
         return interrupted_in_setup(err);
+    if (f->null_ms >= 0) {
+        /* the null colorizer: no model, no backend, a work folder of its own (docs/FARM.md) */
+        if ((rc = vf_farm_null_work_dir(f->film, err)) < 0)
+            return rc;
+        f->h = f->film->inference_h;
+        f->w = f->film->inference_w;
+        goto plan;
+    }
     if ((rc = resolve_model(f, err)) < 0)
         return rc;
     if ((rc = read_file(f->model_path, weights, weights_len, err)) < 0)
@@ -352,6 +361,7 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
         vf_node_inference_size(arch, f->info, &f->film->inference_h, &f->film->inference_w);
     f->h = f->film->inference_h;
     f->w = f->film->inference_w;
+plan:
     if (f->film->warmup > 0 && f->verbose)
         vf_log(NULL, VF_LOG_VERBOSE, "warm-up %lld frames per non-first chunk",
                (long long)f->film->warmup);
@@ -398,7 +408,8 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
     }
     vf_log(NULL, VF_LOG_INFO, "vaefarm %s: %s on %d rank%s, %s %dx%d, model %s (%s), plan %.12s",
            VF_VERSION, f->yaml, f->size, f->size == 1 ? "" : "s", vf_dtype_name(f->precision),
-           f->h, f->w, f->model_path, f->model_random ? "random weights" : "trained", plan->hash);
+           f->h, f->w, f->model_path, f->null_ms >= 0 ? "none: null colorizer"
+           : f->model_random ? "random weights" : "trained", plan->hash);
     if (!(doc = setup_doc(f, plan)) || !(*doc_text = json_dumps(doc, JSON_COMPACT))) {
         rc = vf_error_set(err, VF_ENOMEM, "out of memory for the plan document");
         goto out;
@@ -501,7 +512,10 @@ static int setup_worker(struct vf_farm *f, const char *yaml, size_t yaml_len, co
     free(dir);
     if (rc < 0)
         return rc;
-    if ((rc = vf_shard_probe(&f->info, f->film->input, err)) < 0)
+    /* the null colorizer needs neither the input nor the network */
+    if (f->null_ms >= 0 && (rc = vf_farm_null_work_dir(f->film, err)) < 0)
+        return rc;
+    if (f->null_ms < 0 && (rc = vf_shard_probe(&f->info, f->film->input, err)) < 0)
         return rc;
     if ((rc = take_doc(f, doc_text, err)) < 0)
         return rc;
@@ -509,6 +523,8 @@ static int setup_worker(struct vf_farm *f, const char *yaml, size_t yaml_len, co
     f->seg_dir = vf_path_join(f->film->work_dir, "segments", err);
     if (!f->work_dir || !f->seg_dir)
         return VF_ENOMEM;
+    if (f->null_ms >= 0)
+        return VF_OK;
     if ((rc = vf_net_load_buffer(weights, weights_len, f->model_path, &f->net, err)) < 0)
         return rc;
     return create_backend(f, err);
@@ -651,7 +667,7 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
     }
     if (local == VF_OK) {
         vf_shard_encode_spec(f->film, &f->spec);
-        local = create_engine(f, err);
+        local = f->null_ms >= 0 ? VF_OK : create_engine(f, err);
     }
     if (local < 0)
         vf_error_prefix(err, "rank %d (%s)", f->rank, f->host);
@@ -695,26 +711,24 @@ stop_others:
         m.status = rc;
         int waiting = 0;
         for (int r = 1; r < f->size; r++) {
-            if (MPI_Send(&m, (int)sizeof m, MPI_BYTE, r, VF_MSG_TAG, MPI_COMM_WORLD) != MPI_SUCCESS)
-                vf_log(NULL, VF_LOG_ERROR, "could not tell rank %d to stop: end the job with "
-                       "scancel or Ctrl-C", r);
+            struct vf_error e = {0};
+            if (vf_msg_send_mpi(&m, r, 2.0, &e) < 0)
+                vf_log(NULL, VF_LOG_ERROR, "could not tell rank %d to stop (%s): end the job with "
+                       "scancel or Ctrl-C", r, e.msg);
             else
                 waiting++;
         }
         /* take what they sent (READY, then BYE) so that nothing is unreceived at MPI_Finalize */
         for (double until = vf_now() + 5; waiting > 0 && vf_now() < until;) {
-            int flag = 0;
-            MPI_Status st;
             struct vf_msg in;
-            if (MPI_Iprobe(MPI_ANY_SOURCE, VF_MSG_TAG, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS)
+            struct vf_error e = {0};
+            int got = vf_msg_recv_mpi(MPI_ANY_SOURCE, &in, NULL, &e);
+            if (got < 0)
                 break;
-            if (!flag) {
+            if (got == 0) {
                 vf_farm_sleep_ms(2);
                 continue;
             }
-            if (MPI_Recv(&in, (int)sizeof in, MPI_BYTE, st.MPI_SOURCE, VF_MSG_TAG, MPI_COMM_WORLD,
-                         &st) != MPI_SUCCESS)
-                break;
             waiting -= in.type == VF_MSG_BYE || in.type == VF_MSG_LEAVE;
         }
     }
@@ -733,7 +747,8 @@ out:
 int vf_cmd_run(int argc, char **argv, struct vf_cli *cli)
 {
     struct vf_farm f = {.retries = 2, .ranks_per_gpu = 1, .queue = 4, .quiet = cli->quiet,
-                        .verbose = cli->verbose, .json = cli->json};
+                        .verbose = cli->verbose, .json = cli->json, .null_ms = -1,
+                        .rank_timeout = 60};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--threads") == 0) {
@@ -751,6 +766,15 @@ int vf_cmd_run(int argc, char **argv, struct vf_cli *cli)
         } else if (strcmp(a, "--ranks-per-gpu") == 0) {
             if (parse_count(a, v, 1, 64, &f.ranks_per_gpu))
                 return VF_EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--rank-timeout") == 0 || strcmp(a, "--null-colorizer") == 0) {
+            int n;
+            bool null = a[2] == 'n';
+            if (parse_count(a, v, null ? 0 : 1, null ? 60000 : 86400, &n))
+                return VF_EXIT_USAGE;
+            *(null ? &f.null_ms : &f.rank_timeout) = n;
+            if (null)
+                snprintf(f.device, sizeof f.device, "null");
             i++;
         } else if (a[0] == '-' || f.yaml) {
             fprintf(stderr, "vaefarm run: unexpected argument '%s'\n%s", a, run_usage);

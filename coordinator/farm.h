@@ -34,13 +34,21 @@
 /* ---- messages (docs/FARM.md "Messages") ---------------------------------------------------- */
 
 #define VF_MSG_MAGIC "VFM1"
-#define VF_MSG_VERSION 1
+#define VF_MSG_VERSION 2
 #define VF_MSG_TAG 17
 
 enum vf_msg_type { VF_MSG_READY = 1, VF_MSG_ASSIGN, VF_MSG_PROGRESS, VF_MSG_DONE, VF_MSG_STOP,
-                   VF_MSG_BYE, VF_MSG_LEAVE };
+                   VF_MSG_BYE, VF_MSG_LEAVE, VF_MSG_PING, VF_MSG_PONG, VF_MSG_END_RANK };
 
-/* One fixed-size record, sent as MPI_BYTE (the same build on every rank). */
+/* A farm-private status: the STOP that a rank declared lost gets, and what a worker that lost
+ * its coordinator returns (exit code 1, "any other failure"). */
+#define VF_FARM_ELOST (-100)
+
+/* One record. Between threads it travels whole; over MPI packed (vf_msg_send_mpi): a header of
+ * the numbers, then only the strings' bytes, so that every message without a text (all but an
+ * error's DONE or LEAVE) is under 256 bytes and Open MPI's shared-memory transport sends it
+ * inline: MPI_Send returns without the receiver (a bigger message waits until the receiver
+ * takes it, which a stopped or dead rank never does). */
 struct vf_msg {
     char magic[4];
     int32_t version;
@@ -49,8 +57,9 @@ struct vf_msg {
     int32_t chunk;              /* ASSIGN, PROGRESS, DONE */
     int32_t attempt;            /* ASSIGN, DONE: 1 = first try */
     int32_t status;             /* DONE: 0 or a VF_E* code; STOP: the job's status */
-    int32_t pad_;
-    int64_t done, total;        /* PROGRESS: frames of the chunk done, of total */
+    int32_t pid;                /* READY: the sender's process id; END_RANK: the pid to end */
+    int64_t done, total;        /* PROGRESS: frames of the chunk done, of total; END_RANK:
+                                 * done = the rank to end */
     int64_t frames_kept, frames_warmup;   /* DONE */
     double t_decode, t_infer, t_encode, t_total;   /* DONE: seconds */
     char checksum[65];          /* DONE: sha256 hex of the segment */
@@ -58,13 +67,16 @@ struct vf_msg {
     char device[64];            /* READY: what the rank colorizes on */
     char text[VF_ERROR_MSG_MAX]; /* DONE with an error: the message */
 };
-/* Small enough to go eagerly over Open MPI's shared-memory transport (4 KiB), so that a blocking
- * MPI_Send of either side never waits for the other to post its receive. */
-_Static_assert(sizeof(struct vf_msg) <= 4096, "vf_msg must stay under the eager limit");
-
 void vf_msg_init(struct vf_msg *m, int type, int rank);
 /* VF_EINVAL naming the sender when m is not a message of this build. */
 int vf_msg_check(const struct vf_msg *m, int from, struct vf_error *err);
+
+/* Send m to rank dest, packed; a send that does not complete within timeout_s (the receiver
+ * never takes it) is left to MPI and is an error (VF_FARM_ELOST). */
+int vf_msg_send_mpi(const struct vf_msg *m, int dest, double timeout_s, struct vf_error *err);
+/* 1 with *m (and *from, when not NULL) when a message from `source` (or MPI_ANY_SOURCE) was
+ * waiting; 0 when none; < 0 on an error or a message that is not this build's. */
+int vf_msg_recv_mpi(int source, struct vf_msg *m, int *from, struct vf_error *err);
 
 /* A mailbox: an unbounded FIFO of messages between two threads of one process. */
 struct vf_mailbox;
@@ -78,6 +90,7 @@ int vf_mailbox_get(struct vf_mailbox *mb, struct vf_msg *m, double timeout_s);
  * thread may use such a link), or rank 0's mailboxes. */
 struct vf_link {
     bool mpi;
+    double timeout;             /* mpi: seconds a send may wait for rank 0 (0: 60) */
     struct vf_mailbox *to_coord;
     struct vf_mailbox *to_worker;
 };
@@ -88,6 +101,13 @@ int vf_link_recv(const struct vf_link *l, struct vf_msg *m, double timeout_s, st
 
 /* Sleep `ms` milliseconds (resumed after a signal's interruption): the farm's polling loops. */
 void vf_farm_sleep_ms(int ms);
+
+/* Whether process `pid` is rank `rank` of this very job: its environment names this process's
+ * PMIx namespace and that rank (so that a recycled pid is never taken for it). 1: it is (and
+ * lives); 0: no such process of this job any more; < 0: cannot tell, *why says why. */
+int vf_farm_rank_alive(int pid, int rank, char *why, size_t why_len);
+/* End (SIGKILL) rank `rank` of this job, process `pid`, after vf_farm_rank_alive said 1. */
+int vf_farm_end_rank(int pid, int rank, char *why, size_t why_len);
 
 /* ---- the process-wide stop flag (signals, STOP) -------------------------------------------- */
 
@@ -113,6 +133,10 @@ struct vf_farm {
     int retries;
     int ranks_per_gpu;
     int queue;                  /* the chunk pipeline's queue depth */
+    double null_ms;             /* >= 0: the null colorizer (--null-colorizer MS): no network, no
+                                 * codecs; each frame of work (warm-up included) takes MS ms */
+    double rank_timeout;        /* seconds of silence after which a rank running a chunk is lost,
+                                 * and a worker that hears nothing from rank 0 stops (default 60) */
     char host[64];
 
     struct vf_film *film;
@@ -141,13 +165,19 @@ char *vf_farm_segment_path(const struct vf_farm *f, int chunk, const char *ext, 
                            struct vf_error *err);
 
 /* The worker loop: READY, then ASSIGN → colorize → seam file → DONE, until STOP. Returns the
- * STOP's status (VF_OK when the job succeeded) or a local failure. */
+ * STOP's status (VF_OK when the job succeeded) or a local failure. With an MPI link (ranks other
+ * than 0) the loop runs on a thread of its own while the calling (main) thread relays its
+ * messages, sends heartbeats while a chunk runs and watches that rank 0 still answers. */
 int vf_farm_worker(struct vf_farm *f, const struct vf_link *link, struct vf_error *err);
 
 /* Rank 0: schedule every chunk (journal, retries, signals, progress), then merge and report.
  * `worker0` is rank 0's own worker thread's link. Returns a VF_* status. */
 int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double t_start,
                        double setup_s, struct vf_error *err);
+
+/* In null-colorizer mode, the film's work folder becomes <work_dir>/null-colorizer (no journal or
+ * segments of a real run are touched). */
+int vf_farm_null_work_dir(struct vf_film *film, struct vf_error *err);
 
 /* Write `path` whole or not at all: the n parts (a NULL part is skipped) to a temporary file of
  * this process, fsync, rename. */

@@ -5,8 +5,12 @@
  * everyone on a signal or a chunk that keeps failing, show progress, and at the end merge the
  * segments into the output and write report.json.
  *
- * The loop polls (the mailbox of rank 0's own worker, then MPI_Iprobe) and sleeps 2 ms when
- * nothing came, so it costs little CPU; that cost is measured (coordinator_cpu_s).
+ * The loop polls (the mailbox of rank 0's own worker, then MPI_Iprobe) and waits on that mailbox
+ * 1 ms doubling to 20 ms when nothing came, so it costs little CPU; that cost is measured
+ * (coordinator_cpu_s, coordinator_share). A rank that runs a chunk and sends nothing (no
+ * heartbeat) for --rank-timeout seconds is lost: its chunk goes to another rank, it gets no more
+ * work, and at the end it is ended if it is still there, so that MPI_Finalize does not wait for
+ * it. With --null-colorizer there is no journal, no merge and no seam report.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -35,12 +39,26 @@ struct cinfo {
 
 struct rinfo {
     bool ready;                 /* said READY */
-    bool gone;                  /* said BYE (after STOP) or LEAVE (gave up): sends nothing more */
+    bool gone;                  /* said BYE (after STOP) or LEAVE (gave up), or lost: no more work,
+                                 * nothing more is waited for */
+    bool lost;                  /* silent for rank_timeout while it ran a chunk (or unreachable) */
+    bool ended;                 /* lost, and then said BYE or LEAVE, or was ended */
     int chunk;                  /* running, or -1 */
+    int pid;
     char host[64], device[64];
     int chunks;
     int64_t frames, warm;
     double busy, decode, infer, encode;
+    double last_heard;          /* when its last message came */
+    double assigned_at;         /* when its running chunk was sent */
+    double lost_at;             /* since the coordinator's start */
+    double lost_silent;         /* how long it had been silent */
+    int lost_chunk;
+};
+
+struct held {                   /* a message kept while rank 0 works on something else */
+    int from;
+    struct vf_msg m;
 };
 
 struct coord {
@@ -50,11 +68,22 @@ struct coord {
     struct cinfo *c;
     struct rinfo *r;
     int *order;                 /* chunk ids, longest first */
+    bool null;                  /* --null-colorizer: no journal, no segments, no merge */
+    size_t head;                /* order[i] for i < head is not to do */
+    size_t assignments, reassigned;
+    int n_lost;
+    double last_lost_check;
+    bool holding;               /* a helper thread works: keep messages but PINGs for later */
+    struct held *held;
+    size_t n_held, cap_held;
     int64_t work_total;         /* frames to colorize in this run (kept + warm-up) */
     int64_t work_done;          /* of them, finished chunks */
     int64_t kept_total, kept_done, kept_run;
     size_t n_done, n_resumed, n_run, retries;
     int64_t warm_run;
+    double t_start, setup_s;    /* the job's start (vf_now), rank 0's setup */
+    double cpu_s, coord_wall_s, colorize_s;   /* the scheduling's CPU, wall, colorizing time */
+    json_t *rep;                /* report.json's document */
     int status;                 /* VF_OK, or why the job stops */
     char why[VF_ERROR_MSG_MAX + 512];
     double t0, t_first_assign, t_last_done, last_line;
@@ -83,11 +112,9 @@ static int send_to(struct coord *k, int rank, const struct vf_msg *m, struct vf_
 {
     if (rank == 0)
         return vf_mailbox_put(k->w0->to_worker, m, err);
-    VF_CHECK_MPI(MPI_Send(m, (int)sizeof *m, MPI_BYTE, rank, VF_MSG_TAG, MPI_COMM_WORLD), err,
-                 fail);
-    return VF_OK;
-fail:
-    return err->code;
+    /* the coordinator's messages have no text: they go out inline, at once, whatever the
+     * receiver does; one that does not within 2 s marks its rank lost (the caller's part) */
+    return vf_msg_send_mpi(m, rank, 2.0, err);
 }
 
 /* 1 with a message (from rank 0's worker or any other rank), 0 when none is waiting. */
@@ -99,18 +126,7 @@ static int poll_msg(struct coord *k, struct vf_msg *m, int *from, struct vf_erro
     }
     if (k->f->size == 1)
         return 0;
-    int flag = 0;
-    MPI_Status st;
-    VF_CHECK_MPI(MPI_Iprobe(MPI_ANY_SOURCE, VF_MSG_TAG, MPI_COMM_WORLD, &flag, &st), err, fail);
-    if (!flag)
-        return 0;
-    VF_CHECK_MPI(MPI_Recv(m, (int)sizeof *m, MPI_BYTE, st.MPI_SOURCE, VF_MSG_TAG, MPI_COMM_WORLD,
-                          &st), err, fail);
-    *from = st.MPI_SOURCE;
-    int rc = vf_msg_check(m, *from, err);
-    return rc < 0 ? rc : 1;
-fail:
-    return err->code;
+    return vf_msg_recv_mpi(MPI_ANY_SOURCE, m, from, err);
 }
 
 /* ---- resume ------------------------------------------------------------------------------- */
@@ -120,7 +136,8 @@ static int decide_done(struct coord *k, struct vf_error *err)
     struct vf_farm *f = k->f;
     for (size_t i = 0; i < f->n_chunks; i++) {
         const struct vf_farm_chunk *fc = &f->chunks[i];
-        const struct vf_journal_entry *e = vf_journal_find(k->journal, fc->id, fc->hash);
+        const struct vf_journal_entry *e = k->null ? NULL
+                                                   : vf_journal_find(k->journal, fc->id, fc->hash);
         bool ok = false;
         char canon[32];
         snprintf(canon, sizeof canon, "segments/%05d.mkv", fc->id);
@@ -215,12 +232,14 @@ static void progress_line(struct coord *k, char *buf, size_t n)
     int busy = 0;
     for (int r = 0; r < k->f->size; r++)
         busy += k->r[r].chunk >= 0;
-    char eta[32];
+    char eta[32], lost[32] = "";
     fmt_eta(fps > 0 ? (k->work_total - w) / fps : -1, eta, sizeof eta);
-    snprintf(buf, n, "[%3d%%] %lld/%lld frames  %.1f fps  ETA %s  ranks busy %d/%d  chunks %zu/%zu "
+    if (k->n_lost)
+        snprintf(lost, sizeof lost, " (%d lost)", k->n_lost);
+    snprintf(buf, n, "[%3d%%] %lld/%lld frames  %.1f fps  ETA %s  ranks busy %d/%d%s  chunks %zu/%zu "
              "(%zu resumed)",
              k->kept_total ? (int)(100 * kept / k->kept_total) : 100, (long long)kept,
-             (long long)k->kept_total, fps, eta, busy, k->f->size, k->n_done, k->f->n_chunks,
+             (long long)k->kept_total, fps, eta, busy, k->f->size, lost, k->n_done, k->f->n_chunks,
              k->n_resumed);
 }
 
@@ -270,7 +289,11 @@ static bool failed_on(const struct cinfo *c, int rank)
  * failed it exists. -1 when none. */
 static int pick(struct coord *k, int rank)
 {
-    for (size_t i = 0; i < k->f->n_chunks; i++) {
+    /* the chunks before `head` are running or done: each assignment does not scan them again
+     * (a chunk that goes back to the queue moves head back) */
+    while (k->head < k->f->n_chunks && k->c[k->order[k->head]].state != C_TODO)
+        k->head++;
+    for (size_t i = k->head; i < k->f->n_chunks; i++) {
         int id = k->order[i];
         struct cinfo *c = &k->c[id];
         if (c->state != C_TODO)
@@ -286,6 +309,8 @@ static int pick(struct coord *k, int rank)
     return -1;
 }
 
+static void declare_lost(struct coord *k, int r, double silent, const char *why);
+
 static int assign_idle(struct coord *k, struct vf_error *err)
 {
     for (int r = 0; r < k->f->size; r++) {
@@ -298,21 +323,33 @@ static int assign_idle(struct coord *k, struct vf_error *err)
         vf_msg_init(&m, VF_MSG_ASSIGN, 0);
         m.chunk = id;
         m.attempt = k->c[id].attempts + 1;
-        int rc = send_to(k, r, &m, err);
-        if (rc < 0)
-            return rc;
+        struct vf_error e = {0};
+        if (send_to(k, r, &m, &e) < 0) {
+            if (r == 0) {
+                *err = e;
+                return e.code;
+            }
+            /* another rank that cannot be reached is lost; the chunk stays in the queue */
+            declare_lost(k, r, 0, e.msg);
+            continue;
+        }
+        double now = vf_now();
         if (k->t_first_assign == 0)
-            k->t_first_assign = vf_now();
+            k->t_first_assign = now;
+        k->assignments++;
         k->c[id].state = C_RUNNING;
         k->c[id].rank = r;
         k->c[id].done = 0;
         k->r[r].chunk = id;
+        k->r[r].assigned_at = now;
         vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d (frames %lld..%lld) -> rank %d, attempt %d", id,
                (long long)k->f->chunks[id].start, (long long)k->f->chunks[id].end - 1, r,
                (int)m.attempt);
     }
     return VF_OK;
 }
+
+static void chunk_failed(struct coord *k, int id, int from, int status, const char *text);
 
 static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_error *err)
 {
@@ -340,7 +377,7 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
         memcpy(e.hash, fc->hash, sizeof e.hash);
         memcpy(e.checksum, m->checksum, sizeof e.checksum);
         snprintf(e.segment, sizeof e.segment, "segments/%05d.mkv", fc->id);
-        int rc = vf_journal_append(k->journal, &e, err);
+        int rc = k->null ? VF_OK : vf_journal_append(k->journal, &e, err);
         if (rc < 0)
             return rc;
         c->state = C_DONE;
@@ -364,40 +401,152 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
         return VF_OK;
     }
     ri->busy += m->t_total;
-    c->state = C_TODO;
-    c->done = 0;
     if (m->status == VF_EINTERRUPTED) {
+        c->state = C_TODO;
+        c->done = 0;
+        k->head = 0;
         if (k->status == VF_OK) {
             k->status = VF_EINTERRUPTED;
             snprintf(k->why, sizeof k->why, "%s", m->text);
         }
         return VF_OK;
     }
+    chunk_failed(k, m->chunk, from, m->status, m->text);
+    return VF_OK;
+}
+
+/* Chunk `id` failed on rank `from` (or `from` was lost while it ran it): back into the queue
+ * for another rank, or, after its last attempt, the job fails with it. */
+static void chunk_failed(struct coord *k, int id, int from, int status, const char *text)
+{
+    struct vf_farm *f = k->f;
+    struct rinfo *ri = &k->r[from];
+    struct cinfo *c = &k->c[id];
+    const struct vf_farm_chunk *fc = &f->chunks[id];
+    c->state = C_TODO;
+    c->done = 0;
+    k->head = 0;
     if (c->attempts < MAX_FAILED)
         c->failed_on[c->attempts] = from;
     c->attempts++;
-    c->last_status = m->status;
-    snprintf(c->last_error, sizeof c->last_error, "%s", m->text);
+    c->last_status = status;
+    snprintf(c->last_error, sizeof c->last_error, "%s", text);
     clear_live(k);
     if (k->status != VF_OK)
-        return VF_OK;
+        return;
     if (c->attempts <= f->retries) {
         k->retries++;
-        vf_log(&LOG, VF_LOG_WARN, "chunk %d failed on rank %d (%s), attempt %d of %d, retrying: %s",
-               fc->id, from, ri->host, c->attempts, f->retries + 1, m->text);
-        return VF_OK;
+        /* a lost rank's chunk: declare_lost has said it */
+        vf_log(&LOG, status == VF_FARM_ELOST ? VF_LOG_VERBOSE : VF_LOG_WARN,
+               "chunk %d failed on rank %d (%s), attempt %d of %d, retrying: %s", fc->id, from,
+               ri->host, c->attempts, f->retries + 1, text);
+        return;
     }
     char ranks[256] = "";
     size_t len = 0;
     for (int i = 0; i < c->attempts && i < MAX_FAILED; i++)
         len += (size_t)snprintf(ranks + len, len < sizeof ranks ? sizeof ranks - len : 0, "%s%d",
                                 i ? ", " : "", c->failed_on[i]);
-    k->status = m->status;
+    k->status = status == VF_FARM_ELOST ? VF_EINTERNAL : status;
     snprintf(k->why, sizeof k->why,
              "chunk %d (frames %lld..%lld, warm-up from %lld, shot %d) failed %d times (ranks %s); "
              "last error (rank %d on %s): %.1500s", fc->id, (long long)fc->start,
              (long long)fc->end - 1, (long long)fc->warm_start, fc->shot, c->attempts, ranks, from,
-             ri->host, m->text);
+             ri->host, text);
+}
+
+/* The job goes on while some rank may still colorize. */
+static void check_any_left(struct coord *k, int from, const char *why)
+{
+    bool live = false;
+    for (int r = 0; r < k->f->size; r++)
+        live |= !k->r[r].gone;
+    if (!live && k->status == VF_OK) {
+        k->status = VF_EINTERNAL;
+        snprintf(k->why, sizeof k->why, "no rank is left to colorize (the last, rank %d, %.1500s)",
+                 from, why);
+    }
+}
+
+/* Rank r sends nothing (it died or hangs) or cannot be reached: it gets no more work, its chunk
+ * goes to another rank, and nothing more is waited for from it. It is told STOP, in case it
+ * comes back: it then stops and exits non-zero. */
+static void declare_lost(struct coord *k, int r, double silent, const char *why)
+{
+    struct rinfo *ri = &k->r[r];
+    if (ri->lost || r == 0)
+        return;
+    ri->lost = ri->gone = true;
+    ri->lost_at = vf_now() - k->t0;
+    ri->lost_silent = silent;
+    ri->lost_chunk = ri->chunk;
+    k->n_lost++;
+    char text[VF_ERROR_MSG_MAX];
+    if (why)
+        snprintf(text, sizeof text, "rank %d (%s, pid %d) is lost: %.900s", r, ri->host, ri->pid,
+                 why);
+    else
+        snprintf(text, sizeof text, "rank %d (%s, pid %d) is lost: nothing from it for %.1f s "
+                 "(--rank-timeout %g) while it ran chunk %d", r, ri->host, ri->pid, silent,
+                 k->f->rank_timeout, ri->chunk);
+    clear_live(k);
+    if (ri->chunk >= 0)
+        vf_log(&LOG, VF_LOG_ERROR, "%s; chunk %d goes to another rank, rank %d gets no more work",
+               text, ri->chunk, r);
+    else
+        vf_log(&LOG, VF_LOG_ERROR, "%s; it gets no more work", text);
+    struct vf_msg m;
+    struct vf_error e = {0};
+    vf_msg_init(&m, VF_MSG_STOP, 0);
+    m.status = VF_FARM_ELOST;           /* no text: it goes out inline even to a stopped rank */
+    if (send_to(k, r, &m, &e) < 0)
+        vf_log(&LOG, VF_LOG_VERBOSE, "rank %d: STOP not sent: %s", r, e.msg);
+    int id = ri->chunk;
+    ri->chunk = -1;
+    if (id >= 0) {
+        k->reassigned++;
+        chunk_failed(k, id, r, VF_FARM_ELOST, text);
+    }
+    check_any_left(k, r, "was lost");
+}
+
+static int drain(struct coord *k, struct vf_error *err);
+
+/* The ranks that run a chunk and have sent nothing for rank_timeout seconds. */
+static int stale_ranks(struct coord *k, double now, bool declare)
+{
+    int n = 0;
+    for (int r = 1; r < k->f->size; r++) {
+        struct rinfo *ri = &k->r[r];
+        if (ri->gone || ri->chunk < 0)
+            continue;
+        double since = ri->last_heard > ri->assigned_at ? ri->last_heard : ri->assigned_at;
+        if (now - since > k->f->rank_timeout) {
+            n++;
+            if (declare)
+                declare_lost(k, r, now - since, NULL);
+        }
+    }
+    return n;
+}
+
+/* Every rank that runs a chunk and has sent nothing for rank_timeout seconds is lost (looked at
+ * ten times a second at most). Before that, the messages waiting are taken twice more: a probe
+ * can miss one that it has just pulled in (after rank 0 itself did not run for a while, many). */
+static int check_lost(struct coord *k, struct vf_error *err)
+{
+    double now = vf_now();
+    if (now - k->last_lost_check < 0.1)
+        return VF_OK;
+    k->last_lost_check = now;
+    if (!stale_ranks(k, now, false))
+        return VF_OK;
+    for (int i = 0; i < 2; i++) {
+        int rc = drain(k, err);
+        if (rc < 0)
+            return rc;
+    }
+    stale_ranks(k, now, true);
     return VF_OK;
 }
 
@@ -406,13 +555,33 @@ static int handle(struct coord *k, int from, const struct vf_msg *m, struct vf_e
     if (from < 0 || from >= k->f->size)
         return vf_error_set(err, VF_EINTERNAL, "a message from rank %d of %d", from, k->f->size);
     struct rinfo *ri = &k->r[from];
+    ri->last_heard = vf_now();
+    if (ri->lost) {
+        /* a lost rank that comes back: its work went elsewhere; it was told STOP */
+        if (m->type == VF_MSG_BYE || m->type == VF_MSG_LEAVE) {
+            ri->ended = true;
+            vf_log(&LOG, VF_LOG_WARN, "lost rank %d (%s) came back and stopped", from, ri->host);
+        }
+        return VF_OK;
+    }
     switch (m->type) {
     case VF_MSG_READY:
         ri->ready = true;
+        ri->pid = m->pid;
         snprintf(ri->host, sizeof ri->host, "%s", m->host);
         snprintf(ri->device, sizeof ri->device, "%s", m->device);
-        vf_log(&LOG, VF_LOG_VERBOSE, "rank %d ready on %s (%s)", from, ri->host, ri->device);
+        vf_log(&LOG, VF_LOG_VERBOSE, "rank %d ready on %s (%s, pid %d)", from, ri->host,
+               ri->device, ri->pid);
         return VF_OK;
+    case VF_MSG_PING: {
+        struct vf_msg p;
+        struct vf_error e = {0};
+        vf_msg_init(&p, VF_MSG_PONG, 0);
+        /* (while a helper thread reads the ranks' state, the silence rule decides later) */
+        if (send_to(k, from, &p, &e) < 0 && from != 0 && !k->holding)
+            declare_lost(k, from, 0, e.msg);
+        return VF_OK;
+    }
     case VF_MSG_PROGRESS:
         if (ri->chunk == m->chunk && ri->chunk >= 0)
             k->c[ri->chunk].done = m->done;
@@ -429,15 +598,16 @@ static int handle(struct coord *k, int from, const struct vf_msg *m, struct vf_e
                m->text[0] ? m->text : vf_status_str(m->status));
         if (ri->chunk >= 0) {           /* not expected: a rank leaves between chunks */
             k->c[ri->chunk].state = C_TODO;
+            k->head = 0;
             ri->chunk = -1;
         }
-        bool live = false;
-        for (int r = 0; r < k->f->size; r++)
-            live |= !k->r[r].gone;
-        if (!live && k->status == VF_OK) {
-            k->status = m->status < 0 ? m->status : VF_EINTERNAL;
-            snprintf(k->why, sizeof k->why, "no rank is left to colorize (the last, rank %d, gave "
-                     "up: %.1500s)", from, m->text[0] ? m->text : vf_status_str(m->status));
+        if (k->status == VF_OK) {
+            char why[VF_ERROR_MSG_MAX + 16];
+            snprintf(why, sizeof why, "gave up: %s",
+                     m->text[0] ? m->text : vf_status_str(m->status));
+            check_any_left(k, from, why);
+            if (k->status != VF_OK && m->status < 0 && m->status != VF_FARM_ELOST)
+                k->status = m->status;
         }
         return VF_OK;
     default:
@@ -458,10 +628,92 @@ static int drain(struct coord *k, struct vf_error *err)
             return rc;
         if (rc == 0)
             return n;
+        n++;
+        if (k->holding && m.type != VF_MSG_PING) {
+            if (k->n_held == k->cap_held) {
+                size_t cap = k->cap_held ? 2 * k->cap_held : 64;
+                struct held *h = realloc(k->held, cap * sizeof *h);
+                if (!h)
+                    return vf_error_set(err, VF_ENOMEM, "out of memory for the ranks' messages");
+                k->held = h;
+                k->cap_held = cap;
+            }
+            k->held[k->n_held++] = (struct held){.from = from, .m = m};
+            continue;
+        }
         if ((rc = handle(k, from, &m, err)) < 0)
             return rc;
-        n++;
     }
+}
+
+/* The messages kept while a helper thread worked, in the order they came. */
+static int handle_held(struct coord *k, struct vf_error *err)
+{
+    int rc = VF_OK;
+    for (size_t i = 0; i < k->n_held && rc == VF_OK; i++)
+        rc = handle(k, k->held[i].from, &k->held[i].m, err);
+    k->n_held = 0;
+    return rc;
+}
+
+struct helper {
+    struct coord *k;
+    int (*fn)(struct coord *, struct vf_error *);
+    int rc;
+    double cpu_s;
+    struct vf_error err;
+    atomic_int finished;
+};
+
+static double thread_cpu(void);
+
+static void *helper_main(void *opaque)
+{
+    struct helper *h = opaque;
+    double c0 = thread_cpu();
+    h->rc = h->fn(h->k, &h->err);
+    h->cpu_s = thread_cpu() - c0;
+    atomic_store(&h->finished, 1);
+    return NULL;
+}
+
+/* Run fn (the resume check, the merge and report: seconds to minutes) on a thread while this
+ * thread answers the ranks' PINGs, so that no rank takes rank 0 for gone; their other messages
+ * are kept and handled afterwards. *cpu_s: the thread's CPU time. */
+static int while_answering(struct coord *k, int (*fn)(struct coord *, struct vf_error *),
+                           double *cpu_s, struct vf_error *err)
+{
+    struct helper h = {.k = k, .fn = fn};
+    pthread_t th;
+    if (k->f->size == 1 || pthread_create(&th, NULL, helper_main, &h) != 0) {
+        helper_main(&h);                /* no other rank, or no thread: here */
+    } else {
+        int ms = 1;
+        k->holding = true;
+        struct vf_error de = {0};
+        bool failed = false;
+        while (!atomic_load(&h.finished)) {
+            if (!failed && drain(k, &de) < 0) {
+                failed = true;          /* the thread's work goes on; its end is waited for */
+                vf_log(&LOG, VF_LOG_ERROR, "%s", de.msg);
+            }
+            vf_farm_sleep_ms(ms);
+            ms = ms * 2 > 20 ? 20 : ms * 2;
+        }
+        VF_ASSERT(pthread_join(th, NULL) == 0);
+        k->holding = false;
+        if (failed && h.rc == VF_OK) {
+            h.rc = de.code;
+            h.err = de;
+        }
+    }
+    if (cpu_s)
+        *cpu_s = h.cpu_s;
+    if (h.rc < 0) {
+        *err = h.err;
+        return h.rc;
+    }
+    return handle_held(k, err);
 }
 
 /* STOP to every rank that has not left; a send that fails does not keep the others from
@@ -581,11 +833,12 @@ int vf_farm_write_json(const char *path, json_t *doc, struct vf_error *err)
     return rc;
 }
 
-static json_t *report_json(struct coord *k, double wall, double setup_s, double colorize_s,
-                           double merge_s, double cpu_s, const struct seam *seams, size_t n_seams)
+static json_t *report_json(struct coord *k, double wall, double merge_s, const struct seam *seams,
+                           size_t n_seams)
 {
     struct vf_farm *f = k->f;
-    json_t *ranks = json_array(), *sj = json_array();
+    double colorize_s = k->colorize_s;
+    json_t *ranks = json_array(), *sj = json_array(), *lost = json_array();
     double dec = 0, inf = 0, enc = 0;
     for (int r = 0; r < f->size; r++) {
         const struct rinfo *ri = &k->r[r];
@@ -593,12 +846,16 @@ static json_t *report_json(struct coord *k, double wall, double setup_s, double 
         inf += ri->infer;
         enc += ri->encode;
         json_array_append_new(ranks, json_pack(
-            "{s:i, s:s, s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f}", "rank", r, "host",
+            "{s:i, s:s, s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:b}", "rank", r, "host",
             ri->host, "device", ri->device, "chunks", ri->chunks, "frames", (json_int_t)ri->frames,
             "warmup_frames", (json_int_t)ri->warm, "busy_s", ri->busy, "busy_share",
             colorize_s > 0 ? ri->busy / colorize_s : 0.0, "wall_share",
             wall > 0 ? ri->busy / wall : 0.0, "decode_s", ri->decode, "infer_s",
-            ri->infer, "encode_s", ri->encode));
+            ri->infer, "encode_s", ri->encode, "lost", ri->lost));
+        if (ri->lost)
+            json_array_append_new(lost, json_pack(
+                "{s:i, s:s, s:i, s:i, s:f, s:f}", "rank", r, "host", ri->host, "pid", ri->pid,
+                "chunk", ri->lost_chunk, "at_s", ri->lost_at, "silent_s", ri->lost_silent));
     }
     double sum = 0, mx = 0;
     for (size_t i = 0; i < n_seams; i++) {
@@ -611,29 +868,50 @@ static json_t *report_json(struct coord *k, double wall, double setup_s, double 
     int64_t boundaries = 0;
     for (size_t i = 1; i < f->n_chunks; i++)
         boundaries += f->chunks[i].shot == f->chunks[i - 1].shot;
-    return json_pack(
-        "{s:i, s:s, s:s, s:s, s:s, s:s,"
+    const char *recovery = getenv("OMPI_MCA_orte_enable_recovery");
+    json_t *doc = json_pack(
+        "{s:i, s:s, s:s, s:s, s:s, s:s, s:s,"
         " s:{s:s, s:s, s:s, s:s},"
         " s:s, s:[i,i], s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I,"
         " s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
         " s:{s:f, s:f, s:f}, s:o, s:o,"
         " s:{s:I, s:I, s:f, s:f}}",
-        "version", 1, "status", "ok", "film", f->film->path, "input", f->film->input, "output",
-        f->film->output, "plan_hash", f->plan_hash,
+        "version", 1, "status", "ok", "mode", k->null ? "null-colorizer" : "colorize", "film",
+        f->film->path, "input", f->film->input, "output", f->film->output, "plan_hash",
+        f->plan_hash,
         "model", "path", f->model_path, "arch", f->arch_name, "sha256", f->model_sha, "weights",
-        f->model_random ? "random (the reference's seeded init: not a trained model)" : "trained",
+        k->null ? "none (null colorizer)"
+        : f->model_random ? "random (the reference's seeded init: not a trained model)" : "trained",
         "precision", vf_dtype_name(f->precision), "inference_size", f->h, f->w, "backend",
         f->device, "ranks", f->size, "threads_per_rank", f->threads, "frames",
         (json_int_t)f->frames, "chunks", (json_int_t)f->n_chunks, "chunks_run",
         (json_int_t)k->n_run, "chunks_resumed", (json_int_t)k->n_resumed, "retries",
         (json_int_t)k->retries, "warmup_frames_run", (json_int_t)k->warm_run,
-        "wall_s", wall, "setup_s", setup_s, "colorize_s", colorize_s, "merge_s", merge_s,
+        "wall_s", wall, "setup_s", k->setup_s, "colorize_s", colorize_s, "merge_s", merge_s,
         "fps", wall > 0 ? f->frames / wall : 0.0,
         "fps_colorize", colorize_s > 0 ? (double)k->kept_run / colorize_s : 0.0,
-        "coordinator_cpu_s", cpu_s,
+        "coordinator_cpu_s", k->cpu_s,
         "split", "decode_s", dec, "infer_s", inf, "encode_s", enc, "per_rank", ranks, "seams", sj,
         "seam_error", "boundaries", (json_int_t)boundaries, "measured", (json_int_t)n_seams,
         "mean", n_seams ? sum / n_seams : 0.0, "max", mx);
+    if (!doc) {
+        json_decref(lost);
+        return NULL;
+    }
+    /* the coordinator at scale: how fast it hands out chunks, what it costs, who was lost */
+    json_object_set_new(doc, "coordinator", json_pack(
+        "{s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:o, s:b}",
+        "assignments", (json_int_t)k->assignments,
+        "assignments_per_s", colorize_s > 0 ? (double)k->assignments / colorize_s : 0.0,
+        "cpu_s", k->cpu_s, "wall_s", k->coord_wall_s,
+        "share", k->coord_wall_s > 0 ? k->cpu_s / k->coord_wall_s : 0.0,
+        "rank_timeout_s", f->rank_timeout, "chunks_reassigned", (json_int_t)k->reassigned,
+        "ranks_lost", lost, "mpi_recovery", recovery && strcmp(recovery, "1") == 0));
+    if (k->null)
+        json_object_set_new(doc, "null_colorizer", json_pack(
+            "{s:f, s:s}", "ms_per_frame", f->null_ms, "note",
+            "a test of the farm: nothing was decoded, colorized or written; no journal"));
+    return doc;
 }
 
 static void print_summary(struct coord *k, json_t *rep)
@@ -642,27 +920,38 @@ static void print_summary(struct coord *k, json_t *rep)
     double wall = json_real_value(json_object_get(rep, "wall_s"));
     double col = json_real_value(json_object_get(rep, "colorize_s"));
     json_t *split = json_object_get(rep, "split"), *se = json_object_get(rep, "seam_error");
-    printf("vaefarm: %s -> %s\n", f->film->path, f->film->output);
+    if (k->null)
+        printf("vaefarm: %s: NULL COLORIZER (%g ms per frame): nothing decoded, colorized or "
+               "written\n", f->film->path, f->null_ms);
+    else
+        printf("vaefarm: %s -> %s\n", f->film->path, f->film->output);
     printf("  %lld frames in %.1f s: %.2f frames/s overall; colorizing took %.1f s, %.2f kept "
            "frames/s\n", (long long)f->frames, wall,
            json_real_value(json_object_get(rep, "fps")), col,
            json_real_value(json_object_get(rep, "fps_colorize")));
-    printf("  %d rank%s (%s, %d thread%s each), %s %dx%d, model %s (%s)\n", f->size,
-           f->size == 1 ? "" : "s", f->device, f->threads, f->threads == 1 ? "" : "s",
-           vf_dtype_name(f->precision), f->h, f->w, f->arch_name,
-           f->model_random ? "RANDOM weights: not a trained model" : "trained");
+    if (!k->null)
+        printf("  %d rank%s (%s, %d thread%s each), %s %dx%d, model %s (%s)\n", f->size,
+               f->size == 1 ? "" : "s", f->device, f->threads, f->threads == 1 ? "" : "s",
+               vf_dtype_name(f->precision), f->h, f->w, f->arch_name,
+               f->model_random ? "RANDOM weights: not a trained model" : "trained");
     printf("  chunks: %zu (%zu colorized, %zu resumed from the journal, %zu retries), %lld "
            "warm-up frames colorized and dropped\n", f->n_chunks, k->n_run, k->n_resumed,
            k->retries, (long long)k->warm_run);
     for (int r = 0; r < f->size; r++)
-        printf("  rank %d on %s: %d chunks, busy %.1f s (%.0f%% of colorizing, %.0f%% of wall time)\n",
-               r, k->r[r].host, k->r[r].chunks, k->r[r].busy, col > 0 ? 100 * k->r[r].busy / col : 0.0,
-               wall > 0 ? 100 * k->r[r].busy / wall : 0.0);
-    printf("  time split (all ranks): decode %.1f s, infer %.1f s, encode %.1f s; coordinator "
-           "CPU %.3f s\n", json_real_value(json_object_get(split, "decode_s")),
+        printf("  rank %d on %s: %d chunks, busy %.1f s (%.0f%% of colorizing, %.0f%% of wall "
+               "time)%s\n", r, k->r[r].host, k->r[r].chunks, k->r[r].busy,
+               col > 0 ? 100 * k->r[r].busy / col : 0.0, wall > 0 ? 100 * k->r[r].busy / wall : 0.0,
+               k->r[r].lost ? ", LOST" : "");
+    printf("  time split (all ranks): decode %.1f s, infer %.1f s, encode %.1f s\n",
+           json_real_value(json_object_get(split, "decode_s")),
            json_real_value(json_object_get(split, "infer_s")),
-           json_real_value(json_object_get(split, "encode_s")),
-           json_real_value(json_object_get(rep, "coordinator_cpu_s")));
+           json_real_value(json_object_get(split, "encode_s")));
+    printf("  coordinator: %zu assignments, %.1f per s of colorizing; CPU %.3f s, %.2f%% of its "
+           "%.1f s\n", k->assignments, col > 0 ? k->assignments / col : 0.0, k->cpu_s,
+           k->coord_wall_s > 0 ? 100 * k->cpu_s / k->coord_wall_s : 0.0, k->coord_wall_s);
+    if (k->n_lost)
+        printf("  %d rank%s lost, %zu chunk%s reassigned (see vaefarm.log)\n", k->n_lost,
+               k->n_lost == 1 ? "" : "s", k->reassigned, k->reassigned == 1 ? "" : "s");
     json_int_t nb = json_integer_value(json_object_get(se, "measured"));
     if (nb)
         printf("  seam error: %lld boundaries with warm-up, mean %.3f, max %.3f (|delta ab|)\n",
@@ -671,43 +960,147 @@ static void print_summary(struct coord *k, json_t *rep)
     printf("  report: %s/report.json\n", f->work_dir);
 }
 
+/* ---- the end ------------------------------------------------------------------------------ */
+
+/* On a helper thread (while_answering): the merge, the seam errors and report.json. */
+static int finish(struct coord *k, struct vf_error *err)
+{
+    struct vf_farm *f = k->f;
+    struct seam *seams = NULL;
+    size_t n_seams = 0;
+    double merge_s = 0;
+    int rc;
+    if (!k->null) {
+        double tm = vf_now();
+        vf_log(&LOG, VF_LOG_INFO, "merging %zu segments into %s", f->n_chunks, f->film->output);
+        if ((rc = merge(k, err)) < 0)
+            return rc;
+        merge_s = vf_now() - tm;
+        if (!(seams = vf_calloc(f->n_chunks ? f->n_chunks : 1, sizeof *seams, err)))
+            return VF_ENOMEM;
+        n_seams = seam_errors(k, seams);
+    }
+    k->rep = report_json(k, vf_now() - k->t_start, merge_s, seams, n_seams);
+    free(seams);
+    if (!k->rep)
+        return vf_error_set(err, VF_ENOMEM, "could not build report.json");
+    char *rpath = vf_path_join(f->work_dir, "report.json", err);
+    if (!rpath)
+        return VF_ENOMEM;
+    struct vf_error re = {0};
+    rc = vf_farm_write_json(rpath, k->rep, &re);
+    free(rpath);
+    if (rc < 0) {
+        /* the output is complete and in place: a report that cannot be written is only a
+         * warning; in null mode the report is all there is */
+        if (k->null) {
+            *err = re;
+            return rc;
+        }
+        vf_log(&LOG, VF_LOG_WARN, "%s (the output is complete)", re.msg);
+    }
+    return VF_OK;
+}
+
+/* A lost rank that may still be there (it hangs, or it was stopped) would keep every rank in
+ * MPI_Finalize forever: end it (SIGKILL), from rank 0 when it runs on rank 0's node, else from a
+ * live rank of its node. It holds no work. */
+static void end_lost_ranks(struct coord *k)
+{
+    struct vf_farm *f = k->f;
+    const char *rec = getenv("OMPI_MCA_orte_enable_recovery");
+    bool recovery = rec && strcmp(rec, "1") == 0;
+    for (int r = 1; r < f->size; r++) {
+        struct rinfo *ri = &k->r[r];
+        if (!ri->lost || ri->ended || ri->pid <= 0)
+            continue;
+        ri->ended = true;
+        if (strcmp(ri->host, f->host) == 0) {
+            char why[512] = "";
+            int rc = vf_farm_rank_alive(ri->pid, r, why, sizeof why);
+            if (rc > 0) {
+                /* said first: without --enable-recovery mpirun ends every rank at once */
+                vf_log(&LOG, VF_LOG_WARN, "lost rank %d (pid %d) is still there: ending it, or "
+                       "MPI_Finalize would wait for it forever%s", r, ri->pid, recovery ? "" :
+                       " (without mpirun --enable-recovery, mpirun then ends the job and exits "
+                       "non-zero: the output and report are complete)");
+                rc = vf_farm_end_rank(ri->pid, r, why, sizeof why);
+            }
+            if (rc < 0)
+                vf_log(&LOG, VF_LOG_ERROR, "could not end lost rank %d (pid %d): %s; end it by "
+                       "hand: MPI_Finalize waits for it", r, ri->pid, why);
+            continue;
+        }
+        int by = -1;
+        for (int w = 1; w < f->size && by < 0; w++)
+            if (k->r[w].ready && !k->r[w].gone && strcmp(k->r[w].host, ri->host) == 0)
+                by = w;
+        struct vf_msg m;
+        struct vf_error e = {0};
+        vf_msg_init(&m, VF_MSG_END_RANK, 0);
+        m.pid = ri->pid;
+        m.done = r;
+        if (by < 0 || send_to(k, by, &m, &e) < 0)
+            vf_log(&LOG, VF_LOG_ERROR, "lost rank %d (pid %d on %s) may still be there and no rank "
+                   "on its node can end it: MPI_Finalize waits for it; end it by hand (kill -9 %d "
+                   "on %s)", r, ri->pid, ri->host, ri->pid, ri->host);
+        else
+            vf_log(&LOG, VF_LOG_VERBOSE, "rank %d asked to end lost rank %d (pid %d) on %s", by, r,
+                   ri->pid, ri->host);
+    }
+}
+
 /* ---- the loop ----------------------------------------------------------------------------- */
 
 int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double t_start,
                        double setup_s, struct vf_error *err)
 {
-    struct coord k = {.f = f, .w0 = worker0, .status = VF_OK};
-    char *jpath = NULL, *rpath = NULL;
-    json_t *rep = NULL;
-    struct seam *seams = NULL;
+    struct coord k = {.f = f, .w0 = worker0, .status = VF_OK, .null = f->null_ms >= 0,
+                      .t_start = t_start, .setup_s = setup_s};
+    char *jpath = NULL;
     int rc = VF_OK;
-    double cpu0 = thread_cpu();
+    double cpu0 = thread_cpu(), helper_cpu = 0;
     k.c = vf_calloc(f->n_chunks ? f->n_chunks : 1, sizeof *k.c, err);
     k.r = vf_calloc((size_t)f->size, sizeof *k.r, err);
     k.order = vf_calloc(f->n_chunks ? f->n_chunks : 1, sizeof *k.order, err);
-    jpath = vf_path_join(f->work_dir, "journal", err);
-    if (!k.c || !k.r || !k.order || !jpath) {
+    if (!k.c || !k.r || !k.order) {
         rc = VF_ENOMEM;
         goto stop;
     }
-    for (int r = 0; r < f->size; r++)
-        k.r[r].chunk = -1;
+    k.t0 = vf_now();
+    for (int r = 0; r < f->size; r++) {
+        k.r[r].chunk = k.r[r].lost_chunk = -1;
+        k.r[r].last_heard = k.t0;
+    }
     for (size_t i = 0; i < f->n_chunks; i++)
         k.order[i] = (int)i;
     g_sort_farm = f;
     qsort(k.order, f->n_chunks, sizeof *k.order, cmp_longest);
-    if ((rc = vf_journal_open(&k.journal, jpath, err)) < 0)
-        goto stop;
-    if ((rc = decide_done(&k, err)) < 0)
+    if (k.null) {
+        /* a test of the farm: nothing of a real run's journal is read or written */
+        vf_log(&LOG, VF_LOG_INFO, "null colorizer: %g ms per frame; no journal, nothing at the "
+               "output path; report in %s", f->null_ms, f->work_dir);
+        rc = decide_done(&k, err);
+    } else {
+        if (!(jpath = vf_path_join(f->work_dir, "journal", err))) {
+            rc = VF_ENOMEM;
+            goto stop;
+        }
+        if ((rc = vf_journal_open(&k.journal, jpath, err)) < 0)
+            goto stop;
+        /* checks every journaled segment's checksum: the ranks' PINGs are answered meanwhile */
+        rc = while_answering(&k, decide_done, &helper_cpu, err);
+    }
+    if (rc < 0)
         goto stop;
     if (k.n_resumed)
         vf_log(&LOG, VF_LOG_INFO, "resuming: %zu of %zu chunks are done (journal %s)", k.n_resumed,
                f->n_chunks, jpath);
-    k.t0 = vf_now();
 
-    /* Until every chunk is done, or the job stops. When nothing comes, the sleep doubles from
-     * 1 ms to 20 ms: an assignment waits at most that long (chunks take seconds), and the loop
-     * costs little CPU beside a busy worker. */
+    /* Until every chunk is done, or the job stops. When nothing comes, the loop waits on rank 0's
+     * worker's mailbox (woken at once by it) 1 ms doubling to 20 ms before it looks at MPI again:
+     * an assignment waits at most that long after a quiet spell (chunks take seconds), and the
+     * loop costs little CPU beside a busy worker. */
     int idle_ms = 1;
     while (k.n_done < f->n_chunks && k.status == VF_OK) {
         int n = drain(&k, err);
@@ -719,6 +1112,8 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
             k.status = VF_EINTERRUPTED;
             snprintf(k.why, sizeof k.why, "interrupted by signal %d", (int)vf_farm_signal);
         }
+        if ((rc = check_lost(&k, err)) < 0)
+            goto stop;
         if (k.status != VF_OK)
             break;
         if ((rc = assign_idle(&k, err)) < 0)
@@ -726,8 +1121,14 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
         sample_rate(&k);
         show_progress(&k, false);
         if (n == 0) {
-            vf_farm_sleep_ms(idle_ms);
-            idle_ms = idle_ms * 2 > 20 ? 20 : idle_ms * 2;
+            struct vf_msg m;
+            if (vf_mailbox_get(worker0->to_coord, &m, idle_ms / 1000.0)) {
+                if ((rc = handle(&k, 0, &m, err)) < 0)
+                    goto stop;
+                idle_ms = 1;
+            } else {
+                idle_ms = idle_ms * 2 > 20 ? 20 : idle_ms * 2;
+            }
         } else {
             idle_ms = 1;
         }
@@ -747,38 +1148,21 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
         vf_farm_sleep_ms(1);
     }
     clear_live(&k);
-    double cpu_s = thread_cpu() - cpu0;
-    double colorize_s = k.t_first_assign > 0 ? k.t_last_done - k.t_first_assign : 0;
+    k.cpu_s = thread_cpu() - cpu0 + helper_cpu;
+    k.coord_wall_s = vf_now() - k.t0;
+    k.colorize_s = k.t_first_assign > 0 ? k.t_last_done - k.t_first_assign : 0;
 
-    /* every chunk is done: the output */
-    double tm = vf_now();
-    vf_log(&LOG, VF_LOG_INFO, "merging %zu segments into %s", f->n_chunks, f->film->output);
-    if ((rc = merge(&k, err)) < 0)
+    /* every chunk is done: the output (merge), the seam errors and report.json, on a thread */
+    if ((rc = while_answering(&k, finish, NULL, err)) < 0)
         goto stop;
-    double merge_s = vf_now() - tm;
-    seams = vf_calloc(f->n_chunks ? f->n_chunks : 1, sizeof *seams, err);
-    if (!seams) {
-        rc = VF_ENOMEM;
-        goto stop;
-    }
-    size_t n_seams = seam_errors(&k, seams);
-    rep = report_json(&k, vf_now() - t_start, setup_s, colorize_s, merge_s, cpu_s, seams, n_seams);
-    rpath = vf_path_join(f->work_dir, "report.json", err);
-    if (!rep || !rpath) {
-        rc = rep ? VF_ENOMEM : vf_error_set(err, VF_ENOMEM, "could not build report.json");
-        goto stop;
-    }
-    /* the output is complete and in place: a report that cannot be written is only a warning */
-    struct vf_error re = {0};
-    if (vf_farm_write_json(rpath, rep, &re) < 0)
-        vf_log(&LOG, VF_LOG_WARN, "%s (the output is complete)", re.msg);
-    vf_log(&LOG, VF_LOG_INFO, "done: %lld frames in %.1f s, %zu chunks (%zu resumed), output %s",
-           (long long)f->frames, json_real_value(json_object_get(rep, "wall_s")), f->n_chunks,
-           k.n_resumed, f->film->output);
+    vf_log(&LOG, VF_LOG_INFO, "done: %lld frames in %.1f s, %zu chunks (%zu resumed), %s%s",
+           (long long)f->frames, json_real_value(json_object_get(k.rep, "wall_s")), f->n_chunks,
+           k.n_resumed, k.null ? "null colorizer: nothing written at " : "output ",
+           f->film->output);
     if (f->json)
-        rc = vf_json_print(json_incref(rep)) == 0 ? VF_OK : vf_error_set(err, VF_EIO, "stdout");
+        rc = vf_json_print(json_incref(k.rep)) == 0 ? VF_OK : vf_error_set(err, VF_EIO, "stdout");
     else if (!f->quiet)
-        print_summary(&k, rep);
+        print_summary(&k, k.rep);
 
 stop:
     clear_live(&k);
@@ -786,13 +1170,16 @@ stop:
         /* A local failure of the coordinator itself stops the job like a failed chunk. */
         int status = rc < 0 ? rc : k.status;
         struct vf_error e2 = {0};
+        if (k.r)
+            end_lost_ranks(&k);
         if (stop_all(&k, status, &e2) < 0 && rc == VF_OK) {
             *err = e2;
             rc = e2.code;
         }
         /* Wait for every rank's BYE (or LEAVE): running chunks stop within a frame or two and
          * report, and whatever still finishes is journaled; every message the ranks sent is
-         * received before MPI_Finalize. A rank that stays silent is given up on. */
+         * received before MPI_Finalize. A rank that stays silent is given up on; a lost rank is
+         * not waited for. */
         double until = vf_now() + (status == VF_OK ? 30 : 8);
         while (k.r && vf_now() < until) {
             bool all_gone = true;
@@ -813,19 +1200,20 @@ stop:
             if (k.status == VF_EINTERRUPTED)
                 vf_error_set(err, VF_EINTERRUPTED, "%s; %zu of %zu chunks are done and journaled: "
                              "run the same command to resume", k.why, k.n_done, f->n_chunks);
+            else if (k.null)
+                vf_error_set(err, k.status, "%s\n(null colorizer: nothing is journaled)", k.why);
             else
                 vf_error_set(err, k.status, "%s\nthe %zu chunks that finished are kept in the "
                              "journal: fix the cause and run the same command to go on", k.why,
                              k.n_done);
         }
     }
-    json_decref(rep);
-    free(seams);
-    free(rpath);
+    json_decref(k.rep);
     free(jpath);
     vf_journal_close(&k.journal);
     free(k.c);
     free(k.r);
     free(k.order);
+    free(k.held);
     return rc;
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "coordinator/farm.h"
 
 atomic_int vf_farm_stop;
@@ -50,10 +51,176 @@ int vf_msg_check(const struct vf_msg *m, int from, struct vf_error *err)
         return vf_error_set(err, VF_EINVAL, "rank %d speaks message version %d, this build speaks "
                             "%d: run the same vaefarm on every rank", from, (int)m->version,
                             VF_MSG_VERSION);
-    if (m->type < VF_MSG_READY || m->type > VF_MSG_LEAVE)
+    if (m->type < VF_MSG_READY || m->type > VF_MSG_END_RANK)
         return vf_error_set(err, VF_EINVAL, "rank %d sent a message of unknown type %d", from,
                             (int)m->type);
     return VF_OK;
+}
+
+/* ---- on the wire (MPI) ----------------------------------------------------------------------- */
+
+struct wire {                   /* then the strings' bytes: checksum, host, device, text */
+    char magic[4];
+    int32_t version;            /* where vf_msg has it too: an older build's message is named */
+    int32_t type, rank, chunk, attempt, status, pid;
+    int64_t done, total, frames_kept, frames_warmup;
+    double t_decode, t_infer, t_encode, t_total;
+    uint16_t len[4];
+};
+#define WIRE_MAX (sizeof(struct wire) + 65 + 64 + 64 + VF_ERROR_MSG_MAX)
+/* READY (host, device) and DONE (checksum) stay under Open MPI's inline send size (vader's
+ * btl_vader_max_inline_send, 256 bytes) */
+_Static_assert(sizeof(struct wire) + 63 + 63 <= 256 && sizeof(struct wire) + 64 <= 256,
+               "a message without a text must stay under 256 bytes");
+
+static size_t pack(const struct vf_msg *m, unsigned char *buf)
+{
+    struct wire w = {.version = m->version, .type = m->type, .rank = m->rank, .chunk = m->chunk,
+                     .attempt = m->attempt, .status = m->status, .pid = m->pid, .done = m->done,
+                     .total = m->total, .frames_kept = m->frames_kept,
+                     .frames_warmup = m->frames_warmup, .t_decode = m->t_decode,
+                     .t_infer = m->t_infer, .t_encode = m->t_encode, .t_total = m->t_total};
+    memcpy(w.magic, m->magic, 4);
+    const char *str[4] = {m->checksum, m->host, m->device, m->text};
+    const size_t cap[4] = {sizeof m->checksum, sizeof m->host, sizeof m->device, sizeof m->text};
+    size_t n = sizeof w;
+    for (int i = 0; i < 4; i++) {
+        size_t l = strnlen(str[i], cap[i] - 1);
+        w.len[i] = (uint16_t)l;
+        memcpy(buf + n, str[i], l);
+        n += l;
+    }
+    memcpy(buf, &w, sizeof w);
+    return n;
+}
+
+static int unpack(const unsigned char *buf, size_t n, int from, struct vf_msg *m,
+                  struct vf_error *err)
+{
+    struct wire w;
+    memset(m, 0, sizeof *m);
+    if (n < 8)
+        return vf_error_set(err, VF_EINVAL, "rank %d sent a message of %zu bytes, which is not "
+                            "vaefarm's: run the same vaefarm on every rank", from, n);
+    memcpy(m->magic, buf, 4);
+    memcpy(&m->version, buf + 4, 4);
+    m->type = VF_MSG_READY;                 /* magic and version first: names an older build */
+    int rc = vf_msg_check(m, from, err);
+    if (rc < 0)
+        return rc;
+    if (n < sizeof w)
+        return vf_error_set(err, VF_EINVAL, "rank %d sent a truncated message (%zu bytes)", from, n);
+    memcpy(&w, buf, sizeof w);
+    char *str[4] = {m->checksum, m->host, m->device, m->text};
+    const size_t cap[4] = {sizeof m->checksum, sizeof m->host, sizeof m->device, sizeof m->text};
+    size_t off = sizeof w;
+    for (int i = 0; i < 4; i++) {
+        if (w.len[i] >= cap[i] || off + w.len[i] > n)
+            return vf_error_set(err, VF_EINVAL, "rank %d sent a malformed message", from);
+        memcpy(str[i], buf + off, w.len[i]);
+        str[i][w.len[i]] = 0;
+        off += w.len[i];
+    }
+    if (off != n)
+        return vf_error_set(err, VF_EINVAL, "rank %d sent a malformed message", from);
+    m->type = w.type;
+    m->rank = w.rank;
+    m->chunk = w.chunk;
+    m->attempt = w.attempt;
+    m->status = w.status;
+    m->pid = w.pid;
+    m->done = w.done;
+    m->total = w.total;
+    m->frames_kept = w.frames_kept;
+    m->frames_warmup = w.frames_warmup;
+    m->t_decode = w.t_decode;
+    m->t_infer = w.t_infer;
+    m->t_encode = w.t_encode;
+    m->t_total = w.t_total;
+    return vf_msg_check(m, from, err);
+}
+
+/* Sends that never completed (their receiver died or hangs): MPI may still read their buffers,
+ * which are therefore kept (reachable) until the process ends. */
+static struct abandoned {
+    struct abandoned *next;
+    unsigned char buf[];
+} *g_abandoned;
+
+int vf_msg_send_mpi(const struct vf_msg *m, int dest, double timeout_s, struct vf_error *err)
+{
+    struct abandoned *a = malloc(sizeof *a + WIRE_MAX);
+    if (!a)
+        return vf_error_set(err, VF_ENOMEM, "out of memory for a message to rank %d", dest);
+    size_t n = pack(m, a->buf);
+    MPI_Request req = MPI_REQUEST_NULL;
+    VF_CHECK_MPI(MPI_Isend(a->buf, (int)n, MPI_BYTE, dest, VF_MSG_TAG, MPI_COMM_WORLD, &req), err,
+                 fail);
+    /* a message without a text completes at once (inline); a bigger one when the receiver takes
+     * it: test with short sleeps until then */
+    double until = vf_now() + timeout_s;
+    for (int spins = 0;; spins++) {
+        int done = 0;
+        VF_CHECK_MPI(MPI_Test(&req, &done, MPI_STATUS_IGNORE), err, fail);
+        if (done) {
+            free(a);
+            return VF_OK;
+        }
+        if (vf_now() >= until)
+            break;
+        if (spins >= 16)
+            vf_farm_sleep_ms(1);
+    }
+    VF_CHECK_MPI(MPI_Request_free(&req), err, fail);
+    a->next = g_abandoned;
+    g_abandoned = a;
+    return vf_error_set(err, VF_FARM_ELOST, "rank %d has not taken a message for %.1f s: it is "
+                        "gone or hangs", dest, timeout_s);
+fail:
+    if (req == MPI_REQUEST_NULL)
+        free(a);
+    else {                              /* MPI may still hold the buffer */
+        a->next = g_abandoned;
+        g_abandoned = a;
+    }
+    return err->code;
+}
+
+int vf_msg_recv_mpi(int source, struct vf_msg *m, int *from, struct vf_error *err)
+{
+    int flag = 0, count = 0;
+    MPI_Status st;
+    unsigned char buf[WIRE_MAX];
+    VF_CHECK_MPI(MPI_Iprobe(source, VF_MSG_TAG, MPI_COMM_WORLD, &flag, &st), err, fail);
+    if (!flag)
+        return 0;
+    VF_CHECK_MPI(MPI_Get_count(&st, MPI_BYTE, &count), err, fail);
+    int src = st.MPI_SOURCE;
+    if (count < 0 || (size_t)count > sizeof buf) {
+        /* take it off the queue all the same (into a buffer of its size), then say what it is */
+        void *junk = malloc(count > 0 ? (size_t)count : 1);
+        if (junk) {
+            VF_CHECK_MPI(MPI_Recv(junk, count, MPI_BYTE, src, VF_MSG_TAG, MPI_COMM_WORLD, &st),
+                         err, fail_junk);
+            int rc = (size_t)count >= 8 ? unpack(junk, 8, src, m, err) : VF_OK;
+            free(junk);
+            if (rc < 0)
+                return rc;
+        }
+        return vf_error_set(err, VF_EINVAL, "rank %d sent a message of %d bytes, this build's are "
+                            "at most %zu: run the same vaefarm on every rank", src, count,
+                            sizeof buf);
+fail_junk:
+        free(junk);
+        return err->code;
+    }
+    VF_CHECK_MPI(MPI_Recv(buf, count, MPI_BYTE, src, VF_MSG_TAG, MPI_COMM_WORLD, &st), err, fail);
+    if (from)
+        *from = src;
+    int rc = unpack(buf, (size_t)count, src, m, err);
+    return rc < 0 ? rc : 1;
+fail:
+    return err->code;
 }
 
 /* ---- mailbox ------------------------------------------------------------------------------ */
@@ -165,10 +332,7 @@ int vf_link_send(const struct vf_link *l, const struct vf_msg *m, struct vf_erro
 {
     if (!l->mpi)
         return vf_mailbox_put(l->to_coord, m, err);
-    VF_CHECK_MPI(MPI_Send(m, (int)sizeof *m, MPI_BYTE, 0, VF_MSG_TAG, MPI_COMM_WORLD), err, fail);
-    return VF_OK;
-fail:
-    return err->code;
+    return vf_msg_send_mpi(m, 0, l->timeout > 0 ? l->timeout : 60, err);
 }
 
 void vf_farm_sleep_ms(int ms)
@@ -184,26 +348,109 @@ int vf_link_recv(const struct vf_link *l, struct vf_msg *m, double timeout_s, st
         return vf_mailbox_get(l->to_worker, m, timeout_s);
     double until = vf_now() + timeout_s;
     for (;;) {
-        int flag = 0;
-        MPI_Status st;
-        VF_CHECK_MPI(MPI_Iprobe(0, VF_MSG_TAG, MPI_COMM_WORLD, &flag, &st), err, fail);
-        if (flag) {
-            int count = 0;
-            VF_CHECK_MPI(MPI_Get_count(&st, MPI_BYTE, &count), err, fail);
-            if (count != (int)sizeof *m)
-                return vf_error_set(err, VF_EINVAL, "rank 0 sent a message of %d bytes, this build's "
-                                    "are %zu: run the same vaefarm on every rank", count, sizeof *m);
-            VF_CHECK_MPI(MPI_Recv(m, (int)sizeof *m, MPI_BYTE, 0, VF_MSG_TAG, MPI_COMM_WORLD, &st),
-                         err, fail);
-            int rc = vf_msg_check(m, 0, err);
-            return rc < 0 ? rc : 1;
-        }
+        int rc = vf_msg_recv_mpi(0, m, NULL, err);
+        if (rc != 0)
+            return rc;
         if (vf_now() >= until)
             return 0;
         vf_farm_sleep_ms(2);
     }
-fail:
-    return err->code;
+}
+
+/* ---- lost ranks, null mode --------------------------------------------------------------- */
+
+/* The value of `key` in a NUL-separated environment block, or NULL. */
+static const char *env_in(const char *env, size_t n, const char *key)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < n;) {
+        const char *e = env + i;
+        size_t l = strnlen(e, n - i);
+        if (l > kl && strncmp(e, key, kl) == 0 && e[kl] == '=')
+            return e + kl + 1;
+        i += l + 1;
+    }
+    return NULL;
+}
+
+int vf_farm_rank_alive(int pid, int rank, char *why, size_t why_len)
+{
+    const char *ns = getenv("PMIX_NAMESPACE");
+    if (!ns || !*ns) {
+        snprintf(why, why_len, "no PMIX_NAMESPACE in this process's environment: cannot tell "
+                 "whether pid %d is rank %d of this job", pid, rank);
+        return -1;
+    }
+    if (pid <= 0 || pid == (int)getpid()) {
+        snprintf(why, why_len, "pid %d is not another process", pid);
+        return -1;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ESRCH)
+            return 0;
+        snprintf(why, why_len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* the environment block (an exited process that is not reaped yet has none) */
+    size_t n = 0, cap = 1 << 16;
+    char *env = malloc(cap);
+    for (;;) {
+        if (!env)
+            break;
+        if (n + 1 == cap) {
+            char *bigger = cap < (1u << 24) ? realloc(env, 2 * cap) : NULL;
+            if (!bigger)
+                break;
+            env = bigger;
+            cap *= 2;
+        }
+        ssize_t k = read(fd, env + n, cap - 1 - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    close(fd);
+    if (!env) {
+        snprintf(why, why_len, "out of memory reading %s", path);
+        return -1;
+    }
+    env[n] = 0;
+    const char *their_ns = env_in(env, n, "PMIX_NAMESPACE");
+    const char *their_rank = env_in(env, n, "PMIX_RANK");
+    char want[16];
+    snprintf(want, sizeof want, "%d", rank);
+    bool ours = their_ns && their_rank && strcmp(their_ns, ns) == 0 && strcmp(their_rank, want) == 0;
+    free(env);
+    return ours ? 1 : 0;     /* 0: gone (or its pid is another process's now) */
+}
+
+int vf_farm_end_rank(int pid, int rank, char *why, size_t why_len)
+{
+    int rc = vf_farm_rank_alive(pid, rank, why, why_len);
+    if (rc <= 0)
+        return rc;
+    if (kill(pid, SIGKILL) != 0) {
+        if (errno == ESRCH)
+            return 0;
+        snprintf(why, why_len, "kill(%d, SIGKILL): %s", pid, strerror(errno));
+        return -1;
+    }
+    return 1;
+}
+
+int vf_farm_null_work_dir(struct vf_film *film, struct vf_error *err)
+{
+    char *dir = vf_path_join(film->work_dir, "null-colorizer", err);
+    if (!dir)
+        return VF_ENOMEM;
+    free(film->work_dir);
+    film->work_dir = dir;
+    return VF_OK;
 }
 
 /* ---- seam files --------------------------------------------------------------------------- */

@@ -1,12 +1,19 @@
 /*
  * coordinator/farm_worker.c: what every rank does (docs/FARM.md "Ranks and roles"): say READY,
  * then for each ASSIGN colorize the chunk with node/'s pipeline, write its seam file and report
- * DONE (the checksum and timings, or the error), until STOP. Rank 0 runs this on a thread of
- * its own and talks to the coordinator through mailboxes; other ranks through MPI.
+ * DONE (the checksum and timings, or the error), until STOP. The loop always runs on a thread
+ * and talks through mailboxes: rank 0's to its coordinator; on other ranks to the main thread,
+ * which relays to rank 0 over MPI (only main threads call MPI: MPI_THREAD_FUNNELED), sends a
+ * heartbeat at least every second while a chunk runs, and stops the rank when rank 0 no longer
+ * answers. With --null-colorizer the chunk is a sleep of MS per frame: no network, no codecs.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "coordinator/farm.h"
 
@@ -15,12 +22,11 @@ struct progress {
     struct vf_farm *f;
     int chunk;
     double last;                /* when the last PROGRESS went */
-    bool stopped;               /* a STOP arrived during the chunk */
-    int stop_status;
 };
 
-/* After each frame: at most once a second a PROGRESS, and (over MPI) a look for STOP. Rank 0's
- * worker needs no look: its coordinator sets vf_farm_stop itself. */
+/* After each frame: at most once a second a PROGRESS (into a mailbox: any thread may). A STOP
+ * needs no look here: whoever receives it (rank 0's coordinator, another rank's relay) sets
+ * vf_farm_stop. */
 static void on_progress(void *opaque, int64_t done, int64_t total)
 {
     struct progress *p = opaque;
@@ -36,11 +42,38 @@ static void on_progress(void *opaque, int64_t done, int64_t total)
     m.total = total;
     if (vf_link_send(p->link, &m, &err) < 0)
         atomic_store(&vf_farm_stop, 1);   /* the coordinator is gone: stop */
-    if (p->link->mpi && vf_link_recv(p->link, &m, 0, &err) == 1 && m.type == VF_MSG_STOP) {
-        p->stopped = true;
-        p->stop_status = m.status;
-        atomic_store(&vf_farm_stop, 1);
+}
+
+static void sleep_until(double t)
+{
+    double s = t - vf_now();
+    if (s <= 0)
+        return;
+    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - floor(s)) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* The null colorizer (--null-colorizer MS): each frame of the chunk, warm-up included, takes MS
+ * ms; nothing is decoded, colorized or written. Stops before a frame like the real pipeline. */
+static int null_chunk(struct vf_farm *f, const struct vf_farm_chunk *fc, struct progress *pg,
+                      struct vf_msg *done, struct vf_error *err)
+{
+    int64_t total = fc->end - fc->warm_start;
+    double t0 = vf_now();
+    for (int64_t i = 0; i < total; i++) {
+        if (atomic_load(&vf_farm_stop))
+            return vf_error_set(err, VF_EINTERRUPTED, "rank %d: chunk %d stopped before frame "
+                                "%lld%s", f->rank, fc->id, (long long)(fc->warm_start + i),
+                                vf_farm_signal ? " (a signal)" : "");
+        if (f->null_ms > 0)
+            sleep_until(t0 + (double)(i + 1) * f->null_ms / 1000);
+        on_progress(pg, i + 1, total);
     }
+    done->frames_kept = fc->end - fc->start;
+    done->frames_warmup = fc->start - fc->warm_start;
+    done->t_infer = done->t_total = vf_now() - t0;
+    return VF_OK;
 }
 
 char *vf_farm_segment_path(const struct vf_farm *f, int chunk, const char *ext, bool relative,
@@ -74,6 +107,10 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
         goto out;
     }
     const struct vf_farm_chunk *fc = &f->chunks[a->chunk];
+    if (f->null_ms >= 0) {
+        rc = null_chunk(f, fc, pg, done, &err);
+        goto out;
+    }
     /* The reference's features are computed once per distinct image on this rank; the same
      * image gives the same features, so reusing them changes no byte. */
     bool same_ref = *ref_path && strcmp(*ref_path, fc->reference) == 0;
@@ -159,43 +196,39 @@ static void last_words(struct vf_farm *f, const struct vf_link *link, int type, 
         vf_log(NULL, VF_LOG_WARN, "rank %d: could not tell the coordinator: %s", f->rank, e.msg);
 }
 
-int vf_farm_worker(struct vf_farm *f, const struct vf_link *link, struct vf_error *err)
+/* The loop itself, on a thread, through mailboxes. */
+static int worker_loop(struct vf_farm *f, const struct vf_link *link, struct vf_error *err)
 {
     struct vf_msg m;
     char *ref_path = NULL;
-    bool told_signal = false, stopped = false;
+    bool stopped = false;
     int rc;
-    float *ref = vf_calloc((size_t)3 * f->h * f->w, sizeof *ref, err);
-    if (!ref) {
+    float *ref = NULL;
+    if (f->null_ms < 0 && !(ref = vf_calloc((size_t)3 * f->h * f->w, sizeof *ref, err))) {
         rc = VF_ENOMEM;
         goto out;
     }
     vf_msg_init(&m, VF_MSG_READY, f->rank);
     snprintf(m.host, sizeof m.host, "%s", f->host);
     snprintf(m.device, sizeof m.device, "%s", f->device);
+    m.pid = (int32_t)getpid();
     if ((rc = vf_link_send(link, &m, err)) < 0)
         goto out;
     for (;;) {
         rc = vf_link_recv(link, &m, 0.25, err);
         if (rc < 0)
             goto out;
-        if (rc == 0) {
-            /* A signal that reached only this rank while it is idle: tell the coordinator. */
-            if (vf_farm_signal && !told_signal && link->mpi) {
-                struct vf_msg d;
-                vf_msg_init(&d, VF_MSG_DONE, f->rank);
-                d.chunk = -1;
-                d.status = VF_EINTERRUPTED;
-                snprintf(d.text, sizeof d.text, "rank %d: interrupted by signal %d", f->rank,
-                         (int)vf_farm_signal);
-                if ((rc = vf_link_send(link, &d, err)) < 0)
-                    goto out;
-                told_signal = true;
-            }
+        if (rc == 0)
             continue;
-        }
         if (m.type == VF_MSG_STOP) {
             rc = m.status;
+            if (rc < 0 && m.text[0])          /* a stop of this rank alone says why */
+                vf_error_set(err, rc, "%s", m.text);
+            else if (rc == VF_FARM_ELOST)
+                vf_error_set(err, rc, "rank %d (%s): rank 0 declared this rank lost (nothing came "
+                             "from it for over %g s while it ran a chunk: it was stopped, hung or "
+                             "unreachable) and gave its work to other ranks; this rank stops",
+                             f->rank, f->host, f->rank_timeout);
             stopped = true;
             break;
         }
@@ -206,13 +239,6 @@ int vf_farm_worker(struct vf_farm *f, const struct vf_link *link, struct vf_erro
         run_chunk(f, link, &m, ref, &ref_path, &pg, &done);
         if ((rc = vf_link_send(link, &done, err)) < 0)
             goto out;
-        if (done.status == VF_EINTERRUPTED)
-            told_signal = true;
-        if (pg.stopped) {
-            rc = pg.stop_status;
-            stopped = true;
-            break;
-        }
     }
 out:
     if (stopped)
@@ -222,4 +248,200 @@ out:
     free(ref);
     free(ref_path);
     return rc;
+}
+
+/* ---- the relay: the main thread of ranks other than 0 --------------------------------------- */
+
+struct runner {
+    struct vf_farm *f;
+    struct vf_link link;        /* the loop's mailboxes */
+    int rc;
+    struct vf_error err;
+};
+
+static void *runner_main(void *opaque)
+{
+    struct runner *r = opaque;
+    r->rc = worker_loop(r->f, &r->link, &r->err);
+    return NULL;
+}
+
+/* Stop this rank's loop on its own (rank 0 is gone): the running chunk stops at its next frame. */
+static void stop_loop(struct runner *r, int status)
+{
+    struct vf_msg m;
+    struct vf_error e = {0};
+    vf_msg_init(&m, VF_MSG_STOP, 0);
+    m.status = status;
+    atomic_store(&vf_farm_stop, 1);
+    if (vf_mailbox_put(r->link.to_worker, &m, &e) < 0)
+        vf_log(NULL, VF_LOG_ERROR, "rank %d: %s", r->f->rank, e.msg);
+}
+
+/* END_RANK: rank 0 asks this rank to end a lost rank of this node that is still there (it holds
+ * no work, and MPI_Finalize would wait for it forever). */
+static void end_rank(const struct vf_farm *f, const struct vf_msg *m)
+{
+    char why[512] = "";
+    int rc = vf_farm_end_rank((int)m->pid, (int)m->done, why, sizeof why);
+    if (rc > 0)
+        vf_log(NULL, VF_LOG_WARN, "rank %d: ended lost rank %lld (pid %d) on %s", f->rank,
+               (long long)m->done, (int)m->pid, f->host);
+    else if (rc < 0)
+        vf_log(NULL, VF_LOG_ERROR, "rank %d: could not end lost rank %lld (pid %d) on %s: %s; "
+               "end it by hand, MPI_Finalize waits for it", f->rank, (long long)m->done,
+               (int)m->pid, f->host, why);
+}
+
+static int relay(struct vf_farm *f, struct vf_error *err)
+{
+    const struct vf_link mpi = {.mpi = true, .timeout = f->rank_timeout};
+    struct runner r = {.f = f};
+    struct vf_error lost = {0};         /* this rank stops on its own: why */
+    bool started = false;
+    pthread_t th;
+    int rc;
+    if ((rc = vf_mailbox_create(&r.link.to_coord, err)) < 0 ||
+        (rc = vf_mailbox_create(&r.link.to_worker, err)) < 0)
+        goto out;
+    int e = pthread_create(&th, NULL, runner_main, &r);
+    if (e) {
+        rc = vf_error_set(err, VF_EINTERNAL, "rank %d: pthread_create: %s", f->rank, strerror(e));
+        /* rank 0 waits for this rank's READY or LEAVE */
+        last_words(f, &mpi, VF_MSG_LEAVE, rc, err);
+        goto out;
+    }
+    started = true;
+    const double timeout = f->rank_timeout, beat = fmin(1.0, timeout / 4), ping = timeout / 4;
+    double now = vf_now(), last_sent = now, last_heard = now, last_ping = now;
+    int chunk = -1;
+    int64_t done = 0, total = 0;
+    bool coord_gone = false, told_signal = false, finished = false;
+    int overdue = 0;                    /* looks at MPI in a row, rank 0 silent too long */
+    while (!finished) {
+        struct vf_msg m;
+        struct vf_error e2 = {0};
+        /* the loop's messages go out at once; otherwise look at MPI every 2 ms while idle (an
+         * ASSIGN is taken within that), every 50 ms while a chunk runs (a STOP, a PONG) */
+        if (vf_mailbox_get(r.link.to_coord, &m, chunk >= 0 ? 0.05 : 0.002)) {
+            if (m.type == VF_MSG_PROGRESS) {
+                done = m.done;
+                total = m.total;
+            } else if (m.type == VF_MSG_DONE) {
+                chunk = -1;
+                told_signal |= m.status == VF_EINTERRUPTED;
+            } else if (m.type == VF_MSG_BYE || m.type == VF_MSG_LEAVE) {
+                finished = true;
+            }
+            if (coord_gone)
+                continue;
+            if (vf_link_send(&mpi, &m, &e2) < 0) {
+                coord_gone = true;
+                vf_error_set(&lost, e2.code, "rank %d (%s): cannot reach rank 0 (%s): this rank "
+                             "stops", f->rank, f->host, e2.msg);
+                if (!finished)
+                    stop_loop(&r, lost.code);
+            }
+            last_sent = vf_now();
+            continue;
+        }
+        now = vf_now();
+        if (coord_gone)
+            continue;                   /* wait for the loop's BYE */
+        int got = vf_link_recv(&mpi, &m, 0, &e2);
+        if (got < 0) {
+            coord_gone = true;
+            lost = e2;
+            stop_loop(&r, lost.code);
+            continue;
+        }
+        if (got == 1) {
+            last_heard = now;
+            switch (m.type) {
+            case VF_MSG_ASSIGN:
+                chunk = m.chunk;
+                done = total = 0;
+                last_sent = now;        /* the heartbeat's clock starts with the chunk */
+                break;
+            case VF_MSG_STOP:
+                if (chunk >= 0 || m.status < 0)
+                    atomic_store(&vf_farm_stop, 1);   /* the running chunk stops */
+                break;
+            case VF_MSG_END_RANK:
+                end_rank(f, &m);
+                break;
+            default:
+                break;
+            }
+            if (m.type == VF_MSG_ASSIGN || m.type == VF_MSG_STOP) {
+                if (vf_mailbox_put(r.link.to_worker, &m, &e2) < 0) {
+                    coord_gone = true;
+                    lost = e2;
+                    stop_loop(&r, lost.code);
+                }
+            }
+            continue;
+        }
+        /* rank 0 silent too long; a message that came while this rank did not run (it was
+         * stopped, or starved of CPU) may take a second look at MPI to show: three in a row */
+        overdue = now - last_heard > timeout ? overdue + 1 : 0;
+        if (overdue > 3) {
+            coord_gone = true;
+            vf_error_set(&lost, VF_FARM_ELOST, "rank %d (%s): rank 0 (the coordinator) has not "
+                         "answered for %.0f s: it is gone or hung; this rank stops", f->rank,
+                         f->host, now - last_heard);
+            stop_loop(&r, lost.code);
+            continue;
+        }
+        struct vf_msg out;
+        if (vf_farm_signal && !told_signal && chunk < 0) {
+            /* a signal that reached only this rank while it is idle: tell the coordinator (while
+             * a chunk runs, the chunk stops and its DONE says so) */
+            vf_msg_init(&out, VF_MSG_DONE, f->rank);
+            out.chunk = -1;
+            out.status = VF_EINTERRUPTED;
+            snprintf(out.text, sizeof out.text, "rank %d: interrupted by signal %d", f->rank,
+                     (int)vf_farm_signal);
+            told_signal = true;
+        } else if (chunk >= 0 && now - last_sent >= beat) {
+            /* the heartbeat: the chunk's progress again, so that rank 0 knows this rank lives */
+            vf_msg_init(&out, VF_MSG_PROGRESS, f->rank);
+            out.chunk = chunk;
+            out.done = done;
+            out.total = total;
+        } else if (now - last_heard >= ping && now - last_ping >= ping) {
+            /* rank 0 has been silent a while: it answers a PING at once when it lives */
+            vf_msg_init(&out, VF_MSG_PING, f->rank);
+            last_ping = now;
+        } else {
+            continue;
+        }
+        if (vf_link_send(&mpi, &out, &e2) < 0) {
+            coord_gone = true;
+            vf_error_set(&lost, e2.code, "rank %d (%s): cannot reach rank 0 (%s): this rank stops",
+                         f->rank, f->host, e2.msg);
+            stop_loop(&r, lost.code);
+        }
+        last_sent = now;
+    }
+out:
+    if (started) {
+        int e3 = pthread_join(th, NULL);
+        VF_ASSERT(e3 == 0);
+        if (lost.code < 0) {
+            *err = lost;
+            rc = lost.code;
+        } else {
+            *err = r.err;
+            rc = r.rc;
+        }
+    }
+    vf_mailbox_destroy(&r.link.to_coord);
+    vf_mailbox_destroy(&r.link.to_worker);
+    return rc;
+}
+
+int vf_farm_worker(struct vf_farm *f, const struct vf_link *link, struct vf_error *err)
+{
+    return link->mpi ? relay(f, err) : worker_loop(f, link, err);
 }

@@ -15,6 +15,7 @@
 
 static const char usage_text[] =
     "usage: vaefarm [run] FILM.yaml [--threads N] [--retries N] [--queue N] [--ranks-per-gpu N]\n"
+    "                              [--rank-timeout S] [--null-colorizer MS]\n"
     "                              [--quiet|--verbose] [--json]\n"
     "       vaefarm plan FILM.yaml [--json] [--simulate RANKS] [--frame-ms MS]\n"
     "       vaefarm probe VIDEO [--json]\n"
