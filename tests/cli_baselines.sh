@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The quality baselines (scripts/baselines.py, docs/QUALITY.md) on a tiny film, and
+# scripts/quality.py end to end on it. The film: 2 shots of 16 frames, 160x96, each a pure
+# translation of a test photo (2 px right a frame; then 2 px right and 1 px down a frame), colour
+# truth FFV1 yuv444p + its grey (the Y plane) + each shot's first colour frame as reference.
+# Checks, on the real outputs:
+#   - every method's output has the truth's frame count and size, and its luma is the input's,
+#     bit for bit
+#   - ceiling: ab PSNR far above every other method (>= 45 dB and >= 15 dB above the best other)
+#   - transfer: per shot the a, b it predicts are the reference's mean a, b at every pixel; the
+#     written film's mean a, b (decoded, mid-tone pixels) within 1.5 of the reference's
+#   - flow: on pure translation beats the global transfer by >= 5 dB RGB PSNR and ab PSNR; each
+#     shot's first frame (the reference's own colour) >= 40 dB RGB PSNR
+#   - warp: A's W^ab as baselines.py computes it (without C) equals net.frame()'s warp_ab (to 0.01)
+#   - the Newton keep_luma gives the reference bisection's 8-bit Cb, Cr (all but rounding ties)
+#   - quality.py: runs the model through vaefarm and every baseline, writes quality.md, .csv, strips
+# Usage: cli_baselines.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
+set -uo pipefail
+vf=$1; data=$2; src=$3
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass+1)); echo "ok   $1"; }
+bad() { fail=$((fail+1)); echo "FAIL $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+py=/usr/bin/python3
+model="$data/models/vaefarm-tiny.safetensors"
+ff=(ffmpeg -nostdin -hide_banner -loglevel error -y)
+torgb="scale=in_color_matrix=bt601:in_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24"
+
+# --- the tiny film
+"${ff[@]}" -loop 1 -i "$data/photos/00.png" -loop 1 -i "$data/photos/07.png" -filter_complex \
+  "[0:v]crop=160:96:'40+2*n':60,trim=end_frame=16,setpts=N/25/TB,format=yuv444p[a];[1:v]crop=160:96:'40+2*n':'40+n',trim=end_frame=16,setpts=N/25/TB,format=yuv444p[b];[a][b]concat=n=2:v=1,scale=out_color_matrix=bt601:out_range=tv,format=yuv444p,split=3[c][g0][r0];[g0]extractplanes=y[g];[r0]select='eq(n\,0)+eq(n\,16)',${torgb}[r]" \
+  -map "[c]" -r 25 -c:v ffv1 -pix_fmt yuv444p -colorspace smpte170m -color_range tv "$tmp/tiny_color.mkv" \
+  -map "[g]" -r 25 -c:v ffv1 -pix_fmt gray -colorspace smpte170m -color_range tv "$tmp/tiny_grey.mkv" \
+  -map "[r]" -fps_mode passthrough -start_number 0 "$tmp/tiny_ref_%d.png" \
+  || { bad "make the tiny film"; exit 1; }
+cat >"$tmp/tiny.json" <<'EOF'
+{"name": "tiny", "frames": 32, "fps": [25, 1], "width": 160, "height": 96,
+ "grey": "tiny_grey.mkv", "truth": "tiny_color.mkv",
+ "shots": [{"start": 0, "end": 16, "reference": "tiny_ref_0.png"},
+           {"start": 16, "end": 32, "reference": "tiny_ref_1.png"}],
+ "source": "test photos 00, 07 translated", "shots_from": "made so"}
+EOF
+nf() { ffprobe -v error -count_packets -select_streams v:0 -show_entries stream=nb_read_packets,width,height -of csv=p=0 "$1"; }
+check "the tiny film: 32 frames of 160x96, grey and colour" \
+  [ "$(nf "$tmp/tiny_color.mkv")" = "160,96,32" -a "$(nf "$tmp/tiny_grey.mkv")" = "160,96,32" ]
+
+# --- every baseline
+methods="transfer transfer_l warp flow ceiling_inf ceiling"
+t0=$(date +%s.%N)
+"$py" "$src/scripts/baselines.py" "$tmp/tiny.json" --out-dir "$tmp/b" --model "$model" >"$tmp/b.log" 2>&1
+rc=$?
+echo "     baselines: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+check "baselines.py runs (exit $rc)" [ "$rc" = 0 ] || cat "$tmp/b.log"
+ymd5() { ffmpeg -loglevel error -i "$1" -map 0:v:0 -vf extractplanes=y -f framemd5 - | grep -v '^#' | awk -F, '{print $NF}'; }
+ymd5 "$tmp/tiny_grey.mkv" >"$tmp/grey.md5"
+for m in $methods; do
+  check "$m: 32 frames of 160x96" [ "$(nf "$tmp/b/$m.mkv" 2>/dev/null)" = "160,96,32" ]
+  check "$m: luma is the input's, bit for bit" cmp -s "$tmp/grey.md5" <(ymd5 "$tmp/b/$m.mkv")
+  "$vf" eval --truth "$tmp/tiny_color.mkv" --output "$tmp/b/$m.mkv" --json --per-frame --threads 1 \
+    >"$tmp/$m.eval.json" 2>/dev/null || bad "$m: eval"
+done
+
+# shellcheck disable=SC2086  # the method names, one word each
+check "ceiling: ab PSNR >= 45 dB and >= 15 dB above every other method" "$py" - "$tmp" $methods <<'PY'
+import json, sys
+d, methods = sys.argv[1], sys.argv[2:]
+ev = {m: json.load(open("%s/%s.eval.json" % (d, m))) for m in methods}
+ab = {m: e["ab"]["psnr"] for m, e in ev.items()}
+others = max(v for m, v in ab.items() if m not in ("ceiling",))
+print("     ab PSNR:", ", ".join("%s %.2f" % kv for kv in ab.items()))
+print("     RGB PSNR:", ", ".join("%s %.2f" % (m, e["rgb"]["psnr"]) for m, e in ev.items()))
+assert ab["ceiling"] >= 45 and ab["ceiling"] >= others + 15, ab
+PY
+check "flow beats the global transfer on pure translation by >= 5 dB (RGB and ab PSNR)" "$py" - "$tmp" <<'PY'
+import json, sys
+e = lambda m: json.load(open("%s/%s.eval.json" % (sys.argv[1], m)))  # noqa: E731
+f, t = e("flow"), e("transfer")
+assert f["rgb"]["psnr"] >= t["rgb"]["psnr"] + 5 and f["ab"]["psnr"] >= t["ab"]["psnr"] + 5, \
+    (f["rgb"]["psnr"], t["rgb"]["psnr"], f["ab"]["psnr"], t["ab"]["psnr"])
+assert f["rgb"]["ssim"] > t["rgb"]["ssim"]
+PY
+check "flow: each shot's first frame (the reference's colour) >= 40 dB" "$py" - "$tmp" <<'PY'
+import json, sys
+pf = json.load(open("%s/flow.eval.json" % sys.argv[1]))["per_frame"]
+v = [pf[i]["psnr_rgb"] for i in (0, 16)]
+print("     first frames:", v)
+assert min(v) >= 40, v
+PY
+
+# the methods' own a, b, the warp shortcut and keep_luma against the reference's code
+cat >"$tmp/inner.py" <<'PY'
+import os, sys, json
+import numpy as np, torch
+d, src, model = sys.argv[1:4]
+sys.path.insert(0, os.path.join(src, "scripts"))
+import baselines as B
+from vaefarm_ref.model import Net
+torch.set_num_threads(1)
+film = B.Film(os.path.join(d, "tiny.json"))
+what = sys.argv[4]
+if what == "transfer":
+    ab = np.concatenate([x for _, x in B.ab_transfer(film)])
+    import subprocess
+    out = np.frombuffer(subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", os.path.join(d, "b", "transfer.mkv"), "-sws_flags",
+         "bicubic+accurate_rnd+full_chroma_int", "-f", "rawvideo", "-pix_fmt", "rgb48le", "-"],
+        capture_output=True, check=True).stdout, np.uint16).reshape(-1, 96, 160, 3)
+    for s, e, ref in film.shots:
+        mu = B.lab_of(B.read_png(ref))[1:3].reshape(2, -1).mean(1)
+        dev = np.abs(ab[s:e] - mu[None, :, None, None]).max()
+        assert dev < 1e-3, ("predicted ab", s, dev)
+        # the written film, decoded (rgb48: no 8-bit RGB rounding), Lab of its mid-tone pixels
+        rgb = out[s:e].transpose(0, 3, 1, 2).astype(np.float32) / 65535.0
+        lab = B.lab_of(rgb)
+        mid = (lab[:, 0] > 25) & (lab[:, 0] < 85)
+        got = np.array([lab[:, 1][mid].mean(), lab[:, 2][mid].mean()])
+        print("     shot %d: reference mean ab %.3f %.3f, predicted %.3f %.3f, written (mid-tones) %.3f %.3f"
+              % (s, mu[0], mu[1], ab[s, 0].mean(), ab[s, 1].mean(), got[0], got[1]))
+        assert np.abs(got - mu).max() < 1.5, (got, mu)
+elif what == "warp":
+    net = B.load_net(model)
+    H, W = B.inference_size(net.arch, film.w, film.h)
+    s, e, ref = film.shots[1]
+    with torch.no_grad():
+        cache = net.reference(torch.from_numpy(B.resize(B.read_png(ref), H, W)))
+        g = torch.from_numpy(B.resize(film.grey(film.Y[s + 5:s + 7])[:, None], H, W))
+        mine = B.warp_lo(net, g, cache)
+        theirs = torch.stack([net.frame(g[i, 0], cache, None)["warp_ab"] for i in range(2)])
+    err = (mine - theirs).abs().max().item()
+    print("     inference size %dx%d, max |W^ab - net.frame's| = %.2e (ab units)" % (H, W, err))
+    assert err < 1e-2, err   # float32 rounding of batched against one-frame products
+elif what == "keep_luma":
+    ab = np.concatenate([x for _, x in B.ab_flow(film)])
+    g = torch.from_numpy(film.grey(film.Y)[:, None])
+    ab[:4] *= 3.0   # also colours far out of gamut
+    mine = B.keep_luma(g, torch.from_numpy(ab), film.kr, film.kb)
+    _, ref, _ = Net.keep_luma(g, torch.from_numpy(ab), film.kr, film.kb)
+    q = lambda c: torch.floor(128 + 224 * c + 0.5)  # noqa: E731
+    diff = (q(mine) != q(ref)).sum().item()
+    print("     Cb, Cr codes that differ: %d of %d; max |d cbcr| %.2e" % (diff, ref.numel(), (mine - ref).abs().max().item()))
+    assert diff <= ref.numel() * 1e-4 and (mine - ref).abs().max().item() < 1e-4
+PY
+for w in transfer warp keep_luma; do
+  check "$w (methods' internals)" "$py" "$tmp/inner.py" "$tmp" "$src" "$model" "$w"
+done
+
+# --- quality.py end to end on the tiny film
+t0=$(date +%s.%N)
+"$py" "$src/scripts/quality.py" --films "$tmp/tiny.json" --vaefarm "$vf" --model "$model" \
+  --out "$tmp/q" >"$tmp/q.log" 2>&1
+rc=$?
+echo "     quality.py: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+check "quality.py runs (exit $rc)" [ "$rc" = 0 ] || cat "$tmp/q.log"
+check "quality.csv: the 7 methods with their numbers; quality.md; 2 strips" "$py" - "$tmp/q" <<'PY'
+import csv, os, sys
+q = sys.argv[1]
+rows = list(csv.DictReader(open(os.path.join(q, "quality.csv"))))
+assert [r["method"] for r in rows] == ["model", "transfer", "transfer_l", "warp", "flow",
+                                        "ceiling_inf", "ceiling"], rows
+assert all(r["film"] == "tiny" and r["frames"] == "32" and float(r["rgb_psnr"]) > 5 for r in rows)
+md = open(os.path.join(q, "quality.md")).read()
+assert "| tiny | model (vaefarm) |" in md and "Issue 6's bar" in md
+assert sorted(os.listdir(os.path.join(q, "strips"))) == ["tiny_shot0.png", "tiny_shot1.png"]
+PY
+check "quality.py again: everything reused (no step rerun)" bash -c \
+  "'$py' '$src/scripts/quality.py' --films '$tmp/tiny.json' --vaefarm '$vf' --model '$model' --out '$tmp/q' --no-strips | grep -q baselines && exit 1; grep -q '^| tiny | model' '$tmp/q/quality.md' && grep -q '(0 of 14 steps in this run' '$tmp/q/quality.md'"
+
+echo "cli_baselines: $pass passed, $fail failed"
+[ "$fail" = 0 ]
