@@ -3,7 +3,8 @@
 
 Runs, on this machine:
   strong  the same film (the standard test film looped --strong-loops times) at every rank count
-          of --ranks, from scratch, --threads CPU threads per rank;
+          of --ranks, from scratch, --threads CPU threads per rank; and, as what this machine
+          gives two processes, two independent 1-rank jobs at once on half the film each;
   weak    a film --weak-loops x R long at R ranks (film length proportional to the rank count);
 and, beyond what this machine has, `vaefarm plan FILM --simulate R --json` for every R of
 --simulate (the coordinator's own schedule, in frames of work), turned into seconds with the
@@ -88,7 +89,9 @@ def run_job(vf, yaml_text, ranks, threads, work, tag):
         cmd = ["mpirun", "-np", str(ranks), "--oversubscribe"] + cmd
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     print("  $ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, env=env)
+    rc = subprocess.run(cmd, env=env).returncode
+    if rc != 0:
+        die("%s failed (exit %d): see its message above and %s/vaefarm.log" % (tag, rc, wd))
     return path, out, json.load(open(os.path.join(wd, "report.json")))
 
 
@@ -101,6 +104,41 @@ def simulate(vf, yaml_path, ranks):
     doc = json.loads(p.stdout)
     sim = doc["simulation"]
     return sim["makespan_frames"], sim["lower_bound_frames"], sim["work_frames"]
+
+
+def independent_pair(vf, films, a, work, rows):
+    """What this machine gives two processes: two independent 1-rank jobs at once, each on half
+    the strong film. The farm's 2-rank run is judged against this as well as against 2x."""
+    fname, frames, text = make_film(films, a.strong_loops // 2, work, a.chunk, a.warmup)
+    procs, paths = [], []
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    for k in range(2):
+        out = os.path.join(work, "pair%d.mkv" % k)
+        shutil.rmtree(out + ".vaefarm", ignore_errors=True)
+        path = os.path.join(work, "pair%d.yaml" % k)
+        with open(path, "w") as f:
+            f.write(text.replace("OUTPUT", out))
+        paths.append(out)
+        cmd = [vf, path, "--quiet", "--threads", str(a.threads)]
+        print("  $ " + " ".join(cmd) + " &", flush=True)
+        procs.append(subprocess.Popen(cmd, env=env))
+    for k, p in enumerate(procs):
+        if p.wait() != 0:
+            die("independent job %d failed (exit %d)" % (k, p.returncode))
+    reps = [json.load(open(os.path.join(o + ".vaefarm", "report.json"))) for o in paths]
+    t = max(r["colorize_s"] for r in reps)
+    one = [r for r in rows if r["series"] == "strong" and r["ranks"] == 1][0]
+    two = [r for r in rows if r["series"] == "strong" and r["ranks"] == 2][0]
+    row = {"series": "pair", "kind": "measured", "ranks": 2, "threads": a.threads,
+           "frames": 2 * frames, "colorize_s": round(t, 3),
+           "fps_colorize": round(2 * frames / t, 3),
+           "speedup": round(one["colorize_s"] / t, 4),
+           "efficiency": round(one["colorize_s"] / t / 2, 4)}
+    print("    two independent 1-rank jobs at once, %d frames each: colorize %.2f s, %.2f fps: "
+          "%.3fx one rank; the farm's 2 ranks reach %.1f%% of that" %
+          (frames, t, row["fps_colorize"], row["speedup"],
+           100.0 * two["fps_colorize"] / row["fps_colorize"]), flush=True)
+    return row
 
 
 def planning_study(vf, frames, ranks_list, work):
@@ -153,7 +191,7 @@ def plot(rows, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    meas = [r for r in rows if r["kind"] == "measured"]
+    meas = [r for r in rows if r["kind"] == "measured" and r["series"] != "pair"]
     sims = [r for r in rows if r["kind"] == "simulated"]
 
     def series(kind_rows, name):
@@ -313,8 +351,9 @@ def main():
                          "at every --simulate count with chunks.length auto and with fixed 240")
     a = ap.parse_args()
 
+    a.build = os.path.abspath(a.build)
     vf = os.path.join(a.build, "coordinator", "vaefarm")
-    films = os.path.join(a.data or os.path.join(a.build, "testdata"), "films")
+    films = os.path.abspath(os.path.join(a.data or os.path.join(a.build, "testdata"), "films"))
     if not os.access(vf, os.X_OK):
         die("%s not found: build first (cmake -S . -B build && cmake --build build)" % vf)
     if not os.path.exists(os.path.join(films, "film.json")):
@@ -361,6 +400,8 @@ def main():
                          row["fps_colorize"], row["speedup"], row["efficiency"],
                          100 * row["busy_min"], 100 * max(row["per_rank_busy"]),
                          100 * row["coordinator_share"]), flush=True)
+            if name == "strong" and 2 in a.ranks and a.strong_loops % 2 == 0:
+                rows.append(independent_pair(vf, films, a, work, rows))
             if name == "strong" and a.simulate:
                 one = [r for r in rows if r["series"] == "strong" and r["ranks"] == 1][0]
                 for r in a.simulate:
