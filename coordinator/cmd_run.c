@@ -164,7 +164,9 @@ static int mkdir_p(const char *path, struct vf_error *err)
     return VF_OK;
 }
 
-/* Temporary files a killed run left in segments/ (this run holds the lock: none is live). */
+/* Temporary files a killed run left in segments/, and segments that ranks made under their own
+ * names but that were never journaled (a killed or lost rank's; this run holds the lock: none is
+ * live). */
 static void remove_stale_tmp(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -173,7 +175,8 @@ static void remove_stale_tmp(const char *dir)
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
-        if (n < 5 || strcmp(e->d_name + n - 4, ".tmp") != 0)
+        if ((n < 5 || strcmp(e->d_name + n - 4, ".tmp") != 0) &&
+            !vf_farm_segment_rank_name(e->d_name))
             continue;
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -548,6 +551,8 @@ static void *worker0_main(void *opaque)
 
 static void farm_free(struct vf_farm *f)
 {
+    free(f->ids);
+    f->ids = NULL;
     vf_colorizer_destroy(&f->cz);
     vf_backend_destroy(&f->be);
     vf_net_free(&f->net);
@@ -587,6 +592,207 @@ static int agree(int status, struct vf_error *err)
                  fail);
     int rc = wait_request(&req, err);
     return rc < 0 ? rc : all;
+fail:
+    return err->code;
+}
+
+/* Rank 0: every rank's pid and host, for a rank that never says READY (or never finishes its
+ * setup) to be ended all the same. f->ids is allocated on rank 0 beforehand. */
+static int gather_ids(struct vf_farm *f, struct vf_error *err)
+{
+    struct vf_rank_id me = {.pid = (int32_t)getpid()};
+    snprintf(me.host, sizeof me.host, "%.63s", f->host);
+    MPI_Request req;
+    VF_CHECK_MPI(MPI_Igather(&me, (int)sizeof me, MPI_BYTE, f->ids, (int)sizeof me, MPI_BYTE, 0,
+                             MPI_COMM_WORLD, &req), err, fail);
+    return wait_request(&req, err);
+fail:
+    return err->code;
+}
+
+/* How long rank 0 waits at the end of setup for the other ranks: --rank-timeout, at least a
+ * minute (a rank's own setup, after rank 0's, is a probe, the weights from memory and a backend:
+ * seconds, but a GPU's start-up on a busy node can take a while). */
+static double setup_wait_s(const struct vf_farm *f)
+{
+    return f->rank_timeout > 60 ? f->rank_timeout : 60;
+}
+
+/* Test each of n requests until all are complete or `until`; done[i] says which are. 1: all
+ * complete; 0: the deadline passed first. Sleeps 1 ms doubling to 20 ms between looks. */
+static int test_until(MPI_Request *req, bool *done, int n, double until, struct vf_error *err)
+{
+    int ms = 1;
+    for (;;) {
+        int left = 0;
+        for (int i = 0; i < n; i++) {
+            int flag = 0;
+            if (!done[i])
+                VF_CHECK_MPI(MPI_Test(&req[i], &flag, MPI_STATUS_IGNORE), err, fail);
+            done[i] |= flag != 0;
+            left += !done[i];
+        }
+        if (!left)
+            return 1;
+        if (vf_now() >= until)
+            return 0;
+        vf_farm_sleep_ms(ms);
+        ms = ms * 2 > 20 ? 20 : ms * 2;
+    }
+fail:
+    return err->code;
+}
+
+/* A receive that will not complete: cancelled (a cancelled receive completes at once). */
+static void cancel_recv(MPI_Request *req)
+{
+    if (MPI_Cancel(req) != MPI_SUCCESS || MPI_Wait(req, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        vf_log(NULL, VF_LOG_VERBOSE, "cancelling a receive failed");
+}
+
+/* Rank 0, after the end of setup failed for want of some ranks' answers: those may still be
+ * there (stopped, hung) and would keep every rank in MPI_Finalize. Under mpirun
+ * --enable-recovery, rank 0 ends the ones of its node (SIGKILL through a pidfd); without it the
+ * job ends with MPI_Abort, which ends them all. */
+static void end_missing(struct vf_farm *f, const bool *missing)
+{
+    if (!vf_farm_mpi_recovery()) {
+        f->abort_job = true;
+        vf_log(NULL, VF_LOG_WARN, "the launcher ends the job, every rank, so that none waits for "
+               "them in MPI_Finalize");
+        return;
+    }
+    for (int r = 1; r < f->size; r++) {
+        if (!missing[r])
+            continue;
+        char why[512] = "";
+        int rc = strcmp(f->ids[r].host, f->host) == 0 && f->ids[r].pid > 0
+                 ? vf_farm_end_rank(f->ids[r].pid, r, why, sizeof why) : -1;
+        if (rc > 0)
+            vf_log(NULL, VF_LOG_WARN, "rank %d (pid %d) was still there: ended it (SIGKILL)", r,
+                   (int)f->ids[r].pid);
+        else if (rc < 0)
+            vf_log(NULL, VF_LOG_ERROR, "rank %d (pid %d on %s) may still be there: if it is, "
+                   "MPI_Finalize waits for it; end it by hand%s%s", r, (int)f->ids[r].pid,
+                   f->ids[r].host, why[0] ? ": " : "", why);
+        else if (why[0])
+            vf_log(NULL, VF_LOG_WARN, "not ending rank %d: %s", r, why);
+    }
+}
+
+/* The end of setup: every rank's status to rank 0, which answers each with the verdict (the worst
+ * status), so that every rank agrees on success or failure; the rank that failed says why, the
+ * others follow quietly. Unlike a collective this has a deadline: a rank that died, was stopped
+ * or hangs in its own setup (under mpirun --enable-recovery a dead process does not end the job)
+ * is named after setup_wait_s() and the job fails, instead of every rank waiting forever. A rank
+ * waits twice that for rank 0's verdict. */
+static int agree_setup(struct vf_farm *f, int status, struct vf_error *err)
+{
+    /* buffers MPI may still hold after a deadline (a request given up on): static */
+    static int32_t mine, verdict, *all;
+    double wait = setup_wait_s(f);
+    if (f->size == 1)
+        return status;
+    if (f->rank != 0) {
+        MPI_Request req[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+        bool done[2] = {false, false};
+        mine = status;
+        verdict = VF_EINTERNAL;
+        VF_CHECK_MPI(MPI_Isend(&mine, 1, MPI_INT32_T, 0, VF_SETUP_TAG, MPI_COMM_WORLD, &req[0]),
+                     err, fail);
+        VF_CHECK_MPI(MPI_Irecv(&verdict, 1, MPI_INT32_T, 0, VF_SETUP_TAG, MPI_COMM_WORLD, &req[1]),
+                     err, fail);
+        int rc = test_until(req, done, 2, vf_now() + 2 * wait, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            return verdict;
+        if (!done[1])
+            cancel_recv(&req[1]);
+        if (!done[0])
+            VF_CHECK_MPI(MPI_Request_free(&req[0]), err, fail);
+        if (status < 0)
+            return status;      /* this rank's own failure says more */
+        return vf_error_set(err, VF_FARM_ELOST, "rank %d (%s): rank 0 (the coordinator) has not "
+                            "answered at the end of setup for %.0f s: it is gone or hung; this "
+                            "rank stops", f->rank, f->host, 2 * wait);
+    }
+    int n = f->size - 1, rc;
+    MPI_Request *req = vf_calloc((size_t)n, sizeof *req, err);
+    bool *done = vf_calloc((size_t)f->size, sizeof *done, err);
+    free(all);
+    all = vf_calloc((size_t)n, sizeof *all, err);
+    if (!req || !done || !all) {
+        /* the others time out waiting for the verdict */
+        rc = VF_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        all[i] = VF_EINTERNAL;
+        req[i] = MPI_REQUEST_NULL;
+    }
+    for (int i = 0; i < n; i++)
+        VF_CHECK_MPI(MPI_Irecv(&all[i], 1, MPI_INT32_T, i + 1, VF_SETUP_TAG, MPI_COMM_WORLD,
+                               &req[i]), err, mpi_fail);
+    if ((rc = test_until(req, done + 1, n, vf_now() + wait, err)) < 0)
+        goto out;
+    verdict = status;
+    char names[768] = "";
+    size_t len = 0;
+    int missing = 0;
+    for (int i = 0; i < n; i++) {
+        if (done[i + 1]) {
+            if (all[i] < verdict)
+                verdict = all[i];
+            continue;
+        }
+        cancel_recv(&req[i]);
+        if (missing++ < 8 && len < sizeof names)
+            len += (size_t)snprintf(names + len, sizeof names - len, "%s%d (%s, pid %d)",
+                                    missing > 1 ? ", " : "", i + 1, f->ids[i + 1].host,
+                                    (int)f->ids[i + 1].pid);
+    }
+    free(all);                          /* every receive is complete or cancelled */
+    all = NULL;
+    if (missing) {
+        bool *gone = done;              /* reused: which ranks did not answer */
+        for (int r = 1; r < f->size; r++)
+            gone[r] = !gone[r];
+        gone[0] = false;
+        char text[VF_ERROR_MSG_MAX];
+        snprintf(text, sizeof text, "rank%s %s%s %s not finished its setup %.0f s after rank 0 "
+                 "did: %s dead, stopped or hung (--rank-timeout, at least 60 s here); the job "
+                 "stops: run the same command again", missing > 1 ? "s" : "", names,
+                 missing > 8 ? " and more" : "", missing > 1 ? "have" : "has", wait,
+                 missing > 1 ? "they are" : "it is");
+        if (status < 0)
+            vf_log(NULL, VF_LOG_ERROR, "%s", text);   /* rank 0's own failure is the message */
+        else
+            vf_error_set(err, VF_FARM_ELOST, "%s", text);
+        if (verdict == VF_OK)
+            verdict = VF_FARM_ELOST;
+        end_missing(f, gone);
+    }
+    /* the verdict to every rank, those that did not answer included: a small message goes out at
+     * once (inline), whether the receiver takes it or not */
+    for (int r = 1; r < f->size; r++) {
+        MPI_Request s = MPI_REQUEST_NULL;
+        bool sent = false;
+        VF_CHECK_MPI(MPI_Isend(&verdict, 1, MPI_INT32_T, r, VF_SETUP_TAG, MPI_COMM_WORLD, &s), err,
+                     mpi_fail);
+        if ((rc = test_until(&s, &sent, 1, vf_now() + 2, err)) < 0)
+            goto out;
+        if (!sent)
+            VF_CHECK_MPI(MPI_Request_free(&s), err, mpi_fail);
+    }
+    rc = verdict;
+    goto out;
+mpi_fail:
+    rc = err->code;
+out:
+    free(req);
+    free(done);
+    return rc;
 fail:
     return err->code;
 }
@@ -641,6 +847,9 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
         rc = (int)hdr[0];   /* rank 0 said why */
         goto out;
     }
+    if (f->rank == 0 && local == VF_OK &&
+        !(f->ids = vf_calloc((size_t)f->size, sizeof *f->ids, err)))
+        local = VF_ENOMEM;
     if (f->rank != 0) {
         doc_text = malloc((size_t)hdr[1]);
         weights = malloc(hdr[2] ? (size_t)hdr[2] : 1);
@@ -652,7 +861,7 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
                                  f->rank);
     }
     /* a rank without memory still takes part in the broadcasts, into a scratch buffer */
-    if ((rc = agree(local, err)) < 0)
+    if ((rc = agree(local, err)) < 0 || (rc = gather_ids(f, err)) < 0)
         goto out;
     if ((rc = bcast_bytes(doc_text, (size_t)hdr[1], err)) < 0 ||
         (rc = bcast_bytes(weights, weights_len, err)) < 0 ||
@@ -673,8 +882,9 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
         vf_error_prefix(err, "rank %d (%s)", f->rank, f->host);
     free(weights);
     weights = NULL;
-    /* a rank that failed prints why; the others exit with the same code quietly */
-    if ((rc = agree(local, err)) < 0)
+    /* a rank that failed prints why; the others exit with the same code quietly; a rank that does
+     * not answer in time is named */
+    if ((rc = agree_setup(f, local, err)) < 0)
         goto out;
     double setup_s = vf_now() - t_start;
 
@@ -718,18 +928,25 @@ stop_others:
             else
                 waiting++;
         }
-        /* take what they sent (READY, then BYE) so that nothing is unreceived at MPI_Finalize */
+        /* take what they sent (READY, then BYE) so that nothing is unreceived at MPI_Finalize,
+         * and release each (its relay waits for that) */
         for (double until = vf_now() + 5; waiting > 0 && vf_now() < until;) {
             struct vf_msg in;
             struct vf_error e = {0};
-            int got = vf_msg_recv_mpi(MPI_ANY_SOURCE, &in, NULL, &e);
+            int from = -1;
+            int got = vf_msg_recv_mpi(MPI_ANY_SOURCE, &in, &from, &e);
             if (got < 0)
                 break;
             if (got == 0) {
                 vf_farm_sleep_ms(2);
                 continue;
             }
-            waiting -= in.type == VF_MSG_BYE || in.type == VF_MSG_LEAVE;
+            if (in.type == VF_MSG_BYE || in.type == VF_MSG_LEAVE) {
+                waiting--;
+                vf_msg_init(&m, VF_MSG_RELEASE, 0);
+                if (vf_msg_send_mpi(&m, from, 2.0, &e) < 0)
+                    vf_log(NULL, VF_LOG_VERBOSE, "rank %d: RELEASE not sent: %s", from, e.msg);
+            }
         }
     }
     goto out;
@@ -742,6 +959,77 @@ out:
     free(weights);
     free(yaml);
     return rc;
+}
+
+/* Under mpirun --enable-recovery, Open MPI 4.1.4's closing fence in MPI_Finalize sometimes waits
+ * forever for a rank that was killed (measured: 1 run in 6-13 of tests/cli_farm_scale.sh's real
+ * kill -9, before and after the lost-rank changes). There a rank still in MPI_Finalize after
+ * FINALIZE_WAIT_S leaves without it: under recovery mpirun ends the job normally all the same. */
+#define FINALIZE_WAIT_S 10
+
+struct finalize_watch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rank, code;
+};
+
+static void *finalize_watchdog(void *opaque)
+{
+    struct finalize_watch *w = opaque;
+    struct timespec until;
+    VF_ASSERT(clock_gettime(CLOCK_MONOTONIC, &until) == 0);
+    until.tv_sec += FINALIZE_WAIT_S;
+    VF_ASSERT(pthread_mutex_lock(&w->mu) == 0);
+    while (!w->done) {
+        int rc = pthread_cond_timedwait(&w->cv, &w->mu, &until);
+        if (rc == ETIMEDOUT && !w->done) {
+            fprintf(stderr, "vaefarm: rank %d: MPI_Finalize has not returned for %d s (under mpirun "
+                    "--enable-recovery it can wait for a dead rank forever): leaving without it\n",
+                    w->rank, FINALIZE_WAIT_S);
+            _exit(w->code);
+        }
+        VF_ASSERT(rc == 0 || rc == ETIMEDOUT);
+    }
+    VF_ASSERT(pthread_mutex_unlock(&w->mu) == 0);
+    return NULL;
+}
+
+/* MPI_Finalize, watched under recovery (above). */
+static void finalize(int rank, int code)
+{
+    struct finalize_watch w = {.rank = rank, .code = code};
+    pthread_condattr_t ca;
+    pthread_t th;
+    bool watched = false;
+    if (vf_farm_mpi_recovery() && pthread_mutex_init(&w.mu, NULL) == 0) {
+        if (pthread_condattr_init(&ca) == 0) {
+            if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+                pthread_cond_init(&w.cv, &ca) == 0) {
+                if (pthread_create(&th, NULL, finalize_watchdog, &w) == 0)
+                    watched = true;
+                else
+                    VF_ASSERT(pthread_cond_destroy(&w.cv) == 0);
+            }
+            VF_ASSERT(pthread_condattr_destroy(&ca) == 0);
+        }
+        if (!watched) {
+            VF_ASSERT(pthread_mutex_destroy(&w.mu) == 0);
+            fprintf(stderr, "vaefarm: rank %d: no watch on MPI_Finalize (a thread could not "
+                    "start)\n", rank);
+        }
+    }
+    if (MPI_Finalize() != MPI_SUCCESS)
+        fprintf(stderr, "vaefarm: rank %d: MPI_Finalize failed\n", rank);
+    if (watched) {
+        VF_ASSERT(pthread_mutex_lock(&w.mu) == 0);
+        w.done = true;
+        VF_ASSERT(pthread_cond_signal(&w.cv) == 0);
+        VF_ASSERT(pthread_mutex_unlock(&w.mu) == 0);
+        VF_ASSERT(pthread_join(th, NULL) == 0);
+        VF_ASSERT(pthread_cond_destroy(&w.cv) == 0);
+        VF_ASSERT(pthread_mutex_destroy(&w.mu) == 0);
+    }
 }
 
 int vf_cmd_run(int argc, char **argv, struct vf_cli *cli)
@@ -837,10 +1125,28 @@ done:
         fclose(g_sink.file);
     g_sink.file = NULL;
     vf_log_set_sink(NULL, NULL);
+    bool abort_job = f.abort_job;
     farm_free(&f);
-    if (local != MPI_COMM_NULL)
-        MPI_Comm_free(&local);
-    MPI_Finalize();
+    if (local != MPI_COMM_NULL && MPI_Comm_free(&local) != MPI_SUCCESS)
+        fprintf(stderr, "vaefarm: rank %d: MPI_Comm_free failed\n", f.rank);
+    if (abort_job) {
+        /* A rank that answers nothing (stopped, hung) is still there: MPI_Finalize would wait for
+         * it forever, and killing it would make the launcher end the job as crashed (exit 137;
+         * docs/FARM.md "Lost ranks"). The launcher ends the job, that rank included, with this
+         * rank's exit code instead: Open MPI 4's mpirun when a rank exits without MPI_Finalize
+         * (its MPI_Abort, with a stopped rank about, sometimes crashed or hung mpirun itself
+         * here; an exit code of 0 reads as 1 there), srun on MPI_Abort. */
+        int code = vf_exit_code(rc);
+        if (lock_fd >= 0)
+            close(lock_fd);
+        fflush(NULL);
+        if (getenv("OMPI_MCA_orte_hnp_uri"))
+            exit(code);
+        if (MPI_Abort(MPI_COMM_WORLD, code) != MPI_SUCCESS)
+            fprintf(stderr, "vaefarm: MPI_Abort failed\n");
+        return code;
+    }
+    finalize(f.rank, vf_exit_code(rc));
     if (lock_fd >= 0)
         close(lock_fd);
     return vf_exit_code(rc);

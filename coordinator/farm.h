@@ -34,11 +34,13 @@
 /* ---- messages (docs/FARM.md "Messages") ---------------------------------------------------- */
 
 #define VF_MSG_MAGIC "VFM1"
-#define VF_MSG_VERSION 2
+#define VF_MSG_VERSION 3
 #define VF_MSG_TAG 17
+#define VF_SETUP_TAG 18         /* the end of setup: each rank's status to rank 0, its verdict back */
 
 enum vf_msg_type { VF_MSG_READY = 1, VF_MSG_ASSIGN, VF_MSG_PROGRESS, VF_MSG_DONE, VF_MSG_STOP,
-                   VF_MSG_BYE, VF_MSG_LEAVE, VF_MSG_PING, VF_MSG_PONG, VF_MSG_END_RANK };
+                   VF_MSG_BYE, VF_MSG_LEAVE, VF_MSG_PING, VF_MSG_PONG, VF_MSG_END_RANK,
+                   VF_MSG_RELEASE };
 
 /* A farm-private status: the STOP that a rank declared lost gets, and what a worker that lost
  * its coordinator returns (exit code 1, "any other failure"). */
@@ -104,10 +106,16 @@ void vf_farm_sleep_ms(int ms);
 
 /* Whether process `pid` is rank `rank` of this very job: its environment names this process's
  * PMIx namespace and that rank (so that a recycled pid is never taken for it). 1: it is (and
- * lives); 0: no such process of this job any more; < 0: cannot tell, *why says why. */
+ * lives); 0: no such process of this job any more (*why is empty when there is no process `pid`,
+ * else it says whose the pid is now); < 0: cannot tell, *why says why. */
 int vf_farm_rank_alive(int pid, int rank, char *why, size_t why_len);
-/* End (SIGKILL) rank `rank` of this job, process `pid`, after vf_farm_rank_alive said 1. */
+/* End (SIGKILL) rank `rank` of this job, process `pid`: the process is pinned first (pidfd_open),
+ * then checked (vf_farm_rank_alive), then signalled through the pidfd, so that a pid recycled
+ * meanwhile is never signalled. 1: ended; 0: not there (or, *why non-empty, the check refused:
+ * the pid is another process's); < 0: could not, *why says why. */
 int vf_farm_end_rank(int pid, int rank, char *why, size_t why_len);
+/* Whether this job runs under mpirun --enable-recovery (a rank's death does not end the job). */
+bool vf_farm_mpi_recovery(void);
 
 /* ---- the process-wide stop flag (signals, STOP) -------------------------------------------- */
 
@@ -138,6 +146,14 @@ struct vf_farm {
     double rank_timeout;        /* seconds of silence after which a rank running a chunk is lost,
                                  * and a worker that hears nothing from rank 0 stops (default 60) */
     char host[64];
+    /* rank 0: every rank's pid and host, gathered during setup (a rank that never says READY can
+     * still be ended) */
+    struct vf_rank_id { int32_t pid; char host[64]; } *ids;
+    /* rank 0: end the job with MPI_Abort (exit code vf_exit_code(status)) instead of
+     * MPI_Finalize: a rank that is still there but answers nothing (stopped, hung) would keep
+     * MPI_Finalize waiting, and without mpirun --enable-recovery only MPI_Abort ends it without
+     * the launcher taking the job for crashed */
+    bool abort_job;
 
     struct vf_film *film;
     struct vf_media_info *info;
@@ -160,9 +176,15 @@ struct vf_farm {
     char device[64];
 };
 
-/* Segment and seam file paths of a chunk (caller frees). */
-char *vf_farm_segment_path(const struct vf_farm *f, int chunk, const char *ext, bool relative,
+/* Segment and seam file paths of a chunk (caller frees): rank < 0, the final name
+ * (segments/NNNNN.EXT, what the journal names and the merge reads); else the name rank `rank`
+ * (process `pid`) writes, segments/NNNNN.rRANK-PID.EXT, which only rank 0 renames to the final
+ * name when it journals the chunk: a rank declared lost that comes back never touches a final
+ * name. */
+char *vf_farm_segment_path(const struct vf_farm *f, int chunk, const char *ext, int rank, int pid,
                            struct vf_error *err);
+/* Whether `name` (a file name in segments/) is such a rank's own name: NNNNN.rR-P.mkv/.seam. */
+bool vf_farm_segment_rank_name(const char *name);
 
 /* The worker loop: READY, then ASSIGN → colorize → seam file → DONE, until STOP. Returns the
  * STOP's status (VF_OK when the job succeeded) or a local failure. With an MPI link (ranks other

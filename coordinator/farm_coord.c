@@ -7,17 +7,22 @@
  *
  * The loop polls (the mailbox of rank 0's own worker, then MPI_Iprobe) and waits on that mailbox
  * 1 ms doubling to 20 ms when nothing came, so it costs little CPU; that cost is measured
- * (coordinator_cpu_s, coordinator_share). A rank that runs a chunk and sends nothing (no
- * heartbeat) for --rank-timeout seconds is lost: its chunk goes to another rank, it gets no more
- * work, and at the end it is ended if it is still there, so that MPI_Finalize does not wait for
- * it. With --null-colorizer there is no journal, no merge and no seam report.
+ * (coordinator_cpu_s, coordinator_share). A rank that sends nothing for --rank-timeout seconds
+ * (a rank that runs a chunk sends a heartbeat every second, an idle one a PING every quarter of
+ * the timeout) is lost: its chunk goes to another rank, it gets no more work, and at the end,
+ * once every other rank has stopped, it is ended if it is still there, so that MPI_Finalize does
+ * not wait for it. Workers write their segments under names of their own; this thread renames
+ * one to the chunk's name when it journals the chunk. With --null-colorizer there is no journal,
+ * no files, no merge and no seam report.
  */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "coordinator/coordinator.h"
 #include "coordinator/farm.h"
@@ -41,8 +46,10 @@ struct rinfo {
     bool ready;                 /* said READY */
     bool gone;                  /* said BYE (after STOP) or LEAVE (gave up), or lost: no more work,
                                  * nothing more is waited for */
-    bool lost;                  /* silent for rank_timeout while it ran a chunk (or unreachable) */
-    bool ended;                 /* lost, and then said BYE or LEAVE, or was ended */
+    bool lost;                  /* silent for rank_timeout (or unreachable) */
+    bool ended;                 /* lost, and then said BYE or LEAVE, or was ended (or is gone) */
+    bool said_bye;              /* said BYE or LEAVE: its relay waits for RELEASE */
+    bool released;              /* was told RELEASE */
     int chunk;                  /* running, or -1 */
     int pid;
     char host[64], device[64];
@@ -73,6 +80,7 @@ struct coord {
     size_t assignments, reassigned;
     int n_lost;
     double last_lost_check;
+    bool stopping;              /* STOP went out: no more work, no reassignment */
     bool holding;               /* a helper thread works: keep messages but PINGs for later */
     struct held *held;
     size_t n_held, cap_held;
@@ -311,6 +319,21 @@ static int pick(struct coord *k, int rank)
 
 static void declare_lost(struct coord *k, int r, double silent, const char *why);
 
+/* RELEASE to rank r, which said BYE or LEAVE: nothing more comes from rank 0, its relay may
+ * leave for MPI_Finalize (docs/FARM.md "Messages"). */
+static void release(struct coord *k, int r)
+{
+    struct rinfo *ri = &k->r[r];
+    if (r == 0 || ri->released)
+        return;
+    ri->released = true;
+    struct vf_msg m;
+    struct vf_error e = {0};
+    vf_msg_init(&m, VF_MSG_RELEASE, 0);
+    if (send_to(k, r, &m, &e) < 0)
+        vf_log(&LOG, VF_LOG_VERBOSE, "rank %d: RELEASE not sent: %s", r, e.msg);
+}
+
 static int assign_idle(struct coord *k, struct vf_error *err)
 {
     for (int r = 0; r < k->f->size; r++) {
@@ -351,6 +374,56 @@ static int assign_idle(struct coord *k, struct vf_error *err)
 
 static void chunk_failed(struct coord *k, int id, int from, int status, const char *text);
 
+/* A finished chunk's segment and seam file, which rank `from` wrote under its own names, take the
+ * chunk's names (before the chunk is journaled): only this thread writes a chunk's final name, so
+ * a rank that was declared lost and comes back cannot replace a segment that the journal names or
+ * that the merge reads. */
+static int take_segment(struct coord *k, int from, int id, char *why, size_t why_len)
+{
+    struct vf_farm *f = k->f;
+    int pid = k->r[from].pid;
+    struct vf_error e = {0};
+    char *src = vf_farm_segment_path(f, id, "mkv", from, pid, &e);
+    char *dst = vf_farm_segment_path(f, id, "mkv", -1, 0, &e);
+    char *ssrc = vf_farm_segment_path(f, id, "seam", from, pid, &e);
+    char *sdst = vf_farm_segment_path(f, id, "seam", -1, 0, &e);
+    int rc = VF_OK;
+    if (!src || !dst || !ssrc || !sdst) {
+        snprintf(why, why_len, "rank 0: out of memory for the segment's name");
+        rc = VF_ENOMEM;
+    } else if (rename(src, dst) != 0) {
+        snprintf(why, why_len, "rank 0 could not rename rank %d's segment %s to %s: %s", from, src,
+                 dst, strerror(errno));
+        rc = VF_EIO;
+    } else if (rename(ssrc, sdst) != 0) {
+        /* no seam file (the rank could not write it, and said so): a seam file of an earlier
+         * attempt must not stand in for it */
+        if (errno != ENOENT) {
+            vf_log(&LOG, VF_LOG_WARN, "chunk %d: could not rename %s to %s: %s (its boundary drops "
+                   "out of the seam report)", id, ssrc, sdst, strerror(errno));
+            unlink(ssrc);
+        }
+        unlink(sdst);
+    }
+    free(src);
+    free(dst);
+    free(ssrc);
+    free(sdst);
+    return rc;
+}
+
+/* The files of a chunk that a lost rank finished after all: another rank's are the chunk's. */
+static void drop_rank_files(struct coord *k, int from, int id)
+{
+    const char *ext[] = {"mkv", "seam"};
+    for (int i = 0; i < 2; i++) {
+        char *p = vf_farm_segment_path(k->f, id, ext[i], from, k->r[from].pid, NULL);
+        if (p && unlink(p) == 0)
+            vf_log(&LOG, VF_LOG_VERBOSE, "removed %s, which lost rank %d made", p, from);
+        free(p);
+    }
+}
+
 static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_error *err)
 {
     struct vf_farm *f = k->f;
@@ -370,6 +443,12 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
     ri->chunk = -1;
     k->t_last_done = vf_now();
     if (m->status == VF_OK) {
+        char why[VF_ERROR_MSG_MAX];
+        if (!k->null && take_segment(k, from, fc->id, why, sizeof why) < 0) {
+            ri->busy += m->t_total;
+            chunk_failed(k, m->chunk, from, VF_EIO, why);
+            return VF_OK;
+        }
         struct vf_journal_entry e = {.chunk = fc->id, .frames = m->frames_kept, .rank = from,
                                      .attempt = m->attempt, .seconds = m->t_total,
                                      .t_decode = m->t_decode, .t_infer = m->t_infer,
@@ -468,9 +547,10 @@ static void check_any_left(struct coord *k, int from, const char *why)
     }
 }
 
-/* Rank r sends nothing (it died or hangs) or cannot be reached: it gets no more work, its chunk
- * goes to another rank, and nothing more is waited for from it. It is told STOP, in case it
- * comes back: it then stops and exits non-zero. */
+/* Rank r sends nothing (it died, was stopped or hangs) or cannot be reached: it gets no more
+ * work, its chunk goes to another rank, and nothing more is waited for from it. It is told STOP,
+ * in case it comes back: it then stops and exits non-zero. Once the job stops (k->stopping: STOP
+ * has gone out to every rank) it is only marked, to be ended at the end. */
 static void declare_lost(struct coord *k, int r, double silent, const char *why)
 {
     struct rinfo *ri = &k->r[r];
@@ -485,11 +565,20 @@ static void declare_lost(struct coord *k, int r, double silent, const char *why)
     if (why)
         snprintf(text, sizeof text, "rank %d (%s, pid %d) is lost: %.900s", r, ri->host, ri->pid,
                  why);
-    else
+    else if (ri->chunk >= 0)
         snprintf(text, sizeof text, "rank %d (%s, pid %d) is lost: nothing from it for %.1f s "
                  "(--rank-timeout %g) while it ran chunk %d", r, ri->host, ri->pid, silent,
                  k->f->rank_timeout, ri->chunk);
+    else
+        snprintf(text, sizeof text, "rank %d (%s, pid %d) is lost: nothing from it for %.1f s "
+                 "(--rank-timeout %g) while %s", r, ri->host, ri->pid, silent, k->f->rank_timeout,
+                 !ri->ready ? "it never said READY" : k->stopping ? "idle, and it did not answer STOP"
+                 : "idle (an idle rank PINGs rank 0)");
     clear_live(k);
+    if (k->stopping) {
+        vf_log(&LOG, VF_LOG_ERROR, "%s", text);
+        return;
+    }
     if (ri->chunk >= 0)
         vf_log(&LOG, VF_LOG_ERROR, "%s; chunk %d goes to another rank, rank %d gets no more work",
                text, ri->chunk, r);
@@ -512,15 +601,21 @@ static void declare_lost(struct coord *k, int r, double silent, const char *why)
 
 static int drain(struct coord *k, struct vf_error *err);
 
-/* The ranks that run a chunk and have sent nothing for rank_timeout seconds. */
+/* The ranks that have sent nothing for rank_timeout seconds, running a chunk or not: a running
+ * chunk's relay sends a heartbeat every second, an idle rank's relay PINGs rank 0 every quarter
+ * of the timeout, and a rank that has not said READY yet is timed from the coordinator's start,
+ * so silence means dead, stopped or unreachable (the tail of every film leaves ranks idle: one
+ * stopped then would otherwise keep MPI_Finalize waiting forever). */
 static int stale_ranks(struct coord *k, double now, bool declare)
 {
     int n = 0;
     for (int r = 1; r < k->f->size; r++) {
         struct rinfo *ri = &k->r[r];
-        if (ri->gone || ri->chunk < 0)
+        if (ri->gone)
             continue;
-        double since = ri->last_heard > ri->assigned_at ? ri->last_heard : ri->assigned_at;
+        double since = ri->last_heard;
+        if (ri->chunk >= 0 && ri->assigned_at > since)
+            since = ri->assigned_at;
         if (now - since > k->f->rank_timeout) {
             n++;
             if (declare)
@@ -530,8 +625,8 @@ static int stale_ranks(struct coord *k, double now, bool declare)
     return n;
 }
 
-/* Every rank that runs a chunk and has sent nothing for rank_timeout seconds is lost (looked at
- * ten times a second at most). Before that, the messages waiting are taken twice more: a probe
+/* Every rank that has sent nothing for rank_timeout seconds is lost (looked at ten times a
+ * second at most). Before that, the messages waiting are taken twice more: a probe
  * can miss one that it has just pulled in (after rank 0 itself did not run for a while, many). */
 static int check_lost(struct coord *k, struct vf_error *err)
 {
@@ -558,9 +653,12 @@ static int handle(struct coord *k, int from, const struct vf_msg *m, struct vf_e
     ri->last_heard = vf_now();
     if (ri->lost) {
         /* a lost rank that comes back: its work went elsewhere; it was told STOP */
+        if (m->type == VF_MSG_DONE && m->status == VF_OK && m->chunk >= 0 && !k->null)
+            drop_rank_files(k, from, m->chunk);
         if (m->type == VF_MSG_BYE || m->type == VF_MSG_LEAVE) {
-            ri->ended = true;
+            ri->ended = ri->said_bye = true;
             vf_log(&LOG, VF_LOG_WARN, "lost rank %d (%s) came back and stopped", from, ri->host);
+            release(k, from);
         }
         return VF_OK;
     }
@@ -589,10 +687,12 @@ static int handle(struct coord *k, int from, const struct vf_msg *m, struct vf_e
     case VF_MSG_DONE:
         return on_done(k, from, m, err);
     case VF_MSG_BYE:
-        ri->gone = true;
+        ri->gone = ri->said_bye = true;
         return VF_OK;
     case VF_MSG_LEAVE:
-        ri->gone = true;
+        ri->gone = ri->said_bye = true;
+        if (!k->stopping)
+            release(k, from);       /* it gave up mid-job: it need not wait for the end */
         clear_live(k);
         vf_log(&LOG, VF_LOG_ERROR, "rank %d (%s) gave up: %s", from, ri->host,
                m->text[0] ? m->text : vf_status_str(m->status));
@@ -650,8 +750,14 @@ static int drain(struct coord *k, struct vf_error *err)
 static int handle_held(struct coord *k, struct vf_error *err)
 {
     int rc = VF_OK;
-    for (size_t i = 0; i < k->n_held && rc == VF_OK; i++)
-        rc = handle(k, k->held[i].from, &k->held[i].m, err);
+    for (size_t i = 0; i < k->n_held; i++) {
+        struct vf_error e = {0};
+        int r = handle(k, k->held[i].from, &k->held[i].m, &e);
+        if (r < 0 && rc == VF_OK) {     /* the first error; the others are still handled */
+            rc = r;
+            *err = e;
+        }
+    }
     k->n_held = 0;
     return rc;
 }
@@ -709,11 +815,19 @@ static int while_answering(struct coord *k, int (*fn)(struct coord *, struct vf_
     }
     if (cpu_s)
         *cpu_s = h.cpu_s;
+    /* the messages kept meanwhile, whatever the helper's outcome (a BYE or LEAVE among them must
+     * not be lost) */
+    struct vf_error he = {0};
+    int rc = handle_held(k, &he);
     if (h.rc < 0) {
+        if (rc < 0)
+            vf_log(&LOG, VF_LOG_ERROR, "%s", he.msg);
         *err = h.err;
         return h.rc;
     }
-    return handle_held(k, err);
+    if (rc < 0)
+        *err = he;
+    return rc;
 }
 
 /* STOP to every rank that has not left; a send that fails does not keep the others from
@@ -766,7 +880,7 @@ static size_t seam_errors(struct coord *k, struct seam *out)
     int prev_shot = -1, ph = 0, pw = 0;
     for (size_t i = 0; i < f->n_chunks; i++) {
         const struct vf_farm_chunk *fc = &f->chunks[i];
-        char *path = vf_farm_segment_path(f, fc->id, "seam", false, NULL);
+        char *path = vf_farm_segment_path(f, fc->id, "seam", -1, 0, NULL);
         float *warm = NULL, *last = NULL;
         int h = 0, w = 0;
         struct vf_error e = {0};
@@ -805,7 +919,7 @@ static int merge(struct coord *k, struct vf_error *err)
     char **segs = vf_calloc(f->n_chunks, sizeof *segs, err);
     int rc = segs ? VF_OK : VF_ENOMEM;
     for (size_t i = 0; i < f->n_chunks && rc == 0; i++)
-        if (!(segs[i] = vf_farm_segment_path(f, f->chunks[i].id, "mkv", false, err)))
+        if (!(segs[i] = vf_farm_segment_path(f, f->chunks[i].id, "mkv", -1, 0, err)))
             rc = VF_ENOMEM;
     if (rc == 0) {
         struct vf_merge_spec ms = {.output = f->film->output, .source = f->info,
@@ -1003,37 +1117,59 @@ static int finish(struct coord *k, struct vf_error *err)
 }
 
 /* A lost rank that may still be there (it hangs, or it was stopped) would keep every rank in
- * MPI_Finalize forever: end it (SIGKILL), from rank 0 when it runs on rank 0's node, else from a
- * live rank of its node. It holds no work. */
-static void end_lost_ranks(struct coord *k)
+ * MPI_Finalize forever. Called once every other rank has said BYE (and waits for RELEASE), so
+ * that whatever they still finished is journaled first. Under mpirun --enable-recovery a rank's
+ * death does not end the job: such a rank is ended (SIGKILL, pinned by a pidfd), by rank 0 when
+ * it runs on rank 0's node, else by a rank of its node (END_RANK). Without recovery the launcher
+ * would take that kill for a crash and end the job itself (mpirun exits 137, srun likewise):
+ * rank 0 has the launcher end the job, stopped ranks included, with the job's own exit code
+ * instead (f->abort_job, cmd_run.c). Returns true when that is needed. */
+static bool end_lost_ranks(struct coord *k, bool recovery)
 {
     struct vf_farm *f = k->f;
-    const char *rec = getenv("OMPI_MCA_orte_enable_recovery");
-    bool recovery = rec && strcmp(rec, "1") == 0;
+    bool abort_job = false;
     for (int r = 1; r < f->size; r++) {
         struct rinfo *ri = &k->r[r];
-        if (!ri->lost || ri->ended || ri->pid <= 0)
+        if (!ri->lost || ri->ended)
             continue;
         ri->ended = true;
-        if (strcmp(ri->host, f->host) == 0) {
-            char why[512] = "";
-            int rc = vf_farm_rank_alive(ri->pid, r, why, sizeof why);
-            if (rc > 0) {
-                /* said first: without --enable-recovery mpirun ends every rank at once */
-                vf_log(&LOG, VF_LOG_WARN, "lost rank %d (pid %d) is still there: ending it, or "
-                       "MPI_Finalize would wait for it forever%s", r, ri->pid, recovery ? "" :
-                       " (without mpirun --enable-recovery, mpirun then ends the job and exits "
-                       "non-zero: the output and report are complete)");
-                rc = vf_farm_end_rank(ri->pid, r, why, sizeof why);
-            }
-            if (rc < 0)
-                vf_log(&LOG, VF_LOG_ERROR, "could not end lost rank %d (pid %d): %s; end it by "
-                       "hand: MPI_Finalize waits for it", r, ri->pid, why);
+        char why[512] = "";
+        if (ri->pid <= 0) {
+            vf_log(&LOG, VF_LOG_ERROR, "lost rank %d: its pid is unknown: it cannot be ended%s", r,
+                   recovery ? "; if it is still there, MPI_Finalize waits for it: end it by hand"
+                   : "");
+            abort_job |= !recovery;
             continue;
         }
+        if (strcmp(ri->host, f->host) == 0) {
+            int rc = recovery ? vf_farm_end_rank(ri->pid, r, why, sizeof why)
+                              : vf_farm_rank_alive(ri->pid, r, why, sizeof why);
+            if (rc > 0 && recovery)
+                vf_log(&LOG, VF_LOG_WARN, "lost rank %d (pid %d) was still there: ended it "
+                       "(SIGKILL), or MPI_Finalize would wait for it forever", r, ri->pid);
+            else if (rc == 0 && why[0])
+                vf_log(&LOG, VF_LOG_WARN, "not ending lost rank %d: %s", r, why);
+            else if (rc < 0 && recovery)
+                vf_log(&LOG, VF_LOG_ERROR, "could not end lost rank %d (pid %d): %s; end it by "
+                       "hand: MPI_Finalize waits for it", r, ri->pid, why);
+            if (rc != 0 && !recovery) {
+                vf_log(&LOG, VF_LOG_WARN, "lost rank %d (pid %d) is still there%s%s%s", r, ri->pid,
+                       rc < 0 ? " (or cannot tell: " : "", rc < 0 ? why : "", rc < 0 ? ")" : "");
+                abort_job = true;
+            }
+            continue;
+        }
+        if (!recovery) {
+            vf_log(&LOG, VF_LOG_WARN, "lost rank %d (pid %d on %s) may still be there", r, ri->pid,
+                   ri->host);
+            abort_job = true;
+            continue;
+        }
+        /* a rank of its node that still listens: running, or waiting for RELEASE */
         int by = -1;
         for (int w = 1; w < f->size && by < 0; w++)
-            if (k->r[w].ready && !k->r[w].gone && strcmp(k->r[w].host, ri->host) == 0)
+            if (w != r && k->r[w].ready && !k->r[w].lost && (!k->r[w].gone || !k->r[w].released) &&
+                strcmp(k->r[w].host, ri->host) == 0)
                 by = w;
         struct vf_msg m;
         struct vf_error e = {0};
@@ -1048,6 +1184,7 @@ static void end_lost_ranks(struct coord *k)
             vf_log(&LOG, VF_LOG_VERBOSE, "rank %d asked to end lost rank %d (pid %d) on %s", by, r,
                    ri->pid, ri->host);
     }
+    return abort_job;
 }
 
 /* ---- the loop ----------------------------------------------------------------------------- */
@@ -1071,6 +1208,10 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
     for (int r = 0; r < f->size; r++) {
         k.r[r].chunk = k.r[r].lost_chunk = -1;
         k.r[r].last_heard = k.t0;
+        if (f->ids) {           /* until its READY: what setup gathered */
+            k.r[r].pid = f->ids[r].pid;
+            snprintf(k.r[r].host, sizeof k.r[r].host, "%.63s", f->ids[r].host);
+        }
     }
     for (size_t i = 0; i < f->n_chunks; i++)
         k.order[i] = (int)i;
@@ -1135,14 +1276,15 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
     }
     if (k.status != VF_OK)
         goto stop;
-    /* every rank's READY (host, device) for the report, also when every chunk was resumed */
+    /* every rank's READY (host, device) for the report, also when every chunk was resumed; a
+     * rank that stays silent is lost like any other */
     for (double until = vf_now() + 10; vf_now() < until;) {
         bool all = true;
         for (int r = 0; r < f->size; r++)
             all &= k.r[r].ready || k.r[r].gone;
         if (all)
             break;
-        if ((rc = drain(&k, err)) < 0)
+        if ((rc = drain(&k, err)) < 0 || (rc = check_lost(&k, err)) < 0)
             goto stop;
         rc = VF_OK;
         vf_farm_sleep_ms(1);
@@ -1170,16 +1312,16 @@ stop:
         /* A local failure of the coordinator itself stops the job like a failed chunk. */
         int status = rc < 0 ? rc : k.status;
         struct vf_error e2 = {0};
-        if (k.r)
-            end_lost_ranks(&k);
+        k.stopping = true;
         if (stop_all(&k, status, &e2) < 0 && rc == VF_OK) {
             *err = e2;
             rc = e2.code;
         }
         /* Wait for every rank's BYE (or LEAVE): running chunks stop within a frame or two and
          * report, and whatever still finishes is journaled; every message the ranks sent is
-         * received before MPI_Finalize. A rank that stays silent is given up on; a lost rank is
-         * not waited for. */
+         * received before MPI_Finalize. A rank silent for --rank-timeout (dead, stopped, hung:
+         * a live one answers STOP at once) is lost and not waited for; after 30 s (success) or
+         * 8 s (a failure, an interrupt) the ranks that still have not answered are lost too. */
         double until = vf_now() + (status == VF_OK ? 30 : 8);
         while (k.r && vf_now() < until) {
             bool all_gone = true;
@@ -1189,15 +1331,25 @@ stop:
                 break;
             if (k.status == VF_OK)
                 k.status = status;
-            if (drain(&k, &e2) < 0) {
+            if (drain(&k, &e2) < 0 || check_lost(&k, &e2) < 0) {
                 vf_log(&LOG, VF_LOG_ERROR, "while the ranks stop: %s", e2.msg);
                 break;
             }
             vf_farm_sleep_ms(2);
         }
+        for (int r = 1; k.r && r < f->size; r++)
+            if (!k.r[r].gone) {
+                char why[160];
+                snprintf(why, sizeof why, "it has not answered STOP (nothing from it for %.1f s)",
+                         vf_now() - k.r[r].last_heard);
+                declare_lost(&k, r, vf_now() - k.r[r].last_heard, why);
+            }
         if (status != VF_OK && rc == VF_OK) {
             rc = k.status;
-            if (k.status == VF_EINTERRUPTED)
+            if (k.status == VF_EINTERRUPTED && k.null)
+                vf_error_set(err, VF_EINTERRUPTED, "%s; %zu of %zu chunks were done (null "
+                             "colorizer: nothing is journaled)", k.why, k.n_done, f->n_chunks);
+            else if (k.status == VF_EINTERRUPTED)
                 vf_error_set(err, VF_EINTERRUPTED, "%s; %zu of %zu chunks are done and journaled: "
                              "run the same command to resume", k.why, k.n_done, f->n_chunks);
             else if (k.null)
@@ -1207,6 +1359,21 @@ stop:
                              "journal: fix the cause and run the same command to go on", k.why,
                              k.n_done);
         }
+        /* the lost ranks that may still be there: ended now that the others have stopped and
+         * what they finished is journaled (and before they are released: a rank of a lost
+         * rank's node may have to end it) */
+        bool recovery = vf_farm_mpi_recovery();
+        if (k.r && end_lost_ranks(&k, recovery)) {
+            f->abort_job = true;
+            vf_log(&LOG, VF_LOG_WARN, "a lost rank would keep MPI_Finalize waiting forever: the "
+                   "launcher ends the job, every rank, with exit code %d%s%s", vf_exit_code(rc),
+                   rc == VF_OK && getenv("OMPI_MCA_orte_hnp_uri") ? " (which mpirun reports as 1)"
+                   : "", rc == VF_OK ? "; the output and report.json are complete"
+                   : k.null ? "" : "; every chunk that finished is journaled");
+        }
+        for (int r = 1; k.r && r < f->size; r++)
+            if (k.r[r].said_bye)
+                release(&k, r);
     }
     json_decref(k.rep);
     free(jpath);

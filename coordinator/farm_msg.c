@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,7 +52,7 @@ int vf_msg_check(const struct vf_msg *m, int from, struct vf_error *err)
         return vf_error_set(err, VF_EINVAL, "rank %d speaks message version %d, this build speaks "
                             "%d: run the same vaefarm on every rank", from, (int)m->version,
                             VF_MSG_VERSION);
-    if (m->type < VF_MSG_READY || m->type > VF_MSG_END_RANK)
+    if (m->type < VF_MSG_READY || m->type > VF_MSG_RELEASE)
         return vf_error_set(err, VF_EINVAL, "rank %d sent a message of unknown type %d", from,
                             (int)m->type);
     return VF_OK;
@@ -250,11 +251,23 @@ int vf_mailbox_create(struct vf_mailbox **out, struct vf_error *err)
         free(mb);
         return vf_error_set(err, VF_EINTERNAL, "pthread_mutex_init: %s", strerror(rc));
     }
-    if ((rc = pthread_cond_init(&mb->cv, NULL))) {
-        pthread_mutex_destroy(&mb->mu);
+    /* timed waits on the monotonic clock: a change of the wall clock (NTP stepping it) neither
+     * cuts a wait short nor stretches it */
+    pthread_condattr_t ca;
+    const char *what = "pthread_condattr_init";
+    if (!(rc = pthread_condattr_init(&ca))) {
+        what = "pthread_condattr_setclock(CLOCK_MONOTONIC)";
+        if (!(rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC))) {
+            what = "pthread_cond_init";
+            rc = pthread_cond_init(&mb->cv, &ca);
+        }
+        VF_ASSERT(pthread_condattr_destroy(&ca) == 0);
+    }
+    if (rc) {
+        VF_ASSERT(pthread_mutex_destroy(&mb->mu) == 0);
         free(mb->q);
         free(mb);
-        return vf_error_set(err, VF_EINTERNAL, "pthread_cond_init: %s", strerror(rc));
+        return vf_error_set(err, VF_EINTERNAL, "%s: %s", what, strerror(rc));
     }
     *out = mb;
     return VF_OK;
@@ -264,8 +277,8 @@ void vf_mailbox_destroy(struct vf_mailbox **mb)
 {
     if (!mb || !*mb)
         return;
-    pthread_cond_destroy(&(*mb)->cv);
-    pthread_mutex_destroy(&(*mb)->mu);
+    VF_ASSERT(pthread_cond_destroy(&(*mb)->cv) == 0);
+    VF_ASSERT(pthread_mutex_destroy(&(*mb)->mu) == 0);
     free((*mb)->q);
     free(*mb);
     *mb = NULL;
@@ -302,7 +315,7 @@ int vf_mailbox_get(struct vf_mailbox *mb, struct vf_msg *m, double timeout_s)
     VF_ASSERT(pthread_mutex_lock(&mb->mu) == 0);
     if (mb->n == 0 && timeout_s > 0) {
         struct timespec ts;
-        VF_ASSERT(clock_gettime(CLOCK_REALTIME, &ts) == 0);
+        VF_ASSERT(clock_gettime(CLOCK_MONOTONIC, &ts) == 0);   /* the condition's clock */
         double t = ts.tv_sec + ts.tv_nsec * 1e-9 + timeout_s;
         ts.tv_sec = (time_t)t;
         ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
@@ -375,6 +388,7 @@ static const char *env_in(const char *env, size_t n, const char *key)
 
 int vf_farm_rank_alive(int pid, int rank, char *why, size_t why_len)
 {
+    why[0] = 0;
     const char *ns = getenv("PMIX_NAMESPACE");
     if (!ns || !*ns) {
         snprintf(why, why_len, "no PMIX_NAMESPACE in this process's environment: cannot tell "
@@ -425,15 +439,74 @@ int vf_farm_rank_alive(int pid, int rank, char *why, size_t why_len)
     char want[16];
     snprintf(want, sizeof want, "%d", rank);
     bool ours = their_ns && their_rank && strcmp(their_ns, ns) == 0 && strcmp(their_rank, want) == 0;
+    if (!ours)
+        snprintf(why, why_len, "pid %d is no longer rank %d of this job (%s): not signalled", pid,
+                 rank, n == 0 ? "it has exited" : their_ns && strcmp(their_ns, ns) == 0 ?
+                 "it is another rank" : "its pid is another process's now");
     free(env);
     return ours ? 1 : 0;     /* 0: gone (or its pid is another process's now) */
 }
 
+/* pidfd_open and pidfd_send_signal (Linux 5.1/5.3), through syscall(): glibc before 2.36 has no
+ * wrappers. ENOSYS where the kernel (or its headers) lacks them. */
+static int pidfd_open_(int pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, (pid_t)pid, 0u);
+#else
+    (void)pid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static int pidfd_kill_(int fd, int sig)
+{
+#ifdef SYS_pidfd_send_signal
+    return (int)syscall(SYS_pidfd_send_signal, fd, sig, (void *)NULL, 0u);
+#else
+    (void)fd;
+    (void)sig;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 int vf_farm_end_rank(int pid, int rank, char *why, size_t why_len)
 {
+    why[0] = 0;
+    if (pid <= 0 || pid == (int)getpid()) {
+        snprintf(why, why_len, "pid %d is not another process", pid);
+        return -1;
+    }
+    /* pin the process first: whatever the check below reads, the signal goes to the process
+     * that had this pid when it was pinned, or nowhere (ESRCH) once that one has exited, never
+     * to a process that took its pid meanwhile */
+    int fd = pidfd_open_(pid);
+    if (fd < 0 && errno == ESRCH)
+        return 0;
+    if (fd < 0 && errno != ENOSYS) {
+        snprintf(why, why_len, "pidfd_open(%d): %s", pid, strerror(errno));
+        return -1;
+    }
     int rc = vf_farm_rank_alive(pid, rank, why, why_len);
-    if (rc <= 0)
+    if (rc <= 0) {
+        if (fd >= 0)
+            close(fd);
         return rc;
+    }
+    if (fd >= 0) {
+        int bad = pidfd_kill_(fd, SIGKILL) != 0 ? errno : 0;
+        close(fd);
+        if (bad == ESRCH)
+            return 0;
+        if (bad) {
+            snprintf(why, why_len, "pidfd_send_signal(%d, SIGKILL): %s", pid, strerror(bad));
+            return -1;
+        }
+        return 1;
+    }
+    /* a kernel without pidfds (before 5.3): kill(2) just after the check */
     if (kill(pid, SIGKILL) != 0) {
         if (errno == ESRCH)
             return 0;
@@ -441,6 +514,12 @@ int vf_farm_end_rank(int pid, int rank, char *why, size_t why_len)
         return -1;
     }
     return 1;
+}
+
+bool vf_farm_mpi_recovery(void)
+{
+    const char *rec = getenv("OMPI_MCA_orte_enable_recovery");
+    return rec && strcmp(rec, "1") == 0;
 }
 
 int vf_farm_null_work_dir(struct vf_film *film, struct vf_error *err)

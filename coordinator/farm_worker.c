@@ -76,17 +76,35 @@ static int null_chunk(struct vf_farm *f, const struct vf_farm_chunk *fc, struct 
     return VF_OK;
 }
 
-char *vf_farm_segment_path(const struct vf_farm *f, int chunk, const char *ext, bool relative,
+char *vf_farm_segment_path(const struct vf_farm *f, int chunk, const char *ext, int rank, int pid,
                            struct vf_error *err)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%05d.%s", chunk, ext);
-    if (relative) {
-        char rel[80];
-        snprintf(rel, sizeof rel, "segments/%s", name);
-        return vf_strdup(rel, err);
-    }
+    char name[96];
+    if (rank < 0)
+        snprintf(name, sizeof name, "%05d.%s", chunk, ext);
+    else
+        snprintf(name, sizeof name, "%05d.r%d-%d.%s", chunk, rank, pid, ext);
     return vf_path_join(f->seg_dir, name, err);
+}
+
+bool vf_farm_segment_rank_name(const char *name)
+{
+    const char *p = name;
+    for (int i = 0; i < 5; i++, p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    if (strncmp(p, ".r", 2) != 0)
+        return false;
+    p += 2;
+    for (int part = 0; part < 2; part++) {
+        const char *d = p;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (p == d || *p != (part ? '.' : '-'))
+            return false;
+        p++;
+    }
+    return strcmp(p, "mkv") == 0 || strcmp(p, "seam") == 0;
 }
 
 /* One ASSIGN: colorize, write the seam file, fill `done`. */
@@ -134,8 +152,9 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
             goto out;
         }
     }
-    seg = vf_farm_segment_path(f, fc->id, "mkv", false, &err);
-    seam = vf_farm_segment_path(f, fc->id, "seam", false, &err);
+    /* this rank's own names: rank 0 renames them to the chunk's when it journals the chunk */
+    seg = vf_farm_segment_path(f, fc->id, "mkv", f->rank, (int)getpid(), &err);
+    seam = vf_farm_segment_path(f, fc->id, "seam", f->rank, (int)getpid(), &err);
     if (!seg || !seam) {
         rc = VF_ENOMEM;
         goto out;
@@ -287,6 +306,9 @@ static void end_rank(const struct vf_farm *f, const struct vf_msg *m)
     if (rc > 0)
         vf_log(NULL, VF_LOG_WARN, "rank %d: ended lost rank %lld (pid %d) on %s", f->rank,
                (long long)m->done, (int)m->pid, f->host);
+    else if (rc == 0 && why[0])
+        vf_log(NULL, VF_LOG_WARN, "rank %d: not ending lost rank %lld on %s: %s", f->rank,
+               (long long)m->done, f->host, why);
     else if (rc < 0)
         vf_log(NULL, VF_LOG_ERROR, "rank %d: could not end lost rank %lld (pid %d) on %s: %s; "
                "end it by hand, MPI_Finalize waits for it", f->rank, (long long)m->done,
@@ -423,6 +445,42 @@ static int relay(struct vf_farm *f, struct vf_error *err)
             stop_loop(&r, lost.code);
         }
         last_sent = now;
+    }
+    /* After the BYE (or LEAVE) rank 0 still says RELEASE: nothing more comes from it. Until then
+     * this thread takes every message, so that none is left unreceived at MPI_Finalize (a PONG to
+     * a PING sent just before the BYE), and ends a lost rank of this node when asked (END_RANK:
+     * rank 0 sends those before RELEASE). It keeps watching rank 0 as before: silent for
+     * --rank-timeout, it is gone, and this rank leaves all the same. */
+    while (started && finished && !coord_gone) {
+        struct vf_msg m;
+        struct vf_error e2 = {0};
+        int got = vf_link_recv(&mpi, &m, 0, &e2);
+        now = vf_now();
+        if (got < 0) {
+            vf_log(NULL, VF_LOG_VERBOSE, "rank %d: after BYE: %s", f->rank, e2.msg);
+            break;
+        }
+        if (got == 1) {
+            last_heard = now;
+            if (m.type == VF_MSG_RELEASE)
+                break;
+            if (m.type == VF_MSG_END_RANK)
+                end_rank(f, &m);
+            continue;
+        }
+        if (now - last_heard > timeout) {
+            vf_log(NULL, VF_LOG_VERBOSE, "rank %d: no RELEASE from rank 0 for %.0f s after BYE: "
+                   "leaving", f->rank, now - last_heard);
+            break;
+        }
+        if (now - last_heard >= ping && now - last_ping >= ping) {
+            struct vf_msg out;
+            vf_msg_init(&out, VF_MSG_PING, f->rank);
+            last_ping = now;
+            if (vf_link_send(&mpi, &out, &e2) < 0)
+                break;
+        }
+        vf_farm_sleep_ms(2);
     }
 out:
     if (started) {

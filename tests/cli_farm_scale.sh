@@ -9,7 +9,12 @@
 #     in real mode the output is byte-identical to a one-rank run
 #   - SIGSTOP of a rank mid-chunk (a hung rank): lost, reassigned, the job completes, and the
 #     stopped rank is ended at the end so that MPI_Finalize does not wait for it (with and
-#     without --enable-recovery; without, mpirun then exits non-zero after the report)
+#     without --enable-recovery; without, the launcher ends the job: mpirun exits 1 after the
+#     report)
+#   - SIGSTOP of an idle rank (right after its READY; the tail of every film): lost all the same
+#     (an idle rank PINGs rank 0), ended at the end, the job ends in seconds, not never
+#   - SIGTERM to the other ranks while a stopped rank is lost, without --enable-recovery: they
+#     stop and the job exits 10 (resumable: what Slurm's templates requeue), not 137
 #   - rank 0 killed under --enable-recovery: every other rank stops within --rank-timeout
 # Usage: cli_farm_scale.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
@@ -97,12 +102,20 @@ mkyaml mix short.mkv 20 4
 mpirun -np 2 "$vf" run "$tmp/mix.yaml" --null-colorizer 0 --quiet; rc=$?
 "$vf" run "$tmp/mix.yaml" --quiet; rc2=$?
 check "real run after a null run (exit $rc, $rc2) colorizes every chunk" \
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['mode']=='colorize' and r['chunks_run']==5 and r['chunks_resumed']==0, r" \
-  "$tmp/mix.mkv.vaefarm/report.json"
+  all '[ "$rc" = 0 ] && [ "$rc2" = 0 ] && python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r[\"mode\"]==\"colorize\" and r[\"chunks_run\"]==5 and r[\"chunks_resumed\"]==0, r" "$tmp/mix.mkv.vaefarm/report.json"'
+check "real run: the segments under their chunks' names only, each journaled" python3 - "$tmp/mix.mkv.vaefarm" <<'PY'
+import json, os, sys
+w = sys.argv[1]
+j = sorted(json.loads(l)["segment"] for l in open(w + "/journal"))
+assert sorted("segments/" + n for n in os.listdir(w + "/segments") if n.endswith(".mkv")) == j, j
+assert sorted(os.listdir(w + "/segments")) == sorted(["%05d.%s" % (i, e) for i in range(5) for e in ("mkv", "seam")]), os.listdir(w + "/segments")
+PY
 sum1=$(cat "$tmp/mix.mkv.vaefarm/journal" "$tmp/mix.mkv" | md5sum)
+rm -f "$tmp/mix.mkv.vaefarm/null-colorizer/report.json"
 mpirun -np 2 "$vf" run "$tmp/mix.yaml" --null-colorizer 0 --quiet; rc=$?
 check "null run after a real run (exit $rc): journal and output untouched" \
-  [ "$sum1" = "$(cat "$tmp/mix.mkv.vaefarm/journal" "$tmp/mix.mkv" | md5sum)" ]
+  all '[ "$rc" = 0 ] && [ -s "$tmp/mix.mkv.vaefarm/null-colorizer/report.json" ] && [ "$sum1" = "$(cat "$tmp/mix.mkv.vaefarm/journal" "$tmp/mix.mkv" | md5sum)" ]'
+
 
 # --- kill -9 of rank 3 mid-chunk, mpirun --enable-recovery: 30 chunks of 12 frames, 40 ms each
 mkyaml kill grey.mkv 10 2
@@ -142,8 +155,9 @@ for mode in recovery plain; do
   wait $mpipid; rc=$?
   secs=$(since "$t0")
   echo "     SIGSTOP ($mode), 6 ranks: $secs s"
-  # without --enable-recovery, ending the stopped rank ends the job (after the report)
-  want='[ "$rc" = 0 ]'; [ $mode = plain ] && want='[ "$rc" != 0 ]'
+  # without --enable-recovery the launcher ends the job, the stopped rank with it, after the
+  # report: rank 0 leaves with exit code 0 without MPI_Finalize, which mpirun reports as 1
+  want='[ "$rc" = 0 ]'; [ $mode = plain ] && want='[ "$rc" = 1 ]'
   check "SIGSTOP of rank 2 ($mode, pid ${victim:-none}): mpirun ends in $secs s (exit $rc)" \
     all "[ -n \"\$victim\" ] && python3 -c 'assert $secs < 60' && $want"
   check "SIGSTOP ($mode): rank 2 lost, chunk reassigned, report complete" \
@@ -154,10 +168,75 @@ c = r["coordinator"]
 assert [x["rank"] for x in c["ranks_lost"]] == [2] and c["chunks_reassigned"] == 1, c
 assert r["chunks_run"] == 30 and c["assignments"] == 31, r
 PY
-  check "SIGSTOP ($mode): the stopped rank was ended at the end" \
-    grep -q "lost rank 2 (pid $victim) is still there: ending it" "$tmp/stop_$mode.out"
+  if [ $mode = recovery ]; then
+    check "SIGSTOP ($mode): the stopped rank was ended at the end" \
+      grep -q "lost rank 2 (pid $victim) was still there: ended it" "$tmp/stop_$mode.out"
+  else
+    check "SIGSTOP ($mode): the launcher ended the job, the stopped rank with it" \
+      all "grep -q 'lost rank 2 (pid $victim) is still there' '$tmp/stop_$mode.out' && grep -q 'the launcher ends the job, every rank, with exit code 0' '$tmp/stop_$mode.out'"
+  fi
   check "SIGSTOP ($mode): no rank left behind" [ -z "$(pgrep -f "$vf run $tmp/stop_$mode.yaml")" ]
 done
+
+# --- SIGSTOP of a rank that is idle (2 chunks of 4.5 s for 4 ranks: once both are handed out, a
+# rank of 1-3 that got none), under --enable-recovery: lost after --rank-timeout of silence
+# although it runs nothing (an idle rank PINGs rank 0), ended at the end; the job ends in seconds
+# (it used to wait in MPI_Finalize for as long as the stopped rank lived)
+mkyaml idle grey.mkv 150 2
+t0=$(date +%s.%N)
+timeout -s KILL 60 mpirun --enable-recovery -np 4 "$vf" run "$tmp/idle.yaml" --null-colorizer 30 \
+  --rank-timeout 2 >"$tmp/idle.out" 2>&1 &
+mpipid=$!
+ilog="$tmp/idle.mkv.vaefarm/null-colorizer/vaefarm.log"
+for _ in $(seq 600); do
+  [ "$(grep -c -- "-> rank" "$ilog" 2>/dev/null)" = 2 ] && break
+  sleep 0.02
+done
+r=; for x in 3 2 1; do grep -q -- "-> rank $x," "$ilog" || { r=$x; break; }; done
+victim=$([ -n "$r" ] && rank_pid idle "$r")
+[ -n "$victim" ] && kill -STOP "$victim"
+wait $mpipid; rc=$?
+secs=$(since "$t0")
+echo "     SIGSTOP of an idle rank, 4 ranks: $secs s"
+check "SIGSTOP of idle rank ${r:-?} (pid ${victim:-none}): mpirun ends in $secs s (exit $rc)" \
+  all "[ -n \"\$victim\" ] && [ \"\$rc\" = 0 ] && python3 -c 'assert $secs < 15'"
+check "SIGSTOP idle: rank ${r:-?} lost while idle, nothing reassigned" \
+  python3 - "$tmp/idle.mkv.vaefarm/null-colorizer/report.json" "${r:-0}" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = r["coordinator"]
+assert [(x["rank"], x["chunk"]) for x in c["ranks_lost"]] == [(int(sys.argv[2]), -1)], c["ranks_lost"]
+assert c["chunks_reassigned"] == 0 and r["chunks_run"] == 2, c
+PY
+check "SIGSTOP idle: the log says why, and the stopped rank was ended" \
+  all "grep -q 'rank ${r:-?} (.*) is lost: nothing from it for .* while idle' '$tmp/idle.out' && grep -q 'lost rank ${r:-?} (pid $victim) was still there: ended it' '$tmp/idle.out'"
+check "SIGSTOP idle: no rank left behind" [ -z "$(pgrep -f "$vf run $tmp/idle.yaml")" ]
+
+# --- SIGSTOP of rank 2 mid-chunk, lost; then SIGTERM to ranks 0, 1 and 3 (what scancel
+# --signal=TERM does), without --enable-recovery: the ranks stop, and the job exits 10, the
+# interrupt's code (slurm/*.sbatch requeue on it), not 137 (the stopped rank is not killed before
+# the others have stopped: that kill made mpirun end the job as crashed)
+mkyaml term grey.mkv 10 2
+t0=$(date +%s.%N)
+timeout -s KILL 60 mpirun -np 4 "$vf" run "$tmp/term.yaml" --null-colorizer 100 --rank-timeout 2 \
+  >"$tmp/term.out" 2>&1 &
+mpipid=$!
+victim=$(wait_assigned term "$tmp/term.mkv.vaefarm/null-colorizer/vaefarm.log" 2)
+[ -n "$victim" ] && kill -STOP "$victim"
+for _ in $(seq 300); do
+  grep -q "rank 2 (.*) is lost" "$tmp/term.mkv.vaefarm/null-colorizer/vaefarm.log" && break
+  sleep 0.02
+done
+others="$(rank_pid term 0) $(rank_pid term 1) $(rank_pid term 3)"
+kill -TERM $others
+wait $mpipid; rc=$?
+secs=$(since "$t0")
+echo "     SIGTERM while rank 2 is lost (plain), 4 ranks: $secs s"
+check "SIGTERM while stopped rank 2 (pid ${victim:-none}) is lost: exit $rc (10) in $secs s" \
+  all "[ -n \"\$victim\" ] && [ \"\$rc\" = 10 ] && python3 -c 'assert $secs < 20'"
+check "SIGTERM while lost: the log says so" \
+  all "grep -q 'rank 2 (.*) is lost' '$tmp/term.out' && grep -q 'interrupted by signal 15' '$tmp/term.out' && grep -q 'the launcher ends the job, every rank, with exit code 10' '$tmp/term.out'"
+check "SIGTERM while lost: no rank left behind" [ -z "$(pgrep -f "$vf run $tmp/term.yaml")" ]
 
 # --- rank 0 killed under --enable-recovery: the others notice and stop
 mkyaml coord grey.mkv 10 2
