@@ -553,6 +553,8 @@ static void farm_free(struct vf_farm *f)
 {
     free(f->ids);
     f->ids = NULL;
+    free(f->release_later);
+    f->release_later = NULL;
     vf_colorizer_destroy(&f->cz);
     vf_backend_destroy(&f->be);
     vf_net_free(&f->net);
@@ -1126,26 +1128,41 @@ done:
     g_sink.file = NULL;
     vf_log_set_sink(NULL, NULL);
     bool abort_job = f.abort_job;
+    int *release = f.release_later, n_release = f.n_release_later;
+    f.release_later = NULL;
     farm_free(&f);
     if (local != MPI_COMM_NULL && MPI_Comm_free(&local) != MPI_SUCCESS)
         fprintf(stderr, "vaefarm: rank %d: MPI_Comm_free failed\n", f.rank);
     if (abort_job) {
         /* A rank that answers nothing (stopped, hung) is still there: MPI_Finalize would wait for
          * it forever, and killing it would make the launcher end the job as crashed (exit 137;
-         * docs/FARM.md "Lost ranks"). The launcher ends the job, that rank included, with this
-         * rank's exit code instead: Open MPI 4's mpirun when a rank exits without MPI_Finalize
-         * (its MPI_Abort, with a stopped rank about, sometimes crashed or hung mpirun itself
-         * here; an exit code of 0 reads as 1 there), srun on MPI_Abort. */
+         * docs/FARM.md "Lost ranks"). The launcher ends the job, that rank included, with the
+         * job's exit code instead: Open MPI 4's mpirun when the ranks exit without MPI_Finalize
+         * (every rank does, as rank 0's RELEASE, sent below once rank 0 has said why, tells
+         * them; its MPI_Abort, with a stopped rank about,
+         * sometimes crashed or hung mpirun itself here; an exit code of 0 reads as 1 there),
+         * srun on rank 0's MPI_Abort. */
         int code = vf_exit_code(rc);
         if (lock_fd >= 0)
             close(lock_fd);
         fflush(NULL);
-        if (getenv("OMPI_MCA_orte_hnp_uri"))
+        /* rank 0 has said why: now the ranks that wait for their RELEASE leave as this one */
+        for (int i = 0; i < n_release; i++) {
+            struct vf_msg m;
+            struct vf_error e = {0};
+            vf_msg_init(&m, VF_MSG_RELEASE, 0);
+            m.status = 1;
+            if (vf_msg_send_mpi(&m, release[i], 2.0, &e) < 0)
+                fprintf(stderr, "vaefarm: rank %d: RELEASE not sent: %s\n", release[i], e.msg);
+        }
+        free(release);
+        if (vf_farm_under_mpirun())
             exit(code);
         if (MPI_Abort(MPI_COMM_WORLD, code) != MPI_SUCCESS)
             fprintf(stderr, "vaefarm: MPI_Abort failed\n");
         return code;
     }
+    free(release);
     finalize(f.rank, vf_exit_code(rc));
     if (lock_fd >= 0)
         close(lock_fd);

@@ -116,6 +116,8 @@ int vf_farm_rank_alive(int pid, int rank, char *why, size_t why_len);
 int vf_farm_end_rank(int pid, int rank, char *why, size_t why_len);
 /* Whether this job runs under mpirun --enable-recovery (a rank's death does not end the job). */
 bool vf_farm_mpi_recovery(void);
+/* Whether Open MPI's own mpirun (ORTE) started this process (not srun). */
+bool vf_farm_under_mpirun(void);
 
 /* ---- the process-wide stop flag (signals, STOP) -------------------------------------------- */
 
@@ -149,11 +151,16 @@ struct vf_farm {
     /* rank 0: every rank's pid and host, gathered during setup (a rank that never says READY can
      * still be ended) */
     struct vf_rank_id { int32_t pid; char host[64]; } *ids;
-    /* rank 0: end the job with MPI_Abort (exit code vf_exit_code(status)) instead of
-     * MPI_Finalize: a rank that is still there but answers nothing (stopped, hung) would keep
-     * MPI_Finalize waiting, and without mpirun --enable-recovery only MPI_Abort ends it without
-     * the launcher taking the job for crashed */
+    /* leave without MPI_Finalize and have the launcher end the job with this rank's exit code
+     * (cmd_run.c): a rank that is still there but answers nothing (stopped, hung) would keep
+     * MPI_Finalize waiting, and without mpirun --enable-recovery killing it makes the launcher
+     * take the job for crashed. Rank 0 decides; under mpirun its RELEASE tells the other ranks
+     * to leave the same way */
     bool abort_job;
+    /* rank 0, under mpirun: the ranks whose RELEASE (telling them to leave that way) waits until
+     * rank 0 has said why the job ends: they leave at once, and mpirun then ends rank 0 too */
+    int *release_later;
+    int n_release_later;
 
     struct vf_film *film;
     struct vf_media_info *info;

@@ -651,6 +651,8 @@ static int handle(struct coord *k, int from, const struct vf_msg *m, struct vf_e
         return vf_error_set(err, VF_EINTERNAL, "a message from rank %d of %d", from, k->f->size);
     struct rinfo *ri = &k->r[from];
     ri->last_heard = vf_now();
+    if (ri->released)
+        return VF_OK;           /* a PING that crossed the RELEASE: nothing goes back after it */
     if (ri->lost) {
         /* a lost rank that comes back: its work went elsewhere; it was told STOP */
         if (m->type == VF_MSG_DONE && m->status == VF_OK && m->chunk >= 0 && !k->null)
@@ -1367,13 +1369,33 @@ stop:
             f->abort_job = true;
             vf_log(&LOG, VF_LOG_WARN, "a lost rank would keep MPI_Finalize waiting forever: the "
                    "launcher ends the job, every rank, with exit code %d%s%s", vf_exit_code(rc),
-                   rc == VF_OK && getenv("OMPI_MCA_orte_hnp_uri") ? " (which mpirun reports as 1)"
+                   rc == VF_OK && vf_farm_under_mpirun() ? " (which mpirun reports as 1)"
                    : "", rc == VF_OK ? "; the output and report.json are complete"
                    : k.null ? "" : "; every chunk that finished is journaled");
         }
-        for (int r = 1; k.r && r < f->size; r++)
-            if (k.r[r].said_bye)
+        /* (under mpirun, when the launcher has to end the job, the ranks that said BYE are
+         * released by cmd_run.c once rank 0 has printed why, with word to leave without
+         * MPI_Finalize: mpirun would end rank 0 as soon as one of them left) */
+        bool later = f->abort_job && vf_farm_under_mpirun() && k.r;
+        if (later && !(f->release_later = calloc((size_t)f->size, sizeof(int))))
+            later = false;
+        for (int r = 1; k.r && r < f->size; r++) {
+            if (!k.r[r].said_bye || k.r[r].released)
+                continue;
+            if (later) {
+                f->release_later[f->n_release_later++] = r;
+                k.r[r].released = true;
+            } else {
                 release(&k, r);
+            }
+        }
+        /* a PING a relay sent before its RELEASE came is taken (and not answered), so that it is
+         * not left unreceived at MPI_Finalize */
+        for (double t = vf_now() + 0.05; k.r && f->size > 1 && vf_now() < t;) {
+            if (drain(&k, &e2) < 0)
+                break;
+            vf_farm_sleep_ms(2);
+        }
     }
     json_decref(k.rep);
     free(jpath);

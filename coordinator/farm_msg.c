@@ -516,6 +516,11 @@ int vf_farm_end_rank(int pid, int rank, char *why, size_t why_len)
     return 1;
 }
 
+bool vf_farm_under_mpirun(void)
+{
+    return getenv("OMPI_MCA_orte_hnp_uri") != NULL;
+}
+
 bool vf_farm_mpi_recovery(void)
 {
     const char *rec = getenv("OMPI_MCA_orte_enable_recovery");

@@ -462,8 +462,10 @@ static int relay(struct vf_farm *f, struct vf_error *err)
         }
         if (got == 1) {
             last_heard = now;
-            if (m.type == VF_MSG_RELEASE)
+            if (m.type == VF_MSG_RELEASE) {
+                f->abort_job = m.status == 1;   /* leave as rank 0 does (cmd_run.c) */
                 break;
+            }
             if (m.type == VF_MSG_END_RANK)
                 end_rank(f, &m);
             continue;
