@@ -13,17 +13,7 @@
 #   - the seam error is reported for every boundary with warm-up
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
-vf=$1; data=$2; src=$3
-tmp=$(mktemp -d); trap 'pkill -9 -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
-pass=0; fail=0
-export VAEFARM_MODEL="$data/models/vaefarm-tiny.safetensors"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-ok() { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-# all COND && COND ...: check "name" all "[ a = b ] && cmp -s x y"
-all() { eval "$1"; }
-mpi() { local n=$1; shift; mpirun -np "$n" --oversubscribe "$vf" "$@"; }
+source "$(dirname "$0")/farm_lib.sh" "$@"
 
 # --- the film: frames [0, 100) of film_grey.mkv (cuts at 50 and 65), with its audio
 films="$data/films"

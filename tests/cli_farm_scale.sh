@@ -18,15 +18,7 @@
 #   - rank 0 killed under --enable-recovery: every other rank stops within --rank-timeout
 # Usage: cli_farm_scale.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
-vf=$1; data=$2; src=$3
-tmp=$(mktemp -d); trap 'pkill -9 -f "$tmp/" 2>/dev/null; rm -rf "$tmp"' EXIT
-pass=0; fail=0
-export VAEFARM_MODEL="$data/models/vaefarm-tiny.safetensors"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-ok() { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-all() { eval "$1"; }
+source "$(dirname "$0")/farm_lib.sh" "$@"
 since() { python3 -c "import sys; print(round($(date +%s.%N) - float(sys.argv[1]), 1))" "$1"; }
 
 films="$data/films"

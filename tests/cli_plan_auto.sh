@@ -10,16 +10,7 @@
 #   - `ranks:` in the film.yaml wins over the work folder's record
 # Usage: cli_plan_auto.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
-vf=$1; data=$2; src=$3
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-pass=0; fail=0
-export VAEFARM_MODEL="$data/models/vaefarm-tiny.safetensors"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-ok() { pass=$((pass+1)); echo "ok   $1"; }
-bad() { fail=$((fail+1)); echo "FAIL $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-all() { eval "$1"; }
-mpi() { local n=$1; shift; mpirun -np "$n" --oversubscribe "$vf" "$@"; }
+source "$(dirname "$0")/farm_lib.sh" "$@"
 jq_() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 # the chunks' frames (a run's plan hash also covers the model and precision it resolved, which
 # `vaefarm plan` does not, so plans from `plan` and from a run are compared by their chunks)
