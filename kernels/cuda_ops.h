@@ -19,6 +19,45 @@
 extern "C" {
 #endif
 
+/* ============================== the context (kernels/cuda_backend.cu) ======================= */
+/* A CUDA backend's private state: its device, its compute stream, its cuBLAS and cuDNN
+ * handles (bound to the stream), and the staging buffers of upload/download (pinned host memory
+ * and a device f32 buffer, both grown by vf_cuda_reserve_staging when a tensor is allocated,
+ * never during a run). Opaque outside kernels/cuda_backend.cu. */
+struct vf_cuda_ctx;
+
+/* Make GPU `gpu` current for the calling thread and create be->cuda. Errors name the device and
+ * say what to do (no such device, out of memory, driver failure). */
+int vf_cuda_init(struct vf_backend *be, int gpu, struct vf_error *err);
+void vf_cuda_fini(struct vf_backend *be);
+/* Device memory (cudaMalloc; zeroed), accounted by the caller in be->bytes. */
+void *vf_cuda_alloc(struct vf_backend *be, size_t bytes, struct vf_error *err);
+void vf_cuda_free(struct vf_backend *be, void *p);
+int vf_cuda_sync(struct vf_backend *be, struct vf_error *err);
+/* Grow the upload/download staging to hold `bytes` of f32 (at tensor allocation only). */
+int vf_cuda_reserve_staging(struct vf_backend *be, size_t bytes, struct vf_error *err);
+/* vf_tensor_upload / _download / _zero on a CUDA tensor (already checked by backend.c). Upload
+ * and download are synchronous for the host memory (the host buffer may be reused on return). */
+int vf_cuda_upload(struct vf_tensor *t, const float *nchw, struct vf_error *err);
+int vf_cuda_download(const struct vf_tensor *t, float *nchw, struct vf_error *err);
+int vf_cuda_zero(struct vf_tensor *t, struct vf_error *err);
+/* The backend's stream (a cudaStream_t), cuBLAS handle (cublasHandle_t) and cuDNN handle
+ * (cudnnHandle_t), all bound to that stream. */
+void *vf_cuda_stream(const struct vf_backend *be);
+void *vf_cuda_cublas(const struct vf_backend *be);
+void *vf_cuda_cudnn(const struct vf_backend *be);
+/* The GPU's ordinal and compute capability (major·10 + minor). */
+int vf_cuda_device(const struct vf_backend *be);
+int vf_cuda_cc(const struct vf_backend *be);
+/* Stream capture into a CUDA graph (vf_backend_capture_* of kernels.h). */
+int vf_cuda_capture_begin(struct vf_backend *be, struct vf_error *err);
+int vf_cuda_capture_end(struct vf_backend *be, void **graph_exec, struct vf_error *err);
+int vf_cuda_graph_launch(struct vf_backend *be, void *graph_exec, struct vf_error *err);
+void vf_cuda_graph_destroy(void *graph_exec);
+bool vf_cuda_capturing(const struct vf_backend *be);
+
+/* ============================== elementwise (kernels/elem_cuda.cu) ========================= */
+
 /* dst = act(src) (vf_op_act); slopes: c device floats for VF_ACT_PRELU, else unused. */
 int vf_cuda_act(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_act act,
                 float alpha, const float *slopes, void *stream, struct vf_error *err);

@@ -11,6 +11,8 @@ struct vf_backend {
     int threads;                /* OpenMP threads for C operators and oneDNN (CPU) */
     dnnl_engine_t engine;       /* CPU: oneDNN engine and stream */
     dnnl_stream_t stream;
+    struct vf_cuda_ctx *cuda;   /* CUDA: device, stream, cuBLAS/cuDNN handles, staging
+                                   (kernels/cuda_backend.cu); NULL on the CPU */
     size_t bytes;               /* memory held now (tensors, primitives) */
     bool has_bf16;              /* the CPU ISA computes bf16 natively (avx512_core_bf16, AMX) */
     /* Run-time workspace shared by this backend's primitives (reflect padding, dense copies of
@@ -20,6 +22,10 @@ struct vf_backend {
     void *ws;
     size_t ws_bytes;
 };
+
+/* Whether `be` is a CUDA backend. Dispatch to the CUDA launchers (kernels/cuda_ops.h) sits
+ * under #ifdef VF_HAVE_CUDA: a build without the CUDA backend never creates one. */
+#define VF_BE_CUDA(be) ((be)->device == VF_DEVICE_CUDA)
 
 /* Check a oneDNN status: on failure record VF_EINTERNAL with the call and the status name,
  * then goto label. */

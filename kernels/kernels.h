@@ -79,6 +79,21 @@ int vf_backend_sync(struct vf_backend *be, struct vf_error *err);
  * not counted. One backend serves one thread at a time: its workspace is shared. */
 size_t vf_backend_bytes(const struct vf_backend *be);
 
+/* CUDA graphs: everything a sequence of operator calls enqueues on the backend's stream is
+ * recorded once (capture) and replayed per frame with one launch. Only a CUDA backend can
+ * capture (vf_backend_can_capture); during a capture nothing may wait for the stream (no sync,
+ * no upload or download) and every pointer the calls use is baked into the graph, so replay
+ * reads and writes the same tensors. */
+struct vf_graph;
+bool vf_backend_can_capture(const struct vf_backend *be);
+int vf_backend_capture_begin(struct vf_backend *be, struct vf_error *err);
+/* End the capture: *out replays what was enqueued since vf_backend_capture_begin. On failure
+ * the capture is ended and discarded. */
+int vf_backend_capture_end(struct vf_backend *be, struct vf_graph **out, struct vf_error *err);
+/* Enqueue one replay on the backend's stream (asynchronous, like any operator). */
+int vf_graph_launch(struct vf_graph *g, struct vf_error *err);
+void vf_graph_destroy(struct vf_graph **g);
+
 /* A 4-D activation tensor, logically n × c × h × w, stored channels-last (NHWC): element
  * (i, y, x, ch) is at data + ((i·h + y)·w + x)·pix_stride + ch elements. pix_stride ≥ c;
  * pix_stride > c only for a channel-slice view (vf_tensor_slice). A weight-free plain array
