@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "kernels/internal.h"
+#ifdef VF_HAVE_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 /* ============================== dtypes ===================================================== */
 
@@ -150,10 +153,27 @@ int vf_backend_create(struct vf_backend **out, const struct vf_backend_opts *opt
     *out = NULL;
     if (!opts)
         return vf_error_set(err, VF_EINVAL, "vf_backend_create: no options given");
-    if (opts->device == VF_DEVICE_CUDA)
+    if (opts->device == VF_DEVICE_CUDA) {
+#ifdef VF_HAVE_CUDA
+        struct vf_backend *be = vf_calloc(1, sizeof *be, err);
+        if (!be)
+            return VF_ENOMEM;
+        be->device = VF_DEVICE_CUDA;
+        be->threads = 1;
+        int rc = vf_cuda_init(be, opts->gpu, err);
+        if (rc) {
+            free(be);
+            return rc;
+        }
+        *out = be;
+        return VF_OK;
+#else
         return vf_error_set(err, VF_EUNSUPPORTED,
-                            "GPU %d: this build/backend has no CUDA operators yet; run on the CPU "
-                            "backend (device: cpu)", opts->gpu);
+                            "GPU %d: this vaefarm was built without the CUDA backend; rebuild "
+                            "with the CUDA toolkit installed (cmake -DVF_CUDA=ON), or run on the "
+                            "CPU", opts->gpu);
+#endif
+    }
     if (opts->device != VF_DEVICE_CPU)
         return vf_error_set(err, VF_EINVAL, "vf_backend_create: unknown device kind %d",
                             (int)opts->device);
@@ -188,6 +208,10 @@ void vf_backend_destroy(struct vf_backend **bep)
         return;
     struct vf_backend *be = *bep;
     vf_be_free_(be, be->ws, be->ws_bytes);
+#ifdef VF_HAVE_CUDA
+    if (be->cuda)
+        vf_cuda_fini(be);
+#endif
     if (be->stream)
         dnnl_stream_destroy(be->stream);
     if (be->engine)
@@ -200,6 +224,12 @@ enum vf_device vf_backend_device(const struct vf_backend *be) { return be->devic
 
 bool vf_backend_supports(const struct vf_backend *be, enum vf_dtype dt)
 {
+#ifdef VF_HAVE_CUDA
+    /* cuDNN/cuBLAS: f16 tensor cores from Volta (7.0), bf16 from Ampere (8.0) */
+    if (VF_BE_CUDA(be))
+        return dt == VF_F32 || (dt == VF_F16 && vf_cuda_cc(be) >= 70) ||
+               (dt == VF_BF16 && vf_cuda_cc(be) >= 80);
+#endif
     switch (dt) {
     case VF_F32: return true;
     case VF_BF16: return be->has_bf16;
@@ -210,6 +240,10 @@ bool vf_backend_supports(const struct vf_backend *be, enum vf_dtype dt)
 
 int vf_backend_sync(struct vf_backend *be, struct vf_error *err)
 {
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(be))
+        return vf_cuda_sync(be, err);
+#endif
     VF_CHECK_DNNL(dnnl_stream_wait(be->stream), err, fail);
     return VF_OK;
 fail:
@@ -220,6 +254,8 @@ size_t vf_backend_bytes(const struct vf_backend *be) { return be->bytes; }
 
 void vf_be_enter_(const struct vf_backend *be)
 {
+    if (VF_BE_CUDA(be))
+        return;
     if (omp_get_max_threads() != be->threads)
         omp_set_num_threads(be->threads);
 }
@@ -231,6 +267,14 @@ void *vf_be_alloc_(struct vf_backend *be, size_t bytes, struct vf_error *err)
         vf_error_set(err, VF_ENOMEM, "device allocation of %zu bytes is too large", bytes);
         return NULL;
     }
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(be)) {
+        void *d = vf_cuda_alloc(be, bytes, err);
+        if (d)
+            be->bytes += bytes;
+        return d;
+    }
+#endif
     sz = (sz + 63) & ~(size_t)63;
     void *p = aligned_alloc(64, sz);
     if (!p) {
@@ -249,6 +293,13 @@ void vf_be_free_(struct vf_backend *be, void *p, size_t bytes)
 {
     if (!p)
         return;
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(be)) {
+        vf_cuda_free(be, p);
+        be->bytes -= bytes;
+        return;
+    }
+#endif
     free(p);
     be->bytes -= bytes;
 }
@@ -302,6 +353,16 @@ int vf_tensor_alloc(struct vf_tensor *t, struct vf_backend *be, enum vf_dtype dt
     t->data = p;
     t->be = be;
     t->owned = true;
+#ifdef VF_HAVE_CUDA
+    /* host data crosses through staging sized for the largest tensor (no allocation in a run) */
+    if (VF_BE_CUDA(be)) {
+        int rc = vf_cuda_reserve_staging(be, vf_tensor_count(t) * sizeof(float), err);
+        if (rc) {
+            vf_tensor_free(t);
+            return rc;
+        }
+    }
+#endif
     return VF_OK;
 }
 
@@ -347,6 +408,10 @@ int vf_tensor_upload(struct vf_tensor *t, const float *nchw, struct vf_error *er
     int rc = check_tensor(t, "vf_tensor_upload", err);
     if (rc)
         return rc;
+#ifdef VF_HAVE_CUDA
+    if (t->be && VF_BE_CUDA(t->be))
+        return vf_cuda_upload(t, nchw, err);
+#endif
     const int n = t->n, c = t->c;
     const long hw = (long)t->h * t->w;
     const size_t ps = (size_t)t->pix_stride;
@@ -387,6 +452,10 @@ int vf_tensor_download(const struct vf_tensor *t, float *nchw, struct vf_error *
     int rc = check_tensor(t, "vf_tensor_download", err);
     if (rc)
         return rc;
+#ifdef VF_HAVE_CUDA
+    if (t->be && VF_BE_CUDA(t->be))
+        return vf_cuda_download(t, nchw, err);
+#endif
     const int n = t->n, c = t->c;
     const long hw = (long)t->h * t->w;
     const size_t ps = (size_t)t->pix_stride;
@@ -427,6 +496,10 @@ int vf_tensor_zero(struct vf_tensor *t, struct vf_error *err)
     int rc = check_tensor(t, "vf_tensor_zero", err);
     if (rc)
         return rc;
+#ifdef VF_HAVE_CUDA
+    if (t->be && VF_BE_CUDA(t->be))
+        return vf_cuda_zero(t, err);
+#endif
     const size_t es = vf_dtype_size(t->dtype);
     const size_t npix = (size_t)t->n * t->h * t->w;
     if (t->pix_stride == t->c) {
@@ -437,4 +510,71 @@ int vf_tensor_zero(struct vf_tensor *t, struct vf_error *err)
     for (size_t p = 0; p < npix; p++)
         memset((char *)t->data + p * step, 0, row);
     return VF_OK;
+}
+
+/* ============================== CUDA graphs ================================================ */
+
+struct vf_graph {
+    struct vf_backend *be;
+    void *exec;                 /* cudaGraphExec_t */
+};
+
+bool vf_backend_can_capture(const struct vf_backend *be)
+{
+    return be && VF_BE_CUDA(be);
+}
+
+int vf_backend_capture_begin(struct vf_backend *be, struct vf_error *err)
+{
+#ifdef VF_HAVE_CUDA
+    if (be && VF_BE_CUDA(be))
+        return vf_cuda_capture_begin(be, err);
+#endif
+    return vf_error_set(err, VF_EUNSUPPORTED, "graph capture: only a CUDA backend captures "
+                        "(check vf_backend_can_capture)");
+}
+
+int vf_backend_capture_end(struct vf_backend *be, struct vf_graph **out, struct vf_error *err)
+{
+    *out = NULL;
+#ifdef VF_HAVE_CUDA
+    if (be && VF_BE_CUDA(be)) {
+        void *exec = NULL;
+        int rc = vf_cuda_capture_end(be, &exec, err);
+        if (rc)
+            return rc;
+        struct vf_graph *g = vf_calloc(1, sizeof *g, err);
+        if (!g) {
+            vf_cuda_graph_destroy(exec);
+            return VF_ENOMEM;
+        }
+        g->be = be;
+        g->exec = exec;
+        *out = g;
+        return VF_OK;
+    }
+#endif
+    return vf_error_set(err, VF_EUNSUPPORTED, "graph capture: only a CUDA backend captures");
+}
+
+int vf_graph_launch(struct vf_graph *g, struct vf_error *err)
+{
+    if (!g)
+        return vf_error_set(err, VF_EINVAL, "vf_graph_launch: no graph");
+#ifdef VF_HAVE_CUDA
+    return vf_cuda_graph_launch(g->be, g->exec, err);
+#else
+    return vf_error_set(err, VF_EUNSUPPORTED, "vf_graph_launch: no CUDA backend in this build");
+#endif
+}
+
+void vf_graph_destroy(struct vf_graph **gp)
+{
+    if (!gp || !*gp)
+        return;
+#ifdef VF_HAVE_CUDA
+    vf_cuda_graph_destroy((*gp)->exec);
+#endif
+    free(*gp);
+    *gp = NULL;
 }
