@@ -77,6 +77,12 @@ struct vf_colorizer {
 
     /* post-processing */
     struct vf_tensor grey_full, ab_full, rgb_full, cbcr_full, scratch;
+
+    /* CUDA graph of one frame's F, A and C (opts.graph on a backend that captures): captured
+     * at the first frame, replayed after. Every tensor it touches is allocated above, once;
+     * a reference or a reset rewrites them in place, so the graph stays valid. */
+    bool use_graph;
+    struct vf_graph *graph;
 };
 
 #define TRY(x)                                                                                 \
@@ -138,6 +144,7 @@ void vf_colorizer_destroy(struct vf_colorizer **pc)
 {
     struct vf_colorizer *c = pc ? *pc : NULL;
     if (!c) return;
+    vf_graph_destroy(&c->graph);
     vf_tensor_free(&c->grey);
     vf_tensor_free(&c->ref_rgb);
     vf_tensor_free(&c->ref_lab);
@@ -410,6 +417,7 @@ int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
     if (!c) return VF_ENOMEM;
     c->net = net;
     c->be = opts->be;
+    c->use_graph = opts->graph && vf_backend_can_capture(opts->be);
     c->dt = opts->precision;
     c->dt_fa = VF_F32;
     c->h = opts->h;
@@ -546,23 +554,23 @@ static int download_planar(const struct vf_tensor *t, float *dst, struct vf_erro
     return dst ? vf_tensor_download(t, dst, err) : VF_OK;
 }
 
-int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
-                       struct vf_colorizer_taps *taps, struct vf_error *err)
+/* One frame's work, enqueued on the backend's stream with no wait, so that it can be captured
+ * into a CUDA graph: F from the uploaded grey, A's correspondence, C and the recurrent state. */
+static int enqueue_f(struct vf_colorizer *c, struct vf_error *err)
 {
-    if (!c->have_ref)
-        return vf_error_set(err, VF_EINVAL, "colorizer: a frame before any reference "
-                            "(call vf_colorizer_set_reference first)");
-    if (!grey) return vf_error_set(err, VF_EINVAL, "colorizer: no frame given");
-    double t0 = vf_now();
     int rc;
     struct vf_tensor l = vf_tensor_slice(&c->cin, 0, 1);
-    TRY(vf_tensor_upload(&c->grey, grey, err));
     TRY(vf_op_grey_to_l(&c->grey, &l, &c->fin, err));
     TRY(run_f(c, err));
-    TRY(sync_time(c, &c->times.f, &t0, err));
+fail:
+    return rc;
+}
 
-    /* A */
+static int enqueue_a(struct vf_colorizer *c, struct vf_error *err)
+{
+    int rc;
     TRY(run_a_features(c, c->theta, &c->th, err));
+
     int rows = c->npos < ATTN_ROWS ? c->npos : ATTN_ROWS;
     int cat = 4 * c->net->arch.a_adapter;
     for (int r0 = 0; r0 < c->npos; r0 += rows) {
@@ -577,9 +585,14 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     struct vf_tensor wab = vf_tensor_slice(&c->cin, 1, 2), conf = vf_tensor_slice(&c->cin, 3, 1);
     TRY(vf_op_resize(&c->wab_lo, &wab, VF_RESIZE_NEAREST, err));
     TRY(vf_op_resize(&c->conf_lo, &conf, VF_RESIZE_NEAREST, err));
-    TRY(sync_time(c, &c->times.a, &t0, err));
+fail:
+    return rc;
+}
 
-    /* C */
+static int enqueue_c(struct vf_colorizer *c, struct vf_error *err)
+{
+    int rc;
+    struct vf_tensor l = vf_tensor_slice(&c->cin, 0, 1);
     const struct vf_arch *a = &c->net->arch;
     const struct vf_tensor *x = &c->cin;
     for (int lv = 0; lv < 4; lv++) {
@@ -621,8 +634,46 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     struct vf_tensor prev_l = vf_tensor_slice(&c->cin, 4, 1), prev_ab = vf_tensor_slice(&c->cin, 5, 2);
     TRY(vf_op_copy(&l, &prev_l, err));
     TRY(vf_op_copy(&c->ab, &prev_ab, err));
-    TRY(download_planar(&c->ab, ab, err));
-    TRY(sync_time(c, &c->times.c, &t0, err));
+fail:
+    return rc;
+}
+
+int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
+                       struct vf_colorizer_taps *taps, struct vf_error *err)
+{
+    if (!c->have_ref)
+        return vf_error_set(err, VF_EINVAL, "colorizer: a frame before any reference "
+                            "(call vf_colorizer_set_reference first)");
+    if (!grey) return vf_error_set(err, VF_EINVAL, "colorizer: no frame given");
+    double t0 = vf_now();
+    int rc;
+    TRY(vf_tensor_upload(&c->grey, grey, err));
+    if (c->use_graph) {
+        if (!c->graph) {
+            TRY(vf_backend_capture_begin(c->be, err));
+            rc = enqueue_f(c, err);
+            if (!rc) rc = enqueue_a(c, err);
+            if (!rc) rc = enqueue_c(c, err);
+            /* end the capture whatever happened, so the stream is usable again */
+            struct vf_error e2 = {0};
+            int rc2 = vf_backend_capture_end(c->be, &c->graph, rc ? &e2 : err);
+            if (rc || rc2) {
+                if (!rc) rc = rc2;
+                goto fail;
+            }
+        }
+        TRY(vf_graph_launch(c->graph, err));
+        TRY(download_planar(&c->ab, ab, err));
+        TRY(sync_time(c, &c->times.graphed, &t0, err));
+    } else {
+        TRY(enqueue_f(c, err));
+        TRY(sync_time(c, &c->times.f, &t0, err));
+        TRY(enqueue_a(c, err));
+        TRY(sync_time(c, &c->times.a, &t0, err));
+        TRY(enqueue_c(c, err));
+        TRY(download_planar(&c->ab, ab, err));
+        TRY(sync_time(c, &c->times.c, &t0, err));
+    }
     if (taps) {
         for (int k = 0; k < 4; k++) TRY(download_planar(&c->tap[k], taps->f_tap[k], err));
         /* W^ab and S as A computed them (f32), nearest ×4 here: C's input holds them in C's
