@@ -258,31 +258,47 @@ static int lock_work_dir(struct vf_farm *f, int *fd, struct vf_error *err)
 
 static int create_engine(struct vf_farm *f, struct vf_error *err)
 {
-    struct vf_colorizer_opts co = {.be = f->be, .precision = f->precision, .h = f->h, .w = f->w};
+    /* on a GPU each frame is one CUDA graph replay (node/colorizer.c) */
+    struct vf_colorizer_opts co = {.be = f->be, .precision = f->precision, .h = f->h, .w = f->w,
+                                   .graph = true};
     vf_node_colorizer_opts(f->info, &co);
     return vf_colorizer_create(&f->cz, f->net, &co, err);
 }
 
 /* One GPU per rank, from the node-local rank (DESIGN.md §5): device
- * (local_rank / ranks_per_gpu) mod gpus; no GPU (or no CUDA backend in this build): the CPU. */
+ * (local_rank / ranks_per_gpu) mod gpus; no GPU (or no CUDA backend in this build): the CPU
+ * (f->gpu = -1). Decided before the broadcasts, which go over NCCL when every rank has a GPU. */
+static void choose_gpu(struct vf_farm *f)
+{
+    struct vf_error e = {0};
+    f->gpus = 0;
+    f->gpu = -1;
+    if (f->null_ms >= 0 || !vf_kernels_has_cuda())
+        return;
+    if (vf_kernels_gpu_count(&f->gpus, &e) != VF_OK) {
+        /* a driver that is there but broken: said once, then the CPU */
+        vf_log(NULL, VF_LOG_WARN, "rank %d on %s: %s; colorizing on the CPU", f->rank, f->host,
+               e.msg);
+        f->gpus = 0;
+        return;
+    }
+    if (f->gpus > 0)
+        f->gpu = (f->local_rank / f->ranks_per_gpu) % f->gpus;
+}
+
 static int create_backend(struct vf_farm *f, struct vf_error *err)
 {
-    int gpus = 0;
-    struct vf_error e = {0};
-    if (vf_kernels_has_cuda() && vf_kernels_gpu_count(&gpus, &e) == 0 && gpus > 0) {
-        int gpu = (f->local_rank / f->ranks_per_gpu) % gpus;
-        struct vf_backend_opts go = {.device = VF_DEVICE_CUDA, .gpu = gpu};
+    if (f->gpu >= 0) {
+        struct vf_error e = {0};
+        struct vf_backend_opts go = {.device = VF_DEVICE_CUDA, .gpu = f->gpu};
         if (vf_backend_create(&f->be, &go, &e) == 0) {
-            snprintf(f->device, sizeof f->device, "cuda:%d", gpu);
+            snprintf(f->device, sizeof f->device, "cuda:%d", f->gpu);
             return VF_OK;
         }
-        if (e.code != VF_EUNSUPPORTED)
-            return vf_error_set(err, e.code, "rank %d on %s, GPU %d (local rank %d, %d ranks per "
-                                "GPU): %s; check the GPU with nvidia-smi, or lower the ranks per "
-                                "node", f->rank, f->host, gpu, f->local_rank, f->ranks_per_gpu,
-                                e.msg);
-        vf_log(NULL, VF_LOG_VERBOSE, "rank %d: GPU %d is visible but %s: colorizing on the CPU",
-               f->rank, gpu, e.msg);
+        return vf_error_set(err, e.code, "rank %d on %s, GPU %d (local rank %d, %d rank%s per "
+                            "GPU, %d GPU%s visible): %s", f->rank, f->host, f->gpu, f->local_rank,
+                            f->ranks_per_gpu, f->ranks_per_gpu == 1 ? "" : "s", f->gpus,
+                            f->gpus == 1 ? "" : "s", e.msg);
     }
     struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = f->threads};
     int rc = vf_backend_create(&f->be, &bo, err);
@@ -810,6 +826,27 @@ fail:
     return err->code;
 }
 
+/* The weights' bytes from rank 0 to every rank: over NCCL when every rank has a GPU of its own
+ * (not shared with another rank: NCCL refuses two ranks on one device) and VAEFARM_NCCL is not
+ * "0"; else over MPI. Collective: every rank decides the same way (an all-reduce). */
+static int bcast_weights(struct vf_farm *f, void *buf, size_t len, struct vf_error *err)
+{
+    const char *env = getenv("VAEFARM_NCCL");
+    int mine = vf_farm_nccl_available() && f->gpu >= 0 && f->ranks_per_gpu == 1 &&
+               f->local_size <= f->gpus && !(env && strcmp(env, "0") == 0);
+    int all = f->size > 1 ? agree(mine, err) : 0;
+    if (all < 0)
+        return all;
+    if (!all)
+        return bcast_bytes(buf, len, err);
+    double t0 = vf_now();
+    int rc = vf_farm_nccl_bcast(buf, len, f->gpu, f->rank, f->size, err);
+    if (rc == VF_OK && f->rank == 0)
+        vf_log(NULL, VF_LOG_VERBOSE, "weights: %zu bytes to %d GPU ranks over NCCL in %.3f s",
+               len, f->size, vf_now() - t0);
+    return rc;
+}
+
 /* *lock_fd: rank 0's lock on the work folder, held by the caller until after MPI_Finalize (other
  * ranks may still be ending their chunks when rank 0 leaves this). */
 static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
@@ -822,6 +859,7 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
     struct w0 w0 = {.f = f};
     bool thread_started = false;
 
+    choose_gpu(f);
     /* 1. rank 0 decides; 2. broadcast its status, the plan document and the weights */
     if (f->rank == 0) {
         /* film.yaml's bytes, read before rank 0 parses it and compared after its setup (shot
@@ -866,7 +904,7 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
     if ((rc = agree(local, err)) < 0 || (rc = gather_ids(f, err)) < 0)
         goto out;
     if ((rc = bcast_bytes(doc_text, (size_t)hdr[1], err)) < 0 ||
-        (rc = bcast_bytes(weights, weights_len, err)) < 0 ||
+        (rc = bcast_weights(f, weights, weights_len, err)) < 0 ||
         (rc = bcast_bytes(yaml, yaml_len, err)) < 0)
         goto out;
     /* 3. every rank: its own setup */

@@ -119,6 +119,13 @@ bool vf_farm_mpi_recovery(void);
 /* Whether Open MPI's own mpirun (ORTE) started this process (not srun). */
 bool vf_farm_under_mpirun(void);
 
+/* ---- NCCL (coordinator/farm_nccl.c) -------------------------------------------------------- */
+/* Whether this build has NCCL (the CUDA backend and libnccl). */
+bool vf_farm_nccl_available(void);
+/* Collective over all ranks of MPI_COMM_WORLD, each on its own GPU `gpu`: rank 0's `len` bytes
+ * at buf reach every rank's buf (the id over MPI, the bytes over NCCL). */
+int vf_farm_nccl_bcast(void *buf, size_t len, int gpu, int rank, int size, struct vf_error *err);
+
 /* ---- the process-wide stop flag (signals, STOP) -------------------------------------------- */
 
 extern atomic_int vf_farm_stop;        /* non-zero: running chunks stop at the next frame */
@@ -142,6 +149,8 @@ struct vf_farm {
     int threads;                /* CPU threads per rank */
     int retries;
     int ranks_per_gpu;
+    int gpus, gpu;              /* GPUs this rank sees, and its own ((local rank / ranks per GPU)
+                                   mod gpus), or -1: the CPU (no GPU, no CUDA backend) */
     int queue;                  /* the chunk pipeline's queue depth */
     double null_ms;             /* >= 0: the null colorizer (--null-colorizer MS): no network, no
                                  * codecs; each frame of work (warm-up included) takes MS ms */
