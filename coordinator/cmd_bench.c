@@ -20,6 +20,8 @@ struct bench_opts {
     enum vf_dtype dt;
     int frames, threads;
     bool no_ref;
+    int device;                 /* -2: auto (GPU 0 when there is one), -1: the CPU, ≥ 0: GPU */
+    int graph;                  /* -1: default (on for a GPU), 0, 1 */
 };
 
 /* A whole decimal number in [lo, hi], nothing after it (end: where it stopped, or NULL). */
@@ -126,13 +128,15 @@ static int usage(const char *msg)
 {
     fprintf(stderr, "vaefarm bench: %s\nusage: vaefarm bench [--model FILE|tiny|full] "
             "[--size HxW] [--full-size HxW] [--precision f32|bf16|f16] [--frames N] "
-            "[--threads N] [--no-reference-conv] [--json]\n", msg);
+            "[--threads N] [--device auto|cpu|cuda[:N]] [--graph|--no-graph] "
+            "[--no-reference-conv] [--json]\n", msg);
     return VF_EXIT_USAGE;
 }
 
 int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
 {
-    struct bench_opts o = {.model = "tiny", .dt = VF_F32, .frames = 10};
+    struct bench_opts o = {.model = "tiny", .dt = VF_F32, .frames = 10, .device = -2,
+                           .graph = -1};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--model") == 0 && v) o.model = argv[++i];
@@ -153,7 +157,18 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
             if (!parse_int(argv[++i], 0, 1024, &v, NULL))
                 return usage("--threads wants 0..1024 (0: all cores)");
             o.threads = (int)v;
-        } else if (strcmp(a, "--no-reference-conv") == 0) o.no_ref = true;
+        } else if (strcmp(a, "--device") == 0 && v) {
+            const char *d = argv[++i];
+            long g = 0;
+            if (strcmp(d, "auto") == 0) o.device = -2;
+            else if (strcmp(d, "cpu") == 0) o.device = -1;
+            else if (strcmp(d, "cuda") == 0) o.device = 0;
+            else if (strncmp(d, "cuda:", 5) == 0 && parse_int(d + 5, 0, 1023, &g, NULL))
+                o.device = (int)g;
+            else return usage("--device is auto, cpu, cuda or cuda:N");
+        } else if (strcmp(a, "--graph") == 0) o.graph = 1;
+        else if (strcmp(a, "--no-graph") == 0) o.graph = 0;
+        else if (strcmp(a, "--no-reference-conv") == 0) o.no_ref = true;
         else {
             char msg[256];
             snprintf(msg, sizeof msg, "unknown or incomplete option '%s'", a);
@@ -190,10 +205,27 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
         o.fh = 2 * o.h;
         o.fw = 2 * o.w;
     }
-    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = o.threads};
+    if (o.device == -2) {
+        int gpus = 0;
+        if (vf_kernels_gpu_count(&gpus, &err)) goto fail;
+        o.device = gpus > 0 ? 0 : -1;
+    }
+    struct vf_backend_opts bo = {.device = o.device >= 0 ? VF_DEVICE_CUDA : VF_DEVICE_CPU,
+                                 .gpu = o.device >= 0 ? o.device : 0, .threads = o.threads};
     if ((rc = vf_backend_create(&be, &bo, &err))) goto fail;
+    if (o.graph < 0) o.graph = o.device >= 0;
+    if (o.graph && !vf_backend_can_capture(be)) {
+        rc = vf_error_set(&err, VF_EUNSUPPORTED, "bench: --graph needs a GPU (--device cuda)");
+        goto fail;
+    }
+    char devname[160];
+    if (o.device >= 0) {
+        if ((rc = vf_kernels_gpu_describe(o.device, devname, sizeof devname, &err))) goto fail;
+    } else {
+        vf_kernels_cpu_describe(devname, sizeof devname);
+    }
     struct vf_colorizer_opts co = {.be = be, .precision = o.dt, .h = o.h, .w = o.w,
-                                   .full_h = o.fh, .full_w = o.fw};
+                                   .full_h = o.fh, .full_w = o.fw, .graph = o.graph == 1};
     double t_create = vf_now();
     if ((rc = vf_colorizer_create(&cz, net, &co, &err))) goto fail;
     t_create = vf_now() - t_create;
@@ -238,28 +270,27 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
     const struct vf_colorizer_times *tm = vf_colorizer_times(cz);
     double fm, am, cm, attn;
     vf_net_macs(net, o.h, o.w, &fm, &am, &cm, &attn);
-    double per = (tm->f + tm->a + tm->c + tm->post) / o.frames;
+    double per = (tm->f + tm->a + tm->c + tm->graphed + tm->post) / o.frames;
     double gflop = 2.0 * (fm + am + cm) / 1e9;
     double ref_gflops = 0, ref_ms = 0;
     if (!o.no_ref && (rc = reference_conv(be, o.dt, &ref_gflops, &ref_ms, &err))) goto fail;
-    char cpu[128];
-    vf_kernels_cpu_describe(cpu, sizeof cpu);
     double net_gflops = gflop / per;
 
     if (cli->json) {
         json_t *doc = json_pack(
             "{s:s, s:s, s:b, s:[i,i], s:[i,i], s:s, s:i, s:i, s:s, s:I,"
-            " s:{s:f, s:f, s:f, s:f, s:f}, s:f, s:f, s:f,"
+            " s:{s:f, s:f, s:f, s:f, s:f, s:f}, s:f, s:f, s:f, s:b,"
             " s:{s:f, s:f, s:f, s:f, s:f},"
             " s:{s:f, s:f, s:f}, s:{s:I, s:I, s:I, s:I}, s:f}",
             "model", o.model, "architecture", arch->name, "random_weights", random,
             "size", o.h, o.w, "full_size", o.fh, o.fw, "precision", vf_dtype_name(o.dt),
-            "frames", o.frames, "threads", o.threads, "cpu", cpu,
+            "frames", o.frames, "threads", o.threads, "device", devname,
             "parameters", (json_int_t)vf_net_params(net),
             "ms_per_frame", "F", 1e3 * tm->f / o.frames, "A", 1e3 * tm->a / o.frames,
-            "C", 1e3 * tm->c / o.frames, "post", 1e3 * tm->post / o.frames, "total", 1e3 * per,
+            "C", 1e3 * tm->c / o.frames, "post", 1e3 * tm->post / o.frames,
+            "graph", 1e3 * tm->graphed / o.frames, "total", 1e3 * per,
             "frames_per_second", 1.0 / per, "wall_frames_per_second", o.frames / wall,
-            "reference_ms", 1e3 * ref_pass,
+            "reference_ms", 1e3 * ref_pass, "graph", o.graph == 1,
             "gmac_per_frame", "F", fm / 1e9, "A", am / 1e9, "attention", attn / 1e9, "C",
             cm / 1e9, "total", (fm + am + cm) / 1e9,
             "reference_conv", "gflops", ref_gflops, "ms", ref_ms, "network_gflops", net_gflops,
@@ -275,11 +306,16 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
     } else {
         printf("vaefarm bench: %s model (%s%s), %dx%d, %s, %d frames, %s\n", arch->name, o.model,
                random ? ", random weights at seed 1" : "", o.h, o.w, vf_dtype_name(o.dt),
-               o.frames, cpu);
+               o.frames, devname);
         printf("  parameters      %.2f M\n", vf_net_params(net) / 1e6);
-        printf("  per frame       F %.1f ms   A %.1f ms   C %.1f ms   post (%dx%d) %.1f ms\n",
-               1e3 * tm->f / o.frames, 1e3 * tm->a / o.frames, 1e3 * tm->c / o.frames, o.fh,
-               o.fw, 1e3 * tm->post / o.frames);
+        if (o.graph == 1)
+            printf("  per frame       F+A+C %.2f ms (one CUDA graph; --no-graph splits it)   "
+                   "post (%dx%d) %.2f ms\n", 1e3 * tm->graphed / o.frames, o.fh, o.fw,
+                   1e3 * tm->post / o.frames);
+        else
+            printf("  per frame       F %.1f ms   A %.1f ms   C %.1f ms   post (%dx%d) %.1f ms\n",
+                   1e3 * tm->f / o.frames, 1e3 * tm->a / o.frames, 1e3 * tm->c / o.frames, o.fh,
+                   o.fw, 1e3 * tm->post / o.frames);
         printf("  total           %.1f ms/frame = %.2f frames/s (reference pass %.1f ms, once "
                "per shot)\n", 1e3 * per, 1.0 / per,
                1e3 * ref_pass);
