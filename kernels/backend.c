@@ -526,6 +526,7 @@ bool vf_backend_can_capture(const struct vf_backend *be)
 
 int vf_backend_capture_begin(struct vf_backend *be, struct vf_error *err)
 {
+    (void)be;
 #ifdef VF_HAVE_CUDA
     if (be && VF_BE_CUDA(be))
         return vf_cuda_capture_begin(be, err);
@@ -536,6 +537,7 @@ int vf_backend_capture_begin(struct vf_backend *be, struct vf_error *err)
 
 int vf_backend_capture_end(struct vf_backend *be, struct vf_graph **out, struct vf_error *err)
 {
+    (void)be;
     *out = NULL;
 #ifdef VF_HAVE_CUDA
     if (be && VF_BE_CUDA(be)) {

@@ -6,7 +6,11 @@
  *     rel = ‖c − g‖₂ / ‖g‖₂
  * asserted ≤ 1e-4 in f32 and ≤ 3e-2 in bf16 (against the same f32 reference). Also: the output
  * is bit-identical with 1 and 2 threads, and the same weights from a file and from a buffer
- * give the same output. On a CPU without bf16 the bf16 cases are reported as skipped. */
+ * give the same output. On a CPU without bf16 the bf16 cases are reported as skipped.
+ * The CUDA backend (cuda_* cases): the same comparisons on GPU 0 in f32 (TF32 off), bf16 and
+ * f16, each frame replayed from a CUDA graph; a graph replay gives the same bytes as the same
+ * frames enqueued one operator at a time, and two runs give the same bytes. Where no GPU is
+ * visible (or the build has no CUDA backend) they report "skipped: no GPU". */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,7 +26,7 @@
 
 #define FRAMES 5
 #define TOL_F32 1e-4
-#define TOL_BF16 3e-2
+#define TOL_BF16 3e-2                   /* bf16 and f16 */
 
 struct golden {
     struct vf_safetensors *st;
@@ -115,19 +119,40 @@ static void outputs_free(struct outputs *o)
     free(o->cbcr);
 }
 
-static struct vf_colorizer *make(struct vf_backend *be, const struct vf_net *net,
-                                 const struct golden *g, enum vf_dtype dt)
+static struct vf_colorizer *make_graph(struct vf_backend *be, const struct vf_net *net,
+                                       const struct golden *g, enum vf_dtype dt, bool graph)
 {
     struct vf_error err = {0};
     struct vf_colorizer *cz = NULL;
     struct vf_colorizer_opts o = {.be = be, .precision = dt, .h = g->h, .w = g->w,
                                   .full_h = g->fh, .full_w = g->fw, .kr = 0.2126f,
-                                  .kb = 0.0722f};
+                                  .kb = 0.0722f, .graph = graph};
     if (vf_colorizer_create(&cz, net, &o, &err)) fail_msg("%s", err.msg);
     float *ref = as_f32(need(g, "ref_rgb"));
     if (vf_colorizer_set_reference(cz, ref, &err)) fail_msg("%s", err.msg);
     free(ref);
     return cz;
+}
+
+static struct vf_colorizer *make(struct vf_backend *be, const struct vf_net *net,
+                                 const struct golden *g, enum vf_dtype dt)
+{
+    return make_graph(be, net, g, dt, false);
+}
+
+/* A backend on GPU 0, or the test reported as skipped. */
+static struct vf_backend *cuda_backend_or_skip(void)
+{
+    struct vf_error err = {0};
+    int gpus = 0;
+    if (!vf_kernels_has_cuda() || vf_kernels_gpu_count(&gpus, &err) != VF_OK || gpus == 0) {
+        printf("skipped: no GPU%s\n", vf_kernels_has_cuda() ? "" : " (built without CUDA)");
+        skip();
+    }
+    struct vf_backend *be = NULL;
+    struct vf_backend_opts bo = {.device = VF_DEVICE_CUDA, .gpu = 0};
+    if (vf_backend_create(&be, &bo, &err)) fail_msg("%s", err.msg);
+    return be;
 }
 
 /* Run one frame t and fill o. */
@@ -147,32 +172,37 @@ static void run_frame(struct vf_colorizer *cz, const struct golden *g, int t, st
     free(greyf);
 }
 
-static void golden_run(const char *arch, enum vf_dtype dt)
+static void golden_run(const char *arch, enum vf_dtype dt, enum vf_device device)
 {
     struct golden g = {0};
     char model[1024];
-    golden_open(arch, &g, model, sizeof model);
     struct vf_error err = {0};
     struct vf_backend *be = NULL;
-    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = 0};
-    assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    if (device == VF_DEVICE_CUDA) {
+        be = cuda_backend_or_skip();
+    } else {
+        struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = 0};
+        assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    }
+    golden_open(arch, &g, model, sizeof model);
     if (dt != VF_F32 && !vf_backend_supports(be, dt)) {
-        printf("skipped: %s %s: this CPU has no native %s\n", arch, vf_dtype_name(dt),
-               vf_dtype_name(dt));
+        printf("skipped: %s %s: this %s has no native %s\n", arch, vf_dtype_name(dt),
+               device == VF_DEVICE_CUDA ? "GPU" : "CPU", vf_dtype_name(dt));
         vf_backend_destroy(&be);
         vf_safetensors_close(&g.st);
         skip();
     }
     struct vf_net *net = NULL;
     if (vf_net_load(model, &net, &err)) fail_msg("%s", err.msg);
-    struct vf_colorizer *cz = make(be, net, &g, dt);
+    struct vf_colorizer *cz = make_graph(be, net, &g, dt, device == VF_DEVICE_CUDA);
     struct outputs o = {0};
     outputs_alloc(&o, cz, &g);
     double tol = dt == VF_F32 ? TOL_F32 : TOL_BF16, worst = 0;
     const char *worst_name = "";
     size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
-    printf("%s %s at %dx%d (post %dx%d), tolerance %.0e relative L2 per tensor\n", arch,
-           vf_dtype_name(dt), g.h, g.w, g.fh, g.fw, tol);
+    printf("%s %s on %s at %dx%d (post %dx%d), tolerance %.0e relative L2 per tensor\n", arch,
+           vf_dtype_name(dt), device == VF_DEVICE_CUDA ? "GPU 0" : "the CPU", g.h, g.w, g.fh,
+           g.fw, tol);
     for (int t = 0; t < FRAMES; t++) {
         run_frame(cz, &g, t, &o);
         struct { const char *fmt; int k; const float *v; size_t n; } items[] = {
@@ -207,10 +237,49 @@ static void golden_run(const char *arch, enum vf_dtype dt)
     vf_safetensors_close(&g.st);
 }
 
-static void tiny_f32(void **s) { (void)s; golden_run("tiny", VF_F32); }
-static void tiny_bf16(void **s) { (void)s; golden_run("tiny", VF_BF16); }
-static void full_f32(void **s) { (void)s; golden_run("full", VF_F32); }
-static void full_bf16(void **s) { (void)s; golden_run("full", VF_BF16); }
+static void tiny_f32(void **s) { (void)s; golden_run("tiny", VF_F32, VF_DEVICE_CPU); }
+static void tiny_bf16(void **s) { (void)s; golden_run("tiny", VF_BF16, VF_DEVICE_CPU); }
+static void full_f32(void **s) { (void)s; golden_run("full", VF_F32, VF_DEVICE_CPU); }
+static void full_bf16(void **s) { (void)s; golden_run("full", VF_BF16, VF_DEVICE_CPU); }
+static void cuda_tiny_f32(void **s) { (void)s; golden_run("tiny", VF_F32, VF_DEVICE_CUDA); }
+static void cuda_tiny_bf16(void **s) { (void)s; golden_run("tiny", VF_BF16, VF_DEVICE_CUDA); }
+static void cuda_tiny_f16(void **s) { (void)s; golden_run("tiny", VF_F16, VF_DEVICE_CUDA); }
+static void cuda_full_f32(void **s) { (void)s; golden_run("full", VF_F32, VF_DEVICE_CUDA); }
+static void cuda_full_bf16(void **s) { (void)s; golden_run("full", VF_BF16, VF_DEVICE_CUDA); }
+static void cuda_full_f16(void **s) { (void)s; golden_run("full", VF_F16, VF_DEVICE_CUDA); }
+
+/* On a GPU: frames replayed from a CUDA graph give the bytes of the same frames enqueued one
+ * operator at a time (the same kernels in the same order), and a second run gives them again
+ * (cuDNN's algorithms are chosen among the deterministic ones; no atomics in our kernels). */
+static void cuda_graph_equals_eager_and_repeats(void **state)
+{
+    (void)state;
+    struct vf_backend *be = cuda_backend_or_skip();
+    struct golden g = {0};
+    char model[1024];
+    golden_open("tiny", &g, model, sizeof model);
+    struct vf_error err = {0};
+    struct vf_net *net = NULL;
+    if (vf_net_load(model, &net, &err)) fail_msg("%s", err.msg);
+    struct outputs o[3];
+    memset(o, 0, sizeof o);
+    for (int i = 0; i < 3; i++) {
+        struct vf_colorizer *cz = make_graph(be, net, &g, VF_F32, i != 1);
+        outputs_alloc(&o[i], cz, &g);
+        for (int t = 0; t < 4; t++) run_frame(cz, &g, t, &o[i]);
+        vf_colorizer_destroy(&cz);
+    }
+    size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
+    for (int i = 1; i < 3; i++) {
+        assert_memory_equal(o[0].ab, o[i].ab, 2 * n * sizeof(float));
+        assert_memory_equal(o[0].warp, o[i].warp, 2 * n * sizeof(float));
+        assert_memory_equal(o[0].cbcr, o[i].cbcr, 2 * nf * sizeof(float));
+    }
+    for (int i = 0; i < 3; i++) outputs_free(&o[i]);
+    vf_net_free(&net);
+    vf_backend_destroy(&be);
+    vf_safetensors_close(&g.st);
+}
 
 /* DESIGN.md §4: a rank's output does not depend on its thread count. */
 static void same_bytes_with_one_and_two_threads(void **state)
@@ -334,6 +403,13 @@ int main(void)
         cmocka_unit_test(same_bytes_with_one_and_two_threads),
         cmocka_unit_test(reset_restarts_the_recurrence),
         cmocka_unit_test(file_and_buffer_give_the_same_output),
+        cmocka_unit_test(cuda_tiny_f32),
+        cmocka_unit_test(cuda_tiny_bf16),
+        cmocka_unit_test(cuda_tiny_f16),
+        cmocka_unit_test(cuda_full_f32),
+        cmocka_unit_test(cuda_full_bf16),
+        cmocka_unit_test(cuda_full_f16),
+        cmocka_unit_test(cuda_graph_equals_eager_and_repeats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
