@@ -7,7 +7,7 @@
 set -euo pipefail
 out=${1:?usage: make_golden.sh OUTDIR}
 root=$(cd "$(dirname "$0")/.." && pwd)
-py=/usr/bin/python3
+py=${VF_PYTHON:-/usr/bin/python3}   # VF_PYTHON: another python with torch (scripts/gpu_check.sh)
 if ! "$py" -c 'import torch' 2>/dev/null; then
   echo "make_golden: Debian's python3-torch is missing: run scripts/setup.sh" >&2
   exit 1
