@@ -56,6 +56,49 @@ int vf_cuda_graph_launch(struct vf_backend *be, void *graph_exec, struct vf_erro
 void vf_cuda_graph_destroy(void *graph_exec);
 bool vf_cuda_capturing(const struct vf_backend *be);
 
+/* ============================== primitives (kernels/cudnn.cu) ============================== */
+/* The CUDA backend's vf_conv / vf_pool / vf_matmul (kernels.h), created and run by kernels/dnnl.c
+ * after it has validated the description (conv_validate etc.) and, per run, the tensors'
+ * shapes and dtypes: these functions trust their arguments. Creation uploads the weights,
+ * chooses the cuDNN algorithm once (deterministic, heuristic ranking) and reserves the
+ * backend's shared workspace (vf_be_reserve_); a run only enqueues work on the backend's
+ * stream (no allocation, no synchronisation). Each returns VF_OK, or an error with the failing
+ * cuDNN/cuBLAS/CUDA call in err. The *_impl strings ("cudnn:implicit_precomp_gemm (fma)",
+ * "cublas:gemmex bf16 tensor op, ...") are for tests and logs. */
+#define VF_CUDA_IMPL_MAX 96
+
+struct vf_cudnn_conv;
+/* weight: OIHW f32 (host); bias: oc f32 (host) or NULL. */
+int vf_cudnn_conv_create(struct vf_cudnn_conv **out, struct vf_backend *be,
+                         const struct vf_conv_desc *d, enum vf_dtype dt, enum vf_dtype dst_dt,
+                         int n, int h, int w, const float *weight, const float *bias,
+                         struct vf_error *err);
+/* src, dst: the created shapes and dtypes; either may be a channel-slice view. With
+ * d->residual, dst holds the residual on entry. */
+int vf_cudnn_conv_run(struct vf_cudnn_conv *cv, const struct vf_tensor *src,
+                      struct vf_tensor *dst, struct vf_error *err);
+const char *vf_cudnn_conv_impl(const struct vf_cudnn_conv *cv);
+void vf_cudnn_conv_destroy(struct vf_cudnn_conv **cv);
+
+struct vf_cudnn_pool;
+int vf_cudnn_pool_create(struct vf_cudnn_pool **out, struct vf_backend *be,
+                         const struct vf_pool_desc *d, enum vf_dtype dt, int n, int c, int h,
+                         int w, struct vf_error *err);
+int vf_cudnn_pool_run(struct vf_cudnn_pool *p, const struct vf_tensor *src,
+                      struct vf_tensor *dst, struct vf_error *err);
+const char *vf_cudnn_pool_impl(const struct vf_cudnn_pool *p);
+void vf_cudnn_pool_destroy(struct vf_cudnn_pool **p);
+
+struct vf_cublas_matmul;
+int vf_cublas_matmul_create(struct vf_cublas_matmul **out, struct vf_backend *be,
+                            const struct vf_matmul_desc *d, enum vf_dtype dt,
+                            struct vf_error *err);
+/* a, b: device pointers of the created dtype; c: device f32. */
+int vf_cublas_matmul_run(struct vf_cublas_matmul *mm, const void *a, const void *b, float *c,
+                         struct vf_error *err);
+const char *vf_cublas_matmul_impl(const struct vf_cublas_matmul *mm);
+void vf_cublas_matmul_destroy(struct vf_cublas_matmul **mm);
+
 /* ============================== elementwise (kernels/elem_cuda.cu) ========================= */
 
 /* dst = act(src) (vf_op_act); slopes: c device floats for VF_ACT_PRELU, else unused. */

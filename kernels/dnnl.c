@@ -8,7 +8,11 @@
  * workspace is sized at creation (vf_be_reserve_), so a run never allocates.
  *
  * Threads: each create and run first sets the backend's OpenMP thread count (vf_be_enter_),
- * so a primitive runs with the thread count it was created (and blocked) for. */
+ * so a primitive runs with the thread count it was created (and blocked) for.
+ *
+ * CUDA: on a CUDA backend (VF_BE_CUDA) each vf_*_create validates exactly as for the CPU, then
+ * creates the cuDNN/cuBLAS primitive of kernels/cudnn.cu (kernels/cuda_ops.h, "primitives"),
+ * which run, macs, impl and destroy dispatch to; the run-time tensor checks are shared too. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -16,6 +20,9 @@
 #include <string.h>
 
 #include "kernels/internal.h"
+#ifdef VF_HAVE_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 #define IMPL_MAX 96
 
@@ -53,6 +60,17 @@ static int check_compute_dtype(const struct vf_backend *be, enum vf_dtype dt, co
 {
     if (dt != VF_F32 && dt != VF_BF16 && dt != VF_F16)
         return vf_error_set(err, VF_EINVAL, "%s: unknown dtype %d", what, (int)dt);
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(be)) {
+        if (!vf_backend_supports(be, dt))
+            return vf_error_set(err, VF_EUNSUPPORTED,
+                                "%s: the CUDA backend cannot compute in %s on GPU %d (compute "
+                                "capability %d.%d; f16 needs 7.0, bf16 8.0); use precision f32",
+                                what, vf_dtype_name(dt), vf_cuda_device(be), vf_cuda_cc(be) / 10,
+                                vf_cuda_cc(be) % 10);
+        return VF_OK;
+    }
+#endif
     if (!vf_backend_supports(be, dt))
         return vf_error_set(err, VF_EUNSUPPORTED,
                             "%s: the CPU backend cannot compute in %s on this machine (%s); use "
@@ -140,6 +158,7 @@ struct vf_conv {
     size_t in_off, out_off, sp_off; /* regions of the backend workspace */
     double macs;
     char impl[IMPL_MAX];
+    struct vf_cudnn_conv *cu;     /* a CUDA backend's primitive (kernels/cudnn.cu), or NULL */
 };
 
 void vf_conv_out_size(const struct vf_conv_desc *d, int h, int w, int *oh, int *ow)
@@ -238,6 +257,43 @@ static dnnl_status_t conv_post_ops(dnnl_primitive_attr_t attr, const struct vf_c
     return st;
 }
 
+#ifdef VF_HAVE_CUDA
+/* A CUDA backend's convolution: the same shape bookkeeping, the work in kernels/cudnn.cu. */
+static int conv_create_cuda(struct vf_conv **out, struct vf_backend *be,
+                            const struct vf_conv_desc *d, enum vf_dtype dt, enum vf_dtype dst_dt,
+                            int n, int h, int w, const float *weight, const float *bias,
+                            struct vf_error *err)
+{
+    struct vf_conv *cv = vf_calloc(1, sizeof *cv, err);
+    if (!cv)
+        return VF_ENOMEM;
+    cv->be = be;
+    cv->d = *d;
+    cv->dt = dt;
+    cv->dst_dt = dst_dt;
+    cv->n = n;
+    cv->h = h;
+    cv->w = w;
+    vf_conv_out_size(d, h, w, &cv->oh, &cv->ow);
+    cv->reflect = d->pad_mode == VF_PAD_REFLECT && d->pad > 0;
+    cv->ch = cv->reflect ? h + 2 * d->pad : h;
+    cv->cw = cv->reflect ? w + 2 * d->pad : w;
+    int rc = vf_cudnn_conv_create(&cv->cu, be, d, dt, dst_dt, n, h, w, weight, bias, err);
+    if (rc) {
+        if (err)
+            vf_error_prefix(err, "convolution %d -> %d %dx%d (%s%s%s, GPU %d)", d->ic, d->oc,
+                            d->kh, d->kw, vf_dtype_name(dt), dst_dt != dt ? " -> " : "",
+                            dst_dt != dt ? vf_dtype_name(dst_dt) : "", vf_cuda_device(be));
+        free(cv);
+        return rc;
+    }
+    snprintf(cv->impl, sizeof cv->impl, "%s", vf_cudnn_conv_impl(cv->cu));
+    cv->macs = (double)n * d->oc * cv->oh * cv->ow * (double)(d->ic / d->groups) * d->kh * d->kw;
+    *out = cv;
+    return VF_OK;
+}
+#endif
+
 int vf_conv_create(struct vf_conv **out, struct vf_backend *be, const struct vf_conv_desc *d,
                    enum vf_dtype dt, enum vf_dtype dst_dt, int n, int h, int w,
                    const float *weight, const float *bias, struct vf_error *err)
@@ -248,6 +304,10 @@ int vf_conv_create(struct vf_conv **out, struct vf_backend *be, const struct vf_
         return rc;
     if ((rc = check_compute_dtype(be, dt, "convolution", err)))
         return rc;
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(be))
+        return conv_create_cuda(out, be, d, dt, dst_dt, n, h, w, weight, bias, err);
+#endif
 
     struct vf_conv *cv = vf_calloc(1, sizeof *cv, err);
     if (!cv)
@@ -405,6 +465,10 @@ int vf_conv_run(struct vf_conv *cv, const struct vf_tensor *src, struct vf_tenso
     if ((rc = check_act(dst, "convolution destination", cv->dst_dt, cv->n, cv->d.oc, cv->oh,
                         cv->ow, err)))
         return rc;
+#ifdef VF_HAVE_CUDA
+    if (cv->cu)
+        return vf_cudnn_conv_run(cv->cu, src, dst, err);
+#endif
     struct vf_backend *be = cv->be;
     vf_be_enter_(be);
     char *ws = be->ws;
@@ -464,6 +528,9 @@ void vf_conv_destroy(struct vf_conv **cvp)
     if (!cvp || !*cvp)
         return;
     struct vf_conv *cv = *cvp;
+#ifdef VF_HAVE_CUDA
+    vf_cudnn_conv_destroy(&cv->cu);
+#endif
     if (cv->prim)
         dnnl_primitive_destroy(cv->prim);
     if (cv->src_m)
@@ -514,6 +581,7 @@ struct vf_matmul {
     struct mm_thread *thr;
     size_t sp_stride;
     char impl[IMPL_MAX];
+    struct vf_cublas_matmul *cu;  /* a CUDA backend's matmul (kernels/cudnn.cu), or NULL */
 };
 
 /* Memory descriptors of an m-row (sub)problem; dense: leading dimensions = row lengths. */
@@ -672,6 +740,23 @@ int vf_matmul_create(struct vf_matmul **out, struct vf_backend *be,
     struct vf_matmul *mm = vf_calloc(1, sizeof *mm, err);
     if (!mm)
         return VF_ENOMEM;
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(be)) {
+        mm->be = be;
+        mm->d = *d;
+        mm->dt = dt;
+        if ((rc = vf_cublas_matmul_create(&mm->cu, be, d, dt, err))) {
+            if (err)
+                vf_error_prefix(err, "matmul %d x %d x %d (%s, GPU %d)", d->m, d->n, d->k,
+                                vf_dtype_name(dt), vf_cuda_device(be));
+            free(mm);
+            return rc;
+        }
+        snprintf(mm->impl, sizeof mm->impl, "%s", vf_cublas_matmul_impl(mm->cu));
+        *out = mm;
+        return VF_OK;
+    }
+#endif
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
     rc = VF_EINTERNAL;
@@ -757,6 +842,10 @@ int vf_matmul_run(struct vf_matmul *mm, const void *a, const void *b, float *c,
 {
     if (!a || !b || !c)
         return vf_error_set(err, VF_EINVAL, "matmul: a NULL operand");
+#ifdef VF_HAVE_CUDA
+    if (mm->cu)
+        return vf_cublas_matmul_run(mm->cu, a, b, c, err);
+#endif
     struct vf_backend *be = mm->be;
     const struct vf_matmul_desc *d = &mm->d;
     vf_be_enter_(be);
@@ -815,6 +904,9 @@ void vf_matmul_destroy(struct vf_matmul **mmp)
     if (!mmp || !*mmp)
         return;
     struct vf_matmul *mm = *mmp;
+#ifdef VF_HAVE_CUDA
+    vf_cublas_matmul_destroy(&mm->cu);
+#endif
     if (mm->prim)
         dnnl_primitive_destroy(mm->prim);
     destroy_mem(mm->a_m);
@@ -853,6 +945,7 @@ struct vf_pool {
     dnnl_memory_t src_m, dst_m, sp_m;
     size_t in_off, out_off, sp_off;
     char impl[IMPL_MAX];
+    struct vf_cudnn_pool *cu;     /* a CUDA backend's pooling (kernels/cudnn.cu), or NULL */
 };
 
 void vf_pool_out_size(const struct vf_pool_desc *d, int h, int w, int *oh, int *ow)
@@ -883,6 +976,29 @@ int vf_pool_create(struct vf_pool **out, struct vf_backend *be, const struct vf_
     struct vf_pool *p = vf_calloc(1, sizeof *p, err);
     if (!p)
         return VF_ENOMEM;
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(be)) {
+        p->be = be;
+        p->d = *d;
+        p->dt = dt;
+        p->n = n;
+        p->c = c;
+        p->h = h;
+        p->w = w;
+        p->oh = oh;
+        p->ow = ow;
+        if ((rc = vf_cudnn_pool_create(&p->cu, be, d, dt, n, c, h, w, err))) {
+            if (err)
+                vf_error_prefix(err, "pooling %dx%d over %d x %d x %d x %d (%s, GPU %d)", d->k,
+                                d->k, n, c, h, w, vf_dtype_name(dt), vf_cuda_device(be));
+            free(p);
+            return rc;
+        }
+        snprintf(p->impl, sizeof p->impl, "%s", vf_cudnn_pool_impl(p->cu));
+        *out = p;
+        return VF_OK;
+    }
+#endif
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
     rc = VF_EINTERNAL;
@@ -952,6 +1068,10 @@ int vf_pool_run(struct vf_pool *p, const struct vf_tensor *src, struct vf_tensor
         return rc;
     if ((rc = check_act(dst, "pooling destination", p->dt, p->n, p->c, p->oh, p->ow, err)))
         return rc;
+#ifdef VF_HAVE_CUDA
+    if (p->cu)
+        return vf_cudnn_pool_run(p->cu, src, dst, err);
+#endif
     struct vf_backend *be = p->be;
     vf_be_enter_(be);
     char *ws = be->ws;
@@ -988,6 +1108,9 @@ void vf_pool_destroy(struct vf_pool **pp)
     if (!pp || !*pp)
         return;
     struct vf_pool *p = *pp;
+#ifdef VF_HAVE_CUDA
+    vf_cudnn_pool_destroy(&p->cu);
+#endif
     if (p->prim)
         dnnl_primitive_destroy(p->prim);
     if (p->src_m)
