@@ -121,6 +121,40 @@ int vf_cuda_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, 
                       float kb, struct vf_tensor *rgb, struct vf_tensor *cbcr, void *stream,
                       struct vf_error *err);
 
+/* ============================== operators (kernels/ops_cuda.cu) ============================ */
+/* The rest of kernels.h's operators, called by kernels/ops.c after its checks (same contract as
+ * above). Reductions run inside one block in a fixed order (per-thread sums in double, then a
+ * tree over the threads), never with atomics: a result is the same bits run after run on the
+ * same GPU. No allocation: statistics live in shared memory; guided upsampling uses the
+ * caller's scratch. gamma, beta, slopes: c device floats, or NULL (1, 0, unused). */
+
+/* vf_op_instance_norm: one block per image × 8 channels. */
+int vf_cuda_instance_norm(const struct vf_tensor *src, struct vf_tensor *dst, float eps,
+                          const float *gamma, const float *beta, enum vf_act act, float alpha,
+                          const float *slopes, void *stream, struct vf_error *err);
+/* vf_op_resize (not in place). */
+int vf_cuda_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_resize mode,
+                   void *stream, struct vf_error *err);
+/* vf_op_add (dst may be a or b). */
+int vf_cuda_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_tensor *dst,
+                void *stream, struct vf_error *err);
+/* vf_op_concat: one vf_cuda_cast per source into its channels of dst. */
+int vf_cuda_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,
+                   void *stream, struct vf_error *err);
+/* vf_op_l2norm; with centring, one block per image (its channel means in shared memory, so
+ * c ≤ 8192). */
+int vf_cuda_l2norm(const struct vf_tensor *src, struct vf_tensor *dst, bool center, float eps,
+                   void *stream, struct vf_error *err);
+/* vf_op_attention_rows: f, v, s (may be NULL), out: device f32; one block per row. */
+int vf_cuda_attention_rows(const float *f, int rows, int ncols, int ld, float tau,
+                           const float *v, int vc, float *s, float *out, void *stream,
+                           struct vf_error *err);
+/* vf_op_guided_upsample: scratch as kernels/ops.c's (vf_guided_scratch_elems, doubles). */
+int vf_cuda_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tensor *ab_lo,
+                            const struct vf_tensor *grey_full, struct vf_tensor *ab_full,
+                            int radius, float eps, struct vf_tensor *scratch, void *stream,
+                            struct vf_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,7 @@
  * kernels/elem.h: the per-element bodies of the operators, one source for two targets: the CPU
  * loops of kernels/ops.c (C11) and the CUDA kernels of kernels/elem_cuda.cu (nvcc, C++). Every
  * function is `static inline VF_HD` (__host__ __device__ under nvcc), uses float arithmetic and
- * only math functions that exist on both sides (powf, cbrtf, expf, tanhf, sqrtf).
+ * only math functions that exist on both sides (powf, cbrtf, expf, tanhf, sqrtf, sqrt, floorf).
  *
  * The colour maths are docs/NETWORK.md's, to the constant: sRGB transfer lin()/gam(), CIE Lab
  * (D65) with the matrix M and its inverse as written there, the neutral-grey lightness reading,
@@ -392,6 +392,188 @@ static inline VF_HD float vf_cb(vf_f3 c, float kr, float kb)
 static inline VF_HD float vf_cr(vf_f3 c, float kr, float kb)
 {
     return (c.x - vf_luma(c, kr, kb)) / (2.0f * (1.0f - kr));
+}
+
+/* ============================== operators' per-element bodies ============================== */
+/* What kernels/ops.c's loops and kernels/ops_cuda.cu's kernels compute per output element, in
+ * the same operation order (so the CPU's results do not depend on which side calls them; nvcc
+ * may still contract a·b + c into an FMA, so the GPU's can differ in the last bits). */
+
+static inline VF_HD int vf_imin(int a, int b) { return a < b ? a : b; }
+static inline VF_HD int vf_imax(int a, int b) { return a > b ? a : b; }
+
+/* ---- resize (PyTorch's conventions) ---- */
+
+/* PyTorch's 'nearest' (upsample_nearest2d with an output size): identity, ×2 by a shift,
+ * otherwise min(floor(dst · (float)(in/out)), in − 1) in float arithmetic. */
+static inline VF_HD int vf_nearest_src(int dst, int in, int out)
+{
+    if (out == in)
+        return dst;
+    if (out == 2 * in)
+        return dst >> 1;
+    float scale = (float)in / (float)out;
+    int s = (int)floorf((float)dst * scale);
+    return s < in - 1 ? s : in - 1;
+}
+
+/* PyTorch's linear source index, align_corners=False: real = scale·(dst + 0.5) − 0.5 in float,
+ * negative clamped to 0; i0 = min(floor(real), in − 1), i1 = i0 + (i0 < in − 1), λ1 = real − i0
+ * clamped to [0, 1], λ0 = 1 − λ1. */
+static inline VF_HD void vf_linear_src(int dst, int in, int out, int *i0, int *i1, float *l0,
+                                       float *l1)
+{
+    float scale = (float)in / (float)out;
+    float real = scale * ((float)dst + 0.5f) - 0.5f;
+    if (real < 0.0f)
+        real = 0.0f;
+    int i = vf_imin((int)floorf(real), in - 1);
+    float l = real - (float)i;
+    l = l < 0.0f ? 0.0f : (l > 1.0f ? 1.0f : l);
+    *i0 = i;
+    *i1 = i + (i < in - 1 ? 1 : 0);
+    *l1 = l;
+    *l0 = 1.0f - l;
+}
+
+/* Bilinear blend of the four neighbours a (y0, x0), b (y0, x1), c (y1, x0), d (y1, x1). */
+static inline VF_HD float vf_bilerp(float hy0, float hy1, float wx0, float wx1, float a, float b,
+                                    float c, float d)
+{
+    return hy0 * (wx0 * a + wx1 * b) + hy1 * (wx0 * c + wx1 * d);
+}
+
+/* ---- instance norm ---- */
+
+/* 1/√(σ² + ε) from the sum of squared deviations over hw positions (double), as f32. */
+static inline VF_HD float vf_in_rstd(double sq, long long hw, float eps)
+{
+    return (float)(1.0 / sqrt(sq / (double)hw + (double)eps));
+}
+
+/* γ·(x − μ)/σ + β (before the activation). */
+static inline VF_HD float vf_in_affine(float x, float mean, float rstd, float gamma, float beta)
+{
+    return (x - mean) * rstd * gamma + beta;
+}
+
+/* ---- l2norm ---- */
+
+/* The divisor of a position: max(‖x‖, ε) from the sum of squares (double). */
+static inline VF_HD float vf_l2_den(double ss, float eps)
+{
+    float nrm = (float)sqrt(ss);
+    return nrm > eps ? nrm : eps;
+}
+
+/* ---- attention rows ---- */
+
+/* exp(x) for the softmax weights, x ≤ 0 (f32, branch-free so the column loops vectorise): Cody–
+ * Waite reduction x = n·ln2 + r, |r| ≤ ln2/2, a degree-7 Taylor polynomial, the scale 2ⁿ by its
+ * bits. Within 1.2e-7 (relative) of glibc's expf over every float in [−87, 0] (checked
+ * exhaustively); 0 below −87, where e^x < 1.7e-38 (expf gives subnormals there, slow and
+ * negligible next to the row's largest weight, 1). NaN stays NaN. */
+static inline VF_HD float vf_att_exp(float x)
+{
+    /* selects by masks (a ternary here keeps gcc from vectorising the loop) */
+    const uint32_t keep = (uint32_t)0 - (uint32_t)!(x < -87.0f);     /* ~0, or 0 below −87 */
+    const float xc = vf_bits_f32((vf_f32_bits(x) & keep) | (vf_f32_bits(-87.0f) & ~keep));
+    const float magic = 12582912.0f;                       /* 1.5·2²³: round to nearest */
+    const float t = xc * 1.44269504088896341f + magic;
+    const int32_t n = (int32_t)(vf_f32_bits(t) - vf_f32_bits(magic));
+    const float fn = t - magic;
+    const float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const float e = p * vf_bits_f32((uint32_t)(n + 127) << 23);
+    return vf_bits_f32(vf_f32_bits(e) & keep);
+}
+
+/* ---- guided upsampling (He et al.'s guided filter on the low-resolution guide, its
+ * coefficients box-filtered and bilinearly upsampled; NETWORK.md post-processing 1) ----
+ * Scratch layout (kernels.h's vf_guided_scratch_elems, in doubles): VF_GU_HS planes of P = H·W
+ * (window sums), then VF_GU_AB planes (A_a, B_a, A_b, B_b, later their box means). */
+#define VF_GU_HS 6
+#define VF_GU_AB 4
+
+/* Stage 1's quantities at one low-resolution pixel: I, I², p_a, p_b, I·p_a, I·p_b. */
+static inline VF_HD void vf_gu_quantities(float grey, float pa, float pb, double q[VF_GU_HS])
+{
+    const double I = (double)grey, a = (double)pa, b = (double)pb;
+    q[0] = I;
+    q[1] = I * I;
+    q[2] = a;
+    q[3] = b;
+    q[4] = I * a;
+    q[5] = I * b;
+}
+
+/* Horizontal window sums, columns max(x − r, 0) .. min(x + r, W − 1) in order, of nk planes
+ * (P doubles apart) at (y, x). */
+static inline VF_HD void vf_gu_hsum(const double *pl, size_t P, int W, int y, int x, int r,
+                                    int nk, double *acc)
+{
+    for (int k = 0; k < nk; k++)
+        acc[k] = 0.0;
+    const int xb = vf_imin(x + r, W - 1);
+    for (int xx = vf_imax(x - r, 0); xx <= xb; xx++)
+        for (int k = 0; k < nk; k++)
+            acc[k] += pl[(size_t)k * P + (size_t)y * (size_t)W + (size_t)xx];
+}
+
+/* Box means at (y, x): the vertical sums (rows in order) of nk planes of horizontal sums,
+ * divided by the window's pixel count (clipped at the borders). */
+static inline VF_HD void vf_gu_vmean(const double *pl, size_t P, int H, int W, int y, int x,
+                                     int r, int nk, double *m)
+{
+    const int ya = vf_imax(y - r, 0), yb = vf_imin(y + r, H - 1);
+    const int cnt = (yb - ya + 1) * (vf_imin(x + r, W - 1) - vf_imax(x - r, 0) + 1);
+    for (int k = 0; k < nk; k++)
+        m[k] = 0.0;
+    for (int yy = ya; yy <= yb; yy++)
+        for (int k = 0; k < nk; k++)
+            m[k] += pl[(size_t)k * P + (size_t)yy * (size_t)W + (size_t)x];
+    for (int k = 0; k < nk; k++)
+        m[k] /= (double)cnt;
+}
+
+/* The guided filter's coefficients from the box means m (of vf_gu_quantities): per ab channel
+ * A = cov(I, p)/(var(I) + ε), B = mean(p) − A·mean(I); c = {A_a, B_a, A_b, B_b}. */
+static inline VF_HD void vf_gu_coef(const double m[VF_GU_HS], double eps, double c[VF_GU_AB])
+{
+    const double var = m[1] - m[0] * m[0];
+    for (int ch = 0; ch < 2; ch++) {
+        const double A = (m[4 + ch] - m[0] * m[2 + ch]) / (var + eps);
+        c[2 * ch] = A;
+        c[2 * ch + 1] = m[2 + ch] - A * m[0];
+    }
+}
+
+/* The VF_GU_AB coefficient planes bilinearly upsampled (vf_linear_src's indices and weights)
+ * at one full-resolution pixel, in double. */
+static inline VF_HD void vf_gu_upsample(const double *abp, size_t P, int W, int y0, int y1,
+                                        float hy0, float hy1, int x0, int x1, float wx0,
+                                        float wx1, double up[VF_GU_AB])
+{
+    const size_t i00 = (size_t)y0 * W + x0, i01 = (size_t)y0 * W + x1;
+    const size_t i10 = (size_t)y1 * W + x0, i11 = (size_t)y1 * W + x1;
+    for (int k = 0; k < VF_GU_AB; k++) {
+        const double *pl = abp + (size_t)k * P;
+        up[k] = (double)hy0 * ((double)wx0 * pl[i00] + (double)wx1 * pl[i01]) +
+                (double)hy1 * ((double)wx0 * pl[i10] + (double)wx1 * pl[i11]);
+    }
+}
+
+/* ab channel ch (0 a, 1 b) at full resolution: up(A)·I + up(B). */
+static inline VF_HD float vf_gu_apply(const double up[VF_GU_AB], float grey, int ch)
+{
+    return (float)(up[2 * ch] * (double)grey + up[2 * ch + 1]);
 }
 
 #endif /* VF_KERNELS_ELEM_H */

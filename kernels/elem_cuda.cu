@@ -2,62 +2,17 @@
  * kernels/elem_cuda.cu: the CUDA backend's elementwise kernels: act, cast, grey → L, RGB ↔ Lab,
  * keep-luma. Their bodies are kernels/elem.h's, shared with the CPU loops of kernels/ops.c (one
  * source, two targets). Tensors are NHWC with a pixel stride, f32/bf16/f16 storage, f32
- * arithmetic. Launch wrappers (kernels/cuda_ops.h) check the launch with cudaGetLastError.
+ * arithmetic (views, loads and stores: kernels/cuda_elem.cuh). Launch wrappers
+ * (kernels/cuda_ops.h) check the launch with cudaGetLastError.
  */
-#include <cstdint>
-
 #include <cuda_runtime.h>
 
 extern "C" {
 #include "kernels/cuda_ops.h"
 }
-#include "kernels/elem.h"
-
-#include "kernels/cuda_check.h"
+#include "kernels/cuda_elem.cuh"
 
 namespace {
-
-/* A tensor as the kernels see it. */
-struct view {
-    void *data;
-    int dtype;
-    int c;
-    long long stride;   /* elements between pixels */
-};
-
-view make_view(const struct vf_tensor *t)
-{
-    view v;
-    v.data = t ? t->data : nullptr;
-    v.dtype = t ? (int)t->dtype : 0;
-    v.c = t ? t->c : 0;
-    v.stride = t ? t->pix_stride : 0;
-    return v;
-}
-
-long long pixels(const struct vf_tensor *t) { return (long long)t->n * t->h * t->w; }
-
-__device__ __forceinline__ float vld(const view &v, long long off)
-{
-    switch (v.dtype) {
-    case VF_BF16: return vf_bf16_to_f32(static_cast<const uint16_t *>(v.data)[off]);
-    case VF_F16: return vf_f16_to_f32(static_cast<const uint16_t *>(v.data)[off]);
-    default: return static_cast<const float *>(v.data)[off];
-    }
-}
-
-__device__ __forceinline__ void vst(const view &v, long long off, float x)
-{
-    switch (v.dtype) {
-    case VF_BF16: static_cast<uint16_t *>(v.data)[off] = vf_f32_to_bf16(x); break;
-    case VF_F16: static_cast<uint16_t *>(v.data)[off] = vf_f32_to_f16(x); break;
-    default: static_cast<float *>(v.data)[off] = x; break;
-    }
-}
-
-#define GRID_STRIDE(i, n)                                                                      \
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n);            \
-         i += (long long)gridDim.x * blockDim.x)
 
 __global__ void k_act(view s, view d, long long n, int act, float alpha, const float *slopes)
 {
@@ -66,14 +21,7 @@ __global__ void k_act(view s, view d, long long n, int act, float alpha, const f
         long long p = i / s.c;
         int ch = (int)(i - p * s.c);
         float x = vld(s, p * s.stride + ch);
-        switch (act) {
-        case VF_ACT_RELU: x = vf_relu(x); break;
-        case VF_ACT_LRELU: x = vf_lrelu(x, alpha); break;
-        case VF_ACT_PRELU: x = vf_prelu(x, slopes[ch]); break;
-        case VF_ACT_TANH: x = vf_tanh(x); break;
-        default: break;
-        }
-        vst(d, p * d.stride + ch, x);
+        vst(d, p * d.stride + ch, vact(x, act, alpha, act == VF_ACT_PRELU ? slopes[ch] : 0.0f));
     }
 }
 
@@ -145,24 +93,6 @@ __global__ void k_keep_luma(view g, view ab, float kr, float kb, view rgb, view 
             vst(cbcr, p * cbcr.stride + 1, vf_cr(c, kr, kb));
         }
     }
-}
-
-const int kThreads = 256;
-
-unsigned grid_for(long long n)
-{
-    long long b = (n + kThreads - 1) / kThreads;
-    const long long cap = 65536;   /* grid-stride loops cover the rest */
-    return (unsigned)(b < 1 ? 1 : (b > cap ? cap : b));
-}
-
-/* After a launch: the launch's own error (bad configuration, no device, ...). */
-int launched(const char *what, struct vf_error *err)
-{
-    VF_CHECK_CUDA(cudaGetLastError(), err, fail);
-    return VF_OK;
-fail:
-    return vf_error_prefix(err, "%s", what);
 }
 
 } // namespace

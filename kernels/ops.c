@@ -10,6 +10,10 @@
  *
  * No allocation: the few per-iteration buffers are small fixed arrays on the stack; the guided
  * upsampling uses the caller's scratch tensor.
+ *
+ * CUDA: after its checks, each operator hands a CUDA backend's tensors to its launcher in
+ * kernels/cuda_ops.h (kernels/elem_cuda.cu, kernels/ops_cuda.cu), enqueued on the backend's
+ * stream; the per-element bodies of both sides are kernels/elem.h's (one source, two targets).
  */
 #include <float.h>
 #include <math.h>
@@ -18,6 +22,9 @@
 
 #include "kernels/elem.h"
 #include "kernels/internal.h"
+#ifdef VF_HAVE_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 /* Channels handled per stack buffer. */
 #define CHUNK 64
@@ -64,7 +71,9 @@ static int bad_shapes(struct vf_error *err, const char *op, const char *na,
                         shape_str(a, sa, sizeof sa), nb, shape_str(b, sb, sizeof sb), why);
 }
 
-/* A usable CPU tensor: data, positive sizes, a valid dtype, pix_stride ≥ c; on `be` when given. */
+/* A usable tensor: data, positive sizes, a valid dtype, pix_stride ≥ c; on `be` when given.
+ * Each operator then runs on its tensors' backend: the C loops below on the CPU, the launchers
+ * of kernels/cuda_ops.h (kernels/elem_cuda.cu, kernels/ops_cuda.cu) on a GPU. */
 static int check_tensor(struct vf_error *err, const char *op, const char *name,
                         const struct vf_tensor *t, const struct vf_backend *be)
 {
@@ -81,9 +90,12 @@ static int check_tensor(struct vf_error *err, const char *op, const char *name,
     if (be && t->be != be)
         return vf_error_set(err, VF_EINVAL, "%s: %s (%s) belongs to another backend", op, name,
                             shape_str(t, s, sizeof s));
+#ifndef VF_HAVE_CUDA
+    /* a build without the CUDA backend never creates one: not a tensor of this build */
     if (t->be->device != VF_DEVICE_CPU)
-        return vf_error_set(err, VF_EUNSUPPORTED, "%s: the CUDA backend's operators are not "
-                            "built yet (%s is on a GPU)", op, name);
+        return vf_error_set(err, VF_EUNSUPPORTED, "%s: %s is on a GPU but this vaefarm was "
+                            "built without the CUDA backend", op, name);
+#endif
     return VF_OK;
 }
 
@@ -234,6 +246,10 @@ int vf_op_act(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_act ac
         return bad_shapes(err, op, "src", src, "dst", dst, "they must have the same shape");
     TRYC(check_act(err, op, act, src->c, slopes, src->be));
     const float *sl = act == VF_ACT_PRELU ? (const float *)slopes->data : NULL;
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(src->be))
+        return vf_cuda_act(src, dst, act, alpha, sl, vf_cuda_stream(src->be), err);
+#endif
     const long np = npix(src);
     const int c = src->c;
     vf_be_enter_(src->be);
@@ -273,6 +289,11 @@ int vf_op_instance_norm(const struct vf_tensor *src, struct vf_tensor *dst, floa
     const float *g = gamma ? (const float *)gamma->data : NULL;
     const float *b = beta ? (const float *)beta->data : NULL;
     const float *sl = act == VF_ACT_PRELU ? (const float *)slopes->data : NULL;
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(src->be))
+        return vf_cuda_instance_norm(src, dst, eps, g, b, act, alpha, sl,
+                                     vf_cuda_stream(src->be), err);
+#endif
     const int c = src->c, nchunk = (c + IN_CH - 1) / IN_CH;
     const long hw = (long)src->h * src->w, ntask = (long)src->n * nchunk;
     vf_be_enter_(src->be);
@@ -304,14 +325,14 @@ int vf_op_instance_norm(const struct vf_tensor *src, struct vf_tensor *dst, floa
         float mf[IN_CH], rs[IN_CH], gk[IN_CH], bk[IN_CH];
         for (int k = 0; k < nc; k++) {
             mf[k] = (float)mean[k];
-            rs[k] = (float)(1.0 / sqrt(sq[k] / (double)hw + (double)eps));
+            rs[k] = vf_in_rstd(sq[k], hw, eps);
             gk[k] = g ? g[c0 + k] : 1.0f;
             bk[k] = b ? b[c0 + k] : 0.0f;
         }
         for (long q = 0; q < hw; q++) {
             ld_span(src, px_off(src, base + q) + (size_t)c0, nc, buf);
             for (int k = 0; k < nc; k++)
-                buf[k] = (buf[k] - mf[k]) * rs[k] * gk[k] + bk[k];
+                buf[k] = vf_in_affine(buf[k], mf[k], rs[k], gk[k], bk[k]);
             act_span(buf, nc, act, alpha, sl ? sl + c0 : NULL);
             st_span(dst, px_off(dst, base + q) + (size_t)c0, nc, buf);
         }
@@ -321,36 +342,8 @@ int vf_op_instance_norm(const struct vf_tensor *src, struct vf_tensor *dst, floa
 
 /* ============================== resize ===================================================== */
 
-/* PyTorch's 'nearest' (upsample_nearest2d with an output size): identity, ×2 by a shift,
- * otherwise min(floor(dst · (float)(in/out)), in − 1) in float arithmetic. */
-static inline int nearest_src(int dst, int in, int out)
-{
-    if (out == in)
-        return dst;
-    if (out == 2 * in)
-        return dst >> 1;
-    float scale = (float)in / (float)out;
-    int s = (int)floorf((float)dst * scale);
-    return s < in - 1 ? s : in - 1;
-}
-
-/* PyTorch's linear source index, align_corners=False: real = scale·(dst + 0.5) − 0.5 in float,
- * negative clamped to 0; i0 = min(floor(real), in − 1), i1 = i0 + (i0 < in − 1), λ1 = real − i0
- * clamped to [0, 1], λ0 = 1 − λ1. */
-static inline void linear_src(int dst, int in, int out, int *i0, int *i1, float *l0, float *l1)
-{
-    float scale = (float)in / (float)out;
-    float real = scale * ((float)dst + 0.5f) - 0.5f;
-    if (real < 0.0f)
-        real = 0.0f;
-    int i = imin((int)floorf(real), in - 1);
-    float l = real - (float)i;
-    l = l < 0.0f ? 0.0f : (l > 1.0f ? 1.0f : l);
-    *i0 = i;
-    *i1 = i + (i < in - 1 ? 1 : 0);
-    *l1 = l;
-    *l0 = 1.0f - l;
-}
+/* The source indices and weights: kernels/elem.h's vf_nearest_src, vf_linear_src (PyTorch's
+ * conventions, shared with the CUDA kernels). */
 
 int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_resize mode,
                  struct vf_error *err)
@@ -365,6 +358,10 @@ int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_res
         return vf_error_set(err, VF_EINVAL, "%s: unknown mode %d", op, (int)mode);
     if (src->data == dst->data)
         return vf_error_set(err, VF_EINVAL, "%s: cannot run in place", op);
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(src->be))
+        return vf_cuda_resize(src, dst, mode, vf_cuda_stream(src->be), err);
+#endif
     const int c = src->c, ih = src->h, iw = src->w, oh = dst->h, ow = dst->w;
     const long rows = (long)dst->n * oh;
     vf_be_enter_(src->be);
@@ -375,9 +372,9 @@ int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_res
         const long irow = img * ih;
         float a[CHUNK], b[CHUNK], cc[CHUNK], d[CHUNK];
         if (mode == VF_RESIZE_NEAREST) {
-            const int sy = nearest_src(y, ih, oh);
+            const int sy = vf_nearest_src(y, ih, oh);
             for (int x = 0; x < ow; x++) {
-                const int sx = nearest_src(x, iw, ow);
+                const int sx = vf_nearest_src(x, iw, ow);
                 const long sp = (irow + sy) * iw + sx, dp = r * ow + x;
                 for (int c0 = 0; c0 < c; c0 += CHUNK) {
                     int nc = imin(CHUNK, c - c0);
@@ -388,11 +385,11 @@ int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_res
         } else {
             int y0, y1;
             float hy0, hy1;
-            linear_src(y, ih, oh, &y0, &y1, &hy0, &hy1);
+            vf_linear_src(y, ih, oh, &y0, &y1, &hy0, &hy1);
             for (int x = 0; x < ow; x++) {
                 int x0, x1;
                 float wx0, wx1;
-                linear_src(x, iw, ow, &x0, &x1, &wx0, &wx1);
+                vf_linear_src(x, iw, ow, &x0, &x1, &wx0, &wx1);
                 const long p00 = (irow + y0) * iw + x0, p01 = (irow + y0) * iw + x1;
                 const long p10 = (irow + y1) * iw + x0, p11 = (irow + y1) * iw + x1;
                 const long dp = r * ow + x;
@@ -403,7 +400,7 @@ int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_res
                     ld_span(src, px_off(src, p10) + (size_t)c0, nc, cc);
                     ld_span(src, px_off(src, p11) + (size_t)c0, nc, d);
                     for (int k = 0; k < nc; k++)
-                        a[k] = hy0 * (wx0 * a[k] + wx1 * b[k]) + hy1 * (wx0 * cc[k] + wx1 * d[k]);
+                        a[k] = vf_bilerp(hy0, hy1, wx0, wx1, a[k], b[k], cc[k], d[k]);
                     st_span(dst, px_off(dst, dp) + (size_t)c0, nc, a);
                 }
             }
@@ -425,6 +422,10 @@ int vf_op_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_te
         return bad_shapes(err, op, "a", a, "b", b, "they must have the same shape");
     if (!same_shape(a, dst))
         return bad_shapes(err, op, "a", a, "dst", dst, "they must have the same shape");
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(a->be))
+        return vf_cuda_add(a, b, dst, vf_cuda_stream(a->be), err);
+#endif
     const long np = npix(a);
     const int c = a->c;
     vf_be_enter_(a->be);
@@ -481,6 +482,10 @@ int vf_op_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *d
         return vf_error_set(err, VF_EINVAL, "%s: the sources have %ld channels in all but dst "
                             "is %s", op, total, shape_str(dst, s, sizeof s));
     }
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(dst->be))
+        return vf_cuda_concat(srcs, n, dst, vf_cuda_stream(dst->be), err);
+#endif
     vf_be_enter_(dst->be);
     int dc0 = 0;
     for (int i = 0; i < n; i++) {
@@ -497,6 +502,10 @@ int vf_op_copy(const struct vf_tensor *src, struct vf_tensor *dst, struct vf_err
     TRYC(check_tensor(err, op, "dst", dst, src->be));
     if (!same_shape(src, dst))
         return bad_shapes(err, op, "src", src, "dst", dst, "they must have the same shape");
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(src->be))
+        return vf_cuda_cast(src, dst, vf_cuda_stream(src->be), err);
+#endif
     vf_be_enter_(src->be);
     copy_into(src, dst, 0);
     return VF_OK;
@@ -519,6 +528,10 @@ int vf_op_l2norm(const struct vf_tensor *src, struct vf_tensor *dst, bool center
     if (center && c > L2_CENTER_MAX)
         return vf_error_set(err, VF_EUNSUPPORTED, "%s: centring supports at most %d channels, "
                             "not %d", op, L2_CENTER_MAX, c);
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(src->be))
+        return vf_cuda_l2norm(src, dst, center, eps, vf_cuda_stream(src->be), err);
+#endif
     const long hw = (long)src->h * src->w;
     float mean[L2_CENTER_MAX];
     vf_be_enter_(src->be);
@@ -555,8 +568,7 @@ int vf_op_l2norm(const struct vf_tensor *src, struct vf_tensor *dst, bool center
                     ss += (double)d * (double)d;
                 }
             }
-            float nrm = (float)sqrt(ss);
-            float den = nrm > eps ? nrm : eps;
+            const float den = vf_l2_den(ss, eps);
             for (int c0 = 0; c0 < c; c0 += CHUNK) {
                 int nc = imin(CHUNK, c - c0);
                 ld_span(src, so + (size_t)c0, nc, buf);
@@ -574,32 +586,7 @@ int vf_op_l2norm(const struct vf_tensor *src, struct vf_tensor *dst, bool center
 /* Value channels accumulated per pass over a row (vc ≠ 2). */
 #define ATT_VC 16
 
-/* exp(x) for the softmax weights, x ≤ 0 (f32, branch-free so the column loops vectorise): Cody–
- * Waite reduction x = n·ln2 + r, |r| ≤ ln2/2, a degree-7 Taylor polynomial, the scale 2ⁿ by its
- * bits. Within 1.2e-7 (relative) of glibc's expf over every float in [−87, 0] (checked
- * exhaustively); 0 below −87, where e^x < 1.7e-38 (expf gives subnormals there, slow and
- * negligible next to the row's largest weight, 1). NaN stays NaN. */
-static inline float att_exp(float x)
-{
-    /* selects by masks (a ternary here keeps gcc from vectorising the loop) */
-    const uint32_t keep = (uint32_t)0 - (uint32_t)!(x < -87.0f);     /* ~0, or 0 below −87 */
-    const float xc = vf_bits_f32((vf_f32_bits(x) & keep) | (vf_f32_bits(-87.0f) & ~keep));
-    const float magic = 12582912.0f;                       /* 1.5·2²³: round to nearest */
-    const float t = xc * 1.44269504088896341f + magic;
-    const int32_t n = (int32_t)(vf_f32_bits(t) - vf_f32_bits(magic));
-    const float fn = t - magic;
-    const float r = (xc - fn * 0.693359375f) - fn * -2.12194440e-4f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    const float e = p * vf_bits_f32((uint32_t)(n + 127) << 23);
-    return vf_bits_f32(vf_f32_bits(e) & keep);
-}
+/* exp of the softmax weights: kernels/elem.h's vf_att_exp (shared with the CUDA kernel). */
 
 /* Lanes of the column loops, and columns per f32 block: inside a block each lane sums its
  * ATT_B / ATT_L columns in f32; after the block the lanes are added, in lane order, to the row's
@@ -614,9 +601,11 @@ int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int nc
     static const char op[] = "vf_op_attention_rows";
     if (!be)
         return vf_error_set(err, VF_EINVAL, "%s: no backend", op);
+#ifndef VF_HAVE_CUDA
     if (be->device != VF_DEVICE_CPU)
-        return vf_error_set(err, VF_EUNSUPPORTED, "%s: the CUDA backend's operators are not "
-                            "built yet", op);
+        return vf_error_set(err, VF_EUNSUPPORTED, "%s: a GPU backend, but this vaefarm was "
+                            "built without the CUDA backend", op);
+#endif
     if (rows < 0 || ncols < 1 || ld < ncols || vc < 1)
         return vf_error_set(err, VF_EINVAL, "%s: invalid sizes: %d rows × %d columns (leading "
                             "dimension %d), %d value channels", op, rows, ncols, ld, vc);
@@ -627,6 +616,11 @@ int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int nc
         return VF_OK;
     if (!f || !v || !out)
         return vf_error_set(err, VF_EINVAL, "%s: missing scores, values or output", op);
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(be))
+        return vf_cuda_attention_rows(f, rows, ncols, ld, tau, v, vc, s, out,
+                                      vf_cuda_stream(be), err);
+#endif
     vf_be_enter_(be);
 #pragma omp parallel for schedule(static) if ((long)rows * ncols > PAR_MIN)
     for (int r = 0; r < rows; r++) {
@@ -661,10 +655,10 @@ int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int nc
                 if (nb == ATT_B) {
 #pragma omp simd
                     for (int b = 0; b < ATT_B; b++)
-                        e[b] = att_exp((fr[j0 + b] - m) / tau);
+                        e[b] = vf_att_exp((fr[j0 + b] - m) / tau);
                 } else {
                     for (int b = 0; b < ATT_B; b++)
-                        e[b] = b < nb ? att_exp((fr[j0 + b] - m) / tau) : 0.0f;
+                        e[b] = b < nb ? vf_att_exp((fr[j0 + b] - m) / tau) : 0.0f;
                 }
                 float sl[ATT_L] = {0};
                 for (int b = 0; b < ATT_B; b += ATT_L)
@@ -746,6 +740,10 @@ int vf_op_grey_to_l(const struct vf_tensor *grey, struct vf_tensor *l, struct vf
     if (fin) {
         TRYC(check_like(err, op, "grey", grey, "fin", fin, 3));
     }
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(grey->be))
+        return vf_cuda_grey_to_l(grey, l, fin, vf_cuda_stream(grey->be), err);
+#endif
     const long np = npix(grey);
     vf_be_enter_(grey->be);
 #pragma omp parallel for schedule(static) if (np > PAR_MIN)
@@ -774,6 +772,10 @@ int vf_op_rgb_to_lab(const struct vf_tensor *rgb, struct vf_tensor *lab, struct 
     if (fin) {
         TRYC(check_like(err, op, "rgb", rgb, "fin", fin, 3));
     }
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(rgb->be))
+        return vf_cuda_rgb_to_lab(rgb, lab, fin, vf_cuda_stream(rgb->be), err);
+#endif
     const long np = npix(rgb);
     vf_be_enter_(rgb->be);
 #pragma omp parallel for schedule(static) if (np > PAR_MIN)
@@ -802,6 +804,10 @@ int vf_op_lab_to_rgb(const struct vf_tensor *lab, struct vf_tensor *rgb, struct 
     TRYC(check_channels(err, op, "rgb", rgb, 3));
     if (!same_image(lab, rgb))
         return bad_shapes(err, op, "lab", lab, "rgb", rgb, "they must have the same size");
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(lab->be))
+        return vf_cuda_lab_to_rgb(lab, rgb, vf_cuda_stream(lab->be), err);
+#endif
     const long np = npix(lab);
     vf_be_enter_(lab->be);
 #pragma omp parallel for schedule(static) if (np > PAR_MIN)
@@ -817,31 +823,22 @@ int vf_op_lab_to_rgb(const struct vf_tensor *lab, struct vf_tensor *rgb, struct 
 
 /* ============================== guided upsampling ========================================== */
 
-/* Scratch, in doubles (two f32 elements each), for an H × W guide: 6 planes of horizontal
- * window sums and 4 planes of A, B (then of box(A), box(B)). */
-#define GU_HS 6
-#define GU_AB 4
-
+/* Scratch, in doubles (two f32 elements each), for an H × W guide: VF_GU_HS (6) planes of
+ * horizontal window sums and VF_GU_AB (4) planes of A, B (then of box(A), box(B)); the layout
+ * and the per-pixel bodies are kernels/elem.h's, shared with the CUDA kernels. */
 size_t vf_guided_scratch_elems(int h, int w)
 {
     if (h < 1 || w < 1)
         return 0;
-    return 2 * (size_t)(GU_HS + GU_AB) * (size_t)h * (size_t)w;
+    return 2 * (size_t)(VF_GU_HS + VF_GU_AB) * (size_t)h * (size_t)w;
 }
 
 /* The 6 quantities of stage 1 at one low-resolution pixel: I, I², pa, pb, I·pa, I·pb. */
 static inline void gu_q1(const struct vf_tensor *grey, const struct vf_tensor *ab, long pix,
-                         double q[GU_HS])
+                         double q[VF_GU_HS])
 {
-    double I = (double)ld1(grey, px_off(grey, pix));
     size_t o = px_off(ab, pix);
-    double pa = (double)ld1(ab, o), pb = (double)ld1(ab, o + 1);
-    q[0] = I;
-    q[1] = I * I;
-    q[2] = pa;
-    q[3] = pb;
-    q[4] = I * pa;
-    q[5] = I * pb;
+    vf_gu_quantities(ld1(grey, px_off(grey, pix)), ld1(ab, o), ld1(ab, o + 1), q);
 }
 
 int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tensor *ab_lo,
@@ -883,9 +880,14 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
     }
     const long P = (long)H * W;
     double *hs = (double *)scratch->data;
-    double *abp = hs + (size_t)GU_HS * (size_t)P;
+    double *abp = hs + (size_t)VF_GU_HS * (size_t)P;
     const int r = radius;
     const double deps = (double)eps;
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(grey_lo->be))
+        return vf_cuda_guided_upsample(grey_lo, ab_lo, grey_full, ab_full, radius, eps,
+                                       scratch, vf_cuda_stream(grey_lo->be), err);
+#endif
     vf_be_enter_(grey_lo->be);
     for (int img = 0; img < grey_lo->n; img++) {
         const long lo0 = (long)img * P;
@@ -893,61 +895,45 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
 #pragma omp parallel for schedule(static) if (P * r > PAR_MIN / 4)
         for (int y = 0; y < H; y++) {
             for (int x = 0; x < W; x++) {
-                double acc[GU_HS] = {0}, q[GU_HS];
+                double acc[VF_GU_HS] = {0}, q[VF_GU_HS];
                 for (int xx = imax(x - r, 0); xx <= imin(x + r, W - 1); xx++) {
                     gu_q1(grey_lo, ab_lo, lo0 + (long)y * W + xx, q);
-                    for (int k = 0; k < GU_HS; k++)
+                    for (int k = 0; k < VF_GU_HS; k++)
                         acc[k] += q[k];
                 }
-                for (int k = 0; k < GU_HS; k++)
+                for (int k = 0; k < VF_GU_HS; k++)
                     hs[(size_t)k * P + (size_t)y * W + x] = acc[k];
             }
         }
         /* 2. vertical sums → box means → A, B per ab channel */
 #pragma omp parallel for schedule(static) if (P * r > PAR_MIN / 4)
         for (int y = 0; y < H; y++) {
-            const int ya = imax(y - r, 0), yb = imin(y + r, H - 1);
             for (int x = 0; x < W; x++) {
-                const int cnt = (yb - ya + 1) * (imin(x + r, W - 1) - imax(x - r, 0) + 1);
-                double m[GU_HS] = {0};
-                for (int yy = ya; yy <= yb; yy++)
-                    for (int k = 0; k < GU_HS; k++)
-                        m[k] += hs[(size_t)k * P + (size_t)yy * W + x];
-                for (int k = 0; k < GU_HS; k++)
-                    m[k] /= (double)cnt;
-                const double var = m[1] - m[0] * m[0];
-                const size_t i = (size_t)y * W + x;
-                for (int ch = 0; ch < 2; ch++) {
-                    const double A = (m[4 + ch] - m[0] * m[2 + ch]) / (var + deps);
-                    abp[(size_t)(2 * ch) * P + i] = A;
-                    abp[(size_t)(2 * ch + 1) * P + i] = m[2 + ch] - A * m[0];
-                }
+                double m[VF_GU_HS], c[VF_GU_AB];
+                vf_gu_vmean(hs, (size_t)P, H, W, y, x, r, VF_GU_HS, m);
+                vf_gu_coef(m, deps, c);
+                for (int k = 0; k < VF_GU_AB; k++)
+                    abp[(size_t)k * P + (size_t)y * W + x] = c[k];
             }
         }
         /* 3. horizontal sums of A, B */
 #pragma omp parallel for schedule(static) if (P * r > PAR_MIN / 4)
         for (int y = 0; y < H; y++) {
             for (int x = 0; x < W; x++) {
-                double acc[GU_AB] = {0};
-                for (int xx = imax(x - r, 0); xx <= imin(x + r, W - 1); xx++)
-                    for (int k = 0; k < GU_AB; k++)
-                        acc[k] += abp[(size_t)k * P + (size_t)y * W + xx];
-                for (int k = 0; k < GU_AB; k++)
+                double acc[VF_GU_AB];
+                vf_gu_hsum(abp, (size_t)P, W, y, x, r, VF_GU_AB, acc);
+                for (int k = 0; k < VF_GU_AB; k++)
                     hs[(size_t)k * P + (size_t)y * W + x] = acc[k];
             }
         }
         /* 4. vertical sums → box(A), box(B) (over the A, B planes, no longer needed) */
 #pragma omp parallel for schedule(static) if (P * r > PAR_MIN / 4)
         for (int y = 0; y < H; y++) {
-            const int ya = imax(y - r, 0), yb = imin(y + r, H - 1);
             for (int x = 0; x < W; x++) {
-                const int cnt = (yb - ya + 1) * (imin(x + r, W - 1) - imax(x - r, 0) + 1);
-                double m[GU_AB] = {0};
-                for (int yy = ya; yy <= yb; yy++)
-                    for (int k = 0; k < GU_AB; k++)
-                        m[k] += hs[(size_t)k * P + (size_t)yy * W + x];
-                for (int k = 0; k < GU_AB; k++)
-                    abp[(size_t)k * P + (size_t)y * W + x] = m[k] / (double)cnt;
+                double m[VF_GU_AB];
+                vf_gu_vmean(hs, (size_t)P, H, W, y, x, r, VF_GU_AB, m);
+                for (int k = 0; k < VF_GU_AB; k++)
+                    abp[(size_t)k * P + (size_t)y * W + x] = m[k];
             }
         }
         /* 5. full resolution: ab = up(box A)·Ifull + up(box B), bilinear as PyTorch */
@@ -956,24 +942,18 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
         for (int y = 0; y < h; y++) {
             int y0, y1;
             float hy0, hy1;
-            linear_src(y, H, h, &y0, &y1, &hy0, &hy1);
+            vf_linear_src(y, H, h, &y0, &y1, &hy0, &hy1);
             for (int x = 0; x < w; x++) {
                 int x0, x1;
                 float wx0, wx1;
-                linear_src(x, W, w, &x0, &x1, &wx0, &wx1);
-                const size_t i00 = (size_t)y0 * W + x0, i01 = (size_t)y0 * W + x1;
-                const size_t i10 = (size_t)y1 * W + x0, i11 = (size_t)y1 * W + x1;
-                double up[GU_AB];
-                for (int k = 0; k < GU_AB; k++) {
-                    const double *pl = abp + (size_t)k * P;
-                    up[k] = (double)hy0 * ((double)wx0 * pl[i00] + (double)wx1 * pl[i01]) +
-                            (double)hy1 * ((double)wx0 * pl[i10] + (double)wx1 * pl[i11]);
-                }
+                vf_linear_src(x, W, w, &x0, &x1, &wx0, &wx1);
+                double up[VF_GU_AB];
+                vf_gu_upsample(abp, (size_t)P, W, y0, y1, hy0, hy1, x0, x1, wx0, wx1, up);
                 const long fp = full0 + (long)y * w + x;
-                const double I = (double)ld1(grey_full, px_off(grey_full, fp));
+                const float I = ld1(grey_full, px_off(grey_full, fp));
                 const size_t o = px_off(ab_full, fp);
-                st1(ab_full, o, (float)(up[0] * I + up[1]));
-                st1(ab_full, o + 1, (float)(up[2] * I + up[3]));
+                st1(ab_full, o, vf_gu_apply(up, I, 0));
+                st1(ab_full, o + 1, vf_gu_apply(up, I, 1));
             }
         }
     }
@@ -1003,6 +983,10 @@ int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, fl
     if (!(kr > 0.0f && kb > 0.0f && kr + kb < 1.0f))
         return vf_error_set(err, VF_EINVAL, "%s: Kr = %g, Kb = %g is not a luma matrix (need "
                             "Kr, Kb > 0 and Kr + Kb < 1)", op, (double)kr, (double)kb);
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(grey->be))
+        return vf_cuda_keep_luma(grey, ab, kr, kb, rgb, cbcr, vf_cuda_stream(grey->be), err);
+#endif
     const long np = npix(grey);
     vf_be_enter_(grey->be);
 #pragma omp parallel for schedule(static) if (np > PAR_MIN / 64)
