@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "kernels/kernels.h"
+#include "test_util.h"
 
 #define TOL_F32 1e-4
 #define TOL_HALF 3e-2
@@ -60,13 +61,6 @@ static int teardown(void **state)
 
 /* ============================== helpers ==================================================== */
 
-static uint64_t g_rng = 0x2545f4914f6cdd1dull;
-static double urand(void)
-{
-    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(g_rng >> 11) * (1.0 / 9007199254740992.0);
-}
-static double rnd(double lo, double hi) { return lo + (hi - lo) * urand(); }
 
 static const char *dtn(enum vf_dtype dt)
 {
@@ -614,6 +608,7 @@ static void mixed_backends_are_refused(void **state)
 
 int main(void)
 {
+    tu_lcg_seed(0x2545f4914f6cdd1dull);
     if (!vf_kernels_has_cuda()) {
         printf("skipped: no GPU (this build has no CUDA backend)\n");
         return 77;

@@ -25,41 +25,13 @@
 
 #include "kernels/internal.h"
 #include "kernels/kernels.h"
+#include "test_util.h"
 
 static struct vf_backend *g_cpu, *g_gpu;
 
 /* ============================== helpers ==================================================== */
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((double)(rng_state >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
-}
 
-static float *rand_buf(size_t n, float amp)
-{
-    float *p = malloc(n * sizeof *p);
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = amp * frand();
-    return p;
-}
-
-static double rel_l2(const float *out, const float *ref, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)out[i] - (double)ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    if (den == 0)
-        return sqrt(num);
-    return sqrt(num / den);
-}
 
 static const enum vf_dtype k_dtypes[] = {VF_F32, VF_BF16, VF_F16};
 
@@ -145,7 +117,7 @@ static void check_results(const char *what, enum vf_dtype dt, const float *gpu,
                           const float *gpu2, const float *cpu, enum vf_dtype cpu_dt, size_t n,
                           const char *impl)
 {
-    const double e = rel_l2(gpu, cpu, n), tol = tol_for(dt);
+    const double e = rel_l2f(gpu, cpu, n), tol = tol_for(dt);
     printf("  %-34s %-4s vs cpu %-4s rel %.2e (<= %.0e)  %s\n", what, vf_dtype_name(dt),
            vf_dtype_name(cpu_dt), e, tol, impl);
     if (!(e <= tol))
@@ -538,6 +510,7 @@ static void cuda_run_checks_shapes(void **state)
 
 int main(void)
 {
+    tu_xs_seed(0x2545f4914f6cdd1dull);
     int gpus = 0;
     struct vf_error err = {0};
     if (vf_kernels_has_cuda() && vf_kernels_gpu_count(&gpus, &err) != VF_OK) {

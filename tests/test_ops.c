@@ -33,6 +33,7 @@
 
 #include "kernels/elem.h"
 #include "kernels/kernels.h"
+#include "test_util.h"
 
 #define NBE 3
 static struct vf_backend *g_be[NBE];
@@ -62,13 +63,6 @@ static int teardown(void **state)
 
 /* ============================== helpers ==================================================== */
 
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static double urand(void)
-{
-    g_rng = g_rng * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(g_rng >> 11) * (1.0 / 9007199254740992.0);
-}
-static double rnd(double lo, double hi) { return lo + (hi - lo) * urand(); }
 
 static double *dalloc(size_t n)
 {
@@ -1528,6 +1522,7 @@ static void shape_mismatches_are_einval_with_both_shapes(void **state)
 
 int main(void)
 {
+    tu_lcg_seed(0x9e3779b97f4a7c15ull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bf16_conversion_rounds_to_nearest_even),
         cmocka_unit_test(f16_conversion_is_exact_and_rounds_to_nearest_even),

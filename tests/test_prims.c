@@ -34,26 +34,10 @@
 
 #include "kernels/internal.h"
 #include "kernels/kernels.h"
+#include "test_util.h"
 
 /* ============================== helpers ==================================================== */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static float frand(void) /* uniform in [-1, 1) */
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (float)((double)(rng_state >> 11) / (double)(1ull << 53) * 2.0 - 1.0);
-}
-
-static float *rand_buf(size_t n, float amp)
-{
-    float *p = malloc(n * sizeof *p);
-    assert_non_null(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = amp * frand();
-    return p;
-}
 
 /* bf16 rounding, written independently of backend.c: nearest, ties to even, via the double
  * value of the two neighbours. */
@@ -90,18 +74,6 @@ static void assert_not_ref(const char *what, const char *impl)
         fail_msg("%s runs oneDNN's reference implementation (%s)", what, impl);
 }
 
-static double rel_l2(const float *out, const float *ref, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)out[i] - (double)ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    if (den == 0)
-        return sqrt(num);
-    return sqrt(num / den);
-}
 
 static struct vf_backend *make_backend(int threads)
 {
@@ -292,7 +264,7 @@ static void run_conv_case(struct vf_backend *be, const struct conv_case *c, enum
     assert_int_equal(vf_backend_bytes(be), bytes); /* a run allocates nothing */
     assert_int_equal(vf_tensor_download(&dst, out, &err), VF_OK);
 
-    double e = rel_l2(out, ref, ny);
+    double e = rel_l2f(out, ref, ny);
     const char *tol_what;
     double tol;
     if (dt == VF_F32) {
@@ -305,7 +277,7 @@ static void run_conv_case(struct vf_backend *be, const struct conv_case *c, enum
         double e_raw = e;
         assert_true(e_raw <= 1e-2);
         round_buf_bf16(ref, ny);
-        e = rel_l2(out, ref, ny);
+        e = rel_l2f(out, ref, ny);
         tol = 1e-3;
         tol_what = "bf16->bf16 vs bf16-rounded ref";
     }
@@ -520,7 +492,7 @@ static void run_mm_case(struct vf_backend *be, const struct mm_case *c, enum vf_
             out[cnt] = cd[(size_t)i * c->ldc + j];
             refc[cnt++] = ref[(size_t)i * c->ldc + j];
         }
-    double e = rel_l2(out, refc, cnt), tol = dt == VF_F32 ? 1e-5 : 1e-4;
+    double e = rel_l2f(out, refc, cnt), tol = dt == VF_F32 ? 1e-5 : 1e-4;
     printf("  matmul %dx%dx%d ld %d/%d/%d%s %-4s rel %.2e (<= %.0e)  impl %s\n", c->m, c->n, c->k,
            c->lda, c->ldb, c->ldc, c->trans_b ? " B^T" : "", vf_dtype_name(dt), e, tol,
            vf_matmul_impl_(mm));
@@ -614,7 +586,7 @@ static void run_pool_case(struct vf_backend *be, const struct pool_case *c, enum
     assert_int_equal(vf_tensor_download(&dst, out, &err), VF_OK);
     if (dt == VF_BF16)
         round_buf_bf16(ref, ny);
-    double e = rel_l2(out, ref, ny);
+    double e = rel_l2f(out, ref, ny);
     double tol = c->kind == VF_POOL_MAX ? 0.0 : dt == VF_F32 ? 1e-6 : 1e-3;
     printf("  %s pool %dx%d s%d p%d %dx%dx%dx%d%s %-4s rel %.2e (<= %.0e)  impl %s\n",
            c->kind == VF_POOL_MAX ? "max" : "avg", c->k, c->k, c->stride, c->pad, c->n, c->c,
@@ -725,8 +697,8 @@ static void f16_converts_like_ieee_half(void **state)
     enum { N = 1 << 14 };
     float *r = malloc(N * sizeof *r), *o = malloc(N * sizeof *o);
     for (int i = 0; i < N; i++) {
-        rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-        uint32_t u = (uint32_t)(rng_state >> 32);
+        tu_xs_state = tu_xs_state * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t u = (uint32_t)(tu_xs_state >> 32);
         /* sign, and magnitudes from 2^-31 (below half's subnormals) to 2^17 (above its max) */
         u = (u & 0x80000000u) | (0x30000000u + (u & 0x1fffffffu) % 0x18000000u);
         memcpy(&r[i], &u, 4);
@@ -1117,6 +1089,7 @@ static void avx2_paths_in_a_child_process(void **state)
 
 int main(void)
 {
+    tu_xs_seed(0x9e3779b97f4a7c15ull);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(backend_and_dtype_basics),
         cmocka_unit_test(bf16_rounds_to_nearest_even),
