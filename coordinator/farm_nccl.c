@@ -39,16 +39,31 @@ int vf_farm_nccl_bcast(void *buf, size_t len, int gpu, int rank, int size, struc
     ncclComm_t comm = NULL;
     cudaStream_t stream = NULL;
     void *dev = NULL;
-    int rc = VF_OK;
+    int rc = VF_OK, ready = 1, all_ready = 0;
     memset(&id, 0, sizeof id);
-    CHECK_CUDA(cudaSetDevice(gpu), err, fail);
-    if (rank == 0)
-        CHECK_NCCL(ncclGetUniqueId(&id), err, fail);
-    VF_CHECK_MPI(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD), err, fail);
-    CHECK_NCCL(ncclCommInitRank(&comm, size, id, rank), err, fail);
-    CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), err, fail);
     size_t piece = len < NCCL_PIECE ? len : NCCL_PIECE;
-    CHECK_CUDA(cudaMalloc(&dev, piece ? piece : 1), err, fail);
+    /* Each rank's own preparation first; every rank then learns whether all are ready before
+     * any enters NCCL, so a rank that failed here (no GPU, no memory, no id) leaves no other
+     * waiting forever in MPI_Bcast or ncclCommInitRank. */
+    CHECK_CUDA(cudaSetDevice(gpu), err, not_ready);
+    CHECK_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), err, not_ready);
+    CHECK_CUDA(cudaMalloc(&dev, piece ? piece : 1), err, not_ready);
+    if (rank == 0)
+        CHECK_NCCL(ncclGetUniqueId(&id), err, not_ready);
+    goto prepared;
+not_ready:
+    ready = 0;
+prepared:
+    VF_CHECK_MPI(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD), err, fail);
+    VF_CHECK_MPI(MPI_Allreduce(&ready, &all_ready, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD), err,
+                 fail);
+    if (!ready)
+        goto fail;  /* err says why */
+    if (!all_ready) {
+        vf_error_set(err, VF_EINTERNAL, "another rank could not prepare its GPU (it says why)");
+        goto fail;
+    }
+    CHECK_NCCL(ncclCommInitRank(&comm, size, id, rank), err, fail);
     for (size_t off = 0; off < len; off += piece) {
         size_t n = len - off < piece ? len - off : piece;
         if (rank == 0)
@@ -66,15 +81,18 @@ fail:
     vf_error_prefix(err, "rank %d, GPU %d: broadcasting the weights over NCCL (set "
                     "VAEFARM_NCCL=0 to use MPI instead; NCCL_DEBUG=WARN says more)", rank, gpu);
 out:
-    /* teardown: report, do not mask the first error */
+    /* teardown: report, do not mask the first error; after a failure the communicator is
+     * aborted (ncclCommDestroy may wait for operations that will never complete) */
+    if (comm && rc != VF_OK)
+        (void)ncclCommAbort(comm);
+    else if (comm && ncclCommDestroy(comm) != ncclSuccess)
+        rc = vf_error_set(err, VF_EINTERNAL, "rank %d, GPU %d: ncclCommDestroy failed", rank,
+                          gpu);
     if (dev && cudaFree(dev) != cudaSuccess && rc == VF_OK)
         rc = vf_error_set(err, VF_EINTERNAL, "rank %d, GPU %d: cudaFree after the weights' "
                           "broadcast failed", rank, gpu);
     if (stream && cudaStreamDestroy(stream) != cudaSuccess && rc == VF_OK)
         rc = vf_error_set(err, VF_EINTERNAL, "rank %d, GPU %d: cudaStreamDestroy failed", rank,
-                          gpu);
-    if (comm && ncclCommDestroy(comm) != ncclSuccess && rc == VF_OK)
-        rc = vf_error_set(err, VF_EINTERNAL, "rank %d, GPU %d: ncclCommDestroy failed", rank,
                           gpu);
     return rc;
 }

@@ -175,8 +175,8 @@ extern "C" int vf_cuda_init(struct vf_backend *be, int gpu, struct vf_error *err
     /* A workspace of our own (32 MiB, NVIDIA's advice for Hopper) so that cuBLAS allocates
      * nothing itself while a CUDA graph is captured. */
     VF_CHECK_CUDA(cudaMalloc(&cx->cublas_ws, kCublasWorkspace), err, fail);
+    be->bytes += kCublasWorkspace;   /* held from here: vf_cuda_fini gives it back */
     VF_CHECK_CUBLAS(cublasSetWorkspace(cx->cublas, cx->cublas_ws, kCublasWorkspace), err, fail);
-    be->bytes += kCublasWorkspace;
     VF_CHECK_CUDNN(cudnnCreate(&cx->cudnn), err, fail);
     VF_CHECK_CUDNN(cudnnSetStream(cx->cudnn, cx->stream), err, fail);
     return VF_OK;
@@ -223,6 +223,13 @@ extern "C" void *vf_cuda_alloc(struct vf_backend *be, size_t bytes, struct vf_er
 {
     vf_cuda_ctx *cx = ctx(be);
     void *p = nullptr;
+    if (cx->capturing) {
+        /* cudaMalloc is refused in a capture (and would invalidate it); the memset would be
+         * recorded into the graph */
+        vf_error_set(err, VF_EINVAL, "GPU %d: device memory allocated during a CUDA graph "
+                     "capture", cx->device);
+        return nullptr;
+    }
     if (enter(cx, err))
         return nullptr;
     cudaError_t rc = cudaMalloc(&p, bytes ? bytes : 1);
@@ -285,16 +292,20 @@ extern "C" int vf_cuda_reserve_staging(struct vf_backend *be, size_t bytes, stru
         return err ? err->code : VF_EINTERNAL;
     /* the old buffers may still be in flight */
     VF_CHECK_CUDA(cudaStreamSynchronize(cx->stream), err, fail);
-    if (cx->h_stage) {
-        VF_CHECK_CUDA(cudaFreeHost(cx->h_stage), err, fail);
-        cx->h_stage = nullptr;
-    }
+    /* forget each buffer before freeing it: a failed free is not retried by vf_cuda_fini */
     if (cx->d_stage) {
-        VF_CHECK_CUDA(cudaFree(cx->d_stage), err, fail);
+        float *d = cx->d_stage;
         cx->d_stage = nullptr;
         be->bytes -= cx->stage_bytes;
+        cx->stage_bytes = 0;
+        VF_CHECK_CUDA(cudaFree(d), err, fail);
     }
     cx->stage_bytes = 0;
+    if (cx->h_stage) {
+        float *h = cx->h_stage;
+        cx->h_stage = nullptr;
+        VF_CHECK_CUDA(cudaFreeHost(h), err, fail);
+    }
     VF_CHECK_CUDA(cudaHostAlloc(reinterpret_cast<void **>(&cx->h_stage), bytes,
                                 cudaHostAllocDefault), err, fail);
     cx->d_stage = static_cast<float *>(vf_cuda_alloc(be, bytes, err));

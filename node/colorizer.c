@@ -79,9 +79,13 @@ struct vf_colorizer {
     struct vf_tensor grey_full, ab_full, rgb_full, cbcr_full, scratch;
 
     /* CUDA graph of one frame's F, A and C (opts.graph on a backend that captures): captured
-     * at the first frame, replayed after. Every tensor it touches is allocated above, once;
-     * a reference or a reset rewrites them in place, so the graph stays valid. */
+     * at the second frame, replayed from then on. The first frame runs eagerly: it is the
+     * warm-up that makes cuBLAS, cuDNN and CUDA do their lazy first-call work (module loading,
+     * heuristics, internal set-up) outside the capture, where some of it is not allowed. Every
+     * tensor the graph touches is allocated above, once; a reference or a reset rewrites them
+     * in place, so the graph stays valid. */
     bool use_graph;
+    bool graph_warm;            /* a whole frame has run eagerly (the warm-up) */
     struct vf_graph *graph;
 };
 
@@ -648,7 +652,7 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     double t0 = vf_now();
     int rc;
     TRY(vf_tensor_upload(&c->grey, grey, err));
-    if (c->use_graph) {
+    if (c->use_graph && c->graph_warm) {
         if (!c->graph) {
             TRY(vf_backend_capture_begin(c->be, err));
             rc = enqueue_f(c, err);
@@ -673,6 +677,7 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
         TRY(enqueue_c(c, err));
         TRY(download_planar(&c->ab, ab, err));
         TRY(sync_time(c, &c->times.c, &t0, err));
+        c->graph_warm = true;
     }
     if (taps) {
         for (int k = 0; k < 4; k++) TRY(download_planar(&c->tap[k], taps->f_tap[k], err));

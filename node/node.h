@@ -107,8 +107,9 @@ struct vf_colorizer_opts {
     int full_h, full_w;         /* post-processing size (the film's); 0 = no post-processing */
     float kr, kb;               /* output matrix for keep-luma (0, 0 = BT.709) */
     bool graph;                 /* replay each frame's F, A, C from a CUDA graph captured at the
-                                   first frame (backends that capture; ignored on the CPU). The
-                                   per-module times then become one: vf_colorizer_times.graphed */
+                                   second frame (the first runs eagerly: the warm-up), on
+                                   backends that capture; ignored on the CPU. The per-module
+                                   times then become one: vf_colorizer_times.graphed */
 };
 
 /* Per-module time, seconds, accumulated since creation (or vf_colorizer_times_reset). */
