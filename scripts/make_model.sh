@@ -11,6 +11,6 @@ if [ -s "$out" ]; then exit 0; fi
 mkdir -p "$(dirname "$out")"
 tmp="$out.$$.tmp"
 trap 'rm -f "$tmp"' EXIT
-/usr/bin/python3 "$root/train/export.py" --arch tiny --seed 0 --out "$tmp" >/dev/null
+"${VF_PYTHON:-/usr/bin/python3}" "$root/train/export.py" --arch tiny --seed 0 --out "$tmp" >/dev/null
 mv "$tmp" "$out"
 echo "make_model: wrote $out (tiny architecture, random init at seed 0: not a trained model)"
