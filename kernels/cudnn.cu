@@ -321,8 +321,11 @@ static int conv_choose_algo(struct vf_cudnn_conv *cv, cudnnHandle_t h, struct vf
         return VF_OK;
     }
     rc = vf_error_set(err, VF_EUNSUPPORTED,
-                      "cuDNN offers no deterministic forward algorithm for this convolution "
-                      "within a %zu MiB workspace (%d candidates)",
+                      "cuDNN offers no deterministic forward algorithm for the %dx%d "
+                      "convolution %d -> %d channels (stride %d, dilation %d, groups %d) at "
+                      "%dx%d in %s within a %zu MiB workspace (%d candidates); try another "
+                      "precision", cv->d.kh, cv->d.kw, cv->d.ic, cv->d.oc, cv->d.stride,
+                      cv->d.dilation, cv->d.groups, cv->ch, cv->cw, vf_dtype_name(cv->dt),
                       VF_CUDNN_WS_CAP >> 20, got);
 fail:
     free(perf);
