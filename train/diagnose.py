@@ -1,0 +1,64 @@
+#!/usr/bin/python3
+"""How saturated the model's colours are, next to the truth's and the warp's, on training batches.
+
+    train/diagnose.py CHECKPOINT [--batches 4] [--size 64x112] [--data DIR]
+
+Draws batches the way train.py does (a fixed seed far from the run's own steps), runs the
+recurrence without sampling (the latent's mean, as at inference) and prints, for frame t (the
+second of each clip): the mean |a, b| of the truth, of the model's output and of the warp alone
+(A's W^ab), and the mean |ab − truth| of the output and of the warp. An output whose |ab| is far
+below the truth's while its error beats the warp's is predicting the mean colour (desaturation),
+not using the warp (docs/TRAINING.md).
+Needs Debian's /usr/bin/python3 (torch) and the training cache (train/fetch_data.sh).
+"""
+import argparse
+import os
+import statistics
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vaefarm_ref import build, load_weights  # noqa: E402
+from vaefarm_ref import lab as labmod  # noqa: E402
+from vaefarm_ref.arch import get_arch  # noqa: E402
+from vaefarm_train.data import Cache, DataConfig, make_batch  # noqa: E402
+from vaefarm_train.step import TrainStep  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint")
+    ap.add_argument("--batches", type=int, default=4)
+    ap.add_argument("--size", default="64x112")
+    ap.add_argument("--data", default=None, help="the training cache (default: the checkpoint's)")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    ck = torch.load(a.checkpoint, map_location="cpu")
+    cfg = ck["config"]
+    arch = cfg["arch"] if isinstance(cfg["arch"], str) else cfg["arch"]
+    net = build(get_arch(arch))
+    load_weights(net, ck["model"])
+    st = TrainStep(net).eval()
+    data = a.data or ck.get("data", {}).get("root") or os.path.expanduser("~/.cache/vaefarm/train")
+    cache = Cache(data)
+    dcfg = DataConfig(**ck["data_config"]) if "data_config" in ck else DataConfig()
+    h, w = (int(x) for x in a.size.lower().split("x"))
+    rows = []
+    with torch.no_grad():
+        for s in range(a.batches):
+            b = make_batch(cache, cfg["batch"], (h, w), 123, 900000 + s, 0, dcfg)
+            o = st.colorize(b, sample=False)
+            truth = labmod.rgb_to_lab(b["rgb2"])[:, 1:3]
+            rows.append((truth.abs().mean().item(), o["ab2"].abs().mean().item(),
+                         o["warp2"].abs().mean().item(), (o["ab2"] - truth).abs().mean().item(),
+                         (o["warp2"] - truth).abs().mean().item()))
+    print("%s (step %s), %d batches of %d at %dx%d:" % (a.checkpoint, ck.get("step"), a.batches,
+                                                     cfg["batch"], h, w))
+    for i, name in enumerate(["|ab| truth", "|ab| model", "|ab| warp", "|ab - truth| model",
+                              "|ab - truth| warp"]):
+        print("  %-20s %.2f" % (name, statistics.mean(r[i] for r in rows)))
+
+
+if __name__ == "__main__":
+    main()
