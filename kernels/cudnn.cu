@@ -28,7 +28,13 @@
  *       beta = 1 when residual (cuDNN blends in f32: y = conv + dst), then one in-place epilogue
  *       kernel adds the bias and applies the activation and scale (skipped when there is none of
  *       them). The sum order is (conv + residual) + bias instead of oneDNN's
- *       (conv + bias) + residual: the same values to an f32 rounding.
+ *       (conv + bias) + residual: in f32 the same values to an f32 rounding. In bf16/f16 cuDNN
+ *       stores conv + residual in dst's dtype before the epilogue adds the bias and applies the
+ *       activation and scale, so the value is rounded twice where oneDNN rounds once, after all
+ *       post-ops: an extra error of up to half a bf16/f16 ulp of |conv + residual|, larger than
+ *       the result's own ulp where the bias cancels most of it (bf16: conv 100.3, bias -100
+ *       gives 0.5, oneDNN 0.3008). cuDNN's legacy API has no bf16/f16-in, f32-out convolution,
+ *       so this is not avoidable here (the same holds for the second kind of run below).
  *     - otherwise (a channel-slice destination, or an f32 destination of a bf16/f16
  *       convolution): cuDNN writes the dense y region of the workspace in the compute dtype
  *       (cuDNN's legacy API has no bf16/f16-in, f32-out configuration), and the epilogue kernel
