@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The default model until a trained one is bundled (issue: train the bundled model): the `tiny`
-# architecture with the PyTorch reference's seeded random init (train/export.py --seed 0).
-# It is NOT a trained model: its colours are not meaningful; vaefarm says so in its summary and
-# report.json ("weights": "random ..."). Idempotent: does nothing when the file exists.
-# Usage: scripts/make_model.sh [OUT]     (default: models/vaefarm-tiny.safetensors)
+# The tests' model: the `tiny` architecture with the PyTorch reference's seeded random init
+# (train/export.py --seed 0), fixed whatever training does, so that the tests' expectations do not
+# move with the bundled model. It is NOT a trained model: vaefarm says so in its summary and
+# report.json ("weights": "random ..."). The bundled default, models/vaefarm-tiny.safetensors, is
+# the trained one, committed (docs/TRAINING.md). Idempotent: does nothing when OUT exists.
+# VF_PYTHON: a python with torch other than Debian's (scripts/gpu_check.sh).
+# Usage: scripts/make_model.sh OUT
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=${1:-$root/models/vaefarm-tiny.safetensors}
+out=${1:?usage: make_model.sh OUT (the bundled trained model is models/vaefarm-tiny.safetensors, committed)}
 if [ -s "$out" ]; then exit 0; fi
 mkdir -p "$(dirname "$out")"
 tmp="$out.$$.tmp"

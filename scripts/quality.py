@@ -407,9 +407,10 @@ def main():
     args.vaefarm_sha = sha256(args.vaefarm)
     default_model = os.path.join(ROOT, "models", "vaefarm-tiny.safetensors")
     if not os.path.exists(args.model):
-        if os.path.abspath(args.model) != default_model:
-            sys.exit("quality: no model %s" % args.model)
-        run([os.path.join(ROOT, "scripts", "make_model.sh"), default_model])
+        if os.path.abspath(args.model) == default_model:
+            sys.exit("quality: the bundled model %s is missing: restore it (git checkout -- models/)"
+                     % default_model)
+        sys.exit("quality: no model %s" % args.model)
     args.model = os.path.abspath(args.model)
     model_sha = sha256(args.model)
     arch = model_arch(args.model)
