@@ -51,42 +51,8 @@ static void sync_be(struct vf_backend *be)
 }
 
 /* Fill every element of a (parent) tensor with a pattern (exact in bf16 and f16). */
-static float sentinel(size_t i) { return 1000.0f + 8.0f * (float)(i % 7); }
 
-static void fill_sentinel(struct vf_tensor *t)
-{
-    size_t cnt = vf_tensor_count(t);
-    float *p = malloc(cnt * sizeof *p);
-    assert_non_null(p);
-    for (size_t i = 0; i < cnt; i++)
-        p[i] = sentinel(i);
-    struct vf_error err = {0};
-    assert_int_equal(vf_tensor_upload(t, p, &err), VF_OK);
-    free(p);
-}
 
-/* Channels outside [c0, c0 + nc) of the parent still hold the pattern. */
-static void check_sentinel(const struct vf_tensor *t, int c0, int nc, const char *what)
-{
-    size_t cnt = vf_tensor_count(t);
-    float *p = malloc(cnt * sizeof *p);
-    assert_non_null(p);
-    struct vf_error err = {0};
-    assert_int_equal(vf_tensor_download(t, p, &err), VF_OK);
-    const size_t hw = (size_t)t->h * t->w;
-    for (int i = 0; i < t->n; i++)
-        for (int ch = 0; ch < t->c; ch++) {
-            if (ch >= c0 && ch < c0 + nc)
-                continue;
-            for (size_t q = 0; q < hw; q++) {
-                size_t idx = ((size_t)i * t->c + ch) * hw + q;
-                if (p[idx] != sentinel(idx))
-                    fail_msg("%s: channel %d outside the view changed at %zu: %g", what, ch, q,
-                             p[idx]);
-            }
-        }
-    free(p);
-}
 
 /* A dense tensor, or a view of channels [c0, c0 + c) of a parent with `extra` more channels
  * (filled with the sentinel pattern). */
