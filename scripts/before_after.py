@@ -1,8 +1,12 @@
 #!/usr/bin/python3
-"""A before/after strip of a colorized film: the reference image, then for a few frames the grey
-input above the colour output, labelled, as one PNG (README's picture of the demo film).
+"""A before/after strip of a colorized film: for a few frames the grey input above the colour
+output, labelled, as one PNG (README's picture of the demo film), optionally after the reference.
 
-    scripts/before_after.py GREY COLOUR REFERENCE OUT.png [--frames 40,160,300,450] [--height 160]
+    scripts/before_after.py GREY COLOUR OUT.png [--reference IMAGE] [--frames 40,160,300,450]
+                            [--height 160]
+
+(The README's strip leaves the reference out: the demo's is a cimg-doc postcard, which
+docs/DATA_SOURCES.md keeps out of the repository.)
 
 GREY and COLOUR are the input film and vaefarm's output (any format FFmpeg reads; the same frame
 count); frames are counted from 0 in decode order. Needs Debian's /usr/bin/python3 (numpy, cv2)
@@ -39,21 +43,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("grey")
     ap.add_argument("colour")
-    ap.add_argument("reference")
     ap.add_argument("out")
+    ap.add_argument("--reference", help="an image shown first (the shot's reference)")
     ap.add_argument("--frames", default="40,160,300,450")
     ap.add_argument("--height", type=int, default=160)
     a = ap.parse_args()
     frames = [int(x) for x in a.frames.split(",")]
     gap = 4
     cols = []
-    ref = cv2.imread(a.reference, cv2.IMREAD_COLOR)
-    if ref is None:
-        sys.exit("before_after: cannot read %s" % a.reference)
     h = a.height
-    ref = cv2.resize(ref, (max(1, round(ref.shape[1] * (2 * h + gap) / ref.shape[0])), 2 * h + gap),
-                     interpolation=cv2.INTER_AREA)
-    cols.append(label(ref, "reference"))
+    if a.reference:
+        ref = cv2.imread(a.reference, cv2.IMREAD_COLOR)
+        if ref is None:
+            sys.exit("before_after: cannot read %s" % a.reference)
+        ref = cv2.resize(ref, (max(1, round(ref.shape[1] * (2 * h + gap) / ref.shape[0])), 2 * h + gap),
+                         interpolation=cv2.INTER_AREA)
+        cols.append(label(ref, "reference"))
     for n in frames:
         g, c = frame(a.grey, n, h), frame(a.colour, n, h)
         sep = np.full((gap, g.shape[1], 3), 255, np.uint8)

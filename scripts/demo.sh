@@ -61,7 +61,7 @@ echo "== vaefarm probe of the colour film"
 "$vaefarm" probe "$demo/calais1906_color.mkv"
 # a before/after strip: the reference, then four frames, grey above, colour below (README's picture)
 /usr/bin/python3 scripts/before_after.py "$demo/calais1906.mkv" "$demo/calais1906_color.mkv" \
-  "$demo/reference.png" "$demo/before_after.png" --frames 30,100,180,260
+  "$demo/before_after.png" --reference "$demo/reference.png" --frames 30,100,180,260
 echo
 echo "demo: $demo/calais1906_color.mkv (the colour film, with the source's timing), report in"
 echo "      $demo/calais1906_color.mkv.vaefarm/report.json, a before/after strip in $demo/before_after.png."
