@@ -308,7 +308,7 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
                random ? ", random weights at seed 1" : "", o.h, o.w, vf_dtype_name(o.dt),
                o.frames, devname);
         printf("  parameters      %.2f M\n", vf_net_params(net) / 1e6);
-        if (o.graph == 1)
+        if (tm->graphed > 0)
             printf("  per frame       F+A+C %.2f ms (one CUDA graph; --no-graph splits it)   "
                    "post (%dx%d) %.2f ms\n", 1e3 * tm->graphed / o.frames, o.fh, o.fw,
                    1e3 * tm->post / o.frames);

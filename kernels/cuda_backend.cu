@@ -439,6 +439,9 @@ fail:
         (void)cudaGetLastError();
     if (graph && cudaGraphDestroy(graph) != cudaSuccess)
         (void)cudaGetLastError();
+    /* an invalidated capture leaves its (non-sticky) error behind: clear it, or the next
+     * launch's check would report it */
+    (void)cudaGetLastError();
     return vf_error_prefix(err, "GPU %d: ending a CUDA graph capture (an operator in it may "
                            "not be capturable)", cx->device);
 }

@@ -652,20 +652,29 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     double t0 = vf_now();
     int rc;
     TRY(vf_tensor_upload(&c->grey, grey, err));
-    if (c->use_graph && c->graph_warm) {
-        if (!c->graph) {
-            TRY(vf_backend_capture_begin(c->be, err));
-            rc = enqueue_f(c, err);
-            if (!rc) rc = enqueue_a(c, err);
-            if (!rc) rc = enqueue_c(c, err);
+    if (c->use_graph && c->graph_warm && !c->graph) {
+        /* Capture once. Nothing captured has run, so a capture that fails (an operator that
+         * cannot be captured) costs nothing but a warning: this frame and the rest run eagerly,
+         * with the same bytes (the same kernels in the same order). */
+        struct vf_error ce = {0};
+        int crc = vf_backend_capture_begin(c->be, &ce);
+        if (!crc) {
+            crc = enqueue_f(c, &ce);
+            if (!crc) crc = enqueue_a(c, &ce);
+            if (!crc) crc = enqueue_c(c, &ce);
             /* end the capture whatever happened, so the stream is usable again */
             struct vf_error e2 = {0};
-            int rc2 = vf_backend_capture_end(c->be, &c->graph, rc ? &e2 : err);
-            if (rc || rc2) {
-                if (!rc) rc = rc2;
-                goto fail;
-            }
+            int crc2 = vf_backend_capture_end(c->be, &c->graph, crc ? &e2 : &ce);
+            if (!crc) crc = crc2;
         }
+        if (crc) {
+            vf_graph_destroy(&c->graph);
+            c->use_graph = false;
+            vf_log(&(struct vf_log_ctx){.module = "node", .rank = -1, .chunk = -1}, VF_LOG_WARN,
+                   "CUDA graph capture failed, frames run one operator at a time: %s", ce.msg);
+        }
+    }
+    if (c->use_graph && c->graph) {
         TRY(vf_graph_launch(c->graph, err));
         TRY(download_planar(&c->ab, ab, err));
         TRY(sync_time(c, &c->times.graphed, &t0, err));
