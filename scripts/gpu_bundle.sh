@@ -5,10 +5,10 @@
 # finds them), but none of Debian's FFmpeg, oneDNN, Open MPI, libyaml, jansson or cmocka. What
 # travels (working tree + carry) must stay under 64 MiB, so there are two bundles, one per call:
 #   kernels  test_cuda_ops, test_cuda_prims, test_golden (linked --as-needed: no FFmpeg) and the
-#            libraries they load: oneDNN, cmocka, jansson, libgomp            (about 10 MB xz)
+#            libraries they load: oneDNN, cmocka, jansson, libgomp            (about 7 MiB xz)
 #   farm     vaefarm, the libraries it loads (FFmpeg and its codec libraries, oneDNN, ...), Open
-#            MPI with its plugins and launcher, the first 100 frames of the cli_gpu test film
-#            (about 60 MB xz: move train/checkpoints/tiny/last.pt (17 MB) out of the working tree
+#            MPI with its plugins, PMIx and launcher, ffmpeg, the first 100 frames of the cli_gpu
+#            test film (about 60 MiB xz: move train/checkpoints/tiny/last.pt (17 MB) out of the working tree
 #            for that call, or it does not fit; docs/GPU.md)
 # Usage: scripts/gpu_bundle.sh kernels|farm    then: device run, carry [".gpu"],
 #        command "bash scripts/gpu_check.sh kernels|farm"
@@ -33,13 +33,18 @@ case $mode in
           -c copy "$stage/testdata/films/film_grey.mkv"
         cp "$b"/testdata/films/film_ref_[012].png "$stage/testdata/films/"
         # Open MPI: its plugin folder and launcher, unpacked at Debian's paths there
+        # Open MPI with PMIx (its plugin and libpmix), unpacked at Debian's paths there; their
+        # own libraries go through the ldd pass below
         tar -C / -cf "$stage/openmpi.tar" usr/lib/x86_64-linux-gnu/openmpi usr/bin/orterun \
-          usr/bin/orted usr/bin/mpirun usr/share/openmpi etc/openmpi ;;
+          usr/bin/orted usr/bin/mpirun usr/share/openmpi etc/openmpi usr/lib/x86_64-linux-gnu/pmix2
+        cp /usr/bin/ffmpeg "$stage/bin/" ;;
   *) echo "gpu_bundle: kernels or farm, not '$mode'" >&2; exit 2 ;;
 esac
 # the libraries: everything the binaries load but glibc, the C++ runtime and the CUDA stack
 skip='^(libc|libm|libpthread|libdl|librt|ld-linux-x86-64|libgcc_s|libstdc\+\+|libcuda|libcudart|libcublas|libcublasLt|libcudnn[a-z_]*|libnccl)\.so'
-for f in "$stage"/bin/*; do ldd "$f"; done | awk '/=>/ {print $3}' | sort -u | while read -r lib; do
+plugins=""
+[ "$mode" = farm ] && plugins=$(find /usr/lib/x86_64-linux-gnu/openmpi /usr/lib/x86_64-linux-gnu/pmix2 -name '*.so*' -type f)
+for f in "$stage"/bin/* $plugins; do ldd "$f"; done | awk '/=>/ {print $3}' | sort -u | while read -r lib; do
   base=$(basename "$lib")
   [[ $base =~ $skip ]] || cp -L "$lib" "$stage/lib/"
 done

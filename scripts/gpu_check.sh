@@ -30,14 +30,17 @@ for f in "$u"/bin/*; do
   miss=$(ldd "$f" | grep 'not found') && { echo "$(basename "$f") cannot load: $miss"; exit 3; }
 done
 step() { echo; echo "=== $*"; }
+failed=""
+note() { local name=$1 rc=$2; echo "$name: exit $rc"; [ "$rc" = 0 ] || failed="$failed $name"; }
 
 if [ "$mode" = kernels ]; then
   step "1. CUDA operators and primitives"
-  timeout 120 "$u/bin/test_cuda_ops"; echo "test_cuda_ops: exit $?"
-  timeout 120 "$u/bin/test_cuda_prims"; echo "test_cuda_prims: exit $?"
+  timeout 120 "$u/bin/test_cuda_ops"; note test_cuda_ops $?
+  timeout 120 "$u/bin/test_cuda_prims"; note test_cuda_prims $?
   step "2. golden tensors (this machine's PyTorch) and the network on the GPU"
-  VF_PYTHON="$py" timeout 240 scripts/make_golden.sh build-gpu/testdata/golden
-  timeout 240 "$u/bin/test_golden"; echo "test_golden: exit $?"
+  VF_PYTHON="$py" timeout 240 scripts/make_golden.sh build-gpu/testdata/golden; note make_golden $?
+  [ -z "$failed" ] || { echo "gpu_check: no golden tensors, test_golden not run"; exit 1; }
+  timeout 240 "$u/bin/test_golden"; note test_golden $?
 else
   vf="$u/bin/vaefarm"
   tar -C / -xf "$u/openmpi.tar"
@@ -45,15 +48,17 @@ else
   VF_PYTHON="$py" scripts/make_model.sh build-gpu/testdata/models/vaefarm-tiny.safetensors
   "$vf" --version
   step "3. the farm on the GPU"
-  timeout 200 bash tests/cli_gpu.sh "$vf" "$root/build-gpu/testdata" "$root"; echo "cli_gpu: exit $?"
+  timeout 200 bash tests/cli_gpu.sh "$vf" "$root/build-gpu/testdata" "$root"; note cli_gpu $?
   step "4. bench: full model at 216x384"
   for p in f32 bf16 f16; do
     for g in graph no-graph; do
       j="$OUT/bench_full_${p}_$g.json"
       timeout 60 "$vf" bench --device cuda --model full --size 216x384 --precision "$p" \
-        --frames 200 "--$g" --json > "$j" &&
+        --frames 200 "--$g" --json > "$j"; note "bench $p $g" $?
+      [ -s "$j" ] &&
         "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2], sys.argv[3], "%.1f fps" % d["frames_per_second"], d["ms_per_frame"])' "$j" "$p" "$g"
     done
   done
 fi
-echo "gpu_check $mode: done $(date -u)"
+echo "gpu_check $mode: done $(date -u)${failed:+; FAILED:$failed}"
+[ -z "$failed" ]

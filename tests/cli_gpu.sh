@@ -5,8 +5,6 @@
 #   - bf16 and f32 (f16 where the GPU has it) each give byte-identical output across two runs
 #   - with 2 or more GPUs: 2 ranks on their own GPUs (weights broadcast over NCCL) and the same
 #     with VAEFARM_NCCL=0 (MPI) give the 1-rank bytes
-#   - an inference size too large for the GPU's memory fails with an error naming the rank, the
-#     GPU and what to do, and leaves nothing at the output path
 # Reports "skipped: no GPU" (exit 77) where the build has no CUDA backend or no GPU is visible.
 # Usage: cli_gpu.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
@@ -20,8 +18,12 @@ fi
 echo "     $gpus GPU(s): $("$vf" --version | grep -m1 'GPU 0')"
 
 films="$data/films"
-ffmpeg -loglevel error -i "$films/film_grey.mkv" -frames:v 100 -t 4 -map 0 -c:v copy -c:a flac \
-  "$tmp/grey.mkv" || { bad "make the test film"; exit 1; }
+if command -v ffmpeg >/dev/null; then
+  ffmpeg -loglevel error -i "$films/film_grey.mkv" -frames:v 100 -t 4 -map 0 -c:v copy -c:a flac \
+    "$tmp/grey.mkv" || { bad "make the test film"; exit 1; }
+else   # a lent GPU machine: scripts/gpu_bundle.sh farm carries the film already cut
+  cp "$films/film_grey.mkv" "$tmp/grey.mkv"
+fi
 cp "$films/film_ref_0.png" "$films/film_ref_1.png" "$films/film_ref_2.png" "$tmp/"
 mkyaml() { # NAME EXTRA...
   { printf 'version: 1\ninput: grey.mkv\noutput: %s.mkv\n' "$1"
@@ -49,7 +51,7 @@ for p in f32 bf16 f16; do
   mkyaml "p${p}a" "inference_size: [144, 256]\nprecision: $p\n"
   mkyaml "p${p}b" "inference_size: [144, 256]\nprecision: $p\n"
   CUDA_VISIBLE_DEVICES=0 "$vf" "$tmp/p${p}a.yaml" --quiet 2>"$tmp/p$p.err"; rc=$?
-  if [ "$rc" != 0 ] && grep -q "not supported\|has no native" "$tmp/p$p.err"; then
+  if [ "$rc" != 0 ] && grep -q "does not compute in it" "$tmp/p$p.err"; then
     echo "     $p: not on this GPU ($(head -1 "$tmp/p$p.err"))"; continue
   fi
   check "$p runs (exit $rc)" [ "$rc" = 0 ]
@@ -72,16 +74,6 @@ if [ "$gpus" -ge 2 ]; then
 else
   echo "     one GPU: the NCCL broadcast is not tried"
 fi
-
-# --- out of GPU memory: a clear error, nothing at the output path
-mkyaml oom 'inference_size: [8192, 8192]\nprecision: f32\n'
-CUDA_VISIBLE_DEVICES=0 "$vf" "$tmp/oom.yaml" --quiet 2>"$tmp/oom.err"; rc=$?
-check "too large for the GPU: fails (exit $rc)" [ "$rc" != 0 ]
-check "the error names the GPU and out of memory" \
-  all "grep -q 'GPU 0' '$tmp/oom.err' && grep -q 'out of memory' '$tmp/oom.err'"
-check "the error names the rank" grep -q "rank 0" "$tmp/oom.err"
-check "nothing at the output path" [ ! -e "$tmp/oom.mkv" ]
-head -3 "$tmp/oom.err" | sed 's/^/     /'
 
 echo "cli_gpu: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -474,6 +474,22 @@ static void cuda_run_checks_shapes(void **state)
     vf_tensor_free(&dst);
 }
 
+/* A tensor far larger than any GPU (1 TiB): VF_ENOMEM whose message names the GPU, says out of
+ * memory and what to do; the backend holds no more than before. */
+static void out_of_memory_names_the_gpu(void **state)
+{
+    (void)state;
+    size_t before = vf_backend_bytes(g_gpu);
+    struct vf_tensor t;
+    struct vf_error err = {0};
+    assert_int_equal(vf_tensor_alloc(&t, g_gpu, VF_F32, 1, 64, 65536, 65536, &err), VF_ENOMEM);
+    printf("  %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "GPU 0"));
+    assert_non_null(strstr(err.msg, "out of memory"));
+    assert_non_null(strstr(err.msg, "smaller inference size"));
+    assert_int_equal(vf_backend_bytes(g_gpu), before);
+}
+
 int main(void)
 {
     tu_xs_seed(0x2545f4914f6cdd1dull);
@@ -501,6 +517,7 @@ int main(void)
         cmocka_unit_test(pool_matches_cpu),
         cmocka_unit_test(matmul_matches_cpu),
         cmocka_unit_test(cuda_run_checks_shapes),
+        cmocka_unit_test(out_of_memory_names_the_gpu),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     vf_backend_destroy(&g_gpu);
