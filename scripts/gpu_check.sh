@@ -38,9 +38,10 @@ if [ "$mode" = kernels ]; then
   timeout 120 "$u/bin/test_cuda_ops"; note test_cuda_ops $?
   timeout 120 "$u/bin/test_cuda_prims"; note test_cuda_prims $?
   step "2. golden tensors (this machine's PyTorch) and the network on the GPU"
-  VF_PYTHON="$py" timeout 240 scripts/make_golden.sh build-gpu/testdata/golden; note make_golden $?
-  [ -z "$failed" ] || { echo "gpu_check: no golden tensors, test_golden not run"; exit 1; }
-  timeout 240 "$u/bin/test_golden"; note test_golden $?
+  VF_PYTHON="$py" timeout 240 scripts/make_golden.sh build-gpu/testdata/golden; grc=$?
+  note make_golden $grc
+  if [ "$grc" = 0 ]; then timeout 240 "$u/bin/test_golden"; note test_golden $?
+  else echo "gpu_check: no golden tensors, test_golden not run"; fi
 else
   vf="$u/bin/vaefarm"
   tar -C / -xf "$u/openmpi.tar"
