@@ -257,16 +257,11 @@ static dnnl_status_t conv_post_ops(dnnl_primitive_attr_t attr, const struct vf_c
     return st;
 }
 
-#ifdef VF_HAVE_CUDA
-/* A CUDA backend's convolution: the same shape bookkeeping, the work in kernels/cudnn.cu. */
-static int conv_create_cuda(struct vf_conv **out, struct vf_backend *be,
-                            const struct vf_conv_desc *d, enum vf_dtype dt, enum vf_dtype dst_dt,
-                            int n, int h, int w, const float *weight, const float *bias,
-                            struct vf_error *err)
+/* What every convolution records of its creation, whichever backend runs it: the description,
+ * dtypes, shapes, output size, reflect geometry and multiply-accumulates. */
+static void conv_init(struct vf_conv *cv, struct vf_backend *be, const struct vf_conv_desc *d,
+                      enum vf_dtype dt, enum vf_dtype dst_dt, int n, int h, int w)
 {
-    struct vf_conv *cv = vf_calloc(1, sizeof *cv, err);
-    if (!cv)
-        return VF_ENOMEM;
     cv->be = be;
     cv->d = *d;
     cv->dt = dt;
@@ -278,6 +273,20 @@ static int conv_create_cuda(struct vf_conv **out, struct vf_backend *be,
     cv->reflect = d->pad_mode == VF_PAD_REFLECT && d->pad > 0;
     cv->ch = cv->reflect ? h + 2 * d->pad : h;
     cv->cw = cv->reflect ? w + 2 * d->pad : w;
+    cv->macs = (double)n * d->oc * cv->oh * cv->ow * (double)(d->ic / d->groups) * d->kh * d->kw;
+}
+
+#ifdef VF_HAVE_CUDA
+/* A CUDA backend's convolution: the same shape bookkeeping, the work in kernels/cudnn.cu. */
+static int conv_create_cuda(struct vf_conv **out, struct vf_backend *be,
+                            const struct vf_conv_desc *d, enum vf_dtype dt, enum vf_dtype dst_dt,
+                            int n, int h, int w, const float *weight, const float *bias,
+                            struct vf_error *err)
+{
+    struct vf_conv *cv = vf_calloc(1, sizeof *cv, err);
+    if (!cv)
+        return VF_ENOMEM;
+    conv_init(cv, be, d, dt, dst_dt, n, h, w);
     int rc = vf_cudnn_conv_create(&cv->cu, be, d, dt, dst_dt, n, h, w, weight, bias, err);
     if (rc) {
         if (err)
@@ -288,7 +297,6 @@ static int conv_create_cuda(struct vf_conv **out, struct vf_backend *be,
         return rc;
     }
     snprintf(cv->impl, sizeof cv->impl, "%s", vf_cudnn_conv_impl(cv->cu));
-    cv->macs = (double)n * d->oc * cv->oh * cv->ow * (double)(d->ic / d->groups) * d->kh * d->kw;
     *out = cv;
     return VF_OK;
 }
@@ -318,17 +326,7 @@ int vf_conv_create(struct vf_conv **out, struct vf_backend *be, const struct vf_
     dnnl_memory_t user_w = NULL;
     rc = VF_EINTERNAL;
 
-    cv->be = be;
-    cv->d = *d;
-    cv->dt = dt;
-    cv->dst_dt = dst_dt;
-    cv->n = n;
-    cv->h = h;
-    cv->w = w;
-    vf_conv_out_size(d, h, w, &cv->oh, &cv->ow);
-    cv->reflect = d->pad_mode == VF_PAD_REFLECT && d->pad > 0;
-    cv->ch = cv->reflect ? h + 2 * d->pad : h;
-    cv->cw = cv->reflect ? w + 2 * d->pad : w;
+    conv_init(cv, be, d, dt, dst_dt, n, h, w);
     const int dpad = cv->reflect ? 0 : d->pad;
     const int g = d->groups;
     vf_be_enter_(be);
@@ -432,7 +430,6 @@ int vf_conv_create(struct vf_conv **out, struct vf_backend *be, const struct vf_
     if ((rc = vf_be_reserve_(be, cv->sp_off + align64(sp_bytes), err)))
         goto fail;
 
-    cv->macs = (double)n * d->oc * cv->oh * cv->ow * (double)(d->ic / g) * d->kh * d->kw;
     rc = VF_OK;
     *out = cv;
     goto done;
