@@ -19,7 +19,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-TERMS = ["perc", "kl", "context", "smooth", "l1", "temporal"]
 
 
 def read(path):
@@ -54,6 +53,7 @@ def main():
     if not recs:
         sys.exit("plot_losses: %s has no records" % args.log)
     from vaefarm_train.losses import DEFAULT_WEIGHTS
+    from vaefarm_train.step import TERMS
     weights = dict(DEFAULT_WEIGHTS)
     conf = os.path.join(os.path.dirname(os.path.abspath(args.log)), "config.json")
     if os.path.exists(conf):                 # the run's own weights (train.py writes config.json)
@@ -61,8 +61,8 @@ def main():
             weights.update(json.load(fp).get("weights", {}))
     steps = np.array([r["step"] for r in recs])
     n = args.smooth or max(5, len(recs) // 50)
-    panels = TERMS + ["total", "errors"]
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7), constrained_layout=True)
+    panels = list(TERMS) + ["total", "errors"]
+    fig, axes = plt.subplots(3, 3, figsize=(15, 10), constrained_layout=True)
     for ax, key in zip(axes.ravel(), panels):
         if key == "errors":
             for k, lab in (("ab_err", "output"), ("warp_err", "warp alone")):
@@ -72,10 +72,11 @@ def main():
             ax.set_title("mean |ab − truth| of frame t (Lab units)")
             ax.legend()
         else:
-            y = np.array([r[key] for r in recs], dtype=np.float64)
+            # a term added after a run began has no value in the older records
+            y = np.array([r.get(key, np.nan) for r in recs], dtype=np.float64)
             ax.plot(steps, y, lw=0.4, alpha=0.35, color="C0")
             ax.plot(steps, smooth(y, n), lw=1.8, color="C0")
-            if np.all(y > 0):
+            if np.all(y[~np.isnan(y)] > 0):
                 ax.set_yscale("log")
             ax.set_title(key + ("" if key == "total" else "  (weight %g)" % weights[key]))
             if key == "total" and "train_seconds" in recs[-1]:

@@ -34,6 +34,7 @@ import torch.nn.functional as Fn  # noqa: E402
 import train as trainmod  # noqa: E402
 from vaefarm_train import losses as L  # noqa: E402
 from vaefarm_train.data import Cache, DataConfig, make_batch  # noqa: E402
+from vaefarm_train.step import TERMS  # noqa: E402
 
 SMALL = ["--synthetic-data", "--size", "32", "64", "--batch", "2", "--print-every", "0", "--threads", "2"]
 # a micro architecture of the same structure (the tests exercise the machinery, not capacity)
@@ -112,6 +113,10 @@ def test_losses():
     t = ab.clone()
     t[1] += 100
     assert L.l1_self_loss(ab, t, s).item() < 1e-6        # only the self-reference sample counts
+    # the correspondence term compares A's warp with the truth 4×4 area-averaged
+    w4 = Fn.avg_pool2d(ab, 4, stride=4)
+    assert L.corr_self_loss(w4, t, s).item() < 1e-5
+    assert abs(L.corr_self_loss(w4 + 3.0, t, s).item() - 3.0) < 1e-4
     print("losses: ok")
 
 
@@ -138,8 +143,12 @@ def test_overfit(tmp):
     print("overfit: total %.2f -> %.2f, |ab error| %.2f -> %.2f" % (first, last, ab0, ab1))
     assert last < 0.5 * first, (first, last)
     assert ab1 < ab0, (ab0, ab1)
-    for k in ("perc", "kl", "context", "smooth", "l1", "temporal"):
+    for k in TERMS:
         assert all(k in r and r[k] == r[k] for r in recs), k
+    c0 = sum(r["corr"] for r in recs[:3]) / 3
+    c1 = sum(r["corr"] for r in recs[-3:]) / 3
+    print("overfit: correspondence term %.2f -> %.2f" % (c0, c1))
+    assert c1 < c0, (c0, c1)
 
 
 def test_resume(tmp):

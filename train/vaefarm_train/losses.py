@@ -7,8 +7,10 @@ import torch.nn.functional as Fn
 
 # DESIGN.md §3: L = 0.001·L_perc + 1.0·L_KL + 0.2·L_context + 5.0·L_smooth.
 # Ours (documented as additions): L1 on self-reference samples (2.0, the value of the DEVC code
-# for its own self-reference L1) and the temporal term (0.02, DEVC's weight for its consistency loss).
-DEFAULT_WEIGHTS = {"perc": 0.001, "kl": 1.0, "context": 0.2, "smooth": 5.0, "l1": 2.0, "temporal": 0.02}
+# for its own self-reference L1), the temporal term (0.02, DEVC's weight for its consistency loss)
+# and the correspondence term (2.0, the L1 term's weight: the same L1, on A's warp instead of C's output).
+DEFAULT_WEIGHTS = {"perc": 0.001, "kl": 1.0, "context": 0.2, "smooth": 5.0, "l1": 2.0, "temporal": 0.02,
+                   "corr": 2.0}
 # contextual loss: weight per F tap (layer2, layer3, layer4), as DEVC weights relu3/4/5 (2, 4, 8)
 CONTEXT_LAYERS = {1: 2.0, 2: 4.0, 3: 8.0}
 CONTEXT_H = 0.1
@@ -66,6 +68,13 @@ def l1_self_loss(ab_pred, ab_true, self_ref):
     m = self_ref.view(-1, 1, 1, 1)
     cnt = m.sum() * ab_pred.shape[1] * ab_pred.shape[2] * ab_pred.shape[3]
     return (torch.abs(ab_pred - ab_true) * m).sum() / cnt.clamp(min=1.0)
+
+
+def corr_self_loss(wab4, ab_true, self_ref):
+    """Ours: the L1 term on A's warp alone: mean |W^ab − truth| at A's resolution (the truth's ab
+    4×4 area-averaged, as the reference's ab is before the attention) over the self-reference
+    samples. It trains the correspondence (A and F) directly, instead of only through C."""
+    return l1_self_loss(wab4, Fn.avg_pool2d(ab_true, 4, stride=4), self_ref)
 
 
 def warp(x, phi):

@@ -19,7 +19,7 @@ from vaefarm_ref.model import l2n, nearest_up
 
 from . import losses as L
 
-TERMS = ("perc", "kl", "context", "smooth", "l1", "temporal")
+TERMS = ("perc", "kl", "context", "smooth", "l1", "temporal", "corr")
 
 
 class TrainStep(nn.Module):
@@ -48,7 +48,8 @@ class TrainStep(nn.Module):
 
     def colorize(self, b, sample=True):
         """The recurrence: frame t−1 from the zero state, frame t from t−1's output.
-        -> dict: ab1, ab2, mu1, lv1, mu2, lv2, warp1, warp2, ref_raw (raw taps of the reference)."""
+        -> dict: ab1, ab2, mu1, lv1, mu2, lv2, warp1, warp2 (W^ab, ×4 nearest), wab4_1, wab4_2 (W^ab
+        at A's resolution), ref_raw (raw taps of the reference)."""
         net = self.net
         g1, g2, ref = b["grey1"], b["grey2"], b["ref"]
         n, _, H, W = g1.shape
@@ -69,7 +70,8 @@ class TrainStep(nn.Module):
             x7 = torch.cat([Lg - 50.0, warp_ab[sl], conf[sl], prev], dim=1)
             ab, mu, lv = net.C.forward_train(x7, sample=sample)
             prev = torch.cat([Lg - 50.0, ab], dim=1)
-            out.update({"ab%d" % k: ab, "mu%d" % k: mu, "lv%d" % k: lv, "warp%d" % k: warp_ab[sl]})
+            out.update({"ab%d" % k: ab, "mu%d" % k: mu, "lv%d" % k: lv, "warp%d" % k: warp_ab[sl],
+                        "wab4_%d" % k: wab4[sl]})
         return out
 
     def forward(self, b):
@@ -95,6 +97,8 @@ class TrainStep(nn.Module):
         t["l1"] = 0.5 * (L.l1_self_loss(ab1, lab1[:, 1:3], b["self_ref"])
                          + L.l1_self_loss(ab2, lab2[:, 1:3], b["self_ref"]))
         t["temporal"] = L.temporal_loss(ab2, ab1, b["phi"], b["tmask"])
+        t["corr"] = 0.5 * (L.corr_self_loss(o["wab4_1"], lab1[:, 1:3], b["self_ref"])
+                           + L.corr_self_loss(o["wab4_2"], lab2[:, 1:3], b["self_ref"]))
         total = sum(self.weights[k] * t[k] for k in TERMS if self.weights[k] != 0)
         t["total"] = total
         # not losses, for the log: how far the warp alone and the output are from the truth
