@@ -8,7 +8,8 @@ recurrence without sampling (the latent's mean, as at inference) and prints, for
 second of each clip): the mean |a, b| of the truth, of the model's output and of the warp alone
 (A's W^ab), and the mean |ab − truth| of the output and of the warp. An output whose |ab| is far
 below the truth's while its error beats the warp's is predicting the mean colour (desaturation),
-not using the warp (docs/TRAINING.md).
+not using the warp (docs/TRAINING.md). Each figure is given over all samples and apart for those
+whose reference is their own frame (the evaluation films' case) and those with another image.
 Needs Debian's /usr/bin/python3 (torch) and the training cache (train/fetch_data.sh).
 """
 import argparse
@@ -44,21 +45,26 @@ def main():
     cache = Cache(data)
     dcfg = DataConfig(**ck["data_config"]) if "data_config" in ck else DataConfig()
     h, w = (int(x) for x in a.size.lower().split("x"))
-    rows = []
+    names = ["|ab| truth", "|ab| model", "|ab| warp", "|ab - truth| model", "|ab - truth| warp"]
+    rows = []                                   # one per sample: the five figures, self reference?
     with torch.no_grad():
         for s in range(a.batches):
             b = make_batch(cache, cfg["batch"], (h, w), 123, 900000 + s, 0, dcfg)
             o = st.colorize(b, sample=False)
             truth = labmod.rgb_to_lab(b["rgb2"])[:, 1:3]
-            rows.append((truth.abs().mean().item(), o["ab2"].abs().mean().item(),
-                         o["warp2"].abs().mean().item(), (o["ab2"] - truth).abs().mean().item(),
-                         (o["warp2"] - truth).abs().mean().item()))
+
+            def per(x):
+                return x.abs().mean(dim=(1, 2, 3)).tolist()
+            cols = [per(truth), per(o["ab2"]), per(o["warp2"]), per(o["ab2"] - truth), per(o["warp2"] - truth)]
+            rows += [(tuple(c[i] for c in cols), bool(b["self_ref"][i] > 0)) for i in range(len(cols[0]))]
     print("%s (step %s), %d batches of %d at %dx%d:" % (a.checkpoint, ck.get("step"), a.batches,
                                                      cfg["batch"], h, w))
-    for i, name in enumerate(["|ab| truth", "|ab| model", "|ab| warp", "|ab - truth| model",
-                              "|ab - truth| warp"]):
-        print("  %-20s %.2f" % (name, statistics.mean(r[i] for r in rows)))
-
+    groups = [("all", rows), ("self reference", [r for r in rows if r[1]]),
+              ("other reference", [r for r in rows if not r[1]])]
+    print("  %-20s" % "" + "".join("%18s" % ("%s (%d)" % (g, len(rs))) for g, rs in groups))
+    for i, name in enumerate(names):
+        print("  %-20s" % name + "".join("%18s" % ("%.2f" % statistics.mean(r[0][i] for r in rs) if rs else "-")
+                                         for _, rs in groups))
 
 if __name__ == "__main__":
     main()
