@@ -74,8 +74,9 @@ def main():
         else:
             # a term added after a run began has no value in the older records
             y = np.array([r.get(key, np.nan) for r in recs], dtype=np.float64)
-            ax.plot(steps, y, lw=0.4, alpha=0.35, color="C0")
-            ax.plot(steps, smooth(y, n), lw=1.8, color="C0")
+            ok = ~np.isnan(y)
+            ax.plot(steps[ok], y[ok], lw=0.4, alpha=0.35, color="C0")
+            ax.plot(steps[ok], smooth(y[ok], n), lw=1.8, color="C0")
             if np.all(y[~np.isnan(y)] > 0):
                 ax.set_yscale("log")
             ax.set_title(key + ("" if key == "total" else "  (weight %g)" % weights[key]))
