@@ -27,6 +27,11 @@ from vaefarm_train.data import Cache, DataConfig, make_batch  # noqa: E402
 from vaefarm_train.step import TrainStep  # noqa: E402
 
 
+def per(x):
+    """Mean |x| of each sample of a batch, as a list."""
+    return x.abs().mean(dim=(1, 2, 3)).tolist()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
@@ -52,9 +57,6 @@ def main():
             b = make_batch(cache, cfg["batch"], (h, w), 123, 900000 + s, 0, dcfg)
             o = st.colorize(b, sample=False)
             truth = labmod.rgb_to_lab(b["rgb2"])[:, 1:3]
-
-            def per(x):
-                return x.abs().mean(dim=(1, 2, 3)).tolist()
             cols = [per(truth), per(o["ab2"]), per(o["warp2"]), per(o["ab2"] - truth), per(o["warp2"] - truth)]
             rows += [(tuple(c[i] for c in cols), bool(b["self_ref"][i] > 0)) for i in range(len(cols[0]))]
     print("%s (step %s), %d batches of %d at %dx%d:" % (a.checkpoint, ck.get("step"), a.batches,
@@ -65,6 +67,7 @@ def main():
     for i, name in enumerate(names):
         print("  %-20s" % name + "".join("%18s" % ("%.2f" % statistics.mean(r[0][i] for r in rs) if rs else "-")
                                          for _, rs in groups))
+
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-
 def read(path):
     recs = []
     with open(path) as fp:
@@ -77,7 +76,7 @@ def main():
             ok = ~np.isnan(y)
             ax.plot(steps[ok], y[ok], lw=0.4, alpha=0.35, color="C0")
             ax.plot(steps[ok], smooth(y[ok], n), lw=1.8, color="C0")
-            if np.all(y[~np.isnan(y)] > 0):
+            if np.all(y[ok] > 0):
                 ax.set_yscale("log")
             ax.set_title(key + ("" if key == "total" else "  (weight %g)" % weights[key]))
             if key == "total" and "train_seconds" in recs[-1]:
