@@ -58,6 +58,8 @@ struct vf_colorizer {
     struct vf_matmul *mm, *mm_tail;
     struct vf_tensor scores;    /* f32 ATTN_ROWS × N */
     struct vf_tensor wab_lo, conf_lo;   /* f32 2 (1) × H/4 × W/4 */
+    struct vf_tensor wab_up;    /* f32 2 × H × W: W^ab nearest ×4, added to C's output when the
+                                 * arch is residual (kept f32: cin holds it in C's precision) */
     bool have_ref;
     bool have_frame;            /* a frame since the last reference: post has something */
 
@@ -193,6 +195,7 @@ void vf_colorizer_destroy(struct vf_colorizer **pc)
     vf_matmul_destroy(&c->mm_tail);
     vf_tensor_free(&c->scores);
     vf_tensor_free(&c->wab_lo);
+    vf_tensor_free(&c->wab_up);
     vf_tensor_free(&c->conf_lo);
     vf_tensor_free(&c->cin);
     free(c->c_bias0);
@@ -317,6 +320,8 @@ static int create_a(struct vf_colorizer *c, struct vf_error *err)
     TRY(vf_tensor_alloc(&c->scores, c->be, VF_F32, 1, c->npos, rows, 1, err));
     TRY(vf_tensor_alloc(&c->wab_lo, c->be, VF_F32, 1, 2, c->h4, c->w4, err));
     TRY(vf_tensor_alloc(&c->conf_lo, c->be, VF_F32, 1, 1, c->h4, c->w4, err));
+    if (net->arch.c_residual)
+        TRY(vf_tensor_alloc(&c->wab_up, c->be, VF_F32, 1, 2, c->h, c->w, err));
 fail:
     return rc;
 }
@@ -587,7 +592,12 @@ static int enqueue_a(struct vf_colorizer *c, struct vf_error *err)
                                  (float *)c->wab_lo.data + (size_t)r0 * 2, err));
     }
     struct vf_tensor wab = vf_tensor_slice(&c->cin, 1, 2), conf = vf_tensor_slice(&c->cin, 3, 1);
-    TRY(vf_op_resize(&c->wab_lo, &wab, VF_RESIZE_NEAREST, err));
+    if (c->net->arch.c_residual) {
+        TRY(vf_op_resize(&c->wab_lo, &c->wab_up, VF_RESIZE_NEAREST, err));
+        TRY(vf_op_copy(&c->wab_up, &wab, err));
+    } else {
+        TRY(vf_op_resize(&c->wab_lo, &wab, VF_RESIZE_NEAREST, err));
+    }
     TRY(vf_op_resize(&c->conf_lo, &conf, VF_RESIZE_NEAREST, err));
 fail:
     return rc;
@@ -634,6 +644,7 @@ static int enqueue_c(struct vf_colorizer *c, struct vf_error *err)
         if (k < 2) TRY(in_norm((struct vf_tensor *)x, &c->dec_norm[k], VF_ACT_NONE, err));
     }
     TRY(vf_conv_run(c->out, x, &c->ab, err));
+    if (a->c_residual) TRY(vf_op_add(&c->ab, &c->wab_up, &c->ab, err));   /* W^ab + correction */
     /* X̂(t) for the next frame: [L(t), ab(t)] */
     struct vf_tensor prev_l = vf_tensor_slice(&c->cin, 4, 1), prev_ab = vf_tensor_slice(&c->cin, 5, 2);
     TRY(vf_op_copy(&l, &prev_l, err));

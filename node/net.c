@@ -42,6 +42,7 @@ static void arch_tiny(struct vf_arch *a)
     int dw[3] = {64, 32, 32}, dc[3] = {1, 1, 1};
     memcpy(a->c_dec_widths, dw, sizeof dw);
     memcpy(a->c_dec_convs, dc, sizeof dc);
+    a->c_residual = true;
     a->inference_h = 144;
     a->inference_w = 256;
 }
@@ -256,6 +257,13 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
             a->c_mid_dil[g][j] = (int)json_integer_value(d);
         }
     }
+    json_t *residual = json_object_get(C, "residual");   /* optional, false when absent */
+    if (residual && !json_is_boolean(residual)) {
+        vf_error_set(err, VF_EINVAL, "%s: architecture metadata: C.residual must be true or "
+                     "false", what);
+        goto out;
+    }
+    a->c_residual = json_is_true(residual);
     int size[2];
     if (json_ints_in(root, "inference_size", 2, 32, 8192, size, what, "(top)", err)) goto out;
     a->inference_h = size[0];

@@ -74,6 +74,7 @@ struct vf_arch {
     int c_widths[4], c_enc_convs[4];
     int c_mid_groups, c_mid_len[8], c_mid_dil[8][8];
     int c_latent, c_dec_widths[3], c_dec_convs[3];
+    bool c_residual;            /* ab = W^ab + 128·tanh(C.out) (else 128·tanh(C.out)) */
     int inference_h, inference_w;
 };
 

@@ -83,6 +83,15 @@ static void set_meta(json_t *h, const char *text)
     else json_object_del(meta, "vaefarm");
 }
 
+/* The model's bytes with `arch` (dumped compact) as the header's architecture metadata. */
+static struct file with_arch(const struct file *m, json_t *h, const json_t *arch)
+{
+    char *t = json_dumps(arch, JSON_COMPACT);
+    set_meta(h, t);
+    free(t);
+    return rebuild(m, h, 0, 0);
+}
+
 static char *meta_text(json_t *h)
 {
     json_t *meta = json_object_get(h, "__metadata__");
@@ -108,6 +117,10 @@ static void the_reference_model_loads(void **state)
     const struct vf_arch *a = vf_net_arch(net);
     assert_string_equal(a->name, "tiny");
     assert_int_equal(a->inference_h, 144);
+    assert_true(a->c_residual);   /* the file says so, as the preset does */
+    struct vf_arch pre;
+    assert_int_equal(vf_arch_preset("tiny", &pre, &err), VF_OK);
+    assert_true(pre.c_residual);
     printf("tiny: %.3f M parameters\n", vf_net_params(net) / 1e6);
     assert_true(vf_net_params(net) > 1000000 && vf_net_params(net) < 4000000);
     double f, ac, c, at;
@@ -159,21 +172,31 @@ static void metadata_problems_are_named(void **state)
 
     json_t *arch = json_loads(orig, 0, NULL);
     json_object_set_new(arch, "format", json_string("vaefarm-net-v9"));
-    char *t = json_dumps(arch, JSON_COMPACT);
-    set_meta(h, t);
-    free(t);
-    f = rebuild(&m, h, 0, 0);
+    f = with_arch(&m, h, arch);
     expect(&f, VF_EUNSUPPORTED, "vaefarm-net-v9");
     free(f.bytes);
 
     json_object_set_new(arch, "format", json_string("vaefarm-net-v1"));
     json_array_set_new(json_object_get(json_object_get(arch, "F"), "widths"), 1,
                        json_integer(-3));
-    t = json_dumps(arch, JSON_COMPACT);
-    set_meta(h, t);
-    free(t);
-    f = rebuild(&m, h, 0, 0);
+    f = with_arch(&m, h, arch);
     expect(&f, VF_EINVAL, "F.widths[1]");
+    free(f.bytes);
+    json_decref(arch);
+
+    arch = json_loads(orig, 0, NULL);
+    json_object_set_new(json_object_get(arch, "C"), "residual", json_string("yes"));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "C.residual must be true or false");
+    free(f.bytes);
+    /* absent: C predicts ab directly (files written before the key existed) */
+    json_object_del(json_object_get(arch, "C"), "residual");
+    f = with_arch(&m, h, arch);
+    struct vf_error e2 = {0};
+    struct vf_net *direct = NULL;
+    assert_int_equal(vf_net_load_buffer(f.bytes, f.len, "direct", &direct, &e2), VF_OK);
+    assert_false(vf_net_arch(direct)->c_residual);
+    vf_net_free(&direct);
     free(f.bytes);
     json_decref(arch);
 
@@ -182,10 +205,7 @@ static void metadata_problems_are_named(void **state)
     json_object_set_new(json_object_get(arch, "F"), "stem", json_integer(64));
     json_t *fw = json_object_get(json_object_get(arch, "F"), "widths");
     for (int i = 0; i < 4; i++) json_array_set_new(fw, (size_t)i, json_integer(64 << i));
-    t = json_dumps(arch, JSON_COMPACT);
-    set_meta(h, t);
-    free(t);
-    f = rebuild(&m, h, 0, 0);
+    f = with_arch(&m, h, arch);
     expect(&f, VF_EINVAL, "'F.conv1.weight' has shape [16, 3, 7, 7]");
     free(f.bytes);
     json_decref(arch);

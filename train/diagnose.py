@@ -42,8 +42,7 @@ def main():
     torch.set_num_threads(1)
     ck = torch.load(a.checkpoint, map_location="cpu")
     cfg = ck["config"]
-    arch = cfg["arch"] if isinstance(cfg["arch"], str) else cfg["arch"]
-    net = build(get_arch(arch))
+    net = build(get_arch(ck["arch"]))   # the checkpoint's own (a preset may have changed since)
     load_weights(net, ck["model"])
     st = TrainStep(net).eval()
     data = a.data or ck.get("data", {}).get("root") or os.path.expanduser("~/.cache/vaefarm/train")

@@ -219,7 +219,8 @@ def test_arch_validation():
     for mutate in (lambda a: a.update(format="x"), lambda a: a["F"].update(stem=32),
                    lambda a: a["C"].update(mid=[]), lambda a: a.update(inference_size=[100, 256]),
                    lambda a: a["A"].update(tau=0), lambda a: a["C"].update(widths=[1, 2, 3]),
-                   lambda a: a.update(extra=1)):
+                   lambda a: a.update(extra=1), lambda a: a["C"].update(residual=1),
+                   lambda a: a["C"].update(residuals=True)):
         a = json.loads(json.dumps(TINY))
         mutate(a)
         try:
@@ -227,6 +228,10 @@ def test_arch_validation():
             raise AssertionError("bad arch accepted: %s" % a)
         except ArchError:
             pass
+    # C.residual is optional (older files have no key: ab straight from C), tiny's is true
+    a = json.loads(json.dumps(FULL))
+    assert "residual" not in a["C"] and parse_arch(a)["C"]["residual"] is False
+    assert parse_arch(TINY)["C"]["residual"] is True
 
 
 def test_weights_and_inference():
@@ -251,7 +256,9 @@ def test_weights_and_inference():
             for t in o0["taps"]:
                 nrm = t.norm(dim=0)
                 assert float((nrm - 1).abs().max()) < 1e-5
-            assert float(o0["ab"].abs().max()) <= 128.0
+            # residual C (tiny): ab = W^ab + 128·tanh(·)
+            assert float((o0["ab"] - o0["warp_ab"]).abs().max()) <= 128.0
+            assert float((o0["ab"] - o0["warp_ab"]).abs().max()) > 1.0
             # warp_ab is a convex combination of the pooled reference ab
             ra = c["ref_ab"]
             for ch in range(2):
@@ -277,6 +284,17 @@ def test_weights_and_inference():
         assert rgb_o.shape == (3, 2 * H, 2 * W) and cbcr.shape == (2, 2 * H, 2 * W)
         cb = (rgb_o[2] - y) / (2 * (1 - 0.0722))
         assert float((cb - cbcr[0]).abs().max()) < 1e-5
+        # with C.out zero a residual C outputs its warp exactly; a direct one outputs grey
+        for residual in (True, False):
+            net.C.residual = residual
+            with torch.no_grad():
+                w, b = net.C.out.weight.clone(), net.C.out.bias.clone()
+                net.C.out.weight.zero_()
+                net.C.out.bias.zero_()
+                o = net.frame(grey, net.reference(rgb))
+                net.C.out.weight.copy_(w)
+                net.C.out.bias.copy_(b)
+            assert torch.equal(o["ab"], o["warp_ab"] if residual else torch.zeros_like(o["ab"]))
         # logvar for training
         x7 = torch.randn(1, 7, H, W)
         assert net.logvar(x7).shape == (1, 128, H // 8, W // 8)

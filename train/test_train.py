@@ -42,7 +42,7 @@ MICRO = {"format": "vaefarm-net-v1", "name": "micro",
          "F": {"stem": 8, "widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]},
          "A": {"adapter": 8, "res_blocks": 1, "tau": 0.01},
          "C": {"widths": [8, 16, 16, 32], "enc_convs": [1, 1, 1, 1], "mid": [[2], [1]],
-               "latent": 32, "dec_widths": [16, 16, 8], "dec_convs": [1, 1, 1]},
+               "latent": 32, "dec_widths": [16, 16, 8], "dec_convs": [1, 1, 1], "residual": True},
          "inference_size": [32, 64]}
 
 
@@ -223,6 +223,38 @@ def test_ddp_cpu(tmp):
     print("ddp: 2 CPU ranks (gloo) ran 3 steps in step")
 
 
+def test_init_residual(tmp):
+    """--init from a model whose C predicts ab directly into a residual arch: every tensor is
+    the file's but C.out, which is zero (the model starts as its warp); a checkpoint is not
+    resumed under another arch."""
+    from export import load_model, make_model, save_weights
+    direct = json.loads(json.dumps(MICRO))
+    del direct["C"]["residual"]
+    src = make_model(direct, 5)
+    path = os.path.join(tmp, "direct.safetensors")
+    save_weights(path, src)
+    src = load_model(path)
+    out = os.path.join(tmp, "init_res")
+    args = ["--steps", "1", "--lr", "0", "--wd", "0"] + SMALL
+    assert trainmod.main(["--out", out, "--init", path] + args) == 0
+    ck = torch.load(os.path.join(out, "last.pt"))
+    assert ck["arch"]["C"]["residual"] is True
+    for k, v in src.state_dict().items():
+        if k.startswith("C.out."):
+            assert not v.eq(0).all() and ck["model"][k].eq(0).all(), k
+        elif not k.endswith("num_batches_tracked"):
+            assert torch.equal(v, ck["model"][k]), k
+    dpath = os.path.join(tmp, "direct.json")
+    with open(dpath, "w") as fp:
+        json.dump(direct, fp)
+    try:
+        trainmod.main(["--out", out, "--resume", "auto"] + args[:-2] + ["--arch", dpath, "--steps", "2"])
+        raise AssertionError("a residual checkpoint was resumed as a direct arch")
+    except SystemExit as e:
+        assert "start a new run with --init" in str(e), e
+    print("init: a direct model into a residual arch: C.out zeroed, the rest copied; resume under another arch refused")
+
+
 def test_export(tmp, ckpt, vaefarm):
     from export import load_model
     out = os.path.join(tmp, "trained.safetensors")
@@ -270,6 +302,7 @@ def main():
         ck = test_resume(tmp)
         test_sigterm(tmp)
         test_ddp_cpu(tmp)
+        test_init_residual(tmp)
         test_export(tmp, ck, args.vaefarm)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

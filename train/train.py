@@ -80,6 +80,14 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
+def zero_colour_out(net):
+    """A residual C (ab = W^ab + 128·tanh(C.out(x))) starts from C.out = 0, i.e. as its warp:
+    C then learns a correction instead of first having to learn to copy W^ab (docs/TRAINING.md)."""
+    with torch.no_grad():
+        net.C.out.weight.zero_()
+        net.C.out.bias.zero_()
+
+
 def parse_weights(s):
     w = dict(DEFAULT_WEIGHTS)
     for part in filter(None, (s or "").split(",")):
@@ -276,15 +284,27 @@ def main(argv=None):
     # model
     net = build(arch)
     if ck is not None:
+        if dict(ck["arch"], C=dict({"residual": False}, **ck["arch"]["C"])) != net.arch:
+            raise SystemExit("train: %s was trained as %s; the --arch now asked (or the preset %r, "
+                             "changed since) is %s: start a new run with --init from its export"
+                             % (resume, json.dumps(ck["arch"]), cfg["arch"], json.dumps(net.arch)))
         load_weights(net, ck["model"])
     elif cfg["init"]:
         from export import load_model
         src = load_model(cfg["init"])
-        if src.arch != net.arch:
+        same = dict(src.arch, C=dict(src.arch["C"], residual=net.arch["C"]["residual"]))
+        if same != net.arch:
             raise SystemExit("train: --init %s holds %s, not the --arch asked" % (cfg["init"], src.arch["name"]))
-        net = src
+        net.load_state_dict(src.state_dict())
+        if net.arch["C"]["residual"] and not src.arch["C"]["residual"]:
+            zero_colour_out(net)
+            if main0:
+                print("train: --init %s predicted ab directly; C.out is zeroed so this residual "
+                      "model starts as its warp W^ab" % cfg["init"], file=sys.stderr)
     else:
         init_weights(net, cfg["seed"])
+        if net.arch["C"]["residual"]:
+            zero_colour_out(net)
         if arch["name"] == "full" and main0:
             print("train: warning: full with a random F (no --init): the paper starts F from ImageNet "
                   "weights (train/convert_resnet.py)", file=sys.stderr)

@@ -12,7 +12,7 @@ TINY = {
     "F": {"stem": 16, "widths": [16, 32, 64, 128], "blocks": [2, 2, 2, 2]},
     "A": {"adapter": 16, "res_blocks": 3, "tau": 0.01},
     "C": {"widths": [16, 32, 64, 128], "enc_convs": [1, 1, 2, 2], "mid": [[2, 2], [1]],
-          "latent": 128, "dec_widths": [64, 32, 32], "dec_convs": [1, 1, 1]},
+          "latent": 128, "dec_widths": [64, 32, 32], "dec_convs": [1, 1, 1], "residual": True},
     "inference_size": [144, 256],
 }
 
@@ -102,8 +102,11 @@ def parse_arch(meta):
 
     C = _obj(meta, "C", "metadata")
     keys = {"widths", "enc_convs", "mid", "latent", "dec_widths", "dec_convs"}
-    if set(C) != keys:
-        raise ArchError("C: expected keys %s; got %s" % (sorted(keys), sorted(C)))
+    if not keys <= set(C) or set(C) - keys - {"residual"}:
+        raise ArchError("C: expected keys %s and optionally residual; got %s" % (sorted(keys), sorted(C)))
+    residual = C.get("residual", False)
+    if not isinstance(residual, bool):
+        raise ArchError("C.residual: expected true or false, got %r" % (residual,))
     mid = C["mid"]
     if not isinstance(mid, list) or not mid:
         raise ArchError("C.mid: expected a non-empty list of lists of dilations")
@@ -117,7 +120,8 @@ def parse_arch(meta):
                 "mid": mids,
                 "latent": _posint(C["latent"], "C.latent"),
                 "dec_widths": _intlist(C["dec_widths"], 3, "C.dec_widths"),
-                "dec_convs": _intlist(C["dec_convs"], 3, "C.dec_convs", _nonnegint)}
+                "dec_convs": _intlist(C["dec_convs"], 3, "C.dec_convs", _nonnegint),
+                "residual": residual}
 
     size = _intlist(_obj(meta, "inference_size", "metadata"), 2, "inference_size")
     for v in size:

@@ -182,8 +182,9 @@ class Level(nn.Module):
 
 
 class ColorNet(nn.Module):
-    def __init__(self, widths, enc_convs, mid, latent, dec_widths, dec_convs):
+    def __init__(self, widths, enc_convs, mid, latent, dec_widths, dec_convs, residual=False):
         super().__init__()
+        self.residual = residual   # ab = W^ab + 128·tanh(out) (NETWORK.md, "C")
         self.enc = nn.ModuleList()
         cin = 7
         for l in range(4):
@@ -232,7 +233,7 @@ class ColorNet(nn.Module):
             x = grp.norm(x)
         return skips[:3], x
 
-    def decode(self, z, skips):
+    def decode(self, z, skips, x7):
         x = z
         for k, lvl in enumerate(self.dec):
             act = Fn.relu if k < 2 else (lambda t: Fn.leaky_relu(t, 0.2))
@@ -242,19 +243,20 @@ class ColorNet(nn.Module):
             if k < 2:
                 y = lvl.norm(y)
             x = y
-        return 128.0 * torch.tanh(self.out(x))
+        ab = 128.0 * torch.tanh(self.out(x))
+        return x7[:, 1:3] + ab if self.residual else ab
 
     def forward(self, x):
         """Inference: z = μ. x: N×7×H×W -> ab N×2×H×W."""
         skips, h = self.encode(x)
-        return self.decode(self.mu(h), skips)
+        return self.decode(self.mu(h), skips, x)
 
     def forward_train(self, x, sample=True):
         """Training: returns (ab, mu, logvar); z = μ + σ·ε when sample else μ."""
         skips, h = self.encode(x)
         mu, logvar = self.mu(h), self.logvar(h)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu
-        return self.decode(z, skips), mu, logvar
+        return self.decode(z, skips, x), mu, logvar
 
 
 # ----------------------------------------------------------------------------------------- Net
@@ -276,7 +278,7 @@ class Net(nn.Module):
         self.A = Corr(taps, a["A"]["adapter"], a["A"]["res_blocks"], a["A"]["tau"])
         c = a["C"]
         self.C = ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
-                          c["dec_convs"])
+                          c["dec_convs"], c["residual"])
 
     # -- pieces -------------------------------------------------------------------------------
     def taps(self, rgb):
