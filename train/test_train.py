@@ -252,6 +252,14 @@ def test_init_residual(tmp):
         raise AssertionError("a residual checkpoint was resumed as a direct arch")
     except SystemExit as e:
         assert "start a new run with --init" in str(e), e
+    # and a residual model is not taken as the start of a direct one
+    rpath = os.path.join(tmp, "residual.safetensors")
+    save_weights(rpath, make_model(MICRO, 5))
+    try:
+        trainmod.main(["--out", os.path.join(tmp, "init_dir"), "--init", rpath] + args[:-2] + ["--arch", dpath])
+        raise AssertionError("a residual model was taken as the start of a direct one")
+    except SystemExit as e:
+        assert "not the --arch asked" in str(e), e
     print("init: a direct model into a residual arch: C.out zeroed, the rest copied; resume under another arch refused")
 
 

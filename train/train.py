@@ -284,7 +284,7 @@ def main(argv=None):
     # model
     net = build(arch)
     if ck is not None:
-        if dict(ck["arch"], C=dict({"residual": False}, **ck["arch"]["C"])) != net.arch:
+        if get_arch(ck["arch"]) != net.arch:   # normalised: older checkpoints lack C.residual
             raise SystemExit("train: %s was trained as %s; the --arch now asked (or the preset %r, "
                              "changed since) is %s: start a new run with --init from its export"
                              % (resume, json.dumps(ck["arch"]), cfg["arch"], json.dumps(net.arch)))
@@ -292,8 +292,10 @@ def main(argv=None):
     elif cfg["init"]:
         from export import load_model
         src = load_model(cfg["init"])
+        # the one difference allowed: a direct C becoming residual (the reverse has no meaning:
+        # a residual C.out is a correction of the warp, not colours)
         same = dict(src.arch, C=dict(src.arch["C"], residual=net.arch["C"]["residual"]))
-        if same != net.arch:
+        if same != net.arch or (src.arch["C"]["residual"] and not net.arch["C"]["residual"]):
             raise SystemExit("train: --init %s holds %s, not the --arch asked" % (cfg["init"], src.arch["name"]))
         net.load_state_dict(src.state_dict())
         if net.arch["C"]["residual"] and not src.arch["C"]["residual"]:
