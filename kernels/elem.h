@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels/kernels.h"   /* VF_REFINE_MAX_RADIUS */
+
 #ifdef __CUDACC__
 #define VF_HD __host__ __device__
 #else
@@ -464,6 +466,63 @@ static inline VF_HD float vf_l2_den(double ss, float eps)
 {
     float nrm = (float)sqrt(ss);
     return nrm > eps ? nrm : eps;
+}
+
+/* ---- warp refinement (docs/NETWORK.md, "A", refine) ---- */
+
+/* round(v) = floor(v + 0.5), as the reference rounds the expected position. */
+static inline VF_HD int vf_round_half_up(float v) { return (int)floorf(v + 0.5f); }
+
+/* Pixel (y, x) of the refined warp. grey, ry: the frame's and the reference's Y′, H×W planes
+ * (element (y, x) at [y·W + x]); rab: the reference's a, b interleaved ([(y·W + x)·2 + ch]);
+ * (py, px): the attention's expected position of the pixel's cell. The window is centred on
+ * c = round(p + (y mod 4, x mod 4)); candidate s = clamp(c + d), d in [−radius, radius]², rows
+ * outer; its cost the mean squared difference of the patch×patch luma windows around (y, x) and
+ * s (coordinates clamped); weights exp(−(cost − min cost)·inv_h2), normalised. */
+static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const float *rab, int H,
+                                      int W, int y, int x, float py, float px, int radius,
+                                      int patch, float inv_h2, float *oa, float *ob)
+{
+    float cost[(2 * VF_REFINE_MAX_RADIUS + 1) * (2 * VF_REFINE_MAX_RADIUS + 1)];
+    const int r = patch / 2;
+    const int cy = vf_round_half_up(py + (float)(y % 4)), cx = vf_round_half_up(px + (float)(x % 4));
+    const float inv_n = 1.0f / (float)(patch * patch);
+    float cmin = 0.0f;
+    int k = 0;
+    for (int dy = -radius; dy <= radius; dy++) {
+        const int sy = vf_imin(vf_imax(cy + dy, 0), H - 1);
+        for (int dx = -radius; dx <= radius; dx++) {
+            const int sx = vf_imin(vf_imax(cx + dx, 0), W - 1);
+            float acc = 0.0f;
+            for (int u = -r; u <= r; u++) {
+                const float *gr = grey + (size_t)vf_imin(vf_imax(y + u, 0), H - 1) * (size_t)W;
+                const float *rr = ry + (size_t)vf_imin(vf_imax(sy + u, 0), H - 1) * (size_t)W;
+                for (int v = -r; v <= r; v++) {
+                    const float d = gr[vf_imin(vf_imax(x + v, 0), W - 1)] -
+                                    rr[vf_imin(vf_imax(sx + v, 0), W - 1)];
+                    acc += d * d;
+                }
+            }
+            const float c = acc * inv_n;
+            cmin = (k == 0 || c < cmin) ? c : cmin;
+            cost[k++] = c;
+        }
+    }
+    float sw = 0.0f, sa = 0.0f, sb = 0.0f;
+    k = 0;
+    for (int dy = -radius; dy <= radius; dy++) {
+        const int sy = vf_imin(vf_imax(cy + dy, 0), H - 1);
+        for (int dx = -radius; dx <= radius; dx++) {
+            const int sx = vf_imin(vf_imax(cx + dx, 0), W - 1);
+            const float w = expf(-(cost[k++] - cmin) * inv_h2);
+            const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
+            sw += w;
+            sa += w * rab[o];
+            sb += w * rab[o + 1];
+        }
+    }
+    *oa = sa / sw;
+    *ob = sb / sw;
 }
 
 /* ---- attention rows ---- */

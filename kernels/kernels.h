@@ -238,6 +238,19 @@ int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int nc
                          float tau, const float *v, int vc, float *s, float *out,
                          struct vf_error *err);
 
+/* The refined warp (docs/NETWORK.md, "A", refine): for each pixel of dst (2 ch, H × W), the
+ * reference's a, b (ref_ab, 2 ch) averaged over a (2·radius + 1)² window of positions around
+ * the attention's expected position of its cell (pos, 2 ch (y, x), H/4 × W/4; a channel view is
+ * fine), weighted by the luma match of patch × patch windows of grey (the frame's Y′, 1 ch) and
+ * ref_y (the reference's, 1 ch): elem.h vf_refine_px. grey, ref_y, ref_ab and dst: dense f32,
+ * one size; H and W multiples of 4; radius in [1, VF_REFINE_MAX_RADIUS], patch odd in
+ * [1, VF_REFINE_MAX_PATCH], h > 0. */
+#define VF_REFINE_MAX_RADIUS 7
+#define VF_REFINE_MAX_PATCH 9
+int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
+                      const struct vf_tensor *ref_ab, const struct vf_tensor *pos, int radius,
+                      int patch, float h, struct vf_tensor *dst, struct vf_error *err);
+
 /* ---- colour ---- */
 /* Grey Y′ (1 channel, [0,1]) → L (1 channel, 0..100, neutral-grey reading, NETWORK.md) and,
  * when fin != NULL, F's 3-channel ImageNet-normalised input (Y′,Y′,Y′). */

@@ -821,6 +821,77 @@ int vf_op_lab_to_rgb(const struct vf_tensor *lab, struct vf_tensor *rgb, struct 
     return VF_OK;
 }
 
+/* ============================== warp refinement ============================================ */
+
+static int check_dense_f32(struct vf_error *err, const char *op, const char *name,
+                           const struct vf_tensor *t, int c)
+{
+    char s[96];
+    TRYC(check_channels(err, op, name, t, c));
+    if (t->dtype != VF_F32 || t->pix_stride != t->c)
+        return vf_error_set(err, VF_EINVAL, "%s: %s must be a dense f32 tensor, not %s", op, name,
+                            shape_str(t, s, sizeof s));
+    return VF_OK;
+}
+
+int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
+                      const struct vf_tensor *ref_ab, const struct vf_tensor *pos, int radius,
+                      int patch, float h, struct vf_tensor *dst, struct vf_error *err)
+{
+    static const char op[] = "vf_op_warp_refine";
+    TRYC(check_tensor(err, op, "grey", grey, NULL));
+    TRYC(check_tensor(err, op, "ref_y", ref_y, grey->be));
+    TRYC(check_tensor(err, op, "ref_ab", ref_ab, grey->be));
+    TRYC(check_tensor(err, op, "pos", pos, grey->be));
+    TRYC(check_tensor(err, op, "dst", dst, grey->be));
+    TRYC(check_dense_f32(err, op, "grey", grey, 1));
+    TRYC(check_dense_f32(err, op, "ref_y", ref_y, 1));
+    TRYC(check_dense_f32(err, op, "ref_ab", ref_ab, 2));
+    TRYC(check_dense_f32(err, op, "dst", dst, 2));
+    TRYC(check_channels(err, op, "pos", pos, 2));
+    if (pos->dtype != VF_F32)
+        return vf_error_set(err, VF_EINVAL, "%s: pos must be f32", op);
+    if (!same_image(grey, ref_y) || !same_image(grey, ref_ab) || !same_image(grey, dst))
+        return bad_shapes(err, op, "grey", grey, "ref_y, ref_ab or dst", same_image(grey, ref_y)
+                          ? (same_image(grey, ref_ab) ? dst : ref_ab) : ref_y,
+                          "they must have the same size");
+    if (grey->h % 4 || grey->w % 4 || pos->n != grey->n || pos->h != grey->h / 4 ||
+        pos->w != grey->w / 4)
+        return bad_shapes(err, op, "grey", grey, "pos", pos,
+                          "pos must be a quarter of grey's size, which must be a multiple of 4");
+    if (radius < 1 || radius > VF_REFINE_MAX_RADIUS || patch < 1 || patch > VF_REFINE_MAX_PATCH ||
+        patch % 2 == 0 || !(h > 0.0f) || !isfinite(h))
+        return vf_error_set(err, VF_EINVAL, "%s: radius must be in [1, %d], patch odd in [1, %d] "
+                            "and h > 0 (got %d, %d, %g)", op, VF_REFINE_MAX_RADIUS,
+                            VF_REFINE_MAX_PATCH, radius, patch, (double)h);
+    const float inv_h2 = 1.0f / (h * h);
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(grey->be))
+        return vf_cuda_warp_refine(grey, ref_y, ref_ab, pos, radius, patch, inv_h2, dst,
+                                   vf_cuda_stream(grey->be), err);
+#endif
+    vf_be_enter_(grey->be);
+    const int H = grey->h, W = grey->w, w4 = W / 4;
+    const size_t P = (size_t)H * (size_t)W;
+    for (int img = 0; img < grey->n; img++) {
+        const float *g = (const float *)grey->data + (size_t)img * P;
+        const float *ry = (const float *)ref_y->data + (size_t)img * P;
+        const float *rab = (const float *)ref_ab->data + (size_t)img * P * 2;
+        const float *ps = (const float *)pos->data;
+        float *out = (float *)dst->data + (size_t)img * P * 2;
+#pragma omp parallel for schedule(static) if ((long)P * radius * patch > PAR_MIN)
+        for (int y = 0; y < H; y++) {
+            for (int x = 0; x < W; x++) {
+                const float *pp = ps + px_off(pos, ((long)img * (H / 4) + y / 4) * w4 + x / 4);
+                const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
+                vf_refine_px(g, ry, rab, H, W, y, x, pp[0], pp[1], radius, patch, inv_h2, out + o,
+                             out + o + 1);
+            }
+        }
+    }
+    return VF_OK;
+}
+
 /* ============================== guided upsampling ========================================== */
 
 /* Scratch, in doubles (two f32 elements each), for an H × W guide: VF_GU_HS (6) planes of

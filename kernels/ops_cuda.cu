@@ -519,6 +519,36 @@ extern "C" int vf_cuda_attention_rows(const float *f, int rows, int ncols, int l
     return launched("vf_cuda_attention_rows", err);
 }
 
+__global__ void k_warp_refine(const float *grey, const float *ry, const float *rab,
+                              const float *pos, int pos_stride, int n, int H, int W, int radius,
+                              int patch, float inv_h2, float *out)
+{
+    const long long P = (long long)H * W;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n * P;
+         i += (long long)gridDim.x * blockDim.x) {
+        const int img = (int)(i / P);
+        const int y = (int)((i % P) / W), x = (int)(i % W);
+        const float *pp = pos + (((long long)img * (H / 4) + y / 4) * (W / 4) + x / 4) * pos_stride;
+        float *o = out + i * 2;
+        vf_refine_px(grey + img * P, ry + img * P, rab + img * P * 2, H, W, y, x, pp[0], pp[1],
+                     radius, patch, inv_h2, o, o + 1);
+    }
+}
+
+extern "C" int vf_cuda_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
+                                   const struct vf_tensor *ref_ab, const struct vf_tensor *pos,
+                                   int radius, int patch, float inv_h2, struct vf_tensor *dst,
+                                   void *stream, struct vf_error *err)
+{
+    const long long n = pixels(grey);
+    k_warp_refine<<<grid_for(n), kThreads, 0, as_stream(stream)>>>(
+        static_cast<const float *>(grey->data), static_cast<const float *>(ref_y->data),
+        static_cast<const float *>(ref_ab->data), static_cast<const float *>(pos->data),
+        pos->pix_stride, grey->n, grey->h, grey->w, radius, patch, inv_h2,
+        static_cast<float *>(dst->data));
+    return launched("vf_cuda_warp_refine", err);
+}
+
 extern "C" int vf_cuda_guided_upsample(const struct vf_tensor *grey_lo,
                                        const struct vf_tensor *ab_lo,
                                        const struct vf_tensor *grey_full,

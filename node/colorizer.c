@@ -58,8 +58,14 @@ struct vf_colorizer {
     struct vf_matmul *mm, *mm_tail;
     struct vf_tensor scores;    /* f32 ATTN_ROWS × N */
     struct vf_tensor wab_lo, conf_lo;   /* f32 2 (1) × H/4 × W/4 */
-    struct vf_tensor wab_up;    /* f32 2 × H × W: W^ab nearest ×4, added to C's output when the
-                                 * arch is residual (kept f32: cin holds it in C's precision) */
+    struct vf_tensor wab_up;    /* f32 2 × H × W: W^ab at the network's size (nearest ×4, or the
+                                 * refined warp), added to C's output when the arch is residual
+                                 * (kept f32: cin holds it in C's precision) */
+    /* A.refine: the attention's values [a, b, 4·row, 4·column] and its output (W^ab and the
+     * expected position), f32 4 × H/4 × W/4; the reference's Y′ (f32 1 × H × W) and a host
+     * plane to compute it in */
+    struct vf_tensor att_v, att_o, ref_y;
+    float *host_y;
     bool have_ref;
     bool have_frame;            /* a frame since the last reference: post has something */
 
@@ -196,6 +202,9 @@ void vf_colorizer_destroy(struct vf_colorizer **pc)
     vf_tensor_free(&c->scores);
     vf_tensor_free(&c->wab_lo);
     vf_tensor_free(&c->wab_up);
+    vf_tensor_free(&c->att_v);
+    vf_tensor_free(&c->att_o);
+    vf_tensor_free(&c->ref_y);
     vf_tensor_free(&c->conf_lo);
     vf_tensor_free(&c->cin);
     free(c->c_bias0);
@@ -235,6 +244,7 @@ void vf_colorizer_destroy(struct vf_colorizer **pc)
     vf_tensor_free(&c->ab);
     free(c->zero_state);
     free(c->host_lo);
+    free(c->host_y);
     vf_tensor_free(&c->grey_full);
     vf_tensor_free(&c->ab_full);
     vf_tensor_free(&c->rgb_full);
@@ -320,8 +330,24 @@ static int create_a(struct vf_colorizer *c, struct vf_error *err)
     TRY(vf_tensor_alloc(&c->scores, c->be, VF_F32, 1, c->npos, rows, 1, err));
     TRY(vf_tensor_alloc(&c->wab_lo, c->be, VF_F32, 1, 2, c->h4, c->w4, err));
     TRY(vf_tensor_alloc(&c->conf_lo, c->be, VF_F32, 1, 1, c->h4, c->w4, err));
-    if (net->arch.c_residual)
+    if (net->arch.c_residual || net->arch.a_refine_radius)
         TRY(vf_tensor_alloc(&c->wab_up, c->be, VF_F32, 1, 2, c->h, c->w, err));
+    if (net->arch.a_refine_radius) {
+        TRY(vf_tensor_alloc(&c->att_v, c->be, VF_F32, 1, 4, c->h4, c->w4, err));
+        TRY(vf_tensor_alloc(&c->att_o, c->be, VF_F32, 1, 4, c->h4, c->w4, err));
+        TRY(vf_tensor_alloc(&c->ref_y, c->be, VF_F32, 1, 1, c->h, c->w, err));
+        /* the host plane, first used for the values' position channels (a, b come with each
+         * reference): planar, a and b 0, then 4·row, 4·column */
+        c->host_y = vf_calloc((size_t)c->h * (size_t)c->w, sizeof(float), err);
+        if (!c->host_y) return VF_ENOMEM;
+        float *v = c->host_y;
+        for (int y = 0; y < c->h4; y++)
+            for (int x = 0; x < c->w4; x++) {
+                v[2 * (size_t)c->npos + (size_t)y * c->w4 + x] = 4.0f * (float)y;
+                v[3 * (size_t)c->npos + (size_t)y * c->w4 + x] = 4.0f * (float)x;
+            }
+        TRY(vf_tensor_upload(&c->att_v, v, err));
+    }
 fail:
     return rc;
 }
@@ -538,6 +564,15 @@ int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, struct 
     struct vf_tensor ab = vf_tensor_slice(&c->ref_lab, 1, 2);
     TRY(vf_op_copy(&ab, &c->ref_ab, err));
     TRY(vf_pool_run(c->ab_pool, &c->ref_ab, &c->ref_ab_lo, err));
+    if (c->net->arch.a_refine_radius) {
+        struct vf_tensor vab = vf_tensor_slice(&c->att_v, 0, 2);
+        TRY(vf_op_copy(&c->ref_ab_lo, &vab, err));
+        /* the reference's luma with the film's Kr, Kb: what the frames' grey was made with */
+        const size_t P = (size_t)c->h * (size_t)c->w;
+        for (size_t i = 0; i < P; i++)
+            c->host_y[i] = c->kr * rgb[i] + (1.0f - c->kr - c->kb) * rgb[P + i] + c->kb * rgb[2 * P + i];
+        TRY(vf_tensor_upload(&c->ref_y, c->host_y, err));
+    }
     TRY(sync_time(c, &acc, &t0, err));
     c->times.reference += acc;
     c->times.references++;
@@ -580,19 +615,30 @@ static int enqueue_a(struct vf_colorizer *c, struct vf_error *err)
     int rc;
     TRY(run_a_features(c, c->theta, &c->th, err));
 
+    const struct vf_arch *a = &c->net->arch;
     int rows = c->npos < ATTN_ROWS ? c->npos : ATTN_ROWS;
-    int cat = 4 * c->net->arch.a_adapter;
+    int cat = 4 * a->a_adapter;
+    /* with refine the values carry the cells' positions too: W^ab and the expected position */
+    const int vc = a->a_refine_radius ? 4 : 2;
+    const struct vf_tensor *val = a->a_refine_radius ? &c->att_v : &c->ref_ab_lo;
+    struct vf_tensor *res = a->a_refine_radius ? &c->att_o : &c->wab_lo;
     for (int r0 = 0; r0 < c->npos; r0 += rows) {
         int n = c->npos - r0 < rows ? c->npos - r0 : rows;
         struct vf_matmul *mm = n == rows ? c->mm : c->mm_tail;
         const float *th = (const float *)c->th.data + (size_t)r0 * (size_t)cat;
         TRY(vf_matmul_run(mm, th, c->ph.data, c->scores.data, err));
-        TRY(vf_op_attention_rows(c->be, c->scores.data, n, c->npos, c->npos, c->net->arch.tau,
-                                 c->ref_ab_lo.data, 2, (float *)c->conf_lo.data + r0,
-                                 (float *)c->wab_lo.data + (size_t)r0 * 2, err));
+        TRY(vf_op_attention_rows(c->be, c->scores.data, n, c->npos, c->npos, a->tau, val->data,
+                                 vc, (float *)c->conf_lo.data + r0,
+                                 (float *)res->data + (size_t)r0 * (size_t)vc, err));
     }
     struct vf_tensor wab = vf_tensor_slice(&c->cin, 1, 2), conf = vf_tensor_slice(&c->cin, 3, 1);
-    if (c->net->arch.c_residual) {
+    if (a->a_refine_radius) {
+        struct vf_tensor w = vf_tensor_slice(&c->att_o, 0, 2), pos = vf_tensor_slice(&c->att_o, 2, 2);
+        TRY(vf_op_copy(&w, &c->wab_lo, err));
+        TRY(vf_op_warp_refine(&c->grey, &c->ref_y, &c->ref_ab, &pos, a->a_refine_radius,
+                              a->a_refine_patch, a->a_refine_h, &c->wab_up, err));
+        TRY(vf_op_copy(&c->wab_up, &wab, err));
+    } else if (a->c_residual) {
         TRY(vf_op_resize(&c->wab_lo, &c->wab_up, VF_RESIZE_NEAREST, err));
         TRY(vf_op_copy(&c->wab_up, &wab, err));
     } else {
@@ -701,12 +747,15 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     }
     if (taps) {
         for (int k = 0; k < 4; k++) TRY(download_planar(&c->tap[k], taps->f_tap[k], err));
-        /* W^ab and S as A computed them (f32), nearest ×4 here: C's input holds them in C's
-         * precision, which would hide A's own accuracy in bf16 runs. */
+        /* W^ab and S as A computed them (f32), nearest ×4 here (W^ab refined at full size with
+         * A.refine): C's input holds them in C's precision, which would hide A's own accuracy
+         * in bf16 runs. */
         float *lo = c->host_lo;
+        const bool refined = c->net->arch.a_refine_radius > 0;
         TRY(vf_tensor_download(&c->wab_lo, lo, err));
         TRY(vf_tensor_download(&c->conf_lo, lo + 2 * (size_t)c->npos, err));
-        for (int ch = 0; ch < 3; ch++) {
+        if (refined && taps->warp_ab) TRY(vf_tensor_download(&c->wab_up, taps->warp_ab, err));
+        for (int ch = refined ? 2 : 0; ch < 3; ch++) {
             float *dst = ch < 2 ? taps->warp_ab : taps->conf;
             if (!dst) continue;
             dst += (size_t)(ch < 2 ? ch : 0) * (size_t)c->h * (size_t)c->w;

@@ -43,6 +43,9 @@ static void arch_tiny(struct vf_arch *a)
     memcpy(a->c_dec_widths, dw, sizeof dw);
     memcpy(a->c_dec_convs, dc, sizeof dc);
     a->c_residual = true;
+    a->a_refine_radius = 4;
+    a->a_refine_patch = 5;
+    a->a_refine_h = 0.02f;
     a->inference_h = 144;
     a->inference_w = 256;
 }
@@ -169,6 +172,14 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
     if (!(a->tau > 1e-6f && a->tau < 1e3f))
         return vf_error_set(err, VF_EINVAL, "%s: architecture: A.tau = %g is out of range "
                             "(1e-6, 1e3)", what, (double)a->tau);
+    if (a->a_refine_radius && (a->a_refine_radius < 1 || a->a_refine_radius > VF_REFINE_MAX_RADIUS ||
+                               a->a_refine_patch < 1 || a->a_refine_patch > VF_REFINE_MAX_PATCH ||
+                               a->a_refine_patch % 2 == 0 || !(a->a_refine_h > 0.0f) ||
+                               !(a->a_refine_h < 10.0f)))
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: A.refine (radius %d, patch %d, h "
+                            "%g) is out of range: radius in [1, %d], patch odd in [1, %d], h in "
+                            "(0, 10)", what, a->a_refine_radius, a->a_refine_patch,
+                            (double)a->a_refine_h, VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH);
     ARCH_RANGE(a->inference_h, 32, 8192, "inference_size[0]");
     ARCH_RANGE(a->inference_w, 32, 8192, "inference_size[1]");
     if (a->inference_h % 8 || a->inference_w % 8)
@@ -230,6 +241,22 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
         goto out;
     }
     a->tau = (float)json_number_value(tau);
+    json_t *refine = json_object_get(A, "refine");      /* optional, off when absent */
+    if (refine) {
+        json_t *rh = json_object_get(refine, "h");
+        if (!json_is_object(refine) || json_object_size(refine) != 3 || !json_is_number(rh)) {
+            vf_error_set(err, VF_EINVAL, "%s: architecture metadata: A.refine must be an object "
+                         "{\"radius\": 1..%d, \"patch\": odd 1..%d, \"h\": a number}", what,
+                         VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH);
+            goto out;
+        }
+        if (json_int_in(refine, "radius", 1, VF_REFINE_MAX_RADIUS, &a->a_refine_radius, what,
+                        "A.refine", err) ||
+            json_int_in(refine, "patch", 1, VF_REFINE_MAX_PATCH, &a->a_refine_patch, what,
+                        "A.refine", err))
+            goto out;
+        a->a_refine_h = (float)json_number_value(rh);
+    }
     json_t *mid = json_object_get(C, "mid");
     int ng = json_is_array(mid) ? (int)json_array_size(mid) : -1;
     if (ng < 1 || ng > 8) {

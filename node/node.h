@@ -71,6 +71,10 @@ struct vf_arch {
     int f_stem, f_widths[4], f_blocks[4];
     int a_adapter, a_res_blocks;
     float tau;
+    /* A.refine (NETWORK.md, "A"): the warp refined at the network's size by luma matching in a
+     * (2·radius + 1)² window around the attention's expected position; radius 0: off */
+    int a_refine_radius, a_refine_patch;
+    float a_refine_h;
     int c_widths[4], c_enc_convs[4];
     int c_mid_groups, c_mid_len[8], c_mid_dil[8][8];
     int c_latent, c_dec_widths[3], c_dec_convs[3];

@@ -299,9 +299,9 @@ def warp_lo(net, g_lo, cache):
     n, _, H, W = g_lo.shape
     taps = net.taps(g_lo.expand(n, 3, H, W))
     theta = net.A.frame_side(taps, (H // 4, W // 4))
-    phi, ref_ab = cache["phi"][None], cache["ref_ab"][None]
-    wab4, _ = net.A.attend(theta, phi.expand(n, -1, -1, -1), ref_ab.expand(n, -1, -1, -1))
-    return nearest_up(wab4, 4)
+    refs = [cache[k][None].expand(n, -1, -1, -1)
+            for k in ("phi", "ref_ab", "ref_y", "ref_ab_full") if k in cache]
+    return net.correspond(g_lo, theta, *refs)[2]
 
 
 def ab_warp(film, model, net=None, size="default"):
@@ -310,7 +310,7 @@ def ab_warp(film, model, net=None, size="default"):
     Y = film.Y
     with torch.no_grad():
         for start, end, ref in film.shots:
-            cache = net.reference(torch.from_numpy(resize(read_png(ref), H, W)))
+            cache = net.reference(torch.from_numpy(resize(read_png(ref), H, W)), film.kr, film.kb)
             for t in range(start, end, BATCH):
                 gf = torch.from_numpy(film.grey(Y[t:min(t + BATCH, end)])[:, None])
                 g = torch.from_numpy(resize(gf.numpy(), H, W))

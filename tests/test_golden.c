@@ -4,7 +4,11 @@
  * the reference wrote (F's four taps, the warp W^ab, the confidence S, C's ab, and the
  * post-processed full-size RGB and Cb/Cr) compared per tensor by the relative error
  *     rel = ‖c − g‖₂ / ‖g‖₂
- * asserted ≤ 1e-4 in f32 and ≤ 3e-2 in bf16 (against the same f32 reference). Also: the output
+ * asserted ≤ 1e-4 in f32 and ≤ 3e-2 in bf16 (against the same f32 reference). With A.refine
+ * (tiny) the f32 bound of the warp and of what follows it (ab, rgb_full, cbcr_full) is 3e-3:
+ * the refinement centres each pixel's window on round(expected position), and where that
+ * position lies within float noise (~1e-4 px) of a half pixel the two sides round apart and
+ * the pixel's window moves by one (a few pixels a frame: measured 8e-4 at worst). Also: the output
  * is bit-identical with 1 and 2 threads, and the same weights from a file and from a buffer
  * give the same output. On a CPU without bf16 the bf16 cases are reported as skipped.
  * The CUDA backend (cuda_* cases): the same comparisons on GPU 0 in f32 (TF32 off), bf16 and
@@ -27,6 +31,7 @@
 #define FRAMES 5
 #define TOL_F32 1e-4
 #define TOL_BF16 3e-2                   /* bf16 and f16 */
+#define TOL_REFINE_F32 3e-3             /* f32, the refined warp and what follows it */
 
 struct golden {
     struct vf_safetensors *st;
@@ -228,9 +233,12 @@ static void golden_run(const char *arch, enum vf_dtype dt, enum vf_device device
                 worst = rel;
                 worst_name = items[i].fmt;
             }
-            if (!(rel <= tol))
+            double tl = tol;
+            if (dt == VF_F32 && vf_net_arch(net)->a_refine_radius && i >= 4 && i != 5)
+                tl = TOL_REFINE_F32;   /* warp_ab, ab, rgb_full, cbcr_full (not conf) */
+            if (!(rel <= tl))
                 fail_msg("\n%s %s: %s: relative error %.3e > %.0e", arch, vf_dtype_name(dt),
-                         name, rel, tol);
+                         name, rel, tl);
         }
         printf("\n");
     }

@@ -10,7 +10,8 @@ FORMAT = "vaefarm-net-v1"
 TINY = {
     "format": FORMAT, "name": "tiny",
     "F": {"stem": 16, "widths": [16, 32, 64, 128], "blocks": [2, 2, 2, 2]},
-    "A": {"adapter": 16, "res_blocks": 3, "tau": 0.01},
+    "A": {"adapter": 16, "res_blocks": 3, "tau": 0.01,
+          "refine": {"radius": 4, "patch": 5, "h": 0.02}},
     "C": {"widths": [16, 32, 64, 128], "enc_convs": [1, 1, 2, 2], "mid": [[2, 2], [1]],
           "latent": 128, "dec_widths": [64, 32, 32], "dec_convs": [1, 1, 1], "residual": True},
     "inference_size": [144, 256],
@@ -57,6 +58,26 @@ def _obj(d, key, where):
     return d[key]
 
 
+REFINE_MAX_RADIUS = 7
+REFINE_MAX_PATCH = 9
+
+
+def _refine(r):
+    """A.refine (NETWORK.md, "A"): the local refinement of the warp at the network's size."""
+    if not isinstance(r, dict) or set(r) != {"radius", "patch", "h"}:
+        raise ArchError("A.refine: expected an object with keys radius, patch, h; got %r" % (r,))
+    radius = _posint(r["radius"], "A.refine.radius")
+    patch = _posint(r["patch"], "A.refine.patch")
+    if radius > REFINE_MAX_RADIUS:
+        raise ArchError("A.refine.radius: at most %d, got %d" % (REFINE_MAX_RADIUS, radius))
+    if patch % 2 == 0 or patch > REFINE_MAX_PATCH:
+        raise ArchError("A.refine.patch: an odd number up to %d, got %d" % (REFINE_MAX_PATCH, patch))
+    h = r["h"]
+    if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h < 10:
+        raise ArchError("A.refine.h: expected a number in (0, 10), got %r" % (h,))
+    return {"radius": radius, "patch": patch, "h": float(h)}
+
+
 def parse_arch(meta):
     """Validate an architecture dict (or its JSON text); return a normalised deep copy.
 
@@ -91,14 +112,17 @@ def parse_arch(meta):
     out["F"] = f
 
     A = _obj(meta, "A", "metadata")
-    if set(A) != {"adapter", "res_blocks", "tau"}:
-        raise ArchError("A: expected keys adapter, res_blocks, tau; got %s" % sorted(A))
+    if not {"adapter", "res_blocks", "tau"} <= set(A) or set(A) - {"adapter", "res_blocks", "tau", "refine"}:
+        raise ArchError("A: expected keys adapter, res_blocks, tau and optionally refine; got %s"
+                        % sorted(A))
     tau = A["tau"]
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
         raise ArchError("A.tau: expected a positive number, got %r" % (tau,))
     out["A"] = {"adapter": _posint(A["adapter"], "A.adapter"),
                 "res_blocks": _nonnegint(A["res_blocks"], "A.res_blocks"),
                 "tau": float(tau)}
+    if "refine" in A:
+        out["A"]["refine"] = _refine(A["refine"])
 
     C = _obj(meta, "C", "metadata")
     keys = {"widths", "enc_convs", "mid", "latent", "dec_widths", "dec_convs"}

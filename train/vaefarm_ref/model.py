@@ -150,17 +150,71 @@ class Corr(nn.Module):
         """φ, centred and l2n'd."""
         return centre_l2n(self.phi(self.features(taps, size4)))
 
-    def attend(self, theta, phi, ref_ab4):
+    def attend(self, theta, phi, ref_ab4, with_pos=False):
         """theta, phi: N×c×h×w (centred, l2n'd); ref_ab4: N×2×h×w.
-        Returns (W^ab N×2×h×w, S N×1×h×w) at H/4×W/4 (before the nearest ×4)."""
+        Returns (W^ab N×2×h×w, S N×1×h×w) at H/4×W/4 (before the nearest ×4); with_pos, also the
+        expected position N×2×h×w (y, x in pixels of the matched cell's top-left corner: the
+        same softmax over the values 4·row, 4·column), which the refinement searches around."""
         n, c, h, w = theta.shape
         th = theta.reshape(n, c, h * w).transpose(1, 2)        # N × (hw) × c
         ph = phi.reshape(n, c, h * w)                           # N × c × (hw)
         f = torch.bmm(th, ph)                                   # f(i, j) = θ_iᵀ φ_j
         S = f.max(dim=2).values                                 # N × hw
         p = torch.softmax(f / self.tau, dim=2)                  # softmax subtracts the row max
-        wab = torch.bmm(p, ref_ab4.reshape(n, 2, h * w).transpose(1, 2))   # N × hw × 2
-        return wab.transpose(1, 2).reshape(n, 2, h, w), S.reshape(n, 1, h, w)
+        v = ref_ab4
+        if with_pos:
+            v = torch.cat([ref_ab4, cell_positions(n, h, w, ref_ab4)], dim=1)
+        k = v.shape[1]
+        out = torch.bmm(p, v.reshape(n, k, h * w).transpose(1, 2)).transpose(1, 2).reshape(n, k, h, w)
+        res = (out[:, :2], S.reshape(n, 1, h, w))
+        return res + (out[:, 2:],) if with_pos else res
+
+
+def cell_positions(n, h, w, like):
+    """N×2×h×w: (4·row, 4·column) of each cell of A's grid, the top-left pixel it covers."""
+    yy = torch.arange(h, dtype=like.dtype, device=like.device).view(h, 1).expand(h, w)
+    xx = torch.arange(w, dtype=like.dtype, device=like.device).view(1, w).expand(h, w)
+    return (4.0 * torch.stack([yy, xx]))[None].expand(n, 2, h, w)
+
+
+def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
+    """The local refinement of the warp (NETWORK.md, "A", refine), at the network's size.
+    grey, ref_y: N×1×H×W (the frame's Y′ and the reference's, from its R′G′B′ with the film's
+    Kr, Kb); ref_ab: N×2×H×W (the reference's a, b, not pooled); pos4: N×2×H/4×W/4 (attend()'s
+    expected positions). Pixel (y, x) of cell (y/4, x/4) is centred on c = round(pos + (y mod 4,
+    x mod 4)), round(v) = floor(v + 0.5); each candidate s = clamp(c + d) for d in
+    [−radius, radius]² (rows outer, columns inner) costs the mean squared difference of the
+    patch×patch luma windows around (y, x) and s (coordinates clamped to the image); the output
+    is Σ w_d ref_ab(s_d) with w = softmax_d(−cost_d / h²). No gradient: it moves pixels of the
+    reference, and A learns through W^ab's own losses."""
+    with torch.no_grad():
+        n, _, H, W = grey.shape
+        r = patch // 2
+        p2 = patch * patch
+        pos = nearest_up(pos4, 4)
+        yy = torch.arange(H, device=grey.device).view(1, H, 1)
+        xx = torch.arange(W, device=grey.device).view(1, 1, W)
+        cy = torch.floor(pos[:, 0] + (yy % 4).to(pos.dtype) + 0.5).long()
+        cx = torch.floor(pos[:, 1] + (xx % 4).to(pos.dtype) + 0.5).long()
+
+        def windows(x):
+            return Fn.unfold(Fn.pad(x, (r, r, r, r), mode="replicate"), patch).reshape(n, p2, H * W)
+
+        pf, pr = windows(grey), windows(ref_y)
+        abf = ref_ab.reshape(n, 2, H * W)
+        costs, idxs = [], []
+        for dy in range(-radius, radius + 1):
+            for dx in range(-radius, radius + 1):
+                sy = (cy + dy).clamp(0, H - 1)
+                sx = (cx + dx).clamp(0, W - 1)
+                idx = (sy * W + sx).reshape(n, 1, H * W)
+                costs.append(((pf - pr.gather(2, idx.expand(n, p2, H * W))) ** 2).mean(dim=1))
+                idxs.append(idx)
+        wgt = torch.softmax(torch.stack(costs, dim=1) * (-1.0 / (h * h)), dim=1)   # N × D × HW
+        out = torch.zeros_like(abf)
+        for d, idx in enumerate(idxs):
+            out += wgt[:, d:d + 1] * abf.gather(2, idx.expand(n, 2, H * W))
+        return out.reshape(n, 2, H, W)
 
 
 # ----------------------------------------------------------------------------------------- C
@@ -261,6 +315,14 @@ class ColorNet(nn.Module):
 
 # ----------------------------------------------------------------------------------------- Net
 
+def luma_of(rgb, kr, kb):
+    """N×3×H×W R′G′B′ -> N×1×H×W Y′ = Kr·R′ + (1 − Kr − Kb)·G′ + Kb·B′ (kr, kb: numbers or
+    N-vectors)."""
+    kr = torch.as_tensor(kr, dtype=rgb.dtype, device=rgb.device).reshape(-1, 1, 1, 1)
+    kb = torch.as_tensor(kb, dtype=rgb.dtype, device=rgb.device).reshape(-1, 1, 1, 1)
+    return kr * rgb[:, 0:1] + (1.0 - kr - kb) * rgb[:, 1:2] + kb * rgb[:, 2:3]
+
+
 def _batched(x, nd):
     """Add a batch dim if x has nd dims (returns tensor, was_unbatched)."""
     if x.dim() == nd:
@@ -290,19 +352,34 @@ class Net(nn.Module):
         if H % 8 or W % 8:
             raise ValueError("inference size %dx%d: both must be multiples of 8" % (H, W))
 
-    def reference(self, rgb):
+    def reference(self, rgb, kr=0.2126, kb=0.0722):
         """rgb (3×H×W or N×3×H×W, sRGB [0,1]) -> cache {phi (centred, l2n'd), ref_ab (pooled
-        4×4), taps (l2n'd)}; batched like the input."""
+        4×4), taps (l2n'd)} and, when A refines, {ref_y (its luma Y′ with the film's Kr, Kb),
+        ref_ab_full (its a, b)}; batched like the input. kr, kb: numbers or N-vectors."""
         x, unb = _batched(rgb, 3)
         H, W = x.shape[-2:]
         self.check_size(H, W)
         taps = self.taps(x)
         phi = self.A.ref_side(taps, (H // 4, W // 4))
-        ref_ab = Fn.avg_pool2d(labmod.rgb_to_lab(x)[:, 1:3], 4, stride=4)
-        cache = {"phi": phi, "ref_ab": ref_ab, "taps": taps}
+        ab = labmod.rgb_to_lab(x)[:, 1:3]
+        cache = {"phi": phi, "ref_ab": Fn.avg_pool2d(ab, 4, stride=4), "taps": taps}
+        if self.arch["A"].get("refine"):
+            cache.update(ref_y=luma_of(x, kr, kb), ref_ab_full=ab)
         if unb:
-            cache = {"phi": phi[0], "ref_ab": ref_ab[0], "taps": [t[0] for t in taps]}
+            cache = {k: ([t[0] for t in v] if isinstance(v, list) else v[0]) for k, v in cache.items()}
         return cache
+
+    def correspond(self, grey, theta, phi, ref_ab4, ref_y=None, ref_ab=None):
+        """A's attention and warp for frames grey (N×1×H×W) with features theta against the
+        reference's phi, ref_ab4 (and ref_y, ref_ab when A refines) -> (W^ab at H/4, S at H/4,
+        W^ab at H×W, S at H×W). Without refine the H×W warp is the nearest ×4 of the H/4 one."""
+        ref = self.arch["A"].get("refine")
+        if not ref:
+            wab4, S4 = self.A.attend(theta, phi, ref_ab4)
+            return wab4, S4, nearest_up(wab4, 4), nearest_up(S4, 4)
+        wab4, S4, pos4 = self.A.attend(theta, phi, ref_ab4, with_pos=True)
+        warp = refine_warp(grey, ref_y, ref_ab, pos4, ref["radius"], ref["patch"], ref["h"])
+        return wab4, S4, warp, nearest_up(S4, 4)
 
     def frame(self, grey, cache, prev_lab=None):
         """grey: H×W, 1×H×W or N×1×H×W (Y' in [0,1]); cache from reference(); prev_lab: X̂(t−1)
@@ -316,16 +393,13 @@ class Net(nn.Module):
             g, unb = grey, False
         n, _, H, W = g.shape
         self.check_size(H, W)
-        phi, ref_ab = cache["phi"], cache["ref_ab"]
-        if phi.dim() == 3:
-            phi, ref_ab = phi[None], ref_ab[None]
-        if phi.shape[0] != n:
-            phi, ref_ab = phi.expand(n, -1, -1, -1), ref_ab.expand(n, -1, -1, -1)
+        refs = [cache[k] for k in ("phi", "ref_ab", "ref_y", "ref_ab_full") if k in cache]
+        refs = [r[None] if r.dim() == 3 else r for r in refs]
+        refs = [r.expand(n, -1, -1, -1) if r.shape[0] != n else r for r in refs]
         L = labmod.grey_to_L(g)
         taps = self.taps(g.expand(n, 3, H, W))
         theta = self.A.frame_side(taps, (H // 4, W // 4))
-        wab4, S4 = self.A.attend(theta, phi, ref_ab)
-        warp_ab, conf = nearest_up(wab4, 4), nearest_up(S4, 4)
+        _, _, warp_ab, conf = self.correspond(g, theta, *refs)
         if prev_lab is None:
             prev = torch.zeros(n, 3, H, W, dtype=g.dtype, device=g.device)
         else:

@@ -175,7 +175,8 @@ def make_batch(cache, batch, size, seed, step, rank=0, cfg=None, device="cpu"):
     rgb1, rgb2 (B×3×H×W truth, sRGB [0,1]), grey1, grey2 (B×1×H×W noisy Y′), ref (B×3×H×W),
     self_ref (B, 1. where the reference is the clip's own frame), phi (B×H×W×2: frame t pixel ->
     frame t−1 normalised position), tmask (B×1×H×W: 1 where phi is known and inside frame t−1),
-    kind (list of str)."""
+    kr, kb (B: the luma weights the grey was made with, which A's refinement reads the
+    reference's luma with), kind (list of str)."""
     cfg = cfg or DataConfig()
     H, W = size
     Hc, Wc = cache.canvas
@@ -184,7 +185,8 @@ def make_batch(cache, batch, size, seed, step, rank=0, cfg=None, device="cpu"):
     base = Fn.affine_grid(torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]], **f32), (1, 1, H, W),
                           align_corners=False)[0]                                  # H×W×2
     n_photos = cache.photos.shape[0]
-    out = {k: [] for k in ("rgb1", "rgb2", "grey1", "grey2", "ref", "self_ref", "phi", "tmask", "kind")}
+    out = {k: [] for k in ("rgb1", "rgb2", "grey1", "grey2", "ref", "self_ref", "phi", "tmask", "kind",
+                           "kr", "kb")}
 
     def photo(i):
         return cache.photos[i].permute(2, 0, 1).to(torch.float32) / 255.0
@@ -276,6 +278,8 @@ def make_batch(cache, batch, size, seed, step, rank=0, cfg=None, device="cpu"):
         out["grey1"].append((luma(x1, kr, kb) + n1).clamp(0, 1))
         out["grey2"].append((luma(x2, kr, kb) + n2).clamp(0, 1))
         out["ref"].append(ref)
+        out["kr"].append(torch.tensor(kr, **f32))
+        out["kb"].append(torch.tensor(kb, **f32))
         out["self_ref"].append(torch.tensor(self_ref, **f32))
         out["phi"].append(phi)
         out["tmask"].append(tmask)

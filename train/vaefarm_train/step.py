@@ -15,7 +15,7 @@ except ImportError:                                  # torch 1.13
     from torch.nn.utils.stateless import functional_call
 
 from vaefarm_ref import lab as labmod
-from vaefarm_ref.model import l2n, nearest_up
+from vaefarm_ref.model import l2n, luma_of
 
 from . import losses as L
 
@@ -48,7 +48,7 @@ class TrainStep(nn.Module):
 
     def colorize(self, b, sample=True):
         """The recurrence: frame t−1 from the zero state, frame t from t−1's output.
-        -> dict: ab1, ab2, mu1, lv1, mu2, lv2, warp1, warp2 (W^ab, ×4 nearest), wab4_1, wab4_2 (W^ab
+        -> dict: ab1, ab2, mu1, lv1, mu2, lv2, warp1, warp2 (W^ab at H×W, A's output), wab4_1, wab4_2 (W^ab
         at A's resolution), ref_raw (raw taps of the reference)."""
         net = self.net
         g1, g2, ref = b["grey1"], b["grey2"], b["ref"]
@@ -59,10 +59,14 @@ class TrainStep(nn.Module):
         raw = net.F(labmod.imagenet_norm(x))
         taps = [l2n(t) for t in raw]
         phi = net.A.ref_side([t[2 * n:] for t in taps], size4)
-        ref_ab = Fn.avg_pool2d(labmod.rgb_to_lab(ref)[:, 1:3], 4, stride=4)
+        ab_full = labmod.rgb_to_lab(ref)[:, 1:3]
+        ref_ab = Fn.avg_pool2d(ab_full, 4, stride=4)
         theta = net.A.frame_side([t[:2 * n] for t in taps], size4)
-        wab4, S4 = net.A.attend(theta, phi.repeat(2, 1, 1, 1), ref_ab.repeat(2, 1, 1, 1))
-        warp_ab, conf = nearest_up(wab4, 4), nearest_up(S4, 4)
+        refs = [phi, ref_ab]
+        if net.arch["A"].get("refine"):
+            refs += [luma_of(ref, b["kr"], b["kb"]), ab_full]
+        wab4, S4, warp_ab, conf = net.correspond(torch.cat([g1, g2], 0), theta,
+                                                 *[r.repeat(2, 1, 1, 1) for r in refs])
         out = {"ref_raw": [t[2 * n:] for t in raw]}
         prev = torch.zeros(n, 3, H, W, dtype=g1.dtype, device=g1.device)
         for k, g, sl in ((1, g1, slice(0, n)), (2, g2, slice(n, 2 * n))):
