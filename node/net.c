@@ -28,7 +28,7 @@ static void arch_tiny(struct vf_arch *a)
     memcpy(a->f_blocks, fb, sizeof fb);
     a->a_adapter = 16;
     a->a_res_blocks = 3;
-    a->tau = 0.01f;
+    a->tau = 0.005f;
     int cw[4] = {16, 32, 64, 128}, ce[4] = {1, 1, 2, 2};
     memcpy(a->c_widths, cw, sizeof cw);
     memcpy(a->c_enc_convs, ce, sizeof ce);
@@ -45,7 +45,7 @@ static void arch_tiny(struct vf_arch *a)
     a->c_residual = true;
     a->a_refine_radius = 4;
     a->a_refine_patch = 5;
-    a->a_refine_h = 0.02f;
+    a->a_refine_h = 0.005f;
     a->inference_h = 144;
     a->inference_w = 256;
 }

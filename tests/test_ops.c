@@ -940,6 +940,94 @@ static double d_luma(const double c[3], double kr, double kb)
     return kr * c[0] + (1 - kr - kb) * c[1] + kb * c[2];
 }
 
+/* ============================== warp refinement ============================================ */
+
+/* A frame that is the reference moved by (2, −3) pixels, and cell positions that do not know
+ * it (each cell on itself): the refinement must find, for every pixel away from the borders,
+ * the reference pixel it came from, and carry that pixel's a, b; identical bits with 1, 2 and
+ * 3 threads; bad arguments are refused with the argument named. */
+static void warp_refine_recovers_a_shift(void **state)
+{
+    (void)state;
+    const int H = 32, W = 48, h4 = H / 4, w4 = W / 4, R = 4, PATCH = 5, DY = 2, DX = -3;
+    const size_t P = (size_t)H * W;
+    float *ry = calloc(P, sizeof *ry), *g = calloc(P, sizeof *g), *ab = calloc(2 * P, sizeof *ab);
+    float *pos = calloc(2 * (size_t)h4 * w4, sizeof *pos), *outs[NBE];
+    assert_true(ry && g && ab && pos);
+    tu_lcg_seed(7);
+    for (size_t i = 0; i < P; i++) {
+        ry[i] = (float)urand();
+        ab[i] = (float)rnd(-50.0, 50.0);
+        ab[P + i] = (float)rnd(-50.0, 50.0);
+    }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int sy = y + DY < 0 ? 0 : (y + DY >= H ? H - 1 : y + DY);
+            int sx = x + DX < 0 ? 0 : (x + DX >= W ? W - 1 : x + DX);
+            g[y * W + x] = ry[sy * W + sx];
+        }
+    for (int y = 0; y < h4; y++)
+        for (int x = 0; x < w4; x++) {
+            pos[y * w4 + x] = 4.0f * (float)y;
+            pos[(size_t)h4 * w4 + y * w4 + x] = 4.0f * (float)x;
+        }
+    for (int b = 0; b < NBE; b++) {
+        struct vf_error err = {0};
+        struct vf_tensor tg, tr, tab, tp, td, bad;
+        ok(vf_tensor_alloc(&tg, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
+        ok(vf_tensor_alloc(&tr, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
+        ok(vf_tensor_alloc(&tab, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        ok(vf_tensor_alloc(&tp, g_be[b], VF_F32, 1, 2, h4, w4, &err), &err);
+        ok(vf_tensor_alloc(&td, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        ok(vf_tensor_alloc(&bad, g_be[b], VF_F32, 1, 2, h4 + 1, w4, &err), &err);
+        ok(vf_tensor_upload(&tg, g, &err), &err);
+        ok(vf_tensor_upload(&tr, ry, &err), &err);
+        ok(vf_tensor_upload(&tab, ab, &err), &err);
+        ok(vf_tensor_upload(&tp, pos, &err), &err);
+        ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, R, PATCH, 0.005f, &td, &err), &err);
+        outs[b] = calloc(2 * P, sizeof(float));
+        assert_non_null(outs[b]);
+        ok(vf_tensor_download(&td, outs[b], &err), &err);
+        /* refused: an even patch, a radius over the limit, positions of the wrong size */
+        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, R, 4, 0.005f, &td, &err), VF_EINVAL);
+        assert_non_null(strstr(err.msg, "patch odd"));
+        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, VF_REFINE_MAX_RADIUS + 1, PATCH,
+                                           0.005f, &td, &err), VF_EINVAL);
+        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &bad, R, PATCH, 0.005f, &td, &err),
+                         VF_EINVAL);
+        assert_non_null(strstr(err.msg, "pos"));
+        vf_tensor_free(&tg);
+        vf_tensor_free(&tr);
+        vf_tensor_free(&tab);
+        vf_tensor_free(&tp);
+        vf_tensor_free(&td);
+        vf_tensor_free(&bad);
+    }
+    const int m = R + PATCH / 2 + 1;   /* no clamped coordinate in any window */
+    double worst = 0;
+    int checked = 0;
+    for (int y = m; y < H - m; y++)
+        for (int x = m; x < W - m; x++)
+            for (int ch = 0; ch < 2; ch++) {
+                double d = fabs((double)outs[0][ch * P + (size_t)y * W + x] -
+                                (double)ab[ch * P + (size_t)(y + DY) * W + (x + DX)]);
+                worst = d > worst ? d : worst;
+                checked++;
+            }
+    printf("warp refine: %d values away from the borders, worst |ab − shifted reference| %.2g\n",
+           checked, worst);
+    assert_true(checked > 500 && worst < 1e-3);
+    for (int b = 1; b < NBE; b++)
+        if (memcmp(outs[0], outs[b], 2 * P * sizeof(float)))
+            fail_msg("warp refine: %d threads and 1 thread differ", g_threads[b]);
+    for (int b = 0; b < NBE; b++)
+        free(outs[b]);
+    free(ry);
+    free(g);
+    free(ab);
+    free(pos);
+}
+
 /* ============================== grey → L, RGB ↔ Lab ======================================== */
 
 static void grey_to_l_matches_reference(void **state)
@@ -1534,6 +1622,7 @@ int main(void)
         cmocka_unit_test(concat_and_copy_convert_exactly),
         cmocka_unit_test(l2norm_matches_reference),
         cmocka_unit_test(attention_rows_match_double_loop),
+        cmocka_unit_test(warp_refine_recovers_a_shift),
         cmocka_unit_test(grey_to_l_matches_reference),
         cmocka_unit_test(rgb_to_lab_known_values_and_reference),
         cmocka_unit_test(lab_to_rgb_round_trip_and_reference),

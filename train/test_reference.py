@@ -220,7 +220,10 @@ def test_arch_validation():
                    lambda a: a["C"].update(mid=[]), lambda a: a.update(inference_size=[100, 256]),
                    lambda a: a["A"].update(tau=0), lambda a: a["C"].update(widths=[1, 2, 3]),
                    lambda a: a.update(extra=1), lambda a: a["C"].update(residual=1),
-                   lambda a: a["C"].update(residuals=True)):
+                   lambda a: a["C"].update(residuals=True),
+                   lambda a: a["A"]["refine"].update(radius=0), lambda a: a["A"]["refine"].update(patch=4),
+                   lambda a: a["A"]["refine"].update(h=0), lambda a: a["A"]["refine"].update(k=1),
+                   lambda a: a["A"].update(refine=True)):
         a = json.loads(json.dumps(TINY))
         mutate(a)
         try:
@@ -232,6 +235,32 @@ def test_arch_validation():
     a = json.loads(json.dumps(FULL))
     assert "residual" not in a["C"] and parse_arch(a)["C"]["residual"] is False
     assert parse_arch(TINY)["C"]["residual"] is True
+    # A.refine is optional too (off when absent), tiny's is on
+    assert "refine" not in parse_arch(FULL)["A"] and parse_arch(TINY)["A"]["refine"]["radius"] == 4
+
+
+def test_refine_recovers_shifts():
+    """The refinement finds, around positions that do not know it, where each pixel of a moved
+    frame came from in the reference, and carries that pixel's a, b; with positions that do
+    know it (the expected position moved by the shift) it finds the same from further away."""
+    from vaefarm_ref.model import cell_positions, refine_warp
+    g = torch.Generator().manual_seed(3)
+    H, W, dy, dx = 32, 48, 2, -3
+    ry = torch.rand(1, 1, H, W, generator=g)
+    ab = torch.rand(1, 2, H, W, generator=g) * 100 - 50
+    ys = (torch.arange(H) + dy).clamp(0, H - 1)
+    xs = (torch.arange(W) + dx).clamp(0, W - 1)
+    grey = ry[:, :, ys][:, :, :, xs]
+    want = ab[:, :, ys][:, :, :, xs]
+    pos = cell_positions(1, H // 4, W // 4, ry)
+    m = 4 + 2 + 1
+    for p, radius in ((pos, 4), (pos + torch.tensor([4.0 * dy, 4.0 * dx]).view(1, 2, 1, 1) / 4, 1)):
+        out = refine_warp(grey, ry, ab, p, radius, 5, 0.005)
+        err = (out - want)[:, :, m:H - m, m:W - m].abs().max()
+        assert float(err) < 1e-3, (radius, float(err))
+    # a radius too small for the shift does not find it
+    out = refine_warp(grey, ry, ab, pos, 1, 5, 0.005)
+    assert float((out - want)[:, :, m:H - m, m:W - m].abs().max()) > 10
 
 
 def test_weights_and_inference():
@@ -259,17 +288,23 @@ def test_weights_and_inference():
             # residual C (tiny): ab = W^ab + 128·tanh(·)
             assert float((o0["ab"] - o0["warp_ab"]).abs().max()) <= 128.0
             assert float((o0["ab"] - o0["warp_ab"]).abs().max()) > 1.0
-            # warp_ab is a convex combination of the pooled reference ab
-            ra = c["ref_ab"]
+            # warp_ab is a convex combination of the reference's ab (refined: at full size)
+            ra = c["ref_ab_full"] if m.arch["A"].get("refine") else c["ref_ab"]
             for ch in range(2):
                 assert float(o0["warp_ab"][ch].min()) >= float(ra[ch].min()) - 1e-3
                 assert float(o0["warp_ab"][ch].max()) <= float(ra[ch].max()) + 1e-3
             # batched == unbatched
             ob = m.frame(torch.stack([grey, grey])[:, None], c, None)
-            # (batch 2 takes other convolution code paths: f32 rounding differs at ~1e-7, and the
-            # sharp softmax (tau 0.01) amplifies it ~1000x by ab; see docs/REFERENCE.md)
+            # (batch 2 takes other convolution code paths: f32 rounding differs at ~1e-7; the
+            # sharp softmax (tau 0.005) over this random network's flat scores amplifies it in the
+            # expected positions, and the refinement's rounding of them moves a few pixels'
+            # windows (see docs/REFERENCE.md); C then spreads any change through its instance
+            # norms, so C is compared on the same input)
             assert float((ob["theta"][1] - o0["theta"]).abs().max()) < 1e-5
-            assert float((ob["ab"][1] - o0["ab"]).abs().max()) < 0.5
+            moved = ((ob["warp_ab"][1] - o0["warp_ab"]).abs() > 1e-3).float().mean()
+            assert float(moved) < 0.01, float(moved)
+            cb = m.C(torch.stack([o0["x7"], o0["x7"]]))
+            assert float((cb[1] - o0["ab"]).abs().max()) < 0.5
         assert torch.equal(outs[0], outs[1]), "weights file round trip changed the output"
         # post: luma is kept where attainable; flat ab is copied
         gf = torch.nn.functional.interpolate(grey[None, None], size=(2 * H, 2 * W), mode="bilinear",

@@ -292,9 +292,12 @@ def main(argv=None):
     elif cfg["init"]:
         from export import load_model
         src = load_model(cfg["init"])
-        # the one difference allowed: a direct C becoming residual (the reverse has no meaning:
-        # a residual C.out is a correction of the warp, not colours)
-        same = dict(src.arch, C=dict(src.arch["C"], residual=net.arch["C"]["residual"]))
+        # the differences allowed, none of which has weights: a direct C becoming residual (the
+        # reverse has no meaning: a residual C.out is a correction of the warp, not colours), and
+        # A's temperature and refinement
+        same = dict(src.arch, C=dict(src.arch["C"], residual=net.arch["C"]["residual"]),
+                    A=dict(net.arch["A"], adapter=src.arch["A"]["adapter"],
+                           res_blocks=src.arch["A"]["res_blocks"]))
         if same != net.arch or (src.arch["C"]["residual"] and not net.arch["C"]["residual"]):
             raise SystemExit("train: --init %s holds %s, not the --arch asked" % (cfg["init"], src.arch["name"]))
         net.load_state_dict(src.state_dict())

@@ -10,8 +10,8 @@ FORMAT = "vaefarm-net-v1"
 TINY = {
     "format": FORMAT, "name": "tiny",
     "F": {"stem": 16, "widths": [16, 32, 64, 128], "blocks": [2, 2, 2, 2]},
-    "A": {"adapter": 16, "res_blocks": 3, "tau": 0.01,
-          "refine": {"radius": 4, "patch": 5, "h": 0.02}},
+    "A": {"adapter": 16, "res_blocks": 3, "tau": 0.005,
+          "refine": {"radius": 4, "patch": 5, "h": 0.005}},
     "C": {"widths": [16, 32, 64, 128], "enc_convs": [1, 1, 2, 2], "mid": [[2, 2], [1]],
           "latent": 128, "dec_widths": [64, 32, 32], "dec_convs": [1, 1, 1], "residual": True},
     "inference_size": [144, 256],
