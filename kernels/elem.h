@@ -470,29 +470,30 @@ static inline VF_HD float vf_l2_den(double ss, float eps)
 
 /* ---- warp refinement (docs/NETWORK.md, "A", refine) ---- */
 
-/* round(v) = floor(v + 0.5), as the reference rounds the expected position. */
-static inline VF_HD int vf_round_half_up(float v) { return (int)floorf(v + 0.5f); }
-
 /* Pixel (y, x) of the refined warp. grey, ry: the frame's and the reference's Y′, H×W planes
  * (element (y, x) at [y·W + x]); rab: the reference's a, b interleaved ([(y·W + x)·2 + ch]);
- * (py, px): the attention's expected position of the pixel's cell. The window is centred on
- * c = round(p + (y mod 4, x mod 4)); candidate s = clamp(c + d), d in [−radius, radius]², rows
- * outer; its cost the mean squared difference of the patch×patch luma windows around (y, x) and
- * s (coordinates clamped); weights exp(−(cost − min cost)·inv_h2), normalised. */
+ * (py, px): the attention's expected position of the pixel's cell. The pixel looks around
+ * v = p + (y mod 4, x mod 4). Around an integer centre c, candidate s = clamp(c + d),
+ * d in [−radius, radius]², rows outer, costs the mean squared difference of the patch×patch luma
+ * windows around (y, x) and s (coordinates clamped), and R(c) = Σ w_d·ab(s_d) with weights
+ * exp(−(cost − min cost)·inv_h2), normalised. The output blends R over the four centres
+ * floor(v) + {0, 1}² bilinearly by v's fractions (continuous in p); the costs of the
+ * (2·radius + 2)² candidates the four windows share are computed once. */
 static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const float *rab, int H,
                                       int W, int y, int x, float py, float px, int radius,
                                       int patch, float inv_h2, float *oa, float *ob)
 {
-    float cost[(2 * VF_REFINE_MAX_RADIUS + 1) * (2 * VF_REFINE_MAX_RADIUS + 1)];
-    const int r = patch / 2;
-    const int cy = vf_round_half_up(py + (float)(y % 4)), cx = vf_round_half_up(px + (float)(x % 4));
+    enum { DMAX = 2 * VF_REFINE_MAX_RADIUS + 2 };
+    float cost[DMAX * DMAX];
+    const int r = patch / 2, D = 2 * radius + 2;
+    const float vy = py + (float)(y % 4), vx = px + (float)(x % 4);
+    const int by = (int)floorf(vy), bx = (int)floorf(vx);
+    const float fy = vy - (float)by, fx = vx - (float)bx;
     const float inv_n = 1.0f / (float)(patch * patch);
-    float cmin = 0.0f;
-    int k = 0;
-    for (int dy = -radius; dy <= radius; dy++) {
-        const int sy = vf_imin(vf_imax(cy + dy, 0), H - 1);
-        for (int dx = -radius; dx <= radius; dx++) {
-            const int sx = vf_imin(vf_imax(cx + dx, 0), W - 1);
+    for (int i = 0; i < D; i++) {
+        const int sy = vf_imin(vf_imax(by - radius + i, 0), H - 1);
+        for (int j = 0; j < D; j++) {
+            const int sx = vf_imin(vf_imax(bx - radius + j, 0), W - 1);
             float acc = 0.0f;
             for (int u = -r; u <= r; u++) {
                 const float *gr = grey + (size_t)vf_imin(vf_imax(y + u, 0), H - 1) * (size_t)W;
@@ -503,26 +504,37 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
                     acc += d * d;
                 }
             }
-            const float c = acc * inv_n;
-            cmin = (k == 0 || c < cmin) ? c : cmin;
-            cost[k++] = c;
+            cost[i * D + j] = acc * inv_n;
         }
     }
-    float sw = 0.0f, sa = 0.0f, sb = 0.0f;
-    k = 0;
-    for (int dy = -radius; dy <= radius; dy++) {
-        const int sy = vf_imin(vf_imax(cy + dy, 0), H - 1);
-        for (int dx = -radius; dx <= radius; dx++) {
-            const int sx = vf_imin(vf_imax(cx + dx, 0), W - 1);
-            const float w = expf(-(cost[k++] - cmin) * inv_h2);
-            const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
-            sw += w;
-            sa += w * rab[o];
-            sb += w * rab[o + 1];
+    float a = 0.0f, b = 0.0f;
+    for (int oy = 0; oy <= 1; oy++) {
+        for (int ox = 0; ox <= 1; ox++) {
+            const float blend = (oy ? fy : 1.0f - fy) * (ox ? fx : 1.0f - fx);
+            if (!(blend > 0.0f))
+                continue;
+            float cmin = cost[oy * D + ox];
+            for (int i = oy; i < oy + D - 1; i++)
+                for (int j = ox; j < ox + D - 1; j++)
+                    cmin = fminf(cmin, cost[i * D + j]);
+            float sw = 0.0f, sa = 0.0f, sb = 0.0f;
+            for (int i = oy; i < oy + D - 1; i++) {
+                const int sy = vf_imin(vf_imax(by - radius + i, 0), H - 1);
+                for (int j = ox; j < ox + D - 1; j++) {
+                    const int sx = vf_imin(vf_imax(bx - radius + j, 0), W - 1);
+                    const float w = expf(-(cost[i * D + j] - cmin) * inv_h2);
+                    const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
+                    sw += w;
+                    sa += w * rab[o];
+                    sb += w * rab[o + 1];
+                }
+            }
+            a += blend * (sa / sw);
+            b += blend * (sb / sw);
         }
     }
-    *oa = sa / sw;
-    *ob = sb / sw;
+    *oa = a;
+    *ob = b;
 }
 
 /* ---- attention rows ---- */

@@ -792,8 +792,13 @@ void vf_net_macs(const struct vf_net *net, int h, int w, double *f, double *a, d
         A += cmacs(&net->a_res[i].conv1, h4, w4) + cmacs(&net->a_res[i].conv2, h4, w4);
     A += cmacs(&net->a_theta, h4, w4);
     double n = (double)h4 * w4;
-    double at = n * n * 4 * ar->a_adapter + n * n * 2;   /* θᵀφ and softmax · ref_ab */
+    /* θᵀφ and softmax · values (ref_ab, and the cells' positions with refine) */
+    double at = n * n * 4 * ar->a_adapter + n * n * (ar->a_refine_radius ? 4 : 2);
     A += at;
+    if (ar->a_refine_radius) {   /* the refinement: a patch² difference per shared candidate */
+        double d = 2.0 * ar->a_refine_radius + 2.0, p = (double)ar->a_refine_patch;
+        A += (double)h * w * d * d * p * p;
+    }
     int ys[4], xs[4];
     ys[0] = h;
     xs[0] = w;

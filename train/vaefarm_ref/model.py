@@ -181,39 +181,50 @@ def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
     """The local refinement of the warp (NETWORK.md, "A", refine), at the network's size.
     grey, ref_y: N×1×H×W (the frame's Y′ and the reference's, from its R′G′B′ with the film's
     Kr, Kb); ref_ab: N×2×H×W (the reference's a, b, not pooled); pos4: N×2×H/4×W/4 (attend()'s
-    expected positions). Pixel (y, x) of cell (y/4, x/4) is centred on c = round(pos + (y mod 4,
-    x mod 4)), round(v) = floor(v + 0.5); each candidate s = clamp(c + d) for d in
-    [−radius, radius]² (rows outer, columns inner) costs the mean squared difference of the
-    patch×patch luma windows around (y, x) and s (coordinates clamped to the image); the output
-    is Σ w_d ref_ab(s_d) with w = softmax_d(−cost_d / h²). No gradient: it moves pixels of the
+    expected positions). Pixel (y, x) of cell (y/4, x/4) looks around v = pos + (y mod 4, x mod 4).
+    Around an integer centre c, each candidate s = clamp(c + d), d in [−radius, radius]², costs
+    the mean squared difference of the patch×patch luma windows around (y, x) and s (coordinates
+    clamped to the image) and R(c) = Σ_d w_d ref_ab(s_d), w = softmax_d(−cost_d / h²). The output
+    is the bilinear blend of R over the four centres around v, floor(v) + {0, 1}², weighted by
+    v's fractions, so it moves continuously with v. No gradient: it moves pixels of the
     reference, and A learns through W^ab's own losses."""
     with torch.no_grad():
         n, _, H, W = grey.shape
         r = patch // 2
         p2 = patch * patch
+        D = 2 * radius + 2
         pos = nearest_up(pos4, 4)
         yy = torch.arange(H, device=grey.device).view(1, H, 1)
         xx = torch.arange(W, device=grey.device).view(1, 1, W)
-        cy = torch.floor(pos[:, 0] + (yy % 4).to(pos.dtype) + 0.5).long()
-        cx = torch.floor(pos[:, 1] + (xx % 4).to(pos.dtype) + 0.5).long()
+        vy = pos[:, 0] + (yy % 4).to(pos.dtype)
+        vx = pos[:, 1] + (xx % 4).to(pos.dtype)
+        by, bx = torch.floor(vy), torch.floor(vx)
+        fy, fx = (vy - by).reshape(n, 1, H * W), (vx - bx).reshape(n, 1, H * W)
+        by, bx = by.long(), bx.long()
 
         def windows(x):
             return Fn.unfold(Fn.pad(x, (r, r, r, r), mode="replicate"), patch).reshape(n, p2, H * W)
 
         pf, pr = windows(grey), windows(ref_y)
         abf = ref_ab.reshape(n, 2, H * W)
-        costs, idxs = [], []
-        for dy in range(-radius, radius + 1):
-            for dx in range(-radius, radius + 1):
-                sy = (cy + dy).clamp(0, H - 1)
-                sx = (cx + dx).clamp(0, W - 1)
+        cost = torch.empty(n, D, D, H * W, dtype=grey.dtype, device=grey.device)
+        cab = torch.empty(n, 2, D, D, H * W, dtype=grey.dtype, device=grey.device)
+        for i, dy in enumerate(range(-radius, radius + 2)):
+            sy = (by + dy).clamp(0, H - 1)
+            for j, dx in enumerate(range(-radius, radius + 2)):
+                sx = (bx + dx).clamp(0, W - 1)
                 idx = (sy * W + sx).reshape(n, 1, H * W)
-                costs.append(((pf - pr.gather(2, idx.expand(n, p2, H * W))) ** 2).mean(dim=1))
-                idxs.append(idx)
-        wgt = torch.softmax(torch.stack(costs, dim=1) * (-1.0 / (h * h)), dim=1)   # N × D × HW
+                cost[:, i, j] = ((pf - pr.gather(2, idx.expand(n, p2, H * W))) ** 2).mean(dim=1)
+                cab[:, :, i, j] = abf.gather(2, idx.expand(n, 2, H * W))
         out = torch.zeros_like(abf)
-        for d, idx in enumerate(idxs):
-            out += wgt[:, d:d + 1] * abf.gather(2, idx.expand(n, 2, H * W))
+        for oy in (0, 1):
+            for ox in (0, 1):
+                k = D - 1
+                c = cost[:, oy:oy + k, ox:ox + k].reshape(n, k * k, H * W)
+                w = torch.softmax(c * (-1.0 / (h * h)), dim=1).unsqueeze(1)
+                a = cab[:, :, oy:oy + k, ox:ox + k].reshape(n, 2, k * k, H * W)
+                blend = (fy if oy else 1 - fy) * (fx if ox else 1 - fx)
+                out += blend * (w * a).sum(dim=2)
         return out.reshape(n, 2, H, W)
 
 
