@@ -148,6 +148,7 @@ struct op_case {
     struct pair *out[MAXO];     /* compared after the run */
     int nout;
     bool exact;                 /* the GPU must give the CPU's bits */
+    double tol;                 /* when > 0: this bound instead of the storage type's */
     /* parameters (each operator reads its own) */
     enum vf_act act;
     float alpha, eps, tau, kr, kb;
@@ -204,7 +205,7 @@ static void run_case(struct op_case *k)
             fail_msg("%s: two CUDA runs differ (not deterministic)", what);
         enum vf_dtype dt = p->base[0].dtype;
         compare(what, res[0][o], res[1][o], p->count,
-                k->exact ? 0.0 : (dt == VF_F32 ? TOL_F32 : TOL_HALF));
+                k->exact ? 0.0 : k->tol > 0 ? k->tol : (dt == VF_F32 ? TOL_F32 : TOL_HALF));
         for (int r = 0; r < 3; r++)
             free(res[r][o]);
     }
@@ -593,6 +594,50 @@ static void guided_upsample_matches_cpu(void **state)
                 }
 }
 
+/* ============================== warp refinement ============================================ */
+
+static int run_refine(const struct op_case *k, int s, struct vf_error *err)
+{
+    return vf_op_warp_refine(T(k->src, s), T(k->src2, s), T(k->x3, s), T(k->x4, s), k->radius,
+                             k->mode, k->eps, T(k->dst, s), err);
+}
+
+/* Dense f32 only (the op's contract). Bound 1e-3 of the a, b scale: the costs' sums are
+ * contracted into FMAs differently by nvcc and gcc, and 1/h² (4·10⁴ at h = 0.005) turns their
+ * last-bit differences into weight differences of ~1e-4. */
+static void warp_refine_matches_cpu(void **state)
+{
+    (void)state;
+    const int sizes[][2] = {{32, 48}, {8, 4}, {36, 64}};
+    const int rp[][2] = {{4, 5}, {1, 1}, {7, 9}, {2, 3}};
+    const float hs[] = {0.005f, 0.05f};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (size_t ri = 0; ri < sizeof rp / sizeof rp[0]; ri++)
+            for (size_t hi = 0; hi < sizeof hs / sizeof hs[0]; hi++) {
+                const int H = sizes[si][0], W = sizes[si][1];
+                struct pair g, ry, ab, pos, out;
+                pair_make(&g, VF_F32, 2, 1, H, W, 0, 0, 1);
+                pair_make(&ry, VF_F32, 2, 1, H, W, 0, 0, 1);
+                pair_make(&ab, VF_F32, 2, 2, H, W, 0, -80, 80);
+                pair_make(&pos, VF_F32, 2, 2, H / 4, W / 4, 0, -2, H);
+                pair_fill(&pos, 1, -2, W);
+                pair_make(&out, VF_F32, 2, 2, H, W, 0, 0, 0);
+                struct op_case k = {.run = run_refine, .radius = rp[ri][0], .mode = rp[ri][1],
+                                    .eps = hs[hi], .tol = 1e-3, .src = &g, .src2 = &ry,
+                                    .x3 = &ab, .x4 = &pos, .dst = &out,
+                                    .in = {&g, &ry, &ab, &pos, &out}, .nin = 5, .out = {&out},
+                                    .nout = 1};
+                snprintf(k.name, sizeof k.name, "warp refine %dx%d radius %d patch %d h %g", H, W,
+                         rp[ri][0], rp[ri][1], (double)hs[hi]);
+                run_case(&k);
+                pair_free(&g);
+                pair_free(&ry);
+                pair_free(&ab);
+                pair_free(&pos);
+                pair_free(&out);
+            }
+}
+
 /* ============================== errors ===================================================== */
 
 static void mixed_backends_are_refused(void **state)
@@ -633,6 +678,7 @@ int main(void)
         cmocka_unit_test(attention_rows_match_cpu),
         cmocka_unit_test(colour_ops_match_cpu),
         cmocka_unit_test(guided_upsample_matches_cpu),
+        cmocka_unit_test(warp_refine_matches_cpu),
         cmocka_unit_test(mixed_backends_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

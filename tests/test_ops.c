@@ -942,6 +942,84 @@ static double d_luma(const double c[3], double kr, double kb)
 
 /* ============================== warp refinement ============================================ */
 
+/* One refinement on backend 0 (1 thread) of a 32×48 frame: positions pos0 + off (cells). */
+static void refine_once(const float *g, const float *ry, const float *ab, const float *pos0,
+                        float oy, float ox, int H, int W, float *out)
+{
+    const int h4 = H / 4, w4 = W / 4;
+    const size_t n4 = (size_t)h4 * w4;
+    float *pos = malloc(2 * n4 * sizeof *pos);
+    assert_non_null(pos);
+    for (size_t i = 0; i < n4; i++) {
+        pos[i] = pos0[i] + oy;
+        pos[n4 + i] = pos0[n4 + i] + ox;
+    }
+    struct vf_error err = {0};
+    struct vf_tensor tg, tr, tab, tp, td;
+    ok(vf_tensor_alloc(&tg, g_be[0], VF_F32, 1, 1, H, W, &err), &err);
+    ok(vf_tensor_alloc(&tr, g_be[0], VF_F32, 1, 1, H, W, &err), &err);
+    ok(vf_tensor_alloc(&tab, g_be[0], VF_F32, 1, 2, H, W, &err), &err);
+    ok(vf_tensor_alloc(&tp, g_be[0], VF_F32, 1, 2, h4, w4, &err), &err);
+    ok(vf_tensor_alloc(&td, g_be[0], VF_F32, 1, 2, H, W, &err), &err);
+    ok(vf_tensor_upload(&tg, g, &err), &err);
+    ok(vf_tensor_upload(&tr, ry, &err), &err);
+    ok(vf_tensor_upload(&tab, ab, &err), &err);
+    ok(vf_tensor_upload(&tp, pos, &err), &err);
+    ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, &td, &err), &err);
+    ok(vf_tensor_download(&td, out, &err), &err);
+    vf_tensor_free(&tg);
+    vf_tensor_free(&tr);
+    vf_tensor_free(&tab);
+    vf_tensor_free(&tp);
+    vf_tensor_free(&td);
+    free(pos);
+}
+
+/* The refined warp moves continuously with the expected positions: positions that straddle an
+ * integer by 1e-4 px (where a window centred on floor() or round() of the position would jump
+ * by a whole pixel) give outputs within 0.05 of each other (a, b span ±50); half way between
+ * two centres the output is the mean of theirs; and the two centres do differ. The frame's luma
+ * is unrelated to the reference's, so every candidate's cost matters. */
+static void warp_refine_is_continuous(void **state)
+{
+    (void)state;
+    const int H = 32, W = 48, h4 = H / 4, w4 = W / 4;
+    const size_t P = (size_t)H * W, n4 = (size_t)h4 * w4;
+    float *ry = malloc(P * sizeof *ry), *g = malloc(P * sizeof *g), *ab = malloc(2 * P * sizeof *ab);
+    float *pos = malloc(2 * n4 * sizeof *pos), *o[5];
+    assert_true(ry && g && ab && pos);
+    tu_lcg_seed(11);
+    for (size_t i = 0; i < P; i++) {
+        ry[i] = (float)urand();
+        g[i] = (float)urand();
+        ab[i] = (float)rnd(-50.0, 50.0);
+        ab[P + i] = (float)rnd(-50.0, 50.0);
+    }
+    for (size_t i = 0; i < 2 * n4; i++)
+        pos[i] = (float)(int)rnd(0.0, 40.0);
+    const float offs[5][2] = {{-1e-4f, -1e-4f}, {1e-4f, 1e-4f}, {0, 0}, {0.5f, 0}, {1.0f, 0}};
+    for (int k = 0; k < 5; k++) {
+        o[k] = malloc(2 * P * sizeof(float));
+        assert_non_null(o[k]);
+        refine_once(g, ry, ab, pos, offs[k][0], offs[k][1], H, W, o[k]);
+    }
+    double jump = 0, mid = 0, apart = 0;
+    for (size_t i = 0; i < 2 * P; i++) {
+        jump = fmax(jump, fabs((double)o[0][i] - o[1][i]));
+        mid = fmax(mid, fabs((double)o[3][i] - 0.5 * ((double)o[2][i] + o[4][i])));
+        apart = fmax(apart, fabs((double)o[2][i] - o[4][i]));
+    }
+    printf("warp refine: straddling an integer moves it by %.2g at most; half way off the mean by "
+           "%.2g; the two centres differ by up to %.3g\n", jump, mid, apart);
+    assert_true(jump < 0.05 && mid < 1e-3 && apart > 1.0);
+    for (int k = 0; k < 5; k++)
+        free(o[k]);
+    free(ry);
+    free(g);
+    free(ab);
+    free(pos);
+}
+
 /* A frame that is the reference moved by (2, −3) pixels, and cell positions that do not know
  * it (each cell on itself): the refinement must find, for every pixel away from the borders,
  * the reference pixel it came from, and carry that pixel's a, b; identical bits with 1, 2 and
@@ -1623,6 +1701,7 @@ int main(void)
         cmocka_unit_test(l2norm_matches_reference),
         cmocka_unit_test(attention_rows_match_double_loop),
         cmocka_unit_test(warp_refine_recovers_a_shift),
+        cmocka_unit_test(warp_refine_is_continuous),
         cmocka_unit_test(grey_to_l_matches_reference),
         cmocka_unit_test(rgb_to_lab_known_values_and_reference),
         cmocka_unit_test(lab_to_rgb_round_trip_and_reference),
