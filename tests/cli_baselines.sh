@@ -127,9 +127,12 @@ elif what == "warp":
         g = torch.from_numpy(B.resize(film.grey(film.Y[s + 5:s + 7])[:, None], H, W))
         mine = B.warp_lo(net, g, cache)
         theirs = torch.stack([net.frame(g[i, 0], cache, None)["warp_ab"] for i in range(2)])
-    err = (mine - theirs).abs().max().item()
-    print("     inference size %dx%d, max |W^ab - net.frame's| = %.2e (ab units)" % (H, W, err))
-    assert err < 1e-2, err   # float32 rounding of batched against one-frame products
+    d = (mine - theirs).abs()
+    err, mean = d.max().item(), d.mean().item()
+    print("     inference size %dx%d, |W^ab - net.frame's|: max %.2e, mean %.2e (ab units)" % (H, W, err, mean))
+    # float32 rounding of batched against one-frame products; with A.refine the softmax's
+    # expected positions and the refinement's 1/h² carry it a little further (docs/NETWORK.md)
+    assert err < 0.25 and mean < 2e-3, (err, mean)
 elif what == "keep_luma":
     ab = np.concatenate([x for _, x in B.ab_flow(film)])
     g = torch.from_numpy(film.grey(film.Y)[:, None])

@@ -181,18 +181,25 @@ def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
     """The local refinement of the warp (NETWORK.md, "A", refine), at the network's size.
     grey, ref_y: N×1×H×W (the frame's Y′ and the reference's, from its R′G′B′ with the film's
     Kr, Kb); ref_ab: N×2×H×W (the reference's a, b, not pooled); pos4: N×2×H/4×W/4 (attend()'s
-    expected positions). Pixel (y, x) of cell (y/4, x/4) looks around v = pos + (y mod 4, x mod 4).
-    Around an integer centre c, each candidate s = clamp(c + d), d in [−radius, radius]², costs
-    the mean squared difference of the patch×patch luma windows around (y, x) and s (coordinates
-    clamped to the image) and R(c) = Σ_d w_d ref_ab(s_d), w = softmax_d(−cost_d / h²). The output
-    is the bilinear blend of R over the four centres around v, floor(v) + {0, 1}², weighted by
-    v's fractions, so it moves continuously with v. No gradient: it moves pixels of the
-    reference, and A learns through W^ab's own losses."""
+    expected positions, within [0, H−4] × [0, W−4]: convex combinations of cell corners).
+    Pixel (y, x) of cell (y/4, x/4) looks around v = pos + (y mod 4, x mod 4). Around an integer
+    centre c, each candidate s = clamp(c + d), d in [−radius, radius]², costs the mean squared
+    difference of the patch×patch luma windows around (y, x) and s (coordinates clamped to the
+    image) and R(c) = Σ_d w_d ref_ab(s_d), w = softmax_d(−cost_d / h²). The output is the
+    bilinear blend of R over the four centres around v, floor(v) + {0, 1}², weighted by v's
+    fractions, so it moves continuously with v. No gradient: it moves pixels of the reference,
+    and A learns through W^ab's own losses.
+    Computed per 4×4 cell: every pixel of a cell has the same v − (y, x) up to its fraction, so
+    the costs of the (2·radius + 4)² displacements around the cell's floor(pos) are one grouped
+    correlation of the pixels' grey patches over the cell's reference region (test_reference.py
+    checks it against the direct per-pixel definition)."""
     with torch.no_grad():
         n, _, H, W = grey.shape
         r = patch // 2
-        p2 = patch * patch
-        D = 2 * radius + 2
+        h4, w4 = H // 4, W // 4
+        nc = h4 * w4
+        E = 2 * radius + 4                  # cell candidates per axis: −radius−1 … radius+2
+        D = 2 * radius + 2                  # pixel candidates per axis: −radius … radius+1
         pos = nearest_up(pos4, 4)
         yy = torch.arange(H, device=grey.device).view(1, H, 1)
         xx = torch.arange(W, device=grey.device).view(1, 1, W)
@@ -201,30 +208,64 @@ def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
         by, bx = torch.floor(vy), torch.floor(vx)
         fy, fx = (vy - by).reshape(n, 1, H * W), (vx - bx).reshape(n, 1, H * W)
         by, bx = by.long(), bx.long()
-
-        def windows(x):
-            return Fn.unfold(Fn.pad(x, (r, r, r, r), mode="replicate"), patch).reshape(n, p2, H * W)
-
-        pf, pr = windows(grey), windows(ref_y)
+        # each cell's base: floor of its expected position (within [0, H−4] × [0, W−4]: a convex
+        # combination of cell corners)
+        cy = torch.floor(pos4[:, 0]).long().clamp(0, H - 4)
+        cx = torch.floor(pos4[:, 1]).long().clamp(0, W - 4)
+        # costs per cell and candidate: |g − r|² = Σg² − 2·g⋆r + Σr² over each pixel's patch, the
+        # cross term a grouped correlation of the pixel's grey patch over the cell's reference
+        # region (rows c − radius − 1 − r … c + radius + 5 + r), in the tensors' own precision
+        S = 2 * radius + 2 * r + 7
+        Pl, Ph = radius + 1 + r, radius + r + 2
+        rp = Fn.pad(ref_y, (Pl, Ph, Pl, Ph), mode="replicate")
+        Wp = W + Pl + Ph
+        ar = torch.arange(S, device=grey.device)
+        ridx = ((cy.reshape(n, nc, 1, 1) + ar.view(1, 1, S, 1)) * Wp
+                + cx.reshape(n, nc, 1, 1) + ar.view(1, 1, 1, S))
+        reg = rp.reshape(n, -1).gather(1, ridx.reshape(n, -1)).reshape(n * nc, 1, S, S)
+        gp = Fn.unfold(Fn.pad(grey, (r, r, r, r), mode="replicate"), patch)     # n × p² × HW
+        gp = gp.view(n, patch * patch, h4, 4, w4, 4).permute(0, 2, 4, 3, 5, 1)  # n,h4,w4,ky,kx,p²
+        # centred on the cell's mean reference luma: the expansion cancels less
+        mu = reg.mean(dim=(1, 2, 3))
+        reg = reg - mu.view(n * nc, 1, 1, 1)
+        gp = gp.reshape(n * nc * 16, 1, patch, patch) - mu.repeat_interleave(16).view(-1, 1, 1, 1)
+        xc = Fn.conv2d(reg.view(1, n * nc, S, S), gp, groups=n * nc)       # 1 × n·nc·16 × FO × FO
+        FO = S - patch + 1
+        r2 = Fn.avg_pool2d(reg * reg, patch, stride=1) * (patch * patch)   # n·nc × 1 × FO × FO
+        g2 = (gp * gp).sum(dim=(1, 2, 3)).view(n * nc, 16, 1)
+        k16 = torch.arange(4, device=grey.device)
+        ae = torch.arange(E, device=grey.device)
+        sel = ((k16.view(4, 1, 1, 1) + ae.view(1, 1, E, 1)) * FO
+               + k16.view(1, 4, 1, 1) + ae.view(1, 1, 1, E)).reshape(1, 16, E * E)
+        xs = xc.view(n * nc, 16, FO * FO).gather(2, sel.expand(n * nc, 16, E * E))
+        rs = r2.view(n * nc, 1, FO * FO).expand(n * nc, 16, FO * FO).gather(2, sel.expand(n * nc, 16, E * E))
+        costc = (g2 - 2 * xs + rs) * (1.0 / (patch * patch))              # n·nc × 16 × E²
+        costc = costc.view(n, h4, w4, 4, 4, E * E).permute(0, 5, 1, 3, 2, 4).reshape(n, E * E, H * W)
+        # each pixel's own base (floor of its position) against its cell's base
+        ky = (yy % 4).expand(1, H, W)
+        kx = (xx % 4).expand(1, H, W)
+        cyu = nearest_up(cy.unsqueeze(1).to(pos.dtype), 4)[:, 0].long()
+        cxu = nearest_up(cx.unsqueeze(1).to(pos.dtype), 4)[:, 0].long()
         abf = ref_ab.reshape(n, 2, H * W)
         cost = torch.empty(n, D, D, H * W, dtype=grey.dtype, device=grey.device)
         cab = torch.empty(n, 2, D, D, H * W, dtype=grey.dtype, device=grey.device)
-        for i, dy in enumerate(range(-radius, radius + 2)):
+        for a, dy in enumerate(range(-radius, radius + 2)):
             sy = (by + dy).clamp(0, H - 1)
-            for j, dx in enumerate(range(-radius, radius + 2)):
+            jy = (sy - cyu - ky + radius + 1).clamp(0, E - 1)
+            for b, dx in enumerate(range(-radius, radius + 2)):
                 sx = (bx + dx).clamp(0, W - 1)
-                idx = (sy * W + sx).reshape(n, 1, H * W)
-                cost[:, i, j] = ((pf - pr.gather(2, idx.expand(n, p2, H * W))) ** 2).mean(dim=1)
-                cab[:, :, i, j] = abf.gather(2, idx.expand(n, 2, H * W))
+                jx = (sx - cxu - kx + radius + 1).clamp(0, E - 1)
+                cost[:, a, b] = costc.gather(1, (jy * E + jx).reshape(n, 1, H * W))[:, 0]
+                cab[:, :, a, b] = abf.gather(2, (sy * W + sx).reshape(n, 1, H * W).expand(n, 2, H * W))
         out = torch.zeros_like(abf)
         for oy in (0, 1):
             for ox in (0, 1):
                 k = D - 1
                 c = cost[:, oy:oy + k, ox:ox + k].reshape(n, k * k, H * W)
                 w = torch.softmax(c * (-1.0 / (h * h)), dim=1).unsqueeze(1)
-                a = cab[:, :, oy:oy + k, ox:ox + k].reshape(n, 2, k * k, H * W)
+                a_ = cab[:, :, oy:oy + k, ox:ox + k].reshape(n, 2, k * k, H * W)
                 blend = (fy if oy else 1 - fy) * (fx if ox else 1 - fx)
-                out += blend * (w * a).sum(dim=2)
+                out += blend * (w * a_).sum(dim=2)
         return out.reshape(n, 2, H, W)
 
 
