@@ -470,6 +470,32 @@ static inline VF_HD float vf_l2_den(double ss, float eps)
 
 /* ---- warp refinement (docs/NETWORK.md, "A", refine) ---- */
 
+/* The normalised softmax sums Σ w·a, Σ w·b of one window (rows [i0, i0 + K), columns [j0, j0 + K)
+ * of the D × D candidates), w = exp(−(cost − cmin)·inv_h2); e holds exp(−(cost − gmin)·inv_h2)
+ * of every candidate, used as they are when the window holds the global minimum. */
+static inline VF_HD void vf_refine_window(const float *cost, const float *e, const float *ca,
+                                          const float *cb, int D, int i0, int j0, float gmin,
+                                          float inv_h2, float *oa, float *ob)
+{
+    const int K = D - 1;
+    float cmin = cost[i0 * D + j0];
+    for (int i = i0; i < i0 + K; i++)
+        for (int j = j0; j < j0 + K; j++)
+            cmin = cost[i * D + j] < cmin ? cost[i * D + j] : cmin;
+    float sw = 0.0f, sa = 0.0f, sb = 0.0f;
+    const int shared = cmin == gmin;
+    for (int i = i0; i < i0 + K; i++)
+        for (int j = j0; j < j0 + K; j++) {
+            const int k = i * D + j;
+            const float w = shared ? e[k] : expf(-(cost[k] - cmin) * inv_h2);
+            sw += w;
+            sa += w * ca[k];
+            sb += w * cb[k];
+        }
+    *oa = sa / sw;
+    *ob = sb / sw;
+}
+
 /* Pixel (y, x) of the refined warp. grey, ry: the frame's and the reference's Y′, H×W planes
  * (element (y, x) at [y·W + x]); rab: the reference's a, b interleaved ([(y·W + x)·2 + ch]);
  * (py, px): the attention's expected position of the pixel's cell. The pixel looks around
@@ -477,60 +503,98 @@ static inline VF_HD float vf_l2_den(double ss, float eps)
  * d in [−radius, radius]², rows outer, costs the mean squared difference of the patch×patch luma
  * windows around (y, x) and s (coordinates clamped), and R(c) = Σ w_d·ab(s_d) with weights
  * exp(−(cost − min cost)·inv_h2), normalised. The output blends R over the four centres
- * floor(v) + {0, 1}² bilinearly by v's fractions (continuous in p); the costs of the
- * (2·radius + 2)² candidates the four windows share are computed once. */
+ * floor(v) + {0, 1}² bilinearly by v's fractions (continuous in p). The four windows share
+ * their (2·radius + 2)² candidates: the grey patch and the reference region they read are
+ * copied once (coordinates clamped there), so the cost loops run without clamps. */
 static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const float *rab, int H,
                                       int W, int y, int x, float py, float px, int radius,
                                       int patch, float inv_h2, float *oa, float *ob)
 {
-    enum { DMAX = 2 * VF_REFINE_MAX_RADIUS + 2 };
-    float cost[DMAX * DMAX];
-    const int r = patch / 2, D = 2 * radius + 2;
+    enum {
+        DMAX = 2 * VF_REFINE_MAX_RADIUS + 2,
+        GMAX = DMAX + VF_REFINE_MAX_PATCH - 1
+    };
+    float cost[DMAX * DMAX], e[DMAX * DMAX], ca[DMAX * DMAX], cb[DMAX * DMAX];
+    float gp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH], reg[GMAX * GMAX];
+    const int r = patch / 2, D = 2 * radius + 2, G = D + patch - 1;
     const float vy = py + (float)(y % 4), vx = px + (float)(x % 4);
     const int by = (int)floorf(vy), bx = (int)floorf(vx);
     const float fy = vy - (float)by, fx = vx - (float)bx;
     const float inv_n = 1.0f / (float)(patch * patch);
+    for (int u = 0; u < patch; u++) {
+        const float *gr = grey + (size_t)vf_imin(vf_imax(y - r + u, 0), H - 1) * (size_t)W;
+        for (int v = 0; v < patch; v++)
+            gp[u * patch + v] = gr[vf_imin(vf_imax(x - r + v, 0), W - 1)];
+    }
+    /* each candidate's a, b, at the clamped candidate */
     for (int i = 0; i < D; i++) {
         const int sy = vf_imin(vf_imax(by - radius + i, 0), H - 1);
         for (int j = 0; j < D; j++) {
             const int sx = vf_imin(vf_imax(bx - radius + j, 0), W - 1);
-            float acc = 0.0f;
-            for (int u = -r; u <= r; u++) {
-                const float *gr = grey + (size_t)vf_imin(vf_imax(y + u, 0), H - 1) * (size_t)W;
-                const float *rr = ry + (size_t)vf_imin(vf_imax(sy + u, 0), H - 1) * (size_t)W;
-                for (int v = -r; v <= r; v++) {
-                    const float d = gr[vf_imin(vf_imax(x + v, 0), W - 1)] -
-                                    rr[vf_imin(vf_imax(sx + v, 0), W - 1)];
-                    acc += d * d;
-                }
-            }
-            cost[i * D + j] = acc * inv_n;
+            const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
+            ca[i * D + j] = rab[o];
+            cb[i * D + j] = rab[o + 1];
         }
     }
+    const int inside = by - radius >= 0 && by + radius + 1 <= H - 1 && bx - radius >= 0 &&
+                       bx + radius + 1 <= W - 1;
+    if (inside) {
+        /* every candidate in the image: one region of G × G, rows by − radius − r … */
+        for (int i = 0; i < G; i++) {
+            const float *rr = ry + (size_t)vf_imin(vf_imax(by - radius - r + i, 0), H - 1) * (size_t)W;
+            for (int j = 0; j < G; j++)
+                reg[i * G + j] = rr[vf_imin(vf_imax(bx - radius - r + j, 0), W - 1)];
+        }
+        /* a candidate row at a time, its D columns the inner (vectorisable) loop */
+        for (int i = 0; i < D; i++) {
+            float acc[DMAX];
+            for (int j = 0; j < D; j++)
+                acc[j] = 0.0f;
+            for (int u = 0; u < patch; u++)
+                for (int v = 0; v < patch; v++) {
+                    const float gv = gp[u * patch + v];
+                    const float *rg = reg + (i + u) * G + v;
+                    for (int j = 0; j < D; j++) {
+                        const float d = gv - rg[j];
+                        acc[j] += d * d;
+                    }
+                }
+            for (int j = 0; j < D; j++)
+                cost[i * D + j] = acc[j] * inv_n;
+        }
+    } else {
+        /* a candidate leaves the image: it clamps first, then its patch's coordinates do */
+        for (int i = 0; i < D; i++) {
+            const int sy = vf_imin(vf_imax(by - radius + i, 0), H - 1);
+            for (int j = 0; j < D; j++) {
+                const int sx = vf_imin(vf_imax(bx - radius + j, 0), W - 1);
+                float acc = 0.0f;
+                for (int u = 0; u < patch; u++) {
+                    const float *rr = ry + (size_t)vf_imin(vf_imax(sy - r + u, 0), H - 1) * (size_t)W;
+                    for (int v = 0; v < patch; v++) {
+                        const float d = gp[u * patch + v] - rr[vf_imin(vf_imax(sx - r + v, 0), W - 1)];
+                        acc += d * d;
+                    }
+                }
+                cost[i * D + j] = acc * inv_n;
+            }
+        }
+    }
+    float gmin = cost[0];
+    for (int k = 1; k < D * D; k++)
+        gmin = cost[k] < gmin ? cost[k] : gmin;
+    for (int k = 0; k < D * D; k++)
+        e[k] = expf(-(cost[k] - gmin) * inv_h2);
     float a = 0.0f, b = 0.0f;
     for (int oy = 0; oy <= 1; oy++) {
         for (int ox = 0; ox <= 1; ox++) {
             const float blend = (oy ? fy : 1.0f - fy) * (ox ? fx : 1.0f - fx);
             if (!(blend > 0.0f))
                 continue;
-            float cmin = cost[oy * D + ox];
-            for (int i = oy; i < oy + D - 1; i++)
-                for (int j = ox; j < ox + D - 1; j++)
-                    cmin = fminf(cmin, cost[i * D + j]);
-            float sw = 0.0f, sa = 0.0f, sb = 0.0f;
-            for (int i = oy; i < oy + D - 1; i++) {
-                const int sy = vf_imin(vf_imax(by - radius + i, 0), H - 1);
-                for (int j = ox; j < ox + D - 1; j++) {
-                    const int sx = vf_imin(vf_imax(bx - radius + j, 0), W - 1);
-                    const float w = expf(-(cost[i * D + j] - cmin) * inv_h2);
-                    const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
-                    sw += w;
-                    sa += w * rab[o];
-                    sb += w * rab[o + 1];
-                }
-            }
-            a += blend * (sa / sw);
-            b += blend * (sb / sw);
+            float wa, wb;
+            vf_refine_window(cost, e, ca, cb, D, oy, ox, gmin, inv_h2, &wa, &wb);
+            a += blend * wa;
+            b += blend * wb;
         }
     }
     *oa = a;
