@@ -478,7 +478,7 @@ static inline VF_HD void vf_refine_window(const float *cost, const float *e, con
                                           float inv_h2, float *oa, float *ob)
 {
     const int K = D - 1;
-    float cmin = cost[i0 * D + j0];
+    float cmin = INFINITY;
     for (int i = i0; i < i0 + K; i++)
         for (int j = j0; j < j0 + K; j++)
             cmin = cost[i * D + j] < cmin ? cost[i * D + j] : cmin;
@@ -580,8 +580,8 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
             }
         }
     }
-    float gmin = cost[0];
-    for (int k = 1; k < D * D; k++)
+    float gmin = INFINITY;
+    for (int k = 0; k < D * D; k++)
         gmin = cost[k] < gmin ? cost[k] : gmin;
     for (int k = 0; k < D * D; k++)
         e[k] = expf(-(cost[k] - gmin) * inv_h2);
