@@ -241,7 +241,8 @@ def test_arch_validation():
 
 def refine_warp_direct(grey, ref_y, ref_ab, pos4, radius, patch, h):
     """NETWORK.md's refinement computed as it reads, pixel by pixel (the oracle for
-    vaefarm_ref.model.refine_warp, which computes it per cell).
+    vaefarm_ref.model.refine_warp, which computes it per cell; the two share the pixels'
+    positions, refine_centres, and the blend of the candidates, refine_blend: the costs differ).
     grey, ref_y: N×1×H×W (the frame's Y′ and the reference's, from its R′G′B′ with the film's
     Kr, Kb); ref_ab: N×2×H×W (the reference's a, b, not pooled); pos4: N×2×H/4×W/4 (attend()'s
     expected positions). Pixel (y, x) of cell (y/4, x/4) looks around v = pos + (y mod 4, x mod 4).
@@ -252,20 +253,13 @@ def refine_warp_direct(grey, ref_y, ref_ab, pos4, radius, patch, h):
     v's fractions, so it moves continuously with v. No gradient: it moves pixels of the
     reference, and A learns through W^ab's own losses."""
     import torch.nn.functional as Fn
-    from vaefarm_ref.model import nearest_up
+    from vaefarm_ref.model import refine_blend, refine_centres
     with torch.no_grad():
         n, _, H, W = grey.shape
         r = patch // 2
         p2 = patch * patch
         D = 2 * radius + 2
-        pos = nearest_up(pos4, 4)
-        yy = torch.arange(H, device=grey.device).view(1, H, 1)
-        xx = torch.arange(W, device=grey.device).view(1, 1, W)
-        vy = pos[:, 0] + (yy % 4).to(pos.dtype)
-        vx = pos[:, 1] + (xx % 4).to(pos.dtype)
-        by, bx = torch.floor(vy), torch.floor(vx)
-        fy, fx = (vy - by).reshape(n, 1, H * W), (vx - bx).reshape(n, 1, H * W)
-        by, bx = by.long(), bx.long()
+        by, bx, fy, fx = refine_centres(pos4, H, W)
 
         def windows(x):
             return Fn.unfold(Fn.pad(x, (r, r, r, r), mode="replicate"), patch).reshape(n, p2, H * W)
@@ -281,16 +275,7 @@ def refine_warp_direct(grey, ref_y, ref_ab, pos4, radius, patch, h):
                 idx = (sy * W + sx).reshape(n, 1, H * W)
                 cost[:, i, j] = ((pf - pr.gather(2, idx.expand(n, p2, H * W))) ** 2).mean(dim=1)
                 cab[:, :, i, j] = abf.gather(2, idx.expand(n, 2, H * W))
-        out = torch.zeros_like(abf)
-        for oy in (0, 1):
-            for ox in (0, 1):
-                k = D - 1
-                c = cost[:, oy:oy + k, ox:ox + k].reshape(n, k * k, H * W)
-                w = torch.softmax(c * (-1.0 / (h * h)), dim=1).unsqueeze(1)
-                a = cab[:, :, oy:oy + k, ox:ox + k].reshape(n, 2, k * k, H * W)
-                blend = (fy if oy else 1 - fy) * (fx if ox else 1 - fx)
-                out += blend * (w * a).sum(dim=2)
-        return out.reshape(n, 2, H, W)
+        return refine_blend(cost, cab, fy, fx, h).reshape(n, 2, H, W)
 
 
 def test_refine_per_cell_equals_direct():

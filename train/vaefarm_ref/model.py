@@ -177,6 +177,37 @@ def cell_positions(n, h, w, like):
     return (4.0 * torch.stack([yy, xx]))[None].expand(n, 2, h, w)
 
 
+def refine_centres(pos4, H, W):
+    """Each pixel's refinement position v = pos + (y mod 4, x mod 4) (NETWORK.md, "A", refine):
+    its floor (by, bx: N×H×W, long) and fractions (fy, fx: N×1×HW)."""
+    n = pos4.shape[0]
+    pos = nearest_up(pos4, 4)
+    yy = torch.arange(H, device=pos4.device).view(1, H, 1)
+    xx = torch.arange(W, device=pos4.device).view(1, 1, W)
+    vy = pos[:, 0] + (yy % 4).to(pos.dtype)
+    vx = pos[:, 1] + (xx % 4).to(pos.dtype)
+    by, bx = torch.floor(vy), torch.floor(vx)
+    fy, fx = (vy - by).reshape(n, 1, H * W), (vx - bx).reshape(n, 1, H * W)
+    return by.long(), bx.long(), fy, fx
+
+
+def refine_blend(cost, cab, fy, fx, h):
+    """The refinement's output from its candidates: cost N×D×D×HW, cab (their a, b) N×2×D×D×HW,
+    D = 2·radius + 2: the softmax(−cost/h²) average over each of the four (D−1)² windows
+    (centres floor(v) + {0, 1}²), blended bilinearly by v's fractions fy, fx."""
+    n, D, _, P = cost.shape
+    k = D - 1
+    out = torch.zeros(n, 2, P, dtype=cost.dtype, device=cost.device)
+    for oy in (0, 1):
+        for ox in (0, 1):
+            c = cost[:, oy:oy + k, ox:ox + k].reshape(n, k * k, P)
+            w = torch.softmax(c * (-1.0 / (h * h)), dim=1).unsqueeze(1)
+            a = cab[:, :, oy:oy + k, ox:ox + k].reshape(n, 2, k * k, P)
+            blend = (fy if oy else 1 - fy) * (fx if ox else 1 - fx)
+            out += blend * (w * a).sum(dim=2)
+    return out
+
+
 def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
     """The local refinement of the warp (NETWORK.md, "A", refine), at the network's size.
     grey, ref_y: N×1×H×W (the frame's Y′ and the reference's, from its R′G′B′ with the film's
@@ -200,14 +231,7 @@ def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
         nc = h4 * w4
         E = 2 * radius + 4                  # cell candidates per axis: −radius−1 … radius+2
         D = 2 * radius + 2                  # pixel candidates per axis: −radius … radius+1
-        pos = nearest_up(pos4, 4)
-        yy = torch.arange(H, device=grey.device).view(1, H, 1)
-        xx = torch.arange(W, device=grey.device).view(1, 1, W)
-        vy = pos[:, 0] + (yy % 4).to(pos.dtype)
-        vx = pos[:, 1] + (xx % 4).to(pos.dtype)
-        by, bx = torch.floor(vy), torch.floor(vx)
-        fy, fx = (vy - by).reshape(n, 1, H * W), (vx - bx).reshape(n, 1, H * W)
-        by, bx = by.long(), bx.long()
+        by, bx, fy, fx = refine_centres(pos4, H, W)
         # each cell's base: floor of its expected position (within [0, H−4] × [0, W−4]: a convex
         # combination of cell corners)
         cy = torch.floor(pos4[:, 0]).long().clamp(0, H - 4)
@@ -242,10 +266,10 @@ def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
         costc = (g2 - 2 * xs + rs) * (1.0 / (patch * patch))              # n·nc × 16 × E²
         costc = costc.view(n, h4, w4, 4, 4, E * E).permute(0, 5, 1, 3, 2, 4).reshape(n, E * E, H * W)
         # each pixel's own base (floor of its position) against its cell's base
-        ky = (yy % 4).expand(1, H, W)
-        kx = (xx % 4).expand(1, H, W)
-        cyu = nearest_up(cy.unsqueeze(1).to(pos.dtype), 4)[:, 0].long()
-        cxu = nearest_up(cx.unsqueeze(1).to(pos.dtype), 4)[:, 0].long()
+        ky = (torch.arange(H, device=grey.device) % 4).view(1, H, 1).expand(1, H, W)
+        kx = (torch.arange(W, device=grey.device) % 4).view(1, 1, W).expand(1, H, W)
+        cyu = nearest_up(cy.unsqueeze(1).to(pos4.dtype), 4)[:, 0].long()
+        cxu = nearest_up(cx.unsqueeze(1).to(pos4.dtype), 4)[:, 0].long()
         abf = ref_ab.reshape(n, 2, H * W)
         cost = torch.empty(n, D, D, H * W, dtype=grey.dtype, device=grey.device)
         cab = torch.empty(n, 2, D, D, H * W, dtype=grey.dtype, device=grey.device)
@@ -257,16 +281,7 @@ def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
                 jx = (sx - cxu - kx + radius + 1).clamp(0, E - 1)
                 cost[:, a, b] = costc.gather(1, (jy * E + jx).reshape(n, 1, H * W))[:, 0]
                 cab[:, :, a, b] = abf.gather(2, (sy * W + sx).reshape(n, 1, H * W).expand(n, 2, H * W))
-        out = torch.zeros_like(abf)
-        for oy in (0, 1):
-            for ox in (0, 1):
-                k = D - 1
-                c = cost[:, oy:oy + k, ox:ox + k].reshape(n, k * k, H * W)
-                w = torch.softmax(c * (-1.0 / (h * h)), dim=1).unsqueeze(1)
-                a_ = cab[:, :, oy:oy + k, ox:ox + k].reshape(n, 2, k * k, H * W)
-                blend = (fy if oy else 1 - fy) * (fx if ox else 1 - fx)
-                out += blend * (w * a_).sum(dim=2)
-        return out.reshape(n, 2, H, W)
+        return refine_blend(cost, cab, fy, fx, h).reshape(n, 2, H, W)
 
 
 # ----------------------------------------------------------------------------------------- C
