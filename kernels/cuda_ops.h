@@ -152,8 +152,8 @@ int vf_cuda_attention_rows(const float *f, int rows, int ncols, int ld, float ta
 /* vf_op_warp_refine: one thread per pixel (elem.h vf_refine_px); arguments checked by ops.c. */
 int vf_cuda_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
                         const struct vf_tensor *ref_ab, const struct vf_tensor *pos, int radius,
-                        int patch, float inv_h2, struct vf_tensor *dst, void *stream,
-                        struct vf_error *err);
+                        int patch, float inv_h2, const struct vf_refine_temporal_args *tp,
+                        float scale, struct vf_tensor *dst, void *stream, struct vf_error *err);
 /* vf_op_guided_upsample: scratch as kernels/ops.c's (vf_guided_scratch_elems, doubles). */
 int vf_cuda_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tensor *ab_lo,
                             const struct vf_tensor *grey_full, struct vf_tensor *ab_full,

@@ -471,17 +471,23 @@ static inline VF_HD float vf_l2_den(double ss, float eps)
 /* ---- warp refinement (docs/NETWORK.md, "A", refine) ---- */
 
 /* The normalised softmax sums Σ w·a, Σ w·b of one window (rows [i0, i0 + K), columns [j0, j0 + K)
- * of the D × D candidates), w = exp(−(cost − cmin)·inv_h2); e holds exp(−(cost − gmin)·inv_h2)
- * of every candidate, used as they are when the window holds the global minimum. */
+ * of the D × D candidates) joined by the nt temporal candidates (tcost, te, ta, tb; their costs
+ * already in the window's units), w = exp(−(cost − cmin)·inv_h2); e and te hold
+ * exp(−(cost − gmin)·inv_h2) of every candidate, used as they are when the minimum over the
+ * window and the temporal candidates is the global one. */
 static inline VF_HD void vf_refine_window(const float *cost, const float *e, const float *ca,
-                                          const float *cb, int D, int i0, int j0, float gmin,
-                                          float inv_h2, float *oa, float *ob)
+                                          const float *cb, int D, int i0, int j0,
+                                          const float *tcost, const float *te, const float *ta,
+                                          const float *tb, int nt, float gmin, float inv_h2,
+                                          float *oa, float *ob)
 {
     const int K = D - 1;
     float cmin = INFINITY;
     for (int i = i0; i < i0 + K; i++)
         for (int j = j0; j < j0 + K; j++)
             cmin = cost[i * D + j] < cmin ? cost[i * D + j] : cmin;
+    for (int k = 0; k < nt; k++)
+        cmin = tcost[k] < cmin ? tcost[k] : cmin;
     float sw = 0.0f, sa = 0.0f, sb = 0.0f;
     const int shared = cmin == gmin;
     for (int i = i0; i < i0 + K; i++)
@@ -492,9 +498,70 @@ static inline VF_HD void vf_refine_window(const float *cost, const float *e, con
             sa += w * ca[k];
             sb += w * cb[k];
         }
+    for (int k = 0; k < nt; k++) {
+        const float w = shared ? te[k] : expf(-(tcost[k] - cmin) * inv_h2);
+        sw += w;
+        sa += w * ta[k];
+        sb += w * tb[k];
+    }
     *oa = sa / sw;
     *ob = sb / sw;
 }
+
+/* The refinement's temporal candidates of pixel (y, x) (docs/NETWORK.md, "A", refine,
+ * temporal): frame t−1's warp a, b (pab, interleaved) at s = clamp((y, x) + d), d in
+ * [−tr, tr]², rows outer, each costing scale × the mean squared difference of the patch × patch
+ * windows (coordinates clamped) of cl (the frame's L) around (y, x) and pl (frame t−1's L)
+ * around s, in units of L/100. Writes (2·tr + 1)² costs and a, b. */
+static inline VF_HD void vf_refine_temporal(const float *cl, const float *pl, const float *pab,
+                                            int H, int W, int y, int x, int tr, int patch,
+                                            float scale, float *tcost, float *ta, float *tb)
+{
+    enum { TG = 2 * VF_REFINE_MAX_TEMPORAL + VF_REFINE_MAX_PATCH };
+    float cp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH], reg[TG * TG];
+    const int r = patch / 2, T = 2 * tr + 1, G = T + patch - 1;
+    const float f = scale * 1e-4f / (float)(patch * patch);
+    for (int u = 0; u < patch; u++) {
+        const float *row = cl + (size_t)vf_imin(vf_imax(y - r + u, 0), H - 1) * (size_t)W;
+        for (int v = 0; v < patch; v++)
+            cp[u * patch + v] = row[vf_imin(vf_imax(x - r + v, 0), W - 1)];
+    }
+    const int inside = y - tr - r >= 0 && y + tr + r <= H - 1 && x - tr - r >= 0 &&
+                       x + tr + r <= W - 1;
+    if (inside)     /* every window in the image: one region of G × G */
+        for (int i = 0; i < G; i++)
+            for (int j = 0; j < G; j++)
+                reg[i * G + j] = pl[(size_t)(y - tr - r + i) * (size_t)W + (size_t)(x - tr - r + j)];
+    for (int i = 0; i < T; i++) {
+        const int sy = vf_imin(vf_imax(y - tr + i, 0), H - 1);
+        for (int j = 0; j < T; j++) {
+            const int sx = vf_imin(vf_imax(x - tr + j, 0), W - 1);
+            float acc = 0.0f;
+            for (int u = 0; u < patch; u++) {
+                const float *row = inside ? reg + (i + u) * G + j
+                                          : pl + (size_t)vf_imin(vf_imax(sy - r + u, 0), H - 1) * (size_t)W;
+                for (int v = 0; v < patch; v++) {
+                    const float d = cp[u * patch + v] -
+                                    (inside ? row[v] : row[vf_imin(vf_imax(sx - r + v, 0), W - 1)]);
+                    acc += d * d;
+                }
+            }
+            const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
+            tcost[i * T + j] = acc * f;
+            ta[i * T + j] = pab[o];
+            tb[i * T + j] = pab[o + 1];
+        }
+    }
+}
+
+/* The temporal candidates' inputs (docs/NETWORK.md, "A", refine, temporal), or none (l NULL):
+ * the frame's lightness L, frame t−1's L and warp a, b (interleaved), all H × W; radius;
+ * scale = (h/h_t)², the factor that puts their costs in the reference candidates' units. */
+struct vf_refine_prev {
+    const float *l, *prev_l, *prev_ab;
+    int radius;
+    float scale;
+};
 
 /* Pixel (y, x) of the refined warp. grey, ry: the frame's and the reference's Y′, H×W planes
  * (element (y, x) at [y·W + x]); rab: the reference's a, b interleaved ([(y·W + x)·2 + ch]);
@@ -502,19 +569,23 @@ static inline VF_HD void vf_refine_window(const float *cost, const float *e, con
  * v = p + (y mod 4, x mod 4). Around an integer centre c, candidate s = clamp(c + d),
  * d in [−radius, radius]², rows outer, costs the mean squared difference of the patch×patch luma
  * windows around (y, x) and s (coordinates clamped), and R(c) = Σ w_d·ab(s_d) with weights
- * exp(−(cost − min cost)·inv_h2), normalised. The output blends R over the four centres
+ * exp(−(cost − min cost)·inv_h2), normalised, over the window and tp's temporal candidates (when
+ * tp->l is not NULL: vf_refine_temporal). The output blends R over the four centres
  * floor(v) + {0, 1}² bilinearly by v's fractions (continuous in p). The four windows share
  * their (2·radius + 2)² candidates: the grey patch and the reference region they read are
  * copied once (coordinates clamped there), so the cost loops run without clamps. */
 static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const float *rab, int H,
                                       int W, int y, int x, float py, float px, int radius,
-                                      int patch, float inv_h2, float *oa, float *ob)
+                                      int patch, float inv_h2, const struct vf_refine_prev *tp,
+                                      float *oa, float *ob)
 {
     enum {
         DMAX = 2 * VF_REFINE_MAX_RADIUS + 2,
-        GMAX = DMAX + VF_REFINE_MAX_PATCH - 1
+        GMAX = DMAX + VF_REFINE_MAX_PATCH - 1,
+        TMAX = (2 * VF_REFINE_MAX_TEMPORAL + 1) * (2 * VF_REFINE_MAX_TEMPORAL + 1)
     };
     float cost[DMAX * DMAX], e[DMAX * DMAX], ca[DMAX * DMAX], cb[DMAX * DMAX];
+    float tcost[TMAX], te[TMAX], ta[TMAX], tb[TMAX];
     float gp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH], reg[GMAX * GMAX];
     const int r = patch / 2, D = 2 * radius + 2, G = D + patch - 1;
     const float vy = py + (float)(y % 4), vx = px + (float)(x % 4);
@@ -580,11 +651,21 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
             }
         }
     }
+    int nt = 0;
+    if (tp && tp->l) {
+        nt = (2 * tp->radius + 1) * (2 * tp->radius + 1);
+        vf_refine_temporal(tp->l, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius, patch,
+                           tp->scale, tcost, ta, tb);
+    }
     float gmin = INFINITY;
     for (int k = 0; k < D * D; k++)
         gmin = cost[k] < gmin ? cost[k] : gmin;
+    for (int k = 0; k < nt; k++)
+        gmin = tcost[k] < gmin ? tcost[k] : gmin;
     for (int k = 0; k < D * D; k++)
         e[k] = expf(-(cost[k] - gmin) * inv_h2);
+    for (int k = 0; k < nt; k++)
+        te[k] = expf(-(tcost[k] - gmin) * inv_h2);
     float a = 0.0f, b = 0.0f;
     for (int oy = 0; oy <= 1; oy++) {
         for (int ox = 0; ox <= 1; ox++) {
@@ -592,7 +673,8 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
             if (!(blend > 0.0f))
                 continue;
             float wa, wb;
-            vf_refine_window(cost, e, ca, cb, D, oy, ox, gmin, inv_h2, &wa, &wb);
+            vf_refine_window(cost, e, ca, cb, D, oy, ox, tcost, te, ta, tb, nt, gmin, inv_h2,
+                             &wa, &wb);
             a += blend * wa;
             b += blend * wb;
         }

@@ -244,12 +244,25 @@ int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int nc
  * fine), weighted by the luma match of patch × patch windows of grey (the frame's Y′, 1 ch) and
  * ref_y (the reference's, 1 ch): elem.h vf_refine_px. grey, ref_y, ref_ab and dst: dense f32,
  * one size; H and W multiples of 4; radius in [1, VF_REFINE_MAX_RADIUS], patch odd in
- * [1, VF_REFINE_MAX_PATCH], h > 0. */
+ * [1, VF_REFINE_MAX_PATCH], h > 0. tp (NULL: none): the temporal candidates, frame t−1's warp
+ * a, b (tp->prev_ab) around each pixel weighted by the lightness match of tp->l (the frame's L)
+ * and tp->prev_l (frame t−1's), width tp->h: elem.h vf_refine_temporal. l, prev_l (1 ch) and prev_ab (2 ch):
+ * dense f32, grey's size; radius in [1, VF_REFINE_MAX_TEMPORAL]. Where prev_l holds
+ * VF_REFINE_NO_PREV (the zero state, the first frame of a shot), those candidates weigh exactly
+ * nothing, for any h, h_t < 10: the output is the one without them. */
 #define VF_REFINE_MAX_RADIUS 7
 #define VF_REFINE_MAX_PATCH 9
+#define VF_REFINE_MAX_TEMPORAL 3
+#define VF_REFINE_NO_PREV 1.0e6f
+struct vf_refine_temporal_args {
+    const struct vf_tensor *l, *prev_l, *prev_ab;
+    int radius;
+    float h;
+};
 int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
                       const struct vf_tensor *ref_ab, const struct vf_tensor *pos, int radius,
-                      int patch, float h, struct vf_tensor *dst, struct vf_error *err);
+                      int patch, float h, const struct vf_refine_temporal_args *tp,
+                      struct vf_tensor *dst, struct vf_error *err);
 
 /* ---- colour ---- */
 /* Grey Y′ (1 channel, [0,1]) → L (1 channel, 0..100, neutral-grey reading, NETWORK.md) and,

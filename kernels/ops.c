@@ -836,7 +836,8 @@ static int check_dense_f32(struct vf_error *err, const char *op, const char *nam
 
 int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
                       const struct vf_tensor *ref_ab, const struct vf_tensor *pos, int radius,
-                      int patch, float h, struct vf_tensor *dst, struct vf_error *err)
+                      int patch, float h, const struct vf_refine_temporal_args *tp,
+                      struct vf_tensor *dst, struct vf_error *err)
 {
     static const char op[] = "vf_op_warp_refine";
     TRYC(check_tensor(err, op, "grey", grey, NULL));
@@ -864,11 +865,32 @@ int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_
         return vf_error_set(err, VF_EINVAL, "%s: radius must be in [1, %d], patch odd in [1, %d] "
                             "and h > 0 (got %d, %d, %g)", op, VF_REFINE_MAX_RADIUS,
                             VF_REFINE_MAX_PATCH, radius, patch, (double)h);
+    if (tp) {
+        TRYC(check_tensor(err, op, "l", tp->l, grey->be));
+        TRYC(check_tensor(err, op, "prev_l", tp->prev_l, grey->be));
+        TRYC(check_tensor(err, op, "prev_ab", tp->prev_ab, grey->be));
+        TRYC(check_dense_f32(err, op, "l", tp->l, 1));
+        TRYC(check_dense_f32(err, op, "prev_l", tp->prev_l, 1));
+        TRYC(check_dense_f32(err, op, "prev_ab", tp->prev_ab, 2));
+        if (!same_image(grey, tp->l) || !same_image(grey, tp->prev_l) ||
+            !same_image(grey, tp->prev_ab))
+            return bad_shapes(err, op, "grey", grey, "l, prev_l or prev_ab",
+                              same_image(grey, tp->l)
+                              ? (same_image(grey, tp->prev_l) ? tp->prev_ab : tp->prev_l) : tp->l,
+                              "they must have the same size");
+        if (tp->radius < 1 || tp->radius > VF_REFINE_MAX_TEMPORAL || !(tp->h > 0.0f) ||
+            !isfinite(tp->h))
+            return vf_error_set(err, VF_EINVAL, "%s: the temporal radius must be in [1, %d] and "
+                                "its h > 0 (got %d, %g)", op, VF_REFINE_MAX_TEMPORAL, tp->radius,
+                                (double)tp->h);
+    }
     const float inv_h2 = 1.0f / (h * h);
+    /* the temporal costs in the reference candidates' units: × (h / h_t)² */
+    const float scale = tp ? (h / tp->h) * (h / tp->h) : 0.0f;
 #ifdef VF_HAVE_CUDA
     if (VF_BE_CUDA(grey->be))
-        return vf_cuda_warp_refine(grey, ref_y, ref_ab, pos, radius, patch, inv_h2, dst,
-                                   vf_cuda_stream(grey->be), err);
+        return vf_cuda_warp_refine(grey, ref_y, ref_ab, pos, radius, patch, inv_h2, tp, scale,
+                                   dst, vf_cuda_stream(grey->be), err);
 #endif
     vf_be_enter_(grey->be);
     const int H = grey->h, W = grey->w, w4 = W / 4;
@@ -879,13 +901,21 @@ int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_
         const float *rab = (const float *)ref_ab->data + (size_t)img * P * 2;
         const float *ps = (const float *)pos->data;
         float *out = (float *)dst->data + (size_t)img * P * 2;
-#pragma omp parallel for schedule(static) if ((long)P * radius * patch > PAR_MIN)
+        struct vf_refine_prev prev = {0};
+        if (tp)
+            prev = (struct vf_refine_prev){
+                .l = (const float *)tp->l->data + (size_t)img * P,
+                .prev_l = (const float *)tp->prev_l->data + (size_t)img * P,
+                .prev_ab = (const float *)tp->prev_ab->data + (size_t)img * P * 2,
+                .radius = tp->radius, .scale = scale};
+        const long work = (long)P * radius * patch + (tp ? (long)P * tp->radius * patch : 0);
+#pragma omp parallel for schedule(static) if (work > PAR_MIN)
         for (int y = 0; y < H; y++) {
             for (int x = 0; x < W; x++) {
                 const float *pp = ps + px_off(pos, ((long)img * (H / 4) + y / 4) * w4 + x / 4);
                 const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
-                vf_refine_px(g, ry, rab, H, W, y, x, pp[0], pp[1], radius, patch, inv_h2, out + o,
-                             out + o + 1);
+                vf_refine_px(g, ry, rab, H, W, y, x, pp[0], pp[1], radius, patch, inv_h2, &prev,
+                             out + o, out + o + 1);
             }
         }
     }

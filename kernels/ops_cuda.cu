@@ -521,7 +521,8 @@ extern "C" int vf_cuda_attention_rows(const float *f, int rows, int ncols, int l
 
 __global__ void k_warp_refine(const float *grey, const float *ry, const float *rab,
                               const float *pos, int pos_stride, int n, int H, int W, int radius,
-                              int patch, float inv_h2, float *out)
+                              int patch, float inv_h2, const float *tl, const float *tpl,
+                              const float *tpab, int tr, float scale, float *out)
 {
     const long long P = (long long)H * W;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n * P;
@@ -530,21 +531,33 @@ __global__ void k_warp_refine(const float *grey, const float *ry, const float *r
         const int y = (int)((i % P) / W), x = (int)(i % W);
         const float *pp = pos + (((long long)img * (H / 4) + y / 4) * (W / 4) + x / 4) * pos_stride;
         float *o = out + i * 2;
+        struct vf_refine_prev prev = {};
+        if (tl) {
+            prev.l = tl + img * P;
+            prev.prev_l = tpl + img * P;
+            prev.prev_ab = tpab + img * P * 2;
+            prev.radius = tr;
+            prev.scale = scale;
+        }
         vf_refine_px(grey + img * P, ry + img * P, rab + img * P * 2, H, W, y, x, pp[0], pp[1],
-                     radius, patch, inv_h2, o, o + 1);
+                     radius, patch, inv_h2, &prev, o, o + 1);
     }
 }
 
 extern "C" int vf_cuda_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
                                    const struct vf_tensor *ref_ab, const struct vf_tensor *pos,
-                                   int radius, int patch, float inv_h2, struct vf_tensor *dst,
-                                   void *stream, struct vf_error *err)
+                                   int radius, int patch, float inv_h2,
+                                   const struct vf_refine_temporal_args *tp, float scale,
+                                   struct vf_tensor *dst, void *stream, struct vf_error *err)
 {
     const long long n = pixels(grey);
     k_warp_refine<<<grid_for(n), kThreads, 0, as_stream(stream)>>>(
         static_cast<const float *>(grey->data), static_cast<const float *>(ref_y->data),
         static_cast<const float *>(ref_ab->data), static_cast<const float *>(pos->data),
         pos->pix_stride, grey->n, grey->h, grey->w, radius, patch, inv_h2,
+        tp ? static_cast<const float *>(tp->l->data) : nullptr,
+        tp ? static_cast<const float *>(tp->prev_l->data) : nullptr,
+        tp ? static_cast<const float *>(tp->prev_ab->data) : nullptr, tp ? tp->radius : 0, scale,
         static_cast<float *>(dst->data));
     return launched("vf_cuda_warp_refine", err);
 }

@@ -66,6 +66,11 @@ struct vf_colorizer {
      * plane to compute it in */
     struct vf_tensor att_v, att_o, ref_y;
     float *host_y;
+    /* A.refine.temporal: the frame's L, and frame t−1's L and warp W^ab, f32 1, 1, 2 × H × W
+     * (the recurrent state beside X̂(t−1)); a reset writes VF_REFINE_NO_PREV into prev_l (no
+     * candidates) from host_noprev (H × W, then 2 × H × W zeros) */
+    struct vf_tensor l32, prev_l, prev_ab;
+    float *host_noprev;
     bool have_ref;
     bool have_frame;            /* a frame since the last reference: post has something */
 
@@ -205,6 +210,10 @@ void vf_colorizer_destroy(struct vf_colorizer **pc)
     vf_tensor_free(&c->att_v);
     vf_tensor_free(&c->att_o);
     vf_tensor_free(&c->ref_y);
+    vf_tensor_free(&c->l32);
+    vf_tensor_free(&c->prev_l);
+    vf_tensor_free(&c->prev_ab);
+    free(c->host_noprev);
     vf_tensor_free(&c->conf_lo);
     vf_tensor_free(&c->cin);
     free(c->c_bias0);
@@ -347,6 +356,15 @@ static int create_a(struct vf_colorizer *c, struct vf_error *err)
                 v[3 * (size_t)c->npos + (size_t)y * c->w4 + x] = 4.0f * (float)x;
             }
         TRY(vf_tensor_upload(&c->att_v, v, err));
+    }
+    if (net->arch.a_refine_temporal) {
+        TRY(vf_tensor_alloc(&c->l32, c->be, VF_F32, 1, 1, c->h, c->w, err));
+        TRY(vf_tensor_alloc(&c->prev_l, c->be, VF_F32, 1, 1, c->h, c->w, err));
+        TRY(vf_tensor_alloc(&c->prev_ab, c->be, VF_F32, 1, 2, c->h, c->w, err));
+        const size_t P = (size_t)c->h * (size_t)c->w;
+        c->host_noprev = vf_calloc(3 * P, sizeof(float), err);
+        if (!c->host_noprev) return VF_ENOMEM;
+        for (size_t i = 0; i < P; i++) c->host_noprev[i] = VF_REFINE_NO_PREV;
     }
 fail:
     return rc;
@@ -591,6 +609,12 @@ void vf_colorizer_reset(struct vf_colorizer *c)
     /* The upload of a host array into a preallocated tensor cannot fail but for a bug. */
     int rc = vf_tensor_upload(&prev, c->zero_state, &err);
     VF_ASSERT(rc == VF_OK);
+    if (c->net->arch.a_refine_temporal) {   /* no temporal candidates for the next frame */
+        rc = vf_tensor_upload(&c->prev_l, c->host_noprev, &err);
+        VF_ASSERT(rc == VF_OK);
+        rc = vf_tensor_upload(&c->prev_ab, c->host_noprev + (size_t)c->h * (size_t)c->w, &err);
+        VF_ASSERT(rc == VF_OK);
+    }
 }
 
 static int download_planar(const struct vf_tensor *t, float *dst, struct vf_error *err)
@@ -605,6 +629,7 @@ static int enqueue_f(struct vf_colorizer *c, struct vf_error *err)
     int rc;
     struct vf_tensor l = vf_tensor_slice(&c->cin, 0, 1);
     TRY(vf_op_grey_to_l(&c->grey, &l, &c->fin, err));
+    if (c->net->arch.a_refine_temporal) TRY(vf_op_grey_to_l(&c->grey, &c->l32, NULL, err));
     TRY(run_f(c, err));
 fail:
     return rc;
@@ -635,8 +660,16 @@ static int enqueue_a(struct vf_colorizer *c, struct vf_error *err)
     if (a->a_refine_radius) {
         struct vf_tensor w = vf_tensor_slice(&c->att_o, 0, 2), pos = vf_tensor_slice(&c->att_o, 2, 2);
         TRY(vf_op_copy(&w, &c->wab_lo, err));
+        const struct vf_refine_temporal_args tp = {
+            .l = &c->l32, .prev_l = &c->prev_l, .prev_ab = &c->prev_ab,
+            .radius = a->a_refine_temporal, .h = a->a_refine_temporal_h};
         TRY(vf_op_warp_refine(&c->grey, &c->ref_y, &c->ref_ab, &pos, a->a_refine_radius,
-                              a->a_refine_patch, a->a_refine_h, &c->wab_up, err));
+                              a->a_refine_patch, a->a_refine_h,
+                              a->a_refine_temporal ? &tp : NULL, &c->wab_up, err));
+        if (a->a_refine_temporal) {     /* the next frame's: this frame's L and warp */
+            TRY(vf_op_copy(&c->l32, &c->prev_l, err));
+            TRY(vf_op_copy(&c->wab_up, &c->prev_ab, err));
+        }
         TRY(vf_op_copy(&c->wab_up, &wab, err));
     } else if (a->c_residual) {
         TRY(vf_op_resize(&c->wab_lo, &c->wab_up, VF_RESIZE_NEAREST, err));

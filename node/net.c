@@ -46,6 +46,8 @@ static void arch_tiny(struct vf_arch *a)
     a->a_refine_radius = 4;
     a->a_refine_patch = 5;
     a->a_refine_h = 0.005f;
+    a->a_refine_temporal = 2;
+    a->a_refine_temporal_h = 0.0025f;
     a->inference_h = 144;
     a->inference_w = 256;
 }
@@ -180,6 +182,14 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
                             "%g) is out of range: radius in [1, %d], patch odd in [1, %d], h in "
                             "(0, 10)", what, a->a_refine_radius, a->a_refine_patch,
                             (double)a->a_refine_h, VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH);
+    if (a->a_refine_temporal &&
+        (!a->a_refine_radius || a->a_refine_temporal < 0 ||
+         a->a_refine_temporal > VF_REFINE_MAX_TEMPORAL || !(a->a_refine_temporal_h > 0.0f) ||
+         !(a->a_refine_temporal_h < 10.0f)))
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: A.refine.temporal %d (h_t %g) is "
+                            "out of range: it needs A.refine, radius in [0, %d], h_t in (0, 10)",
+                            what, a->a_refine_temporal, (double)a->a_refine_temporal_h,
+                            VF_REFINE_MAX_TEMPORAL);
     ARCH_RANGE(a->inference_h, 32, 8192, "inference_size[0]");
     ARCH_RANGE(a->inference_w, 32, 8192, "inference_size[1]");
     if (a->inference_h % 8 || a->inference_w % 8)
@@ -244,17 +254,23 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     json_t *refine = json_object_get(A, "refine");      /* optional, off when absent */
     if (refine) {
         json_t *rh = json_object_get(refine, "h");
-        if (!json_is_object(refine) || json_object_size(refine) != 3 || !json_is_number(rh)) {
+        json_t *tr = json_object_get(refine, "temporal"), *th = json_object_get(refine, "temporal_h");
+        if (!json_is_object(refine) || json_object_size(refine) != (tr ? 5u : 3u) ||
+            !json_is_number(rh) || (tr && !json_is_number(th))) {
             vf_error_set(err, VF_EINVAL, "%s: architecture metadata: A.refine must be an object "
-                         "{\"radius\": 1..%d, \"patch\": odd 1..%d, \"h\": a number}", what,
-                         VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH);
+                         "{\"radius\": 1..%d, \"patch\": odd 1..%d, \"h\": a number} and "
+                         "optionally both \"temporal\": 0..%d and \"temporal_h\": a number",
+                         what, VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH, VF_REFINE_MAX_TEMPORAL);
             goto out;
         }
         if (json_int_in(refine, "radius", 1, VF_REFINE_MAX_RADIUS, &a->a_refine_radius, what,
                         "A.refine", err) ||
             json_int_in(refine, "patch", 1, VF_REFINE_MAX_PATCH, &a->a_refine_patch, what,
-                        "A.refine", err))
+                        "A.refine", err) ||
+            (tr && json_int_in(refine, "temporal", 0, VF_REFINE_MAX_TEMPORAL,
+                               &a->a_refine_temporal, what, "A.refine", err)))
             goto out;
+        if (tr) a->a_refine_temporal_h = (float)json_number_value(th);
         a->a_refine_h = (float)json_number_value(rh);
     }
     json_t *mid = json_object_get(C, "mid");
@@ -798,6 +814,9 @@ void vf_net_macs(const struct vf_net *net, int h, int w, double *f, double *a, d
     if (ar->a_refine_radius) {   /* the refinement: a patch² difference per shared candidate */
         double d = 2.0 * ar->a_refine_radius + 2.0, p = (double)ar->a_refine_patch;
         A += (double)h * w * d * d * p * p;
+        /* and per temporal candidate */
+        double t = 2.0 * ar->a_refine_temporal + 1.0;
+        A += (double)h * w * t * t * p * p;
     }
     int ys[4], xs[4];
     ys[0] = h;

@@ -75,6 +75,10 @@ struct vf_arch {
      * (2·radius + 1)² window around the attention's expected position; radius 0: off */
     int a_refine_radius, a_refine_patch;
     float a_refine_h;
+    /* its temporal candidates: X̂(t−1)'s a, b in a (2·temporal + 1)² window around each pixel,
+     * weighed by the lightness match with width temporal_h; 0: none */
+    int a_refine_temporal;
+    float a_refine_temporal_h;
     int c_widths[4], c_enc_convs[4];
     int c_mid_groups, c_mid_len[8], c_mid_dil[8][8];
     int c_latent, c_dec_widths[3], c_dec_convs[3];

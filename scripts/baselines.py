@@ -293,28 +293,38 @@ def load_net(model):
     return load_model(model)
 
 
-def warp_lo(net, g_lo, cache):
+def warp_lo(net, g_lo, cache, prev=None):
     """A's W^ab for a batch of grey frames at inference size (N x 1 x H x W): net.frame()'s
-    warp_ab without running C."""
+    warp_ab without running C. prev: frame t−1's L − 50 and W^ab (N x 3 x H x W) for the
+    refinement's temporal candidates, or None (the zero state)."""
     n, _, H, W = g_lo.shape
     taps = net.taps(g_lo.expand(n, 3, H, W))
     theta = net.A.frame_side(taps, (H // 4, W // 4))
     refs = [cache[k][None].expand(n, -1, -1, -1)
             for k in ("phi", "ref_ab", "ref_y", "ref_ab_full") if k in cache]
-    return net.correspond(g_lo, theta, *refs)[2]
+    return net.correspond(g_lo, theta, *refs, prev=prev)[2]
 
 
 def ab_warp(film, model, net=None, size="default"):
+    """The warp alone. With the refinement's temporal candidates (A.refine.temporal) frame t's
+    warp reads frame t−1's (its L − 50, W^ab), as in the network, whose warp chain does not
+    depend on C: one frame at a time, from the zero state at each shot's start. It is the
+    model's own W^ab."""
     net = net or load_net(model)
     H, W = inference_size(net.arch, film.w, film.h, size)
+    temporal = bool((net.arch["A"].get("refine") or {}).get("temporal"))
     Y = film.Y
     with torch.no_grad():
         for start, end, ref in film.shots:
             cache = net.reference(torch.from_numpy(resize(read_png(ref), H, W)), film.kr, film.kb)
-            for t in range(start, end, BATCH):
-                gf = torch.from_numpy(film.grey(Y[t:min(t + BATCH, end)])[:, None])
+            prev = None
+            for t in range(start, end, 1 if temporal else BATCH):
+                b = t + 1 if temporal else min(t + BATCH, end)
+                gf = torch.from_numpy(film.grey(Y[t:b])[:, None])
                 g = torch.from_numpy(resize(gf.numpy(), H, W))
-                wab = warp_lo(net, g, cache)
+                wab = warp_lo(net, g, cache, prev)
+                if temporal:
+                    prev = torch.cat([labmod.grey_to_L(g) - 50.0, wab], dim=1)
                 yield t, Net.guided_up(g, wab, gf).numpy()
 
 

@@ -155,6 +155,8 @@ struct op_case {
     int mode, radius, rows, ncols, ld, vc;
     bool center, with_s;
     struct pair *src, *src2, *dst, *gamma, *beta, *slopes, *x3, *x4;
+    struct pair *x5, *x6, *x7;  /* the refinement's temporal candidates (x5 NULL: none) */
+    int tradius;
 };
 
 static void compare(const char *what, const float *cpu, const float *gpu, size_t n, double tol)
@@ -598,13 +600,19 @@ static void guided_upsample_matches_cpu(void **state)
 
 static int run_refine(const struct op_case *k, int s, struct vf_error *err)
 {
+    const struct vf_refine_temporal_args tp = {.l = k->x5 ? T(k->x5, s) : NULL,
+                                               .prev_l = k->x5 ? T(k->x6, s) : NULL,
+                                               .prev_ab = k->x5 ? T(k->x7, s) : NULL,
+                                               .radius = k->tradius, .h = k->tau};
     return vf_op_warp_refine(T(k->src, s), T(k->src2, s), T(k->x3, s), T(k->x4, s), k->radius,
-                             k->mode, k->eps, T(k->dst, s), err);
+                             k->mode, k->eps, k->x5 ? &tp : NULL, T(k->dst, s), err);
 }
 
 /* Dense f32 only (the op's contract). Bound 1e-3 of the a, b scale: the costs' sums are
  * contracted into FMAs differently by nvcc and gcc, and 1/h² (4·10⁴ at h = 0.005) turns their
- * last-bit differences into weight differences of ~1e-4. */
+ * last-bit differences into weight differences of ~1e-4. Without and with temporal candidates
+ * (radius 1 to 3; X̂(t−1)'s L near the frame's, so they compete; and the zero state's
+ * VF_REFINE_NO_PREV, where they must weigh nothing on the GPU too). */
 static void warp_refine_matches_cpu(void **state)
 {
     (void)state;
@@ -613,29 +621,40 @@ static void warp_refine_matches_cpu(void **state)
     const float hs[] = {0.005f, 0.05f};
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
         for (size_t ri = 0; ri < sizeof rp / sizeof rp[0]; ri++)
-            for (size_t hi = 0; hi < sizeof hs / sizeof hs[0]; hi++) {
-                const int H = sizes[si][0], W = sizes[si][1];
-                struct pair g, ry, ab, pos, out;
-                pair_make(&g, VF_F32, 2, 1, H, W, 0, 0, 1);
-                pair_make(&ry, VF_F32, 2, 1, H, W, 0, 0, 1);
-                pair_make(&ab, VF_F32, 2, 2, H, W, 0, -80, 80);
-                pair_make(&pos, VF_F32, 2, 2, H / 4, W / 4, 0, -2, H);
-                pair_fill(&pos, 1, -2, W);
-                pair_make(&out, VF_F32, 2, 2, H, W, 0, 0, 0);
-                struct op_case k = {.run = run_refine, .radius = rp[ri][0], .mode = rp[ri][1],
-                                    .eps = hs[hi], .tol = 1e-3, .src = &g, .src2 = &ry,
-                                    .x3 = &ab, .x4 = &pos, .dst = &out,
-                                    .in = {&g, &ry, &ab, &pos, &out}, .nin = 5, .out = {&out},
-                                    .nout = 1};
-                snprintf(k.name, sizeof k.name, "warp refine %dx%d radius %d patch %d h %g", H, W,
-                         rp[ri][0], rp[ri][1], (double)hs[hi]);
-                run_case(&k);
-                pair_free(&g);
-                pair_free(&ry);
-                pair_free(&ab);
-                pair_free(&pos);
-                pair_free(&out);
-            }
+            for (size_t hi = 0; hi < sizeof hs / sizeof hs[0]; hi++)
+                for (int tr = 0; tr <= VF_REFINE_MAX_TEMPORAL; tr++) {
+                    const int H = sizes[si][0], W = sizes[si][1];
+                    struct pair g, ry, ab, pos, out, l, pl, pab;
+                    pair_make(&g, VF_F32, 2, 1, H, W, 0, 0, 1);
+                    pair_make(&ry, VF_F32, 2, 1, H, W, 0, 0, 1);
+                    pair_make(&ab, VF_F32, 2, 2, H, W, 0, -80, 80);
+                    pair_make(&pos, VF_F32, 2, 2, H / 4, W / 4, 0, -2, H);
+                    pair_fill(&pos, 1, -2, W);
+                    pair_make(&out, VF_F32, 2, 2, H, W, 0, 0, 0);
+                    pair_make(&l, VF_F32, 2, 1, H, W, 0, 40, 42);
+                    /* tr = 3: the zero state */
+                    pair_make(&pl, VF_F32, 2, 1, H, W, 0, tr == 3 ? VF_REFINE_NO_PREV : 40,
+                              tr == 3 ? VF_REFINE_NO_PREV : 42);
+                    pair_make(&pab, VF_F32, 2, 2, H, W, 0, -80, 80);
+                    struct op_case k = {.run = run_refine, .radius = rp[ri][0], .mode = rp[ri][1],
+                                        .eps = hs[hi], .tol = 1e-3, .src = &g, .src2 = &ry,
+                                        .x3 = &ab, .x4 = &pos, .dst = &out,
+                                        .x5 = tr ? &l : NULL, .x6 = &pl, .x7 = &pab,
+                                        .tradius = tr, .tau = hs[hi] / 2,
+                                        .in = {&g, &ry, &ab, &pos, &out, &l, &pl, &pab},
+                                        .nin = 8, .out = {&out}, .nout = 1};
+                    snprintf(k.name, sizeof k.name, "warp refine %dx%d radius %d patch %d h %g "
+                             "temporal %d", H, W, rp[ri][0], rp[ri][1], (double)hs[hi], tr);
+                    run_case(&k);
+                    pair_free(&g);
+                    pair_free(&ry);
+                    pair_free(&ab);
+                    pair_free(&pos);
+                    pair_free(&out);
+                    pair_free(&l);
+                    pair_free(&pl);
+                    pair_free(&pab);
+                }
 }
 
 /* ============================== errors ===================================================== */

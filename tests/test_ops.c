@@ -965,7 +965,7 @@ static void refine_once(const float *g, const float *ry, const float *ab, const 
     ok(vf_tensor_upload(&tr, ry, &err), &err);
     ok(vf_tensor_upload(&tab, ab, &err), &err);
     ok(vf_tensor_upload(&tp, pos, &err), &err);
-    ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, &td, &err), &err);
+    ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, NULL, &td, &err), &err);
     ok(vf_tensor_download(&td, out, &err), &err);
     vf_tensor_free(&tg);
     vf_tensor_free(&tr);
@@ -1062,16 +1062,16 @@ static void warp_refine_recovers_a_shift(void **state)
         ok(vf_tensor_upload(&tr, ry, &err), &err);
         ok(vf_tensor_upload(&tab, ab, &err), &err);
         ok(vf_tensor_upload(&tp, pos, &err), &err);
-        ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, R, PATCH, 0.005f, &td, &err), &err);
+        ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, R, PATCH, 0.005f, NULL, &td, &err), &err);
         outs[b] = calloc(2 * P, sizeof(float));
         assert_non_null(outs[b]);
         ok(vf_tensor_download(&td, outs[b], &err), &err);
         /* refused: an even patch, a radius over the limit, positions of the wrong size */
-        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, R, 4, 0.005f, &td, &err), VF_EINVAL);
+        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, R, 4, 0.005f, NULL, &td, &err), VF_EINVAL);
         assert_non_null(strstr(err.msg, "patch odd"));
         assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, VF_REFINE_MAX_RADIUS + 1, PATCH,
-                                           0.005f, &td, &err), VF_EINVAL);
-        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &bad, R, PATCH, 0.005f, &td, &err),
+                                           0.005f, NULL, &td, &err), VF_EINVAL);
+        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &bad, R, PATCH, 0.005f, NULL, &td, &err),
                          VF_EINVAL);
         assert_non_null(strstr(err.msg, "pos"));
         vf_tensor_free(&tg);
@@ -1104,6 +1104,123 @@ static void warp_refine_recovers_a_shift(void **state)
     free(g);
     free(ab);
     free(pos);
+}
+
+/* The temporal candidates (docs/NETWORK.md, "A", refine, temporal). The frame's lightness is
+ * X̂(t−1)'s moved by (1, −2) pixels and its grey has nothing to do with the reference's luma:
+ * away from the borders the refinement must carry X̂(t−1)'s a, b from where each pixel came
+ * from (radius 2 reaches it). With prev_l at VF_REFINE_NO_PREV (a reset: the zero state) the
+ * output is the one without candidates, bit for bit. 1, 2 and 3 threads give the same bits; a
+ * temporal radius over the limit and a prev_ab of another size are refused. */
+static void warp_refine_temporal(void **state)
+{
+    (void)state;
+    const int H = 32, W = 48, h4 = H / 4, w4 = W / 4, DY = 1, DX = -2, TR = 2;
+    const size_t P = (size_t)H * W, n4 = (size_t)h4 * w4;
+    float *ry = malloc(P * sizeof *ry), *g = malloc(P * sizeof *g), *ab = malloc(2 * P * sizeof *ab);
+    float *pl = malloc(P * sizeof *pl), *cl = malloc(P * sizeof *cl), *pab = malloc(2 * P * sizeof *pab);
+    float *none = malloc(P * sizeof *none), *pos = malloc(2 * n4 * sizeof *pos);
+    float *outs[NBE], *plain = malloc(2 * P * sizeof *plain), *reset = malloc(2 * P * sizeof *reset);
+    assert_true(ry && g && ab && pl && cl && pab && none && pos && plain && reset);
+    tu_lcg_seed(13);
+    for (size_t i = 0; i < P; i++) {
+        ry[i] = (float)urand();
+        g[i] = (float)urand();
+        ab[i] = (float)rnd(-50.0, 50.0);
+        ab[P + i] = (float)rnd(-50.0, 50.0);
+        pl[i] = (float)rnd(0.0, 100.0);
+        pab[i] = (float)rnd(-50.0, 50.0);
+        pab[P + i] = (float)rnd(-50.0, 50.0);
+        none[i] = VF_REFINE_NO_PREV;
+    }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int sy = y + DY >= H ? H - 1 : y + DY, sx = x + DX < 0 ? 0 : x + DX;
+            cl[y * W + x] = pl[sy * W + sx];
+        }
+    for (size_t i = 0; i < 2 * n4; i++)
+        pos[i] = (float)(int)rnd(0.0, 28.0);
+    for (int b = 0; b < NBE; b++) {
+        struct vf_error err = {0};
+        struct vf_tensor tg, tr, tab, tp, td, tl, tpl, tpab, bad;
+        ok(vf_tensor_alloc(&tg, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
+        ok(vf_tensor_alloc(&tr, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
+        ok(vf_tensor_alloc(&tab, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        ok(vf_tensor_alloc(&tp, g_be[b], VF_F32, 1, 2, h4, w4, &err), &err);
+        ok(vf_tensor_alloc(&td, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        ok(vf_tensor_alloc(&tl, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
+        ok(vf_tensor_alloc(&tpl, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
+        ok(vf_tensor_alloc(&tpab, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        ok(vf_tensor_alloc(&bad, g_be[b], VF_F32, 1, 2, H, W + 4, &err), &err);
+        ok(vf_tensor_upload(&tg, g, &err), &err);
+        ok(vf_tensor_upload(&tr, ry, &err), &err);
+        ok(vf_tensor_upload(&tab, ab, &err), &err);
+        ok(vf_tensor_upload(&tp, pos, &err), &err);
+        ok(vf_tensor_upload(&tl, cl, &err), &err);
+        ok(vf_tensor_upload(&tpl, pl, &err), &err);
+        ok(vf_tensor_upload(&tpab, pab, &err), &err);
+        struct vf_refine_temporal_args ta = {.l = &tl, .prev_l = &tpl, .prev_ab = &tpab,
+                                             .radius = TR, .h = 0.0025f};
+        ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, &ta, &td, &err), &err);
+        outs[b] = malloc(2 * P * sizeof(float));
+        assert_non_null(outs[b]);
+        ok(vf_tensor_download(&td, outs[b], &err), &err);
+        if (b == 0) {
+            ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, NULL, &td, &err), &err);
+            ok(vf_tensor_download(&td, plain, &err), &err);
+            ok(vf_tensor_upload(&tpl, none, &err), &err);
+            ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, &ta, &td, &err), &err);
+            ok(vf_tensor_download(&td, reset, &err), &err);
+        }
+        ta.radius = VF_REFINE_MAX_TEMPORAL + 1;
+        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, &ta, &td, &err),
+                         VF_EINVAL);
+        assert_non_null(strstr(err.msg, "temporal radius"));
+        ta.radius = TR;
+        ta.prev_ab = &bad;
+        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, &ta, &td, &err),
+                         VF_EINVAL);
+        assert_non_null(strstr(err.msg, "prev_ab"));
+        vf_tensor_free(&tg);
+        vf_tensor_free(&tr);
+        vf_tensor_free(&tab);
+        vf_tensor_free(&tp);
+        vf_tensor_free(&td);
+        vf_tensor_free(&tl);
+        vf_tensor_free(&tpl);
+        vf_tensor_free(&tpab);
+        vf_tensor_free(&bad);
+    }
+    const int m = TR + 2 + 1;   /* no clamped coordinate in any window (patch 5) */
+    double worst = 0, moved = 0;
+    int checked = 0;
+    for (int y = m; y < H - m; y++)
+        for (int x = m; x < W - m; x++)
+            for (int ch = 0; ch < 2; ch++) {
+                const size_t i = ch * P + (size_t)y * W + x;
+                worst = fmax(worst, fabs((double)outs[0][i] - pab[ch * P + (size_t)(y + DY) * W + (x + DX)]));
+                moved = fmax(moved, fabs((double)outs[0][i] - plain[i]));
+                checked++;
+            }
+    printf("warp refine, temporal: %d values away from the borders, worst |ab − moved X(t-1)| "
+           "%.2g (without the candidates up to %.3g away)\n", checked, worst, moved);
+    assert_true(checked > 500 && worst < 1e-3 && moved > 10);
+    assert_memory_equal(reset, plain, 2 * P * sizeof(float));
+    for (int b = 1; b < NBE; b++)
+        if (memcmp(outs[0], outs[b], 2 * P * sizeof(float)))
+            fail_msg("warp refine, temporal: %d threads and 1 thread differ", g_threads[b]);
+    for (int b = 0; b < NBE; b++)
+        free(outs[b]);
+    free(ry);
+    free(g);
+    free(ab);
+    free(pl);
+    free(cl);
+    free(pab);
+    free(none);
+    free(pos);
+    free(plain);
+    free(reset);
 }
 
 /* ============================== grey → L, RGB ↔ Lab ======================================== */
@@ -1702,6 +1819,7 @@ int main(void)
         cmocka_unit_test(attention_rows_match_double_loop),
         cmocka_unit_test(warp_refine_recovers_a_shift),
         cmocka_unit_test(warp_refine_is_continuous),
+        cmocka_unit_test(warp_refine_temporal),
         cmocka_unit_test(grey_to_l_matches_reference),
         cmocka_unit_test(rgb_to_lab_known_values_and_reference),
         cmocka_unit_test(lab_to_rgb_round_trip_and_reference),

@@ -355,6 +355,90 @@ def test_refine_is_continuous():
     assert float((at - up).abs().max()) > 1, "the two centres should differ somewhere"
 
 
+def test_refine_temporal():
+    """The refinement's temporal candidates (NETWORK.md, "A", refine, temporal): their costs are
+    the direct per-pixel definition (borders clamped); where the frame's lightness is X̂(t−1)'s
+    moved by (1, −2) and its grey matches nothing in the reference, the warp carries X̂(t−1)'s
+    a, b from where each pixel came from; without X̂(t−1) (prev None) the warp is the one of the
+    arch without them; and the arch accepts temporal only with temporal_h, in range."""
+    from vaefarm_ref.model import temporal_candidates, refine_warp, cell_positions
+    f64 = torch.float64
+    g = torch.Generator().manual_seed(17)
+    H, W, R, p = 16, 20, 2, 5
+    cur = torch.rand(2, 1, H, W, generator=g, dtype=f64) * 100 - 50
+    prev = torch.rand(2, 1, H, W, generator=g, dtype=f64) * 100 - 50
+    pab = torch.rand(2, 2, H, W, generator=g, dtype=f64) * 100 - 50
+    cost, cab = temporal_candidates(cur, prev, pab, R, p)
+    assert cost.shape == (2, 25, H * W) and cab.shape == (2, 2, 25, H * W)
+    cl = lambda v, n: min(max(v, 0), n - 1)  # noqa: E731
+    for (n, y, x) in ((0, 0, 0), (1, 7, 9), (0, H - 1, 3), (1, 2, W - 1)):
+        for k, (dy, dx) in enumerate((a, b) for a in range(-R, R + 1) for b in range(-R, R + 1)):
+            sy, sx = cl(y + dy, H), cl(x + dx, W)
+            d = sum(float(cur[n, 0, cl(y + u, H), cl(x + v, W)] - prev[n, 0, cl(sy + u, H), cl(sx + v, W)]) ** 2
+                    for u in range(-2, 3) for v in range(-2, 3)) / 25 * 1e-4
+            assert abs(float(cost[n, k, y * W + x]) - d) < 1e-12, (n, y, x, k)
+            assert torch.equal(cab[n, :, k, y * W + x], pab[n, :, sy, sx])
+    # X̂(t−1) moved: found through the temporal candidates, not the (unrelated) reference
+    H, W, dy, dx = 32, 48, 1, -2
+    ry, grey = torch.rand(1, 1, H, W, generator=g), torch.rand(1, 1, H, W, generator=g)
+    ab = torch.rand(1, 2, H, W, generator=g) * 100 - 50
+    prev = torch.rand(1, 1, H, W, generator=g) * 100 - 50
+    pab = torch.rand(1, 2, H, W, generator=g) * 100 - 50
+    ys, xs = (torch.arange(H) + dy).clamp(0, H - 1), (torch.arange(W) + dx).clamp(0, W - 1)
+    cur = prev[:, :, ys][:, :, :, xs]
+    pos = cell_positions(1, H // 4, W // 4, ry)
+    tc, ta = temporal_candidates(cur, prev, pab, 2, 5)
+    out = refine_warp(grey, ry, ab, pos, 4, 5, 0.005, (tc * 4, ta))
+    plain = refine_warp(grey, ry, ab, pos, 4, 5, 0.005)
+    m = 2 + 2 + 1
+    want = pab[:, :, ys][:, :, :, xs]
+    assert float((out - want)[:, :, m:H - m, m:W - m].abs().max()) < 1e-3
+    assert float((plain - want)[:, :, m:H - m, m:W - m].abs().max()) > 10
+    # through the network: no X̂(t−1), no candidates
+    net = make_model("tiny", 3)
+    assert net.arch["A"]["refine"]["temporal"] == 2
+    rgb = torch.rand(3, 32, 48, generator=g)
+    c = net.reference(rgb)
+    gr = torch.rand(1, 32, 48, generator=g)
+    with torch.no_grad():
+        a = net.frame(gr, c)
+        net.arch["A"]["refine"].pop("temporal")
+        b = net.frame(gr, c)
+        assert torch.equal(a["warp_ab"], b["warp_ab"]) and torch.equal(a["ab"], b["ab"])
+        nt = net.frame(gr, c, a["prev"])        # without the candidates
+        net.arch["A"]["refine"]["temporal"] = 2
+        # with them, frame t's refinement reads W^ab(t−1) (prev's channels 3, 4), not C's output
+        # (channels 1, 2): the same frame again with other colours there carries them
+        p2 = a["prev"].clone()
+        other = torch.rand(2, 32, 48, generator=g, dtype=torch.float32) * 100 - 50
+        p2[3:5] = other
+        p2[1:3] = torch.rand(2, 32, 48, generator=g, dtype=torch.float32) * 100 - 50
+        wo = net.frame(gr, c, p2)
+        d_wo = float((wo["warp_ab"] - other).abs()[:, 4:-4, 4:-4].mean())
+        d_nt = float((nt["warp_ab"] - other).abs()[:, 4:-4, 4:-4].mean())
+        assert d_wo < 1.0 and d_nt > 10, (d_wo, d_nt)
+        try:
+            net.frame(gr, c, a["prev"][:3])
+            raise AssertionError("a 3-channel state accepted with temporal candidates")
+        except ValueError:
+            pass
+    for mutate in (lambda r: r.update(temporal=2), lambda r: r.update(temporal_h=0.01),
+                   lambda r: r.update(temporal=4, temporal_h=0.01),
+                   lambda r: r.update(temporal=2, temporal_h=0),
+                   lambda r: r.update(temporal=-1, temporal_h=0.01)):
+        a = json.loads(json.dumps(TINY))
+        a["A"]["refine"] = {"radius": 4, "patch": 5, "h": 0.005}
+        mutate(a["A"]["refine"])
+        try:
+            parse_arch(a)
+            raise AssertionError("bad A.refine accepted: %s" % a["A"]["refine"])
+        except ArchError:
+            pass
+    a = json.loads(json.dumps(TINY))
+    a["A"]["refine"]["temporal"] = 0
+    assert "temporal" not in parse_arch(a)["A"]["refine"]
+
+
 def test_weights_and_inference():
     torch.set_num_threads(2)
     net = make_model("tiny", 7)
@@ -430,7 +514,7 @@ def test_weights_and_inference():
 def main():
     tests = [test_safetensors_roundtrip, test_lab, test_arch_validation, test_names,
              test_refine_per_cell_equals_direct, test_refine_recovers_shifts,
-             test_refine_is_continuous,
+             test_refine_is_continuous, test_refine_temporal,
              test_weights_and_inference, test_resnet50_trunk]
     torch.set_num_threads(2)
     failed = 0

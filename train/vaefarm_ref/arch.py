@@ -11,7 +11,7 @@ TINY = {
     "format": FORMAT, "name": "tiny",
     "F": {"stem": 16, "widths": [16, 32, 64, 128], "blocks": [2, 2, 2, 2]},
     "A": {"adapter": 16, "res_blocks": 3, "tau": 0.005,
-          "refine": {"radius": 4, "patch": 5, "h": 0.005}},
+          "refine": {"radius": 4, "patch": 5, "h": 0.005, "temporal": 2, "temporal_h": 0.0025}},
     "C": {"widths": [16, 32, 64, 128], "enc_convs": [1, 1, 2, 2], "mid": [[2, 2], [1]],
           "latent": 128, "dec_widths": [64, 32, 32], "dec_convs": [1, 1, 1], "residual": True},
     "inference_size": [144, 256],
@@ -60,22 +60,36 @@ def _obj(d, key, where):
 
 REFINE_MAX_RADIUS = 7
 REFINE_MAX_PATCH = 9
+REFINE_MAX_TEMPORAL = 3
 
 
 def _refine(r):
     """A.refine (NETWORK.md, "A"): the local refinement of the warp at the network's size."""
-    if not isinstance(r, dict) or set(r) != {"radius", "patch", "h"}:
-        raise ArchError("A.refine: expected an object with keys radius, patch, h; got %r" % (r,))
+    if (not isinstance(r, dict) or set(r) - {"temporal", "temporal_h"} != {"radius", "patch", "h"}
+            or ("temporal" in r) != ("temporal_h" in r)):
+        raise ArchError("A.refine: expected an object with keys radius, patch, h and optionally "
+                        "both temporal and temporal_h; got %r" % (r,))
     radius = _posint(r["radius"], "A.refine.radius")
     patch = _posint(r["patch"], "A.refine.patch")
     if radius > REFINE_MAX_RADIUS:
         raise ArchError("A.refine.radius: at most %d, got %d" % (REFINE_MAX_RADIUS, radius))
     if patch % 2 == 0 or patch > REFINE_MAX_PATCH:
         raise ArchError("A.refine.patch: an odd number up to %d, got %d" % (REFINE_MAX_PATCH, patch))
-    h = r["h"]
+    out = {"radius": radius, "patch": patch, "h": _width(r["h"], "A.refine.h")}
+    if "temporal" in r:     # 0: off, as when absent
+        t = _nonnegint(r["temporal"], "A.refine.temporal")
+        if t > REFINE_MAX_TEMPORAL:
+            raise ArchError("A.refine.temporal: at most %d, got %d" % (REFINE_MAX_TEMPORAL, t))
+        th = _width(r["temporal_h"], "A.refine.temporal_h")
+        if t:
+            out.update(temporal=t, temporal_h=th)
+    return out
+
+
+def _width(h, where):
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h < 10:
-        raise ArchError("A.refine.h: expected a number in (0, 10), got %r" % (h,))
-    return {"radius": radius, "patch": patch, "h": float(h)}
+        raise ArchError("%s: expected a number in (0, 10), got %r" % (where, h))
+    return float(h)
 
 
 def parse_arch(meta):

@@ -191,24 +191,52 @@ def refine_centres(pos4, H, W):
     return by.long(), bx.long(), fy, fx
 
 
-def refine_blend(cost, cab, fy, fx, h):
+def refine_blend(cost, cab, fy, fx, h, tcost=None, tab=None):
     """The refinement's output from its candidates: cost N×D×D×HW, cab (their a, b) N×2×D×D×HW,
     D = 2·radius + 2: the softmax(−cost/h²) average over each of the four (D−1)² windows
-    (centres floor(v) + {0, 1}²), blended bilinearly by v's fractions fy, fx."""
+    (centres floor(v) + {0, 1}²), blended bilinearly by v's fractions fy, fx. tcost N×K×HW, tab
+    N×2×K×HW: the temporal candidates, which join every window's softmax."""
     n, D, _, P = cost.shape
     k = D - 1
     out = torch.zeros(n, 2, P, dtype=cost.dtype, device=cost.device)
     for oy in (0, 1):
         for ox in (0, 1):
             c = cost[:, oy:oy + k, ox:ox + k].reshape(n, k * k, P)
-            w = torch.softmax(c * (-1.0 / (h * h)), dim=1).unsqueeze(1)
             a = cab[:, :, oy:oy + k, ox:ox + k].reshape(n, 2, k * k, P)
+            if tcost is not None:
+                c, a = torch.cat([c, tcost], 1), torch.cat([a, tab], 2)
+            w = torch.softmax(c * (-1.0 / (h * h)), dim=1).unsqueeze(1)
             blend = (fy if oy else 1 - fy) * (fx if ox else 1 - fx)
             out += blend * (w * a).sum(dim=2)
     return out
 
 
-def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
+def temporal_candidates(cur, prev, prev_ab, radius, patch):
+    """The refinement's temporal candidates (NETWORK.md, "A", refine, temporal): X̂(t−1)'s a, b
+    at s = clamp((y, x) + d), d in [−radius, radius]² (rows outer), each costing the mean squared
+    difference of the patch×patch windows (coordinates clamped) of the frame's lightness around
+    (y, x) and X̂(t−1)'s around s, in units of L/100. cur, prev: N×1×H×W, L − 50 (only
+    differences count); prev_ab N×2×H×W -> (cost N×K×HW, a, b N×2×K×HW), K = (2·radius + 1)²."""
+    n, _, H, W = cur.shape
+    r = patch // 2
+    pad = lambda t: Fn.pad(t, (r, r, r, r), mode="replicate")  # noqa: E731
+    cp = Fn.unfold(pad(cur), patch)                     # N × p² × HW: each pixel's window
+    pp = Fn.unfold(pad(prev), patch)
+    yy = torch.arange(H, device=cur.device).view(H, 1)
+    xx = torch.arange(W, device=cur.device).view(1, W)
+    abf = prev_ab.reshape(n, 2, H * W)
+    costs, cab = [], []
+    for dy in range(-radius, radius + 1):
+        sy = (yy + dy).clamp(0, H - 1)
+        for dx in range(-radius, radius + 1):
+            idx = (sy * W + (xx + dx).clamp(0, W - 1)).reshape(-1)
+            d = (cp - pp[:, :, idx]) * 0.01
+            costs.append((d * d).mean(dim=1))
+            cab.append(abf[:, :, idx])
+    return torch.stack(costs, 1), torch.stack(cab, 2)
+
+
+def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h, temporal=None):
     """The local refinement of the warp (NETWORK.md, "A", refine), at the network's size.
     grey, ref_y: N×1×H×W (the frame's Y′ and the reference's, from its R′G′B′ with the film's
     Kr, Kb); ref_ab: N×2×H×W (the reference's a, b, not pooled); pos4: N×2×H/4×W/4 (attend()'s
@@ -218,8 +246,9 @@ def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
     difference of the patch×patch luma windows around (y, x) and s (coordinates clamped to the
     image) and R(c) = Σ_d w_d ref_ab(s_d), w = softmax_d(−cost_d / h²). The output is the
     bilinear blend of R over the four centres around v, floor(v) + {0, 1}², weighted by v's
-    fractions, so it moves continuously with v. No gradient: it moves pixels of the reference,
-    and A learns through W^ab's own losses.
+    fractions, so it moves continuously with v. temporal: (cost, a, b) of temporal_candidates(),
+    which join each centre's softmax, or None. No gradient: it moves pixels of the reference (and
+    of X̂(t−1)), and A learns through W^ab's own losses.
     Computed per 4×4 cell: every pixel of a cell has the same v − (y, x) up to its fraction, so
     the costs of the (2·radius + 4)² displacements around the cell's floor(pos) are one grouped
     correlation of the pixels' grey patches over the cell's reference region (test_reference.py
@@ -281,7 +310,8 @@ def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h):
                 jx = (sx - cxu - kx + radius + 1).clamp(0, E - 1)
                 cost[:, a, b] = costc.gather(1, (jy * E + jx).reshape(n, 1, H * W))[:, 0]
                 cab[:, :, a, b] = abf.gather(2, (sy * W + sx).reshape(n, 1, H * W).expand(n, 2, H * W))
-        return refine_blend(cost, cab, fy, fx, h).reshape(n, 2, H, W)
+        tc, ta = temporal if temporal is not None else (None, None)
+        return refine_blend(cost, cab, fy, fx, h, tc, ta).reshape(n, 2, H, W)
 
 
 # ----------------------------------------------------------------------------------------- C
@@ -436,21 +466,34 @@ class Net(nn.Module):
             cache = {k: ([t[0] for t in v] if isinstance(v, list) else v[0]) for k, v in cache.items()}
         return cache
 
-    def correspond(self, grey, theta, phi, ref_ab4, ref_y=None, ref_ab=None):
+    def correspond(self, grey, theta, phi, ref_ab4, ref_y=None, ref_ab=None, prev=None):
         """A's attention and warp for frames grey (N×1×H×W) with features theta against the
         reference's phi, ref_ab4 (and ref_y, ref_ab when A refines) -> (W^ab at H/4, S at H/4,
-        W^ab at H×W, S at H×W). Without refine the H×W warp is the nearest ×4 of the H/4 one."""
+        W^ab at H×W, S at H×W). Without refine the H×W warp is the nearest ×4 of the H/4 one.
+        prev: N×3×H×W, (L − 50, a, b) of frame t−1's lightness and warp W^ab(t−1), for the
+        refinement's temporal candidates (when the arch has them), or None for the zero state
+        (none)."""
         ref = self.arch["A"].get("refine")
         if not ref:
             wab4, S4 = self.A.attend(theta, phi, ref_ab4)
             return wab4, S4, nearest_up(wab4, 4), nearest_up(S4, 4)
         wab4, S4, pos4 = self.A.attend(theta, phi, ref_ab4, with_pos=True)
-        warp = refine_warp(grey, ref_y, ref_ab, pos4, ref["radius"], ref["patch"], ref["h"])
+        temporal = None
+        if prev is not None and ref.get("temporal"):
+            with torch.no_grad():
+                temporal = temporal_candidates(labmod.grey_to_L(grey) - 50.0, prev[:, 0:1],
+                                               prev[:, 1:3], ref["temporal"], ref["patch"])
+            # in the reference candidates' units: cost / h_t² = (cost · (h / h_t)²) / h²
+            temporal = (temporal[0] * (ref["h"] / ref["temporal_h"]) ** 2, temporal[1])
+        warp = refine_warp(grey, ref_y, ref_ab, pos4, ref["radius"], ref["patch"], ref["h"],
+                           temporal)
         return wab4, S4, warp, nearest_up(S4, 4)
 
     def frame(self, grey, cache, prev_lab=None):
-        """grey: H×W, 1×H×W or N×1×H×W (Y' in [0,1]); cache from reference(); prev_lab: X̂(t−1)
-        as (L−50, a, b) 3×H×W / N×3×H×W, or None for the zero state.
+        """grey: H×W, 1×H×W or N×1×H×W (Y' in [0,1]); cache from reference(); prev_lab: the
+        recurrent state of frame t−1, out["prev"]: X̂(t−1) = (L−50, a, b) and W^ab(t−1) (a, b),
+        5×H×W / N×5×H×W (its first 3 channels alone do when the arch has no temporal
+        candidates), or None for the zero state.
         Returns {taps, warp_ab, conf, ab, prev, L} (unbatched if grey was)."""
         if grey.dim() == 2:
             g, unb = grey[None, None], True
@@ -466,15 +509,24 @@ class Net(nn.Module):
         L = labmod.grey_to_L(g)
         taps = self.taps(g.expand(n, 3, H, W))
         theta = self.A.frame_side(taps, (H // 4, W // 4))
-        _, _, warp_ab, conf = self.correspond(g, theta, *refs)
+        if prev_lab is not None and prev_lab.dim() == 3:
+            prev_lab = prev_lab[None]
+        # the temporal candidates read frame t−1's lightness and warp (not C's output: the warp's
+        # chain stays C's input, which C corrects once, not again every frame)
+        pw = None if prev_lab is None or prev_lab.shape[1] < 5 else \
+            torch.cat([prev_lab[:, 0:1], prev_lab[:, 3:5]], dim=1)
+        if pw is None and prev_lab is not None and (self.arch["A"].get("refine") or {}).get("temporal"):
+            raise ValueError("frame: the arch has temporal candidates: prev_lab needs W^ab(t−1) "
+                             "(5 channels, out[\"prev\"])")
+        _, _, warp_ab, conf = self.correspond(g, theta, *refs, prev=pw)
         if prev_lab is None:
             prev = torch.zeros(n, 3, H, W, dtype=g.dtype, device=g.device)
         else:
-            prev = prev_lab[None] if prev_lab.dim() == 3 else prev_lab
+            prev = prev_lab[:, :3]
         x7 = torch.cat([L - 50.0, warp_ab, conf, prev], dim=1)
         ab = self.C(x7)
         out = {"taps": taps, "theta": theta, "warp_ab": warp_ab, "conf": conf, "ab": ab,
-               "prev": torch.cat([L - 50.0, ab], dim=1), "L": L, "x7": x7}
+               "prev": torch.cat([L - 50.0, ab, warp_ab], dim=1), "L": L, "x7": x7}
         if unb:
             out = {k: ([t[0] for t in v] if isinstance(v, list) else v[0]) for k, v in out.items()}
         return out

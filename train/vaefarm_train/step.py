@@ -63,19 +63,27 @@ class TrainStep(nn.Module):
         ref_ab = Fn.avg_pool2d(ab_full, 4, stride=4)
         theta = net.A.frame_side([t[:2 * n] for t in taps], size4)
         refs = [phi, ref_ab]
-        if net.arch["A"].get("refine"):
+        refine = net.arch["A"].get("refine")
+        if refine:
             refs += [luma_of(ref, b["kr"], b["kb"]), ab_full]
-        wab4, S4, warp_ab, conf = net.correspond(torch.cat([g1, g2], 0), theta,
-                                                 *[r.repeat(2, 1, 1, 1) for r in refs])
         out = {"ref_raw": [t[2 * n:] for t in raw]}
+        temporal = bool(refine and refine.get("temporal"))
+        if not temporal:
+            both = net.correspond(torch.cat([g1, g2], 0), theta, *[r.repeat(2, 1, 1, 1) for r in refs])
         prev = torch.zeros(n, 3, H, W, dtype=g1.dtype, device=g1.device)
+        pw = None
         for k, g, sl in ((1, g1, slice(0, n)), (2, g2, slice(n, 2 * n))):
+            if temporal:    # frame t's refinement reads frame t−1's warp: one per frame
+                wab4, _, warp_ab, conf = net.correspond(g, theta[sl], *refs, prev=pw)
+            else:
+                wab4, _, warp_ab, conf = (t[sl] for t in both)
             Lg = labmod.grey_to_L(g)
-            x7 = torch.cat([Lg - 50.0, warp_ab[sl], conf[sl], prev], dim=1)
+            x7 = torch.cat([Lg - 50.0, warp_ab, conf, prev], dim=1)
             ab, mu, lv = net.C.forward_train(x7, sample=sample)
             prev = torch.cat([Lg - 50.0, ab], dim=1)
-            out.update({"ab%d" % k: ab, "mu%d" % k: mu, "lv%d" % k: lv, "warp%d" % k: warp_ab[sl],
-                        "wab4_%d" % k: wab4[sl]})
+            pw = torch.cat([Lg - 50.0, warp_ab], dim=1).detach()
+            out.update({"ab%d" % k: ab, "mu%d" % k: mu, "lv%d" % k: lv, "warp%d" % k: warp_ab,
+                        "wab4_%d" % k: wab4})
         return out
 
     def forward(self, b):
