@@ -100,7 +100,7 @@ PY
 mkyaml kill grey.mkv
 mpi 2 "$tmp/kill.yaml" --quiet >"$tmp/kill.log" 2>&1 &
 mpipid=$!
-for _ in $(seq 300); do
+for _ in $(seq 2400); do   # up to 120 s: a loaded machine under ASan is slow to journal
   [ "$(cat "$tmp/kill.mkv.vaefarm/journal" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05
 done
 victim=$(pgrep -f "$vf $tmp/kill.yaml" | tail -1)
@@ -126,7 +126,7 @@ check "no temporary files left" [ -z "$(ls "$tmp/kill.mkv.vaefarm/segments" | gr
 mkyaml term grey.mkv
 "$vf" "$tmp/term.yaml" --quiet >"$tmp/term.log" 2>&1 &
 pid=$!
-for _ in $(seq 300); do
+for _ in $(seq 2400); do   # up to 120 s: a loaded machine under ASan is slow to journal
   [ "$(cat "$tmp/term.mkv.vaefarm/journal" 2>/dev/null | wc -l)" -ge 1 ] && break; sleep 0.05
 done
 "$vf" "$tmp/term.yaml" >"$tmp/lock.log" 2>&1; rc=$?
