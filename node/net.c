@@ -814,9 +814,10 @@ void vf_net_macs(const struct vf_net *net, int h, int w, double *f, double *a, d
     if (ar->a_refine_radius) {   /* the refinement: a patch² difference per shared candidate */
         double d = 2.0 * ar->a_refine_radius + 2.0, p = (double)ar->a_refine_patch;
         A += (double)h * w * d * d * p * p;
-        /* and per temporal candidate */
-        double t = 2.0 * ar->a_refine_temporal + 1.0;
-        A += (double)h * w * t * t * p * p;
+        if (ar->a_refine_temporal) {  /* and per temporal candidate */
+            double t = 2.0 * ar->a_refine_temporal + 1.0;
+            A += (double)h * w * t * t * p * p;
+        }
     }
     int ys[4], xs[4];
     ys[0] = h;
