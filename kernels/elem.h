@@ -508,6 +508,47 @@ static inline VF_HD void vf_refine_window(const float *cost, const float *e, con
     *ob = sb / sw;
 }
 
+/* The n × n window of img (H × W, rows of W) whose top left is (y0, x0), coordinates clamped,
+ * into out (row-major). */
+static inline VF_HD void vf_window_clamped(const float *img, int H, int W, int y0, int x0, int n,
+                                           float *out)
+{
+    for (int u = 0; u < n; u++) {
+        const float *row = img + (size_t)vf_imin(vf_imax(y0 + u, 0), H - 1) * (size_t)W;
+        for (int v = 0; v < n; v++)
+            out[u * n + v] = row[vf_imin(vf_imax(x0 + v, 0), W - 1)];
+    }
+}
+
+/* Σ (p − window)² of a patch × patch patch p (row-major) against the patch × patch window
+ * whose top left is w (rows of `stride`), all inside. */
+static inline VF_HD float vf_patch_ssd(const float *p, const float *w, int stride, int patch)
+{
+    float acc = 0.0f;
+    for (int u = 0; u < patch; u++)
+        for (int v = 0; v < patch; v++) {
+            const float d = p[u * patch + v] - w[u * stride + v];
+            acc += d * d;
+        }
+    return acc;
+}
+
+/* The same against the patch × patch window of img (H × W) around (y, x), coordinates clamped. */
+static inline VF_HD float vf_patch_ssd_clamped(const float *p, const float *img, int H, int W,
+                                               int y, int x, int patch)
+{
+    const int r = patch / 2;
+    float acc = 0.0f;
+    for (int u = 0; u < patch; u++) {
+        const float *row = img + (size_t)vf_imin(vf_imax(y - r + u, 0), H - 1) * (size_t)W;
+        for (int v = 0; v < patch; v++) {
+            const float d = p[u * patch + v] - row[vf_imin(vf_imax(x - r + v, 0), W - 1)];
+            acc += d * d;
+        }
+    }
+    return acc;
+}
+
 /* The refinement's temporal candidates of pixel (y, x) (docs/NETWORK.md, "A", refine,
  * temporal): frame t−1's warp a, b (pab, interleaved) at s = clamp((y, x) + d), d in
  * [−tr, tr]², rows outer, each costing scale × the mean squared difference of the patch × patch
@@ -521,31 +562,17 @@ static inline VF_HD void vf_refine_temporal(const float *cl, const float *pl, co
     float cp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH], reg[TG * TG];
     const int r = patch / 2, T = 2 * tr + 1, G = T + patch - 1;
     const float f = scale * 1e-4f / (float)(patch * patch);
-    for (int u = 0; u < patch; u++) {
-        const float *row = cl + (size_t)vf_imin(vf_imax(y - r + u, 0), H - 1) * (size_t)W;
-        for (int v = 0; v < patch; v++)
-            cp[u * patch + v] = row[vf_imin(vf_imax(x - r + v, 0), W - 1)];
-    }
+    vf_window_clamped(cl, H, W, y - r, x - r, patch, cp);
     const int inside = y - tr - r >= 0 && y + tr + r <= H - 1 && x - tr - r >= 0 &&
                        x + tr + r <= W - 1;
     if (inside)     /* every window in the image: one region of G × G */
-        for (int i = 0; i < G; i++)
-            for (int j = 0; j < G; j++)
-                reg[i * G + j] = pl[(size_t)(y - tr - r + i) * (size_t)W + (size_t)(x - tr - r + j)];
+        vf_window_clamped(pl, H, W, y - tr - r, x - tr - r, G, reg);
     for (int i = 0; i < T; i++) {
         const int sy = vf_imin(vf_imax(y - tr + i, 0), H - 1);
         for (int j = 0; j < T; j++) {
             const int sx = vf_imin(vf_imax(x - tr + j, 0), W - 1);
-            float acc = 0.0f;
-            for (int u = 0; u < patch; u++) {
-                const float *row = inside ? reg + (i + u) * G + j
-                                          : pl + (size_t)vf_imin(vf_imax(sy - r + u, 0), H - 1) * (size_t)W;
-                for (int v = 0; v < patch; v++) {
-                    const float d = cp[u * patch + v] -
-                                    (inside ? row[v] : row[vf_imin(vf_imax(sx - r + v, 0), W - 1)]);
-                    acc += d * d;
-                }
-            }
+            const float acc = inside ? vf_patch_ssd(cp, reg + i * G + j, G, patch)
+                                     : vf_patch_ssd_clamped(cp, pl, H, W, sy, sx, patch);
             const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
             tcost[i * T + j] = acc * f;
             ta[i * T + j] = pab[o];
@@ -592,11 +619,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
     const int by = (int)floorf(vy), bx = (int)floorf(vx);
     const float fy = vy - (float)by, fx = vx - (float)bx;
     const float inv_n = 1.0f / (float)(patch * patch);
-    for (int u = 0; u < patch; u++) {
-        const float *gr = grey + (size_t)vf_imin(vf_imax(y - r + u, 0), H - 1) * (size_t)W;
-        for (int v = 0; v < patch; v++)
-            gp[u * patch + v] = gr[vf_imin(vf_imax(x - r + v, 0), W - 1)];
-    }
+    vf_window_clamped(grey, H, W, y - r, x - r, patch, gp);
     /* each candidate's a, b, at the clamped candidate */
     for (int i = 0; i < D; i++) {
         const int sy = vf_imin(vf_imax(by - radius + i, 0), H - 1);
@@ -611,11 +634,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
                        bx + radius + 1 <= W - 1;
     if (inside) {
         /* every candidate in the image: one region of G × G, rows by − radius − r … */
-        for (int i = 0; i < G; i++) {
-            const float *rr = ry + (size_t)vf_imin(vf_imax(by - radius - r + i, 0), H - 1) * (size_t)W;
-            for (int j = 0; j < G; j++)
-                reg[i * G + j] = rr[vf_imin(vf_imax(bx - radius - r + j, 0), W - 1)];
-        }
+        vf_window_clamped(ry, H, W, by - radius - r, bx - radius - r, G, reg);
         /* a candidate row at a time, its D columns the inner (vectorisable) loop */
         for (int i = 0; i < D; i++) {
             float acc[DMAX];
@@ -639,15 +658,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
             const int sy = vf_imin(vf_imax(by - radius + i, 0), H - 1);
             for (int j = 0; j < D; j++) {
                 const int sx = vf_imin(vf_imax(bx - radius + j, 0), W - 1);
-                float acc = 0.0f;
-                for (int u = 0; u < patch; u++) {
-                    const float *rr = ry + (size_t)vf_imin(vf_imax(sy - r + u, 0), H - 1) * (size_t)W;
-                    for (int v = 0; v < patch; v++) {
-                        const float d = gp[u * patch + v] - rr[vf_imin(vf_imax(sx - r + v, 0), W - 1)];
-                        acc += d * d;
-                    }
-                }
-                cost[i * D + j] = acc * inv_n;
+                cost[i * D + j] = vf_patch_ssd_clamped(gp, ry, H, W, sy, sx, patch) * inv_n;
             }
         }
     }

@@ -942,6 +942,51 @@ static double d_luma(const double c[3], double kr, double kb)
 
 /* ============================== warp refinement ============================================ */
 
+/* The tensors of one refinement on a backend: the frame's grey, the reference's luma and a, b,
+ * the cells' positions and the output; with cl (not NULL) also the temporal candidates' frame L,
+ * frame t−1's L and a, b (ta points at them, radius and h to set). Uploaded from the arrays. */
+struct refine_fx {
+    struct vf_tensor g, ry, ab, pos, dst, l, prev_l, prev_ab;
+    struct vf_refine_temporal_args ta;
+    int temporal;
+};
+
+static void refine_fx_init(struct refine_fx *f, struct vf_backend *be, int H, int W,
+                           const float *g, const float *ry, const float *ab, const float *pos,
+                           const float *cl, const float *pl, const float *pab)
+{
+    struct vf_error err = {0};
+    memset(f, 0, sizeof *f);
+    struct { struct vf_tensor *t; int c, h, w; const float *src; } ts[8] = {
+        {&f->g, 1, H, W, g},           {&f->ry, 1, H, W, ry},        {&f->ab, 2, H, W, ab},
+        {&f->pos, 2, H / 4, W / 4, pos}, {&f->dst, 2, H, W, NULL},   {&f->l, 1, H, W, cl},
+        {&f->prev_l, 1, H, W, pl},     {&f->prev_ab, 2, H, W, pab}};
+    f->temporal = cl != NULL;
+    for (int i = 0; i < (f->temporal ? 8 : 5); i++) {
+        ok(vf_tensor_alloc(ts[i].t, be, VF_F32, 1, ts[i].c, ts[i].h, ts[i].w, &err), &err);
+        if (ts[i].src)
+            ok(vf_tensor_upload(ts[i].t, ts[i].src, &err), &err);
+    }
+    f->ta = (struct vf_refine_temporal_args){.l = &f->l, .prev_l = &f->prev_l, .prev_ab = &f->prev_ab};
+}
+
+static void refine_fx_free(struct refine_fx *f)
+{
+    struct vf_tensor *ts[8] = {&f->g, &f->ry, &f->ab, &f->pos, &f->dst, &f->l, &f->prev_l, &f->prev_ab};
+    for (int i = 0; i < (f->temporal ? 8 : 5); i++)
+        vf_tensor_free(ts[i]);
+}
+
+/* vf_op_warp_refine of the fixture (h 0.005; tp NULL: no temporal candidates) into out. */
+static void refine_fx_run(struct refine_fx *f, int radius, int patch,
+                          const struct vf_refine_temporal_args *tp, float *out)
+{
+    struct vf_error err = {0};
+    ok(vf_op_warp_refine(&f->g, &f->ry, &f->ab, &f->pos, radius, patch, 0.005f, tp, &f->dst, &err),
+       &err);
+    ok(vf_tensor_download(&f->dst, out, &err), &err);
+}
+
 /* One refinement on backend 0 (1 thread) of a 32×48 frame: positions pos0 + off (cells). */
 static void refine_once(const float *g, const float *ry, const float *ab, const float *pos0,
                         float oy, float ox, int H, int W, float *out)
@@ -954,24 +999,10 @@ static void refine_once(const float *g, const float *ry, const float *ab, const 
         pos[i] = pos0[i] + oy;
         pos[n4 + i] = pos0[n4 + i] + ox;
     }
-    struct vf_error err = {0};
-    struct vf_tensor tg, tr, tab, tp, td;
-    ok(vf_tensor_alloc(&tg, g_be[0], VF_F32, 1, 1, H, W, &err), &err);
-    ok(vf_tensor_alloc(&tr, g_be[0], VF_F32, 1, 1, H, W, &err), &err);
-    ok(vf_tensor_alloc(&tab, g_be[0], VF_F32, 1, 2, H, W, &err), &err);
-    ok(vf_tensor_alloc(&tp, g_be[0], VF_F32, 1, 2, h4, w4, &err), &err);
-    ok(vf_tensor_alloc(&td, g_be[0], VF_F32, 1, 2, H, W, &err), &err);
-    ok(vf_tensor_upload(&tg, g, &err), &err);
-    ok(vf_tensor_upload(&tr, ry, &err), &err);
-    ok(vf_tensor_upload(&tab, ab, &err), &err);
-    ok(vf_tensor_upload(&tp, pos, &err), &err);
-    ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, NULL, &td, &err), &err);
-    ok(vf_tensor_download(&td, out, &err), &err);
-    vf_tensor_free(&tg);
-    vf_tensor_free(&tr);
-    vf_tensor_free(&tab);
-    vf_tensor_free(&tp);
-    vf_tensor_free(&td);
+    struct refine_fx f;
+    refine_fx_init(&f, g_be[0], H, W, g, ry, ab, pos, NULL, NULL, NULL);
+    refine_fx_run(&f, 4, 5, NULL, out);
+    refine_fx_free(&f);
     free(pos);
 }
 
@@ -1051,34 +1082,23 @@ static void warp_refine_recovers_a_shift(void **state)
         }
     for (int b = 0; b < NBE; b++) {
         struct vf_error err = {0};
-        struct vf_tensor tg, tr, tab, tp, td, bad;
-        ok(vf_tensor_alloc(&tg, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
-        ok(vf_tensor_alloc(&tr, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
-        ok(vf_tensor_alloc(&tab, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
-        ok(vf_tensor_alloc(&tp, g_be[b], VF_F32, 1, 2, h4, w4, &err), &err);
-        ok(vf_tensor_alloc(&td, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        struct refine_fx f;
+        struct vf_tensor bad;
+        refine_fx_init(&f, g_be[b], H, W, g, ry, ab, pos, NULL, NULL, NULL);
         ok(vf_tensor_alloc(&bad, g_be[b], VF_F32, 1, 2, h4 + 1, w4, &err), &err);
-        ok(vf_tensor_upload(&tg, g, &err), &err);
-        ok(vf_tensor_upload(&tr, ry, &err), &err);
-        ok(vf_tensor_upload(&tab, ab, &err), &err);
-        ok(vf_tensor_upload(&tp, pos, &err), &err);
-        ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, R, PATCH, 0.005f, NULL, &td, &err), &err);
         outs[b] = calloc(2 * P, sizeof(float));
         assert_non_null(outs[b]);
-        ok(vf_tensor_download(&td, outs[b], &err), &err);
+        refine_fx_run(&f, R, PATCH, NULL, outs[b]);
         /* refused: an even patch, a radius over the limit, positions of the wrong size */
-        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, R, 4, 0.005f, NULL, &td, &err), VF_EINVAL);
+        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, R, 4, 0.005f, NULL, &f.dst,
+                                           &err), VF_EINVAL);
         assert_non_null(strstr(err.msg, "patch odd"));
-        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, VF_REFINE_MAX_RADIUS + 1, PATCH,
-                                           0.005f, NULL, &td, &err), VF_EINVAL);
-        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &bad, R, PATCH, 0.005f, NULL, &td, &err),
-                         VF_EINVAL);
+        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, VF_REFINE_MAX_RADIUS + 1,
+                                           PATCH, 0.005f, NULL, &f.dst, &err), VF_EINVAL);
+        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &bad, R, PATCH, 0.005f, NULL,
+                                           &f.dst, &err), VF_EINVAL);
         assert_non_null(strstr(err.msg, "pos"));
-        vf_tensor_free(&tg);
-        vf_tensor_free(&tr);
-        vf_tensor_free(&tab);
-        vf_tensor_free(&tp);
-        vf_tensor_free(&td);
+        refine_fx_free(&f);
         vf_tensor_free(&bad);
     }
     const int m = R + PATCH / 2 + 1;   /* no clamped coordinate in any window */
@@ -1142,53 +1162,30 @@ static void warp_refine_temporal(void **state)
         pos[i] = (float)(int)rnd(0.0, 28.0);
     for (int b = 0; b < NBE; b++) {
         struct vf_error err = {0};
-        struct vf_tensor tg, tr, tab, tp, td, tl, tpl, tpab, bad;
-        ok(vf_tensor_alloc(&tg, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
-        ok(vf_tensor_alloc(&tr, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
-        ok(vf_tensor_alloc(&tab, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
-        ok(vf_tensor_alloc(&tp, g_be[b], VF_F32, 1, 2, h4, w4, &err), &err);
-        ok(vf_tensor_alloc(&td, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
-        ok(vf_tensor_alloc(&tl, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
-        ok(vf_tensor_alloc(&tpl, g_be[b], VF_F32, 1, 1, H, W, &err), &err);
-        ok(vf_tensor_alloc(&tpab, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        struct refine_fx f;
+        struct vf_tensor bad;
+        refine_fx_init(&f, g_be[b], H, W, g, ry, ab, pos, cl, pl, pab);
         ok(vf_tensor_alloc(&bad, g_be[b], VF_F32, 1, 2, H, W + 4, &err), &err);
-        ok(vf_tensor_upload(&tg, g, &err), &err);
-        ok(vf_tensor_upload(&tr, ry, &err), &err);
-        ok(vf_tensor_upload(&tab, ab, &err), &err);
-        ok(vf_tensor_upload(&tp, pos, &err), &err);
-        ok(vf_tensor_upload(&tl, cl, &err), &err);
-        ok(vf_tensor_upload(&tpl, pl, &err), &err);
-        ok(vf_tensor_upload(&tpab, pab, &err), &err);
-        struct vf_refine_temporal_args ta = {.l = &tl, .prev_l = &tpl, .prev_ab = &tpab,
-                                             .radius = TR, .h = 0.0025f};
-        ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, &ta, &td, &err), &err);
+        f.ta.radius = TR;
+        f.ta.h = 0.0025f;
         outs[b] = malloc(2 * P * sizeof(float));
         assert_non_null(outs[b]);
-        ok(vf_tensor_download(&td, outs[b], &err), &err);
+        refine_fx_run(&f, 4, 5, &f.ta, outs[b]);
         if (b == 0) {
-            ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, NULL, &td, &err), &err);
-            ok(vf_tensor_download(&td, plain, &err), &err);
-            ok(vf_tensor_upload(&tpl, none, &err), &err);
-            ok(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, &ta, &td, &err), &err);
-            ok(vf_tensor_download(&td, reset, &err), &err);
+            refine_fx_run(&f, 4, 5, NULL, plain);
+            ok(vf_tensor_upload(&f.prev_l, none, &err), &err);
+            refine_fx_run(&f, 4, 5, &f.ta, reset);
         }
-        ta.radius = VF_REFINE_MAX_TEMPORAL + 1;
-        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, &ta, &td, &err),
-                         VF_EINVAL);
+        f.ta.radius = VF_REFINE_MAX_TEMPORAL + 1;
+        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
+                                           &err), VF_EINVAL);
         assert_non_null(strstr(err.msg, "temporal radius"));
-        ta.radius = TR;
-        ta.prev_ab = &bad;
-        assert_int_equal(vf_op_warp_refine(&tg, &tr, &tab, &tp, 4, 5, 0.005f, &ta, &td, &err),
-                         VF_EINVAL);
+        f.ta.radius = TR;
+        f.ta.prev_ab = &bad;
+        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
+                                           &err), VF_EINVAL);
         assert_non_null(strstr(err.msg, "prev_ab"));
-        vf_tensor_free(&tg);
-        vf_tensor_free(&tr);
-        vf_tensor_free(&tab);
-        vf_tensor_free(&tp);
-        vf_tensor_free(&td);
-        vf_tensor_free(&tl);
-        vf_tensor_free(&tpl);
-        vf_tensor_free(&tpab);
+        refine_fx_free(&f);
         vf_tensor_free(&bad);
     }
     const int m = TR + 2 + 1;   /* no clamped coordinate in any window (patch 5) */
