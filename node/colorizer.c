@@ -822,8 +822,8 @@ int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb
     double t0 = vf_now();
     int rc;
     TRY(vf_tensor_upload(&c->grey_full, grey_full, err));
-    TRY(vf_op_guided_upsample(&c->grey, &c->ab, &c->grey_full, &c->ab_full, 2, 1e-3f,
-                              &c->scratch, err));
+    TRY(vf_op_guided_upsample(&c->grey, &c->ab, &c->grey_full, &c->ab_full,
+                              c->net->arch.up_radius, c->net->arch.up_eps, &c->scratch, err));
     TRY(vf_op_keep_luma(&c->grey_full, &c->ab_full, c->kr, c->kb, rgb ? &c->rgb_full : NULL,
                         &c->cbcr_full, err));
     TRY(download_planar(&c->rgb_full, rgb, err));

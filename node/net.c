@@ -50,6 +50,8 @@ static void arch_tiny(struct vf_arch *a)
     a->a_refine_temporal_h = 0.0025f;
     a->inference_h = 144;
     a->inference_w = 256;
+    a->up_radius = 0;
+    a->up_eps = 1e-3f;
 }
 
 static void arch_full(struct vf_arch *a)
@@ -77,6 +79,8 @@ static void arch_full(struct vf_arch *a)
     memcpy(a->c_dec_convs, dc, sizeof dc);
     a->inference_h = 216;
     a->inference_w = 384;
+    a->up_radius = 0;
+    a->up_eps = 1e-3f;
 }
 
 int vf_arch_preset(const char *name, struct vf_arch *arch, struct vf_error *err)
@@ -195,6 +199,10 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
     if (a->inference_h % 8 || a->inference_w % 8)
         return vf_error_set(err, VF_EINVAL, "%s: architecture: inference_size %dx%d must be "
                             "multiples of 8", what, a->inference_h, a->inference_w);
+    ARCH_RANGE(a->up_radius, 0, VF_UPSAMPLE_MAX_RADIUS, "upsample.radius");
+    if (!(a->up_eps > 0.0f) || !(a->up_eps < 1.0f))
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: upsample.eps = %g is out of "
+                            "range (0, 1)", what, (double)a->up_eps);
     return VF_OK;
 }
 
@@ -311,6 +319,22 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     if (json_ints_in(root, "inference_size", 2, 32, 8192, size, what, "(top)", err)) goto out;
     a->inference_h = size[0];
     a->inference_w = size[1];
+    json_t *up = json_object_get(root, "upsample");   /* optional: the guided filter when absent */
+    a->up_radius = 2;
+    a->up_eps = 1e-3f;
+    if (up) {
+        json_t *ue = json_object_get(up, "eps");
+        if (!json_is_object(up) || json_object_size(up) != 2 || !json_is_number(ue)) {
+            vf_error_set(err, VF_EINVAL, "%s: architecture metadata: upsample must be an object "
+                         "{\"radius\": 0..%d, \"eps\": a number in (0, 1)}", what,
+                         VF_UPSAMPLE_MAX_RADIUS);
+            goto out;
+        }
+        if (json_int_in(up, "radius", 0, VF_UPSAMPLE_MAX_RADIUS, &a->up_radius, what, "upsample",
+                        err))
+            goto out;
+        a->up_eps = (float)json_number_value(ue);
+    }
     rc = vf_arch_check(a, what, err);
 out:
     json_decref(root);

@@ -65,6 +65,8 @@ void vf_safetensors_close(struct vf_safetensors **st);
 
 /* ============================== the network ================================================ */
 
+#define VF_UPSAMPLE_MAX_RADIUS 8    /* the architecture's upsample.radius (train/vaefarm_ref/arch.py) */
+
 /* The architecture, from the weights file's metadata (docs/NETWORK.md). */
 struct vf_arch {
     char name[32];
@@ -84,6 +86,10 @@ struct vf_arch {
     int c_latent, c_dec_widths[3], c_dec_convs[3];
     bool c_residual;            /* ab = W^ab + 128·tanh(C.out) (else 128·tanh(C.out)) */
     int inference_h, inference_w;
+    /* post-processing step 1 (NETWORK.md): the guided filter's radius and ε, radius 0 being
+     * bilinear upsampling; a file without "upsample" has the guided filter (2, 1e-3) */
+    int up_radius;
+    float up_eps;
 };
 
 /* Weights, loaded and checked once; read-only afterwards, shared by any number of colorizers

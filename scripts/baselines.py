@@ -30,7 +30,8 @@ Methods:
               docs/NETWORK.md "A") from the PyTorch reference with the given weights file, at the
               model's inference size (vaefarm's default, computed as node/chunk.c does, unless
               --inference-size says otherwise), without C: the same
-              guided upsampling to full size (post step 1) and the same composition. The grey and
+              upsampling to full size (post step 1: bilinear, or the guided filter of a
+              model whose upsample.radius is above 0) and the same composition. The grey and
               the reference are resized as the C engine resizes them (area average when
               shrinking, bilinear when growing).
   flow        the reference carried frame to frame by dense optical flow: the shot's first frame
@@ -45,7 +46,7 @@ Methods:
               8-bit Cb, Cr and colours whose a, b cannot have the input's luma inside the gamut
               (keep_luma clamps).
   ceiling_inf the ceiling at the model's inference size: the truth's a, b area-averaged to the
-              inference size (as `warp` computes it), then the model's guided upsampling and
+              inference size (as `warp` computes it), then the model's upsampling and
               composition. What a model that runs at that size and predicts a, b perfectly there
               would output: the bound that the resolution of the network's output sets.
 """
@@ -325,7 +326,7 @@ def ab_warp(film, model, net=None, size="default"):
                 wab = warp_lo(net, g, cache, prev)
                 if temporal:
                     prev = torch.cat([labmod.grey_to_L(g) - 50.0, wab], dim=1)
-                yield t, Net.guided_up(g, wab, gf).numpy()
+                yield t, net.upsample(g, wab, gf).numpy()
 
 
 def ab_flow(film):
@@ -358,13 +359,13 @@ def ab_ceiling(film):
 
 
 def ab_ceiling_inf(film, model, net=None, size="default"):
-    arch = net.arch if net is not None else load_net(model).arch
-    H, W = inference_size(arch, film.w, film.h, size)
+    net = net or load_net(model)
+    H, W = inference_size(net.arch, film.w, film.h, size)
     Y = film.Y
     for t0, ab in ab_ceiling(film):
         gf = torch.from_numpy(film.grey(Y[t0:t0 + len(ab)])[:, None])
         g = torch.from_numpy(resize(gf.numpy(), H, W))
-        yield t0, Net.guided_up(g, torch.from_numpy(resize(ab, H, W)), gf).numpy()
+        yield t0, net.upsample(g, torch.from_numpy(resize(ab, H, W)), gf).numpy()
 
 
 def method_ab(film, method, model=None, net=None, size="default"):

@@ -121,6 +121,8 @@ static void the_reference_model_loads(void **state)
     struct vf_arch pre;
     assert_int_equal(vf_arch_preset("tiny", &pre, &err), VF_OK);
     assert_true(pre.c_residual);
+    assert_int_equal(a->up_radius, pre.up_radius);   /* bilinear upsampling, as the preset */
+    assert_int_equal(a->up_radius, 0);
     printf("tiny: %.3f M parameters\n", vf_net_params(net) / 1e6);
     assert_true(vf_net_params(net) > 1000000 && vf_net_params(net) < 4000000);
     double f, ac, c, at;
@@ -198,6 +200,38 @@ static void metadata_problems_are_named(void **state)
     assert_int_equal(vf_net_load_buffer(f.bytes, f.len, "direct", &direct, &e2), VF_OK);
     assert_false(vf_net_arch(direct)->c_residual);
     vf_net_free(&direct);
+    free(f.bytes);
+    json_decref(arch);
+
+    /* upsample (post step 1): the file's radius and ε are used; absent, the guided filter of
+     * the files written before the key (radius 2, ε 1e-3); out of range or malformed: refused */
+    arch = json_loads(orig, 0, NULL);
+    json_object_set_new(arch, "upsample", json_pack("{s:i, s:f}", "radius", 3, "eps", 0.01));
+    f = with_arch(&m, h, arch);
+    struct vf_net *up = NULL;
+    assert_int_equal(vf_net_load_buffer(f.bytes, f.len, "up", &up, &e2), VF_OK);
+    assert_int_equal(vf_net_arch(up)->up_radius, 3);
+    assert_true(vf_net_arch(up)->up_eps == 0.01f);
+    vf_net_free(&up);
+    free(f.bytes);
+    json_object_del(arch, "upsample");
+    f = with_arch(&m, h, arch);
+    assert_int_equal(vf_net_load_buffer(f.bytes, f.len, "no upsample", &up, &e2), VF_OK);
+    assert_int_equal(vf_net_arch(up)->up_radius, 2);
+    assert_true(vf_net_arch(up)->up_eps == 1e-3f);
+    vf_net_free(&up);
+    free(f.bytes);
+    json_object_set_new(arch, "upsample", json_pack("{s:i, s:f}", "radius", 9, "eps", 0.01));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "upsample.radius = 9 is out of range [0, 8]");
+    free(f.bytes);
+    json_object_set_new(arch, "upsample", json_pack("{s:i, s:f}", "radius", 0, "eps", 0.0));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "upsample.eps = 0 is out of range (0, 1)");
+    free(f.bytes);
+    json_object_set_new(arch, "upsample", json_pack("{s:i}", "radius", 0));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "upsample must be an object");
     free(f.bytes);
     json_decref(arch);
 

@@ -17,7 +17,8 @@
  *   ≤ 1e-5 for a = b = 0, R′G′B′/CbCr vs the double bisection ≤ 1e-4 (max abs); the Newton
  *   solver vs the plain float 20-step bisection over a dense (grey, a, b) grid to |ab| = 200:
  *   R′G′B′ ≤ 1e-4 (max abs);
- *   guided upsampling: constant → that constant within 1e-4 (abs), linear function of the grey
+ *   guided upsampling: constant → that constant within 1e-4 (abs), radius 0 → bilinear
+ *   upsampling of ab within 1e-6, linear function of the grey
  *   → that function within 1e-3 (abs, ab values up to ~100, ε = 1e-8).
  */
 #include <math.h>
@@ -1514,6 +1515,12 @@ static void guided_case(int n, int H, int W, int h, int w, int r, float eps, enu
     check_same_bits(what, outs, on);
     /* the operator computes in double and stores f32: f32 tolerance whatever the input dtype */
     check_close(what, outs[0], ref, on, 1e-6);
+    if (r == 0) {   /* windows of one pixel: A = 0, B = ab: plain bilinear upsampling of ab */
+        for (int k = 0; k < 2 * n; k++)
+            ref_bilinear_plane(qab + k * P, H, W, ref + k * Q, h, w);
+        strncat(what, " = bilinear", sizeof what - strlen(what) - 1);
+        check_close(what, outs[0], ref, on, 1e-6);
+    }
     if (kind == 1) {
         for (int img = 0; img < n; img++)
             for (int ch = 0; ch < 2; ch++)
@@ -1549,6 +1556,9 @@ static void guided_upsample_matches_reference(void **state)
     guided_case(1, 27, 48, 81, 144, 2, 1e-3f, VF_BF16, 0, 1);
     guided_case(2, 27, 48, 54, 96, 2, 1e-8f, VF_F32, 0, 2);   /* linear in the grey */
     guided_case(1, 36, 64, 72, 128, 2, 1e-8f, VF_BF16, 1, 2);
+    guided_case(2, 27, 48, 54, 96, 0, 1e-3f, VF_F32, 0, 0);   /* radius 0: bilinear */
+    guided_case(1, 108, 192, 144, 256, 0, 1e-3f, VF_BF16, 1, 0);   /* ×4/3 (a scale exact in binary) */
+    guided_case(1, 5, 4, 9, 7, 0, 1e-3f, VF_F32, 0, 1);
 }
 
 /* ============================== keep luma ================================================== */

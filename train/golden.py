@@ -14,7 +14,7 @@ f_tap{k}_t{t} (l2n'd taps), warp_ab_t{t} (2×H×W), conf_t{t} (1×H×W), ab_t{t}
 rgb_full_t{t} (3×h×w), cbcr_full_t{t} (2×h×w, Cb then Cr), BT.709 (kr 0.2126, kb 0.0722).
 Frame 0 starts from the zero state, frame t from frame t−1's X̂. Stage inputs, so that each
 stage can be checked on its own: ref_phi (4a×H/4×W/4), ref_ab_pool (2×H/4×W/4), theta_t{t}
-(4a×H/4×W/4), x7_t{t} (7×H×W, C's input), ab_full_t{t} (2×h×w, after the guided filter).
+(4a×H/4×W/4), x7_t{t} (7×H×W, C's input), ab_full_t{t} (2×h×w, after post step 1: the arch's upsampling).
 --extra adds ref_tap{k}, L_t{t} (1×H×W) and Lstar_t{t} (1×h×w, the bisection's L*)."""
 import argparse
 import json

@@ -223,7 +223,12 @@ def test_arch_validation():
                    lambda a: a["C"].update(residuals=True),
                    lambda a: a["A"]["refine"].update(radius=0), lambda a: a["A"]["refine"].update(patch=4),
                    lambda a: a["A"]["refine"].update(h=0), lambda a: a["A"]["refine"].update(k=1),
-                   lambda a: a["A"].update(refine=True)):
+                   lambda a: a["A"].update(refine=True),
+                   lambda a: a.update(upsample={"radius": 9, "eps": 1e-3}),
+                   lambda a: a.update(upsample={"radius": -1, "eps": 1e-3}),
+                   lambda a: a.update(upsample={"radius": 1, "eps": 0}),
+                   lambda a: a.update(upsample={"radius": 1}),
+                   lambda a: a.update(upsample={"radius": 1.5, "eps": 1e-3})):
         a = json.loads(json.dumps(TINY))
         mutate(a)
         try:
@@ -237,6 +242,12 @@ def test_arch_validation():
     assert parse_arch(TINY)["C"]["residual"] is True
     # A.refine is optional too (off when absent), tiny's is on
     assert "refine" not in parse_arch(FULL)["A"] and parse_arch(TINY)["A"]["refine"]["radius"] == 4
+    # upsample: absent, the guided filter of the files written before the key; the presets' is
+    # bilinear (radius 0), and Net.upsample uses the arch's values
+    a = json.loads(json.dumps(TINY))
+    del a["upsample"]
+    assert parse_arch(a)["upsample"] == {"radius": 2, "eps": 1e-3}
+    assert parse_arch(TINY)["upsample"] == {"radius": 0, "eps": 1e-3}
 
 
 def refine_warp_direct(grey, ref_y, ref_ab, pos4, radius, patch, h):
@@ -495,6 +506,14 @@ def test_weights_and_inference():
         assert rgb_o.shape == (3, 2 * H, 2 * W) and cbcr.shape == (2, 2 * H, 2 * W)
         cb = (rgb_o[2] - y) / (2 * (1 - 0.0722))
         assert float((cb - cbcr[0]).abs().max()) < 1e-5
+        # post step 1 with the arch's upsample: tiny's radius 0 is bilinear upsampling of ab
+        # (windows of one pixel: A = 0, B = ab); a radius above 0 is the guided filter
+        abr = torch.randn(1, 2, H, W, generator=torch.Generator().manual_seed(5)) * 30
+        bil = torch.nn.functional.interpolate(abr, size=(2 * H, 2 * W), mode="bilinear",
+                                              align_corners=False)
+        assert net.arch["upsample"]["radius"] == 0
+        assert float((net.upsample(grey[None, None], abr, gf[None, None]) - bil).abs().max()) < 1e-4
+        assert float((net.guided_up(grey[None, None], abr, gf[None, None], 2, 1e-3) - bil).abs().max()) > 1
         # with C.out zero a residual C outputs its warp exactly; a direct one outputs grey
         for residual in (True, False):
             net.C.residual = residual

@@ -15,6 +15,7 @@ TINY = {
     "C": {"widths": [16, 32, 64, 128], "enc_convs": [1, 1, 2, 2], "mid": [[2, 2], [1]],
           "latent": 128, "dec_widths": [64, 32, 32], "dec_convs": [1, 1, 1], "residual": True},
     "inference_size": [144, 256],
+    "upsample": {"radius": 0, "eps": 0.001},
 }
 
 FULL = {
@@ -25,9 +26,14 @@ FULL = {
           "mid": [[2, 2, 2], [2, 2, 2], [1, 1, 1]],
           "latent": 512, "dec_widths": [256, 128, 128], "dec_convs": [2, 1, 1]},
     "inference_size": [216, 384],
+    "upsample": {"radius": 0, "eps": 0.001},
 }
 
 PRESETS = {"tiny": TINY, "full": FULL}
+# Post-processing step 1 (docs/NETWORK.md): the guided filter's radius and ε; radius 0 is plain
+# bilinear upsampling. Absent from a file: the guided filter (r 2, ε 1e-3) of the files before it.
+UPSAMPLE_DEFAULT = {"radius": 2, "eps": 0.001}
+UPSAMPLE_MAX_RADIUS = 8
 
 
 class ArchError(ValueError):
@@ -86,6 +92,18 @@ def _refine(r):
     return out
 
 
+def _upsample(u):
+    if not isinstance(u, dict) or set(u) != {"radius", "eps"}:
+        raise ArchError("upsample: expected an object with keys radius and eps; got %r" % (u,))
+    r = _nonnegint(u["radius"], "upsample.radius")
+    if r > UPSAMPLE_MAX_RADIUS:
+        raise ArchError("upsample.radius: at most %d, got %d" % (UPSAMPLE_MAX_RADIUS, r))
+    e = u["eps"]
+    if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e < 1:
+        raise ArchError("upsample.eps: expected a number in (0, 1), got %r" % (e,))
+    return {"radius": r, "eps": float(e)}
+
+
 def _width(h, where):
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h < 10:
         raise ArchError("%s: expected a number in (0, 10), got %r" % (where, h))
@@ -104,7 +122,7 @@ def parse_arch(meta):
             raise ArchError("vaefarm metadata is not valid JSON: %s" % e)
     if not isinstance(meta, dict):
         raise ArchError("vaefarm metadata: expected a JSON object")
-    allowed = {"format", "name", "F", "A", "C", "inference_size"}
+    allowed = {"format", "name", "F", "A", "C", "inference_size", "upsample"}
     extra = set(meta) - allowed
     if extra:
         raise ArchError("vaefarm metadata: unknown keys %s" % sorted(extra))
@@ -166,6 +184,7 @@ def parse_arch(meta):
         if v % 8:
             raise ArchError("inference_size %r: both must be multiples of 8" % (size,))
     out["inference_size"] = size
+    out["upsample"] = _upsample(meta.get("upsample", UPSAMPLE_DEFAULT))
     return out
 
 

@@ -542,9 +542,15 @@ class Net(nn.Module):
         """Mean over the (2r+1)² window clipped at the borders (divided by the count inside)."""
         return Fn.avg_pool2d(x, 2 * r + 1, stride=1, padding=r, count_include_pad=False)
 
+    def upsample(self, grey_lo, ab, grey_full):
+        """Post step 1 with this architecture's upsample.radius and eps (radius 0: bilinear)."""
+        u = self.arch["upsample"]
+        return self.guided_up(grey_lo, ab, grey_full, r=u["radius"], eps=u["eps"])
+
     @staticmethod
     def guided_up(grey_lo, ab, grey_full, r=2, eps=1e-3):
-        """Fast guided filter: I = grey_lo N×1×H×W, p = ab N×2×H×W, Ifull N×1×h×w."""
+        """Fast guided filter: I = grey_lo N×1×H×W, p = ab N×2×H×W, Ifull N×1×h×w. With r = 0
+        every window is one pixel: A = 0 and B = p exactly, so it is bilinear upsampling of p."""
         box = Net.box
         I, p = grey_lo, ab
         mI, mp = box(I, r), box(p, r)
@@ -588,7 +594,7 @@ class Net(nn.Module):
                 t = t.unsqueeze(0)
             return t
         I, p, If = b4(grey_lo), b4(ab), b4(grey_full)
-        ab_full = self.guided_up(I, p, If)
+        ab_full = self.upsample(I, p, If)
         rgb, cbcr, _ = self.keep_luma(If, ab_full, kr, kb)
         if unb:
             return rgb[0], cbcr[0]
@@ -596,7 +602,7 @@ class Net(nn.Module):
 
     def post_full(self, grey_lo, ab, grey_full, kr=0.2126, kb=0.0722):
         """As post() but batched and also returns ab_full and L* (for debugging/golden)."""
-        ab_full = self.guided_up(grey_lo, ab, grey_full)
+        ab_full = self.upsample(grey_lo, ab, grey_full)
         rgb, cbcr, Ls = self.keep_luma(grey_full, ab_full, kr, kb)
         return {"ab_full": ab_full, "rgb": rgb, "cbcr": cbcr, "Lstar": Ls}
 
