@@ -228,6 +228,22 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
         rc = VF_EUNSUPPORTED;
         goto out;
     }
+    {   /* as train/vaefarm_ref/arch.py: an unknown key (a typo) must not silently change the
+         * network or its post-processing */
+        static const char *const known[] = {"format", "name", "F", "A", "C", "inference_size",
+                                            "upsample"};
+        const char *key;
+        json_t *val;
+        json_object_foreach(root, key, val) {
+            size_t k = 0;
+            while (k < sizeof known / sizeof known[0] && strcmp(key, known[k]) != 0) k++;
+            if (k == sizeof known / sizeof known[0]) {
+                vf_error_set(err, VF_EINVAL, "%s: architecture metadata: unknown key \"%s\" "
+                             "(known: format, name, F, A, C, inference_size, upsample)", what, key);
+                goto out;
+            }
+        }
+    }
     json_t *name = json_object_get(root, "name");
     snprintf(a->name, sizeof a->name, "%s", json_is_string(name) ? json_string_value(name) : "?");
     for (char *p = a->name; *p; p++)   /* printed in messages and reports */

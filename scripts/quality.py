@@ -441,7 +441,8 @@ def main():
         rundir = os.path.join(args.out, "runs", film.name)
         os.makedirs(rundir, exist_ok=True)
         inputs = film.inputs_key()
-        size = {"spec": args.inference_size, "arch": arch.get("inference_size")}
+        size = {"spec": args.inference_size, "arch": arch.get("inference_size"),
+                "upsample": arch.get("upsample")}   # warp and ceiling_inf depend on both
         keys = {m: {"method": m, "inputs": inputs, "code": code_sha,
                     "model": model_sha if m == "warp" else None,
                     "size": size if m in ("warp", "ceiling_inf") else None} for m in BASELINES}

@@ -124,7 +124,10 @@ PY
 }
 submit() { # NAME [sbatch options]: the job id
   local name=$1; shift
-  sbatch --parsable --ntasks=2 "$@" "$tmp/$name.sbatch" "$tmp/$name.yaml" | cut -d';' -f1
+  local id
+  id=$(sbatch --parsable --ntasks=2 "$@" "$tmp/$name.sbatch" "$tmp/$name.yaml" | cut -d';' -f1)
+  [ -n "$id" ] || { echo "FAIL sbatch $name: no job id" >&2; exit 1; }
+  echo "$id"
 }
 jstate() { # JOB: its state; scontrol asked again (up to 5 times) when it answers nothing, as it
   local i s=""  # can when slurmctld is slow to answer on a loaded machine
@@ -136,12 +139,13 @@ jstate() { # JOB: its state; scontrol asked again (up to 5 times) when it answer
 }
 # a job has ended only in a final state. Anything else waits on: a state flag shown in place of
 # RUNNING (SIGNALING, STOPPED, REQUEUED...) and no answer at all are not an end (the 2026-12-03
-# CI run: b1's watcher took one of those for an end and never thawed b1's ranks). Loops are bounded.
+# CI run: b1's watcher took one of those for an end and never thawed b1's ranks). Every wait has
+# a deadline in seconds ($SECONDS), however slowly scontrol answers.
 jended() { case $(jstate "$1") in COMPLETED|FAILED|TIMEOUT|CANCELLED|NODE_FAIL|PREEMPTED|BOOT_FAIL|DEADLINE|OUT_OF_MEMORY|REQUEUE_HOLD|SPECIAL_EXIT|REVOKED) return 0 ;; *) return 1 ;; esac; }
 jfield() { scontrol show job "$1" 2>/dev/null | grep -o "$2=[^ ]*" | cut -d= -f2 || true; }
-wait_done() { # JOB SECONDS: until the job has ended (not pending, running or completing)
-  local i
-  for i in $(seq $(($2 * 5))); do
+wait_done() { # JOB SECONDS: until the job has ended (a final state: jended) or SECONDS passed
+  local end=$((SECONDS + $2))
+  while [ $SECONDS -lt $end ]; do
     jended "$1" && break
     sleep 0.2
   done
@@ -150,9 +154,9 @@ wait_done() { # JOB SECONDS: until the job has ended (not pending, running or co
 jcount() { [ -f "$tmp/$1.mkv.vaefarm/journal" ] && wc -l <"$tmp/$1.mkv.vaefarm/journal" || echo 0; }
 ranks() { pgrep -f -- "^$vf $tmp/$1.yaml" || true; }
 freeze() { # NAME JOB: once the job has journaled a chunk, SIGSTOP its two ranks; K: the count
-  local i p
+  local p end=$((SECONDS + 60))
   K=0
-  for i in $(seq 1200); do
+  while [ $SECONDS -lt $end ]; do
     p=$(ranks "$1")
     if [ "$(jcount "$1")" -ge 1 ] && [ "$(echo $p | wc -w)" = 2 ]; then
       kill -STOP $p; stopped="$stopped $p"; sleep 0.2; K=$(jcount "$1"); return 0
@@ -204,15 +208,16 @@ check "b2 (job $b2) frozen mid-film: $k_b2 of $CHUNKS chunks journaled" all '[ "
 # template's SIGTERM); once the job is requeued, lift its limit to 10 minutes, so that a slow
 # machine does not stop and requeue it again and again (correct too, only longer)
 b1_watch() {
-  local i
-  for i in $(seq 1500); do
+  local end=$((SECONDS + 300))
+  while [ $SECONDS -lt $end ]; do
     grep -q "time limit or preemption near" "$tmp/b1-$b1.out" 2>/dev/null && break
     jended "$b1" && return 0
     sleep 0.2
   done
   jfield "$b1" RunTime >"$tmp/b1.warned"
   thaw b1
-  for i in $(seq 1500); do
+  end=$((SECONDS + 300))
+  while [ $SECONDS -lt $end ]; do
     [ "$(jfield "$b1" Restarts)" -ge 1 ] 2>/dev/null && { scontrol update JobId="$b1" TimeLimit=10 || true; return 0; }
     jended "$b1" && return 0
     sleep 0.2

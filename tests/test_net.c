@@ -233,6 +233,20 @@ static void metadata_problems_are_named(void **state)
     f = with_arch(&m, h, arch);
     expect(&f, VF_EINVAL, "upsample must be an object");
     free(f.bytes);
+    json_object_set_new(arch, "upsample", json_pack("{s:i, s:f, s:i}", "radius", 0, "eps", 1e-3,
+                                                    "extra", 1));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "upsample must be an object");
+    free(f.bytes);
+    json_object_set_new(arch, "upsample", json_pack("{s:f, s:f}", "radius", 1.5, "eps", 1e-3));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "upsample.radius must be an integer");
+    free(f.bytes);
+    json_object_del(arch, "upsample");
+    json_object_set_new(arch, "upsampel", json_pack("{s:i, s:f}", "radius", 0, "eps", 1e-3));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "unknown key \"upsampel\"");
+    free(f.bytes);
     json_decref(arch);
 
     /* The architecture of `full` over the tensors of `tiny`. */

@@ -64,7 +64,10 @@ def load_checkpoint(path, arch):
         return arch, {k: v.float() for k, v in tensors.items()}
     ck = torch.load(path, map_location="cpu")
     if isinstance(ck, dict) and "arch" in ck:
-        arch = get_arch(ck["arch"])
+        # a checkpoint saved before the upsample key: the upsampling asked (arch), which has no
+        # weights and is not trained; a weights file's own metadata (above) is kept as it is
+        up = {} if "upsample" in ck["arch"] or arch is None else {"upsample": get_arch(arch)["upsample"]}
+        arch = get_arch(dict(ck["arch"], **up))
     for key in ("model", "state_dict"):
         if isinstance(ck, dict) and key in ck and isinstance(ck[key], dict):
             ck = ck[key]

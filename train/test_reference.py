@@ -228,7 +228,10 @@ def test_arch_validation():
                    lambda a: a.update(upsample={"radius": -1, "eps": 1e-3}),
                    lambda a: a.update(upsample={"radius": 1, "eps": 0}),
                    lambda a: a.update(upsample={"radius": 1}),
-                   lambda a: a.update(upsample={"radius": 1.5, "eps": 1e-3})):
+                   lambda a: a.update(upsample={"radius": 1.5, "eps": 1e-3}),
+                   lambda a: a.update(upsample={"radius": 0, "eps": 1e-46}),   # 0 in f32
+                   lambda a: a.update(upsample={"radius": 0, "eps": 0.99999999}),   # 1 in f32
+                   lambda a: a.update(upsample={"radius": 0, "eps": 1e-3, "x": 1})):
         a = json.loads(json.dumps(TINY))
         mutate(a)
         try:

@@ -284,7 +284,9 @@ def main(argv=None):
     # model
     net = build(arch)
     if ck is not None:
-        if get_arch(ck["arch"]) != net.arch:   # normalised: older checkpoints lack C.residual
+        # normalised: older checkpoints lack C.residual; upsample (post-processing, no weights,
+        # not trained) is the one asked now, whatever the checkpoint was saved with
+        if dict(get_arch(ck["arch"]), upsample=net.arch["upsample"]) != net.arch:
             raise SystemExit("train: %s was trained as %s; the --arch now asked (or the preset %r, "
                              "changed since) is %s: start a new run with --init from its export"
                              % (resume, json.dumps(ck["arch"]), cfg["arch"], json.dumps(net.arch)))
@@ -293,9 +295,10 @@ def main(argv=None):
         from export import load_model
         src = load_model(cfg["init"])
         # the differences allowed, none of which has weights: a direct C becoming residual (the
-        # reverse has no meaning: a residual C.out is a correction of the warp, not colours), and
-        # A's temperature and refinement
+        # reverse has no meaning: a residual C.out is a correction of the warp, not colours),
+        # A's temperature and refinement, and the upsampling (post-processing)
         same = dict(src.arch, C=dict(src.arch["C"], residual=net.arch["C"]["residual"]),
+                    upsample=net.arch["upsample"],
                     A=dict(net.arch["A"], adapter=src.arch["A"]["adapter"],
                            res_blocks=src.arch["A"]["res_blocks"]))
         if same != net.arch or (src.arch["C"]["residual"] and not net.arch["C"]["residual"]):

@@ -4,6 +4,7 @@ The dict is what the weights file's __metadata__["vaefarm"] JSON holds.
 """
 import copy
 import json
+import struct
 
 FORMAT = "vaefarm-net-v1"
 
@@ -99,7 +100,9 @@ def _upsample(u):
     if r > UPSAMPLE_MAX_RADIUS:
         raise ArchError("upsample.radius: at most %d, got %d" % (UPSAMPLE_MAX_RADIUS, r))
     e = u["eps"]
-    if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e < 1:
+    # in (0, 1) as the C engine's f32 holds it (node/net.c), so that both accept the same files
+    if (isinstance(e, bool) or not isinstance(e, (int, float))
+            or not 0 < e < 1 or not 0 < struct.unpack("f", struct.pack("f", e))[0] < 1):
         raise ArchError("upsample.eps: expected a number in (0, 1), got %r" % (e,))
     return {"radius": r, "eps": float(e)}
 
