@@ -495,8 +495,10 @@ int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
         TRY(vf_tensor_alloc(&c->ab_full, c->be, VF_F32, 1, 2, c->fh, c->fw, err));
         TRY(vf_tensor_alloc(&c->rgb_full, c->be, VF_F32, 1, 3, c->fh, c->fw, err));
         TRY(vf_tensor_alloc(&c->cbcr_full, c->be, VF_F32, 1, 2, c->fh, c->fw, err));
-        size_t se = vf_guided_scratch_elems(c->h, c->w);
-        TRY(vf_tensor_alloc(&c->scratch, c->be, VF_F32, 1, (int)se, 1, 1, err));
+        if (c->net->arch.up_radius > 0) { /* the guided filter's window sums */
+            size_t se = vf_guided_scratch_elems(c->h, c->w);
+            TRY(vf_tensor_alloc(&c->scratch, c->be, VF_F32, 1, (int)se, 1, 1, err));
+        }
     }
     vf_colorizer_reset(c);
     *out = c;
@@ -822,8 +824,11 @@ int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb
     double t0 = vf_now();
     int rc;
     TRY(vf_tensor_upload(&c->grey_full, grey_full, err));
-    TRY(vf_op_guided_upsample(&c->grey, &c->ab, &c->grey_full, &c->ab_full,
-                              c->net->arch.up_radius, c->net->arch.up_eps, &c->scratch, err));
+    if (c->net->arch.up_radius == 0) /* the guided filter's A = 0, B = ab: bilinear */
+        TRY(vf_op_resize(&c->ab, &c->ab_full, VF_RESIZE_BILINEAR, err));
+    else
+        TRY(vf_op_guided_upsample(&c->grey, &c->ab, &c->grey_full, &c->ab_full,
+                                  c->net->arch.up_radius, c->net->arch.up_eps, &c->scratch, err));
     TRY(vf_op_keep_luma(&c->grey_full, &c->ab_full, c->kr, c->kb, rgb ? &c->rgb_full : NULL,
                         &c->cbcr_full, err));
     TRY(download_planar(&c->rgb_full, rgb, err));

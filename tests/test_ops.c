@@ -949,7 +949,8 @@ static double d_luma(const double c[3], double kr, double kb)
 struct refine_fx {
     struct vf_tensor g, ry, ab, pos, dst, l, prev_l, prev_ab;
     struct vf_refine_temporal_args ta;
-    int temporal;
+    struct vf_tensor *alloced[8];   /* what refine_fx_init allocated, for refine_fx_free */
+    int n_alloced;
 };
 
 static void refine_fx_init(struct refine_fx *f, struct vf_backend *be, int H, int W,
@@ -962,9 +963,9 @@ static void refine_fx_init(struct refine_fx *f, struct vf_backend *be, int H, in
         {&f->g, 1, H, W, g},           {&f->ry, 1, H, W, ry},        {&f->ab, 2, H, W, ab},
         {&f->pos, 2, H / 4, W / 4, pos}, {&f->dst, 2, H, W, NULL},   {&f->l, 1, H, W, cl},
         {&f->prev_l, 1, H, W, pl},     {&f->prev_ab, 2, H, W, pab}};
-    f->temporal = cl != NULL;
-    for (int i = 0; i < (f->temporal ? 8 : 5); i++) {
+    for (int i = 0; i < (cl != NULL ? 8 : 5); i++) {   /* the last 3: temporal candidates */
         ok(vf_tensor_alloc(ts[i].t, be, VF_F32, 1, ts[i].c, ts[i].h, ts[i].w, &err), &err);
+        f->alloced[f->n_alloced++] = ts[i].t;
         if (ts[i].src)
             ok(vf_tensor_upload(ts[i].t, ts[i].src, &err), &err);
     }
@@ -973,9 +974,8 @@ static void refine_fx_init(struct refine_fx *f, struct vf_backend *be, int H, in
 
 static void refine_fx_free(struct refine_fx *f)
 {
-    struct vf_tensor *ts[8] = {&f->g, &f->ry, &f->ab, &f->pos, &f->dst, &f->l, &f->prev_l, &f->prev_ab};
-    for (int i = 0; i < (f->temporal ? 8 : 5); i++)
-        vf_tensor_free(ts[i]);
+    for (int i = 0; i < f->n_alloced; i++)
+        vf_tensor_free(f->alloced[i]);
 }
 
 /* vf_op_warp_refine of the fixture (h 0.005; tp NULL: no temporal candidates) into out. */
