@@ -1127,16 +1127,15 @@ static void warp_refine_recovers_a_shift(void **state)
     free(pos);
 }
 
-/* The temporal candidates (docs/NETWORK.md, "A", refine, temporal). The frame's lightness is
- * X̂(t−1)'s moved by (1, −2) pixels and its grey has nothing to do with the reference's luma:
- * away from the borders the refinement must carry X̂(t−1)'s a, b from where each pixel came
- * from (radius 2 reaches it). With prev_l at VF_REFINE_NO_PREV (a reset: the zero state) the
- * output is the one without candidates, bit for bit. 1, 2 and 3 threads give the same bits; a
- * temporal radius over the limit and a prev_ab of another size are refused. */
-static void warp_refine_temporal(void **state)
+/* The temporal candidates (docs/NETWORK.md, "A", refine, temporal) at radius TR. The frame's
+ * lightness is X̂(t−1)'s moved by (DY, DX) pixels and its grey has nothing to do with the
+ * reference's luma: away from the borders the refinement must carry X̂(t−1)'s a, b from where
+ * each pixel came from (radius TR reaches it). With prev_l at VF_REFINE_NO_PREV (a reset: the
+ * zero state) the output is the one without candidates, bit for bit. 1, 2 and 3 threads give
+ * the same bits; a temporal radius over the limit and a prev_ab of another size are refused. */
+static void refine_temporal_case(const int TR, const int DY, const int DX)
 {
-    (void)state;
-    const int H = 32, W = 48, h4 = H / 4, w4 = W / 4, DY = 1, DX = -2, TR = 2;
+    const int H = 32, W = 48, h4 = H / 4, w4 = W / 4;
     const size_t P = (size_t)H * W, n4 = (size_t)h4 * w4;
     float *ry = malloc(P * sizeof *ry), *g = malloc(P * sizeof *g), *ab = malloc(2 * P * sizeof *ab);
     float *pl = malloc(P * sizeof *pl), *cl = malloc(P * sizeof *cl), *pab = malloc(2 * P * sizeof *pab);
@@ -1200,8 +1199,9 @@ static void warp_refine_temporal(void **state)
                 moved = fmax(moved, fabs((double)outs[0][i] - plain[i]));
                 checked++;
             }
-    printf("warp refine, temporal: %d values away from the borders, worst |ab − moved X(t-1)| "
-           "%.2g (without the candidates up to %.3g away)\n", checked, worst, moved);
+    printf("warp refine, temporal radius %d, moved (%d, %d): %d values away from the borders, "
+           "worst |ab − moved X(t-1)| %.2g (without the candidates up to %.3g away)\n", TR, DY, DX,
+           checked, worst, moved);
     assert_true(checked > 500 && worst < 1e-3 && moved > 10);
     assert_memory_equal(reset, plain, 2 * P * sizeof(float));
     for (int b = 1; b < NBE; b++)
@@ -1219,6 +1219,13 @@ static void warp_refine_temporal(void **state)
     free(pos);
     free(plain);
     free(reset);
+}
+
+static void warp_refine_temporal(void **state)
+{
+    (void)state;
+    refine_temporal_case(2, 1, -2);
+    refine_temporal_case(VF_REFINE_MAX_TEMPORAL, -3, 3);   /* the bundled model's radius */
 }
 
 /* ============================== grey → L, RGB ↔ Lab ======================================== */
