@@ -1155,7 +1155,7 @@ static void refine_temporal_case(const int TR, const int DY, const int DX)
     }
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
-            int sy = y + DY >= H ? H - 1 : y + DY, sx = x + DX < 0 ? 0 : x + DX;
+            const int sy = vf_imin(vf_imax(y + DY, 0), H - 1), sx = vf_imin(vf_imax(x + DX, 0), W - 1);
             cl[y * W + x] = pl[sy * W + sx];
         }
     for (size_t i = 0; i < 2 * n4; i++)
