@@ -14,7 +14,7 @@ if ! "$py" -c 'import torch' 2>/dev/null; then
 fi
 args="--seed 7 --frames 5"   # tests/test_golden.c reads 5 frames (and the sizes from the file)
 # full at tiny's 144x256 (/ 288x512), not its own 216x384: float64 ResNet-50 convolutions take
-# 186 s there on 2 cores, ~2.3x less here; every op and path is the same (docs/REFERENCE.md)
+# 186 s there on 2 cores, 69 s here; every op and path is the same (docs/REFERENCE.md)
 full_size="--size 144 256"
 stamp=$( (cd "$root" && echo "$args $full_size" && cat train/golden.py train/export.py train/safetensors_io.py train/vaefarm_ref/*.py) | sha256sum | cut -c1-16)
 for arch in tiny full; do
