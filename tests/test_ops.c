@@ -1225,7 +1225,8 @@ static void warp_refine_temporal(void **state)
 {
     (void)state;
     refine_temporal_case(2, 1, -2);
-    refine_temporal_case(VF_REFINE_MAX_TEMPORAL, -3, 3);   /* the bundled model's radius */
+    /* the bundled model's radius; a move only it reaches */
+    refine_temporal_case(VF_REFINE_MAX_TEMPORAL, -VF_REFINE_MAX_TEMPORAL, VF_REFINE_MAX_TEMPORAL);
 }
 
 /* ============================== grey → L, RGB ↔ Lab ======================================== */

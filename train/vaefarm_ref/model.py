@@ -546,8 +546,7 @@ class Net(nn.Module):
         """Post step 1 with this architecture's upsample.radius and eps (radius 0: bilinear)."""
         u = self.arch["upsample"]
         if u["radius"] == 0:    # guided_up's A = 0, B = ab exactly: the same bits, 5 passes fewer
-            return Fn.interpolate(ab, size=tuple(grey_full.shape[-2:]), mode="bilinear",
-                                  align_corners=False)
+            return resize_bilinear(ab, grey_full.shape[-2:])
         return self.guided_up(grey_lo, ab, grey_full, r=u["radius"], eps=u["eps"])
 
     @staticmethod
