@@ -29,6 +29,7 @@
 enum vf_precision { VF_PRECISION_DEFAULT = 0, VF_PRECISION_F32, VF_PRECISION_BF16, VF_PRECISION_F16 };
 enum vf_detect { VF_DETECT_AUTO = 0, VF_DETECT_OFF };
 enum vf_audio { VF_AUDIO_COPY = 0, VF_AUDIO_NONE };
+enum vf_passthrough { VF_PASSTHROUGH_AUTO = 0, VF_PASSTHROUGH_OFF };
 
 /* Where a value was written in the YAML file (1-based), for error messages downstream
  * (e.g. the planner reporting an overlapping shot). line 0 = not from the file (a default). */
@@ -84,6 +85,8 @@ struct vf_film {
     struct vf_reference_spec *references;
     size_t n_references;
     char *default_reference;    /* NULL when absent */
+    enum vf_passthrough passthrough; /* reference_passthrough: AUTO, a frame whose grey is its
+                                   reference's luma takes the reference's colours (node.h) */
 
     int64_t chunk_length;       /* chunks.length: kept frames per chunk, >= 1, or VF_CHUNK_AUTO */
     int64_t ranks;              /* ranks: the rank count chunks.length auto plans for; 0 when

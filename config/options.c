@@ -19,7 +19,7 @@
 #define MAX_FRAMES (INT64_C(1) << 40)
 
 _Static_assert(sizeof(enum vf_precision) == sizeof(int) && sizeof(enum vf_detect) == sizeof(int) &&
-                   sizeof(enum vf_audio) == sizeof(int),
+                   sizeof(enum vf_audio) == sizeof(int) && sizeof(enum vf_passthrough) == sizeof(int),
                "ENUM options are stored as int");
 
 static const char *const precision_names[] = {"f32", "bf16", "f16", NULL};
@@ -28,6 +28,8 @@ static const char *const detect_names[] = {"auto", "off", NULL};
 static const int detect_values[] = {VF_DETECT_AUTO, VF_DETECT_OFF};
 static const char *const audio_names[] = {"copy", "none", NULL};
 static const int audio_values[] = {VF_AUDIO_COPY, VF_AUDIO_NONE};
+static const char *const passthrough_names[] = {"auto", "off", NULL};
+static const int passthrough_values[] = {VF_PASSTHROUGH_AUTO, VF_PASSTHROUGH_OFF};
 static const char *const codec_names[] = {"ffv1",  "prores_ks",  "libx264",    "libx265",
                                           "dnxhd", "h264_nvenc", "hevc_nvenc", NULL};
 
@@ -98,6 +100,12 @@ const struct cfg_option cfg_options[] = {
     {.name = "default_reference", .type = CFG_T_PATH, .offset = FILM(default_reference),
      .def_doc = "none; a shot no reference covers is an error", .example = "default_reference: refs/any.png",
      .help = "reference for shots that no other reference covers"},
+    {.name = "reference_passthrough", .type = CFG_T_ENUM, .offset = FILM(passthrough),
+     .names = passthrough_names, .values = passthrough_values, .sdef = "auto",
+     .example = "reference_passthrough: auto",
+     .help = "auto: a frame that is its reference's own picture (its grey matches the "
+             "reference's luma) takes the reference's colours, and the next frame starts from "
+             "them; off: every frame goes through the network"},
 
     {.name = "ranks", .type = CFG_T_INT, .offset = FILM(ranks), .imin = 1, .imax = 1 << 20,
      .def_doc = "the plan.json of an earlier run in work_dir, else the MPI size",

@@ -242,7 +242,7 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
         goto fail;
     }
     scene(ref, o.h, o.w, 0);
-    if ((rc = vf_colorizer_set_reference(cz, ref, &err))) goto fail;
+    if ((rc = vf_colorizer_set_reference(cz, ref, NULL, &err))) goto fail;
     /* Two warm-up frames (first-touch of every buffer, oneDNN's kernel caches). */
     for (int t = 0; t < 2; t++) {
         scene(rgb, o.h, o.w, t);

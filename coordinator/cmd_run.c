@@ -260,7 +260,7 @@ static int create_engine(struct vf_farm *f, struct vf_error *err)
 {
     /* on a GPU each frame is one CUDA graph replay (node/colorizer.c) */
     struct vf_colorizer_opts co = {.be = f->be, .precision = f->precision, .h = f->h, .w = f->w,
-                                   .graph = true};
+                                   .graph = true, .passthrough = f->passthrough};
     vf_node_colorizer_opts(f->info, &co);
     return vf_colorizer_create(&f->cz, f->net, &co, err);
 }
@@ -318,6 +318,8 @@ static json_t *setup_doc(struct vf_farm *f, const struct vf_plan *plan)
                                                 "random", f->model_random));
     json_object_set_new(doc, "precision", json_string(vf_dtype_name(f->precision)));
     json_object_set_new(doc, "inference_size", json_pack("[i,i]", f->h, f->w));
+    json_object_set_new(doc, "reference_passthrough",
+                        json_boolean(f->film->passthrough != VF_PASSTHROUGH_OFF));
     /* what rank 0 planned with (the plan hashed every reference's bytes): other ranks check
      * that they see the same files */
     json_t *refs = json_object();
@@ -459,12 +461,14 @@ static int take_doc(struct vf_farm *f, const char *text, struct vf_error *err)
     const char *hash = json_string_value(json_object_get(doc, "hash"));
     json_t *size = json_object_get(doc, "inference_size");
     json_t *model = json_object_get(doc, "model");
+    json_t *passthrough = json_object_get(doc, "reference_passthrough");
     if (!json_is_array(chunks) || !prec || !hash || !json_is_array(size) ||
-        json_array_size(size) != 2 || !json_is_object(model) ||
+        json_array_size(size) != 2 || !json_is_object(model) || !json_is_boolean(passthrough) ||
         vf_dtype_parse(prec, &f->precision) < 0) {
         rc = vf_error_set(err, VF_EINTERNAL, "the plan from rank 0 lacks a field");
         goto out;
     }
+    f->passthrough = json_is_true(passthrough);
     f->h = (int)json_integer_value(json_array_get(size, 0));
     f->w = (int)json_integer_value(json_array_get(size, 1));
     f->frames = json_integer_value(json_object_get(doc, "frames"));

@@ -184,6 +184,7 @@ struct vf_farm {
     char arch_name[32];
     enum vf_dtype precision;
     int h, w;
+    bool passthrough;           /* film.yaml reference_passthrough: auto (node.h) */
     char *work_dir, *seg_dir;
 
     struct vf_net *net;

@@ -109,7 +109,8 @@ bool vf_farm_segment_rank_name(const char *name)
 
 /* One ASSIGN: colorize, write the seam file, fill `done`. */
 static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struct vf_msg *a,
-                      float *ref, char **ref_path, struct progress *pg, struct vf_msg *done)
+                      float *ref, float *ref_full, char **ref_path, struct progress *pg,
+                      struct vf_msg *done)
 {
     struct vf_error err = {0};
     struct vf_chunk_result res = {0};
@@ -147,6 +148,9 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
         }
         if ((rc = vf_node_load_reference(fc->reference, f->h, f->w, ref, &err)) < 0)
             goto out;
+        if (ref_full && (rc = vf_node_load_reference(fc->reference, f->info->height,
+                                                     f->info->width, ref_full, &err)) < 0)
+            goto out;
         if (!(*ref_path = vf_strdup(fc->reference, &err))) {
             rc = VF_ENOMEM;
             goto out;
@@ -165,6 +169,7 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
     struct vf_chunk_job job = {
         .info = f->info, .chunk = &ch, .encode = &f->spec, .segment = seg,
         .colorizer = f->cz, .h = f->h, .w = f->w, .reference_rgb = same_ref ? NULL : ref,
+        .reference_rgb_full = same_ref ? NULL : ref_full,
         .queue = f->queue, .stop = &vf_farm_stop, .progress = on_progress,
         .progress_opaque = pg};
     if (same_ref)
@@ -222,8 +227,12 @@ static int worker_loop(struct vf_farm *f, const struct vf_link *link, struct vf_
     char *ref_path = NULL;
     bool stopped = false;
     int rc;
-    float *ref = NULL;
-    if (f->null_ms < 0 && !(ref = vf_calloc((size_t)3 * f->h * f->w, sizeof *ref, err))) {
+    float *ref = NULL, *ref_full = NULL;
+    /* the reference at inference size, and at the film's for pass-through frames (node.h) */
+    if (f->null_ms < 0 &&
+        (!(ref = vf_calloc((size_t)3 * f->h * f->w, sizeof *ref, err)) ||
+         (f->passthrough && !(ref_full = vf_calloc((size_t)3 * f->info->height * f->info->width,
+                                                   sizeof *ref_full, err))))) {
         rc = VF_ENOMEM;
         goto out;
     }
@@ -255,7 +264,7 @@ static int worker_loop(struct vf_farm *f, const struct vf_link *link, struct vf_
             continue;
         struct progress pg;
         struct vf_msg done;
-        run_chunk(f, link, &m, ref, &ref_path, &pg, &done);
+        run_chunk(f, link, &m, ref, ref_full, &ref_path, &pg, &done);
         if ((rc = vf_link_send(link, &done, err)) < 0)
             goto out;
     }
@@ -265,6 +274,7 @@ out:
     else
         last_words(f, link, VF_MSG_LEAVE, rc < 0 ? rc : VF_EINTERNAL, err);
     free(ref);
+    free(ref_full);
     free(ref_path);
     return rc;
 }

@@ -62,10 +62,8 @@ struct vf_colorizer {
                                  * refined warp), added to C's output when the arch is residual
                                  * (kept f32: cin holds it in C's precision) */
     /* A.refine: the attention's values [a, b, 4·row, 4·column] and its output (W^ab and the
-     * expected position), f32 4 × H/4 × W/4; the reference's Y′ (f32 1 × H × W) and a host
-     * plane to compute it in */
+     * expected position), f32 4 × H/4 × W/4; the reference's Y′ (f32 1 × H × W) */
     struct vf_tensor att_v, att_o, ref_y;
-    float *host_y;
     /* A.refine.temporal: the frame's L, and frame t−1's L and warp W^ab, f32 1, 1, 2 × H × W
      * (the recurrent state beside X̂(t−1)); a reset writes VF_REFINE_NO_PREV into prev_l (no
      * candidates) from host_noprev (H × W, then 2 × H × W zeros) */
@@ -73,6 +71,15 @@ struct vf_colorizer {
     float *host_noprev;
     bool have_ref;
     bool have_frame;            /* a frame since the last reference: post has something */
+
+    /* the reference's luma Y′ (host H × W): A.refine's, and what each frame's grey is compared
+     * with for reference pass-through (opts.passthrough); for that too, the reference's Lab at
+     * full size (f32 3 × full, when there is a full size), set from rgb_full */
+    bool passthrough;
+    float *ref_luma;
+    struct vf_tensor ref_lab_full;
+    bool have_ref_full;
+    bool frame_passthrough;     /* the last frame took the reference's colours */
 
     /* C */
     struct vf_tensor cin;       /* dt 7 × H × W: [L, W^ab, S, L(t−1), ab(t−1)] (the −50 of
@@ -253,7 +260,8 @@ void vf_colorizer_destroy(struct vf_colorizer **pc)
     vf_tensor_free(&c->ab);
     free(c->zero_state);
     free(c->host_lo);
-    free(c->host_y);
+    free(c->ref_luma);
+    vf_tensor_free(&c->ref_lab_full);
     vf_tensor_free(&c->grey_full);
     vf_tensor_free(&c->ab_full);
     vf_tensor_free(&c->rgb_full);
@@ -345,11 +353,10 @@ static int create_a(struct vf_colorizer *c, struct vf_error *err)
         TRY(vf_tensor_alloc(&c->att_v, c->be, VF_F32, 1, 4, c->h4, c->w4, err));
         TRY(vf_tensor_alloc(&c->att_o, c->be, VF_F32, 1, 4, c->h4, c->w4, err));
         TRY(vf_tensor_alloc(&c->ref_y, c->be, VF_F32, 1, 1, c->h, c->w, err));
-        /* the host plane, first used for the values' position channels (a, b come with each
-         * reference): planar, a and b 0, then 4·row, 4·column */
-        c->host_y = vf_calloc((size_t)c->h * (size_t)c->w, sizeof(float), err);
-        if (!c->host_y) return VF_ENOMEM;
-        float *v = c->host_y;
+        /* the reference's luma plane (H × W, zeros until a reference comes), first used for
+         * the values' position channels (a, b come with each reference): planar, a and b 0,
+         * then 4·row, 4·column */
+        float *v = c->ref_luma;
         for (int y = 0; y < c->h4; y++)
             for (int x = 0; x < c->w4; x++) {
                 v[2 * (size_t)c->npos + (size_t)y * c->w4 + x] = 4.0f * (float)y;
@@ -487,6 +494,12 @@ int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
     TRY(vf_tensor_alloc(&c->ref_rgb, c->be, VF_F32, 1, 3, c->h, c->w, err));
     TRY(vf_tensor_alloc(&c->ref_lab, c->be, VF_F32, 1, 3, c->h, c->w, err));
     TRY(vf_tensor_alloc(&c->ref_ab, c->be, VF_F32, 1, 2, c->h, c->w, err));
+    c->passthrough = opts->passthrough;
+    c->ref_luma = vf_calloc((size_t)c->h * (size_t)c->w, sizeof(float), err);
+    if (!c->ref_luma) {
+        rc = VF_ENOMEM;
+        goto fail;
+    }
     TRY(create_f(c, err));
     TRY(create_a(c, err));
     TRY(create_c(c, err));
@@ -499,6 +512,8 @@ int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
             size_t se = vf_guided_scratch_elems(c->h, c->w);
             TRY(vf_tensor_alloc(&c->scratch, c->be, VF_F32, 1, (int)se, 1, 1, err));
         }
+        if (c->passthrough)
+            TRY(vf_tensor_alloc(&c->ref_lab_full, c->be, VF_F32, 1, 3, c->fh, c->fw, err));
     }
     vf_colorizer_reset(c);
     *out = c;
@@ -570,12 +585,14 @@ static int sync_time(struct vf_colorizer *c, double *acc, double *t0, struct vf_
     return rc;
 }
 
-int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, struct vf_error *err)
+int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, const float *rgb_full,
+                               struct vf_error *err)
 {
     double t0 = vf_now(), acc = 0;
     int rc;
     c->have_ref = false;
     c->have_frame = false;
+    c->have_ref_full = false;
     if (!rgb) return vf_error_set(err, VF_EINVAL, "colorizer: no reference image given");
     TRY(vf_tensor_upload(&c->ref_rgb, rgb, err));
     TRY(vf_op_rgb_to_lab(&c->ref_rgb, &c->ref_lab, &c->fin, err));
@@ -584,14 +601,20 @@ int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, struct 
     struct vf_tensor ab = vf_tensor_slice(&c->ref_lab, 1, 2);
     TRY(vf_op_copy(&ab, &c->ref_ab, err));
     TRY(vf_pool_run(c->ab_pool, &c->ref_ab, &c->ref_ab_lo, err));
+    /* the reference's luma with the film's Kr, Kb: what the frames' grey was made with */
+    const size_t P = (size_t)c->h * (size_t)c->w;
+    for (size_t i = 0; i < P; i++)
+        c->ref_luma[i] = c->kr * rgb[i] + (1.0f - c->kr - c->kb) * rgb[P + i] + c->kb * rgb[2 * P + i];
     if (c->net->arch.a_refine_radius) {
         struct vf_tensor vab = vf_tensor_slice(&c->att_v, 0, 2);
         TRY(vf_op_copy(&c->ref_ab_lo, &vab, err));
-        /* the reference's luma with the film's Kr, Kb: what the frames' grey was made with */
-        const size_t P = (size_t)c->h * (size_t)c->w;
-        for (size_t i = 0; i < P; i++)
-            c->host_y[i] = c->kr * rgb[i] + (1.0f - c->kr - c->kb) * rgb[P + i] + c->kb * rgb[2 * P + i];
-        TRY(vf_tensor_upload(&c->ref_y, c->host_y, err));
+        TRY(vf_tensor_upload(&c->ref_y, c->ref_luma, err));
+    }
+    if (rgb_full && c->passthrough && c->fh > 0) {
+        /* staged through the post's RGB output buffer, which has that shape */
+        TRY(vf_tensor_upload(&c->rgb_full, rgb_full, err));
+        TRY(vf_op_rgb_to_lab(&c->rgb_full, &c->ref_lab_full, NULL, err));
+        c->have_ref_full = true;
     }
     TRY(sync_time(c, &acc, &t0, err));
     c->times.reference += acc;
@@ -734,6 +757,39 @@ fail:
     return rc;
 }
 
+/* Reference pass-through: is this grey (host, H × W) the reference's own picture? At most
+ * VF_PASSTHROUGH_FRACTION of the pixels may differ from its luma by more than VF_PASSTHROUGH_TOL
+ * (an ordinary frame stops the scan within its first few rows). */
+static bool is_reference_frame(const struct vf_colorizer *c, const float *grey)
+{
+    const size_t P = (size_t)c->h * (size_t)c->w;
+    const size_t allowed = (size_t)((double)P * VF_PASSTHROUGH_FRACTION);
+    size_t off = 0;
+    for (size_t i = 0; i < P; i++)
+        if (fabsf(grey[i] - c->ref_luma[i]) > VF_PASSTHROUGH_TOL && ++off > allowed)
+            return false;
+    return true;
+}
+
+/* A pass-through frame (the grey uploaded): ab = the reference's, and the recurrent state that
+ * C and the temporal candidates read next = (this frame's L, the reference's a, b). */
+static int enqueue_passthrough(struct vf_colorizer *c, struct vf_error *err)
+{
+    int rc;
+    struct vf_tensor l = vf_tensor_slice(&c->cin, 0, 1);
+    struct vf_tensor prev_l = vf_tensor_slice(&c->cin, 4, 1), prev_ab = vf_tensor_slice(&c->cin, 5, 2);
+    TRY(vf_op_grey_to_l(&c->grey, &l, NULL, err));
+    TRY(vf_op_copy(&c->ref_ab, &c->ab, err));
+    TRY(vf_op_copy(&l, &prev_l, err));
+    TRY(vf_op_copy(&c->ab, &prev_ab, err));
+    if (c->net->arch.a_refine_temporal) {
+        TRY(vf_op_grey_to_l(&c->grey, &c->prev_l, NULL, err));
+        TRY(vf_op_copy(&c->ref_ab, &c->prev_ab, err));
+    }
+fail:
+    return rc;
+}
+
 int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
                        struct vf_colorizer_taps *taps, struct vf_error *err)
 {
@@ -744,6 +800,16 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     double t0 = vf_now();
     int rc;
     TRY(vf_tensor_upload(&c->grey, grey, err));
+    c->frame_passthrough = c->passthrough && is_reference_frame(c, grey);
+    if (c->frame_passthrough) {
+        TRY(enqueue_passthrough(c, err));
+        TRY(download_planar(&c->ab, ab, err));
+        TRY(sync_time(c, &c->times.c, &t0, err));
+        c->times.passthrough++;
+        c->times.frames++;
+        c->have_frame = true;
+        return VF_OK;
+    }
     if (c->use_graph && c->graph_warm && !c->graph) {
         /* Capture once. Nothing captured has run, so a capture that fails (an operator that
          * cannot be captured) costs nothing but a warning: this frame and the rest run eagerly,
@@ -824,7 +890,10 @@ int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb
     double t0 = vf_now();
     int rc;
     TRY(vf_tensor_upload(&c->grey_full, grey_full, err));
-    if (c->net->arch.up_radius == 0) /* the guided filter's A = 0, B = ab: bilinear */
+    if (c->frame_passthrough && c->have_ref_full) { /* the reference's own a, b at full detail */
+        struct vf_tensor ref_ab_full = vf_tensor_slice(&c->ref_lab_full, 1, 2);
+        TRY(vf_op_copy(&ref_ab_full, &c->ab_full, err));
+    } else if (c->net->arch.up_radius == 0) /* the guided filter's A = 0, B = ab: bilinear */
         TRY(vf_op_resize(&c->ab, &c->ab_full, VF_RESIZE_BILINEAR, err));
     else
         TRY(vf_op_guided_upsample(&c->grey, &c->ab, &c->grey_full, &c->ab_full,

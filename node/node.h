@@ -125,13 +125,28 @@ struct vf_colorizer_opts {
                                    second frame (the first runs eagerly: the warm-up), on
                                    backends that capture; ignored on the CPU. The per-module
                                    times then become one: vf_colorizer_times.graphed */
+    bool passthrough;           /* reference pass-through (film.yaml reference_passthrough: auto,
+                                   what vaefarm runs with): a frame whose grey is its reference's
+                                   luma (VF_PASSTHROUGH_TOL, _FRACTION) is the reference's own
+                                   picture; it takes the reference's a, b instead of the
+                                   network's, and the next frame's recurrent state starts from
+                                   them (docs/NODE.md "Reference pass-through") */
 };
+
+/* A frame is its reference's own picture when at most VF_PASSTHROUGH_FRACTION of its pixels (at
+ * inference size) differ from the reference's luma Y′ (with the film's Kr, Kb) by more than
+ * VF_PASSTHROUGH_TOL: 4 of 255 codes, over the rounding of a reference saved as 8-bit RGB
+ * from the film's own frame (measured: at most 2.2 codes at the 99th percentile on the
+ * evaluation films), under the 7+ of the slowest next frame (docs/QUALITY.md). */
+#define VF_PASSTHROUGH_TOL (4.0f / 255.0f)
+#define VF_PASSTHROUGH_FRACTION 0.01
 
 /* Per-module time, seconds, accumulated since creation (or vf_colorizer_times_reset). */
 struct vf_colorizer_times {
     double f, a, c, post, reference;
     double graphed;             /* whole frames replayed from a CUDA graph (F + A + C) */
     long frames, references;
+    long passthrough;           /* frames of those that took the reference's colours (no network) */
 };
 
 /* One colorizer: every buffer and primitive for its size and precision is allocated here; the
@@ -146,8 +161,11 @@ void vf_colorizer_destroy(struct vf_colorizer **c);
 
 /* A new shot (or chunk): the reference image, sRGB [0,1], planar 3 × h × w at inference size.
  * Computes its features once (F, A's adapters, residual blocks, φ, centring) and resets the
- * recurrent state to zeros. */
-int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, struct vf_error *err);
+ * recurrent state to zeros. rgb_full (may be NULL): the same image at the full size
+ * (3 × full_h × full_w), read only with opts.passthrough: a pass-through frame's post-processing
+ * then takes its a, b at full detail; without it they are upsampled from inference size. */
+int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, const float *rgb_full,
+                               struct vf_error *err);
 /* Reset the recurrent state to zeros (first frame of a shot, of every warm-up). */
 void vf_colorizer_reset(struct vf_colorizer *c);
 
@@ -159,7 +177,9 @@ struct vf_colorizer_taps {
 };
 
 /* Colorize one frame: grey Y′ [0,1] at inference size (h × w floats). Writes ab (2 × h × w,
- * planar) and advances the recurrence. taps may be NULL. */
+ * planar) and advances the recurrence. taps may be NULL. With opts.passthrough, a frame that is
+ * the reference's own picture (see VF_PASSTHROUGH_TOL) runs no network: ab = the reference's,
+ * the next frame's state = (this L, the reference's a, b), and taps are not written. */
 int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
                        struct vf_colorizer_taps *taps, struct vf_error *err);
 /* Post-processing of the last frame's ab at full size: grey_full (full_h × full_w floats in
@@ -209,6 +229,8 @@ struct vf_chunk_job {
     int h, w;                           /* the colorizer's inference size */
     const float *reference_rgb;         /* 3 × h × w: set as the colorizer's reference first;
                                            NULL: the colorizer already holds the shot's */
+    const float *reference_rgb_full;    /* with reference_rgb, may be NULL: the same image at the
+                                           film's size (vf_colorizer_set_reference) */
     int queue;                          /* frames each queue holds (decode ▶ infer, infer ▶
                                            encode), 0..64; 0: no threads, one stage after the
                                            other (VF_EINVAL outside that range) */

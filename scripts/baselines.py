@@ -33,7 +33,9 @@ Methods:
               upsampling to full size (post step 1: bilinear, or the guided filter of a
               model whose upsample.radius is above 0) and the same composition. The grey and
               the reference are resized as the C engine resizes them (area average when
-              shrinking, bilinear when growing).
+              shrinking, bilinear when growing). With vaefarm's reference pass-through
+              (docs/NODE.md): a frame whose grey is the reference's luma takes the
+              reference's a, b at full size, and the next frame's warp reads them.
   flow        the reference carried frame to frame by dense optical flow: the shot's first frame
               gets the reference's a, b (the reference IS that frame's colour, so that frame is
               right up to rounding); frame t gets frame t-1's a, b warped by the backward
@@ -67,7 +69,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 
 from vaefarm_ref import lab as labmod  # noqa: E402
-from vaefarm_ref.model import Net, nearest_up  # noqa: E402
+from vaefarm_ref.model import Net, luma_of  # noqa: E402
 
 METHODS = ("transfer", "transfer_l", "warp", "flow", "ceiling", "ceiling_inf")
 BATCH = 8                      # frames composed at once
@@ -317,16 +319,31 @@ def ab_warp(film, model, net=None, size="default"):
     Y = film.Y
     with torch.no_grad():
         for start, end, ref in film.shots:
-            cache = net.reference(torch.from_numpy(resize(read_png(ref), H, W)), film.kr, film.kb)
+            ref_rgb = torch.from_numpy(resize(read_png(ref), H, W))
+            cache = net.reference(ref_rgb, film.kr, film.kb)
+            # reference pass-through, as vaefarm runs: a frame that is the reference's own
+            # picture takes its a, b (at full size), and the next frame's warp reads them
+            ref_y = luma_of(ref_rgb[None], film.kr, film.kb)[0, 0]
+            ref_ab = torch.from_numpy(lab_of(ref_rgb.numpy())[1:3])
+            ref_ab_full = lab_of(ref_full(film, ref))[1:3]
             prev = None
             for t in range(start, end, 1 if temporal else BATCH):
                 b = t + 1 if temporal else min(t + BATCH, end)
                 gf = torch.from_numpy(film.grey(Y[t:b])[:, None])
                 g = torch.from_numpy(resize(gf.numpy(), H, W))
+                pt = [net.is_reference_frame(g[k, 0], ref_y) for k in range(len(g))]
+                if temporal and pt[0]:
+                    prev = torch.cat([labmod.grey_to_L(g) - 50.0, ref_ab[None].to(g.dtype)], dim=1)
+                    yield t, ref_ab_full[None].astype(np.float32)
+                    continue
                 wab = warp_lo(net, g, cache, prev)
                 if temporal:
                     prev = torch.cat([labmod.grey_to_L(g) - 50.0, wab], dim=1)
-                yield t, net.upsample(g, wab, gf).numpy()
+                ab = net.upsample(g, wab, gf).numpy()
+                for k in range(len(g)):
+                    if pt[k]:
+                        ab[k] = ref_ab_full
+                yield t, ab
 
 
 def ab_flow(film):

@@ -28,7 +28,7 @@
 
 #include "shard/internal.h"
 
-#define PLAN_FORMAT "vaefarm-plan-v2" /* bump when the hash serialisation or chunking changes */
+#define PLAN_FORMAT "vaefarm-plan-v3" /* bump when the hash serialisation or chunking changes */
 #define SHORT_SHOT_FRAMES 8           /* shots shorter than this get a warning */
 #define MAX_DETAILS 8                 /* per-kind lines in a message before "and N more" */
 
@@ -698,6 +698,7 @@ static int hash_chunks(struct builder *b, struct vf_error *err)
         put_i64(h, "inference_h", film->inference_h);
         put_i64(h, "inference_w", film->inference_w);
         put_str(h, "precision", vf_precision_name(film->precision));
+        put_str(h, "reference_passthrough", film->passthrough == VF_PASSTHROUGH_OFF ? "off" : "auto");
         put_opt_str(h, "codec", film->codec);
         put_opt_str(h, "pix_fmt", film->pix_fmt);
         put_i64(h, "options", (int64_t)film->n_encode_options);

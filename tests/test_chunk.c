@@ -415,6 +415,69 @@ static void test_reference_loader(void **state)
     free(g.rgb);
 }
 
+/* Reference pass-through end to end (docs/NODE.md): chunk A starts at its shot's first frame,
+ * whose reference (film_ref_2.png) is that frame in colour. With pass-through on, that frame's
+ * output chroma is the reference's own Cb, Cr (BT.601 limited, as the segment is), from the
+ * full-size reference; the next frames go through the (random) network. */
+static void test_passthrough(void **state)
+{
+    (void)state;
+    struct vf_error err = {0};
+    struct vf_colorizer *pt = NULL;
+    struct vf_colorizer_opts co = {.be = be, .precision = VF_F32, .h = IH, .w = IW,
+                                   .passthrough = true};
+    vf_node_colorizer_opts(info, &co);
+    check_ok(vf_colorizer_create(&pt, net, &co, &err), &err);
+    const int W = info->width, H = info->height;
+    float *full = malloc(sizeof(float) * 3 * (size_t)W * H);
+    assert_non_null(full);
+    check_ok(vf_node_load_reference(chunk_a->reference, H, W, full, &err), &err);
+    struct rgb_grab ref = {0};
+    assert_int_equal(media_ref_decode(chunk_a->reference, grab_rgb, &ref), 1);
+
+    double diff[2][2] = {{0}};   /* [pass-through off, on][frame 65, 66]: mean |Δ| of Cb, Cr */
+    for (int on = 0; on < 2; on++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/passthrough%d.mkv", workdir, on);
+        struct vf_chunk_job j = job_for(chunk_a, path);
+        if (on) {
+            j.colorizer = pt;
+            j.reference_rgb_full = full;
+        }
+        struct vf_chunk_result r;
+        check_ok(vf_node_colorize_chunk(&j, &r, &err), &err);
+        struct grab seg;
+        grab_init(&seg, 0, 2);
+        assert_int_equal(media_ref_decode(path, grab_frame, &seg), chunk_a->end - chunk_a->start);
+        const float kr = 0.299f, kb = 0.114f;      /* the film's smpte170m */
+        for (int k = 0; k < 2; k++) {
+            double sum = 0;
+            for (size_t i = 0; i < (size_t)W * H; i++) {
+                const uint8_t *p = ref.rgb + 3 * i;
+                float R = p[0] / 255.0f, G = p[1] / 255.0f, B = p[2] / 255.0f;
+                float Y = kr * R + (1 - kr - kb) * G + kb * B;
+                float cb = 128 + 224 * (B - Y) / (2 * (1 - kb)), cr = 128 + 224 * (R - Y) / (2 * (1 - kr));
+                size_t at = (size_t)k * W * H + i;
+                sum += fabs(seg.cb[at] - cb) + fabs(seg.cr[at] - cr);
+            }
+            diff[on][k] = sum / (2.0 * W * H);
+        }
+        grab_free(&seg);
+        vf_node_chunk_result_free(&r);
+        unlink(path);
+    }
+    print_message("  mean |chroma - the reference's| (codes), frame 65 / 66: pass-through off "
+                  "%.2f / %.2f, on %.2f / %.2f; frames passed through: %ld\n", diff[0][0],
+                  diff[0][1], diff[1][0], diff[1][1], vf_colorizer_times(pt)->passthrough);
+    assert_int_equal(vf_colorizer_times(pt)->passthrough, 1);
+    assert_true(diff[1][0] < 1.0);            /* the reference's colours, up to rounding */
+    assert_true(diff[0][0] > 4.0);            /* the random network's are not */
+    assert_true(diff[1][1] > 4.0);            /* frame 66 goes through the network */
+    free(ref.rgb);
+    free(full);
+    vf_colorizer_destroy(&pt);
+}
+
 /* ---- the pipeline (job->queue > 0), progress, stop ------------------------------------- */
 
 /* What a progress callback saw. */
@@ -798,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_inference_size),
         cmocka_unit_test(test_reference_loader),
         cmocka_unit_test(test_two_chunks),
+        cmocka_unit_test(test_passthrough),
         cmocka_unit_test(test_missing_film),
         cmocka_unit_test(test_pipeline_same_bytes),
         cmocka_unit_test(test_stop),

@@ -99,6 +99,7 @@ static void config_minimal_gets_every_default(void **state)
     assert_null(f->encode_options);
     assert_int_equal(f->n_encode_options, 0);
     assert_int_equal(f->audio, VF_AUDIO_COPY);
+    assert_int_equal(f->passthrough, VF_PASSTHROUGH_AUTO);
     /* Defaults were not written anywhere; given keys were. */
     assert_int_equal(vf_config_key_pos(f, "chunks.length").line, 0);
     assert_int_equal(vf_config_key_pos(f, "input").line, 2);
@@ -139,7 +140,8 @@ static const char full_yaml[] =
     "  options: { profile: 3, vendor: apl0, crf: \"16\", bits: 1.5e3 }\n"
     "audio: none\n"
     "work_dir: work\n"
-    "ranks: 64\n";
+    "ranks: 64\n"
+    "reference_passthrough: off\n";
 
 static void config_full_parses_every_key(void **state)
 {
@@ -201,6 +203,7 @@ static void config_full_parses_every_key(void **state)
     assert_int_equal(f->audio, VF_AUDIO_NONE);
     assert_string_equal(f->work_dir, "/films/reel1/work");
     assert_int_equal(f->ranks, 64);
+    assert_int_equal(f->passthrough, VF_PASSTHROUGH_OFF); /* YAML 1.2: `off` is a string */
     assert_int_equal(vf_config_key_pos(f, "ranks").line, 31);
     assert_int_equal(vf_config_key_pos(f, "chunks.length").line, 23);
     assert_int_equal(vf_config_key_pos(f, "chunks.length").col, 11);
@@ -765,8 +768,8 @@ static void config_print_keys_lists_every_key(void **state)
         "version", "input", "output", "model", "inference_size", "precision", "shots.detect",
         "shots.threshold", "shots.min_length", "shots.edl", "shots.list[].start",
         "shots.list[].end", "shots.list[].reference", "references[].frame", "references[].image",
-        "default_reference", "ranks", "chunks.length", "chunks.warmup", "encode.codec", "encode.pix_fmt",
-        "encode.options", "audio", "work_dir",
+        "default_reference", "reference_passthrough", "ranks", "chunks.length", "chunks.warmup",
+        "encode.codec", "encode.pix_fmt", "encode.options", "audio", "work_dir",
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         char line[64];

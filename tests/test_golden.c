@@ -10,7 +10,8 @@
  * (τ 0.005) over the random network's flat scores turns the features' float noise into position
  * noise (measured 2.3e-4 at worst; the output moves continuously with it). Also: the output
  * is bit-identical with 1 and 2 threads, and the same weights from a file and from a buffer
- * give the same output. On a CPU without bf16 the bf16 cases are reported as skipped.
+ * give the same output. Reference pass-through (pt_* tensors): a frame that is the reference's
+ * own picture takes its colours, and the next frame runs from them. On a CPU without bf16 the bf16 cases are reported as skipped.
  * The CUDA backend (cuda_* cases): the same comparisons on GPU 0 in f32 (TF32 off), bf16 and
  * f16, each frame replayed from a CUDA graph; a graph replay gives the same bytes as the same
  * frames enqueued one operator at a time, and two runs give the same bytes. Where no GPU is
@@ -134,7 +135,7 @@ static struct vf_colorizer *make_graph(struct vf_backend *be, const struct vf_ne
                                   .kb = 0.0722f, .graph = graph};
     if (vf_colorizer_create(&cz, net, &o, &err)) fail_msg("%s", err.msg);
     float *ref = as_f32(need(g, "ref_rgb"));
-    if (vf_colorizer_set_reference(cz, ref, &err)) fail_msg("%s", err.msg);
+    if (vf_colorizer_set_reference(cz, ref, NULL, &err)) fail_msg("%s", err.msg);
     free(ref);
     return cz;
 }
@@ -370,6 +371,89 @@ static void file_and_buffer_give_the_same_output(void **state)
     vf_safetensors_close(&g.st);
 }
 
+/* Reference pass-through (opts.passthrough) against the reference's pt_* tensors: frame 0 is
+ * the reference's own picture (its grey is the reference's luma with the film's Kr, Kb), so it
+ * runs no network and takes the reference's a, b (at full size from the full-size reference);
+ * frame 1 is not, and runs from that state. f32 tolerances as golden_run's. */
+static void passthrough_run(enum vf_device device)
+{
+    struct vf_backend *be = NULL;
+    struct vf_error err = {0};
+    if (device == VF_DEVICE_CUDA) {
+        be = cuda_backend_or_skip();
+    } else {
+        struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
+        assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    }
+    struct golden g = {0};
+    char model[1024];
+    golden_open("tiny", &g, model, sizeof model);
+    struct vf_net *net = NULL;
+    if (vf_net_load(model, &net, &err)) fail_msg("%s", err.msg);
+    struct vf_colorizer *cz = NULL;
+    struct vf_colorizer_opts co = {.be = be, .precision = VF_F32, .h = g.h, .w = g.w,
+                                   .full_h = g.fh, .full_w = g.fw, .kr = 0.2126f, .kb = 0.0722f,
+                                   .graph = device == VF_DEVICE_CUDA, .passthrough = true};
+    if (vf_colorizer_create(&cz, net, &co, &err)) fail_msg("%s", err.msg);
+    float *ref = as_f32(need(&g, "ref_rgb")), *ref_full = as_f32(need(&g, "ref_rgb_full"));
+    if (vf_colorizer_set_reference(cz, ref, ref_full, &err)) fail_msg("%s", err.msg);
+    struct outputs o = {0};
+    outputs_alloc(&o, cz, &g);
+    size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
+    const double tl = vf_net_arch(net)->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
+    for (int t = 0; t < 2; t++) {
+        char name[64];
+        snprintf(name, sizeof name, "grey_t%d", t);
+        float *grey = as_f32(need(&g, name));
+        snprintf(name, sizeof name, "grey_full_t%d", t);
+        float *greyf = as_f32(need(&g, name));
+        if (vf_colorizer_frame(cz, grey, o.ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
+        if (vf_colorizer_post(cz, greyf, NULL, o.cbcr, &err)) fail_msg("post %d: %s", t, err.msg);
+        free(grey);
+        free(greyf);
+        assert_int_equal(vf_colorizer_times(cz)->passthrough, 1);   /* frame 0 only */
+        double ma_ab, ma_cbcr;
+        snprintf(name, sizeof name, "pt_ab_t%d", t);
+        double rel_ab = compare(&g, name, o.ab, 2 * n, &ma_ab);
+        snprintf(name, sizeof name, "pt_cbcr_full_t%d", t);
+        double rel_cbcr = compare(&g, name, o.cbcr, 2 * nf, &ma_cbcr);
+        /* frame 0 is a colour conversion (and keep-luma) of the reference alone */
+        double tol = t == 0 ? TOL_F32 : tl;
+        printf("  pass-through t=%d: ab %.1e (max |d| %.2g), cbcr_full %.1e (max |d| %.2g), "
+               "tolerance %.0e\n", t, rel_ab, ma_ab, rel_cbcr, ma_cbcr, tol);
+        if (!(rel_ab <= tol) || !(rel_cbcr <= tol))
+            fail_msg("pass-through frame %d: relative error ab %.3e, cbcr_full %.3e > %.0e", t,
+                     rel_ab, rel_cbcr, tol);
+    }
+    /* without a full-size reference a pass-through frame's a, b are upsampled from inference
+     * size: the same frame, and still no network */
+    float *grey = as_f32(need(&g, "grey_t0")), *greyf = as_f32(need(&g, "grey_full_t0"));
+    float *ab0 = malloc(2 * n * sizeof(float));
+    assert_non_null(ab0);
+    if (vf_colorizer_set_reference(cz, ref, NULL, &err)) fail_msg("%s", err.msg);
+    if (vf_colorizer_frame(cz, grey, ab0, NULL, &err)) fail_msg("%s", err.msg);
+    if (vf_colorizer_post(cz, greyf, NULL, o.cbcr, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(vf_colorizer_times(cz)->passthrough, 2);
+    double ma, rel = compare(&g, "pt_ab_t0", ab0, 2 * n, &ma);
+    assert_true(rel <= TOL_F32);
+    rel = compare(&g, "pt_cbcr_full_t0", o.cbcr, 2 * nf, &ma);
+    printf("  pass-through t=0 without the full-size reference: cbcr_full %.1e (upsampled)\n", rel);
+    assert_true(rel > TOL_F32 && rel < 0.2);
+    free(ab0);
+    free(grey);
+    free(greyf);
+    free(ref);
+    free(ref_full);
+    outputs_free(&o);
+    vf_colorizer_destroy(&cz);
+    vf_net_free(&net);
+    vf_backend_destroy(&be);
+    vf_safetensors_close(&g.st);
+}
+
+static void passthrough_matches_the_reference(void **s) { (void)s; passthrough_run(VF_DEVICE_CPU); }
+static void cuda_passthrough(void **s) { (void)s; passthrough_run(VF_DEVICE_CUDA); }
+
 /* The recurrence: reset gives the first frame's output again; a new reference too. */
 static void reset_restarts_the_recurrence(void **state)
 {
@@ -396,7 +480,7 @@ static void reset_restarts_the_recurrence(void **state)
     assert_memory_equal(a.ab, b.ab, 2 * n * sizeof(float));
     float *ref = as_f32(need(&g, "ref_rgb"));
     run_frame(cz, &g, 1, &b);
-    assert_int_equal(vf_colorizer_set_reference(cz, ref, &err), VF_OK);   /* resets too */
+    assert_int_equal(vf_colorizer_set_reference(cz, ref, NULL, &err), VF_OK);   /* resets too */
     run_frame(cz, &g, 0, &b);
     assert_memory_equal(a.ab, b.ab, 2 * n * sizeof(float));
     free(ref);
@@ -418,6 +502,7 @@ int main(void)
         cmocka_unit_test(same_bytes_with_one_and_two_threads),
         cmocka_unit_test(reset_restarts_the_recurrence),
         cmocka_unit_test(file_and_buffer_give_the_same_output),
+        cmocka_unit_test(passthrough_matches_the_reference),
         cmocka_unit_test(cuda_tiny_f32),
         cmocka_unit_test(cuda_tiny_bf16),
         cmocka_unit_test(cuda_tiny_f16),
@@ -425,6 +510,7 @@ int main(void)
         cmocka_unit_test(cuda_full_bf16),
         cmocka_unit_test(cuda_full_f16),
         cmocka_unit_test(cuda_graph_equals_eager_and_repeats),
+        cmocka_unit_test(cuda_passthrough),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -344,7 +344,7 @@ static void colorizer_refuses_bad_sizes(void **state)
     static float grey[128 * 128], ab[2 * 128 * 128], ref[3 * 64 * 64];
     assert_int_equal(vf_colorizer_frame(cz, grey, ab, NULL, &err), VF_EINVAL);
     assert_non_null(strstr(err.msg, "before any reference"));
-    assert_int_equal(vf_colorizer_set_reference(cz, ref, &err), VF_OK);
+    assert_int_equal(vf_colorizer_set_reference(cz, ref, NULL, &err), VF_OK);
     assert_int_equal(vf_colorizer_post(cz, grey, NULL, ab, &err), VF_EINVAL);
     assert_non_null(strstr(err.msg, "before any frame"));
     assert_int_equal(vf_colorizer_frame(cz, grey, ab, NULL, &err), VF_OK);
@@ -370,6 +370,59 @@ static void colorizer_refuses_bad_sizes(void **state)
     vf_net_free(&net);
 }
 
+/* Reference pass-through's test (node.h): a frame is the reference's own picture when at most
+ * 1% of its pixels differ from the reference's luma (film Kr, Kb) by more than 4/255. */
+static void passthrough_decides_by_the_reference_luma(void **state)
+{
+    (void)state;
+    enum { S = 64, P = S * S };
+    struct vf_arch a;
+    struct vf_error err = {0};
+    struct vf_net *net = NULL;
+    struct vf_backend *be = NULL;
+    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
+    assert_int_equal(vf_arch_preset("tiny", &a, &err), VF_OK);
+    assert_int_equal(vf_net_random(&a, 3, &net, &err), VF_OK);
+    assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    static float ref[3 * P], luma[P], grey[P], ab[2 * P];
+    const float kr = 0.299f, kb = 0.114f;     /* BT.601: not the default, so it must be used */
+    for (int i = 0; i < P; i++) {
+        ref[i] = 0.2f + 0.6f * (float)(i % S) / S;
+        ref[P + i] = 0.3f + 0.4f * (float)(i / S) / S;
+        ref[2 * P + i] = 0.5f + 0.3f * sinf(0.1f * (float)i);
+        luma[i] = kr * ref[i] + (1 - kr - kb) * ref[P + i] + kb * ref[2 * P + i];
+    }
+    for (int on = 0; on < 2; on++) {
+        struct vf_colorizer *cz = NULL;
+        struct vf_colorizer_opts o = {.be = be, .precision = VF_F32, .h = S, .w = S, .kr = kr,
+                                      .kb = kb, .passthrough = on};
+        assert_int_equal(vf_colorizer_create(&cz, net, &o, &err), VF_OK);
+        assert_int_equal(vf_colorizer_set_reference(cz, ref, NULL, &err), VF_OK);
+        struct { const char *what; float shift; int n_off; bool is_ref; } cases[] = {
+            {"the reference's luma", 0, 0, true},
+            {"every pixel 3.9/255 brighter", 3.9f / 255, 0, true},
+            {"every pixel 4.1/255 brighter", 4.1f / 255, 0, false},
+            {"40 of 4096 pixels (0.98%) off by 0.2", 0, 40, true},
+            {"41 of 4096 pixels (1.0%) off by 0.2", 0, 41, false},
+            {"the reference's luma again", 0, 0, true},
+        };
+        long before = 0;
+        for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+            for (int i = 0; i < P; i++) grey[i] = luma[i] + cases[k].shift;
+            for (int j = 0; j < cases[k].n_off; j++) grey[(j * 97) % P] += 0.2f;
+            assert_int_equal(vf_colorizer_frame(cz, grey, ab, NULL, &err), VF_OK);
+            long now = vf_colorizer_times(cz)->passthrough;
+            printf("  pass-through %s: %s -> %s\n", on ? "on" : "off", cases[k].what,
+                   now > before ? "the reference's colours" : "the network");
+            assert_int_equal(now - before, on && cases[k].is_ref);
+            before = now;
+        }
+        vf_colorizer_destroy(&cz);
+    }
+    vf_backend_destroy(&be);
+    vf_net_free(&net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +431,7 @@ int main(void)
         cmocka_unit_test(metadata_problems_are_named),
         cmocka_unit_test(tensor_problems_are_named),
         cmocka_unit_test(colorizer_refuses_bad_sizes),
+        cmocka_unit_test(passthrough_decides_by_the_reference_luma),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

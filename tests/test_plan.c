@@ -35,7 +35,7 @@
 #define MAX_REFS 8
 #define MAX_OPTS 4
 /* the hash of plan_hash_is_pinned's film: see there before changing it */
-#define PINNED_HASH "d1d7b6562d77c99e3afa321fb215ca42ab4a5af5082caaef81afaa6a38cf3abe"
+#define PINNED_HASH "dfe98f4295fe217ffafad53039ded7161707f1f8066f1c96def47484fbb86acb"
 
 /* ---- PRNG: splitmix64 with a fixed seed --------------------------------------------------- */
 static uint64_t rng_state = 0x5eed0fa11u;
@@ -317,6 +317,7 @@ static void rand_film(struct tfilm *t)
     t->film.inference_w = t->film.inference_h ? 8 * (int)(1 + rnd(80)) : 0;
     t->film.model = rnd(10) < 7 ? NULL : model_path[rnd(2)];
     t->film.audio = (enum vf_audio)rnd(2);
+    t->film.passthrough = (enum vf_passthrough)rnd(2);
     tfilm_fix(t);
 }
 
@@ -395,11 +396,11 @@ static void chunk_tuple(char *buf, size_t n, const struct tfilm *t, const struct
                        m->pix_fmt, m->bits_per_sample, m->sar_num, m->sar_den, m->tb_num,
                        m->tb_den, m->fps_num, m->fps_den, m->field_order, m->color_range,
                        m->color_space, m->color_transfer, m->color_primaries);
-    len += snprintf(buf + len, n - (size_t)len, "%s|%" PRId64 "|%dx%d|%" PRId64 "|%" PRId64 "|%" PRId64 "|%s|%s|%dx%d|%d|%s|%s|",
+    len += snprintf(buf + len, n - (size_t)len, "%s|%" PRId64 "|%dx%d|%" PRId64 "|%" PRId64 "|%" PRId64 "|%s|%s|%dx%d|%d|%d|%s|%s|",
                        t->info.video_digest, t->info.frames, t->info.width, t->info.height,
                        c->warm_start, c->start, c->end, content_of(c->reference),
                        content_of(f->model), f->inference_h, f->inference_w, (int)f->precision,
-                       f->codec, f->pix_fmt ? f->pix_fmt : "(default)");
+                       (int)f->passthrough, f->codec, f->pix_fmt ? f->pix_fmt : "(default)");
     /* options sorted by key (keys are distinct in these films) */
     const char *done = "";
     for (size_t r = 0; r < f->n_encode_options; r++) {
@@ -521,7 +522,7 @@ enum perturb {
     P_LIST_ORDER, /* the above must not change the hash */
     P_WARMUP, P_LENGTH, /* change it exactly when the chunk geometry changes */
     P_REF_CONTENT, P_OPT_VALUE, P_OPT_ADD, P_CODEC, P_PIX_FMT, P_DIGEST, P_PRECISION, P_INFER_SIZE,
-    P_MODEL, P_AUDIO, P_SIZE, P_STREAM, /* these must change it */
+    P_MODEL, P_AUDIO, P_SIZE, P_STREAM, P_PASSTHROUGH, /* these must change it */
     P_COUNT
 };
 
@@ -617,6 +618,9 @@ static bool perturb(struct tfilm *t, enum perturb k, const struct vf_plan *p, si
     case P_AUDIO: f->audio = f->audio == VF_AUDIO_COPY ? VF_AUDIO_NONE : VF_AUDIO_COPY; return true;
     case P_SIZE: t->info.height += 2; return true;
     case P_STREAM: perturb_stream(&t->info); return true;
+    case P_PASSTHROUGH:
+        f->passthrough = f->passthrough == VF_PASSTHROUGH_AUTO ? VF_PASSTHROUGH_OFF : VF_PASSTHROUGH_AUTO;
+        return true;
     case P_COUNT: break;
     }
     return false;

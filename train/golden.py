@@ -9,12 +9,16 @@ file's weights and inputs, not one f32 implementation's rounding.
     golden.py --arch tiny|full --seed S [--size H W] [--full-size h w] [--frames 5] --out DIR [--extra]
 
 Writes DIR/model.safetensors (as export.py: seeded random init) and DIR/golden.safetensors
-(F32): inputs ref_rgb (3×H×W), grey_t{t} (H×W), grey_full_t{t} (h×w); per frame t outputs
+(F32): inputs ref_rgb (3×H×W), ref_rgb_full (3×h×w), grey_t{t} (H×W), grey_full_t{t} (h×w);
+per frame t outputs
 f_tap{k}_t{t} (l2n'd taps), warp_ab_t{t} (2×H×W), conf_t{t} (1×H×W), ab_t{t} (2×H×W),
 rgb_full_t{t} (3×h×w), cbcr_full_t{t} (2×h×w, Cb then Cr), BT.709 (kr 0.2126, kb 0.0722).
 Frame 0 starts from the zero state, frame t from frame t−1's X̂. Stage inputs, so that each
 stage can be checked on its own: ref_phi (4a×H/4×W/4), ref_ab_pool (2×H/4×W/4), theta_t{t}
 (4a×H/4×W/4), x7_t{t} (7×H×W, C's input), ab_full_t{t} (2×h×w, after post step 1: the arch's upsampling).
+Reference pass-through (frame 0 is the reference's own picture): pt_ab_t0 (its a, b, 2×H×W),
+pt_cbcr_full_t0 (from the full-size reference's a, b), pt_ab_t1 and pt_cbcr_full_t1 (frame 1 from
+that state).
 --extra adds ref_tap{k}, L_t{t} (1×H×W) and Lstar_t{t} (1×h×w, the bisection's L*)."""
 import argparse
 import json
@@ -28,6 +32,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import safetensors_io  # noqa: E402
+from vaefarm_ref import lab as labmod  # noqa: E402
 from export import make_model, print_counts, save_weights  # noqa: E402
 from vaefarm_ref.arch import arch_json  # noqa: E402
 from vaefarm_ref.init import calibrate_colornet  # noqa: E402
@@ -100,6 +105,7 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
     f32 = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
     T = {}
     T["ref_rgb"] = f32(scene(H, W, 0, base_size=size))
+    T["ref_rgb_full"] = f32(scene(h, w, 0, base_size=size))
     for t in range(frames):
         T["grey_t%d" % t] = f32(grey_of(scene(H, W, t, base_size=size)))
         T["grey_full_t%d" % t] = f32(grey_of(scene(h, w, t, base_size=size)))
@@ -131,6 +137,18 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
             T["theta_t%d" % t], T["x7_t%d" % t], T["ab_full_t%d" % t] = o["theta"], o["x7"], p["ab_full"][0]
             if extra:
                 T["L_t%d" % t], T["Lstar_t%d" % t] = o["L"], p["Lstar"][0]
+        # reference pass-through: frame 0 is the reference's own picture (its grey is the
+        # reference's luma), so it takes the reference's a, b (at full size from the full-size
+        # reference); frame 1 runs from that state
+        if frames >= 2:
+            pt = net.passthrough(X("grey_t0"), X("ref_rgb"))
+            ref_ab_full = labmod.rgb_to_lab(X("ref_rgb_full")[None])[:, 1:3]
+            cbcr0 = net.keep_luma(X("grey_full_t0")[None, None], ref_ab_full, KR, KB)[1]
+            o = net.frame(X("grey_t1"), cache, pt["prev"])
+            p = net.post_full(X("grey_t1")[None, None], o["ab"][None], X("grey_full_t1")[None, None],
+                              KR, KB)
+            T["pt_ab_t0"], T["pt_cbcr_full_t0"] = pt["ab"], cbcr0[0]
+            T["pt_ab_t1"], T["pt_cbcr_full_t1"] = o["ab"], p["cbcr"][0]
     T = {k: v.detach().float().contiguous() for k, v in T.items()}
     for k, v in T.items():
         if not torch.isfinite(v).all():

@@ -533,11 +533,39 @@ def test_weights_and_inference():
         assert net.logvar(x7).shape == (1, 128, H // 8, W // 8)
 
 
+def test_passthrough():
+    """Reference pass-through (docs/NODE.md): the test's bounds (the engine's, node/node.h) and
+    the state a frame that passes hands on."""
+    from vaefarm_ref.model import Net, luma_of
+    net = make_model("tiny", 7)
+    H, W = 40, 48                               # 1920 pixels: 19 may be off
+    rgb = torch.rand(3, H, W, generator=torch.Generator().manual_seed(3))
+    y = luma_of(rgb[None], 0.299, 0.114)[0, 0]
+    assert Net.is_reference_frame(y, y)
+    assert Net.is_reference_frame(y + 3.9 / 255, y)
+    assert not Net.is_reference_frame(y + 4.1 / 255, y)
+    for n, want in ((19, True), (20, False)):
+        g = y.clone()
+        g.view(-1)[:n] += 0.2
+        assert Net.is_reference_frame(g, y) == want, n
+    assert not Net.is_reference_frame(torch.rand(H, W), y)
+    pt = net.passthrough(y, rgb)
+    ab = lab.rgb_to_lab(rgb)[1:3]
+    assert torch.equal(pt["ab"], ab)
+    assert pt["prev"].shape == (5, H, W)
+    assert torch.equal(pt["prev"][1:3], ab) and torch.equal(pt["prev"][3:5], ab)
+    assert torch.allclose(pt["prev"][0], lab.grey_to_L(y) - 50.0)
+    # the next frame runs from it (5 channels: X̂ and W^ab)
+    with torch.no_grad():
+        o = net.frame(torch.roll(y, 1, dims=1), net.reference(rgb), pt["prev"])
+    assert o["ab"].shape == (2, H, W) and bool(torch.isfinite(o["ab"]).all())
+
+
 def main():
     tests = [test_safetensors_roundtrip, test_lab, test_arch_validation, test_names,
              test_refine_per_cell_equals_direct, test_refine_recovers_shifts,
              test_refine_is_continuous, test_refine_temporal,
-             test_weights_and_inference, test_resnet50_trunk]
+             test_weights_and_inference, test_passthrough, test_resnet50_trunk]
     torch.set_num_threads(2)
     failed = 0
     t00 = time.time()

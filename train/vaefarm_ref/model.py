@@ -9,6 +9,10 @@ import torch.nn.functional as Fn
 from . import lab as labmod
 from .arch import get_arch
 
+# reference pass-through: node/node.h's VF_PASSTHROUGH_TOL, VF_PASSTHROUGH_FRACTION
+PASSTHROUGH_TOL = 4.0 / 255.0
+PASSTHROUGH_FRACTION = 0.01
+
 
 def l2n(x):
     """Divide each position's channel vector by max(||x||_2, 1e-6) (channel dim 1)."""
@@ -530,6 +534,26 @@ class Net(nn.Module):
         if unb:
             out = {k: ([t[0] for t in v] if isinstance(v, list) else v[0]) for k, v in out.items()}
         return out
+
+    @staticmethod
+    def is_reference_frame(grey, ref_y):
+        """Reference pass-through's test (the engine's, node/node.h VF_PASSTHROUGH_TOL and
+        _FRACTION): the frame is its reference's own picture when at most 1% of the pixels of
+        its grey (at inference size) differ from the reference's luma Y′ by more than 4/255."""
+        off = int(((grey - ref_y).abs() > PASSTHROUGH_TOL).sum())
+        return off <= int(grey.numel() * PASSTHROUGH_FRACTION)
+
+    def passthrough(self, grey, ref_rgb):
+        """Reference pass-through (docs/NODE.md): the frame grey (H×W or N×1×H×W) is the
+        reference's own picture, so no network runs: {ab: the reference's a, b; prev: the next
+        frame's state (L − 50, the reference's a, b as X̂ and as W^ab)}, batched like grey. Which
+        frames are (the engine's test, node.h VF_PASSTHROUGH_TOL) is not decided here."""
+        unb = grey.dim() < 4
+        g = grey.reshape(-1, 1, *grey.shape[-2:])
+        x = ref_rgb if ref_rgb.dim() == 4 else ref_rgb[None]
+        ab = labmod.rgb_to_lab(x)[:, 1:3].expand(g.shape[0], -1, -1, -1)
+        out = {"ab": ab, "prev": torch.cat([labmod.grey_to_L(g) - 50.0, ab, ab], dim=1)}
+        return {k: v[0] for k, v in out.items()} if unb else out
 
     def logvar(self, x7):
         """Training: log σ² of the latent for the 7-channel input."""
