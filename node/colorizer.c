@@ -759,7 +759,7 @@ fail:
 
 /* Reference pass-through: is this grey (host, H × W) the reference's own picture? At most
  * VF_PASSTHROUGH_FRACTION of the pixels may differ from its luma by more than VF_PASSTHROUGH_TOL
- * (an ordinary frame stops the scan within its first few rows). */
+ * (an ordinary frame ends the scan within its first rows). */
 static bool is_reference_frame(const struct vf_colorizer *c, const float *grey)
 {
     const size_t P = (size_t)c->h * (size_t)c->w;

@@ -454,6 +454,43 @@ static void passthrough_run(enum vf_device device)
 static void passthrough_matches_the_reference(void **s) { (void)s; passthrough_run(VF_DEVICE_CPU); }
 static void cuda_passthrough(void **s) { (void)s; passthrough_run(VF_DEVICE_CUDA); }
 
+/* Post step 1 through the guided filter (upsample.radius > 0), which tiny does not take: the
+ * golden's weights under radius 2 (model_guided.safetensors) against the reference's frame 0
+ * post-processing with it; it must differ from tiny's bilinear one. */
+static void guided_post_matches_the_reference(void **state)
+{
+    (void)state;
+    struct golden g = {0};
+    char model[1024];
+    golden_open("tiny", &g, model, sizeof model);
+    snprintf(model, sizeof model, "%s/golden/tiny/model_guided.safetensors", VF_TEST_DATA);
+    struct vf_error err = {0};
+    struct vf_net *net = NULL;
+    if (vf_net_load(model, &net, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(vf_net_arch(net)->up_radius, 2);
+    struct vf_backend *be = NULL;
+    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
+    assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    struct vf_colorizer *cz = make(be, net, &g, VF_F32);
+    struct outputs o = {0};
+    outputs_alloc(&o, cz, &g);
+    run_frame(cz, &g, 0, &o);
+    size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
+    double ma, rel_ab = compare(&g, "ab_t0", o.ab, 2 * n, &ma);
+    double rel = compare(&g, "guided_cbcr_full_t0", o.cbcr, 2 * nf, &ma);
+    double bil = compare(&g, "cbcr_full_t0", o.cbcr, 2 * nf, &ma);
+    printf("  guided filter r 2: ab %.1e, cbcr_full %.1e (against the bilinear one: %.1e)\n",
+           rel_ab, rel, bil);
+    assert_true(rel_ab <= TOL_REFINE_F32);
+    assert_true(rel <= TOL_REFINE_F32);
+    assert_true(bil > 10 * TOL_REFINE_F32);
+    outputs_free(&o);
+    vf_colorizer_destroy(&cz);
+    vf_backend_destroy(&be);
+    vf_net_free(&net);
+    vf_safetensors_close(&g.st);
+}
+
 /* The recurrence: reset gives the first frame's output again; a new reference too. */
 static void reset_restarts_the_recurrence(void **state)
 {
@@ -503,6 +540,7 @@ int main(void)
         cmocka_unit_test(reset_restarts_the_recurrence),
         cmocka_unit_test(file_and_buffer_give_the_same_output),
         cmocka_unit_test(passthrough_matches_the_reference),
+        cmocka_unit_test(guided_post_matches_the_reference),
         cmocka_unit_test(cuda_tiny_f32),
         cmocka_unit_test(cuda_tiny_bf16),
         cmocka_unit_test(cuda_tiny_f16),

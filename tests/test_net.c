@@ -371,7 +371,7 @@ static void colorizer_refuses_bad_sizes(void **state)
 }
 
 /* Reference pass-through's test (node.h): a frame is the reference's own picture when at most
- * 1% of its pixels differ from the reference's luma (film Kr, Kb) by more than 4/255. */
+ * 0.5% of its pixels differ from the reference's luma (film Kr, Kb) by more than 4/255. */
 static void passthrough_decides_by_the_reference_luma(void **state)
 {
     (void)state;
@@ -402,8 +402,8 @@ static void passthrough_decides_by_the_reference_luma(void **state)
             {"the reference's luma", 0, 0, true},
             {"every pixel 3.9/255 brighter", 3.9f / 255, 0, true},
             {"every pixel 4.1/255 brighter", 4.1f / 255, 0, false},
-            {"40 of 4096 pixels (0.98%) off by 0.2", 0, 40, true},
-            {"41 of 4096 pixels (1.0%) off by 0.2", 0, 41, false},
+            {"20 of 4096 pixels (0.49%) off by 0.2", 0, 20, true},
+            {"21 of 4096 pixels (0.51%) off by 0.2", 0, 21, false},
             {"the reference's luma again", 0, 0, true},
         };
         long before = 0;

@@ -6,7 +6,7 @@ The weights are the seeded random init (export.py) with C calibrated on this sce
 the F32 inputs and every output is rounded to F32 once, so the golden is exact arithmetic on the
 file's weights and inputs, not one f32 implementation's rounding.
 
-    golden.py --arch tiny|full --seed S [--size H W] [--full-size h w] [--frames 5] --out DIR [--extra]
+    golden.py --arch tiny|full --seed S [--size H W] [--full-size h w] [--frames 5] --out DIR [--extra] [--guided]
 
 Writes DIR/model.safetensors (as export.py: seeded random init) and DIR/golden.safetensors
 (F32): inputs ref_rgb (3×H×W), ref_rgb_full (3×h×w), grey_t{t} (H×W), grey_full_t{t} (h×w);
@@ -18,7 +18,9 @@ stage can be checked on its own: ref_phi (4a×H/4×W/4), ref_ab_pool (2×H/4×W/
 (4a×H/4×W/4), x7_t{t} (7×H×W, C's input), ab_full_t{t} (2×h×w, after post step 1: the arch's upsampling).
 Reference pass-through (frame 0 is the reference's own picture): pt_ab_t0 (its a, b, 2×H×W),
 pt_cbcr_full_t0 (from the full-size reference's a, b), pt_ab_t1 and pt_cbcr_full_t1 (frame 1 from
-that state).
+that state). --guided, for an arch with bilinear post step 1 (upsample radius 0): also
+DIR/model_guided.safetensors (the same weights under the guided filter, radius 2, ε 1e-3) and
+guided_ab_full_t0, guided_cbcr_full_t0 (frame 0's post-processing through it).
 --extra adds ref_tap{k}, L_t{t} (1×H×W) and Lstar_t{t} (1×h×w, the bisection's L*)."""
 import argparse
 import json
@@ -92,7 +94,7 @@ def grey_of(rgb):
 
 # --------------------------------------------------------------------------- main
 def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, calibrate=True,
-        dtype=torch.float64):
+        dtype=torch.float64, guided=False):
     """The golden run. The weights are f32 (the file's values); the forward pass runs in dtype
     (float64: the golden tensors are exact arithmetic rounded to f32 once, the best oracle for
     an f32 engine) from the f32-rounded inputs the C test reads. With calibrate (and no model
@@ -149,6 +151,16 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
                               KR, KB)
             T["pt_ab_t0"], T["pt_cbcr_full_t0"] = pt["ab"], cbcr0[0]
             T["pt_ab_t1"], T["pt_cbcr_full_t1"] = o["ab"], p["cbcr"][0]
+        if guided and net.arch["upsample"]["radius"] == 0:
+            # the guided filter (post step 1 with upsample.radius > 0), which this arch does not
+            # take: the same weights under radius 2, ε 1e-3, and frame 0's post through it
+            plain = net.arch["upsample"]
+            net.arch["upsample"] = {"radius": 2, "eps": 1e-3}
+            save_weights(os.path.join(outdir, "model_guided.safetensors"), net)
+            p = net.post_full(X("grey_t0")[None, None], T["ab_t0"][None], X("grey_full_t0")[None, None],
+                              KR, KB)
+            T["guided_ab_full_t0"], T["guided_cbcr_full_t0"] = p["ab_full"][0], p["cbcr"][0]
+            net.arch["upsample"] = plain
     T = {k: v.detach().float().contiguous() for k, v in T.items()}
     for k, v in T.items():
         if not torch.isfinite(v).all():
@@ -173,6 +185,8 @@ def main():
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--out", required=True)
     ap.add_argument("--extra", action="store_true", help="also write intermediate tensors")
+    ap.add_argument("--guided", action="store_true",
+                    help="also the same weights under the guided filter (model_guided.safetensors)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -184,7 +198,7 @@ def main():
     if args.frames < 1:
         sys.exit("golden: --frames must be >= 1")
     t0 = time.time()
-    net, T = run(args.arch, args.seed, size, full, args.frames, args.out, args.extra)
+    net, T = run(args.arch, args.seed, size, full, args.frames, args.out, args.extra, guided=args.guided)
     dt = time.time() - t0
     print_counts(net)
     nbytes = os.path.getsize(os.path.join(args.out, "golden.safetensors"))

@@ -11,7 +11,7 @@ from .arch import get_arch
 
 # reference pass-through: node/node.h's VF_PASSTHROUGH_TOL, VF_PASSTHROUGH_FRACTION
 PASSTHROUGH_TOL = 4.0 / 255.0
-PASSTHROUGH_FRACTION = 0.01
+PASSTHROUGH_FRACTION = 0.005
 
 
 def l2n(x):
@@ -538,7 +538,7 @@ class Net(nn.Module):
     @staticmethod
     def is_reference_frame(grey, ref_y):
         """Reference pass-through's test (the engine's, node/node.h VF_PASSTHROUGH_TOL and
-        _FRACTION): the frame is its reference's own picture when at most 1% of the pixels of
+        _FRACTION): the frame is its reference's own picture when at most 0.5% of the pixels of
         its grey (at inference size) differ from the reference's luma Y′ by more than 4/255."""
         off = int(((grey - ref_y).abs() > PASSTHROUGH_TOL).sum())
         return off <= int(grey.numel() * PASSTHROUGH_FRACTION)
