@@ -63,6 +63,7 @@ struct vf_msg {
     int64_t done, total;        /* PROGRESS: frames of the chunk done, of total; END_RANK:
                                  * done = the rank to end */
     int64_t frames_kept, frames_warmup;   /* DONE */
+    int64_t frames_passthrough;           /* DONE: frames that took the reference's colours */
     double t_decode, t_infer, t_encode, t_total;   /* DONE: seconds */
     char checksum[65];          /* DONE: sha256 hex of the segment */
     char host[64];              /* READY: the sender's host name */

@@ -89,6 +89,7 @@ struct coord {
     int64_t kept_total, kept_done, kept_run;
     size_t n_done, n_resumed, n_run, retries;
     int64_t warm_run;
+    int64_t passthrough_run;    /* frames that took their reference's colours (node.h) */
     double t_start, setup_s;    /* the job's start (vf_now), rank 0's setup */
     double cpu_s, coord_wall_s, colorize_s;   /* the scheduling's CPU, wall, colorizing time */
     json_t *rep;                /* report.json's document */
@@ -466,6 +467,7 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
         k->work_done += cost(fc);
         k->kept_done += fc->end - fc->start;
         k->warm_run += m->frames_warmup;
+        k->passthrough_run += m->frames_passthrough;
         k->kept_run += m->frames_kept;
         ri->chunks++;
         ri->frames += m->frames_kept;
@@ -988,7 +990,7 @@ static json_t *report_json(struct coord *k, double wall, double merge_s, const s
     json_t *doc = json_pack(
         "{s:i, s:s, s:s, s:s, s:s, s:s, s:s,"
         " s:{s:s, s:s, s:s, s:s},"
-        " s:s, s:[i,i], s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I,"
+        " s:s, s:[i,i], s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I,"
         " s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
         " s:{s:f, s:f, s:f}, s:o, s:o,"
         " s:{s:I, s:I, s:f, s:f}}",
@@ -1003,6 +1005,8 @@ static json_t *report_json(struct coord *k, double wall, double merge_s, const s
         (json_int_t)f->frames, "chunks", (json_int_t)f->n_chunks, "chunks_run",
         (json_int_t)k->n_run, "chunks_resumed", (json_int_t)k->n_resumed, "retries",
         (json_int_t)k->retries, "warmup_frames_run", (json_int_t)k->warm_run,
+        "reference_passthrough", f->passthrough, "passthrough_frames_run",
+        (json_int_t)k->passthrough_run,
         "wall_s", wall, "setup_s", k->setup_s, "colorize_s", colorize_s, "merge_s", merge_s,
         "fps", wall > 0 ? f->frames / wall : 0.0,
         "fps_colorize", colorize_s > 0 ? (double)k->kept_run / colorize_s : 0.0,
@@ -1053,6 +1057,9 @@ static void print_summary(struct coord *k, json_t *rep)
     printf("  chunks: %zu (%zu colorized, %zu resumed from the journal, %zu retries), %lld "
            "warm-up frames colorized and dropped\n", f->n_chunks, k->n_run, k->n_resumed,
            k->retries, (long long)k->warm_run);
+    if (f->passthrough && !k->null)
+        printf("  reference pass-through: %lld frame%s took their reference's colours (no "
+               "network)\n", (long long)k->passthrough_run, k->passthrough_run == 1 ? "" : "s");
     for (int r = 0; r < f->size; r++)
         printf("  rank %d on %s: %d chunks, busy %.1f s (%.0f%% of colorizing, %.0f%% of wall "
                "time)%s\n", r, k->r[r].host, k->r[r].chunks, k->r[r].busy,

@@ -64,7 +64,7 @@ struct wire {                   /* then the strings' bytes: checksum, host, devi
     char magic[4];
     int32_t version;            /* where vf_msg has it too: an older build's message is named */
     int32_t type, rank, chunk, attempt, status, pid;
-    int64_t done, total, frames_kept, frames_warmup;
+    int64_t done, total, frames_kept, frames_warmup, frames_passthrough;
     double t_decode, t_infer, t_encode, t_total;
     uint16_t len[4];
 };
@@ -79,7 +79,8 @@ static size_t pack(const struct vf_msg *m, unsigned char *buf)
     struct wire w = {.version = m->version, .type = m->type, .rank = m->rank, .chunk = m->chunk,
                      .attempt = m->attempt, .status = m->status, .pid = m->pid, .done = m->done,
                      .total = m->total, .frames_kept = m->frames_kept,
-                     .frames_warmup = m->frames_warmup, .t_decode = m->t_decode,
+                     .frames_warmup = m->frames_warmup,
+                     .frames_passthrough = m->frames_passthrough, .t_decode = m->t_decode,
                      .t_infer = m->t_infer, .t_encode = m->t_encode, .t_total = m->t_total};
     memcpy(w.magic, m->magic, 4);
     const char *str[4] = {m->checksum, m->host, m->device, m->text};
@@ -134,6 +135,7 @@ static int unpack(const unsigned char *buf, size_t n, int from, struct vf_msg *m
     m->total = w.total;
     m->frames_kept = w.frames_kept;
     m->frames_warmup = w.frames_warmup;
+    m->frames_passthrough = w.frames_passthrough;
     m->t_decode = w.t_decode;
     m->t_infer = w.t_infer;
     m->t_encode = w.t_encode;

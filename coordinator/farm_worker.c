@@ -191,6 +191,7 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
     memcpy(done->checksum, res.checksum, sizeof done->checksum);
     done->frames_kept = res.frames_kept;
     done->frames_warmup = res.frames_warmup;
+    done->frames_passthrough = res.frames_passthrough;
     done->t_decode = res.t_decode;
     done->t_infer = res.t_infer;
     done->t_encode = res.t_encode;

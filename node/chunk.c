@@ -928,6 +928,7 @@ int vf_node_colorize_chunk(const struct vf_chunk_job *job, struct vf_chunk_resul
                             ch->id, info->path, (long long)ch->warm_start, (long long)ch->start,
                             (long long)ch->end, (long long)info->frames);
     double t_all = vf_now();
+    const long passthrough0 = vf_colorizer_times(job->colorizer)->passthrough;
     struct chunk_run r = {.job = job, .ch = ch, .info = info, .frame = -1};
     int64_t n_warm = ch->start - ch->warm_start;
     size_t ab_n = (size_t)2 * job->h * job->w;
@@ -950,6 +951,7 @@ int vf_node_colorize_chunk(const struct vf_chunk_job *job, struct vf_chunk_resul
     memcpy(res->checksum, r.checksum, sizeof res->checksum);
     res->frames_decoded = r.n_decoded;
     res->frames_kept = r.n_kept;
+    res->frames_passthrough = vf_colorizer_times(job->colorizer)->passthrough - passthrough0;
     res->t_decode = r.t_decode;
     res->t_infer = r.t_infer;
     res->t_encode = r.t_encode;

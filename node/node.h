@@ -250,6 +250,9 @@ struct vf_chunk_result {
     int64_t frames_decoded;             /* end - warm_start */
     int64_t frames_warmup;              /* start - warm_start, colorized and dropped */
     int64_t frames_kept;                /* end - start, in the segment */
+    int64_t frames_passthrough;         /* of the frames colorized (warm-up included), those that
+                                           took the reference's colours (reference pass-through:
+                                           vf_colorizer_times.passthrough) */
     double t_decode;                    /* s: decoding, luma → grey (full and inference size) */
     double t_infer;                     /* s: vf_colorizer_frame + vf_colorizer_post */
     double t_encode;                    /* s: chroma packing, encoding, muxing, close */

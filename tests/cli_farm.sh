@@ -11,6 +11,8 @@
 #   - a chunk with an undecodable frame: retried on both ranks, then the job fails naming the
 #     chunk and frame; nothing at the output path; the other chunks stay in the journal
 #   - the seam error is reported for every boundary with warm-up
+#   - reference pass-through: each shot's first frame (its reference's own picture) passes, 3
+#     in the report; reference_passthrough: off passes none and gives other bytes
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
@@ -81,7 +83,13 @@ assert len(want) == 3 and [x["frame"] for x in s] == want, (s, want)
 assert all(x["warmup"] == 4 and x["error"] > 0 for x in s), s
 assert r["seam_error"]["measured"] == 3 and r["frames"] == 100, r["seam_error"]
 assert r["model"]["weights"].startswith("random"), r["model"]
+# reference pass-through (docs/NODE.md): each shot's reference is its first frame in colour
+assert r["reference_passthrough"] is True and r["passthrough_frames_run"] == 3, r
 PY
+mkyaml nopt grey.mkv 'reference_passthrough: off'
+"$vf" "$tmp/nopt.yaml" --quiet; rc=$?
+check "reference_passthrough: off (exit $rc): no frame passed through, other bytes" \
+  all '[ "$rc" = 0 ] && [ "$(report nopt passthrough_frames_run)" = 0 ] && ! cmp -s "$tmp/np1.mkv" "$tmp/nopt.mkv"'
 
 # --- rerun: everything resumes
 "$vf" "$tmp/np1.yaml" --quiet; rc=$?

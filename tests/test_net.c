@@ -316,6 +316,16 @@ static void tensor_problems_are_named(void **state)
     free(m.bytes);
 }
 
+/* tiny's preset (into *a) with random weights at seed 3, and a CPU backend. */
+static void tiny_random_on_cpu(struct vf_arch *a, struct vf_net **net, struct vf_backend **be)
+{
+    struct vf_error err = {0};
+    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
+    assert_int_equal(vf_arch_preset("tiny", a, &err), VF_OK);
+    assert_int_equal(vf_net_random(a, 3, net, &err), VF_OK);
+    assert_int_equal(vf_backend_create(be, &bo, &err), VF_OK);
+}
+
 static void colorizer_refuses_bad_sizes(void **state)
 {
     (void)state;
@@ -323,10 +333,7 @@ static void colorizer_refuses_bad_sizes(void **state)
     struct vf_error err = {0};
     struct vf_net *net = NULL;
     struct vf_backend *be = NULL;
-    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
-    assert_int_equal(vf_arch_preset("tiny", &a, &err), VF_OK);
-    assert_int_equal(vf_net_random(&a, 3, &net, &err), VF_OK);
-    assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    tiny_random_on_cpu(&a, &net, &be);
     struct vf_colorizer *cz = NULL;
     struct vf_colorizer_opts o = {.be = be, .precision = VF_F32, .h = 100, .w = 256};
     assert_int_equal(vf_colorizer_create(&cz, net, &o, &err), VF_EINVAL);
@@ -380,10 +387,7 @@ static void passthrough_decides_by_the_reference_luma(void **state)
     struct vf_error err = {0};
     struct vf_net *net = NULL;
     struct vf_backend *be = NULL;
-    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
-    assert_int_equal(vf_arch_preset("tiny", &a, &err), VF_OK);
-    assert_int_equal(vf_net_random(&a, 3, &net, &err), VF_OK);
-    assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    tiny_random_on_cpu(&a, &net, &be);
     static float ref[3 * P], luma[P], grey[P], ab[2 * P];
     const float kr = 0.299f, kb = 0.114f;     /* BT.601: not the default, so it must be used */
     for (int i = 0; i < P; i++) {
