@@ -34,7 +34,7 @@
 /* ---- messages (docs/FARM.md "Messages") ---------------------------------------------------- */
 
 #define VF_MSG_MAGIC "VFM1"
-#define VF_MSG_VERSION 3
+#define VF_MSG_VERSION 4   /* 4: DONE carries frames_passthrough */
 #define VF_MSG_TAG 17
 #define VF_SETUP_TAG 18         /* the end of setup: each rank's status to rank 0, its verdict back */
 

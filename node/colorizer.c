@@ -353,9 +353,9 @@ static int create_a(struct vf_colorizer *c, struct vf_error *err)
         TRY(vf_tensor_alloc(&c->att_v, c->be, VF_F32, 1, 4, c->h4, c->w4, err));
         TRY(vf_tensor_alloc(&c->att_o, c->be, VF_F32, 1, 4, c->h4, c->w4, err));
         TRY(vf_tensor_alloc(&c->ref_y, c->be, VF_F32, 1, 1, c->h, c->w, err));
-        /* the reference's luma plane (H × W, zeros until a reference comes), first used for
-         * the values' position channels (a, b come with each reference): planar, a and b 0,
-         * then 4·row, 4·column */
+        /* the reference's luma plane (H × W, calloc'd; each reference overwrites it), first
+         * used as the host plane of the values' position channels (a, b come with each
+         * reference): planar, a and b 0, then 4·row, 4·column */
         float *v = c->ref_luma;
         for (int y = 0; y < c->h4; y++)
             for (int x = 0; x < c->w4; x++) {
@@ -804,7 +804,7 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     if (c->frame_passthrough) {
         TRY(enqueue_passthrough(c, err));
         TRY(download_planar(&c->ab, ab, err));
-        TRY(sync_time(c, &c->times.c, &t0, err));
+        TRY(sync_time(c, &c->times.c, &t0, err));   /* as an eager frame's: not a replay */
         c->times.passthrough++;
         c->times.frames++;
         c->have_frame = true;

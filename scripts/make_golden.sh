@@ -16,7 +16,7 @@ args="--seed 7 --frames 5"   # tests/test_golden.c reads 5 frames (and the sizes
 # full at tiny's 144x256 (/ 288x512), not its own 216x384: float64 ResNet-50 convolutions take
 # 186 s there on 2 cores, 69 s here; every op and path is the same (docs/REFERENCE.md)
 full_size="--size 144 256"
-stamp=$( (cd "$root" && echo "$args $full_size" && cat train/golden.py train/export.py train/safetensors_io.py train/vaefarm_ref/*.py) | sha256sum | cut -c1-16)
+stamp=$( (cd "$root" && echo "$args $full_size" && cat scripts/make_golden.sh train/golden.py train/export.py train/safetensors_io.py train/vaefarm_ref/*.py) | sha256sum | cut -c1-16)
 for arch in tiny full; do
   dir="$out/$arch"
   if [ -f "$dir/golden.safetensors" ] && [ "$(cat "$dir/stamp" 2>/dev/null)" = "$stamp" ]; then

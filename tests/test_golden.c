@@ -442,10 +442,36 @@ static void passthrough_run(enum vf_device device)
     free(ab0);
     free(grey);
     free(greyf);
+    vf_colorizer_destroy(&cz);
+    if (device == VF_DEVICE_CUDA) {
+        /* frames replayed from a CUDA graph after a pass-through frame (frame 0 passes, 1 runs
+         * eagerly, 2 and 3 replay) give the bytes of the same frames run eagerly */
+        float *abs[2];
+        for (int graph = 0; graph < 2; graph++) {
+            co.graph = graph;
+            if (vf_colorizer_create(&cz, net, &co, &err)) fail_msg("%s", err.msg);
+            if (vf_colorizer_set_reference(cz, ref, ref_full, &err)) fail_msg("%s", err.msg);
+            abs[graph] = malloc(4 * 2 * n * sizeof(float));
+            assert_non_null(abs[graph]);
+            for (int t = 0; t < 4; t++) {
+                char name[64];
+                snprintf(name, sizeof name, "grey_t%d", t);
+                float *gt = as_f32(need(&g, name));
+                if (vf_colorizer_frame(cz, gt, abs[graph] + (size_t)t * 2 * n, NULL, &err))
+                    fail_msg("frame %d: %s", t, err.msg);
+                free(gt);
+            }
+            assert_int_equal(vf_colorizer_times(cz)->passthrough, 1);
+            assert_true((vf_colorizer_times(cz)->graphed > 0) == (graph == 1));
+            vf_colorizer_destroy(&cz);
+        }
+        assert_memory_equal(abs[0], abs[1], 4 * 2 * n * sizeof(float));
+        free(abs[0]);
+        free(abs[1]);
+    }
     free(ref);
     free(ref_full);
     outputs_free(&o);
-    vf_colorizer_destroy(&cz);
     vf_net_free(&net);
     vf_backend_destroy(&be);
     vf_safetensors_close(&g.st);
