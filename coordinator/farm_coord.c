@@ -477,8 +477,9 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
         ri->infer += m->t_infer;
         ri->encode += m->t_encode;
         vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d done on rank %d in %.2f s (%lld frames, %lld "
-               "warm-up)", fc->id, from, m->t_total, (long long)m->frames_kept,
-               (long long)m->frames_warmup);
+               "warm-up, %lld passed through)", fc->id, from, m->t_total,
+               (long long)m->frames_kept, (long long)m->frames_warmup,
+               (long long)m->frames_passthrough);
         return VF_OK;
     }
     ri->busy += m->t_total;
