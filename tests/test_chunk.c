@@ -446,6 +446,7 @@ static void test_passthrough(void **state)
         }
         struct vf_chunk_result r;
         check_ok(vf_node_colorize_chunk(&j, &r, &err), &err);
+        assert_int_equal(r.frames_passthrough, on);   /* frame 65 only, and only when on */
         struct grab seg;
         grab_init(&seg, 0, 2);
         assert_int_equal(media_ref_decode(path, grab_frame, &seg), chunk_a->end - chunk_a->start);
