@@ -11,7 +11,9 @@
  * noise (measured 2.3e-4 at worst; the output moves continuously with it). Also: the output
  * is bit-identical with 1 and 2 threads, and the same weights from a file and from a buffer
  * give the same output. Reference pass-through (pt_* tensors): a frame that is the reference's
- * own picture takes its colours, and the next frame runs from them. On a CPU without bf16 the bf16 cases are reported as skipped.
+ * own picture takes its colours, and the next frame runs from them. The guided filter (post
+ * step 1 at radius 2), which tiny does not take, against the reference's through it. On a CPU
+ * without bf16 the bf16 cases are reported as skipped.
  * The CUDA backend (cuda_* cases): the same comparisons on GPU 0 in f32 (TF32 off), bf16 and
  * f16, each frame replayed from a CUDA graph; a graph replay gives the same bytes as the same
  * frames enqueued one operator at a time, and two runs give the same bytes. Where no GPU is
