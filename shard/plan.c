@@ -698,7 +698,8 @@ static int hash_chunks(struct builder *b, struct vf_error *err)
         put_i64(h, "inference_h", film->inference_h);
         put_i64(h, "inference_w", film->inference_w);
         put_str(h, "precision", vf_precision_name(film->precision));
-        put_str(h, "reference_passthrough", film->passthrough == VF_PASSTHROUGH_OFF ? "off" : "auto");
+        put_str(h, "reference_passthrough",
+                film->passthrough == VF_PASSTHROUGH_OFF ? "off" : "auto");
         put_opt_str(h, "codec", film->codec);
         put_opt_str(h, "pix_fmt", film->pix_fmt);
         put_i64(h, "options", (int64_t)film->n_encode_options);
