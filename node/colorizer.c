@@ -790,26 +790,12 @@ fail:
     return rc;
 }
 
-int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
-                       struct vf_colorizer_taps *taps, struct vf_error *err)
+/* One frame through the network (the grey uploaded): F, A and C, from the CUDA graph once it
+ * is captured (the first frame runs eagerly: the warm-up), then ab and the taps out. */
+static int network_frame(struct vf_colorizer *c, float *ab, struct vf_colorizer_taps *taps,
+                         double *t0, struct vf_error *err)
 {
-    if (!c->have_ref)
-        return vf_error_set(err, VF_EINVAL, "colorizer: a frame before any reference "
-                            "(call vf_colorizer_set_reference first)");
-    if (!grey) return vf_error_set(err, VF_EINVAL, "colorizer: no frame given");
-    double t0 = vf_now();
     int rc;
-    TRY(vf_tensor_upload(&c->grey, grey, err));
-    c->frame_passthrough = c->passthrough && is_reference_frame(c, grey);
-    if (c->frame_passthrough) {
-        TRY(enqueue_passthrough(c, err));
-        TRY(download_planar(&c->ab, ab, err));
-        TRY(sync_time(c, &c->times.c, &t0, err));   /* as an eager frame's: not a replay */
-        c->times.passthrough++;
-        c->times.frames++;
-        c->have_frame = true;
-        return VF_OK;
-    }
     if (c->use_graph && c->graph_warm && !c->graph) {
         /* Capture once. Nothing captured has run, so a capture that fails (an operator that
          * cannot be captured) costs nothing but a warning: this frame and the rest run eagerly,
@@ -835,15 +821,15 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     if (c->use_graph && c->graph) {
         TRY(vf_graph_launch(c->graph, err));
         TRY(download_planar(&c->ab, ab, err));
-        TRY(sync_time(c, &c->times.graphed, &t0, err));
+        TRY(sync_time(c, &c->times.graphed, t0, err));
     } else {
         TRY(enqueue_f(c, err));
-        TRY(sync_time(c, &c->times.f, &t0, err));
+        TRY(sync_time(c, &c->times.f, t0, err));
         TRY(enqueue_a(c, err));
-        TRY(sync_time(c, &c->times.a, &t0, err));
+        TRY(sync_time(c, &c->times.a, t0, err));
         TRY(enqueue_c(c, err));
         TRY(download_planar(&c->ab, ab, err));
-        TRY(sync_time(c, &c->times.c, &t0, err));
+        TRY(sync_time(c, &c->times.c, t0, err));
         c->graph_warm = true;
     }
     if (taps) {
@@ -865,6 +851,29 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
                     dst[(size_t)py * c->w + px] =
                         lo[(size_t)ch * c->npos + (size_t)(py / 4) * c->w4 + (size_t)(px / 4)];
         }
+    }
+fail:
+    return rc;
+}
+
+int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
+                       struct vf_colorizer_taps *taps, struct vf_error *err)
+{
+    if (!c->have_ref)
+        return vf_error_set(err, VF_EINVAL, "colorizer: a frame before any reference "
+                            "(call vf_colorizer_set_reference first)");
+    if (!grey) return vf_error_set(err, VF_EINVAL, "colorizer: no frame given");
+    double t0 = vf_now();
+    int rc;
+    TRY(vf_tensor_upload(&c->grey, grey, err));
+    c->frame_passthrough = c->passthrough && is_reference_frame(c, grey);
+    if (c->frame_passthrough) {
+        TRY(enqueue_passthrough(c, err));
+        TRY(download_planar(&c->ab, ab, err));
+        TRY(sync_time(c, &c->times.c, &t0, err));   /* as an eager frame's: not a replay */
+        c->times.passthrough++;
+    } else {
+        TRY(network_frame(c, ab, taps, &t0, err));
     }
     c->times.frames++;
     c->have_frame = true;
