@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""PNG of the loss curves of a training log (train/train.py's OUT/log.jsonl).
+"""PNG of the loss curves of a training log (train/train.py's or train/finetune_c.py's OUT/log.jsonl).
 
     train/plot_losses.py train/checkpoints/tiny/log.jsonl --out docs/img/train_losses.png [--smooth 50]
 
 One panel per term (unweighted, log scale; the weight is in the title), plus the weighted total
 and the |ab| errors of the output and of the warp alone against the truth (Lab units). Thin line:
 every step; thick line: a moving average over --smooth steps. The x axis is the step (the top
-axis of the total's panel gives hours of training)."""
+axis of the total's panel gives hours of training). A stage-5 log (finetune_c.py) has its own four
+terms, and its validation errors (C and the warp alone, on held-out sequences) as points."""
 import argparse
 import json
 import os
@@ -54,13 +55,20 @@ def main():
     from vaefarm_train.losses import DEFAULT_WEIGHTS
     from vaefarm_train.step import TERMS
     weights = dict(DEFAULT_WEIGHTS)
+    terms = list(TERMS)
     conf = os.path.join(os.path.dirname(os.path.abspath(args.log)), "config.json")
     if os.path.exists(conf):                 # the run's own weights (train.py writes config.json)
         with open(conf) as fp:
-            weights.update(json.load(fp).get("weights", {}))
+            cj = json.load(fp)
+        weights.update(cj.get("weights", {}))
+        if "sequences" in cj:                # finetune_c.py (stage 5): its weights, its terms
+            weights = cj["config"]["weights"]
+            terms = list(weights)
+    val = [r for r in recs if "val_c_err" in r]
+    recs = [r for r in recs if r["step"] >= 0]
     steps = np.array([r["step"] for r in recs])
     n = args.smooth or max(5, len(recs) // 50)
-    panels = list(TERMS) + ["total", "errors"]
+    panels = terms + ["total", "errors"]
     fig, axes = plt.subplots(3, 3, figsize=(15, 10), constrained_layout=True)
     for ax, key in zip(axes.ravel(), panels):
         if key == "errors":
@@ -68,6 +76,9 @@ def main():
                 y = np.array([r.get(k, np.nan) for r in recs])
                 ax.plot(steps, y, lw=0.4, alpha=0.35)
                 ax.plot(steps, smooth(y, n), lw=1.8, label=lab, color=ax.lines[-1].get_color())
+            for k, lab, mk in (("val_c_err", "output, validation", "o"), ("val_warp_err", "warp, validation", "s")):
+                if val:
+                    ax.plot([max(r["step"], 0) for r in val], [r[k] for r in val], mk + "-", ms=4, label=lab)
             ax.set_title("mean |ab − truth| of frame t (Lab units)")
             ax.legend()
         else:
@@ -85,6 +96,8 @@ def main():
                         ha="right", va="top")
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
     fig.suptitle(args.title or "vaefarm training: %s (moving average over %d steps)" % (args.log, n))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     fig.savefig(args.out, dpi=90)

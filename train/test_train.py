@@ -12,7 +12,11 @@ status non-zero on failure. Run by ctest as "train" (tests/CMakeLists.txt):
   (weights, optimizer state, every logged loss); SIGTERM checkpoints and exits 143;
 - DDP: two CPU ranks (gloo) launched with torchrun's environment variables run in step;
 - export: train/export.py --from-checkpoint gives a file whose weights are the checkpoint's, and
-  the C engine (vaefarm bench, when the binary is given or found) loads and runs it.
+  the C engine (vaefarm bench, when the binary is given or found) loads and runs it;
+- stage 5 (train/finetune_c.py): sequences are deterministic and frame t is frame t−1 carried by
+  φ; the prepared F/A chain with C run over it afterwards gives exactly the whole network's
+  frames (pass-through frame 0, then net.frame with its real C); training lowers the loss, 3 + 3
+  steps resume bit-identically; export changes C only.
 Uses a small synthetic data set, 32×64 frames and a micro architecture of the same structure
 (94 k parameters; the machinery, not the capacity, is under test): ~20 s on 2 cores."""
 import argparse
@@ -293,6 +297,121 @@ def test_export(tmp, ckpt, vaefarm):
     print("export: ok; %s bench ran it (%.1f ms/frame at 32x64)" % (os.path.relpath(vaefarm), j["ms_per_frame"]["total"]))
 
 
+# MICRO with A's refinement and its temporal candidates: the chain stage 5 precomputes
+MICRO_REFINE = dict(MICRO, name="micro-refine",
+                    A=dict(MICRO["A"], refine={"radius": 2, "patch": 3, "h": 0.005, "temporal": 1,
+                                               "temporal_h": 0.0025}))
+
+
+def test_sequences():
+    from vaefarm_train.seq import SeqConfig, make_sequence
+    c = Cache.synthetic(canvas=(64, 128), n_frames=12)
+    a = make_sequence(c, 6, (32, 64), seed=2, index=3)
+    b = make_sequence(c, 6, (32, 64), seed=2, index=3)
+    assert all(torch.equal(a[k], b[k]) for k in ("rgb", "grey", "phi", "tmask"))
+    assert not torch.equal(a["rgb"], make_sequence(c, 6, (32, 64), seed=2, index=4)["rgb"])
+    assert a["rgb"].shape == (6, 3, 32, 64) and a["grey"].shape == (6, 1, 32, 64)
+    assert torch.equal((a["rgb"] * 255).round() / 255, a["rgb"]), "frames are not 8-bit"
+    # frame 0 is the reference itself: its grey is its luma, rounded to 8 bits (no noise)
+    kr, kb = a["kr"], a["kb"]
+    y0 = kr * a["rgb"][0, 0] + (1 - kr - kb) * a["rgb"][0, 1] + kb * a["rgb"][0, 2]
+    assert (a["grey"][0, 0] - y0).abs().max() <= 0.5 / 255 + 1e-6
+    # a camera move: frame t is frame t−1 seen through φ_t, away from the edges
+    cfg = SeqConfig(p_clip=0.0, p_noise=0.0)
+    worst = 0.0
+    for i in range(6):
+        s = make_sequence(c, 5, (48, 80), seed=1, index=i, cfg=cfg)
+        for t in range(1, 5):
+            w = L.warp(s["rgb"][t - 1:t], s["phi"][t:t + 1])
+            m = Fn.avg_pool2d(s["tmask"][t:t + 1], 5, stride=1, padding=2) > 0.999
+            err = float(((w - s["rgb"][t:t + 1]).abs() * m).sum() / (m.sum() * 3).clamp(min=1))
+            worst = max(worst, err)
+    assert worst < 0.03, "frame t is not frame t-1 warped by phi: mean |diff| %.4f" % worst
+    # a real clip's sequence: T consecutive frames, no known motion
+    s = make_sequence(c, 6, (32, 64), seed=0, index=0, cfg=SeqConfig(p_clip=1.0))
+    assert s["kind"] == "clip" and float(s["tmask"].sum()) == 0.0
+    print("sequences: ok (phi error %.4f)" % worst)
+
+
+def test_finetune_c(tmp):
+    import finetune_c as fc
+    from export import load_model, save_weights
+    from vaefarm_ref import build
+    from vaefarm_ref.init import init_weights
+    net = init_weights(build(MICRO_REFINE), 5)
+    with torch.no_grad():                       # a C whose correction is not zero
+        net.C.out.weight.copy_(0.05 * torch.randn(net.C.out.weight.shape,
+                                                  generator=torch.Generator().manual_seed(5)))
+    model = os.path.join(tmp, "micro_refine.safetensors")
+    save_weights(model, net, "test")
+    seqs = os.path.join(tmp, "seqs")
+    assert fc.main(["prepare", "--model", model, "--out", seqs, "--sequences", "10", "--frames", "4",
+                    "--synthetic-data"]) == 0
+    meta, data = fc.load_seqs(seqs, model)
+    assert data["x4"].shape == (10, 4, 4, 32, 64) and data["ab"].shape == (10, 4, 2, 32, 64)
+    # the prepared chain + C afterwards == the whole network frame by frame (batched as prepare
+    # batched them: the refinement's sharp softmax turns a batched convolution's rounding into
+    # ~0.05 ab units, so the comparison is of the same computation)
+    from vaefarm_train.data import Cache as C_
+    from vaefarm_train.seq import make_sequence
+    cache = C_.synthetic(canvas=(64, 128), n_frames=8)
+    net = load_model(model).eval()
+    ss = [make_sequence(cache, 4, (32, 64), 0, i) for i in (8, 9)]      # shard 1
+    ref = torch.stack([x["rgb"][0] for x in ss])
+    with torch.no_grad():
+        rc = net.reference(ref, torch.tensor([x["kr"] for x in ss]), torch.tensor([x["kb"] for x in ss]))
+        prev = net.passthrough(torch.stack([x["grey"][0] for x in ss]), ref)["prev"]
+        whole = []
+        for t in range(1, 4):
+            o = net.frame(torch.stack([x["grey"][t] for x in ss]), rc, prev)
+            whole.append(o["ab"])
+            prev = o["prev"]
+        ours, _, _ = fc.unroll(net.C, fc.batch_of(data, [8, 9]), sample=None)
+    worst = max(float((ours[t] - whole[t]).abs().max()) for t in range(3))
+    assert worst < 1e-4, "stage 5's C over the prepared chain differs from the network: %.6f" % worst
+    # training lowers the loss; 3 + 3 steps == 6 steps
+    common = ["--model", model, "--seqs", seqs, "--batch", "2", "--val", "2", "--val-every", "3",
+              "--print-every", "100", "--warmup", "1", "--lr", "1e-3", "--threads", "2"]
+    a, b = os.path.join(tmp, "fa"), os.path.join(tmp, "fb")
+    assert fc.main(["train", "--out", a, "--steps", "6"] + common) == 0
+    assert fc.main(["train", "--out", b, "--steps", "3"] + common) == 0
+    assert fc.main(["train", "--out", b, "--steps", "6", "--resume", "auto"] + common) == 0
+    ca, cb = torch.load(os.path.join(a, "last.pt")), torch.load(os.path.join(b, "last.pt"))
+    assert ca["step"] == cb["step"] == 6
+    for k, v in ca["C"].items():
+        assert torch.equal(v, cb["C"][k]), "C differs after resume: %s" % k
+    la = strip_timing(read_log(os.path.join(a, "log.jsonl")))
+    lb = strip_timing(read_log(os.path.join(b, "log.jsonl")))
+    assert la == lb, "logged values differ after resume"
+    assert la[0]["step"] == -1 and "val_c_err" in la[0] and "val_c_err" in la[3]
+    # a longer run on the 2 sequences left for training (--val 8) overfits them
+    o = os.path.join(tmp, "fo")
+    assert fc.main(["train", "--out", o, "--steps", "40", "--model", model, "--seqs", seqs, "--batch", "2",
+                    "--val", "8", "--val-every", "1000", "--print-every", "100", "--lr", "3e-3",
+                    "--threads", "2"]) == 0
+    recs = [r for r in read_log(os.path.join(o, "log.jsonl")) if r["step"] >= 0]
+    first = sum(r["l1"] for r in recs[:3]) / 3
+    last = sum(r["l1"] for r in recs[-3:]) / 3
+    assert last < 0.8 * first, (first, last)
+    # export: C from the checkpoint, F and A unchanged
+    out = os.path.join(tmp, "s5.safetensors")
+    assert fc.main(["export", "--model", model, "--from", os.path.join(a, "last.pt"), "--out", out]) == 0
+    new, old = load_model(out), load_model(model)
+    for k, v in new.state_dict().items():
+        if k.startswith("C."):
+            assert torch.equal(v, ca["C"][k[2:]]), k
+        else:
+            assert torch.equal(v, old.state_dict()[k]), k
+    # a sequence set prepared for another model is refused
+    try:
+        fc.load_seqs(seqs, out)
+        raise AssertionError("sequences of another model were accepted")
+    except SystemExit:
+        pass
+    print("finetune_c: chain + C == network (max |diff| %.1e ab), l1 %.2f -> %.2f in 40 steps, "
+          "resume bit-exact, export ok" % (worst, first, last))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vaefarm", help="the vaefarm binary for the C engine check")
@@ -312,6 +431,8 @@ def main():
         test_ddp_cpu(tmp)
         test_init_residual(tmp)
         test_export(tmp, ck, args.vaefarm)
+        test_sequences()
+        test_finetune_c(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("test_train: all passed in %.1f s" % (time.time() - t0))

@@ -1,0 +1,422 @@
+#!/usr/bin/python3
+"""Stage 5 (docs/TRAINING.md): fine-tune C alone on T-frame sequences at the inference size.
+
+    finetune_c.py prepare --model M.safetensors --out SEQ --sequences 400 --frames 8
+    finetune_c.py train   --model M.safetensors --seqs SEQ --out RUN --max-minutes 60
+    finetune_c.py export  --model M.safetensors --from RUN/last.pt --out NEW.safetensors
+
+F and A are frozen, and A's warp chain does not read C (frame t's temporal candidates read frame
+t−1's warp, not C's output: docs/NETWORK.md), so `prepare` runs F and A once per sequence and
+stores what C reads of them: per frame (L − 50, W^ab, S) and the truth's a, b, with the known
+motion φ. `train` then runs only C, through the recurrence, over all T frames of a sequence:
+frame 0 is the shot's reference itself, vaefarm's reference pass-through gives it the
+reference's a, b (docs/NODE.md), and frame t's X̂(t−1) is C's own output for frame t−1 (frame
+1's: the reference's a, b), with the gradient through the chain. About 50× fewer operations a
+frame than a whole-network step, which makes the inference size and T frames affordable on a CPU.
+
+Losses per frame t ≥ 1, mean over frames: l1 (ours; every frame here has a self reference) 2.0,
+smoothness (paper) 5.0, KL (paper) 1.0, temporal (ours, the known φ) 0.02; the perceptual and
+contextual terms need F on every output and are left to the earlier stages (`--weights` changes
+any). Validation: the last `--val` sequences are never trained on; every `--val-every` steps the
+log gets their mean |ab − truth| and ab PSNR for C (z = μ) and for the warp alone.
+
+Checkpoints: RUN/last.pt every --ckpt-every steps, at the end, at --max-minutes and on SIGTERM or
+SIGINT (exit 143 / 130); `--resume auto` continues one bit-exactly (batches are a function of
+(seed, step)). Log: RUN/log.jsonl, one object per step (every term unweighted)."""
+import argparse
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+
+from export import load_model, save_weights  # noqa: E402
+from vaefarm_ref import lab as labmod  # noqa: E402
+from vaefarm_train.data import Cache, batch_seed  # noqa: E402
+from vaefarm_train.losses import kl_loss, l1_self_loss, smoothness_loss, temporal_loss  # noqa: E402
+from vaefarm_train.seq import SeqConfig, make_sequence  # noqa: E402
+
+SEQ_FORMAT = "vaefarm-seq-v1"
+CKPT_FORMAT = "vaefarm-finetune-c-v1"
+WEIGHTS = {"l1": 2.0, "smooth": 5.0, "kl": 1.0, "temporal": 0.02}
+SHARD = 8   # sequences a shard (and a batch of the frozen network in prepare)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fp:
+        for blk in iter(lambda: fp.read(1 << 20), b""):
+            h.update(blk)
+    return h.hexdigest()
+
+
+def fail(msg):
+    raise SystemExit("finetune_c: " + msg)
+
+
+# ------------------------------------------------------------------------------------ prepare
+
+def prepare(args):
+    net = load_model(args.model).eval().to(device())
+    size = tuple(args.size or net.arch["inference_size"])
+    meta = {"format": SEQ_FORMAT, "model_sha256": sha256(args.model), "frames": args.frames,
+            "size": list(size), "seed": args.seed, "sequences": args.sequences,
+            "data": os.path.abspath(args.data) if not args.synthetic_data else "synthetic",
+            "config": SeqConfig().as_dict()}
+    os.makedirs(args.out, exist_ok=True)
+    mpath = os.path.join(args.out, "meta.json")
+    if os.path.exists(mpath):
+        with open(mpath) as fp:
+            old = json.load(fp)
+        if old != meta:
+            fail("%s was prepared with other settings (%s): pick another --out" % (args.out, mpath))
+    else:
+        with open(mpath, "w") as fp:
+            json.dump(meta, fp, indent=1)
+    if args.synthetic_data:
+        cache = Cache.synthetic(canvas=(2 * size[0], 2 * size[1]), n_frames=2 * args.frames)
+    else:
+        if not os.path.exists(os.path.join(args.data, "index.json")):
+            fail("no training cache in %s (run train/fetch_data.sh)" % args.data)
+        cache = Cache(args.data)
+    real_c = net.C.forward
+    net.C.forward = lambda x7: x7[:, 1:3]   # C's output is not read by the warp chain: skip it
+    t0 = time.time()
+    try:
+        for s0 in range(0, args.sequences, SHARD):
+            path = os.path.join(args.out, "shard%05d.pt" % (s0 // SHARD))
+            if os.path.exists(path):
+                continue
+            n = min(SHARD, args.sequences - s0)
+            seqs = [make_sequence(cache, args.frames, size, args.seed, s0 + i) for i in range(n)]
+            with torch.no_grad():
+                shard = run_chain(net, seqs)
+            torch.save(shard, path + ".tmp")
+            os.replace(path + ".tmp", path)   # a shard appears only when complete
+            print("prepare: %d/%d sequences, %.0f s" % (s0 + n, args.sequences, time.time() - t0),
+                  flush=True)
+    finally:
+        net.C.forward = real_c
+    return 0
+
+
+def run_chain(net, seqs):
+    """The frozen F and A over a batch of sequences -> shard dict (float32 / uint8 tensors,
+    N × T × ...): x4 = (L − 50, W^ab, S) per frame (frame 0: L − 50, the reference's a, b and 0:
+    the pass-through state), ab (the truth's a, b), phi, tmask, kind."""
+    T = seqs[0]["rgb"].shape[0]
+    dev = next(net.parameters()).device
+    kr = torch.tensor([s["kr"] for s in seqs], device=dev)
+    kb = torch.tensor([s["kb"] for s in seqs], device=dev)
+    rgb = torch.stack([s["rgb"] for s in seqs]).to(dev)    # N×T×3×H×W
+    grey = torch.stack([s["grey"] for s in seqs]).to(dev)  # N×T×1×H×W
+    ref = rgb[:, 0]
+    cache = net.reference(ref, kr, kb)
+    pt = net.passthrough(grey[:, 0], ref)
+    prev = pt["prev"]
+    x4 = [torch.cat([prev[:, 0:3], torch.zeros_like(prev[:, :1])], dim=1)]
+    for t in range(1, T):
+        o = net.frame(grey[:, t], cache, prev)
+        x4.append(o["x7"][:, :4])
+        prev = o["prev"]
+    ab = torch.stack([labmod.rgb_to_lab(rgb[:, t])[:, 1:3] for t in range(T)], dim=1)
+    return {"x4": torch.stack(x4, dim=1).cpu(), "ab": ab.cpu(), "phi": torch.stack([s["phi"] for s in seqs]),
+            "tmask": torch.stack([s["tmask"] for s in seqs]).to(torch.uint8),
+            "kind": [s["kind"] for s in seqs]}
+
+
+def load_seqs(root, model_path):
+    with open(os.path.join(root, "meta.json")) as fp:
+        meta = json.load(fp)
+    if meta.get("format") != SEQ_FORMAT:
+        fail("%s: not a prepared sequence set" % root)
+    if meta["model_sha256"] != sha256(model_path):
+        fail("%s was prepared with another model (sha256 %s…); prepare it again with --model %s"
+             % (root, meta["model_sha256"][:8], model_path))
+    n_shards = (meta["sequences"] + SHARD - 1) // SHARD
+    parts = []
+    for i in range(n_shards):
+        p = os.path.join(root, "shard%05d.pt" % i)
+        if not os.path.exists(p):
+            fail("%s: shard %d of %d missing: finish `prepare` first (it resumes)" % (root, i, n_shards))
+        parts.append(torch.load(p))
+    data = {k: torch.cat([p[k] for p in parts]) for k in ("x4", "ab", "phi", "tmask")}
+    data["kind"] = sum((p["kind"] for p in parts), [])
+    return meta, data
+
+
+# -------------------------------------------------------------------------------------- train
+
+def device():
+    """CUDA when present (one GPU; the step is small enough), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def batch_of(data, idx, dev="cpu"):
+    return {k: data[k][idx].to(dev).float() for k in ("x4", "ab", "phi", "tmask")}   # tmask: uint8
+
+
+def unroll(C, b, sample):
+    """C over a batch's frames 1..T−1 through the recurrence. -> (list of ab, mus, logvars)."""
+    x4, T = b["x4"], b["x4"].shape[1]
+    prev = x4[:, 0, 0:3]
+    abs_, mus, lvs = [], [], []
+    for t in range(1, T):
+        x7 = torch.cat([x4[:, t], prev], dim=1)
+        if sample is None:
+            ab, mu, lv = C(x7), None, None
+        else:
+            ab, mu, lv = C.forward_train(x7, sample=sample)
+        abs_.append(ab)
+        mus.append(mu)
+        lvs.append(lv)
+        prev = torch.cat([x4[:, t, 0:1], ab], dim=1)
+    return abs_, mus, lvs
+
+
+def losses(C, b):
+    abs_, mus, lvs = unroll(C, b, sample=True)
+    one = torch.ones(b["x4"].shape[0], device=b["x4"].device)
+    terms = {k: 0.0 for k in WEIGHTS}
+    err = 0.0
+    for i, ab in enumerate(abs_):
+        t = i + 1
+        truth = b["ab"][:, t]
+        lab = torch.cat([b["x4"][:, t, 0:1] + 50.0, truth], dim=1)
+        terms["l1"] = terms["l1"] + l1_self_loss(ab, truth, one)
+        terms["smooth"] = terms["smooth"] + smoothness_loss(ab, lab)
+        terms["kl"] = terms["kl"] + kl_loss(mus[i], lvs[i])
+        before = abs_[i - 1] if i > 0 else b["x4"][:, 0, 1:3]
+        terms["temporal"] = terms["temporal"] + temporal_loss(ab, before, b["phi"][:, t], b["tmask"][:, t])
+        err = err + (ab.detach() - truth).abs().mean()
+    n = len(abs_)
+    terms = {k: v / n for k, v in terms.items()}
+    return terms, err / n
+
+
+def validate(C, data, idx, dev="cpu"):
+    """Mean |ab − truth| and ab PSNR (range 256) over frames 1..T−1 of the sequences idx, for C
+    (z = μ) and for the warp alone."""
+    se = {"c": 0.0, "warp": 0.0}
+    ae = {"c": 0.0, "warp": 0.0}
+    n = 0
+    with torch.no_grad():
+        for s in range(0, len(idx), 4):
+            b = batch_of(data, idx[s:s + 4], dev)
+            abs_, _, _ = unroll(C, b, sample=None)
+            for i, ab in enumerate(abs_):
+                truth, warp = b["ab"][:, i + 1], b["x4"][:, i + 1, 1:3]
+                for k, v in (("c", ab), ("warp", warp)):
+                    se[k] += float(((v - truth) ** 2).mean()) * truth.shape[0]
+                    ae[k] += float((v - truth).abs().mean()) * truth.shape[0]
+                n += truth.shape[0]
+    out = {}
+    for k in ("c", "warp"):
+        out["val_%s_err" % k] = round(ae[k] / n, 5)
+        out["val_%s_psnr" % k] = round(10.0 * math.log10(256.0 ** 2 / max(se[k] / n, 1e-12)), 4)
+    return out
+
+
+class Stop:
+    """SIGTERM/SIGINT during training: finish the step, checkpoint, exit 128 + signal."""
+
+    def __init__(self):
+        self.signal = 0
+        self.old = {s: signal.signal(s, self.on) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def on(self, signum, frame):
+        self.signal = signum
+
+    def restore(self):
+        for s, h in self.old.items():
+            signal.signal(s, h)
+
+
+def save_ckpt(path, C, opt, step, cfg, secs):
+    torch.save({"format": CKPT_FORMAT, "step": step, "C": C.state_dict(), "optimizer": opt.state_dict(),
+                "config": cfg, "train_seconds": secs}, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def parse_weights(s):
+    w = dict(WEIGHTS)
+    for kv in filter(None, (s or "").split(",")):
+        k, _, v = kv.partition("=")
+        if k not in w:
+            fail("--weights: unknown term %r (terms: %s)" % (k, ", ".join(w)))
+        w[k] = float(v)
+    return w
+
+
+def train(args):
+    torch.set_num_threads(args.threads)
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    last = os.path.join(out, "last.pt")
+    resume = last if args.resume == "auto" and os.path.exists(last) else args.resume
+    if resume == "auto":
+        resume = None
+    if not resume and os.path.exists(last):
+        fail("%s exists: continue it with --resume auto, or pick another --out" % last)
+    net = load_model(args.model)
+    dev = device()
+    C = net.C.to(dev)
+    cfg = {"model_sha256": sha256(args.model), "seqs": os.path.abspath(args.seqs), "batch": args.batch,
+           "lr": args.lr, "seed": args.seed, "val": args.val, "weights": parse_weights(args.weights),
+           "warmup": args.warmup, "zero_out": args.zero_out}
+    opt = torch.optim.AdamW(C.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=1e-4)
+    step, secs = 0, 0.0
+    if resume:
+        ck = torch.load(resume, map_location=dev)
+        if ck.get("format") != CKPT_FORMAT:
+            fail("%s is not a stage-5 checkpoint" % resume)
+        if ck["config"]["model_sha256"] != cfg["model_sha256"]:
+            fail("%s fine-tunes another model's C" % resume)
+        cfg = ck["config"]
+        C.load_state_dict(ck["C"])
+        opt.load_state_dict(ck["optimizer"])
+        step, secs = ck["step"], ck["train_seconds"]
+    elif cfg["zero_out"]:
+        if not net.arch["C"]["residual"]:
+            fail("--zero-out needs a residual C (its output is then the warp)")
+        with torch.no_grad():   # C's correction starts at 0: the model starts as its warp
+            C.out.weight.zero_()
+            C.out.bias.zero_()
+    meta, data = load_seqs(args.seqs, args.model)
+    n = data["x4"].shape[0]
+    if cfg["val"] >= n:
+        fail("--val %d leaves no training sequences of %d" % (cfg["val"], n))
+    val_idx = list(range(n - cfg["val"], n))
+    n_train = n - cfg["val"]
+    w = cfg["weights"]
+    with open(os.path.join(out, "config.json"), "w") as fp:
+        json.dump({"config": cfg, "sequences": meta}, fp, indent=1)
+    logp = os.path.join(out, "log.jsonl")
+    if os.path.exists(logp):   # drop records past the checkpoint (a run killed between checkpoints)
+        with open(logp) as fp:
+            keep = [ln for ln in fp if json.loads(ln).get("step", -1) < step]
+        with open(logp, "w") as fp:
+            fp.writelines(keep)
+    logf = open(logp, "a")
+    print("finetune_c: C of %s on %s, %d training + %d validation sequences of %d frames at %s, step %d"
+          % (args.model, dev, n_train, len(val_idx), meta["frames"], meta["size"], step), flush=True)
+    if step == 0 and val_idx:
+        rec = {"step": -1}
+        rec.update(validate(C.eval(), data, val_idx, dev))
+        logf.write(json.dumps(rec) + "\n")
+        print("before: %s" % rec, flush=True)
+    stop = Stop()
+    t_start = time.time()
+    why = None
+    C.train()
+    while True:
+        if step >= args.steps:
+            why = "reached %d steps" % args.steps
+        elif args.max_minutes and time.time() - t_start >= args.max_minutes * 60:
+            why = "--max-minutes %g" % args.max_minutes
+        elif stop.signal:
+            why = "signal %d" % stop.signal
+        if why:
+            break
+        t0 = time.time()
+        g = torch.Generator().manual_seed(batch_seed(cfg["seed"], step, 0))
+        idx = torch.randint(n_train, (cfg["batch"],), generator=g).tolist()
+        torch.manual_seed(batch_seed(cfg["seed"] + 7919, step, 0))   # the VAE's ε
+        for grp in opt.param_groups:
+            grp["lr"] = cfg["lr"] * min(1.0, (step + 1) / max(cfg["warmup"], 1))
+        terms, err = losses(C, batch_of(data, idx, dev))
+        total = sum(w[k] * terms[k] for k in w)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        gn = torch.nn.utils.clip_grad_norm_(C.parameters(), args.clip)
+        if not torch.isfinite(gn):
+            fail("step %d: gradient norm %s" % (step, float(gn)))
+        opt.step()
+        dt = time.time() - t0
+        secs += dt
+        rec = {"step": step, "total": round(float(total), 6), "ab_err": round(float(err), 5)}
+        rec.update({k: round(float(v), 6) for k, v in terms.items()})
+        rec.update({"grad_norm": round(float(gn), 4), "sec": round(dt, 3), "train_seconds": round(secs, 1)})
+        step += 1
+        if val_idx and step % args.val_every == 0:
+            rec.update(validate(C.eval(), data, val_idx, dev))
+            C.train()
+        logf.write(json.dumps(rec) + "\n")
+        logf.flush()
+        if step % args.print_every == 0 or "val_c_err" in rec:
+            print(" ".join("%s %s" % kv for kv in rec.items()), flush=True)
+        if step % args.ckpt_every == 0:
+            save_ckpt(last, C, opt, step, cfg, secs)
+    stop.restore()
+    save_ckpt(last, C, opt, step, cfg, secs)
+    logf.close()
+    print("finetune_c: stopped at step %d (%s), %.0f s of training; %s" % (step, why, secs, last), flush=True)
+    return 128 + stop.signal if stop.signal else 0
+
+
+def export(args):
+    net = load_model(args.model)
+    ck = torch.load(args.ckpt, map_location="cpu")
+    if ck.get("format") != CKPT_FORMAT:
+        fail("%s is not a stage-5 checkpoint" % args.ckpt)
+    if ck["config"]["model_sha256"] != sha256(args.model):
+        fail("%s fine-tunes another model's C, not %s" % (args.ckpt, args.model))
+    net.C.load_state_dict(ck["C"])
+    save_weights(args.out, net, "stage 5 (train/finetune_c.py): C fine-tuned %d steps, %.0f s, on %s"
+                 % (ck["step"], ck["train_seconds"], os.path.basename(args.model)))
+    print("wrote %s" % args.out)
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--sequences", type=int, default=400)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--size", type=int, nargs=2, help="H W (default: the model's inference size)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default=os.path.expanduser("~/.cache/vaefarm/train"))
+    p.add_argument("--synthetic-data", action="store_true", help="a small random cache (tests)")
+    p.add_argument("--threads", type=int, default=2)
+    t = sub.add_parser("train")
+    t.add_argument("--model", required=True)
+    t.add_argument("--seqs", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--resume", help="a checkpoint, or auto (OUT/last.pt when it exists)")
+    t.add_argument("--steps", type=int, default=10 ** 9)
+    t.add_argument("--max-minutes", type=float, default=0.0)
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--warmup", type=int, default=20)
+    t.add_argument("--clip", type=float, default=1.0)
+    t.add_argument("--weights", default="", help="l1=…,smooth=…,kl=…,temporal=… (0: off)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--zero-out", action="store_true",
+                   help="start C's correction at 0 (C.out zeroed): the model starts as its warp")
+    t.add_argument("--val", type=int, default=16, help="sequences held out for validation (the last)")
+    t.add_argument("--val-every", type=int, default=50)
+    t.add_argument("--ckpt-every", type=int, default=25)
+    t.add_argument("--print-every", type=int, default=10)
+    t.add_argument("--threads", type=int, default=2)
+    e = sub.add_parser("export")
+    e.add_argument("--model", required=True)
+    e.add_argument("--from", dest="ckpt", required=True)
+    e.add_argument("--out", required=True)
+    args = ap.parse_args(argv)
+    if args.cmd == "prepare":
+        torch.set_num_threads(args.threads)
+        return prepare(args)
+    return train(args) if args.cmd == "train" else export(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
