@@ -11,8 +11,9 @@ stores what C reads of them: per frame (L − 50, W^ab, S) and the truth's a, b,
 motion φ. `train` then runs only C, through the recurrence, over all T frames of a sequence:
 frame 0 is the shot's reference itself, vaefarm's reference pass-through gives it the
 reference's a, b (docs/NODE.md), and frame t's X̂(t−1) is C's own output for frame t−1 (frame
-1's: the reference's a, b), with the gradient through the chain. About 50× fewer operations a
-frame than a whole-network step, which makes the inference size and T frames affordable on a CPU.
+1's: the reference's a, b), with the gradient through the chain. On a CPU, C's forward pass is
+about a ninth of the whole network's at 144×256 (A's refinement is most of it), which makes the
+inference size and T frames affordable there.
 
 Losses per frame t ≥ 1, mean over frames: l1 (ours; every frame here has a self reference) 2.0,
 smoothness (paper) 5.0, KL (paper) 1.0, temporal (ours, the known φ) 0.02; the perceptual and

@@ -69,11 +69,14 @@ def main():
     steps = np.array([r["step"] for r in recs])
     n = args.smooth or max(5, len(recs) // 50)
     panels = terms + ["total", "errors"]
-    fig, axes = plt.subplots(3, 3, figsize=(15, 10), constrained_layout=True)
+    rows = (len(panels) + 2) // 3
+    fig, axes = plt.subplots(rows, 3, figsize=(15, 10 * rows / 3), constrained_layout=True)
     for ax, key in zip(axes.ravel(), panels):
         if key == "errors":
             for k, lab in (("ab_err", "output"), ("warp_err", "warp alone")):
-                y = np.array([r.get(k, np.nan) for r in recs])
+                y = np.array([r.get(k, np.nan) for r in recs], dtype=np.float64)
+                if np.all(np.isnan(y)):
+                    continue
                 ax.plot(steps, y, lw=0.4, alpha=0.35)
                 ax.plot(steps, smooth(y, n), lw=1.8, label=lab, color=ax.lines[-1].get_color())
             for k, lab, mk in (("val_c_err", "output, validation", "o"), ("val_warp_err", "warp, validation", "s")):
