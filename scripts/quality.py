@@ -25,7 +25,6 @@ Needs Debian's /usr/bin/python3 (torch, numpy, cv2) and a built vaefarm (--build
 """
 import argparse
 import csv
-import hashlib
 import json
 import math
 import os
@@ -38,6 +37,7 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "train"))
 FILMS = ("film", "hard", "many", "vtest", "city")
 BASELINES = ("transfer", "transfer_l", "warp", "flow", "ceiling_inf", "ceiling")
 METHODS = ("model",) + BASELINES
@@ -70,11 +70,8 @@ def log(msg):
 
 
 def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for blk in iter(lambda: fp.read(1 << 20), b""):
-            h.update(blk)
-    return h.hexdigest()
+    from safetensors_io import file_sha256   # train/
+    return file_sha256(path)
 
 
 def fstat(path):

@@ -25,7 +25,6 @@ Checkpoints: RUN/last.pt every --ckpt-every steps, at the end, at --max-minutes 
 SIGINT (exit 143 / 130); `--resume auto` continues one bit-exactly (batches are a function of
 (seed, step)). Log: RUN/log.jsonl, one object per step (every term unweighted)."""
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -38,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 from export import load_model, save_weights  # noqa: E402
+from safetensors_io import file_sha256 as sha256  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
 from vaefarm_train.losses import kl_loss, l1_self_loss, smoothness_loss, temporal_loss  # noqa: E402
@@ -47,14 +47,6 @@ SEQ_FORMAT = "vaefarm-seq-v1"
 CKPT_FORMAT = "vaefarm-finetune-c-v1"
 WEIGHTS = {"l1": 2.0, "smooth": 5.0, "kl": 1.0, "temporal": 0.02}
 SHARD = 8   # sequences a shard (and a batch of the frozen network in prepare)
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for blk in iter(lambda: fp.read(1 << 20), b""):
-            h.update(blk)
-    return h.hexdigest()
 
 
 def fail(msg):

@@ -5,6 +5,7 @@ File: 8-byte little-endian header length n, n bytes of JSON header (padded with 
 multiple of 8), then the tensors' raw little-endian bytes, contiguous, no holes, in the order of
 their data_offsets. Header: {"__metadata__": {str: str}, name: {"dtype", "shape", "data_offsets"}}.
 """
+import hashlib
 import json
 import struct
 
@@ -18,6 +19,16 @@ _FROM_NP = {np.dtype(v).str: k for k, v in _NP.items()}
 
 class SafetensorsError(ValueError):
     pass
+
+
+def file_sha256(path):
+    """The hex sha256 of a file's bytes: the identity of a weights file (what quality.py stamps
+    its outputs with, what a stage-5 sequence set and checkpoint were made for)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fp:
+        for blk in iter(lambda: fp.read(1 << 20), b""):
+            h.update(blk)
+    return h.hexdigest()
 
 
 def _to_numpy(t):
