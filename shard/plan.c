@@ -28,7 +28,7 @@
 
 #include "shard/internal.h"
 
-#define PLAN_FORMAT "vaefarm-plan-v3" /* bump when the hash serialisation or chunking changes */
+#define PLAN_FORMAT "vaefarm-plan-v4" /* bump when the hash serialisation or chunking changes */
 #define SHORT_SHOT_FRAMES 8           /* shots shorter than this get a warning */
 #define MAX_DETAILS 8                 /* per-kind lines in a message before "and N more" */
 

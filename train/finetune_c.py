@@ -62,6 +62,10 @@ def prepare(args):
             "size": list(size), "seed": args.seed, "sequences": args.sequences,
             "data": os.path.abspath(args.data) if not args.synthetic_data else "synthetic",
             "config": SeqConfig().as_dict()}
+    if args.frames < 2 or args.sequences < 1 or size[0] % 8 or size[1] % 8:
+        fail("prepare: needs --frames >= 2, --sequences >= 1 and a --size of multiples of 8")
+    if not args.synthetic_data and not os.path.exists(os.path.join(args.data, "index.json")):
+        fail("no training cache in %s (run train/fetch_data.sh)" % args.data)
     os.makedirs(args.out, exist_ok=True)
     mpath = os.path.join(args.out, "meta.json")
     if os.path.exists(mpath):
@@ -75,8 +79,6 @@ def prepare(args):
     if args.synthetic_data:
         cache = Cache.synthetic(canvas=(2 * size[0], 2 * size[1]), n_frames=2 * args.frames)
     else:
-        if not os.path.exists(os.path.join(args.data, "index.json")):
-            fail("no training cache in %s (run train/fetch_data.sh)" % args.data)
         cache = Cache(args.data)
     real_c = net.C.forward
     net.C.forward = lambda x7: x7[:, 1:3]   # C's output is not read by the warp chain: skip it
@@ -125,6 +127,9 @@ def run_chain(net, seqs):
 
 
 def load_seqs(root, model_path):
+    if not os.path.exists(os.path.join(root, "meta.json")):
+        fail("%s: no prepared sequences (meta.json): run `finetune_c.py prepare --out %s` first"
+             % (root, root))
     with open(os.path.join(root, "meta.json")) as fp:
         meta = json.load(fp)
     if meta.get("format") != SEQ_FORMAT:
@@ -231,6 +236,15 @@ class Stop:
             signal.signal(s, h)
 
 
+def ck_cfg_meta(out):
+    """The run folder's config.json (what the run was trained on), or {}."""
+    p = os.path.join(out, "config.json")
+    if not os.path.exists(p):
+        return {}
+    with open(p) as fp:
+        return json.load(fp)
+
+
 def save_ckpt(path, C, opt, step, cfg, secs):
     torch.save({"format": CKPT_FORMAT, "step": step, "C": C.state_dict(), "optimizer": opt.state_dict(),
                 "config": cfg, "train_seconds": secs}, path + ".tmp")
@@ -249,6 +263,8 @@ def parse_weights(s):
 
 def train(args):
     torch.set_num_threads(args.threads)
+    if min(args.batch, args.val_every, args.ckpt_every, args.print_every) < 1 or args.val < 0:
+        fail("train: --batch, --val-every, --ckpt-every and --print-every must be >= 1, --val >= 0")
     out = args.out
     os.makedirs(out, exist_ok=True)
     last = os.path.join(out, "last.pt")
@@ -262,7 +278,7 @@ def train(args):
     C = net.C.to(dev)
     cfg = {"model_sha256": sha256(args.model), "seqs": os.path.abspath(args.seqs), "batch": args.batch,
            "lr": args.lr, "seed": args.seed, "val": args.val, "weights": parse_weights(args.weights),
-           "warmup": args.warmup, "zero_out": args.zero_out}
+           "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip}
     opt = torch.optim.AdamW(C.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=1e-4)
     step, secs = 0, 0.0
     if resume:
@@ -271,7 +287,8 @@ def train(args):
             fail("%s is not a stage-5 checkpoint" % resume)
         if ck["config"]["model_sha256"] != cfg["model_sha256"]:
             fail("%s fine-tunes another model's C" % resume)
-        cfg = ck["config"]
+        cfg = dict(ck["config"])
+        cfg.setdefault("clip", args.clip)     # checkpoints of session 11's first run lack it
         C.load_state_dict(ck["C"])
         opt.load_state_dict(ck["optimizer"])
         step, secs = ck["step"], ck["train_seconds"]
@@ -282,6 +299,8 @@ def train(args):
             C.out.weight.zero_()
             C.out.bias.zero_()
     meta, data = load_seqs(args.seqs, args.model)
+    if resume and ck_cfg_meta(out).get("sequences", meta) != meta:
+        fail("%s was prepared with other settings than the run in %s was trained on" % (args.seqs, out))
     n = data["x4"].shape[0]
     if cfg["val"] >= n:
         fail("--val %d leaves no training sequences of %d" % (cfg["val"], n))
@@ -291,11 +310,17 @@ def train(args):
     with open(os.path.join(out, "config.json"), "w") as fp:
         json.dump({"config": cfg, "sequences": meta}, fp, indent=1)
     logp = os.path.join(out, "log.jsonl")
-    if os.path.exists(logp):   # drop records past the checkpoint (a run killed between checkpoints)
+    keep = []
+    if resume and os.path.exists(logp):   # drop records past the checkpoint (a run killed between checkpoints)
         with open(logp) as fp:
-            keep = [ln for ln in fp if json.loads(ln).get("step", -1) < step]
-        with open(logp, "w") as fp:
-            fp.writelines(keep)
+            for ln in fp:
+                try:
+                    if json.loads(ln).get("step", -1) < step:
+                        keep.append(ln)
+                except ValueError:     # a line cut short by the kill
+                    pass
+    with open(logp, "w") as fp:           # a new run starts a new log
+        fp.writelines(keep)
     logf = open(logp, "a")
     print("finetune_c: C of %s on %s, %d training + %d validation sequences of %d frames at %s, step %d"
           % (args.model, dev, n_train, len(val_idx), meta["frames"], meta["size"], step), flush=True)
@@ -308,47 +333,49 @@ def train(args):
     t_start = time.time()
     why = None
     C.train()
-    while True:
-        if step >= args.steps:
-            why = "reached %d steps" % args.steps
-        elif args.max_minutes and time.time() - t_start >= args.max_minutes * 60:
-            why = "--max-minutes %g" % args.max_minutes
-        elif stop.signal:
-            why = "signal %d" % stop.signal
-        if why:
-            break
-        t0 = time.time()
-        g = torch.Generator().manual_seed(batch_seed(cfg["seed"], step, 0))
-        idx = torch.randint(n_train, (cfg["batch"],), generator=g).tolist()
-        torch.manual_seed(batch_seed(cfg["seed"] + 7919, step, 0))   # the VAE's ε
-        for grp in opt.param_groups:
-            grp["lr"] = cfg["lr"] * min(1.0, (step + 1) / max(cfg["warmup"], 1))
-        terms, err = losses(C, batch_of(data, idx, dev))
-        total = sum(w[k] * terms[k] for k in w)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        gn = torch.nn.utils.clip_grad_norm_(C.parameters(), args.clip)
-        if not torch.isfinite(gn):
-            fail("step %d: gradient norm %s" % (step, float(gn)))
-        opt.step()
-        dt = time.time() - t0
-        secs += dt
-        rec = {"step": step, "total": round(float(total), 6), "ab_err": round(float(err), 5)}
-        rec.update({k: round(float(v), 6) for k, v in terms.items()})
-        rec.update({"grad_norm": round(float(gn), 4), "sec": round(dt, 3), "train_seconds": round(secs, 1)})
-        step += 1
-        if val_idx and step % args.val_every == 0:
-            rec.update(validate(C.eval(), data, val_idx, dev))
-            C.train()
-        logf.write(json.dumps(rec) + "\n")
-        logf.flush()
-        if step % args.print_every == 0 or "val_c_err" in rec:
-            print(" ".join("%s %s" % kv for kv in rec.items()), flush=True)
-        if step % args.ckpt_every == 0:
-            save_ckpt(last, C, opt, step, cfg, secs)
-    stop.restore()
-    save_ckpt(last, C, opt, step, cfg, secs)
-    logf.close()
+    try:
+        while True:
+            if step >= args.steps:
+                why = "reached %d steps" % args.steps
+            elif args.max_minutes and time.time() - t_start >= args.max_minutes * 60:
+                why = "--max-minutes %g" % args.max_minutes
+            elif stop.signal:
+                why = "signal %d" % stop.signal
+            if why:
+                break
+            t0 = time.time()
+            g = torch.Generator().manual_seed(batch_seed(cfg["seed"], step, 0))
+            idx = torch.randint(n_train, (cfg["batch"],), generator=g).tolist()
+            torch.manual_seed(batch_seed(cfg["seed"] + 7919, step, 0))   # the VAE's ε
+            for grp in opt.param_groups:
+                grp["lr"] = cfg["lr"] * min(1.0, (step + 1) / max(cfg["warmup"], 1))
+            terms, err = losses(C, batch_of(data, idx, dev))
+            total = sum(w[k] * terms[k] for k in w)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            gn = torch.nn.utils.clip_grad_norm_(C.parameters(), cfg["clip"])
+            if not torch.isfinite(gn):
+                fail("step %d: gradient norm %s" % (step, float(gn)))
+            opt.step()
+            dt = time.time() - t0
+            secs += dt
+            rec = {"step": step, "total": round(float(total), 6), "ab_err": round(float(err), 5)}
+            rec.update({k: round(float(v), 6) for k, v in terms.items()})
+            rec.update({"grad_norm": round(float(gn), 4), "sec": round(dt, 3), "train_seconds": round(secs, 1)})
+            step += 1
+            if val_idx and step % args.val_every == 0:
+                rec.update(validate(C.eval(), data, val_idx, dev))
+                C.train()
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            if step % args.print_every == 0 or "val_c_err" in rec:
+                print(" ".join("%s %s" % kv for kv in rec.items()), flush=True)
+            if step % args.ckpt_every == 0:
+                save_ckpt(last, C, opt, step, cfg, secs)
+        save_ckpt(last, C, opt, step, cfg, secs)
+    finally:   # a failure (fail(), an exception) too
+        stop.restore()
+        logf.close()
     print("finetune_c: stopped at step %d (%s), %.0f s of training; %s" % (step, why, secs, last), flush=True)
     return 128 + stop.signal if stop.signal else 0
 
@@ -360,9 +387,12 @@ def export(args):
         fail("%s is not a stage-5 checkpoint" % args.ckpt)
     if ck["config"]["model_sha256"] != sha256(args.model):
         fail("%s fine-tunes another model's C, not %s" % (args.ckpt, args.model))
+    import safetensors_io
+    base = safetensors_io.load(args.model)[1].get("vaefarm_weights", "")
     net.C.load_state_dict(ck["C"])
-    save_weights(args.out, net, "stage 5 (train/finetune_c.py): C fine-tuned %d steps, %.0f s, on %s"
-                 % (ck["step"], ck["train_seconds"], os.path.basename(args.model)))
+    save_weights(args.out, net, "stage 5 (train/finetune_c.py): C fine-tuned %d steps, %.0f s, on %s "
+                 "(sha256 %s…: %s)" % (ck["step"], ck["train_seconds"], os.path.basename(args.model),
+                                      ck["config"]["model_sha256"][:8], base or "no description"))
     print("wrote %s" % args.out)
     return 0
 
