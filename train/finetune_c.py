@@ -36,8 +36,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
+import safetensors_io  # noqa: E402
 from export import load_model, save_weights  # noqa: E402
 from safetensors_io import file_sha256 as sha256  # noqa: E402
+from train import parse_weights, zero_colour_out  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
 from vaefarm_train.losses import kl_loss, l1_self_loss, smoothness_loss, temporal_loss  # noqa: E402
@@ -251,16 +253,6 @@ def save_ckpt(path, C, opt, step, cfg, secs):
     os.replace(path + ".tmp", path)
 
 
-def parse_weights(s):
-    w = dict(WEIGHTS)
-    for kv in filter(None, (s or "").split(",")):
-        k, _, v = kv.partition("=")
-        if k not in w:
-            fail("--weights: unknown term %r (terms: %s)" % (k, ", ".join(w)))
-        w[k] = float(v)
-    return w
-
-
 def train(args):
     torch.set_num_threads(args.threads)
     if min(args.batch, args.val_every, args.ckpt_every, args.print_every) < 1 or args.val < 0:
@@ -277,7 +269,7 @@ def train(args):
     dev = device()
     C = net.C.to(dev)
     cfg = {"model_sha256": sha256(args.model), "seqs": os.path.abspath(args.seqs), "batch": args.batch,
-           "lr": args.lr, "seed": args.seed, "val": args.val, "weights": parse_weights(args.weights),
+           "lr": args.lr, "seed": args.seed, "val": args.val, "weights": parse_weights(args.weights, WEIGHTS, "finetune_c"),
            "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip}
     opt = torch.optim.AdamW(C.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=1e-4)
     step, secs = 0, 0.0
@@ -295,9 +287,7 @@ def train(args):
     elif cfg["zero_out"]:
         if not net.arch["C"]["residual"]:
             fail("--zero-out needs a residual C (its output is then the warp)")
-        with torch.no_grad():   # C's correction starts at 0: the model starts as its warp
-            C.out.weight.zero_()
-            C.out.bias.zero_()
+        zero_colour_out(net)    # C's correction starts at 0: the model starts as its warp
     meta, data = load_seqs(args.seqs, args.model)
     if resume and ck_cfg_meta(out).get("sequences", meta) != meta:
         fail("%s was prepared with other settings than the run in %s was trained on" % (args.seqs, out))
@@ -387,7 +377,6 @@ def export(args):
         fail("%s is not a stage-5 checkpoint" % args.ckpt)
     if ck["config"]["model_sha256"] != sha256(args.model):
         fail("%s fine-tunes another model's C, not %s" % (args.ckpt, args.model))
-    import safetensors_io
     base = safetensors_io.load(args.model)[1].get("vaefarm_weights", "")
     net.C.load_state_dict(ck["C"])
     save_weights(args.out, net, "stage 5 (train/finetune_c.py): C fine-tuned %d steps, %.0f s, on %s "

@@ -88,12 +88,14 @@ def zero_colour_out(net):
         net.C.out.bias.zero_()
 
 
-def parse_weights(s):
-    w = dict(DEFAULT_WEIGHTS)
+def parse_weights(s, defaults=DEFAULT_WEIGHTS, prog="train"):
+    """"perc=…,kl=…" -> the loss weights: defaults with those terms replaced (finetune_c.py passes
+    its own terms)."""
+    w = dict(defaults)
     for part in filter(None, (s or "").split(",")):
         k, v = part.split("=")
         if k.strip() not in w:
-            raise SystemExit("train: unknown loss term %r (terms: %s)" % (k, ", ".join(w)))
+            raise SystemExit("%s: unknown loss term %r (terms: %s)" % (prog, k, ", ".join(w)))
         w[k.strip()] = float(v)
     return w
 
