@@ -200,26 +200,39 @@ def losses(C, b):
     return terms, err / n
 
 
-def validate(C, data, idx, dev="cpu"):
-    """Mean |ab − truth| and ab PSNR (range 256) over frames 1..T−1 of the sequences idx, for C
-    (z = μ) and for the warp alone."""
-    se = {"c": 0.0, "warp": 0.0}
-    ae = {"c": 0.0, "warp": 0.0}
-    n = 0
+def validate(C, datas, vals, dev="cpu"):
+    """Mean |ab − truth| and ab PSNR (range 256) over frames 1..T−1 of the validation sequences
+    vals[i] of each set datas[i], for C (z = μ) and for the warp alone: over all of them, and with
+    more than one set, per set too (keys suffixed _s0, _s1, …)."""
+    out = {}
+    tot = {"se_c": 0.0, "se_warp": 0.0, "ae_c": 0.0, "ae_warp": 0.0, "n": 0}
     with torch.no_grad():
-        for s in range(0, len(idx), 4):
-            b = batch_of(data, idx[s:s + 4], dev)
-            abs_, _, _ = unroll(C, b, sample=None)
-            for i, ab in enumerate(abs_):
-                truth, warp = b["ab"][:, i + 1], b["x4"][:, i + 1, 1:3]
-                for k, v in (("c", ab), ("warp", warp)):
-                    se[k] += float(((v - truth) ** 2).mean()) * truth.shape[0]
-                    ae[k] += float((v - truth).abs().mean()) * truth.shape[0]
-                n += truth.shape[0]
+        for si, (data, idx) in enumerate(zip(datas, vals)):
+            acc = {"se_c": 0.0, "se_warp": 0.0, "ae_c": 0.0, "ae_warp": 0.0, "n": 0}
+            for s in range(0, len(idx), 4):
+                b = batch_of(data, idx[s:s + 4], dev)
+                abs_, _, _ = unroll(C, b, sample=None)
+                for i, ab in enumerate(abs_):
+                    truth, warp = b["ab"][:, i + 1], b["x4"][:, i + 1, 1:3]
+                    for k, v in (("c", ab), ("warp", warp)):
+                        acc["se_" + k] += float(((v - truth) ** 2).mean()) * truth.shape[0]
+                        acc["ae_" + k] += float((v - truth).abs().mean()) * truth.shape[0]
+                    acc["n"] += truth.shape[0]
+            for k in tot:
+                tot[k] += acc[k]
+            if len(datas) > 1:
+                out.update(_val_record(acc, "_s%d" % si))
+    out.update(_val_record(tot, ""))
+    return out
+
+
+def _val_record(acc, suffix):
     out = {}
     for k in ("c", "warp"):
-        out["val_%s_err" % k] = round(ae[k] / n, 5)
-        out["val_%s_psnr" % k] = round(10.0 * math.log10(256.0 ** 2 / max(se[k] / n, 1e-12)), 4)
+        n = max(acc["n"], 1)
+        out["val_%s_err%s" % (k, suffix)] = round(acc["ae_" + k] / n, 5)
+        out["val_%s_psnr%s" % (k, suffix)] = round(
+            10.0 * math.log10(256.0 ** 2 / max(acc["se_" + k] / n, 1e-12)), 4)
     return out
 
 
@@ -268,8 +281,10 @@ def train(args):
     net = load_model(args.model)
     dev = device()
     C = net.C.to(dev)
-    cfg = {"model_sha256": sha256(args.model), "seqs": os.path.abspath(args.seqs), "batch": args.batch,
-           "lr": args.lr, "seed": args.seed, "val": args.val, "weights": parse_weights(args.weights, WEIGHTS, "finetune_c"),
+    roots = [os.path.abspath(r) for r in args.seqs]
+    cfg = {"model_sha256": sha256(args.model), "seqs": roots[0] if len(roots) == 1 else roots,
+           "batch": args.batch, "lr": args.lr, "seed": args.seed, "val": args.val,
+           "weights": parse_weights(args.weights, WEIGHTS, "finetune_c"),
            "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip}
     opt = torch.optim.AdamW(C.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=1e-4)
     step, secs = 0, 0.0
@@ -288,17 +303,21 @@ def train(args):
         if not net.arch["C"]["residual"]:
             fail("--zero-out needs a residual C (its output is then the warp)")
         zero_colour_out(net)    # C's correction starts at 0: the model starts as its warp
-    meta, data = load_seqs(args.seqs, args.model)
-    if resume and ck_cfg_meta(out).get("sequences", meta) != meta:
-        fail("%s was prepared with other settings than the run in %s was trained on" % (args.seqs, out))
-    n = data["x4"].shape[0]
-    if cfg["val"] >= n:
-        fail("--val %d leaves no training sequences of %d" % (cfg["val"], n))
-    val_idx = list(range(n - cfg["val"], n))
-    n_train = n - cfg["val"]
+    sets = [load_seqs(r, args.model) for r in roots]
+    metas = [m for m, _ in sets]
+    if resume:
+        was = ck_cfg_meta(out).get("sequences", metas[0] if len(metas) == 1 else metas)
+        if (was if isinstance(was, list) else [was]) != metas:
+            fail("the sequence sets given (--seqs) differ from those the run in %s was trained on" % out)
+    for r, (m, d) in zip(roots, sets):
+        if cfg["val"] >= d["x4"].shape[0]:
+            fail("--val %d leaves no training sequences of the %d in %s" % (cfg["val"], d["x4"].shape[0], r))
+    datas = [d for _, d in sets]
+    n_trains = [d["x4"].shape[0] - cfg["val"] for d in datas]
+    vals = [list(range(n, n + cfg["val"])) for n in n_trains]   # the last --val of each set
     w = cfg["weights"]
     with open(os.path.join(out, "config.json"), "w") as fp:
-        json.dump({"config": cfg, "sequences": meta}, fp, indent=1)
+        json.dump({"config": cfg, "sequences": metas[0] if len(metas) == 1 else metas}, fp, indent=1)
     logp = os.path.join(out, "log.jsonl")
     keep = []
     if resume and os.path.exists(logp):   # drop records past the checkpoint (a run killed between checkpoints)
@@ -312,11 +331,12 @@ def train(args):
     with open(logp, "w") as fp:           # a new run starts a new log
         fp.writelines(keep)
     logf = open(logp, "a")
-    print("finetune_c: C of %s on %s, %d training + %d validation sequences of %d frames at %s, step %d"
-          % (args.model, dev, n_train, len(val_idx), meta["frames"], meta["size"], step), flush=True)
-    if step == 0 and val_idx:
+    print("finetune_c: C of %s on %s, step %d; %s" % (args.model, dev, step, "; ".join(
+        "%d training + %d validation sequences of %d frames at %s" % (n, len(v), m["frames"], m["size"])
+        for n, v, m in zip(n_trains, vals, metas))), flush=True)
+    if step == 0 and cfg["val"]:
         rec = {"step": -1}
-        rec.update(validate(C.eval(), data, val_idx, dev))
+        rec.update(validate(C.eval(), datas, vals, dev))
         logf.write(json.dumps(rec) + "\n")
         print("before: %s" % rec, flush=True)
     stop = Stop()
@@ -335,11 +355,17 @@ def train(args):
                 break
             t0 = time.time()
             g = torch.Generator().manual_seed(batch_seed(cfg["seed"], step, 0))
-            idx = torch.randint(n_train, (cfg["batch"],), generator=g).tolist()
+            k = 0   # a batch comes from one set (one size), the set drawn by its share of sequences
+            if len(datas) > 1:
+                j = int(torch.randint(sum(n_trains), (1,), generator=g))
+                while j >= n_trains[k]:
+                    j -= n_trains[k]
+                    k += 1
+            idx = torch.randint(n_trains[k], (cfg["batch"],), generator=g).tolist()
             torch.manual_seed(batch_seed(cfg["seed"] + 7919, step, 0))   # the VAE's ε
             for grp in opt.param_groups:
                 grp["lr"] = cfg["lr"] * min(1.0, (step + 1) / max(cfg["warmup"], 1))
-            terms, err = losses(C, batch_of(data, idx, dev))
+            terms, err = losses(C, batch_of(datas[k], idx, dev))
             total = sum(w[k] * terms[k] for k in w)
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -353,8 +379,10 @@ def train(args):
             rec.update({k: round(float(v), 6) for k, v in terms.items()})
             rec.update({"grad_norm": round(float(gn), 4), "sec": round(dt, 3), "train_seconds": round(secs, 1)})
             step += 1
-            if val_idx and step % args.val_every == 0:
-                rec.update(validate(C.eval(), data, val_idx, dev))
+            if len(datas) > 1:
+                rec["set"] = k
+            if cfg["val"] and step % args.val_every == 0:
+                rec.update(validate(C.eval(), datas, vals, dev))
                 C.train()
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
@@ -401,7 +429,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     t = sub.add_parser("train")
     t.add_argument("--model", required=True)
-    t.add_argument("--seqs", required=True)
+    t.add_argument("--seqs", required=True, nargs="+",
+                   help="prepared sequence sets (several: each batch from one, drawn by its size)")
     t.add_argument("--out", required=True)
     t.add_argument("--resume", help="a checkpoint, or auto (OUT/last.pt when it exists)")
     t.add_argument("--steps", type=int, default=10 ** 9)
@@ -414,7 +443,8 @@ def main(argv=None):
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--zero-out", action="store_true",
                    help="start C's correction at 0 (C.out zeroed): the model starts as its warp")
-    t.add_argument("--val", type=int, default=16, help="sequences held out for validation (the last)")
+    t.add_argument("--val", type=int, default=16,
+                   help="sequences held out for validation (the last of each set)")
     t.add_argument("--val-every", type=int, default=50)
     t.add_argument("--ckpt-every", type=int, default=25)
     t.add_argument("--print-every", type=int, default=10)

@@ -16,7 +16,9 @@ status non-zero on failure. Run by ctest as "train" (tests/CMakeLists.txt):
 - stage 5 (train/finetune_c.py): sequences are deterministic and frame t is frame t−1 carried by
   φ; the prepared F/A chain with C run over it afterwards gives exactly the whole network's
   frames (pass-through frame 0, then net.frame with its real C); training lowers the loss, 3 + 3
-  steps resume bit-identically; export changes C only.
+  steps resume bit-identically (a log record past the checkpoint and a line cut short by a kill
+  dropped); SIGTERM checkpoints and exits 143; two sets of two sizes train together (each batch
+  from one, validation per set) and a resume on other sets is refused; export changes C only.
 Uses a small synthetic data set, 32×64 frames and a micro architecture of the same structure
 (94 k parameters; the machinery, not the capacity, is under test): ~20 s on 2 cores."""
 import argparse
@@ -375,6 +377,9 @@ def test_finetune_c(tmp):
     a, b = os.path.join(tmp, "fa"), os.path.join(tmp, "fb")
     assert fc.main(["train", "--out", a, "--steps", "6"] + common) == 0
     assert fc.main(["train", "--out", b, "--steps", "3"] + common) == 0
+    with open(os.path.join(b, "log.jsonl"), "a") as fp:   # a kill between checkpoints: a record
+        fp.write(json.dumps({"step": 3, "total": 1.0}) + "\n")   # past the checkpoint, a cut line
+        fp.write('{"step": 4, "tot')
     assert fc.main(["train", "--out", b, "--steps", "6", "--resume", "auto"] + common) == 0
     ca, cb = torch.load(os.path.join(a, "last.pt")), torch.load(os.path.join(b, "last.pt"))
     assert ca["step"] == cb["step"] == 6
@@ -384,6 +389,38 @@ def test_finetune_c(tmp):
     lb = strip_timing(read_log(os.path.join(b, "log.jsonl")))
     assert la == lb, "logged values differ after resume"
     assert la[0]["step"] == -1 and "val_c_err" in la[0] and "val_c_err" in la[3]
+    # SIGTERM: the step finishes, a checkpoint, exit 143, the log ends at the checkpoint
+    sg = os.path.join(tmp, "fsig")
+    p = subprocess.Popen([sys.executable, os.path.join(HERE, "finetune_c.py"), "train", "--out", sg,
+                          "--steps", "100000", "--ckpt-every", "100000"] + common,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    t0 = time.time()
+    while time.time() - t0 < 120 and p.poll() is None:
+        lp = os.path.join(sg, "log.jsonl")
+        if os.path.exists(lp) and len([r for r in read_log(lp) if r["step"] >= 0]) >= 2:
+            break
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    outp = p.communicate(timeout=120)[0].decode()
+    assert p.returncode == 143, (p.returncode, outp)
+    steps = [r["step"] for r in read_log(os.path.join(sg, "log.jsonl")) if r["step"] >= 0]
+    assert torch.load(os.path.join(sg, "last.pt"))["step"] == len(steps) >= 2 and steps == list(range(len(steps)))
+    # two sets of two sizes: each batch from one set, validation over both and per set
+    seqs2 = os.path.join(tmp, "seqs2")
+    assert fc.main(["prepare", "--model", model, "--out", seqs2, "--sequences", "6", "--frames", "3",
+                    "--size", "40", "48", "--seed", "1", "--synthetic-data"]) == 0
+    two = os.path.join(tmp, "ftwo")
+    multi = ["--model", model, "--seqs", seqs, seqs2] + common[4:]
+    assert fc.main(["train", "--out", two, "--steps", "10"] + multi) == 0
+    recs = read_log(os.path.join(two, "log.jsonl"))
+    assert sorted({r["set"] for r in recs if r["step"] >= 0}) == [0, 1], recs
+    for k in ("val_c_psnr", "val_c_psnr_s0", "val_c_psnr_s1", "val_warp_psnr_s1"):
+        assert k in recs[0] and k in recs[3], (k, recs[3])
+    try:
+        fc.main(["train", "--out", two, "--steps", "12", "--resume", "auto"] + common)   # one set only
+        raise AssertionError("a resume on other sequence sets was accepted")
+    except SystemExit:
+        pass
     # a longer run on the 2 sequences left for training (--val 8) overfits them
     o = os.path.join(tmp, "fo")
     assert fc.main(["train", "--out", o, "--steps", "40", "--model", model, "--seqs", seqs, "--batch", "2",
