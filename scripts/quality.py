@@ -74,6 +74,25 @@ def sha256(path):
     return file_sha256(path)
 
 
+def warp_sha256(path):
+    """sha256 of what the warp baseline reads of a weights file: the architecture and the F and A
+    tensors (names, dtypes, shapes, bytes), not C's tensors nor the description. A model that
+    changes only C (stage 5, docs/TRAINING.md) has its predecessor's warp, which is then reused."""
+    import hashlib
+    import safetensors_io   # train/
+    tensors, meta = safetensors_io.load(path, as_torch=False)
+    h = hashlib.sha256()
+    for k in sorted(meta):
+        if k != "vaefarm_weights":
+            h.update(json.dumps([k, meta[k]]).encode())
+    for k in sorted(tensors):
+        if not k.startswith("C."):
+            t = tensors[k]
+            h.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
+            h.update(t.tobytes())
+    return h.hexdigest()
+
+
 def fstat(path):
     st = os.stat(path)
     return [os.path.abspath(path), st.st_size, int(st.st_mtime)]
@@ -410,6 +429,7 @@ def main():
         sys.exit("quality: no model %s" % args.model)
     args.model = os.path.abspath(args.model)
     model_sha = sha256(args.model)
+    warp_sha = warp_sha256(args.model)
     arch = model_arch(args.model)
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
@@ -441,7 +461,7 @@ def main():
         size = {"spec": args.inference_size, "arch": arch.get("inference_size"),
                 "upsample": arch.get("upsample")}   # warp and ceiling_inf depend on both
         keys = {m: {"method": m, "inputs": inputs, "code": code_sha,
-                    "model": model_sha if m == "warp" else None,
+                    "model": {"F+A": warp_sha} if m == "warp" else None,
                     "size": size if m in ("warp", "ceiling_inf") else None} for m in BASELINES}
         if "model" in methods:
             run_model(film, rundir, args, {"method": "model", "inputs": inputs, "model": model_sha,

@@ -179,5 +179,27 @@ PY
 check "quality.py again: everything reused (no step rerun)" bash -c \
   "'$py' '$src/scripts/quality.py' --films '$tmp/tiny.json' --vaefarm '$vf' --model '$model' --out '$tmp/q' --no-strips | grep -q baselines && exit 1; grep -q '^| tiny | model' '$tmp/q/quality.md' && grep -q '(0 of 14 steps in this run' '$tmp/q/quality.md'"
 
+# --- a model that changes only C keeps its warp (stamped with F, A and the arch), one that
+# changes A redoes it
+"$py" - "$src" "$model" "$tmp" <<'PY'
+import os, sys
+sys.path.insert(0, os.path.join(sys.argv[1], "train"))
+import safetensors_io as st
+t, m = st.load(sys.argv[2])
+for part in ("C", "A"):
+    u = dict(t)
+    k = next(k for k in sorted(u) if k.startswith(part + ".") and u[k].dtype.is_floating_point)
+    u[k] = u[k] * 0.5
+    st.save(os.path.join(sys.argv[3], "only_%s.safetensors" % part), u, dict(m, vaefarm_weights="test: %s changed" % part))
+PY
+for part in C A; do
+  "$py" "$src/scripts/quality.py" --films "$tmp/tiny.json" --vaefarm "$vf" --model "$tmp/only_$part.safetensors" \
+    --out "$tmp/q" --no-strips --methods model,warp >"$tmp/q_$part.log" 2>&1
+  echo "$part: $?" >>"$tmp/q_rc"
+done
+check "quality.py: a new C reruns the model, not the warp; a new A reruns the warp" bash -c \
+  "grep -q 'C: 0' '$tmp/q_rc' && grep -q 'A: 0' '$tmp/q_rc' && grep -q 'model via vaefarm' '$tmp/q_C.log' && \
+   ! grep -q 'baselines warp' '$tmp/q_C.log' && grep -q 'baselines warp' '$tmp/q_A.log'" || cat "$tmp/q_C.log" "$tmp/q_A.log"
+
 echo "cli_baselines: $pass passed, $fail failed"
 [ "$fail" = 0 ]

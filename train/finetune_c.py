@@ -42,12 +42,12 @@ from safetensors_io import file_sha256 as sha256  # noqa: E402
 from train import parse_weights, zero_colour_out  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
-from vaefarm_train.losses import kl_loss, l1_self_loss, smoothness_loss, temporal_loss  # noqa: E402
+from vaefarm_train.losses import kl_loss, l1_self_loss, log_mse_loss, smoothness_loss, temporal_loss  # noqa: E402
 from vaefarm_train.seq import SeqConfig, make_sequence  # noqa: E402
 
 SEQ_FORMAT = "vaefarm-seq-v1"
 CKPT_FORMAT = "vaefarm-finetune-c-v1"
-WEIGHTS = {"l1": 2.0, "smooth": 5.0, "kl": 1.0, "temporal": 0.02}
+WEIGHTS = {"l1": 2.0, "smooth": 5.0, "kl": 1.0, "temporal": 0.02, "logmse": 0.0}
 SHARD = 8   # sequences a shard (and a batch of the frozen network in prepare)
 
 
@@ -192,6 +192,7 @@ def losses(C, b):
         terms["l1"] = terms["l1"] + l1_self_loss(ab, truth, one)
         terms["smooth"] = terms["smooth"] + smoothness_loss(ab, lab)
         terms["kl"] = terms["kl"] + kl_loss(mus[i], lvs[i])
+        terms["logmse"] = terms["logmse"] + log_mse_loss(ab, truth)
         before = abs_[i - 1] if i > 0 else b["x4"][:, 0, 1:3]
         terms["temporal"] = terms["temporal"] + temporal_loss(ab, before, b["phi"][:, t], b["tmask"][:, t])
         err = err + (ab.detach() - truth).abs().mean()
@@ -201,14 +202,16 @@ def losses(C, b):
 
 
 def validate(C, datas, vals, dev="cpu"):
-    """Mean |ab − truth| and ab PSNR (range 256) over frames 1..T−1 of the validation sequences
+    """Mean |ab − truth|, ab PSNR (range 256) and the mean of each frame's ab PSNR (fpsnr, as the
+    evaluation averages) over frames 1..T−1 of the validation sequences
     vals[i] of each set datas[i], for C (z = μ) and for the warp alone: over all of them, and with
     more than one set, per set too (keys suffixed _s0, _s1, …)."""
     out = {}
-    tot = {"se_c": 0.0, "se_warp": 0.0, "ae_c": 0.0, "ae_warp": 0.0, "n": 0}
+    zero = {"se_c": 0.0, "se_warp": 0.0, "ae_c": 0.0, "ae_warp": 0.0, "fp_c": 0.0, "fp_warp": 0.0, "n": 0}
+    tot = dict(zero)
     with torch.no_grad():
         for si, (data, idx) in enumerate(zip(datas, vals)):
-            acc = {"se_c": 0.0, "se_warp": 0.0, "ae_c": 0.0, "ae_warp": 0.0, "n": 0}
+            acc = dict(zero)
             for s in range(0, len(idx), 4):
                 b = batch_of(data, idx[s:s + 4], dev)
                 abs_, _, _ = unroll(C, b, sample=None)
@@ -217,6 +220,8 @@ def validate(C, datas, vals, dev="cpu"):
                     for k, v in (("c", ab), ("warp", warp)):
                         acc["se_" + k] += float(((v - truth) ** 2).mean()) * truth.shape[0]
                         acc["ae_" + k] += float((v - truth).abs().mean()) * truth.shape[0]
+                        mse = ((v - truth) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-12)
+                        acc["fp_" + k] += float((10.0 * torch.log10(256.0 ** 2 / mse)).sum())
                     acc["n"] += truth.shape[0]
             for k in tot:
                 tot[k] += acc[k]
@@ -233,6 +238,7 @@ def _val_record(acc, suffix):
         out["val_%s_err%s" % (k, suffix)] = round(acc["ae_" + k] / n, 5)
         out["val_%s_psnr%s" % (k, suffix)] = round(
             10.0 * math.log10(256.0 ** 2 / max(acc["se_" + k] / n, 1e-12)), 4)
+        out["val_%s_fpsnr%s" % (k, suffix)] = round(acc["fp_" + k] / n, 4)   # the mean of frames' PSNR
     return out
 
 
@@ -260,6 +266,16 @@ def ck_cfg_meta(out):
         return json.load(fp)
 
 
+def lr_at(cfg, step):
+    """The learning rate of a step: linear warm-up over cfg["warmup"] steps, then cfg["lr"]; with
+    cfg["decay"] = [a, b], from step a down linearly to 1/20 of it at step b, and that after."""
+    lr = cfg["lr"] * min(1.0, (step + 1) / max(cfg["warmup"], 1))
+    if cfg.get("decay"):
+        a, b = cfg["decay"]
+        lr *= 1.0 - 0.95 * min(max((step - a) / max(b - a, 1), 0.0), 1.0)
+    return lr
+
+
 def save_ckpt(path, C, opt, step, cfg, secs):
     torch.save({"format": CKPT_FORMAT, "step": step, "C": C.state_dict(), "optimizer": opt.state_dict(),
                 "config": cfg, "train_seconds": secs}, path + ".tmp")
@@ -270,6 +286,8 @@ def train(args):
     torch.set_num_threads(args.threads)
     if min(args.batch, args.val_every, args.ckpt_every, args.print_every) < 1 or args.val < 0:
         fail("train: --batch, --val-every, --ckpt-every and --print-every must be >= 1, --val >= 0")
+    if args.decay and not 0 <= args.decay[0] < args.decay[1]:
+        fail("train: --decay A B needs 0 <= A < B")
     out = args.out
     os.makedirs(out, exist_ok=True)
     last = os.path.join(out, "last.pt")
@@ -285,7 +303,7 @@ def train(args):
     cfg = {"model_sha256": sha256(args.model), "seqs": roots[0] if len(roots) == 1 else roots,
            "batch": args.batch, "lr": args.lr, "seed": args.seed, "val": args.val,
            "weights": parse_weights(args.weights, WEIGHTS, "finetune_c"),
-           "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip}
+           "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip, "decay": args.decay}
     opt = torch.optim.AdamW(C.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=1e-4)
     step, secs = 0, 0.0
     if resume:
@@ -296,6 +314,8 @@ def train(args):
             fail("%s fine-tunes another model's C" % resume)
         cfg = dict(ck["config"])
         cfg.setdefault("clip", args.clip)     # checkpoints of session 11's first run lack it
+        if args.decay:   # a schedule given at a resume replaces the run's from here on
+            cfg["decay"] = args.decay
         C.load_state_dict(ck["C"])
         opt.load_state_dict(ck["optimizer"])
         step, secs = ck["step"], ck["train_seconds"]
@@ -364,7 +384,7 @@ def train(args):
             idx = torch.randint(n_trains[k], (cfg["batch"],), generator=g).tolist()
             torch.manual_seed(batch_seed(cfg["seed"] + 7919, step, 0))   # the VAE's ε
             for grp in opt.param_groups:
-                grp["lr"] = cfg["lr"] * min(1.0, (step + 1) / max(cfg["warmup"], 1))
+                grp["lr"] = lr_at(cfg, step)
             terms, err = losses(C, batch_of(datas[k], idx, dev))
             total = sum(w[k] * terms[k] for k in w)
             opt.zero_grad(set_to_none=True)
@@ -377,7 +397,8 @@ def train(args):
             secs += dt
             rec = {"step": step, "total": round(float(total), 6), "ab_err": round(float(err), 5)}
             rec.update({k: round(float(v), 6) for k, v in terms.items()})
-            rec.update({"grad_norm": round(float(gn), 4), "sec": round(dt, 3), "train_seconds": round(secs, 1)})
+            rec.update({"grad_norm": round(float(gn), 4), "lr": opt.param_groups[0]["lr"], "sec": round(dt, 3),
+                        "train_seconds": round(secs, 1)})
             step += 1
             if len(datas) > 1:
                 rec["set"] = k
@@ -439,6 +460,9 @@ def main(argv=None):
     t.add_argument("--lr", type=float, default=1e-4)
     t.add_argument("--warmup", type=int, default=20)
     t.add_argument("--clip", type=float, default=1.0)
+    t.add_argument("--decay", type=int, nargs=2, metavar=("A", "B"),
+                   help="lr down linearly from step A to 1/20 at step B (given at a resume: "
+                        "replaces the run's schedule)")
     t.add_argument("--weights", default="", help="l1=…,smooth=…,kl=…,temporal=… (0: off)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--zero-out", action="store_true",

@@ -23,6 +23,7 @@ Uses a small synthetic data set, 32×64 frames and a micro architecture of the s
 (94 k parameters; the machinery, not the capacity, is under test): ~20 s on 2 cores."""
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -123,6 +124,13 @@ def test_losses():
     w4 = Fn.avg_pool2d(ab, 4, stride=4)
     assert L.corr_self_loss(w4, t, s).item() < 1e-5
     assert abs(L.corr_self_loss(w4 + 3.0, t, s).item() - 3.0) < 1e-4
+    # log-MSE: the mean over frames of 10·log10(MSE + floor), each frame its own MSE: an error of 1
+    # on one frame and 0.1 on the other is −(mean PSNR), not the pooled MSE's
+    e = torch.zeros(2, 2, 8, 8)
+    e[0] += 1.0
+    e[1] += 0.1
+    want = 5.0 * (math.log10(1.0 + L.LOG_MSE_FLOOR) + math.log10(0.01 + L.LOG_MSE_FLOOR))
+    assert abs(L.log_mse_loss(ab + e, ab).item() - want) < 1e-4, (L.log_mse_loss(ab + e, ab).item(), want)
     print("losses: ok")
 
 
@@ -389,6 +397,9 @@ def test_finetune_c(tmp):
     lb = strip_timing(read_log(os.path.join(b, "log.jsonl")))
     assert la == lb, "logged values differ after resume"
     assert la[0]["step"] == -1 and "val_c_err" in la[0] and "val_c_err" in la[3]
+    # the schedule: warm-up, then flat, then --decay's linear fall to 1/20
+    sched = {"lr": 1.0, "warmup": 4, "decay": [10, 20]}
+    assert [round(fc.lr_at(sched, k), 4) for k in (0, 3, 9, 10, 15, 20, 30)] == [0.25, 1.0, 1.0, 1.0, 0.525, 0.05, 0.05]
     # SIGTERM: the step finishes, a checkpoint, exit 143, the log ends at the checkpoint
     sg = os.path.join(tmp, "fsig")
     p = subprocess.Popen([sys.executable, os.path.join(HERE, "finetune_c.py"), "train", "--out", sg,
