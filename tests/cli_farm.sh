@@ -104,6 +104,21 @@ assert d["status"] == "ok" and d["frames"] == 100 and d["chunks_resumed"] == 6, 
 assert all(p["host"] and p["device"] == "cpu" for p in d["per_rank"]), d["per_rank"]
 PY
 
+# --- another model with no model: in film.yaml (as a new bundled model comes): the run hashes
+# the file it resolved ($VAEFARM_MODEL here), so a resume redoes every chunk
+cp "$VAEFARM_MODEL" "$tmp/other.safetensors"
+python3 - "$tmp/other.safetensors" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as fp:   # a mantissa's low bit in the last tensor
+    fp.seek(-4, 2)
+    b = fp.read(1)
+    fp.seek(-4, 2)
+    fp.write(bytes([b[0] ^ 1]))
+PY
+VAEFARM_MODEL="$tmp/other.safetensors" "$vf" "$tmp/np4.yaml" --quiet; rc=$?
+check "another model via \$VAEFARM_MODEL (exit $rc): all 6 chunks redone, none resumed" \
+  all '[ "$rc" = 0 ] && [ "$(report np4 chunks_resumed)" = 0 ] && [ "$(report np4 chunks_run)" = 6 ]'
+
 # --- kill -9 one rank mid-job, then run again
 mkyaml kill grey.mkv
 mpi 2 "$tmp/kill.yaml" --quiet >"$tmp/kill.log" 2>&1 &
