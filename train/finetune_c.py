@@ -16,7 +16,8 @@ about a ninth of the whole network's at 144×256 (A's refinement is most of it),
 inference size and T frames affordable there.
 
 Losses per frame t ≥ 1, mean over frames: l1 (ours; every frame here has a self reference) 2.0,
-smoothness (paper) 5.0, KL (paper) 1.0, temporal (ours, the known φ) 0.02; the perceptual and
+smoothness (paper) 5.0, KL (paper) 1.0, temporal (ours, the known φ) 0.02, log-MSE (ours: each
+frame's 10·log10(MSE_ab), the evaluation's mean of frames' PSNR) 0 (session 12's run: 0.5); the perceptual and
 contextual terms need F on every output and are left to the earlier stages (`--weights` changes
 any). Validation: the last `--val` sequences are never trained on; every `--val-every` steps the
 log gets their mean |ab − truth| and ab PSNR for C (z = μ) and for the warp alone.
