@@ -219,10 +219,10 @@ def validate(C, datas, vals, dev="cpu"):
                 for i, ab in enumerate(abs_):
                     truth, warp = b["ab"][:, i + 1], b["x4"][:, i + 1, 1:3]
                     for k, v in (("c", ab), ("warp", warp)):
-                        acc["se_" + k] += float(((v - truth) ** 2).mean()) * truth.shape[0]
+                        mse = ((v - truth) ** 2).mean(dim=(1, 2, 3))   # per frame of the batch
+                        acc["se_" + k] += float(mse.sum())
                         acc["ae_" + k] += float((v - truth).abs().mean()) * truth.shape[0]
-                        mse = ((v - truth) ** 2).mean(dim=(1, 2, 3)).clamp(min=1e-12)
-                        acc["fp_" + k] += float((10.0 * torch.log10(256.0 ** 2 / mse)).sum())
+                        acc["fp_" + k] += float((10.0 * torch.log10(256.0 ** 2 / mse.clamp(min=1e-12))).sum())
                     acc["n"] += truth.shape[0]
             for k in tot:
                 tot[k] += acc[k]
@@ -267,6 +267,12 @@ def ck_cfg_meta(out):
         return json.load(fp)
 
 
+def one_or_list(xs):
+    """A run's sequence sets as its config and config.json record them: one set as itself (as
+    session 11's runs did), several as a list."""
+    return xs[0] if len(xs) == 1 else xs
+
+
 def lr_at(cfg, step):
     """The learning rate of a step: linear warm-up over cfg["warmup"] steps, then cfg["lr"]; with
     cfg["decay"] = [a, b], from step a down linearly to 1/20 of it at step b, and that after."""
@@ -301,7 +307,7 @@ def train(args):
     dev = device()
     C = net.C.to(dev)
     roots = [os.path.abspath(r) for r in args.seqs]
-    cfg = {"model_sha256": sha256(args.model), "seqs": roots[0] if len(roots) == 1 else roots,
+    cfg = {"model_sha256": sha256(args.model), "seqs": one_or_list(roots),
            "batch": args.batch, "lr": args.lr, "seed": args.seed, "val": args.val,
            "weights": parse_weights(args.weights, WEIGHTS, "finetune_c"),
            "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip, "decay": args.decay}
@@ -327,7 +333,7 @@ def train(args):
     sets = [load_seqs(r, args.model) for r in roots]
     metas = [m for m, _ in sets]
     if resume:
-        was = ck_cfg_meta(out).get("sequences", metas[0] if len(metas) == 1 else metas)
+        was = ck_cfg_meta(out).get("sequences", one_or_list(metas))
         if (was if isinstance(was, list) else [was]) != metas:
             fail("the sequence sets given (--seqs) differ from those the run in %s was trained on" % out)
     for r, (m, d) in zip(roots, sets):
@@ -338,7 +344,7 @@ def train(args):
     vals = [list(range(n, n + cfg["val"])) for n in n_trains]   # the last --val of each set
     w = cfg["weights"]
     with open(os.path.join(out, "config.json"), "w") as fp:
-        json.dump({"config": cfg, "sequences": metas[0] if len(metas) == 1 else metas}, fp, indent=1)
+        json.dump({"config": cfg, "sequences": one_or_list(metas)}, fp, indent=1)
     logp = os.path.join(out, "log.jsonl")
     keep = []
     if resume and os.path.exists(logp):   # drop records past the checkpoint (a run killed between checkpoints)
