@@ -75,22 +75,10 @@ def sha256(path):
 
 
 def warp_sha256(path):
-    """sha256 of what the warp baseline reads of a weights file: the architecture and the F and A
-    tensors (names, dtypes, shapes, bytes), not C's tensors nor the description. A model that
-    changes only C (stage 5, docs/TRAINING.md) has its predecessor's warp, which is then reused."""
-    import hashlib
-    import safetensors_io   # train/
-    tensors, meta = safetensors_io.load(path, as_torch=False)
-    h = hashlib.sha256()
-    for k in sorted(meta):
-        if k != "vaefarm_weights":
-            h.update(json.dumps([k, meta[k]]).encode())
-    for k in sorted(tensors):
-        if not k.startswith("C."):
-            t = tensors[k]
-            h.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
-            h.update(t.tobytes())
-    return h.hexdigest()
+    """What the warp baseline reads of a weights file (train/safetensors_io.py): a model that
+    changes only C reuses its predecessor's warp."""
+    from safetensors_io import warp_sha256 as w   # train/
+    return w(path)
 
 
 def fstat(path):

@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 import safetensors_io  # noqa: E402
 from export import load_model, save_weights  # noqa: E402
-from safetensors_io import file_sha256 as sha256  # noqa: E402
+from safetensors_io import file_sha256 as sha256, warp_sha256  # noqa: E402
 from train import parse_weights, zero_colour_out  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
@@ -58,13 +58,36 @@ def fail(msg):
 
 # ------------------------------------------------------------------------------------ prepare
 
+def parse_seq_options(items):
+    """--seq-option K=V items -> SeqConfig keywords: V a number, or numbers separated by commas
+    (a range such as speed_px=0.1,2). Unknown keys are SeqConfig's error."""
+    out = {}
+    for it in items or []:
+        k, eq, v = it.partition("=")
+        try:
+            vals = [float(x) for x in v.split(",")]
+        except ValueError:
+            vals = None
+        if not eq or not k or not vals:
+            raise ValueError("%r is not KEY=NUMBER or KEY=NUMBER,NUMBER" % it)
+        out[k] = vals[0] if len(vals) == 1 else tuple(vals)
+    return out
+
+
 def prepare(args):
     net = load_model(args.model).eval().to(device())
     size = tuple(args.size or net.arch["inference_size"])
-    meta = {"format": SEQ_FORMAT, "model_sha256": sha256(args.model), "frames": args.frames,
+    try:
+        seq_cfg = SeqConfig(**parse_seq_options(args.seq_option))
+    except ValueError as e:
+        fail("prepare: --seq-option: %s" % e)
+    # model_sha256: the file it was made with; warp_sha256: what the set depends on (F and A)
+    meta = {"format": SEQ_FORMAT, "model_sha256": sha256(args.model),
+            "warp_sha256": warp_sha256(args.model), "frames": args.frames,
             "size": list(size), "seed": args.seed, "sequences": args.sequences,
             "data": os.path.abspath(args.data) if not args.synthetic_data else "synthetic",
-            "config": SeqConfig().as_dict()}
+            "config": seq_cfg.as_dict()}
+    meta = json.loads(json.dumps(meta))   # as meta.json reads back (tuples become lists)
     if args.frames < 2 or args.sequences < 1 or size[0] % 8 or size[1] % 8:
         fail("prepare: needs --frames >= 2, --sequences >= 1 and a --size of multiples of 8")
     if not args.synthetic_data and not os.path.exists(os.path.join(args.data, "index.json")):
@@ -92,7 +115,7 @@ def prepare(args):
             if os.path.exists(path):
                 continue
             n = min(SHARD, args.sequences - s0)
-            seqs = [make_sequence(cache, args.frames, size, args.seed, s0 + i) for i in range(n)]
+            seqs = [make_sequence(cache, args.frames, size, args.seed, s0 + i, seq_cfg) for i in range(n)]
             with torch.no_grad():
                 shard = run_chain(net, seqs)
             torch.save(shard, path + ".tmp")
@@ -137,9 +160,12 @@ def load_seqs(root, model_path):
         meta = json.load(fp)
     if meta.get("format") != SEQ_FORMAT:
         fail("%s: not a prepared sequence set" % root)
-    if meta["model_sha256"] != sha256(model_path):
-        fail("%s was prepared with another model (sha256 %s…); prepare it again with --model %s"
-             % (root, meta["model_sha256"][:8], model_path))
+    # a set holds F and A's outputs only: any model with the same F and A (one that stage 5 made
+    # from it) may train on it; a set of before warp_sha256 was recorded needs the very file
+    key, have = ("warp_sha256", warp_sha256) if "warp_sha256" in meta else ("model_sha256", sha256)
+    if meta[key] != have(model_path):
+        fail("%s was prepared with a model of another F and A (%s %s…); prepare it again with --model %s"
+             % (root, key, meta[key][:8], model_path))
     n_shards = (meta["sequences"] + SHARD - 1) // SHARD
     parts = []
     for i in range(n_shards):
@@ -455,6 +481,9 @@ def main(argv=None):
     p.add_argument("--data", default=os.path.expanduser("~/.cache/vaefarm/train"))
     p.add_argument("--synthetic-data", action="store_true", help="a small random cache (tests)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seq-option", action="append", metavar="KEY=VALUE",
+                   help="a sequence setting of vaefarm_train/seq.py's SeqConfig, e.g. "
+                        "speed_px=0.1,2 or p_clip=0.5 (repeatable)")
     t = sub.add_parser("train")
     t.add_argument("--model", required=True)
     t.add_argument("--seqs", required=True, nargs="+",

@@ -31,6 +31,24 @@ def file_sha256(path):
     return h.hexdigest()
 
 
+def warp_sha256(path):
+    """sha256 of what the warp (F and A) reads of a weights file: the architecture metadata and the
+    tensors not under "C." (names, dtypes, shapes, bytes), not C's tensors nor the description.
+    A model that changes only C (stage 5, docs/TRAINING.md) has its predecessor's warp: quality.py
+    reuses its warp baseline, and a stage-5 sequence set prepared with one serves the other."""
+    tensors, meta = load(path, as_torch=False)
+    h = hashlib.sha256()
+    for k in sorted(meta):
+        if k != "vaefarm_weights":
+            h.update(json.dumps([k, meta[k]]).encode())
+    for k in sorted(tensors):
+        if not k.startswith("C."):
+            t = tensors[k]
+            h.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
+            h.update(t.tobytes())
+    return h.hexdigest()
+
+
 def _to_numpy(t):
     """torch tensor or numpy array -> (dtype name, C-contiguous little-endian bytes, shape)."""
     try:

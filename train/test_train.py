@@ -359,6 +359,23 @@ def test_finetune_c(tmp):
                     "--synthetic-data"]) == 0
     meta, data = fc.load_seqs(seqs, model)
     assert data["x4"].shape == (10, 4, 4, 32, 64) and data["ab"].shape == (10, 4, 2, 32, 64)
+    # prepare resumes: a lost shard is made again, the same
+    shard1 = os.path.join(seqs, "shard00001.pt")
+    kept = torch.load(shard1)
+    os.remove(shard1)
+    assert fc.main(["prepare", "--model", model, "--out", seqs, "--sequences", "10", "--frames", "4",
+                    "--synthetic-data"]) == 0
+    again = torch.load(shard1)
+    assert all(torch.equal(kept[k], again[k]) for k in ("x4", "ab", "phi", "tmask")), "a resumed shard differs"
+    for bad in (["--seq-option", "speed_px=2"], ["--seq-option", "nosuch=1"], ["--seq-option", "p_clip"],
+                ["--seq-option", "speed_px=3,1"], ["--sequences", "12"]):   # the last: other settings
+        try:
+            fc.main(["prepare", "--model", model, "--out", seqs + ("x" if bad[0] != "--sequences" else ""),
+                     "--frames", "4", "--synthetic-data"] + (bad if bad[0] == "--sequences" else
+                                                             ["--sequences", "10"] + bad))
+            raise AssertionError("prepare accepted %s" % bad)
+        except SystemExit:
+            pass
     # the prepared chain + C afterwards == the whole network frame by frame (batched as prepare
     # batched them: the refinement's sharp softmax turns a batched convolution's rounding into
     # ~0.05 ab units, so the comparison is of the same computation)
@@ -419,7 +436,10 @@ def test_finetune_c(tmp):
     # two sets of two sizes: each batch from one set, validation over both and per set
     seqs2 = os.path.join(tmp, "seqs2")
     assert fc.main(["prepare", "--model", model, "--out", seqs2, "--sequences", "6", "--frames", "3",
-                    "--size", "40", "48", "--seed", "1", "--synthetic-data"]) == 0
+                    "--size", "40", "48", "--seed", "1", "--synthetic-data",
+                    "--seq-option", "speed_px=0.1,0.5", "--seq-option", "p_zoom=0"]) == 0
+    cfg2 = fc.load_seqs(seqs2, model)[0]["config"]
+    assert cfg2["speed_px"] == [0.1, 0.5] and cfg2["p_zoom"] == 0 and cfg2["p_clip"] == 0.25, cfg2
     two = os.path.join(tmp, "ftwo")
     multi = ["--model", model, "--seqs", seqs, seqs2] + common[4:]
     assert fc.main(["train", "--out", two, "--steps", "10"] + multi) == 0
@@ -450,10 +470,16 @@ def test_finetune_c(tmp):
             assert torch.equal(v, ca["C"][k[2:]]), k
         else:
             assert torch.equal(v, old.state_dict()[k]), k
-    # a sequence set prepared for another model is refused
+    # the set serves the exported model (another C, the same F and A), not one of another A
+    assert fc.load_seqs(seqs, out)[1]["x4"].shape[0] == 10
+    other = load_model(out)
+    with torch.no_grad():
+        other.A.theta.weight.mul_(1.01)
+    other_path = os.path.join(tmp, "otherA.safetensors")
+    save_weights(other_path, other, "test")
     try:
-        fc.load_seqs(seqs, out)
-        raise AssertionError("sequences of another model were accepted")
+        fc.load_seqs(seqs, other_path)
+        raise AssertionError("sequences of a model of another A were accepted")
     except SystemExit:
         pass
     print("finetune_c: chain + C == network (max |diff| %.1e ab), l1 %.2f -> %.2f in 40 steps, "

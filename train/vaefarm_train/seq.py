@@ -35,8 +35,18 @@ class SeqConfig:
         self.noise_max = 0.01
         for k, v in kw.items():
             if not hasattr(self, k):
-                raise ValueError("unknown sequence option %s" % k)
-            setattr(self, k, v)
+                raise ValueError("unknown sequence option %s (known: %s)" % (k, ", ".join(self.__dict__)))
+            d = getattr(self, k)
+            n = len(d) if isinstance(d, tuple) else 1
+            if (len(v) if isinstance(v, (tuple, list)) else 1) != n or (n > 1 and not isinstance(v, (tuple, list))):
+                raise ValueError("sequence option %s takes %d number%s" % (k, n, "s" if n > 1 else ""))
+            setattr(self, k, tuple(float(x) for x in v) if n > 1 else float(v))
+        lo, hi = self.speed_px
+        if not 0 < lo <= hi:
+            raise ValueError("speed_px needs 0 < low <= high, not %g, %g" % (lo, hi))
+        if not (0 <= self.p_clip <= 1 and 0 <= self.p_zoom <= 1 and 0 <= self.p_fast_zoom <= 1
+                and 0 <= self.p_noise <= 1):
+            raise ValueError("the p_ options are probabilities (0 to 1)")
 
     def as_dict(self):
         return dict(self.__dict__)
