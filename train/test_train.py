@@ -340,6 +340,19 @@ def test_sequences():
     # a real clip's sequence: T consecutive frames, no known motion
     s = make_sequence(c, 6, (32, 64), seed=0, index=0, cfg=SeqConfig(p_clip=1.0))
     assert s["kind"] == "clip" and float(s["tmask"].sum()) == 0.0
+    # a held camera: every frame the reference's picture, φ the identity
+    s = make_sequence(c, 4, (32, 64), seed=0, index=1, cfg=SeqConfig(p_clip=0.0, p_still=1.0, p_noise=0.0))
+    assert s["kind"] == "still" and all(torch.equal(s["rgb"][t], s["rgb"][0]) for t in range(4))
+    assert float(s["tmask"][1:].mean()) == 1.0
+    # the default (p_still 0) draws no number for it: the sets made before it remake the same
+    moved = [make_sequence(c, 4, (32, 64), seed=0, index=i, cfg=SeqConfig(p_clip=0.0)) for i in range(4)]
+    assert all(m["kind"] == "photo" and not torch.equal(m["rgb"][3], m["rgb"][0]) for m in moved)
+    for bad in ({"speed_px": 1.0}, {"p_still": 1.5}, {"speed_px": (0.0, 1.0)}, {"nosuch": 1}):
+        try:
+            SeqConfig(**bad)
+            raise AssertionError("SeqConfig took %s" % bad)
+        except ValueError:
+            pass
     print("sequences: ok (phi error %.4f)" % worst)
 
 

@@ -9,6 +9,8 @@ one generator seeded from them (data.py's _Rng), so the prepared set can be rema
   direction) and, half the time, a steady zoom (log-rate ±0.6 % a frame; now and then a fast
   one, 2 to 8 %), as the evaluation films' moves (scripts/lib/moves.sh); the view stops where it
   would leave the canvas. φ_t, frame t's pixel -> its place in frame t−1, is exact.
+  Or (p_still, 0 by default) the view holds: a static camera, the shot whose warp is all but
+  perfect and which C must leave alone (vtest's background; a hold before a move).
 - or (p_clip) T consecutive frames of a **real clip** through one view (φ unknown, mask 0).
 
 Frame 0 is the reference (8-bit, as a PNG); every frame's RGB is rounded to 8 bits and its grey
@@ -32,6 +34,7 @@ class SeqConfig:
         self.zoom_rate = 0.006       # log zoom a frame, uniform ±
         self.p_fast_zoom = 0.1       # of the zooms: 2 to 8 % a frame
         self.p_noise = 0.3
+        self.p_still = 0.0           # of the photo sequences: a held camera (no move, no zoom)
         self.noise_max = 0.01
         for k, v in kw.items():
             if not hasattr(self, k):
@@ -44,8 +47,7 @@ class SeqConfig:
         lo, hi = self.speed_px
         if not 0 < lo <= hi:
             raise ValueError("speed_px needs 0 < low <= high, not %g, %g" % (lo, hi))
-        if not (0 <= self.p_clip <= 1 and 0 <= self.p_zoom <= 1 and 0 <= self.p_fast_zoom <= 1
-                and 0 <= self.p_noise <= 1):
+        if not all(0 <= getattr(self, k) <= 1 for k in self.__dict__ if k.startswith("p_")):
             raise ValueError("the p_ options are probabilities (0 to 1)")
 
     def as_dict(self):
@@ -92,6 +94,9 @@ def make_sequence(cache, T, size, seed, index, cfg=None):
             zr = rng.u(-cfg.zoom_rate, cfg.zoom_rate)
             if rng.u() < cfg.p_fast_zoom:
                 zr = math.copysign(rng.u(0.02, 0.08), zr)
+        still = cfg.p_still > 0 and rng.u() < cfg.p_still   # no draw at 0: older sets remake
+        if still:
+            speed, zr = 0.0, 0.0
         kmax = min(Wc / W, Hc / H) * 0.98
         prev3 = None
         cx, cy = cx0, cy0
@@ -113,7 +118,7 @@ def make_sequence(cache, T, size, seed, index, cfg=None):
                 phis.append(phi)
                 masks.append((phi.abs() <= 1.0).all(dim=-1).to(torch.float32)[None])
             prev3 = _mat3(th)
-        kind = "photo"
+        kind = "still" if still else "photo"
     kr, kb = BT709 if rng.u() < 0.5 else BT601
     rgb = (torch.stack(frames).clamp(0, 1) * 255.0).round() / 255.0
     grey = torch.stack([luma(x, kr, kb) for x in rgb])
