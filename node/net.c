@@ -331,6 +331,13 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
         goto out;
     }
     a->c_residual = json_is_true(residual);
+    json_t *gate = json_object_get(C, "gate");   /* train/vaefarm_ref's gated C: not here yet */
+    if (gate && !json_is_false(gate)) {
+        vf_error_set(err, VF_EINVAL, "%s: architecture metadata: C.gate (a gated correction, "
+                     "train/finetune_c.py --gate) is not supported by this engine yet; use a model "
+                     "without it", what);
+        goto out;
+    }
     int size[2];
     if (json_ints_in(root, "inference_size", 2, 32, 8192, size, what, "(top)", err)) goto out;
     a->inference_h = size[0];

@@ -192,6 +192,13 @@ static void metadata_problems_are_named(void **state)
     f = with_arch(&m, h, arch);
     expect(&f, VF_EINVAL, "C.residual must be true or false");
     free(f.bytes);
+    /* a gated C (train/finetune_c.py --gate) is refused by name, not misread */
+    json_object_set_new(json_object_get(arch, "C"), "residual", json_true());
+    json_object_set_new(json_object_get(arch, "C"), "gate", json_true());
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "C.gate");
+    free(f.bytes);
+    json_object_del(json_object_get(arch, "C"), "gate");
     /* absent: C predicts ab directly (files written before the key existed) */
     json_object_del(json_object_get(arch, "C"), "residual");
     f = with_arch(&m, h, arch);

@@ -42,6 +42,7 @@ from export import load_model, save_weights  # noqa: E402
 from safetensors_io import file_sha256 as sha256, warp_sha256  # noqa: E402
 from train import parse_weights, zero_colour_out  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
+from vaefarm_ref.model import ColorNet  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
 from vaefarm_train.losses import kl_loss, l1_self_loss, log_mse_loss, smoothness_loss, temporal_loss  # noqa: E402
 from vaefarm_train.seq import SeqConfig, make_sequence  # noqa: E402
@@ -284,6 +285,25 @@ class Stop:
             signal.signal(s, h)
 
 
+def add_gate(net, bias):
+    """Give the model's residual C a gate (arch C.gate: ab = W^ab + σ(out₂)·128·tanh(out₀,₁), a
+    saturating switch with which C can leave a right warp alone, where a correction of exactly 0
+    asks every output of tanh to be 0): the same weights, and out gets a third channel of weight
+    0 and bias `bias`, so the correction starts scaled by σ(bias) everywhere (0.88 at 2)."""
+    c = net.arch["C"]
+    if not c["residual"] or c.get("gate"):
+        fail("--gate needs a residual C without a gate")
+    sd = net.C.state_dict()
+    w, b = sd["out.weight"], sd["out.bias"]
+    sd["out.weight"] = torch.cat([w, torch.zeros_like(w[:1])])
+    sd["out.bias"] = torch.cat([b, torch.full_like(b[:1], float(bias))])
+    net.arch = dict(net.arch, C=dict(c, gate=True))
+    net.C = ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
+                     c["dec_convs"], residual=True, gate=True)
+    net.C.load_state_dict(sd)
+    net.C.to(w.device)
+
+
 def ck_cfg_meta(out):
     """The run folder's config.json (what the run was trained on), or {}."""
     p = os.path.join(out, "config.json")
@@ -331,20 +351,28 @@ def train(args):
         fail("%s exists: continue it with --resume auto, or pick another --out" % last)
     net = load_model(args.model)
     dev = device()
-    C = net.C.to(dev)
     roots = [os.path.abspath(r) for r in args.seqs]
     cfg = {"model_sha256": sha256(args.model), "seqs": one_or_list(roots),
            "batch": args.batch, "lr": args.lr, "seed": args.seed, "val": args.val,
            "weights": parse_weights(args.weights, WEIGHTS, "finetune_c"),
-           "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip, "decay": args.decay}
-    opt = torch.optim.AdamW(C.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=1e-4)
-    step, secs = 0, 0.0
+           "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip, "decay": args.decay,
+           "gate": args.gate}
+    ck = None
     if resume:
         ck = torch.load(resume, map_location=dev)
         if ck.get("format") != CKPT_FORMAT:
             fail("%s is not a stage-5 checkpoint" % resume)
         if ck["config"]["model_sha256"] != cfg["model_sha256"]:
             fail("%s fine-tunes another model's C" % resume)
+        if args.gate is not None and args.gate != ck["config"].get("gate"):
+            fail("--gate is the run's from its start: %s was started with %s" % (resume, ck["config"].get("gate")))
+    gate = ck["config"].get("gate") if ck else args.gate
+    if gate is not None:
+        add_gate(net, gate)
+    C = net.C.to(dev)
+    opt = torch.optim.AdamW(C.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=1e-4)
+    step, secs = 0, 0.0
+    if ck:
         cfg = dict(ck["config"])
         cfg.setdefault("clip", args.clip)     # checkpoints of session 11's first run lack it
         if args.decay:   # a schedule given at a resume replaces the run's from here on
@@ -460,6 +488,8 @@ def export(args):
     if ck["config"]["model_sha256"] != sha256(args.model):
         fail("%s fine-tunes another model's C, not %s" % (args.ckpt, args.model))
     base = safetensors_io.load(args.model)[1].get("vaefarm_weights", "")
+    if ck["config"].get("gate") is not None:
+        add_gate(net, ck["config"]["gate"])
     net.C.load_state_dict(ck["C"])
     save_weights(args.out, net, "stage 5 (train/finetune_c.py): C fine-tuned %d steps, %.0f s, on %s "
                  "(sha256 %s…: %s)" % (ck["step"], ck["train_seconds"], os.path.basename(args.model),
@@ -501,6 +531,9 @@ def main(argv=None):
                         "replaces the run's schedule)")
     t.add_argument("--weights", default="", help="l1=…,smooth=…,kl=…,temporal=… (0: off)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--gate", type=float, metavar="BIAS",
+                   help="a new run: give C a gate (arch C.gate), its bias BIAS at the start (2: the "
+                        "correction starts at 0.88 of the model's)")
     t.add_argument("--zero-out", action="store_true",
                    help="start C's correction at 0 (C.out zeroed): the model starts as its warp")
     t.add_argument("--val", type=int, default=16,

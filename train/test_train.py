@@ -483,6 +483,31 @@ def test_finetune_c(tmp):
             assert torch.equal(v, ca["C"][k[2:]]), k
         else:
             assert torch.equal(v, old.state_dict()[k]), k
+    # a gate on C: at a bias of +30 the model's own output, at −30 its warp; trained, resumed,
+    # exported with the arch's C.gate
+    x7 = fc.batch_of(data, [0, 1])["x4"][:, 1]
+    x7 = torch.cat([x7, x7[:, :3]], dim=1)
+    with torch.no_grad():
+        ref_ab = load_model(model).C(x7)
+        for bias, want in ((30.0, ref_ab), (-30.0, x7[:, 1:3])):
+            g = load_model(model)
+            fc.add_gate(g, bias)
+            assert g.arch["C"]["gate"] and g.C.out.weight.shape[0] == 3
+            assert float((g.C(x7) - want).abs().max()) < 1e-4, bias
+    gt = os.path.join(tmp, "fgate")
+    assert fc.main(["train", "--out", gt, "--steps", "3", "--gate", "2"] + common) == 0
+    assert fc.main(["train", "--out", gt, "--steps", "5", "--resume", "auto"] + common) == 0
+    try:
+        fc.main(["train", "--out", gt, "--steps", "6", "--resume", "auto", "--gate", "3"] + common)
+        raise AssertionError("a resume changed --gate")
+    except SystemExit:
+        pass
+    gout = os.path.join(tmp, "gate.safetensors")
+    assert fc.main(["export", "--model", model, "--from", os.path.join(gt, "last.pt"), "--out", gout]) == 0
+    gnet, gck = load_model(gout), torch.load(os.path.join(gt, "last.pt"))
+    assert gnet.arch["C"]["gate"] is True and gck["step"] == 5
+    assert all(torch.equal(v, gck["C"][k[2:]]) for k, v in gnet.state_dict().items() if k.startswith("C."))
+    assert "gate" not in load_model(model).arch["C"], "an arch without a gate gained the key"
     # the set serves the exported model (another C, the same F and A), not one of another A
     assert fc.load_seqs(seqs, out)[1]["x4"].shape[0] == 10
     other = load_model(out)

@@ -161,11 +161,15 @@ def parse_arch(meta):
 
     C = _obj(meta, "C", "metadata")
     keys = {"widths", "enc_convs", "mid", "latent", "dec_widths", "dec_convs"}
-    if not keys <= set(C) or set(C) - keys - {"residual"}:
-        raise ArchError("C: expected keys %s and optionally residual; got %s" % (sorted(keys), sorted(C)))
+    if not keys <= set(C) or set(C) - keys - {"residual", "gate"}:
+        raise ArchError("C: expected keys %s and optionally residual, gate; got %s" % (sorted(keys), sorted(C)))
     residual = C.get("residual", False)
-    if not isinstance(residual, bool):
-        raise ArchError("C.residual: expected true or false, got %r" % (residual,))
+    gate = C.get("gate", False)
+    for k, v in (("residual", residual), ("gate", gate)):
+        if not isinstance(v, bool):
+            raise ArchError("C.%s: expected true or false, got %r" % (k, v))
+    if gate and not residual:
+        raise ArchError("C.gate needs a residual C (the gate scales the correction to W^ab)")
     mid = C["mid"]
     if not isinstance(mid, list) or not mid:
         raise ArchError("C.mid: expected a non-empty list of lists of dilations")
@@ -181,6 +185,8 @@ def parse_arch(meta):
                 "dec_widths": _intlist(C["dec_widths"], 3, "C.dec_widths"),
                 "dec_convs": _intlist(C["dec_convs"], 3, "C.dec_convs", _nonnegint),
                 "residual": residual}
+    if gate:   # written only when on: the files before it keep their metadata (and warp stamp)
+        out["C"]["gate"] = True
 
     size = _intlist(_obj(meta, "inference_size", "metadata"), 2, "inference_size")
     for v in size:

@@ -337,9 +337,10 @@ class Level(nn.Module):
 
 
 class ColorNet(nn.Module):
-    def __init__(self, widths, enc_convs, mid, latent, dec_widths, dec_convs, residual=False):
+    def __init__(self, widths, enc_convs, mid, latent, dec_widths, dec_convs, residual=False, gate=False):
         super().__init__()
         self.residual = residual   # ab = W^ab + 128·tanh(out) (NETWORK.md, "C")
+        self.gate = gate           # ab = W^ab + σ(out₂)·128·tanh(out₀,₁): C can leave W^ab alone
         self.enc = nn.ModuleList()
         cin = 7
         for l in range(4):
@@ -370,7 +371,7 @@ class ColorNet(nn.Module):
                 m["norm"] = inorm(dec_widths[k])
             self.dec.append(Level(**m))
             cin = dec_widths[k]
-        self.out = nn.Conv2d(dec_widths[2], 2, 1)
+        self.out = nn.Conv2d(dec_widths[2], 3 if gate else 2, 1)
 
     def encode(self, x):
         """-> (skips e_0, e_1, e_2, bottleneck features h) ."""
@@ -398,7 +399,10 @@ class ColorNet(nn.Module):
             if k < 2:
                 y = lvl.norm(y)
             x = y
-        ab = 128.0 * torch.tanh(self.out(x))
+        o = self.out(x)
+        ab = 128.0 * torch.tanh(o[:, 0:2])
+        if self.gate:
+            ab = torch.sigmoid(o[:, 2:3]) * ab
         return x7[:, 1:3] + ab if self.residual else ab
 
     def forward(self, x):
@@ -441,7 +445,7 @@ class Net(nn.Module):
         self.A = Corr(taps, a["A"]["adapter"], a["A"]["res_blocks"], a["A"]["tau"])
         c = a["C"]
         self.C = ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
-                          c["dec_convs"], c["residual"])
+                          c["dec_convs"], c["residual"], c.get("gate", False))
 
     # -- pieces -------------------------------------------------------------------------------
     def taps(self, rgb):
