@@ -138,6 +138,9 @@ int vf_cuda_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_r
 /* vf_op_add (dst may be a or b). */
 int vf_cuda_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_tensor *dst,
                 void *stream, struct vf_error *err);
+/* vf_op_gated_add (dst may be w). */
+int vf_cuda_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
+                      struct vf_tensor *dst, void *stream, struct vf_error *err);
 /* vf_op_concat: one vf_cuda_cast per source into its channels of dst. */
 int vf_cuda_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,
                    void *stream, struct vf_error *err);

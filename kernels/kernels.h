@@ -218,6 +218,11 @@ int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_res
 /* dst = a + b (elementwise, same shapes). In place allowed (dst == a or b). */
 int vf_op_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_tensor *dst,
               struct vf_error *err);
+/* The gated residual of C (arch C.gate): dst[c] = w[c] + σ(o[C])·scale·tanh(o[c]) for c < C,
+ * where C = w.c and o has C + 1 channels (the last is the gate). w, dst: the same shape; in place
+ * allowed (dst == w). f32, bf16 or f16 tensors, computed in f32. */
+int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
+                    struct vf_tensor *dst, struct vf_error *err);
 /* Concatenate along channels: dst.c = Σ srcs[i].c. */
 int vf_op_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,
                  struct vf_error *err);

@@ -409,7 +409,7 @@ int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_res
     return VF_OK;
 }
 
-/* ============================== add, concat, copy ========================================== */
+/* ============================== add, gated add, concat, copy =============================== */
 
 int vf_op_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_tensor *dst,
               struct vf_error *err)
@@ -458,6 +458,37 @@ static void copy_into(const struct vf_tensor *src, const struct vf_tensor *dst, 
             st_span(dst, px_off(dst, p) + (size_t)(dc0 + c0), nc, x);
         }
     }
+}
+
+int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
+                    struct vf_tensor *dst, struct vf_error *err)
+{
+    static const char op[] = "vf_op_gated_add";
+    TRYC(check_tensor(err, op, "o", o, NULL));
+    TRYC(check_tensor(err, op, "w", w, o->be));
+    TRYC(check_tensor(err, op, "dst", dst, o->be));
+    if (!same_image(o, w) || o->c != w->c + 1 || w->c > CHUNK)
+        return bad_shapes(err, op, "o", o, "w", w,
+                          "o must have w's images and one more channel, the gate; w at most 64 channels");
+    if (!same_shape(w, dst))
+        return bad_shapes(err, op, "w", w, "dst", dst, "they must have the same shape");
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(o->be))
+        return vf_cuda_gated_add(o, w, scale, dst, vf_cuda_stream(o->be), err);
+#endif
+    const long np = npix(o);
+    const int c = w->c;
+    vf_be_enter_(o->be);
+#pragma omp parallel for schedule(static) if (np * c > PAR_MIN)
+    for (long p = 0; p < np; p++) {
+        float x[CHUNK + 1], y[CHUNK];
+        ld_span(o, px_off(o, p), c + 1, x);
+        ld_span(w, px_off(w, p), c, y);
+        for (int k = 0; k < c; k++)
+            y[k] = vf_gated(y[k], x[k], x[c], scale);
+        st_span(dst, px_off(dst, p), c, y);
+    }
+    return VF_OK;
 }
 
 int vf_op_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,

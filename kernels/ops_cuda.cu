@@ -225,6 +225,20 @@ __global__ void k_add(view a, view b, view d, long long n)
     }
 }
 
+/* ============================== gated add ================================================== */
+
+/* One thread per value of w: dst = vf_gated(w, o[c], o[gate], scale), the gate o's last channel. */
+__global__ void k_gated_add(view o, view w, view d, float scale, long long n)
+{
+    GRID_STRIDE(i, n)
+    {
+        const long long p = i / w.c;
+        const int ch = (int)(i - p * w.c);
+        vst(d, p * d.stride + ch, vf_gated(vld(w, p * w.stride + ch), vld(o, p * o.stride + ch),
+                                           vld(o, p * o.stride + w.c), scale));
+    }
+}
+
 /* ============================== l2norm ===================================================== */
 
 /* One position p, by one whole warp: lane l takes channels l, l + 32, ...; Σ (x − μ)² in double,
@@ -469,6 +483,15 @@ extern "C" int vf_cuda_add(const struct vf_tensor *a, const struct vf_tensor *b,
     k_add<<<grid_for(n), kThreads, 0, as_stream(stream)>>>(make_view(a), make_view(b),
                                                            make_view(dst), n);
     return launched("vf_cuda_add", err);
+}
+
+extern "C" int vf_cuda_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
+                                 struct vf_tensor *dst, void *stream, struct vf_error *err)
+{
+    const long long n = pixels(w) * w->c;
+    k_gated_add<<<grid_for(n), kThreads, 0, as_stream(stream)>>>(make_view(o), make_view(w),
+                                                                 make_view(dst), scale, n);
+    return launched("vf_cuda_gated_add", err);
 }
 
 extern "C" int vf_cuda_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,

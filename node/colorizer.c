@@ -92,6 +92,7 @@ struct vf_colorizer {
     struct vf_tensor dec_near[3], dec_u[3], dec_t[3][VF_NET_MAX_BLOCKS];
     struct cz_norm dec_norm[2];
     struct vf_tensor ab;        /* f32 2 × H × W */
+    struct vf_tensor c_out;     /* C.gate: C.out's f32 3 × H × W before the gate */
     float *zero_state;          /* host 3 × H × W: L = 50 (L′ = 0), ab = 0 */
     float *host_lo;             /* host 3 × H/4 × W/4: W^ab and S as computed (f32), for taps */
 
@@ -258,6 +259,7 @@ void vf_colorizer_destroy(struct vf_colorizer **pc)
     norm_release(&c->dec_norm[1]);
     vf_conv_destroy(&c->out);
     vf_tensor_free(&c->ab);
+    vf_tensor_free(&c->c_out);
     free(c->zero_state);
     free(c->host_lo);
     free(c->ref_luma);
@@ -442,8 +444,14 @@ static int create_c(struct vf_colorizer *c, struct vf_error *err)
         }
         if (k < 2) TRY(mknorm(c, &c->dec_norm[k], &d->norm, NULL, err));
     }
-    TRY(mkconv(c, c->dt, &c->out, &c->ab, &net->c_out, NULL, 1, VF_PAD_ZERO, 1, false, VF_ACT_TANH, 0,
-               128.0f, VF_F32, c->h, c->w, err));
+    if (a->c_gate) {   /* 3 raw channels; vf_op_gated_add applies tanh, the gate and W^ab */
+        TRY(mkconv(c, c->dt, &c->out, &c->c_out, &net->c_out, NULL, 1, VF_PAD_ZERO, 1, false,
+                   VF_ACT_NONE, 0, 0, VF_F32, c->h, c->w, err));
+        TRY(vf_tensor_alloc(&c->ab, c->be, VF_F32, 1, 2, c->h, c->w, err));
+    } else {
+        TRY(mkconv(c, c->dt, &c->out, &c->ab, &net->c_out, NULL, 1, VF_PAD_ZERO, 1, false,
+                   VF_ACT_TANH, 0, 128.0f, VF_F32, c->h, c->w, err));
+    }
     c->zero_state = vf_calloc((size_t)3 * (size_t)c->h * (size_t)c->w, sizeof(float), err);
     if (!c->zero_state) return VF_ENOMEM;
     for (size_t i = 0; i < (size_t)c->h * (size_t)c->w; i++) c->zero_state[i] = 50.0f;
@@ -747,8 +755,13 @@ static int enqueue_c(struct vf_colorizer *c, struct vf_error *err)
         }
         if (k < 2) TRY(in_norm((struct vf_tensor *)x, &c->dec_norm[k], VF_ACT_NONE, err));
     }
-    TRY(vf_conv_run(c->out, x, &c->ab, err));
-    if (a->c_residual) TRY(vf_op_add(&c->ab, &c->wab_up, &c->ab, err));   /* W^ab + correction */
+    if (a->c_gate) {   /* W^ab + σ(gate)·correction */
+        TRY(vf_conv_run(c->out, x, &c->c_out, err));
+        TRY(vf_op_gated_add(&c->c_out, &c->wab_up, 128.0f, &c->ab, err));
+    } else {
+        TRY(vf_conv_run(c->out, x, &c->ab, err));
+        if (a->c_residual) TRY(vf_op_add(&c->ab, &c->wab_up, &c->ab, err));   /* W^ab + correction */
+    }
     /* X̂(t) for the next frame: [L(t), ab(t)] */
     struct vf_tensor prev_l = vf_tensor_slice(&c->cin, 4, 1), prev_ab = vf_tensor_slice(&c->cin, 5, 2);
     TRY(vf_op_copy(&l, &prev_l, err));

@@ -175,6 +175,9 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
         ARCH_RANGE(a->c_mid_len[g], 1, 8, "len(C.mid[g])");
         for (int j = 0; j < a->c_mid_len[g]; j++) ARCH_RANGE(a->c_mid_dil[g][j], 1, 16, "C.mid[g][j]");
     }
+    if (a->c_gate && !a->c_residual)
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: C.gate needs C.residual (the gate "
+                            "scales the correction to the warp)", what);
     if (!(a->tau > 1e-6f && a->tau < 1e3f))
         return vf_error_set(err, VF_EINVAL, "%s: architecture: A.tau = %g is out of range "
                             "(1e-6, 1e3)", what, (double)a->tau);
@@ -331,13 +334,13 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
         goto out;
     }
     a->c_residual = json_is_true(residual);
-    json_t *gate = json_object_get(C, "gate");   /* train/vaefarm_ref's gated C: not here yet */
-    if (gate && !json_is_false(gate)) {
-        vf_error_set(err, VF_EINVAL, "%s: architecture metadata: C.gate (a gated correction, "
-                     "train/finetune_c.py --gate) is not supported by this engine yet; use a model "
-                     "without it", what);
+    json_t *gate = json_object_get(C, "gate");   /* optional, false when absent */
+    if (gate && !json_is_boolean(gate)) {
+        vf_error_set(err, VF_EINVAL, "%s: architecture metadata: C.gate must be true or false",
+                     what);
         goto out;
     }
+    a->c_gate = json_is_true(gate);
     int size[2];
     if (json_ints_in(root, "inference_size", 2, 32, 8192, size, what, "(top)", err)) goto out;
     a->inference_h = size[0];
@@ -713,7 +716,8 @@ static int build(struct vf_net *net, struct source *src, struct vf_error *err)
         }
         in = w;
     }
-    if ((rc = fetch_conv(src, net, "C.out", in, 2, 1, 1, true, &net->c_out, err))) return rc;
+    if ((rc = fetch_conv(src, net, "C.out", in, a->c_gate ? 3 : 2, 1, 1, true, &net->c_out, err)))
+        return rc;
     return VF_OK;
 }
 

@@ -85,6 +85,8 @@ struct vf_arch {
     int c_mid_groups, c_mid_len[8], c_mid_dil[8][8];
     int c_latent, c_dec_widths[3], c_dec_convs[3];
     bool c_residual;            /* ab = W^ab + 128·tanh(C.out) (else 128·tanh(C.out)) */
+    bool c_gate;                /* residual only: C.out has a third channel, the gate, and
+                                   ab = W^ab + σ(C.out₂)·128·tanh(C.out₀,₁) */
     int inference_h, inference_w;
     /* post-processing step 1 (NETWORK.md): the guided filter's radius and ε, radius 0 being
      * bilinear upsampling; a file without "upsample" has the guided filter (2, 1e-3) */

@@ -29,7 +29,7 @@ for arch in tiny full; do
   t0=$(date +%s.%N)
   # shellcheck disable=SC2086
   "$py" "$root/train/golden.py" --arch "$arch" $args $([ "$arch" = full ] && echo "$full_size") \
-    $([ "$arch" = tiny ] && echo --guided) --out "$tmp"
+    $([ "$arch" = tiny ] && echo --guided --gated) --out "$tmp"
   echo "$stamp" > "$tmp/stamp"
   rm -rf "$dir" && mv "$tmp" "$dir"
   awk -v a="$t0" -v b="$(date +%s.%N)" -v n="$arch" 'BEGIN{printf "make_golden: %s done in %.1f s\n", n, b-a}'

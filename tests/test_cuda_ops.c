@@ -326,7 +326,7 @@ static void resize_matches_cpu(void **state)
                 }
 }
 
-/* ============================== add, concat, copy ========================================== */
+/* ============================== add, gated add, concat, copy =============================== */
 
 static int run_add(const struct op_case *k, int s, struct vf_error *err)
 {
@@ -351,6 +351,36 @@ static void add_matches_cpu(void **state)
                 run_case(&k);
                 pair_free(&a);
                 pair_free(&b);
+                pair_free(&dst);
+            }
+}
+
+static int run_gated_add(const struct op_case *k, int s, struct vf_error *err)
+{
+    return vf_op_gated_add(T(k->src, s), T(k->src2, s), k->alpha, T(k->dst, s), err);
+}
+
+/* C's gated residual (arch C.gate): o's 3 channels (the last the gate) over w's 2, in place or
+ * not, each dtype. */
+static void gated_add_matches_cpu(void **state)
+{
+    (void)state;
+    for (int di = 0; di < 3; di++)
+        for (int view = 0; view < 2; view++)
+            for (int where = 0; where < 2; where++) {   /* dst separate, = w */
+                struct pair o, w, dst;
+                pair_make(&o, DTS[di], 2, 3, 7, 13, view, -6, 6);
+                pair_make(&w, DTS[(di + 1) % 3], 2, 2, 7, 13, !view, -100, 100);
+                pair_make(&dst, DTS[di], 2, 2, 7, 13, view, -1, 1);
+                struct pair *d = where == 0 ? &dst : &w;
+                struct op_case k = {.run = run_gated_add, .src = &o, .src2 = &w, .dst = d,
+                                    .alpha = 128.0f, .in = {&o, &w, &dst}, .nin = 3, .out = {d},
+                                    .nout = 1};
+                snprintf(k.name, sizeof k.name, "gated add %s view %d dst %d", dtn(DTS[di]),
+                         view, where);
+                run_case(&k);
+                pair_free(&o);
+                pair_free(&w);
                 pair_free(&dst);
             }
 }
@@ -692,6 +722,7 @@ int main(void)
         cmocka_unit_test(instance_norm_matches_cpu),
         cmocka_unit_test(resize_matches_cpu),
         cmocka_unit_test(add_matches_cpu),
+        cmocka_unit_test(gated_add_matches_cpu),
         cmocka_unit_test(concat_and_copy_are_exact),
         cmocka_unit_test(l2norm_matches_cpu),
         cmocka_unit_test(attention_rows_match_cpu),

@@ -180,7 +180,12 @@ static void run_frame(struct vf_colorizer *cz, const struct golden *g, int t, st
     free(greyf);
 }
 
-static void golden_run(const char *arch, enum vf_dtype dt, enum vf_device device)
+/* The network against the golden tensors. variant NULL: the arch's model.safetensors; "gated":
+ * model_gated.safetensors (the same weights with a gate on C, arch C.gate) against gated_ab_t*,
+ * gated_rgb_full_t* and gated_cbcr_full_t* (F's taps, the warp and conf are the plain model's:
+ * the gate is after them and the warp's recurrent state is the warp's own). */
+static void golden_run_variant(const char *arch, const char *variant, enum vf_dtype dt,
+                               enum vf_device device)
 {
     struct golden g = {0};
     char model[1024];
@@ -193,6 +198,9 @@ static void golden_run(const char *arch, enum vf_dtype dt, enum vf_device device
         assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
     }
     golden_open(arch, &g, model, sizeof model);
+    if (variant)
+        snprintf(model, sizeof model, "%s/golden/%s/model_%s.safetensors", VF_TEST_DATA, arch,
+                 variant);
     if (dt != VF_F32 && !vf_backend_supports(be, dt)) {
         printf("skipped: %s %s: this %s has no native %s\n", arch, vf_dtype_name(dt),
                device == VF_DEVICE_CUDA ? "GPU" : "CPU", vf_dtype_name(dt));
@@ -208,8 +216,10 @@ static void golden_run(const char *arch, enum vf_dtype dt, enum vf_device device
     double tol = dt == VF_F32 ? TOL_F32 : TOL_BF16, worst = 0;
     const char *worst_name = "";
     size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
-    printf("%s %s on %s at %dx%d (post %dx%d), tolerance %.0e relative L2 per tensor\n", arch,
-           vf_dtype_name(dt), device == VF_DEVICE_CUDA ? "GPU 0" : "the CPU", g.h, g.w, g.fh,
+    if (variant && !vf_net_arch(net)->c_gate)
+        fail_msg("%s: the model is not gated", model);
+    printf("%s%s%s %s on %s at %dx%d (post %dx%d), tolerance %.0e relative L2 per tensor\n", arch,
+           variant ? " " : "", variant ? variant : "", vf_dtype_name(dt), device == VF_DEVICE_CUDA ? "GPU 0" : "the CPU", g.h, g.w, g.fh,
            g.fw, tol);
     for (int t = 0; t < FRAMES; t++) {
         run_frame(cz, &g, t, &o);
@@ -225,6 +235,11 @@ static void golden_run(const char *arch, enum vf_dtype dt, enum vf_device device
             {"ab_t%d", -1, o.ab, 2 * n}, {"rgb_full_t%d", -1, o.rgb, 3 * nf},
             {"cbcr_full_t%d", -1, o.cbcr, 2 * nf},
         };
+        if (variant) {   /* C's outputs and what follows them: the variant's own */
+            items[6].fmt = "gated_ab_t%d";
+            items[7].fmt = "gated_rgb_full_t%d";
+            items[8].fmt = "gated_cbcr_full_t%d";
+        }
         printf("  t=%d", t);
         for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
             char name[64];
@@ -253,7 +268,16 @@ static void golden_run(const char *arch, enum vf_dtype dt, enum vf_device device
     vf_safetensors_close(&g.st);
 }
 
+static void golden_run(const char *arch, enum vf_dtype dt, enum vf_device device)
+{
+    golden_run_variant(arch, NULL, dt, device);
+}
+
 static void tiny_f32(void **s) { (void)s; golden_run("tiny", VF_F32, VF_DEVICE_CPU); }
+static void tiny_gated_f32(void **s) { (void)s; golden_run_variant("tiny", "gated", VF_F32, VF_DEVICE_CPU); }
+static void tiny_gated_bf16(void **s) { (void)s; golden_run_variant("tiny", "gated", VF_BF16, VF_DEVICE_CPU); }
+static void cuda_tiny_gated_f32(void **s) { (void)s; golden_run_variant("tiny", "gated", VF_F32, VF_DEVICE_CUDA); }
+static void cuda_tiny_gated_bf16(void **s) { (void)s; golden_run_variant("tiny", "gated", VF_BF16, VF_DEVICE_CUDA); }
 static void tiny_bf16(void **s) { (void)s; golden_run("tiny", VF_BF16, VF_DEVICE_CPU); }
 static void full_f32(void **s) { (void)s; golden_run("full", VF_F32, VF_DEVICE_CPU); }
 static void full_bf16(void **s) { (void)s; golden_run("full", VF_BF16, VF_DEVICE_CPU); }
@@ -562,6 +586,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tiny_f32),
         cmocka_unit_test(tiny_bf16),
+        cmocka_unit_test(tiny_gated_f32),
+        cmocka_unit_test(tiny_gated_bf16),
         cmocka_unit_test(full_f32),
         cmocka_unit_test(full_bf16),
         cmocka_unit_test(same_bytes_with_one_and_two_threads),
@@ -572,6 +598,8 @@ int main(void)
         cmocka_unit_test(cuda_tiny_f32),
         cmocka_unit_test(cuda_tiny_bf16),
         cmocka_unit_test(cuda_tiny_f16),
+        cmocka_unit_test(cuda_tiny_gated_f32),
+        cmocka_unit_test(cuda_tiny_gated_bf16),
         cmocka_unit_test(cuda_full_f32),
         cmocka_unit_test(cuda_full_bf16),
         cmocka_unit_test(cuda_full_f16),

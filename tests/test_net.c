@@ -192,11 +192,20 @@ static void metadata_problems_are_named(void **state)
     f = with_arch(&m, h, arch);
     expect(&f, VF_EINVAL, "C.residual must be true or false");
     free(f.bytes);
-    /* a gated C (train/finetune_c.py --gate) is refused by name, not misread */
-    json_object_set_new(json_object_get(arch, "C"), "residual", json_true());
+    /* a gated C (train/finetune_c.py --gate): a boolean, on a residual C, with a 3-channel
+     * C.out (this file's has 2: refused by the tensor's name, not misread) */
+    json_object_set_new(json_object_get(arch, "C"), "residual", json_false());
+    json_object_set_new(json_object_get(arch, "C"), "gate", json_string("yes"));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "C.gate must be true or false");
+    free(f.bytes);
     json_object_set_new(json_object_get(arch, "C"), "gate", json_true());
     f = with_arch(&m, h, arch);
-    expect(&f, VF_EINVAL, "C.gate");
+    expect(&f, VF_EINVAL, "C.gate needs C.residual");
+    free(f.bytes);
+    json_object_set_new(json_object_get(arch, "C"), "residual", json_true());
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "C.out.weight");
     free(f.bytes);
     json_object_del(json_object_get(arch, "C"), "gate");
     /* absent: C predicts ab directly (files written before the key existed) */

@@ -660,6 +660,77 @@ static void add_matches_reference(void **state)
             }
 }
 
+/* vf_op_gated_add against w + σ(g)·128·tanh(o) in double, on f32 and bf16 operands, dense, as
+ * views and in place (dst == w); gates of ±100 close the correction exactly (dst == w, bit for
+ * bit) or open it fully, with no NaN. */
+static void gated_add_matches_reference(void **state)
+{
+    (void)state;
+    const struct shape shapes[] = {{2, 2, 27, 48}, {1, 5, 7, 12}};
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    const double scale = 128;
+    for (size_t si = 0; si < 2; si++)
+        for (size_t di = 0; di < 2; di++)
+            for (int mode = 0; mode < 3; mode++) { /* dense, views, dst == w */
+                const struct shape s = shapes[si];
+                const enum vf_dtype dt = dts[di];
+                const size_t cnt = tcount(s.n, s.c, s.h, s.w), hw = (size_t)s.h * s.w;
+                const size_t ocnt = tcount(s.n, s.c + 1, s.h, s.w);
+                double *o = dalloc(ocnt), *w = dalloc(cnt), *ref = dalloc(cnt), *outs[NBE];
+                for (size_t i = 0; i < ocnt; i++)
+                    o[i] = rnd(-3, 3);
+                for (size_t i = 0; i < cnt; i++)
+                    w[i] = rnd(-100, 100);
+                for (int n = 0; n < s.n; n++) {
+                    double *g = o + ((size_t)n * (s.c + 1) + s.c) * hw;   /* the gate plane */
+                    g[0] = -100, g[1] = 100;   /* closed, open */
+                    for (int c = 0; c < s.c; c++)
+                        for (size_t p = 0; p < hw; p++) {
+                            size_t i = ((size_t)n * s.c + c) * hw + p;
+                            double og = quant(dt, o[((size_t)n * (s.c + 1) + c) * hw + p]);
+                            ref[i] = quant(dt, w[i]) + scale * tanh(og) / (1 + exp(-quant(dt, g[p])));
+                        }
+                }
+                for (int b = 0; b < NBE; b++) {
+                    struct vf_error err = {0};
+                    struct tt to, tw, td;
+                    tt_make(&to, g_be[b], dt, s.n, s.c + 1, s.h, s.w, mode == 1);
+                    tt_make(&tw, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
+                    tt_put(&to, o);
+                    tt_put(&tw, w);
+                    outs[b] = dalloc(cnt);
+                    struct tt *d = &tw;
+                    if (mode < 2) {
+                        tt_make(&td, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
+                        d = &td;
+                    }
+                    ok(vf_op_gated_add(&to.t, &tw.t, (float)scale, &d->t, &err), &err);
+                    tt_get(d, outs[b]);
+                    tt_check_pad(d);
+                    if (mode < 2)
+                        tt_free(&td);
+                    tt_free(&to), tt_free(&tw);
+                }
+                char what[128];
+                snprintf(what, sizeof what, "gated add %s %dx%dx%dx%d mode %d", dtn(dt), s.n, s.c,
+                         s.h, s.w, mode);
+                check_same_bits(what, outs, cnt);
+                check_close(what, outs[0], ref, cnt, tol_of(dt));
+                for (int n = 0; n < s.n; n++)
+                    for (int c = 0; c < s.c; c++) {
+                        size_t i = ((size_t)n * s.c + c) * hw;
+                        if (outs[0][i] != quant(dt, w[i]))
+                            fail_msg("%s: a closed gate changed w: %.9g -> %.9g", what,
+                                     quant(dt, w[i]), outs[0][i]);
+                        if (!(fabs(outs[0][i + 1] - ref[i + 1]) <= 1e-4 * scale + fabs(ref[i + 1]) * tol_of(dt)))
+                            fail_msg("%s: an open gate: %.9g, want %.9g", what, outs[0][i + 1], ref[i + 1]);
+                    }
+                for (int b = 0; b < NBE; b++)
+                    free(outs[b]);
+                free(o), free(w), free(ref);
+            }
+}
+
 static void concat_and_copy_convert_exactly(void **state)
 {
     (void)state;
@@ -1791,6 +1862,9 @@ static void shape_mismatches_are_einval_with_both_shapes(void **state)
     assert_non_null(strstr(err.msg, "2×5×27×48"));
     assert_non_null(strstr(err.msg, "2×5×27×49"));
     assert_int_equal(vf_op_copy(&a, &b, &err), VF_EINVAL);
+    assert_int_equal(vf_op_gated_add(&ab, &ab, 128.0f, &ab, &err), VF_EINVAL);   /* no gate */
+    assert_non_null(strstr(err.msg, "one more channel"));
+    assert_int_equal(vf_op_gated_add(&c3, &ab, 128.0f, &l, &err), VF_EINVAL);   /* dst: 1 ch */
     assert_int_equal(vf_op_instance_norm(&a, &b, 1e-5f, NULL, NULL, VF_ACT_NONE, 0, NULL, &err),
                      VF_EINVAL);
     assert_int_equal(vf_op_l2norm(&a, &b, true, 1e-6f, &err), VF_EINVAL);
@@ -1829,6 +1903,7 @@ int main(void)
         cmocka_unit_test(resize_nearest_matches_reference),
         cmocka_unit_test(resize_bilinear_matches_reference),
         cmocka_unit_test(add_matches_reference),
+        cmocka_unit_test(gated_add_matches_reference),
         cmocka_unit_test(concat_and_copy_convert_exactly),
         cmocka_unit_test(l2norm_matches_reference),
         cmocka_unit_test(attention_rows_match_double_loop),

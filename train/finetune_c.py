@@ -42,7 +42,6 @@ from export import load_model, save_weights  # noqa: E402
 from safetensors_io import file_sha256 as sha256, warp_sha256  # noqa: E402
 from train import parse_weights, zero_colour_out  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
-from vaefarm_ref.model import ColorNet  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
 from vaefarm_train.losses import kl_loss, l1_self_loss, log_mse_loss, smoothness_loss, temporal_loss  # noqa: E402
 from vaefarm_train.seq import SeqConfig, make_sequence  # noqa: E402
@@ -286,22 +285,11 @@ class Stop:
 
 
 def add_gate(net, bias):
-    """Give the model's residual C a gate (arch C.gate: ab = W^ab + σ(out₂)·128·tanh(out₀,₁), a
-    saturating switch with which C can leave a right warp alone, where a correction of exactly 0
-    asks every output of tanh to be 0): the same weights, and out gets a third channel of weight
-    0 and bias `bias`, so the correction starts scaled by σ(bias) everywhere (0.88 at 2)."""
-    c = net.arch["C"]
-    if not c["residual"] or c.get("gate"):
-        fail("--gate needs a residual C without a gate")
-    sd = net.C.state_dict()
-    w, b = sd["out.weight"], sd["out.bias"]
-    sd["out.weight"] = torch.cat([w, torch.zeros_like(w[:1])])
-    sd["out.bias"] = torch.cat([b, torch.full_like(b[:1], float(bias))])
-    net.arch = dict(net.arch, C=dict(c, gate=True))
-    net.C = ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
-                     c["dec_convs"], residual=True, gate=True)
-    net.C.load_state_dict(sd)
-    net.C.to(w.device)
+    """The reference's Net.add_gate (arch C.gate), a refusal as finetune_c's error."""
+    try:
+        net.add_gate(bias)
+    except ValueError as e:
+        fail("--gate: %s" % e)
 
 
 def ck_cfg_meta(out):
@@ -356,7 +344,7 @@ def train(args):
            "batch": args.batch, "lr": args.lr, "seed": args.seed, "val": args.val,
            "weights": parse_weights(args.weights, WEIGHTS, "finetune_c"),
            "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip, "decay": args.decay,
-           "gate": args.gate}
+           "gate": args.gate, "gate_lr_mult": args.gate_lr_mult or 1.0}
     ck = None
     if resume:
         ck = torch.load(resume, map_location=dev)
@@ -367,6 +355,8 @@ def train(args):
         if args.gate is not None and args.gate != ck["config"].get("gate"):
             fail("--gate is the run's from its start: %s was started with %s" % (resume, ck["config"].get("gate")))
     gate = ck["config"].get("gate") if ck else args.gate
+    if args.gate_lr_mult is not None and (gate is None or not args.gate_lr_mult > 0):
+        fail("--gate-lr-mult needs a run with --gate and a value > 0")
     if gate is not None:
         add_gate(net, gate)
     C = net.C.to(dev)
@@ -377,6 +367,8 @@ def train(args):
         cfg.setdefault("clip", args.clip)     # checkpoints of session 11's first run lack it
         if args.decay:   # a schedule given at a resume replaces the run's from here on
             cfg["decay"] = args.decay
+        if args.gate_lr_mult:   # so does the gate's rate
+            cfg["gate_lr_mult"] = args.gate_lr_mult
         C.load_state_dict(ck["C"])
         opt.load_state_dict(ck["optimizer"])
         step, secs = ck["step"], ck["train_seconds"]
@@ -453,7 +445,14 @@ def train(args):
             gn = torch.nn.utils.clip_grad_norm_(C.parameters(), cfg["clip"])
             if not torch.isfinite(gn):
                 fail("step %d: gradient norm %s" % (step, float(gn)))
+            gmult = cfg.get("gate_lr_mult", 1.0)
+            if gmult != 1.0:   # the gate row's step, AdamW's update of it scaled by gmult
+                gw0, gb0 = C.out.weight.detach()[2].clone(), C.out.bias.detach()[2].clone()
             opt.step()
+            if gmult != 1.0:
+                with torch.no_grad():
+                    C.out.weight[2] = gw0 + gmult * (C.out.weight[2] - gw0)
+                    C.out.bias[2] = gb0 + gmult * (C.out.bias[2] - gb0)
             dt = time.time() - t0
             secs += dt
             rec = {"step": step, "total": round(float(total), 6), "ab_err": round(float(err), 5)}
@@ -534,6 +533,9 @@ def main(argv=None):
     t.add_argument("--gate", type=float, metavar="BIAS",
                    help="a new run: give C a gate (arch C.gate), its bias BIAS at the start (2: the "
                         "correction starts at 0.88 of the model's)")
+    t.add_argument("--gate-lr-mult", type=float, metavar="M",
+                   help="the gate's weights step M times as far as the rest (AdamW's update scaled; "
+                        "default 1; given at a resume, it replaces the run's)")
     t.add_argument("--zero-out", action="store_true",
                    help="start C's correction at 0 (C.out zeroed): the model starts as its warp")
     t.add_argument("--val", type=int, default=16,

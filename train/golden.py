@@ -6,7 +6,7 @@ The weights are the seeded random init (export.py) with C calibrated on this sce
 the F32 inputs and every output is rounded to F32 once, so the golden is exact arithmetic on the
 file's weights and inputs, not one f32 implementation's rounding.
 
-    golden.py --arch tiny|full --seed S [--size H W] [--full-size h w] [--frames 5] --out DIR [--extra] [--guided]
+    golden.py --arch tiny|full --seed S [--size H W] [--full-size h w] [--frames 5] --out DIR [--extra] [--guided] [--gated]
 
 Writes DIR/model.safetensors (as export.py: seeded random init) and DIR/golden.safetensors
 (F32): inputs ref_rgb (3×H×W), ref_rgb_full (3×h×w), grey_t{t} (H×W), grey_full_t{t} (h×w);
@@ -20,7 +20,10 @@ Reference pass-through (frame 0 is the reference's own picture): pt_ab_t0 (its a
 pt_cbcr_full_t0 (from the full-size reference's a, b), pt_ab_t1 and pt_cbcr_full_t1 (frame 1 from
 that state). --guided, for an arch with bilinear post step 1 (upsample radius 0): also
 DIR/model_guided.safetensors (the same weights under the guided filter, radius 2, ε 1e-3) and
-guided_ab_full_t0, guided_cbcr_full_t0 (frame 0's post-processing through it).
+guided_ab_full_t0, guided_cbcr_full_t0 (frame 0's post-processing through it). --gated, for a
+residual C: also DIR/model_gated.safetensors (the same weights with a gate on C, arch C.gate, its
+channel's weights seeded) and gated_ab_t{t}, gated_rgb_full_t{t}, gated_cbcr_full_t{t} (its frames
+from the zero state; F's taps, the warp and conf are the plain model's).
 --extra adds ref_tap{k}, L_t{t} (1×H×W) and Lstar_t{t} (1×h×w, the bisection's L*)."""
 import argparse
 import json
@@ -94,7 +97,7 @@ def grey_of(rgb):
 
 # --------------------------------------------------------------------------- main
 def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, calibrate=True,
-        dtype=torch.float64, guided=False):
+        dtype=torch.float64, guided=False, gated=False):
     """The golden run. The weights are f32 (the file's values); the forward pass runs in dtype
     (float64: the golden tensors are exact arithmetic rounded to f32 once, the best oracle for
     an f32 engine) from the f32-rounded inputs the C test reads. With calibrate (and no model
@@ -161,6 +164,23 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
                               KR, KB)
             T["guided_ab_full_t0"], T["guided_cbcr_full_t0"] = p["ab_full"][0], p["cbcr"][0]
             net.arch["upsample"] = plain
+        if gated and net.arch["C"]["residual"]:
+            # the gated C (arch C.gate): the same weights and a gate channel that varies over the
+            # picture (seeded weights of std 2/√in, so σ spans most of (0, 1), bias 0.5); frames
+            # from the zero state, each from its own previous output
+            ow = net.C.out.weight
+            gen = torch.Generator().manual_seed(seed + 1)
+            gw = torch.randn(ow[:1].shape, generator=gen, dtype=torch.float32) * (2.0 / ow.shape[1] ** 0.5)
+            net.add_gate(0.5, gw)
+            save_weights(os.path.join(outdir, "model_gated.safetensors"), net)
+            prev = None
+            for t in range(frames):
+                o = net.frame(X("grey_t%d" % t), cache, prev)
+                prev = o["prev"]
+                p = net.post_full(X("grey_t%d" % t)[None, None], o["ab"][None],
+                                  X("grey_full_t%d" % t)[None, None], KR, KB)
+                T["gated_ab_t%d" % t], T["gated_rgb_full_t%d" % t] = o["ab"], p["rgb"][0]
+                T["gated_cbcr_full_t%d" % t] = p["cbcr"][0]
     T = {k: v.detach().float().contiguous() for k, v in T.items()}
     for k, v in T.items():
         if not torch.isfinite(v).all():
@@ -185,6 +205,8 @@ def main():
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--out", required=True)
     ap.add_argument("--extra", action="store_true", help="also write intermediate tensors")
+    ap.add_argument("--gated", action="store_true",
+                    help="also the same weights with a gate on C (model_gated.safetensors)")
     ap.add_argument("--guided", action="store_true",
                     help="also the same weights under the guided filter (model_guided.safetensors)")
     ap.add_argument("--threads", type=int, default=2)
@@ -198,7 +220,8 @@ def main():
     if args.frames < 1:
         sys.exit("golden: --frames must be >= 1")
     t0 = time.time()
-    net, T = run(args.arch, args.seed, size, full, args.frames, args.out, args.extra, guided=args.guided)
+    net, T = run(args.arch, args.seed, size, full, args.frames, args.out, args.extra, guided=args.guided,
+                 gated=args.gated)
     dt = time.time() - t0
     print_counts(net)
     nbytes = os.path.getsize(os.path.join(args.out, "golden.safetensors"))

@@ -502,6 +502,21 @@ def test_finetune_c(tmp):
         raise AssertionError("a resume changed --gate")
     except SystemExit:
         pass
+    # --gate-lr-mult: the gate row steps M times as far, the rest as without it
+    cks = []
+    for i, extra in enumerate(([], ["--gate-lr-mult", "10"])):
+        d = os.path.join(tmp, "fgm%d" % i)
+        assert fc.main(["train", "--out", d, "--steps", "1", "--gate", "2"] + extra + common) == 0
+        cks.append(torch.load(os.path.join(d, "last.pt"))["C"])
+    assert cks[1]["out.weight"][2].abs().max() > 0
+    assert torch.allclose(cks[1]["out.weight"][2], 10 * cks[0]["out.weight"][2], rtol=1e-4, atol=1e-9)
+    assert torch.allclose(cks[1]["out.bias"][2] - 2, 10 * (cks[0]["out.bias"][2] - 2), rtol=1e-3)
+    assert all(torch.equal(cks[0][k][:2], cks[1][k][:2]) for k in ("out.weight", "out.bias"))
+    try:
+        fc.main(["train", "--out", os.path.join(tmp, "fgm2"), "--steps", "1", "--gate-lr-mult", "10"] + common)
+        raise AssertionError("--gate-lr-mult without --gate")
+    except SystemExit:
+        pass
     gout = os.path.join(tmp, "gate.safetensors")
     assert fc.main(["export", "--model", model, "--from", os.path.join(gt, "last.pt"), "--out", gout]) == 0
     gnet, gck = load_model(gout), torch.load(os.path.join(gt, "last.pt"))

@@ -447,6 +447,27 @@ class Net(nn.Module):
         self.C = ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
                           c["dec_convs"], c["residual"], c.get("gate", False))
 
+    def add_gate(self, bias, weight=None):
+        """Give the residual C a gate (arch C.gate: ab = W^ab + σ(out₂)·128·tanh(out₀,₁), a
+        saturating switch with which C can leave a right warp alone, where a correction of exactly
+        0 asks every output of tanh to be 0): the same weights, and out gets a third channel of
+        bias `bias` and weight `weight` (1×in×1×1; default 0), so that by default the correction
+        starts scaled by σ(bias) everywhere (0.88 at 2)."""
+        c = self.arch["C"]
+        if not c["residual"] or c.get("gate"):
+            raise ValueError("a gate needs a residual C without one")
+        sd = self.C.state_dict()
+        w, b = sd["out.weight"], sd["out.bias"]
+        g = torch.zeros_like(w[:1]) if weight is None else weight.to(w)
+        if g.shape != w[:1].shape:
+            raise ValueError("the gate's weight must be %s, got %s" % (list(w[:1].shape), list(g.shape)))
+        sd["out.weight"] = torch.cat([w, g])
+        sd["out.bias"] = torch.cat([b, torch.full_like(b[:1], float(bias))])
+        self.arch = dict(self.arch, C=dict(c, gate=True))
+        self.C = ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
+                          c["dec_convs"], residual=True, gate=True).to(w)
+        self.C.load_state_dict(sd)
+
     # -- pieces -------------------------------------------------------------------------------
     def taps(self, rgb):
         """rgb N×3×H×W in [0,1] -> 4 l2n'd taps."""
