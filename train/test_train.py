@@ -523,8 +523,15 @@ def test_finetune_c(tmp):
     assert gnet.arch["C"]["gate"] is True and gck["step"] == 5
     assert all(torch.equal(v, gck["C"][k[2:]]) for k, v in gnet.state_dict().items() if k.startswith("C."))
     assert "gate" not in load_model(model).arch["C"], "an arch without a gate gained the key"
-    # the set serves the exported model (another C, the same F and A), not one of another A
+    # the set serves the exported model (another C, the same F and A) and its gated export (a
+    # gate is C's: the same warp stamp), not one of another A (tensors or architecture)
     assert fc.load_seqs(seqs, out)[1]["x4"].shape[0] == 10
+    assert fc.warp_sha256(gout) == fc.warp_sha256(model)
+    assert fc.load_seqs(seqs, gout)[1]["x4"].shape[0] == 10
+    tau = load_model(model)
+    tau.arch = dict(tau.arch, A=dict(tau.arch["A"], tau=tau.arch["A"]["tau"] * 2))
+    save_weights(os.path.join(tmp, "tau.safetensors"), tau, "test")
+    assert fc.warp_sha256(os.path.join(tmp, "tau.safetensors")) != fc.warp_sha256(model)
     other = load_model(out)
     with torch.no_grad():
         other.A.theta.weight.mul_(1.01)
