@@ -26,6 +26,7 @@ channel's weights seeded) and gated_ab_t{t}, gated_rgb_full_t{t}, gated_cbcr_ful
 from the zero state; F's taps, the warp and conf are the plain model's).
 --extra adds ref_tap{k}, L_t{t} (1×H×W) and Lstar_t{t} (1×h×w, the bisection's L*)."""
 import argparse
+import copy
 import json
 import os
 import sys
@@ -168,17 +169,18 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
             # the gated C (arch C.gate): the same weights and a gate channel that varies over the
             # picture (seeded weights of std 2/√in, so σ spans most of (0, 1), bias 0.5); frames
             # from the zero state, each from its own previous output
-            ow = net.C.out.weight
+            gnet = copy.deepcopy(net)   # net (golden.safetensors' arch) stays ungated
+            ow = gnet.C.out.weight
             gen = torch.Generator().manual_seed(seed + 1)
             gw = torch.randn(ow[:1].shape, generator=gen, dtype=torch.float32) * (2.0 / ow.shape[1] ** 0.5)
-            net.add_gate(0.5, gw)
-            save_weights(os.path.join(outdir, "model_gated.safetensors"), net)
+            gnet.add_gate(0.5, gw)
+            save_weights(os.path.join(outdir, "model_gated.safetensors"), gnet)
             prev = None
             for t in range(frames):
-                o = net.frame(X("grey_t%d" % t), cache, prev)
+                o = gnet.frame(X("grey_t%d" % t), cache, prev)
                 prev = o["prev"]
-                p = net.post_full(X("grey_t%d" % t)[None, None], o["ab"][None],
-                                  X("grey_full_t%d" % t)[None, None], KR, KB)
+                p = gnet.post_full(X("grey_t%d" % t)[None, None], o["ab"][None],
+                                   X("grey_full_t%d" % t)[None, None], KR, KB)
                 T["gated_ab_t%d" % t], T["gated_rgb_full_t%d" % t] = o["ab"], p["rgb"][0]
                 T["gated_cbcr_full_t%d" % t] = p["cbcr"][0]
     T = {k: v.detach().float().contiguous() for k, v in T.items()}

@@ -515,8 +515,8 @@ def test_finetune_c(tmp):
     try:
         fc.main(["train", "--out", os.path.join(tmp, "fgm2"), "--steps", "1", "--gate-lr-mult", "10"] + common)
         raise AssertionError("--gate-lr-mult without --gate")
-    except SystemExit:
-        pass
+    except SystemExit as e:
+        assert "--gate-lr-mult needs a run with --gate" in str(e.code), e.code
     gout = os.path.join(tmp, "gate.safetensors")
     assert fc.main(["export", "--model", model, "--from", os.path.join(gt, "last.pt"), "--out", gout]) == 0
     gnet, gck = load_model(gout), torch.load(os.path.join(gt, "last.pt"))

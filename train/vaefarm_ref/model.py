@@ -464,9 +464,11 @@ class Net(nn.Module):
         sd["out.weight"] = torch.cat([w, g])
         sd["out.bias"] = torch.cat([b, torch.full_like(b[:1], float(bias))])
         self.arch = dict(self.arch, C=dict(c, gate=True))
+        mode = self.C.training
         self.C = ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
                           c["dec_convs"], residual=True, gate=True).to(w)
         self.C.load_state_dict(sd)
+        self.C.train(mode)
 
     # -- pieces -------------------------------------------------------------------------------
     def taps(self, rgb):
