@@ -355,8 +355,9 @@ def train(args):
         if args.gate is not None and args.gate != ck["config"].get("gate"):
             fail("--gate is the run's from its start: %s was started with %s" % (resume, ck["config"].get("gate")))
     gate = ck["config"].get("gate") if ck else args.gate
-    if args.gate_lr_mult is not None and (gate is None or not args.gate_lr_mult > 0):
-        fail("--gate-lr-mult needs a run with --gate and a value > 0")
+    gated = gate is not None or bool(net.arch["C"].get("gate"))   # --gate, or a gated model's C
+    if args.gate_lr_mult is not None and (not gated or not args.gate_lr_mult > 0):
+        fail("--gate-lr-mult needs a C with a gate (--gate, or a gated model) and a value > 0")
     if gate is not None:
         add_gate(net, gate)
     C = net.C.to(dev)

@@ -516,7 +516,7 @@ def test_finetune_c(tmp):
         fc.main(["train", "--out", os.path.join(tmp, "fgm2"), "--steps", "1", "--gate-lr-mult", "10"] + common)
         raise AssertionError("--gate-lr-mult without --gate")
     except SystemExit as e:
-        assert "--gate-lr-mult needs a run with --gate" in str(e.code), e.code
+        assert "--gate-lr-mult needs a C with a gate" in str(e.code), e.code
     gout = os.path.join(tmp, "gate.safetensors")
     assert fc.main(["export", "--model", model, "--from", os.path.join(gt, "last.pt"), "--out", gout]) == 0
     gnet, gck = load_model(gout), torch.load(os.path.join(gt, "last.pt"))
@@ -528,6 +528,12 @@ def test_finetune_c(tmp):
     assert fc.load_seqs(seqs, out)[1]["x4"].shape[0] == 10
     assert fc.warp_sha256(gout) == fc.warp_sha256(model)
     assert fc.load_seqs(seqs, gout)[1]["x4"].shape[0] == 10
+    # a new run from the gated model: its gate's rate without --gate (the model has one)
+    g2 = os.path.join(tmp, "fgate2")
+    assert common[0] == "--model"
+    assert fc.main(["train", "--out", g2, "--steps", "1", "--gate-lr-mult", "10", "--model", gout]
+                   + common[2:]) == 0
+    assert torch.load(os.path.join(g2, "last.pt"))["config"]["gate_lr_mult"] == 10
     tau = load_model(model)
     tau.arch = dict(tau.arch, A=dict(tau.arch["A"], tau=tau.arch["A"]["tau"] * 2))
     save_weights(os.path.join(tmp, "tau.safetensors"), tau, "test")
