@@ -48,7 +48,7 @@ from vaefarm_train.seq import SeqConfig, make_sequence  # noqa: E402
 
 SEQ_FORMAT = "vaefarm-seq-v1"
 CKPT_FORMAT = "vaefarm-finetune-c-v1"
-WEIGHTS = {"l1": 2.0, "smooth": 5.0, "kl": 1.0, "temporal": 0.02, "logmse": 0.0}
+WEIGHTS = {"l1": 2.0, "smooth": 5.0, "kl": 1.0, "temporal": 0.02, "logmse": 0.0, "gate": 0.0}
 SHARD = 8   # sequences a shard (and a batch of the frozen network in prepare)
 
 
@@ -207,10 +207,28 @@ def unroll(C, b, sample):
     return abs_, mus, lvs
 
 
-def losses(C, b):
-    abs_, mus, lvs = unroll(C, b, sample=True)
+def gate_loss(o, warp, truth):
+    """The gate's own term (a gated C, `--weights gate=…`): |σ(gate) − s*| per pixel, s* the
+    scale of this frame's correction c = 128·tanh(o₀,₁) that brings the warp closest to the truth,
+    clamp(⟨truth − W, c⟩ / |c|², 0, 1), held fixed: 0 where the warp is right or c points away,
+    1 where all of c helps. o: C.out's N×3×H×W."""
+    c = 128.0 * torch.tanh(o[:, 0:2].detach())
+    e = truth - warp
+    target = ((e * c).sum(1, keepdim=True) / ((c * c).sum(1, keepdim=True) + 1e-3)).clamp(0.0, 1.0)
+    return (torch.sigmoid(o[:, 2:3]) - target).abs().mean()
+
+
+def losses(C, b, gate=False):
+    """The stage-5 terms over a batch's frames; gate: also the gate's own term (C gated)."""
+    outs = []
+    hook = C.out.register_forward_hook(lambda m, i, o: outs.append(o)) if gate else None
+    try:
+        abs_, mus, lvs = unroll(C, b, sample=True)
+    finally:
+        if hook is not None:
+            hook.remove()
     one = torch.ones(b["x4"].shape[0], device=b["x4"].device)
-    terms = {k: 0.0 for k in WEIGHTS}
+    terms = {k: 0.0 for k in WEIGHTS if gate or k != "gate"}
     err = 0.0
     for i, ab in enumerate(abs_):
         t = i + 1
@@ -220,6 +238,8 @@ def losses(C, b):
         terms["smooth"] = terms["smooth"] + smoothness_loss(ab, lab)
         terms["kl"] = terms["kl"] + kl_loss(mus[i], lvs[i])
         terms["logmse"] = terms["logmse"] + log_mse_loss(ab, truth)
+        if gate:
+            terms["gate"] = terms["gate"] + gate_loss(outs[i], b["x4"][:, t, 1:3], truth)
         before = abs_[i - 1] if i > 0 else b["x4"][:, 0, 1:3]
         terms["temporal"] = terms["temporal"] + temporal_loss(ab, before, b["phi"][:, t], b["tmask"][:, t])
         err = err + (ab.detach() - truth).abs().mean()
@@ -356,6 +376,8 @@ def train(args):
             fail("--gate is the run's from its start: %s was started with %s" % (resume, ck["config"].get("gate")))
     gate = ck["config"].get("gate") if ck else args.gate
     gated = gate is not None or bool(net.arch["C"].get("gate"))   # --gate, or a gated model's C
+    if cfg["weights"].get("gate", 0.0) > 0 and not gated:
+        fail("--weights gate=… needs a C with a gate (--gate, or a gated model)")
     if args.gate_lr_mult is not None and (not gated or not args.gate_lr_mult > 0):
         fail("--gate-lr-mult needs a C with a gate (--gate, or a gated model) and a value > 0")
     if gate is not None:
@@ -439,8 +461,8 @@ def train(args):
             torch.manual_seed(batch_seed(cfg["seed"] + 7919, step, 0))   # the VAE's ε
             for grp in opt.param_groups:
                 grp["lr"] = lr_at(cfg, step)
-            terms, err = losses(C, batch_of(datas[k], idx, dev))
-            total = sum(w[k] * terms[k] for k in w)
+            terms, err = losses(C, batch_of(datas[k], idx, dev), gate=w.get("gate", 0.0) > 0)
+            total = sum(w[k] * terms[k] for k in w if k in terms)
             opt.zero_grad(set_to_none=True)
             total.backward()
             gn = torch.nn.utils.clip_grad_norm_(C.parameters(), cfg["clip"])

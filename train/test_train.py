@@ -528,6 +528,22 @@ def test_finetune_c(tmp):
     assert fc.load_seqs(seqs, out)[1]["x4"].shape[0] == 10
     assert fc.warp_sha256(gout) == fc.warp_sha256(model)
     assert fc.load_seqs(seqs, gout)[1]["x4"].shape[0] == 10
+    # the gate's own term: its target is 0 where the warp is right, 1 where the whole correction
+    # helps; a run logs it, a C without a gate refuses it
+    o = torch.randn(2, 3, 5, 7)
+    wp = torch.randn(2, 2, 5, 7) * 20
+    sg = torch.sigmoid(o[:, 2:3])
+    assert torch.allclose(fc.gate_loss(o, wp, wp), sg.mean())
+    assert torch.allclose(fc.gate_loss(o, wp, wp + 128 * torch.tanh(o[:, 0:2])), (1 - sg).mean(), atol=1e-4)
+    g3 = os.path.join(tmp, "fgate3")
+    assert fc.main(["train", "--out", g3, "--steps", "2", "--weights", "gate=1", "--model", gout]
+                   + common[2:]) == 0
+    assert all(r["gate"] > 0 for r in read_log(os.path.join(g3, "log.jsonl")) if "total" in r)
+    try:
+        fc.main(["train", "--out", os.path.join(tmp, "fgate4"), "--steps", "1", "--weights", "gate=1"] + common)
+        raise AssertionError("--weights gate=1 without a gate")
+    except SystemExit as e:
+        assert "needs a C with a gate" in str(e.code), e.code
     # a new run from the gated model: its gate's rate without --gate (the model has one)
     g2 = os.path.join(tmp, "fgate2")
     assert common[0] == "--model"
