@@ -551,7 +551,8 @@ def main(argv=None):
     t.add_argument("--decay", type=int, nargs=2, metavar=("A", "B"),
                    help="lr down linearly from step A to 1/20 at step B (given at a resume: "
                         "replaces the run's schedule)")
-    t.add_argument("--weights", default="", help="l1=…,smooth=…,kl=…,temporal=… (0: off)")
+    t.add_argument("--weights", default="",
+                   help="l1=…,smooth=…,kl=…,temporal=…,logmse=…,gate=… (0: off; gate needs a gated C)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--gate", type=float, metavar="BIAS",
                    help="a new run: give C a gate (arch C.gate), its bias BIAS at the start (2: the "
