@@ -134,6 +134,16 @@ def test_losses():
     print("losses: ok")
 
 
+def refused(mod, argv, why):
+    """mod.main(argv) must stop with an error whose message contains why."""
+    try:
+        mod.main(argv)
+    except SystemExit as e:
+        assert why in str(e.code), e.code
+        return
+    raise AssertionError("accepted: %s" % " ".join(argv))
+
+
 def read_log(path):
     with open(path) as fp:
         return [json.loads(ln) for ln in fp if ln.strip()]
@@ -512,11 +522,8 @@ def test_finetune_c(tmp):
     assert torch.allclose(cks[1]["out.weight"][2], 10 * cks[0]["out.weight"][2], rtol=1e-4, atol=1e-9)
     assert torch.allclose(cks[1]["out.bias"][2] - 2, 10 * (cks[0]["out.bias"][2] - 2), rtol=1e-3)
     assert all(torch.equal(cks[0][k][:2], cks[1][k][:2]) for k in ("out.weight", "out.bias"))
-    try:
-        fc.main(["train", "--out", os.path.join(tmp, "fgm2"), "--steps", "1", "--gate-lr-mult", "10"] + common)
-        raise AssertionError("--gate-lr-mult without --gate")
-    except SystemExit as e:
-        assert "--gate-lr-mult needs a C with a gate" in str(e.code), e.code
+    refused(fc, ["train", "--out", os.path.join(tmp, "fgm2"), "--steps", "1", "--gate-lr-mult", "10"] + common,
+            "--gate-lr-mult needs a C with a gate")
     gout = os.path.join(tmp, "gate.safetensors")
     assert fc.main(["export", "--model", model, "--from", os.path.join(gt, "last.pt"), "--out", gout]) == 0
     gnet, gck = load_model(gout), torch.load(os.path.join(gt, "last.pt"))
@@ -539,11 +546,8 @@ def test_finetune_c(tmp):
     assert fc.main(["train", "--out", g3, "--steps", "2", "--weights", "gate=1", "--model", gout]
                    + common[2:]) == 0
     assert all(r["gate"] > 0 for r in read_log(os.path.join(g3, "log.jsonl")) if "total" in r)
-    try:
-        fc.main(["train", "--out", os.path.join(tmp, "fgate4"), "--steps", "1", "--weights", "gate=1"] + common)
-        raise AssertionError("--weights gate=1 without a gate")
-    except SystemExit as e:
-        assert "needs a C with a gate" in str(e.code), e.code
+    refused(fc, ["train", "--out", os.path.join(tmp, "fgate4"), "--steps", "1", "--weights", "gate=1"] + common,
+            "--weights gate=… needs a C with a gate")
     # a new run from the gated model: its gate's rate without --gate (the model has one)
     g2 = os.path.join(tmp, "fgate2")
     assert common[0] == "--model"
