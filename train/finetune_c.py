@@ -469,13 +469,12 @@ def train(args):
             if not torch.isfinite(gn):
                 fail("step %d: gradient norm %s" % (step, float(gn)))
             gmult = cfg.get("gate_lr_mult", 1.0)
-            if gmult != 1.0:   # the gate row's step, AdamW's update of it scaled by gmult
-                gw0, gb0 = C.out.weight.detach()[2].clone(), C.out.bias.detach()[2].clone()
+            gate_rows = (C.out.weight, C.out.bias) if gmult != 1.0 else ()
+            before = [p.detach()[2].clone() for p in gate_rows]
             opt.step()
-            if gmult != 1.0:
-                with torch.no_grad():
-                    C.out.weight[2] = gw0 + gmult * (C.out.weight[2] - gw0)
-                    C.out.bias[2] = gb0 + gmult * (C.out.bias[2] - gb0)
+            with torch.no_grad():   # the gate row's step: AdamW's update of it scaled by gmult
+                for p, p0 in zip(gate_rows, before):
+                    p[2] = p0 + gmult * (p[2] - p0)
             dt = time.time() - t0
             secs += dt
             rec = {"step": step, "total": round(float(total), 6), "ab_err": round(float(err), 5)}

@@ -443,9 +443,13 @@ class Net(nn.Module):
         self.F = Trunk(a["F"]["stem"], a["F"]["widths"], a["F"]["blocks"])
         taps = [4 * w for w in a["F"]["widths"]]
         self.A = Corr(taps, a["A"]["adapter"], a["A"]["res_blocks"], a["A"]["tau"])
-        c = a["C"]
-        self.C = ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
-                          c["dec_convs"], c["residual"], c.get("gate", False))
+        self.C = self._colornet()
+
+    def _colornet(self):
+        """C as self.arch["C"] describes it (fresh weights)."""
+        c = self.arch["C"]
+        return ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
+                        c["dec_convs"], c["residual"], c.get("gate", False))
 
     def add_gate(self, bias, weight=None):
         """Give the residual C a gate (arch C.gate: ab = W^ab + σ(out₂)·128·tanh(out₀,₁), a
@@ -465,8 +469,7 @@ class Net(nn.Module):
         sd["out.bias"] = torch.cat([b, torch.full_like(b[:1], float(bias))])
         self.arch = dict(self.arch, C=dict(c, gate=True))
         mode = self.C.training
-        self.C = ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
-                          c["dec_convs"], residual=True, gate=True).to(w)
+        self.C = self._colornet().to(w)
         self.C.load_state_dict(sd)
         self.C.train(mode)
 
