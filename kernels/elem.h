@@ -588,13 +588,72 @@ static inline VF_HD void vf_refine_temporal(const float *cl, const float *pl, co
     }
 }
 
+/* The sub-pixel temporal candidate (docs/NETWORK.md, "A", refine, sub-pixel; model.py
+ * temporal_subpixel) of pixel (y, x) from vf_refine_temporal's T × T costs (rows outer): the
+ * cheapest displacement d* (the first on ties), its source s = clamp((y, x) + d*), and one
+ * Lucas–Kanade step from there: g = pl's gradient (central differences, coordinates clamped) at
+ * the patch's positions around s (clamped), e = cl − pl there, o = (G + λI)⁻¹ Σ g·e with
+ * G = Σ g gᵀ and λ = VF_SUBPIXEL_LAMBDA · (G_yy + G_xx) / 2 (0 where G is 0), each component
+ * clamped to [−½, ½]; frame t−1's warp (pab, interleaved) sampled bilinearly at s + o (clamped
+ * to the image), at d*'s cost. */
+#define VF_SUBPIXEL_LAMBDA 0.01f
+static inline VF_HD void vf_refine_subpixel(const float *tcost, const float *cl, const float *pl,
+                                            const float *pab, int H, int W, int y, int x, int tr,
+                                            int patch, float *scost, float *sa, float *sb)
+{
+    const int T = 2 * tr + 1, r = patch / 2;
+    int best = 0;
+    for (int k = 1; k < T * T; k++)
+        best = tcost[k] < tcost[best] ? k : best;
+    const int sy = vf_imin(vf_imax(y + best / T - tr, 0), H - 1);
+    const int sx = vf_imin(vf_imax(x + best % T - tr, 0), W - 1);
+    float gyy = 0.0f, gxy = 0.0f, gxx = 0.0f, by = 0.0f, bx = 0.0f;
+    for (int u = -r; u <= r; u++) {
+        const int qy = vf_imin(vf_imax(sy + u, 0), H - 1);
+        const int cy = vf_imin(vf_imax(y + u, 0), H - 1);
+        const float *row = pl + (size_t)qy * (size_t)W;
+        const float *up = pl + (size_t)vf_imin(qy + 1, H - 1) * (size_t)W;
+        const float *dn = pl + (size_t)vf_imax(qy - 1, 0) * (size_t)W;
+        for (int v = -r; v <= r; v++) {
+            const int qx = vf_imin(vf_imax(sx + v, 0), W - 1);
+            const float e = cl[(size_t)cy * (size_t)W + (size_t)vf_imin(vf_imax(x + v, 0), W - 1)] -
+                            row[qx];
+            const float a = 0.5f * (up[qx] - dn[qx]);
+            const float b = 0.5f * (row[vf_imin(qx + 1, W - 1)] - row[vf_imax(qx - 1, 0)]);
+            gyy += a * a;
+            gxy += a * b;
+            gxx += b * b;
+            by += a * e;
+            bx += b * e;
+        }
+    }
+    const float lam = VF_SUBPIXEL_LAMBDA * 0.5f * (gyy + gxx);
+    const float det = (gyy + lam) * (gxx + lam) - gxy * gxy;
+    float oy = 0.0f, ox = 0.0f;
+    if (det > 0.0f) {
+        oy = fminf(fmaxf(((gxx + lam) * by - gxy * bx) / det, -0.5f), 0.5f);
+        ox = fminf(fmaxf(((gyy + lam) * bx - gxy * by) / det, -0.5f), 0.5f);
+    }
+    const float fyy = fminf(fmaxf((float)sy + oy, 0.0f), (float)(H - 1));
+    const float fxx = fminf(fmaxf((float)sx + ox, 0.0f), (float)(W - 1));
+    const int y0 = vf_imin((int)floorf(fyy), H - 2), x0 = vf_imin((int)floorf(fxx), W - 2);
+    const float fy = fyy - (float)y0, fx = fxx - (float)x0;
+    const float *p00 = pab + ((size_t)y0 * (size_t)W + (size_t)x0) * 2;
+    const float *p10 = p00 + (size_t)W * 2;
+    *scost = tcost[best];
+    *sa = (1.0f - fy) * ((1.0f - fx) * p00[0] + fx * p00[2]) + fy * ((1.0f - fx) * p10[0] + fx * p10[2]);
+    *sb = (1.0f - fy) * ((1.0f - fx) * p00[1] + fx * p00[3]) + fy * ((1.0f - fx) * p10[1] + fx * p10[3]);
+}
+
 /* The temporal candidates' inputs (docs/NETWORK.md, "A", refine, temporal), or none (l NULL):
  * the frame's lightness L, frame t−1's L and warp a, b (interleaved), all H × W; radius;
- * scale = (h/h_t)², the factor that puts their costs in the reference candidates' units. */
+ * scale = (h/h_t)², the factor that puts their costs in the reference candidates' units;
+ * subpixel (not 0): also the sub-pixel candidate (vf_refine_subpixel). */
 struct vf_refine_prev {
     const float *l, *prev_l, *prev_ab;
     int radius;
     float scale;
+    int subpixel;
 };
 
 /* Pixel (y, x) of the refined warp. grey, ry: the frame's and the reference's Y′, H×W planes
@@ -616,7 +675,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
     enum {
         DMAX = 2 * VF_REFINE_MAX_RADIUS + 2,
         GMAX = DMAX + VF_REFINE_MAX_PATCH - 1,
-        TMAX = (2 * VF_REFINE_MAX_TEMPORAL + 1) * (2 * VF_REFINE_MAX_TEMPORAL + 1)
+        TMAX = (2 * VF_REFINE_MAX_TEMPORAL + 1) * (2 * VF_REFINE_MAX_TEMPORAL + 1) + 1
     };
     float cost[DMAX * DMAX], e[DMAX * DMAX], ca[DMAX * DMAX], cb[DMAX * DMAX];
     float tcost[TMAX], te[TMAX], ta[TMAX], tb[TMAX];
@@ -674,6 +733,11 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
         nt = (2 * tp->radius + 1) * (2 * tp->radius + 1);
         vf_refine_temporal(tp->l, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius, patch,
                            tp->scale, tcost, ta, tb);
+        if (tp->subpixel) {
+            vf_refine_subpixel(tcost, tp->l, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius,
+                               patch, tcost + nt, ta + nt, tb + nt);
+            nt++;
+        }
     }
     float gmin = INFINITY;
     for (int k = 0; k < D * D; k++)

@@ -254,7 +254,8 @@ int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int nc
  * and tp->prev_l (frame t−1's), width tp->h: elem.h vf_refine_temporal. l, prev_l (1 ch) and prev_ab (2 ch):
  * dense f32, grey's size; radius in [1, VF_REFINE_MAX_TEMPORAL]. Where prev_l holds
  * VF_REFINE_NO_PREV (the zero state, the first frame of a shot), those candidates weigh exactly
- * nothing, for any h, h_t < 10: the output is the one without them. */
+ * nothing, for any h, h_t < 10: the output is the one without them. tp->subpixel (not 0): also
+ * the sub-pixel temporal candidate: elem.h vf_refine_subpixel. */
 #define VF_REFINE_MAX_RADIUS 7
 #define VF_REFINE_MAX_PATCH 9
 #define VF_REFINE_MAX_TEMPORAL 3
@@ -263,6 +264,7 @@ struct vf_refine_temporal_args {
     const struct vf_tensor *l, *prev_l, *prev_ab;
     int radius;
     float h;
+    int subpixel;
 };
 int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
                       const struct vf_tensor *ref_ab, const struct vf_tensor *pos, int radius,

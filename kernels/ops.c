@@ -938,7 +938,7 @@ int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_
                 .l = (const float *)tp->l->data + (size_t)img * P,
                 .prev_l = (const float *)tp->prev_l->data + (size_t)img * P,
                 .prev_ab = (const float *)tp->prev_ab->data + (size_t)img * P * 2,
-                .radius = tp->radius, .scale = scale};
+                .radius = tp->radius, .scale = scale, .subpixel = tp->subpixel};
         const long work = (long)P * radius * patch + (tp ? (long)P * tp->radius * patch : 0);
 #pragma omp parallel for schedule(static) if (work > PAR_MIN)
         for (int y = 0; y < H; y++) {

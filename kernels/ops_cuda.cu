@@ -545,7 +545,7 @@ extern "C" int vf_cuda_attention_rows(const float *f, int rows, int ncols, int l
 __global__ void k_warp_refine(const float *grey, const float *ry, const float *rab,
                               const float *pos, int pos_stride, int n, int H, int W, int radius,
                               int patch, float inv_h2, const float *tl, const float *tpl,
-                              const float *tpab, int tr, float scale, float *out)
+                              const float *tpab, int tr, float scale, int subpixel, float *out)
 {
     const long long P = (long long)H * W;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n * P;
@@ -561,6 +561,7 @@ __global__ void k_warp_refine(const float *grey, const float *ry, const float *r
             prev.prev_ab = tpab + img * P * 2;
             prev.radius = tr;
             prev.scale = scale;
+            prev.subpixel = subpixel;
         }
         vf_refine_px(grey + img * P, ry + img * P, rab + img * P * 2, H, W, y, x, pp[0], pp[1],
                      radius, patch, inv_h2, &prev, o, o + 1);
@@ -581,7 +582,7 @@ extern "C" int vf_cuda_warp_refine(const struct vf_tensor *grey, const struct vf
         tp ? static_cast<const float *>(tp->l->data) : nullptr,
         tp ? static_cast<const float *>(tp->prev_l->data) : nullptr,
         tp ? static_cast<const float *>(tp->prev_ab->data) : nullptr, tp ? tp->radius : 0, scale,
-        static_cast<float *>(dst->data));
+        tp ? tp->subpixel : 0, static_cast<float *>(dst->data));
     return launched("vf_cuda_warp_refine", err);
 }
 

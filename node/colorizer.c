@@ -695,7 +695,8 @@ static int enqueue_a(struct vf_colorizer *c, struct vf_error *err)
         TRY(vf_op_copy(&w, &c->wab_lo, err));
         const struct vf_refine_temporal_args tp = {
             .l = &c->l32, .prev_l = &c->prev_l, .prev_ab = &c->prev_ab,
-            .radius = a->a_refine_temporal, .h = a->a_refine_temporal_h};
+            .radius = a->a_refine_temporal, .h = a->a_refine_temporal_h,
+            .subpixel = a->a_refine_subpixel};
         TRY(vf_op_warp_refine(&c->grey, &c->ref_y, &c->ref_ab, &pos, a->a_refine_radius,
                               a->a_refine_patch, a->a_refine_h,
                               a->a_refine_temporal ? &tp : NULL, &c->wab_up, err));

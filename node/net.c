@@ -48,6 +48,7 @@ static void arch_tiny(struct vf_arch *a)
     a->a_refine_h = 0.005f;
     a->a_refine_temporal = 2;
     a->a_refine_temporal_h = 0.0025f;
+    a->a_refine_subpixel = true;
     a->inference_h = 144;
     a->inference_w = 256;
     a->up_radius = 0;
@@ -197,6 +198,10 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
                             "out of range: it needs A.refine, radius in [0, %d], h_t in (0, 10)",
                             what, a->a_refine_temporal, (double)a->a_refine_temporal_h,
                             VF_REFINE_MAX_TEMPORAL);
+    if (a->a_refine_subpixel && !a->a_refine_temporal)
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: A.refine.subpixel needs "
+                            "A.refine.temporal > 0 (it reads the temporal candidates' costs)",
+                            what);
     ARCH_RANGE(a->inference_h, 32, 8192, "inference_size[0]");
     ARCH_RANGE(a->inference_w, 32, 8192, "inference_size[1]");
     if (a->inference_h % 8 || a->inference_w % 8)
@@ -282,11 +287,14 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     if (refine) {
         json_t *rh = json_object_get(refine, "h");
         json_t *tr = json_object_get(refine, "temporal"), *th = json_object_get(refine, "temporal_h");
-        if (!json_is_object(refine) || json_object_size(refine) != (tr ? 5u : 3u) ||
-            !json_is_number(rh) || (tr && !json_is_number(th))) {
+        json_t *sp = json_object_get(refine, "subpixel");
+        if (!json_is_object(refine) ||
+            json_object_size(refine) != 3u + (tr ? 2u : 0u) + (sp ? 1u : 0u) ||
+            !json_is_number(rh) || (tr && !json_is_number(th)) || (sp && !json_is_boolean(sp))) {
             vf_error_set(err, VF_EINVAL, "%s: architecture metadata: A.refine must be an object "
                          "{\"radius\": 1..%d, \"patch\": odd 1..%d, \"h\": a number} and "
-                         "optionally both \"temporal\": 0..%d and \"temporal_h\": a number",
+                         "optionally both \"temporal\": 0..%d and \"temporal_h\": a number, and "
+                         "\"subpixel\": true or false",
                          what, VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH, VF_REFINE_MAX_TEMPORAL);
             goto out;
         }
@@ -298,6 +306,7 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
                                &a->a_refine_temporal, what, "A.refine", err)))
             goto out;
         if (tr) a->a_refine_temporal_h = (float)json_number_value(th);
+        a->a_refine_subpixel = sp && json_is_true(sp);
         a->a_refine_h = (float)json_number_value(rh);
     }
     json_t *mid = json_object_get(C, "mid");

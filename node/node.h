@@ -81,6 +81,8 @@ struct vf_arch {
      * weighed by the lightness match with width temporal_h; 0: none */
     int a_refine_temporal;
     float a_refine_temporal_h;
+    /* the sub-pixel temporal candidate (A.refine.subpixel), or not */
+    bool a_refine_subpixel;
     int c_widths[4], c_enc_convs[4];
     int c_mid_groups, c_mid_len[8], c_mid_dil[8][8];
     int c_latent, c_dec_widths[3], c_dec_convs[3];

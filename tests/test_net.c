@@ -219,6 +219,34 @@ static void metadata_problems_are_named(void **state)
     free(f.bytes);
     json_decref(arch);
 
+    /* A.refine.subpixel (the sub-pixel temporal candidate): a boolean, only with the temporal
+     * candidates */
+    arch = json_loads(orig, 0, NULL);
+    json_t *refine = json_object_get(json_object_get(arch, "A"), "refine");
+    assert_non_null(json_object_get(refine, "temporal"));
+    json_object_set_new(refine, "subpixel", json_real(0.2));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "\"subpixel\": true or false");
+    free(f.bytes);
+    json_object_set_new(refine, "subpixel", json_true());
+    f = with_arch(&m, h, arch);
+    struct vf_net *sp = NULL;
+    assert_int_equal(vf_net_load_buffer(f.bytes, f.len, "subpixel", &sp, &e2), VF_OK);
+    assert_true(vf_net_arch(sp)->a_refine_subpixel);
+    vf_net_free(&sp);
+    free(f.bytes);
+    json_object_set_new(refine, "temporal", json_integer(0));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "A.refine.subpixel needs A.refine.temporal > 0");
+    free(f.bytes);
+    json_object_set_new(refine, "subpixel", json_false());
+    f = with_arch(&m, h, arch);
+    assert_int_equal(vf_net_load_buffer(f.bytes, f.len, "no subpixel", &sp, &e2), VF_OK);
+    assert_false(vf_net_arch(sp)->a_refine_subpixel);
+    vf_net_free(&sp);
+    free(f.bytes);
+    json_decref(arch);
+
     /* upsample (post step 1): the file's radius and ε are used; absent, the guided filter of
      * the files written before the key (radius 2, ε 1e-3); out of range or malformed: refused */
     arch = json_loads(orig, 0, NULL);

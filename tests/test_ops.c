@@ -1300,6 +1300,117 @@ static void warp_refine_temporal(void **state)
     refine_temporal_case(VF_REFINE_MAX_TEMPORAL, -VF_REFINE_MAX_TEMPORAL, VF_REFINE_MAX_TEMPORAL);
 }
 
+/* A smooth, textured lightness field and linear a, b (bilinear sampling reproduces them
+ * exactly) for the sub-pixel case. */
+static double sp_l(double y, double x)
+{
+    return 50.0 + 20.0 * sin(0.7 * y + 0.3 * x) + 15.0 * cos(0.4 * x - 0.5 * y);
+}
+
+static double sp_ab(int ch, double y, double x)
+{
+    return ch ? -y + 3.0 * x - 40.0 : 2.0 * y - x + 5.0;
+}
+
+/* The sub-pixel temporal candidate (docs/NETWORK.md, "A", refine, sub-pixel): frame t−1's
+ * lightness moved by (0.4, −0.3) pixels (exactly: an analytic field), a, b linear in the
+ * position and a reference that matches nothing. Away from the borders the whole-pixel
+ * candidates can only blend neighbours; with the sub-pixel one the output must be nearer
+ * X̂(t−1)'s a, b at the true sub-pixel source. Unmoved, the candidate is the whole pixel's own
+ * a, b: the output is X̂(t−1)'s. 1, 2 and 3 threads give the same bits and the zero state
+ * ignores the candidate bit for bit. */
+static void warp_refine_subpixel(void **state)
+{
+    (void)state;
+    const int H = 32, W = 48, h4 = H / 4, w4 = W / 4, TR = 2;
+    const double DY = 0.4, DX = -0.3;
+    const size_t P = (size_t)H * W, n4 = (size_t)h4 * w4;
+    float *ry = malloc(P * sizeof *ry), *g = malloc(P * sizeof *g), *ab = malloc(2 * P * sizeof *ab);
+    float *pl = malloc(P * sizeof *pl), *cl = malloc(P * sizeof *cl), *pab = malloc(2 * P * sizeof *pab);
+    float *none = malloc(P * sizeof *none), *pos = malloc(2 * n4 * sizeof *pos);
+    float *outs[NBE], *whole = malloc(2 * P * sizeof *whole), *still = malloc(2 * P * sizeof *still);
+    float *plain = malloc(2 * P * sizeof *plain), *reset = malloc(2 * P * sizeof *reset);
+    assert_true(ry && g && ab && pl && cl && pab && none && pos && whole && still && plain && reset);
+    tu_lcg_seed(17);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const size_t i = (size_t)y * W + x;
+            ry[i] = (float)urand();
+            g[i] = (float)urand();
+            ab[i] = (float)rnd(-50.0, 50.0);
+            ab[P + i] = (float)rnd(-50.0, 50.0);
+            pl[i] = (float)sp_l(y, x);
+            cl[i] = (float)sp_l(y + DY, x + DX);
+            pab[i] = (float)sp_ab(0, y, x);
+            pab[P + i] = (float)sp_ab(1, y, x);
+            none[i] = VF_REFINE_NO_PREV;
+        }
+    for (size_t i = 0; i < 2 * n4; i++)
+        pos[i] = (float)(int)rnd(0.0, 28.0);
+    for (int b = 0; b < NBE; b++) {
+        struct vf_error err = {0};
+        struct refine_fx f;
+        refine_fx_init(&f, g_be[b], H, W, g, ry, ab, pos, cl, pl, pab);
+        f.ta.radius = TR;
+        f.ta.h = 0.0025f;
+        f.ta.subpixel = 1;
+        outs[b] = malloc(2 * P * sizeof(float));
+        assert_non_null(outs[b]);
+        refine_fx_run(&f, 4, 5, &f.ta, outs[b]);
+        if (b == 0) {
+            f.ta.subpixel = 0;
+            refine_fx_run(&f, 4, 5, &f.ta, whole);
+            refine_fx_run(&f, 4, 5, NULL, plain);
+            f.ta.subpixel = 1;
+            ok(vf_tensor_upload(&f.l, pl, &err), &err);     /* unmoved */
+            refine_fx_run(&f, 4, 5, &f.ta, still);
+            ok(vf_tensor_upload(&f.prev_l, none, &err), &err);
+            refine_fx_run(&f, 4, 5, &f.ta, reset);
+        }
+        refine_fx_free(&f);
+    }
+    const int m = TR + 2 + 2;   /* no clamped coordinate in any window (patch 5), and a margin */
+    double e_sub = 0, e_whole = 0, e_still = 0, w_sub = 0;
+    int checked = 0;
+    for (int y = m; y < H - m; y++)
+        for (int x = m; x < W - m; x++)
+            for (int ch = 0; ch < 2; ch++) {
+                const size_t i = ch * P + (size_t)y * W + x;
+                const double t = sp_ab(ch, y + DY, x + DX);
+                e_sub += fabs(outs[0][i] - t);
+                e_whole += fabs(whole[i] - t);
+                e_still = fmax(e_still, fabs(still[i] - sp_ab(ch, y, x)));
+                w_sub = fmax(w_sub, fabs(outs[0][i] - t));
+                checked++;
+            }
+    printf("warp refine, sub-pixel candidate, moved (%.1f, %.1f): %d values away from the "
+           "borders, mean |ab − X(t-1) at the source| %.3f with it (worst %.3f), %.3f with whole "
+           "pixels only; unmoved, worst |ab − X(t-1)| %.2g\n", DY, DX, checked, e_sub / checked,
+           w_sub, e_whole / checked, e_still);
+    assert_true(checked > 500);
+    /* it shares the cheapest whole pixel's weight (their costs are equal) */
+    assert_true(e_sub < 0.8 * e_whole && w_sub < 2.0);
+    assert_true(e_still < 1e-3);
+    assert_memory_equal(reset, plain, 2 * P * sizeof(float));
+    for (int b = 1; b < NBE; b++)
+        if (memcmp(outs[0], outs[b], 2 * P * sizeof(float)))
+            fail_msg("warp refine, sub-pixel: %d threads and 1 thread differ", g_threads[b]);
+    for (int b = 0; b < NBE; b++)
+        free(outs[b]);
+    free(ry);
+    free(g);
+    free(ab);
+    free(pl);
+    free(cl);
+    free(pab);
+    free(none);
+    free(pos);
+    free(whole);
+    free(still);
+    free(plain);
+    free(reset);
+}
+
 /* ============================== grey → L, RGB ↔ Lab ======================================== */
 
 static void grey_to_l_matches_reference(void **state)
@@ -1910,6 +2021,7 @@ int main(void)
         cmocka_unit_test(warp_refine_recovers_a_shift),
         cmocka_unit_test(warp_refine_is_continuous),
         cmocka_unit_test(warp_refine_temporal),
+        cmocka_unit_test(warp_refine_subpixel),
         cmocka_unit_test(grey_to_l_matches_reference),
         cmocka_unit_test(rgb_to_lab_known_values_and_reference),
         cmocka_unit_test(lab_to_rgb_round_trip_and_reference),

@@ -7,6 +7,7 @@ torchvision ResNet-50 trunk equivalence (through convert_resnet.py), safetensors
 validation, Lab round trip, state_dict names against docs/NETWORK.md, architecture validation,
 weights-file round trip, post-processing invariants; prints the parameter counts."""
 import json
+import math
 import os
 import re
 import struct
@@ -369,6 +370,96 @@ def test_refine_is_continuous():
     assert float((at - up).abs().max()) > 1, "the two centres should differ somewhere"
 
 
+def test_refine_subpixel():
+    """The sub-pixel temporal candidate (NETWORK.md, "A", refine, sub-pixel): at pixels, the
+    cheapest displacement, one regularised Lucas–Kanade step from its source and X̂(t−1)'s warp
+    sampled bilinearly there, at that displacement's cost (against a direct computation); where
+    the frame is X̂(t−1)'s lightness moved by (0.4, −0.3) pixels and its a, b are linear, the
+    step finds the move and the refined warp is nearer X̂(t−1)'s a, b at the true source with
+    the candidate than without; unmoved, the candidate is X̂(t−1)'s own a, b; and the arch
+    accepts subpixel only as a boolean, true only with the temporal candidates."""
+    from vaefarm_ref.model import (temporal_subpixel, temporal_candidates, refine_warp,
+                                   cell_positions, SUBPIXEL_LAMBDA)
+    f64 = torch.float64
+    g = torch.Generator().manual_seed(23)
+    H, W, R, p = 16, 20, 2, 5
+    cur = torch.rand(1, 1, H, W, generator=g, dtype=f64) * 100 - 50
+    prev = torch.rand(1, 1, H, W, generator=g, dtype=f64) * 100 - 50
+    pab = torch.rand(1, 2, H, W, generator=g, dtype=f64) * 100 - 50
+    cost, _ = temporal_candidates(cur, prev, pab, R, p)
+    sc, sab = temporal_subpixel(cost, cur, prev, pab, R, p)
+    assert sc.shape == (1, 1, H * W) and sab.shape == (1, 2, 1, H * W)
+    D = 2 * R + 1
+    cl = lambda v, n: min(max(v, 0), n - 1)  # noqa: E731
+    P = lambda y, x: float(prev[0, 0, cl(y, H), cl(x, W)])  # noqa: E731
+    for (y, x) in ((0, 0), (7, 9), (H - 1, 3), (2, W - 1), (10, 10)):
+        c = [float(v) for v in cost[0, :, y * W + x]]
+        k = min(range(D * D), key=lambda i: (c[i], i))
+        sy, sx = cl(y + k // D - R, H), cl(x + k % D - R, W)
+        G = [[0.0, 0.0], [0.0, 0.0]]
+        bb = [0.0, 0.0]
+        for u in range(-2, 3):
+            for v in range(-2, 3):
+                qy, qx = cl(sy + u, H), cl(sx + v, W)
+                gr = (0.5 * (P(qy + 1, qx) - P(qy - 1, qx)), 0.5 * (P(qy, qx + 1) - P(qy, qx - 1)))
+                e = float(cur[0, 0, cl(y + u, H), cl(x + v, W)]) - P(qy, qx)
+                for i in range(2):
+                    bb[i] += gr[i] * e
+                    for j in range(2):
+                        G[i][j] += gr[i] * gr[j]
+        lam = SUBPIXEL_LAMBDA * 0.5 * (G[0][0] + G[1][1])
+        det = (G[0][0] + lam) * (G[1][1] + lam) - G[0][1] ** 2
+        oy = min(max(((G[1][1] + lam) * bb[0] - G[0][1] * bb[1]) / det, -0.5), 0.5)
+        ox = min(max(((G[0][0] + lam) * bb[1] - G[0][1] * bb[0]) / det, -0.5), 0.5)
+        fyy, fxx = min(max(sy + oy, 0.0), H - 1.0), min(max(sx + ox, 0.0), W - 1.0)
+        y0, x0 = min(int(math.floor(fyy)), H - 2), min(int(math.floor(fxx)), W - 2)
+        fy, fx = fyy - y0, fxx - x0
+        want = ((1 - fy) * ((1 - fx) * pab[0, :, y0, x0] + fx * pab[0, :, y0, x0 + 1])
+                + fy * ((1 - fx) * pab[0, :, y0 + 1, x0] + fx * pab[0, :, y0 + 1, x0 + 1]))
+        assert abs(float(sc[0, 0, y * W + x]) - c[k]) < 1e-15
+        assert float((sab[0, :, 0, y * W + x] - want).abs().max()) < 1e-9, (y, x)
+    # X̂(t−1) moved by a fraction of a pixel (an analytic field), a, b linear in the position
+    H, W, DY, DX = 32, 48, 0.4, -0.3
+    yy = torch.arange(H, dtype=f64).view(1, 1, H, 1).expand(1, 1, H, W)
+    xx = torch.arange(W, dtype=f64).view(1, 1, 1, W).expand(1, 1, H, W)
+    field = lambda y, x: 20 * torch.sin(0.7 * y + 0.3 * x) + 15 * torch.cos(0.4 * x - 0.5 * y)  # noqa: E731
+    lin = lambda y, x: torch.cat([2 * y - x + 5, -y + 3 * x - 40], 1)  # noqa: E731
+    prev, cur, pab = field(yy, xx), field(yy + DY, xx + DX), lin(yy, xx)
+    ry, grey = torch.rand(1, 1, H, W, generator=g, dtype=f64), torch.rand(1, 1, H, W, generator=g, dtype=f64)
+    ab = torch.rand(1, 2, H, W, generator=g, dtype=f64) * 100 - 50
+    pos = cell_positions(1, H // 4, W // 4, ry)
+    tc, ta = temporal_candidates(cur, prev, pab, 2, 5)
+    sc, sab = temporal_subpixel(tc, cur, prev, pab, 2, 5)
+    m = 2 + 2 + 2
+    inner = lambda t: t.reshape(1, 2, H, W)[:, :, m:H - m, m:W - m]  # noqa: E731
+    want = lin(yy + DY, xx + DX)[:, :, m:H - m, m:W - m]
+    e_cand = float((inner(sab) - want).abs().mean())
+    whole = refine_warp(grey, ry, ab, pos, 4, 5, 0.005, (tc * 4, ta))
+    sub = refine_warp(grey, ry, ab, pos, 4, 5, 0.005, (torch.cat([tc, sc], 1) * 4, torch.cat([ta, sab], 2)))
+    e_whole = float((inner(whole) - want).abs().mean())
+    e_sub = float((inner(sub) - want).abs().mean())
+    assert e_cand < 0.1 and e_sub < 0.8 * e_whole, (e_cand, e_sub, e_whole)
+    tc, _ = temporal_candidates(prev, prev, pab, 2, 5)
+    _, sab = temporal_subpixel(tc, prev, prev, pab, 2, 5)
+    assert torch.equal(sab.reshape(1, 2, H, W), pab)
+    # the arch
+    for sp, ok in ((True, True), (False, True), (0.2, False), ("true", False), (1, False)):
+        a = json.loads(json.dumps(TINY))
+        a["A"]["refine"]["subpixel"] = sp
+        try:
+            parse_arch(a)
+            assert ok, "A.refine.subpixel %r accepted" % (sp,)
+        except ArchError:
+            assert not ok, "A.refine.subpixel %r refused" % (sp,)
+    a = json.loads(json.dumps(TINY))
+    a["A"]["refine"] = {"radius": 4, "patch": 5, "h": 0.005, "subpixel": True}
+    try:
+        parse_arch(a)
+        raise AssertionError("A.refine.subpixel accepted without temporal candidates")
+    except ArchError as e:
+        assert "temporal" in str(e)
+
+
 def test_refine_temporal():
     """The refinement's temporal candidates (NETWORK.md, "A", refine, temporal): their costs are
     the direct per-pixel definition (borders clamped); where the frame's lightness is X̂(t−1)'s
@@ -450,6 +541,7 @@ def test_refine_temporal():
             pass
     a = json.loads(json.dumps(TINY))
     a["A"]["refine"]["temporal"] = 0
+    a["A"]["refine"].pop("subpixel")    # which needs them (test_refine_subpixel)
     assert "temporal" not in parse_arch(a)["A"]["refine"]
 
 
@@ -564,7 +656,7 @@ def test_passthrough():
 def main():
     tests = [test_safetensors_roundtrip, test_lab, test_arch_validation, test_names,
              test_refine_per_cell_equals_direct, test_refine_recovers_shifts,
-             test_refine_is_continuous, test_refine_temporal,
+             test_refine_is_continuous, test_refine_temporal, test_refine_subpixel,
              test_weights_and_inference, test_passthrough, test_resnet50_trunk]
     torch.set_num_threads(2)
     failed = 0

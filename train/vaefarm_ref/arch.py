@@ -12,7 +12,8 @@ TINY = {
     "format": FORMAT, "name": "tiny",
     "F": {"stem": 16, "widths": [16, 32, 64, 128], "blocks": [2, 2, 2, 2]},
     "A": {"adapter": 16, "res_blocks": 3, "tau": 0.005,
-          "refine": {"radius": 4, "patch": 5, "h": 0.005, "temporal": 2, "temporal_h": 0.0025}},
+          "refine": {"radius": 4, "patch": 5, "h": 0.005, "temporal": 2, "temporal_h": 0.0025,
+                     "subpixel": True}},
     "C": {"widths": [16, 32, 64, 128], "enc_convs": [1, 1, 2, 2], "mid": [[2, 2], [1]],
           "latent": 128, "dec_widths": [64, 32, 32], "dec_convs": [1, 1, 1], "residual": True},
     "inference_size": [144, 256],
@@ -72,10 +73,11 @@ REFINE_MAX_TEMPORAL = 3
 
 def _refine(r):
     """A.refine (NETWORK.md, "A"): the local refinement of the warp at the network's size."""
-    if (not isinstance(r, dict) or set(r) - {"temporal", "temporal_h"} != {"radius", "patch", "h"}
+    if (not isinstance(r, dict)
+            or set(r) - {"temporal", "temporal_h", "subpixel"} != {"radius", "patch", "h"}
             or ("temporal" in r) != ("temporal_h" in r)):
         raise ArchError("A.refine: expected an object with keys radius, patch, h and optionally "
-                        "both temporal and temporal_h; got %r" % (r,))
+                        "both temporal and temporal_h, and subpixel; got %r" % (r,))
     radius = _posint(r["radius"], "A.refine.radius")
     patch = _posint(r["patch"], "A.refine.patch")
     if radius > REFINE_MAX_RADIUS:
@@ -90,6 +92,14 @@ def _refine(r):
         th = _width(r["temporal_h"], "A.refine.temporal_h")
         if t:
             out.update(temporal=t, temporal_h=th)
+    if "subpixel" in r:     # the sub-pixel temporal candidate: true or false (absent: false)
+        if not isinstance(r["subpixel"], bool):
+            raise ArchError("A.refine.subpixel: true or false, got %r" % (r["subpixel"],))
+        if r["subpixel"] and "temporal" not in out:
+            raise ArchError("A.refine.subpixel: needs the temporal candidates (A.refine.temporal "
+                            "> 0), whose costs it reads")
+        if r["subpixel"]:
+            out["subpixel"] = True
     return out
 
 

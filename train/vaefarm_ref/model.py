@@ -240,6 +240,69 @@ def temporal_candidates(cur, prev, prev_ab, radius, patch):
     return torch.stack(costs, 1), torch.stack(cab, 2)
 
 
+# The sub-pixel step's regularisation, relative to the mean of the patch's two gradient energies
+SUBPIXEL_LAMBDA = 0.01
+
+
+def bilinear_at(img, yy, xx):
+    """img N×C×H×W sampled bilinearly at (yy, xx) (N×P, pixels), each clamped to the image first
+    -> N×C×P."""
+    n, c, H, W = img.shape
+    yy, xx = yy.clamp(0, H - 1), xx.clamp(0, W - 1)
+    y0, x0 = torch.floor(yy).clamp(max=H - 2), torch.floor(xx).clamp(max=W - 2)
+    fy, fx = (yy - y0)[:, None], (xx - x0)[:, None]
+    y0, x0 = y0.long(), x0.long()
+    f = img.reshape(n, c, H * W)
+
+    def g(a, b):
+        return f.gather(2, (a * W + b)[:, None].expand(n, c, a.shape[1]))
+    return ((1 - fy) * ((1 - fx) * g(y0, x0) + fx * g(y0, x0 + 1))
+            + fy * ((1 - fx) * g(y0 + 1, x0) + fx * g(y0 + 1, x0 + 1)))
+
+
+def temporal_subpixel(cost, cur, prev, prev_ab, radius, patch):
+    """The refinement's sub-pixel temporal candidate (NETWORK.md, "A", refine, sub-pixel): from
+    temporal_candidates()' costs (N×K×HW, K = (2·radius + 1)², rows outer), at each pixel (y, x)
+    the cheapest displacement d* (the first on ties), its source s = clamp((y, x) + d*), and one
+    Lucas–Kanade step from there: with g = frame t−1's lightness gradient (central differences,
+    coordinates clamped) at the patch's positions around s (clamped) and e = cur − prev there,
+    o = (G + λI)⁻¹ Σ g·e, G = Σ g gᵀ, λ = SUBPIXEL_LAMBDA · (G_yy + G_xx) / 2 (o = 0 where G is
+    0), each component clamped to [−½, ½]. The candidate is X̂(t−1)'s warp prev_ab (N×2×H×W)
+    sampled bilinearly at s + o (clamped to the image), at d*'s cost. cur, prev: N×1×H×W, the
+    lightness of temporal_candidates(). -> (cost N×1×HW, a, b N×2×1×HW)."""
+    n, _, P = cost.shape
+    H, W = prev.shape[2:]
+    D, r = 2 * radius + 1, patch // 2
+    best = cost.argmin(dim=1)
+    pix = torch.arange(P, device=cost.device)
+    py, px = pix // W, pix % W
+    sy = (py + best // D - radius).clamp(0, H - 1)
+    sx = (px + best % D - radius).clamp(0, W - 1)
+    ys, xs = torch.arange(H, device=cost.device), torch.arange(W, device=cost.device)
+    up, dn = (ys + 1).clamp(max=H - 1), (ys - 1).clamp(min=0)
+    rt, lf = (xs + 1).clamp(max=W - 1), (xs - 1).clamp(min=0)
+    gy = (0.5 * (prev[:, :, up] - prev[:, :, dn])).reshape(n, P)
+    gx = (0.5 * (prev[:, :, :, rt] - prev[:, :, :, lf])).reshape(n, P)
+    pf, cf = prev.reshape(n, P), cur.reshape(n, P)
+    Gyy = Gxy = Gxx = by = bx = torch.zeros(n, P, dtype=cost.dtype, device=cost.device)
+    for u in range(-r, r + 1):
+        qy, cy = (sy + u).clamp(0, H - 1), (py + u).clamp(0, H - 1)
+        for v in range(-r, r + 1):
+            q = qy * W + (sx + v).clamp(0, W - 1)
+            e = cf[:, cy * W + (px + v).clamp(0, W - 1)] - pf.gather(1, q)
+            a, b = gy.gather(1, q), gx.gather(1, q)
+            Gyy, Gxy, Gxx = Gyy + a * a, Gxy + a * b, Gxx + b * b
+            by, bx = by + a * e, bx + b * e
+    lam = SUBPIXEL_LAMBDA * 0.5 * (Gyy + Gxx)
+    det = (Gyy + lam) * (Gxx + lam) - Gxy * Gxy
+    ok = det > 0
+    safe = torch.where(ok, det, torch.ones_like(det))
+    oy = torch.where(ok, ((Gxx + lam) * by - Gxy * bx) / safe, torch.zeros_like(det)).clamp(-0.5, 0.5)
+    ox = torch.where(ok, ((Gyy + lam) * bx - Gxy * by) / safe, torch.zeros_like(det)).clamp(-0.5, 0.5)
+    c0 = cost.gather(1, best[:, None])
+    return c0, bilinear_at(prev_ab, sy.to(cost.dtype) + oy, sx.to(cost.dtype) + ox)[:, :, None]
+
+
 def refine_warp(grey, ref_y, ref_ab, pos4, radius, patch, h, temporal=None):
     """The local refinement of the warp (NETWORK.md, "A", refine), at the network's size.
     grey, ref_y: N×1×H×W (the frame's Y′ and the reference's, from its R′G′B′ with the film's
@@ -517,6 +580,11 @@ class Net(nn.Module):
             with torch.no_grad():
                 temporal = temporal_candidates(labmod.grey_to_L(grey) - 50.0, prev[:, 0:1],
                                                prev[:, 1:3], ref["temporal"], ref["patch"])
+                if ref.get("subpixel"):
+                    sc, sab = temporal_subpixel(temporal[0], labmod.grey_to_L(grey) - 50.0,
+                                                prev[:, 0:1], prev[:, 1:3], ref["temporal"],
+                                                ref["patch"])
+                    temporal = (torch.cat([temporal[0], sc], 1), torch.cat([temporal[1], sab], 2))
             # in the reference candidates' units: cost / h_t² = (cost · (h / h_t)²) / h²
             temporal = (temporal[0] * (ref["h"] / ref["temporal_h"]) ** 2, temporal[1])
         warp = refine_warp(grey, ref_y, ref_ab, pos4, ref["radius"], ref["patch"], ref["h"],
