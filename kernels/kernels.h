@@ -258,7 +258,7 @@ int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int nc
  * the sub-pixel temporal candidate: elem.h vf_refine_subpixel. */
 #define VF_REFINE_MAX_RADIUS 7
 #define VF_REFINE_MAX_PATCH 9
-#define VF_REFINE_MAX_TEMPORAL 3
+#define VF_REFINE_MAX_TEMPORAL 5
 #define VF_REFINE_NO_PREV 1.0e6f
 struct vf_refine_temporal_args {
     const struct vf_tensor *l, *prev_l, *prev_ab;

@@ -1296,7 +1296,8 @@ static void warp_refine_temporal(void **state)
 {
     (void)state;
     refine_temporal_case(2, 1, -2);
-    /* the bundled model's radius; a move only it reaches */
+    refine_temporal_case(3, -3, 2);
+    /* the most the kernels take (the bundled model's, since session 15); a move only it reaches */
     refine_temporal_case(VF_REFINE_MAX_TEMPORAL, -VF_REFINE_MAX_TEMPORAL, VF_REFINE_MAX_TEMPORAL);
 }
 

@@ -528,7 +528,7 @@ def test_refine_temporal():
         except ValueError:
             pass
     for mutate in (lambda r: r.update(temporal=2), lambda r: r.update(temporal_h=0.01),
-                   lambda r: r.update(temporal=4, temporal_h=0.01),
+                   lambda r: r.update(temporal=6, temporal_h=0.01),
                    lambda r: r.update(temporal=2, temporal_h=0),
                    lambda r: r.update(temporal=-1, temporal_h=0.01)):
         a = json.loads(json.dumps(TINY))

@@ -68,7 +68,7 @@ def _obj(d, key, where):
 
 REFINE_MAX_RADIUS = 7
 REFINE_MAX_PATCH = 9
-REFINE_MAX_TEMPORAL = 3
+REFINE_MAX_TEMPORAL = 5
 
 
 def _refine(r):
