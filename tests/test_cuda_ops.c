@@ -634,7 +634,7 @@ static int run_refine(const struct op_case *k, int s, struct vf_error *err)
                                                .prev_l = k->x5 ? T(k->x6, s) : NULL,
                                                .prev_ab = k->x5 ? T(k->x7, s) : NULL,
                                                .radius = k->tradius, .h = k->tau,
-                                               .subpixel = k->tradius >= 2};
+                                               .subpixel = k->tradius != 4};
     return vf_op_warp_refine(T(k->src, s), T(k->src2, s), T(k->x3, s), T(k->x4, s), k->radius,
                              k->mode, k->eps, k->x5 ? &tp : NULL, T(k->dst, s), err);
 }
@@ -644,7 +644,7 @@ static int run_refine(const struct op_case *k, int s, struct vf_error *err)
  * last-bit differences into weight differences of ~1e-4. Without and with temporal candidates
  * (radius 1 to 3; X̂(t−1)'s L near the frame's, so they compete; and the zero state's
  * VF_REFINE_NO_PREV, where they must weigh nothing on the GPU too), with the sub-pixel
- * candidate at radius 2 and 3 (run_refine). */
+ * candidate at every radius but 4 (run_refine). */
 static void warp_refine_matches_cpu(void **state)
 {
     (void)state;
@@ -677,7 +677,7 @@ static void warp_refine_matches_cpu(void **state)
                                         .nin = 8, .out = {&out}, .nout = 1};
                     snprintf(k.name, sizeof k.name, "warp refine %dx%d radius %d patch %d h %g "
                              "temporal %d%s", H, W, rp[ri][0], rp[ri][1], (double)hs[hi], tr,
-                             tr >= 2 ? " sub-pixel" : "");
+                             tr && tr != 4 ? " sub-pixel" : "");
                     run_case(&k);
                     pair_free(&g);
                     pair_free(&ry);
