@@ -1301,6 +1301,84 @@ static void warp_refine_temporal(void **state)
     refine_temporal_case(VF_REFINE_MAX_TEMPORAL, -VF_REFINE_MAX_TEMPORAL, VF_REFINE_MAX_TEMPORAL);
 }
 
+/* vf_refine_subpixel (kernels/elem.h) against the same definition in double precision
+ * (docs/NETWORK.md, "A", refine, sub-pixel; model.py temporal_subpixel, which
+ * train/test_reference.py checks the same way): random lightness, random costs with their
+ * minimum planted at every displacement in turn, pixels inside, at the borders and at the
+ * corners; a tie (equal costs: the first, rows outer) and a flat frame t−1 (no gradient: o = 0). */
+static void subpixel_matches_double(void **state)
+{
+    (void)state;
+    enum { H = 12, W = 16, TR = 2, T = 2 * TR + 1 };
+    float cl[H * W], pl[H * W], pab[H * W * 2], flat[H * W], tcost[T * T];
+    tu_lcg_seed(29);
+    for (int i = 0; i < H * W; i++) {
+        cl[i] = (float)rnd(-50.0, 50.0);
+        pl[i] = (float)rnd(-50.0, 50.0);
+        flat[i] = 7.0f;
+        pab[2 * i] = (float)rnd(-80.0, 80.0);
+        pab[2 * i + 1] = (float)rnd(-80.0, 80.0);
+    }
+    const int px[][2] = {{5, 7}, {0, 0}, {H - 1, W - 1}, {0, 9}, {6, W - 1}, {2, 1}};
+    double worst = 0;
+    int cases = 0;
+    for (int c = 0; c < 6; c++)
+        for (int best = 0; best <= T * T; best++) {   /* T·T: every cost equal (a tie) */
+            const int y = px[c][0], x = px[c][1];
+            for (int k = 0; k < T * T; k++)
+                tcost[k] = best == T * T ? 1.0f : (float)rnd(1.0, 2.0);
+            if (best < T * T)
+                tcost[best] = 0.5f;
+            const float *prev = best % 7 == 3 ? flat : pl;
+            float sc, sa, sb;
+            vf_refine_subpixel(tcost, cl, prev, pab, H, W, y, x, TR, 5, &sc, &sa, &sb);
+            /* the definition, in double */
+            const int kb = best == T * T ? 0 : best;
+            const int sy = vf_imin(vf_imax(y + kb / T - TR, 0), H - 1);
+            const int sx = vf_imin(vf_imax(x + kb % T - TR, 0), W - 1);
+            double g[2][2] = {{0, 0}, {0, 0}}, bv[2] = {0, 0};
+#define CL(a, n) ((a) < 0 ? 0 : (a) > (n) - 1 ? (n) - 1 : (a))
+            for (int u = -2; u <= 2; u++)
+                for (int v = -2; v <= 2; v++) {
+                    const int qy = CL(sy + u, H), qx = CL(sx + v, W);
+                    const double gr[2] = {0.5 * ((double)prev[CL(qy + 1, H) * W + qx] -
+                                                 prev[CL(qy - 1, H) * W + qx]),
+                                          0.5 * ((double)prev[qy * W + CL(qx + 1, W)] -
+                                                 prev[qy * W + CL(qx - 1, W)])};
+                    const double e = (double)cl[CL(y + u, H) * W + CL(x + v, W)] - prev[qy * W + qx];
+                    for (int i = 0; i < 2; i++) {
+                        bv[i] += gr[i] * e;
+                        for (int j = 0; j < 2; j++)
+                            g[i][j] += gr[i] * gr[j];
+                    }
+                }
+            const double lam = 0.01 * 0.5 * (g[0][0] + g[1][1]);
+            const double det = (g[0][0] + lam) * (g[1][1] + lam) - g[0][1] * g[0][1];
+            double oy = 0, ox = 0;
+            if (det > 0) {
+                oy = fmin(fmax(((g[1][1] + lam) * bv[0] - g[0][1] * bv[1]) / det, -0.5), 0.5);
+                ox = fmin(fmax(((g[0][0] + lam) * bv[1] - g[0][1] * bv[0]) / det, -0.5), 0.5);
+            }
+            if (prev == flat)
+                assert_true(oy == 0.0 && ox == 0.0);
+            const double fyy = fmin(fmax(sy + oy, 0.0), H - 1.0), fxx = fmin(fmax(sx + ox, 0.0), W - 1.0);
+            const int y0 = vf_imin((int)floor(fyy), H - 2), x0 = vf_imin((int)floor(fxx), W - 2);
+            const double fy = fyy - y0, fx = fxx - x0;
+            for (int ch = 0; ch < 2; ch++) {
+                const double want = (1 - fy) * ((1 - fx) * pab[(y0 * W + x0) * 2 + ch] +
+                                                fx * pab[(y0 * W + x0 + 1) * 2 + ch]) +
+                                    fy * ((1 - fx) * pab[((y0 + 1) * W + x0) * 2 + ch] +
+                                          fx * pab[((y0 + 1) * W + x0 + 1) * 2 + ch]);
+                worst = fmax(worst, fabs((ch ? sb : sa) - want));
+            }
+#undef CL
+            assert_true(sc == tcost[kb]);
+            cases++;
+        }
+    printf("sub-pixel candidate: %d cases, worst |ab − double| %.2g\n", cases, worst);
+    assert_true(worst < 1e-3);
+}
+
 /* A smooth, textured lightness field and linear a, b (bilinear sampling reproduces them
  * exactly) for the sub-pixel case. */
 static double sp_l(double y, double x)
@@ -2022,6 +2100,7 @@ int main(void)
         cmocka_unit_test(warp_refine_recovers_a_shift),
         cmocka_unit_test(warp_refine_is_continuous),
         cmocka_unit_test(warp_refine_temporal),
+        cmocka_unit_test(subpixel_matches_double),
         cmocka_unit_test(warp_refine_subpixel),
         cmocka_unit_test(grey_to_l_matches_reference),
         cmocka_unit_test(rgb_to_lab_known_values_and_reference),
