@@ -1198,6 +1198,54 @@ static void warp_refine_recovers_a_shift(void **state)
     free(pos);
 }
 
+/* The host arrays of a temporal refinement case (refine_temporal_case, warp_refine_subpixel), a
+ * 32×48 frame: the grey, the reference's luma and its a, b random, whole-cell positions random;
+ * frame t's L (cl), frame t−1's L and a, b (pl, pab) for the case to fill; the zero state's
+ * lightness (none); and per backend the output (outs). */
+enum { TC_H = 32, TC_W = 48, TC_P = TC_H * TC_W };
+struct tcase {
+    float *ry, *g, *ab, *cl, *pl, *pab, *none, *pos, *outs[NBE];
+};
+
+static float *falloc(size_t n)
+{
+    float *p = calloc(n, sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+static void tcase_init(struct tcase *c, uint64_t seed)
+{
+    const size_t n4 = (size_t)(TC_H / 4) * (TC_W / 4);
+    c->ry = falloc(TC_P), c->g = falloc(TC_P), c->ab = falloc(2 * TC_P), c->cl = falloc(TC_P);
+    c->pl = falloc(TC_P), c->pab = falloc(2 * TC_P), c->none = falloc(TC_P), c->pos = falloc(2 * n4);
+    for (int b = 0; b < NBE; b++)
+        c->outs[b] = falloc(2 * TC_P);
+    tu_lcg_seed(seed);
+    for (size_t i = 0; i < TC_P; i++) {
+        c->ry[i] = (float)urand();
+        c->g[i] = (float)urand();
+        c->ab[i] = (float)rnd(-50.0, 50.0);
+        c->ab[TC_P + i] = (float)rnd(-50.0, 50.0);
+        c->none[i] = VF_REFINE_NO_PREV;
+    }
+    for (size_t i = 0; i < 2 * n4; i++)
+        c->pos[i] = (float)(int)rnd(0.0, 28.0);
+}
+
+/* Every backend's output must equal 1 thread's bit for bit; then everything is freed. */
+static void tcase_same_bits_and_free(struct tcase *c, const char *what)
+{
+    for (int b = 1; b < NBE; b++)
+        if (memcmp(c->outs[0], c->outs[b], 2 * TC_P * sizeof(float)))
+            fail_msg("warp refine, %s: %d threads and 1 thread differ", what, g_threads[b]);
+    float *all[] = {c->ry, c->g, c->ab, c->cl, c->pl, c->pab, c->none, c->pos};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        free(all[i]);
+    for (int b = 0; b < NBE; b++)
+        free(c->outs[b]);
+}
+
 /* The temporal candidates (docs/NETWORK.md, "A", refine, temporal) at radius TR. The frame's
  * lightness is X̂(t−1)'s moved by (DY, DX) pixels and its grey has nothing to do with the
  * reference's luma: away from the borders the refinement must carry X̂(t−1)'s a, b from where
@@ -1206,45 +1254,33 @@ static void warp_refine_recovers_a_shift(void **state)
  * the same bits; a temporal radius over the limit and a prev_ab of another size are refused. */
 static void refine_temporal_case(const int TR, const int DY, const int DX)
 {
-    const int H = 32, W = 48, h4 = H / 4, w4 = W / 4;
-    const size_t P = (size_t)H * W, n4 = (size_t)h4 * w4;
-    float *ry = malloc(P * sizeof *ry), *g = malloc(P * sizeof *g), *ab = malloc(2 * P * sizeof *ab);
-    float *pl = malloc(P * sizeof *pl), *cl = malloc(P * sizeof *cl), *pab = malloc(2 * P * sizeof *pab);
-    float *none = malloc(P * sizeof *none), *pos = malloc(2 * n4 * sizeof *pos);
-    float *outs[NBE], *plain = malloc(2 * P * sizeof *plain), *reset = malloc(2 * P * sizeof *reset);
-    assert_true(ry && g && ab && pl && cl && pab && none && pos && plain && reset);
-    tu_lcg_seed(13);
+    const int H = TC_H, W = TC_W;
+    const size_t P = TC_P;
+    struct tcase c;
+    tcase_init(&c, 13);
+    float *plain = falloc(2 * P), *reset = falloc(2 * P);
     for (size_t i = 0; i < P; i++) {
-        ry[i] = (float)urand();
-        g[i] = (float)urand();
-        ab[i] = (float)rnd(-50.0, 50.0);
-        ab[P + i] = (float)rnd(-50.0, 50.0);
-        pl[i] = (float)rnd(0.0, 100.0);
-        pab[i] = (float)rnd(-50.0, 50.0);
-        pab[P + i] = (float)rnd(-50.0, 50.0);
-        none[i] = VF_REFINE_NO_PREV;
+        c.pl[i] = (float)rnd(0.0, 100.0);
+        c.pab[i] = (float)rnd(-50.0, 50.0);
+        c.pab[P + i] = (float)rnd(-50.0, 50.0);
     }
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             const int sy = vf_imin(vf_imax(y + DY, 0), H - 1), sx = vf_imin(vf_imax(x + DX, 0), W - 1);
-            cl[y * W + x] = pl[sy * W + sx];
+            c.cl[y * W + x] = c.pl[sy * W + sx];
         }
-    for (size_t i = 0; i < 2 * n4; i++)
-        pos[i] = (float)(int)rnd(0.0, 28.0);
     for (int b = 0; b < NBE; b++) {
         struct vf_error err = {0};
         struct refine_fx f;
         struct vf_tensor bad;
-        refine_fx_init(&f, g_be[b], H, W, g, ry, ab, pos, cl, pl, pab);
+        refine_fx_init(&f, g_be[b], H, W, c.g, c.ry, c.ab, c.pos, c.cl, c.pl, c.pab);
         ok(vf_tensor_alloc(&bad, g_be[b], VF_F32, 1, 2, H, W + 4, &err), &err);
         f.ta.radius = TR;
         f.ta.h = 0.0025f;
-        outs[b] = malloc(2 * P * sizeof(float));
-        assert_non_null(outs[b]);
-        refine_fx_run(&f, 4, 5, &f.ta, outs[b]);
+        refine_fx_run(&f, 4, 5, &f.ta, c.outs[b]);
         if (b == 0) {
             refine_fx_run(&f, 4, 5, NULL, plain);
-            ok(vf_tensor_upload(&f.prev_l, none, &err), &err);
+            ok(vf_tensor_upload(&f.prev_l, c.none, &err), &err);
             refine_fx_run(&f, 4, 5, &f.ta, reset);
         }
         f.ta.radius = VF_REFINE_MAX_TEMPORAL + 1;
@@ -1266,8 +1302,8 @@ static void refine_temporal_case(const int TR, const int DY, const int DX)
         for (int x = m; x < W - m; x++)
             for (int ch = 0; ch < 2; ch++) {
                 const size_t i = ch * P + (size_t)y * W + x;
-                worst = fmax(worst, fabs((double)outs[0][i] - pab[ch * P + (size_t)(y + DY) * W + (x + DX)]));
-                moved = fmax(moved, fabs((double)outs[0][i] - plain[i]));
+                worst = fmax(worst, fabs((double)c.outs[0][i] - c.pab[ch * P + (size_t)(y + DY) * W + (x + DX)]));
+                moved = fmax(moved, fabs((double)c.outs[0][i] - plain[i]));
                 checked++;
             }
     printf("warp refine, temporal radius %d, moved (%d, %d): %d values away from the borders, "
@@ -1275,19 +1311,7 @@ static void refine_temporal_case(const int TR, const int DY, const int DX)
            checked, worst, moved);
     assert_true(checked > 500 && worst < 1e-3 && moved > 10);
     assert_memory_equal(reset, plain, 2 * P * sizeof(float));
-    for (int b = 1; b < NBE; b++)
-        if (memcmp(outs[0], outs[b], 2 * P * sizeof(float)))
-            fail_msg("warp refine, temporal: %d threads and 1 thread differ", g_threads[b]);
-    for (int b = 0; b < NBE; b++)
-        free(outs[b]);
-    free(ry);
-    free(g);
-    free(ab);
-    free(pl);
-    free(cl);
-    free(pab);
-    free(none);
-    free(pos);
+    tcase_same_bits_and_free(&c, "temporal");
     free(plain);
     free(reset);
 }
@@ -1401,49 +1425,36 @@ static double sp_ab(int ch, double y, double x)
 static void warp_refine_subpixel(void **state)
 {
     (void)state;
-    const int H = 32, W = 48, h4 = H / 4, w4 = W / 4, TR = 2;
+    const int H = TC_H, W = TC_W, TR = 2;
     const double DY = 0.4, DX = -0.3;
-    const size_t P = (size_t)H * W, n4 = (size_t)h4 * w4;
-    float *ry = malloc(P * sizeof *ry), *g = malloc(P * sizeof *g), *ab = malloc(2 * P * sizeof *ab);
-    float *pl = malloc(P * sizeof *pl), *cl = malloc(P * sizeof *cl), *pab = malloc(2 * P * sizeof *pab);
-    float *none = malloc(P * sizeof *none), *pos = malloc(2 * n4 * sizeof *pos);
-    float *outs[NBE], *whole = malloc(2 * P * sizeof *whole), *still = malloc(2 * P * sizeof *still);
-    float *plain = malloc(2 * P * sizeof *plain), *reset = malloc(2 * P * sizeof *reset);
-    assert_true(ry && g && ab && pl && cl && pab && none && pos && whole && still && plain && reset);
-    tu_lcg_seed(17);
+    const size_t P = TC_P;
+    struct tcase c;
+    tcase_init(&c, 17);
+    float *whole = falloc(2 * P), *still = falloc(2 * P), *plain = falloc(2 * P), *reset = falloc(2 * P);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
             const size_t i = (size_t)y * W + x;
-            ry[i] = (float)urand();
-            g[i] = (float)urand();
-            ab[i] = (float)rnd(-50.0, 50.0);
-            ab[P + i] = (float)rnd(-50.0, 50.0);
-            pl[i] = (float)sp_l(y, x);
-            cl[i] = (float)sp_l(y + DY, x + DX);
-            pab[i] = (float)sp_ab(0, y, x);
-            pab[P + i] = (float)sp_ab(1, y, x);
-            none[i] = VF_REFINE_NO_PREV;
+            c.pl[i] = (float)sp_l(y, x);
+            c.cl[i] = (float)sp_l(y + DY, x + DX);
+            c.pab[i] = (float)sp_ab(0, y, x);
+            c.pab[P + i] = (float)sp_ab(1, y, x);
         }
-    for (size_t i = 0; i < 2 * n4; i++)
-        pos[i] = (float)(int)rnd(0.0, 28.0);
     for (int b = 0; b < NBE; b++) {
         struct vf_error err = {0};
         struct refine_fx f;
-        refine_fx_init(&f, g_be[b], H, W, g, ry, ab, pos, cl, pl, pab);
+        refine_fx_init(&f, g_be[b], H, W, c.g, c.ry, c.ab, c.pos, c.cl, c.pl, c.pab);
         f.ta.radius = TR;
         f.ta.h = 0.0025f;
         f.ta.subpixel = 1;
-        outs[b] = malloc(2 * P * sizeof(float));
-        assert_non_null(outs[b]);
-        refine_fx_run(&f, 4, 5, &f.ta, outs[b]);
+        refine_fx_run(&f, 4, 5, &f.ta, c.outs[b]);
         if (b == 0) {
             f.ta.subpixel = 0;
             refine_fx_run(&f, 4, 5, &f.ta, whole);
             refine_fx_run(&f, 4, 5, NULL, plain);
             f.ta.subpixel = 1;
-            ok(vf_tensor_upload(&f.l, pl, &err), &err);     /* unmoved */
+            ok(vf_tensor_upload(&f.l, c.pl, &err), &err);     /* unmoved */
             refine_fx_run(&f, 4, 5, &f.ta, still);
-            ok(vf_tensor_upload(&f.prev_l, none, &err), &err);
+            ok(vf_tensor_upload(&f.prev_l, c.none, &err), &err);
             refine_fx_run(&f, 4, 5, &f.ta, reset);
         }
         refine_fx_free(&f);
@@ -1456,10 +1467,10 @@ static void warp_refine_subpixel(void **state)
             for (int ch = 0; ch < 2; ch++) {
                 const size_t i = ch * P + (size_t)y * W + x;
                 const double t = sp_ab(ch, y + DY, x + DX);
-                e_sub += fabs(outs[0][i] - t);
+                e_sub += fabs(c.outs[0][i] - t);
                 e_whole += fabs(whole[i] - t);
                 e_still = fmax(e_still, fabs(still[i] - sp_ab(ch, y, x)));
-                w_sub = fmax(w_sub, fabs(outs[0][i] - t));
+                w_sub = fmax(w_sub, fabs(c.outs[0][i] - t));
                 checked++;
             }
     printf("warp refine, sub-pixel candidate, moved (%.1f, %.1f): %d values away from the "
@@ -1471,19 +1482,7 @@ static void warp_refine_subpixel(void **state)
     assert_true(e_sub < 0.8 * e_whole && w_sub < 2.0);
     assert_true(e_still < 1e-3);
     assert_memory_equal(reset, plain, 2 * P * sizeof(float));
-    for (int b = 1; b < NBE; b++)
-        if (memcmp(outs[0], outs[b], 2 * P * sizeof(float)))
-            fail_msg("warp refine, sub-pixel: %d threads and 1 thread differ", g_threads[b]);
-    for (int b = 0; b < NBE; b++)
-        free(outs[b]);
-    free(ry);
-    free(g);
-    free(ab);
-    free(pl);
-    free(cl);
-    free(pab);
-    free(none);
-    free(pos);
+    tcase_same_bits_and_free(&c, "sub-pixel");
     free(whole);
     free(still);
     free(plain);
