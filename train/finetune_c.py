@@ -4,6 +4,7 @@
     finetune_c.py prepare --model M.safetensors --out SEQ --sequences 400 --frames 8
     finetune_c.py train   --model M.safetensors --seqs SEQ --out RUN --max-minutes 60
     finetune_c.py export  --model M.safetensors --from RUN/last.pt --out NEW.safetensors
+    finetune_c.py calibrate --model M.safetensors --seqs SEQ --val 8 --shifts 0,-1,-2 [--out NEW]
 
 F and A are frozen, and A's warp chain does not read C (frame t's temporal candidates read frame
 t−1's warp, not C's output: docs/NETWORK.md), so `prepare` runs F and A once per sequence and
@@ -24,7 +25,10 @@ log gets their mean |ab − truth| and ab PSNR for C (z = μ) and for the warp a
 
 Checkpoints: RUN/last.pt every --ckpt-every steps, at the end, at --max-minutes and on SIGTERM or
 SIGINT (exit 143 / 130); `--resume auto` continues one bit-exactly (batches are a function of
-(seed, step)). Log: RUN/log.jsonl, one object per step (every term unweighted)."""
+(seed, step)). Log: RUN/log.jsonl, one object per step (every term unweighted).
+
+`calibrate` moves the bias of a gated C's gate by each shift, prints the validation of each,
+and with --out writes the model with the shift of the best mean of frames' PSNR over the sets."""
 import argparse
 import json
 import math
@@ -519,6 +523,47 @@ def export(args):
     return 0
 
 
+def calibrate(args):
+    """The validation (validate: the last --val sequences of each set) of the model's C with its
+    gate's bias moved by each shift; with --out, the model with the shift of the best mean of
+    frames' ab PSNR over all the sets (val_c_fpsnr) written there (the rest of the file as it was)."""
+    torch.set_num_threads(args.threads)
+    net = load_model(args.model)
+    if not net.arch["C"].get("gate"):
+        fail("calibrate: %s has no gate on C (arch C.gate): nothing to calibrate" % args.model)
+    try:
+        shifts = [float(x) for x in args.shifts.split(",")]
+    except ValueError:
+        fail("calibrate: --shifts wants numbers separated by commas, e.g. 0,-1,-2; got %r" % args.shifts)
+    sets = [load_seqs(os.path.abspath(r), args.model) for r in args.seqs]
+    datas = [d for _, d in sets]
+    for r, d in zip(args.seqs, datas):
+        if not 0 < args.val <= d["x4"].shape[0]:
+            fail("calibrate: --val %d, but %s has %d sequences" % (args.val, r, d["x4"].shape[0]))
+    vals = [list(range(d["x4"].shape[0] - args.val, d["x4"].shape[0])) for d in datas]
+    C = net.C
+    b0 = float(C.out.bias.data[2])
+    best = None
+    for d in shifts:
+        C.out.bias.data[2] = b0 + d
+        r = validate(C, datas, vals)
+        print("calibrate: gate bias %+.3f (shift %+g): %s" % (b0 + d, d, " ".join(
+            "%s %s" % kv for kv in r.items() if "fpsnr" in kv[0])), flush=True)
+        if best is None or r["val_c_fpsnr"] > best[1]:
+            best = (d, r["val_c_fpsnr"])
+    print("calibrate: best shift %+g (val_c_fpsnr %.4f)" % best)
+    if args.out:
+        tensors, meta = safetensors_io.load(args.model)
+        tensors["C.out.bias"][2] += best[0]
+        meta["vaefarm_weights"] = "%s; C's gate bias %+.3f -> %+.3f (finetune_c.py calibrate, shift %+g " \
+            "of %s on %s)" % (meta.get("vaefarm_weights", "no description"), b0, b0 + best[0], best[0],
+                              args.shifts, ", ".join(os.path.basename(os.path.normpath(r)) for r in args.seqs))
+        safetensors_io.save(args.out + ".tmp", tensors, meta)
+        os.replace(args.out + ".tmp", args.out)
+        print("wrote %s" % args.out)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -571,7 +616,16 @@ def main(argv=None):
     e.add_argument("--model", required=True)
     e.add_argument("--from", dest="ckpt", required=True)
     e.add_argument("--out", required=True)
+    c = sub.add_parser("calibrate")
+    c.add_argument("--model", required=True)
+    c.add_argument("--seqs", required=True, nargs="+", help="prepared sequence sets")
+    c.add_argument("--val", type=int, default=16, help="the last sequences of each set (as train's --val)")
+    c.add_argument("--shifts", default="0,-1,-2,-3", help="moves of the gate's bias to try")
+    c.add_argument("--out", help="write the model with the best shift here")
+    c.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.cmd == "calibrate":
+        return calibrate(args)
     if args.cmd == "prepare":
         torch.set_num_threads(args.threads)
         return prepare(args)

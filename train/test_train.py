@@ -22,6 +22,8 @@ status non-zero on failure. Run by ctest as "train" (tests/CMakeLists.txt):
 Uses a small synthetic data set, 32×64 frames and a micro architecture of the same structure
 (94 k parameters; the machinery, not the capacity, is under test): ~20 s on 2 cores."""
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -535,6 +537,26 @@ def test_finetune_c(tmp):
     assert fc.load_seqs(seqs, out)[1]["x4"].shape[0] == 10
     assert fc.warp_sha256(gout) == fc.warp_sha256(model)
     assert fc.load_seqs(seqs, gout)[1]["x4"].shape[0] == 10
+    # calibrate: at a shift of −40 the gate is shut (C's output is its warp, the validation says
+    # so), and --out writes the best shift's bias into an otherwise identical file
+    import safetensors_io
+    cal = os.path.join(tmp, "cal.safetensors")
+    out_lines = io.StringIO()
+    with contextlib.redirect_stdout(out_lines):
+        assert fc.main(["calibrate", "--model", gout, "--seqs", seqs, "--val", "4",
+                        "--shifts", "0,-40", "--out", cal, "--threads", "2"]) == 0
+    shut = [ln for ln in out_lines.getvalue().splitlines() if "(shift -40)" in ln][0]
+    kv = dict(zip(shut.split()[6::2], map(float, shut.split()[7::2])))
+    assert abs(kv["val_c_fpsnr"] - kv["val_warp_fpsnr"]) < 1e-3, shut
+    best = float(out_lines.getvalue().split("best shift ")[1].split()[0])
+    assert best == -40, "this C is worse than its warp: shut is best (%s)" % best
+    ct, gtn = safetensors_io.load(cal)[0], safetensors_io.load(gout)[0]
+    assert set(ct) == set(gtn) and all(torch.equal(ct[k], gtn[k]) for k in ct if k != "C.out.bias")
+    assert torch.allclose(ct["C.out.bias"][2], gtn["C.out.bias"][2] + best)
+    assert torch.equal(ct["C.out.bias"][:2], gtn["C.out.bias"][:2])
+    refused(fc, ["calibrate", "--model", model, "--seqs", seqs, "--val", "4"], "has no gate on C")
+    refused(fc, ["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--shifts", "a,b"],
+            "--shifts wants numbers")
     # the gate's own term: its target is 0 where the warp is right, 1 where the whole correction
     # helps; a run logs it, a C without a gate refuses it
     o = torch.randn(2, 3, 5, 7)
