@@ -252,6 +252,11 @@ def losses(C, b, gate=False):
     return terms, err / n
 
 
+def held_out(datas, n):
+    """The validation sequences: the indices of the last n of each set."""
+    return [list(range(d["x4"].shape[0] - n, d["x4"].shape[0])) for d in datas]
+
+
 def validate(C, datas, vals, dev="cpu"):
     """Mean |ab − truth|, ab PSNR (range 256) and the mean of each frame's ab PSNR (fpsnr, as the
     evaluation averages) over frames 1..T−1 of the validation sequences
@@ -414,7 +419,7 @@ def train(args):
             fail("--val %d leaves no training sequences of the %d in %s" % (cfg["val"], d["x4"].shape[0], r))
     datas = [d for _, d in sets]
     n_trains = [d["x4"].shape[0] - cfg["val"] for d in datas]
-    vals = [list(range(n, n + cfg["val"])) for n in n_trains]   # the last --val of each set
+    vals = held_out(datas, cfg["val"])
     w = cfg["weights"]
     with open(os.path.join(out, "config.json"), "w") as fp:
         json.dump({"config": cfg, "sequences": one_or_list(metas)}, fp, indent=1)
@@ -540,7 +545,7 @@ def calibrate(args):
     for r, d in zip(args.seqs, datas):
         if not 0 < args.val <= d["x4"].shape[0]:
             fail("calibrate: --val %d, but %s has %d sequences" % (args.val, r, d["x4"].shape[0]))
-    vals = [list(range(d["x4"].shape[0] - args.val, d["x4"].shape[0])) for d in datas]
+    vals = held_out(datas, args.val)
     C = net.C
     b0 = float(C.out.bias.data[2])
     best = None
@@ -558,8 +563,7 @@ def calibrate(args):
         meta["vaefarm_weights"] = "%s; C's gate bias %+.3f -> %+.3f (finetune_c.py calibrate, shift %+g " \
             "of %s on %s)" % (meta.get("vaefarm_weights", "no description"), b0, b0 + best[0], best[0],
                               args.shifts, ", ".join(os.path.basename(os.path.normpath(r)) for r in args.seqs))
-        safetensors_io.save(args.out + ".tmp", tensors, meta)
-        os.replace(args.out + ".tmp", args.out)
+        safetensors_io.save(args.out, tensors, meta)
         print("wrote %s" % args.out)
     return 0
 

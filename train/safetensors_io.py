@@ -7,6 +7,7 @@ their data_offsets. Header: {"__metadata__": {str: str}, name: {"dtype", "shape"
 """
 import hashlib
 import json
+import os
 import struct
 
 import numpy as np
@@ -77,7 +78,7 @@ def _to_numpy(t):
 
 def save(path, tensors, metadata=None):
     """tensors: name -> torch tensor / numpy array (written in sorted name order);
-    metadata: str -> str (goes to __metadata__)."""
+    metadata: str -> str (goes to __metadata__). Written to PATH.tmp, then renamed."""
     header = {}
     if metadata is not None:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
@@ -93,11 +94,12 @@ def save(path, tensors, metadata=None):
         off += len(raw)
     h = json.dumps(header, separators=(",", ":")).encode("utf-8")
     h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as fp:
+    with open(path + ".tmp", "wb") as fp:
         fp.write(struct.pack("<Q", len(h)))
         fp.write(h)
         for b in blobs:
             fp.write(b)
+    os.replace(path + ".tmp", path)   # the file appears only when complete
 
 
 def load(path, as_torch=True):
