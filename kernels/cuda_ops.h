@@ -138,9 +138,13 @@ int vf_cuda_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_r
 /* vf_op_add (dst may be a or b). */
 int vf_cuda_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_tensor *dst,
                 void *stream, struct vf_error *err);
-/* vf_op_gated_add (dst may be w). */
+/* vf_op_gated_add (dst may be w; factor NULL: 1). */
 int vf_cuda_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
-                      struct vf_tensor *dst, void *stream, struct vf_error *err);
+                      const struct vf_tensor *factor, struct vf_tensor *dst, void *stream,
+                      struct vf_error *err);
+/* vf_op_motion_factor. */
+int vf_cuda_motion_factor(const struct vf_tensor *a, const struct vf_tensor *b, float kappa,
+                          struct vf_tensor *dst, void *stream, struct vf_error *err);
 /* vf_op_concat: one vf_cuda_cast per source into its channels of dst. */
 int vf_cuda_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,
                    void *stream, struct vf_error *err);

@@ -110,12 +110,18 @@ static inline VF_HD float vf_lrelu(float x, float alpha) { return x < 0.0f ? alp
 /* PReLU is a leaky ReLU with the channel's slope. */
 static inline VF_HD float vf_prelu(float x, float slope) { return x < 0.0f ? slope * x : x; }
 static inline VF_HD float vf_tanh(float x) { return tanhf(x); }
-/* The gated correction of C (arch C.gate, docs/NETWORK.md "C"): w + σ(g)·scale·tanh(o), in the
- * reference's order (σ(g) times scale·tanh(o), then + w). σ(g) = 1 / (1 + e^−g): 0 when e^−g
- * overflows, no NaN. */
-static inline VF_HD float vf_gated(float w, float o, float g, float scale)
+/* The gated correction of C (arch C.gate, docs/NETWORK.md "C"): w + f·(σ(g)·scale·tanh(o)), in
+ * the reference's order (σ(g) times scale·tanh(o), times the image's motion factor f of
+ * C.gate_motion, 1 without it, then + w). σ(g) = 1 / (1 + e^−g): 0 when e^−g overflows, no NaN. */
+static inline VF_HD float vf_gated(float w, float o, float g, float scale, float f)
 {
-    return w + (1.0f / (1.0f + expf(-g))) * (scale * tanhf(o));
+    return w + f * ((1.0f / (1.0f + expf(-g))) * (scale * tanhf(o)));
+}
+
+/* C.gate_motion's factor from the mean m of |L(t) − L(t−1)| over an image: m / (m + κ). */
+static inline VF_HD float vf_motion_factor(double m, float kappa)
+{
+    return (float)(m / (m + (double)kappa));
 }
 
 /* ============================== colour (docs/NETWORK.md) =================================== */

@@ -460,8 +460,23 @@ static void copy_into(const struct vf_tensor *src, const struct vf_tensor *dst, 
     }
 }
 
+/* factor: NULL, or f32 n × 1 × 1 × 1 of img's images on its backend (a gated add's, a motion
+ * factor's dst). */
+static int check_factor(struct vf_error *err, const char *op, const struct vf_tensor *factor,
+                        const struct vf_tensor *img)
+{
+    if (!factor)
+        return VF_OK;
+    TRYC(check_tensor(err, op, "factor", factor, img->be));
+    if (factor->dtype != VF_F32 || factor->n != img->n || factor->c != 1 || factor->h != 1 ||
+        factor->w != 1)
+        return bad_shapes(err, op, "factor", factor, "image", img,
+                          "factor must be f32, one value per image (n × 1 × 1 × 1)");
+    return VF_OK;
+}
+
 int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
-                    struct vf_tensor *dst, struct vf_error *err)
+                    const struct vf_tensor *factor, struct vf_tensor *dst, struct vf_error *err)
 {
     static const char op[] = "vf_op_gated_add";
     TRYC(check_tensor(err, op, "o", o, NULL));
@@ -472,21 +487,51 @@ int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float 
                           "o must have w's images and one more channel, the gate; w at most 64 channels");
     if (!same_shape(w, dst))
         return bad_shapes(err, op, "w", w, "dst", dst, "they must have the same shape");
+    TRYC(check_factor(err, op, factor, w));
 #ifdef VF_HAVE_CUDA
     if (VF_BE_CUDA(o->be))
-        return vf_cuda_gated_add(o, w, scale, dst, vf_cuda_stream(o->be), err);
+        return vf_cuda_gated_add(o, w, scale, factor, dst, vf_cuda_stream(o->be), err);
 #endif
-    const long np = npix(o);
+    const long np = npix(o), hw = (long)o->h * o->w;
     const int c = w->c;
     vf_be_enter_(o->be);
 #pragma omp parallel for schedule(static) if (np * c > PAR_MIN)
     for (long p = 0; p < np; p++) {
         float x[CHUNK + 1], y[CHUNK];
+        const float f = factor ? ld1(factor, px_off(factor, p / hw)) : 1.0f;
         ld_span(o, px_off(o, p), c + 1, x);
         ld_span(w, px_off(w, p), c, y);
         for (int k = 0; k < c; k++)
-            y[k] = vf_gated(y[k], x[k], x[c], scale);
+            y[k] = vf_gated(y[k], x[k], x[c], scale, f);
         st_span(dst, px_off(dst, p), c, y);
+    }
+    return VF_OK;
+}
+
+int vf_op_motion_factor(const struct vf_tensor *a, const struct vf_tensor *b, float kappa,
+                        struct vf_tensor *dst, struct vf_error *err)
+{
+    static const char op[] = "vf_op_motion_factor";
+    TRYC(check_tensor(err, op, "a", a, NULL));
+    TRYC(check_tensor(err, op, "b", b, a->be));
+    TRYC(check_tensor(err, op, "dst", dst, a->be));
+    if (a->c != 1 || !same_shape(a, b))
+        return bad_shapes(err, op, "a", a, "b", b, "they must have the same shape, one channel");
+    TRYC(check_factor(err, op, dst, a));
+    if (!(kappa > 0.0f) || !isfinite(kappa))
+        return vf_error_set(err, VF_EINVAL, "%s: kappa must be a positive number, got %g", op,
+                            (double)kappa);
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(a->be))
+        return vf_cuda_motion_factor(a, b, kappa, dst, vf_cuda_stream(a->be), err);
+#endif
+    const long hw = (long)a->h * a->w;
+    vf_be_enter_(a->be);
+    for (int i = 0; i < a->n; i++) {   /* one image's sum in pixel order (the same on any thread count) */
+        double s = 0.0;
+        for (long p = (long)i * hw; p < (long)(i + 1) * hw; p++)
+            s += fabs((double)ld1(a, px_off(a, p)) - (double)ld1(b, px_off(b, p)));
+        st1(dst, px_off(dst, i), vf_motion_factor(s / (double)hw, kappa));
     }
     return VF_OK;
 }

@@ -227,16 +227,33 @@ __global__ void k_add(view a, view b, view d, long long n)
 
 /* ============================== gated add ================================================== */
 
-/* One thread per value of w: dst = vf_gated(w, o[c], o[gate], scale), the gate o's last channel. */
-__global__ void k_gated_add(view o, view w, view d, float scale, long long n)
+/* One thread per value of w: dst = vf_gated(w, o[c], o[gate], scale, f), the gate o's last
+ * channel, f the image's factor (f32, one per image; 1 when f is null). */
+__global__ void k_gated_add(view o, view w, view d, float scale, const float *f, long long hw,
+                            long long n)
 {
     GRID_STRIDE(i, n)
     {
         const long long p = i / w.c;
         const int ch = (int)(i - p * w.c);
         vst(d, p * d.stride + ch, vf_gated(vld(w, p * w.stride + ch), vld(o, p * o.stride + ch),
-                                           vld(o, p * o.stride + w.c), scale));
+                                           vld(o, p * o.stride + w.c), scale, f ? f[p / hw] : 1.0f));
     }
+}
+
+/* One block per image: Σ |a − b| over its pixels in double (each thread a fixed stride, then
+ * block_sum's fixed tree), thread 0 writes vf_motion_factor(mean, kappa). */
+__global__ void __launch_bounds__(kThreads) k_motion_factor(view a, view b, float kappa,
+                                                            float *dst, long long hw)
+{
+    __shared__ double sh[32];
+    const long long p0 = (long long)blockIdx.x * hw;
+    double v[1] = {0.0};
+    for (long long p = threadIdx.x; p < hw; p += blockDim.x)
+        v[0] += fabs((double)vld(a, (p0 + p) * a.stride) - (double)vld(b, (p0 + p) * b.stride));
+    block_sum<1>(v, sh);
+    if (threadIdx.x == 0)
+        dst[blockIdx.x] = vf_motion_factor(v[0] / (double)hw, kappa);
 }
 
 /* ============================== l2norm ===================================================== */
@@ -486,12 +503,23 @@ extern "C" int vf_cuda_add(const struct vf_tensor *a, const struct vf_tensor *b,
 }
 
 extern "C" int vf_cuda_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
-                                 struct vf_tensor *dst, void *stream, struct vf_error *err)
+                                 const struct vf_tensor *factor, struct vf_tensor *dst, void *stream,
+                                 struct vf_error *err)
 {
     const long long n = pixels(w) * w->c;
-    k_gated_add<<<grid_for(n), kThreads, 0, as_stream(stream)>>>(make_view(o), make_view(w),
-                                                                 make_view(dst), scale, n);
+    const float *f = factor ? (const float *)factor->data : nullptr;
+    k_gated_add<<<grid_for(n), kThreads, 0, as_stream(stream)>>>(
+        make_view(o), make_view(w), make_view(dst), scale, f, (long long)w->h * w->w, n);
     return launched("vf_cuda_gated_add", err);
+}
+
+extern "C" int vf_cuda_motion_factor(const struct vf_tensor *a, const struct vf_tensor *b, float kappa,
+                                     struct vf_tensor *dst, void *stream, struct vf_error *err)
+{
+    k_motion_factor<<<a->n, kThreads, 0, as_stream(stream)>>>(make_view(a), make_view(b), kappa,
+                                                              (float *)dst->data,
+                                                              (long long)a->h * a->w);
+    return launched("vf_cuda_motion_factor", err);
 }
 
 extern "C" int vf_cuda_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,

@@ -93,6 +93,7 @@ struct vf_colorizer {
     struct cz_norm dec_norm[2];
     struct vf_tensor ab;        /* f32 2 × H × W */
     struct vf_tensor c_out;     /* C.gate: C.out's f32 3 × H × W before the gate */
+    struct vf_tensor motion;    /* C.gate_motion: the frame's factor on the gate, f32 1 value */
     float *zero_state;          /* host 3 × H × W: L = 50 (L′ = 0), ab = 0 */
     float *host_lo;             /* host 3 × H/4 × W/4: W^ab and S as computed (f32), for taps */
 
@@ -260,6 +261,7 @@ void vf_colorizer_destroy(struct vf_colorizer **pc)
     vf_conv_destroy(&c->out);
     vf_tensor_free(&c->ab);
     vf_tensor_free(&c->c_out);
+    vf_tensor_free(&c->motion);
     free(c->zero_state);
     free(c->host_lo);
     free(c->ref_luma);
@@ -448,6 +450,8 @@ static int create_c(struct vf_colorizer *c, struct vf_error *err)
         TRY(mkconv(c, c->dt, &c->out, &c->c_out, &net->c_out, NULL, 1, VF_PAD_ZERO, 1, false,
                    VF_ACT_NONE, 0, 0, VF_F32, c->h, c->w, err));
         TRY(vf_tensor_alloc(&c->ab, c->be, VF_F32, 1, 2, c->h, c->w, err));
+        if (a->c_gate_motion > 0.0f)
+            TRY(vf_tensor_alloc(&c->motion, c->be, VF_F32, 1, 1, 1, 1, err));
     } else {
         TRY(mkconv(c, c->dt, &c->out, &c->ab, &net->c_out, NULL, 1, VF_PAD_ZERO, 1, false,
                    VF_ACT_TANH, 0, 128.0f, VF_F32, c->h, c->w, err));
@@ -756,9 +760,13 @@ static int enqueue_c(struct vf_colorizer *c, struct vf_error *err)
         }
         if (k < 2) TRY(in_norm((struct vf_tensor *)x, &c->dec_norm[k], VF_ACT_NONE, err));
     }
-    if (a->c_gate) {   /* W^ab + σ(gate)·correction */
+    if (a->c_gate) {   /* W^ab + σ(gate)·correction (times the motion factor: L(t) against L(t−1)) */
         TRY(vf_conv_run(c->out, x, &c->c_out, err));
-        TRY(vf_op_gated_add(&c->c_out, &c->wab_up, 128.0f, &c->ab, err));
+        struct vf_tensor prev_l = vf_tensor_slice(&c->cin, 4, 1);
+        if (a->c_gate_motion > 0.0f)
+            TRY(vf_op_motion_factor(&l, &prev_l, a->c_gate_motion, &c->motion, err));
+        TRY(vf_op_gated_add(&c->c_out, &c->wab_up, 128.0f, a->c_gate_motion > 0.0f ? &c->motion : NULL,
+                            &c->ab, err));
     } else {
         TRY(vf_conv_run(c->out, x, &c->ab, err));
         if (a->c_residual) TRY(vf_op_add(&c->ab, &c->wab_up, &c->ab, err));   /* W^ab + correction */

@@ -179,6 +179,9 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
     if (a->c_gate && !a->c_residual)
         return vf_error_set(err, VF_EINVAL, "%s: architecture: C.gate needs C.residual (the gate "
                             "scales the correction to the warp)", what);
+    if (a->c_gate_motion > 0.0f && !a->c_gate)
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: C.gate_motion needs C.gate (it "
+                            "scales the gate)", what);
     if (!(a->tau > 1e-6f && a->tau < 1e3f))
         return vf_error_set(err, VF_EINVAL, "%s: architecture: A.tau = %g is out of range "
                             "(1e-6, 1e3)", what, (double)a->tau);
@@ -350,6 +353,14 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
         goto out;
     }
     a->c_gate = json_is_true(gate);
+    json_t *motion = json_object_get(C, "gate_motion");   /* optional, none when absent */
+    if (motion && (!json_is_number(motion) || !(json_number_value(motion) > 0.0) ||
+                   !(json_number_value(motion) < 1e6))) {
+        vf_error_set(err, VF_EINVAL, "%s: architecture metadata: C.gate_motion must be a positive "
+                     "number (κ, in units of L) below 1e6", what);
+        goto out;
+    }
+    a->c_gate_motion = motion ? (float)json_number_value(motion) : 0.0f;
     int size[2];
     if (json_ints_in(root, "inference_size", 2, 32, 8192, size, what, "(top)", err)) goto out;
     a->inference_h = size[0];

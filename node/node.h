@@ -89,6 +89,8 @@ struct vf_arch {
     bool c_residual;            /* ab = W^ab + 128·tanh(C.out) (else 128·tanh(C.out)) */
     bool c_gate;                /* residual only: C.out has a third channel, the gate, and
                                    ab = W^ab + σ(C.out₂)·128·tanh(C.out₀,₁) */
+    float c_gate_motion;        /* gate only, 0 = none: κ of C.gate_motion, the gate scaled by
+                                   m / (m + κ), m the frame's mean |L(t) − L(t−1)| */
     int inference_h, inference_w;
     /* post-processing step 1 (NETWORK.md): the guided filter's radius and ε, radius 0 being
      * bilinear upsampling; a file without "upsample" has the guided filter (2, 1e-3) */

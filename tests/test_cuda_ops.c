@@ -357,7 +357,7 @@ static void add_matches_cpu(void **state)
 
 static int run_gated_add(const struct op_case *k, int s, struct vf_error *err)
 {
-    return vf_op_gated_add(T(k->src, s), T(k->src2, s), k->alpha, T(k->dst, s), err);
+    return vf_op_gated_add(T(k->src, s), T(k->src2, s), k->alpha, NULL, T(k->dst, s), err);
 }
 
 /* C's gated residual (arch C.gate): o's 3 channels (the last the gate) over w's 2, in place or

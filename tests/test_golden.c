@@ -183,7 +183,8 @@ static void run_frame(struct vf_colorizer *cz, const struct golden *g, int t, st
 /* The network against the golden tensors. variant NULL: the arch's model.safetensors; "gated":
  * model_gated.safetensors (the same weights with a gate on C, arch C.gate) against gated_ab_t*,
  * gated_rgb_full_t* and gated_cbcr_full_t* (F's taps, the warp and conf are the plain model's:
- * the gate is after them and the warp's recurrent state is the warp's own). */
+ * the gate is after them and the warp's recurrent state is the warp's own); "motion":
+ * model_motion.safetensors (that gate with C.gate_motion) against motion_ab_t* and so on. */
 static void golden_run_variant(const char *arch, const char *variant, enum vf_dtype dt,
                                enum vf_device device)
 {
@@ -218,6 +219,8 @@ static void golden_run_variant(const char *arch, const char *variant, enum vf_dt
     size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
     if (variant && !vf_net_arch(net)->c_gate)
         fail_msg("%s: the model is not gated", model);
+    if (variant && (strcmp(variant, "motion") == 0) != (vf_net_arch(net)->c_gate_motion > 0.0f))
+        fail_msg("%s: C.gate_motion is %s", model, vf_net_arch(net)->c_gate_motion > 0.0f ? "set" : "missing");
     printf("%s%s%s %s on %s at %dx%d (post %dx%d), tolerance %.0e relative L2 per tensor\n", arch,
            variant ? " " : "", variant ? variant : "", vf_dtype_name(dt), device == VF_DEVICE_CUDA ? "GPU 0" : "the CPU", g.h, g.w, g.fh,
            g.fw, tol);
@@ -235,10 +238,13 @@ static void golden_run_variant(const char *arch, const char *variant, enum vf_dt
             {"ab_t%d", -1, o.ab, 2 * n}, {"rgb_full_t%d", -1, o.rgb, 3 * nf},
             {"cbcr_full_t%d", -1, o.cbcr, 2 * nf},
         };
+        char vfmt[3][48];
         if (variant) {   /* C's outputs and what follows them: the variant's own */
-            items[6].fmt = "gated_ab_t%d";
-            items[7].fmt = "gated_rgb_full_t%d";
-            items[8].fmt = "gated_cbcr_full_t%d";
+            const char *base[3] = {"ab_t%d", "rgb_full_t%d", "cbcr_full_t%d"};
+            for (int k = 0; k < 3; k++) {
+                snprintf(vfmt[k], sizeof vfmt[k], "%s_%s", variant, base[k]);
+                items[6 + k].fmt = vfmt[k];
+            }
         }
         printf("  t=%d", t);
         for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
@@ -278,6 +284,10 @@ static void tiny_gated_f32(void **s) { (void)s; golden_run_variant("tiny", "gate
 static void tiny_gated_bf16(void **s) { (void)s; golden_run_variant("tiny", "gated", VF_BF16, VF_DEVICE_CPU); }
 static void cuda_tiny_gated_f32(void **s) { (void)s; golden_run_variant("tiny", "gated", VF_F32, VF_DEVICE_CUDA); }
 static void cuda_tiny_gated_bf16(void **s) { (void)s; golden_run_variant("tiny", "gated", VF_BF16, VF_DEVICE_CUDA); }
+static void tiny_motion_f32(void **s) { (void)s; golden_run_variant("tiny", "motion", VF_F32, VF_DEVICE_CPU); }
+static void tiny_motion_bf16(void **s) { (void)s; golden_run_variant("tiny", "motion", VF_BF16, VF_DEVICE_CPU); }
+static void cuda_tiny_motion_f32(void **s) { (void)s; golden_run_variant("tiny", "motion", VF_F32, VF_DEVICE_CUDA); }
+static void cuda_tiny_motion_bf16(void **s) { (void)s; golden_run_variant("tiny", "motion", VF_BF16, VF_DEVICE_CUDA); }
 static void tiny_bf16(void **s) { (void)s; golden_run("tiny", VF_BF16, VF_DEVICE_CPU); }
 static void full_f32(void **s) { (void)s; golden_run("full", VF_F32, VF_DEVICE_CPU); }
 static void full_bf16(void **s) { (void)s; golden_run("full", VF_BF16, VF_DEVICE_CPU); }
@@ -588,6 +598,8 @@ int main(void)
         cmocka_unit_test(tiny_bf16),
         cmocka_unit_test(tiny_gated_f32),
         cmocka_unit_test(tiny_gated_bf16),
+        cmocka_unit_test(tiny_motion_f32),
+        cmocka_unit_test(tiny_motion_bf16),
         cmocka_unit_test(full_f32),
         cmocka_unit_test(full_bf16),
         cmocka_unit_test(same_bytes_with_one_and_two_threads),
@@ -600,6 +612,8 @@ int main(void)
         cmocka_unit_test(cuda_tiny_f16),
         cmocka_unit_test(cuda_tiny_gated_f32),
         cmocka_unit_test(cuda_tiny_gated_bf16),
+        cmocka_unit_test(cuda_tiny_motion_f32),
+        cmocka_unit_test(cuda_tiny_motion_bf16),
         cmocka_unit_test(cuda_full_f32),
         cmocka_unit_test(cuda_full_bf16),
         cmocka_unit_test(cuda_full_f16),

@@ -660,19 +660,21 @@ static void add_matches_reference(void **state)
             }
 }
 
-/* vf_op_gated_add against w + σ(g)·128·tanh(o) in double, on f32 and bf16 operands, dense, as
- * views and in place (dst == w); gates of ±100 close the correction exactly (dst == w, bit for
- * bit) or open it fully, with no NaN. */
+/* vf_op_gated_add against w + f·σ(g)·128·tanh(o) in double, on f32 and bf16 operands, dense, as
+ * views and in place (dst == w), without a factor (f = 1) and with one per image (C.gate_motion);
+ * gates of ±100 close the correction exactly (dst == w, bit for bit) or open it fully, with no
+ * NaN. */
 static void gated_add_matches_reference(void **state)
 {
     (void)state;
     const struct shape shapes[] = {{2, 2, 27, 48}, {1, 5, 7, 12}};
     const enum vf_dtype dts[] = {VF_F32, VF_BF16};
-    const double scale = 128;
+    const double scale = 128, factors[2] = {0.375, 0.8125};   /* per image, exact in f32 */
     for (size_t si = 0; si < 2; si++)
         for (size_t di = 0; di < 2; di++)
-            for (int mode = 0; mode < 3; mode++) { /* dense, views, dst == w */
+            for (int mode = 0; mode < 4; mode++) { /* dense, views, dst == w, dense with factors */
                 const struct shape s = shapes[si];
+                const bool fac = mode == 3;
                 const enum vf_dtype dt = dts[di];
                 const size_t cnt = tcount(s.n, s.c, s.h, s.w), hw = (size_t)s.h * s.w;
                 const size_t ocnt = tcount(s.n, s.c + 1, s.h, s.w);
@@ -688,27 +690,34 @@ static void gated_add_matches_reference(void **state)
                         for (size_t p = 0; p < hw; p++) {
                             size_t i = ((size_t)n * s.c + c) * hw + p;
                             double og = quant(dt, o[((size_t)n * (s.c + 1) + c) * hw + p]);
-                            ref[i] = quant(dt, w[i]) + scale * tanh(og) / (1 + exp(-quant(dt, g[p])));
+                            ref[i] = quant(dt, w[i]) + (fac ? factors[n] : 1.0) * scale * tanh(og) /
+                                                           (1 + exp(-quant(dt, g[p])));
                         }
                 }
                 for (int b = 0; b < NBE; b++) {
                     struct vf_error err = {0};
-                    struct tt to, tw, td;
+                    struct tt to, tw, td, tf;
+                    if (fac) {
+                        tt_make(&tf, g_be[b], VF_F32, s.n, 1, 1, 1, false);
+                        tt_put(&tf, factors);
+                    }
                     tt_make(&to, g_be[b], dt, s.n, s.c + 1, s.h, s.w, mode == 1);
                     tt_make(&tw, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
                     tt_put(&to, o);
                     tt_put(&tw, w);
                     outs[b] = dalloc(cnt);
                     struct tt *d = &tw;
-                    if (mode < 2) {
+                    if (mode != 2) {
                         tt_make(&td, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
                         d = &td;
                     }
-                    ok(vf_op_gated_add(&to.t, &tw.t, (float)scale, &d->t, &err), &err);
+                    ok(vf_op_gated_add(&to.t, &tw.t, (float)scale, fac ? &tf.t : NULL, &d->t, &err), &err);
                     tt_get(d, outs[b]);
                     tt_check_pad(d);
-                    if (mode < 2)
+                    if (mode != 2)
                         tt_free(&td);
+                    if (fac)
+                        tt_free(&tf);
                     tt_free(&to), tt_free(&tw);
                 }
                 char what[128];
@@ -729,6 +738,59 @@ static void gated_add_matches_reference(void **state)
                     free(outs[b]);
                 free(o), free(w), free(ref);
             }
+}
+
+/* vf_op_motion_factor against m / (m + κ) in double, m the mean |a − b| of each image, on f32 and
+ * bf16 operands, dense and as views: images 0 and 2 differ, image 1 is the same picture twice (a
+ * held shot: factor exactly 0); the same bits on every backend. */
+static void motion_factor_matches_reference(void **state)
+{
+    (void)state;
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    const int n = 3, h = 37, w = 61;
+    const double kappa = 1.25;
+    const size_t hw = (size_t)h * w, cnt = (size_t)n * hw;
+    for (size_t di = 0; di < 2; di++)
+        for (int view = 0; view < 2; view++) {
+            const enum vf_dtype dt = dts[di];
+            double *a = dalloc(cnt), *bb = dalloc(cnt), ref[3], outs[NBE][3];
+            for (size_t i = 0; i < cnt; i++) {
+                a[i] = rnd(0, 100);
+                bb[i] = i / hw == 1 ? a[i] : a[i] + rnd(-3, 3) * (double)(i / hw + 1);
+            }
+            for (int k = 0; k < n; k++) {
+                double m = 0;
+                for (size_t p = 0; p < hw; p++)
+                    m += fabs(quant(dt, a[k * hw + p]) - quant(dt, bb[k * hw + p]));
+                m /= (double)hw;
+                ref[k] = m / (m + kappa);
+            }
+            for (int b = 0; b < NBE; b++) {
+                struct vf_error err = {0};
+                struct tt ta, tb, tf;
+                tt_make(&ta, g_be[b], dt, n, 1, h, w, view);
+                tt_make(&tb, g_be[b], dt, n, 1, h, w, view);
+                tt_make(&tf, g_be[b], VF_F32, n, 1, 1, 1, false);
+                tt_put(&ta, a);
+                tt_put(&tb, bb);
+                ok(vf_op_motion_factor(&ta.t, &tb.t, (float)kappa, &tf.t, &err), &err);
+                tt_get(&tf, outs[b]);
+                tt_free(&ta), tt_free(&tb), tt_free(&tf);
+            }
+            char what[96];
+            snprintf(what, sizeof what, "motion factor %s view %d", dtn(dt), view);
+            for (int b = 1; b < NBE; b++)
+                if (memcmp(outs[0], outs[b], sizeof outs[0]))
+                    fail_msg("%s: backend %d differs", what, b);
+            if (outs[0][1] != 0.0)
+                fail_msg("%s: a held image's factor is %.9g, want 0", what, outs[0][1]);
+            for (int k = 0; k < n; k++)
+                if (!(fabs(outs[0][k] - ref[k]) <= 1e-6))
+                    fail_msg("%s: image %d: %.9g, want %.9g", what, k, outs[0][k], ref[k]);
+            if (!(ref[0] > 0.2 && ref[2] > ref[0]))
+                fail_msg("%s: the case does not span the factor: %g %g", what, ref[0], ref[2]);
+            free(a), free(bb);
+        }
 }
 
 static void concat_and_copy_convert_exactly(void **state)
@@ -2051,9 +2113,15 @@ static void shape_mismatches_are_einval_with_both_shapes(void **state)
     assert_non_null(strstr(err.msg, "2×5×27×48"));
     assert_non_null(strstr(err.msg, "2×5×27×49"));
     assert_int_equal(vf_op_copy(&a, &b, &err), VF_EINVAL);
-    assert_int_equal(vf_op_gated_add(&ab, &ab, 128.0f, &ab, &err), VF_EINVAL);   /* no gate */
+    assert_int_equal(vf_op_gated_add(&ab, &ab, 128.0f, NULL, &ab, &err), VF_EINVAL);   /* no gate */
     assert_non_null(strstr(err.msg, "one more channel"));
-    assert_int_equal(vf_op_gated_add(&c3, &ab, 128.0f, &l, &err), VF_EINVAL);   /* dst: 1 ch */
+    assert_int_equal(vf_op_gated_add(&c3, &ab, 128.0f, NULL, &l, &err), VF_EINVAL);   /* dst: 1 ch */
+    assert_int_equal(vf_op_gated_add(&c3, &ab, 128.0f, &sc, &ab, &err), VF_EINVAL);   /* factor: 1 image */
+    assert_non_null(strstr(err.msg, "one value per image"));
+    assert_int_equal(vf_op_motion_factor(&l, &ab, 1.0f, &sc, &err), VF_EINVAL);   /* b: 2 channels */
+    assert_non_null(strstr(err.msg, "one channel"));
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, &sc, &err), VF_EINVAL);    /* dst: 1 × 10 */
+    assert_int_equal(vf_op_motion_factor(&l, &l, 0.0f, NULL, &err), VF_EINVAL);   /* no dst */
     assert_int_equal(vf_op_instance_norm(&a, &b, 1e-5f, NULL, NULL, VF_ACT_NONE, 0, NULL, &err),
                      VF_EINVAL);
     assert_int_equal(vf_op_l2norm(&a, &b, true, 1e-6f, &err), VF_EINVAL);
@@ -2093,6 +2161,7 @@ int main(void)
         cmocka_unit_test(resize_bilinear_matches_reference),
         cmocka_unit_test(add_matches_reference),
         cmocka_unit_test(gated_add_matches_reference),
+        cmocka_unit_test(motion_factor_matches_reference),
         cmocka_unit_test(concat_and_copy_convert_exactly),
         cmocka_unit_test(l2norm_matches_reference),
         cmocka_unit_test(attention_rows_match_double_loop),

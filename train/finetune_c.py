@@ -4,7 +4,7 @@
     finetune_c.py prepare --model M.safetensors --out SEQ --sequences 400 --frames 8
     finetune_c.py train   --model M.safetensors --seqs SEQ --out RUN --max-minutes 60
     finetune_c.py export  --model M.safetensors --from RUN/last.pt --out NEW.safetensors
-    finetune_c.py calibrate --model M.safetensors --seqs SEQ --val 8 --shifts 0,-1,-2 [--out NEW]
+    finetune_c.py calibrate --model M.safetensors --seqs SEQ --val 8 --shifts 0,-1,-2 [--motions 0,1,2] [--out NEW]
 
 F and A are frozen, and A's warp chain does not read C (frame t's temporal candidates read frame
 t−1's warp, not C's output: docs/NETWORK.md), so `prepare` runs F and A once per sequence and
@@ -27,8 +27,9 @@ Checkpoints: RUN/last.pt every --ckpt-every steps, at the end, at --max-minutes 
 SIGINT (exit 143 / 130); `--resume auto` continues one bit-exactly (batches are a function of
 (seed, step)). Log: RUN/log.jsonl, one object per step (every term unweighted).
 
-`calibrate` moves the bias of a gated C's gate by each shift, prints the validation of each,
-and with --out writes the model with the shift of the best mean of frames' PSNR over the sets."""
+`calibrate` moves the bias of a gated C's gate by each shift (with --motions, under each κ of the
+gate's motion factor too, arch C.gate_motion), prints the validation of each, and with --out
+writes the model with the pair of the best mean of frames' PSNR over the sets."""
 import argparse
 import json
 import math
@@ -46,6 +47,7 @@ from export import load_model, save_weights  # noqa: E402
 from safetensors_io import file_sha256 as sha256, warp_sha256  # noqa: E402
 from train import parse_weights, zero_colour_out  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
+from vaefarm_ref.arch import arch_json  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
 from vaefarm_train.losses import kl_loss, l1_self_loss, log_mse_loss, smoothness_loss, temporal_loss  # noqa: E402
 from vaefarm_train.seq import SeqConfig, make_sequence  # noqa: E402
@@ -373,7 +375,7 @@ def train(args):
            "batch": args.batch, "lr": args.lr, "seed": args.seed, "val": args.val,
            "weights": parse_weights(args.weights, WEIGHTS, "finetune_c"),
            "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip, "decay": args.decay,
-           "gate": args.gate, "gate_lr_mult": args.gate_lr_mult or 1.0}
+           "gate": args.gate, "gate_lr_mult": args.gate_lr_mult or 1.0, "only_gate": args.only_gate}
     ck = None
     if resume:
         ck = torch.load(resume, map_location=dev)
@@ -383,16 +385,31 @@ def train(args):
             fail("%s fine-tunes another model's C" % resume)
         if args.gate is not None and args.gate != ck["config"].get("gate"):
             fail("--gate is the run's from its start: %s was started with %s" % (resume, ck["config"].get("gate")))
+        if args.only_gate and not ck["config"].get("only_gate"):
+            fail("--only-gate is the run's from its start: %s trains all of C" % resume)
     gate = ck["config"].get("gate") if ck else args.gate
     gated = gate is not None or bool(net.arch["C"].get("gate"))   # --gate, or a gated model's C
     if cfg["weights"].get("gate", 0.0) > 0 and not gated:
         fail("--weights gate=… needs a C with a gate (--gate, or a gated model)")
     if args.gate_lr_mult is not None and (not gated or not args.gate_lr_mult > 0):
         fail("--gate-lr-mult needs a C with a gate (--gate, or a gated model) and a value > 0")
+    if args.only_gate and not gated:
+        fail("--only-gate needs a C with a gate (--gate, or a gated model)")
+    if args.only_gate and args.zero_out:
+        fail("--only-gate with --zero-out: a zero correction leaves the gate nothing to scale")
+    if args.only_gate and args.gate_lr_mult is not None:
+        fail("--only-gate trains the gate alone at --lr: --gate-lr-mult has nothing to scale against")
     if gate is not None:
         add_gate(net, gate)
     C = net.C.to(dev)
-    opt = torch.optim.AdamW(C.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=1e-4)
+    only_gate = ck["config"].get("only_gate", False) if ck else args.only_gate
+    if only_gate:   # C.out alone takes gradients; its correction rows are put back after each step
+        for p in C.parameters():
+            p.requires_grad_(False)
+        for p in (C.out.weight, C.out.bias):
+            p.requires_grad_(True)
+    opt = torch.optim.AdamW([p for p in C.parameters() if p.requires_grad], lr=args.lr,
+                            betas=(0.9, 0.999), weight_decay=1e-4)
     step, secs = 0, 0.0
     if ck:
         cfg = dict(ck["config"])
@@ -480,10 +497,13 @@ def train(args):
             gmult = cfg.get("gate_lr_mult", 1.0)
             gate_rows = (C.out.weight, C.out.bias) if gmult != 1.0 else ()
             before = [p.detach()[2].clone() for p in gate_rows]
+            kept = [p.detach()[0:2].clone() for p in (C.out.weight, C.out.bias)] if only_gate else []
             opt.step()
             with torch.no_grad():   # the gate row's step: AdamW's update of it scaled by gmult
                 for p, p0 in zip(gate_rows, before):
                     p[2] = p0 + gmult * (p[2] - p0)
+                for p, p0 in zip((C.out.weight, C.out.bias), kept):   # --only-gate: rows 0, 1 as they were
+                    p[0:2] = p0
             dt = time.time() - t0
             secs += dt
             rec = {"step": step, "total": round(float(total), 6), "ab_err": round(float(err), 5)}
@@ -530,8 +550,9 @@ def export(args):
 
 def calibrate(args):
     """The validation (validate: the last --val sequences of each set) of the model's C with its
-    gate's bias moved by each shift; with --out, the model with the shift of the best mean of
-    frames' ab PSNR over all the sets (val_c_fpsnr) written there (the rest of the file as it was)."""
+    gate's bias moved by each shift and, with --motions, under each κ of C.gate_motion (0: none);
+    with --out, the model with the pair of the best mean of frames' ab PSNR over all the sets
+    (val_c_fpsnr) written there (the rest of the file as it was)."""
     torch.set_num_threads(args.threads)
     net = load_model(args.model)
     if not net.arch["C"].get("gate"):
@@ -540,6 +561,14 @@ def calibrate(args):
         shifts = [float(x) for x in args.shifts.split(",")]
     except ValueError:
         fail("calibrate: --shifts wants numbers separated by commas, e.g. 0,-1,-2; got %r" % args.shifts)
+    own = net.arch["C"].get("gate_motion")
+    try:
+        motions = [float(x) or None for x in args.motions.split(",")] if args.motions else [own]
+    except ValueError:
+        fail("calibrate: --motions wants numbers separated by commas (κ in units of L; 0: none), "
+             "e.g. 0,1,2; got %r" % args.motions)
+    if any(m is not None and not 0 < m < 1e6 for m in motions):
+        fail("calibrate: --motions: each κ must be positive (or 0: none), got %s" % args.motions)
     sets = [load_seqs(os.path.abspath(r), args.model) for r in args.seqs]
     datas = [d for _, d in sets]
     for r, d in zip(args.seqs, datas):
@@ -549,20 +578,29 @@ def calibrate(args):
     C = net.C
     b0 = float(C.out.bias.data[2])
     best = None
-    for d in shifts:
-        C.out.bias.data[2] = b0 + d
-        r = validate(C, datas, vals)
-        print("calibrate: gate bias %+.3f (shift %+g): %s" % (b0 + d, d, " ".join(
-            "%s %s" % kv for kv in r.items() if "fpsnr" in kv[0])), flush=True)
-        if best is None or r["val_c_fpsnr"] > best[1]:
-            best = (d, r["val_c_fpsnr"])
-    print("calibrate: best shift %+g (val_c_fpsnr %.4f)" % best)
+    for m in motions:
+        net.set_gate_motion(m)
+        for d in shifts:
+            C.out.bias.data[2] = b0 + d
+            r = validate(C, datas, vals)
+            print("calibrate: gate bias %+.3f (shift %+g), gate_motion %s: %s" % (
+                b0 + d, d, m if m is not None else "none",
+                " ".join("%s %s" % kv for kv in r.items() if "fpsnr" in kv[0])), flush=True)
+            if best is None or r["val_c_fpsnr"] > best[2]:
+                best = (d, m, r["val_c_fpsnr"])
+    print("calibrate: best shift %+g, gate_motion %s (val_c_fpsnr %.4f)" % (
+        best[0], best[1] if best[1] is not None else "none", best[2]))
     if args.out:
         tensors, meta = safetensors_io.load(args.model)
         tensors["C.out.bias"][2] += best[0]
-        meta["vaefarm_weights"] = "%s; C's gate bias %+.3f -> %+.3f (finetune_c.py calibrate, shift %+g " \
-            "of %s on %s)" % (meta.get("vaefarm_weights", "no description"), b0, b0 + best[0], best[0],
-                              args.shifts, ", ".join(os.path.basename(os.path.normpath(r)) for r in args.seqs))
+        net.set_gate_motion(best[1])
+        meta["vaefarm"] = arch_json(net.arch)
+        meta["vaefarm_weights"] = "%s; C's gate bias %+.3f -> %+.3f, gate_motion %s -> %s (finetune_c.py " \
+            "calibrate: shift %+g of %s, gate_motion of %s, on %s)" % (
+                meta.get("vaefarm_weights", "no description"), b0, b0 + best[0],
+                own if own is not None else "none", best[1] if best[1] is not None else "none", best[0],
+                args.shifts, args.motions or "the model's own",
+                ", ".join(os.path.basename(os.path.normpath(r)) for r in args.seqs))
         safetensors_io.save(args.out, tensors, meta)
         print("wrote %s" % args.out)
     return 0
@@ -608,6 +646,9 @@ def main(argv=None):
     t.add_argument("--gate-lr-mult", type=float, metavar="M",
                    help="the gate's weights step M times as far as the rest (AdamW's update scaled; "
                         "default 1; given at a resume, it replaces the run's)")
+    t.add_argument("--only-gate", action="store_true",
+                   help="a new run: train the gate's row of C.out alone (every other weight of C "
+                        "frozen), at --lr")
     t.add_argument("--zero-out", action="store_true",
                    help="start C's correction at 0 (C.out zeroed): the model starts as its warp")
     t.add_argument("--val", type=int, default=16,
@@ -625,7 +666,10 @@ def main(argv=None):
     c.add_argument("--seqs", required=True, nargs="+", help="prepared sequence sets")
     c.add_argument("--val", type=int, default=16, help="the last sequences of each set (as train's --val)")
     c.add_argument("--shifts", default="0,-1,-2,-3", help="moves of the gate's bias to try")
-    c.add_argument("--out", help="write the model with the best shift here")
+    c.add_argument("--motions", default="",
+                   help="κ values of C.gate_motion to try with each shift (0: none; default: the "
+                        "model's own)")
+    c.add_argument("--out", help="write the model with the best shift (and κ) here")
     c.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     if args.cmd == "calibrate":

@@ -23,7 +23,9 @@ DIR/model_guided.safetensors (the same weights under the guided filter, radius 2
 guided_ab_full_t0, guided_cbcr_full_t0 (frame 0's post-processing through it). --gated, for a
 residual C: also DIR/model_gated.safetensors (the same weights with a gate on C, arch C.gate, its
 channel's weights seeded) and gated_ab_t{t}, gated_rgb_full_t{t}, gated_cbcr_full_t{t} (its frames
-from the zero state; F's taps, the warp and conf are the plain model's).
+from the zero state; F's taps, the warp and conf are the plain model's), and the same again with
+the gate's motion factor (arch C.gate_motion, κ 4): DIR/model_motion.safetensors, motion_ab_t{t},
+motion_rgb_full_t{t}, motion_cbcr_full_t{t}.
 --extra adds ref_tap{k}, L_t{t} (1×H×W) and Lstar_t{t} (1×h×w, the bisection's L*)."""
 import argparse
 import copy
@@ -42,8 +44,10 @@ from vaefarm_ref import lab as labmod  # noqa: E402
 from export import make_model, print_counts, save_weights  # noqa: E402
 from vaefarm_ref.arch import arch_json  # noqa: E402
 from vaefarm_ref.init import calibrate_colornet  # noqa: E402
+from vaefarm_ref.model import motion_factor  # noqa: E402
 
 KR, KB = 0.2126, 0.0722
+GOLDEN_KAPPA = 4.0   # the motion model's C.gate_motion
 DEFAULT_SIZES = {"tiny": ((144, 256), (288, 512)), "full": ((216, 384), (432, 768))}
 
 
@@ -174,15 +178,23 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
             gen = torch.Generator().manual_seed(seed + 1)
             gw = torch.randn(ow[:1].shape, generator=gen, dtype=torch.float32) * (2.0 / ow.shape[1] ** 0.5)
             gnet.add_gate(0.5, gw)
-            save_weights(os.path.join(outdir, "model_gated.safetensors"), gnet)
-            prev = None
-            for t in range(frames):
-                o = gnet.frame(X("grey_t%d" % t), cache, prev)
-                prev = o["prev"]
-                p = gnet.post_full(X("grey_t%d" % t)[None, None], o["ab"][None],
-                                   X("grey_full_t%d" % t)[None, None], KR, KB)
-                T["gated_ab_t%d" % t], T["gated_rgb_full_t%d" % t] = o["ab"], p["rgb"][0]
-                T["gated_cbcr_full_t%d" % t] = p["cbcr"][0]
+            # and the same with the motion factor (arch C.gate_motion, κ = GOLDEN_KAPPA): this
+            # scene's frames move by a few L a pixel, so the factor is well inside (0, 1)
+            mnet = copy.deepcopy(gnet)
+            mnet.set_gate_motion(GOLDEN_KAPPA)
+            for name, vnet in (("gated", gnet), ("motion", mnet)):
+                save_weights(os.path.join(outdir, "model_%s.safetensors" % name), vnet)
+                prev, factors = None, []
+                for t in range(frames):
+                    o = vnet.frame(X("grey_t%d" % t), cache, prev)
+                    factors.append(float(motion_factor(o["x7"].reshape(1, 7, *o["x7"].shape[-2:]), GOLDEN_KAPPA)))
+                    prev = o["prev"]
+                    p = vnet.post_full(X("grey_t%d" % t)[None, None], o["ab"][None],
+                                       X("grey_full_t%d" % t)[None, None], KR, KB)
+                    T["%s_ab_t%d" % (name, t)], T["%s_rgb_full_t%d" % (name, t)] = o["ab"], p["rgb"][0]
+                    T["%s_cbcr_full_t%d" % (name, t)] = p["cbcr"][0]
+            if not all(0.1 < f < 0.95 for f in factors):
+                raise RuntimeError("golden: the motion factors %s do not test C.gate_motion" % factors)
     T = {k: v.detach().float().contiguous() for k, v in T.items()}
     for k, v in T.items():
         if not torch.isfinite(v).all():

@@ -546,14 +546,61 @@ def test_finetune_c(tmp):
         assert fc.main(["calibrate", "--model", gout, "--seqs", seqs, "--val", "4",
                         "--shifts", "0,-40", "--out", cal, "--threads", "2"]) == 0
     shut = [ln for ln in out_lines.getvalue().splitlines() if "(shift -40)" in ln][0]
-    kv = dict(zip(shut.split()[6::2], map(float, shut.split()[7::2])))
+    kv = dict(zip(shut.split(": ")[-1].split()[0::2], map(float, shut.split(": ")[-1].split()[1::2])))
     assert abs(kv["val_c_fpsnr"] - kv["val_warp_fpsnr"]) < 1e-3, shut
-    best = float(out_lines.getvalue().split("best shift ")[1].split()[0])
+    best = float(out_lines.getvalue().split("best shift ")[1].split(",")[0])
     assert best == -40, "this C is worse than its warp: shut is best (%s)" % best
     ct, gtn = safetensors_io.load(cal)[0], safetensors_io.load(gout)[0]
     assert set(ct) == set(gtn) and all(torch.equal(ct[k], gtn[k]) for k in ct if k != "C.out.bias")
     assert torch.allclose(ct["C.out.bias"][2], gtn["C.out.bias"][2] + best)
     assert torch.equal(ct["C.out.bias"][:2], gtn["C.out.bias"][:2])
+    # the gate's motion factor (arch C.gate_motion): a held frame (L(t) = L(t−1)) gets the warp
+    # exactly, a moving one a correction scaled by m / (m + κ); calibrate --motions writes the
+    # best κ into the arch, the tensors but the bias as they were
+    mn = load_model(gout)
+    mn.set_gate_motion(2.0)
+    assert mn.arch["C"]["gate_motion"] == 2.0 and mn.C.gate_motion == 2.0
+    held = x7.clone()
+    held[:, 4:5] = held[:, 0:1]
+    moving = x7.clone()
+    moving[:, 4:5] = moving[:, 0:1] + 2.0   # m = 2 = κ: half the gated correction
+    with torch.no_grad():
+        assert torch.equal(mn.C(held), held[:, 1:3])
+        plain = load_model(gout).C(moving)
+        assert torch.allclose(mn.C(moving) - moving[:, 1:3], 0.5 * (plain - moving[:, 1:3]), atol=1e-3)
+    mn.set_gate_motion(None)
+    assert "gate_motion" not in mn.arch["C"] and mn.C.gate_motion is None
+    try:
+        load_model(model).set_gate_motion(1.0)
+        raise AssertionError("gate_motion on a C without a gate")
+    except ValueError:
+        pass
+    from vaefarm_ref.arch import ArchError, parse_arch
+    for bad in ({"gate_motion": 0}, {"gate_motion": True}, {"gate_motion": 1.0, "gate": False}):
+        arch = json.loads(json.dumps(load_model(gout).arch))
+        arch["C"].update(bad)
+        try:
+            parse_arch(arch)
+            raise AssertionError("C %s was accepted" % bad)
+        except ArchError:
+            pass
+    calm = os.path.join(tmp, "calm.safetensors")
+    out_lines = io.StringIO()
+    with contextlib.redirect_stdout(out_lines):
+        assert fc.main(["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--shifts", "0",
+                        "--motions", "0,0.5,3", "--out", calm, "--threads", "2"]) == 0
+    fps = {ln.split("gate_motion ")[1].split(":")[0]: float(ln.split("val_c_fpsnr ")[1].split()[0])
+           for ln in out_lines.getvalue().splitlines() if "(shift +0)" in ln}
+    assert set(fps) == {"none", "0.5", "3.0"}, fps
+    pick = max(fps, key=fps.get)
+    got = load_model(calm).arch["C"].get("gate_motion")
+    assert (got is None) if pick == "none" else got == float(pick), (pick, got)
+    ct = safetensors_io.load(calm)[0]
+    assert all(torch.equal(ct[k], gtn[k]) for k in ct)
+    refused(fc, ["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--motions", "a"],
+            "--motions wants numbers")
+    refused(fc, ["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--motions", "-1"],
+            "each κ must be positive")
     refused(fc, ["calibrate", "--model", model, "--seqs", seqs, "--val", "4"], "has no gate on C")
     refused(fc, ["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--shifts", "a,b"],
             "--shifts wants numbers")
@@ -576,6 +623,25 @@ def test_finetune_c(tmp):
     assert fc.main(["train", "--out", g2, "--steps", "1", "--gate-lr-mult", "10", "--model", gout]
                    + common[2:]) == 0
     assert torch.load(os.path.join(g2, "last.pt"))["config"]["gate_lr_mult"] == 10
+    # --only-gate: two steps move the gate's row of C.out and nothing else of C; a resume keeps
+    # it so; it refuses a C without a gate, --gate-lr-mult, --zero-out, and a resume adding it
+    go = os.path.join(tmp, "fonly")
+    assert fc.main(["train", "--out", go, "--steps", "2", "--only-gate", "--model", gout] + common[2:]) == 0
+    assert fc.main(["train", "--out", go, "--steps", "3", "--resume", "auto", "--model", gout] + common[2:]) == 0
+    c0, c1 = load_model(gout).C.state_dict(), torch.load(os.path.join(go, "last.pt"))["C"]
+    assert torch.load(os.path.join(go, "last.pt"))["config"]["only_gate"] is True
+    assert all(torch.equal(c0[k], c1[k]) for k in c0 if k not in ("out.weight", "out.bias")), "a frozen weight moved"
+    for k in ("out.weight", "out.bias"):
+        assert torch.equal(c0[k][:2], c1[k][:2]), "the correction's rows moved"
+        assert not torch.equal(c0[k][2], c1[k][2]), "the gate did not move"
+    refused(fc, ["train", "--out", os.path.join(tmp, "fonly2"), "--steps", "1", "--only-gate"] + common,
+            "--only-gate needs a C with a gate")
+    refused(fc, ["train", "--out", os.path.join(tmp, "fonly3"), "--steps", "1", "--only-gate",
+                 "--gate-lr-mult", "3", "--model", gout] + common[2:], "--gate-lr-mult has nothing")
+    refused(fc, ["train", "--out", os.path.join(tmp, "fonly4"), "--steps", "1", "--only-gate",
+                 "--zero-out", "--model", gout] + common[2:], "--only-gate with --zero-out")
+    refused(fc, ["train", "--out", g2, "--steps", "2", "--resume", "auto", "--only-gate", "--model", gout]
+            + common[2:], "--only-gate is the run's from its start")
     tau = load_model(model)
     tau.arch = dict(tau.arch, A=dict(tau.arch["A"], tau=tau.arch["A"]["tau"] * 2))
     save_weights(os.path.join(tmp, "tau.safetensors"), tau, "test")

@@ -171,8 +171,9 @@ def parse_arch(meta):
 
     C = _obj(meta, "C", "metadata")
     keys = {"widths", "enc_convs", "mid", "latent", "dec_widths", "dec_convs"}
-    if not keys <= set(C) or set(C) - keys - {"residual", "gate"}:
-        raise ArchError("C: expected keys %s and optionally residual, gate; got %s" % (sorted(keys), sorted(C)))
+    if not keys <= set(C) or set(C) - keys - {"residual", "gate", "gate_motion"}:
+        raise ArchError("C: expected keys %s and optionally residual, gate, gate_motion; got %s"
+                        % (sorted(keys), sorted(C)))
     residual = C.get("residual", False)
     gate = C.get("gate", False)
     for k, v in (("residual", residual), ("gate", gate)):
@@ -180,6 +181,12 @@ def parse_arch(meta):
             raise ArchError("C.%s: expected true or false, got %r" % (k, v))
     if gate and not residual:
         raise ArchError("C.gate needs a residual C (the gate scales the correction to W^ab)")
+    motion = C.get("gate_motion")
+    if motion is not None:
+        if isinstance(motion, bool) or not isinstance(motion, (int, float)) or not 0 < motion < 1e6:
+            raise ArchError("C.gate_motion: expected a positive number (κ, in units of L), got %r" % (motion,))
+        if not gate:
+            raise ArchError("C.gate_motion needs C.gate (it scales the gate)")
     mid = C["mid"]
     if not isinstance(mid, list) or not mid:
         raise ArchError("C.mid: expected a non-empty list of lists of dilations")
@@ -197,6 +204,8 @@ def parse_arch(meta):
                 "residual": residual}
     if gate:   # written only when on: the files before it keep their metadata (and warp stamp)
         out["C"]["gate"] = True
+    if motion is not None:
+        out["C"]["gate_motion"] = float(motion)
 
     size = _intlist(_obj(meta, "inference_size", "metadata"), 2, "inference_size")
     for v in size:

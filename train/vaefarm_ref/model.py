@@ -399,11 +399,21 @@ class Level(nn.Module):
         return out
 
 
+def motion_factor(x7, kappa):
+    """C.gate_motion's factor on the gate, per image: m / (m + κ), m the mean over the frame of
+    |L(t) − L(t−1)| (x7's channels 0 and 4; a held shot gives 0, and C then leaves its warp, the
+    previous frame's colours carried, exactly alone). x7: N×7×H×W -> N×1×1×1."""
+    m = (x7[:, 0:1] - x7[:, 4:5]).abs().mean(dim=(1, 2, 3), keepdim=True)
+    return m / (m + kappa)
+
+
 class ColorNet(nn.Module):
-    def __init__(self, widths, enc_convs, mid, latent, dec_widths, dec_convs, residual=False, gate=False):
+    def __init__(self, widths, enc_convs, mid, latent, dec_widths, dec_convs, residual=False, gate=False,
+                 gate_motion=None):
         super().__init__()
         self.residual = residual   # ab = W^ab + 128·tanh(out) (NETWORK.md, "C")
         self.gate = gate           # ab = W^ab + σ(out₂)·128·tanh(out₀,₁): C can leave W^ab alone
+        self.gate_motion = gate_motion   # κ: the gate also scaled by motion_factor(x7, κ)
         self.enc = nn.ModuleList()
         cin = 7
         for l in range(4):
@@ -466,6 +476,8 @@ class ColorNet(nn.Module):
         ab = 128.0 * torch.tanh(o[:, 0:2])
         if self.gate:
             ab = torch.sigmoid(o[:, 2:3]) * ab
+            if self.gate_motion is not None:
+                ab = motion_factor(x7, self.gate_motion) * ab
         return x7[:, 1:3] + ab if self.residual else ab
 
     def forward(self, x):
@@ -512,7 +524,20 @@ class Net(nn.Module):
         """C as self.arch["C"] describes it (fresh weights)."""
         c = self.arch["C"]
         return ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
-                        c["dec_convs"], c["residual"], c.get("gate", False))
+                        c["dec_convs"], c["residual"], c.get("gate", False), c.get("gate_motion"))
+
+    def set_gate_motion(self, kappa):
+        """Give the gated C the motion factor (arch C.gate_motion = κ; None: none). No weight changes."""
+        c = self.arch["C"]
+        if not c.get("gate"):
+            raise ValueError("gate_motion needs a gated C (arch C.gate)")
+        c = {k: v for k, v in c.items() if k != "gate_motion"}
+        if kappa is not None:
+            if not 0 < kappa < 1e6:
+                raise ValueError("gate_motion: κ must be positive, got %r" % (kappa,))
+            c["gate_motion"] = float(kappa)
+        self.arch = dict(self.arch, C=c)
+        self.C.gate_motion = c.get("gate_motion")
 
     def add_gate(self, bias, weight=None):
         """Give the residual C a gate (arch C.gate: ab = W^ab + σ(out₂)·128·tanh(out₀,₁), a
