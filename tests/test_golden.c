@@ -216,6 +216,7 @@ static void golden_run_variant(const char *arch, const char *variant, enum vf_dt
     outputs_alloc(&o, cz, &g);
     double tol = dt == VF_F32 ? TOL_F32 : TOL_BF16, worst = 0;
     const char *worst_name = "";
+    char vfmt[3][48];   /* a variant's names of C's outputs (worst_name may point here) */
     size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
     if (variant && !vf_net_arch(net)->c_gate)
         fail_msg("%s: the model is not gated", model);
@@ -238,7 +239,6 @@ static void golden_run_variant(const char *arch, const char *variant, enum vf_dt
             {"ab_t%d", -1, o.ab, 2 * n}, {"rgb_full_t%d", -1, o.rgb, 3 * nf},
             {"cbcr_full_t%d", -1, o.cbcr, 2 * nf},
         };
-        char vfmt[3][48];
         if (variant) {   /* C's outputs and what follows them: the variant's own */
             const char *base[3] = {"ab_t%d", "rgb_full_t%d", "cbcr_full_t%d"};
             for (int k = 0; k < 3; k++) {

@@ -15,6 +15,11 @@ only the TRAINING packages below; the held-out ones (HELD_OUT) are refused. Writ
   index.json     sources: photos[i] = {package, path, size}, clips = [{package, path, start, frames}],
                  held_out, canvas, versions
 Deterministic: the same packages give the same bytes. Idempotent: OUT is replaced atomically.
+
+    make_dataset.py --validation --out ~/.cache/vaefarm/validation
+
+builds the validation cache instead (same format, index.json's role "validation"): opencv-doc's
+still photos (VALIDATION_PHOTOS; never trained on, in no evaluation film), no clips.
 """
 import argparse
 import glob
@@ -59,6 +64,17 @@ LARGEST_OF_GLOB = {"plasma-workspace-wallpapers"}          # one file per glob: 
 GCOMPRIS_RCC = ["erase.rcc", "explore_monuments.rcc", "explore_world_animals.rcc",
                 "explore_farm_animals.rcc", "explore_world_music.rcc", "categorization.rcc"]
 GCOMPRIS_DIR = "usr/share/gcompris-qt/rcc"
+# Validation photos (--validation; docs/TRAINING.md, "Session 17"): opencv-doc's still photographs.
+# The package is held out of training for its vtest.avi, the only opencv-doc file in the
+# evaluation films (those are cimg-doc's postcards, vtest and cityCC0), so these photos are a
+# domain no stage ever trained on and no evaluation film contains: a validation set that, unlike
+# the training photos' own, is as new to the network as the films are. Chosen by looking at
+# each: photographs only (no logos, renders, drawings, paintings), one of each stereo pair.
+VALIDATION_PHOTOS = [("opencv-doc", "usr/share/doc/opencv-doc/examples/data/" + n) for n in (
+    "HappyFish.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "board.jpg", "building.jpg",
+    "butterfly.jpg", "ela_original.jpg", "fruits.jpg", "graf1.png", "home.jpg", "left.jpg",
+    "leuvenA.jpg", "messi5.jpg", "orange.jpg", "pca_test1.jpg", "rubberwhale1.png", "smarties.png",
+    "squirrel_cls.jpg")]
 # Real clips: (package, path or glob of a frame sequence)
 CLIPS = [
     ("python3-imageio", "usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4"),
@@ -184,15 +200,26 @@ def main():
     ap.add_argument("--canvas", type=int, nargs=2, default=[180, 320], metavar=("H", "W"))
     ap.add_argument("--similar", type=int, default=8, help="K most similar photos kept per photo")
     ap.add_argument("--list", action="store_true", help="print every candidate and why it is used or not")
+    ap.add_argument("--validation", action="store_true",
+                    help="the validation cache instead: VALIDATION_PHOTOS only (opencv-doc's still "
+                         "photos), no clips; for finetune_c.py prepare --data")
     args = ap.parse_args()
     hc, wc = args.canvas
     cv2.setNumThreads(2)
     pk = args.pkg_dir
-    for p in {p for p, _ in PHOTOS} | {p for p, _ in CLIPS} | {"gcompris-qt-data"}:
-        if p in HELD_OUT:
+    photo_list = VALIDATION_PHOTOS if args.validation else PHOTOS
+    clip_list = [] if args.validation else CLIPS
+    pkgs_read = {p for p, _ in photo_list} | {p for p, _ in clip_list}
+    if not args.validation:
+        pkgs_read.add("gcompris-qt-data")
+    for p in pkgs_read:
+        if p in HELD_OUT and not args.validation:
             sys.exit("make_dataset: %s is held out for evaluation" % p)
         if not os.path.isdir(os.path.join(pk, p)):
-            sys.exit("make_dataset: %s not unpacked in %s (run train/fetch_data.sh)" % (p, pk))
+            sys.exit("make_dataset: %s not unpacked in %s (run train/fetch_data.sh%s)" % (
+                p, pk, " --validation" if args.validation else ""))
+    if args.validation and os.path.abspath(args.out) == os.path.abspath(ap.get_default("out")):
+        sys.exit("make_dataset: --validation would replace the training cache: give another --out")
 
     photos, meta, seen = [], [], set()
 
@@ -205,7 +232,7 @@ def main():
         meta.append({"package": pkg, "path": path, "size": list(size)})
         return None
 
-    for pkg, pat in PHOTOS:
+    for pkg, pat in photo_list:
         files = sorted(glob.glob(os.path.join(pk, pkg, pat)))
         files = [f for f in files if not any(x in f for x in PHOTO_EXCLUDE)]
         if pkg in LARGEST_OF_GLOB and files:
@@ -224,7 +251,7 @@ def main():
                 print("%-28s %-70s %s" % (pkg, rel[-70:], why or "used"))
 
     rdir = os.path.join(pk, "gcompris-qt-data", GCOMPRIS_DIR)
-    for r in GCOMPRIS_RCC:
+    for r in ([] if args.validation else GCOMPRIS_RCC):
         with open(os.path.join(rdir, r), "rb") as fp:
             blob = fp.read()
         for path, flags, off, size in sorted(rcc_files(blob)):
@@ -238,7 +265,7 @@ def main():
                 print("%-28s %-70s %s" % ("gcompris-qt-data", (r + ":" + path)[-70:], why or "used"))
 
     frames, clips = [], []
-    for pkg, pat in CLIPS:
+    for pkg, pat in clip_list:
         files = sorted(glob.glob(os.path.join(pk, pkg, pat)))
         seq = []
         if len(files) == 1 and files[0].endswith((".mp4", ".avi", ".mpg", ".mkv")):
@@ -263,8 +290,10 @@ def main():
         if args.list:
             print("%-28s %-70s clip, %d frames" % (pkg, name[-70:], len(seq)))
 
+    if len(photos) < 2:
+        sys.exit("make_dataset: %d usable photos: too few for a cache" % len(photos))
     P = np.stack(photos)
-    C = np.stack(frames)
+    C = np.stack(frames) if frames else np.zeros((0, hc, wc, 3), np.uint8)
     D = np.stack([descriptor(p) for p in photos])
     d2 = ((D[:, None, :] - D[None, :, :]) ** 2).sum(-1)
     np.fill_diagonal(d2, np.inf)
@@ -280,7 +309,7 @@ def main():
     pkgs = sorted({m["package"] for m in meta} | {c["package"] for c in clips})
     index = {"format": "vaefarm-train-cache-v1", "canvas": [hc, wc], "photos": meta, "clips": clips,
              "held_out": HELD_OUT, "packages": {p: pkg_version(pk, p) for p in pkgs},
-             "similar_k": K}
+             "similar_k": K, "role": "validation" if args.validation else "training"}
     with open(os.path.join(tmp, "index.json"), "w") as fp:
         json.dump(index, fp, indent=1)
     if os.path.isdir(args.out):
