@@ -460,18 +460,19 @@ static void copy_into(const struct vf_tensor *src, const struct vf_tensor *dst, 
     }
 }
 
-/* factor: NULL, or f32 n × 1 × 1 × 1 of img's images on its backend (a gated add's, a motion
- * factor's dst). */
-static int check_factor(struct vf_error *err, const char *op, const struct vf_tensor *factor,
+/* factor (named fname, against the tensor named iname): NULL, or a dense f32 n × 1 × 1 × 1 of
+ * img's images on its backend (a gated add's factor, a motion factor's dst). */
+static int check_factor(struct vf_error *err, const char *op, const char *fname,
+                        const struct vf_tensor *factor, const char *iname,
                         const struct vf_tensor *img)
 {
     if (!factor)
         return VF_OK;
-    TRYC(check_tensor(err, op, "factor", factor, img->be));
+    TRYC(check_tensor(err, op, fname, factor, img->be));
     if (factor->dtype != VF_F32 || factor->n != img->n || factor->c != 1 || factor->h != 1 ||
-        factor->w != 1)
-        return bad_shapes(err, op, "factor", factor, "image", img,
-                          "factor must be f32, one value per image (n × 1 × 1 × 1)");
+        factor->w != 1 || factor->pix_stride != 1)
+        return bad_shapes(err, op, fname, factor, iname, img,
+                          "it must be a dense f32 tensor of one value per image (n × 1 × 1 × 1)");
     return VF_OK;
 }
 
@@ -487,7 +488,7 @@ int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float 
                           "o must have w's images and one more channel, the gate; w at most 64 channels");
     if (!same_shape(w, dst))
         return bad_shapes(err, op, "w", w, "dst", dst, "they must have the same shape");
-    TRYC(check_factor(err, op, factor, w));
+    TRYC(check_factor(err, op, "factor", factor, "w", w));
 #ifdef VF_HAVE_CUDA
     if (VF_BE_CUDA(o->be))
         return vf_cuda_gated_add(o, w, scale, factor, dst, vf_cuda_stream(o->be), err);
@@ -517,9 +518,9 @@ int vf_op_motion_factor(const struct vf_tensor *a, const struct vf_tensor *b, fl
     TRYC(check_tensor(err, op, "dst", dst, a->be));
     if (a->c != 1 || !same_shape(a, b))
         return bad_shapes(err, op, "a", a, "b", b, "they must have the same shape, one channel");
-    TRYC(check_factor(err, op, dst, a));
-    if (!(kappa > 0.0f) || !isfinite(kappa))
-        return vf_error_set(err, VF_EINVAL, "%s: kappa must be a positive number, got %g", op,
+    TRYC(check_factor(err, op, "dst", dst, "a", a));
+    if (!(kappa >= 1e-6f) || !isfinite(kappa))
+        return vf_error_set(err, VF_EINVAL, "%s: kappa must be a number >= 1e-6, got %g", op,
                             (double)kappa);
 #ifdef VF_HAVE_CUDA
     if (VF_BE_CUDA(a->be))

@@ -217,6 +217,28 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
     return VF_OK;
 }
 
+
+/* An object's keys against a NULL-ended list: the first unknown one is an error that names it
+ * (with prefix, e.g. "C.") and lists the known ones. */
+static int unknown_key(json_t *obj, const char *const *known, const char *prefix, const char *what,
+                       struct vf_error *err)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        size_t k = 0;
+        while (known[k] && strcmp(key, known[k]) != 0) k++;
+        if (!known[k]) {
+            char list[256] = "";
+            for (size_t m = 0; known[m]; m++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", m ? ", " : "",
+                         known[m]);
+            return vf_error_set(err, VF_EINVAL, "%s: architecture metadata: unknown key \"%s%s\" "
+                                "(known: %s)", what, prefix, key, list);
+        }
+    }
+    return VF_OK;
+}
 int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, struct vf_error *err)
 {
     memset(a, 0, sizeof *a);
@@ -239,22 +261,11 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
         rc = VF_EUNSUPPORTED;
         goto out;
     }
-    {   /* as train/vaefarm_ref/arch.py: an unknown key (a typo) must not silently change the
-         * network or its post-processing */
-        static const char *const known[] = {"format", "name", "F", "A", "C", "inference_size",
-                                            "upsample"};
-        const char *key;
-        json_t *val;
-        json_object_foreach(root, key, val) {
-            size_t k = 0;
-            while (k < sizeof known / sizeof known[0] && strcmp(key, known[k]) != 0) k++;
-            if (k == sizeof known / sizeof known[0]) {
-                vf_error_set(err, VF_EINVAL, "%s: architecture metadata: unknown key \"%s\" "
-                             "(known: format, name, F, A, C, inference_size, upsample)", what, key);
-                goto out;
-            }
-        }
-    }
+    /* as train/vaefarm_ref/arch.py: an unknown key (a typo, or a key of a newer vaefarm) must
+     * not silently change the network or its post-processing */
+    static const char *const known[] = {"format", "name", "F", "A", "C", "inference_size",
+                                        "upsample", NULL};
+    if (unknown_key(root, known, "", what, err)) goto out;
     json_t *name = json_object_get(root, "name");
     snprintf(a->name, sizeof a->name, "%s", json_is_string(name) ? json_string_value(name) : "?");
     for (char *p = a->name; *p; p++)   /* printed in messages and reports */
@@ -262,6 +273,9 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     json_t *F = json_section(root, "F", what, err), *A = NULL, *C = NULL;
     if (!F || !(A = json_section(root, "A", what, err)) || !(C = json_section(root, "C", what, err)))
         goto out;
+    static const char *const known_c[] = {"widths", "enc_convs", "mid", "latent", "dec_widths",
+                                          "dec_convs", "residual", "gate", "gate_motion", NULL};
+    if (unknown_key(C, known_c, "C.", what, err)) goto out;
     if (json_int_in(F, "stem", 1, MAX_WIDTH, &a->f_stem, what, "F", err) ||
         json_ints_in(F, "widths", 4, 1, MAX_WIDTH, a->f_widths, what, "F", err) ||
         json_ints_in(F, "blocks", 4, 1, MAX_REPEAT, a->f_blocks, what, "F", err) ||
@@ -354,10 +368,10 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     }
     a->c_gate = json_is_true(gate);
     json_t *motion = json_object_get(C, "gate_motion");   /* optional, none when absent */
-    if (motion && (!json_is_number(motion) || !(json_number_value(motion) > 0.0) ||
+    if (motion && (!json_is_number(motion) || !(json_number_value(motion) >= 1e-6) ||
                    !(json_number_value(motion) < 1e6))) {
         vf_error_set(err, VF_EINVAL, "%s: architecture metadata: C.gate_motion must be a positive "
-                     "number (κ, in units of L) below 1e6", what);
+                     "number (κ, in units of L) in [1e-6, 1e6)", what);
         goto out;
     }
     a->c_gate_motion = motion ? (float)json_number_value(motion) : 0.0f;

@@ -209,13 +209,19 @@ static void metadata_problems_are_named(void **state)
     free(f.bytes);
     /* the gate's motion factor (finetune_c.py calibrate --motions): a positive number, on a
      * gated C */
-    json_t *bad_motion[] = {json_string("2"), json_real(0.0), json_real(-1.0), json_real(1e7)};
+    json_t *bad_motion[] = {json_string("2"), json_real(0.0), json_real(-1.0), json_real(1e-46),
+                            json_real(1e7)};
     for (size_t i = 0; i < sizeof bad_motion / sizeof bad_motion[0]; i++) {
         json_object_set_new(json_object_get(arch, "C"), "gate_motion", bad_motion[i]);
         f = with_arch(&m, h, arch);
         expect(&f, VF_EINVAL, "C.gate_motion must be a positive number");
         free(f.bytes);
     }
+    json_object_set_new(json_object_get(arch, "C"), "gate_motoin", json_real(2.0));   /* a typo */
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "unknown key \"C.gate_motoin\"");
+    free(f.bytes);
+    json_object_del(json_object_get(arch, "C"), "gate_motoin");
     json_object_set_new(json_object_get(arch, "C"), "gate_motion", json_real(2.0));
     json_object_set_new(json_object_get(arch, "C"), "gate", json_false());
     f = with_arch(&m, h, arch);

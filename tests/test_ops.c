@@ -742,7 +742,8 @@ static void gated_add_matches_reference(void **state)
 
 /* vf_op_motion_factor against m / (m + κ) in double, m the mean |a − b| of each image, on f32 and
  * bf16 operands, dense and as views: images 0 and 2 differ, image 1 is the same picture twice (a
- * held shot: factor exactly 0); the same bits on every backend. */
+ * held shot: factor exactly 0); on 1, 2 and 3 threads alike (one serial sum per image; the GPU's
+ * own order is test_cuda_ops'). */
 static void motion_factor_matches_reference(void **state)
 {
     (void)state;
@@ -2098,13 +2099,15 @@ static void shape_mismatches_are_einval_with_both_shapes(void **state)
     (void)state;
     struct vf_backend *be = g_be[0];
     struct vf_error err = {0};
-    struct vf_tensor a = {0}, b = {0}, c3 = {0}, sc = {0}, l = {0}, ab = {0};
+    struct vf_tensor a = {0}, b = {0}, c3 = {0}, sc = {0}, l = {0}, ab = {0}, f2 = {0}, f2x2 = {0};
     ok(vf_tensor_alloc(&a, be, VF_F32, 2, 5, 27, 48, &err), &err);
     ok(vf_tensor_alloc(&b, be, VF_BF16, 2, 5, 27, 49, &err), &err);
     ok(vf_tensor_alloc(&c3, be, VF_F32, 2, 3, 27, 48, &err), &err);
     ok(vf_tensor_alloc(&sc, be, VF_F32, 1, 10, 1, 1, &err), &err);
     ok(vf_tensor_alloc(&l, be, VF_F32, 2, 1, 27, 48, &err), &err);
     ok(vf_tensor_alloc(&ab, be, VF_F32, 2, 2, 27, 48, &err), &err);
+    ok(vf_tensor_alloc(&f2, be, VF_F32, 2, 1, 1, 1, &err), &err);
+    ok(vf_tensor_alloc(&f2x2, be, VF_F32, 2, 2, 1, 1, &err), &err);
 
     assert_int_equal(vf_op_act(&a, &b, VF_ACT_RELU, 0, NULL, &err), VF_EINVAL);
     assert_non_null(strstr(err.msg, "2×5×27×48 f32"));
@@ -2117,11 +2120,21 @@ static void shape_mismatches_are_einval_with_both_shapes(void **state)
     assert_non_null(strstr(err.msg, "one more channel"));
     assert_int_equal(vf_op_gated_add(&c3, &ab, 128.0f, NULL, &l, &err), VF_EINVAL);   /* dst: 1 ch */
     assert_int_equal(vf_op_gated_add(&c3, &ab, 128.0f, &sc, &ab, &err), VF_EINVAL);   /* factor: 1 image */
+    assert_non_null(strstr(err.msg, "factor is 1×10×1×1"));
     assert_non_null(strstr(err.msg, "one value per image"));
-    assert_int_equal(vf_op_motion_factor(&l, &ab, 1.0f, &sc, &err), VF_EINVAL);   /* b: 2 channels */
+    assert_int_equal(vf_op_motion_factor(&l, &ab, 1.0f, &f2, &err), VF_EINVAL);   /* b: 2 channels */
     assert_non_null(strstr(err.msg, "one channel"));
     assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, &sc, &err), VF_EINVAL);    /* dst: 1 × 10 */
-    assert_int_equal(vf_op_motion_factor(&l, &l, 0.0f, NULL, &err), VF_EINVAL);   /* no dst */
+    assert_non_null(strstr(err.msg, "dst is 1×10×1×1"));
+    struct vf_tensor f2v = vf_tensor_slice(&f2x2, 0, 1);                         /* dst: strided */
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, &f2v, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "dense"));
+    assert_int_equal(vf_op_motion_factor(&l, &l, 0.0f, &f2, &err), VF_EINVAL);   /* κ = 0 */
+    assert_non_null(strstr(err.msg, "kappa"));
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1e-9f, &f2, &err), VF_EINVAL);  /* κ ≈ 0 */
+    assert_int_equal(vf_op_motion_factor(&l, &l, NAN, &f2, &err), VF_EINVAL);
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, &f2, &err), VF_OK);       /* and right */
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, NULL, &err), VF_EINVAL);  /* no dst */
     assert_int_equal(vf_op_instance_norm(&a, &b, 1e-5f, NULL, NULL, VF_ACT_NONE, 0, NULL, &err),
                      VF_EINVAL);
     assert_int_equal(vf_op_l2norm(&a, &b, true, 1e-6f, &err), VF_EINVAL);
@@ -2146,7 +2159,7 @@ static void shape_mismatches_are_einval_with_both_shapes(void **state)
     /* a resize cannot run in place */
     assert_int_equal(vf_op_resize(&a, &a, VF_RESIZE_BILINEAR, &err), VF_EINVAL);
     vf_tensor_free(&a), vf_tensor_free(&b), vf_tensor_free(&c3), vf_tensor_free(&sc);
-    vf_tensor_free(&l), vf_tensor_free(&ab);
+    vf_tensor_free(&l), vf_tensor_free(&ab), vf_tensor_free(&f2), vf_tensor_free(&f2x2);
 }
 
 int main(void)

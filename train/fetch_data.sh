@@ -14,9 +14,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export VF_CACHE_DIR=${VF_CACHE_DIR:-$HOME/.cache/vaefarm}
 validation=()
-if [ "${1:-}" = --validation ]; then
-  validation=(--validation)
-  shift
+args=()
+for a in "$@"; do
+  case $a in
+    --validation) validation=(--validation) ;;
+    -*) echo "fetch_data: unknown option $a (usage: fetch_data.sh [--validation] [OUT])" >&2; exit 2 ;;
+    *) args+=("$a") ;;
+  esac
+done
+set -- ${args[@]+"${args[@]}"}
+if [ ${#validation[@]} -gt 0 ]; then
   out=${1:-$VF_CACHE_DIR/validation}
   packages=(opencv-doc)
 else

@@ -98,6 +98,10 @@ def prepare(args):
         fail("prepare: needs --frames >= 2, --sequences >= 1 and a --size of multiples of 8")
     if not args.synthetic_data and not os.path.exists(os.path.join(args.data, "index.json")):
         fail("no training cache in %s (run train/fetch_data.sh)" % args.data)
+    if not args.synthetic_data:
+        with open(os.path.join(args.data, "index.json")) as fp:
+            if json.load(fp).get("role") == "validation":   # recorded only then: older sets match
+                meta["data_role"] = "validation"
     os.makedirs(args.out, exist_ok=True)
     mpath = os.path.join(args.out, "meta.json")
     if os.path.exists(mpath):
@@ -403,6 +407,8 @@ def train(args):
         add_gate(net, gate)
     C = net.C.to(dev)
     only_gate = ck["config"].get("only_gate", False) if ck else args.only_gate
+    if only_gate and args.gate_lr_mult is not None:   # a resume of an --only-gate run too
+        fail("--only-gate trains the gate alone at --lr: --gate-lr-mult has nothing to scale against")
     if only_gate:   # C.out alone takes gradients; its correction rows are put back after each step
         for p in C.parameters():
             p.requires_grad_(False)
@@ -427,6 +433,10 @@ def train(args):
         zero_colour_out(net)    # C's correction starts at 0: the model starts as its warp
     sets = [load_seqs(r, args.model) for r in roots]
     metas = [m for m, _ in sets]
+    for r, m in zip(roots, metas):
+        if m.get("data_role") == "validation":
+            fail("%s was prepared from a validation cache (make_dataset.py --validation): it "
+                 "validates (calibrate --seqs), it does not train" % r)
     if resume:
         was = ck_cfg_meta(out).get("sequences", one_or_list(metas))
         if (was if isinstance(was, list) else [was]) != metas:
@@ -491,6 +501,9 @@ def train(args):
             total = sum(w[k] * terms[k] for k in w if k in terms)
             opt.zero_grad(set_to_none=True)
             total.backward()
+            if only_gate:   # the correction's rows do not train: their gradients out of the clip
+                for p in (C.out.weight, C.out.bias):
+                    p.grad[0:2] = 0
             gn = torch.nn.utils.clip_grad_norm_(C.parameters(), cfg["clip"])
             if not torch.isfinite(gn):
                 fail("step %d: gradient norm %s" % (step, float(gn)))
@@ -567,8 +580,9 @@ def calibrate(args):
     except ValueError:
         fail("calibrate: --motions wants numbers separated by commas (κ in units of L; 0: none), "
              "e.g. 0,1,2; got %r" % args.motions)
-    if any(m is not None and not 0 < m < 1e6 for m in motions):
-        fail("calibrate: --motions: each κ must be positive (or 0: none), got %s" % args.motions)
+    if any(m is not None and not 1e-6 <= m < 1e6 for m in motions):
+        fail("calibrate: --motions: each κ must be positive, in [1e-6, 1e6) (or 0: none), got %s"
+             % args.motions)
     sets = [load_seqs(os.path.abspath(r), args.model) for r in args.seqs]
     datas = [d for _, d in sets]
     for r, d in zip(args.seqs, datas):
@@ -593,8 +607,9 @@ def calibrate(args):
     if args.out:
         tensors, meta = safetensors_io.load(args.model)
         tensors["C.out.bias"][2] += best[0]
-        net.set_gate_motion(best[1])
-        meta["vaefarm"] = arch_json(net.arch)
+        if args.motions:   # the arch only when κ was swept (a file's other keys stay as written)
+            net.set_gate_motion(best[1])
+            meta["vaefarm"] = arch_json(net.arch)
         meta["vaefarm_weights"] = "%s; C's gate bias %+.3f -> %+.3f, gate_motion %s -> %s (finetune_c.py " \
             "calibrate: shift %+g of %s, gate_motion of %s, on %s)" % (
                 meta.get("vaefarm_weights", "no description"), b0, b0 + best[0],

@@ -218,8 +218,15 @@ def main():
         if not os.path.isdir(os.path.join(pk, p)):
             sys.exit("make_dataset: %s not unpacked in %s (run train/fetch_data.sh%s)" % (
                 p, pk, " --validation" if args.validation else ""))
-    if args.validation and os.path.abspath(args.out) == os.path.abspath(ap.get_default("out")):
-        sys.exit("make_dataset: --validation would replace the training cache: give another --out")
+    role = "validation" if args.validation else "training"
+    try:   # never replace one kind of cache with the other
+        with open(os.path.join(args.out, "index.json")) as fp:
+            was = json.load(fp).get("role", "training")
+    except FileNotFoundError:
+        was = role
+    if was != role:
+        sys.exit("make_dataset: %s holds a %s cache; this would replace it with a %s one: give "
+                 "another --out" % (args.out, was, role))
 
     photos, meta, seen = [], [], set()
 
@@ -309,7 +316,7 @@ def main():
     pkgs = sorted({m["package"] for m in meta} | {c["package"] for c in clips})
     index = {"format": "vaefarm-train-cache-v1", "canvas": [hc, wc], "photos": meta, "clips": clips,
              "held_out": HELD_OUT, "packages": {p: pkg_version(pk, p) for p in pkgs},
-             "similar_k": K, "role": "validation" if args.validation else "training"}
+             "similar_k": K, "role": role}
     with open(os.path.join(tmp, "index.json"), "w") as fp:
         json.dump(index, fp, indent=1)
     if os.path.isdir(args.out):

@@ -642,6 +642,18 @@ def test_finetune_c(tmp):
                  "--zero-out", "--model", gout] + common[2:], "--only-gate with --zero-out")
     refused(fc, ["train", "--out", g2, "--steps", "2", "--resume", "auto", "--only-gate", "--model", gout]
             + common[2:], "--only-gate is the run's from its start")
+    refused(fc, ["train", "--out", go, "--steps", "4", "--resume", "auto", "--gate-lr-mult", "3",
+                 "--model", gout] + common[2:], "--gate-lr-mult has nothing")   # nor at a resume
+    # a set prepared from a validation cache (make_dataset.py --validation) validates, never trains
+    vseqs = os.path.join(tmp, "vseqs")
+    shutil.copytree(seqs, vseqs)
+    with open(os.path.join(vseqs, "meta.json")) as fp:
+        vm = json.load(fp)
+    vm["data_role"] = "validation"
+    with open(os.path.join(vseqs, "meta.json"), "w") as fp:
+        json.dump(vm, fp)
+    refused(fc, ["train", "--out", os.path.join(tmp, "fval"), "--steps", "1", "--model", model,
+                 "--seqs", vseqs] + common[4:], "it does not train")
     tau = load_model(model)
     tau.arch = dict(tau.arch, A=dict(tau.arch["A"], tau=tau.arch["A"]["tau"] * 2))
     save_weights(os.path.join(tmp, "tau.safetensors"), tau, "test")

@@ -344,6 +344,9 @@ def main(argv=None):
         if not os.path.exists(os.path.join(args.data, "index.json")):
             raise SystemExit("train: no training cache in %s (run train/fetch_data.sh)" % args.data)
         cache = Cache(args.data, device=run.device)
+        if cache.index.get("role") == "validation":
+            raise SystemExit("train: %s is a validation cache (make_dataset.py --validation): train on "
+                             "the training cache (train/fetch_data.sh)" % args.data)
         data_id = {"root": args.data, "photos": int(cache.photos.shape[0]), "clip_frames": int(cache.frames.shape[0]),
                    "canvas": list(cache.canvas)}
     dcfg = DataConfig()

@@ -183,8 +183,9 @@ def parse_arch(meta):
         raise ArchError("C.gate needs a residual C (the gate scales the correction to W^ab)")
     motion = C.get("gate_motion")
     if motion is not None:
-        if isinstance(motion, bool) or not isinstance(motion, (int, float)) or not 0 < motion < 1e6:
-            raise ArchError("C.gate_motion: expected a positive number (κ, in units of L), got %r" % (motion,))
+        if isinstance(motion, bool) or not isinstance(motion, (int, float)) or not 1e-6 <= motion < 1e6:
+            raise ArchError("C.gate_motion: expected a number in [1e-6, 1e6) (κ, in units of L), got %r"
+                            % (motion,))
         if not gate:
             raise ArchError("C.gate_motion needs C.gate (it scales the gate)")
     mid = C["mid"]

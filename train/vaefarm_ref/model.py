@@ -533,8 +533,8 @@ class Net(nn.Module):
             raise ValueError("gate_motion needs a gated C (arch C.gate)")
         c = {k: v for k, v in c.items() if k != "gate_motion"}
         if kappa is not None:
-            if not 0 < kappa < 1e6:
-                raise ValueError("gate_motion: κ must be positive, got %r" % (kappa,))
+            if not 1e-6 <= kappa < 1e6:
+                raise ValueError("gate_motion: κ must be in [1e-6, 1e6), got %r" % (kappa,))
             c["gate_motion"] = float(kappa)
         self.arch = dict(self.arch, C=c)
         self.C.gate_motion = c.get("gate_motion")
