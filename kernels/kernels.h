@@ -220,8 +220,8 @@ int vf_op_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_te
               struct vf_error *err);
 /* The gated residual of C (arch C.gate): dst[c] = w[c] + f·σ(o[C])·scale·tanh(o[c]) for c < C,
  * where C = w.c and o has C + 1 channels (the last is the gate); f is image i's factor[i]
- * (C.gate_motion: an f32 n × 1 × 1 × 1 tensor from vf_op_motion_factor), or 1 when factor is
- * NULL; dense). w, dst: the same shape; in place allowed (dst == w). f32, bf16 or f16 tensors,
+ * (C.gate_motion: a dense f32 n × 1 × 1 × 1 tensor from vf_op_motion_factor), or 1 when factor
+ * is NULL. w, dst: the same shape; in place allowed (dst == w). f32, bf16 or f16 tensors,
  * computed in f32. */
 int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
                     const struct vf_tensor *factor, struct vf_tensor *dst, struct vf_error *err);
