@@ -217,7 +217,6 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
     return VF_OK;
 }
 
-
 /* An object's keys against a NULL-ended list: the first unknown one is an error that names it
  * (with prefix, e.g. "C.") and lists the known ones. */
 static int unknown_key(json_t *obj, const char *const *known, const char *prefix, const char *what,
@@ -239,6 +238,7 @@ static int unknown_key(json_t *obj, const char *const *known, const char *prefix
     }
     return VF_OK;
 }
+
 int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, struct vf_error *err)
 {
     memset(a, 0, sizeof *a);

@@ -401,13 +401,11 @@ def train(args):
         fail("--only-gate needs a C with a gate (--gate, or a gated model)")
     if args.only_gate and args.zero_out:
         fail("--only-gate with --zero-out: a zero correction leaves the gate nothing to scale")
-    if args.only_gate and args.gate_lr_mult is not None:
-        fail("--only-gate trains the gate alone at --lr: --gate-lr-mult has nothing to scale against")
     if gate is not None:
         add_gate(net, gate)
     C = net.C.to(dev)
     only_gate = ck["config"].get("only_gate", False) if ck else args.only_gate
-    if only_gate and args.gate_lr_mult is not None:   # a resume of an --only-gate run too
+    if only_gate and args.gate_lr_mult is not None:   # a new run, or a resume of one
         fail("--only-gate trains the gate alone at --lr: --gate-lr-mult has nothing to scale against")
     if only_gate:   # C.out alone takes gradients; its correction rows are put back after each step
         for p in C.parameters():
@@ -580,9 +578,12 @@ def calibrate(args):
     except ValueError:
         fail("calibrate: --motions wants numbers separated by commas (κ in units of L; 0: none), "
              "e.g. 0,1,2; got %r" % args.motions)
-    if any(m is not None and not 1e-6 <= m < 1e6 for m in motions):
-        fail("calibrate: --motions: each κ must be positive, in [1e-6, 1e6) (or 0: none), got %s"
-             % args.motions)
+    for m in motions:   # Net.set_gate_motion's (the arch's) bounds, before the sets are read
+        try:
+            net.set_gate_motion(m)
+        except ValueError as e:
+            fail("calibrate: --motions: each κ must be positive, in [1e-6, 1e6) (or 0: none), got %s (%s)"
+                 % (args.motions, e))
     sets = [load_seqs(os.path.abspath(r), args.model) for r in args.seqs]
     datas = [d for _, d in sets]
     for r, d in zip(args.seqs, datas):

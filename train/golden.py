@@ -187,7 +187,9 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
                 prev, factors = None, []
                 for t in range(frames):
                     o = vnet.frame(X("grey_t%d" % t), cache, prev)
-                    factors.append(float(motion_factor(o["x7"].reshape(1, 7, *o["x7"].shape[-2:]), GOLDEN_KAPPA)))
+                    if name == "motion":
+                        factors.append(float(motion_factor(o["x7"].reshape(1, 7, *o["x7"].shape[-2:]),
+                                                           GOLDEN_KAPPA)))
                     prev = o["prev"]
                     p = vnet.post_full(X("grey_t%d" % t)[None, None], o["ab"][None],
                                        X("grey_full_t%d" % t)[None, None], KR, KB)

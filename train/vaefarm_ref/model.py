@@ -527,17 +527,13 @@ class Net(nn.Module):
                         c["dec_convs"], c["residual"], c.get("gate", False), c.get("gate_motion"))
 
     def set_gate_motion(self, kappa):
-        """Give the gated C the motion factor (arch C.gate_motion = κ; None: none). No weight changes."""
-        c = self.arch["C"]
-        if not c.get("gate"):
-            raise ValueError("gate_motion needs a gated C (arch C.gate)")
-        c = {k: v for k, v in c.items() if k != "gate_motion"}
+        """Give the gated C the motion factor (arch C.gate_motion = κ; None: none). No weight
+        changes. The arch's checks (a gated C, κ's bounds) raise ArchError, a ValueError."""
+        c = {k: v for k, v in self.arch["C"].items() if k != "gate_motion"}
         if kappa is not None:
-            if not 1e-6 <= kappa < 1e6:
-                raise ValueError("gate_motion: κ must be in [1e-6, 1e6), got %r" % (kappa,))
-            c["gate_motion"] = float(kappa)
-        self.arch = dict(self.arch, C=c)
-        self.C.gate_motion = c.get("gate_motion")
+            c["gate_motion"] = kappa
+        self.arch = get_arch(dict(self.arch, C=c))
+        self.C.gate_motion = self.arch["C"].get("gate_motion")
 
     def add_gate(self, bias, weight=None):
         """Give the residual C a gate (arch C.gate: ab = W^ab + σ(out₂)·128·tanh(out₀,₁), a
