@@ -55,7 +55,8 @@ def main():
     for film in films:
         with open(os.path.join(args.quality, "films", film + ".json")) as fp:
             desc = json.load(fp)
-        truth = desc["truth"]
+        # relative to the description's folder, as quality.py reads it
+        truth = os.path.join(args.quality, "films", desc["truth"])
         if not os.path.exists(truth):   # a copied quality folder: the truth beside the description
             truth = os.path.join(args.quality, "films", os.path.basename(truth))
         if not os.path.exists(truth):

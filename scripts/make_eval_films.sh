@@ -73,24 +73,25 @@ ref_matches() {
 }
 
 # --- the synthetic films ---------------------------------------------------------------------
-# synthetic NAME MATERIAL SOURCE-TEXT: the descriptor of MATERIAL/films/NAME (scripts/lib/films.sh's
-# output), every reference checked against the truth; SOURCE-TEXT's %s takes the shots' photos
+# synthetic NAME MATERIAL SOURCE-TEXT SHOTS-FROM: the descriptor of MATERIAL/films/NAME
+# (scripts/lib/films.sh's output), every reference checked against the truth; SOURCE-TEXT's %s
+# takes the shots' photos
 synthetic() {
-  local name=$1 material=$2 source=$3 j truth grey
+  local name=$1 material=$2 source=$3 shots_from=$4 j truth grey
   [ -s "$out/$name.json" ] && return 0
   j=$material/films/$name.json
   [ -s "$j" ] || die "no $j"
   truth=$material/films/${name}_color.mkv grey=$material/films/${name}_grey.mkv
-  python3 - "$j" "$(rel "$truth")" "$(rel "$grey")" "$(rel "$material/films")" "$name" "$source" >"$out/.$name.json" <<'PY'
+  python3 - "$j" "$(rel "$truth")" "$(rel "$grey")" "$(rel "$material/films")" "$name" "$source" "$shots_from" >"$out/.$name.json" <<'PY'
 import json, sys
-j, truth, grey, refdir, name, source = sys.argv[1:]
+j, truth, grey, refdir, name, source, shots_from = sys.argv[1:]
 m = json.load(open(j))
 shots = [{"start": s["start"], "end": s["end"], "reference": refdir + "/" + s["reference"]}
          for s in m["shots"]]
 doc = {"name": name, "frames": m["frames"], "fps": m["fps"], "width": m["width"],
        "height": m["height"], "grey": grey, "truth": truth, "shots": shots,
        "source": source % ", ".join(s["photo"][:-4] for s in m["shots"]),
-       "shots_from": "the film's known cuts (tests/MATERIAL.md)"}
+       "shots_from": shots_from}
 print(json.dumps(doc, indent=1))
 PY
   while read -r start ref; do
@@ -201,8 +202,10 @@ print(" ".join(ast.literal_eval(node.generators[0].iter)))' \
       "15 zoom_in 19"
     rm -rf "$work"; work=""
   fi
-  synthetic vfilm "$vm" "opencv-doc still photos %s (vmaterial/photos/ATTRIBUTION.txt) with camera moves"
-  synthetic vmany "$vm" "opencv-doc still photos %s (vmaterial/photos/ATTRIBUTION.txt) with camera moves"
+  for name in vfilm vmany; do
+    synthetic "$name" "$vm" "opencv-doc still photos %s (vmaterial/photos/ATTRIBUTION.txt) with camera moves" \
+      "the film's known cuts (scripts/make_eval_films.sh --validation)"
+  done
   clip tree "$opencv_data/tree.avi" 68 320 240 "opencv-doc tree.avi (320x240, 15 fps, Cinepak): all 68 frames"
   clip megamind "$opencv_data/Megamind.avi" 269 320 240 \
     "opencv-doc Megamind.avi (720x528, 24 fps, MPEG-4): frames 1 to 269 (0 is black), scaled to 320x240" 1
@@ -218,7 +221,8 @@ fi
 grep -q '^# photos/NN.png: Debian package cimg-doc ' "$material/photos/ATTRIBUTION.txt" \
   || die "$material/photos are not cimg-doc's (see tests/MATERIAL.md)"
 for name in film hard many; do
-  synthetic "$name" "$material" "cimg-doc postcards %s with camera moves (tests/MATERIAL.md)"
+  synthetic "$name" "$material" "cimg-doc postcards %s with camera moves (tests/MATERIAL.md)" \
+    "the film's known cuts (tests/MATERIAL.md)"
 done
 
 need_clips=0

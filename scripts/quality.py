@@ -18,6 +18,10 @@ and writes into OUT (default out/quality):
                    reference, model, each baseline but the ceilings, truth, at half size, each
                    tile labelled with its method and that frame's RGB PSNR
   films/           the evaluation films (made on the first run, kept)
+With --validation, the validation films instead (vfilm, vmany, tree, megamind: made as the
+evaluation films are, from other files of the same held-out packages; docs/QUALITY.md "The
+validation films"), into out/validation: choose models and settings there, and measure the
+evaluation films once, at the end.
   runs/<film>/     each method's output (<method>.mkv), its eval (<method>.eval.json) and what
                    made it; a stamp beside each records its inputs (film, model, code, binary):
                    an output whose inputs did not change is reused (--fresh: redo everything).
@@ -367,8 +371,8 @@ def write_reports(args, films, rows, timings, strips, meta):
         cells = ["%.1f" % t[st] if st in t else "-" for st in steps]
         L.append("| %s | %s | %.1f | %.1f |" % (f.name, " | ".join(cells), ev, sum(t.values())))
     mk = [sec for fn, st, sec in timings if fn == "all"]
-    L += ["", "Making the evaluation films: %s. This run's wall time: %.0f s." % (
-        "%.0f s" % sum(mk) if mk else "reused", meta["wall_s"])]
+    L += ["", "Making the %s films: %s. This run's wall time: %.0f s." % (
+        "validation" if args.validation else "evaluation", "%.0f s" % sum(mk) if mk else "reused", meta["wall_s"])]
     L += ["", "## Strips", "", "Middle frame of each shot: grey input, reference, %s, truth "
           "(each tile: that frame's RGB PSNR against the truth)." % ", ".join(STRIP_METHODS), ""]
     L += ["- `%s`" % os.path.relpath(p, out) for p in strips]
