@@ -16,6 +16,7 @@
 #     zero state and after a frame (max 0.25, mean 2e-3 ab units: float rounding)
 #   - the Newton keep_luma gives the reference bisection's 8-bit Cb, Cr (all but rounding ties)
 #   - quality.py: runs the model through vaefarm and every baseline, writes quality.md, .csv, strips
+#   - gain_by_size.py: both sizes' rows; a zero correction gives C minus its warp = 0 everywhere
 # Usage: cli_baselines.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 vf=$1; data=$2; src=$3
@@ -200,6 +201,38 @@ done
 check "quality.py: a new C reruns the model, not the warp; a new A reruns the warp" bash -c \
   "grep -q 'C: 0' '$tmp/q_rc' && grep -q 'A: 0' '$tmp/q_rc' && grep -q 'model via vaefarm' '$tmp/q_C.log' && \
    ! grep -q 'baselines warp' '$tmp/q_C.log' && grep -q 'baselines warp' '$tmp/q_A.log'" || cat "$tmp/q_C.log" "$tmp/q_A.log"
+
+# --- gain_by_size.py: C minus its warp at the network's and the film's size; with the
+# correction's rows of C.out at 0 (a residual C: ab = W^ab + 128 tanh(0)) C is exactly its
+# warp, so every entry is 0
+"$py" - "$src" "$model" "$tmp" <<'PY'
+import os, sys
+sys.path.insert(0, os.path.join(sys.argv[1], "train"))
+import safetensors_io as st
+t, m = st.load(sys.argv[2])
+import json
+assert json.loads(m["vaefarm"])["C"].get("residual"), "the test model's C is not residual"
+t["C.out.weight"][:2] = 0.0
+t["C.out.bias"][:2] = 0.0
+st.save(os.path.join(sys.argv[3], "shut.safetensors"), t, dict(m, vaefarm_weights="test: no correction"))
+PY
+"$py" "$src/scripts/gain_by_size.py" --model "$model" --frames 4 "$tmp/tiny.json" >"$tmp/gbs.txt" 2>&1
+"$py" "$src/scripts/gain_by_size.py" --model "$tmp/shut.safetensors" --frames 4 "$tmp/tiny.json" >"$tmp/gbs_shut.txt" 2>&1
+check "gain_by_size.py: both sizes, frames 1-3; C moves the model off its warp, a zero correction does not" \
+  "$py" - "$tmp/gbs.txt" "$tmp/gbs_shut.txt" <<'PY' || cat "$tmp/gbs.txt" "$tmp/gbs_shut.txt"
+import sys
+def rows(path):
+    r = {}
+    for line in open(path):
+        c = [x.strip() for x in line.strip().strip("|").split("|")]
+        if len(c) == 5 and c[0] == "tiny":
+            r[c[1].split()[0]] = [float(x) for x in c[2:]]
+    assert set(r) == {"network", "film"}, open(path).read()
+    return r
+own, shut = rows(sys.argv[1]), rows(sys.argv[2])
+assert any(abs(v) > 1e-3 for k in own for v in own[k]), own
+assert all(abs(v) < 1e-3 for k in shut for v in shut[k]), shut
+PY
 
 echo "cli_baselines: $pass passed, $fail failed"
 [ "$fail" = 0 ]
