@@ -17,7 +17,7 @@
 # on: vfilm and vmany from opencv-doc's still photos (train/make_dataset.py VALIDATION_PHOTOS,
 # copied to OUTDIR/vmaterial/photos as NN.png) with the test films' camera moves
 # (scripts/lib/films.sh), and two real clips of opencv-doc as vtest is made: tree.avi (320x240,
-# 15 fps, 68 frames, Cinepak: a tree in the wind, static camera) and Megamind.avi (720x528, 24 fps,
+# 15 fps, 68 frames, Cinepak: a tree in the wind, static camera) and Megamind.avi (720x528, 23.976 fps,
 # 270 frames, MPEG-4: animation, shot/reverse shot; its frame 0 is black, so frames 1..269,
 # scaled to 320x240).
 #
@@ -162,11 +162,15 @@ PY
 
 opencv_data=$VF_CACHE_DIR/pkg/opencv-doc/usr/share/doc/opencv-doc/examples/data
 if [ "$set_" = validation ]; then
-  # shellcheck source=/dev/null
-  . "$here/lib/fetch.sh"
-  vf_fetch opencv-doc || exit 1
   vm=$out/vmaterial
-  if [ ! -s "$vm/films/vmany.json" ]; then
+  need=0
+  for n in vfilm vmany tree megamind; do [ -s "$out/$n.json" ] || need=1; done
+  if [ "$need" = 1 ]; then
+    # shellcheck source=/dev/null
+    . "$here/lib/fetch.sh"
+    vf_fetch opencv-doc || exit 1
+  fi
+  if [ "$need" = 1 ] && { [ ! -s "$vm/films/vfilm.json" ] || [ ! -s "$vm/films/vmany.json" ]; }; then
     # the photos: train/make_dataset.py's VALIDATION_PHOTOS, in its order, as NN.png
     photos=$vm/photos dir=$vm/films
     mkdir -p "$photos" "$dir"
@@ -182,20 +186,23 @@ print(" ".join(ast.literal_eval(node.generators[0].iter)))' \
       "$(vf_deb_version opencv-doc)" >"$work/ATTRIBUTION.txt"
     for n in $names; do
       p=$(printf %02d "$k")
-      [ -s "$photos/$p.png" ] || "${ff[@]}" -i "$opencv_data/$n" -pix_fmt rgb24 "$photos/$p.png"
+      if [ ! -s "$photos/$p.png" ]; then   # made aside, renamed into place when whole
+        "${ff[@]}" -i "$opencv_data/$n" -pix_fmt rgb24 "$work/$p.png" || die "cannot convert $opencv_data/$n"
+        mv "$work/$p.png" "$photos/$p.png"
+      fi
       echo "$p.png $n" >>"$work/ATTRIBUTION.txt"
       k=$((k + 1))
     done
     mv "$work/ATTRIBUTION.txt" "$photos/ATTRIBUTION.txt"
-    bitexact=(-fflags +bitexact -flags:v +bitexact -flags:a +bitexact)
     # shellcheck source=/dev/null
     . "$here/lib/films.sh"
-    # as film: six kinds of move, shots of 15 to 100 frames (00 HappyFish, 02 apple, 03 baboon,
+    # as film: all seven kinds of move, shots of 15 to 100 frames (00 HappyFish, 03 baboon,
     # 05 building, 06 butterfly, 08 fruits, 10 home, 12 leuvenA, 13 messi5)
     make_film vfilm 320 180 tones \
       "08 zoom_in 50" "05 pan_right 15" "12 pan_left 100" "03 zoom_out 30" "13 tilt_down 20" \
       "10 tilt_up 35" "06 diagonal 25" "00 pan_right 40"
-    # as many and hard: short shots, 4:3, a reframe and a fast zoom (11, left.jpg, is grey: unused)
+    # as many and hard: short shots (12 to 24 frames), 4:3, a reframe and a fast zoom (45
+    # frames); 11, left.jpg, is grey: unused
     make_film vmany 240 180 tones \
       "14 zoom_in 14" "16 pan_right 20" "18 tilt_down 12" "07 zoom_out 18" "01 pan_left 24" \
       "02 tilt_up 15" "09 diagonal 12" "04 fast_zoom 45" "17 pan_left 16" "17 reframe 13" \
@@ -208,7 +215,7 @@ print(" ".join(ast.literal_eval(node.generators[0].iter)))' \
   done
   clip tree "$opencv_data/tree.avi" 68 320 240 "opencv-doc tree.avi (320x240, 15 fps, Cinepak): all 68 frames"
   clip megamind "$opencv_data/Megamind.avi" 269 320 240 \
-    "opencv-doc Megamind.avi (720x528, 24 fps, MPEG-4): frames 1 to 269 (0 is black), scaled to 320x240" 1
+    "opencv-doc Megamind.avi (720x528, 23.976 fps, MPEG-4): frames 1 to 269 (0 is black), scaled to 320x240" 1
   exit 0
 fi
 

@@ -18,13 +18,13 @@ and writes into OUT (default out/quality):
                    reference, model, each baseline but the ceilings, truth, at half size, each
                    tile labelled with its method and that frame's RGB PSNR
   films/           the evaluation films (made on the first run, kept)
+  runs/<film>/     each method's output (<method>.mkv), its eval (<method>.eval.json) and what
+                   made it; a stamp beside each records its inputs (film, model, code, binary):
+                   an output whose inputs did not change is reused (--fresh: redo everything).
 With --validation, the validation films instead (vfilm, vmany, tree, megamind: made as the
 evaluation films are, from other files of the same held-out packages; docs/QUALITY.md "The
 validation films"), into out/validation: choose models and settings there, and measure the
 evaluation films once, at the end.
-  runs/<film>/     each method's output (<method>.mkv), its eval (<method>.eval.json) and what
-                   made it; a stamp beside each records its inputs (film, model, code, binary):
-                   an output whose inputs did not change is reused (--fresh: redo everything).
 Needs Debian's /usr/bin/python3 (torch, numpy, cv2) and a built vaefarm (--build, default build).
 """
 import argparse
@@ -51,7 +51,7 @@ CEILINGS = ("ceiling", "ceiling_inf")
 LABEL = {"model": "model (vaefarm)", "transfer": "global transfer", "transfer_l": "luma-band transfer",
          "warp": "warp alone (W^ab)", "flow": "Farneback flow", "ceiling_inf": "ceiling at inference size + post",
          "ceiling": "ceiling (truth ab)"}
-STRIP_SHOTS_MAX = {"many": 4}      # shots per film with a strip (default: all, at most 8)
+STRIP_SHOTS_MAX = {"many": 4, "vmany": 4}      # shots per film with a strip (default: all, at most 8)
 
 
 def r8(x):
@@ -397,7 +397,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"), help="vaefarm build folder (default: build)")
     ap.add_argument("--out", help="output folder (default out/quality, with --validation out/validation)")
     ap.add_argument("--material", help="test material folder (default: <build>/testdata when it has "
-                    "the films, else OUT/material)")
+                    "the films, else OUT/material); not read with --validation")
     ap.add_argument("--vaefarm", help="the vaefarm binary (default: <build>/coordinator/vaefarm)")
     ap.add_argument("--threads", type=int, default=0, help="the model run's threads (default: vaefarm's own)")
     ap.add_argument("--eval-threads", type=int, default=1,
@@ -412,8 +412,13 @@ def main():
     ap.add_argument("--fresh", action="store_true", help="redo everything (default: reuse outputs whose inputs did not change)")
     ap.add_argument("--no-strips", action="store_true")
     args = ap.parse_args()
+    known = VALIDATION_FILMS if args.validation else FILMS
     if args.films is None:
-        args.films = ",".join(VALIDATION_FILMS if args.validation else FILMS)
+        args.films = ",".join(known)
+    for n in args.films.split(","):
+        if n and not n.endswith(".json") and n not in known:
+            ap.error("no %s film %r (known: %s; or a descriptor .json path)"
+                     % ("validation" if args.validation else "evaluation", n, ", ".join(known)))
     if args.out is None:
         args.out = os.path.join(ROOT, "out", "validation" if args.validation else "quality")
 

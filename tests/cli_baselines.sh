@@ -16,7 +16,8 @@
 #     zero state and after a frame (max 0.25, mean 2e-3 ab units: float rounding)
 #   - the Newton keep_luma gives the reference bisection's 8-bit Cb, Cr (all but rounding ties)
 #   - quality.py: runs the model through vaefarm and every baseline, writes quality.md, .csv, strips
-#   - gain_by_size.py: both sizes' rows; a zero correction gives C minus its warp = 0 everywhere
+#   - gain_by_size.py: both sizes' rows; a zero correction gives C minus its warp = 0 everywhere;
+#     the warp's own error at the film's size (--absolute) is that of baselines.py's warp
 # Usage: cli_baselines.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 vf=$1; data=$2; src=$3
@@ -216,7 +217,7 @@ t["C.out.weight"][:2] = 0.0
 t["C.out.bias"][:2] = 0.0
 st.save(os.path.join(sys.argv[3], "shut.safetensors"), t, dict(m, vaefarm_weights="test: no correction"))
 PY
-"$py" "$src/scripts/gain_by_size.py" --model "$model" --frames 4 "$tmp/tiny.json" >"$tmp/gbs.txt" 2>&1
+"$py" "$src/scripts/gain_by_size.py" --model "$model" --frames 4 --absolute "$tmp/tiny.json" >"$tmp/gbs.txt" 2>&1
 "$py" "$src/scripts/gain_by_size.py" --model "$tmp/shut.safetensors" --frames 4 "$tmp/tiny.json" >"$tmp/gbs_shut.txt" 2>&1
 check "gain_by_size.py: both sizes, frames 1-3; C moves the model off its warp, a zero correction does not" \
   "$py" - "$tmp/gbs.txt" "$tmp/gbs_shut.txt" <<'PY' || cat "$tmp/gbs.txt" "$tmp/gbs_shut.txt"
@@ -232,6 +233,30 @@ def rows(path):
 own, shut = rows(sys.argv[1]), rows(sys.argv[2])
 assert any(abs(v) > 1e-3 for k in own for v in own[k]), own
 assert all(abs(v) < 1e-3 for k in shut for v in shut[k]), shut
+PY
+check "gain_by_size.py --absolute: the warp's own error at the film's size is baselines.py warp's" \
+  "$py" - "$tmp/gbs.txt" "$tmp/tiny.json" "$src" "$model" <<'PY' || cat "$tmp/gbs.txt"
+import os, sys
+import numpy as np
+sys.path.insert(0, os.path.join(sys.argv[3], "scripts"))
+import baselines as B
+got = None
+for line in open(sys.argv[1]):
+    c = [x.strip() for x in line.strip().strip("|").split("|")]
+    if c[0] == "tiny" and c[1].startswith("film") and c[1].endswith("warp's own"):
+        got = [float(x) for x in c[2:]]
+film = B.Film(sys.argv[2])
+truth = list(film.truth_rgb())
+place = {t: t - s for s, e, _ in film.shots for t in range(s, e)}
+acc, n = np.zeros(4), np.zeros(4)
+for t, ab in B.ab_warp(film, sys.argv[4]):
+    for i in range(len(ab)):
+        k = place[t + i]
+        if 1 <= k <= 3:
+            acc[k] += ((ab[i] - B.lab_of(truth[t + i])[1:3]) ** 2).mean()
+            n[k] += 1
+want = acc[1:] / n[1:]
+assert got is not None and np.allclose(got, want, rtol=1e-3, atol=1e-4), (got, want)
 PY
 
 echo "cli_baselines: $pass passed, $fail failed"

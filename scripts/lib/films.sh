@@ -1,8 +1,10 @@
 # scripts/lib/films.sh: sourced by scripts/material/20_films.sh (the test films) and
 # scripts/make_eval_films.sh --validation (the validation films): one photo per shot with a camera
 # move made by zoompan, hard cuts, checked as made. The caller sets: photos (the NN.png folder),
-# dir (where films go), work (a private scratch folder), the arrays ff, bitexact, ffv1, tags, the
-# string torgb, and a function die.
+# dir (where films go), work (a private scratch folder), the arrays ff and ffv1, the string torgb,
+# and a function die. How the films are tagged and muxed is here, the same for every caller:
+film_tags=(-colorspace smpte170m -color_range tv)
+film_bitexact=(-fflags +bitexact -flags:v +bitexact -flags:a +bitexact)
 
 # y_md5 FILE OUT [sat]: per-frame md5 of the luma (or gray) plane, one line per decoded
 # frame ("pts,md5"), into OUT; with a third argument, also the mean saturation over all frames
@@ -84,9 +86,9 @@ make_film() {
   local c="$work/${name}_color.mkv" g="$work/${name}_grey.mkv"
   rm -f "$work/${name}_ref_"*.png
   "${ff[@]}" "${inputs[@]}" -filter_complex "$graph" \
-    -map "[vc]" -map "[ac]" "${ffv1[@]}" -pix_fmt yuv444p "${tags[@]}" -c:a flac "${bitexact[@]}" \
+    -map "[vc]" -map "[ac]" "${ffv1[@]}" -pix_fmt yuv444p "${film_tags[@]}" -c:a flac "${film_bitexact[@]}" \
       -metadata title="vaefarm test film $name (colour)" "$c" \
-    -map "[vg]" -map "[ag]" "${ffv1[@]}" -pix_fmt gray "${tags[@]}" -c:a flac "${bitexact[@]}" \
+    -map "[vg]" -map "[ag]" "${ffv1[@]}" -pix_fmt gray "${film_tags[@]}" -c:a flac "${film_bitexact[@]}" \
       -metadata title="vaefarm test film $name (grey)" "$g" \
     -map "[vr]" -fps_mode passthrough -start_number 0 -f image2 "$work/${name}_ref_%d.png"
   check_pair "$name" "$frames" "$c" "$g"

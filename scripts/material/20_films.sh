@@ -33,7 +33,6 @@ trap 'rm -rf "$work"' EXIT
 ff=(ffmpeg -nostdin -hide_banner -loglevel error -y -threads 2)
 bitexact=(-fflags +bitexact -flags:v +bitexact -flags:a +bitexact)
 ffv1=(-c:v ffv1 -level 3 -g 1 -slices 4 -slicecrc 1)
-tags=(-colorspace smpte170m -color_range tv)
 torgb="scale=in_color_matrix=bt601:in_range=tv:flags=bicubic+accurate_rnd+full_chroma_int,format=rgb24"
 
 die() { echo "20_films: $*" >&2; exit 1; }
