@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Where in a shot one method gains on another: per-frame RGB PSNR of A minus B on each
-film of a scripts/quality.py run (evaluation or validation), grouped by the frame's place after its shot's
-reference (1-5, 6-20, later) and by B's own PSNR (terciles of the film's frames).
+"""Where in a shot one method gains on another: per-frame RGB PSNR of A minus B on each film
+of a scripts/quality.py run (evaluation or validation), grouped by the frame's place after its
+shot's reference (1-5, 6-20, later) and by B's own PSNR (terciles of the film's frames).
 
     scripts/gain_by_position.py --quality out/quality [--a model] [--b warp] [--vaefarm build/coordinator/vaefarm]
 

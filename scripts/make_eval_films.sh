@@ -17,9 +17,9 @@
 # on: vfilm and vmany from opencv-doc's still photos (train/make_dataset.py VALIDATION_PHOTOS,
 # copied to OUTDIR/vmaterial/photos as NN.png) with the test films' camera moves
 # (scripts/lib/films.sh), and two real clips of opencv-doc as vtest is made: tree.avi (320x240,
-# 15 fps, 68 frames, Cinepak: a tree in the wind, static camera) and Megamind.avi (720x528, 23.976 fps,
-# 270 frames, MPEG-4: animation, shot/reverse shot; its frame 0 is black, so frames 1..269,
-# scaled to 320x240).
+# 15 fps, 68 frames, Cinepak: a tree in the wind, static camera) and Megamind.avi (720x528,
+# 23.976 fps, 270 frames, MPEG-4: animation, shot/reverse shot; its frame 0 is black, so frames
+# 1..269, scaled to 320x240).
 #
 # Writes OUTDIR/<name>.json for each film, one descriptor:
 #   {"name", "frames", "fps": [num, den], "width", "height", "grey", "truth",
