@@ -372,7 +372,7 @@ def write_reports(args, films, rows, timings, strips, meta):
         L.append("| %s | %s | %.1f | %.1f |" % (f.name, " | ".join(cells), ev, sum(t.values())))
     mk = [sec for fn, st, sec in timings if fn == "all"]
     L += ["", "Making the %s films: %s. This run's wall time: %.0f s." % (
-        "validation" if args.validation else "evaluation", "%.0f s" % sum(mk) if mk else "reused", meta["wall_s"])]
+        args.set, "%.0f s" % sum(mk) if mk else "reused", meta["wall_s"])]
     L += ["", "## Strips", "", "Middle frame of each shot: grey input, reference, %s, truth "
           "(each tile: that frame's RGB PSNR against the truth)." % ", ".join(STRIP_METHODS), ""]
     L += ["- `%s`" % os.path.relpath(p, out) for p in strips]
@@ -412,13 +412,14 @@ def main():
     ap.add_argument("--fresh", action="store_true", help="redo everything (default: reuse outputs whose inputs did not change)")
     ap.add_argument("--no-strips", action="store_true")
     args = ap.parse_args()
+    args.set = "validation" if args.validation else "evaluation"
     known = VALIDATION_FILMS if args.validation else FILMS
     if args.films is None:
         args.films = ",".join(known)
     for n in args.films.split(","):
         if n and not n.endswith(".json") and n not in known:
             ap.error("no %s film %r (known: %s; or a descriptor .json path)"
-                     % ("validation" if args.validation else "evaluation", n, ", ".join(known)))
+                     % (args.set, n, ", ".join(known)))
     if args.out is None:
         args.out = os.path.join(ROOT, "out", "validation" if args.validation else "quality")
 
@@ -454,7 +455,7 @@ def main():
         dt, _ = run([os.path.join(ROOT, "scripts", "make_eval_films.sh")] + (["--validation"] if args.validation else [])
                     + [films_dir, args.vaefarm, material])
         if dt > 5:
-            timings.append(("all", "make the %s films" % ("validation" if args.validation else "evaluation"), dt))
+            timings.append(("all", "make the %s films" % args.set, dt))
     films = [Film(n if n.endswith(".json") else os.path.join(films_dir, n + ".json")) for n in names]
 
     code_sha = sha256(os.path.join(ROOT, "scripts", "baselines.py"))
