@@ -48,6 +48,7 @@ from safetensors_io import file_sha256 as sha256, warp_sha256  # noqa: E402
 from train import parse_weights, zero_colour_out  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_ref.arch import arch_json  # noqa: E402
+from vaefarm_ref.model import resize_bilinear  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
 from vaefarm_train.losses import kl_loss, l1_self_loss, log_mse_loss, smoothness_loss, temporal_loss  # noqa: E402
 from vaefarm_train.seq import SeqConfig, make_sequence  # noqa: E402
@@ -93,6 +94,12 @@ def prepare(args):
             "size": list(size), "seed": args.seed, "sequences": args.sequences,
             "data": os.path.abspath(args.data) if not args.synthetic_data else "synthetic",
             "config": seq_cfg.as_dict()}
+    film_size = None
+    if args.film_scale is not None:
+        if not 1.0 <= args.film_scale <= 4.0:
+            fail("prepare: --film-scale is the films' size over the network's, 1 to 4, not %g" % args.film_scale)
+        film_size = [int(round(size[0] * args.film_scale)), int(round(size[1] * args.film_scale))]
+        meta["film_size"] = film_size
     meta = json.loads(json.dumps(meta))   # as meta.json reads back (tuples become lists)
     if args.frames < 2 or args.sequences < 1 or size[0] % 8 or size[1] % 8:
         fail("prepare: needs --frames >= 2, --sequences >= 1 and a --size of multiples of 8")
@@ -107,7 +114,15 @@ def prepare(args):
     if os.path.exists(mpath):
         with open(mpath) as fp:
             old = json.load(fp)
-        if old != meta:
+        def same(a, b):   # the set depends on F and A only: a model that differs in C alone makes it too
+            if "warp_sha256" in a and "warp_sha256" in b:
+                a, b = ({k: v for k, v in x.items() if k != "model_sha256"} for x in (a, b))
+            return a == b
+        if "film_size" in meta and "film_size" not in old and same(dict(old, film_size=film_size), meta):
+            with open(mpath + ".tmp", "w") as fp:   # a set of the same settings gains its film-size truth
+                json.dump(dict(old, film_size=film_size), fp, indent=1)
+            os.replace(mpath + ".tmp", mpath)
+        elif not same(old, meta):
             fail("%s was prepared with other settings (%s): pick another --out" % (args.out, mpath))
     else:
         with open(mpath, "w") as fp:
@@ -122,14 +137,27 @@ def prepare(args):
     try:
         for s0 in range(0, args.sequences, SHARD):
             path = os.path.join(args.out, "shard%05d.pt" % (s0 // SHARD))
-            if os.path.exists(path):
+            fpath = os.path.join(args.out, "film%05d.pt" % (s0 // SHARD))
+            if os.path.exists(path) and (film_size is None or os.path.exists(fpath)):
                 continue
             n = min(SHARD, args.sequences - s0)
-            seqs = [make_sequence(cache, args.frames, size, args.seed, s0 + i, seq_cfg) for i in range(n)]
-            with torch.no_grad():
-                shard = run_chain(net, seqs)
-            torch.save(shard, path + ".tmp")
-            os.replace(path + ".tmp", path)   # a shard appears only when complete
+            seqs = [make_sequence(cache, args.frames, size, args.seed, s0 + i, seq_cfg, film_size)
+                    for i in range(n)]
+            if os.path.exists(path):   # made before: its truth must be these sequences'
+                ab = torch.load(path)["ab"]
+                again = torch.stack([labmod.rgb_to_lab(s["rgb"])[:, 1:3] for s in seqs])
+                if ab.shape != again.shape or float((ab - again).abs().max()) > 1e-3:
+                    fail("%s: its sequences are not what this cache and these settings make (was "
+                         "%s another cache?): prepare the set again in another --out" % (path, meta["data"]))
+            else:
+                with torch.no_grad():
+                    shard = run_chain(net, seqs)
+                torch.save(shard, path + ".tmp")
+                os.replace(path + ".tmp", path)   # a shard appears only when complete
+            if film_size is not None:
+                ab_film = torch.stack([labmod.rgb_to_lab(s["rgb_film"])[:, 1:3] for s in seqs])
+                torch.save({"ab_film": ab_film.to(torch.float16)}, fpath + ".tmp")
+                os.replace(fpath + ".tmp", fpath)
             print("prepare: %d/%d sequences, %.0f s" % (s0 + n, args.sequences, time.time() - t0),
                   flush=True)
     finally:
@@ -183,7 +211,14 @@ def load_seqs(root, model_path):
         if not os.path.exists(p):
             fail("%s: shard %d of %d missing: finish `prepare` first (it resumes)" % (root, i, n_shards))
         parts.append(torch.load(p))
-    data = {k: torch.cat([p[k] for p in parts]) for k in ("x4", "ab", "phi", "tmask")}
+        if "film_size" in meta:
+            p = os.path.join(root, "film%05d.pt" % i)
+            if not os.path.exists(p):
+                fail("%s: the film-size truth of shard %d of %d is missing: finish `prepare --film-scale` "
+                     "first (it resumes)" % (root, i, n_shards))
+            parts[-1]["ab_film"] = torch.load(p)["ab_film"]
+    keys = ("x4", "ab", "phi", "tmask") + (("ab_film",) if "film_size" in meta else ())
+    data = {k: torch.cat([p[k] for p in parts]) for k in keys}
     data["kind"] = sum((p["kind"] for p in parts), [])
     return meta, data
 
@@ -195,8 +230,8 @@ def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def batch_of(data, idx, dev="cpu"):
-    return {k: data[k][idx].to(dev).float() for k in ("x4", "ab", "phi", "tmask")}   # tmask: uint8
+def batch_of(data, idx, dev="cpu"):   # tmask: uint8; ab_film (a set with film-size truth): float16
+    return {k: data[k][idx].to(dev).float() for k in ("x4", "ab", "phi", "tmask", "ab_film") if k in data}
 
 
 def unroll(C, b, sample):
@@ -228,8 +263,15 @@ def gate_loss(o, warp, truth):
     return (torch.sigmoid(o[:, 2:3]) - target).abs().mean()
 
 
-def losses(C, b, gate=False):
-    """The stage-5 terms over a batch's frames; gate: also the gate's own term (C gated)."""
+def at_film(ab, b):
+    """C's (or the warp's) a, b as the films are judged: up to the set's film size by the model's
+    upsampling (bilinear, arch upsample.radius 0), beside the film-size truth b["ab_film"]."""
+    return resize_bilinear(ab, b["ab_film"].shape[-2:])
+
+
+def losses(C, b, gate=False, film=False):
+    """The stage-5 terms over a batch's frames; gate: also the gate's own term (C gated); film:
+    the l1 and log-MSE terms (and ab_err) against the film-size truth, C's a, b upsampled to it."""
     outs = []
     hook = C.out.register_forward_hook(lambda m, i, o: outs.append(o)) if gate else None
     try:
@@ -244,15 +286,16 @@ def losses(C, b, gate=False):
         t = i + 1
         truth = b["ab"][:, t]
         lab = torch.cat([b["x4"][:, t, 0:1] + 50.0, truth], dim=1)
-        terms["l1"] = terms["l1"] + l1_self_loss(ab, truth, one)
+        judged, jtruth = (at_film(ab, b), b["ab_film"][:, t]) if film else (ab, truth)
+        terms["l1"] = terms["l1"] + l1_self_loss(judged, jtruth, one)
         terms["smooth"] = terms["smooth"] + smoothness_loss(ab, lab)
         terms["kl"] = terms["kl"] + kl_loss(mus[i], lvs[i])
-        terms["logmse"] = terms["logmse"] + log_mse_loss(ab, truth)
+        terms["logmse"] = terms["logmse"] + log_mse_loss(judged, jtruth)
         if gate:
             terms["gate"] = terms["gate"] + gate_loss(outs[i], b["x4"][:, t, 1:3], truth)
         before = abs_[i - 1] if i > 0 else b["x4"][:, 0, 1:3]
         terms["temporal"] = terms["temporal"] + temporal_loss(ab, before, b["phi"][:, t], b["tmask"][:, t])
-        err = err + (ab.detach() - truth).abs().mean()
+        err = err + (judged.detach() - jtruth).abs().mean()
     n = len(abs_)
     terms = {k: v / n for k, v in terms.items()}
     return terms, err / n
@@ -267,9 +310,14 @@ def validate(C, datas, vals, dev="cpu"):
     """Mean |ab − truth|, ab PSNR (range 256) and the mean of each frame's ab PSNR (fpsnr, as the
     evaluation averages) over frames 1..T−1 of the validation sequences
     vals[i] of each set datas[i], for C (z = μ) and for the warp alone: over all of them, and with
-    more than one set, per set too (keys suffixed _s0, _s1, …)."""
+    more than one set, per set too (keys suffixed _s0, _s1, …). Where every set holds film-size
+    truth, also the two PSNRs at the film's size (val_c_film_psnr, val_c_film_fpsnr, …: C's and
+    the warp's a, b upsampled by the model's upsampling, as the films are judged)."""
     out = {}
-    zero = {"se_c": 0.0, "se_warp": 0.0, "ae_c": 0.0, "ae_warp": 0.0, "fp_c": 0.0, "fp_warp": 0.0, "n": 0}
+    film = all("ab_film" in d for d in datas)
+    zero = {"n": 0}
+    for k in ("c", "warp"):
+        zero.update({p + k: 0.0 for p in ("se_", "ae_", "fp_") + (("fse_", "ffp_") if film else ())})
     tot = dict(zero)
     with torch.no_grad():
         for si, (data, idx) in enumerate(zip(datas, vals)):
@@ -283,7 +331,11 @@ def validate(C, datas, vals, dev="cpu"):
                         mse = ((v - truth) ** 2).mean(dim=(1, 2, 3))   # per frame of the batch
                         acc["se_" + k] += float(mse.sum())
                         acc["ae_" + k] += float((v - truth).abs().mean()) * truth.shape[0]
-                        acc["fp_" + k] += float((10.0 * torch.log10(256.0 ** 2 / mse.clamp(min=1e-12))).sum())
+                        acc["fp_" + k] += float(psnr256(mse).sum())
+                        if film:
+                            mse = ((at_film(v, b) - b["ab_film"][:, i + 1]) ** 2).mean(dim=(1, 2, 3))
+                            acc["fse_" + k] += float(mse.sum())
+                            acc["ffp_" + k] += float(psnr256(mse).sum())
                     acc["n"] += truth.shape[0]
             for k in tot:
                 tot[k] += acc[k]
@@ -293,14 +345,23 @@ def validate(C, datas, vals, dev="cpu"):
     return out
 
 
+def psnr256(mse):
+    """ab PSNR of a mean squared error (tensor or float), the range 256."""
+    if isinstance(mse, torch.Tensor):
+        return 10.0 * torch.log10(256.0 ** 2 / mse.clamp(min=1e-12))
+    return 10.0 * math.log10(256.0 ** 2 / max(mse, 1e-12))
+
+
 def _val_record(acc, suffix):
     out = {}
+    n = max(acc["n"], 1)
     for k in ("c", "warp"):
-        n = max(acc["n"], 1)
         out["val_%s_err%s" % (k, suffix)] = round(acc["ae_" + k] / n, 5)
-        out["val_%s_psnr%s" % (k, suffix)] = round(
-            10.0 * math.log10(256.0 ** 2 / max(acc["se_" + k] / n, 1e-12)), 4)
+        out["val_%s_psnr%s" % (k, suffix)] = round(psnr256(acc["se_" + k] / n), 4)
         out["val_%s_fpsnr%s" % (k, suffix)] = round(acc["fp_" + k] / n, 4)   # the mean of frames' PSNR
+        if "fse_" + k in acc:
+            out["val_%s_film_psnr%s" % (k, suffix)] = round(psnr256(acc["fse_" + k] / n), 4)
+            out["val_%s_film_fpsnr%s" % (k, suffix)] = round(acc["ffp_" + k] / n, 4)
     return out
 
 
@@ -379,7 +440,8 @@ def train(args):
            "batch": args.batch, "lr": args.lr, "seed": args.seed, "val": args.val,
            "weights": parse_weights(args.weights, WEIGHTS, "finetune_c"),
            "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip, "decay": args.decay,
-           "gate": args.gate, "gate_lr_mult": args.gate_lr_mult or 1.0, "only_gate": args.only_gate}
+           "gate": args.gate, "gate_lr_mult": args.gate_lr_mult or 1.0, "only_gate": args.only_gate,
+           "film_loss": args.film_loss}
     ck = None
     if resume:
         ck = torch.load(resume, map_location=dev)
@@ -389,6 +451,8 @@ def train(args):
             fail("%s fine-tunes another model's C" % resume)
         if args.gate is not None and args.gate != ck["config"].get("gate"):
             fail("--gate is the run's from its start: %s was started with %s" % (resume, ck["config"].get("gate")))
+        if args.film_loss and not ck["config"].get("film_loss"):
+            fail("--film-loss is the run's from its start: %s was started without it" % resume)
         if args.only_gate and not ck["config"].get("only_gate"):
             fail("--only-gate is the run's from its start: %s trains all of C" % resume)
     gate = ck["config"].get("gate") if ck else args.gate
@@ -439,7 +503,14 @@ def train(args):
         was = ck_cfg_meta(out).get("sequences", one_or_list(metas))
         if (was if isinstance(was, list) else [was]) != metas:
             fail("the sequence sets given (--seqs) differ from those the run in %s was trained on" % out)
+    film_loss = cfg.get("film_loss", False)
+    if film_loss and net.arch["upsample"]["radius"] != 0:
+        fail("--film-loss upsamples bilinearly; %s upsamples with a guided filter (arch upsample.radius %d)"
+             % (args.model, net.arch["upsample"]["radius"]))
     for r, (m, d) in zip(roots, sets):
+        if film_loss and "film_size" not in m:
+            fail("--film-loss: %s holds no film-size truth: add it with `prepare --film-scale S` "
+                 "(the same settings otherwise; the chain is not run again)" % r)
         if cfg["val"] >= d["x4"].shape[0]:
             fail("--val %d leaves no training sequences of the %d in %s" % (cfg["val"], d["x4"].shape[0], r))
     datas = [d for _, d in sets]
@@ -495,7 +566,7 @@ def train(args):
             torch.manual_seed(batch_seed(cfg["seed"] + 7919, step, 0))   # the VAE's ε
             for grp in opt.param_groups:
                 grp["lr"] = lr_at(cfg, step)
-            terms, err = losses(C, batch_of(datas[k], idx, dev), gate=w.get("gate", 0.0) > 0)
+            terms, err = losses(C, batch_of(datas[k], idx, dev), gate=w.get("gate", 0.0) > 0, film=film_loss)
             total = sum(w[k] * terms[k] for k in w if k in terms)
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -563,7 +634,8 @@ def calibrate(args):
     """The validation (validate: the last --val sequences of each set) of the model's C with its
     gate's bias moved by each shift and, with --motions, under each κ of C.gate_motion (0: none);
     with --out, the model with the pair of the best mean of frames' ab PSNR over all the sets
-    (val_c_fpsnr) written there (the rest of the file as it was)."""
+    (val_c_fpsnr; val_c_film_fpsnr, at the film's size, where every set holds film-size truth)
+    written there (the rest of the file as it was)."""
     torch.set_num_threads(args.threads)
     net = load_model(args.model)
     if not net.arch["C"].get("gate"):
@@ -601,10 +673,11 @@ def calibrate(args):
             print("calibrate: gate bias %+.3f (shift %+g), gate_motion %s: %s" % (
                 b0 + d, d, m if m is not None else "none",
                 " ".join("%s %s" % kv for kv in r.items() if "fpsnr" in kv[0])), flush=True)
-            if best is None or r["val_c_fpsnr"] > best[2]:
-                best = (d, m, r["val_c_fpsnr"])
-    print("calibrate: best shift %+g, gate_motion %s (val_c_fpsnr %.4f)" % (
-        best[0], best[1] if best[1] is not None else "none", best[2]))
+            key = "val_c_film_fpsnr" if "val_c_film_fpsnr" in r else "val_c_fpsnr"
+            if best is None or r[key] > best[2]:
+                best = (d, m, r[key])
+    print("calibrate: best shift %+g, gate_motion %s (%s %.4f)" % (
+        best[0], best[1] if best[1] is not None else "none", key, best[2]))
     if args.out:
         tensors, meta = safetensors_io.load(args.model)
         tensors["C.out.bias"][2] += best[0]
@@ -634,6 +707,10 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=os.path.expanduser("~/.cache/vaefarm/train"))
     p.add_argument("--synthetic-data", action="store_true", help="a small random cache (tests)")
+    p.add_argument("--film-scale", type=float, metavar="S",
+                   help="also keep each frame's truth at S times the size, the same views rendered "
+                        "finer (films are 1.07 to 1.43 times the network's size); given for a set "
+                        "made without it, adds it (the chain is not run again)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seq-option", action="append", metavar="KEY=VALUE",
                    help="a sequence setting of vaefarm_train/seq.py's SeqConfig, e.g. "
@@ -665,6 +742,9 @@ def main(argv=None):
     t.add_argument("--only-gate", action="store_true",
                    help="a new run: train the gate's row of C.out alone (every other weight of C "
                         "frozen), at --lr")
+    t.add_argument("--film-loss", action="store_true",
+                   help="a new run: the l1 and log-MSE terms compare C's a, b upsampled to the "
+                        "sets' film size with their film-size truth (sets prepared with --film-scale)")
     t.add_argument("--zero-out", action="store_true",
                    help="start C's correction at 0 (C.out zeroed): the model starts as its warp")
     t.add_argument("--val", type=int, default=16,

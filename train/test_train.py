@@ -672,6 +672,84 @@ def test_finetune_c(tmp):
           "resume bit-exact, export ok" % (worst, first, last))
 
 
+def test_finetune_c_film(tmp):
+    """Stage 5 against film-size truth: the same views rendered finer, added to a set made
+    without it, and the l1 and log-MSE terms taken after the model's upsampling."""
+    import finetune_c as fc
+    from export import load_model, save_weights
+    from vaefarm_ref import build, lab as labmod
+    from vaefarm_ref.init import init_weights
+    from vaefarm_train.losses import l1_self_loss, log_mse_loss
+    from vaefarm_train.seq import SeqConfig, make_sequence
+    c = Cache.synthetic(canvas=(96, 192), n_frames=10)
+    worst = 0.0
+    for i in range(6):   # photos and clips: every draw as without film_size, the film twice as fine
+        a = make_sequence(c, 4, (32, 64), 3, i, SeqConfig(p_clip=0.5))
+        b = make_sequence(c, 4, (32, 64), 3, i, SeqConfig(p_clip=0.5), film_size=(64, 128))
+        assert all(torch.equal(a[k], b[k]) for k in ("rgb", "grey", "phi", "tmask")) and a["kind"] == b["kind"]
+        assert b["rgb_film"].shape == (4, 3, 64, 128) and "rgb_film" not in a
+        assert torch.equal((b["rgb_film"] * 255).round() / 255, b["rgb_film"]), "film frames are not 8-bit"
+        worst = max(worst, float((Fn.avg_pool2d(b["rgb_film"], 2) - b["rgb"]).abs().mean()))
+    assert worst < 0.02, "the film-size frames are not the same views: mean |diff| %.4f" % worst
+    net = init_weights(build(dict(MICRO_REFINE, upsample={"radius": 0, "eps": 1e-3})), 6)   # bilinear, as tiny
+    with torch.no_grad():
+        net.C.out.weight.copy_(0.05 * torch.randn(net.C.out.weight.shape,
+                                                  generator=torch.Generator().manual_seed(6)))
+    model = os.path.join(tmp, "micro_film.safetensors")
+    save_weights(model, net, "test")
+    seqs = os.path.join(tmp, "fseqs")
+    base = ["prepare", "--model", model, "--out", seqs, "--sequences", "10", "--frames", "4", "--synthetic-data"]
+    assert fc.main(base) == 0
+    shards = {f: open(os.path.join(seqs, f), "rb").read() for f in os.listdir(seqs) if f.startswith("shard")}
+    refused(fc, ["train", "--out", os.path.join(tmp, "ffilm0"), "--steps", "1", "--film-loss", "--model",
+                 model, "--seqs", seqs], "holds no film-size truth")
+    tampered = os.path.join(tmp, "fseqs_t")
+    shutil.copytree(seqs, tampered)
+    sh = torch.load(os.path.join(tampered, "shard00001.pt"))
+    sh["ab"][0, 2] += 1.0
+    torch.save(sh, os.path.join(tampered, "shard00001.pt"))
+    # a set made without film-size truth gains it: its shards as they were, the film's beside them
+    assert fc.main(base + ["--film-scale", "2"]) == 0
+    assert shards == {f: open(os.path.join(seqs, f), "rb").read() for f in shards}, "a shard was remade"
+    meta, data = fc.load_seqs(seqs, model)
+    assert meta["film_size"] == [64, 128] and data["ab_film"].shape == (10, 4, 2, 64, 128)
+    s9 = make_sequence(Cache.synthetic(canvas=(64, 128), n_frames=8), 4, (32, 64), 0, 9, film_size=(64, 128))
+    want = labmod.rgb_to_lab(s9["rgb_film"])[:, 1:3]
+    assert float((data["ab_film"][9].float() - want).abs().max()) < 0.07, "film truth is not its frames' a, b"
+    refused(fc, base + ["--film-scale", "1.5"], "other settings")
+    refused(fc, ["prepare", "--model", model, "--out", tampered, "--sequences", "10", "--frames", "4",
+                 "--synthetic-data", "--film-scale", "2"], "not what this cache")
+    # the terms: l1 and log-MSE of C's a, b upsampled against the film truth (ε drawn alike)
+    b = fc.batch_of(data, [0, 5])
+    C = load_model(model).C
+    torch.manual_seed(11)
+    terms, _ = fc.losses(C, b, film=True)
+    torch.manual_seed(11)
+    abs_, _, _ = fc.unroll(C, b, sample=True)
+    up = [Fn.interpolate(ab, size=(64, 128), mode="bilinear", align_corners=False) for ab in abs_]
+    one = torch.ones(2)
+    l1 = sum(l1_self_loss(u, b["ab_film"][:, t + 1], one) for t, u in enumerate(up)) / 3
+    lm = sum(log_mse_loss(u, b["ab_film"][:, t + 1]) for t, u in enumerate(up)) / 3
+    assert abs(float(terms["l1"] - l1)) < 1e-5 and abs(float(terms["logmse"] - lm)) < 1e-4, (terms, l1, lm)
+    torch.manual_seed(11)
+    assert abs(float(fc.losses(C, b)[0]["l1"] - l1)) > 1e-3, "film=False should compare at the network's size"
+    # training with it: validation at both sizes; a zero correction is its warp at the film's size too
+    common = ["--model", model, "--seqs", seqs, "--batch", "2", "--val", "2", "--val-every", "2",
+              "--print-every", "100", "--warmup", "1", "--lr", "1e-3", "--threads", "2"]
+    fz = os.path.join(tmp, "ffilmz")
+    assert fc.main(["train", "--out", fz, "--steps", "2", "--film-loss", "--zero-out"] + common) == 0
+    recs = read_log(os.path.join(fz, "log.jsonl"))
+    assert abs(recs[0]["val_c_film_fpsnr"] - recs[0]["val_warp_film_fpsnr"]) < 1e-3, recs[0]
+    assert recs[0]["val_c_film_fpsnr"] != recs[0]["val_c_fpsnr"] and "val_c_film_psnr" in recs[-1], recs
+    assert torch.load(os.path.join(fz, "last.pt"))["config"]["film_loss"] is True
+    fn = os.path.join(tmp, "ffilmn")
+    assert fc.main(["train", "--out", fn, "--steps", "1"] + common) == 0
+    refused(fc, ["train", "--out", fn, "--steps", "2", "--resume", "auto", "--film-loss"] + common,
+            "--film-loss is the run's from its start")
+    print("finetune_c film-size truth: same views (area |diff| %.4f), added in place, terms after "
+          "the upsampling" % worst)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vaefarm", help="the vaefarm binary for the C engine check")
@@ -693,6 +771,7 @@ def main():
         test_export(tmp, ck, args.vaefarm)
         test_sequences()
         test_finetune_c(tmp)
+        test_finetune_c_film(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("test_train: all passed in %.1f s" % (time.time() - t0))

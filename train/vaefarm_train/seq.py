@@ -58,10 +58,12 @@ def _mat3(theta):
     return np.concatenate([theta, [[0.0, 0.0, 1.0]]], axis=0)
 
 
-def make_sequence(cache, T, size, seed, index, cfg=None):
+def make_sequence(cache, T, size, seed, index, cfg=None, film_size=None):
     """-> dict: rgb (T×3×H×W, 8-bit values in [0,1]; rgb[0] is the reference), grey (T×1×H×W),
     phi (T×H×W×2: frame t's pixel -> frame t−1's normalised position; phi[0] unused), tmask
-    (T×1×H×W: 1 where phi is known and inside frame t−1), kr, kb (floats), kind (str)."""
+    (T×1×H×W: 1 where phi is known and inside frame t−1), kr, kb (floats), kind (str).
+    film_size (H', W'): also rgb_film (T×3×H'×W'), the same views rendered at that size, the
+    truth a film of that size would hold; every draw is as without it (size sets the moves)."""
     if T < 2:
         raise ValueError("a sequence needs at least 2 frames, not %d" % T)
     cfg = cfg or SeqConfig()
@@ -72,16 +74,27 @@ def make_sequence(cache, T, size, seed, index, cfg=None):
     base = Fn.affine_grid(torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]], **f32), (1, 1, H, W),
                           align_corners=False)[0]
     long_clips = [c for c in cache.clips if c[1] >= T]
+    film = []
+    if film_size is not None:
+        Hf, Wf = film_size
+        base_f = Fn.affine_grid(torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]], **f32), (1, 1, Hf, Wf),
+                                align_corners=False)[0]
+
+    def render(src, th, k):
+        """frame t from its view th (2×3 tensor, normalised coords) at the size, and at film_size"""
+        frames.append(_sample(src, _apply(th, base), k))
+        if film_size is not None:   # the same view, its pixels (H/H' as many source px each) finer
+            film.append(_sample(src, _apply(th, base_f), k * H / Hf))
+
     k0, ang, cx0, cy0, flip = _view(rng, H, W, Hc, Wc, cfg.roll_deg)
     frames, phis, masks = [], [], []
     if long_clips and rng.u() < cfg.p_clip:
         start, n = long_clips[rng.i(len(long_clips))]
         t0 = rng.i(n - T + 1)
         th = torch.tensor(_affine(k0, ang, cx0, cy0, flip, H, W, Hc, Wc), **f32)
-        grid = _apply(th, base)
         for t in range(T):
             src = cache.frames[start + t0 + t].permute(2, 0, 1).to(torch.float32) / 255.0
-            frames.append(_sample(src, grid, k0))
+            render(src, th, k0)
             phis.append(base.clone())
             masks.append(torch.zeros(1, H, W, **f32))
         kind = "clip"
@@ -108,7 +121,7 @@ def make_sequence(cache, T, size, seed, index, cfg=None):
             mx, my = max(Wc / 2.0 - k * W / 2.0, 0.0), max(Hc / 2.0 - k * H / 2.0, 0.0)
             cx, cy = min(max(cx, -mx), mx), min(max(cy, -my), my)
             th = _affine(k, ang, cx, cy, flip, H, W, Hc, Wc)
-            frames.append(_sample(src, _apply(torch.tensor(th, **f32), base), k))
+            render(src, torch.tensor(th, **f32), k)
             if prev3 is None:
                 phis.append(base.clone())
                 masks.append(torch.zeros(1, H, W, **f32))
@@ -127,5 +140,8 @@ def make_sequence(cache, T, size, seed, index, cfg=None):
         noisy[1:] = rng.u(0.0, cfg.noise_max)
     grey = grey + rng.tensor_n((T, 1, H, W)) * noisy
     grey = (grey.clamp(0, 1) * 255.0).round() / 255.0
-    return {"rgb": rgb, "grey": grey, "phi": torch.stack(phis), "tmask": torch.stack(masks),
-            "kr": kr, "kb": kb, "kind": kind}
+    out = {"rgb": rgb, "grey": grey, "phi": torch.stack(phis), "tmask": torch.stack(masks),
+           "kr": kr, "kb": kb, "kind": kind}
+    if film_size is not None:
+        out["rgb_film"] = (torch.stack(film).clamp(0, 1) * 255.0).round() / 255.0
+    return out
