@@ -51,7 +51,7 @@ from vaefarm_ref.arch import arch_json  # noqa: E402
 from vaefarm_ref.model import resize_bilinear  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
 from vaefarm_train.losses import kl_loss, l1_self_loss, log_mse_loss, smoothness_loss, temporal_loss  # noqa: E402
-from vaefarm_train.seq import SeqConfig, make_sequence  # noqa: E402
+from vaefarm_train.seq import SeqConfig, make_sequence, to_network  # noqa: E402
 
 SEQ_FORMAT = "vaefarm-seq-v1"
 CKPT_FORMAT = "vaefarm-finetune-c-v1"
@@ -114,21 +114,14 @@ def prepare(args):
     if os.path.exists(mpath):
         with open(mpath) as fp:
             old = json.load(fp)
-        def same(a, b):   # the set depends on F and A only: a model that differs in C alone makes it too
-            if "warp_sha256" in a and "warp_sha256" in b:
-                a, b = ({k: v for k, v in x.items() if k != "model_sha256"} for x in (a, b))
-            return a == b
-        if "film_size" in meta and "film_size" not in old and same(dict(old, film_size=film_size), meta):
-            with open(mpath + ".tmp", "w") as fp:   # a set of the same settings gains its film-size truth
-                json.dump(dict(old, film_size=film_size), fp, indent=1)
-            os.replace(mpath + ".tmp", mpath)
-        elif not same(old, meta):
+        if old != meta:
             fail("%s was prepared with other settings (%s): pick another --out" % (args.out, mpath))
     else:
         with open(mpath, "w") as fp:
             json.dump(meta, fp, indent=1)
     if args.synthetic_data:
-        cache = Cache.synthetic(canvas=(2 * size[0], 2 * size[1]), n_frames=2 * args.frames)
+        fs = film_size or size
+        cache = Cache.synthetic(canvas=(2 * fs[0], 2 * fs[1]), n_frames=2 * args.frames)
     else:
         cache = Cache(args.data)
     real_c = net.C.forward
@@ -137,27 +130,20 @@ def prepare(args):
     try:
         for s0 in range(0, args.sequences, SHARD):
             path = os.path.join(args.out, "shard%05d.pt" % (s0 // SHARD))
-            fpath = os.path.join(args.out, "film%05d.pt" % (s0 // SHARD))
-            if os.path.exists(path) and (film_size is None or os.path.exists(fpath)):
+            if os.path.exists(path):
                 continue
             n = min(SHARD, args.sequences - s0)
-            seqs = [make_sequence(cache, args.frames, size, args.seed, s0 + i, seq_cfg, film_size)
+            seqs = [make_sequence(cache, args.frames, film_size or size, args.seed, s0 + i, seq_cfg)
                     for i in range(n)]
-            if os.path.exists(path):   # made before: its truth must be these sequences'
-                ab = torch.load(path)["ab"]
-                again = torch.stack([labmod.rgb_to_lab(s["rgb"])[:, 1:3] for s in seqs])
-                if ab.shape != again.shape or float((ab - again).abs().max()) > 1e-3:
-                    fail("%s: its sequences are not what this cache and these settings make (was "
-                         "%s another cache?): prepare the set again in another --out" % (path, meta["data"]))
-            else:
-                with torch.no_grad():
-                    shard = run_chain(net, seqs)
-                torch.save(shard, path + ".tmp")
-                os.replace(path + ".tmp", path)   # a shard appears only when complete
-            if film_size is not None:
-                ab_film = torch.stack([labmod.rgb_to_lab(s["rgb_film"])[:, 1:3] for s in seqs])
-                torch.save({"ab_film": ab_film.to(torch.float16)}, fpath + ".tmp")
-                os.replace(fpath + ".tmp", fpath)
+            if film_size:
+                seqs = [to_network(q, size) for q in seqs]
+            with torch.no_grad():
+                shard = run_chain(net, seqs)
+            if film_size:
+                shard["ab_film"] = torch.stack([labmod.rgb_to_lab(q["rgb_film"])[:, 1:3] for q in seqs]
+                                               ).to(torch.float16)
+            torch.save(shard, path + ".tmp")
+            os.replace(path + ".tmp", path)   # a shard appears only when complete
             print("prepare: %d/%d sequences, %.0f s" % (s0 + n, args.sequences, time.time() - t0),
                   flush=True)
     finally:
@@ -211,12 +197,6 @@ def load_seqs(root, model_path):
         if not os.path.exists(p):
             fail("%s: shard %d of %d missing: finish `prepare` first (it resumes)" % (root, i, n_shards))
         parts.append(torch.load(p))
-        if "film_size" in meta:
-            p = os.path.join(root, "film%05d.pt" % i)
-            if not os.path.exists(p):
-                fail("%s: the film-size truth of shard %d of %d is missing: finish `prepare --film-scale` "
-                     "first (it resumes)" % (root, i, n_shards))
-            parts[-1]["ab_film"] = torch.load(p)["ab_film"]
     keys = ("x4", "ab", "phi", "tmask") + (("ab_film",) if "film_size" in meta else ())
     data = {k: torch.cat([p[k] for p in parts]) for k in keys}
     data["kind"] = sum((p["kind"] for p in parts), [])
@@ -509,8 +489,7 @@ def train(args):
              % (args.model, net.arch["upsample"]["radius"]))
     for r, (m, d) in zip(roots, sets):
         if film_loss and "film_size" not in m:
-            fail("--film-loss: %s holds no film-size truth: add it with `prepare --film-scale S` "
-                 "(the same settings otherwise; the chain is not run again)" % r)
+            fail("--film-loss: %s holds no film-size truth: prepare a set with --film-scale S" % r)
         if cfg["val"] >= d["x4"].shape[0]:
             fail("--val %d leaves no training sequences of the %d in %s" % (cfg["val"], d["x4"].shape[0], r))
     datas = [d for _, d in sets]
@@ -708,9 +687,10 @@ def main(argv=None):
     p.add_argument("--data", default=os.path.expanduser("~/.cache/vaefarm/train"))
     p.add_argument("--synthetic-data", action="store_true", help="a small random cache (tests)")
     p.add_argument("--film-scale", type=float, metavar="S",
-                   help="also keep each frame's truth at S times the size, the same views rendered "
-                        "finer (films are 1.07 to 1.43 times the network's size); given for a set "
-                        "made without it, adds it (the chain is not run again)")
+                   help="make the sequences at S times the size, a film's, and run the network on "
+                        "them resized as vaefarm resizes a film (the films are 1.07 to 1.43 times "
+                        "the network's size); the set keeps the film-size truth too (train "
+                        "--film-loss); the cache's canvas should be larger than the film")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seq-option", action="append", metavar="KEY=VALUE",
                    help="a sequence setting of vaefarm_train/seq.py's SeqConfig, e.g. "

@@ -37,6 +37,38 @@ def inorm(c):
     return nn.InstanceNorm2d(c, affine=True, eps=1e-5)
 
 
+def axis_matrix(n_in, n_out):
+    """node/chunk.c axis_make as a dense n_out × n_in matrix (float64): the area average when
+    shrinking, bilinear (align_corners=False, clamped) when growing or equal."""
+    m = torch.zeros(n_out, n_in, dtype=torch.float64)
+    s = n_in / n_out
+    for o in range(n_out):
+        if s > 1:
+            lo, hi = o * s, (o + 1) * s
+            i = int(lo)
+            while i < n_in and i < hi:
+                ov = min(hi, i + 1.0) - max(lo, float(i))
+                if ov > 0:
+                    m[o, i] += ov / s
+                i += 1
+        else:
+            x = max((o + 0.5) * s - 0.5, 0.0)
+            i0 = min(int(x), n_in - 1)
+            m[o, i0] += 1 - (x - i0)
+            m[o, min(i0 + 1, n_in - 1)] += x - i0
+    return m
+
+
+def resize_engine(x, size):
+    """x (… × H × W) to size as vaefarm resizes a film's frame to the network's size (and the
+    reference to it): separable, node/chunk.c's axis weights; identity when already that size."""
+    H, W = x.shape[-2:]
+    if (H, W) == tuple(size):
+        return x
+    mh, mw = (axis_matrix(n, m).to(x.dtype) for n, m in ((H, size[0]), (W, size[1])))
+    return mh @ x @ mw.T
+
+
 def resize_bilinear(x, size):
     """bilinear, align_corners=False, no antialias; identity when already that size."""
     if tuple(x.shape[-2:]) == tuple(size):

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as Fn
 
+from vaefarm_ref.model import resize_engine
+
 from .data import BT601, BT709, _affine, _apply, _Rng, _sample, _view, batch_seed, luma
 
 
@@ -58,12 +60,10 @@ def _mat3(theta):
     return np.concatenate([theta, [[0.0, 0.0, 1.0]]], axis=0)
 
 
-def make_sequence(cache, T, size, seed, index, cfg=None, film_size=None):
+def make_sequence(cache, T, size, seed, index, cfg=None):
     """-> dict: rgb (T×3×H×W, 8-bit values in [0,1]; rgb[0] is the reference), grey (T×1×H×W),
     phi (T×H×W×2: frame t's pixel -> frame t−1's normalised position; phi[0] unused), tmask
-    (T×1×H×W: 1 where phi is known and inside frame t−1), kr, kb (floats), kind (str).
-    film_size (H', W'): also rgb_film (T×3×H'×W'), the same views rendered at that size, the
-    truth a film of that size would hold; every draw is as without it (size sets the moves)."""
+    (T×1×H×W: 1 where phi is known and inside frame t−1), kr, kb (floats), kind (str)."""
     if T < 2:
         raise ValueError("a sequence needs at least 2 frames, not %d" % T)
     cfg = cfg or SeqConfig()
@@ -74,27 +74,16 @@ def make_sequence(cache, T, size, seed, index, cfg=None, film_size=None):
     base = Fn.affine_grid(torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]], **f32), (1, 1, H, W),
                           align_corners=False)[0]
     long_clips = [c for c in cache.clips if c[1] >= T]
-    film = []
-    if film_size is not None:
-        Hf, Wf = film_size
-        base_f = Fn.affine_grid(torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]], **f32), (1, 1, Hf, Wf),
-                                align_corners=False)[0]
-
-    def render(src, th, k):
-        """frame t from its view th (2×3 tensor, normalised coords) at the size, and at film_size"""
-        frames.append(_sample(src, _apply(th, base), k))
-        if film_size is not None:   # the same view, its pixels (H/H' as many source px each) finer
-            film.append(_sample(src, _apply(th, base_f), k * H / Hf))
-
     k0, ang, cx0, cy0, flip = _view(rng, H, W, Hc, Wc, cfg.roll_deg)
     frames, phis, masks = [], [], []
     if long_clips and rng.u() < cfg.p_clip:
         start, n = long_clips[rng.i(len(long_clips))]
         t0 = rng.i(n - T + 1)
         th = torch.tensor(_affine(k0, ang, cx0, cy0, flip, H, W, Hc, Wc), **f32)
+        grid = _apply(th, base)
         for t in range(T):
             src = cache.frames[start + t0 + t].permute(2, 0, 1).to(torch.float32) / 255.0
-            render(src, th, k0)
+            frames.append(_sample(src, grid, k0))
             phis.append(base.clone())
             masks.append(torch.zeros(1, H, W, **f32))
         kind = "clip"
@@ -121,7 +110,7 @@ def make_sequence(cache, T, size, seed, index, cfg=None, film_size=None):
             mx, my = max(Wc / 2.0 - k * W / 2.0, 0.0), max(Hc / 2.0 - k * H / 2.0, 0.0)
             cx, cy = min(max(cx, -mx), mx), min(max(cy, -my), my)
             th = _affine(k, ang, cx, cy, flip, H, W, Hc, Wc)
-            render(src, torch.tensor(th, **f32), k)
+            frames.append(_sample(src, _apply(torch.tensor(th, **f32), base), k))
             if prev3 is None:
                 phis.append(base.clone())
                 masks.append(torch.zeros(1, H, W, **f32))
@@ -140,8 +129,21 @@ def make_sequence(cache, T, size, seed, index, cfg=None, film_size=None):
         noisy[1:] = rng.u(0.0, cfg.noise_max)
     grey = grey + rng.tensor_n((T, 1, H, W)) * noisy
     grey = (grey.clamp(0, 1) * 255.0).round() / 255.0
-    out = {"rgb": rgb, "grey": grey, "phi": torch.stack(phis), "tmask": torch.stack(masks),
-           "kr": kr, "kb": kb, "kind": kind}
-    if film_size is not None:
-        out["rgb_film"] = (torch.stack(film).clamp(0, 1) * 255.0).round() / 255.0
-    return out
+    return {"rgb": rgb, "grey": grey, "phi": torch.stack(phis), "tmask": torch.stack(masks),
+            "kr": kr, "kb": kb, "kind": kind}
+
+
+def to_network(seq, size):
+    """A sequence made at a film's size -> what vaefarm's network sees of it at `size` (H, W): the
+    grey and the frames resized as vaefarm resizes a film's frames and its reference (area
+    average, node/chunk.c; not rounded), φ and its mask resampled (φ is affine in normalised
+    coordinates: its bilinear samples are exact away from the edges; the mask keeps a pixel
+    where φ stays inside and the film's mask was set). -> dict as make_sequence's, rgb_film the
+    film-size frames."""
+    H, W = size
+    phi = Fn.interpolate(seq["phi"].permute(0, 3, 1, 2), size=(H, W), mode="bilinear",
+                         align_corners=False).permute(0, 2, 3, 1).contiguous()
+    inside = (phi.abs() <= 1.0).all(dim=-1, keepdim=True).permute(0, 3, 1, 2).to(torch.float32)
+    film_mask = Fn.interpolate(seq["tmask"], size=(H, W), mode="area") > 0.5
+    return dict(seq, rgb=resize_engine(seq["rgb"], size), grey=resize_engine(seq["grey"], size),
+                phi=phi, tmask=inside * film_mask, rgb_film=seq["rgb"])
