@@ -109,6 +109,15 @@ def prepare(args):
         with open(os.path.join(args.data, "index.json")) as fp:
             if json.load(fp).get("role") == "validation":   # recorded only then: older sets match
                 meta["data_role"] = "validation"
+    fs = film_size or size   # the size the sequences are made at
+    if args.synthetic_data:
+        cache = Cache.synthetic(canvas=(2 * fs[0], 2 * fs[1]), n_frames=2 * args.frames)
+    else:
+        cache = Cache(args.data)
+        if cache.canvas[0] < fs[0] or cache.canvas[1] < fs[1]:
+            fail("prepare: the cache's canvas (%dx%d, %s) is smaller than the frames (%dx%d): views "
+                 "would enlarge it; build a larger one (train/make_dataset.py --canvas 360 640 --out DIR) "
+                 "and give it with --data" % (cache.canvas[0], cache.canvas[1], args.data, fs[0], fs[1]))
     os.makedirs(args.out, exist_ok=True)
     mpath = os.path.join(args.out, "meta.json")
     if os.path.exists(mpath):
@@ -119,11 +128,6 @@ def prepare(args):
     else:
         with open(mpath, "w") as fp:
             json.dump(meta, fp, indent=1)
-    if args.synthetic_data:
-        fs = film_size or size
-        cache = Cache.synthetic(canvas=(2 * fs[0], 2 * fs[1]), n_frames=2 * args.frames)
-    else:
-        cache = Cache(args.data)
     real_c = net.C.forward
     net.C.forward = lambda x7: x7[:, 1:3]   # C's output is not read by the warp chain: skip it
     t0 = time.time()
@@ -133,7 +137,7 @@ def prepare(args):
             if os.path.exists(path):
                 continue
             n = min(SHARD, args.sequences - s0)
-            seqs = [make_sequence(cache, args.frames, film_size or size, args.seed, s0 + i, seq_cfg)
+            seqs = [make_sequence(cache, args.frames, fs, args.seed, s0 + i, seq_cfg)
                     for i in range(n)]
             if film_size:
                 seqs = [to_network(q, size) for q in seqs]
