@@ -27,6 +27,15 @@ Checkpoints: RUN/last.pt every --ckpt-every steps, at the end, at --max-minutes 
 SIGINT (exit 143 / 130); `--resume auto` continues one bit-exactly (batches are a function of
 (seed, step)). Log: RUN/log.jsonl, one object per step (every term unweighted).
 
+Film-size sets (session 19): `prepare --film-scale S --data BIGCACHE` makes each sequence at S
+times the network's size, a film's (the films are 1.07 to 1.43 times it), and runs the frozen
+chain on it resized as vaefarm resizes a film (area average); the shard keeps the film-size
+truth's a, b (float16) beside the network-size one. The cache's canvas must be larger than the
+film (`make_dataset.py --canvas 360 640`: the default 180×320 holds no detail past the network's
+size). `train --film-loss` then takes the l1 and log-MSE terms of C's a, b after the model's
+bilinear upsampling to the film's size, as `vaefarm eval` judges them; validation reports both
+sizes (val_c_film_fpsnr …) and `calibrate` chooses at the film's.
+
 `calibrate` moves the bias of a gated C's gate by each shift (with --motions, under each κ of the
 gate's motion factor too, arch C.gate_motion), prints the validation of each, and with --out
 writes the model with the pair of the best mean of frames' PSNR over the sets."""
@@ -114,8 +123,8 @@ def prepare(args):
         cache = Cache.synthetic(canvas=(2 * fs[0], 2 * fs[1]), n_frames=2 * args.frames)
     else:
         cache = Cache(args.data)
-        if cache.canvas[0] < fs[0] or cache.canvas[1] < fs[1]:
-            fail("prepare: the cache's canvas (%dx%d, %s) is smaller than the frames (%dx%d): views "
+        if 0.98 * cache.canvas[0] < fs[0] or 0.98 * cache.canvas[1] < fs[1]:
+            fail("prepare: the cache's canvas (%dx%d, %s) is not larger than the frames (%dx%d): views "
                  "would enlarge it; build a larger one (train/make_dataset.py --canvas 360 640 --out DIR) "
                  "and give it with --data" % (cache.canvas[0], cache.canvas[1], args.data, fs[0], fs[1]))
     os.makedirs(args.out, exist_ok=True)
@@ -124,7 +133,9 @@ def prepare(args):
         with open(mpath) as fp:
             old = json.load(fp)
         if old != meta:
-            fail("%s was prepared with other settings (%s): pick another --out" % (args.out, mpath))
+            diff = ", ".join("%s %s -> %s" % (k, json.dumps(old.get(k)), json.dumps(meta.get(k)))
+                             for k in sorted(set(old) | set(meta)) if old.get(k) != meta.get(k))
+            fail("%s was prepared with other settings (%s: %s): pick another --out" % (args.out, mpath, diff))
     else:
         with open(mpath, "w") as fp:
             json.dump(meta, fp, indent=1)
@@ -247,6 +258,11 @@ def gate_loss(o, warp, truth):
     return (torch.sigmoid(o[:, 2:3]) - target).abs().mean()
 
 
+def bilinear_up(net):
+    """Whether the model upsamples its a, b bilinearly (arch upsample.radius 0), as at_film does."""
+    return net.arch["upsample"]["radius"] == 0
+
+
 def at_film(ab, b):
     """C's (or the warp's) a, b as the films are judged: up to the set's film size by the model's
     upsampling (bilinear, arch upsample.radius 0), beside the film-size truth b["ab_film"]."""
@@ -290,15 +306,16 @@ def held_out(datas, n):
     return [list(range(d["x4"].shape[0] - n, d["x4"].shape[0])) for d in datas]
 
 
-def validate(C, datas, vals, dev="cpu"):
+def validate(C, datas, vals, dev="cpu", film=True):
     """Mean |ab − truth|, ab PSNR (range 256) and the mean of each frame's ab PSNR (fpsnr, as the
     evaluation averages) over frames 1..T−1 of the validation sequences
     vals[i] of each set datas[i], for C (z = μ) and for the warp alone: over all of them, and with
     more than one set, per set too (keys suffixed _s0, _s1, …). Where every set holds film-size
-    truth, also the two PSNRs at the film's size (val_c_film_psnr, val_c_film_fpsnr, …: C's and
-    the warp's a, b upsampled by the model's upsampling, as the films are judged)."""
+    truth (and film: the model upsamples bilinearly, see bilinear_up), also the two PSNRs at the
+    film's size (val_c_film_psnr, val_c_film_fpsnr, …: C's and the warp's a, b upsampled by the
+    model's upsampling, as the films are judged)."""
     out = {}
-    film = all("ab_film" in d for d in datas)
+    film = film and all("ab_film" in d for d in datas)
     zero = {"n": 0}
     for k in ("c", "warp"):
         zero.update({p + k: 0.0 for p in ("se_", "ae_", "fp_") + (("fse_", "ffp_") if film else ())})
@@ -488,7 +505,7 @@ def train(args):
         if (was if isinstance(was, list) else [was]) != metas:
             fail("the sequence sets given (--seqs) differ from those the run in %s was trained on" % out)
     film_loss = cfg.get("film_loss", False)
-    if film_loss and net.arch["upsample"]["radius"] != 0:
+    if film_loss and not bilinear_up(net):
         fail("--film-loss upsamples bilinearly; %s upsamples with a guided filter (arch upsample.radius %d)"
              % (args.model, net.arch["upsample"]["radius"]))
     for r, (m, d) in zip(roots, sets):
@@ -520,7 +537,7 @@ def train(args):
         for n, v, m in zip(n_trains, vals, metas))), flush=True)
     if step == 0 and cfg["val"]:
         rec = {"step": -1}
-        rec.update(validate(C.eval(), datas, vals, dev))
+        rec.update(validate(C.eval(), datas, vals, dev, bilinear_up(net)))
         logf.write(json.dumps(rec) + "\n")
         print("before: %s" % rec, flush=True)
     stop = Stop()
@@ -579,7 +596,7 @@ def train(args):
             if len(datas) > 1:
                 rec["set"] = k
             if cfg["val"] and step % args.val_every == 0:
-                rec.update(validate(C.eval(), datas, vals, dev))
+                rec.update(validate(C.eval(), datas, vals, dev, bilinear_up(net)))
                 C.train()
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
@@ -652,7 +669,7 @@ def calibrate(args):
         net.set_gate_motion(m)
         for d in shifts:
             C.out.bias.data[2] = b0 + d
-            r = validate(C, datas, vals)
+            r = validate(C, datas, vals, film=bilinear_up(net))
             print("calibrate: gate bias %+.3f (shift %+g), gate_motion %s: %s" % (
                 b0 + d, d, m if m is not None else "none",
                 " ".join("%s %s" % kv for kv in r.items() if "fpsnr" in kv[0])), flush=True)

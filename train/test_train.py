@@ -680,28 +680,38 @@ def test_finetune_c_film(tmp):
     from export import load_model, save_weights
     from vaefarm_ref import build, lab as labmod
     from vaefarm_ref.init import init_weights
-    from vaefarm_ref.model import resize_engine
+    from vaefarm_ref.model import axis_matrix, resize_engine
     from vaefarm_train.losses import l1_self_loss, log_mse_loss
     from vaefarm_train.seq import SeqConfig, make_sequence, to_network
-    # the C engine's resize: an area average when shrinking (2:1 is a 2×2 mean), rows sum to 1
-    x = torch.rand(2, 3, 40, 80, dtype=torch.float64)
-    assert torch.allclose(resize_engine(x, (20, 40)), Fn.avg_pool2d(x, 2))
-    assert torch.allclose(resize_engine(x, (32, 64)).sum(), x.sum() * (32 * 64) / (40 * 80), rtol=0.02)
-    assert torch.allclose(resize_engine(torch.ones(1, 40, 80), (32, 56)), torch.ones(1, 32, 56))
-    # a sequence at the film's size seen at the network's: the grey and frames resized, φ still
+    # the C engine's resize (node/chunk.c axis_make): the area average when shrinking (5 -> 4:
+    # each output the mean over its 1.25 inputs), bilinear with clamped edges when growing
+    shrink = torch.tensor([[0.8, 0.2, 0, 0, 0], [0, 0.6, 0.4, 0, 0], [0, 0, 0.4, 0.6, 0], [0, 0, 0, 0.2, 0.8]],
+                          dtype=torch.float64)
+    grow = torch.tensor([[1.0, 0], [0.75, 0.25], [0.25, 0.75], [0, 1.0]], dtype=torch.float64)
+    assert torch.allclose(axis_matrix(5, 4), shrink) and torch.allclose(axis_matrix(2, 4), grow)
+    x = torch.rand(2, 3, 5, 2, dtype=torch.float64)
+    assert torch.allclose(resize_engine(x, (4, 4)), shrink @ x @ grow.T)
+    assert torch.allclose(resize_engine(x[..., :4, :], (2, 2)), Fn.avg_pool2d(x[..., :4, :], (2, 1)))
+    # a sequence at the film's size seen at the network's: the grey and frames resized, φ the same
+    # affine map (fitted on the film's pixel centres, evaluated on the network's), and it still
     # carries frame t−1 to frame t
     c = Cache.synthetic(canvas=(96, 160), n_frames=10)
-    worst = 0.0
+    worst = phi_err = 0.0
+    centres = {hw: torch.cat([Fn.affine_grid(torch.eye(2, 3)[None], (1, 1) + hw, align_corners=False)[0]
+                              .reshape(-1, 2), torch.ones(hw[0] * hw[1], 1)], dim=1) for hw in ((40, 80), (32, 64))}
     for i in range(4):
         f = make_sequence(c, 4, (40, 80), 1, i, SeqConfig(p_clip=0.0, p_noise=0.0))
         s = to_network(f, (32, 64))
         assert s["rgb"].shape == (4, 3, 32, 64) and s["phi"].shape == (4, 32, 64, 2)
         assert torch.equal(s["rgb_film"], f["rgb"]) and torch.equal(s["grey"], resize_engine(f["grey"], (32, 64)))
         for t in range(1, 4):
+            m3 = torch.linalg.lstsq(centres[(40, 80)], f["phi"][t].reshape(-1, 2)).solution
+            phi_err = max(phi_err, float((centres[(32, 64)] @ m3 - s["phi"][t].reshape(-1, 2)).abs().max()))
             w = L.warp(s["rgb"][t - 1:t], s["phi"][t:t + 1])
             m = Fn.avg_pool2d(s["tmask"][t:t + 1], 5, stride=1, padding=2) > 0.999
             assert float(m.float().mean()) > 0.3
             worst = max(worst, float(((w - s["rgb"][t:t + 1]).abs() * m).sum() / (m.sum() * 3).clamp(min=1)))
+    assert phi_err < 1e-5, "the resampled phi is not the film's affine map: %.2e" % phi_err
     assert worst < 0.03, "frame t is not frame t-1 warped by the resampled phi: mean |diff| %.4f" % worst
     net = init_weights(build(dict(MICRO_REFINE, upsample={"radius": 0, "eps": 1e-3})), 6)   # bilinear, as tiny
     with torch.no_grad():

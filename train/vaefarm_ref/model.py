@@ -65,7 +65,7 @@ def resize_engine(x, size):
     H, W = x.shape[-2:]
     if (H, W) == tuple(size):
         return x
-    mh, mw = (axis_matrix(n, m).to(x.dtype) for n, m in ((H, size[0]), (W, size[1])))
+    mh, mw = (axis_matrix(n, m).to(x) for n, m in ((H, size[0]), (W, size[1])))
     return mh @ x @ mw.T
 
 
