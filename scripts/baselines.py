@@ -69,7 +69,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 
 from vaefarm_ref import lab as labmod  # noqa: E402
-from vaefarm_ref.model import Net, luma_of  # noqa: E402
+from vaefarm_ref.model import Net, axis_matrix, luma_of  # noqa: E402
 
 METHODS = ("transfer", "transfer_l", "warp", "flow", "ceiling", "ceiling_inf")
 BATCH = 8                      # frames composed at once
@@ -177,35 +177,14 @@ class Film:
 
 # -------------------------------------------------------------------------- resizing (C's)
 
-def axis_matrix(n_in, n_out):
-    """node/chunk.c axis_make as a dense n_out x n_in matrix: area average when shrinking,
-    bilinear (align_corners=False, clamped) when growing or equal."""
-    m = np.zeros((n_out, n_in), np.float64)
-    s = n_in / n_out
-    for o in range(n_out):
-        if s > 1:
-            lo, hi = o * s, (o + 1) * s
-            i = int(math.floor(lo))
-            while i < n_in and i < hi:
-                ov = min(hi, i + 1.0) - max(lo, float(i))
-                if ov > 0:
-                    m[o, i] += ov / s
-                i += 1
-        else:
-            x = max((o + 0.5) * s - 0.5, 0.0)
-            i0 = min(int(math.floor(x)), n_in - 1)
-            f = x - i0
-            m[o, i0] += 1 - f
-            m[o, min(i0 + 1, n_in - 1)] += f
-    return m.astype(np.float32)
-
-
 def resize(x, h, w):
-    """x (... x H x W float32) -> (... x h x w), separable as the C engine resizes."""
+    """x (... x H x W float32) -> (... x h x w), separable as the C engine resizes (the weights
+    of vaefarm_ref.model.axis_matrix, node/chunk.c's, in float32)."""
     H, W = x.shape[-2:]
     if (H, W) == (h, w):
         return x
-    return axis_matrix(H, h) @ x @ axis_matrix(W, w).T
+    mh, mw = (axis_matrix(n, m).numpy().astype(np.float32) for n, m in ((H, h), (W, w)))
+    return mh @ x @ mw.T
 
 
 def r8(x):

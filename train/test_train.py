@@ -325,6 +325,20 @@ MICRO_REFINE = dict(MICRO, name="micro-refine",
                                                "temporal_h": 0.0025}))
 
 
+def micro_model(tmp, name, arch, seed):
+    """A model of arch with seeded weights and a C whose correction is not zero, saved as tmp/name."""
+    from export import save_weights
+    from vaefarm_ref import build
+    from vaefarm_ref.init import init_weights
+    net = init_weights(build(arch), seed)
+    with torch.no_grad():
+        net.C.out.weight.copy_(0.05 * torch.randn(net.C.out.weight.shape,
+                                                  generator=torch.Generator().manual_seed(seed)))
+    path = os.path.join(tmp, name)
+    save_weights(path, net, "test")
+    return path
+
+
 def test_sequences():
     from vaefarm_train.seq import SeqConfig, make_sequence
     c = Cache.synthetic(canvas=(64, 128), n_frames=12)
@@ -371,14 +385,7 @@ def test_sequences():
 def test_finetune_c(tmp):
     import finetune_c as fc
     from export import load_model, save_weights
-    from vaefarm_ref import build
-    from vaefarm_ref.init import init_weights
-    net = init_weights(build(MICRO_REFINE), 5)
-    with torch.no_grad():                       # a C whose correction is not zero
-        net.C.out.weight.copy_(0.05 * torch.randn(net.C.out.weight.shape,
-                                                  generator=torch.Generator().manual_seed(5)))
-    model = os.path.join(tmp, "micro_refine.safetensors")
-    save_weights(model, net, "test")
+    model = micro_model(tmp, "micro_refine.safetensors", MICRO_REFINE, 5)
     seqs = os.path.join(tmp, "seqs")
     assert fc.main(["prepare", "--model", model, "--out", seqs, "--sequences", "10", "--frames", "4",
                     "--synthetic-data"]) == 0
@@ -677,9 +684,8 @@ def test_finetune_c_film(tmp):
     resized as vaefarm resizes a film, and the l1 and log-MSE terms taken after the model's
     upsampling."""
     import finetune_c as fc
-    from export import load_model, save_weights
-    from vaefarm_ref import build, lab as labmod
-    from vaefarm_ref.init import init_weights
+    from export import load_model
+    from vaefarm_ref import lab as labmod
     from vaefarm_ref.model import axis_matrix, resize_engine
     from vaefarm_train.losses import l1_self_loss, log_mse_loss
     from vaefarm_train.seq import SeqConfig, make_sequence, to_network
@@ -713,12 +719,8 @@ def test_finetune_c_film(tmp):
             worst = max(worst, float(((w - s["rgb"][t:t + 1]).abs() * m).sum() / (m.sum() * 3).clamp(min=1)))
     assert phi_err < 1e-5, "the resampled phi is not the film's affine map: %.2e" % phi_err
     assert worst < 0.03, "frame t is not frame t-1 warped by the resampled phi: mean |diff| %.4f" % worst
-    net = init_weights(build(dict(MICRO_REFINE, upsample={"radius": 0, "eps": 1e-3})), 6)   # bilinear, as tiny
-    with torch.no_grad():
-        net.C.out.weight.copy_(0.05 * torch.randn(net.C.out.weight.shape,
-                                                  generator=torch.Generator().manual_seed(6)))
-    model = os.path.join(tmp, "micro_film.safetensors")
-    save_weights(model, net, "test")
+    model = micro_model(tmp, "micro_film.safetensors",   # upsampling bilinear, as tiny's
+                        dict(MICRO_REFINE, upsample={"radius": 0, "eps": 1e-3}), 6)
     plain = os.path.join(tmp, "fseqs_plain")
     assert fc.main(["prepare", "--model", model, "--out", plain, "--sequences", "4", "--frames", "3",
                     "--synthetic-data"]) == 0
