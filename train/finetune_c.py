@@ -711,7 +711,7 @@ def main(argv=None):
                    help="make the sequences at S times the size, a film's, and run the network on "
                         "them resized as vaefarm resizes a film (the films are 1.07 to 1.43 times "
                         "the network's size); the set keeps the film-size truth too (train "
-                        "--film-loss); the cache's canvas should be larger than the film")
+                        "--film-loss); the cache's canvas must be larger than the film")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seq-option", action="append", metavar="KEY=VALUE",
                    help="a sequence setting of vaefarm_train/seq.py's SeqConfig, e.g. "
