@@ -287,6 +287,13 @@ def warp_lo(net, g_lo, cache, prev=None):
     return net.correspond(g_lo, theta, *refs, prev=prev)[2]
 
 
+def shot_reference(net, film, ref, H, W):
+    """A shot's reference PNG at the network's size H×W, as vaefarm reads it: -> (its RGB,
+    net.reference's cache, its luma, which the pass-through test compares a frame with)."""
+    ref_rgb = torch.from_numpy(resize(read_png(ref), H, W))
+    return ref_rgb, net.reference(ref_rgb, film.kr, film.kb), luma_of(ref_rgb[None], film.kr, film.kb)[0, 0]
+
+
 def ab_warp(film, model, net=None, size="default"):
     """The warp alone. With the refinement's temporal candidates (A.refine.temporal) frame t's
     warp reads frame t−1's (its L − 50, W^ab), as in the network, whose warp chain does not
@@ -298,11 +305,9 @@ def ab_warp(film, model, net=None, size="default"):
     Y = film.Y
     with torch.no_grad():
         for start, end, ref in film.shots:
-            ref_rgb = torch.from_numpy(resize(read_png(ref), H, W))
-            cache = net.reference(ref_rgb, film.kr, film.kb)
+            ref_rgb, cache, ref_y = shot_reference(net, film, ref, H, W)
             # reference pass-through, as vaefarm runs: a frame that is the reference's own
             # picture takes its a, b (at full size), and the next frame's warp reads them
-            ref_y = luma_of(ref_rgb[None], film.kr, film.kb)[0, 0]
             ref_ab = torch.from_numpy(lab_of(ref_rgb.numpy())[1:3])
             ref_ab_full = lab_of(ref_full(film, ref))[1:3]
             prev = None

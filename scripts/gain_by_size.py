@@ -84,9 +84,7 @@ def measure(net, path, K, absolute):
             gf = torch.from_numpy(film.grey(Y[t:t + 1])[:, None])
             g = torch.from_numpy(B.resize(gf.numpy(), H, W))
             if k == 0:
-                ref_rgb = torch.from_numpy(B.resize(B.read_png(ref), H, W))
-                cache = net.reference(ref_rgb, film.kr, film.kb)
-                ref_y = B.luma_of(ref_rgb[None], film.kr, film.kb)[0, 0]
+                ref_rgb, cache, ref_y = B.shot_reference(net, film, ref, H, W)
             if net.is_reference_frame(g[0, 0], ref_y):
                 # the reference's own picture: passed through, its colours the next state
                 prev = net.passthrough(g, ref_rgb[None])["prev"]
