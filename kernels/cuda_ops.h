@@ -144,7 +144,7 @@ int vf_cuda_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, floa
                       struct vf_error *err);
 /* vf_op_motion_factor. */
 int vf_cuda_motion_factor(const struct vf_tensor *a, const struct vf_tensor *b, float kappa,
-                          struct vf_tensor *dst, void *stream, struct vf_error *err);
+                          int radius, struct vf_tensor *dst, void *stream, struct vf_error *err);
 /* vf_op_concat: one vf_cuda_cast per source into its channels of dst. */
 int vf_cuda_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,
                    void *stream, struct vf_error *err);

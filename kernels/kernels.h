@@ -219,17 +219,21 @@ int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_res
 int vf_op_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_tensor *dst,
               struct vf_error *err);
 /* The gated residual of C (arch C.gate): dst[c] = w[c] + f·σ(o[C])·scale·tanh(o[c]) for c < C,
- * where C = w.c and o has C + 1 channels (the last is the gate); f is image i's factor[i]
- * (C.gate_motion: a dense f32 n × 1 × 1 × 1 tensor from vf_op_motion_factor), or 1 when factor
- * is NULL. w, dst: the same shape; in place allowed (dst == w). f32, bf16 or f16 tensors,
+ * where C = w.c and o has C + 1 channels (the last is the gate); f is the factor (C.gate_motion,
+ * from vf_op_motion_factor: a dense f32 tensor, n × 1 × 1 × 1 for one value per image or
+ * n × 1 × h × w for one per pixel), or 1 when factor is NULL. w, dst: the same shape; in place allowed (dst == w). f32, bf16 or f16 tensors,
  * computed in f32. */
 int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
                     const struct vf_tensor *factor, struct vf_tensor *dst, struct vf_error *err);
-/* C.gate_motion's factor per image (docs/NETWORK.md "C"): dst[i] = m / (m + kappa), m the mean
- * over image i of |a − b| (a, b: L(t) and L(t−1), single-channel, the same shape, any dtype;
- * summed in double in a fixed order). dst: dense f32 n × 1 × 1 × 1. kappa >= 1e-6. */
+/* C.gate_motion's factor (docs/NETWORK.md "C"): m / (m + kappa), m a mean of |a − b| (a, b: L(t)
+ * and L(t−1), single-channel, the same shape, any dtype; summed in double in a fixed order).
+ * radius < 0: per image, m over the whole image, dst dense f32 n × 1 × 1 × 1; radius r >= 0
+ * (C.gate_motion_radius, at most VF_MOTION_RADIUS_MAX): per pixel, m over its (2r + 1)² window
+ * clipped at the image's borders (the mean of the pixels inside), dst dense f32 n × 1 × h × w.
+ * kappa >= 1e-6. */
+#define VF_MOTION_RADIUS_MAX 16
 int vf_op_motion_factor(const struct vf_tensor *a, const struct vf_tensor *b, float kappa,
-                        struct vf_tensor *dst, struct vf_error *err);
+                        int radius, struct vf_tensor *dst, struct vf_error *err);
 /* Concatenate along channels: dst.c = Σ srcs[i].c. */
 int vf_op_concat(const struct vf_tensor *const *srcs, int n, struct vf_tensor *dst,
                  struct vf_error *err);

@@ -464,16 +464,26 @@ static void copy_into(const struct vf_tensor *src, const struct vf_tensor *dst, 
  * img's images on its backend (a gated add's factor, a motion factor's dst). */
 static int check_factor(struct vf_error *err, const char *op, const char *fname,
                         const struct vf_tensor *factor, const char *iname,
-                        const struct vf_tensor *img)
+                        const struct vf_tensor *img, bool per_pixel)
 {
     if (!factor)
         return VF_OK;
     TRYC(check_tensor(err, op, fname, factor, img->be));
-    if (factor->dtype != VF_F32 || factor->n != img->n || factor->c != 1 || factor->h != 1 ||
-        factor->w != 1 || factor->pix_stride != 1)
+    const bool one = factor->h == 1 && factor->w == 1;
+    const bool px = factor->h == img->h && factor->w == img->w;
+    if (factor->dtype != VF_F32 || factor->n != img->n || factor->c != 1 || !(one || (per_pixel && px)) ||
+        factor->pix_stride != 1)
         return bad_shapes(err, op, fname, factor, iname, img,
-                          "it must be a dense f32 tensor of one value per image (n × 1 × 1 × 1)");
+                          per_pixel ? "it must be a dense f32 tensor of one value per image (n × 1 × 1 × 1) "
+                                      "or per pixel (n × 1 × h × w)"
+                                    : "it must be a dense f32 tensor of one value per image (n × 1 × 1 × 1)");
     return VF_OK;
+}
+
+/* The pixels that share one value of a factor checked by check_factor: 1 per pixel, h·w per image. */
+static long factor_div(const struct vf_tensor *factor, const struct vf_tensor *img)
+{
+    return factor && factor->h == 1 && factor->w == 1 ? (long)img->h * img->w : 1;
 }
 
 int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
@@ -488,18 +498,18 @@ int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float 
                           "o must have w's images and one more channel, the gate; w at most 64 channels");
     if (!same_shape(w, dst))
         return bad_shapes(err, op, "w", w, "dst", dst, "they must have the same shape");
-    TRYC(check_factor(err, op, "factor", factor, "w", w));
+    TRYC(check_factor(err, op, "factor", factor, "w", w, true));
 #ifdef VF_HAVE_CUDA
     if (VF_BE_CUDA(o->be))
         return vf_cuda_gated_add(o, w, scale, factor, dst, vf_cuda_stream(o->be), err);
 #endif
-    const long np = npix(o), hw = (long)o->h * o->w;
+    const long np = npix(o), fdiv = factor_div(factor, w);
     const int c = w->c;
     vf_be_enter_(o->be);
 #pragma omp parallel for schedule(static) if (np * c > PAR_MIN)
     for (long p = 0; p < np; p++) {
         float x[CHUNK + 1], y[CHUNK];
-        const float f = factor ? ld1(factor, px_off(factor, p / hw)) : 1.0f;
+        const float f = factor ? ld1(factor, px_off(factor, p / fdiv)) : 1.0f;
         ld_span(o, px_off(o, p), c + 1, x);
         ld_span(w, px_off(w, p), c, y);
         for (int k = 0; k < c; k++)
@@ -509,8 +519,25 @@ int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float 
     return VF_OK;
 }
 
+/* C.gate_motion_radius's factor at pixel (y, x) of the image at pixel offset p0 (H × W): the
+ * mean of |a − b| over the (2r + 1)² window clipped at the borders, in double, row by row
+ * (ops_cuda.cu's k_motion_map sums in the same order). */
+static float motion_window(const struct vf_tensor *a, const struct vf_tensor *b, long p0, int H, int W,
+                           int y, int x, int r, float kappa)
+{
+    const int y0 = y - r < 0 ? 0 : y - r, y1 = y + r >= H ? H - 1 : y + r;
+    const int x0 = x - r < 0 ? 0 : x - r, x1 = x + r >= W ? W - 1 : x + r;
+    double s = 0.0;
+    for (int v = y0; v <= y1; v++)
+        for (int u = x0; u <= x1; u++) {
+            const long p = p0 + (long)v * W + u;
+            s += fabs((double)ld1(a, px_off(a, p)) - (double)ld1(b, px_off(b, p)));
+        }
+    return vf_motion_factor(s / ((double)(y1 - y0 + 1) * (x1 - x0 + 1)), kappa);
+}
+
 int vf_op_motion_factor(const struct vf_tensor *a, const struct vf_tensor *b, float kappa,
-                        struct vf_tensor *dst, struct vf_error *err)
+                        int radius, struct vf_tensor *dst, struct vf_error *err)
 {
     static const char op[] = "vf_op_motion_factor";
     TRYC(check_tensor(err, op, "a", a, NULL));
@@ -518,16 +545,31 @@ int vf_op_motion_factor(const struct vf_tensor *a, const struct vf_tensor *b, fl
     TRYC(check_tensor(err, op, "dst", dst, a->be));
     if (a->c != 1 || !same_shape(a, b))
         return bad_shapes(err, op, "a", a, "b", b, "they must have the same shape, one channel");
-    TRYC(check_factor(err, op, "dst", dst, "a", a));
+    if (radius > VF_MOTION_RADIUS_MAX)
+        return vf_error_set(err, VF_EINVAL, "%s: radius must be at most %d, got %d", op,
+                            VF_MOTION_RADIUS_MAX, radius);
+    TRYC(check_factor(err, op, "dst", dst, "a", a, radius >= 0));
+    if (radius >= 0 && (dst->h != a->h || dst->w != a->w))
+        return bad_shapes(err, op, "dst", dst, "a", a, "a factor per pixel (radius >= 0) must be n × 1 × h × w");
     if (!(kappa >= 1e-6f) || !isfinite(kappa))
         return vf_error_set(err, VF_EINVAL, "%s: kappa must be a number >= 1e-6, got %g", op,
                             (double)kappa);
 #ifdef VF_HAVE_CUDA
     if (VF_BE_CUDA(a->be))
-        return vf_cuda_motion_factor(a, b, kappa, dst, vf_cuda_stream(a->be), err);
+        return vf_cuda_motion_factor(a, b, kappa, radius, dst, vf_cuda_stream(a->be), err);
 #endif
     const long hw = (long)a->h * a->w;
     vf_be_enter_(a->be);
+    if (radius >= 0) {   /* each pixel's window in row-major order (the CUDA kernel's order) */
+        const int H = a->h, W = a->w;
+#pragma omp parallel for schedule(static) if (npix(a) * (2 * radius + 1) * (2 * radius + 1) > PAR_MIN)
+        for (long p = 0; p < npix(a); p++) {
+            const long i = p / hw, q = p - i * hw;
+            const int y = (int)(q / W), x = (int)(q - (long)y * W);
+            st1(dst, px_off(dst, p), motion_window(a, b, i * hw, H, W, y, x, radius, kappa));
+        }
+        return VF_OK;
+    }
     for (int i = 0; i < a->n; i++) {   /* one image's sum in pixel order (the same on any thread count) */
         double s = 0.0;
         for (long p = (long)i * hw; p < (long)(i + 1) * hw; p++)

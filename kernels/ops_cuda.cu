@@ -228,8 +228,9 @@ __global__ void k_add(view a, view b, view d, long long n)
 /* ============================== gated add ================================================== */
 
 /* One thread per value of w: dst = vf_gated(w, o[c], o[gate], scale, f), the gate o's last
- * channel, f the image's factor (f32, one per image; 1 when f is null). */
-__global__ void k_gated_add(view o, view w, view d, float scale, const float *f, long long hw,
+ * channel, f the factor (f32, dense: pixel p's is f[p / fdiv], fdiv h·w for one per image, 1 for
+ * one per pixel; 1 when f is null). */
+__global__ void k_gated_add(view o, view w, view d, float scale, const float *f, long long fdiv,
                             long long n)
 {
     GRID_STRIDE(i, n)
@@ -237,7 +238,7 @@ __global__ void k_gated_add(view o, view w, view d, float scale, const float *f,
         const long long p = i / w.c;
         const int ch = (int)(i - p * w.c);
         vst(d, p * d.stride + ch, vf_gated(vld(w, p * w.stride + ch), vld(o, p * o.stride + ch),
-                                           vld(o, p * o.stride + w.c), scale, f ? f[p / hw] : 1.0f));
+                                           vld(o, p * o.stride + w.c), scale, f ? f[p / fdiv] : 1.0f));
     }
 }
 
@@ -254,6 +255,26 @@ __global__ void __launch_bounds__(kThreads) k_motion_factor(view a, view b, floa
     block_sum<1>(v, sh);
     if (threadIdx.x == 0)
         dst[blockIdx.x] = vf_motion_factor(v[0] / (double)hw, kappa);
+}
+
+/* One thread per pixel p of a (n images of H × W): vf_motion_factor of the mean |a − b| over its
+ * (2r + 1)² window clipped at the borders, summed in double row by row (ops.c's order). */
+__global__ void k_motion_map(view a, view b, float kappa, int r, int H, int W, float *dst,
+                             long long n)
+{
+    GRID_STRIDE(p, n)
+    {
+        const long long hw = (long long)H * W, i = p / hw, q = p - i * hw;
+        const int y = (int)(q / W), x = (int)(q - (long long)y * W);
+        const int y0 = max(y - r, 0), y1 = min(y + r, H - 1), x0 = max(x - r, 0), x1 = min(x + r, W - 1);
+        double s = 0.0;
+        for (int v = y0; v <= y1; v++)
+            for (int u = x0; u <= x1; u++) {
+                const long long k = i * hw + (long long)v * W + u;
+                s += fabs((double)vld(a, k * a.stride) - (double)vld(b, k * b.stride));
+            }
+        dst[p] = vf_motion_factor(s / ((double)(y1 - y0 + 1) * (x1 - x0 + 1)), kappa);
+    }
 }
 
 /* ============================== l2norm ===================================================== */
@@ -508,14 +529,21 @@ extern "C" int vf_cuda_gated_add(const struct vf_tensor *o, const struct vf_tens
 {
     const long long n = pixels(w) * w->c;
     const float *f = factor ? (const float *)factor->data : nullptr;
+    const long long fdiv = factor && factor->h == 1 && factor->w == 1 ? (long long)w->h * w->w : 1;
     k_gated_add<<<grid_for(n), kThreads, 0, as_stream(stream)>>>(
-        make_view(o), make_view(w), make_view(dst), scale, f, (long long)w->h * w->w, n);
+        make_view(o), make_view(w), make_view(dst), scale, f, fdiv, n);
     return launched("vf_cuda_gated_add", err);
 }
 
 extern "C" int vf_cuda_motion_factor(const struct vf_tensor *a, const struct vf_tensor *b, float kappa,
-                                     struct vf_tensor *dst, void *stream, struct vf_error *err)
+                                     int radius, struct vf_tensor *dst, void *stream, struct vf_error *err)
 {
+    if (radius >= 0) {
+        const long long n = pixels(a);
+        k_motion_map<<<grid_for(n), kThreads, 0, as_stream(stream)>>>(
+            make_view(a), make_view(b), kappa, radius, a->h, a->w, (float *)dst->data, n);
+        return launched("vf_cuda_motion_factor", err);
+    }
     k_motion_factor<<<a->n, kThreads, 0, as_stream(stream)>>>(make_view(a), make_view(b), kappa,
                                                               (float *)dst->data,
                                                               (long long)a->h * a->w);

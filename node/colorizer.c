@@ -93,7 +93,8 @@ struct vf_colorizer {
     struct cz_norm dec_norm[2];
     struct vf_tensor ab;        /* f32 2 × H × W */
     struct vf_tensor c_out;     /* C.gate: C.out's f32 3 × H × W before the gate */
-    struct vf_tensor motion;    /* C.gate_motion: the frame's factor on the gate, f32 1 value */
+    struct vf_tensor motion;    /* C.gate_motion: the factor on the gate, f32, 1 value (or 1 × h × w
+                                   with C.gate_motion_radius) */
     float *zero_state;          /* host 3 × H × W: L = 50 (L′ = 0), ab = 0 */
     float *host_lo;             /* host 3 × H/4 × W/4: W^ab and S as computed (f32), for taps */
 
@@ -451,7 +452,8 @@ static int create_c(struct vf_colorizer *c, struct vf_error *err)
                    VF_ACT_NONE, 0, 0, VF_F32, c->h, c->w, err));
         TRY(vf_tensor_alloc(&c->ab, c->be, VF_F32, 1, 2, c->h, c->w, err));
         if (a->c_gate_motion > 0.0f)
-            TRY(vf_tensor_alloc(&c->motion, c->be, VF_F32, 1, 1, 1, 1, err));
+            TRY(vf_tensor_alloc(&c->motion, c->be, VF_F32, 1, 1, a->c_gate_motion_px ? c->h : 1,
+                                a->c_gate_motion_px ? c->w : 1, err));
     } else {
         TRY(mkconv(c, c->dt, &c->out, &c->ab, &net->c_out, NULL, 1, VF_PAD_ZERO, 1, false,
                    VF_ACT_TANH, 0, 128.0f, VF_F32, c->h, c->w, err));
@@ -764,7 +766,8 @@ static int enqueue_c(struct vf_colorizer *c, struct vf_error *err)
         TRY(vf_conv_run(c->out, x, &c->c_out, err));
         struct vf_tensor prev_l = vf_tensor_slice(&c->cin, 4, 1);
         if (a->c_gate_motion > 0.0f)
-            TRY(vf_op_motion_factor(&l, &prev_l, a->c_gate_motion, &c->motion, err));
+            TRY(vf_op_motion_factor(&l, &prev_l, a->c_gate_motion,
+                                    a->c_gate_motion_px ? a->c_gate_motion_radius : -1, &c->motion, err));
         TRY(vf_op_gated_add(&c->c_out, &c->wab_up, 128.0f, a->c_gate_motion > 0.0f ? &c->motion : NULL,
                             &c->ab, err));
     } else {

@@ -182,6 +182,9 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
     if (a->c_gate_motion > 0.0f && !a->c_gate)
         return vf_error_set(err, VF_EINVAL, "%s: architecture: C.gate_motion needs C.gate (it "
                             "scales the gate)", what);
+    if (a->c_gate_motion_px && !(a->c_gate_motion > 0.0f))
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: C.gate_motion_radius needs "
+                            "C.gate_motion (it makes its factor per pixel)", what);
     if (!(a->tau > 1e-6f && a->tau < 1e3f))
         return vf_error_set(err, VF_EINVAL, "%s: architecture: A.tau = %g is out of range "
                             "(1e-6, 1e3)", what, (double)a->tau);
@@ -274,7 +277,8 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     if (!F || !(A = json_section(root, "A", what, err)) || !(C = json_section(root, "C", what, err)))
         goto out;
     static const char *const known_c[] = {"widths", "enc_convs", "mid", "latent", "dec_widths",
-                                          "dec_convs", "residual", "gate", "gate_motion", NULL};
+                                          "dec_convs", "residual", "gate", "gate_motion",
+                                          "gate_motion_radius", NULL};
     if (unknown_key(C, known_c, "C.", what, err)) goto out;
     if (json_int_in(F, "stem", 1, MAX_WIDTH, &a->f_stem, what, "F", err) ||
         json_ints_in(F, "widths", 4, 1, MAX_WIDTH, a->f_widths, what, "F", err) ||
@@ -375,6 +379,15 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
         goto out;
     }
     a->c_gate_motion = motion ? (float)json_number_value(motion) : 0.0f;
+    json_t *mradius = json_object_get(C, "gate_motion_radius");   /* optional: per image when absent */
+    if (mradius && (!json_is_integer(mradius) || json_integer_value(mradius) < 0 ||
+                    json_integer_value(mradius) > VF_MOTION_RADIUS_MAX)) {
+        vf_error_set(err, VF_EINVAL, "%s: architecture metadata: C.gate_motion_radius must be an "
+                     "integer in [0, %d] (pixels)", what, VF_MOTION_RADIUS_MAX);
+        goto out;
+    }
+    a->c_gate_motion_px = mradius != NULL;
+    a->c_gate_motion_radius = mradius ? (int)json_integer_value(mradius) : 0;
     int size[2];
     if (json_ints_in(root, "inference_size", 2, 32, 8192, size, what, "(top)", err)) goto out;
     a->inference_h = size[0];

@@ -91,6 +91,8 @@ struct vf_arch {
                                    ab = W^ab + σ(C.out₂)·128·tanh(C.out₀,₁) */
     float c_gate_motion;        /* gate only, 0 = none: κ of C.gate_motion, the gate scaled by
                                    m / (m + κ), m the frame's mean |L(t) − L(t−1)| */
+    bool c_gate_motion_px;      /* C.gate_motion_radius given: that m per pixel, over its */
+    int c_gate_motion_radius;   /* (2r + 1)² window, r = C.gate_motion_radius */
     int inference_h, inference_w;
     /* post-processing step 1 (NETWORK.md): the guided filter's radius and ε, radius 0 being
      * bilinear upsampling; a file without "upsample" has the guided filter (2, 1e-3) */

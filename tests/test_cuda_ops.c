@@ -362,21 +362,23 @@ static int run_gated_add(const struct op_case *k, int s, struct vf_error *err)
 }
 
 /* C's gated residual (arch C.gate): o's 3 channels (the last the gate) over w's 2, in place or
- * not, each dtype, without and with a factor per image (C.gate_motion). */
+ * not, each dtype, without and with a factor per image (C.gate_motion) or per pixel
+ * (C.gate_motion_radius). */
 static void gated_add_matches_cpu(void **state)
 {
     (void)state;
     for (int di = 0; di < 3; di++)
         for (int view = 0; view < 2; view++)
-            for (int where = 0; where < 3; where++) {   /* dst separate, = w, separate with factors */
+            for (int where = 0; where < 4; where++) {   /* dst separate, = w, separate with factors
+                                                           per image, per pixel */
                 struct pair o, w, dst, f;
                 pair_make(&o, DTS[di], 2, 3, 7, 13, view, -6, 6);
                 pair_make(&w, DTS[(di + 1) % 3], 2, 2, 7, 13, !view, -100, 100);
                 pair_make(&dst, DTS[di], 2, 2, 7, 13, view, -1, 1);
-                pair_make(&f, VF_F32, 2, 1, 1, 1, 0, 0, 1);
+                pair_make(&f, VF_F32, 2, 1, where == 3 ? 7 : 1, where == 3 ? 13 : 1, 0, 0, 1);
                 struct pair *d = where == 1 ? &w : &dst;
                 struct op_case k = {.run = run_gated_add, .src = &o, .src2 = &w, .dst = d,
-                                    .x3 = where == 2 ? &f : NULL, .alpha = 128.0f,
+                                    .x3 = where >= 2 ? &f : NULL, .alpha = 128.0f,
                                     .in = {&o, &w, &dst, &f}, .nin = 4, .out = {d}, .nout = 1};
                 snprintf(k.name, sizeof k.name, "gated add %s view %d dst %d", dtn(DTS[di]),
                          view, where);
@@ -390,29 +392,34 @@ static void gated_add_matches_cpu(void **state)
 
 static int run_motion_factor(const struct op_case *k, int s, struct vf_error *err)
 {
-    return vf_op_motion_factor(T(k->src, s), T(k->src2, s), k->alpha, T(k->dst, s), err);
+    return vf_op_motion_factor(T(k->src, s), T(k->src2, s), k->alpha, k->radius, T(k->dst, s), err);
 }
 
-/* C.gate_motion's factor: three images of L(t) and L(t−1), each dtype, dense and as views (one
- * block per image on the GPU against the CPU's pixel-order sum). */
+/* C.gate_motion's factor: three images of L(t) and L(t−1), each dtype, dense and as views, per
+ * image (one block per image on the GPU against the CPU's pixel-order sum) and per pixel
+ * (C.gate_motion_radius 0 and 4: one thread a pixel, each window in the CPU's order). */
 static void motion_factor_matches_cpu(void **state)
 {
     (void)state;
+    const int radii[] = {-1, 0, 4};
     for (int di = 0; di < 3; di++)
-        for (int view = 0; view < 2; view++) {
-            struct pair a, b, f;
-            pair_make(&a, DTS[di], 3, 1, 37, 61, view, 0, 100);
-            pair_make(&b, DTS[(di + 1) % 3], 3, 1, 37, 61, !view, 0, 100);
-            pair_make(&f, VF_F32, 3, 1, 1, 1, 0, -1, 1);
-            struct op_case k = {.run = run_motion_factor, .src = &a, .src2 = &b, .dst = &f,
-                                .alpha = 20.0f, .in = {&a, &b, &f}, .nin = 3, .out = {&f},
-                                .nout = 1};
-            snprintf(k.name, sizeof k.name, "motion factor %s view %d", dtn(DTS[di]), view);
-            run_case(&k);
-            pair_free(&a);
-            pair_free(&b);
-            pair_free(&f);
-        }
+        for (int view = 0; view < 2; view++)
+            for (int ri = 0; ri < 3; ri++) {
+                const int r = radii[ri];
+                struct pair a, b, f;
+                pair_make(&a, DTS[di], 3, 1, 37, 61, view, 0, 100);
+                pair_make(&b, DTS[(di + 1) % 3], 3, 1, 37, 61, !view, 0, 100);
+                pair_make(&f, VF_F32, 3, 1, r < 0 ? 1 : 37, r < 0 ? 1 : 61, 0, -1, 1);
+                struct op_case k = {.run = run_motion_factor, .src = &a, .src2 = &b, .dst = &f,
+                                    .alpha = 20.0f, .radius = r, .in = {&a, &b, &f}, .nin = 3,
+                                    .out = {&f}, .nout = 1};
+                snprintf(k.name, sizeof k.name, "motion factor %s view %d radius %d", dtn(DTS[di]),
+                         view, r);
+                run_case(&k);
+                pair_free(&a);
+                pair_free(&b);
+                pair_free(&f);
+            }
 }
 
 static int run_concat(const struct op_case *k, int s, struct vf_error *err)

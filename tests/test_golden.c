@@ -184,7 +184,8 @@ static void run_frame(struct vf_colorizer *cz, const struct golden *g, int t, st
  * model_gated.safetensors (the same weights with a gate on C, arch C.gate) against gated_ab_t*,
  * gated_rgb_full_t* and gated_cbcr_full_t* (F's taps, the warp and conf are the plain model's:
  * the gate is after them and the warp's recurrent state is the warp's own); "motion":
- * model_motion.safetensors (that gate with C.gate_motion) against motion_ab_t* and so on. */
+ * model_motion.safetensors (that gate with C.gate_motion) against motion_ab_t* and so on;
+ * "motion_px": model_motion_px.safetensors (the factor per pixel, C.gate_motion_radius). */
 static void golden_run_variant(const char *arch, const char *variant, enum vf_dtype dt,
                                enum vf_device device)
 {
@@ -220,8 +221,10 @@ static void golden_run_variant(const char *arch, const char *variant, enum vf_dt
     size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
     if (variant && !vf_net_arch(net)->c_gate)
         fail_msg("%s: the model is not gated", model);
-    if (variant && (strcmp(variant, "motion") == 0) != (vf_net_arch(net)->c_gate_motion > 0.0f))
+    if (variant && (strncmp(variant, "motion", 6) == 0) != (vf_net_arch(net)->c_gate_motion > 0.0f))
         fail_msg("%s: C.gate_motion is %s", model, vf_net_arch(net)->c_gate_motion > 0.0f ? "set" : "missing");
+    if (variant && (strcmp(variant, "motion_px") == 0) != vf_net_arch(net)->c_gate_motion_px)
+        fail_msg("%s: C.gate_motion_radius is %s", model, vf_net_arch(net)->c_gate_motion_px ? "set" : "missing");
     printf("%s%s%s %s on %s at %dx%d (post %dx%d), tolerance %.0e relative L2 per tensor\n", arch,
            variant ? " " : "", variant ? variant : "", vf_dtype_name(dt), device == VF_DEVICE_CUDA ? "GPU 0" : "the CPU", g.h, g.w, g.fh,
            g.fw, tol);
@@ -288,6 +291,10 @@ static void tiny_motion_f32(void **s) { (void)s; golden_run_variant("tiny", "mot
 static void tiny_motion_bf16(void **s) { (void)s; golden_run_variant("tiny", "motion", VF_BF16, VF_DEVICE_CPU); }
 static void cuda_tiny_motion_f32(void **s) { (void)s; golden_run_variant("tiny", "motion", VF_F32, VF_DEVICE_CUDA); }
 static void cuda_tiny_motion_bf16(void **s) { (void)s; golden_run_variant("tiny", "motion", VF_BF16, VF_DEVICE_CUDA); }
+static void tiny_motion_px_f32(void **s) { (void)s; golden_run_variant("tiny", "motion_px", VF_F32, VF_DEVICE_CPU); }
+static void tiny_motion_px_bf16(void **s) { (void)s; golden_run_variant("tiny", "motion_px", VF_BF16, VF_DEVICE_CPU); }
+static void cuda_tiny_motion_px_f32(void **s) { (void)s; golden_run_variant("tiny", "motion_px", VF_F32, VF_DEVICE_CUDA); }
+static void cuda_tiny_motion_px_bf16(void **s) { (void)s; golden_run_variant("tiny", "motion_px", VF_BF16, VF_DEVICE_CUDA); }
 static void tiny_bf16(void **s) { (void)s; golden_run("tiny", VF_BF16, VF_DEVICE_CPU); }
 static void full_f32(void **s) { (void)s; golden_run("full", VF_F32, VF_DEVICE_CPU); }
 static void full_bf16(void **s) { (void)s; golden_run("full", VF_BF16, VF_DEVICE_CPU); }
@@ -600,6 +607,8 @@ int main(void)
         cmocka_unit_test(tiny_gated_bf16),
         cmocka_unit_test(tiny_motion_f32),
         cmocka_unit_test(tiny_motion_bf16),
+        cmocka_unit_test(tiny_motion_px_f32),
+        cmocka_unit_test(tiny_motion_px_bf16),
         cmocka_unit_test(full_f32),
         cmocka_unit_test(full_bf16),
         cmocka_unit_test(same_bytes_with_one_and_two_threads),
@@ -614,6 +623,8 @@ int main(void)
         cmocka_unit_test(cuda_tiny_gated_bf16),
         cmocka_unit_test(cuda_tiny_motion_f32),
         cmocka_unit_test(cuda_tiny_motion_bf16),
+        cmocka_unit_test(cuda_tiny_motion_px_f32),
+        cmocka_unit_test(cuda_tiny_motion_px_bf16),
         cmocka_unit_test(cuda_full_f32),
         cmocka_unit_test(cuda_full_bf16),
         cmocka_unit_test(cuda_full_f16),

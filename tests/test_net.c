@@ -222,6 +222,21 @@ static void metadata_problems_are_named(void **state)
     expect(&f, VF_EINVAL, "unknown key \"C.gate_motoin\"");
     free(f.bytes);
     json_object_del(json_object_get(arch, "C"), "gate_motoin");
+    /* its window per pixel (C.gate_motion_radius): an integer in [0, 16], with C.gate_motion */
+    json_t *bad_radius[] = {json_string("2"), json_integer(-1), json_integer(17), json_real(2.5)};
+    json_object_set_new(json_object_get(arch, "C"), "gate_motion", json_real(2.0));
+    for (size_t i = 0; i < sizeof bad_radius / sizeof bad_radius[0]; i++) {
+        json_object_set_new(json_object_get(arch, "C"), "gate_motion_radius", bad_radius[i]);
+        f = with_arch(&m, h, arch);
+        expect(&f, VF_EINVAL, "C.gate_motion_radius must be an integer in [0, 16]");
+        free(f.bytes);
+    }
+    json_object_set_new(json_object_get(arch, "C"), "gate_motion_radius", json_integer(3));
+    json_object_del(json_object_get(arch, "C"), "gate_motion");
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "C.gate_motion_radius needs C.gate_motion");
+    free(f.bytes);
+    json_object_del(json_object_get(arch, "C"), "gate_motion_radius");
     json_object_set_new(json_object_get(arch, "C"), "gate_motion", json_real(2.0));
     json_object_set_new(json_object_get(arch, "C"), "gate", json_false());
     f = with_arch(&m, h, arch);

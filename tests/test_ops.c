@@ -661,7 +661,8 @@ static void add_matches_reference(void **state)
 }
 
 /* vf_op_gated_add against w + f·σ(g)·128·tanh(o) in double, on f32 and bf16 operands, dense, as
- * views and in place (dst == w), without a factor (f = 1) and with one per image (C.gate_motion);
+ * views and in place (dst == w), without a factor (f = 1), with one per image (C.gate_motion) and
+ * one per pixel (C.gate_motion_radius);
  * gates of ±100 close the correction exactly (dst == w, bit for bit) or open it fully, with no
  * NaN. */
 static void gated_add_matches_reference(void **state)
@@ -672,13 +673,17 @@ static void gated_add_matches_reference(void **state)
     const double scale = 128, factors[2] = {0.375, 0.8125};   /* per image, exact in f32 */
     for (size_t si = 0; si < 2; si++)
         for (size_t di = 0; di < 2; di++)
-            for (int mode = 0; mode < 4; mode++) { /* dense, views, dst == w, dense with factors */
+            for (int mode = 0; mode < 5; mode++) { /* dense, views, dst == w, with factors per
+                                                      image, per pixel */
                 const struct shape s = shapes[si];
-                const bool fac = mode == 3;
+                const bool fac = mode >= 3, fpx = mode == 4;
                 const enum vf_dtype dt = dts[di];
                 const size_t cnt = tcount(s.n, s.c, s.h, s.w), hw = (size_t)s.h * s.w;
                 const size_t ocnt = tcount(s.n, s.c + 1, s.h, s.w);
                 double *o = dalloc(ocnt), *w = dalloc(cnt), *ref = dalloc(cnt), *outs[NBE];
+                double *fp = dalloc((size_t)s.n * hw);   /* per pixel: multiples of 1/64, exact in f32 */
+                for (size_t i = 0; i < (size_t)s.n * hw; i++)
+                    fp[i] = floor(rnd(0, 64)) / 64;
                 for (size_t i = 0; i < ocnt; i++)
                     o[i] = rnd(-3, 3);
                 for (size_t i = 0; i < cnt; i++)
@@ -690,16 +695,16 @@ static void gated_add_matches_reference(void **state)
                         for (size_t p = 0; p < hw; p++) {
                             size_t i = ((size_t)n * s.c + c) * hw + p;
                             double og = quant(dt, o[((size_t)n * (s.c + 1) + c) * hw + p]);
-                            ref[i] = quant(dt, w[i]) + (fac ? factors[n] : 1.0) * scale * tanh(og) /
-                                                           (1 + exp(-quant(dt, g[p])));
+                            const double f = fpx ? fp[(size_t)n * hw + p] : fac ? factors[n] : 1.0;
+                            ref[i] = quant(dt, w[i]) + f * scale * tanh(og) / (1 + exp(-quant(dt, g[p])));
                         }
                 }
                 for (int b = 0; b < NBE; b++) {
                     struct vf_error err = {0};
                     struct tt to, tw, td, tf;
                     if (fac) {
-                        tt_make(&tf, g_be[b], VF_F32, s.n, 1, 1, 1, false);
-                        tt_put(&tf, factors);
+                        tt_make(&tf, g_be[b], VF_F32, s.n, 1, fpx ? s.h : 1, fpx ? s.w : 1, false);
+                        tt_put(&tf, fpx ? fp : factors);
                     }
                     tt_make(&to, g_be[b], dt, s.n, s.c + 1, s.h, s.w, mode == 1);
                     tt_make(&tw, g_be[b], dt, s.n, s.c, s.h, s.w, mode == 1);
@@ -736,7 +741,7 @@ static void gated_add_matches_reference(void **state)
                     }
                 for (int b = 0; b < NBE; b++)
                     free(outs[b]);
-                free(o), free(w), free(ref);
+                free(o), free(w), free(ref), free(fp);
             }
 }
 
@@ -774,7 +779,7 @@ static void motion_factor_matches_reference(void **state)
                 tt_make(&tf, g_be[b], VF_F32, n, 1, 1, 1, false);
                 tt_put(&ta, a);
                 tt_put(&tb, bb);
-                ok(vf_op_motion_factor(&ta.t, &tb.t, (float)kappa, &tf.t, &err), &err);
+                ok(vf_op_motion_factor(&ta.t, &tb.t, (float)kappa, -1, &tf.t, &err), &err);
                 tt_get(&tf, outs[b]);
                 tt_free(&ta), tt_free(&tb), tt_free(&tf);
             }
@@ -792,6 +797,76 @@ static void motion_factor_matches_reference(void **state)
                 fail_msg("%s: the case does not span the factor: %g %g", what, ref[0], ref[2]);
             free(a), free(bb);
         }
+}
+
+/* vf_op_motion_factor per pixel (C.gate_motion_radius r = 0, 2, 5) against m / (m + κ) in double,
+ * m the mean |a − b| over each pixel's (2r + 1)² window clipped at the borders, on f32 and bf16
+ * operands, dense and as views; image 1 is held (every factor exactly 0), and in image 0 only the
+ * left half moves, so that the factor falls to 0 past r pixels from it; on every backend alike. */
+static void motion_factor_per_pixel_matches_reference(void **state)
+{
+    (void)state;
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    const int radii[] = {0, 2, 5};
+    const int n = 2, h = 23, w = 40;
+    const double kappa = 2.5;
+    const size_t hw = (size_t)h * w, cnt = (size_t)n * hw;
+    for (size_t di = 0; di < 2; di++)
+        for (size_t ri = 0; ri < 3; ri++)
+            for (int view = 0; view < 2; view++) {
+                const enum vf_dtype dt = dts[di];
+                const int r = radii[ri];
+                double *a = dalloc(cnt), *bb = dalloc(cnt), *ref = dalloc(cnt), *outs[NBE];
+                for (size_t i = 0; i < cnt; i++) {
+                    const int x = (int)(i % w);
+                    a[i] = rnd(0, 100);
+                    const double d = rnd(1, 6);   /* ≥ 1: still ≥ 0.5 once a and b are bf16 */
+                    bb[i] = i / hw == 1 || x >= w / 2 ? a[i] : a[i] + (rnd(0, 1) < 0.5 ? -d : d);
+                }
+                for (int k = 0; k < n; k++)
+                    for (int y = 0; y < h; y++)
+                        for (int x = 0; x < w; x++) {
+                            double m = 0;
+                            int cntw = 0;
+                            for (int v = y - r; v <= y + r; v++)
+                                for (int u = x - r; u <= x + r; u++) {
+                                    if (v < 0 || v >= h || u < 0 || u >= w)
+                                        continue;
+                                    const size_t q = (size_t)k * hw + (size_t)v * w + u;
+                                    m += fabs(quant(dt, a[q]) - quant(dt, bb[q]));
+                                    cntw++;
+                                }
+                            m /= cntw;
+                            ref[(size_t)k * hw + (size_t)y * w + x] = m / (m + kappa);
+                        }
+                for (int b = 0; b < NBE; b++) {
+                    struct vf_error err = {0};
+                    struct tt ta, tb, tf;
+                    tt_make(&ta, g_be[b], dt, n, 1, h, w, view);
+                    tt_make(&tb, g_be[b], dt, n, 1, h, w, view);
+                    tt_make(&tf, g_be[b], VF_F32, n, 1, h, w, false);
+                    tt_put(&ta, a);
+                    tt_put(&tb, bb);
+                    ok(vf_op_motion_factor(&ta.t, &tb.t, (float)kappa, r, &tf.t, &err), &err);
+                    outs[b] = dalloc(cnt);
+                    tt_get(&tf, outs[b]);
+                    tt_free(&ta), tt_free(&tb), tt_free(&tf);
+                }
+                char what[96];
+                snprintf(what, sizeof what, "motion factor per pixel %s r %d view %d", dtn(dt), r, view);
+                check_same_bits(what, outs, cnt);
+                check_close(what, outs[0], ref, cnt, 1e-6);
+                for (size_t p = hw; p < cnt; p++)
+                    if (outs[0][p] != 0.0)
+                        fail_msg("%s: a held image's factor is %.9g at %zu, want 0", what, outs[0][p], p - hw);
+                for (int y = 0; y < h; y++)   /* still past r pixels from the moving half: 0 */
+                    if (outs[0][(size_t)y * w + w / 2 + r] != 0.0 || !(outs[0][(size_t)y * w] > 0.15))
+                        fail_msg("%s: row %d: %.9g at the still side, %.9g at the moving side", what, y,
+                                 outs[0][(size_t)y * w + w / 2 + r], outs[0][(size_t)y * w]);
+                for (int b = 0; b < NBE; b++)
+                    free(outs[b]);
+                free(a), free(bb), free(ref);
+            }
 }
 
 static void concat_and_copy_convert_exactly(void **state)
@@ -2122,19 +2197,35 @@ static void shape_mismatches_are_einval_with_both_shapes(void **state)
     assert_int_equal(vf_op_gated_add(&c3, &ab, 128.0f, &sc, &ab, &err), VF_EINVAL);   /* factor: 1 image */
     assert_non_null(strstr(err.msg, "factor is 1×10×1×1"));
     assert_non_null(strstr(err.msg, "one value per image"));
-    assert_int_equal(vf_op_motion_factor(&l, &ab, 1.0f, &f2, &err), VF_EINVAL);   /* b: 2 channels */
+    assert_int_equal(vf_op_motion_factor(&l, &ab, 1.0f, -1, &f2, &err), VF_EINVAL);   /* b: 2 channels */
     assert_non_null(strstr(err.msg, "one channel"));
-    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, &sc, &err), VF_EINVAL);    /* dst: 1 × 10 */
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, -1, &sc, &err), VF_EINVAL);    /* dst: 1 × 10 */
     assert_non_null(strstr(err.msg, "dst is 1×10×1×1"));
     struct vf_tensor f2v = vf_tensor_slice(&f2x2, 0, 1);                         /* dst: strided */
-    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, &f2v, &err), VF_EINVAL);
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, -1, &f2v, &err), VF_EINVAL);
     assert_non_null(strstr(err.msg, "dense"));
-    assert_int_equal(vf_op_motion_factor(&l, &l, 0.0f, &f2, &err), VF_EINVAL);   /* κ = 0 */
+    assert_int_equal(vf_op_motion_factor(&l, &l, 0.0f, -1, &f2, &err), VF_EINVAL);   /* κ = 0 */
     assert_non_null(strstr(err.msg, "kappa"));
-    assert_int_equal(vf_op_motion_factor(&l, &l, 1e-9f, &f2, &err), VF_EINVAL);  /* κ ≈ 0 */
-    assert_int_equal(vf_op_motion_factor(&l, &l, NAN, &f2, &err), VF_EINVAL);
-    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, &f2, &err), VF_OK);       /* and right */
-    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, NULL, &err), VF_EINVAL);  /* no dst */
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1e-9f, -1, &f2, &err), VF_EINVAL);  /* κ ≈ 0 */
+    assert_int_equal(vf_op_motion_factor(&l, &l, NAN, -1, &f2, &err), VF_EINVAL);
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, -1, &f2, &err), VF_OK);       /* and right */
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, -1, NULL, &err), VF_EINVAL);  /* no dst */
+    /* per pixel (C.gate_motion_radius): dst n × 1 × h × w, radius at most 16 */
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, 2, &f2, &err), VF_EINVAL);   /* dst: 1 value */
+    assert_non_null(strstr(err.msg, "per pixel"));
+    struct vf_tensor l2 = {0};
+    ok(vf_tensor_alloc(&l2, be, VF_F32, 2, 1, 27, 48, &err), &err);
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, 17, &l2, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "radius must be at most 16"));
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, -1, &l2, &err), VF_EINVAL);  /* per image: 1 value */
+    assert_int_equal(vf_op_motion_factor(&l, &l, 1.0f, 3, &l2, &err), VF_OK);
+    assert_int_equal(vf_op_gated_add(&c3, &ab, 128.0f, &l2, &ab, &err), VF_OK);      /* a factor per pixel */
+    struct vf_tensor lsmall = {0};
+    ok(vf_tensor_alloc(&lsmall, be, VF_F32, 2, 1, 27, 47, &err), &err);
+    assert_int_equal(vf_op_gated_add(&c3, &ab, 128.0f, &lsmall, &ab, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "per pixel (n × 1 × h × w)"));
+    vf_tensor_free(&l2);
+    vf_tensor_free(&lsmall);
     assert_int_equal(vf_op_instance_norm(&a, &b, 1e-5f, NULL, NULL, VF_ACT_NONE, 0, NULL, &err),
                      VF_EINVAL);
     assert_int_equal(vf_op_l2norm(&a, &b, true, 1e-6f, &err), VF_EINVAL);
@@ -2175,6 +2266,7 @@ int main(void)
         cmocka_unit_test(add_matches_reference),
         cmocka_unit_test(gated_add_matches_reference),
         cmocka_unit_test(motion_factor_matches_reference),
+        cmocka_unit_test(motion_factor_per_pixel_matches_reference),
         cmocka_unit_test(concat_and_copy_convert_exactly),
         cmocka_unit_test(l2norm_matches_reference),
         cmocka_unit_test(attention_rows_match_double_loop),

@@ -645,6 +645,10 @@ def calibrate(args):
     except ValueError:
         fail("calibrate: --shifts wants numbers separated by commas, e.g. 0,-1,-2; got %r" % args.shifts)
     own = net.arch["C"].get("gate_motion")
+    own_r = net.arch["C"].get("gate_motion_radius")
+    if args.motion_radius is not None and not args.motions:
+        fail("calibrate: --motion-radius goes with --motions (the κ values it makes per pixel)")
+    radius = args.motion_radius if args.motions else own_r
     try:
         motions = [float(x) or None for x in args.motions.split(",")] if args.motions else [own]
     except ValueError:
@@ -652,10 +656,10 @@ def calibrate(args):
              "e.g. 0,1,2; got %r" % args.motions)
     for m in motions:   # Net.set_gate_motion's (the arch's) bounds, before the sets are read
         try:
-            net.set_gate_motion(m)
+            net.set_gate_motion(m, radius if m is not None else None)
         except ValueError as e:
-            fail("calibrate: --motions: each κ must be positive, in [1e-6, 1e6) (or 0: none), got %s (%s)"
-                 % (args.motions, e))
+            fail("calibrate: --motions: each κ must be positive, in [1e-6, 1e6) (or 0: none), and "
+                 "--motion-radius an integer in [0, 16]; got %s, %s (%s)" % (args.motions, args.motion_radius, e))
     sets = [load_seqs(os.path.abspath(r), args.model) for r in args.seqs]
     datas = [d for _, d in sets]
     for r, d in zip(args.seqs, datas):
@@ -666,7 +670,7 @@ def calibrate(args):
     b0 = float(C.out.bias.data[2])
     best = None
     for m in motions:
-        net.set_gate_motion(m)
+        net.set_gate_motion(m, radius if m is not None else None)
         for d in shifts:
             C.out.bias.data[2] = b0 + d
             r = validate(C, datas, vals, film=bilinear_up(net))
@@ -682,12 +686,14 @@ def calibrate(args):
         tensors, meta = safetensors_io.load(args.model)
         tensors["C.out.bias"][2] += best[0]
         if args.motions:   # the arch only when κ was swept (a file's other keys stay as written)
-            net.set_gate_motion(best[1])
+            net.set_gate_motion(best[1], radius if best[1] is not None else None)
             meta["vaefarm"] = arch_json(net.arch)
         meta["vaefarm_weights"] = "%s; C's gate bias %+.3f -> %+.3f, gate_motion %s -> %s (finetune_c.py " \
             "calibrate: shift %+g of %s, gate_motion of %s, on %s)" % (
                 meta.get("vaefarm_weights", "no description"), b0, b0 + best[0],
-                own if own is not None else "none", best[1] if best[1] is not None else "none", best[0],
+                own if own is not None else "none",
+                ("%s, per pixel over radius %d" % (best[1], radius)) if best[1] is not None and radius is not None
+                else best[1] if best[1] is not None else "none", best[0],
                 args.shifts, args.motions or "the model's own",
                 ", ".join(os.path.basename(os.path.normpath(r)) for r in args.seqs))
         safetensors_io.save(args.out, tensors, meta)
@@ -766,6 +772,9 @@ def main(argv=None):
     c.add_argument("--motions", default="",
                    help="κ values of C.gate_motion to try with each shift (0: none; default: the "
                         "model's own)")
+    c.add_argument("--motion-radius", type=int, default=None,
+                   help="with --motions: each κ's factor per pixel, over (2r+1)² windows (arch "
+                        "C.gate_motion_radius; default: per image)")
     c.add_argument("--out", help="write the model with the best shift (and κ) here")
     c.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)

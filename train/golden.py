@@ -48,6 +48,7 @@ from vaefarm_ref.model import motion_factor  # noqa: E402
 
 KR, KB = 0.2126, 0.0722
 GOLDEN_KAPPA = 4.0   # the motion model's C.gate_motion
+GOLDEN_MOTION_RADIUS = 2   # the per-pixel motion model's C.gate_motion_radius
 DEFAULT_SIZES = {"tiny": ((144, 256), (288, 512)), "full": ((216, 384), (432, 768))}
 
 
@@ -182,14 +183,21 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
             # scene's frames move by a few L a pixel, so the factor is well inside (0, 1)
             mnet = copy.deepcopy(gnet)
             mnet.set_gate_motion(GOLDEN_KAPPA)
-            for name, vnet in (("gated", gnet), ("motion", mnet)):
+            # and per pixel (C.gate_motion_radius): the factor over 5×5 windows
+            pnet = copy.deepcopy(gnet)
+            pnet.set_gate_motion(GOLDEN_KAPPA, GOLDEN_MOTION_RADIUS)
+            spread = []
+            for name, vnet in (("gated", gnet), ("motion", mnet), ("motion_px", pnet)):
                 save_weights(os.path.join(outdir, "model_%s.safetensors" % name), vnet)
                 prev, factors = None, []
                 for t in range(frames):
                     o = vnet.frame(X("grey_t%d" % t), cache, prev)
+                    x7 = o["x7"].reshape(1, 7, *o["x7"].shape[-2:])
                     if name == "motion":
-                        factors.append(float(motion_factor(o["x7"].reshape(1, 7, *o["x7"].shape[-2:]),
-                                                           GOLDEN_KAPPA)))
+                        factors.append(float(motion_factor(x7, GOLDEN_KAPPA)))
+                    if name == "motion_px" and t > 0:   # frame 0 is from the zero state
+                        f = motion_factor(x7, GOLDEN_KAPPA, GOLDEN_MOTION_RADIUS)
+                        spread.append((float(f.min()), float(f.max())))
                     prev = o["prev"]
                     p = vnet.post_full(X("grey_t%d" % t)[None, None], o["ab"][None],
                                        X("grey_full_t%d" % t)[None, None], KR, KB)
@@ -197,6 +205,9 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
                     T["%s_cbcr_full_t%d" % (name, t)] = p["cbcr"][0]
             if not all(0.1 < f < 0.95 for f in factors):
                 raise RuntimeError("golden: the motion factors %s do not test C.gate_motion" % factors)
+            if not all(hi - lo > 0.3 for lo, hi in spread):
+                raise RuntimeError("golden: the per-pixel motion factors span only %s: they do not "
+                                   "test C.gate_motion_radius" % spread)
     T = {k: v.detach().float().contiguous() for k, v in T.items()}
     for k, v in T.items():
         if not torch.isfinite(v).all():

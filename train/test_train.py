@@ -575,15 +575,44 @@ def test_finetune_c(tmp):
         assert torch.equal(mn.C(held), held[:, 1:3])
         plain = load_model(gout).C(moving)
         assert torch.allclose(mn.C(moving) - moving[:, 1:3], 0.5 * (plain - moving[:, 1:3]), atol=1e-3)
+    # per pixel (arch C.gate_motion_radius r): the left half of the picture held, the right half
+    # moving by κ: the warp exactly on the left, past r pixels from the edge; half the gated
+    # correction on the right, past r pixels; between, a window's mean
+    r = 1
+    mn.set_gate_motion(2.0, r)
+    assert mn.arch["C"]["gate_motion_radius"] == r and mn.C.gate_motion_radius == r
+    half = x7.clone()
+    W7 = half.shape[-1]
+    half[:, 4:5] = half[:, 0:1]
+    half[:, 4:5, :, W7 // 2:] += 2.0
+    with torch.no_grad():
+        o_half = mn.C(half)
+        plain = load_model(gout).C(half)
+    assert torch.equal(o_half[..., :W7 // 2 - r], half[:, 1:3, :, :W7 // 2 - r])
+    assert torch.allclose(o_half[..., W7 // 2 + r:] - half[:, 1:3, :, W7 // 2 + r:],
+                          0.5 * (plain - half[:, 1:3])[..., W7 // 2 + r:], atol=1e-3)
+    edge = (o_half - half[:, 1:3])[..., W7 // 2 - r:W7 // 2 + r]
+    assert edge.abs().max() > 0 and not torch.allclose(edge, 0.5 * (plain - half[:, 1:3])[..., W7 // 2 - r:W7 // 2 + r])
+    # the window is clipped at the borders: the mean of the pixels inside
+    d = torch.zeros(1, 7, 4, 5)
+    d[0, 0, 0, 0] = 9.0   # one pixel moves by 9, in the corner
+    from vaefarm_ref.model import motion_factor
+    f = motion_factor(d, 1.0, 1)
+    assert torch.allclose(f[0, 0, 0, 0], torch.tensor(9.0 / 4 / (9.0 / 4 + 1)))   # 4 pixels inside
+    assert torch.allclose(f[0, 0, 1, 1], torch.tensor(1.0 / (1.0 + 1)))           # 9 inside
+    assert f[0, 0, 2, 2] == 0 and f[0, 0, 3, 4] == 0
     mn.set_gate_motion(None)
     assert "gate_motion" not in mn.arch["C"] and mn.C.gate_motion is None
+    assert "gate_motion_radius" not in mn.arch["C"] and mn.C.gate_motion_radius is None
     try:
         load_model(model).set_gate_motion(1.0)
         raise AssertionError("gate_motion on a C without a gate")
     except ValueError:
         pass
     from vaefarm_ref.arch import ArchError, parse_arch
-    for bad in ({"gate_motion": 0}, {"gate_motion": True}, {"gate_motion": 1.0, "gate": False}):
+    for bad in ({"gate_motion": 0}, {"gate_motion": True}, {"gate_motion": 1.0, "gate": False},
+                {"gate_motion": 1.0, "gate_motion_radius": -1}, {"gate_motion": 1.0, "gate_motion_radius": 17},
+                {"gate_motion": 1.0, "gate_motion_radius": 2.0}, {"gate_motion_radius": 2}):
         arch = json.loads(json.dumps(load_model(gout).arch))
         arch["C"].update(bad)
         try:
@@ -608,6 +637,18 @@ def test_finetune_c(tmp):
             "--motions wants numbers")
     refused(fc, ["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--motions", "-1"],
             "each κ must be positive")
+    # --motion-radius makes the swept κ per pixel, and goes with --motions only
+    calr = os.path.join(tmp, "calr.safetensors")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert fc.main(["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--shifts", "0",
+                        "--motions", "3", "--motion-radius", "2", "--out", calr, "--threads", "2"]) == 0
+    ca = load_model(calr).arch["C"]
+    assert ca["gate_motion"] == 3.0 and ca["gate_motion_radius"] == 2, ca
+    assert "per pixel over radius 2" in safetensors_io.load(calr)[1]["vaefarm_weights"]
+    refused(fc, ["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--motion-radius", "2"],
+            "--motion-radius goes with --motions")
+    refused(fc, ["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--motions", "3",
+                 "--motion-radius", "17"], "--motion-radius an integer in [0, 16]")
     refused(fc, ["calibrate", "--model", model, "--seqs", seqs, "--val", "4"], "has no gate on C")
     refused(fc, ["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--shifts", "a,b"],
             "--shifts wants numbers")

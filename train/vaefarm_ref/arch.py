@@ -69,6 +69,7 @@ def _obj(d, key, where):
 REFINE_MAX_RADIUS = 7
 REFINE_MAX_PATCH = 9
 REFINE_MAX_TEMPORAL = 5
+MOTION_RADIUS_MAX = 16   # C.gate_motion_radius: the per-pixel motion factor's window, (2r+1)² pixels
 
 
 def _refine(r):
@@ -171,8 +172,9 @@ def parse_arch(meta):
 
     C = _obj(meta, "C", "metadata")
     keys = {"widths", "enc_convs", "mid", "latent", "dec_widths", "dec_convs"}
-    if not keys <= set(C) or set(C) - keys - {"residual", "gate", "gate_motion"}:
-        raise ArchError("C: expected keys %s and optionally residual, gate, gate_motion; got %s"
+    if not keys <= set(C) or set(C) - keys - {"residual", "gate", "gate_motion", "gate_motion_radius"}:
+        raise ArchError("C: expected keys %s and optionally residual, gate, gate_motion, "
+                        "gate_motion_radius; got %s"
                         % (sorted(keys), sorted(C)))
     residual = C.get("residual", False)
     gate = C.get("gate", False)
@@ -188,6 +190,13 @@ def parse_arch(meta):
                             % (motion,))
         if not gate:
             raise ArchError("C.gate_motion needs C.gate (it scales the gate)")
+    radius = C.get("gate_motion_radius")
+    if radius is not None:
+        if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= MOTION_RADIUS_MAX:
+            raise ArchError("C.gate_motion_radius: expected an integer in [0, %d] (pixels), got %r"
+                            % (MOTION_RADIUS_MAX, radius))
+        if motion is None:
+            raise ArchError("C.gate_motion_radius needs C.gate_motion (it makes its factor per pixel)")
     mid = C["mid"]
     if not isinstance(mid, list) or not mid:
         raise ArchError("C.mid: expected a non-empty list of lists of dilations")
@@ -207,6 +216,8 @@ def parse_arch(meta):
         out["C"]["gate"] = True
     if motion is not None:
         out["C"]["gate_motion"] = float(motion)
+    if radius is not None:
+        out["C"]["gate_motion_radius"] = radius
 
     size = _intlist(_obj(meta, "inference_size", "metadata"), 2, "inference_size")
     for v in size:

@@ -431,21 +431,29 @@ class Level(nn.Module):
         return out
 
 
-def motion_factor(x7, kappa):
-    """C.gate_motion's factor on the gate, per image: m / (m + κ), m the mean over the frame of
-    |L(t) − L(t−1)| (x7's channels 0 and 4; a held shot gives 0, and C then leaves its warp, the
-    previous frame's colours carried, exactly alone). x7: N×7×H×W -> N×1×1×1."""
-    m = (x7[:, 0:1] - x7[:, 4:5]).abs().mean(dim=(1, 2, 3), keepdim=True)
+def motion_factor(x7, kappa, radius=None):
+    """C.gate_motion's factor on the gate: m / (m + κ), m the mean of |L(t) − L(t−1)| (x7's
+    channels 0 and 4; a held shot gives 0, and C then leaves its warp, the previous frame's
+    colours carried, exactly alone). radius None: over the whole frame, one factor an image
+    (N×1×1×1); radius r (C.gate_motion_radius): per pixel, over its (2r + 1)² window clipped at
+    the frame's borders (the mean of the pixels inside), N×1×H×W, so that C leaves the warp alone
+    where the picture is still and corrects where it moves. x7: N×7×H×W."""
+    d = (x7[:, 0:1] - x7[:, 4:5]).abs()
+    if radius is None:
+        m = d.mean(dim=(1, 2, 3), keepdim=True)
+    else:
+        m = Fn.avg_pool2d(d, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
     return m / (m + kappa)
 
 
 class ColorNet(nn.Module):
     def __init__(self, widths, enc_convs, mid, latent, dec_widths, dec_convs, residual=False, gate=False,
-                 gate_motion=None):
+                 gate_motion=None, gate_motion_radius=None):
         super().__init__()
         self.residual = residual   # ab = W^ab + 128·tanh(out) (NETWORK.md, "C")
         self.gate = gate           # ab = W^ab + σ(out₂)·128·tanh(out₀,₁): C can leave W^ab alone
-        self.gate_motion = gate_motion   # κ: the gate also scaled by motion_factor(x7, κ)
+        self.gate_motion = gate_motion   # κ: the gate also scaled by motion_factor(x7, κ, r)
+        self.gate_motion_radius = gate_motion_radius   # r: that factor per pixel (None: per image)
         self.enc = nn.ModuleList()
         cin = 7
         for l in range(4):
@@ -509,7 +517,7 @@ class ColorNet(nn.Module):
         if self.gate:
             ab = torch.sigmoid(o[:, 2:3]) * ab
             if self.gate_motion is not None:
-                ab = motion_factor(x7, self.gate_motion) * ab
+                ab = motion_factor(x7, self.gate_motion, self.gate_motion_radius) * ab
         return x7[:, 1:3] + ab if self.residual else ab
 
     def forward(self, x):
@@ -556,16 +564,21 @@ class Net(nn.Module):
         """C as self.arch["C"] describes it (fresh weights)."""
         c = self.arch["C"]
         return ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
-                        c["dec_convs"], c["residual"], c.get("gate", False), c.get("gate_motion"))
+                        c["dec_convs"], c["residual"], c.get("gate", False), c.get("gate_motion"),
+                        c.get("gate_motion_radius"))
 
-    def set_gate_motion(self, kappa):
-        """Give the gated C the motion factor (arch C.gate_motion = κ; None: none). No weight
-        changes. The arch's checks (a gated C, κ's bounds) raise ArchError, a ValueError."""
-        c = {k: v for k, v in self.arch["C"].items() if k != "gate_motion"}
+    def set_gate_motion(self, kappa, radius=None):
+        """Give the gated C the motion factor (arch C.gate_motion = κ; None: none), per image or,
+        with radius r, per pixel over (2r + 1)² windows (arch C.gate_motion_radius). No weight
+        changes. The arch's checks (a gated C, κ's and r's bounds) raise ArchError, a ValueError."""
+        c = {k: v for k, v in self.arch["C"].items() if k not in ("gate_motion", "gate_motion_radius")}
         if kappa is not None:
             c["gate_motion"] = kappa
+        if radius is not None:
+            c["gate_motion_radius"] = radius
         self.arch = get_arch(dict(self.arch, C=c))
         self.C.gate_motion = self.arch["C"].get("gate_motion")
+        self.C.gate_motion_radius = self.arch["C"].get("gate_motion_radius")
 
     def add_gate(self, bias, weight=None):
         """Give the residual C a gate (arch C.gate: ab = W^ab + σ(out₂)·128·tanh(out₀,₁), a
