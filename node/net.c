@@ -185,6 +185,9 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
     if (a->c_gate_motion_px && !(a->c_gate_motion > 0.0f))
         return vf_error_set(err, VF_EINVAL, "%s: architecture: C.gate_motion_radius needs "
                             "C.gate_motion (it makes its factor per pixel)", what);
+    if (a->c_gate_motion_px && (a->c_gate_motion_radius < 0 || a->c_gate_motion_radius > VF_MOTION_RADIUS_MAX))
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: C.gate_motion_radius %d is not in "
+                            "[0, %d]", what, a->c_gate_motion_radius, VF_MOTION_RADIUS_MAX);
     if (!(a->tau > 1e-6f && a->tau < 1e3f))
         return vf_error_set(err, VF_EINVAL, "%s: architecture: A.tau = %g is out of range "
                             "(1e-6, 1e3)", what, (double)a->tau);

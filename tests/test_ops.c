@@ -807,12 +807,12 @@ static void motion_factor_per_pixel_matches_reference(void **state)
 {
     (void)state;
     const enum vf_dtype dts[] = {VF_F32, VF_BF16};
-    const int radii[] = {0, 2, 5};
+    const int radii[] = {0, 2, 5, 16};   /* 16: windows larger than the image's height */
     const int n = 2, h = 23, w = 40;
     const double kappa = 2.5;
     const size_t hw = (size_t)h * w, cnt = (size_t)n * hw;
     for (size_t di = 0; di < 2; di++)
-        for (size_t ri = 0; ri < 3; ri++)
+        for (size_t ri = 0; ri < 4; ri++)
             for (int view = 0; view < 2; view++) {
                 const enum vf_dtype dt = dts[di];
                 const int r = radii[ri];
@@ -843,7 +843,7 @@ static void motion_factor_per_pixel_matches_reference(void **state)
                     struct vf_error err = {0};
                     struct tt ta, tb, tf;
                     tt_make(&ta, g_be[b], dt, n, 1, h, w, view);
-                    tt_make(&tb, g_be[b], dt, n, 1, h, w, view);
+                    tt_make(&tb, g_be[b], dt, n, 1, h, w, !view);   /* a and b of different strides */
                     tt_make(&tf, g_be[b], VF_F32, n, 1, h, w, false);
                     tt_put(&ta, a);
                     tt_put(&tb, bb);

@@ -648,7 +648,8 @@ def calibrate(args):
     own_r = net.arch["C"].get("gate_motion_radius")
     if args.motion_radius is not None and not args.motions:
         fail("calibrate: --motion-radius goes with --motions (the κ values it makes per pixel)")
-    radius = args.motion_radius if args.motions else own_r
+    # the swept κ keep the model's own window unless --motion-radius says (-1: per image)
+    radius = own_r if args.motion_radius is None else None if args.motion_radius == -1 else args.motion_radius
     try:
         motions = [float(x) or None for x in args.motions.split(",")] if args.motions else [own]
     except ValueError:
@@ -691,7 +692,8 @@ def calibrate(args):
         meta["vaefarm_weights"] = "%s; C's gate bias %+.3f -> %+.3f, gate_motion %s -> %s (finetune_c.py " \
             "calibrate: shift %+g of %s, gate_motion of %s, on %s)" % (
                 meta.get("vaefarm_weights", "no description"), b0, b0 + best[0],
-                own if own is not None else "none",
+                ("%s, per pixel over radius %d" % (own, own_r)) if own is not None and own_r is not None
+                else own if own is not None else "none",
                 ("%s, per pixel over radius %d" % (best[1], radius)) if best[1] is not None and radius is not None
                 else best[1] if best[1] is not None else "none", best[0],
                 args.shifts, args.motions or "the model's own",
@@ -774,7 +776,7 @@ def main(argv=None):
                         "model's own)")
     c.add_argument("--motion-radius", type=int, default=None,
                    help="with --motions: each κ's factor per pixel, over (2r+1)² windows (arch "
-                        "C.gate_motion_radius; default: per image)")
+                        "C.gate_motion_radius; -1: per image; default: the model's own)")
     c.add_argument("--out", help="write the model with the best shift (and κ) here")
     c.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)

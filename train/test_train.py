@@ -647,6 +647,17 @@ def test_finetune_c(tmp):
     assert "per pixel over radius 2" in safetensors_io.load(calr)[1]["vaefarm_weights"]
     refused(fc, ["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--motion-radius", "2"],
             "--motion-radius goes with --motions")
+    # sweeping κ keeps the model's own window; -1 makes it per image
+    calr2 = os.path.join(tmp, "calr2.safetensors")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert fc.main(["calibrate", "--model", calr, "--seqs", seqs, "--val", "4", "--shifts", "0",
+                        "--motions", "5", "--out", calr2, "--threads", "2"]) == 0
+        ca = load_model(calr2).arch["C"]
+        assert ca["gate_motion"] == 5.0 and ca["gate_motion_radius"] == 2, ca
+        assert fc.main(["calibrate", "--model", calr, "--seqs", seqs, "--val", "4", "--shifts", "0",
+                        "--motions", "5", "--motion-radius", "-1", "--out", calr2, "--threads", "2"]) == 0
+        ca = load_model(calr2).arch["C"]
+        assert ca["gate_motion"] == 5.0 and "gate_motion_radius" not in ca, ca
     refused(fc, ["calibrate", "--model", gout, "--seqs", seqs, "--val", "4", "--motions", "3",
                  "--motion-radius", "17"], "--motion-radius an integer in [0, 16]")
     refused(fc, ["calibrate", "--model", model, "--seqs", seqs, "--val", "4"], "has no gate on C")
