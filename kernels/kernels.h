@@ -221,8 +221,8 @@ int vf_op_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_te
 /* The gated residual of C (arch C.gate): dst[c] = w[c] + f·σ(o[C])·scale·tanh(o[c]) for c < C,
  * where C = w.c and o has C + 1 channels (the last is the gate); f is the factor (C.gate_motion,
  * from vf_op_motion_factor: a dense f32 tensor, n × 1 × 1 × 1 for one value per image or
- * n × 1 × h × w for one per pixel), or 1 when factor is NULL. w, dst: the same shape; in place allowed (dst == w). f32, bf16 or f16 tensors,
- * computed in f32. */
+ * n × 1 × h × w for one per pixel), or 1 when factor is NULL. w, dst: the same shape; in place
+ * allowed (dst == w). f32, bf16 or f16 tensors, computed in f32. */
 int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
                     const struct vf_tensor *factor, struct vf_tensor *dst, struct vf_error *err);
 /* C.gate_motion's factor (docs/NETWORK.md "C"): m / (m + kappa), m a mean of |a − b| (a, b: L(t)

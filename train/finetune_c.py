@@ -4,7 +4,7 @@
     finetune_c.py prepare --model M.safetensors --out SEQ --sequences 400 --frames 8
     finetune_c.py train   --model M.safetensors --seqs SEQ --out RUN --max-minutes 60
     finetune_c.py export  --model M.safetensors --from RUN/last.pt --out NEW.safetensors
-    finetune_c.py calibrate --model M.safetensors --seqs SEQ --val 8 --shifts 0,-1,-2 [--motions 0,1,2] [--out NEW]
+    finetune_c.py calibrate --model M.safetensors --seqs SEQ --val 8 --shifts 0,-1,-2 [--motions 0,1,2 [--motion-radius R]] [--out NEW]
 
 F and A are frozen, and A's warp chain does not read C (frame t's temporal candidates read frame
 t−1's warp, not C's output: docs/NETWORK.md), so `prepare` runs F and A once per sequence and
