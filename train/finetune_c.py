@@ -37,7 +37,8 @@ bilinear upsampling to the film's size, as `vaefarm eval` judges them; validatio
 sizes (val_c_film_fpsnr …) and `calibrate` chooses at the film's.
 
 `calibrate` moves the bias of a gated C's gate by each shift (with --motions, under each κ of the
-gate's motion factor too, arch C.gate_motion), prints the validation of each, and with --out
+gate's motion factor too, arch C.gate_motion; per pixel with --motion-radius, arch
+C.gate_motion_radius), prints the validation of each, and with --out
 writes the model with the pair of the best mean of frames' PSNR over the sets."""
 import argparse
 import json
