@@ -138,9 +138,10 @@ int vf_cuda_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_r
 /* vf_op_add (dst may be a or b). */
 int vf_cuda_add(const struct vf_tensor *a, const struct vf_tensor *b, struct vf_tensor *dst,
                 void *stream, struct vf_error *err);
-/* vf_op_gated_add (dst may be w; factor NULL: 1). */
+/* vf_op_gated_add (dst may be w; factor NULL: 1; fdiv: the pixels that share one factor value,
+ * ops.c's factor_div). */
 int vf_cuda_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
-                      const struct vf_tensor *factor, struct vf_tensor *dst, void *stream,
+                      const struct vf_tensor *factor, long fdiv, struct vf_tensor *dst, void *stream,
                       struct vf_error *err);
 /* vf_op_motion_factor. */
 int vf_cuda_motion_factor(const struct vf_tensor *a, const struct vf_tensor *b, float kappa,

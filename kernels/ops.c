@@ -499,11 +499,12 @@ int vf_op_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float 
     if (!same_shape(w, dst))
         return bad_shapes(err, op, "w", w, "dst", dst, "they must have the same shape");
     TRYC(check_factor(err, op, "factor", factor, "w", w, true));
+    const long fdiv = factor_div(factor, w);
 #ifdef VF_HAVE_CUDA
     if (VF_BE_CUDA(o->be))
-        return vf_cuda_gated_add(o, w, scale, factor, dst, vf_cuda_stream(o->be), err);
+        return vf_cuda_gated_add(o, w, scale, factor, fdiv, dst, vf_cuda_stream(o->be), err);
 #endif
-    const long np = npix(o), fdiv = factor_div(factor, w);
+    const long np = npix(o);
     const int c = w->c;
     vf_be_enter_(o->be);
 #pragma omp parallel for schedule(static) if (np * c > PAR_MIN)

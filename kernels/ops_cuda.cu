@@ -524,14 +524,13 @@ extern "C" int vf_cuda_add(const struct vf_tensor *a, const struct vf_tensor *b,
 }
 
 extern "C" int vf_cuda_gated_add(const struct vf_tensor *o, const struct vf_tensor *w, float scale,
-                                 const struct vf_tensor *factor, struct vf_tensor *dst, void *stream,
-                                 struct vf_error *err)
+                                 const struct vf_tensor *factor, long fdiv, struct vf_tensor *dst,
+                                 void *stream, struct vf_error *err)
 {
     const long long n = pixels(w) * w->c;
     const float *f = factor ? (const float *)factor->data : nullptr;
-    const long long fdiv = factor && factor->h == 1 && factor->w == 1 ? (long long)w->h * w->w : 1;
     k_gated_add<<<grid_for(n), kThreads, 0, as_stream(stream)>>>(
-        make_view(o), make_view(w), make_view(dst), scale, f, fdiv, n);
+        make_view(o), make_view(w), make_view(dst), scale, f, (long long)fdiv, n);
     return launched("vf_cuda_gated_add", err);
 }
 

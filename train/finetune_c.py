@@ -651,6 +651,12 @@ def calibrate(args):
         fail("calibrate: --motion-radius goes with --motions (the κ values it makes per pixel)")
     # the swept κ keep the model's own window unless --motion-radius says (-1: per image)
     radius = own_r if args.motion_radius is None else None if args.motion_radius == -1 else args.motion_radius
+
+    def set_motion(m):   # κ m (None: no factor) with the radius chosen above
+        net.set_gate_motion(m, radius if m is not None else None)
+
+    def motion_name(m, r):
+        return "none" if m is None else "%s, per pixel over radius %d" % (m, r) if r is not None else str(m)
     try:
         motions = [float(x) or None for x in args.motions.split(",")] if args.motions else [own]
     except ValueError:
@@ -658,7 +664,7 @@ def calibrate(args):
              "e.g. 0,1,2; got %r" % args.motions)
     for m in motions:   # Net.set_gate_motion's (the arch's) bounds, before the sets are read
         try:
-            net.set_gate_motion(m, radius if m is not None else None)
+            set_motion(m)
         except ValueError as e:
             fail("calibrate: --motions: each κ must be positive, in [1e-6, 1e6) (or 0: none), and "
                  "--motion-radius an integer in [0, 16]; got %s, %s (%s)" % (args.motions, args.motion_radius, e))
@@ -672,7 +678,7 @@ def calibrate(args):
     b0 = float(C.out.bias.data[2])
     best = None
     for m in motions:
-        net.set_gate_motion(m, radius if m is not None else None)
+        set_motion(m)
         for d in shifts:
             C.out.bias.data[2] = b0 + d
             r = validate(C, datas, vals, film=bilinear_up(net))
@@ -688,15 +694,12 @@ def calibrate(args):
         tensors, meta = safetensors_io.load(args.model)
         tensors["C.out.bias"][2] += best[0]
         if args.motions:   # the arch only when κ was swept (a file's other keys stay as written)
-            net.set_gate_motion(best[1], radius if best[1] is not None else None)
+            set_motion(best[1])
             meta["vaefarm"] = arch_json(net.arch)
         meta["vaefarm_weights"] = "%s; C's gate bias %+.3f -> %+.3f, gate_motion %s -> %s (finetune_c.py " \
             "calibrate: shift %+g of %s, gate_motion of %s, on %s)" % (
                 meta.get("vaefarm_weights", "no description"), b0, b0 + best[0],
-                ("%s, per pixel over radius %d" % (own, own_r)) if own is not None and own_r is not None
-                else own if own is not None else "none",
-                ("%s, per pixel over radius %d" % (best[1], radius)) if best[1] is not None and radius is not None
-                else best[1] if best[1] is not None else "none", best[0],
+                motion_name(own, own_r), motion_name(best[1], radius), best[0],
                 args.shifts, args.motions or "the model's own",
                 ", ".join(os.path.basename(os.path.normpath(r)) for r in args.seqs))
         safetensors_io.save(args.out, tensors, meta)
