@@ -594,25 +594,82 @@ static inline VF_HD void vf_refine_temporal(const float *cl, const float *pl, co
     }
 }
 
-/* The sub-pixel temporal candidate (docs/NETWORK.md, "A", refine, sub-pixel; model.py
- * temporal_subpixel) of pixel (y, x) from vf_refine_temporal's T × T costs (rows outer): the
- * cheapest displacement d* (the first on ties), its source s = clamp((y, x) + d*), and one
- * Lucas–Kanade step from there: g = pl's gradient (central differences, coordinates clamped) at
- * the patch's positions around s (clamped), e = cl − pl there, o = (G + λI)⁻¹ Σ g·e with
- * G = Σ g gᵀ and λ = VF_SUBPIXEL_LAMBDA · (G_yy + G_xx) / 2 (0 where G is 0), each component
- * clamped to [−½, ½]; frame t−1's warp (pab, interleaved) sampled bilinearly at s + o (clamped
- * to the image), at d*'s cost. */
-#define VF_SUBPIXEL_LAMBDA 0.01f
-static inline VF_HD void vf_refine_subpixel(const float *tcost, const float *cl, const float *pl,
-                                            const float *pab, int H, int W, int y, int x, int tr,
-                                            int patch, float *scost, float *sa, float *sb)
+/* The refinement's motion-predicted temporal candidates of pixel (y, x) (docs/NETWORK.md, "A",
+ * refine, predict; model.py temporal_predicted): with (my, mx) frame t−1's motion at (y, x),
+ * frame t−1's warp a, b at s = clamp((y, x) + (my, mx) + d), d in [−pr, pr]², rows outer, costed
+ * as vf_refine_temporal costs its own; a displacement inside [−tr, tr]² (vf_refine_temporal's
+ * window, which already holds it) costs VF_PREDICT_EXCLUDED (it weighs exactly 0 and is never
+ * the cheapest) with a, b 0. Writes (2·pr + 1)² costs and a, b. */
+#define VF_PREDICT_EXCLUDED 1.0e30f
+static inline VF_HD void vf_refine_predicted(const float *cl, const float *pl, const float *pab,
+                                             int H, int W, int y, int x, int tr, int pr, int my,
+                                             int mx, int patch, float scale, float *tcost,
+                                             float *ta, float *tb)
 {
-    const int T = 2 * tr + 1, r = patch / 2;
+    float cp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH];
+    const int r = patch / 2, Q = 2 * pr + 1;
+    const float f = scale * 1e-4f / (float)(patch * patch);
+    vf_window_clamped(cl, H, W, y - r, x - r, patch, cp);
+    for (int i = 0; i < Q; i++) {
+        const int dy = my - pr + i;
+        const int sy = vf_imin(vf_imax(y + dy, 0), H - 1);
+        for (int j = 0; j < Q; j++) {
+            const int dx = mx - pr + j;
+            const int k = i * Q + j;
+            if (dy >= -tr && dy <= tr && dx >= -tr && dx <= tr) {
+                tcost[k] = VF_PREDICT_EXCLUDED;
+                ta[k] = tb[k] = 0.0f;
+                continue;
+            }
+            const int sx = vf_imin(vf_imax(x + dx, 0), W - 1);
+            const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
+            tcost[k] = vf_patch_ssd_clamped(cp, pl, H, W, sy, sx, patch) * f;
+            ta[k] = pab[o];
+            tb[k] = pab[o + 1];
+        }
+    }
+}
+
+/* Candidate k's displacement of the temporal candidates in vf_refine_px's order: the (2·tr + 1)²
+ * of vf_refine_temporal, then the (2·pr + 1)² of vf_refine_predicted around (my, mx). */
+static inline VF_HD void vf_refine_disp(int k, int tr, int pr, int my, int mx, int *dy, int *dx)
+{
+    const int T = 2 * tr + 1, Q = 2 * pr + 1;
+    if (k < T * T) {
+        *dy = k / T - tr;
+        *dx = k % T - tr;
+    } else {
+        *dy = my + (k - T * T) / Q - pr;
+        *dx = mx + (k - T * T) % Q - pr;
+    }
+}
+
+/* The index of the cheapest of n costs, the first on ties (model.py temporal_best). */
+static inline VF_HD int vf_refine_best(const float *tcost, int n)
+{
     int best = 0;
-    for (int k = 1; k < T * T; k++)
+    for (int k = 1; k < n; k++)
         best = tcost[k] < tcost[best] ? k : best;
-    const int sy = vf_imin(vf_imax(y + best / T - tr, 0), H - 1);
-    const int sx = vf_imin(vf_imax(x + best % T - tr, 0), W - 1);
+    return best;
+}
+
+/* The sub-pixel temporal candidate (docs/NETWORK.md, "A", refine, sub-pixel; model.py
+ * temporal_subpixel) of pixel (y, x) from the cheapest temporal displacement d* = (dy, dx)
+ * (vf_refine_best: the first on ties) and its cost bcost: its source s = clamp((y, x) + d*),
+ * and one Lucas–Kanade step from there: g = pl's gradient (central differences, coordinates
+ * clamped) at the patch's positions around s (clamped), e = cl − pl there, o = (G + λI)⁻¹ Σ g·e
+ * with G = Σ g gᵀ and λ = VF_SUBPIXEL_LAMBDA · (G_yy + G_xx) / 2 (0 where G is 0), each
+ * component clamped to [−½, ½]; frame t−1's warp (pab, interleaved) sampled bilinearly at s + o
+ * (clamped to the image), at d*'s cost. */
+#define VF_SUBPIXEL_LAMBDA 0.01f
+static inline VF_HD void vf_refine_subpixel(int dy, int dx, float bcost, const float *cl,
+                                            const float *pl, const float *pab, int H, int W,
+                                            int y, int x, int patch, float *scost, float *sa,
+                                            float *sb)
+{
+    const int r = patch / 2;
+    const int sy = vf_imin(vf_imax(y + dy, 0), H - 1);
+    const int sx = vf_imin(vf_imax(x + dx, 0), W - 1);
     float gyy = 0.0f, gxy = 0.0f, gxx = 0.0f, by = 0.0f, bx = 0.0f;
     for (int u = -r; u <= r; u++) {
         const int qy = vf_imin(vf_imax(sy + u, 0), H - 1);
@@ -646,7 +703,7 @@ static inline VF_HD void vf_refine_subpixel(const float *tcost, const float *cl,
     const float fy = fyy - (float)y0, fx = fxx - (float)x0;
     const float *p00 = pab + ((size_t)y0 * (size_t)W + (size_t)x0) * 2;
     const float *p10 = p00 + (size_t)W * 2;
-    *scost = tcost[best];
+    *scost = bcost;
     *sa = (1.0f - fy) * ((1.0f - fx) * p00[0] + fx * p00[2]) + fy * ((1.0f - fx) * p10[0] + fx * p10[2]);
     *sb = (1.0f - fy) * ((1.0f - fx) * p00[1] + fx * p00[3]) + fy * ((1.0f - fx) * p10[1] + fx * p10[3]);
 }
@@ -654,12 +711,18 @@ static inline VF_HD void vf_refine_subpixel(const float *tcost, const float *cl,
 /* The temporal candidates' inputs (docs/NETWORK.md, "A", refine, temporal), or none (l NULL):
  * the frame's lightness L, frame t−1's L and warp a, b (interleaved), all H × W; radius;
  * scale = (h/h_t)², the factor that puts their costs in the reference candidates' units;
- * subpixel (not 0): also the sub-pixel candidate (vf_refine_subpixel). */
+ * subpixel (not 0): also the sub-pixel candidate (vf_refine_subpixel); predict (not 0): also
+ * the motion-predicted candidates (vf_refine_predicted) around frame t−1's motion (motion,
+ * (dy, dx) interleaved), and the pixel's cheapest temporal displacement into motion_out (0
+ * where prev_l holds VF_REFINE_NO_PREV). */
 struct vf_refine_prev {
     const float *l, *prev_l, *prev_ab;
     int radius;
     float scale;
     int subpixel;
+    int predict;
+    const float *motion;
+    float *motion_out;
 };
 
 /* Pixel (y, x) of the refined warp. grey, ry: the frame's and the reference's Y′, H×W planes
@@ -681,7 +744,8 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
     enum {
         DMAX = 2 * VF_REFINE_MAX_RADIUS + 2,
         GMAX = DMAX + VF_REFINE_MAX_PATCH - 1,
-        TMAX = (2 * VF_REFINE_MAX_TEMPORAL + 1) * (2 * VF_REFINE_MAX_TEMPORAL + 1) + 1
+        TMAX = (2 * VF_REFINE_MAX_TEMPORAL + 1) * (2 * VF_REFINE_MAX_TEMPORAL + 1) +
+               (2 * VF_REFINE_MAX_PREDICT + 1) * (2 * VF_REFINE_MAX_PREDICT + 1) + 1
     };
     float cost[DMAX * DMAX], e[DMAX * DMAX], ca[DMAX * DMAX], cb[DMAX * DMAX];
     float tcost[TMAX], te[TMAX], ta[TMAX], tb[TMAX];
@@ -739,10 +803,32 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
         nt = (2 * tp->radius + 1) * (2 * tp->radius + 1);
         vf_refine_temporal(tp->l, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius, patch,
                            tp->scale, tcost, ta, tb);
-        if (tp->subpixel) {
-            vf_refine_subpixel(tcost, tp->l, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius,
-                               patch, tcost + nt, ta + nt, tb + nt);
-            nt++;
+        const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
+        int my = 0, mx = 0;
+        if (tp->predict) {
+            /* the state holds whole pixels (f32, exact) */
+            my = (int)tp->motion[o];
+            mx = (int)tp->motion[o + 1];
+            vf_refine_predicted(tp->l, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius,
+                                tp->predict, my, mx, patch, tp->scale, tcost + nt, ta + nt,
+                                tb + nt);
+            nt += (2 * tp->predict + 1) * (2 * tp->predict + 1);
+        }
+        if (tp->subpixel || tp->predict) {
+            const int best = vf_refine_best(tcost, nt);
+            int dy, dx;
+            vf_refine_disp(best, tp->radius, tp->predict, my, mx, &dy, &dx);
+            if (tp->predict) {
+                const int none = tp->prev_l[(size_t)y * (size_t)W + (size_t)x] >=
+                                 0.5f * VF_REFINE_NO_PREV;
+                tp->motion_out[o] = none ? 0.0f : (float)dy;
+                tp->motion_out[o + 1] = none ? 0.0f : (float)dx;
+            }
+            if (tp->subpixel) {
+                vf_refine_subpixel(dy, dx, tcost[best], tp->l, tp->prev_l, tp->prev_ab, H, W, y,
+                                   x, patch, tcost + nt, ta + nt, tb + nt);
+                nt++;
+            }
         }
     }
     float gmin = INFINITY;

@@ -266,16 +266,24 @@ int vf_op_attention_rows(struct vf_backend *be, const float *f, int rows, int nc
  * dense f32, grey's size; radius in [1, VF_REFINE_MAX_TEMPORAL]. Where prev_l holds
  * VF_REFINE_NO_PREV (the zero state, the first frame of a shot), those candidates weigh exactly
  * nothing, for any h, h_t < 10: the output is the one without them. tp->subpixel (not 0): also
- * the sub-pixel temporal candidate: elem.h vf_refine_subpixel. */
+ * the sub-pixel temporal candidate: elem.h vf_refine_subpixel. tp->predict (in
+ * [0, VF_REFINE_MAX_PREDICT]; 0: none): also the motion-predicted candidates around frame t−1's
+ * motion tp->motion (elem.h vf_refine_predicted), and each pixel's cheapest temporal
+ * displacement (dy, dx; 0 where prev_l holds VF_REFINE_NO_PREV) into tp->motion_out, the next
+ * frame's tp->motion. motion and motion_out: dense f32 2 ch, grey's size, not the same memory. */
 #define VF_REFINE_MAX_RADIUS 7
 #define VF_REFINE_MAX_PATCH 9
 #define VF_REFINE_MAX_TEMPORAL 5
+#define VF_REFINE_MAX_PREDICT 3
 #define VF_REFINE_NO_PREV 1.0e6f
 struct vf_refine_temporal_args {
     const struct vf_tensor *l, *prev_l, *prev_ab;
     int radius;
     float h;
     int subpixel;
+    int predict;
+    const struct vf_tensor *motion;
+    struct vf_tensor *motion_out;
 };
 int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
                       const struct vf_tensor *ref_ab, const struct vf_tensor *pos, int radius,

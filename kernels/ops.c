@@ -1003,6 +1003,22 @@ int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_
             return vf_error_set(err, VF_EINVAL, "%s: the temporal radius must be in [1, %d] and "
                                 "its h > 0 (got %d, %g)", op, VF_REFINE_MAX_TEMPORAL, tp->radius,
                                 (double)tp->h);
+        if (tp->predict < 0 || tp->predict > VF_REFINE_MAX_PREDICT)
+            return vf_error_set(err, VF_EINVAL, "%s: the motion-predicted radius must be in "
+                                "[0, %d] (got %d)", op, VF_REFINE_MAX_PREDICT, tp->predict);
+        if (tp->predict) {
+            TRYC(check_tensor(err, op, "motion", tp->motion, grey->be));
+            TRYC(check_tensor(err, op, "motion_out", tp->motion_out, grey->be));
+            TRYC(check_dense_f32(err, op, "motion", tp->motion, 2));
+            TRYC(check_dense_f32(err, op, "motion_out", tp->motion_out, 2));
+            if (!same_image(grey, tp->motion) || !same_image(grey, tp->motion_out))
+                return bad_shapes(err, op, "grey", grey, "motion or motion_out",
+                                  same_image(grey, tp->motion) ? tp->motion_out : tp->motion,
+                                  "they must have the same size");
+            if (tp->motion->data == tp->motion_out->data)
+                return vf_error_set(err, VF_EINVAL, "%s: motion and motion_out must not be the "
+                                    "same memory (other pixels read frame t−1's motion)", op);
+        }
     }
     const float inv_h2 = 1.0f / (h * h);
     /* the temporal costs in the reference candidates' units: × (h / h_t)² */
@@ -1027,8 +1043,12 @@ int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_
                 .l = (const float *)tp->l->data + (size_t)img * P,
                 .prev_l = (const float *)tp->prev_l->data + (size_t)img * P,
                 .prev_ab = (const float *)tp->prev_ab->data + (size_t)img * P * 2,
-                .radius = tp->radius, .scale = scale, .subpixel = tp->subpixel};
-        const long work = (long)P * radius * patch + (tp ? (long)P * tp->radius * patch : 0);
+                .radius = tp->radius, .scale = scale, .subpixel = tp->subpixel,
+                .predict = tp->predict,
+                .motion = tp->predict ? (const float *)tp->motion->data + (size_t)img * P * 2 : NULL,
+                .motion_out = tp->predict ? (float *)tp->motion_out->data + (size_t)img * P * 2 : NULL};
+        const long work = (long)P * radius * patch +
+                          (tp ? (long)P * (tp->radius + tp->predict) * patch : 0);
 #pragma omp parallel for schedule(static) if (work > PAR_MIN)
         for (int y = 0; y < H; y++) {
             for (int x = 0; x < W; x++) {

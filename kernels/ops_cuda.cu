@@ -600,7 +600,8 @@ extern "C" int vf_cuda_attention_rows(const float *f, int rows, int ncols, int l
 __global__ void k_warp_refine(const float *grey, const float *ry, const float *rab,
                               const float *pos, int pos_stride, int n, int H, int W, int radius,
                               int patch, float inv_h2, const float *tl, const float *tpl,
-                              const float *tpab, int tr, float scale, int subpixel, float *out)
+                              const float *tpab, int tr, float scale, int subpixel, int predict,
+                              const float *motion, float *motion_out, float *out)
 {
     const long long P = (long long)H * W;
     for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n * P;
@@ -617,6 +618,11 @@ __global__ void k_warp_refine(const float *grey, const float *ry, const float *r
             prev.radius = tr;
             prev.scale = scale;
             prev.subpixel = subpixel;
+            prev.predict = predict;
+            if (predict) {
+                prev.motion = motion + img * P * 2;
+                prev.motion_out = motion_out + img * P * 2;
+            }
         }
         vf_refine_px(grey + img * P, ry + img * P, rab + img * P * 2, H, W, y, x, pp[0], pp[1],
                      radius, patch, inv_h2, &prev, o, o + 1);
@@ -637,7 +643,10 @@ extern "C" int vf_cuda_warp_refine(const struct vf_tensor *grey, const struct vf
         tp ? static_cast<const float *>(tp->l->data) : nullptr,
         tp ? static_cast<const float *>(tp->prev_l->data) : nullptr,
         tp ? static_cast<const float *>(tp->prev_ab->data) : nullptr, tp ? tp->radius : 0, scale,
-        tp ? tp->subpixel : 0, static_cast<float *>(dst->data));
+        tp ? tp->subpixel : 0, tp ? tp->predict : 0,
+        tp && tp->predict ? static_cast<const float *>(tp->motion->data) : nullptr,
+        tp && tp->predict ? static_cast<float *>(tp->motion_out->data) : nullptr,
+        static_cast<float *>(dst->data));
     return launched("vf_cuda_warp_refine", err);
 }
 

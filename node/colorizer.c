@@ -69,6 +69,9 @@ struct vf_colorizer {
      * candidates) from host_noprev (H × W, then 2 × H × W zeros) */
     struct vf_tensor l32, prev_l, prev_ab;
     float *host_noprev;
+    /* A.refine.predict: frame t−1's motion (its cheapest temporal displacements) and this
+     * frame's, f32 2 × H × W (the recurrent state; a reset and a pass-through zero it) */
+    struct vf_tensor disp_prev, disp_new;
     bool have_ref;
     bool have_frame;            /* a frame since the last reference: post has something */
 
@@ -223,6 +226,8 @@ void vf_colorizer_destroy(struct vf_colorizer **pc)
     vf_tensor_free(&c->l32);
     vf_tensor_free(&c->prev_l);
     vf_tensor_free(&c->prev_ab);
+    vf_tensor_free(&c->disp_prev);
+    vf_tensor_free(&c->disp_new);
     free(c->host_noprev);
     vf_tensor_free(&c->conf_lo);
     vf_tensor_free(&c->cin);
@@ -377,6 +382,10 @@ static int create_a(struct vf_colorizer *c, struct vf_error *err)
         c->host_noprev = vf_calloc(3 * P, sizeof(float), err);
         if (!c->host_noprev) return VF_ENOMEM;
         for (size_t i = 0; i < P; i++) c->host_noprev[i] = VF_REFINE_NO_PREV;
+    }
+    if (net->arch.a_refine_predict) {
+        TRY(vf_tensor_alloc(&c->disp_prev, c->be, VF_F32, 1, 2, c->h, c->w, err));
+        TRY(vf_tensor_alloc(&c->disp_new, c->be, VF_F32, 1, 2, c->h, c->w, err));
     }
 fail:
     return rc;
@@ -654,6 +663,10 @@ void vf_colorizer_reset(struct vf_colorizer *c)
         rc = vf_tensor_upload(&c->prev_ab, c->host_noprev + (size_t)c->h * (size_t)c->w, &err);
         VF_ASSERT(rc == VF_OK);
     }
+    if (c->net->arch.a_refine_predict) {    /* no motion yet */
+        rc = vf_tensor_upload(&c->disp_prev, c->host_noprev + (size_t)c->h * (size_t)c->w, &err);
+        VF_ASSERT(rc == VF_OK);
+    }
 }
 
 static int download_planar(const struct vf_tensor *t, float *dst, struct vf_error *err)
@@ -702,13 +715,15 @@ static int enqueue_a(struct vf_colorizer *c, struct vf_error *err)
         const struct vf_refine_temporal_args tp = {
             .l = &c->l32, .prev_l = &c->prev_l, .prev_ab = &c->prev_ab,
             .radius = a->a_refine_temporal, .h = a->a_refine_temporal_h,
-            .subpixel = a->a_refine_subpixel};
+            .subpixel = a->a_refine_subpixel, .predict = a->a_refine_predict,
+            .motion = &c->disp_prev, .motion_out = &c->disp_new};
         TRY(vf_op_warp_refine(&c->grey, &c->ref_y, &c->ref_ab, &pos, a->a_refine_radius,
                               a->a_refine_patch, a->a_refine_h,
                               a->a_refine_temporal ? &tp : NULL, &c->wab_up, err));
         if (a->a_refine_temporal) {     /* the next frame's: this frame's L and warp */
             TRY(vf_op_copy(&c->l32, &c->prev_l, err));
             TRY(vf_op_copy(&c->wab_up, &c->prev_ab, err));
+            if (a->a_refine_predict) TRY(vf_op_copy(&c->disp_new, &c->disp_prev, err));
         }
         TRY(vf_op_copy(&c->wab_up, &wab, err));
     } else if (a->c_residual) {
@@ -811,6 +826,7 @@ static int enqueue_passthrough(struct vf_colorizer *c, struct vf_error *err)
         TRY(vf_op_grey_to_l(&c->grey, &c->prev_l, NULL, err));
         TRY(vf_op_copy(&c->ref_ab, &c->prev_ab, err));
     }
+    if (c->net->arch.a_refine_predict) TRY(vf_tensor_zero(&c->disp_prev, err));
 fail:
     return rc;
 }

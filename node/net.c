@@ -211,6 +211,12 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
         return vf_error_set(err, VF_EINVAL, "%s: architecture: A.refine.subpixel needs "
                             "A.refine.temporal > 0 (it reads the temporal candidates' costs)",
                             what);
+    if (a->a_refine_predict < 0 || a->a_refine_predict > VF_REFINE_MAX_PREDICT ||
+        (a->a_refine_predict && !a->a_refine_temporal))
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: A.refine.predict %d is out of "
+                            "range: [0, %d], and above 0 it needs A.refine.temporal > 0 (it "
+                            "carries the temporal candidates' cheapest displacement)", what,
+                            a->a_refine_predict, VF_REFINE_MAX_PREDICT);
     ARCH_RANGE(a->inference_h, 32, 8192, "inference_size[0]");
     ARCH_RANGE(a->inference_w, 32, 8192, "inference_size[1]");
     if (a->inference_h % 8 || a->inference_w % 8)
@@ -311,15 +317,16 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     if (refine) {
         json_t *rh = json_object_get(refine, "h");
         json_t *tr = json_object_get(refine, "temporal"), *th = json_object_get(refine, "temporal_h");
-        json_t *sp = json_object_get(refine, "subpixel");
+        json_t *sp = json_object_get(refine, "subpixel"), *pr = json_object_get(refine, "predict");
         if (!json_is_object(refine) ||
-            json_object_size(refine) != 3u + (tr ? 2u : 0u) + (sp ? 1u : 0u) ||
+            json_object_size(refine) != 3u + (tr ? 2u : 0u) + (sp ? 1u : 0u) + (pr ? 1u : 0u) ||
             !json_is_number(rh) || (tr && !json_is_number(th)) || (sp && !json_is_boolean(sp))) {
             vf_error_set(err, VF_EINVAL, "%s: architecture metadata: A.refine must be an object "
                          "{\"radius\": 1..%d, \"patch\": odd 1..%d, \"h\": a number} and "
                          "optionally both \"temporal\": 0..%d and \"temporal_h\": a number, and "
-                         "\"subpixel\": true or false",
-                         what, VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH, VF_REFINE_MAX_TEMPORAL);
+                         "\"subpixel\": true or false, and \"predict\": 0..%d",
+                         what, VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH, VF_REFINE_MAX_TEMPORAL,
+                         VF_REFINE_MAX_PREDICT);
             goto out;
         }
         if (json_int_in(refine, "radius", 1, VF_REFINE_MAX_RADIUS, &a->a_refine_radius, what,
@@ -327,7 +334,9 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
             json_int_in(refine, "patch", 1, VF_REFINE_MAX_PATCH, &a->a_refine_patch, what,
                         "A.refine", err) ||
             (tr && json_int_in(refine, "temporal", 0, VF_REFINE_MAX_TEMPORAL,
-                               &a->a_refine_temporal, what, "A.refine", err)))
+                               &a->a_refine_temporal, what, "A.refine", err)) ||
+            (pr && json_int_in(refine, "predict", 0, VF_REFINE_MAX_PREDICT,
+                               &a->a_refine_predict, what, "A.refine", err)))
             goto out;
         if (tr) a->a_refine_temporal_h = (float)json_number_value(th);
         a->a_refine_subpixel = sp && json_is_true(sp);

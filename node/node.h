@@ -83,6 +83,10 @@ struct vf_arch {
     float a_refine_temporal_h;
     /* the sub-pixel temporal candidate (A.refine.subpixel), or not */
     bool a_refine_subpixel;
+    /* the motion-predicted temporal candidates (A.refine.predict): a (2·predict + 1)² window
+     * around each pixel's cheapest temporal displacement of frame t−1 (the recurrent state);
+     * 0: none */
+    int a_refine_predict;
     int c_widths[4], c_enc_convs[4];
     int c_mid_groups, c_mid_len[8], c_mid_dil[8][8];
     int c_latent, c_dec_widths[3], c_dec_convs[3];

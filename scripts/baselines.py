@@ -277,14 +277,15 @@ def load_net(model):
 
 def warp_lo(net, g_lo, cache, prev=None):
     """A's W^ab for a batch of grey frames at inference size (N x 1 x H x W): net.frame()'s
-    warp_ab without running C. prev: frame t−1's L − 50 and W^ab (N x 3 x H x W) for the
-    refinement's temporal candidates, or None (the zero state)."""
+    warp_ab without running C, and the frame's motion (N x 2 x H x W, net.correspond's). prev:
+    frame t−1's L − 50 and W^ab (N x 3 x H x W) for the refinement's temporal candidates, and
+    its motion for the motion-predicted ones (N x 5 x H x W), or None (the zero state)."""
     n, _, H, W = g_lo.shape
     taps = net.taps(g_lo.expand(n, 3, H, W))
     theta = net.A.frame_side(taps, (H // 4, W // 4))
     refs = [cache[k][None].expand(n, -1, -1, -1)
             for k in ("phi", "ref_ab", "ref_y", "ref_ab_full") if k in cache]
-    return net.correspond(g_lo, theta, *refs, prev=prev)[2]
+    return net.correspond(g_lo, theta, *refs, prev=prev, with_motion=True)[2::2]
 
 
 def shot_reference(net, film, ref, H, W):
@@ -320,9 +321,9 @@ def ab_warp(film, model, net=None, size="default"):
                     prev = torch.cat([labmod.grey_to_L(g) - 50.0, ref_ab[None].to(g.dtype)], dim=1)
                     yield t, ref_ab_full[None].astype(np.float32)
                     continue
-                wab = warp_lo(net, g, cache, prev)
+                wab, motion = warp_lo(net, g, cache, prev)
                 if temporal:
-                    prev = torch.cat([labmod.grey_to_L(g) - 50.0, wab], dim=1)
+                    prev = torch.cat([labmod.grey_to_L(g) - 50.0, wab, motion], dim=1)
                 ab = net.upsample(g, wab, gf).numpy()
                 for k in range(len(g)):
                     if pt[k]:

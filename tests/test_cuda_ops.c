@@ -134,7 +134,7 @@ static void pair_free(struct pair *p)
 
 /* ============================== the case runner ============================================ */
 
-#define MAXP 8
+#define MAXP 10
 #define MAXO 4
 
 struct op_case;
@@ -156,7 +156,8 @@ struct op_case {
     bool center, with_s;
     struct pair *src, *src2, *dst, *gamma, *beta, *slopes, *x3, *x4;
     struct pair *x5, *x6, *x7;  /* the refinement's temporal candidates (x5 NULL: none) */
-    int tradius;
+    struct pair *x8, *x9;       /* and the motion-predicted ones' motion in and out */
+    int tradius, predict;
 };
 
 static void compare(const char *what, const float *cpu, const float *gpu, size_t n, double tol)
@@ -671,7 +672,10 @@ static int run_refine(const struct op_case *k, int s, struct vf_error *err)
                                                .prev_l = k->x5 ? T(k->x6, s) : NULL,
                                                .prev_ab = k->x5 ? T(k->x7, s) : NULL,
                                                .radius = k->tradius, .h = k->tau,
-                                               .subpixel = k->tradius != 4};
+                                               .subpixel = k->tradius != 4,
+                                               .predict = k->predict,
+                                               .motion = k->predict ? T(k->x8, s) : NULL,
+                                               .motion_out = k->predict ? T(k->x9, s) : NULL};
     return vf_op_warp_refine(T(k->src, s), T(k->src2, s), T(k->x3, s), T(k->x4, s), k->radius,
                              k->mode, k->eps, k->x5 ? &tp : NULL, T(k->dst, s), err);
 }
@@ -681,7 +685,9 @@ static int run_refine(const struct op_case *k, int s, struct vf_error *err)
  * last-bit differences into weight differences of ~1e-4. Without and with temporal candidates
  * (radius 1 to 3; X̂(t−1)'s L near the frame's, so they compete; and the zero state's
  * VF_REFINE_NO_PREV, where they must weigh nothing on the GPU too), with the sub-pixel
- * candidate at every radius but 4 (run_refine). */
+ * candidate at every radius but 4 (run_refine), and at radius 2 and 5 the motion-predicted
+ * candidates (radius 2 and 3) around a random whole-pixel motion, whose motion out is compared
+ * too. */
 static void warp_refine_matches_cpu(void **state)
 {
     (void)state;
@@ -705,16 +711,23 @@ static void warp_refine_matches_cpu(void **state)
                     pair_make(&pl, VF_F32, 2, 1, H, W, 0, tr == 3 ? VF_REFINE_NO_PREV : 40,
                               tr == 3 ? VF_REFINE_NO_PREV : 42);
                     pair_make(&pab, VF_F32, 2, 2, H, W, 0, -80, 80);
+                    const int pr = tr == 2 ? 2 : tr == 5 ? 3 : 0;
+                    struct pair mv, mo;
+                    pair_make(&mv, VF_F32, 2, 2, H, W, 0, -8, 8);
+                    for (size_t i = 0; i < mv.count; i++)   /* whole pixels, as the state holds */
+                        mv.host[i] = roundf(mv.host[i]);
+                    pair_make(&mo, VF_F32, 2, 2, H, W, 0, 0, 0);
                     struct op_case k = {.run = run_refine, .radius = rp[ri][0], .mode = rp[ri][1],
                                         .eps = hs[hi], .tol = 1e-3, .src = &g, .src2 = &ry,
                                         .x3 = &ab, .x4 = &pos, .dst = &out,
                                         .x5 = tr ? &l : NULL, .x6 = &pl, .x7 = &pab,
-                                        .tradius = tr, .tau = hs[hi] / 2,
-                                        .in = {&g, &ry, &ab, &pos, &out, &l, &pl, &pab},
-                                        .nin = 8, .out = {&out}, .nout = 1};
+                                        .x8 = &mv, .x9 = &mo, .tradius = tr, .predict = pr,
+                                        .tau = hs[hi] / 2,
+                                        .in = {&g, &ry, &ab, &pos, &out, &l, &pl, &pab, &mv, &mo},
+                                        .nin = 10, .out = {&out, &mo}, .nout = pr ? 2 : 1};
                     snprintf(k.name, sizeof k.name, "warp refine %dx%d radius %d patch %d h %g "
-                             "temporal %d%s", H, W, rp[ri][0], rp[ri][1], (double)hs[hi], tr,
-                             tr && tr != 4 ? " sub-pixel" : "");
+                             "temporal %d%s predict %d", H, W, rp[ri][0], rp[ri][1],
+                             (double)hs[hi], tr, tr && tr != 4 ? " sub-pixel" : "", pr);
                     run_case(&k);
                     pair_free(&g);
                     pair_free(&ry);
@@ -724,6 +737,8 @@ static void warp_refine_matches_cpu(void **state)
                     pair_free(&l);
                     pair_free(&pl);
                     pair_free(&pab);
+                    pair_free(&mv);
+                    pair_free(&mo);
                 }
 }
 

@@ -185,7 +185,9 @@ static void run_frame(struct vf_colorizer *cz, const struct golden *g, int t, st
  * gated_rgb_full_t* and gated_cbcr_full_t* (F's taps, the warp and conf are the plain model's:
  * the gate is after them and the warp's recurrent state is the warp's own); "motion":
  * model_motion.safetensors (that gate with C.gate_motion) against motion_ab_t* and so on;
- * "motion_px": model_motion_px.safetensors (the factor per pixel, C.gate_motion_radius). */
+ * "motion_px": model_motion_px.safetensors (the factor per pixel, C.gate_motion_radius);
+ * "predict": model_predict.safetensors (the gated model with A.refine.predict) against its own
+ * warp too, predict_warp_ab_t*. */
 static void golden_run_variant(const char *arch, const char *variant, enum vf_dtype dt,
                                enum vf_device device)
 {
@@ -217,7 +219,7 @@ static void golden_run_variant(const char *arch, const char *variant, enum vf_dt
     outputs_alloc(&o, cz, &g);
     double tol = dt == VF_F32 ? TOL_F32 : TOL_BF16, worst = 0;
     const char *worst_name = "";
-    char vfmt[3][48];   /* a variant's names of C's outputs (worst_name may point here) */
+    char vfmt[4][48];   /* a variant's names of its outputs (worst_name may point here) */
     size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
     if (variant && !vf_net_arch(net)->c_gate)
         fail_msg("%s: the model is not gated", model);
@@ -225,6 +227,9 @@ static void golden_run_variant(const char *arch, const char *variant, enum vf_dt
         fail_msg("%s: C.gate_motion is %s", model, vf_net_arch(net)->c_gate_motion > 0.0f ? "set" : "missing");
     if (variant && (strcmp(variant, "motion_px") == 0) != vf_net_arch(net)->c_gate_motion_px)
         fail_msg("%s: C.gate_motion_radius is %s", model, vf_net_arch(net)->c_gate_motion_px ? "set" : "missing");
+    const bool predict = variant && strcmp(variant, "predict") == 0;
+    if (predict != (vf_net_arch(net)->a_refine_predict > 0))
+        fail_msg("%s: A.refine.predict is %s", model, predict ? "missing" : "set");
     printf("%s%s%s %s on %s at %dx%d (post %dx%d), tolerance %.0e relative L2 per tensor\n", arch,
            variant ? " " : "", variant ? variant : "", vf_dtype_name(dt), device == VF_DEVICE_CUDA ? "GPU 0" : "the CPU", g.h, g.w, g.fh,
            g.fw, tol);
@@ -247,6 +252,10 @@ static void golden_run_variant(const char *arch, const char *variant, enum vf_dt
             for (int k = 0; k < 3; k++) {
                 snprintf(vfmt[k], sizeof vfmt[k], "%s_%s", variant, base[k]);
                 items[6 + k].fmt = vfmt[k];
+            }
+            if (predict) {  /* and the warp, whose candidates differ */
+                snprintf(vfmt[3], sizeof vfmt[3], "%s_warp_ab_t%%d", variant);
+                items[4].fmt = vfmt[3];
             }
         }
         printf("  t=%d", t);
@@ -291,6 +300,10 @@ static void tiny_motion_f32(void **s) { (void)s; golden_run_variant("tiny", "mot
 static void tiny_motion_bf16(void **s) { (void)s; golden_run_variant("tiny", "motion", VF_BF16, VF_DEVICE_CPU); }
 static void cuda_tiny_motion_f32(void **s) { (void)s; golden_run_variant("tiny", "motion", VF_F32, VF_DEVICE_CUDA); }
 static void cuda_tiny_motion_bf16(void **s) { (void)s; golden_run_variant("tiny", "motion", VF_BF16, VF_DEVICE_CUDA); }
+static void tiny_predict_f32(void **s) { (void)s; golden_run_variant("tiny", "predict", VF_F32, VF_DEVICE_CPU); }
+static void tiny_predict_bf16(void **s) { (void)s; golden_run_variant("tiny", "predict", VF_BF16, VF_DEVICE_CPU); }
+static void cuda_tiny_predict_f32(void **s) { (void)s; golden_run_variant("tiny", "predict", VF_F32, VF_DEVICE_CUDA); }
+static void cuda_tiny_predict_bf16(void **s) { (void)s; golden_run_variant("tiny", "predict", VF_BF16, VF_DEVICE_CUDA); }
 static void tiny_motion_px_f32(void **s) { (void)s; golden_run_variant("tiny", "motion_px", VF_F32, VF_DEVICE_CPU); }
 static void tiny_motion_px_bf16(void **s) { (void)s; golden_run_variant("tiny", "motion_px", VF_BF16, VF_DEVICE_CPU); }
 static void cuda_tiny_motion_px_f32(void **s) { (void)s; golden_run_variant("tiny", "motion_px", VF_F32, VF_DEVICE_CUDA); }
@@ -609,6 +622,8 @@ int main(void)
         cmocka_unit_test(tiny_motion_bf16),
         cmocka_unit_test(tiny_motion_px_f32),
         cmocka_unit_test(tiny_motion_px_bf16),
+        cmocka_unit_test(tiny_predict_f32),
+        cmocka_unit_test(tiny_predict_bf16),
         cmocka_unit_test(full_f32),
         cmocka_unit_test(full_bf16),
         cmocka_unit_test(same_bytes_with_one_and_two_threads),
@@ -625,6 +640,8 @@ int main(void)
         cmocka_unit_test(cuda_tiny_motion_bf16),
         cmocka_unit_test(cuda_tiny_motion_px_f32),
         cmocka_unit_test(cuda_tiny_motion_px_bf16),
+        cmocka_unit_test(cuda_tiny_predict_f32),
+        cmocka_unit_test(cuda_tiny_predict_bf16),
         cmocka_unit_test(cuda_full_f32),
         cmocka_unit_test(cuda_full_bf16),
         cmocka_unit_test(cuda_full_f16),

@@ -283,6 +283,38 @@ static void metadata_problems_are_named(void **state)
     free(f.bytes);
     json_decref(arch);
 
+    /* A.refine.predict (the motion-predicted temporal candidates): an integer in [0, 3], above
+     * 0 only with the temporal candidates; absent: 0 */
+    arch = json_loads(orig, 0, NULL);
+    refine = json_object_get(json_object_get(arch, "A"), "refine");
+    f = with_arch(&m, h, arch);
+    assert_int_equal(vf_net_load_buffer(f.bytes, f.len, "no predict", &sp, &e2), VF_OK);
+    assert_int_equal(vf_net_arch(sp)->a_refine_predict, 0);
+    vf_net_free(&sp);
+    free(f.bytes);
+    json_object_set_new(refine, "predict", json_integer(2));
+    f = with_arch(&m, h, arch);
+    assert_int_equal(vf_net_load_buffer(f.bytes, f.len, "predict", &sp, &e2), VF_OK);
+    assert_int_equal(vf_net_arch(sp)->a_refine_predict, 2);
+    vf_net_free(&sp);
+    free(f.bytes);
+    json_object_set_new(refine, "predict", json_integer(VF_REFINE_MAX_PREDICT + 1));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "A.refine.predict = 4 is out of range [0, 3]");
+    free(f.bytes);
+    json_object_set_new(refine, "predict", json_real(1.5));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "A.refine.predict must be an integer");
+    free(f.bytes);
+    json_object_set_new(refine, "predict", json_integer(1));
+    json_object_set_new(refine, "subpixel", json_false());
+    json_object_set_new(refine, "temporal", json_integer(0));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "A.refine.predict 1 is out of range: [0, 3], and above 0 it needs "
+           "A.refine.temporal > 0");
+    free(f.bytes);
+    json_decref(arch);
+
     /* upsample (post step 1): the file's radius and ε are used; absent, the guided filter of
      * the files written before the key (radius 2, ε 1e-3); out of range or malformed: refused */
     arch = json_loads(orig, 0, NULL);

@@ -1463,6 +1463,122 @@ static void warp_refine_temporal(void **state)
     refine_temporal_case(VF_REFINE_MAX_TEMPORAL, -VF_REFINE_MAX_TEMPORAL, VF_REFINE_MAX_TEMPORAL);
 }
 
+/* The motion-predicted temporal candidates (docs/NETWORK.md, "A", refine, predict; elem.h
+ * vf_refine_predicted) at temporal radius 2, predicted radius 2. The frame's lightness is
+ * frame t−1's moved by (1, 5), beyond the temporal window: with frame t−1's motion (0, 4) the
+ * predicted window holds the move, and away from the borders the refinement carries frame
+ * t−1's a, b from where each pixel came from and writes the move as the pixel's motion; with
+ * predict 0 it cannot (the output differs by over 10); with a motion of 0 every predicted
+ * candidate lies in the temporal window, and the output is predict 0's bit for bit; from the
+ * zero state (prev_l VF_REFINE_NO_PREV) the motion written is 0. 1, 2 and 3 threads give the
+ * same bits (output and motion); a predicted radius over the limit, a motion of another size
+ * and a motion_out that is the motion are refused. */
+static void warp_refine_predict(void **state)
+{
+    (void)state;
+    enum { TR = 2, PR = 2, DY = 1, DX = 5 };
+    const int H = TC_H, W = TC_W;
+    const size_t P = TC_P;
+    struct tcase c;
+    tcase_init(&c, 17);
+    float *plain = falloc(2 * P), *zero_m = falloc(2 * P), *guess = falloc(2 * P);
+    float *mout[NBE], *mzero = falloc(2 * P), *mreset = falloc(2 * P), *tmp = falloc(2 * P);
+    for (size_t i = 0; i < P; i++) {
+        c.pl[i] = (float)rnd(0.0, 100.0);
+        c.pab[i] = (float)rnd(-50.0, 50.0);
+        c.pab[P + i] = (float)rnd(-50.0, 50.0);
+        guess[i] = 0.0f;            /* frame t−1's motion: (0, 4) */
+        guess[P + i] = 4.0f;
+    }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const int sy = vf_imin(vf_imax(y + DY, 0), H - 1), sx = vf_imin(vf_imax(x + DX, 0), W - 1);
+            c.cl[y * W + x] = c.pl[sy * W + sx];
+        }
+    for (int b = 0; b < NBE; b++) {
+        struct vf_error err = {0};
+        struct refine_fx f;
+        struct vf_tensor m, mo, bad;
+        mout[b] = falloc(2 * P);
+        refine_fx_init(&f, g_be[b], H, W, c.g, c.ry, c.ab, c.pos, c.cl, c.pl, c.pab);
+        ok(vf_tensor_alloc(&m, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        ok(vf_tensor_alloc(&mo, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        ok(vf_tensor_alloc(&bad, g_be[b], VF_F32, 1, 2, H, W + 4, &err), &err);
+        ok(vf_tensor_upload(&m, guess, &err), &err);
+        f.ta.radius = TR;
+        f.ta.h = 0.0025f;
+        f.ta.predict = PR;
+        f.ta.motion = &m;
+        f.ta.motion_out = &mo;
+        refine_fx_run(&f, 4, 5, &f.ta, c.outs[b]);
+        ok(vf_tensor_download(&mo, mout[b], &err), &err);
+        if (b == 0) {
+            f.ta.predict = 0;
+            refine_fx_run(&f, 4, 5, &f.ta, plain);
+            f.ta.predict = PR;
+            ok(vf_tensor_zero(&m, &err), &err);
+            refine_fx_run(&f, 4, 5, &f.ta, zero_m);
+            ok(vf_tensor_download(&mo, mzero, &err), &err);
+            ok(vf_tensor_upload(&f.prev_l, c.none, &err), &err);
+            ok(vf_tensor_upload(&m, guess, &err), &err);
+            refine_fx_run(&f, 4, 5, &f.ta, tmp);
+            ok(vf_tensor_download(&mo, mreset, &err), &err);
+        }
+        f.ta.predict = VF_REFINE_MAX_PREDICT + 1;
+        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
+                                           &err), VF_EINVAL);
+        assert_non_null(strstr(err.msg, "motion-predicted radius"));
+        f.ta.predict = PR;
+        f.ta.motion = &bad;
+        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
+                                           &err), VF_EINVAL);
+        assert_non_null(strstr(err.msg, "motion"));
+        f.ta.motion = &mo;
+        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
+                                           &err), VF_EINVAL);
+        assert_non_null(strstr(err.msg, "same memory"));
+        refine_fx_free(&f);
+        vf_tensor_free(&m);
+        vf_tensor_free(&mo);
+        vf_tensor_free(&bad);
+    }
+    const int m = DX + 2 + 1;   /* no clamped coordinate in any window (patch 5) */
+    double worst = 0, moved = 0;
+    int checked = 0, found = 0;
+    for (int y = m; y < H - m; y++)
+        for (int x = m; x < W - m; x++) {
+            const size_t o = (size_t)y * W + x;
+            found += mout[0][o] == (float)DY && mout[0][P + o] == (float)DX;   /* planar */
+            for (int ch = 0; ch < 2; ch++) {
+                const size_t i = ch * P + o;
+                worst = fmax(worst, fabs((double)c.outs[0][i] - c.pab[ch * P + (size_t)(y + DY) * W + (x + DX)]));
+                moved = fmax(moved, fabs((double)c.outs[0][i] - plain[i]));
+                checked++;
+            }
+        }
+    printf("warp refine, motion-predicted radius %d around (0, 4), moved (%d, %d): %d values away "
+           "from the borders, worst |ab − moved X(t-1)| %.2g (without them up to %.3g away); "
+           "motion found at %d of %d pixels\n", PR, DY, DX, checked, worst, moved, found, checked / 2);
+    assert_true(checked > 300 && worst < 1e-3 && moved > 10 && found == checked / 2);
+    assert_memory_equal(zero_m, plain, 2 * P * sizeof(float));
+    for (size_t i = 0; i < 2 * P; i++) {
+        assert_true(mreset[i] == 0.0f);
+        assert_true(fabsf(mzero[i]) <= (float)TR);
+    }
+    for (int b = 1; b < NBE; b++)
+        if (memcmp(mout[0], mout[b], 2 * P * sizeof(float)))
+            fail_msg("warp refine, predict: %d threads and 1 thread write other motions", g_threads[b]);
+    tcase_same_bits_and_free(&c, "predict");
+    for (int b = 0; b < NBE; b++)
+        free(mout[b]);
+    free(plain);
+    free(zero_m);
+    free(guess);
+    free(mzero);
+    free(mreset);
+    free(tmp);
+}
+
 /* vf_refine_subpixel (kernels/elem.h) against the same definition in double precision
  * (docs/NETWORK.md, "A", refine, sub-pixel; model.py temporal_subpixel, which
  * train/test_reference.py checks the same way): random lightness, random costs with their
@@ -1493,9 +1609,13 @@ static void subpixel_matches_double(void **state)
                 tcost[best] = 0.5f;
             const float *prev = best % 7 == 3 ? flat : pl;
             float sc, sa, sb;
-            vf_refine_subpixel(tcost, cl, prev, pab, H, W, y, x, TR, 5, &sc, &sa, &sb);
-            /* the definition, in double */
             const int kb = best == T * T ? 0 : best;
+            assert_int_equal(vf_refine_best(tcost, T * T), kb);
+            int dy, dx;
+            vf_refine_disp(kb, TR, 0, 0, 0, &dy, &dx);
+            assert_true(dy == kb / T - TR && dx == kb % T - TR);
+            vf_refine_subpixel(dy, dx, tcost[kb], cl, prev, pab, H, W, y, x, 5, &sc, &sa, &sb);
+            /* the definition, in double */
             const int sy = vf_imin(vf_imax(y + kb / T - TR, 0), H - 1);
             const int sx = vf_imin(vf_imax(x + kb % T - TR, 0), W - 1);
             double g[2][2] = {{0, 0}, {0, 0}}, bv[2] = {0, 0};
@@ -2273,6 +2393,7 @@ int main(void)
         cmocka_unit_test(warp_refine_recovers_a_shift),
         cmocka_unit_test(warp_refine_is_continuous),
         cmocka_unit_test(warp_refine_temporal),
+        cmocka_unit_test(warp_refine_predict),
         cmocka_unit_test(subpixel_matches_double),
         cmocka_unit_test(warp_refine_subpixel),
         cmocka_unit_test(grey_to_l_matches_reference),

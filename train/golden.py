@@ -49,6 +49,7 @@ from vaefarm_ref.model import motion_factor  # noqa: E402
 KR, KB = 0.2126, 0.0722
 GOLDEN_KAPPA = 4.0   # the motion model's C.gate_motion
 GOLDEN_MOTION_RADIUS = 2   # the per-pixel motion model's C.gate_motion_radius
+GOLDEN_PREDICT = 2   # the motion-predicted model's A.refine.predict
 DEFAULT_SIZES = {"tiny": ((144, 256), (288, 512)), "full": ((216, 384), (432, 768))}
 
 
@@ -186,8 +187,16 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
             # and per pixel (C.gate_motion_radius): the factor over 5×5 windows
             pnet = copy.deepcopy(gnet)
             pnet.set_gate_motion(GOLDEN_KAPPA, GOLDEN_MOTION_RADIUS)
-            spread = []
-            for name, vnet in (("gated", gnet), ("motion", mnet), ("motion_px", pnet)):
+            # and the motion-predicted temporal candidates (A.refine.predict): this scene pans
+            # 3 pixels a frame across, beyond tiny's temporal radius 2, which they follow from
+            # frame 2 on (frame 1's cheapest displacement is the window's edge)
+            qnet = copy.deepcopy(gnet)
+            qnet.arch["A"]["refine"]["predict"] = GOLDEN_PREDICT
+            spread, reach = [], []
+            variants = [("gated", gnet), ("motion", mnet), ("motion_px", pnet)]
+            if net.arch["A"]["refine"].get("temporal"):
+                variants.append(("predict", qnet))
+            for name, vnet in variants:
                 save_weights(os.path.join(outdir, "model_%s.safetensors" % name), vnet)
                 prev, factors = None, []
                 for t in range(frames):
@@ -198,6 +207,9 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
                     if name == "motion_px" and t > 0:   # frame 0 is from the zero state
                         f = motion_factor(x7, GOLDEN_KAPPA, GOLDEN_MOTION_RADIUS)
                         spread.append((float(f.min()), float(f.max())))
+                    if name == "predict":
+                        T["predict_warp_ab_t%d" % t] = o["warp_ab"]
+                        reach.append(int(o["prev"][5:7].abs().max()))
                     prev = o["prev"]
                     p = vnet.post_full(X("grey_t%d" % t)[None, None], o["ab"][None],
                                        X("grey_full_t%d" % t)[None, None], KR, KB)
@@ -205,6 +217,12 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
                     T["%s_cbcr_full_t%d" % (name, t)] = p["cbcr"][0]
             if not all(0.1 < f < 0.95 for f in factors):
                 raise RuntimeError("golden: the motion factors %s do not test C.gate_motion" % factors)
+            last = frames - 1
+            if reach and not (max(reach) > net.arch["A"]["refine"]["temporal"] and float(
+                    (T["predict_warp_ab_t%d" % last] - T["warp_ab_t%d" % last]).abs().mean()) > 1):
+                raise RuntimeError("golden: the motion-predicted candidates' state reaches only %s "
+                                   "pixels, or the warp does not change with them: it does not "
+                                   "test A.refine.predict" % reach)
             if not all(hi - lo > 0.3 for lo, hi in spread):
                 raise RuntimeError("golden: the per-pixel motion factors span only %s: they do not "
                                    "test C.gate_motion_radius" % spread)

@@ -545,6 +545,110 @@ def test_refine_temporal():
     assert "temporal" not in parse_arch(a)["A"]["refine"]
 
 
+def test_refine_predict():
+    """The motion-predicted temporal candidates (NETWORK.md, "A", refine, predict): their costs,
+    a, b and displacements are the direct per-pixel definition around a random integer motion
+    field (borders clamped, and those inside the temporal window at PREDICT_EXCLUDED); on a
+    textured field moving 1, 2, …, 6 pixels a frame across, the cheapest displacement with them
+    (the state carried frame to frame) is the true move on every frame, with a cost of 0, where
+    the temporal window (radius 2) alone loses it from the third frame on; through the network
+    the state is out["prev"]'s channels 5, 6 (0 at the zero state and after a pass-through), and
+    a motion of 0 adds nothing; the arch takes predict in [0, 3], only with the temporal
+    candidates."""
+    from vaefarm_ref.model import (temporal_candidates, temporal_predicted, temporal_best,
+                                   temporal_displacements, PREDICT_EXCLUDED)
+    f64 = torch.float64
+    g = torch.Generator().manual_seed(31)
+    H, W, R, Q, p = 16, 20, 2, 2, 5
+    cur = torch.rand(2, 1, H, W, generator=g, dtype=f64) * 100 - 50
+    prev = torch.rand(2, 1, H, W, generator=g, dtype=f64) * 100 - 50
+    pab = torch.rand(2, 2, H, W, generator=g, dtype=f64) * 100 - 50
+    mot = torch.randint(-6, 7, (2, 2, H, W), generator=g).to(f64)
+    cost, cab, disp = temporal_predicted(cur, prev, pab, mot, R, Q, p)
+    K = (2 * Q + 1) ** 2
+    assert cost.shape == (2, K, H * W) and cab.shape == (2, 2, K, H * W) and disp.shape == (2, 2, K, H * W)
+    cl = lambda v, n: min(max(v, 0), n - 1)  # noqa: E731
+    excluded = 0
+    for n in range(2):
+        for (y, x) in ((0, 0), (7, 9), (H - 1, 3), (2, W - 1), (10, 10), (H - 1, W - 1)):
+            my, mx = int(mot[n, 0, y, x]), int(mot[n, 1, y, x])
+            for k in range(K):
+                dy, dx = my + k // (2 * Q + 1) - Q, mx + k % (2 * Q + 1) - Q
+                assert (int(disp[n, 0, k, y * W + x]), int(disp[n, 1, k, y * W + x])) == (dy, dx)
+                sy, sx = cl(y + dy, H), cl(x + dx, W)
+                if abs(dy) <= R and abs(dx) <= R:
+                    assert float(cost[n, k, y * W + x]) == PREDICT_EXCLUDED
+                    excluded += 1
+                    continue
+                c = sum(((float(cur[n, 0, cl(y + u, H), cl(x + v, W)])
+                          - float(prev[n, 0, cl(sy + u, H), cl(sx + v, W)])) * 0.01) ** 2
+                        for u in range(-2, 3) for v in range(-2, 3)) / 25
+                assert abs(float(cost[n, k, y * W + x]) - c) < 1e-12
+                assert torch.equal(cab[n, :, k, y * W + x], pab[n, :, sy, sx])
+    assert excluded > 0
+    # an accelerating pan: the state follows it
+    H, W = 24, 64
+    field = torch.rand(1, 1, H, W + 64, generator=g, dtype=f64) * 100 - 50
+    ab = torch.zeros(1, 2, H, W, dtype=f64)
+    shift, pos, m_state = 0, [], torch.zeros(1, 2, H, W, dtype=f64)
+    prevL = field[:, :, :, :W]
+    found = {True: [], False: []}
+    for v in range(1, 7):
+        shift += v
+        curL = field[:, :, :, shift:shift + W]      # frame t(x) = frame t−1(x + v)
+        tc, _ = temporal_candidates(curL, prevL, ab, R, p)
+        d0 = temporal_displacements(1, R, H * W, curL.device)
+        qc, _, qd = temporal_predicted(curL, prevL, ab, m_state, R, Q, p)
+        for with_pred in (True, False):
+            c = torch.cat([tc, qc], 1) if with_pred else tc
+            d = torch.cat([d0, qd], 2) if with_pred else d0
+            best, ds = temporal_best(c, d)
+            inner = ds.reshape(1, 2, H, W)[:, :, 3:H - 3, 3:W - 12]
+            bc = c.gather(1, best[:, None]).reshape(1, H, W)[:, 3:H - 3, 3:W - 12]
+            found[with_pred].append(bool((inner[:, 0] == 0).all() and (inner[:, 1] == v).all()
+                                          and float(bc.max()) == 0.0))
+            if with_pred:
+                m_state = ds.reshape(1, 2, H, W).to(f64)
+        prevL = curL
+    assert all(found[True]), found
+    assert found[False] == [True, True, False, False, False, False], found
+    # through the network
+    net = make_model("tiny", 3)
+    rgb = torch.rand(3, 32, 48, generator=g)
+    c = net.reference(rgb)
+    gr = torch.rand(1, 32, 48, generator=g)
+    gr2 = torch.roll(gr, 1, dims=2)
+    with torch.no_grad():
+        a0 = net.frame(gr, c)
+        b0 = net.frame(gr2, c, a0["prev"])
+        net.arch["A"]["refine"]["predict"] = 2
+        a1 = net.frame(gr, c)
+        assert a1["prev"].shape == (7, 32, 48) and not a1["prev"][5:7].any()
+        assert torch.equal(a1["prev"][:5], a0["prev"])
+        b1 = net.frame(gr2, c, a1["prev"])      # motion 0: every predicted candidate excluded
+        assert torch.equal(b1["warp_ab"], b0["warp_ab"])
+        mv = b1["prev"][5:7, 4:-4, 4:-4]
+        assert float((mv[0] == 0).float().mean()) > 0.9 and float((mv[1] == -1).float().mean()) > 0.9
+        pt = net.passthrough(gr, rgb)
+        assert pt["prev"].shape == (7, 32, 48) and not pt["prev"][5:7].any()
+        net.arch["A"]["refine"].pop("predict")
+    for v, ok in ((0, True), (1, True), (3, True), (4, False), (-1, False), (1.5, False), (True, False)):
+        a = json.loads(json.dumps(TINY))
+        a["A"]["refine"]["predict"] = v
+        try:
+            r = parse_arch(a)["A"]["refine"]
+            assert ok and r.get("predict", 0) == v, "A.refine.predict %r accepted" % (v,)
+        except ArchError:
+            assert not ok, "A.refine.predict %r refused" % (v,)
+    a = json.loads(json.dumps(TINY))
+    a["A"]["refine"] = {"radius": 4, "patch": 5, "h": 0.005, "predict": 2}
+    try:
+        parse_arch(a)
+        raise AssertionError("A.refine.predict accepted without temporal candidates")
+    except ArchError as e:
+        assert "temporal" in str(e)
+
+
 def test_weights_and_inference():
     torch.set_num_threads(2)
     net = make_model("tiny", 7)
@@ -657,6 +761,7 @@ def main():
     tests = [test_safetensors_roundtrip, test_lab, test_arch_validation, test_names,
              test_refine_per_cell_equals_direct, test_refine_recovers_shifts,
              test_refine_is_continuous, test_refine_temporal, test_refine_subpixel,
+             test_refine_predict,
              test_weights_and_inference, test_passthrough, test_resnet50_trunk]
     torch.set_num_threads(2)
     failed = 0

@@ -69,16 +69,17 @@ def _obj(d, key, where):
 REFINE_MAX_RADIUS = 7
 REFINE_MAX_PATCH = 9
 REFINE_MAX_TEMPORAL = 5
+REFINE_MAX_PREDICT = 3   # A.refine.predict: the motion-predicted window's radius
 MOTION_RADIUS_MAX = 16   # C.gate_motion_radius: the per-pixel motion factor's window, (2r+1)² pixels
 
 
 def _refine(r):
     """A.refine (NETWORK.md, "A"): the local refinement of the warp at the network's size."""
     if (not isinstance(r, dict)
-            or set(r) - {"temporal", "temporal_h", "subpixel"} != {"radius", "patch", "h"}
+            or set(r) - {"temporal", "temporal_h", "subpixel", "predict"} != {"radius", "patch", "h"}
             or ("temporal" in r) != ("temporal_h" in r)):
         raise ArchError("A.refine: expected an object with keys radius, patch, h and optionally "
-                        "both temporal and temporal_h, and subpixel; got %r" % (r,))
+                        "both temporal and temporal_h, subpixel and predict; got %r" % (r,))
     radius = _posint(r["radius"], "A.refine.radius")
     patch = _posint(r["patch"], "A.refine.patch")
     if radius > REFINE_MAX_RADIUS:
@@ -101,6 +102,15 @@ def _refine(r):
                             "> 0), whose costs it reads")
         if r["subpixel"]:
             out["subpixel"] = True
+    if "predict" in r:      # the motion-predicted temporal candidates' radius (0 or absent: none)
+        p = _nonnegint(r["predict"], "A.refine.predict")
+        if p > REFINE_MAX_PREDICT:
+            raise ArchError("A.refine.predict: at most %d, got %d" % (REFINE_MAX_PREDICT, p))
+        if p and "temporal" not in out:
+            raise ArchError("A.refine.predict: needs the temporal candidates (A.refine.temporal "
+                            "> 0), whose cheapest displacement it carries to the next frame")
+        if p:
+            out["predict"] = p
     return out
 
 

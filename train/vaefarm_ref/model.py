@@ -292,7 +292,64 @@ def bilinear_at(img, yy, xx):
             + fy * ((1 - fx) * g(y0 + 1, x0) + fx * g(y0 + 1, x0 + 1)))
 
 
-def temporal_subpixel(cost, cur, prev, prev_ab, radius, patch):
+# The cost of a motion-predicted candidate whose displacement lies in the temporal window (which
+# already holds it): it weighs exactly 0 in every softmax and is never the cheapest
+PREDICT_EXCLUDED = 1.0e30
+
+
+def temporal_displacements(n, radius, P, device):
+    """The temporal candidates' displacements d (rows outer), N×2×K×P long, K = (2·radius + 1)²."""
+    r = torch.arange(-radius, radius + 1, device=device)
+    d = torch.stack(torch.meshgrid(r, r, indexing="ij")).reshape(2, -1)
+    return d[None, :, :, None].expand(n, 2, d.shape[1], P)
+
+
+def temporal_predicted(cur, prev, prev_ab, motion, radius, predict, patch):
+    """The refinement's motion-predicted temporal candidates (NETWORK.md, "A", refine, predict):
+    at each pixel (y, x), m = motion(y, x) (frame t−1's cheapest temporal displacement, the
+    recurrent state), the candidates X̂(t−1)'s warp a, b at s = clamp((y, x) + m + d),
+    d in [−predict, predict]² (rows outer), costed as temporal_candidates() costs its own; a
+    displacement m + d inside [−radius, radius]² (temporal_candidates()' window, which already
+    holds it) costs PREDICT_EXCLUDED instead. cur, prev: N×1×H×W (L − 50); prev_ab, motion:
+    N×2×H×W (motion integer-valued, (dy, dx)) -> (cost N×K×HW, a, b N×2×K×HW, displacements
+    m + d N×2×K×HW long), K = (2·predict + 1)²."""
+    n, _, H, W = cur.shape
+    r, P = patch // 2, H * W
+    Wp = W + 2 * r
+    cp = Fn.unfold(Fn.pad(cur, (r, r, r, r), mode="replicate"), patch)     # N × p² × HW
+    pp = Fn.pad(prev, (r, r, r, r), mode="replicate").reshape(n, -1)
+    m = motion.round().long().reshape(n, 2, P)
+    pix = torch.arange(P, device=cur.device)
+    py, px = pix // W, pix % W
+    # the patch's offsets in the padded image: clamped coordinates are the replicate padding's
+    off = (torch.arange(patch, device=cur.device).view(patch, 1) * Wp
+           + torch.arange(patch, device=cur.device).view(1, patch)).reshape(1, -1, 1)
+    abf = prev_ab.reshape(n, 2, P)
+    costs, cab, disp = [], [], []
+    for dy in range(-predict, predict + 1):
+        ey = m[:, 0] + dy
+        sy = (py + ey).clamp(0, H - 1)
+        for dx in range(-predict, predict + 1):
+            ex = m[:, 1] + dx
+            sx = (px + ex).clamp(0, W - 1)
+            win = pp.gather(1, ((sy * Wp + sx)[:, None] + off).reshape(n, -1)).reshape(n, patch * patch, P)
+            d = (cp - win) * 0.01
+            c = (d * d).mean(dim=1)
+            inside = (ey.abs() <= radius) & (ex.abs() <= radius)
+            costs.append(torch.where(inside, torch.full_like(c, PREDICT_EXCLUDED), c))
+            cab.append(abf.gather(2, (sy * W + sx)[:, None].expand(n, 2, P)))
+            disp.append(torch.stack([ey, ex], 1))
+    return torch.stack(costs, 1), torch.stack(cab, 2), torch.stack(disp, 2)
+
+
+def temporal_best(cost, disp):
+    """The cheapest temporal candidate of each pixel (the first on ties) of costs N×K×HW with
+    displacements disp N×2×K×HW -> (its index N×HW, its displacement d* N×2×HW)."""
+    best = cost.argmin(dim=1)
+    return best, disp.gather(2, best[:, None, None].expand(-1, 2, 1, -1))[:, :, 0]
+
+
+def temporal_subpixel(cost, cur, prev, prev_ab, radius, patch, disp=None):
     """The refinement's sub-pixel temporal candidate (NETWORK.md, "A", refine, sub-pixel): from
     temporal_candidates()' costs (N×K×HW, K = (2·radius + 1)², rows outer), at each pixel (y, x)
     the cheapest displacement d* (the first on ties), its source s = clamp((y, x) + d*), and one
@@ -301,15 +358,19 @@ def temporal_subpixel(cost, cur, prev, prev_ab, radius, patch):
     o = (G + λI)⁻¹ Σ g·e, G = Σ g gᵀ, λ = SUBPIXEL_LAMBDA · (G_yy + G_xx) / 2 (o = 0 where G is
     0), each component clamped to [−½, ½]. The candidate is X̂(t−1)'s warp prev_ab (N×2×H×W)
     sampled bilinearly at s + o (clamped to the image), at d*'s cost. cur, prev: N×1×H×W, the
-    lightness of temporal_candidates(). -> (cost N×1×HW, a, b N×2×1×HW)."""
+    lightness of temporal_candidates(). disp (N×2×K×HW long): the candidates' displacements when
+    there are more than temporal_candidates()' (the motion-predicted ones, temporal_predicted()),
+    None: those of its (2·radius + 1)² window. -> (cost N×1×HW, a, b N×2×1×HW)."""
     n, _, P = cost.shape
     H, W = prev.shape[2:]
-    D, r = 2 * radius + 1, patch // 2
-    best = cost.argmin(dim=1)
+    r = patch // 2
+    if disp is None:
+        disp = temporal_displacements(n, radius, P, cost.device)
+    best, ds = temporal_best(cost, disp)
     pix = torch.arange(P, device=cost.device)
     py, px = pix // W, pix % W
-    sy = (py + best // D - radius).clamp(0, H - 1)
-    sx = (px + best % D - radius).clamp(0, W - 1)
+    sy = (py + ds[:, 0]).clamp(0, H - 1)
+    sx = (px + ds[:, 1]).clamp(0, W - 1)
     ys, xs = torch.arange(H, device=cost.device), torch.arange(W, device=cost.device)
     up, dn = (ys + 1).clamp(max=H - 1), (ys - 1).clamp(min=0)
     rt, lf = (xs + 1).clamp(max=W - 1), (xs - 1).clamp(min=0)
@@ -629,39 +690,54 @@ class Net(nn.Module):
             cache = {k: ([t[0] for t in v] if isinstance(v, list) else v[0]) for k, v in cache.items()}
         return cache
 
-    def correspond(self, grey, theta, phi, ref_ab4, ref_y=None, ref_ab=None, prev=None):
+    def correspond(self, grey, theta, phi, ref_ab4, ref_y=None, ref_ab=None, prev=None,
+                   with_motion=False):
         """A's attention and warp for frames grey (N×1×H×W) with features theta against the
         reference's phi, ref_ab4 (and ref_y, ref_ab when A refines) -> (W^ab at H/4, S at H/4,
         W^ab at H×W, S at H×W). Without refine the H×W warp is the nearest ×4 of the H/4 one.
         prev: N×3×H×W, (L − 50, a, b) of frame t−1's lightness and warp W^ab(t−1), for the
         refinement's temporal candidates (when the arch has them), or None for the zero state
-        (none)."""
+        (none); with A.refine.predict, N×5×H×W: frame t−1's motion (dy, dx) too (3 channels:
+        motion 0). with_motion: also return the frame's motion, N×2×H×W (its cheapest temporal
+        displacement; 0 at the zero state or without temporal candidates), the next frame's
+        state."""
         ref = self.arch["A"].get("refine")
+        n, _, H, W = grey.shape
+        motion = torch.zeros(n, 2, H, W, dtype=grey.dtype, device=grey.device)
         if not ref:
             wab4, S4 = self.A.attend(theta, phi, ref_ab4)
-            return wab4, S4, nearest_up(wab4, 4), nearest_up(S4, 4)
+            res = wab4, S4, nearest_up(wab4, 4), nearest_up(S4, 4)
+            return res + (motion,) if with_motion else res
         wab4, S4, pos4 = self.A.attend(theta, phi, ref_ab4, with_pos=True)
         temporal = None
         if prev is not None and ref.get("temporal"):
             with torch.no_grad():
-                temporal = temporal_candidates(labmod.grey_to_L(grey) - 50.0, prev[:, 0:1],
-                                               prev[:, 1:3], ref["temporal"], ref["patch"])
+                T, patch = ref["temporal"], ref["patch"]
+                cur, pl, pab = labmod.grey_to_L(grey) - 50.0, prev[:, 0:1], prev[:, 1:3]
+                tc, tab = temporal_candidates(cur, pl, pab, T, patch)
+                disp = temporal_displacements(n, T, H * W, grey.device)
+                if ref.get("predict"):
+                    pm = prev[:, 3:5] if prev.shape[1] >= 5 else motion
+                    qc, qab, qd = temporal_predicted(cur, pl, pab, pm, T, ref["predict"], patch)
+                    tc, tab, disp = torch.cat([tc, qc], 1), torch.cat([tab, qab], 2), torch.cat([disp, qd], 2)
+                if with_motion:
+                    motion = temporal_best(tc, disp)[1].to(grey.dtype).reshape(n, 2, H, W)
                 if ref.get("subpixel"):
-                    sc, sab = temporal_subpixel(temporal[0], labmod.grey_to_L(grey) - 50.0,
-                                                prev[:, 0:1], prev[:, 1:3], ref["temporal"],
-                                                ref["patch"])
-                    temporal = (torch.cat([temporal[0], sc], 1), torch.cat([temporal[1], sab], 2))
+                    sc, sab = temporal_subpixel(tc, cur, pl, pab, T, patch, disp)
+                    tc, tab = torch.cat([tc, sc], 1), torch.cat([tab, sab], 2)
             # in the reference candidates' units: cost / h_t² = (cost · (h / h_t)²) / h²
-            temporal = (temporal[0] * (ref["h"] / ref["temporal_h"]) ** 2, temporal[1])
+            temporal = (tc * (ref["h"] / ref["temporal_h"]) ** 2, tab)
         warp = refine_warp(grey, ref_y, ref_ab, pos4, ref["radius"], ref["patch"], ref["h"],
                            temporal)
-        return wab4, S4, warp, nearest_up(S4, 4)
+        res = wab4, S4, warp, nearest_up(S4, 4)
+        return res + (motion,) if with_motion else res
 
     def frame(self, grey, cache, prev_lab=None):
         """grey: H×W, 1×H×W or N×1×H×W (Y' in [0,1]); cache from reference(); prev_lab: the
         recurrent state of frame t−1, out["prev"]: X̂(t−1) = (L−50, a, b) and W^ab(t−1) (a, b),
         5×H×W / N×5×H×W (its first 3 channels alone do when the arch has no temporal
-        candidates), or None for the zero state.
+        candidates), with A.refine.predict 7 channels (frame t−1's motion (dy, dx) last), or None
+        for the zero state.
         Returns {taps, warp_ab, conf, ab, prev, L} (unbatched if grey was)."""
         if grey.dim() == 2:
             g, unb = grey[None, None], True
@@ -682,11 +758,12 @@ class Net(nn.Module):
         # the temporal candidates read frame t−1's lightness and warp (not C's output: the warp's
         # chain stays C's input, which C corrects once, not again every frame)
         pw = None if prev_lab is None or prev_lab.shape[1] < 5 else \
-            torch.cat([prev_lab[:, 0:1], prev_lab[:, 3:5]], dim=1)
+            torch.cat([prev_lab[:, 0:1], prev_lab[:, 3:7]], dim=1)
         if pw is None and prev_lab is not None and (self.arch["A"].get("refine") or {}).get("temporal"):
             raise ValueError("frame: the arch has temporal candidates: prev_lab needs W^ab(t−1) "
                              "(5 channels, out[\"prev\"])")
-        _, _, warp_ab, conf = self.correspond(g, theta, *refs, prev=pw)
+        predict = bool((self.arch["A"].get("refine") or {}).get("predict"))
+        _, _, warp_ab, conf, motion = self.correspond(g, theta, *refs, prev=pw, with_motion=True)
         if prev_lab is None:
             prev = torch.zeros(n, 3, H, W, dtype=g.dtype, device=g.device)
         else:
@@ -694,7 +771,8 @@ class Net(nn.Module):
         x7 = torch.cat([L - 50.0, warp_ab, conf, prev], dim=1)
         ab = self.C(x7)
         out = {"taps": taps, "theta": theta, "warp_ab": warp_ab, "conf": conf, "ab": ab,
-               "prev": torch.cat([L - 50.0, ab, warp_ab], dim=1), "L": L, "x7": x7}
+               "prev": torch.cat([L - 50.0, ab, warp_ab] + ([motion] if predict else []), dim=1),
+               "L": L, "x7": x7}
         if unb:
             out = {k: ([t[0] for t in v] if isinstance(v, list) else v[0]) for k, v in out.items()}
         return out
@@ -710,13 +788,17 @@ class Net(nn.Module):
     def passthrough(self, grey, ref_rgb):
         """Reference pass-through (docs/NODE.md): the frame grey (H×W or N×1×H×W) is the
         reference's own picture, so no network runs: {ab: the reference's a, b; prev: the next
-        frame's state (L − 50, the reference's a, b as X̂ and as W^ab)}, batched like grey. Which
-        frames are (the engine's test, node.h VF_PASSTHROUGH_TOL) is not decided here."""
+        frame's state (L − 50, the reference's a, b as X̂ and as W^ab, with A.refine.predict a
+        motion of 0)}, batched like grey. Which frames are (the engine's test, node.h
+        VF_PASSTHROUGH_TOL) is not decided here."""
         unb = grey.dim() < 4
         g = grey.reshape(-1, 1, *grey.shape[-2:])
         x = ref_rgb if ref_rgb.dim() == 4 else ref_rgb[None]
         ab = labmod.rgb_to_lab(x)[:, 1:3].expand(g.shape[0], -1, -1, -1)
-        out = {"ab": ab, "prev": torch.cat([labmod.grey_to_L(g) - 50.0, ab, ab], dim=1)}
+        st = [labmod.grey_to_L(g) - 50.0, ab, ab]
+        if (self.arch["A"].get("refine") or {}).get("predict"):
+            st.append(torch.zeros_like(ab))
+        out = {"ab": ab, "prev": torch.cat(st, dim=1)}
         return {k: v[0] for k, v in out.items()} if unb else out
 
     def logvar(self, x7):
