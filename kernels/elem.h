@@ -630,6 +630,13 @@ static inline VF_HD void vf_refine_predicted(const float *cl, const float *pl, c
     }
 }
 
+/* A motion component as the refinement reads it (model.py temporal_predicted): v rounded to the
+ * nearest whole pixel (ties to even), clamped to [−n, n]; NaN reads as 0. */
+static inline VF_HD int vf_motion_read(float v, int n)
+{
+    return v == v ? (int)rintf(fminf(fmaxf(v, (float)-n), (float)n)) : 0;
+}
+
 /* Candidate k's displacement of the temporal candidates in vf_refine_px's order: the (2·tr + 1)²
  * of vf_refine_temporal, then the (2·pr + 1)² of vf_refine_predicted around (my, mx). */
 static inline VF_HD void vf_refine_disp(int k, int tr, int pr, int my, int mx, int *dy, int *dx)
@@ -806,9 +813,10 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
         const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
         int my = 0, mx = 0;
         if (tp->predict) {
-            /* the state holds whole pixels (f32, exact) */
-            my = (int)tp->motion[o];
-            mx = (int)tp->motion[o + 1];
+            /* the state holds whole pixels within the image (f32, exact); anything else is
+             * read as its nearest such value (NaN: 0) */
+            my = vf_motion_read(tp->motion[o], H);
+            mx = vf_motion_read(tp->motion[o + 1], W);
             vf_refine_predicted(tp->l, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius,
                                 tp->predict, my, mx, patch, tp->scale, tcost + nt, ta + nt,
                                 tb + nt);
@@ -818,11 +826,11 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
             const int best = vf_refine_best(tcost, nt);
             int dy, dx;
             vf_refine_disp(best, tp->radius, tp->predict, my, mx, &dy, &dx);
-            if (tp->predict) {
+            if (tp->predict) {      /* where d* takes the pixel from, clamped, minus (y, x) */
                 const int none = tp->prev_l[(size_t)y * (size_t)W + (size_t)x] >=
                                  0.5f * VF_REFINE_NO_PREV;
-                tp->motion_out[o] = none ? 0.0f : (float)dy;
-                tp->motion_out[o + 1] = none ? 0.0f : (float)dx;
+                tp->motion_out[o] = none ? 0.0f : (float)(vf_imin(vf_imax(y + dy, 0), H - 1) - y);
+                tp->motion_out[o + 1] = none ? 0.0f : (float)(vf_imin(vf_imax(x + dx, 0), W - 1) - x);
             }
             if (tp->subpixel) {
                 vf_refine_subpixel(dy, dx, tcost[best], tp->l, tp->prev_l, tp->prev_ab, H, W, y,

@@ -1015,9 +1015,14 @@ int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_
                 return bad_shapes(err, op, "grey", grey, "motion or motion_out",
                                   same_image(grey, tp->motion) ? tp->motion_out : tp->motion,
                                   "they must have the same size");
-            if (tp->motion->data == tp->motion_out->data)
-                return vf_error_set(err, VF_EINVAL, "%s: motion and motion_out must not be the "
-                                    "same memory (other pixels read frame t−1's motion)", op);
+            const void *reads[] = {grey->data, ref_y->data, ref_ab->data, pos->data, dst->data,
+                                   tp->l->data, tp->prev_l->data, tp->prev_ab->data,
+                                   tp->motion->data};
+            for (size_t i = 0; i < sizeof reads / sizeof *reads; i++)
+                if (reads[i] == tp->motion_out->data)
+                    return vf_error_set(err, VF_EINVAL, "%s: motion_out must not be the same "
+                                        "memory as %s (the op reads it while it writes)", op,
+                                        i == 8 ? "motion" : "an input or dst");
         }
     }
     const float inv_h2 = 1.0f / (h * h);

@@ -927,6 +927,9 @@ void vf_net_macs(const struct vf_net *net, int h, int w, double *f, double *a, d
         if (ar->a_refine_temporal) {  /* and per temporal candidate */
             double t = 2.0 * ar->a_refine_temporal + 1.0;
             A += (double)h * w * t * t * p * p;
+            /* the motion-predicted ones: at most, where the motion leaves the window */
+            double q = 2.0 * ar->a_refine_predict + 1.0;
+            if (ar->a_refine_predict) A += (double)h * w * q * q * p * p;
         }
     }
     int ys[4], xs[4];

@@ -19,7 +19,8 @@ and writes into OUT (default out/quality):
                    tile labelled with its method and that frame's RGB PSNR
   films/           the evaluation films (made on the first run, kept)
   runs/<film>/     each method's output (<method>.mkv), its eval (<method>.eval.json) and what
-                   made it; a stamp beside each records its inputs (film, model, code, binary):
+                   made it; a stamp beside each records its inputs (film, model, code (the warp's and
+                   ceiling_inf's: the PyTorch reference's too), binary):
                    an output whose inputs did not change is reused (--fresh: redo everything).
 With --validation, the validation films instead (vfilm, vmany, tree, megamind: made as the
 evaluation films are, from other files of the same held-out packages; docs/QUALITY.md "The
@@ -459,6 +460,9 @@ def main():
     films = [Film(n if n.endswith(".json") else os.path.join(films_dir, n + ".json")) for n in names]
 
     code_sha = sha256(os.path.join(ROOT, "scripts", "baselines.py"))
+    # the warp and ceiling_inf run the PyTorch reference's network: its code is theirs too
+    ref_dir = os.path.join(ROOT, "train", "vaefarm_ref")
+    ref_sha = [sha256(os.path.join(ref_dir, f)) for f in sorted(os.listdir(ref_dir)) if f.endswith(".py")]
     rows, strips = [], []
     model_run, step_seconds = {}, {}
     for film in films:
@@ -469,7 +473,8 @@ def main():
                 "upsample": arch.get("upsample")}   # warp and ceiling_inf depend on both
         keys = {m: {"method": m, "inputs": inputs, "code": code_sha,
                     "model": {"F+A": warp_sha} if m == "warp" else None,
-                    "size": size if m in ("warp", "ceiling_inf") else None} for m in BASELINES}
+                    "size": size if m in ("warp", "ceiling_inf") else None,
+                    "reference": ref_sha if m in ("warp", "ceiling_inf") else None} for m in BASELINES}
         if "model" in methods:
             run_model(film, rundir, args, {"method": "model", "inputs": inputs, "model": model_sha,
                                            "vaefarm": args.vaefarm_sha, "ranks": args.ranks,

@@ -685,9 +685,9 @@ static int run_refine(const struct op_case *k, int s, struct vf_error *err)
  * last-bit differences into weight differences of ~1e-4. Without and with temporal candidates
  * (radius 1 to 3; X̂(t−1)'s L near the frame's, so they compete; and the zero state's
  * VF_REFINE_NO_PREV, where they must weigh nothing on the GPU too), with the sub-pixel
- * candidate at every radius but 4 (run_refine), and at radius 2 and 5 the motion-predicted
- * candidates (radius 2 and 3) around a random whole-pixel motion, whose motion out is compared
- * too. */
+ * candidate at every radius but 4 (run_refine), and at radius 2, 3 (the zero state: motion
+ * out 0) and 5 the motion-predicted candidates (radius 2, 1 and 3) around a random whole-pixel
+ * motion, whose motion out is compared too. */
 static void warp_refine_matches_cpu(void **state)
 {
     (void)state;
@@ -711,7 +711,7 @@ static void warp_refine_matches_cpu(void **state)
                     pair_make(&pl, VF_F32, 2, 1, H, W, 0, tr == 3 ? VF_REFINE_NO_PREV : 40,
                               tr == 3 ? VF_REFINE_NO_PREV : 42);
                     pair_make(&pab, VF_F32, 2, 2, H, W, 0, -80, 80);
-                    const int pr = tr == 2 ? 2 : tr == 5 ? 3 : 0;
+                    const int pr = tr == 2 ? 2 : tr == 3 ? 1 : tr == 5 ? 3 : 0;
                     struct pair mv, mo;
                     pair_make(&mv, VF_F32, 2, 2, H, W, 0, -8, 8);
                     for (size_t i = 0; i < mv.count; i++)   /* whole pixels, as the state holds */

@@ -533,7 +533,62 @@ static void passthrough_run(enum vf_device device)
     vf_safetensors_close(&g.st);
 }
 
+/* A pass-through with the motion-predicted candidates (model_predict.safetensors): frames 2, 3
+ * and 4 first (the scene pans beyond the temporal radius, so the carried motion is not 0), then
+ * frame 0, the reference's own picture, passed through, then frame 1 against the reference's
+ * frame 1 from the pass-through's state, whose motion is 0 (predict_pt_ab_t1): the motion of
+ * frame 4 must not survive the pass-through. */
+static void passthrough_predict_run(enum vf_device device)
+{
+    struct vf_backend *be = NULL;
+    struct vf_error err = {0};
+    if (device == VF_DEVICE_CUDA) {
+        be = cuda_backend_or_skip();
+    } else {
+        struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
+        assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
+    }
+    struct golden g = {0};
+    char model[1024];
+    golden_open("tiny", &g, model, sizeof model);
+    snprintf(model, sizeof model, "%s/golden/tiny/model_predict.safetensors", VF_TEST_DATA);
+    struct vf_net *net = NULL;
+    if (vf_net_load(model, &net, &err)) fail_msg("%s", err.msg);
+    assert_true(vf_net_arch(net)->a_refine_predict > 0);
+    struct vf_colorizer *cz = NULL;
+    struct vf_colorizer_opts co = {.be = be, .precision = VF_F32, .h = g.h, .w = g.w,
+                                   .full_h = g.fh, .full_w = g.fw, .kr = 0.2126f, .kb = 0.0722f,
+                                   .graph = device == VF_DEVICE_CUDA, .passthrough = true};
+    if (vf_colorizer_create(&cz, net, &co, &err)) fail_msg("%s", err.msg);
+    float *ref = as_f32(need(&g, "ref_rgb"));
+    if (vf_colorizer_set_reference(cz, ref, NULL, &err)) fail_msg("%s", err.msg);
+    size_t n = (size_t)g.h * g.w;
+    float *ab = malloc(2 * n * sizeof(float));
+    assert_non_null(ab);
+    const int order[] = {2, 3, 4, 0, 1};
+    for (int i = 0; i < 5; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "grey_t%d", order[i]);
+        float *grey = as_f32(need(&g, name));
+        if (vf_colorizer_frame(cz, grey, ab, NULL, &err)) fail_msg("frame %d: %s", order[i], err.msg);
+        free(grey);
+    }
+    assert_int_equal(vf_colorizer_times(cz)->passthrough, 1);   /* frame 0 only */
+    double ma, rel = compare(&g, "predict_pt_ab_t1", ab, 2 * n, &ma);
+    printf("  predict, frame 1 after a pass-through that followed frame 4: ab %.1e (max |d| %.2g), "
+           "tolerance %.0e\n", rel, ma, TOL_REFINE_F32);
+    assert_true(rel <= TOL_REFINE_F32);
+    free(ab);
+    free(ref);
+    vf_colorizer_destroy(&cz);
+    vf_net_free(&net);
+    vf_backend_destroy(&be);
+    vf_safetensors_close(&g.st);
+}
+
 static void passthrough_matches_the_reference(void **s) { (void)s; passthrough_run(VF_DEVICE_CPU); }
+static void passthrough_predict(void **s) { (void)s; passthrough_predict_run(VF_DEVICE_CPU); }
+static void cuda_passthrough_predict(void **s) { (void)s; passthrough_predict_run(VF_DEVICE_CUDA); }
 static void cuda_passthrough(void **s) { (void)s; passthrough_run(VF_DEVICE_CUDA); }
 
 /* Post step 1 through the guided filter (upsample.radius > 0), which tiny does not take: the
@@ -630,6 +685,7 @@ int main(void)
         cmocka_unit_test(reset_restarts_the_recurrence),
         cmocka_unit_test(file_and_buffer_give_the_same_output),
         cmocka_unit_test(passthrough_matches_the_reference),
+        cmocka_unit_test(passthrough_predict),
         cmocka_unit_test(guided_post_matches_the_reference),
         cmocka_unit_test(cuda_tiny_f32),
         cmocka_unit_test(cuda_tiny_bf16),
@@ -647,6 +703,7 @@ int main(void)
         cmocka_unit_test(cuda_full_f16),
         cmocka_unit_test(cuda_graph_equals_eager_and_repeats),
         cmocka_unit_test(cuda_passthrough),
+        cmocka_unit_test(cuda_passthrough_predict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

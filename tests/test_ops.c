@@ -1472,7 +1472,7 @@ static void warp_refine_temporal(void **state)
  * candidate lies in the temporal window, and the output is predict 0's bit for bit; from the
  * zero state (prev_l VF_REFINE_NO_PREV) the motion written is 0. 1, 2 and 3 threads give the
  * same bits (output and motion); a predicted radius over the limit, a motion of another size
- * and a motion_out that is the motion are refused. */
+ * and a motion_out that is the motion or the output are refused. */
 static void warp_refine_predict(void **state)
 {
     (void)state;
@@ -1536,7 +1536,12 @@ static void warp_refine_predict(void **state)
         f.ta.motion = &mo;
         assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
                                            &err), VF_EINVAL);
-        assert_non_null(strstr(err.msg, "same memory"));
+        assert_non_null(strstr(err.msg, "same memory as motion"));
+        f.ta.motion = &m;
+        f.ta.motion_out = &f.dst;
+        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
+                                           &err), VF_EINVAL);
+        assert_non_null(strstr(err.msg, "same memory as an input or dst"));
         refine_fx_free(&f);
         vf_tensor_free(&m);
         vf_tensor_free(&mo);

@@ -191,10 +191,11 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
             # 3 pixels a frame across, beyond tiny's temporal radius 2, which they follow from
             # frame 2 on (frame 1's cheapest displacement is the window's edge)
             qnet = copy.deepcopy(gnet)
-            qnet.arch["A"]["refine"]["predict"] = GOLDEN_PREDICT
+            if qnet.arch["A"].get("refine"):
+                qnet.arch["A"]["refine"]["predict"] = GOLDEN_PREDICT
             spread, reach = [], []
             variants = [("gated", gnet), ("motion", mnet), ("motion_px", pnet)]
-            if net.arch["A"]["refine"].get("temporal"):
+            if (net.arch["A"].get("refine") or {}).get("temporal"):
                 variants.append(("predict", qnet))
             for name, vnet in variants:
                 save_weights(os.path.join(outdir, "model_%s.safetensors" % name), vnet)
@@ -217,6 +218,11 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
                     T["%s_cbcr_full_t%d" % (name, t)] = p["cbcr"][0]
             if not all(0.1 < f < 0.95 for f in factors):
                 raise RuntimeError("golden: the motion factors %s do not test C.gate_motion" % factors)
+            if reach and frames >= 2:
+                # the pass-through with it (docs/NODE.md): frame 1 from frame 0 passed through
+                # starts from a motion of 0, whatever motion came before
+                pt = qnet.passthrough(X("grey_t0"), X("ref_rgb"))
+                T["predict_pt_ab_t1"] = qnet.frame(X("grey_t1"), cache, pt["prev"])["ab"]
             last = frames - 1
             if reach and not (max(reach) > net.arch["A"]["refine"]["temporal"] and float(
                     (T["predict_warp_ab_t%d" % last] - T["warp_ab_t%d" % last]).abs().mean()) > 1):

@@ -552,8 +552,8 @@ def test_refine_predict():
     textured field moving 1, 2, …, 6 pixels a frame across, the cheapest displacement with them
     (the state carried frame to frame) is the true move on every frame, with a cost of 0, where
     the temporal window (radius 2) alone loses it from the third frame on; through the network
-    the state is out["prev"]'s channels 5, 6 (0 at the zero state and after a pass-through), and
-    a motion of 0 adds nothing; the arch takes predict in [0, 3], only with the temporal
+    the state is out["prev"]'s channels 5, 6 (0 at the zero state and after a pass-through;
+    where each pixel takes from, clamped to the image), and a motion of 0 adds nothing; the arch takes predict in [0, 3], only with the temporal
     candidates."""
     from vaefarm_ref.model import (temporal_candidates, temporal_predicted, temporal_best,
                                    temporal_displacements, PREDICT_EXCLUDED)
@@ -629,6 +629,11 @@ def test_refine_predict():
         assert torch.equal(b1["warp_ab"], b0["warp_ab"])
         mv = b1["prev"][5:7, 4:-4, 4:-4]
         assert float((mv[0] == 0).float().mean()) > 0.9 and float((mv[1] == -1).float().mean()) > 0.9
+        # the motion is where each pixel takes from, clamped: it never leaves the image
+        m = b1["prev"][5:7]
+        yy = torch.arange(32).view(32, 1).expand(32, 48)
+        xx = torch.arange(48).view(1, 48).expand(32, 48)
+        assert bool(((yy + m[0] >= 0) & (yy + m[0] <= 31) & (xx + m[1] >= 0) & (xx + m[1] <= 47)).all())
         pt = net.passthrough(gr, rgb)
         assert pt["prev"].shape == (7, 32, 48) and not pt["prev"][5:7].any()
         net.arch["A"]["refine"].pop("predict")

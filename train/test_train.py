@@ -339,6 +339,43 @@ def micro_model(tmp, name, arch, seed):
     return path
 
 
+def test_set_arch(tmp, vaefarm):
+    """train/set_arch.py: A.refine.predict set on a file keeps every tensor and adds the change
+    to vaefarm_weights, and the C engine runs the result; `none` removes a key; a value out of
+    range, an unknown section and OUT = IN are refused, naming the problem, with nothing written."""
+    import numpy as np
+    import safetensors_io
+    src = micro_model(tmp, "arch_in.safetensors", MICRO_REFINE, 5)
+    out = os.path.join(tmp, "arch_out.safetensors")
+    tool = os.path.join(HERE, "set_arch.py")
+    subprocess.check_call([sys.executable, tool, src, out, "A.refine.predict=1"], stdout=subprocess.DEVNULL)
+    t0, m0 = safetensors_io.load(src, as_torch=False)
+    t1, m1 = safetensors_io.load(out, as_torch=False)
+    assert sorted(t0) == sorted(t1) and all(np.array_equal(t0[k], t1[k]) for k in t0)
+    a0, a1 = json.loads(m0["vaefarm"]), json.loads(m1["vaefarm"])
+    assert a1["A"]["refine"].pop("predict") == 1 and a1 == a0, (a0, a1)
+    assert m1["vaefarm_weights"] == "test; arch A.refine.predict=1 (train/set_arch.py)", m1
+    back = os.path.join(tmp, "arch_back.safetensors")
+    subprocess.check_call([sys.executable, tool, out, back, "A.refine.predict=none"], stdout=subprocess.DEVNULL)
+    assert json.loads(safetensors_io.load(back, as_torch=False)[1]["vaefarm"]) == a0
+    for args, msg in ((["A.refine.predict=4"], "A.refine.predict: at most 3"),
+                      (["A.refine.temporal=0", "A.refine.predict=1"], "needs the temporal candidates"),
+                      (["A.nope.x=1"], "the architecture has no A.nope"),
+                      (["A.refine.predict=x"], "is not JSON")):
+        bad = os.path.join(tmp, "arch_bad.safetensors")
+        r = subprocess.run([sys.executable, tool, src, bad] + args, capture_output=True, text=True)
+        assert r.returncode != 0 and msg in r.stderr and not os.path.exists(bad), (args, r.stderr)
+    r = subprocess.run([sys.executable, tool, src, src, "A.refine.predict=1"], capture_output=True, text=True)
+    assert r.returncode != 0 and "never written" in r.stderr
+    assert safetensors_io.load(src, as_torch=False)[1] == m0
+    if vaefarm:
+        r = subprocess.run([vaefarm, "bench", "--model", out, "--frames", "3", "--size", "32x64",
+                            "--threads", "1", "--json"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    print("set_arch: ok (tensors kept, the change described, bad values refused%s)" % (
+        "; vaefarm bench ran it" if vaefarm else ""))
+
+
 def test_sequences():
     from vaefarm_train.seq import SeqConfig, make_sequence
     c = Cache.synthetic(canvas=(64, 128), n_frames=12)
@@ -841,6 +878,7 @@ def main():
         test_ddp_cpu(tmp)
         test_init_residual(tmp)
         test_export(tmp, ck, args.vaefarm)
+        test_set_arch(tmp, args.vaefarm)
         test_sequences()
         test_finetune_c(tmp)
         test_finetune_c_film(tmp)

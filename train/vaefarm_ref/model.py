@@ -311,14 +311,17 @@ def temporal_predicted(cur, prev, prev_ab, motion, radius, predict, patch):
     d in [−predict, predict]² (rows outer), costed as temporal_candidates() costs its own; a
     displacement m + d inside [−radius, radius]² (temporal_candidates()' window, which already
     holds it) costs PREDICT_EXCLUDED instead. cur, prev: N×1×H×W (L − 50); prev_ab, motion:
-    N×2×H×W (motion integer-valued, (dy, dx)) -> (cost N×K×HW, a, b N×2×K×HW, displacements
-    m + d N×2×K×HW long), K = (2·predict + 1)²."""
+    N×2×H×W (motion (dy, dx) in whole pixels within the image, as correspond() writes it; read
+    clamped to ±H, ±W and rounded) -> (cost N×K×HW, a, b N×2×K×HW, displacements m + d
+    N×2×K×HW long), K = (2·predict + 1)²."""
     n, _, H, W = cur.shape
     r, P = patch // 2, H * W
     Wp = W + 2 * r
     cp = Fn.unfold(Fn.pad(cur, (r, r, r, r), mode="replicate"), patch)     # N × p² × HW
     pp = Fn.pad(prev, (r, r, r, r), mode="replicate").reshape(n, -1)
-    m = motion.round().long().reshape(n, 2, P)
+    # whole pixels within the image (the engine's vf_motion_read): the state holds no other
+    lim = torch.tensor([H, W], dtype=motion.dtype, device=motion.device).view(1, 2, 1, 1)
+    m = torch.maximum(torch.minimum(motion, lim), -lim).round().long().reshape(n, 2, P)
     pix = torch.arange(P, device=cur.device)
     py, px = pix // W, pix % W
     # the patch's offsets in the padded image: clamped coordinates are the replicate padding's
@@ -699,8 +702,8 @@ class Net(nn.Module):
         refinement's temporal candidates (when the arch has them), or None for the zero state
         (none); with A.refine.predict, N×5×H×W: frame t−1's motion (dy, dx) too (3 channels:
         motion 0). with_motion: also return the frame's motion, N×2×H×W (its cheapest temporal
-        displacement; 0 at the zero state or without temporal candidates), the next frame's
-        state."""
+        displacement d*, as the pixel it takes from: clamp((y, x) + d*) − (y, x); 0 at the zero
+        state or without temporal candidates), the next frame's state."""
         ref = self.arch["A"].get("refine")
         n, _, H, W = grey.shape
         motion = torch.zeros(n, 2, H, W, dtype=grey.dtype, device=grey.device)
@@ -720,8 +723,13 @@ class Net(nn.Module):
                     pm = prev[:, 3:5] if prev.shape[1] >= 5 else motion
                     qc, qab, qd = temporal_predicted(cur, pl, pab, pm, T, ref["predict"], patch)
                     tc, tab, disp = torch.cat([tc, qc], 1), torch.cat([tab, qab], 2), torch.cat([disp, qd], 2)
-                if with_motion:
-                    motion = temporal_best(tc, disp)[1].to(grey.dtype).reshape(n, 2, H, W)
+                if with_motion:     # where d* takes each pixel from, clamped, minus the pixel
+                    ds = temporal_best(tc, disp)[1]
+                    pix = torch.arange(H * W, device=grey.device)
+                    py, px = pix // W, pix % W
+                    motion = torch.stack([(py + ds[:, 0]).clamp(0, H - 1) - py,
+                                          (px + ds[:, 1]).clamp(0, W - 1) - px], 1)
+                    motion = motion.to(grey.dtype).reshape(n, 2, H, W)
                 if ref.get("subpixel"):
                     sc, sab = temporal_subpixel(tc, cur, pl, pab, T, patch, disp)
                     tc, tab = torch.cat([tc, sc], 1), torch.cat([tab, sab], 2)
