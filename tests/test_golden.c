@@ -431,26 +431,41 @@ static void file_and_buffer_give_the_same_output(void **state)
  * the reference's own picture (its grey is the reference's luma with the film's Kr, Kb), so it
  * runs no network and takes the reference's a, b (at full size from the full-size reference);
  * frame 1 is not, and runs from that state. f32 tolerances as golden_run's. */
+/* tiny's golden and a colorizer with reference pass-through on device (f32, the golden's Kr, Kb;
+ * a CUDA graph on a GPU; its options into *co) for the model file variant (NULL:
+ * model.safetensors, else model_<variant>.safetensors). */
+static void passthrough_open(enum vf_device device, const char *variant, struct golden *g,
+                             struct vf_backend **be, struct vf_net **net,
+                             struct vf_colorizer_opts *co, struct vf_colorizer **cz)
+{
+    struct vf_error err = {0};
+    if (device == VF_DEVICE_CUDA) {
+        *be = cuda_backend_or_skip();
+    } else {
+        struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
+        assert_int_equal(vf_backend_create(be, &bo, &err), VF_OK);
+    }
+    char model[1024];
+    golden_open("tiny", g, model, sizeof model);
+    if (variant)
+        snprintf(model, sizeof model, "%s/golden/tiny/model_%s.safetensors", VF_TEST_DATA, variant);
+    if (vf_net_load(model, net, &err)) fail_msg("%s", err.msg);
+    *co = (struct vf_colorizer_opts){.be = *be, .precision = VF_F32, .h = g->h, .w = g->w,
+                                     .full_h = g->fh, .full_w = g->fw, .kr = 0.2126f,
+                                     .kb = 0.0722f, .graph = device == VF_DEVICE_CUDA,
+                                     .passthrough = true};
+    if (vf_colorizer_create(cz, *net, co, &err)) fail_msg("%s", err.msg);
+}
+
 static void passthrough_run(enum vf_device device)
 {
     struct vf_backend *be = NULL;
     struct vf_error err = {0};
-    if (device == VF_DEVICE_CUDA) {
-        be = cuda_backend_or_skip();
-    } else {
-        struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
-        assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
-    }
     struct golden g = {0};
-    char model[1024];
-    golden_open("tiny", &g, model, sizeof model);
     struct vf_net *net = NULL;
-    if (vf_net_load(model, &net, &err)) fail_msg("%s", err.msg);
     struct vf_colorizer *cz = NULL;
-    struct vf_colorizer_opts co = {.be = be, .precision = VF_F32, .h = g.h, .w = g.w,
-                                   .full_h = g.fh, .full_w = g.fw, .kr = 0.2126f, .kb = 0.0722f,
-                                   .graph = device == VF_DEVICE_CUDA, .passthrough = true};
-    if (vf_colorizer_create(&cz, net, &co, &err)) fail_msg("%s", err.msg);
+    struct vf_colorizer_opts co;
+    passthrough_open(device, NULL, &g, &be, &net, &co, &cz);
     float *ref = as_f32(need(&g, "ref_rgb")), *ref_full = as_f32(need(&g, "ref_rgb_full"));
     if (vf_colorizer_set_reference(cz, ref, ref_full, &err)) fail_msg("%s", err.msg);
     struct outputs o = {0};
@@ -542,24 +557,12 @@ static void passthrough_predict_run(enum vf_device device)
 {
     struct vf_backend *be = NULL;
     struct vf_error err = {0};
-    if (device == VF_DEVICE_CUDA) {
-        be = cuda_backend_or_skip();
-    } else {
-        struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
-        assert_int_equal(vf_backend_create(&be, &bo, &err), VF_OK);
-    }
     struct golden g = {0};
-    char model[1024];
-    golden_open("tiny", &g, model, sizeof model);
-    snprintf(model, sizeof model, "%s/golden/tiny/model_predict.safetensors", VF_TEST_DATA);
     struct vf_net *net = NULL;
-    if (vf_net_load(model, &net, &err)) fail_msg("%s", err.msg);
-    assert_true(vf_net_arch(net)->a_refine_predict > 0);
     struct vf_colorizer *cz = NULL;
-    struct vf_colorizer_opts co = {.be = be, .precision = VF_F32, .h = g.h, .w = g.w,
-                                   .full_h = g.fh, .full_w = g.fw, .kr = 0.2126f, .kb = 0.0722f,
-                                   .graph = device == VF_DEVICE_CUDA, .passthrough = true};
-    if (vf_colorizer_create(&cz, net, &co, &err)) fail_msg("%s", err.msg);
+    struct vf_colorizer_opts co;
+    passthrough_open(device, "predict", &g, &be, &net, &co, &cz);
+    assert_true(vf_net_arch(net)->a_refine_predict > 0);
     float *ref = as_f32(need(&g, "ref_rgb"));
     if (vf_colorizer_set_reference(cz, ref, NULL, &err)) fail_msg("%s", err.msg);
     size_t n = (size_t)g.h * g.w;

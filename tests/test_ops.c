@@ -1384,6 +1384,52 @@ static void tcase_same_bits_and_free(struct tcase *c, const char *what)
         free(c->outs[b]);
 }
 
+/* Frame t−1's lightness and a, b random, and the frame's lightness frame t−1's moved by (dy, dx)
+ * pixels (clamped at the borders): cl(y, x) = pl(y + dy, x + dx). */
+static void tcase_moved(struct tcase *c, int dy, int dx)
+{
+    const int H = TC_H, W = TC_W;
+    const size_t P = TC_P;
+    for (size_t i = 0; i < P; i++) {
+        c->pl[i] = (float)rnd(0.0, 100.0);
+        c->pab[i] = (float)rnd(-50.0, 50.0);
+        c->pab[P + i] = (float)rnd(-50.0, 50.0);
+    }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const int sy = vf_imin(vf_imax(y + dy, 0), H - 1), sx = vf_imin(vf_imax(x + dx, 0), W - 1);
+            c->cl[y * W + x] = c->pl[sy * W + sx];
+        }
+}
+
+/* vf_op_warp_refine of the fixture with its temporal arguments f->ta must be refused (VF_EINVAL)
+ * with a message that names want. */
+static void refine_refused(struct refine_fx *f, const char *want)
+{
+    struct vf_error err = {0};
+    assert_int_equal(vf_op_warp_refine(&f->g, &f->ry, &f->ab, &f->pos, 4, 5, 0.005f, &f->ta,
+                                       &f->dst, &err), VF_EINVAL);
+    if (!strstr(err.msg, want))
+        fail_msg("warp refine refused with \"%s\", not naming \"%s\"", err.msg, want);
+}
+
+/* Away from the borders (m pixels), how far out (2 planes, H × W) is from frame t−1's a, b pab
+ * moved by (dy, dx) (worst) and from plain (moved); counts the values (checked). */
+static void refine_moved(const float *out, const float *plain, const float *pab, int m, int dy,
+                         int dx, double *worst, double *moved, int *checked)
+{
+    const int H = TC_H, W = TC_W;
+    const size_t P = TC_P;
+    for (int y = m; y < H - m; y++)
+        for (int x = m; x < W - m; x++)
+            for (int ch = 0; ch < 2; ch++) {
+                const size_t i = ch * P + (size_t)y * W + x;
+                *worst = fmax(*worst, fabs((double)out[i] - pab[ch * P + (size_t)(y + dy) * W + (x + dx)]));
+                *moved = fmax(*moved, fabs((double)out[i] - plain[i]));
+                (*checked)++;
+            }
+}
+
 /* The temporal candidates (docs/NETWORK.md, "A", refine, temporal) at radius TR. The frame's
  * lightness is X̂(t−1)'s moved by (DY, DX) pixels and its grey has nothing to do with the
  * reference's luma: away from the borders the refinement must carry X̂(t−1)'s a, b from where
@@ -1397,16 +1443,7 @@ static void refine_temporal_case(const int TR, const int DY, const int DX)
     struct tcase c;
     tcase_init(&c, 13);
     float *plain = falloc(2 * P), *reset = falloc(2 * P);
-    for (size_t i = 0; i < P; i++) {
-        c.pl[i] = (float)rnd(0.0, 100.0);
-        c.pab[i] = (float)rnd(-50.0, 50.0);
-        c.pab[P + i] = (float)rnd(-50.0, 50.0);
-    }
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            const int sy = vf_imin(vf_imax(y + DY, 0), H - 1), sx = vf_imin(vf_imax(x + DX, 0), W - 1);
-            c.cl[y * W + x] = c.pl[sy * W + sx];
-        }
+    tcase_moved(&c, DY, DX);
     for (int b = 0; b < NBE; b++) {
         struct vf_error err = {0};
         struct refine_fx f;
@@ -1422,28 +1459,17 @@ static void refine_temporal_case(const int TR, const int DY, const int DX)
             refine_fx_run(&f, 4, 5, &f.ta, reset);
         }
         f.ta.radius = VF_REFINE_MAX_TEMPORAL + 1;
-        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
-                                           &err), VF_EINVAL);
-        assert_non_null(strstr(err.msg, "temporal radius"));
+        refine_refused(&f, "temporal radius");
         f.ta.radius = TR;
         f.ta.prev_ab = &bad;
-        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
-                                           &err), VF_EINVAL);
-        assert_non_null(strstr(err.msg, "prev_ab"));
+        refine_refused(&f, "prev_ab");
         refine_fx_free(&f);
         vf_tensor_free(&bad);
     }
-    const int m = TR + 2 + 1;   /* no clamped coordinate in any window (patch 5) */
     double worst = 0, moved = 0;
     int checked = 0;
-    for (int y = m; y < H - m; y++)
-        for (int x = m; x < W - m; x++)
-            for (int ch = 0; ch < 2; ch++) {
-                const size_t i = ch * P + (size_t)y * W + x;
-                worst = fmax(worst, fabs((double)c.outs[0][i] - c.pab[ch * P + (size_t)(y + DY) * W + (x + DX)]));
-                moved = fmax(moved, fabs((double)c.outs[0][i] - plain[i]));
-                checked++;
-            }
+    /* no clamped coordinate in any window (patch 5) */
+    refine_moved(c.outs[0], plain, c.pab, TR + 2 + 1, DY, DX, &worst, &moved, &checked);
     printf("warp refine, temporal radius %d, moved (%d, %d): %d values away from the borders, "
            "worst |ab − moved X(t-1)| %.2g (without the candidates up to %.3g away)\n", TR, DY, DX,
            checked, worst, moved);
@@ -1483,18 +1509,11 @@ static void warp_refine_predict(void **state)
     tcase_init(&c, 17);
     float *plain = falloc(2 * P), *zero_m = falloc(2 * P), *guess = falloc(2 * P);
     float *mout[NBE], *mzero = falloc(2 * P), *mreset = falloc(2 * P), *tmp = falloc(2 * P);
+    tcase_moved(&c, DY, DX);
     for (size_t i = 0; i < P; i++) {
-        c.pl[i] = (float)rnd(0.0, 100.0);
-        c.pab[i] = (float)rnd(-50.0, 50.0);
-        c.pab[P + i] = (float)rnd(-50.0, 50.0);
         guess[i] = 0.0f;            /* frame t−1's motion: (0, 4) */
         guess[P + i] = 4.0f;
     }
-    for (int y = 0; y < H; y++)
-        for (int x = 0; x < W; x++) {
-            const int sy = vf_imin(vf_imax(y + DY, 0), H - 1), sx = vf_imin(vf_imax(x + DX, 0), W - 1);
-            c.cl[y * W + x] = c.pl[sy * W + sx];
-        }
     for (int b = 0; b < NBE; b++) {
         struct vf_error err = {0};
         struct refine_fx f;
@@ -1525,23 +1544,15 @@ static void warp_refine_predict(void **state)
             ok(vf_tensor_download(&mo, mreset, &err), &err);
         }
         f.ta.predict = VF_REFINE_MAX_PREDICT + 1;
-        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
-                                           &err), VF_EINVAL);
-        assert_non_null(strstr(err.msg, "motion-predicted radius"));
+        refine_refused(&f, "motion-predicted radius");
         f.ta.predict = PR;
         f.ta.motion = &bad;
-        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
-                                           &err), VF_EINVAL);
-        assert_non_null(strstr(err.msg, "motion"));
+        refine_refused(&f, "motion or motion_out");
         f.ta.motion = &mo;
-        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
-                                           &err), VF_EINVAL);
-        assert_non_null(strstr(err.msg, "same memory as motion"));
+        refine_refused(&f, "same memory as motion");
         f.ta.motion = &m;
         f.ta.motion_out = &f.dst;
-        assert_int_equal(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, 4, 5, 0.005f, &f.ta, &f.dst,
-                                           &err), VF_EINVAL);
-        assert_non_null(strstr(err.msg, "same memory as an input or dst"));
+        refine_refused(&f, "same memory as an input or dst");
         refine_fx_free(&f);
         vf_tensor_free(&m);
         vf_tensor_free(&mo);
@@ -1550,16 +1561,11 @@ static void warp_refine_predict(void **state)
     const int m = DX + 2 + 1;   /* no clamped coordinate in any window (patch 5) */
     double worst = 0, moved = 0;
     int checked = 0, found = 0;
+    refine_moved(c.outs[0], plain, c.pab, m, DY, DX, &worst, &moved, &checked);
     for (int y = m; y < H - m; y++)
         for (int x = m; x < W - m; x++) {
             const size_t o = (size_t)y * W + x;
             found += mout[0][o] == (float)DY && mout[0][P + o] == (float)DX;   /* planar */
-            for (int ch = 0; ch < 2; ch++) {
-                const size_t i = ch * P + o;
-                worst = fmax(worst, fabs((double)c.outs[0][i] - c.pab[ch * P + (size_t)(y + DY) * W + (x + DX)]));
-                moved = fmax(moved, fabs((double)c.outs[0][i] - plain[i]));
-                checked++;
-            }
         }
     printf("warp refine, motion-predicted radius %d around (0, 4), moved (%d, %d): %d values away "
            "from the borders, worst |ab − moved X(t-1)| %.2g (without them up to %.3g away); "
