@@ -132,12 +132,13 @@ elif what == "warp":
     with torch.no_grad():
         cache = net.reference(torch.from_numpy(B.resize(B.read_png(ref), H, W)))
         g = torch.from_numpy(B.resize(film.grey(film.Y[s + 5:s + 7])[:, None], H, W))
-        mine = B.warp_lo(net, g, cache)
+        mine, motion = B.warp_lo(net, g, cache)
         o = [net.frame(g[i, 0], cache, None) for i in range(2)]
         theirs = torch.stack([x["warp_ab"] for x in o])
-        # and after a previous frame (the refinement's temporal candidates, when the arch has them)
-        prev = torch.cat([lab.grey_to_L(g[:1]) - 50.0, mine[:1]], dim=1)
-        mine = torch.cat([mine, B.warp_lo(net, g[1:], cache, prev)])
+        # and after a previous frame (the refinement's temporal candidates, when the arch has
+        # them, and the motion-predicted ones with the motion carried)
+        prev = torch.cat([lab.grey_to_L(g[:1]) - 50.0, mine[:1], motion[:1]], dim=1)
+        mine = torch.cat([mine, B.warp_lo(net, g[1:], cache, prev)[0]])
         theirs = torch.cat([theirs, net.frame(g[1, 0], cache, o[0]["prev"])["warp_ab"][None]])
     d = (mine - theirs).abs()
     err, mean = d.max().item(), d.mean().item()
