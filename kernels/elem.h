@@ -623,7 +623,11 @@ static inline VF_HD void vf_refine_predicted(const float *cl, const float *pl, c
             }
             const int sx = vf_imin(vf_imax(x + dx, 0), W - 1);
             const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
-            tcost[k] = vf_patch_ssd_clamped(cp, pl, H, W, sy, sx, patch) * f;
+            /* the same sum in the same order; without the clamps where the window is inside */
+            const int in = sy >= r && sy + r <= H - 1 && sx >= r && sx + r <= W - 1;
+            tcost[k] = (in ? vf_patch_ssd(cp, pl + (size_t)(sy - r) * (size_t)W + (size_t)(sx - r),
+                                          W, patch)
+                           : vf_patch_ssd_clamped(cp, pl, H, W, sy, sx, patch)) * f;
             ta[k] = pab[o];
             tb[k] = pab[o + 1];
         }
