@@ -147,6 +147,8 @@ def run_model(film, rundir, args, key, timings):
         y.append("inference_size: [%d, %d]" % (r8(film.d["height"]), r8(film.d["width"])))
     elif args.inference_size != "default":
         y.append("inference_size: [%s]" % ", ".join(args.inference_size.lower().split("x")))
+    if args.precision != "default":
+        y.append("precision: " + args.precision)
     y += ["shots:", "  detect: off", "  list:"]
     y += ["    - { start: %d, end: %d, reference: %s }" % (s, e, json.dumps(r)) for s, e, r in film.shots]
     yaml = os.path.join(rundir, "model.yaml")
@@ -406,6 +408,9 @@ def main():
                     "the results do not depend on it)")
     ap.add_argument("--py-threads", type=int, default=1, help="baselines' torch/OpenCV threads (default 1)")
     ap.add_argument("--ranks", type=int, default=1, help="MPI ranks for the model's run (default 1)")
+    ap.add_argument("--precision", default="default", choices=("default", "f32", "bf16", "f16"),
+                    help="the model run's precision (default: vaefarm's, the fastest exact-enough "
+                    "for the CPU: bf16 where it has AVX-512 bf16 or AMX, else f32)")
     ap.add_argument("--inference-size", default="default",
                     help="the model's (and warp's, ceiling_inf's) inference size: default (vaefarm's: "
                     "the model's pixel count at the film's aspect), full (the film's size to "
@@ -478,7 +483,8 @@ def main():
         if "model" in methods:
             run_model(film, rundir, args, {"method": "model", "inputs": inputs, "model": model_sha,
                                            "vaefarm": args.vaefarm_sha, "ranks": args.ranks,
-                                           "size": size, "threads": args.threads}, timings)
+                                           "size": size, "threads": args.threads,
+                                           "precision": args.precision}, timings)
             rep = json.load(open(os.path.join(rundir, "model.mkv.vaefarm", "report.json")))
             model_run[film.name] = rep
         run_baselines(film, rundir, [m for m in methods if m in BASELINES], args, keys, timings)
