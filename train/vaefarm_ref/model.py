@@ -770,8 +770,9 @@ class Net(nn.Module):
         if pw is None and prev_lab is not None and (self.arch["A"].get("refine") or {}).get("temporal"):
             raise ValueError("frame: the arch has temporal candidates: prev_lab needs W^ab(t−1) "
                              "(5 channels, out[\"prev\"])")
+        # the motion is state only with A.refine.predict: without it, it is not computed
         predict = bool((self.arch["A"].get("refine") or {}).get("predict"))
-        _, _, warp_ab, conf, motion = self.correspond(g, theta, *refs, prev=pw, with_motion=True)
+        _, _, warp_ab, conf, *motion = self.correspond(g, theta, *refs, prev=pw, with_motion=predict)
         if prev_lab is None:
             prev = torch.zeros(n, 3, H, W, dtype=g.dtype, device=g.device)
         else:
@@ -779,7 +780,7 @@ class Net(nn.Module):
         x7 = torch.cat([L - 50.0, warp_ab, conf, prev], dim=1)
         ab = self.C(x7)
         out = {"taps": taps, "theta": theta, "warp_ab": warp_ab, "conf": conf, "ab": ab,
-               "prev": torch.cat([L - 50.0, ab, warp_ab] + ([motion] if predict else []), dim=1),
+               "prev": torch.cat([L - 50.0, ab, warp_ab] + motion, dim=1),
                "L": L, "x7": x7}
         if unb:
             out = {k: ([t[0] for t in v] if isinstance(v, list) else v[0]) for k, v in out.items()}
