@@ -171,6 +171,7 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
     ARCH_RANGE(a->a_adapter, 1, MAX_ADAPTER, "A.adapter");
     ARCH_RANGE(a->a_res_blocks, 0, MAX_REPEAT, "A.res_blocks");
     ARCH_RANGE(a->c_latent, 1, MAX_WIDTH, "C.latent");
+    ARCH_RANGE(a->c_gate_ramp, 0, VF_GATE_RAMP_MAX, "C.gate_ramp (0: none)");
     ARCH_RANGE(a->c_mid_groups, 1, 8, "len(C.mid)");
     for (int g = 0; g < a->c_mid_groups; g++) {
         ARCH_RANGE(a->c_mid_len[g], 1, 8, "len(C.mid[g])");
@@ -181,6 +182,9 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
                             "scales the correction to the warp)", what);
     if (a->c_gate_motion > 0.0f && !a->c_gate)
         return vf_error_set(err, VF_EINVAL, "%s: architecture: C.gate_motion needs C.gate (it "
+                            "scales the gate)", what);
+    if (a->c_gate_ramp && !a->c_gate)
+        return vf_error_set(err, VF_EINVAL, "%s: architecture: C.gate_ramp needs C.gate (it "
                             "scales the gate)", what);
     if (a->c_gate_motion_px && !(a->c_gate_motion > 0.0f))
         return vf_error_set(err, VF_EINVAL, "%s: architecture: C.gate_motion_radius needs "
@@ -287,7 +291,7 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
         goto out;
     static const char *const known_c[] = {"widths", "enc_convs", "mid", "latent", "dec_widths",
                                           "dec_convs", "residual", "gate", "gate_motion",
-                                          "gate_motion_radius", NULL};
+                                          "gate_motion_radius", "gate_ramp", NULL};
     if (unknown_key(C, known_c, "C.", what, err)) goto out;
     if (json_int_in(F, "stem", 1, MAX_WIDTH, &a->f_stem, what, "F", err) ||
         json_ints_in(F, "widths", 4, 1, MAX_WIDTH, a->f_widths, what, "F", err) ||
@@ -400,6 +404,14 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     }
     a->c_gate_motion_px = mradius != NULL;
     a->c_gate_motion_radius = mradius ? (int)json_integer_value(mradius) : 0;
+    json_t *ramp = json_object_get(C, "gate_ramp");   /* optional, none when absent */
+    if (ramp && (!json_is_integer(ramp) || json_integer_value(ramp) < 1 ||
+                 json_integer_value(ramp) > VF_GATE_RAMP_MAX)) {
+        vf_error_set(err, VF_EINVAL, "%s: architecture metadata: C.gate_ramp must be an integer "
+                     "in [1, %d] (frames)", what, VF_GATE_RAMP_MAX);
+        goto out;
+    }
+    a->c_gate_ramp = ramp ? (int)json_integer_value(ramp) : 0;
     int size[2];
     if (json_ints_in(root, "inference_size", 2, 32, 8192, size, what, "(top)", err)) goto out;
     a->inference_h = size[0];

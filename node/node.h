@@ -68,6 +68,8 @@ void vf_safetensors_close(struct vf_safetensors **st);
 #define VF_UPSAMPLE_MAX_RADIUS 8    /* the architecture's upsample.radius (train/vaefarm_ref/arch.py) */
 
 /* The architecture, from the weights file's metadata (docs/NETWORK.md). */
+#define VF_GATE_RAMP_MAX 1000   /* C.gate_ramp's largest K (frames) */
+
 struct vf_arch {
     char name[32];
     int f_stem, f_widths[4], f_blocks[4];
@@ -97,6 +99,9 @@ struct vf_arch {
                                    m / (m + κ), m the frame's mean |L(t) − L(t−1)| */
     bool c_gate_motion_px;      /* C.gate_motion_radius given: that m per pixel, over its */
     int c_gate_motion_radius;   /* (2r + 1)² window, r = C.gate_motion_radius */
+    int c_gate_ramp;            /* gate only, 0 = none: K of C.gate_ramp, the gate scaled by
+                                   min(1, k / K) on the k-th frame after a reference
+                                   pass-through (1 where none: the zero state) */
     int inference_h, inference_w;
     /* post-processing step 1 (NETWORK.md): the guided filter's radius and ε, radius 0 being
      * bilinear upsampling; a file without "upsample" has the guided filter (2, 1e-3) */

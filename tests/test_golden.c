@@ -589,7 +589,61 @@ static void passthrough_predict_run(enum vf_device device)
     vf_safetensors_close(&g.st);
 }
 
+/* The gate's ramp after a pass-through (model_ramp.safetensors: the gated model with C.gate_ramp
+ * 3). Frames 2 and 3 first, from the zero state: no pass-through yet, so no ramp. Then frame 0
+ * passes, and frames 1 to 4 run with C's correction scaled by 1/3, 2/3, 1, 1, against the
+ * reference's ramp_pt_ab_t* (on a GPU frames 1 and 2 run eagerly, 3 is captured and 4 replays
+ * the graph). Then, with pass-through off, frames 0 to 4 from the zero state are the gated
+ * model's own (gated_ab_t*): without a pass-through the ramp never applies. */
+static void passthrough_ramp_run(enum vf_device device)
+{
+    struct vf_backend *be = NULL;
+    struct vf_error err = {0};
+    struct golden g = {0};
+    struct vf_net *net = NULL;
+    struct vf_colorizer *cz = NULL;
+    struct vf_colorizer_opts co;
+    passthrough_open(device, "ramp", &g, &be, &net, &co, &cz);
+    assert_int_equal(vf_net_arch(net)->c_gate_ramp, 3);
+    float *ref = as_f32(need(&g, "ref_rgb"));
+    size_t n = (size_t)g.h * g.w;
+    float *ab = malloc(2 * n * sizeof(float));
+    assert_non_null(ab);
+    const double tl = vf_net_arch(net)->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {   /* pass-through off: every frame from the network, no ramp */
+            vf_colorizer_destroy(&cz);
+            co.passthrough = false;
+            if (vf_colorizer_create(&cz, net, &co, &err)) fail_msg("%s", err.msg);
+        }
+        if (vf_colorizer_set_reference(cz, ref, NULL, &err)) fail_msg("%s", err.msg);
+        const int order[2][7] = {{2, 3, 0, 1, 2, 3, 4}, {0, 1, 2, 3, 4, -1, -1}};
+        for (int i = 0; i < 7 && order[pass][i] >= 0; i++) {
+            const int t = order[pass][i];
+            char name[64];
+            snprintf(name, sizeof name, "grey_t%d", t);
+            float *grey = as_f32(need(&g, name));
+            if (vf_colorizer_frame(cz, grey, ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
+            free(grey);
+            if (pass == 0 && i < 3) continue;   /* before and at the pass-through */
+            snprintf(name, sizeof name, pass == 0 ? "ramp_pt_ab_t%d" : "gated_ab_t%d", t);
+            double ma, rel = compare(&g, name, ab, 2 * n, &ma);
+            printf("  ramp, %s: ab %.1e (max |d| %.2g), tolerance %.0e\n", name, rel, ma, tl);
+            if (!(rel <= tl)) fail_msg("%s: relative error %.3e > %.0e", name, rel, tl);
+        }
+        assert_int_equal(vf_colorizer_times(cz)->passthrough, pass == 0);
+    }
+    free(ab);
+    free(ref);
+    vf_colorizer_destroy(&cz);
+    vf_net_free(&net);
+    vf_backend_destroy(&be);
+    vf_safetensors_close(&g.st);
+}
+
 static void passthrough_matches_the_reference(void **s) { (void)s; passthrough_run(VF_DEVICE_CPU); }
+static void passthrough_ramp(void **s) { (void)s; passthrough_ramp_run(VF_DEVICE_CPU); }
+static void cuda_passthrough_ramp(void **s) { (void)s; passthrough_ramp_run(VF_DEVICE_CUDA); }
 static void passthrough_predict(void **s) { (void)s; passthrough_predict_run(VF_DEVICE_CPU); }
 static void cuda_passthrough_predict(void **s) { (void)s; passthrough_predict_run(VF_DEVICE_CUDA); }
 static void cuda_passthrough(void **s) { (void)s; passthrough_run(VF_DEVICE_CUDA); }
@@ -689,6 +743,7 @@ int main(void)
         cmocka_unit_test(file_and_buffer_give_the_same_output),
         cmocka_unit_test(passthrough_matches_the_reference),
         cmocka_unit_test(passthrough_predict),
+        cmocka_unit_test(passthrough_ramp),
         cmocka_unit_test(guided_post_matches_the_reference),
         cmocka_unit_test(cuda_tiny_f32),
         cmocka_unit_test(cuda_tiny_bf16),
@@ -707,6 +762,7 @@ int main(void)
         cmocka_unit_test(cuda_graph_equals_eager_and_repeats),
         cmocka_unit_test(cuda_passthrough),
         cmocka_unit_test(cuda_passthrough_predict),
+        cmocka_unit_test(cuda_passthrough_ramp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

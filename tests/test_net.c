@@ -243,6 +243,20 @@ static void metadata_problems_are_named(void **state)
     expect(&f, VF_EINVAL, "C.gate_motion needs C.gate");
     free(f.bytes);
     json_object_del(json_object_get(arch, "C"), "gate_motion");
+    /* the gate's ramp after a pass-through (C.gate_ramp): an integer in [1, 1000], on a gated C */
+    json_t *bad_ramp[] = {json_string("8"), json_integer(0), json_integer(-2), json_integer(1001),
+                          json_real(8.0), json_true()};
+    for (size_t i = 0; i < sizeof bad_ramp / sizeof bad_ramp[0]; i++) {
+        json_object_set_new(json_object_get(arch, "C"), "gate_ramp", bad_ramp[i]);
+        f = with_arch(&m, h, arch);
+        expect(&f, VF_EINVAL, "C.gate_ramp must be an integer in [1, 1000] (frames)");
+        free(f.bytes);
+    }
+    json_object_set_new(json_object_get(arch, "C"), "gate_ramp", json_integer(8));
+    f = with_arch(&m, h, arch);
+    expect(&f, VF_EINVAL, "C.gate_ramp needs C.gate");
+    free(f.bytes);
+    json_object_del(json_object_get(arch, "C"), "gate_ramp");
     json_object_del(json_object_get(arch, "C"), "gate");
     /* absent: C predicts ab directly (files written before the key existed) */
     json_object_del(json_object_get(arch, "C"), "residual");

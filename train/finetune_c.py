@@ -58,7 +58,7 @@ from safetensors_io import file_sha256 as sha256, warp_sha256  # noqa: E402
 from train import parse_weights, zero_colour_out  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_ref.arch import arch_json  # noqa: E402
-from vaefarm_ref.model import resize_bilinear  # noqa: E402
+from vaefarm_ref.model import gate_ramp_factor, resize_bilinear  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
 from vaefarm_train.losses import kl_loss, l1_self_loss, log_mse_loss, smoothness_loss, temporal_loss  # noqa: E402
 from vaefarm_train.seq import SeqConfig, make_sequence, to_network  # noqa: E402
@@ -231,16 +231,18 @@ def batch_of(data, idx, dev="cpu"):   # tmask: uint8; ab_film (a set with film-s
 
 
 def unroll(C, b, sample):
-    """C over a batch's frames 1..T−1 through the recurrence. -> (list of ab, mus, logvars)."""
+    """C over a batch's frames 1..T−1 through the recurrence. -> (list of ab, mus, logvars).
+    Frame 0 is the pass-through, so frame t is the t-th after it (C.gate_ramp's factor)."""
     x4, T = b["x4"], b["x4"].shape[1]
     prev = x4[:, 0, 0:3]
     abs_, mus, lvs = [], [], []
     for t in range(1, T):
         x7 = torch.cat([x4[:, t], prev], dim=1)
+        ramp = gate_ramp_factor(torch.tensor(t - 1.0), C.gate_ramp).item() if C.gate_ramp else None
         if sample is None:
-            ab, mu, lv = C(x7), None, None
+            ab, mu, lv = C(x7, ramp), None, None
         else:
-            ab, mu, lv = C.forward_train(x7, sample=sample)
+            ab, mu, lv = C.forward_train(x7, sample=sample, ramp=ramp)
         abs_.append(ab)
         mus.append(mu)
         lvs.append(lv)

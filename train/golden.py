@@ -25,7 +25,8 @@ residual C: also DIR/model_gated.safetensors (the same weights with a gate on C,
 channel's weights seeded) and gated_ab_t{t}, gated_rgb_full_t{t}, gated_cbcr_full_t{t} (its frames
 from the zero state; F's taps, the warp and conf are the plain model's), and the same again with
 the gate's motion factor (arch C.gate_motion, κ 4): DIR/model_motion.safetensors, motion_ab_t{t},
-motion_rgb_full_t{t}, motion_cbcr_full_t{t}.
+motion_rgb_full_t{t}, motion_cbcr_full_t{t}; and the gate's ramp after a pass-through (arch C.gate_ramp,
+K 3): DIR/model_ramp.safetensors, ramp_pt_ab_t{t} (frame 0 passed through, frames 1.. from it).
 --extra adds ref_tap{k}, L_t{t} (1×H×W) and Lstar_t{t} (1×h×w, the bisection's L*)."""
 import argparse
 import copy
@@ -50,6 +51,7 @@ KR, KB = 0.2126, 0.0722
 GOLDEN_KAPPA = 4.0   # the motion model's C.gate_motion
 GOLDEN_MOTION_RADIUS = 2   # the per-pixel motion model's C.gate_motion_radius
 GOLDEN_PREDICT = 2   # the motion-predicted model's A.refine.predict
+GOLDEN_RAMP = 3      # the ramped model's C.gate_ramp
 DEFAULT_SIZES = {"tiny": ((144, 256), (288, 512)), "full": ((216, 384), (432, 768))}
 
 
@@ -216,6 +218,21 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
                                        X("grey_full_t%d" % t)[None, None], KR, KB)
                     T["%s_ab_t%d" % (name, t)], T["%s_rgb_full_t%d" % (name, t)] = o["ab"], p["rgb"][0]
                     T["%s_cbcr_full_t%d" % (name, t)] = p["cbcr"][0]
+            if frames >= 2:
+                # the gate's ramp after a pass-through (arch C.gate_ramp, K = GOLDEN_RAMP): frame
+                # 0 passes, frame t runs with C's correction scaled by min(1, t / K)
+                rnet = copy.deepcopy(gnet)
+                rnet.set_gate_ramp(GOLDEN_RAMP)
+                save_weights(os.path.join(outdir, "model_ramp.safetensors"), rnet)
+                prev = rnet.passthrough(X("grey_t0"), X("ref_rgb"))["prev"]
+                for t in range(1, frames):
+                    o = rnet.frame(X("grey_t%d" % t), cache, prev)
+                    prev = o["prev"]
+                    T["ramp_pt_ab_t%d" % t] = o["ab"]
+                full = gnet.frame(X("grey_t1"), cache, gnet.passthrough(X("grey_t0"), X("ref_rgb"))["prev"])
+                if not float((full["ab"] - T["ramp_pt_ab_t1"]).abs().mean()) > 0.05:
+                    raise RuntimeError("golden: the ramp changes frame 1 by too little to test "
+                                       "C.gate_ramp")
             if not all(0.1 < f < 0.95 for f in factors):
                 raise RuntimeError("golden: the motion factors %s do not test C.gate_motion" % factors)
             if reach and frames >= 2:

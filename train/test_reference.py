@@ -6,6 +6,7 @@
 torchvision ResNet-50 trunk equivalence (through convert_resnet.py), safetensors round trip and
 validation, Lab round trip, state_dict names against docs/NETWORK.md, architecture validation,
 weights-file round trip, post-processing invariants; prints the parameter counts."""
+import copy
 import json
 import math
 import os
@@ -232,7 +233,13 @@ def test_arch_validation():
                    lambda a: a.update(upsample={"radius": 1.5, "eps": 1e-3}),
                    lambda a: a.update(upsample={"radius": 0, "eps": 1e-46}),   # 0 in f32
                    lambda a: a.update(upsample={"radius": 0, "eps": 0.99999999}),   # 1 in f32
-                   lambda a: a.update(upsample={"radius": 0, "eps": 1e-3, "x": 1})):
+                   lambda a: a.update(upsample={"radius": 0, "eps": 1e-3, "x": 1}),
+                   lambda a: a["C"].update(gate_ramp=4),                 # needs C.gate
+                   lambda a: a["C"].update(gate=True, gate_ramp=0),
+                   lambda a: a["C"].update(gate=True, gate_ramp=1001),
+                   lambda a: a["C"].update(gate=True, gate_ramp=4.0),
+                   lambda a: a["C"].update(gate=True, gate_ramp=True),
+                   lambda a: a["C"].update(gate=True, gate_ramp="4")):
         a = json.loads(json.dumps(TINY))
         mutate(a)
         try:
@@ -240,6 +247,9 @@ def test_arch_validation():
             raise AssertionError("bad arch accepted: %s" % a)
         except ArchError:
             pass
+    a = json.loads(json.dumps(TINY))
+    a["C"].update(gate=True, gate_ramp=1000)
+    assert parse_arch(a)["C"]["gate_ramp"] == 1000
     # C.residual is optional (older files have no key: ab straight from C), tiny's is true
     a = json.loads(json.dumps(FULL))
     assert "residual" not in a["C"] and parse_arch(a)["C"]["residual"] is False
@@ -762,12 +772,66 @@ def test_passthrough():
     assert o["ab"].shape == (2, H, W) and bool(torch.isfinite(o["ab"]).all())
 
 
+def test_gate_ramp():
+    """C.gate_ramp (docs/NETWORK.md "C"): the k-th frame after a reference pass-through has C's
+    gated correction scaled by min(1, k / K), counted by the state's last channel; the zero
+    state (a reset, a warm-up) has none, and the model is then the one without the ramp."""
+    from vaefarm_ref.model import gate_ramp_factor, luma_of
+    K = 3
+    want = {-1: 1.0, 0: 1 / 3, 1: 2 / 3, 2: 1.0, 50: 1.0}
+    for age, r in want.items():
+        assert abs(float(gate_ramp_factor(torch.tensor(float(age)), K)) - r) < 1e-7, (age, r)
+    plain = make_model("tiny", 7)
+    gen = torch.Generator().manual_seed(8)
+    gw = torch.randn(plain.C.out.weight[:1].shape, generator=gen) * (2.0 / plain.C.out.weight.shape[1] ** 0.5)
+    plain.add_gate(0.5, gw)
+    plain.eval()
+    ramped = copy.deepcopy(plain)
+    ramped.set_gate_ramp(K)
+    assert ramped.arch["C"]["gate_ramp"] == K and ramped.C.gate_ramp == K
+    H, W = 48, 64
+    rgb = torch.rand(3, H, W, generator=torch.Generator().manual_seed(4))
+    y = luma_of(rgb[None], 0.2126, 0.0722)[0, 0]
+    frames = [torch.roll(y, 2 * t, dims=1) for t in range(6)]
+    with torch.no_grad():
+        cache = plain.reference(rgb)
+        pt = ramped.passthrough(frames[0], rgb)
+        assert pt["prev"].shape[0] == plain.passthrough(frames[0], rgb)["prev"].shape[0] + 1
+        assert float(pt["prev"][-1].abs().max()) == 0.0
+        state = pt["prev"]
+        for k in range(1, 6):
+            o = ramped.frame(frames[k], cache, state)
+            p = plain.frame(frames[k], cache, state[:-1])     # the same input, no ramp
+            assert torch.equal(o["warp_ab"], p["warp_ab"])
+            r = min(1.0, k / K)
+            got, full = o["ab"] - o["warp_ab"], p["ab"] - p["warp_ab"]
+            assert float(full.abs().mean()) > 0.1, k           # C corrects: the test can fail
+            assert torch.allclose(got, r * full, atol=1e-4), (k, float((got - r * full).abs().max()))
+            assert torch.equal(o["prev"][-1], torch.full((H, W), float(k))), k
+            state = o["prev"]
+        # the zero state: no pass-through, no ramp, the same model as without it
+        o, p = ramped.frame(frames[1], cache), plain.frame(frames[1], cache)
+        assert torch.equal(o["ab"], p["ab"]) and float(o["prev"][-1].max()) == -1.0
+        o2, p2 = ramped.frame(frames[2], cache, o["prev"]), plain.frame(frames[2], cache, p["prev"])
+        assert torch.equal(o2["ab"], p2["ab"]) and float(o2["prev"][-1].max()) == -1.0
+        try:   # a state without the age is refused, not misread
+            ramped.frame(frames[2], cache, p["prev"])
+            raise AssertionError("a state without its age was accepted")
+        except ValueError as e:
+            assert "gate_ramp" in str(e)
+    try:
+        make_model("tiny", 7).set_gate_ramp(K)       # no gate
+        raise AssertionError("a ramp without a gate was accepted")
+    except ArchError:
+        pass
+
+
 def main():
     tests = [test_safetensors_roundtrip, test_lab, test_arch_validation, test_names,
              test_refine_per_cell_equals_direct, test_refine_recovers_shifts,
              test_refine_is_continuous, test_refine_temporal, test_refine_subpixel,
              test_refine_predict,
-             test_weights_and_inference, test_passthrough, test_resnet50_trunk]
+             test_weights_and_inference, test_passthrough, test_gate_ramp, test_resnet50_trunk]
     torch.set_num_threads(2)
     failed = 0
     t00 = time.time()

@@ -71,6 +71,7 @@ REFINE_MAX_PATCH = 9
 REFINE_MAX_TEMPORAL = 5
 REFINE_MAX_PREDICT = 3   # A.refine.predict: the motion-predicted window's radius
 MOTION_RADIUS_MAX = 16   # C.gate_motion_radius: the per-pixel motion factor's window, (2r+1)² pixels
+GATE_RAMP_MAX = 1000     # C.gate_ramp: frames over which the gate opens after a pass-through
 
 
 def _refine(r):
@@ -182,9 +183,10 @@ def parse_arch(meta):
 
     C = _obj(meta, "C", "metadata")
     keys = {"widths", "enc_convs", "mid", "latent", "dec_widths", "dec_convs"}
-    if not keys <= set(C) or set(C) - keys - {"residual", "gate", "gate_motion", "gate_motion_radius"}:
+    if not keys <= set(C) or set(C) - keys - {"residual", "gate", "gate_motion", "gate_motion_radius",
+                                             "gate_ramp"}:
         raise ArchError("C: expected keys %s and optionally residual, gate, gate_motion, "
-                        "gate_motion_radius; got %s"
+                        "gate_motion_radius, gate_ramp; got %s"
                         % (sorted(keys), sorted(C)))
     residual = C.get("residual", False)
     gate = C.get("gate", False)
@@ -207,6 +209,13 @@ def parse_arch(meta):
                             % (MOTION_RADIUS_MAX, radius))
         if motion is None:
             raise ArchError("C.gate_motion_radius needs C.gate_motion (it makes its factor per pixel)")
+    ramp = C.get("gate_ramp")
+    if ramp is not None:
+        if isinstance(ramp, bool) or not isinstance(ramp, int) or not 1 <= ramp <= GATE_RAMP_MAX:
+            raise ArchError("C.gate_ramp: expected an integer in [1, %d] (frames), got %r"
+                            % (GATE_RAMP_MAX, ramp))
+        if not gate:
+            raise ArchError("C.gate_ramp needs C.gate (it scales the gate)")
     mid = C["mid"]
     if not isinstance(mid, list) or not mid:
         raise ArchError("C.mid: expected a non-empty list of lists of dilations")
@@ -228,6 +237,8 @@ def parse_arch(meta):
         out["C"]["gate_motion"] = float(motion)
     if radius is not None:
         out["C"]["gate_motion_radius"] = radius
+    if ramp is not None:
+        out["C"]["gate_ramp"] = ramp
 
     size = _intlist(_obj(meta, "inference_size", "metadata"), 2, "inference_size")
     for v in size:

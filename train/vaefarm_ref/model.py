@@ -510,14 +510,27 @@ def motion_factor(x7, kappa, radius=None):
     return m / (m + kappa)
 
 
+def gate_ramp_factor(age, K):
+    """C.gate_ramp's factor on the gate: min(1, k / K) for the k-th frame after a reference
+    pass-through (k = age + 1, age the state's: 0 at the pass-through frame), 1 where the state
+    has none (age < 0: the zero state, a warm-up). Right after a pass-through the warp carries
+    the reference's own colours, nearly exact, and C's correction (learnt for the drift of later
+    frames) costs there more than it gains: it comes in over K frames. age: a tensor (any
+    shape); float32 result of its shape."""
+    k = (age + 1).to(torch.float32)
+    return torch.where(age >= 0, torch.clamp(k / float(K), max=1.0), torch.ones_like(k))
+
+
 class ColorNet(nn.Module):
     def __init__(self, widths, enc_convs, mid, latent, dec_widths, dec_convs, residual=False, gate=False,
-                 gate_motion=None, gate_motion_radius=None):
+                 gate_motion=None, gate_motion_radius=None, gate_ramp=None):
         super().__init__()
         self.residual = residual   # ab = W^ab + 128·tanh(out) (NETWORK.md, "C")
         self.gate = gate           # ab = W^ab + σ(out₂)·128·tanh(out₀,₁): C can leave W^ab alone
         self.gate_motion = gate_motion   # κ: the gate also scaled by motion_factor(x7, κ, r)
         self.gate_motion_radius = gate_motion_radius   # r: that factor per pixel (None: per image)
+        self.gate_ramp = gate_ramp   # K: the gate opens over K frames after a pass-through (the
+        #                              caller's ramp argument, gate_ramp_factor; kept for training)
         self.enc = nn.ModuleList()
         cin = 7
         for l in range(4):
@@ -566,7 +579,7 @@ class ColorNet(nn.Module):
             x = grp.norm(x)
         return skips[:3], x
 
-    def decode(self, z, skips, x7):
+    def decode(self, z, skips, x7, ramp=None):
         x = z
         for k, lvl in enumerate(self.dec):
             act = Fn.relu if k < 2 else (lambda t: Fn.leaky_relu(t, 0.2))
@@ -582,19 +595,22 @@ class ColorNet(nn.Module):
             ab = torch.sigmoid(o[:, 2:3]) * ab
             if self.gate_motion is not None:
                 ab = motion_factor(x7, self.gate_motion, self.gate_motion_radius) * ab
+            if ramp is not None:   # C.gate_ramp's factor (Net.frame): a number or N×1×1×1
+                ab = ramp * ab
         return x7[:, 1:3] + ab if self.residual else ab
 
-    def forward(self, x):
-        """Inference: z = μ. x: N×7×H×W -> ab N×2×H×W."""
+    def forward(self, x, ramp=None):
+        """Inference: z = μ. x: N×7×H×W -> ab N×2×H×W. ramp: the gated correction's factor
+        after a pass-through (gate_ramp_factor; None: 1)."""
         skips, h = self.encode(x)
-        return self.decode(self.mu(h), skips, x)
+        return self.decode(self.mu(h), skips, x, ramp)
 
-    def forward_train(self, x, sample=True):
+    def forward_train(self, x, sample=True, ramp=None):
         """Training: returns (ab, mu, logvar); z = μ + σ·ε when sample else μ."""
         skips, h = self.encode(x)
         mu, logvar = self.mu(h), self.logvar(h)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu
-        return self.decode(z, skips, x), mu, logvar
+        return self.decode(z, skips, x, ramp), mu, logvar
 
 
 # ----------------------------------------------------------------------------------------- Net
@@ -629,7 +645,7 @@ class Net(nn.Module):
         c = self.arch["C"]
         return ColorNet(c["widths"], c["enc_convs"], c["mid"], c["latent"], c["dec_widths"],
                         c["dec_convs"], c["residual"], c.get("gate", False), c.get("gate_motion"),
-                        c.get("gate_motion_radius"))
+                        c.get("gate_motion_radius"), c.get("gate_ramp"))
 
     def set_gate_motion(self, kappa, radius=None):
         """Give the gated C the motion factor (arch C.gate_motion = κ; None: none), per image or,
@@ -643,6 +659,15 @@ class Net(nn.Module):
         self.arch = get_arch(dict(self.arch, C=c))
         self.C.gate_motion = self.arch["C"].get("gate_motion")
         self.C.gate_motion_radius = self.arch["C"].get("gate_motion_radius")
+
+    def set_gate_ramp(self, k):
+        """Give the gated C the ramp after a pass-through (arch C.gate_ramp = K frames; None:
+        none). No weight changes; the arch's checks raise ArchError, a ValueError."""
+        c = {key: v for key, v in self.arch["C"].items() if key != "gate_ramp"}
+        if k is not None:
+            c["gate_ramp"] = k
+        self.arch = get_arch(dict(self.arch, C=c))
+        self.C.gate_ramp = self.arch["C"].get("gate_ramp")
 
     def add_gate(self, bias, weight=None):
         """Give the residual C a gate (arch C.gate: ab = W^ab + σ(out₂)·128·tanh(out₀,₁), a
@@ -744,8 +769,10 @@ class Net(nn.Module):
         """grey: H×W, 1×H×W or N×1×H×W (Y' in [0,1]); cache from reference(); prev_lab: the
         recurrent state of frame t−1, out["prev"]: X̂(t−1) = (L−50, a, b) and W^ab(t−1) (a, b),
         5×H×W / N×5×H×W (its first 3 channels alone do when the arch has no temporal
-        candidates), with A.refine.predict 7 channels (frame t−1's motion (dy, dx) last), or None
-        for the zero state.
+        candidates), with A.refine.predict 7 channels (frame t−1's motion (dy, dx) last), with
+        C.gate_ramp one more, last (the frames since a reference pass-through, a constant plane:
+        0 for the pass-through frame, −1 for none; the whole out["prev"] is then needed), or
+        None for the zero state.
         Returns {taps, warp_ab, conf, ab, prev, L} (unbatched if grey was)."""
         if grey.dim() == 2:
             g, unb = grey[None, None], True
@@ -763,6 +790,16 @@ class Net(nn.Module):
         theta = self.A.frame_side(taps, (H // 4, W // 4))
         if prev_lab is not None and prev_lab.dim() == 3:
             prev_lab = prev_lab[None]
+        # the motion is state only with A.refine.predict: without it, it is not computed
+        predict = bool((self.arch["A"].get("refine") or {}).get("predict"))
+        ramp_k = self.arch["C"].get("gate_ramp")
+        age = torch.full((n, 1, 1, 1), -1.0, dtype=g.dtype, device=g.device)
+        if ramp_k and prev_lab is not None:
+            core = 7 if predict else 5
+            if prev_lab.shape[1] != core + 1:
+                raise ValueError("frame: the arch has C.gate_ramp: prev_lab needs all %d channels "
+                                 "of out[\"prev\"] (the last: frames since a pass-through)" % (core + 1))
+            age, prev_lab = prev_lab[:, core:, :1, :1], prev_lab[:, :core]
         # the temporal candidates read frame t−1's lightness and warp (not C's output: the warp's
         # chain stays C's input, which C corrects once, not again every frame)
         pw = None if prev_lab is None or prev_lab.shape[1] < 5 else \
@@ -770,17 +807,18 @@ class Net(nn.Module):
         if pw is None and prev_lab is not None and (self.arch["A"].get("refine") or {}).get("temporal"):
             raise ValueError("frame: the arch has temporal candidates: prev_lab needs W^ab(t−1) "
                              "(5 channels, out[\"prev\"])")
-        # the motion is state only with A.refine.predict: without it, it is not computed
-        predict = bool((self.arch["A"].get("refine") or {}).get("predict"))
         _, _, warp_ab, conf, *motion = self.correspond(g, theta, *refs, prev=pw, with_motion=predict)
         if prev_lab is None:
             prev = torch.zeros(n, 3, H, W, dtype=g.dtype, device=g.device)
         else:
             prev = prev_lab[:, :3]
         x7 = torch.cat([L - 50.0, warp_ab, conf, prev], dim=1)
-        ab = self.C(x7)
+        ramp = gate_ramp_factor(age, ramp_k).to(g.dtype) if ramp_k else None
+        ab = self.C(x7, ramp)
+        if ramp_k:   # the state's age: one frame more, or still none
+            age = torch.where(age >= 0, age + 1.0, age).expand(n, 1, H, W)
         out = {"taps": taps, "theta": theta, "warp_ab": warp_ab, "conf": conf, "ab": ab,
-               "prev": torch.cat([L - 50.0, ab, warp_ab] + motion, dim=1),
+               "prev": torch.cat([L - 50.0, ab, warp_ab] + motion + ([age] if ramp_k else []), dim=1),
                "L": L, "x7": x7}
         if unb:
             out = {k: ([t[0] for t in v] if isinstance(v, list) else v[0]) for k, v in out.items()}
@@ -798,7 +836,7 @@ class Net(nn.Module):
         """Reference pass-through (docs/NODE.md): the frame grey (H×W or N×1×H×W) is the
         reference's own picture, so no network runs: {ab: the reference's a, b; prev: the next
         frame's state (L − 50, the reference's a, b as X̂ and as W^ab, with A.refine.predict a
-        motion of 0)}, batched like grey. Which frames are (the engine's test, node.h
+        motion of 0, with C.gate_ramp an age of 0)}, batched like grey. Which frames are (the engine's test, node.h
         VF_PASSTHROUGH_TOL) is not decided here."""
         unb = grey.dim() < 4
         g = grey.reshape(-1, 1, *grey.shape[-2:])
@@ -807,6 +845,8 @@ class Net(nn.Module):
         st = [labmod.grey_to_L(g) - 50.0, ab, ab]
         if (self.arch["A"].get("refine") or {}).get("predict"):
             st.append(torch.zeros_like(ab))
+        if self.arch["C"].get("gate_ramp"):
+            st.append(torch.zeros_like(ab[:, :1]))
         out = {"ab": ab, "prev": torch.cat(st, dim=1)}
         return {k: v[0] for k, v in out.items()} if unb else out
 
