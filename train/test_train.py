@@ -23,6 +23,7 @@ Uses a small synthetic data set, 32×64 frames and a micro architecture of the s
 (94 k parameters; the machinery, not the capacity, is under test): ~20 s on 2 cores."""
 import argparse
 import contextlib
+import copy
 import io
 import json
 import math
@@ -465,6 +466,24 @@ def test_finetune_c(tmp):
         ours, _, _ = fc.unroll(net.C, fc.batch_of(data, [8, 9]), sample=None)
     worst = max(float((ours[t] - whole[t]).abs().max()) for t in range(3))
     assert worst < 1e-4, "stage 5's C over the prepared chain differs from the network: %.6f" % worst
+    # the same with a gated C ramped after the pass-through (C.gate_ramp 2): unroll counts its
+    # frames from the sequences' pass-through (frame 0) as Net.frame counts them
+    rnet = load_model(model).eval()
+    fc.add_gate(rnet, 1.0)
+    plain_c = copy.deepcopy(rnet.C)
+    rnet.set_gate_ramp(2)
+    with torch.no_grad():
+        prev = rnet.passthrough(torch.stack([x["grey"][0] for x in ss]), ref)["prev"]
+        whole = []
+        for t in range(1, 4):
+            o = rnet.frame(torch.stack([x["grey"][t] for x in ss]), rc, prev)
+            whole.append(o["ab"])
+            prev = o["prev"]
+        ours, _, _ = fc.unroll(rnet.C, fc.batch_of(data, [8, 9]), sample=None)
+        plain, _, _ = fc.unroll(plain_c, fc.batch_of(data, [8, 9]), sample=None)
+    worst = max(float((ours[t] - whole[t]).abs().max()) for t in range(3))
+    assert worst < 1e-4, "stage 5's ramped C differs from the network: %.6f" % worst
+    assert float((ours[0] - plain[0]).abs().max()) > 1e-2, "the ramp did not change frame 1"
     # training lowers the loss; 3 + 3 steps == 6 steps
     common = ["--model", model, "--seqs", seqs, "--batch", "2", "--val", "2", "--val-every", "3",
               "--print-every", "100", "--warmup", "1", "--lr", "1e-3", "--threads", "2"]
