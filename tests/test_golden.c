@@ -434,60 +434,72 @@ static void file_and_buffer_give_the_same_output(void **state)
 /* tiny's golden and a colorizer with reference pass-through on device (f32, the golden's Kr, Kb;
  * a CUDA graph on a GPU; its options into *co) for the model file variant (NULL:
  * model.safetensors, else model_<variant>.safetensors). */
-static void passthrough_open(enum vf_device device, const char *variant, struct golden *g,
-                             struct vf_backend **be, struct vf_net **net,
-                             struct vf_colorizer_opts *co, struct vf_colorizer **cz)
+/* What a pass-through test holds: a backend, tiny's golden, a model file and a colorizer on it. */
+struct pt_run {
+    struct vf_backend *be;
+    struct golden g;
+    struct vf_net *net;
+    struct vf_colorizer_opts co;
+    struct vf_colorizer *cz;
+};
+
+static void passthrough_open(enum vf_device device, const char *variant, struct pt_run *r)
 {
     struct vf_error err = {0};
+    *r = (struct pt_run){0};
     if (device == VF_DEVICE_CUDA) {
-        *be = cuda_backend_or_skip();
+        r->be = cuda_backend_or_skip();
     } else {
         struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
-        assert_int_equal(vf_backend_create(be, &bo, &err), VF_OK);
+        assert_int_equal(vf_backend_create(&r->be, &bo, &err), VF_OK);
     }
     char model[1024];
-    golden_open("tiny", g, model, sizeof model);
+    golden_open("tiny", &r->g, model, sizeof model);
     if (variant)
         snprintf(model, sizeof model, "%s/golden/tiny/model_%s.safetensors", VF_TEST_DATA, variant);
-    if (vf_net_load(model, net, &err)) fail_msg("%s", err.msg);
-    *co = (struct vf_colorizer_opts){.be = *be, .precision = VF_F32, .h = g->h, .w = g->w,
-                                     .full_h = g->fh, .full_w = g->fw, .kr = 0.2126f,
-                                     .kb = 0.0722f, .graph = device == VF_DEVICE_CUDA,
-                                     .passthrough = true};
-    if (vf_colorizer_create(cz, *net, co, &err)) fail_msg("%s", err.msg);
+    if (vf_net_load(model, &r->net, &err)) fail_msg("%s", err.msg);
+    r->co = (struct vf_colorizer_opts){.be = r->be, .precision = VF_F32, .h = r->g.h, .w = r->g.w,
+                                       .full_h = r->g.fh, .full_w = r->g.fw, .kr = 0.2126f,
+                                       .kb = 0.0722f, .graph = device == VF_DEVICE_CUDA,
+                                       .passthrough = true};
+    if (vf_colorizer_create(&r->cz, r->net, &r->co, &err)) fail_msg("%s", err.msg);
+}
+
+static void passthrough_close(struct pt_run *r)
+{
+    vf_colorizer_destroy(&r->cz);
+    vf_net_free(&r->net);
+    vf_backend_destroy(&r->be);
+    vf_safetensors_close(&r->g.st);
 }
 
 static void passthrough_run(enum vf_device device)
 {
-    struct vf_backend *be = NULL;
     struct vf_error err = {0};
-    struct golden g = {0};
-    struct vf_net *net = NULL;
-    struct vf_colorizer *cz = NULL;
-    struct vf_colorizer_opts co;
-    passthrough_open(device, NULL, &g, &be, &net, &co, &cz);
-    float *ref = as_f32(need(&g, "ref_rgb")), *ref_full = as_f32(need(&g, "ref_rgb_full"));
-    if (vf_colorizer_set_reference(cz, ref, ref_full, &err)) fail_msg("%s", err.msg);
+    struct pt_run r;
+    passthrough_open(device, NULL, &r);
+    float *ref = as_f32(need(&r.g, "ref_rgb")), *ref_full = as_f32(need(&r.g, "ref_rgb_full"));
+    if (vf_colorizer_set_reference(r.cz, ref, ref_full, &err)) fail_msg("%s", err.msg);
     struct outputs o = {0};
-    outputs_alloc(&o, cz, &g);
-    size_t n = (size_t)g.h * g.w, nf = (size_t)g.fh * g.fw;
-    const double tl = vf_net_arch(net)->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
+    outputs_alloc(&o, r.cz, &r.g);
+    size_t n = (size_t)r.g.h * r.g.w, nf = (size_t)r.g.fh * r.g.fw;
+    const double tl = vf_net_arch(r.net)->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
     for (int t = 0; t < 2; t++) {
         char name[64];
         snprintf(name, sizeof name, "grey_t%d", t);
-        float *grey = as_f32(need(&g, name));
+        float *grey = as_f32(need(&r.g, name));
         snprintf(name, sizeof name, "grey_full_t%d", t);
-        float *greyf = as_f32(need(&g, name));
-        if (vf_colorizer_frame(cz, grey, o.ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
-        if (vf_colorizer_post(cz, greyf, NULL, o.cbcr, &err)) fail_msg("post %d: %s", t, err.msg);
+        float *greyf = as_f32(need(&r.g, name));
+        if (vf_colorizer_frame(r.cz, grey, o.ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
+        if (vf_colorizer_post(r.cz, greyf, NULL, o.cbcr, &err)) fail_msg("post %d: %s", t, err.msg);
         free(grey);
         free(greyf);
-        assert_int_equal(vf_colorizer_times(cz)->passthrough, 1);   /* frame 0 only */
+        assert_int_equal(vf_colorizer_times(r.cz)->passthrough, 1);   /* frame 0 only */
         double ma_ab, ma_cbcr;
         snprintf(name, sizeof name, "pt_ab_t%d", t);
-        double rel_ab = compare(&g, name, o.ab, 2 * n, &ma_ab);
+        double rel_ab = compare(&r.g, name, o.ab, 2 * n, &ma_ab);
         snprintf(name, sizeof name, "pt_cbcr_full_t%d", t);
-        double rel_cbcr = compare(&g, name, o.cbcr, 2 * nf, &ma_cbcr);
+        double rel_cbcr = compare(&r.g, name, o.cbcr, 2 * nf, &ma_cbcr);
         /* frame 0 is a colour conversion (and keep-luma) of the reference alone */
         double tol = t == 0 ? TOL_F32 : tl;
         printf("  pass-through t=%d: ab %.1e (max |d| %.2g), cbcr_full %.1e (max |d| %.2g), "
@@ -498,43 +510,43 @@ static void passthrough_run(enum vf_device device)
     }
     /* without a full-size reference a pass-through frame's a, b are upsampled from inference
      * size: the same frame, and still no network */
-    float *grey = as_f32(need(&g, "grey_t0")), *greyf = as_f32(need(&g, "grey_full_t0"));
+    float *grey = as_f32(need(&r.g, "grey_t0")), *greyf = as_f32(need(&r.g, "grey_full_t0"));
     float *ab0 = malloc(2 * n * sizeof(float));
     assert_non_null(ab0);
-    if (vf_colorizer_set_reference(cz, ref, NULL, &err)) fail_msg("%s", err.msg);
-    if (vf_colorizer_frame(cz, grey, ab0, NULL, &err)) fail_msg("%s", err.msg);
-    if (vf_colorizer_post(cz, greyf, NULL, o.cbcr, &err)) fail_msg("%s", err.msg);
-    assert_int_equal(vf_colorizer_times(cz)->passthrough, 2);
-    double ma, rel = compare(&g, "pt_ab_t0", ab0, 2 * n, &ma);
+    if (vf_colorizer_set_reference(r.cz, ref, NULL, &err)) fail_msg("%s", err.msg);
+    if (vf_colorizer_frame(r.cz, grey, ab0, NULL, &err)) fail_msg("%s", err.msg);
+    if (vf_colorizer_post(r.cz, greyf, NULL, o.cbcr, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(vf_colorizer_times(r.cz)->passthrough, 2);
+    double ma, rel = compare(&r.g, "pt_ab_t0", ab0, 2 * n, &ma);
     assert_true(rel <= TOL_F32);
-    rel = compare(&g, "pt_cbcr_full_t0", o.cbcr, 2 * nf, &ma);
+    rel = compare(&r.g, "pt_cbcr_full_t0", o.cbcr, 2 * nf, &ma);
     printf("  pass-through t=0 without the full-size reference: cbcr_full %.1e (upsampled)\n", rel);
     assert_true(rel > TOL_F32 && rel < 0.2);
     free(ab0);
     free(grey);
     free(greyf);
-    vf_colorizer_destroy(&cz);
+    vf_colorizer_destroy(&r.cz);
     if (device == VF_DEVICE_CUDA) {
         /* frames replayed from a CUDA graph after a pass-through frame (frame 0 passes, 1 runs
          * eagerly, 2 and 3 replay) give the bytes of the same frames run eagerly */
         float *abs[2];
         for (int graph = 0; graph < 2; graph++) {
-            co.graph = graph;
-            if (vf_colorizer_create(&cz, net, &co, &err)) fail_msg("%s", err.msg);
-            if (vf_colorizer_set_reference(cz, ref, ref_full, &err)) fail_msg("%s", err.msg);
+            r.co.graph = graph;
+            if (vf_colorizer_create(&r.cz, r.net, &r.co, &err)) fail_msg("%s", err.msg);
+            if (vf_colorizer_set_reference(r.cz, ref, ref_full, &err)) fail_msg("%s", err.msg);
             abs[graph] = malloc(4 * 2 * n * sizeof(float));
             assert_non_null(abs[graph]);
             for (int t = 0; t < 4; t++) {
                 char name[64];
                 snprintf(name, sizeof name, "grey_t%d", t);
-                float *gt = as_f32(need(&g, name));
-                if (vf_colorizer_frame(cz, gt, abs[graph] + (size_t)t * 2 * n, NULL, &err))
+                float *gt = as_f32(need(&r.g, name));
+                if (vf_colorizer_frame(r.cz, gt, abs[graph] + (size_t)t * 2 * n, NULL, &err))
                     fail_msg("frame %d: %s", t, err.msg);
                 free(gt);
             }
-            assert_int_equal(vf_colorizer_times(cz)->passthrough, 1);
-            assert_true((vf_colorizer_times(cz)->graphed > 0) == (graph == 1));
-            vf_colorizer_destroy(&cz);
+            assert_int_equal(vf_colorizer_times(r.cz)->passthrough, 1);
+            assert_true((vf_colorizer_times(r.cz)->graphed > 0) == (graph == 1));
+            vf_colorizer_destroy(&r.cz);
         }
         assert_memory_equal(abs[0], abs[1], 4 * 2 * n * sizeof(float));
         free(abs[0]);
@@ -543,9 +555,7 @@ static void passthrough_run(enum vf_device device)
     free(ref);
     free(ref_full);
     outputs_free(&o);
-    vf_net_free(&net);
-    vf_backend_destroy(&be);
-    vf_safetensors_close(&g.st);
+    passthrough_close(&r);
 }
 
 /* A pass-through with the motion-predicted candidates (model_predict.safetensors): frames 2, 3
@@ -555,38 +565,31 @@ static void passthrough_run(enum vf_device device)
  * frame 4 must not survive the pass-through. */
 static void passthrough_predict_run(enum vf_device device)
 {
-    struct vf_backend *be = NULL;
     struct vf_error err = {0};
-    struct golden g = {0};
-    struct vf_net *net = NULL;
-    struct vf_colorizer *cz = NULL;
-    struct vf_colorizer_opts co;
-    passthrough_open(device, "predict", &g, &be, &net, &co, &cz);
-    assert_true(vf_net_arch(net)->a_refine_predict > 0);
-    float *ref = as_f32(need(&g, "ref_rgb"));
-    if (vf_colorizer_set_reference(cz, ref, NULL, &err)) fail_msg("%s", err.msg);
-    size_t n = (size_t)g.h * g.w;
+    struct pt_run r;
+    passthrough_open(device, "predict", &r);
+    assert_true(vf_net_arch(r.net)->a_refine_predict > 0);
+    float *ref = as_f32(need(&r.g, "ref_rgb"));
+    if (vf_colorizer_set_reference(r.cz, ref, NULL, &err)) fail_msg("%s", err.msg);
+    size_t n = (size_t)r.g.h * r.g.w;
     float *ab = malloc(2 * n * sizeof(float));
     assert_non_null(ab);
     const int order[] = {2, 3, 4, 0, 1};
     for (int i = 0; i < 5; i++) {
         char name[64];
         snprintf(name, sizeof name, "grey_t%d", order[i]);
-        float *grey = as_f32(need(&g, name));
-        if (vf_colorizer_frame(cz, grey, ab, NULL, &err)) fail_msg("frame %d: %s", order[i], err.msg);
+        float *grey = as_f32(need(&r.g, name));
+        if (vf_colorizer_frame(r.cz, grey, ab, NULL, &err)) fail_msg("frame %d: %s", order[i], err.msg);
         free(grey);
     }
-    assert_int_equal(vf_colorizer_times(cz)->passthrough, 1);   /* frame 0 only */
-    double ma, rel = compare(&g, "predict_pt_ab_t1", ab, 2 * n, &ma);
+    assert_int_equal(vf_colorizer_times(r.cz)->passthrough, 1);   /* frame 0 only */
+    double ma, rel = compare(&r.g, "predict_pt_ab_t1", ab, 2 * n, &ma);
     printf("  predict, frame 1 after a pass-through that followed frame 4: ab %.1e (max |d| %.2g), "
            "tolerance %.0e\n", rel, ma, TOL_REFINE_F32);
     assert_true(rel <= TOL_REFINE_F32);
     free(ab);
     free(ref);
-    vf_colorizer_destroy(&cz);
-    vf_net_free(&net);
-    vf_backend_destroy(&be);
-    vf_safetensors_close(&g.st);
+    passthrough_close(&r);
 }
 
 /* The gate's ramp after a pass-through (model_ramp.safetensors: the gated model with C.gate_ramp
@@ -597,48 +600,41 @@ static void passthrough_predict_run(enum vf_device device)
  * model's own (gated_ab_t*): without a pass-through the ramp never applies. */
 static void passthrough_ramp_run(enum vf_device device)
 {
-    struct vf_backend *be = NULL;
     struct vf_error err = {0};
-    struct golden g = {0};
-    struct vf_net *net = NULL;
-    struct vf_colorizer *cz = NULL;
-    struct vf_colorizer_opts co;
-    passthrough_open(device, "ramp", &g, &be, &net, &co, &cz);
-    assert_int_equal(vf_net_arch(net)->c_gate_ramp, 3);
-    float *ref = as_f32(need(&g, "ref_rgb"));
-    size_t n = (size_t)g.h * g.w;
+    struct pt_run r;
+    passthrough_open(device, "ramp", &r);
+    assert_int_equal(vf_net_arch(r.net)->c_gate_ramp, 3);
+    float *ref = as_f32(need(&r.g, "ref_rgb"));
+    size_t n = (size_t)r.g.h * r.g.w;
     float *ab = malloc(2 * n * sizeof(float));
     assert_non_null(ab);
-    const double tl = vf_net_arch(net)->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
+    const double tl = vf_net_arch(r.net)->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {   /* pass-through off: every frame from the network, no ramp */
-            vf_colorizer_destroy(&cz);
-            co.passthrough = false;
-            if (vf_colorizer_create(&cz, net, &co, &err)) fail_msg("%s", err.msg);
+            vf_colorizer_destroy(&r.cz);
+            r.co.passthrough = false;
+            if (vf_colorizer_create(&r.cz, r.net, &r.co, &err)) fail_msg("%s", err.msg);
         }
-        if (vf_colorizer_set_reference(cz, ref, NULL, &err)) fail_msg("%s", err.msg);
+        if (vf_colorizer_set_reference(r.cz, ref, NULL, &err)) fail_msg("%s", err.msg);
         const int order[2][7] = {{2, 3, 0, 1, 2, 3, 4}, {0, 1, 2, 3, 4, -1, -1}};
         for (int i = 0; i < 7 && order[pass][i] >= 0; i++) {
             const int t = order[pass][i];
             char name[64];
             snprintf(name, sizeof name, "grey_t%d", t);
-            float *grey = as_f32(need(&g, name));
-            if (vf_colorizer_frame(cz, grey, ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
+            float *grey = as_f32(need(&r.g, name));
+            if (vf_colorizer_frame(r.cz, grey, ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
             free(grey);
             if (pass == 0 && i < 3) continue;   /* before and at the pass-through */
             snprintf(name, sizeof name, pass == 0 ? "ramp_pt_ab_t%d" : "gated_ab_t%d", t);
-            double ma, rel = compare(&g, name, ab, 2 * n, &ma);
+            double ma, rel = compare(&r.g, name, ab, 2 * n, &ma);
             printf("  ramp, %s: ab %.1e (max |d| %.2g), tolerance %.0e\n", name, rel, ma, tl);
             if (!(rel <= tl)) fail_msg("%s: relative error %.3e > %.0e", name, rel, tl);
         }
-        assert_int_equal(vf_colorizer_times(cz)->passthrough, pass == 0);
+        assert_int_equal(vf_colorizer_times(r.cz)->passthrough, pass == 0);
     }
     free(ab);
     free(ref);
-    vf_colorizer_destroy(&cz);
-    vf_net_free(&net);
-    vf_backend_destroy(&be);
-    vf_safetensors_close(&g.st);
+    passthrough_close(&r);
 }
 
 static void passthrough_matches_the_reference(void **s) { (void)s; passthrough_run(VF_DEVICE_CPU); }

@@ -107,6 +107,19 @@ static void expect(const struct file *f, int code, const char *needle)
     if (!strstr(err.msg, needle)) fail_msg("message lacks \"%s\": %s", needle, err.msg);
 }
 
+/* Each of the n values in bad (their references taken), set as section.key of arch, makes the
+ * file refused with a message that holds needle. */
+static void expect_each(const struct file *m, json_t *h, json_t *arch, const char *section,
+                        const char *key, json_t **bad, size_t n, const char *needle)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_object_set_new(json_object_get(arch, section), key, bad[i]);
+        struct file f = with_arch(m, h, arch);
+        expect(&f, VF_EINVAL, needle);
+        free(f.bytes);
+    }
+}
+
 static void the_reference_model_loads(void **state)
 {
     (void)state;
@@ -211,12 +224,8 @@ static void metadata_problems_are_named(void **state)
      * gated C */
     json_t *bad_motion[] = {json_string("2"), json_real(0.0), json_real(-1.0), json_real(1e-46),
                             json_real(1e7)};
-    for (size_t i = 0; i < sizeof bad_motion / sizeof bad_motion[0]; i++) {
-        json_object_set_new(json_object_get(arch, "C"), "gate_motion", bad_motion[i]);
-        f = with_arch(&m, h, arch);
-        expect(&f, VF_EINVAL, "C.gate_motion must be a positive number");
-        free(f.bytes);
-    }
+    expect_each(&m, h, arch, "C", "gate_motion", bad_motion, sizeof bad_motion / sizeof bad_motion[0],
+                "C.gate_motion must be a positive number");
     json_object_set_new(json_object_get(arch, "C"), "gate_motoin", json_real(2.0));   /* a typo */
     f = with_arch(&m, h, arch);
     expect(&f, VF_EINVAL, "unknown key \"C.gate_motoin\"");
@@ -225,12 +234,8 @@ static void metadata_problems_are_named(void **state)
     /* its window per pixel (C.gate_motion_radius): an integer in [0, 16], with C.gate_motion */
     json_t *bad_radius[] = {json_string("2"), json_integer(-1), json_integer(17), json_real(2.5)};
     json_object_set_new(json_object_get(arch, "C"), "gate_motion", json_real(2.0));
-    for (size_t i = 0; i < sizeof bad_radius / sizeof bad_radius[0]; i++) {
-        json_object_set_new(json_object_get(arch, "C"), "gate_motion_radius", bad_radius[i]);
-        f = with_arch(&m, h, arch);
-        expect(&f, VF_EINVAL, "C.gate_motion_radius must be an integer in [0, 16]");
-        free(f.bytes);
-    }
+    expect_each(&m, h, arch, "C", "gate_motion_radius", bad_radius, sizeof bad_radius / sizeof bad_radius[0],
+                "C.gate_motion_radius must be an integer in [0, 16]");
     json_object_set_new(json_object_get(arch, "C"), "gate_motion_radius", json_integer(3));
     json_object_del(json_object_get(arch, "C"), "gate_motion");
     f = with_arch(&m, h, arch);
@@ -246,12 +251,8 @@ static void metadata_problems_are_named(void **state)
     /* the gate's ramp after a pass-through (C.gate_ramp): an integer in [1, 1000], on a gated C */
     json_t *bad_ramp[] = {json_string("8"), json_integer(0), json_integer(-2), json_integer(1001),
                           json_real(8.0), json_true()};
-    for (size_t i = 0; i < sizeof bad_ramp / sizeof bad_ramp[0]; i++) {
-        json_object_set_new(json_object_get(arch, "C"), "gate_ramp", bad_ramp[i]);
-        f = with_arch(&m, h, arch);
-        expect(&f, VF_EINVAL, "C.gate_ramp must be an integer in [1, 1000] (frames)");
-        free(f.bytes);
-    }
+    expect_each(&m, h, arch, "C", "gate_ramp", bad_ramp, sizeof bad_ramp / sizeof bad_ramp[0],
+                "C.gate_ramp must be an integer in [1, 1000] (frames)");
     json_object_set_new(json_object_get(arch, "C"), "gate_ramp", json_integer(8));
     f = with_arch(&m, h, arch);
     expect(&f, VF_EINVAL, "C.gate_ramp needs C.gate");

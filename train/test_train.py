@@ -455,14 +455,18 @@ def test_finetune_c(tmp):
     net = load_model(model).eval()
     ss = [make_sequence(cache, 4, (32, 64), 0, i) for i in (8, 9)]      # shard 1
     ref = torch.stack([x["rgb"][0] for x in ss])
+    def whole_network(n):   # frames 1..3 from the pass-through of frame 0, as prepare batched them
+        prev = n.passthrough(torch.stack([x["grey"][0] for x in ss]), ref)["prev"]
+        out = []
+        for t in range(1, 4):
+            o = n.frame(torch.stack([x["grey"][t] for x in ss]), rc, prev)
+            out.append(o["ab"])
+            prev = o["prev"]
+        return out
+
     with torch.no_grad():
         rc = net.reference(ref, torch.tensor([x["kr"] for x in ss]), torch.tensor([x["kb"] for x in ss]))
-        prev = net.passthrough(torch.stack([x["grey"][0] for x in ss]), ref)["prev"]
-        whole = []
-        for t in range(1, 4):
-            o = net.frame(torch.stack([x["grey"][t] for x in ss]), rc, prev)
-            whole.append(o["ab"])
-            prev = o["prev"]
+        whole = whole_network(net)
         ours, _, _ = fc.unroll(net.C, fc.batch_of(data, [8, 9]), sample=None)
     worst = max(float((ours[t] - whole[t]).abs().max()) for t in range(3))
     assert worst < 1e-4, "stage 5's C over the prepared chain differs from the network: %.6f" % worst
@@ -473,12 +477,7 @@ def test_finetune_c(tmp):
     plain_c = copy.deepcopy(rnet.C)
     rnet.set_gate_ramp(2)
     with torch.no_grad():
-        prev = rnet.passthrough(torch.stack([x["grey"][0] for x in ss]), ref)["prev"]
-        whole = []
-        for t in range(1, 4):
-            o = rnet.frame(torch.stack([x["grey"][t] for x in ss]), rc, prev)
-            whole.append(o["ab"])
-            prev = o["prev"]
+        whole = whole_network(rnet)
         ours, _, _ = fc.unroll(rnet.C, fc.batch_of(data, [8, 9]), sample=None)
         plain, _, _ = fc.unroll(plain_c, fc.batch_of(data, [8, 9]), sample=None)
     worst = max(float((ours[t] - whole[t]).abs().max()) for t in range(3))
