@@ -67,9 +67,9 @@ void vf_safetensors_close(struct vf_safetensors **st);
 
 #define VF_UPSAMPLE_MAX_RADIUS 8    /* the architecture's upsample.radius (train/vaefarm_ref/arch.py) */
 
-/* The architecture, from the weights file's metadata (docs/NETWORK.md). */
-#define VF_GATE_RAMP_MAX 1000   /* C.gate_ramp's largest K (frames) */
+#define VF_GATE_RAMP_MAX 1000       /* the architecture's C.gate_ramp (frames; train/vaefarm_ref/arch.py) */
 
+/* The architecture, from the weights file's metadata (docs/NETWORK.md). */
 struct vf_arch {
     char name[32];
     int f_stem, f_widths[4], f_blocks[4];
