@@ -139,8 +139,10 @@ struct vf_colorizer_opts {
     int full_h, full_w;         /* post-processing size (the film's); 0 = no post-processing */
     float kr, kb;               /* output matrix for keep-luma (0, 0 = BT.709) */
     bool graph;                 /* replay each frame's F, A, C from a CUDA graph captured at the
-                                   second frame (the first runs eagerly: the warm-up), on
-                                   backends that capture; ignored on the CPU. The per-module
+                                   second network frame (the first runs eagerly: the warm-up), on
+                                   backends that capture; ignored on the CPU. Frames whose gate is
+                                   ramped (C.gate_ramp, the K − 1 after a pass-through) run
+                                   eagerly and are neither captured nor replayed. The per-module
                                    times then become one: vf_colorizer_times.graphed */
     bool passthrough;           /* reference pass-through (film.yaml reference_passthrough: auto,
                                    what vaefarm runs with): a frame whose grey is its reference's

@@ -593,11 +593,14 @@ static void passthrough_predict_run(enum vf_device device)
 }
 
 /* The gate's ramp after a pass-through (model_ramp.safetensors: the gated model with C.gate_ramp
- * 3). Frames 2 and 3 first, from the zero state: no pass-through yet, so no ramp. Then frame 0
- * passes, and frames 1 to 4 run with C's correction scaled by 1/3, 2/3, 1, 1, against the
- * reference's ramp_pt_ab_t* (on a GPU frames 1 and 2 run eagerly, 3 is captured and 4 replays
- * the graph). Then, with pass-through off, frames 0 to 4 from the zero state are the gated
- * model's own (gated_ab_t*): without a pass-through the ramp never applies. */
+ * 3), three colorizers. (1) Frame 0 passes, and frames 1 to 4 run with C's correction scaled
+ * by 1/3, 2/3, 1, 1, against the reference's ramp_pt_ab_t*; on a GPU frame 1 runs eagerly (the
+ * warm-up), frame 2 is ramped and must run eagerly too (not be captured at its scale), frame 3
+ * is captured and frame 4 replays it. (2) Frames 2 and 3 first, from the zero state: no ramp;
+ * on a GPU frame 3 is captured there. Then frame 0 passes and frames 1 to 4 as in (1): the
+ * ramped frames must not replay that graph. (3) With pass-through off, frames 0 to 4 from the
+ * zero state are the gated model's own (gated_ab_t*): without a pass-through the ramp never
+ * applies. */
 static void passthrough_ramp_run(enum vf_device device)
 {
     struct vf_error err = {0};
@@ -609,14 +612,14 @@ static void passthrough_ramp_run(enum vf_device device)
     float *ab = malloc(2 * n * sizeof(float));
     assert_non_null(ab);
     const double tl = vf_net_arch(r.net)->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) {   /* pass-through off: every frame from the network, no ramp */
-            vf_colorizer_destroy(&r.cz);
-            r.co.passthrough = false;
-            if (vf_colorizer_create(&r.cz, r.net, &r.co, &err)) fail_msg("%s", err.msg);
-        }
+    /* per pass: the frames in order (-1: the end) and the index of the first one checked */
+    const int order[3][7] = {{0, 1, 2, 3, 4, -1, -1}, {2, 3, 0, 1, 2, 3, 4}, {0, 1, 2, 3, 4, -1, -1}};
+    const int first_checked[3] = {1, 3, 0};
+    for (int pass = 0; pass < 3; pass++) {
+        vf_colorizer_destroy(&r.cz);
+        r.co.passthrough = pass < 2;   /* pass 2: every frame from the network, no ramp */
+        if (vf_colorizer_create(&r.cz, r.net, &r.co, &err)) fail_msg("%s", err.msg);
         if (vf_colorizer_set_reference(r.cz, ref, NULL, &err)) fail_msg("%s", err.msg);
-        const int order[2][7] = {{2, 3, 0, 1, 2, 3, 4}, {0, 1, 2, 3, 4, -1, -1}};
         for (int i = 0; i < 7 && order[pass][i] >= 0; i++) {
             const int t = order[pass][i];
             char name[64];
@@ -624,13 +627,16 @@ static void passthrough_ramp_run(enum vf_device device)
             float *grey = as_f32(need(&r.g, name));
             if (vf_colorizer_frame(r.cz, grey, ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
             free(grey);
-            if (pass == 0 && i < 3) continue;   /* before and at the pass-through */
-            snprintf(name, sizeof name, pass == 0 ? "ramp_pt_ab_t%d" : "gated_ab_t%d", t);
+            if (i < first_checked[pass]) continue;   /* before and at the pass-through */
+            snprintf(name, sizeof name, pass < 2 ? "ramp_pt_ab_t%d" : "gated_ab_t%d", t);
             double ma, rel = compare(&r.g, name, ab, 2 * n, &ma);
-            printf("  ramp, %s: ab %.1e (max |d| %.2g), tolerance %.0e\n", name, rel, ma, tl);
-            if (!(rel <= tl)) fail_msg("%s: relative error %.3e > %.0e", name, rel, tl);
+            printf("  ramp, pass %d, %s: ab %.1e (max |d| %.2g), tolerance %.0e\n", pass, name, rel,
+                   ma, tl);
+            if (!(rel <= tl)) fail_msg("pass %d, %s: relative error %.3e > %.0e", pass, name, rel, tl);
         }
-        assert_int_equal(vf_colorizer_times(r.cz)->passthrough, pass == 0);
+        assert_int_equal(vf_colorizer_times(r.cz)->passthrough, pass < 2);
+        if (device == VF_DEVICE_CUDA)   /* a graph was captured and replayed at full scale */
+            assert_true(vf_colorizer_times(r.cz)->graphed > 0);
     }
     free(ab);
     free(ref);
