@@ -99,10 +99,8 @@ struct vf_colorizer {
     struct vf_tensor motion;    /* C.gate_motion: the factor on the gate, f32, 1 value (or 1 × h × w
                                    with C.gate_motion_radius) */
     /* C.gate_ramp: frames since the last pass-through frame (0: that frame), −1 for none since
-     * the last reset (the recurrent state's age; host); and the scale of C's gated correction
-     * for the frame being run, 128·min(1, k / K) on the k-th frame after it, else 128 */
+     * the last reset (the recurrent state's age; host; gate_scale reads it) */
     long since_passthrough;
-    float c_scale;
     float *zero_state;          /* host 3 × H × W: L = 50 (L′ = 0), ab = 0 */
     float *host_lo;             /* host 3 × H/4 × W/4: W^ab and S as computed (f32), for taps */
 
@@ -523,7 +521,6 @@ int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
     TRY(vf_tensor_alloc(&c->ref_lab, c->be, VF_F32, 1, 3, c->h, c->w, err));
     TRY(vf_tensor_alloc(&c->ref_ab, c->be, VF_F32, 1, 2, c->h, c->w, err));
     c->passthrough = opts->passthrough;
-    c->c_scale = 128.0f;
     c->ref_luma = vf_calloc((size_t)c->h * (size_t)c->w, sizeof(float), err);
     if (!c->ref_luma) {
         rc = VF_ENOMEM;
@@ -744,6 +741,15 @@ fail:
     return rc;
 }
 
+/* The scale of C's gated correction for the frame about to run (C.gate_ramp): 128·min(1, k / K)
+ * on the k-th frame after a pass-through, 128 without the key or with none since the reset. */
+static float gate_scale(const struct vf_colorizer *c)
+{
+    const int K = c->net->arch.c_gate_ramp;
+    const long k = c->since_passthrough + 1;
+    return K > 0 && c->since_passthrough >= 0 && k < K ? 128.0f * ((float)k / (float)K) : 128.0f;
+}
+
 static int enqueue_c(struct vf_colorizer *c, struct vf_error *err)
 {
     int rc;
@@ -790,7 +796,7 @@ static int enqueue_c(struct vf_colorizer *c, struct vf_error *err)
         if (a->c_gate_motion > 0.0f)
             TRY(vf_op_motion_factor(&l, &prev_l, a->c_gate_motion,
                                     a->c_gate_motion_px ? a->c_gate_motion_radius : -1, &c->motion, err));
-        TRY(vf_op_gated_add(&c->c_out, &c->wab_up, c->c_scale, a->c_gate_motion > 0.0f ? &c->motion : NULL,
+        TRY(vf_op_gated_add(&c->c_out, &c->wab_up, gate_scale(c), a->c_gate_motion > 0.0f ? &c->motion : NULL,
                             &c->ab, err));
     } else {
         TRY(vf_conv_run(c->out, x, &c->ab, err));
@@ -844,9 +850,9 @@ static int network_frame(struct vf_colorizer *c, float *ab, struct vf_colorizer_
                          double *t0, struct vf_error *err)
 {
     int rc;
-    /* A frame whose gate is ramped (C.gate_ramp, c_scale < 128) runs eagerly: the graph holds
-     * the full scale as a launch argument. Those are the first K frames after a pass-through. */
-    const bool full_scale = c->c_scale == 128.0f;
+    /* A frame whose gate is ramped (C.gate_ramp, a scale under 128) runs eagerly: the graph holds
+     * the full scale as a launch argument. Those are the K − 1 frames after a pass-through. */
+    const bool full_scale = gate_scale(c) == 128.0f;
     if (c->use_graph && c->graph_warm && !c->graph && full_scale) {
         /* Capture once. Nothing captured has run, so a capture that fails (an operator that
          * cannot be captured) costs nothing but a warning: this frame and the rest run eagerly,
@@ -925,11 +931,8 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
         c->times.passthrough++;
         c->since_passthrough = 0;
     } else {
-        const long k = c->since_passthrough >= 0 ? c->since_passthrough + 1 : -1;
-        const int K = c->net->arch.c_gate_ramp;
-        c->c_scale = K > 0 && k >= 0 && k < K ? 128.0f * ((float)k / (float)K) : 128.0f;
         TRY(network_frame(c, ab, taps, &t0, err));
-        c->since_passthrough = k;
+        if (c->since_passthrough >= 0) c->since_passthrough++;
     }
     c->times.frames++;
     c->have_frame = true;

@@ -616,9 +616,11 @@ static void passthrough_ramp_run(enum vf_device device)
     const int order[3][7] = {{0, 1, 2, 3, 4, -1, -1}, {2, 3, 0, 1, 2, 3, 4}, {0, 1, 2, 3, 4, -1, -1}};
     const int first_checked[3] = {1, 3, 0};
     for (int pass = 0; pass < 3; pass++) {
-        vf_colorizer_destroy(&r.cz);
-        r.co.passthrough = pass < 2;   /* pass 2: every frame from the network, no ramp */
-        if (vf_colorizer_create(&r.cz, r.net, &r.co, &err)) fail_msg("%s", err.msg);
+        if (pass > 0) {   /* a fresh colorizer (passthrough_open's has pass-through on) */
+            vf_colorizer_destroy(&r.cz);
+            r.co.passthrough = pass < 2;   /* pass 2: every frame from the network, no ramp */
+            if (vf_colorizer_create(&r.cz, r.net, &r.co, &err)) fail_msg("%s", err.msg);
+        }
         if (vf_colorizer_set_reference(r.cz, ref, NULL, &err)) fail_msg("%s", err.msg);
         for (int i = 0; i < 7 && order[pass][i] >= 0; i++) {
             const int t = order[pass][i];
