@@ -11,6 +11,8 @@ status non-zero on failure. Run by ctest as "train" (tests/CMakeLists.txt):
 - resume: 3 steps + checkpoint + resume to 6 steps is bit-identical to 6 uninterrupted steps
   (weights, optimizer state, every logged loss); SIGTERM checkpoints and exits 143;
 - DDP: two CPU ranks (gloo) launched with torchrun's environment variables run in step;
+- init: a direct model into a residual arch (C.out zeroed); --fresh-c --freeze F,A (the loss
+  ablations): C the seeded init, F and A the file's and unchanged by training;
 - export: train/export.py --from-checkpoint gives a file whose weights are the checkpoint's, and
   the C engine (vaefarm bench, when the binary is given or found) loads and runs it;
 - stage 5 (train/finetune_c.py): sequences are deterministic and frame t is frame t−1 carried by
@@ -288,6 +290,55 @@ def test_init_residual(tmp):
     except SystemExit as e:
         assert "not the --arch asked" in str(e), e
     print("init: a direct model into a residual arch: C.out zeroed, the rest copied; resume under another arch refused")
+
+
+def test_fresh_c(tmp):
+    """--init FILE --fresh-c --freeze F,A (the loss ablations): C is the seeded init (C.out zero)
+    whatever the file's C, and may have another architecture; F and A are the file's and stay
+    so while C learns; only C's parameters are in the optimizer; bad uses are refused."""
+    from export import load_model, make_model, save_weights
+    from vaefarm_ref import build
+    from vaefarm_ref.arch import get_arch
+    from vaefarm_ref.init import init_weights
+    path = os.path.join(tmp, "fresh_src.safetensors")
+    save_weights(path, make_model(MICRO, 5))
+    src = load_model(path).state_dict()
+    other = json.loads(json.dumps(MICRO))
+    other["C"]["latent"] = 16                       # a C the file's tensors would not fit
+    apath = os.path.join(tmp, "fresh.json")
+    with open(apath, "w") as fp:
+        json.dump(other, fp)
+    base = ["--init", path, "--fresh-c", "--freeze", "F,A", "--lr", "1e-2", "--warmup", "0",
+            "--ckpt-every", "1000", "--seed", "3"] + SMALL + ["--arch", apath]
+    o0, o2 = os.path.join(tmp, "fresh0"), os.path.join(tmp, "fresh2")
+    assert trainmod.main(["--out", o0, "--steps", "0"] + base) == 0
+    assert trainmod.main(["--out", o2, "--steps", "2"] + base) == 0
+    c0, c2 = torch.load(os.path.join(o0, "last.pt")), torch.load(os.path.join(o2, "last.pt"))
+    ref = init_weights(build(get_arch(other)), 3).state_dict()
+    changed = 0
+    for k, v in c2["model"].items():
+        if k.startswith("C."):
+            want = torch.zeros_like(ref[k]) if k.startswith("C.out.") else ref[k]
+            assert torch.equal(c0["model"][k], want), "fresh C is not the seeded init: %s" % k
+            changed += not torch.equal(v, c0["model"][k])
+        else:
+            assert torch.equal(v, src[k]), "frozen %s moved (or is not the file's)" % k
+    assert changed > 10, changed
+    n_c = sum(1 for k, _ in build(get_arch(other)).C.named_parameters())
+    assert len(c2["optimizer"]["state"]) == n_c, (len(c2["optimizer"]["state"]), n_c)
+    for bad, msg in ((["--freeze", "F,B"], "no module B"), (["--freeze", "F,A,C"], "nothing to train")):
+        try:
+            trainmod.main(["--out", os.path.join(tmp, "fresh_bad"), "--steps", "1"] + base + bad)
+            raise AssertionError("--freeze %s was taken" % bad[1])
+        except SystemExit as e:
+            assert msg in str(e), e
+    try:
+        trainmod.main(["--out", os.path.join(tmp, "fresh_noinit"), "--steps", "1", "--fresh-c"] + SMALL)
+        raise AssertionError("--fresh-c without --init was taken")
+    except SystemExit as e:
+        assert "needs --init" in str(e), e
+    print("fresh C: the seeded init under the file's F and A, which stay frozen (%d of C's tensors "
+          "moved in 2 steps, %d in the optimizer); bad --freeze and --fresh-c refused" % (changed, n_c))
 
 
 def test_export(tmp, ckpt, vaefarm):
@@ -895,6 +946,7 @@ def main():
         test_sigterm(tmp)
         test_ddp_cpu(tmp)
         test_init_residual(tmp)
+        test_fresh_c(tmp)
         test_export(tmp, ck, args.vaefarm)
         test_set_arch(tmp, args.vaefarm)
         test_sequences()

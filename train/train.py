@@ -43,7 +43,8 @@ CKPT_FORMAT = "vaefarm-train-ckpt-v1"
 # on the command line overrides it, with a warning: the continuation is then not exact)
 SHAPING = {"arch": "tiny", "seed": 0, "batch": 8, "size": [64, 112], "lr": 3e-4, "lr_f": None,
            "wd": 1e-4, "beta1": 0.0, "beta2": 0.999, "warmup": 100, "cosine_to": 0, "clip": 0.0,
-           "weights": "", "init": None, "overfit": False}
+           "weights": "", "init": None, "overfit": False, "freeze": "", "fresh_c": False}
+MODULES = ("F", "A", "C")
 
 
 def parse_args(argv=None):
@@ -77,6 +78,11 @@ def parse_args(argv=None):
     a("--weights", help="loss weights, e.g. 'perc=0.001,kl=1,context=0.2,smooth=5,l1=2,temporal=0.02'")
     a("--init", help="start from this vaefarm weights file (e.g. convert_resnet.py's output)")
     a("--overfit", action="store_true", default=None, help="the same batch (step 0's) every step")
+    a("--freeze", help="modules that do not learn, e.g. 'F,A': no gradient, not in the optimizer "
+      "(the losses still reach the output through them)")
+    a("--fresh-c", action="store_true", default=None, help="with --init: C from the seeded init "
+      "(C.out zeroed in a residual C), everything else from the file; C's architecture may differ "
+      "from the file's (the loss ablations, docs/QUALITY.md)")
     return ap.parse_args(argv)
 
 
@@ -159,15 +165,28 @@ def lr_at(step, base, warmup, cosine_to):
     return base * f
 
 
+def frozen_modules(cfg):
+    names = [m.strip() for m in (cfg["freeze"] or "").split(",") if m.strip()]
+    bad = [m for m in names if m not in MODULES]
+    if bad:
+        raise SystemExit("train: --freeze %s: no module %s (modules: %s)" % (cfg["freeze"], ", ".join(bad),
+                                                                          ", ".join(MODULES)))
+    if set(names) == set(MODULES):
+        raise SystemExit("train: --freeze %s leaves nothing to train" % cfg["freeze"])
+    return names
+
+
 def param_groups(net, cfg):
-    """4 groups: F / A+C, each with and without weight decay (decay on conv weights only)."""
+    """4 groups: F / A+C, each with and without weight decay (decay on conv weights only); a
+    frozen module's parameters (requires_grad False) are in none."""
     groups = []
     for name, lr in (("F", cfg["lr_f"] if cfg["lr_f"] is not None else cfg["lr"]), ("AC", cfg["lr"])):
         mods = [net.F] if name == "F" else [net.A, net.C]
         decay, no = [], []
         for m in mods:
             for pn, p in m.named_parameters():
-                (decay if p.dim() == 4 else no).append(p)
+                if p.requires_grad:
+                    (decay if p.dim() == 4 else no).append(p)
         groups.append({"params": decay, "weight_decay": cfg["wd"], "base_lr": lr, "name": name + ".decay"})
         groups.append({"params": no, "weight_decay": 0.0, "base_lr": lr, "name": name + ".nodecay"})
     return groups
@@ -299,25 +318,44 @@ def main(argv=None):
         # the differences allowed, none of which has weights: a direct C becoming residual (the
         # reverse has no meaning: a residual C.out is a correction of the warp, not colours),
         # A's temperature and refinement, and the upsampling (post-processing)
-        same = dict(src.arch, C=dict(src.arch["C"], residual=net.arch["C"]["residual"]),
+        # (with --fresh-c, C's architecture is the one asked: none of its weights come from the file)
+        same = dict(src.arch, C=net.arch["C"] if cfg["fresh_c"] else
+                    dict(src.arch["C"], residual=net.arch["C"]["residual"]),
                     upsample=net.arch["upsample"],
                     A=dict(net.arch["A"], adapter=src.arch["A"]["adapter"],
                            res_blocks=src.arch["A"]["res_blocks"]))
-        if same != net.arch or (src.arch["C"]["residual"] and not net.arch["C"]["residual"]):
+        if same != net.arch or (src.arch["C"]["residual"] and not net.arch["C"]["residual"]
+                                and not cfg["fresh_c"]):
             raise SystemExit("train: --init %s holds %s, not the --arch asked" % (cfg["init"], src.arch["name"]))
-        net.load_state_dict(src.state_dict())
-        if net.arch["C"]["residual"] and not src.arch["C"]["residual"]:
+        if cfg["fresh_c"]:
+            init_weights(net, cfg["seed"])
+            if net.arch["C"]["residual"]:
+                zero_colour_out(net)
+            missing, unexpected = net.load_state_dict(
+                {k: v for k, v in src.state_dict().items() if not k.startswith("C.")}, strict=False)
+            if unexpected or any(not k.startswith("C.") for k in missing):
+                raise SystemExit("train: --init %s: tensors %s do not fit" % (cfg["init"], unexpected + missing))
+            if main0:
+                print("train: --init %s with a fresh C (seeded init, seed %d)" % (cfg["init"], cfg["seed"]),
+                      file=sys.stderr)
+        else:
+            net.load_state_dict(src.state_dict())
+        if net.arch["C"]["residual"] and not src.arch["C"]["residual"] and not cfg["fresh_c"]:
             zero_colour_out(net)
             if main0:
                 print("train: --init %s predicted ab directly; C.out is zeroed so this residual "
                       "model starts as its warp W^ab" % cfg["init"], file=sys.stderr)
     else:
+        if cfg["fresh_c"]:
+            raise SystemExit("train: --fresh-c needs --init (the file the rest of the model comes from)")
         init_weights(net, cfg["seed"])
         if net.arch["C"]["residual"]:
             zero_colour_out(net)
         if arch["name"] == "full" and main0:
             print("train: warning: full with a random F (no --init): the paper starts F from ImageNet "
                   "weights (train/convert_resnet.py)", file=sys.stderr)
+    for m in frozen_modules(cfg):
+        getattr(net, m).requires_grad_(False)
     net.to(run.device)
     step_mod = TrainStep(net, weights).train()
     model = step_mod
