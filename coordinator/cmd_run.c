@@ -331,6 +331,38 @@ static json_t *setup_doc(struct vf_farm *f, const struct vf_plan *plan)
     return doc;
 }
 
+/* A model whose C ramps in after a reference pass-through (C.gate_ramp K) counts the frames since
+ * the last pass-through in each chunk from the pass-throughs the chunk itself runs. A chunk whose
+ * warm-up stops fewer than K − 1 frames after a passing frame gives its first kept frames C's
+ * whole correction where a sequential pass ramps it in (docs/PLAN.md); with chunks.warmup >= K − 1
+ * that cannot happen. Which frames pass is known only when they run (the reference may be any
+ * frame of its shot), so this warns on the settings, when some shot has more than one chunk. */
+static void warn_gate_ramp(const struct vf_farm *f, const struct vf_plan *plan)
+{
+    if (!f->net || f->film->passthrough == VF_PASSTHROUGH_OFF)
+        return;
+    const int K = vf_net_arch(f->net)->c_gate_ramp;
+    if (K < 2 || f->film->warmup >= K - 1)
+        return;
+    size_t split = 0;
+    const struct vf_chunk *ex = NULL;
+    for (size_t i = 0; i < plan->n_chunks; i++)
+        if (plan->chunks[i].start > plan->shots[plan->chunks[i].shot].start) {
+            split++;
+            ex = ex ? ex : &plan->chunks[i];
+        }
+    if (!split)
+        return;
+    vf_log(NULL, VF_LOG_WARN,
+           "chunks.warmup %lld is under the model's C.gate_ramp - 1 = %d: %zu chunks start inside "
+           "a shot (chunk %d at frame %lld, warm-up from %lld), and one whose warm-up begins 1 to "
+           "%lld frames after a frame that passes through the shot's reference gives its first "
+           "kept frames C's whole correction, where one pass over the shot brings it in over %d "
+           "frames (docs/PLAN.md). Set chunks.warmup to %d or more for output equal to one pass",
+           (long long)f->film->warmup, K - 1, split, ex->id, (long long)ex->start,
+           (long long)ex->warm_start, (long long)(K - 1 - f->film->warmup), K, K - 1);
+}
+
 static int interrupted_in_setup(struct vf_error *err)
 {
     return vf_error_set(err, VF_EINTERRUPTED, "interrupted by signal %d while setting up; nothing "
@@ -402,6 +434,7 @@ plan:
     }
     for (size_t i = 0; i < plan->n_warnings; i++)
         vf_log(NULL, VF_LOG_WARN, "%s", plan->warnings[i]);
+    warn_gate_ramp(f, plan);
     snprintf(f->plan_hash, sizeof f->plan_hash, "%s", plan->hash);
     f->work_dir = vf_strdup(f->film->work_dir, err);
     f->seg_dir = vf_path_join(f->film->work_dir, "segments", err);

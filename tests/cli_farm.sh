@@ -13,6 +13,8 @@
 #   - the seam error is reported for every boundary with warm-up
 #   - reference pass-through: each shot's first frame (its reference's own picture) passes, 3
 #     in the report; reference_passthrough: off passes none and gives other bytes
+#   - a model with C.gate_ramp K (the bundled one): chunks.warmup under K - 1 in a shot cut into
+#     chunks is warned about, K - 1 is not, nor is any warm-up with the pass-through off
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
@@ -90,6 +92,29 @@ mkyaml nopt grey.mkv 'reference_passthrough: off'
 "$vf" "$tmp/nopt.yaml" --quiet; rc=$?
 check "reference_passthrough: off (exit $rc): no frame passed through, other bytes" \
   all '[ "$rc" = 0 ] && [ "$(report nopt passthrough_frames_run)" = 0 ] && ! cmp -s "$tmp/np1.mkv" "$tmp/nopt.mkv"'
+
+# --- a model whose C ramps in after a pass-through (the bundled one: C.gate_ramp 4): a warm-up
+# under K - 1 = 3 frames in a shot cut into chunks is warned about (docs/PLAN.md), 3 is not, nor
+# is any warm-up with the pass-through off
+ffmpeg -loglevel error -i "$films/film_grey.mkv" -frames:v 24 -an -c:v copy "$tmp/g24.mkv" ||
+  bad "make the 24-frame film"
+ramp() { # NAME WARMUP EXTRA
+  { printf 'version: 1\ninput: g24.mkv\noutput: %s.mkv\ninference_size: [72, 128]\n' "$1"
+    printf 'model: %s\n' "$src/models/vaefarm-tiny.safetensors"
+    printf 'shots:\n  detect: off\n  list:\n'
+    printf '    - { start: 0, end: 12, reference: film_ref_0.png }\n'
+    printf '    - { start: 12, end: 24, reference: film_ref_1.png }\n'
+    printf 'chunks: { length: 6, warmup: %s }\n%s' "$2" "${3:-}"; } >"$tmp/$1.yaml"
+  "$vf" "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1
+}
+ramp ramp1 1; rc=$?
+check "warm-up 1 under C.gate_ramp 4 (exit $rc): warned, naming the fix" all '[ "$rc" = 0 ] &&
+  grep -q "chunks.warmup 1 is under the model.s C.gate_ramp - 1 = 3: 2 chunks start inside a shot (chunk 1 at frame 6, warm-up from 5).*Set chunks.warmup to 3 or more" "$tmp/ramp1.log"'
+ramp ramp3 3; rc=$?
+check "warm-up 3 (exit $rc): no ramp warning" all '[ "$rc" = 0 ] && ! grep -q "C.gate_ramp" "$tmp/ramp3.log"'
+ramp rampoff 1 'reference_passthrough: off'; rc=$?
+check "warm-up 1, pass-through off (exit $rc): no ramp warning" \
+  all '[ "$rc" = 0 ] && ! grep -q "C.gate_ramp" "$tmp/rampoff.log"'
 
 # --- rerun: everything resumes
 "$vf" "$tmp/np1.yaml" --quiet; rc=$?
