@@ -11,7 +11,8 @@
  * noise (measured 2.3e-4 at worst; the output moves continuously with it). Also: the output
  * is bit-identical with 1 and 2 threads, and the same weights from a file and from a buffer
  * give the same output. Reference pass-through (pt_* tensors): a frame that is the reference's
- * own picture takes its colours, and the next frame runs from them. The guided filter (post
+ * own picture takes its colours, and the next frame runs from them; C's gate ramps in over the
+ * frames after it (C.gate_ramp; f32 and bf16). The guided filter (post
  * step 1 at radius 2), which tiny does not take, against the reference's through it. On a CPU
  * without bf16 the bf16 cases are reported as skipped.
  * The CUDA backend (cuda_* cases): the same comparisons on GPU 0 in f32 (TF32 off), bf16 and
@@ -431,9 +432,6 @@ static void file_and_buffer_give_the_same_output(void **state)
  * the reference's own picture (its grey is the reference's luma with the film's Kr, Kb), so it
  * runs no network and takes the reference's a, b (at full size from the full-size reference);
  * frame 1 is not, and runs from that state. f32 tolerances as golden_run's. */
-/* tiny's golden and a colorizer with reference pass-through on device (f32, the golden's Kr, Kb;
- * a CUDA graph on a GPU; its options into *co) for the model file variant (NULL:
- * model.safetensors, else model_<variant>.safetensors). */
 /* What a pass-through test holds: a backend, tiny's golden, a model file and a colorizer on it. */
 struct pt_run {
     struct vf_backend *be;
@@ -443,7 +441,12 @@ struct pt_run {
     struct vf_colorizer *cz;
 };
 
-static void passthrough_open(enum vf_device device, const char *variant, struct pt_run *r)
+/* tiny's golden and a colorizer with reference pass-through on device in precision dt (the
+ * golden's Kr, Kb; a CUDA graph on a GPU; its options in r->co) for the model file variant (NULL:
+ * model.safetensors, else model_<variant>.safetensors). A dt the device has no native support
+ * for is reported as skipped. */
+static void passthrough_open(enum vf_device device, const char *variant, enum vf_dtype dt,
+                             struct pt_run *r)
 {
     struct vf_error err = {0};
     *r = (struct pt_run){0};
@@ -453,12 +456,18 @@ static void passthrough_open(enum vf_device device, const char *variant, struct 
         struct vf_backend_opts bo = {.device = VF_DEVICE_CPU};
         assert_int_equal(vf_backend_create(&r->be, &bo, &err), VF_OK);
     }
+    if (dt != VF_F32 && !vf_backend_supports(r->be, dt)) {
+        printf("skipped: pass-through %s: this %s has no native %s\n", vf_dtype_name(dt),
+               device == VF_DEVICE_CUDA ? "GPU" : "CPU", vf_dtype_name(dt));
+        vf_backend_destroy(&r->be);
+        skip();
+    }
     char model[1024];
     golden_open("tiny", &r->g, model, sizeof model);
     if (variant)
         snprintf(model, sizeof model, "%s/golden/tiny/model_%s.safetensors", VF_TEST_DATA, variant);
     if (vf_net_load(model, &r->net, &err)) fail_msg("%s", err.msg);
-    r->co = (struct vf_colorizer_opts){.be = r->be, .precision = VF_F32, .h = r->g.h, .w = r->g.w,
+    r->co = (struct vf_colorizer_opts){.be = r->be, .precision = dt, .h = r->g.h, .w = r->g.w,
                                        .full_h = r->g.fh, .full_w = r->g.fw, .kr = 0.2126f,
                                        .kb = 0.0722f, .graph = device == VF_DEVICE_CUDA,
                                        .passthrough = true};
@@ -477,7 +486,7 @@ static void passthrough_run(enum vf_device device)
 {
     struct vf_error err = {0};
     struct pt_run r;
-    passthrough_open(device, NULL, &r);
+    passthrough_open(device, NULL, VF_F32, &r);
     float *ref = as_f32(need(&r.g, "ref_rgb")), *ref_full = as_f32(need(&r.g, "ref_rgb_full"));
     if (vf_colorizer_set_reference(r.cz, ref, ref_full, &err)) fail_msg("%s", err.msg);
     struct outputs o = {0};
@@ -567,7 +576,7 @@ static void passthrough_predict_run(enum vf_device device)
 {
     struct vf_error err = {0};
     struct pt_run r;
-    passthrough_open(device, "predict", &r);
+    passthrough_open(device, "predict", VF_F32, &r);
     assert_true(vf_net_arch(r.net)->a_refine_predict > 0);
     float *ref = as_f32(need(&r.g, "ref_rgb"));
     if (vf_colorizer_set_reference(r.cz, ref, NULL, &err)) fail_msg("%s", err.msg);
@@ -601,17 +610,18 @@ static void passthrough_predict_run(enum vf_device device)
  * ramped frames must not replay that graph. (3) With pass-through off, frames 0 to 4 from the
  * zero state are the gated model's own (gated_ab_t*): without a pass-through the ramp never
  * applies. */
-static void passthrough_ramp_run(enum vf_device device)
+static void passthrough_ramp_run(enum vf_device device, enum vf_dtype dt)
 {
     struct vf_error err = {0};
     struct pt_run r;
-    passthrough_open(device, "ramp", &r);
+    passthrough_open(device, "ramp", dt, &r);
     assert_int_equal(vf_net_arch(r.net)->c_gate_ramp, 3);
     float *ref = as_f32(need(&r.g, "ref_rgb"));
     size_t n = (size_t)r.g.h * r.g.w;
     float *ab = malloc(2 * n * sizeof(float));
     assert_non_null(ab);
-    const double tl = vf_net_arch(r.net)->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
+    const double tl = dt != VF_F32 ? TOL_BF16
+                      : vf_net_arch(r.net)->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
     /* per pass: the frames in order (-1: the end) and the index of the first one checked */
     const int order[3][7] = {{0, 1, 2, 3, 4, -1, -1}, {2, 3, 0, 1, 2, 3, 4}, {0, 1, 2, 3, 4, -1, -1}};
     const int first_checked[3] = {1, 3, 0};
@@ -632,8 +642,8 @@ static void passthrough_ramp_run(enum vf_device device)
             if (i < first_checked[pass]) continue;   /* before and at the pass-through */
             snprintf(name, sizeof name, pass < 2 ? "ramp_pt_ab_t%d" : "gated_ab_t%d", t);
             double ma, rel = compare(&r.g, name, ab, 2 * n, &ma);
-            printf("  ramp, pass %d, %s: ab %.1e (max |d| %.2g), tolerance %.0e\n", pass, name, rel,
-                   ma, tl);
+            printf("  ramp %s, pass %d, %s: ab %.1e (max |d| %.2g), tolerance %.0e\n", vf_dtype_name(dt), pass,
+                   name, rel, ma, tl);
             if (!(rel <= tl)) fail_msg("pass %d, %s: relative error %.3e > %.0e", pass, name, rel, tl);
         }
         assert_int_equal(vf_colorizer_times(r.cz)->passthrough, pass < 2);
@@ -646,8 +656,10 @@ static void passthrough_ramp_run(enum vf_device device)
 }
 
 static void passthrough_matches_the_reference(void **s) { (void)s; passthrough_run(VF_DEVICE_CPU); }
-static void passthrough_ramp(void **s) { (void)s; passthrough_ramp_run(VF_DEVICE_CPU); }
-static void cuda_passthrough_ramp(void **s) { (void)s; passthrough_ramp_run(VF_DEVICE_CUDA); }
+static void passthrough_ramp(void **s) { (void)s; passthrough_ramp_run(VF_DEVICE_CPU, VF_F32); }
+static void passthrough_ramp_bf16(void **s) { (void)s; passthrough_ramp_run(VF_DEVICE_CPU, VF_BF16); }
+static void cuda_passthrough_ramp(void **s) { (void)s; passthrough_ramp_run(VF_DEVICE_CUDA, VF_F32); }
+static void cuda_passthrough_ramp_bf16(void **s) { (void)s; passthrough_ramp_run(VF_DEVICE_CUDA, VF_BF16); }
 static void passthrough_predict(void **s) { (void)s; passthrough_predict_run(VF_DEVICE_CPU); }
 static void cuda_passthrough_predict(void **s) { (void)s; passthrough_predict_run(VF_DEVICE_CUDA); }
 static void cuda_passthrough(void **s) { (void)s; passthrough_run(VF_DEVICE_CUDA); }
@@ -748,6 +760,7 @@ int main(void)
         cmocka_unit_test(passthrough_matches_the_reference),
         cmocka_unit_test(passthrough_predict),
         cmocka_unit_test(passthrough_ramp),
+        cmocka_unit_test(passthrough_ramp_bf16),
         cmocka_unit_test(guided_post_matches_the_reference),
         cmocka_unit_test(cuda_tiny_f32),
         cmocka_unit_test(cuda_tiny_bf16),
@@ -767,6 +780,7 @@ int main(void)
         cmocka_unit_test(cuda_passthrough),
         cmocka_unit_test(cuda_passthrough_predict),
         cmocka_unit_test(cuda_passthrough_ramp),
+        cmocka_unit_test(cuda_passthrough_ramp_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
