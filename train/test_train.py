@@ -332,6 +332,11 @@ def test_fresh_c(tmp):
             raise AssertionError("--freeze %s was taken" % bad[1])
         except SystemExit as e:
             assert msg in str(e), e
+    try:   # the optimizer holds C's parameters only: a resume that trains A too is refused
+        trainmod.main(["--out", o2, "--resume", "auto", "--steps", "3"] + base + ["--freeze", "F"])
+        raise AssertionError("a resume with another --freeze was taken")
+    except SystemExit as e:
+        assert "--freeze 'F' differs from the checkpoint's 'F,A'" in str(e), e
     try:
         trainmod.main(["--out", os.path.join(tmp, "fresh_noinit"), "--steps", "1", "--fresh-c"] + SMALL)
         raise AssertionError("--fresh-c without --init was taken")

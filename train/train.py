@@ -290,6 +290,10 @@ def main(argv=None):
         v = getattr(args, k)
         if v is None:
             continue
+        if ck is not None and v != cfg[k] and k in ("freeze", "fresh_c"):
+            # the optimizer's state is per trained parameter, and a fresh C was made at the start
+            raise SystemExit("train: --%s %r differs from the checkpoint's %r: start a new run (with "
+                             "--init from its export) instead" % (k.replace("_", "-"), v, cfg[k]))
         if ck is not None and v != cfg[k]:
             print("train: warning: --%s %r overrides the checkpoint's %r: the continuation is not exact"
                   % (k.replace("_", "-"), v, cfg[k]), file=sys.stderr)
