@@ -336,7 +336,8 @@ static json_t *setup_doc(struct vf_farm *f, const struct vf_plan *plan)
  * warm-up stops fewer than K − 1 frames after a passing frame gives its first kept frames C's
  * whole correction where a sequential pass ramps it in (docs/PLAN.md); with chunks.warmup >= K − 1
  * that cannot happen. Which frames pass is known only when they run (the reference may be any
- * frame of its shot), so this warns on the settings, when some shot has more than one chunk. */
+ * frame of its shot), so this warns on the settings, when some chunk warms up from inside its
+ * shot (a chunk whose warm-up reaches its shot's first frame runs every pass-through before it). */
 static void warn_gate_ramp(const struct vf_farm *f, const struct vf_plan *plan)
 {
     if (!f->net || f->film->passthrough == VF_PASSTHROUGH_OFF)
@@ -344,22 +345,22 @@ static void warn_gate_ramp(const struct vf_farm *f, const struct vf_plan *plan)
     const int K = vf_net_arch(f->net)->c_gate_ramp;
     if (K < 2 || f->film->warmup >= K - 1)
         return;
-    size_t split = 0;
+    size_t inside = 0;
     const struct vf_chunk *ex = NULL;
     for (size_t i = 0; i < plan->n_chunks; i++)
-        if (plan->chunks[i].start > plan->shots[plan->chunks[i].shot].start) {
-            split++;
+        if (plan->chunks[i].warm_start > plan->shots[plan->chunks[i].shot].start) {
+            inside++;
             ex = ex ? ex : &plan->chunks[i];
         }
-    if (!split)
+    if (!inside)
         return;
     vf_log(NULL, VF_LOG_WARN,
-           "chunks.warmup %lld is under the model's C.gate_ramp - 1 = %d: %zu chunks start inside "
-           "a shot (chunk %d at frame %lld, warm-up from %lld), and one whose warm-up begins 1 to "
-           "%lld frames after a frame that passes through the shot's reference gives its first "
+           "chunks.warmup %lld is under the model's C.gate_ramp - 1 = %d: %zu chunks warm up from "
+           "inside their shot (chunk %d at frame %lld, warm-up from %lld), and one whose warm-up "
+           "begins up to %lld frames after a frame that passes through the shot's reference gives its first "
            "kept frames C's whole correction, where one pass over the shot brings it in over %d "
            "frames (docs/PLAN.md). Set chunks.warmup to %d or more for output equal to one pass",
-           (long long)f->film->warmup, K - 1, split, ex->id, (long long)ex->start,
+           (long long)f->film->warmup, K - 1, inside, ex->id, (long long)ex->start,
            (long long)ex->warm_start, (long long)(K - 1 - f->film->warmup), K, K - 1);
 }
 

@@ -13,8 +13,9 @@
 #   - the seam error is reported for every boundary with warm-up
 #   - reference pass-through: each shot's first frame (its reference's own picture) passes, 3
 #     in the report; reference_passthrough: off passes none and gives other bytes
-#   - a model with C.gate_ramp K (the bundled one): chunks.warmup under K - 1 in a shot cut into
-#     chunks is warned about, K - 1 is not, nor is any warm-up with the pass-through off
+#   - a model with C.gate_ramp K (the bundled one): chunks.warmup under K - 1 with chunks that
+#     warm up from inside their shot is warned about, K - 1 is not, nor is any warm-up with the
+#     pass-through off
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
@@ -94,8 +95,8 @@ check "reference_passthrough: off (exit $rc): no frame passed through, other byt
   all '[ "$rc" = 0 ] && [ "$(report nopt passthrough_frames_run)" = 0 ] && ! cmp -s "$tmp/np1.mkv" "$tmp/nopt.mkv"'
 
 # --- a model whose C ramps in after a pass-through (the bundled one: C.gate_ramp 4): a warm-up
-# under K - 1 = 3 frames in a shot cut into chunks is warned about (docs/PLAN.md), 3 is not, nor
-# is any warm-up with the pass-through off
+# under K - 1 = 3 frames (1, 2) in chunks that warm up from inside their shot is warned about
+# (docs/PLAN.md), 3 is not, nor is any warm-up with the pass-through off
 ffmpeg -loglevel error -i "$films/film_grey.mkv" -frames:v 24 -an -c:v copy "$tmp/g24.mkv" ||
   bad "make the 24-frame film"
 ramp() { # NAME WARMUP EXTRA
@@ -109,7 +110,10 @@ ramp() { # NAME WARMUP EXTRA
 }
 ramp ramp1 1; rc=$?
 check "warm-up 1 under C.gate_ramp 4 (exit $rc): warned, naming the fix" all '[ "$rc" = 0 ] &&
-  grep -q "chunks.warmup 1 is under the model.s C.gate_ramp - 1 = 3: 2 chunks start inside a shot (chunk 1 at frame 6, warm-up from 5).*Set chunks.warmup to 3 or more" "$tmp/ramp1.log"'
+  grep -qF "chunks.warmup 1 is under the model'"'"'s C.gate_ramp - 1 = 3: 2 chunks warm up from inside their shot (chunk 1 at frame 6, warm-up from 5), and one whose warm-up begins up to 2 frames after a frame that passes through the shot'"'"'s reference gives its first kept frames C'"'"'s whole correction, where one pass over the shot brings it in over 4 frames (docs/PLAN.md). Set chunks.warmup to 3 or more" "$tmp/ramp1.log"'
+ramp ramp2 2; rc=$?
+check "warm-up 2 = K - 2 (exit $rc): warned" all '[ "$rc" = 0 ] &&
+  grep -qF "chunks.warmup 2 is under the model'"'"'s C.gate_ramp - 1 = 3: 2 chunks warm up from inside their shot (chunk 1 at frame 6, warm-up from 4), and one whose warm-up begins up to 1 frames" "$tmp/ramp2.log"'
 ramp ramp3 3; rc=$?
 check "warm-up 3 (exit $rc): no ramp warning" all '[ "$rc" = 0 ] && ! grep -q "C.gate_ramp" "$tmp/ramp3.log"'
 ramp rampoff 1 'reference_passthrough: off'; rc=$?

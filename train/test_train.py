@@ -325,7 +325,11 @@ def test_fresh_c(tmp):
             assert torch.equal(v, src[k]), "frozen %s moved (or is not the file's)" % k
     assert changed > 10, changed
     n_c = sum(1 for k, _ in build(get_arch(other)).C.named_parameters())
-    assert len(c2["optimizer"]["state"]) == n_c, (len(c2["optimizer"]["state"]), n_c)
+    groups = c2["optimizer"]["param_groups"]      # F.decay, F.nodecay, AC.decay, AC.nodecay
+    assert [len(g["params"]) for g in groups[:2]] == [0, 0], groups
+    assert sum(len(g["params"]) for g in groups) == n_c, ([len(g["params"]) for g in groups], n_c)
+    assert trainmod.main(["--out", o2, "--resume", "auto", "--steps", "3"] + base
+                         + ["--freeze", " A, F"]) == 0     # the same set, spelt otherwise
     for bad, msg in ((["--freeze", "F,B"], "no module B"), (["--freeze", "F,A,C"], "nothing to train")):
         try:
             trainmod.main(["--out", os.path.join(tmp, "fresh_bad"), "--steps", "1"] + base + bad)

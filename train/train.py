@@ -173,7 +173,7 @@ def frozen_modules(cfg):
                                                                           ", ".join(MODULES)))
     if set(names) == set(MODULES):
         raise SystemExit("train: --freeze %s leaves nothing to train" % cfg["freeze"])
-    return names
+    return sorted(set(names), key=MODULES.index)
 
 
 def param_groups(net, cfg):
@@ -290,6 +290,8 @@ def main(argv=None):
         v = getattr(args, k)
         if v is None:
             continue
+        if k == "freeze":     # one spelling of a set: 'A, F' is 'F,A'
+            v = ",".join(frozen_modules({"freeze": v}))
         if ck is not None and v != cfg[k] and k in ("freeze", "fresh_c"):
             # the optimizer's state is per trained parameter, and a fresh C was made at the start
             raise SystemExit("train: --%s %r differs from the checkpoint's %r: start a new run (with "
