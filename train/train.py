@@ -86,6 +86,13 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
+def seeded_init(net, seed):
+    """The reference's seeded init, C.out zeroed in a residual C (it starts as its warp)."""
+    init_weights(net, seed)
+    if net.arch["C"]["residual"]:
+        zero_colour_out(net)
+
+
 def zero_colour_out(net):
     """A residual C (ab = W^ab + 128·tanh(C.out(x))) starts from C.out = 0, i.e. as its warp:
     C then learns a correction instead of first having to learn to copy W^ab (docs/TRAINING.md)."""
@@ -334,9 +341,7 @@ def main(argv=None):
                                 and not cfg["fresh_c"]):
             raise SystemExit("train: --init %s holds %s, not the --arch asked" % (cfg["init"], src.arch["name"]))
         if cfg["fresh_c"]:
-            init_weights(net, cfg["seed"])
-            if net.arch["C"]["residual"]:
-                zero_colour_out(net)
+            seeded_init(net, cfg["seed"])
             missing, unexpected = net.load_state_dict(
                 {k: v for k, v in src.state_dict().items() if not k.startswith("C.")}, strict=False)
             if unexpected or any(not k.startswith("C.") for k in missing):
@@ -346,17 +351,15 @@ def main(argv=None):
                       file=sys.stderr)
         else:
             net.load_state_dict(src.state_dict())
-        if net.arch["C"]["residual"] and not src.arch["C"]["residual"] and not cfg["fresh_c"]:
-            zero_colour_out(net)
-            if main0:
-                print("train: --init %s predicted ab directly; C.out is zeroed so this residual "
-                      "model starts as its warp W^ab" % cfg["init"], file=sys.stderr)
+            if net.arch["C"]["residual"] and not src.arch["C"]["residual"]:
+                zero_colour_out(net)
+                if main0:
+                    print("train: --init %s predicted ab directly; C.out is zeroed so this residual "
+                          "model starts as its warp W^ab" % cfg["init"], file=sys.stderr)
     else:
         if cfg["fresh_c"]:
             raise SystemExit("train: --fresh-c needs --init (the file the rest of the model comes from)")
-        init_weights(net, cfg["seed"])
-        if net.arch["C"]["residual"]:
-            zero_colour_out(net)
+        seeded_init(net, cfg["seed"])
         if arch["name"] == "full" and main0:
             print("train: warning: full with a random F (no --init): the paper starts F from ImageNet "
                   "weights (train/convert_resnet.py)", file=sys.stderr)
