@@ -564,18 +564,17 @@ static inline VF_HD float vf_patch_ssd_clamped(const float *p, const float *img,
 
 /* The refinement's temporal candidates of pixel (y, x) (docs/NETWORK.md, "A", refine,
  * temporal): frame t−1's warp a, b (pab, interleaved) at s = clamp((y, x) + d), d in
- * [−tr, tr]², rows outer, each costing scale × the mean squared difference of the patch × patch
- * windows (coordinates clamped) of cl (the frame's L) around (y, x) and pl (frame t−1's L)
- * around s, in units of L/100. Writes (2·tr + 1)² costs and a, b. */
-static inline VF_HD void vf_refine_temporal(const float *cl, const float *pl, const float *pab,
+ * [−tr, tr]², rows outer, each costing scale × the mean squared difference of cp (the patch ×
+ * patch window of the frame's L around (y, x), coordinates clamped: vf_window_clamped) and the
+ * window of pl (frame t−1's L) around s, in units of L/100. Writes (2·tr + 1)² costs and a, b. */
+static inline VF_HD void vf_refine_temporal(const float *cp, const float *pl, const float *pab,
                                             int H, int W, int y, int x, int tr, int patch,
                                             float scale, float *tcost, float *ta, float *tb)
 {
     enum { TG = 2 * VF_REFINE_MAX_TEMPORAL + VF_REFINE_MAX_PATCH };
-    float cp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH], reg[TG * TG];
+    float reg[TG * TG];
     const int r = patch / 2, T = 2 * tr + 1, G = T + patch - 1;
     const float f = scale * 1e-4f / (float)(patch * patch);
-    vf_window_clamped(cl, H, W, y - r, x - r, patch, cp);
     const int inside = y - tr - r >= 0 && y + tr + r <= H - 1 && x - tr - r >= 0 &&
                        x + tr + r <= W - 1;
     if (inside)     /* every window in the image: one region of G × G */
@@ -601,15 +600,13 @@ static inline VF_HD void vf_refine_temporal(const float *cl, const float *pl, co
  * window, which already holds it) costs VF_PREDICT_EXCLUDED (it weighs exactly 0 and is never
  * the cheapest) with a, b 0. Writes (2·pr + 1)² costs and a, b. */
 #define VF_PREDICT_EXCLUDED 1.0e30f
-static inline VF_HD void vf_refine_predicted(const float *cl, const float *pl, const float *pab,
+static inline VF_HD void vf_refine_predicted(const float *cp, const float *pl, const float *pab,
                                              int H, int W, int y, int x, int tr, int pr, int my,
                                              int mx, int patch, float scale, float *tcost,
                                              float *ta, float *tb)
 {
-    float cp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH];
     const int r = patch / 2, Q = 2 * pr + 1;
     const float f = scale * 1e-4f / (float)(patch * patch);
-    vf_window_clamped(cl, H, W, y - r, x - r, patch, cp);
     for (int i = 0; i < Q; i++) {
         const int dy = my - pr + i;
         const int sy = vf_imin(vf_imax(y + dy, 0), H - 1);
@@ -811,8 +808,10 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
     }
     int nt = 0;
     if (tp && tp->l) {
+        float cp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH];   /* the frame's patch, once */
+        vf_window_clamped(tp->l, H, W, y - patch / 2, x - patch / 2, patch, cp);
         nt = (2 * tp->radius + 1) * (2 * tp->radius + 1);
-        vf_refine_temporal(tp->l, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius, patch,
+        vf_refine_temporal(cp, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius, patch,
                            tp->scale, tcost, ta, tb);
         const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
         int my = 0, mx = 0;
@@ -821,7 +820,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
              * read as its nearest such value (NaN: 0) */
             my = vf_motion_read(tp->motion[o], H);
             mx = vf_motion_read(tp->motion[o + 1], W);
-            vf_refine_predicted(tp->l, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius,
+            vf_refine_predicted(cp, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius,
                                 tp->predict, my, mx, patch, tp->scale, tcost + nt, ta + nt,
                                 tb + nt);
             nt += (2 * tp->predict + 1) * (2 * tp->predict + 1);
