@@ -250,14 +250,18 @@ def unroll(C, b, sample):
     return abs_, mus, lvs
 
 
-def gate_loss(o, warp, truth):
+def gate_loss(o, warp, truth, applied=None):
     """The gate's own term (a gated C, `--weights gate=…`): |σ(gate) − s*| per pixel, s* the
-    scale of this frame's correction c = 128·tanh(o₀,₁) that brings the warp closest to the truth,
+    scale of this frame's correction c that brings the warp closest to the truth,
     clamp(⟨truth − W, c⟩ / |c|², 0, 1), held fixed: 0 where the warp is right or c points away,
-    1 where all of c helps. o: C.out's N×3×H×W."""
-    c = 128.0 * torch.tanh(o[:, 0:2].detach())
+    1 where all of c helps. c is the correction C applies, but for σ: applied / σ, applied (C's
+    output minus W) holding the gate's motion factor and C.gate_ramp's factor too; without
+    applied, c = 128·tanh(o₀,₁) (neither factor). o: C.out's N×3×H×W."""
+    sg = torch.sigmoid(o[:, 2:3].detach())
+    a = sg * 128.0 * torch.tanh(o[:, 0:2].detach()) if applied is None else applied.detach()
     e = truth - warp
-    target = ((e * c).sum(1, keepdim=True) / ((c * c).sum(1, keepdim=True) + 1e-3)).clamp(0.0, 1.0)
+    # ⟨e, c⟩ / (|c|² + 1e-3) with c = a / σ, without dividing by σ
+    target = (sg * (e * a).sum(1, keepdim=True) / ((a * a).sum(1, keepdim=True) + 1e-3 * sg * sg)).clamp(0.0, 1.0)
     return (torch.sigmoid(o[:, 2:3]) - target).abs().mean()
 
 
@@ -295,7 +299,8 @@ def losses(C, b, gate=False, film=False):
         terms["kl"] = terms["kl"] + kl_loss(mus[i], lvs[i])
         terms["logmse"] = terms["logmse"] + log_mse_loss(judged, jtruth)
         if gate:
-            terms["gate"] = terms["gate"] + gate_loss(outs[i], b["x4"][:, t, 1:3], truth)
+            warp = b["x4"][:, t, 1:3]
+            terms["gate"] = terms["gate"] + gate_loss(outs[i], warp, truth, ab - warp)
         before = abs_[i - 1] if i > 0 else b["x4"][:, 0, 1:3]
         terms["temporal"] = terms["temporal"] + temporal_loss(ab, before, b["phi"][:, t], b["tmask"][:, t])
         err = err + (judged.detach() - jtruth).abs().mean()
