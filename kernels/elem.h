@@ -809,7 +809,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
     int nt = 0;
     if (tp && tp->l) {
         float cp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH];   /* the frame's patch, once */
-        vf_window_clamped(tp->l, H, W, y - patch / 2, x - patch / 2, patch, cp);
+        vf_window_clamped(tp->l, H, W, y - r, x - r, patch, cp);
         nt = (2 * tp->radius + 1) * (2 * tp->radius + 1);
         vf_refine_temporal(cp, tp->prev_l, tp->prev_ab, H, W, y, x, tp->radius, patch,
                            tp->scale, tcost, ta, tb);

@@ -250,15 +250,15 @@ def unroll(C, b, sample):
     return abs_, mus, lvs
 
 
-def gate_loss(o, warp, truth, applied=None):
+def gate_loss(o, warp, truth, applied):
     """The gate's own term (a gated C, `--weights gate=…`): |σ(gate) − s*| per pixel, s* the
     scale of this frame's correction c that brings the warp closest to the truth,
     clamp(⟨truth − W, c⟩ / |c|², 0, 1), held fixed: 0 where the warp is right or c points away,
     1 where all of c helps. c is the correction C applies, but for σ: applied / σ, applied (C's
-    output minus W) holding the gate's motion factor and C.gate_ramp's factor too; without
-    applied, c = 128·tanh(o₀,₁) (neither factor). o: C.out's N×3×H×W."""
+    output minus W) holding 128·tanh(o₀,₁), the gate's motion factor and C.gate_ramp's factor.
+    o: C.out's N×3×H×W."""
     sg = torch.sigmoid(o[:, 2:3].detach())
-    a = sg * 128.0 * torch.tanh(o[:, 0:2].detach()) if applied is None else applied.detach()
+    a = applied.detach()
     e = truth - warp
     # ⟨e, c⟩ / (|c|² + 1e-3) with c = a / σ, without dividing by σ
     target = (sg * (e * a).sum(1, keepdim=True) / ((a * a).sum(1, keepdim=True) + 1e-3 * sg * sg)).clamp(0.0, 1.0)

@@ -784,15 +784,15 @@ def test_finetune_c(tmp):
     o = torch.randn(2, 3, 5, 7, generator=g)
     wp = torch.randn(2, 2, 5, 7, generator=g) * 20
     sg = torch.sigmoid(o[:, 2:3])
-    assert torch.allclose(fc.gate_loss(o, wp, wp), sg.mean())
-    assert torch.allclose(fc.gate_loss(o, wp, wp + 128 * torch.tanh(o[:, 0:2])), (1 - sg).mean(), atol=1e-4)
-    # under a factor r besides σ (C.gate_ramp's, the motion factor) C applies r·σ·c: a truth r·c
-    # away wants σ = 1, and r·c/2 away σ = 1/2
     c = 128 * torch.tanh(o[:, 0:2])
+    assert torch.allclose(fc.gate_loss(o, wp, wp, sg * c), sg.mean())
+    assert torch.allclose(fc.gate_loss(o, wp, wp + c, sg * c), (1 - sg).mean(), atol=1e-4)
+    # under a factor r besides σ (C.gate_ramp's, the motion factor) C applies r·σ·c: a truth r·c
+    # away wants σ = 1, and r·c/2 away σ = 1/2 (the unscaled target would want r, r/2)
     r = torch.rand(2, 1, 5, 7, generator=g) * 0.9 + 0.1
     assert torch.allclose(fc.gate_loss(o, wp, wp + r * c, r * sg * c), (1 - sg).mean(), atol=1e-4)
     assert torch.allclose(fc.gate_loss(o, wp, wp + r * c / 2, r * sg * c), (0.5 - sg).abs().mean(), atol=1e-4)
-    assert torch.allclose(fc.gate_loss(o, wp, wp + r * c), fc.gate_loss(o, wp, wp + r * c, sg * c))
+    assert not torch.allclose(fc.gate_loss(o, wp, wp + r * c, sg * c), (1 - sg).mean(), atol=1e-2)
     g3 = os.path.join(tmp, "fgate3")
     assert fc.main(["train", "--out", g3, "--steps", "2", "--weights", "gate=1", "--model", gout]
                    + common[2:]) == 0
