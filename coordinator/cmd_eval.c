@@ -1,7 +1,8 @@
 /*
- * coordinator/cmd_eval.c: `vaefarm eval --truth VIDEO --output VIDEO [--per-frame]
- * [--threads N] [--json]`: the quality of a colorized film against its colour truth (DESIGN.md
- * §8, docs/EVAL.md): PSNR and SSIM on R′G′B′ and on Lab a, b, colourfulness, temporal flicker.
+ * coordinator/cmd_eval.c: `vaefarm eval --truth VIDEO --output VIDEO [--shots FILM.yaml |
+ * --cuts F,...] [--per-frame] [--threads N] [--json]`: the quality of a colorized film against
+ * its colour truth (DESIGN.md §8, docs/EVAL.md): PSNR and SSIM on R′G′B′ and on Lab a, b,
+ * colourfulness, temporal flicker; with shots, the same per shot.
  *
  * The two films are decoded in lockstep (shard/'s decoder, VF_DECODE_RGB: full-range R′G′B′
  * planes, 8 or 16 bits, whatever the pixel format) and fed frame by frame to kernels/'
@@ -14,12 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config/config.h"
 #include "coordinator/coordinator.h"
 #include "kernels/kernels.h"
 #include "shard/shard.h"
 
 static const char eval_usage[] =
-    "usage: vaefarm eval --truth VIDEO --output VIDEO [--per-frame] [--threads N] [--json]\n";
+    "usage: vaefarm eval --truth VIDEO --output VIDEO [--shots FILM.yaml | --cuts F,...]\n"
+    "                    [--per-frame] [--threads N] [--json]\n";
 
 static int usage(const char *msg)
 {
@@ -69,12 +72,32 @@ static json_t *pair_json(const struct vf_quality_stat *psnr, double pooled,
                      num(mse->mean), "data_range", range);
 }
 
+/* One shot's metrics (the film's keys, without the files'). */
+static json_t *shot_json(size_t k, const struct vf_quality_summary *s)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o, s:o, s:I}}",
+                     "shot", (json_int_t)k, "start", (json_int_t)s->first_frame, "end",
+                     (json_int_t)(s->first_frame + s->frames), "frames", (json_int_t)s->frames,
+                     "rgb",
+                     pair_json(&s->psnr_rgb, s->psnr_rgb_pooled, &s->ssim_rgb, &s->mse_rgb,
+                               VF_QUALITY_RGB_RANGE),
+                     "ab",
+                     pair_json(&s->psnr_ab, s->psnr_ab_pooled, &s->ssim_ab, &s->mse_ab,
+                               VF_QUALITY_AB_RANGE),
+                     "colourfulness", "output", num(s->colourfulness_output.mean), "truth",
+                     num(s->colourfulness_truth.mean), "flicker", "output",
+                     num(s->flicker_output.mean), "truth", num(s->flicker_truth.mean),
+                     "output_max", num(s->flicker_output.max), "output_max_frame",
+                     (json_int_t)s->flicker_output.max_frame);
+}
+
 static json_t *summary_json(const struct vf_media_info *t, const struct vf_media_info *o,
-                            const struct vf_quality_summary *s, json_t *per_frame)
+                            const struct vf_quality_summary *s, const char *shots_from,
+                            json_t *shots, json_t *per_frame)
 {
     json_t *doc = json_pack(
         "{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o, s:o, s:I}, "
-        "s:{s:f, s:s}}",
+        "s:{s:f, s:s}, s:o}",
         "truth", t->path, "output", o->path, "truth_pix_fmt", t->pix_fmt, "output_pix_fmt",
         o->pix_fmt, "frames", (json_int_t)s->frames, "width", t->width, "height", t->height,
         "rgb",
@@ -86,8 +109,16 @@ static json_t *summary_json(const struct vf_media_info *t, const struct vf_media
         num(s->colourfulness_truth.mean), "flicker", "output", num(s->flicker_output.mean),
         "truth", num(s->flicker_truth.mean), "output_max", num(s->flicker_output.max),
         "output_max_frame", (json_int_t)s->flicker_output.max_frame, "conventions",
-        "psnr_cap_db", VF_QUALITY_PSNR_CAP, "spec", "docs/EVAL.md");
-    if (doc && per_frame && json_object_set(doc, "per_frame", per_frame)) {
+        "psnr_cap_db", VF_QUALITY_PSNR_CAP, "spec", "docs/EVAL.md", "shots_from",
+        shots_from ? json_string(shots_from) : json_null());
+    json_t *flicker = json_object_get(doc, "flicker");
+    if (doc && (!flicker ||
+                json_object_set_new(flicker, "output_in_shots",
+                                    num(s->flicker_output_in_shots.mean)) ||
+                json_object_set_new(flicker, "truth_in_shots",
+                                    num(s->flicker_truth_in_shots.mean)) ||
+                json_object_set(doc, "shots", shots) ||
+                (per_frame && json_object_set(doc, "per_frame", per_frame)))) {
         json_decref(doc);
         return NULL;
     }
@@ -122,10 +153,109 @@ static void print_human(const struct vf_media_info *t, const struct vf_media_inf
     else
         printf("  %-16s %9s  %9s   (one frame: no consecutive pair)\n", "flicker |Δab|", "-",
                "-");
+    if (s->flicker_output_in_shots.n != s->flicker_output.n && s->flicker_output_in_shots.n > 0)
+        printf("  %-16s %9.4f  %9.4f   (frames after a shot's first: the jumps at the cuts left "
+               "out)\n", "  within shots", s->flicker_output_in_shots.mean,
+               s->flicker_truth_in_shots.mean);
     if (s->psnr_rgb.max >= VF_QUALITY_PSNR_CAP || s->psnr_ab.max >= VF_QUALITY_PSNR_CAP)
         printf("\n  PSNR is capped at %.0f dB: identical frames count as %.0f.\n",
                VF_QUALITY_PSNR_CAP, VF_QUALITY_PSNR_CAP);
     printf("  Definitions: docs/EVAL.md.\n");
+}
+
+/* The per-shot table (only with shots given). */
+static void print_shots(const struct vf_quality *q, const char *from)
+{
+    printf("\n  Per shot (%s): means over the shot's frames; flicker without the cut\n", from);
+    printf("  %5s %15s  %9s %8s  %9s %8s  %17s\n", "shot", "frames", "PSNR RGB", "SSIM RGB",
+           "PSNR ab", "SSIM ab", "flicker out/truth");
+    for (size_t k = 0; k < vf_quality_shots(q); k++) {
+        struct vf_quality_summary s;
+        vf_quality_summarize_shot(q, k, &s);
+        char span[48];
+        snprintf(span, sizeof span, "%lld-%lld", (long long)s.first_frame,
+                 (long long)(s.first_frame + s.frames));
+        printf("  %5zu %15s  %9.3f %8.5f  %9.3f %8.5f", k, span, s.psnr_rgb.mean, s.ssim_rgb.mean,
+               s.psnr_ab.mean, s.ssim_ab.mean);
+        if (s.flicker_output.n > 0)
+            printf("  %8.4f/%-8.4f\n", s.flicker_output.mean, s.flicker_truth.mean);
+        else
+            printf("  %8s/%-8s\n", "-", "-");
+    }
+}
+
+/* --cuts F,F,...: the first frames of the shots after the first, strictly increasing, >= 1.
+ * Returns the count, or -1 with `msg` set. */
+static long parse_cuts(const char *v, int64_t **cuts, char *msg, size_t len)
+{
+    size_t n = 1;
+    for (const char *c = v; *c; c++)
+        n += *c == ',';
+    int64_t *a = malloc(n * sizeof *a);
+    if (!a) {
+        snprintf(msg, len, "out of memory for %zu cuts", n);
+        return -1;
+    }
+    const char *p = v;
+    for (size_t i = 0; i < n; i++) {
+        char *e;
+        errno = 0;
+        long long x = strtoll(p, &e, 10);
+        if (e == p || (*e && *e != ',') || errno || x < 1 || (i > 0 && x <= a[i - 1])) {
+            snprintf(msg, len,
+                     "--cuts wants the first frames of the shots after the first, increasing "
+                     "whole numbers from 1 separated by commas (e.g. --cuts 116,240); got '%s'",
+                     v);
+            free(a);
+            return -1;
+        }
+        a[i] = x;
+        p = e + 1;
+    }
+    *cuts = a;
+    return (long)n;
+}
+
+/* --shots FILM.yaml: the cuts of the film's plan (its shots list, EDL or detection on its
+ * input: what `vaefarm plan` shows and `vaefarm run` colorized). Only what the plan needs is
+ * checked: the input and the references, not the output's folder or the encoder. */
+static int film_cuts(const char *yaml, int64_t frames, int64_t **cuts, size_t *n,
+                     struct vf_error *err)
+{
+    struct vf_film *film = NULL;
+    struct vf_media_info *info = NULL;
+    struct vf_plan *plan = NULL;
+    const char *from;
+    int rc = vf_config_load(&film, yaml, err);
+    if (rc >= 0 && (rc = vf_shard_probe(&info, film->input, err)) < 0)
+        vf_error_prefix(err, "%s: input", film->path);
+    if (rc >= 0) {
+        vf_plan_auto_ranks(film, 1, "one process", &from);
+        rc = vf_film_plan(film, info, &plan, err);
+    }
+    if (rc < 0) {
+        vf_error_prefix(err, "--shots");
+        goto out;
+    }
+    if (plan->frames != frames) {
+        rc = vf_error_set(err, VF_EINVAL,
+                          "--shots %s plans %lld frames (its input %s), but the films have "
+                          "%lld; give the film.yaml that made this output",
+                          yaml, (long long)plan->frames, film->input, (long long)frames);
+        goto out;
+    }
+    *n = plan->n_shots - 1;
+    if (!(*cuts = vf_calloc(plan->n_shots, sizeof **cuts, err))) {
+        rc = VF_ENOMEM;
+        goto out;
+    }
+    for (size_t k = 1; k < plan->n_shots; k++)
+        (*cuts)[k - 1] = plan->shots[k].start;
+out:
+    vf_shard_plan_destroy(&plan);
+    vf_shard_media_info_destroy(&info);
+    vf_config_destroy(&film);
+    return rc;
 }
 
 static void print_frame_line(int64_t i, const struct vf_quality_frame *f)
@@ -145,7 +275,7 @@ static struct vf_rgb_image rgb_image(const struct vf_frame *f)
 
 int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
 {
-    const char *truth = NULL, *output = NULL;
+    const char *truth = NULL, *output = NULL, *shots_yaml = NULL, *cuts_arg = NULL;
     bool per_frame = false;
     int threads = 0;
     for (int i = 0; i < argc; i++) {
@@ -155,6 +285,12 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
             i++;
         } else if (strcmp(a, "--output") == 0 && v) {
             output = v;
+            i++;
+        } else if (strcmp(a, "--shots") == 0 && v) {
+            shots_yaml = v;
+            i++;
+        } else if (strcmp(a, "--cuts") == 0 && v) {
+            cuts_arg = v;
             i++;
         } else if (strcmp(a, "--per-frame") == 0) {
             per_frame = true;
@@ -175,12 +311,25 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
     if (!truth || !output)
         return usage(!truth ? "--truth VIDEO is required (the colour original)"
                             : "--output VIDEO is required (the colorized film)");
+    if (shots_yaml && cuts_arg)
+        return usage("--shots and --cuts both say where the shots are: give one");
+    int64_t *cuts = NULL;
+    size_t n_cuts = 0;
+    if (cuts_arg) {
+        char msg[512];
+        long n = parse_cuts(cuts_arg, &cuts, msg, sizeof msg);
+        if (n < 0)
+            return usage(msg);
+        n_cuts = (size_t)n;
+    }
 
     struct vf_error err = {0};
     struct vf_media_info *ti = NULL, *oi = NULL;
     struct vf_decoder *td = NULL, *od = NULL;
     struct vf_quality *q = NULL;
-    json_t *frames_json = NULL;
+    json_t *frames_json = NULL, *shots_json = NULL;
+    char from[4096] = "";
+    const bool have_shots = shots_yaml || cuts_arg;
     int rc, exit_code = VF_EXIT_OK;
     /* Both missing files at once, in words for this command (not the probe's film.yaml advice). */
     bool no_truth = access(truth, F_OK) != 0 && errno == ENOENT;
@@ -222,6 +371,20 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
                           truth, (long long)ti->frames, output, (long long)oi->frames);
         goto out;
     }
+    if (shots_yaml && (rc = film_cuts(shots_yaml, ti->frames, &cuts, &n_cuts, &err)) < 0)
+        goto out;
+    if (n_cuts && cuts[n_cuts - 1] >= ti->frames) {
+        rc = vf_error_set(&err, VF_EINVAL,
+                          "--cuts %lld: the films have %lld frames (0 to %lld); a cut is the "
+                          "first frame of a shot",
+                          (long long)cuts[n_cuts - 1], (long long)ti->frames,
+                          (long long)ti->frames - 1);
+        goto out;
+    }
+    if (shots_yaml)
+        snprintf(from, sizeof from, "--shots %s", shots_yaml);
+    else if (cuts_arg)
+        snprintf(from, sizeof from, "--cuts %s", cuts_arg);
     if ((rc = vf_quality_create(&q, ti->width, ti->height, threads, &err)) < 0 ||
         (rc = vf_shard_decoder_create(&td, ti, VF_DECODE_RGB, &err)) < 0 ||
         (rc = vf_shard_decoder_create(&od, oi, VF_DECODE_RGB, &err)) < 0)
@@ -233,7 +396,12 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
 
     const bool progress = !cli->quiet && isatty(STDERR_FILENO);
     double last = vf_now();
+    size_t next_cut = 0;
     for (int64_t i = 0; i < ti->frames; i++) {
+        if (next_cut < n_cuts && cuts[next_cut] == i) {
+            vf_quality_cut(q);
+            next_cut++;
+        }
         struct vf_frame tf, of;
         int r1 = vf_shard_decoder_read(td, &tf, &err);
         if (r1 < 0) {
@@ -273,11 +441,26 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
     struct vf_quality_summary s;
     vf_quality_summarize(q, &s);
     if (cli->json) {
-        exit_code = vf_json_print(summary_json(ti, oi, &s, frames_json));
+        if (!(shots_json = json_array())) {
+            rc = vf_error_set(&err, VF_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t k = 0; have_shots && k < vf_quality_shots(q); k++) {
+            struct vf_quality_summary ss;
+            vf_quality_summarize_shot(q, k, &ss);
+            if (json_array_append_new(shots_json, shot_json(k, &ss))) {
+                rc = vf_error_set(&err, VF_ENOMEM, "out of memory");
+                goto out;
+            }
+        }
+        exit_code = vf_json_print(summary_json(ti, oi, &s, have_shots ? from : NULL, shots_json,
+                                              frames_json));
     } else {
         if (per_frame)
             printf("\n");
         print_human(ti, oi, &s);
+        if (have_shots)
+            print_shots(q, from);
         exit_code = fflush(stdout) != 0 ? VF_EXIT_IO : VF_EXIT_OK;
         if (exit_code)
             fprintf(stderr, "vaefarm: could not write to standard output\n");
@@ -285,6 +468,8 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
     rc = VF_OK;
 
 out:
+    free(cuts);
+    json_decref(shots_json);
     json_decref(frames_json);
     vf_shard_decoder_destroy(&od);
     vf_shard_decoder_destroy(&td);

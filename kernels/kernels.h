@@ -355,12 +355,17 @@ struct vf_quality_stat {
 };
 
 struct vf_quality_summary {
+    int64_t first_frame;        /* the span's first frame (0 for the film) */
     int64_t frames;
     struct vf_quality_stat psnr_rgb, ssim_rgb, mse_rgb;
     struct vf_quality_stat psnr_ab, ssim_ab, mse_ab;
     double psnr_rgb_pooled, psnr_ab_pooled;   /* PSNR of the mean MSE over all frames */
     struct vf_quality_stat colourfulness_truth, colourfulness_output;
-    struct vf_quality_stat flicker_truth, flicker_output;   /* frames 1..N−1 */
+    struct vf_quality_stat flicker_truth, flicker_output;   /* frames 1..N−1 (of a shot:
+                                                               all but its first) */
+    /* the film's flicker without the jumps across its cuts: the frames that are not the first
+     * of a shot (vf_quality_cut); the same as flicker_* without cuts, and for a shot */
+    struct vf_quality_stat flicker_truth_in_shots, flicker_output_in_shots;
 };
 
 struct vf_quality;
@@ -376,6 +381,17 @@ int vf_quality_add(struct vf_quality *q, const struct vf_rgb_image *truth,
                    struct vf_error *err);
 /* The metrics over the frames added so far. */
 void vf_quality_summarize(const struct vf_quality *q, struct vf_quality_summary *out);
+/* Shots (docs/EVAL.md "Shots"): the next frame added starts a new shot. The first frame
+ * always starts one, so a cut before it, or a second cut before the next frame, changes
+ * nothing. A shot's flicker leaves out its first frame (the jump across the cut); the film's
+ * flicker keeps it, its flicker_*_in_shots leave it out. */
+void vf_quality_cut(struct vf_quality *q);
+/* The shots so far: 0 before the first frame, 1 + the cuts that took effect after it. */
+size_t vf_quality_shots(const struct vf_quality *q);
+/* Shot k's metrics (k < vf_quality_shots; else an empty span): its frames only, with the
+ * film's frame indices (first_frame, min_frame, max_frame). */
+void vf_quality_summarize_shot(const struct vf_quality *q, size_t k,
+                               struct vf_quality_summary *out);
 void vf_quality_destroy(struct vf_quality **q);
 /* 10·log10(range² / mse), capped at VF_QUALITY_PSNR_CAP (mse 0 included). */
 double vf_quality_psnr(double mse, double range);

@@ -54,6 +54,13 @@ struct acc {
     int64_t min_at, max_at, n;
 };
 
+/* Every metric over a span of frames: the film, or one shot. */
+struct accs {
+    int64_t first;          /* the span's first frame */
+    struct acc psnr_rgb, ssim_rgb, mse_rgb, psnr_ab, ssim_ab, mse_ab;
+    struct acc col_t, col_o, flk_t, flk_o;
+};
+
 struct vf_quality {
     int w, h, threads;
     double g[WIN];          /* 1-D Gaussian, Σ = 1 */
@@ -68,8 +75,11 @@ struct vf_quality {
     float *lin[2];
     double *v8[2];
     int lut_bits[2];        /* 0: not made yet */
-    struct acc psnr_rgb, ssim_rgb, mse_rgb, psnr_ab, ssim_ab, mse_ab;
-    struct acc col_t, col_o, flk_t, flk_o;
+    struct accs film;
+    struct acc flk_t_in, flk_o_in;  /* flicker of the frames that are not a shot's first */
+    struct accs *shots;     /* n_shots of them (cap_shots allocated); the last is open */
+    size_t n_shots, cap_shots;
+    bool cut;               /* vf_quality_cut: the next frame starts a new shot */
 };
 
 double vf_quality_psnr(double mse, double range)
@@ -114,6 +124,51 @@ static struct vf_quality_stat acc_stat(const struct acc *a)
     return s;
 }
 
+static void accs_init(struct accs *a, int64_t first)
+{
+    struct acc *all[] = {&a->psnr_rgb, &a->ssim_rgb, &a->mse_rgb, &a->psnr_ab, &a->ssim_ab,
+                         &a->mse_ab,   &a->col_t,    &a->col_o,   &a->flk_t,   &a->flk_o};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        acc_init(all[i]);
+    a->first = first;
+}
+
+/* Frame i's metrics; its flicker only where `flicker` (a previous frame in the span). */
+static void accs_add(struct accs *a, const struct vf_quality_frame *f, int64_t i, bool flicker)
+{
+    acc_add(&a->psnr_rgb, f->psnr_rgb, i);
+    acc_add(&a->ssim_rgb, f->ssim_rgb, i);
+    acc_add(&a->mse_rgb, f->mse_rgb, i);
+    acc_add(&a->psnr_ab, f->psnr_ab, i);
+    acc_add(&a->ssim_ab, f->ssim_ab, i);
+    acc_add(&a->mse_ab, f->mse_ab, i);
+    acc_add(&a->col_t, f->colourfulness_truth, i);
+    acc_add(&a->col_o, f->colourfulness_output, i);
+    if (flicker) {
+        acc_add(&a->flk_t, f->flicker_truth, i);
+        acc_add(&a->flk_o, f->flicker_output, i);
+    }
+}
+
+static void accs_summary(const struct accs *a, struct vf_quality_summary *out)
+{
+    memset(out, 0, sizeof *out);
+    out->first_frame = a->first;
+    out->frames = a->psnr_rgb.n;
+    out->psnr_rgb = acc_stat(&a->psnr_rgb);
+    out->ssim_rgb = acc_stat(&a->ssim_rgb);
+    out->mse_rgb = acc_stat(&a->mse_rgb);
+    out->psnr_ab = acc_stat(&a->psnr_ab);
+    out->ssim_ab = acc_stat(&a->ssim_ab);
+    out->mse_ab = acc_stat(&a->mse_ab);
+    out->psnr_rgb_pooled = out->frames ? vf_quality_psnr(out->mse_rgb.mean, VF_QUALITY_RGB_RANGE) : NAN;
+    out->psnr_ab_pooled = out->frames ? vf_quality_psnr(out->mse_ab.mean, VF_QUALITY_AB_RANGE) : NAN;
+    out->colourfulness_truth = acc_stat(&a->col_t);
+    out->colourfulness_output = acc_stat(&a->col_o);
+    out->flicker_truth = out->flicker_truth_in_shots = acc_stat(&a->flk_t);
+    out->flicker_output = out->flicker_output_in_shots = acc_stat(&a->flk_o);
+}
+
 int vf_quality_create(struct vf_quality **out, int width, int height, int threads,
                       struct vf_error *err)
 {
@@ -156,10 +211,9 @@ int vf_quality_create(struct vf_quality **out, int width, int height, int thread
         !(q->v8[0] = vf_calloc(65536, sizeof(double), err)) ||
         !(q->v8[1] = vf_calloc(65536, sizeof(double), err)))
         goto fail;
-    struct acc *all[] = {&q->psnr_rgb, &q->ssim_rgb, &q->mse_rgb, &q->psnr_ab, &q->ssim_ab,
-                         &q->mse_ab,   &q->col_t,    &q->col_o,   &q->flk_t,   &q->flk_o};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        acc_init(all[i]);
+    accs_init(&q->film, 0);
+    acc_init(&q->flk_t_in);
+    acc_init(&q->flk_o_in);
     *out = q;
     return VF_OK;
 fail:
@@ -175,6 +229,7 @@ void vf_quality_destroy(struct vf_quality **qp)
     for (int i = 0; i < 2; i++)
         for (int j = 0; j < 2; j++)
             free(q->ab[i][j]);
+    free(q->shots);
     free(q->rows);
     free(q->ssim_rows);
     free(q->scratch);
@@ -367,6 +422,17 @@ int vf_quality_add(struct vf_quality *q, const struct vf_rgb_image *truth,
     if ((rc = check_image(q, truth, "truth", err)) < 0 ||
         (rc = check_image(q, output, "output", err)) < 0)
         return rc;
+    /* this frame opens a shot: its room first, so that a failure counts nothing */
+    const bool new_shot = q->n_shots == 0 || q->cut;
+    if (new_shot && q->n_shots == q->cap_shots) {
+        size_t cap = q->cap_shots ? 2 * q->cap_shots : 16;
+        struct accs *s = realloc(q->shots, cap * sizeof *s);
+        if (!s)
+            return vf_error_set(err, VF_ENOMEM, "out of memory for the metrics of %zu shots",
+                                cap);
+        q->shots = s;
+        q->cap_shots = cap;
+    }
     const int w = q->w, h = q->h, oh = h - WIN + 1, ow = w - WIN + 1;
     const bool have_prev = q->frames > 0;
     const struct vf_rgb_image *im[2] = {truth, output};
@@ -430,17 +496,15 @@ int vf_quality_add(struct vf_quality *q, const struct vf_rgb_image *truth,
     f.flicker_output = have_prev ? s[S_FLK_O] / (2 * n) : NAN;
 
     const int64_t i = q->frames;
-    acc_add(&q->psnr_rgb, f.psnr_rgb, i);
-    acc_add(&q->ssim_rgb, f.ssim_rgb, i);
-    acc_add(&q->mse_rgb, f.mse_rgb, i);
-    acc_add(&q->psnr_ab, f.psnr_ab, i);
-    acc_add(&q->ssim_ab, f.ssim_ab, i);
-    acc_add(&q->mse_ab, f.mse_ab, i);
-    acc_add(&q->col_t, f.colourfulness_truth, i);
-    acc_add(&q->col_o, f.colourfulness_output, i);
-    if (have_prev) {
-        acc_add(&q->flk_t, f.flicker_truth, i);
-        acc_add(&q->flk_o, f.flicker_output, i);
+    if (new_shot) {
+        accs_init(&q->shots[q->n_shots++], i);
+        q->cut = false;
+    }
+    accs_add(&q->film, &f, i, have_prev);
+    accs_add(&q->shots[q->n_shots - 1], &f, i, have_prev && !new_shot);
+    if (have_prev && !new_shot) {
+        acc_add(&q->flk_t_in, f.flicker_truth, i);
+        acc_add(&q->flk_o_in, f.flicker_output, i);
     }
     q->frames++;
     if (frame)
@@ -450,18 +514,30 @@ int vf_quality_add(struct vf_quality *q, const struct vf_rgb_image *truth,
 
 void vf_quality_summarize(const struct vf_quality *q, struct vf_quality_summary *out)
 {
-    memset(out, 0, sizeof *out);
-    out->frames = q->frames;
-    out->psnr_rgb = acc_stat(&q->psnr_rgb);
-    out->ssim_rgb = acc_stat(&q->ssim_rgb);
-    out->mse_rgb = acc_stat(&q->mse_rgb);
-    out->psnr_ab = acc_stat(&q->psnr_ab);
-    out->ssim_ab = acc_stat(&q->ssim_ab);
-    out->mse_ab = acc_stat(&q->mse_ab);
-    out->psnr_rgb_pooled = q->frames ? vf_quality_psnr(out->mse_rgb.mean, VF_QUALITY_RGB_RANGE) : NAN;
-    out->psnr_ab_pooled = q->frames ? vf_quality_psnr(out->mse_ab.mean, VF_QUALITY_AB_RANGE) : NAN;
-    out->colourfulness_truth = acc_stat(&q->col_t);
-    out->colourfulness_output = acc_stat(&q->col_o);
-    out->flicker_truth = acc_stat(&q->flk_t);
-    out->flicker_output = acc_stat(&q->flk_o);
+    accs_summary(&q->film, out);
+    out->flicker_truth_in_shots = acc_stat(&q->flk_t_in);
+    out->flicker_output_in_shots = acc_stat(&q->flk_o_in);
+}
+
+void vf_quality_cut(struct vf_quality *q)
+{
+    if (q->frames > 0)
+        q->cut = true;
+}
+
+size_t vf_quality_shots(const struct vf_quality *q)
+{
+    return q->n_shots;
+}
+
+void vf_quality_summarize_shot(const struct vf_quality *q, size_t k,
+                               struct vf_quality_summary *out)
+{
+    if (k >= q->n_shots) {   /* a caller's bug: an empty span */
+        struct accs none;
+        accs_init(&none, -1);
+        accs_summary(&none, out);
+        return;
+    }
+    accs_summary(&q->shots[k], out);
 }

@@ -11,9 +11,10 @@ out of training, each shot's first colour frame as its reference) this runs
   - `vaefarm eval --json` of each against the colour truth,
 and writes into OUT (default out/quality):
   quality.md       the table film x method: RGB PSNR/SSIM, ab PSNR/SSIM, colourfulness and flicker
-                   (each beside the truth's), the mean over the films, issue 6's checks, timings
+                   (each beside the truth's), the mean over the films, issue 6's checks, per shot
+                   the model against its warp and flow (eval --cuts at the film's shots), timings
   quality.csv      the same numbers, one row per film and method
-  quality.json     everything, with the commands' settings
+  quality.json     everything, with the commands' settings and every method's per-shot figures
   strips/<film>_shot<K>.png   one strip per shot (several shots per film): grey input,
                    reference, model, each baseline but the ceilings, truth, at half size, each
                    tile labelled with its method and that frame's RGB PSNR
@@ -184,10 +185,14 @@ def run_baselines(film, rundir, methods, args, keys, timings):
 def run_eval(film, rundir, method, args, timings):
     out = os.path.join(rundir, method + ".mkv")
     ej = os.path.join(rundir, method + ".eval.json")
-    key = {"truth": fstat(film.truth), "output": fstat(out), "vaefarm": args.vaefarm_sha}
+    cuts = [s for s, _, _ in film.shots[1:]]
+    key = {"truth": fstat(film.truth), "output": fstat(out), "vaefarm": args.vaefarm_sha,
+           "cuts": cuts}
     if args.fresh or not stamp_ok(ej, key):
         cmd = [args.vaefarm, "eval", "--truth", film.truth, "--output", out, "--json",
                "--threads", str(args.eval_threads)]
+        if cuts:
+            cmd += ["--cuts", ",".join(str(c) for c in cuts)]
         dt, r = run(cmd, capture_output=True, text=True)
         timings.append((film.name, "eval " + method, dt))
         with open(ej, "w") as fp:
@@ -269,7 +274,64 @@ def row_of(film, method, ev, seconds):
             "colourfulness": ev["colourfulness"]["output"],
             "colourfulness_truth": ev["colourfulness"]["truth"],
             "flicker": ev["flicker"]["output"], "flicker_truth": ev["flicker"]["truth"],
+            "flicker_in_shots": ev["flicker"].get("output_in_shots"),
+            "flicker_truth_in_shots": ev["flicker"].get("truth_in_shots"),
             "seconds": seconds}
+
+
+def shot_rows(film, method, ev):
+    """The eval's per-shot figures (one shot, the film's own, where it has no cuts)."""
+    shots = ev.get("shots") or [dict(ev, shot=0, start=0, end=ev["frames"])]
+    return [{"film": film.name, "method": method, "shot": s["shot"], "start": s["start"],
+             "end": s["end"], "rgb_psnr": s["rgb"]["psnr"], "rgb_ssim": s["rgb"]["ssim"],
+             "ab_psnr": s["ab"]["psnr"], "ab_ssim": s["ab"]["ssim"],
+             "flicker": s["flicker"]["output"], "flicker_truth": s["flicker"]["truth"]}
+            for s in shots]
+
+
+def shots_section(films, shot_rows_):
+    """quality.md's per-shot comparison of the model with its warp and with flow."""
+    by = {(r["film"], r["method"], r["shot"]): r for r in shot_rows_}
+    L = ["", "## Per shot: the model against its warp and flow", "",
+         "`vaefarm eval --cuts` at each film's shots (docs/EVAL.md \"Shots\"): each shot's mean "
+         "over its frames. Won: shots where the model's RGB PSNR (SSIM) is above the method's; "
+         "worst: the smallest margin and its shot (frames).", "",
+         "| film | shots | RGB PSNR vs warp: won, worst (dB) | RGB SSIM vs warp: won, worst | "
+         "RGB PSNR vs flow: won, worst (dB) | RGB SSIM vs flow: won, worst |",
+         "|---|---|---|---|---|---|"]
+    detail = ["", "Every shot: the model's RGB PSNR and SSIM and its margins over the warp and "
+              "flow (flicker: within the shot, the cut left out).", "",
+              "| film | shot | frames | model RGB PSNR | − warp | − flow | model SSIM | − warp | "
+              "− flow | flicker model / warp (truth) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for f in films:
+        mine = sorted((r for r in shot_rows_ if r["film"] == f.name and r["method"] == "model"),
+                      key=lambda r: r["shot"])
+        if not mine:
+            continue
+        cells = [f.name, str(len(mine))]
+        for other in ("warp", "flow"):
+            for k, fmt in (("rgb_psnr", "%+.4f"), ("rgb_ssim", "%+.6f")):
+                d = [(r[k] - by[(f.name, other, r["shot"])][k], r) for r in mine
+                     if (f.name, other, r["shot"]) in by]
+                if not d:
+                    cells.append("-")
+                    continue
+                worst = min(d, key=lambda x: x[0])
+                cells.append("%d of %d, %s (shot %d, %d–%d)" % (
+                    sum(x > 0 for x, _ in d), len(d), fmt % worst[0], worst[1]["shot"],
+                    worst[1]["start"], worst[1]["end"]))
+        L.append("| " + " | ".join(cells) + " |")
+        for r in mine:
+            w, fl = by.get((f.name, "warp", r["shot"])), by.get((f.name, "flow", r["shot"]))
+            dd = lambda o, k, fmt: fmt % (r[k] - o[k]) if o else "-"  # noqa: E731
+            flk = "-" if r["flicker"] is None else "%.3f / %s (%.3f)" % (
+                r["flicker"], "%.3f" % w["flicker"] if w and w["flicker"] is not None else "-",
+                r["flicker_truth"])
+            detail.append("| %s | %d | %d–%d | %.3f | %s | %s | %.5f | %s | %s | %s |" % (
+                f.name, r["shot"], r["start"], r["end"], r["rgb_psnr"],
+                dd(w, "rgb_psnr", "%+.4f"), dd(fl, "rgb_psnr", "%+.4f"), r["rgb_ssim"],
+                dd(w, "rgb_ssim", "%+.6f"), dd(fl, "rgb_ssim", "%+.6f"), flk))
+    return L + detail
 
 
 def fmt_row(r, best):
@@ -283,7 +345,7 @@ def fmt_row(r, best):
     return "| " + " | ".join(cells) + " |"
 
 
-def write_reports(args, films, rows, timings, strips, meta):
+def write_reports(args, films, rows, shot_rows_, timings, strips, meta):
     out = args.out
     with open(os.path.join(out, "quality.csv"), "w", newline="") as fp:
         wr = csv.DictWriter(fp, fieldnames=list(rows[0].keys()))
@@ -291,7 +353,8 @@ def write_reports(args, films, rows, timings, strips, meta):
         wr.writerows(rows)
     with open(os.path.join(out, "quality.json"), "w") as fp:
         m2 = dict(meta, step_seconds={"%s/%s" % k: v for k, v in meta["step_seconds"].items()})
-        json.dump({"meta": m2, "rows": rows, "timings_this_run": timings, "strips": strips}, fp, indent=1)
+        json.dump({"meta": m2, "rows": rows, "shots": shot_rows_, "timings_this_run": timings,
+                   "strips": strips}, fp, indent=1)
 
     L = ["# Colorization quality (made by scripts/quality.py)", "",
          "Command: `%s`  " % meta["command"], "Date: %s  " % meta["date"],
@@ -339,7 +402,7 @@ def write_reports(args, films, rows, timings, strips, meta):
               "The model must beat every baseline (transfer, luma-band transfer, warp, flow; not the "
               "ceilings) on RGB PSNR and SSIM, with flicker no worse than the warp alone's.", "",
               "| film | RGB PSNR: model − best baseline (dB) | RGB SSIM: model − best baseline | "
-              "flicker: model − warp | from the ceiling (RGB PSNR dB: ceiling, at inference size) | all met |",
+              "flicker: model − warp (within shots) | from the ceiling (RGB PSNR dB: ceiling, at inference size) | all met |",
               "|---|---|---|---|---|---|"]
         for f in films:
             rs = {r["method"]: r for r in rows if r["film"] == f.name}
@@ -353,13 +416,18 @@ def write_reports(args, films, rows, timings, strips, meta):
             bs = max(base, key=lambda r: r["rgb_ssim"])
             dp, ds = mo["rgb_psnr"] - bp["rgb_psnr"], mo["rgb_ssim"] - bs["rgb_ssim"]
             dfl = (mo["flicker"] - rs["warp"]["flicker"]) if "warp" in rs and mo["flicker"] is not None else None
+            dfs = (mo["flicker_in_shots"] - rs["warp"]["flicker_in_shots"]) \
+                if dfl is not None and mo.get("flicker_in_shots") is not None \
+                and rs["warp"].get("flicker_in_shots") is not None else None
             ceil = "%.1f, %.1f" % (rs["ceiling"]["rgb_psnr"] - mo["rgb_psnr"],
                                    rs["ceiling_inf"]["rgb_psnr"] - mo["rgb_psnr"]) \
                 if "ceiling" in rs and "ceiling_inf" in rs else "-"
-            met = dp > 0 and ds > 0 and (dfl is None or dfl <= 0)
+            met = dp > 0 and ds > 0 and (dfl is None or dfl <= 0) and (dfs is None or dfs <= 0)
             L.append("| %s | %+.2f (vs %s) | %+.4f (vs %s) | %s | %s | %s |" % (
                 f.name, dp, bp["method"], ds, bs["method"],
-                "%+.3f" % dfl if dfl is not None else "-", ceil, "yes" if met else "**no**"))
+                "-" if dfl is None else "%+.3f" % dfl if dfs is None else "%+.3f (%+.3f)" % (dfl, dfs), ceil, "yes" if met else "**no**"))
+    if "model" in methods:
+        L += shots_section(films, shot_rows_)
     # timings: the seconds each output took when it was made (in this run or an earlier one)
     steps = ["model"] + list(BASELINES)
     L += ["", "## Timings", "",
@@ -468,7 +536,7 @@ def main():
     # the warp and ceiling_inf run the PyTorch reference's network: its code is theirs too
     ref_dir = os.path.join(ROOT, "train", "vaefarm_ref")
     ref_sha = [sha256(os.path.join(ref_dir, f)) for f in sorted(os.listdir(ref_dir)) if f.endswith(".py")]
-    rows, strips = [], []
+    rows, strips, srows = [], [], []
     model_run, step_seconds = {}, {}
     for film in films:
         rundir = os.path.join(args.out, "runs", film.name)
@@ -497,6 +565,7 @@ def main():
             else:
                 secs = json.load(open(os.path.join(rundir, m + ".json")))["seconds"]
             rows.append(row_of(film, m, ev, secs))
+            srows += shot_rows(film, m, ev)
             step_seconds[(film.name, m)] = secs
             try:
                 step_seconds[(film.name, "eval " + m)] = float(open(os.path.join(rundir, m + ".eval.json.seconds")).read())
@@ -520,7 +589,7 @@ def main():
             "vaefarm": os.path.relpath(args.vaefarm, ROOT), "vaefarm_sha256": args.vaefarm_sha,
             "wall_s": time.time() - t_start, "films": {f.name: f.d for f in films},
             "step_seconds": step_seconds}
-    write_reports(args, films, rows, timings, strips, meta)
+    write_reports(args, films, rows, srows, timings, strips, meta)
     log("wrote %s (%.0f s)" % (os.path.join(args.out, "quality.md"), time.time() - t_start))
 
 

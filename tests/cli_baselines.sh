@@ -15,7 +15,9 @@
 #   - warp: A's W^ab as baselines.py computes it (without C) equals net.frame()'s warp_ab, from the
 #     zero state and after a frame (max 0.25, mean 2e-3 ab units: float rounding)
 #   - the Newton keep_luma gives the reference bisection's 8-bit Cb, Cr (all but rounding ties)
-#   - quality.py: runs the model through vaefarm and every baseline, writes quality.md, .csv, strips
+#   - quality.py: runs the model through vaefarm and every baseline, writes quality.md, .csv, strips,
+#     per-shot figures (eval --cuts) whose frame-weighted means are the film's, and whose
+#     flicker is the film's within shots
 #   - gain_by_size.py: both sizes' rows; a zero correction gives C minus its warp = 0 everywhere;
 #     the warp's own error at the film's size (--absolute) is that of baselines.py's warp
 # Usage: cli_baselines.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
@@ -178,6 +180,19 @@ assert all(r["film"] == "tiny" and r["frames"] == "32" and float(r["rgb_psnr"]) 
 md = open(os.path.join(q, "quality.md")).read()
 assert "| tiny | model (vaefarm) |" in md and "Issue 6's bar" in md
 assert sorted(os.listdir(os.path.join(q, "strips"))) == ["tiny_shot0.png", "tiny_shot1.png"]
+# per shot (eval --cuts 16): two shots of 16 frames per method, whose frame-weighted means are
+# the film's; the section compares the model with its warp and flow shot by shot
+import json
+doc = json.load(open(os.path.join(q, "quality.json")))
+for r in rows:
+    sh = [s for s in doc["shots"] if s["method"] == r["method"]]
+    assert [(s["shot"], s["start"], s["end"]) for s in sh] == [(0, 0, 16), (1, 16, 32)], sh
+    for k in ("rgb_psnr", "rgb_ssim", "ab_psnr"):
+        assert abs(sum(s[k] * (s["end"] - s["start"]) for s in sh) / 32 - float(r[k])) < 1e-6, (r, k)
+    # the film's flicker within shots: its shots' (15 frames each with a previous one in the shot)
+    assert abs((sh[0]["flicker"] + sh[1]["flicker"]) / 2 - float(r["flicker_in_shots"])) < 1e-6, (r, sh)
+assert "## Per shot: the model against its warp and flow" in md and "| tiny | 2 | " in md, md
+assert md.count("\n| tiny | 0 | 0–16 |") == 1 and md.count("\n| tiny | 1 | 16–32 |") == 1, md
 PY
 check "quality.py again: everything reused (no step rerun)" bash -c \
   "'$py' '$src/scripts/quality.py' --films '$tmp/tiny.json' --vaefarm '$vf' --model '$model' --out '$tmp/q' --no-strips | grep -q baselines && exit 1; grep -q '^| tiny | model' '$tmp/q/quality.md' && grep -q '(0 of 14 steps in this run' '$tmp/q/quality.md'"

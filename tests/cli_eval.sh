@@ -9,6 +9,9 @@
 #     values equal; --threads 1 and 2 give the same document
 #   - against a desaturated copy (ffmpeg hue=s=0): colourfulness ~0 and flicker ~0 for the output
 #     beside the truth's own, lower PSNR/SSIM; other pixel formats (H.264 4:2:0, 10-bit, grey)
+#   - shots: --cuts against eval_ref.py's per-shot figures (each shot's flicker without its
+#     cut); --shots FILM.yaml gives the same document as --cuts at its plan's shot starts; the
+#     film's own figures do not change with shots; bad --cuts / --shots (exit 2, 3, 4)
 #   - errors: frame counts or sizes that differ (exit 3, both files named, what to do), a
 #     missing file (exit 4), not a video (exit 5), bad command lines (exit 2), frames smaller
 #     than the SSIM window (exit 3); --json: one document on stdout, nothing else there
@@ -53,11 +56,15 @@ ff -i "$color" -frames:v 3 -vf scale=8:8 -c:v ffv1 "$tmp/tiny.mkv" \
   || { bad "make the clips"; exit 1; }
 echo "not a video" >"$tmp/text.mkv"
 
+all_in() { local f=$1; shift; for s in "$@"; do grep -qF -- "$s" "$f" || return 1; done; }
+all_in_out() { all_in "$tmp/out" "$@"; }
+
 # --- golden values against the numpy reference
-golden() { # NAME TRUTH OUTPUT
-  "$vf" eval --truth "$2" --output "$3" --json --per-frame >"$tmp/c.json" 2>"$tmp/c.err" \
+golden() { # NAME TRUTH OUTPUT [CUTS]
+  local cuts=(); [ -n "${4:-}" ] && cuts=(--cuts "$4")
+  "$vf" eval --truth "$2" --output "$3" --json --per-frame "${cuts[@]}" >"$tmp/c.json" 2>"$tmp/c.err" \
     || { bad "$1: vaefarm eval failed: $(cat "$tmp/c.err")"; return; }
-  /usr/bin/python3 "$src/tests/eval_ref.py" videos "$2" "$3" >"$tmp/p.json" \
+  /usr/bin/python3 "$src/tests/eval_ref.py" videos "$2" "$3" "${cuts[@]}" >"$tmp/p.json" \
     || { bad "$1: eval_ref.py failed"; return; }
   check "$1: vaefarm eval = numpy reference (film and every frame)" \
     /usr/bin/python3 - "$tmp/c.json" "$tmp/p.json" <<'PY'
@@ -77,15 +84,27 @@ def cmp(where, key, a, b):
     err = abs(a - b) / (max(abs(b), 1.0) if kind == "rel" else 1.0)
     if err > tol: bad.append((where, key, a, b, err))
 assert c["frames"] == p["frames"] == len(c["per_frame"]) == len(p["per_frame"])
-for kind in ("rgb", "ab"):
-    for k in ("psnr", "psnr_min", "psnr_pooled", "ssim", "ssim_min", "mse"):
-        base = k.split("_")[0]
-        cmp("film", base + "_" + kind, c[kind][k], p[kind][k])
-    for k in ("psnr_min_frame", "ssim_min_frame"):
-        if c[kind][k] != p[kind][k]: bad.append(("film", kind, k, c[kind][k], p[kind][k]))
-for k in ("output", "truth"):
-    cmp("film", "colourfulness_" + k, c["colourfulness"][k], p["colourfulness"][k])
-    cmp("film", "flicker_" + k, c["flicker"][k], p["flicker"][k])
+def span(where, c, p):
+    for kind in ("rgb", "ab"):
+        for k in ("psnr", "psnr_min", "psnr_pooled", "ssim", "ssim_min", "mse"):
+            base = k.split("_")[0]
+            cmp(where, base + "_" + kind, c[kind][k], p[kind][k])
+        for k in ("psnr_min_frame", "ssim_min_frame"):
+            if c[kind][k] != p[kind][k]: bad.append((where, kind, k, c[kind][k], p[kind][k]))
+    for k in ("output", "truth"):
+        cmp(where, "colourfulness_" + k, c["colourfulness"][k], p["colourfulness"][k])
+        cmp(where, "flicker_" + k, c["flicker"][k], p["flicker"][k])
+span("film", c, p)
+for k in ("output", "truth"):   # without cuts: the film's own flicker
+    cmp("film in shots", "flicker_" + k, c["flicker"][k + "_in_shots"], p["flicker"][k + "_in_shots"])
+if "shots" in p:
+    assert c["shots_from"].startswith("--cuts ") and len(c["shots"]) == len(p["shots"]), c["shots"]
+    for sc, sp in zip(c["shots"], p["shots"]):
+        for k in ("shot", "start", "end", "frames"):
+            if sc[k] != sp[k]: bad.append(("shot", k, sc[k], sp[k]))
+        span("shot %d" % sc["shot"], sc, sp)
+else:
+    assert c["shots"] == [] and c["shots_from"] is None, (c["shots"], c["shots_from"])
 for fc, fp in zip(c["per_frame"], p["per_frame"]):
     assert fc["frame"] == fp["frame"]
     for k in TOL:
@@ -98,10 +117,38 @@ PY
 golden "8-bit RGB" "$tmp/t8.mkv" "$tmp/o8.mkv"
 golden "8-bit truth, 16-bit output" "$tmp/t8.mkv" "$tmp/o16.mkv"
 golden "16-bit truth, 8-bit output" "$tmp/t16.mkv" "$tmp/o8.mkv"
+golden "shots (--cuts 3,5,7: a one-frame shot at 7)" "$tmp/t8.mkv" "$tmp/o8.mkv" 3,5,7
+
+# --- shots from a film.yaml: its plan's shots, the same figures as --cuts at their starts
+ff -i "$tmp/t8.mkv" -frames:v 1 "$tmp/ref.png" || bad "make the reference"
+printf '%s\n' "version: 1" "input: t8.mkv" "output: out/colour.mkv" "shots:" "  list:" \
+  "    - { start: 0, end: 3, reference: ref.png }" "    - { start: 3, end: 8, reference: ref.png }" \
+  >"$tmp/film8.yaml"
+sed 's/t8.mkv/truth.mkv/; s/end: 8/end: 12/' "$tmp/film8.yaml" >"$tmp/film12.yaml"
+"$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --shots "$tmp/film8.yaml" --json >"$tmp/sy.json" 2>"$tmp/sy.err"
+check "--shots FILM.yaml: exit 0, nothing on stderr" test $? = 0 -a ! -s "$tmp/sy.err"
+"$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --cuts 3 --json >"$tmp/sc.json"
+check "--shots FILM.yaml = --cuts at its shots' starts; the film's figures as without shots" \
+  python3 - "$tmp/sy.json" "$tmp/sc.json" "$tmp/c.json" <<'PY'
+import json, sys
+y, c, cuts3 = (json.load(open(p)) for p in sys.argv[1:])
+assert y["shots_from"].startswith("--shots ") and y["shots_from"].endswith("film8.yaml"), y["shots_from"]
+assert c["shots_from"] == "--cuts 3", c["shots_from"]
+assert [(s["start"], s["end"], s["frames"]) for s in y["shots"]] == [(0, 3, 3), (3, 8, 5)], y["shots"]
+y["shots_from"] = c["shots_from"]
+assert y == c
+for k in ("rgb", "ab", "colourfulness"):   # golden's last run: the same films, --cuts 3,5,7
+    assert y[k] == cuts3[k], k
+f, f3 = y["flicker"], cuts3["flicker"]
+assert f["output"] == f3["output"] and f["truth"] == f3["truth"]
+assert f["output_in_shots"] != f["output"], f   # frame 3's jump left out
+PY
+expect "--shots: the human table has a row per shot" 0 \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --shots "$tmp/film8.yaml"
+check "--shots: rows 0-3 and 3-8, within-shots flicker" all_in_out "Per shot" " 0-3 " " 3-8 " "within shots"
 
 # --- a film against itself
 expect "self (human table)" 0 -- "$vf" eval --truth "$tmp/truth.mkv" --output "$tmp/truth.mkv"
-all_in() { local f=$1; shift; for s in "$@"; do grep -qF -- "$s" "$f" || return 1; done; }
 check "self: the table has its rows" all_in "$tmp/out" "PSNR RGB" "SSIM ab" "colourfulness" "flicker" "capped at 100"
 "$vf" eval --truth "$tmp/truth.mkv" --output "$tmp/truth.mkv" --json --threads 1 >"$tmp/self1.json" 2>"$tmp/self.err"
 rc=$?
@@ -173,8 +220,22 @@ expect "no --truth" 2 "--truth" "usage" -- "$vf" eval --output "$tmp/truth.mkv"
 expect "no --output" 2 "--output" "usage" -- "$vf" eval --truth "$tmp/truth.mkv"
 expect "unknown option" 2 "--frobnicate" -- "$vf" eval --truth "$tmp/truth.mkv" --output "$tmp/truth.mkv" --frobnicate
 expect "bad --threads" 2 "--threads" -- "$vf" eval --truth "$tmp/truth.mkv" --output "$tmp/truth.mkv" --threads x
+expect "--cuts not increasing" 2 "--cuts" "increasing" "5,3" \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --cuts 5,3
+expect "--cuts 0 (the first shot starts there anyway)" 2 "--cuts" \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --cuts 0
+expect "--cuts not numbers" 2 "--cuts" "e.g." \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --cuts 3,x
+expect "--cuts past the end" 3 "--cuts 8" "8 frames" \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --cuts 2,8
+expect "--shots and --cuts together" 2 "give one" \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --cuts 2 --shots "$tmp/film8.yaml"
+expect "--shots: a film.yaml of another length" 3 "--shots" "12 frames" "8" "film.yaml that made" \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --shots "$tmp/film12.yaml"
+expect "--shots: no such film.yaml" 4 "--shots" "nope.yaml" \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --shots "$tmp/nope.yaml"
 expect "--help lists eval" 0 -- "$vf" --help
-grep -q "vaefarm eval --truth VIDEO --output VIDEO" "$tmp/out" && ok "help shows eval's usage" || bad "help shows eval's usage"
+grep -qF "vaefarm eval --truth VIDEO --output VIDEO [--shots FILM.yaml | --cuts F,...]" "$tmp/out" && ok "help shows eval's usage" || bad "help shows eval's usage"
 
 echo "cli_eval: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -4,8 +4,12 @@ of kernels/quality.c: the SSIM window is applied as one 2-D 11x11 weighted sum o
 position (not as two 1-D passes), CIE Lab in float64 from the textbook constants, colourfulness
 and flicker straight from their definitions.
 
-    eval_ref.py videos TRUTH OUTPUT [--frames N]   per-frame and film metrics of two videos, as
-                                                   JSON (the keys of `vaefarm eval --json`)
+    eval_ref.py videos TRUTH OUTPUT [--frames N] [--cuts F,F...]
+                                                   per-frame and film metrics of two videos, as
+                                                   JSON (the keys of `vaefarm eval --json`); with
+                                                   --cuts, per shot too (shots start at 0 and at
+                                                   each F; a shot's flicker leaves out its first
+                                                   frame)
     eval_ref.py synthetic                          the values tests/test_quality.c hard-codes
 
 For `videos`, the files must hold planar RGB (gbrp, gbrp16le...): they are read back as raw
@@ -96,32 +100,53 @@ def frame_metrics(t, o, prev):
     return r, (at, ao)
 
 
-def film(frames):
-    """frames: iterable of (t, o) pairs; returns the eval document's metric keys."""
+def film(frames, cuts=None):
+    """frames: iterable of (t, o) pairs; returns the eval document's metric keys; cuts: the
+    first frames of the shots after the first (None: no shots)."""
     per, prev = [], None
     for t, o in frames:
         r, prev = frame_metrics(t, o, prev)
         r["frame"] = len(per)
         per.append(r)
+    doc = span(per, 0, len(per))
+    doc["per_frame"] = per
+    starts = [0] + list(cuts or [])
+    in_shots = [p for p in per if p["frame"] not in starts]
+    for k in ("output", "truth"):
+        v = [p["flicker_" + k] for p in in_shots if p["flicker_" + k] is not None]
+        doc["flicker"][k + "_in_shots"] = float(np.mean(v)) if v else None
+    if cuts is not None:
+        ends = starts[1:] + [len(per)]
+        doc["shots"] = []
+        for i, (a, b) in enumerate(zip(starts, ends)):
+            d = span(per, a, b)
+            d.update({"shot": i, "start": a, "end": b})
+            doc["shots"].append(d)
+    return doc
+
+
+def span(per, a, b):
+    """The metrics over frames [a, b) of per, a span of its own: frame a's flicker (from
+    the frame before the span) left out, worst-frame indices the film's."""
+    per = per[a:b]
 
     def col(k):
-        return np.array([p[k] for p in per if p[k] is not None], dtype=np.float64)
+        return np.array([p[k] for p in per[1:] if p[k] is not None] if k.startswith("flicker")
+                        else [p[k] for p in per], dtype=np.float64)
 
     def pair(kind, rng):
         p, s = col("psnr_" + kind), col("ssim_" + kind)
-        return {"psnr": p.mean(), "psnr_min": p.min(), "psnr_min_frame": int(p.argmin()),
+        return {"psnr": p.mean(), "psnr_min": p.min(), "psnr_min_frame": a + int(p.argmin()),
                 "psnr_pooled": psnr(col("mse_" + kind).mean(), rng), "ssim": s.mean(),
-                "ssim_min": s.min(), "ssim_min_frame": int(s.argmin()),
+                "ssim_min": s.min(), "ssim_min_frame": a + int(s.argmin()),
                 "mse": col("mse_" + kind).mean(), "data_range": rng}
 
     fo, ft = col("flicker_output"), col("flicker_truth")
-    doc = {"frames": len(per), "rgb": pair("rgb", RGB_RANGE), "ab": pair("ab", AB_RANGE),
-           "colourfulness": {"output": col("colourfulness_output").mean(),
-                             "truth": col("colourfulness_truth").mean()},
-           "flicker": {"output": fo.mean() if len(fo) else None,
-                       "truth": ft.mean() if len(ft) else None},
-           "per_frame": per}
-    return doc
+    return {"frames": len(per), "rgb": pair("rgb", RGB_RANGE), "ab": pair("ab", AB_RANGE),
+            "colourfulness": {"output": col("colourfulness_output").mean(),
+                              "truth": col("colourfulness_truth").mean()},
+            "flicker": {"output": fo.mean() if len(fo) else None,
+                        "truth": ft.mean() if len(ft) else None}}
 
 
 # ---- videos --------------------------------------------------------------------------------
@@ -149,8 +174,8 @@ def read_frames(path, nframes):
         yield rgb * (255.0 / full)
 
 
-def videos(truth, output, nframes):
-    doc = film(zip(read_frames(truth, nframes), read_frames(output, nframes)))
+def videos(truth, output, nframes, cuts):
+    doc = film(zip(read_frames(truth, nframes), read_frames(output, nframes)), cuts)
     print(json.dumps(doc, indent=1, default=float))
 
 
@@ -188,8 +213,9 @@ def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "synthetic":
         synthetic()
     elif len(sys.argv) >= 4 and sys.argv[1] == "videos":
-        n = int(sys.argv[5]) if len(sys.argv) >= 6 and sys.argv[4] == "--frames" else 0
-        videos(sys.argv[2], sys.argv[3], n)
+        opts = dict(zip(sys.argv[4::2], sys.argv[5::2]))
+        cuts = [int(x) for x in opts["--cuts"].split(",")] if "--cuts" in opts else None
+        videos(sys.argv[2], sys.argv[3], int(opts.get("--frames", 0)), cuts)
     else:
         sys.exit(__doc__)
 

@@ -14,7 +14,8 @@
  * 1e-6 relative (seen: 7e-8, 4e-6 dB, 2e-8, 7e-8); the textbook red: flicker 0.01, ab MSE 0.02.
  * Also: a 16-bit image equal to an 8-bit one × 257 gives the same bits; 1, 2 and 3 threads give
  * the same bits; strides wider than the rows; errors for small frames, mismatched sizes and
- * depths; the film summary (means, worst frames, one-frame flicker).
+ * depths; the film summary (means, worst frames, one-frame flicker); shots (each shot's
+ * metrics are its frames' as a film of their own, the film's do not change with cuts).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -404,6 +405,101 @@ static void test_errors(void **state)
     free(b.buf);
 }
 
+/* ---- shots ------------------------------------------------------------------------------- */
+
+static void stat_equal(const struct vf_quality_stat *a, const struct vf_quality_stat *b,
+                       int64_t frame_offset, const char *what)
+{
+    if (!((a->mean == b->mean || (isnan(a->mean) && isnan(b->mean))) && a->n == b->n &&
+          (a->n == 0 || (a->min == b->min && a->max == b->max &&
+                         a->min_frame == b->min_frame + frame_offset &&
+                         a->max_frame == b->max_frame + frame_offset)))) {
+        print_error("%s: mean %.17g n %lld min %.17g@%lld against mean %.17g n %lld min "
+                    "%.17g@%lld (+%lld)\n", what, a->mean, (long long)a->n, a->min,
+                    (long long)a->min_frame, b->mean, (long long)b->n, b->min,
+                    (long long)b->min_frame, (long long)frame_offset);
+        fail();
+    }
+}
+
+/* Every metric of a, against b's with its frame indices moved by frame_offset. */
+static void summary_equal(const struct vf_quality_summary *a, const struct vf_quality_summary *b,
+                          int64_t frame_offset)
+{
+    assert_int_equal(a->frames, b->frames);
+    stat_equal(&a->psnr_rgb, &b->psnr_rgb, frame_offset, "psnr_rgb");
+    stat_equal(&a->ssim_rgb, &b->ssim_rgb, frame_offset, "ssim_rgb");
+    stat_equal(&a->mse_rgb, &b->mse_rgb, frame_offset, "mse_rgb");
+    stat_equal(&a->psnr_ab, &b->psnr_ab, frame_offset, "psnr_ab");
+    stat_equal(&a->ssim_ab, &b->ssim_ab, frame_offset, "ssim_ab");
+    stat_equal(&a->mse_ab, &b->mse_ab, frame_offset, "mse_ab");
+    stat_equal(&a->colourfulness_truth, &b->colourfulness_truth, frame_offset, "col_t");
+    stat_equal(&a->colourfulness_output, &b->colourfulness_output, frame_offset, "col_o");
+    stat_equal(&a->flicker_truth, &b->flicker_truth, frame_offset, "flicker_t");
+    stat_equal(&a->flicker_output, &b->flicker_output, frame_offset, "flicker_o");
+    assert_true(a->psnr_rgb_pooled == b->psnr_rgb_pooled);
+    assert_true(a->psnr_ab_pooled == b->psnr_ab_pooled);
+}
+
+/* A film of five frame pairs cut before frames 2 and 4: each shot's metrics are those of its
+ * frames evaluated as a film of their own (the flicker across the cut left out, frame indices
+ * the film's); the film's own metrics do not change with cuts, and its flicker within shots is
+ * the mean over the frames that are not a shot's first. */
+static void test_shots(void **state)
+{
+    (void)state;
+    struct img t2[2], o2[2];
+    synthetic_pairs(t2, o2);
+    struct img t[5] = {t2[0], t2[1], t2[0], t2[1], t2[1]};
+    struct img o[5] = {o2[0], o2[1], o2[1], o2[0], o2[1]};
+    struct vf_error err = {0};
+    struct vf_quality *q = NULL, *plain = NULL;
+    struct vf_quality_frame f[5];
+    assert_int_equal(vf_quality_create(&q, W, H, 2, &err), VF_OK);
+    assert_int_equal(vf_quality_create(&plain, W, H, 2, &err), VF_OK);
+    assert_int_equal(vf_quality_shots(q), 0);
+    vf_quality_cut(q);   /* before the first frame: nothing */
+    for (int i = 0; i < 5; i++) {
+        if (i == 2 || i == 4) {
+            vf_quality_cut(q);
+            vf_quality_cut(q);   /* twice before one frame: one cut */
+        }
+        assert_int_equal(vf_quality_add(q, &t[i].v, &o[i].v, &f[i], &err), VF_OK);
+        assert_int_equal(vf_quality_add(plain, &t[i].v, &o[i].v, NULL, &err), VF_OK);
+    }
+    assert_int_equal(vf_quality_shots(q), 3);
+    struct vf_quality_summary film, film_plain, shot, alone;
+    vf_quality_summarize(q, &film);
+    vf_quality_summarize(plain, &film_plain);
+    summary_equal(&film, &film_plain, 0);
+    stat_equal(&film_plain.flicker_output_in_shots, &film_plain.flicker_output, 0,
+               "no cuts: in shots = all");
+    assert_int_equal(film.flicker_output_in_shots.n, 2);   /* frames 1 and 3 */
+    near_rel(film.flicker_output_in_shots.mean, (f[1].flicker_output + f[3].flicker_output) / 2,
+             1e-15, "output flicker within shots");
+    near_rel(film.flicker_truth_in_shots.mean, (f[1].flicker_truth + f[3].flicker_truth) / 2,
+             1e-15, "truth flicker within shots");
+    assert_true(film.flicker_output_in_shots.mean != film.flicker_output.mean);
+    const int first[3] = {0, 2, 4}, n[3] = {2, 2, 1};
+    for (int k = 0; k < 3; k++) {
+        struct vf_quality_frame g[2];
+        run_pairs(1, n[k], t + first[k], o + first[k], g, &alone);
+        vf_quality_summarize_shot(q, (size_t)k, &shot);
+        assert_int_equal(shot.first_frame, first[k]);
+        summary_equal(&shot, &alone, first[k]);
+        stat_equal(&shot.flicker_output_in_shots, &shot.flicker_output, 0, "shot: in shots");
+    }
+    vf_quality_summarize_shot(q, 3, &shot);   /* past the last: an empty span */
+    assert_int_equal(shot.frames, 0);
+    assert_true(isnan(shot.psnr_rgb.mean));
+    vf_quality_destroy(&q);
+    vf_quality_destroy(&plain);
+    for (int i = 0; i < 2; i++) {
+        free(t2[i].buf);
+        free(o2[i].buf);
+    }
+}
+
 static void test_psnr(void **state)
 {
     (void)state;
@@ -423,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_flicker_red),
         cmocka_unit_test(test_depth_and_threads),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_shots),
         cmocka_unit_test(test_psnr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
