@@ -244,8 +244,8 @@ static int film_cuts(const char *yaml, int64_t frames, int64_t **cuts, size_t *n
                           yaml, (long long)plan->frames, film->input, (long long)frames);
         goto out;
     }
-    *n = plan->n_shots - 1;
-    if (!(*cuts = vf_calloc(plan->n_shots, sizeof **cuts, err))) {
+    *n = plan->n_shots > 0 ? plan->n_shots - 1 : 0;
+    if (!(*cuts = vf_calloc(plan->n_shots + 1, sizeof **cuts, err))) {
         rc = VF_ENOMEM;
         goto out;
     }

@@ -18,6 +18,8 @@
 #   - quality.py: runs the model through vaefarm and every baseline, writes quality.md, .csv, strips,
 #     per-shot figures (eval --cuts) whose frame-weighted means are the film's, and whose
 #     flicker is the film's within shots
+#   - gain_by_position.py --by-frame and propagate_study.py on the quality folder: their rows;
+#     no share propagated changes nothing
 #   - gain_by_size.py: both sizes' rows; a zero correction gives C minus its warp = 0 everywhere;
 #     the warp's own error at the film's size (--absolute) is that of baselines.py's warp
 # Usage: cli_baselines.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
@@ -273,6 +275,32 @@ for t, ab in B.ab_warp(film, sys.argv[4]):
             n[k] += 1
 want = acc[1:] / n[1:]
 assert got is not None and np.allclose(got, want, rtol=1e-3, atol=1e-4), (got, want)
+PY
+
+# --- the studies over a quality folder: gain_by_position.py --by-frame (by place after the
+# reference, the two 16-frame shots: frames 1, 2, then 3-16), propagate_study.py (no share
+# propagated: no change, exactly; flow propagated onto itself: no change either)
+"$py" "$src/scripts/gain_by_position.py" --quality "$tmp/q" --b flow --vaefarm "$vf" --by-frame 2 >"$tmp/gbp.txt" 2>&1
+check "gain_by_position.py --by-frame: a row per film, then frames 1, 2, 3-16 of both shots" \
+  "$py" - "$tmp/gbp.txt" <<'PY' || cat "$tmp/gbp.txt"
+import sys
+rows = [[c.strip() for c in l.strip().strip("|").split("|")] for l in open(sys.argv[1]) if l.startswith("| ")]
+assert any(r[0] == "tiny" for r in rows), rows
+by = {r[0]: r for r in rows if r[0] in ("1", "2", "3-16", "17-32", "later")}
+assert sorted(by) == ["1", "2", "3-16"] and [by[k][1] for k in ("1", "2", "3-16")] == ["2", "2", "26"], by
+PY
+"$py" "$src/scripts/propagate_study.py" --quality "$tmp/q" --weights 0,0 >"$tmp/ps0.txt" 2>&1
+"$py" "$src/scripts/propagate_study.py" --quality "$tmp/q" --method flow --radius 2 >"$tmp/psf.txt" 2>&1
+check "propagate_study.py: shares 0 change nothing; flow blended into itself changes nothing" \
+  "$py" - "$tmp/ps0.txt" "$tmp/psf.txt" <<'PY' || cat "$tmp/ps0.txt" "$tmp/psf.txt"
+import sys
+def row(p):
+    r = [[c.strip() for c in l.strip().strip("|").split("|")] for l in open(p) if l.startswith("| tiny ")]
+    assert len(r) == 1, open(p).read()
+    return r[0]
+z, f = row(sys.argv[1]), row(sys.argv[2])
+assert z[2] == "+0.000" and z[3] == "+0.000", z
+assert float(z[1]) > 20 and f[2] == "+0.000", (z, f)
 PY
 
 echo "cli_baselines: $pass passed, $fail failed"

@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""What film-size propagation could add in the first frames after each shot's reference: an
+estimate on the outputs of a scripts/quality.py run (evaluation or validation films).
+
+    scripts/propagate_study.py --quality out/quality [--method model] [--weights 1,.75,.5,.25]
+                               [--radius 6] [--patch 5] [--films film,hard]
+
+docs/QUALITY.md (session 25) found the model 0.6 to 2.8 dB under Farneback flow in the five
+frames after a reference, and above it later: flow carries the reference's colours at the
+film's size, the network only at its own. This prints, per film, the mean RGB PSNR of the
+method's output (runs/<film>/<method>.mkv) and how it changes when, on the k-th frame after
+each shot's reference (k = 1 .. len(weights)), its chroma is replaced in part (weight w_k) by
+  - flow: the flow baseline's (runs/<film>/flow.mkv) frame, blended in R′G′B′ (both keep the
+    film's luma);
+  - match: the previous output frame's chroma (the blended one, so it chains from the
+    reference) carried by block matching at the film's size: per pixel the displacement within
+    ±radius whose patch × patch window of luma at t − 1 is closest (sum of squares, a 1e-3·|d|²
+    tie-break towards small moves) to the window at t; chroma in Y′CbCr (BT.601, full range),
+    luma the output's own.
+It only reads the quality folder and writes nothing. An estimate, not the engine: vaefarm would
+carry a, b in Lab and keep the luma by its own rule (docs/NETWORK.md, post-processing).
+Needs numpy and ffmpeg (Debian's /usr/bin/python3).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gain_by_position import quality_films  # noqa: E402
+
+YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+RGB = np.linalg.inv(YCC)
+
+
+def fail(msg):
+    sys.exit("propagate_study: " + msg)
+
+
+def frames(path, w, h):
+    """Every frame of a video as (N, h, w, 3) float64 R′G′B′ (ffmpeg's rgb24), as stored: no
+    frame duplicated or dropped to a constant rate."""
+    r = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", path, "-map", "0:v:0", "-fps_mode",
+                        "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                       capture_output=True)
+    if r.returncode:
+        fail("ffmpeg could not read %s: %s" % (path, r.stderr.decode(errors="replace").strip()))
+    return np.frombuffer(r.stdout, np.uint8).reshape(-1, h, w, 3).astype(np.float64)
+
+
+def box(x, p):
+    """Sum over each p × p window centred on every pixel (edges replicated), p odd."""
+    r = p // 2
+    c = np.pad(x, r, mode="edge").cumsum(0).cumsum(1)
+    c = np.pad(c, ((1, 0), (1, 0)))
+    h, w = x.shape
+    return c[p:p + h, p:p + w] - c[:h, p:p + w] - c[p:p + h, :w] + c[:h, :w]
+
+
+def match(cur_y, prev_y, prev_c, radius, patch):
+    """prev_c (h, w, 2) carried to each pixel from its best-matching displacement."""
+    h, w = cur_y.shape
+    best = np.full((h, w), np.inf)
+    out = np.zeros((h, w, 2))
+    py = np.pad(prev_y, radius, mode="edge")
+    pc = np.pad(prev_c, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            s = py[radius + dy:radius + dy + h, radius + dx:radius + dx + w]
+            cost = box((cur_y - s) ** 2, patch) + 1e-3 * (dx * dx + dy * dy)
+            m = cost < best
+            best[m] = cost[m]
+            out[m] = pc[radius + dy:radius + dy + h, radius + dx:radius + dx + w][m]
+    return out
+
+
+def psnr(x, t):
+    mse = ((x - t) ** 2).mean(axis=(1, 2, 3))
+    return np.minimum(100.0, 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-30)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quality", required=True, help="a scripts/quality.py --out folder")
+    ap.add_argument("--method", default="model")
+    ap.add_argument("--weights", default="1,.75,.5,.25",
+                    help="the propagated share on frames 1, 2, ... after the reference")
+    ap.add_argument("--radius", type=int, default=6)
+    ap.add_argument("--patch", type=int, default=5)
+    ap.add_argument("--films", help="comma-separated (default: every film of the folder)")
+    args = ap.parse_args()
+    try:
+        weights = [float(x) for x in args.weights.split(",")]
+    except ValueError:
+        fail("--weights wants numbers separated by commas, e.g. 1,.75,.5,.25; got %r" % args.weights)
+    if not all(0 <= x <= 1 for x in weights):
+        fail("--weights are shares in [0, 1]; got %s" % args.weights)
+    if not 0 <= args.radius <= 16 or args.patch < 1 or args.patch % 2 == 0:
+        fail("--radius wants 0..16 and --patch an odd number >= 1")
+    films = quality_films(args.quality)
+    if args.films:
+        want = args.films.split(",")
+        missing = sorted(set(want) - {n for n, _, _ in films})
+        if missing:
+            fail("no film %s in %s" % (", ".join(missing), args.quality))
+        films = [f for f in films if f[0] in want]
+    print("RGB PSNR (dB, mean over frames) of %s, and its change with the first %d frames after "
+          "each reference propagated (weights %s; match: radius %d, patch %d)" % (
+              args.method, len(weights), args.weights, args.radius, args.patch))
+    print("| film | %s | + flow | + match |" % args.method)
+    print("|---|---|---|---|")
+    gains = []
+    for name, desc, truth in films:
+        w, h = desc["width"], desc["height"]
+        runs = os.path.join(args.quality, "runs", name)
+        t = frames(truth, w, h)
+        out = frames(os.path.join(runs, args.method + ".mkv"), w, h)
+        flow = frames(os.path.join(runs, "flow.mkv"), w, h)
+        if not len(t) == len(out) == len(flow):
+            fail("%s: the truth, %s and flow have %d, %d, %d frames" % (
+                name, args.method, len(t), len(out), len(flow)))
+        pos = np.zeros(len(t), int)
+        for s in desc["shots"]:
+            pos[s["start"]:s["end"]] = np.arange(s["end"] - s["start"])
+        ycc = out @ YCC.T
+        blend, carried = out.copy(), out.copy()
+        prev = None
+        for i, k in enumerate(pos):
+            if k == 0:
+                prev = ycc[i]
+                continue
+            if k > len(weights):
+                continue
+            a = weights[k - 1]
+            blend[i] = np.round(a * flow[i] + (1 - a) * out[i])
+            cur = ycc[i].copy()
+            cur[..., 1:] = a * match(ycc[i][..., 0], ycc[i - 1][..., 0], prev[..., 1:],
+                                     args.radius, args.patch) + (1 - a) * cur[..., 1:]
+            carried[i] = np.clip(np.round(cur @ RGB.T), 0, 255)
+            prev = carried[i] @ YCC.T
+        base = psnr(out, t).mean()
+        g = (psnr(blend, t).mean() - base, psnr(carried, t).mean() - base)
+        gains.append(g)
+        print("| %s | %.3f | %+.3f | %+.3f |" % (name, base, g[0], g[1]))
+    print("| mean | | %+.3f | %+.3f |" % tuple(np.mean(gains, axis=0)))
+
+
+if __name__ == "__main__":
+    main()
