@@ -234,6 +234,12 @@ expect "--shots: a film.yaml of another length" 3 "--shots" "12 frames" "8" "fil
   -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --shots "$tmp/film12.yaml"
 expect "--shots: no such film.yaml" 4 "--shots" "nope.yaml" \
   -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --shots "$tmp/nope.yaml"
+sed 's/ref.png/gone.png/g' "$tmp/film8.yaml" >"$tmp/noref.yaml"
+expect "--shots: a reference that is not there" 4 "--shots" "gone.png" "shot 0" \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --shots "$tmp/noref.yaml"
+sed 's/input: t8.mkv/input: gone.mkv/' "$tmp/film8.yaml" >"$tmp/noinput.yaml"
+expect "--shots: an input that is not there" 4 "--shots" "input" "gone.mkv" \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --shots "$tmp/noinput.yaml"
 expect "--help lists eval" 0 -- "$vf" --help
 grep -qF "vaefarm eval --truth VIDEO --output VIDEO [--shots FILM.yaml | --cuts F,...]" "$tmp/out" && ok "help shows eval's usage" || bad "help shows eval's usage"
 
