@@ -3,7 +3,7 @@
 estimate on the outputs of a scripts/quality.py run (evaluation or validation films).
 
     scripts/propagate_study.py --quality out/quality [--method model] [--weights 1,.75,.5,.25]
-                               [--radius 6] [--patch 5] [--films film,hard]
+                               [--radius 6] [--patch 5] [--confidence S] [--films film,hard]
 
 docs/QUALITY.md (session 25) found the model 0.6 to 2.8 dB under Farneback flow in the five
 frames after a reference, and above it later: flow carries the reference's colours at the
@@ -16,7 +16,9 @@ each shot's reference (k = 1 .. len(weights)), its chroma is replaced in part (w
     reference) carried by block matching at the film's size: per pixel the displacement within
     ±radius whose patch × patch window of luma at t − 1 is closest (sum of squares, a 1e-3·|d|²
     tie-break towards small moves) to the window at t; chroma in Y′CbCr (BT.601, full range),
-    luma the output's own.
+    luma the output's own. With --confidence S, each pixel's share is also scaled by
+    exp(−c / (patch² S²)), c its best match's sum of squares (luma on the 8-bit scale): a match
+    that is off by S on average keeps e⁻¹ of its share.
 It only reads the quality folder and writes nothing. An estimate, not the engine: vaefarm would
 carry a, b in Lab and keep the luma by its own rule (docs/NETWORK.md, post-processing).
 Needs numpy and ffmpeg (Debian's /usr/bin/python3).
@@ -61,7 +63,8 @@ def box(x, p):
 
 
 def match(cur_y, prev_y, prev_c, radius, patch):
-    """prev_c (h, w, 2) carried to each pixel from its best-matching displacement."""
+    """prev_c (h, w, 2) carried to each pixel from its best-matching displacement, and that
+    match's cost (sum of squares over the window, without the tie-break)."""
     h, w = cur_y.shape
     best = np.full((h, w), np.inf)
     out = np.zeros((h, w, 2))
@@ -74,7 +77,7 @@ def match(cur_y, prev_y, prev_c, radius, patch):
             m = cost < best
             best[m] = cost[m]
             out[m] = pc[radius + dy:radius + dy + h, radius + dx:radius + dx + w][m]
-    return out
+    return out, best
 
 
 def psnr(x, t):
@@ -90,6 +93,8 @@ def main():
                     help="the propagated share on frames 1, 2, ... after the reference")
     ap.add_argument("--radius", type=int, default=6)
     ap.add_argument("--patch", type=int, default=5)
+    ap.add_argument("--confidence", type=float, default=0,
+                    help="S > 0: shares scaled by exp(-cost / (patch^2 S^2)) (default 0: not)")
     ap.add_argument("--films", help="comma-separated (default: every film of the folder)")
     args = ap.parse_args()
     try:
@@ -98,6 +103,8 @@ def main():
         fail("--weights wants numbers separated by commas, e.g. 1,.75,.5,.25; got %r" % args.weights)
     if not all(0 <= x <= 1 for x in weights):
         fail("--weights are shares in [0, 1]; got %s" % args.weights)
+    if args.confidence < 0:
+        fail("--confidence wants S >= 0 (0: shares not scaled), got %g" % args.confidence)
     if not 0 <= args.radius <= 16 or args.patch < 1 or args.patch % 2 == 0:
         fail("--radius wants 0..16 and --patch an odd number >= 1")
     films = quality_films(args.quality)
@@ -108,8 +115,9 @@ def main():
             fail("no film %s in %s" % (", ".join(missing), args.quality))
         films = [f for f in films if f[0] in want]
     print("RGB PSNR (dB, mean over frames) of %s, and its change with the first %d frames after "
-          "each reference propagated (weights %s; match: radius %d, patch %d)" % (
-              args.method, len(weights), args.weights, args.radius, args.patch))
+          "each reference propagated (weights %s; match: radius %d, patch %d, confidence %s)" % (
+              args.method, len(weights), args.weights, args.radius, args.patch,
+              args.confidence or "none"))
     print("| film | %s | + flow | + match |" % args.method)
     print("|---|---|---|---|")
     gains = []
@@ -137,8 +145,11 @@ def main():
             a = weights[k - 1]
             blend[i] = np.round(a * flow[i] + (1 - a) * out[i])
             cur = ycc[i].copy()
-            cur[..., 1:] = a * match(ycc[i][..., 0], ycc[i - 1][..., 0], prev[..., 1:],
-                                     args.radius, args.patch) + (1 - a) * cur[..., 1:]
+            c, cost = match(ycc[i][..., 0], ycc[i - 1][..., 0], prev[..., 1:], args.radius,
+                            args.patch)
+            share = a * np.exp(-cost / (args.patch ** 2 * args.confidence ** 2))[..., None] \
+                if args.confidence > 0 else a
+            cur[..., 1:] = share * c + (1 - share) * cur[..., 1:]
             carried[i] = np.clip(np.round(cur @ RGB.T), 0, 255)
             prev = carried[i] @ YCC.T
         base = psnr(out, t).mean()

@@ -289,7 +289,7 @@ assert any(r[0] == "tiny" for r in rows), rows
 by = {r[0]: r for r in rows if r[0] in ("1", "2", "3-16", "17-32", "later")}
 assert sorted(by) == ["1", "2", "3-16"] and [by[k][1] for k in ("1", "2", "3-16")] == ["2", "2", "26"], by
 PY
-"$py" "$src/scripts/propagate_study.py" --quality "$tmp/q" --weights 0,0 >"$tmp/ps0.txt" 2>&1
+"$py" "$src/scripts/propagate_study.py" --quality "$tmp/q" --weights 0,0 --confidence 8 >"$tmp/ps0.txt" 2>&1
 "$py" "$src/scripts/propagate_study.py" --quality "$tmp/q" --method flow --radius 2 >"$tmp/psf.txt" 2>&1
 check "propagate_study.py: shares 0 change nothing; flow blended into itself changes nothing" \
   "$py" - "$tmp/ps0.txt" "$tmp/psf.txt" <<'PY' || cat "$tmp/ps0.txt" "$tmp/psf.txt"
