@@ -198,9 +198,9 @@ static long parse_cuts(const char *v, int64_t **cuts, char *msg, size_t len)
     }
     const char *p = v;
     for (size_t i = 0; i < n; i++) {
-        char *e;
+        char *e = (char *)p;
         errno = 0;
-        long long x = strtoll(p, &e, 10);
+        long long x = *p >= '0' && *p <= '9' ? strtoll(p, &e, 10) : 0;  /* digits only */
         if (e == p || (*e && *e != ',') || errno || x < 1 || (i > 0 && x <= a[i - 1])) {
             snprintf(msg, len,
                      "--cuts wants the first frames of the shots after the first, increasing "
@@ -328,7 +328,7 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
     struct vf_decoder *td = NULL, *od = NULL;
     struct vf_quality *q = NULL;
     json_t *frames_json = NULL, *shots_json = NULL;
-    char from[4096] = "";
+    char *from = NULL;   /* "--shots PATH" or "--cuts LIST", as given */
     const bool have_shots = shots_yaml || cuts_arg;
     int rc, exit_code = VF_EXIT_OK;
     /* Both missing files at once, in words for this command (not the probe's film.yaml advice). */
@@ -381,10 +381,15 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
                           (long long)ti->frames - 1);
         goto out;
     }
-    if (shots_yaml)
-        snprintf(from, sizeof from, "--shots %s", shots_yaml);
-    else if (cuts_arg)
-        snprintf(from, sizeof from, "--cuts %s", cuts_arg);
+    if (have_shots) {
+        const char *what = shots_yaml ? "--shots" : "--cuts", *v = shots_yaml ? shots_yaml : cuts_arg;
+        size_t len = strlen(what) + 1 + strlen(v) + 1;
+        if (!(from = vf_calloc(len, 1, &err))) {
+            rc = VF_ENOMEM;
+            goto out;
+        }
+        snprintf(from, len, "%s %s", what, v);
+    }
     if ((rc = vf_quality_create(&q, ti->width, ti->height, threads, &err)) < 0 ||
         (rc = vf_shard_decoder_create(&td, ti, VF_DECODE_RGB, &err)) < 0 ||
         (rc = vf_shard_decoder_create(&od, oi, VF_DECODE_RGB, &err)) < 0)
@@ -453,7 +458,7 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
                 goto out;
             }
         }
-        exit_code = vf_json_print(summary_json(ti, oi, &s, have_shots ? from : NULL, shots_json,
+        exit_code = vf_json_print(summary_json(ti, oi, &s, from, shots_json,
                                               frames_json));
     } else {
         if (per_frame)
@@ -468,6 +473,7 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
     rc = VF_OK;
 
 out:
+    free(from);
     free(cuts);
     json_decref(shots_json);
     json_decref(frames_json);

@@ -58,8 +58,15 @@ def quality_films(quality):
             fail("%s has no eval (*.eval.json) to say where %s's truth is" % (runs, name))
         with open(os.path.join(runs, evals[0])) as fp:
             truth = json.load(fp)["truth"]
-        if not os.path.exists(truth):
-            fail("%s's truth %s (from %s) is gone" % (name, truth, evals[0]))
+        # a copied quality folder: the truth beside the descriptions, or in its material
+        for p in (truth, os.path.join(quality, "films", os.path.basename(truth)),
+                  os.path.join(quality, "material", "films", os.path.basename(truth))):
+            if os.path.exists(p):
+                break
+        else:
+            fail("%s's truth %s (from %s) is gone, and not under %s/films or material/films" % (
+                name, truth, evals[0], quality))
+        truth = p
         out.append((name, desc, truth))
     return out
 

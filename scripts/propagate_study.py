@@ -43,11 +43,13 @@ def fail(msg):
 
 
 def frames(path, w, h):
-    """Every frame of a video as (N, h, w, 3) float64 R′G′B′ (ffmpeg's rgb24), as stored: no
-    frame duplicated or dropped to a constant rate."""
-    r = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", path, "-map", "0:v:0", "-fps_mode",
-                        "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                       capture_output=True)
+    """Every frame of a video as (N, h, w, 3) float64 R′G′B′ (rgb24 converted as eval's
+    decoder converts: swscale's bicubic, accurate rounding, full chroma), as stored: no frame
+    duplicated or dropped to a constant rate."""
+    r = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", path, "-map", "0:v:0",
+                        "-fps_mode", "passthrough", "-sws_flags",
+                        "bicubic+accurate_rnd+full_chroma_int", "-f", "rawvideo", "-pix_fmt",
+                        "rgb24", "-"], capture_output=True)
     if r.returncode:
         fail("ffmpeg could not read %s: %s" % (path, r.stderr.decode(errors="replace").strip()))
     return np.frombuffer(r.stdout, np.uint8).reshape(-1, h, w, 3).astype(np.float64)
@@ -64,7 +66,7 @@ def box(x, p):
 
 def match(cur_y, prev_y, prev_c, radius, patch):
     """prev_c (h, w, 2) carried to each pixel from its best-matching displacement, and that
-    match's cost (sum of squares over the window, without the tie-break)."""
+    match's cost (sum of squares over the window, plus the tie-break)."""
     h, w = cur_y.shape
     best = np.full((h, w), np.inf)
     out = np.zeros((h, w, 2))

@@ -226,6 +226,8 @@ expect "--cuts 0 (the first shot starts there anyway)" 2 "--cuts" \
   -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --cuts 0
 expect "--cuts not numbers" 2 "--cuts" "e.g." \
   -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --cuts 3,x
+expect "--cuts with a sign or a space" 2 "--cuts" "e.g." \
+  -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --cuts "3, +5"
 expect "--cuts past the end" 3 "--cuts 8" "8 frames" \
   -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --cuts 2,8
 expect "--shots and --cuts together" 2 "give one" \
