@@ -72,23 +72,41 @@ static json_t *pair_json(const struct vf_quality_stat *psnr, double pooled,
                      num(mse->mean), "data_range", range);
 }
 
+/* A span's metrics (the film's, or one shot's) into o: "rgb", "ab", "colourfulness",
+ * "flicker". Nonzero if out of memory. */
+static int put_metrics(json_t *o, const struct vf_quality_summary *s)
+{
+    return !o ||
+           json_object_set_new(o, "rgb",
+                               pair_json(&s->psnr_rgb, s->psnr_rgb_pooled, &s->ssim_rgb,
+                                         &s->mse_rgb, VF_QUALITY_RGB_RANGE)) ||
+           json_object_set_new(o, "ab",
+                               pair_json(&s->psnr_ab, s->psnr_ab_pooled, &s->ssim_ab,
+                                         &s->mse_ab, VF_QUALITY_AB_RANGE)) ||
+           json_object_set_new(o, "colourfulness",
+                               json_pack("{s:o, s:o}", "output",
+                                         num(s->colourfulness_output.mean), "truth",
+                                         num(s->colourfulness_truth.mean))) ||
+           json_object_set_new(o, "flicker",
+                               json_pack("{s:o, s:o, s:o, s:I}", "output",
+                                         num(s->flicker_output.mean), "truth",
+                                         num(s->flicker_truth.mean), "output_max",
+                                         num(s->flicker_output.max), "output_max_frame",
+                                         (json_int_t)s->flicker_output.max_frame));
+}
+
 /* One shot's metrics (the film's keys, without the files'). */
 static json_t *shot_json(size_t k, const struct vf_quality_summary *s)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o, s:o, s:I}}",
-                     "shot", (json_int_t)k, "start", (json_int_t)s->first_frame, "end",
-                     (json_int_t)(s->first_frame + s->frames), "frames", (json_int_t)s->frames,
-                     "rgb",
-                     pair_json(&s->psnr_rgb, s->psnr_rgb_pooled, &s->ssim_rgb, &s->mse_rgb,
-                               VF_QUALITY_RGB_RANGE),
-                     "ab",
-                     pair_json(&s->psnr_ab, s->psnr_ab_pooled, &s->ssim_ab, &s->mse_ab,
-                               VF_QUALITY_AB_RANGE),
-                     "colourfulness", "output", num(s->colourfulness_output.mean), "truth",
-                     num(s->colourfulness_truth.mean), "flicker", "output",
-                     num(s->flicker_output.mean), "truth", num(s->flicker_truth.mean),
-                     "output_max", num(s->flicker_output.max), "output_max_frame",
-                     (json_int_t)s->flicker_output.max_frame);
+    json_t *o = json_pack("{s:I, s:I, s:I, s:I}", "shot", (json_int_t)k, "start",
+                          (json_int_t)s->first_frame, "end",
+                          (json_int_t)(s->first_frame + s->frames), "frames",
+                          (json_int_t)s->frames);
+    if (put_metrics(o, s)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }
 
 static json_t *summary_json(const struct vf_media_info *t, const struct vf_media_info *o,
@@ -96,29 +114,23 @@ static json_t *summary_json(const struct vf_media_info *t, const struct vf_media
                             json_t *shots, json_t *per_frame)
 {
     json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:s, s:I, s:i, s:i, s:o, s:o, s:{s:o, s:o}, s:{s:o, s:o, s:o, s:I}, "
-        "s:{s:f, s:s}, s:o}",
-        "truth", t->path, "output", o->path, "truth_pix_fmt", t->pix_fmt, "output_pix_fmt",
-        o->pix_fmt, "frames", (json_int_t)s->frames, "width", t->width, "height", t->height,
-        "rgb",
-        pair_json(&s->psnr_rgb, s->psnr_rgb_pooled, &s->ssim_rgb, &s->mse_rgb,
-                  VF_QUALITY_RGB_RANGE),
-        "ab",
-        pair_json(&s->psnr_ab, s->psnr_ab_pooled, &s->ssim_ab, &s->mse_ab, VF_QUALITY_AB_RANGE),
-        "colourfulness", "output", num(s->colourfulness_output.mean), "truth",
-        num(s->colourfulness_truth.mean), "flicker", "output", num(s->flicker_output.mean),
-        "truth", num(s->flicker_truth.mean), "output_max", num(s->flicker_output.max),
-        "output_max_frame", (json_int_t)s->flicker_output.max_frame, "conventions",
-        "psnr_cap_db", VF_QUALITY_PSNR_CAP, "spec", "docs/EVAL.md", "shots_from",
-        shots_from ? json_string(shots_from) : json_null());
+        "{s:s, s:s, s:s, s:s, s:I, s:i, s:i}", "truth", t->path, "output", o->path,
+        "truth_pix_fmt", t->pix_fmt, "output_pix_fmt", o->pix_fmt, "frames",
+        (json_int_t)s->frames, "width", t->width, "height", t->height);
+    if (put_metrics(doc, s)) {
+        json_decref(doc);
+        return NULL;
+    }
     json_t *flicker = json_object_get(doc, "flicker");
-    if (doc && (!flicker ||
-                json_object_set_new(flicker, "output_in_shots",
-                                    num(s->flicker_output_in_shots.mean)) ||
-                json_object_set_new(flicker, "truth_in_shots",
-                                    num(s->flicker_truth_in_shots.mean)) ||
-                json_object_set(doc, "shots", shots) ||
-                (per_frame && json_object_set(doc, "per_frame", per_frame)))) {
+    if (json_object_set_new(flicker, "output_in_shots", num(s->flicker_output_in_shots.mean)) ||
+        json_object_set_new(flicker, "truth_in_shots", num(s->flicker_truth_in_shots.mean)) ||
+        json_object_set_new(doc, "conventions",
+                            json_pack("{s:f, s:s}", "psnr_cap_db", VF_QUALITY_PSNR_CAP, "spec",
+                                      "docs/EVAL.md")) ||
+        json_object_set_new(doc, "shots_from",
+                            shots_from ? json_string(shots_from) : json_null()) ||
+        json_object_set(doc, "shots", shots) ||
+        (per_frame && json_object_set(doc, "per_frame", per_frame))) {
         json_decref(doc);
         return NULL;
     }
