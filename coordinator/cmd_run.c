@@ -331,19 +331,23 @@ static json_t *setup_doc(struct vf_farm *f, const struct vf_plan *plan)
     return doc;
 }
 
-/* A model whose C ramps in after a reference pass-through (C.gate_ramp K) counts the frames since
- * the last pass-through in each chunk from the pass-throughs the chunk itself runs. A chunk whose
- * warm-up stops fewer than K − 1 frames after a passing frame gives its first kept frames C's
- * whole correction where a sequential pass ramps it in (docs/PLAN.md); with chunks.warmup >= K − 1
- * that cannot happen. Which frames pass is known only when they run (the reference may be any
- * frame of its shot), so this warns on the settings, when some chunk warms up from inside its
- * shot (a chunk whose warm-up reaches its shot's first frame runs every pass-through before it). */
-static void warn_gate_ramp(const struct vf_farm *f, const struct vf_plan *plan)
+/* A model that treats the first frames after a reference pass-through apart (C ramps in over
+ * C.gate_ramp K frames; propagate carries a, b into len(propagate.shares) = n frames) counts
+ * them in each chunk from the pass-throughs the chunk itself runs. A chunk whose warm-up begins
+ * up to max(K − 1, n) frames after a passing frame gives its first kept frames C's whole
+ * correction and no carried colours, where a sequential pass does not (docs/PLAN.md); with
+ * chunks.warmup >= max(K − 1, n) that cannot happen. Which frames pass is known only when they
+ * run (the reference may be any frame of its shot), so this warns on the settings, when some
+ * chunk warms up from inside its shot (a chunk whose warm-up reaches its shot's first frame runs
+ * every pass-through before it). */
+static void warn_after_passthrough(const struct vf_farm *f, const struct vf_plan *plan)
 {
     if (!f->net || f->film->passthrough == VF_PASSTHROUGH_OFF)
         return;
-    const int K = vf_net_arch(f->net)->c_gate_ramp;
-    if (K < 2 || f->film->warmup >= K - 1)
+    const struct vf_arch *a = vf_net_arch(f->net);
+    const int ramp = a->c_gate_ramp > 1 ? a->c_gate_ramp - 1 : 0;
+    const int need = ramp > a->prop_frames ? ramp : a->prop_frames;
+    if (need < 1 || f->film->warmup >= need)
         return;
     size_t inside = 0;
     const struct vf_chunk *ex = NULL;
@@ -354,14 +358,20 @@ static void warn_gate_ramp(const struct vf_farm *f, const struct vf_plan *plan)
         }
     if (!inside)
         return;
+    const char *what = ramp && a->prop_frames ? "C's whole correction and none of the carried "
+                                                "colours"
+                       : ramp                   ? "C's whole correction"
+                                                : "none of the carried colours";
     vf_log(NULL, VF_LOG_WARN,
-           "chunks.warmup %lld is under the model's C.gate_ramp - 1 = %d: %zu chunks warm up from "
-           "inside their shot (chunk %d at frame %lld, warm-up from %lld), and one whose warm-up "
-           "begins up to %lld frames after a frame that passes through the shot's reference gives its first "
-           "kept frames C's whole correction, where one pass over the shot brings it in over %d "
-           "frames (docs/PLAN.md). Set chunks.warmup to %d or more for output equal to one pass",
-           (long long)f->film->warmup, K - 1, inside, ex->id, (long long)ex->start,
-           (long long)ex->warm_start, (long long)(K - 1 - f->film->warmup), K, K - 1);
+           "chunks.warmup %lld is under the %d frames after a reference pass-through that the "
+           "model treats apart (C.gate_ramp - 1 = %d, len(propagate.shares) = %d): %zu chunks "
+           "warm up from inside their shot (chunk %d at frame %lld, warm-up from %lld), and one "
+           "whose warm-up begins up to %lld frames after a frame that passes through the shot's "
+           "reference gives its first kept frames %s, unlike one pass over the shot "
+           "(docs/PLAN.md). Set chunks.warmup to %d or more for output equal to one pass",
+           (long long)f->film->warmup, need, ramp, a->prop_frames, inside, ex->id,
+           (long long)ex->start, (long long)ex->warm_start,
+           (long long)(need - f->film->warmup), what, need);
 }
 
 static int interrupted_in_setup(struct vf_error *err)
@@ -435,7 +445,7 @@ plan:
     }
     for (size_t i = 0; i < plan->n_warnings; i++)
         vf_log(NULL, VF_LOG_WARN, "%s", plan->warnings[i]);
-    warn_gate_ramp(f, plan);
+    warn_after_passthrough(f, plan);
     snprintf(f->plan_hash, sizeof f->plan_hash, "%s", plan->hash);
     f->work_dir = vf_strdup(f->film->work_dir, err);
     f->seg_dir = vf_path_join(f->film->work_dir, "segments", err);

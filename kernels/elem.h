@@ -978,4 +978,57 @@ static inline VF_HD float vf_gu_apply(const double up[VF_GU_AB], float grey, int
     return (float)(up[2 * ch] * (double)grey + up[2 * ch + 1]);
 }
 
+/* ============================== film-size propagation (arch "propagate") ==================== */
+/* vf_op_carry_ab's per-element bodies (kernels.h; docs/NETWORK.md, post-processing 1b). Every
+ * product and sum is rounded as written, with no fused multiply-add on either side (nvcc would
+ * contract them), so that the costs, and so the moves block matching picks, are the PyTorch
+ * reference's (Net.carry) to the bit on both backends. */
+#if defined(__CUDA_ARCH__)
+#define VF_DMUL_RN(a, b) __dmul_rn((a), (b))
+#define VF_DADD_RN(a, b) __dadd_rn((a), (b))
+#define VF_DSUB_RN(a, b) __dsub_rn((a), (b))
+#define VF_FMUL_RN(a, b) __fmul_rn((a), (b))
+#define VF_FADD_RN(a, b) __fadd_rn((a), (b))
+#define VF_FSUB_RN(a, b) __fsub_rn((a), (b))
+#else
+#define VF_DMUL_RN(a, b) ((a) * (b))
+#define VF_DADD_RN(a, b) ((a) + (b))
+#define VF_DSUB_RN(a, b) ((a) - (b))
+#define VF_FMUL_RN(a, b) ((a) * (b))
+#define VF_FADD_RN(a, b) ((a) + (b))
+#define VF_FSUB_RN(a, b) ((a) - (b))
+#endif
+
+static inline VF_HD int vf_clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* One window position's term: (255·Y − 255·Y₋₁)², the grey on the 8-bit scale. */
+static inline VF_HD double vf_carry_sq(float cur, float prev)
+{
+    const double d = VF_DSUB_RN(VF_DMUL_RN((double)cur, 255.0), VF_DMUL_RN((double)prev, 255.0));
+    return VF_DMUL_RN(d, d);
+}
+
+/* The tie-break towards small moves added to a window's sum: 1e-3·|d|². */
+static inline VF_HD double vf_carry_tie(int dy, int dx)
+{
+    return VF_DMUL_RN(1e-3, (double)(dx * dx + dy * dy));
+}
+
+/* The pixel's share of the carried a, b: share · exp(−cost / (patch² · S²)), in f64 and rounded
+ * to f32; the share alone with S = 0. */
+static inline VF_HD float vf_carry_share(float share, float confidence, int patch, double cost)
+{
+    if (!(confidence > 0.0f))
+        return share;
+    const double S = (double)confidence;
+    const double den = VF_DMUL_RN(VF_DMUL_RN((double)(patch * patch), S), S);
+    return (float)VF_DMUL_RN((double)share, exp(-cost / den));
+}
+
+/* s·carried + (1 − s)·ab, in f32. */
+static inline VF_HD float vf_carry_mix(float s, float carried, float ab)
+{
+    return VF_FADD_RN(VF_FMUL_RN(s, carried), VF_FMUL_RN(VF_FSUB_RN(1.0f, s), ab));
+}
+
 #endif /* VF_KERNELS_ELEM_H */

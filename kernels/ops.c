@@ -1251,3 +1251,109 @@ int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, fl
     }
     return VF_OK;
 }
+
+/* ============================== film-size propagation ====================================== */
+
+size_t vf_carry_scratch_elems(int h, int w)
+{
+    if (h < 1 || w < 1)
+        return 0;
+    /* two double planes (best cost, window row sums) and one int32 plane (the best move) */
+    return 5 * (size_t)h * (size_t)w;
+}
+
+int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_grey,
+                   const struct vf_tensor *prev_ab, struct vf_tensor *ab, float share,
+                   float confidence, int radius, int patch, struct vf_tensor *scratch,
+                   struct vf_error *err)
+{
+    static const char op[] = "vf_op_carry_ab";
+    TRYC(check_tensor(err, op, "grey", grey, NULL));
+    TRYC(check_channels(err, op, "grey", grey, 1));
+    TRYC(check_like(err, op, "grey", grey, "prev_grey", prev_grey, 1));
+    TRYC(check_like(err, op, "grey", grey, "prev_ab", prev_ab, 2));
+    TRYC(check_like(err, op, "grey", grey, "ab", ab, 2));
+    if (radius < 1 || radius > VF_PROPAGATE_MAX_RADIUS || patch < 1 ||
+        patch > VF_PROPAGATE_MAX_PATCH || patch % 2 == 0)
+        return vf_error_set(err, VF_EINVAL, "%s: radius must be in [1, %d] and patch odd in "
+                            "[1, %d] (got %d, %d)", op, VF_PROPAGATE_MAX_RADIUS,
+                            VF_PROPAGATE_MAX_PATCH, radius, patch);
+    if (!(share >= 0.0f && share <= 1.0f) || !(confidence >= 0.0f) || !isfinite(confidence))
+        return vf_error_set(err, VF_EINVAL, "%s: share must be in [0, 1] and confidence a "
+                            "finite number ≥ 0 (got %g, %g)", op, (double)share,
+                            (double)confidence);
+    const int h = grey->h, w = grey->w;
+#ifdef VF_HAVE_CUDA
+    if (VF_BE_CUDA(grey->be))
+        return vf_cuda_carry_ab(grey, prev_grey, prev_ab, ab, share, confidence, radius, patch,
+                                vf_cuda_stream(grey->be), err);
+#endif
+    TRYC(check_tensor(err, op, "scratch", scratch, grey->be));
+    const size_t need = vf_carry_scratch_elems(h, w);
+    size_t spix = (size_t)scratch->n * (size_t)scratch->h * (size_t)scratch->w;
+    if (scratch->dtype != VF_F32 || (spix > 1 && scratch->pix_stride != scratch->c) ||
+        spix * (size_t)scratch->c < need || ((uintptr_t)scratch->data % sizeof(double)) != 0) {
+        char s[96];
+        return vf_error_set(err, VF_EINVAL, "%s: scratch must be a dense, 8-byte aligned f32 "
+                            "tensor of at least %zu elements (vf_carry_scratch_elems(%d, %d)), "
+                            "not %s", op, need, h, w, shape_str(scratch, s, sizeof s));
+    }
+    const long P = (long)h * w;
+    double *best = (double *)scratch->data, *hs = best + P;
+    int32_t *move = (int32_t *)(hs + P);
+    const int r = patch / 2, side = 2 * radius + 1;
+    vf_be_enter_(grey->be);
+    for (int img = 0; img < grey->n; img++) {
+        const long p0 = (long)img * P;
+        for (long i = 0; i < P; i++) {
+            best[i] = INFINITY;
+            move[i] = 0;
+        }
+        for (int dy = -radius; dy <= radius; dy++) {
+            for (int dx = -radius; dx <= radius; dx++) {
+                /* the window's row sums at every pixel, for this move (Net.carry's hsum) */
+#pragma omp parallel for schedule(static) if (P * patch > PAR_MIN)
+                for (int y = 0; y < h; y++) {
+                    const long prow = p0 + (long)vf_clampi(y + dy, 0, h - 1) * w;
+                    for (int x = 0; x < w; x++) {
+                        double s = 0.0;
+                        for (int ox = -r; ox <= r; ox++) {
+                            const int qx = vf_clampi(x + ox, 0, w - 1);
+                            const int sx = vf_clampi(qx + dx, 0, w - 1);
+                            s += vf_carry_sq(ld1(grey, px_off(grey, p0 + (long)y * w + qx)),
+                                             ld1(prev_grey, px_off(prev_grey, prow + sx)));
+                        }
+                        hs[(long)y * w + x] = s;
+                    }
+                }
+                const double tie = vf_carry_tie(dy, dx);
+                const int32_t m = (dy + radius) * side + (dx + radius);
+#pragma omp parallel for schedule(static) if (P * patch > PAR_MIN)
+                for (int y = 0; y < h; y++) {
+                    for (int x = 0; x < w; x++) {
+                        double c = 0.0;
+                        for (int oy = -r; oy <= r; oy++)
+                            c += hs[(long)vf_clampi(y + oy, 0, h - 1) * w + x];
+                        c += tie;
+                        const long i = (long)y * w + x;
+                        if (c < best[i]) {
+                            best[i] = c;
+                            move[i] = m;
+                        }
+                    }
+                }
+            }
+        }
+#pragma omp parallel for schedule(static) if (P > PAR_MIN / 16)
+        for (long i = 0; i < P; i++) {
+            const int y = (int)(i / w), x = (int)(i - (long)y * w);
+            const int dy = move[i] / side - radius, dx = move[i] % side - radius;
+            const long src = p0 + (long)vf_clampi(y + dy, 0, h - 1) * w + vf_clampi(x + dx, 0, w - 1);
+            const float s = vf_carry_share(share, confidence, patch, best[i]);
+            const size_t so = px_off(prev_ab, src), o = px_off(ab, p0 + i);
+            st1(ab, o, vf_carry_mix(s, ld1(prev_ab, so), ld1(ab, o)));
+            st1(ab, o + 1, vf_carry_mix(s, ld1(prev_ab, so + 1), ld1(ab, o + 1)));
+        }
+    }
+    return VF_OK;
+}

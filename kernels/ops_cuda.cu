@@ -2,7 +2,7 @@
  * kernels/ops_cuda.cu: the CUDA backend's operators beyond the elementwise ones of
  * kernels/elem_cuda.cu: instance norm (with its affine and activation, PReLU included), resize
  * (nearest, bilinear), add, concat, l2norm (with optional centring), attention rows (max,
- * softmax with temperature, weighted sum) and guided upsampling. Their per-element bodies are
+ * softmax with temperature, weighted sum), guided upsampling and film-size propagation. Their per-element bodies are
  * kernels/elem.h's, the same as the CPU loops of kernels/ops.c (one source, two targets);
  * tensors are NHWC with a pixel stride (channel-slice views), f32/bf16/f16 storage, f32
  * arithmetic (kernels/cuda_elem.cuh's loads and stores).
@@ -483,6 +483,51 @@ __global__ void k_gu_apply(const double *abp, int H, int W, view gf, view af, lo
     }
 }
 
+/* Film-size propagation: one thread per pixel of image img (pixels from p0), every move and its
+ * window summed in Net.carry's order (kernels/elem.h's rounded operations: no FMA), the first
+ * least cost kept; then the carried a, b blended in. */
+__global__ void k_carry_ab(view g, view pg, view pab, view ab, long long p0, int h, int w,
+                           float share, float confidence, int radius, int patch)
+{
+    const long long P = (long long)h * w;
+    const int r = patch / 2;
+    GRID_STRIDE(i, P)
+    {
+        const int y = (int)(i / w), x = (int)(i - (long long)y * w);
+        double best = INFINITY;
+        int by = 0, bx = 0;
+        for (int dy = -radius; dy <= radius; dy++) {
+            for (int dx = -radius; dx <= radius; dx++) {
+                double c = 0.0;
+                for (int oy = -r; oy <= r; oy++) {
+                    const int qy = vf_clampi(y + oy, 0, h - 1);
+                    const long long prow = p0 + (long long)vf_clampi(qy + dy, 0, h - 1) * w;
+                    double s = 0.0;
+                    for (int ox = -r; ox <= r; ox++) {
+                        const int qx = vf_clampi(x + ox, 0, w - 1);
+                        const int sx = vf_clampi(qx + dx, 0, w - 1);
+                        s = VF_DADD_RN(s, vf_carry_sq(vld(g, (p0 + (long long)qy * w + qx) * g.stride),
+                                                      vld(pg, (prow + sx) * pg.stride)));
+                    }
+                    c = VF_DADD_RN(c, s);
+                }
+                c = VF_DADD_RN(c, vf_carry_tie(dy, dx));
+                if (c < best) {
+                    best = c;
+                    by = dy;
+                    bx = dx;
+                }
+            }
+        }
+        const long long src = p0 + (long long)vf_clampi(y + by, 0, h - 1) * w +
+                              vf_clampi(x + bx, 0, w - 1);
+        const float s = vf_carry_share(share, confidence, patch, best);
+        const long long so = src * pab.stride, o = (p0 + i) * ab.stride;
+        vst(ab, o, vf_carry_mix(s, vld(pab, so), vld(ab, o)));
+        vst(ab, o + 1, vf_carry_mix(s, vld(pab, so + 1), vld(ab, o + 1)));
+    }
+}
+
 cudaStream_t as_stream(void *stream) { return static_cast<cudaStream_t>(stream); }
 
 } // namespace
@@ -682,6 +727,23 @@ extern "C" int vf_cuda_guided_upsample(const struct vf_tensor *grey_lo,
         k_gu_apply<<<grid_for(full), kThreads, 0, st>>>(abp, H, W, gf, af, (long long)img * full,
                                                        h, w);
         if ((rc = launched("vf_cuda_guided_upsample (upsampling)", err)) != VF_OK)
+            return rc;
+    }
+    return VF_OK;
+}
+
+extern "C" int vf_cuda_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_grey,
+                                const struct vf_tensor *prev_ab, struct vf_tensor *ab,
+                                float share, float confidence, int radius, int patch,
+                                void *stream, struct vf_error *err)
+{
+    const long long P = (long long)grey->h * grey->w;
+    for (int img = 0; img < grey->n; img++) {
+        k_carry_ab<<<grid_for(P), kThreads, 0, as_stream(stream)>>>(
+            make_view(grey), make_view(prev_grey), make_view(prev_ab), make_view(ab),
+            (long long)img * P, grey->h, grey->w, share, confidence, radius, patch);
+        const int rc = launched("vf_cuda_carry_ab", err);
+        if (rc != VF_OK)
             return rc;
     }
     return VF_OK;

@@ -524,7 +524,7 @@ static int infer_begin(struct chunk_run *r, struct vf_error *err)
 }
 
 /* Infer stage: colorize s; 1 when it is kept (s->cbcr filled for encode), 0 for a warm-up frame
- * (colorized and dropped: no post-processing). */
+ * (colorized and dropped: no post-processing, but for the state the arch's propagate carries). */
 static int infer_frame(struct chunk_run *r, struct slot *s, struct vf_chunk_result *res,
                        struct vf_error *err)
 {
@@ -539,6 +539,10 @@ static int infer_frame(struct chunk_run *r, struct slot *s, struct vf_chunk_resu
             memcpy(res->warm_ab, r->ab, ab_bytes);
         res->frames_warmup++;
         rc = 0;
+        /* a dropped frame whose a, b the next one carries (the arch's propagate) is still
+         * post-processed, for the kept frames to be those of a run that started earlier */
+        if (vf_colorizer_post_carries(r->job->colorizer))
+            rc = vf_colorizer_post(r->job->colorizer, s->grey_full, NULL, NULL, err);
         goto out;
     }
     if (s->index == ch->end - 1)

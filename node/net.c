@@ -230,6 +230,21 @@ int vf_arch_check(const struct vf_arch *a, const char *what, struct vf_error *er
     if (!(a->up_eps > 0.0f) || !(a->up_eps < 1.0f))
         return vf_error_set(err, VF_EINVAL, "%s: architecture: upsample.eps = %g is out of "
                             "range (0, 1)", what, (double)a->up_eps);
+    ARCH_RANGE(a->prop_frames, 0, VF_PROPAGATE_MAX_FRAMES, "len(propagate.shares) (0: none)");
+    if (a->prop_frames) {
+        ARCH_RANGE(a->prop_radius, 1, VF_PROPAGATE_MAX_RADIUS, "propagate.radius");
+        ARCH_RANGE(a->prop_patch, 1, VF_PROPAGATE_MAX_PATCH, "propagate.patch");
+        if (a->prop_patch % 2 == 0)
+            return vf_error_set(err, VF_EINVAL, "%s: architecture: propagate.patch %d must be "
+                                "odd", what, a->prop_patch);
+        for (int k = 0; k < a->prop_frames; k++)
+            if (!(a->prop_shares[k] >= 0.0f && a->prop_shares[k] <= 1.0f))
+                return vf_error_set(err, VF_EINVAL, "%s: architecture: propagate.shares[%d] = "
+                                    "%g is not in [0, 1]", what, k, (double)a->prop_shares[k]);
+        if (!(a->prop_confidence >= 0.0f && a->prop_confidence < 1e6f))
+            return vf_error_set(err, VF_EINVAL, "%s: architecture: propagate.confidence = %g is "
+                                "not in [0, 1e6)", what, (double)a->prop_confidence);
+    }
     return VF_OK;
 }
 
@@ -280,7 +295,7 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     /* as train/vaefarm_ref/arch.py: an unknown key (a typo, or a key of a newer vaefarm) must
      * not silently change the network or its post-processing */
     static const char *const known[] = {"format", "name", "F", "A", "C", "inference_size",
-                                        "upsample", NULL};
+                                        "upsample", "propagate", NULL};
     if (unknown_key(root, known, "", what, err)) goto out;
     json_t *name = json_object_get(root, "name");
     snprintf(a->name, sizeof a->name, "%s", json_is_string(name) ? json_string_value(name) : "?");
@@ -431,6 +446,34 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
                         err))
             goto out;
         a->up_eps = (float)json_number_value(ue);
+    }
+    json_t *prop = json_object_get(root, "propagate");   /* optional: none when absent */
+    a->prop_frames = 0;
+    if (prop) {
+        json_t *sh = json_object_get(prop, "shares"), *conf = json_object_get(prop, "confidence");
+        size_t n = json_is_array(sh) ? json_array_size(sh) : 0;
+        bool ok = json_is_object(prop) && json_object_size(prop) == 4 && n >= 1 &&
+                  n <= VF_PROPAGATE_MAX_FRAMES && json_is_number(conf) &&
+                  json_number_value(conf) >= 0.0 && json_number_value(conf) < 1e6;
+        for (size_t k = 0; ok && k < n; k++) {
+            json_t *v = json_array_get(sh, k);
+            ok = json_is_number(v) && json_number_value(v) >= 0.0 && json_number_value(v) <= 1.0;
+            if (ok) a->prop_shares[k] = (float)json_number_value(v);
+        }
+        if (!ok) {
+            vf_error_set(err, VF_EINVAL, "%s: architecture metadata: propagate must be an object "
+                         "{\"radius\": 1..%d, \"patch\": odd 1..%d, \"shares\": 1 to %d numbers in "
+                         "[0, 1], \"confidence\": a number in [0, 1e6)}", what,
+                         VF_PROPAGATE_MAX_RADIUS, VF_PROPAGATE_MAX_PATCH, VF_PROPAGATE_MAX_FRAMES);
+            goto out;
+        }
+        if (json_int_in(prop, "radius", 1, VF_PROPAGATE_MAX_RADIUS, &a->prop_radius, what,
+                        "propagate", err) ||
+            json_int_in(prop, "patch", 1, VF_PROPAGATE_MAX_PATCH, &a->prop_patch, what,
+                        "propagate", err))
+            goto out;
+        a->prop_frames = (int)n;
+        a->prop_confidence = (float)json_number_value(conf);
     }
     rc = vf_arch_check(a, what, err);
 out:

@@ -69,6 +69,9 @@ void vf_safetensors_close(struct vf_safetensors **st);
 
 #define VF_GATE_RAMP_MAX 1000       /* the architecture's C.gate_ramp (frames; train/vaefarm_ref/arch.py) */
 
+#define VF_PROPAGATE_MAX_FRAMES 16  /* len(propagate.shares) (train/vaefarm_ref/arch.py); its radius
+                                       and patch: kernels.h's VF_PROPAGATE_MAX_RADIUS, _PATCH */
+
 /* The architecture, from the weights file's metadata (docs/NETWORK.md). */
 struct vf_arch {
     char name[32];
@@ -107,6 +110,14 @@ struct vf_arch {
      * bilinear upsampling; a file without "upsample" has the guided filter (2, 1e-3) */
     int up_radius;
     float up_eps;
+    /* post-processing step 1b (NETWORK.md, "propagate"): on the k-th frame after a reference
+     * pass-through (k ≤ prop_frames), frame t−1's final a, b at the film's size carried by block
+     * matching of the grey (±prop_radius, prop_patch² windows) and blended in by prop_shares[k−1],
+     * scaled per pixel by the match's confidence (prop_confidence S; 0: not scaled);
+     * prop_frames 0: none (a file without "propagate") */
+    int prop_frames, prop_radius, prop_patch;
+    float prop_shares[VF_PROPAGATE_MAX_FRAMES];
+    float prop_confidence;
 };
 
 /* Weights, loaded and checked once; read-only afterwards, shared by any number of colorizers
@@ -203,9 +214,18 @@ struct vf_colorizer_taps {
 int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
                        struct vf_colorizer_taps *taps, struct vf_error *err);
 /* Post-processing of the last frame's ab at full size: grey_full (full_h × full_w floats in
- * [0,1]) → rgb (3 × full planar, may be NULL) and cbcr (2 × full planar, may be NULL). */
+ * [0,1]) → rgb (3 × full planar, may be NULL) and cbcr (2 × full planar, may be NULL; with both
+ * NULL only the state below is updated). With the arch's propagate, the k-th frame after a
+ * reference pass-through (k ≤ len(propagate.shares)) carries frame t−1's final a, b at full size
+ * (NETWORK.md, post-processing 1b): that needs frame t−1 post-processed too, else the frame takes
+ * none (see vf_colorizer_post_carries). */
 int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb, float *cbcr,
                       struct vf_error *err);
+/* Whether the next frame would carry the last frame's post-processed a, b (the arch's propagate,
+ * within its frames after a pass-through): a caller that drops the last frame (a chunk's
+ * warm-up) must still post-process it, with rgb = cbcr = NULL, for the frames it keeps to be
+ * those of a run without the drop. */
+bool vf_colorizer_post_carries(const struct vf_colorizer *c);
 
 const struct vf_colorizer_times *vf_colorizer_times(const struct vf_colorizer *c);
 void vf_colorizer_times_reset(struct vf_colorizer *c);

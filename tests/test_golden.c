@@ -655,6 +655,116 @@ static void passthrough_ramp_run(enum vf_device device, enum vf_dtype dt)
     passthrough_close(&r);
 }
 
+/* Film-size propagation (model_carry.safetensors: the plain model with the arch's propagate,
+ * radius 7, patch 3, shares 1, 0.6, 0.3, confidence 12). (1) The operator alone: frame t's
+ * upsampled a, b (carry_up_t{t}) with frame t−1's final ones (carry_ab_full_t{t−1}) carried in
+ * are carry_ab_full_t{t}, t = 1 .. 3: the moves are the reference's to the bit (costs in f64
+ * without fused operations), so only the f32 blend's rounding and exp's last bit remain
+ * (TOL_CARRY). (2) A colorizer with pass-through: frame 0 passes, frames 1 to 4 against
+ * carry_cbcr_full_t* (1 to 3 carried, 4 not), at the network's tolerance. (3) Frame 1
+ * post-processed with no outputs (a chunk's warm-up) gives frame 2 of (2); frame 1 not
+ * post-processed leaves frame 2 nothing to carry (then it is not carry_cbcr_full_t2). */
+#define TOL_CARRY 1e-6
+static void carry_run(enum vf_device device, enum vf_dtype dt)
+{
+    struct vf_error err = {0};
+    struct pt_run r;
+    passthrough_open(device, "carry", dt, &r);
+    const struct vf_arch *a = vf_net_arch(r.net);
+    assert_int_equal(a->prop_frames, 3);
+    assert_int_equal(a->prop_radius, 7);
+    const size_t nf = (size_t)r.g.fh * r.g.fw;
+    /* (1) the operator */
+    if (dt == VF_F32) {
+        struct vf_tensor g0 = {0}, g1 = {0}, pab = {0}, ab = {0}, scr = {0};
+        const int fh = r.g.fh, fw = r.g.fw;
+        if (vf_tensor_alloc(&g0, r.be, VF_F32, 1, 1, fh, fw, &err) ||
+            vf_tensor_alloc(&g1, r.be, VF_F32, 1, 1, fh, fw, &err) ||
+            vf_tensor_alloc(&pab, r.be, VF_F32, 1, 2, fh, fw, &err) ||
+            vf_tensor_alloc(&ab, r.be, VF_F32, 1, 2, fh, fw, &err) ||
+            vf_tensor_alloc(&scr, r.be, VF_F32, 1, (int)vf_carry_scratch_elems(fh, fw), 1, 1, &err))
+            fail_msg("%s", err.msg);
+        float *out = malloc(2 * nf * sizeof(float));
+        assert_non_null(out);
+        for (int t = 1; t <= a->prop_frames; t++) {
+            char name[64];
+            float *h[4];
+            const char *fmt[4] = {"grey_full_t%d", "grey_full_t%d", "carry_ab_full_t%d", "carry_up_t%d"};
+            struct vf_tensor *dst[4] = {&g0, &g1, &pab, &ab};
+            for (int k = 0; k < 4; k++) {
+                snprintf(name, sizeof name, fmt[k], k == 1 || k == 3 ? t : t - 1);
+                h[k] = as_f32(need(&r.g, name));
+                if (vf_tensor_upload(dst[k], h[k], &err)) fail_msg("%s", err.msg);
+                free(h[k]);
+            }
+            if (vf_op_carry_ab(&g1, &g0, &pab, &ab, a->prop_shares[t - 1], a->prop_confidence,
+                               a->prop_radius, a->prop_patch, &scr, &err) ||
+                vf_tensor_download(&ab, out, &err))
+                fail_msg("carry t=%d: %s", t, err.msg);
+            snprintf(name, sizeof name, "carry_ab_full_t%d", t);
+            double ma, rel = compare(&r.g, name, out, 2 * nf, &ma);
+            printf("  carry operator t=%d: ab_full %.1e (max |d| %.2g), tolerance %.0e\n", t, rel,
+                   ma, TOL_CARRY);
+            if (!(rel <= TOL_CARRY)) fail_msg("carry t=%d: relative error %.3e > %.0e", t, rel, TOL_CARRY);
+        }
+        /* bad arguments name what is wrong */
+        assert_int_equal(vf_op_carry_ab(&g1, &g0, &pab, &ab, 1.5f, 0, 3, 3, &scr, &err), VF_EINVAL);
+        assert_non_null(strstr(err.msg, "share must be in [0, 1]"));
+        assert_int_equal(vf_op_carry_ab(&g1, &g0, &pab, &ab, 1, 0, 3, 4, &scr, &err), VF_EINVAL);
+        assert_non_null(strstr(err.msg, "patch odd"));
+        assert_int_equal(vf_op_carry_ab(&g1, &g0, &ab, &g0, 1, 0, 3, 3, &scr, &err), VF_EINVAL);
+        assert_non_null(strstr(err.msg, "must have 2 channels"));
+        free(out);
+        vf_tensor_free(&g0);
+        vf_tensor_free(&g1);
+        vf_tensor_free(&pab);
+        vf_tensor_free(&ab);
+        vf_tensor_free(&scr);
+    }
+    /* (2) and (3): the colorizer */
+    const double tl = dt != VF_F32 ? TOL_BF16 : a->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
+    float *ref = as_f32(need(&r.g, "ref_rgb")), *ref_full = as_f32(need(&r.g, "ref_rgb_full"));
+    struct outputs o = {0};
+    outputs_alloc(&o, r.cz, &r.g);
+    const int passes = device == VF_DEVICE_CPU && dt == VF_F32 ? 3 : 1;
+    for (int pass = 0; pass < passes; pass++) {
+        if (vf_colorizer_set_reference(r.cz, ref, ref_full, &err)) fail_msg("%s", err.msg);
+        for (int t = 0; t < (pass ? 3 : FRAMES); t++) {
+            char name[64];
+            snprintf(name, sizeof name, "grey_t%d", t);
+            float *grey = as_f32(need(&r.g, name));
+            snprintf(name, sizeof name, "grey_full_t%d", t);
+            float *greyf = as_f32(need(&r.g, name));
+            if (vf_colorizer_frame(r.cz, grey, o.ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
+            /* the next frame carries this one's a, b on frames 0 .. 2 (pass-through, 1, 2) */
+            assert_int_equal(vf_colorizer_post_carries(r.cz), t < a->prop_frames);
+            const bool dropped = pass && t == 1;   /* a warm-up frame: posted without outputs (pass 1) or not at all (2) */
+            if (!dropped && vf_colorizer_post(r.cz, greyf, NULL, o.cbcr, &err))
+                fail_msg("post %d: %s", t, err.msg);
+            if (dropped && pass == 1 && vf_colorizer_post(r.cz, greyf, NULL, NULL, &err))
+                fail_msg("post %d without outputs: %s", t, err.msg);
+            free(grey);
+            free(greyf);
+            if (t == 0 || dropped) continue;
+            snprintf(name, sizeof name, "carry_cbcr_full_t%d", t);
+            double ma, rel = compare(&r.g, name, o.cbcr, 2 * nf, &ma);
+            printf("  carry %s, pass %d, %s: %.1e (max |d| %.2g), tolerance %.0e\n",
+                   vf_dtype_name(dt), pass, name, rel, ma, tl);
+            if (pass < 2 && !(rel <= tl)) fail_msg("pass %d, %s: relative error %.3e > %.0e", pass, name, rel, tl);
+            if (pass == 2 && !(rel > 10 * tl)) fail_msg("frame 2 carried with frame 1 not post-processed (%.3e)", rel);
+        }
+    }
+    free(ref);
+    free(ref_full);
+    outputs_free(&o);
+    passthrough_close(&r);
+}
+
+static void carry_matches_the_reference(void **s) { (void)s; carry_run(VF_DEVICE_CPU, VF_F32); }
+static void carry_bf16(void **s) { (void)s; carry_run(VF_DEVICE_CPU, VF_BF16); }
+static void cuda_carry(void **s) { (void)s; carry_run(VF_DEVICE_CUDA, VF_F32); }
+static void cuda_carry_bf16(void **s) { (void)s; carry_run(VF_DEVICE_CUDA, VF_BF16); }
+
 static void passthrough_matches_the_reference(void **s) { (void)s; passthrough_run(VF_DEVICE_CPU); }
 static void passthrough_ramp(void **s) { (void)s; passthrough_ramp_run(VF_DEVICE_CPU, VF_F32); }
 static void passthrough_ramp_bf16(void **s) { (void)s; passthrough_ramp_run(VF_DEVICE_CPU, VF_BF16); }
@@ -761,6 +871,8 @@ int main(void)
         cmocka_unit_test(passthrough_predict),
         cmocka_unit_test(passthrough_ramp),
         cmocka_unit_test(passthrough_ramp_bf16),
+        cmocka_unit_test(carry_matches_the_reference),
+        cmocka_unit_test(carry_bf16),
         cmocka_unit_test(guided_post_matches_the_reference),
         cmocka_unit_test(cuda_tiny_f32),
         cmocka_unit_test(cuda_tiny_bf16),
@@ -781,6 +893,8 @@ int main(void)
         cmocka_unit_test(cuda_passthrough_predict),
         cmocka_unit_test(cuda_passthrough_ramp),
         cmocka_unit_test(cuda_passthrough_ramp_bf16),
+        cmocka_unit_test(cuda_carry),
+        cmocka_unit_test(cuda_carry_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,9 @@ stage can be checked on its own: ref_phi (4a×H/4×W/4), ref_ab_pool (2×H/4×W/
 (4a×H/4×W/4), x7_t{t} (7×H×W, C's input), ab_full_t{t} (2×h×w, after post step 1: the arch's upsampling).
 Reference pass-through (frame 0 is the reference's own picture): pt_ab_t0 (its a, b, 2×H×W),
 pt_cbcr_full_t0 (from the full-size reference's a, b), pt_ab_t1 and pt_cbcr_full_t1 (frame 1 from
-that state). --guided, for an arch with bilinear post step 1 (upsample radius 0): also
+that state); and with film-size propagation (arch propagate, GOLDEN_CARRY):
+DIR/model_carry.safetensors, carry_ab_full_t0 (the reference's a, b), carry_up_t{t} (frame t's a, b
+upsampled, from the pass-through's state), carry_ab_full_t{t} (after the carry), carry_cbcr_full_t{t}. --guided, for an arch with bilinear post step 1 (upsample radius 0): also
 DIR/model_guided.safetensors (the same weights under the guided filter, radius 2, ε 1e-3) and
 guided_ab_full_t0, guided_cbcr_full_t0 (frame 0's post-processing through it). --gated, for a
 residual C: also DIR/model_gated.safetensors (the same weights with a gate on C, arch C.gate, its
@@ -52,6 +54,8 @@ GOLDEN_KAPPA = 4.0   # the motion model's C.gate_motion
 GOLDEN_MOTION_RADIUS = 2   # the per-pixel motion model's C.gate_motion_radius
 GOLDEN_PREDICT = 2   # the motion-predicted model's A.refine.predict
 GOLDEN_RAMP = 3      # the ramped model's C.gate_ramp
+# the propagating model's propagate: the scene pans 6 pixels a frame at full size
+GOLDEN_CARRY = {"radius": 7, "patch": 3, "shares": [1.0, 0.6, 0.3], "confidence": 12.0}
 DEFAULT_SIZES = {"tiny": ((144, 256), (288, 512)), "full": ((216, 384), (432, 768))}
 
 
@@ -163,6 +167,32 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
                               KR, KB)
             T["pt_ab_t0"], T["pt_cbcr_full_t0"] = pt["ab"], cbcr0[0]
             T["pt_ab_t1"], T["pt_cbcr_full_t1"] = o["ab"], p["cbcr"][0]
+            # film-size propagation (arch propagate, GOLDEN_CARRY): frame 0 passes, frame t's
+            # upsampled a, b (carry_up_t{t}) take frame t−1's final ones (carry_ab_full_t{t−1})
+            # carried by block matching, on frames 1 .. len(shares)
+            cnet = copy.deepcopy(net)
+            cnet.arch["propagate"] = dict(GOLDEN_CARRY)
+            save_weights(os.path.join(outdir, "model_carry.safetensors"), cnet)
+            g = lambda t: X("grey_full_t%d" % t)[None, None]  # noqa: E731
+            ab_full, prev = ref_ab_full, pt["prev"]
+            T["carry_ab_full_t0"] = ref_ab_full[0]
+            for t in range(1, frames):
+                o = cnet.frame(X("grey_t%d" % t), cache, prev)
+                prev = o["prev"]
+                up = cnet.upsample(X("grey_t%d" % t)[None, None], o["ab"][None], g(t))
+                T["carry_up_t%d" % t] = up[0]
+                if t <= len(GOLDEN_CARRY["shares"]):
+                    c = GOLDEN_CARRY
+                    new, _, move = cnet.carry(g(t), g(t - 1), ab_full, up, c["shares"][t - 1],
+                                              c["radius"], c["patch"], c["confidence"])
+                    if t == 1 and not (float((new - up).abs().mean()) > 0.5
+                                       and int(move.abs().max()) > 2):
+                        raise RuntimeError("golden: the carry changes frame 1 by too little, or "
+                                           "moves too little, to test propagate")
+                    up = new
+                ab_full = up
+                T["carry_ab_full_t%d" % t] = ab_full[0]
+                T["carry_cbcr_full_t%d" % t] = cnet.keep_luma(g(t), ab_full, KR, KB)[1][0]
         if guided and net.arch["upsample"]["radius"] == 0:
             # the guided filter (post step 1 with upsample.radius > 0), which this arch does not
             # take: the same weights under radius 2, ε 1e-3, and frame 0's post through it

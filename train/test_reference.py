@@ -239,7 +239,20 @@ def test_arch_validation():
                    lambda a: a["C"].update(gate=True, gate_ramp=1001),
                    lambda a: a["C"].update(gate=True, gate_ramp=4.0),
                    lambda a: a["C"].update(gate=True, gate_ramp=True),
-                   lambda a: a["C"].update(gate=True, gate_ramp="4")):
+                   lambda a: a["C"].update(gate=True, gate_ramp="4"),
+                   lambda a: a.update(propagate={"radius": 6, "patch": 5, "shares": [1]}),
+                   lambda a: a.update(propagate={"radius": 0, "patch": 5, "shares": [1], "confidence": 0}),
+                   lambda a: a.update(propagate={"radius": 17, "patch": 5, "shares": [1], "confidence": 0}),
+                   lambda a: a.update(propagate={"radius": 6, "patch": 4, "shares": [1], "confidence": 0}),
+                   lambda a: a.update(propagate={"radius": 6, "patch": 17, "shares": [1], "confidence": 0}),
+                   lambda a: a.update(propagate={"radius": 6, "patch": 5, "shares": [], "confidence": 0}),
+                   lambda a: a.update(propagate={"radius": 6, "patch": 5, "shares": [1.5], "confidence": 0}),
+                   lambda a: a.update(propagate={"radius": 6, "patch": 5, "shares": [1] * 17, "confidence": 0}),
+                   lambda a: a.update(propagate={"radius": 6, "patch": 5, "shares": [True], "confidence": 0}),
+                   lambda a: a.update(propagate={"radius": 6, "patch": 5, "shares": [1], "confidence": -1}),
+                   lambda a: a.update(propagate={"radius": 6, "patch": 5, "shares": [1], "confidence": 1e6}),
+                   lambda a: a.update(propagate={"radius": 6, "patch": 5, "shares": [1], "confidence": 0, "k": 1}),
+                   lambda a: a.update(propagate=[6, 5])):
         a = json.loads(json.dumps(TINY))
         mutate(a)
         try:
@@ -772,6 +785,57 @@ def test_passthrough():
     assert o["ab"].shape == (2, H, W) and bool(torch.isfinite(o["ab"]).all())
 
 
+def test_carry():
+    """propagate (docs/NETWORK.md, post-processing 1b): Net.carry against a plain numpy block
+    matcher written from the definition (every pixel, every move, every window position
+    clamped to the picture), on a picture that moves by (−2, +3); the arch key is optional and
+    round-trips."""
+    from vaefarm_ref.model import Net
+    rng = np.random.default_rng(3)
+    h, w, R, P = 19, 23, 4, 3
+    base = rng.random((h + 8, w + 8))
+    base = (base + np.roll(base, 1, 0) + np.roll(base, 1, 1)) / 3   # some texture, some smooth
+    cur, prev = base[2:2 + h, 4:4 + w], base[4:4 + h, 1:1 + w]      # cur(y, x) = prev(y − 2, x + 3)
+    pab = rng.normal(size=(2, h, w)) * 30
+    ab = rng.normal(size=(2, h, w)) * 30
+    cy = lambda v: min(max(v, 0), h - 1)  # noqa: E731
+    cx = lambda v: min(max(v, 0), w - 1)  # noqa: E731
+    want_cost = np.zeros((h, w))
+    want_move = np.zeros((h, w, 2), int)
+    for y in range(h):
+        for x in range(w):
+            best = None
+            for dy in range(-R, R + 1):
+                for dx in range(-R, R + 1):
+                    c = 0.0
+                    for oy in range(-(P // 2), P // 2 + 1):
+                        for ox in range(-(P // 2), P // 2 + 1):
+                            qy, qx = cy(y + oy), cx(x + ox)
+                            c += (255 * cur[qy, qx] - 255 * prev[cy(qy + dy), cx(qx + dx)]) ** 2
+                    c += 1e-3 * (dx * dx + dy * dy)
+                    if best is None or c < best - 1e-9:
+                        best, want_move[y, x] = c, (dy, dx)
+            want_cost[y, x] = best
+    T = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None]  # noqa: E731
+    for share, S in ((1.0, 0.0), (0.6, 12.0)):
+        out, cost, move = Net.carry(T(cur[None]), T(prev[None]), T(pab).float(), T(ab).float(),
+                                    share, R, P, S)
+        assert np.allclose(cost[0, 0].numpy(), want_cost, rtol=1e-12, atol=1e-9)
+        assert (move[0].permute(1, 2, 0).numpy() == want_move).all()
+        inner = (slice(4, h - 4), slice(4, w - 4))   # away from the borders, the true move
+        assert (want_move[inner] == (-2, 3)).all()
+        carried = np.stack([pab[c][np.clip(np.arange(h)[:, None] + want_move[..., 0], 0, h - 1),
+                                   np.clip(np.arange(w)[None] + want_move[..., 1], 0, w - 1)]
+                            for c in range(2)])
+        s = share * np.exp(-want_cost / (P * P * S * S)) if S else share
+        assert np.allclose(out[0].numpy(), s * carried + (1 - s) * ab, atol=1e-4)
+    a = json.loads(json.dumps(TINY))
+    assert "propagate" not in parse_arch(a)
+    a["propagate"] = {"radius": 6, "patch": 5, "shares": [1, 0.8, 0.6, 0.4, 0.2], "confidence": 12}
+    assert parse_arch(json.loads(json.dumps(parse_arch(a))))["propagate"] == {
+        "radius": 6, "patch": 5, "shares": [1.0, 0.8, 0.6, 0.4, 0.2], "confidence": 12.0}
+
+
 def test_gate_ramp():
     """C.gate_ramp (docs/NETWORK.md "C"): the k-th frame after a reference pass-through has C's
     gated correction scaled by min(1, k / K), counted by the state's last channel; the zero
@@ -831,7 +895,8 @@ def main():
              test_refine_per_cell_equals_direct, test_refine_recovers_shifts,
              test_refine_is_continuous, test_refine_temporal, test_refine_subpixel,
              test_refine_predict,
-             test_weights_and_inference, test_passthrough, test_gate_ramp, test_resnet50_trunk]
+             test_weights_and_inference, test_passthrough, test_gate_ramp, test_carry,
+             test_resnet50_trunk]
     torch.set_num_threads(2)
     failed = 0
     t00 = time.time()

@@ -72,6 +72,10 @@ REFINE_MAX_TEMPORAL = 5
 REFINE_MAX_PREDICT = 3   # A.refine.predict: the motion-predicted window's radius
 MOTION_RADIUS_MAX = 16   # C.gate_motion_radius: the per-pixel motion factor's window, (2r+1)² pixels
 GATE_RAMP_MAX = 1000     # C.gate_ramp: frames over which the gate opens after a pass-through
+PROPAGATE_MAX_RADIUS = 16   # propagate.radius: block matching's search window, (2r+1)² moves
+PROPAGATE_MAX_PATCH = 15    # propagate.patch: the matched window's side (odd)
+PROPAGATE_MAX_FRAMES = 16   # len(propagate.shares): frames after a pass-through that take it
+PROPAGATE_MAX_CONFIDENCE = 1e6
 
 
 def _refine(r):
@@ -129,6 +133,35 @@ def _upsample(u):
     return {"radius": r, "eps": float(e)}
 
 
+def _propagate(p):
+    """propagate (NETWORK.md, post-processing): the film-size carry of a, b into the frames
+    right after a reference pass-through. Absent from a file: none (the files before it)."""
+    if not isinstance(p, dict) or set(p) != {"radius", "patch", "shares", "confidence"}:
+        raise ArchError("propagate: expected an object with keys radius, patch, shares and "
+                        "confidence; got %r" % (p,))
+    radius = _posint(p["radius"], "propagate.radius")
+    patch = _posint(p["patch"], "propagate.patch")
+    if radius > PROPAGATE_MAX_RADIUS:
+        raise ArchError("propagate.radius: at most %d, got %d" % (PROPAGATE_MAX_RADIUS, radius))
+    if patch % 2 == 0 or patch > PROPAGATE_MAX_PATCH:
+        raise ArchError("propagate.patch: an odd number up to %d, got %d"
+                        % (PROPAGATE_MAX_PATCH, patch))
+    sh = p["shares"]
+    if (not isinstance(sh, list) or not 1 <= len(sh) <= PROPAGATE_MAX_FRAMES
+            or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= 1
+                   for x in sh)):
+        raise ArchError("propagate.shares: expected a list of 1 to %d numbers in [0, 1] (the "
+                        "share on frames 1, 2, ... after a pass-through), got %r"
+                        % (PROPAGATE_MAX_FRAMES, sh))
+    c = p["confidence"]
+    if (isinstance(c, bool) or not isinstance(c, (int, float))
+            or not 0 <= c < PROPAGATE_MAX_CONFIDENCE):
+        raise ArchError("propagate.confidence: expected a number in [0, %g) (0: shares not "
+                        "scaled), got %r" % (PROPAGATE_MAX_CONFIDENCE, c))
+    return {"radius": radius, "patch": patch, "shares": [float(x) for x in sh],
+            "confidence": float(c)}
+
+
 def _width(h, where):
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0 < h < 10:
         raise ArchError("%s: expected a number in (0, 10), got %r" % (where, h))
@@ -147,7 +180,7 @@ def parse_arch(meta):
             raise ArchError("vaefarm metadata is not valid JSON: %s" % e)
     if not isinstance(meta, dict):
         raise ArchError("vaefarm metadata: expected a JSON object")
-    allowed = {"format", "name", "F", "A", "C", "inference_size", "upsample"}
+    allowed = {"format", "name", "F", "A", "C", "inference_size", "upsample", "propagate"}
     extra = set(meta) - allowed
     if extra:
         raise ArchError("vaefarm metadata: unknown keys %s" % sorted(extra))
@@ -246,6 +279,8 @@ def parse_arch(meta):
             raise ArchError("inference_size %r: both must be multiples of 8" % (size,))
     out["inference_size"] = size
     out["upsample"] = _upsample(meta.get("upsample", UPSAMPLE_DEFAULT))
+    if "propagate" in meta:
+        out["propagate"] = _propagate(meta["propagate"])
     return out
 
 

@@ -921,6 +921,59 @@ class Net(nn.Module):
             return rgb[0], cbcr[0]
         return rgb, cbcr
 
+    @staticmethod
+    def carry(grey_full, prev_grey_full, prev_ab_full, ab_full, share, radius, patch,
+              confidence):
+        """Film-size propagation (arch "propagate", docs/NETWORK.md post-processing): frame t's
+        a, b (N×2×h×w, after the upsampling) blended with frame t−1's final a, b carried by block
+        matching of the grey (N×1×h×w, Y′ in [0, 1]). Per pixel p, the move d in [−radius,
+        radius]² (rows outer, columns inner, the first of equal costs) whose cost
+            c(p, d) = Σ_oy Σ_ox (255·(Y(q) − Y₋₁(clamp(q + d))))² + 1e-3·|d|²,
+            q = (clamp(py + oy), clamp(px + ox)), |oy|, |ox| ≤ patch // 2,
+        is least (coordinates clamped to the picture; the sums in f64, in that order: the C engine's
+        and CUDA's to the bit) gives carried = ab₋₁(clamp(p + d)); the pixel's share is s =
+        share · exp(−c / (patch² · confidence²)) (share alone with confidence 0), share and
+        confidence as f32, s computed in f64 and rounded to f32; ab ← s·carried + (1 − s)·ab in
+        f32. Returns (ab, the least cost (f64), the move (N×2×h×w, dy, dx))."""
+        g = grey_full.double() * 255.0
+        p = prev_grey_full.double() * 255.0
+        n, _, h, w = g.shape
+        r = patch // 2
+        iy, ix = torch.arange(h), torch.arange(w)
+        rows = [(iy + o).clamp(0, h - 1) for o in range(-r, r + 1)]
+        cols = [(ix + o).clamp(0, w - 1) for o in range(-r, r + 1)]
+        best = torch.full((n, 1, h, w), float("inf"), dtype=torch.float64)
+        move = torch.zeros(n, 2, h, w, dtype=torch.long)
+        for dy in range(-radius, radius + 1):
+            sy = (iy + dy).clamp(0, h - 1)
+            for dx in range(-radius, radius + 1):
+                sx = (ix + dx).clamp(0, w - 1)
+                diff = g - p[:, :, sy][:, :, :, sx]
+                sq = diff * diff
+                hsum = torch.zeros_like(sq)
+                for c in cols:
+                    hsum = hsum + sq[:, :, :, c]
+                cost = torch.zeros_like(sq)
+                for rr in rows:
+                    cost = cost + hsum[:, :, rr]
+                cost = cost + 1e-3 * float(dx * dx + dy * dy)
+                m = cost < best
+                best = torch.where(m, cost, best)
+                move[:, 0:1][m] = dy
+                move[:, 1:2][m] = dx
+        yy = (iy.view(1, 1, h, 1) + move[:, 0:1]).clamp(0, h - 1)
+        xx = (ix.view(1, 1, 1, w) + move[:, 1:2]).clamp(0, w - 1)
+        idx = (yy * w + xx).view(n, 1, -1).expand(n, 2, -1)
+        carried = prev_ab_full.float().reshape(n, 2, -1).gather(2, idx).view(n, 2, h, w)
+        s32 = lambda v: float(torch.tensor(v, dtype=torch.float32))  # noqa: E731
+        sh = s32(share)
+        if confidence > 0:
+            S = s32(confidence)
+            s = (sh * torch.exp(-best / (patch * patch * S * S))).float()
+        else:
+            s = torch.full_like(best, sh).float()
+        return s * carried + (1.0 - s) * ab_full.float(), best, move
+
     def post_full(self, grey_lo, ab, grey_full, kr=0.2126, kb=0.0722):
         """As post() but batched and also returns ab_full and L* (for debugging/golden)."""
         ab_full = self.upsample(grey_lo, ab, grey_full)
