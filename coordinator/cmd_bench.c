@@ -83,6 +83,40 @@ static void to_grey(const float *rgb, float *grey, size_t n)
 }
 
 /* GFLOP/s of the reference convolution on this backend and precision. */
+/* The arch's propagate (post-processing 1b, docs/NETWORK.md) on one carried frame at the full
+ * size, in ms: timed apart, since the bench's frames never follow a reference pass-through. g0,
+ * g1: two consecutive full-size greys; the a, b carried are zeros (the cost is the matching). */
+static int time_carry(struct vf_backend *be, const struct vf_arch *a, int fh, int fw,
+                      const float *g0, const float *g1, double *ms, struct vf_error *err)
+{
+    struct vf_tensor t0 = {0}, t1 = {0}, pab = {0}, ab = {0}, scr = {0};
+    int rc = vf_tensor_alloc(&t0, be, VF_F32, 1, 1, fh, fw, err);
+    if (!rc) rc = vf_tensor_alloc(&t1, be, VF_F32, 1, 1, fh, fw, err);
+    if (!rc) rc = vf_tensor_alloc(&pab, be, VF_F32, 1, 2, fh, fw, err);
+    if (!rc) rc = vf_tensor_alloc(&ab, be, VF_F32, 1, 2, fh, fw, err);
+    if (!rc && vf_backend_device(be) == VF_DEVICE_CPU)
+        rc = vf_tensor_alloc(&scr, be, VF_F32, 1, (int)vf_carry_scratch_elems(fh, fw), 1, 1, err);
+    if (!rc) rc = vf_tensor_upload(&t0, g0, err);
+    if (!rc) rc = vf_tensor_upload(&t1, g1, err);
+    if (!rc) rc = vf_tensor_zero(&pab, err);
+    if (!rc) rc = vf_tensor_zero(&ab, err);
+    const int reps = 3;
+    double t = 0;
+    for (int k = 0; !rc && k <= reps; k++) {   /* the first one warms up */
+        if (k == 1) t = vf_now();
+        rc = vf_op_carry_ab(&t1, &t0, &pab, &ab, a->prop_shares[0], a->prop_confidence,
+                            a->prop_radius, a->prop_patch, &scr, err);
+        if (!rc) rc = vf_backend_sync(be, err);
+    }
+    *ms = rc ? 0 : 1e3 * (vf_now() - t) / reps;
+    vf_tensor_free(&t0);
+    vf_tensor_free(&t1);
+    vf_tensor_free(&pab);
+    vf_tensor_free(&ab);
+    vf_tensor_free(&scr);
+    return rc;
+}
+
 static int reference_conv(struct vf_backend *be, enum vf_dtype dt, double *gflops, double *ms,
                           struct vf_error *err)
 {
@@ -275,6 +309,19 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
     double ref_gflops = 0, ref_ms = 0;
     if (!o.no_ref && (rc = reference_conv(be, o.dt, &ref_gflops, &ref_ms, &err))) goto fail;
     double net_gflops = gflop / per;
+    double carry_ms = 0;
+    if (arch->prop_frames) {
+        scene(rgbf, o.fh, o.fw, 3);   /* the frame after the warm-up's last (greyf: scene 2) */
+        float *g1 = malloc(nf * sizeof(float));
+        if (!g1) {
+            rc = vf_error_set(&err, VF_ENOMEM, "bench: out of memory for the test frames");
+            goto fail;
+        }
+        to_grey(rgbf, g1, nf);
+        rc = time_carry(be, arch, o.fh, o.fw, greyf, g1, &carry_ms, &err);
+        free(g1);
+        if (rc) goto fail;
+    }
 
     if (cli->json) {
         json_t *doc = json_pack(
@@ -302,6 +349,12 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
             rc = vf_error_set(&err, VF_ENOMEM, "bench: could not build the JSON document");
             goto fail;
         }
+        if (arch->prop_frames &&
+            json_object_set_new(doc, "propagate_ms_per_carried_frame", json_real(carry_ms))) {
+            json_decref(doc);
+            rc = vf_error_set(&err, VF_ENOMEM, "bench: could not build the JSON document");
+            goto fail;
+        }
         rc = vf_json_print(doc);
     } else {
         printf("vaefarm bench: %s model (%s%s), %dx%d, %s, %d frames, %s\n", arch->name, o.model,
@@ -319,6 +372,10 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
         printf("  total           %.1f ms/frame = %.2f frames/s (reference pass %.1f ms, once "
                "per shot)\n", 1e3 * per, 1.0 / per,
                1e3 * ref_pass);
+        if (arch->prop_frames)
+            printf("  propagate       %.1f ms per carried frame (%dx%d, radius %d, patch %d; the "
+                   "first %d frames after each pass-through)\n", carry_ms, o.fh, o.fw,
+                   arch->prop_radius, arch->prop_patch, arch->prop_frames);
         printf("  work            %.2f GMAC/frame: F %.2f, A %.2f (attention %.2f), C %.2f\n",
                (fm + am + cm) / 1e9, fm / 1e9, am / 1e9, attn / 1e9, cm / 1e9);
         if (ref_gflops > 0)

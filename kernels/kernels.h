@@ -318,8 +318,9 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
  * (patch² · confidence²)) (share alone with confidence 0) of the carried a, b. Costs in f64
  * without fused operations: the moves are train/vaefarm_ref Net.carry's to the bit. radius in
  * [1, VF_PROPAGATE_MAX_RADIUS], patch odd in [1, VF_PROPAGATE_MAX_PATCH], share in [0, 1];
- * scratch: f32 tensor of at least vf_carry_scratch_elems(h, w) elements, 8-byte aligned (the CPU
- * backend's per-pixel best cost, window row sums and move; the CUDA backend needs none). */
+ * scratch: f32 tensor of at least vf_carry_scratch_elems(h, w) elements, 8-byte aligned (the
+ * CPU backend's per-pixel best cost, squared differences, window row sums and move; the CUDA
+ * backend needs none). */
 #define VF_PROPAGATE_MAX_RADIUS 16
 #define VF_PROPAGATE_MAX_PATCH 15
 size_t vf_carry_scratch_elems(int h, int w);

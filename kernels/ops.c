@@ -1258,8 +1258,9 @@ size_t vf_carry_scratch_elems(int h, int w)
 {
     if (h < 1 || w < 1)
         return 0;
-    /* two double planes (best cost, window row sums) and one int32 plane (the best move) */
-    return 5 * (size_t)h * (size_t)w;
+    /* three double planes (best cost, squared differences, window row sums) and one int32
+     * plane (the best move) */
+    return 7 * (size_t)h * (size_t)w;
 }
 
 int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_grey,
@@ -1299,7 +1300,7 @@ int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_gr
                             "not %s", op, need, h, w, shape_str(scratch, s, sizeof s));
     }
     const long P = (long)h * w;
-    double *best = (double *)scratch->data, *hs = best + P;
+    double *best = (double *)scratch->data, *sq = best + P, *hs = sq + P;
     int32_t *move = (int32_t *)(hs + P);
     const int r = patch / 2, side = 2 * radius + 1;
     vf_be_enter_(grey->be);
@@ -1311,18 +1312,23 @@ int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_gr
         }
         for (int dy = -radius; dy <= radius; dy++) {
             for (int dx = -radius; dx <= radius; dx++) {
-                /* the window's row sums at every pixel, for this move (Net.carry's hsum) */
+                /* per move: each pixel's squared difference once, then the window's row sums
+                 * (Net.carry's hsum), then its column of them: the reference's order */
 #pragma omp parallel for schedule(static) if (P * patch > PAR_MIN)
                 for (int y = 0; y < h; y++) {
                     const long prow = p0 + (long)vf_clampi(y + dy, 0, h - 1) * w;
+                    for (int x = 0; x < w; x++)
+                        sq[(long)y * w + x] =
+                            vf_carry_sq(ld1(grey, px_off(grey, p0 + (long)y * w + x)),
+                                        ld1(prev_grey, px_off(prev_grey, prow + vf_clampi(x + dx, 0, w - 1))));
+                }
+#pragma omp parallel for schedule(static) if (P * patch > PAR_MIN)
+                for (int y = 0; y < h; y++) {
+                    const double *row = sq + (long)y * w;
                     for (int x = 0; x < w; x++) {
                         double s = 0.0;
-                        for (int ox = -r; ox <= r; ox++) {
-                            const int qx = vf_clampi(x + ox, 0, w - 1);
-                            const int sx = vf_clampi(qx + dx, 0, w - 1);
-                            s += vf_carry_sq(ld1(grey, px_off(grey, p0 + (long)y * w + qx)),
-                                             ld1(prev_grey, px_off(prev_grey, prow + sx)));
-                        }
+                        for (int ox = -r; ox <= r; ox++)
+                            s += row[vf_clampi(x + ox, 0, w - 1)];
                         hs[(long)y * w + x] = s;
                     }
                 }

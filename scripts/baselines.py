@@ -35,7 +35,9 @@ Methods:
               the reference are resized as the C engine resizes them (area average when
               shrinking, bilinear when growing). With vaefarm's reference pass-through
               (docs/NODE.md): a frame whose grey is the reference's luma takes the
-              reference's a, b at full size, and the next frame's warp reads them.
+              reference's a, b at full size, and the next frame's warp reads them. With the
+              model's film-size propagation (arch propagate, post-processing 1b), the frames
+              right after a pass-through carry the previous frame's a, b as vaefarm does.
   flow        the reference carried frame to frame by dense optical flow: the shot's first frame
               gets the reference's a, b (the reference IS that frame's colour, so that frame is
               right up to rounding); frame t gets frame t-1's a, b warped by the backward
@@ -303,6 +305,10 @@ def ab_warp(film, model, net=None, size="default"):
     net = net or load_net(model)
     H, W = inference_size(net.arch, film.w, film.h, size)
     temporal = bool((net.arch["A"].get("refine") or {}).get("temporal"))
+    # the arch's film-size propagation (post-processing 1b) takes the warp too, as vaefarm runs
+    # it: frame k after a pass-through carries frame k − 1's final a, b (one frame at a time)
+    prop = net.arch.get("propagate")
+    step = 1 if temporal or prop else BATCH
     Y = film.Y
     with torch.no_grad():
         for start, end, ref in film.shots:
@@ -312,19 +318,29 @@ def ab_warp(film, model, net=None, size="default"):
             ref_ab = torch.from_numpy(lab_of(ref_rgb.numpy())[1:3])
             ref_ab_full = lab_of(ref_full(film, ref))[1:3]
             prev = None
-            for t in range(start, end, 1 if temporal else BATCH):
-                b = t + 1 if temporal else min(t + BATCH, end)
+            age, last = -1, None   # frames since the last pass-through; (grey, final a, b)
+            for t in range(start, end, step):
+                b = min(t + step, end)
                 gf = torch.from_numpy(film.grey(Y[t:b])[:, None])
                 g = torch.from_numpy(resize(gf.numpy(), H, W))
                 pt = [net.is_reference_frame(g[k, 0], ref_y) for k in range(len(g))]
-                if temporal and pt[0]:
-                    prev = torch.cat([labmod.grey_to_L(g) - 50.0, ref_ab[None].to(g.dtype)], dim=1)
+                if step == 1 and pt[0]:
+                    if temporal:
+                        prev = torch.cat([labmod.grey_to_L(g) - 50.0, ref_ab[None].to(g.dtype)], dim=1)
+                    age, last = 0, (gf, torch.from_numpy(ref_ab_full[None].astype(np.float32)))
                     yield t, ref_ab_full[None].astype(np.float32)
                     continue
                 wab, motion = warp_lo(net, g, cache, prev)
                 if temporal:
                     prev = torch.cat([labmod.grey_to_L(g) - 50.0, wab, motion], dim=1)
-                ab = net.upsample(g, wab, gf).numpy()
+                ab = net.upsample(g, wab, gf)
+                if prop:
+                    age = age + 1 if age >= 0 else -1
+                    if 1 <= age <= len(prop["shares"]):
+                        ab = net.carry(gf, last[0], last[1], ab, prop["shares"][age - 1],
+                                       prop["radius"], prop["patch"], prop["confidence"])[0]
+                    last = (gf, ab.float())
+                ab = ab.numpy()
                 for k in range(len(g)):
                     if pt[k]:
                         ab[k] = ref_ab_full

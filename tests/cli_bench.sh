@@ -22,10 +22,25 @@ for k in ("F", "A", "C", "post", "total"):
     assert d["ms_per_frame"][k] > 0, k
 assert d["gmac_per_frame"]["total"] > 0 and d["reference_conv"]["gflops"] > 0
 assert 0 < d["ratio_to_reference_conv"] < 10
+assert "propagate_ms_per_carried_frame" not in d   # the preset has no propagate
 m = d["memory_kib"]
 assert m["rss_after_create"] > 0 and m["rss_after_frames"] - m["rss_after_create"] < 8192, m
 print("ok   bench JSON has every figure")
 PY
+# a model with film-size propagation (the golden's model_carry, arch propagate): its carried
+# frame is timed apart, and a model without it has no such figure
+check "propagate model --json" 0 '"propagate_ms_per_carried_frame"' -- \
+  "$vf" bench --model "$2/golden/tiny/model_carry.safetensors" --size 64x96 --full-size 128x192 \
+  --frames 1 --threads 1 --no-reference-conv --json
+/usr/bin/python3 - "$tmp/out" <<'PY' || fail=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["propagate_ms_per_carried_frame"] > 0, d
+print("ok   bench JSON times the carried frame")
+PY
+check "propagate model, human output" 0 "ms per carried frame (128x192, radius 7, patch 3; the first 3 frames" -- \
+  "$vf" bench --model "$2/golden/tiny/model_carry.safetensors" --size 64x96 --full-size 128x192 \
+  --frames 1 --threads 1 --no-reference-conv
 check "human output" 0 "GMAC/frame" -- \
   "$vf" bench --model tiny --size 64x96 --frames 1 --no-reference-conv --threads 1
 check "unknown option" 2 "unknown or incomplete option" -- "$vf" bench --fast
