@@ -13,9 +13,12 @@
 #   - the seam error is reported for every boundary with warm-up
 #   - reference pass-through: each shot's first frame (its reference's own picture) passes, 3
 #     in the report; reference_passthrough: off passes none and gives other bytes
-#   - a model with C.gate_ramp K (the bundled one): chunks.warmup under K - 1 with chunks that
-#     warm up from inside their shot is warned about, K - 1 is not, nor is any warm-up with the
-#     pass-through off
+#   - a model with C.gate_ramp K (the bundled one, without propagate): chunks.warmup under K - 1
+#     with chunks that warm up from inside their shot is warned about, K - 1 is not, nor is any
+#     warm-up with the pass-through off
+#   - film-size propagation (propagate, 5 shares): chunks whose warm-up reaches the shot's
+#     pass-through give its carried frames as one chunk per shot does; a warm-up under 5 is
+#     warned about
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
@@ -99,9 +102,12 @@ check "reference_passthrough: off (exit $rc): no frame passed through, other byt
 # (docs/PLAN.md), 3 is not, nor is any warm-up with the pass-through off
 ffmpeg -loglevel error -i "$films/film_grey.mkv" -frames:v 24 -an -c:v copy "$tmp/g24.mkv" ||
   bad "make the 24-frame film"
+# the bundled model without film-size propagation (below), whatever it holds: only the ramp
+/usr/bin/python3 "$src/train/set_arch.py" "$src/models/vaefarm-tiny.safetensors" "$tmp/ramp.safetensors" \
+  'propagate=none' >/dev/null || bad "make the ramp-only model"
 ramp() { # NAME WARMUP EXTRA
   { printf 'version: 1\ninput: g24.mkv\noutput: %s.mkv\ninference_size: [72, 128]\n' "$1"
-    printf 'model: %s\n' "$src/models/vaefarm-tiny.safetensors"
+    printf 'model: %s\n' "$tmp/ramp.safetensors"
     printf 'shots:\n  detect: off\n  list:\n'
     printf '    - { start: 0, end: 12, reference: film_ref_0.png }\n'
     printf '    - { start: 12, end: 24, reference: film_ref_1.png }\n'
@@ -110,15 +116,43 @@ ramp() { # NAME WARMUP EXTRA
 }
 ramp ramp1 1; rc=$?
 check "warm-up 1 under C.gate_ramp 4 (exit $rc): warned, naming the fix" all '[ "$rc" = 0 ] &&
-  grep -qF "chunks.warmup 1 is under the model'"'"'s C.gate_ramp - 1 = 3: 2 chunks warm up from inside their shot (chunk 1 at frame 6, warm-up from 5), and one whose warm-up begins up to 2 frames after a frame that passes through the shot'"'"'s reference gives its first kept frames C'"'"'s whole correction, where one pass over the shot brings it in over 4 frames (docs/PLAN.md). Set chunks.warmup to 3 or more" "$tmp/ramp1.log"'
+  grep -qF "chunks.warmup 1 is under the 3 frames after a reference pass-through that the model treats apart (C.gate_ramp - 1 = 3, len(propagate.shares) = 0): 2 chunks warm up from inside their shot (chunk 1 at frame 6, warm-up from 5), and one whose warm-up begins up to 2 frames after a frame that passes through the shot'"'"'s reference gives its first kept frames C'"'"'s whole correction, unlike one pass over the shot (docs/PLAN.md). Set chunks.warmup to 3 or more" "$tmp/ramp1.log"'
 ramp ramp2 2; rc=$?
 check "warm-up 2 = K - 2 (exit $rc): warned" all '[ "$rc" = 0 ] &&
-  grep -qF "chunks.warmup 2 is under the model'"'"'s C.gate_ramp - 1 = 3: 2 chunks warm up from inside their shot (chunk 1 at frame 6, warm-up from 4), and one whose warm-up begins up to 1 frames" "$tmp/ramp2.log"'
+  grep -qF "chunks.warmup 2 is under the 3 frames after a reference pass-through that the model treats apart (C.gate_ramp - 1 = 3, len(propagate.shares) = 0): 2 chunks warm up from inside their shot (chunk 1 at frame 6, warm-up from 4), and one whose warm-up begins up to 1 frames" "$tmp/ramp2.log"'
 ramp ramp3 3; rc=$?
-check "warm-up 3 (exit $rc): no ramp warning" all '[ "$rc" = 0 ] && ! grep -q "C.gate_ramp" "$tmp/ramp3.log"'
+check "warm-up 3 (exit $rc): no ramp warning" all '[ "$rc" = 0 ] && ! grep -q "chunks.warmup" "$tmp/ramp3.log"'
 ramp rampoff 1 'reference_passthrough: off'; rc=$?
 check "warm-up 1, pass-through off (exit $rc): no ramp warning" \
-  all '[ "$rc" = 0 ] && ! grep -q "C.gate_ramp" "$tmp/rampoff.log"'
+  all '[ "$rc" = 0 ] && ! grep -q "chunks.warmup" "$tmp/rampoff.log"'
+
+# --- film-size propagation (arch propagate, 5 shares: the bundled model's with it set by
+# train/set_arch.py): chunks of 3 frames whose warm-up of 3 reaches back to each shot's
+# pass-through frame give that shot's first 6 frames (the pass-through, the 5 that carry) as one
+# chunk per shot does, decoded frame for frame: the warm-up post-processes the frames the next
+# one carries. (Later chunks warm up from inside the shot: their recurrence, and so their bytes,
+# differ from one pass by the seam error, as without propagation.) A warm-up of 2 is warned about.
+/usr/bin/python3 "$src/train/set_arch.py" "$src/models/vaefarm-tiny.safetensors" "$tmp/prop.safetensors" \
+  'propagate={"radius":6,"patch":5,"shares":[1,0.8,0.6,0.4,0.2],"confidence":12}' >/dev/null ||
+  bad "make the propagating model"
+prop() { # NAME LENGTH WARMUP
+  { printf 'version: 1\ninput: g24.mkv\noutput: %s.mkv\ninference_size: [72, 128]\n' "$1"
+    printf 'model: %s\n' "$tmp/prop.safetensors"
+    printf 'shots:\n  detect: off\n  list:\n'
+    printf '    - { start: 0, end: 12, reference: film_ref_0.png }\n'
+    printf '    - { start: 12, end: 24, reference: film_ref_1.png }\n'
+    printf 'chunks: { length: %s, warmup: %s }\n' "$2" "$3"; } >"$tmp/$1.yaml"
+  "$vf" "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1
+}
+first6() { ffmpeg -loglevel error -i "$1" -map 0:v:0 -f framemd5 - | grep -v '^#' | sed -n '1,6p;13,18p'; }
+prop prop12 12 0; rc1=$?
+prop prop3 3 3; rc2=$?
+check "propagate: chunks of 3 warmed up from the pass-through = one chunk per shot (exit $rc1, $rc2)" \
+  all '[ "$rc1" = 0 ] && [ "$rc2" = 0 ] && [ "$(report prop3 passthrough_frames_run)" = 2 ] &&
+  [ "$(first6 "$tmp/prop3.mkv" | wc -l)" = 12 ] && cmp -s <(first6 "$tmp/prop12.mkv") <(first6 "$tmp/prop3.mkv")'
+prop prop3w2 3 2; rc=$?
+check "propagate: warm-up 2 under its 5 frames (exit $rc): warned" all '[ "$rc" = 0 ] &&
+  grep -qF "chunks.warmup 2 is under the 5 frames after a reference pass-through that the model treats apart (C.gate_ramp - 1 = 3, len(propagate.shares) = 5)" "$tmp/prop3w2.log"'
 
 # --- rerun: everything resumes
 "$vf" "$tmp/np1.yaml" --quiet; rc=$?
