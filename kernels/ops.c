@@ -1079,6 +1079,22 @@ size_t vf_guided_scratch_elems(int h, int w)
     return 2 * (size_t)(VF_GU_HS + VF_GU_AB) * (size_t)h * (size_t)w;
 }
 
+/* An operator's scratch: a dense, 8-byte aligned f32 tensor of at least `need` elements (what
+ * fn(h, w) says). */
+static int check_scratch(struct vf_error *err, const char *op, const struct vf_tensor *scratch,
+                         size_t need, const char *fn, int h, int w)
+{
+    size_t spix = (size_t)scratch->n * (size_t)scratch->h * (size_t)scratch->w;
+    if (scratch->dtype != VF_F32 || (spix > 1 && scratch->pix_stride != scratch->c) ||
+        spix * (size_t)scratch->c < need || ((uintptr_t)scratch->data % sizeof(double)) != 0) {
+        char s[96];
+        return vf_error_set(err, VF_EINVAL, "%s: scratch must be a dense, 8-byte aligned f32 "
+                            "tensor of at least %zu elements (%s(%d, %d)), not %s", op, need, fn,
+                            h, w, shape_str(scratch, s, sizeof s));
+    }
+    return VF_OK;
+}
+
 /* The 6 quantities of stage 1 at one low-resolution pixel: I, I², pa, pb, I·pa, I·pb. */
 static inline void gu_q1(const struct vf_tensor *grey, const struct vf_tensor *ab, long pix,
                          double q[VF_GU_HS])
@@ -1115,15 +1131,8 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
         return vf_error_set(err, VF_EINVAL, "%s: radius must be ≥ 0 and eps > 0 (got %d, %g)",
                             op, radius, (double)eps);
     const int H = grey_lo->h, W = grey_lo->w, h = grey_full->h, w = grey_full->w;
-    const size_t need = vf_guided_scratch_elems(H, W);
-    size_t spix = (size_t)scratch->n * (size_t)scratch->h * (size_t)scratch->w;
-    if (scratch->dtype != VF_F32 || (spix > 1 && scratch->pix_stride != scratch->c) ||
-        spix * (size_t)scratch->c < need || ((uintptr_t)scratch->data % sizeof(double)) != 0) {
-        char s[96];
-        return vf_error_set(err, VF_EINVAL, "%s: scratch must be a dense, 8-byte aligned f32 "
-                            "tensor of at least %zu elements (vf_guided_scratch_elems(%d, %d)), "
-                            "not %s", op, need, H, W, shape_str(scratch, s, sizeof s));
-    }
+    TRYC(check_scratch(err, op, scratch, vf_guided_scratch_elems(H, W), "vf_guided_scratch_elems",
+                       H, W));
     const long P = (long)H * W;
     double *hs = (double *)scratch->data;
     double *abp = hs + (size_t)VF_GU_HS * (size_t)P;
@@ -1290,15 +1299,8 @@ int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_gr
                                 vf_cuda_stream(grey->be), err);
 #endif
     TRYC(check_tensor(err, op, "scratch", scratch, grey->be));
-    const size_t need = vf_carry_scratch_elems(h, w);
-    size_t spix = (size_t)scratch->n * (size_t)scratch->h * (size_t)scratch->w;
-    if (scratch->dtype != VF_F32 || (spix > 1 && scratch->pix_stride != scratch->c) ||
-        spix * (size_t)scratch->c < need || ((uintptr_t)scratch->data % sizeof(double)) != 0) {
-        char s[96];
-        return vf_error_set(err, VF_EINVAL, "%s: scratch must be a dense, 8-byte aligned f32 "
-                            "tensor of at least %zu elements (vf_carry_scratch_elems(%d, %d)), "
-                            "not %s", op, need, h, w, shape_str(scratch, s, sizeof s));
-    }
+    TRYC(check_scratch(err, op, scratch, vf_carry_scratch_elems(h, w), "vf_carry_scratch_elems",
+                       h, w));
     const long P = (long)h * w;
     double *best = (double *)scratch->data, *sq = best + P, *hs = sq + P;
     int32_t *move = (int32_t *)(hs + P);

@@ -105,15 +105,16 @@ ffmpeg -loglevel error -i "$films/film_grey.mkv" -frames:v 24 -an -c:v copy "$tm
 # the bundled model without film-size propagation (below), whatever it holds: only the ramp
 /usr/bin/python3 "$src/train/set_arch.py" "$src/models/vaefarm-tiny.safetensors" "$tmp/ramp.safetensors" \
   'propagate=none' >/dev/null || bad "make the ramp-only model"
-ramp() { # NAME WARMUP EXTRA
+g24run() { # NAME MODEL LENGTH WARMUP EXTRA: run the 24-frame film of two shots
   { printf 'version: 1\ninput: g24.mkv\noutput: %s.mkv\ninference_size: [72, 128]\n' "$1"
-    printf 'model: %s\n' "$tmp/ramp.safetensors"
+    printf 'model: %s\n' "$2"
     printf 'shots:\n  detect: off\n  list:\n'
     printf '    - { start: 0, end: 12, reference: film_ref_0.png }\n'
     printf '    - { start: 12, end: 24, reference: film_ref_1.png }\n'
-    printf 'chunks: { length: 6, warmup: %s }\n%s' "$2" "${3:-}"; } >"$tmp/$1.yaml"
+    printf 'chunks: { length: %s, warmup: %s }\n%s' "$3" "$4" "${5:-}"; } >"$tmp/$1.yaml"
   "$vf" "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1
 }
+ramp() { g24run "$1" "$tmp/ramp.safetensors" 6 "$2" "${3:-}"; }  # NAME WARMUP EXTRA
 ramp ramp1 1; rc=$?
 check "warm-up 1 under C.gate_ramp 4 (exit $rc): warned, naming the fix" all '[ "$rc" = 0 ] &&
   grep -qF "chunks.warmup 1 is under the 3 frames after a reference pass-through that the model treats apart (C.gate_ramp - 1 = 3, len(propagate.shares) = 0): 2 chunks warm up from inside their shot (chunk 1 at frame 6, warm-up from 5), and one whose warm-up begins up to 2 frames after a frame that passes through the shot'"'"'s reference gives its first kept frames C'"'"'s whole correction, unlike one pass over the shot (docs/PLAN.md). Set chunks.warmup to 3 or more" "$tmp/ramp1.log"'
@@ -135,15 +136,7 @@ check "warm-up 1, pass-through off (exit $rc): no ramp warning" \
 /usr/bin/python3 "$src/train/set_arch.py" "$src/models/vaefarm-tiny.safetensors" "$tmp/prop.safetensors" \
   'propagate={"radius":6,"patch":5,"shares":[1,0.8,0.6,0.4,0.2],"confidence":12}' >/dev/null ||
   bad "make the propagating model"
-prop() { # NAME LENGTH WARMUP
-  { printf 'version: 1\ninput: g24.mkv\noutput: %s.mkv\ninference_size: [72, 128]\n' "$1"
-    printf 'model: %s\n' "$tmp/prop.safetensors"
-    printf 'shots:\n  detect: off\n  list:\n'
-    printf '    - { start: 0, end: 12, reference: film_ref_0.png }\n'
-    printf '    - { start: 12, end: 24, reference: film_ref_1.png }\n'
-    printf 'chunks: { length: %s, warmup: %s }\n' "$2" "$3"; } >"$tmp/$1.yaml"
-  "$vf" "$tmp/$1.yaml" >"$tmp/$1.log" 2>&1
-}
+prop() { g24run "$1" "$tmp/prop.safetensors" "$2" "$3"; }  # NAME LENGTH WARMUP
 first6() { ffmpeg -loglevel error -i "$1" -map 0:v:0 -f framemd5 - | grep -v '^#' | sed -n '1,6p;13,18p'; }
 prop prop12 12 0; rc1=$?
 prop prop3 3 3; rc2=$?

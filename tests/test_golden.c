@@ -164,15 +164,22 @@ static struct vf_backend *cuda_backend_or_skip(void)
     return be;
 }
 
+/* Frame t's golden grey at inference size and at full size (malloc'd). */
+static void frame_greys(const struct golden *g, int t, float **grey, float **greyf)
+{
+    char name[64];
+    snprintf(name, sizeof name, "grey_t%d", t);
+    *grey = as_f32(need(g, name));
+    snprintf(name, sizeof name, "grey_full_t%d", t);
+    *greyf = as_f32(need(g, name));
+}
+
 /* Run one frame t and fill o. */
 static void run_frame(struct vf_colorizer *cz, const struct golden *g, int t, struct outputs *o)
 {
-    char name[64];
     struct vf_error err = {0};
-    snprintf(name, sizeof name, "grey_t%d", t);
-    float *grey = as_f32(need(g, name));
-    snprintf(name, sizeof name, "grey_full_t%d", t);
-    float *greyf = as_f32(need(g, name));
+    float *grey, *greyf;
+    frame_greys(g, t, &grey, &greyf);
     struct vf_colorizer_taps taps = {.warp_ab = o->warp, .conf = o->conf};
     for (int k = 0; k < 4; k++) taps.f_tap[k] = o->tap[k];
     if (vf_colorizer_frame(cz, grey, o->ab, &taps, &err)) fail_msg("frame %d: %s", t, err.msg);
@@ -495,10 +502,8 @@ static void passthrough_run(enum vf_device device)
     const double tl = vf_net_arch(r.net)->a_refine_radius ? TOL_REFINE_F32 : TOL_F32;
     for (int t = 0; t < 2; t++) {
         char name[64];
-        snprintf(name, sizeof name, "grey_t%d", t);
-        float *grey = as_f32(need(&r.g, name));
-        snprintf(name, sizeof name, "grey_full_t%d", t);
-        float *greyf = as_f32(need(&r.g, name));
+        float *grey, *greyf;
+        frame_greys(&r.g, t, &grey, &greyf);
         if (vf_colorizer_frame(r.cz, grey, o.ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
         if (vf_colorizer_post(r.cz, greyf, NULL, o.cbcr, &err)) fail_msg("post %d: %s", t, err.msg);
         free(grey);
@@ -731,10 +736,8 @@ static void carry_run(enum vf_device device, enum vf_dtype dt)
         if (vf_colorizer_set_reference(r.cz, ref, ref_full, &err)) fail_msg("%s", err.msg);
         for (int t = 0; t < (pass ? 3 : FRAMES); t++) {
             char name[64];
-            snprintf(name, sizeof name, "grey_t%d", t);
-            float *grey = as_f32(need(&r.g, name));
-            snprintf(name, sizeof name, "grey_full_t%d", t);
-            float *greyf = as_f32(need(&r.g, name));
+            float *grey, *greyf;
+            frame_greys(&r.g, t, &grey, &greyf);
             if (vf_colorizer_frame(r.cz, grey, o.ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
             /* the next frame carries this one's a, b on frames 0 .. 2 (pass-through, 1, 2) */
             assert_int_equal(vf_colorizer_post_carries(r.cz), t < a->prop_frames);

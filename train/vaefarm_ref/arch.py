@@ -78,6 +78,17 @@ PROPAGATE_MAX_FRAMES = 16   # len(propagate.shares): frames after a pass-through
 PROPAGATE_MAX_CONFIDENCE = 1e6
 
 
+def _window(d, where, max_radius, max_patch):
+    """A matching window's d["radius"] in [1, max_radius] and d["patch"] odd in [1, max_patch]."""
+    radius = _posint(d["radius"], where + ".radius")
+    patch = _posint(d["patch"], where + ".patch")
+    if radius > max_radius:
+        raise ArchError("%s.radius: at most %d, got %d" % (where, max_radius, radius))
+    if patch % 2 == 0 or patch > max_patch:
+        raise ArchError("%s.patch: an odd number up to %d, got %d" % (where, max_patch, patch))
+    return radius, patch
+
+
 def _refine(r):
     """A.refine (NETWORK.md, "A"): the local refinement of the warp at the network's size."""
     if (not isinstance(r, dict)
@@ -85,12 +96,7 @@ def _refine(r):
             or ("temporal" in r) != ("temporal_h" in r)):
         raise ArchError("A.refine: expected an object with keys radius, patch, h and optionally "
                         "both temporal and temporal_h, subpixel and predict; got %r" % (r,))
-    radius = _posint(r["radius"], "A.refine.radius")
-    patch = _posint(r["patch"], "A.refine.patch")
-    if radius > REFINE_MAX_RADIUS:
-        raise ArchError("A.refine.radius: at most %d, got %d" % (REFINE_MAX_RADIUS, radius))
-    if patch % 2 == 0 or patch > REFINE_MAX_PATCH:
-        raise ArchError("A.refine.patch: an odd number up to %d, got %d" % (REFINE_MAX_PATCH, patch))
+    radius, patch = _window(r, "A.refine", REFINE_MAX_RADIUS, REFINE_MAX_PATCH)
     out = {"radius": radius, "patch": patch, "h": _width(r["h"], "A.refine.h")}
     if "temporal" in r:     # 0: off, as when absent
         t = _nonnegint(r["temporal"], "A.refine.temporal")
@@ -139,13 +145,7 @@ def _propagate(p):
     if not isinstance(p, dict) or set(p) != {"radius", "patch", "shares", "confidence"}:
         raise ArchError("propagate: expected an object with keys radius, patch, shares and "
                         "confidence; got %r" % (p,))
-    radius = _posint(p["radius"], "propagate.radius")
-    patch = _posint(p["patch"], "propagate.patch")
-    if radius > PROPAGATE_MAX_RADIUS:
-        raise ArchError("propagate.radius: at most %d, got %d" % (PROPAGATE_MAX_RADIUS, radius))
-    if patch % 2 == 0 or patch > PROPAGATE_MAX_PATCH:
-        raise ArchError("propagate.patch: an odd number up to %d, got %d"
-                        % (PROPAGATE_MAX_PATCH, patch))
+    radius, patch = _window(p, "propagate", PROPAGATE_MAX_RADIUS, PROPAGATE_MAX_PATCH)
     sh = p["shares"]
     if (not isinstance(sh, list) or not 1 <= len(sh) <= PROPAGATE_MAX_FRAMES
             or any(isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 <= x <= 1
