@@ -82,7 +82,6 @@ static void to_grey(const float *rgb, float *grey, size_t n)
         grey[i] = 0.2126f * rgb[i] + 0.7152f * rgb[n + i] + 0.0722f * rgb[2 * n + i];
 }
 
-/* GFLOP/s of the reference convolution on this backend and precision. */
 /* The arch's propagate (post-processing 1b, docs/NETWORK.md) on one carried frame at the full
  * size, in ms: timed apart, since the bench's frames never follow a reference pass-through. g0,
  * g1: two consecutive full-size greys; the a, b carried are zeros (the cost is the matching). */
@@ -117,6 +116,7 @@ static int time_carry(struct vf_backend *be, const struct vf_arch *a, int fh, in
     return rc;
 }
 
+/* GFLOP/s of the reference convolution on this backend and precision. */
 static int reference_conv(struct vf_backend *be, enum vf_dtype dt, double *gflops, double *ms,
                           struct vf_error *err)
 {

@@ -358,10 +358,11 @@ static void warn_after_passthrough(const struct vf_farm *f, const struct vf_plan
         }
     if (!inside)
         return;
-    const char *what = ramp && a->prop_frames ? "C's whole correction and none of the carried "
-                                                "colours"
-                       : ramp                   ? "C's whole correction"
-                                                : "none of the carried colours";
+    /* what such a chunk's first kept frames lack: what the warm-up does not cover */
+    const bool r = ramp > f->film->warmup, p = a->prop_frames > f->film->warmup;
+    const char *what = r && p ? "C's whole correction and none of the carried colours"
+                       : r    ? "C's whole correction"
+                              : "none of the carried colours";
     vf_log(NULL, VF_LOG_WARN,
            "chunks.warmup %lld is under the %d frames after a reference pass-through that the "
            "model treats apart (C.gate_ramp - 1 = %d, len(propagate.shares) = %d): %zu chunks "

@@ -981,8 +981,9 @@ static inline VF_HD float vf_gu_apply(const double up[VF_GU_AB], float grey, int
 /* ============================== film-size propagation (arch "propagate") ==================== */
 /* vf_op_carry_ab's per-element bodies (kernels.h; docs/NETWORK.md, post-processing 1b). Every
  * product and sum is rounded as written, with no fused multiply-add on either side (nvcc would
- * contract them), so that the costs, and so the moves block matching picks, are the PyTorch
- * reference's (Net.carry) to the bit on both backends. */
+ * contract them: these macros forbid it there; the C sources are built with -ffp-contract=off,
+ * kernels/CMakeLists.txt), so that the costs, and so the moves block matching picks, are the
+ * PyTorch reference's (Net.carry) to the bit on both backends. */
 #if defined(__CUDA_ARCH__)
 #define VF_DMUL_RN(a, b) __dmul_rn((a), (b))
 #define VF_DADD_RN(a, b) __dadd_rn((a), (b))

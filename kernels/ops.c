@@ -1288,6 +1288,9 @@ int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_gr
         return vf_error_set(err, VF_EINVAL, "%s: radius must be in [1, %d] and patch odd in "
                             "[1, %d] (got %d, %d)", op, VF_PROPAGATE_MAX_RADIUS,
                             VF_PROPAGATE_MAX_PATCH, radius, patch);
+    if (ab->data == prev_ab->data)
+        return vf_error_set(err, VF_EINVAL, "%s: ab and prev_ab share memory (ab is written while "
+                            "prev_ab is read)", op);
     if (!(share >= 0.0f && share <= 1.0f) || !(confidence >= 0.0f) || !isfinite(confidence))
         return vf_error_set(err, VF_EINVAL, "%s: share must be in [0, 1] and confidence a "
                             "finite number ≥ 0 (got %g, %g)", op, (double)share,
@@ -1308,9 +1311,9 @@ int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_gr
     vf_be_enter_(grey->be);
     for (int img = 0; img < grey->n; img++) {
         const long p0 = (long)img * P;
-        for (long i = 0; i < P; i++) {
+        for (long i = 0; i < P; i++) {   /* (0, 0) where no cost is finite, as the others */
             best[i] = INFINITY;
-            move[i] = 0;
+            move[i] = radius * side + radius;
         }
         for (int dy = -radius; dy <= radius; dy++) {
             for (int dx = -radius; dx <= radius; dx++) {

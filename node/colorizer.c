@@ -107,10 +107,12 @@ struct vf_colorizer {
     /* post-processing */
     struct vf_tensor grey_full, ab_full, rgb_full, cbcr_full, scratch;
     /* propagate (arch): the last post-processed frame's grey and final a, b at the film's size,
-     * what the next frame carries; prop_age: that frame's since_passthrough, −1 for none (a
-     * reset, or a frame after which no frame carries); prop_scratch: vf_op_carry_ab's */
+     * what the next frame carries; frame_serial counts the frames run, prop_serial is the
+     * serial of the frame the state holds (−1: none, after a reset or a frame that no frame
+     * carries from), post_serial the serial of the last frame post-processed (its ab_full is
+     * final: a second post of it reuses it); prop_scratch: vf_op_carry_ab's */
     struct vf_tensor prop_grey, prop_ab, prop_scratch;
-    long prop_age;
+    long frame_serial, prop_serial, post_serial;
 
     /* CUDA graph of one frame's F, A and C (opts.graph on a backend that captures): captured
      * at the second frame, replayed from then on. The first frame runs eagerly: it is the
@@ -548,7 +550,7 @@ int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
         }
         if (c->passthrough)
             TRY(vf_tensor_alloc(&c->ref_lab_full, c->be, VF_F32, 1, 3, c->fh, c->fw, err));
-        if (c->net->arch.prop_frames) {   /* only after a pass-through: only with one */
+        if (c->passthrough && c->net->arch.prop_frames) {   /* only after a pass-through */
             TRY(vf_tensor_alloc(&c->prop_grey, c->be, VF_F32, 1, 1, c->fh, c->fw, err));
             TRY(vf_tensor_alloc(&c->prop_ab, c->be, VF_F32, 1, 2, c->fh, c->fw, err));
             if (vf_backend_device(c->be) == VF_DEVICE_CPU) {   /* CUDA needs none */
@@ -674,7 +676,8 @@ void vf_colorizer_reset(struct vf_colorizer *c)
     struct vf_error err = {0};
     struct vf_tensor prev = vf_tensor_slice(&c->cin, 4, 3);
     c->since_passthrough = -1;
-    c->prop_age = -1;
+    c->prop_serial = -1;
+    c->post_serial = -1;
     /* The upload of a host array into a preallocated tensor cannot fail but for a bug. */
     int rc = vf_tensor_upload(&prev, c->zero_state, &err);
     VF_ASSERT(rc == VF_OK);
@@ -952,6 +955,7 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
         if (c->since_passthrough >= 0) c->since_passthrough++;
     }
     c->times.frames++;
+    c->frame_serial++;
     c->have_frame = true;
     return VF_OK;
 fail:
@@ -978,7 +982,9 @@ int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb
     /* the frame's place after the last pass-through (0: that frame), as C.gate_ramp counts */
     const long k = c->since_passthrough;
     const struct vf_arch *a = &c->net->arch;
-    if (c->frame_passthrough && c->have_ref_full) { /* the reference's own a, b at full detail */
+    if (a->prop_frames && c->post_serial == c->frame_serial) {
+        /* this frame again: its a, b are final (carried) already, and the state is its own */
+    } else if (c->frame_passthrough && c->have_ref_full) { /* the reference's own a, b at full detail */
         struct vf_tensor ref_ab_full = vf_tensor_slice(&c->ref_lab_full, 1, 2);
         TRY(vf_op_copy(&ref_ab_full, &c->ab_full, err));
     } else if (c->net->arch.up_radius == 0) /* the guided filter's A = 0, B = ab: bilinear */
@@ -986,19 +992,20 @@ int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb
     else
         TRY(vf_op_guided_upsample(&c->grey, &c->ab, &c->grey_full, &c->ab_full,
                                   c->net->arch.up_radius, c->net->arch.up_eps, &c->scratch, err));
-    if (a->prop_frames) {
+    if (a->prop_frames && c->post_serial != c->frame_serial) {
         /* propagate: the k-th frame after a pass-through carries frame t−1's final a, b, when
-         * that frame was post-processed (its state is k − 1 old) */
-        if (k >= 1 && k <= a->prop_frames && c->prop_age == k - 1)
+         * that very frame was post-processed (the state holds the frame before this one) */
+        if (k >= 1 && k <= a->prop_frames && c->prop_serial == c->frame_serial - 1)
             TRY(vf_op_carry_ab(&c->grey_full, &c->prop_grey, &c->prop_ab, &c->ab_full,
                                a->prop_shares[k - 1], a->prop_confidence, a->prop_radius,
                                a->prop_patch, &c->prop_scratch, err));
-        c->prop_age = -1;
-        if (k >= 0 && k < a->prop_frames) {   /* the next frame carries this one's */
+        c->prop_serial = -1;
+        if (c->passthrough && k >= 0 && k < a->prop_frames) {   /* the next one carries it */
             TRY(vf_op_copy(&c->grey_full, &c->prop_grey, err));
             TRY(vf_op_copy(&c->ab_full, &c->prop_ab, err));
-            c->prop_age = k;
+            c->prop_serial = c->frame_serial;
         }
+        c->post_serial = c->frame_serial;
     }
     if (rgb || cbcr)
         TRY(vf_op_keep_luma(&c->grey_full, &c->ab_full, c->kr, c->kb, rgb ? &c->rgb_full : NULL,
@@ -1008,7 +1015,8 @@ int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb
     TRY(sync_time(c, &c->times.post, &t0, err));
     return VF_OK;
 fail:
-    c->prop_age = -1;   /* no half-written state: the next frame carries nothing */
+    c->prop_serial = -1;   /* no half-written state: the next frame carries nothing */
+    c->post_serial = -1;
     vf_error_prefix(err, "post-processing");
     return rc;
 }
@@ -1016,7 +1024,8 @@ fail:
 bool vf_colorizer_post_carries(const struct vf_colorizer *c)
 {
     const int n = c->net->arch.prop_frames;
-    return n > 0 && c->fh > 0 && c->since_passthrough >= 0 && c->since_passthrough < n;
+    return n > 0 && c->fh > 0 && c->passthrough && c->since_passthrough >= 0 &&
+           c->since_passthrough < n;
 }
 
 const struct vf_colorizer_times *vf_colorizer_times(const struct vf_colorizer *c)

@@ -12,7 +12,9 @@ is passed through as vaefarm does, Net.is_reference_frame, and counts nowhere):
   - at the network's size: against the truth resized as the C engine resizes a frame
     (what stage 5 trains and validates on, docs/TRAINING.md);
   - at the film's size: both upsampled by the model's own upsampling, against the truth's a, b
-    (what `vaefarm eval` and docs/QUALITY.md judge).
+    (what `vaefarm eval` and docs/QUALITY.md judge, but for the model's film-size propagation,
+    arch propagate, which is left out here: it carries the same colours into both, C's and the
+    warp's, and so would move the two alike).
 Negative: C is closer to the truth than its warp. --absolute adds each one's own mean squared
 error. docs/QUALITY.md ("Reading it", session 18) has what it found. Needs Debian's
 /usr/bin/python3 (torch, numpy, OpenCV); one thread.

@@ -145,7 +145,12 @@ check "propagate: chunks of 3 warmed up from the pass-through = one chunk per sh
   [ "$(first6 "$tmp/prop3.mkv" | wc -l)" = 12 ] && cmp -s <(first6 "$tmp/prop12.mkv") <(first6 "$tmp/prop3.mkv")'
 prop prop3w2 3 2; rc=$?
 check "propagate: warm-up 2 under its 5 frames (exit $rc): warned" all '[ "$rc" = 0 ] &&
-  grep -qF "chunks.warmup 2 is under the 5 frames after a reference pass-through that the model treats apart (C.gate_ramp - 1 = 3, len(propagate.shares) = 5)" "$tmp/prop3w2.log"'
+  grep -qF "chunks.warmup 2 is under the 5 frames after a reference pass-through that the model treats apart (C.gate_ramp - 1 = 3, len(propagate.shares) = 5)" "$tmp/prop3w2.log" &&
+  grep -qF "gives its first kept frames C'"'"'s whole correction and none of the carried colours, unlike" "$tmp/prop3w2.log"'
+prop prop6w4 6 4; rc=$?
+check "propagate: warm-up 4, past the ramp (exit $rc): warned for the carried colours only" all '[ "$rc" = 0 ] &&
+  grep -qF "chunks.warmup 4 is under the 5 frames" "$tmp/prop6w4.log" &&
+  grep -qF "gives its first kept frames none of the carried colours, unlike" "$tmp/prop6w4.log"'
 
 # --- rerun: everything resumes
 "$vf" "$tmp/np1.yaml" --quiet; rc=$?

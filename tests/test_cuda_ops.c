@@ -664,6 +664,62 @@ static void guided_upsample_matches_cpu(void **state)
                 }
 }
 
+/* ============================== film-size propagation ====================================== */
+
+static int run_carry(const struct op_case *k, int s, struct vf_error *err)
+{
+    return vf_op_carry_ab(T(k->src, s), T(k->src2, s), T(k->x3, s), T(k->dst, s), k->alpha,
+                          k->eps, k->radius, k->mode, T(k->x4, s), err);
+}
+
+/* vf_op_carry_ab: the GPU picks the CPU's moves (both sum the costs in f64 in Net.carry's order,
+ * without FMA), so the results differ at most by exp's last bit in a share: f32 1e-6 of the
+ * a, b scale, halves their storage's rounding. Two images, views of wider tensors (a pixel
+ * stride above the channels), the three storage types, with and without the confidence, a
+ * radius that reaches past the picture's edge; the grey of frame t is frame t−1's moved by
+ * (−2, +3), with noise. */
+static void carry_matches_cpu(void **state)
+{
+    (void)state;
+    const int sizes[][2] = {{9, 14}, {40, 64}};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+        for (int di = 0; di < 3; di++)
+            for (int view = 0; view < 2; view++)
+                for (int conf = 0; conf < 2; conf++) {
+                    const int h = sizes[si][0], w = sizes[si][1];
+                    const enum vf_dtype dt = DTS[di];
+                    struct pair g, pg, pab, ab, scr;
+                    pair_make(&pg, dt, 2, 1, h, w, view, 0, 1);
+                    pair_make(&g, dt, 2, 1, h, w, !view, 0, 1);
+                    const size_t plane = (size_t)h * w;
+                    for (int n = 0; n < 2; n++) {   /* g(y, x) = pg(y − 2, x + 3) + noise */
+                        const float *src = pg.host + ((size_t)n * pg.base[0].c + (size_t)pg.off) * plane;
+                        float *dst = g.host + ((size_t)n * g.base[0].c + (size_t)g.off) * plane;
+                        for (int y = 0; y < h; y++)
+                            for (int x = 0; x < w; x++) {
+                                const int sy = y - 2 < 0 ? 0 : y - 2, sx = x + 3 >= w ? w - 1 : x + 3;
+                                dst[(size_t)y * w + x] = src[(size_t)sy * w + sx] + (float)rnd(-0.01, 0.01);
+                            }
+                    }
+                    pair_make(&pab, dt, 2, 2, h, w, view, -80, 80);
+                    pair_make(&ab, dt, 2, 2, h, w, !view, -80, 80);
+                    pair_make(&scr, VF_F32, 1, (int)vf_carry_scratch_elems(h, w), 1, 1, 0, 0, 0);
+                    struct op_case k = {.run = run_carry, .alpha = 0.8f, .eps = conf ? 12.0f : 0.0f,
+                                        .radius = 4, .mode = 3, .src = &g, .src2 = &pg, .x3 = &pab,
+                                        .dst = &ab, .x4 = &scr,
+                                        .in = {&g, &pg, &pab, &ab, &scr}, .nin = 5,
+                                        .out = {&ab}, .nout = 1, .tol = dt == VF_F32 ? 1e-6 : 0};
+                    snprintf(k.name, sizeof k.name, "carry %dx%d %s view %d confidence %d", h, w,
+                             dtn(dt), view, conf);
+                    run_case(&k);
+                    pair_free(&g);
+                    pair_free(&pg);
+                    pair_free(&pab);
+                    pair_free(&ab);
+                    pair_free(&scr);
+                }
+}
+
 /* ============================== warp refinement ============================================ */
 
 static int run_refine(const struct op_case *k, int s, struct vf_error *err)
@@ -785,6 +841,7 @@ int main(void)
         cmocka_unit_test(colour_ops_match_cpu),
         cmocka_unit_test(guided_upsample_matches_cpu),
         cmocka_unit_test(warp_refine_matches_cpu),
+        cmocka_unit_test(carry_matches_cpu),
         cmocka_unit_test(mixed_backends_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
