@@ -1322,10 +1322,12 @@ int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_gr
 #pragma omp parallel for schedule(static) if (P * patch > PAR_MIN)
                 for (int y = 0; y < h; y++) {
                     const long prow = p0 + (long)vf_clampi(y + dy, 0, h - 1) * w;
-                    for (int x = 0; x < w; x++)
+                    for (int x = 0; x < w; x++) {
+                        const long sx = prow + vf_clampi(x + dx, 0, w - 1);
                         sq[(long)y * w + x] =
                             vf_carry_sq(ld1(grey, px_off(grey, p0 + (long)y * w + x)),
-                                        ld1(prev_grey, px_off(prev_grey, prow + vf_clampi(x + dx, 0, w - 1))));
+                                        ld1(prev_grey, px_off(prev_grey, sx)));
+                    }
                 }
 #pragma omp parallel for schedule(static) if (P * patch > PAR_MIN)
                 for (int y = 0; y < h; y++) {
@@ -1359,7 +1361,8 @@ int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_gr
         for (long i = 0; i < P; i++) {
             const int y = (int)(i / w), x = (int)(i - (long)y * w);
             const int dy = move[i] / side - radius, dx = move[i] % side - radius;
-            const long src = p0 + (long)vf_clampi(y + dy, 0, h - 1) * w + vf_clampi(x + dx, 0, w - 1);
+            const long src =
+                p0 + (long)vf_clampi(y + dy, 0, h - 1) * w + vf_clampi(x + dx, 0, w - 1);
             const float s = vf_carry_share(share, confidence, patch, best[i]);
             const size_t so = px_off(prev_ab, src), o = px_off(ab, p0 + i);
             st1(ab, o, vf_carry_mix(s, ld1(prev_ab, so), ld1(ab, o)));

@@ -2,10 +2,10 @@
  * kernels/ops_cuda.cu: the CUDA backend's operators beyond the elementwise ones of
  * kernels/elem_cuda.cu: instance norm (with its affine and activation, PReLU included), resize
  * (nearest, bilinear), add, concat, l2norm (with optional centring), attention rows (max,
- * softmax with temperature, weighted sum), guided upsampling and film-size propagation. Their per-element bodies are
- * kernels/elem.h's, the same as the CPU loops of kernels/ops.c (one source, two targets);
- * tensors are NHWC with a pixel stride (channel-slice views), f32/bf16/f16 storage, f32
- * arithmetic (kernels/cuda_elem.cuh's loads and stores).
+ * softmax with temperature, weighted sum), guided upsampling and film-size propagation. Their
+ * per-element bodies are kernels/elem.h's, the same as the CPU loops of kernels/ops.c (one
+ * source, two targets); tensors are NHWC with a pixel stride (channel-slice views),
+ * f32/bf16/f16 storage, f32 arithmetic (kernels/cuda_elem.cuh's loads and stores).
  *
  * Reductions and determinism: every reduction runs inside one thread block, in an order fixed by
  * the sizes alone: each thread sums its share (a fixed stride of positions or columns) in double,
@@ -506,8 +506,8 @@ __global__ void k_carry_ab(view g, view pg, view pab, view ab, long long p0, int
                     for (int ox = -r; ox <= r; ox++) {
                         const int qx = vf_clampi(x + ox, 0, w - 1);
                         const int sx = vf_clampi(qx + dx, 0, w - 1);
-                        s = VF_DADD_RN(s, vf_carry_sq(vld(g, (p0 + (long long)qy * w + qx) * g.stride),
-                                                      vld(pg, (prow + sx) * pg.stride)));
+                        const float cur = vld(g, (p0 + (long long)qy * w + qx) * g.stride);
+                        s = VF_DADD_RN(s, vf_carry_sq(cur, vld(pg, (prow + sx) * pg.stride)));
                     }
                     c = VF_DADD_RN(c, s);
                 }

@@ -984,7 +984,8 @@ int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb
     const struct vf_arch *a = &c->net->arch;
     if (a->prop_frames && c->post_serial == c->frame_serial) {
         /* this frame again: its a, b are final (carried) already, and the state is its own */
-    } else if (c->frame_passthrough && c->have_ref_full) { /* the reference's own a, b at full detail */
+    } else if (c->frame_passthrough && c->have_ref_full) {
+        /* the reference's own a, b at full detail */
         struct vf_tensor ref_ab_full = vf_tensor_slice(&c->ref_lab_full, 1, 2);
         TRY(vf_op_copy(&ref_ab_full, &c->ab_full, err));
     } else if (c->net->arch.up_radius == 0) /* the guided filter's A = 0, B = ab: bilinear */

@@ -693,22 +693,26 @@ static void carry_matches_cpu(void **state)
                     pair_make(&g, dt, 2, 1, h, w, !view, 0, 1);
                     const size_t plane = (size_t)h * w;
                     for (int n = 0; n < 2; n++) {   /* g(y, x) = pg(y − 2, x + 3) + noise */
-                        const float *src = pg.host + ((size_t)n * pg.base[0].c + (size_t)pg.off) * plane;
+                        const float *src =
+                            pg.host + ((size_t)n * pg.base[0].c + (size_t)pg.off) * plane;
                         float *dst = g.host + ((size_t)n * g.base[0].c + (size_t)g.off) * plane;
                         for (int y = 0; y < h; y++)
                             for (int x = 0; x < w; x++) {
-                                const int sy = y - 2 < 0 ? 0 : y - 2, sx = x + 3 >= w ? w - 1 : x + 3;
-                                dst[(size_t)y * w + x] = src[(size_t)sy * w + sx] + (float)rnd(-0.01, 0.01);
+                                const int sy = y - 2 < 0 ? 0 : y - 2;
+                                const int sx = x + 3 >= w ? w - 1 : x + 3;
+                                dst[(size_t)y * w + x] =
+                                    src[(size_t)sy * w + sx] + (float)rnd(-0.01, 0.01);
                             }
                     }
                     pair_make(&pab, dt, 2, 2, h, w, view, -80, 80);
                     pair_make(&ab, dt, 2, 2, h, w, !view, -80, 80);
                     pair_make(&scr, VF_F32, 1, (int)vf_carry_scratch_elems(h, w), 1, 1, 0, 0, 0);
-                    struct op_case k = {.run = run_carry, .alpha = 0.8f, .eps = conf ? 12.0f : 0.0f,
-                                        .radius = 4, .mode = 3, .src = &g, .src2 = &pg, .x3 = &pab,
-                                        .dst = &ab, .x4 = &scr,
-                                        .in = {&g, &pg, &pab, &ab, &scr}, .nin = 5,
-                                        .out = {&ab}, .nout = 1, .tol = dt == VF_F32 ? 1e-6 : 0};
+                    struct op_case k = {.run = run_carry, .alpha = 0.8f,
+                                        .eps = conf ? 12.0f : 0.0f, .radius = 4, .mode = 3,
+                                        .src = &g, .src2 = &pg, .x3 = &pab, .dst = &ab,
+                                        .x4 = &scr, .in = {&g, &pg, &pab, &ab, &scr}, .nin = 5,
+                                        .out = {&ab}, .nout = 1,
+                                        .tol = dt == VF_F32 ? 1e-6 : 0};
                     snprintf(k.name, sizeof k.name, "carry %dx%d %s view %d confidence %d", h, w,
                              dtn(dt), view, conf);
                     run_case(&k);

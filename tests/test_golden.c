@@ -695,7 +695,8 @@ static void carry_run(enum vf_device device, enum vf_dtype dt)
         for (int t = 1; t <= a->prop_frames; t++) {
             char name[64];
             float *h[4];
-            const char *fmt[4] = {"grey_full_t%d", "grey_full_t%d", "carry_ab_full_t%d", "carry_up_t%d"};
+            const char *fmt[4] = {"grey_full_t%d", "grey_full_t%d", "carry_ab_full_t%d",
+                                  "carry_up_t%d"};
             struct vf_tensor *dst[4] = {&g0, &g1, &pab, &ab};
             for (int k = 0; k < 4; k++) {
                 snprintf(name, sizeof name, fmt[k], k == 1 || k == 3 ? t : t - 1);
@@ -747,7 +748,8 @@ static void carry_run(enum vf_device device, enum vf_dtype dt)
             if (vf_colorizer_frame(r.cz, grey, o.ab, NULL, &err)) fail_msg("frame %d: %s", t, err.msg);
             /* the next frame carries this one's a, b on frames 0 .. 2 (pass-through, 1, 2) */
             assert_int_equal(vf_colorizer_post_carries(r.cz), t < a->prop_frames);
-            const bool dropped = pass && t == 1;   /* a warm-up frame: posted without outputs (pass 1) or not at all (2) */
+            /* a warm-up frame: posted without outputs (pass 1) or not at all (2) */
+            const bool dropped = pass && t == 1;
             if (!dropped && vf_colorizer_post(r.cz, greyf, NULL, o.cbcr, &err))
                 fail_msg("post %d: %s", t, err.msg);
             if (pass == 0 && t == 2) {   /* the same frame again: the same colours (reused) */
@@ -766,8 +768,10 @@ static void carry_run(enum vf_device device, enum vf_dtype dt)
             double ma, rel = compare(&r.g, name, o.cbcr, 2 * nf, &ma);
             printf("  carry %s, pass %d, %s: %.1e (max |d| %.2g), tolerance %.0e\n",
                    vf_dtype_name(dt), pass, name, rel, ma, tl);
-            if (pass < 2 && !(rel <= tl)) fail_msg("pass %d, %s: relative error %.3e > %.0e", pass, name, rel, tl);
-            if (pass == 2 && !(rel > 10 * tl)) fail_msg("frame 2 carried with frame 1 not post-processed (%.3e)", rel);
+            if (pass < 2 && !(rel <= tl))
+                fail_msg("pass %d, %s: relative error %.3e > %.0e", pass, name, rel, tl);
+            if (pass == 2 && !(rel > 10 * tl))
+                fail_msg("frame 2 carried with frame 1 not post-processed (%.3e)", rel);
         }
     }
     free(ref);
