@@ -20,6 +20,8 @@
 #     flicker is the film's within shots
 #   - gain_by_position.py --by-frame and propagate_study.py on the quality folder: their rows;
 #     no share propagated changes nothing
+#   - warp with film-size propagation (arch propagate): frames 1-2 after each reference carry
+#     (frame 1 nearer the truth than the warp's own on these pans), every other frame unchanged
 #   - gain_by_size.py: both sizes' rows; a zero correction gives C minus its warp = 0 everywhere;
 #     the warp's own error at the film's size (--absolute) is that of baselines.py's warp
 # Usage: cli_baselines.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
@@ -275,6 +277,38 @@ for t, ab in B.ab_warp(film, sys.argv[4]):
             n[k] += 1
 want = acc[1:] / n[1:]
 assert got is not None and np.allclose(got, want, rtol=1e-3, atol=1e-4), (got, want)
+PY
+
+# --- the warp of a model with film-size propagation (arch propagate: radius 3, patch 3, shares
+# 1, 0.5, no confidence): frames 1 and 2 after each shot's pass-through carry, the others are the
+# plain model's warp exactly; on these whole-pixel pans (2 pixels a frame) frame 1 takes the
+# reference's a, b moved, nearer the truth than the warp's own
+"$py" "$src/train/set_arch.py" "$model" "$tmp/prop.safetensors" \
+  'propagate={"radius":3,"patch":3,"shares":[1,0.5],"confidence":0}' >/dev/null || bad "set_arch propagate"
+check "warp with propagate: frames 1-2 after the reference carry (nearer the truth), the rest unchanged" \
+  "$py" - "$src" "$tmp/tiny.json" "$model" "$tmp/prop.safetensors" <<'PY'
+import sys
+import numpy as np
+sys.path[:0] = [sys.argv[1] + "/scripts", sys.argv[1] + "/train"]
+import baselines as B
+film = B.Film(sys.argv[2])
+truth = [B.lab_of(x)[1:3] for x in film.truth_rgb()]
+place = {t: t - s for s, e, _ in film.shots for t in range(s, e)}
+def frames(model):
+    out = {}
+    for t, ab in B.ab_warp(film, model):
+        for i in range(len(ab)):
+            out[t + i] = ab[i]
+    return out
+plain, prop = frames(sys.argv[3]), frames(sys.argv[4])
+err = lambda ab, t: float(((ab - truth[t]) ** 2).mean())  # noqa: E731
+for t, k in place.items():
+    same = np.array_equal(plain[t], prop[t])
+    assert same == (k not in (1, 2)), (t, k, same)
+    if k == 1:
+        assert err(prop[t], t) < 0.5 * err(plain[t], t), (t, err(prop[t], t), err(plain[t], t))
+print("     frame 1 ab MSE, carried / the warp's: %s" % ", ".join(
+    "%.2f / %.2f" % (err(prop[t], t), err(plain[t], t)) for t, k in place.items() if k == 1))
 PY
 
 # --- the studies over a quality folder: gain_by_position.py --by-frame (by place after the
