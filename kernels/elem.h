@@ -416,6 +416,8 @@ static inline VF_HD float vf_cr(vf_f3 c, float kr, float kb)
 
 static inline VF_HD int vf_imin(int a, int b) { return a < b ? a : b; }
 static inline VF_HD int vf_imax(int a, int b) { return a > b ? a : b; }
+/* v clamped to [lo, hi] (a coordinate to the picture: vf_clampi(y, 0, H − 1)). */
+static inline VF_HD int vf_clampi(int v, int lo, int hi) { return vf_imin(vf_imax(v, lo), hi); }
 
 /* ---- resize (PyTorch's conventions) ---- */
 
@@ -527,9 +529,9 @@ static inline VF_HD void vf_window_clamped(const float *img, int H, int W, int y
                                            float *out)
 {
     for (int u = 0; u < n; u++) {
-        const float *row = img + (size_t)vf_imin(vf_imax(y0 + u, 0), H - 1) * (size_t)W;
+        const float *row = img + (size_t)vf_clampi(y0 + u, 0, H - 1) * (size_t)W;
         for (int v = 0; v < n; v++)
-            out[u * n + v] = row[vf_imin(vf_imax(x0 + v, 0), W - 1)];
+            out[u * n + v] = row[vf_clampi(x0 + v, 0, W - 1)];
     }
 }
 
@@ -553,9 +555,9 @@ static inline VF_HD float vf_patch_ssd_clamped(const float *p, const float *img,
     const int r = patch / 2;
     float acc = 0.0f;
     for (int u = 0; u < patch; u++) {
-        const float *row = img + (size_t)vf_imin(vf_imax(y - r + u, 0), H - 1) * (size_t)W;
+        const float *row = img + (size_t)vf_clampi(y - r + u, 0, H - 1) * (size_t)W;
         for (int v = 0; v < patch; v++) {
-            const float d = p[u * patch + v] - row[vf_imin(vf_imax(x - r + v, 0), W - 1)];
+            const float d = p[u * patch + v] - row[vf_clampi(x - r + v, 0, W - 1)];
             acc += d * d;
         }
     }
@@ -580,9 +582,9 @@ static inline VF_HD void vf_refine_temporal(const float *cp, const float *pl, co
     if (inside)     /* every window in the image: one region of G × G */
         vf_window_clamped(pl, H, W, y - tr - r, x - tr - r, G, reg);
     for (int i = 0; i < T; i++) {
-        const int sy = vf_imin(vf_imax(y - tr + i, 0), H - 1);
+        const int sy = vf_clampi(y - tr + i, 0, H - 1);
         for (int j = 0; j < T; j++) {
-            const int sx = vf_imin(vf_imax(x - tr + j, 0), W - 1);
+            const int sx = vf_clampi(x - tr + j, 0, W - 1);
             const float acc = inside ? vf_patch_ssd(cp, reg + i * G + j, G, patch)
                                      : vf_patch_ssd_clamped(cp, pl, H, W, sy, sx, patch);
             const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
@@ -609,7 +611,7 @@ static inline VF_HD void vf_refine_predicted(const float *cp, const float *pl, c
     const float f = scale * 1e-4f / (float)(patch * patch);
     for (int i = 0; i < Q; i++) {
         const int dy = my - pr + i;
-        const int sy = vf_imin(vf_imax(y + dy, 0), H - 1);
+        const int sy = vf_clampi(y + dy, 0, H - 1);
         for (int j = 0; j < Q; j++) {
             const int dx = mx - pr + j;
             const int k = i * Q + j;
@@ -618,7 +620,7 @@ static inline VF_HD void vf_refine_predicted(const float *cp, const float *pl, c
                 ta[k] = tb[k] = 0.0f;
                 continue;
             }
-            const int sx = vf_imin(vf_imax(x + dx, 0), W - 1);
+            const int sx = vf_clampi(x + dx, 0, W - 1);
             const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
             /* the same sum in the same order; without the clamps where the window is inside */
             const int in = sy >= r && sy + r <= H - 1 && sx >= r && sx + r <= W - 1;
@@ -676,18 +678,18 @@ static inline VF_HD void vf_refine_subpixel(int dy, int dx, float bcost, const f
                                             float *sb)
 {
     const int r = patch / 2;
-    const int sy = vf_imin(vf_imax(y + dy, 0), H - 1);
-    const int sx = vf_imin(vf_imax(x + dx, 0), W - 1);
+    const int sy = vf_clampi(y + dy, 0, H - 1);
+    const int sx = vf_clampi(x + dx, 0, W - 1);
     float gyy = 0.0f, gxy = 0.0f, gxx = 0.0f, by = 0.0f, bx = 0.0f;
     for (int u = -r; u <= r; u++) {
-        const int qy = vf_imin(vf_imax(sy + u, 0), H - 1);
-        const int cy = vf_imin(vf_imax(y + u, 0), H - 1);
+        const int qy = vf_clampi(sy + u, 0, H - 1);
+        const int cy = vf_clampi(y + u, 0, H - 1);
         const float *row = pl + (size_t)qy * (size_t)W;
         const float *up = pl + (size_t)vf_imin(qy + 1, H - 1) * (size_t)W;
         const float *dn = pl + (size_t)vf_imax(qy - 1, 0) * (size_t)W;
         for (int v = -r; v <= r; v++) {
-            const int qx = vf_imin(vf_imax(sx + v, 0), W - 1);
-            const float e = cl[(size_t)cy * (size_t)W + (size_t)vf_imin(vf_imax(x + v, 0), W - 1)] -
+            const int qx = vf_clampi(sx + v, 0, W - 1);
+            const float e = cl[(size_t)cy * (size_t)W + (size_t)vf_clampi(x + v, 0, W - 1)] -
                             row[qx];
             const float a = 0.5f * (up[qx] - dn[qx]);
             const float b = 0.5f * (row[vf_imin(qx + 1, W - 1)] - row[vf_imax(qx - 1, 0)]);
@@ -766,9 +768,9 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
     vf_window_clamped(grey, H, W, y - r, x - r, patch, gp);
     /* each candidate's a, b, at the clamped candidate */
     for (int i = 0; i < D; i++) {
-        const int sy = vf_imin(vf_imax(by - radius + i, 0), H - 1);
+        const int sy = vf_clampi(by - radius + i, 0, H - 1);
         for (int j = 0; j < D; j++) {
-            const int sx = vf_imin(vf_imax(bx - radius + j, 0), W - 1);
+            const int sx = vf_clampi(bx - radius + j, 0, W - 1);
             const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
             ca[i * D + j] = rab[o];
             cb[i * D + j] = rab[o + 1];
@@ -799,9 +801,9 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
     } else {
         /* a candidate leaves the image: it clamps first, then its patch's coordinates do */
         for (int i = 0; i < D; i++) {
-            const int sy = vf_imin(vf_imax(by - radius + i, 0), H - 1);
+            const int sy = vf_clampi(by - radius + i, 0, H - 1);
             for (int j = 0; j < D; j++) {
-                const int sx = vf_imin(vf_imax(bx - radius + j, 0), W - 1);
+                const int sx = vf_clampi(bx - radius + j, 0, W - 1);
                 cost[i * D + j] = vf_patch_ssd_clamped(gp, ry, H, W, sy, sx, patch) * inv_n;
             }
         }
@@ -832,8 +834,8 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
             if (tp->predict) {      /* where d* takes the pixel from, clamped, minus (y, x) */
                 const int none = tp->prev_l[(size_t)y * (size_t)W + (size_t)x] >=
                                  0.5f * VF_REFINE_NO_PREV;
-                tp->motion_out[o] = none ? 0.0f : (float)(vf_imin(vf_imax(y + dy, 0), H - 1) - y);
-                tp->motion_out[o + 1] = none ? 0.0f : (float)(vf_imin(vf_imax(x + dx, 0), W - 1) - x);
+                tp->motion_out[o] = none ? 0.0f : (float)(vf_clampi(y + dy, 0, H - 1) - y);
+                tp->motion_out[o + 1] = none ? 0.0f : (float)(vf_clampi(x + dx, 0, W - 1) - x);
             }
             if (tp->subpixel) {
                 vf_refine_subpixel(dy, dx, tcost[best], tp->l, tp->prev_l, tp->prev_ab, H, W, y,
@@ -1000,7 +1002,6 @@ static inline VF_HD float vf_gu_apply(const double up[VF_GU_AB], float grey, int
 #define VF_FSUB_RN(a, b) ((a) - (b))
 #endif
 
-static inline VF_HD int vf_clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 /* One window position's term: (255·Y − 255·Y₋₁)², the grey on the 8-bit scale. */
 static inline VF_HD double vf_carry_sq(float cur, float prev)
