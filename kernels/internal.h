@@ -23,6 +23,15 @@ struct vf_backend {
     size_t ws_bytes;
 };
 
+/* A hot CPU loop also built for AVX2, the build picked at load time. Only for element-wise loops
+ * (no FMA contraction: -ffp-contract=off, kernels/CMakeLists.txt; no reassociation), so that both
+ * builds give the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define VF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VF_SIMD_CLONES
+#endif
+
 /* Whether `be` is a CUDA backend. Dispatch to the CUDA launchers (kernels/cuda_ops.h) sits
  * under #ifdef VF_HAVE_CUDA: a build without the CUDA backend never creates one. */
 #define VF_BE_CUDA(be) ((be)->device == VF_DEVICE_CUDA)

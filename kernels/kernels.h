@@ -319,8 +319,8 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
  * without fused operations: the moves are train/vaefarm_ref Net.carry's to the bit. radius in
  * [1, VF_PROPAGATE_MAX_RADIUS], patch odd in [1, VF_PROPAGATE_MAX_PATCH], share in [0, 1];
  * scratch: f32 tensor of at least vf_carry_scratch_elems(h, w) elements, 8-byte aligned (the
- * CPU backend's per-pixel best cost, squared differences, window row sums and move; the CUDA
- * backend needs none). */
+ * CPU backend's per-pixel best cost and move, the greys as f32, and each worker's window row sums
+ * for a strip of rows, about 5·h·w elements in all; the CUDA backend needs none). */
 #define VF_PROPAGATE_MAX_RADIUS 16
 #define VF_PROPAGATE_MAX_PATCH 15
 size_t vf_carry_scratch_elems(int h, int w);

@@ -17,6 +17,7 @@
  */
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1263,13 +1264,123 @@ int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, fl
 
 /* ============================== film-size propagation ====================================== */
 
+/* The CPU operator works in strips of rows, each strip taking every move in turn while its rows'
+ * best costs, moves, window row sums and greys stay in cache; a worker's strip buffers are one
+ * slot. Strips hold about CARRY_STRIP_PIX pixels (4 to 64 rows). */
+#define CARRY_STRIP_PIX 32768
+#define CARRY_SLOTS 64
+
+static int carry_strip_rows(int w)
+{
+    return vf_clampi(CARRY_STRIP_PIX / w, 4, 64);
+}
+
+/* One slot, in doubles: the window row sums of a strip's rows and the rows above and below that
+ * its windows reach (at most VF_PROPAGATE_MAX_PATCH / 2 each side), and one row of work. */
+static size_t carry_slot_doubles(int h, int w)
+{
+    const int rows = vf_imin(h, carry_strip_rows(w) + 2 * (VF_PROPAGATE_MAX_PATCH / 2));
+    return ((size_t)rows + 1) * (size_t)w;
+}
+
+static int carry_slots(int h, int w)
+{
+    const int strip = carry_strip_rows(w);
+    return vf_imin(CARRY_SLOTS, (h + strip - 1) / strip);
+}
+
 size_t vf_carry_scratch_elems(int h, int w)
 {
     if (h < 1 || w < 1)
         return 0;
-    /* three double planes (best cost, squared differences, window row sums) and one int32
-     * plane (the best move) */
-    return 7 * (size_t)h * (size_t)w;
+    /* one double plane (the best cost), three 4-byte planes (the best move, the grey and the
+     * previous grey as f32), then the slots' doubles */
+    return 5 * (size_t)h * (size_t)w + 2 * (size_t)carry_slots(h, w) * carry_slot_doubles(h, w);
+}
+
+/* One row of a move's squared differences: sq[x] = vf_carry_sq(cur[x], prev[clamp(x + dx)]),
+ * prev the row the move lands on. */
+static VF_SIMD_CLONES void carry_sq_row(const float *cur, const float *prev, int w, int dx,
+                                        double *sq)
+{
+    const int x0 = vf_clampi(-dx, 0, w), x1 = vf_clampi(w - dx, x0, w);
+    for (int x = 0; x < x0; x++)
+        sq[x] = vf_carry_sq(cur[x], prev[vf_clampi(x + dx, 0, w - 1)]);
+    for (int x = x0; x < x1; x++)
+        sq[x] = vf_carry_sq(cur[x], prev[x + dx]);
+    for (int x = x1; x < w; x++)
+        sq[x] = vf_carry_sq(cur[x], prev[vf_clampi(x + dx, 0, w - 1)]);
+}
+
+static inline double carry_hsum_edge(const double *sq, int w, int r, int x)
+{
+    double v = 0.0;
+    for (int o = -r; o <= r; o++)
+        v += sq[vf_clampi(x + o, 0, w - 1)];
+    return v;
+}
+
+/* The window's row sums (Net.carry's hsum): hs[x] = 0 + sq[clamp(x − r)] + ... + sq[clamp(x + r)],
+ * in that order for every pixel (the interior a column of the window at a time, vectorised across
+ * pixels: each pixel's sum is still taken in the reference's order). */
+static VF_SIMD_CLONES void carry_hsum_row(const double *sq, int w, int r, double *hs)
+{
+    const int xa = vf_imin(r, w), xb = vf_imax(w - r, xa);
+    for (int x = xa; x < xb; x++)
+        hs[x] = 0.0 + sq[x - r];
+    for (int o = -r + 1; o <= r; o++)
+        for (int x = xa; x < xb; x++)
+            hs[x] += sq[x + o];
+    for (int x = 0; x < xa; x++)
+        hs[x] = carry_hsum_edge(sq, w, r, x);
+    for (int x = xb; x < w; x++)
+        hs[x] = carry_hsum_edge(sq, w, r, x);
+}
+
+/* One row's costs for a move: the window's column of row sums (rows[0..2r], the clamped rows
+ * above to below, in that order) plus the tie-break, kept where it beats the best so far. */
+static VF_SIMD_CLONES void carry_cost_row(const double *const *rows, int w, int r, double tie,
+                                          int32_t m, double *c, double *best, int32_t *move)
+{
+    for (int x = 0; x < w; x++)
+        c[x] = 0.0 + rows[0][x];
+    for (int k = 1; k <= 2 * r; k++)
+        for (int x = 0; x < w; x++)
+            c[x] += rows[k][x];
+    for (int x = 0; x < w; x++) {
+        const double v = c[x] + tie;
+        if (v < best[x]) {
+            best[x] = v;
+            move[x] = m;
+        }
+    }
+}
+
+/* Every move of one strip (rows y0 .. y1 − 1) of one image: cur and prev the f32 greys. */
+static void carry_strip(const float *cur, const float *prev, int h, int w, int y0, int y1,
+                        int radius, int patch, double *slot, double *best, int32_t *move)
+{
+    const int r = patch / 2, side = 2 * radius + 1;
+    const int ylo = vf_imax(0, y0 - r), yhi = vf_imin(h, y1 + r);
+    double *hs = slot, *work = slot + (size_t)(yhi - ylo) * w;
+    const double *rows[VF_PROPAGATE_MAX_PATCH];
+    for (int dy = -radius; dy <= radius; dy++) {
+        for (int dx = -radius; dx <= radius; dx++) {
+            for (int y = ylo; y < yhi; y++) {
+                carry_sq_row(cur + (size_t)y * w, prev + (size_t)vf_clampi(y + dy, 0, h - 1) * w,
+                             w, dx, work);
+                carry_hsum_row(work, w, r, hs + (size_t)(y - ylo) * w);
+            }
+            const double tie = vf_carry_tie(dy, dx);
+            const int32_t m = (dy + radius) * side + (dx + radius);
+            for (int y = y0; y < y1; y++) {
+                for (int o = -r; o <= r; o++)
+                    rows[o + r] = hs + (size_t)(vf_clampi(y + o, 0, h - 1) - ylo) * w;
+                carry_cost_row(rows, w, r, tie, m, work, best + (size_t)y * w,
+                               move + (size_t)y * w);
+            }
+        }
+    }
 }
 
 int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_grey,
@@ -1305,58 +1416,26 @@ int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_gr
     TRYC(check_scratch(err, op, scratch, vf_carry_scratch_elems(h, w), "vf_carry_scratch_elems",
                        h, w));
     const long P = (long)h * w;
-    double *best = (double *)scratch->data, *sq = best + P, *hs = sq + P;
-    int32_t *move = (int32_t *)(hs + P);
-    const int r = patch / 2, side = 2 * radius + 1;
+    double *best = (double *)scratch->data;
+    double *slots = best + P;
+    int32_t *move = (int32_t *)(slots + (size_t)carry_slots(h, w) * carry_slot_doubles(h, w));
+    float *cur = (float *)(move + P), *prev = cur + P;
+    const int side = 2 * radius + 1, strip = carry_strip_rows(w), nstrip = (h + strip - 1) / strip;
+    const size_t slot_doubles = carry_slot_doubles(h, w);
     vf_be_enter_(grey->be);
+    const int workers = vf_imin(omp_get_max_threads(), carry_slots(h, w));
     for (int img = 0; img < grey->n; img++) {
         const long p0 = (long)img * P;
         for (long i = 0; i < P; i++) {   /* (0, 0) where no cost is finite, as the others */
             best[i] = INFINITY;
             move[i] = radius * side + radius;
+            cur[i] = ld1(grey, px_off(grey, p0 + i));
+            prev[i] = ld1(prev_grey, px_off(prev_grey, p0 + i));
         }
-        for (int dy = -radius; dy <= radius; dy++) {
-            for (int dx = -radius; dx <= radius; dx++) {
-                /* per move: each pixel's squared difference once, then the window's row sums
-                 * (Net.carry's hsum), then its column of them: the reference's order */
-#pragma omp parallel for schedule(static) if (P * patch > PAR_MIN)
-                for (int y = 0; y < h; y++) {
-                    const long prow = p0 + (long)vf_clampi(y + dy, 0, h - 1) * w;
-                    for (int x = 0; x < w; x++) {
-                        const long sx = prow + vf_clampi(x + dx, 0, w - 1);
-                        sq[(long)y * w + x] =
-                            vf_carry_sq(ld1(grey, px_off(grey, p0 + (long)y * w + x)),
-                                        ld1(prev_grey, px_off(prev_grey, sx)));
-                    }
-                }
-#pragma omp parallel for schedule(static) if (P * patch > PAR_MIN)
-                for (int y = 0; y < h; y++) {
-                    const double *row = sq + (long)y * w;
-                    for (int x = 0; x < w; x++) {
-                        double s = 0.0;
-                        for (int ox = -r; ox <= r; ox++)
-                            s += row[vf_clampi(x + ox, 0, w - 1)];
-                        hs[(long)y * w + x] = s;
-                    }
-                }
-                const double tie = vf_carry_tie(dy, dx);
-                const int32_t m = (dy + radius) * side + (dx + radius);
-#pragma omp parallel for schedule(static) if (P * patch > PAR_MIN)
-                for (int y = 0; y < h; y++) {
-                    for (int x = 0; x < w; x++) {
-                        double c = 0.0;
-                        for (int oy = -r; oy <= r; oy++)
-                            c += hs[(long)vf_clampi(y + oy, 0, h - 1) * w + x];
-                        c += tie;
-                        const long i = (long)y * w + x;
-                        if (c < best[i]) {
-                            best[i] = c;
-                            move[i] = m;
-                        }
-                    }
-                }
-            }
-        }
+#pragma omp parallel for schedule(dynamic) num_threads(workers) if (workers > 1)
+        for (int s = 0; s < nstrip; s++)
+            carry_strip(cur, prev, h, w, s * strip, vf_imin(h, (s + 1) * strip), radius, patch,
+                        slots + (size_t)omp_get_thread_num() * slot_doubles, best, move);
 #pragma omp parallel for schedule(static) if (P > PAR_MIN / 16)
         for (long i = 0; i < P; i++) {
             const int y = (int)(i / w), x = (int)(i - (long)y * w);

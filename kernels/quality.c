@@ -18,15 +18,10 @@
 #include <string.h>
 
 #include "kernels/elem.h"
+#include "kernels/internal.h"
 #include "kernels/kernels.h"
 
-/* ssim_row, the hot loop, also built for AVX2 (picked at load time): its loops are element-wise
- * (no FMA contraction in ISO C mode, no reassociation), so both builds give the same bits. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define VF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VF_SIMD_CLONES
-#endif
+/* ssim_row, the hot loop, is VF_SIMD_CLONES (kernels/internal.h): the same bits on both builds. */
 
 #define WIN VF_QUALITY_SSIM_WIN
 #define SSIM_SIGMA 1.5

@@ -3,7 +3,8 @@
 estimate on the outputs of a scripts/quality.py run (evaluation or validation films).
 
     scripts/propagate_study.py --quality out/quality [--method model] [--weights 1,.75,.5,.25]
-                               [--radius 6] [--patch 5] [--confidence S] [--films film,hard]
+                               [--radius 6] [--patch 5] [--confidence S] [--subpixel]
+                               [--films film,hard]
 
 docs/QUALITY.md (session 25) found the model 0.6 to 2.8 dB under Farneback flow in the five
 frames after a reference, and above it later: flow carries the reference's colours at the
@@ -14,17 +15,18 @@ each shot's reference (k = 1 .. len(weights)), its chroma is replaced in part (w
     film's luma);
   - match: the previous output frame's chroma (the blended one, so it chains from the
     reference) carried by block matching at the film's size: per pixel the displacement within
-    ±radius whose patch × patch window of luma at t − 1 is closest (sum of squares, a 1e-3·|d|²
-    tie-break towards small moves) to the window at t; chroma in Y′CbCr (BT.601, full range),
-    luma the output's own. With --confidence S, each pixel's share is also scaled by
+    ±radius whose patch × patch window of luma at t − 1 is closest (sum of squares, a
+    1e-3·|d|² tie-break towards small moves) to the window at t; chroma in Y′CbCr (BT.601, full
+    range), luma the output's own. With --confidence S, each pixel's share is also scaled by
     exp(−c / (patch² S²)), c its best match's sum of squares (luma on the 8-bit scale): a match
-    that is off by S on average keeps e⁻¹ of its share.
+    that is off by S on average keeps e⁻¹ of its share. With --subpixel the move is refined to
+    a fraction of a pixel by one Lucas–Kanade step over the window and the chroma sampled
+    there bilinearly (the engine moves whole pixels).
 It only reads the quality folder and writes nothing. An estimate, not the engine: vaefarm would
 carry a, b in Lab and keep the luma by its own rule (docs/NETWORK.md, post-processing).
 Needs numpy and ffmpeg (Debian's /usr/bin/python3).
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -64,22 +66,48 @@ def box(x, p):
     return c[p:p + h, p:p + w] - c[:h, p:p + w] - c[p:p + h, :w] + c[:h, :w]
 
 
-def match(cur_y, prev_y, prev_c, radius, patch):
+def bilinear(c, y, x):
+    """c (h, w, k) sampled at real coordinates (clamped to the picture)."""
+    h, w = c.shape[:2]
+    y, x = np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)
+    y0, x0 = np.floor(y).astype(int), np.floor(x).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = (y - y0)[..., None], (x - x0)[..., None]
+    return ((1 - fy) * ((1 - fx) * c[y0, x0] + fx * c[y0, x1])
+            + fy * ((1 - fx) * c[y1, x0] + fx * c[y1, x1]))
+
+
+def match(cur_y, prev_y, prev_c, radius, patch, subpixel=False):
     """prev_c (h, w, 2) carried to each pixel from its best-matching displacement, and that
-    match's cost (sum of squares over the window, plus the tie-break)."""
+    match's cost (sum of squares over the window, plus the tie-break). subpixel: the move refined
+    by one Lucas–Kanade step over the same window (the previous luma's central-difference
+    gradient at the moved pixels; at most a pixel each way; none where the window's gradients
+    do not fix both axes), prev_c sampled there bilinearly."""
     h, w = cur_y.shape
-    best = np.full((h, w), np.inf)
-    out = np.zeros((h, w, 2))
+    n = 2 * radius + 1
     py = np.pad(prev_y, radius, mode="edge")
-    pc = np.pad(prev_c, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
+    costs = np.empty((n, n, h, w))
+    for iy, dy in enumerate(range(-radius, radius + 1)):
+        for ix, dx in enumerate(range(-radius, radius + 1)):
             s = py[radius + dy:radius + dy + h, radius + dx:radius + dx + w]
-            cost = box((cur_y - s) ** 2, patch) + 1e-3 * (dx * dx + dy * dy)
-            m = cost < best
-            best[m] = cost[m]
-            out[m] = pc[radius + dy:radius + dy + h, radius + dx:radius + dx + w][m]
-    return out, best
+            costs[iy, ix] = box((cur_y - s) ** 2, patch) + 1e-3 * (dx * dx + dy * dy)
+    flat = costs.reshape(n * n, h, w)
+    k = flat.argmin(0)   # the first of equal costs, rows of moves outer
+    best = np.take_along_axis(flat, k[None], 0)[0]
+    y, x = np.mgrid[0:h, 0:w].astype(float)
+    y, x = y + k // n - radius, x + k % n - radius
+    if subpixel:   # one Lucas–Kanade step from the whole-pixel move, over the same window
+        ys, xs = np.clip(y, 0, h - 1).astype(int), np.clip(x, 0, w - 1).astype(int)
+        gy, gx = (g[ys, xs] for g in np.gradient(prev_y))
+        res = cur_y - prev_y[ys, xs]
+        sxx, sxy, syy = box(gx * gx, patch), box(gx * gy, patch), box(gy * gy, patch)
+        sxr, syr = box(gx * res, patch), box(gy * res, patch)
+        det = sxx * syy - sxy * sxy
+        ok = det > 1e-6 * (sxx + syy) ** 2 + 1e-9   # not flat, not an edge alone
+        det = np.where(ok, det, 1)
+        x += np.clip(np.where(ok, (syy * sxr - sxy * syr) / det, 0), -1, 1)
+        y += np.clip(np.where(ok, (sxx * syr - sxy * sxr) / det, 0), -1, 1)
+    return bilinear(prev_c, y, x), best
 
 
 def psnr(x, t):
@@ -97,12 +125,15 @@ def main():
     ap.add_argument("--patch", type=int, default=5)
     ap.add_argument("--confidence", type=float, default=0,
                     help="S > 0: shares scaled by exp(-cost / (patch^2 S^2)) (default 0: not)")
+    ap.add_argument("--subpixel", action="store_true",
+                    help="refine each match to a sub-pixel move (parabola per axis; bilinear)")
     ap.add_argument("--films", help="comma-separated (default: every film of the folder)")
     args = ap.parse_args()
     try:
         weights = [float(x) for x in args.weights.split(",")]
     except ValueError:
-        fail("--weights wants numbers separated by commas, e.g. 1,.75,.5,.25; got %r" % args.weights)
+        fail("--weights wants numbers separated by commas, e.g. 1,.75,.5,.25; got %r"
+             % args.weights)
     if not all(0 <= x <= 1 for x in weights):
         fail("--weights are shares in [0, 1]; got %s" % args.weights)
     if args.confidence < 0:
@@ -117,9 +148,9 @@ def main():
             fail("no film %s in %s" % (", ".join(missing), args.quality))
         films = [f for f in films if f[0] in want]
     print("RGB PSNR (dB, mean over frames) of %s, and its change with the first %d frames after "
-          "each reference propagated (weights %s; match: radius %d, patch %d, confidence %s)" % (
+          "each reference propagated (weights %s; match: radius %d, patch %d, confidence %s%s)" % (
               args.method, len(weights), args.weights, args.radius, args.patch,
-              args.confidence or "none"))
+              args.confidence or "none", ", sub-pixel" if args.subpixel else ""))
     print("| film | %s | + flow | + match |" % args.method)
     print("|---|---|---|---|")
     gains = []
@@ -148,7 +179,7 @@ def main():
             blend[i] = np.round(a * flow[i] + (1 - a) * out[i])
             cur = ycc[i].copy()
             c, cost = match(ycc[i][..., 0], ycc[i - 1][..., 0], prev[..., 1:], args.radius,
-                            args.patch)
+                            args.patch, args.subpixel)
             share = a * np.exp(-cost / (args.patch ** 2 * args.confidence ** 2))[..., None] \
                 if args.confidence > 0 else a
             cur[..., 1:] = share * c + (1 - share) * cur[..., 1:]

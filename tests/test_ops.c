@@ -2098,6 +2098,140 @@ static void guided_upsample_matches_reference(void **state)
     guided_case(1, 5, 4, 9, 7, 0, 1e-3f, VF_F32, 0, 1);
 }
 
+/* ============================== film-size propagation ====================================== */
+
+/* Net.carry (train/vaefarm_ref/model.py) written out pixel by pixel: for each move, rows of
+ * moves outer, the window's rows of (0 + its columns' squared differences of 255·Y′, left to
+ * right) summed top to bottom from 0, then the tie-break; the first least cost; the share and
+ * the f32 blend as the reference writes them. The operator works in strips and vectorised rows:
+ * it must give these bits exactly. */
+static void ref_carry(const double *g, const double *pg, const double *pab, double *ab, int h,
+                      int w, float share, float conf, int radius, int patch)
+{
+    const int r = patch / 2;
+    const size_t P = (size_t)h * w;
+#define CL(v, n) ((v) < 0 ? 0 : (v) >= (n) ? (n) - 1 : (v))
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            double best = INFINITY;
+            int by = 0, bx = 0;
+            for (int dy = -radius; dy <= radius; dy++)
+                for (int dx = -radius; dx <= radius; dx++) {
+                    double c = 0.0;
+                    for (int oy = -r; oy <= r; oy++) {
+                        const int qy = CL(y + oy, h), sy = CL(qy + dy, h);
+                        double row = 0.0;
+                        for (int ox = -r; ox <= r; ox++) {
+                            const int qx = CL(x + ox, w), sx = CL(qx + dx, w);
+                            const double d = (double)(float)g[(size_t)qy * w + qx] * 255.0 -
+                                             (double)(float)pg[(size_t)sy * w + sx] * 255.0;
+                            row += d * d;
+                        }
+                        c += row;
+                    }
+                    c += 1e-3 * (double)(dx * dx + dy * dy);
+                    if (c < best)
+                        best = c, by = dy, bx = dx;
+                }
+            float s = share;
+            if (conf > 0)
+                s = (float)((double)share *
+                            exp(-best / ((double)(patch * patch) * (double)conf * (double)conf)));
+            const size_t src = (size_t)CL(y + by, h) * w + CL(x + bx, w), i = (size_t)y * w + x;
+            for (int ch = 0; ch < 2; ch++) {
+                const float carried = (float)pab[ch * P + src], own = (float)ab[ch * P + i];
+                ab[ch * P + i] = s * carried + (1.0f - s) * own;
+            }
+        }
+#undef CL
+}
+
+/* stripes 0: the grey is prev_grey moved by (2, −3) plus noise, with a flat band of rows and a
+ * flat column (equal costs there: the tie-break decides). stripes 1: columns alternating 0.3 and
+ * 0.7, the grey moved by one column: moves (dy, −1) and (dy, +1) match alike, and the first of
+ * them must win. */
+static void carry_case(int n, int h, int w, int radius, int patch, float conf, int view,
+                       int stripes)
+{
+    const size_t P = (size_t)h * w;
+    double *g = dalloc(n * P), *pg = dalloc(n * P), *pab = dalloc(n * 2 * P);
+    double *ab = dalloc(n * 2 * P), *ref = dalloc(n * 2 * P), *outs[NBE];
+    for (int img = 0; img < n; img++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                const size_t i = img * P + (size_t)y * w + x;
+                pg[i] = stripes                       ? 0.3 + 0.4 * (x % 2)
+                        : y % 7 == 3 || x == w / 2 ? 0.5
+                                                   : 0.5 + 0.4 * sin(0.37 * x + 0.23 * y + img);
+            }
+    for (int img = 0; img < n; img++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                const int sy = y - 2 < 0 ? 0 : y - 2, sx = x + 3 >= w ? w - 1 : x + 3;
+                g[img * P + (size_t)y * w + x] =
+                    stripes ? 0.3 + 0.4 * ((x + 1) % 2)
+                            : pg[img * P + (size_t)sy * w + sx] + (y % 7 == 3 ? 0 : rnd(-0.02, 0.02));
+            }
+    for (size_t i = 0; i < n * 2 * P; i++)
+        pab[i] = rnd(-80, 80), ab[i] = rnd(-80, 80);
+    const float share = 0.8f;
+    for (int b = 0; b < NBE; b++) {
+        struct vf_error err = {0};
+        struct tt tg, tpg, tpab, tab;
+        struct vf_tensor scratch = {0};
+        tt_make(&tg, g_be[b], VF_F32, n, 1, h, w, view);
+        tt_make(&tpg, g_be[b], VF_F32, n, 1, h, w, !view);
+        tt_make(&tpab, g_be[b], VF_F32, n, 2, h, w, view);
+        tt_make(&tab, g_be[b], VF_F32, n, 2, h, w, !view);
+        tt_put(&tg, g), tt_put(&tpg, pg), tt_put(&tpab, pab), tt_put(&tab, ab);
+        ok(vf_tensor_alloc(&scratch, g_be[b], VF_F32, 1, (int)vf_carry_scratch_elems(h, w), 1, 1,
+                           &err), &err);
+        ok(vf_op_carry_ab(&tg.t, &tpg.t, &tpab.t, &tab.t, share, conf, radius, patch, &scratch,
+                          &err), &err);
+        outs[b] = dalloc(n * 2 * P);
+        tt_get(&tab, outs[b]);
+        tt_check_pad(&tab);
+        tt_free(&tg), tt_free(&tpg), tt_free(&tpab), tt_free(&tab);
+        vf_tensor_free(&scratch);
+    }
+    memcpy(ref, ab, n * 2 * P * sizeof *ref);
+    for (int img = 0; img < n; img++)
+        ref_carry(g + img * P, pg + img * P, pab + img * 2 * P, ref + img * 2 * P, h, w, share,
+                  conf, radius, patch);
+    char what[128];
+    snprintf(what, sizeof what, "carry n %d %dx%d radius %d patch %d confidence %g view %d%s",
+             n, h, w, radius, patch, (double)conf, view, stripes ? " stripes" : "");
+    check_same_bits(what, outs, n * 2 * P);
+    size_t moved = 0;
+    for (size_t i = 0; i < n * 2 * P; i++) {
+        if (outs[0][i] != ref[i])
+            fail_msg("%s: element %zu is %.9g, the per-pixel sums give %.9g", what, i,
+                     outs[0][i], ref[i]);
+        moved += ref[i] != ab[i];
+    }
+    if (moved < n * P)   /* most pixels take a share of a carried value */
+        fail_msg("%s: only %zu of %zu values changed", what, moved, n * 2 * P);
+    for (int b = 0; b < NBE; b++)
+        free(outs[b]);
+    free(g), free(pg), free(pab), free(ab), free(ref);
+}
+
+/* Sizes around the CPU operator's strips (about 32,768 pixels, 4 to 64 rows: one strip, a short
+ * last strip, windows reaching across strips, 4-row strips of very wide pictures) and pictures
+ * smaller than the window or the moves; n 2; views. */
+static void carry_matches_per_pixel_sums(void **state)
+{
+    (void)state;
+    carry_case(1, 1, 1, 1, 1, 0.0f, 0, 0);
+    carry_case(2, 3, 2, 6, 5, 12.0f, 1, 0);
+    carry_case(1, 70, 5, 3, 15, 12.0f, 0, 0);
+    carry_case(2, 20, 40, 16, 7, 0.0f, 1, 0);
+    carry_case(1, 130, 300, 2, 3, 12.0f, 1, 0);
+    carry_case(1, 100, 700, 3, 5, 12.0f, 0, 0);
+    carry_case(1, 9, 8200, 2, 5, 4.0f, 0, 0);
+    carry_case(2, 90, 400, 2, 3, 12.0f, 1, 1);
+}
+
 /* ============================== keep luma ================================================== */
 
 static void d_keep_luma(double grey, double a, double b, double kr, double kb, double rgb[3])
@@ -2411,6 +2545,7 @@ int main(void)
         cmocka_unit_test(rgb_to_lab_known_values_and_reference),
         cmocka_unit_test(lab_to_rgb_round_trip_and_reference),
         cmocka_unit_test(guided_upsample_matches_reference),
+        cmocka_unit_test(carry_matches_per_pixel_sums),
         cmocka_unit_test(keep_luma_keeps_the_grey),
         cmocka_unit_test(keep_luma_solver_matches_the_bisection),
         cmocka_unit_test(shape_mismatches_are_einval_with_both_shapes),
