@@ -104,7 +104,7 @@ static int time_carry(struct vf_backend *be, const struct vf_arch *a, int fh, in
     for (int k = 0; !rc && k <= reps; k++) {   /* the first one warms up */
         if (k == 1) t = vf_now();
         rc = vf_op_carry_ab(&t1, &t0, &pab, &ab, a->prop_shares[0], a->prop_confidence,
-                            a->prop_radius, a->prop_patch, &scr, err);
+                            a->prop_radius, a->prop_patch, a->prop_subpixel, &scr, err);
         if (!rc) rc = vf_backend_sync(be, err);
     }
     *ms = rc ? 0 : 1e3 * (vf_now() - t) / reps;

@@ -170,7 +170,8 @@ int vf_cuda_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_ten
 /* vf_op_carry_ab (no scratch: one thread per pixel, the window sums in Net.carry's order). */
 int vf_cuda_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_grey,
                      const struct vf_tensor *prev_ab, struct vf_tensor *ab, float share,
-                     float confidence, int radius, int patch, void *stream, struct vf_error *err);
+                     float confidence, int radius, int patch, bool subpixel, void *stream,
+                     struct vf_error *err);
 
 #ifdef __cplusplus
 }

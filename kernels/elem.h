@@ -990,6 +990,7 @@ static inline VF_HD float vf_gu_apply(const double up[VF_GU_AB], float grey, int
 #define VF_DMUL_RN(a, b) __dmul_rn((a), (b))
 #define VF_DADD_RN(a, b) __dadd_rn((a), (b))
 #define VF_DSUB_RN(a, b) __dsub_rn((a), (b))
+#define VF_DDIV_RN(a, b) __ddiv_rn((a), (b))
 #define VF_FMUL_RN(a, b) __fmul_rn((a), (b))
 #define VF_FADD_RN(a, b) __fadd_rn((a), (b))
 #define VF_FSUB_RN(a, b) __fsub_rn((a), (b))
@@ -997,16 +998,23 @@ static inline VF_HD float vf_gu_apply(const double up[VF_GU_AB], float grey, int
 #define VF_DMUL_RN(a, b) ((a) * (b))
 #define VF_DADD_RN(a, b) ((a) + (b))
 #define VF_DSUB_RN(a, b) ((a) - (b))
+#define VF_DDIV_RN(a, b) ((a) / (b))
 #define VF_FMUL_RN(a, b) ((a) * (b))
 #define VF_FADD_RN(a, b) ((a) + (b))
 #define VF_FSUB_RN(a, b) ((a) - (b))
 #endif
 
 
-/* One window position's term: (255·Y − 255·Y₋₁)², the grey on the 8-bit scale. */
+/* 255·Y − 255·Y₋₁: the grey on the 8-bit scale. */
+static inline VF_HD double vf_carry_diff(float cur, float prev)
+{
+    return VF_DSUB_RN(VF_DMUL_RN((double)cur, 255.0), VF_DMUL_RN((double)prev, 255.0));
+}
+
+/* One window position's term: (255·Y − 255·Y₋₁)². */
 static inline VF_HD double vf_carry_sq(float cur, float prev)
 {
-    const double d = VF_DSUB_RN(VF_DMUL_RN((double)cur, 255.0), VF_DMUL_RN((double)prev, 255.0));
+    const double d = vf_carry_diff(cur, prev);
     return VF_DMUL_RN(d, d);
 }
 
@@ -1025,6 +1033,60 @@ static inline VF_HD float vf_carry_share(float share, float confidence, int patc
     const double S = (double)confidence;
     const double den = VF_DMUL_RN(VF_DMUL_RN((double)(patch * patch), S), S);
     return (float)VF_DMUL_RN((double)share, exp(-cost / den));
+}
+
+/* The sub-pixel step (propagate.subpixel; Net._carry_subpixel): one window position's terms
+ * added to S = (Sxx, Sxy, Syy, Sxe, Sye). prev is Y₋₁ at the pixel the move lands on and l, r,
+ * u, d its neighbours left, right, up, down (clamped by the caller): gx = (255·r − 255·l)·0.5,
+ * gy likewise, e = 255·cur − 255·prev. */
+static inline VF_HD void vf_carry_lk_add(double S[5], float cur, float prev, float l, float r,
+                                         float u, float d)
+{
+    const double gx = VF_DMUL_RN(vf_carry_diff(r, l), 0.5);
+    const double gy = VF_DMUL_RN(vf_carry_diff(d, u), 0.5);
+    const double e = vf_carry_diff(cur, prev);
+    S[0] = VF_DADD_RN(S[0], VF_DMUL_RN(gx, gx));
+    S[1] = VF_DADD_RN(S[1], VF_DMUL_RN(gx, gy));
+    S[2] = VF_DADD_RN(S[2], VF_DMUL_RN(gy, gy));
+    S[3] = VF_DADD_RN(S[3], VF_DMUL_RN(gx, e));
+    S[4] = VF_DADD_RN(S[4], VF_DMUL_RN(gy, e));
+}
+
+/* The Lucas–Kanade step from the window's sums: (oy, ox), each in [−1, 1]; (0, 0) where the
+ * determinant D is not above 1e-6·(Sxx + Syy)² + 1e-9 (flat, or an edge alone). */
+static inline VF_HD void vf_carry_lk(const double S[5], double *oy, double *ox)
+{
+    const double det = VF_DSUB_RN(VF_DMUL_RN(S[0], S[2]), VF_DMUL_RN(S[1], S[1]));
+    const double tr = VF_DADD_RN(S[0], S[2]);
+    *oy = *ox = 0.0;
+    if (det > VF_DADD_RN(VF_DMUL_RN(1e-6, VF_DMUL_RN(tr, tr)), 1e-9)) {
+        const double nx = VF_DSUB_RN(VF_DMUL_RN(S[2], S[3]), VF_DMUL_RN(S[1], S[4]));
+        const double ny = VF_DSUB_RN(VF_DMUL_RN(S[0], S[4]), VF_DMUL_RN(S[1], S[3]));
+        *ox = fmin(fmax(VF_DDIV_RN(nx, det), -1.0), 1.0);
+        *oy = fmin(fmax(VF_DDIV_RN(ny, det), -1.0), 1.0);
+    }
+}
+
+/* One axis of the sample point: f = clamp(base + o, 0, n − 1), its taps i0 = ⌊f⌋ and
+ * i1 = min(i0 + 1, n − 1), and the weight of i1, f − i0. */
+static inline VF_HD void vf_carry_taps(int base, double o, int n, int *i0, int *i1, double *wt)
+{
+    const double f = fmin(fmax(VF_DADD_RN((double)base, o), 0.0), (double)(n - 1));
+    *i0 = (int)floor(f);
+    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
+    *wt = VF_DSUB_RN(f, (double)*i0);
+}
+
+/* Bilinear sampling in f64 between the taps (row 0: v00, v01; row 1: v10, v11), rounded to
+ * f32. */
+static inline VF_HD float vf_carry_bilinear(float v00, float v01, float v10, float v11,
+                                            double wy, double wx)
+{
+    const double top = VF_DADD_RN(VF_DMUL_RN(VF_DSUB_RN(1.0, wx), (double)v00),
+                                  VF_DMUL_RN(wx, (double)v01));
+    const double bot = VF_DADD_RN(VF_DMUL_RN(VF_DSUB_RN(1.0, wx), (double)v10),
+                                  VF_DMUL_RN(wx, (double)v11));
+    return (float)VF_DADD_RN(VF_DMUL_RN(VF_DSUB_RN(1.0, wy), top), VF_DMUL_RN(wy, bot));
 }
 
 /* s·carried + (1 − s)·ab, in f32. */

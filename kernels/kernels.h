@@ -315,7 +315,9 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
  * per pixel the move within ±radius whose patch × patch window (coordinates clamped to the
  * picture) has the least sum of squared differences of 255·Y′, plus 1e-3·|move|² (rows of moves
  * outer, columns inner, the first of equal costs); the pixel takes s = share · exp(−cost /
- * (patch² · confidence²)) (share alone with confidence 0) of the carried a, b. Costs in f64
+ * (patch² · confidence²)) (share alone with confidence 0) of the carried a, b. subpixel: the
+ * move refined by one Lucas–Kanade step over the window and prev_ab sampled there bilinearly
+ * (Net.carry's subpixel; kernels/elem.h vf_carry_lk_add...). Costs in f64
  * without fused operations: the moves are train/vaefarm_ref Net.carry's to the bit. radius in
  * [1, VF_PROPAGATE_MAX_RADIUS], patch odd in [1, VF_PROPAGATE_MAX_PATCH], share in [0, 1];
  * scratch: f32 tensor of at least vf_carry_scratch_elems(h, w) elements, 8-byte aligned (the
@@ -326,8 +328,8 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
 size_t vf_carry_scratch_elems(int h, int w);
 int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_grey,
                    const struct vf_tensor *prev_ab, struct vf_tensor *ab, float share,
-                   float confidence, int radius, int patch, struct vf_tensor *scratch,
-                   struct vf_error *err);
+                   float confidence, int radius, int patch, bool subpixel,
+                   struct vf_tensor *scratch, struct vf_error *err);
 /* Keep the film's luma (NETWORK.md, post-processing 2): grey (1 ch, Y′ in [0,1]) and ab (2 ch)
  * at the same size → rgb (3 ch R′G′B′, may be NULL) and cbcr (2 ch, Cb and Cr in [−0.5, 0.5],
  * may be NULL), for the output matrix's kr, kb. */

@@ -1383,10 +1383,30 @@ static void carry_strip(const float *cur, const float *prev, int h, int w, int y
     }
 }
 
+/* The sub-pixel step at pixel (y, x) moved by (dy, dx) (Net._carry_subpixel): the window's
+ * Lucas–Kanade sums over the f32 greys, then the step. */
+static void carry_lk_at(const float *cur, const float *prev, int h, int w, int y, int x, int dy,
+                        int dx, int r, double *oy, double *ox)
+{
+    double S[5] = {0.0, 0.0, 0.0, 0.0, 0.0};
+    for (int a = -r; a <= r; a++) {
+        const int qy = vf_clampi(y + a, 0, h - 1), my = vf_clampi(qy + dy, 0, h - 1);
+        const float *row = prev + (size_t)my * w;
+        const float *up = prev + (size_t)vf_clampi(my - 1, 0, h - 1) * w;
+        const float *down = prev + (size_t)vf_clampi(my + 1, 0, h - 1) * w;
+        for (int b = -r; b <= r; b++) {
+            const int qx = vf_clampi(x + b, 0, w - 1), mx = vf_clampi(qx + dx, 0, w - 1);
+            vf_carry_lk_add(S, cur[(size_t)qy * w + qx], row[mx], row[vf_clampi(mx - 1, 0, w - 1)],
+                            row[vf_clampi(mx + 1, 0, w - 1)], up[mx], down[mx]);
+        }
+    }
+    vf_carry_lk(S, oy, ox);
+}
+
 int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_grey,
                    const struct vf_tensor *prev_ab, struct vf_tensor *ab, float share,
-                   float confidence, int radius, int patch, struct vf_tensor *scratch,
-                   struct vf_error *err)
+                   float confidence, int radius, int patch, bool subpixel,
+                   struct vf_tensor *scratch, struct vf_error *err)
 {
     static const char op[] = "vf_op_carry_ab";
     TRYC(check_tensor(err, op, "grey", grey, NULL));
@@ -1410,7 +1430,7 @@ int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_gr
 #ifdef VF_HAVE_CUDA
     if (VF_BE_CUDA(grey->be))
         return vf_cuda_carry_ab(grey, prev_grey, prev_ab, ab, share, confidence, radius, patch,
-                                vf_cuda_stream(grey->be), err);
+                                subpixel, vf_cuda_stream(grey->be), err);
 #endif
     TRYC(check_tensor(err, op, "scratch", scratch, grey->be));
     TRYC(check_scratch(err, op, scratch, vf_carry_scratch_elems(h, w), "vf_carry_scratch_elems",
@@ -1440,12 +1460,31 @@ int vf_op_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_gr
         for (long i = 0; i < P; i++) {
             const int y = (int)(i / w), x = (int)(i - (long)y * w);
             const int dy = move[i] / side - radius, dx = move[i] % side - radius;
-            const long src =
-                p0 + (long)vf_clampi(y + dy, 0, h - 1) * w + vf_clampi(x + dx, 0, w - 1);
             const float s = vf_carry_share(share, confidence, patch, best[i]);
-            const size_t so = px_off(prev_ab, src), o = px_off(ab, p0 + i);
-            st1(ab, o, vf_carry_mix(s, ld1(prev_ab, so), ld1(ab, o)));
-            st1(ab, o + 1, vf_carry_mix(s, ld1(prev_ab, so + 1), ld1(ab, o + 1)));
+            const size_t o = px_off(ab, p0 + i);
+            float carried[2];
+            if (subpixel) {
+                double oy, ox, wy, wx;
+                int y0, y1, x0, x1;
+                carry_lk_at(cur, prev, h, w, y, x, dy, dx, patch / 2, &oy, &ox);
+                vf_carry_taps(y + dy, oy, h, &y0, &y1, &wy);
+                vf_carry_taps(x + dx, ox, w, &x0, &x1, &wx);
+                const size_t o00 = px_off(prev_ab, p0 + (long)y0 * w + x0);
+                const size_t o01 = px_off(prev_ab, p0 + (long)y0 * w + x1);
+                const size_t o10 = px_off(prev_ab, p0 + (long)y1 * w + x0);
+                const size_t o11 = px_off(prev_ab, p0 + (long)y1 * w + x1);
+                for (int ch = 0; ch < 2; ch++)
+                    carried[ch] = vf_carry_bilinear(ld1(prev_ab, o00 + ch), ld1(prev_ab, o01 + ch),
+                                                    ld1(prev_ab, o10 + ch), ld1(prev_ab, o11 + ch),
+                                                    wy, wx);
+            } else {
+                const size_t so = px_off(prev_ab, p0 + (long)vf_clampi(y + dy, 0, h - 1) * w +
+                                                      vf_clampi(x + dx, 0, w - 1));
+                carried[0] = ld1(prev_ab, so);
+                carried[1] = ld1(prev_ab, so + 1);
+            }
+            st1(ab, o, vf_carry_mix(s, carried[0], ld1(ab, o)));
+            st1(ab, o + 1, vf_carry_mix(s, carried[1], ld1(ab, o + 1)));
         }
     }
     return VF_OK;

@@ -487,7 +487,7 @@ __global__ void k_gu_apply(const double *abp, int H, int W, view gf, view af, lo
  * window summed in Net.carry's order (kernels/elem.h's rounded operations: no FMA), the first
  * least cost kept; then the carried a, b blended in. */
 __global__ void k_carry_ab(view g, view pg, view pab, view ab, long long p0, int h, int w,
-                           float share, float confidence, int radius, int patch)
+                           float share, float confidence, int radius, int patch, bool subpixel)
 {
     const long long P = (long long)h * w;
     const int r = patch / 2;
@@ -519,12 +519,45 @@ __global__ void k_carry_ab(view g, view pg, view pab, view ab, long long p0, int
                 }
             }
         }
-        const long long src = p0 + (long long)vf_clampi(y + by, 0, h - 1) * w +
-                              vf_clampi(x + bx, 0, w - 1);
         const float s = vf_carry_share(share, confidence, patch, best);
-        const long long so = src * pab.stride, o = (p0 + i) * ab.stride;
-        vst(ab, o, vf_carry_mix(s, vld(pab, so), vld(ab, o)));
-        vst(ab, o + 1, vf_carry_mix(s, vld(pab, so + 1), vld(ab, o + 1)));
+        const long long o = (p0 + i) * ab.stride;
+        float carried[2];
+        if (subpixel) {   /* the Lucas–Kanade step (kernels/elem.h), then bilinear taps */
+            double S[5] = {0.0, 0.0, 0.0, 0.0, 0.0}, oy, ox, wy, wx;
+            for (int a = -r; a <= r; a++) {
+                const int qy = vf_clampi(y + a, 0, h - 1), my = vf_clampi(qy + by, 0, h - 1);
+                const long long row = p0 + (long long)my * w;
+                const long long up = p0 + (long long)vf_clampi(my - 1, 0, h - 1) * w;
+                const long long down = p0 + (long long)vf_clampi(my + 1, 0, h - 1) * w;
+                for (int b = -r; b <= r; b++) {
+                    const int qx = vf_clampi(x + b, 0, w - 1), mx = vf_clampi(qx + bx, 0, w - 1);
+                    vf_carry_lk_add(S, vld(g, (p0 + (long long)qy * w + qx) * g.stride),
+                                    vld(pg, (row + mx) * pg.stride),
+                                    vld(pg, (row + vf_clampi(mx - 1, 0, w - 1)) * pg.stride),
+                                    vld(pg, (row + vf_clampi(mx + 1, 0, w - 1)) * pg.stride),
+                                    vld(pg, (up + mx) * pg.stride),
+                                    vld(pg, (down + mx) * pg.stride));
+                }
+            }
+            vf_carry_lk(S, &oy, &ox);
+            int y0, y1, x0, x1;
+            vf_carry_taps(y + by, oy, h, &y0, &y1, &wy);
+            vf_carry_taps(x + bx, ox, w, &x0, &x1, &wx);
+            const long long t00 = (p0 + (long long)y0 * w + x0) * pab.stride;
+            const long long t01 = (p0 + (long long)y0 * w + x1) * pab.stride;
+            const long long t10 = (p0 + (long long)y1 * w + x0) * pab.stride;
+            const long long t11 = (p0 + (long long)y1 * w + x1) * pab.stride;
+            for (int ch = 0; ch < 2; ch++)
+                carried[ch] = vf_carry_bilinear(vld(pab, t00 + ch), vld(pab, t01 + ch),
+                                                vld(pab, t10 + ch), vld(pab, t11 + ch), wy, wx);
+        } else {
+            const long long so = (p0 + (long long)vf_clampi(y + by, 0, h - 1) * w +
+                                  vf_clampi(x + bx, 0, w - 1)) * pab.stride;
+            carried[0] = vld(pab, so);
+            carried[1] = vld(pab, so + 1);
+        }
+        vst(ab, o, vf_carry_mix(s, carried[0], vld(ab, o)));
+        vst(ab, o + 1, vf_carry_mix(s, carried[1], vld(ab, o + 1)));
     }
 }
 
@@ -735,13 +768,13 @@ extern "C" int vf_cuda_guided_upsample(const struct vf_tensor *grey_lo,
 extern "C" int vf_cuda_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_grey,
                                 const struct vf_tensor *prev_ab, struct vf_tensor *ab,
                                 float share, float confidence, int radius, int patch,
-                                void *stream, struct vf_error *err)
+                                bool subpixel, void *stream, struct vf_error *err)
 {
     const long long P = (long long)grey->h * grey->w;
     for (int img = 0; img < grey->n; img++) {
         k_carry_ab<<<grid_for(P), kThreads, 0, as_stream(stream)>>>(
             make_view(grey), make_view(prev_grey), make_view(prev_ab), make_view(ab),
-            (long long)img * P, grey->h, grey->w, share, confidence, radius, patch);
+            (long long)img * P, grey->h, grey->w, share, confidence, radius, patch, subpixel);
         const int rc = launched("vf_cuda_carry_ab", err);
         if (rc != VF_OK)
             return rc;

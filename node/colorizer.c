@@ -999,7 +999,7 @@ int vf_colorizer_post(struct vf_colorizer *c, const float *grey_full, float *rgb
         if (k >= 1 && k <= a->prop_frames && c->prop_serial == c->frame_serial - 1)
             TRY(vf_op_carry_ab(&c->grey_full, &c->prop_grey, &c->prop_ab, &c->ab_full,
                                a->prop_shares[k - 1], a->prop_confidence, a->prop_radius,
-                               a->prop_patch, &c->prop_scratch, err));
+                               a->prop_patch, a->prop_subpixel, &c->prop_scratch, err));
         c->prop_serial = -1;
         if (c->passthrough && k >= 0 && k < a->prop_frames) {   /* the next one carries it */
             TRY(vf_op_copy(&c->grey_full, &c->prop_grey, err));

@@ -449,10 +449,13 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
     }
     json_t *prop = json_object_get(root, "propagate");   /* optional: none when absent */
     a->prop_frames = 0;
+    a->prop_subpixel = false;
     if (prop) {
         json_t *sh = json_object_get(prop, "shares"), *conf = json_object_get(prop, "confidence");
+        json_t *sub = json_object_get(prop, "subpixel");   /* optional: false when absent */
         size_t n = json_is_array(sh) ? json_array_size(sh) : 0;
-        bool ok = json_is_object(prop) && json_object_size(prop) == 4 && n >= 1 &&
+        bool ok = json_is_object(prop) && json_object_size(prop) == 4 + (sub != NULL) &&
+                  (!sub || json_is_boolean(sub)) && n >= 1 &&
                   n <= VF_PROPAGATE_MAX_FRAMES && json_is_number(conf) &&
                   json_number_value(conf) >= 0.0 && json_number_value(conf) < 1e6;
         for (size_t k = 0; ok && k < n; k++) {
@@ -463,7 +466,8 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
         if (!ok) {
             vf_error_set(err, VF_EINVAL, "%s: architecture metadata: propagate must be an object "
                          "{\"radius\": 1..%d, \"patch\": odd 1..%d, \"shares\": 1 to %d numbers in "
-                         "[0, 1], \"confidence\": a number in [0, 1e6)}", what,
+                         "[0, 1], \"confidence\": a number in [0, 1e6), optionally "
+                         "\"subpixel\": true or false}", what,
                          VF_PROPAGATE_MAX_RADIUS, VF_PROPAGATE_MAX_PATCH, VF_PROPAGATE_MAX_FRAMES);
             goto out;
         }
@@ -474,6 +478,7 @@ int vf_arch_from_json(const char *text, const char *what, struct vf_arch *a, str
             goto out;
         a->prop_frames = (int)n;
         a->prop_confidence = (float)json_number_value(conf);
+        a->prop_subpixel = sub && json_is_true(sub);
     }
     rc = vf_arch_check(a, what, err);
 out:

@@ -113,11 +113,13 @@ struct vf_arch {
     /* post-processing step 1b (NETWORK.md, "propagate"): on the k-th frame after a reference
      * pass-through (k ≤ prop_frames), frame t−1's final a, b at the film's size carried by block
      * matching of the grey (±prop_radius, prop_patch² windows) and blended in by prop_shares[k−1],
-     * scaled per pixel by the match's confidence (prop_confidence S; 0: not scaled);
+     * scaled per pixel by the match's confidence (prop_confidence S; 0: not scaled), the
+     * whole-pixel match refined by a Lucas–Kanade step with prop_subpixel;
      * prop_frames 0: none (a file without "propagate") */
     int prop_frames, prop_radius, prop_patch;
     float prop_shares[VF_PROPAGATE_MAX_FRAMES];
     float prop_confidence;
+    bool prop_subpixel;
 };
 
 /* Weights, loaded and checked once; read-only afterwards, shared by any number of colorizers

@@ -338,7 +338,8 @@ def ab_warp(film, model, net=None, size="default"):
                     age = age + 1 if age >= 0 else -1
                     if 1 <= age <= len(prop["shares"]):
                         ab = net.carry(gf, last[0], last[1], ab, prop["shares"][age - 1],
-                                       prop["radius"], prop["patch"], prop["confidence"])[0]
+                                       prop["radius"], prop["patch"], prop["confidence"],
+                                       prop.get("subpixel", False))[0]
                     last = (gf, ab.float())
                 ab = ab.numpy()
                 for k in range(len(g)):

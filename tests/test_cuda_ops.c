@@ -158,6 +158,7 @@ struct op_case {
     struct pair *x5, *x6, *x7;  /* the refinement's temporal candidates (x5 NULL: none) */
     struct pair *x8, *x9;       /* and the motion-predicted ones' motion in and out */
     int tradius, predict;
+    int subpixel;               /* vf_op_carry_ab's sub-pixel step */
 };
 
 static void compare(const char *what, const float *cpu, const float *gpu, size_t n, double tol)
@@ -669,15 +670,15 @@ static void guided_upsample_matches_cpu(void **state)
 static int run_carry(const struct op_case *k, int s, struct vf_error *err)
 {
     return vf_op_carry_ab(T(k->src, s), T(k->src2, s), T(k->x3, s), T(k->dst, s), k->alpha,
-                          k->eps, k->radius, k->mode, T(k->x4, s), err);
+                          k->eps, k->radius, k->mode, k->subpixel, T(k->x4, s), err);
 }
 
 /* vf_op_carry_ab: the GPU picks the CPU's moves (both sum the costs in f64 in Net.carry's order,
  * without FMA), so the results differ at most by exp's last bit in a share: f32 1e-6 of the
  * a, b scale, halves their storage's rounding. Two images, views of wider tensors (a pixel
- * stride above the channels), the three storage types, with and without the confidence, a
- * radius that reaches past the picture's edge; the grey of frame t is frame t−1's moved by
- * (−2, +3), with noise. */
+ * stride above the channels), the three storage types, with and without the confidence and the
+ * sub-pixel step (f64 sums in the same order on both, no FMA), a radius that reaches past the
+ * picture's edge; the grey of frame t is frame t−1's moved by (−2, +3), with noise. */
 static void carry_matches_cpu(void **state)
 {
     (void)state;
@@ -685,7 +686,7 @@ static void carry_matches_cpu(void **state)
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
         for (int di = 0; di < 3; di++)
             for (int view = 0; view < 2; view++)
-                for (int conf = 0; conf < 2; conf++) {
+                for (int conf = 0; conf < 4; conf++) {   /* 2, 3: the sub-pixel step */
                     const int h = sizes[si][0], w = sizes[si][1];
                     const enum vf_dtype dt = DTS[di];
                     struct pair g, pg, pab, ab, scr;
@@ -708,13 +709,14 @@ static void carry_matches_cpu(void **state)
                     pair_make(&ab, dt, 2, 2, h, w, !view, -80, 80);
                     pair_make(&scr, VF_F32, 1, (int)vf_carry_scratch_elems(h, w), 1, 1, 0, 0, 0);
                     struct op_case k = {.run = run_carry, .alpha = 0.8f,
-                                        .eps = conf ? 12.0f : 0.0f, .radius = 4, .mode = 3,
+                                        .eps = conf % 2 ? 12.0f : 0.0f, .radius = 4, .mode = 3,
+                                        .subpixel = conf / 2,
                                         .src = &g, .src2 = &pg, .x3 = &pab, .dst = &ab,
                                         .x4 = &scr, .in = {&g, &pg, &pab, &ab, &scr}, .nin = 5,
                                         .out = {&ab}, .nout = 1,
                                         .tol = dt == VF_F32 ? 1e-6 : 0};
-                    snprintf(k.name, sizeof k.name, "carry %dx%d %s view %d confidence %d", h, w,
-                             dtn(dt), view, conf);
+                    snprintf(k.name, sizeof k.name, "carry %dx%d %s view %d confidence %d%s", h,
+                             w, dtn(dt), view, conf % 2, conf / 2 ? " subpixel" : "");
                     run_case(&k);
                     pair_free(&g);
                     pair_free(&pg);

@@ -663,9 +663,10 @@ static void passthrough_ramp_run(enum vf_device device, enum vf_dtype dt)
 /* Film-size propagation (model_carry.safetensors: the plain model with the arch's propagate,
  * radius 7, patch 3, shares 1, 0.6, 0.3, confidence 12). (1) The operator alone: frame t's
  * upsampled a, b (carry_up_t{t}) with frame t−1's final ones (carry_ab_full_t{t−1}) carried in
- * are carry_ab_full_t{t}, t = 1 .. 3: the moves are the reference's to the bit (costs in f64
- * without fused operations), and so is the blend on the CPU (0 difference); on a GPU exp's last
- * bit may move the share (TOL_CARRY). (2) A colorizer with pass-through: frame 0 passes, frames
+ * are carry_ab_full_t{t}, t = 1 .. 3, and with propagate.subpixel carry_sub_ab_full_t{t}: the
+ * moves are the reference's to the bit (costs in f64 without fused operations), and so are the
+ * sub-pixel step and the blend on the CPU (0 difference); on a GPU exp's last bit may move the
+ * share (TOL_CARRY). (2) A colorizer with pass-through: frame 0 passes, frames
  * 1 to 4 against carry_cbcr_full_t* (1 to 3 carried, 4 not), at the network's tolerance; frame
  * 2 post-processed twice gives the same colours. (3) Frame 1
  * post-processed with no outputs (a chunk's warm-up) gives frame 2 of (2); frame 1 not
@@ -704,27 +705,35 @@ static void carry_run(enum vf_device device, enum vf_dtype dt)
                 if (vf_tensor_upload(dst[k], h[k], &err)) fail_msg("%s", err.msg);
                 free(h[k]);
             }
-            if (vf_op_carry_ab(&g1, &g0, &pab, &ab, a->prop_shares[t - 1], a->prop_confidence,
-                               a->prop_radius, a->prop_patch, &scr, &err) ||
-                vf_tensor_download(&ab, out, &err))
-                fail_msg("carry t=%d: %s", t, err.msg);
-            snprintf(name, sizeof name, "carry_ab_full_t%d", t);
-            double ma, rel = compare(&r.g, name, out, 2 * nf, &ma);
-            /* the CPU: the same bits (its exp and PyTorch's agree on these shares); a GPU's exp
-             * may move a share's last bit */
-            const double tol = device == VF_DEVICE_CPU ? 0.0 : TOL_CARRY;
-            printf("  carry operator t=%d: ab_full %.1e (max |d| %.2g), tolerance %.0e\n", t, rel,
-                   ma, tol);
-            if (!(device == VF_DEVICE_CPU ? ma == 0.0 : rel <= tol))
-                fail_msg("carry t=%d: relative error %.3e (max |d| %.3g), tolerance %.0e", t, rel,
-                         ma, tol);
+            for (int sub = 0; sub < 2; sub++) {   /* whole pixels, then propagate.subpixel */
+                snprintf(name, sizeof name, "carry_up_t%d", t);
+                h[3] = as_f32(need(&r.g, name));
+                if (vf_tensor_upload(&ab, h[3], &err)) fail_msg("%s", err.msg);
+                free(h[3]);
+                if (vf_op_carry_ab(&g1, &g0, &pab, &ab, a->prop_shares[t - 1],
+                                   a->prop_confidence, a->prop_radius, a->prop_patch, sub, &scr,
+                                   &err) ||
+                    vf_tensor_download(&ab, out, &err))
+                    fail_msg("carry t=%d: %s", t, err.msg);
+                snprintf(name, sizeof name, sub ? "carry_sub_ab_full_t%d" : "carry_ab_full_t%d",
+                         t);
+                double ma, rel = compare(&r.g, name, out, 2 * nf, &ma);
+                /* the CPU: the same bits (its exp and PyTorch's agree on these shares); a GPU's
+                 * exp may move a share's last bit */
+                const double tol = device == VF_DEVICE_CPU ? 0.0 : TOL_CARRY;
+                printf("  carry operator t=%d%s: ab_full %.1e (max |d| %.2g), tolerance %.0e\n", t,
+                       sub ? " subpixel" : "", rel, ma, tol);
+                if (!(device == VF_DEVICE_CPU ? ma == 0.0 : rel <= tol))
+                    fail_msg("carry t=%d%s: relative error %.3e (max |d| %.3g), tolerance %.0e", t,
+                             sub ? " subpixel" : "", rel, ma, tol);
+            }
         }
         /* bad arguments name what is wrong */
-        assert_int_equal(vf_op_carry_ab(&g1, &g0, &pab, &ab, 1.5f, 0, 3, 3, &scr, &err), VF_EINVAL);
+        assert_int_equal(vf_op_carry_ab(&g1, &g0, &pab, &ab, 1.5f, 0, 3, 3, false, &scr, &err), VF_EINVAL);
         assert_non_null(strstr(err.msg, "share must be in [0, 1]"));
-        assert_int_equal(vf_op_carry_ab(&g1, &g0, &pab, &ab, 1, 0, 3, 4, &scr, &err), VF_EINVAL);
+        assert_int_equal(vf_op_carry_ab(&g1, &g0, &pab, &ab, 1, 0, 3, 4, false, &scr, &err), VF_EINVAL);
         assert_non_null(strstr(err.msg, "patch odd"));
-        assert_int_equal(vf_op_carry_ab(&g1, &g0, &ab, &g0, 1, 0, 3, 3, &scr, &err), VF_EINVAL);
+        assert_int_equal(vf_op_carry_ab(&g1, &g0, &ab, &g0, 1, 0, 3, 3, false, &scr, &err), VF_EINVAL);
         assert_non_null(strstr(err.msg, "must have 2 channels"));
         free(out);
         vf_tensor_free(&g0);

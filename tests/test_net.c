@@ -271,7 +271,7 @@ static void metadata_problems_are_named(void **state)
     json_decref(arch);
 
     /* propagate (post-processing 1b): an object of radius, patch, shares and confidence, each
-     * in range; valid, it is read (absent: none) */
+     * in range, and optionally subpixel, a boolean; valid, it is read (absent: none) */
     arch = json_loads(orig, 0, NULL);
     const char *bad_prop[] = {
         "[6, 5]", "{\"radius\": 6, \"patch\": 5, \"shares\": [1]}",
@@ -281,11 +281,15 @@ static void metadata_problems_are_named(void **state)
         "{\"radius\": 6, \"patch\": 5, \"shares\": [1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1], "
         "\"confidence\": 0}",
         "{\"radius\": 17, \"patch\": 5, \"shares\": [1], \"confidence\": 0}",
-        "{\"radius\": 6, \"patch\": 4, \"shares\": [1], \"confidence\": 0}"};
+        "{\"radius\": 6, \"patch\": 4, \"shares\": [1], \"confidence\": 0}",
+        "{\"radius\": 6, \"patch\": 5, \"shares\": [1], \"confidence\": 0, \"subpixel\": 1}",
+        "{\"radius\": 6, \"patch\": 5, \"shares\": [1], \"confidence\": 0, \"other\": true}"};
     const char *bad_prop_msg[] = {"propagate must be an object", "propagate must be an object",
                                   "propagate must be an object", "propagate must be an object",
                                   "propagate must be an object", "propagate must be an object",
-                                  "propagate.radius", "propagate.patch 4 must be odd"};
+                                  "propagate.radius", "propagate.patch 4 must be odd",
+                                  "optionally \"subpixel\": true or false",
+                                  "propagate must be an object"};
     for (size_t i = 0; i < sizeof bad_prop / sizeof bad_prop[0]; i++) {
         json_object_set_new(arch, "propagate", json_loads(bad_prop[i], 0, NULL));
         f = with_arch(&m, h, arch);
@@ -299,7 +303,15 @@ static void metadata_problems_are_named(void **state)
     assert_int_equal(vf_net_load_buffer(f.bytes, f.len, "propagate", &prop, &e2), VF_OK);
     const struct vf_arch *pa = vf_net_arch(prop);
     assert_true(pa->prop_frames == 2 && pa->prop_radius == 6 && pa->prop_patch == 5 &&
-                pa->prop_shares[1] == 0.5f && pa->prop_confidence == 12.0f);
+                pa->prop_shares[1] == 0.5f && pa->prop_confidence == 12.0f && !pa->prop_subpixel);
+    vf_net_free(&prop);
+    free(f.bytes);
+    json_object_set_new(arch, "propagate", json_loads("{\"radius\": 6, \"patch\": 5, \"shares\": "
+                                                      "[1], \"confidence\": 12, \"subpixel\": "
+                                                      "true}", 0, NULL));
+    f = with_arch(&m, h, arch);
+    assert_int_equal(vf_net_load_buffer(f.bytes, f.len, "propagate", &prop, &e2), VF_OK);
+    assert_true(vf_net_arch(prop)->prop_subpixel && vf_net_arch(prop)->prop_frames == 1);
     vf_net_free(&prop);
     free(f.bytes);
     json_decref(arch);

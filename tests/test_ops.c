@@ -2186,8 +2186,8 @@ static void carry_case(int n, int h, int w, int radius, int patch, float conf, i
         tt_put(&tg, g), tt_put(&tpg, pg), tt_put(&tpab, pab), tt_put(&tab, ab);
         ok(vf_tensor_alloc(&scratch, g_be[b], VF_F32, 1, (int)vf_carry_scratch_elems(h, w), 1, 1,
                            &err), &err);
-        ok(vf_op_carry_ab(&tg.t, &tpg.t, &tpab.t, &tab.t, share, conf, radius, patch, &scratch,
-                          &err), &err);
+        ok(vf_op_carry_ab(&tg.t, &tpg.t, &tpab.t, &tab.t, share, conf, radius, patch, false,
+                          &scratch, &err), &err);
         outs[b] = dalloc(n * 2 * P);
         tt_get(&tab, outs[b]);
         tt_check_pad(&tab);

@@ -20,7 +20,8 @@ Reference pass-through (frame 0 is the reference's own picture): pt_ab_t0 (its a
 pt_cbcr_full_t0 (from the full-size reference's a, b), pt_ab_t1 and pt_cbcr_full_t1 (frame 1 from
 that state); and with film-size propagation (arch propagate, GOLDEN_CARRY):
 DIR/model_carry.safetensors, carry_ab_full_t0 (the reference's a, b), carry_up_t{t} (frame t's a, b
-upsampled, from the pass-through's state), carry_ab_full_t{t} (after the carry), carry_cbcr_full_t{t}. --guided, for an arch with bilinear post step 1 (upsample radius 0): also
+upsampled, from the pass-through's state), carry_ab_full_t{t} (after the carry), carry_cbcr_full_t{t}, carry_sub_ab_full_t{t} (the
+carry with propagate.subpixel from the same inputs, t ≤ 3). --guided, for an arch with bilinear post step 1 (upsample radius 0): also
 DIR/model_guided.safetensors (the same weights under the guided filter, radius 2, ε 1e-3) and
 guided_ab_full_t0, guided_cbcr_full_t0 (frame 0's post-processing through it). --gated, for a
 residual C: also DIR/model_gated.safetensors (the same weights with a gate on C, arch C.gate, its
@@ -185,6 +186,10 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
                     c = GOLDEN_CARRY
                     new, _, move = cnet.carry(g(t), g(t - 1), ab_full, up, c["shares"][t - 1],
                                               c["radius"], c["patch"], c["confidence"])
+                    # the operator with propagate.subpixel, from the same inputs
+                    T["carry_sub_ab_full_t%d" % t] = cnet.carry(
+                        g(t), g(t - 1), ab_full, up, c["shares"][t - 1], c["radius"], c["patch"],
+                        c["confidence"], subpixel=True)[0][0]
                     if t == 1 and not (float((new - up).abs().mean()) > 0.5
                                        and int(move.abs().max()) > 2):
                         raise RuntimeError("golden: the carry changes frame 1 by too little, or "

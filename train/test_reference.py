@@ -836,6 +836,88 @@ def test_carry():
         "radius": 6, "patch": 5, "shares": [1.0, 0.8, 0.6, 0.4, 0.2], "confidence": 12.0}
 
 
+def test_carry_subpixel():
+    """propagate.subpixel (Net.carry's Lucas–Kanade step): against the definition written pixel
+    by pixel in numpy; on a texture moved by whole pixels it changes nothing away from the
+    borders; on one moved by fractions of a pixel it carries the colours nearer the truth than
+    the whole-pixel move; the arch key is optional, a boolean, and round-trips."""
+    from vaefarm_ref.model import Net
+    rng = np.random.default_rng(7)
+    h, w, R, P = 24, 30, 3, 5
+    k = rng.uniform(0.15, 0.7, 10) * np.exp(1j * rng.uniform(0, 2 * np.pi, 10))
+    ph = rng.uniform(0, 2 * np.pi, 10)
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    tex = lambda y, x: 0.5 + sum(0.04 * np.sin(q.real * x + q.imag * y + f)  # noqa: E731
+                                 for q, f in zip(k, ph))
+    col = lambda y, x: np.stack([30 * np.sin(0.21 * x + 0.1 * y),  # noqa: E731
+                                 25 * np.cos(0.19 * y - 0.05 * x)])
+    T = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None]  # noqa: E731
+    f32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731
+
+    def by_definition(cur, prev, pab, move):
+        g, p, r = 255.0 * f32(cur), 255.0 * f32(prev), P // 2
+        cy = lambda v: min(max(v, 0), h - 1)  # noqa: E731
+        cx = lambda v: min(max(v, 0), w - 1)  # noqa: E731
+        out = np.zeros((2, h, w))
+        for y in range(h):
+            for x in range(w):
+                dy, dx = move[:, y, x]
+                S = np.zeros(5)
+                for oy in range(-r, r + 1):
+                    for ox in range(-r, r + 1):
+                        qy, qx = cy(y + oy), cx(x + ox)
+                        my, mx = cy(qy + dy), cx(qx + dx)
+                        gx = (p[my, cx(mx + 1)] - p[my, cx(mx - 1)]) * 0.5
+                        gy = (p[cy(my + 1), mx] - p[cy(my - 1), mx]) * 0.5
+                        e = g[qy, qx] - p[my, mx]
+                        S += (gx * gx, gx * gy, gy * gy, gx * e, gy * e)
+                sxx, sxy, syy, sxe, sye = S
+                D = sxx * syy - sxy * sxy
+                ox_ = oy_ = 0.0
+                if D > 1e-6 * (sxx + syy) ** 2 + 1e-9:
+                    ox_ = min(max((syy * sxe - sxy * sye) / D, -1), 1)
+                    oy_ = min(max((sxx * sye - sxy * sxe) / D, -1), 1)
+                fy = min(max(y + dy + oy_, 0), h - 1)
+                fx = min(max(x + dx + ox_, 0), w - 1)
+                y0, x0 = int(np.floor(fy)), int(np.floor(fx))
+                y1, x1 = min(y0 + 1, h - 1), min(x0 + 1, w - 1)
+                wy, wx = fy - y0, fx - x0
+                v = f32(pab)
+                out[:, y, x] = ((1 - wy) * ((1 - wx) * v[:, y0, x0] + wx * v[:, y0, x1])
+                                + wy * ((1 - wx) * v[:, y1, x0] + wx * v[:, y1, x1]))
+        return out
+
+    inner = (slice(None), slice(5, h - 5), slice(5, w - 5))
+    for (dy, dx), whole in (((2, -1), True), ((0.4, -0.3), False), ((-1.3, 0.7), False)):
+        prev, pab = tex(yy, xx), col(yy, xx)
+        cur, truth = tex(yy + dy, xx + dx), col(yy + dy, xx + dx)   # cur(q) = prev(q + d)
+        zero = np.zeros((2, h, w))
+        args = (T(cur[None]), T(prev[None]), T(pab).float(), T(zero).float(), 1.0, R, P, 0.0)
+        plain, cost, move = Net.carry(*args)
+        sub, cost2, move2 = Net.carry(*args, subpixel=True)
+        assert torch.equal(cost, cost2) and torch.equal(move, move2)
+        want = by_definition(cur, prev, pab, move[0].numpy())
+        assert np.allclose(sub[0].numpy(), want, rtol=0, atol=2e-5), np.abs(sub[0].numpy() - want).max()
+        e_plain = np.abs(plain[0].numpy() - truth)[inner].mean()
+        e_sub = np.abs(sub[0].numpy() - truth)[inner].mean()
+        if whole:
+            assert e_plain < 1e-4 and e_sub < 1e-4, (e_plain, e_sub)
+        else:
+            assert e_sub < 0.6 * e_plain, (dy, dx, e_plain, e_sub)
+    a = json.loads(json.dumps(TINY))
+    a["propagate"] = {"radius": 6, "patch": 5, "shares": [1], "confidence": 12, "subpixel": True}
+    assert parse_arch(json.loads(json.dumps(parse_arch(a))))["propagate"]["subpixel"] is True
+    a["propagate"]["subpixel"] = False
+    assert "subpixel" not in parse_arch(a)["propagate"]
+    for bad in (1, "yes", None):
+        a["propagate"]["subpixel"] = bad
+        try:
+            parse_arch(a)
+            raise AssertionError("propagate.subpixel %r accepted" % (bad,))
+        except ArchError as e:
+            assert "propagate.subpixel" in str(e), e
+
+
 def test_gate_ramp():
     """C.gate_ramp (docs/NETWORK.md "C"): the k-th frame after a reference pass-through has C's
     gated correction scaled by min(1, k / K), counted by the state's last channel; the zero
@@ -896,6 +978,7 @@ def main():
              test_refine_is_continuous, test_refine_temporal, test_refine_subpixel,
              test_refine_predict,
              test_weights_and_inference, test_passthrough, test_gate_ramp, test_carry,
+             test_carry_subpixel,
              test_resnet50_trunk]
     torch.set_num_threads(2)
     failed = 0

@@ -141,10 +141,15 @@ def _upsample(u):
 
 def _propagate(p):
     """propagate (NETWORK.md, post-processing): the film-size carry of a, b into the frames
-    right after a reference pass-through. Absent from a file: none (the files before it)."""
-    if not isinstance(p, dict) or set(p) != {"radius", "patch", "shares", "confidence"}:
-        raise ArchError("propagate: expected an object with keys radius, patch, shares and "
-                        "confidence; got %r" % (p,))
+    right after a reference pass-through. Absent from a file: none (the files before it).
+    subpixel (optional, false when absent): the Lucas–Kanade step after the whole-pixel match."""
+    keys = {"radius", "patch", "shares", "confidence"}
+    if not isinstance(p, dict) or not keys <= set(p) <= keys | {"subpixel"}:
+        raise ArchError("propagate: expected an object with keys radius, patch, shares, "
+                        "confidence and optionally subpixel; got %r" % (p,))
+    sub = p.get("subpixel", False)
+    if not isinstance(sub, bool):
+        raise ArchError("propagate.subpixel: expected true or false, got %r" % (sub,))
     radius, patch = _window(p, "propagate", PROPAGATE_MAX_RADIUS, PROPAGATE_MAX_PATCH)
     sh = p["shares"]
     if (not isinstance(sh, list) or not 1 <= len(sh) <= PROPAGATE_MAX_FRAMES
@@ -158,8 +163,11 @@ def _propagate(p):
             or not 0 <= c < PROPAGATE_MAX_CONFIDENCE):
         raise ArchError("propagate.confidence: expected a number in [0, %g) (0: shares not "
                         "scaled), got %r" % (PROPAGATE_MAX_CONFIDENCE, c))
-    return {"radius": radius, "patch": patch, "shares": [float(x) for x in sh],
-            "confidence": float(c)}
+    out = {"radius": radius, "patch": patch, "shares": [float(x) for x in sh],
+           "confidence": float(c)}
+    if sub:   # written only when on: the files without it stay byte for byte as they were
+        out["subpixel"] = True
+    return out
 
 
 def _width(h, where):

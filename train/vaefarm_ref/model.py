@@ -923,7 +923,7 @@ class Net(nn.Module):
 
     @staticmethod
     def carry(grey_full, prev_grey_full, prev_ab_full, ab_full, share, radius, patch,
-              confidence):
+              confidence, subpixel=False):
         """Film-size propagation (arch "propagate", docs/NETWORK.md post-processing): frame t's
         a, b (N×2×h×w, after the upsampling) blended with frame t−1's final a, b carried by block
         matching of the grey (N×1×h×w, Y′ in [0, 1]). Per pixel p, the move d in [−radius,
@@ -934,7 +934,20 @@ class Net(nn.Module):
         and CUDA's to the bit) gives carried = ab₋₁(clamp(p + d)); the pixel's share is s =
         share · exp(−c / (patch² · confidence²)) (share alone with confidence 0), share and
         confidence as f32, s computed in f64 and rounded to f32; ab ← s·carried + (1 − s)·ab in
-        f32. Returns (ab, the least cost (f64), the move (N×2×h×w, dy, dx))."""
+        f32. Returns (ab, the least cost (f64), the move (N×2×h×w, dy, dx)).
+
+        subpixel: the move is refined by one Lucas–Kanade step over the same window. At each
+        window position q, with m = clamp(q + d) the pixel the move lands on, the gradient of
+        P = 255·Y₋₁ is gx = (P(my, clamp(mx + 1)) − P(my, clamp(mx − 1)))·0.5 (gy likewise)
+        and the residual e = 255·Y(q) − P(m); Sxx, Sxy, Syy, Sxe, Sye are the window's sums of
+        gx·gx, gx·gy, gy·gy, gx·e, gy·e (rows outer, columns inner, from 0), D = Sxx·Syy −
+        Sxy·Sxy; where D > 1e-6·(Sxx + Syy)² + 1e-9 the step is δx = (Syy·Sxe − Sxy·Sye)/D,
+        δy = (Sxx·Sye − Sxy·Sxe)/D, each clamped to [−1, 1] (else 0), and carried is ab₋₁
+        sampled bilinearly at (y + dy + δy, x + dx + δx) clamped to the picture: with
+        fy, fx that point, y0 = ⌊fy⌋, y1 = min(y0 + 1, h − 1), wy = fy − y0 (x likewise),
+        carried = (1 − wy)·((1 − wx)·v(y0, x0) + wx·v(y0, x1)) + wy·((1 − wx)·v(y1, x0) +
+        wx·v(y1, x1)), all in f64 and rounded to f32. The cost, and so the share, stay the
+        whole-pixel move's."""
         g = grey_full.double() * 255.0
         p = prev_grey_full.double() * 255.0
         n, _, h, w = g.shape
@@ -963,8 +976,11 @@ class Net(nn.Module):
                 move[:, 1:2][m] = dx
         yy = (iy.view(1, 1, h, 1) + move[:, 0:1]).clamp(0, h - 1)
         xx = (ix.view(1, 1, 1, w) + move[:, 1:2]).clamp(0, w - 1)
-        idx = (yy * w + xx).view(n, 1, -1).expand(n, 2, -1)
-        carried = prev_ab_full.float().reshape(n, 2, -1).gather(2, idx).view(n, 2, h, w)
+        if subpixel:
+            carried = Net._carry_subpixel(g, p, prev_ab_full, move, rows, cols)
+        else:
+            idx = (yy * w + xx).view(n, 1, -1).expand(n, 2, -1)
+            carried = prev_ab_full.float().reshape(n, 2, -1).gather(2, idx).view(n, 2, h, w)
         s32 = lambda v: float(torch.tensor(v, dtype=torch.float32))  # noqa: E731
         sh = s32(share)
         if confidence > 0:
@@ -973,6 +989,43 @@ class Net(nn.Module):
         else:
             s = torch.full_like(best, sh).float()
         return s * carried + (1.0 - s) * ab_full.float(), best, move
+
+    @staticmethod
+    def _carry_subpixel(g, p, prev_ab_full, move, rows, cols):
+        """carry's sub-pixel step (its docstring): g, p the greys ×255 (f64, N×1×h×w), move
+        the whole-pixel moves, rows / cols the window's clamped offsets. Returns carried (f32)."""
+        n, _, h, w = g.shape
+        iy, ix = torch.arange(h), torch.arange(w)
+        flat = p.reshape(n, -1)
+        at = lambda yy, xx: flat.gather(1, (yy * w + xx).reshape(n, -1)).view(n, 1, h, w)  # noqa: E731
+        dy, dx = move[:, 0:1], move[:, 1:2]
+        sums = [torch.zeros_like(g) for _ in range(5)]   # Sxx, Sxy, Syy, Sxe, Sye
+        for qy in rows:
+            for qx in cols:
+                my = (qy.view(1, 1, h, 1) + dy).clamp(0, h - 1)
+                mx = (qx.view(1, 1, 1, w) + dx).clamp(0, w - 1)
+                gx = (at(my, (mx + 1).clamp(max=w - 1)) - at(my, (mx - 1).clamp(min=0))) * 0.5
+                gy = (at((my + 1).clamp(max=h - 1), mx) - at((my - 1).clamp(min=0), mx)) * 0.5
+                e = g[:, :, qy][:, :, :, qx] - at(my, mx)
+                for k, t in enumerate((gx * gx, gx * gy, gy * gy, gx * e, gy * e)):
+                    sums[k] = sums[k] + t
+        sxx, sxy, syy, sxe, sye = sums
+        det = sxx * syy - sxy * sxy
+        ok = det > 1e-6 * ((sxx + syy) * (sxx + syy)) + 1e-9
+        safe = torch.where(ok, det, torch.ones_like(det))
+        zero = torch.zeros_like(det)
+        ox = torch.where(ok, (syy * sxe - sxy * sye) / safe, zero).clamp(-1.0, 1.0)
+        oy = torch.where(ok, (sxx * sye - sxy * sxe) / safe, zero).clamp(-1.0, 1.0)
+        fy = ((iy.view(1, 1, h, 1) + dy).double() + oy).clamp(0.0, float(h - 1))
+        fx = ((ix.view(1, 1, 1, w) + dx).double() + ox).clamp(0.0, float(w - 1))
+        y0, x0 = fy.floor().long(), fx.floor().long()
+        y1, x1 = (y0 + 1).clamp(max=h - 1), (x0 + 1).clamp(max=w - 1)
+        wy, wx = fy - y0.double(), fx - x0.double()
+        v = prev_ab_full.float().double().reshape(n, 2, -1)
+        tap = lambda yy, xx: v.gather(2, (yy * w + xx).view(n, 1, -1).expand(n, 2, -1)).view(n, 2, h, w)  # noqa: E731,E501
+        top = (1.0 - wx) * tap(y0, x0) + wx * tap(y0, x1)
+        bot = (1.0 - wx) * tap(y1, x0) + wx * tap(y1, x1)
+        return ((1.0 - wy) * top + wy * bot).float()
 
     def post_full(self, grey_lo, ab, grey_full, kr=0.2126, kb=0.0722):
         """As post() but batched and also returns ab_full and L* (for debugging/golden)."""
