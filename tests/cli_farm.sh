@@ -16,7 +16,8 @@
 #   - a model with C.gate_ramp K (the bundled one, without propagate): chunks.warmup under K - 1
 #     with chunks that warm up from inside their shot is warned about, K - 1 is not, nor is any
 #     warm-up with the pass-through off
-#   - film-size propagation (propagate, 5 shares): chunks whose warm-up reaches the shot's
+#   - film-size propagation (propagate, 5 shares; and with subpixel, which changes only the
+#     carried frames): chunks whose warm-up reaches the shot's
 #     pass-through give its carried frames as one chunk per shot does; a warm-up under 5 is
 #     warned about
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
@@ -143,6 +144,19 @@ prop prop3 3 3; rc2=$?
 check "propagate: chunks of 3 warmed up from the pass-through = one chunk per shot (exit $rc1, $rc2)" \
   all '[ "$rc1" = 0 ] && [ "$rc2" = 0 ] && [ "$(report prop3 passthrough_frames_run)" = 2 ] &&
   [ "$(first6 "$tmp/prop3.mkv" | wc -l)" = 12 ] && cmp -s <(first6 "$tmp/prop12.mkv") <(first6 "$tmp/prop3.mkv")'
+# with propagate.subpixel: the carried frames (1-5 after the pass-through: only the first shot's
+# reference is its own first frame) change, no other frame does (the carry feeds only the
+# output), and the chunks of 3 still give one pass's frames
+/usr/bin/python3 "$src/train/set_arch.py" "$tmp/prop.safetensors" "$tmp/propsub.safetensors" \
+  'propagate={"radius":6,"patch":5,"shares":[1,0.8,0.6,0.4,0.2],"confidence":12,"subpixel":true}' \
+  >/dev/null || bad "make the sub-pixel propagating model"
+g24run propsub12 "$tmp/propsub.safetensors" 12 0; rc1=$?
+g24run propsub3 "$tmp/propsub.safetensors" 3 3; rc2=$?
+md5s() { ffmpeg -loglevel error -i "$1" -map 0:v:0 -f framemd5 - | grep -v '^#' | awk -F, '{print $NF}'; }
+check "propagate.subpixel: frames 1-5 after the pass-through change, the others not; chunks of 3 = one pass (exit $rc1, $rc2)" \
+  all '[ "$rc1" = 0 ] && [ "$rc2" = 0 ] &&
+  [ "$(paste -d" " <(md5s "$tmp/prop12.mkv") <(md5s "$tmp/propsub12.mkv") | awk "{ printf \"%s\", (\$1 == \$2) ? \"=\" : \"x\" }")" = "=xxxxx==================" ] &&
+  cmp -s <(first6 "$tmp/propsub12.mkv") <(first6 "$tmp/propsub3.mkv")'
 prop prop3w2 3 2; rc=$?
 check "propagate: warm-up 2 under its 5 frames (exit $rc): warned" all '[ "$rc" = 0 ] &&
   grep -qF "chunks.warmup 2 is under the 5 frames after a reference pass-through that the model treats apart (C.gate_ramp - 1 = 3, len(propagate.shares) = 5)" "$tmp/prop3w2.log" &&
