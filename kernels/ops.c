@@ -1266,13 +1266,14 @@ int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, fl
 
 /* The CPU operator works in strips of rows, each strip taking every move in turn while its rows'
  * best costs, moves, window row sums and greys stay in cache; a worker's strip buffers are one
- * slot. Strips hold about CARRY_STRIP_PIX pixels (4 to 64 rows). */
+ * slot. Strips hold about CARRY_STRIP_PIX pixels, 16 to 64 rows (at least 16, so that the rows
+ * above and below that a strip's windows reach, recomputed by each strip, stay a fraction). */
 #define CARRY_STRIP_PIX 32768
 #define CARRY_SLOTS 64
 
 static int carry_strip_rows(int w)
 {
-    return vf_clampi(CARRY_STRIP_PIX / w, 4, 64);
+    return vf_clampi(CARRY_STRIP_PIX / w, 16, 64);
 }
 
 /* One slot, in doubles: the window row sums of a strip's rows and the rows above and below that

@@ -21,7 +21,8 @@ each shot's reference (k = 1 .. len(weights)), its chroma is replaced in part (w
     exp(−c / (patch² S²)), c its best match's sum of squares (luma on the 8-bit scale): a match
     that is off by S on average keeps e⁻¹ of its share. With --subpixel the move is refined to
     a fraction of a pixel by one Lucas–Kanade step over the window and the chroma sampled
-    there bilinearly (the engine moves whole pixels).
+    there bilinearly (the engine's propagate.subpixel, docs/NETWORK.md, does the same with
+    clamped central differences).
 It only reads the quality folder and writes nothing. An estimate, not the engine: vaefarm would
 carry a, b in Lab and keep the luma by its own rule (docs/NETWORK.md, post-processing).
 Needs numpy and ffmpeg (Debian's /usr/bin/python3).
@@ -84,18 +85,17 @@ def match(cur_y, prev_y, prev_c, radius, patch, subpixel=False):
     gradient at the moved pixels; at most a pixel each way; none where the window's gradients
     do not fix both axes), prev_c sampled there bilinearly."""
     h, w = cur_y.shape
-    n = 2 * radius + 1
     py = np.pad(prev_y, radius, mode="edge")
-    costs = np.empty((n, n, h, w))
-    for iy, dy in enumerate(range(-radius, radius + 1)):
-        for ix, dx in enumerate(range(-radius, radius + 1)):
+    best = np.full((h, w), np.inf)
+    my, mx = np.zeros((h, w), int), np.zeros((h, w), int)
+    for dy in range(-radius, radius + 1):   # the first of equal costs, rows of moves outer
+        for dx in range(-radius, radius + 1):
             s = py[radius + dy:radius + dy + h, radius + dx:radius + dx + w]
-            costs[iy, ix] = box((cur_y - s) ** 2, patch) + 1e-3 * (dx * dx + dy * dy)
-    flat = costs.reshape(n * n, h, w)
-    k = flat.argmin(0)   # the first of equal costs, rows of moves outer
-    best = np.take_along_axis(flat, k[None], 0)[0]
+            cost = box((cur_y - s) ** 2, patch) + 1e-3 * (dx * dx + dy * dy)
+            m = cost < best
+            best[m], my[m], mx[m] = cost[m], dy, dx
     y, x = np.mgrid[0:h, 0:w].astype(float)
-    y, x = y + k // n - radius, x + k % n - radius
+    y, x = y + my, x + mx
     if subpixel:   # one Lucas–Kanade step from the whole-pixel move, over the same window
         ys, xs = np.clip(y, 0, h - 1).astype(int), np.clip(x, 0, w - 1).astype(int)
         gy, gx = (g[ys, xs] for g in np.gradient(prev_y))
@@ -126,7 +126,7 @@ def main():
     ap.add_argument("--confidence", type=float, default=0,
                     help="S > 0: shares scaled by exp(-cost / (patch^2 S^2)) (default 0: not)")
     ap.add_argument("--subpixel", action="store_true",
-                    help="refine each match to a sub-pixel move (parabola per axis; bilinear)")
+                    help="refine each match by one Lucas-Kanade step (chroma sampled bilinearly)")
     ap.add_argument("--films", help="comma-separated (default: every film of the folder)")
     args = ap.parse_args()
     try:

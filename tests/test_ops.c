@@ -2106,7 +2106,7 @@ static void guided_upsample_matches_reference(void **state)
  * the f32 blend as the reference writes them. The operator works in strips and vectorised rows:
  * it must give these bits exactly. */
 static void ref_carry(const double *g, const double *pg, const double *pab, double *ab, int h,
-                      int w, float share, float conf, int radius, int patch)
+                      int w, float share, float conf, int radius, int patch, int sub)
 {
     const int r = patch / 2;
     const size_t P = (size_t)h * w;
@@ -2137,9 +2137,41 @@ static void ref_carry(const double *g, const double *pg, const double *pab, doub
             if (conf > 0)
                 s = (float)((double)share *
                             exp(-best / ((double)(patch * patch) * (double)conf * (double)conf)));
-            const size_t src = (size_t)CL(y + by, h) * w + CL(x + bx, w), i = (size_t)y * w + x;
+            const size_t i = (size_t)y * w + x;
+            /* the sub-pixel step (Net._carry_subpixel): Lucas–Kanade sums over the window at the
+             * moved pixels, the step, then bilinear taps; whole pixels: oy = ox = 0 */
+            double oy = 0.0, ox = 0.0;
+            if (sub) {
+                double sxx = 0, sxy = 0, syy = 0, sxe = 0, sye = 0;
+#define PG(yy, xx) ((double)(float)pg[(size_t)CL(yy, h) * w + CL(xx, w)] * 255.0)
+                for (int a = -r; a <= r; a++)
+                    for (int b = -r; b <= r; b++) {
+                        const int qy = CL(y + a, h), qx = CL(x + b, w);
+                        const int my = CL(qy + by, h), mx = CL(qx + bx, w);
+                        const double gx = (PG(my, mx + 1) - PG(my, mx - 1)) * 0.5;
+                        const double gy = (PG(my + 1, mx) - PG(my - 1, mx)) * 0.5;
+                        const double e = (double)(float)g[(size_t)qy * w + qx] * 255.0 - PG(my, mx);
+                        sxx += gx * gx, sxy += gx * gy, syy += gy * gy, sxe += gx * e, sye += gy * e;
+                    }
+#undef PG
+                const double det = sxx * syy - sxy * sxy;
+                if (det > 1e-6 * ((sxx + syy) * (sxx + syy)) + 1e-9) {
+                    ox = fmin(fmax((syy * sxe - sxy * sye) / det, -1.0), 1.0);
+                    oy = fmin(fmax((sxx * sye - sxy * sxe) / det, -1.0), 1.0);
+                }
+            }
+            const double fy = fmin(fmax((double)(y + by) + oy, 0.0), (double)(h - 1));
+            const double fx = fmin(fmax((double)(x + bx) + ox, 0.0), (double)(w - 1));
+            const int y0 = (int)floor(fy), x0 = (int)floor(fx);
+            const int y1 = y0 + 1 < h ? y0 + 1 : h - 1, x1 = x0 + 1 < w ? x0 + 1 : w - 1;
+            const double wy = fy - y0, wx = fx - x0;
             for (int ch = 0; ch < 2; ch++) {
-                const float carried = (float)pab[ch * P + src], own = (float)ab[ch * P + i];
+                const double *v = pab + ch * P;
+#define V(yy, xx) ((double)(float)v[(size_t)(yy) * w + (xx)])
+                const float carried = (float)((1.0 - wy) * ((1.0 - wx) * V(y0, x0) + wx * V(y0, x1)) +
+                                              wy * ((1.0 - wx) * V(y1, x0) + wx * V(y1, x1)));
+#undef V
+                const float own = (float)ab[ch * P + i];
                 ab[ch * P + i] = s * carried + (1.0f - s) * own;
             }
         }
@@ -2151,7 +2183,7 @@ static void ref_carry(const double *g, const double *pg, const double *pab, doub
  * 0.7, the grey moved by one column: moves (dy, −1) and (dy, +1) match alike, and the first of
  * them must win. */
 static void carry_case(int n, int h, int w, int radius, int patch, float conf, int view,
-                       int stripes)
+                       int stripes, int sub)
 {
     const size_t P = (size_t)h * w;
     double *g = dalloc(n * P), *pg = dalloc(n * P), *pab = dalloc(n * 2 * P);
@@ -2186,7 +2218,7 @@ static void carry_case(int n, int h, int w, int radius, int patch, float conf, i
         tt_put(&tg, g), tt_put(&tpg, pg), tt_put(&tpab, pab), tt_put(&tab, ab);
         ok(vf_tensor_alloc(&scratch, g_be[b], VF_F32, 1, (int)vf_carry_scratch_elems(h, w), 1, 1,
                            &err), &err);
-        ok(vf_op_carry_ab(&tg.t, &tpg.t, &tpab.t, &tab.t, share, conf, radius, patch, false,
+        ok(vf_op_carry_ab(&tg.t, &tpg.t, &tpab.t, &tab.t, share, conf, radius, patch, sub,
                           &scratch, &err), &err);
         outs[b] = dalloc(n * 2 * P);
         tt_get(&tab, outs[b]);
@@ -2197,10 +2229,11 @@ static void carry_case(int n, int h, int w, int radius, int patch, float conf, i
     memcpy(ref, ab, n * 2 * P * sizeof *ref);
     for (int img = 0; img < n; img++)
         ref_carry(g + img * P, pg + img * P, pab + img * 2 * P, ref + img * 2 * P, h, w, share,
-                  conf, radius, patch);
+                  conf, radius, patch, sub);
     char what[128];
-    snprintf(what, sizeof what, "carry n %d %dx%d radius %d patch %d confidence %g view %d%s",
-             n, h, w, radius, patch, (double)conf, view, stripes ? " stripes" : "");
+    snprintf(what, sizeof what, "carry n %d %dx%d radius %d patch %d confidence %g view %d%s%s",
+             n, h, w, radius, patch, (double)conf, view, stripes ? " stripes" : "",
+             sub ? " subpixel" : "");
     check_same_bits(what, outs, n * 2 * P);
     size_t moved = 0;
     for (size_t i = 0; i < n * 2 * P; i++) {
@@ -2216,20 +2249,23 @@ static void carry_case(int n, int h, int w, int radius, int patch, float conf, i
     free(g), free(pg), free(pab), free(ab), free(ref);
 }
 
-/* Sizes around the CPU operator's strips (about 32,768 pixels, 4 to 64 rows: one strip, a short
- * last strip, windows reaching across strips, 4-row strips of very wide pictures) and pictures
- * smaller than the window or the moves; n 2; views. */
+/* Sizes around the CPU operator's strips (about 32,768 pixels, 16 to 64 rows: one strip, a
+ * short last strip, windows reaching across strips, 16-row strips of very wide pictures) and
+ * pictures smaller than the window or the moves; n 2; views; the sub-pixel step (its sums, its
+ * clamps, its taps at the picture's edges) on the same pictures. */
 static void carry_matches_per_pixel_sums(void **state)
 {
     (void)state;
-    carry_case(1, 1, 1, 1, 1, 0.0f, 0, 0);
-    carry_case(2, 3, 2, 6, 5, 12.0f, 1, 0);
-    carry_case(1, 70, 5, 3, 15, 12.0f, 0, 0);
-    carry_case(2, 20, 40, 16, 7, 0.0f, 1, 0);
-    carry_case(1, 130, 300, 2, 3, 12.0f, 1, 0);
-    carry_case(1, 100, 700, 3, 5, 12.0f, 0, 0);
-    carry_case(1, 9, 8200, 2, 5, 4.0f, 0, 0);
-    carry_case(2, 90, 400, 2, 3, 12.0f, 1, 1);
+    for (int sub = 0; sub < 2; sub++) {
+        carry_case(1, 1, 1, 1, 1, 0.0f, 0, 0, sub);
+        carry_case(2, 3, 2, 6, 5, 12.0f, 1, 0, sub);
+        carry_case(1, 70, 5, 3, 15, 12.0f, 0, 0, sub);
+        carry_case(2, 20, 40, 16, 7, 0.0f, 1, 0, sub);
+        carry_case(1, 130, 300, 2, 3, 12.0f, 1, 0, sub);
+        carry_case(1, 100, 700, 3, 5, 12.0f, 0, 0, sub);
+        carry_case(1, 40, 8200, 1, 5, 4.0f, 0, 0, sub);
+        carry_case(2, 90, 400, 2, 3, 12.0f, 1, 1, sub);
+    }
 }
 
 /* ============================== keep luma ================================================== */
