@@ -373,9 +373,10 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
                "per shot)\n", 1e3 * per, 1.0 / per,
                1e3 * ref_pass);
         if (arch->prop_frames)
-            printf("  propagate       %.1f ms per carried frame (%dx%d, radius %d, patch %d; the "
-                   "first %d frames after each pass-through)\n", carry_ms, o.fh, o.fw,
-                   arch->prop_radius, arch->prop_patch, arch->prop_frames);
+            printf("  propagate       %.1f ms per carried frame (%dx%d, radius %d, patch %d%s; "
+                   "the first %d frames after each pass-through)\n", carry_ms, o.fh, o.fw,
+                   arch->prop_radius, arch->prop_patch,
+                   arch->prop_subpixel ? ", sub-pixel step" : "", arch->prop_frames);
         printf("  work            %.2f GMAC/frame: F %.2f, A %.2f (attention %.2f), C %.2f\n",
                (fm + am + cm) / 1e9, fm / 1e9, am / 1e9, attn / 1e9, cm / 1e9);
         if (ref_gflops > 0)
