@@ -32,18 +32,22 @@ def file_sha256(path):
     return h.hexdigest()
 
 
-def warp_sha256(path):
+def warp_sha256(path, carry=True):
     """sha256 of what the warp (F and A) reads of a weights file: the architecture metadata without
     its "C" and the tensors not under "C." (names, dtypes, shapes, bytes), not C's architecture or
     tensors nor the description. A model that changes only C (stage 5, docs/TRAINING.md; a gate
     on C) has its predecessor's warp: quality.py reuses its warp baseline, and a stage-5 sequence
-    set prepared with one serves the other."""
+    set prepared with one serves the other. carry=False leaves out the architecture's
+    "propagate" too (film-size propagation after the warp, which the warp baseline takes and a
+    stage-5 set does not hold: finetune_c.py's stamp; a file without the key has one hash)."""
     tensors, meta = load(path, as_torch=False)
     h = hashlib.sha256()
     for k in sorted(meta):
         if k == "vaefarm":
             arch = json.loads(meta[k])
             arch.pop("C", None)
+            if not carry:
+                arch.pop("propagate", None)
             h.update(json.dumps([k, arch], sort_keys=True).encode())
         elif k != "vaefarm_weights":
             h.update(json.dumps([k, meta[k]]).encode())

@@ -659,6 +659,15 @@ def test_finetune_c(tmp):
     assert fc.load_seqs(seqs, out)[1]["x4"].shape[0] == 10
     assert fc.warp_sha256(gout) == fc.warp_sha256(model)
     assert fc.load_seqs(seqs, gout)[1]["x4"].shape[0] == 10
+    # nor is film-size propagation (applied after the warp, not in a set): a model that only
+    # adds it takes the set, though its warp baseline (quality.py's stamp) is another
+    import set_arch
+    pout = os.path.join(tmp, "prop.safetensors")
+    set_arch.main([gout, pout, 'propagate={"radius":2,"patch":3,"shares":[1],"confidence":0}'])
+    assert fc.warp_sha256(pout) == fc.warp_sha256(model)
+    assert fc.load_seqs(seqs, pout)[1]["x4"].shape[0] == 10
+    import safetensors_io as sio
+    assert sio.warp_sha256(pout) != sio.warp_sha256(gout) == sio.warp_sha256(model)
     # calibrate: at a shift of −40 the gate is shut (C's output is its warp, the validation says
     # so), and --out writes the best shift's bias into an otherwise identical file
     import safetensors_io
