@@ -485,7 +485,8 @@ __global__ void k_gu_apply(const double *abp, int H, int W, view gf, view af, lo
 
 /* Film-size propagation: one thread per pixel of image img (pixels from p0), every move and its
  * window summed in Net.carry's order (kernels/elem.h's rounded operations: no FMA), the first
- * least cost kept; then the carried a, b blended in. */
+ * least cost kept; with subpixel the move refined by the Lucas–Kanade step and the a, b sampled
+ * bilinearly (the same elem.h bodies as the CPU's); then the carried a, b blended in. */
 __global__ void k_carry_ab(view g, view pg, view pab, view ab, long long p0, int h, int w,
                            float share, float confidence, int radius, int patch, bool subpixel)
 {
