@@ -1004,7 +1004,6 @@ static inline VF_HD float vf_gu_apply(const double up[VF_GU_AB], float grey, int
 #define VF_FSUB_RN(a, b) ((a) - (b))
 #endif
 
-
 /* 255·Y − 255·Y₋₁: the grey on the 8-bit scale. */
 static inline VF_HD double vf_carry_diff(float cur, float prev)
 {

@@ -55,11 +55,6 @@ import torch  # noqa: E402
 import safetensors_io  # noqa: E402
 from export import load_model, save_weights  # noqa: E402
 from safetensors_io import file_sha256 as sha256, warp_sha256 as _warp_sha256  # noqa: E402
-
-
-def warp_sha256(path):
-    """The stamp of what a sequence set depends on: F and A, not C nor the film-size carry."""
-    return _warp_sha256(path, carry=False)
 from train import parse_weights, zero_colour_out  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_ref.arch import arch_json  # noqa: E402
@@ -67,6 +62,12 @@ from vaefarm_ref.model import gate_ramp_factor, resize_bilinear  # noqa: E402
 from vaefarm_train.data import Cache, batch_seed  # noqa: E402
 from vaefarm_train.losses import kl_loss, l1_self_loss, log_mse_loss, smoothness_loss, temporal_loss  # noqa: E402
 from vaefarm_train.seq import SeqConfig, make_sequence, to_network  # noqa: E402
+
+
+def warp_sha256(path):
+    """The stamp of what a sequence set depends on: F and A, not C nor the film-size carry."""
+    return _warp_sha256(path, carry=False)
+
 
 SEQ_FORMAT = "vaefarm-seq-v1"
 CKPT_FORMAT = "vaefarm-finetune-c-v1"

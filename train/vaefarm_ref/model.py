@@ -974,11 +974,11 @@ class Net(nn.Module):
                 best = torch.where(m, cost, best)
                 move[:, 0:1][m] = dy
                 move[:, 1:2][m] = dx
-        yy = (iy.view(1, 1, h, 1) + move[:, 0:1]).clamp(0, h - 1)
-        xx = (ix.view(1, 1, 1, w) + move[:, 1:2]).clamp(0, w - 1)
         if subpixel:
             carried = Net._carry_subpixel(g, p, prev_ab_full, move, rows, cols)
         else:
+            yy = (iy.view(1, 1, h, 1) + move[:, 0:1]).clamp(0, h - 1)
+            xx = (ix.view(1, 1, 1, w) + move[:, 1:2]).clamp(0, w - 1)
             idx = (yy * w + xx).view(n, 1, -1).expand(n, 2, -1)
             carried = prev_ab_full.float().reshape(n, 2, -1).gather(2, idx).view(n, 2, h, w)
         s32 = lambda v: float(torch.tensor(v, dtype=torch.float32))  # noqa: E731
