@@ -485,24 +485,41 @@ static inline VF_HD float vf_l2_den(double ss, float eps)
 
 /* ---- warp refinement (docs/NETWORK.md, "A", refine) ---- */
 
+/* min(m, p[0], …, p[n − 1]) over the values that are not NaN (m if none is smaller): four
+ * running minima, so the compares do not wait on one another. The refinement's costs are never
+ * −0, so the order in which equal values meet does not show in the result. */
+static inline VF_HD float vf_min_run(const float *p, int n, float m)
+{
+    float m0 = m, m1 = m, m2 = m, m3 = m;
+    int k = 0;
+    for (; k + 4 <= n; k += 4) {
+        m0 = p[k] < m0 ? p[k] : m0;
+        m1 = p[k + 1] < m1 ? p[k + 1] : m1;
+        m2 = p[k + 2] < m2 ? p[k + 2] : m2;
+        m3 = p[k + 3] < m3 ? p[k + 3] : m3;
+    }
+    for (; k < n; k++)
+        m0 = p[k] < m0 ? p[k] : m0;
+    m0 = m1 < m0 ? m1 : m0;
+    m2 = m3 < m2 ? m3 : m2;
+    return m2 < m0 ? m2 : m0;
+}
+
 /* The normalised softmax sums Σ w·a, Σ w·b of one window (rows [i0, i0 + K), columns [j0, j0 + K)
  * of the D × D candidates) joined by the nt temporal candidates (tcost, te, ta, tb; their costs
- * already in the window's units), w = exp(−(cost − cmin)·inv_h2); e and te hold
- * exp(−(cost − gmin)·inv_h2) of every candidate, used as they are when the minimum over the
- * window and the temporal candidates is the global one. */
+ * already in the window's units; tmin their minimum, vf_min_run), w = exp(−(cost −
+ * cmin)·inv_h2); e and te hold exp(−(cost − gmin)·inv_h2) of every candidate, used as they are
+ * when the minimum over the window and the temporal candidates is the global one. */
 static inline VF_HD void vf_refine_window(const float *cost, const float *e, const float *ca,
                                           const float *cb, int D, int i0, int j0,
                                           const float *tcost, const float *te, const float *ta,
-                                          const float *tb, int nt, float gmin, float inv_h2,
-                                          float *oa, float *ob)
+                                          const float *tb, int nt, float tmin, float gmin,
+                                          float inv_h2, float *oa, float *ob)
 {
     const int K = D - 1;
-    float cmin = INFINITY;
+    float cmin = tmin;
     for (int i = i0; i < i0 + K; i++)
-        for (int j = j0; j < j0 + K; j++)
-            cmin = cost[i * D + j] < cmin ? cost[i * D + j] : cmin;
-    for (int k = 0; k < nt; k++)
-        cmin = tcost[k] < cmin ? tcost[k] : cmin;
+        cmin = vf_min_run(cost + i * D + j0, K, cmin);
     float sw = 0.0f, sa = 0.0f, sb = 0.0f;
     const int shared = cmin == gmin;
     for (int i = i0; i < i0 + K; i++)
@@ -579,16 +596,36 @@ static inline VF_HD void vf_refine_temporal(const float *cp, const float *pl, co
     const float f = scale * 1e-4f / (float)(patch * patch);
     const int inside = y - tr - r >= 0 && y + tr + r <= H - 1 && x - tr - r >= 0 &&
                        x + tr + r <= W - 1;
-    if (inside)     /* every window in the image: one region of G × G */
+    if (inside) {   /* every window in the image: one region of G × G */
         vf_window_clamped(pl, H, W, y - tr - r, x - tr - r, G, reg);
+        /* a candidate row at a time, its T columns the inner (vectorisable) loop; each
+         * candidate's sum in vf_patch_ssd's order */
+        for (int i = 0; i < T; i++) {
+            float acc[2 * VF_REFINE_MAX_TEMPORAL + 1];
+            for (int j = 0; j < T; j++)
+                acc[j] = 0.0f;
+            for (int u = 0; u < patch; u++)
+                for (int v = 0; v < patch; v++) {
+                    const float gv = cp[u * patch + v];
+                    const float *rg = reg + (i + u) * G + v;
+                    for (int j = 0; j < T; j++) {
+                        const float d = gv - rg[j];
+                        acc[j] += d * d;
+                    }
+                }
+            for (int j = 0; j < T; j++)
+                tcost[i * T + j] = acc[j] * f;
+        }
+    } else {
+        for (int i = 0; i < T; i++)
+            for (int j = 0; j < T; j++)
+                tcost[i * T + j] = vf_patch_ssd_clamped(cp, pl, H, W, vf_clampi(y - tr + i, 0, H - 1),
+                                                        vf_clampi(x - tr + j, 0, W - 1), patch) * f;
+    }
     for (int i = 0; i < T; i++) {
         const int sy = vf_clampi(y - tr + i, 0, H - 1);
         for (int j = 0; j < T; j++) {
-            const int sx = vf_clampi(x - tr + j, 0, W - 1);
-            const float acc = inside ? vf_patch_ssd(cp, reg + i * G + j, G, patch)
-                                     : vf_patch_ssd_clamped(cp, pl, H, W, sy, sx, patch);
-            const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
-            tcost[i * T + j] = acc * f;
+            const size_t o = ((size_t)sy * (size_t)W + (size_t)vf_clampi(x - tr + j, 0, W - 1)) * 2;
             ta[i * T + j] = pab[o];
             tb[i * T + j] = pab[o + 1];
         }
@@ -809,6 +846,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
         }
     }
     int nt = 0;
+    float tmin = INFINITY;     /* the temporal candidates' cheapest (the sub-pixel one costs it) */
     if (tp && tp->l) {
         float cp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH];   /* the frame's patch, once */
         vf_window_clamped(tp->l, H, W, y - r, x - r, patch, cp);
@@ -827,8 +865,14 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
                                 tb + nt);
             nt += (2 * tp->predict + 1) * (2 * tp->predict + 1);
         }
+        tmin = vf_min_run(tcost, nt, INFINITY);
         if (tp->subpixel || tp->predict) {
-            const int best = vf_refine_best(tcost, nt);
+            /* vf_refine_best's index (the first cheapest; 0 where tcost[0] is NaN), found from
+             * the minimum */
+            int best = 0;
+            if (tcost[0] == tcost[0])
+                while (best < nt - 1 && !(tcost[best] == tmin))
+                    best++;
             int dy, dx;
             vf_refine_disp(best, tp->radius, tp->predict, my, mx, &dy, &dx);
             if (tp->predict) {      /* where d* takes the pixel from, clamped, minus (y, x) */
@@ -844,11 +888,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
             }
         }
     }
-    float gmin = INFINITY;
-    for (int k = 0; k < D * D; k++)
-        gmin = cost[k] < gmin ? cost[k] : gmin;
-    for (int k = 0; k < nt; k++)
-        gmin = tcost[k] < gmin ? tcost[k] : gmin;
+    const float gmin = vf_min_run(cost, D * D, tmin);
     for (int k = 0; k < D * D; k++)
         e[k] = expf(-(cost[k] - gmin) * inv_h2);
     for (int k = 0; k < nt; k++)
@@ -860,7 +900,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
             if (!(blend > 0.0f))
                 continue;
             float wa, wb;
-            vf_refine_window(cost, e, ca, cb, D, oy, ox, tcost, te, ta, tb, nt, gmin, inv_h2,
+            vf_refine_window(cost, e, ca, cb, D, oy, ox, tcost, te, ta, tb, nt, tmin, gmin, inv_h2,
                              &wa, &wb);
             a += blend * wa;
             b += blend * wb;

@@ -955,6 +955,24 @@ static int check_dense_f32(struct vf_error *err, const char *op, const char *nam
     return VF_OK;
 }
 
+/* One row of the refined warp (elem.h vf_refine_px per pixel). VF_SIMD_CLONES
+ * (kernels/internal.h) with vf_refine_px inlined into each clone (flatten): the candidates'
+ * cost loops, each candidate's sum in its own lane, run 8 wide in the AVX2 clone, with the
+ * default build's bits (no FMA contraction, no reassociation). */
+static VF_SIMD_CLONES __attribute__((flatten)) void
+refine_row(const float *g, const float *ry, const float *rab, const struct vf_tensor *pos,
+           const float *ps, int img, int H, int W, int y, int radius, int patch, float inv_h2,
+           const struct vf_refine_prev *prev, float *out)
+{
+    const int w4 = W / 4;
+    for (int x = 0; x < W; x++) {
+        const float *pp = ps + px_off(pos, ((long)img * (H / 4) + y / 4) * w4 + x / 4);
+        const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
+        vf_refine_px(g, ry, rab, H, W, y, x, pp[0], pp[1], radius, patch, inv_h2, prev, out + o,
+                     out + o + 1);
+    }
+}
+
 int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
                       const struct vf_tensor *ref_ab, const struct vf_tensor *pos, int radius,
                       int patch, float h, const struct vf_refine_temporal_args *tp,
@@ -1035,7 +1053,7 @@ int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_
                                    dst, vf_cuda_stream(grey->be), err);
 #endif
     vf_be_enter_(grey->be);
-    const int H = grey->h, W = grey->w, w4 = W / 4;
+    const int H = grey->h, W = grey->w;
     const size_t P = (size_t)H * (size_t)W;
     for (int img = 0; img < grey->n; img++) {
         const float *g = (const float *)grey->data + (size_t)img * P;
@@ -1056,14 +1074,8 @@ int vf_op_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_
         const long work = (long)P * radius * patch +
                           (tp ? (long)P * (tp->radius + tp->predict) * patch : 0);
 #pragma omp parallel for schedule(static) if (work > PAR_MIN)
-        for (int y = 0; y < H; y++) {
-            for (int x = 0; x < W; x++) {
-                const float *pp = ps + px_off(pos, ((long)img * (H / 4) + y / 4) * w4 + x / 4);
-                const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
-                vf_refine_px(g, ry, rab, H, W, y, x, pp[0], pp[1], radius, patch, inv_h2, &prev,
-                             out + o, out + o + 1);
-            }
-        }
+        for (int y = 0; y < H; y++)
+            refine_row(g, ry, rab, pos, ps, img, H, W, y, radius, patch, inv_h2, &prev, out);
     }
     return VF_OK;
 }
