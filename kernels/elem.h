@@ -700,6 +700,18 @@ static inline VF_HD int vf_refine_best(const float *tcost, int n)
     return best;
 }
 
+/* vf_refine_best's index from the costs' minimum tmin (vf_min_run(tcost, n, INFINITY)): the
+ * first cost equal to it, and 0 where tcost[0] is NaN, as vf_refine_best gives; a scan that
+ * stops there instead of a chain of n dependent compares. */
+static inline VF_HD int vf_refine_best_at(const float *tcost, int n, float tmin)
+{
+    int best = 0;
+    if (tcost[0] == tcost[0])
+        while (best < n - 1 && !(tcost[best] == tmin))
+            best++;
+    return best;
+}
+
 /* The sub-pixel temporal candidate (docs/NETWORK.md, "A", refine, sub-pixel; model.py
  * temporal_subpixel) of pixel (y, x) from the cheapest temporal displacement d* = (dy, dx)
  * (vf_refine_best: the first on ties) and its cost bcost: its source s = clamp((y, x) + d*),
@@ -867,12 +879,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
         }
         tmin = vf_min_run(tcost, nt, INFINITY);
         if (tp->subpixel || tp->predict) {
-            /* vf_refine_best's index (the first cheapest; 0 where tcost[0] is NaN), found from
-             * the minimum */
-            int best = 0;
-            if (tcost[0] == tcost[0])
-                while (best < nt - 1 && !(tcost[best] == tmin))
-                    best++;
+            const int best = vf_refine_best_at(tcost, nt, tmin);
             int dy, dx;
             vf_refine_disp(best, tp->radius, tp->predict, my, mx, &dy, &dx);
             if (tp->predict) {      /* where d* takes the pixel from, clamped, minus (y, x) */

@@ -1590,6 +1590,40 @@ static void warp_refine_predict(void **state)
     free(tmp);
 }
 
+/* The refinement's minimum and cheapest index as vf_refine_px takes them (kernels/elem.h
+ * vf_min_run: four running minima; vf_refine_best_at: a scan for the minimum) against their
+ * definitions, one chain of compares (vf_refine_best, and the loop written out here), bit for
+ * bit: every length from 1 to the most candidates a pixel has (171: temporal radius 5, predict
+ * 3), costs drawn from a few values (ties everywhere), +∞ and NaN among them, NaN first
+ * (vf_refine_best then keeps index 0) and a starting minimum below every cost. */
+static void refine_min_and_best_match_chains(void **state)
+{
+    (void)state;
+    enum { N = 171 };
+    float c[N];
+    const float vals[] = {0.0f, 0.25f, 0.5f, 3.0f, 1.0e30f, INFINITY, NAN};
+    tu_lcg_seed(41);
+    int cases = 0;
+    for (int n = 1; n <= N; n++)
+        for (int rep = 0; rep < 12; rep++) {
+            const int nv = rep < 4 ? 5 : 7;      /* no NaN or +∞ in the first four */
+            for (int k = 0; k < n; k++)
+                c[k] = vals[(int)rnd(0.0, (double)nv - 1e-9)];
+            if (rep == 11)
+                c[0] = NAN;
+            const float start = rep == 10 ? -1.0f : INFINITY;
+            float m = start;
+            for (int k = 0; k < n; k++)
+                m = c[k] < m ? c[k] : m;
+            const float got = vf_min_run(c, n, start);
+            assert_memory_equal(&got, &m, sizeof m);
+            if (start == INFINITY)
+                assert_int_equal(vf_refine_best_at(c, n, got), vf_refine_best(c, n));
+            cases++;
+        }
+    assert_int_equal(cases, N * 12);
+}
+
 /* vf_refine_subpixel (kernels/elem.h) against the same definition in double precision
  * (docs/NETWORK.md, "A", refine, sub-pixel; model.py temporal_subpixel, which
  * train/test_reference.py checks the same way): random lightness, random costs with their
@@ -1622,6 +1656,8 @@ static void subpixel_matches_double(void **state)
             float sc, sa, sb;
             const int kb = best == T * T ? 0 : best;
             assert_int_equal(vf_refine_best(tcost, T * T), kb);
+            assert_int_equal(vf_refine_best_at(tcost, T * T, vf_min_run(tcost, T * T, INFINITY)),
+                             kb);
             int dy, dx;
             vf_refine_disp(kb, TR, 0, 0, 0, &dy, &dx);
             assert_true(dy == kb / T - TR && dx == kb % T - TR);
@@ -2575,6 +2611,7 @@ int main(void)
         cmocka_unit_test(warp_refine_is_continuous),
         cmocka_unit_test(warp_refine_temporal),
         cmocka_unit_test(warp_refine_predict),
+        cmocka_unit_test(refine_min_and_best_match_chains),
         cmocka_unit_test(subpixel_matches_double),
         cmocka_unit_test(warp_refine_subpixel),
         cmocka_unit_test(grey_to_l_matches_reference),
