@@ -565,6 +565,35 @@ static inline VF_HD float vf_patch_ssd(const float *p, const float *w, int strid
     return acc;
 }
 
+/* Σ (p − window)² · f for an n × n grid of candidates, all inside the region reg (G × G, G =
+ * n + patch − 1; candidate (i, j)'s window has its top left at reg[i·G + j]), into out[i·n + j]:
+ * a candidate row at a time, its n columns the inner (vectorisable) loop, each candidate's sum
+ * in vf_patch_ssd's order. n at most VF_SSD_GRID_MAX. */
+#define VF_SSD_GRID_MAX (2 * VF_REFINE_MAX_RADIUS + 2 > 2 * VF_REFINE_MAX_TEMPORAL + 1          \
+                             ? 2 * VF_REFINE_MAX_RADIUS + 2                                    \
+                             : 2 * VF_REFINE_MAX_TEMPORAL + 1)
+static inline VF_HD void vf_patch_ssd_grid(const float *p, const float *reg, int n, int patch,
+                                           float f, float *out)
+{
+    const int G = n + patch - 1;
+    for (int i = 0; i < n; i++) {
+        float acc[VF_SSD_GRID_MAX];
+        for (int j = 0; j < n; j++)
+            acc[j] = 0.0f;
+        for (int u = 0; u < patch; u++)
+            for (int v = 0; v < patch; v++) {
+                const float gv = p[u * patch + v];
+                const float *rg = reg + (i + u) * G + v;
+                for (int j = 0; j < n; j++) {
+                    const float d = gv - rg[j];
+                    acc[j] += d * d;
+                }
+            }
+        for (int j = 0; j < n; j++)
+            out[i * n + j] = acc[j] * f;
+    }
+}
+
 /* The same against the patch × patch window of img (H × W) around (y, x), coordinates clamped. */
 static inline VF_HD float vf_patch_ssd_clamped(const float *p, const float *img, int H, int W,
                                                int y, int x, int patch)
@@ -598,34 +627,15 @@ static inline VF_HD void vf_refine_temporal(const float *cp, const float *pl, co
                        x + tr + r <= W - 1;
     if (inside) {   /* every window in the image: one region of G × G */
         vf_window_clamped(pl, H, W, y - tr - r, x - tr - r, G, reg);
-        /* a candidate row at a time, its T columns the inner (vectorisable) loop; each
-         * candidate's sum in vf_patch_ssd's order */
-        for (int i = 0; i < T; i++) {
-            float acc[2 * VF_REFINE_MAX_TEMPORAL + 1];
-            for (int j = 0; j < T; j++)
-                acc[j] = 0.0f;
-            for (int u = 0; u < patch; u++)
-                for (int v = 0; v < patch; v++) {
-                    const float gv = cp[u * patch + v];
-                    const float *rg = reg + (i + u) * G + v;
-                    for (int j = 0; j < T; j++) {
-                        const float d = gv - rg[j];
-                        acc[j] += d * d;
-                    }
-                }
-            for (int j = 0; j < T; j++)
-                tcost[i * T + j] = acc[j] * f;
-        }
-    } else {
-        for (int i = 0; i < T; i++)
-            for (int j = 0; j < T; j++)
-                tcost[i * T + j] = vf_patch_ssd_clamped(cp, pl, H, W, vf_clampi(y - tr + i, 0, H - 1),
-                                                        vf_clampi(x - tr + j, 0, W - 1), patch) * f;
+        vf_patch_ssd_grid(cp, reg, T, patch, f, tcost);
     }
     for (int i = 0; i < T; i++) {
         const int sy = vf_clampi(y - tr + i, 0, H - 1);
         for (int j = 0; j < T; j++) {
-            const size_t o = ((size_t)sy * (size_t)W + (size_t)vf_clampi(x - tr + j, 0, W - 1)) * 2;
+            const int sx = vf_clampi(x - tr + j, 0, W - 1);
+            if (!inside)
+                tcost[i * T + j] = vf_patch_ssd_clamped(cp, pl, H, W, sy, sx, patch) * f;
+            const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
             ta[i * T + j] = pab[o];
             tb[i * T + j] = pab[o + 1];
         }
@@ -830,23 +840,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
     if (inside) {
         /* every candidate in the image: one region of G × G, rows by − radius − r … */
         vf_window_clamped(ry, H, W, by - radius - r, bx - radius - r, G, reg);
-        /* a candidate row at a time, its D columns the inner (vectorisable) loop */
-        for (int i = 0; i < D; i++) {
-            float acc[DMAX];
-            for (int j = 0; j < D; j++)
-                acc[j] = 0.0f;
-            for (int u = 0; u < patch; u++)
-                for (int v = 0; v < patch; v++) {
-                    const float gv = gp[u * patch + v];
-                    const float *rg = reg + (i + u) * G + v;
-                    for (int j = 0; j < D; j++) {
-                        const float d = gv - rg[j];
-                        acc[j] += d * d;
-                    }
-                }
-            for (int j = 0; j < D; j++)
-                cost[i * D + j] = acc[j] * inv_n;
-        }
+        vf_patch_ssd_grid(gp, reg, D, patch, inv_n, cost);
     } else {
         /* a candidate leaves the image: it clamps first, then its patch's coordinates do */
         for (int i = 0; i < D; i++) {
