@@ -852,7 +852,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
         }
     }
     int nt = 0;
-    float tmin = INFINITY;     /* the temporal candidates' cheapest (the sub-pixel one costs it) */
+    float tmin = INFINITY;     /* the temporal candidates' cheapest (vf_min_run) */
     if (tp && tp->l) {
         float cp[VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH];   /* the frame's patch, once */
         vf_window_clamped(tp->l, H, W, y - r, x - r, patch, cp);

@@ -32,6 +32,14 @@ struct vf_backend {
 #define VF_SIMD_CLONES
 #endif
 
+/* Inline every call in the function (GCC, clang), so that a VF_SIMD_CLONES function's clones
+ * compile the elem.h bodies they call for their own target. */
+#if defined(__GNUC__)
+#define VF_FLATTEN __attribute__((flatten))
+#else
+#define VF_FLATTEN
+#endif
+
 /* Whether `be` is a CUDA backend. Dispatch to the CUDA launchers (kernels/cuda_ops.h) sits
  * under #ifdef VF_HAVE_CUDA: a build without the CUDA backend never creates one. */
 #define VF_BE_CUDA(be) ((be)->device == VF_DEVICE_CUDA)

@@ -955,11 +955,11 @@ static int check_dense_f32(struct vf_error *err, const char *op, const char *nam
     return VF_OK;
 }
 
-/* One row of the refined warp (elem.h vf_refine_px per pixel). VF_SIMD_CLONES
- * (kernels/internal.h) with vf_refine_px inlined into each clone (flatten): the candidates'
- * cost loops, each candidate's sum in its own lane, run 8 wide in the AVX2 clone, with the
- * default build's bits (no FMA contraction, no reassociation). */
-static VF_SIMD_CLONES __attribute__((flatten)) void
+/* One row of the refined warp (elem.h vf_refine_px per pixel), with vf_refine_px inlined
+ * (VF_FLATTEN) into each of the VF_SIMD_CLONES (kernels/internal.h): the default build's bits
+ * (no FMA contraction, no reassociation). gcc 12 keeps the AVX2 clone's loops 128 bits wide
+ * (short variable trip counts); the inlining is what gains (docs/BENCHMARKS.md). */
+static VF_SIMD_CLONES VF_FLATTEN void
 refine_row(const float *g, const float *ry, const float *rab, const struct vf_tensor *pos,
            const float *ps, int img, int H, int W, int y, int radius, int patch, float inv_h2,
            const struct vf_refine_prev *prev, float *out)

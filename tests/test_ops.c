@@ -1595,33 +1595,46 @@ static void warp_refine_predict(void **state)
  * definitions, one chain of compares (vf_refine_best, and the loop written out here), bit for
  * bit: every length from 1 to the most candidates a pixel has (171: temporal radius 5, predict
  * 3), costs drawn from a few values (ties everywhere), +∞ and NaN among them, NaN first
- * (vf_refine_best then keeps index 0) and a starting minimum below every cost. */
+ * (vf_refine_best then keeps index 0); starting minima that tie with or lie between the costs;
+ * and the minimum taken in rows of 1 to 5, each row's vf_min_run starting from the last, as
+ * vf_refine_window takes a window's. */
 static void refine_min_and_best_match_chains(void **state)
 {
     (void)state;
     enum { N = 171 };
     float c[N];
     const float vals[] = {0.0f, 0.25f, 0.5f, 3.0f, 1.0e30f, INFINITY, NAN};
+    const float starts[] = {INFINITY, 0.25f, 0.4f, 3.0f};
     tu_lcg_seed(41);
-    int cases = 0;
+    int cases = 0, below = 0;
     for (int n = 1; n <= N; n++)
-        for (int rep = 0; rep < 12; rep++) {
+        for (int rep = 0; rep < 16; rep++) {
             const int nv = rep < 4 ? 5 : 7;      /* no NaN or +∞ in the first four */
             for (int k = 0; k < n; k++)
                 c[k] = vals[(int)rnd(0.0, (double)nv - 1e-9)];
-            if (rep == 11)
+            if (rep % 8 == 7)
                 c[0] = NAN;
-            const float start = rep == 10 ? -1.0f : INFINITY;
+            const float start = starts[rep % 4];
+            if (rep >= 8 && rep % 4 != 0)        /* nothing under the start: it wins or ties */
+                for (int k = 0; k < n; k++)
+                    c[k] = c[k] < start ? vals[3] : c[k];
             float m = start;
             for (int k = 0; k < n; k++)
                 m = c[k] < m ? c[k] : m;
+            below += m < start;
             const float got = vf_min_run(c, n, start);
             assert_memory_equal(&got, &m, sizeof m);
+            const int row = 1 + rep % 5;
+            float chained = start;
+            for (int k = 0; k < n; k += row)
+                chained = vf_min_run(c + k, n - k < row ? n - k : row, chained);
+            assert_memory_equal(&chained, &m, sizeof m);
             if (start == INFINITY)
                 assert_int_equal(vf_refine_best_at(c, n, got), vf_refine_best(c, n));
             cases++;
         }
-    assert_int_equal(cases, N * 12);
+    assert_int_equal(cases, N * 16);
+    assert_true(below > N * 4 && cases - below > N * 4);   /* starts that lose, and win */
 }
 
 /* vf_refine_subpixel (kernels/elem.h) against the same definition in double precision
