@@ -701,19 +701,11 @@ static inline VF_HD void vf_refine_disp(int k, int tr, int pr, int my, int mx, i
     }
 }
 
-/* The index of the cheapest of n costs, the first on ties (model.py temporal_best). */
-static inline VF_HD int vf_refine_best(const float *tcost, int n)
-{
-    int best = 0;
-    for (int k = 1; k < n; k++)
-        best = tcost[k] < tcost[best] ? k : best;
-    return best;
-}
-
-/* vf_refine_best's index from the costs' minimum tmin (vf_min_run(tcost, n, INFINITY)): the
- * first cost equal to it, and 0 where tcost[0] is NaN, as vf_refine_best gives; a scan that
- * stops there instead of a chain of n dependent compares. */
-static inline VF_HD int vf_refine_best_at(const float *tcost, int n, float tmin)
+/* The index of the cheapest of n costs, the first on ties (model.py temporal_best), from their
+ * minimum tmin (vf_min_run(tcost, n, INFINITY)): the first cost equal to it, and 0 where
+ * tcost[0] is NaN, as the chain best = tcost[k] < tcost[best] ? k : best gives (test_ops checks
+ * it against that chain); a scan that stops there instead of n dependent compares. */
+static inline VF_HD int vf_refine_best(const float *tcost, int n, float tmin)
 {
     int best = 0;
     if (tcost[0] == tcost[0])
@@ -873,7 +865,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
         }
         tmin = vf_min_run(tcost, nt, INFINITY);
         if (tp->subpixel || tp->predict) {
-            const int best = vf_refine_best_at(tcost, nt, tmin);
+            const int best = vf_refine_best(tcost, nt, tmin);
             int dy, dx;
             vf_refine_disp(best, tp->radius, tp->predict, my, mx, &dy, &dx);
             if (tp->predict) {      /* where d* takes the pixel from, clamped, minus (y, x) */

@@ -1590,12 +1590,22 @@ static void warp_refine_predict(void **state)
     free(tmp);
 }
 
+/* The cheapest of n temporal costs by its definition, the first on ties (model.py
+ * temporal_best): one chain of compares, which keeps index 0 where tcost[0] is NaN. */
+static int best_chain(const float *tcost, int n)
+{
+    int best = 0;
+    for (int k = 1; k < n; k++)
+        best = tcost[k] < tcost[best] ? k : best;
+    return best;
+}
+
 /* The refinement's minimum and cheapest index as vf_refine_px takes them (kernels/elem.h
- * vf_min_run: four running minima; vf_refine_best_at: a scan for the minimum) against their
- * definitions, one chain of compares (vf_refine_best, and the loop written out here), bit for
+ * vf_min_run: four running minima; vf_refine_best: a scan for the minimum) against their
+ * definitions, one chain of compares (best_chain, and the loop written out here), bit for
  * bit: every length from 1 to the most candidates a pixel has (171: temporal radius 5, predict
  * 3), costs drawn from a few values (ties everywhere), +∞ and NaN among them, NaN first
- * (vf_refine_best then keeps index 0); starting minima that tie with or lie between the costs;
+ * (best_chain then keeps index 0); starting minima that tie with or lie between the costs;
  * and the minimum taken in rows of 1 to 5, each row's vf_min_run starting from the last, as
  * vf_refine_window takes a window's. */
 static void refine_min_and_best_match_chains(void **state)
@@ -1630,7 +1640,7 @@ static void refine_min_and_best_match_chains(void **state)
                 chained = vf_min_run(c + k, n - k < row ? n - k : row, chained);
             assert_memory_equal(&chained, &m, sizeof m);
             if (start == INFINITY)
-                assert_int_equal(vf_refine_best_at(c, n, got), vf_refine_best(c, n));
+                assert_int_equal(vf_refine_best(c, n, got), best_chain(c, n));
             cases++;
         }
     assert_int_equal(cases, N * 16);
@@ -1668,9 +1678,8 @@ static void subpixel_matches_double(void **state)
             const float *prev = best % 7 == 3 ? flat : pl;
             float sc, sa, sb;
             const int kb = best == T * T ? 0 : best;
-            assert_int_equal(vf_refine_best(tcost, T * T), kb);
-            assert_int_equal(vf_refine_best_at(tcost, T * T, vf_min_run(tcost, T * T, INFINITY)),
-                             kb);
+            assert_int_equal(best_chain(tcost, T * T), kb);
+            assert_int_equal(vf_refine_best(tcost, T * T, vf_min_run(tcost, T * T, INFINITY)), kb);
             int dy, dx;
             vf_refine_disp(kb, TR, 0, 0, 0, &dy, &dx);
             assert_true(dy == kb / T - TR && dx == kb % T - TR);
