@@ -28,8 +28,10 @@ struct vf_backend {
  * builds give the same bits. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define VF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#define VF_SIMD_CLONES_512 __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define VF_SIMD_CLONES
+#define VF_SIMD_CLONES_512
 #endif
 
 /* Inline every call in the function (GCC, clang), so that a VF_SIMD_CLONES function's clones

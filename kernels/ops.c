@@ -955,18 +955,362 @@ static int check_dense_f32(struct vf_error *err, const char *op, const char *nam
     return VF_OK;
 }
 
-/* One row of the refined warp (elem.h vf_refine_px per pixel), with vf_refine_px inlined
- * (VF_FLATTEN) into each of the VF_SIMD_CLONES (kernels/internal.h): the default build's bits
- * (no FMA contraction, no reassociation). gcc 12 keeps the AVX2 clone's loops 128 bits wide
- * (short variable trip counts); the inlining is what gains (docs/BENCHMARKS.md). */
-static VF_SIMD_CLONES VF_FLATTEN void
+/* ---- the refinement, RL pixels of a row at a time ----
+ * vf_refine_px for RL neighbouring pixels of a row, each in its own lane of a GCC vector (rl_f):
+ * every lane runs vf_refine_px's operations on its pixel's values in vf_refine_px's order (each
+ * sum over the same terms in the same order, no FMA contraction, the same expf), so the output
+ * is vf_refine_px's bit for bit (tests/test_ops.c warp_refine_lanes_match_px). The minima keep
+ * vf_min_run's meaning (the smallest value that is not NaN, the start if none is smaller;
+ * costs are never −0, so the order does not show). What one pixel runs as chains of dependent
+ * adds (the patch differences, the window sums) runs RL pixels side by side; what differs
+ * between the pixels and is cheap runs lane by lane on vf_refine_px's own helpers: positions,
+ * clamped copies, the candidates near the borders, the motion-predicted candidates, the
+ * cheapest temporal index and the sub-pixel candidate. */
+enum {
+    RL = 16,
+    RL_D = 2 * VF_REFINE_MAX_RADIUS + 2,
+    RL_G = RL_D + VF_REFINE_MAX_PATCH - 1,
+    RL_P = VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH,
+    RL_TT = (2 * VF_REFINE_MAX_TEMPORAL + 1) * (2 * VF_REFINE_MAX_TEMPORAL + 1),
+    RL_TQ = (2 * VF_REFINE_MAX_PREDICT + 1) * (2 * VF_REFINE_MAX_PREDICT + 1),
+    RL_T = RL_TT + RL_TQ + 1
+};
+/* reg holds the spatial region, then (near the borders) the temporal one */
+_Static_assert((2 * VF_REFINE_MAX_TEMPORAL + VF_REFINE_MAX_PATCH) <= RL_G, "refine scratch");
+typedef float rl_f __attribute__((vector_size(RL * sizeof(float))));
+typedef int rl_i __attribute__((vector_size(RL * sizeof(int))));
+/* RL floats from p (any alignment) as a vector; v into RL floats at p. */
+#define RL_LD(p) ({ rl_f v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define RL_ST(p, v) do { const rl_f s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+/* m = p < m ? p : m in every lane (NaN in p keeps m): vf_min_run's step. */
+#define RL_MIN(m, p) do { const rl_f p_ = (p); const rl_i lt_ = p_ < (m);                      \
+        (m) = (rl_f)(((rl_i)p_ & lt_) | ((rl_i)(m) & ~lt_)); } while (0)
+/* where mask, a, else b */
+#define RL_SEL(mask, a, b) ((rl_f)(((rl_i)(a) & (mask)) | ((rl_i)(b) & ~(mask))))
+
+/* Each lane's values, candidate-major (x[k][lane]): about 150 KB at the kernels' limits, on the
+ * stack of the thread that runs the row. */
+struct rl_scratch {
+    float gp[RL_P][RL], cp[RL_P][RL], reg[RL_G * RL_G][RL];
+    float cost[RL_D * RL_D][RL], e[RL_D * RL_D][RL], ca[RL_D * RL_D][RL], cb[RL_D * RL_D][RL];
+    float tcost[RL_T][RL], te[RL_T][RL], ta[RL_T][RL], tb[RL_T][RL];
+    float lane[RL_T], lane_a[RL_T], lane_b[RL_T], lane_p[RL_P];
+};
+
+/* vf_patch_ssd_grid for every lane: the n × n candidates' Σ (p − window)² · f into out, each
+ * lane's sum in vf_patch_ssd's order; the window of candidate (i, j) at patch position (u, v)
+ * is the RL floats at reg + (i + u)·rs + (j + v)·cs, one per lane. */
+static inline void rl_ssd_grid(const float (*p)[RL], const float *reg, long rs, long cs, int n,
+                               int patch, float f, float (*out)[RL])
+{
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            rl_f acc = {0};
+            for (int u = 0; u < patch; u++) {
+                const float *row = reg + (i + u) * rs + j * cs;
+                for (int v = 0; v < patch; v++) {
+                    const rl_f d = RL_LD(p[u * patch + v]) - RL_LD(row + v * cs);
+                    acc += d * d;
+                }
+            }
+            RL_ST(out[i * n + j], acc * f);
+        }
+}
+
+/* The n × n window of img (H × W) with top left (y0, x0 + lane), coordinates clamped, into
+ * out[k][lane] for every lane (vf_window_clamped per lane). */
+static inline void rl_window_clamped(const float *img, int H, int W, int y0, int x0, int n,
+                                     float (*out)[RL])
+{
+    for (int u = 0; u < n; u++) {
+        const float *row = img + (size_t)vf_clampi(y0 + u, 0, H - 1) * (size_t)W;
+        for (int v = 0; v < n; v++)
+            for (int l = 0; l < RL; l++)
+                out[u * n + v][l] = row[vf_clampi(x0 + l + v, 0, W - 1)];
+    }
+}
+
+/* Lane l's column of x (n values) into the contiguous col, and back. */
+static inline void rl_get(const float (*x)[RL], int n, int l, float *col)
+{
+    for (int k = 0; k < n; k++)
+        col[k] = x[k][l];
+}
+static inline void rl_put(float (*x)[RL], int n, int l, const float *col)
+{
+    for (int k = 0; k < n; k++)
+        x[k][l] = col[k];
+}
+
+/* Below this, expf gives +0 (it underflows: glibc's expf returns 0 under −103.97), so the
+ * weight is written without the call; the same float. */
+#define RL_EXP_ZERO (-104.0f)
+
+/* w = exp(−(c − m)·inv_h2) in the lanes of `lanes` (all where NULL), as vf_refine_window and
+ * vf_refine_px compute it; the others keep w. */
+static inline void rl_exp(const float *c, const float *m, float inv_h2, const rl_i *lanes,
+                          float *w)
+{
+    const rl_f t = -(RL_LD(c) - RL_LD(m)) * inv_h2;
+    rl_i live = ~(t < RL_EXP_ZERO);           /* NaN too */
+    if (lanes)
+        live &= *lanes;
+    int n = 0;
+    for (int l = 0; l < RL; l++)
+        n |= live[l];
+    if (!n) {                                 /* every weight asked for is +0 */
+        const rl_f z = {0};
+        RL_ST(w, lanes ? RL_SEL(*lanes, z, RL_LD(w)) : z);
+        return;
+    }
+    for (int l = 0; l < RL; l++)
+        if (!lanes || (*lanes)[l])
+            w[l] = live[l] ? expf(t[l]) : 0.0f;
+}
+
+/* vf_refine_px for pixels (y, x0 + lane), lane < RL, all inside the row: their (a, b) into
+ * out (interleaved, at (y·W + x0)·2); py, px: each lane's expected position (its cell's). */
+static inline void refine_lanes(const float *grey, const float *ry, const float *rab, int H,
+                                int W, int y, int x0, const float *py, const float *px,
+                                int radius, int patch, float inv_h2,
+                                const struct vf_refine_prev *tp, struct rl_scratch *s, float *out)
+{
+    const int r = patch / 2, D = 2 * radius + 2, G = D + patch - 1, K = D - 1;
+    const float inv_n = 1.0f / (float)(patch * patch);
+    int by[RL], bx[RL];
+    float fy[RL], fx[RL];
+    for (int l = 0; l < RL; l++) {
+        const float vy = py[l] + (float)(y % 4), vx = px[l] + (float)((x0 + l) % 4);
+        by[l] = (int)floorf(vy);
+        bx[l] = (int)floorf(vx);
+        fy[l] = vy - (float)by[l];
+        fx[l] = vx - (float)bx[l];
+    }
+    rl_window_clamped(grey, H, W, y - r, x0 - r, patch, s->gp);
+    /* the reference candidates: a, b and the region of each lane; the costs side by side */
+    for (int l = 0; l < RL; l++) {
+        for (int i = 0; i < D; i++) {
+            const int sy = vf_clampi(by[l] - radius + i, 0, H - 1);
+            for (int j = 0; j < D; j++) {
+                const int sx = vf_clampi(bx[l] - radius + j, 0, W - 1);
+                const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
+                s->ca[i * D + j][l] = rab[o];
+                s->cb[i * D + j][l] = rab[o + 1];
+            }
+        }
+        for (int u = 0; u < G; u++) {
+            const float *row = ry + (size_t)vf_clampi(by[l] - radius - r + u, 0, H - 1) * (size_t)W;
+            for (int v = 0; v < G; v++)
+                s->reg[u * G + v][l] = row[vf_clampi(bx[l] - radius - r + v, 0, W - 1)];
+        }
+    }
+    rl_ssd_grid(s->gp, &s->reg[0][0], (long)G * RL, RL, D, patch, inv_n, s->cost);
+    for (int l = 0; l < RL; l++) {
+        if (by[l] - radius >= 0 && by[l] + radius + 1 <= H - 1 && bx[l] - radius >= 0 &&
+            bx[l] + radius + 1 <= W - 1)
+            continue;
+        /* a candidate leaves the image: vf_refine_px's clamped costs for this lane, where the
+         * candidate clamps (elsewhere the region's clamped window is the candidate's) */
+        rl_get(s->gp, patch * patch, l, s->lane_p);
+        for (int i = 0; i < D; i++) {
+            const int cy = by[l] - radius + i, sy = vf_clampi(cy, 0, H - 1);
+            for (int j = 0; j < D; j++) {
+                const int cx = bx[l] - radius + j, sx = vf_clampi(cx, 0, W - 1);
+                if (sy != cy || sx != cx)
+                    s->cost[i * D + j][l] =
+                        vf_patch_ssd_clamped(s->lane_p, ry, H, W, sy, sx, patch) * inv_n;
+            }
+        }
+    }
+    int nt = 0;
+    rl_f tmin;
+    for (int l = 0; l < RL; l++)
+        tmin[l] = INFINITY;
+    if (tp && tp->l) {
+        const int tr = tp->radius, T = 2 * tr + 1;
+        rl_window_clamped(tp->l, H, W, y - r, x0 - r, patch, s->cp);
+        nt = T * T;
+        if (y - tr - r >= 0 && y + tr + r <= H - 1 && x0 - tr - r >= 0 &&
+            x0 + RL - 1 + tr + r <= W - 1) {
+            /* every lane's windows inside: vf_refine_temporal's region is frame t−1's L */
+            const float f = tp->scale * 1e-4f / (float)(patch * patch);
+            rl_ssd_grid(s->cp, tp->prev_l + (size_t)(y - tr - r) * (size_t)W + (x0 - tr - r), W, 1,
+                        T, patch, f, s->tcost);
+            for (int i = 0; i < T; i++)
+                for (int j = 0; j < T; j++) {
+                    const float *pab = tp->prev_ab + ((size_t)(y - tr + i) * (size_t)W +
+                                                      (size_t)(x0 - tr + j)) * 2;
+                    for (int l = 0; l < RL; l++) {
+                        s->ta[i * T + j][l] = pab[2 * l];
+                        s->tb[i * T + j][l] = pab[2 * l + 1];
+                    }
+                }
+        } else {
+            /* near a border: each lane's clamped region (vf_refine_temporal's, in reg), and
+             * vf_refine_temporal's clamped costs where the lane's window leaves the image and
+             * the candidate clamps (elsewhere the region's clamped window is the candidate's) */
+            const int TG = T + patch - 1;
+            const float f = tp->scale * 1e-4f / (float)(patch * patch);
+            rl_window_clamped(tp->prev_l, H, W, y - tr - r, x0 - tr - r, TG, s->reg);
+            rl_ssd_grid(s->cp, &s->reg[0][0], (long)TG * RL, RL, T, patch, f, s->tcost);
+            for (int i = 0; i < T; i++) {
+                const int cy = y - tr + i, sy = vf_clampi(cy, 0, H - 1);
+                for (int j = 0; j < T; j++)
+                    for (int l = 0; l < RL; l++) {
+                        const int cx = x0 + l - tr + j, sx = vf_clampi(cx, 0, W - 1);
+                        const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
+                        s->ta[i * T + j][l] = tp->prev_ab[o];
+                        s->tb[i * T + j][l] = tp->prev_ab[o + 1];
+                    }
+            }
+            for (int l = 0; l < RL; l++) {
+                const int x = x0 + l;
+                if (y - tr - r >= 0 && y + tr + r <= H - 1 && x - tr - r >= 0 &&
+                    x + tr + r <= W - 1)
+                    continue;
+                rl_get(s->cp, patch * patch, l, s->lane_p);
+                for (int i = 0; i < T; i++) {
+                    const int cy = y - tr + i, sy = vf_clampi(cy, 0, H - 1);
+                    for (int j = 0; j < T; j++) {
+                        const int cx = x - tr + j, sx = vf_clampi(cx, 0, W - 1);
+                        if (sy != cy || sx != cx)
+                            s->tcost[i * T + j][l] =
+                                vf_patch_ssd_clamped(s->lane_p, tp->prev_l, H, W, sy, sx, patch) * f;
+                    }
+                }
+            }
+        }
+        const int Q = 2 * tp->predict + 1, nq = tp->predict ? Q * Q : 0;
+        int my[RL] = {0}, mx[RL] = {0};
+        if (tp->predict)
+            for (int l = 0; l < RL; l++) {
+                const size_t o = ((size_t)y * (size_t)W + (size_t)(x0 + l)) * 2;
+                my[l] = vf_motion_read(tp->motion[o], H);
+                mx[l] = vf_motion_read(tp->motion[o + 1], W);
+                rl_get(s->cp, patch * patch, l, s->lane_p);
+                vf_refine_predicted(s->lane_p, tp->prev_l, tp->prev_ab, H, W, y, x0 + l, tr,
+                                    tp->predict, my[l], mx[l], patch, tp->scale, s->lane,
+                                    s->lane_a, s->lane_b);
+                rl_put(s->tcost + nt, nq, l, s->lane);
+                rl_put(s->ta + nt, nq, l, s->lane_a);
+                rl_put(s->tb + nt, nq, l, s->lane_b);
+            }
+        nt += nq;
+        for (int k = 0; k < nt; k++)
+            RL_MIN(tmin, RL_LD(s->tcost[k]));
+        if (tp->subpixel || tp->predict) {
+            for (int l = 0; l < RL; l++) {
+                const int x = x0 + l;
+                int best = 0;       /* vf_refine_best on the lane's column */
+                if (s->tcost[0][l] == s->tcost[0][l])
+                    while (best < nt - 1 && !(s->tcost[best][l] == tmin[l]))
+                        best++;
+                int dy, dx;
+                vf_refine_disp(best, tr, tp->predict, my[l], mx[l], &dy, &dx);
+                if (tp->predict) {
+                    const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
+                    const int none = tp->prev_l[(size_t)y * (size_t)W + (size_t)x] >=
+                                     0.5f * VF_REFINE_NO_PREV;
+                    tp->motion_out[o] = none ? 0.0f : (float)(vf_clampi(y + dy, 0, H - 1) - y);
+                    tp->motion_out[o + 1] = none ? 0.0f : (float)(vf_clampi(x + dx, 0, W - 1) - x);
+                }
+                if (tp->subpixel)
+                    vf_refine_subpixel(dy, dx, s->tcost[best][l], tp->l, tp->prev_l, tp->prev_ab,
+                                       H, W, y, x, patch, &s->tcost[nt][l], &s->ta[nt][l],
+                                       &s->tb[nt][l]);
+            }
+            if (tp->subpixel)
+                nt++;
+        }
+    }
+    rl_f gmin = tmin;
+    for (int k = 0; k < D * D; k++)
+        RL_MIN(gmin, RL_LD(s->cost[k]));
+    float gm[RL];
+    RL_ST(gm, gmin);
+    for (int k = 0; k < D * D; k++)
+        rl_exp(s->cost[k], gm, inv_h2, NULL, s->e[k]);
+    for (int k = 0; k < nt; k++)
+        rl_exp(s->tcost[k], gm, inv_h2, NULL, s->te[k]);
+    const rl_f vfy = RL_LD(fy), vfx = RL_LD(fx);
+    rl_f a = {0}, b = {0};
+    for (int oy = 0; oy <= 1; oy++)
+        for (int ox = 0; ox <= 1; ox++) {
+            const rl_f blend = (oy ? vfy : 1.0f - vfy) * (ox ? vfx : 1.0f - vfx);
+            const rl_i use = blend > 0.0f;
+            int any = 0;
+            for (int l = 0; l < RL; l++)
+                any |= use[l];
+            if (!any)
+                continue;
+            /* vf_refine_window per lane */
+            rl_f cmin = tmin;
+            for (int i = oy; i < oy + K; i++)
+                for (int j = ox; j < ox + K; j++)
+                    RL_MIN(cmin, RL_LD(s->cost[i * D + j]));
+            const rl_i shared = cmin == gmin, own = ~shared & use;
+            int all = 1;
+            for (int l = 0; l < RL; l++)
+                all &= own[l] == 0;
+            float cm[RL], w[RL];
+            RL_ST(cm, cmin);
+            rl_f sw = {0}, sa = {0}, sb = {0};
+            for (int i = oy; i < oy + K; i++)
+                for (int j = ox; j < ox + K; j++) {
+                    const int k = i * D + j;
+                    rl_f wk = RL_LD(s->e[k]);
+                    if (!all) {
+                        rl_exp(s->cost[k], cm, inv_h2, &own, w);
+                        wk = RL_SEL(own, RL_LD(w), wk);
+                    }
+                    sw += wk;
+                    sa += wk * RL_LD(s->ca[k]);
+                    sb += wk * RL_LD(s->cb[k]);
+                }
+            for (int k = 0; k < nt; k++) {
+                rl_f wk = RL_LD(s->te[k]);
+                if (!all) {
+                    rl_exp(s->tcost[k], cm, inv_h2, &own, w);
+                    wk = RL_SEL(own, RL_LD(w), wk);
+                }
+                sw += wk;
+                sa += wk * RL_LD(s->ta[k]);
+                sb += wk * RL_LD(s->tb[k]);
+            }
+            a = RL_SEL(use, a + blend * (sa / sw), a);
+            b = RL_SEL(use, b + blend * (sb / sw), b);
+        }
+    float *o = out + ((size_t)y * (size_t)W + (size_t)x0) * 2;
+    for (int l = 0; l < RL; l++) {
+        o[2 * l] = a[l];
+        o[2 * l + 1] = b[l];
+    }
+}
+
+/* One row of the refined warp (elem.h vf_refine_px per pixel): RL pixels at a time
+ * (refine_lanes), the rest of the row one by one, with everything inlined (VF_FLATTEN) into each
+ * of the clones, AVX-512 among them (VF_SIMD_CLONES_512, kernels/internal.h): the same bits
+ * from every clone (no FMA contraction, no reassociation). */
+static VF_SIMD_CLONES_512 VF_FLATTEN void
 refine_row(const float *g, const float *ry, const float *rab, const struct vf_tensor *pos,
            const float *ps, int img, int H, int W, int y, int radius, int patch, float inv_h2,
            const struct vf_refine_prev *prev, float *out)
 {
     const int w4 = W / 4;
-    for (int x = 0; x < W; x++) {
-        const float *pp = ps + px_off(pos, ((long)img * (H / 4) + y / 4) * w4 + x / 4);
+    const long cells = ((long)img * (H / 4) + y / 4) * w4;
+    struct rl_scratch s;
+    int x = 0;
+    for (; x + RL <= W; x += RL) {
+        float py[RL], px[RL];
+        for (int l = 0; l < RL; l++) {
+            const float *pp = ps + px_off(pos, cells + (x + l) / 4);
+            py[l] = pp[0];
+            px[l] = pp[1];
+        }
+        refine_lanes(g, ry, rab, H, W, y, x, py, px, radius, patch, inv_h2, prev, &s, out);
+    }
+    for (; x < W; x++) {
+        const float *pp = ps + px_off(pos, cells + x / 4);
         const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
         vf_refine_px(g, ry, rab, H, W, y, x, pp[0], pp[1], radius, patch, inv_h2, prev, out + o,
                      out + o + 1);

@@ -1590,6 +1590,129 @@ static void warp_refine_predict(void **state)
     free(tmp);
 }
 
+/* vf_op_warp_refine (which runs 16 pixels of a row at a time, kernels/ops.c refine_lanes, and
+ * the rest of the row one by one) against vf_refine_px called pixel by pixel, its definition:
+ * the output and the motion written must be the same bits, on 1, 2 and 3 threads. Rows of 72
+ * and 40 pixels (whole blocks and a rest); random luma with NaN at a few pixels; positions that
+ * put candidates outside the image; frame t−1's lightness the frame's moved and noisy, with
+ * "no frame t−1" pixels (VF_REFINE_NO_PREV); motions random per pixel, the same over whole
+ * rows, or NaN; h small (most weights underflow to 0) and large (none do); radii and patches
+ * from the least to the kernels' limits, without temporal candidates, with them, with the
+ * sub-pixel and motion-predicted ones. */
+struct lanes_cfg { int radius, patch, tr, predict, subpixel; float h, ht; };
+
+static void refine_lanes_case(int H, int W, const struct lanes_cfg *k, uint64_t seed)
+{
+    const int h4 = H / 4, w4 = W / 4;
+    const size_t P = (size_t)H * W, n4 = (size_t)h4 * w4;
+    float *g = falloc(P), *ry = falloc(P), *ab = falloc(2 * P), *pos = falloc(2 * n4);
+    float *cl = falloc(P), *pl = falloc(P), *pab = falloc(2 * P), *mot = falloc(2 * P);
+    float *abi = falloc(2 * P), *pabi = falloc(2 * P), *moti = falloc(2 * P);
+    float *want = falloc(2 * P), *mwant = falloc(2 * P), *got = falloc(2 * P), *mgot = falloc(2 * P);
+    tu_lcg_seed(seed);
+    for (size_t i = 0; i < P; i++) {
+        g[i] = (float)urand();
+        ry[i] = (float)urand();
+        cl[i] = (float)rnd(0.0, 100.0);
+        for (int ch = 0; ch < 2; ch++) {
+            ab[ch * P + i] = abi[2 * i + ch] = (float)rnd(-60.0, 60.0);
+            pab[ch * P + i] = pabi[2 * i + ch] = (float)rnd(-60.0, 60.0);
+        }
+    }
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const int sy = vf_clampi(y - 1, 0, H - 1), sx = vf_clampi(x + 2, 0, W - 1);
+            pl[y * W + x] = cl[sy * W + sx] + (float)rnd(-0.5, 0.5);
+            if (urand() < 0.03)
+                pl[y * W + x] = VF_REFINE_NO_PREV;
+            for (int ch = 0; ch < 2; ch++) {
+                const float v = y % 3 == 0 ? (float)(ch ? 2 - x % 5 : 1)   /* a row's own */
+                                           : (float)(int)rnd(-6.0, 7.0);
+                mot[ch * P + y * W + x] = moti[(y * W + x) * 2 + ch] =
+                    y % 7 == 5 && x % 3 == 0 ? NAN : v;
+            }
+        }
+    for (int i = 0; i < 9; i++)
+        g[(size_t)(urand() * (double)P)] = NAN;
+    for (size_t i = 0; i < n4; i++) {          /* up to 8 px beyond every border */
+        pos[i] = (float)rnd(-8.0, H + 4.0);
+        pos[n4 + i] = (float)rnd(-8.0, W + 4.0);
+    }
+    const bool temporal = k->tr > 0;
+    const float inv_h2 = 1.0f / (k->h * k->h);
+    const struct vf_refine_prev prev = {
+        .l = cl, .prev_l = pl, .prev_ab = pabi, .radius = k->tr,
+        .scale = temporal ? (k->h / k->ht) * (k->h / k->ht) : 0.0f, .subpixel = k->subpixel,
+        .predict = k->predict, .motion = moti, .motion_out = mwant};
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const size_t c = (size_t)(y / 4) * w4 + x / 4, o = ((size_t)y * W + x) * 2;
+            vf_refine_px(g, ry, abi, H, W, y, x, pos[c], pos[n4 + c], k->radius, k->patch, inv_h2,
+                         temporal ? &prev : NULL, &want[o], &want[o + 1]);
+        }
+    for (int b = 0; b < NBE; b++) {
+        struct vf_error err = {0};
+        struct refine_fx f;
+        struct vf_tensor m, mo;
+        refine_fx_init(&f, g_be[b], H, W, g, ry, ab, pos, cl, pl, pab);
+        ok(vf_tensor_alloc(&m, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        ok(vf_tensor_alloc(&mo, g_be[b], VF_F32, 1, 2, H, W, &err), &err);
+        ok(vf_tensor_upload(&m, mot, &err), &err);
+        ok(vf_tensor_zero(&mo, &err), &err);
+        f.ta.radius = k->tr;
+        f.ta.h = k->ht;
+        f.ta.subpixel = k->subpixel;
+        f.ta.predict = k->predict;
+        f.ta.motion = &m;
+        f.ta.motion_out = &mo;
+        ok(vf_op_warp_refine(&f.g, &f.ry, &f.ab, &f.pos, k->radius, k->patch, k->h,
+                             temporal ? &f.ta : NULL, &f.dst, &err), &err);
+        ok(vf_tensor_download(&f.dst, got, &err), &err);
+        ok(vf_tensor_download(&mo, mgot, &err), &err);
+        for (size_t i = 0; i < P; i++)
+            for (int ch = 0; ch < 2; ch++) {
+                const float w = want[2 * i + ch], v = got[ch * P + i];
+                if (memcmp(&w, &v, sizeof w))
+                    fail_msg("warp refine %dx%d, radius %d patch %d temporal %d predict %d "
+                             "subpixel %d h %g, %d threads: pixel (%d, %d) ch %d is %.9g, "
+                             "vf_refine_px gives %.9g", H, W, k->radius, k->patch, k->tr,
+                             k->predict, k->subpixel, (double)k->h, g_threads[b],
+                             (int)(i / W), (int)(i % W), ch, (double)v, (double)w);
+                if (temporal && k->predict && mgot[ch * P + i] != mwant[2 * i + ch])
+                    fail_msg("warp refine %dx%d, predict %d, %d threads: pixel (%d, %d)'s "
+                             "motion %g, vf_refine_px writes %g", H, W, k->predict,
+                             g_threads[b], (int)(i / W), (int)(i % W),
+                             (double)mgot[ch * P + i], (double)mwant[2 * i + ch]);
+            }
+        refine_fx_free(&f);
+        vf_tensor_free(&m);
+        vf_tensor_free(&mo);
+    }
+    float *all[] = {g, ry, ab, pos, cl, pl, pab, mot, abi, pabi, moti, want, mwant, got, mgot};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        free(all[i]);
+}
+
+static void warp_refine_lanes_match_px(void **state)
+{
+    (void)state;
+    const struct lanes_cfg cfgs[] = {
+        {4, 5, 5, 3, 1, 0.005f, 0.0025f},      /* the bundled model's */
+        {4, 5, 5, 3, 1, 0.5f, 0.25f},          /* no weight underflows */
+        {4, 5, 0, 0, 0, 0.005f, 0.0f},         /* no temporal candidates */
+        {1, 1, 1, 0, 0, 0.02f, 0.01f},
+        {2, 3, 2, 2, 0, 0.01f, 0.005f},
+        {3, 5, 3, 0, 1, 0.005f, 0.0025f},
+        {VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH, VF_REFINE_MAX_TEMPORAL, VF_REFINE_MAX_PREDICT,
+         1, 0.05f, 0.02f}};
+    for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
+        refine_lanes_case(28, 72, &cfgs[i], 100 + i);
+        refine_lanes_case(24, 40, &cfgs[i], 200 + i);
+    }
+    printf("warp refine: %zu settings on 28x72 and 24x40, 1, 2 and 3 threads: vf_refine_px's "
+           "bits\n", sizeof cfgs / sizeof *cfgs);
+}
+
 /* The cheapest of n temporal costs by its definition, the first on ties (model.py
  * temporal_best): one chain of compares, which keeps index 0 where tcost[0] is NaN. */
 static int best_chain(const float *tcost, int n)
@@ -2633,6 +2756,7 @@ int main(void)
         cmocka_unit_test(warp_refine_is_continuous),
         cmocka_unit_test(warp_refine_temporal),
         cmocka_unit_test(warp_refine_predict),
+        cmocka_unit_test(warp_refine_lanes_match_px),
         cmocka_unit_test(refine_min_and_best_match_chains),
         cmocka_unit_test(subpixel_matches_double),
         cmocka_unit_test(warp_refine_subpixel),
