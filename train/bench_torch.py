@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """The vaefarm network in PyTorch on the CPU, at several settings, each measured in this process.
 
-    bench_torch.py --arch tiny|full [--size H W] [--frames N] [--warmup W] [--threads T]
-                   [--settings a,b,...] [--json]
+    bench_torch.py --arch tiny|full [--no-refine] [--size H W] [--frames N] [--warmup W]
+                   [--threads T] [--settings a,b,...] [--json]
 
 Settings:
   f32            (a) plain f32, NCHW, eager
@@ -13,10 +13,19 @@ Settings:
   f32_cl_ofi     (e) f32_cl_jit + torch.jit.optimize_for_inference (oneDNN layouts)
   bf16_cl_jit_attnconv (e) bf16_cl_jit with the attention products as 1×1 convolutions
   f32_cl_jit_attnconv  (e) f32_cl_jit with the attention products as 1×1 convolutions
-For each: ms per frame for F (the frame only), A (frame side and attention, reference cached),
+  bf16_cl_fa32   (f) bf16_cl with F and A (its convolutions, the attention and the refinement)
+                 in f32, as vaefarm's bf16 runs them (the softmax at τ 0.005–0.01 turns bf16
+                 features into another warp: docs/KERNELS.md): C alone in bf16
+  bf16_cl_jit_fa32 (f) the same with F and C traced as in (d)
+For each: ms per frame for F (the frame only), A (frame side, attention and, when the arch has
+it, the warp's refinement with its temporal candidates carried frame to frame, as the reference
+model's Net.correspond computes them; reference cached; traced only without the refinement,
+whose Python control flow stays eager),
 C, post-processing (always f32, at 2× the inference size) and frames/s (F+A+C+post); warm-up
 iterations excluded; median over --frames frames. ab_rel_err: max|ab − ab_f32| / max|ab_f32| on
 frame 0 against setting (a). Random weights (seed 0); synthetic input (golden.py's scene).
+--no-refine: the preset without A's refinement (the warp is the attention's, nearest ×4), the
+network issue 4's goals were set on (scripts/bench_network.sh exports the same for vaefarm).
 OPENBLAS_NUM_THREADS defaults to 1 (see below). Also prints the multiply-accumulates per frame (convolutions counted with forward hooks,
 attention products analytically)."""
 import os
@@ -40,13 +49,14 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as Fn  # noqa: E402
 
 from export import make_model, param_counts  # noqa: E402
+from vaefarm_ref.arch import PRESETS  # noqa: E402
 from golden import grey_of, scene  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_ref.model import l2n, nearest_up  # noqa: E402
 
 CL = torch.channels_last
 ALL = ["f32", "f32_cl", "bf16_cl", "bf16_cl_jit", "f32_cl_jit", "f32_cl_ofi",
-       "bf16_cl_jit_attnconv", "f32_cl_jit_attnconv"]
+       "bf16_cl_jit_attnconv", "f32_cl_jit_attnconv", "bf16_cl_fa32", "bf16_cl_jit_fa32"]
 
 
 def log(*a):
@@ -79,12 +89,18 @@ def attend_conv(theta, phi, ref_ab4, tau):
 class APart(nn.Module):
     def __init__(self, net, conv=False):
         super().__init__()
+        self.net = net
         self.A = net.A
         self.conv = conv
 
-    def forward(self, t0, t1, t2, t3, phi, ref_ab):
+    def forward(self, t0, t1, t2, t3, phi, ref_ab, g=None, ref_y=None, ref_ab_full=None, prev=None):
+        """The warp and confidence at H×W; with the arch's refinement (g, ref_y, ref_ab_full
+        given; prev: frame t−1's L − 50 and warp, or None for the zero state) Net.correspond's."""
         H4, W4 = t0.shape[2], t0.shape[3]
         th = self.A.frame_side([t0, t1, t2, t3], (H4, W4))
+        if g is not None:
+            _, _, wab, S = self.net.correspond(g, th, phi, ref_ab, ref_y, ref_ab_full, prev=prev)
+            return wab, S
         if self.conv:
             wab, S = attend_conv(th, phi, ref_ab, self.A.tau)
         else:
@@ -121,6 +137,8 @@ class Runner:
         self.jit = "_jit" in setting or "_ofi" in setting
         self.ofi = "_ofi" in setting
         self.attnconv = setting.endswith("attnconv")
+        self.fa32 = setting.endswith("_fa32")
+        self.refine = bool(base.arch["A"].get("refine"))
         net = copy.deepcopy(base).eval()
         if self.cl:
             net = net.to(memory_format=CL)
@@ -130,14 +148,19 @@ class Runner:
         self.cache = None
         if self.jit:
             g, rgb = example
-            with torch.no_grad(), self.ctx():
+            self.cache = self.reference(rgb)
+            with torch.no_grad(), self.ctx("F"):
                 g = self.fmt(g)
-                self.cache = self.reference(rgb)
                 taps = self.fpart(g)
                 self.fpart = self.trace(self.fpart, (g,))
-                args = tuple(taps) + (self.cache["phi"], self.cache["ref_ab"])
-                self.apart = self.trace(self.apart, args)
-                wab, S = self.apart(*args)
+            with torch.no_grad(), self.ctx("A"):
+                if self.refine:
+                    wab, S = self.run_A(taps, g)
+                else:
+                    args = tuple(taps) + (self.cache["phi"], self.cache["ref_ab"])
+                    self.apart = self.trace(self.apart, args)
+                    wab, S = self.apart(*args)
+            with torch.no_grad(), self.ctx():
                 x7 = self.fmt(torch.cat([g.float() * 100 - 50, wab.float(), S.float(),
                                          torch.zeros_like(wab.float()), g.float()], 1))
                 self.cpart = self.trace(self.cpart, (x7,))
@@ -149,8 +172,10 @@ class Runner:
             t = torch.jit.optimize_for_inference(t)
         return t
 
-    def ctx(self):
-        if self.bf16:
+    def ctx(self, part=None):
+        """The autocast context of a part ("F", "A" or other): bf16 for the bf16 settings,
+        except F and A in the _fa32 ones."""
+        if self.bf16 and not (part in ("F", "A") and self.fa32):
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return torch.autocast("cpu", enabled=False)
 
@@ -158,16 +183,26 @@ class Runner:
         return x.contiguous(memory_format=CL) if self.cl else x.contiguous()
 
     def reference(self, rgb):
-        with torch.no_grad(), self.ctx():
+        with torch.no_grad(), self.ctx("A"):
             c = self.net.reference(self.fmt(rgb[None]))
-        return {"phi": c["phi"].contiguous(), "ref_ab": c["ref_ab"].float().contiguous()}
+        out = {"phi": c["phi"].contiguous(), "ref_ab": c["ref_ab"].float().contiguous()}
+        if self.refine:
+            out.update(ref_y=c["ref_y"].float().contiguous(),
+                       ref_ab_full=c["ref_ab_full"].float().contiguous())
+        return out
 
     def run_F(self, g):
-        with torch.no_grad(), self.ctx():
+        with torch.no_grad(), self.ctx("F"):
             return self.fpart(self.fmt(g))
 
-    def run_A(self, taps):
-        with torch.no_grad(), self.ctx():
+    def run_A(self, taps, g, prev=None):
+        """A's warp and confidence at H×W for the frame g (its grey) with F's taps; prev: frame
+        t−1's L − 50 and warp (the refinement's temporal candidates), None for the zero state."""
+        with torch.no_grad(), self.ctx("A"):
+            if self.refine:
+                c = self.cache
+                return self.apart(*taps, c["phi"], c["ref_ab"], g=g, ref_y=c["ref_y"],
+                                  ref_ab_full=c["ref_ab_full"], prev=prev)
             return self.apart(*taps, self.cache["phi"], self.cache["ref_ab"])
 
     def run_C(self, x7):
@@ -183,15 +218,17 @@ def bench_setting(base, setting, frames, warmup, inputs, ab_ref=None):
     prep = time.perf_counter() - t0
     times = {"F": [], "A": [], "C": [], "post": []}
     prev = None
+    pw = None       # frame t−1's L − 50 and warp, for the refinement's temporal candidates
     ab0 = None
     for i in range(warmup + frames):
         g, gf = g_list[i % len(g_list)], gf_list[i % len(gf_list)]
         t = [time.perf_counter()]
         taps = r.run_F(g)
         t.append(time.perf_counter())
-        wab, S = r.run_A(taps)
+        wab, S = r.run_A(taps, g, pw)
         t.append(time.perf_counter())
         L = labmod.grey_to_L(g)
+        pw = torch.cat([L - 50.0, wab.float()], dim=1).contiguous()
         if prev is None:
             prev = torch.zeros(1, 3, g.shape[2], g.shape[3])
         x7 = torch.cat([L - 50.0, wab.float(), S.float(), prev], dim=1)
@@ -252,6 +289,7 @@ def count_macs(net, H, W):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="tiny", choices=("tiny", "full"))
+    ap.add_argument("--no-refine", action="store_true", help="the preset without A.refine")
     ap.add_argument("--size", type=int, nargs=2, metavar=("H", "W"))
     ap.add_argument("--frames", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
@@ -260,7 +298,10 @@ def main():
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    net = make_model(args.arch, 0)
+    arch = copy.deepcopy(PRESETS[args.arch])
+    if args.no_refine:
+        arch["A"].pop("refine", None)
+    net = make_model(arch, 0)
     H, W = args.size if args.size else net.arch["inference_size"]
     if H % 8 or W % 8:
         sys.exit("bench_torch: --size %dx%d: both must be multiples of 8" % (H, W))
@@ -290,7 +331,7 @@ def main():
     ok = [r for r in results if "fps" in r]
     best = max(ok, key=lambda r: r["fps"])["setting"] if ok else None
     best_net = max(ok, key=lambda r: r["fps_net"])["setting"] if ok else None
-    out = {"arch": args.arch, "size": [H, W], "post_size": [h, w], "frames": args.frames,
+    out = {"arch": args.arch, "refine": bool(net.arch["A"].get("refine")), "size": [H, W], "post_size": [h, w], "frames": args.frames,
            "warmup": args.warmup, "threads": args.threads, "torch": torch.__version__,
            "params": param_counts(net), "gmac_per_frame": macs, "results": results,
            "best": best, "best_net_only": best_net}
