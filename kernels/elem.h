@@ -505,11 +505,22 @@ static inline VF_HD float vf_min_run(const float *p, int n, float m)
     return m2 < m0 ? m2 : m0;
 }
 
+/* A refinement weight exp(t), t = −(cost − m)·inv_h2 ≤ 0 (m the least cost where it is taken,
+ * whose own weight is 1): 0 below VF_REFINE_EXP_MIN (e^−69 ≈ 1e−30, so a window's sums move by
+ * less than 1e−30 of their largest term, and no weight is subnormal: subnormal operands cost
+ * the CPU a microcode assist per vector instruction), else expf(t); NaN stays NaN. */
+#define VF_REFINE_EXP_MIN (-69.0f)
+static inline VF_HD float vf_refine_weight(float t)
+{
+    return t < VF_REFINE_EXP_MIN ? 0.0f : expf(t);
+}
+
 /* The normalised softmax sums Σ w·a, Σ w·b of one window (rows [i0, i0 + K), columns [j0, j0 + K)
  * of the D × D candidates) joined by the nt temporal candidates (tcost, te, ta, tb; their costs
  * already in the window's units; tmin their minimum, vf_min_run), w = exp(−(cost −
  * cmin)·inv_h2); e and te hold exp(−(cost − gmin)·inv_h2) of every candidate, used as they are
- * when the minimum over the window and the temporal candidates is the global one. */
+ * when the minimum over the window and the temporal candidates is the global one (every exp
+ * vf_refine_weight's). */
 static inline VF_HD void vf_refine_window(const float *cost, const float *e, const float *ca,
                                           const float *cb, int D, int i0, int j0,
                                           const float *tcost, const float *te, const float *ta,
@@ -525,13 +536,13 @@ static inline VF_HD void vf_refine_window(const float *cost, const float *e, con
     for (int i = i0; i < i0 + K; i++)
         for (int j = j0; j < j0 + K; j++) {
             const int k = i * D + j;
-            const float w = shared ? e[k] : expf(-(cost[k] - cmin) * inv_h2);
+            const float w = shared ? e[k] : vf_refine_weight(-(cost[k] - cmin) * inv_h2);
             sw += w;
             sa += w * ca[k];
             sb += w * cb[k];
         }
     for (int k = 0; k < nt; k++) {
-        const float w = shared ? te[k] : expf(-(tcost[k] - cmin) * inv_h2);
+        const float w = shared ? te[k] : vf_refine_weight(-(tcost[k] - cmin) * inv_h2);
         sw += w;
         sa += w * ta[k];
         sb += w * tb[k];
@@ -883,9 +894,9 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
     }
     const float gmin = vf_min_run(cost, D * D, tmin);
     for (int k = 0; k < D * D; k++)
-        e[k] = expf(-(cost[k] - gmin) * inv_h2);
+        e[k] = vf_refine_weight(-(cost[k] - gmin) * inv_h2);
     for (int k = 0; k < nt; k++)
-        te[k] = expf(-(tcost[k] - gmin) * inv_h2);
+        te[k] = vf_refine_weight(-(tcost[k] - gmin) * inv_h2);
     float a = 0.0f, b = 0.0f;
     for (int oy = 0; oy <= 1; oy++) {
         for (int ox = 0; ox <= 1; ox++) {

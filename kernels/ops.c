@@ -994,6 +994,7 @@ struct rl_scratch {
     float gp[RL_P][RL], cp[RL_P][RL], reg[RL_G * RL_G][RL];
     float cost[RL_D * RL_D][RL], e[RL_D * RL_D][RL], ca[RL_D * RL_D][RL], cb[RL_D * RL_D][RL];
     float tcost[RL_T][RL], te[RL_T][RL], ta[RL_T][RL], tb[RL_T][RL];
+    float wv[RL_D * RL_D + RL_T][RL];       /* a window's weights where a lane has its own minimum */
     float lane[RL_T], lane_a[RL_T], lane_b[RL_T], lane_p[RL_P];
 };
 
@@ -1042,30 +1043,28 @@ static inline void rl_put(float (*x)[RL], int n, int l, const float *col)
         x[k][l] = col[k];
 }
 
-/* Below this, expf gives +0 (it underflows: glibc's expf returns 0 under −103.97), so the
- * weight is written without the call; the same float. */
-#define RL_EXP_ZERO (-104.0f)
-
 /* w = exp(−(c − m)·inv_h2) in the lanes of `lanes` (all where NULL), as vf_refine_window and
- * vf_refine_px compute it; the others keep w. */
+ * vf_refine_px compute it (vf_refine_weight: expf called only where the weight is not 0); the
+ * others keep w. */
 static inline void rl_exp(const float *c, const float *m, float inv_h2, const rl_i *lanes,
                           float *w)
 {
-    const rl_f t = -(RL_LD(c) - RL_LD(m)) * inv_h2;
-    rl_i live = ~(t < RL_EXP_ZERO);           /* NaN too */
-    if (lanes)
-        live &= *lanes;
-    int n = 0;
+    const rl_f t = -(RL_LD(c) - RL_LD(m)) * inv_h2, zero = {0};
+    const rl_i want = lanes ? *lanes : zero == zero;
+    const rl_i live = ~(t < VF_REFINE_EXP_MIN) & want;     /* NaN too */
+    unsigned bits = 0;
     for (int l = 0; l < RL; l++)
-        n |= live[l];
-    if (!n) {                                 /* every weight asked for is +0 */
-        const rl_f z = {0};
-        RL_ST(w, lanes ? RL_SEL(*lanes, z, RL_LD(w)) : z);
-        return;
+        bits |= (unsigned)(live[l] & 1) << l;
+    float o[RL], tt[RL];
+    RL_ST(o, RL_SEL(want, zero, RL_LD(w)));
+    if (bits) {
+        RL_ST(tt, t);
+        for (; bits; bits &= bits - 1) {
+            const int l = __builtin_ctz(bits);
+            o[l] = expf(tt[l]);
+        }
     }
-    for (int l = 0; l < RL; l++)
-        if (!lanes || (*lanes)[l])
-            w[l] = live[l] ? expf(t[l]) : 0.0f;
+    memcpy(w, o, sizeof o);
 }
 
 /* vf_refine_px for pixels (y, x0 + lane), lane < RL, all inside the row: their (a, b) into
@@ -1252,27 +1251,39 @@ static inline void refine_lanes(const float *grey, const float *ry, const float 
             int all = 1;
             for (int l = 0; l < RL; l++)
                 all &= own[l] == 0;
-            float cm[RL], w[RL];
-            RL_ST(cm, cmin);
-            rl_f sw = {0}, sa = {0}, sb = {0};
-            for (int i = oy; i < oy + K; i++)
-                for (int j = ox; j < ox + K; j++) {
-                    const int k = i * D + j;
-                    rl_f wk = RL_LD(s->e[k]);
-                    if (!all) {
-                        rl_exp(s->cost[k], cm, inv_h2, &own, w);
-                        wk = RL_SEL(own, RL_LD(w), wk);
+            /* the weights first when some lane has its own minimum (expf calls clobber the
+             * vector registers), then the sums, a plain chain in registers */
+            const float (*ws)[RL] = s->e, (*wt)[RL] = s->te;
+            int ld = D, n0 = oy * D + ox;
+            if (!all) {
+                float cm[RL];
+                RL_ST(cm, cmin);
+                int n = 0;
+                for (int i = oy; i < oy + K; i++)
+                    for (int j = ox; j < ox + K; j++, n++) {
+                        memcpy(s->wv[n], s->e[i * D + j], sizeof s->wv[n]);
+                        rl_exp(s->cost[i * D + j], cm, inv_h2, &own, s->wv[n]);
                     }
+                for (int k = 0; k < nt; k++) {
+                    memcpy(s->wv[K * K + k], s->te[k], sizeof s->wv[0]);
+                    rl_exp(s->tcost[k], cm, inv_h2, &own, s->wv[K * K + k]);
+                }
+                ws = s->wv;
+                wt = s->wv + K * K;
+                ld = K;
+                n0 = 0;
+            }
+            rl_f sw = {0}, sa = {0}, sb = {0};
+            for (int i = 0; i < K; i++)
+                for (int j = 0; j < K; j++) {
+                    const int k = (oy + i) * D + ox + j;
+                    const rl_f wk = RL_LD(ws[n0 + i * ld + j]);
                     sw += wk;
                     sa += wk * RL_LD(s->ca[k]);
                     sb += wk * RL_LD(s->cb[k]);
                 }
             for (int k = 0; k < nt; k++) {
-                rl_f wk = RL_LD(s->te[k]);
-                if (!all) {
-                    rl_exp(s->tcost[k], cm, inv_h2, &own, w);
-                    wk = RL_SEL(own, RL_LD(w), wk);
-                }
+                const rl_f wk = RL_LD(wt[k]);
                 sw += wk;
                 sa += wk * RL_LD(s->ta[k]);
                 sb += wk * RL_LD(s->tb[k]);
