@@ -799,6 +799,68 @@ static void motion_factor_matches_reference(void **state)
         }
 }
 
+/* vf_op_motion_factor per pixel (a window row at a time for a whole row, 8 pixels at a time,
+ * ops.c motion_row) against each pixel's window summed as the definition sums it (rows outer,
+ * in double, |(double)a − (double)b|, divided by the count inside, then elem.h
+ * vf_motion_factor), bit for bit: radii 0 to 16, widths with and without whole blocks, f32 and
+ * bf16, dense and as views (the colorizer's L(t − 1) is a slice of C's input), a NaN and an
+ * infinity among the values, on every backend. */
+static void motion_factor_rows_match_windows(void **state)
+{
+    (void)state;
+    const int radii[] = {0, 1, 3, 8, 16}, sizes[][3] = {{2, 13, 72}, {1, 20, 41}};
+    const float kappa = 8.0f;
+    tu_lcg_seed(61);
+    for (int form = 0; form < 4; form++)
+        for (size_t si = 0; si < 2; si++)
+            for (size_t ri = 0; ri < 5; ri++) {
+                const int n = sizes[si][0], h = sizes[si][1], w = sizes[si][2], r = radii[ri];
+                const enum vf_dtype dt = form & 1 ? VF_BF16 : VF_F32;
+                const bool view = form & 2;
+                const size_t hw = (size_t)h * w, cnt = (size_t)n * hw;
+                double *a = dalloc(cnt), *bb = dalloc(cnt), *want = dalloc(cnt), *got = dalloc(cnt);
+                for (size_t i = 0; i < cnt; i++) {   /* magnitudes 1e-6 to 5e8: double sums round */
+                    const double mag = i % 5 == 0 ? 1e7 : i % 5 == 1 ? 1e-6 : 1.0;
+                    a[i] = (float)(rnd(-50, 50) * mag);
+                    bb[i] = (float)(a[i] + rnd(-3, 3) * mag);
+                }
+                a[cnt / 3] = NAN;
+                bb[cnt / 2] = INFINITY;
+                for (int k = 0; k < n; k++)
+                    for (int y = 0; y < h; y++)
+                        for (int x = 0; x < w; x++) {
+                            const int y0 = y - r < 0 ? 0 : y - r, y1 = y + r >= h ? h - 1 : y + r;
+                            const int x0 = x - r < 0 ? 0 : x - r, x1 = x + r >= w ? w - 1 : x + r;
+                            double m = 0.0;
+                            for (int v = y0; v <= y1; v++)
+                                for (int u = x0; u <= x1; u++) {
+                                    const size_t q = (size_t)k * hw + (size_t)v * w + u;
+                                    m += fabs(quant(dt, a[q]) - quant(dt, bb[q]));
+                                }
+                            want[(size_t)k * hw + (size_t)y * w + x] =
+                                vf_motion_factor(m / ((double)(y1 - y0 + 1) * (x1 - x0 + 1)), kappa);
+                        }
+                for (int b = 0; b < NBE; b++) {
+                    struct vf_error err = {0};
+                    struct tt ta, tb, tf;
+                    tt_make(&ta, g_be[b], dt, n, 1, h, w, view);
+                    tt_make(&tb, g_be[b], dt, n, 1, h, w, !view);
+                    tt_make(&tf, g_be[b], VF_F32, n, 1, h, w, false);
+                    tt_put(&ta, a);
+                    tt_put(&tb, bb);
+                    ok(vf_op_motion_factor(&ta.t, &tb.t, kappa, r, &tf.t, &err), &err);
+                    tt_get(&tf, got);
+                    for (size_t i = 0; i < cnt; i++)
+                        if (memcmp(&got[i], &want[i], sizeof got[i]))
+                            fail_msg("motion factor %s%s %dx%dx%d r %d, %d threads: pixel %zu is "
+                                     "%.17g, its window gives %.17g", dtn(dt), view ? " view" : "",
+                                     n, h, w, r, g_threads[b], i, got[i], want[i]);
+                    tt_free(&ta), tt_free(&tb), tt_free(&tf);
+                }
+                free(a), free(bb), free(want), free(got);
+            }
+}
+
 /* vf_op_motion_factor per pixel (C.gate_motion_radius r = 0, 2, 5) against m / (m + κ) in double,
  * m the mean |a − b| over each pixel's (2r + 1)² window clipped at the borders, on f32 and bf16
  * operands, dense and as views; image 1 is held (every factor exactly 0), and in image 0 only the
@@ -2749,6 +2811,7 @@ int main(void)
         cmocka_unit_test(gated_add_matches_reference),
         cmocka_unit_test(motion_factor_matches_reference),
         cmocka_unit_test(motion_factor_per_pixel_matches_reference),
+        cmocka_unit_test(motion_factor_rows_match_windows),
         cmocka_unit_test(concat_and_copy_convert_exactly),
         cmocka_unit_test(l2norm_matches_reference),
         cmocka_unit_test(attention_rows_match_double_loop),
