@@ -797,6 +797,17 @@ struct vf_refine_prev {
     float *motion_out;
 };
 
+/* The pixel's motion for the next frame (tp->predict): where its cheapest temporal displacement
+ * (dy, dx) takes it from, clamped, minus (y, x); 0 where frame t−1 is none (VF_REFINE_NO_PREV). */
+static inline VF_HD void vf_refine_motion_out(const struct vf_refine_prev *tp, int H, int W,
+                                              int y, int x, int dy, int dx)
+{
+    const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
+    const int none = tp->prev_l[(size_t)y * (size_t)W + (size_t)x] >= 0.5f * VF_REFINE_NO_PREV;
+    tp->motion_out[o] = none ? 0.0f : (float)(vf_clampi(y + dy, 0, H - 1) - y);
+    tp->motion_out[o + 1] = none ? 0.0f : (float)(vf_clampi(x + dx, 0, W - 1) - x);
+}
+
 /* Pixel (y, x) of the refined warp. grey, ry: the frame's and the reference's Y′, H×W planes
  * (element (y, x) at [y·W + x]); rab: the reference's a, b interleaved ([(y·W + x)·2 + ch]);
  * (py, px): the attention's expected position of the pixel's cell. The pixel looks around
@@ -879,12 +890,8 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
             const int best = vf_refine_best(tcost, nt, tmin);
             int dy, dx;
             vf_refine_disp(best, tp->radius, tp->predict, my, mx, &dy, &dx);
-            if (tp->predict) {      /* where d* takes the pixel from, clamped, minus (y, x) */
-                const int none = tp->prev_l[(size_t)y * (size_t)W + (size_t)x] >=
-                                 0.5f * VF_REFINE_NO_PREV;
-                tp->motion_out[o] = none ? 0.0f : (float)(vf_clampi(y + dy, 0, H - 1) - y);
-                tp->motion_out[o + 1] = none ? 0.0f : (float)(vf_clampi(x + dx, 0, W - 1) - x);
-            }
+            if (tp->predict)
+                vf_refine_motion_out(tp, H, W, y, x, dy, dx);
             if (tp->subpixel) {
                 vf_refine_subpixel(dy, dx, tcost[best], tp->l, tp->prev_l, tp->prev_ab, H, W, y,
                                    x, patch, tcost + nt, ta + nt, tb + nt);

@@ -1258,19 +1258,12 @@ static inline void refine_lanes(const float *grey, const float *ry, const float 
         if (tp->subpixel || tp->predict) {
             for (int l = 0; l < RL; l++) {
                 const int x = x0 + l;
-                int best = 0;       /* vf_refine_best on the lane's column */
-                if (s->tcost[0][l] == s->tcost[0][l])
-                    while (best < nt - 1 && !(s->tcost[best][l] == tmin[l]))
-                        best++;
+                rl_get(s->tcost, nt, l, s->lane);
+                const int best = vf_refine_best(s->lane, nt, tmin[l]);
                 int dy, dx;
                 vf_refine_disp(best, tr, tp->predict, my[l], mx[l], &dy, &dx);
-                if (tp->predict) {
-                    const size_t o = ((size_t)y * (size_t)W + (size_t)x) * 2;
-                    const int none = tp->prev_l[(size_t)y * (size_t)W + (size_t)x] >=
-                                     0.5f * VF_REFINE_NO_PREV;
-                    tp->motion_out[o] = none ? 0.0f : (float)(vf_clampi(y + dy, 0, H - 1) - y);
-                    tp->motion_out[o + 1] = none ? 0.0f : (float)(vf_clampi(x + dx, 0, W - 1) - x);
-                }
+                if (tp->predict)
+                    vf_refine_motion_out(tp, H, W, y, x, dy, dx);
                 if (tp->subpixel)
                     vf_refine_subpixel(dy, dx, s->tcost[best][l], tp->l, tp->prev_l, tp->prev_ab,
                                        H, W, y, x, patch, &s->tcost[nt][l], &s->ta[nt][l],
