@@ -26,7 +26,8 @@ struct vf_backend {
 /* A hot CPU loop also built for AVX2, the build picked at load time. Only for element-wise loops
  * (no FMA contraction: -ffp-contract=off, kernels/CMakeLists.txt; no reassociation), so that both
  * builds give the same bits. VF_SIMD_CLONES_512 adds an AVX-512 build, for code written with
- * 64-byte GCC vectors (ops.c refine_lanes), which the other builds split into halves or quarters. */
+ * 64-byte GCC vectors (ops.c refine_lanes, motion_row), which the other builds split into halves
+ * or quarters. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define VF_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 #define VF_SIMD_CLONES_512 __attribute__((target_clones("avx512f", "avx2", "default")))

@@ -1046,7 +1046,7 @@ typedef int rl_i __attribute__((vector_size(RL * sizeof(int))));
 /* where mask, a, else b */
 #define RL_SEL(mask, a, b) ((rl_f)(((rl_i)(a) & (mask)) | ((rl_i)(b) & ~(mask))))
 
-/* Each lane's values, candidate-major (x[k][lane]): about 150 KB at the kernels' limits, on the
+/* Each lane's values, candidate-major (x[k][lane]): 182 KiB at the kernels' limits, on the
  * stack of the thread that runs the row. */
 struct rl_scratch {
     float gp[RL_P][RL], cp[RL_P][RL], reg[RL_G * RL_G][RL];

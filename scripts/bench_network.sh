@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The network's speed, side by side in one run on this machine (docs/BENCHMARKS.md): vaefarm's C
 # engine (`vaefarm bench`, with its reference convolution) and the same network in PyTorch at its
-# CPU settings (train/bench_torch.py), with the same random weights (seed 0, exported by
-# train/export.py): tiny at 144x256 as the preset is (with A's refinement) and without the
-# refinement (the network issue 4's goals were set on), and full at 216x384; f32 and bf16.
+# CPU settings (train/bench_torch.py): tiny at 144x256 as the preset is (with A's refinement) and
+# without the refinement (the network issue 4's goals were set on), with the same random weights
+# on both sides (seed 0, exported by train/export.py), and full at 216x384 (vaefarm's own random
+# weights: a 245 MB export otherwise); f32 and bf16.
 # Post-processing at twice the inference size on both sides. Prints a Markdown table; the JSON
 # documents and the exported models go to OUTDIR (default out/bench).
 # Usage: scripts/bench_network.sh [BUILD_DIR] [OUTDIR]      (run on a quiet machine)
@@ -36,13 +37,13 @@ PY
 while read -r name model size frames tframes twarm topts settings; do
   for prec in $precs; do
     "$vf" bench --model "$model" --size "$size" --precision "$prec" --frames "$frames" --json \
-      > "$out/vaefarm_${name}_${prec}.json"
+      > "$out/vaefarm_${name}_${prec}.json" </dev/null
   done
   arch=${name%%_*}
   [ "$topts" = "-" ] && topts=""
   /usr/bin/python3 "$root/train/bench_torch.py" --arch "$arch" $topts --size ${size%x*} ${size#*x} \
     --frames "$tframes" --warmup "$twarm" --settings "$settings" --json \
-    > "$out/torch_${name}.json" 2>"$out/torch_${name}.log"
+    > "$out/torch_${name}.json" 2>"$out/torch_${name}.log" </dev/null
 done <<EOF2
 tiny $out/tiny.safetensors 144x256 20 4 1 - f32,bf16_cl,bf16_cl_fa32
 tiny_norefine $out/tiny_norefine.safetensors 144x256 20 20 3 --no-refine f32,f32_cl,bf16_cl,bf16_cl_jit,bf16_cl_fa32,bf16_cl_jit_fa32
@@ -51,8 +52,8 @@ EOF2
 /usr/bin/python3 - "$out" <<'PY'
 import json, sys, os
 out = sys.argv[1]
-# a PyTorch setting outputs the network's a, b when within the bf16 tolerance of its f32
-# (issue 4: bf16 relative error <= 3e-2; f32 is the reference itself)
+# a PyTorch setting outputs the network's a, b when within 3e-2 of its f32 (bench_torch's
+# ab_rel_err, the larger of frame 0's and the last frame's); f32 is the reference itself
 FAITHFUL = 3e-2
 print("| model | engine | precision | F ms | A ms | C ms | post ms | frames/s | vs PyTorch's fastest | vs PyTorch's fastest faithful | % of ref. conv |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -60,7 +61,7 @@ for name in ("tiny", "tiny_norefine", "full"):
     t = json.load(open(os.path.join(out, "torch_%s.json" % name)))
     ok = [r for r in t["results"] if "fps" in r]
     best = max(ok, key=lambda r: r["fps"]) if ok else {"fps": float("nan")}
-    fa = [r for r in ok if r.get("ab_rel_err", 0.0) <= FAITHFUL]
+    fa = [r for r in ok if r["setting"] == "f32" or r.get("ab_rel_err", 1.0) <= FAITHFUL]
     bestf = max(fa, key=lambda r: r["fps"]) if fa else {"fps": float("nan")}
     label = name.replace("_norefine", " without refinement")
     for prec in os.environ["VF_PRECS"].split():

@@ -804,15 +804,17 @@ static void motion_factor_matches_reference(void **state)
  * in double, |(double)a − (double)b|, divided by the count inside, then elem.h
  * vf_motion_factor), bit for bit: radii 0 to 16, widths with and without whole blocks, f32 and
  * bf16, dense and as views (the colorizer's L(t − 1) is a slice of C's input), a NaN and an
- * infinity among the values, on every backend. */
+ * infinity in a second image, and a row wider than the row buffers (the pixel-by-pixel path),
+ * on every backend. */
 static void motion_factor_rows_match_windows(void **state)
 {
     (void)state;
-    const int radii[] = {0, 1, 3, 8, 16}, sizes[][3] = {{2, 13, 72}, {1, 20, 41}};
+    /* 4104 columns: over ops.c's MOTION_ROW_MAX, the pixel-by-pixel path */
+    const int radii[] = {0, 1, 3, 8, 16}, sizes[][3] = {{2, 13, 72}, {1, 20, 41}, {1, 3, 4104}};
     const float kappa = 8.0f;
     tu_lcg_seed(61);
     for (int form = 0; form < 4; form++)
-        for (size_t si = 0; si < 2; si++)
+        for (size_t si = 0; si < 3; si++)
             for (size_t ri = 0; ri < 5; ri++) {
                 const int n = sizes[si][0], h = sizes[si][1], w = sizes[si][2], r = radii[ri];
                 const enum vf_dtype dt = form & 1 ? VF_BF16 : VF_F32;
@@ -824,8 +826,10 @@ static void motion_factor_rows_match_windows(void **state)
                     a[i] = (float)(rnd(-50, 50) * mag);
                     bb[i] = (float)(a[i] + rnd(-3, 3) * mag);
                 }
-                a[cnt / 3] = NAN;
-                bb[cnt / 2] = INFINITY;
+                if (n == 2) {   /* in image 1 only: image 0's factors stay finite */
+                    a[hw + hw / 3] = NAN;
+                    bb[hw + hw / 2] = INFINITY;
+                }
                 for (int k = 0; k < n; k++)
                     for (int y = 0; y < h; y++)
                         for (int x = 0; x < w; x++) {
@@ -1655,7 +1659,8 @@ static void warp_refine_predict(void **state)
 /* vf_op_warp_refine (which runs 16 pixels of a row at a time, kernels/ops.c refine_lanes, and
  * the rest of the row one by one) against vf_refine_px called pixel by pixel, its definition:
  * the output and the motion written must be the same bits, on 1, 2 and 3 threads. Rows of 72
- * and 40 pixels (whole blocks and a rest); random luma with NaN at a few pixels; positions that
+ * and 40 pixels (whole blocks and a rest); random luma with NaN at a few pixels of the frame
+ * (every cost of a pixel NaN) and of the reference and frame t−1 (some costs NaN); positions that
  * put candidates outside the image; frame t−1's lightness the frame's moved and noisy, with
  * "no frame t−1" pixels (VF_REFINE_NO_PREV); motions random per pixel, the same over whole
  * rows, or NaN; h small (most weights underflow to 0) and large (none do); radii and patches
@@ -1688,14 +1693,18 @@ static void refine_lanes_case(int H, int W, const struct lanes_cfg *k, uint64_t 
             if (urand() < 0.03)
                 pl[y * W + x] = VF_REFINE_NO_PREV;
             for (int ch = 0; ch < 2; ch++) {
-                const float v = y % 3 == 0 ? (float)(ch ? 2 - x % 5 : 1)   /* a row's own */
+                const float v = y % 3 == 0 ? (float)(ch ? 2 - x % 5 : 1)   /* regular */
                                            : (float)(int)rnd(-6.0, 7.0);
                 mot[ch * P + y * W + x] = moti[(y * W + x) * 2 + ch] =
                     y % 7 == 5 && x % 3 == 0 ? NAN : v;
             }
         }
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < 9; i++) {   /* NaN costs: all of a pixel's (g), or only some (ry, cl, pl) */
         g[(size_t)(urand() * (double)P)] = NAN;
+        ry[(size_t)(urand() * (double)P)] = NAN;
+        cl[(size_t)(urand() * (double)P)] = NAN;
+        pl[(size_t)(urand() * (double)P)] = NAN;
+    }
     for (size_t i = 0; i < n4; i++) {          /* up to 8 px beyond every border */
         pos[i] = (float)rnd(-8.0, H + 4.0);
         pos[n4 + i] = (float)rnd(-8.0, W + 4.0);
