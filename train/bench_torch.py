@@ -15,7 +15,7 @@ Settings:
   f32_cl_jit_attnconv  (e) f32_cl_jit with the attention products as 1×1 convolutions
   bf16_cl_fa32   (f) bf16_cl with F and A (its convolutions, the attention and the refinement)
                  in f32, as vaefarm's bf16 runs them (the softmax at τ 0.005–0.01 turns bf16
-                 features into another warp: docs/KERNELS.md): C alone in bf16
+                 features into another warp: docs/NETWORK.md, Precision): C alone in bf16
   bf16_cl_jit_fa32 (f) the same traced as in (d)
 For each: ms per frame for F (the frame only), A (frame side, attention and, when the arch has
 it, the warp's refinement with its temporal candidates carried frame to frame, as the reference
@@ -24,7 +24,8 @@ whose Python control flow stays eager; the _attnconv settings need an arch witho
 C, post-processing (always f32, at 2× the inference size) and frames/s (F+A+C+post); warm-up
 iterations excluded; median over --frames frames. ab_rel_err: max|ab − ab_f32| / max|ab_f32|
 against setting (a), the larger of frame 0's and the last frame's (after the recurrence and,
-with the refinement, its temporal candidates). Random weights (seed 0); synthetic input (golden.py's scene).
+with the refinement, its temporal candidates). Random weights (seed 0); synthetic input
+(golden.py's scene).
 --no-refine: the preset without A's refinement (the warp is the attention's, nearest ×4), the
 network issue 4's goals were set on (scripts/bench_network.sh exports the same for vaefarm).
 OPENBLAS_NUM_THREADS defaults to 1 (see below). Also prints the multiply-accumulates per frame (convolutions counted with forward hooks,
@@ -254,8 +255,8 @@ def bench_setting(base, setting, frames, warmup, inputs, ab_ref=None):
            "fps": round(1000.0 / total, 3), "fps_net": round(1000.0 / (total - ms["post"]), 3),
            "prepare_s": round(prep, 2)}
     if ab_ref is not None:      # frame 0's and the last frame's, against setting (a)'s
-        res["ab_rel_err"] = max(float((a - r).abs().max() / r.abs().max())
-                                for a, r in zip((ab0, ab_last), ab_ref))
+        res["ab_rel_err"] = max(float((x - ref).abs().max() / ref.abs().max())
+                                for x, ref in zip((ab0, ab_last), ab_ref))
     return res, (ab0, ab_last)
 
 
