@@ -622,6 +622,29 @@ static inline VF_HD float vf_patch_ssd_clamped(const float *p, const float *img,
     return acc;
 }
 
+/* Whether every reference candidate around the centre (by, bx), radius `radius`, lies in the
+ * H × W image (vf_refine_px's candidates: rows by − radius … by + radius + 1, the same columns). */
+static inline VF_HD int vf_refine_spatial_inside(int H, int W, int by, int bx, int radius)
+{
+    return by - radius >= 0 && by + radius + 1 <= H - 1 && bx - radius >= 0 &&
+           bx + radius + 1 <= W - 1;
+}
+
+/* Whether every temporal candidate's patch window of the pixels (y, x0 … x1) lies in the H × W
+ * image (radius tr, patch half-width r): then none of their coordinates clamps. */
+static inline VF_HD int vf_refine_temporal_inside(int H, int W, int y, int x0, int x1, int tr,
+                                                  int r)
+{
+    return y - tr - r >= 0 && y + tr + r <= H - 1 && x0 - tr - r >= 0 && x1 + tr + r <= W - 1;
+}
+
+/* The factor of a temporal candidate's patch sum: scale × the mean over the patch, in units of
+ * L/100 (vf_refine_temporal, vf_refine_predicted). */
+static inline VF_HD float vf_refine_temporal_f(float scale, int patch)
+{
+    return scale * 1e-4f / (float)(patch * patch);
+}
+
 /* The refinement's temporal candidates of pixel (y, x) (docs/NETWORK.md, "A", refine,
  * temporal): frame t−1's warp a, b (pab, interleaved) at s = clamp((y, x) + d), d in
  * [−tr, tr]², rows outer, each costing scale × the mean squared difference of cp (the patch ×
@@ -634,9 +657,8 @@ static inline VF_HD void vf_refine_temporal(const float *cp, const float *pl, co
     enum { TG = 2 * VF_REFINE_MAX_TEMPORAL + VF_REFINE_MAX_PATCH };
     float reg[TG * TG];
     const int r = patch / 2, T = 2 * tr + 1, G = T + patch - 1;
-    const float f = scale * 1e-4f / (float)(patch * patch);
-    const int inside = y - tr - r >= 0 && y + tr + r <= H - 1 && x - tr - r >= 0 &&
-                       x + tr + r <= W - 1;
+    const float f = vf_refine_temporal_f(scale, patch);
+    const int inside = vf_refine_temporal_inside(H, W, y, x, x, tr, r);
     if (inside) {   /* every window in the image: one region of G × G */
         vf_window_clamped(pl, H, W, y - tr - r, x - tr - r, G, reg);
         vf_patch_ssd_grid(cp, reg, T, patch, f, tcost);
@@ -667,7 +689,7 @@ static inline VF_HD void vf_refine_predicted(const float *cp, const float *pl, c
                                              float *ta, float *tb)
 {
     const int r = patch / 2, Q = 2 * pr + 1;
-    const float f = scale * 1e-4f / (float)(patch * patch);
+    const float f = vf_refine_temporal_f(scale, patch);
     for (int i = 0; i < Q; i++) {
         const int dy = my - pr + i;
         const int sy = vf_clampi(y + dy, 0, H - 1);
@@ -850,8 +872,7 @@ static inline VF_HD void vf_refine_px(const float *grey, const float *ry, const 
             cb[i * D + j] = rab[o + 1];
         }
     }
-    const int inside = by - radius >= 0 && by + radius + 1 <= H - 1 && bx - radius >= 0 &&
-                       bx + radius + 1 <= W - 1;
+    const int inside = vf_refine_spatial_inside(H, W, by, bx, radius);
     if (inside) {
         /* every candidate in the image: one region of G × G, rows by − radius − r … */
         vf_window_clamped(ry, H, W, by - radius - r, bx - radius - r, G, reg);

@@ -1046,6 +1046,15 @@ typedef int rl_i __attribute__((vector_size(RL * sizeof(int))));
 /* where mask, a, else b */
 #define RL_SEL(mask, a, b) ((rl_f)(((rl_i)(a) & (mask)) | ((rl_i)(b) & ~(mask))))
 
+/* Whether any lane of the mask *m is set. */
+static inline int rl_any(const rl_i *m)
+{
+    int n = 0;
+    for (int l = 0; l < RL; l++)
+        n |= (*m)[l];
+    return n != 0;
+}
+
 /* Each lane's values, candidate-major (x[k][lane]): 182 KiB at the kernels' limits, on the
  * stack of the thread that runs the row. */
 struct rl_scratch {
@@ -1163,8 +1172,7 @@ static inline void refine_lanes(const float *grey, const float *ry, const float 
     }
     rl_ssd_grid(s->gp, &s->reg[0][0], (long)G * RL, RL, D, patch, inv_n, s->cost);
     for (int l = 0; l < RL; l++) {
-        if (by[l] - radius >= 0 && by[l] + radius + 1 <= H - 1 && bx[l] - radius >= 0 &&
-            bx[l] + radius + 1 <= W - 1)
+        if (vf_refine_spatial_inside(H, W, by[l], bx[l], radius))
             continue;
         /* a candidate leaves the image: vf_refine_px's clamped costs for this lane, where the
          * candidate clamps (elsewhere the region's clamped window is the candidate's) */
@@ -1185,45 +1193,43 @@ static inline void refine_lanes(const float *grey, const float *ry, const float 
         tmin[l] = INFINITY;
     if (tp && tp->l) {
         const int tr = tp->radius, T = 2 * tr + 1;
+        const float f = vf_refine_temporal_f(tp->scale, patch);
         rl_window_clamped(tp->l, H, W, y - r, x0 - r, patch, s->cp);
         nt = T * T;
-        if (y - tr - r >= 0 && y + tr + r <= H - 1 && x0 - tr - r >= 0 &&
-            x0 + RL - 1 + tr + r <= W - 1) {
+        /* each candidate's a, b, at the clamped candidate (vf_refine_temporal's); without the
+         * clamps where the block's candidates are all inside (with them, A took 6% longer) */
+        const int inside = vf_refine_temporal_inside(H, W, y, x0, x0 + RL - 1, tr, r);
+        for (int i = 0; i < T; i++) {
+            const int sy = vf_clampi(y - tr + i, 0, H - 1);
+            for (int j = 0; j < T; j++) {
+                const float *row = tp->prev_ab + (size_t)sy * (size_t)W * 2;
+                if (inside)
+                    for (int l = 0; l < RL; l++) {
+                        s->ta[i * T + j][l] = row[(size_t)(x0 + l - tr + j) * 2];
+                        s->tb[i * T + j][l] = row[(size_t)(x0 + l - tr + j) * 2 + 1];
+                    }
+                else
+                    for (int l = 0; l < RL; l++) {
+                        const size_t o = (size_t)vf_clampi(x0 + l - tr + j, 0, W - 1) * 2;
+                        s->ta[i * T + j][l] = row[o];
+                        s->tb[i * T + j][l] = row[o + 1];
+                    }
+            }
+        }
+        if (inside) {
             /* every lane's windows inside: vf_refine_temporal's region is frame t−1's L */
-            const float f = tp->scale * 1e-4f / (float)(patch * patch);
             rl_ssd_grid(s->cp, tp->prev_l + (size_t)(y - tr - r) * (size_t)W + (x0 - tr - r), W, 1,
                         T, patch, f, s->tcost);
-            for (int i = 0; i < T; i++)
-                for (int j = 0; j < T; j++) {
-                    const float *pab = tp->prev_ab + ((size_t)(y - tr + i) * (size_t)W +
-                                                      (size_t)(x0 - tr + j)) * 2;
-                    for (int l = 0; l < RL; l++) {
-                        s->ta[i * T + j][l] = pab[2 * l];
-                        s->tb[i * T + j][l] = pab[2 * l + 1];
-                    }
-                }
         } else {
             /* near a border: each lane's clamped region (vf_refine_temporal's, in reg), and
              * vf_refine_temporal's clamped costs where the lane's window leaves the image and
              * the candidate clamps (elsewhere the region's clamped window is the candidate's) */
             const int TG = T + patch - 1;
-            const float f = tp->scale * 1e-4f / (float)(patch * patch);
             rl_window_clamped(tp->prev_l, H, W, y - tr - r, x0 - tr - r, TG, s->reg);
             rl_ssd_grid(s->cp, &s->reg[0][0], (long)TG * RL, RL, T, patch, f, s->tcost);
-            for (int i = 0; i < T; i++) {
-                const int cy = y - tr + i, sy = vf_clampi(cy, 0, H - 1);
-                for (int j = 0; j < T; j++)
-                    for (int l = 0; l < RL; l++) {
-                        const int cx = x0 + l - tr + j, sx = vf_clampi(cx, 0, W - 1);
-                        const size_t o = ((size_t)sy * (size_t)W + (size_t)sx) * 2;
-                        s->ta[i * T + j][l] = tp->prev_ab[o];
-                        s->tb[i * T + j][l] = tp->prev_ab[o + 1];
-                    }
-            }
             for (int l = 0; l < RL; l++) {
                 const int x = x0 + l;
-                if (y - tr - r >= 0 && y + tr + r <= H - 1 && x - tr - r >= 0 &&
-                    x + tr + r <= W - 1)
+                if (vf_refine_temporal_inside(H, W, y, x, x, tr, r))
                     continue;
                 rl_get(s->cp, patch * patch, l, s->lane_p);
                 for (int i = 0; i < T; i++) {
@@ -1288,10 +1294,7 @@ static inline void refine_lanes(const float *grey, const float *ry, const float 
         for (int ox = 0; ox <= 1; ox++) {
             const rl_f blend = (oy ? vfy : 1.0f - vfy) * (ox ? vfx : 1.0f - vfx);
             const rl_i use = blend > 0.0f;
-            int any = 0;
-            for (int l = 0; l < RL; l++)
-                any |= use[l];
-            if (!any)
+            if (!rl_any(&use))
                 continue;
             /* vf_refine_window per lane */
             rl_f cmin = tmin;
@@ -1299,9 +1302,7 @@ static inline void refine_lanes(const float *grey, const float *ry, const float 
                 for (int j = ox; j < ox + K; j++)
                     RL_MIN(cmin, RL_LD(s->cost[i * D + j]));
             const rl_i shared = cmin == gmin, own = ~shared & use;
-            int all = 1;
-            for (int l = 0; l < RL; l++)
-                all &= own[l] == 0;
+            const int all = !rl_any(&own);
             /* the weights first when some lane has its own minimum (expf calls clobber the
              * vector registers), then the sums, a plain chain in registers */
             const float (*ws)[RL] = s->e, (*wt)[RL] = s->te;
