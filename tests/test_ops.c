@@ -799,6 +799,23 @@ static void motion_factor_matches_reference(void **state)
         }
 }
 
+/* The mean |a − b| (as dt stores them) over pixel (y, x)'s (2r + 1)² window of the h × w image
+ * at a + base, b + base, clipped at the borders: summed in double, rows outer, then divided by
+ * the count inside (the definition's order, ops.c motion_window). */
+static double motion_mean_ref(const double *a, const double *b, enum vf_dtype dt, size_t base,
+                              int h, int w, int y, int x, int r)
+{
+    const int y0 = y - r < 0 ? 0 : y - r, y1 = y + r >= h ? h - 1 : y + r;
+    const int x0 = x - r < 0 ? 0 : x - r, x1 = x + r >= w ? w - 1 : x + r;
+    double m = 0.0;
+    for (int v = y0; v <= y1; v++)
+        for (int u = x0; u <= x1; u++) {
+            const size_t q = base + (size_t)v * w + u;
+            m += fabs(quant(dt, a[q]) - quant(dt, b[q]));
+        }
+    return m / ((double)(y1 - y0 + 1) * (x1 - x0 + 1));
+}
+
 /* vf_op_motion_factor per pixel (a window row at a time for a whole row, 8 pixels at a time,
  * ops.c motion_row) against each pixel's window summed as the definition sums it (rows outer,
  * in double, |(double)a − (double)b|, divided by the count inside, then elem.h
@@ -833,16 +850,9 @@ static void motion_factor_rows_match_windows(void **state)
                 for (int k = 0; k < n; k++)
                     for (int y = 0; y < h; y++)
                         for (int x = 0; x < w; x++) {
-                            const int y0 = y - r < 0 ? 0 : y - r, y1 = y + r >= h ? h - 1 : y + r;
-                            const int x0 = x - r < 0 ? 0 : x - r, x1 = x + r >= w ? w - 1 : x + r;
-                            double m = 0.0;
-                            for (int v = y0; v <= y1; v++)
-                                for (int u = x0; u <= x1; u++) {
-                                    const size_t q = (size_t)k * hw + (size_t)v * w + u;
-                                    m += fabs(quant(dt, a[q]) - quant(dt, bb[q]));
-                                }
-                            want[(size_t)k * hw + (size_t)y * w + x] =
-                                vf_motion_factor(m / ((double)(y1 - y0 + 1) * (x1 - x0 + 1)), kappa);
+                            const double m = motion_mean_ref(a, bb, dt, (size_t)k * hw, h, w, y,
+                                                             x, r);
+                            want[(size_t)k * hw + (size_t)y * w + x] = vf_motion_factor(m, kappa);
                         }
                 for (int b = 0; b < NBE; b++) {
                     struct vf_error err = {0};
@@ -892,17 +902,8 @@ static void motion_factor_per_pixel_matches_reference(void **state)
                 for (int k = 0; k < n; k++)
                     for (int y = 0; y < h; y++)
                         for (int x = 0; x < w; x++) {
-                            double m = 0;
-                            int cntw = 0;
-                            for (int v = y - r; v <= y + r; v++)
-                                for (int u = x - r; u <= x + r; u++) {
-                                    if (v < 0 || v >= h || u < 0 || u >= w)
-                                        continue;
-                                    const size_t q = (size_t)k * hw + (size_t)v * w + u;
-                                    m += fabs(quant(dt, a[q]) - quant(dt, bb[q]));
-                                    cntw++;
-                                }
-                            m /= cntw;
+                            const double m = motion_mean_ref(a, bb, dt, (size_t)k * hw, h, w, y,
+                                                             x, r);
                             ref[(size_t)k * hw + (size_t)y * w + x] = m / (m + kappa);
                         }
                 for (int b = 0; b < NBE; b++) {
