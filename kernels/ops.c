@@ -23,6 +23,7 @@
 
 #include "kernels/elem.h"
 #include "kernels/internal.h"
+#include "kernels/lanes.h"
 #ifdef VF_HAVE_CUDA
 #include "kernels/cuda_ops.h"
 #endif
@@ -346,6 +347,8 @@ int vf_op_instance_norm(const struct vf_tensor *src, struct vf_tensor *dst, floa
 /* The source indices and weights: kernels/elem.h's vf_nearest_src, vf_linear_src (PyTorch's
  * conventions, shared with the CUDA kernels). */
 
+/* Bilinear resizes of this many channels or fewer take each value with ld1 and st1. */
+#define RESIZE_FEW 4
 int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_resize mode,
                  struct vf_error *err)
 {
@@ -394,6 +397,17 @@ int vf_op_resize(const struct vf_tensor *src, struct vf_tensor *dst, enum vf_res
                 const long p00 = (irow + y0) * iw + x0, p01 = (irow + y0) * iw + x1;
                 const long p10 = (irow + y1) * iw + x0, p11 = (irow + y1) * iw + x1;
                 const long dp = r * ow + x;
+                if (c <= RESIZE_FEW) {         /* a, b or R′G′B′ at a film's size: no spans */
+                    const size_t o00 = px_off(src, p00), o01 = px_off(src, p01);
+                    const size_t o10 = px_off(src, p10), o11 = px_off(src, p11);
+                    const size_t od = px_off(dst, dp);
+                    for (int k = 0; k < c; k++)
+                        st1(dst, od + (size_t)k,
+                            vf_bilerp(hy0, hy1, wx0, wx1, ld1(src, o00 + (size_t)k),
+                                      ld1(src, o01 + (size_t)k), ld1(src, o10 + (size_t)k),
+                                      ld1(src, o11 + (size_t)k)));
+                    continue;
+                }
                 for (int c0 = 0; c0 < c; c0 += CHUNK) {
                     int nc = imin(CHUNK, c - c0);
                     ld_span(src, px_off(src, p00) + (size_t)c0, nc, a);
@@ -1025,7 +1039,6 @@ static int check_dense_f32(struct vf_error *err, const char *op, const char *nam
  * clamped copies, the candidates near the borders, the motion-predicted candidates, the
  * cheapest temporal index and the sub-pixel candidate. */
 enum {
-    RL = 16,
     RL_D = 2 * VF_REFINE_MAX_RADIUS + 2,
     RL_G = RL_D + VF_REFINE_MAX_PATCH - 1,
     RL_P = VF_REFINE_MAX_PATCH * VF_REFINE_MAX_PATCH,
@@ -1035,26 +1048,6 @@ enum {
 };
 /* reg holds the spatial region, then (near the borders) the temporal one */
 _Static_assert((2 * VF_REFINE_MAX_TEMPORAL + VF_REFINE_MAX_PATCH) <= RL_G, "refine scratch");
-typedef float rl_f __attribute__((vector_size(RL * sizeof(float))));
-typedef int rl_i __attribute__((vector_size(RL * sizeof(int))));
-/* RL floats from p (any alignment) as a vector; v into RL floats at p. */
-#define RL_LD(p) ({ rl_f v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define RL_ST(p, v) do { const rl_f s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
-/* m = p < m ? p : m in every lane (NaN in p keeps m): vf_min_run's step. */
-#define RL_MIN(m, p) do { const rl_f p_ = (p); const rl_i lt_ = p_ < (m);                      \
-        (m) = (rl_f)(((rl_i)p_ & lt_) | ((rl_i)(m) & ~lt_)); } while (0)
-/* where mask, a, else b */
-#define RL_SEL(mask, a, b) ((rl_f)(((rl_i)(a) & (mask)) | ((rl_i)(b) & ~(mask))))
-
-/* Whether any lane of the mask *m is set. */
-static inline int rl_any(const rl_i *m)
-{
-    int n = 0;
-    for (int l = 0; l < RL; l++)
-        n |= (*m)[l];
-    return n != 0;
-}
-
 /* Each lane's values, candidate-major (x[k][lane]): 182 KiB at the kernels' limits, on the
  * stack of the thread that runs the row. */
 struct rl_scratch {
@@ -1637,6 +1630,66 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
 
 /* ============================== keep luma ================================================== */
 
+bool vf_have_lanes512_(void)
+{
+#if VF_HAVE_LANES512
+    return __builtin_cpu_supports("avx512f");
+#else
+    return false;
+#endif
+}
+
+bool vf_powf_lanes_(const float *x, long n, float y, float *out)
+{
+    long i = 0;
+#if VF_HAVE_LANES512
+    if (vf_have_lanes512_())
+        for (; i + RL <= n; i += RL)
+            vf_powf512_(x + i, y, out + i);
+#endif
+    const bool lanes = i > 0;
+    for (; i < n; i++)
+        out[i] = powf(x[i], y);
+    return lanes;
+}
+
+/* Pixels [p0, p1) of the operator: RL at a time through vf_keep_luma512_ where `lanes` (the
+ * last lanes of a short block repeat p0's pixel, unwritten), else vf_keep_luma_rgb one by one;
+ * the same bits. */
+#define KL_BLOCK 256
+static void keep_luma_span(const struct vf_tensor *grey, const struct vf_tensor *ab, float kr,
+                           float kb, const struct vf_tensor *rgb, const struct vf_tensor *cbcr,
+                           long p0, long p1, bool lanes)
+{
+    for (long p = p0; p < p1; p += RL) {
+        const int n = p1 - p < RL ? (int)(p1 - p) : RL;
+        float g[RL], a[RL], b[RL], c[3 * RL];
+        for (int l = 0; l < RL; l++) {
+            const long q = l < n ? p + l : p;
+            const size_t ao = px_off(ab, q);
+            g[l] = ld1(grey, px_off(grey, q));
+            a[l] = ld1(ab, ao);
+            b[l] = ld1(ab, ao + 1);
+        }
+#if VF_HAVE_LANES512
+        if (lanes)
+            vf_keep_luma512_(g, a, b, kr, kb, c);
+#endif
+        for (int l = 0; l < n; l++) {
+            vf_f3 v = lanes ? vf_f3_make(c[3 * l], c[3 * l + 1], c[3 * l + 2])
+                            : vf_keep_luma_rgb(g[l], a[l], b[l], kr, kb);
+            if (rgb) {
+                const float o[3] = {v.x, v.y, v.z};
+                st_span(rgb, px_off(rgb, p + l), 3, o);
+            }
+            if (cbcr) {
+                const float o[2] = {vf_cb(v, kr, kb), vf_cr(v, kr, kb)};
+                st_span(cbcr, px_off(cbcr, p + l), 2, o);
+            }
+        }
+    }
+}
+
 int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, float kr, float kb,
                     struct vf_tensor *rgb, struct vf_tensor *cbcr, struct vf_error *err)
 {
@@ -1662,22 +1715,13 @@ int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, fl
     if (VF_BE_CUDA(grey->be))
         return vf_cuda_keep_luma(grey, ab, kr, kb, rgb, cbcr, vf_cuda_stream(grey->be), err);
 #endif
-    const long np = npix(grey);
+    const long np = npix(grey), nb = (np + KL_BLOCK - 1) / KL_BLOCK;
+    const bool lanes = vf_have_lanes512_();
     vf_be_enter_(grey->be);
 #pragma omp parallel for schedule(static) if (np > PAR_MIN / 64)
-    for (long p = 0; p < np; p++) {
-        const float y = ld1(grey, px_off(grey, p));
-        const size_t ao = px_off(ab, p);
-        const vf_f3 c = vf_keep_luma_rgb(y, ld1(ab, ao), ld1(ab, ao + 1), kr, kb);
-        if (rgb) {
-            const float o[3] = {c.x, c.y, c.z};
-            st_span(rgb, px_off(rgb, p), 3, o);
-        }
-        if (cbcr) {
-            const float o[2] = {vf_cb(c, kr, kb), vf_cr(c, kr, kb)};
-            st_span(cbcr, px_off(cbcr, p), 2, o);
-        }
-    }
+    for (long q = 0; q < nb; q++)
+        keep_luma_span(grey, ab, kr, kb, rgb, cbcr, q * KL_BLOCK,
+                       q * KL_BLOCK + KL_BLOCK < np ? q * KL_BLOCK + KL_BLOCK : np, lanes);
     return VF_OK;
 }
 

@@ -33,6 +33,7 @@
 #include <cmocka.h>
 
 #include "kernels/elem.h"
+#include "kernels/internal.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
 
@@ -591,6 +592,46 @@ static void resize_nearest_matches_reference(void **state)
         {1, 70, 36, 64, 144, 256},
     };
     run_resize_cases(VF_RESIZE_NEAREST, cases, sizeof cases / sizeof *cases);
+}
+
+/* Bilinear resizes of up to RESIZE_FEW (4) channels take their own loop (kernels/ops.c): each
+ * channel view of 1 to 4 channels of a 9-channel tensor, f32 and bf16, gives the bits of the
+ * whole tensor's resize (the channel-span loop) in its channels. */
+static void resize_few_channels_match_spans(void **state)
+{
+    (void)state;
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    for (size_t di = 0; di < 2; di++) {
+        struct vf_error err = {0};
+        struct tt src, whole, part;
+        const int n = 2, c = 9, ih = 13, iw = 21, oh = 40, ow = 57;
+        double *in = dalloc(tcount(n, c, ih, iw)), *a = dalloc(tcount(n, c, oh, ow));
+        for (size_t i = 0; i < tcount(n, c, ih, iw); i++)
+            in[i] = rnd(-2, 2);
+        tt_make(&src, g_be[1], dts[di], n, c, ih, iw, 0);
+        tt_make(&whole, g_be[1], dts[di], n, c, oh, ow, 0);
+        tt_put(&src, in);
+        ok(vf_op_resize(&src.t, &whole.t, VF_RESIZE_BILINEAR, &err), &err);
+        tt_get(&whole, a);
+        for (int nc = 1; nc <= 4; nc++)
+            for (int c0 = 0; c0 + nc <= c; c0 += 2) {
+                const struct vf_tensor sv = vf_tensor_slice(&src.t, c0, nc);
+                tt_make(&part, g_be[1], dts[di], n, nc, oh, ow, nc % 2);
+                ok(vf_op_resize(&sv, &part.t, VF_RESIZE_BILINEAR, &err), &err);
+                double *b = dalloc(tcount(n, nc, oh, ow));
+                tt_get(&part, b);
+                tt_check_pad(&part);
+                for (int i = 0; i < n; i++)
+                    for (int k = 0; k < nc; k++)
+                        assert_memory_equal(b + ((size_t)i * nc + k) * oh * ow,
+                                            a + ((size_t)i * c + c0 + k) * oh * ow,
+                                            (size_t)oh * ow * sizeof(double));
+                free(b);
+                tt_free(&part);
+            }
+        tt_free(&src), tt_free(&whole);
+        free(in), free(a);
+    }
 }
 
 static void resize_bilinear_matches_reference(void **state)
@@ -2638,6 +2679,166 @@ static void keep_luma_keeps_the_grey(void **state)
                 }
 }
 
+/* kernels/ops.c's vector powf (the keep-luma operator's) against libm's powf, bit for bit, on
+ * every float of the interval where its vector path runs, for both exponents it serves; and
+ * outside it (0, negative, NaN, ±∞, subnormal, above the interval: libm's own powf), each
+ * edge value in every lane. */
+static void keep_luma_powf_lanes_match_libm(void **state)
+{
+    (void)state;
+    enum { CH = 1 << 20 };
+    const float ys[2] = {1.0f / 2.4f, 0.8f};
+    float lo = VF_POWF_LANES_LO, hi = VF_POWF_LANES_HI;
+    uint32_t u0, u1;
+    memcpy(&u0, &lo, 4);
+    memcpy(&u1, &hi, 4);
+    float *x = malloc(CH * sizeof *x), *o = malloc(CH * sizeof *o);
+    assert_non_null(x);
+    assert_non_null(o);
+    long n = 0;
+    bool vector = false;
+    for (int k = 0; k < 2; k++)
+        for (uint32_t u = u0 + 1; u < u1;) {
+            int m = 0;
+            for (; m < CH && u < u1; m++, u++)
+                memcpy(&x[m], &u, 4);
+            vector |= vf_powf_lanes_(x, m, ys[k], o);
+            for (int i = 0; i < m; i++)
+                if (memcmp(&o[i], &(float){powf(x[i], ys[k])}, 4) != 0)
+                    fail_msg("powf lanes: powf(%a, %a) = %a, libm %a", (double)x[i],
+                             (double)ys[k], (double)o[i], (double)powf(x[i], ys[k]));
+            n += m;
+        }
+    const float edge[] = {VF_POWF_LANES_LO, VF_POWF_LANES_HI, 0.0f, -0.0f, -0.5f, NAN, INFINITY,
+                          -INFINITY, 1e-40f, 2.0f, 1.5f, 0.001f, 3e38f, 0.5f};
+    const int ne = (int)(sizeof edge / sizeof *edge);
+    for (int k = 0; k < 2; k++)
+        for (int e = 0; e < ne; e++)
+            for (int l = 0; l < 16; l++) {
+                for (int i = 0; i < 16; i++)
+                    x[i] = i == l ? edge[e] : 0.25f + 0.01f * (float)i;
+                vf_powf_lanes_(x, 16, ys[k], o);
+                for (int i = 0; i < 16; i++)
+                    if (memcmp(&o[i], &(float){powf(x[i], ys[k])}, 4) != 0)
+                        fail_msg("powf lanes: powf(%a, %a) = %a in lane %d, libm %a",
+                                 (double)x[i], (double)ys[k], (double)o[i], i,
+                                 (double)powf(x[i], ys[k]));
+            }
+    assert_true(n == 2L * (long)(u1 - u0 - 1));
+    free(x);
+    free(o);
+    assert_true(vector == vf_have_lanes512_());
+    printf("powf lanes (%s): all %ld floats of (%g, %g), y = 1/2.4 and 0.8, and %d edge values "
+           "in every lane: libm's bits\n", vector ? "AVX-512F" : "no AVX-512F here: libm's own",
+           n / 2, (double)lo, (double)hi, ne);
+}
+
+/* The operator (RL pixels at a time, kernels/ops.c keep_luma_lanes) against vf_keep_luma_rgb
+ * pixel by pixel, bit for bit, rgb and cbcr: greys over [0, 1] and beyond, around the start's
+ * branch point 0.04045, NaN and ±∞; chroma from 0 to past the Newton limit (120) and far out of
+ * gamut, NaN and ±∞ in a or b; both matrices, f32 and bf16 inputs, views, sizes that leave
+ * short last blocks, 1, 2 and 3 threads. */
+static void keep_luma_lanes_match_the_solver(void **state)
+{
+    (void)state;
+    const float mats[3][2] = {{0.2126f, 0.0722f}, {0.299f, 0.114f}, {0.05f, 0.9f}};
+    const float specials[] = {NAN, INFINITY, -INFINITY, -0.25f, 1.5f, 0.04045f, 0.0404f, 0.0405f,
+                              0.0f, 1.0f, 1e-30f, -0.0f};
+    const int sizes[][3] = {{1, 37, 29}, {2, 16, 17}, {1, 1, 5}};
+    const enum vf_dtype dts[] = {VF_F32, VF_BF16};
+    long pixels = 0, bisect = 0;
+    tu_lcg_seed(77);
+    for (int si = 0; si < 3; si++)
+        for (int di = 0; di < 2; di++)
+            for (int mi = 0; mi < 3; mi++) {
+                const int N = sizes[si][0], H = sizes[si][1], W = sizes[si][2];
+                const enum vf_dtype dt = dts[di];
+                const int view = (si + di + mi) % 2;
+                const float kr = mats[mi][0], kb = mats[mi][1];
+                const size_t P = (size_t)H * W, cnt = (size_t)N * P;
+                double *g = dalloc(cnt), *ab = dalloc(2 * cnt), *rgb = dalloc(3 * cnt),
+                       *cc = dalloc(2 * cnt);
+                for (int img = 0; img < N; img++)
+                    for (size_t i = 0; i < P; i++) {
+                        const size_t q = (size_t)img * P + i;
+                        const int kind = (int)(q % 11);
+                        double gv = urand(), a = rnd(-60, 60), b = rnd(-60, 60);
+                        if (kind == 1)
+                            gv = specials[q / 11 % (sizeof specials / sizeof *specials)];
+                        else if (kind == 2)
+                            a = rnd(-130, 130), b = rnd(-130, 130);   /* around the limit */
+                        else if (kind == 3)
+                            a = rnd(-400, 400), b = rnd(-400, 400);
+                        else if (kind == 4)
+                            a = b = 0.0;
+                        else if (kind == 5)
+                            gv = 0.0404 + 0.0002 * urand();
+                        else if (kind == 6) {
+                            const double sp[] = {NAN, INFINITY, -INFINITY, 1e30};
+                            if (q / 11 % 2)
+                                a = sp[q / 22 % 4];
+                            else
+                                b = sp[q / 22 % 4];
+                        } else if (kind == 7)
+                            gv = rnd(-0.1, 0.02);
+                        g[q] = gv;
+                        ab[(size_t)img * 2 * P + i] = a;
+                        ab[((size_t)img * 2 + 1) * P + i] = b;
+                    }
+                for (int bi = 0; bi < NBE; bi++) {
+                    struct vf_error err = {0};
+                    struct tt tg, tab, trgb, tcc;
+                    tt_make(&tg, g_be[bi], dt, N, 1, H, W, view);
+                    tt_make(&tab, g_be[bi], dt, N, 2, H, W, view);
+                    tt_make(&trgb, g_be[bi], VF_F32, N, 3, H, W, view);
+                    tt_make(&tcc, g_be[bi], VF_F32, N, 2, H, W, !view);
+                    tt_put(&tg, g), tt_put(&tab, ab);
+                    ok(vf_op_keep_luma(&tg.t, &tab.t, kr, kb, &trgb.t, &tcc.t, &err), &err);
+                    double *gq = dalloc(cnt), *abq = dalloc(2 * cnt);
+                    tt_get(&tg, gq);
+                    tt_get(&tab, abq);
+                    tt_get(&trgb, rgb);
+                    tt_get(&tcc, cc);
+                    tt_check_pad(&trgb), tt_check_pad(&tcc);
+                    for (int img = 0; img < N; img++)
+                        for (size_t i = 0; i < P; i++) {
+                            const float gv = (float)gq[(size_t)img * P + i];
+                            const float a = (float)abq[(size_t)img * 2 * P + i];
+                            const float b = (float)abq[((size_t)img * 2 + 1) * P + i];
+                            const vf_f3 c = vf_keep_luma_rgb(gv, a, b, kr, kb);
+                            const float want[5] = {c.x, c.y, c.z, vf_cb(c, kr, kb),
+                                                   vf_cr(c, kr, kb)};
+                            float got[5];
+                            for (int k = 0; k < 3; k++)
+                                got[k] = (float)rgb[((size_t)img * 3 + k) * P + i];
+                            for (int k = 0; k < 2; k++)
+                                got[3 + k] = (float)cc[((size_t)img * 2 + k) * P + i];
+                            if (memcmp(got, want, sizeof got) != 0)
+                                fail_msg("keep_luma lanes %s Kr %g, %d threads, pixel %zu of "
+                                         "image %d (grey %a, a %a, b %a): %a %a %a / %a %a, "
+                                         "solver %a %a %a / %a %a", dtn(dt), (double)kr,
+                                         g_threads[bi], i, img, (double)gv, (double)a,
+                                         (double)b, (double)got[0], (double)got[1],
+                                         (double)got[2], (double)got[3], (double)got[4],
+                                         (double)want[0], (double)want[1], (double)want[2],
+                                         (double)want[3], (double)want[4]);
+                            if (bi == 0) {
+                                pixels++;
+                                bisect += !(a * a + b * b < VF_KEEP_LUMA_CHROMA2);
+                            }
+                        }
+                    free(gq), free(abq);
+                    tt_free(&tg), tt_free(&tab), tt_free(&trgb), tt_free(&tcc);
+                }
+                free(g), free(ab), free(rgb), free(cc);
+            }
+    assert_true(bisect > 100 && bisect < pixels / 2);
+    printf("keep_luma lanes (%s): %ld pixels (%ld by the bisection alone), 3 matrices, f32 and "
+           "bf16, 1, 2 and 3 threads: vf_keep_luma_rgb's bits\n",
+           vf_have_lanes512_() ? "AVX-512F, 16 a time" : "no AVX-512F here: one at a time",
+           pixels, bisect);
+}
+
 /* The plain 20-step bisection of NETWORK.md in float, as kernels/elem.h first had it: the
  * reference for the faster root-finder vf_keep_luma_rgb. */
 static vf_f3 ref_keep_luma_bisect(float grey, float a, float b, float kr, float kb)
@@ -2817,6 +3018,7 @@ int main(void)
         cmocka_unit_test(instance_norm_matches_reference),
         cmocka_unit_test(resize_nearest_matches_reference),
         cmocka_unit_test(resize_bilinear_matches_reference),
+        cmocka_unit_test(resize_few_channels_match_spans),
         cmocka_unit_test(add_matches_reference),
         cmocka_unit_test(gated_add_matches_reference),
         cmocka_unit_test(motion_factor_matches_reference),
@@ -2840,6 +3042,8 @@ int main(void)
         cmocka_unit_test(carry_matches_per_pixel_sums),
         cmocka_unit_test(keep_luma_keeps_the_grey),
         cmocka_unit_test(keep_luma_solver_matches_the_bisection),
+        cmocka_unit_test(keep_luma_powf_lanes_match_libm),
+        cmocka_unit_test(keep_luma_lanes_match_the_solver),
         cmocka_unit_test(shape_mismatches_are_einval_with_both_shapes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,223 @@
+/*
+ * kernels/keep_luma512.c: the keep-luma operator's solver and its powf, RL (16) pixels at a time,
+ * built for AVX-512F (-mavx512f, kernels/CMakeLists.txt). kernels/ops.c calls these only where
+ * the CPU has AVX-512F (__builtin_cpu_supports) and runs the scalar vf_keep_luma_rgb elsewhere:
+ * both give the same bits. A file of its own because GCC 12 compiles the float compares of
+ * 64-byte vectors in a target_clones("avx512f") function lane by lane (with the whole file built
+ * for AVX-512F it uses vcmpps), and the double work needs AVX-512F's 8-double vectors.
+ */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels/elem.h"
+#include "kernels/internal.h"
+#include "kernels/lanes.h"
+
+#if VF_HAVE_LANES512
+
+/* ---- powf in RL lanes ----
+ * powf(x, y) for the exponents keep-luma uses, the same float as libm's. Each lane computes x^y
+ * in double, within 1e-12 of it: x = m·2^k with m in [√½, √2), ln m by the atanh series to s¹³
+ * and 2^f for |f| ≤ ½ by Taylor's to the 10th power, both by Estrin's scheme with FMAs (the
+ * order of these sums is free: only the float they round to counts). Rounded to float, that is
+ * the correctly rounded result unless x^y lies within 2^−31 of its size from a midpoint between
+ * two floats. glibc's powf (0.82 ulp at most) is correctly rounded except there too: on this
+ * domain it misrounds only within 1e−10 of a midpoint. So the lanes near a midpoint (about 1.6%)
+ * call libm's powf. tests/test_ops.c checks every float of the domain, both exponents, against
+ * libm's. The double work runs in halves of RL / 2 lanes (one zmm each) with no conversion of
+ * doubles to 64-bit integers (AVX-512DQ's), the rounding to an integer and the midpoint test
+ * done on the bits. */
+typedef float rl_h __attribute__((vector_size(RL / 2 * sizeof(float))));
+typedef double rl_hd __attribute__((vector_size(RL / 2 * sizeof(double))));
+typedef long long rl_hl __attribute__((vector_size(RL / 2 * sizeof(long long))));
+typedef int rl_hi __attribute__((vector_size(RL / 2 * sizeof(int))));
+/* a·b + c rounded once, and a constant in every lane */
+#define FMA(a, b, c) ((rl_hd)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#define C(v) ((rl_hd){0} + (v))
+
+/* RL / 2 lanes: x^y for x = m·2^k, rounded to float into r, and near[l] = −1 where x^y lies
+ * within 2^22 of its double's units (2^−30 of 2^⌊log₂ x^y⌋, at least 2^−31 of x^y) from a
+ * midpoint between two floats, else 0. */
+static inline void rl_pow_half(const float *m, const float *k, double y, float *r, int *near)
+{
+    rl_h mh, kh;
+    memcpy(&mh, m, sizeof mh);
+    memcpy(&kh, k, sizeof kh);
+    const rl_hd md = __builtin_convertvector(mh, rl_hd);
+    const rl_hd s = (md - 1.0) / (md + 1.0), s2 = s * s;
+    const rl_hd s4 = s2 * s2, s8 = s4 * s4;
+    const rl_hd q0 = FMA(s2, C(1.0 / 3), C(1.0)), q1 = FMA(s2, C(1.0 / 7), C(1.0 / 5));
+    const rl_hd q2 = FMA(s2, C(1.0 / 11), C(1.0 / 9));
+    const rl_hd ql = FMA(s8, FMA(s4, C(1.0 / 13), q2), FMA(s4, q1, q0));
+    const rl_hd t = y * FMA(s * ql, C(2.0 * M_LOG2E), __builtin_convertvector(kh, rl_hd));
+    const rl_hd tb = t + 0x1.8p52;                   /* n = round(t) in its low bits, |t| < 8 */
+    const rl_hd w = (t - (tb - 0x1.8p52)) * M_LN2;
+    const rl_hd w2 = w * w, w4 = w2 * w2;
+    const rl_hd e0 = FMA(w2, FMA(w, C(1.0 / 6), C(0.5)), w + 1.0);
+    const rl_hd e1 = FMA(w2, FMA(w, C(1.0 / 5040), C(1.0 / 720)),
+                         FMA(w, C(1.0 / 120), C(1.0 / 24)));
+    const rl_hd e2 = FMA(w2, C(1.0 / 3628800), FMA(w, C(1.0 / 362880), C(1.0 / 40320)));
+    const rl_hd e = FMA(w4, FMA(w4, e2, e1), e0);
+    const rl_hl n = (rl_hl)tb - 0x4338000000000000LL;  /* the bits of 0x1.8p52 */
+    const rl_hd p = e * (rl_hd)((n + 1023) << 52);
+    const rl_h rh = __builtin_convertvector(p, rl_h);
+    /* the 29 bits a float drops: the midpoint at 2^28 */
+    const rl_hl low = ((rl_hl)p & 0x1fffffff) - 0x10000000;
+    const rl_hl sgn = low >> 63;
+    const rl_hi nh = __builtin_convertvector((((low ^ sgn) - sgn) - 0x400000) >> 63, rl_hi);
+    memcpy(r, &rh, sizeof rh);
+    memcpy(near, &nh, sizeof nh);
+}
+
+/* *out = powf(*xp, y) in the lanes of *wantp (others: unspecified) */
+static inline void rl_powf(const rl_f *xp, float y, const rl_i *wantp, rl_f *out)
+{
+    const rl_f zero = {0}, x = *xp;
+    const rl_i want = *wantp;
+    const rl_i in = want & (x > VF_POWF_LANES_LO) & (x < VF_POWF_LANES_HI);
+    const rl_i u = (rl_i)RL_SEL(in, x, zero + 1.0f);        /* others: a harmless 1 */
+    const rl_i big = (u & 0x7fffff) > 0x3504f3;               /* mantissa above √2 */
+    float m[RL], k[RL], r[RL];
+    int near[RL];
+    RL_ST(m, (rl_f)((u & 0x7fffff) | (0x3f800000 - (big & 0x800000))));   /* m or m/2 */
+    RL_ST(k, __builtin_convertvector((u >> 23) - 127 - big, rl_f));     /* big: −1, so k + 1 */
+    rl_pow_half(m, k, (double)y, r, near);
+    rl_pow_half(m + RL / 2, k + RL / 2, (double)y, r + RL / 2, near + RL / 2);
+    rl_i nr;
+    memcpy(&nr, near, sizeof nr);
+    const rl_i libm = want & (~in | nr);
+    *out = RL_LD(r);
+    if (rl_any(&libm))
+        for (int l = 0; l < RL; l++)
+            if (libm[l])
+                (*out)[l] = powf(x[l], y);
+}
+
+/* ---- keep-luma, RL pixels at a time ----
+ * vf_keep_luma_rgb for RL pixels, each in a lane: the same operations in the same order on each
+ * lane's values (vf_keep_luma_eval, vf_gam01_d, the Newton step and its safeguards), rl_powf for
+ * powf, so each lane's colour is vf_keep_luma_rgb's bit for bit (tests/test_ops.c
+ * keep_luma_lanes_match_the_solver). A lane leaves the loop where vf_keep_luma_rgb returns; the
+ * lanes that vf_keep_luma_rgb hands to the bisection run it alone, after the others. */
+
+/* *c = vf_gam01_d(*linp, d) in the lanes of *want */
+static inline void kl_gam01_d(const rl_f *linp, const rl_i *want, rl_f *c, rl_f *d)
+{
+    const rl_f zero = {0}, one = zero + 1.0f, lin = *linp;
+    const rl_i lo = lin <= 0.0031308f, hi = lin >= 1.001f, mid = ~lo & ~hi, pw_want = *want & mid;
+    rl_f pw;
+    rl_powf(&lin, 1.0f / 2.4f, &pw_want, &pw);
+    const rl_f vl = 12.92f * lin;
+    const rl_f v = 1.055f * pw - 0.055f;
+    const rl_i sat = v >= 1.0f;
+    const rl_f dm = (v + 0.055f) / (2.4f * RL_SEL(mid, lin, one));
+    *d = RL_SEL(lo, RL_SEL(vl > 0.0f, zero + 12.92f, zero), RL_SEL(hi | sat, zero, dm));
+    *c = RL_SEL(lo, RL_SEL(vl < 0.0f, zero, vl),
+                RL_SEL(hi, one, RL_SEL(sat, RL_SEL(v > 1.0f, one, v), v)));
+}
+
+/* vf_lab_finv and its derivative (finv′(t) = 3t² above δ, 3δ² below) */
+#define KL_FINV(t) RL_SEL((t) > VF_LAB_D, (t) * (t) * (t), VF_LAB_3D2 * ((t) - VF_LAB_4_29))
+#define KL_DFINV(t) RL_SEL((t) > VF_LAB_D, 3.0f * (t) * (t), (rl_f){0} + VF_LAB_3D2)
+
+/* vf_keep_luma_eval in the lanes of *want: the colour c[3], the luma *lu, d/dL in *dg */
+static inline void kl_eval(const rl_f *Lp, const rl_f *ap, const rl_f *bp, float kr, float kb,
+                           const rl_i *want, rl_f c[3], rl_f *lu, rl_f *dg)
+{
+    const rl_f L = *Lp, a = *ap, b = *bp;
+    const rl_f fy = (L + 16.0f) / 116.0f;
+    const rl_f fx = fy + a / 500.0f;
+    const rl_f fz = fy - b / 200.0f;
+    const rl_f X = VF_XN * KL_FINV(fx), Y = VF_YN * KL_FINV(fy), Z = VF_ZN * KL_FINV(fz);
+    const rl_f lr = VF_MI00 * X + VF_MI01 * Y + VF_MI02 * Z;
+    const rl_f lg = VF_MI10 * X + VF_MI11 * Y + VF_MI12 * Z;
+    const rl_f lb = VF_MI20 * X + VF_MI21 * Y + VF_MI22 * Z;
+    const rl_f dX = VF_XN * KL_DFINV(fx), dY = VF_YN * KL_DFINV(fy), dZ = VF_ZN * KL_DFINV(fz);
+    rl_f dr, dgg, db;
+    kl_gam01_d(&lr, want, &c[0], &dr);
+    kl_gam01_d(&lg, want, &c[1], &dgg);
+    kl_gam01_d(&lb, want, &c[2], &db);
+    const float kg = 1.0f - kr - kb;
+    *dg = (kr * dr * (VF_MI00 * dX + VF_MI01 * dY + VF_MI02 * dZ) +
+           kg * dgg * (VF_MI10 * dX + VF_MI11 * dY + VF_MI12 * dZ) +
+           kb * db * (VF_MI20 * dX + VF_MI21 * dY + VF_MI22 * dZ)) *
+          (1.0f / 116.0f);
+    *lu = kr * c[0] + kg * c[1] + kb * c[2];
+}
+
+/* vf_keep_luma_rgb for the RL pixels grey[l], a[l], b[l] into out[l] */
+static inline void keep_luma_lanes(const float *grey, const float *a, const float *b, float kr,
+                                   float kb, vf_f3 *out)
+{
+    const rl_f zero = {0}, one = zero + 1.0f;
+    const rl_f g = RL_LD(grey), av = RL_LD(a), bv = RL_LD(b);
+    rl_i newton = av * av + bv * bv < VF_KEEP_LUMA_CHROMA2;
+    /* the start; !(g > 0.04045) means g/12.92 under δ³ or NaN: vf_lab_f's linear branch */
+    const rl_i bright = g > 0.04045f, pw_want = newton & bright;
+    const rl_f base = (g + 0.055f) / 1.055f;
+    rl_f pw;
+    rl_powf(&base, 0.8f, &pw_want, &pw);
+    rl_f x = RL_SEL(bright, 116.0f * pw - 16.0f,
+                    116.0f * ((g / 12.92f) / VF_LAB_3D2 + VF_LAB_4_29) - 16.0f);
+    x = RL_SEL(x > VF_KEEP_LUMA_LMIN, x, zero + VF_KEEP_LUMA_LMIN);
+    x = RL_SEL(x < VF_KEEP_LUMA_LMAX, x, zero + VF_KEEP_LUMA_LMAX);
+    rl_f bl = zero, bh = zero + 100.0f, res[3] = {zero, zero, zero};
+    rl_i live = newton;
+    for (int it = 0; it < VF_KEEP_LUMA_NEWTON && rl_any(&live); it++) {
+        rl_f c[3], d, lu;
+        kl_eval(&x, &av, &bv, kr, kb, &live, c, &lu, &d);
+        const rl_i below = lu < g;
+        rl_i done = live & ((below & (x >= VF_KEEP_LUMA_LMAX)) |
+                            (~below & (x <= VF_KEEP_LUMA_LMIN)));
+        rl_i go = live & ~done;
+        bl = RL_SEL(go & below, x, bl);
+        bh = RL_SEL(go & ~below, x, bh);
+        done |= go & (bh - bl <= VF_KEEP_LUMA_TOL);
+        go = live & ~done;
+        const rl_i pos = d > VF_KEEP_LUMA_DMIN;
+        const rl_f step = (g - lu) / RL_SEL(pos, d, one);
+        done |= go & pos & ((rl_f)((rl_i)step & 0x7fffffff) <= VF_KEEP_LUMA_TOL);
+        for (int k = 0; k < 3; k++)
+            res[k] = RL_SEL(done, c[k], res[k]);
+        /* decreasing or NaN slopes leave for the bisection */
+        go = live & ~done & (pos | ~((d < -VF_KEEP_LUMA_DMIN) | (d != d)));
+        const rl_f half = 0.5f * (bl + bh);
+        const rl_f up = RL_SEL(bh == 100.0f, zero + VF_KEEP_LUMA_LMAX, half);
+        const rl_f dn = RL_SEL(bl == 0.0f, zero + VF_KEEP_LUMA_LMIN, half);
+        rl_f xn = RL_SEL(pos, x + step, RL_SEL(below, up, dn));
+        xn = RL_SEL((xn > bl) & (xn < bh), xn, RL_SEL(xn >= bh, up, dn));
+        x = RL_SEL(go, xn, x);
+        newton &= ~(live & ~done & ~go);          /* out of Newton: the bisection */
+        live = go;
+    }
+    float r[3][RL];
+    for (int k = 0; k < 3; k++)
+        RL_ST(r[k], res[k]);
+    for (int l = 0; l < RL; l++)
+        out[l] = newton[l] && !live[l] ? vf_f3_make(r[0][l], r[1][l], r[2][l])
+                                      : vf_keep_luma_rgb_bisect(grey[l], a[l], b[l], kr, kb);
+}
+
+void vf_powf512_(const float *x, float y, float *out)
+{
+    const rl_f v = RL_LD(x);
+    const rl_i all = (v == v) | (v != v);
+    rl_f r;
+    rl_powf(&v, y, &all, &r);
+    RL_ST(out, r);
+}
+
+void vf_keep_luma512_(const float *grey, const float *a, const float *b, float kr, float kb,
+                      float *rgb)
+{
+    vf_f3 c[RL];
+    keep_luma_lanes(grey, a, b, kr, kb, c);
+    for (int l = 0; l < RL; l++) {
+        rgb[3 * l] = c[l].x;
+        rgb[3 * l + 1] = c[l].y;
+        rgb[3 * l + 2] = c[l].z;
+    }
+}
+
+#endif /* VF_HAVE_LANES512 */
