@@ -1764,6 +1764,9 @@ size_t vf_carry_scratch_elems(int h, int w)
 
 /* One row of a move's squared differences: sq[x] = vf_carry_sq(cur[x], prev[clamp(x + dx)]),
  * prev the row the move lands on. */
+/* Pixels whose window sums carry_hsum_row and carry_cost_row keep in registers at a time. */
+#define CARRY_BLK 8
+
 static VF_SIMD_CLONES void carry_sq_row(const float *cur, const float *prev, int w, int dx,
                                         double *sq)
 {
@@ -1790,12 +1793,19 @@ static inline double carry_hsum_edge(const double *sq, int w, int r, int x)
 static VF_SIMD_CLONES void carry_hsum_row(const double *sq, int w, int r, double *hs)
 {
     const int xa = vf_imin(r, w), xb = vf_imax(w - r, xa);
-    for (int x = xa; x < xb; x++)
-        hs[x] = 0.0 + sq[x - r];
-    for (int o = -r + 1; o <= r; o++)
-        for (int x = xa; x < xb; x++)
-            hs[x] += sq[x + o];
-    for (int x = 0; x < xa; x++)
+    int x = xa;
+    for (; x + CARRY_BLK <= xb; x += CARRY_BLK) {   /* CARRY_BLK sums in registers */
+        double acc[CARRY_BLK];
+        for (int j = 0; j < CARRY_BLK; j++)
+            acc[j] = 0.0 + sq[x + j - r];
+        for (int o = -r + 1; o <= r; o++)
+            for (int j = 0; j < CARRY_BLK; j++)
+                acc[j] += sq[x + j + o];
+        memcpy(hs + x, acc, sizeof acc);
+    }
+    for (; x < xb; x++)
+        hs[x] = carry_hsum_edge(sq, w, r, x);
+    for (x = 0; x < xa; x++)
         hs[x] = carry_hsum_edge(sq, w, r, x);
     for (int x = xb; x < w; x++)
         hs[x] = carry_hsum_edge(sq, w, r, x);
@@ -1804,18 +1814,29 @@ static VF_SIMD_CLONES void carry_hsum_row(const double *sq, int w, int r, double
 /* One row's costs for a move: the window's column of row sums (rows[0..2r], the clamped rows
  * above to below, in that order) plus the tie-break, kept where it beats the best so far. */
 static VF_SIMD_CLONES void carry_cost_row(const double *const *rows, int w, int r, double tie,
-                                          int32_t m, double *c, double *best, int32_t *move)
+                                          int32_t m, double *best, int32_t *move)
 {
-    for (int x = 0; x < w; x++)
-        c[x] = 0.0 + rows[0][x];
-    for (int k = 1; k <= 2 * r; k++)
-        for (int x = 0; x < w; x++)
-            c[x] += rows[k][x];
-    for (int x = 0; x < w; x++) {
-        const double v = c[x] + tie;
-        if (v < best[x]) {
-            best[x] = v;
-            move[x] = m;
+    for (int x = 0; x < w; x += CARRY_BLK) {        /* CARRY_BLK sums in registers */
+        const int n = vf_imin(CARRY_BLK, w - x);
+        double acc[CARRY_BLK];
+        if (n == CARRY_BLK) {
+            for (int j = 0; j < CARRY_BLK; j++)
+                acc[j] = 0.0 + rows[0][x + j];
+            for (int k = 1; k <= 2 * r; k++)
+                for (int j = 0; j < CARRY_BLK; j++)
+                    acc[j] += rows[k][x + j];
+        } else {
+            for (int j = 0; j < n; j++) {
+                acc[j] = 0.0 + rows[0][x + j];
+                for (int k = 1; k <= 2 * r; k++)
+                    acc[j] += rows[k][x + j];
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            const double v = acc[j] + tie;
+            const bool lt = v < best[x + j];
+            best[x + j] = lt ? v : best[x + j];
+            move[x + j] = lt ? m : move[x + j];
         }
     }
 }
@@ -1840,8 +1861,7 @@ static void carry_strip(const float *cur, const float *prev, int h, int w, int y
             for (int y = y0; y < y1; y++) {
                 for (int o = -r; o <= r; o++)
                     rows[o + r] = hs + (size_t)(vf_clampi(y + o, 0, h - 1) - ylo) * w;
-                carry_cost_row(rows, w, r, tie, m, work, best + (size_t)y * w,
-                               move + (size_t)y * w);
+                carry_cost_row(rows, w, r, tie, m, best + (size_t)y * w, move + (size_t)y * w);
             }
         }
     }
