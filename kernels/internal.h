@@ -77,19 +77,20 @@ const char *vf_pool_impl_(const struct vf_pool *p);
 void vf_be_enter_(const struct vf_backend *be);
 
 /* The keep-luma operator's 16-lane solver and its powf (kernels/keep_luma512.c), built for
- * AVX-512F on x86-64 with GCC or clang; kernels/ops.c calls them where the CPU has it.
+ * AVX-512F on x86-64 with GCC or clang (kernels/CMakeLists.txt then defines VF_HAVE_LANES512
+ * for the library's sources); kernels/ops.c calls them where the CPU has it.
  * vf_keep_luma512_: vf_keep_luma_rgb for the 16 pixels grey[l], a[l], b[l] into rgb[3l..3l+2],
  * bit for bit. vf_powf512_: out[l] = powf(x[l], y) for 16 values, libm's float, for any x,
  * computed as a vector for x in the open interval (VF_POWF_LANES_LO, VF_POWF_LANES_HI) and
  * y = 1/2.4f (the sRGB encoding, vf_gam01_d) or 0.8f (the keep-luma start), the only exponents
  * that tests/test_ops.c checks there. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define VF_HAVE_LANES512 1
+#ifndef VF_HAVE_LANES512
+#define VF_HAVE_LANES512 0
+#endif
+#if VF_HAVE_LANES512
 void vf_keep_luma512_(const float *grey, const float *a, const float *b, float kr, float kb,
                       float *rgb);
 void vf_powf512_(const float *x, float y, float *out);
-#else
-#define VF_HAVE_LANES512 0
 #endif
 #define VF_POWF_LANES_LO 0.0031308f
 #define VF_POWF_LANES_HI 1.001f

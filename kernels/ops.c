@@ -1661,6 +1661,7 @@ static void keep_luma_span(const struct vf_tensor *grey, const struct vf_tensor 
                            float kb, const struct vf_tensor *rgb, const struct vf_tensor *cbcr,
                            long p0, long p1, bool lanes)
 {
+    lanes = lanes && VF_HAVE_LANES512;
     for (long p = p0; p < p1; p += RL) {
         const int n = p1 - p < RL ? (int)(p1 - p) : RL;
         float g[RL], a[RL], b[RL], c[3 * RL];
@@ -1762,11 +1763,11 @@ size_t vf_carry_scratch_elems(int h, int w)
     return 5 * (size_t)h * (size_t)w + 2 * (size_t)carry_slots(h, w) * carry_slot_doubles(h, w);
 }
 
-/* One row of a move's squared differences: sq[x] = vf_carry_sq(cur[x], prev[clamp(x + dx)]),
- * prev the row the move lands on. */
 /* Pixels whose window sums carry_hsum_row and carry_cost_row keep in registers at a time. */
 #define CARRY_BLK 8
 
+/* One row of a move's squared differences: sq[x] = vf_carry_sq(cur[x], prev[clamp(x + dx)]),
+ * prev the row the move lands on. */
 static VF_SIMD_CLONES void carry_sq_row(const float *cur, const float *prev, int w, int dx,
                                         double *sq)
 {
@@ -1807,7 +1808,7 @@ static VF_SIMD_CLONES void carry_hsum_row(const double *sq, int w, int r, double
         hs[x] = carry_hsum_edge(sq, w, r, x);
     for (x = 0; x < xa; x++)
         hs[x] = carry_hsum_edge(sq, w, r, x);
-    for (int x = xb; x < w; x++)
+    for (x = xb; x < w; x++)
         hs[x] = carry_hsum_edge(sq, w, r, x);
 }
 
