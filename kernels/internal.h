@@ -76,14 +76,16 @@ const char *vf_pool_impl_(const struct vf_pool *p);
 /* Set the OpenMP thread count for the operators run next on this backend. */
 void vf_be_enter_(const struct vf_backend *be);
 
-/* The keep-luma operator's 16-lane solver and its powf (kernels/keep_luma512.c), built for
- * AVX-512F on x86-64 with GCC or clang (kernels/CMakeLists.txt then defines VF_HAVE_LANES512
- * for the library's sources); kernels/ops.c calls them where the CPU has it.
+/* 16 lanes built for AVX-512F (kernels/lanes512.c) on x86-64 with GCC or clang
+ * (kernels/CMakeLists.txt then defines VF_HAVE_LANES512 for the library's sources); kernels/ops.c
+ * calls them where the CPU has it.
  * vf_keep_luma512_: vf_keep_luma_rgb for the 16 pixels grey[l], a[l], b[l] into rgb[3l..3l+2],
  * bit for bit. vf_powf512_: out[l] = powf(x[l], y) for 16 values, libm's float, for any x,
  * computed as a vector for x in the open interval (VF_POWF_LANES_LO, VF_POWF_LANES_HI) and
  * y = 1/2.4f (the sRGB encoding, vf_gam01_d) or 0.8f (the keep-luma start), the only exponents
- * that tests/test_ops.c checks there. */
+ * that tests/test_ops.c checks there. vf_expf512_: out[l] = expf(t[l]), libm's float, for the
+ * lanes l whose bit is set in `want` (the others unwritten), computed as a vector for t in
+ * [VF_EXPF_LANES_LO, VF_EXPF_LANES_HI]. */
 #ifndef VF_HAVE_LANES512
 #define VF_HAVE_LANES512 0
 #endif
@@ -91,13 +93,19 @@ void vf_be_enter_(const struct vf_backend *be);
 void vf_keep_luma512_(const float *grey, const float *a, const float *b, float kr, float kb,
                       float *rgb);
 void vf_powf512_(const float *x, float y, float *out);
+void vf_expf512_(const float *t, unsigned want, float *out);
 #endif
 #define VF_POWF_LANES_LO 0.0031308f
 #define VF_POWF_LANES_HI 1.001f
 /* powf(x[i], y) for i < n through vf_powf512_ where the CPU has AVX-512F, libm's elsewhere
  * (for tests); returns whether the vector path ran. */
 bool vf_powf_lanes_(const float *x, long n, float y, float *out);
-/* Whether this CPU runs kernels/keep_luma512.c. */
+#define VF_EXPF_LANES_LO (-69.0f)
+#define VF_EXPF_LANES_HI (-0x1p-12f)
+/* expf(t[i]) for i < n through vf_expf512_ where the CPU has AVX-512F, libm's elsewhere (for
+ * tests); returns whether the vector path ran. */
+bool vf_expf_lanes_(const float *t, long n, float *out);
+/* Whether this CPU runs kernels/lanes512.c. */
 bool vf_have_lanes512_(void);
 
 #endif /* VF_KERNELS_INTERNAL_H */

@@ -1105,7 +1105,9 @@ static inline void rl_put(float (*x)[RL], int n, int l, const float *col)
 
 /* w = exp(−(c − m)·inv_h2) in the lanes of `lanes` (all where NULL), as vf_refine_window and
  * vf_refine_px compute it (vf_refine_weight: expf called only where the weight is not 0); the
- * others keep w. */
+ * others keep w. With RL_EXP_VECTOR such lanes or more, kernels/lanes512.c's expf where the CPU
+ * has AVX-512F (libm's bits). */
+#define RL_EXP_VECTOR 4
 static inline void rl_exp(const float *c, const float *m, float inv_h2, const rl_i *lanes,
                           float *w)
 {
@@ -1119,6 +1121,12 @@ static inline void rl_exp(const float *c, const float *m, float inv_h2, const rl
     RL_ST(o, RL_SEL(want, zero, RL_LD(w)));
     if (bits) {
         RL_ST(tt, t);
+#if VF_HAVE_LANES512
+        if (__builtin_popcount(bits) >= RL_EXP_VECTOR && vf_have_lanes512_()) {
+            vf_expf512_(tt, bits, o);           /* libm's expf, 16 at a time */
+            bits = 0;
+        }
+#endif
         for (; bits; bits &= bits - 1) {
             const int l = __builtin_ctz(bits);
             o[l] = expf(tt[l]);
@@ -1650,6 +1658,20 @@ bool vf_powf_lanes_(const float *x, long n, float y, float *out)
     const bool lanes = i > 0;
     for (; i < n; i++)
         out[i] = powf(x[i], y);
+    return lanes;
+}
+
+bool vf_expf_lanes_(const float *t, long n, float *out)
+{
+    long i = 0;
+#if VF_HAVE_LANES512
+    if (vf_have_lanes512_())
+        for (; i + RL <= n; i += RL)
+            vf_expf512_(t + i, (1u << RL) - 1, out + i);
+#endif
+    const bool lanes = i > 0;
+    for (; i < n; i++)
+        out[i] = expf(t[i]);
     return lanes;
 }
 

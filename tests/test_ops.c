@@ -2679,9 +2679,9 @@ static void keep_luma_keeps_the_grey(void **state)
                 }
 }
 
-/* kernels/ops.c's vector powf (the keep-luma operator's) against libm's powf, bit for bit, on
- * every float of the interval where its vector path runs, for both exponents it serves; and
- * outside it (0, negative, NaN, ±∞, subnormal, above the interval: libm's own powf), each
+/* kernels/lanes512.c's vector powf (the keep-luma operator's) against libm's powf, bit for
+ * bit, on every float of the interval where its vector path runs, for both exponents it serves;
+ * and outside it (0, negative, NaN, ±∞, subnormal, above the interval: libm's own powf), each
  * edge value in every lane. */
 static void keep_luma_powf_lanes_match_libm(void **state)
 {
@@ -2731,6 +2731,57 @@ static void keep_luma_powf_lanes_match_libm(void **state)
     printf("powf lanes (%s): all %ld floats of (%g, %g), y = 1/2.4 and 0.8, and %d edge values "
            "in every lane: libm's bits\n", vector ? "AVX-512F" : "no AVX-512F here: libm's own",
            n / 2, (double)lo, (double)hi, ne);
+}
+
+/* kernels/lanes512.c's vector expf (the refinement's weights) against libm's expf, bit for bit,
+ * on every float of [VF_EXPF_LANES_LO, VF_EXPF_LANES_HI] where its vector path runs, and outside
+ * it (0, −0, tiny, NaN, ±∞, positive, below −69: libm's own expf), each edge value in every
+ * lane. */
+static void refine_expf_lanes_match_libm(void **state)
+{
+    (void)state;
+    enum { CH = 1 << 20 };
+    const float lo = VF_EXPF_LANES_LO, hi = VF_EXPF_LANES_HI;
+    uint32_t u0, u1;                 /* negative floats: the bits grow with the magnitude */
+    memcpy(&u0, &hi, 4);
+    memcpy(&u1, &lo, 4);
+    float *x = malloc(CH * sizeof *x), *o = malloc(CH * sizeof *o);
+    assert_non_null(x);
+    assert_non_null(o);
+    long n = 0;
+    bool vector = false;
+    for (uint32_t u = u0; u <= u1;) {
+        int m = 0;
+        for (; m < CH && u <= u1; m++, u++)
+            memcpy(&x[m], &u, 4);
+        vector |= vf_expf_lanes_(x, m, o);
+        for (int i = 0; i < m; i++)
+            if (memcmp(&o[i], &(float){expf(x[i])}, 4) != 0)
+                fail_msg("expf lanes: expf(%a) = %a, libm %a", (double)x[i], (double)o[i],
+                         (double)expf(x[i]));
+        n += m;
+    }
+    const float edge[] = {VF_EXPF_LANES_LO, VF_EXPF_LANES_HI, 0.0f, -0.0f, -1e-20f, -0x1p-13f,
+                          NAN, INFINITY, -INFINITY, 0.5f, 88.0f, -69.5f, -103.0f, -1e-40f,
+                          -1.0f};
+    const int ne = (int)(sizeof edge / sizeof *edge);
+    for (int e = 0; e < ne; e++)
+        for (int l = 0; l < 16; l++) {
+            for (int i = 0; i < 16; i++)
+                x[i] = i == l ? edge[e] : -0.5f - 0.25f * (float)i;
+            vf_expf_lanes_(x, 16, o);
+            for (int i = 0; i < 16; i++)
+                if (memcmp(&o[i], &(float){expf(x[i])}, 4) != 0)
+                    fail_msg("expf lanes: expf(%a) = %a in lane %d, libm %a", (double)x[i],
+                             (double)o[i], i, (double)expf(x[i]));
+        }
+    assert_true(n == (long)(u1 - u0) + 1);
+    assert_true(vector == vf_have_lanes512_());
+    free(x);
+    free(o);
+    printf("expf lanes (%s): all %ld floats of [%g, %g] and %d edge values in every lane: "
+           "libm's bits\n", vector ? "AVX-512F" : "no AVX-512F here: libm's own", n, (double)lo,
+           (double)hi, ne);
 }
 
 /* The operator (RL pixels at a time, kernels/ops.c keep_luma_lanes) against vf_keep_luma_rgb
@@ -3043,6 +3094,7 @@ int main(void)
         cmocka_unit_test(keep_luma_keeps_the_grey),
         cmocka_unit_test(keep_luma_solver_matches_the_bisection),
         cmocka_unit_test(keep_luma_powf_lanes_match_libm),
+        cmocka_unit_test(refine_expf_lanes_match_libm),
         cmocka_unit_test(keep_luma_lanes_match_the_solver),
         cmocka_unit_test(shape_mismatches_are_einval_with_both_shapes),
     };

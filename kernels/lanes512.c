@@ -1,10 +1,11 @@
 /*
- * kernels/keep_luma512.c: the keep-luma operator's solver and its powf, RL (16) pixels at a time,
- * built for AVX-512F (-mavx512f, kernels/CMakeLists.txt). kernels/ops.c calls these only where
- * the CPU has AVX-512F (__builtin_cpu_supports) and runs the scalar vf_keep_luma_rgb elsewhere:
- * both give the same bits. A file of its own because GCC 12 compiles the float compares of
- * 64-byte vectors in a target_clones("avx512f") function lane by lane (with the whole file built
- * for AVX-512F it uses vcmpps), and the double work needs AVX-512F's 8-double vectors.
+ * kernels/lanes512.c: RL (16) lanes of work built for AVX-512F (-mavx512f,
+ * kernels/CMakeLists.txt), each lane with a scalar body's bits: the keep-luma operator's solver
+ * and its powf, and expf for the warp refinement's weights. kernels/ops.c calls these only where
+ * the CPU has AVX-512F (__builtin_cpu_supports) and runs the scalar code elsewhere: both give
+ * the same bits. A file of its own because GCC 12 compiles the float compares of 64-byte
+ * vectors in a target_clones("avx512f") function lane by lane (with the whole file built for
+ * AVX-512F it uses vcmpps), and the double work needs AVX-512F's 8-double vectors.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -36,22 +37,12 @@ typedef int rl_hi __attribute__((vector_size(RL / 2 * sizeof(int))));
 #define FMA(a, b, c) ((rl_hd)_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
 #define C(v) ((rl_hd){0} + (v))
 
-/* RL / 2 lanes: x^y for x = m·2^k, rounded to float into r, and near[l] = −1 where x^y lies
- * within 2^22 of its double's units (2^−30 of 2^⌊log₂ x^y⌋, at least 2^−31 of x^y) from a
- * midpoint between two floats, else 0. */
-static inline void rl_pow_half(const float *m, const float *k, double y, float *r, int *near)
+/* RL / 2 lanes: 2^t for |t| < 1000 whose 2^t is a normal float, rounded to float into r, and
+ * near[l] = −1 where 2^t lies within 2^22 of its double's units (2^−30 of 2^⌊t⌋, at least 2^−31
+ * of 2^t) from a midpoint between two floats, else 0. */
+static inline void rl_exp2_half(rl_hd t, float *r, int *near)
 {
-    rl_h mh, kh;
-    memcpy(&mh, m, sizeof mh);
-    memcpy(&kh, k, sizeof kh);
-    const rl_hd md = __builtin_convertvector(mh, rl_hd);
-    const rl_hd s = (md - 1.0) / (md + 1.0), s2 = s * s;
-    const rl_hd s4 = s2 * s2, s8 = s4 * s4;
-    const rl_hd q0 = FMA(s2, C(1.0 / 3), C(1.0)), q1 = FMA(s2, C(1.0 / 7), C(1.0 / 5));
-    const rl_hd q2 = FMA(s2, C(1.0 / 11), C(1.0 / 9));
-    const rl_hd ql = FMA(s8, FMA(s4, C(1.0 / 13), q2), FMA(s4, q1, q0));
-    const rl_hd t = y * FMA(s * ql, C(2.0 * M_LOG2E), __builtin_convertvector(kh, rl_hd));
-    const rl_hd tb = t + 0x1.8p52;                   /* n = round(t) in its low bits, |t| < 8 */
+    const rl_hd tb = t + 0x1.8p52;                   /* n = round(t) in its low bits */
     const rl_hd w = (t - (tb - 0x1.8p52)) * M_LN2;
     const rl_hd w2 = w * w, w4 = w2 * w2;
     const rl_hd e0 = FMA(w2, FMA(w, C(1.0 / 6), C(0.5)), w + 1.0);
@@ -68,6 +59,21 @@ static inline void rl_pow_half(const float *m, const float *k, double y, float *
     const rl_hi nh = __builtin_convertvector((((low ^ sgn) - sgn) - 0x400000) >> 63, rl_hi);
     memcpy(r, &rh, sizeof rh);
     memcpy(near, &nh, sizeof nh);
+}
+
+/* RL / 2 lanes: x^y for x = m·2^k, as rl_exp2_half(y·log₂ x) */
+static inline void rl_pow_half(const float *m, const float *k, double y, float *r, int *near)
+{
+    rl_h mh, kh;
+    memcpy(&mh, m, sizeof mh);
+    memcpy(&kh, k, sizeof kh);
+    const rl_hd md = __builtin_convertvector(mh, rl_hd);
+    const rl_hd s = (md - 1.0) / (md + 1.0), s2 = s * s;
+    const rl_hd s4 = s2 * s2, s8 = s4 * s4;
+    const rl_hd q0 = FMA(s2, C(1.0 / 3), C(1.0)), q1 = FMA(s2, C(1.0 / 7), C(1.0 / 5));
+    const rl_hd q2 = FMA(s2, C(1.0 / 11), C(1.0 / 9));
+    const rl_hd ql = FMA(s8, FMA(s4, C(1.0 / 13), q2), FMA(s4, q1, q0));
+    rl_exp2_half(y * FMA(s * ql, C(2.0 * M_LOG2E), __builtin_convertvector(kh, rl_hd)), r, near);
 }
 
 /* *out = powf(*xp, y) in the lanes of *wantp (others: unspecified) */
@@ -206,6 +212,24 @@ void vf_powf512_(const float *x, float y, float *out)
     rl_f r;
     rl_powf(&v, y, &all, &r);
     RL_ST(out, r);
+}
+
+void vf_expf512_(const float *t, unsigned want, float *out)
+{
+    const rl_f x = RL_LD(t), zero = {0};
+    const rl_i in = (x >= VF_EXPF_LANES_LO) & (x <= VF_EXPF_LANES_HI);
+    float xs[RL], r[RL];
+    int near[RL];
+    RL_ST(xs, RL_SEL(in, x, zero - 1.0f));           /* others: a harmless −1 */
+    for (int h = 0; h < 2; h++) {
+        rl_h xh;
+        memcpy(&xh, xs + h * RL / 2, sizeof xh);
+        rl_exp2_half(__builtin_convertvector(xh, rl_hd) * M_LOG2E, r + h * RL / 2,
+                     near + h * RL / 2);
+    }
+    for (int l = 0; l < RL; l++)
+        if (want >> l & 1u)
+            out[l] = !in[l] || near[l] ? (t[l] == 0.0f ? 1.0f : expf(t[l])) : r[l];
 }
 
 void vf_keep_luma512_(const float *grey, const float *a, const float *b, float kr, float kb,
