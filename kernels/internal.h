@@ -105,7 +105,9 @@ bool vf_powf_lanes_(const float *x, long n, float y, float *out);
 /* expf(t[i]) for i < n through vf_expf512_ where the CPU has AVX-512F, libm's elsewhere (for
  * tests); returns whether the vector path ran. */
 bool vf_expf_lanes_(const float *t, long n, float *out);
-/* Whether this CPU runs kernels/lanes512.c. */
+/* Whether this CPU runs kernels/lanes512.c; vf_lanes512_off_(true) makes every operator take
+ * its scalar path instead (tests run both; not while operators run). */
 bool vf_have_lanes512_(void);
+void vf_lanes512_off_(bool off);
 
 #endif /* VF_KERNELS_INTERNAL_H */

@@ -1638,10 +1638,14 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
 
 /* ============================== keep luma ================================================== */
 
+static bool lanes512_off;
+
+void vf_lanes512_off_(bool off) { lanes512_off = off; }
+
 bool vf_have_lanes512_(void)
 {
 #if VF_HAVE_LANES512
-    return __builtin_cpu_supports("avx512f");
+    return !lanes512_off && __builtin_cpu_supports("avx512f");
 #else
     return false;
 #endif

@@ -1818,12 +1818,18 @@ static void warp_refine_lanes_match_px(void **state)
         {3, 5, 3, 0, 1, 0.005f, 0.0025f},
         {VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH, VF_REFINE_MAX_TEMPORAL, VF_REFINE_MAX_PREDICT,
          1, 0.05f, 0.02f}};
-    for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
-        refine_lanes_case(28, 72, &cfgs[i], 100 + i);
-        refine_lanes_case(24, 40, &cfgs[i], 200 + i);
+    /* the weights' expf by kernels/lanes512.c where the CPU has AVX-512F, and by libm alone */
+    const int paths = vf_have_lanes512_() ? 2 : 1;
+    for (int path = 0; path < paths; path++) {
+        vf_lanes512_off_(path == 1);
+        for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
+            refine_lanes_case(28, 72, &cfgs[i], 100 + i);
+            refine_lanes_case(24, 40, &cfgs[i], 200 + i);
+        }
     }
-    printf("warp refine: %zu settings on 28x72 and 24x40, 1, 2 and 3 threads: vf_refine_px's "
-           "bits\n", sizeof cfgs / sizeof *cfgs);
+    vf_lanes512_off_(false);
+    printf("warp refine: %zu settings on 28x72 and 24x40, 1, 2 and 3 threads, %d expf path%s: "
+           "vf_refine_px's bits\n", sizeof cfgs / sizeof *cfgs, paths, paths > 1 ? "s" : "");
 }
 
 /* The cheapest of n temporal costs by its definition, the first on ties (model.py
@@ -2789,9 +2795,8 @@ static void refine_expf_lanes_match_libm(void **state)
  * branch point 0.04045, NaN and ±∞; chroma from 0 to past the Newton limit (120) and far out of
  * gamut, NaN and ±∞ in a or b; both matrices, f32 and bf16 inputs, views, sizes that leave
  * short last blocks, 1, 2 and 3 threads. */
-static void keep_luma_lanes_match_the_solver(void **state)
+static void keep_luma_lanes_case(void)
 {
-    (void)state;
     const float mats[3][2] = {{0.2126f, 0.0722f}, {0.299f, 0.114f}, {0.05f, 0.9f}};
     const float specials[] = {NAN, INFINITY, -INFINITY, -0.25f, 1.5f, 0.04045f, 0.0404f, 0.0405f,
                               0.0f, 1.0f, 1e-30f, -0.0f};
@@ -2886,8 +2891,19 @@ static void keep_luma_lanes_match_the_solver(void **state)
     assert_true(bisect > 100 && bisect < pixels / 2);
     printf("keep_luma lanes (%s): %ld pixels (%ld by the bisection alone), 3 matrices, f32 and "
            "bf16, 1, 2 and 3 threads: vf_keep_luma_rgb's bits\n",
-           vf_have_lanes512_() ? "AVX-512F, 16 a time" : "no AVX-512F here: one at a time",
-           pixels, bisect);
+           vf_have_lanes512_() ? "AVX-512F, 16 a time" : "one at a time", pixels, bisect);
+}
+
+/* ... on this CPU's path, and on the scalar one (the path of CPUs without AVX-512F). */
+static void keep_luma_lanes_match_the_solver(void **state)
+{
+    (void)state;
+    keep_luma_lanes_case();
+    if (vf_have_lanes512_()) {
+        vf_lanes512_off_(true);
+        keep_luma_lanes_case();
+        vf_lanes512_off_(false);
+    }
 }
 
 /* The plain 20-step bisection of NETWORK.md in float, as kernels/elem.h first had it: the
