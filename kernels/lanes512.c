@@ -7,7 +7,6 @@
  * vectors in a target_clones("avx512f") function lane by lane (with the whole file built for
  * AVX-512F it uses vcmpps), and the double work needs AVX-512F's 8-double vectors.
  */
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -16,6 +15,7 @@
 #include "kernels/lanes.h"
 
 #if VF_HAVE_LANES512
+#include <immintrin.h>
 
 /* ---- powf in RL lanes ----
  * powf(x, y) for the exponents keep-luma uses, the same float as libm's. Each lane computes x^y

@@ -1680,8 +1680,8 @@ bool vf_expf_lanes_(const float *t, long n, float *out)
 }
 
 /* Pixels [p0, p1) of the operator: RL at a time through vf_keep_luma512_ where `lanes` (the
- * last lanes of a short block repeat p0's pixel, unwritten), else vf_keep_luma_rgb one by one;
- * the same bits. */
+ * last lanes of a short block repeat the block's first pixel, unwritten), else vf_keep_luma_rgb
+ * one by one; the same bits. */
 #define KL_BLOCK 256
 static void keep_luma_span(const struct vf_tensor *grey, const struct vf_tensor *ab, float kr,
                            float kb, const struct vf_tensor *rgb, const struct vf_tensor *cbcr,

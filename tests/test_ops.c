@@ -2685,6 +2685,15 @@ static void keep_luma_keeps_the_grey(void **state)
                 }
 }
 
+/* m values of x repeated up to a multiple of 16 (x has room): the count to pass. */
+static long pad16(float *x, int m)
+{
+    int n = m;
+    for (; n % 16; n++)
+        x[n] = x[m - 1];
+    return n;
+}
+
 /* kernels/lanes512.c's vector powf (the keep-luma operator's) against libm's powf, bit for
  * bit, on every float of the interval where its vector path runs, for both exponents it serves;
  * and outside it (0, negative, NaN, ±∞, subnormal, above the interval: libm's own powf), each
@@ -2692,7 +2701,7 @@ static void keep_luma_keeps_the_grey(void **state)
 static void keep_luma_powf_lanes_match_libm(void **state)
 {
     (void)state;
-    enum { CH = 1 << 20 };
+    enum { CH = 1 << 20 };            /* a multiple of 16 */
     const float ys[2] = {1.0f / 2.4f, 0.8f};
     float lo = VF_POWF_LANES_LO, hi = VF_POWF_LANES_HI;
     uint32_t u0, u1;
@@ -2708,7 +2717,7 @@ static void keep_luma_powf_lanes_match_libm(void **state)
             int m = 0;
             for (; m < CH && u < u1; m++, u++)
                 memcpy(&x[m], &u, 4);
-            vector |= vf_powf_lanes_(x, m, ys[k], o);
+            vector |= vf_powf_lanes_(x, pad16(x, m), ys[k], o);   /* all through the lanes */
             for (int i = 0; i < m; i++)
                 if (memcmp(&o[i], &(float){powf(x[i], ys[k])}, 4) != 0)
                     fail_msg("powf lanes: powf(%a, %a) = %a, libm %a", (double)x[i],
@@ -2760,7 +2769,7 @@ static void refine_expf_lanes_match_libm(void **state)
         int m = 0;
         for (; m < CH && u <= u1; m++, u++)
             memcpy(&x[m], &u, 4);
-        vector |= vf_expf_lanes_(x, m, o);
+        vector |= vf_expf_lanes_(x, pad16(x, m), o);          /* all through the lanes */
         for (int i = 0; i < m; i++)
             if (memcmp(&o[i], &(float){expf(x[i])}, 4) != 0)
                 fail_msg("expf lanes: expf(%a) = %a, libm %a", (double)x[i], (double)o[i],
@@ -2790,7 +2799,7 @@ static void refine_expf_lanes_match_libm(void **state)
            (double)hi, ne);
 }
 
-/* The operator (RL pixels at a time, kernels/ops.c keep_luma_lanes) against vf_keep_luma_rgb
+/* The operator (RL pixels at a time, kernels/lanes512.c keep_luma_lanes) against vf_keep_luma_rgb
  * pixel by pixel, bit for bit, rgb and cbcr: greys over [0, 1] and beyond, around the start's
  * branch point 0.04045, NaN and ±∞; chroma from 0 to past the Newton limit (120) and far out of
  * gamut, NaN and ±∞ in a or b; both matrices, f32 and bf16 inputs, views, sizes that leave
