@@ -2685,13 +2685,67 @@ static void keep_luma_keeps_the_grey(void **state)
                 }
 }
 
-/* m values of x repeated up to a multiple of 16 (x has room): the count to pass. */
-static long pad16(float *x, int m)
+/* A function of kernels/lanes512.c through its test hook, and libm's, both as f(x, y). */
+typedef bool (*lanes_fn)(const float *x, long n, float y, float *out);
+typedef float (*libm_fn)(float x, float y);
+static bool expf_lanes_y(const float *x, long n, float y, float *out)
 {
-    int n = m;
-    for (; n % 16; n++)
-        x[n] = x[m - 1];
+    (void)y;
+    return vf_expf_lanes_(x, n, out);
+}
+static float expf_y(float x, float y)
+{
+    (void)y;
+    return expf(x);
+}
+
+/* fn against ref, bit for bit, at y: every float whose bits lie in [first, last] (in chunks
+ * padded to a multiple of 16, so that every value takes the vector path), then each of the ne
+ * edge values in every lane among fill + step·i. Returns how many floats; *vector: whether the
+ * vector path ran. */
+static long lanes_match_libm(const char *name, lanes_fn fn, libm_fn ref, float y, uint32_t first,
+                             uint32_t last, const float *edge, int ne, float fill, float step,
+                             bool *vector)
+{
+    enum { CH = 1 << 20 };           /* a multiple of 16 */
+    float *x = malloc(CH * sizeof *x), *o = malloc(CH * sizeof *o);
+    assert_non_null(x);
+    assert_non_null(o);
+    long n = 0;
+    for (uint64_t u = first; u <= last;) {
+        int m = 0;
+        for (; m < CH && u <= last; m++, u++)
+            memcpy(&x[m], &(uint32_t){(uint32_t)u}, 4);
+        int padded = m;
+        for (; padded % 16; padded++)
+            x[padded] = x[m - 1];
+        *vector |= fn(x, padded, y, o);
+        for (int i = 0; i < m; i++)
+            if (memcmp(&o[i], &(float){ref(x[i], y)}, 4) != 0)
+                fail_msg("%s lanes: at %a, y %a: %a, libm %a", name, (double)x[i], (double)y,
+                         (double)o[i], (double)ref(x[i], y));
+        n += m;
+    }
+    for (int e = 0; e < ne; e++)
+        for (int l = 0; l < 16; l++) {
+            for (int i = 0; i < 16; i++)
+                x[i] = i == l ? edge[e] : fill + step * (float)i;
+            fn(x, 16, y, o);
+            for (int i = 0; i < 16; i++)
+                if (memcmp(&o[i], &(float){ref(x[i], y)}, 4) != 0)
+                    fail_msg("%s lanes: at %a, y %a, lane %d: %a, libm %a", name, (double)x[i],
+                             (double)y, i, (double)o[i], (double)ref(x[i], y));
+        }
+    free(x);
+    free(o);
     return n;
+}
+
+static uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
 }
 
 /* kernels/lanes512.c's vector powf (the keep-luma operator's) against libm's powf, bit for
@@ -2701,51 +2755,21 @@ static long pad16(float *x, int m)
 static void keep_luma_powf_lanes_match_libm(void **state)
 {
     (void)state;
-    enum { CH = 1 << 20 };            /* a multiple of 16 */
-    const float ys[2] = {1.0f / 2.4f, 0.8f};
-    float lo = VF_POWF_LANES_LO, hi = VF_POWF_LANES_HI;
-    uint32_t u0, u1;
-    memcpy(&u0, &lo, 4);
-    memcpy(&u1, &hi, 4);
-    float *x = malloc(CH * sizeof *x), *o = malloc(CH * sizeof *o);
-    assert_non_null(x);
-    assert_non_null(o);
-    long n = 0;
-    bool vector = false;
-    for (int k = 0; k < 2; k++)
-        for (uint32_t u = u0 + 1; u < u1;) {
-            int m = 0;
-            for (; m < CH && u < u1; m++, u++)
-                memcpy(&x[m], &u, 4);
-            vector |= vf_powf_lanes_(x, pad16(x, m), ys[k], o);   /* all through the lanes */
-            for (int i = 0; i < m; i++)
-                if (memcmp(&o[i], &(float){powf(x[i], ys[k])}, 4) != 0)
-                    fail_msg("powf lanes: powf(%a, %a) = %a, libm %a", (double)x[i],
-                             (double)ys[k], (double)o[i], (double)powf(x[i], ys[k]));
-            n += m;
-        }
     const float edge[] = {VF_POWF_LANES_LO, VF_POWF_LANES_HI, 0.0f, -0.0f, -0.5f, NAN, INFINITY,
                           -INFINITY, 1e-40f, 2.0f, 1.5f, 0.001f, 3e38f, 0.5f};
     const int ne = (int)(sizeof edge / sizeof *edge);
-    for (int k = 0; k < 2; k++)
-        for (int e = 0; e < ne; e++)
-            for (int l = 0; l < 16; l++) {
-                for (int i = 0; i < 16; i++)
-                    x[i] = i == l ? edge[e] : 0.25f + 0.01f * (float)i;
-                vf_powf_lanes_(x, 16, ys[k], o);
-                for (int i = 0; i < 16; i++)
-                    if (memcmp(&o[i], &(float){powf(x[i], ys[k])}, 4) != 0)
-                        fail_msg("powf lanes: powf(%a, %a) = %a in lane %d, libm %a",
-                                 (double)x[i], (double)ys[k], (double)o[i], i,
-                                 (double)powf(x[i], ys[k]));
-            }
-    assert_true(n == 2L * (long)(u1 - u0 - 1));
-    free(x);
-    free(o);
+    const uint32_t first = f32_bits(VF_POWF_LANES_LO) + 1, last = f32_bits(VF_POWF_LANES_HI) - 1;
+    bool vector = false;
+    long n = 0;
+    n += lanes_match_libm("powf", vf_powf_lanes_, powf, 1.0f / 2.4f, first, last, edge, ne, 0.25f,
+                          0.01f, &vector);
+    n += lanes_match_libm("powf", vf_powf_lanes_, powf, 0.8f, first, last, edge, ne, 0.25f, 0.01f,
+                          &vector);
+    assert_true(n == 2L * (long)(last - first + 1));
     assert_true(vector == vf_have_lanes512_());
     printf("powf lanes (%s): all %ld floats of (%g, %g), y = 1/2.4 and 0.8, and %d edge values "
            "in every lane: libm's bits\n", vector ? "AVX-512F" : "no AVX-512F here: libm's own",
-           n / 2, (double)lo, (double)hi, ne);
+           n / 2, (double)VF_POWF_LANES_LO, (double)VF_POWF_LANES_HI, ne);
 }
 
 /* kernels/lanes512.c's vector expf (the refinement's weights) against libm's expf, bit for bit,
@@ -2755,48 +2779,20 @@ static void keep_luma_powf_lanes_match_libm(void **state)
 static void refine_expf_lanes_match_libm(void **state)
 {
     (void)state;
-    enum { CH = 1 << 20 };
-    const float lo = VF_EXPF_LANES_LO, hi = VF_EXPF_LANES_HI;
-    uint32_t u0, u1;                 /* negative floats: the bits grow with the magnitude */
-    memcpy(&u0, &hi, 4);
-    memcpy(&u1, &lo, 4);
-    float *x = malloc(CH * sizeof *x), *o = malloc(CH * sizeof *o);
-    assert_non_null(x);
-    assert_non_null(o);
-    long n = 0;
-    bool vector = false;
-    for (uint32_t u = u0; u <= u1;) {
-        int m = 0;
-        for (; m < CH && u <= u1; m++, u++)
-            memcpy(&x[m], &u, 4);
-        vector |= vf_expf_lanes_(x, pad16(x, m), o);          /* all through the lanes */
-        for (int i = 0; i < m; i++)
-            if (memcmp(&o[i], &(float){expf(x[i])}, 4) != 0)
-                fail_msg("expf lanes: expf(%a) = %a, libm %a", (double)x[i], (double)o[i],
-                         (double)expf(x[i]));
-        n += m;
-    }
     const float edge[] = {VF_EXPF_LANES_LO, VF_EXPF_LANES_HI, 0.0f, -0.0f, -1e-20f, -0x1p-13f,
                           NAN, INFINITY, -INFINITY, 0.5f, 88.0f, -69.5f, -103.0f, -1e-40f,
                           -1.0f};
     const int ne = (int)(sizeof edge / sizeof *edge);
-    for (int e = 0; e < ne; e++)
-        for (int l = 0; l < 16; l++) {
-            for (int i = 0; i < 16; i++)
-                x[i] = i == l ? edge[e] : -0.5f - 0.25f * (float)i;
-            vf_expf_lanes_(x, 16, o);
-            for (int i = 0; i < 16; i++)
-                if (memcmp(&o[i], &(float){expf(x[i])}, 4) != 0)
-                    fail_msg("expf lanes: expf(%a) = %a in lane %d, libm %a", (double)x[i],
-                             (double)o[i], i, (double)expf(x[i]));
-        }
-    assert_true(n == (long)(u1 - u0) + 1);
+    /* negative floats: the bits grow with the magnitude */
+    const uint32_t first = f32_bits(VF_EXPF_LANES_HI), last = f32_bits(VF_EXPF_LANES_LO);
+    bool vector = false;
+    const long n = lanes_match_libm("expf", expf_lanes_y, expf_y, 0.0f, first, last, edge, ne,
+                                    -0.5f, -0.25f, &vector);
+    assert_true(n == (long)(last - first + 1));
     assert_true(vector == vf_have_lanes512_());
-    free(x);
-    free(o);
     printf("expf lanes (%s): all %ld floats of [%g, %g] and %d edge values in every lane: "
-           "libm's bits\n", vector ? "AVX-512F" : "no AVX-512F here: libm's own", n, (double)lo,
-           (double)hi, ne);
+           "libm's bits\n", vector ? "AVX-512F" : "no AVX-512F here: libm's own", n,
+           (double)VF_EXPF_LANES_LO, (double)VF_EXPF_LANES_HI, ne);
 }
 
 /* The operator (RL pixels at a time, kernels/lanes512.c keep_luma_lanes) against vf_keep_luma_rgb
