@@ -97,14 +97,12 @@ void vf_expf512_(const float *t, unsigned want, float *out);
 #endif
 #define VF_POWF_LANES_LO 0.0031308f
 #define VF_POWF_LANES_HI 1.001f
-/* powf(x[i], y) for i < n through vf_powf512_ where the CPU has AVX-512F, libm's elsewhere
- * (for tests); returns whether the vector path ran. */
-bool vf_powf_lanes_(const float *x, long n, float y, float *out);
 #define VF_EXPF_LANES_LO (-69.0f)
 #define VF_EXPF_LANES_HI (-0x1p-12f)
-/* expf(t[i]) for i < n through vf_expf512_ where the CPU has AVX-512F, libm's elsewhere (for
- * tests); returns whether the vector path ran. */
-bool vf_expf_lanes_(const float *t, long n, float *out);
+/* out[i] = expf(x[i]) (exp) or powf(x[i], y) for i < n, 16 at a time through vf_expf512_ or
+ * vf_powf512_ where the CPU has AVX-512F, libm's for the rest and elsewhere (for tests);
+ * returns whether the vector path ran. */
+bool vf_libm_lanes_(bool exp, const float *x, long n, float y, float *out);
 /* Whether this CPU runs kernels/lanes512.c; vf_lanes512_off_(true) makes every operator take
  * its scalar path instead (tests run both; not while operators run). */
 bool vf_have_lanes512_(void);

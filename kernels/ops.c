@@ -1651,31 +1651,21 @@ bool vf_have_lanes512_(void)
 #endif
 }
 
-bool vf_powf_lanes_(const float *x, long n, float y, float *out)
+bool vf_libm_lanes_(bool exp, const float *x, long n, float y, float *out)
 {
     long i = 0;
 #if VF_HAVE_LANES512
     if (vf_have_lanes512_())
-        for (; i + RL <= n; i += RL)
-            vf_powf512_(x + i, y, out + i);
+        for (; i + RL <= n; i += RL) {
+            if (exp)
+                vf_expf512_(x + i, (1u << RL) - 1, out + i);
+            else
+                vf_powf512_(x + i, y, out + i);
+        }
 #endif
     const bool lanes = i > 0;
     for (; i < n; i++)
-        out[i] = powf(x[i], y);
-    return lanes;
-}
-
-bool vf_expf_lanes_(const float *t, long n, float *out)
-{
-    long i = 0;
-#if VF_HAVE_LANES512
-    if (vf_have_lanes512_())
-        for (; i + RL <= n; i += RL)
-            vf_expf512_(t + i, (1u << RL) - 1, out + i);
-#endif
-    const bool lanes = i > 0;
-    for (; i < n; i++)
-        out[i] = expf(t[i]);
+        out[i] = exp ? expf(x[i]) : powf(x[i], y);
     return lanes;
 }
 

@@ -2685,28 +2685,17 @@ static void keep_luma_keeps_the_grey(void **state)
                 }
 }
 
-/* A function of kernels/lanes512.c through its test hook, and libm's, both as f(x, y). */
-typedef bool (*lanes_fn)(const float *x, long n, float y, float *out);
-typedef float (*libm_fn)(float x, float y);
-static bool expf_lanes_y(const float *x, long n, float y, float *out)
-{
-    (void)y;
-    return vf_expf_lanes_(x, n, out);
-}
-static float expf_y(float x, float y)
-{
-    (void)y;
-    return expf(x);
-}
+/* libm's expf(x) (exp) or powf(x, y): what vf_libm_lanes_ must give. */
+static float libm_ref(bool exp, float x, float y) { return exp ? expf(x) : powf(x, y); }
 
-/* fn against ref, bit for bit, at y: every float whose bits lie in [first, last] (in chunks
- * padded to a multiple of 16, so that every value takes the vector path), then each of the ne
- * edge values in every lane among fill + step·i. Returns how many floats; *vector: whether the
- * vector path ran. */
-static long lanes_match_libm(const char *name, lanes_fn fn, libm_fn ref, float y, uint32_t first,
-                             uint32_t last, const float *edge, int ne, float fill, float step,
-                             bool *vector)
+/* vf_libm_lanes_ against libm_ref, bit for bit, for expf (exp) or powf at y: every float whose
+ * bits lie in [first, last] (in chunks padded to a multiple of 16, so that every value takes the
+ * vector path), then each of the ne edge values in every lane among fill + step·i. Returns how
+ * many floats; *vector: whether the vector path ran. */
+static long lanes_match_libm(bool exp, float y, uint32_t first, uint32_t last, const float *edge,
+                             int ne, float fill, float step, bool *vector)
 {
+    const char *name = exp ? "expf" : "powf";
     enum { CH = 1 << 20 };           /* a multiple of 16 */
     float *x = malloc(CH * sizeof *x), *o = malloc(CH * sizeof *o);
     assert_non_null(x);
@@ -2719,22 +2708,22 @@ static long lanes_match_libm(const char *name, lanes_fn fn, libm_fn ref, float y
         int padded = m;
         for (; padded % 16; padded++)
             x[padded] = x[m - 1];
-        *vector |= fn(x, padded, y, o);
+        *vector |= vf_libm_lanes_(exp, x, padded, y, o);
         for (int i = 0; i < m; i++)
-            if (memcmp(&o[i], &(float){ref(x[i], y)}, 4) != 0)
+            if (memcmp(&o[i], &(float){libm_ref(exp, x[i], y)}, 4) != 0)
                 fail_msg("%s lanes: at %a, y %a: %a, libm %a", name, (double)x[i], (double)y,
-                         (double)o[i], (double)ref(x[i], y));
+                         (double)o[i], (double)libm_ref(exp, x[i], y));
         n += m;
     }
     for (int e = 0; e < ne; e++)
         for (int l = 0; l < 16; l++) {
             for (int i = 0; i < 16; i++)
                 x[i] = i == l ? edge[e] : fill + step * (float)i;
-            fn(x, 16, y, o);
+            vf_libm_lanes_(exp, x, 16, y, o);
             for (int i = 0; i < 16; i++)
-                if (memcmp(&o[i], &(float){ref(x[i], y)}, 4) != 0)
+                if (memcmp(&o[i], &(float){libm_ref(exp, x[i], y)}, 4) != 0)
                     fail_msg("%s lanes: at %a, y %a, lane %d: %a, libm %a", name, (double)x[i],
-                             (double)y, i, (double)o[i], (double)ref(x[i], y));
+                             (double)y, i, (double)o[i], (double)libm_ref(exp, x[i], y));
         }
     free(x);
     free(o);
@@ -2761,10 +2750,8 @@ static void keep_luma_powf_lanes_match_libm(void **state)
     const uint32_t first = f32_bits(VF_POWF_LANES_LO) + 1, last = f32_bits(VF_POWF_LANES_HI) - 1;
     bool vector = false;
     long n = 0;
-    n += lanes_match_libm("powf", vf_powf_lanes_, powf, 1.0f / 2.4f, first, last, edge, ne, 0.25f,
-                          0.01f, &vector);
-    n += lanes_match_libm("powf", vf_powf_lanes_, powf, 0.8f, first, last, edge, ne, 0.25f, 0.01f,
-                          &vector);
+    n += lanes_match_libm(false, 1.0f / 2.4f, first, last, edge, ne, 0.25f, 0.01f, &vector);
+    n += lanes_match_libm(false, 0.8f, first, last, edge, ne, 0.25f, 0.01f, &vector);
     assert_true(n == 2L * (long)(last - first + 1));
     assert_true(vector == vf_have_lanes512_());
     printf("powf lanes (%s): all %ld floats of (%g, %g), y = 1/2.4 and 0.8, and %d edge values "
@@ -2786,8 +2773,7 @@ static void refine_expf_lanes_match_libm(void **state)
     /* negative floats: the bits grow with the magnitude */
     const uint32_t first = f32_bits(VF_EXPF_LANES_HI), last = f32_bits(VF_EXPF_LANES_LO);
     bool vector = false;
-    const long n = lanes_match_libm("expf", expf_lanes_y, expf_y, 0.0f, first, last, edge, ne,
-                                    -0.5f, -0.25f, &vector);
+    const long n = lanes_match_libm(true, 0.0f, first, last, edge, ne, -0.5f, -0.25f, &vector);
     assert_true(n == (long)(last - first + 1));
     assert_true(vector == vf_have_lanes512_());
     printf("expf lanes (%s): all %ld floats of [%g, %g] and %d edge values in every lane: "
