@@ -172,9 +172,7 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
         .reference_rgb_full = same_ref ? NULL : ref_full,
         .queue = f->queue, .stop = &vf_farm_stop, .progress = on_progress,
         .progress_opaque = pg};
-    if (same_ref)
-        vf_colorizer_reset(f->cz);
-    rc = vf_node_colorize_chunk(&job, &res, &err);
+    rc = vf_node_colorize_chunk(&job, &res, &err);   /* it resets the recurrent state first */
     if (rc < 0) {
         if (rc != VF_EINTERRUPTED) {
             /* the colorizer may hold a half-set reference: load it again next time */

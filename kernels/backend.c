@@ -314,6 +314,7 @@ int vf_be_reserve_(struct vf_backend *be, size_t bytes, struct vf_error *err)
     vf_be_free_(be, be->ws, be->ws_bytes);
     be->ws = p;
     be->ws_bytes = bytes;
+    be->ws_moves++;   /* graphs captured before this read the freed buffer: stale */
     return VF_OK;
 }
 
@@ -517,6 +518,7 @@ int vf_tensor_zero(struct vf_tensor *t, struct vf_error *err)
 struct vf_graph {
     struct vf_backend *be;
     void *exec;                 /* cudaGraphExec_t */
+    unsigned long ws_moves;     /* the backend's at capture: its workspace pointer is baked in */
 };
 
 bool vf_backend_can_capture(const struct vf_backend *be)
@@ -552,6 +554,7 @@ int vf_backend_capture_end(struct vf_backend *be, struct vf_graph **out, struct 
         }
         g->be = be;
         g->exec = exec;
+        g->ws_moves = be->ws_moves;
         *out = g;
         return VF_OK;
     }
@@ -559,10 +562,19 @@ int vf_backend_capture_end(struct vf_backend *be, struct vf_graph **out, struct 
     return vf_error_set(err, VF_EUNSUPPORTED, "graph capture: only a CUDA backend captures");
 }
 
+bool vf_graph_current(const struct vf_graph *g)
+{
+    return g && g->ws_moves == g->be->ws_moves;
+}
+
 int vf_graph_launch(struct vf_graph *g, struct vf_error *err)
 {
     if (!g)
         return vf_error_set(err, VF_EINVAL, "vf_graph_launch: no graph");
+    if (!vf_graph_current(g))
+        return vf_error_set(err, VF_EINVAL, "vf_graph_launch: the graph is stale (a primitive "
+                            "created after the capture grew the backend's shared workspace, "
+                            "whose old address the graph holds): capture again");
 #ifdef VF_HAVE_CUDA
     return vf_cuda_graph_launch(g->be, g->exec, err);
 #else

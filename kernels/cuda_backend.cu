@@ -45,6 +45,7 @@ struct vf_cuda_ctx {
     size_t stage_bytes;
     cudaEvent_t stage_free;     /* recorded after the last transfer out of h_stage */
     void *cublas_ws;            /* cuBLAS's workspace, set once: nothing allocated in a capture */
+    size_t local_bytes;         /* kernels' local memory reserved at creation (an estimate) */
     bool capturing;
 };
 
@@ -135,6 +136,45 @@ int staging_check(const vf_cuda_ctx *cx, const struct vf_tensor *t, const char *
 
 } // namespace
 
+/* The driver reserves a kernel's local memory (its per-thread stack frame × the threads the GPU
+ * can hold at once) at the first launch that needs more than it holds, outside any allocation
+ * of ours: the refinement's ~11 KB a thread is about 3 GB on an H100. Reserving it here, at the
+ * stack-size limit, makes a GPU without that much free fail now, with the out-of-memory advice,
+ * instead of at a frame's launch. */
+static int reserve_local(struct vf_backend *be, vf_cuda_ctx *cx, struct vf_error *err)
+{
+    size_t need = 0, have = 0;
+    int sms = 0, per_sm = 0;
+    if (vf_cuda_ops_stack_bytes(&need, err))
+        return err ? err->code : VF_EINTERNAL;
+    VF_CHECK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, cx->device), err,
+                  fail);
+    VF_CHECK_CUDA(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxThreadsPerMultiProcessor,
+                                         cx->device), err, fail);
+    cx->local_bytes = need * (size_t)sms * (size_t)per_sm;
+    VF_CHECK_CUDA(cudaDeviceGetLimit(&have, cudaLimitStackSize), err, fail);
+    if (need > have) {
+        const cudaError_t rc = cudaDeviceSetLimit(cudaLimitStackSize, need);
+        if (rc == cudaErrorMemoryAllocation) {
+            (void)cudaGetLastError();
+            size_t free_b = 0, total_b = 0;
+            (void)cudaMemGetInfo(&free_b, &total_b); /* for the message only */
+            (void)cudaGetLastError();
+            return vf_error_set(err, VF_ENOMEM,
+                                "GPU %d (%s): out of memory reserving the kernels' local memory "
+                                "(%zu bytes a thread, about %zu MiB for the whole GPU; this rank "
+                                "holds %zu bytes; the GPU has %zu MiB free of %zu MiB); use fewer "
+                                "ranks per GPU or free the GPU (nvidia-smi)",
+                                cx->device, cx->name, need, cx->local_bytes >> 20, be->bytes,
+                                free_b >> 20, total_b >> 20);
+        }
+        VF_CHECK_CUDA(rc, err, fail);
+    }
+    return VF_OK;
+fail:
+    return vf_error_prefix(err, "reserving the kernels' local memory");
+}
+
 extern "C" int vf_cuda_init(struct vf_backend *be, int gpu, struct vf_error *err)
 {
     int count = 0;
@@ -179,6 +219,8 @@ extern "C" int vf_cuda_init(struct vf_backend *be, int gpu, struct vf_error *err
     VF_CHECK_CUBLAS(cublasSetWorkspace(cx->cublas, cx->cublas_ws, kCublasWorkspace), err, fail);
     VF_CHECK_CUDNN(cudnnCreate(&cx->cudnn), err, fail);
     VF_CHECK_CUDNN(cudnnSetStream(cx->cudnn, cx->stream), err, fail);
+    if (reserve_local(be, cx, err))
+        goto fail;
     return VF_OK;
 fail:
     vf_cuda_fini(be);
@@ -240,9 +282,11 @@ extern "C" void *vf_cuda_alloc(struct vf_backend *be, size_t bytes, struct vf_er
         (void)cudaGetLastError();
         vf_error_set(err, VF_ENOMEM,
                      "GPU %d (%s): out of memory allocating %zu bytes (this rank holds %zu "
-                     "bytes; the GPU has %zu MiB free of %zu MiB); use a smaller inference size, "
-                     "a lower precision (bf16), fewer ranks per GPU, or free the GPU (nvidia-smi)",
-                     cx->device, cx->name, bytes, be->bytes, free_b >> 20, total_b >> 20);
+                     "bytes, and about %zu MiB of kernels' local memory; the GPU has %zu MiB "
+                     "free of %zu MiB); use a smaller inference size, a lower precision (bf16), "
+                     "fewer ranks per GPU, or free the GPU (nvidia-smi)",
+                     cx->device, cx->name, bytes, be->bytes, cx->local_bytes >> 20,
+                     free_b >> 20, total_b >> 20);
         return nullptr;
     }
     VF_CHECK_CUDA(rc, err, fail);
@@ -427,11 +471,19 @@ extern "C" int vf_cuda_capture_end(struct vf_backend *be, void **graph_exec,
     if (!cx->capturing)
         return vf_error_set(err, VF_EINVAL, "GPU %d: no capture under way", cx->device);
     cx->capturing = false;
-    if (enter(cx, err))
-        return err ? err->code : VF_EINTERNAL;
-    VF_CHECK_CUDA(cudaStreamEndCapture(cx->stream, &graph), err, fail);
+    /* The capture ends on every path, even when the device cannot be made current: a stream
+     * left capturing would take every later call of this backend into a dead graph. */
+    const int entered = enter(cx, err);
+    const cudaError_t ended = cudaStreamEndCapture(cx->stream, &graph);
+    if (entered)
+        goto fail;
+    VF_CHECK_CUDA(ended, err, fail);
     VF_CHECK_CUDA(cudaGraphInstantiate(&exec, graph, 0), err, fail);
-    VF_CHECK_CUDA(cudaGraphDestroy(graph), err, fail);
+    {
+        const cudaError_t destroyed = cudaGraphDestroy(graph);
+        graph = nullptr;   /* not again on the fail path, whatever it returned */
+        VF_CHECK_CUDA(destroyed, err, fail);
+    }
     *graph_exec = exec;
     return VF_OK;
 fail:

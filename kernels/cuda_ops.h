@@ -167,6 +167,9 @@ int vf_cuda_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_ten
                             const struct vf_tensor *grey_full, struct vf_tensor *ab_full,
                             int radius, float eps, struct vf_tensor *scratch, void *stream,
                             struct vf_error *err);
+/* The most local memory (stack frame) a thread of this file's kernels uses, in bytes (the
+ * refinement's per-pixel arrays: about 11 KB a thread at sm_90); the device's current GPU. */
+int vf_cuda_ops_stack_bytes(size_t *bytes, struct vf_error *err);
 /* vf_op_carry_ab (no scratch: one thread per pixel, the window sums in Net.carry's order). */
 int vf_cuda_carry_ab(const struct vf_tensor *grey, const struct vf_tensor *prev_grey,
                      const struct vf_tensor *prev_ab, struct vf_tensor *ab, float share,

@@ -16,8 +16,10 @@
  *   algorithms and produce different bits; the heuristic is a pure function of the shapes, the
  *   GPU and cuDNN's version.
  *   Math: f32 runs with CUDNN_FMA_MATH (no TF32: the f32 golden tests need full f32 products);
- *   bf16/f16 with CUDNN_TENSOR_OP_MATH (tensor cores), f32 accumulation (cuDNN's
- *   PSEUDO_HALF/PSEUDO_BFLOAT16 configurations, compute type f32).
+ *   bf16/f16 ask for CUDNN_TENSOR_OP_MATH (tensor cores), f32 accumulation (cuDNN's
+ *   PSEUDO_HALF/PSEUDO_BFLOAT16 configurations, compute type f32). The heuristic ranks
+ *   (algorithm, math type) pairs: the descriptor takes the chosen entry's math type (cuDNN 7.4
+ *   and later select the kernel by both), and f32 takes FMA entries only.
  *   Workspace (the backend's shared be->ws, reserved at creation, looked up per run):
  *   [padded or dense source | dense y in the compute dtype | cuDNN's own workspace].
  *   Reflect padding fills the first region by a kernel and cuDNN convolves it with pad 0 (as
@@ -311,8 +313,14 @@ static int conv_choose_algo(struct vf_cudnn_conv *cv, cudnnHandle_t h, struct vf
         if (p->status != CUDNN_STATUS_SUCCESS || p->determinism != CUDNN_DETERMINISTIC ||
             p->memory > VF_CUDNN_WS_CAP)
             continue;
-        /* the workspace for the math type the descriptor holds (set before the query); an
-         * algorithm this configuration does not support fails here and is passed over */
+        /* cuDNN ranks (algorithm, math type) pairs, and the determinism and memory above are
+         * the pair's: the descriptor takes the entry's math type, so that the kernel that runs
+         * is the one checked; f32 keeps FMA (no TF32: the f32 golden tests need f32 products) */
+        if (cv->dt == VF_F32 && p->mathType != CUDNN_FMA_MATH)
+            continue;
+        VF_CHECK_CUDNN(cudnnSetConvolutionMathType(cv->c_desc, p->mathType), err, fail);
+        /* the workspace for that pair; an algorithm this configuration does not support fails
+         * here and is passed over */
         size_t bytes = 0;
         if (cudnnGetConvolutionForwardWorkspaceSize(h, cv->x_desc, cv->w_desc, cv->c_desc,
                                                     cv->y_desc, p->algo, &bytes) !=
@@ -322,7 +330,10 @@ static int conv_choose_algo(struct vf_cudnn_conv *cv, cudnnHandle_t h, struct vf
         cv->algo = p->algo;
         cv->cws_bytes = bytes;
         snprintf(cv->impl, sizeof cv->impl, "cudnn:%s (%s)", algo_name(p->algo),
-                 cv->dt == VF_F32 ? "fma" : "tensor op");
+                 p->mathType == CUDNN_FMA_MATH         ? "fma"
+                 : p->mathType == CUDNN_TENSOR_OP_MATH ? "tensor op"
+                 : p->mathType == CUDNN_DEFAULT_MATH   ? "default math"
+                                                       : "tensor op, conversion allowed");
         free(perf);
         return VF_OK;
     }

@@ -18,9 +18,12 @@ struct vf_backend {
     /* Run-time workspace shared by this backend's primitives (reflect padding, dense copies of
      * channel-slice views, oneDNN scratchpads): one operator runs at a time on the stream, so
      * one buffer, grown at primitive creation (vf_be_reserve_) to the largest need, serves all.
-     * Never reallocated by a run; primitives look the pointer up at run time. */
+     * Never reallocated by a run; primitives look the pointer up at run time. A CUDA graph
+     * holds the pointer it captured: ws_moves counts the reallocations, and a graph captured
+     * before the last one is stale (vf_graph_current). */
     void *ws;
     size_t ws_bytes;
+    unsigned long ws_moves;
 };
 
 /* A hot CPU loop also built for AVX2, the build picked at load time. Only for element-wise loops

@@ -90,7 +90,11 @@ int vf_backend_capture_begin(struct vf_backend *be, struct vf_error *err);
 /* End the capture: *out replays what was enqueued since vf_backend_capture_begin. On failure
  * the capture is ended and discarded. */
 int vf_backend_capture_end(struct vf_backend *be, struct vf_graph **out, struct vf_error *err);
-/* Enqueue one replay on the backend's stream (asynchronous, like any operator). */
+/* False when a primitive created after the capture grew the backend's shared workspace: the
+ * graph holds the old buffer's address, so it must be destroyed and captured again. */
+bool vf_graph_current(const struct vf_graph *g);
+/* Enqueue one replay on the backend's stream (asynchronous, like any operator); a stale graph
+ * (vf_graph_current false) is refused. */
 int vf_graph_launch(struct vf_graph *g, struct vf_error *err);
 void vf_graph_destroy(struct vf_graph **g);
 

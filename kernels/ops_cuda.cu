@@ -708,6 +708,24 @@ __global__ void k_warp_refine(const float *grey, const float *ry, const float *r
     }
 }
 
+extern "C" int vf_cuda_ops_stack_bytes(size_t *bytes, struct vf_error *err)
+{
+    /* the kernels whose bodies keep arrays per thread (elem.h's refinement, carry, attention) */
+    const void *const kernels[] = {reinterpret_cast<const void *>(k_warp_refine),
+                                   reinterpret_cast<const void *>(k_carry_ab),
+                                   reinterpret_cast<const void *>(k_attention)};
+    *bytes = 0;
+    for (const void *k : kernels) {
+        cudaFuncAttributes a;
+        VF_CHECK_CUDA(cudaFuncGetAttributes(&a, k), err, fail);
+        if (a.localSizeBytes > *bytes)
+            *bytes = a.localSizeBytes;
+    }
+    return VF_OK;
+fail:
+    return vf_error_prefix(err, "the kernels' local memory");
+}
+
 extern "C" int vf_cuda_warp_refine(const struct vf_tensor *grey, const struct vf_tensor *ref_y,
                                    const struct vf_tensor *ref_ab, const struct vf_tensor *pos,
                                    int radius, int patch, float inv_h2,

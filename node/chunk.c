@@ -516,9 +516,8 @@ static int infer_begin(struct chunk_run *r, struct vf_error *err)
     if (r->job->reference_rgb)
         rc = vf_colorizer_set_reference(r->job->colorizer, r->job->reference_rgb,
                                         r->job->reference_rgb_full, err);
-    if (rc >= 0)
-        vf_colorizer_reset(r->job->colorizer); /* zero state at a shot's first frame and every
-                                                  warm-up */
+    if (rc >= 0)   /* zero state at a shot's first frame and every warm-up */
+        rc = vf_colorizer_reset(r->job->colorizer, err);
     r->t_infer += vf_now() - t;
     return rc;
 }

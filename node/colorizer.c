@@ -74,6 +74,7 @@ struct vf_colorizer {
     struct vf_tensor disp_prev, disp_new;
     bool have_ref;
     bool have_frame;            /* a frame since the last reference: post has something */
+    bool stale_state;           /* a reset failed (a device error): the next frame resets first */
 
     /* the reference's luma Y′ (host H × W): A.refine's, and what each frame's grey is compared
      * with for reference pass-through (opts.passthrough); for that too, the reference's Lab at
@@ -119,7 +120,9 @@ struct vf_colorizer {
      * warm-up that makes cuBLAS, cuDNN and CUDA do their lazy first-call work (module loading,
      * heuristics, internal set-up) outside the capture, where some of it is not allowed. Every
      * tensor the graph touches is allocated above, once; a reference or a reset rewrites them
-     * in place, so the graph stays valid. */
+     * in place, so the graph stays valid. The backend's shared workspace is not the
+     * colorizer's: a primitive created later on the same backend may move it, and the next
+     * frame then captures again (vf_graph_current). */
     bool use_graph;
     bool graph_warm;            /* a whole frame has run eagerly (the warm-up) */
     struct vf_graph *graph;
@@ -559,7 +562,7 @@ int vf_colorizer_create(struct vf_colorizer **out, const struct vf_net *net,
             }
         }
     }
-    vf_colorizer_reset(c);
+    TRY(vf_colorizer_reset(c, err));
     *out = c;
     return VF_OK;
 fail:
@@ -663,34 +666,36 @@ int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, const f
     TRY(sync_time(c, &acc, &t0, err));
     c->times.reference += acc;
     c->times.references++;
+    TRY(vf_colorizer_reset(c, err));
     c->have_ref = true;
-    vf_colorizer_reset(c);
     return VF_OK;
 fail:
     vf_error_prefix(err, "reference features");
     return rc;
 }
 
-void vf_colorizer_reset(struct vf_colorizer *c)
+int vf_colorizer_reset(struct vf_colorizer *c, struct vf_error *err)
 {
-    struct vf_error err = {0};
+    int rc = VF_OK;
     struct vf_tensor prev = vf_tensor_slice(&c->cin, 4, 3);
     c->since_passthrough = -1;
     c->prop_serial = -1;
     c->post_serial = -1;
-    /* The upload of a host array into a preallocated tensor cannot fail but for a bug. */
-    int rc = vf_tensor_upload(&prev, c->zero_state, &err);
-    VF_ASSERT(rc == VF_OK);
+    /* A host array into a preallocated tensor: on a GPU the upload also reports an earlier
+     * kernel's fault (and refuses during a capture), so it is checked like any other call. */
+    c->stale_state = true;
+    TRY(vf_tensor_upload(&prev, c->zero_state, err));
     if (c->net->arch.a_refine_temporal) {   /* no temporal candidates for the next frame */
-        rc = vf_tensor_upload(&c->prev_l, c->host_noprev, &err);
-        VF_ASSERT(rc == VF_OK);
-        rc = vf_tensor_upload(&c->prev_ab, c->host_noprev + (size_t)c->h * (size_t)c->w, &err);
-        VF_ASSERT(rc == VF_OK);
+        TRY(vf_tensor_upload(&c->prev_l, c->host_noprev, err));
+        TRY(vf_tensor_upload(&c->prev_ab, c->host_noprev + (size_t)c->h * (size_t)c->w, err));
     }
-    if (c->net->arch.a_refine_predict) {    /* no motion yet */
-        rc = vf_tensor_upload(&c->disp_prev, c->host_noprev + (size_t)c->h * (size_t)c->w, &err);
-        VF_ASSERT(rc == VF_OK);
-    }
+    if (c->net->arch.a_refine_predict)      /* no motion yet */
+        TRY(vf_tensor_upload(&c->disp_prev, c->host_noprev + (size_t)c->h * (size_t)c->w, err));
+    c->stale_state = false;
+fail:
+    if (rc)
+        vf_error_prefix(err, "resetting the recurrent state");
+    return rc;
 }
 
 static int download_planar(const struct vf_tensor *t, float *dst, struct vf_error *err)
@@ -873,6 +878,8 @@ static int network_frame(struct vf_colorizer *c, float *ab, struct vf_colorizer_
     /* A frame whose gate is ramped (C.gate_ramp, a scale under 128) runs eagerly: the graph holds
      * the full scale as a launch argument. Those are the K − 1 frames after a pass-through. */
     const bool full_scale = gate_scale(c) == 128.0f;
+    if (c->graph && !vf_graph_current(c->graph))   /* the shared workspace moved: again */
+        vf_graph_destroy(&c->graph);
     if (c->use_graph && c->graph_warm && !c->graph && full_scale) {
         /* Capture once. Nothing captured has run, so a capture that fails (an operator that
          * cannot be captured) costs nothing but a warning: this frame and the rest run eagerly,
@@ -942,6 +949,8 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     if (!grey) return vf_error_set(err, VF_EINVAL, "colorizer: no frame given");
     double t0 = vf_now();
     int rc;
+    if (c->stale_state)   /* an earlier failure left the state half-reset: the zero state */
+        TRY(vf_colorizer_reset(c, err));
     TRY(vf_tensor_upload(&c->grey, grey, err));
     c->frame_passthrough = c->passthrough && is_reference_frame(c, grey);
     if (c->frame_passthrough) {
@@ -959,8 +968,13 @@ int vf_colorizer_frame(struct vf_colorizer *c, const float *grey, float *ab,
     c->have_frame = true;
     return VF_OK;
 fail:
-    /* Leave no half-updated recurrence behind: the next frame starts from the zero state. */
-    vf_colorizer_reset(c);
+    /* Leave no half-updated recurrence behind: the next frame starts from the zero state (if
+     * the device cannot even take that now, stale_state has the next frame try again). The
+     * frame's own error is the one reported. */
+    {
+        struct vf_error reset_err = {0};
+        vf_colorizer_reset(c, &reset_err);
+    }
     c->have_frame = false;
     vf_error_prefix(err, "frame %ld", c->times.frames);
     return rc;

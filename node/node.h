@@ -199,8 +199,9 @@ void vf_colorizer_destroy(struct vf_colorizer **c);
  * then takes its a, b at full detail; without it they are upsampled from inference size. */
 int vf_colorizer_set_reference(struct vf_colorizer *c, const float *rgb, const float *rgb_full,
                                struct vf_error *err);
-/* Reset the recurrent state to zeros (first frame of a shot, of every warm-up). */
-void vf_colorizer_reset(struct vf_colorizer *c);
+/* Reset the recurrent state to zeros (first frame of a shot, of every warm-up). Fails only where
+ * the device does (a GPU's earlier kernel fault shows here); the next frame then resets first. */
+int vf_colorizer_reset(struct vf_colorizer *c, struct vf_error *err);
 
 /* Intermediate tensors a frame call can copy out (golden tests, the warp-only baseline). */
 struct vf_colorizer_taps {

@@ -861,7 +861,7 @@ static void reset_restarts_the_recurrence(void **state)
     run_frame(cz, &g, 0, &a);
     run_frame(cz, &g, 0, &b);   /* same grey, but X̂(t−1) is now frame 0's output */
     assert_true(memcmp(a.ab, b.ab, 2 * n * sizeof(float)) != 0);
-    vf_colorizer_reset(cz);
+    assert_int_equal(vf_colorizer_reset(cz, &err), VF_OK);
     run_frame(cz, &g, 0, &b);
     assert_memory_equal(a.ab, b.ab, 2 * n * sizeof(float));
     float *ref = as_f32(need(&g, "ref_rgb"));
