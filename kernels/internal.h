@@ -79,36 +79,42 @@ const char *vf_pool_impl_(const struct vf_pool *p);
 /* Set the OpenMP thread count for the operators run next on this backend. */
 void vf_be_enter_(const struct vf_backend *be);
 
-/* 16 lanes built for AVX-512F (kernels/lanes512.c) on x86-64 with GCC or clang
- * (kernels/CMakeLists.txt then defines VF_HAVE_LANES512 for the library's sources); kernels/ops.c
- * calls them where the CPU has it.
- * vf_keep_luma512_: vf_keep_luma_rgb for the 16 pixels grey[l], a[l], b[l] into rgb[3l..3l+2],
- * bit for bit. vf_powf512_: out[l] = powf(x[l], y) for 16 values, libm's float, for any x,
- * computed as a vector for x in the open interval (VF_POWF_LANES_LO, VF_POWF_LANES_HI) and
- * y = 1/2.4f (the sRGB encoding, vf_gam01_d) or 0.8f (the keep-luma start), the only exponents
- * that tests/test_ops.c checks there. vf_expf512_: out[l] = expf(t[l]), libm's float, for the
- * lanes l whose bit is set in `want` (the others unwritten), computed as a vector for t in
- * [VF_EXPF_LANES_LO, VF_EXPF_LANES_HI]. */
-#ifndef VF_HAVE_LANES512
-#define VF_HAVE_LANES512 0
+/* 16 lanes (kernels/lanes_impl.h), built on x86-64 with GCC or clang for AVX-512F
+ * (kernels/lanes512.c) and for AVX2 + FMA (kernels/lanes256.c); kernels/CMakeLists.txt then
+ * defines VF_HAVE_LANES for the library's sources, and kernels/ops.c calls the widest the CPU
+ * runs (vf_lanes_). Each table's functions:
+ * keep_luma: vf_keep_luma_rgb for the 16 pixels grey[l], a[l], b[l] into rgb[3l..3l+2], bit for
+ * bit. powf: out[l] = powf(x[l], y) for 16 values, libm's float, for any x, computed as a vector
+ * for x in the open interval (VF_POWF_LANES_LO, VF_POWF_LANES_HI) and y = 1/2.4f (the sRGB
+ * encoding, vf_gam01_d) or 0.8f (the keep-luma start), the only exponents that tests/test_ops.c
+ * checks there. expf: out[l] = expf(t[l]), libm's float, for the lanes l whose bit is set in
+ * `want` (the others unwritten), computed as a vector for t in [VF_EXPF_LANES_LO,
+ * VF_EXPF_LANES_HI]. */
+#ifndef VF_HAVE_LANES
+#define VF_HAVE_LANES 0
 #endif
-#if VF_HAVE_LANES512
-void vf_keep_luma512_(const float *grey, const float *a, const float *b, float kr, float kb,
+struct vf_lanes {
+    const char *isa;            /* "AVX-512F", "AVX2" */
+    void (*keep_luma)(const float *grey, const float *a, const float *b, float kr, float kb,
                       float *rgb);
-void vf_powf512_(const float *x, float y, float *out);
-void vf_expf512_(const float *t, unsigned want, float *out);
+    void (*powf)(const float *x, float y, float *out);
+    void (*expf)(const float *t, unsigned want, float *out);   /* NULL: libm's (AVX2) */
+};
+#if VF_HAVE_LANES
+extern const struct vf_lanes vf_lanes512_, vf_lanes256_;
 #endif
 #define VF_POWF_LANES_LO 0.0031308f
 #define VF_POWF_LANES_HI 1.001f
 #define VF_EXPF_LANES_LO (-69.0f)
 #define VF_EXPF_LANES_HI (-0x1p-12f)
-/* out[i] = expf(x[i]) (exp) or powf(x[i], y) for i < n, 16 at a time through vf_expf512_ or
- * vf_powf512_ where the CPU has AVX-512F, libm's for the rest and elsewhere (for tests);
- * returns whether the vector path ran. */
+/* out[i] = expf(x[i]) (exp) or powf(x[i], y) for i < n, 16 at a time through vf_lanes_()'s
+ * where there are lanes, libm's for the rest and elsewhere (for tests); returns whether the
+ * vector path ran. */
 bool vf_libm_lanes_(bool exp, const float *x, long n, float y, float *out);
-/* Whether this CPU runs kernels/lanes512.c; vf_lanes512_off_(true) makes every operator take
- * its scalar path instead (tests run both; not while operators run). */
-bool vf_have_lanes512_(void);
-void vf_lanes512_off_(bool off);
+/* The widest lanes this CPU runs (AVX-512F, else AVX2 with FMA), at most vf_lanes_cap_'s width;
+ * NULL: none, every operator takes its scalar path. vf_lanes_cap_(512) (the default), 256 or 0
+ * (tests run every path; not while operators run). */
+const struct vf_lanes *vf_lanes_(void);
+void vf_lanes_cap_(int bits);
 
 #endif /* VF_KERNELS_INTERNAL_H */

@@ -2,7 +2,7 @@
  * kernels/lanes.h: RL pixels side by side, one per lane of a GCC vector (internal to kernels/).
  * Code written with these runs each lane's operations in a scalar body's order (no FMA
  * contraction, kernels/CMakeLists.txt), so each lane gets that body's bits: ops.c's warp
- * refinement (refine_lanes) and lanes512.c's keep-luma solver.
+ * refinement (refine_lanes) and lanes_impl.h's keep-luma solver.
  */
 #ifndef VF_KERNELS_LANES_H
 #define VF_KERNELS_LANES_H

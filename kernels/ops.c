@@ -1105,8 +1105,8 @@ static inline void rl_put(float (*x)[RL], int n, int l, const float *col)
 
 /* w = exp(−(c − m)·inv_h2) in the lanes of `lanes` (all where NULL), as vf_refine_window and
  * vf_refine_px compute it (vf_refine_weight: expf called only where the weight is not 0); the
- * others keep w. With RL_EXP_VECTOR such lanes or more, kernels/lanes512.c's expf where the CPU
- * has AVX-512F (libm's bits). */
+ * others keep w. With RL_EXP_VECTOR such lanes or more, the lanes' expf (kernels/lanes_impl.h)
+ * where the CPU has AVX-512F (libm's bits). */
 #define RL_EXP_VECTOR 4
 static inline void rl_exp(const float *c, const float *m, float inv_h2, const rl_i *lanes,
                           float *w)
@@ -1121,9 +1121,10 @@ static inline void rl_exp(const float *c, const float *m, float inv_h2, const rl
     RL_ST(o, RL_SEL(want, zero, RL_LD(w)));
     if (bits) {
         RL_ST(tt, t);
-#if VF_HAVE_LANES512
-        if (__builtin_popcount(bits) >= RL_EXP_VECTOR && vf_have_lanes512_()) {
-            vf_expf512_(tt, bits, o);           /* libm's expf, 16 at a time */
+#if VF_HAVE_LANES
+        const struct vf_lanes *vl;
+        if (__builtin_popcount(bits) >= RL_EXP_VECTOR && (vl = vf_lanes_()) && vl->expf) {
+            vl->expf(tt, bits, o);              /* libm's expf, 16 at a time */
             bits = 0;
         }
 #endif
@@ -1638,46 +1639,46 @@ int vf_op_guided_upsample(const struct vf_tensor *grey_lo, const struct vf_tenso
 
 /* ============================== keep luma ================================================== */
 
-static bool lanes512_off;
+static int lanes_cap = 512;
 
-void vf_lanes512_off_(bool off) { lanes512_off = off; }
+void vf_lanes_cap_(int bits) { lanes_cap = bits; }
 
-bool vf_have_lanes512_(void)
+const struct vf_lanes *vf_lanes_(void)
 {
-#if VF_HAVE_LANES512
-    return !lanes512_off && __builtin_cpu_supports("avx512f");
-#else
-    return false;
+#if VF_HAVE_LANES
+    if (lanes_cap >= 512 && __builtin_cpu_supports("avx512f"))
+        return &vf_lanes512_;
+    if (lanes_cap >= 256 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return &vf_lanes256_;
 #endif
+    return NULL;
 }
 
 bool vf_libm_lanes_(bool exp, const float *x, long n, float y, float *out)
 {
     long i = 0;
-#if VF_HAVE_LANES512
-    if (vf_have_lanes512_())
+    const struct vf_lanes *vl = vf_lanes_();
+    if (vl && (exp ? vl->expf != NULL : vl->powf != NULL))
         for (; i + RL <= n; i += RL) {
             if (exp)
-                vf_expf512_(x + i, (1u << RL) - 1, out + i);
+                vl->expf(x + i, (1u << RL) - 1, out + i);
             else
-                vf_powf512_(x + i, y, out + i);
+                vl->powf(x + i, y, out + i);
         }
-#endif
     const bool lanes = i > 0;
     for (; i < n; i++)
         out[i] = exp ? expf(x[i]) : powf(x[i], y);
     return lanes;
 }
 
-/* Pixels [p0, p1) of the operator: RL at a time through vf_keep_luma512_ where `lanes` (the
- * last lanes of a short block repeat the block's first pixel, unwritten), else vf_keep_luma_rgb
- * one by one; the same bits. */
+/* Pixels [p0, p1) of the operator: RL at a time through vl's keep_luma where there are lanes
+ * (the last lanes of a short block repeat the block's first pixel, unwritten), else
+ * vf_keep_luma_rgb one by one; the same bits. */
 #define KL_BLOCK 256
 static void keep_luma_span(const struct vf_tensor *grey, const struct vf_tensor *ab, float kr,
                            float kb, const struct vf_tensor *rgb, const struct vf_tensor *cbcr,
-                           long p0, long p1, bool lanes)
+                           long p0, long p1, const struct vf_lanes *vl)
 {
-    lanes = lanes && VF_HAVE_LANES512;
     for (long p = p0; p < p1; p += RL) {
         const int n = p1 - p < RL ? (int)(p1 - p) : RL;
         float g[RL], a[RL], b[RL], c[3 * RL];
@@ -1688,12 +1689,10 @@ static void keep_luma_span(const struct vf_tensor *grey, const struct vf_tensor 
             a[l] = ld1(ab, ao);
             b[l] = ld1(ab, ao + 1);
         }
-#if VF_HAVE_LANES512
-        if (lanes)
-            vf_keep_luma512_(g, a, b, kr, kb, c);
-#endif
+        if (vl)
+            vl->keep_luma(g, a, b, kr, kb, c);
         for (int l = 0; l < n; l++) {
-            vf_f3 v = lanes ? vf_f3_make(c[3 * l], c[3 * l + 1], c[3 * l + 2])
+            vf_f3 v = vl ? vf_f3_make(c[3 * l], c[3 * l + 1], c[3 * l + 2])
                             : vf_keep_luma_rgb(g[l], a[l], b[l], kr, kb);
             if (rgb) {
                 const float o[3] = {v.x, v.y, v.z};
@@ -1733,12 +1732,12 @@ int vf_op_keep_luma(const struct vf_tensor *grey, const struct vf_tensor *ab, fl
         return vf_cuda_keep_luma(grey, ab, kr, kb, rgb, cbcr, vf_cuda_stream(grey->be), err);
 #endif
     const long np = npix(grey), nb = (np + KL_BLOCK - 1) / KL_BLOCK;
-    const bool lanes = vf_have_lanes512_();
+    const struct vf_lanes *vl = vf_lanes_();
     vf_be_enter_(grey->be);
 #pragma omp parallel for schedule(static) if (np > PAR_MIN / 64)
     for (long q = 0; q < nb; q++)
         keep_luma_span(grey, ab, kr, kb, rgb, cbcr, q * KL_BLOCK,
-                       q * KL_BLOCK + KL_BLOCK < np ? q * KL_BLOCK + KL_BLOCK : np, lanes);
+                       q * KL_BLOCK + KL_BLOCK < np ? q * KL_BLOCK + KL_BLOCK : np, vl);
     return VF_OK;
 }
 

@@ -1806,6 +1806,36 @@ static void refine_lanes_case(int H, int W, const struct lanes_cfg *k, uint64_t 
         free(all[i]);
 }
 
+/* The lane paths this CPU runs (kernels/internal.h vf_lanes_cap_: AVX-512F, AVX2), widest
+ * first, then the scalar path (0); returns how many. vf_lanes_cap_(bits[i]) selects one. */
+static int lane_paths(int bits[3])
+{
+    int n = 0;
+    const struct vf_lanes *seen = NULL;
+    for (int cap = 512; cap >= 256; cap /= 2) {
+        vf_lanes_cap_(cap);
+        const struct vf_lanes *vl = vf_lanes_();
+        if (vl && vl != seen)
+            bits[n++] = cap;
+        seen = vl;
+    }
+    vf_lanes_cap_(512);
+    bits[n++] = 0;
+    return n;
+}
+
+/* The name of the path vf_lanes_cap_(bits) selects; *expf (may be NULL): whether its lanes
+ * compute expf (else libm's). */
+static const char *lane_path_name(int bits, bool *expf)
+{
+    vf_lanes_cap_(bits);
+    const struct vf_lanes *vl = vf_lanes_();
+    vf_lanes_cap_(512);
+    if (expf)
+        *expf = vl && vl->expf;
+    return vl ? vl->isa : "scalar";
+}
+
 static void warp_refine_lanes_match_px(void **state)
 {
     (void)state;
@@ -1818,18 +1848,26 @@ static void warp_refine_lanes_match_px(void **state)
         {3, 5, 3, 0, 1, 0.005f, 0.0025f},
         {VF_REFINE_MAX_RADIUS, VF_REFINE_MAX_PATCH, VF_REFINE_MAX_TEMPORAL, VF_REFINE_MAX_PREDICT,
          1, 0.05f, 0.02f}};
-    /* the weights' expf by kernels/lanes512.c where the CPU has AVX-512F, and by libm alone */
-    const int paths = vf_have_lanes512_() ? 2 : 1;
+    /* the weights' expf by each of the lanes this CPU runs (kernels/lanes_impl.h), and by libm
+     * alone */
+    int bits[3];
+    const int paths = lane_paths(bits);
+    bool libm_done = false;
     for (int path = 0; path < paths; path++) {
-        vf_lanes512_off_(path == 1);
+        bool vector;
+        const char *name = lane_path_name(bits[path], &vector);
+        if (!vector && libm_done)
+            continue;                   /* libm's expf again (the AVX2 path has no expf) */
+        libm_done |= !vector;
+        vf_lanes_cap_(bits[path]);
         for (size_t i = 0; i < sizeof cfgs / sizeof *cfgs; i++) {
             refine_lanes_case(28, 72, &cfgs[i], 100 + i);
             refine_lanes_case(24, 40, &cfgs[i], 200 + i);
         }
+        vf_lanes_cap_(512);
+        printf("warp refine (expf: %s): %zu settings on 28x72 and 24x40, 1, 2 and 3 threads: "
+               "vf_refine_px's bits\n", vector ? name : "libm's", sizeof cfgs / sizeof *cfgs);
     }
-    vf_lanes512_off_(false);
-    printf("warp refine: %zu settings on 28x72 and 24x40, 1, 2 and 3 threads, %d expf path%s: "
-           "vf_refine_px's bits\n", sizeof cfgs / sizeof *cfgs, paths, paths > 1 ? "s" : "");
 }
 
 /* The cheapest of n temporal costs by its definition, the first on ties (model.py
@@ -2737,7 +2775,7 @@ static uint32_t f32_bits(float f)
     return u;
 }
 
-/* kernels/lanes512.c's vector powf (the keep-luma operator's) against libm's powf, bit for
+/* The lanes' vector powf (kernels/lanes_impl.h, the keep-luma operator's) against libm's powf, bit for
  * bit, on every float of the interval where its vector path runs, for both exponents it serves;
  * and outside it (0, negative, NaN, ±∞, subnormal, above the interval: libm's own powf), each
  * edge value in every lane. */
@@ -2748,18 +2786,26 @@ static void keep_luma_powf_lanes_match_libm(void **state)
                           -INFINITY, 1e-40f, 2.0f, 1.5f, 0.001f, 3e38f, 0.5f};
     const int ne = (int)(sizeof edge / sizeof *edge);
     const uint32_t first = f32_bits(VF_POWF_LANES_LO) + 1, last = f32_bits(VF_POWF_LANES_HI) - 1;
-    bool vector = false;
-    long n = 0;
-    n += lanes_match_libm(false, 1.0f / 2.4f, first, last, edge, ne, 0.25f, 0.01f, &vector);
-    n += lanes_match_libm(false, 0.8f, first, last, edge, ne, 0.25f, 0.01f, &vector);
-    assert_true(n == 2L * (long)(last - first + 1));
-    assert_true(vector == vf_have_lanes512_());
-    printf("powf lanes (%s): all %ld floats of (%g, %g), y = 1/2.4 and 0.8, and %d edge values "
-           "in every lane: libm's bits\n", vector ? "AVX-512F" : "no AVX-512F here: libm's own",
-           n / 2, (double)VF_POWF_LANES_LO, (double)VF_POWF_LANES_HI, ne);
+    int bits[3];
+    const int paths = lane_paths(bits);
+    /* every vector path this CPU runs; the scalar one is libm's own (only where there is none) */
+    for (int path = 0; path < (paths > 1 ? paths - 1 : 1); path++) {
+        vf_lanes_cap_(bits[path]);
+        bool vector = false;
+        long n = 0;
+        n += lanes_match_libm(false, 1.0f / 2.4f, first, last, edge, ne, 0.25f, 0.01f, &vector);
+        n += lanes_match_libm(false, 0.8f, first, last, edge, ne, 0.25f, 0.01f, &vector);
+        vf_lanes_cap_(512);
+        assert_true(n == 2L * (long)(last - first + 1));
+        assert_true(vector == (bits[path] != 0));
+        printf("powf lanes (%s): all %ld floats of (%g, %g), y = 1/2.4 and 0.8, and %d edge "
+               "values in every lane: libm's bits\n",
+               vector ? lane_path_name(bits[path], NULL) : "no lanes here: libm's own", n / 2,
+               (double)VF_POWF_LANES_LO, (double)VF_POWF_LANES_HI, ne);
+    }
 }
 
-/* kernels/lanes512.c's vector expf (the refinement's weights) against libm's expf, bit for bit,
+/* The lanes' vector expf (the refinement's weights) against libm's expf, bit for bit,
  * on every float of [VF_EXPF_LANES_LO, VF_EXPF_LANES_HI] where its vector path runs, and outside
  * it (0, −0, tiny, NaN, ±∞, positive, below −69: libm's own expf), each edge value in every
  * lane. */
@@ -2772,16 +2818,30 @@ static void refine_expf_lanes_match_libm(void **state)
     const int ne = (int)(sizeof edge / sizeof *edge);
     /* negative floats: the bits grow with the magnitude */
     const uint32_t first = f32_bits(VF_EXPF_LANES_HI), last = f32_bits(VF_EXPF_LANES_LO);
-    bool vector = false;
-    const long n = lanes_match_libm(true, 0.0f, first, last, edge, ne, -0.5f, -0.25f, &vector);
-    assert_true(n == (long)(last - first + 1));
-    assert_true(vector == vf_have_lanes512_());
-    printf("expf lanes (%s): all %ld floats of [%g, %g] and %d edge values in every lane: "
-           "libm's bits\n", vector ? "AVX-512F" : "no AVX-512F here: libm's own", n,
-           (double)VF_EXPF_LANES_LO, (double)VF_EXPF_LANES_HI, ne);
+    int bits[3];
+    const int paths = lane_paths(bits);
+    int ran = 0;
+    for (int path = 0; path < paths; path++) {
+        bool has;
+        lane_path_name(bits[path], &has);
+        if (!has && (ran || path < paths - 1))
+            continue;   /* libm against libm: only where no lanes compute expf at all */
+        ran++;
+        vf_lanes_cap_(bits[path]);
+        bool vector = false;
+        const long n = lanes_match_libm(true, 0.0f, first, last, edge, ne, -0.5f, -0.25f,
+                                        &vector);
+        const struct vf_lanes *vl = vf_lanes_();
+        vf_lanes_cap_(512);
+        assert_true(n == (long)(last - first + 1));
+        assert_true(vector == (vl && vl->expf));   /* the AVX2 lanes have none: libm's */
+        printf("expf lanes (%s): all %ld floats of [%g, %g] and %d edge values in every lane: "
+               "libm's bits\n", vector ? vl->isa : "no lanes here: libm's own",
+               n, (double)VF_EXPF_LANES_LO, (double)VF_EXPF_LANES_HI, ne);
+    }
 }
 
-/* The operator (RL pixels at a time, kernels/lanes512.c keep_luma_lanes) against vf_keep_luma_rgb
+/* The operator (RL pixels at a time, kernels/lanes_impl.h keep_luma_lanes) against vf_keep_luma_rgb
  * pixel by pixel, bit for bit, rgb and cbcr: greys over [0, 1] and beyond, around the start's
  * branch point 0.04045, NaN and ±∞; chroma from 0 to past the Newton limit (120) and far out of
  * gamut, NaN and ±∞ in a or b; both matrices, f32 and bf16 inputs, views, sizes that leave
@@ -2880,21 +2940,24 @@ static void keep_luma_lanes_case(void)
                 free(g), free(ab), free(rgb), free(cc);
             }
     assert_true(bisect > 100 && bisect < pixels / 2);
+    const struct vf_lanes *vl = vf_lanes_();
     printf("keep_luma lanes (%s): %ld pixels (%ld by the bisection alone), 3 matrices, f32 and "
            "bf16, 1, 2 and 3 threads: vf_keep_luma_rgb's bits\n",
-           vf_have_lanes512_() ? "AVX-512F, 16 a time" : "one at a time", pixels, bisect);
+           vl ? vl->isa : "scalar, one at a time", pixels, bisect);
 }
 
-/* ... on this CPU's path, and on the scalar one (the path of CPUs without AVX-512F). */
+/* ... on every path this CPU runs: AVX-512F, AVX2 and the scalar one (the path of CPUs with
+ * neither). */
 static void keep_luma_lanes_match_the_solver(void **state)
 {
     (void)state;
-    keep_luma_lanes_case();
-    if (vf_have_lanes512_()) {
-        vf_lanes512_off_(true);
+    int bits[3];
+    const int paths = lane_paths(bits);
+    for (int path = 0; path < paths; path++) {
+        vf_lanes_cap_(bits[path]);
         keep_luma_lanes_case();
-        vf_lanes512_off_(false);
     }
+    vf_lanes_cap_(512);
 }
 
 /* The plain 20-step bisection of NETWORK.md in float, as kernels/elem.h first had it: the
