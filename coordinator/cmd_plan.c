@@ -39,6 +39,18 @@ int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info *
         }
         return vf_error_prefix(err, "%s", (*film)->path);
     }
+    /* and the output's container takes that video and the copied audio and subtitles (else the
+     * merge would refuse them after the whole film) */
+    const struct vf_merge_spec ms = {.output = (*film)->output, .source = *info,
+                                     .copy_audio = (*film)->audio == VF_AUDIO_COPY,
+                                     .copy_subtitles = (*film)->audio == VF_AUDIO_COPY};
+    rc = vf_shard_output_check(&ms, &spec, err);
+    if (rc < 0) {
+        struct vf_config_pos pos = vf_config_key_pos(*film, "output");
+        if (pos.line > 0)
+            return vf_error_prefix(err, "%s:%d:%d", (*film)->path, pos.line, pos.col);
+        return vf_error_prefix(err, "%s", (*film)->path);
+    }
     return VF_OK;
 }
 

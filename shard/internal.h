@@ -88,6 +88,12 @@ static inline int vf_shard_sws_matrix_(enum AVColorSpace cs, int height)
  * exists, empty) and 0 is returned; on failure -errno and *out is NULL. Defined in encode.c. */
 int vf_shard_tmp_create_(char **out, const char *head, const char *tail);
 
+/* The video stream's parameters as the encoder for `spec` and `src` makes them (opened and
+ * closed: extradata included), for the output check before any work. Defined in encode.c. */
+struct AVCodecParameters;
+int vf_shard_encoder_params_(const struct vf_encode_spec *spec, const struct vf_media_info *src,
+                             struct AVCodecParameters **par, struct vf_error *err);
+
 /* fsync the folder that holds `path` (after a rename into it): 0, or VF_EIO recorded with the
  * folder's name. A filesystem that cannot sync folders (EINVAL) counts as success. */
 int vf_shard_fsync_dir_(const char *path, struct vf_error *err);

@@ -47,6 +47,9 @@ struct merge {
     AVFormatContext *oc;        /* the output */
     int *out_index;             /* ic->nb_streams entries: output stream index, or -1 */
     int video_out;              /* output index of the video stream */
+    const char *ext;            /* the output's extension, as written */
+    long only;                  /* the output check's trials: -2 every stream, -1 the video
+                                   alone, i ≥ 0 the video and the source's stream i */
 };
 
 /* ---- output path ------------------------------------------------------------------------ */
@@ -344,16 +347,20 @@ static const char *kind_name(enum AVMediaType t)
     return s ? s : "data";
 }
 
-/* Can the output container hold this codec? avformat_query_codec: 1 yes, 0 no, <0 unknown. */
+/* Can the output container hold this codec? avformat_query_codec: 1 yes, 0 no, <0 unknown.
+ * Asked at FF_COMPLIANCE_UNOFFICIAL: at NORMAL Matroska's answer leaves out the codecs it
+ * stores through their Video for Windows tags (dnxhd), which its muxer writes all the same; the
+ * header itself, written in vf_shard_output_check's trial before any work, has the last word. */
 static int check_container(struct merge *m, const AVCodecParameters *par, int index, struct vf_error *err)
 {
-    if (avformat_query_codec(m->oc->oformat, par->codec_id, FF_COMPLIANCE_NORMAL) != 0)
+    if (avformat_query_codec(m->oc->oformat, par->codec_id, FF_COMPLIANCE_UNOFFICIAL) != 0)
         return 0;
     return vf_error_set(err, VF_EUNSUPPORTED,
                         "output %s: a .%s file cannot hold the %s stream #%d (%s); write a .mkv "
-                        "output (Matroska holds every codec vaefarm copies)",
-                        m->spec->output, m->oc->oformat->name, kind_name(par->codec_type), index,
-                        avcodec_get_name(par->codec_id));
+                        "output (Matroska holds every codec vaefarm copies)%s",
+                        m->spec->output, m->ext, kind_name(par->codec_type), index,
+                        avcodec_get_name(par->codec_id),
+                        par->codec_type == AVMEDIA_TYPE_AUDIO ? ", or drop it with audio: none" : "");
 }
 
 static int add_stream(struct merge *m, unsigned i, struct vf_error *err)
@@ -363,6 +370,8 @@ static int add_stream(struct merge *m, unsigned i, struct vf_error *err)
     enum AVMediaType t = is->codecpar->codec_type;
     bool matroska = !strcmp(m->oc->oformat->name, "matroska");
     m->out_index[i] = -1;
+    if (m->only >= -1 && !video && (long)i != m->only)   /* a trial of fewer streams */
+        return 0;
     if (!video && !((t == AVMEDIA_TYPE_AUDIO && m->spec->copy_audio) ||
                     (t == AVMEDIA_TYPE_SUBTITLE && m->spec->copy_subtitles) ||
                     (t == AVMEDIA_TYPE_ATTACHMENT && m->spec->copy_subtitles && matroska)))
@@ -414,9 +423,9 @@ static int copy_chapters(struct merge *m, struct vf_error *err)
     return 0;
 }
 
-static int open_output(struct merge *m, const char *format, struct vf_error *err)
+/* The source, for its audio, subtitles, chapters and metadata. */
+static int open_source(struct merge *m, struct vf_error *err)
 {
-    const struct vf_merge_spec *spec = m->spec;
     int r = avformat_open_input(&m->ic, m->src->path, NULL, NULL);
     if (r < 0)
         return vf_shard_av_error_(err, VF_ENOENT, r, "cannot open the source %s to copy its audio",
@@ -426,12 +435,21 @@ static int open_output(struct merge *m, const char *format, struct vf_error *err
     if (m->src->video_stream < 0 || (unsigned)m->src->video_stream >= m->ic->nb_streams)
         return vf_error_set(err, VF_EINVAL, "the probe of %s names video stream %d, which it lacks",
                             m->src->path, m->src->video_stream);
-    r = avformat_alloc_output_context2(&m->oc, NULL, format, m->tmp);
+    return 0;
+}
+
+/* m->oc for `format` named `name`: the video stream (m->par) and the source's streams that go
+ * with it (m->only), its metadata and chapters; no file yet. */
+static int build_output(struct merge *m, const char *format, const char *name,
+                        struct vf_error *err)
+{
+    int r = avformat_alloc_output_context2(&m->oc, NULL, format, name);
     if (r < 0)
         return vf_shard_av_error_(err, VF_EINTERNAL, r, "no %s muxer", format);
     m->oc->flags |= AVFMT_FLAG_BITEXACT; /* same segments and source, same bytes */
     if (!strcmp(format, "matroska"))    /* keep every timestamp as it is: no shift */
         m->oc->avoid_negative_ts = AVFMT_AVOID_NEG_TS_DISABLED;
+    free(m->out_index);
     m->out_index = vf_calloc(m->ic->nb_streams, sizeof *m->out_index, err);
     if (!m->out_index)
         return VF_ENOMEM;
@@ -444,32 +462,127 @@ static int open_output(struct merge *m, const char *format, struct vf_error *err
     m->ic->streams[m->src->video_stream]->discard = AVDISCARD_ALL; /* video comes from segments */
     if ((r = av_dict_copy(&m->oc->metadata, m->ic->metadata, 0)) < 0)
         return vf_shard_av_error_(err, VF_ENOMEM, r, "copying the metadata of %s", m->src->path);
-    if ((r = copy_chapters(m, err)) < 0)
-        return r;
-    if ((r = avio_open(&m->oc->pb, m->tmp, AVIO_FLAG_WRITE)) < 0)
-        return vf_shard_av_error_(err, VF_EIO, r, "cannot create %s (the output %s's temporary file)",
-                                  m->tmp, spec->output);
+    return copy_chapters(m, err);
+}
+
+/* avformat_write_header with the muxer's options: FFmpeg's status (an AVERROR), or
+ * AVERROR(ENOMEM) where the options could not be set. */
+static int write_header(struct merge *m, const char *format)
+{
     AVDictionary *opts = NULL;
     if (strcmp(format, "matroska")) {
         /* the movie timescale (default 1/1000 s) carries the edit list that gives the first
          * frame its start time: use the source's, so that start is exact too */
         char ts[32];
         snprintf(ts, sizeof ts, "%d", m->src_tb.num == 1 ? m->src_tb.den : 90000);
-        VF_CHECK_AV(av_dict_set(&opts, "movie_timescale", ts, 0), err, fail);
-        VF_CHECK_AV(av_dict_set(&opts, "video_track_timescale", ts, 0), err, fail);
+        if (av_dict_set(&opts, "movie_timescale", ts, 0) < 0 ||
+            av_dict_set(&opts, "video_track_timescale", ts, 0) < 0) {
+            av_dict_free(&opts);
+            return AVERROR(ENOMEM);
+        }
     }
-    r = avformat_write_header(m->oc, &opts);
+    int r = avformat_write_header(m->oc, &opts);
     av_dict_free(&opts);
+    return r;
+}
+
+static int open_output(struct merge *m, const char *format, struct vf_error *err)
+{
+    int r = open_source(m, err);
     if (r < 0)
+        return r;
+    if ((r = build_output(m, format, m->tmp, err)) < 0)
+        return r;
+    if ((r = avio_open(&m->oc->pb, m->tmp, AVIO_FLAG_WRITE)) < 0)
+        return vf_shard_av_error_(err, VF_EIO, r, "cannot create %s (the output %s's temporary file)",
+                                  m->tmp, m->spec->output);
+    if ((r = write_header(m, format)) < 0)
         return vf_shard_av_error_(err, VF_EMEDIA, r,
                                   "writing the header of %s (FFmpeg's log above says which stream "
                                   "the .%s container refuses; a .mkv output takes them all)",
-                                  m->tmp, format);
+                                  m->tmp, m->ext);
     return 0;
-fail:
-    av_dict_free(&opts);
-    vf_error_prefix(err, "the output %s", spec->output);
-    return err ? err->code : VF_EMEDIA;
+}
+
+/* One trial of the output check: the header of the output with m->only's streams, written to
+ * memory. 0, a vf error (a codec the container refuses outright), or 1 with *averr FFmpeg's
+ * refusal of the header. */
+static int trial_header(struct merge *m, const char *format, int *averr, struct vf_error *err)
+{
+    int r = build_output(m, format, m->spec->output, err);
+    if (r >= 0 && (r = avio_open_dyn_buf(&m->oc->pb)) < 0)
+        r = vf_shard_av_error_(err, VF_ENOMEM, r, "checking the output %s", m->spec->output);
+    if (r >= 0) {
+        *averr = write_header(m, format);
+        r = *averr < 0 ? 1 : 0;
+    }
+    if (m->oc) {
+        if (m->oc->pb) {
+            uint8_t *buf = NULL;
+            avio_close_dyn_buf(m->oc->pb, &buf);
+            av_free(buf);
+            m->oc->pb = NULL;
+        }
+        avformat_free_context(m->oc);
+        m->oc = NULL;
+    }
+    return r;
+}
+
+int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_encode_spec *enc,
+                          struct vf_error *err)
+{
+    if (!spec || !spec->output || !spec->source || !enc)
+        return vf_error_set(err, VF_EINVAL, "vf_shard_output_check: output, source and encode "
+                            "settings are required");
+    const struct vf_media_info *src = spec->source;
+    struct merge m = {.spec = spec, .src = src, .src_tb = {src->tb_num, src->tb_den},
+                      .video_out = -1, .only = -2};
+    const char *format = NULL;
+    int r = output_format(spec->output, &format, &m.ext, err);
+    if (r < 0)
+        return r;
+    if ((r = vf_shard_encoder_params_(enc, src, &m.par, err)) < 0)
+        goto out;
+    if ((r = open_source(&m, err)) < 0)
+        goto out;
+    int averr = 0;
+    if ((r = trial_header(&m, format, &averr, err)) != 1)
+        goto out;
+    /* refused: find the stream, the video first, then each copied stream with it */
+    long culprit = -2;
+    for (long only = -1; only < (long)m.ic->nb_streams && culprit == -2; only++) {
+        if (only == m.src->video_stream)
+            continue;
+        m.only = only;
+        struct vf_error scratch = {0};
+        int a = 0;
+        if (trial_header(&m, format, &a, &scratch) != 0)
+            culprit = only;
+    }
+    char av[AV_ERROR_MAX_STRING_SIZE];
+    av_strerror(averr, av, sizeof av);
+    if (culprit == -2 || culprit == -1)
+        r = vf_error_set(err, VF_EUNSUPPORTED,
+                         "output %s: a .%s file cannot hold the %s video that encode.codec "
+                         "makes (FFmpeg: %s): write a .mkv output, or choose another "
+                         "encode.codec", spec->output, m.ext, enc->codec ? enc->codec : "ffv1",
+                         av);
+    else {
+        const AVCodecParameters *p = m.ic->streams[culprit]->codecpar;
+        r = vf_error_set(err, VF_EUNSUPPORTED,
+                         "output %s: a .%s file cannot hold the source's %s stream #%ld (%s) "
+                         "(FFmpeg: %s): write a .mkv output%s",
+                         spec->output, m.ext, kind_name(p->codec_type), culprit,
+                         avcodec_get_name(p->codec_id), av,
+                         p->codec_type == AVMEDIA_TYPE_AUDIO ? ", or drop the audio with audio: none"
+                                                             : "");
+    }
+out:
+    avformat_close_input(&m.ic);
+    avcodec_parameters_free(&m.par);
+    free(m.out_index);
+    return r;
 }
 
 /* ---- pass 2: write ------------------------------------------------------------------------- */
@@ -648,9 +761,11 @@ int vf_shard_merge(const struct vf_merge_spec *spec, struct vf_error *err)
     if (src->frames <= 0 || !src->pts || src->tb_num <= 0 || src->tb_den <= 0)
         return vf_error_set(err, VF_EINVAL, "vf_shard_merge: the source %s has no frame index",
                             src->path);
-    struct merge m = {.spec = spec, .src = src, .src_tb = {src->tb_num, src->tb_den}, .video_out = -1};
+    struct merge m = {.spec = spec, .src = src, .src_tb = {src->tb_num, src->tb_den}, .video_out = -1,
+                      .only = -2};
     const char *format = NULL, *ext = NULL;
     int r = output_format(spec->output, &format, &ext, err);
+    m.ext = ext;
     if (r < 0)
         return r;
     if ((r = check_output_path(spec->output, err)) < 0)

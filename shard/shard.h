@@ -260,6 +260,14 @@ struct vf_merge_spec {
  * source->frames frames with the source's timestamps. */
 int vf_shard_merge(const struct vf_merge_spec *spec, struct vf_error *err);
 
+/* Before any work: would the merge write spec->output? Its extension names a container vaefarm
+ * writes, and that container takes the video `enc` makes (the encoder opened for the source,
+ * as a segment's) with the source's streams the spec copies: their header is written to memory
+ * (spec->segments are not read). Errors (VF_EUNSUPPORTED) name the stream and what to change
+ * (the output's extension, encode.codec, audio: none). */
+int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_encode_spec *enc,
+                          struct vf_error *err);
+
 /* ============================== journal ==================================================== */
 /* <work_dir>/journal (DESIGN.md §6, docs/FARM.md): one JSON object per line per finished chunk,
  * appended with one write(2) and fsync'd before vf_journal_append returns. Written by one

@@ -95,6 +95,21 @@ expect "unknown encoder option" 3 "crff" -- "$vf" plan "$tmp/f.yaml"
 mkyaml $'encode: {codec: ffv1, pix_fmt: nv12}\n'
 expect "pixel format the encoder lacks" 3 "nv12" -- "$vf" plan "$tmp/f.yaml"
 
+# --- outputs the merge could not write, refused before any work (plan and run alike)
+mkout() { printf 'version: 1\ninput: %s\noutput: %s/%s\ndefault_reference: ref.png\n%s' "$film" "$tmp" "$1" "$2" >"$tmp/f.yaml"; }
+mkout out.avi ''
+expect "container vaefarm does not write" 3 "f.yaml:3:" "out.avi" ".mkv, .mov or .mp4" -- "$vf" plan "$tmp/f.yaml"
+expect "container refused by run before work" 3 "out.avi" -- "$vf" run "$tmp/f.yaml" --threads 1
+[ ! -e "$tmp/out.avi.vaefarm" ] && pass=$((pass+1)) || { echo "FAIL run made a work folder for out.avi"; fail=$((fail+1)); }
+mkout out.mp4 $'encode: {codec: libx264}\n'   # the test film's FLAC audio: experimental in MP4
+expect "audio the container refuses" 3 "out.mp4" "audio stream #1 (flac)" "audio: none" -- "$vf" plan "$tmp/f.yaml"
+mkout out.mp4 $'encode: {codec: libx264}\naudio: none\n'
+expect "the same without the audio" 0 -- "$vf" plan "$tmp/f.yaml"
+mkout out.mov $'encode: {codec: ffv1}\naudio: none\n'
+expect "video the container refuses" 3 "out.mov" "(ffv1)" "write a .mkv output" -- "$vf" plan "$tmp/f.yaml"
+mkout out.mkv $'encode: {codec: dnxhd}\n'   # Matroska holds DNxHD through its VfW tag
+expect "dnxhd in mkv" 0 -- "$vf" plan "$tmp/f.yaml"
+
 # --- media that is not what it should be
 echo "this is not a video" >"$tmp/notvideo.mkv"
 expect "not a video" 5 "notvideo.mkv" -- "$vf" probe "$tmp/notvideo.mkv"
