@@ -183,6 +183,47 @@ bool vf_str_is_digits(const char *s)
     return true;
 }
 
+/* The first number after `key` in the file at `path` (×1024 for a "kB" line), or -1. */
+static long long read_number(const char *path, const char *key)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long long v = -1;
+    const size_t kl = key ? strlen(key) : 0;
+    while (fgets(line, sizeof line, f)) {
+        if (key && strncmp(line, key, kl) != 0)
+            continue;
+        char *end = NULL;
+        errno = 0;
+        const long long n = strtoll(line + kl, &end, 10);
+        if (errno == 0 && end != line + kl && n >= 0)
+            v = strstr(end, "kB") ? n * 1024 : n;
+        break;
+    }
+    fclose(f);
+    return v;
+}
+
+size_t vf_mem_available(void)
+{
+    long long avail = read_number("/proc/meminfo", "MemAvailable:");
+    /* cgroup v2: the limit ("max": none) less what the group holds; v1: the limit alone */
+    const long long max2 = read_number("/sys/fs/cgroup/memory.max", NULL);
+    const long long cur2 = read_number("/sys/fs/cgroup/memory.current", NULL);
+    const long long lim1 = read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes", NULL);
+    const long long use1 = read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes", NULL);
+    long long group = -1;
+    if (max2 >= 0 && cur2 >= 0)
+        group = max2 > cur2 ? max2 - cur2 : 0;
+    else if (lim1 >= 0 && use1 >= 0 && lim1 < (1LL << 60))
+        group = lim1 > use1 ? lim1 - use1 : 0;
+    if (group >= 0 && (avail < 0 || group < avail))
+        avail = group;
+    return avail > 0 ? (size_t)avail : 0;
+}
+
 double vf_now(void)
 {
     struct timespec ts;

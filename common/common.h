@@ -101,5 +101,9 @@ char *vf_path_dirname(const char *path, struct vf_error *err);
 bool vf_str_is_digits(const char *s);
 /* Monotonic seconds. */
 double vf_now(void);
+/* Bytes of memory this process can still take: /proc/meminfo's MemAvailable, or less where a
+ * control group (cgroup v2 memory.max, v1 memory.limit_in_bytes: Slurm's --mem) leaves less;
+ * 0 when none of them can be read. */
+size_t vf_mem_available(void);
 
 #endif /* VF_COMMON_H */

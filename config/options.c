@@ -51,7 +51,7 @@ const struct cfg_option cfg_options[] = {
      .def_doc = "the bundled tiny model", .example = "model: models/vaefarm-tiny.safetensors",
      .help = "the network's weights (.safetensors)"},
     {.name = "inference_size", .type = CFG_T_SIZE, .flags = CFG_F_MULTIPLE_OF_8,
-     .offset = FILM(inference_h), .offset2 = FILM(inference_w), .imin = 8, .imax = 8192,
+     .offset = FILM(inference_h), .offset2 = FILM(inference_w), .imin = 32, .imax = 8192,
      .def_doc = "the model's nominal pixel count at the film's aspect ratio",
      .example = "inference_size: [216, 384]",
      .help = "[height, width] the network runs at; colour is upsampled to the film's size"},

@@ -246,6 +246,7 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
     }
     struct vf_backend_opts bo = {.device = o.device >= 0 ? VF_DEVICE_CUDA : VF_DEVICE_CPU,
                                  .gpu = o.device >= 0 ? o.device : 0, .threads = o.threads};
+    if (o.device < 0 && (rc = vf_cpu_memory_budget(1, &bo.mem_budget, &err))) goto fail;
     if ((rc = vf_backend_create(&be, &bo, &err))) goto fail;
     if (o.graph < 0) o.graph = o.device >= 0;
     if (o.graph && !vf_backend_can_capture(be)) {

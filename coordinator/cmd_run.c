@@ -112,6 +112,29 @@ static int default_threads(int local_size)
     return t > 0 ? t : 1;
 }
 
+/* The bytes a rank's CPU backend may hold (vf_backend_opts.mem_budget): VAEFARM_MEMORY_LIMIT
+ * (MiB) where set, else 90% of the memory available now (vf_mem_available: MemAvailable, or a
+ * control group's limit) shared among the node's `local_size` ranks; 0 (no limit) where
+ * neither can be read. An error for a malformed VAEFARM_MEMORY_LIMIT. */
+int vf_cpu_memory_budget(int local_size, size_t *budget, struct vf_error *err)
+{
+    const char *env = getenv("VAEFARM_MEMORY_LIMIT");
+    if (env && *env) {
+        char *end = NULL;
+        errno = 0;
+        const unsigned long long mib = strtoull(env, &end, 10);
+        if (errno || *end || !vf_str_is_digits(env) || mib == 0 || mib > (SIZE_MAX >> 20))
+            return vf_error_set(err, VF_EINVAL, "VAEFARM_MEMORY_LIMIT=%s: give the MiB each "
+                                "rank's CPU backend may hold, a whole number above 0 (or unset "
+                                "it: the node's available memory shared among its ranks)", env);
+        *budget = (size_t)mib << 20;
+        return VF_OK;
+    }
+    const size_t avail = vf_mem_available();
+    *budget = avail / 10 * 9 / (size_t)(local_size > 0 ? local_size : 1);
+    return VF_OK;
+}
+
 /* ---- rank 0's setup ----------------------------------------------------------------------- */
 
 static int read_file(const char *path, void **buf, size_t *len, struct vf_error *err)
@@ -301,7 +324,9 @@ static int create_backend(struct vf_farm *f, struct vf_error *err)
                             f->gpus == 1 ? "" : "s", e.msg);
     }
     struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = f->threads};
-    int rc = vf_backend_create(&f->be, &bo, err);
+    int rc = vf_cpu_memory_budget(f->local_size, &bo.mem_budget, err);
+    if (rc == 0)
+        rc = vf_backend_create(&f->be, &bo, err);
     if (rc == 0)
         snprintf(f->device, sizeof f->device, "cpu");
     return rc;

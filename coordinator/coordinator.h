@@ -43,6 +43,11 @@ struct vf_film;
 struct vf_media_info;
 struct vf_plan;
 
+/* The bytes a rank's CPU backend may hold: VAEFARM_MEMORY_LIMIT (MiB), else 90% of the node's
+ * available memory (or its control group's) over the `local_size` ranks on the node; 0 where
+ * unknown (no limit). */
+int vf_cpu_memory_budget(int local_size, size_t *budget, struct vf_error *err);
+
 /* Load film.yaml, check its files, probe the input and check the encoder settings. */
 int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info **info,
                  struct vf_error *err);

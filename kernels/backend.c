@@ -192,6 +192,7 @@ int vf_backend_create(struct vf_backend **out, const struct vf_backend_opts *opt
     if (be->threads < 1)
         be->threads = 1;
     be->has_bf16 = isa_has_bf16();
+    be->mem_budget = opts->mem_budget;
     VF_CHECK_DNNL(dnnl_engine_create(&be->engine, dnnl_cpu, 0), err, fail);
     VF_CHECK_DNNL(dnnl_stream_create(&be->stream, be->engine, dnnl_stream_default_flags), err,
                   fail);
@@ -276,6 +277,15 @@ void *vf_be_alloc_(struct vf_backend *be, size_t bytes, struct vf_error *err)
     }
 #endif
     sz = (sz + 63) & ~(size_t)63;
+    if (be->mem_budget && (bytes > be->mem_budget || be->bytes > be->mem_budget - bytes)) {
+        vf_error_set(err, VF_ENOMEM,
+                     "out of memory: %zu MiB more on the CPU backend would take it past the %zu "
+                     "MiB this rank may use (it holds %zu MiB; the memory available on this node "
+                     "shared among its ranks, or VAEFARM_MEMORY_LIMIT); use a smaller "
+                     "inference_size, fewer ranks per node, or a node with more memory",
+                     (bytes + (1u << 20) - 1) >> 20, be->mem_budget >> 20, be->bytes >> 20);
+        return NULL;
+    }
     void *p = aligned_alloc(64, sz);
     if (!p) {
         vf_error_set(err, VF_ENOMEM,

@@ -14,6 +14,7 @@ struct vf_backend {
     struct vf_cuda_ctx *cuda;   /* CUDA: device, stream, cuBLAS/cuDNN handles, staging
                                    (kernels/cuda_backend.cu); NULL on the CPU */
     size_t bytes;               /* memory held now (tensors, primitives) */
+    size_t mem_budget;          /* CPU: the most `bytes` may reach (vf_backend_opts); 0: none */
     bool has_bf16;              /* the CPU ISA computes bf16 natively (avx512_core_bf16, AMX) */
     /* Run-time workspace shared by this backend's primitives (reflect padding, dense copies of
      * channel-slice views, oneDNN scratchpads): one operator runs at a time on the stream, so

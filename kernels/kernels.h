@@ -63,6 +63,10 @@ struct vf_backend_opts {
     enum vf_device device;
     int gpu;                    /* CUDA device ordinal (VF_DEVICE_CUDA) */
     int threads;                /* CPU threads for this backend's operators; 0 = all cores */
+    size_t mem_budget;          /* CPU: the bytes this backend may hold (tensors, weights, the
+                                   workspace); an allocation past it fails with VF_ENOMEM, saying
+                                   what to do, before the system's out-of-memory killer would end
+                                   the process; 0: no limit */
 };
 
 int vf_backend_create(struct vf_backend **out, const struct vf_backend_opts *opts,

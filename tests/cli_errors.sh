@@ -110,6 +110,15 @@ expect "video the container refuses" 3 "out.mov" "(ffv1)" "write a .mkv output" 
 mkout out.mkv $'encode: {codec: dnxhd}\n'   # Matroska holds DNxHD through its VfW tag
 expect "dnxhd in mkv" 0 -- "$vf" plan "$tmp/f.yaml"
 
+# --- memory: a CPU rank that would take more than it may gets out of memory (exit 7), not the
+# system's out-of-memory killer (here a 300 MiB limit against an inference size needing more)
+mkout mem.mkv $'inference_size: [2048, 2048]\n'
+expect "memory limit" 7 "out of memory" "300 MiB" "inference_size" -- \
+  env VAEFARM_MEMORY_LIMIT=300 "$vf" run "$tmp/f.yaml" --threads 1
+[ ! -e "$tmp/mem.mkv" ] && pass=$((pass+1)) || { echo "FAIL an output after out of memory"; fail=$((fail+1)); }
+expect "memory limit not a number" 3 "VAEFARM_MEMORY_LIMIT=12G" -- \
+  env VAEFARM_MEMORY_LIMIT=12G "$vf" run "$tmp/f.yaml" --threads 1
+
 # --- media that is not what it should be
 echo "this is not a video" >"$tmp/notvideo.mkv"
 expect "not a video" 5 "notvideo.mkv" -- "$vf" probe "$tmp/notvideo.mkv"

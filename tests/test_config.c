@@ -404,6 +404,8 @@ static const struct bad_case bad_cases[] = {
      "inference_size[1] (width): expected a multiple of 8", "found 383"},
     {"inference size negative", MIN "inference_size: [-8, 384]\n", 4, 18, "inference_size[0] (height)",
      "found -8"},
+    {"inference size under F's 32", MIN "inference_size: [24, 384]\n", 4, 18,
+     "inference_size[0] (height)", "found 24"},
     {"bad enum", MIN "precision: f64\n", 4, 12, "precision: expected one of f32, bf16, f16",
      "'f64'"},
     {"enum with suggestion", MIN "audio: Copy\n", 4, 8, "expected one of copy, none",
