@@ -106,6 +106,41 @@ static bool writable_dir(struct problems *p, struct vf_config_pos pos, const cha
     return true;
 }
 
+/* The same file: the same path, or the same inode (links, ./ and ../ spellings). */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (!a || !b)
+        return false;
+    return !strcmp(a, b) ||
+           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+}
+
+/* The output must not be a file the film reads: the run would replace it. */
+static void output_not_read(struct problems *p, const struct vf_film *f, struct vf_config_pos pos)
+{
+    const char *what = NULL, *path = NULL;
+    for (size_t i = 0; i < f->n_shots && !what; i++)
+        if (same_file(f->output, f->shots[i].reference))
+            what = "a shot's reference", path = f->shots[i].reference;
+    for (size_t i = 0; i < f->n_references && !what; i++)
+        if (same_file(f->output, f->references[i].image))
+            what = "a reference image", path = f->references[i].image;
+    if (!what && same_file(f->output, f->default_reference))
+        what = "default_reference", path = f->default_reference;
+    if (!what && same_file(f->output, f->model))
+        what = "the model", path = f->model;
+    if (!what && same_file(f->output, f->edl))
+        what = "shots.edl", path = f->edl;
+    if (what)
+        add(p, VF_EINVAL, pos, "output", "%s is %s (%s), which the run reads; vaefarm never "
+            "writes its inputs: choose another output path", f->output, what, path);
+    if (f->work_dir && same_file(f->output, f->work_dir))
+        add(p, VF_EINVAL, pos, "output", "%s is also work_dir, the folder of the run's plan, "
+            "journal and segments: give them different paths (work_dir defaults to "
+            "<output>.vaefarm)", f->output);
+}
+
 static void check_output(struct problems *p, const struct vf_film *f)
 {
     struct vf_config_pos pos = vf_config_key_pos(f, "output");
@@ -125,6 +160,7 @@ static void check_output(struct problems *p, const struct vf_film *f)
             add(p, VF_EINVAL, pos, "output", "%s is the input file (%s); vaefarm never writes "
                 "its input: choose another output path", f->output, f->input);
     }
+    output_not_read(p, f, pos);
 }
 
 /* The work folder: an existing one must be writable; a new one must be creatable, so its

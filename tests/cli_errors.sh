@@ -110,6 +110,12 @@ expect "video the container refuses" 3 "out.mov" "(ffv1)" "write a .mkv output" 
 mkout out.mkv $'encode: {codec: dnxhd}\n'   # Matroska holds DNxHD through its VfW tag
 expect "dnxhd in mkv" 0 -- "$vf" plan "$tmp/f.yaml"
 
+# --- an output that is a file the film reads, or its own work folder
+mkout ref.png ''
+expect "output is the reference" 3 "f.yaml:3:" "default_reference" "never writes its inputs" -- "$vf" plan "$tmp/f.yaml"
+mkout out.mkv $'work_dir: out.mkv\n'
+expect "output is the work folder" 3 "also work_dir" -- "$vf" plan "$tmp/f.yaml"
+
 # --- memory: a CPU rank that would take more than it may gets out of memory (exit 7), not the
 # system's out-of-memory killer (here a 300 MiB limit against an inference size needing more)
 mkout mem.mkv $'inference_size: [2048, 2048]\n'
