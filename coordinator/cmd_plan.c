@@ -4,6 +4,7 @@
  * --simulate, the makespan of a dynamic longest-first schedule on R equal ranks. Writes nothing.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,57 @@
 
 #include "config/config.h"
 #include "coordinator/coordinator.h"
+#include "node/node.h"
 #include "shard/shard.h"
+
+/* Every reference image the film names decodes to a picture (at 32 × 32; each file once), now
+ * rather than when its chunk runs, hours in; a grey one (no chroma anywhere) is said: the film
+ * would stay grey where it applies. Errors at the key's film.yaml:line:col. */
+static int check_references(const struct vf_film *film, struct vf_error *err)
+{
+    const size_t n = film->n_shots + film->n_references + 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *path;
+        struct vf_config_pos pos;
+        if (i < film->n_shots) {
+            path = film->shots[i].reference;
+            pos = film->shots[i].reference_pos;
+        } else if (i < film->n_shots + film->n_references) {
+            path = film->references[i - film->n_shots].image;
+            pos = film->references[i - film->n_shots].image_pos;
+        } else {
+            path = film->default_reference;
+            pos = vf_config_key_pos(film, "default_reference");
+        }
+        if (!path)
+            continue;
+        bool seen = false;   /* the same file named earlier: checked there */
+        for (size_t j = 0; j < i && !seen && j < film->n_shots; j++)
+            seen = film->shots[j].reference && !strcmp(film->shots[j].reference, path);
+        for (size_t j = film->n_shots; j < i && !seen && j < film->n_shots + film->n_references; j++)
+            seen = !strcmp(film->references[j - film->n_shots].image, path);
+        if (seen)
+            continue;
+        enum { S = 32 };
+        float rgb[3 * S * S];
+        int rc = vf_node_load_reference(path, S, S, rgb, err);
+        if (rc < 0)
+            return pos.line > 0 ? vf_error_prefix(err, "%s:%d:%d", film->path, pos.line, pos.col)
+                                : vf_error_prefix(err, "%s", film->path);
+        float chroma = 0.0f;
+        for (int p = 0; p < S * S; p++) {
+            const float r = rgb[p], g = rgb[S * S + p], b = rgb[2 * S * S + p];
+            const float d = fabsf(r - g) > fabsf(g - b) ? fabsf(r - g) : fabsf(g - b);
+            chroma = d > chroma ? d : chroma;
+        }
+        if (chroma < 2.0f / 255.0f)
+            vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
+                   "%s:%d:%d: reference image %s is grey (no colour in it): the shots it "
+                   "colours will stay grey; give a colour image", film->path, pos.line, pos.col,
+                   path);
+    }
+    return VF_OK;
+}
 
 int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info **info,
                  struct vf_error *err)
@@ -39,6 +90,15 @@ int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info *
         }
         return vf_error_prefix(err, "%s", (*film)->path);
     }
+    /* the pipeline writes the pixel format asked for */
+    if ((*film)->pix_fmt && (rc = vf_node_check_pix_fmt((*film)->pix_fmt, err)) < 0) {
+        struct vf_config_pos pos = vf_config_key_pos(*film, "encode.pix_fmt");
+        return pos.line > 0 ? vf_error_prefix(err, "%s:%d:%d", (*film)->path, pos.line, pos.col)
+                            : vf_error_prefix(err, "%s", (*film)->path);
+    }
+    /* every reference is a picture */
+    if ((rc = check_references(*film, err)) < 0)
+        return rc;
     /* and the output's container takes that video and the copied audio and subtitles (else the
      * merge would refuse them after the whole film) */
     const struct vf_merge_spec ms = {.output = (*film)->output, .source = *info,

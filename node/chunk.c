@@ -385,6 +385,38 @@ static void pack_frame(struct chunk_run *r, const struct slot *s)
     }
 }
 
+/* The pipeline writes planar YUV 4:4:4, 4:2:2 or 4:2:0 at 8 to 16 bits, little-endian. */
+static bool pipeline_writes(const AVPixFmtDescriptor *d)
+{
+    bool ok = !(d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BE |
+                            AV_PIX_FMT_FLAG_ALPHA)) &&
+              (d->flags & AV_PIX_FMT_FLAG_PLANAR) && d->nb_components == 3 &&
+              d->log2_chroma_w <= 1 && d->log2_chroma_h <= 1 && d->comp[0].depth >= 8 &&
+              d->comp[0].depth <= 16 && d->comp[1].depth == d->comp[0].depth;
+    for (int c = 0; ok && c < 3; c++)
+        ok = d->comp[c].shift == 0 && d->comp[c].offset == 0 &&
+             d->comp[c].step == (d->comp[0].depth > 8 ? 2 : 1) && d->comp[c].plane == c;
+    return ok;
+}
+
+static int pix_fmt_refused(const char *name, struct vf_error *err)
+{
+    return vf_error_set(err, VF_EUNSUPPORTED,
+                        "encode.pix_fmt %s: the chunk pipeline writes planar YUV 4:4:4, 4:2:2 or "
+                        "4:2:0 at 8..16 bits only; choose e.g. yuv444p, yuv422p10le, yuv420p",
+                        name);
+}
+
+int vf_node_check_pix_fmt(const char *name, struct vf_error *err)
+{
+    const enum AVPixelFormat fmt = name ? av_get_pix_fmt(name) : AV_PIX_FMT_NONE;
+    const AVPixFmtDescriptor *d = fmt == AV_PIX_FMT_NONE ? NULL : av_pix_fmt_desc_get(fmt);
+    if (!d)
+        return vf_error_set(err, VF_EINVAL, "encode.pix_fmt %s: not a pixel format FFmpeg knows",
+                            name ? name : "(none)");
+    return pipeline_writes(d) ? VF_OK : pix_fmt_refused(d->name, err);
+}
+
 static int setup(struct chunk_run *r, struct vf_error *err)
 {
     const struct vf_chunk_job *job = r->job;
@@ -396,19 +428,8 @@ static int setup(struct chunk_run *r, struct vf_error *err)
         return vf_error_set(err, VF_EUNSUPPORTED, "encode: codec '%s' / pix_fmt '%s' gives no pixel "
                             "format vaefarm knows", job->encode->codec ? job->encode->codec : "",
                             job->encode->pix_fmt ? job->encode->pix_fmt : "(default)");
-    bool ok = !(d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BE |
-                            AV_PIX_FMT_FLAG_ALPHA)) &&
-              (d->flags & AV_PIX_FMT_FLAG_PLANAR) && d->nb_components == 3 &&
-              d->log2_chroma_w <= 1 && d->log2_chroma_h <= 1 && d->comp[0].depth >= 8 &&
-              d->comp[0].depth <= 16 && d->comp[1].depth == d->comp[0].depth;
-    for (int c = 0; ok && c < 3; c++)
-        ok = d->comp[c].shift == 0 && d->comp[c].offset == 0 &&
-             d->comp[c].step == (d->comp[0].depth > 8 ? 2 : 1) && d->comp[c].plane == c;
-    if (!ok)
-        return vf_error_set(err, VF_EUNSUPPORTED,
-                            "encode.pix_fmt %s: the chunk pipeline writes planar YUV 4:4:4, 4:2:2 or "
-                            "4:2:0 at 8..16 bits only; choose e.g. yuv444p, yuv422p10le, yuv420p",
-                            d->name);
+    if (!pipeline_writes(d))
+        return pix_fmt_refused(d->name, err);
     r->desc = d;
     r->out_bits = d->comp[0].depth;
     r->full_range = !strcmp(info->color_range, "pc");

@@ -262,6 +262,11 @@ void vf_node_inference_size(const struct vf_arch *arch, const struct vf_media_in
  * exemplar of colours, stretched to the inference frame). */
 int vf_node_load_reference(const char *path, int h, int w, float *rgb, struct vf_error *err);
 
+/* Whether the chunk pipeline writes encode.pix_fmt `name` (planar YUV 4:4:4, 4:2:2 or 4:2:0 at
+ * 8 to 16 bits): VF_OK, or VF_EUNSUPPORTED saying which to choose; for the check before any
+ * work (the codec's own acceptance is shard's vf_shard_encoder_check). */
+int vf_node_check_pix_fmt(const char *name, struct vf_error *err);
+
 struct vf_chunk_job {
     const struct vf_media_info *info;   /* the probed film (probe once per rank, not per chunk) */
     const struct vf_chunk *chunk;       /* warm_start <= start < end <= info->frames */

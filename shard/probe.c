@@ -575,8 +575,9 @@ int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error
     if (vs >= 0 && (fmt->streams[vs]->disposition & AV_DISPOSITION_ATTACHED_PIC))
         vs = -1;
     if (vs < 0) {
-        rc = vf_error_set(err, VF_EMEDIA, "%s (%s, %u streams) has no video stream; vaefarm "
-                                          "colorizes video: check that this is the film",
+        rc = vf_error_set(err, VF_EMEDIA, "%s (%s, %u streams) has no video stream or "
+                                          "picture: check that this is the film (or, for a "
+                                          "reference, an image)",
                           path, fmt->iformat->name, fmt->nb_streams);
         goto fail;
     }

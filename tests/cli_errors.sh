@@ -110,6 +110,28 @@ expect "video the container refuses" 3 "out.mov" "(ffv1)" "write a .mkv output" 
 mkout out.mkv $'encode: {codec: dnxhd}\n'   # Matroska holds DNxHD through its VfW tag
 expect "dnxhd in mkv" 0 -- "$vf" plan "$tmp/f.yaml"
 
+# --- references that are not pictures, and pixel formats the pipeline does not write, refused
+# before any work (they failed only when their chunk ran)
+echo "not a picture" >"$tmp/bad.png"
+mkout out.mkv "$(printf 'shots:\n  list:\n    - {start: 0, end: 100, reference: ref.png}\n    - {start: 100, end: %d, reference: bad.png}\n' "$frames")"
+expect "reference not a picture" 5 "f.yaml:8:" "bad.png" -- "$vf" plan "$tmp/f.yaml"
+python3 -c "import sys; open(sys.argv[1],'wb').write(b'\x89PNG\r\n\x1a\n')" "$tmp/cut.png"
+printf 'version: 1\ninput: %s\noutput: %s/out.mkv\ndefault_reference: cut.png\n' "$film" "$tmp" >"$tmp/f.yaml"
+expect "reference truncated" 5 "f.yaml:4:" "cut.png" -- "$vf" plan "$tmp/f.yaml"
+python3 - "$tmp/grey.png" <<'PY'
+import struct, sys, zlib
+w = h = 16
+raw = b"".join(b"\x00" + bytes(v for x in range(w) for v in (x * 16,) * 3) for _ in range(h))
+png = b"\x89PNG\r\n\x1a\n"
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+png += chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+open(sys.argv[1], "wb").write(png)
+PY
+printf 'version: 1\ninput: %s\noutput: %s/out.mkv\ndefault_reference: grey.png\n' "$film" "$tmp" >"$tmp/f.yaml"
+expect "grey reference warned" 0 "grey.png is grey" -- "$vf" plan "$tmp/f.yaml"
+mkout out.mkv $'encode: {codec: libx264, pix_fmt: gray}\n'
+expect "pixel format the pipeline does not write" 3 "f.yaml:5:" "planar YUV" -- "$vf" plan "$tmp/f.yaml"
+
 # --- an output that is a file the film reads, or its own work folder
 mkout ref.png ''
 expect "output is the reference" 3 "f.yaml:3:" "default_reference" "never writes its inputs" -- "$vf" plan "$tmp/f.yaml"
