@@ -209,6 +209,52 @@ static void remove_stale_tmp(const char *dir)
     closedir(d);
 }
 
+/* The output's temporary files that a merge killed before its rename left behind
+ * (shard/merge.c: "<dir>/.<name>.<pid>-<n>.tmp.<ext>", as big as the film). The caller holds the
+ * work folder's lock, so no merge of this output is running (one work folder per output). */
+static void remove_stale_output_tmp(const char *output)
+{
+    const char *slash = strrchr(output, '/');
+    const char *name = slash ? slash + 1 : output;
+    const char *dot = strrchr(name, '.');
+    char *dir = vf_path_dirname(output, NULL);
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d || !dot) {
+        free(dir);
+        if (d)
+            closedir(d);
+        return;
+    }
+    const size_t nl = strlen(name);
+    char tail[64];
+    snprintf(tail, sizeof tail, ".tmp%s", dot);
+    const size_t tl = strlen(tail);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        /* "." name "." digits "-" digits tail */
+        const char *s = e->d_name;
+        const size_t n = strlen(s);
+        if (n <= nl + 2 + tl || s[0] != '.' || strncmp(s + 1, name, nl) != 0 || s[1 + nl] != '.' ||
+            strcmp(s + n - tl, tail) != 0)
+            continue;
+        const char *p = s + nl + 2, *end = s + n - tl;
+        size_t digits = strspn(p, "0123456789");
+        if (digits == 0 || p[digits] != '-')
+            continue;
+        p += digits + 1;
+        digits = strspn(p, "0123456789");
+        if (digits == 0 || p + digits != end)
+            continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, s);
+        if (unlink(path) == 0)
+            vf_log(NULL, VF_LOG_INFO, "removed %s, the output's temporary file left by an "
+                   "interrupted merge", path);
+    }
+    closedir(d);
+    free(dir);
+}
+
 /* The model: film.yaml's, else $VAEFARM_MODEL, else the bundled default. */
 static int resolve_model(struct vf_farm *f, struct vf_error *err)
 {
@@ -486,6 +532,7 @@ plan:
         goto out;
     }
     remove_stale_tmp(f->seg_dir);
+    remove_stale_output_tmp(f->film->output);
     FILE *log = fopen(path, "a");
     if (!log) {
         rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));

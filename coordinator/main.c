@@ -23,6 +23,7 @@ static const char usage_text[] =
     "                    [--per-frame] [--threads N] [--json]\n"
     "       vaefarm bench [--model FILE|tiny|full] [--size HxW] [--precision f32|bf16|f16]\n"
     "                     [--frames N] [--full-size HxW] [--threads N] [--no-reference-conv] [--json]\n"
+    "                     [--device auto|cpu|cuda[:N]] [--graph|--no-graph]\n"
     "       vaefarm --help | --version\n";
 
 static void print_help(void)
@@ -161,7 +162,17 @@ int main(int argc, char **argv)
         vargc = argc - 1;
         vargv = argv + 1;
     }
+    for (int i = 0; i < vargc; i++)   /* `vaefarm VERB --help`: the same help */
+        if (strcmp(vargv[i], "--help") == 0 || strcmp(vargv[i], "-h") == 0) {
+            print_help();
+            return VF_EXIT_OK;
+        }
     take_global_flags(&vargc, vargv, &cli);
+    if (cli.quiet && cli.verbose) {
+        fputs("vaefarm: --quiet and --verbose ask for opposite things: give one of them\n", stderr);
+        fputs(usage_text, stderr);
+        return VF_EXIT_USAGE;
+    }
     vf_log_set_level(cli.quiet ? VF_LOG_ERROR : cli.verbose ? VF_LOG_VERBOSE : VF_LOG_INFO);
     /* FFmpeg's own lines only with --verbose: our errors carry its message already. */
     av_log_set_level(cli.verbose ? AV_LOG_WARNING : AV_LOG_FATAL);

@@ -455,7 +455,8 @@ static int open_encoder(AVCodecContext **out, const AVCodec *codec, const struct
                    "needs the profile to match the pixel format (yuv422p: dnxhr_hq or dnxhr_sq/lb, "
                    "yuv422p10le: dnxhr_hqx, yuv444p10le: dnxhr_444); the old DNxHD profile only "
                    "takes 1920x1080/1280x720/1440x1080 at the bitrates `ffmpeg -h encoder=dnxhd` lists";
-        else if (!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265"))
+        else if ((!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265")) &&
+                 ((src->width & 1) || (src->height & 1)))
             hint = "; 4:2:0 and 4:2:2 need an even width (and 4:2:0 an even height)";
         return vf_shard_av_error_(err, r == AVERROR(ENOMEM) ? VF_ENOMEM : VF_EUNSUPPORTED, r,
                                   "cannot open the %s encoder for %dx%d %s (%s; FFmpeg's log "

@@ -51,6 +51,13 @@ PY
 [ ! -e "$tmp/out.mkv" ] && [ ! -e "$tmp/out.mkv.vaefarm" ] && pass=$((pass+1)) \
   || { echo "FAIL plan wrote files"; fail=$((fail+1)); }
 
+# --- help after a verb is the help; --quiet with --verbose is a contradiction
+for verb in run plan probe eval bench; do
+  expect "$verb --help" 0 -- "$vf" $verb --help
+  grep -q "exit codes" "$tmp/out" && pass=$((pass+1)) || { echo "FAIL $verb --help printed no help"; fail=$((fail+1)); }
+done
+expect "quiet and verbose" 2 "--quiet and --verbose" -- "$vf" plan "$tmp/f.yaml" --quiet --verbose
+
 # --- bad command lines
 expect "no arguments" 2 "usage" -- "$vf"
 expect "probe without file" 2 "usage" -- "$vf" probe

@@ -54,9 +54,14 @@ for n in 2 4; do
   check "np $n output is byte-identical to np 1" cmp -s "$tmp/np1.mkv" "$tmp/np$n.mkv"
 done
 mkyaml t1 grey.mkv
+# the output's temporary file of a merge killed before its rename goes; a look-alike stays
+head -c 4096 /dev/urandom >"$tmp/.t1.mkv.4242-0.tmp.mkv"
+: >"$tmp/.t1.mkv.notapid-0.tmp.mkv"
 "$vf" "$tmp/t1.yaml" --quiet --threads 1 --queue 0; rc=$?
 check "one thread, no pipeline threads (exit $rc): the same bytes" \
   all '[ "$rc" = 0 ] && cmp -s "$tmp/np1.mkv" "$tmp/t1.mkv"'
+check "a killed merge's temporary output removed, a look-alike kept" \
+  all '[ ! -e "$tmp/.t1.mkv.4242-0.tmp.mkv" ] && [ -e "$tmp/.t1.mkv.notapid-0.tmp.mkv" ]'
 check "np 4 used every rank" python3 - "$tmp/np4.mkv.vaefarm/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
