@@ -551,47 +551,44 @@ void vf_shard_encode_spec(const struct vf_film *film, struct vf_encode_spec *spe
     };
 }
 
-int vf_shard_encoder_check(const struct vf_encode_spec *spec, const struct vf_media_info *src,
-                           struct vf_error *err)
+/* Open (and close) the encoder for `spec` and `src`; with `par`, its stream parameters into
+ * *par (extradata included). `doing` names the check in messages. */
+static int try_encoder(const struct vf_encode_spec *spec, const struct vf_media_info *src,
+                       const char *doing, AVCodecParameters **par, struct vf_error *err)
 {
     if (!spec || !src)
-        return vf_error_set(err, VF_EINVAL, "vf_shard_encoder_check: spec and source are required");
+        return vf_error_set(err, VF_EINVAL, "%s: spec and source are required", doing);
     const struct codec_rule *rule = NULL;
     const AVCodec *codec = NULL;
     enum AVPixelFormat fmt = AV_PIX_FMT_NONE;
     char what[4200];
-    snprintf(what, sizeof what, "checking encode settings for %s", src->path);
+    snprintf(what, sizeof what, "%s for %s", doing, src->path);
     int r = resolve(spec, src, what, &rule, &codec, &fmt, err);
     if (r < 0)
         return r;
     AVCodecContext *enc = NULL;
     r = open_encoder(&enc, codec, rule, fmt, src, spec, what, err);
+    if (r >= 0 && par && !(*par = avcodec_parameters_alloc()))
+        r = vf_error_set(err, VF_ENOMEM, "out of memory %s", what);
+    if (r >= 0 && par && (r = avcodec_parameters_from_context(*par, enc)) < 0)
+        r = vf_shard_av_error_(err, VF_ENOMEM, r, "%s", what);
+    if (r < 0 && par)
+        avcodec_parameters_free(par);
     avcodec_free_context(&enc);
     return r < 0 ? r : 0;
+}
+
+int vf_shard_encoder_check(const struct vf_encode_spec *spec, const struct vf_media_info *src,
+                           struct vf_error *err)
+{
+    return try_encoder(spec, src, "checking encode settings", NULL, err);
 }
 
 int vf_shard_encoder_params_(const struct vf_encode_spec *spec, const struct vf_media_info *src,
                              AVCodecParameters **par, struct vf_error *err)
 {
-    const struct codec_rule *rule = NULL;
-    const AVCodec *codec = NULL;
-    enum AVPixelFormat fmt = AV_PIX_FMT_NONE;
-    char what[4200];
-    snprintf(what, sizeof what, "checking the output's streams for %s", src->path);
     *par = NULL;
-    int r = resolve(spec, src, what, &rule, &codec, &fmt, err);
-    if (r < 0)
-        return r;
-    AVCodecContext *enc = NULL;
-    r = open_encoder(&enc, codec, rule, fmt, src, spec, what, err);
-    if (r >= 0 && !(*par = avcodec_parameters_alloc()))
-        r = vf_error_set(err, VF_ENOMEM, "out of memory %s", what);
-    if (r >= 0 && (r = avcodec_parameters_from_context(*par, enc)) < 0)
-        r = vf_shard_av_error_(err, VF_ENOMEM, r, "%s", what);
-    if (r < 0)
-        avcodec_parameters_free(par);
-    avcodec_free_context(&enc);
-    return r < 0 ? r : 0;
+    return try_encoder(spec, src, "checking the output's streams", par, err);
 }
 
 int vf_shard_segment_open(struct vf_segment_writer **out, const char *path,
