@@ -183,9 +183,12 @@ bool vf_str_is_digits(const char *s)
     return true;
 }
 
-/* The first number after `key` in the file at `path` (×1024 for a "kB" line), or -1. */
-static long long read_number(const char *path, const char *key)
+/* The first number after `key` (a line's start; NULL: the file's first line) in the file at
+ * dir/name (×1024 for a "kB" line), or -1 (no file, no such line, "max"). */
+static long long read_number(const char *dir, const char *name, const char *key)
 {
+    char path[8320];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
@@ -193,12 +196,13 @@ static long long read_number(const char *path, const char *key)
     long long v = -1;
     const size_t kl = key ? strlen(key) : 0;
     while (fgets(line, sizeof line, f)) {
-        if (key && strncmp(line, key, kl) != 0)
+        if (key && (strncmp(line, key, kl) != 0 || (line[kl] != ' ' && line[kl] != ':')))
             continue;
+        const char *p = line + kl + (key && line[kl] == ':');
         char *end = NULL;
         errno = 0;
-        const long long n = strtoll(line + kl, &end, 10);
-        if (errno == 0 && end != line + kl && n >= 0)
+        const long long n = strtoll(p, &end, 10);
+        if (errno == 0 && end != p && n >= 0)
             v = strstr(end, "kB") ? n * 1024 : n;
         break;
     }
@@ -206,22 +210,69 @@ static long long read_number(const char *path, const char *key)
     return v;
 }
 
+/* The least room that the memory control groups from `dir` up to `root` (both included) leave:
+ * limit − (use − inactive file pages, which the kernel reclaims first), or -1 where none has a
+ * limit. v1: the limit files of the memory hierarchy (limits ≥ 2^60 mean none). */
+static long long group_room(const char *root, const char *dir, bool v1)
+{
+    char d[8200];
+    snprintf(d, sizeof d, "%s", dir);
+    const size_t rl = strlen(root);
+    long long room = -1;
+    for (;;) {
+        const long long lim = read_number(d, v1 ? "memory.limit_in_bytes" : "memory.max", NULL);
+        const long long use = read_number(d, v1 ? "memory.usage_in_bytes" : "memory.current", NULL);
+        if (lim >= 0 && lim < (1LL << 60) && use >= 0) {
+            long long idle = read_number(d, "memory.stat", v1 ? "total_inactive_file" : "inactive_file");
+            const long long held = use - (idle > 0 && idle < use ? idle : 0);
+            const long long r = lim > held ? lim - held : 0;
+            room = room < 0 || r < room ? r : room;
+        }
+        char *slash = strrchr(d, '/');
+        if (strlen(d) <= rl || !slash || (size_t)(slash - d) < rl)
+            break;
+        *slash = '\0';   /* the parent group */
+    }
+    return room;
+}
+
+size_t vf_mem_available_at_(const char *proc, const char *cgroup)
+{
+    long long avail = read_number(proc, "meminfo", "MemAvailable");
+    /* this process's groups: "0::/path" (v2), "N:...memory...:/path" (v1) */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/self/cgroup", proc);
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c1 = *c2 = '\0';   /* line: the hierarchy's number */
+        const char *ctl = c1 + 1, *rel = c2 + 1;
+        bool v2 = !strcmp(line, "0") && !*ctl, v1 = false;
+        for (const char *t = ctl; !v2 && *t; t += strcspn(t, ","), t += *t == ',')
+            v1 |= !strncmp(t, "memory", 6) && (t[6] == ',' || !t[6]);
+        if (!v1 && !v2)
+            continue;
+        char root[4096], dir[8200];
+        snprintf(root, sizeof root, v1 ? "%s/memory" : "%s", cgroup);
+        snprintf(dir, sizeof dir, "%s%s", root, strcmp(rel, "/") ? rel : "");
+        const long long room = group_room(root, dir, v1);
+        if (room >= 0 && (avail < 0 || room < avail))
+            avail = room;
+    }
+    if (f)
+        fclose(f);
+    if (avail < 0)
+        return 0;                       /* unknown */
+    return avail > 0 ? (size_t)avail : 1;   /* none left is known: 1 byte, not "unknown" */
+}
+
 size_t vf_mem_available(void)
 {
-    long long avail = read_number("/proc/meminfo", "MemAvailable:");
-    /* cgroup v2: the limit ("max": none) less what the group holds; v1: the limit alone */
-    const long long max2 = read_number("/sys/fs/cgroup/memory.max", NULL);
-    const long long cur2 = read_number("/sys/fs/cgroup/memory.current", NULL);
-    const long long lim1 = read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes", NULL);
-    const long long use1 = read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes", NULL);
-    long long group = -1;
-    if (max2 >= 0 && cur2 >= 0)
-        group = max2 > cur2 ? max2 - cur2 : 0;
-    else if (lim1 >= 0 && use1 >= 0 && lim1 < (1LL << 60))
-        group = lim1 > use1 ? lim1 - use1 : 0;
-    if (group >= 0 && (avail < 0 || group < avail))
-        avail = group;
-    return avail > 0 ? (size_t)avail : 0;
+    return vf_mem_available_at_("/proc", "/sys/fs/cgroup");
 }
 
 double vf_now(void)

@@ -101,9 +101,13 @@ char *vf_path_dirname(const char *path, struct vf_error *err);
 bool vf_str_is_digits(const char *s);
 /* Monotonic seconds. */
 double vf_now(void);
-/* Bytes of memory this process can still take: /proc/meminfo's MemAvailable, or less where a
- * control group (cgroup v2 memory.max, v1 memory.limit_in_bytes: Slurm's --mem) leaves less;
- * 0 when none of them can be read. */
+/* Bytes of memory this process can still take: /proc/meminfo's MemAvailable, or less where the
+ * memory control groups it is in, from its own (/proc/self/cgroup) up to the hierarchy's root,
+ * leave less (cgroup v2 memory.max, v1 memory.limit_in_bytes: Slurm's --mem, a container's
+ * limit), a group's use counted without its inactive file pages (the page cache the kernel
+ * reclaims first); 0 when none of it can be read, 1 when nothing is left. */
 size_t vf_mem_available(void);
+/* The same with other roots for /proc and /sys/fs/cgroup (tests). */
+size_t vf_mem_available_at_(const char *proc, const char *cgroup);
 
 #endif /* VF_COMMON_H */

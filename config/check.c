@@ -155,7 +155,7 @@ static void check_output(struct problems *p, const struct vf_film *f)
     /* the merge's temporary name ".<name>.<pid>-<n>.tmp.<ext>" must fit the file system's names */
     const char *slash = strrchr(f->output, '/'), *base = slash ? slash + 1 : f->output;
     const char *dot = strrchr(base, '.');
-    const size_t room = 255 - (1 + 1 + 10 + 1 + 5 + 5 + (dot ? strlen(dot + 1) : 0));
+    const size_t room = 255 - (1 + 1 + 10 + 1 + 10 + 5 + (dot ? strlen(dot + 1) : 0));
     if (strlen(base) > room)
         add(p, VF_EINVAL, pos, "output", "the file name %s is %zu characters long; the merge's "
             "temporary name (.NAME.PID-N.tmp.EXT) adds %zu to it, past the 255 a file name may "

@@ -7,6 +7,8 @@
  */
 #define _GNU_SOURCE 1 /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <sched.h>
@@ -211,7 +213,9 @@ static void remove_stale_tmp(const char *dir)
 
 /* The output's temporary files that a merge killed before its rename left behind
  * (shard/merge.c: "<dir>/.<name>.<pid>-<n>.tmp.<ext>", as big as the film). The caller holds the
- * work folder's lock, so no merge of this output is running (one work folder per output). */
+ * work folder's lock (a real run's, not the null colorizer's), so no merge of this film is
+ * running; a file whose pid lives on this host is kept all the same (another film.yaml with its
+ * own work_dir naming the same output). */
 static void remove_stale_output_tmp(const char *output)
 {
     const char *slash = strrchr(output, '/');
@@ -241,10 +245,13 @@ static void remove_stale_output_tmp(const char *output)
         size_t digits = strspn(p, "0123456789");
         if (digits == 0 || p[digits] != '-')
             continue;
+        const long pid = digits <= 9 ? strtol(p, NULL, 10) : 0;
         p += digits + 1;
         digits = strspn(p, "0123456789");
         if (digits == 0 || p + digits != end)
             continue;
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+            continue;   /* a merge that runs now */
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", dir, s);
         if (unlink(path) == 0)
@@ -369,10 +376,9 @@ static int create_backend(struct vf_farm *f, struct vf_error *err)
                             f->ranks_per_gpu, f->ranks_per_gpu == 1 ? "" : "s", f->gpus,
                             f->gpus == 1 ? "" : "s", e.msg);
     }
-    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = f->threads};
-    int rc = vf_cpu_memory_budget(f->local_size, &bo.mem_budget, err);
-    if (rc == 0)
-        rc = vf_backend_create(&f->be, &bo, err);
+    struct vf_backend_opts bo = {.device = VF_DEVICE_CPU, .threads = f->threads,
+                                 .mem_budget = f->mem_budget};
+    int rc = vf_backend_create(&f->be, &bo, err);
     if (rc == 0)
         snprintf(f->device, sizeof f->device, "cpu");
     return rc;
@@ -532,7 +538,8 @@ plan:
         goto out;
     }
     remove_stale_tmp(f->seg_dir);
-    remove_stale_output_tmp(f->film->output);
+    if (f->null_ms < 0)   /* the null colorizer's lock is its own folder's: not the output's */
+        remove_stale_output_tmp(f->film->output);
     FILE *log = fopen(path, "a");
     if (!log) {
         rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));
@@ -1259,6 +1266,17 @@ int vf_cmd_run(int argc, char **argv, struct vf_cli *cli)
                                      &local), &err, done);
     VF_CHECK_MPI(MPI_Comm_rank(local, &f.local_rank), &err, done);
     VF_CHECK_MPI(MPI_Comm_size(local, &f.local_size), &err, done);
+    /* the CPU backends' memory budget: measured by every rank of the node now, before any of
+     * them holds much, and the least taken, so that no rank's share depends on when it looked */
+    if ((rc = vf_cpu_memory_budget(f.local_size, &f.mem_budget, &err)) < 0)
+        goto done;
+    {
+        unsigned long long mine = f.mem_budget ? (unsigned long long)f.mem_budget : ULLONG_MAX,
+                           least = 0;
+        VF_CHECK_MPI(MPI_Allreduce(&mine, &least, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, local), &err,
+                     done);
+        f.mem_budget = least == ULLONG_MAX ? 0 : (size_t)least;
+    }
     if (gethostname(f.host, sizeof f.host) != 0)
         snprintf(f.host, sizeof f.host, "unknown");
     f.host[sizeof f.host - 1] = 0;

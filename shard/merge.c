@@ -562,7 +562,13 @@ int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_enco
     }
     char av[AV_ERROR_MAX_STRING_SIZE];
     av_strerror(averr, av, sizeof av);
-    if (culprit == -2 || culprit == -1)
+    if (culprit == -2)
+        r = vf_error_set(err, VF_EUNSUPPORTED,
+                         "output %s: a .%s file cannot hold this video and the source's streams "
+                         "together, though it takes each alone (FFmpeg: %s): write a .mkv output, "
+                         "or drop the audio and subtitles with audio: none", spec->output, m.ext,
+                         av);
+    else if (culprit == -1)
         r = vf_error_set(err, VF_EUNSUPPORTED,
                          "output %s: a .%s file cannot hold the %s video that encode.codec "
                          "makes (FFmpeg: %s): write a .mkv output, or choose another "

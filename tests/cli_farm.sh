@@ -54,14 +54,18 @@ for n in 2 4; do
   check "np $n output is byte-identical to np 1" cmp -s "$tmp/np1.mkv" "$tmp/np$n.mkv"
 done
 mkyaml t1 grey.mkv
-# the output's temporary file of a merge killed before its rename goes; a look-alike stays
-head -c 4096 /dev/urandom >"$tmp/.t1.mkv.4242-0.tmp.mkv"
+# the output's temporary file of a merge killed before its rename goes (its pid is gone); a
+# look-alike stays, and so does one whose pid lives (a merge of the same output running now)
+( : ) & dead=$!; wait $dead
+head -c 4096 /dev/urandom >"$tmp/.t1.mkv.$dead-0.tmp.mkv"
 : >"$tmp/.t1.mkv.notapid-0.tmp.mkv"
+: >"$tmp/.t1.mkv.$$-0.tmp.mkv"
 "$vf" "$tmp/t1.yaml" --quiet --threads 1 --queue 0; rc=$?
 check "one thread, no pipeline threads (exit $rc): the same bytes" \
   all '[ "$rc" = 0 ] && cmp -s "$tmp/np1.mkv" "$tmp/t1.mkv"'
-check "a killed merge's temporary output removed, a look-alike kept" \
-  all '[ ! -e "$tmp/.t1.mkv.4242-0.tmp.mkv" ] && [ -e "$tmp/.t1.mkv.notapid-0.tmp.mkv" ]'
+check "a killed merge's temporary output removed, a look-alike and a live one kept" \
+  all '[ ! -e "$tmp/.t1.mkv.$dead-0.tmp.mkv" ] && [ -e "$tmp/.t1.mkv.notapid-0.tmp.mkv" ] && [ -e "$tmp/.t1.mkv.$$-0.tmp.mkv" ]'
+rm -f "$tmp/.t1.mkv.notapid-0.tmp.mkv" "$tmp/.t1.mkv.$$-0.tmp.mkv"
 check "np 4 used every rank" python3 - "$tmp/np4.mkv.vaefarm/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

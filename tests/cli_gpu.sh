@@ -62,7 +62,7 @@ done
 # --- two GPUs: NCCL and MPI broadcasts of the weights give the same bytes
 if [ "$gpus" -ge 2 ]; then
   mkyaml n2 'inference_size: [144, 256]\n'
-  CUDA_VISIBLE_DEVICES=0,1 mpi 2 "$tmp/n2.yaml" --quiet --verbose 2>"$tmp/n2.err"; rc=$?
+  CUDA_VISIBLE_DEVICES=0,1 mpi 2 "$tmp/n2.yaml" --verbose 2>"$tmp/n2.err"; rc=$?
   check "2 ranks on 2 GPUs (exit $rc)" [ "$rc" = 0 ]
   check "weights over NCCL" grep -q "over NCCL" "$tmp/n2.err"
   check "2 GPUs: the 1-rank bytes" cmp -s "$tmp/g1.mkv" "$tmp/n2.mkv"

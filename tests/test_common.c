@@ -1,0 +1,145 @@
+/*
+ * tests/test_common.c: common/common.h's reading of the memory a process can still take
+ * (vf_mem_available), on made-up /proc and /sys/fs/cgroup trees in a temporary folder: cgroup v2
+ * and v1, a parent group tighter than the process's own, inactive file pages not counted as
+ * held, nothing left, nothing readable; and on this machine.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/common.h"
+
+static char root[256];
+
+/* write `text` to root/rel, making the folders on the way */
+static void put(const char *rel, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    for (char *p = path + strlen(root) + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(path, 0755);
+            *p = '/';
+        }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static size_t avail(void)
+{
+    char proc[512], cg[512];
+    snprintf(proc, sizeof proc, "%s/proc", root);
+    snprintf(cg, sizeof cg, "%s/cg", root);
+    return vf_mem_available_at_(proc, cg);
+}
+
+static void fresh(void)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", root, root);
+    assert_int_equal(system(cmd), 0);
+    put("proc/meminfo", "MemTotal:        4000 kB\nMemFree:  100 kB\nMemAvailable:    1000 kB\n");
+}
+
+static void mem_available_v2(void **state)
+{
+    (void)state;
+    /* no group files: MemAvailable (kB) */
+    fresh();
+    put("proc/self/cgroup", "0::/job/step\n");
+    assert_int_equal(avail(), 1000 * 1024);
+    /* the group's limit less what it holds, its inactive file pages not counted */
+    put("cg/job/step/memory.max", "600000\n");
+    put("cg/job/step/memory.current", "500000\n");
+    put("cg/job/step/memory.stat", "anon 300000\nfile 200000\nactive_file 0\ninactive_file 200000\n");
+    assert_int_equal(avail(), 600000 - (500000 - 200000));
+    /* "max": no limit there; a parent tighter than the group itself wins */
+    put("cg/job/memory.max", "max\n");
+    put("cg/job/memory.current", "900000\n");
+    assert_int_equal(avail(), 300000);
+    put("cg/job/memory.max", "350000\n");
+    put("cg/job/memory.current", "320000\n");
+    assert_int_equal(avail(), 30000);
+    /* the namespace's root as the group ("0::/"): its own files */
+    fresh();
+    put("proc/self/cgroup", "0::/\n");
+    put("cg/memory.max", "2000\n");
+    put("cg/memory.current", "500\n");
+    assert_int_equal(avail(), 1500);
+    /* more held than the limit: nothing left is 1 byte, never 0 ("unknown": no limit) */
+    put("cg/memory.current", "5000\n");
+    assert_int_equal(avail(), 1);
+}
+
+static void mem_available_v1(void **state)
+{
+    (void)state;
+    fresh();
+    put("proc/self/cgroup", "9:pids:/x\n4:memory:/process_api/abc\n0::/\n");
+    /* v1's "no limit" is a huge number */
+    put("cg/memory/process_api/abc/memory.limit_in_bytes", "9223372036854771712\n");
+    put("cg/memory/process_api/abc/memory.usage_in_bytes", "3625369600\n");
+    assert_int_equal(avail(), 1000 * 1024);
+    put("cg/memory/process_api/abc/memory.limit_in_bytes", "2000000\n");
+    put("cg/memory/process_api/abc/memory.usage_in_bytes", "1900000\n");
+    put("cg/memory/process_api/abc/memory.stat",
+        "cache 0\ninactive_file 5\ntotal_inactive_file 900000\n");
+    assert_int_equal(avail(), 1000000);
+    /* a controller list with memory among others */
+    fresh();
+    put("proc/self/cgroup", "4:cpu,memory:/j\n");
+    put("cg/memory/j/memory.limit_in_bytes", "700000\n");
+    put("cg/memory/j/memory.usage_in_bytes", "100000\n");
+    assert_int_equal(avail(), 600000);
+    /* "memoryx" is not the memory controller */
+    fresh();
+    put("proc/self/cgroup", "4:memoryx:/j\n");
+    put("cg/memory/j/memory.limit_in_bytes", "700000\n");
+    put("cg/memory/j/memory.usage_in_bytes", "100000\n");
+    assert_int_equal(avail(), 1000 * 1024);
+}
+
+static void mem_available_unknown_and_here(void **state)
+{
+    (void)state;
+    fresh();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -f '%s/proc/meminfo'", root);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(avail(), 0);                  /* nothing readable: unknown */
+    /* this machine: something, and no more than its memory */
+    const size_t here = vf_mem_available();
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    assert_true(here > 0);
+    assert_true(pages <= 0 || page <= 0 || here <= (size_t)pages * (size_t)page);
+    printf("this machine: %zu MiB available\n", here >> 20);
+}
+
+int main(void)
+{
+    snprintf(root, sizeof root, "/tmp/vf_test_common.%d", (int)getpid());
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(mem_available_v2),
+        cmocka_unit_test(mem_available_v1),
+        cmocka_unit_test(mem_available_unknown_and_here),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", root);
+    return rc;
+}
