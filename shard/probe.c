@@ -60,7 +60,9 @@ static const char *field_order_name(enum AVFieldOrder f)
 }
 
 /* A stream's duration in seconds as the container declares it: the stream's own duration, else
- * Matroska's per-stream "DURATION" tag (HH:MM:SS.fffffffff); -1 when unknown. */
+ * Matroska's per-stream "DURATION" tag (HH:MM:SS.fffffffff), which FFmpeg's muxer writes as the
+ * stream's end time: less its start time, so that a reel that starts later than 0 (ffmpeg's
+ * segment muxer keeps the timestamps) is not taken for a longer one; -1 when unknown. */
 static double stream_duration(const AVStream *st)
 {
     if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
@@ -68,8 +70,12 @@ static double stream_duration(const AVStream *st)
     const AVDictionaryEntry *e = av_dict_get(st->metadata, "DURATION", NULL, 0);
     unsigned h, m;
     double s;
-    if (e && sscanf(e->value, "%u:%u:%lf", &h, &m, &s) == 3)
-        return h * 3600.0 + m * 60.0 + s;
+    if (e && sscanf(e->value, "%u:%u:%lf", &h, &m, &s) == 3) {
+        const double end = h * 3600.0 + m * 60.0 + s;
+        const double start = st->start_time != AV_NOPTS_VALUE && st->start_time > 0
+                                 ? st->start_time * av_q2d(st->time_base) : 0.0;
+        return end > start ? end - start : end;
+    }
     return -1;
 }
 
@@ -481,6 +487,10 @@ static int check_truncated(const struct vf_media_info *info, const AVFormatConte
     double slack = 2 * frame_s + 0.1;
     if (declared < 0 && fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0) {
         declared = fmt->duration / (double)AV_TIME_BASE; /* covers audio too: be lenient */
+        /* Matroska's is the end time: less the start, as for the DURATION tag */
+        if (fmt->start_time != AV_NOPTS_VALUE && fmt->start_time > 0 &&
+            declared > fmt->start_time / (double)AV_TIME_BASE)
+            declared -= fmt->start_time / (double)AV_TIME_BASE;
         slack = declared * 0.01 > 1.0 ? declared * 0.01 : 1.0;
     }
     if (declared > 0 && info->duration + slack < declared)

@@ -166,6 +166,12 @@ if [ $rc = 5 ] || { [ $rc = 0 ] && ! grep -q " $frames at" "$tmp/out"; }; then p
 else fail=$((fail+1)); echo "FAIL truncated video: exit $rc"; cat "$tmp/err" "$tmp/out"; fi
 [ "$sum_before" = "$(sha256sum "$tmp/truncated.mkv")" ] && pass=$((pass+1)) || { echo "FAIL input was written"; fail=$((fail+1)); }
 expect "probe missing file" 4 "nothere.mkv" -- "$vf" probe "$tmp/nothere.mkv"
+# a complete Matroska reel that starts at 3.5 s (ffmpeg's segment muxer keeps timestamps): its
+# DURATION tag is the end time, not a length it falls short of
+ffmpeg -v error -y -i "$film" -frames:v 30 -map 0:v -c:v ffv1 -output_ts_offset 3.5 "$tmp/late.mkv" \
+  || { echo "FAIL make late.mkv"; fail=$((fail+1)); }
+expect "a reel that starts late" 0 -- "$vf" probe "$tmp/late.mkv"
+grep -q "frames      30 at" "$tmp/out" && pass=$((pass+1)) || { echo "FAIL late.mkv: not 30 frames"; cat "$tmp/out"; fail=$((fail+1)); }
 
 echo "messages: $log"
 echo "$pass passed, $fail failed"
