@@ -341,6 +341,24 @@ static int copy_metadata(AVDictionary **dst, const AVDictionary *src, bool reenc
     return 0;
 }
 
+/* The source stream's side data (a display matrix: the rotation a player applies; stereo 3D,
+ * mastering display, content light level, ...), but for what describes the old encoding of a
+ * re-encoded stream (its buffer and bitrate properties). */
+static int copy_side_data(AVStream *os, const AVStream *is, bool reencoded, unsigned i,
+                          struct vf_error *err)
+{
+    for (int k = 0; k < is->nb_side_data; k++) {
+        const AVPacketSideData *sd = &is->side_data[k];
+        if (reencoded && sd->type == AV_PKT_DATA_CPB_PROPERTIES)
+            continue;
+        uint8_t *d = av_stream_new_side_data(os, sd->type, sd->size);
+        if (!d)
+            return vf_error_set(err, VF_ENOMEM, "out of memory copying stream #%u's side data", i);
+        memcpy(d, sd->data, sd->size);
+    }
+    return 0;
+}
+
 static const char *kind_name(enum AVMediaType t)
 {
     const char *s = av_get_media_type_string(t);
@@ -396,6 +414,8 @@ static int add_stream(struct merge *m, unsigned i, struct vf_error *err)
             (AVRational){m->src->sar_num, m->src->sar_den};
     if ((r = copy_metadata(&os->metadata, is->metadata, video)) < 0)
         return vf_shard_av_error_(err, VF_ENOMEM, r, "copying stream #%u's metadata", i);
+    if ((r = copy_side_data(os, is, video, i, err)) < 0)
+        return r;
     m->out_index[i] = os->index;
     if (video)
         m->video_out = os->index;

@@ -272,5 +272,14 @@ check "undecodable frame: the other 5 chunks stay in the journal" \
   [ "$(journal_chunks "$tmp/bad.mkv.vaefarm/journal" | wc -w)" = 5 ]
 check "undecodable frame: no temporary output left" [ -z "$(ls -a "$tmp" | grep '^\.bad')" ]
 
+# --- the output is the input's twin: a display matrix (a phone's rotation) travels with the video
+ffmpeg -loglevel error -i "$films/film_grey.mkv" -frames:v 12 -map 0:v -c:v libx264 -pix_fmt yuv420p \
+  "$tmp/plain.mp4" && ffmpeg -loglevel error -i "$tmp/plain.mp4" -c copy -metadata:s:v rotate=90 \
+  "$tmp/rot.mp4" || bad "make the rotated film"
+printf 'version: 1\ninput: rot.mp4\noutput: rot_out.mp4\ndefault_reference: film_ref_0.png\ninference_size: [48, 88]\nencode: {codec: libx264}\naudio: none\n' >"$tmp/rot.yaml"
+"$vf" "$tmp/rot.yaml" --quiet --threads 1; rc=$?
+check "rotated film (exit $rc): the output keeps its rotation" \
+  all '[ "$rc" = 0 ] && ffprobe -v error -show_streams "$tmp/rot_out.mp4" | grep -q "^rotation=90"'
+
 echo "cli_farm: $pass passed, $fail failed"
 [ "$fail" = 0 ]
