@@ -144,7 +144,7 @@ static void output_not_read(struct problems *p, const struct vf_film *f, struct 
 static void check_output(struct problems *p, const struct vf_film *f)
 {
     struct vf_config_pos pos = vf_config_key_pos(f, "output");
-    struct stat so, si;
+    struct stat so;
     char *dir = vf_path_dirname(f->output, NULL);
     if (!dir) {
         add(p, VF_ENOMEM, pos, "output", "out of memory");
@@ -160,14 +160,12 @@ static void check_output(struct problems *p, const struct vf_film *f)
         add(p, VF_EINVAL, pos, "output", "the file name %s is %zu characters long; the merge's "
             "temporary name (.NAME.PID-N.tmp.EXT) adds %zu to it, past the 255 a file name may "
             "have: give a name of at most %zu characters", base, strlen(base), 255 - room, room);
-    if (stat(f->output, &so) == 0) {
-        if (S_ISDIR(so.st_mode))
-            add(p, VF_EINVAL, pos, "output", "%s is a folder; give a file name such as "
-                "%s/film_color.mkv", f->output, f->output);
-        else if (stat(f->input, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
-            add(p, VF_EINVAL, pos, "output", "%s is the input file (%s); vaefarm never writes "
-                "its input: choose another output path", f->output, f->input);
-    }
+    if (stat(f->output, &so) == 0 && S_ISDIR(so.st_mode))
+        add(p, VF_EINVAL, pos, "output", "%s is a folder; give a file name such as "
+            "%s/film_color.mkv", f->output, f->output);
+    else if (same_file(f->output, f->input))
+        add(p, VF_EINVAL, pos, "output", "%s is the input file (%s); vaefarm never writes "
+            "its input: choose another output path", f->output, f->input);
     output_not_read(p, f, pos);
 }
 
