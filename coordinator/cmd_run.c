@@ -8,7 +8,6 @@
 #define _GNU_SOURCE 1 /* sched_getaffinity, CPU_COUNT */
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <sched.h>
@@ -209,57 +208,6 @@ static void remove_stale_tmp(const char *dir)
             vf_log(NULL, VF_LOG_VERBOSE, "removed %s, left by an interrupted run", path);
     }
     closedir(d);
-}
-
-/* The output's temporary files that a merge killed before its rename left behind
- * (shard/merge.c: "<dir>/.<name>.<pid>-<n>.tmp.<ext>", as big as the film). The caller holds the
- * work folder's lock (a real run's, not the null colorizer's), so no merge of this film is
- * running; a file whose pid lives on this host is kept all the same (another film.yaml with its
- * own work_dir naming the same output). */
-static void remove_stale_output_tmp(const char *output)
-{
-    const char *slash = strrchr(output, '/');
-    const char *name = slash ? slash + 1 : output;
-    const char *dot = strrchr(name, '.');
-    char *dir = vf_path_dirname(output, NULL);
-    DIR *d = dir ? opendir(dir) : NULL;
-    if (!d || !dot) {
-        free(dir);
-        if (d)
-            closedir(d);
-        return;
-    }
-    const size_t nl = strlen(name);
-    char tail[64];
-    snprintf(tail, sizeof tail, ".tmp%s", dot);
-    const size_t tl = strlen(tail);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        /* "." name "." digits "-" digits tail */
-        const char *s = e->d_name;
-        const size_t n = strlen(s);
-        if (n <= nl + 2 + tl || s[0] != '.' || strncmp(s + 1, name, nl) != 0 || s[1 + nl] != '.' ||
-            strcmp(s + n - tl, tail) != 0)
-            continue;
-        const char *p = s + nl + 2, *end = s + n - tl;
-        size_t digits = strspn(p, "0123456789");
-        if (digits == 0 || p[digits] != '-')
-            continue;
-        const long pid = digits <= 9 ? strtol(p, NULL, 10) : 0;
-        p += digits + 1;
-        digits = strspn(p, "0123456789");
-        if (digits == 0 || p + digits != end)
-            continue;
-        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
-            continue;   /* a merge that runs now */
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, s);
-        if (unlink(path) == 0)
-            vf_log(NULL, VF_LOG_INFO, "removed %s, the output's temporary file left by an "
-                   "interrupted merge", path);
-    }
-    closedir(d);
-    free(dir);
 }
 
 /* The model: film.yaml's, else $VAEFARM_MODEL, else the bundled default. */
@@ -539,7 +487,7 @@ plan:
     }
     remove_stale_tmp(f->seg_dir);
     if (f->null_ms < 0)   /* the null colorizer's lock is its own folder's: not the output's */
-        remove_stale_output_tmp(f->film->output);
+        vf_shard_merge_remove_stale(f->film->output);
     FILE *log = fopen(path, "a");
     if (!log) {
         rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));

@@ -18,8 +18,10 @@
  */
 #include "shard/shard.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +128,53 @@ out:
     free(head);
     free(tail);
     return r;
+}
+
+/* make_tmp's names ("." name "." pid "-" n ".tmp." ext) of dead pids, for a new run (shard.h). */
+void vf_shard_merge_remove_stale(const char *output)
+{
+    const char *slash = strrchr(output, '/');
+    const char *name = slash ? slash + 1 : output;
+    const char *dot = strrchr(name, '.');
+    char *dir = vf_path_dirname(output, NULL);
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d || !dot) {
+        free(dir);
+        if (d)
+            closedir(d);
+        return;
+    }
+    const size_t nl = strlen(name);
+    char tail[64];
+    snprintf(tail, sizeof tail, ".tmp%s", dot);
+    const size_t tl = strlen(tail);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        /* "." name "." digits "-" digits tail */
+        const char *s = e->d_name;
+        const size_t n = strlen(s);
+        if (n <= nl + 2 + tl || s[0] != '.' || strncmp(s + 1, name, nl) != 0 || s[1 + nl] != '.' ||
+            strcmp(s + n - tl, tail) != 0)
+            continue;
+        const char *p = s + nl + 2, *end = s + n - tl;
+        size_t digits = strspn(p, "0123456789");
+        if (digits == 0 || p[digits] != '-')
+            continue;
+        const long pid = digits <= 9 ? strtol(p, NULL, 10) : 0;
+        p += digits + 1;
+        digits = strspn(p, "0123456789");
+        if (digits == 0 || p + digits != end)
+            continue;
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+            continue;   /* a merge that runs now */
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, s);
+        if (unlink(path) == 0)
+            vf_log(&(struct vf_log_ctx){.module = "shard", .rank = -1, .chunk = -1}, VF_LOG_INFO, "removed %s, the output's temporary file left by an "
+                   "interrupted merge", path);
+    }
+    closedir(d);
+    free(dir);
 }
 
 /* ---- pass 1: scan the segments ------------------------------------------------------------ */

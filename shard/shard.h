@@ -260,6 +260,12 @@ struct vf_merge_spec {
  * source->frames frames with the source's timestamps. */
 int vf_shard_merge(const struct vf_merge_spec *spec, struct vf_error *err);
 
+/* Remove the temporary outputs that merges of `output` killed before their rename left beside it
+ * (vf_shard_merge's "<dir>/.<name>.<pid>-<n>.tmp.<ext>", as big as the film), but a live pid's on
+ * this host. For a run that holds the output's work folder lock (so that no merge of this film
+ * runs): not for the null colorizer, whose lock is its own folder's. */
+void vf_shard_merge_remove_stale(const char *output);
+
 /* Before any work: would the merge write spec->output? Its extension names a container vaefarm
  * writes, and that container takes the video `enc` makes (the encoder opened for the source,
  * as a segment's) with the source's streams the spec copies: their header is written to memory
