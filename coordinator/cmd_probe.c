@@ -38,8 +38,9 @@ json_t *vf_media_info_json(const struct vf_media_info *m)
             return NULL;
         }
     }
+    json_t *rotation = m->display_matrix ? json_real(m->rotation) : json_null();
     return json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:I, s:f, s:I, s:b, "
-                     "s:b, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:o}",
+                     "s:b, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:b, s:s, s:o}",
                      "path", m->path, "container", m->container, "video_stream", m->video_stream,
                      "codec", m->codec, "pix_fmt", m->pix_fmt, "width", m->width, "height",
                      m->height, "sample_aspect_ratio", rational(m->sar_num, m->sar_den),
@@ -50,7 +51,8 @@ json_t *vf_media_info_json(const struct vf_media_info *m)
                      (json_int_t)m->keyframes, "timecode", m->timecode, "field_order",
                      m->field_order, "color_range", m->color_range, "color_space",
                      m->color_space, "color_transfer", m->color_transfer, "color_primaries",
-                     m->color_primaries, "bits_per_sample", m->bits_per_sample, "video_digest",
+                     m->color_primaries, "bits_per_sample", m->bits_per_sample, "display_rotation",
+                     rotation, "display_mirrored", m->mirrored, "video_digest",
                      m->video_digest, "streams", streams);
 }
 
@@ -69,6 +71,10 @@ static void print_human(const struct vf_media_info *m)
     printf("  colour      range %s, matrix %s, transfer %s, primaries %s\n", m->color_range,
            m->color_space, m->color_transfer, m->color_primaries);
     printf("  timecode    %s\n", m->timecode[0] ? m->timecode : "(none)");
+    if (m->display_matrix)
+        printf("  display     rotation %g%s (display matrix: players turn the picture; vaefarm "
+               "colorizes it as stored and the output keeps the matrix)\n",
+               m->rotation, m->mirrored ? ", mirrored" : "");
     for (int i = 0; i < m->n_streams; i++) {
         const struct vf_stream_info *s = &m->streams[i];
         if (s->kind == VF_STREAM_VIDEO && s->index == m->video_stream)

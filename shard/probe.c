@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/display.h>
 #include <libavutil/hash.h>
 #include <libavutil/pixdesc.h>
 #include <libavutil/timecode.h>
@@ -533,6 +535,15 @@ static void fill_video_fields(struct vf_media_info *info, const AVFormatContext 
     copy_str(info->color_primaries, sizeof info->color_primaries,
              par->color_primaries == AVCOL_PRI_UNSPECIFIED ? "unknown" : av_color_primaries_name(par->color_primaries));
     info->bits_per_sample = desc ? desc->comp[0].depth : 0;
+    size_t dm_size = 0;
+    const int32_t *dm = (const int32_t *)av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX,
+                                                                 &dm_size);
+    info->display_matrix = dm && dm_size >= 9 * sizeof *dm;
+    if (info->display_matrix) {
+        double deg = av_display_rotation_get(dm);
+        info->rotation = isnan(deg) || deg == 0 ? 0 : deg; /* never NaN or -0 */
+        info->mirrored = (double)dm[0] * dm[4] - (double)dm[1] * dm[3] < 0;
+    }
     /* the video stream's tag, a timecode track's (MOV tmcd: a data stream), the container's */
     const AVDictionaryEntry *tc = av_dict_get(st->metadata, "timecode", NULL, 0);
     for (unsigned i = 0; !tc && i < fmt->nb_streams; i++)

@@ -67,6 +67,11 @@ struct vf_media_info {
     char color_transfer[32];
     char color_primaries[32];
     int bits_per_sample;        /* luma bit depth of the pixel format */
+    bool display_matrix;        /* the video stream has a display matrix (a phone's rotation):
+                                   players turn the stored picture; vaefarm colorizes the stored
+                                   picture and the output keeps the matrix */
+    double rotation;            /* its rotation in degrees, as ffprobe reports it (0 when none) */
+    bool mirrored;              /* its matrix also flips the picture */
     int n_streams;              /* every stream in the container, video included */
     struct vf_stream_info *streams;
     int64_t *pts;               /* frames entries: frame i's pts in tb units, ascending */

@@ -280,6 +280,11 @@ printf 'version: 1\ninput: rot.mp4\noutput: rot_out.mp4\ndefault_reference: film
 "$vf" "$tmp/rot.yaml" --quiet --threads 1; rc=$?
 check "rotated film (exit $rc): the output keeps its rotation" \
   all '[ "$rc" = 0 ] && ffprobe -v error -show_streams "$tmp/rot_out.mp4" | grep -q "^rotation=90"'
+check "probe shows the rotation of the source and of the output, and none on the plain film" \
+  all '"$vf" probe "$tmp/rot.mp4" | grep -q "^  display     rotation 90 (display matrix" &&
+       "$vf" probe "$tmp/rot_out.mp4" --json | grep -q "\"display_rotation\": 90.0" &&
+       "$vf" probe "$tmp/plain.mp4" --json | grep -q "\"display_rotation\": null" &&
+       ! "$vf" probe "$tmp/plain.mp4" | grep -q "^  display"'
 
 echo "cli_farm: $pass passed, $fail failed"
 [ "$fail" = 0 ]
