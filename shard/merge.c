@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <libavcodec/avcodec.h>
@@ -43,6 +44,7 @@ struct merge {
     int64_t *frame_of;          /* film frames entries: packet J (decode order) is film frame frame_of[J] */
     int64_t *seg_frames;        /* n_segments entries: frames in each segment */
     int64_t reorder;            /* D: max over packets of (decode position - presentation position) */
+    int64_t video_bytes;        /* the segments' video packets: the least the output holds */
     AVCodecParameters *par;     /* the first segment's video parameters */
     char *tmp;                  /* the temporary output, NULL until created (then ours alone) */
     AVFormatContext *ic;        /* the source (audio, subtitles, chapters, metadata) */
@@ -313,6 +315,7 @@ static int scan_segment(struct merge *m, size_t i, int64_t base, struct pts_pos 
         }
         scratch[n].pts = pkt->pts;
         scratch[n].pos = n;
+        m->video_bytes += pkt->size;
         n++;
         av_packet_unref(pkt);
     }
@@ -370,6 +373,26 @@ static int scan_segments(struct merge *m, struct vf_error *err)
                          "have no segment (the last given is %s); run the job again to encode them",
                          m->spec->n_segments, (long long)base, m->src->path, (long long)frames,
                          (long long)base, m->spec->segments[m->spec->n_segments - 1]);
+    return r;
+}
+
+/* The output holds at least every segment's video packets. Refuse before writing a byte when its
+ * file system has less room, rather than fill a disk other jobs share and fail at the end. */
+static int check_space(const struct merge *m, struct vf_error *err)
+{
+    char *dir = vf_path_dirname(m->spec->output, err);
+    if (!dir)
+        return VF_ENOMEM;
+    struct statvfs sv;
+    int r = 0;
+    if (statvfs(dir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < (uint64_t)m->video_bytes)
+        r = vf_error_set(err, VF_EIO,
+                         "the output %s needs at least %.1f MiB (its video alone) but %s has %.1f "
+                         "MiB free: make room there and run the same command again (the colorized "
+                         "segments are kept: it only merges)",
+                         m->spec->output, m->video_bytes / 1048576.0, dir,
+                         (double)sv.f_bavail * sv.f_frsize / 1048576.0);
+    free(dir);
     return r;
 }
 
@@ -854,6 +877,8 @@ int vf_shard_merge(const struct vf_merge_spec *spec, struct vf_error *err)
 
     double t0 = vf_now();
     if ((r = scan_segments(&m, err)) < 0)
+        goto out;
+    if ((r = check_space(&m, err)) < 0)
         goto out;
     if ((r = make_tmp(&m, ext, err)) < 0)
         goto out;

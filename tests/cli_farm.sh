@@ -20,6 +20,8 @@
 #     carried frames): chunks whose warm-up reaches the shot's
 #     pass-through give its carried frames as one chunk per shot does; a warm-up under 5 is
 #     warned about
+#   - a rotated phone film stays rotated, and probe shows it; a full output disk is refused
+#     before the merge writes (exit 6), and the rerun with room made only merges
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
@@ -285,6 +287,30 @@ check "probe shows the rotation of the source and of the output, and none on the
        "$vf" probe "$tmp/rot_out.mp4" --json | grep -q "\"display_rotation\": 90.0" &&
        "$vf" probe "$tmp/plain.mp4" --json | grep -q "\"display_rotation\": null" &&
        ! "$vf" probe "$tmp/plain.mp4" | grep -q "^  display"'
+
+# --- a full disk: the merge refuses before writing a byte when the output's file system has less
+# room than the colorized video, and the rerun, with room made, only merges. A 4 KiB tmpfs in a
+# private mount namespace stands for the full disk.
+mkdir -p "$tmp/small"
+printf 'version: 1\ninput: rot.mp4\noutput: small/space.mp4\nwork_dir: space.vaefarm\ndefault_reference: film_ref_0.png\ninference_size: [48, 88]\nencode: {codec: libx264}\naudio: none\n' >"$tmp/space.yaml"
+ns=(unshare --mount); [ "$(id -u)" = 0 ] || ns=(unshare --mount --map-root-user)
+if "${ns[@]}" mount -t tmpfs -o size=4k tmpfs "$tmp/small" 2>/dev/null; then
+  VF="$vf" T="$tmp" "${ns[@]}" sh -c '
+    mount -t tmpfs -o size=4k tmpfs "$T/small" || exit 1
+    "$VF" "$T/space.yaml" --quiet --threads 1 2>"$T/space.err"; echo $? >"$T/space.rc1"
+    ls -A "$T/small" >"$T/space.ls"
+    mount -o remount,size=16m "$T/small" || exit 1
+    "$VF" "$T/space.yaml" --threads 1 >"$T/space.log2" 2>&1; echo $? >"$T/space.rc2"
+    cp "$T/small/space.mp4" "$T/space.mp4"'
+  check "full disk (exit $(cat "$tmp/space.rc1")): refused before the merge writes, with what to do" \
+    all '[ "$(cat "$tmp/space.rc1")" = 6 ] && [ ! -s "$tmp/space.ls" ] &&
+         grep -q "space.mp4 needs at least .* MiB (its video alone) but .*small has 0.0 MiB free: make room there and run the same command again (the colorized segments are kept: it only merges)" "$tmp/space.err"'
+  check "full disk, room made: the rerun resumes every chunk and merges the whole film" \
+    all '[ "$(cat "$tmp/space.rc2")" = 0 ] && grep -q "(1 resumed)" "$tmp/space.log2" &&
+         [ "$(ffprobe -v error -count_frames -show_entries stream=nb_read_frames -of default=nk=1:nw=1 "$tmp/space.mp4")" = 12 ]'
+else
+  echo "skip full disk: no private mount namespace here (unshare --mount refused), so no small file system"
+fi
 
 echo "cli_farm: $pass passed, $fail failed"
 [ "$fail" = 0 ]
