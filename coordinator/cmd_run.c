@@ -456,9 +456,15 @@ plan:
         vf_log(NULL, VF_LOG_VERBOSE, "warm-up %lld frames per non-first chunk",
                (long long)f->film->warmup);
     /* chunks.length auto: the rank count of the first run in this work folder (plan.json), so
-     * a resume with another -np keeps its chunks (docs/PLAN.md "Auto chunking") */
+     * a resume with another -np keeps its chunks (docs/PLAN.md "Auto chunking"). A null run
+     * resumes nothing: it plans for its own -np, as a sweep over -np expects. */
     const char *ranks_from = NULL;
-    vf_plan_auto_ranks(f->film, f->size, "the MPI size", &ranks_from);
+    if (f->null_ms >= 0 && f->film->chunk_length == VF_CHUNK_AUTO && f->film->ranks == 0) {
+        f->film->ranks = f->size;
+        ranks_from = "the MPI size: a null run resumes nothing";
+    } else {
+        vf_plan_auto_ranks(f->film, f->size, "the MPI size", &ranks_from);
+    }
     if (ranks_from)
         vf_log(NULL, VF_LOG_INFO, "chunks.length auto: cut for %lld ranks (%s)",
                (long long)f->film->ranks, ranks_from);
@@ -499,10 +505,15 @@ plan:
         g_sink.file = log;
         pthread_mutex_unlock(&g_sink_mu);
     }
-    vf_log(NULL, VF_LOG_INFO, "vaefarm %s: %s on %d rank%s, %s %dx%d, model %s (%s), plan %.12s",
-           VF_VERSION, f->yaml, f->size, f->size == 1 ? "" : "s", vf_dtype_name(f->precision),
-           f->h, f->w, f->model_path, f->null_ms >= 0 ? "none: null colorizer"
-           : f->model_random ? "random weights" : "trained", plan->hash);
+    if (f->null_ms >= 0)
+        vf_log(NULL, VF_LOG_INFO, "vaefarm %s: %s on %d rank%s, null colorizer (%g ms a frame, no "
+               "model), plan %.12s", VF_VERSION, f->yaml, f->size, f->size == 1 ? "" : "s",
+               f->null_ms, plan->hash);
+    else
+        vf_log(NULL, VF_LOG_INFO, "vaefarm %s: %s on %d rank%s, %s %dx%d, model %s (%s), plan "
+               "%.12s", VF_VERSION, f->yaml, f->size, f->size == 1 ? "" : "s",
+               vf_dtype_name(f->precision), f->h, f->w, f->model_path,
+               f->model_random ? "random weights" : "trained", plan->hash);
     if (!(doc = setup_doc(f, plan)) || !(*doc_text = json_dumps(doc, JSON_COMPACT))) {
         rc = vf_error_set(err, VF_ENOMEM, "out of memory for the plan document");
         goto out;

@@ -790,13 +790,15 @@ static void *helper_main(void *opaque)
 
 /* Run fn (the resume check, the merge and report: seconds to minutes) on a thread while this
  * thread answers the ranks' PINGs, so that no rank takes rank 0 for gone; their other messages
- * are kept and handled afterwards. *cpu_s: the thread's CPU time. */
+ * are kept and handled afterwards. *cpu_s: the thread's CPU time (0 when fn ran on this thread,
+ * whose own CPU time then holds it). */
 static int while_answering(struct coord *k, int (*fn)(struct coord *, struct vf_error *),
                            double *cpu_s, struct vf_error *err)
 {
     struct helper h = {.k = k, .fn = fn};
     pthread_t th;
-    if (k->f->size == 1 || pthread_create(&th, NULL, helper_main, &h) != 0) {
+    bool inline_ = k->f->size == 1 || pthread_create(&th, NULL, helper_main, &h) != 0;
+    if (inline_) {
         helper_main(&h);                /* no other rank, or no thread: here */
     } else {
         int ms = 1;
@@ -819,7 +821,7 @@ static int while_answering(struct coord *k, int (*fn)(struct coord *, struct vf_
         }
     }
     if (cpu_s)
-        *cpu_s = h.cpu_s;
+        *cpu_s = inline_ ? 0 : h.cpu_s; /* run here, it is in this thread's own CPU time */
     /* the messages kept meanwhile, whatever the helper's outcome (a BYE or LEAVE among them must
      * not be lost) */
     struct vf_error he = {0};
@@ -1019,6 +1021,21 @@ static json_t *report_json(struct coord *k, double wall, double merge_s, const s
         json_decref(lost);
         return NULL;
     }
+    /* null, never a figure, for what was not measured or does not exist */
+    if (!n_seams) {
+        json_t *se = json_object_get(doc, "seam_error");
+        json_object_set_new(se, "mean", json_null());
+        json_object_set_new(se, "max", json_null());
+    }
+    if (k->null) {
+        json_t *model = json_object_get(doc, "model");
+        json_object_set_new(model, "path", json_null());
+        json_object_set_new(model, "arch", json_null());
+        json_object_set_new(model, "sha256", json_null());
+        json_object_set_new(doc, "precision", json_null());
+        if (!f->h)
+            json_object_set_new(doc, "inference_size", json_null());
+    }
     /* the coordinator at scale: how fast it hands out chunks, what it costs, who was lost */
     json_object_set_new(doc, "coordinator", json_pack(
         "{s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:o, s:b}",
@@ -1046,10 +1063,14 @@ static void print_summary(struct coord *k, json_t *rep)
                "written\n", f->film->path, f->null_ms);
     else
         printf("vaefarm: %s -> %s\n", f->film->path, f->film->output);
-    printf("  %lld frames in %.1f s: %.2f frames/s overall; colorizing took %.1f s, %.2f kept "
-           "frames/s\n", (long long)f->frames, wall,
-           json_real_value(json_object_get(rep, "fps")), col,
-           json_real_value(json_object_get(rep, "fps_colorize")));
+    if (k->n_run == 0)  /* every chunk came from the journal: no speed was measured */
+        printf("  %lld frames in %.1f s, every chunk resumed: nothing colorized in this run\n",
+               (long long)f->frames, wall);
+    else
+        printf("  %lld frames in %.1f s: %.2f frames/s overall; colorizing took %.1f s, %.2f "
+               "kept frames/s\n", (long long)f->frames, wall,
+               json_real_value(json_object_get(rep, "fps")), col,
+               json_real_value(json_object_get(rep, "fps_colorize")));
     if (!k->null)
         printf("  %d rank%s (%s, %d thread%s each), %s %dx%d, model %s (%s)\n", f->size,
                f->size == 1 ? "" : "s", f->device, f->threads, f->threads == 1 ? "" : "s",

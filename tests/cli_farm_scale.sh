@@ -76,6 +76,10 @@ c = r["coordinator"]
 assert r["mode"] == "null-colorizer" and r["null_colorizer"]["ms_per_frame"] == 5, r["mode"]
 assert r["ranks"] == 16 and r["chunks"] == 150 and r["chunks_run"] == 150, r
 assert r["chunks_resumed"] == 0 and r["warmup_frames_run"] == 149, r
+# what a null run does not have or measure is null, never a placeholder figure
+m, se = r["model"], r["seam_error"]
+assert m["path"] is None and m["sha256"] is None and r["precision"] is None, (m, r["precision"])
+assert se["measured"] == 0 and se["mean"] is None and se["max"] is None, se
 assert c["assignments"] == 150 and c["chunks_reassigned"] == 0 and c["ranks_lost"] == [], c
 assert c["assignments_per_s"] > 0 and 0 < c["share"] <= 1 and c["cpu_s"] > 0, c
 assert 0 < c["wall_s"] <= r["wall_s"] and r["colorize_s"] > 0, (c, r["wall_s"])

@@ -8,6 +8,7 @@
 #     only the missing chunks run, byte-identical output
 #   - `ranks: 2` in the film.yaml, one process, a fresh work folder: the same plan, the same bytes
 #   - `ranks:` in the film.yaml wins over the work folder's record
+#   - null-colorizer runs plan for their own -np each time (they resume nothing)
 # Usage: cli_plan_auto.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
@@ -94,6 +95,16 @@ work_dir: a.mkv.vaefarm
 "$vf" plan "$tmp/c.yaml" --json >"$tmp/plan3.json"; rc=$?
 check "ranks: 3 in the film.yaml wins over plan.json's 2 (exit $rc)" \
   [ "$(jq_ "$tmp/plan3.json" 'd["chunking"]["ranks"], d["hash"] == "'"$h3"'"')" = "(3, True)" ]
+
+# --- a null-colorizer sweep over -np plans each count anew: it resumes nothing, so it never
+# keeps an earlier null run's record
+mkyaml n
+for r in 2 3; do
+  mpi $r "$tmp/n.yaml" --null-colorizer 0 --quiet >>"$tmp/n.log" 2>&1; rc=$?
+  check "null run -np $r (exit $rc) plans for $r ranks, the chunks of plan --simulate $r" \
+    all '[ "$rc" = 0 ] && [ "$(jq_ "$tmp/n.mkv.vaefarm/null-colorizer/plan.json" "d[\"chunking\"][\"ranks\"]")" = $r ] &&
+         [ "$(geom "$tmp/n.mkv.vaefarm/null-colorizer/plan.json")" = "$(geom "$tmp/sim$r.json")" ]'
+done
 
 echo "cli_plan_auto: $pass passed, $fail failed"
 [ "$fail" = 0 ]
