@@ -248,6 +248,7 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
                                  .gpu = o.device >= 0 ? o.device : 0, .threads = o.threads};
     if (o.device < 0 && (rc = vf_cpu_memory_budget(1, &bo.mem_budget, &err))) goto fail;
     if ((rc = vf_backend_create(&be, &bo, &err))) goto fail;
+    o.threads = vf_backend_threads(be);     /* what ran, "all cores" resolved */
     if (o.graph < 0) o.graph = o.device >= 0;
     if (o.graph && !vf_backend_can_capture(be)) {
         rc = vf_error_set(&err, VF_EUNSUPPORTED, "bench: --graph needs a GPU (--device cuda)");
@@ -358,9 +359,9 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
         }
         rc = vf_json_print(doc);
     } else {
-        printf("vaefarm bench: %s model (%s%s), %dx%d, %s, %d frames, %s\n", arch->name, o.model,
-               random ? ", random weights at seed 1" : "", o.h, o.w, vf_dtype_name(o.dt),
-               o.frames, devname);
+        printf("vaefarm bench: %s model (%s%s), %dx%d, %s, %d frames, %s, %d thread%s\n",
+               arch->name, o.model, random ? ", random weights at seed 1" : "", o.h, o.w,
+               vf_dtype_name(o.dt), o.frames, devname, o.threads, o.threads == 1 ? "" : "s");
         printf("  parameters      %.2f M\n", vf_net_params(net) / 1e6);
         if (tm->graphed > 0)
             printf("  per frame       F+A+C %.2f ms (one CUDA graph; --no-graph splits it)   "

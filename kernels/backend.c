@@ -222,6 +222,7 @@ void vf_backend_destroy(struct vf_backend **bep)
 }
 
 enum vf_device vf_backend_device(const struct vf_backend *be) { return be->device; }
+int vf_backend_threads(const struct vf_backend *be) { return be->threads; }
 
 bool vf_backend_supports(const struct vf_backend *be, enum vf_dtype dt)
 {

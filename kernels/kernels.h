@@ -73,6 +73,8 @@ int vf_backend_create(struct vf_backend **out, const struct vf_backend_opts *opt
                       struct vf_error *err);
 void vf_backend_destroy(struct vf_backend **be);
 enum vf_device vf_backend_device(const struct vf_backend *be);
+/* The CPU threads its operators run on (opts.threads, or all cores for 0); 1 on a GPU. */
+int vf_backend_threads(const struct vf_backend *be);
 /* Whether this backend can compute in `dt` (the CPU: f32 always, bf16 when the ISA has it,
  * f16 never on oneDNN 2.6 for convolutions). */
 bool vf_backend_supports(const struct vf_backend *be, enum vf_dtype dt);

@@ -43,6 +43,13 @@ check "propagate model, human output" 0 "ms per carried frame (128x192, radius 7
   --frames 1 --threads 1 --no-reference-conv
 check "human output" 0 "GMAC/frame" -- \
   "$vf" bench --model tiny --size 64x96 --frames 1 --no-reference-conv --threads 1
+# no --threads: all cores, and the figures say how many ran (not 0)
+cores=$(nproc)
+check "no --threads: the JSON says the $cores threads that ran" 0 "\"threads\": $cores," -- \
+  "$vf" bench --model tiny --size 64x96 --frames 1 --no-reference-conv --json
+check "no --threads: so does the human output, with f32, bench's default precision" 0 \
+  "64x96, f32, 1 frames, oneDNN" -- "$vf" bench --model tiny --size 64x96 --frames 1 --no-reference-conv
+grep -q ", $cores thread" "$tmp/out" || { echo "FAIL human output: no '$cores thread'"; fail=1; }
 check "unknown option" 2 "unknown or incomplete option" -- "$vf" bench --fast
 check "bad size syntax" 2 "--size wants HxW" -- "$vf" bench --size 100
 check "size not a multiple of 8" 3 "multiples of 8" -- "$vf" bench --size 100x100 --frames 1
