@@ -55,6 +55,17 @@ def ints(text):
     return vals
 
 
+def positive(text):
+    """A whole number >= 1 (a loop count: ffmpeg's -stream_loop -1, from 0 loops, never ends)."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError("expected a whole number of at least 1, got %r" % text)
+    return v
+
+
 def make_film(films, loops, work, chunk, warmup):
     """The standard test film looped `loops` times (stream copy: exact frames and timestamps),
     with its listed shots repeated. Returns the film.yaml path."""
@@ -237,7 +248,7 @@ def plot_speed(plt, meas, sims, series, out):
         if s:
             ax.plot([r["ranks"] for r in s], [r["efficiency"] for r in s], style, color="grey",
                     label={"strong": "predicted schedule, strong",
-                           "strong-bound": "schedule / lower bound"}[name])
+                           "strong-bound": "lower bound / schedule"}[name])
     if sims:
         ax.set_xscale("log", base=2)
     ax.set_ylim(0, 1.1)
@@ -336,13 +347,13 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "scaling"))
     ap.add_argument("--ranks", type=ints, default=[1, 2], help="measured rank counts (default 1,2)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads per rank (default 1)")
-    ap.add_argument("--strong-loops", type=int, default=4,
+    ap.add_argument("--strong-loops", type=positive, default=4,
                     help="strong series: the 300-frame test film looped this many times")
-    ap.add_argument("--weak-loops", type=int, default=2,
+    ap.add_argument("--weak-loops", type=positive, default=2,
                     help="weak series: the test film looped this many times per rank")
     ap.add_argument("--simulate", type=ints, default=[1 << k for k in range(11)],
                     help="simulated rank counts (default 1,2,4,...,1024)")
-    ap.add_argument("--chunk", type=int, default=40, help="chunks.length (default 40)")
+    ap.add_argument("--chunk", type=positive, default=40, help="chunks.length (default 40)")
     ap.add_argument("--warmup", type=int, default=8, help="chunks.warmup (default 8)")
     ap.add_argument("--series", default="strong,weak", help="strong,weak (default both)")
     ap.add_argument("--long-film", type=int, default=172800, metavar="FRAMES",

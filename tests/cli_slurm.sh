@@ -113,6 +113,7 @@ sub(r"^(#SBATCH --nodes=)\S+", r"\g<1>1")
 sub(r"^(#SBATCH --ntasks-per-node=)\S+", r"\g<1>2")
 sub(r"^(#SBATCH --cpus-per-task=)\S+", r"\g<1>1")
 sub(r"^#SBATCH --gpus-per-task=.*\n", "", need="gpu" in path)   # no GPU here
+sub(r"^(#SBATCH --ntasks=)\S+", r"\g<1>2", need="gpu" in path)    # nodes x GPUs per node
 sub(r"^(#SBATCH --time=)\S+", r"\g<1>" + time)
 sub(r"^(#SBATCH --output=)\S+", r"\g<1>" + f"{tmp}/{name}-%j.out")
 if sig == "none":
