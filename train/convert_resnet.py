@@ -9,7 +9,9 @@ accepted. fc.* and num_batches_tracked are dropped; conv weights and BN weight/b
 running_var go to F.<name>. Every F tensor must be supplied with the same shape, and nothing else:
 a mismatch is refused with a message naming the tensor.
 The other tensors (A.*, C.*) come from --into (an existing FULL file; it may be the same path as
---out) or, without it, from the seeded random init (--seed, default 0)."""
+--out) or, without it, from the seeded random init (--seed, default 0). The file's
+__metadata__["vaefarm_weights"] says so ("random init, seed 0; F from resnet50-….pth
+(train/convert_resnet.py)"). A file that cannot be read is refused in one line (exit status 1)."""
 import argparse
 import json
 import os
@@ -19,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
+import safetensors_io  # noqa: E402
 from export import load_model, make_model, print_counts, save_weights  # noqa: E402
 from vaefarm_ref.arch import FULL  # noqa: E402
 
@@ -55,9 +58,43 @@ def resnet_to_F(sd, net):
     return {"F." + k: v.detach().to(torch.float32) for k, v in src.items()}
 
 
+def is_safetensors(path):
+    try:
+        safetensors_io.load_metadata(path)
+        return True
+    except Exception:
+        return False
+
+
+def load_pth(pth):
+    """torch.load(pth), or a ConvertError that says what the file is."""
+    if not os.path.isfile(pth):
+        raise ConvertError("no such file")
+    try:
+        return torch.load(pth, map_location="cpu")
+    except Exception as e:        # torch.load raises what the unpickler or the zip reader raise
+        if is_safetensors(pth):
+            raise ConvertError("a safetensors file, not a PyTorch .pth: give torchvision's "
+                               "resnet50-*.pth (torch.save of its state_dict)")
+        raise ConvertError("not a PyTorch .pth (torch.load: %s: %s)"
+                           % (type(e).__name__, (str(e).splitlines() or [""])[0]))
+
+
 def convert(pth, out, into=None, seed=0):
-    sd = torch.load(pth, map_location="cpu")
-    net = load_model(into) if into else make_model("full", seed)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise ConvertError("--out %s: no folder %s (make it first)" % (out, os.path.dirname(os.path.abspath(out))))
+    if into and not os.path.isfile(into):
+        raise ConvertError("--into %s: no such file" % into)
+    sd = load_pth(pth)
+    if into:
+        try:
+            net = load_model(into)
+            base = safetensors_io.load_metadata(into).get("vaefarm_weights") or "from %s" % os.path.basename(into)
+        except (ValueError, OSError) as e:
+            raise ConvertError("--into %s: not a vaefarm weights file (%s)" % (into, e))
+    else:
+        net = make_model("full", seed)
+        base = "random init, seed %d" % seed
     if net.arch["F"] != FULL["F"]:
         raise ConvertError("%s holds a %r network whose F is %s, not ResNet-50's %s"
                            % (into, net.arch["name"], json.dumps(net.arch["F"]), json.dumps(FULL["F"])))
@@ -66,21 +103,22 @@ def convert(pth, out, into=None, seed=0):
     with torch.no_grad():
         for k, v in ftensors.items():
             own[k].copy_(v)
-    save_weights(out, net)
+    save_weights(out, net, "%s; F from %s (train/convert_resnet.py)" % (base, os.path.basename(pth)))
     return net, len(ftensors)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pth")
     ap.add_argument("--out", required=True)
     ap.add_argument("--into", help="existing weights file to update (default: random init)")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     try:
         net, n = convert(args.pth, args.out, args.into, args.seed)
     except ConvertError as e:
-        sys.exit("convert_resnet: %s: %s" % (args.pth, e))
+        msg = str(e)       # about an option, or about the .pth
+        sys.exit("convert_resnet: " + (msg if msg.startswith("--") else "%s: %s" % (args.pth, msg)))
     print("wrote %s: %d F tensors from %s" % (args.out, n, args.pth))
     print_counts(net)
 

@@ -5,7 +5,10 @@
 
 Without --from-checkpoint the weights are the seeded random init (vaefarm_ref/init.py); with it,
 they come from a training checkpoint: a .pt/.pth holding a state_dict (or {"model"|"state_dict":
-state_dict, optionally "arch": arch dict}) or a vaefarm .safetensors file.
+state_dict, optionally "arch": arch dict}) or a vaefarm .safetensors file. A checkpoint that holds
+its architecture (train/train.py's, a weights file) is exported as that architecture: an --arch
+that differs from it is refused (leave --arch out; train/set_arch.py changes a file's afterwards);
+--arch (default tiny) is for a bare state dict.
 Prints the parameter count per module (F, A, C)."""
 import argparse
 import json
@@ -18,7 +21,7 @@ import torch  # noqa: E402
 
 import safetensors_io  # noqa: E402
 from vaefarm_ref import build, load_weights, state_dict_f32  # noqa: E402
-from vaefarm_ref.arch import arch_json, get_arch, parse_arch  # noqa: E402
+from vaefarm_ref.arch import PRESETS, arch_json, get_arch, parse_arch  # noqa: E402
 from vaefarm_ref.init import init_weights  # noqa: E402
 
 
@@ -29,8 +32,9 @@ def param_counts(net):
     return out
 
 
-def print_counts(net, fp=sys.stdout):
+def print_counts(net, fp=None):
     c = param_counts(net)
+    fp = fp or sys.stdout
     print("parameters (%s): F %s, A %s, C %s, total %s" % (
         net.arch["name"], *("{:,}".format(c[k]) for k in ("F", "A", "C", "total"))), file=fp)
     return c
@@ -55,15 +59,31 @@ def load_model(path):
     return net
 
 
-def load_checkpoint(path, arch):
-    """-> (arch, state dict) from a .pt/.pth checkpoint or a .safetensors file."""
+def arch_diff(a, b, prefix=""):
+    """The dotted keys (A.refine.subpixel, C.gate, propagate) where two arch dicts differ."""
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        if k not in a or k not in b:
+            keys.append(prefix + k)
+        elif isinstance(a[k], dict) and isinstance(b[k], dict):
+            keys += arch_diff(a[k], b[k], prefix + k + ".")
+        elif a[k] != b[k]:
+            keys.append(prefix + k)
+    return keys
+
+
+def read_checkpoint(path, arch):
+    """-> (arch, state dict, whether the file holds its own architecture) from a .pt/.pth
+    checkpoint or a .safetensors file; arch: the one for a file without its own."""
     if path.endswith(".safetensors"):
         tensors, meta = safetensors_io.load(path)
-        if "vaefarm" in meta:
+        own = "vaefarm" in meta
+        if own:
             arch = parse_arch(meta["vaefarm"])
-        return arch, {k: v.float() for k, v in tensors.items()}
+        return arch, {k: v.float() for k, v in tensors.items()}, own
     ck = torch.load(path, map_location="cpu")
-    if isinstance(ck, dict) and "arch" in ck:
+    own = isinstance(ck, dict) and "arch" in ck
+    if own:
         # a checkpoint saved before the upsample key: the upsampling asked (arch), which has no
         # weights and is not trained; a weights file's own metadata (above) is kept as it is
         up = {} if "upsample" in ck["arch"] or arch is None else {"upsample": get_arch(arch)["upsample"]}
@@ -72,8 +92,15 @@ def load_checkpoint(path, arch):
         if isinstance(ck, dict) and key in ck and isinstance(ck[key], dict):
             ck = ck[key]
             break
+    if not isinstance(ck, dict) or not all(isinstance(k, str) for k in ck):
+        raise ValueError("holds no state dict (a dict of tensors)")
     sd = {k[7:] if k.startswith("module.") else k: v for k, v in ck.items()}
-    return arch, sd
+    return arch, sd, own
+
+
+def load_checkpoint(path, arch):
+    """-> (arch, state dict) from a .pt/.pth checkpoint or a .safetensors file."""
+    return read_checkpoint(path, arch)[:2]
 
 
 def describe_checkpoint(path):
@@ -97,19 +124,72 @@ def make_model(arch, seed, checkpoint=None):
     return init_weights(build(arch), seed)
 
 
-def main():
+def fail(msg):
+    raise SystemExit("export: " + msg)
+
+
+def arch_option(spec):
+    """--arch: tiny | full | a JSON file -> the validated arch dict (a one-line error otherwise)."""
+    if spec in PRESETS:
+        return get_arch(spec)
+    try:
+        with open(spec) as fp:
+            return get_arch(json.load(fp))
+    except FileNotFoundError:
+        fail("--arch %s: not tiny, full or a JSON file of an architecture" % spec)
+    except (OSError, ValueError) as e:     # ArchError is a ValueError, as is bad JSON
+        fail("--arch %s: not a JSON file of an architecture (%s)" % (spec, e))
+
+
+def checkpoint_model(path, arch_spec):
+    """The network of --from-checkpoint PATH, with one-line errors for a missing or wrong file and
+    for an --arch (arch_spec, None when not given) other than the one the file holds."""
+    if not os.path.isfile(path):
+        fail("--from-checkpoint %s: no such file" % path)
+    given = arch_option(arch_spec) if arch_spec is not None else None
+    try:
+        arch, sd, own = read_checkpoint(path, given if given is not None else "tiny")
+    except Exception as e:         # torch.load raises what the unpickler or the zip reader raise
+        fail("--from-checkpoint %s: not a checkpoint or a weights file (%s: %s)"
+             % (path, type(e).__name__, (str(e).splitlines() or [""])[0]))
+    if own and given is not None and arch_diff(arch, given):
+        fail("--from-checkpoint %s holds its own architecture (%s), which the --arch %s asked differs "
+             "from in %s: leave --arch out to export the checkpoint's (train/set_arch.py changes a "
+             "file's architecture afterwards)" % (path, arch["name"], arch_spec, ", ".join(arch_diff(arch, given))))
+    net = build(arch)
+    try:
+        load_weights(net, sd)
+    except (ValueError, RuntimeError) as e:
+        hint = ""
+        if any(k.startswith(("conv1.", "layer1.")) for k in sd):
+            hint = " (a torchvision ResNet? convert it with train/convert_resnet.py)"
+        fail("--from-checkpoint %s: its tensors are not the %s network's%s: %s"
+             % (path, "checkpoint's" if own else "--arch %s" % (arch_spec or "tiny"), hint,
+                str(e).splitlines()[0][:300]))
+    return net
+
+
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", default="tiny", help="tiny | full | a JSON file with the arch dict")
+    ap.add_argument("--arch", help="tiny | full | a JSON file with the arch dict (default: the "
+                    "checkpoint's own, else tiny)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--from-checkpoint", dest="ckpt")
-    args = ap.parse_args()
-    arch = args.arch
-    if arch not in ("tiny", "full"):
-        with open(arch) as fp:
-            arch = json.load(fp)
-    net = make_model(arch, args.seed, args.ckpt)
-    save_weights(args.out, net, describe_checkpoint(args.ckpt) if args.ckpt else "random init, seed %d" % args.seed)
+    args = ap.parse_args(argv)
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if os.path.isdir(args.out):
+        fail("--out %s is a folder: give the file to write, e.g. %s" % (args.out, os.path.join(args.out, "model.safetensors")))
+    if not os.path.isdir(folder):
+        fail("--out %s: no folder %s (make it first)" % (args.out, folder))
+    if args.ckpt:
+        net = checkpoint_model(args.ckpt, args.arch)
+    else:
+        net = init_weights(build(arch_option(args.arch or "tiny")), args.seed)
+    try:
+        save_weights(args.out, net, describe_checkpoint(args.ckpt) if args.ckpt else "random init, seed %d" % args.seed)
+    except OSError as e:
+        fail("--out %s: %s" % (args.out, e))
     print_counts(net)
     print("wrote %s (%d tensors, %.1f MB)" % (args.out, len(state_dict_f32(net)),
                                               os.path.getsize(args.out) / 1e6))

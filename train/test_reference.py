@@ -60,6 +60,7 @@ def test_resnet50_trunk():
     net = load_model(out)
     tensors, meta = safetensors_io.load(out)
     assert not any(k.startswith("F.fc") for k in tensors), "fc.* must be dropped"
+    assert meta["vaefarm_weights"] == "random init, seed 3; F from r50.pth (train/convert_resnet.py)", meta
     for k, v in sd.items():
         if not k.startswith("fc.") and not k.endswith("num_batches_tracked"):
             assert torch.equal(tensors["F." + k], v.float()), k

@@ -15,6 +15,12 @@ status non-zero on failure. Run by ctest as "train" (tests/CMakeLists.txt):
   ablations): C the seeded init, F and A the file's and unchanged by training;
 - export: train/export.py --from-checkpoint gives a file whose weights are the checkpoint's, and
   the C engine (vaefarm bench, when the binary is given or found) loads and runs it;
+- runs and folders: a resume trains the checkpoint's own architecture (the committed train.py
+  checkpoints, copied, resume) and refuses a differing --arch naming the keys; --resume CKPT
+  without --out stays in CKPT's folder; another run's last.pt/log.jsonl/config.json are never
+  overwritten; --init without --arch takes the file's; other data or world size warn on resume;
+  OUT/train.lock, stale .tmp files, an atomic config.json; bad options and files (train.py,
+  export.py, convert_resnet.py) stop with one line; export.py refuses an --arch not the checkpoint's;
 - stage 5 (train/finetune_c.py): sequences are deterministic and frame t is frame t−1 carried by
   φ; the prepared F/A chain with C run over it afterwards gives exactly the whole network's
   frames (pass-through frame 0, then net.frame with its real C); training lowers the loss, 3 + 3
@@ -954,6 +960,301 @@ def test_finetune_c_film(tmp):
           "upsampling" % worst)
 
 
+class Cli:
+    """A script's main() called with sys.argv set (export.py, convert_resnet.py): .main(argv)."""
+
+    def __init__(self, mod):
+        self.mod = mod
+
+    def main(self, argv):
+        saved = sys.argv
+        sys.argv = [self.mod.__file__] + list(argv)
+        try:
+            return self.mod.main()
+        finally:
+            sys.argv = saved
+
+
+def quiet(fn, *a):
+    """fn(*a) with its stdout and stderr captured -> (return value or SystemExit's code, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        try:
+            rc = fn(*a)
+        except SystemExit as e:
+            rc = e.code
+    return rc, err.getvalue()
+
+
+def test_resume_own_arch(tmp):
+    """A resume trains the checkpoint's own architecture (the preset may have changed since, as
+    tiny's has for every committed checkpoint), says so, and refuses an --arch that differs, naming
+    the keys; an --arch equal to it (another file) is taken without a warning."""
+    out = os.path.join(tmp, "own_arch")
+    base = ["--ckpt-every", "1000"] + SMALL
+    assert quiet(trainmod.main, ["--out", out, "--steps", "1"] + base)[0] == 0
+    # the checkpoint's config names the preset 'tiny', as the committed ones do; its arch is micro's
+    last = os.path.join(out, "last.pt")
+    ck = torch.load(last)
+    ck["config"]["arch"] = "tiny"
+    torch.save(ck, last)
+    rc, err = quiet(trainmod.main, ["--out", out, "--resume", "auto", "--steps", "2"] + SMALL[:-2])
+    assert rc == 0, err
+    assert "own architecture (micro, as it was trained; the 'tiny' preset differs now, in" in err, err
+    assert torch.load(last)["arch"]["name"] == "micro" and torch.load(last)["step"] == 2
+    changed = json.loads(json.dumps(MICRO))
+    changed["C"]["latent"] = 16
+    cpath, spath = os.path.join(tmp, "own_changed.json"), os.path.join(tmp, "own_same.json")
+    for path, a in ((cpath, changed), (spath, MICRO)):
+        with open(path, "w") as fp:
+            json.dump(a, fp)
+    refused(trainmod, ["--out", out, "--resume", "auto", "--steps", "3"] + SMALL[:-2] + ["--arch", cpath],
+            "differs from it in C.latent: resume without --arch (the checkpoint's own), or start a new run with --init")
+    rc, err = quiet(trainmod.main, ["--out", out, "--resume", "auto", "--steps", "3"] + SMALL[:-2] + ["--arch", spath])
+    assert rc == 0 and "overrides" not in err and "warning" not in err, err
+    # the committed checkpoints of train.py (copies): each resumes (0 steps: load and save)
+    done = []
+    for name in ("tiny", "tiny-refine", "tiny-temporal"):
+        src = os.path.join(HERE, "checkpoints", name, "last.pt")
+        if not os.path.exists(src):
+            continue
+        cp = os.path.join(tmp, "committed_" + name)
+        os.makedirs(cp)
+        shutil.copy(src, cp)
+        step = torch.load(src)["step"]
+        rc, err = quiet(trainmod.main, ["--resume", "auto", "--out", cp, "--steps", str(step), "--synthetic-data",
+                                        "--print-every", "0"])
+        assert rc == 0, (name, err)
+        assert "own architecture (tiny, as it was trained" in err, err
+        done.append(name)
+    print("resume: the checkpoint's own architecture (committed %s resume); a different --arch refused "
+          "naming C.latent; an equal one taken without a warning" % ", ".join(done))
+
+
+def test_out_folders(tmp):
+    """--resume CKPT without --out continues in CKPT's folder (never the default train/checkpoints/tiny);
+    a resume into a folder holding another run's last.pt or log is refused; a new run refuses a
+    folder holding a log.jsonl, last.pt or config.json (an earlier run's)."""
+    o, p = os.path.join(tmp, "out_o"), os.path.join(tmp, "out_p")
+    base = ["--ckpt-every", "1000"] + SMALL
+    for d in (o, p):
+        assert quiet(trainmod.main, ["--out", d, "--steps", "1"] + base)[0] == 0
+    cwd = os.getcwd()
+    os.chdir(tmp)      # the default --out is relative: under tmp whatever happens
+    try:
+        rc, err = quiet(trainmod.main, ["--resume", os.path.join(o, "last.pt"), "--steps", "2"] + base)
+        assert rc == 0, err
+        assert not os.path.exists(os.path.join(tmp, "train", "checkpoints", "tiny")), \
+            "a resume wrote into the default --out"
+    finally:
+        os.chdir(cwd)
+    assert torch.load(os.path.join(o, "last.pt"))["step"] == 2
+    assert [r["step"] for r in read_log(os.path.join(o, "log.jsonl"))] == [0, 1]
+    p_last = open(os.path.join(p, "last.pt"), "rb").read()
+    refused(trainmod, ["--out", p, "--resume", os.path.join(o, "last.pt"), "--steps", "3"] + base,
+            "holds another checkpoint (its last.pt), not the --resume")
+    assert open(os.path.join(p, "last.pt"), "rb").read() == p_last
+    assert [r["step"] for r in read_log(os.path.join(p, "log.jsonl"))] == [0]
+    # a folder with an earlier run's log or configuration and no last.pt
+    for f in ("log.jsonl", "config.json"):
+        q = os.path.join(tmp, "out_q_" + f)
+        os.makedirs(q)
+        shutil.copy(os.path.join(p, f), q)
+        before = open(os.path.join(q, f)).read()
+        refused(trainmod, ["--out", q, "--steps", "1"] + base, "holds %s of an earlier run" % f)
+        refused(trainmod, ["--out", q, "--resume", "auto", "--steps", "1"] + base, "holds %s of an earlier run" % f)
+        refused(trainmod, ["--out", q, "--resume", os.path.join(o, "last.pt"), "--steps", "3"] + base,
+                "holds %s of another run" % f)
+        assert open(os.path.join(q, f)).read() == before, "%s was changed" % f
+        assert not os.path.exists(os.path.join(q, "last.pt"))
+    # a resume into a new folder is fine, and the checkpoint's own folder after moving last.pt away
+    r = os.path.join(tmp, "out_r")
+    assert quiet(trainmod.main, ["--out", r, "--resume", os.path.join(o, "last.pt"), "--steps", "3"] + base)[0] == 0
+    assert [x["step"] for x in read_log(os.path.join(r, "log.jsonl"))] == [2]
+    print("out: --resume CKPT continues in CKPT's folder; another run's last.pt, log.jsonl or "
+          "config.json are never overwritten")
+
+
+def test_init_own_arch(tmp):
+    """--init FILE without --arch trains the file's own architecture; with an --arch that differs
+    in what has weights, the refusal names the keys; a name alone is no difference."""
+    from export import make_model, save_weights
+    own = json.loads(json.dumps(MICRO_REFINE))
+    own["C"]["gate"] = True
+    path = os.path.join(tmp, "init_own.safetensors")
+    save_weights(path, make_model(own, 4), "test")
+    out = os.path.join(tmp, "init_own")
+    rc, err = quiet(trainmod.main, ["--out", out, "--init", path, "--steps", "1"] + SMALL[:-2])
+    assert rc == 0, err
+    assert "--init %s's own architecture (micro-refine)" % path in err, err
+    ck = torch.load(os.path.join(out, "last.pt"))
+    from vaefarm_ref.arch import get_arch
+    assert ck["arch"] == get_arch(own), ck["arch"]
+    refused(trainmod, ["--out", os.path.join(tmp, "init_own2"), "--init", path, "--steps", "1"] + SMALL,
+            "is not the --arch asked (%s): they differ in C.gate; leave --arch out" % SMALL[-1])
+    renamed = dict(own, name="other-name")
+    rpath = os.path.join(tmp, "init_renamed.json")
+    with open(rpath, "w") as fp:
+        json.dump(renamed, fp)
+    assert quiet(trainmod.main, ["--out", os.path.join(tmp, "init_own3"), "--init", path, "--steps", "0"]
+                 + SMALL[:-2] + ["--arch", rpath])[0] == 0
+    print("init: the file's own architecture without --arch; a differing --arch refused naming C.gate")
+
+
+def test_clear_errors(tmp):
+    """Bad files and options stop with one line naming the option and what to do (exit status 1),
+    not a traceback: train.py, export.py, convert_resnet.py."""
+    import convert_resnet
+    import export
+    from export import make_model, save_weights
+    pth = os.path.join(tmp, "err_resnet.pth")
+    torch.save({"conv1.weight": torch.zeros(2, 3, 1, 1), "layer1.0.conv1.weight": torch.zeros(2, 2, 1, 1)}, pth)
+    text = os.path.join(tmp, "err_text.pt")
+    with open(text, "w") as fp:
+        fp.write("not a checkpoint\n")
+    wfile = os.path.join(tmp, "err_weights.safetensors")
+    save_weights(wfile, make_model(MICRO, 1), "test")
+    out = os.path.join(tmp, "err_out")
+    base = ["--out", out, "--steps", "1"] + SMALL
+    for extra, why in (
+            (["--init", pth], "is a PyTorch file (torch.save), not a vaefarm weights file: convert a "
+                              "torchvision ResNet-50 with train/convert_resnet.py first"),
+            (["--init", text], "--init %s: not a vaefarm weights file" % text),
+            (["--init", os.path.join(tmp, "nope.safetensors")], "nope.safetensors: no such file"),
+            (["--resume", os.path.join(tmp, "nope.pt")], "--resume %s: no such file" % os.path.join(tmp, "nope.pt")),
+            (["--resume", wfile], "is a weights file, not a training checkpoint: start a new run from it with --init"),
+            (["--resume", text], "is not a training checkpoint of train/train.py"),
+            (["--arch", "bogus"], "--arch bogus: not tiny, full or a JSON file"),
+            (["--arch", text], "--arch %s: not a JSON file of an architecture" % text),
+            (["--size", "60", "100"], "--size 60 100: both must be positive multiples of 8"),
+            (["--weights", "perc"], "--weights 'perc': 'perc' is not term=number"),
+            (["--weights", "perc=abc"], "'perc=abc' is not term=number"),
+            (["--batch", "0"], "--batch 0: must be at least 1"),
+            (["--steps", "-1"], "--steps -1: must be 0 or more"),
+            (["--ckpt-every", "0"], "--ckpt-every 0: must be at least 1"),
+            (["--threads", "0"], "--threads 0: must be at least 1"),
+            (["--lr", "-1"], "--lr -1.0: must be 0 or more"),
+            (["--beta2", "1"], "--beta2 1.0: must be in [0, 1)"),
+            (["--device", "bogus"], "--device bogus: not auto, cpu, cuda or cuda:N")):
+        refused(trainmod, base + extra, why)
+    refused(trainmod, ["--out", out, "--steps", "1", "--data", os.path.join(tmp, "nodata")],
+            "no training cache in")
+    assert not os.path.exists(out), "a refused run made its --out"
+    # one of them as a process: one line on stderr, exit status 1
+    r = subprocess.run([sys.executable, os.path.join(HERE, "train.py")] + base + ["--init", pth],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
+    # export.py
+    ck = os.path.join(tmp, "err_ck")
+    assert quiet(trainmod.main, ["--out", ck, "--steps", "0"] + SMALL)[0] == 0
+    ckpt = os.path.join(ck, "last.pt")
+    eo = os.path.join(tmp, "err_export.safetensors")
+    for argv, why in (
+            (["--from-checkpoint", os.path.join(tmp, "nope.pt")], "--from-checkpoint %s: no such file"
+             % os.path.join(tmp, "nope.pt")),
+            (["--from-checkpoint", text], "not a checkpoint or a weights file"),
+            (["--from-checkpoint", pth], "convert it with train/convert_resnet.py"),
+            (["--from-checkpoint", ckpt, "--out", os.path.join(tmp, "nodir", "x.safetensors")],
+             "no folder %s (make it first)" % os.path.join(tmp, "nodir")),
+            (["--arch", "bogus"], "--arch bogus: not tiny, full or a JSON file")):
+        refused(Cli(export), (["--out", eo] if "--out" not in argv else []) + argv, why)
+    assert not os.path.exists(eo)
+    # convert_resnet.py
+    for argv, why in (([os.path.join(tmp, "nope.pth")], "nope.pth: no such file"),
+                      ([text], "not a PyTorch .pth (torch.load"),
+                      ([wfile], "a safetensors file, not a PyTorch .pth"),
+                      ([pth, "--into", os.path.join(tmp, "nope.safetensors")], "--into %s: no such file"
+                       % os.path.join(tmp, "nope.safetensors")),
+                      ([pth, "--out", os.path.join(tmp, "nodir", "x.safetensors")], "no folder")):
+        refused(Cli(convert_resnet), argv + (["--out", eo] if "--out" not in argv else []), why)
+    print("errors: %s refused in one line each" % "bad --init, --resume, --arch, --size, --weights, "
+          "counts, --device; export.py and convert_resnet.py on missing or wrong files")
+
+
+def test_export_arch(tmp, ckpt):
+    """export.py --arch against a checkpoint that holds its own architecture: refused when it
+    differs (naming the keys), taken when it is the same."""
+    import export
+    eo = os.path.join(tmp, "export_arch.safetensors")
+    refused(Cli(export), ["--from-checkpoint", ckpt, "--arch", "tiny", "--out", eo],
+            "holds its own architecture (micro), which the --arch tiny asked differs from in")
+    assert not os.path.exists(eo)
+    assert quiet(Cli(export).main, ["--from-checkpoint", ckpt, "--arch", SMALL[-1], "--out", eo])[0] is None
+    assert os.path.exists(eo)
+    print("export: an --arch other than the checkpoint's refused, the same taken")
+
+
+def test_resume_data_world(tmp):
+    """A resume on other data or with another number of processes warns (the batches are a
+    function of both); a checkpoint stores its world size; one without it does not warn."""
+    out = os.path.join(tmp, "dw")
+    base = ["--ckpt-every", "1000"] + SMALL
+    assert quiet(trainmod.main, ["--out", out, "--steps", "1"] + base)[0] == 0
+    last = os.path.join(out, "last.pt")
+    ck = torch.load(last)
+    assert ck["world"] == 1 and ck["data"] == {"synthetic": True}, (ck.get("world"), ck["data"])
+    rc, err = quiet(trainmod.main, ["--out", out, "--resume", "auto", "--steps", "1"] + base)
+    assert rc == 0 and "warning" not in err, err
+    ck["data"] = {"root": "/elsewhere/train", "photos": 294, "clip_frames": 161, "canvas": [180, 320]}
+    ck["world"] = 4
+    torch.save(ck, last)
+    rc, err = quiet(trainmod.main, ["--out", out, "--resume", "auto", "--steps", "1"] + base)
+    assert rc == 0, err
+    assert "warning: the data differ from the checkpoint's (the cache /elsewhere/train, now the synthetic set)" in err, err
+    assert "warning: 1 process where the checkpoint's run had 4" in err, err
+    ck = torch.load(last)
+    del ck["world"]             # a checkpoint from before the key
+    torch.save(ck, last)
+    rc, err = quiet(trainmod.main, ["--out", out, "--resume", "auto", "--steps", "1"] + base)
+    assert rc == 0 and "process" not in err, err
+    # the cache's identity: its folder may move; its contents may not
+    saved = {"root": "/a", "photos": 294, "clip_frames": 161, "canvas": [180, 320]}
+    assert trainmod.data_diff(saved, dict(saved, root="/b", packages={"x": "1"})) == []
+    assert trainmod.data_diff(saved, dict(saved, photos=300)) == ["photos 294, now 300"]
+    assert trainmod.data_diff(dict(saved, packages={"x": "1"}), dict(saved, packages={"x": "2"})) == ["packages x 1 -> 2"]
+    print("resume: other data and another world size warn; the world size is stored")
+
+
+def test_out_lock_tmp(tmp):
+    """OUT/train.lock keeps a second run out of an OUT in use; a stale last.pt.tmp (a run killed
+    while writing) is removed at the start; config.json is replaced atomically."""
+    import fcntl
+    out = os.path.join(tmp, "lock")
+    base = ["--ckpt-every", "1000"] + SMALL
+    assert quiet(trainmod.main, ["--out", out, "--steps", "1"] + base)[0] == 0
+    with open(os.path.join(out, "train.lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        refused(trainmod, ["--out", out, "--resume", "auto", "--steps", "2"] + base,
+                "is in use by another train.py (process 4242 holds")
+        refused(trainmod, ["--out", out, "--steps", "2"] + base, "is in use by another train.py")
+    for f in ("last.pt.tmp", "step0000005.pt.tmp"):
+        with open(os.path.join(out, f), "wb") as fp:
+            fp.write(b"cut short")
+    rc, err = quiet(trainmod.main, ["--out", out, "--resume", "auto", "--steps", "1"] + base)
+    assert rc == 0 and "removed %s" % os.path.join(out, "last.pt.tmp") in err, err
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")], os.listdir(out)
+    # a run that fails while writing config.json leaves the one before whole
+    cfg = os.path.join(out, "config.json")
+    before = open(cfg).read()
+    dump = json.dump
+
+    def broken(obj, fp, **kw):
+        fp.write("{\"config\": ")
+        raise OSError(28, "No space left on device (test)")
+    json.dump = broken
+    try:
+        rc, err = quiet(trainmod.main, ["--out", out, "--resume", "auto", "--steps", "1"] + base)
+        raise AssertionError("the failed write went unnoticed")
+    except OSError:
+        pass
+    finally:
+        json.dump = dump
+    assert open(cfg).read() == before, "config.json was cut short"
+    print("lock: a second run into an OUT in use refused; stale .tmp files removed; config.json atomic")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vaefarm", help="the vaefarm binary for the C engine check")
@@ -974,6 +1275,13 @@ def main():
         test_init_residual(tmp)
         test_fresh_c(tmp)
         test_export(tmp, ck, args.vaefarm)
+        test_resume_own_arch(tmp)
+        test_out_folders(tmp)
+        test_init_own_arch(tmp)
+        test_clear_errors(tmp)
+        test_export_arch(tmp, ck)
+        test_resume_data_world(tmp)
+        test_out_lock_tmp(tmp)
         test_set_arch(tmp, args.vaefarm)
         test_sequences()
         test_finetune_c(tmp)

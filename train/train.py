@@ -3,8 +3,9 @@
 
     train/train.py --out train/checkpoints/tiny --steps 20000 --max-minutes 170
     train/train.py --resume train/checkpoints/tiny/last.pt --steps 20000 --max-minutes 170
-    torchrun --nproc_per_node 8 train/train.py --arch full --init full-imagenet.safetensors \\
-        --size 216 384 --batch 8 --lr-f 1e-5 --out runs/full
+    train/train.py --arch full --init full-imagenet.safetensors --size 216 384 --batch 8 --lr-f 1e-5 \\
+        --out runs/full          # one process per GPU: see docs/TRAINING.md "Devices" (Debian's
+                                 # torch 1.13: torchrun fails at start; start the ranks yourself)
     train/export.py --from-checkpoint train/checkpoints/tiny/last.pt --out models/vaefarm-tiny.safetensors
 
 Data: the crops cache of train/fetch_data.sh (~/.cache/vaefarm/train). Every step is a pure function
@@ -13,10 +14,15 @@ states, data cursor = step) resumes into exactly the run that was not interrupte
 OUT/last.pt every --ckpt-every steps, at the end, at --max-minutes and on SIGTERM/SIGINT/SIGUSR1
 (the step in flight finishes first). Log: OUT/log.jsonl, one JSON object per step with every loss
 term (unweighted), the weighted total, learning rate, gradient norm and seconds per step;
-train/plot_losses.py draws it. Device: CUDA when present (several GPUs: torchrun, DDP; each rank
-its own batches), else the CPU with --threads threads (2).
+train/plot_losses.py draws it. OUT: --out, else --resume's folder, else train/checkpoints/tiny; a
+new run refuses an OUT holding a last.pt, log.jsonl or config.json, a resume one holding another
+run's; OUT/train.lock keeps two runs out of one OUT. Device: CUDA when present (several GPUs: one
+process per GPU with torchrun's variables, DDP, docs/TRAINING.md "Devices"; each rank its own
+batches), else the CPU with --threads threads (2).
 """
 import argparse
+import errno
+import fcntl
 import json
 import math
 import os
@@ -31,8 +37,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
+from export import arch_diff  # noqa: E402
 from vaefarm_ref import build, load_weights  # noqa: E402
-from vaefarm_ref.arch import get_arch  # noqa: E402
+from vaefarm_ref.arch import PRESETS, ArchError, get_arch  # noqa: E402
 from vaefarm_ref.init import init_weights  # noqa: E402
 from vaefarm_train.data import Cache, DataConfig, batch_seed, make_batch  # noqa: E402
 from vaefarm_train.losses import DEFAULT_WEIGHTS  # noqa: E402
@@ -45,12 +52,15 @@ SHAPING = {"arch": "tiny", "seed": 0, "batch": 8, "size": [64, 112], "lr": 3e-4,
            "wd": 1e-4, "beta1": 0.0, "beta2": 0.999, "warmup": 100, "cosine_to": 0, "clip": 0.0,
            "weights": "", "init": None, "overfit": False, "freeze": "", "fresh_c": False}
 MODULES = ("F", "A", "C")
+DEFAULT_OUT = "train/checkpoints/tiny"
+RUN_FILES = ("last.pt", "log.jsonl", "config.json")     # what a run writes into OUT
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     a = ap.add_argument
-    a("--out", default="train/checkpoints/tiny", help="folder for last.pt and log.jsonl")
+    a("--out", help="folder for last.pt, log.jsonl and config.json (default: the folder of "
+      "--resume CKPT, else %s)" % DEFAULT_OUT)
     a("--resume", metavar="CKPT", help="continue from this checkpoint ('auto': OUT/last.pt if present)")
     a("--steps", type=int, default=10000, help="stop when the step count reaches this")
     a("--max-minutes", type=float, default=0, help="stop (with a checkpoint) after this wall time")
@@ -106,11 +116,193 @@ def parse_weights(s, defaults=DEFAULT_WEIGHTS, prog="train"):
     its own terms)."""
     w = dict(defaults)
     for part in filter(None, (s or "").split(",")):
-        k, v = part.split("=")
+        k, eq, v = part.partition("=")
         if k.strip() not in w:
             raise SystemExit("%s: unknown loss term %r (terms: %s)" % (prog, k, ", ".join(w)))
-        w[k.strip()] = float(v)
+        try:
+            val = float(v) if eq else None
+        except ValueError:
+            val = None
+        if val is None or not math.isfinite(val):
+            raise SystemExit("%s: --weights %r: %r is not term=number (e.g. 'perc=0.001,kl=1')"
+                             % (prog, s, part))
+        w[k.strip()] = val
     return w
+
+
+def fail(msg):
+    """Stop with a one-line message (exit status 1)."""
+    raise SystemExit("train: " + msg)
+
+
+# the least value of each count and number (NaN is refused too); --lr-f None is --lr's
+ARG_MIN = {"steps": 0, "max_minutes": 0, "ckpt_every": 1, "keep_every": 0, "print_every": 0, "threads": 1}
+CFG_MIN = {"batch": 1, "lr": 0, "lr_f": 0, "wd": 0, "warmup": 0, "cosine_to": 0, "clip": 0}
+
+
+def opt_name(k):
+    return "--" + k.replace("_", "-")
+
+
+def check_args(args):
+    """The command line's counts, device and files, before anything is read or written."""
+    for k, lo in ARG_MIN.items():
+        v = getattr(args, k)
+        if not v >= lo:
+            fail("%s %s: must be %s" % (opt_name(k), v, "at least %d" % lo if lo else "0 or more"))
+    if args.device != "auto":
+        try:
+            dev = torch.device(args.device)
+        except RuntimeError:
+            fail("--device %s: not auto, cpu, cuda or cuda:N" % args.device)
+        if dev.type not in ("cpu", "cuda"):
+            fail("--device %s: not auto, cpu, cuda or cuda:N" % args.device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            fail("--device %s: no CUDA device here; use --device cpu (or auto)" % args.device)
+    for opt, path in (("--resume", None if args.resume == "auto" else args.resume), ("--init", args.init)):
+        if path and os.path.isdir(path):
+            fail("%s %s is a folder, not a file%s" % (opt, path, " (its last.pt? or --resume auto --out %s)"
+                                                      % path if opt == "--resume" else ""))
+        if path and not os.path.exists(path):
+            fail("%s %s: no such file" % (opt, path))
+    if not args.synthetic_data and not os.path.exists(os.path.join(args.data, "index.json")):
+        fail("no training cache in %s (run train/fetch_data.sh, or give --data)" % args.data)
+
+
+def check_config(cfg):
+    """The shaping options (command line and checkpoint merged)."""
+    for k, lo in CFG_MIN.items():
+        v = cfg[k]
+        if v is not None and not v >= lo:
+            fail("%s %s: must be %s" % (opt_name(k), v, "at least %d" % lo if lo else "0 or more"))
+    for k in ("beta1", "beta2"):
+        if not 0 <= cfg[k] < 1:
+            fail("--%s %s: must be in [0, 1)" % (k, cfg[k]))
+    size = list(cfg["size"])
+    if len(size) != 2 or any(v <= 0 or v % 8 for v in size):
+        fail("--size %s: both must be positive multiples of 8 (the network works on 8×8 blocks at "
+             "its coarsest), e.g. 64 112" % " ".join(map(str, size)))
+
+
+def load_arch(spec):
+    """--arch: 'tiny' | 'full' | a JSON file (or an arch dict) -> the validated architecture."""
+    if isinstance(spec, dict):
+        return get_arch(spec)
+    if spec in PRESETS:
+        return get_arch(spec)
+    if not os.path.isfile(spec):
+        fail("--arch %s: not tiny, full or a JSON file of an architecture (docs/NETWORK.md)" % spec)
+    try:
+        with open(spec) as fp:
+            d = json.load(fp)
+    except (OSError, ValueError) as e:
+        fail("--arch %s: not a JSON file of an architecture (%s)" % (spec, e))
+    try:
+        return get_arch(d)
+    except ArchError as e:
+        fail("--arch %s: %s" % (spec, e))
+
+
+def torch_file(path):
+    """True for a file torch.save wrote (a zip, or a pickle before torch 1.6)."""
+    with open(path, "rb") as fp:
+        head = fp.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
+def load_resume(path):
+    """--resume CKPT -> the checkpoint dict; anything else stops with what it is and what to do."""
+    try:
+        ck = torch.load(path, map_location="cpu")
+    except Exception as e:        # torch.load raises what the unpickler or the zip reader raise
+        from convert_resnet import is_safetensors
+        if is_safetensors(path):
+            fail("--resume %s is a weights file, not a training checkpoint: start a new run from it "
+                 "with --init %s (and another --out)" % (path, path))
+        fail("--resume %s is not a training checkpoint of train/train.py (%s: %s)"
+             % (path, type(e).__name__, (str(e).splitlines() or [""])[0]))
+    if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
+        what = ck.get("format") if isinstance(ck, dict) else None
+        fail("--resume %s is not a training checkpoint of train/train.py (%s)%s" % (
+            path, CKPT_FORMAT, "; it is %s (train/finetune_c.py train --resume resumes it)" % what
+            if what == "vaefarm-finetune-c-v1" else ""))
+    return ck
+
+
+def load_init(path):
+    """--init FILE -> the network it holds; a .pth or anything else stops with what to do."""
+    from export import load_model
+    import safetensors_io
+    try:
+        return load_model(path)
+    except safetensors_io.SafetensorsError as e:
+        if torch_file(path):
+            fail("--init %s is a PyTorch file (torch.save), not a vaefarm weights file: convert a "
+                 "torchvision ResNet-50 with train/convert_resnet.py first, or export a train.py "
+                 "checkpoint with train/export.py --from-checkpoint" % path)
+        fail("--init %s: not a vaefarm weights file (%s)" % (path, e))
+    except (ValueError, OSError) as e:
+        fail("--init %s: %s" % (path, e))
+
+
+def check_out(out, resume):
+    """A new run starts in an OUT without RUN_FILES; a resume continues in the resumed checkpoint's
+    own OUT or in a fresh one, never over another run's files."""
+    held = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+    last = os.path.join(out, "last.pt")
+    if resume is None:
+        if "last.pt" in held:
+            fail("%s exists: continue it with --resume %s (or --resume auto), or pick another --out"
+                 % (last, last))
+        if held:
+            fail("%s holds %s of an earlier run (no last.pt to resume): pick another --out, or delete "
+                 "them to start a new run there" % (out, ", ".join(held)))
+    elif "last.pt" in held and not os.path.samefile(resume, last):
+        fail("--out %s holds another checkpoint (its last.pt), not the --resume %s: the run would "
+             "overwrite it, its log.jsonl and config.json. Resume into the checkpoint's own folder or "
+             "into an --out without them (to go back to an older checkpoint of that run in its folder, "
+             "move last.pt away first)" % (out, resume))
+    elif held and not os.path.samefile(os.path.dirname(os.path.abspath(resume)), out):
+        fail("--out %s holds %s of another run: the resume of %s would mix its log into them; pick "
+             "another --out, or delete them" % (out, ", ".join(held), resume))
+
+
+def lock_out(out):
+    """OUT/train.lock, held (flock) while a run writes into OUT: -> its descriptor (close it to let
+    go). A second run into the same OUT is refused, naming the first one's process."""
+    path = os.path.join(out, "train.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            os.close(fd)
+            raise
+        pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        fail("%s is in use by another train.py (process %s holds %s): wait for it to end (or stop "
+             "it), or pick another --out" % (out, pid, path))
+    os.ftruncate(fd, 0)
+    os.write(fd, b"%d\n" % os.getpid())
+    return fd
+
+
+def remove_stale_tmp(out):
+    """The temporary files of a run killed while writing (the file each would replace is intact)."""
+    for f in sorted(os.listdir(out)):
+        if f in ("last.pt.tmp", "log.jsonl.tmp", "config.json.tmp") or (
+                f.startswith("step") and f.endswith(".pt.tmp")):
+            os.remove(os.path.join(out, f))
+            print("train: removed %s (left by a run stopped while writing it)" % os.path.join(out, f),
+                  file=sys.stderr)
+
+
+def write_json_atomic(path, obj):
+    with open(path + ".tmp", "w") as fp:
+        json.dump(obj, fp, indent=1)
+        fp.flush()
+        os.fsync(fp.fileno())
+    os.replace(path + ".tmp", path)
 
 
 class Run:
@@ -241,16 +433,34 @@ def load_optimizer_state(opt, sd):
     opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
 
 
-def save_checkpoint(path, net, opt, step, cfg, data_id, train_seconds):
+def save_checkpoint(path, net, opt, step, cfg, data_id, train_seconds, world=1):
     ck = {"format": CKPT_FORMAT, "arch": net.arch, "model": net.state_dict(),
           "optimizer": slim_optimizer_state(opt), "step": step, "config": cfg, "rng": rng_state(),
           "data_cursor": {"step": step, "seed": cfg["seed"], "kind": "pure function of (seed, step, rank)"},
-          "data": data_id, "train_seconds": train_seconds, "torch": torch.__version__}
+          "data": data_id, "world": world, "train_seconds": train_seconds, "torch": torch.__version__}
     tmp = path + ".tmp"
     torch.save(ck, tmp)
     with open(tmp, "rb") as fp:
         os.fsync(fp.fileno())
     os.replace(tmp, path)
+
+
+def data_diff(saved, now):
+    """What differs between a checkpoint's data identity and this run's: the keys both have, but
+    the cache's folder (root); synthetic against a cache; package versions by name."""
+    if bool(saved.get("synthetic")) != bool(now.get("synthetic")):
+        name = lambda d: "the synthetic set" if d.get("synthetic") else "the cache %s" % d.get("root")
+        return ["%s, now %s" % (name(saved), name(now))]
+    out = []
+    for k in sorted(set(saved) & set(now) - {"root", "packages"}):
+        if saved[k] != now[k]:
+            out.append("%s %s, now %s" % (k, saved[k], now[k]))
+    p0, p1 = saved.get("packages"), now.get("packages")
+    if isinstance(p0, dict) and isinstance(p1, dict) and p0 != p1:
+        names = sorted(k for k in set(p0) | set(p1) if p0.get(k) != p1.get(k))
+        out.append("packages %s" % ", ".join("%s %s -> %s" % (n, p0.get(n, "none"), p1.get(n, "none"))
+                                             for n in names[:4]) + (" ..." if len(names) > 4 else ""))
+    return out
 
 
 def truncate_log(path, step):
@@ -271,75 +481,139 @@ def truncate_log(path, step):
     os.replace(path + ".tmp", path)
 
 
+def resolve_arch(args, cfg, ck, resume, main0):
+    """-> (the architecture to train, the --init network or None); sets cfg["arch"] for a new run.
+    A resume trains the checkpoint's own architecture unless --arch asks for another, which is
+    refused (the weights and optimizer state are the checkpoint's); a new run from --init takes the
+    file's unless --arch is given, when the two must agree but for what has no weights."""
+    if ck is not None:
+        trained = dict(ck["arch"])
+        try:
+            get_arch(trained)
+        except ArchError as e:
+            fail("%s: the architecture it holds is not valid here (%s)" % (resume, e))
+        if args.arch is None:
+            if "upsample" not in trained:     # saved before the key: the preset's (not trained)
+                trained["upsample"] = get_arch(cfg["arch"] if isinstance(cfg["arch"], str)
+                                               and cfg["arch"] in PRESETS else "tiny")["upsample"]
+            arch = get_arch(trained)
+            note = ""
+            if isinstance(cfg["arch"], str) and cfg["arch"] in PRESETS:
+                d = arch_diff(arch, get_arch(cfg["arch"]))
+                if d:
+                    note = "; the %r preset differs now, in %s" % (cfg["arch"], ", ".join(d))
+            if main0:
+                print("train: %s's own architecture (%s, as it was trained%s)" % (resume, arch["name"], note),
+                      file=sys.stderr)
+            return arch, None
+        arch = load_arch(args.arch)
+        # upsample (post-processing, no weights, not trained) is the one asked now, whatever the
+        # checkpoint was saved with (older checkpoints lack it, and C.residual)
+        d = arch_diff(get_arch(dict(trained, upsample=arch["upsample"])), arch)
+        if d:
+            fail("%s was trained as %s; the --arch %s asked differs from it in %s: resume without "
+                 "--arch (the checkpoint's own), or start a new run with --init from its export"
+                 % (resume, json.dumps(ck["arch"]), args.arch, ", ".join(d)))
+        return arch, None        # cfg["arch"]: the checkpoint's (the same architecture)
+    if not cfg["init"]:
+        cfg["arch"] = args.arch or "tiny"
+        return load_arch(cfg["arch"]), None
+    src = load_init(cfg["init"])
+    if args.arch is None:           # the file's own
+        cfg["arch"] = src.arch
+        if main0:
+            print("train: --init %s's own architecture (%s)" % (cfg["init"], src.arch["name"]), file=sys.stderr)
+        return get_arch(src.arch), src
+    arch = load_arch(args.arch)
+    cfg["arch"] = args.arch
+    # the differences allowed, none of which has weights: the name, a direct C becoming residual
+    # (the reverse has no meaning: a residual C.out is a correction of the warp, not colours),
+    # A's temperature and refinement, and the upsampling (post-processing); with --fresh-c, C's
+    # architecture is the one asked: none of its weights come from the file
+    same = dict(src.arch, name=arch["name"],
+                C=arch["C"] if cfg["fresh_c"] else dict(src.arch["C"], residual=arch["C"]["residual"]),
+                upsample=arch["upsample"],
+                A=dict(arch["A"], adapter=src.arch["A"]["adapter"], res_blocks=src.arch["A"]["res_blocks"]))
+    d = arch_diff(same, arch)
+    if src.arch["C"]["residual"] and not arch["C"]["residual"] and not cfg["fresh_c"]:
+        d.append("C.residual (a residual C's output is a correction of the warp, not colours)")
+    if d:
+        fail("--init %s (a %r network) is not the --arch asked (%s): they differ in %s; leave --arch "
+             "out to train the file's own" % (cfg["init"], src.arch["name"], args.arch, ", ".join(d)))
+    return arch, src
+
+
 def main(argv=None):
     args = parse_args(argv)
-    run = Run(args)
-    t_start = time.time()
-    main0 = run.rank == 0
-    os.makedirs(args.out, exist_ok=True)
+    check_args(args)
+    if args.out is None:
+        args.out = (os.path.dirname(args.resume) or ".") if args.resume and args.resume != "auto" else DEFAULT_OUT
+    rank = int(os.environ.get("RANK", "0"))
     last = os.path.join(args.out, "last.pt")
-    log_path = os.path.join(args.out, "log.jsonl")
-
     resume = args.resume
     if resume == "auto":
         resume = last if os.path.exists(last) else None
-    if not resume and os.path.exists(last):
-        raise SystemExit("train: %s exists: continue it with --resume %s (or --resume auto), or pick "
-                         "another --out" % (last, last))
-    ck = None
+    ck = load_resume(resume) if resume else None
     cfg = dict(SHAPING)
-    if resume:
-        ck = torch.load(resume, map_location="cpu")
-        if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
-            raise SystemExit("train: %s is not a training checkpoint (%s)" % (resume, CKPT_FORMAT))
+    if ck is not None:
         cfg.update(ck["config"])
     for k in SHAPING:
         v = getattr(args, k)
-        if v is None:
+        if v is None or k == "arch":      # the architecture: resolve_arch
             continue
         if k == "freeze":     # one spelling of a set: 'A, F' is 'F,A'
             v = ",".join(frozen_modules({"freeze": v}))
+        if k == "weights":
+            parse_weights(v)
         if ck is not None and v != cfg[k] and k in ("freeze", "fresh_c"):
             # the optimizer's state is per trained parameter, and a fresh C was made at the start
             raise SystemExit("train: --%s %r differs from the checkpoint's %r: start a new run (with "
                              "--init from its export) instead" % (k.replace("_", "-"), v, cfg[k]))
-        if ck is not None and v != cfg[k]:
+        if ck is not None and v != cfg[k] and rank == 0:
             print("train: warning: --%s %r overrides the checkpoint's %r: the continuation is not exact"
                   % (k.replace("_", "-"), v, cfg[k]), file=sys.stderr)
         cfg[k] = v
-    arch = cfg["arch"]
-    if isinstance(arch, str) and arch not in ("tiny", "full"):
-        with open(arch) as fp:
-            arch = json.load(fp)
-    arch = get_arch(arch)
+    check_config(cfg)
     cfg["size"] = list(cfg["size"])
     weights = parse_weights(cfg["weights"])
+    if cfg["fresh_c"] and not cfg["init"]:
+        raise SystemExit("train: --fresh-c needs --init (the file the rest of the model comes from)")
+    arch, src = resolve_arch(args, cfg, ck, resume, rank == 0)
+    frozen_modules(cfg)
+
+    # OUT: rank 0 alone writes into it, and only after every rank has checked it (init_process_group
+    # in Run waits for all), under OUT/train.lock against another run
+    lock = None
+    if rank == 0:
+        os.makedirs(args.out, exist_ok=True)
+        lock = lock_out(args.out)
+    try:
+        if rank == 0:
+            remove_stale_tmp(args.out)
+        check_out(args.out, resume)
+        loaded = {"ck": ck, "src": src}      # train() lets go of them once used
+        del ck, src
+        return train(args, cfg, weights, arch, loaded, resume)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def train(args, cfg, weights, arch, loaded, resume):
+    run = Run(args)
+    ck, src = loaded.pop("ck"), loaded.pop("src")
+    t_start = time.time()
+    main0 = run.rank == 0
+    last = os.path.join(args.out, "last.pt")
+    log_path = os.path.join(args.out, "log.jsonl")
 
     # model
     net = build(arch)
+    ck_data, ck_world = None, None
     if ck is not None:
-        # normalised: older checkpoints lack C.residual; upsample (post-processing, no weights,
-        # not trained) is the one asked now, whatever the checkpoint was saved with
-        if dict(get_arch(ck["arch"]), upsample=net.arch["upsample"]) != net.arch:
-            raise SystemExit("train: %s was trained as %s; the --arch now asked (or the preset %r, "
-                             "changed since) is %s: start a new run with --init from its export"
-                             % (resume, json.dumps(ck["arch"]), cfg["arch"], json.dumps(net.arch)))
         load_weights(net, ck["model"])
-    elif cfg["init"]:
-        from export import load_model
-        src = load_model(cfg["init"])
-        # the differences allowed, none of which has weights: a direct C becoming residual (the
-        # reverse has no meaning: a residual C.out is a correction of the warp, not colours),
-        # A's temperature and refinement, and the upsampling (post-processing)
-        # (with --fresh-c, C's architecture is the one asked: none of its weights come from the file)
-        same = dict(src.arch, C=net.arch["C"] if cfg["fresh_c"] else
-                    dict(src.arch["C"], residual=net.arch["C"]["residual"]),
-                    upsample=net.arch["upsample"],
-                    A=dict(net.arch["A"], adapter=src.arch["A"]["adapter"],
-                           res_blocks=src.arch["A"]["res_blocks"]))
-        if same != net.arch or (src.arch["C"]["residual"] and not net.arch["C"]["residual"]
-                                and not cfg["fresh_c"]):
-            raise SystemExit("train: --init %s holds %s, not the --arch asked" % (cfg["init"], src.arch["name"]))
+        ck_data, ck_world = ck.get("data"), ck.get("world")
+    elif src is not None:
         if cfg["fresh_c"]:
             seeded_init(net, cfg["seed"])
             missing, unexpected = net.load_state_dict(
@@ -357,12 +631,11 @@ def main(argv=None):
                     print("train: --init %s predicted ab directly; C.out is zeroed so this residual "
                           "model starts as its warp W^ab" % cfg["init"], file=sys.stderr)
     else:
-        if cfg["fresh_c"]:
-            raise SystemExit("train: --fresh-c needs --init (the file the rest of the model comes from)")
         seeded_init(net, cfg["seed"])
         if arch["name"] == "full" and main0:
             print("train: warning: full with a random F (no --init): the paper starts F from ImageNet "
                   "weights (train/convert_resnet.py)", file=sys.stderr)
+    del src
     for m in frozen_modules(cfg):
         getattr(net, m).requires_grad_(False)
     net.to(run.device)
@@ -396,18 +669,34 @@ def main(argv=None):
                              "the training cache (train/fetch_data.sh)" % args.data)
         data_id = {"root": args.data, "photos": int(cache.photos.shape[0]), "clip_frames": int(cache.frames.shape[0]),
                    "canvas": list(cache.canvas)}
+        if isinstance(cache.index.get("packages"), dict):     # the package versions it was made from
+            data_id["packages"] = cache.index["packages"]
     dcfg = DataConfig()
     H, W = cfg["size"]
+    if main0 and ck_data is not None:
+        # the batches are a function of (seed, step, rank) and the data: other data, or another
+        # number of ranks (each draws its own), is another run from here on. The cache's folder
+        # (root) may differ: train/fetch_data.sh rebuilds the same cache elsewhere
+        d = data_diff(ck_data, data_id)
+        if d:
+            print("train: warning: the data differ from the checkpoint's (%s): the continuation is not "
+                  "exact" % "; ".join(d), file=sys.stderr)
+    if main0 and ck_world is not None and ck_world != run.world:
+        print("train: warning: %d process%s where the checkpoint's run had %d (each rank draws its own "
+              "batches; global batch %d -> %d): the continuation is not exact"
+              % (run.world, "es" if run.world > 1 else "", ck_world, ck_world * cfg["batch"],
+                 run.world * cfg["batch"]), file=sys.stderr)
     if main0:
         truncate_log(log_path, step)
         print("train: %s, %s on %s (world %d), batch %d×%d at %dx%d, step %d -> %d, data %s" % (
             arch["name"], "resumed from %s" % resume if resume else "new run", run.device, run.world,
-            cfg["batch"], run.world, H, W, step, args.steps, data_id), flush=True)
+            cfg["batch"], run.world, H, W, step, args.steps,
+            {k: (v if k != "packages" else "%d" % len(v)) for k, v in data_id.items()}), flush=True)
     logf = open(log_path, "a") if main0 else None
     if main0:
-        with open(os.path.join(args.out, "config.json"), "w") as fp:
-            json.dump({"config": cfg, "weights": weights, "data": data_id, "data_config": dcfg.as_dict(),
-                       "world": run.world, "device": str(run.device)}, fp, indent=1)
+        write_json_atomic(os.path.join(args.out, "config.json"),
+                          {"config": cfg, "weights": weights, "data": data_id, "data_config": dcfg.as_dict(),
+                           "world": run.world, "device": str(run.device)})
 
     why = None
     t_prev = time.time()
@@ -460,13 +749,13 @@ def main(argv=None):
                     step, rec["total"], " ".join("%s %.4g" % (k, rec[k]) for k in TERMS), dt), flush=True)
         if step % args.ckpt_every == 0 or (args.keep_every and step % args.keep_every == 0):
             if main0:
-                save_checkpoint(last, net, opt, step, cfg, data_id, train_seconds)
+                save_checkpoint(last, net, opt, step, cfg, data_id, train_seconds, run.world)
                 if args.keep_every and step % args.keep_every == 0:
                     save_checkpoint(os.path.join(args.out, "step%07d.pt" % step), net, opt, step, cfg,
-                                    data_id, train_seconds)
+                                    data_id, train_seconds, run.world)
             run.barrier()
     if main0:
-        save_checkpoint(last, net, opt, step, cfg, data_id, train_seconds)
+        save_checkpoint(last, net, opt, step, cfg, data_id, train_seconds, run.world)
         logf.close()
         print("train: stopped at step %d (%s); checkpoint %s (%.1f MB); %.0f s of training in all" % (
             step, why, last, os.path.getsize(last) / 1e6, train_seconds), flush=True)
