@@ -25,7 +25,12 @@ log gets their mean |ab − truth| and ab PSNR for C (z = μ) and for the warp a
 
 Checkpoints: RUN/last.pt every --ckpt-every steps, at the end, at --max-minutes and on SIGTERM or
 SIGINT (exit 143 / 130); `--resume auto` continues one bit-exactly (batches are a function of
-(seed, step)). Log: RUN/log.jsonl, one object per step (every term unweighted).
+(seed, step)). Log: RUN/log.jsonl, one object per step (every term unweighted). RUN: a new run
+refuses one holding a last.pt, log.jsonl or config.json (another run's); a resume continues in
+the checkpoint's own RUN or in a new one, on the sets it was trained on (the checkpoint records
+their meta.json); a setting given at a resume replaces the run's with a warning (--val, the
+held-out sequences, is refused); RUN/train.lock (SEQ/train.lock for `prepare`) keeps a second
+process out. Bad files and options stop with one line (exit status 1).
 
 Film-size sets (session 19): `prepare --film-scale S --data BIGCACHE` makes each sequence at S
 times the network's size, a film's (the films are 1.07 to 1.43 times it), and runs the frozen
@@ -55,7 +60,8 @@ import torch  # noqa: E402
 import safetensors_io  # noqa: E402
 from export import load_model, save_weights  # noqa: E402
 from safetensors_io import file_sha256 as sha256, warp_sha256 as _warp_sha256  # noqa: E402
-from train import parse_weights, zero_colour_out  # noqa: E402
+from train import CKPT_FORMAT as TRAIN_CKPT_FORMAT, opt_name, parse_weights, zero_colour_out  # noqa: E402
+from train import check_out, lock_out, remove_stale_tmp, torch_file, truncate_log, write_json_atomic  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_ref.arch import arch_json  # noqa: E402
 from vaefarm_ref.model import gate_ramp_factor, resize_bilinear  # noqa: E402
@@ -79,6 +85,84 @@ def fail(msg):
     raise SystemExit("finetune_c: " + msg)
 
 
+def check_min(args, mins):
+    """Each count or number of mins (attribute -> least value; NaN is refused too), when given."""
+    for k, lo in mins.items():
+        v = getattr(args, k, None)
+        if v is not None and not v >= lo:
+            fail("%s %s: must be %s" % (opt_name(k), v, "at least %d" % lo if lo else "0 or more"))
+
+
+def need_file(opt, path, what):
+    if os.path.isdir(path):
+        fail("%s %s is a folder, not %s" % (opt, path, what))
+    if not os.path.exists(path):
+        fail("%s %s: no such file" % (opt, path))
+
+
+def need_folder(opt, path):
+    """An output folder: a folder or nothing yet, not a file."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        fail("%s %s is a file, not a folder" % (opt, path))
+
+
+def out_file(opt, path):
+    """A file to write: its folder must exist, and it must not be a folder."""
+    if os.path.isdir(path):
+        fail("%s %s is a folder: give the file to write, e.g. %s" % (opt, path, os.path.join(path, "model.safetensors")))
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        fail("%s %s: no folder %s (make it first)" % (opt, path, folder))
+
+
+def model_arg(path, opt="--model"):
+    """--model FILE -> the network; anything but a vaefarm weights file stops with one line."""
+    need_file(opt, path, "a weights file")
+    try:
+        return load_model(path)
+    except safetensors_io.SafetensorsError as e:
+        if torch_file(path):
+            fail("%s %s is a PyTorch file (torch.save), not a vaefarm weights file: export a stage-5 "
+                 "checkpoint with `finetune_c.py export`, a train/train.py one with train/export.py "
+                 "--from-checkpoint" % (opt, path))
+        fail("%s %s: not a vaefarm weights file (%s)" % (opt, path, e))
+    except (ValueError, RuntimeError, OSError) as e:
+        fail("%s %s: %s" % (opt, path, (str(e).splitlines() or [""])[0]))
+
+
+def load_ckpt(path, opt):
+    """--resume / --from CKPT -> the stage-5 checkpoint dict; anything else stops with what it is."""
+    need_file(opt, path, "a checkpoint (RUN/last.pt)")
+    try:
+        ck = torch.load(path, map_location="cpu")
+    except Exception as e:        # torch.load raises what the unpickler or the zip reader raise
+        from convert_resnet import is_safetensors
+        if is_safetensors(path):
+            fail("%s %s is a weights file, not a stage-5 checkpoint (RUN/last.pt)%s" % (
+                opt, path, ": a new run fine-tunes it with --model" if opt == "--resume" else ""))
+        fail("%s %s is not a stage-5 checkpoint of finetune_c.py (%s: %s)"
+             % (opt, path, type(e).__name__, (str(e).splitlines() or [""])[0]))
+    what = ck.get("format") if isinstance(ck, dict) else None
+    if what != CKPT_FORMAT:
+        fail("%s %s is not a stage-5 checkpoint of finetune_c.py (%s)%s" % (
+            opt, path, CKPT_FORMAT, "; it is train/train.py's: train/train.py --resume continues it, "
+            "train/export.py --from-checkpoint exports it" if what == TRAIN_CKPT_FORMAT else ""))
+    return ck
+
+
+def meta_diff(old, new, prefix=""):
+    """The keys where two sequence sets' meta.json differ, as 'key old -> new' (config.speed_px …)."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            if a != b:
+                out.append(meta_diff(a, b, prefix + k + "."))
+        elif a != b:
+            out.append("%s%s %s -> %s" % (prefix, k, json.dumps(a), json.dumps(b)))
+    return ", ".join(out)
+
+
 # ------------------------------------------------------------------------------------ prepare
 
 def parse_seq_options(items):
@@ -98,7 +182,9 @@ def parse_seq_options(items):
 
 
 def prepare(args):
-    net = load_model(args.model).eval().to(device())
+    check_min(args, {"threads": 1})
+    need_folder("--out", args.out)
+    net = model_arg(args.model).eval().to(device())
     size = tuple(args.size or net.arch["inference_size"])
     try:
         seq_cfg = SeqConfig(**parse_seq_options(args.seq_option))
@@ -117,39 +203,46 @@ def prepare(args):
         film_size = [int(round(size[0] * args.film_scale)), int(round(size[1] * args.film_scale))]
         meta["film_size"] = film_size
     meta = json.loads(json.dumps(meta))   # as meta.json reads back (tuples become lists)
-    if args.frames < 2 or args.sequences < 1 or size[0] % 8 or size[1] % 8:
-        fail("prepare: needs --frames >= 2, --sequences >= 1 and a --size of multiples of 8")
+    if args.frames < 2 or args.sequences < 1 or any(v <= 0 or v % 8 for v in size):
+        fail("prepare: needs --frames >= 2, --sequences >= 1 and a --size of positive multiples of 8")
     if not args.synthetic_data and not os.path.exists(os.path.join(args.data, "index.json")):
         fail("no training cache in %s (run train/fetch_data.sh)" % args.data)
     if not args.synthetic_data:
-        with open(os.path.join(args.data, "index.json")) as fp:
-            if json.load(fp).get("role") == "validation":   # recorded only then: older sets match
-                meta["data_role"] = "validation"
+        try:
+            with open(os.path.join(args.data, "index.json")) as fp:
+                role = json.load(fp).get("role")
+        except (OSError, ValueError, AttributeError) as e:
+            fail("prepare: %s is not a training cache's index (%s): build the cache again "
+                 "(train/fetch_data.sh)" % (os.path.join(args.data, "index.json"), e))
+        if role == "validation":   # recorded only then: older sets match
+            meta["data_role"] = "validation"
     fs = film_size or size   # the size the sequences are made at
     if args.synthetic_data:
         cache = Cache.synthetic(canvas=(2 * fs[0], 2 * fs[1]), n_frames=2 * args.frames)
     else:
-        cache = Cache(args.data)
+        try:
+            cache = Cache(args.data)
+        except (OSError, ValueError, KeyError) as e:
+            fail("prepare: the training cache in %s cannot be read (%s: %s): build it again "
+                 "(train/fetch_data.sh)" % (args.data, type(e).__name__, (str(e).splitlines() or [""])[0]))
         if 0.98 * cache.canvas[0] < fs[0] or 0.98 * cache.canvas[1] < fs[1]:
             fail("prepare: the cache's canvas (%dx%d, %s) is not larger than the frames (%dx%d): views "
                  "would enlarge it; build a larger one (train/make_dataset.py --canvas 360 640 --out DIR) "
                  "and give it with --data" % (cache.canvas[0], cache.canvas[1], args.data, fs[0], fs[1]))
     os.makedirs(args.out, exist_ok=True)
-    mpath = os.path.join(args.out, "meta.json")
-    if os.path.exists(mpath):
-        with open(mpath) as fp:
-            old = json.load(fp)
-        if old != meta:
-            diff = ", ".join("%s %s -> %s" % (k, json.dumps(old.get(k)), json.dumps(meta.get(k)))
-                             for k in sorted(set(old) | set(meta)) if old.get(k) != meta.get(k))
-            fail("%s was prepared with other settings (%s: %s): pick another --out" % (args.out, mpath, diff))
-    else:
-        with open(mpath, "w") as fp:
-            json.dump(meta, fp, indent=1)
+    lock = lock_out(args.out, "finetune_c")    # SEQ/train.lock: two prepares would write the same shards
     real_c = net.C.forward
-    net.C.forward = lambda x7, ramp=None: x7[:, 1:3]   # C's output is not read by the warp chain: skip it
-    t0 = time.time()
     try:
+        mpath = os.path.join(args.out, "meta.json")
+        if os.path.exists(mpath):
+            old = read_json(mpath, "a set's meta.json")
+            if old != meta:
+                fail("%s was prepared with other settings (%s: %s): pick another --out"
+                     % (args.out, mpath, meta_diff(old, meta)))
+        else:
+            write_json_atomic(mpath, meta)
+        net.C.forward = lambda x7, ramp=None: x7[:, 1:3]   # C's output is not read by the warp chain: skip it
+        t0 = time.time()
         for s0 in range(0, args.sequences, SHARD):
             path = os.path.join(args.out, "shard%05d.pt" % (s0 // SHARD))
             if os.path.exists(path):
@@ -170,7 +263,21 @@ def prepare(args):
                   flush=True)
     finally:
         net.C.forward = real_c
+        os.close(lock)
     return 0
+
+
+def read_json(path, what):
+    """A JSON file the tools wrote (meta.json, config.json); one that does not read stops with one line."""
+    try:
+        with open(path) as fp:
+            d = json.load(fp)
+    except (OSError, ValueError) as e:
+        fail("%s: not readable as %s (%s): cut short or edited by hand? Mend it or move it away"
+             % (path, what, e))
+    if not isinstance(d, dict):
+        fail("%s: not %s (not a JSON object)" % (path, what))
+    return d
 
 
 def run_chain(net, seqs):
@@ -199,12 +306,18 @@ def run_chain(net, seqs):
 
 
 def load_seqs(root, model_path):
+    meta = read_meta(root, model_path)
+    return meta, load_shards(root, meta)
+
+
+def read_meta(root, model_path):
+    """A prepared set's meta.json, checked against the model (its F and A) -> the meta dict."""
     if not os.path.exists(os.path.join(root, "meta.json")):
         fail("%s: no prepared sequences (meta.json): run `finetune_c.py prepare --out %s` first"
              % (root, root))
-    with open(os.path.join(root, "meta.json")) as fp:
-        meta = json.load(fp)
-    if meta.get("format") != SEQ_FORMAT:
+    meta = read_json(os.path.join(root, "meta.json"), "a set's meta.json")
+    if (meta.get("format") != SEQ_FORMAT or not isinstance(meta.get("sequences"), int)
+            or not isinstance(meta.get("model_sha256"), str)):
         fail("%s: not a prepared sequence set" % root)
     # a set holds F and A's outputs only: any model with the same F and A (one that stage 5 made
     # from it) may train on it; a set of before warp_sha256 was recorded needs the very file
@@ -212,17 +325,30 @@ def load_seqs(root, model_path):
     if meta[key] != have(model_path):
         fail("%s was prepared with a model of another F and A (%s %s…); prepare it again with --model %s"
              % (root, key, meta[key][:8], model_path))
+    return meta
+
+
+def load_shards(root, meta):
+    """A prepared set's shards -> the data dict (N × T × ... tensors, kind)."""
     n_shards = (meta["sequences"] + SHARD - 1) // SHARD
     parts = []
+    keys = ("x4", "ab", "phi", "tmask") + (("ab_film",) if "film_size" in meta else ())
     for i in range(n_shards):
         p = os.path.join(root, "shard%05d.pt" % i)
         if not os.path.exists(p):
             fail("%s: shard %d of %d missing: finish `prepare` first (it resumes)" % (root, i, n_shards))
-        parts.append(torch.load(p))
-    keys = ("x4", "ab", "phi", "tmask") + (("ab_film",) if "film_size" in meta else ())
+        try:
+            part = torch.load(p)
+        except Exception as e:    # torch.load raises what the unpickler or the zip reader raise
+            part = "%s: %s" % (type(e).__name__, (str(e).splitlines() or [""])[0])
+        if not isinstance(part, dict) or not all(k in part for k in keys + ("kind",)):
+            fail("%s is not a shard of the set (%s): move it away and run `prepare` again (it makes "
+                 "the missing shards)" % (p, part if isinstance(part, str) else "keys %s" % sorted(part)
+                                          if isinstance(part, dict) else type(part).__name__))
+        parts.append(part)
     data = {k: torch.cat([p[k] for p in parts]) for k in keys}
     data["kind"] = sum((p["kind"] for p in parts), [])
-    return meta, data
+    return data
 
 
 # -------------------------------------------------------------------------------------- train
@@ -403,15 +529,6 @@ def add_gate(net, bias):
         fail("--gate: %s" % e)
 
 
-def ck_cfg_meta(out):
-    """The run folder's config.json (what the run was trained on), or {}."""
-    p = os.path.join(out, "config.json")
-    if not os.path.exists(p):
-        return {}
-    with open(p) as fp:
-        return json.load(fp)
-
-
 def one_or_list(xs):
     """A run's sequence sets as its config and config.json record them: one set as itself (as
     session 11's runs did), several as a list."""
@@ -428,49 +545,130 @@ def lr_at(cfg, step):
     return lr
 
 
-def save_ckpt(path, C, opt, step, cfg, secs):
+def save_ckpt(path, C, opt, step, cfg, secs, metas):
+    """RUN/last.pt, written whole (PATH.tmp, synced, then renamed); metas: the sequence sets'
+    meta.json, which a resume must be given again."""
     torch.save({"format": CKPT_FORMAT, "step": step, "C": C.state_dict(), "optimizer": opt.state_dict(),
-                "config": cfg, "train_seconds": secs}, path + ".tmp")
+                "config": cfg, "sequences": metas, "train_seconds": secs}, path + ".tmp")
+    with open(path + ".tmp", "rb") as fp:
+        os.fsync(fp.fileno())
     os.replace(path + ".tmp", path)
 
 
-def train(args):
-    torch.set_num_threads(args.threads)
-    if min(args.batch, args.val_every, args.ckpt_every, args.print_every) < 1 or args.val < 0:
-        fail("train: --batch, --val-every, --ckpt-every and --print-every must be >= 1, --val >= 0")
+# train's settings of a run and their defaults (a new run's); given at a resume, each replaces the
+# run's from there on (with a warning: the continuation is not exact) but --val, the run's from its
+# start (refused when it differs, as are --zero-out, --gate, --film-loss and --only-gate)
+TRAIN_DEFAULTS = {"batch": 4, "lr": 1e-4, "warmup": 20, "clip": 1.0, "weights": "", "seed": 0, "val": 16}
+
+
+def check_train_args(args):
+    """train's counts, numbers and files, before anything is read or written."""
+    check_min(args, {"steps": 0, "max_minutes": 0, "batch": 1, "lr": 0, "warmup": 0, "val": 0,
+                     "val_every": 1, "ckpt_every": 1, "print_every": 1, "threads": 1})
+    if args.clip is not None and not args.clip > 0:
+        fail("--clip %s: must be more than 0 (the bound of the gradient's norm)" % args.clip)
     if args.decay and not 0 <= args.decay[0] < args.decay[1]:
         fail("train: --decay A B needs 0 <= A < B")
+    if args.gate is not None and not math.isfinite(args.gate):
+        fail("--gate %s: the gate's bias must be a number" % args.gate)
+    if args.weights is not None:
+        parse_weights(args.weights, WEIGHTS, "finetune_c")
+    need_folder("--out", args.out)
+    if args.resume and args.resume != "auto":
+        need_file("--resume", args.resume, "a checkpoint (RUN/last.pt; or --resume auto)")
+
+
+def resume_options(args, ck, resume):
+    """The run's configuration at a resume: the checkpoint's, with the settings given now that
+    may change (TRAIN_DEFAULTS but --val, with a warning where they differ; --decay and
+    --gate-lr-mult, which replace the run's as documented); refused: the settings of its start
+    (--val, --zero-out, --gate, --film-loss, --only-gate) where they differ."""
+    cfg = dict(ck["config"])
+    cfg.setdefault("clip", TRAIN_DEFAULTS["clip"])     # checkpoints of session 11's first run lack it
+    if args.val is not None and args.val != cfg["val"]:
+        fail("--val %d differs from the run's %d: the held-out sequences are the run's from its start "
+             "(another --val would validate on trained sequences or train on validation ones); leave "
+             "it out, or start a new run" % (args.val, cfg["val"]))
+    if args.zero_out and not cfg.get("zero_out"):
+        fail("--zero-out is the run's from its start: %s was started without it" % resume)
+    if args.gate is not None and args.gate != cfg.get("gate"):
+        fail("--gate is the run's from its start: %s was started with %s" % (resume, cfg.get("gate")))
+    if args.film_loss and not cfg.get("film_loss"):
+        fail("--film-loss is the run's from its start: %s was started without it" % resume)
+    if args.only_gate and not cfg.get("only_gate"):
+        fail("--only-gate is the run's from its start: %s trains all of C" % resume)
+    run_w = dict({k: 0.0 for k in WEIGHTS}, **cfg["weights"])   # a term it lacks was not in its loss
+    for k in TRAIN_DEFAULTS:
+        v = getattr(args, k)
+        if k == "weights" and v is not None:
+            v = parse_weights(v, WEIGHTS, "finetune_c")
+        was = run_w if k == "weights" else cfg[k]
+        if v is None or v == was:
+            continue
+        show = (lambda d: ",".join("%s=%g" % kv for kv in d.items())) if k == "weights" else str
+        print("finetune_c: warning: %s %s overrides the checkpoint's %s: the continuation is not exact"
+              % (opt_name(k), show(v), show(was)), file=sys.stderr)
+        cfg[k] = v
+    if args.decay:   # a schedule given at a resume replaces the run's from here on
+        cfg["decay"] = args.decay
+    if args.gate_lr_mult:   # so does the gate's rate
+        cfg["gate_lr_mult"] = args.gate_lr_mult
+    return cfg
+
+
+def check_resume_sets(ck, resume, metas, roots):
+    """A resume trains on the sets its run trained on (batches are a function of seed, step and
+    the sets): the checkpoint's record of them, else (older checkpoints) its folder's config.json."""
+    was = ck.get("sequences")
+    where = resume
+    if was is None:
+        where = os.path.join(os.path.dirname(os.path.abspath(resume)), "config.json")
+        was = read_json(where, "a stage-5 run's config.json").get("sequences") if os.path.exists(where) else None
+    if was is None:
+        print("finetune_c: warning: neither %s nor its folder records the sequence sets it was trained "
+              "on: the --seqs given are not checked against them" % resume, file=sys.stderr)
+        return
+    was = was if isinstance(was, list) else [was]
+    if was == metas:
+        return
+    if len(was) != len(metas):
+        what = "%d sets, now %d" % (len(was), len(metas))
+    else:
+        what = "; ".join("set %d (%s): %s" % (i, os.path.basename(os.path.normpath(r)), meta_diff(a, b))
+                         for i, (a, b, r) in enumerate(zip(was, metas, roots)) if a != b)
+    fail("the sequence sets given (--seqs) differ from those the run of %s was trained on (recorded "
+         "in %s): %s. Give its sets, in its order, or start a new run" % (resume, where, what))
+
+
+def train(args):
+    check_train_args(args)
     out = args.out
-    os.makedirs(out, exist_ok=True)
     last = os.path.join(out, "last.pt")
     resume = last if args.resume == "auto" and os.path.exists(last) else args.resume
     if resume == "auto":
         resume = None
-    if not resume and os.path.exists(last):
-        fail("%s exists: continue it with --resume auto, or pick another --out" % last)
-    net = load_model(args.model)
+    check_out(out, resume, "finetune_c")      # early (nothing read yet); again below, under the lock
+    torch.set_num_threads(args.threads)
+    net = model_arg(args.model)
     dev = device()
     roots = [os.path.abspath(r) for r in args.seqs]
-    cfg = {"model_sha256": sha256(args.model), "seqs": one_or_list(roots),
-           "batch": args.batch, "lr": args.lr, "seed": args.seed, "val": args.val,
-           "weights": parse_weights(args.weights, WEIGHTS, "finetune_c"),
-           "warmup": args.warmup, "zero_out": args.zero_out, "clip": args.clip, "decay": args.decay,
-           "gate": args.gate, "gate_lr_mult": args.gate_lr_mult or 1.0, "only_gate": args.only_gate,
-           "film_loss": args.film_loss}
     ck = None
     if resume:
-        ck = torch.load(resume, map_location=dev)
-        if ck.get("format") != CKPT_FORMAT:
-            fail("%s is not a stage-5 checkpoint" % resume)
-        if ck["config"]["model_sha256"] != cfg["model_sha256"]:
-            fail("%s fine-tunes another model's C" % resume)
-        if args.gate is not None and args.gate != ck["config"].get("gate"):
-            fail("--gate is the run's from its start: %s was started with %s" % (resume, ck["config"].get("gate")))
-        if args.film_loss and not ck["config"].get("film_loss"):
-            fail("--film-loss is the run's from its start: %s was started without it" % resume)
-        if args.only_gate and not ck["config"].get("only_gate"):
-            fail("--only-gate is the run's from its start: %s trains all of C" % resume)
-    gate = ck["config"].get("gate") if ck else args.gate
+        ck = load_ckpt(resume, "--resume")
+        if ck["config"]["model_sha256"] != sha256(args.model):
+            fail("%s fine-tunes another model's C (sha256 %s…), not %s's" % (
+                resume, ck["config"]["model_sha256"][:8], args.model))
+        cfg = resume_options(args, ck, resume)
+    else:
+        given = {k: getattr(args, k) for k in TRAIN_DEFAULTS}
+        cfg = {k: TRAIN_DEFAULTS[k] if v is None else v for k, v in given.items()}
+        cfg = {"model_sha256": sha256(args.model), "seqs": one_or_list(roots),
+               "batch": cfg["batch"], "lr": cfg["lr"], "seed": cfg["seed"], "val": cfg["val"],
+               "weights": parse_weights(cfg["weights"], WEIGHTS, "finetune_c"),
+               "warmup": cfg["warmup"], "zero_out": args.zero_out, "clip": cfg["clip"], "decay": args.decay,
+               "gate": args.gate, "gate_lr_mult": args.gate_lr_mult or 1.0, "only_gate": args.only_gate,
+               "film_loss": args.film_loss}
+    gate = cfg.get("gate")
     gated = gate is not None or bool(net.arch["C"].get("gate"))   # --gate, or a gated model's C
     if cfg["weights"].get("gate", 0.0) > 0 and not gated:
         fail("--weights gate=… needs a C with a gate (--gate, or a gated model)")
@@ -483,7 +681,7 @@ def train(args):
     if gate is not None:
         add_gate(net, gate)
     C = net.C.to(dev)
-    only_gate = ck["config"].get("only_gate", False) if ck else args.only_gate
+    only_gate = cfg.get("only_gate", False)
     if only_gate and args.gate_lr_mult is not None:   # a new run, or a resume of one
         fail("--only-gate trains the gate alone at --lr: --gate-lr-mult has nothing to scale against")
     if only_gate:   # C.out alone takes gradients; its correction rows are put back after each step
@@ -491,16 +689,10 @@ def train(args):
             p.requires_grad_(False)
         for p in (C.out.weight, C.out.bias):
             p.requires_grad_(True)
-    opt = torch.optim.AdamW([p for p in C.parameters() if p.requires_grad], lr=args.lr,
+    opt = torch.optim.AdamW([p for p in C.parameters() if p.requires_grad], lr=cfg["lr"],
                             betas=(0.9, 0.999), weight_decay=1e-4)
     step, secs = 0, 0.0
     if ck:
-        cfg = dict(ck["config"])
-        cfg.setdefault("clip", args.clip)     # checkpoints of session 11's first run lack it
-        if args.decay:   # a schedule given at a resume replaces the run's from here on
-            cfg["decay"] = args.decay
-        if args.gate_lr_mult:   # so does the gate's rate
-            cfg["gate_lr_mult"] = args.gate_lr_mult
         C.load_state_dict(ck["C"])
         opt.load_state_dict(ck["optimizer"])
         step, secs = ck["step"], ck["train_seconds"]
@@ -508,57 +700,52 @@ def train(args):
         if not net.arch["C"]["residual"]:
             fail("--zero-out needs a residual C (its output is then the warp)")
         zero_colour_out(net)    # C's correction starts at 0: the model starts as its warp
-    sets = [load_seqs(r, args.model) for r in roots]
-    metas = [m for m, _ in sets]
+    metas = [read_meta(r, args.model) for r in roots]
     for r, m in zip(roots, metas):
         if m.get("data_role") == "validation":
             fail("%s was prepared from a validation cache (make_dataset.py --validation): it "
                  "validates (calibrate --seqs), it does not train" % r)
     if resume:
-        was = ck_cfg_meta(out).get("sequences", one_or_list(metas))
-        if (was if isinstance(was, list) else [was]) != metas:
-            fail("the sequence sets given (--seqs) differ from those the run in %s was trained on" % out)
+        check_resume_sets(ck, resume, metas, roots)
     film_loss = cfg.get("film_loss", False)
     if film_loss and not bilinear_up(net):
         fail("--film-loss upsamples bilinearly; %s upsamples with a guided filter (arch upsample.radius %d)"
              % (args.model, net.arch["upsample"]["radius"]))
-    for r, (m, d) in zip(roots, sets):
+    for r, m in zip(roots, metas):
         if film_loss and "film_size" not in m:
             fail("--film-loss: %s holds no film-size truth: prepare a set with --film-scale S" % r)
-        if cfg["val"] >= d["x4"].shape[0]:
-            fail("--val %d leaves no training sequences of the %d in %s" % (cfg["val"], d["x4"].shape[0], r))
-    datas = [d for _, d in sets]
+        if cfg["val"] >= m["sequences"]:
+            fail("--val %d leaves no training sequences of the %d in %s" % (cfg["val"], m["sequences"], r))
+    datas = [load_shards(r, m) for r, m in zip(roots, metas)]
     n_trains = [d["x4"].shape[0] - cfg["val"] for d in datas]
     vals = held_out(datas, cfg["val"])
     w = cfg["weights"]
-    with open(os.path.join(out, "config.json"), "w") as fp:
-        json.dump({"config": cfg, "sequences": one_or_list(metas)}, fp, indent=1)
-    logp = os.path.join(out, "log.jsonl")
-    keep = []
-    if resume and os.path.exists(logp):   # drop records past the checkpoint (a run killed between checkpoints)
-        with open(logp) as fp:
-            for ln in fp:
-                try:
-                    if json.loads(ln).get("step", -1) < step:
-                        keep.append(ln)
-                except ValueError:     # a line cut short by the kill
-                    pass
-    with open(logp, "w") as fp:           # a new run starts a new log
-        fp.writelines(keep)
-    logf = open(logp, "a")
-    print("finetune_c: C of %s on %s, step %d; %s" % (args.model, dev, step, "; ".join(
-        "%d training + %d validation sequences of %d frames at %s" % (n, len(v), m["frames"], m["size"])
-        for n, v, m in zip(n_trains, vals, metas))), flush=True)
-    if step == 0 and cfg["val"]:
-        rec = {"step": -1}
-        rec.update(validate(C.eval(), datas, vals, dev, bilinear_up(net)))
-        logf.write(json.dumps(rec) + "\n")
-        print("before: %s" % rec, flush=True)
-    stop = Stop()
-    t_start = time.time()
-    why = None
-    C.train()
+    # RUN: written by this process alone (RUN/train.lock), never over another run's files
+    os.makedirs(out, exist_ok=True)
+    lock = lock_out(out, "finetune_c")
+    logf = stop = None
     try:
+        remove_stale_tmp(out, "finetune_c")
+        check_out(out, resume, "finetune_c")
+        write_json_atomic(os.path.join(out, "config.json"), {"config": cfg, "sequences": one_or_list(metas)})
+        logp = os.path.join(out, "log.jsonl")
+        # drop the records past the checkpoint (a run killed between checkpoints; at step 0 the
+        # validation before it, made again below) and a line cut short by a kill
+        truncate_log(logp, step if step > 0 else -1)
+        logf = open(logp, "a")
+        print("finetune_c: C of %s on %s, step %d; %s" % (args.model, dev, step, "; ".join(
+            "%d training + %d validation sequences of %d frames at %s" % (n, len(v), m["frames"], m["size"])
+            for n, v, m in zip(n_trains, vals, metas))), flush=True)
+        if step == 0 and cfg["val"]:
+            rec = {"step": -1}
+            rec.update(validate(C.eval(), datas, vals, dev, bilinear_up(net)))
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            print("before: %s" % rec, flush=True)
+        stop = Stop()
+        t_start = time.time()
+        why = None
+        C.train()
         while True:
             if step >= args.steps:
                 why = "reached %d steps" % args.steps
@@ -617,20 +804,24 @@ def train(args):
             if step % args.print_every == 0 or "val_c_err" in rec:
                 print(" ".join("%s %s" % kv for kv in rec.items()), flush=True)
             if step % args.ckpt_every == 0:
-                save_ckpt(last, C, opt, step, cfg, secs)
-        save_ckpt(last, C, opt, step, cfg, secs)
+                save_ckpt(last, C, opt, step, cfg, secs, metas)
+        save_ckpt(last, C, opt, step, cfg, secs, metas)
     finally:   # a failure (fail(), an exception) too
-        stop.restore()
-        logf.close()
+        if stop is not None:
+            stop.restore()
+        if logf is not None:
+            logf.close()
+        os.close(lock)
     print("finetune_c: stopped at step %d (%s), %.0f s of training; %s" % (step, why, secs, last), flush=True)
     return 128 + stop.signal if stop.signal else 0
 
 
 def export(args):
-    net = load_model(args.model)
-    ck = torch.load(args.ckpt, map_location="cpu")
-    if ck.get("format") != CKPT_FORMAT:
-        fail("%s is not a stage-5 checkpoint" % args.ckpt)
+    out_file("--out", args.out)
+    net = model_arg(args.model)
+    ck = load_ckpt(args.ckpt, "--from")
+    if os.path.exists(args.out) and os.path.samefile(args.out, args.ckpt):
+        fail("--out %s is the checkpoint --from reads: give the weights file to write" % args.out)
     if ck["config"]["model_sha256"] != sha256(args.model):
         fail("%s fine-tunes another model's C, not %s" % (args.ckpt, args.model))
     base = safetensors_io.load(args.model)[1].get("vaefarm_weights", "")
@@ -650,12 +841,17 @@ def calibrate(args):
     with --out, the model with the pair of the best mean of frames' ab PSNR over all the sets
     (val_c_fpsnr; val_c_film_fpsnr, at the film's size, where every set holds film-size truth)
     written there (the rest of the file as it was)."""
+    check_min(args, {"threads": 1, "val": 1})
+    if args.out:
+        out_file("--out", args.out)
     torch.set_num_threads(args.threads)
-    net = load_model(args.model)
+    net = model_arg(args.model)
     if not net.arch["C"].get("gate"):
         fail("calibrate: %s has no gate on C (arch C.gate): nothing to calibrate" % args.model)
     try:
         shifts = [float(x) for x in args.shifts.split(",")]
+        if not all(math.isfinite(x) for x in shifts):
+            raise ValueError("not finite")
     except ValueError:
         fail("calibrate: --shifts wants numbers separated by commas, e.g. 0,-1,-2; got %r" % args.shifts)
     own = net.arch["C"].get("gate_motion")
@@ -672,6 +868,8 @@ def calibrate(args):
         return "none" if m is None else "%s, per pixel over radius %d" % (m, r) if r is not None else str(m)
     try:
         motions = [float(x) or None for x in args.motions.split(",")] if args.motions else [own]
+        if not all(m is None or math.isfinite(m) for m in motions):
+            raise ValueError("not finite")
     except ValueError:
         fail("calibrate: --motions wants numbers separated by commas (κ in units of L; 0: none), "
              "e.g. 0,1,2; got %r" % args.motions)
@@ -745,20 +943,24 @@ def main(argv=None):
     t.add_argument("--model", required=True)
     t.add_argument("--seqs", required=True, nargs="+",
                    help="prepared sequence sets (several: each batch from one, drawn by its size)")
-    t.add_argument("--out", required=True)
+    t.add_argument("--out", required=True,
+                   help="the run's folder (last.pt, log.jsonl, config.json): a new run refuses one "
+                        "holding them, a resume continues in the checkpoint's own or in a new one")
     t.add_argument("--resume", help="a checkpoint, or auto (OUT/last.pt when it exists)")
     t.add_argument("--steps", type=int, default=10 ** 9)
     t.add_argument("--max-minutes", type=float, default=0.0)
-    t.add_argument("--batch", type=int, default=4)
-    t.add_argument("--lr", type=float, default=1e-4)
-    t.add_argument("--warmup", type=int, default=20)
-    t.add_argument("--clip", type=float, default=1.0)
+    # a run's settings (default: a new run's, TRAIN_DEFAULTS; a resume's, the checkpoint's)
+    t.add_argument("--batch", type=int, help="sequences a step (default 4; given at a resume, it "
+                   "replaces the run's, with a warning, as --lr, --warmup, --clip, --weights and --seed do)")
+    t.add_argument("--lr", type=float, help="the learning rate after the warm-up (default 1e-4)")
+    t.add_argument("--warmup", type=int, help="steps of linear warm-up (default 20)")
+    t.add_argument("--clip", type=float, help="the gradient's norm clipped to this (default 1)")
     t.add_argument("--decay", type=int, nargs=2, metavar=("A", "B"),
                    help="lr down linearly from step A to 1/20 at step B (given at a resume: "
                         "replaces the run's schedule)")
-    t.add_argument("--weights", default="",
+    t.add_argument("--weights",
                    help="l1=…,smooth=…,kl=…,temporal=…,logmse=…,gate=… (0: off; gate needs a gated C)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, help="the batches are a function of (seed, step) (default 0)")
     t.add_argument("--gate", type=float, metavar="BIAS",
                    help="a new run: give C a gate (arch C.gate), its bias BIAS at the start (2: the "
                         "correction starts at 0.88 of the model's)")
@@ -773,8 +975,9 @@ def main(argv=None):
                         "sets' film size with their film-size truth (sets prepared with --film-scale)")
     t.add_argument("--zero-out", action="store_true",
                    help="start C's correction at 0 (C.out zeroed): the model starts as its warp")
-    t.add_argument("--val", type=int, default=16,
-                   help="sequences held out for validation (the last of each set)")
+    t.add_argument("--val", type=int,
+                   help="sequences held out for validation (the last of each set; default 16; "
+                        "the run's from its start: a resume refuses another)")
     t.add_argument("--val-every", type=int, default=50)
     t.add_argument("--ckpt-every", type=int, default=25)
     t.add_argument("--print-every", type=int, default=10)
@@ -800,6 +1003,7 @@ def main(argv=None):
     if args.cmd == "calibrate":
         return calibrate(args)
     if args.cmd == "prepare":
+        check_min(args, {"threads": 1})
         torch.set_num_threads(args.threads)
         return prepare(args)
     return train(args) if args.cmd == "train" else export(args)

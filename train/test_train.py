@@ -26,7 +26,12 @@ status non-zero on failure. Run by ctest as "train" (tests/CMakeLists.txt):
   frames (pass-through frame 0, then net.frame with its real C); training lowers the loss, 3 + 3
   steps resume bit-identically (a log record past the checkpoint and a line cut short by a kill
   dropped); SIGTERM checkpoints and exits 143; two sets of two sizes train together (each batch
-  from one, validation per set) and a resume on other sets is refused; export changes C only.
+  from one, validation per set) and a resume on other sets is refused; export changes C only;
+  its run folders as train.py's (test_finetune_c_runs): a folder holding a run's last.pt, log or
+  config refused (a config and log without last.pt too), a resume into another run's refused and
+  its sets checked elsewhere, settings at a resume replace the run's with a warning (--val
+  refused), RUN/train.lock and SEQ/train.lock, atomic config.json and meta.json, bad files and
+  options of every subcommand in one line.
 Uses a small synthetic data set, 32×64 frames and a micro architecture of the same structure
 (94 k parameters; the machinery, not the capacity, is under test): ~20 s on 2 cores."""
 import argparse
@@ -960,6 +965,248 @@ def test_finetune_c_film(tmp):
           "upsampling" % worst)
 
 
+class FtRuns:
+    """What the checks of stage 5's run folders share: test_finetune_c's model and sets, and two
+    one-step runs, a and b (their last.pt: a_last, b_last)."""
+
+    def __init__(self, tmp):
+        import finetune_c
+        self.fc, self.tmp = finetune_c, tmp
+        self.model = os.path.join(tmp, "micro_refine.safetensors")
+        self.seqs, self.seqs2 = os.path.join(tmp, "seqs"), os.path.join(tmp, "seqs2")
+        self.common = ["--model", self.model, "--seqs", self.seqs, "--batch", "2", "--val", "2",
+                       "--val-every", "1000", "--print-every", "100", "--threads", "2"]
+        self.a, self.b = self.path("fr_a"), self.path("fr_b")
+        for d in (self.a, self.b):
+            self.train(d, "--steps", "1")
+        self.a_last, self.b_last = os.path.join(self.a, "last.pt"), os.path.join(self.b, "last.pt")
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def train(self, out, *extra, tail=()):
+        """A run that must succeed -> its stderr."""
+        rc, err = quiet(self.fc.main, ["train", "--out", out] + list(extra) + self.common + list(tail))
+        assert rc == 0, err
+        return err
+
+    def refused(self, out, *extra, why, tail=()):
+        refused(self.fc, ["train", "--out", out] + list(extra) + self.common + list(tail), why)
+
+    def copy(self, src, name):
+        shutil.copytree(src, self.path(name))
+        return self.path(name)
+
+
+def ft_new_run_used_folder(e):
+    """A folder holding a run's config.json and log.jsonl but no last.pt (the committed
+    train/checkpoints/tiny-c-gate30, tiny-c-subpix, tiny-c-gateloss): a new run, --resume auto and
+    another run's resume refuse it and leave both files as they were (they were overwritten)."""
+    kept = e.path("fr_kept")
+    os.makedirs(kept)
+    for f in ("log.jsonl", "config.json"):
+        shutil.copy(os.path.join(e.a, f), kept)
+    before = {f: open(os.path.join(kept, f)).read() for f in os.listdir(kept)}
+    e.refused(kept, "--steps", "1", why="holds log.jsonl, config.json of an earlier run (no last.pt to resume)")
+    e.refused(kept, "--steps", "1", "--resume", "auto", why="holds log.jsonl, config.json of an earlier run")
+    e.refused(kept, "--steps", "2", "--resume", e.b_last, why="holds log.jsonl, config.json of another run")
+    assert {f: open(os.path.join(kept, f)).read() for f in os.listdir(kept)} == before
+
+
+def ft_resume_other_run(e):
+    """--resume CKPT into another run's folder is refused: its last.pt and log untouched (the resume
+    wrote over its last.pt and mixed the two logs)."""
+    b_bytes, b_log = open(e.b_last, "rb").read(), read_log(os.path.join(e.b, "log.jsonl"))
+    e.refused(e.b, "--steps", "2", "--resume", e.a_last, why="holds another checkpoint (its last.pt), not the --resume")
+    assert open(e.b_last, "rb").read() == b_bytes and read_log(os.path.join(e.b, "log.jsonl")) == b_log
+    # into a new folder: fine, its log from the checkpoint's step on
+    c = e.path("fr_c")
+    e.train(c, "--steps", "2", "--resume", e.a_last)
+    assert [r["step"] for r in read_log(os.path.join(c, "log.jsonl"))] == [1]
+
+
+def ft_resume_sets(e):
+    """A resume elsewhere on other sequence sets is refused, against the checkpoint's record of
+    its sets, and for a checkpoint without it (older ones) its folder's config.json (a resume into
+    a new folder took any sets)."""
+    a2 = e.copy(e.a, "fr_a2")
+    last = os.path.join(a2, "last.pt")
+    other = ["--seqs", e.seqs2]
+    e.refused(e.path("fr_d"), "--steps", "2", "--resume", last, tail=other,
+              why="differ from those the run of %s was trained on (recorded in %s): set 0 (seqs2): "
+              "config.p_zoom 0.5 -> 0.0, config.speed_px [0.2, 6.0] -> [0.1, 0.5], frames 4 -> 3" % (last, last))
+    ck = torch.load(last)
+    assert ck["sequences"] == [e.fc.read_meta(e.seqs, e.model)]
+    del ck["sequences"]
+    torch.save(ck, last)
+    e.refused(e.path("fr_d"), "--steps", "2", "--resume", last, tail=other,
+              why="(recorded in %s)" % os.path.join(a2, "config.json"))
+    assert not os.path.exists(e.path("fr_d"))
+    e.train(e.path("fr_d"), "--steps", "2", "--resume", last)    # its own sets: fine
+
+
+def ft_resume_settings(e):
+    """A setting given at a resume replaces the run's with a warning (it was ignored without a
+    word); --val and --zero-out, the run's from its start, are refused."""
+    b2 = e.copy(e.b, "fr_b2")
+    err = e.train(b2, "--steps", "2", "--resume", "auto", "--lr", "5e-4", "--seed", "3")
+    assert "warning: --lr 0.0005 overrides the checkpoint's 0.0001: the continuation is not exact" in err, err
+    assert "warning: --seed 3 overrides the checkpoint's 0" in err, err
+    cfg = torch.load(os.path.join(b2, "last.pt"))["config"]
+    assert cfg["lr"] == 5e-4 and cfg["seed"] == 3, cfg
+    err = e.train(b2, "--steps", "3", "--resume", "auto", "--lr", "5e-4", "--seed", "3")
+    assert "warning" not in err, err
+    e.refused(b2, "--steps", "4", "--resume", "auto", tail=["--val", "3"], why="--val 3 differs from the run's 2")
+    e.refused(b2, "--steps", "4", "--resume", "auto", "--zero-out", why="--zero-out is the run's from its start")
+
+
+def ft_resume_step0(e):
+    """A resume of a step-0 checkpoint logs the validation before training once (twice before)."""
+    z = e.path("fr_z")
+    e.train(z, "--steps", "0")
+    e.train(z, "--steps", "1", "--resume", "auto")
+    assert [r["step"] for r in read_log(os.path.join(z, "log.jsonl"))] == [-1, 0]
+
+
+def ft_lock(e):
+    """RUN/train.lock keeps a second process out of a run's folder, SEQ/train.lock out of a set's
+    (two processes wrote the same last.pt, log and shards)."""
+    import fcntl
+    with open(os.path.join(e.b, "train.lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        e.refused(e.b, "--steps", "3", "--resume", "auto",
+                  why="is in use by another run of train.py or finetune_c.py (process 4242 holds %s"
+                  % os.path.join(e.b, "train.lock"))
+    sq = e.path("fr_lockseqs")
+    os.makedirs(sq)
+    with open(os.path.join(sq, "train.lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        refused(e.fc, ["prepare", "--model", e.model, "--out", sq, "--sequences", "2", "--frames", "2",
+                       "--synthetic-data"], "is in use by another")
+    assert os.listdir(sq) == ["train.lock"]
+
+
+def ft_atomic_json(e):
+    """config.json and a set's meta.json are written whole (a failed write cut them short); a
+    stale config.json.tmp is removed at the start."""
+    b3 = e.copy(e.b, "fr_b3")
+    cfg = os.path.join(b3, "config.json")
+    before = open(cfg).read()
+    dump = json.dump
+
+    def broken(obj, fp, **kw):
+        fp.write("{\"config\": ")
+        raise OSError(28, "No space left on device (test)")
+    meta = os.path.join(e.path("fr_meta"), "meta.json")
+    json.dump = broken
+    try:
+        for argv in (["train", "--out", b3, "--steps", "2", "--resume", "auto"] + e.common,
+                     ["prepare", "--model", e.model, "--out", e.path("fr_meta"), "--sequences", "2",
+                      "--frames", "2", "--synthetic-data"]):
+            try:
+                quiet(e.fc.main, argv)
+                raise AssertionError("the failed write went unnoticed: %s" % argv[0])
+            except OSError:
+                pass
+    finally:
+        json.dump = dump
+    assert open(cfg).read() == before, "config.json was cut short"
+    assert not os.path.exists(meta), "a cut meta.json was left"
+    err = e.train(b3, "--steps", "2", "--resume", "auto")
+    assert "finetune_c: removed %s.tmp" % cfg in err and not os.path.exists(cfg + ".tmp"), err
+    assert quiet(e.fc.main, ["prepare", "--model", e.model, "--out", e.path("fr_meta"), "--sequences", "2",
+                             "--frames", "2", "--synthetic-data"])[0] == 0
+
+
+def ft_errors(e):
+    """Bad files and options stop with one line naming them (exit status 1; they were tracebacks
+    or were taken: --steps -1, --clip 0, --gate nan, --shifts nan), and make no folder."""
+    tmp, m = e.tmp, e.model
+    text = os.path.join(tmp, "fr_text.pt")
+    with open(text, "w") as fp:
+        fp.write("not a checkpoint\n")
+    pth = os.path.join(tmp, "fr_resnet.pth")
+    torch.save({"conv1.weight": torch.zeros(2, 3, 1, 1)}, pth)
+    tck = os.path.join(tmp, "fr_train_ck.pt")
+    torch.save({"format": trainmod.CKPT_FORMAT, "step": 1}, tck)
+    badmeta, badshard = os.path.join(tmp, "fr_badmeta"), os.path.join(tmp, "fr_badshard")
+    for d in (badmeta, badshard):
+        os.makedirs(d)
+        shutil.copy(os.path.join(e.seqs, "meta.json"), d)
+    with open(os.path.join(badmeta, "meta.json"), "a") as fp:
+        fp.write("{")
+    with open(os.path.join(badshard, "shard00000.pt"), "w") as fp:
+        fp.write("cut short")
+    badidx = os.path.join(tmp, "fr_badidx")
+    os.makedirs(badidx)
+    with open(os.path.join(badidx, "index.json"), "w") as fp:
+        fp.write("{")
+    out, nope = os.path.join(tmp, "fr_err"), os.path.join(tmp, "fr_nope.safetensors")
+    nodir = os.path.join(tmp, "fr_nodir", "x.safetensors")
+    gated = os.path.join(tmp, "fr_gated.safetensors")
+    from export import load_model, save_weights
+    g = load_model(m)
+    g.add_gate(1.0)
+    save_weights(gated, g, "test")
+    train = ["train", "--out", out, "--steps", "1"]
+    cases = [
+        (["train", "--out", out, "--steps", "1", "--model", nope, "--seqs", e.seqs], "--model %s: no such file" % nope),
+        (["train", "--out", out, "--model", pth, "--seqs", e.seqs], "is a PyTorch file (torch.save), not a vaefarm weights file"),
+        (["train", "--out", out, "--model", text, "--seqs", e.seqs], "--model %s: not a vaefarm weights file" % text),
+        (["train", "--out", text, "--model", m, "--seqs", e.seqs], "--out %s is a file, not a folder" % text),
+        (["train", "--out", out, "--model", m, "--seqs", badmeta], "not readable as a set's meta.json"),
+        (["train", "--out", out, "--model", m, "--seqs", badshard, "--val", "2"], "shard00000.pt is not a shard of the set"),
+        (["prepare", "--model", m, "--out", out, "--sequences", "2", "--data", badidx], "is not a training cache's index"),
+        (["prepare", "--model", m, "--out", out, "--synthetic-data", "--size", "0", "0"], "a --size of positive multiples of 8"),
+        (["prepare", "--model", m, "--out", out, "--synthetic-data", "--threads", "0"], "--threads 0: must be at least 1"),
+        (["export", "--model", m, "--from", text, "--out", os.path.join(tmp, "fr_x.safetensors")], "is not a stage-5 checkpoint"),
+        (["export", "--model", m, "--from", e.path("fr_nope.pt"), "--out", os.path.join(tmp, "fr_x.safetensors")], "no such file"),
+        (["export", "--model", m, "--from", e.a_last, "--out", nodir], "no folder %s (make it first)" % os.path.dirname(nodir)),
+        (["export", "--model", m, "--from", e.a_last, "--out", e.a_last], "is the checkpoint --from reads"),
+        (["calibrate", "--model", gated, "--seqs", e.seqs, "--val", "2", "--shifts", "nan"], "--shifts wants numbers"),
+        (["calibrate", "--model", gated, "--seqs", e.seqs, "--val", "2", "--out", nodir], "no folder"),
+        (["calibrate", "--model", gated, "--seqs", e.seqs, "--val", "2", "--threads", "0"], "--threads 0: must be at least 1")]
+    for extra, why in (
+            (["--resume", text], "--resume %s is not a stage-5 checkpoint of finetune_c.py" % text),
+            (["--resume", m], "is a weights file, not a stage-5 checkpoint (RUN/last.pt): a new run fine-tunes it with --model"),
+            (["--resume", e.a], "--resume %s is a folder, not a checkpoint" % e.a),
+            (["--resume", tck], "it is train/train.py's: train/train.py --resume continues it"),
+            (["--threads", "0"], "--threads 0: must be at least 1"),
+            (["--lr", "nan"], "--lr nan: must be 0 or more"),
+            (["--warmup", "-1"], "--warmup -1: must be 0 or more"),
+            (["--max-minutes", "-1"], "--max-minutes -1.0: must be 0 or more"),
+            (["--clip", "0"], "--clip 0.0: must be more than 0"),
+            (["--gate", "nan"], "--gate nan: the gate's bias must be a number")):
+        cases.append((train + extra + ["--model", m, "--seqs", e.seqs, "--val", "2"], why))
+    cases.append((["train", "--out", out, "--steps", "-1", "--model", m, "--seqs", e.seqs, "--val", "2"],
+                  "--steps -1: must be 0 or more"))
+    a_bytes = open(e.a_last, "rb").read()
+    for argv, why in cases:
+        refused(e.fc, argv, why)
+    assert not os.path.exists(out), "a refused command made its --out"
+    assert open(e.a_last, "rb").read() == a_bytes
+    # one of them as a process: one line on stderr, exit status 1
+    r = subprocess.run([sys.executable, os.path.join(HERE, "finetune_c.py")] + cases[1][0], capture_output=True, text=True)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
+
+
+FT_RUN_CHECKS = (ft_new_run_used_folder, ft_resume_other_run, ft_resume_sets, ft_resume_settings,
+                 ft_resume_step0, ft_lock, ft_atomic_json, ft_errors)
+
+
+def test_finetune_c_runs(tmp):
+    """Stage 5's run folders and errors, as train.py's (after test_finetune_c: its model and sets)."""
+    t0 = time.time()
+    e = FtRuns(tmp)
+    for check in FT_RUN_CHECKS:
+        check(e)
+    print("finetune_c runs: a used folder refused (a config and log without last.pt too), a resume "
+          "into another run's refused, its sets checked elsewhere, settings at a resume warn, lock, "
+          "atomic config.json and meta.json, bad files and options in one line (%.1f s)" % (time.time() - t0))
+
+
 class Cli:
     """A script's main() called with sys.argv set (export.py, convert_resnet.py): .main(argv)."""
 
@@ -1227,8 +1474,8 @@ def test_out_lock_tmp(tmp):
         held.write("4242\n")
         held.flush()
         refused(trainmod, ["--out", out, "--resume", "auto", "--steps", "2"] + base,
-                "is in use by another train.py (process 4242 holds")
-        refused(trainmod, ["--out", out, "--steps", "2"] + base, "is in use by another train.py")
+                "is in use by another run of train.py or finetune_c.py (process 4242 holds")
+        refused(trainmod, ["--out", out, "--steps", "2"] + base, "is in use by another run of train.py")
     for f in ("last.pt.tmp", "step0000005.pt.tmp"):
         with open(os.path.join(out, f), "wb") as fp:
             fp.write(b"cut short")
@@ -1286,6 +1533,7 @@ def main():
         test_sequences()
         test_finetune_c(tmp)
         test_finetune_c_film(tmp)
+        test_finetune_c_runs(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("test_train: all passed in %.1f s" % (time.time() - t0))

@@ -130,9 +130,10 @@ def parse_weights(s, defaults=DEFAULT_WEIGHTS, prog="train"):
     return w
 
 
-def fail(msg):
-    """Stop with a one-line message (exit status 1)."""
-    raise SystemExit("train: " + msg)
+def fail(msg, prog="train"):
+    """Stop with a one-line message (exit status 1); prog: the script's name, for finetune_c.py's
+    use of the run-folder helpers below."""
+    raise SystemExit(prog + ": " + msg)
 
 
 # the least value of each count and number (NaN is refused too); --lr-f None is --lr's
@@ -245,7 +246,7 @@ def load_init(path):
         fail("--init %s: %s" % (path, e))
 
 
-def check_out(out, resume):
+def check_out(out, resume, prog="train"):
     """A new run starts in an OUT without RUN_FILES; a resume continues in the resumed checkpoint's
     own OUT or in a fresh one, never over another run's files."""
     held = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
@@ -253,21 +254,21 @@ def check_out(out, resume):
     if resume is None:
         if "last.pt" in held:
             fail("%s exists: continue it with --resume %s (or --resume auto), or pick another --out"
-                 % (last, last))
+                 % (last, last), prog)
         if held:
             fail("%s holds %s of an earlier run (no last.pt to resume): pick another --out, or delete "
-                 "them to start a new run there" % (out, ", ".join(held)))
+                 "them to start a new run there" % (out, ", ".join(held)), prog)
     elif "last.pt" in held and not os.path.samefile(resume, last):
         fail("--out %s holds another checkpoint (its last.pt), not the --resume %s: the run would "
              "overwrite it, its log.jsonl and config.json. Resume into the checkpoint's own folder or "
              "into an --out without them (to go back to an older checkpoint of that run in its folder, "
-             "move last.pt away first)" % (out, resume))
+             "move last.pt away first)" % (out, resume), prog)
     elif held and not os.path.samefile(os.path.dirname(os.path.abspath(resume)), out):
         fail("--out %s holds %s of another run: the resume of %s would mix its log into them; pick "
-             "another --out, or delete them" % (out, ", ".join(held), resume))
+             "another --out, or delete them" % (out, ", ".join(held), resume), prog)
 
 
-def lock_out(out):
+def lock_out(out, prog="train"):
     """OUT/train.lock, held (flock) while a run writes into OUT: -> its descriptor (close it to let
     go). A second run into the same OUT is refused, naming the first one's process."""
     path = os.path.join(out, "train.lock")
@@ -280,20 +281,20 @@ def lock_out(out):
             raise
         pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
-        fail("%s is in use by another train.py (process %s holds %s): wait for it to end (or stop "
-             "it), or pick another --out" % (out, pid, path))
+        fail("%s is in use by another run of train.py or finetune_c.py (process %s holds %s): wait "
+             "for it to end (or stop it), or pick another --out" % (out, pid, path), prog)
     os.ftruncate(fd, 0)
     os.write(fd, b"%d\n" % os.getpid())
     return fd
 
 
-def remove_stale_tmp(out):
+def remove_stale_tmp(out, prog="train"):
     """The temporary files of a run killed while writing (the file each would replace is intact)."""
     for f in sorted(os.listdir(out)):
         if f in ("last.pt.tmp", "log.jsonl.tmp", "config.json.tmp") or (
                 f.startswith("step") and f.endswith(".pt.tmp")):
             os.remove(os.path.join(out, f))
-            print("train: removed %s (left by a run stopped while writing it)" % os.path.join(out, f),
+            print("%s: removed %s (left by a run stopped while writing it)" % (prog, os.path.join(out, f)),
                   file=sys.stderr)
 
 
