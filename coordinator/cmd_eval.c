@@ -242,7 +242,7 @@ static int film_cuts(const char *yaml, int64_t frames, int64_t **cuts, size_t *n
     if (rc >= 0 && (rc = vf_shard_probe(&info, film->input, err)) < 0)
         vf_error_prefix(err, "%s: input", film->path);
     if (rc >= 0) {
-        vf_plan_auto_ranks(film, 1, "one process", &from);
+        vf_plan_auto_ranks(film, true, 1, "one process", &from);
         rc = vf_film_plan(film, info, &plan, err);
     }
     if (rc < 0) {

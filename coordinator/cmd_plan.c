@@ -140,8 +140,8 @@ out:
     return rc;
 }
 
-void vf_plan_auto_ranks(struct vf_film *film, int fallback, const char *fallback_name,
-                        const char **from)
+void vf_plan_auto_ranks(struct vf_film *film, bool use_record, int fallback,
+                        const char *fallback_name, const char **from)
 {
     *from = NULL;
     if (film->chunk_length != VF_CHUNK_AUTO)
@@ -152,6 +152,8 @@ void vf_plan_auto_ranks(struct vf_film *film, int fallback, const char *fallback
     }
     film->ranks = fallback;
     *from = fallback_name;
+    if (!use_record)
+        return;
     struct vf_error err = {0};
     char *path = vf_path_join(film->work_dir, "plan.json", &err);
     json_error_t je;
@@ -180,7 +182,7 @@ int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info *
     if (rc < 0)
         return rc;
     const char *from;
-    vf_plan_auto_ranks(*film, 1, "one process", &from);
+    vf_plan_auto_ranks(*film, true, 1, "one process", &from);
     return vf_film_plan(*film, *info, plan, err);
 }
 
@@ -353,7 +355,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
         film->ranks = (int64_t)ranks_d;
         ranks_from = "--simulate";
     } else {
-        vf_plan_auto_ranks(film, 1, "one process", &ranks_from);
+        vf_plan_auto_ranks(film, true, 1, "one process", &ranks_from);
     }
     if (vf_film_plan(film, info, &plan, &err) < 0) {
         rc = vf_report_error(&err);

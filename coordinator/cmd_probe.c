@@ -39,8 +39,9 @@ json_t *vf_media_info_json(const struct vf_media_info *m)
         }
     }
     json_t *rotation = m->display_matrix ? json_real(m->rotation) : json_null();
+    json_t *mirrored = m->display_matrix ? json_boolean(m->mirrored) : json_null();
     return json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:I, s:f, s:I, s:b, "
-                     "s:b, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:b, s:s, s:o}",
+                     "s:b, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:s, s:o}",
                      "path", m->path, "container", m->container, "video_stream", m->video_stream,
                      "codec", m->codec, "pix_fmt", m->pix_fmt, "width", m->width, "height",
                      m->height, "sample_aspect_ratio", rational(m->sar_num, m->sar_den),
@@ -52,7 +53,7 @@ json_t *vf_media_info_json(const struct vf_media_info *m)
                      m->field_order, "color_range", m->color_range, "color_space",
                      m->color_space, "color_transfer", m->color_transfer, "color_primaries",
                      m->color_primaries, "bits_per_sample", m->bits_per_sample, "display_rotation",
-                     rotation, "display_mirrored", m->mirrored, "video_digest",
+                     rotation, "display_mirrored", mirrored, "video_digest",
                      m->video_digest, "streams", streams);
 }
 

@@ -459,12 +459,9 @@ plan:
      * a resume with another -np keeps its chunks (docs/PLAN.md "Auto chunking"). A null run
      * resumes nothing: it plans for its own -np, as a sweep over -np expects. */
     const char *ranks_from = NULL;
-    if (f->null_ms >= 0 && f->film->chunk_length == VF_CHUNK_AUTO && f->film->ranks == 0) {
-        f->film->ranks = f->size;
-        ranks_from = "the MPI size: a null run resumes nothing";
-    } else {
-        vf_plan_auto_ranks(f->film, f->size, "the MPI size", &ranks_from);
-    }
+    vf_plan_auto_ranks(f->film, f->null_ms < 0, f->size,
+                       f->null_ms < 0 ? "the MPI size" : "the MPI size: a null run resumes nothing",
+                       &ranks_from);
     if (ranks_from)
         vf_log(NULL, VF_LOG_INFO, "chunks.length auto: cut for %lld ranks (%s)",
                (long long)f->film->ranks, ranks_from);

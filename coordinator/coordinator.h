@@ -55,10 +55,11 @@ int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info *
 int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
                  struct vf_plan **plan, struct vf_error *err);
 /* chunks.length auto (docs/PLAN.md "Auto chunking"): the rank count to plan for, into
- * film->ranks: film.yaml's ranks:, else the count recorded in <work_dir>/plan.json by an
- * earlier auto-chunked run (so resumes with another -np keep its chunks), else `fallback`
- * (named `fallback_name`). *from says which; NULL for a fixed chunks.length (nothing done). */
-void vf_plan_auto_ranks(struct vf_film *film, int fallback, const char *fallback_name,
+ * film->ranks: film.yaml's ranks:, else, with use_record, the count recorded in
+ * <work_dir>/plan.json by an earlier auto-chunked run (so resumes with another -np keep its
+ * chunks; a null-colorizer run resumes nothing and passes false), else `fallback` (named
+ * `fallback_name`). *from says which; NULL for a fixed chunks.length (nothing done). */
+void vf_plan_auto_ranks(struct vf_film *film, bool use_record, int fallback, const char *fallback_name,
                         const char **from);
 /* Both of the above. */
 int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info **info,

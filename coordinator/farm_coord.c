@@ -1022,6 +1022,8 @@ static json_t *report_json(struct coord *k, double wall, double merge_s, const s
         return NULL;
     }
     /* null, never a figure, for what was not measured or does not exist */
+    if (!k->n_run)
+        json_object_set_new(doc, "fps_colorize", json_null());
     if (!n_seams) {
         json_t *se = json_object_get(doc, "seam_error");
         json_object_set_new(se, "mean", json_null());

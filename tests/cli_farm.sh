@@ -191,6 +191,7 @@ assert all(p["host"] and p["device"] == "cpu" for p in d["per_rank"]), d["per_ra
 # one rank: the resume check ran on the coordinator's own thread, whose CPU time is counted once
 c = d["coordinator"]
 assert 0 < c["cpu_s"] <= c["wall_s"] * 1.02 + 0.002 and c["share"] <= 1.02, c
+assert d["fps_colorize"] is None, d["fps_colorize"]   # nothing colorized: no speed measured
 PY
 
 # --- another model with no model: in film.yaml (as a new bundled model comes): the run hashes
@@ -288,7 +289,9 @@ check "rotated film (exit $rc): the output keeps its rotation" \
 check "probe shows the rotation of the source and of the output, and none on the plain film" \
   all '"$vf" probe "$tmp/rot.mp4" | grep -q "^  display     rotation 90 (display matrix" &&
        "$vf" probe "$tmp/rot_out.mp4" --json | grep -q "\"display_rotation\": 90.0" &&
+       "$vf" probe "$tmp/rot_out.mp4" --json | grep -q "\"display_mirrored\": false" &&
        "$vf" probe "$tmp/plain.mp4" --json | grep -q "\"display_rotation\": null" &&
+       "$vf" probe "$tmp/plain.mp4" --json | grep -q "\"display_mirrored\": null" &&
        ! "$vf" probe "$tmp/plain.mp4" | grep -q "^  display"'
 
 # --- a full disk: the merge refuses before writing a byte when the output's file system has less
@@ -296,7 +299,7 @@ check "probe shows the rotation of the source and of the output, and none on the
 # private mount namespace stands for the full disk.
 mkdir -p "$tmp/small"
 printf 'version: 1\ninput: rot.mp4\noutput: small/space.mp4\nwork_dir: space.vaefarm\ndefault_reference: film_ref_0.png\ninference_size: [48, 88]\nencode: {codec: libx264}\naudio: none\n' >"$tmp/space.yaml"
-ns=(unshare --mount); [ "$(id -u)" = 0 ] || ns=(unshare --mount --map-root-user)
+ns=(unshare --mount --propagation private); [ "$(id -u)" = 0 ] || ns+=(--map-root-user)
 if "${ns[@]}" mount -t tmpfs -o size=4k tmpfs "$tmp/small" 2>/dev/null; then
   VF="$vf" T="$tmp" "${ns[@]}" sh -c '
     mount -t tmpfs -o size=4k tmpfs "$T/small" || exit 1

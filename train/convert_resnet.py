@@ -83,6 +83,9 @@ def load_pth(pth):
 def convert(pth, out, into=None, seed=0):
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise ConvertError("--out %s: no folder %s (make it first)" % (out, os.path.dirname(os.path.abspath(out))))
+    if os.path.isdir(out):
+        raise ConvertError("--out %s is a folder: give the weights file's name, e.g. %s" % (
+            out, os.path.join(out, "full-imagenet.safetensors")))
     if into and not os.path.isfile(into):
         raise ConvertError("--into %s: no such file" % into)
     sd = load_pth(pth)

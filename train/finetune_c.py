@@ -647,7 +647,8 @@ def train(args):
     resume = last if args.resume == "auto" and os.path.exists(last) else args.resume
     if resume == "auto":
         resume = None
-    check_out(out, resume, "finetune_c")      # early (nothing read yet); again below, under the lock
+    if args.resume != "auto":   # early (nothing read yet); again below, under the lock, with
+        check_out(out, resume, "finetune_c")  # --resume auto's restart of a run without last.pt
     torch.set_num_threads(args.threads)
     net = model_arg(args.model)
     dev = device()
@@ -726,7 +727,7 @@ def train(args):
     logf = stop = None
     try:
         remove_stale_tmp(out, "finetune_c")
-        check_out(out, resume, "finetune_c")
+        check_out(out, resume, "finetune_c", restart=cfg if args.resume == "auto" else None)
         write_json_atomic(os.path.join(out, "config.json"), {"config": cfg, "sequences": one_or_list(metas)})
         logp = os.path.join(out, "log.jsonl")
         # drop the records past the checkpoint (a run killed between checkpoints; at step 0 the
@@ -736,13 +737,13 @@ def train(args):
         print("finetune_c: C of %s on %s, step %d; %s" % (args.model, dev, step, "; ".join(
             "%d training + %d validation sequences of %d frames at %s" % (n, len(v), m["frames"], m["size"])
             for n, v, m in zip(n_trains, vals, metas))), flush=True)
+        stop = Stop()      # before the first validation: a SIGTERM there still checkpoints
         if step == 0 and cfg["val"]:
             rec = {"step": -1}
             rec.update(validate(C.eval(), datas, vals, dev, bilinear_up(net)))
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
             print("before: %s" % rec, flush=True)
-        stop = Stop()
         t_start = time.time()
         why = None
         C.train()

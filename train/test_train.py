@@ -1008,9 +1008,16 @@ def ft_new_run_used_folder(e):
         shutil.copy(os.path.join(e.a, f), kept)
     before = {f: open(os.path.join(kept, f)).read() for f in os.listdir(kept)}
     e.refused(kept, "--steps", "1", why="holds log.jsonl, config.json of an earlier run (no last.pt to resume)")
-    e.refused(kept, "--steps", "1", "--resume", "auto", why="holds log.jsonl, config.json of an earlier run")
+    e.refused(kept, "--steps", "1", "--resume", "auto", "--lr", "1e-3",
+              why="holds log.jsonl, config.json of an earlier run")
     e.refused(kept, "--steps", "2", "--resume", e.b_last, why="holds log.jsonl, config.json of another run")
-    assert {f: open(os.path.join(kept, f)).read() for f in os.listdir(kept)} == before
+    assert {f: open(os.path.join(kept, f)).read() for f in before} == before
+    # --resume auto with this very run's configuration: a run stopped before its first
+    # checkpoint, started over there (its log too)
+    e.train(kept, "--steps", "1", "--resume", "auto")
+    assert os.path.exists(os.path.join(kept, "last.pt"))
+    assert [r["step"] for r in read_log(os.path.join(kept, "log.jsonl"))] == \
+        [r["step"] for r in read_log(os.path.join(e.a, "log.jsonl"))]
 
 
 def ft_resume_other_run(e):
@@ -1309,11 +1316,24 @@ def test_out_folders(tmp):
         shutil.copy(os.path.join(p, f), q)
         before = open(os.path.join(q, f)).read()
         refused(trainmod, ["--out", q, "--steps", "1"] + base, "holds %s of an earlier run" % f)
-        refused(trainmod, ["--out", q, "--resume", "auto", "--steps", "1"] + base, "holds %s of an earlier run" % f)
+        # --resume auto: refused, but for a config.json of this very run (below)
+        refused(trainmod, ["--out", q, "--resume", "auto", "--steps", "1"] + base
+                + (["--lr", "1e-3"] if f == "config.json" else []), "holds %s of an earlier run" % f)
         refused(trainmod, ["--out", q, "--resume", os.path.join(o, "last.pt"), "--steps", "3"] + base,
                 "holds %s of another run" % f)
         assert open(os.path.join(q, f)).read() == before, "%s was changed" % f
         assert not os.path.exists(os.path.join(q, "last.pt"))
+    # --resume auto in a folder of this very configuration without last.pt (a run stopped before
+    # its first checkpoint): it starts over there, its log too
+    q = os.path.join(tmp, "out_q_restart")
+    os.makedirs(q)
+    for f in ("log.jsonl", "config.json"):
+        shutil.copy(os.path.join(p, f), q)
+    with open(os.path.join(q, "log.jsonl"), "a") as fp:
+        fp.write(json.dumps({"step": 7}) + "\n")
+    rc, err = quiet(trainmod.main, ["--out", q, "--resume", "auto", "--steps", "1"] + base)
+    assert rc == 0, err
+    assert [x["step"] for x in read_log(os.path.join(q, "log.jsonl"))] == [0]
     # a resume into a new folder is fine, and the checkpoint's own folder after moving last.pt away
     r = os.path.join(tmp, "out_r")
     assert quiet(trainmod.main, ["--out", r, "--resume", os.path.join(o, "last.pt"), "--steps", "3"] + base)[0] == 0
@@ -1323,29 +1343,37 @@ def test_out_folders(tmp):
 
 
 def test_init_own_arch(tmp):
-    """--init FILE without --arch trains the file's own architecture; with an --arch that differs
-    in what has weights, the refusal names the keys; a name alone is no difference."""
+    """--init FILE trains the tiny preset without --arch (refused here, naming the keys), the file's
+    own with --arch init; with an --arch that differs in what has weights, the refusal names the
+    keys; a name alone is no difference."""
     from export import make_model, save_weights
     own = json.loads(json.dumps(MICRO_REFINE))
     own["C"]["gate"] = True
     path = os.path.join(tmp, "init_own.safetensors")
     save_weights(path, make_model(own, 4), "test")
     out = os.path.join(tmp, "init_own")
-    rc, err = quiet(trainmod.main, ["--out", out, "--init", path, "--steps", "1"] + SMALL[:-2])
+    # without --arch: the tiny preset, as the documented stages and ablations expect, so a file
+    # whose C has a gate is refused, naming it and the way to its own architecture
+    refused(trainmod, ["--out", out, "--init", path, "--steps", "1"] + SMALL[:-2],
+            "is not the --arch asked (tiny, the default): they differ in")
+    refused(trainmod, ["--out", out, "--steps", "1"] + SMALL[:-2] + ["--arch", "init"],
+            "--arch init is --init's own architecture: give --init FILE")
+    rc, err = quiet(trainmod.main, ["--out", out, "--init", path, "--steps", "1"] + SMALL[:-2]
+                    + ["--arch", "init"])
     assert rc == 0, err
     assert "--init %s's own architecture (micro-refine)" % path in err, err
     ck = torch.load(os.path.join(out, "last.pt"))
     from vaefarm_ref.arch import get_arch
     assert ck["arch"] == get_arch(own), ck["arch"]
     refused(trainmod, ["--out", os.path.join(tmp, "init_own2"), "--init", path, "--steps", "1"] + SMALL,
-            "is not the --arch asked (%s): they differ in C.gate; leave --arch out" % SMALL[-1])
+            "is not the --arch asked (%s): they differ in C.gate; give --arch init" % SMALL[-1])
     renamed = dict(own, name="other-name")
     rpath = os.path.join(tmp, "init_renamed.json")
     with open(rpath, "w") as fp:
         json.dump(renamed, fp)
     assert quiet(trainmod.main, ["--out", os.path.join(tmp, "init_own3"), "--init", path, "--steps", "0"]
                  + SMALL[:-2] + ["--arch", rpath])[0] == 0
-    print("init: the file's own architecture without --arch; a differing --arch refused naming C.gate")
+    print("init: the file's own architecture with --arch init; tiny or a differing --arch refused naming C.gate")
 
 
 def test_clear_errors(tmp):
@@ -1406,13 +1434,15 @@ def test_clear_errors(tmp):
             (["--arch", "bogus"], "--arch bogus: not tiny, full or a JSON file")):
         refused(Cli(export), (["--out", eo] if "--out" not in argv else []) + argv, why)
     assert not os.path.exists(eo)
+    refused(trainmod, ["--out", pth, "--steps", "1"] + SMALL, "is a file, not a folder")
     # convert_resnet.py
     for argv, why in (([os.path.join(tmp, "nope.pth")], "nope.pth: no such file"),
                       ([text], "not a PyTorch .pth (torch.load"),
                       ([wfile], "a safetensors file, not a PyTorch .pth"),
                       ([pth, "--into", os.path.join(tmp, "nope.safetensors")], "--into %s: no such file"
                        % os.path.join(tmp, "nope.safetensors")),
-                      ([pth, "--out", os.path.join(tmp, "nodir", "x.safetensors")], "no folder")):
+                      ([pth, "--out", os.path.join(tmp, "nodir", "x.safetensors")], "no folder"),
+                      ([pth, "--out", tmp], "is a folder: give the weights file's name")):
         refused(Cli(convert_resnet), argv + (["--out", eo] if "--out" not in argv else []), why)
     print("errors: %s refused in one line each" % "bad --init, --resume, --arch, --size, --weights, "
           "counts, --device; export.py and convert_resnet.py on missing or wrong files")

@@ -72,7 +72,8 @@ def parse_args(argv=None):
     a("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     a("--threads", type=int, default=2, help="CPU threads (CPU device)")
     # shaping options (defaults in SHAPING)
-    a("--arch", help="tiny | full | a JSON file (default tiny)")
+    a("--arch", help="tiny | full | a JSON file | init: --init's own (default: tiny, or the "
+      "checkpoint's own at a resume)")
     a("--seed", type=int)
     a("--batch", type=int, help="clips per step and rank (default 8)")
     a("--size", type=int, nargs=2, metavar=("H", "W"), help="training size (default 64 112)")
@@ -246,15 +247,28 @@ def load_init(path):
         fail("--init %s: %s" % (path, e))
 
 
-def check_out(out, resume, prog="train"):
+def same_config(out, config):
+    """Whether OUT/config.json records this run's configuration (its "config")."""
+    try:
+        with open(os.path.join(out, "config.json")) as fp:
+            return json.load(fp).get("config") == json.loads(json.dumps(config))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_out(out, resume, prog="train", restart=None):
     """A new run starts in an OUT without RUN_FILES; a resume continues in the resumed checkpoint's
-    own OUT or in a fresh one, never over another run's files."""
+    own OUT or in a fresh one, never over another run's files. restart (--resume auto without a
+    last.pt): this run's configuration; an OUT whose config.json records the same one holds this
+    very run, stopped before its first checkpoint, and it starts over there."""
     held = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
     last = os.path.join(out, "last.pt")
     if resume is None:
         if "last.pt" in held:
             fail("%s exists: continue it with --resume %s (or --resume auto), or pick another --out"
                  % (last, last), prog)
+        if held and restart is not None and same_config(out, restart):
+            return
         if held:
             fail("%s holds %s of an earlier run (no last.pt to resume): pick another --out, or delete "
                  "them to start a new run there" % (out, ", ".join(held)), prog)
@@ -272,13 +286,17 @@ def lock_out(out, prog="train"):
     """OUT/train.lock, held (flock) while a run writes into OUT: -> its descriptor (close it to let
     go). A second run into the same OUT is refused, naming the first one's process."""
     path = os.path.join(out, "train.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        fail("cannot write in --out %s (%s)" % (out, e.strerror), prog)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
         if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             os.close(fd)
-            raise
+            fail("cannot lock %s (%s): --out must be on a file system with locks (not every NFS "
+                 "mount has them)" % (path, e.strerror), prog)
         pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
         fail("%s is in use by another run of train.py or finetune_c.py (process %s holds %s): wait "
@@ -485,8 +503,9 @@ def truncate_log(path, step):
 def resolve_arch(args, cfg, ck, resume, main0):
     """-> (the architecture to train, the --init network or None); sets cfg["arch"] for a new run.
     A resume trains the checkpoint's own architecture unless --arch asks for another, which is
-    refused (the weights and optimizer state are the checkpoint's); a new run from --init takes the
-    file's unless --arch is given, when the two must agree but for what has no weights."""
+    refused (the weights and optimizer state are the checkpoint's); a new run from --init trains
+    --arch (tiny by default; 'init': the file's own), which must agree with the file's but for what
+    has no weights."""
     if ck is not None:
         trained = dict(ck["arch"])
         try:
@@ -517,16 +536,19 @@ def resolve_arch(args, cfg, ck, resume, main0):
                  % (resume, json.dumps(ck["arch"]), args.arch, ", ".join(d)))
         return arch, None        # cfg["arch"]: the checkpoint's (the same architecture)
     if not cfg["init"]:
+        if args.arch == "init":
+            fail("--arch init is --init's own architecture: give --init FILE")
         cfg["arch"] = args.arch or "tiny"
         return load_arch(cfg["arch"]), None
     src = load_init(cfg["init"])
-    if args.arch is None:           # the file's own
+    if args.arch == "init":         # the file's own
         cfg["arch"] = src.arch
         if main0:
             print("train: --init %s's own architecture (%s)" % (cfg["init"], src.arch["name"]), file=sys.stderr)
         return get_arch(src.arch), src
-    arch = load_arch(args.arch)
-    cfg["arch"] = args.arch
+    # the tiny preset unless --arch is given, as always (the documented stages and ablations)
+    cfg["arch"] = args.arch or "tiny"
+    arch = load_arch(cfg["arch"])
     # the differences allowed, none of which has weights: the name, a direct C becoming residual
     # (the reverse has no meaning: a residual C.out is a correction of the warp, not colours),
     # A's temperature and refinement, and the upsampling (post-processing); with --fresh-c, C's
@@ -539,8 +561,9 @@ def resolve_arch(args, cfg, ck, resume, main0):
     if src.arch["C"]["residual"] and not arch["C"]["residual"] and not cfg["fresh_c"]:
         d.append("C.residual (a residual C's output is a correction of the warp, not colours)")
     if d:
-        fail("--init %s (a %r network) is not the --arch asked (%s): they differ in %s; leave --arch "
-             "out to train the file's own" % (cfg["init"], src.arch["name"], args.arch, ", ".join(d)))
+        fail("--init %s (a %r network) is not the --arch asked (%s%s): they differ in %s; give "
+             "--arch init to train the file's own" % (cfg["init"], src.arch["name"], cfg["arch"],
+                                                      "" if args.arch else ", the default", ", ".join(d)))
     return arch, src
 
 
@@ -550,6 +573,9 @@ def main(argv=None):
     if args.out is None:
         args.out = (os.path.dirname(args.resume) or ".") if args.resume and args.resume != "auto" else DEFAULT_OUT
     rank = int(os.environ.get("RANK", "0"))
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        fail("--out %s is a file, not a folder: give a folder for last.pt, log.jsonl and config.json"
+             % args.out)
     last = os.path.join(args.out, "last.pt")
     resume = args.resume
     if resume == "auto":
@@ -586,12 +612,16 @@ def main(argv=None):
     # in Run waits for all), under OUT/train.lock against another run
     lock = None
     if rank == 0:
-        os.makedirs(args.out, exist_ok=True)
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as e:
+            fail("cannot make --out %s (%s)" % (args.out, e.strerror))
         lock = lock_out(args.out)
     try:
         if rank == 0:
             remove_stale_tmp(args.out)
-        check_out(args.out, resume)
+        # --resume auto with no last.pt: the same command after a stop before the first checkpoint
+        check_out(args.out, resume, restart=cfg if args.resume == "auto" else None)
         loaded = {"ck": ck, "src": src}      # train() lets go of them once used
         del ck, src
         return train(args, cfg, weights, arch, loaded, resume)
