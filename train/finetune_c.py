@@ -58,10 +58,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 import safetensors_io  # noqa: E402
-from export import load_model, save_weights  # noqa: E402
+from export import save_weights  # noqa: E402
 from safetensors_io import file_sha256 as sha256, warp_sha256 as _warp_sha256  # noqa: E402
 from train import CKPT_FORMAT as TRAIN_CKPT_FORMAT, opt_name, parse_weights, zero_colour_out  # noqa: E402
-from train import check_out, lock_out, remove_stale_tmp, torch_file, truncate_log, write_json_atomic  # noqa: E402
+from train import (check_out, load_net_file, lock_out, remove_stale_tmp,  # noqa: E402
+                   truncate_log, write_json_atomic)
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_ref.arch import arch_json  # noqa: E402
 from vaefarm_ref.model import gate_ramp_factor, resize_bilinear  # noqa: E402
@@ -118,16 +119,8 @@ def out_file(opt, path):
 def model_arg(path, opt="--model"):
     """--model FILE -> the network; anything but a vaefarm weights file stops with one line."""
     need_file(opt, path, "a weights file")
-    try:
-        return load_model(path)
-    except safetensors_io.SafetensorsError as e:
-        if torch_file(path):
-            fail("%s %s is a PyTorch file (torch.save), not a vaefarm weights file: export a stage-5 "
-                 "checkpoint with `finetune_c.py export`, a train/train.py one with train/export.py "
-                 "--from-checkpoint" % (opt, path))
-        fail("%s %s: not a vaefarm weights file (%s)" % (opt, path, e))
-    except (ValueError, RuntimeError, OSError) as e:
-        fail("%s %s: %s" % (opt, path, (str(e).splitlines() or [""])[0]))
+    return load_net_file(path, opt, "export a stage-5 checkpoint with `finetune_c.py export`, a "
+                         "train/train.py one with train/export.py --from-checkpoint", "finetune_c")
 
 
 def load_ckpt(path, opt):

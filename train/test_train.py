@@ -160,6 +160,23 @@ def refused(mod, argv, why):
     raise AssertionError("accepted: %s" % " ".join(argv))
 
 
+def fails_writing_json(main, argv):
+    """main(argv) with every json.dump failing part-way (a full disk) must fail, not go on."""
+    dump = json.dump
+
+    def broken(obj, fp, **kw):
+        fp.write("{\"config\": ")
+        raise OSError(28, "No space left on device (test)")
+    json.dump = broken
+    try:
+        quiet(main, argv)
+        raise AssertionError("the failed write went unnoticed: %s" % " ".join(argv[:2]))
+    except OSError:
+        pass
+    finally:
+        json.dump = dump
+
+
 def read_log(path):
     with open(path) as fp:
         return [json.loads(ln) for ln in fp if ln.strip()]
@@ -1101,24 +1118,11 @@ def ft_atomic_json(e):
     b3 = e.copy(e.b, "fr_b3")
     cfg = os.path.join(b3, "config.json")
     before = open(cfg).read()
-    dump = json.dump
-
-    def broken(obj, fp, **kw):
-        fp.write("{\"config\": ")
-        raise OSError(28, "No space left on device (test)")
     meta = os.path.join(e.path("fr_meta"), "meta.json")
-    json.dump = broken
-    try:
-        for argv in (["train", "--out", b3, "--steps", "2", "--resume", "auto"] + e.common,
-                     ["prepare", "--model", e.model, "--out", e.path("fr_meta"), "--sequences", "2",
-                      "--frames", "2", "--synthetic-data"]):
-            try:
-                quiet(e.fc.main, argv)
-                raise AssertionError("the failed write went unnoticed: %s" % argv[0])
-            except OSError:
-                pass
-    finally:
-        json.dump = dump
+    for argv in (["train", "--out", b3, "--steps", "2", "--resume", "auto"] + e.common,
+                 ["prepare", "--model", e.model, "--out", e.path("fr_meta"), "--sequences", "2",
+                  "--frames", "2", "--synthetic-data"]):
+        fails_writing_json(e.fc.main, argv)
     assert open(cfg).read() == before, "config.json was cut short"
     assert not os.path.exists(meta), "a cut meta.json was left"
     err = e.train(b3, "--steps", "2", "--resume", "auto")
@@ -1515,19 +1519,7 @@ def test_out_lock_tmp(tmp):
     # a run that fails while writing config.json leaves the one before whole
     cfg = os.path.join(out, "config.json")
     before = open(cfg).read()
-    dump = json.dump
-
-    def broken(obj, fp, **kw):
-        fp.write("{\"config\": ")
-        raise OSError(28, "No space left on device (test)")
-    json.dump = broken
-    try:
-        rc, err = quiet(trainmod.main, ["--out", out, "--resume", "auto", "--steps", "1"] + base)
-        raise AssertionError("the failed write went unnoticed")
-    except OSError:
-        pass
-    finally:
-        json.dump = dump
+    fails_writing_json(trainmod.main, ["--out", out, "--resume", "auto", "--steps", "1"] + base)
     assert open(cfg).read() == before, "config.json was cut short"
     print("lock: a second run into an OUT in use refused; stale .tmp files removed; config.json atomic")
 

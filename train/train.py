@@ -231,20 +231,27 @@ def load_resume(path):
     return ck
 
 
-def load_init(path):
-    """--init FILE -> the network it holds; a .pth or anything else stops with what to do."""
+def load_net_file(path, opt, torch_advice, prog="train"):
+    """OPT FILE, a vaefarm weights file -> the network it holds; a PyTorch file stops with
+    torch_advice (how to make a weights file of it), anything else with what it is."""
     from export import load_model
     import safetensors_io
     try:
         return load_model(path)
     except safetensors_io.SafetensorsError as e:
         if torch_file(path):
-            fail("--init %s is a PyTorch file (torch.save), not a vaefarm weights file: convert a "
-                 "torchvision ResNet-50 with train/convert_resnet.py first, or export a train.py "
-                 "checkpoint with train/export.py --from-checkpoint" % path)
-        fail("--init %s: not a vaefarm weights file (%s)" % (path, e))
-    except (ValueError, OSError) as e:
-        fail("--init %s: %s" % (path, e))
+            fail("%s %s is a PyTorch file (torch.save), not a vaefarm weights file: %s"
+                 % (opt, path, torch_advice), prog)
+        fail("%s %s: not a vaefarm weights file (%s)" % (opt, path, e), prog)
+    except (ValueError, RuntimeError, OSError) as e:
+        fail("%s %s: %s" % (opt, path, (str(e).splitlines() or [""])[0]), prog)
+
+
+def load_init(path):
+    """--init FILE -> the network it holds; a .pth or anything else stops with what to do."""
+    return load_net_file(path, "--init", "convert a torchvision ResNet-50 with "
+                         "train/convert_resnet.py first, or export a train.py checkpoint with "
+                         "train/export.py --from-checkpoint")
 
 
 def same_config(out, config):
