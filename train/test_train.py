@@ -278,6 +278,31 @@ def test_ddp_cpu(tmp):
     assert torch.load(os.path.join(out, "last.pt"))["step"] == 3
     assert [r["step"] for r in read_log(os.path.join(out, "log.jsonl"))] == [0, 1, 2]
     print("ddp: 2 CPU ranks (gloo) ran 3 steps in step")
+    # OUT in use by another run: rank 0 is refused the lock and rank 1 stops with it at once (it
+    # used to wait in init_process_group for rank 0 until its 30-minute timeout)
+    import fcntl
+    busy = os.path.join(tmp, "ddp_busy")
+    os.makedirs(busy)
+    with open(os.path.join(busy, "train.lock"), "w") as held:
+        held.write("4242\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        procs = []
+        for r in (0, 1):
+            env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
+                       RANK=str(r), LOCAL_RANK=str(r))
+            procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "train.py"), "--out", busy,
+                                           "--steps", "1"] + SMALL + ["--threads", "1"],
+                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        outs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [1, 1], outs
+    assert "is in use by another run of train.py or finetune_c.py (process 4242" in outs[0], outs[0]
+    assert "rank 1: stopped, another rank refused --out %s" % busy in outs[1], outs[1]
+    assert sorted(os.listdir(busy)) == ["train.lock"], os.listdir(busy)
+    print("ddp: OUT in use, both ranks stop at once with rank 0's refusal")
 
 
 def test_init_residual(tmp):

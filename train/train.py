@@ -615,30 +615,36 @@ def main(argv=None):
     arch, src = resolve_arch(args, cfg, ck, resume, rank == 0)
     frozen_modules(cfg)
 
-    # OUT: rank 0 alone writes into it, and only after every rank has checked it (init_process_group
-    # in Run waits for all), under OUT/train.lock against another run
-    lock = None
-    if rank == 0:
-        try:
-            os.makedirs(args.out, exist_ok=True)
-        except OSError as e:
-            fail("cannot make --out %s (%s)" % (args.out, e.strerror))
-        lock = lock_out(args.out)
+    # OUT: rank 0 alone writes into it, under OUT/train.lock against another run, and only after
+    # every rank has checked it; a refusal on any rank stops every rank (none waits for the others)
+    run = Run(args)
+    lock = refusal = None
     try:
         if rank == 0:
+            try:
+                os.makedirs(args.out, exist_ok=True)
+            except OSError as e:
+                fail("cannot make --out %s (%s)" % (args.out, e.strerror))
+            lock = lock_out(args.out)
             remove_stale_tmp(args.out)
         # --resume auto with no last.pt: the same command after a stop before the first checkpoint
         check_out(args.out, resume, restart=cfg if args.resume == "auto" else None)
+    except SystemExit as e:
+        refusal = e
+    try:
+        if run.any(refusal is not None):
+            if refusal is not None:
+                raise refusal
+            fail("rank %d: stopped, another rank refused --out %s (its message)" % (rank, args.out))
         loaded = {"ck": ck, "src": src}      # train() lets go of them once used
         del ck, src
-        return train(args, cfg, weights, arch, loaded, resume)
+        return train(args, run, cfg, weights, arch, loaded, resume)
     finally:
         if lock is not None:
             os.close(lock)
 
 
-def train(args, cfg, weights, arch, loaded, resume):
-    run = Run(args)
+def train(args, run, cfg, weights, arch, loaded, resume):
     ck, src = loaded.pop("ck"), loaded.pop("src")
     t_start = time.time()
     main0 = run.rank == 0
