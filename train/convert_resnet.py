@@ -58,14 +58,6 @@ def resnet_to_F(sd, net):
     return {"F." + k: v.detach().to(torch.float32) for k, v in src.items()}
 
 
-def is_safetensors(path):
-    try:
-        safetensors_io.load_metadata(path)
-        return True
-    except Exception:
-        return False
-
-
 def load_pth(pth):
     """torch.load(pth), or a ConvertError that says what the file is."""
     if not os.path.isfile(pth):
@@ -73,7 +65,7 @@ def load_pth(pth):
     try:
         return torch.load(pth, map_location="cpu")
     except Exception as e:        # torch.load raises what the unpickler or the zip reader raise
-        if is_safetensors(pth):
+        if safetensors_io.is_safetensors(pth):
             raise ConvertError("a safetensors file, not a PyTorch .pth: give torchvision's "
                                "resnet50-*.pth (torch.save of its state_dict)")
         raise ConvertError("not a PyTorch .pth (torch.load: %s: %s)"

@@ -61,7 +61,7 @@ import safetensors_io  # noqa: E402
 from export import save_weights  # noqa: E402
 from safetensors_io import file_sha256 as sha256, warp_sha256 as _warp_sha256  # noqa: E402
 from train import CKPT_FORMAT as TRAIN_CKPT_FORMAT, opt_name, parse_weights, zero_colour_out  # noqa: E402
-from train import (check_out, load_net_file, lock_out, remove_stale_tmp,  # noqa: E402
+from train import (check_min, check_out, load_net_file, lock_out, remove_stale_tmp,  # noqa: E402
                    truncate_log, write_json_atomic)
 from vaefarm_ref import lab as labmod  # noqa: E402
 from vaefarm_ref.arch import arch_json  # noqa: E402
@@ -84,14 +84,6 @@ SHARD = 8   # sequences a shard (and a batch of the frozen network in prepare)
 
 def fail(msg):
     raise SystemExit("finetune_c: " + msg)
-
-
-def check_min(args, mins):
-    """Each count or number of mins (attribute -> least value; NaN is refused too), when given."""
-    for k, lo in mins.items():
-        v = getattr(args, k, None)
-        if v is not None and not v >= lo:
-            fail("%s %s: must be %s" % (opt_name(k), v, "at least %d" % lo if lo else "0 or more"))
 
 
 def need_file(opt, path, what):
@@ -129,8 +121,7 @@ def load_ckpt(path, opt):
     try:
         ck = torch.load(path, map_location="cpu")
     except Exception as e:        # torch.load raises what the unpickler or the zip reader raise
-        from convert_resnet import is_safetensors
-        if is_safetensors(path):
+        if safetensors_io.is_safetensors(path):
             fail("%s %s is a weights file, not a stage-5 checkpoint (RUN/last.pt)%s" % (
                 opt, path, ": a new run fine-tunes it with --model" if opt == "--resume" else ""))
         fail("%s %s is not a stage-5 checkpoint of finetune_c.py (%s: %s)"
@@ -175,7 +166,7 @@ def parse_seq_options(items):
 
 
 def prepare(args):
-    check_min(args, {"threads": 1})
+    check_min(vars(args), {"threads": 1}, "finetune_c")
     need_folder("--out", args.out)
     net = model_arg(args.model).eval().to(device())
     size = tuple(args.size or net.arch["inference_size"])
@@ -556,8 +547,8 @@ TRAIN_DEFAULTS = {"batch": 4, "lr": 1e-4, "warmup": 20, "clip": 1.0, "weights": 
 
 def check_train_args(args):
     """train's counts, numbers and files, before anything is read or written."""
-    check_min(args, {"steps": 0, "max_minutes": 0, "batch": 1, "lr": 0, "warmup": 0, "val": 0,
-                     "val_every": 1, "ckpt_every": 1, "print_every": 1, "threads": 1})
+    check_min(vars(args), {"steps": 0, "max_minutes": 0, "batch": 1, "lr": 0, "warmup": 0, "val": 0,
+                           "val_every": 1, "ckpt_every": 1, "print_every": 1, "threads": 1}, "finetune_c")
     if args.clip is not None and not args.clip > 0:
         fail("--clip %s: must be more than 0 (the bound of the gradient's norm)" % args.clip)
     if args.decay and not 0 <= args.decay[0] < args.decay[1]:
@@ -835,7 +826,7 @@ def calibrate(args):
     with --out, the model with the pair of the best mean of frames' ab PSNR over all the sets
     (val_c_fpsnr; val_c_film_fpsnr, at the film's size, where every set holds film-size truth)
     written there (the rest of the file as it was)."""
-    check_min(args, {"threads": 1, "val": 1})
+    check_min(vars(args), {"threads": 1, "val": 1}, "finetune_c")
     if args.out:
         out_file("--out", args.out)
     torch.set_num_threads(args.threads)
@@ -997,7 +988,7 @@ def main(argv=None):
     if args.cmd == "calibrate":
         return calibrate(args)
     if args.cmd == "prepare":
-        check_min(args, {"threads": 1})
+        check_min(vars(args), {"threads": 1}, "finetune_c")
         torch.set_num_threads(args.threads)
         return prepare(args)
     return train(args) if args.cmd == "train" else export(args)

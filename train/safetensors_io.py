@@ -175,6 +175,15 @@ def load_metadata(path):
     return header.get("__metadata__", {}) or {}
 
 
+def is_safetensors(path):
+    """Whether path reads as a safetensors file (its header), whatever else it is not."""
+    try:
+        load_metadata(path)
+        return True
+    except Exception:
+        return False
+
+
 if __name__ == "__main__":
     import sys
     for p in sys.argv[1:]:

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
+import safetensors_io  # noqa: E402
 from export import arch_diff  # noqa: E402
 from vaefarm_ref import build, load_weights  # noqa: E402
 from vaefarm_ref.arch import PRESETS, ArchError, get_arch  # noqa: E402
@@ -146,12 +147,18 @@ def opt_name(k):
     return "--" + k.replace("_", "-")
 
 
+def check_min(values, mins, prog="train"):
+    """Each option of mins (name -> least value) that values (a dict: vars(args), a config) gives,
+    not None, is at least its least value; NaN is refused too. One line otherwise."""
+    for k, lo in mins.items():
+        v = values.get(k)
+        if v is not None and not v >= lo:
+            fail("%s %s: must be %s" % (opt_name(k), v, "at least %d" % lo if lo else "0 or more"), prog)
+
+
 def check_args(args):
     """The command line's counts, device and files, before anything is read or written."""
-    for k, lo in ARG_MIN.items():
-        v = getattr(args, k)
-        if not v >= lo:
-            fail("%s %s: must be %s" % (opt_name(k), v, "at least %d" % lo if lo else "0 or more"))
+    check_min(vars(args), ARG_MIN)
     if args.device != "auto":
         try:
             dev = torch.device(args.device)
@@ -173,10 +180,7 @@ def check_args(args):
 
 def check_config(cfg):
     """The shaping options (command line and checkpoint merged)."""
-    for k, lo in CFG_MIN.items():
-        v = cfg[k]
-        if v is not None and not v >= lo:
-            fail("%s %s: must be %s" % (opt_name(k), v, "at least %d" % lo if lo else "0 or more"))
+    check_min(cfg, CFG_MIN)
     for k in ("beta1", "beta2"):
         if not 0 <= cfg[k] < 1:
             fail("--%s %s: must be in [0, 1)" % (k, cfg[k]))
@@ -217,8 +221,7 @@ def load_resume(path):
     try:
         ck = torch.load(path, map_location="cpu")
     except Exception as e:        # torch.load raises what the unpickler or the zip reader raise
-        from convert_resnet import is_safetensors
-        if is_safetensors(path):
+        if safetensors_io.is_safetensors(path):
             fail("--resume %s is a weights file, not a training checkpoint: start a new run from it "
                  "with --init %s (and another --out)" % (path, path))
         fail("--resume %s is not a training checkpoint of train/train.py (%s: %s)"
@@ -235,7 +238,6 @@ def load_net_file(path, opt, torch_advice, prog="train"):
     """OPT FILE, a vaefarm weights file -> the network it holds; a PyTorch file stops with
     torch_advice (how to make a weights file of it), anything else with what it is."""
     from export import load_model
-    import safetensors_io
     try:
         return load_model(path)
     except safetensors_io.SafetensorsError as e:
