@@ -177,8 +177,10 @@ done
 
 # --- SIGSTOP of a rank that is idle (2 chunks of 4.5 s for 4 ranks: once both are handed out, a
 # rank of 1-3 that got none), under --enable-recovery: lost after --rank-timeout of silence
-# although it runs nothing (an idle rank PINGs rank 0), ended at the end; the job ends in seconds
-# (it used to wait in MPI_Finalize for as long as the stopped rank lived)
+# although it runs nothing (an idle rank PINGs rank 0), ended at the end; the job ends on its own
+# (it used to wait in MPI_Finalize for as long as the stopped rank lived, here until the 60 s
+# kill: exit 137). Its time is counted from the stop and bounded well short of that kill, not
+# tightly: 4 ranks on 2 cores beside ctest's other tests took 15 s where alone they take 5 s
 mkyaml idle grey.mkv 150 2
 t0=$(date +%s.%N)
 timeout -s KILL 60 mpirun --enable-recovery -np 4 "$vf" run "$tmp/idle.yaml" --null-colorizer 30 \
@@ -191,12 +193,12 @@ for _ in $(seq 600); do
 done
 r=; for x in 3 2 1; do grep -q -- "-> rank $x," "$ilog" || { r=$x; break; }; done
 victim=$([ -n "$r" ] && rank_pid idle "$r")
-[ -n "$victim" ] && kill -STOP "$victim"
+[ -n "$victim" ] && kill -STOP "$victim"; ts=$(date +%s.%N)
 wait $mpipid; rc=$?
-secs=$(since "$t0")
-echo "     SIGSTOP of an idle rank, 4 ranks: $secs s"
-check "SIGSTOP of idle rank ${r:-?} (pid ${victim:-none}): mpirun ends in $secs s (exit $rc)" \
-  all "[ -n \"\$victim\" ] && [ \"\$rc\" = 0 ] && python3 -c 'assert $secs < 15'"
+secs=$(since "$t0"); after=$(since "$ts")
+echo "     SIGSTOP of an idle rank, 4 ranks: $secs s, $after s after the stop"
+check "SIGSTOP of idle rank ${r:-?} (pid ${victim:-none}): mpirun ends $after s after it (exit $rc)" \
+  all "[ -n \"\$victim\" ] && [ \"\$rc\" = 0 ] && python3 -c 'assert $after < 40'"
 check "SIGSTOP idle: rank ${r:-?} lost while idle, nothing reassigned" \
   python3 - "$tmp/idle.mkv.vaefarm/null-colorizer/report.json" "${r:-0}" <<'PY'
 import json, sys
@@ -212,7 +214,9 @@ check "SIGSTOP idle: no rank left behind" [ -z "$(pgrep -f "$vf run $tmp/idle.ya
 # --- SIGSTOP of rank 2 mid-chunk, lost; then SIGTERM to ranks 0, 1 and 3 (what scancel
 # --signal=TERM does), without --enable-recovery: the ranks stop, and the job exits 10, the
 # interrupt's code (slurm/*.sbatch requeue on it), not 137 (the stopped rank is not killed before
-# the others have stopped: that kill made mpirun end the job as crashed)
+# the others have stopped: that kill made mpirun end the job as crashed). Bounds in this file that
+# time a job guard against a hang until the timeout's kill, so they sit well short of it and far
+# above a quiet machine's figure: ctest runs other tests beside this one on 2 cores
 mkyaml term grey.mkv 10 2
 t0=$(date +%s.%N)
 timeout -s KILL 60 mpirun -np 4 "$vf" run "$tmp/term.yaml" --null-colorizer 100 --rank-timeout 2 \
@@ -230,12 +234,12 @@ wait $mpipid; rc=$?
 secs=$(since "$t0")
 echo "     SIGTERM while rank 2 is lost (plain), 4 ranks: $secs s"
 check "SIGTERM while stopped rank 2 (pid ${victim:-none}) is lost: exit $rc (10) in $secs s" \
-  all "[ -n \"\$victim\" ] && [ \"\$rc\" = 10 ] && python3 -c 'assert $secs < 20'"
+  all "[ -n \"\$victim\" ] && [ \"\$rc\" = 10 ] && python3 -c 'assert $secs < 45'"
 check "SIGTERM while lost: the log says so" \
   all "grep -q 'rank 2 (.*) is lost' '$tmp/term.out' && grep -q 'chunks were done (null colorizer: nothing is journaled)' '$tmp/term.out' && grep -q 'the launcher ends the job, every rank, with exit code 10' '$tmp/term.out'"
 check "SIGTERM while lost: no rank left behind" [ -z "$(pgrep -f "$vf run $tmp/term.yaml")" ]
 
-# --- rank 0 killed under --enable-recovery: the others notice and stop
+# --- rank 0 killed under --enable-recovery: the others notice and stop (before the 30 s guard)
 mkyaml coord grey.mkv 10 2
 mpirun --enable-recovery -np 4 "$vf" run "$tmp/coord.yaml" --null-colorizer 40 --rank-timeout 2 \
   >"$tmp/coord.out" 2>&1 &
@@ -247,8 +251,8 @@ victim=$(rank_pid coord 0)
 wait $mpipid; rc=$?
 secs=$(since "$t0")
 kill $guard 2>/dev/null
-check "rank 0 killed: the job ends in $secs s (< 15)" \
-  all "[ -n \"\$victim\" ] && python3 -c 'assert $secs < 15'"
+check "rank 0 killed: the job ends in $secs s (< 25)" \
+  all "[ -n \"\$victim\" ] && python3 -c 'assert $secs < 25'"
 check "rank 0 killed: the ranks say rank 0 is gone" \
   [ "$(grep -c "rank 0 (the coordinator) has not answered" "$tmp/coord.out")" = 3 ]
 
