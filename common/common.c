@@ -63,8 +63,14 @@ const char *vf_status_str(int code)
     case VF_ECORRUPT: return "corrupt file";
     case VF_EINTERNAL: return "internal error";
     case VF_EINTERRUPTED: return "interrupted";
+    case VF_ENOSPC: return "no space left on device";
     }
     return "unknown error";
+}
+
+int vf_io_status(int errnum)
+{
+    return errnum == ENOSPC || errnum == EDQUOT ? VF_ENOSPC : VF_EIO;
 }
 
 /* ---- logging ------------------------------------------------------------------------------ */

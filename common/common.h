@@ -27,6 +27,7 @@ enum vf_status {
     VF_ECORRUPT = -7,     /* a file vaefarm wrote (journal, segment) is damaged */
     VF_EINTERNAL = -8,    /* a library failed in a way that is not the user's input */
     VF_EINTERRUPTED = -9, /* stopped by a signal */
+    VF_ENOSPC = -10,      /* writing failed because a disk is full or a quota is reached */
 };
 
 #define VF_ERROR_MSG_MAX 2048
@@ -47,6 +48,9 @@ int vf_error_prefix(struct vf_error *err, const char *fmt, ...) __attribute__((f
 void vf_error_clear(struct vf_error *err);
 /* Short name of a status code, e.g. "invalid input". */
 const char *vf_status_str(int code);
+/* The status of a failed write or file operation that set errno `errnum`: VF_ENOSPC for a full
+ * disk or a reached quota (ENOSPC, EDQUOT), else VF_EIO. */
+int vf_io_status(int errnum);
 
 /* ---- logging ------------------------------------------------------------------------------ */
 enum vf_log_level { VF_LOG_ERROR = 0, VF_LOG_WARN, VF_LOG_INFO, VF_LOG_VERBOSE, VF_LOG_DEBUG };

@@ -498,7 +498,9 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
 }
 
 /* Chunk `id` failed on rank `from` (or `from` was lost while it ran it): back into the queue
- * for another rank, or, after its last attempt, the job fails with it. */
+ * for another rank, or, after its last attempt, the job fails with it. A full disk fails it at
+ * once: every rank writes its segments into the one work folder, so a retry would colorize the
+ * chunk again only to fail at the same place. */
 static void chunk_failed(struct coord *k, int id, int from, int status, const char *text)
 {
     struct vf_farm *f = k->f;
@@ -516,6 +518,13 @@ static void chunk_failed(struct coord *k, int id, int from, int status, const ch
     clear_live(k);
     if (k->status != VF_OK)
         return;
+    if (status == VF_ENOSPC) {
+        k->status = status;
+        snprintf(k->why, sizeof k->why,
+                 "rank %d (%s): %.1500s; not retried, every rank writes there: make room on the "
+                 "disk of the work folder %s", from, ri->host, text, f->work_dir);
+        return;
+    }
     if (c->attempts <= f->retries) {
         k->retries++;
         /* a lost rank's chunk: declare_lost has said it */
@@ -1387,10 +1396,13 @@ stop:
                              "run the same command to resume", k.why, k.n_done, f->n_chunks);
             else if (k.null)
                 vf_error_set(err, k.status, "%s\n(null colorizer: nothing is journaled)", k.why);
+            else if (k.n_done == 0)
+                vf_error_set(err, k.status, "%s\nno chunk finished: fix the cause and run the "
+                             "same command again", k.why);
             else
-                vf_error_set(err, k.status, "%s\nthe %zu chunks that finished are kept in the "
+                vf_error_set(err, k.status, "%s\nthe %zu chunk%s that finished %s kept in the "
                              "journal: fix the cause and run the same command to go on", k.why,
-                             k.n_done);
+                             k.n_done, k.n_done == 1 ? "" : "s", k.n_done == 1 ? "is" : "are");
         }
         /* the lost ranks that may still be there: ended now that the others have stopped and
          * what they finished is journaled (and before they are released: a rank of a lost

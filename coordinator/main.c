@@ -86,7 +86,8 @@ int vf_exit_code(int status)
     case VF_EUNSUPPORTED: return VF_EXIT_INVALID;
     case VF_ENOENT: return VF_EXIT_NOENT;
     case VF_EMEDIA: return VF_EXIT_MEDIA;
-    case VF_EIO: return VF_EXIT_IO;
+    case VF_EIO:
+    case VF_ENOSPC: return VF_EXIT_IO;
     case VF_ENOMEM: return VF_EXIT_NOMEM;
     case VF_ECORRUPT: return VF_EXIT_CORRUPT;
     case VF_EINTERNAL: return VF_EXIT_INTERNAL;

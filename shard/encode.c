@@ -103,6 +103,9 @@ int vf_shard_av_error_(struct vf_error *err, int code, int averr, const char *fm
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
     av_strerror(averr, av, sizeof av);
+    /* a full disk is VF_ENOSPC whatever the call: no other place or rank can write there */
+    if (averr < 0 && vf_io_status(AVUNERROR(averr)) == VF_ENOSPC)
+        code = VF_ENOSPC;
     return vf_error_set(err, code, "%s: %s", head, av);
 }
 
@@ -155,8 +158,8 @@ int vf_shard_fsync_dir_(const char *path, struct vf_error *err)
         return VF_ENOMEM;
     int r = 0, fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || (fsync(fd) < 0 && errno != EINVAL)) /* EINVAL: the filesystem cannot */
-        r = vf_error_set(err, VF_EIO, "fsync of the folder %s (making %s durable): %s", dir, path,
-                         strerror(errno));
+        r = vf_error_set(err, vf_io_status(errno), "fsync of the folder %s (making %s durable): %s",
+                         dir, path, strerror(errno));
     if (fd >= 0)
         close(fd);
     free(dir);
@@ -630,7 +633,7 @@ int vf_shard_segment_open(struct vf_segment_writer **out, const char *path,
     snprintf(head, sizeof head, "%s.", path);
     r = vf_shard_tmp_create_(&w->tmp, head, ".tmp");
     if (r < 0) {
-        r = vf_error_set(err, r == -ENOMEM ? VF_ENOMEM : VF_EIO,
+        r = vf_error_set(err, r == -ENOMEM ? VF_ENOMEM : vf_io_status(-r),
                          "cannot create segment file %s.<pid>-<n>.tmp (check that the work folder "
                          "exists, is writable and has space): %s",
                          path, strerror(-r));
@@ -743,7 +746,7 @@ static int drain(struct vf_segment_writer *w, bool flushing, struct vf_error *er
         av_packet_rescale_ts(w->pkt, w->enc->time_base, w->st->time_base);
         r = av_interleaved_write_frame(w->oc, w->pkt); /* takes the packet's reference */
         if (r < 0)
-            return vf_shard_av_error_(err, r == AVERROR(ENOSPC) ? VF_EIO : VF_EMEDIA, r,
+            return vf_shard_av_error_(err, VF_EMEDIA, r, /* a full disk: VF_ENOSPC */
                                       "writing packet %lld to %s", (long long)w->packets_out, w->tmp);
         w->packets_out++;
     }
@@ -924,11 +927,12 @@ int vf_shard_segment_close(struct vf_segment_writer **pw, char checksum[65], str
     if ((r = count_segment_frames(w->tmp, w->frames_in, err)) < 0)
         goto fail;
     if (fsync_path(w->tmp, O_RDONLY) < 0) {
-        r = vf_error_set(err, VF_EIO, "fsync %s: %s", w->tmp, strerror(errno));
+        r = vf_error_set(err, vf_io_status(errno), "fsync %s: %s", w->tmp, strerror(errno));
         goto fail;
     }
     if (rename(w->tmp, w->path) < 0) {
-        r = vf_error_set(err, VF_EIO, "renaming %s to %s: %s", w->tmp, w->path, strerror(errno));
+        r = vf_error_set(err, vf_io_status(errno), "renaming %s to %s: %s", w->tmp, w->path,
+                         strerror(errno));
         goto fail;
     }
     w->tmp_owned = false; /* renamed: the file is the segment now, not a temporary */

@@ -509,13 +509,13 @@ int vf_journal_append(struct vf_journal *j, struct vf_journal_entry *e, struct v
         w = write(j->fd, line, len); /* one write: a crash leaves a prefix of this line at most */
     } while (w < 0 && errno == EINTR);
     if (w < 0) {
-        r = undo_append(j, vf_error_set(err, VF_EIO, "journal %s: appending chunk %d: %s", j->path,
-                                        e->chunk, strerror(errno)),
+        r = undo_append(j, vf_error_set(err, vf_io_status(errno), "journal %s: appending chunk %d: %s",
+                                        j->path, e->chunk, strerror(errno)),
                         err);
         goto out;
     }
     if ((size_t)w != len) {
-        r = undo_append(j, vf_error_set(err, VF_EIO,
+        r = undo_append(j, vf_error_set(err, errno ? vf_io_status(errno) : VF_EIO,
                                         "journal %s: appending chunk %d: wrote %zd of %zu bytes: "
                                         "%s",
                                         j->path, e->chunk, w, len,
@@ -528,8 +528,8 @@ int vf_journal_append(struct vf_journal *j, struct vf_journal_entry *e, struct v
         s = fsync(j->fd);
     while (s < 0 && errno == EINTR);
     if (s < 0) {
-        r = undo_append(j, vf_error_set(err, VF_EIO, "journal %s: fsync after chunk %d: %s", j->path,
-                                        e->chunk, strerror(errno)),
+        r = undo_append(j, vf_error_set(err, vf_io_status(errno), "journal %s: fsync after chunk %d: %s",
+                                        j->path, e->chunk, strerror(errno)),
                         err);
         goto out;
     }

@@ -123,7 +123,7 @@ static int make_tmp(struct merge *m, const char *ext, struct vf_error *err)
     snprintf(tail, n, ".tmp.%s", ext);
     r = vf_shard_tmp_create_(&m->tmp, head, tail);
     if (r < 0)
-        r = vf_error_set(err, r == -ENOMEM ? VF_ENOMEM : VF_EIO,
+        r = vf_error_set(err, r == -ENOMEM ? VF_ENOMEM : vf_io_status(-r),
                          "cannot create %s<pid>-<n>%s (the output %s's temporary file): %s", head,
                          tail, output, strerror(-r));
 out:
@@ -813,7 +813,7 @@ static int write_packets(struct merge *m, struct vf_error *err)
         else
             have_s = 0;
         if (r < 0) {
-            r = vf_shard_av_error_(err, r == AVERROR(ENOSPC) ? VF_EIO : VF_EMEDIA, r,
+            r = vf_shard_av_error_(err, VF_EMEDIA, r, /* a full disk: VF_ENOSPC */
                                    "writing a %s packet to %s (video frame %lld)",
                                    take_video ? "video" : "audio/subtitle", m->tmp, (long long)vc.j);
             goto out;
@@ -838,15 +838,15 @@ static int finish_output(struct merge *m, struct vf_error *err)
         return vf_shard_av_error_(err, VF_EIO, r, "closing %s (disk full?)", m->tmp);
     int fd = open(m->tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) < 0) {
-        r = vf_error_set(err, VF_EIO, "fsync %s: %s", m->tmp, strerror(errno));
+        r = vf_error_set(err, vf_io_status(errno), "fsync %s: %s", m->tmp, strerror(errno));
         if (fd >= 0)
             close(fd);
         return r;
     }
     close(fd);
     if (rename(m->tmp, m->spec->output) < 0)
-        return vf_error_set(err, VF_EIO, "renaming %s to %s: %s", m->tmp, m->spec->output,
-                            strerror(errno));
+        return vf_error_set(err, vf_io_status(errno), "renaming %s to %s: %s", m->tmp,
+                            m->spec->output, strerror(errno));
     free(m->tmp); /* renamed: nothing of ours is left to remove */
     m->tmp = NULL;
     /* make the rename durable (on failure the output is complete but may not survive a crash) */

@@ -21,7 +21,9 @@
 #     pass-through give its carried frames as one chunk per shot does; a warm-up under 5 is
 #     warned about
 #   - a rotated phone film stays rotated, and probe shows it; a full output disk is refused
-#     before the merge writes (exit 6), and the rerun with room made only merges
+#     before the merge writes (exit 6), and the rerun with room made only merges; a full work
+#     folder stops the job at the chunk it could not write, without retries (exit 6), and the
+#     rerun with room made resumes the chunks done
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
@@ -314,6 +316,29 @@ if "${ns[@]}" mount -t tmpfs -o size=4k tmpfs "$tmp/small" 2>/dev/null; then
   check "full disk, room made: the rerun resumes every chunk and merges the whole film" \
     all '[ "$(cat "$tmp/space.rc2")" = 0 ] && grep -q "(1 resumed)" "$tmp/space.log2" &&
          [ "$(ffprobe -v error -count_frames -show_entries stream=nb_read_frames -of default=nk=1:nw=1 "$tmp/space.mp4")" = 12 ]'
+  # a full work folder (3 MiB: one to three of the six segments fit): the chunk that cannot be
+  # written is not retried, since every rank writes there and a retry would colorize it again
+  # only to fail the same way; exit 6 says what to do, the chunks done stay in the journal, and
+  # the rerun with room made resumes them and gives the uninterrupted run's bytes
+  mkdir -p "$tmp/smallw"
+  mkyaml wfull grey.mkv $'work_dir: smallw/wfull.vaefarm\n'
+  VF="$vf" T="$tmp" "${ns[@]}" sh -c '
+    mount -t tmpfs -o size=3m tmpfs "$T/smallw" || exit 1
+    "$VF" "$T/wfull.yaml" --quiet --threads 1 2>"$T/wfull.err"; echo $? >"$T/wfull.rc1"
+    cp "$T/smallw/wfull.vaefarm/vaefarm.log" "$T/wfull.log1"
+    wc -l <"$T/smallw/wfull.vaefarm/journal" >"$T/wfull.done"
+    ls "$T" | grep -c "^wfull.mkv" >"$T/wfull.out1"
+    mount -o remount,size=16m "$T/smallw" || exit 1
+    "$VF" "$T/wfull.yaml" --threads 1 >"$T/wfull.log2" 2>&1; echo $? >"$T/wfull.rc2"'
+  done1=$(cat "$tmp/wfull.done")
+  check "full work folder (exit $(cat "$tmp/wfull.rc1")): stopped at the first chunk it could not write, not retried, with what to do; $done1 chunks done" \
+    all '[ "$(cat "$tmp/wfull.rc1")" = 6 ] && [ "$done1" -ge 1 ] && [ "$done1" -lt 6 ] &&
+         ! grep -q retrying "$tmp/wfull.log1" && [ "$(cat "$tmp/wfull.out1")" = 0 ] &&
+         grep -q "No space left on device; not retried, every rank writes there: make room on the disk of the work folder .*smallw/wfull.vaefarm" "$tmp/wfull.err" &&
+         grep -Eq "the $done1 chunks? that finished (is|are) kept in the journal" "$tmp/wfull.err"'
+  check "full work folder, room made: the rerun resumes the chunks done and gives np 1's bytes" \
+    all '[ "$(cat "$tmp/wfull.rc2")" = 0 ] && grep -q "($done1 resumed)" "$tmp/wfull.log2" &&
+         cmp -s "$tmp/np1.mkv" "$tmp/wfull.mkv"'
 else
   echo "skip full disk: no private mount namespace here (unshare --mount refused), so no small file system"
 fi
