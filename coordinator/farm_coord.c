@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,6 +102,7 @@ struct coord {
     int64_t rate_v[64];
     int rate_n;
     bool live_shown;
+    bool room_checked;          /* check_room has run (at the run's first chunk written) */
 };
 
 static const struct vf_log_ctx LOG = {.module = "farm", .rank = 0, .chunk = -1};
@@ -425,6 +428,60 @@ static void drop_rank_files(struct coord *k, int from, int id)
     }
 }
 
+/* Free bytes on `dir`'s file system, and its device; false when that is not known (a file
+ * system that reports no size, f_blocks 0, is not judged). */
+static bool room_of(const char *dir, double *free_bytes, dev_t *dev)
+{
+    struct statvfs sv;
+    struct stat st;
+    if (statvfs(dir, &sv) != 0 || sv.f_blocks == 0 || stat(dir, &st) != 0)
+        return false;
+    *free_bytes = (double)sv.f_bavail * sv.f_frsize;
+    *dev = st.st_dev;
+    return true;
+}
+
+/* Once, when a run's first chunk is written: its segment's size a frame, times the frames left,
+ * against the room on the work folder's disk, and times the whole film against the output's,
+ * which the merge fills (on one disk, the two add up). A warning early in the night where a full
+ * disk would stop the job hours later; an estimate from one chunk, and the log says so. */
+static void check_room(struct coord *k, const struct vf_farm_chunk *fc, int64_t frames)
+{
+    struct vf_farm *f = k->f;
+    k->room_checked = true;
+    char *seg = vf_farm_segment_path(f, fc->id, "mkv", -1, 0, NULL);
+    char *out_dir = vf_path_dirname(f->film->output, NULL);
+    struct stat st;
+    double work_free, out_free;
+    dev_t work_dev, out_dev;
+    if (seg && out_dir && frames > 0 && stat(seg, &st) == 0 &&
+        room_of(f->work_dir, &work_free, &work_dev)) {
+        double per_frame = (double)st.st_size / (double)frames;
+        int64_t left = k->kept_total - k->kept_done;
+        double need_work = per_frame * (double)left, need_out = per_frame * (double)f->frames;
+        bool out_known = room_of(out_dir, &out_free, &out_dev);
+        bool one_disk = out_known && out_dev == work_dev;
+        const double mib = 1048576.0;
+        char also[128] = "";
+        if (one_disk)
+            snprintf(also, sizeof also, ", and the merged film about %.1f MiB more on the same disk",
+                     need_out / mib);
+        if (need_work + (one_disk ? need_out : 0) > work_free)
+            vf_log(&LOG, VF_LOG_WARN, "the disk of the work folder %s has %.1f MiB free, but at "
+                   "chunk %d's size (%.1f KiB a frame) the %lld frames left need about %.1f MiB of "
+                   "segments there%s: make room, or the job stops when the disk is full (what is "
+                   "done is kept)", f->work_dir, work_free / mib, fc->id, per_frame / 1024,
+                   (long long)left, need_work / mib, also);
+        else if (out_known && !one_disk && need_out > out_free)
+            vf_log(&LOG, VF_LOG_WARN, "the output's disk (%s) has %.1f MiB free, but at chunk %d's "
+                   "size (%.1f KiB a frame) the merged film needs about %.1f MiB: make room before "
+                   "the merge, which refuses it then (the colorized segments are kept)", out_dir,
+                   out_free / mib, fc->id, per_frame / 1024, need_out / mib);
+    }
+    free(seg);
+    free(out_dir);
+}
+
 static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_error *err)
 {
     struct vf_farm *f = k->f;
@@ -476,6 +533,8 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
         ri->decode += m->t_decode;
         ri->infer += m->t_infer;
         ri->encode += m->t_encode;
+        if (!k->null && !k->room_checked)
+            check_room(k, fc, m->frames_kept);
         vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d done on rank %d in %.2f s (%lld frames, %lld "
                "warm-up, %lld passed through)", fc->id, from, m->t_total,
                (long long)m->frames_kept, (long long)m->frames_warmup,

@@ -23,7 +23,8 @@
 #   - a rotated phone film stays rotated, and probe shows it; a full output disk is refused
 #     before the merge writes (exit 6), and the rerun with room made only merges; a full work
 #     folder stops the job at the chunk it could not write, without retries (exit 6), and the
-#     rerun with room made resumes the chunks done
+#     rerun with room made resumes the chunks done; in both, the first chunk written warns that
+#     the disk lacks room, and a run with room does not
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
@@ -57,6 +58,8 @@ for n in 2 4; do
   check "np $n runs (exit $rc)" [ "$rc" = 0 ]
   check "np $n output is byte-identical to np 1" cmp -s "$tmp/np1.mkv" "$tmp/np$n.mkv"
 done
+check "np 1: no warning of a disk short of room" \
+  all '! grep -q "MiB free, but" "$tmp/np1.mkv.vaefarm/vaefarm.log"'
 mkyaml t1 grey.mkv
 # the output's temporary file of a merge killed before its rename goes (its pid is gone); a
 # look-alike stays, and so does one whose pid lives (a merge of the same output running now)
@@ -313,6 +316,8 @@ if "${ns[@]}" mount -t tmpfs -o size=4k tmpfs "$tmp/small" 2>/dev/null; then
   check "full disk (exit $(cat "$tmp/space.rc1")): refused before the merge writes, with what to do" \
     all '[ "$(cat "$tmp/space.rc1")" = 6 ] && [ ! -s "$tmp/space.ls" ] &&
          grep -q "space.mp4 needs at least .* MiB (its video alone) but .*small has 0.0 MiB free: make room there and run the same command again (the colorized segments are kept: it only merges)" "$tmp/space.err"'
+  check "full disk: the first chunk written warned that the output's disk lacks room for the film" \
+    grep -q "the output.s disk (.*/small) has 0.0 MiB free, but at chunk 0.s size (.* KiB a frame) the merged film needs about .* MiB: make room before the merge" "$tmp/space.vaefarm/vaefarm.log"
   check "full disk, room made: the rerun resumes every chunk and merges the whole film" \
     all '[ "$(cat "$tmp/space.rc2")" = 0 ] && grep -q "(1 resumed)" "$tmp/space.log2" &&
          [ "$(ffprobe -v error -count_frames -show_entries stream=nb_read_frames -of default=nk=1:nw=1 "$tmp/space.mp4")" = 12 ]'
@@ -322,17 +327,20 @@ if "${ns[@]}" mount -t tmpfs -o size=4k tmpfs "$tmp/small" 2>/dev/null; then
   # the rerun with room made resumes them and gives the uninterrupted run's bytes
   mkdir -p "$tmp/smallw"
   mkyaml wfull grey.mkv $'work_dir: smallw/wfull.vaefarm\n'
+  sed -i 's|^output: .*|output: smallw/wfull.mkv|' "$tmp/wfull.yaml"
   VF="$vf" T="$tmp" "${ns[@]}" sh -c '
     mount -t tmpfs -o size=3m tmpfs "$T/smallw" || exit 1
     "$VF" "$T/wfull.yaml" --quiet --threads 1 2>"$T/wfull.err"; echo $? >"$T/wfull.rc1"
     cp "$T/smallw/wfull.vaefarm/vaefarm.log" "$T/wfull.log1"
     wc -l <"$T/smallw/wfull.vaefarm/journal" >"$T/wfull.done"
-    ls "$T" | grep -c "^wfull.mkv" >"$T/wfull.out1"
-    mount -o remount,size=16m "$T/smallw" || exit 1
-    "$VF" "$T/wfull.yaml" --threads 1 >"$T/wfull.log2" 2>&1; echo $? >"$T/wfull.rc2"'
+    ls "$T/smallw" | grep -c "^wfull.mkv" >"$T/wfull.out1"
+    mount -o remount,size=32m "$T/smallw" || exit 1
+    "$VF" "$T/wfull.yaml" --threads 1 >"$T/wfull.log2" 2>&1; echo $? >"$T/wfull.rc2"
+    cp "$T/smallw/wfull.mkv" "$T/wfull.mkv"'
   done1=$(cat "$tmp/wfull.done")
-  check "full work folder (exit $(cat "$tmp/wfull.rc1")): stopped at the first chunk it could not write, not retried, with what to do; $done1 chunks done" \
+  check "full work folder (exit $(cat "$tmp/wfull.rc1")): the first chunk written warned, then it stopped at the first it could not write, not retried, with what to do; $done1 chunks done" \
     all '[ "$(cat "$tmp/wfull.rc1")" = 6 ] && [ "$done1" -ge 1 ] && [ "$done1" -lt 6 ] &&
+         grep -q "the disk of the work folder .*smallw/wfull.vaefarm has .* MiB free, but at chunk .* KiB a frame) the .* frames left need about .* MiB of segments there, and the merged film about .* MiB more on the same disk: make room" "$tmp/wfull.log1" &&
          ! grep -q retrying "$tmp/wfull.log1" && [ "$(cat "$tmp/wfull.out1")" = 0 ] &&
          grep -q "No space left on device; not retried, every rank writes there: make room on the disk of the work folder .*smallw/wfull.vaefarm" "$tmp/wfull.err" &&
          grep -Eq "the $done1 chunks? that finished (is|are) kept in the journal" "$tmp/wfull.err"'
