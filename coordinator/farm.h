@@ -34,7 +34,7 @@
 /* ---- messages (docs/FARM.md "Messages") ---------------------------------------------------- */
 
 #define VF_MSG_MAGIC "VFM1"
-#define VF_MSG_VERSION 4   /* 4: DONE carries frames_passthrough */
+#define VF_MSG_VERSION 5   /* 4: DONE carries frames_passthrough; 5: and the rank's memory */
 #define VF_MSG_TAG 17
 #define VF_SETUP_TAG 18         /* the end of setup: each rank's status to rank 0, its verdict back */
 
@@ -65,6 +65,9 @@ struct vf_msg {
     int64_t frames_kept, frames_warmup;   /* DONE */
     int64_t frames_passthrough;           /* DONE: frames that took the reference's colours */
     double t_decode, t_infer, t_encode, t_total;   /* DONE: seconds */
+    int64_t mem_peak, mem_network;  /* DONE: the rank's peak resident bytes so far (its process's,
+                                     * getrusage), and what its network's backend holds (a GPU
+                                     * rank's: GPU memory; 0: no network) */
     char checksum[65];          /* DONE: sha256 hex of the segment */
     char host[64];              /* READY: the sender's host name */
     char device[64];            /* READY: what the rank colorizes on */

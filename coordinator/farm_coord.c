@@ -58,6 +58,7 @@ struct rinfo {
     int chunks;
     int64_t frames, warm;
     double busy, decode, infer, encode;
+    int64_t mem_peak, mem_network;  /* the most its DONEs said (bytes; 0: none said) */
     double last_heard;          /* when its last message came */
     double assigned_at;         /* when its running chunk was sent */
     double lost_at;             /* since the coordinator's start */
@@ -500,6 +501,8 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
     const struct vf_farm_chunk *fc = &f->chunks[m->chunk];
     ri->chunk = -1;
     k->t_last_done = vf_now();
+    ri->mem_peak = m->mem_peak > ri->mem_peak ? m->mem_peak : ri->mem_peak;
+    ri->mem_network = m->mem_network > ri->mem_network ? m->mem_network : ri->mem_network;
     if (m->status == VF_OK) {
         char why[VF_ERROR_MSG_MAX];
         if (!k->null && take_segment(k, from, fc->id, why, sizeof why) < 0) {
@@ -1035,12 +1038,16 @@ static json_t *report_json(struct coord *k, double wall, double merge_s, const s
         inf += ri->infer;
         enc += ri->encode;
         json_array_append_new(ranks, json_pack(
-            "{s:i, s:s, s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:b}", "rank", r, "host",
-            ri->host, "device", ri->device, "chunks", ri->chunks, "frames", (json_int_t)ri->frames,
-            "warmup_frames", (json_int_t)ri->warm, "busy_s", ri->busy, "busy_share",
-            colorize_s > 0 ? ri->busy / colorize_s : 0.0, "wall_share",
-            wall > 0 ? ri->busy / wall : 0.0, "decode_s", ri->decode, "infer_s",
-            ri->infer, "encode_s", ri->encode, "lost", ri->lost));
+            "{s:i, s:s, s:s, s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:o, s:o, s:b}", "rank",
+            r, "host", ri->host, "device", ri->device, "chunks", ri->chunks, "frames",
+            (json_int_t)ri->frames, "warmup_frames", (json_int_t)ri->warm, "busy_s", ri->busy,
+            "busy_share", colorize_s > 0 ? ri->busy / colorize_s : 0.0, "wall_share",
+            wall > 0 ? ri->busy / wall : 0.0, "decode_s", ri->decode, "infer_s", ri->infer,
+            "encode_s", ri->encode, "peak_memory_mib",
+            ri->mem_peak > 0 ? json_real(ri->mem_peak / 1048576.0) : json_null(),
+            "network_memory_mib",
+            ri->mem_network > 0 ? json_real(ri->mem_network / 1048576.0) : json_null(),
+            "lost", ri->lost));
         if (ri->lost)
             json_array_append_new(lost, json_pack(
                 "{s:i, s:s, s:i, s:i, s:f, s:f}", "rank", r, "host", ri->host, "pid", ri->pid,
@@ -1152,11 +1159,18 @@ static void print_summary(struct coord *k, json_t *rep)
     if (f->passthrough && !k->null)
         printf("  reference pass-through: %lld frame%s took their reference's colours (no "
                "network)\n", (long long)k->passthrough_run, k->passthrough_run == 1 ? "" : "s");
-    for (int r = 0; r < f->size; r++)
-        printf("  rank %d on %s: %d chunks, busy %.1f s (%.0f%% of colorizing, %.0f%% of wall "
-               "time)%s\n", r, k->r[r].host, k->r[r].chunks, k->r[r].busy,
-               col > 0 ? 100 * k->r[r].busy / col : 0.0, wall > 0 ? 100 * k->r[r].busy / wall : 0.0,
-               k->r[r].lost ? ", LOST" : "");
+    for (int r = 0; r < f->size; r++) {
+        const struct rinfo *ri = &k->r[r];
+        char mem[96] = "";
+        if (ri->mem_peak > 0 && ri->mem_network > 0)
+            snprintf(mem, sizeof mem, ", peak memory %.0f MiB (its network %.0f)",
+                     ri->mem_peak / 1048576.0, ri->mem_network / 1048576.0);
+        else if (ri->mem_peak > 0)
+            snprintf(mem, sizeof mem, ", peak memory %.0f MiB", ri->mem_peak / 1048576.0);
+        printf("  rank %d on %s: %d chunk%s, busy %.1f s (%.0f%% of colorizing, %.0f%% of wall "
+               "time)%s%s\n", r, ri->host, ri->chunks, ri->chunks == 1 ? "" : "s", ri->busy, col > 0 ? 100 * ri->busy / col : 0.0,
+               wall > 0 ? 100 * ri->busy / wall : 0.0, mem, ri->lost ? ", LOST" : "");
+    }
     printf("  time split (all ranks): decode %.1f s, infer %.1f s, encode %.1f s\n",
            json_real_value(json_object_get(split, "decode_s")),
            json_real_value(json_object_get(split, "infer_s")),

@@ -66,6 +66,7 @@ struct wire {                   /* then the strings' bytes: checksum, host, devi
     int32_t type, rank, chunk, attempt, status, pid;
     int64_t done, total, frames_kept, frames_warmup, frames_passthrough;
     double t_decode, t_infer, t_encode, t_total;
+    int64_t mem_peak, mem_network;
     uint16_t len[4];
 };
 #define WIRE_MAX (sizeof(struct wire) + 65 + 64 + 64 + VF_ERROR_MSG_MAX)
@@ -81,7 +82,8 @@ static size_t pack(const struct vf_msg *m, unsigned char *buf)
                      .total = m->total, .frames_kept = m->frames_kept,
                      .frames_warmup = m->frames_warmup,
                      .frames_passthrough = m->frames_passthrough, .t_decode = m->t_decode,
-                     .t_infer = m->t_infer, .t_encode = m->t_encode, .t_total = m->t_total};
+                     .t_infer = m->t_infer, .t_encode = m->t_encode, .t_total = m->t_total,
+                     .mem_peak = m->mem_peak, .mem_network = m->mem_network};
     memcpy(w.magic, m->magic, 4);
     const char *str[4] = {m->checksum, m->host, m->device, m->text};
     const size_t cap[4] = {sizeof m->checksum, sizeof m->host, sizeof m->device, sizeof m->text};
@@ -140,6 +142,8 @@ static int unpack(const unsigned char *buf, size_t n, int from, struct vf_msg *m
     m->t_infer = w.t_infer;
     m->t_encode = w.t_encode;
     m->t_total = w.t_total;
+    m->mem_peak = w.mem_peak;
+    m->mem_network = w.mem_network;
     return vf_msg_check(m, from, err);
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -264,6 +265,10 @@ static int worker_loop(struct vf_farm *f, const struct vf_link *link, struct vf_
         struct progress pg;
         struct vf_msg done;
         run_chunk(f, link, &m, ref, ref_full, &ref_path, &pg, &done);
+        struct rusage ru;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+            done.mem_peak = (int64_t)ru.ru_maxrss * 1024;   /* KiB on Linux */
+        done.mem_network = f->be ? (int64_t)vf_backend_bytes(f->be) : 0;
         if ((rc = vf_link_send(link, &done, err)) < 0)
             goto out;
     }

@@ -54,7 +54,7 @@ check "np 1 runs (exit $rc)" [ "$rc" = 0 ]
 echo "     np 1: $(python3 -c "print(round($t1-$t0,1))") s"
 for n in 2 4; do
   mkyaml np$n grey.mkv
-  mpi $n "$tmp/np$n.yaml" --quiet >"$tmp/np$n.log" 2>&1; rc=$?
+  mpi $n "$tmp/np$n.yaml" >"$tmp/np$n.log" 2>&1; rc=$?
   check "np $n runs (exit $rc)" [ "$rc" = 0 ]
   check "np $n output is byte-identical to np 1" cmp -s "$tmp/np1.mkv" "$tmp/np$n.mkv"
 done
@@ -78,7 +78,13 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["ranks"] == 4 and all(p["chunks"] >= 1 for p in r["per_rank"]), r["per_rank"]
 assert r["chunks"] == 6 and r["chunks_run"] == 6, r
+# each rank's peak memory (its process's) holds its network's, which is on the order of the
+# tiny model's tensors at 72x128 plus the film-size tensors (tens of MiB, not bytes or GiB)
+for p in r["per_rank"]:
+    assert 1 < p["network_memory_mib"] < 1000 and p["peak_memory_mib"] > p["network_memory_mib"], p
 PY
+check "np 4: the summary shows each rank's peak memory and its network's" \
+  [ "$(grep -c "^  rank [0-3] on .*, peak memory [0-9]* MiB (its network [0-9]*)$" "$tmp/np4.log")" = 4 ]
 
 # --- the output is the input's twin but for chroma
 pts() { ffprobe -v error -select_streams "$2" -show_entries packet=pts -of csv=p=0 "$1"; }

@@ -86,6 +86,8 @@ assert 0 < c["wall_s"] <= r["wall_s"] and r["colorize_s"] > 0, (c, r["wall_s"])
 p = r["per_rank"]
 assert len(p) == 16 and sum(x["chunks"] for x in p) == 150, p
 assert all(x["chunks"] >= 1 and x["device"] == "null" and not x["lost"] for x in p), p
+# no network: its memory is null, the process's own peak is measured
+assert all(x["network_memory_mib"] is None and x["peak_memory_mib"] > 0 for x in p), p
 assert all(0 < x["busy_share"] <= 1.05 for x in p), [x["busy_share"] for x in p]
 # a frame of work is 5 ms: each rank's busy time is 5 ms per frame it ran (within scheduling)
 assert all(x["busy_s"] >= 0.005 * (x["frames"] + x["warmup_frames"]) * 0.95 for x in p), p
