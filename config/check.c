@@ -27,7 +27,8 @@ struct problems {
 
 static int gravity(int code)
 {
-    return code == VF_ENOMEM ? 4 : code == VF_EINVAL ? 3 : code == VF_ENOENT ? 2 : code == VF_EIO ? 1 : 0;
+    return code == VF_ENOMEM ? 4 : code == VF_EINVAL ? 3 : code == VF_ENOENT ? 2
+         : code == VF_EIO || code == VF_ENOSPC ? 1 : 0;
 }
 
 static void add(struct problems *p, int code, struct vf_config_pos pos, const char *key,

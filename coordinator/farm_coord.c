@@ -397,9 +397,9 @@ static int take_segment(struct coord *k, int from, int id, char *why, size_t why
         snprintf(why, why_len, "rank 0: out of memory for the segment's name");
         rc = VF_ENOMEM;
     } else if (rename(src, dst) != 0) {
+        rc = vf_io_status(errno);
         snprintf(why, why_len, "rank 0 could not rename rank %d's segment %s to %s: %s", from, src,
                  dst, strerror(errno));
-        rc = VF_EIO;
     } else if (rename(ssrc, sdst) != 0) {
         /* no seam file (the rank could not write it, and said so): a seam file of an earlier
          * attempt must not stand in for it */
@@ -442,24 +442,28 @@ static bool room_of(const char *dir, double *free_bytes, dev_t *dev)
     return true;
 }
 
-/* Once, when a run's first chunk is written: its segment's size a frame, times the frames left,
- * against the room on the work folder's disk, and times the whole film against the output's,
- * which the merge fills (on one disk, the two add up). A warning early in the night where a full
- * disk would stop the job hours later; an estimate from one chunk, and the log says so. */
+/* Once, when a run's first chunk is written: its segment's size a frame times the frames left,
+ * and its seam file's times the chunks left, against the room on the work folder's disk; its
+ * segment's size a frame times the whole film against the output's, which the merge fills (on
+ * one disk, the two add up). A warning early in the night where a full disk would stop the job
+ * hours later; an estimate from one chunk, and the message says so. */
 static void check_room(struct coord *k, const struct vf_farm_chunk *fc, int64_t frames)
 {
     struct vf_farm *f = k->f;
     k->room_checked = true;
     char *seg = vf_farm_segment_path(f, fc->id, "mkv", -1, 0, NULL);
+    char *seam = vf_farm_segment_path(f, fc->id, "seam", -1, 0, NULL);
     char *out_dir = vf_path_dirname(f->film->output, NULL);
-    struct stat st;
+    struct stat st, sst;
     double work_free, out_free;
     dev_t work_dev, out_dev;
-    if (seg && out_dir && frames > 0 && stat(seg, &st) == 0 &&
+    if (seg && seam && out_dir && frames > 0 && stat(seg, &st) == 0 &&
         room_of(f->work_dir, &work_free, &work_dev)) {
         double per_frame = (double)st.st_size / (double)frames;
+        double per_seam = stat(seam, &sst) == 0 ? (double)sst.st_size : 0;
         int64_t left = k->kept_total - k->kept_done;
-        double need_work = per_frame * (double)left, need_out = per_frame * (double)f->frames;
+        double need_work = per_frame * (double)left + per_seam * (double)(f->n_chunks - k->n_done);
+        double need_out = per_frame * (double)f->frames;
         bool out_known = room_of(out_dir, &out_free, &out_dev);
         bool one_disk = out_known && out_dev == work_dev;
         const double mib = 1048576.0;
@@ -470,16 +474,17 @@ static void check_room(struct coord *k, const struct vf_farm_chunk *fc, int64_t 
         if (need_work + (one_disk ? need_out : 0) > work_free)
             vf_log(&LOG, VF_LOG_WARN, "the disk of the work folder %s has %.1f MiB free, but at "
                    "chunk %d's size (%.1f KiB a frame) the %lld frames left need about %.1f MiB of "
-                   "segments there%s: make room, or the job stops when the disk is full (what is "
-                   "done is kept)", f->work_dir, work_free / mib, fc->id, per_frame / 1024,
+                   "segments and seam files there%s: make room, or the job stops when the disk is "
+                   "full (what is done is kept)", f->work_dir, work_free / mib, fc->id, per_frame / 1024,
                    (long long)left, need_work / mib, also);
-        else if (out_known && !one_disk && need_out > out_free)
+        if (out_known && !one_disk && need_out > out_free)
             vf_log(&LOG, VF_LOG_WARN, "the output's disk (%s) has %.1f MiB free, but at chunk %d's "
                    "size (%.1f KiB a frame) the merged film needs about %.1f MiB: make room before "
                    "the merge, which refuses it then (the colorized segments are kept)", out_dir,
                    out_free / mib, fc->id, per_frame / 1024, need_out / mib);
     }
     free(seg);
+    free(seam);
     free(out_dir);
 }
 
@@ -505,9 +510,10 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
     ri->mem_network = m->mem_network > ri->mem_network ? m->mem_network : ri->mem_network;
     if (m->status == VF_OK) {
         char why[VF_ERROR_MSG_MAX];
-        if (!k->null && take_segment(k, from, fc->id, why, sizeof why) < 0) {
+        int tr;
+        if (!k->null && (tr = take_segment(k, from, fc->id, why, sizeof why)) < 0) {
             ri->busy += m->t_total;
-            chunk_failed(k, m->chunk, from, VF_EIO, why);
+            chunk_failed(k, m->chunk, from, tr, why);
             return VF_OK;
         }
         struct vf_journal_entry e = {.chunk = fc->id, .frames = m->frames_kept, .rank = from,
@@ -1168,8 +1174,9 @@ static void print_summary(struct coord *k, json_t *rep)
         else if (ri->mem_peak > 0)
             snprintf(mem, sizeof mem, ", peak memory %.0f MiB", ri->mem_peak / 1048576.0);
         printf("  rank %d on %s: %d chunk%s, busy %.1f s (%.0f%% of colorizing, %.0f%% of wall "
-               "time)%s%s\n", r, ri->host, ri->chunks, ri->chunks == 1 ? "" : "s", ri->busy, col > 0 ? 100 * ri->busy / col : 0.0,
-               wall > 0 ? 100 * ri->busy / wall : 0.0, mem, ri->lost ? ", LOST" : "");
+               "time)%s%s\n", r, ri->host, ri->chunks, ri->chunks == 1 ? "" : "s", ri->busy,
+               col > 0 ? 100 * ri->busy / col : 0.0, wall > 0 ? 100 * ri->busy / wall : 0.0, mem,
+               ri->lost ? ", LOST" : "");
     }
     printf("  time split (all ranks): decode %.1f s, infer %.1f s, encode %.1f s\n",
            json_real_value(json_object_get(split, "decode_s")),

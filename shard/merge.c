@@ -388,7 +388,7 @@ static int check_space(const struct merge *m, struct vf_error *err)
     /* a file system that reports no size (f_blocks 0: FUSE without statfs) is not judged */
     if (statvfs(dir, &sv) == 0 && sv.f_blocks > 0 &&
         (uint64_t)sv.f_bavail * sv.f_frsize < (uint64_t)m->video_bytes)
-        r = vf_error_set(err, VF_EIO,
+        r = vf_error_set(err, VF_ENOSPC,
                          "the output %s needs at least %.1f MiB (its video alone) but %s has %.1f "
                          "MiB free: make room there and run the same command again (the colorized "
                          "segments are kept: it only merges)",

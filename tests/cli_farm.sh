@@ -78,7 +78,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["ranks"] == 4 and all(p["chunks"] >= 1 for p in r["per_rank"]), r["per_rank"]
 assert r["chunks"] == 6 and r["chunks_run"] == 6, r
-# each rank's peak memory (its process's) holds its network's, which is on the order of the
+# each CPU rank's peak memory (its process's) holds its network's, which is on the order of the
 # tiny model's tensors at 72x128 plus the film-size tensors (tens of MiB, not bytes or GiB)
 for p in r["per_rank"]:
     assert 1 < p["network_memory_mib"] < 1000 and p["peak_memory_mib"] > p["network_memory_mib"], p
@@ -346,7 +346,7 @@ if "${ns[@]}" mount -t tmpfs -o size=4k tmpfs "$tmp/small" 2>/dev/null; then
   done1=$(cat "$tmp/wfull.done")
   check "full work folder (exit $(cat "$tmp/wfull.rc1")): the first chunk written warned, then it stopped at the first it could not write, not retried, with what to do; $done1 chunks done" \
     all '[ "$(cat "$tmp/wfull.rc1")" = 6 ] && [ "$done1" -ge 1 ] && [ "$done1" -lt 6 ] &&
-         grep -q "the disk of the work folder .*smallw/wfull.vaefarm has .* MiB free, but at chunk .* KiB a frame) the .* frames left need about .* MiB of segments there, and the merged film about .* MiB more on the same disk: make room" "$tmp/wfull.log1" &&
+         grep -q "the disk of the work folder .*smallw/wfull.vaefarm has .* MiB free, but at chunk .* KiB a frame) the .* frames left need about .* MiB of segments and seam files there, and the merged film about .* MiB more on the same disk: make room" "$tmp/wfull.log1" &&
          ! grep -q retrying "$tmp/wfull.log1" && [ "$(cat "$tmp/wfull.out1")" = 0 ] &&
          grep -q "No space left on device; not retried, every rank writes there: make room on the disk of the work folder .*smallw/wfull.vaefarm" "$tmp/wfull.err" &&
          grep -Eq "the $done1 chunks? that finished (is|are) kept in the journal" "$tmp/wfull.err"'

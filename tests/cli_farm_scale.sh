@@ -181,8 +181,9 @@ done
 # rank of 1-3 that got none), under --enable-recovery: lost after --rank-timeout of silence
 # although it runs nothing (an idle rank PINGs rank 0), ended at the end; the job ends on its own
 # (it used to wait in MPI_Finalize for as long as the stopped rank lived, here until the 60 s
-# kill: exit 137). Its time is counted from the stop and bounded well short of that kill, not
-# tightly: 4 ranks on 2 cores beside ctest's other tests took 15 s where alone they take 5 s
+# kill: exit 137), or for the 30 s that rank 0 waits for BYEs (about 35 s after the stop). Its
+# time is counted from the stop and bounded below that, not tightly: 4 ranks on 2 cores beside
+# ctest's other tests took 15 s from the start where alone they take 5 s
 mkyaml idle grey.mkv 150 2
 t0=$(date +%s.%N)
 timeout -s KILL 60 mpirun --enable-recovery -np 4 "$vf" run "$tmp/idle.yaml" --null-colorizer 30 \
@@ -200,7 +201,7 @@ wait $mpipid; rc=$?
 secs=$(since "$t0"); after=$(since "$ts")
 echo "     SIGSTOP of an idle rank, 4 ranks: $secs s, $after s after the stop"
 check "SIGSTOP of idle rank ${r:-?} (pid ${victim:-none}): mpirun ends $after s after it (exit $rc)" \
-  all "[ -n \"\$victim\" ] && [ \"\$rc\" = 0 ] && python3 -c 'assert $after < 40'"
+  all "[ -n \"\$victim\" ] && [ \"\$rc\" = 0 ] && python3 -c 'assert $after < 25'"
 check "SIGSTOP idle: rank ${r:-?} lost while idle, nothing reassigned" \
   python3 - "$tmp/idle.mkv.vaefarm/null-colorizer/report.json" "${r:-0}" <<'PY'
 import json, sys

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
 
+#include "shard/internal.h"
 #include "shard/shard.h"
 
 /* field order of the fake sources (fake_source_init) */
@@ -985,9 +987,30 @@ static int teardown(void **state)
     return 0;
 }
 
+/* FFmpeg's full disk (or quota) is VF_ENOSPC whatever the call's own code, which the farm does
+ * not retry (docs/FARM.md); any other error keeps the code the call gave */
+static void full_disk_is_its_own_status(void **state)
+{
+    (void)state;
+    struct vf_error err = {0};
+    assert_int_equal(vf_shard_av_error_(&err, VF_EMEDIA, AVERROR(ENOSPC), "writing %s", "x.mkv"),
+                     VF_ENOSPC);
+    assert_int_equal(err.code, VF_ENOSPC);
+    assert_non_null(strstr(err.msg, "writing x.mkv: No space left on device"));
+    assert_int_equal(vf_shard_av_error_(&err, VF_EIO, AVERROR(EDQUOT), "closing"), VF_ENOSPC);
+    assert_int_equal(vf_shard_av_error_(&err, VF_EMEDIA, AVERROR(EIO), "writing"), VF_EMEDIA);
+    assert_int_equal(vf_shard_av_error_(&err, VF_EIO, AVERROR_INVALIDDATA, "reading"), VF_EIO);
+    assert_int_equal(vf_io_status(ENOSPC), VF_ENOSPC);
+    assert_int_equal(vf_io_status(EDQUOT), VF_ENOSPC);
+    assert_int_equal(vf_io_status(EACCES), VF_EIO);
+    assert_int_equal(vf_io_status(0), VF_EIO);
+    assert_string_equal(vf_status_str(VF_ENOSPC), "no space left on device");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(full_disk_is_its_own_status),
         cmocka_unit_test(every_codec_encodes_8_and_10_bit),
         cmocka_unit_test(vfr_timestamps_pass_through),
         cmocka_unit_test(interlaced_film_keeps_its_field_order),
