@@ -113,7 +113,8 @@ static int default_threads(int local_size)
     return t > 0 ? t : 1;
 }
 
-/* The bytes a rank's CPU backend may hold (vf_backend_opts.mem_budget): VAEFARM_MEMORY_LIMIT
+/* The bytes a CPU rank's network and frames in flight may hold (create_engine gives the backend
+ * what the frames leave; bench's backend holds it all): VAEFARM_MEMORY_LIMIT
  * (MiB) where set, else 90% of the memory available now (vf_mem_available: MemAvailable, or a
  * control group's limit) shared among the node's `local_size` ranks; 0 (no limit) where
  * neither can be read. An error for a malformed VAEFARM_MEMORY_LIMIT. */
@@ -125,9 +126,10 @@ int vf_cpu_memory_budget(int local_size, size_t *budget, struct vf_error *err)
         errno = 0;
         const unsigned long long mib = strtoull(env, &end, 10);
         if (errno || *end || !vf_str_is_digits(env) || mib == 0 || mib > (SIZE_MAX >> 20))
-            return vf_error_set(err, VF_EINVAL, "VAEFARM_MEMORY_LIMIT=%s: give the MiB each "
-                                "rank's CPU backend may hold, a whole number above 0 (or unset "
-                                "it: the node's available memory shared among its ranks)", env);
+            return vf_error_set(err, VF_EINVAL, "VAEFARM_MEMORY_LIMIT=%s: give the MiB each CPU "
+                                "rank's network and frames in flight may hold, a whole number "
+                                "above 0 (or unset it: the node's available memory shared among "
+                                "its ranks)", env);
         *budget = (size_t)mib << 20;
         return VF_OK;
     }
@@ -280,13 +282,35 @@ static int lock_work_dir(struct vf_farm *f, int *fd, struct vf_error *err)
     return rc;
 }
 
+/* The colorizer. On the CPU, the rank's memory budget (vf_cpu_memory_budget) holds the chunk
+ * pipeline's frames in flight as well as the network: the network gets what they leave. */
 static int create_engine(struct vf_farm *f, struct vf_error *err)
 {
+    size_t frames = vf_node_chunk_bytes(f->info, f->h, f->w, f->queue);
+    const double mib = 1048576.0;
+    char what[160] = "", budget[160] = "";
+    if (f->gpu < 0 && f->mem_budget) {
+        snprintf(what, sizeof what, "its frames in flight at %dx%d (--queue %d; 0 keeps one)",
+                 f->info->width, f->info->height, f->queue);
+        snprintf(budget, sizeof budget, "the %.0f MiB this rank may use (the memory available on "
+                 "this node shared among its ranks, or VAEFARM_MEMORY_LIMIT)", f->mem_budget / mib);
+        if (frames >= f->mem_budget)
+            return vf_error_set(err, VF_ENOMEM, "out of memory: %s need %.0f MiB, more than %s, "
+                                "and the network nothing; lower --queue, run fewer ranks per node, "
+                                "or use a node with more memory", what, frames / mib, budget);
+        vf_backend_set_mem_budget(f->be, f->mem_budget - frames);
+    }
     /* on a GPU each frame is one CUDA graph replay (node/colorizer.c) */
     struct vf_colorizer_opts co = {.be = f->be, .precision = f->precision, .h = f->h, .w = f->w,
                                    .graph = true, .passthrough = f->passthrough};
     vf_node_colorizer_opts(f->info, &co);
-    return vf_colorizer_create(&f->cz, f->net, &co, err);
+    int rc = vf_colorizer_create(&f->cz, f->net, &co, err);
+    if (rc == VF_ENOMEM && what[0]) {
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof err->msg - n, " (of %s, %s take %.0f MiB, the network the "
+                 "rest)", budget, what, frames / mib);
+    }
+    return rc;
 }
 
 /* One GPU per rank, from the node-local rank (DESIGN.md §5): device

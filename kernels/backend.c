@@ -254,6 +254,8 @@ fail:
 
 size_t vf_backend_bytes(const struct vf_backend *be) { return be->bytes; }
 
+void vf_backend_set_mem_budget(struct vf_backend *be, size_t bytes) { be->mem_budget = bytes; }
+
 void vf_be_enter_(const struct vf_backend *be)
 {
     if (VF_BE_CUDA(be))
@@ -281,8 +283,8 @@ void *vf_be_alloc_(struct vf_backend *be, size_t bytes, struct vf_error *err)
     if (be->mem_budget && (bytes > be->mem_budget || be->bytes > be->mem_budget - bytes)) {
         vf_error_set(err, VF_ENOMEM,
                      "out of memory: %zu MiB more on the CPU backend would take it past the %zu "
-                     "MiB this rank may use (it holds %zu MiB; the memory available on this node "
-                     "shared among its ranks, or VAEFARM_MEMORY_LIMIT); use a smaller "
+                     "MiB it may hold (it holds %zu MiB; its budget: the memory available on this "
+                     "node shared among its ranks, or VAEFARM_MEMORY_LIMIT); use a smaller "
                      "inference_size, fewer ranks per node, or a node with more memory",
                      (bytes + (1u << 20) - 1) >> 20, be->mem_budget >> 20, be->bytes >> 20);
         return NULL;

@@ -417,6 +417,18 @@ int vf_node_check_pix_fmt(const char *name, struct vf_error *err)
     return pipeline_writes(d) ? VF_OK : pix_fmt_refused(d->name, err);
 }
 
+static int slot_count(int queue) { return queue > 0 ? 2 * queue + 3 : 1; }
+
+size_t vf_node_chunk_bytes(const struct vf_media_info *info, int h, int w, int queue)
+{
+    size_t full = (size_t)info->width * (size_t)info->height, small = (size_t)h * (size_t)w;
+    size_t slot = full * (2 + sizeof(float) + 2 * sizeof(float)) + small * sizeof(float);
+    /* setup below: the slots, r->tmp, r->ab, and the output frame (at most 16-bit 4:4:4: 6 bytes
+     * a pixel, with FFmpeg's padding) */
+    return (size_t)slot_count(queue) * slot + (size_t)info->height * (size_t)w * sizeof(float) +
+           2 * small * sizeof(float) + full * 8;
+}
+
 static int setup(struct chunk_run *r, struct vf_error *err)
 {
     const struct vf_chunk_job *job = r->job;
@@ -440,7 +452,7 @@ static int setup(struct chunk_run *r, struct vf_error *err)
     r->ab = vf_calloc((size_t)2 * h * w, sizeof(float), err);
     if (!r->tmp || !r->ab)
         return VF_ENOMEM;
-    r->n_slots = job->queue > 0 ? 2 * job->queue + 3 : 1;
+    r->n_slots = slot_count(job->queue);
     r->slots = vf_calloc((size_t)r->n_slots, sizeof *r->slots, err);
     if (!r->slots)
         return VF_ENOMEM;

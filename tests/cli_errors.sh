@@ -153,6 +153,21 @@ expect "memory limit" 7 "out of memory" "300 MiB" "inference_size" -- \
 [ ! -e "$tmp/mem.mkv" ] && pass=$((pass+1)) || { echo "FAIL an output after out of memory"; fail=$((fail+1)); }
 expect "memory limit not a number" 3 "VAEFARM_MEMORY_LIMIT=12G" -- \
   env VAEFARM_MEMORY_LIMIT=12G "$vf" run "$tmp/f.yaml" --threads 1
+# the budget holds the frames in flight too (at 1920x1080 14 bytes a pixel each, 11 of them with
+# the default --queue 4: about 330 MiB, and the network about 220): 200 MiB cannot hold the
+# frames, 400 MiB leaves the network too little, and --queue 0 (one frame) fits in 400
+ffmpeg -loglevel error -i "$film" -frames:v 3 -vf scale=1920:1080 -c:v libx264 -an "$tmp/hd.mkv"
+printf 'version: 1\ninput: %s\noutput: %s/hd_out.mkv\ndefault_reference: ref.png\naudio: none\nshots: {detect: off}\n' \
+  "$tmp/hd.mkv" "$tmp" >"$tmp/hd.yaml"
+expect "memory: the frames alone past the budget" 7 "out of memory: its frames in flight at 1920x1080 (--queue 4; 0 keeps one) need" \
+  "more than the 200 MiB this rank may use" "lower --queue" -- \
+  env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hd.yaml" --threads 1
+expect "memory: the frames leave the network too little" 7 "out of memory" "MiB it may hold" \
+  "(of the 400 MiB this rank may use" "its frames in flight at 1920x1080 (--queue 4; 0 keeps one) take" -- \
+  env VAEFARM_MEMORY_LIMIT=400 "$vf" run "$tmp/hd.yaml" --threads 1
+[ ! -e "$tmp/hd_out.mkv" ] && pass=$((pass+1)) || { echo "FAIL an output after out of memory"; fail=$((fail+1)); }
+expect "memory: one frame in flight leaves the network enough" 0 -- \
+  env VAEFARM_MEMORY_LIMIT=400 "$vf" run "$tmp/hd.yaml" --threads 1 --queue 0 --quiet
 
 # --- media that is not what it should be
 echo "this is not a video" >"$tmp/notvideo.mkv"
