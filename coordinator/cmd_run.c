@@ -173,21 +173,54 @@ out:
     return rc;
 }
 
-static int mkdir_p(const char *path, struct vf_error *err)
+/* mkdir -p; *made (when not NULL and still NULL) gets the first folder it created: the top of
+ * what this call made (caller frees). */
+static int mkdir_p(const char *path, char **made, struct vf_error *err)
 {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
+    for (char *p = buf + 1;; p++) {
+        if (*p && *p != '/')
             continue;
+        char c = *p;
         *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return vf_error_set(err, VF_EIO, "cannot create folder %s: %s", buf, strerror(errno));
-        *p = '/';
+        if (mkdir(buf, 0755) == 0) {
+            if (made && !*made && !(*made = vf_strdup(buf, err)))
+                return VF_ENOMEM;
+        } else if (errno != EEXIST) {
+            return vf_error_set(err, vf_io_status(errno), "cannot create folder %s: %s", buf,
+                                strerror(errno));
+        }
+        if (!c)
+            return VF_OK;
+        *p = c;
     }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return vf_error_set(err, VF_EIO, "cannot create folder %s: %s", buf, strerror(errno));
-    return VF_OK;
+}
+
+/* A run refused before any colorizing leaves nothing behind: the work folder it made (its plan,
+ * log and lock; no chunk was journaled) is removed, the folder's content first. Only what this
+ * run created (mkdir_p's first folder) and only regular files and folders in it. */
+static void remove_made_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char *p = vf_path_join(dir, e->d_name, NULL);
+        struct stat st;
+        if (p && lstat(p, &st) == 0) {
+            if (S_ISDIR(st.st_mode))
+                remove_made_dir(p);
+            else if (S_ISREG(st.st_mode))
+                unlink(p);
+        }
+        free(p);
+    }
+    closedir(d);
+    rmdir(dir);
 }
 
 /* Temporary files a killed run left in segments/, and segments that ranks made under their own
@@ -506,7 +539,8 @@ plan:
         rc = VF_ENOMEM;
         goto out;
     }
-    if ((rc = mkdir_p(f->seg_dir, err)) < 0 || (rc = lock_work_dir(f, lock_fd, err)) < 0)
+    if ((rc = mkdir_p(f->seg_dir, &f->made_dir, err)) < 0 ||
+        (rc = lock_work_dir(f, lock_fd, err)) < 0)
         goto out;
     if (!(path = vf_path_join(f->work_dir, "vaefarm.log", err))) {
         rc = VF_ENOMEM;
@@ -687,6 +721,7 @@ static void farm_free(struct vf_farm *f)
     free(f->chunks);
     free(f->work_dir);
     free(f->seg_dir);
+    free(f->made_dir);
     vf_shard_media_info_destroy(&f->info);
     vf_config_destroy(&f->film);
 }
@@ -965,7 +1000,7 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
     size_t weights_len = 0, yaml_len = 0;
     int rc = VF_OK, local = VF_OK;
     struct w0 w0 = {.f = f};
-    bool thread_started = false;
+    bool thread_started = false, coordinating = false;
 
     choose_gpu(f);
     /* 1. rank 0 decides; 2. broadcast its status, the plan document and the weights */
@@ -1048,6 +1083,7 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
             goto stop_others;
         }
         thread_started = true;
+        coordinating = true;
         rc = vf_farm_coordinate(f, &w0.link, t_start, setup_s, err);
         if ((e = pthread_join(th, NULL)) != 0 && rc == VF_OK)
             rc = vf_error_set(err, VF_EINTERNAL, "pthread_join: %s", strerror(e));
@@ -1101,6 +1137,8 @@ stop_others:
 mpi_fail:
     rc = err->code;
 out:
+    /* refused before the coordinator began: nothing was journaled, nothing is to resume */
+    f->undo_work_dir = rc < 0 && f->rank == 0 && !coordinating;
     vf_mailbox_destroy(&w0.link.to_coord);
     vf_mailbox_destroy(&w0.link.to_worker);
     free(doc_text);
@@ -1284,6 +1322,8 @@ done:
         fclose(g_sink.file);
     g_sink.file = NULL;
     vf_log_set_sink(NULL, NULL);
+    if (f.undo_work_dir && f.made_dir)
+        remove_made_dir(f.made_dir);
     bool abort_job = f.abort_job;
     int *release = f.release_later, n_release = f.n_release_later;
     f.release_later = NULL;

@@ -192,6 +192,8 @@ struct vf_farm {
     int h, w;
     bool passthrough;           /* film.yaml reference_passthrough: auto (node.h) */
     char *work_dir, *seg_dir;
+    char *made_dir;             /* rank 0: the first folder of work_dir this run created, or NULL */
+    bool undo_work_dir;         /* rank 0: refused before any colorizing: remove made_dir */
 
     struct vf_net *net;
     struct vf_backend *be;

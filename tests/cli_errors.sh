@@ -166,6 +166,15 @@ expect "memory: the frames leave the network too little" 7 "out of memory" "MiB 
   "(of the 400 MiB this rank may use" "its frames in flight at 1920x1080 (--queue 4; 0 keeps one) take" -- \
   env VAEFARM_MEMORY_LIMIT=400 "$vf" run "$tmp/hd.yaml" --threads 1
 [ ! -e "$tmp/hd_out.mkv" ] && pass=$((pass+1)) || { echo "FAIL an output after out of memory"; fail=$((fail+1)); }
+# refused after its setup made the work folder, before any colorizing: the run removes what it
+# made (the folder, its plan, log and lock), and only that: a work folder that was there stays,
+# with what it held, but for the segments/ folder this run made in it
+[ ! -e "$tmp/hd_out.mkv.vaefarm" ] && pass=$((pass+1)) || { echo "FAIL a refused run left the work folder it made: $(ls -R "$tmp/hd_out.mkv.vaefarm")"; fail=$((fail+1)); }
+mkdir -p "$tmp/hd_out.mkv.vaefarm" && echo mine >"$tmp/hd_out.mkv.vaefarm/notes.txt"
+env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hd.yaml" --threads 1 2>/dev/null
+[ "$(cat "$tmp/hd_out.mkv.vaefarm/notes.txt")" = mine ] && [ ! -e "$tmp/hd_out.mkv.vaefarm/segments" ] \
+  && pass=$((pass+1)) || { echo "FAIL a refused run changed a work folder that was there: $(ls "$tmp/hd_out.mkv.vaefarm")"; fail=$((fail+1)); }
+rm -rf "$tmp/hd_out.mkv.vaefarm"
 expect "memory: one frame in flight leaves the network enough" 0 -- \
   env VAEFARM_MEMORY_LIMIT=400 "$vf" run "$tmp/hd.yaml" --threads 1 --queue 0 --quiet
 
