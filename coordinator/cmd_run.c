@@ -197,30 +197,31 @@ static int mkdir_p(const char *path, char **made, struct vf_error *err)
     }
 }
 
-/* A run refused before any colorizing leaves nothing behind: the work folder it made (its plan,
- * log and lock; no chunk was journaled) is removed, the folder's content first. Only what this
- * run created (mkdir_p's first folder) and only regular files and folders in it. */
-static void remove_made_dir(const char *dir)
+/* A run refused before any colorizing leaves nothing behind in the folders it made (f->made_dir,
+ * mkdir_p's first): segments/; and when it made the work folder, the files it wrote there (its
+ * plan, log and lock; no chunk was journaled), the folder and each folder above it up to the
+ * first it made. Folders go by rmdir alone: one that holds anything else (another run's, made
+ * meanwhile) stays. A work folder that was there keeps this run's plan, log and lock. */
+static void undo_work_dir(const struct vf_farm *f)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char *p = vf_path_join(dir, e->d_name, NULL);
-        struct stat st;
-        if (p && lstat(p, &st) == 0) {
-            if (S_ISDIR(st.st_mode))
-                remove_made_dir(p);
-            else if (S_ISREG(st.st_mode))
-                unlink(p);
-        }
+    const char *files[] = {"plan.json", "vaefarm.log", "lock"};
+    size_t top = strlen(f->made_dir);
+    bool made_work = top <= strlen(f->work_dir);   /* else made_dir is segments/ alone */
+    for (size_t i = 0; made_work && i < sizeof files / sizeof *files; i++) {
+        char *p = vf_path_join(f->work_dir, files[i], NULL);
+        if (p)
+            unlink(p);
         free(p);
     }
-    closedir(d);
-    rmdir(dir);
+    if (rmdir(f->seg_dir) != 0 || !made_work)
+        return;
+    char *dir = vf_strdup(f->work_dir, NULL);
+    while (dir && strlen(dir) >= top && rmdir(dir) == 0 && strlen(dir) > top) {
+        char *up = vf_path_dirname(dir, NULL);
+        free(dir);
+        dir = up;
+    }
+    free(dir);
 }
 
 /* Temporary files a killed run left in segments/, and segments that ranks made under their own
@@ -320,6 +321,8 @@ static int lock_work_dir(struct vf_farm *f, int *fd, struct vf_error *err)
 static int create_engine(struct vf_farm *f, struct vf_error *err)
 {
     size_t frames = vf_node_chunk_bytes(f->info, f->h, f->w, f->queue);
+    if (f->passthrough)   /* the worker's reference at the film's size (farm_worker.c) */
+        frames += (size_t)3 * f->info->height * f->info->width * sizeof(float);
     const double mib = 1048576.0;
     char what[160] = "", budget[160] = "";
     if (f->gpu < 0 && f->mem_budget) {
@@ -328,9 +331,10 @@ static int create_engine(struct vf_farm *f, struct vf_error *err)
         snprintf(budget, sizeof budget, "the %.0f MiB this rank may use (the memory available on "
                  "this node shared among its ranks, or VAEFARM_MEMORY_LIMIT)", f->mem_budget / mib);
         if (frames >= f->mem_budget)
-            return vf_error_set(err, VF_ENOMEM, "out of memory: %s need %.0f MiB, more than %s, "
-                                "and the network nothing; lower --queue, run fewer ranks per node, "
-                                "or use a node with more memory", what, frames / mib, budget);
+            return vf_error_set(err, VF_ENOMEM, "out of memory: %s need %.0f MiB, all of %s, "
+                                "and the network nothing; lower --queue, use a smaller "
+                                "inference_size, run fewer ranks per node, or use a node with more "
+                                "memory", what, frames / mib, budget);
         vf_backend_set_mem_budget(f->be, f->mem_budget - frames);
     }
     /* on a GPU each frame is one CUDA graph replay (node/colorizer.c) */
@@ -539,9 +543,14 @@ plan:
         rc = VF_ENOMEM;
         goto out;
     }
-    if ((rc = mkdir_p(f->seg_dir, &f->made_dir, err)) < 0 ||
-        (rc = lock_work_dir(f, lock_fd, err)) < 0)
+    if ((rc = mkdir_p(f->seg_dir, &f->made_dir, err)) < 0)
         goto out;
+    if ((rc = lock_work_dir(f, lock_fd, err)) < 0) {
+        /* another run holds it, perhaps made meanwhile: its folders are not this run's to undo */
+        free(f->made_dir);
+        f->made_dir = NULL;
+        goto out;
+    }
     if (!(path = vf_path_join(f->work_dir, "vaefarm.log", err))) {
         rc = VF_ENOMEM;
         goto out;
@@ -1323,7 +1332,7 @@ done:
     g_sink.file = NULL;
     vf_log_set_sink(NULL, NULL);
     if (f.undo_work_dir && f.made_dir)
-        remove_made_dir(f.made_dir);
+        undo_work_dir(&f);
     bool abort_job = f.abort_job;
     int *release = f.release_later, n_release = f.n_release_later;
     f.release_later = NULL;

@@ -148,8 +148,9 @@ struct vf_farm_chunk {
 
 struct vf_farm {
     int rank, size, local_rank, local_size;
-    size_t mem_budget;          /* a CPU backend's bytes (vf_cpu_memory_budget), the least any
-                                   rank of this node measured at the start; 0: no limit */
+    size_t mem_budget;          /* a CPU rank's bytes for its network and frames in flight
+                                   (vf_cpu_memory_budget, create_engine), the least any rank of
+                                   this node measured at the start; 0: no limit */
     const char *yaml;
     bool quiet, verbose, json, tty;
     int threads;                /* CPU threads per rank */

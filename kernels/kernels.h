@@ -71,8 +71,8 @@ struct vf_backend_opts {
 
 int vf_backend_create(struct vf_backend **out, const struct vf_backend_opts *opts,
                       struct vf_error *err);
-/* Change a CPU backend's budget (opts.mem_budget) before it allocates what it must hold: a
- * caller that learns later what else its process holds beside the backend. */
+/* Change a CPU backend's budget (opts.mem_budget, 0: no limit) before it allocates what it must
+ * hold: a caller that learns later what else its process holds beside the backend. */
 void vf_backend_set_mem_budget(struct vf_backend *be, size_t bytes);
 void vf_backend_destroy(struct vf_backend **be);
 enum vf_device vf_backend_device(const struct vf_backend *be);

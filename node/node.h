@@ -267,6 +267,13 @@ int vf_node_load_reference(const char *path, int h, int w, float *rgb, struct vf
  * work (the codec's own acceptance is shard's vf_shard_encoder_check). */
 int vf_node_check_pix_fmt(const char *name, struct vf_error *err);
 
+/* Host bytes a chunk's pipeline holds for its frames in flight, beside the colorizer's backend
+ * (none of it counted there): 2·queue + 3 frame slots (1 without threads), each 14 bytes a film
+ * pixel (the 16-bit luma, the f32 grey and f32 Cb/Cr at the film's size) and the grey at the
+ * inference size h × w, plus the resampling rows, the ab and one output frame. The decoder's and
+ * encoder's own buffers (FFmpeg's) are not in it. */
+size_t vf_node_chunk_bytes(const struct vf_media_info *info, int h, int w, int queue);
+
 struct vf_chunk_job {
     const struct vf_media_info *info;   /* the probed film (probe once per rank, not per chunk) */
     const struct vf_chunk *chunk;       /* warm_start <= start < end <= info->frames */
@@ -322,13 +329,6 @@ struct vf_chunk_result {
  * The output pixel format must be planar YUV (4:4:4, 4:2:2, 4:2:0; 8..16 bits).
  * On error nothing is left at job->segment (the temporary file is removed), *res holds no
  * buffers, and err says what failed, where (film, chunk, frame). */
-/* Host bytes a chunk's pipeline holds for its frames in flight, beside the colorizer's backend
- * (none of it counted there): 2·queue + 3 frame slots (1 without threads), each 14 bytes a film
- * pixel (the 16-bit luma, the f32 grey and f32 Cb/Cr at the film's size) and the grey at the
- * inference size h × w, plus the resampling rows, the ab and one output frame. The decoder's and
- * encoder's own buffers (FFmpeg's) are not in it. */
-size_t vf_node_chunk_bytes(const struct vf_media_info *info, int h, int w, int queue);
-
 int vf_node_colorize_chunk(const struct vf_chunk_job *job, struct vf_chunk_result *res,
                            struct vf_error *err);
 void vf_node_chunk_result_free(struct vf_chunk_result *res);

@@ -154,13 +154,14 @@ expect "memory limit" 7 "out of memory" "300 MiB" "inference_size" -- \
 expect "memory limit not a number" 3 "VAEFARM_MEMORY_LIMIT=12G" -- \
   env VAEFARM_MEMORY_LIMIT=12G "$vf" run "$tmp/f.yaml" --threads 1
 # the budget holds the frames in flight too (at 1920x1080 14 bytes a pixel each, 11 of them with
-# the default --queue 4: about 330 MiB, and the network about 220): 200 MiB cannot hold the
+# the default --queue 4: about 323 MiB, and the network about 220-240): 200 MiB cannot hold the
 # frames, 400 MiB leaves the network too little, and --queue 0 (one frame) fits in 400
-ffmpeg -loglevel error -i "$film" -frames:v 3 -vf scale=1920:1080 -c:v libx264 -an "$tmp/hd.mkv"
+ffmpeg -loglevel error -i "$film" -frames:v 3 -vf scale=1920:1080 -c:v libx264 -an "$tmp/hd.mkv" \
+  || { echo "FAIL make the 1080p film"; fail=$((fail+1)); }
 printf 'version: 1\ninput: %s\noutput: %s/hd_out.mkv\ndefault_reference: ref.png\naudio: none\nshots: {detect: off}\n' \
   "$tmp/hd.mkv" "$tmp" >"$tmp/hd.yaml"
 expect "memory: the frames alone past the budget" 7 "out of memory: its frames in flight at 1920x1080 (--queue 4; 0 keeps one) need" \
-  "more than the 200 MiB this rank may use" "lower --queue" -- \
+  "all of the 200 MiB this rank may use" "lower --queue" -- \
   env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hd.yaml" --threads 1
 expect "memory: the frames leave the network too little" 7 "out of memory" "MiB it may hold" \
   "(of the 400 MiB this rank may use" "its frames in flight at 1920x1080 (--queue 4; 0 keeps one) take" -- \
@@ -171,10 +172,20 @@ expect "memory: the frames leave the network too little" 7 "out of memory" "MiB 
 # with what it held, but for the segments/ folder this run made in it
 [ ! -e "$tmp/hd_out.mkv.vaefarm" ] && pass=$((pass+1)) || { echo "FAIL a refused run left the work folder it made: $(ls -R "$tmp/hd_out.mkv.vaefarm")"; fail=$((fail+1)); }
 mkdir -p "$tmp/hd_out.mkv.vaefarm" && echo mine >"$tmp/hd_out.mkv.vaefarm/notes.txt"
-env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hd.yaml" --threads 1 2>/dev/null
+expect "memory: refused in a work folder that was there" 7 "out of memory" -- \
+  env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hd.yaml" --threads 1
 [ "$(cat "$tmp/hd_out.mkv.vaefarm/notes.txt")" = mine ] && [ ! -e "$tmp/hd_out.mkv.vaefarm/segments" ] \
   && pass=$((pass+1)) || { echo "FAIL a refused run changed a work folder that was there: $(ls "$tmp/hd_out.mkv.vaefarm")"; fail=$((fail+1)); }
 rm -rf "$tmp/hd_out.mkv.vaefarm"
+# a work_dir whose folders it made in part: those go, by rmdir alone, up to the first it made;
+# the folder above, and what another run put in it, stay
+mkdir -p "$tmp/wa" && echo other >"$tmp/wa/other.txt"
+sed 's|^audio: none|audio: none\nwork_dir: wa/wb/wd|' "$tmp/hd.yaml" >"$tmp/hdw.yaml"
+expect "memory: refused with a work_dir it made in part" 7 "out of memory" -- \
+  env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hdw.yaml" --threads 1
+grep -q "^work_dir: wa/wb/wd$" "$tmp/hdw.yaml" && [ "$(ls -A "$tmp/wa")" = other.txt ] && pass=$((pass+1)) \
+  || { echo "FAIL a refused run left or took folders: $(ls -R "$tmp/wa")"; fail=$((fail+1)); }
+rm -rf "$tmp/wa"
 expect "memory: one frame in flight leaves the network enough" 0 -- \
   env VAEFARM_MEMORY_LIMIT=400 "$vf" run "$tmp/hd.yaml" --threads 1 --queue 0 --quiet
 
