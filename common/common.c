@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 int vf_error_set(struct vf_error *err, int code, const char *fmt, ...)
@@ -71,6 +73,18 @@ const char *vf_status_str(int code)
 int vf_io_status(int errnum)
 {
     return errnum == ENOSPC || errnum == EDQUOT ? VF_ENOSPC : VF_EIO;
+}
+
+bool vf_dir_room(const char *dir, uint64_t *free_bytes, dev_t *dev)
+{
+    struct statvfs sv;
+    struct stat st;
+    if (statvfs(dir, &sv) != 0 || sv.f_blocks == 0 || (dev && stat(dir, &st) != 0))
+        return false;
+    *free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (dev)
+        *dev = st.st_dev;
+    return true;
 }
 
 /* ---- logging ------------------------------------------------------------------------------ */

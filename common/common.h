@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Status codes: 0 is success, failures are negative. Each has a documented exit code in the
  * README (coordinator maps them). */
@@ -51,6 +52,10 @@ const char *vf_status_str(int code);
 /* The status of a failed write or file operation that set errno `errnum`: VF_ENOSPC for a full
  * disk or a reached quota (ENOSPC, EDQUOT), else VF_EIO. */
 int vf_io_status(int errnum);
+/* The bytes an unprivileged writer may still put on the file system of folder `dir` (statvfs's
+ * f_bavail), and its device (when `dev` is not NULL); false when not known: the call failed, or
+ * the file system reports no size (f_blocks 0: FUSE without statfs), which is not judged. */
+bool vf_dir_room(const char *dir, uint64_t *free_bytes, dev_t *dev);
 
 /* ---- logging ------------------------------------------------------------------------------ */
 enum vf_log_level { VF_LOG_ERROR = 0, VF_LOG_WARN, VF_LOG_INFO, VF_LOG_VERBOSE, VF_LOG_DEBUG };

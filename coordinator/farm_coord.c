@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -429,19 +428,6 @@ static void drop_rank_files(struct coord *k, int from, int id)
     }
 }
 
-/* Free bytes on `dir`'s file system, and its device; false when that is not known (a file
- * system that reports no size, f_blocks 0, is not judged). */
-static bool room_of(const char *dir, double *free_bytes, dev_t *dev)
-{
-    struct statvfs sv;
-    struct stat st;
-    if (statvfs(dir, &sv) != 0 || sv.f_blocks == 0 || stat(dir, &st) != 0)
-        return false;
-    *free_bytes = (double)sv.f_bavail * sv.f_frsize;
-    *dev = st.st_dev;
-    return true;
-}
-
 /* Once, when a run's first chunk is written: its segment's size a frame times the frames left,
  * and its seam file's times the chunks left, against the room on the work folder's disk; its
  * segment's size a frame times the whole film against the output's, which the merge fills (on
@@ -455,16 +441,19 @@ static void check_room(struct coord *k, const struct vf_farm_chunk *fc, int64_t 
     char *seam = vf_farm_segment_path(f, fc->id, "seam", -1, 0, NULL);
     char *out_dir = vf_path_dirname(f->film->output, NULL);
     struct stat st, sst;
-    double work_free, out_free;
+    uint64_t work_room, out_room;
     dev_t work_dev, out_dev;
     if (seg && seam && out_dir && frames > 0 && stat(seg, &st) == 0 &&
-        room_of(f->work_dir, &work_free, &work_dev)) {
+        vf_dir_room(f->work_dir, &work_room, &work_dev)) {
+        double work_free = (double)work_room, out_free = 0;
         double per_frame = (double)st.st_size / (double)frames;
         double per_seam = stat(seam, &sst) == 0 ? (double)sst.st_size : 0;
         int64_t left = k->kept_total - k->kept_done;
         double need_work = per_frame * (double)left + per_seam * (double)(f->n_chunks - k->n_done);
         double need_out = per_frame * (double)f->frames;
-        bool out_known = room_of(out_dir, &out_free, &out_dev);
+        bool out_known = vf_dir_room(out_dir, &out_room, &out_dev);
+        if (out_known)
+            out_free = (double)out_room;
         bool one_disk = out_known && out_dev == work_dev;
         const double mib = 1048576.0;
         char also[128] = "";

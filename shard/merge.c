@@ -27,7 +27,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <libavcodec/avcodec.h>
@@ -383,17 +382,15 @@ static int check_space(const struct merge *m, struct vf_error *err)
     char *dir = vf_path_dirname(m->spec->output, err);
     if (!dir)
         return VF_ENOMEM;
-    struct statvfs sv;
+    uint64_t room;
     int r = 0;
-    /* a file system that reports no size (f_blocks 0: FUSE without statfs) is not judged */
-    if (statvfs(dir, &sv) == 0 && sv.f_blocks > 0 &&
-        (uint64_t)sv.f_bavail * sv.f_frsize < (uint64_t)m->video_bytes)
+    if (vf_dir_room(dir, &room, NULL) && room < (uint64_t)m->video_bytes)
         r = vf_error_set(err, VF_ENOSPC,
                          "the output %s needs at least %.1f MiB (its video alone) but %s has %.1f "
                          "MiB free: make room there and run the same command again (the colorized "
                          "segments are kept: it only merges)",
                          m->spec->output, m->video_bytes / 1048576.0, dir,
-                         (double)sv.f_bavail * sv.f_frsize / 1048576.0);
+                         room / 1048576.0);
     free(dir);
     return r;
 }
