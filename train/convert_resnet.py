@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 import safetensors_io  # noqa: E402
+from cli_io import first_line, out_file_error  # noqa: E402
 from export import load_model, make_model, print_counts, save_weights  # noqa: E402
 from vaefarm_ref.arch import FULL  # noqa: E402
 
@@ -69,15 +70,13 @@ def load_pth(pth):
             raise ConvertError("a safetensors file, not a PyTorch .pth: give torchvision's "
                                "resnet50-*.pth (torch.save of its state_dict)")
         raise ConvertError("not a PyTorch .pth (torch.load: %s: %s)"
-                           % (type(e).__name__, (str(e).splitlines() or [""])[0]))
+                           % (type(e).__name__, first_line(e)))
 
 
 def convert(pth, out, into=None, seed=0):
-    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        raise ConvertError("--out %s: no folder %s (make it first)" % (out, os.path.dirname(os.path.abspath(out))))
-    if os.path.isdir(out):
-        raise ConvertError("--out %s is a folder: give the weights file's name, e.g. %s" % (
-            out, os.path.join(out, "full-imagenet.safetensors")))
+    why = out_file_error("--out", out, (("the .pth", pth), ("--into", into)), "full-imagenet.safetensors")
+    if why:
+        raise ConvertError(why)
     if into and not os.path.isfile(into):
         raise ConvertError("--into %s: no such file" % into)
     sd = load_pth(pth)

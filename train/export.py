@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 import safetensors_io  # noqa: E402
+from cli_io import first_line, out_file_error  # noqa: E402
 from vaefarm_ref import build, load_weights, state_dict_f32  # noqa: E402
 from vaefarm_ref.arch import PRESETS, arch_json, get_arch, parse_arch  # noqa: E402
 from vaefarm_ref.init import init_weights  # noqa: E402
@@ -151,7 +152,7 @@ def checkpoint_model(path, arch_spec):
         arch, sd, own = read_checkpoint(path, given if given is not None else "tiny")
     except Exception as e:         # torch.load raises what the unpickler or the zip reader raise
         fail("--from-checkpoint %s: not a checkpoint or a weights file (%s: %s)"
-             % (path, type(e).__name__, (str(e).splitlines() or [""])[0]))
+             % (path, type(e).__name__, first_line(e)))
     if own and given is not None and arch_diff(arch, given):
         fail("--from-checkpoint %s holds its own architecture (%s), which the --arch %s asked differs "
              "from in %s: leave --arch out to export the checkpoint's (train/set_arch.py changes a "
@@ -177,11 +178,9 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--from-checkpoint", dest="ckpt")
     args = ap.parse_args(argv)
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if os.path.isdir(args.out):
-        fail("--out %s is a folder: give the file to write, e.g. %s" % (args.out, os.path.join(args.out, "model.safetensors")))
-    if not os.path.isdir(folder):
-        fail("--out %s: no folder %s (make it first)" % (args.out, folder))
+    why = out_file_error("--out", args.out, (("--from-checkpoint", args.ckpt),))
+    if why:
+        fail(why)
     if args.ckpt:
         net = checkpoint_model(args.ckpt, args.arch)
     else:

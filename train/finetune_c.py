@@ -58,6 +58,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 import safetensors_io  # noqa: E402
+from cli_io import first_line, out_file_error  # noqa: E402
 from export import save_weights  # noqa: E402
 from safetensors_io import file_sha256 as sha256, warp_sha256 as _warp_sha256  # noqa: E402
 from train import CKPT_FORMAT as TRAIN_CKPT_FORMAT, opt_name, parse_weights, zero_colour_out  # noqa: E402
@@ -99,13 +100,12 @@ def need_folder(opt, path):
         fail("%s %s is a file, not a folder" % (opt, path))
 
 
-def out_file(opt, path):
-    """A file to write: its folder must exist, and it must not be a folder."""
-    if os.path.isdir(path):
-        fail("%s %s is a folder: give the file to write, e.g. %s" % (opt, path, os.path.join(path, "model.safetensors")))
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        fail("%s %s: no folder %s (make it first)" % (opt, path, folder))
+def out_file(opt, path, inputs):
+    """A file to write: its folder must exist, and it is neither a folder nor one of inputs
+    ((option, path) pairs of the files the command reads)."""
+    why = out_file_error(opt, path, inputs)
+    if why:
+        fail(why)
 
 
 def model_arg(path, opt="--model"):
@@ -125,7 +125,7 @@ def load_ckpt(path, opt):
             fail("%s %s is a weights file, not a stage-5 checkpoint (RUN/last.pt)%s" % (
                 opt, path, ": a new run fine-tunes it with --model" if opt == "--resume" else ""))
         fail("%s %s is not a stage-5 checkpoint of finetune_c.py (%s: %s)"
-             % (opt, path, type(e).__name__, (str(e).splitlines() or [""])[0]))
+             % (opt, path, type(e).__name__, first_line(e)))
     what = ck.get("format") if isinstance(ck, dict) else None
     if what != CKPT_FORMAT:
         fail("%s %s is not a stage-5 checkpoint of finetune_c.py (%s)%s" % (
@@ -208,7 +208,7 @@ def prepare(args):
             cache = Cache(args.data)
         except (OSError, ValueError, KeyError) as e:
             fail("prepare: the training cache in %s cannot be read (%s: %s): build it again "
-                 "(train/fetch_data.sh)" % (args.data, type(e).__name__, (str(e).splitlines() or [""])[0]))
+                 "(train/fetch_data.sh)" % (args.data, type(e).__name__, first_line(e)))
         if 0.98 * cache.canvas[0] < fs[0] or 0.98 * cache.canvas[1] < fs[1]:
             fail("prepare: the cache's canvas (%dx%d, %s) is not larger than the frames (%dx%d): views "
                  "would enlarge it; build a larger one (train/make_dataset.py --canvas 360 640 --out DIR) "
@@ -324,7 +324,7 @@ def load_shards(root, meta):
         try:
             part = torch.load(p)
         except Exception as e:    # torch.load raises what the unpickler or the zip reader raise
-            part = "%s: %s" % (type(e).__name__, (str(e).splitlines() or [""])[0])
+            part = "%s: %s" % (type(e).__name__, first_line(e))
         if not isinstance(part, dict) or not all(k in part for k in keys + ("kind",)):
             fail("%s is not a shard of the set (%s): move it away and run `prepare` again (it makes "
                  "the missing shards)" % (p, part if isinstance(part, str) else "keys %s" % sorted(part)
@@ -802,11 +802,9 @@ def train(args):
 
 
 def export(args):
-    out_file("--out", args.out)
+    out_file("--out", args.out, (("--model", args.model), ("--from", args.ckpt)))
     net = model_arg(args.model)
     ck = load_ckpt(args.ckpt, "--from")
-    if os.path.exists(args.out) and os.path.samefile(args.out, args.ckpt):
-        fail("--out %s is the checkpoint --from reads: give the weights file to write" % args.out)
     if ck["config"]["model_sha256"] != sha256(args.model):
         fail("%s fine-tunes another model's C, not %s" % (args.ckpt, args.model))
     base = safetensors_io.load(args.model)[1].get("vaefarm_weights", "")
@@ -828,7 +826,7 @@ def calibrate(args):
     written there (the rest of the file as it was)."""
     check_min(vars(args), {"threads": 1, "val": 1}, "finetune_c")
     if args.out:
-        out_file("--out", args.out)
+        out_file("--out", args.out, (("--model", args.model),))
     torch.set_num_threads(args.threads)
     net = model_arg(args.model)
     if not net.arch["C"].get("gate"):

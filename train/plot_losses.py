@@ -20,6 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from cli_io import out_file_error  # noqa: E402
+
 
 def read(path):
     recs = []
@@ -49,7 +51,15 @@ def main():
     ap.add_argument("--smooth", type=int, default=0, help="moving average (default: steps/50, at least 5)")
     ap.add_argument("--title", default=None)
     args = ap.parse_args()
-    recs = read(args.log)
+    why = out_file_error("--out", args.out, (("the log", args.log),), "losses.png")
+    if why:
+        sys.exit("plot_losses: " + why)
+    try:
+        recs = read(args.log)
+    except OSError as e:
+        sys.exit("plot_losses: %s: %s" % (args.log, e.strerror))
+    except ValueError as e:
+        sys.exit("plot_losses: %s is not a training log, a JSON record a line (%s)" % (args.log, e))
     if not recs:
         sys.exit("plot_losses: %s has no records" % args.log)
     from vaefarm_train.losses import DEFAULT_WEIGHTS
@@ -102,8 +112,8 @@ def main():
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
     fig.suptitle(args.title or "vaefarm training: %s (moving average over %d steps)" % (args.log, n))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    fig.savefig(args.out, dpi=90)
+    fig.savefig(args.out + ".tmp", dpi=90, format="png")
+    os.replace(args.out + ".tmp", args.out)   # the picture appears only when complete
     print("plot_losses: %d records -> %s" % (len(recs), args.out))
 
 

@@ -18,6 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import safetensors_io  # noqa: E402
+from cli_io import out_file_error  # noqa: E402
 from vaefarm_ref.arch import ArchError, arch_json, parse_arch  # noqa: E402
 
 
@@ -41,8 +42,9 @@ def main(argv):
     if len(argv) < 3 or any("=" not in a for a in argv[2:]):
         sys.exit(__doc__)
     src, dst = argv[0], argv[1]
-    if os.path.abspath(src) == os.path.abspath(dst):
-        sys.exit("set_arch: OUT must be another file than IN (%s is never written)" % src)
+    why = out_file_error("OUT", dst, (("IN", src),))
+    if why:
+        sys.exit("set_arch: " + why)
     try:
         tensors, meta = safetensors_io.load(src, as_torch=False)
     except (OSError, safetensors_io.SafetensorsError) as e:

@@ -479,8 +479,12 @@ def test_set_arch(tmp, vaefarm):
         bad = os.path.join(tmp, "arch_bad.safetensors")
         r = subprocess.run([sys.executable, tool, src, bad] + args, capture_output=True, text=True)
         assert r.returncode != 0 and msg in r.stderr and not os.path.exists(bad), (args, r.stderr)
-    r = subprocess.run([sys.executable, tool, src, src, "A.refine.predict=1"], capture_output=True, text=True)
-    assert r.returncode != 0 and "never written" in r.stderr
+    link = os.path.join(tmp, "arch_link.safetensors")   # the same file under another name
+    os.link(src, link)
+    for dst in (src, link):
+        r = subprocess.run([sys.executable, tool, src, dst, "A.refine.predict=1"], capture_output=True, text=True)
+        assert r.returncode != 0 and "OUT %s is IN (%s), which this command reads and never writes" % (
+            dst, src) in r.stderr, r.stderr
     assert safetensors_io.load(src, as_torch=False)[1] == m0
     if vaefarm:
         r = subprocess.run([vaefarm, "bench", "--model", out, "--frames", "3", "--size", "32x64",
@@ -488,6 +492,28 @@ def test_set_arch(tmp, vaefarm):
         assert r.returncode == 0, r.stderr
     print("set_arch: ok (tensors kept, the change described, bad values refused%s)" % (
         "; vaefarm bench ran it" if vaefarm else ""))
+
+
+def test_plot_losses(tmp, ckpt):
+    """train/plot_losses.py: the PNG of a run's log; a missing log, an --out that is the log or a
+    folder without a parent refused in one line, with nothing written."""
+    tool = os.path.join(HERE, "plot_losses.py")
+    log = os.path.join(os.path.dirname(ckpt), "log.jsonl")
+    png = os.path.join(tmp, "losses.png")
+    subprocess.check_call([sys.executable, tool, log, "--out", png], stdout=subprocess.DEVNULL)
+    with open(png, "rb") as fp:
+        assert fp.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert not os.path.exists(png + ".tmp")
+    logged = open(log, "rb").read()
+    nolog = os.path.join(tmp, "nope.jsonl")
+    for args, msg in (([log, "--out", log], "--out %s is the log (%s), which this command reads" % (log, log)),
+                      ([log, "--out", os.path.join(tmp, "nodir", "l.png")], "no folder"),
+                      ([nolog, "--out", os.path.join(tmp, "l2.png")], "%s: No such file" % nolog),
+                      ([png, "--out", os.path.join(tmp, "l2.png")], "is not a training log")):
+        r = subprocess.run([sys.executable, tool] + args, capture_output=True, text=True)
+        assert r.returncode == 1 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    assert open(log, "rb").read() == logged and not os.path.exists(os.path.join(tmp, "l2.png"))
+    print("plot_losses: a PNG of the log; its own log, a missing folder or log, a non-log refused")
 
 
 def test_sequences():
@@ -1200,7 +1226,9 @@ def ft_errors(e):
         (["export", "--model", m, "--from", text, "--out", os.path.join(tmp, "fr_x.safetensors")], "is not a stage-5 checkpoint"),
         (["export", "--model", m, "--from", e.path("fr_nope.pt"), "--out", os.path.join(tmp, "fr_x.safetensors")], "no such file"),
         (["export", "--model", m, "--from", e.a_last, "--out", nodir], "no folder %s (make it first)" % os.path.dirname(nodir)),
-        (["export", "--model", m, "--from", e.a_last, "--out", e.a_last], "is the checkpoint --from reads"),
+        (["export", "--model", m, "--from", e.a_last, "--out", e.a_last], "is --from (%s), which this command reads and never writes" % e.a_last),
+        (["export", "--model", m, "--from", e.a_last, "--out", m], "is --model (%s), which this command reads" % m),
+        (["calibrate", "--model", gated, "--seqs", e.seqs, "--val", "2", "--out", gated], "is --model (%s), which this command reads" % gated),
         (["calibrate", "--model", gated, "--seqs", e.seqs, "--val", "2", "--shifts", "nan"], "--shifts wants numbers"),
         (["calibrate", "--model", gated, "--seqs", e.seqs, "--val", "2", "--out", nodir], "no folder"),
         (["calibrate", "--model", gated, "--seqs", e.seqs, "--val", "2", "--threads", "0"], "--threads 0: must be at least 1")]
@@ -1218,11 +1246,11 @@ def ft_errors(e):
         cases.append((train + extra + ["--model", m, "--seqs", e.seqs, "--val", "2"], why))
     cases.append((["train", "--out", out, "--steps", "-1", "--model", m, "--seqs", e.seqs, "--val", "2"],
                   "--steps -1: must be 0 or more"))
-    a_bytes = open(e.a_last, "rb").read()
+    kept = {f: open(f, "rb").read() for f in (e.a_last, m, gated)}
     for argv, why in cases:
         refused(e.fc, argv, why)
     assert not os.path.exists(out), "a refused command made its --out"
-    assert open(e.a_last, "rb").read() == a_bytes
+    assert all(open(f, "rb").read() == b for f, b in kept.items()), "a refused command wrote its input"
     # one of them as a process: one line on stderr, exit status 1
     r = subprocess.run([sys.executable, os.path.join(HERE, "finetune_c.py")] + cases[1][0], capture_output=True, text=True)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, (r.returncode, r.stderr)
@@ -1410,6 +1438,7 @@ def test_clear_errors(tmp):
     not a traceback: train.py, export.py, convert_resnet.py."""
     import convert_resnet
     import export
+    import safetensors_io
     from export import make_model, save_weights
     pth = os.path.join(tmp, "err_resnet.pth")
     torch.save({"conv1.weight": torch.zeros(2, 3, 1, 1), "layer1.0.conv1.weight": torch.zeros(2, 2, 1, 1)}, pth)
@@ -1453,6 +1482,7 @@ def test_clear_errors(tmp):
     assert quiet(trainmod.main, ["--out", ck, "--steps", "0"] + SMALL)[0] == 0
     ckpt = os.path.join(ck, "last.pt")
     eo = os.path.join(tmp, "err_export.safetensors")
+    ck_bytes = open(ckpt, "rb").read()
     for argv, why in (
             (["--from-checkpoint", os.path.join(tmp, "nope.pt")], "--from-checkpoint %s: no such file"
              % os.path.join(tmp, "nope.pt")),
@@ -1460,9 +1490,12 @@ def test_clear_errors(tmp):
             (["--from-checkpoint", pth], "convert it with train/convert_resnet.py"),
             (["--from-checkpoint", ckpt, "--out", os.path.join(tmp, "nodir", "x.safetensors")],
              "no folder %s (make it first)" % os.path.join(tmp, "nodir")),
+            (["--from-checkpoint", ckpt, "--out", ckpt], "--out %s is --from-checkpoint (%s), which this "
+             "command reads and never writes" % (ckpt, ckpt)),
             (["--arch", "bogus"], "--arch bogus: not tiny, full or a JSON file")):
         refused(Cli(export), (["--out", eo] if "--out" not in argv else []) + argv, why)
     assert not os.path.exists(eo)
+    assert open(ckpt, "rb").read() == ck_bytes, "export.py wrote over its --from-checkpoint"
     refused(trainmod, ["--out", pth, "--steps", "1"] + SMALL, "is a file, not a folder")
     # convert_resnet.py
     for argv, why in (([os.path.join(tmp, "nope.pth")], "nope.pth: no such file"),
@@ -1471,8 +1504,12 @@ def test_clear_errors(tmp):
                       ([pth, "--into", os.path.join(tmp, "nope.safetensors")], "--into %s: no such file"
                        % os.path.join(tmp, "nope.safetensors")),
                       ([pth, "--out", os.path.join(tmp, "nodir", "x.safetensors")], "no folder"),
-                      ([pth, "--out", tmp], "is a folder: give the weights file's name")):
+                      ([pth, "--out", tmp], "is a folder: give the file to write, e.g. %s"
+                       % os.path.join(tmp, "full-imagenet.safetensors")),
+                      ([pth, "--out", pth], "is the .pth (%s), which this command reads" % pth),
+                      ([pth, "--into", wfile, "--out", wfile], "is --into (%s), which this command reads" % wfile)):
         refused(Cli(convert_resnet), argv + (["--out", eo] if "--out" not in argv else []), why)
+    assert safetensors_io.load(wfile)[1]["vaefarm_weights"] == "test", "convert_resnet.py wrote its --into"
     print("errors: %s refused in one line each" % "bad --init, --resume, --arch, --size, --weights, "
           "counts, --device; export.py and convert_resnet.py on missing or wrong files")
 
@@ -1577,6 +1614,7 @@ def main():
         test_resume_data_world(tmp)
         test_out_lock_tmp(tmp)
         test_set_arch(tmp, args.vaefarm)
+        test_plot_losses(tmp, ck)
         test_sequences()
         test_finetune_c(tmp)
         test_finetune_c_film(tmp)

@@ -38,6 +38,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 import safetensors_io  # noqa: E402
+from cli_io import first_line  # noqa: E402
 from export import arch_diff  # noqa: E402
 from vaefarm_ref import build, load_weights  # noqa: E402
 from vaefarm_ref.arch import PRESETS, ArchError, get_arch  # noqa: E402
@@ -225,7 +226,7 @@ def load_resume(path):
             fail("--resume %s is a weights file, not a training checkpoint: start a new run from it "
                  "with --init %s (and another --out)" % (path, path))
         fail("--resume %s is not a training checkpoint of train/train.py (%s: %s)"
-             % (path, type(e).__name__, (str(e).splitlines() or [""])[0]))
+             % (path, type(e).__name__, first_line(e)))
     if not isinstance(ck, dict) or ck.get("format") != CKPT_FORMAT:
         what = ck.get("format") if isinstance(ck, dict) else None
         fail("--resume %s is not a training checkpoint of train/train.py (%s)%s" % (
@@ -246,7 +247,7 @@ def load_net_file(path, opt, torch_advice, prog="train"):
                  % (opt, path, torch_advice), prog)
         fail("%s %s: not a vaefarm weights file (%s)" % (opt, path, e), prog)
     except (ValueError, RuntimeError, OSError) as e:
-        fail("%s %s: %s" % (opt, path, (str(e).splitlines() or [""])[0]), prog)
+        fail("%s %s: %s" % (opt, path, first_line(e)), prog)
 
 
 def load_init(path):
