@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 int vf_error_set(struct vf_error *err, int code, const char *fmt, ...)
 {
@@ -73,6 +74,29 @@ const char *vf_status_str(int code)
 int vf_io_status(int errnum)
 {
     return errnum == ENOSPC || errnum == EDQUOT ? VF_ENOSPC : VF_EIO;
+}
+
+int vf_write_all(int fd, const void *p, size_t n, size_t *done)
+{
+    const char *c = p;
+    size_t left = n;
+    int r = 0;
+    while (left) {
+        ssize_t k = write(fd, c, left);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = ENOSPC;
+            r = -1;
+            break;
+        }
+        c += k;
+        left -= (size_t)k;
+    }
+    if (done)
+        *done = n - left;
+    return r;
 }
 
 bool vf_dir_room(const char *dir, uint64_t *free_bytes, dev_t *dev)

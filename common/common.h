@@ -56,6 +56,10 @@ int vf_io_status(int errnum);
  * f_bavail), and its device (when `dev` is not NULL); false when not known: the call failed, or
  * the file system reports no size (f_blocks 0: FUSE without statfs), which is not judged. */
 bool vf_dir_room(const char *dir, uint64_t *free_bytes, dev_t *dev);
+/* write(2) of all n bytes of p to fd, going on after a short write (a signal, a disk filling) and
+ * EINTR: 0, or -1 with errno set (ENOSPC where write made no progress without saying why), the
+ * bytes that did go out in *done when not NULL. */
+int vf_write_all(int fd, const void *p, size_t n, size_t *done);
 
 /* ---- logging ------------------------------------------------------------------------------ */
 enum vf_log_level { VF_LOG_ERROR = 0, VF_LOG_WARN, VF_LOG_INFO, VF_LOG_VERBOSE, VF_LOG_DEBUG };

@@ -547,24 +547,6 @@ int vf_farm_null_work_dir(struct vf_film *film, struct vf_error *err)
 
 #define SEAM_MAGIC "VFSEAM1"
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n) {
-        ssize_t k = write(fd, c, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            if (k == 0)
-                errno = ENOSPC;
-            return -1;
-        }
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 int vf_farm_write_atomic(const char *path, const void *const *parts, const size_t *lens, int n,
                          struct vf_error *err)
 {
@@ -575,7 +557,7 @@ int vf_farm_write_atomic(const char *path, const void *const *parts, const size_
         return vf_error_set(err, VF_EIO, "%s: %s", tmp, strerror(errno));
     int bad = 0;
     for (int i = 0; i < n && !bad; i++)
-        bad = parts[i] && write_all(fd, parts[i], lens[i]);
+        bad = parts[i] && vf_write_all(fd, parts[i], lens[i], NULL);
     if (!bad)
         bad = fsync(fd) != 0;
     int e = errno;

@@ -503,23 +503,16 @@ int vf_journal_append(struct vf_journal *j, struct vf_journal_entry *e, struct v
                          j->path, (long long)j->size, strerror(errno));
         goto out;
     }
-    ssize_t w;
-    do {
-        errno = 0; /* a short write sets none: then the message guesses */
-        w = write(j->fd, line, len); /* one write: a crash leaves a prefix of this line at most */
-    } while (w < 0 && errno == EINTR);
-    if (w < 0) {
-        r = undo_append(j, vf_error_set(err, vf_io_status(errno), "journal %s: appending chunk %d: %s",
-                                        j->path, e->chunk, strerror(errno)),
-                        err);
-        goto out;
-    }
-    if ((size_t)w != len) {
-        r = undo_append(j, vf_error_set(err, errno ? vf_io_status(errno) : VF_EIO,
-                                        "journal %s: appending chunk %d: wrote %zd of %zu bytes: "
-                                        "%s",
-                                        j->path, e->chunk, w, len,
-                                        errno ? strerror(errno) : "short write (disk full?)"),
+    /* One line, written on after a short write (a signal, a filling disk): the write that then
+     * fails says why. A crash leaves a prefix of this line at most; undo_append cuts it off. */
+    size_t done;
+    if (vf_write_all(j->fd, line, len, &done) < 0) {
+        int errnum = errno;
+        char part[64] = "";
+        if (done)
+            snprintf(part, sizeof part, " (wrote %zu of %zu bytes)", done, len);
+        r = undo_append(j, vf_error_set(err, vf_io_status(errnum), "journal %s: appending chunk %d%s: %s",
+                                        j->path, e->chunk, part, strerror(errnum)),
                         err);
         goto out;
     }

@@ -2,7 +2,8 @@
  * tests/test_common.c: common/common.h's reading of the memory a process can still take
  * (vf_mem_available), on made-up /proc and /sys/fs/cgroup trees in a temporary folder: cgroup v2
  * and v1, a parent group tighter than the process's own, inactive file pages not counted as
- * held, nothing left, nothing readable; and on this machine.
+ * held, nothing left, nothing readable; and on this machine. vf_write_all through a short write
+ * (RLIMIT_FSIZE): the bytes that went out, and the errno of the write that failed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,9 +12,13 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,6 +133,43 @@ static void mem_available_unknown_and_here(void **state)
     printf("this machine: %zu MiB available\n", here >> 20);
 }
 
+static void write_all_through_short_writes(void **state)
+{
+    (void)state;
+    fresh();
+    char path[512];
+    snprintf(path, sizeof path, "%s/w", root);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    char buf[100];
+    memset(buf, 'x', sizeof buf);
+    size_t done = 1;
+    assert_int_equal(vf_write_all(fd, buf, sizeof buf, &done), 0);
+    assert_int_equal(done, 100);
+    /* 140 bytes allowed: 40 of the next 100 go out (a short write), then the write of the rest
+     * fails with EFBIG, which is what the caller reports */
+    void (*old)(int) = signal(SIGXFSZ, SIG_IGN);
+    struct rlimit saved, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    lim = saved;
+    lim.rlim_cur = 140;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    errno = 0;
+    int r = vf_write_all(fd, buf, sizeof buf, &done);
+    int errnum = errno;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, old);
+    assert_int_equal(r, -1);
+    assert_int_equal(errnum, EFBIG);
+    assert_int_equal(done, 40);
+    assert_int_equal(vf_io_status(errnum), VF_EIO);
+    assert_int_equal(vf_io_status(ENOSPC), VF_ENOSPC);
+    close(fd);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 140);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/vf_test_common.%d", (int)getpid());
@@ -135,6 +177,7 @@ int main(void)
         cmocka_unit_test(mem_available_v2),
         cmocka_unit_test(mem_available_v1),
         cmocka_unit_test(mem_available_unknown_and_here),
+        cmocka_unit_test(write_all_through_short_writes),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[1024];
