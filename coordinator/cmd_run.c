@@ -113,8 +113,8 @@ static int default_threads(int local_size)
     return t > 0 ? t : 1;
 }
 
-/* The bytes a CPU rank's network and frames in flight may hold (create_engine gives the backend
- * what the frames leave; bench's backend holds it all): VAEFARM_MEMORY_LIMIT
+/* The bytes a CPU rank's frames in flight, codecs and network may hold (create_engine gives the
+ * backend what the first two leave; bench's backend holds it all): VAEFARM_MEMORY_LIMIT
  * (MiB) where set, else 90% of the memory available now (vf_mem_available: MemAvailable, or a
  * control group's limit) shared among the node's `local_size` ranks; 0 (no limit) where
  * neither can be read. An error for a malformed VAEFARM_MEMORY_LIMIT. */
@@ -127,7 +127,7 @@ int vf_cpu_memory_budget(int local_size, size_t *budget, struct vf_error *err)
         const unsigned long long mib = strtoull(env, &end, 10);
         if (errno || *end || !vf_str_is_digits(env) || mib == 0 || mib > (SIZE_MAX >> 20))
             return vf_error_set(err, VF_EINVAL, "VAEFARM_MEMORY_LIMIT=%s: give the MiB each CPU "
-                                "rank's network and frames in flight may hold, a whole number "
+                                "rank's frames in flight, codecs and network may hold, a whole number "
                                 "above 0 (or unset it: the node's available memory shared among "
                                 "its ranks)", env);
         *budget = (size_t)mib << 20;
@@ -317,25 +317,32 @@ static int lock_work_dir(struct vf_farm *f, int *fd, struct vf_error *err)
 }
 
 /* The colorizer. On the CPU, the rank's memory budget (vf_cpu_memory_budget) holds the chunk
- * pipeline's frames in flight as well as the network: the network gets what they leave. */
+ * pipeline's frames in flight and its decoder and encoder as well as the network: the network
+ * gets what they leave. */
 static int create_engine(struct vf_farm *f, struct vf_error *err)
 {
     size_t frames = vf_node_chunk_bytes(f->info, f->h, f->w, f->queue);
     if (f->passthrough)   /* the worker's reference at the film's size (farm_worker.c) */
         frames += (size_t)3 * f->info->height * f->info->width * sizeof(float);
+    const size_t codecs = vf_shard_codec_bytes(&f->spec, f->info);
     const double mib = 1048576.0;
-    char what[160] = "", budget[160] = "";
+    char what[320] = "", budget[160] = "";
     if (f->gpu < 0 && f->mem_budget) {
-        snprintf(what, sizeof what, "its frames in flight at %dx%d (--queue %d; 0 keeps one)",
-                 f->info->width, f->info->height, f->queue);
+        snprintf(what, sizeof what, "its frames in flight at %dx%d, %.0f MiB (--queue %d; 0 keeps "
+                 "one), and its decoder and %s encoder, %.0f MiB,", f->info->width,
+                 f->info->height, frames / mib, f->queue, f->spec.codec, codecs / mib);
         snprintf(budget, sizeof budget, "the %.0f MiB this rank may use (the memory available on "
                  "this node shared among its ranks, or VAEFARM_MEMORY_LIMIT)", f->mem_budget / mib);
+        frames = codecs < SIZE_MAX - frames ? frames + codecs : SIZE_MAX;
         if (frames >= f->mem_budget)
             return vf_error_set(err, VF_ENOMEM, "out of memory: %s need %.0f MiB, all of %s, "
                                 "and the network nothing; lower --queue, use a smaller "
-                                "inference_size, run fewer ranks per node, or use a node with more "
-                                "memory", what, frames / mib, budget);
+                                "inference_size or a lighter encode.codec, run fewer ranks per "
+                                "node, or use a node with more memory", what, frames / mib, budget);
         vf_backend_set_mem_budget(f->be, f->mem_budget - frames);
+        if (f->rank == 0)
+            vf_log(NULL, VF_LOG_VERBOSE, "memory of a rank: %s leave the network %.0f MiB of %s",
+                   what, (f->mem_budget - frames) / mib, budget);
     }
     /* on a GPU each frame is one CUDA graph replay (node/colorizer.c) */
     struct vf_colorizer_opts co = {.be = f->be, .precision = f->precision, .h = f->h, .w = f->w,

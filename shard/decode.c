@@ -26,6 +26,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/avconfig.h>
+#include <libavutil/cpu.h>
 #include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
 #include <libswscale/swscale.h>
@@ -71,6 +72,12 @@ struct vf_decoder {
 
 /* The Y plane can be used in place: planar, first plane, one sample per step, native endian,
  * no shift (yuv*, gray*, nv12/nv21 ...). */
+int vf_shard_decode_threads_(void)
+{
+    const int cpus = av_cpu_count();   /* the affinity mask's, as FFmpeg's auto */
+    return cpus > 1 ? (cpus + 1 < 16 ? cpus + 1 : 16) : 1;
+}
+
 static bool luma_is_direct(const AVPixFmtDescriptor *d)
 {
     if (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM |
@@ -203,7 +210,7 @@ int vf_shard_decoder_create(struct vf_decoder **out, const struct vf_media_info 
     dec->cc->pkt_timebase = dec->st->time_base;
     /* Frame and slice threads: FFmpeg's threaded decoders output the same bytes as the
      * single-threaded ones (checked by tests/test_decode.c against every seek). */
-    dec->cc->thread_count = 0;
+    dec->cc->thread_count = vf_shard_decode_threads_();
     dec->cc->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
     VF_CHECK_AV(avcodec_open2(dec->cc, codec, NULL), err, fail);
     dec->src_fmt = dec->cc->pix_fmt;

@@ -48,24 +48,31 @@
 #define VF_STR_(x) #x
 #define VF_STR(x) VF_STR_(x)
 
-/* Default pixel format per codec and source luma depth (docs/ENCODE.md explains each choice). */
+/* Default pixel format per codec and source luma depth (docs/ENCODE.md explains each choice),
+ * and the memory the encoder holds at its peak, per pixel of the film: mem_px bytes plus mem_fb
+ * times the bytes of a frame in its pixel format, per pixel (1.5 for yuv420p, 6 for yuv444p16le).
+ * Measured on Debian 12's FFmpeg 5.1 with vaefarm's settings (4 threads, default options), peak
+ * RSS over 48 frames at 1920x1080 and 3840x2160 above a pass-through (docs/NODE.md "Memory"),
+ * rounded up; options such as a longer x264 lookahead hold more. NVENC's are a guess (no GPU
+ * encoder was at hand): two host frames. */
 struct codec_rule {
     const char *name;   /* FFmpeg encoder name, as written in film.yaml encode.codec */
     const char *pix8;   /* default for sources of 8 bits or fewer */
     const char *pix10;  /* default for 9- and 10-bit sources */
     const char *pix16;  /* default for deeper sources */
     bool gpu;           /* needs an NVIDIA GPU with NVENC */
+    double mem_px, mem_fb;
 };
 
 static const struct codec_rule codec_rules[] = {
-    {"ffv1", "yuv444p", "yuv444p10le", "yuv444p16le", false},
-    {"prores_ks", "yuv422p10le", "yuv422p10le", "yuv422p10le", false},
-    {"libx264", "yuv420p", "yuv420p10le", "yuv420p10le", false},
-    {"libx265", "yuv420p10le", "yuv420p10le", "yuv420p12le", false},
-    {"dnxhd", "yuv422p", "yuv422p10le", "yuv422p10le", false},
+    {"ffv1", "yuv444p", "yuv444p10le", "yuv444p16le", false, 165, 0},
+    {"prores_ks", "yuv422p10le", "yuv422p10le", "yuv422p10le", false, 0, 5},
+    {"libx264", "yuv420p", "yuv420p10le", "yuv420p10le", false, 0, 145},
+    {"libx265", "yuv420p10le", "yuv420p10le", "yuv420p12le", false, 190, 60},
+    {"dnxhd", "yuv422p", "yuv422p10le", "yuv422p10le", false, 165, 6},
     /* NVENC: H.264 is 8-bit only (4:2:0 or yuv444p); HEVC Main 10 (p010le) like libx265 */
-    {"h264_nvenc", "yuv420p", "yuv420p", "yuv420p", true},
-    {"hevc_nvenc", "p010le", "p010le", "p010le", true},
+    {"h264_nvenc", "yuv420p", "yuv420p", "yuv420p", true, 0, 2},
+    {"hevc_nvenc", "p010le", "p010le", "p010le", true, 0, 2},
 };
 #define N_CODEC_RULES (sizeof codec_rules / sizeof codec_rules[0])
 
@@ -579,6 +586,27 @@ static int try_encoder(const struct vf_encode_spec *spec, const struct vf_media_
         avcodec_parameters_free(par);
     avcodec_free_context(&enc);
     return r < 0 ? r : 0;
+}
+
+size_t vf_shard_codec_bytes(const struct vf_encode_spec *spec, const struct vf_media_info *src)
+{
+    const struct codec_rule *rule = NULL;
+    const AVCodec *codec = NULL;
+    enum AVPixelFormat fmt = AV_PIX_FMT_NONE;
+    struct vf_error ignored = {0};
+    const double px = (double)src->width * src->height;
+    /* the decoder: its frame threads' pictures and the references (docs/NODE.md "Memory") */
+    const int threads = vf_shard_decode_threads_();
+    const int sfb = av_image_get_buffer_size(av_get_pix_fmt(src->pix_fmt), src->width, src->height, 1);
+    double bytes = (sfb > 0 ? (double)sfb : 3.0 * px) * (2 * threads + 8) + threads * 4194304.0;
+    /* the encoder, and the writer's frame in its format */
+    if (resolve(spec, src, "memory", &rule, &codec, &fmt, &ignored) == 0) {
+        const int fb = av_image_get_buffer_size(fmt, src->width, src->height, 1);
+        bytes += rule->mem_px * px + (rule->mem_fb + 2) * (fb > 0 ? fb : 6.0 * px);
+    } else {
+        bytes += 400.0 * px;   /* a spec the check refuses before any work: about x265's */
+    }
+    return bytes < (double)SIZE_MAX ? (size_t)bytes : SIZE_MAX;
 }
 
 int vf_shard_encoder_check(const struct vf_encode_spec *spec, const struct vf_media_info *src,

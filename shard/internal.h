@@ -94,6 +94,11 @@ struct AVCodecParameters;
 int vf_shard_encoder_params_(const struct vf_encode_spec *spec, const struct vf_media_info *src,
                              struct AVCodecParameters **par, struct vf_error *err);
 
+/* The decoder's threads (frame and slice): FFmpeg's own "auto" choice, made here so that the
+ * memory estimate (vf_shard_codec_bytes) counts the same number: the CPUs this process may run
+ * on plus one, at most 16; 1 on one CPU. Defined in decode.c. */
+int vf_shard_decode_threads_(void);
+
 /* fsync the folder that holds `path` (after a rename into it): 0, or VF_EIO recorded with the
  * folder's name. A filesystem that cannot sync folders (EINVAL) counts as success. */
 int vf_shard_fsync_dir_(const char *path, struct vf_error *err);

@@ -224,6 +224,11 @@ struct vf_segment_writer;
  * usable NVIDIA GPU: VF_EUNSUPPORTED, "h264_nvenc needs an NVIDIA GPU with NVENC; ..."). */
 int vf_shard_encoder_check(const struct vf_encode_spec *spec, const struct vf_media_info *src,
                            struct vf_error *err);
+/* The bytes a chunk's decoder (of `src`, with its threads) and encoder (for `spec`, in its pixel
+ * format) hold at their peak, estimated from the frame size (measured coefficients per codec,
+ * docs/NODE.md "Memory"): part of a CPU rank's memory budget. A spec the check refuses gets 400
+ * bytes a pixel for its encoder. */
+size_t vf_shard_codec_bytes(const struct vf_encode_spec *spec, const struct vf_media_info *src);
 
 /* Open a segment at `path` (written to a temporary file of this writer's own,
  * "<path>.<pid>-<n>.tmp", created exclusively, renamed by close; two writers of the same path

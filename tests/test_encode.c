@@ -905,6 +905,49 @@ static void rgb_frames_use_the_source_matrix(void **state)
     }
 }
 
+/* ---- vf_shard_codec_bytes -------------------------------------------------------------------- */
+
+/* The estimate is the documented sum (docs/NODE.md "Memory"): the decoder's (2T + 8) source frames
+ * and 4 MiB a thread, the encoder's bytes per pixel and per byte of a frame in its pixel format
+ * (the default for the source's depth, or encode.pix_fmt), and the writer's two frames. */
+static void codec_bytes_follow_the_table(void **state)
+{
+    (void)state;
+    struct fake_source s;
+    fake_source_init(&s, 4, 1, 90000, 0, cfr_90k, 8);
+    s.info.width = 1920;
+    s.info.height = 1080;
+    const double px = 1920.0 * 1080.0;
+    const int t = vf_shard_decode_threads_();
+    assert_true(t >= 1 && t <= 16);
+    const double dec8 = 1.5 * px * (2 * t + 8) + t * 4194304.0;
+    struct {
+        struct vf_encode_spec spec;
+        int bits;
+        double want;
+    } cases[] = {
+        {{.codec = "ffv1"}, 8, dec8 + 165 * px + 2 * 3 * px},
+        {{.codec = "ffv1"}, 10, 2 * dec8 - t * 4194304.0 + 165 * px + 2 * 6 * px},
+        {{.codec = "libx264"}, 8, dec8 + 147 * 1.5 * px},
+        {{.codec = "libx264", .pix_fmt = "yuv444p"}, 8, dec8 + 147 * 3 * px},
+        {{.codec = "libx265"}, 8, dec8 + 190 * px + 62 * 3 * px},
+        {{.codec = "prores_ks"}, 8, dec8 + 7 * 4 * px},
+        {{.codec = "dnxhd"}, 8, dec8 + 165 * px + 8 * 2 * px},
+        {{.codec = "mpeg4"}, 8, dec8 + 400 * px},   /* refused by the check */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(s.info.pix_fmt, sizeof s.info.pix_fmt, "%s", cases[i].bits > 8 ? "yuv420p10le" : "yuv420p");
+        s.info.bits_per_sample = cases[i].bits;
+        const double got = (double)vf_shard_codec_bytes(&cases[i].spec, &s.info);
+        if (got < cases[i].want - 1 || got > cases[i].want + 1)
+            fail_msg("%s %s (%d-bit source): %.0f bytes, want %.0f", cases[i].spec.codec,
+                     cases[i].spec.pix_fmt ? cases[i].spec.pix_fmt : "(default)", cases[i].bits, got,
+                     cases[i].want);
+        print_message("  1920x1080 %d-bit, %s: %.0f MiB with %d decoder threads\n", cases[i].bits,
+                      cases[i].spec.codec, got / 1048576.0, t);
+    }
+}
+
 /* ---- vf_shard_encoder_check ------------------------------------------------------------------ */
 
 static void encoder_check_validates_before_work(void **state)
@@ -1024,6 +1067,7 @@ int main(void)
         cmocka_unit_test(writers_of_one_path_do_not_collide),
         cmocka_unit_test(failed_write_leaves_writer_clean),
         cmocka_unit_test(rgb_frames_use_the_source_matrix),
+        cmocka_unit_test(codec_bytes_follow_the_table),
         cmocka_unit_test(encoder_check_validates_before_work),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
