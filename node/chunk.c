@@ -521,12 +521,6 @@ static int decode_frame(struct chunk_run *r, int64_t i, struct slot *s, struct v
                           "reads 8..16", fr.luma_bits);
         goto out;
     }
-    if (fr.av && fr.luma != fr.av->data[0] && !r->full_range) {
-        rc = vf_error_set(err, VF_EUNSUPPORTED, "the film's pixel format %s has no luma plane "
-                          "of its own (limited range); transcode it to gray or yuv first",
-                          info->pix_fmt);
-        goto out;
-    }
     size_t row_bytes = (size_t)fr.width * (fr.luma_bits > 8 ? 2 : 1);
     for (int y = 0; y < fr.height; y++)
         memcpy(s->luma + (size_t)y * row_bytes, fr.luma + (size_t)y * fr.luma_stride, row_bytes);

@@ -116,7 +116,8 @@ static enum AVPixelFormat unjpeg(enum AVPixelFormat f, int *full)
 }
 
 /* One swscale context from the stream's format to `dst` at the same size, with the stream's
- * matrix and range in, full range out. */
+ * matrix and range in; out, full range, but for a grey `dst` from YUV, which keeps the stream's
+ * range: the luma's own code values (packed and big-endian YUV, p010). */
 static int make_sws(struct SwsContext **out, const struct vf_decoder *dec, enum AVPixelFormat dst,
                     struct vf_error *err)
 {
@@ -134,10 +135,12 @@ static int make_sws(struct SwsContext **out, const struct vf_decoder *dec, enum 
                             "yuv444p first", dec->info->path, av_get_pix_fmt_name(src),
                             av_get_pix_fmt_name(dst));
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(src);
-    if (d->flags & AV_PIX_FMT_FLAG_RGB)
+    const bool rgb_in = d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL);
+    if (rgb_in)
         full = 1; /* RGB in: full range by nature */
+    const int full_out = rgb_in || av_pix_fmt_desc_get(dst)->nb_components != 1 ? 1 : full;
     /* the same matrix both ways: YUV->RGB uses inv_table, RGB->gray uses table */
-    if (sws_setColorspaceDetails(s, coef, full, coef, 1, 0, 1 << 16, 1 << 16) < 0)
+    if (sws_setColorspaceDetails(s, coef, full, coef, full_out, 0, 1 << 16, 1 << 16) < 0)
         vf_log(&log_ctx, VF_LOG_WARN, "%s: swscale ignores the colour matrix for %s -> %s",
                dec->info->path, av_get_pix_fmt_name(src), av_get_pix_fmt_name(dst));
     *out = s;

@@ -364,6 +364,11 @@ static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStrea
     uint8_t hex[65];
     av_hash_final_hex(hash, hex, sizeof hex);
     copy_str(info->video_digest, sizeof info->video_digest, (const char *)hex);
+    /* RGB and palette pictures have no limited range: swscale reads them as full range whatever
+     * the tag says, and so do vaefarm's luma and its output's tag (docs/MEDIA.md) */
+    const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(av_get_pix_fmt(info->pix_fmt));
+    if (d && (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)))
+        copy_str(info->color_range, sizeof info->color_range, "pc");
 out:
     first_frame_close(&ff);
     av_hash_freep(&hash);

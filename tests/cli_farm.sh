@@ -25,6 +25,9 @@
 #     folder stops the job at the chunk it could not write, without retries (exit 6), and the
 #     rerun with room made resumes the chunks done; in both, the first chunk written warns that
 #     the disk lacks room, and a run with room does not
+#   - films whose luma is not a plane of its own, untagged: packed YUV (uyvy422 in .mov, yuyv422
+#     in .avi) and big-endian grey (gray16be in .nut) keep their luma bit for bit; RGB (qtrle
+#     rgb24) and a GIF come out full range ("pc"), their luma BT.601's Y' within a half level
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
@@ -356,6 +359,45 @@ if "${ns[@]}" mount -t tmpfs -o size=4k tmpfs "$tmp/small" 2>/dev/null; then
 else
   echo "skip full disk: no private mount namespace here (unshare --mount refused), so no small file system"
 fi
+
+# --- luma that is not a plane of its own, no range tag: before session 34 every chunk failed
+# ("no luma plane of its own (limited range)") after setup had accepted the film
+odd=(uyvy.mov "-pix_fmt uyvy422 -c:v rawvideo -tag:v 2vuy" yuyv.avi "-pix_fmt yuyv422 -c:v rawvideo"
+     g16be.nut "-pix_fmt gray16be -c:v rawvideo" rgb.mov "-pix_fmt rgb24 -c:v qtrle" pal.gif "")
+for ((i = 0; i < ${#odd[@]}; i += 2)); do
+  f=${odd[i]}
+  # shellcheck disable=SC2086
+  ffmpeg -loglevel error -f lavfi -i testsrc2=size=96x64:rate=24 -frames:v 6 ${odd[i+1]} "$tmp/$f" \
+    && printf 'version: 1\ninput: %s\noutput: %s.mkv\ninference_size: [64, 96]\ndefault_reference: film_ref_0.png\naudio: none\nshots: {detect: off}\n' \
+      "$f" "odd_${f%.*}" >"$tmp/odd_${f%.*}.yaml" && "$vf" "$tmp/odd_${f%.*}.yaml" --quiet --threads 1 \
+    || bad "odd luma: $f did not run"
+done
+check "packed YUV and big-endian grey keep their luma bit for bit; RGB and a GIF come out full range, Y' within half a level" \
+  /usr/bin/python3 - "$tmp" <<'PY'
+import subprocess, sys
+import numpy as np
+t, W, H = sys.argv[1], 96, 64
+def raw(path, *fmt):
+    return subprocess.run(["ffmpeg", "-loglevel", "error", "-i", path, *fmt, "-f", "rawvideo", "-"],
+                          capture_output=True, check=True).stdout
+def luma(name, dt=np.uint8):   # the output's Y plane, frame by frame (yuv444p or yuv444p16le)
+    return np.frombuffer(raw("%s/odd_%s.mkv" % (t, name)), dt).reshape(-1, 3, H, W)[:, 0].astype(int)
+def rng(name):
+    return subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=color_range", "-of", "csv=p=0",
+                           "%s/odd_%s.mkv" % (t, name)], capture_output=True, text=True).stdout.strip()
+u = np.frombuffer(raw(t + "/uyvy.mov"), np.uint8).reshape(-1, H, 2 * W)[:, :, 1::2].astype(int)
+y = np.frombuffer(raw(t + "/yuyv.avi"), np.uint8).reshape(-1, H, 2 * W)[:, :, 0::2].astype(int)
+g = np.frombuffer(raw(t + "/g16be.nut"), ">u2").reshape(-1, H, W).astype(int)
+assert u.shape[0] == 6 and np.array_equal(u, luma("uyvy")), "uyvy422"
+assert np.array_equal(y, luma("yuyv")), "yuyv422"
+assert np.array_equal(g, luma("g16be", "<u2")), "gray16be"
+assert [rng(n) for n in ("uyvy", "yuyv", "g16be")] == ["unknown"] * 3
+for name, src in (("rgb", "rgb.mov"), ("pal", "pal.gif")):
+    c = np.frombuffer(raw("%s/%s" % (t, src), "-pix_fmt", "rgb24"), np.uint8).reshape(-1, H, W, 3).astype(float)
+    want = 0.299 * c[..., 0] + 0.587 * c[..., 1] + 0.114 * c[..., 2]
+    d = np.abs(want - luma(name)).max()
+    assert d <= 0.51 and rng(name) == "pc", (name, d, rng(name))
+PY
 
 echo "cli_farm: $pass passed, $fail failed"
 [ "$fail" = 0 ]
