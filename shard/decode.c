@@ -190,7 +190,7 @@ int vf_shard_decoder_create(struct vf_decoder **out, const struct vf_media_info 
     dec->info = info;
     dec->flags = flags;
 
-    VF_CHECK_AV(avformat_open_input(&dec->fmt, info->path, NULL, NULL), err, fail);
+    VF_CHECK_AV(vf_shard_open_input_(&dec->fmt, info->path), err, fail);
     VF_CHECK_AV(avformat_find_stream_info(dec->fmt, NULL), err, fail);
     if (info->video_stream < 0 || info->video_stream >= (int)dec->fmt->nb_streams ||
         dec->fmt->streams[info->video_stream]->codecpar->codec_type != AVMEDIA_TYPE_VIDEO) {

@@ -879,7 +879,7 @@ static int count_segment_frames(const char *file, int64_t frames, struct vf_erro
     AVPacket *pkt = av_packet_alloc();
     int64_t n = 0;
     bool first_key = false;
-    int r = pkt ? avformat_open_input(&ic, file, NULL, NULL) : AVERROR(ENOMEM);
+    int r = pkt ? vf_shard_open_input_(&ic, file) : AVERROR(ENOMEM);
     if (r < 0) {
         r = vf_shard_av_error_(err, VF_ECORRUPT, r, "re-reading the segment just written (%s)", file);
         goto out;

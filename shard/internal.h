@@ -94,6 +94,12 @@ struct AVCodecParameters;
 int vf_shard_encoder_params_(const struct vf_encode_spec *spec, const struct vf_media_info *src,
                              struct AVCodecParameters **par, struct vf_error *err);
 
+/* avformat_open_input(ic, path) with the file read as named: FFmpeg's image demuxer would take a
+ * name with a printf pattern (ref%03d.png, shot%d.jpg) for a numbered sequence and find no
+ * file. Defined in probe.c. */
+struct AVFormatContext;
+int vf_shard_open_input_(struct AVFormatContext **ic, const char *path);
+
 /* The decoder's threads (frame and slice): FFmpeg's own "auto" choice, made here so that the
  * memory estimate (vf_shard_codec_bytes) counts the same number: the CPUs this process may run
  * on plus one, at most 16; 1 on one CPU. Defined in decode.c. */

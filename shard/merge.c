@@ -209,7 +209,7 @@ static int open_segment(struct merge *m, size_t i, AVFormatContext **ic, struct 
                             "segment %zu of %zu (%s) is missing: its chunk was not encoded or the "
                             "file was removed; run the job again to encode it",
                             i, n, path);
-    int r = avformat_open_input(ic, path, NULL, NULL);
+    int r = vf_shard_open_input_(ic, path);
     if (r < 0)
         return vf_shard_av_error_(err, VF_ECORRUPT, r,
                                   "segment %zu of %zu (%s) cannot be read (delete it and run the job "
@@ -517,7 +517,7 @@ static int copy_chapters(struct merge *m, struct vf_error *err)
 /* The source, for its audio, subtitles, chapters and metadata. */
 static int open_source(struct merge *m, struct vf_error *err)
 {
-    int r = avformat_open_input(&m->ic, m->src->path, NULL, NULL);
+    int r = vf_shard_open_input_(&m->ic, m->src->path);
     if (r < 0)
         return vf_shard_av_error_(err, VF_ENOENT, r, "cannot open the source %s to copy its audio",
                                   m->src->path);

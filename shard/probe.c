@@ -558,6 +558,16 @@ static void fill_video_fields(struct vf_media_info *info, const AVFormatContext 
     copy_str(info->timecode, sizeof info->timecode, tc ? tc->value : "");
 }
 
+int vf_shard_open_input_(AVFormatContext **ic, const char *path)
+{
+    AVDictionary *opts = NULL;
+    int r = av_dict_set(&opts, "pattern_type", "none", 0);   /* image2's; others leave it */
+    if (r >= 0)
+        r = avformat_open_input(ic, path, NULL, &opts);
+    av_dict_free(&opts);
+    return r;
+}
+
 int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error *err)
 {
     int rc = VF_OK;
@@ -583,7 +593,7 @@ int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error
     copy_str(info->path, sizeof info->path, path);
     info->video_stream = -1;
 
-    int ret = avformat_open_input(&fmt, path, NULL, NULL);
+    int ret = vf_shard_open_input_(&fmt, path);
     if (ret >= 0)
         ret = avformat_find_stream_info(fmt, NULL);
     if (ret < 0) {

@@ -27,7 +27,8 @@
 #     the disk lacks room, and a run with room does not
 #   - films whose luma is not a plane of its own, untagged: packed YUV (uyvy422 in .mov, yuyv422
 #     in .avi) and big-endian grey (gray16be in .nut) keep their luma bit for bit; RGB (qtrle
-#     rgb24) and a GIF come out full range ("pc"), their luma BT.601's Y' within a half level
+#     rgb24) and a GIF come out full range ("pc"), their luma BT.601's Y' within a half level;
+#     a reference named with a printf pattern (ref%03d.png) is read as named
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
@@ -398,6 +399,12 @@ for name, src in (("rgb", "rgb.mov"), ("pal", "pal.gif")):
     d = np.abs(want - luma(name)).max()
     assert d <= 0.51 and rng(name) == "pc", (name, d, rng(name))
 PY
+# FFmpeg's image demuxer takes ref%03d.png for a numbered sequence unless told not to
+cp "$tmp/film_ref_0.png" "$tmp/ref%03d.png"
+sed -e 's|^output: .*|output: odd_pct.mkv|' -e 's|^default_reference: .*|default_reference: "ref%03d.png"|' \
+  "$tmp/odd_uyvy.yaml" >"$tmp/odd_pct.yaml"
+check "a reference named ref%03d.png is read as named (the same film as with its copy's plain name)" \
+  all '"$vf" "$tmp/odd_pct.yaml" --quiet --threads 1 && cmp -s "$tmp/odd_uyvy.mkv" "$tmp/odd_pct.mkv"'
 
 echo "cli_farm: $pass passed, $fail failed"
 [ "$fail" = 0 ]
