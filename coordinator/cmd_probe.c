@@ -74,7 +74,7 @@ static void print_human(const struct vf_media_info *m)
     printf("  timecode    %s\n", m->timecode[0] ? m->timecode : "(none)");
     if (m->display_matrix)
         printf("  display     rotation %g%s (display matrix: players turn the picture; vaefarm "
-               "colorizes it as stored and the output keeps the matrix)\n",
+               "colorizes it as stored, and a .mov or .mp4 output keeps the matrix)\n",
                m->rotation, m->mirrored ? ", mirrored" : "");
     for (int i = 0; i < m->n_streams; i++) {
         const struct vf_stream_info *s = &m->streams[i];

@@ -58,6 +58,8 @@ struct merge {
 /* ---- output path ------------------------------------------------------------------------ */
 
 /* The muxer for the output's extension, or an error listing the ones vaefarm writes. */
+static const struct vf_log_ctx log_ctx = {.module = "shard", .rank = -1, .chunk = -1};
+
 static int output_format(const char *output, const char **fmt, const char **ext, struct vf_error *err)
 {
     static const char *const map[][2] = {{"mkv", "matroska"}, {"mov", "mov"}, {"mp4", "mp4"}};
@@ -171,7 +173,7 @@ void vf_shard_merge_remove_stale(const char *output)
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", dir, s);
         if (unlink(path) == 0)
-            vf_log(&(struct vf_log_ctx){.module = "shard", .rank = -1, .chunk = -1}, VF_LOG_INFO, "removed %s, the output's temporary file left by an "
+            vf_log(&log_ctx, VF_LOG_INFO, "removed %s, the output's temporary file left by an "
                    "interrupted merge", path);
     }
     closedir(d);
@@ -620,6 +622,22 @@ static int trial_header(struct merge *m, const char *format, int *averr, struct 
     return r;
 }
 
+/* A phone's film turned by its display matrix: the merge copies the matrix (copy_side_data), but
+ * FFmpeg's Matroska muxer before libavformat 61 writes none (FFmpeg 5.1, Debian 12's, is 59), so
+ * a .mkv output would play unturned. Said before any work, with the way out. */
+static void warn_lost_rotation(const struct vf_merge_spec *spec, const char *format)
+{
+    if (!spec->source->display_matrix || strcmp(format, "matroska") != 0 ||
+        LIBAVFORMAT_VERSION_MAJOR >= 61)
+        return;
+    vf_log(&log_ctx, VF_LOG_WARN,
+           "output %s: the source %s is shown turned by %g degrees (its display matrix), which "
+           "this FFmpeg's Matroska muxer cannot write: players will show the colour film as "
+           "stored, unturned; to keep the turn, write a .mov output (encode.codec prores_ks or "
+           "dnxhd) or an .mp4 one (libx264 or libx265)",
+           spec->output, spec->source->path, spec->source->rotation);
+}
+
 int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_encode_spec *enc,
                           struct vf_error *err)
 {
@@ -638,8 +656,11 @@ int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_enco
     if ((r = open_source(&m, err)) < 0)
         goto out;
     int averr = 0;
-    if ((r = trial_header(&m, format, &averr, err)) != 1)
+    if ((r = trial_header(&m, format, &averr, err)) != 1) {
+        if (r == 0)
+            warn_lost_rotation(spec, format);
         goto out;
+    }
     /* refused: find the stream, the video first, then each copied stream with it */
     long culprit = -2;
     for (long only = -1; only < (long)m.ic->nb_streams && culprit == -2; only++) {
@@ -887,7 +908,7 @@ int vf_shard_merge(const struct vf_merge_spec *spec, struct vf_error *err)
         goto out;
     if ((r = finish_output(&m, err)) < 0)
         goto out;
-    vf_log(&(struct vf_log_ctx){.module = "shard", .rank = -1, .chunk = -1}, VF_LOG_VERBOSE,
+    vf_log(&log_ctx, VF_LOG_VERBOSE,
            "merged %zu segments, %lld frames (reorder depth %lld) into %s in %.2f s", spec->n_segments,
            (long long)src->frames, (long long)m.reorder, spec->output, vf_now() - t0);
 out:
