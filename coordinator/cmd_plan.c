@@ -303,7 +303,7 @@ static int parse_positive(const char *opt, const char *s, double max, double *ou
     errno = 0;
     double v = s ? strtod(s, &end) : 0;
     if (!s || errno || end == s || *end || !(v > 0) || v > max) {
-        fprintf(stderr, "vaefarm plan: %s needs a positive number (at most %g), got '%s'\n", opt,
+        fprintf(stderr, "vaefarm plan: %s needs a positive number (at most %.0f), got '%s'\n", opt,
                 max, s ? s : "");
         return -1;
     }

@@ -29,9 +29,14 @@ void vf_farm_install_signals(void)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    /* sigaction only fails for an invalid signal number; these two are valid */
+    /* sigaction only fails for an invalid signal number; these are valid. SIGUSR1 and SIGUSR2
+     * stop as SIGTERM does: Open MPI's mpirun passes them on to every rank and then returns the
+     * ranks' status (10), where a SIGTERM to mpirun ends it with 1 and SIGKILLs the ranks after a
+     * few seconds (slurm/README.md) */
     (void)sigaction(SIGTERM, &sa, NULL);
     (void)sigaction(SIGINT, &sa, NULL);
+    (void)sigaction(SIGUSR1, &sa, NULL);
+    (void)sigaction(SIGUSR2, &sa, NULL);
 }
 
 void vf_msg_init(struct vf_msg *m, int type, int rank)

@@ -7,7 +7,9 @@
 #   - a rerun resumes everything (no chunk redone) and gives the same bytes
 #   - kill -9 of one rank mid-job; the rerun completes, the journal shows no chunk done twice,
 #     and the output is byte-identical to an uninterrupted run
-#   - SIGTERM: exit 10 within 10 s, nothing at the output path; the rerun resumes, same bytes
+#   - SIGTERM: exit 10 within 10 s, nothing at the output path; the rerun resumes, same bytes;
+#     SIGUSR2 to mpirun (which passes it on; a SIGTERM it answers with exit 1 and SIGKILLs):
+#     mpirun returns 10, and the rerun resumes, same bytes
 #   - a chunk with an undecodable frame: retried on both ranks, then the job fails naming the
 #     chunk and frame; nothing at the output path; the other chunks stay in the journal
 #   - the seam error is reported for every boundary with warm-up
@@ -268,6 +270,18 @@ check "SIGTERM: the message says how to resume" grep -q "run the same command to
 check "SIGTERM: nothing at the output path" [ ! -e "$tmp/term.mkv" ]
 "$vf" "$tmp/term.yaml" --quiet; rc=$?
 check "resume after SIGTERM (exit $rc), same bytes" all '[ "$rc" = 0 ] && cmp -s "$tmp/np1.mkv" "$tmp/term.mkv"'
+mkyaml usr2 grey.mkv
+mpirun -np 2 --oversubscribe "$vf" "$tmp/usr2.yaml" --threads 1 >"$tmp/usr2.log" 2>&1 &
+pid=$!
+for _ in $(seq 2400); do
+  [ "$(cat "$tmp/usr2.mkv.vaefarm/journal" 2>/dev/null | wc -l)" -ge 1 ] && break; sleep 0.05
+done
+kill -USR2 $pid
+wait $pid; rc=$?
+check "SIGUSR2 to mpirun: every rank stops cleanly, mpirun returns 10 (got $rc), nothing at the output path" \
+  all '[ "$rc" = 10 ] && grep -q "interrupted by signal 12" "$tmp/usr2.log" && [ ! -e "$tmp/usr2.mkv" ]'
+mpi 2 "$tmp/usr2.yaml" --quiet --threads 1; rc=$?
+check "resume after SIGUSR2 (exit $rc), same bytes" all '[ "$rc" = 0 ] && cmp -s "$tmp/np1.mkv" "$tmp/usr2.mkv"'
 
 # --- a chunk that always fails: frame 55 (chunk [50, 65), the shortest, so it runs last)
 cp "$tmp/grey.mkv" "$tmp/damaged.mkv"
