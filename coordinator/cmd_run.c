@@ -335,8 +335,8 @@ static int create_engine(struct vf_farm *f, struct vf_error *err)
                  "this node shared among its ranks, or VAEFARM_MEMORY_LIMIT)", f->mem_budget / mib);
         frames = codecs < SIZE_MAX - frames ? frames + codecs : SIZE_MAX;
         if (frames >= f->mem_budget)
-            return vf_error_set(err, VF_ENOMEM, "out of memory: %s need %.0f MiB, all of %s, "
-                                "and the network nothing; lower --queue, use a smaller "
+            return vf_error_set(err, VF_ENOMEM, "out of memory: %s need %.0f MiB, more than %s, "
+                                "leaving the network nothing; lower --queue, use a smaller "
                                 "inference_size or a lighter encode.codec, run fewer ranks per "
                                 "node, or use a node with more memory", what, frames / mib, budget);
         vf_backend_set_mem_budget(f->be, f->mem_budget - frames);
@@ -470,8 +470,9 @@ static void warn_after_passthrough(const struct vf_farm *f, const struct vf_plan
 
 static int interrupted_in_setup(struct vf_error *err)
 {
-    return vf_error_set(err, VF_EINTERRUPTED, "interrupted by signal %d while setting up; nothing "
-                        "was colorized yet: run the same command again", (int)vf_farm_signal);
+    return vf_error_set(err, VF_EINTERRUPTED, "interrupted by %s while setting up; nothing was "
+                        "colorized yet: run the same command again",
+                        vf_farm_signal_name(vf_farm_signal));
 }
 
 /* Everything rank 0 decides before any rank starts: on success *doc_text and *weights are the

@@ -22,7 +22,7 @@ enum vf_exit {
     VF_EXIT_NOMEM = 7,
     VF_EXIT_CORRUPT = 8,     /* the work folder's files are damaged: remove them and rerun */
     VF_EXIT_INTERNAL = 9,    /* a bug or a library failure: please report */
-    VF_EXIT_INTERRUPTED = 10,/* stopped by SIGTERM/SIGINT: rerun the same command to resume */
+    VF_EXIT_INTERRUPTED = 10,/* stopped by SIGTERM/SIGINT/SIGUSR1/SIGUSR2: rerun to resume */
 };
 
 int vf_exit_code(int status);

@@ -135,6 +135,8 @@ int vf_farm_nccl_bcast(void *buf, size_t len, int gpu, int rank, int size, struc
 extern atomic_int vf_farm_stop;        /* non-zero: running chunks stop at the next frame */
 extern volatile sig_atomic_t vf_farm_signal;   /* the signal that arrived, or 0 */
 void vf_farm_install_signals(void);
+/* The name of one of the signals it installs ("SIGUSR2"), for messages; "a signal" otherwise. */
+const char *vf_farm_signal_name(int sig);
 
 /* ---- what every rank knows about the job ---------------------------------------------------- */
 

@@ -1362,7 +1362,7 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
         }
         if (vf_farm_signal && k.status == VF_OK) {
             k.status = VF_EINTERRUPTED;
-            snprintf(k.why, sizeof k.why, "interrupted by signal %d", (int)vf_farm_signal);
+            snprintf(k.why, sizeof k.why, "interrupted by %s", vf_farm_signal_name(vf_farm_signal));
         }
         if ((rc = check_lost(&k, err)) < 0)
             goto stop;

@@ -39,6 +39,17 @@ void vf_farm_install_signals(void)
     (void)sigaction(SIGUSR2, &sa, NULL);
 }
 
+const char *vf_farm_signal_name(int sig)
+{
+    switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGUSR2: return "SIGUSR2";
+    default: return "a signal";
+    }
+}
+
 void vf_msg_init(struct vf_msg *m, int type, int rank)
 {
     memset(m, 0, sizeof *m);

@@ -436,8 +436,8 @@ static int relay(struct vf_farm *f, struct vf_error *err)
             vf_msg_init(&out, VF_MSG_DONE, f->rank);
             out.chunk = -1;
             out.status = VF_EINTERRUPTED;
-            snprintf(out.text, sizeof out.text, "rank %d: interrupted by signal %d", f->rank,
-                     (int)vf_farm_signal);
+            snprintf(out.text, sizeof out.text, "rank %d: interrupted by %s", f->rank,
+                     vf_farm_signal_name(vf_farm_signal));
             told_signal = true;
         } else if (chunk >= 0 && now - last_sent >= beat) {
             /* the heartbeat: the chunk's progress again, so that rank 0 knows this rank lives */

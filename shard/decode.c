@@ -59,7 +59,9 @@ struct vf_decoder {
     enum AVPixelFormat src_fmt; /* the stream's pixel format; frames must keep it */
     bool luma_direct;           /* luma points into frame->data[0] */
     int luma_bits;
-    struct SwsContext *luma_sws; /* otherwise: converts to luma_buf */
+    struct SwsContext *luma_sws; /* RGB or palette: Y' into luma_buf */
+    uint16_t *luma_row;         /* other YUV and grey: component 0 read into luma_buf, a row at a
+                                   time through this (av_read_image_line2) */
     uint8_t *luma_buf[4];
     int luma_linesize[4];
     struct SwsContext *rgb_sws; /* VF_DECODE_RGB */
@@ -70,14 +72,14 @@ struct vf_decoder {
 
 /* ---- setup -------------------------------------------------------------------------------- */
 
-/* The Y plane can be used in place: planar, first plane, one sample per step, native endian,
- * no shift (yuv*, gray*, nv12/nv21 ...). */
 int vf_shard_decode_threads_(void)
 {
     const int cpus = av_cpu_count();   /* the affinity mask's, as FFmpeg's auto */
     return cpus > 1 ? (cpus + 1 < 16 ? cpus + 1 : 16) : 1;
 }
 
+/* The Y plane can be used in place: planar, first plane, one sample per step, native endian,
+ * no shift (yuv*, gray*, nv12/nv21 ...). */
 static bool luma_is_direct(const AVPixFmtDescriptor *d)
 {
     if (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM |
@@ -116,8 +118,7 @@ static enum AVPixelFormat unjpeg(enum AVPixelFormat f, int *full)
 }
 
 /* One swscale context from the stream's format to `dst` at the same size, with the stream's
- * matrix and range in; out, full range, but for a grey `dst` from YUV, which keeps the stream's
- * range: the luma's own code values (packed and big-endian YUV, p010). */
+ * matrix and range in, full range out. */
 static int make_sws(struct SwsContext **out, const struct vf_decoder *dec, enum AVPixelFormat dst,
                     struct vf_error *err)
 {
@@ -135,12 +136,10 @@ static int make_sws(struct SwsContext **out, const struct vf_decoder *dec, enum 
                             "yuv444p first", dec->info->path, av_get_pix_fmt_name(src),
                             av_get_pix_fmt_name(dst));
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(src);
-    const bool rgb_in = d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL);
-    if (rgb_in)
+    if (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL))
         full = 1; /* RGB in: full range by nature */
-    const int full_out = rgb_in || av_pix_fmt_desc_get(dst)->nb_components != 1 ? 1 : full;
     /* the same matrix both ways: YUV->RGB uses inv_table, RGB->gray uses table */
-    if (sws_setColorspaceDetails(s, coef, full, coef, full_out, 0, 1 << 16, 1 << 16) < 0)
+    if (sws_setColorspaceDetails(s, coef, full, coef, 1, 0, 1 << 16, 1 << 16) < 0)
         vf_log(&log_ctx, VF_LOG_WARN, "%s: swscale ignores the colour matrix for %s -> %s",
                dec->info->path, av_get_pix_fmt_name(src), av_get_pix_fmt_name(dst));
     *out = s;
@@ -156,6 +155,18 @@ static int setup_conversions(struct vf_decoder *dec, struct vf_error *err)
     dec->luma_direct = luma_is_direct(d);
     if (dec->luma_direct) {
         dec->luma_bits = depth;
+    } else if (!(d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_HWACCEL |
+                             AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_BITSTREAM)) &&
+               depth >= 8 && depth <= 16) {
+        /* packed or big-endian YUV and grey, p010 ...: the luma's own code values, range and
+         * depth, read exactly (swscale would turn them to full range for some of these) */
+        dec->luma_bits = depth;
+        dec->luma_row = vf_calloc((size_t)w, sizeof *dec->luma_row, err);
+        if (!dec->luma_row)
+            return VF_ENOMEM;
+        VF_CHECK_AV(av_image_alloc(dec->luma_buf, dec->luma_linesize, w, h,
+                                   depth > 8 ? AV_PIX_FMT_GRAY16 : AV_PIX_FMT_GRAY8, 64),
+                    err, fail);
     } else {
         enum AVPixelFormat g = gray_fmt(depth);
         dec->luma_bits = av_pix_fmt_desc_get(g)->comp[0].depth;
@@ -213,7 +224,7 @@ int vf_shard_decoder_create(struct vf_decoder **out, const struct vf_media_info 
     dec->cc->pkt_timebase = dec->st->time_base;
     /* Frame and slice threads: FFmpeg's threaded decoders output the same bytes as the
      * single-threaded ones (checked by tests/test_decode.c against every seek). */
-    dec->cc->thread_count = vf_shard_decode_threads_();
+    dec->cc->thread_count = 0;   /* FFmpeg's auto: vf_shard_decode_threads_ counts its frame threads */
     dec->cc->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
     VF_CHECK_AV(avcodec_open2(dec->cc, codec, NULL), err, fail);
     dec->src_fmt = dec->cc->pix_fmt;
@@ -242,6 +253,7 @@ void vf_shard_decoder_destroy(struct vf_decoder **decp)
         return;
     struct vf_decoder *dec = *decp;
     sws_freeContext(dec->luma_sws);
+    free(dec->luma_row);
     sws_freeContext(dec->rgb_sws);
     av_freep(&dec->luma_buf[0]);
     av_freep(&dec->rgb_buf[0]);
@@ -389,6 +401,19 @@ int vf_shard_decoder_read(struct vf_decoder *dec, struct vf_frame *f, struct vf_
     if (dec->luma_direct) {
         f->luma = av->data[0];
         f->luma_stride = av->linesize[0];
+    } else if (dec->luma_row) {
+        const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(dec->src_fmt);
+        for (int y = 0; y < av->height; y++) {
+            uint8_t *row = dec->luma_buf[0] + (size_t)y * dec->luma_linesize[0];
+            uint16_t *dst = dec->luma_bits > 8 ? (uint16_t *)row : dec->luma_row;
+            av_read_image_line2(dst, (const uint8_t **)av->data, av->linesize, d, 0, y, 0, av->width,
+                                0, 2);
+            if (dec->luma_bits == 8)
+                for (int x = 0; x < av->width; x++)
+                    row[x] = (uint8_t)dec->luma_row[x];
+        }
+        f->luma = dec->luma_buf[0];
+        f->luma_stride = dec->luma_linesize[0];
     } else {
         VF_CHECK_AV(sws_scale(dec->luma_sws, (const uint8_t *const *)av->data, av->linesize, 0,
                               av->height, dec->luma_buf, dec->luma_linesize),

@@ -100,9 +100,9 @@ int vf_shard_encoder_params_(const struct vf_encode_spec *spec, const struct vf_
 struct AVFormatContext;
 int vf_shard_open_input_(struct AVFormatContext **ic, const char *path);
 
-/* The decoder's threads (frame and slice): FFmpeg's own "auto" choice, made here so that the
- * memory estimate (vf_shard_codec_bytes) counts the same number: the CPUs this process may run
- * on plus one, at most 16; 1 on one CPU. Defined in decode.c. */
+/* The decoder's frame threads as FFmpeg's "auto" (thread_count 0, which the decoder keeps)
+ * chooses them, for the memory estimate (vf_shard_codec_bytes): the CPUs this process may run on
+ * plus one, at most 16; 1 on one CPU. Slice threads are as many or fewer. Defined in decode.c. */
 int vf_shard_decode_threads_(void);
 
 /* fsync the folder that holds `path` (after a rename into it): 0, or VF_EIO recorded with the

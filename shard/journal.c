@@ -2,8 +2,9 @@
  * shard/journal.c: <work_dir>/journal, one JSON line per finished chunk (shard.h, "journal";
  * DESIGN.md §6, docs/FARM.md).
  *
- * The file is only ever appended to, by one process, one whole line per write(2), fsync'd before
- * vf_journal_append returns; so after any crash it is a run of complete lines, possibly followed
+ * The file is only ever appended to, by one process, one whole line per append (written on after
+ * a short write: vf_write_all), fsync'd before vf_journal_append returns; so after any crash it
+ * is a run of complete lines, possibly followed
  * by the beginning of one more (the append the crash cut short). Open reads every line back:
  *   - a last line without its newline, or a last line that is not JSON, is that cut-short append:
  *     it is dropped with a warning and cut off the file (ftruncate) before the next append;

@@ -57,9 +57,9 @@ struct merge {
 
 /* ---- output path ------------------------------------------------------------------------ */
 
-/* The muxer for the output's extension, or an error listing the ones vaefarm writes. */
 static const struct vf_log_ctx log_ctx = {.module = "shard", .rank = -1, .chunk = -1};
 
+/* The muxer for the output's extension, or an error listing the ones vaefarm writes. */
 static int output_format(const char *output, const char **fmt, const char **ext, struct vf_error *err)
 {
     static const char *const map[][2] = {{"mkv", "matroska"}, {"mov", "mov"}, {"mp4", "mp4"}};
@@ -597,10 +597,59 @@ static int open_output(struct merge *m, const char *format, struct vf_error *err
     return 0;
 }
 
+/* A header written to memory, read back followed by an empty Cluster (ID 0x1F43B675, size 0):
+ * Matroska's demuxer reads a header up to the first Cluster, and an end of file before one is a
+ * broken file to it. */
+struct mem_reader {
+    const uint8_t *data;
+    int size, at;
+};
+
+static const uint8_t empty_cluster[5] = {0x1f, 0x43, 0xb6, 0x75, 0x80};
+
+static int mem_read(void *opaque, uint8_t *buf, int size)
+{
+    struct mem_reader *rd = opaque;
+    int n = 0;
+    while (n < size && rd->at < rd->size + (int)sizeof empty_cluster) {
+        buf[n++] = rd->at < rd->size ? rd->data[rd->at] : empty_cluster[rd->at - rd->size];
+        rd->at++;
+    }
+    return n ? n : AVERROR_EOF;
+}
+
+/* Whether the Matroska header in data, read back by FFmpeg's own demuxer, holds a display matrix
+ * on a stream: whether this FFmpeg's muxer writes one (5.1's does not). */
+static bool header_keeps_matrix(const uint8_t *data, int size)
+{
+    struct mem_reader rd = {.data = data, .size = size};
+    const int chunk = 4096;
+    uint8_t *iobuf = av_malloc(chunk);
+    AVIOContext *pb = iobuf ? avio_alloc_context(iobuf, chunk, 0, &rd, mem_read, NULL, NULL) : NULL;
+    AVFormatContext *ic = pb ? avformat_alloc_context() : NULL;
+    bool kept = false;
+    if (ic) {
+        ic->pb = pb;   /* our own: avformat_open_input and close leave it to us */
+        if (avformat_open_input(&ic, NULL, av_find_input_format("matroska"), NULL) >= 0) {
+            for (unsigned i = 0; i < ic->nb_streams && !kept; i++)
+                kept = av_stream_get_side_data(ic->streams[i], AV_PKT_DATA_DISPLAYMATRIX, NULL);
+            avformat_close_input(&ic);
+        }
+    }
+    if (pb)
+        av_freep(&pb->buffer);
+    else
+        av_free(iobuf);
+    avio_context_free(&pb);
+    return kept;
+}
+
 /* One trial of the output check: the header of the output with m->only's streams, written to
  * memory. 0, a vf error (a codec the container refuses outright), or 1 with *averr FFmpeg's
- * refusal of the header. */
-static int trial_header(struct merge *m, const char *format, int *averr, struct vf_error *err)
+ * refusal of the header. With `matrix` (a Matroska output), whether that header holds the
+ * source's display matrix. */
+static int trial_header(struct merge *m, const char *format, int *averr, bool *matrix,
+                        struct vf_error *err)
 {
     int r = build_output(m, format, m->spec->output, err);
     if (r >= 0 && (r = avio_open_dyn_buf(&m->oc->pb)) < 0)
@@ -612,7 +661,9 @@ static int trial_header(struct merge *m, const char *format, int *averr, struct 
     if (m->oc) {
         if (m->oc->pb) {
             uint8_t *buf = NULL;
-            avio_close_dyn_buf(m->oc->pb, &buf);
+            int n = avio_close_dyn_buf(m->oc->pb, &buf);
+            if (matrix && r == 0)
+                *matrix = buf && header_keeps_matrix(buf, n);
             av_free(buf);
             m->oc->pb = NULL;
         }
@@ -623,16 +674,14 @@ static int trial_header(struct merge *m, const char *format, int *averr, struct 
 }
 
 /* A phone's film turned by its display matrix: the merge copies the matrix (copy_side_data), but
- * FFmpeg's Matroska muxer before libavformat 61 writes none (FFmpeg 5.1, Debian 12's, is 59), so
- * a .mkv output would play unturned. Said before any work, with the way out. */
-static void warn_lost_rotation(const struct vf_merge_spec *spec, const char *format)
+ * FFmpeg 5.1's Matroska muxer (Debian 12's) writes none, so a .mkv output would play unturned.
+ * Said before any work, with the way out. (.mov and .mp4 write it in the trailer's track header,
+ * which a header trial cannot show; they keep it: tests/cli_farm.sh.) */
+static void warn_lost_rotation(const struct vf_merge_spec *spec)
 {
-    if (!spec->source->display_matrix || strcmp(format, "matroska") != 0 ||
-        LIBAVFORMAT_VERSION_MAJOR >= 61)
-        return;
     vf_log(&log_ctx, VF_LOG_WARN,
            "output %s: the source %s is shown turned by %g degrees (its display matrix), which "
-           "this FFmpeg's Matroska muxer cannot write: players will show the colour film as "
+           "this FFmpeg's Matroska muxer does not write: players will show the colour film as "
            "stored, unturned; to keep the turn, write a .mov output (encode.codec prores_ks or "
            "dnxhd) or an .mp4 one (libx264 or libx265)",
            spec->output, spec->source->path, spec->source->rotation);
@@ -656,9 +705,11 @@ int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_enco
     if ((r = open_source(&m, err)) < 0)
         goto out;
     int averr = 0;
-    if ((r = trial_header(&m, format, &averr, err)) != 1) {
-        if (r == 0)
-            warn_lost_rotation(spec, format);
+    const bool ask = src->display_matrix && !strcmp(format, "matroska");
+    bool kept = true;
+    if ((r = trial_header(&m, format, &averr, ask ? &kept : NULL, err)) != 1) {
+        if (r == 0 && !kept)
+            warn_lost_rotation(spec);
         goto out;
     }
     /* refused: find the stream, the video first, then each copied stream with it */
@@ -669,7 +720,7 @@ int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_enco
         m.only = only;
         struct vf_error scratch = {0};
         int a = 0;
-        if (trial_header(&m, format, &a, &scratch) != 0)
+        if (trial_header(&m, format, &a, NULL, &scratch) != 0)
             culprit = only;
     }
     char av[AV_ERROR_MAX_STRING_SIZE];

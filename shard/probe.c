@@ -365,10 +365,17 @@ static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStrea
     av_hash_final_hex(hash, hex, sizeof hex);
     copy_str(info->video_digest, sizeof info->video_digest, (const char *)hex);
     /* RGB and palette pictures have no limited range: swscale reads them as full range whatever
-     * the tag says, and so do vaefarm's luma and its output's tag (docs/MEDIA.md) */
+     * the tag says, and so do vaefarm's luma and its output's tag. Their matrix ("gbr": none) is
+     * the one the luma is made with, which the YUV output is tagged with (docs/MEDIA.md). */
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(av_get_pix_fmt(info->pix_fmt));
-    if (d && (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)))
+    if (d && (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL))) {
         copy_str(info->color_range, sizeof info->color_range, "pc");
+        const int cs = av_color_space_from_name(info->color_space);
+        if (cs < 0 || cs == AVCOL_SPC_RGB || cs == AVCOL_SPC_UNSPECIFIED)
+            copy_str(info->color_space, sizeof info->color_space,
+                     vf_shard_sws_matrix_(AVCOL_SPC_UNSPECIFIED, info->height) == SWS_CS_ITU709
+                         ? "bt709" : "smpte170m");
+    }
 out:
     first_frame_close(&ff);
     av_hash_freep(&hash);

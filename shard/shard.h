@@ -286,7 +286,7 @@ int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_enco
 
 /* ============================== journal ==================================================== */
 /* <work_dir>/journal (DESIGN.md §6, docs/FARM.md): one JSON object per line per finished chunk,
- * appended with one write(2) and fsync'd before vf_journal_append returns. Written by one
+ * appended whole (vf_write_all) and fsync'd before vf_journal_append returns. Written by one
  * process (rank 0's coordinator); read back whole on open. Format version 1:
  *
  *   {"v":1,"chunk":12,"hash":"<chunk hash>","segment":"segments/00012.mkv","frames":240,

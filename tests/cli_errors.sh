@@ -154,20 +154,22 @@ expect "memory limit" 7 "out of memory" "300 MiB" "inference_size" -- \
 expect "memory limit not a number" 3 "VAEFARM_MEMORY_LIMIT=12G" -- \
   env VAEFARM_MEMORY_LIMIT=12G "$vf" run "$tmp/f.yaml" --threads 1
 # the budget holds the frames in flight and the codecs too (at 1920x1080 14 bytes a pixel each, 11
-# of them with the default --queue 4: 347 MiB with the output frames; the h264 decoder and the
-# ffv1 encoder about 390 MiB; the network about 220-240): 200 MiB cannot hold the frames and
-# codecs, 800 MiB leaves the network too little, and --queue 0 (one frame, 69 MiB) fits in 800
+# of them with the default --queue 4: 347 MiB with the output frames and the reference; the h264
+# decoder and the ffv1 encoder 372 MiB on one CPU, the decoder's threads following the CPUs, so
+# these runs get one; the network about 220-240): 200 MiB cannot hold the frames and codecs, 800
+# MiB leaves the network too little, and --queue 0 (one frame, 69 MiB) fits in 800
+one_cpu=(taskset -c "$(python3 -c 'import os; print(min(os.sched_getaffinity(0)))')")
 ffmpeg -loglevel error -i "$film" -frames:v 3 -vf scale=1920:1080 -c:v libx264 -an "$tmp/hd.mkv" \
   || { echo "FAIL make the 1080p film"; fail=$((fail+1)); }
 printf 'version: 1\ninput: %s\noutput: %s/hd_out.mkv\ndefault_reference: ref.png\naudio: none\nshots: {detect: off}\n' \
   "$tmp/hd.mkv" "$tmp" >"$tmp/hd.yaml"
 expect "memory: the frames and codecs alone past the budget" 7 "out of memory: its frames in flight at 1920x1080, " \
   "MiB (--queue 4; 0 keeps one), and its decoder and ffv1 encoder, " "MiB, need " \
-  "all of the 200 MiB this rank may use" "lower --queue" "a lighter encode.codec" -- \
-  env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hd.yaml" --threads 1
+  "more than the 200 MiB this rank may use" "leaving the network nothing" "lower --queue" "a lighter encode.codec" -- \
+  "${one_cpu[@]}" env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hd.yaml" --threads 1
 expect "memory: the frames and codecs leave the network too little" 7 "out of memory" "MiB it may hold" \
   "(of the 800 MiB this rank may use" "its frames in flight at 1920x1080, " "ffv1 encoder, " "MiB, take" -- \
-  env VAEFARM_MEMORY_LIMIT=800 "$vf" run "$tmp/hd.yaml" --threads 1
+  "${one_cpu[@]}" env VAEFARM_MEMORY_LIMIT=800 "$vf" run "$tmp/hd.yaml" --threads 1
 [ ! -e "$tmp/hd_out.mkv" ] && pass=$((pass+1)) || { echo "FAIL an output after out of memory"; fail=$((fail+1)); }
 # refused after its setup made the work folder, before any colorizing: the run removes what it
 # made (the folder, its plan, log and lock), and only that: a work folder that was there stays,
@@ -175,7 +177,7 @@ expect "memory: the frames and codecs leave the network too little" 7 "out of me
 [ ! -e "$tmp/hd_out.mkv.vaefarm" ] && pass=$((pass+1)) || { echo "FAIL a refused run left the work folder it made: $(ls -R "$tmp/hd_out.mkv.vaefarm")"; fail=$((fail+1)); }
 mkdir -p "$tmp/hd_out.mkv.vaefarm" && echo mine >"$tmp/hd_out.mkv.vaefarm/notes.txt"
 expect "memory: refused in a work folder that was there" 7 "out of memory" -- \
-  env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hd.yaml" --threads 1
+  "${one_cpu[@]}" env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hd.yaml" --threads 1
 [ "$(cat "$tmp/hd_out.mkv.vaefarm/notes.txt")" = mine ] && [ ! -e "$tmp/hd_out.mkv.vaefarm/segments" ] \
   && pass=$((pass+1)) || { echo "FAIL a refused run changed a work folder that was there: $(ls "$tmp/hd_out.mkv.vaefarm")"; fail=$((fail+1)); }
 rm -rf "$tmp/hd_out.mkv.vaefarm"
@@ -184,12 +186,12 @@ rm -rf "$tmp/hd_out.mkv.vaefarm"
 mkdir -p "$tmp/wa" && echo other >"$tmp/wa/other.txt"
 sed 's|^audio: none|audio: none\nwork_dir: wa/wb/wd|' "$tmp/hd.yaml" >"$tmp/hdw.yaml"
 expect "memory: refused with a work_dir it made in part" 7 "out of memory" -- \
-  env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hdw.yaml" --threads 1
+  "${one_cpu[@]}" env VAEFARM_MEMORY_LIMIT=200 "$vf" run "$tmp/hdw.yaml" --threads 1
 grep -q "^work_dir: wa/wb/wd$" "$tmp/hdw.yaml" && [ "$(ls -A "$tmp/wa")" = other.txt ] && pass=$((pass+1)) \
   || { echo "FAIL a refused run left or took folders: $(ls -R "$tmp/wa")"; fail=$((fail+1)); }
 rm -rf "$tmp/wa"
 expect "memory: one frame in flight leaves the network enough" 0 -- \
-  env VAEFARM_MEMORY_LIMIT=800 "$vf" run "$tmp/hd.yaml" --threads 1 --queue 0 --quiet
+  "${one_cpu[@]}" env VAEFARM_MEMORY_LIMIT=800 "$vf" run "$tmp/hd.yaml" --threads 1 --queue 0 --quiet
 
 # --- media that is not what it should be
 echo "this is not a video" >"$tmp/notvideo.mkv"

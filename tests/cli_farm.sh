@@ -28,8 +28,10 @@
 #     rerun with room made resumes the chunks done; in both, the first chunk written warns that
 #     the disk lacks room, and a run with room does not
 #   - films whose luma is not a plane of its own, untagged: packed YUV (uyvy422 in .mov, yuyv422
-#     in .avi) and big-endian grey (gray16be in .nut) keep their luma bit for bit; RGB (qtrle
-#     rgb24) and a GIF come out full range ("pc"), their luma BT.601's Y' within a half level;
+#     in .avi) and big-endian YUV and grey (yuv420p10be, gray16be in .nut) keep their luma bit for
+#     bit; RGB (qtrle rgb24; FFV1 bgr0, tagged pc and gbr), a GIF and a palette film (pal8) come
+#     out full range ("pc") and tagged with the matrix their luma was made with (BT.601 at 64
+#     lines, not "gbr"), their luma BT.601's Y' within a half level (a level through the palette);
 #     a reference named with a printf pattern (ref%03d.png) is read as named
 # Usage: cli_farm.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
@@ -279,7 +281,8 @@ done
 kill -USR2 $pid
 wait $pid; rc=$?
 check "SIGUSR2 to mpirun: every rank stops cleanly, mpirun returns 10 (got $rc), nothing at the output path" \
-  all '[ "$rc" = 10 ] && grep -q "interrupted by signal 12" "$tmp/usr2.log" && [ ! -e "$tmp/usr2.mkv" ]'
+  all '[ "$rc" = 10 ] && grep -q "interrupted by SIGUSR2" "$tmp/usr2.mkv.vaefarm/vaefarm.log" && [ ! -e "$tmp/usr2.mkv" ] ||
+       { cat "$tmp/usr2.log"; false; }'
 mpi 2 "$tmp/usr2.yaml" --quiet --threads 1; rc=$?
 check "resume after SIGUSR2 (exit $rc), same bytes" all '[ "$rc" = 0 ] && cmp -s "$tmp/np1.mkv" "$tmp/usr2.mkv"'
 
@@ -323,10 +326,10 @@ sed 's|^output: rot_out.mp4|output: rot_out.mkv|' "$tmp/rot.yaml" >"$tmp/rotk.ya
 "$vf" plan "$tmp/rotk.yaml" >"$tmp/rotk.plan" 2>&1
 if "$vf" probe "$tmp/rot_out.mkv" | grep -q "^  display     rotation 90"; then
   check "rotated film to .mkv (exit $rc): the muxer kept the matrix, and nothing warned" \
-    all '[ "$rc" = 0 ] && ! grep -q "Matroska muxer cannot" "$tmp/rotk.log" "$tmp/rotk.plan"'
+    all '[ "$rc" = 0 ] && ! grep -q "Matroska muxer does not write" "$tmp/rotk.log" "$tmp/rotk.plan"'
 else
   check "rotated film to .mkv (exit $rc): the matrix is lost, and plan and run said so first, with the way out" \
-    all 'w="rot_out.mkv: the source .*rot.mp4 is shown turned by 90 degrees (its display matrix), which this FFmpeg.s Matroska muxer cannot write: .* write a .mov output (encode.codec prores_ks or dnxhd) or an .mp4 one"
+    all 'w="rot_out.mkv: the source .*rot.mp4 is shown turned by 90 degrees (its display matrix), which this FFmpeg.s Matroska muxer does not write: .* write a .mov output (encode.codec prores_ks or dnxhd) or an .mp4 one"
          [ "$rc" = 0 ] && grep -q "$w" "$tmp/rotk.log" && grep -q "$w" "$tmp/rotk.plan"'
 fi
 check "probe shows the rotation of the source and of the output, and none on the plain film" \
@@ -392,7 +395,9 @@ fi
 # --- luma that is not a plane of its own, no range tag: before session 34 every chunk failed
 # ("no luma plane of its own (limited range)") after setup had accepted the film
 odd=(uyvy.mov "-pix_fmt uyvy422 -c:v rawvideo -tag:v 2vuy" yuyv.avi "-pix_fmt yuyv422 -c:v rawvideo"
-     g16be.nut "-pix_fmt gray16be -c:v rawvideo" rgb.mov "-pix_fmt rgb24 -c:v qtrle" pal.gif "")
+     g16be.nut "-pix_fmt gray16be -c:v rawvideo" y10be.nut "-pix_fmt yuv420p10be -c:v rawvideo"
+     rgb.mov "-pix_fmt rgb24 -c:v qtrle" anim.gif "" pal.nut "-pix_fmt pal8 -c:v rawvideo"
+     bgr.mkv "-pix_fmt bgr0 -c:v ffv1")
 for ((i = 0; i < ${#odd[@]}; i += 2)); do
   f=${odd[i]}
   # shellcheck disable=SC2086
@@ -401,7 +406,7 @@ for ((i = 0; i < ${#odd[@]}; i += 2)); do
       "$f" "odd_${f%.*}" >"$tmp/odd_${f%.*}.yaml" && "$vf" "$tmp/odd_${f%.*}.yaml" --quiet --threads 1 \
     || bad "odd luma: $f did not run"
 done
-check "packed YUV and big-endian grey keep their luma bit for bit; RGB and a GIF come out full range, Y' within half a level" \
+check "packed YUV, big-endian YUV and grey keep their luma bit for bit; RGB, a GIF and a palette come out full range with their luma's matrix, Y' within a half level (a level)" \
   /usr/bin/python3 - "$tmp" <<'PY'
 import subprocess, sys
 import numpy as np
@@ -411,21 +416,24 @@ def raw(path, *fmt):
                           capture_output=True, check=True).stdout
 def luma(name, dt=np.uint8):   # the output's Y plane, frame by frame (yuv444p or yuv444p16le)
     return np.frombuffer(raw("%s/odd_%s.mkv" % (t, name)), dt).reshape(-1, 3, H, W)[:, 0].astype(int)
-def rng(name):
-    return subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=color_range", "-of", "csv=p=0",
-                           "%s/odd_%s.mkv" % (t, name)], capture_output=True, text=True).stdout.strip()
+def rng(name):   # the output's range and matrix tags
+    return subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=color_range,color_space", "-of",
+                           "csv=p=0", "%s/odd_%s.mkv" % (t, name)], capture_output=True, text=True).stdout.strip()
 u = np.frombuffer(raw(t + "/uyvy.mov"), np.uint8).reshape(-1, H, 2 * W)[:, :, 1::2].astype(int)
 y = np.frombuffer(raw(t + "/yuyv.avi"), np.uint8).reshape(-1, H, 2 * W)[:, :, 0::2].astype(int)
 g = np.frombuffer(raw(t + "/g16be.nut"), ">u2").reshape(-1, H, W).astype(int)
+b = np.frombuffer(raw(t + "/y10be.nut"), ">u2").reshape(-1, W * H * 3 // 2)[:, :W * H].reshape(-1, H, W).astype(int)
 assert u.shape[0] == 6 and np.array_equal(u, luma("uyvy")), "uyvy422"
 assert np.array_equal(y, luma("yuyv")), "yuyv422"
 assert np.array_equal(g, luma("g16be", "<u2")), "gray16be"
-assert [rng(n) for n in ("uyvy", "yuyv", "g16be")] == ["unknown"] * 3
-for name, src in (("rgb", "rgb.mov"), ("pal", "pal.gif")):
+assert b.min() >= 64 and b.max() <= 940 and np.array_equal(b, luma("y10be", "<u2")), "yuv420p10be"
+assert [rng(n) for n in ("uyvy", "yuyv", "g16be", "y10be")] == ["unknown,unknown"] * 4
+for name, src, tol in (("rgb", "rgb.mov", 0.51), ("anim", "anim.gif", 0.51), ("pal", "pal.nut", 1.0),
+                       ("bgr", "bgr.mkv", 0.51)):
     c = np.frombuffer(raw("%s/%s" % (t, src), "-pix_fmt", "rgb24"), np.uint8).reshape(-1, H, W, 3).astype(float)
     want = 0.299 * c[..., 0] + 0.587 * c[..., 1] + 0.114 * c[..., 2]
     d = np.abs(want - luma(name)).max()
-    assert d <= 0.51 and rng(name) == "pc", (name, d, rng(name))
+    assert d <= tol and rng(name) == "pc,smpte170m", (name, d, rng(name))
 PY
 # FFmpeg's image demuxer takes ref%03d.png for a numbered sequence unless told not to
 cp "$tmp/film_ref_0.png" "$tmp/ref%03d.png"

@@ -50,6 +50,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as Fn  # noqa: E402
 
+from cli_io import first_line  # noqa: E402
 from export import make_model, param_counts  # noqa: E402
 from vaefarm_ref.arch import PRESETS  # noqa: E402
 from golden import grey_of, scene  # noqa: E402
@@ -332,7 +333,7 @@ def main():
                 ab_ref = abs_out
         except Exception as e:  # noqa: BLE001 (a setting that fails in this torch is reported)
             log(traceback.format_exc())
-            res = {"setting": s, "error": "%s: %s" % (type(e).__name__, str(e).splitlines()[0][:300])}
+            res = {"setting": s, "error": "%s: %s" % (type(e).__name__, first_line(e)[:300])}
         results.append(res)
         log("  %s" % json.dumps(res))
     ok = [r for r in results if "fps" in r]

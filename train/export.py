@@ -166,7 +166,7 @@ def checkpoint_model(path, arch_spec):
             hint = " (a torchvision ResNet? convert it with train/convert_resnet.py)"
         fail("--from-checkpoint %s: its tensors are not the %s network's%s: %s"
              % (path, "checkpoint's" if own else "--arch %s" % (arch_spec or "tiny"), hint,
-                str(e).splitlines()[0][:300]))
+                first_line(e)[:300]))
     return net
 
 
@@ -178,7 +178,8 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--from-checkpoint", dest="ckpt")
     args = ap.parse_args(argv)
-    why = out_file_error("--out", args.out, (("--from-checkpoint", args.ckpt),))
+    arch_file = args.arch if args.arch is not None and args.arch not in PRESETS else None
+    why = out_file_error("--out", args.out, (("--from-checkpoint", args.ckpt), ("--arch", arch_file)))
     if why:
         fail(why)
     if args.ckpt:

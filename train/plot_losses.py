@@ -24,12 +24,16 @@ from cli_io import out_file_error  # noqa: E402
 
 
 def read(path):
+    """The log's records, by step; a ValueError for a line that is not a record with a step."""
     recs = []
     with open(path) as fp:
-        for ln in fp:
+        for i, ln in enumerate(fp, 1):
             ln = ln.strip()
             if ln:
-                recs.append(json.loads(ln))
+                r = json.loads(ln)
+                if not isinstance(r, dict) or not isinstance(r.get("step"), int):
+                    raise ValueError("line %d is not a record with a step" % i)
+                recs.append(r)
     recs.sort(key=lambda r: r["step"])
     return recs
 
@@ -112,8 +116,13 @@ def main():
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
     fig.suptitle(args.title or "vaefarm training: %s (moving average over %d steps)" % (args.log, n))
-    fig.savefig(args.out + ".tmp", dpi=90, format="png")
-    os.replace(args.out + ".tmp", args.out)   # the picture appears only when complete
+    try:
+        fig.savefig(args.out + ".tmp", dpi=90, format="png")
+        os.replace(args.out + ".tmp", args.out)   # the picture appears only when complete
+    except OSError as e:
+        if os.path.exists(args.out + ".tmp"):
+            os.unlink(args.out + ".tmp")
+        sys.exit("plot_losses: --out %s: %s" % (args.out, e.strerror or e))
     print("plot_losses: %d records -> %s" % (len(recs), args.out))
 
 

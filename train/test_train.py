@@ -506,10 +506,14 @@ def test_plot_losses(tmp, ckpt):
     assert not os.path.exists(png + ".tmp")
     logged = open(log, "rb").read()
     nolog = os.path.join(tmp, "nope.jsonl")
+    notrec = os.path.join(tmp, "notrec.jsonl")
+    with open(notrec, "w") as fp:
+        fp.write('{"step": 0, "total": 1}\n[1, 2]\n')
     for args, msg in (([log, "--out", log], "--out %s is the log (%s), which this command reads" % (log, log)),
                       ([log, "--out", os.path.join(tmp, "nodir", "l.png")], "no folder"),
                       ([nolog, "--out", os.path.join(tmp, "l2.png")], "%s: No such file" % nolog),
-                      ([png, "--out", os.path.join(tmp, "l2.png")], "is not a training log")):
+                      ([png, "--out", os.path.join(tmp, "l2.png")], "is not a training log"),
+                      ([notrec, "--out", os.path.join(tmp, "l2.png")], "line 2 is not a record with a step")):
         r = subprocess.run([sys.executable, tool] + args, capture_output=True, text=True)
         assert r.returncode == 1 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
     assert open(log, "rb").read() == logged and not os.path.exists(os.path.join(tmp, "l2.png"))
@@ -1492,6 +1496,8 @@ def test_clear_errors(tmp):
              "no folder %s (make it first)" % os.path.join(tmp, "nodir")),
             (["--from-checkpoint", ckpt, "--out", ckpt], "--out %s is --from-checkpoint (%s), which this "
              "command reads and never writes" % (ckpt, ckpt)),
+            (["--arch", SMALL[-1], "--out", SMALL[-1]], "--out %s is --arch (%s), which this command reads"
+             % (SMALL[-1], SMALL[-1])),
             (["--arch", "bogus"], "--arch bogus: not tiny, full or a JSON file")):
         refused(Cli(export), (["--out", eo] if "--out" not in argv else []) + argv, why)
     assert not os.path.exists(eo)
