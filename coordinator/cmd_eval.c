@@ -32,6 +32,8 @@ static int usage(const char *msg)
 
 /* A JSON number, or null for NAN/inf (JSON has neither). */
 static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+/* A frame index, or null where there is none (-1: a flicker of one frame, no pair). */
+static json_t *frame_or_null(int64_t i) { return i >= 0 ? json_integer((json_int_t)i) : json_null(); }
 
 static json_t *frame_json(int64_t i, const struct vf_quality_frame *f)
 {
@@ -65,10 +67,10 @@ static json_t *pair_json(const struct vf_quality_stat *psnr, double pooled,
                          const struct vf_quality_stat *ssim, const struct vf_quality_stat *mse,
                          double range)
 {
-    return json_pack("{s:o, s:o, s:I, s:o, s:o, s:o, s:I, s:o, s:f}", "psnr", num(psnr->mean),
-                     "psnr_min", num(psnr->min), "psnr_min_frame", (json_int_t)psnr->min_frame,
+    return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:f}", "psnr", num(psnr->mean),
+                     "psnr_min", num(psnr->min), "psnr_min_frame", frame_or_null(psnr->min_frame),
                      "psnr_pooled", num(pooled), "ssim", num(ssim->mean), "ssim_min",
-                     num(ssim->min), "ssim_min_frame", (json_int_t)ssim->min_frame, "mse",
+                     num(ssim->min), "ssim_min_frame", frame_or_null(ssim->min_frame), "mse",
                      num(mse->mean), "data_range", range);
 }
 
@@ -88,11 +90,11 @@ static int put_metrics(json_t *o, const struct vf_quality_summary *s)
                                          num(s->colourfulness_output.mean), "truth",
                                          num(s->colourfulness_truth.mean))) ||
            json_object_set_new(o, "flicker",
-                               json_pack("{s:o, s:o, s:o, s:I}", "output",
+                               json_pack("{s:o, s:o, s:o, s:o}", "output",
                                          num(s->flicker_output.mean), "truth",
                                          num(s->flicker_truth.mean), "output_max",
                                          num(s->flicker_output.max), "output_max_frame",
-                                         (json_int_t)s->flicker_output.max_frame));
+                                         frame_or_null(s->flicker_output.max_frame)));
 }
 
 /* One shot's metrics (the film's keys, without the files'). */

@@ -196,8 +196,10 @@ else:   # a close copy: high but not identical
 PY
 done
 "$vf" eval --truth "$tmp/one.mkv" --output "$tmp/one.mkv" --json >"$tmp/one.json"
-check "one frame: flicker is null" python3 -c "
-import json,sys; d=json.load(open(sys.argv[1])); assert d['frames']==1 and d['flicker']['output'] is None and d['flicker']['truth'] is None, d" "$tmp/one.json"
+check "one frame: flicker and its worst frame are null" python3 -c "
+import json,sys; d=json.load(open(sys.argv[1])); f=d['flicker']
+assert d['frames']==1 and f['output'] is None and f['truth'] is None and f['output_max'] is None and f['output_max_frame'] is None, d
+assert d['rgb']['psnr_min_frame'] == 0 and d['rgb']['ssim_min_frame'] == 0, d" "$tmp/one.json"
 expect "--per-frame (human)" 0 -- "$vf" eval --truth "$tmp/t8.mkv" --output "$tmp/o8.mkv" --per-frame
 check "--per-frame prints every frame" [ "$(grep -c '^  frame ' "$tmp/out")" = 8 ]
 
