@@ -144,8 +144,9 @@ static void take_global_flags(int *argc, char **argv, struct vf_cli *cli)
  * there changed a segment's bytes from one run to the next (1 run in 2 or 3 for the first chunk
  * of a film, docs/ENCODE.md "Determinism"). M_PERTURB fills each block malloc returns with one
  * byte; a fixed mmap threshold (glibc's default, without its growth after frees, which follows
- * the run's history) sends the same sizes to the kernel's zeroed pages every time. Under a
- * sanitizer's allocator these have no effect, which the tests do not rely on. */
+ * the run's history) sends the same sizes to the kernel's zeroed pages every time. Under
+ * AddressSanitizer's allocator these have no effect (its max_malloc_fill_size option does the
+ * same there: tests/cli_farm.sh). */
 static void same_heap_bytes(void)
 {
     if (mallopt(M_PERTURB, 0x5a) != 1 || mallopt(M_MMAP_THRESHOLD, 128 * 1024) != 1)
