@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <sched.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -314,6 +315,22 @@ static int lock_work_dir(struct vf_farm *f, int *fd, struct vf_error *err)
     }
     free(path);
     return rc;
+}
+
+/* For libx264 and libx265 runs: memory that the heap hands out holds the same bytes on every
+ * run and rank. libx264 reads some
+ * memory it never wrote (its macroblock tree with B-frames near a segment's end): what it found
+ * there changed a segment's bytes from one run to the next (1 run in 2 or 3 for the first chunk
+ * of a film, docs/ENCODE.md "Determinism"). Only for them: the memset of every block cost the
+ * FFV1 demo about a fifth of its speed. M_PERTURB fills each block malloc returns with one
+ * byte; a fixed mmap threshold (glibc's default, without its growth after frees, which follows
+ * the run's history) sends the same sizes to the kernel's zeroed pages every time. Under
+ * AddressSanitizer's allocator mallopt fails and does nothing, silently (stderr stays the
+ * commands' own): its max_malloc_fill_size option does the same there (tests/cli_farm.sh). */
+static void same_heap_bytes(void)
+{
+    (void)mallopt(M_PERTURB, 0x5a);
+    (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 }
 
 /* The colorizer. On the CPU, the rank's memory budget (vf_cpu_memory_budget) holds the chunk
@@ -1076,6 +1093,8 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
     }
     if (local == VF_OK) {
         vf_shard_encode_spec(f->film, &f->spec);
+        if (f->spec.codec && (!strcmp(f->spec.codec, "libx264") || !strcmp(f->spec.codec, "libx265")))
+            same_heap_bytes();   /* before any encoder of this run is opened */
         local = f->null_ms >= 0 ? VF_OK : create_engine(f, err);
     }
     if (local < 0)

@@ -2,7 +2,6 @@
  * coordinator/main.c: the vaefarm program (DESIGN.md §8): verb dispatch, --help, --version,
  * exit codes. Each verb lives in its own file (cmd_probe.c, cmd_plan.c, ...).
  */
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,23 +138,8 @@ static void take_global_flags(int *argc, char **argv, struct vf_cli *cli)
     *argc = w;
 }
 
-/* Memory that the heap hands out holds the same bytes on every run and rank. libx264 reads some
- * memory it never wrote (its macroblock tree with B-frames near a segment's end): what it found
- * there changed a segment's bytes from one run to the next (1 run in 2 or 3 for the first chunk
- * of a film, docs/ENCODE.md "Determinism"). M_PERTURB fills each block malloc returns with one
- * byte; a fixed mmap threshold (glibc's default, without its growth after frees, which follows
- * the run's history) sends the same sizes to the kernel's zeroed pages every time. Under
- * AddressSanitizer's allocator mallopt fails and does nothing, silently (stderr stays the
- * commands' own): its max_malloc_fill_size option does the same there (tests/cli_farm.sh). */
-static void same_heap_bytes(void)
-{
-    (void)mallopt(M_PERTURB, 0x5a);
-    (void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-}
-
 int main(int argc, char **argv)
 {
-    same_heap_bytes();
     struct vf_cli cli = {0};
     if (argc < 2) {
         fputs(usage_text, stderr);

@@ -81,7 +81,7 @@ check "one thread, no pipeline threads (exit $rc): the same bytes" \
   all '[ "$rc" = 0 ] && cmp -s "$tmp/np1.mkv" "$tmp/t1.mkv"'
 # libx264 with its B-frames and macroblock tree read memory they never wrote near a segment's end:
 # until session 34 the first chunk's segment differed in 1 run of 2 or 3, and more with the
-# film's timestamps offset. With the heap's bytes made the same (coordinator/main.c), three runs
+# film's timestamps offset. With the heap's bytes made the same (coordinator/cmd_run.c), three runs
 # in three ways give one film. (AddressSanitizer's allocator takes no mallopt: there it fills
 # every block itself, which its max_malloc_fill_size option extends to the whole block.)
 ffmpeg -loglevel error -i "$tmp/grey.mkv" -map 0:v -c copy -output_ts_offset 10 "$tmp/grey10.mkv" \
