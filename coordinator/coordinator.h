@@ -43,7 +43,7 @@ struct vf_film;
 struct vf_media_info;
 struct vf_plan;
 
-/* The bytes a CPU rank's network and frames in flight may hold (bench: its backend alone):
+/* The bytes a CPU rank's frames in flight, codecs and network may hold (bench: its backend alone):
  * VAEFARM_MEMORY_LIMIT (MiB), else 90% of the node's
  * available memory (or its control group's) over the `local_size` ranks on the node; 0 where
  * unknown (no limit). */

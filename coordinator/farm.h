@@ -150,7 +150,7 @@ struct vf_farm_chunk {
 
 struct vf_farm {
     int rank, size, local_rank, local_size;
-    size_t mem_budget;          /* a CPU rank's bytes for its network and frames in flight
+    size_t mem_budget;          /* a CPU rank's bytes for its frames, codecs and network
                                    (vf_cpu_memory_budget, create_engine), the least any rank of
                                    this node measured at the start; 0: no limit */
     const char *yaml;
