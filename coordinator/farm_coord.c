@@ -90,6 +90,7 @@ struct coord {
     int64_t work_done;          /* of them, finished chunks */
     int64_t kept_total, kept_done, kept_run;
     size_t n_done, n_resumed, n_run, retries;
+    size_t n_renumbered;        /* of the resumed, chunks an earlier plan made under another id */
     int64_t warm_run;
     int64_t passthrough_run;    /* frames that took their reference's colours (node.h) */
     double t_start, setup_s;    /* the job's start (vf_now), rank 0's setup */
@@ -143,34 +144,131 @@ static int poll_msg(struct coord *k, struct vf_msg *m, int *from, struct vf_erro
 
 /* ---- resume ------------------------------------------------------------------------------- */
 
+/* Whether journal entry `e` still stands: its segment is its chunk's own name and has the
+ * journaled checksum (a warning says why not when `warn`). */
+static bool entry_stands(const struct vf_farm *f, const struct vf_journal_entry *e, int id,
+                         bool warn)
+{
+    char canon[32];
+    snprintf(canon, sizeof canon, "segments/%05d.mkv", e->chunk);
+    if (strcmp(e->segment, canon) != 0) {
+        if (warn)
+            vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled as %s, not %s: colorizing it again",
+                   id, e->segment, canon);
+        return false;
+    }
+    char sum[65];
+    struct vf_error e2 = {0};
+    char *path = vf_path_join(f->work_dir, e->segment, &e2);
+    bool ok = path && vf_shard_file_checksum(path, sum, &e2) == 0 && strcmp(sum, e->checksum) == 0;
+    if (!ok && warn)
+        vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled, but its segment %s is %s: colorizing it "
+               "again", id, path ? path : e->segment,
+               !path ? "out of reach (out of memory)"
+                     : e2.code == VF_ENOENT || e2.code == VF_EIO ? "missing" : "changed");
+    free(path);
+    return ok;
+}
+
+struct renumbered {             /* a chunk whose segment an earlier plan made under another id */
+    size_t i;                   /* the chunk's index */
+    struct vf_journal_entry e;  /* that plan's entry (a copy: appending moves the journal's) */
+    char *seg, *seam;           /* the files, linked to names of this run's own until renamed */
+};
+
+/* Chunks of an earlier plan under other ids (a shot list changed before them) take their ids:
+ * every source is first hard-linked to a temporary name (a chunk's name may be another's
+ * source), then each link is renamed to its chunk's names and the chunk journaled. A failure
+ * leaves the chunk to do; a crash on the way leaves *.tmp files, which the next run removes, and
+ * segments whose checksums no longer match, which it colorizes again. */
+static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, struct vf_error *err)
+{
+    struct vf_farm *f = k->f;
+    const char *ext[] = {"mkv", "seam"};
+    for (size_t m = 0; m < n; m++) {
+        const struct vf_farm_chunk *fc = &f->chunks[mv[m].i];
+        char name[64];
+        for (int x = 0; x < 2; x++) {
+            char *src = vf_farm_segment_path(f, mv[m].e.chunk, ext[x], -1, 0, err);
+            snprintf(name, sizeof name, "%05d.%s.from-%05d.tmp", fc->id, ext[x], mv[m].e.chunk);
+            char *tmp = src ? vf_path_join(f->seg_dir, name, err) : NULL;
+            if (!tmp) {
+                free(src);
+                return VF_ENOMEM;
+            }
+            unlink(tmp);
+            if (link(src, tmp) != 0) {
+                if (x == 0 || errno != ENOENT)
+                    vf_log(&LOG, VF_LOG_WARN, "chunk %d: could not link %s to %s: %s (%s)",
+                           fc->id, src, tmp, strerror(errno),
+                           x == 0 ? "colorizing it again" : "its boundary drops out of the seam report");
+                free(tmp);
+                tmp = NULL;
+            }
+            *(x == 0 ? &mv[m].seg : &mv[m].seam) = tmp;
+            free(src);
+        }
+    }
+    int rc = VF_OK;
+    for (size_t m = 0; m < n && rc == VF_OK; m++) {
+        const struct vf_farm_chunk *fc = &f->chunks[mv[m].i];
+        if (!mv[m].seg)
+            continue;
+        char *dst = vf_farm_segment_path(f, fc->id, "mkv", -1, 0, err);
+        char *sdst = vf_farm_segment_path(f, fc->id, "seam", -1, 0, err);
+        if (!dst || !sdst) {
+            rc = VF_ENOMEM;
+        } else if (rename(mv[m].seg, dst) != 0) {
+            vf_log(&LOG, VF_LOG_WARN, "chunk %d: could not rename %s to %s: %s (colorizing it "
+                   "again)", fc->id, mv[m].seg, dst, strerror(errno));
+        } else {
+            free(mv[m].seg);
+            mv[m].seg = NULL;
+            /* the seam file goes with its segment; without one, no other chunk's stands in */
+            if (!mv[m].seam || rename(mv[m].seam, sdst) != 0)
+                unlink(sdst);
+            struct vf_journal_entry e = mv[m].e;
+            e.chunk = fc->id;
+            snprintf(e.segment, sizeof e.segment, "segments/%05d.mkv", fc->id);
+            rc = vf_journal_append(k->journal, &e, err);
+            if (rc == VF_OK) {
+                struct cinfo *c = &k->c[mv[m].i];
+                c->state = C_DONE;
+                c->resumed = true;
+                c->rank = e.rank;
+                k->n_done++;
+                k->n_resumed++;
+                k->n_renumbered++;
+                k->kept_done += fc->end - fc->start;
+                k->work_total -= cost(fc);
+                vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d: the segment of chunk %d of an earlier plan "
+                       "(the same frames and settings) is kept as %s", fc->id, mv[m].e.chunk, dst);
+            }
+        }
+        free(dst);
+        free(sdst);
+    }
+    for (size_t m = 0; m < n; m++) { /* what was not renamed */
+        if (mv[m].seg)
+            unlink(mv[m].seg);
+        if (mv[m].seam)
+            unlink(mv[m].seam);
+        free(mv[m].seg);
+        free(mv[m].seam);
+    }
+    return rc;
+}
+
 static int decide_done(struct coord *k, struct vf_error *err)
 {
     struct vf_farm *f = k->f;
+    struct renumbered *mv = NULL;
+    size_t n_mv = 0;
     for (size_t i = 0; i < f->n_chunks; i++) {
         const struct vf_farm_chunk *fc = &f->chunks[i];
         const struct vf_journal_entry *e = k->null ? NULL
                                                    : vf_journal_find(k->journal, fc->id, fc->hash);
-        bool ok = false;
-        char canon[32];
-        snprintf(canon, sizeof canon, "segments/%05d.mkv", fc->id);
-        if (e && strcmp(e->segment, canon) != 0) {
-            vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled as %s, not %s: colorizing it again",
-                   fc->id, e->segment, canon);
-            e = NULL;
-        }
-        if (e) {
-            char *path = vf_path_join(f->work_dir, e->segment, err);
-            char sum[65];
-            struct vf_error e2 = {0};
-            if (!path)
-                return VF_ENOMEM;
-            ok = vf_shard_file_checksum(path, sum, &e2) == 0 && strcmp(sum, e->checksum) == 0;
-            if (!ok)
-                vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled, but its segment %s is %s: "
-                       "colorizing it again", fc->id, path,
-                       e2.code == VF_ENOENT || e2.code == VF_EIO ? "missing" : "changed");
-            free(path);
-        }
+        bool ok = e && entry_stands(f, e, fc->id, true);
         if (ok) {
             k->c[i].state = C_DONE;
             k->c[i].resumed = true;
@@ -180,10 +278,20 @@ static int decide_done(struct coord *k, struct vf_error *err)
             k->kept_done += fc->end - fc->start;
         } else {
             k->work_total += cost(fc);
+            /* the same frames and settings under another id in an earlier plan */
+            const struct vf_journal_entry *o = k->null ? NULL
+                                                       : vf_journal_find(k->journal, -1, fc->hash);
+            if (o && o->chunk != fc->id && entry_stands(f, o, fc->id, false)) {
+                if (!mv && !(mv = vf_calloc(f->n_chunks, sizeof *mv, err)))
+                    return VF_ENOMEM;
+                mv[n_mv++] = (struct renumbered){.i = i, .e = *o};
+            }
         }
         k->kept_total += fc->end - fc->start;
     }
-    return VF_OK;
+    int rc = n_mv ? take_renumbered(k, mv, n_mv, err) : VF_OK;
+    free(mv);
+    return rc;
 }
 
 /* ---- progress ----------------------------------------------------------------------------- */
@@ -1063,7 +1171,7 @@ static json_t *report_json(struct coord *k, double wall, double merge_s, const s
     json_t *doc = json_pack(
         "{s:i, s:s, s:s, s:s, s:s, s:s, s:s,"
         " s:{s:s, s:s, s:s, s:s},"
-        " s:s, s:[i,i], s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I,"
+        " s:s, s:[i,i], s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I,"
         " s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
         " s:{s:f, s:f, s:f}, s:o, s:o,"
         " s:{s:I, s:I, s:f, s:f}}",
@@ -1076,7 +1184,8 @@ static json_t *report_json(struct coord *k, double wall, double merge_s, const s
         "precision", vf_dtype_name(f->precision), "inference_size", f->h, f->w, "backend",
         f->device, "ranks", f->size, "threads_per_rank", f->threads, "frames",
         (json_int_t)f->frames, "chunks", (json_int_t)f->n_chunks, "chunks_run",
-        (json_int_t)k->n_run, "chunks_resumed", (json_int_t)k->n_resumed, "retries",
+        (json_int_t)k->n_run, "chunks_resumed", (json_int_t)k->n_resumed,
+        "chunks_renumbered", (json_int_t)k->n_renumbered, "retries",
         (json_int_t)k->retries, "warmup_frames_run", (json_int_t)k->warm_run,
         "reference_passthrough", f->passthrough, "passthrough_frames_run",
         (json_int_t)k->passthrough_run,
@@ -1171,8 +1280,9 @@ static void print_summary(struct coord *k, json_t *rep)
            json_real_value(json_object_get(split, "decode_s")),
            json_real_value(json_object_get(split, "infer_s")),
            json_real_value(json_object_get(split, "encode_s")));
+    /* its wall time as precisely as its CPU time: a run that resumed every chunk spends 0.04 s */
     printf("  coordinator: %zu assignments, %.1f per s of colorizing; CPU %.3f s, %.2f%% of its "
-           "%.1f s\n", k->assignments, col > 0 ? k->assignments / col : 0.0, k->cpu_s,
+           "%.3f s\n", k->assignments, col > 0 ? k->assignments / col : 0.0, k->cpu_s,
            k->coord_wall_s > 0 ? 100 * k->cpu_s / k->coord_wall_s : 0.0, k->coord_wall_s);
     if (k->n_lost)
         printf("  %d rank%s lost, %zu chunk%s reassigned (see vaefarm.log)\n", k->n_lost,
@@ -1348,6 +1458,9 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
     if (k.n_resumed)
         vf_log(&LOG, VF_LOG_INFO, "resuming: %zu of %zu chunks are done (journal %s)", k.n_resumed,
                f->n_chunks, jpath);
+    if (k.n_renumbered)
+        vf_log(&LOG, VF_LOG_INFO, "resuming: %zu of them are an earlier plan's chunks under other "
+               "ids (the shot list changed before them), renamed", k.n_renumbered);
 
     /* Until every chunk is done, or the job stops. When nothing comes, the loop waits on rank 0's
      * worker's mailbox (woken at once by it) 1 ms doubling to 20 ms before it looks at MPI again:

@@ -190,13 +190,26 @@ static int source_depth(const struct vf_media_info *src)
     return d ? d->comp[0].depth : 8;
 }
 
+static const char *default_pix_fmt(const struct codec_rule *rule, const struct vf_media_info *src)
+{
+    int depth = source_depth(src);
+    return depth <= 8 ? rule->pix8 : depth <= 10 ? rule->pix10 : rule->pix16;
+}
+
+const char *vf_shard_encode_pix_fmt(const struct vf_encode_spec *spec, const struct vf_media_info *src)
+{
+    if (spec->pix_fmt)
+        return spec->pix_fmt;
+    const struct codec_rule *rule = spec->codec ? find_rule(spec->codec) : NULL;
+    return rule ? default_pix_fmt(rule, src) : NULL;
+}
+
 /* The pixel format to encode in: spec->pix_fmt, or the rule's default for the source depth;
  * checked against what the encoder takes. */
 static int choose_pix_fmt(enum AVPixelFormat *out, const AVCodec *codec, const struct codec_rule *rule,
                           const struct vf_media_info *src, const char *asked, struct vf_error *err)
 {
-    int depth = source_depth(src);
-    const char *name = asked ? asked : depth <= 8 ? rule->pix8 : depth <= 10 ? rule->pix10 : rule->pix16;
+    const char *name = asked ? asked : default_pix_fmt(rule, src);
     enum AVPixelFormat fmt = av_get_pix_fmt(name);
     char list[2048];
     pix_fmt_list(codec, list, sizeof list);

@@ -424,7 +424,7 @@ const struct vf_journal_entry *vf_journal_find(const struct vf_journal *j, int c
 {
     VF_ASSERT(j && hash);
     for (size_t i = j->n; i-- > 0;)
-        if (j->entries[i].chunk == chunk && !strcmp(j->entries[i].hash, hash))
+        if ((chunk < 0 || j->entries[i].chunk == chunk) && !strcmp(j->entries[i].hash, hash))
             return &j->entries[i];
     return NULL;
 }

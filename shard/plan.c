@@ -28,7 +28,7 @@
 
 #include "shard/internal.h"
 
-#define PLAN_FORMAT "vaefarm-plan-v4" /* bump when the hash serialisation or chunking changes */
+#define PLAN_FORMAT "vaefarm-plan-v5" /* bump when the hash serialisation or chunking changes */
 #define SHORT_SHOT_FRAMES 8           /* shots shorter than this get a warning */
 #define MAX_DETAILS 8                 /* per-kind lines in a message before "and N more" */
 
@@ -645,8 +645,10 @@ static int hash_chunks(struct builder *b, struct vf_error *err)
     char model_hex[65] = "bundled-default";
     const struct vf_encode_option **opts = NULL;
     struct AVHashContext *h = NULL;
+    struct vf_encode_spec spec;
     int rc = 0;
 
+    vf_shard_encode_spec(film, &spec);
     if (film->model) {
         rc = hash_file(film->model, model_hex, "model", err);
         if (rc < 0)
@@ -701,7 +703,8 @@ static int hash_chunks(struct builder *b, struct vf_error *err)
         put_str(h, "reference_passthrough",
                 film->passthrough == VF_PASSTHROUGH_OFF ? "off" : "auto");
         put_opt_str(h, "codec", film->codec);
-        put_opt_str(h, "pix_fmt", film->pix_fmt);
+        /* the format it encodes in: film.yaml's, or the codec's default it names */
+        put_opt_str(h, "pix_fmt", vf_shard_encode_pix_fmt(&spec, info));
         put_i64(h, "options", (int64_t)film->n_encode_options);
         for (size_t k = 0; k < film->n_encode_options; k++) {
             put_opt_str(h, "option.key", opts[k]->key);

@@ -5,7 +5,9 @@
 #   - -np 1, 2 and 4, and one thread without the pipeline's threads, give byte-identical output (so
 #     do three such libx264 runs of the film with its timestamps offset); frame count, every frame's timestamp and the
 #     decoded audio equal the input's; the luma is the input's, bit for bit
-#   - a rerun resumes everything (no chunk redone) and gives the same bytes
+#   - a rerun resumes everything (no chunk redone) and gives the same bytes; a shot split or
+#     merged before chunks renumbers them, and a rerun keeps their segments under the new ids,
+#     giving a fresh run's bytes; encode.pix_fmt written out as the default redoes nothing
 #   - kill -9 of one rank mid-job; the rerun completes, the journal shows no chunk done twice,
 #     and the output is byte-identical to an uninterrupted run
 #   - SIGTERM: exit 10 within 10 s, nothing at the output path; the rerun resumes, same bytes;
@@ -226,6 +228,39 @@ c = d["coordinator"]
 assert 0 < c["cpu_s"] <= c["wall_s"] * 1.02 + 0.002 and c["share"] <= 1.02, c
 assert d["fps_colorize"] is None, d["fps_colorize"]   # nothing colorized: no speed measured
 PY
+
+# --- a shot list edited before the last two chunks renumbers them: a rerun keeps their segments
+# under the new ids (docs/FARM.md, setup step 4), whichever way the ids move; the pixel format
+# written out as the codec's default (ffv1, 8 bits: yuv444p) redoes nothing
+shotyaml() { # NAME CUTS EXTRA: np1's film with shot 1 ([50, 65)) cut at CUTS (e.g. "58")
+  { printf 'version: 1\ninput: grey.mkv\noutput: renum.mkv\nwork_dir: %s.work\n' "$1"
+    printf 'inference_size: [72, 128]\nshots:\n  detect: off\n  list:\n'
+    printf '    - { start: 0, end: 50, reference: film_ref_0.png }\n'
+    local a=50 b
+    for b in $2 65; do printf '    - { start: %s, end: %s, reference: film_ref_1.png }\n' $a $b; a=$b; done
+    printf '    - { start: 65, end: 100, reference: film_ref_2.png }\n'
+    printf 'chunks: { length: 20, warmup: 4 }\n%s' "${3:-}"; } >"$tmp/$1.yaml"
+}
+# chunks run, resumed, renumbered, and whether every boundary with warm-up has its seam (the seam
+# files move with their segments)
+counts() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['seam_error']; print(d['chunks_run'], d['chunks_resumed'], d['chunks_renumbered'], 'seams' if s['measured'] == s['boundaries'] > 0 else 'seams missing')" "$tmp/$1.work/report.json"; }
+cp -r "$tmp/np1.mkv.vaefarm" "$tmp/renum.work"
+shotyaml renum 58
+"$vf" "$tmp/renum.yaml" --quiet 2>"$tmp/renum.log"; rc=$?
+cp "$tmp/renum.mkv" "$tmp/renum_split.mkv"
+shotyaml fresh 58
+(cd "$tmp" && sed 's/renum.mkv/fresh.mkv/' fresh.yaml >fresh2.yaml && "$vf" fresh2.yaml --quiet); rc2=$?
+check "shot 1 split at 58 (exit $rc, $rc2): 2 chunks run, 5 resumed, 2 of them renumbered (run resumed renumbered: $(counts renum)); a fresh run's bytes" \
+  all '[ "$rc" = 0 ] && [ "$rc2" = 0 ] && [ "$(counts renum)" = "2 5 2 seams" ] && cmp -s "$tmp/renum_split.mkv" "$tmp/fresh.mkv" &&
+  [ -z "$(ls "$tmp/renum.work/segments" | grep -v "^0000[0-6]\.\(mkv\|seam\)$")" ]'
+shotyaml renum ""
+"$vf" "$tmp/renum.yaml" --quiet 2>>"$tmp/renum.log"; rc=$?
+check "the split undone (exit $rc): chunk 3 run again, chunks 5 and 6 back as 4 and 5 ($(counts renum)); np 1's bytes" \
+  all '[ "$rc" = 0 ] && [ "$(counts renum)" = "1 5 2 seams" ] && cmp -s "$tmp/renum.mkv" "$tmp/np1.mkv"'
+shotyaml renum "" "encode: { codec: ffv1, pix_fmt: yuv444p }"$'\n'
+"$vf" "$tmp/renum.yaml" --quiet 2>>"$tmp/renum.log"; rc=$?
+check "pix_fmt: yuv444p written out, ffv1's default (exit $rc): all 6 resumed ($(counts renum)), same bytes" \
+  all '[ "$rc" = 0 ] && [ "$(counts renum)" = "0 6 0 seams" ] && cmp -s "$tmp/renum.mkv" "$tmp/np1.mkv"'
 
 # --- another model with no model: in film.yaml (as a new bundled model comes): the run hashes
 # the file it resolved ($VAEFARM_MODEL here), so a resume redoes every chunk

@@ -146,6 +146,11 @@ static int encode(const char *path, const struct fake_source *s, const struct vf
     int r = vf_shard_segment_open(&w, path, &s->info, spec, err);
     if (r < 0)
         return r;
+    /* it encodes in the format the chunk hashes name (film.yaml's, else the codec's default for
+     * the source's depth) */
+    const char *named = vf_shard_encode_pix_fmt(spec, &s->info);
+    assert_non_null(named);
+    assert_string_equal(av_get_pix_fmt_name(vf_shard_segment_pix_fmt(w)), named);
     for (int i = 0; i < n && r == 0; i++) {
         AVFrame *f = make_frame(in_fmt, i);
         f->pts = s->pts[i];
@@ -406,6 +411,9 @@ static void errors_name_the_problem(void **state)
     expect_msg(&err, "'mpeg4'");
     expect_msg(&err, "ffv1, prores_ks, libx264, libx265, dnxhd");
     print_message("  %s\n", err.msg);
+    struct fake_source src;
+    fake_source_init(&src, 1, 1, 25, 0, cfr_90k, 8);
+    assert_null(vf_shard_encode_pix_fmt(&spec, &src.info)); /* no default for it */
 
     spec = (struct vf_encode_spec){.codec = "libx264", .pix_fmt = "yuv999p"};
     assert_int_equal(open_error(&spec, &err), VF_EINVAL);

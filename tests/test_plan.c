@@ -35,7 +35,7 @@
 #define MAX_REFS 8
 #define MAX_OPTS 4
 /* the hash of plan_hash_is_pinned's film: see there before changing it */
-#define PINNED_HASH "f612fa7e6093aaac0fe9c3656ee272e923878ae6ee5bb272dc2feb2122e150bb"
+#define PINNED_HASH "fce98b2f0615cc6853cd90049f55e35660f2f06ac8898a077f79b024af457b37"
 
 /* ---- PRNG: splitmix64 with a fixed seed --------------------------------------------------- */
 static uint64_t rng_state = 0x5eed0fa11u;
@@ -392,6 +392,11 @@ static void chunk_tuple(char *buf, size_t n, const struct tfilm *t, const struct
 {
     const struct vf_film *f = &t->film;
     const struct vf_media_info *m = &t->info;
+    /* the format the segment is encoded in (test_encode checks that segments have the one this
+     * names): an unset pix_fmt and the codec's default written out are one */
+    struct vf_encode_spec spec;
+    vf_shard_encode_spec(f, &spec);
+    const char *pix = vf_shard_encode_pix_fmt(&spec, m);
     int len = snprintf(buf, n, "%s %d-bit|sar %d:%d|tb %d/%d|fps %d/%d|%s|%s|%s|%s|%s|",
                        m->pix_fmt, m->bits_per_sample, m->sar_num, m->sar_den, m->tb_num,
                        m->tb_den, m->fps_num, m->fps_den, m->field_order, m->color_range,
@@ -400,7 +405,7 @@ static void chunk_tuple(char *buf, size_t n, const struct tfilm *t, const struct
                        t->info.video_digest, t->info.frames, t->info.width, t->info.height,
                        c->warm_start, c->start, c->end, content_of(c->reference),
                        content_of(f->model), f->inference_h, f->inference_w, (int)f->precision,
-                       (int)f->passthrough, f->codec, f->pix_fmt ? f->pix_fmt : "(default)");
+                       (int)f->passthrough, f->codec, pix ? pix : "(none)");
     /* options sorted by key (keys are distinct in these films) */
     const char *done = "";
     for (size_t r = 0; r < f->n_encode_options; r++) {
@@ -519,7 +524,7 @@ static bool compare_hashes(const struct vf_plan *a, const struct tfilm *ta, cons
 
 enum perturb {
     P_OUTPUT, P_WORK_DIR, P_THRESHOLD, P_MIN_LENGTH, P_PATHS, P_OPT_ORDER, P_SAME_CONTENT,
-    P_LIST_ORDER, /* the above must not change the hash */
+    P_LIST_ORDER, P_PIX_FMT_DEFAULT, /* the above must not change the hash */
     P_WARMUP, P_LENGTH, /* change it exactly when the chunk geometry changes */
     P_REF_CONTENT, P_OPT_VALUE, P_OPT_ADD, P_CODEC, P_PIX_FMT, P_DIGEST, P_PRECISION, P_INFER_SIZE,
     P_MODEL, P_AUDIO, P_SIZE, P_STREAM, P_PASSTHROUGH, /* these must change it */
@@ -608,7 +613,20 @@ static bool perturb(struct tfilm *t, enum perturb k, const struct vf_plan *p, si
         tfilm_fix(t);
         return true;
     case P_CODEC: f->codec = strcmp(f->codec, "dnxhd") ? "dnxhd" : "ffv1"; return true;
-    case P_PIX_FMT: f->pix_fmt = f->pix_fmt ? NULL : "yuv422p10le"; return true;
+    case P_PIX_FMT: /* to a format no codec takes by default */
+        f->pix_fmt = f->pix_fmt && !strcmp(f->pix_fmt, "yuv444p12le") ? "gbrp12le" : "yuv444p12le";
+        return true;
+    case P_PIX_FMT_DEFAULT: { /* unset <-> the codec's default for the film, written out */
+        struct vf_encode_spec spec;
+        vf_shard_encode_spec(f, &spec);
+        spec.pix_fmt = NULL;
+        const char *def = vf_shard_encode_pix_fmt(&spec, &t->info);
+        assert_non_null(def);
+        if (f->pix_fmt && strcmp(f->pix_fmt, def))
+            return false;
+        f->pix_fmt = f->pix_fmt ? NULL : (char *)def;
+        return true;
+    }
     case P_DIGEST: t->info.video_digest[rnd(64)] ^= 1; return true;
     case P_PRECISION: f->precision = (enum vf_precision)((f->precision + 1 + rnd(3)) % 4); return true;
     case P_INFER_SIZE: f->inference_w += 8; f->inference_h = f->inference_h ? f->inference_h : 216; return true;
