@@ -78,18 +78,25 @@ int vf_shard_decode_threads_(void)
     return cpus > 1 ? (cpus + 1 < 16 ? cpus + 1 : 16) : 1;
 }
 
-/* The Y plane can be used in place: planar, first plane, one sample per step, native endian,
- * no shift (yuv*, gray*, nv12/nv21 ...). */
+/* A YUV or grey format whose luma samples are whole code values of 8 to 16 bits somewhere in
+ * memory (planar, packed, either endian: yuv*, gray*, uyvy422, p010 ...). */
+static bool luma_is_readable(const AVPixFmtDescriptor *d)
+{
+    return !vf_shard_is_rgb_(d) &&
+           !(d->flags & (AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_FLOAT)) &&
+           d->comp[0].depth >= 8 && d->comp[0].depth <= 16;
+}
+
+/* Of those, the Y plane can be used in place: planar, first plane, one sample per step, native
+ * endian, no shift (yuv*, gray*, nv12/nv21 ...). */
 static bool luma_is_direct(const AVPixFmtDescriptor *d)
 {
-    if (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM |
-                    AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_FLOAT))
+    if (!luma_is_readable(d))
         return false;
     if (!!(d->flags & AV_PIX_FMT_FLAG_BE) != !!AV_HAVE_BIGENDIAN && d->comp[0].depth > 8)
         return false;
     const AVComponentDescriptor *c = &d->comp[0];
-    return c->plane == 0 && c->offset == 0 && c->shift == 0 && c->depth >= 8 && c->depth <= 16 &&
-           c->step == (c->depth > 8 ? 2 : 1);
+    return c->plane == 0 && c->offset == 0 && c->shift == 0 && c->step == (c->depth > 8 ? 2 : 1);
 }
 
 static enum AVPixelFormat gray_fmt(int depth)
@@ -136,7 +143,7 @@ static int make_sws(struct SwsContext **out, const struct vf_decoder *dec, enum 
                             "yuv444p first", dec->info->path, av_get_pix_fmt_name(src),
                             av_get_pix_fmt_name(dst));
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(src);
-    if (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL))
+    if (vf_shard_is_rgb_(d))
         full = 1; /* RGB in: full range by nature */
     /* the same matrix both ways: YUV->RGB uses inv_table, RGB->gray uses table */
     if (sws_setColorspaceDetails(s, coef, full, coef, 1, 0, 1 << 16, 1 << 16) < 0)
@@ -155,9 +162,7 @@ static int setup_conversions(struct vf_decoder *dec, struct vf_error *err)
     dec->luma_direct = luma_is_direct(d);
     if (dec->luma_direct) {
         dec->luma_bits = depth;
-    } else if (!(d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_HWACCEL |
-                             AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_BITSTREAM)) &&
-               depth >= 8 && depth <= 16) {
+    } else if (luma_is_readable(d)) {
         /* packed or big-endian YUV and grey, p010 ...: the luma's own code values, range and
          * depth, read exactly (swscale would turn them to full range for some of these) */
         dec->luma_bits = depth;

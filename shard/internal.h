@@ -60,8 +60,16 @@ struct vf_packet_index {
 int64_t vf_shard_frame_of_pts_(const struct vf_media_info *info, int64_t pts);
 
 /* ---- decode.c / encode.c ----------------------------------------------------------------- */
+#include <libavutil/pixdesc.h>
 #include <libavutil/pixfmt.h>
 #include <libswscale/swscale.h>
+
+/* RGB or palette pictures: colour by nature, read by swscale as full range whatever their tag,
+ * their luma made with a matrix of vaefarm's choosing (docs/MEDIA.md). */
+static inline bool vf_shard_is_rgb_(const AVPixFmtDescriptor *d)
+{
+    return d && (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL));
+}
 
 /* swscale's matrix (SWS_CS_*) for a stream's colour space; unspecified: BT.709 for HD
  * (height >= 720), BT.601 below, as players guess. For sws_getCoefficients(). */

@@ -368,7 +368,7 @@ static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStrea
      * the tag says, and so do vaefarm's luma and its output's tag. Their matrix ("gbr": none) is
      * the one the luma is made with, which the YUV output is tagged with (docs/MEDIA.md). */
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get(av_get_pix_fmt(info->pix_fmt));
-    if (d && (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL))) {
+    if (vf_shard_is_rgb_(d)) {
         copy_str(info->color_range, sizeof info->color_range, "pc");
         const int cs = av_color_space_from_name(info->color_space);
         if (cs < 0 || cs == AVCOL_SPC_RGB || cs == AVCOL_SPC_UNSPECIFIED)
