@@ -570,6 +570,13 @@ plan:
     }
     if ((rc = mkdir_p(f->seg_dir, &f->made_dir, err)) < 0)
         goto out;
+    /* a segments/ folder left by another user's run: refused now, not at every chunk's write */
+    if (access(f->seg_dir, W_OK | X_OK) != 0) {
+        rc = vf_error_set(err, VF_EIO, "the work folder's segments folder %s cannot be written "
+                          "(%s): make it writable for this user, or give another work_dir",
+                          f->seg_dir, strerror(errno));
+        goto out;
+    }
     if ((rc = lock_work_dir(f, lock_fd, err)) < 0) {
         /* another run holds it, perhaps made meanwhile: its folders are not this run's to undo */
         free(f->made_dir);

@@ -234,11 +234,15 @@ int vf_farm_null_work_dir(struct vf_film *film, struct vf_error *err);
 int vf_farm_write_atomic(const char *path, const void *const *parts, const size_t *lens, int n,
                          struct vf_error *err);
 
-/* Seam files (docs/FARM.md "Files"). */
-int vf_seam_write(const char *path, int h, int w, const float *warm_ab, const float *last_ab,
-                  struct vf_error *err);
-/* Reads back; *warm_ab is NULL when the chunk had no warm-up. Caller frees both. */
-int vf_seam_read(const char *path, int *h, int *w, float **warm_ab, float **last_ab,
-                 struct vf_error *err);
+/* Seam files (docs/FARM.md "Files"): the ab of a chunk's last warm-up frame (NULL: none) and
+ * of its last kept frame, h x w each, and the sha256 hex of the segment they go with. */
+int vf_seam_write(const char *path, const char *segment_sha, int h, int w, const float *warm_ab,
+                  const float *last_ab, struct vf_error *err);
+/* Reads back; *warm_ab is NULL when the chunk had no warm-up. Caller frees both. VF_ECORRUPT for
+ * a file that is not a seam file of this version, is damaged (CRC) or goes with a segment other
+ * than `segment_sha` (NULL: any): a seam file left at a chunk's name by an earlier plan's chunk
+ * never stands in for its own. */
+int vf_seam_read(const char *path, const char *segment_sha, int *h, int *w, float **warm_ab,
+                 float **last_ab, struct vf_error *err);
 
 #endif /* VF_FARM_H */

@@ -41,6 +41,7 @@ struct cinfo {
     char last_error[VF_ERROR_MSG_MAX];
     int last_status;
     int64_t done;               /* frames of this chunk colorized so far (warm-up included) */
+    char checksum[65];          /* done: its segment's sha256 (its seam file names it too) */
 };
 
 struct rinfo {
@@ -144,72 +145,93 @@ static int poll_msg(struct coord *k, struct vf_msg *m, int *from, struct vf_erro
 
 /* ---- resume ------------------------------------------------------------------------------- */
 
+enum standing { STANDS, WRONG_NAME, MISSING, CHANGED };
+
 /* Whether journal entry `e` still stands: its segment is its chunk's own name and has the
- * journaled checksum (a warning says why not when `warn`). */
-static bool entry_stands(const struct vf_farm *f, const struct vf_journal_entry *e, int id,
-                         bool warn)
+ * journaled checksum (the file's is left in `sum`, "" when it could not be read). */
+static enum standing entry_stands(const struct vf_farm *f, const struct vf_journal_entry *e,
+                                  char sum[65])
 {
     char canon[32];
+    sum[0] = '\0';
     snprintf(canon, sizeof canon, "segments/%05d.mkv", e->chunk);
-    if (strcmp(e->segment, canon) != 0) {
-        if (warn)
-            vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled as %s, not %s: colorizing it again",
-                   id, e->segment, canon);
-        return false;
-    }
-    char sum[65];
+    if (strcmp(e->segment, canon) != 0)
+        return WRONG_NAME;
     struct vf_error e2 = {0};
     char *path = vf_path_join(f->work_dir, e->segment, &e2);
-    bool ok = path && vf_shard_file_checksum(path, sum, &e2) == 0 && strcmp(sum, e->checksum) == 0;
-    if (!ok && warn)
-        vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled, but its segment %s is %s: colorizing it "
-               "again", id, path ? path : e->segment,
-               !path ? "out of reach (out of memory)"
-                     : e2.code == VF_ENOENT || e2.code == VF_EIO ? "missing" : "changed");
+    int rc = path ? vf_shard_file_checksum(path, sum, &e2) : VF_ENOMEM;
     free(path);
-    return ok;
+    if (rc < 0)
+        return MISSING;
+    return strcmp(sum, e->checksum) == 0 ? STANDS : CHANGED;
+}
+
+/* Chunk `fc`'s journal entry `e` does not stand (`st`, the file's checksum `sum`): say why, unless
+ * its segment holds what a later entry for the same id journaled (a later plan's chunk took the
+ * name: no damage, only a verbose line). */
+static void say_not_standing(const struct coord *k, const struct vf_farm_chunk *fc,
+                             const struct vf_journal_entry *e, enum standing st, const char *sum)
+{
+    const struct vf_journal_entry *later = vf_journal_find(k->journal, fc->id, NULL);
+    if (st == CHANGED && later && later != e && strcmp(sum, later->checksum) == 0) {
+        vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d: its segment %s holds another plan's chunk %d "
+               "now: colorizing it again", fc->id, e->segment, fc->id);
+        return;
+    }
+    if (st == WRONG_NAME)
+        vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled as %s, not segments/%05d.mkv: colorizing it "
+               "again", fc->id, e->segment, fc->id);
+    else
+        vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled, but its segment %s/%s is %s: colorizing "
+               "it again", fc->id, k->f->work_dir, e->segment, st == MISSING ? "missing" : "changed");
 }
 
 struct renumbered {             /* a chunk whose segment an earlier plan made under another id */
     size_t i;                   /* the chunk's index */
     struct vf_journal_entry e;  /* that plan's entry (a copy: appending moves the journal's) */
-    char *seg, *seam;           /* the files, linked to names of this run's own until renamed */
+    char *seg, *seam;           /* links to its files under names of this run's own (*.tmp) */
+    int seam_errno;             /* why its seam file could not be linked (0: it was) */
 };
 
 /* Chunks of an earlier plan under other ids (a shot list changed before them) take their ids:
  * every source is first hard-linked to a temporary name (a chunk's name may be another's
  * source), then each link is renamed to its chunk's names and the chunk journaled. A failure
- * leaves the chunk to do; a crash on the way leaves *.tmp files, which the next run removes, and
- * segments whose checksums no longer match, which it colorizes again. */
+ * leaves the chunk to do; a crash on the way leaves *.tmp files, which the next run removes,
+ * segments whose checksums no longer match, which it colorizes again, and seam files that name
+ * another segment, which the seam report leaves out. */
 static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, struct vf_error *err)
 {
     struct vf_farm *f = k->f;
     const char *ext[] = {"mkv", "seam"};
-    for (size_t m = 0; m < n; m++) {
+    int rc = VF_OK;
+    for (size_t m = 0; m < n && rc == VF_OK; m++) {
         const struct vf_farm_chunk *fc = &f->chunks[mv[m].i];
-        char name[64];
         for (int x = 0; x < 2; x++) {
-            char *src = vf_farm_segment_path(f, mv[m].e.chunk, ext[x], -1, 0, err);
+            char name[64];
             snprintf(name, sizeof name, "%05d.%s.from-%05d.tmp", fc->id, ext[x], mv[m].e.chunk);
+            char *src = vf_farm_segment_path(f, mv[m].e.chunk, ext[x], -1, 0, err);
             char *tmp = src ? vf_path_join(f->seg_dir, name, err) : NULL;
             if (!tmp) {
                 free(src);
-                return VF_ENOMEM;
+                rc = VF_ENOMEM;
+                break;
             }
             unlink(tmp);
-            if (link(src, tmp) != 0) {
-                if (x == 0 || errno != ENOENT)
-                    vf_log(&LOG, VF_LOG_WARN, "chunk %d: could not link %s to %s: %s (%s)",
-                           fc->id, src, tmp, strerror(errno),
-                           x == 0 ? "colorizing it again" : "its boundary drops out of the seam report");
+            if (link(src, tmp) == 0) {
+                *(x == 0 ? &mv[m].seg : &mv[m].seam) = tmp;
+            } else if (x == 0) {
+                vf_log(&LOG, VF_LOG_WARN, "chunk %d: could not link %s to %s: %s (colorizing it "
+                       "again)", fc->id, src, tmp, strerror(errno));
                 free(tmp);
-                tmp = NULL;
+                free(src);
+                break; /* no segment: its seam file is not wanted */
+            } else {
+                mv[m].seam_errno = errno;
+                free(tmp);
             }
-            *(x == 0 ? &mv[m].seg : &mv[m].seam) = tmp;
             free(src);
         }
     }
-    int rc = VF_OK;
     for (size_t m = 0; m < n && rc == VF_OK; m++) {
         const struct vf_farm_chunk *fc = &f->chunks[mv[m].i];
         if (!mv[m].seg)
@@ -222,11 +244,14 @@ static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, str
             vf_log(&LOG, VF_LOG_WARN, "chunk %d: could not rename %s to %s: %s (colorizing it "
                    "again)", fc->id, mv[m].seg, dst, strerror(errno));
         } else {
-            free(mv[m].seg);
-            mv[m].seg = NULL;
             /* the seam file goes with its segment; without one, no other chunk's stands in */
-            if (!mv[m].seam || rename(mv[m].seam, sdst) != 0)
+            if (!mv[m].seam || rename(mv[m].seam, sdst) != 0) {
+                int why = mv[m].seam ? errno : mv[m].seam_errno;
+                if (why && why != ENOENT)
+                    vf_log(&LOG, VF_LOG_WARN, "chunk %d: its seam file did not follow its segment "
+                           "(%s): its boundary drops out of the seam report", fc->id, strerror(why));
                 unlink(sdst);
+            }
             struct vf_journal_entry e = mv[m].e;
             e.chunk = fc->id;
             snprintf(e.segment, sizeof e.segment, "segments/%05d.mkv", fc->id);
@@ -236,6 +261,7 @@ static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, str
                 c->state = C_DONE;
                 c->resumed = true;
                 c->rank = e.rank;
+                memcpy(c->checksum, e.checksum, sizeof c->checksum);
                 k->n_done++;
                 k->n_resumed++;
                 k->n_renumbered++;
@@ -248,7 +274,9 @@ static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, str
         free(dst);
         free(sdst);
     }
-    for (size_t m = 0; m < n; m++) { /* what was not renamed */
+    /* the links that were not renamed, and those whose rename did nothing (the name was already a
+     * link to the same file) */
+    for (size_t m = 0; m < n; m++) {
         if (mv[m].seg)
             unlink(mv[m].seg);
         if (mv[m].seam)
@@ -259,6 +287,19 @@ static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, str
     return rc;
 }
 
+/* The newest entry of another chunk id with fc's hash whose segment stands, or NULL. */
+static const struct vf_journal_entry *renumbered_source(const struct coord *k,
+                                                        const struct vf_farm_chunk *fc)
+{
+    char sum[65];
+    for (size_t x = vf_journal_count(k->journal); x-- > 0;) {
+        const struct vf_journal_entry *o = vf_journal_get(k->journal, x);
+        if (o->chunk != fc->id && !strcmp(o->hash, fc->hash) && entry_stands(k->f, o, sum) == STANDS)
+            return o;
+    }
+    return NULL;
+}
+
 static int decide_done(struct coord *k, struct vf_error *err)
 {
     struct vf_farm *f = k->f;
@@ -266,28 +307,34 @@ static int decide_done(struct coord *k, struct vf_error *err)
     size_t n_mv = 0;
     for (size_t i = 0; i < f->n_chunks; i++) {
         const struct vf_farm_chunk *fc = &f->chunks[i];
-        const struct vf_journal_entry *e = k->null ? NULL
-                                                   : vf_journal_find(k->journal, fc->id, fc->hash);
-        bool ok = e && entry_stands(f, e, fc->id, true);
-        if (ok) {
+        k->kept_total += fc->end - fc->start;
+        if (k->null) {
+            k->work_total += cost(fc);
+            continue;
+        }
+        const struct vf_journal_entry *e = vf_journal_find(k->journal, fc->id, fc->hash);
+        char sum[65];
+        enum standing st = e ? entry_stands(f, e, sum) : MISSING;
+        if (st == STANDS) {
             k->c[i].state = C_DONE;
             k->c[i].resumed = true;
             k->c[i].rank = e->rank;
+            memcpy(k->c[i].checksum, e->checksum, sizeof k->c[i].checksum);
             k->n_done++;
             k->n_resumed++;
             k->kept_done += fc->end - fc->start;
-        } else {
-            k->work_total += cost(fc);
-            /* the same frames and settings under another id in an earlier plan */
-            const struct vf_journal_entry *o = k->null ? NULL
-                                                       : vf_journal_find(k->journal, -1, fc->hash);
-            if (o && o->chunk != fc->id && entry_stands(f, o, fc->id, false)) {
-                if (!mv && !(mv = vf_calloc(f->n_chunks, sizeof *mv, err)))
-                    return VF_ENOMEM;
-                mv[n_mv++] = (struct renumbered){.i = i, .e = *o};
-            }
+            continue;
         }
-        k->kept_total += fc->end - fc->start;
+        k->work_total += cost(fc);
+        /* the same frames and settings under another id in an earlier plan */
+        const struct vf_journal_entry *o = renumbered_source(k, fc);
+        if (o) {
+            if (!mv && !(mv = vf_calloc(f->n_chunks, sizeof *mv, err)))
+                return VF_ENOMEM;
+            mv[n_mv++] = (struct renumbered){.i = i, .e = *o};
+        } else if (e) {
+            say_not_standing(k, fc, e, st, sum);
+        }
     }
     int rc = n_mv ? take_renumbered(k, mv, n_mv, err) : VF_OK;
     free(mv);
@@ -625,6 +672,7 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
             return rc;
         c->state = C_DONE;
         c->rank = from;
+        memcpy(c->checksum, e.checksum, sizeof c->checksum);
         k->n_done++;
         k->n_run++;
         k->work_done += cost(fc);
@@ -1065,7 +1113,7 @@ static size_t seam_errors(struct coord *k, struct seam *out)
         float *warm = NULL, *last = NULL;
         int h = 0, w = 0;
         struct vf_error e = {0};
-        if (!path || vf_seam_read(path, &h, &w, &warm, &last, &e) < 0) {
+        if (!path || vf_seam_read(path, k->c[i].checksum, &h, &w, &warm, &last, &e) < 0) {
             vf_log(&LOG, VF_LOG_WARN, "chunk %d: no seam data (%s): its boundary is left out of "
                    "the seam report", fc->id, path ? e.msg : "out of memory");
             free(prev_last);

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libavutil/crc.h>
+
 #include "config/config.h"
 #include "coordinator/farm.h"
 
@@ -561,7 +563,10 @@ int vf_farm_null_work_dir(struct vf_film *film, struct vf_error *err)
 
 /* ---- seam files --------------------------------------------------------------------------- */
 
-#define SEAM_MAGIC "VFSEAM1"
+/* "VFSEAM2\0", the sha256 hex of the segment it goes with (64 bytes), u32 h, w, has_warm, CRC-32
+ * of the floats, then h x w x 2 floats of the last warm-up frame's ab (when has_warm) and of the
+ * last kept frame's. Version 1 had no segment checksum and no CRC. */
+#define SEAM_MAGIC "VFSEAM2"
 
 int vf_farm_write_atomic(const char *path, const void *const *parts, const size_t *lens, int n,
                          struct vf_error *err)
@@ -592,33 +597,50 @@ int vf_farm_write_atomic(const char *path, const void *const *parts, const size_
     return VF_OK;
 }
 
-int vf_seam_write(const char *path, int h, int w, const float *warm_ab, const float *last_ab,
-                  struct vf_error *err)
+/* CRC-32 (IEEE) of the seam's floats: a damaged file is refused, not measured. */
+static uint32_t seam_crc(const float *warm_ab, const float *last_ab, size_t n)
 {
+    const AVCRC *t = av_crc_get_table(AV_CRC_32_IEEE_LE);
+    uint32_t c = UINT32_MAX;
+    if (warm_ab)
+        c = av_crc(t, c, (const uint8_t *)warm_ab, n);
+    return av_crc(t, c, (const uint8_t *)last_ab, n) ^ UINT32_MAX;
+}
+
+int vf_seam_write(const char *path, const char *segment_sha, int h, int w, const float *warm_ab,
+                  const float *last_ab, struct vf_error *err)
+{
+    VF_ASSERT(segment_sha && strlen(segment_sha) == 64);
     /* little-endian on every machine vaefarm builds for (x86-64, aarch64) */
-    int32_t hdr[3] = {h, w, warm_ab ? 1 : 0};
     size_t n = (size_t)2 * h * w * sizeof(float);
-    const void *parts[] = {SEAM_MAGIC, hdr, warm_ab, last_ab};  /* no warm-up: part skipped */
-    const size_t lens[] = {8, sizeof hdr, n, n};
-    int rc = vf_farm_write_atomic(path, parts, lens, 4, err);
+    uint32_t hdr[4] = {(uint32_t)h, (uint32_t)w, warm_ab ? 1 : 0, seam_crc(warm_ab, last_ab, n)};
+    const void *parts[] = {SEAM_MAGIC, segment_sha, hdr, warm_ab, last_ab}; /* no warm-up: skipped */
+    const size_t lens[] = {8, 64, sizeof hdr, n, n};
+    int rc = vf_farm_write_atomic(path, parts, lens, 5, err);
     return rc < 0 ? vf_error_prefix(err, "seam file") : rc;
 }
 
-int vf_seam_read(const char *path, int *h, int *w, float **warm_ab, float **last_ab,
-                 struct vf_error *err)
+int vf_seam_read(const char *path, const char *segment_sha, int *h, int *w, float **warm_ab,
+                 float **last_ab, struct vf_error *err)
 {
     *warm_ab = *last_ab = NULL;
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return vf_error_set(err, errno == ENOENT ? VF_ENOENT : VF_EIO, "seam file %s: %s", path,
                             strerror(errno));
-    char magic[8];
-    int32_t hdr[3];
+    char magic[8], sha[65] = {0};
+    uint32_t hdr[4];
     int rc = VF_OK;
-    if (fread(magic, 1, 8, fp) != 8 || memcmp(magic, SEAM_MAGIC, 8) != 0 ||
-        fread(hdr, sizeof hdr, 1, fp) != 1 || hdr[0] <= 0 || hdr[1] <= 0 || hdr[0] > 8192 ||
-        hdr[1] > 8192 || (hdr[2] != 0 && hdr[2] != 1)) {
-        rc = vf_error_set(err, VF_ECORRUPT, "seam file %s: not a vaefarm seam file", path);
+    if (fread(magic, 1, 8, fp) != 8 || memcmp(magic, SEAM_MAGIC, 8) != 0 || fread(sha, 1, 64, fp) != 64 ||
+        fread(hdr, sizeof hdr, 1, fp) != 1 || hdr[0] == 0 || hdr[1] == 0 || hdr[0] > 8192 ||
+        hdr[1] > 8192 || hdr[2] > 1) {
+        rc = vf_error_set(err, VF_ECORRUPT, "seam file %s: not a vaefarm seam file%s", path,
+                          memcmp(magic, "VFSEAM", 6) == 0 ? " of this version" : "");
+        goto out;
+    }
+    if (segment_sha && strcmp(sha, segment_sha) != 0) {
+        rc = vf_error_set(err, VF_ECORRUPT, "seam file %s: made with another segment than the "
+                          "chunk's (sha256 %.12s..., not %.12s...)", path, sha, segment_sha);
         goto out;
     }
     size_t n = (size_t)2 * hdr[0] * hdr[1];
@@ -634,8 +656,12 @@ int vf_seam_read(const char *path, int *h, int *w, float **warm_ab, float **last
         rc = *last_ab ? vf_error_set(err, VF_ECORRUPT, "seam file %s: wrong length", path) : VF_ENOMEM;
         goto out;
     }
-    *h = hdr[0];
-    *w = hdr[1];
+    if (seam_crc(*warm_ab, *last_ab, n * sizeof(float)) != hdr[3]) {
+        rc = vf_error_set(err, VF_ECORRUPT, "seam file %s: damaged (its CRC does not match)", path);
+        goto out;
+    }
+    *h = (int)hdr[0];
+    *w = (int)hdr[1];
 out:
     fclose(fp);
     if (rc < 0) {

@@ -184,7 +184,7 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
     }
     /* seam data only feeds the report: a failure to write it costs that boundary, not the chunk */
     struct vf_error se = {0};
-    if (vf_seam_write(seam, f->h, f->w, res.warm_ab, res.last_ab, &se) < 0)
+    if (vf_seam_write(seam, res.checksum, f->h, f->w, res.warm_ab, res.last_ab, &se) < 0)
         vf_log(NULL, VF_LOG_WARN, "rank %d: %s (its boundary drops out of the seam report)",
                f->rank, se.msg);
     memcpy(done->checksum, res.checksum, sizeof done->checksum);

@@ -326,7 +326,8 @@ size_t vf_journal_count(const struct vf_journal *j);
 const struct vf_journal_entry *vf_journal_get(const struct vf_journal *j, size_t i);
 /* The latest entry for `chunk` whose hash is `hash`, or NULL. With chunk < 0, the latest entry
  * with that hash whatever its chunk id (a chunk of an earlier plan with the same frames and
- * settings: a changed shot list renumbers the chunks after it). */
+ * settings: a changed shot list renumbers the chunks after it); with hash NULL, the latest entry
+ * for `chunk` whatever its hash (not both). */
 const struct vf_journal_entry *vf_journal_find(const struct vf_journal *j, int chunk,
                                                const char *hash);
 /* Append one entry (its time is filled in) and fsync. On error nothing partial stays behind

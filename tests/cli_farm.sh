@@ -7,7 +7,9 @@
 #     decoded audio equal the input's; the luma is the input's, bit for bit
 #   - a rerun resumes everything (no chunk redone) and gives the same bytes; a shot split or
 #     merged before chunks renumbers them, and a rerun keeps their segments under the new ids,
-#     giving a fresh run's bytes; encode.pix_fmt written out as the default redoes nothing
+#     giving a fresh run's bytes, and leaves no temporary file; encode.pix_fmt written out as the
+#     default redoes nothing; a seam file of another segment, or a damaged one, is left out of
+#     the seam report with a warning
 #   - kill -9 of one rank mid-job; the rerun completes, the journal shows no chunk done twice,
 #     and the output is byte-identical to an uninterrupted run
 #   - SIGTERM: exit 10 within 10 s, nothing at the output path; the rerun resumes, same bytes;
@@ -245,6 +247,8 @@ shotyaml() { # NAME CUTS EXTRA: np1's film with shot 1 ([50, 65)) cut at CUTS (e
 # files move with their segments)
 counts() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); s=d['seam_error']; print(d['chunks_run'], d['chunks_resumed'], d['chunks_renumbered'], 'seams' if s['measured'] == s['boundaries'] > 0 else 'seams missing')" "$tmp/$1.work/report.json"; }
 cp -r "$tmp/np1.mkv.vaefarm" "$tmp/renum.work"
+# as a crash while chunks took new ids may leave it: chunk 6's name a link to chunk 5's segment
+ln "$tmp/renum.work/segments/00005.mkv" "$tmp/renum.work/segments/00006.mkv"
 shotyaml renum 58
 "$vf" "$tmp/renum.yaml" --quiet 2>"$tmp/renum.log"; rc=$?
 cp "$tmp/renum.mkv" "$tmp/renum_split.mkv"
@@ -261,6 +265,16 @@ shotyaml renum "" "encode: { codec: ffv1, pix_fmt: yuv444p }"$'\n'
 "$vf" "$tmp/renum.yaml" --quiet 2>>"$tmp/renum.log"; rc=$?
 check "pix_fmt: yuv444p written out, ffv1's default (exit $rc): all 6 resumed ($(counts renum)), same bytes" \
   all '[ "$rc" = 0 ] && [ "$(counts renum)" = "0 6 0 seams" ] && cmp -s "$tmp/renum.mkv" "$tmp/np1.mkv"'
+# seam files that do not go with their chunk's segment (another chunk's, as a crash while chunks
+# took new ids may leave) or are damaged are left out of the seam report, each with a warning
+cp "$tmp/renum.work/segments/00000.seam" "$tmp/renum.work/segments/00005.seam"
+python3 -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(-3,2); b=f.read(1); f.seek(-3,2); f.write(bytes([b[0]^1]))" \
+  "$tmp/renum.work/segments/00001.seam"
+"$vf" "$tmp/renum.yaml" 2>"$tmp/seams.log" >/dev/null; rc=$?
+check "a seam file of another segment and a damaged one (exit $rc): left out of the report, each warned about" \
+  all '[ "$rc" = 0 ] && [ "$(counts renum)" = "0 6 0 seams missing" ] &&
+  grep -q "chunk 5: no seam data (seam file .*00005.seam: made with another segment than the chunk" "$tmp/seams.log" &&
+  grep -q "chunk 1: no seam data (seam file .*00001.seam: damaged (its CRC does not match))" "$tmp/seams.log"'
 
 # --- another model with no model: in film.yaml (as a new bundled model comes): the run hashes
 # the file it resolved ($VAEFARM_MODEL here), so a resume redoes every chunk

@@ -361,6 +361,10 @@ static void journal_find_returns_the_latest(void **state)
         assert_ptr_equal(vf_journal_find(j, -1, HASH_A), vf_journal_get(j, 3));
         assert_ptr_equal(vf_journal_find(j, -1, HASH_B), vf_journal_get(j, 1));
         assert_null(vf_journal_find(j, -1, HASH_C));
+        /* any hash: the latest entry for the chunk */
+        assert_ptr_equal(vf_journal_find(j, 5, NULL), vf_journal_get(j, 2));
+        assert_ptr_equal(vf_journal_find(j, 6, NULL), vf_journal_get(j, 3));
+        assert_null(vf_journal_find(j, 7, NULL));
         vf_journal_close(&j);
         j = open_ok(t.path);
     }
