@@ -147,21 +147,52 @@ static int poll_msg(struct coord *k, struct vf_msg *m, int *from, struct vf_erro
 
 enum standing { STANDS, WRONG_NAME, MISSING, CHANGED };
 
+/* The checksums of the segments read so far in the resume check, by chunk id: a segment is read
+ * once even when it is both a chunk's own and another's source (a split). */
+struct sums {
+    struct sum_of {
+        int id;
+        char sum[65];           /* "": missing or unreadable */
+    } *v;
+    size_t n, cap;
+};
+
 /* Whether journal entry `e` still stands: its segment is its chunk's own name and has the
  * journaled checksum (the file's is left in `sum`, "" when it could not be read). */
-static enum standing entry_stands(const struct vf_farm *f, const struct vf_journal_entry *e,
-                                  char sum[65])
+static enum standing entry_stands(const struct vf_farm *f, struct sums *c,
+                                  const struct vf_journal_entry *e, char sum[65], struct vf_error *err)
 {
     char canon[32];
     sum[0] = '\0';
     snprintf(canon, sizeof canon, "segments/%05d.mkv", e->chunk);
     if (strcmp(e->segment, canon) != 0)
         return WRONG_NAME;
-    struct vf_error e2 = {0};
-    char *path = vf_path_join(f->work_dir, e->segment, &e2);
-    int rc = path ? vf_shard_file_checksum(path, sum, &e2) : VF_ENOMEM;
-    free(path);
-    if (rc < 0)
+    size_t i = 0;
+    while (i < c->n && c->v[i].id != e->chunk)
+        i++;
+    if (i == c->n) {
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? 2 * c->cap : 64;
+            struct sum_of *v = realloc(c->v, cap * sizeof *v);
+            if (!v) {
+                vf_error_set(err, VF_ENOMEM, "out of memory checking the journaled segments");
+                return -1;
+            }
+            c->v = v;
+            c->cap = cap;
+        }
+        struct vf_error e2 = {0};
+        char *path = vf_path_join(f->work_dir, e->segment, err);
+        if (!path)
+            return -1;
+        c->v[i].id = e->chunk;
+        if (vf_shard_file_checksum(path, c->v[i].sum, &e2) < 0)
+            c->v[i].sum[0] = '\0';
+        free(path);
+        c->n++;
+    }
+    memcpy(sum, c->v[i].sum, 65);
+    if (!sum[0])
         return MISSING;
     return strcmp(sum, e->checksum) == 0 ? STANDS : CHANGED;
 }
@@ -188,6 +219,7 @@ static void say_not_standing(const struct coord *k, const struct vf_farm_chunk *
 
 struct renumbered {             /* a chunk whose segment an earlier plan made under another id */
     size_t i;                   /* the chunk's index */
+    int id;                     /* and id */
     struct vf_journal_entry e;  /* that plan's entry (a copy: appending moves the journal's) */
     char *seg, *seam;           /* links to its files under names of this run's own (*.tmp) */
     int seam_errno;             /* why its seam file could not be linked (0: it was) */
@@ -287,25 +319,49 @@ static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, str
     return rc;
 }
 
-/* The newest entry of another chunk id with fc's hash whose segment stands, or NULL. */
-static const struct vf_journal_entry *renumbered_source(const struct coord *k,
-                                                        const struct vf_farm_chunk *fc)
+/* The newest entry of another chunk id with fc's hash whose segment stands; NULL when none
+ * does, or on an error (*rc < 0). */
+static const struct vf_journal_entry *renumbered_source(const struct coord *k, struct sums *c,
+                                                        const struct vf_farm_chunk *fc, int *rc,
+                                                        struct vf_error *err)
 {
     char sum[65];
     for (size_t x = vf_journal_count(k->journal); x-- > 0;) {
         const struct vf_journal_entry *o = vf_journal_get(k->journal, x);
-        if (o->chunk != fc->id && !strcmp(o->hash, fc->hash) && entry_stands(k->f, o, sum) == STANDS)
+        if (o->chunk == fc->id || strcmp(o->hash, fc->hash) != 0)
+            continue;
+        int st = (int)entry_stands(k->f, c, o, sum, err);
+        if (st < 0) {
+            *rc = VF_ENOMEM;
+            return NULL;
+        }
+        if (st == STANDS)
             return o;
     }
     return NULL;
+}
+
+/* The order the renamed chunks take their names in: a name that one takes is a later one's source
+ * (its old id) only when ids moved; then the chunk that reads it goes first, so a crash loses the
+ * least. Ids moved down (a shot merged or removed before): ascending; moved up: descending (the
+ * chunks keep their frame order, so no name is both). */
+static int cmp_rename_order(const void *a, const void *b)
+{
+    const struct renumbered *x = a, *y = b;
+    bool xdown = x->e.chunk > x->id, ydown = y->e.chunk > y->id;
+    if (xdown != ydown)
+        return xdown ? -1 : 1;
+    return xdown ? (x->id > y->id) - (x->id < y->id) : (y->id > x->id) - (y->id < x->id);
 }
 
 static int decide_done(struct coord *k, struct vf_error *err)
 {
     struct vf_farm *f = k->f;
     struct renumbered *mv = NULL;
+    struct sums sums = {0};
     size_t n_mv = 0;
-    for (size_t i = 0; i < f->n_chunks; i++) {
+    int rc = VF_OK;
+    for (size_t i = 0; i < f->n_chunks && rc == VF_OK; i++) {
         const struct vf_farm_chunk *fc = &f->chunks[i];
         k->kept_total += fc->end - fc->start;
         if (k->null) {
@@ -314,7 +370,11 @@ static int decide_done(struct coord *k, struct vf_error *err)
         }
         const struct vf_journal_entry *e = vf_journal_find(k->journal, fc->id, fc->hash);
         char sum[65];
-        enum standing st = e ? entry_stands(f, e, sum) : MISSING;
+        int st = e ? (int)entry_stands(f, &sums, e, sum, err) : MISSING;
+        if (st < 0) {
+            rc = VF_ENOMEM;
+            break;
+        }
         if (st == STANDS) {
             k->c[i].state = C_DONE;
             k->c[i].resumed = true;
@@ -327,16 +387,22 @@ static int decide_done(struct coord *k, struct vf_error *err)
         }
         k->work_total += cost(fc);
         /* the same frames and settings under another id in an earlier plan */
-        const struct vf_journal_entry *o = renumbered_source(k, fc);
+        const struct vf_journal_entry *o = renumbered_source(k, &sums, fc, &rc, err);
         if (o) {
-            if (!mv && !(mv = vf_calloc(f->n_chunks, sizeof *mv, err)))
-                return VF_ENOMEM;
-            mv[n_mv++] = (struct renumbered){.i = i, .e = *o};
-        } else if (e) {
-            say_not_standing(k, fc, e, st, sum);
+            if (!mv && !(mv = vf_calloc(f->n_chunks, sizeof *mv, err))) {
+                rc = VF_ENOMEM;
+                break;
+            }
+            mv[n_mv++] = (struct renumbered){.i = i, .id = fc->id, .e = *o};
+        } else if (e && rc == VF_OK) {
+            say_not_standing(k, fc, e, (enum standing)st, sum);
         }
     }
-    int rc = n_mv ? take_renumbered(k, mv, n_mv, err) : VF_OK;
+    free(sums.v);
+    if (rc == VF_OK && n_mv) {
+        qsort(mv, n_mv, sizeof *mv, cmp_rename_order);
+        rc = take_renumbered(k, mv, n_mv, err);
+    }
     free(mv);
     return rc;
 }

@@ -597,14 +597,18 @@ int vf_farm_write_atomic(const char *path, const void *const *parts, const size_
     return VF_OK;
 }
 
-/* CRC-32 (IEEE) of the seam's floats: a damaged file is refused, not measured. */
-static uint32_t seam_crc(const float *warm_ab, const float *last_ab, size_t n)
+/* CRC-32 (IEEE) of the seam's floats, n bytes each: a damaged file is refused, not measured. */
+static int seam_crc(const float *warm_ab, const float *last_ab, size_t n, uint32_t *crc,
+                    struct vf_error *err)
 {
     const AVCRC *t = av_crc_get_table(AV_CRC_32_IEEE_LE);
+    if (!t)
+        return vf_error_set(err, VF_EINTERNAL, "libavutil has no CRC-32 table");
     uint32_t c = UINT32_MAX;
     if (warm_ab)
         c = av_crc(t, c, (const uint8_t *)warm_ab, n);
-    return av_crc(t, c, (const uint8_t *)last_ab, n) ^ UINT32_MAX;
+    *crc = av_crc(t, c, (const uint8_t *)last_ab, n) ^ UINT32_MAX;
+    return VF_OK;
 }
 
 int vf_seam_write(const char *path, const char *segment_sha, int h, int w, const float *warm_ab,
@@ -613,7 +617,9 @@ int vf_seam_write(const char *path, const char *segment_sha, int h, int w, const
     VF_ASSERT(segment_sha && strlen(segment_sha) == 64);
     /* little-endian on every machine vaefarm builds for (x86-64, aarch64) */
     size_t n = (size_t)2 * h * w * sizeof(float);
-    uint32_t hdr[4] = {(uint32_t)h, (uint32_t)w, warm_ab ? 1 : 0, seam_crc(warm_ab, last_ab, n)};
+    uint32_t hdr[4] = {(uint32_t)h, (uint32_t)w, warm_ab ? 1 : 0, 0};
+    if (seam_crc(warm_ab, last_ab, n, &hdr[3], err) < 0)
+        return vf_error_prefix(err, "seam file %s", path);
     const void *parts[] = {SEAM_MAGIC, segment_sha, hdr, warm_ab, last_ab}; /* no warm-up: skipped */
     const size_t lens[] = {8, 64, sizeof hdr, n, n};
     int rc = vf_farm_write_atomic(path, parts, lens, 5, err);
@@ -628,14 +634,19 @@ int vf_seam_read(const char *path, const char *segment_sha, int *h, int *w, floa
     if (!fp)
         return vf_error_set(err, errno == ENOENT ? VF_ENOENT : VF_EIO, "seam file %s: %s", path,
                             strerror(errno));
-    char magic[8], sha[65] = {0};
-    uint32_t hdr[4];
+    char magic[8] = {0}, sha[65] = {0};
+    uint32_t hdr[4], crc;
     int rc = VF_OK;
-    if (fread(magic, 1, 8, fp) != 8 || memcmp(magic, SEAM_MAGIC, 8) != 0 || fread(sha, 1, 64, fp) != 64 ||
-        fread(hdr, sizeof hdr, 1, fp) != 1 || hdr[0] == 0 || hdr[1] == 0 || hdr[0] > 8192 ||
-        hdr[1] > 8192 || hdr[2] > 1) {
-        rc = vf_error_set(err, VF_ECORRUPT, "seam file %s: not a vaefarm seam file%s", path,
-                          memcmp(magic, "VFSEAM", 6) == 0 ? " of this version" : "");
+    if (fread(magic, 1, 8, fp) != 8 || memcmp(magic, SEAM_MAGIC, 8) != 0) {
+        rc = vf_error_set(err, VF_ECORRUPT, "seam file %s: %s", path,
+                          memcmp(magic, "VFSEAM", 6) == 0 ? "of another vaefarm version"
+                                                          : "not a vaefarm seam file");
+        goto out;
+    }
+    if (fread(sha, 1, 64, fp) != 64 || fread(hdr, sizeof hdr, 1, fp) != 1 || hdr[0] == 0 ||
+        hdr[1] == 0 || hdr[0] > 8192 || hdr[1] > 8192 || hdr[2] > 1) {
+        rc = vf_error_set(err, VF_ECORRUPT, "seam file %s: damaged (its header is short or out "
+                          "of range)", path);
         goto out;
     }
     if (segment_sha && strcmp(sha, segment_sha) != 0) {
@@ -656,7 +667,9 @@ int vf_seam_read(const char *path, const char *segment_sha, int *h, int *w, floa
         rc = *last_ab ? vf_error_set(err, VF_ECORRUPT, "seam file %s: wrong length", path) : VF_ENOMEM;
         goto out;
     }
-    if (seam_crc(*warm_ab, *last_ab, n * sizeof(float)) != hdr[3]) {
+    if ((rc = seam_crc(*warm_ab, *last_ab, n * sizeof(float), &crc, err)) < 0)
+        goto out;
+    if (crc != hdr[3]) {
         rc = vf_error_set(err, VF_ECORRUPT, "seam file %s: damaged (its CRC does not match)", path);
         goto out;
     }

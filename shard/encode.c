@@ -198,8 +198,10 @@ static const char *default_pix_fmt(const struct codec_rule *rule, const struct v
 
 const char *vf_shard_encode_pix_fmt(const struct vf_encode_spec *spec, const struct vf_media_info *src)
 {
-    if (spec->pix_fmt)
-        return spec->pix_fmt;
+    if (spec->pix_fmt) { /* FFmpeg's own name for it: "yuv444p10" is this machine's yuv444p10le */
+        const char *name = av_get_pix_fmt_name(av_get_pix_fmt(spec->pix_fmt));
+        return name ? name : spec->pix_fmt;
+    }
     const struct codec_rule *rule = spec->codec ? find_rule(spec->codec) : NULL;
     return rule ? default_pix_fmt(rule, src) : NULL;
 }

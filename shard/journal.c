@@ -422,9 +422,9 @@ const struct vf_journal_entry *vf_journal_get(const struct vf_journal *j, size_t
 const struct vf_journal_entry *vf_journal_find(const struct vf_journal *j, int chunk,
                                                const char *hash)
 {
-    VF_ASSERT(j && (chunk >= 0 || hash));
+    VF_ASSERT(j);
     for (size_t i = j->n; i-- > 0;)
-        if ((chunk < 0 || j->entries[i].chunk == chunk) && (!hash || !strcmp(j->entries[i].hash, hash)))
+        if (j->entries[i].chunk == chunk && (!hash || !strcmp(j->entries[i].hash, hash)))
             return &j->entries[i];
     return NULL;
 }

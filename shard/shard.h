@@ -215,10 +215,11 @@ struct vf_encode_spec {
  * strings are borrowed from `film`. The coordinator and the node build every spec with it. */
 void vf_shard_encode_spec(const struct vf_film *film, struct vf_encode_spec *spec);
 
-/* The name of the pixel format `spec` encodes `src` in: spec->pix_fmt, else the codec's default
- * for the source's depth (docs/ENCODE.md); NULL for a codec vaefarm does not encode with. Not
- * checked against the encoder (vf_shard_encoder_check does that). Chunk hashes hold it, so
- * writing the default in film.yaml changes no hash. */
+/* The name of the pixel format `spec` encodes `src` in: spec->pix_fmt (FFmpeg's own name for it,
+ * so an alias such as yuv444p10 reads yuv444p10le), else the codec's default for the source's
+ * depth (docs/ENCODE.md); NULL for a codec vaefarm does not encode with. Not checked against the
+ * encoder (vf_shard_encoder_check does that). Chunk hashes hold it, so writing the default in
+ * film.yaml changes no hash. */
 const char *vf_shard_encode_pix_fmt(const struct vf_encode_spec *spec, const struct vf_media_info *src);
 
 struct vf_segment_writer;
@@ -324,10 +325,7 @@ struct vf_journal;
 int vf_journal_open(struct vf_journal **out, const char *path, struct vf_error *err);
 size_t vf_journal_count(const struct vf_journal *j);
 const struct vf_journal_entry *vf_journal_get(const struct vf_journal *j, size_t i);
-/* The latest entry for `chunk` whose hash is `hash`, or NULL. With chunk < 0, the latest entry
- * with that hash whatever its chunk id (a chunk of an earlier plan with the same frames and
- * settings: a changed shot list renumbers the chunks after it); with hash NULL, the latest entry
- * for `chunk` whatever its hash (not both). */
+/* The latest entry for `chunk` whose hash is `hash` (NULL: whatever its hash), or NULL. */
 const struct vf_journal_entry *vf_journal_find(const struct vf_journal *j, int chunk,
                                                const char *hash);
 /* Append one entry (its time is filled in) and fsync. On error nothing partial stays behind

@@ -414,6 +414,9 @@ static void errors_name_the_problem(void **state)
     struct fake_source src;
     fake_source_init(&src, 1, 1, 25, 0, cfr_90k, 8);
     assert_null(vf_shard_encode_pix_fmt(&spec, &src.info)); /* no default for it */
+    /* FFmpeg's own name for an alias: the chunk hashes see one format */
+    struct vf_encode_spec alias = {.codec = "ffv1", .pix_fmt = "yuv444p10"};
+    assert_string_equal(vf_shard_encode_pix_fmt(&alias, &src.info), "yuv444p10le");
 
     spec = (struct vf_encode_spec){.codec = "libx264", .pix_fmt = "yuv999p"};
     assert_int_equal(open_error(&spec, &err), VF_EINVAL);
