@@ -145,7 +145,7 @@ static int poll_msg(struct coord *k, struct vf_msg *m, int *from, struct vf_erro
 
 /* ---- resume ------------------------------------------------------------------------------- */
 
-enum standing { STANDS, WRONG_NAME, MISSING, CHANGED };
+enum standing { NO_MEMORY = -1, STANDS, WRONG_NAME, MISSING, CHANGED };
 
 /* The checksums of the segments read so far in the resume check, by chunk id: a segment is read
  * once even when it is both a chunk's own and another's source (a split). */
@@ -176,7 +176,7 @@ static enum standing entry_stands(const struct vf_farm *f, struct sums *c,
             struct sum_of *v = realloc(c->v, cap * sizeof *v);
             if (!v) {
                 vf_error_set(err, VF_ENOMEM, "out of memory checking the journaled segments");
-                return -1;
+                return NO_MEMORY;
             }
             c->v = v;
             c->cap = cap;
@@ -184,7 +184,7 @@ static enum standing entry_stands(const struct vf_farm *f, struct sums *c,
         struct vf_error e2 = {0};
         char *path = vf_path_join(f->work_dir, e->segment, err);
         if (!path)
-            return -1;
+            return NO_MEMORY;
         c->v[i].id = e->chunk;
         if (vf_shard_file_checksum(path, c->v[i].sum, &e2) < 0)
             c->v[i].sum[0] = '\0';
@@ -330,8 +330,8 @@ static const struct vf_journal_entry *renumbered_source(const struct coord *k, s
         const struct vf_journal_entry *o = vf_journal_get(k->journal, x);
         if (o->chunk == fc->id || strcmp(o->hash, fc->hash) != 0)
             continue;
-        int st = (int)entry_stands(k->f, c, o, sum, err);
-        if (st < 0) {
+        enum standing st = entry_stands(k->f, c, o, sum, err);
+        if (st == NO_MEMORY) {
             *rc = VF_ENOMEM;
             return NULL;
         }
@@ -370,8 +370,8 @@ static int decide_done(struct coord *k, struct vf_error *err)
         }
         const struct vf_journal_entry *e = vf_journal_find(k->journal, fc->id, fc->hash);
         char sum[65];
-        int st = e ? (int)entry_stands(f, &sums, e, sum, err) : MISSING;
-        if (st < 0) {
+        enum standing st = e ? entry_stands(f, &sums, e, sum, err) : MISSING;
+        if (st == NO_MEMORY) {
             rc = VF_ENOMEM;
             break;
         }
@@ -395,7 +395,7 @@ static int decide_done(struct coord *k, struct vf_error *err)
             }
             mv[n_mv++] = (struct renumbered){.i = i, .id = fc->id, .e = *o};
         } else if (e && rc == VF_OK) {
-            say_not_standing(k, fc, e, (enum standing)st, sum);
+            say_not_standing(k, fc, e, st, sum);
         }
     }
     free(sums.v);
