@@ -16,6 +16,7 @@
  * no files, no merge and no seam report.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -225,9 +226,61 @@ struct renumbered {             /* a chunk whose segment an earlier plan made un
     int seam_errno;             /* why its seam file could not be linked (0: it was) */
 };
 
+/* Copy src to dst, created here, fsync'd: the segment's other name where the work folder's file
+ * system has no hard links (exFAT, some network and FUSE file systems). 0, or -1 with errno. */
+static int copy_file(const char *src, const char *dst)
+{
+    enum { BUF = 1 << 20 };
+    int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+    char *buf = malloc(BUF);
+    if (in >= 0 && buf && (out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) >= 0) {
+        ssize_t n;
+        while ((n = read(in, buf, BUF)) > 0 && vf_write_all(out, buf, (size_t)n, NULL) == 0)
+            ;
+        rc = n == 0 && fsync(out) == 0 ? 0 : -1;
+    } else if (!buf) {
+        errno = ENOMEM;
+    }
+    int e = errno;
+    if (out >= 0 && close(out) != 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc != 0 && out >= 0)
+        unlink(dst);
+    if (in >= 0)
+        close(in);
+    free(buf);
+    errno = e;
+    return rc;
+}
+
+/* Give `src` the name `tmp` as well: a hard link, else (a file system without them) a copy,
+ * checked against `sha` when given. 0, or -1 with errno. */
+static int second_name(const char *src, const char *tmp, const char *sha, bool *copied)
+{
+    *copied = false;
+    if (link(src, tmp) == 0)
+        return 0;
+    if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP && errno != EMLINK &&
+        errno != ENOSYS)
+        return -1;
+    if (copy_file(src, tmp) != 0)
+        return -1;
+    *copied = true;
+    char sum[65];
+    struct vf_error e = {0};
+    if (sha && (vf_shard_file_checksum(tmp, sum, &e) < 0 || strcmp(sum, sha) != 0)) {
+        unlink(tmp);
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
 /* Chunks of an earlier plan under other ids (a shot list changed before them) take their ids:
- * every source is first hard-linked to a temporary name (a chunk's name may be another's
- * source), then each link is renamed to its chunk's names and the chunk journaled. A failure
+ * every source is first hard-linked (or, without hard links, copied and checked) to a temporary
+ * name (a chunk's name may be another's source), then each link is renamed to its chunk's names and the chunk journaled. A failure
  * leaves the chunk to do; a crash on the way leaves *.tmp files, which the next run removes,
  * segments whose checksums no longer match, which it colorizes again, and seam files that name
  * another segment, which the seam report leaves out. */
@@ -249,11 +302,15 @@ static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, str
                 break;
             }
             unlink(tmp);
-            if (link(src, tmp) == 0) {
+            bool copied;
+            if (second_name(src, tmp, x == 0 ? mv[m].e.checksum : NULL, &copied) == 0) {
                 *(x == 0 ? &mv[m].seg : &mv[m].seam) = tmp;
+                if (copied)
+                    vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d: %s copied to %s (this file system "
+                           "has no hard links)", fc->id, src, tmp);
             } else if (x == 0) {
-                vf_log(&LOG, VF_LOG_WARN, "chunk %d: could not link %s to %s: %s (colorizing it "
-                       "again)", fc->id, src, tmp, strerror(errno));
+                vf_log(&LOG, VF_LOG_WARN, "chunk %d: could not give %s the name %s: %s "
+                       "(colorizing it again)", fc->id, src, tmp, strerror(errno));
                 free(tmp);
                 free(src);
                 break; /* no segment: its seam file is not wanted */

@@ -19,6 +19,7 @@ PKGS=(
   slurm-wlm munge                  # the one-node Slurm cluster the slurm tests bring up (scripts/slurm_cluster.sh)
   python3-matplotlib               # plots: scaling study (scripts/scaling.py), loss curves
   python3-opencv                   # Farneback optical-flow baseline (train/)
+  strace                           # cli_farm: a file system without hard links (link(2) failures injected)
 )
 
 missing=()

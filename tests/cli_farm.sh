@@ -9,7 +9,8 @@
 #     merged before chunks renumbers them, and a rerun keeps their segments under the new ids,
 #     giving a fresh run's bytes, and leaves no temporary file; encode.pix_fmt written out as the
 #     default redoes nothing; a seam file of another segment, or a damaged one, is left out of
-#     the seam report with a warning
+#     the seam report with a warning; without hard links (strace makes link(2) fail) the
+#     segments are copied
 #   - kill -9 of one rank mid-job; the rerun completes, the journal shows no chunk done twice,
 #     and the output is byte-identical to an uninterrupted run
 #   - SIGTERM: exit 10 within 10 s, nothing at the output path; the rerun resumes, same bytes;
@@ -275,6 +276,22 @@ check "a seam file of another segment and a damaged one (exit $rc): left out of 
   all '[ "$rc" = 0 ] && [ "$(counts renum)" = "0 6 0 seams missing" ] &&
   grep -q "chunk 5: no seam data (seam file .*00005.seam: made with another segment than the chunk" "$tmp/seams.log" &&
   grep -q "chunk 1: no seam data (seam file .*00001.seam: damaged (its CRC does not match))" "$tmp/seams.log"'
+# a file system without hard links (link(2) fails with EPERM, as on exFAT: injected by strace):
+# the renumbered segments are copied instead, checked against their checksums
+if strace -f -qq -o /dev/null -e trace=link -e inject=link:error=EPERM true 2>/dev/null; then
+  cp -r "$tmp/np1.mkv.vaefarm" "$tmp/nolink.work"
+  shotyaml nolink 58
+  # (LeakSanitizer stops the threads with ptrace, which a traced process cannot: no leak check)
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    strace -f -qq -o /dev/null -e trace=link -e inject=link:error=EPERM \
+    "$vf" "$tmp/nolink.yaml" --verbose >/dev/null 2>"$tmp/nolink.log"; rc=$?
+  check "no hard links (exit $rc): the 2 renumbered segments copied ($(counts nolink)), a fresh run's bytes" \
+    all '[ "$rc" = 0 ] && [ "$(counts nolink)" = "2 5 2 seams" ] && cmp -s "$tmp/renum.mkv" "$tmp/fresh.mkv" &&
+    [ "$(grep -c "copied to .*(this file system has no hard links)" "$tmp/nolink.log")" = 4 ] &&
+    [ -z "$(ls "$tmp/nolink.work/segments" | grep -v "^0000[0-6]\.\(mkv\|seam\)$")" ]'
+else
+  echo "skip no hard links: strace cannot inject link(2) failures here"
+fi
 
 # --- another model with no model: in film.yaml (as a new bundled model comes): the run hashes
 # the file it resolved ($VAEFARM_MODEL here), so a resume redoes every chunk
