@@ -280,10 +280,10 @@ static int second_name(const char *src, const char *tmp, const char *sha, bool *
 
 /* Chunks of an earlier plan under other ids (a shot list changed before them) take their ids:
  * every source is first hard-linked (or, without hard links, copied and checked) to a temporary
- * name (a chunk's name may be another's source), then each link is renamed to its chunk's names and the chunk journaled. A failure
- * leaves the chunk to do; a crash on the way leaves *.tmp files, which the next run removes,
- * segments whose checksums no longer match, which it colorizes again, and seam files that name
- * another segment, which the seam report leaves out. */
+ * name (a chunk's name may be another's source), then each is renamed to its chunk's names and
+ * the chunk journaled. A failure leaves the chunk to do; a crash on the way leaves *.tmp files,
+ * which the next run removes, segments whose checksums no longer match, which it colorizes
+ * again, and seam files that name another segment, which the seam report leaves out. */
 static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, struct vf_error *err)
 {
     struct vf_farm *f = k->f;
