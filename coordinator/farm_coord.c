@@ -146,6 +146,25 @@ static int poll_msg(struct coord *k, struct vf_msg *m, int *from, struct vf_erro
 
 /* ---- resume ------------------------------------------------------------------------------- */
 
+/* The segment's name as the journal holds it: relative to the work folder. */
+static void journal_segment(char *buf, size_t n, int id)
+{
+    snprintf(buf, n, "segments/%05d.mkv", id);
+}
+
+/* Chunk index i is done by its journal entry e (of its id, or of the id it had before). */
+static void mark_resumed(struct coord *k, size_t i, const struct vf_journal_entry *e)
+{
+    const struct vf_farm_chunk *fc = &k->f->chunks[i];
+    k->c[i].state = C_DONE;
+    k->c[i].resumed = true;
+    k->c[i].rank = e->rank;
+    memcpy(k->c[i].checksum, e->checksum, sizeof k->c[i].checksum);
+    k->n_done++;
+    k->n_resumed++;
+    k->kept_done += fc->end - fc->start;
+}
+
 enum standing { NO_MEMORY = -1, STANDS, WRONG_NAME, MISSING, CHANGED };
 
 /* The checksums of the segments read so far in the resume check, by chunk id: a segment is read
@@ -165,7 +184,7 @@ static enum standing entry_stands(const struct vf_farm *f, struct sums *c,
 {
     char canon[32];
     sum[0] = '\0';
-    snprintf(canon, sizeof canon, "segments/%05d.mkv", e->chunk);
+    journal_segment(canon, sizeof canon, e->chunk);
     if (strcmp(e->segment, canon) != 0)
         return WRONG_NAME;
     size_t i = 0;
@@ -210,9 +229,11 @@ static void say_not_standing(const struct coord *k, const struct vf_farm_chunk *
                "now: colorizing it again", fc->id, e->segment, fc->id);
         return;
     }
+    char canon[32];
+    journal_segment(canon, sizeof canon, fc->id);
     if (st == WRONG_NAME)
-        vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled as %s, not segments/%05d.mkv: colorizing it "
-               "again", fc->id, e->segment, fc->id);
+        vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled as %s, not %s: colorizing it again", fc->id,
+               e->segment, canon);
     else
         vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled, but its segment %s/%s is %s: colorizing "
                "it again", fc->id, k->f->work_dir, e->segment, st == MISSING ? "missing" : "changed");
@@ -343,18 +364,11 @@ static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, str
             }
             struct vf_journal_entry e = mv[m].e;
             e.chunk = fc->id;
-            snprintf(e.segment, sizeof e.segment, "segments/%05d.mkv", fc->id);
+            journal_segment(e.segment, sizeof e.segment, fc->id);
             rc = vf_journal_append(k->journal, &e, err);
             if (rc == VF_OK) {
-                struct cinfo *c = &k->c[mv[m].i];
-                c->state = C_DONE;
-                c->resumed = true;
-                c->rank = e.rank;
-                memcpy(c->checksum, e.checksum, sizeof c->checksum);
-                k->n_done++;
-                k->n_resumed++;
+                mark_resumed(k, mv[m].i, &e);
                 k->n_renumbered++;
-                k->kept_done += fc->end - fc->start;
                 k->work_total -= cost(fc);
                 vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d: the segment of chunk %d of an earlier plan "
                        "(the same frames and settings) is kept as %s", fc->id, mv[m].e.chunk, dst);
@@ -433,13 +447,7 @@ static int decide_done(struct coord *k, struct vf_error *err)
             break;
         }
         if (st == STANDS) {
-            k->c[i].state = C_DONE;
-            k->c[i].resumed = true;
-            k->c[i].rank = e->rank;
-            memcpy(k->c[i].checksum, e->checksum, sizeof k->c[i].checksum);
-            k->n_done++;
-            k->n_resumed++;
-            k->kept_done += fc->end - fc->start;
+            mark_resumed(k, i, e);
             continue;
         }
         k->work_total += cost(fc);
@@ -789,7 +797,7 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
                                      .t_encode = m->t_encode};
         memcpy(e.hash, fc->hash, sizeof e.hash);
         memcpy(e.checksum, m->checksum, sizeof e.checksum);
-        snprintf(e.segment, sizeof e.segment, "segments/%05d.mkv", fc->id);
+        journal_segment(e.segment, sizeof e.segment, fc->id);
         int rc = k->null ? VF_OK : vf_journal_append(k->journal, &e, err);
         if (rc < 0)
             return rc;
