@@ -1,6 +1,8 @@
 /*
  * coordinator/cmd_plan.c: `vaefarm plan FILM.yaml [--json] [--simulate R] [--frame-ms MS]`:
- * the shots, chunks and references the film would be split into, with warnings; with
+ * the shots, chunks and references the film would be split into, with warnings, planned with the
+ * model, inference size and precision a run resolves (so with a run's hashes), and what a run
+ * started now would do with each chunk given the work folder's journal (docs/PLAN.md); with
  * --simulate, the makespan of a dynamic longest-first schedule on R equal ranks. Writes nothing.
  */
 #include <errno.h>
@@ -12,8 +14,13 @@
 
 #include "config/config.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/farm.h"
 #include "node/node.h"
 #include "shard/shard.h"
+
+#ifndef VF_MODEL_DEFAULT
+#define VF_MODEL_DEFAULT "models/vaefarm-tiny.safetensors"
+#endif
 
 /* Every reference image the film names decodes to a picture (at 32 × 32; each file once), now
  * rather than when its chunk runs, hours in; a grey one (no chroma anywhere) is said: the film
@@ -62,6 +69,67 @@ static int check_references(const struct vf_film *film, struct vf_error *err)
                    path);
     }
     return VF_OK;
+}
+
+int vf_film_resolve_model(struct vf_film *film, struct vf_error *err)
+{
+    if (film->model)
+        return VF_OK;
+    const char *env = getenv("VAEFARM_MODEL");
+    const char *path = env && *env ? env : VF_MODEL_DEFAULT;
+    if (access(path, R_OK) != 0)
+        return vf_error_set(err, VF_ENOENT,
+                            "%s: no model given and the default model %s (%s) is missing (%s): "
+                            "make it with scripts/make_model.sh, set VAEFARM_MODEL, or give "
+                            "`model:` in film.yaml", film->path, path,
+                            path == env ? "$VAEFARM_MODEL" : "the bundled one", strerror(errno));
+    if (!(film->model = vf_strdup(path, err)))
+        return VF_ENOMEM;
+    return VF_OK;
+}
+
+/* A model that treats the first frames after a reference pass-through apart (C ramps in over
+ * C.gate_ramp K frames; propagate carries a, b into len(propagate.shares) = n frames) counts
+ * them in each chunk from the pass-throughs the chunk itself runs. A chunk whose warm-up begins
+ * up to max(K − 1, n) frames after a passing frame gives its first kept frames C's whole
+ * correction and no carried colours, where a sequential pass does not (docs/PLAN.md); with
+ * chunks.warmup >= max(K − 1, n) that cannot happen. Which frames pass is known only when they
+ * run (the reference may be any frame of its shot), so this warns on the settings, when some
+ * chunk warms up from inside its shot (a chunk whose warm-up reaches its shot's first frame runs
+ * every pass-through before it). */
+void vf_plan_warn_after_passthrough(const struct vf_film *film, const struct vf_arch *a,
+                                    const struct vf_plan *plan)
+{
+    if (film->passthrough == VF_PASSTHROUGH_OFF)
+        return;
+    const int ramp = a->c_gate_ramp > 1 ? a->c_gate_ramp - 1 : 0;
+    const int need = ramp > a->prop_frames ? ramp : a->prop_frames;
+    if (need < 1 || film->warmup >= need)
+        return;
+    size_t inside = 0;
+    const struct vf_chunk *ex = NULL;
+    for (size_t i = 0; i < plan->n_chunks; i++)
+        if (plan->chunks[i].warm_start > plan->shots[plan->chunks[i].shot].start) {
+            inside++;
+            ex = ex ? ex : &plan->chunks[i];
+        }
+    if (!inside)
+        return;
+    /* what such a chunk's first kept frames lack: what the warm-up does not cover */
+    const bool r = ramp > film->warmup, p = a->prop_frames > film->warmup;
+    const char *what = r && p ? "C's whole correction and none of the carried colours"
+                       : r    ? "C's whole correction"
+                              : "none of the carried colours";
+    vf_log(NULL, VF_LOG_WARN,
+           "chunks.warmup %lld is under the %d frames after a reference pass-through that the "
+           "model treats apart (C.gate_ramp - 1 = %d, len(propagate.shares) = %d): %zu chunks "
+           "warm up from inside their shot (chunk %d at frame %lld, warm-up from %lld), and one "
+           "whose warm-up begins up to %lld frames after a frame that passes through the shot's "
+           "reference gives its first kept frames %s, unlike one pass over the shot "
+           "(docs/PLAN.md). Set chunks.warmup to %d or more for output equal to one pass",
+           (long long)film->warmup, need, ramp, a->prop_frames, inside, ex->id,
+           (long long)ex->start, (long long)ex->warm_start,
+           (long long)(need - film->warmup), what, need);
 }
 
 int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info **info,
@@ -174,18 +242,6 @@ void vf_plan_auto_ranks(struct vf_film *film, bool use_record, int fallback,
     free(path);
 }
 
-/* Load, check and plan a film: the steps `run` shares with `plan`. */
-int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info **info,
-                 struct vf_plan **plan, struct vf_error *err)
-{
-    int rc = vf_film_open(yaml, film, info, err);
-    if (rc < 0)
-        return rc;
-    const char *from;
-    vf_plan_auto_ranks(*film, true, 1, "one process", &from);
-    return vf_film_plan(*film, *info, plan, err);
-}
-
 json_t *vf_plan_json(const struct vf_film *film, const struct vf_media_info *info,
                          const struct vf_plan *plan)
 {
@@ -260,24 +316,150 @@ static struct sim simulate(const struct vf_plan *plan, int ranks)
     return s;
 }
 
+/* ---- what a run would use and do ----------------------------------------------------------- */
+
+/* What a run resolves before it plans, resolved here the same way so that the hashes are a run's:
+ * the model (film->model), the inference size, and precision: default. */
+struct resolved {
+    struct vf_net *net;
+    char model_sha[65];
+    const char *precision_from; /* precision: default: how it was resolved; NULL: film.yaml's */
+};
+
+/* precision: default as rank 0 of a run resolves it: its backend's fastest exact-enough type.
+ * The rank that will run is not this process: the work folder's plan.json says what the last run
+ * resolved it to; without one, a CPU rank on this machine. */
+static int resolve_precision(struct vf_film *film, const char **from, struct vf_error *err)
+{
+    *from = NULL;
+    if (film->precision != VF_PRECISION_DEFAULT)
+        return VF_OK;
+    char *path = vf_path_join(film->work_dir, "plan.json", err);
+    if (!path)
+        return VF_ENOMEM;
+    json_t *doc = json_load_file(path, 0, NULL);
+    free(path);
+    enum vf_dtype dt;
+    if (vf_dtype_parse(json_string_value(json_object_get(doc, "precision")), &dt) == 0) {
+        *from = "as the last run in the work folder resolved it";
+    } else {
+        struct vf_backend *be = NULL;
+        int rc = vf_backend_create(&be, &(struct vf_backend_opts){.device = VF_DEVICE_CPU,
+                                                                 .threads = 1}, err);
+        if (rc < 0) {
+            json_decref(doc);
+            return rc;
+        }
+        dt = vf_backend_supports(be, VF_BF16) ? VF_BF16 : VF_F32;
+        vf_backend_destroy(&be);
+        *from = "as a CPU rank on this machine would resolve it";
+    }
+    json_decref(doc);
+    film->precision = dt == VF_BF16 ? VF_PRECISION_BF16
+                      : dt == VF_F16 ? VF_PRECISION_F16 : VF_PRECISION_F32;
+    return VF_OK;
+}
+
+static int resolve_like_run(struct vf_film *film, const struct vf_media_info *info,
+                            struct resolved *r, struct vf_error *err)
+{
+    int rc = vf_film_resolve_model(film, err);
+    if (rc < 0 || (rc = vf_net_load(film->model, &r->net, err)) < 0 ||
+        (rc = vf_shard_file_checksum(film->model, r->model_sha, err)) < 0)
+        return rc;
+    if (film->inference_h == 0)
+        vf_node_inference_size(vf_net_arch(r->net), info, &film->inference_h, &film->inference_w);
+    return resolve_precision(film, &r->precision_from, err);
+}
+
+/* What a run in the film's work folder would do with each chunk now (its journal read, not
+ * written): *j is the journal (NULL: none yet, every chunk is to do). */
+static int rerun_view(const struct vf_film *film, const struct vf_plan *plan,
+                      struct vf_journal **j, struct vf_resume **how, struct vf_error *err)
+{
+    *j = NULL;
+    if (!(*how = vf_calloc(plan->n_chunks + 1, sizeof **how, err)))
+        return VF_ENOMEM;
+    char *path = vf_path_join(film->work_dir, "journal", err);
+    if (!path)
+        return VF_ENOMEM;
+    int rc = vf_journal_read(j, path, err);
+    free(path);
+    if (rc == VF_ENOENT) {
+        *err = (struct vf_error){0};
+        return VF_OK;
+    }
+    if (rc < 0)
+        return rc;
+    const char **hash = vf_calloc(plan->n_chunks + 1, sizeof *hash, err);
+    if (!hash)
+        return VF_ENOMEM;
+    for (size_t i = 0; i < plan->n_chunks; i++)
+        hash[i] = plan->chunks[i].hash;
+    rc = vf_farm_resume_decide(film->work_dir, *j, plan->n_chunks, hash, *how, err);
+    free(hash);
+    return rc;
+}
+
+static const char *how_name(const struct vf_resume *r)
+{
+    return r->how == VF_RESUME_KEEP ? "keep" : r->how == VF_RESUME_RENUMBERED ? "renumbered" : "redo";
+}
+
+static const char *why_name(enum vf_resume_why w)
+{
+    switch (w) {
+    case VF_RESUME_NOT_JOURNALED: return "not journaled";
+    case VF_RESUME_WRONG_NAME: return "journaled under another name";
+    case VF_RESUME_MISSING: return "segment missing";
+    case VF_RESUME_CHANGED: return "segment changed";
+    case VF_RESUME_TAKEN: return "another plan's chunk took its name";
+    }
+    return "?";
+}
+
+struct rerun_sum {
+    size_t keep, renumbered, redo;
+    int64_t kept_done, kept_total, work_redo;
+};
+
+static struct rerun_sum rerun_sum(const struct vf_plan *plan, const struct vf_resume *how)
+{
+    struct rerun_sum s = {0};
+    for (size_t i = 0; i < plan->n_chunks; i++) {
+        const struct vf_chunk *c = &plan->chunks[i];
+        s.kept_total += c->end - c->start;
+        if (how[i].how == VF_RESUME_REDO) {
+            s.redo++;
+            s.work_redo += c->end - c->warm_start;
+        } else {
+            *(how[i].how == VF_RESUME_KEEP ? &s.keep : &s.renumbered) += 1;
+            s.kept_done += c->end - c->start;
+        }
+    }
+    return s;
+}
+
 static void print_human(const struct vf_film *film, const struct vf_media_info *info,
-                        const struct vf_plan *plan, const char *ranks_from)
+                        const struct vf_plan *plan, const char *ranks_from,
+                        const struct resolved *r, const struct vf_journal *j,
+                        const struct vf_resume *how)
 {
     double fps = info->fps_den ? (double)info->fps_num / info->fps_den : 25.0;
     int64_t warm = 0;
     for (size_t i = 0; i < plan->n_chunks; i++)
         warm += plan->chunks[i].start - plan->chunks[i].warm_start;
-    char how[160];
+    char cut[160];
     if (plan->auto_ranks)
-        snprintf(how, sizeof how, "cut for %d rank%s (chunks.length auto, %s; %lld frames of "
+        snprintf(cut, sizeof cut, "cut for %d rank%s (chunks.length auto, %s; %lld frames of "
                  "work per rank aimed at)", plan->auto_ranks, plan->auto_ranks == 1 ? "" : "s",
                  ranks_from ? ranks_from : "?", (long long)plan->auto_target);
     else
-        snprintf(how, sizeof how, "of <= %lld kept frames", (long long)film->chunk_length);
+        snprintf(cut, sizeof cut, "of <= %lld kept frames", (long long)film->chunk_length);
     printf("%s: %lld frames (%.1f s at %.3f fps), %zu shots, %zu chunks %s, "
            "%lld warm-up frames (%.1f%% extra work)\n",
            film->path, (long long)plan->frames, plan->frames / fps, fps, plan->n_shots,
-           plan->n_chunks, how, (long long)warm, plan->frames ? 100.0 * warm / plan->frames : 0.0);
+           plan->n_chunks, cut, (long long)warm, plan->frames ? 100.0 * warm / plan->frames : 0.0);
     printf("\nshots:\n  %4s %8s %8s %8s  %-7s %s\n", "#", "start", "end", "seconds", "from",
            "reference");
     for (size_t i = 0; i < plan->n_shots; i++) {
@@ -285,16 +467,80 @@ static void print_human(const struct vf_film *film, const struct vf_media_info *
         printf("  %4zu %8lld %8lld %8.2f  %-7s %s\n", i, (long long)s->start, (long long)s->end,
                (s->end - s->start) / fps, s->source, s->reference ? s->reference : "-");
     }
-    printf("\nchunks:\n  %5s %4s %8s %8s %8s %6s\n", "id", "shot", "decode", "keep", "end",
-           "warmup");
+    printf("\nchunks:\n  %5s %4s %8s %8s %8s %6s%s\n", "id", "shot", "decode", "keep", "end",
+           "warmup", j ? "  a run now" : "");
     for (size_t i = 0; i < plan->n_chunks; i++) {
         const struct vf_chunk *c = &plan->chunks[i];
-        printf("  %5d %4d %8lld %8lld %8lld %6lld\n", c->id, c->shot, (long long)c->warm_start,
-               (long long)c->start, (long long)c->end, (long long)(c->start - c->warm_start));
+        char now[96] = "";
+        if (j && how[i].how == VF_RESUME_RENUMBERED)
+            snprintf(now, sizeof now, "  keeps chunk %d's segment (renumbered)",
+                     how[i].entry->chunk);
+        else if (j)
+            snprintf(now, sizeof now, "  %s%s%s%s", how[i].how == VF_RESUME_KEEP ? "keeps it"
+                                                                                : "colorizes it",
+                     how[i].entry && how[i].how == VF_RESUME_REDO ? " (" : "",
+                     how[i].entry && how[i].how == VF_RESUME_REDO ? why_name(how[i].why) : "",
+                     how[i].entry && how[i].how == VF_RESUME_REDO ? ")" : "");
+        printf("  %5d %4d %8lld %8lld %8lld %6lld%s\n", c->id, c->shot, (long long)c->warm_start,
+               (long long)c->start, (long long)c->end, (long long)(c->start - c->warm_start), now);
     }
     for (size_t i = 0; i < plan->n_warnings; i++)
         printf("warning: %s\n", plan->warnings[i]);
-    printf("\nplan hash %s\n", plan->hash);
+    printf("\nmodel %s (%s, sha256 %.12s...), %s at %dx%d%s%s%s\n", film->model,
+           vf_net_arch(r->net)->name, r->model_sha, vf_precision_name(film->precision), film->inference_h,
+           film->inference_w, r->precision_from ? " (precision: default, " : "",
+           r->precision_from ? r->precision_from : "", r->precision_from ? ")" : "");
+    printf("plan hash %s\n", plan->hash);
+    const struct rerun_sum rs = rerun_sum(plan, how);
+    if (!j)
+        printf("work folder %s: no journal yet: a run colorizes all %zu chunks (%lld frames of "
+               "work)\n", film->work_dir, plan->n_chunks, (long long)rs.work_redo);
+    else {
+        char moved[80] = "";
+        if (rs.renumbered)
+            snprintf(moved, sizeof moved, "; %zu of them an earlier plan's under other ids",
+                     rs.renumbered);
+        printf("work folder %s: a run now keeps %zu of %zu chunks (%lld of %lld kept frames%s) "
+               "and colorizes %zu (%lld frames of work)\n",
+               film->work_dir, rs.keep + rs.renumbered, plan->n_chunks, (long long)rs.kept_done,
+               (long long)rs.kept_total, moved, rs.redo, (long long)rs.work_redo);
+    }
+}
+
+/* The --json document's additions: what the run resolves, and per chunk what it would do. */
+static int add_rerun_json(json_t *doc, const struct vf_film *film, const struct resolved *r,
+                          const struct vf_plan *plan, const struct vf_journal *j,
+                          const struct vf_resume *how)
+{
+    json_t *chunks = json_object_get(doc, "chunks");
+    for (size_t i = 0; i < plan->n_chunks; i++) {
+        json_t *c = json_array_get(chunks, i);
+        if (!c || json_object_set_new(c, "rerun", json_string(how_name(&how[i]))))
+            return -1;
+        if (how[i].how == VF_RESUME_RENUMBERED &&
+            json_object_set_new(c, "from", json_integer(how[i].entry->chunk)))
+            return -1;
+        if (how[i].how == VF_RESUME_REDO &&
+            json_object_set_new(c, "why", json_string(why_name(how[i].why))))
+            return -1;
+    }
+    const struct rerun_sum rs = rerun_sum(plan, how);
+    if (json_object_set_new(doc, "model", json_pack("{s:s, s:s, s:s}", "path", film->model,
+                                                    "sha256", r->model_sha, "arch",
+                                                    vf_net_arch(r->net)->name)) ||
+        json_object_set_new(doc, "precision", json_string(vf_precision_name(film->precision))) ||
+        json_object_set_new(doc, "inference_size",
+                            json_pack("[i,i]", film->inference_h, film->inference_w)) ||
+        json_object_set_new(doc, "rerun",
+                            json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "work_dir",
+                                      film->work_dir, "journal", j != NULL, "keep",
+                                      (json_int_t)rs.keep, "renumbered", (json_int_t)rs.renumbered,
+                                      "redo", (json_int_t)rs.redo, "kept_frames_done",
+                                      (json_int_t)rs.kept_done, "kept_frames",
+                                      (json_int_t)rs.kept_total, "work_frames",
+                                      (json_int_t)rs.work_redo)))
+        return -1;
+    return 0;
 }
 
 static int parse_positive(const char *opt, const char *s, double max, double *out)
@@ -346,7 +592,10 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     struct vf_plan *plan = NULL;
     int rc = VF_EXIT_OK;
     const char *ranks_from = NULL;
-    if (vf_film_open(yaml, &film, &info, &err) < 0) {
+    struct resolved res = {0};
+    struct vf_journal *journal = NULL;
+    struct vf_resume *how = NULL;
+    if (vf_film_open(yaml, &film, &info, &err) < 0 || resolve_like_run(film, info, &res, &err) < 0) {
         rc = vf_report_error(&err);
         goto out;
     }
@@ -357,15 +606,21 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     } else {
         vf_plan_auto_ranks(film, true, 1, "one process", &ranks_from);
     }
-    if (vf_film_plan(film, info, &plan, &err) < 0) {
+    if (vf_film_plan(film, info, &plan, &err) < 0 ||
+        rerun_view(film, plan, &journal, &how, &err) < 0) {
         rc = vf_report_error(&err);
         goto out;
     }
+    vf_plan_warn_after_passthrough(film, vf_net_arch(res.net), plan);
     struct sim s = {0};
     if (ranks_d > 0)
         s = simulate(plan, (int)ranks_d);
     if (cli->json) {
         json_t *doc = vf_plan_json(film, info, plan);
+        if (doc && add_rerun_json(doc, film, &res, plan, journal, how) < 0) {
+            json_decref(doc);
+            doc = NULL;
+        }
         if (doc && ranks_d > 0) {
             json_t *sim = json_pack("{s:i, s:I, s:I, s:I, s:I, s:f}", "ranks", s.ranks,
                                     "work_frames", (json_int_t)s.work, "makespan_frames",
@@ -380,7 +635,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
         }
         rc = vf_json_print(doc);
     } else {
-        print_human(film, info, plan, ranks_from);
+        print_human(film, info, plan, ranks_from, &res, journal, how);
         if (ranks_d > 0) {
             printf("\nsimulated on %d ranks (longest chunk first): makespan %lld frames of work; "
                    "the least any cutting could reach is %lld: efficiency %.1f%% (this plan's "
@@ -392,6 +647,9 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
         }
     }
 out:
+    free(how);
+    vf_journal_close(&journal);
+    vf_net_free(&res.net);
     vf_shard_plan_destroy(&plan);
     vf_shard_media_info_destroy(&info);
     vf_config_destroy(&film);

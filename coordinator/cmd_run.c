@@ -26,10 +26,6 @@
 #include "coordinator/farm.h"
 #include "shard/shard.h"
 
-#ifndef VF_MODEL_DEFAULT
-#define VF_MODEL_DEFAULT "models/vaefarm-tiny.safetensors"
-#endif
-
 #define BCAST_PIECE (1 << 30)   /* bytes per MPI_Bcast of the weights */
 
 static const char run_usage[] =
@@ -247,26 +243,6 @@ static void remove_stale_tmp(const char *dir)
     closedir(d);
 }
 
-/* The model: film.yaml's, else $VAEFARM_MODEL, else the bundled default. */
-static int resolve_model(struct vf_farm *f, struct vf_error *err)
-{
-    struct vf_film *film = f->film;
-    if (film->model) {
-        snprintf(f->model_path, sizeof f->model_path, "%s", film->model);
-        return VF_OK;
-    }
-    const char *env = getenv("VAEFARM_MODEL");
-    snprintf(f->model_path, sizeof f->model_path, "%s", env && *env ? env : VF_MODEL_DEFAULT);
-    if (access(f->model_path, R_OK) != 0)
-        return vf_error_set(err, VF_ENOENT,
-                            "%s: no model given and the default model %s is missing (%s): make it "
-                            "with scripts/make_model.sh, set VAEFARM_MODEL, or give `model:` in "
-                            "film.yaml", film->path, f->model_path, strerror(errno));
-    if (!(film->model = vf_strdup(f->model_path, err)))
-        return VF_ENOMEM;
-    return VF_OK;
-}
-
 static int resolve_precision(struct vf_farm *f, struct vf_error *err)
 {
     struct vf_film *film = f->film;
@@ -441,50 +417,6 @@ static json_t *setup_doc(struct vf_farm *f, const struct vf_plan *plan)
     return doc;
 }
 
-/* A model that treats the first frames after a reference pass-through apart (C ramps in over
- * C.gate_ramp K frames; propagate carries a, b into len(propagate.shares) = n frames) counts
- * them in each chunk from the pass-throughs the chunk itself runs. A chunk whose warm-up begins
- * up to max(K − 1, n) frames after a passing frame gives its first kept frames C's whole
- * correction and no carried colours, where a sequential pass does not (docs/PLAN.md); with
- * chunks.warmup >= max(K − 1, n) that cannot happen. Which frames pass is known only when they
- * run (the reference may be any frame of its shot), so this warns on the settings, when some
- * chunk warms up from inside its shot (a chunk whose warm-up reaches its shot's first frame runs
- * every pass-through before it). */
-static void warn_after_passthrough(const struct vf_farm *f, const struct vf_plan *plan)
-{
-    if (!f->net || f->film->passthrough == VF_PASSTHROUGH_OFF)
-        return;
-    const struct vf_arch *a = vf_net_arch(f->net);
-    const int ramp = a->c_gate_ramp > 1 ? a->c_gate_ramp - 1 : 0;
-    const int need = ramp > a->prop_frames ? ramp : a->prop_frames;
-    if (need < 1 || f->film->warmup >= need)
-        return;
-    size_t inside = 0;
-    const struct vf_chunk *ex = NULL;
-    for (size_t i = 0; i < plan->n_chunks; i++)
-        if (plan->chunks[i].warm_start > plan->shots[plan->chunks[i].shot].start) {
-            inside++;
-            ex = ex ? ex : &plan->chunks[i];
-        }
-    if (!inside)
-        return;
-    /* what such a chunk's first kept frames lack: what the warm-up does not cover */
-    const bool r = ramp > f->film->warmup, p = a->prop_frames > f->film->warmup;
-    const char *what = r && p ? "C's whole correction and none of the carried colours"
-                       : r    ? "C's whole correction"
-                              : "none of the carried colours";
-    vf_log(NULL, VF_LOG_WARN,
-           "chunks.warmup %lld is under the %d frames after a reference pass-through that the "
-           "model treats apart (C.gate_ramp - 1 = %d, len(propagate.shares) = %d): %zu chunks "
-           "warm up from inside their shot (chunk %d at frame %lld, warm-up from %lld), and one "
-           "whose warm-up begins up to %lld frames after a frame that passes through the shot's "
-           "reference gives its first kept frames %s, unlike one pass over the shot "
-           "(docs/PLAN.md). Set chunks.warmup to %d or more for output equal to one pass",
-           (long long)f->film->warmup, need, ramp, a->prop_frames, inside, ex->id,
-           (long long)ex->start, (long long)ex->warm_start,
-           (long long)(need - f->film->warmup), what, need);
-}
-
 static int interrupted_in_setup(struct vf_error *err)
 {
     return vf_error_set(err, VF_EINTERRUPTED, "interrupted by %s while setting up; nothing was "
@@ -514,8 +446,9 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
         f->w = f->film->inference_w;
         goto plan;
     }
-    if ((rc = resolve_model(f, err)) < 0)
+    if ((rc = vf_film_resolve_model(f->film, err)) < 0)
         return rc;
+    snprintf(f->model_path, sizeof f->model_path, "%s", f->film->model);
     if ((rc = read_file(f->model_path, weights, weights_len, err)) < 0)
         return vf_error_prefix(err, "model");
     if ((rc = vf_net_load_buffer(*weights, *weights_len, f->model_path, &f->net, err)) < 0)
@@ -560,7 +493,8 @@ plan:
     }
     for (size_t i = 0; i < plan->n_warnings; i++)
         vf_log(NULL, VF_LOG_WARN, "%s", plan->warnings[i]);
-    warn_after_passthrough(f, plan);
+    if (f->net)
+        vf_plan_warn_after_passthrough(f->film, vf_net_arch(f->net), plan);
     snprintf(f->plan_hash, sizeof f->plan_hash, "%s", plan->hash);
     f->work_dir = vf_strdup(f->film->work_dir, err);
     f->seg_dir = vf_path_join(f->film->work_dir, "segments", err);

@@ -52,6 +52,15 @@ int vf_cpu_memory_budget(int local_size, size_t *budget, struct vf_error *err);
 /* Load film.yaml, check its files, probe the input and check the encoder settings. */
 int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info **info,
                  struct vf_error *err);
+/* The model a run of the film uses, into film->model: film.yaml's `model:`, else
+ * $VAEFARM_MODEL, else the bundled default; VF_ENOENT when that is missing. */
+int vf_film_resolve_model(struct vf_film *film, struct vf_error *err);
+/* Warn when the model treats the frames after a reference pass-through apart (C.gate_ramp,
+ * propagate) for more frames than chunks.warmup covers, and some chunk warms up inside its shot
+ * (docs/PLAN.md "Chunks"). */
+struct vf_arch;
+void vf_plan_warn_after_passthrough(const struct vf_film *film, const struct vf_arch *arch,
+                                    const struct vf_plan *plan);
 /* Find the shots (detection / EDL) and plan the chunks. */
 int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
                  struct vf_plan **plan, struct vf_error *err);
@@ -62,9 +71,6 @@ int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
  * `fallback_name`). *from says which; NULL for a fixed chunks.length (nothing done). */
 void vf_plan_auto_ranks(struct vf_film *film, bool use_record, int fallback, const char *fallback_name,
                         const char **from);
-/* Both of the above. */
-int vf_plan_film(const char *yaml, struct vf_film **film, struct vf_media_info **info,
-                 struct vf_plan **plan, struct vf_error *err);
 /* The plan as JSON (`plan --json`'s document, without the simulation). */
 json_t *vf_plan_json(const struct vf_film *film, const struct vf_media_info *info,
                      const struct vf_plan *plan);

@@ -214,6 +214,39 @@ char *vf_farm_segment_path(const struct vf_farm *f, int chunk, const char *ext, 
 /* Whether `name` (a file name in segments/) is such a rank's own name: NNNNN.rR-P.mkv/.seam. */
 bool vf_farm_segment_rank_name(const char *name);
 
+/* ---- resume (farm_resume.c; docs/FARM.md "Ranks and roles", setup step 4) ----------------- */
+
+struct vf_journal;
+struct vf_journal_entry;
+
+/* The segment's name as the journal holds it, relative to the work folder: segments/NNNNN.mkv. */
+void vf_farm_journal_segment(char *buf, size_t n, int id);
+
+enum vf_resume_how {
+    VF_RESUME_REDO,             /* colorize it */
+    VF_RESUME_KEEP,             /* its own journaled segment stands */
+    VF_RESUME_RENUMBERED,       /* an earlier plan made its segment under another id */
+};
+enum vf_resume_why {            /* REDO: why */
+    VF_RESUME_NOT_JOURNALED,    /* no entry with its id and hash */
+    VF_RESUME_WRONG_NAME,       /* its entry names another file than segments/NNNNN.mkv */
+    VF_RESUME_MISSING,          /* its segment is missing or unreadable */
+    VF_RESUME_CHANGED,          /* its segment's checksum is not the journaled one */
+    VF_RESUME_TAKEN,            /* a later plan's chunk of that id wrote over it (no damage) */
+};
+struct vf_resume {
+    enum vf_resume_how how;
+    enum vf_resume_why why;
+    /* KEEP: its entry; RENUMBERED: the earlier plan's (its chunk is the old id); REDO: its own
+     * entry that no longer stands, or NULL */
+    const struct vf_journal_entry *entry;
+};
+/* For chunk ids 0..n-1 with hashes hash[0..n): what a run in `work_dir` with journal `j` does
+ * with each, into out[0..n). Reads every segment an entry it looks at names (its checksum, once
+ * per file); writes nothing. A RENUMBERED chunk keeps the segment only if renaming it works. */
+int vf_farm_resume_decide(const char *work_dir, const struct vf_journal *j, size_t n,
+                          const char *const *hash, struct vf_resume *out, struct vf_error *err);
+
 /* The worker loop: READY, then ASSIGN → colorize → seam file → DONE, until STOP. Returns the
  * STOP's status (VF_OK when the job succeeded) or a local failure. With an MPI link (ranks other
  * than 0) the loop runs on a thread of its own while the calling (main) thread relays its

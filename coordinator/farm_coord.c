@@ -146,12 +146,6 @@ static int poll_msg(struct coord *k, struct vf_msg *m, int *from, struct vf_erro
 
 /* ---- resume ------------------------------------------------------------------------------- */
 
-/* The segment's name as the journal holds it: relative to the work folder. */
-static void journal_segment(char *buf, size_t n, int id)
-{
-    snprintf(buf, n, "segments/%05d.mkv", id);
-}
-
 /* Chunk index i is done by its journal entry e (of its id, or of the id it had before). */
 static void mark_resumed(struct coord *k, size_t i, const struct vf_journal_entry *e)
 {
@@ -165,78 +159,23 @@ static void mark_resumed(struct coord *k, size_t i, const struct vf_journal_entr
     k->kept_done += fc->end - fc->start;
 }
 
-enum standing { NO_MEMORY = -1, STANDS, WRONG_NAME, MISSING, CHANGED };
-
-/* The checksums of the segments read so far in the resume check, by chunk id: a segment is read
- * once even when it is both a chunk's own and another's source (a split). */
-struct sums {
-    struct sum_of {
-        int id;
-        char sum[65];           /* "": missing or unreadable */
-    } *v;
-    size_t n, cap;
-};
-
-/* Whether journal entry `e` still stands: its segment is its chunk's own name and has the
- * journaled checksum (the file's is left in `sum`, "" when it could not be read). */
-static enum standing entry_stands(const struct vf_farm *f, struct sums *c,
-                                  const struct vf_journal_entry *e, char sum[65], struct vf_error *err)
-{
-    char canon[32];
-    sum[0] = '\0';
-    journal_segment(canon, sizeof canon, e->chunk);
-    if (strcmp(e->segment, canon) != 0)
-        return WRONG_NAME;
-    size_t i = 0;
-    while (i < c->n && c->v[i].id != e->chunk)
-        i++;
-    if (i == c->n) {
-        if (c->n == c->cap) {
-            size_t cap = c->cap ? 2 * c->cap : 64;
-            struct sum_of *v = realloc(c->v, cap * sizeof *v);
-            if (!v) {
-                vf_error_set(err, VF_ENOMEM, "out of memory checking the journaled segments");
-                return NO_MEMORY;
-            }
-            c->v = v;
-            c->cap = cap;
-        }
-        struct vf_error e2 = {0};
-        char *path = vf_path_join(f->work_dir, e->segment, err);
-        if (!path)
-            return NO_MEMORY;
-        c->v[i].id = e->chunk;
-        if (vf_shard_file_checksum(path, c->v[i].sum, &e2) < 0)
-            c->v[i].sum[0] = '\0';
-        free(path);
-        c->n++;
-    }
-    memcpy(sum, c->v[i].sum, 65);
-    if (!sum[0])
-        return MISSING;
-    return strcmp(sum, e->checksum) == 0 ? STANDS : CHANGED;
-}
-
-/* Chunk `fc`'s journal entry `e` does not stand (`st`, the file's checksum `sum`): say why, unless
- * its segment holds what a later entry for the same id journaled (a later plan's chunk took the
- * name: no damage, only a verbose line). */
+/* Chunk `fc`'s journal entry r->entry does not stand: say why (a later plan's chunk that took
+ * the name is no damage: only a verbose line). */
 static void say_not_standing(const struct coord *k, const struct vf_farm_chunk *fc,
-                             const struct vf_journal_entry *e, enum standing st, const char *sum)
+                             const struct vf_resume *r)
 {
-    const struct vf_journal_entry *later = vf_journal_find(k->journal, fc->id, NULL);
-    if (st == CHANGED && later && later != e && strcmp(sum, later->checksum) == 0) {
-        vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d: its segment %s holds another plan's chunk %d "
-               "now: colorizing it again", fc->id, e->segment, fc->id);
-        return;
-    }
     char canon[32];
-    journal_segment(canon, sizeof canon, fc->id);
-    if (st == WRONG_NAME)
+    vf_farm_journal_segment(canon, sizeof canon, fc->id);
+    if (r->why == VF_RESUME_TAKEN)
+        vf_log(&LOG, VF_LOG_VERBOSE, "chunk %d: its segment %s holds another plan's chunk %d "
+               "now: colorizing it again", fc->id, r->entry->segment, fc->id);
+    else if (r->why == VF_RESUME_WRONG_NAME)
         vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled as %s, not %s: colorizing it again", fc->id,
-               e->segment, canon);
+               r->entry->segment, canon);
     else
         vf_log(&LOG, VF_LOG_WARN, "chunk %d: journaled, but its segment %s/%s is %s: colorizing "
-               "it again", fc->id, k->f->work_dir, e->segment, st == MISSING ? "missing" : "changed");
+               "it again", fc->id, k->f->work_dir, r->entry->segment,
+               r->why == VF_RESUME_MISSING ? "missing" : "changed");
 }
 
 struct renumbered {             /* a chunk whose segment an earlier plan made under another id */
@@ -364,7 +303,7 @@ static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, str
             }
             struct vf_journal_entry e = mv[m].e;
             e.chunk = fc->id;
-            journal_segment(e.segment, sizeof e.segment, fc->id);
+            vf_farm_journal_segment(e.segment, sizeof e.segment, fc->id);
             rc = vf_journal_append(k->journal, &e, err);
             if (rc == VF_OK) {
                 mark_resumed(k, mv[m].i, &e);
@@ -390,28 +329,6 @@ static int take_renumbered(struct coord *k, struct renumbered *mv, size_t n, str
     return rc;
 }
 
-/* The newest entry of another chunk id with fc's hash whose segment stands; NULL when none
- * does, or on an error (*rc < 0). */
-static const struct vf_journal_entry *renumbered_source(const struct coord *k, struct sums *c,
-                                                        const struct vf_farm_chunk *fc, int *rc,
-                                                        struct vf_error *err)
-{
-    char sum[65];
-    for (size_t x = vf_journal_count(k->journal); x-- > 0;) {
-        const struct vf_journal_entry *o = vf_journal_get(k->journal, x);
-        if (o->chunk == fc->id || strcmp(o->hash, fc->hash) != 0)
-            continue;
-        enum standing st = entry_stands(k->f, c, o, sum, err);
-        if (st == NO_MEMORY) {
-            *rc = VF_ENOMEM;
-            return NULL;
-        }
-        if (st == STANDS)
-            return o;
-    }
-    return NULL;
-}
-
 /* The order the renamed chunks take their names in: a name that one takes is a later one's source
  * (its old id) only when ids moved; then the chunk that reads it goes first, so a crash loses the
  * least. Ids moved down (a shot merged or removed before): ascending; moved up: descending (the
@@ -429,45 +346,46 @@ static int decide_done(struct coord *k, struct vf_error *err)
 {
     struct vf_farm *f = k->f;
     struct renumbered *mv = NULL;
-    struct sums sums = {0};
+    struct vf_resume *how = NULL;
+    const char **hash = NULL;
     size_t n_mv = 0;
     int rc = VF_OK;
-    for (size_t i = 0; i < f->n_chunks && rc == VF_OK; i++) {
+    for (size_t i = 0; i < f->n_chunks; i++)
+        k->kept_total += f->chunks[i].end - f->chunks[i].start;
+    if (k->null) {
+        for (size_t i = 0; i < f->n_chunks; i++)
+            k->work_total += cost(&f->chunks[i]);
+        return VF_OK;
+    }
+    if (!(how = vf_calloc(f->n_chunks + 1, sizeof *how, err)) ||
+        !(hash = vf_calloc(f->n_chunks + 1, sizeof *hash, err)) ||
+        !(mv = vf_calloc(f->n_chunks + 1, sizeof *mv, err))) {
+        rc = VF_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < f->n_chunks; i++)
+        hash[i] = f->chunks[i].hash;
+    if ((rc = vf_farm_resume_decide(f->work_dir, k->journal, f->n_chunks, hash, how, err)) < 0)
+        goto out;
+    for (size_t i = 0; i < f->n_chunks; i++) {
         const struct vf_farm_chunk *fc = &f->chunks[i];
-        k->kept_total += fc->end - fc->start;
-        if (k->null) {
-            k->work_total += cost(fc);
-            continue;
-        }
-        const struct vf_journal_entry *e = vf_journal_find(k->journal, fc->id, fc->hash);
-        char sum[65];
-        enum standing st = e ? entry_stands(f, &sums, e, sum, err) : MISSING;
-        if (st == NO_MEMORY) {
-            rc = VF_ENOMEM;
-            break;
-        }
-        if (st == STANDS) {
-            mark_resumed(k, i, e);
+        if (how[i].how == VF_RESUME_KEEP) {
+            mark_resumed(k, i, how[i].entry);
             continue;
         }
         k->work_total += cost(fc);
-        /* the same frames and settings under another id in an earlier plan */
-        const struct vf_journal_entry *o = renumbered_source(k, &sums, fc, &rc, err);
-        if (o) {
-            if (!mv && !(mv = vf_calloc(f->n_chunks, sizeof *mv, err))) {
-                rc = VF_ENOMEM;
-                break;
-            }
-            mv[n_mv++] = (struct renumbered){.i = i, .id = fc->id, .e = *o};
-        } else if (e && rc == VF_OK) {
-            say_not_standing(k, fc, e, st, sum);
-        }
+        if (how[i].how == VF_RESUME_RENUMBERED)
+            mv[n_mv++] = (struct renumbered){.i = i, .id = fc->id, .e = *how[i].entry};
+        else if (how[i].entry)
+            say_not_standing(k, fc, &how[i]);
     }
-    free(sums.v);
-    if (rc == VF_OK && n_mv) {
+    if (n_mv) {
         qsort(mv, n_mv, sizeof *mv, cmp_rename_order);
         rc = take_renumbered(k, mv, n_mv, err);
     }
+out:
+    free(how);
+    free(hash);
     free(mv);
     return rc;
 }
@@ -797,7 +715,7 @@ static int on_done(struct coord *k, int from, const struct vf_msg *m, struct vf_
                                      .t_encode = m->t_encode};
         memcpy(e.hash, fc->hash, sizeof e.hash);
         memcpy(e.checksum, m->checksum, sizeof e.checksum);
-        journal_segment(e.segment, sizeof e.segment, fc->id);
+        vf_farm_journal_segment(e.segment, sizeof e.segment, fc->id);
         int rc = k->null ? VF_OK : vf_journal_append(k->journal, &e, err);
         if (rc < 0)
             return rc;

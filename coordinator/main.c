@@ -32,8 +32,9 @@ static void print_help(void)
     fputs(usage_text, stdout);
     fputs("\nverbs:\n"
           "  run     colorize the film described by FILM.yaml (the default verb)\n"
-          "  plan    show the shots, chunks and references the film would be split into;\n"
-          "          --simulate R: the makespan of a longest-first schedule on R ranks\n"
+          "  plan    show the shots, chunks and references the film would be split into, and\n"
+          "          which chunks a run now would keep from the work folder and which it would\n"
+          "          colorize; --simulate R: the makespan of a longest-first schedule on R ranks\n"
           "  probe   what a video file is: frames, rates, size, streams, timecode\n"
           "  eval    quality of a colorized film against its colour truth: PSNR and SSIM on RGB\n"
           "          and on Lab ab, colourfulness, flicker (docs/EVAL.md); per shot with --shots\n"

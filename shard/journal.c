@@ -45,6 +45,7 @@ struct vf_journal {
     size_t n, cap;
     off_t size;                 /* end of the last good line: where the next append goes */
     bool truncate_pending;      /* bytes after `size` to cut off before the next append */
+    bool read_only;             /* vf_journal_read: fd is O_RDONLY; append refuses */
 };
 
 static const struct vf_log_ctx log_ctx = {.module = "journal", .rank = -1, .chunk = -1};
@@ -371,7 +372,10 @@ out:
     return r;
 }
 
-int vf_journal_open(struct vf_journal **out, const char *path, struct vf_error *err)
+/* Open `path` for appending (creating it) or, with read_only, for reading (VF_ENOENT when it is
+ * missing), and read every entry. */
+static int journal_open(struct vf_journal **out, const char *path, bool read_only,
+                        struct vf_error *err)
 {
     VF_ASSERT(out && path);
     *out = NULL;
@@ -379,30 +383,47 @@ int vf_journal_open(struct vf_journal **out, const char *path, struct vf_error *
     if (!j)
         return vf_error_set(err, VF_ENOMEM, "journal %s: out of memory", path);
     j->fd = -1;
+    j->read_only = read_only;
     int r;
     if (!(j->path = vf_strdup(path, err)) || !(j->dir = vf_path_dirname(path, err))) {
         r = VF_ENOMEM;
         goto fail;
     }
     do
-        j->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        j->fd = read_only ? open(path, O_RDONLY | O_CLOEXEC)
+                          : open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     while (j->fd < 0 && errno == EINTR);
     if (j->fd < 0) {
         int e = errno;
-        r = vf_error_set(err, e == ENOENT ? VF_ENOENT : VF_EIO,
-                         "journal %s: cannot open or create it: %s; check that the folder %s exists "
-                         "and is writable",
-                         path, strerror(e), j->dir);
+        if (read_only)
+            r = vf_error_set(err, e == ENOENT ? VF_ENOENT : VF_EIO, "journal %s: %s", path,
+                             strerror(e));
+        else
+            r = vf_error_set(err, e == ENOENT ? VF_ENOENT : VF_EIO,
+                             "journal %s: cannot open or create it: %s; check that the folder %s "
+                             "exists and is writable",
+                             path, strerror(e), j->dir);
         goto fail;
     }
     /* the file may be new: make its name durable with it */
-    if ((r = vf_shard_fsync_dir_(path, err)) < 0 || (r = reserve(j, err)) < 0 || (r = load(j, err)) < 0)
+    if ((!read_only && (r = vf_shard_fsync_dir_(path, err)) < 0) || (r = reserve(j, err)) < 0 ||
+        (r = load(j, err)) < 0)
         goto fail;
     *out = j;
     return 0;
 fail:
     vf_journal_close(&j);
     return r;
+}
+
+int vf_journal_open(struct vf_journal **out, const char *path, struct vf_error *err)
+{
+    return journal_open(out, path, false, err);
+}
+
+int vf_journal_read(struct vf_journal **out, const char *path, struct vf_error *err)
+{
+    return journal_open(out, path, true, err);
 }
 
 /* ---- queries ------------------------------------------------------------------------------ */
@@ -460,6 +481,9 @@ static int undo_append(struct vf_journal *j, int code, struct vf_error *err)
 int vf_journal_append(struct vf_journal *j, struct vf_journal_entry *e, struct vf_error *err)
 {
     VF_ASSERT(j && e);
+    if (j->read_only)
+        return vf_error_set(err, VF_EINTERNAL, "journal %s: opened to read, not to append chunk %d",
+                            j->path, e->chunk);
     char why[WHY_MAX];
     if (!entry_ok(e, false, why))
         return vf_error_set(err, VF_EINVAL, "journal %s: entry for chunk %d not appended: %s",

@@ -323,6 +323,10 @@ struct vf_journal;
 
 /* Open `path`, creating it (mode 0644) when missing, and read every entry. */
 int vf_journal_open(struct vf_journal **out, const char *path, struct vf_error *err);
+/* Open `path` only to read its entries (VF_ENOENT when it is missing): the file is not created,
+ * locked or changed (an incomplete last line is dropped from the entries, not cut off), and
+ * vf_journal_append refuses (VF_EINTERNAL). `vaefarm plan` reads a work folder this way. */
+int vf_journal_read(struct vf_journal **out, const char *path, struct vf_error *err);
 size_t vf_journal_count(const struct vf_journal *j);
 const struct vf_journal_entry *vf_journal_get(const struct vf_journal *j, size_t i);
 /* The latest entry for `chunk` whose hash is `hash` (NULL: whatever its hash), or NULL. */

@@ -47,9 +47,23 @@ d = json.load(open(sys.argv[1])); n = int(sys.argv[2])
 kept = sorted((c["start"], c["end"]) for c in d["chunks"])
 assert kept[0][0] == 0 and kept[-1][1] == n and all(a[1] == b[0] for a, b in zip(kept, kept[1:]))
 s = d["simulation"]; assert s["makespan_frames"] >= s["lower_bound_frames"] > 0
+# no work folder yet: every chunk is to do; the model is the one a run resolves (the bundled one)
+r = d["rerun"]
+assert (r["journal"], r["keep"], r["renumbered"], r["redo"]) == (False, 0, 0, len(d["chunks"])), r
+assert r["work_frames"] == sum(c["end"] - c["warm_start"] for c in d["chunks"]), r
+assert all(c["rerun"] == "redo" and c["why"] == "not journaled" for c in d["chunks"])
+assert d["model"]["arch"] == "tiny" and d["precision"] in ("bf16", "f32"), (d["model"], d["precision"])
 PY
+bundled=$(sha256sum "$src/models/vaefarm-tiny.safetensors" | cut -c1-64)
+python3 -c "import json,sys; assert json.load(open(sys.argv[1]))['model']['sha256'] == sys.argv[2]" "$tmp/out" "$bundled" \
+  && pass=$((pass+1)) || { echo "FAIL plan --json: not the bundled model's sha256 $bundled"; fail=$((fail+1)); }
 [ ! -e "$tmp/out.mkv" ] && [ ! -e "$tmp/out.mkv.vaefarm" ] && pass=$((pass+1)) \
   || { echo "FAIL plan wrote files"; fail=$((fail+1)); }
+expect "plan: no work folder yet" 0 -- "$vf" plan "$tmp/f.yaml"
+grep -q "out.mkv.vaefarm: no journal yet: a run colorizes all" "$tmp/out" && pass=$((pass+1)) \
+  || { echo "FAIL plan does not say that a run colorizes every chunk"; fail=$((fail+1)); }
+expect "plan: no model" 4 "default model $tmp/none.safetensors (\$VAEFARM_MODEL) is missing" "set VAEFARM_MODEL" -- \
+  env VAEFARM_MODEL="$tmp/none.safetensors" "$vf" plan "$tmp/f.yaml"
 
 # --- help after a verb is the help; --quiet with --verbose is a contradiction
 for verb in run plan probe eval bench; do

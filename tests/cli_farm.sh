@@ -7,7 +7,8 @@
 #     decoded audio equal the input's; the luma is the input's, bit for bit
 #   - a rerun resumes everything (no chunk redone) and gives the same bytes; a shot split or
 #     merged before chunks renumbers them, and a rerun keeps their segments under the new ids,
-#     giving a fresh run's bytes, and leaves no temporary file; encode.pix_fmt written out as the
+#     giving a fresh run's bytes, and leaves no temporary file (`vaefarm plan` says so beforehand,
+#     with the run's hashes, touching nothing); encode.pix_fmt written out as the
 #     default redoes nothing; a seam file of another segment, or a damaged one, is left out of
 #     the seam report with a warning; without hard links (strace makes link(2) fail) the
 #     segments are copied
@@ -251,8 +252,34 @@ cp -r "$tmp/np1.mkv.vaefarm" "$tmp/renum.work"
 # as a crash while chunks took new ids may leave it: chunk 6's name a link to chunk 5's segment
 ln "$tmp/renum.work/segments/00005.mkv" "$tmp/renum.work/segments/00006.mkv"
 shotyaml renum 58
+# `vaefarm plan` says beforehand what the run then does, and changes nothing in the work folder
+listing() { (cd "$tmp/renum.work" && find . -printf '%p %s %T@ %i\n' | sort && sha256sum journal); }
+listing >"$tmp/renum.before"
+"$vf" plan "$tmp/renum.yaml" --json >"$tmp/renum.plan.json" 2>"$tmp/renum.plan.log"; prc=$?
+"$vf" plan "$tmp/renum.yaml" >"$tmp/renum.plan.txt" 2>>"$tmp/renum.plan.log"
+listing >"$tmp/renum.after"
 "$vf" "$tmp/renum.yaml" --quiet 2>"$tmp/renum.log"; rc=$?
 cp "$tmp/renum.mkv" "$tmp/renum_split.mkv"
+check "plan before the split's run (exit $prc): keep 0-2, 3-4 to do, 5-6 from chunks 4-5; the run's plan hash; the work folder untouched" \
+  all '[ "$prc" = 0 ] && cmp -s "$tmp/renum.before" "$tmp/renum.after" && python3 - "$tmp/renum.plan.json" "$tmp/renum.work/plan.json" "$tmp/renum.work/report.json" <<"PY"
+import json, sys
+p, run, rep = (json.load(open(a)) for a in sys.argv[1:])
+got = [(c["rerun"], c.get("from"), c.get("why")) for c in p["chunks"]]
+want = [("keep", None, None)] * 3 + [("redo", None, "not journaled")] * 2 + [("renumbered", 4, None), ("renumbered", 5, None)]
+assert got == want, got
+r = p["rerun"]
+assert (r["journal"], r["keep"], r["renumbered"], r["redo"]) == (True, 3, 2, 2), r
+assert r["work_frames"] == sum(c["end"] - c["warm_start"] for c in p["chunks"][3:5]), r
+assert r["kept_frames_done"] == 100 - (65 - 50) and r["kept_frames"] == 100, r
+assert (rep["chunks_run"], rep["chunks_resumed"], rep["chunks_renumbered"]) == (2, 5, 2), rep
+assert p["hash"] == run["hash"] and [c["hash"] for c in p["chunks"]] == [c["hash"] for c in run["chunks"]]
+assert p["model"]["sha256"] == run["model"]["sha256"] and p["precision"] == run["precision"]
+assert p["inference_size"] == run["inference_size"], (p["inference_size"], run["inference_size"])
+PY
+  grep -q "a run now keeps 5 of 7 chunks (85 of 100 kept frames; 2 of them an earlier plan.s under other ids) and colorizes 2" "$tmp/renum.plan.txt"'
+"$vf" plan "$tmp/renum.yaml" >"$tmp/renum.plan2.txt" 2>&1; prc=$?
+check "plan after it (exit $prc): a run now keeps all 7" \
+  all '[ "$prc" = 0 ] && grep -q "a run now keeps 7 of 7 chunks (100 of 100 kept frames) and colorizes 0 (0 frames of work)" "$tmp/renum.plan2.txt"'
 shotyaml fresh 58
 (cd "$tmp" && sed 's/renum.mkv/fresh.mkv/' fresh.yaml >fresh2.yaml && "$vf" fresh2.yaml --quiet); rc2=$?
 check "shot 1 split at 58 (exit $rc, $rc2): 2 chunks run, 5 resumed, 2 of them renumbered (run resumed renumbered: $(counts renum)); a fresh run's bytes" \

@@ -458,6 +458,66 @@ static void journal_opening_a_torn_journal_changes_nothing_until_append(void **s
     free(after);
 }
 
+/* vf_journal_read (what `vaefarm plan` uses): a missing journal is VF_ENOENT and stays missing; a
+ * torn one reads its good entries and stays byte for byte as it was, even after an append, which
+ * it refuses; a damaged middle line is VF_ECORRUPT as for open. */
+static void journal_read_only_changes_nothing(void **state)
+{
+    struct tmp t = *(struct tmp *)*state;
+    struct vf_journal *j = NULL;
+    struct vf_error err = {0};
+    assert_int_equal(vf_journal_read(&j, t.path, &err), VF_ENOENT);
+    assert_null(j);
+    assert_non_null(strstr(err.msg, t.path));
+    assert_int_equal(access(t.path, F_OK), -1);
+
+    struct vf_journal *w = open_ok(t.path);
+    struct vf_journal_entry a = entry(0, HASH_A, 1), b = entry(1, HASH_B, 1);
+    append_ok(w, &a);
+    append_ok(w, &b);
+    vf_journal_close(&w);
+    size_t good_len;
+    char *good = read_text(t.path, &good_len);
+    char text[4096];
+    snprintf(text, sizeof text, "%s{\"v\":1,\"chu", good);
+    write_text(t.path, text);
+    struct stat before;
+    assert_int_equal(stat(t.path, &before), 0);
+
+    capture_start();
+    err = (struct vf_error){0};
+    int r = vf_journal_read(&j, t.path, &err);
+    if (r != 0)
+        fail_msg("read %s: %s", t.path, err.msg);
+    assert_int_equal(n_warnings, 1);   /* the torn line, as open says it */
+    assert_int_equal(vf_journal_count(j), 2);
+    assert_same_entry(vf_journal_find(j, 1, HASH_B), &b);
+    struct vf_journal_entry c = entry(2, HASH_C, 1);
+    err = (struct vf_error){0};
+    assert_int_equal(vf_journal_append(j, &c, &err), VF_EINTERNAL);
+    assert_non_null(strstr(err.msg, "opened to read"));
+    assert_int_equal(vf_journal_count(j), 2);
+    vf_journal_close(&j);
+    capture_stop();
+
+    char *after = read_text(t.path, NULL);
+    assert_string_equal(after, text);
+    struct stat now;
+    assert_int_equal(stat(t.path, &now), 0);
+    assert_true(now.st_size == before.st_size && now.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+                now.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+    free(after);
+
+    /* damage before the last line: corrupt, as for open */
+    snprintf(text, sizeof text, "{\"v\":1}\n%s", good);
+    write_text(t.path, text);
+    err = (struct vf_error){0};
+    assert_int_equal(vf_journal_read(&j, t.path, &err), VF_ECORRUPT);
+    assert_null(j);
+    assert_non_null(strstr(err.msg, "line 1"));
+    free(good);
+}
+
 static void journal_damaged_middle_line_is_corrupt(void **state)
 {
     struct tmp t = *(struct tmp *)*state;
@@ -711,6 +771,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(journal_find_returns_the_latest, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(journal_torn_last_line_is_dropped_and_cut_off, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(journal_opening_a_torn_journal_changes_nothing_until_append, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(journal_read_only_changes_nothing, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(journal_damaged_middle_line_is_corrupt, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(journal_other_version_is_corrupt, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(journal_invalid_fields_are_corrupt, tmp_setup, tmp_teardown),
