@@ -297,11 +297,21 @@ fail:
 struct sim {
     int ranks;
     int64_t work, longest, makespan, lower_bound, plan_bound;
+    int64_t rerun_makespan;     /* of the chunks a run now colorizes (how[i] REDO); -1: no memory */
 };
 
-static struct sim simulate(const struct vf_plan *plan, int ranks)
+static struct sim simulate(const struct vf_plan *plan, int ranks, const struct vf_resume *how)
 {
-    struct sim s = {.ranks = ranks};
+    struct sim s = {.ranks = ranks, .rerun_makespan = -1};
+    struct vf_plan left = *plan;
+    if ((left.chunks = malloc((plan->n_chunks + 1) * sizeof *left.chunks))) {
+        left.n_chunks = 0;
+        for (size_t i = 0; i < plan->n_chunks; i++)
+            if (how[i].how == VF_RESUME_REDO)
+                left.chunks[left.n_chunks++] = plan->chunks[i];
+        s.rerun_makespan = vf_shard_plan_simulate(&left, ranks);
+        free(left.chunks);
+    }
     for (size_t i = 0; i < plan->n_chunks; i++) {
         int64_t cost = plan->chunks[i].end - plan->chunks[i].warm_start;
         s.work += cost;
@@ -614,7 +624,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     vf_plan_warn_after_passthrough(film, vf_net_arch(res.net), plan);
     struct sim s = {0};
     if (ranks_d > 0)
-        s = simulate(plan, (int)ranks_d);
+        s = simulate(plan, (int)ranks_d, how);
     if (cli->json) {
         json_t *doc = vf_plan_json(film, info, plan);
         if (doc && add_rerun_json(doc, film, &res, plan, journal, how) < 0) {
@@ -628,6 +638,9 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
                                     (json_int_t)s.lower_bound, "plan_lower_bound_frames",
                                     (json_int_t)s.plan_bound, "efficiency",
                                     (double)s.lower_bound / (double)s.makespan);
+            if (sim && s.rerun_makespan >= 0)
+                json_object_set_new(sim, "rerun_makespan_frames",
+                                    json_integer((json_int_t)s.rerun_makespan));
             if (sim && frame_ms > 0)
                 json_object_set_new(sim, "makespan_seconds",
                                     json_real(s.makespan * frame_ms / 1000.0));
@@ -644,6 +657,14 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
                    100.0 * (double)s.lower_bound / (double)s.makespan, (long long)s.plan_bound);
             if (frame_ms > 0)
                 printf("at %.3g ms per frame: %.1f s\n", frame_ms, s.makespan * frame_ms / 1000.0);
+            const size_t left = rerun_sum(plan, how).redo;
+            if (journal && left < plan->n_chunks && s.rerun_makespan >= 0) {
+                printf("a run now, colorizing the %zu chunk%s left: makespan %lld frames of work\n",
+                       left, left == 1 ? "" : "s", (long long)s.rerun_makespan);
+                if (frame_ms > 0)
+                    printf("at %.3g ms per frame: %.1f s\n", frame_ms,
+                           s.rerun_makespan * frame_ms / 1000.0);
+            }
         }
     }
 out:

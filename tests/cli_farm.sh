@@ -255,7 +255,7 @@ shotyaml renum 58
 # `vaefarm plan` says beforehand what the run then does, and changes nothing in the work folder
 listing() { (cd "$tmp/renum.work" && find . -printf '%p %s %T@ %i\n' | sort && sha256sum journal); }
 listing >"$tmp/renum.before"
-"$vf" plan "$tmp/renum.yaml" --json >"$tmp/renum.plan.json" 2>"$tmp/renum.plan.log"; prc=$?
+"$vf" plan "$tmp/renum.yaml" --json --simulate 2 >"$tmp/renum.plan.json" 2>"$tmp/renum.plan.log"; prc=$?
 "$vf" plan "$tmp/renum.yaml" >"$tmp/renum.plan.txt" 2>>"$tmp/renum.plan.log"
 listing >"$tmp/renum.after"
 "$vf" "$tmp/renum.yaml" --quiet 2>"$tmp/renum.log"; rc=$?
@@ -271,6 +271,8 @@ r = p["rerun"]
 assert (r["journal"], r["keep"], r["renumbered"], r["redo"]) == (True, 3, 2, 2), r
 assert r["work_frames"] == sum(c["end"] - c["warm_start"] for c in p["chunks"][3:5]), r
 assert r["kept_frames_done"] == 100 - (65 - 50) and r["kept_frames"] == 100, r
+# on 2 ranks the two chunks left run side by side: the longer one is the makespan
+assert p["simulation"]["rerun_makespan_frames"] == max(c["end"] - c["warm_start"] for c in p["chunks"][3:5]), p["simulation"]
 assert (rep["chunks_run"], rep["chunks_resumed"], rep["chunks_renumbered"]) == (2, 5, 2), rep
 assert p["hash"] == run["hash"] and [c["hash"] for c in p["chunks"]] == [c["hash"] for c in run["chunks"]]
 assert p["model"]["sha256"] == run["model"]["sha256"] and p["precision"] == run["precision"]
