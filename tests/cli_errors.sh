@@ -102,6 +102,24 @@ expect "unwritable output" 4 "nonexistent-dir" -- "$vf" plan "$tmp/f.yaml"
 printf 'version: 1\ninput: %s\noutput: %s\ndefault_reference: ref.png\n' "$film" "$film" >"$tmp/f.yaml"
 expect "output is the input" 3 "input" -- "$vf" plan "$tmp/f.yaml"
 
+# a work folder whose segments/ this user cannot write (another user's run made it): refused at
+# start-up, before any chunk is colorized (root is made `nobody` for it; anyone else gets a
+# read-only segments/ of their own); nothing is written
+perm=$(mktemp -d); chmod 755 "$perm"
+cp "$tmp/ref.png" "$perm/"
+printf 'version: 1\ninput: %s\noutput: out.mkv\nwork_dir: w\ndefault_reference: ref.png\n' "$film" >"$perm/f.yaml"
+mkdir -p "$perm/w/segments"
+if [ "$(id -u)" = 0 ]; then
+  chown 65534 "$perm" "$perm/w"; as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+else
+  chmod 555 "$perm/w/segments"; as=()
+fi
+expect "segments folder not writable" 6 "segments folder $perm/w/segments cannot be written" "make it writable for this user, or give another work_dir" -- \
+  "${as[@]}" "$vf" "$perm/f.yaml" --quiet
+[ -z "$(ls -A "$perm/w/segments")" ] && [ ! -e "$perm/out.mkv" ] && [ ! -e "$perm/w/journal" ] && pass=$((pass+1)) \
+  || { echo "FAIL unwritable segments: something was written"; ls -lR "$perm"; fail=$((fail+1)); }
+chmod -R u+w "$perm"; rm -rf "$perm"
+
 # --- shot lists that overlap or leave gaps
 mkyaml "$(printf 'shots:\n  list:\n    - {start: 0, end: 100, reference: ref.png}\n    - {start: 90, end: %d, reference: ref.png}\n' "$frames")"
 expect "overlapping shots" 3 "overlap" -- "$vf" plan "$tmp/f.yaml"
