@@ -153,14 +153,6 @@ static void check_output(struct problems *p, const struct vf_film *f)
     }
     writable_dir(p, pos, "output", dir, "the output's folder");
     free(dir);
-    /* the merge's temporary name ".<name>.<pid>-<n>.tmp.<ext>" must fit the file system's names */
-    const char *slash = strrchr(f->output, '/'), *base = slash ? slash + 1 : f->output;
-    const char *dot = strrchr(base, '.');
-    const size_t room = 255 - (1 + 1 + 10 + 1 + 10 + 5 + (dot ? strlen(dot + 1) : 0));
-    if (strlen(base) > room)
-        add(p, VF_EINVAL, pos, "output", "the file name %s is %zu characters long; the merge's "
-            "temporary name (.NAME.PID-N.tmp.EXT) adds %zu to it, past the 255 a file name may "
-            "have: give a name of at most %zu characters", base, strlen(base), 255 - room, room);
     if (stat(f->output, &so) == 0 && S_ISDIR(so.st_mode))
         add(p, VF_EINVAL, pos, "output", "%s is a folder; give a file name such as "
             "%s/film_color.mkv", f->output, f->output);

@@ -106,6 +106,10 @@ static int check_output_path(const char *output, struct vf_error *err)
     return r;
 }
 
+/* What make_tmp's name adds to the output's file name: "." before it, then "." pid "-" n ".tmp."
+ * ext, the pid and the counter up to 10 digits each. */
+static size_t tmp_name_extra(const char *ext) { return 1 + 1 + 10 + 1 + 10 + 5 + strlen(ext); }
+
 /* Reserve this merge's own temporary output "<dir>/.<name>.<pid>-<n>.tmp.<ext>" (hidden, in the
  * output's folder so that the rename is atomic; the extension kept, for people and tools). */
 static int make_tmp(struct merge *m, const char *ext, struct vf_error *err)
@@ -700,6 +704,14 @@ int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_enco
     int r = output_format(spec->output, &format, &m.ext, err);
     if (r < 0)
         return r;
+    /* the temporary name must fit the 255 bytes a file name may have */
+    const char *slash = strrchr(spec->output, '/'), *base = slash ? slash + 1 : spec->output;
+    const size_t room = 255 - tmp_name_extra(m.ext);
+    if (strlen(base) > room)
+        return vf_error_set(err, VF_EINVAL, "output: the file name %s is %zu characters long; the "
+                            "merge's temporary name (.NAME.PID-N.tmp.EXT) adds %zu to it, past "
+                            "the 255 a file name may have: give a name of at most %zu characters",
+                            base, strlen(base), 255 - room, room);
     if ((r = vf_shard_encoder_params_(enc, src, &m.par, err)) < 0)
         goto out;
     if ((r = open_source(&m, err)) < 0)

@@ -101,6 +101,10 @@ printf 'version: 1\ninput: %s\noutput: /nonexistent-dir/out.mkv\ndefault_referen
 expect "unwritable output" 4 "nonexistent-dir" -- "$vf" plan "$tmp/f.yaml"
 printf 'version: 1\ninput: %s\noutput: %s\ndefault_reference: ref.png\n' "$film" "$film" >"$tmp/f.yaml"
 expect "output is the input" 3 "input" -- "$vf" plan "$tmp/f.yaml"
+# a name that fits the file system but not with the merge's temporary name around it
+long=$(printf 'a%.0s' $(seq 221)).mkv
+printf 'version: 1\ninput: %s\noutput: %s\ndefault_reference: ref.png\n' "$film" "$long" >"$tmp/f.yaml"
+expect "output name too long for the temporary name" 3 "f.yaml:3:9" "225 characters long" "adds 31" "at most 224 characters" -- "$vf" plan "$tmp/f.yaml"
 
 # a work folder whose segments/ this user cannot write (another user's run made it): refused at
 # start-up, before any chunk is colorized (root is made `nobody` for it; anyone else gets a
