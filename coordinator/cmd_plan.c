@@ -77,12 +77,16 @@ int vf_film_resolve_model(struct vf_film *film, struct vf_error *err)
         return VF_OK;
     const char *env = getenv("VAEFARM_MODEL");
     const char *path = env && *env ? env : VF_MODEL_DEFAULT;
+    if (access(path, R_OK) != 0 && path == env)
+        return vf_error_set(err, VF_ENOENT,
+                            "%s: no `model:` given, and $VAEFARM_MODEL's model %s cannot be read "
+                            "(%s): fix the variable, unset it for the bundled model, or give "
+                            "`model:` in film.yaml", film->path, path, strerror(errno));
     if (access(path, R_OK) != 0)
         return vf_error_set(err, VF_ENOENT,
-                            "%s: no model given and the default model %s (%s) is missing (%s): "
-                            "make it with scripts/make_model.sh, set VAEFARM_MODEL, or give "
-                            "`model:` in film.yaml", film->path, path,
-                            path == env ? "$VAEFARM_MODEL" : "the bundled one", strerror(errno));
+                            "%s: no model given and the bundled model %s cannot be read (%s): make "
+                            "it with scripts/make_model.sh, set VAEFARM_MODEL, or give `model:` in "
+                            "film.yaml", film->path, path, strerror(errno));
     if (!(film->model = vf_strdup(path, err)))
         return VF_ENOMEM;
     return VF_OK;
@@ -97,15 +101,15 @@ int vf_film_resolve_model(struct vf_film *film, struct vf_error *err)
  * run (the reference may be any frame of its shot), so this warns on the settings, when some
  * chunk warms up from inside its shot (a chunk whose warm-up reaches its shot's first frame runs
  * every pass-through before it). */
-void vf_plan_warn_after_passthrough(const struct vf_film *film, const struct vf_arch *a,
-                                    const struct vf_plan *plan)
+bool vf_plan_passthrough_warning(const struct vf_film *film, const struct vf_arch *a,
+                                 const struct vf_plan *plan, char *buf, size_t n)
 {
     if (film->passthrough == VF_PASSTHROUGH_OFF)
-        return;
+        return false;
     const int ramp = a->c_gate_ramp > 1 ? a->c_gate_ramp - 1 : 0;
     const int need = ramp > a->prop_frames ? ramp : a->prop_frames;
     if (need < 1 || film->warmup >= need)
-        return;
+        return false;
     size_t inside = 0;
     const struct vf_chunk *ex = NULL;
     for (size_t i = 0; i < plan->n_chunks; i++)
@@ -114,22 +118,23 @@ void vf_plan_warn_after_passthrough(const struct vf_film *film, const struct vf_
             ex = ex ? ex : &plan->chunks[i];
         }
     if (!inside)
-        return;
+        return false;
     /* what such a chunk's first kept frames lack: what the warm-up does not cover */
     const bool r = ramp > film->warmup, p = a->prop_frames > film->warmup;
     const char *what = r && p ? "C's whole correction and none of the carried colours"
                        : r    ? "C's whole correction"
                               : "none of the carried colours";
-    vf_log(NULL, VF_LOG_WARN,
-           "chunks.warmup %lld is under the %d frames after a reference pass-through that the "
-           "model treats apart (C.gate_ramp - 1 = %d, len(propagate.shares) = %d): %zu chunks "
-           "warm up from inside their shot (chunk %d at frame %lld, warm-up from %lld), and one "
-           "whose warm-up begins up to %lld frames after a frame that passes through the shot's "
-           "reference gives its first kept frames %s, unlike one pass over the shot "
-           "(docs/PLAN.md). Set chunks.warmup to %d or more for output equal to one pass",
-           (long long)film->warmup, need, ramp, a->prop_frames, inside, ex->id,
-           (long long)ex->start, (long long)ex->warm_start,
-           (long long)(need - film->warmup), what, need);
+    snprintf(buf, n,
+             "chunks.warmup %lld is under the %d frames after a reference pass-through that the "
+             "model treats apart (C.gate_ramp - 1 = %d, len(propagate.shares) = %d): %zu chunks "
+             "warm up from inside their shot (chunk %d at frame %lld, warm-up from %lld), and one "
+             "whose warm-up begins up to %lld frames after a frame that passes through the shot's "
+             "reference gives its first kept frames %s, unlike one pass over the shot "
+             "(docs/PLAN.md). Set chunks.warmup to %d or more for output equal to one pass",
+             (long long)film->warmup, need, ramp, a->prop_frames, inside, ex->id,
+             (long long)ex->start, (long long)ex->warm_start, (long long)(need - film->warmup),
+             what, need);
+    return true;
 }
 
 int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info **info,
@@ -182,28 +187,32 @@ int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info *
     return VF_OK;
 }
 
+/* The cut frames the shots come from: none for a shot list or detect: off. */
+static int film_cuts(const struct vf_film *film, const struct vf_media_info *info, int64_t **cuts,
+                     size_t *n_cuts, struct vf_error *err)
+{
+    *cuts = NULL;
+    *n_cuts = 0;
+    if (film->n_shots)
+        return VF_OK;
+    if (film->edl)
+        return vf_shard_edl_load(film->edl, info, cuts, n_cuts, err);
+    if (film->detect != VF_DETECT_AUTO)
+        return VF_OK;
+    struct vf_shot_params p = {.threshold = film->threshold, .min_length = film->min_shot_length};
+    vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_VERBOSE,
+           "detecting shots in %s (%lld frames)", film->input, (long long)info->frames);
+    return vf_shard_detect_cuts(info, &p, cuts, n_cuts, NULL, err);
+}
+
 int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
                  struct vf_plan **plan, struct vf_error *err)
 {
     int64_t *cuts = NULL;
     size_t n_cuts = 0;
-    int rc = VF_OK;
-    if (film->n_shots == 0) {
-        if (film->edl) {
-            rc = vf_shard_edl_load(film->edl, info, &cuts, &n_cuts, err);
-        } else if (film->detect == VF_DETECT_AUTO) {
-            struct vf_shot_params p = {.threshold = film->threshold,
-                                       .min_length = film->min_shot_length};
-            vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_VERBOSE,
-                   "detecting shots in %s (%lld frames)", film->input,
-                   (long long)info->frames);
-            rc = vf_shard_detect_cuts(info, &p, &cuts, &n_cuts, NULL, err);
-        }
-        if (rc < 0)
-            goto out;
-    }
-    rc = vf_shard_plan_create(plan, film, info, cuts, n_cuts, err);
-out:
+    int rc = film_cuts(film, info, &cuts, &n_cuts, err);
+    if (rc == VF_OK)
+        rc = vf_shard_plan_create(plan, film, info, cuts, n_cuts, err);
     free(cuts);
     return rc;
 }
@@ -297,21 +306,11 @@ fail:
 struct sim {
     int ranks;
     int64_t work, longest, makespan, lower_bound, plan_bound;
-    int64_t rerun_makespan;     /* of the chunks a run now colorizes (how[i] REDO); -1: no memory */
 };
 
-static struct sim simulate(const struct vf_plan *plan, int ranks, const struct vf_resume *how)
+static struct sim simulate(const struct vf_plan *plan, int ranks)
 {
-    struct sim s = {.ranks = ranks, .rerun_makespan = -1};
-    struct vf_plan left = *plan;
-    if ((left.chunks = malloc((plan->n_chunks + 1) * sizeof *left.chunks))) {
-        left.n_chunks = 0;
-        for (size_t i = 0; i < plan->n_chunks; i++)
-            if (how[i].how == VF_RESUME_REDO)
-                left.chunks[left.n_chunks++] = plan->chunks[i];
-        s.rerun_makespan = vf_shard_plan_simulate(&left, ranks);
-        free(left.chunks);
-    }
+    struct sim s = {.ranks = ranks};
     for (size_t i = 0; i < plan->n_chunks; i++) {
         int64_t cost = plan->chunks[i].end - plan->chunks[i].warm_start;
         s.work += cost;
@@ -336,10 +335,11 @@ struct resolved {
     const char *precision_from; /* precision: default: how it was resolved; NULL: film.yaml's */
 };
 
-/* precision: default as rank 0 of a run resolves it: its backend's fastest exact-enough type.
- * The rank that will run is not this process: the work folder's plan.json says what the last run
- * resolved it to; without one, a CPU rank on this machine. */
-static int resolve_precision(struct vf_film *film, const char **from, struct vf_error *err)
+/* precision: default as rank 0 of a run resolves it: its backend's fastest exact-enough type,
+ * bf16 or f32. The rank that will run is not this process: the work folder's plan.json says what
+ * the last run resolved a default to; without one (or when that run was given a precision), what
+ * rank 0 would resolve it to on this machine (its first GPU where CUDA sees one, else its CPU). */
+static int resolve_default_precision(struct vf_film *film, const char **from, struct vf_error *err)
 {
     *from = NULL;
     if (film->precision != VF_PRECISION_DEFAULT)
@@ -349,24 +349,34 @@ static int resolve_precision(struct vf_film *film, const char **from, struct vf_
         return VF_ENOMEM;
     json_t *doc = json_load_file(path, 0, NULL);
     free(path);
-    enum vf_dtype dt;
-    if (vf_dtype_parse(json_string_value(json_object_get(doc, "precision")), &dt) == 0) {
+    const char *rec = json_string_value(json_object_get(doc, "precision"));
+    bool bf16;
+    if (json_is_true(json_object_get(doc, "precision_default")) && rec &&
+        (!strcmp(rec, "bf16") || !strcmp(rec, "f32"))) {
+        bf16 = !strcmp(rec, "bf16");
         *from = "as the last run in the work folder resolved it";
     } else {
+        int gpus = 0;
+        struct vf_error e = {0};
+        const bool gpu = vf_kernels_has_cuda() && vf_kernels_gpu_count(&gpus, &e) == VF_OK &&
+                         gpus > 0;
         struct vf_backend *be = NULL;
-        int rc = vf_backend_create(&be, &(struct vf_backend_opts){.device = VF_DEVICE_CPU,
-                                                                 .threads = 1}, err);
+        struct vf_backend_opts o = gpu ? (struct vf_backend_opts){.device = VF_DEVICE_CUDA}
+                                       : (struct vf_backend_opts){.device = VF_DEVICE_CPU,
+                                                                  .threads = 1};
+        int rc = vf_backend_create(&be, &o, err);
         if (rc < 0) {
             json_decref(doc);
-            return rc;
+            return vf_error_prefix(err, "%s: precision: default (resolving it as a %s rank "
+                                   "would)", film->path, gpu ? "GPU" : "CPU");
         }
-        dt = vf_backend_supports(be, VF_BF16) ? VF_BF16 : VF_F32;
+        bf16 = vf_backend_supports(be, VF_BF16);
         vf_backend_destroy(&be);
-        *from = "as a CPU rank on this machine would resolve it";
+        *from = gpu ? "as rank 0 on this machine's first GPU would resolve it"
+                    : "as a CPU rank on this machine would resolve it";
     }
     json_decref(doc);
-    film->precision = dt == VF_BF16 ? VF_PRECISION_BF16
-                      : dt == VF_F16 ? VF_PRECISION_F16 : VF_PRECISION_F32;
+    film->precision = bf16 ? VF_PRECISION_BF16 : VF_PRECISION_F32;
     return VF_OK;
 }
 
@@ -379,36 +389,91 @@ static int resolve_like_run(struct vf_film *film, const struct vf_media_info *in
         return rc;
     if (film->inference_h == 0)
         vf_node_inference_size(vf_net_arch(r->net), info, &film->inference_h, &film->inference_w);
-    return resolve_precision(film, &r->precision_from, err);
+    return resolve_default_precision(film, &r->precision_from, err);
 }
 
-/* What a run in the film's work folder would do with each chunk now (its journal read, not
- * written): *j is the journal (NULL: none yet, every chunk is to do). */
-static int rerun_view(const struct vf_film *film, const struct vf_plan *plan,
-                      struct vf_journal **j, struct vf_resume **how, struct vf_error *err)
+/* What a run started now would do with each chunk of its plan, from the work folder's journal
+ * (read, not written). `plan` is the run's plan: the one shown, or, when --simulate cut an auto-
+ * chunked film for its own rank count, the one a run would cut (`own`). */
+struct rerun {
+    const struct vf_plan *plan;
+    struct vf_plan *own;        /* the run's plan when it is not the one shown; NULL otherwise */
+    const char *ranks_from;     /* own: where the run's rank count comes from */
+    struct vf_journal *j;       /* NULL: no journal (yet, or unreadable: `unread`) */
+    struct vf_resume *how;      /* plan->n_chunks */
+    char unread[VF_ERROR_MSG_MAX];  /* why the journal could not be read; "": it was, or is none */
+    size_t keep, renumbered, redo;
+    int64_t kept_done, kept_total, work_redo;
+};
+
+/* Fill r->how and the totals for r->plan. Only running out of memory is an error: a journal that
+ * cannot be read is said (a warning, and r->unread) and every chunk counted as to do. */
+static int rerun_view(const struct vf_film *film, struct rerun *r, struct vf_error *err)
 {
-    *j = NULL;
-    if (!(*how = vf_calloc(plan->n_chunks + 1, sizeof **how, err)))
+    const struct vf_plan *plan = r->plan;
+    if (!(r->how = vf_calloc(plan->n_chunks + 1, sizeof *r->how, err)))
         return VF_ENOMEM;
     char *path = vf_path_join(film->work_dir, "journal", err);
     if (!path)
         return VF_ENOMEM;
-    int rc = vf_journal_read(j, path, err);
+    struct vf_error e = {0};
+    int rc = vf_journal_read(&r->j, path, &e);
     free(path);
-    if (rc == VF_ENOENT) {
-        *err = (struct vf_error){0};
-        return VF_OK;
+    const char **hash = NULL;
+    if (rc == VF_OK) {
+        if (!(hash = vf_calloc(plan->n_chunks + 1, sizeof *hash, err)))
+            return VF_ENOMEM;
+        for (size_t i = 0; i < plan->n_chunks; i++)
+            hash[i] = plan->chunks[i].hash;
+        rc = vf_farm_resume_decide(film->work_dir, r->j, plan->n_chunks, hash, r->how, &e);
+        free(hash);
+        if (rc == VF_ENOMEM) {
+            *err = e;
+            return rc;
+        }
     }
-    if (rc < 0)
-        return rc;
-    const char **hash = vf_calloc(plan->n_chunks + 1, sizeof *hash, err);
-    if (!hash)
-        return VF_ENOMEM;
-    for (size_t i = 0; i < plan->n_chunks; i++)
-        hash[i] = plan->chunks[i].hash;
-    rc = vf_farm_resume_decide(film->work_dir, *j, plan->n_chunks, hash, *how, err);
-    free(hash);
-    return rc;
+    if (rc < 0 && rc != VF_ENOENT) {
+        vf_journal_close(&r->j);
+        memset(r->how, 0, (plan->n_chunks + 1) * sizeof *r->how);
+        snprintf(r->unread, sizeof r->unread, "%s", e.msg);
+        vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
+               "%s: the plan is shown without what a run would keep from the work folder (a run "
+               "would stop at it too)", e.msg);
+    }
+    for (size_t i = 0; i < plan->n_chunks; i++) {
+        const struct vf_chunk *c = &plan->chunks[i];
+        r->kept_total += c->end - c->start;
+        if (r->how[i].how == VF_RESUME_REDO) {
+            r->redo++;
+            r->work_redo += c->end - c->warm_start;
+        } else {
+            *(r->how[i].how == VF_RESUME_KEEP ? &r->keep : &r->renumbered) += 1;
+            r->kept_done += c->end - c->start;
+        }
+    }
+    return VF_OK;
+}
+
+static void rerun_free(struct rerun *r)
+{
+    free(r->how);
+    vf_journal_close(&r->j);
+    vf_shard_plan_destroy(&r->own);
+}
+
+/* The makespan, on `ranks`, of the chunks a run now would colorize; -1 when out of memory. */
+static int64_t rerun_makespan(const struct rerun *r, int ranks)
+{
+    struct vf_plan left = *r->plan;
+    if (!(left.chunks = malloc((r->plan->n_chunks + 1) * sizeof *left.chunks)))
+        return -1;
+    left.n_chunks = 0;
+    for (size_t i = 0; i < r->plan->n_chunks; i++)
+        if (r->how[i].how == VF_RESUME_REDO)
+            left.chunks[left.n_chunks++] = r->plan->chunks[i];
+    int64_t m = vf_shard_plan_simulate(&left, ranks);
+    free(left.chunks);
+    return m;
 }
 
 static const char *how_name(const struct vf_resume *r)
@@ -428,32 +493,35 @@ static const char *why_name(enum vf_resume_why w)
     return "?";
 }
 
-struct rerun_sum {
-    size_t keep, renumbered, redo;
-    int64_t kept_done, kept_total, work_redo;
-};
-
-static struct rerun_sum rerun_sum(const struct vf_plan *plan, const struct vf_resume *how)
+/* What a run now does, in a sentence (no newline). */
+static void rerun_line(const struct vf_film *film, const struct rerun *r, char *buf, size_t n)
 {
-    struct rerun_sum s = {0};
-    for (size_t i = 0; i < plan->n_chunks; i++) {
-        const struct vf_chunk *c = &plan->chunks[i];
-        s.kept_total += c->end - c->start;
-        if (how[i].how == VF_RESUME_REDO) {
-            s.redo++;
-            s.work_redo += c->end - c->warm_start;
-        } else {
-            *(how[i].how == VF_RESUME_KEEP ? &s.keep : &s.renumbered) += 1;
-            s.kept_done += c->end - c->start;
-        }
+    char whose[160] = "";
+    if (r->own)
+        snprintf(whose, sizeof whose, " (with its own chunks: %zu, cut for %d rank%s, %s, not "
+                 "for --simulate's)", r->plan->n_chunks, r->plan->auto_ranks,
+                 r->plan->auto_ranks == 1 ? "" : "s", r->ranks_from ? r->ranks_from : "?");
+    if (r->unread[0])
+        snprintf(buf, n, "work folder %s: its journal could not be read (above)", film->work_dir);
+    else if (!r->j)
+        snprintf(buf, n, "work folder %s: no journal yet: a run%s colorizes all %zu chunks (%lld "
+                 "frames of work)", film->work_dir, whose, r->plan->n_chunks,
+                 (long long)r->work_redo);
+    else {
+        char moved[80] = "";
+        if (r->renumbered)
+            snprintf(moved, sizeof moved, "; %zu of them an earlier plan's under other ids",
+                     r->renumbered);
+        snprintf(buf, n, "work folder %s: a run now%s keeps %zu of %zu chunks (%lld of %lld kept "
+                 "frames%s) and colorizes %zu (%lld frames of work)", film->work_dir, whose,
+                 r->keep + r->renumbered, r->plan->n_chunks, (long long)r->kept_done,
+                 (long long)r->kept_total, moved, r->redo, (long long)r->work_redo);
     }
-    return s;
 }
 
 static void print_human(const struct vf_film *film, const struct vf_media_info *info,
                         const struct vf_plan *plan, const char *ranks_from,
-                        const struct resolved *r, const struct vf_journal *j,
-                        const struct vf_resume *how)
+                        const struct resolved *res, const struct rerun *r, const char *ramp)
 {
     double fps = info->fps_den ? (double)info->fps_num / info->fps_den : 25.0;
     int64_t warm = 0;
@@ -477,78 +545,73 @@ static void print_human(const struct vf_film *film, const struct vf_media_info *
         printf("  %4zu %8lld %8lld %8.2f  %-7s %s\n", i, (long long)s->start, (long long)s->end,
                (s->end - s->start) / fps, s->source, s->reference ? s->reference : "-");
     }
+    /* what a run now does with each chunk, where these are the run's chunks and it has a journal */
+    const bool each = r->j && !r->own;
     printf("\nchunks:\n  %5s %4s %8s %8s %8s %6s%s\n", "id", "shot", "decode", "keep", "end",
-           "warmup", j ? "  a run now" : "");
+           "warmup", each ? "  a run now" : "");
     for (size_t i = 0; i < plan->n_chunks; i++) {
         const struct vf_chunk *c = &plan->chunks[i];
+        const struct vf_resume *h = &r->how[i];
         char now[96] = "";
-        if (j && how[i].how == VF_RESUME_RENUMBERED)
-            snprintf(now, sizeof now, "  keeps chunk %d's segment (renumbered)",
-                     how[i].entry->chunk);
-        else if (j)
-            snprintf(now, sizeof now, "  %s%s%s%s", how[i].how == VF_RESUME_KEEP ? "keeps it"
-                                                                                : "colorizes it",
-                     how[i].entry && how[i].how == VF_RESUME_REDO ? " (" : "",
-                     how[i].entry && how[i].how == VF_RESUME_REDO ? why_name(how[i].why) : "",
-                     how[i].entry && how[i].how == VF_RESUME_REDO ? ")" : "");
+        if (each && h->how == VF_RESUME_RENUMBERED)
+            snprintf(now, sizeof now, "  keeps chunk %d's segment (renumbered)", h->entry->chunk);
+        else if (each && h->how == VF_RESUME_KEEP)
+            snprintf(now, sizeof now, "  keeps it");
+        else if (each && h->entry)
+            snprintf(now, sizeof now, "  colorizes it (%s)", why_name(h->why));
+        else if (each)
+            snprintf(now, sizeof now, "  colorizes it");
         printf("  %5d %4d %8lld %8lld %8lld %6lld%s\n", c->id, c->shot, (long long)c->warm_start,
                (long long)c->start, (long long)c->end, (long long)(c->start - c->warm_start), now);
     }
     for (size_t i = 0; i < plan->n_warnings; i++)
         printf("warning: %s\n", plan->warnings[i]);
+    if (ramp)
+        printf("warning: %s\n", ramp);
     printf("\nmodel %s (%s, sha256 %.12s...), %s at %dx%d%s%s%s\n", film->model,
-           vf_net_arch(r->net)->name, r->model_sha, vf_precision_name(film->precision), film->inference_h,
-           film->inference_w, r->precision_from ? " (precision: default, " : "",
-           r->precision_from ? r->precision_from : "", r->precision_from ? ")" : "");
+           vf_net_arch(res->net)->name, res->model_sha, vf_precision_name(film->precision),
+           film->inference_h, film->inference_w, res->precision_from ? " (precision: default, " : "",
+           res->precision_from ? res->precision_from : "", res->precision_from ? ")" : "");
     printf("plan hash %s\n", plan->hash);
-    const struct rerun_sum rs = rerun_sum(plan, how);
-    if (!j)
-        printf("work folder %s: no journal yet: a run colorizes all %zu chunks (%lld frames of "
-               "work)\n", film->work_dir, plan->n_chunks, (long long)rs.work_redo);
-    else {
-        char moved[80] = "";
-        if (rs.renumbered)
-            snprintf(moved, sizeof moved, "; %zu of them an earlier plan's under other ids",
-                     rs.renumbered);
-        printf("work folder %s: a run now keeps %zu of %zu chunks (%lld of %lld kept frames%s) "
-               "and colorizes %zu (%lld frames of work)\n",
-               film->work_dir, rs.keep + rs.renumbered, plan->n_chunks, (long long)rs.kept_done,
-               (long long)rs.kept_total, moved, rs.redo, (long long)rs.work_redo);
-    }
+    char line[VF_ERROR_MSG_MAX];
+    rerun_line(film, r, line, sizeof line);
+    printf("%s\n", line);
 }
 
-/* The --json document's additions: what the run resolves, and per chunk what it would do. */
-static int add_rerun_json(json_t *doc, const struct vf_film *film, const struct resolved *r,
-                          const struct vf_plan *plan, const struct vf_journal *j,
-                          const struct vf_resume *how)
+/* The --json document's additions: what the run resolves, and what a run now would do. */
+static int add_rerun_json(json_t *doc, const struct vf_film *film, const struct resolved *res,
+                          const struct rerun *r, const char *ramp)
 {
     json_t *chunks = json_object_get(doc, "chunks");
-    for (size_t i = 0; i < plan->n_chunks; i++) {
+    for (size_t i = 0; !r->own && i < r->plan->n_chunks; i++) {
+        const struct vf_resume *h = &r->how[i];
         json_t *c = json_array_get(chunks, i);
-        if (!c || json_object_set_new(c, "rerun", json_string(how_name(&how[i]))))
+        if (!c || json_object_set_new(c, "rerun", json_string(how_name(h))))
             return -1;
-        if (how[i].how == VF_RESUME_RENUMBERED &&
-            json_object_set_new(c, "from", json_integer(how[i].entry->chunk)))
+        if (h->how == VF_RESUME_RENUMBERED &&
+            json_object_set_new(c, "from", json_integer(h->entry->chunk)))
             return -1;
-        if (how[i].how == VF_RESUME_REDO &&
-            json_object_set_new(c, "why", json_string(why_name(how[i].why))))
+        if (h->how == VF_RESUME_REDO && json_object_set_new(c, "why", json_string(why_name(h->why))))
             return -1;
     }
-    const struct rerun_sum rs = rerun_sum(plan, how);
-    if (json_object_set_new(doc, "model", json_pack("{s:s, s:s, s:s}", "path", film->model,
-                                                    "sha256", r->model_sha, "arch",
-                                                    vf_net_arch(r->net)->name)) ||
+    json_t *rr = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "work_dir",
+                           film->work_dir, "journal", r->j != NULL, "chunks",
+                           (json_int_t)r->plan->n_chunks, "keep", (json_int_t)r->keep,
+                           "renumbered", (json_int_t)r->renumbered, "redo", (json_int_t)r->redo,
+                           "kept_frames_done", (json_int_t)r->kept_done, "kept_frames",
+                           (json_int_t)r->kept_total, "work_frames", (json_int_t)r->work_redo);
+    if (rr && r->own)
+        json_object_set_new(rr, "ranks", json_integer(r->plan->auto_ranks));
+    if (rr && r->unread[0])
+        json_object_set_new(rr, "error", json_string(r->unread));
+    if (!rr || json_object_set_new(doc, "rerun", rr) ||
+        json_object_set_new(doc, "model", json_pack("{s:s, s:s, s:s}", "path", film->model,
+                                                    "sha256", res->model_sha, "arch",
+                                                    vf_net_arch(res->net)->name)) ||
         json_object_set_new(doc, "precision", json_string(vf_precision_name(film->precision))) ||
         json_object_set_new(doc, "inference_size",
                             json_pack("[i,i]", film->inference_h, film->inference_w)) ||
-        json_object_set_new(doc, "rerun",
-                            json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "work_dir",
-                                      film->work_dir, "journal", j != NULL, "keep",
-                                      (json_int_t)rs.keep, "renumbered", (json_int_t)rs.renumbered,
-                                      "redo", (json_int_t)rs.redo, "kept_frames_done",
-                                      (json_int_t)rs.kept_done, "kept_frames",
-                                      (json_int_t)rs.kept_total, "work_frames",
-                                      (json_int_t)rs.work_redo)))
+        (ramp && json_array_append_new(json_object_get(doc, "warnings"), json_string(ramp))))
         return -1;
     return 0;
 }
@@ -600,34 +663,59 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     struct vf_film *film = NULL;
     struct vf_media_info *info = NULL;
     struct vf_plan *plan = NULL;
+    int64_t *cuts = NULL;
+    size_t n_cuts = 0;
     int rc = VF_EXIT_OK;
     const char *ranks_from = NULL;
     struct resolved res = {0};
-    struct vf_journal *journal = NULL;
-    struct vf_resume *how = NULL;
-    if (vf_film_open(yaml, &film, &info, &err) < 0 || resolve_like_run(film, info, &res, &err) < 0) {
+    struct rerun rr = {0};
+    char ramp_text[2048];
+    const char *ramp = NULL;
+    if (vf_film_open(yaml, &film, &info, &err) < 0 || resolve_like_run(film, info, &res, &err) < 0 ||
+        film_cuts(film, info, &cuts, &n_cuts, &err) < 0) {
         rc = vf_report_error(&err);
         goto out;
     }
-    /* chunks.length auto: --simulate R plans for R ranks; else as a run would (one process) */
+    /* chunks.length auto: --simulate R plans for R ranks; else as a run would (film.yaml's
+     * ranks:, the work folder's record, else one process); what a run now does is always the
+     * run's own plan's */
+    vf_plan_auto_ranks(film, true, 1, "one process", &ranks_from);
+    const int64_t run_ranks = film->ranks;
+    const char *run_ranks_from = ranks_from;
     if (film->chunk_length == VF_CHUNK_AUTO && ranks_d > 0) {
         film->ranks = (int64_t)ranks_d;
         ranks_from = "--simulate";
-    } else {
-        vf_plan_auto_ranks(film, true, 1, "one process", &ranks_from);
     }
-    if (vf_film_plan(film, info, &plan, &err) < 0 ||
-        rerun_view(film, plan, &journal, &how, &err) < 0) {
+    if (vf_shard_plan_create(&plan, film, info, cuts, n_cuts, &err) < 0) {
         rc = vf_report_error(&err);
         goto out;
     }
-    vf_plan_warn_after_passthrough(film, vf_net_arch(res.net), plan);
+    rr.plan = plan;
+    if (film->ranks != run_ranks) {
+        film->ranks = run_ranks;
+        if (vf_shard_plan_create(&rr.own, film, info, cuts, n_cuts, &err) < 0) {
+            rc = vf_report_error(&err);
+            goto out;
+        }
+        rr.plan = rr.own;
+        rr.ranks_from = run_ranks_from;
+        film->ranks = (int64_t)ranks_d;
+    }
+    if (rerun_view(film, &rr, &err) < 0) {
+        rc = vf_report_error(&err);
+        goto out;
+    }
+    if (vf_plan_passthrough_warning(film, vf_net_arch(res.net), plan, ramp_text, sizeof ramp_text))
+        ramp = ramp_text;
     struct sim s = {0};
-    if (ranks_d > 0)
-        s = simulate(plan, (int)ranks_d, how);
+    int64_t rerun_ms = -1;
+    if (ranks_d > 0) {
+        s = simulate(plan, (int)ranks_d);
+        rerun_ms = rerun_makespan(&rr, (int)ranks_d);
+    }
     if (cli->json) {
         json_t *doc = vf_plan_json(film, info, plan);
-        if (doc && add_rerun_json(doc, film, &res, plan, journal, how) < 0) {
+        if (doc && add_rerun_json(doc, film, &res, &rr, ramp) < 0) {
             json_decref(doc);
             doc = NULL;
         }
@@ -638,9 +726,8 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
                                     (json_int_t)s.lower_bound, "plan_lower_bound_frames",
                                     (json_int_t)s.plan_bound, "efficiency",
                                     (double)s.lower_bound / (double)s.makespan);
-            if (sim && s.rerun_makespan >= 0)
-                json_object_set_new(sim, "rerun_makespan_frames",
-                                    json_integer((json_int_t)s.rerun_makespan));
+            if (sim && rerun_ms >= 0)
+                json_object_set_new(sim, "rerun_makespan_frames", json_integer((json_int_t)rerun_ms));
             if (sim && frame_ms > 0)
                 json_object_set_new(sim, "makespan_seconds",
                                     json_real(s.makespan * frame_ms / 1000.0));
@@ -648,7 +735,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
         }
         rc = vf_json_print(doc);
     } else {
-        print_human(film, info, plan, ranks_from, &res, journal, how);
+        print_human(film, info, plan, ranks_from, &res, &rr, ramp);
         if (ranks_d > 0) {
             printf("\nsimulated on %d ranks (longest chunk first): makespan %lld frames of work; "
                    "the least any cutting could reach is %lld: efficiency %.1f%% (this plan's "
@@ -657,19 +744,18 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
                    100.0 * (double)s.lower_bound / (double)s.makespan, (long long)s.plan_bound);
             if (frame_ms > 0)
                 printf("at %.3g ms per frame: %.1f s\n", frame_ms, s.makespan * frame_ms / 1000.0);
-            const size_t left = rerun_sum(plan, how).redo;
-            if (journal && left < plan->n_chunks && s.rerun_makespan >= 0) {
-                printf("a run now, colorizing the %zu chunk%s left: makespan %lld frames of work\n",
-                       left, left == 1 ? "" : "s", (long long)s.rerun_makespan);
+            if (rr.j && rr.redo < rr.plan->n_chunks && rerun_ms >= 0) {
+                printf("a run now on %d ranks, colorizing the %zu chunk%s left: makespan %lld "
+                       "frames of work\n", s.ranks, rr.redo, rr.redo == 1 ? "" : "s",
+                       (long long)rerun_ms);
                 if (frame_ms > 0)
-                    printf("at %.3g ms per frame: %.1f s\n", frame_ms,
-                           s.rerun_makespan * frame_ms / 1000.0);
+                    printf("at %.3g ms per frame: %.1f s\n", frame_ms, rerun_ms * frame_ms / 1000.0);
             }
         }
     }
 out:
-    free(how);
-    vf_journal_close(&journal);
+    free(cuts);
+    rerun_free(&rr);
     vf_net_free(&res.net);
     vf_shard_plan_destroy(&plan);
     vf_shard_media_info_destroy(&info);

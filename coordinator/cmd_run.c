@@ -247,6 +247,7 @@ static int resolve_precision(struct vf_farm *f, struct vf_error *err)
 {
     struct vf_film *film = f->film;
     struct vf_config_pos pos = vf_config_key_pos(film, "precision");
+    f->precision_default = film->precision == VF_PRECISION_DEFAULT;
     switch (film->precision) {
     case VF_PRECISION_DEFAULT:
         f->precision = vf_backend_supports(f->be, VF_BF16) ? VF_BF16 : VF_F32;
@@ -403,6 +404,7 @@ static json_t *setup_doc(struct vf_farm *f, const struct vf_plan *plan)
                                                 "sha256", f->model_sha, "arch", f->arch_name,
                                                 "random", f->model_random));
     json_object_set_new(doc, "precision", json_string(vf_dtype_name(f->precision)));
+    json_object_set_new(doc, "precision_default", json_boolean(f->precision_default));
     json_object_set_new(doc, "inference_size", json_pack("[i,i]", f->h, f->w));
     json_object_set_new(doc, "reference_passthrough",
                         json_boolean(f->film->passthrough != VF_PASSTHROUGH_OFF));
@@ -493,8 +495,9 @@ plan:
     }
     for (size_t i = 0; i < plan->n_warnings; i++)
         vf_log(NULL, VF_LOG_WARN, "%s", plan->warnings[i]);
-    if (f->net)
-        vf_plan_warn_after_passthrough(f->film, vf_net_arch(f->net), plan);
+    char ramp[2048];
+    if (f->net && vf_plan_passthrough_warning(f->film, vf_net_arch(f->net), plan, ramp, sizeof ramp))
+        vf_log(NULL, VF_LOG_WARN, "%s", ramp);
     snprintf(f->plan_hash, sizeof f->plan_hash, "%s", plan->hash);
     f->work_dir = vf_strdup(f->film->work_dir, err);
     f->seg_dir = vf_path_join(f->film->work_dir, "segments", err);

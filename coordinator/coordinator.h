@@ -39,6 +39,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli);
 int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli);
 int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli);
 
+struct vf_arch;
 struct vf_film;
 struct vf_media_info;
 struct vf_plan;
@@ -55,12 +56,11 @@ int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info *
 /* The model a run of the film uses, into film->model: film.yaml's `model:`, else
  * $VAEFARM_MODEL, else the bundled default; VF_ENOENT when that is missing. */
 int vf_film_resolve_model(struct vf_film *film, struct vf_error *err);
-/* Warn when the model treats the frames after a reference pass-through apart (C.gate_ramp,
- * propagate) for more frames than chunks.warmup covers, and some chunk warms up inside its shot
- * (docs/PLAN.md "Chunks"). */
-struct vf_arch;
-void vf_plan_warn_after_passthrough(const struct vf_film *film, const struct vf_arch *arch,
-                                    const struct vf_plan *plan);
+/* The warning (into buf, true) when the model treats the frames after a reference pass-through
+ * apart (C.gate_ramp, propagate) for more frames than chunks.warmup covers and some chunk warms up
+ * inside its shot (docs/PLAN.md "Chunks"); false when there is nothing to say. */
+bool vf_plan_passthrough_warning(const struct vf_film *film, const struct vf_arch *arch,
+                                 const struct vf_plan *plan, char *buf, size_t n);
 /* Find the shots (detection / EDL) and plan the chunks. */
 int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
                  struct vf_plan **plan, struct vf_error *err);

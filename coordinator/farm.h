@@ -192,6 +192,8 @@ struct vf_farm {
     bool model_random;          /* the bundled default is the reference's seeded random init */
     char arch_name[32];
     enum vf_dtype precision;
+    bool precision_default;     /* rank 0: film.yaml left precision to the backend (plan.json
+                                   says so: `vaefarm plan` resolves a default as this run did) */
     int h, w;
     bool passthrough;           /* film.yaml reference_passthrough: auto (node.h) */
     char *work_dir, *seg_dir;

@@ -341,8 +341,9 @@ static int load(struct vf_journal *j, struct vf_error *err)
             vf_log(&log_ctx, VF_LOG_WARN,
                    "journal %s line %zu: dropped an incomplete last entry (%zu bytes, %s; an "
                    "append cut short by a crash): its chunk will run again, and the line is cut "
-                   "off before the next append",
-                   j->path, line_no, len - pos, nl ? why : "no newline at its end");
+                   "off before %s append",
+                   j->path, line_no, len - pos, nl ? why : "no newline at its end",
+                   j->read_only ? "a run's first" : "the next");
             j->truncate_pending = true;
             break;
         }
@@ -390,7 +391,8 @@ static int journal_open(struct vf_journal **out, const char *path, bool read_onl
         goto fail;
     }
     do
-        j->fd = read_only ? open(path, O_RDONLY | O_CLOEXEC)
+        /* O_NONBLOCK: a FIFO in its place must not hang the reader (read_all refuses it) */
+        j->fd = read_only ? open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
                           : open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     while (j->fd < 0 && errno == EINTR);
     if (j->fd < 0) {

@@ -9,12 +9,15 @@
 #   - `ranks: 2` in the film.yaml, one process, a fresh work folder: the same plan, the same bytes
 #   - `ranks:` in the film.yaml wins over the work folder's record
 #   - null-colorizer runs plan for their own -np each time (they resume nothing)
+#   - `vaefarm plan` gives a run's hash; with --simulate it shows R ranks' chunks but says what a
+#     run now would do with the run's own; a precision given once and then left to the default
+#     is resolved as this machine would, not as plan.json recorded it
 # Usage: cli_plan_auto.sh VAEFARM TESTDATA SOURCE_DIR   (ctest passes them)
 set -uo pipefail
 source "$(dirname "$0")/farm_lib.sh" "$@"
 jq_() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
-# the chunks' frames (a run's plan hash also covers the model and precision it resolved, which
-# `vaefarm plan` does not, so plans from `plan` and from a run are compared by their chunks)
+# the chunks' frames (`vaefarm plan` resolves the model and precision as a run does, so their plan
+# hashes match too; the frames say which cut it is)
 geom() { jq_ "$1" '" ".join("%d-%d-%d" % (c["warm_start"], c["start"], c["end"]) for c in d["chunks"])'; }
 
 films="$data/films"
@@ -66,8 +69,22 @@ check "plan.json records 2 ranks and the 2-rank chunks" \
 hrun=$(jq_ "$w/plan.json" 'd["hash"]')
 cp "$tmp/a.mkv" "$tmp/a_np2.mkv"
 "$vf" plan "$tmp/a.yaml" --json >"$tmp/plan1.json"
-check "plan without --simulate now shows what a resume does: 2 ranks, from plan.json" \
-  [ "$(jq_ "$tmp/plan1.json" 'd["chunking"]["ranks"], d["hash"] == "'"$h2"'"')" = "(2, True)" ]
+check "plan without --simulate now shows what a resume does: 2 ranks, from plan.json, the run's hash" \
+  [ "$(jq_ "$tmp/plan1.json" 'd["chunking"]["ranks"], d["hash"] == "'"$h2"'" == "'"$hrun"'"')" = "(2, True)" ]
+check "plan.json says film.yaml left the precision to the backend" \
+  [ "$(jq_ "$w/plan.json" 'd["precision_default"], d["precision"] == "'"$(jq_ "$tmp/plan0.json" 'd["precision"]')"'"')" = "(True, True)" ]
+# --simulate 3 shows the 3-rank cut, but what a run now does is for the run's own (2-rank) chunks
+"$vf" plan "$tmp/a.yaml" --json --simulate 3 >"$tmp/plan1s.json"; rc=$?
+"$vf" plan "$tmp/a.yaml" --simulate 3 >"$tmp/plan1s.txt"; rc2=$?
+check "plan --simulate 3 after the 2-rank run (exit $rc, $rc2): 3-rank chunks shown, the run keeps all $n2 of its own" \
+  all '[ "$rc$rc2" = 00 ] && python3 - "$tmp/plan1s.json" "$n2" <<"PY" &&
+import json, sys
+d = json.load(open(sys.argv[1])); n = int(sys.argv[2]); r = d["rerun"]
+assert d["chunking"]["ranks"] == 3 and all("rerun" not in c for c in d["chunks"]), d["chunks"][0]
+assert (r["journal"], r["ranks"], r["chunks"], r["keep"], r["redo"]) == (True, 2, n, n, 0), r
+assert d["simulation"]["rerun_makespan_frames"] == 0, d["simulation"]
+PY
+  grep -q "a run now (with its own chunks: $n2, cut for 2 ranks, the work folder.s plan.json, not for --simulate.s) keeps $n2 of $n2 chunks" "$tmp/plan1s.txt"'
 
 # --- stopped after one chunk, resumed with -np 3: the 2-rank plan stays
 head -n 1 "$w/journal" >"$w/journal.1" && mv "$w/journal.1" "$w/journal"
@@ -79,6 +96,25 @@ check "resume keeps the plan: same hash, 2 ranks recorded" \
 check "resume ran only the missing chunks ($((n2 - 1)) of $n2)" \
   [ "$(jq_ "$w/report.json" 'd["chunks_resumed"], d["chunks_run"], d["ranks"]')" = "(1, $((n2 - 1)), 3)" ]
 check "resumed output is byte-identical to the uninterrupted one" cmp -s "$tmp/a_np2.mkv" "$tmp/a.mkv"
+
+# --- precision: f32 given, then left out: plan resolves the default as rank 0 would on this
+# machine, not as the f32 in plan.json (a run would then redo every chunk where that is bf16)
+mkyaml p 'precision: f32
+ranks: 1
+'
+"$vf" "$tmp/p.yaml" --quiet >"$tmp/p.log" 2>&1; rc=$?
+mkyaml p 'ranks: 1
+'
+"$vf" plan "$tmp/p.yaml" --json >"$tmp/planp.json"; rc2=$?
+check "precision f32 then default (exit $rc, $rc2): plan resolves the default as this machine, and keeps the chunks only where that is f32" \
+  python3 - "$tmp/planp.json" "$tmp/p.mkv.vaefarm/plan.json" "$tmp/plan0.json" <<'PY'
+import json, sys
+d, run, fresh = (json.load(open(a)) for a in sys.argv[1:])
+assert run["precision"] == "f32" and run["precision_default"] is False, run["precision"]
+assert d["precision"] == fresh["precision"], (d["precision"], fresh["precision"])
+r = d["rerun"]; n = len(d["chunks"])
+assert (r["keep"], r["redo"]) == ((n, 0) if d["precision"] == "f32" else (0, n)), (d["precision"], r)
+PY
 
 # --- ranks: 2 in the film.yaml, one process, fresh work folder: the same bytes
 mkyaml b 'ranks: 2
