@@ -2,6 +2,7 @@
 #include "common/common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,43 @@ char *vf_path_dirname(const char *path, struct vf_error *err)
     memcpy(p, path, n);
     p[n] = '\0';
     return p;
+}
+
+int vf_open_regular(const char *path, int64_t *size, struct vf_error *err)
+{
+    int fd;
+    do
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        int e = errno;
+        vf_error_set(err, e == ENOENT || e == ENOTDIR ? VF_ENOENT : VF_EIO, "%s: %s", path,
+                     strerror(e));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        vf_error_set(err, VF_EIO, "%s: %s", path, strerror(e));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        vf_error_set(err, VF_EINVAL, "%s is %s, not a file", path,
+                     S_ISDIR(st.st_mode)    ? "a folder"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                     : S_ISSOCK(st.st_mode) ? "a socket"
+                                            : "a device");
+        return -1;
+    }
+    /* reads are plain again (O_NONBLOCK only kept the open from waiting) */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    if (size)
+        *size = (int64_t)st.st_size;
+    return fd;
 }
 
 bool vf_str_is_digits(const char *s)

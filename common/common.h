@@ -110,6 +110,11 @@ void *vf_calloc(size_t n, size_t size, struct vf_error *err);
 char *vf_path_join(const char *dir, const char *rel, struct vf_error *err);
 /* Folder part of a path (malloc'd); "." when it has none. */
 char *vf_path_dirname(const char *path, struct vf_error *err);
+/* Open `path` to read only if it is a regular file (opening does not wait on a FIFO): the file
+ * descriptor (O_CLOEXEC; *size its bytes when size is given), or -1 with err set: VF_ENOENT
+ * when it is missing, VF_EINVAL when it is a folder, a FIFO or a device ("<path> is a folder,
+ * not a file"), VF_EIO otherwise. Messages begin with the path. */
+int vf_open_regular(const char *path, int64_t *size, struct vf_error *err);
 /* True when s is one or more ASCII digits and nothing else. */
 bool vf_str_is_digits(const char *s);
 /* Monotonic seconds. */

@@ -77,30 +77,22 @@ int vf_film_resolve_model(struct vf_film *film, struct vf_error *err)
         return VF_OK;
     const char *env = getenv("VAEFARM_MODEL");
     const char *path = env && *env ? env : VF_MODEL_DEFAULT;
-    if (access(path, R_OK) != 0 && path == env)
-        return vf_error_set(err, VF_ENOENT,
-                            "%s: no `model:` given, and $VAEFARM_MODEL's model %s cannot be read "
-                            "(%s): fix the variable, unset it for the bundled model, or give "
-                            "`model:` in film.yaml", film->path, path, strerror(errno));
-    if (access(path, R_OK) != 0)
-        return vf_error_set(err, VF_ENOENT,
-                            "%s: no model given and the bundled model %s cannot be read (%s): make "
-                            "it with scripts/make_model.sh, set VAEFARM_MODEL, or give `model:` in "
-                            "film.yaml", film->path, path, strerror(errno));
+    struct vf_error e = {0};
+    int fd = vf_open_regular(path, NULL, &e);
+    if (fd < 0 && path == env)
+        return vf_error_set(err, e.code, "%s: no `model:` given, and $VAEFARM_MODEL's model "
+                            "cannot be read: %s: fix the variable, unset it for the bundled "
+                            "model, or give `model:` in film.yaml", film->path, e.msg);
+    if (fd < 0)
+        return vf_error_set(err, e.code, "%s: no model given, and the bundled model cannot be "
+                            "read: %s: make it with scripts/make_model.sh, set VAEFARM_MODEL, or "
+                            "give `model:` in film.yaml", film->path, e.msg);
+    close(fd);
     if (!(film->model = vf_strdup(path, err)))
         return VF_ENOMEM;
     return VF_OK;
 }
 
-/* A model that treats the first frames after a reference pass-through apart (C ramps in over
- * C.gate_ramp K frames; propagate carries a, b into len(propagate.shares) = n frames) counts
- * them in each chunk from the pass-throughs the chunk itself runs. A chunk whose warm-up begins
- * up to max(K − 1, n) frames after a passing frame gives its first kept frames C's whole
- * correction and no carried colours, where a sequential pass does not (docs/PLAN.md); with
- * chunks.warmup >= max(K − 1, n) that cannot happen. Which frames pass is known only when they
- * run (the reference may be any frame of its shot), so this warns on the settings, when some
- * chunk warms up from inside its shot (a chunk whose warm-up reaches its shot's first frame runs
- * every pass-through before it). */
 bool vf_plan_passthrough_warning(const struct vf_film *film, const struct vf_arch *a,
                                  const struct vf_plan *plan, char *buf, size_t n)
 {
@@ -217,6 +209,26 @@ int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
     return rc;
 }
 
+/* The work folder's plan.json, the last run's record: NULL when there is none, or it is not a
+ * regular file (a FIFO would block the reader), or it does not parse (*bad then says why). */
+static json_t *load_record(const struct vf_film *film, char *bad, size_t n)
+{
+    struct vf_error err = {0};
+    bad[0] = '\0';
+    char *path = vf_path_join(film->work_dir, "plan.json", &err);
+    int fd = path ? vf_open_regular(path, NULL, &err) : -1;
+    json_error_t je;
+    json_t *doc = fd >= 0 ? json_loadfd(fd, 0, &je) : NULL;
+    if (fd >= 0 && !doc)
+        snprintf(bad, n, "%s does not parse (%s)", path, je.text);
+    else if (fd < 0 && err.code != VF_ENOENT)
+        snprintf(bad, n, "%s", err.msg);
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return doc;
+}
+
 void vf_plan_auto_ranks(struct vf_film *film, bool use_record, int fallback,
                         const char *fallback_name, const char **from)
 {
@@ -231,10 +243,8 @@ void vf_plan_auto_ranks(struct vf_film *film, bool use_record, int fallback,
     *from = fallback_name;
     if (!use_record)
         return;
-    struct vf_error err = {0};
-    char *path = vf_path_join(film->work_dir, "plan.json", &err);
-    json_error_t je;
-    json_t *doc = path ? json_load_file(path, 0, &je) : NULL;
+    char bad[VF_ERROR_MSG_MAX + 64];
+    json_t *doc = load_record(film, bad, sizeof bad);
     json_t *chunking = json_object_get(doc, "chunking");
     json_t *ranks = json_object_get(chunking, "ranks");
     const char *length = json_string_value(json_object_get(chunking, "length"));
@@ -242,13 +252,12 @@ void vf_plan_auto_ranks(struct vf_film *film, bool use_record, int fallback,
         json_integer_value(ranks) >= 1 && json_integer_value(ranks) <= (1 << 20)) {
         film->ranks = json_integer_value(ranks);
         *from = "the work folder's plan.json";
-    } else if (path && !doc && access(path, F_OK) == 0) {
+    } else if (bad[0]) {
         vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
-               "%s does not parse (%s): chunks.length auto plans for %s (%d) instead of the "
-               "rank count it recorded", path, je.text, fallback_name, fallback);
+               "%s: chunks.length auto plans for %s (%d) instead of the rank count it recorded",
+               bad, fallback_name, fallback);
     }
     json_decref(doc);
-    free(path);
 }
 
 json_t *vf_plan_json(const struct vf_film *film, const struct vf_media_info *info,
@@ -344,11 +353,8 @@ static int resolve_default_precision(struct vf_film *film, const char **from, st
     *from = NULL;
     if (film->precision != VF_PRECISION_DEFAULT)
         return VF_OK;
-    char *path = vf_path_join(film->work_dir, "plan.json", err);
-    if (!path)
-        return VF_ENOMEM;
-    json_t *doc = json_load_file(path, 0, NULL);
-    free(path);
+    char bad[VF_ERROR_MSG_MAX + 64];
+    json_t *doc = load_record(film, bad, sizeof bad);
     const char *rec = json_string_value(json_object_get(doc, "precision"));
     bool bf16;
     if (json_is_true(json_object_get(doc, "precision_default")) && rec &&
@@ -486,7 +492,7 @@ static const char *why_name(enum vf_resume_why w)
     switch (w) {
     case VF_RESUME_NOT_JOURNALED: return "not journaled";
     case VF_RESUME_WRONG_NAME: return "journaled under another name";
-    case VF_RESUME_MISSING: return "segment missing";
+    case VF_RESUME_MISSING: return "segment missing or unreadable";
     case VF_RESUME_CHANGED: return "segment changed";
     case VF_RESUME_TAKEN: return "another plan's chunk took its name";
     }

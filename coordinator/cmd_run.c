@@ -139,34 +139,32 @@ int vf_cpu_memory_budget(int local_size, size_t *budget, struct vf_error *err)
 
 static int read_file(const char *path, void **buf, size_t *len, struct vf_error *err)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return vf_error_set(err, errno == ENOENT ? VF_ENOENT : VF_EIO, "%s: %s", path,
-                            strerror(errno));
+    int64_t n = 0;
+    int fd = vf_open_regular(path, &n, err);
+    if (fd < 0)
+        return err->code;
     int rc = VF_OK;
-    if (fseek(fp, 0, SEEK_END) != 0) {
-        rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    long n = ftell(fp);
-    if (n < 0 || fseek(fp, 0, SEEK_SET) != 0) {
-        rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));
-        goto out;
-    }
     *buf = malloc(n ? (size_t)n : 1);
     if (!*buf) {
-        rc = vf_error_set(err, VF_ENOMEM, "%s: out of memory for %ld bytes", path, n);
+        rc = vf_error_set(err, VF_ENOMEM, "%s: out of memory for %lld bytes", path, (long long)n);
         goto out;
     }
-    if (fread(*buf, 1, (size_t)n, fp) != (size_t)n) {
-        rc = vf_error_set(err, VF_EIO, "%s: short read", path);
-        free(*buf);
-        *buf = NULL;
-        goto out;
+    size_t got = 0;
+    while (got < (size_t)n) {
+        ssize_t r = read(fd, (char *)*buf + got, (size_t)n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = vf_error_set(err, VF_EIO, "%s: %s", path, r < 0 ? strerror(errno) : "short read");
+            free(*buf);
+            *buf = NULL;
+            goto out;
+        }
+        got += (size_t)r;
     }
     *len = (size_t)n;
 out:
-    fclose(fp);
+    close(fd);
     return rc;
 }
 

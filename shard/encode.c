@@ -1011,10 +1011,16 @@ int vf_shard_file_checksum(const char *path, char checksum[65], struct vf_error 
     int r = av_hash_alloc(&h, "SHA256");
     if (r < 0)
         return vf_shard_av_error_(err, VF_EINTERNAL, r, "libavutil has no SHA256 hash");
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        r = vf_error_set(err, errno == ENOENT ? VF_ENOENT : VF_EIO, "cannot read %s to checksum it: %s",
-                         path, strerror(errno));
+    /* a regular file only: a FIFO or a device (a link to /dev/zero) would never end */
+    FILE *f = NULL;
+    int fd = vf_open_regular(path, NULL, err);
+    if (fd < 0) {
+        r = vf_error_prefix(err, "cannot checksum");
+        goto out;
+    }
+    if (!(f = fdopen(fd, "rb"))) {
+        r = vf_error_set(err, VF_EIO, "cannot read %s to checksum it: %s", path, strerror(errno));
+        close(fd);
         goto out;
     }
     buf = malloc(CHUNK);

@@ -397,7 +397,10 @@ static int journal_open(struct vf_journal **out, const char *path, bool read_onl
     while (j->fd < 0 && errno == EINTR);
     if (j->fd < 0) {
         int e = errno;
-        if (read_only)
+        if (e == EISDIR)
+            r = vf_error_set(err, VF_EINVAL, "journal %s is a folder, not a file; remove it (or "
+                             "%s) to start over", path, j->dir);
+        else if (read_only)
             r = vf_error_set(err, e == ENOENT ? VF_ENOENT : VF_EIO, "journal %s: %s", path,
                              strerror(e));
         else

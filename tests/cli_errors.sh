@@ -69,8 +69,14 @@ expect "plan: journal unreadable" 0 "journal $tmp/out.mkv.vaefarm/journal: not a
 grep -q "out.mkv.vaefarm: its journal could not be read" "$tmp/out" && grep -q "^plan hash " "$tmp/out" && pass=$((pass+1)) \
   || { echo "FAIL plan with an unreadable journal"; cat "$tmp/out"; fail=$((fail+1)); }
 rm -r "$tmp/out.mkv.vaefarm"
-expect "plan: no model" 4 "\$VAEFARM_MODEL's model $tmp/none.safetensors cannot be read" "fix the variable" -- \
+expect "plan: no model" 4 "\$VAEFARM_MODEL's model cannot be read: $tmp/none.safetensors: No such file" "fix the variable" -- \
   env VAEFARM_MODEL="$tmp/none.safetensors" "$vf" plan "$tmp/f.yaml"
+# a folder named as the model: said so, by plan and run alike (a run once read it as a file of
+# 2^63 bytes and said "out of memory")
+for verb in plan run; do
+  expect "$verb: \$VAEFARM_MODEL a folder" 3 "\$VAEFARM_MODEL's model cannot be read: $tmp is a folder, not a file" -- \
+    env VAEFARM_MODEL="$tmp" "$vf" $verb "$tmp/f.yaml" --quiet
+done
 
 # --- help after a verb is the help; --quiet with --verbose is a contradiction
 for verb in run plan probe eval bench; do

@@ -287,6 +287,25 @@ shotyaml fresh 58
 check "shot 1 split at 58 (exit $rc, $rc2): 2 chunks run, 5 resumed, 2 of them renumbered (run resumed renumbered: $(counts renum)); a fresh run's bytes" \
   all '[ "$rc" = 0 ] && [ "$rc2" = 0 ] && [ "$(counts renum)" = "2 5 2 seams" ] && cmp -s "$tmp/renum_split.mkv" "$tmp/fresh.mkv" &&
   [ -z "$(ls "$tmp/renum.work/segments" | grep -v "^0000[0-6]\.\(mkv\|seam\)$")" ]'
+# files that are not files where a segment and plan.json belong: a FIFO and a link to /dev/zero
+# (whose checksum never ended, and a SIGTERM did not stop the run) are segments to redo, a FIFO
+# plan.json is no record; neither plan nor the run waits on them
+cp -r "$tmp/renum.work" "$tmp/odd.work"
+rm "$tmp/odd.work/segments/00001.mkv" "$tmp/odd.work/segments/00002.mkv" "$tmp/odd.work/plan.json"
+mkfifo "$tmp/odd.work/segments/00001.mkv" "$tmp/odd.work/plan.json"
+ln -s /dev/zero "$tmp/odd.work/segments/00002.mkv"
+sed 's/^work_dir: .*/work_dir: odd.work/; s/^output: .*/output: odd.mkv/' "$tmp/renum.yaml" >"$tmp/odd.yaml"
+timeout 60 "$vf" plan "$tmp/odd.yaml" --json >"$tmp/odd.plan.json" 2>"$tmp/odd.plan.log"; prc=$?
+rm "$tmp/odd.work/plan.json"
+timeout 120 "$vf" "$tmp/odd.yaml" --quiet 2>"$tmp/odd.log"; rc=$?
+check "a FIFO and a link to /dev/zero as segments (exit $prc, $rc): plan says both are to redo, the run redoes them, a fresh run's bytes" \
+  all '[ "$prc$rc" = 00 ] && python3 - "$tmp/odd.plan.json" <<"PY" &&
+import json, sys
+d = json.load(open(sys.argv[1]))
+got = [(c["rerun"], c.get("why")) for c in d["chunks"]]
+assert got == [("keep", None)] + [("redo", "segment missing or unreadable")] * 2 + [("keep", None)] * 4, got
+PY
+  [ "$(counts odd)" = "2 5 0 seams" ] && cmp -s "$tmp/odd.mkv" "$tmp/fresh.mkv"'
 shotyaml renum ""
 "$vf" "$tmp/renum.yaml" --quiet 2>>"$tmp/renum.log"; rc=$?
 check "the split undone (exit $rc): chunk 3 run again, chunks 5 and 6 back as 4 and 5 ($(counts renum)); np 1's bytes" \

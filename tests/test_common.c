@@ -170,6 +170,44 @@ static void write_all_through_short_writes(void **state)
     assert_int_equal(st.st_size, 140);
 }
 
+/* vf_open_regular: a file opens with its size; a folder, a FIFO (without waiting for a writer)
+ * and a device are refused, each named; a missing path is VF_ENOENT */
+static void open_regular_only(void **state)
+{
+    (void)state;
+    fresh();
+    put("f.txt", "hello");
+    char path[600];
+    struct vf_error err = {0};
+    int64_t size = -1;
+    snprintf(path, sizeof path, "%s/f.txt", root);
+    int fd = vf_open_regular(path, &size, &err);
+    assert_true(fd >= 0);
+    assert_int_equal(size, 5);
+    char b[8];
+    assert_int_equal(read(fd, b, sizeof b), 5);   /* plain reads: not O_NONBLOCK */
+    assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    close(fd);
+    static const struct { const char *rel, *says; int code; } bad[] = {
+        {"proc", "is a folder, not a file", VF_EINVAL},
+        {"fifo", "is a FIFO, not a file", VF_EINVAL},
+        {"none", "No such file", VF_ENOENT},
+    };
+    snprintf(path, sizeof path, "%s/fifo", root);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", root, bad[i].rel);
+        err = (struct vf_error){0};
+        assert_int_equal(vf_open_regular(path, NULL, &err), -1);
+        assert_int_equal(err.code, bad[i].code);
+        assert_non_null(strstr(err.msg, path));
+        assert_non_null(strstr(err.msg, bad[i].says));
+    }
+    err = (struct vf_error){0};
+    assert_int_equal(vf_open_regular("/dev/zero", NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "/dev/zero is a device, not a file"));
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/vf_test_common.%d", (int)getpid());
@@ -178,6 +216,7 @@ int main(void)
         cmocka_unit_test(mem_available_v1),
         cmocka_unit_test(mem_available_unknown_and_here),
         cmocka_unit_test(write_all_through_short_writes),
+        cmocka_unit_test(open_regular_only),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[1024];
