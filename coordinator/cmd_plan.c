@@ -408,6 +408,7 @@ struct rerun {
     struct vf_journal *j;       /* NULL: no journal (yet, or unreadable: `unread`) */
     struct vf_resume *how;      /* plan->n_chunks */
     char unread[VF_ERROR_MSG_MAX];  /* why the journal could not be read; "": it was, or is none */
+    json_t *changed;            /* changed_since_record, or NULL */
     size_t keep, renumbered, redo;
     int64_t kept_done, kept_total, work_redo;
 };
@@ -462,6 +463,7 @@ static int rerun_view(const struct vf_film *film, struct rerun *r, struct vf_err
 
 static void rerun_free(struct rerun *r)
 {
+    json_decref(r->changed);
     free(r->how);
     vf_journal_close(&r->j);
     vf_shard_plan_destroy(&r->own);
@@ -480,6 +482,44 @@ static int64_t rerun_makespan(const struct rerun *r, int ranks)
     int64_t m = vf_shard_plan_simulate(&left, ranks);
     free(left.chunks);
     return m;
+}
+
+/* What the last run in the work folder (its plan.json) resolved otherwise than a run now would:
+ * each of these changes every chunk's hash. {"<what>": ["<then>", "<now>"], ...}; NULL without
+ * a record (or out of memory). */
+static json_t *changed_since_record(const struct vf_film *film, const struct vf_media_info *info,
+                                    const struct resolved *res)
+{
+    char bad[VF_ERROR_MSG_MAX + 64];
+    json_t *doc = load_record(film, bad, sizeof bad), *out = doc ? json_object() : NULL;
+    if (!out) {
+        json_decref(doc);
+        return NULL;
+    }
+    char then[64], now[64];
+    const char *was = json_string_value(json_object_get(json_object_get(doc, "model"), "sha256"));
+    if (was && strcmp(was, res->model_sha))
+        json_object_set_new(out, "model sha256", json_pack("[ss]", was, res->model_sha));
+    was = json_string_value(json_object_get(doc, "precision"));
+    if (was && strcmp(was, vf_precision_name(film->precision)))
+        json_object_set_new(out, "precision",
+                            json_pack("[ss]", was, vf_precision_name(film->precision)));
+    json_t *size = json_object_get(doc, "inference_size");
+    snprintf(then, sizeof then, "%lldx%lld", (long long)json_integer_value(json_array_get(size, 0)),
+             (long long)json_integer_value(json_array_get(size, 1)));
+    snprintf(now, sizeof now, "%dx%d", film->inference_h, film->inference_w);
+    if (json_is_array(size) && strcmp(then, now))
+        json_object_set_new(out, "inference size", json_pack("[ss]", then, now));
+    was = json_string_value(json_object_get(doc, "input_digest"));
+    if (was && strcmp(was, info->video_digest))
+        json_object_set_new(out, "input video digest", json_pack("[ss]", was, info->video_digest));
+    json_t *pass = json_object_get(doc, "reference_passthrough");
+    const bool on = film->passthrough != VF_PASSTHROUGH_OFF;
+    if (json_is_boolean(pass) && json_is_true(pass) != on)
+        json_object_set_new(out, "reference_passthrough",
+                            json_pack("[ss]", json_is_true(pass) ? "auto" : "off", on ? "auto" : "off"));
+    json_decref(doc);
+    return out;
 }
 
 static const char *how_name(const struct vf_resume *r)
@@ -582,6 +622,15 @@ static void print_human(const struct vf_film *film, const struct vf_media_info *
     char line[VF_ERROR_MSG_MAX];
     rerun_line(film, r, line, sizeof line);
     printf("%s\n", line);
+    const char *what;
+    json_t *pair;
+    json_object_foreach(r->changed, what, pair) {
+        const char *a = json_string_value(json_array_get(pair, 0));
+        const char *b = json_string_value(json_array_get(pair, 1));
+        printf("  since the last run (its plan.json): %s %.*s%s -> %.*s%s: every chunk's hash "
+               "differs\n", what, 16, a, strlen(a) > 16 ? "..." : "", 16, b,
+               strlen(b) > 16 ? "..." : "");
+    }
 }
 
 /* The --json document's additions: what the run resolves, and what a run now would do. */
@@ -610,6 +659,8 @@ static int add_rerun_json(json_t *doc, const struct vf_film *film, const struct 
         json_object_set_new(rr, "ranks", json_integer(r->plan->auto_ranks));
     if (rr && r->unread[0])
         json_object_set_new(rr, "error", json_string(r->unread));
+    if (rr && r->changed)
+        json_object_set(rr, "changed", r->changed);
     if (!rr || json_object_set_new(doc, "rerun", rr) ||
         json_object_set_new(doc, "model", json_pack("{s:s, s:s, s:s}", "path", film->model,
                                                     "sha256", res->model_sha, "arch",
@@ -711,6 +762,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
         rc = vf_report_error(&err);
         goto out;
     }
+    rr.changed = changed_since_record(film, info, &res);
     if (vf_plan_passthrough_warning(film, vf_net_arch(res.net), plan, ramp_text, sizeof ramp_text))
         ramp = ramp_text;
     struct sim s = {0};

@@ -352,9 +352,15 @@ with open(sys.argv[1], "r+b") as fp:   # a mantissa's low bit in the last tensor
     fp.seek(-4, 2)
     fp.write(bytes([b[0] ^ 1]))
 PY
+VAEFARM_MODEL="$tmp/other.safetensors" "$vf" plan "$tmp/np4.yaml" --json >"$tmp/other.plan.json"; prc=$?
 VAEFARM_MODEL="$tmp/other.safetensors" "$vf" "$tmp/np4.yaml" --quiet; rc=$?
-check "another model via \$VAEFARM_MODEL (exit $rc): all 6 chunks redone, none resumed" \
-  all '[ "$rc" = 0 ] && [ "$(report np4 chunks_resumed)" = 0 ] && [ "$(report np4 chunks_run)" = 6 ]'
+check "another model via \$VAEFARM_MODEL (exit $prc, $rc): all 6 chunks redone, none resumed; plan said so, naming the model's change" \
+  all '[ "$prc$rc" = 00 ] && [ "$(report np4 chunks_resumed)" = 0 ] && [ "$(report np4 chunks_run)" = 6 ] &&
+  python3 - "$tmp/other.plan.json" "$(sha256sum "$VAEFARM_MODEL" | cut -c1-64)" "$(sha256sum "$tmp/other.safetensors" | cut -c1-64)" <<"PY"
+import json, sys
+r = json.load(open(sys.argv[1]))["rerun"]
+assert (r["keep"], r["redo"]) == (0, 6) and r["changed"] == {"model sha256": sys.argv[2:4]}, r
+PY'
 
 # --- kill -9 one rank mid-job, then run again
 mkyaml kill grey.mkv
