@@ -42,8 +42,11 @@ static void add(struct problems *p, int code, struct vf_config_pos pos, const ch
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    snprintf(line, sizeof line, "%s:%d:%d: %s: %s", p->film->path, pos.line ? pos.line : 1,
-             pos.col ? pos.col : 1, key, what);
+    if (pos.line > 0)
+        snprintf(line, sizeof line, "%s:%d:%d: %s: %s", p->film->path, pos.line, pos.col, key,
+                 what);
+    else   /* a key the film leaves out (work_dir: its default): no line to point at */
+        snprintf(line, sizeof line, "%s: %s (not set): %s", p->film->path, key, what);
     if (gravity(code) > gravity(p->code))
         p->code = code;
     /* Keep room for the closing "(and N more problems)". */

@@ -7,9 +7,12 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -129,13 +132,21 @@ bool vf_plan_passthrough_warning(const struct vf_film *film, const struct vf_arc
     return true;
 }
 
-int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info **info,
-                 struct vf_error *err)
+int vf_film_open(const char *yaml, bool inspect, struct vf_film **film,
+                 struct vf_media_info **info, struct vf_error *err)
 {
     int rc = vf_config_load(film, yaml, err);
     if (rc < 0)
         return rc;
     rc = vf_config_check_files(*film, err);
+    if (rc == VF_EIO && inspect) {
+        /* only permissions (the gravest problem is one): `plan` still shows another user's film */
+        vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
+               "%s\n(a run by this user would stop there; the plan is shown all the same)",
+               err->msg);
+        *err = (struct vf_error){0};
+        rc = VF_OK;
+    }
     if (rc < 0)
         return rc;
     rc = vf_shard_probe(info, (*film)->input, err);
@@ -565,9 +576,81 @@ static void rerun_line(const struct vf_film *film, const struct rerun *r, char *
     }
 }
 
+/* Warnings beyond the planner's own, printed and carried in --json's `warnings` with them. */
+struct notes {
+    char text[4][2048];
+    size_t n;
+};
+
+static void note(struct notes *nt, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct notes *nt, const char *fmt, ...)
+{
+    if (nt->n == sizeof nt->text / sizeof nt->text[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(nt->text[nt->n++], sizeof nt->text[0], fmt, ap);
+    va_end(ap);
+}
+
+/* The process holding the run's lock on <work_dir>/lock, if it is on this machine
+ * (/proc/locks lists its flock by device and inode; one on another node of a shared file system
+ * is not seen): its pid, or 0. Reading the list takes no lock, so a run starting meanwhile is
+ * never refused because of `plan`. */
+static long lock_holder(const char *work_dir)
+{
+    struct vf_error err = {0};
+    char *path = vf_path_join(work_dir, "lock", &err);
+    struct stat st;
+    FILE *f = NULL;
+    long pid = 0;
+    if (path && stat(path, &st) == 0 && (f = fopen("/proc/locks", "re"))) {
+        char line[256];
+        while (!pid && fgets(line, sizeof line, f)) {
+            char kind[16];
+            long who;
+            unsigned maj, min;
+            unsigned long long ino;
+            if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%llu", kind, &who, &maj, &min,
+                       &ino) == 5 && !strcmp(kind, "FLOCK") && ino == (unsigned long long)st.st_ino &&
+                maj == major(st.st_dev) && min == minor(st.st_dev))
+                pid = who;
+        }
+        fclose(f);
+    }
+    free(path);
+    return pid;
+}
+
+/* What would stop a run at its start in the work folder, said now: a run holding it, a segments
+ * folder that is not one or that this user cannot write, a plan.json that is a folder. */
+static void work_folder_notes(const struct vf_film *film, struct notes *nt)
+{
+    long pid = lock_holder(film->work_dir);
+    if (pid > 0)
+        note(nt, "a run (pid %ld, on this machine) is working in %s now: a run started now would "
+             "be refused until it ends, and what it would keep grows meanwhile", pid,
+             film->work_dir);
+    struct vf_error err = {0};
+    char *seg = vf_path_join(film->work_dir, "segments", &err);
+    char *rec = vf_path_join(film->work_dir, "plan.json", &err);
+    struct stat st;
+    if (seg && stat(seg, &st) == 0 && !S_ISDIR(st.st_mode))
+        note(nt, "%s is not a folder: a run would stop at it; remove it, or give another work_dir",
+             seg);
+    else if (seg && stat(seg, &st) == 0 && access(seg, W_OK | X_OK) != 0)
+        note(nt, "the work folder's segments folder %s cannot be written (%s): a run by this user "
+             "would be refused; make it writable for this user, or give another work_dir", seg,
+             strerror(errno));
+    if (rec && stat(rec, &st) == 0 && S_ISDIR(st.st_mode))
+        note(nt, "%s is a folder: a run would fail writing its plan there; remove it", rec);
+    free(seg);
+    free(rec);
+}
+
 static void print_human(const struct vf_film *film, const struct vf_media_info *info,
                         const struct vf_plan *plan, const char *ranks_from,
-                        const struct resolved *res, const struct rerun *r, const char *ramp)
+                        const struct resolved *res, const struct rerun *r, const struct notes *nt)
 {
     double fps = info->fps_den ? (double)info->fps_num / info->fps_den : 25.0;
     int64_t warm = 0;
@@ -612,8 +695,8 @@ static void print_human(const struct vf_film *film, const struct vf_media_info *
     }
     for (size_t i = 0; i < plan->n_warnings; i++)
         printf("warning: %s\n", plan->warnings[i]);
-    if (ramp)
-        printf("warning: %s\n", ramp);
+    for (size_t i = 0; i < nt->n; i++)
+        printf("warning: %s\n", nt->text[i]);
     printf("\nmodel %s (%s, sha256 %.12s...), %s at %dx%d%s%s%s\n", film->model,
            vf_net_arch(res->net)->name, res->model_sha, vf_precision_name(film->precision),
            film->inference_h, film->inference_w, res->precision_from ? " (precision: default, " : "",
@@ -635,7 +718,7 @@ static void print_human(const struct vf_film *film, const struct vf_media_info *
 
 /* The --json document's additions: what the run resolves, and what a run now would do. */
 static int add_rerun_json(json_t *doc, const struct vf_film *film, const struct resolved *res,
-                          const struct rerun *r, const char *ramp)
+                          const struct rerun *r, const struct notes *nt)
 {
     json_t *chunks = json_object_get(doc, "chunks");
     for (size_t i = 0; !r->own && i < r->plan->n_chunks; i++) {
@@ -667,9 +750,11 @@ static int add_rerun_json(json_t *doc, const struct vf_film *film, const struct 
                                                     vf_net_arch(res->net)->name)) ||
         json_object_set_new(doc, "precision", json_string(vf_precision_name(film->precision))) ||
         json_object_set_new(doc, "inference_size",
-                            json_pack("[i,i]", film->inference_h, film->inference_w)) ||
-        (ramp && json_array_append_new(json_object_get(doc, "warnings"), json_string(ramp))))
+                            json_pack("[i,i]", film->inference_h, film->inference_w)))
         return -1;
+    for (size_t i = 0; i < nt->n; i++)
+        if (json_array_append_new(json_object_get(doc, "warnings"), json_string(nt->text[i])))
+            return -1;
     return 0;
 }
 
@@ -726,9 +811,8 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     const char *ranks_from = NULL;
     struct resolved res = {0};
     struct rerun rr = {0};
-    char ramp_text[2048];
-    const char *ramp = NULL;
-    if (vf_film_open(yaml, &film, &info, &err) < 0 || resolve_like_run(film, info, &res, &err) < 0 ||
+    struct notes nt = {0};
+    if (vf_film_open(yaml, true, &film, &info, &err) < 0 || resolve_like_run(film, info, &res, &err) < 0 ||
         film_cuts(film, info, &cuts, &n_cuts, &err) < 0) {
         rc = vf_report_error(&err);
         goto out;
@@ -763,8 +847,10 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
         goto out;
     }
     rr.changed = changed_since_record(film, info, &res);
-    if (vf_plan_passthrough_warning(film, vf_net_arch(res.net), plan, ramp_text, sizeof ramp_text))
-        ramp = ramp_text;
+    if (vf_plan_passthrough_warning(film, vf_net_arch(res.net), plan, nt.text[nt.n],
+                                    sizeof nt.text[0]))
+        nt.n++;
+    work_folder_notes(film, &nt);
     struct sim s = {0};
     int64_t rerun_ms = -1;
     if (ranks_d > 0) {
@@ -773,7 +859,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     }
     if (cli->json) {
         json_t *doc = vf_plan_json(film, info, plan);
-        if (doc && add_rerun_json(doc, film, &res, &rr, ramp) < 0) {
+        if (doc && add_rerun_json(doc, film, &res, &rr, &nt) < 0) {
             json_decref(doc);
             doc = NULL;
         }
@@ -793,7 +879,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
         }
         rc = vf_json_print(doc);
     } else {
-        print_human(film, info, plan, ranks_from, &res, &rr, ramp);
+        print_human(film, info, plan, ranks_from, &res, &rr, &nt);
         if (ranks_d > 0) {
             printf("\nsimulated on %d ranks (longest chunk first): makespan %lld frames of work; "
                    "the least any cutting could reach is %lld: efficiency %.1f%% (this plan's "

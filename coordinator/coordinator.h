@@ -50,9 +50,11 @@ struct vf_plan;
  * unknown (no limit). */
 int vf_cpu_memory_budget(int local_size, size_t *budget, struct vf_error *err);
 
-/* Load film.yaml, check its files, probe the input and check the encoder settings. */
-int vf_film_open(const char *yaml, struct vf_film **film, struct vf_media_info **info,
-                 struct vf_error *err);
+/* Load film.yaml, check its files, probe the input and check the encoder settings. `inspect`
+ * (`vaefarm plan`): files this user may not write (the output's folder, the work folder) are a
+ * warning, not an error. */
+int vf_film_open(const char *yaml, bool inspect, struct vf_film **film,
+                 struct vf_media_info **info, struct vf_error *err);
 /* The model a run of the film uses, into film->model: film.yaml's `model:`, else
  * $VAEFARM_MODEL, else the bundled default; VF_ENOENT when that is missing. */
 int vf_film_resolve_model(struct vf_film *film, struct vf_error *err);

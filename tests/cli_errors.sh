@@ -69,6 +69,17 @@ expect "plan: journal unreadable" 0 "journal $tmp/out.mkv.vaefarm/journal: not a
 grep -q "out.mkv.vaefarm: its journal could not be read" "$tmp/out" && grep -q "^plan hash " "$tmp/out" && pass=$((pass+1)) \
   || { echo "FAIL plan with an unreadable journal"; cat "$tmp/out"; fail=$((fail+1)); }
 rm -r "$tmp/out.mkv.vaefarm"
+# what would stop a run at its start, said by plan: a run holding the work folder's lock (here
+# flock(1), on this machine), a plan.json that is a folder
+mkdir -p "$tmp/out.mkv.vaefarm/plan.json"
+flock "$tmp/out.mkv.vaefarm/lock" sleep 60 & holder=$!
+for _ in $(seq 100); do grep -q " FLOCK .* $holder " /proc/locks 2>/dev/null && break; sleep 0.05; done
+expect "plan: a run holds the work folder" 0 -- "$vf" plan "$tmp/f.yaml"
+grep -q "^warning: a run (pid $holder, on this machine) is working in $tmp/out.mkv.vaefarm now: a run started now would be refused" "$tmp/out" &&
+  grep -q "^warning: $tmp/out.mkv.vaefarm/plan.json is a folder: a run would fail writing its plan there; remove it" "$tmp/out" &&
+  pass=$((pass+1)) || { echo "FAIL plan does not say the lock is held and plan.json is a folder"; cat "$tmp/out"; fail=$((fail+1)); }
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+rm -r "$tmp/out.mkv.vaefarm"
 expect "plan: no model" 4 "\$VAEFARM_MODEL's model cannot be read: $tmp/none.safetensors: No such file" "fix the variable" -- \
   env VAEFARM_MODEL="$tmp/none.safetensors" "$vf" plan "$tmp/f.yaml"
 # a folder named as the model: said so, by plan and run alike (a run once read it as a file of
@@ -135,10 +146,20 @@ else
   chmod 555 "$perm/w/segments"
 fi
 if [ $ok_as = 1 ]; then
+  expect "plan: segments folder not writable" 0 -- ${as[@]+"${as[@]}"} "$vf" plan "$perm/f.yaml"
+  grep -q "^warning: the work folder's segments folder $perm/w/segments cannot be written (Permission denied): a run by this user would be refused" "$tmp/out" \
+    && pass=$((pass+1)) || { echo "FAIL plan does not say segments/ cannot be written"; cat "$tmp/out"; fail=$((fail+1)); }
   expect "segments folder not writable" 6 "segments folder $perm/w/segments cannot be written" "make it writable for this user, or give another work_dir" -- \
     ${as[@]+"${as[@]}"} "$vf" "$perm/f.yaml" --quiet
   [ -z "$(ls -A "$perm/w/segments")" ] && [ ! -e "$perm/out.mkv" ] && [ ! -e "$perm/w/journal" ] && pass=$((pass+1)) \
     || { echo "FAIL unwritable segments: something was written"; ls -lR "$perm"; fail=$((fail+1)); }
+  # another user's film, whose folders this one cannot write: plan shows it, saying a run would stop
+  mkdir "$perm/theirs" && cp "$perm/ref.png" "$perm/theirs/" && grep -v '^work_dir' "$perm/f.yaml" >"$perm/theirs/f.yaml"
+  [ "$(id -u)" = 0 ] || chmod 555 "$perm/theirs"
+  expect "plan of a film in a folder this user cannot write" 0 "output: the output's folder" "is not writable" \
+    "f.yaml: work_dir (not set): " "a run by this user would stop there; the plan is shown all the same" -- \
+    ${as[@]+"${as[@]}"} "$vf" plan "$perm/theirs/f.yaml"
+  grep -q "^plan hash " "$tmp/out" && pass=$((pass+1)) || { echo "FAIL plan of another user's film: no plan"; fail=$((fail+1)); }
 else
   echo "skip segments folder not writable: user nobody cannot read $vf, the film or the model here"
 fi
