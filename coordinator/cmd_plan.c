@@ -800,6 +800,11 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
         fprintf(stderr, "usage: vaefarm plan FILM.yaml [--json] [--simulate RANKS] [--frame-ms MS]\n");
         return VF_EXIT_USAGE;
     }
+    if (frame_ms > 0 && !(ranks_d > 0)) {
+        fprintf(stderr, "vaefarm plan: --frame-ms turns --simulate's makespan into seconds: give "
+                        "--simulate RANKS with it\n");
+        return VF_EXIT_USAGE;
+    }
 
     struct vf_error err = {0};
     struct vf_film *film = NULL;

@@ -100,6 +100,7 @@ expect "quiet and verbose" 2 "--quiet and --verbose" -- "$vf" plan "$tmp/f.yaml"
 expect "no arguments" 2 "usage" -- "$vf"
 expect "probe without file" 2 "usage" -- "$vf" probe
 expect "simulate not a number" 2 "--simulate" -- "$vf" plan "$tmp/f.yaml" --simulate x
+expect "frame-ms without simulate" 2 "give --simulate RANKS with it" -- "$vf" plan "$tmp/f.yaml" --frame-ms 40
 
 # --- bad film.yaml
 printf 'version: 1\ninput: [a, b\n' >"$tmp/f.yaml"
