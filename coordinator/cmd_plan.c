@@ -438,6 +438,10 @@ static int rerun_view(const struct vf_film *film, struct rerun *r, struct vf_err
     int rc = vf_journal_read(&r->j, path, &e);
     free(path);
     const char **hash = NULL;
+    if (rc == VF_ENOMEM) {
+        *err = e;
+        return rc;
+    }
     if (rc == VF_OK) {
         if (!(hash = vf_calloc(plan->n_chunks + 1, sizeof *hash, err)))
             return VF_ENOMEM;
