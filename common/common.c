@@ -220,7 +220,7 @@ char *vf_path_dirname(const char *path, struct vf_error *err)
 
 int vf_open_regular(const char *path, int64_t *size, struct vf_error *err)
 {
-    int fd;
+    int fd;   /* (a socket does not open: ENXIO; a file under a lease opens without waiting) */
     do
         fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
@@ -242,7 +242,6 @@ int vf_open_regular(const char *path, int64_t *size, struct vf_error *err)
         vf_error_set(err, VF_EINVAL, "%s is %s, not a file", path,
                      S_ISDIR(st.st_mode)    ? "a folder"
                      : S_ISFIFO(st.st_mode) ? "a FIFO"
-                     : S_ISSOCK(st.st_mode) ? "a socket"
                                             : "a device");
         return -1;
     }

@@ -23,6 +23,8 @@ struct problems {
     size_t len;
     int n, dropped;
     int code;
+    bool writing;               /* the problem being added is only that this user cannot write */
+    int n_other;                /* problems that are not that */
 };
 
 static int gravity(int code)
@@ -49,6 +51,8 @@ static void add(struct problems *p, int code, struct vf_config_pos pos, const ch
         snprintf(line, sizeof line, "%s: %s (not set): %s", p->film->path, key, what);
     if (gravity(code) > gravity(p->code))
         p->code = code;
+    if (!p->writing)
+        p->n_other++;
     /* Keep room for the closing "(and N more problems)". */
     size_t need = strlen(line) + (p->len ? 1 : 0);
     if (p->len + need + 40 >= sizeof p->msg) {
@@ -103,8 +107,10 @@ static bool writable_dir(struct problems *p, struct vf_config_pos pos, const cha
         return false;
     }
     if (access(dir, W_OK | X_OK) != 0) {
+        p->writing = errno == EACCES || errno == EPERM || errno == EROFS;
         add(p, VF_EIO, pos, key, "%s %s is not writable: %s; check its permissions or choose "
             "another path", role, dir, strerror(errno));
+        p->writing = false;
         return false;
     }
     return true;
@@ -192,7 +198,7 @@ static void check_work_dir(struct problems *p, const struct vf_film *f)
     free(dir);
 }
 
-int vf_config_check_files(const struct vf_film *film, struct vf_error *err)
+int vf_config_check_files(const struct vf_film *film, bool *only_unwritable, struct vf_error *err)
 {
     struct problems *p = calloc(1, sizeof *p);
     char key[64];
@@ -218,6 +224,8 @@ int vf_config_check_files(const struct vf_film *film, struct vf_error *err)
     check_work_dir(p, film);
 
     int code = p->code;
+    if (only_unwritable)
+        *only_unwritable = code != VF_OK && p->n_other == 0;
     if (p->n + p->dropped > 0) {
         if (p->dropped)
             snprintf(p->msg + p->len, sizeof p->msg - p->len, "\n(and %d more problems)",

@@ -116,8 +116,10 @@ int vf_config_load_string(struct vf_film **out, const char *yaml, size_t len, co
 
 /* Check, before any work starts, that the files the film needs are there: the input, every
  * reference, the default reference, the model and EDL when given, and that the output's folder
- * exists and is writable. Reports every problem at once (one per line), each with file:line:col. */
-int vf_config_check_files(const struct vf_film *film, struct vf_error *err);
+ * exists and is writable. Reports every problem at once (one per line), each with file:line:col
+ * (a key the film leaves out: "(not set)"). *only_unwritable (when given): every problem is that
+ * this user may not write a folder (`vaefarm plan` says those and goes on). */
+int vf_config_check_files(const struct vf_film *film, bool *only_unwritable, struct vf_error *err);
 
 void vf_config_destroy(struct vf_film **film);
 

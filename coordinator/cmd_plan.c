@@ -132,18 +132,19 @@ bool vf_plan_passthrough_warning(const struct vf_film *film, const struct vf_arc
     return true;
 }
 
-int vf_film_open(const char *yaml, bool inspect, struct vf_film **film,
+int vf_film_open(const char *yaml, char *unwritable, size_t n, struct vf_film **film,
                  struct vf_media_info **info, struct vf_error *err)
 {
     int rc = vf_config_load(film, yaml, err);
     if (rc < 0)
         return rc;
-    rc = vf_config_check_files(*film, err);
-    if (rc == VF_EIO && inspect) {
-        /* only permissions (the gravest problem is one): `plan` still shows another user's film */
-        vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
-               "%s\n(a run by this user would stop there; the plan is shown all the same)",
-               err->msg);
+    bool only_unwritable = false;
+    rc = vf_config_check_files(*film, &only_unwritable, err);
+    if (unwritable)
+        unwritable[0] = '\0';
+    if (rc < 0 && only_unwritable && unwritable) {
+        /* only folders this user may not write: `plan` still shows another user's film */
+        snprintf(unwritable, n, "%s", err->msg);
         *err = (struct vf_error){0};
         rc = VF_OK;
     }
@@ -352,45 +353,50 @@ static struct sim simulate(const struct vf_plan *plan, int ranks)
 struct resolved {
     struct vf_net *net;
     char model_sha[65];
-    const char *precision_from; /* precision: default: how it was resolved; NULL: film.yaml's */
+    char precision_from[96];    /* precision: default: how it was resolved; "": film.yaml's */
 };
 
 /* precision: default as rank 0 of a run resolves it: its backend's fastest exact-enough type,
  * bf16 or f32. The rank that will run is not this process: the work folder's plan.json says what
  * the last run resolved a default to; without one (or when that run was given a precision), what
  * rank 0 would resolve it to on this machine (its first GPU where CUDA sees one, else its CPU). */
-static int resolve_default_precision(struct vf_film *film, const char **from, struct vf_error *err)
+static int resolve_default_precision(struct vf_film *film, char *from, size_t n,
+                                     struct vf_error *err)
 {
-    *from = NULL;
+    from[0] = '\0';
     if (film->precision != VF_PRECISION_DEFAULT)
         return VF_OK;
     char bad[VF_ERROR_MSG_MAX + 64];
     json_t *doc = load_record(film, bad, sizeof bad);
     const char *rec = json_string_value(json_object_get(doc, "precision"));
     bool bf16;
+    int gpus = 0, cc = 0;
+    struct vf_error e = {0};
     if (json_is_true(json_object_get(doc, "precision_default")) && rec &&
         (!strcmp(rec, "bf16") || !strcmp(rec, "f32"))) {
         bf16 = !strcmp(rec, "bf16");
-        *from = "as the last run in the work folder resolved it";
+        snprintf(from, n, "as the last run in the work folder resolved it");
+    } else if (vf_kernels_has_cuda() && vf_kernels_gpu_count(&gpus, &e) == VF_OK && gpus > 0 &&
+               vf_kernels_gpu_cc(0, &cc, &e) == VF_OK) {
+        /* the device's attributes only: no context's handles or memory on a GPU a render may
+         * hold */
+        bf16 = vf_kernels_cc_supports(cc, VF_BF16);
+        snprintf(from, n, "as rank 0 on this machine's GPU 0 (compute capability %d.%d) would "
+                 "resolve it",
+                 cc / 10, cc % 10);
     } else {
-        int gpus = 0;
-        struct vf_error e = {0};
-        const bool gpu = vf_kernels_has_cuda() && vf_kernels_gpu_count(&gpus, &e) == VF_OK &&
-                         gpus > 0;
+        /* no GPU (or one that does not answer, where a run's rank 0 takes the CPU too) */
         struct vf_backend *be = NULL;
-        struct vf_backend_opts o = gpu ? (struct vf_backend_opts){.device = VF_DEVICE_CUDA}
-                                       : (struct vf_backend_opts){.device = VF_DEVICE_CPU,
-                                                                  .threads = 1};
-        int rc = vf_backend_create(&be, &o, err);
+        int rc = vf_backend_create(&be, &(struct vf_backend_opts){.device = VF_DEVICE_CPU,
+                                                                 .threads = 1}, err);
         if (rc < 0) {
             json_decref(doc);
-            return vf_error_prefix(err, "%s: precision: default (resolving it as a %s rank "
-                                   "would)", film->path, gpu ? "GPU" : "CPU");
+            return vf_error_prefix(err, "%s: precision: default (resolving it as a CPU rank "
+                                   "would)", film->path);
         }
         bf16 = vf_backend_supports(be, VF_BF16);
         vf_backend_destroy(&be);
-        *from = gpu ? "as rank 0 on this machine's first GPU would resolve it"
-                    : "as a CPU rank on this machine would resolve it";
+        snprintf(from, n, "as a CPU rank on this machine would resolve it");
     }
     json_decref(doc);
     film->precision = bf16 ? VF_PRECISION_BF16 : VF_PRECISION_F32;
@@ -406,7 +412,7 @@ static int resolve_like_run(struct vf_film *film, const struct vf_media_info *in
         return rc;
     if (film->inference_h == 0)
         vf_node_inference_size(vf_net_arch(r->net), info, &film->inference_h, &film->inference_w);
-    return resolve_default_precision(film, &r->precision_from, err);
+    return resolve_default_precision(film, r->precision_from, sizeof r->precision_from, err);
 }
 
 /* What a run started now would do with each chunk of its plan, from the work folder's journal
@@ -458,9 +464,6 @@ static int rerun_view(const struct vf_film *film, struct rerun *r, struct vf_err
         vf_journal_close(&r->j);
         memset(r->how, 0, (plan->n_chunks + 1) * sizeof *r->how);
         snprintf(r->unread, sizeof r->unread, "%s", e.msg);
-        vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
-               "%s: the plan is shown without what a run would keep from the work folder (a run "
-               "would stop at it too)", e.msg);
     }
     for (size_t i = 0; i < plan->n_chunks; i++) {
         const struct vf_chunk *c = &plan->chunks[i];
@@ -563,7 +566,8 @@ static void rerun_line(const struct vf_film *film, const struct rerun *r, char *
                  "for --simulate's)", r->plan->n_chunks, r->plan->auto_ranks,
                  r->plan->auto_ranks == 1 ? "" : "s", r->ranks_from ? r->ranks_from : "?");
     if (r->unread[0])
-        snprintf(buf, n, "work folder %s: its journal could not be read (above)", film->work_dir);
+        snprintf(buf, n, "work folder %s: its journal cannot be read, so what a run would keep is "
+                 "not known (and a run would stop at it): %s", film->work_dir, r->unread);
     else if (!r->j)
         snprintf(buf, n, "work folder %s: no journal yet: a run%s colorizes all %zu chunks (%lld "
                  "frames of work)", film->work_dir, whose, r->plan->n_chunks,
@@ -582,7 +586,7 @@ static void rerun_line(const struct vf_film *film, const struct rerun *r, char *
 
 /* Warnings beyond the planner's own, printed and carried in --json's `warnings` with them. */
 struct notes {
-    char text[4][2048];
+    char text[8][VF_ERROR_MSG_MAX + 160];
     size_t n;
 };
 
@@ -598,8 +602,8 @@ static void note(struct notes *nt, const char *fmt, ...)
 }
 
 /* The process holding the run's lock on <work_dir>/lock, if it is on this machine
- * (/proc/locks lists its flock by device and inode; one on another node of a shared file system
- * is not seen): its pid, or 0. Reading the list takes no lock, so a run starting meanwhile is
+ * (/proc/locks lists its flock by device and inode; one on another node of a shared file system,
+ * or in another container, is not seen): its pid, or 0. Reading the list takes no lock, so a run starting meanwhile is
  * never refused because of `plan`. */
 static long lock_holder(const char *work_dir)
 {
@@ -607,8 +611,15 @@ static long lock_holder(const char *work_dir)
     char *path = vf_path_join(work_dir, "lock", &err);
     struct stat st;
     FILE *f = NULL;
-    long pid = 0;
+    long pid = 0, wrote = 0;
     if (path && stat(path, &st) == 0 && (f = fopen("/proc/locks", "re"))) {
+        /* the pid the run wrote into the file: a match where the device numbers differ (a btrfs
+         * subvolume, an overlay file system report others than /proc/locks does) */
+        FILE *lf = fopen(path, "re");
+        if (lf && fscanf(lf, "%ld", &wrote) != 1)
+            wrote = 0;
+        if (lf)
+            fclose(lf);
         char line[256];
         while (!pid && fgets(line, sizeof line, f)) {
             char kind[16];
@@ -617,7 +628,7 @@ static long lock_holder(const char *work_dir)
             unsigned long long ino;
             if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%llu", kind, &who, &maj, &min,
                        &ino) == 5 && !strcmp(kind, "FLOCK") && ino == (unsigned long long)st.st_ino &&
-                maj == major(st.st_dev) && min == minor(st.st_dev))
+                ((maj == major(st.st_dev) && min == minor(st.st_dev)) || (wrote && who == wrote)))
                 pid = who;
         }
         fclose(f);
@@ -646,8 +657,23 @@ static void work_folder_notes(const struct vf_film *film, struct notes *nt)
         note(nt, "the work folder's segments folder %s cannot be written (%s): a run by this user "
              "would be refused; make it writable for this user, or give another work_dir", seg,
              strerror(errno));
-    if (rec && stat(rec, &st) == 0 && S_ISDIR(st.st_mode))
+    if (rec && stat(rec, &st) == 0 && S_ISDIR(st.st_mode)) {
         note(nt, "%s is a folder: a run would fail writing its plan there; remove it", rec);
+    } else if (rec && stat(rec, &st) == 0 && S_ISREG(st.st_mode)) {
+        char bad[VF_ERROR_MSG_MAX + 64];
+        json_decref(load_record(film, bad, sizeof bad));
+        if (bad[0])
+            note(nt, "%s: the last run's record is not read (a run writes a new one)", bad);
+    }
+    /* the files a run opens to write at its start, when another user's run left them */
+    static const char *const opened[] = {"lock", "journal", "vaefarm.log"};
+    for (size_t i = 0; i < sizeof opened / sizeof opened[0]; i++) {
+        char *path = vf_path_join(film->work_dir, opened[i], &err);
+        if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, W_OK) != 0)
+            note(nt, "%s cannot be written (%s): a run by this user would stop at it; make it "
+                 "writable for this user, or give another work_dir", path, strerror(errno));
+        free(path);
+    }
     free(seg);
     free(rec);
 }
@@ -684,7 +710,7 @@ static void print_human(const struct vf_film *film, const struct vf_media_info *
            "warmup", each ? "  a run now" : "");
     for (size_t i = 0; i < plan->n_chunks; i++) {
         const struct vf_chunk *c = &plan->chunks[i];
-        const struct vf_resume *h = &r->how[i];
+        const struct vf_resume *h = each ? &r->how[i] : NULL;   /* r->how is the run's plan's */
         char now[96] = "";
         if (each && h->how == VF_RESUME_RENUMBERED)
             snprintf(now, sizeof now, "  keeps chunk %d's segment (renumbered)", h->entry->chunk);
@@ -703,10 +729,11 @@ static void print_human(const struct vf_film *film, const struct vf_media_info *
         printf("warning: %s\n", nt->text[i]);
     printf("\nmodel %s (%s, sha256 %.12s...), %s at %dx%d%s%s%s\n", film->model,
            vf_net_arch(res->net)->name, res->model_sha, vf_precision_name(film->precision),
-           film->inference_h, film->inference_w, res->precision_from ? " (precision: default, " : "",
-           res->precision_from ? res->precision_from : "", res->precision_from ? ")" : "");
+           film->inference_h, film->inference_w,
+           res->precision_from[0] ? " (precision: default, " : "", res->precision_from,
+           res->precision_from[0] ? ")" : "");
     printf("plan hash %s\n", plan->hash);
-    char line[VF_ERROR_MSG_MAX];
+    char line[VF_ERROR_MSG_MAX + 512];
     rerun_line(film, r, line, sizeof line);
     printf("%s\n", line);
     const char *what;
@@ -821,15 +848,21 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     struct resolved res = {0};
     struct rerun rr = {0};
     struct notes nt = {0};
-    if (vf_film_open(yaml, true, &film, &info, &err) < 0 || resolve_like_run(film, info, &res, &err) < 0 ||
+    char unwritable[VF_ERROR_MSG_MAX];
+    if (vf_film_open(yaml, unwritable, sizeof unwritable, &film, &info, &err) < 0 ||
+        resolve_like_run(film, info, &res, &err) < 0 ||
         film_cuts(film, info, &cuts, &n_cuts, &err) < 0) {
         rc = vf_report_error(&err);
         goto out;
     }
+    if (unwritable[0])
+        note(&nt, "%s\n(a run by this user would stop there; the plan is shown all the same)",
+             unwritable);
     /* chunks.length auto: --simulate R plans for R ranks; else as a run would (film.yaml's
-     * ranks:, the work folder's record, else one process); what a run now does is always the
-     * run's own plan's */
-    vf_plan_auto_ranks(film, true, 1, "one process", &ranks_from);
+     * ranks:, the work folder's record, else one process). What a run now does is always the
+     * run's own plan's: film.yaml's ranks:, the record, else (a first run) --simulate's R. */
+    vf_plan_auto_ranks(film, true, ranks_d > 0 ? (int)ranks_d : 1,
+                       ranks_d > 0 ? "--simulate" : "one process", &ranks_from);
     const int64_t run_ranks = film->ranks;
     const char *run_ranks_from = ranks_from;
     if (film->chunk_length == VF_CHUNK_AUTO && ranks_d > 0) {

@@ -433,7 +433,7 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
     struct vf_safetensors *st = NULL;
     json_t *doc = NULL;
     char *path = NULL;
-    int rc = vf_film_open(f->yaml, false, &f->film, &f->info, err);
+    int rc = vf_film_open(f->yaml, NULL, 0, &f->film, &f->info, err);
     if (rc < 0)
         return rc;
     if (vf_farm_signal)

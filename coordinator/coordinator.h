@@ -50,10 +50,10 @@ struct vf_plan;
  * unknown (no limit). */
 int vf_cpu_memory_budget(int local_size, size_t *budget, struct vf_error *err);
 
-/* Load film.yaml, check its files, probe the input and check the encoder settings. `inspect`
- * (`vaefarm plan`): files this user may not write (the output's folder, the work folder) are a
- * warning, not an error. */
-int vf_film_open(const char *yaml, bool inspect, struct vf_film **film,
+/* Load film.yaml, check its files, probe the input and check the encoder settings. With
+ * `unwritable` (`vaefarm plan`), problems that are all folders this user may not write (the
+ * output's, the work folder) are not an error: their message is left there ("" when none). */
+int vf_film_open(const char *yaml, char *unwritable, size_t n, struct vf_film **film,
                  struct vf_media_info **info, struct vf_error *err);
 /* The model a run of the film uses, into film->model: film.yaml's `model:`, else
  * $VAEFARM_MODEL, else the bundled default; VF_ENOENT when that is missing. */

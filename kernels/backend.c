@@ -224,13 +224,17 @@ void vf_backend_destroy(struct vf_backend **bep)
 enum vf_device vf_backend_device(const struct vf_backend *be) { return be->device; }
 int vf_backend_threads(const struct vf_backend *be) { return be->threads; }
 
+bool vf_kernels_cc_supports(int cc, enum vf_dtype dt)
+{
+    return dt == VF_F32 || (dt == VF_F16 && cc >= 70) || (dt == VF_BF16 && cc >= 80);
+}
+
 bool vf_backend_supports(const struct vf_backend *be, enum vf_dtype dt)
 {
 #ifdef VF_HAVE_CUDA
     /* cuDNN/cuBLAS: f16 tensor cores from Volta (7.0), bf16 from Ampere (8.0) */
     if (VF_BE_CUDA(be))
-        return dt == VF_F32 || (dt == VF_F16 && vf_cuda_cc(be) >= 70) ||
-               (dt == VF_BF16 && vf_cuda_cc(be) >= 80);
+        return vf_kernels_cc_supports(vf_cuda_cc(be), dt);
 #endif
     switch (dt) {
     case VF_F32: return true;

@@ -41,3 +41,17 @@ fail:
         buf[0] = '\0';
     return vf_error_prefix(err, "GPU %d", device);
 }
+
+extern "C" int vf_kernels_gpu_cc(int device, int *cc, struct vf_error *err)
+{
+    int major = 0, minor = 0;
+    *cc = 0;
+    VF_CHECK_CUDA(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), err,
+                  fail);
+    VF_CHECK_CUDA(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), err,
+                  fail);
+    *cc = major * 10 + minor;
+    return VF_OK;
+fail:
+    return vf_error_prefix(err, "GPU %d", device);
+}

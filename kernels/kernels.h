@@ -56,6 +56,12 @@ size_t vf_dtype_size(enum vf_dtype dt);
 const char *vf_dtype_name(enum vf_dtype dt);          /* "f32", "bf16", "f16" */
 /* Parse "f32"/"bf16"/"f16"; returns VF_EINVAL for anything else. */
 int vf_dtype_parse(const char *s, enum vf_dtype *dt);
+/* Whether a GPU of compute capability `cc` (major * 10 + minor) computes in `dt` with the CUDA
+ * backend: f32 always, f16 from Volta (70), bf16 from Ampere (80). */
+bool vf_kernels_cc_supports(int cc, enum vf_dtype dt);
+/* GPU `device`'s compute capability (major * 10 + minor), read without creating a context's
+ * handles or memory (`vaefarm plan` asks it of a GPU a render may hold). */
+int vf_kernels_gpu_cc(int device, int *cc, struct vf_error *err);
 
 struct vf_backend;
 

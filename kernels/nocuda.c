@@ -21,3 +21,9 @@ int vf_kernels_gpu_describe(int device, char *buf, size_t len, struct vf_error *
                         "GPU %d: this vaefarm was built without the CUDA backend; rebuild with "
                         "the CUDA toolkit installed (cmake -DVF_CUDA=ON)", device);
 }
+
+int vf_kernels_gpu_cc(int device, int *cc, struct vf_error *err)
+{
+    *cc = 0;
+    return vf_kernels_gpu_describe(device, NULL, 0, err);
+}

@@ -65,8 +65,9 @@ grep -q "out.mkv.vaefarm: no journal yet: a run colorizes all" "$tmp/out" && pas
 # a journal that cannot be read (a folder in its place): the plan is shown, with a warning saying
 # why what a run would keep is missing from it (a run stops there)
 mkdir -p "$tmp/out.mkv.vaefarm/journal"
-expect "plan: journal unreadable" 0 "journal $tmp/out.mkv.vaefarm/journal: not a regular file" "shown without what a run would keep" -- "$vf" plan "$tmp/f.yaml"
-grep -q "out.mkv.vaefarm: its journal could not be read" "$tmp/out" && grep -q "^plan hash " "$tmp/out" && pass=$((pass+1)) \
+expect "plan: journal unreadable" 0 -- "$vf" plan "$tmp/f.yaml" --quiet
+grep -q "out.mkv.vaefarm: its journal cannot be read, so what a run would keep is not known (and a run would stop at it): journal $tmp/out.mkv.vaefarm/journal: not a regular file" "$tmp/out" &&
+  grep -q "^plan hash " "$tmp/out" && pass=$((pass+1)) \
   || { echo "FAIL plan with an unreadable journal"; cat "$tmp/out"; fail=$((fail+1)); }
 rm -r "$tmp/out.mkv.vaefarm"
 # what would stop a run at its start, said by plan: a run holding the work folder's lock (here
@@ -147,20 +148,24 @@ else
   chmod 555 "$perm/w/segments"
 fi
 if [ $ok_as = 1 ]; then
+  touch "$perm/w/vaefarm.log"   # another user's run's log: this one could not append to it
+  [ "$(id -u)" = 0 ] || chmod 444 "$perm/w/vaefarm.log"
   expect "plan: segments folder not writable" 0 -- ${as[@]+"${as[@]}"} "$vf" plan "$perm/f.yaml"
-  grep -q "^warning: the work folder's segments folder $perm/w/segments cannot be written (Permission denied): a run by this user would be refused" "$tmp/out" \
+  grep -q "^warning: the work folder's segments folder $perm/w/segments cannot be written (Permission denied): a run by this user would be refused" "$tmp/out" &&
+    grep -q "^warning: $perm/w/vaefarm.log cannot be written (Permission denied): a run by this user would stop at it" "$tmp/out" \
     && pass=$((pass+1)) || { echo "FAIL plan does not say segments/ cannot be written"; cat "$tmp/out"; fail=$((fail+1)); }
   expect "segments folder not writable" 6 "segments folder $perm/w/segments cannot be written" "make it writable for this user, or give another work_dir" -- \
     ${as[@]+"${as[@]}"} "$vf" "$perm/f.yaml" --quiet
-  [ -z "$(ls -A "$perm/w/segments")" ] && [ ! -e "$perm/out.mkv" ] && [ ! -e "$perm/w/journal" ] && pass=$((pass+1)) \
+  [ -z "$(ls -A "$perm/w/segments")" ] && [ ! -e "$perm/out.mkv" ] && [ ! -e "$perm/w/journal" ] && [ ! -s "$perm/w/vaefarm.log" ] && pass=$((pass+1)) \
     || { echo "FAIL unwritable segments: something was written"; ls -lR "$perm"; fail=$((fail+1)); }
   # another user's film, whose folders this one cannot write: plan shows it, saying a run would stop
   mkdir "$perm/theirs" && cp "$perm/ref.png" "$perm/theirs/" && grep -v '^work_dir' "$perm/f.yaml" >"$perm/theirs/f.yaml"
   [ "$(id -u)" = 0 ] || chmod 555 "$perm/theirs"
-  expect "plan of a film in a folder this user cannot write" 0 "output: the output's folder" "is not writable" \
-    "f.yaml: work_dir (not set): " "a run by this user would stop there; the plan is shown all the same" -- \
-    ${as[@]+"${as[@]}"} "$vf" plan "$perm/theirs/f.yaml"
-  grep -q "^plan hash " "$tmp/out" && pass=$((pass+1)) || { echo "FAIL plan of another user's film: no plan"; fail=$((fail+1)); }
+  expect "plan of a film in a folder this user cannot write" 0 -- ${as[@]+"${as[@]}"} "$vf" plan "$perm/theirs/f.yaml" --quiet
+  grep -q "^warning: .*f.yaml:3:9: output: the output's folder $perm/theirs is not writable" "$tmp/out" &&
+    grep -q "f.yaml: work_dir (not set): the work folder's parent $perm/theirs is not writable" "$tmp/out" &&
+    grep -q "^(a run by this user would stop there; the plan is shown all the same)" "$tmp/out" &&
+    grep -q "^plan hash " "$tmp/out" && pass=$((pass+1)) || { echo "FAIL plan of another user's film"; cat "$tmp/out"; fail=$((fail+1)); }
 else
   echo "skip segments folder not writable: user nobody cannot read $vf, the film or the model here"
 fi

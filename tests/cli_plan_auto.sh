@@ -50,6 +50,10 @@ for p in sys.argv[1:]:
     assert abs(s["efficiency"] - s["lower_bound_frames"] / s["makespan_frames"]) < 1e-9, s
     assert s["plan_lower_bound_frames"] >= s["lower_bound_frames"], s
     assert d["chunking"]["target_frames"] >= s["lower_bound_frames"], d["chunking"]
+    # no work folder yet: a run on R ranks would cut these very chunks, all of them to do
+    r = d["rerun"]
+    assert "ranks" not in r and r["chunks"] == len(d["chunks"]) and r["redo"] == len(d["chunks"]), r
+    assert s["rerun_makespan_frames"] == s["makespan_frames"], s
 PY
 h2=$(jq_ "$tmp/sim2.json" 'd["hash"]'); h3=$(jq_ "$tmp/sim3.json" 'd["hash"]')
 g2=$(geom "$tmp/sim2.json"); g3=$(geom "$tmp/sim3.json")

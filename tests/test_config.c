@@ -590,7 +590,7 @@ static void config_check_files_reports_every_problem(void **state)
     struct vf_film *f = NULL;
     struct vf_error err = {0};
     assert_int_equal(vf_config_load(&f, t.yaml, &err), 0);
-    int rc = vf_config_check_files(f, &err);
+    int rc = vf_config_check_files(f, NULL, &err);
     /* A folder given as a file outranks missing files. */
     assert_int_equal(rc, VF_EINVAL);
     static const char *const want[] = {
@@ -617,7 +617,7 @@ static void config_check_files_reports_every_problem(void **state)
     /* Only missing files: VF_ENOENT. */
     write_file(t.yaml, "version: 1\ninput: missing.mkv\noutput: out.mkv\nshots: {edl: cuts.edl}\n");
     assert_int_equal(vf_config_load(&f, t.yaml, &err), 0);
-    assert_int_equal(vf_config_check_files(f, &err), VF_ENOENT);
+    assert_int_equal(vf_config_check_files(f, NULL, &err), VF_ENOENT);
     assert_non_null(strstr(err.msg, ":4:14: shots.edl: "));
     assert_non_null(strstr(err.msg, ":2:8: input: "));
     vf_config_destroy(&f);
@@ -639,7 +639,7 @@ static void config_check_files_passes_a_complete_film(void **state)
     struct vf_film *f = NULL;
     struct vf_error err = {0};
     assert_int_equal(vf_config_load(&f, t.yaml, &err), 0);
-    int rc = vf_config_check_files(f, &err);
+    int rc = vf_config_check_files(f, NULL, &err);
     if (rc != 0)
         fail_msg("unexpected problems (%d):\n%s", rc, err.msg);
     vf_config_destroy(&f);
@@ -660,7 +660,7 @@ static void config_check_files_refuses_to_write_the_input(void **state)
     struct vf_film *f = NULL;
     struct vf_error err = {0};
     assert_int_equal(vf_config_load(&f, t.yaml, &err), 0);
-    assert_int_equal(vf_config_check_files(f, &err), VF_EINVAL);
+    assert_int_equal(vf_config_check_files(f, NULL, &err), VF_EINVAL);
     assert_non_null(strstr(err.msg, ":3:9: output: "));
     assert_non_null(strstr(err.msg, "is the input file"));
     vf_config_destroy(&f);
@@ -669,7 +669,7 @@ static void config_check_files_refuses_to_write_the_input(void **state)
     write_file(t.yaml, "version: 1\ninput: in.mkv\noutput: .\nwork_dir: in.mkv.w\n");
     tmp_touch(&t, "in.mkv.w");
     assert_int_equal(vf_config_load(&f, t.yaml, &err), 0);
-    assert_int_equal(vf_config_check_files(f, &err), VF_EINVAL);
+    assert_int_equal(vf_config_check_files(f, NULL, &err), VF_EINVAL);
     assert_non_null(strstr(err.msg, ":3:9: output: "));
     assert_non_null(strstr(err.msg, "is a folder"));
     assert_non_null(strstr(err.msg, ":4:11: work_dir: "));
@@ -685,7 +685,7 @@ static int unwritable_output_is_reported(const char *yaml)
     struct vf_error err = {0};
     if (vf_config_load(&f, yaml, &err) != 0)
         return 1;
-    int rc = vf_config_check_files(f, &err);
+    int rc = vf_config_check_files(f, NULL, &err);
     vf_config_destroy(&f);
     if (rc != VF_EIO || !strstr(err.msg, "not writable")) {
         fprintf(stderr, "check_files gave %d: %s\n", rc, err.msg);

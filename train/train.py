@@ -636,9 +636,17 @@ def main(argv=None):
         refusal = e
     try:
         if run.any(refusal is not None):
-            if refusal is not None:
-                raise refusal
-            fail("rank %d: stopped, another rank refused --out %s (its message)" % (rank, args.out))
+            if refusal is None:
+                refusal = SystemExit("train: rank %d: stopped, another rank refused --out %s (its "
+                                     "message)" % (rank, args.out))
+            if run.world > 1:
+                # leave without the interpreter's teardown: gloo's threads, their peer gone,
+                # could abort it ("terminate called without an active exception", exit 134)
+                print(refusal.code if isinstance(refusal.code, str) else "train: stopped",
+                      file=sys.stderr, flush=True)
+                sys.stdout.flush()
+                os._exit(refusal.code if isinstance(refusal.code, int) else 1)
+            raise refusal
         loaded = {"ck": ck, "src": src}      # train() lets go of them once used
         del ck, src
         return train(args, run, cfg, weights, arch, loaded, resume)
