@@ -56,7 +56,8 @@ int vf_cpu_memory_budget(int local_size, size_t *budget, struct vf_error *err);
 int vf_film_open(const char *yaml, char *unwritable, size_t n, struct vf_film **film,
                  struct vf_media_info **info, struct vf_error *err);
 /* The model a run of the film uses, into film->model: film.yaml's `model:`, else
- * $VAEFARM_MODEL, else the bundled default; VF_ENOENT when that is missing. */
+ * $VAEFARM_MODEL, else the bundled default; an error saying which of the two when that is not a
+ * readable file (VF_ENOENT when it is missing, VF_EINVAL when it is a folder). */
 int vf_film_resolve_model(struct vf_film *film, struct vf_error *err);
 /* The warning (into buf, true) when the model treats the frames after a reference pass-through
  * apart (C.gate_ramp, propagate) for more frames than chunks.warmup covers and some chunk warms up
