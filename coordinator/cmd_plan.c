@@ -540,6 +540,34 @@ static json_t *changed_since_record(const struct vf_film *film, const struct vf_
     return out;
 }
 
+/* The last colorizing run's speed in this work folder (its report.json): ms of a rank's busy time
+ * per frame of work (kept + warm-up), over every rank; 0 when there is none to read (no run
+ * colorized anything, or no report). The device it ran on goes into `backend`. */
+static double measured_ms_per_frame(const struct vf_film *film, char *backend, size_t n)
+{
+    struct vf_error err = {0};
+    char *path = vf_path_join(film->work_dir, "report.json", &err);
+    int fd = path ? vf_open_regular(path, NULL, &err) : -1;
+    json_t *doc = fd >= 0 ? json_loadfd(fd, 0, NULL) : NULL;
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    double busy = 0, frames = 0;
+    const char *mode = json_string_value(json_object_get(doc, "mode"));
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(doc, "per_rank"), i, r) {
+        busy += json_number_value(json_object_get(r, "busy_s"));
+        frames += (double)json_integer_value(json_object_get(r, "frames")) +
+                  (double)json_integer_value(json_object_get(r, "warmup_frames"));
+    }
+    snprintf(backend, n, "%s", json_string_value(json_object_get(doc, "backend")) ?: "?");
+    const double ms = mode && !strcmp(mode, "colorize") && busy > 0 && frames > 0 &&
+                      isfinite(busy) ? 1000.0 * busy / frames : 0;
+    json_decref(doc);
+    return ms;
+}
+
 static const char *how_name(const struct vf_resume *r)
 {
     return r->how == VF_RESUME_KEEP ? "keep" : r->how == VF_RESUME_RENUMBERED ? "renumbered" : "redo";
@@ -895,9 +923,15 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     work_folder_notes(film, &nt);
     struct sim s = {0};
     int64_t rerun_ms = -1;
+    char backend[32] = "";
+    /* seconds: at --frame-ms, else at the last run's measured speed */
+    double ms = frame_ms;
+    const char *ms_from = "--frame-ms";
     if (ranks_d > 0) {
         s = simulate(plan, (int)ranks_d);
         rerun_ms = rerun_makespan(&rr, (int)ranks_d);
+        if (!(ms > 0) && (ms = measured_ms_per_frame(film, backend, sizeof backend)) > 0)
+            ms_from = "report.json";
     }
     if (cli->json) {
         json_t *doc = vf_plan_json(film, info, plan);
@@ -914,9 +948,14 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
                                     (double)s.lower_bound / (double)s.makespan);
             if (sim && rerun_ms >= 0)
                 json_object_set_new(sim, "rerun_makespan_frames", json_integer((json_int_t)rerun_ms));
-            if (sim && frame_ms > 0)
-                json_object_set_new(sim, "makespan_seconds",
-                                    json_real(s.makespan * frame_ms / 1000.0));
+            if (sim && ms > 0) {
+                json_object_set_new(sim, "ms_per_frame", json_real(ms));
+                json_object_set_new(sim, "ms_per_frame_from", json_string(ms_from));
+                json_object_set_new(sim, "makespan_seconds", json_real(s.makespan * ms / 1000.0));
+                if (rerun_ms >= 0)
+                    json_object_set_new(sim, "rerun_makespan_seconds",
+                                        json_real(rerun_ms * ms / 1000.0));
+            }
             json_object_set_new(doc, "simulation", sim);
         }
         rc = vf_json_print(doc);
@@ -928,14 +967,22 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
                    "own bound: %lld)\n",
                    s.ranks, (long long)s.makespan, (long long)s.lower_bound,
                    100.0 * (double)s.lower_bound / (double)s.makespan, (long long)s.plan_bound);
-            if (frame_ms > 0)
-                printf("at %.3g ms per frame: %.1f s\n", frame_ms, s.makespan * frame_ms / 1000.0);
-            if (rr.j && rr.redo < rr.plan->n_chunks && rerun_ms >= 0) {
+            char at[128] = "";
+            if (ms > 0 && frame_ms > 0)
+                snprintf(at, sizeof at, "at %.3g ms per frame", ms);
+            else if (ms > 0)
+                snprintf(at, sizeof at, "at the last run's %.3g ms per frame of work per rank (%s, "
+                         "its report.json)", ms, backend);
+            if (ms > 0)
+                printf("%s: %.1f s\n", at, s.makespan * ms / 1000.0);
+            if (rr.j && rr.redo == 0) {
+                printf("a run now colorizes nothing (every chunk is kept): it only merges\n");
+            } else if (rr.j && rr.redo < rr.plan->n_chunks && rerun_ms >= 0) {
                 printf("a run now on %d ranks, colorizing the %zu chunk%s left: makespan %lld "
                        "frames of work\n", s.ranks, rr.redo, rr.redo == 1 ? "" : "s",
                        (long long)rerun_ms);
-                if (frame_ms > 0)
-                    printf("at %.3g ms per frame: %.1f s\n", frame_ms, rerun_ms * frame_ms / 1000.0);
+                if (ms > 0)
+                    printf("%s: %.1f s\n", at, rerun_ms * ms / 1000.0);
             }
         }
     }

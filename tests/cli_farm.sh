@@ -255,15 +255,22 @@ shotyaml renum 58
 # `vaefarm plan` says beforehand what the run then does, and changes nothing in the work folder
 listing() { (cd "$tmp/renum.work" && find . -printf '%p %s %T@ %i\n' | sort && sha256sum journal); }
 listing >"$tmp/renum.before"
+cp "$tmp/renum.work/report.json" "$tmp/renum.report.before"   # np 1's: the speed plan times with
 "$vf" plan "$tmp/renum.yaml" --json --simulate 2 >"$tmp/renum.plan.json" 2>"$tmp/renum.plan.log"; prc=$?
 "$vf" plan "$tmp/renum.yaml" >"$tmp/renum.plan.txt" 2>>"$tmp/renum.plan.log"
 listing >"$tmp/renum.after"
 "$vf" "$tmp/renum.yaml" --quiet 2>"$tmp/renum.log"; rc=$?
 cp "$tmp/renum.mkv" "$tmp/renum_split.mkv"
 check "plan before the split's run (exit $prc): keep 0-2, 3-4 to do, 5-6 from chunks 4-5; the run's plan hash; the work folder untouched" \
-  all '[ "$prc" = 0 ] && cmp -s "$tmp/renum.before" "$tmp/renum.after" && python3 - "$tmp/renum.plan.json" "$tmp/renum.work/plan.json" "$tmp/renum.work/report.json" <<"PY"
+  all '[ "$prc" = 0 ] && cmp -s "$tmp/renum.before" "$tmp/renum.after" && python3 - "$tmp/renum.plan.json" "$tmp/renum.work/plan.json" "$tmp/renum.work/report.json" "$tmp/renum.report.before" <<"PY"
 import json, sys
-p, run, rep = (json.load(open(a)) for a in sys.argv[1:])
+p, run, rep, last = (json.load(open(a)) for a in sys.argv[1:])
+# seconds at the last run's measured speed: its ranks' busy time over their frames of work
+ms = 1000 * sum(r["busy_s"] for r in last["per_rank"]) / sum(r["frames"] + r["warmup_frames"] for r in last["per_rank"])
+sim = p["simulation"]
+assert sim["ms_per_frame_from"] == "report.json" and abs(sim["ms_per_frame"] - ms) < 1e-6 * ms, (sim, ms)
+assert abs(sim["rerun_makespan_seconds"] - sim["rerun_makespan_frames"] * ms / 1000) < 1e-6, sim
+assert abs(sim["makespan_seconds"] - sim["makespan_frames"] * ms / 1000) < 1e-6, sim
 got = [(c["rerun"], c.get("from"), c.get("why")) for c in p["chunks"]]
 want = [("keep", None, None)] * 3 + [("redo", None, "not journaled")] * 2 + [("renumbered", 4, None), ("renumbered", 5, None)]
 assert got == want, got
