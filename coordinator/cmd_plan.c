@@ -354,20 +354,20 @@ struct resolved {
     struct vf_net *net;
     char model_sha[65];
     char precision_from[96];    /* precision: default: how it was resolved; "": film.yaml's */
+    json_t *record;             /* the work folder's plan.json (load_record), read once; or NULL */
+    char record_bad[VF_ERROR_MSG_MAX + 64];  /* why it could not be read ("": it was, or none) */
 };
 
 /* precision: default as rank 0 of a run resolves it: its backend's fastest exact-enough type,
  * bf16 or f32. The rank that will run is not this process: the work folder's plan.json says what
  * the last run resolved a default to; without one (or when that run was given a precision), what
  * rank 0 would resolve it to on this machine (its first GPU where CUDA sees one, else its CPU). */
-static int resolve_default_precision(struct vf_film *film, char *from, size_t n,
-                                     struct vf_error *err)
+static int resolve_default_precision(struct vf_film *film, const json_t *doc, char *from,
+                                     size_t n, struct vf_error *err)
 {
     from[0] = '\0';
     if (film->precision != VF_PRECISION_DEFAULT)
         return VF_OK;
-    char bad[VF_ERROR_MSG_MAX + 64];
-    json_t *doc = load_record(film, bad, sizeof bad);
     const char *rec = json_string_value(json_object_get(doc, "precision"));
     bool bf16;
     int gpus = 0, cc = 0;
@@ -389,16 +389,13 @@ static int resolve_default_precision(struct vf_film *film, char *from, size_t n,
         struct vf_backend *be = NULL;
         int rc = vf_backend_create(&be, &(struct vf_backend_opts){.device = VF_DEVICE_CPU,
                                                                  .threads = 1}, err);
-        if (rc < 0) {
-            json_decref(doc);
+        if (rc < 0)
             return vf_error_prefix(err, "%s: precision: default (resolving it as a CPU rank "
                                    "would)", film->path);
-        }
         bf16 = vf_backend_supports(be, VF_BF16);
         vf_backend_destroy(&be);
         snprintf(from, n, "as a CPU rank on this machine would resolve it");
     }
-    json_decref(doc);
     film->precision = bf16 ? VF_PRECISION_BF16 : VF_PRECISION_F32;
     return VF_OK;
 }
@@ -412,7 +409,9 @@ static int resolve_like_run(struct vf_film *film, const struct vf_media_info *in
         return rc;
     if (film->inference_h == 0)
         vf_node_inference_size(vf_net_arch(r->net), info, &film->inference_h, &film->inference_w);
-    return resolve_default_precision(film, r->precision_from, sizeof r->precision_from, err);
+    r->record = load_record(film, r->record_bad, sizeof r->record_bad);
+    return resolve_default_precision(film, r->record, r->precision_from, sizeof r->precision_from,
+                                     err);
 }
 
 /* What a run started now would do with each chunk of its plan, from the work folder's journal
@@ -508,12 +507,10 @@ static int64_t rerun_makespan(const struct rerun *r, int ranks)
 static json_t *changed_since_record(const struct vf_film *film, const struct vf_media_info *info,
                                     const struct resolved *res)
 {
-    char bad[VF_ERROR_MSG_MAX + 64];
-    json_t *doc = load_record(film, bad, sizeof bad), *out = doc ? json_object() : NULL;
-    if (!out) {
-        json_decref(doc);
+    const json_t *doc = res->record;
+    json_t *out = doc ? json_object() : NULL;
+    if (!out)
         return NULL;
-    }
     char then[64], now[64];
     const char *was = json_string_value(json_object_get(json_object_get(doc, "model"), "sha256"));
     if (was && strcmp(was, res->model_sha))
@@ -536,7 +533,6 @@ static json_t *changed_since_record(const struct vf_film *film, const struct vf_
     if (json_is_boolean(pass) && json_is_true(pass) != on)
         json_object_set_new(out, "reference_passthrough",
                             json_pack("[ss]", json_is_true(pass) ? "auto" : "off", on ? "auto" : "off"));
-    json_decref(doc);
     return out;
 }
 
@@ -667,7 +663,8 @@ static long lock_holder(const char *work_dir)
 
 /* What would stop a run at its start in the work folder, said now: a run holding it, a segments
  * folder that is not one or that this user cannot write, a plan.json that is a folder. */
-static void work_folder_notes(const struct vf_film *film, struct notes *nt)
+static void work_folder_notes(const struct vf_film *film, const struct resolved *res,
+                              struct notes *nt)
 {
     long pid = lock_holder(film->work_dir);
     if (pid > 0)
@@ -687,11 +684,9 @@ static void work_folder_notes(const struct vf_film *film, struct notes *nt)
              strerror(errno));
     if (rec && stat(rec, &st) == 0 && S_ISDIR(st.st_mode)) {
         note(nt, "%s is a folder: a run would fail writing its plan there; remove it", rec);
-    } else if (rec && stat(rec, &st) == 0 && S_ISREG(st.st_mode)) {
-        char bad[VF_ERROR_MSG_MAX + 64];
-        json_decref(load_record(film, bad, sizeof bad));
-        if (bad[0])
-            note(nt, "%s: the last run's record is not read (a run writes a new one)", bad);
+    } else if (rec && stat(rec, &st) == 0 && S_ISREG(st.st_mode) && res->record_bad[0]) {
+        note(nt, "%s: the last run's record is not read (a run writes a new one)",
+             res->record_bad);
     }
     /* the files a run opens to write at its start, when another user's run left them */
     static const char *const opened[] = {"lock", "journal", "vaefarm.log"};
@@ -920,7 +915,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     if (vf_plan_passthrough_warning(film, vf_net_arch(res.net), plan, nt.text[nt.n],
                                     sizeof nt.text[0]))
         nt.n++;
-    work_folder_notes(film, &nt);
+    work_folder_notes(film, &res, &nt);
     struct sim s = {0};
     int64_t rerun_ms = -1;
     char backend[32] = "";
@@ -990,6 +985,7 @@ out:
     free(cuts);
     rerun_free(&rr);
     vf_net_free(&res.net);
+    json_decref(res.record);
     vf_shard_plan_destroy(&plan);
     vf_shard_media_info_destroy(&info);
     vf_config_destroy(&film);
