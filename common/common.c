@@ -254,6 +254,56 @@ int vf_open_regular(const char *path, int64_t *size, struct vf_error *err)
     return fd;
 }
 
+int vf_read_regular(const char *path, void **buf, size_t *len, struct vf_error *err)
+{
+    struct vf_error scratch = {0};
+    if (!err)
+        err = &scratch;
+    *buf = NULL;
+    *len = 0;
+    int64_t n = 0;
+    int fd = vf_open_regular(path, &n, err);
+    if (fd < 0)
+        return err->code;
+    int rc = VF_OK;
+    char *b = NULL;
+    if (n < 0 || (uint64_t)n >= SIZE_MAX / 2) {
+        rc = vf_error_set(err, VF_ENOMEM, "%s: %lld bytes cannot be read into memory", path,
+                          (long long)n);
+        goto out;
+    }
+    if (!(b = malloc((size_t)n + 1))) {
+        rc = vf_error_set(err, VF_ENOMEM, "%s: out of memory for %lld bytes", path, (long long)n);
+        goto out;
+    }
+    size_t got = 0;
+    while (got < (size_t)n) {
+        size_t want = (size_t)n - got;
+        ssize_t r = read(fd, b + got, want > ((size_t)1 << 30) ? (size_t)1 << 30 : want);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (r == 0) {
+            rc = vf_error_set(err, VF_EIO, "%s: read %zu of its %lld bytes: the file shrank while "
+                              "being read; try again once nothing writes it", path, got,
+                              (long long)n);
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    b[got] = '\0';
+    *buf = b;
+    *len = got;
+    b = NULL;
+out:
+    free(b);
+    close(fd);
+    return rc;
+}
+
 bool vf_str_is_digits(const char *s)
 {
     if (!s || !*s)

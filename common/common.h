@@ -115,6 +115,10 @@ char *vf_path_dirname(const char *path, struct vf_error *err);
  * when it is missing, VF_EINVAL when it is a folder, a FIFO or a device ("<path> is a folder,
  * not a file"), VF_EIO otherwise. Messages begin with the path. */
 int vf_open_regular(const char *path, int64_t *size, struct vf_error *err);
+/* The whole of the regular file `path` (vf_open_regular: the same refusals and messages) in a
+ * malloc'd buffer (*buf, NUL-terminated past *len for text; the caller frees), or a status with
+ * err set: VF_ENOMEM, or VF_EIO where a read fails or the file shrank while being read. */
+int vf_read_regular(const char *path, void **buf, size_t *len, struct vf_error *err);
 /* True when s is one or more ASCII digits and nothing else. */
 bool vf_str_is_digits(const char *s);
 /* Monotonic seconds. */

@@ -69,6 +69,8 @@ struct vf_film {
     char *input;                /* required */
     char *output;               /* required; container chosen by extension */
     char *model;                /* NULL: the bundled default model */
+    char model_sha[65];         /* the model's sha256 hex, set by whoever loaded its bytes (run,
+                                   plan); "": the plan hashes the file itself */
     char *work_dir;             /* default: "<output>.vaefarm" */
 
     int inference_h, inference_w; /* 0,0: the model's default at the film's aspect ratio */

@@ -244,7 +244,11 @@ static int film_cuts(const char *yaml, int64_t frames, int64_t **cuts, size_t *n
     if (rc >= 0 && (rc = vf_shard_probe(&info, film->input, err)) < 0)
         vf_error_prefix(err, "%s: input", film->path);
     if (rc >= 0) {
-        vf_plan_auto_ranks(film, true, 1, "one process", &from);
+        char bad[VF_ERROR_MSG_MAX + 64] = "";
+        json_t *record = film->chunk_length == VF_CHUNK_AUTO ? vf_plan_record(film, bad, sizeof bad)
+                                                             : NULL;
+        vf_plan_auto_ranks(film, record, bad, 1, "one process", &from);
+        json_decref(record);
         rc = vf_film_plan(film, info, &plan, err);
     }
     if (rc < 0) {

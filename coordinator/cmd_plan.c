@@ -221,9 +221,7 @@ int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
     return rc;
 }
 
-/* The work folder's plan.json, the last run's record: NULL when there is none, or it is not a
- * regular file (a FIFO would block the reader), or it does not parse (*bad then says why). */
-static json_t *load_record(const struct vf_film *film, char *bad, size_t n)
+json_t *vf_plan_record(const struct vf_film *film, char *bad, size_t n)
 {
     struct vf_error err = {0};
     bad[0] = '\0';
@@ -241,8 +239,8 @@ static json_t *load_record(const struct vf_film *film, char *bad, size_t n)
     return doc;
 }
 
-void vf_plan_auto_ranks(struct vf_film *film, bool use_record, int fallback,
-                        const char *fallback_name, const char **from)
+void vf_plan_auto_ranks(struct vf_film *film, const json_t *record, const char *record_bad,
+                        int fallback, const char *fallback_name, const char **from)
 {
     *from = NULL;
     if (film->chunk_length != VF_CHUNK_AUTO)
@@ -253,23 +251,18 @@ void vf_plan_auto_ranks(struct vf_film *film, bool use_record, int fallback,
     }
     film->ranks = fallback;
     *from = fallback_name;
-    if (!use_record)
-        return;
-    char bad[VF_ERROR_MSG_MAX + 64];
-    json_t *doc = load_record(film, bad, sizeof bad);
-    json_t *chunking = json_object_get(doc, "chunking");
+    const json_t *chunking = json_object_get(record, "chunking");
     json_t *ranks = json_object_get(chunking, "ranks");
     const char *length = json_string_value(json_object_get(chunking, "length"));
     if (length && !strcmp(length, "auto") && json_is_integer(ranks) &&
         json_integer_value(ranks) >= 1 && json_integer_value(ranks) <= (1 << 20)) {
         film->ranks = json_integer_value(ranks);
         *from = "the work folder's plan.json";
-    } else if (bad[0]) {
+    } else if (record_bad && record_bad[0]) {
         vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
                "%s: chunks.length auto plans for %s (%d) instead of the rank count it recorded",
-               bad, fallback_name, fallback);
+               record_bad, fallback_name, fallback);
     }
-    json_decref(doc);
 }
 
 json_t *vf_plan_json(const struct vf_film *film, const struct vf_media_info *info,
@@ -349,10 +342,9 @@ static struct sim simulate(const struct vf_plan *plan, int ranks)
 /* ---- what a run would use and do ----------------------------------------------------------- */
 
 /* What a run resolves before it plans, resolved here the same way so that the hashes are a run's:
- * the model (film->model), the inference size, and precision: default. */
+ * the model (film->model and its film->model_sha), the inference size, and precision: default. */
 struct resolved {
     struct vf_net *net;
-    char model_sha[65];
     char precision_from[96];    /* precision: default: how it was resolved; "": film.yaml's */
     json_t *record;             /* the work folder's plan.json (load_record), read once; or NULL */
     char record_bad[VF_ERROR_MSG_MAX + 64];  /* why it could not be read ("": it was, or none) */
@@ -404,12 +396,19 @@ static int resolve_like_run(struct vf_film *film, const struct vf_media_info *in
                             struct resolved *r, struct vf_error *err)
 {
     int rc = vf_film_resolve_model(film, err);
-    if (rc < 0 || (rc = vf_net_load(film->model, &r->net, err)) < 0 ||
-        (rc = vf_shard_file_checksum(film->model, r->model_sha, err)) < 0)
+    void *weights = NULL;
+    size_t len = 0;
+    /* read once, as a run does: the bytes loaded are the bytes hashed */
+    if (rc == VF_OK && (rc = vf_read_regular(film->model, &weights, &len, err)) < 0)
+        vf_error_prefix(err, "model");
+    if (rc == VF_OK && (rc = vf_net_load_buffer(weights, len, film->model, &r->net, err)) == VF_OK)
+        rc = vf_shard_buffer_checksum(weights, len, film->model_sha, err);
+    free(weights);
+    if (rc < 0)
         return rc;
     if (film->inference_h == 0)
         vf_node_inference_size(vf_net_arch(r->net), info, &film->inference_h, &film->inference_w);
-    r->record = load_record(film, r->record_bad, sizeof r->record_bad);
+    r->record = vf_plan_record(film, r->record_bad, sizeof r->record_bad);
     return resolve_default_precision(film, r->record, r->precision_from, sizeof r->precision_from,
                                      err);
 }
@@ -513,8 +512,8 @@ static json_t *changed_since_record(const struct vf_film *film, const struct vf_
         return NULL;
     char then[64], now[64];
     const char *was = json_string_value(json_object_get(json_object_get(doc, "model"), "sha256"));
-    if (was && strcmp(was, res->model_sha))
-        json_object_set_new(out, "model sha256", json_pack("[ss]", was, res->model_sha));
+    if (was && strcmp(was, film->model_sha))
+        json_object_set_new(out, "model sha256", json_pack("[ss]", was, film->model_sha));
     was = json_string_value(json_object_get(doc, "precision"));
     if (was && strcmp(was, vf_precision_name(film->precision)))
         json_object_set_new(out, "precision",
@@ -751,7 +750,7 @@ static void print_human(const struct vf_film *film, const struct vf_media_info *
     for (size_t i = 0; i < nt->n; i++)
         printf("warning: %s\n", nt->text[i]);
     printf("\nmodel %s (%s, sha256 %.12s...), %s at %dx%d%s%s%s\n", film->model,
-           vf_net_arch(res->net)->name, res->model_sha, vf_precision_name(film->precision),
+           vf_net_arch(res->net)->name, film->model_sha, vf_precision_name(film->precision),
            film->inference_h, film->inference_w,
            res->precision_from[0] ? " (precision: default, " : "", res->precision_from,
            res->precision_from[0] ? ")" : "");
@@ -800,7 +799,7 @@ static int add_rerun_json(json_t *doc, const struct vf_film *film, const struct 
         json_object_set(rr, "changed", r->changed);
     if (!rr || json_object_set_new(doc, "rerun", rr) ||
         json_object_set_new(doc, "model", json_pack("{s:s, s:s, s:s}", "path", film->model,
-                                                    "sha256", res->model_sha, "arch",
+                                                    "sha256", film->model_sha, "arch",
                                                     vf_net_arch(res->net)->name)) ||
         json_object_set_new(doc, "precision", json_string(vf_precision_name(film->precision))) ||
         json_object_set_new(doc, "inference_size",
@@ -884,7 +883,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     /* chunks.length auto: --simulate R plans for R ranks; else as a run would (film.yaml's
      * ranks:, the work folder's record, else one process). What a run now does is always the
      * run's own plan's: film.yaml's ranks:, the record, else (a first run) --simulate's R. */
-    vf_plan_auto_ranks(film, true, ranks_d > 0 ? (int)ranks_d : 1,
+    vf_plan_auto_ranks(film, res.record, res.record_bad, ranks_d > 0 ? (int)ranks_d : 1,
                        ranks_d > 0 ? "--simulate" : "one process", &ranks_from);
     const int64_t run_ranks = film->ranks;
     const char *run_ranks_from = ranks_from;

@@ -137,37 +137,6 @@ int vf_cpu_memory_budget(int local_size, size_t *budget, struct vf_error *err)
 
 /* ---- rank 0's setup ----------------------------------------------------------------------- */
 
-static int read_file(const char *path, void **buf, size_t *len, struct vf_error *err)
-{
-    int64_t n = 0;
-    int fd = vf_open_regular(path, &n, err);
-    if (fd < 0)
-        return err->code;
-    int rc = VF_OK;
-    *buf = malloc(n ? (size_t)n : 1);
-    if (!*buf) {
-        rc = vf_error_set(err, VF_ENOMEM, "%s: out of memory for %lld bytes", path, (long long)n);
-        goto out;
-    }
-    size_t got = 0;
-    while (got < (size_t)n) {
-        ssize_t r = read(fd, (char *)*buf + got, (size_t)n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            rc = vf_error_set(err, VF_EIO, "%s: %s", path, r < 0 ? strerror(errno) : "short read");
-            free(*buf);
-            *buf = NULL;
-            goto out;
-        }
-        got += (size_t)r;
-    }
-    *len = (size_t)n;
-out:
-    close(fd);
-    return rc;
-}
-
 /* mkdir -p; *made (when not NULL and still NULL) gets the first folder it created: the top of
  * what this call made (caller frees). */
 static int mkdir_p(const char *path, char **made, struct vf_error *err)
@@ -449,7 +418,7 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
     if ((rc = vf_film_resolve_model(f->film, err)) < 0)
         return rc;
     snprintf(f->model_path, sizeof f->model_path, "%s", f->film->model);
-    if ((rc = read_file(f->model_path, weights, weights_len, err)) < 0)
+    if ((rc = vf_read_regular(f->model_path, weights, weights_len, err)) < 0)
         return vf_error_prefix(err, "model");
     if ((rc = vf_net_load_buffer(*weights, *weights_len, f->model_path, &f->net, err)) < 0)
         return rc;
@@ -458,8 +427,10 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
     const char *wmeta = vf_safetensors_meta(st, "vaefarm_weights");
     f->model_random = wmeta && strncmp(wmeta, "random", 6) == 0;
     vf_safetensors_close(&st);
-    if ((rc = vf_shard_file_checksum(f->model_path, f->model_sha, err)) < 0)
+    /* the bytes loaded are the bytes hashed, here and in the plan's chunk hashes */
+    if ((rc = vf_shard_buffer_checksum(*weights, *weights_len, f->model_sha, err)) < 0)
         return rc;
+    snprintf(f->film->model_sha, sizeof f->film->model_sha, "%s", f->model_sha);
     const struct vf_arch *arch = vf_net_arch(f->net);
     snprintf(f->arch_name, sizeof f->arch_name, "%s", arch->name);
     if ((rc = create_backend(f, err)) < 0)
@@ -478,9 +449,13 @@ plan:
      * a resume with another -np keeps its chunks (docs/PLAN.md "Auto chunking"). A null run
      * resumes nothing: it plans for its own -np, as a sweep over -np expects. */
     const char *ranks_from = NULL;
-    vf_plan_auto_ranks(f->film, f->null_ms < 0, f->size,
+    char bad[VF_ERROR_MSG_MAX + 64] = "";
+    json_t *record = f->null_ms < 0 && f->film->chunk_length == VF_CHUNK_AUTO
+                         ? vf_plan_record(f->film, bad, sizeof bad) : NULL;
+    vf_plan_auto_ranks(f->film, record, bad, f->size,
                        f->null_ms < 0 ? "the MPI size" : "the MPI size: a null run resumes nothing",
                        &ranks_from);
+    json_decref(record);
     if (ranks_from)
         vf_log(NULL, VF_LOG_INFO, "chunks.length auto: cut for %lld ranks (%s)",
                (long long)f->film->ranks, ranks_from);
@@ -983,14 +958,15 @@ static int run_farm(struct vf_farm *f, int *lock_fd, struct vf_error *err)
     if (f->rank == 0) {
         /* film.yaml's bytes, read before rank 0 parses it and compared after its setup (shot
          * detection can take minutes): every rank parses the settings rank 0 planned with */
-        local = read_file(f->yaml, &yaml, &yaml_len, err);
+        local = vf_read_regular(f->yaml, &yaml, &yaml_len, err);
         if (local < 0)
             vf_error_prefix(err, "cannot open the film.yaml (check the path)");
         if (local == VF_OK)
             local = setup_rank0(f, lock_fd, &doc_text, &weights, &weights_len, err);
         void *again = NULL;
         size_t again_len = 0;
-        if (local == VF_OK && (local = read_file(f->yaml, &again, &again_len, err)) == VF_OK &&
+        if (local == VF_OK &&
+            (local = vf_read_regular(f->yaml, &again, &again_len, err)) == VF_OK &&
             (again_len != yaml_len || memcmp(again, yaml, yaml_len) != 0))
             local = vf_error_set(err, VF_EINVAL, "%s changed while vaefarm was setting up: run "
                                  "the same command again", f->yaml);

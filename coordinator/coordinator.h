@@ -67,13 +67,18 @@ bool vf_plan_passthrough_warning(const struct vf_film *film, const struct vf_arc
 /* Find the shots (detection / EDL) and plan the chunks. */
 int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
                  struct vf_plan **plan, struct vf_error *err);
+/* The work folder's plan.json, the last run's record: NULL when there is none, or it is not a
+ * regular file (a FIFO would block the reader), or it does not parse (bad, n bytes, then says
+ * why; "" otherwise). The caller json_decref's it. */
+json_t *vf_plan_record(const struct vf_film *film, char *bad, size_t n);
 /* chunks.length auto (docs/PLAN.md "Auto chunking"): the rank count to plan for, into
- * film->ranks: film.yaml's ranks:, else, with use_record, the count recorded in
- * <work_dir>/plan.json by an earlier auto-chunked run (so resumes with another -np keep its
- * chunks; a null-colorizer run resumes nothing and passes false), else `fallback` (named
- * `fallback_name`). *from says which; NULL for a fixed chunks.length (nothing done). */
-void vf_plan_auto_ranks(struct vf_film *film, bool use_record, int fallback, const char *fallback_name,
-                        const char **from);
+ * film->ranks: film.yaml's ranks:, else the count in `record` (vf_plan_record) if an earlier
+ * auto-chunked run recorded one (so resumes with another -np keep its chunks; a null-colorizer
+ * run resumes nothing and passes NULL), else `fallback` (named `fallback_name`; with a warning
+ * when `record_bad` says why a record could not be read). *from says which; NULL for a fixed
+ * chunks.length (nothing done). */
+void vf_plan_auto_ranks(struct vf_film *film, const json_t *record, const char *record_bad,
+                        int fallback, const char *fallback_name, const char **from);
 /* The plan as JSON (`plan --json`'s document, without the simulation). */
 json_t *vf_plan_json(const struct vf_film *film, const struct vf_media_info *info,
                      const struct vf_plan *plan);

@@ -14,15 +14,12 @@
 #include "node/node.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- dtypes ------------------------------------------------------------------------------- */
 static const struct {
@@ -644,77 +641,22 @@ int vf_safetensors_parse(const void *buf, size_t len, bool copy, const char *wha
 
 int vf_safetensors_open(const char *path, struct vf_safetensors **out, struct vf_error *err)
 {
-    VF_ASSERT(path && out);
+    VF_ASSERT(path && out && err);
     *out = NULL;
     struct ctx c = {path, err};
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT || e == ENOTDIR)
-            return fail(&c, VF_ENOENT,
-                        "cannot open the weights file: %s; check the path (film.yaml's \"model\")",
-                        strerror(e));
-        return fail(&c, VF_EIO, "cannot open the weights file: %s", strerror(e));
+    void *buf = NULL;
+    size_t size = 0;
+    /* a FIFO is refused without waiting; the message begins with the path */
+    if (vf_read_regular(path, &buf, &size, err) < 0) {
+        char why[VF_ERROR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        return vf_error_set(err, err->code, "%s%s", why,
+                            err->code == VF_ENOENT   ? "; check the path (film.yaml's \"model\")"
+                            : err->code == VF_EINVAL ? "; vaefarm reads weights from a regular "
+                                                       ".safetensors file"
+                                                     : "");
     }
-    unsigned char *buf = NULL;
-    int rc;
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        rc = fail(&c, VF_EIO, "cannot stat the weights file: %s", strerror(errno));
-        goto out;
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        rc = fail(&c, VF_EINVAL, "is a folder, not a weights file; give the path of the "
-                                 ".safetensors file");
-        goto out;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        rc = fail(&c, VF_EINVAL, "is not a regular file (a pipe, socket or device); vaefarm reads "
-                                 "weights from a regular .safetensors file");
-        goto out;
-    }
-    if (sb.st_size < 0 || (uint64_t)sb.st_size > SIZE_MAX / 2) {
-        rc = fail(&c, VF_EINVAL, "size %lld bytes cannot be read into memory",
-                  (long long)sb.st_size);
-        goto out;
-    }
-    size_t size = (size_t)sb.st_size, got = 0;
-    buf = malloc(size ? size : 1);
-    if (!buf) {
-        rc = fail(&c, VF_ENOMEM, "out of memory reading the %zu-byte weights file", size);
-        goto out;
-    }
-    while (got < size) {
-        size_t want = size - got;
-        if (want > ((size_t)1 << 30))
-            want = (size_t)1 << 30;
-        ssize_t r = read(fd, buf + got, want);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = fail(&c, VF_EIO, "cannot read the weights file: %s", strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    if (got != size) {
-        rc = fail(&c, VF_EIO, "read %zu of its %zu bytes: the file shrank while being read; try "
-                              "again once nothing writes it",
-                  got, size);
-        goto out;
-    }
-    close(fd);
-    fd = -1;
-    rc = parse(buf, size, buf, &c, out);
-    buf = NULL; /* parse owns it now */
-out:
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    return rc;
+    return parse(buf, size, buf, &c, out);   /* parse owns buf */
 }
 
 const struct vf_st_tensor *vf_safetensors_find(const struct vf_safetensors *st, const char *name)

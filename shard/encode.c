@@ -1001,6 +1001,21 @@ void vf_shard_segment_abort(struct vf_segment_writer **w)
     writer_free(w, true);
 }
 
+int vf_shard_buffer_checksum(const void *buf, size_t len, char checksum[65], struct vf_error *err)
+{
+    VF_ASSERT((buf || len == 0) && checksum);
+    checksum[0] = '\0';
+    struct AVHashContext *h = NULL;
+    int r = av_hash_alloc(&h, "SHA256");
+    if (r < 0)
+        return vf_shard_av_error_(err, VF_EINTERNAL, r, "libavutil has no SHA256 hash");
+    av_hash_init(h);
+    av_hash_update(h, buf, len);
+    av_hash_final_hex(h, (uint8_t *)checksum, 65);
+    av_hash_freep(&h);
+    return 0;
+}
+
 int vf_shard_file_checksum(const char *path, char checksum[65], struct vf_error *err)
 {
     VF_ASSERT(path && checksum);

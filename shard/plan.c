@@ -13,7 +13,8 @@
  *     covers every chunk hash plus what shapes the merge.
  *
  * Planning is pure: no decoding (the caller passes the cut frames), only the reference images
- * and the model file are read, to hash their contents.
+ * and the model file (unless film->model_sha already gives the hash of the bytes loaded) are
+ * read, to hash their contents.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -173,30 +174,13 @@ static int hash_alloc(struct AVHashContext **h, struct vf_error *err)
 /* sha256 hex of a file's bytes; `what` names the file's role for messages. */
 static int hash_file(const char *path, char hex[65], const char *what, struct vf_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
-        return vf_error_set(err, e == ENOENT ? VF_ENOENT : VF_EIO,
-                            "%s %s cannot be read: %s; check the path in the film.yaml", what, path,
-                            strerror(e));
+    int rc = vf_shard_file_checksum(path, hex, err);
+    if (rc < 0) {
+        char why[VF_ERROR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", err->msg);
+        vf_error_set(err, rc, "the %s cannot be read: %s; check the path in the film.yaml", what,
+                     why);
     }
-    struct AVHashContext *h = NULL;
-    int rc = hash_alloc(&h, err);
-    if (rc < 0)
-        goto out_close;
-    uint8_t buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        av_hash_update(h, buf, n);
-    if (ferror(f)) {
-        rc = vf_error_set(err, VF_EIO, "reading %s %s failed", what, path);
-        goto out_free;
-    }
-    av_hash_final_hex(h, (uint8_t *)hex, 65);
-out_free:
-    av_hash_freep(&h);
-out_close:
-    fclose(f);
     return rc;
 }
 
@@ -649,7 +633,9 @@ static int hash_chunks(struct builder *b, struct vf_error *err)
     int rc = 0;
 
     vf_shard_encode_spec(film, &spec);
-    if (film->model) {
+    if (film->model_sha[0]) {
+        snprintf(model_hex, sizeof model_hex, "%s", film->model_sha); /* the bytes loaded */
+    } else if (film->model) {
         rc = hash_file(film->model, model_hex, "model", err);
         if (rc < 0)
             return rc;

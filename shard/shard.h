@@ -257,8 +257,10 @@ int vf_shard_segment_close(struct vf_segment_writer **w, char checksum[65], stru
 /* Drop the segment: removes its temporary file (never another writer's). NULL-safe. */
 void vf_shard_segment_abort(struct vf_segment_writer **w);
 
-/* sha256 hex of a file's bytes. */
+/* sha256 hex of a regular file's bytes (vf_open_regular's refusals). */
 int vf_shard_file_checksum(const char *path, char checksum[65], struct vf_error *err);
+/* sha256 hex of len bytes in memory. */
+int vf_shard_buffer_checksum(const void *buf, size_t len, char checksum[65], struct vf_error *err);
 
 /* ============================== merge ====================================================== */
 

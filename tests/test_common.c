@@ -208,6 +208,42 @@ static void open_regular_only(void **state)
     assert_non_null(strstr(err.msg, "/dev/zero is a device, not a file"));
 }
 
+/* vf_read_regular: the whole file, NUL-terminated past its length (an empty one too); what
+ * vf_open_regular refuses it refuses with the same message, and gives back nothing */
+static void read_regular_whole(void **state)
+{
+    (void)state;
+    fresh();
+    put("f.txt", "hello\nworld");
+    put("empty", "");
+    char path[600];
+    struct vf_error err = {0};
+    void *buf = NULL;
+    size_t len = 99;
+    snprintf(path, sizeof path, "%s/f.txt", root);
+    assert_int_equal(vf_read_regular(path, &buf, &len, &err), VF_OK);
+    assert_int_equal(len, 11);
+    assert_memory_equal(buf, "hello\nworld", 12);   /* with the terminating NUL */
+    free(buf);
+    snprintf(path, sizeof path, "%s/empty", root);
+    assert_int_equal(vf_read_regular(path, &buf, &len, &err), VF_OK);
+    assert_int_equal(len, 0);
+    assert_non_null(buf);
+    assert_int_equal(((char *)buf)[0], '\0');
+    free(buf);
+    snprintf(path, sizeof path, "%s/fifo", root);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    buf = (void *)1;
+    len = 7;
+    assert_int_equal(vf_read_regular(path, &buf, &len, &err), VF_EINVAL);   /* must not block */
+    assert_null(buf);
+    assert_int_equal(len, 0);
+    assert_non_null(strstr(err.msg, "is a FIFO, not a file"));
+    snprintf(path, sizeof path, "%s/none", root);
+    assert_int_equal(vf_read_regular(path, &buf, &len, NULL), VF_ENOENT);   /* err may be NULL */
+    assert_null(buf);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/vf_test_common.%d", (int)getpid());
@@ -217,6 +253,7 @@ int main(void)
         cmocka_unit_test(mem_available_unknown_and_here),
         cmocka_unit_test(write_all_through_short_writes),
         cmocka_unit_test(open_regular_only),
+        cmocka_unit_test(read_regular_whole),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[1024];
