@@ -82,6 +82,11 @@ static void need_file(struct problems *p, struct vf_config_pos pos, const char *
                 strerror(e));
     } else if (S_ISDIR(st.st_mode)) {
         add(p, VF_EINVAL, pos, key, "%s is a folder; give the path of a file", path);
+    } else if (!S_ISREG(st.st_mode)) {
+        /* opening a FIFO waits for a writer, and vaefarm reads each file more than once */
+        add(p, VF_EINVAL, pos, key, "%s is %s, not a file; give the path of a file (save a "
+            "stream to a file first)", path, S_ISFIFO(st.st_mode) ? "a pipe (FIFO)"
+                                                                   : "a device or socket");
     } else if (access(path, R_OK) != 0) {
         add(p, VF_EIO, pos, key, "%s is not readable: %s; check its permissions", path,
             strerror(errno));
@@ -126,6 +131,31 @@ static bool same_file(const char *a, const char *b)
            (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
 }
 
+/* Whether the file `path` lies in the folder `dir` (an existing one) or below it: one of the
+ * folders above it is that folder (links and ./ spellings included). */
+static bool inside(const char *path, const char *dir)
+{
+    struct stat sd, sa;
+    char *up = vf_path_dirname(path, NULL);
+    char *real = up ? realpath(up, NULL) : NULL;
+    free(up);
+    bool found = false;
+    if (real && stat(dir, &sd) == 0 && S_ISDIR(sd.st_mode)) {
+        for (char *end = real + strlen(real);;) {
+            if (stat(real, &sa) == 0 && sa.st_dev == sd.st_dev && sa.st_ino == sd.st_ino) {
+                found = true;
+                break;
+            }
+            while (end > real && *--end != '/') {}
+            if (end == real)
+                break;   /* "/" itself is never a work folder */
+            *end = '\0';
+        }
+    }
+    free(real);
+    return found;
+}
+
 /* The output must not be a file the film reads: the run would replace it. */
 static void output_not_read(struct problems *p, const struct vf_film *f, struct vf_config_pos pos)
 {
@@ -149,6 +179,10 @@ static void output_not_read(struct problems *p, const struct vf_film *f, struct 
         add(p, VF_EINVAL, pos, "output", "%s is also work_dir, the folder of the run's plan, "
             "journal and segments: give them different paths (work_dir defaults to "
             "<output>.vaefarm)", f->output);
+    else if (f->work_dir && inside(f->output, f->work_dir))
+        add(p, VF_EINVAL, pos, "output", "%s is inside work_dir %s, the folder of the run's "
+            "plan, journal and segments, which the run manages (a file there can be a segment, "
+            "replaced or removed): write the output elsewhere", f->output, f->work_dir);
 }
 
 static void check_output(struct problems *p, const struct vf_film *f)

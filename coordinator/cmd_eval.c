@@ -116,7 +116,8 @@ static json_t *summary_json(const struct vf_media_info *t, const struct vf_media
                             json_t *shots, json_t *per_frame)
 {
     json_t *doc = json_pack(
-        "{s:s, s:s, s:s, s:s, s:I, s:i, s:i}", "truth", t->path, "output", o->path,
+        "{s:o, s:o, s:s, s:s, s:I, s:i, s:i}", "truth", vf_json_text(t->path), "output",
+        vf_json_text(o->path),
         "truth_pix_fmt", t->pix_fmt, "output_pix_fmt", o->pix_fmt, "frames",
         (json_int_t)s->frames, "width", t->width, "height", t->height);
     if (put_metrics(doc, s)) {
@@ -130,7 +131,7 @@ static json_t *summary_json(const struct vf_media_info *t, const struct vf_media
                             json_pack("{s:f, s:s}", "psnr_cap_db", VF_QUALITY_PSNR_CAP, "spec",
                                       "docs/EVAL.md")) ||
         json_object_set_new(doc, "shots_from",
-                            shots_from ? json_string(shots_from) : json_null()) ||
+                            vf_json_text(shots_from)) ||
         json_object_set(doc, "shots", shots) ||
         (per_frame && json_object_set(doc, "per_frame", per_frame))) {
         json_decref(doc);
@@ -484,9 +485,7 @@ int vf_cmd_eval(int argc, char **argv, struct vf_cli *cli)
         print_human(ti, oi, &s);
         if (have_shots)
             print_shots(q, from);
-        exit_code = fflush(stdout) != 0 ? VF_EXIT_IO : VF_EXIT_OK;
-        if (exit_code)
-            fprintf(stderr, "vaefarm: could not write to standard output\n");
+        exit_code = vf_stdout_done();
     }
     rc = VF_OK;
 

@@ -74,6 +74,14 @@ static int check_references(const struct vf_film *film, struct vf_error *err)
     return VF_OK;
 }
 
+/* Whether s is UTF-8 (jansson's own test: what it refuses, plan.json could not hold). */
+static bool is_utf8(const char *s)
+{
+    json_t *j = s ? json_string(s) : NULL;
+    json_decref(j);
+    return !s || j;
+}
+
 int vf_film_resolve_model(struct vf_film *film, struct vf_error *err)
 {
     if (film->model)
@@ -91,6 +99,11 @@ int vf_film_resolve_model(struct vf_film *film, struct vf_error *err)
                             "read: %s: make it with scripts/make_model.sh, set VAEFARM_MODEL, or "
                             "give `model:` in film.yaml", film->path, e.msg);
     close(fd);
+    if (!is_utf8(path))   /* plan.json and report.json record it (check_utf8_paths) */
+        return vf_error_set(err, VF_EINVAL, "%s: the model's path %s is not UTF-8: vaefarm records "
+                            "it in plan.json and report.json, which are UTF-8 text; %s", film->path,
+                            path, path == env ? "give $VAEFARM_MODEL a UTF-8 path" :
+                            "set VAEFARM_MODEL to a copy of the model at a UTF-8 path");
     if (!(film->model = vf_strdup(path, err)))
         return VF_ENOMEM;
     return VF_OK;
@@ -132,11 +145,40 @@ bool vf_plan_passthrough_warning(const struct vf_film *film, const struct vf_arc
     return true;
 }
 
+/* Every path a run records in plan.json, report.json and the journal is UTF-8 (JSON text). Paths
+ * inside film.yaml are (YAML is UTF-8), so a path that is not comes from the command line: the
+ * film.yaml's folder (a Latin-1 name on an old file server). */
+static int check_utf8_paths(const struct vf_film *film, struct vf_error *err)
+{
+    const char *bad = NULL;
+    const char *paths[] = {film->path, film->input, film->output, film->work_dir, film->model,
+                           film->edl, film->default_reference};
+    for (size_t i = 0; !bad && i < sizeof paths / sizeof paths[0]; i++)
+        if (!is_utf8(paths[i]))
+            bad = paths[i];
+    for (size_t i = 0; !bad && i < film->n_shots; i++)
+        if (!is_utf8(film->shots[i].reference))
+            bad = film->shots[i].reference;
+    for (size_t i = 0; !bad && i < film->n_references; i++)
+        if (!is_utf8(film->references[i].image))
+            bad = film->references[i].image;
+    if (!bad)
+        return VF_OK;
+    return vf_error_set(err, VF_EINVAL,
+                        "%s: the path %s is not UTF-8 (a folder named in another encoding, from "
+                        "the command line): vaefarm records its paths in plan.json and "
+                        "report.json, which are UTF-8 text; run it from inside the film's folder "
+                        "(cd to it, then vaefarm film.yaml), or rename the folder to UTF-8 "
+                        "(convmv -f latin1 -t utf-8)", film->path, bad);
+}
+
 int vf_film_open(const char *yaml, char *unwritable, size_t n, struct vf_film **film,
                  struct vf_media_info **info, struct vf_error *err)
 {
     int rc = vf_config_load(film, yaml, err);
     if (rc < 0)
+        return rc;
+    if ((rc = check_utf8_paths(*film, err)) < 0)
         return rc;
     bool only_unwritable = false;
     rc = vf_config_check_files(*film, &only_unwritable, err);
@@ -979,6 +1021,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
                     printf("%s: %.1f s\n", at, rerun_ms * ms / 1000.0);
             }
         }
+        rc = vf_stdout_done();
     }
 out:
     free(cuts);

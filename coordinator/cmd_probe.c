@@ -1,5 +1,6 @@
 /* coordinator/cmd_probe.c: `vaefarm probe VIDEO [--json]`: what the film is. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "coordinator/coordinator.h"
@@ -17,6 +18,64 @@ static const char *kind_name(enum vf_stream_kind k)
     return "other";
 }
 
+/* Bytes of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
+ * nothing past U+10FFFF), or 0 where s does not start one. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    const unsigned char c = s[0];
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t n;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else
+        return 0;
+    for (size_t i = 1; i < n; i++, lo = 0x80, hi = 0xbf)
+        if (s[i] < lo || s[i] > hi)   /* the terminating NUL fails here too */
+            return 0;
+    return n;
+}
+
+json_t *vf_json_text(const char *s)
+{
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    if (j)
+        return j;   /* already UTF-8 */
+    const unsigned char *u = (const unsigned char *)s;
+    const size_t len = strlen(s);
+    char *out = malloc(3 * len + 1);   /* a byte becomes at most U+FFFD's 3 */
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(u + i);
+        if (n) {
+            memcpy(out + o, u + i, n);
+            o += n;
+            i += n;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    j = json_string(out);
+    free(out);
+    return j;
+}
+
 static json_t *rational(int num, int den) { return json_pack("[ii]", num, den); }
 
 json_t *vf_media_info_json(const struct vf_media_info *m)
@@ -26,9 +85,9 @@ json_t *vf_media_info_json(const struct vf_media_info *m)
         return NULL;
     for (int i = 0; i < m->n_streams; i++) {
         const struct vf_stream_info *s = &m->streams[i];
-        json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:f}", "index", s->index, "kind",
-                              kind_name(s->kind), "codec", s->codec, "language", s->language,
-                              "duration", s->duration);
+        json_t *o = json_pack("{s:i, s:s, s:s, s:o, s:f}", "index", s->index, "kind",
+                              kind_name(s->kind), "codec", s->codec, "language",
+                              vf_json_text(s->language), "duration", s->duration);
         if (o && s->kind == VF_STREAM_AUDIO) {
             json_object_set_new(o, "sample_rate", json_integer(s->sample_rate));
             json_object_set_new(o, "channels", json_integer(s->channels));
@@ -40,16 +99,16 @@ json_t *vf_media_info_json(const struct vf_media_info *m)
     }
     json_t *rotation = m->display_matrix ? json_real(m->rotation) : json_null();
     json_t *mirrored = m->display_matrix ? json_boolean(m->mirrored) : json_null();
-    return json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:I, s:f, s:I, s:b, "
-                     "s:b, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:s, s:o}",
-                     "path", m->path, "container", m->container, "video_stream", m->video_stream,
+    return json_pack("{s:o, s:s, s:i, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:I, s:f, s:I, s:b, "
+                     "s:b, s:I, s:o, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:s, s:o}",
+                     "path", vf_json_text(m->path), "container", m->container, "video_stream", m->video_stream,
                      "codec", m->codec, "pix_fmt", m->pix_fmt, "width", m->width, "height",
                      m->height, "sample_aspect_ratio", rational(m->sar_num, m->sar_den),
                      "frame_rate", rational(m->fps_num, m->fps_den), "time_base",
                      rational(m->tb_num, m->tb_den), "frames", (json_int_t)m->frames,
                      "duration", m->duration, "start_pts", (json_int_t)m->start_pts,
                      "variable_frame_rate", m->vfr, "b_frames", m->has_b_frames, "keyframes",
-                     (json_int_t)m->keyframes, "timecode", m->timecode, "field_order",
+                     (json_int_t)m->keyframes, "timecode", vf_json_text(m->timecode), "field_order",
                      m->field_order, "color_range", m->color_range, "color_space",
                      m->color_space, "color_transfer", m->color_transfer, "color_primaries",
                      m->color_primaries, "bits_per_sample", m->bits_per_sample, "display_rotation",
@@ -104,8 +163,10 @@ int vf_cmd_probe(int argc, char **argv, struct vf_cli *cli)
     int rc = VF_EXIT_OK;
     if (cli->json)
         rc = vf_json_print(vf_media_info_json(info));
-    else
+    else {
         print_human(info);
+        rc = vf_stdout_done();
+    }
     vf_shard_media_info_destroy(&info);
     return rc;
 }

@@ -403,10 +403,10 @@ static int setup_rank0(struct vf_farm *f, int *lock_fd, char **doc_text, void **
     json_t *doc = NULL;
     char *path = NULL;
     int rc = vf_film_open(f->yaml, NULL, 0, &f->film, &f->info, err);
+    if (vf_farm_signal)   /* a read the signal interrupted fails: the signal is the cause */
+        return interrupted_in_setup(err);
     if (rc < 0)
         return rc;
-    if (vf_farm_signal)
-        return interrupted_in_setup(err);
     if (f->null_ms >= 0) {
         /* the null colorizer: no model, no backend, a work folder of its own (docs/FARM.md) */
         if ((rc = vf_farm_null_work_dir(f->film, err)) < 0)
@@ -1217,6 +1217,10 @@ int vf_cmd_run(int argc, char **argv, struct vf_cli *cli)
     }
 
     int provided = 0;
+    /* now, not after MPI_Init (a few tenths of a second): a job cancelled while it starts
+     * stops as one cancelled later does (exit 10, nothing half-written), not by the signal;
+     * installed again below, over anything MPI_Init put in their place */
+    vf_farm_install_signals();
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "vaefarm: MPI_Init_thread failed: is Open MPI installed and, under Slurm, "
                         "started with srun --mpi=pmix or mpirun?\n");

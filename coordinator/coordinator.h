@@ -85,9 +85,16 @@ json_t *vf_plan_json(const struct vf_film *film, const struct vf_media_info *inf
 /* Write a JSON document to `path` (temporary file, fsync, rename). */
 int vf_farm_write_json(const char *path, json_t *doc, struct vf_error *err);
 int vf_cmd_run(int argc, char **argv, struct vf_cli *cli);
+/* A JSON string for text shown to people (a path, a file's tag): s as it is when it is UTF-8,
+ * else with each byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD (a
+ * Latin-1 folder name). json_null() for NULL; NULL when out of memory. */
+json_t *vf_json_text(const char *s);
 /* The probe as JSON (the `probe --json` document). */
 json_t *vf_media_info_json(const struct vf_media_info *info);
 
+/* Flush stdout at the end of a verb's output: 0, or VF_EXIT_IO (said on stderr) when any of it
+ * could not be written (a full disk, a closed pipe). */
+int vf_stdout_done(void);
 /* Print a JSON document on stdout (indent 2); returns 0 or an exit code. */
 int vf_json_print(json_t *doc);
 /* Report an error: on stderr as "vaefarm: <msg>", and (with --json) nothing on stdout. */

@@ -103,6 +103,15 @@ int vf_report_error(const struct vf_error *err)
     return vf_exit_code(err->code);
 }
 
+int vf_stdout_done(void)
+{
+    /* ferror too: a write that failed when the buffer filled is not failed again by the flush */
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return VF_EXIT_OK;
+    fprintf(stderr, "vaefarm: could not write to standard output\n");
+    return VF_EXIT_IO;
+}
+
 int vf_json_print(json_t *doc)
 {
     if (!doc) {
@@ -115,10 +124,10 @@ int vf_json_print(json_t *doc)
         fprintf(stderr, "vaefarm: could not serialise the JSON output\n");
         return VF_EXIT_INTERNAL;
     }
-    int rc = puts(s) < 0 || fflush(stdout) != 0 ? VF_EXIT_IO : VF_EXIT_OK;
+    int rc = puts(s) < 0 ? (fprintf(stderr, "vaefarm: could not write to standard output\n"),
+                            VF_EXIT_IO)
+                         : vf_stdout_done();
     free(s);
-    if (rc)
-        fprintf(stderr, "vaefarm: could not write to standard output\n");
     return rc;
 }
 

@@ -359,14 +359,16 @@ static int next_frame(struct vf_decoder *dec, struct vf_error *err)
                          info->path, dec->next, info->pts[dec->next], idx);
             return err->code;
         }
-        if (dec->frame->format != dec->src_fmt || dec->frame->width != dec->cc->width ||
-            dec->frame->height != dec->cc->height) {
+        /* against the probe's size (the decoder's own follows a new sequence header) */
+        if (dec->frame->format != dec->src_fmt || dec->frame->width != info->width ||
+            dec->frame->height != info->height) {
             vf_error_set(err, VF_EUNSUPPORTED,
                          "%s: frame %" PRId64 " is %dx%d %s but the stream began %dx%d %s; vaefarm "
-                         "needs one size and pixel format for the whole film: transcode it",
+                         "needs one size and pixel format for the whole film: transcode it "
+                         "(ffmpeg -i IN -vf scale=%d:%d -c:v ffv1 OUT.mkv)",
                          info->path, idx, dec->frame->width, dec->frame->height,
-                         av_get_pix_fmt_name(dec->frame->format), dec->cc->width,
-                         dec->cc->height, av_get_pix_fmt_name(dec->src_fmt));
+                         av_get_pix_fmt_name(dec->frame->format), info->width, info->height,
+                         av_get_pix_fmt_name(dec->src_fmt), info->width, info->height);
             return err->code;
         }
         dec->ready = true;

@@ -516,7 +516,7 @@ static int open_muxer(struct vf_segment_writer *w, struct vf_error *err)
     snprintf(tb, sizeof tb, "%d/%d", src->tb_num, src->tb_den);
     VF_CHECK_AV(av_dict_set(&w->oc->metadata, "VAEFARM_SOURCE_TIME_BASE", tb, 0), err, fail);
 
-    r = avio_open(&w->oc->pb, w->tmp, AVIO_FLAG_WRITE);
+    r = vf_shard_open_output_(&w->oc->pb, w->tmp);
     if (r < 0)
         return vf_shard_av_error_(err, VF_EIO, r,
                                   "cannot create segment file %s (check that the work folder exists, "

@@ -104,9 +104,14 @@ int vf_shard_encoder_params_(const struct vf_encode_spec *spec, const struct vf_
 
 /* avformat_open_input(ic, path) with the file read as named: FFmpeg's image demuxer would take a
  * name with a printf pattern (ref%03d.png, shot%d.jpg) for a numbered sequence and find no
- * file. Defined in probe.c. */
+ * file, and FFmpeg would take a name that starts like a URL (concat:a.mkv, pipe:0,
+ * take1:final.mkv) for another protocol; with fflags +genpts (a packet without pts gets one:
+ * an AVI with B-frames). Defined in probe.c. */
 struct AVFormatContext;
 int vf_shard_open_input_(struct AVFormatContext **ic, const char *path);
+/* avio_open(pb, path, AVIO_FLAG_WRITE) of the file named, whatever its name looks like. */
+struct AVIOContext;
+int vf_shard_open_output_(struct AVIOContext **pb, const char *path);
 
 /* The decoder's frame threads as FFmpeg's "auto" (thread_count 0, which the decoder keeps)
  * chooses them, for the memory estimate (vf_shard_codec_bytes): the CPUs this process may run on

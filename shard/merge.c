@@ -442,20 +442,42 @@ static const char *kind_name(enum AVMediaType t)
     return s ? s : "data";
 }
 
+/* What to do when a .ext output cannot hold a copied stream of type t: another container where
+ * one holds it (Matroska holds every audio and subtitle codec FFmpeg reads but MP4's mov_text),
+ * converting the subtitles, or leaving the audio and subtitles out. */
+static void way_out(char *buf, size_t n, const char *ext, enum AVMediaType t)
+{
+    const bool mkv = !strcmp(ext, "mkv");
+    if (t == AVMEDIA_TYPE_SUBTITLE)
+        snprintf(buf, n, "%sconvert the subtitles (ffmpeg -i IN -map 0 -c copy -c:s %s "
+                 "IN-2.%s, then give that as the input), or leave the audio and subtitles out "
+                 "with audio: none", mkv ? "" : "write a .mkv output, ", mkv ? "srt" : "mov_text",
+                 mkv ? "mkv" : ext);
+    else if (t == AVMEDIA_TYPE_AUDIO)
+        snprintf(buf, n, "%sleave the audio out with audio: none",
+                 mkv ? "" : "write a .mkv output (Matroska holds every audio codec), or ");
+    else
+        snprintf(buf, n, "%sleave the source's other streams out with audio: none",
+                 mkv ? "" : "write a .mkv output, or ");
+}
+
 /* Can the output container hold this codec? avformat_query_codec: 1 yes, 0 no, <0 unknown.
  * Asked at FF_COMPLIANCE_UNOFFICIAL: at NORMAL Matroska's answer leaves out the codecs it
  * stores through their Video for Windows tags (dnxhd), which its muxer writes all the same; the
  * header itself, written in vf_shard_output_check's trial before any work, has the last word. */
 static int check_container(struct merge *m, const AVCodecParameters *par, int index, struct vf_error *err)
 {
+    /* Matroska stores an attachment (a subtitle's font) by its file name and MIME type, whatever
+     * its codec id; no codec table lists them */
+    if (par->codec_type == AVMEDIA_TYPE_ATTACHMENT && !strcmp(m->oc->oformat->name, "matroska"))
+        return 0;
     if (avformat_query_codec(m->oc->oformat, par->codec_id, FF_COMPLIANCE_UNOFFICIAL) != 0)
         return 0;
-    return vf_error_set(err, VF_EUNSUPPORTED,
-                        "output %s: a .%s file cannot hold the %s stream #%d (%s); write a .mkv "
-                        "output (Matroska holds every codec vaefarm copies)%s",
-                        m->spec->output, m->ext, kind_name(par->codec_type), index,
-                        avcodec_get_name(par->codec_id),
-                        par->codec_type == AVMEDIA_TYPE_AUDIO ? ", or drop it with audio: none" : "");
+    char way[320];
+    way_out(way, sizeof way, m->ext, par->codec_type);
+    return vf_error_set(err, VF_EUNSUPPORTED, "output %s: a .%s file cannot hold the %s stream #%d "
+                        "(%s): %s", m->spec->output, m->ext, kind_name(par->codec_type), index,
+                        avcodec_get_name(par->codec_id), way);
 }
 
 static int add_stream(struct merge *m, unsigned i, struct vf_error *err)
@@ -590,7 +612,7 @@ static int open_output(struct merge *m, const char *format, struct vf_error *err
         return r;
     if ((r = build_output(m, format, m->tmp, err)) < 0)
         return r;
-    if ((r = avio_open(&m->oc->pb, m->tmp, AVIO_FLAG_WRITE)) < 0)
+    if ((r = vf_shard_open_output_(&m->oc->pb, m->tmp)) < 0)
         return vf_shard_av_error_(err, VF_EIO, r, "cannot create %s (the output %s's temporary file)",
                                   m->tmp, m->spec->output);
     if ((r = write_header(m, format)) < 0)
@@ -751,13 +773,12 @@ int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_enco
                          av);
     else {
         const AVCodecParameters *p = m.ic->streams[culprit]->codecpar;
+        char way[320];
+        way_out(way, sizeof way, m.ext, p->codec_type);
         r = vf_error_set(err, VF_EUNSUPPORTED,
                          "output %s: a .%s file cannot hold the source's %s stream #%ld (%s) "
-                         "(FFmpeg: %s): write a .mkv output%s",
-                         spec->output, m.ext, kind_name(p->codec_type), culprit,
-                         avcodec_get_name(p->codec_id), av,
-                         p->codec_type == AVMEDIA_TYPE_AUDIO ? ", or drop the audio with audio: none"
-                                                             : "");
+                         "(FFmpeg: %s): %s", spec->output, m.ext, kind_name(p->codec_type),
+                         culprit, avcodec_get_name(p->codec_id), av, way);
     }
 out:
     avformat_close_input(&m.ic);

@@ -344,8 +344,9 @@ static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStrea
         if (e.pts == AV_NOPTS_VALUE) {
             rc = vf_error_set(err, VF_EUNSUPPORTED,
                               "%s: video packet %" PRId64 " (byte %" PRId64 ") has no timestamp; "
-                              "vaefarm indexes frames by timestamp: remux it first, e.g. "
-                              "ffmpeg -fflags +genpts -i IN -c copy OUT.mkv",
+                              "vaefarm indexes frames by timestamp: re-time the frames first "
+                              "(losslessly: ffmpeg -i IN -map 0 -c copy -vf setpts=N/FRAME_RATE/TB "
+                              "-c:v ffv1 OUT.mkv)",
                               info->path, info->packets_->n, pkt->pos);
             goto out;
         }
@@ -427,8 +428,9 @@ static int build_frames(struct vf_media_info *info, const AVStream *st, struct v
         if (i > 0 && order[i].pts == order[i - 1].pts) {
             rc = vf_error_set(err, VF_EUNSUPPORTED,
                               "%s: video packets %" PRId64 " and %" PRId64 " (decode order) share the "
-                              "timestamp %" PRId64 "; vaefarm needs one timestamp per frame: remux "
-                              "with ffmpeg -fflags +genpts -i IN -c copy OUT.mkv",
+                              "timestamp %" PRId64 "; vaefarm needs one timestamp per frame: "
+                              "re-time the frames (losslessly: ffmpeg -i IN -map 0 -c copy -vf "
+                              "setpts=N/FRAME_RATE/TB -c:v ffv1 OUT.mkv)",
                               info->path, order[i - 1].pos, order[i].pos, order[i].pts);
             goto out;
         }
@@ -486,8 +488,14 @@ static int check_truncated(const struct vf_media_info *info, const AVFormatConte
 {
     double frame_s = info->frame_duration[0] * av_q2d(st->time_base);
     /* the declared count is of packets (MOV sample tables, AVI index entries): it includes
-     * packets that are no frame (an edit list's discarded lead-in, AVI drop markers) */
-    if (st->nb_frames > 0 && info->frames + skipped < st->nb_frames)
+     * packets that are no frame (an edit list's discarded lead-in, AVI drop markers). FFmpeg's
+     * AVI demuxer does not deliver a drop marker (an empty index entry) at all, but the frames
+     * around it keep their slots' times: a file whose frames span every declared slot at its
+     * frame rate lacks none at its end (a truncated one does) */
+    const AVRational slot = st->r_frame_rate;
+    const double slots = slot.num > 0 && slot.den > 0 ? info->duration * av_q2d(slot) : 0;
+    if (st->nb_frames > 0 && info->frames + skipped < st->nb_frames &&
+        !(fmt->iformat && !strcmp(fmt->iformat->name, "avi") && slots + 0.5 >= st->nb_frames))
         return vf_error_set(err, VF_EMEDIA,
                             "%s: the container declares %" PRId64 " video frames but only %" PRId64
                             " could be read (%" PRId64 " frames and %" PRId64 " packets an edit "
@@ -565,13 +573,40 @@ static void fill_video_fields(struct vf_media_info *info, const AVFormatContext 
     copy_str(info->timecode, sizeof info->timecode, tc ? tc->value : "");
 }
 
+/* "file:" + path, malloc'd (NULL when out of memory): FFmpeg's file protocol opens the rest of
+ * the name as it is, where a bare name that starts with "word:" would be taken for protocol
+ * "word" (concat:, pipe:, or a take named take1:final.mkv, "Protocol not found"). */
+static char *file_url(const char *path)
+{
+    const size_t n = strlen(path) + sizeof "file:";
+    char *url = malloc(n);
+    if (url)
+        snprintf(url, n, "file:%s", path);
+    return url;
+}
+
 int vf_shard_open_input_(AVFormatContext **ic, const char *path)
 {
     AVDictionary *opts = NULL;
-    int r = av_dict_set(&opts, "pattern_type", "none", 0);   /* image2's; others leave it */
+    char *url = file_url(path);
+    int r = url ? av_dict_set(&opts, "pattern_type", "none", 0) : AVERROR(ENOMEM); /* image2's */
+    /* a packet without pts gets one (from the reordering the parser sees): an AVI with B-frames
+     * (Xvid, DivX, H.264) stores none for its I and P frames, and its dts are in decode order;
+     * packets that have a pts keep it */
     if (r >= 0)
-        r = avformat_open_input(ic, path, NULL, &opts);
+        r = av_dict_set(&opts, "fflags", "+genpts", 0);
+    if (r >= 0)
+        r = avformat_open_input(ic, url, NULL, &opts);
     av_dict_free(&opts);
+    free(url);
+    return r;
+}
+
+int vf_shard_open_output_(AVIOContext **pb, const char *path)
+{
+    char *url = file_url(path);
+    int r = url ? avio_open(pb, url, AVIO_FLAG_WRITE) : AVERROR(ENOMEM);
+    free(url);
     return r;
 }
 
@@ -591,9 +626,14 @@ int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error
         return vf_error_set(err, errno == ENOENT ? VF_ENOENT : VF_EIO,
                             "%s: %s; check the path (relative paths in film.yaml are relative to "
                             "the YAML file's folder)", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode) && !S_ISCHR(sb.st_mode))
-        return vf_error_set(err, VF_EINVAL, "%s is not a video file (it is a folder or a special "
-                                            "file); check the path", path);
+    /* a pipe or a device cannot be read twice (the probe indexes it, then every rank decodes
+     * it) and a FIFO would block here waiting for a writer */
+    if (!S_ISREG(sb.st_mode))
+        return vf_error_set(err, VF_EINVAL, "%s is %s, not a video file: vaefarm reads its films "
+                            "more than once (probe, then decoding); give the path of a file%s",
+                            path, S_ISDIR(sb.st_mode) ? "a folder" : S_ISFIFO(sb.st_mode) ? "a pipe (FIFO)"
+                                                       : "a device or socket",
+                            S_ISDIR(sb.st_mode) ? "" : " (save a stream to a file first)");
     info = vf_calloc(1, sizeof *info, err);
     if (!info)
         return VF_ENOMEM;

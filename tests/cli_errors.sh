@@ -295,6 +295,123 @@ ffmpeg -v error -y -i "$film" -frames:v 30 -map 0:v -c:v ffv1 -output_ts_offset 
 expect "a reel that starts late" 0 -- "$vf" probe "$tmp/late.mkv"
 grep -q "frames      30 at" "$tmp/out" && pass=$((pass+1)) || { echo "FAIL late.mkv: not 30 frames"; cat "$tmp/out"; fail=$((fail+1)); }
 
+# files named like FFmpeg URLs are read as named (pipe:0 would be stdin, concat:X another file)
+ffmpeg -v error -y -i "$film" -frames:v 24 -c:v ffv1 "$tmp/short.mkv" || { echo "FAIL make short.mkv"; fail=$((fail+1)); }
+cp "$tmp/short.mkv" "$tmp/pipe:0"; cp "$data/films/film_ref_0.png" "$tmp/concat:ref.png"
+digest=$("$vf" probe "$tmp/short.mkv" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['video_digest'])")
+cp "$data/films/film_ref_0.png" "$tmp/concat:short.mkv"   # the concat protocol would read short.mkv
+for name in "pipe:0" "concat:short.mkv"; do
+  (cd "$tmp" && "$vf" probe "$name" --json </dev/null >"$tmp/out" 2>"$tmp/err"); rc=$?
+  got=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['video_digest'])" "$tmp/out" 2>/dev/null)
+  want=$digest; [ "$name" = "pipe:0" ] || want=$("$vf" probe "$data/films/film_ref_0.png" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['video_digest'])")
+  [ $rc = 0 ] && [ "$got" = "$want" ] && pass=$((pass+1)) \
+    || { echo "FAIL probe $name: exit $rc, digest $got (want $want)"; cat "$tmp/err"; fail=$((fail+1)); }
+done
+# a run of a film whose files are named like URLs, to an output named like one: read and written
+# as named (the segments, the merge's temporary file and the output in the same folder)
+printf 'version: 1\ninput: pipe:0\noutput: "concat:out.mkv"\ndefault_reference: concat:ref.png\nshots: {detect: off}\nchunks: {length: 10, warmup: 2}\n' >"$tmp/url.yaml"
+(cd "$tmp" && timeout 300 "$vf" run url.yaml --quiet </dev/null >"$tmp/out" 2>"$tmp/err"); rc=$?
+n=$("$vf" probe "$tmp/concat:out.mkv" --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['frames'])" 2>/dev/null)
+[ $rc = 0 ] && [ "$n" = 24 ] && pass=$((pass+1)) \
+  || { echo "FAIL run with URL-like names: exit $rc, $n frames (want 24)"; cat "$tmp/err"; fail=$((fail+1)); }
+rm -rf "$tmp/concat:out.mkv" "$tmp/concat:out.mkv.vaefarm"
+# a pipe is refused at once (it cannot be read twice, and opening it would wait for a writer)
+mkfifo "$tmp/pipe.mkv"
+expect "probe: a FIFO" 3 "pipe.mkv is a pipe (FIFO), not a video file" "save a stream to a file first" -- timeout 20 "$vf" probe "$tmp/pipe.mkv"
+expect "eval: a FIFO" 3 "pipe.mkv is a pipe (FIFO), not a video file" -- timeout 20 "$vf" eval --truth "$film" --output "$tmp/pipe.mkv"
+expect "probe: a device" 3 "/dev/null is a device or socket, not a video file" -- "$vf" probe /dev/null
+# a film.yaml in a folder whose name is not UTF-8 (Latin-1 on an old file server): plan and run
+# refuse it, saying how to go on, rather than failing to write plan.json; from inside, it runs
+lat=$(printf '%s/caf\351' "$tmp"); mkdir "$lat"
+printf 'version: 1\ninput: %s\noutput: out.mkv\ndefault_reference: %s/ref.png\n' "$film" "$tmp" >"$lat/f.yaml"
+expect "plan: a folder name that is not UTF-8" 3 "is not UTF-8" "run it from inside the film's folder" -- "$vf" plan "$lat/f.yaml"
+expect "run: a folder name that is not UTF-8" 3 "is not UTF-8" "run it from inside the film's folder" -- "$vf" run "$lat/f.yaml"
+[ ! -e "$lat/out.mkv.vaefarm" ] && pass=$((pass+1)) || { echo "FAIL a refused run made its work folder"; fail=$((fail+1)); }
+(cd "$lat" && "$vf" plan f.yaml --json >"$tmp/out" 2>"$tmp/err") && python3 -c "import json,sys; json.load(open(sys.argv[1]))" "$tmp/out" \
+  && pass=$((pass+1)) || { echo "FAIL plan from inside a Latin-1 folder"; cat "$tmp/err"; fail=$((fail+1)); }
+# probe and eval show such a name with U+FFFD in --json (it is text for people there)
+cp "$film" "$lat/grey.mkv"
+expect "probe --json: a name that is not UTF-8" 0 -- "$vf" probe "$lat/grey.mkv" --json
+python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['path']; assert p.endswith('caf\ufffd/grey.mkv'), p" "$tmp/out" \
+  && pass=$((pass+1)) || { echo "FAIL probe --json path"; fail=$((fail+1)); }
+expect "eval --json: a name that is not UTF-8" 0 -- "$vf" eval --truth "$lat/grey.mkv" --output "$film" --json
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['truth'].endswith('caf\ufffd/grey.mkv'), d['truth']" "$tmp/out" \
+  && pass=$((pass+1)) || { echo "FAIL eval --json path"; fail=$((fail+1)); }
+
+# an AVI whose capture dropped frames 5-7 (empty index entries, which FFmpeg never delivers) is
+# complete: its 20 frames span its 23 declared slots; cut in half it is truncated
+ffmpeg -v error -y -f lavfi -i testsrc2=s=64x48:r=25:d=0.8 -vf "setpts='(N+if(gte(N,5),3,0))/25/TB'" \
+  -fps_mode passthrough -c:v mjpeg "$tmp/drops.avi" || { echo "FAIL make drops.avi"; fail=$((fail+1)); }
+expect "an AVI with dropped frames" 0 -- "$vf" probe "$tmp/drops.avi"
+grep -q "frames      20 at" "$tmp/out" && pass=$((pass+1)) || { echo "FAIL drops.avi: not 20 frames"; cat "$tmp/out"; fail=$((fail+1)); }
+head -c $(( $(stat -c %s "$tmp/drops.avi") * 3 / 4 )) "$tmp/drops.avi" >"$tmp/cut.avi"
+expect "an AVI cut short" 5 "cut.avi" "probably truncated" -- "$vf" probe "$tmp/cut.avi"
+
+# a Matroska film with ASS subtitles and their font (an attachment): a .mkv output keeps both;
+# an MP4's mov_text subtitles, which Matroska cannot hold, are refused with what to do
+printf '[Script Info]\nScriptType: v4.00+\n\n[Events]\nFormat: Layer, Start, End, Style, Text\nDialogue: 0,0:00:00.00,0:00:00.50,Default,hello\n' >"$tmp/s.ass"
+head -c 3000 /dev/urandom >"$tmp/font.ttf"
+ffmpeg -v error -y -i "$tmp/short.mkv" -i "$tmp/s.ass" -map 0:v -map 1 -c:v copy -c:s ass \
+  -attach "$tmp/font.ttf" -metadata:s:t mimetype=application/x-truetype-font "$tmp/fonts.mkv" \
+  || { echo "FAIL make fonts.mkv"; fail=$((fail+1)); }
+printf 'version: 1\ninput: fonts.mkv\noutput: fonts_out.mkv\ndefault_reference: concat:ref.png\nshots: {detect: off}\n' >"$tmp/fonts.yaml"
+expect "subtitles and a font into .mkv" 0 -- timeout 300 "$vf" run "$tmp/fonts.yaml" --quiet
+ffprobe -v error -show_entries stream=codec_type:stream_tags=filename -of csv=p=0 "$tmp/fonts_out.mkv" >"$tmp/streams" 2>&1
+grep -q "^subtitle" "$tmp/streams" && grep -q "^attachment,font.ttf" "$tmp/streams" && pass=$((pass+1)) \
+  || { echo "FAIL fonts_out.mkv lacks the subtitles or the font:"; cat "$tmp/streams"; fail=$((fail+1)); }
+ffmpeg -v error -y -i "$tmp/short.mkv" -i "$tmp/s.ass" -map 0:v -map 1 -c:v libx264 -c:s mov_text "$tmp/subs.mp4" \
+  || { echo "FAIL make subs.mp4"; fail=$((fail+1)); }
+printf 'version: 1\ninput: subs.mp4\noutput: subs_out.mkv\ndefault_reference: concat:ref.png\n' >"$tmp/subs.yaml"
+expect "mov_text into .mkv" 3 "cannot hold the subtitle stream #1 (mov_text)" "-c:s srt" "audio: none" -- "$vf" plan "$tmp/subs.yaml"
+grep -q "write a .mkv output" "$tmp/err" && { echo "FAIL mov_text into .mkv: told to write a .mkv output"; fail=$((fail+1)); }
+
+# an AVI with B-frames stores no pts for its I and P frames (genpts gives them): the run colours
+# every frame, in order, across chunk boundaries
+ffmpeg -v error -y -f lavfi -i testsrc2=s=96x72:r=25:d=1.2 -vf format=gray -c:v mpeg4 -bf 2 -g 12 "$tmp/bframes.avi" \
+  || { echo "FAIL make bframes.avi"; fail=$((fail+1)); }
+printf 'version: 1\ninput: bframes.avi\noutput: bframes.mkv\ndefault_reference: concat:ref.png\ninference_size: [32, 48]\nshots: {detect: off}\nchunks: {length: 10, warmup: 2}\n' >"$tmp/bframes.yaml"
+expect "an AVI with B-frames" 0 -- timeout 300 "$vf" run "$tmp/bframes.yaml" --quiet
+n=$("$vf" probe "$tmp/bframes.mkv" --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['frames'])" 2>/dev/null)
+[ "$n" = 30 ] && pass=$((pass+1)) || { echo "FAIL bframes.mkv: $n frames (want 30)"; fail=$((fail+1)); }
+# the frames are the input's, in its order: the colour film's luma follows the grey one's
+python3 - "$tmp/bframes.avi" "$tmp/bframes.mkv" <<'PY' && pass=$((pass+1)) || { echo "FAIL bframes.mkv: frames out of order"; fail=$((fail+1)); }
+import subprocess, sys
+def lumas(p):
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", p, "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                         capture_output=True, check=True).stdout
+    n = 96 * 72
+    return [sum(raw[i:i + n]) / n for i in range(0, len(raw), n)]
+a, b = lumas(sys.argv[1]), lumas(sys.argv[2])
+assert len(a) == len(b) == 30, (len(a), len(b))
+worst = max(abs(x - y) for x, y in zip(a, b))
+assert worst < 3, worst   # the same picture's mean luma, through colour and a lossless codec
+PY
+
+# a stream whose frames change size mid-way is refused by name, with what to do
+for sz in 64x48 96x72; do
+  ffmpeg -v error -y -f lavfi -i testsrc2=s=$sz:r=25:d=0.4 -c:v libx264 -bf 0 -f h264 "$tmp/p$sz.h264"
+done
+cat "$tmp/p64x48.h264" "$tmp/p96x72.h264" >"$tmp/p12.h264"
+ffmpeg -v error -y -framerate 25 -i "$tmp/p12.h264" -c copy "$tmp/resized.mkv"
+ffmpeg -v error -y -f lavfi -i testsrc2=s=64x48:r=25:d=0.8 -c:v ffv1 "$tmp/truth64.mkv"
+expect "a size change mid-stream" 3 "resized.mkv: frame 10 is 96x72" "stream began 64x48" "scale=64:48" -- "$vf" eval --truth "$tmp/truth64.mkv" --output "$tmp/resized.mkv"
+
+# a reference that is a pipe is refused at once (opening it would wait for a writer)
+mkfifo "$tmp/ref_pipe.png"
+printf 'version: 1\ninput: short.mkv\noutput: o.mkv\ndefault_reference: ref_pipe.png\n' >"$tmp/fifo.yaml"
+expect "a reference that is a FIFO" 3 "default_reference: $tmp/ref_pipe.png is a pipe (FIFO), not a file" -- timeout 20 "$vf" plan "$tmp/fifo.yaml"
+# an output inside the work folder (a segment's place) is refused
+mkdir -p "$tmp/wd/segments"
+printf 'version: 1\ninput: short.mkv\noutput: wd/segments/00000.mkv\nwork_dir: wd\ndefault_reference: concat:ref.png\n' >"$tmp/inwd.yaml"
+expect "an output inside work_dir" 3 "is inside work_dir" "write the output elsewhere" -- "$vf" plan "$tmp/inwd.yaml"
+
+# output that cannot be written (a full disk) is an I/O error, in text as in JSON
+for cmd in "probe $film" "probe $film --json" "plan $tmp/fonts.yaml" "eval --truth $tmp/short.mkv --output $tmp/short.mkv"; do
+  $vf $cmd >/dev/full 2>"$tmp/err"; rc=$?
+  [ $rc = 6 ] && grep -q "could not write to standard output" "$tmp/err" && pass=$((pass+1)) \
+    || { echo "FAIL $cmd >/dev/full: exit $rc (want 6)"; cat "$tmp/err"; fail=$((fail+1)); }
+done
+
 echo "messages: $log"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
