@@ -217,6 +217,14 @@ int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_
         /* an event line */
         char *tok[10];
         int nt = tokenize(s, tok, 9);
+        if (nt >= 4 && tok[3][0] == 'K') {   /* a key (K, KB, K B, KO): 9 or 10 fields */
+            rc = vf_error_set(err, VF_EUNSUPPORTED,
+                              "%s:%d: event %s is a key (%s): it layers two pictures, which is not "
+                              "a sequence of shots; flatten the key in the edit or give the shots "
+                              "as shots.list",
+                              path, lineno, tok[0], tok[3]);
+            goto out;
+        }
         if (nt != 8 && nt != 9) {
             rc = vf_error_set(err, VF_EINVAL,
                               "%s:%d: an event line has %s fields, expected 8 (number reel track "
@@ -255,13 +263,6 @@ int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_
                                   path, lineno, tok[0], trans);
                 goto out;
             }
-        } else if (trans[0] == 'K') {
-            rc = vf_error_set(err, VF_EUNSUPPORTED,
-                              "%s:%d: event %s is a key (%s): it layers two pictures, which is not "
-                              "a sequence of shots; flatten the key in the edit or give the shots "
-                              "as shots.list",
-                              path, lineno, tok[0], trans);
-            goto out;
         } else {
             rc = vf_error_set(err, VF_EINVAL,
                               "%s:%d: event %s: unknown transition '%s' (C, D, Wnnn or K)", path,

@@ -390,6 +390,9 @@ static void edl_rejects_bad_files_with_file_and_line(void **state)
         "fields.edl:4:", "fields");
     BAD("key.edl", "002  AX  V  K  000 00:00:02:00 00:00:04:00 01:00:02:00 01:00:04:00",
         VF_EUNSUPPORTED, "key.edl:4:", "key");
+    /* CMX's background key (K B): ten fields, still a key, not a malformed line */
+    BAD("keyb.edl", "002  AX  V  K B  000 00:00:02:00 00:00:04:00 01:00:02:00 01:00:04:00",
+        VF_EUNSUPPORTED, "keyb.edl:4:", "is a key (K)");
     BAD("trans.edl", "002  AX  V  X  00:00:02:00 00:00:04:00 01:00:02:00 01:00:04:00", VF_EINVAL,
         "trans.edl:4:", "unknown transition 'X'");
     BAD("dissolve.edl", "002  AX  V  D  00:00:02:00 00:00:04:00 01:00:02:00 01:00:04:00", VF_EINVAL,
