@@ -241,7 +241,7 @@ int vf_open_regular(const char *path, int64_t *size, struct vf_error *err)
         close(fd);
         vf_error_set(err, VF_EINVAL, "%s is %s, not a file", path,
                      S_ISDIR(st.st_mode)    ? "a folder"
-                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                     : S_ISFIFO(st.st_mode) ? "a pipe (FIFO)"
                                             : "a device");
         return -1;
     }

@@ -156,6 +156,28 @@ static bool inside(const char *path, const char *dir)
     return found;
 }
 
+/* Whether `output` is a file the run manages in `work_dir`: inside its segments/ or
+ * null-colorizer/ folders (any depth), or one of its own files beside them. */
+static bool in_work_dir(const char *output, const char *work_dir)
+{
+    static const char *const folders[] = {"segments", "null-colorizer"};
+    static const char *const files[] = {"plan.json", "journal", "lock", "vaefarm.log",
+                                        "report.json"};
+    bool hit = false;
+    for (size_t i = 0; i < sizeof folders / sizeof folders[0] && !hit; i++) {
+        char *d = vf_path_join(work_dir, folders[i], NULL);
+        hit = d && inside(output, d);
+        free(d);
+    }
+    const char *slash = strrchr(output, '/');
+    const char *base = slash ? slash + 1 : output;
+    char *dir = vf_path_dirname(output, NULL);
+    for (size_t i = 0; i < sizeof files / sizeof files[0] && !hit; i++)
+        hit = dir && !strcmp(base, files[i]) && same_file(dir, work_dir);
+    free(dir);
+    return hit;
+}
+
 /* The output must not be a file the film reads: the run would replace it. */
 static void output_not_read(struct problems *p, const struct vf_film *f, struct vf_config_pos pos)
 {
@@ -179,10 +201,11 @@ static void output_not_read(struct problems *p, const struct vf_film *f, struct 
         add(p, VF_EINVAL, pos, "output", "%s is also work_dir, the folder of the run's plan, "
             "journal and segments: give them different paths (work_dir defaults to "
             "<output>.vaefarm)", f->output);
-    else if (f->work_dir && inside(f->output, f->work_dir))
-        add(p, VF_EINVAL, pos, "output", "%s is inside work_dir %s, the folder of the run's "
-            "plan, journal and segments, which the run manages (a file there can be a segment, "
-            "replaced or removed): write the output elsewhere", f->output, f->work_dir);
+    else if (f->work_dir && in_work_dir(f->output, f->work_dir))
+        add(p, VF_EINVAL, pos, "output", "%s is one of the files of work_dir %s that the run "
+            "manages (its segments/, plan.json, journal, lock, vaefarm.log, report.json, "
+            "null-colorizer/: replaced or removed there): write the output elsewhere", f->output,
+            f->work_dir);
 }
 
 static void check_output(struct problems *p, const struct vf_film *f)

@@ -327,11 +327,11 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
 
     if (cli->json) {
         json_t *doc = json_pack(
-            "{s:s, s:s, s:b, s:[i,i], s:[i,i], s:s, s:i, s:i, s:s, s:I,"
+            "{s:o, s:s, s:b, s:[i,i], s:[i,i], s:s, s:i, s:i, s:s, s:I,"
             " s:{s:f, s:f, s:f, s:f, s:f, s:f}, s:f, s:f, s:f, s:b,"
             " s:{s:f, s:f, s:f, s:f, s:f},"
             " s:{s:f, s:f, s:f}, s:{s:I, s:I, s:I, s:I}, s:f}",
-            "model", o.model, "architecture", arch->name, "random_weights", random,
+            "model", vf_json_text(o.model), "architecture", arch->name, "random_weights", random,
             "size", o.h, o.w, "full_size", o.fh, o.fw, "precision", vf_dtype_name(o.dt),
             "frames", o.frames, "threads", o.threads, "device", devname,
             "parameters", (json_int_t)vf_net_params(net),
@@ -389,7 +389,7 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
                "%.1f MiB after %d frames; backend holds %.1f MiB; created in %.2f s\n", rss1 / 1024.0,
                (rss1 - rss0) / 1024.0, rss2 / 1024.0, o.frames,
                vf_backend_bytes(be) / 1048576.0, t_create);
-        rc = VF_EXIT_OK;
+        rc = vf_stdout_done();
     }
     goto out;
 fail:

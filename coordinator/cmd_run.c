@@ -1222,6 +1222,11 @@ int vf_cmd_run(int argc, char **argv, struct vf_cli *cli)
      * installed again below, over anything MPI_Init put in their place */
     vf_farm_install_signals();
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        if (vf_farm_signal) {   /* the signal broke it off */
+            fprintf(stderr, "vaefarm: interrupted by %s while starting; nothing was colorized "
+                    "yet: run the same command again\n", vf_farm_signal_name(vf_farm_signal));
+            return VF_EXIT_INTERRUPTED;
+        }
         fprintf(stderr, "vaefarm: MPI_Init_thread failed: is Open MPI installed and, under Slurm, "
                         "started with srun --mpi=pmix or mpirun?\n");
         return VF_EXIT_INTERNAL;

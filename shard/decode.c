@@ -213,6 +213,7 @@ int vf_shard_decoder_create(struct vf_decoder **out, const struct vf_media_info 
         vf_error_set(err, VF_EMEDIA, "stream %d is not a video stream any more", info->video_stream);
         goto fail;
     }
+    vf_shard_genpts_(dec->fmt, info->video_stream);   /* the probe's timing, packet for packet */
     dec->st = dec->fmt->streams[info->video_stream];
     for (unsigned i = 0; i < dec->fmt->nb_streams; i++)
         if ((int)i != info->video_stream)
@@ -342,8 +343,9 @@ static int next_frame(struct vf_decoder *dec, struct vf_error *err)
             vf_error_set(err, VF_EMEDIA,
                          "%s: the decoder produced a frame with timestamp %" PRId64 " (near frame %"
                          PRId64 ") that the probe's index does not hold; the file changed since "
-                         "it was probed, or its timestamps are broken: remux it with "
-                         "ffmpeg -fflags +genpts -i IN -c copy OUT.mkv",
+                         "it was probed, or its timestamps are broken: re-time the frames "
+                         "(losslessly: ffmpeg -i IN -map 0 -c copy -vf setpts=N/FRAME_RATE/TB "
+                         "-c:v ffv1 OUT.mkv)",
                          info->path, ts, dec->next);
             return err->code;
         }

@@ -105,10 +105,16 @@ int vf_shard_encoder_params_(const struct vf_encode_spec *spec, const struct vf_
 /* avformat_open_input(ic, path) with the file read as named: FFmpeg's image demuxer would take a
  * name with a printf pattern (ref%03d.png, shot%d.jpg) for a numbered sequence and find no
  * file, and FFmpeg would take a name that starts like a URL (concat:a.mkv, pipe:0,
- * take1:final.mkv) for another protocol; with fflags +genpts (a packet without pts gets one:
- * an AVI with B-frames). Defined in probe.c. */
+ * take1:final.mkv) for another protocol. Defined in probe.c. */
 struct AVFormatContext;
 int vf_shard_open_input_(struct AVFormatContext **ic, const char *path);
+/* FFmpeg's genpts on ic where it gives the right presentation times: MPEG-1/2 video and MPEG-4
+ * Part 2, whose B-frames FFmpeg's parser sees, so that a packet without pts (the I and P frames
+ * of an AVI with B-frames: Xvid, DivX) gets the dts of the frame shown after it. Not H.264 or
+ * HEVC: there each packet without pts would take the next packet's dts, one frame late even
+ * without B-frames (the probe refuses those with B-frames and no pts). Packets with a pts keep
+ * it. The probe and every decoder of the film call it, after avformat_find_stream_info. */
+void vf_shard_genpts_(struct AVFormatContext *ic, int video_stream);
 /* avio_open(pb, path, AVIO_FLAG_WRITE) of the file named, whatever its name looks like. */
 struct AVIOContext;
 int vf_shard_open_output_(struct AVIOContext **pb, const char *path);

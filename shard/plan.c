@@ -175,7 +175,7 @@ static int hash_alloc(struct AVHashContext **h, struct vf_error *err)
 static int hash_file(const char *path, char hex[65], const char *what, struct vf_error *err)
 {
     int rc = vf_shard_file_checksum(path, hex, err);
-    if (rc < 0) {
+    if (rc < 0 && err) {
         char why[VF_ERROR_MSG_MAX];
         snprintf(why, sizeof why, "%s", err->msg);
         vf_error_set(err, rc, "the %s cannot be read: %s; check the path in the film.yaml", what,

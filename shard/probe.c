@@ -350,6 +350,19 @@ static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStrea
                               info->path, info->packets_->n, pkt->pos);
             goto out;
         }
+        if (pkt->pts == AV_NOPTS_VALUE && st->codecpar->video_delay > 0 &&
+            !(fmt->flags & AVFMT_FLAG_GENPTS)) {
+            /* H.264 or HEVC with B-frames in AVI: decode-order dts only, and no parser that
+             * could give presentation times (vf_shard_genpts_); every chunk would fail */
+            rc = vf_error_set(err, VF_EUNSUPPORTED,
+                              "%s: its %s frames are stored without presentation times and "
+                              "reordered (B-frames; %s keeps only their decode order), so "
+                              "vaefarm cannot tell which frame is shown when: re-encode the video "
+                              "(losslessly: ffmpeg -i IN -map 0 -c copy -c:v ffv1 OUT.mkv)",
+                              info->path, avcodec_get_name(st->codecpar->codec_id),
+                              fmt->iformat->name);
+            goto out;
+        }
         if (pkt->pts == AV_NOPTS_VALUE)
             info->has_b_frames |= st->codecpar->video_delay > 0; /* checked after sorting */
         if (pkt->flags & AV_PKT_FLAG_CORRUPT)
@@ -490,12 +503,13 @@ static int check_truncated(const struct vf_media_info *info, const AVFormatConte
     /* the declared count is of packets (MOV sample tables, AVI index entries): it includes
      * packets that are no frame (an edit list's discarded lead-in, AVI drop markers). FFmpeg's
      * AVI demuxer does not deliver a drop marker (an empty index entry) at all, but the frames
-     * around it keep their slots' times: a file whose frames span every declared slot at its
-     * frame rate lacks none at its end (a truncated one does) */
-    const AVRational slot = st->r_frame_rate;
-    const double slots = slot.num > 0 && slot.den > 0 ? info->duration * av_q2d(slot) : 0;
-    if (st->nb_frames > 0 && info->frames + skipped < st->nb_frames &&
-        !(fmt->iformat && !strcmp(fmt->iformat->name, "avi") && slots + 0.5 >= st->nb_frames))
+     * around it keep their slots' times (an AVI index entry is one tick of the stream's time
+     * base): a file whose last frame ends at or past the declared count of ticks lacks none at
+     * its end (a truncated one does); a drop in the very last slot cannot be told from a cut */
+    const int64_t n = info->frames;
+    const bool avi_complete = fmt->iformat && !strcmp(fmt->iformat->name, "avi") && n > 0 &&
+                              info->pts[n - 1] + info->frame_duration[n - 1] >= st->nb_frames;
+    if (st->nb_frames > 0 && info->frames + skipped < st->nb_frames && !avi_complete)
         return vf_error_set(err, VF_EMEDIA,
                             "%s: the container declares %" PRId64 " video frames but only %" PRId64
                             " could be read (%" PRId64 " frames and %" PRId64 " packets an edit "
@@ -585,16 +599,18 @@ static char *file_url(const char *path)
     return url;
 }
 
+void vf_shard_genpts_(AVFormatContext *ic, int video_stream)
+{
+    const enum AVCodecID id = ic->streams[video_stream]->codecpar->codec_id;
+    if (id == AV_CODEC_ID_MPEG1VIDEO || id == AV_CODEC_ID_MPEG2VIDEO || id == AV_CODEC_ID_MPEG4)
+        ic->flags |= AVFMT_FLAG_GENPTS;   /* read by every av_read_frame from now on */
+}
+
 int vf_shard_open_input_(AVFormatContext **ic, const char *path)
 {
     AVDictionary *opts = NULL;
     char *url = file_url(path);
     int r = url ? av_dict_set(&opts, "pattern_type", "none", 0) : AVERROR(ENOMEM); /* image2's */
-    /* a packet without pts gets one (from the reordering the parser sees): an AVI with B-frames
-     * (Xvid, DivX, H.264) stores none for its I and P frames, and its dts are in decode order;
-     * packets that have a pts keep it */
-    if (r >= 0)
-        r = av_dict_set(&opts, "fflags", "+genpts", 0);
     if (r >= 0)
         r = avformat_open_input(ic, url, NULL, &opts);
     av_dict_free(&opts);
@@ -665,6 +681,7 @@ int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error
         goto fail;
     }
     AVStream *st = fmt->streams[vs];
+    vf_shard_genpts_(fmt, vs);
     fill_video_fields(info, fmt, st);
     if (info->width <= 0 || info->height <= 0 || st->codecpar->format < 0) {
         rc = vf_error_set(err, VF_EMEDIA, "%s: FFmpeg could not tell the video's size or pixel "

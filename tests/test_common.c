@@ -190,7 +190,7 @@ static void open_regular_only(void **state)
     close(fd);
     static const struct { const char *rel, *says; int code; } bad[] = {
         {"proc", "is a folder, not a file", VF_EINVAL},
-        {"fifo", "is a FIFO, not a file", VF_EINVAL},
+        {"fifo", "is a pipe (FIFO), not a file", VF_EINVAL},
         {"none", "No such file", VF_ENOENT},
     };
     snprintf(path, sizeof path, "%s/fifo", root);
@@ -238,7 +238,7 @@ static void read_regular_whole(void **state)
     assert_int_equal(vf_read_regular(path, &buf, &len, &err), VF_EINVAL);   /* must not block */
     assert_null(buf);
     assert_int_equal(len, 0);
-    assert_non_null(strstr(err.msg, "is a FIFO, not a file"));
+    assert_non_null(strstr(err.msg, "is a pipe (FIFO), not a file"));
     snprintf(path, sizeof path, "%s/none", root);
     assert_int_equal(vf_read_regular(path, &buf, &len, NULL), VF_ENOENT);   /* err may be NULL */
     assert_null(buf);

@@ -848,7 +848,7 @@ static void st_open_reads_files_and_refuses_the_rest(void **state)
     print_message("  folder: %s\n", err.msg);
 
     assert_int_equal(vf_safetensors_open(fifo, &st, &err), VF_EINVAL); /* must not block */
-    assert_non_null(strstr(err.msg, "is a FIFO, not a file"));
+    assert_non_null(strstr(err.msg, "is a pipe (FIFO), not a file"));
     print_message("  fifo: %s\n", err.msg);
 
     assert_int_equal(vf_safetensors_open(empty, &st, &err), VF_EINVAL);
