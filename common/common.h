@@ -112,8 +112,8 @@ char *vf_path_join(const char *dir, const char *rel, struct vf_error *err);
 char *vf_path_dirname(const char *path, struct vf_error *err);
 /* Open `path` to read only if it is a regular file (opening does not wait on a FIFO): the file
  * descriptor (O_CLOEXEC; *size its bytes when size is given), or -1 with err set: VF_ENOENT
- * when it is missing, VF_EINVAL when it is a folder, a FIFO or a device ("<path> is a folder,
- * not a file"), VF_EIO otherwise. Messages begin with the path. */
+ * when it is missing, VF_EINVAL when it is a folder, a pipe (FIFO) or a device ("<path> is a
+ * folder, not a file"), VF_EIO otherwise. Messages begin with the path. */
 int vf_open_regular(const char *path, int64_t *size, struct vf_error *err);
 /* The whole of the regular file `path` (vf_open_regular: the same refusals and messages) in a
  * malloc'd buffer (*buf, NUL-terminated past *len for text; the caller frees), or a status with

@@ -101,7 +101,8 @@ json_t *vf_media_info_json(const struct vf_media_info *m)
     json_t *mirrored = m->display_matrix ? json_boolean(m->mirrored) : json_null();
     return json_pack("{s:o, s:s, s:i, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:I, s:f, s:I, s:b, "
                      "s:b, s:I, s:o, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:s, s:o}",
-                     "path", vf_json_text(m->path), "container", m->container, "video_stream", m->video_stream,
+                     "path", vf_json_text(m->path), "container", m->container, "video_stream",
+                     m->video_stream,
                      "codec", m->codec, "pix_fmt", m->pix_fmt, "width", m->width, "height",
                      m->height, "sample_aspect_ratio", rational(m->sar_num, m->sar_den),
                      "frame_rate", rational(m->fps_num, m->fps_den), "time_base",

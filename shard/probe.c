@@ -647,8 +647,9 @@ int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error
     if (!S_ISREG(sb.st_mode))
         return vf_error_set(err, VF_EINVAL, "%s is %s, not a video file: vaefarm reads its films "
                             "more than once (probe, then decoding); give the path of a file%s",
-                            path, S_ISDIR(sb.st_mode) ? "a folder" : S_ISFIFO(sb.st_mode) ? "a pipe (FIFO)"
-                                                       : "a device or socket",
+                            path, S_ISDIR(sb.st_mode)    ? "a folder"
+                                  : S_ISFIFO(sb.st_mode) ? "a pipe (FIFO)"
+                                                         : "a device or socket",
                             S_ISDIR(sb.st_mode) ? "" : " (save a stream to a file first)");
     info = vf_calloc(1, sizeof *info, err);
     if (!info)
