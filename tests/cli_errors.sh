@@ -321,7 +321,7 @@ expect "probe: a FIFO" 3 "pipe.mkv is a pipe (FIFO), not a video file" "save a s
 expect "eval: a FIFO" 3 "pipe.mkv is a pipe (FIFO), not a video file" -- timeout 20 "$vf" eval --truth "$film" --output "$tmp/pipe.mkv"
 expect "probe: a device" 3 "/dev/null is a device or socket, not a video file" -- "$vf" probe /dev/null
 # a film.yaml in a folder whose name is not UTF-8 (Latin-1 on an old file server): plan and run
-# refuse it, saying how to go on, rather than failing to write plan.json; from inside, it runs
+# refuse it, saying how to go on, rather than failing to write plan.json; from inside, it plans
 lat=$(printf '%s/caf\351' "$tmp"); mkdir "$lat"
 printf 'version: 1\ninput: %s\noutput: out.mkv\ndefault_reference: %s/ref.png\n' "$film" "$tmp" >"$lat/f.yaml"
 expect "plan: a folder name that is not UTF-8" 3 "is not UTF-8" "run it from inside the film's folder" -- "$vf" plan "$lat/f.yaml"
@@ -338,7 +338,7 @@ python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['truth'].e
   && pass=$((pass+1)) || { echo "FAIL eval --json path"; fail=$((fail+1)); }
 
 # an AVI whose capture dropped frames 5-7 (empty index entries, which FFmpeg never delivers) is
-# complete: its 20 frames span its 23 declared slots; cut in half it is truncated
+# complete: its 20 frames span its 23 declared slots; cut short it is truncated
 ffmpeg -v error -y -f lavfi -i testsrc2=s=64x48:r=25:d=0.8 -vf "setpts='(N+if(gte(N,5),3,0))/25/TB'" \
   -fps_mode passthrough -c:v mjpeg "$tmp/drops.avi" || { echo "FAIL make drops.avi"; fail=$((fail+1)); }
 expect "an AVI with dropped frames" 0 -- "$vf" probe "$tmp/drops.avi"
