@@ -70,6 +70,17 @@ static int check_references(const struct vf_film *film, struct vf_error *err)
                    "%s:%d:%d: reference image %s is grey (no colour in it): the shots it "
                    "colours will stay grey; give a colour image", film->path, pos.line, pos.col,
                    path);
+        /* a video (a colour print of the reel, say) is read for its first frame only */
+        struct vf_media_info *ri = NULL;
+        if (vf_shard_probe(&ri, path, err) < 0)
+            return vf_error_prefix(err, "%s", film->path);
+        if (ri->frames > 1)
+            vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
+                   "%s:%d:%d: reference %s is a video of %lld frames: its first frame is the "
+                   "reference; to use another, save it as a picture (ffmpeg -ss SECONDS -i %s "
+                   "-frames:v 1 ref.png)", film->path, pos.line, pos.col, path,
+                   (long long)ri->frames, path);
+        vf_shard_media_info_destroy(&ri);
     }
     return VF_OK;
 }
@@ -195,6 +206,10 @@ int vf_film_open(const char *yaml, char *unwritable, size_t n, struct vf_film **
     rc = vf_shard_probe(info, (*film)->input, err);
     if (rc < 0)
         return vf_error_prefix(err, "%s: input", (*film)->path);
+    char gap[320];
+    if (vf_media_gap(*info, gap, sizeof gap))
+        vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
+               "%s: input %s: its frame times jump by %s", (*film)->path, (*film)->input, gap);
     /* the encoder settings are checked now, not at the first segment after hours of work */
     struct vf_encode_spec spec;
     vf_shard_encode_spec(*film, &spec);

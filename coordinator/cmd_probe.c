@@ -76,6 +76,18 @@ json_t *vf_json_text(const char *s)
     return j;
 }
 
+bool vf_media_gap(const struct vf_media_info *m, char *buf, size_t n)
+{
+    if (m->gap_missing <= 0)
+        return false;
+    const double tb = (double)m->tb_num / m->tb_den;
+    snprintf(buf, n, "%.3f s after frame %lld (at %.3f s): %lld frame time%s with no frame "
+             "(damage, dropped frames, or a hold?); the colour film keeps the gap", m->gap_seconds,
+             (long long)m->gap_frame, (double)(m->pts[m->gap_frame] - m->start_pts) * tb,
+             (long long)m->gap_missing, m->gap_missing == 1 ? "" : "s");
+    return true;
+}
+
 static json_t *rational(int num, int den) { return json_pack("[ii]", num, den); }
 
 json_t *vf_media_info_json(const struct vf_media_info *m)
@@ -97,10 +109,15 @@ json_t *vf_media_info_json(const struct vf_media_info *m)
             return NULL;
         }
     }
+    json_t *gap = m->gap_missing > 0
+                      ? json_pack("{s:I, s:f, s:I}", "after_frame", (json_int_t)m->gap_frame,
+                                  "seconds", m->gap_seconds, "missing_frames",
+                                  (json_int_t)m->gap_missing)
+                      : json_null();
     json_t *rotation = m->display_matrix ? json_real(m->rotation) : json_null();
     json_t *mirrored = m->display_matrix ? json_boolean(m->mirrored) : json_null();
     return json_pack("{s:o, s:s, s:i, s:s, s:s, s:i, s:i, s:o, s:o, s:o, s:I, s:f, s:I, s:b, "
-                     "s:b, s:I, s:o, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:s, s:o}",
+                     "s:b, s:I, s:o, s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o, s:s, s:o, s:o}",
                      "path", vf_json_text(m->path), "container", m->container, "video_stream",
                      m->video_stream,
                      "codec", m->codec, "pix_fmt", m->pix_fmt, "width", m->width, "height",
@@ -114,7 +131,7 @@ json_t *vf_media_info_json(const struct vf_media_info *m)
                      m->color_space, "color_transfer", m->color_transfer, "color_primaries",
                      m->color_primaries, "bits_per_sample", m->bits_per_sample, "display_rotation",
                      rotation, "display_mirrored", mirrored, "video_digest",
-                     m->video_digest, "streams", streams);
+                     m->video_digest, "streams", streams, "gap", gap);
 }
 
 static void print_human(const struct vf_media_info *m)
@@ -127,6 +144,9 @@ static void print_human(const struct vf_media_info *m)
     printf("  frames      %lld at %.3f fps (%d/%d%s), %.3f s, time base %d/%d\n",
            (long long)m->frames, fps, m->fps_num, m->fps_den,
            m->vfr ? ", variable frame rate" : "", m->duration, m->tb_num, m->tb_den);
+    char gap[320];
+    if (vf_media_gap(m, gap, sizeof gap))
+        printf("  gap         %s\n", gap);
     printf("  structure   %lld keyframes%s, field order %s\n", (long long)m->keyframes,
            m->has_b_frames ? ", B-frames" : "", m->field_order);
     printf("  colour      range %s, matrix %s, transfer %s, primaries %s\n", m->color_range,

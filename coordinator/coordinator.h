@@ -89,6 +89,9 @@ int vf_cmd_run(int argc, char **argv, struct vf_cli *cli);
  * else with each byte that is not part of a well-formed UTF-8 sequence replaced by U+FFFD (a
  * Latin-1 folder name). json_null() for NULL; NULL when out of memory. */
 json_t *vf_json_text(const char *s);
+/* The longest gap in the film's frame times, said for people (into buf): false when there is
+ * none worth saying (vf_media_info.gap_missing). */
+bool vf_media_gap(const struct vf_media_info *m, char *buf, size_t n);
 /* The probe as JSON (the `probe --json` document). */
 json_t *vf_media_info_json(const struct vf_media_info *info);
 

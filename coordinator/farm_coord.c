@@ -1622,10 +1622,16 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
            (long long)f->frames, json_real_value(json_object_get(k.rep, "wall_s")), f->n_chunks,
            k.n_resumed, k.null ? "null colorizer: nothing written at " : "output ",
            f->film->output);
+    int out = VF_EXIT_OK;
     if (f->json)
-        rc = vf_json_print(json_incref(k.rep)) == 0 ? VF_OK : vf_error_set(err, VF_EIO, "stdout");
-    else if (!f->quiet)
+        out = vf_json_print(json_incref(k.rep));
+    else if (!f->quiet) {
         print_summary(&k, k.rep);
+        out = vf_stdout_done();
+    }
+    if (out != VF_EXIT_OK)   /* as for any verb: what it says on stdout is part of its result */
+        rc = vf_error_set(err, VF_EIO, "the film is done (%s), but its summary could not be "
+                          "written to standard output", k.null ? "a null run" : f->film->output);
 
 stop:
     clear_live(&k);

@@ -167,6 +167,8 @@ int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_
     char line[EDL_LINE_MAX];
     char why[256];
     bool drop = false;
+    int64_t wrap = 0, last_rec_out = 0;   /* frames added to record times past midnight */
+    bool any_event = false;
     int lineno = 0;
     rc = 0;
     while (fgets(line, sizeof line, f)) {
@@ -278,6 +280,26 @@ int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_
                 goto out;
             }
         }
+        /* timecode is a time of day: it wraps at midnight. An out more than half a day before
+         * its in crossed midnight; so did a record in more than half a day before the last
+         * event's record out, and every event after (a programme recorded from 23:59:00:00) */
+        int64_t day = 0;
+        (void)parse_timecode("24:00:00:00", rate, drop, &day, why, sizeof why);
+        if (tc[1] < tc[0] && tc[0] - tc[1] > day / 2)
+            tc[1] += day;
+        tc[2] += wrap;
+        tc[3] += wrap;
+        if (any_event && tc[2] + day / 2 < last_rec_out) {
+            wrap += day;
+            tc[2] += day;
+            tc[3] += day;
+        }
+        if (tc[3] < tc[2] && tc[2] - tc[3] > day / 2) {
+            wrap += day;
+            tc[3] += day;
+        }
+        any_event = true;
+        last_rec_out = tc[3];
         if (tc[1] < tc[0] || tc[3] < tc[2]) {
             rc = vf_error_set(err, VF_EINVAL, "%s:%d: event %s: its %s out %s is before its in %s",
                               path, lineno, tok[0], tc[3] < tc[2] ? "record" : "source",
@@ -344,6 +366,16 @@ int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_
             goto out;
         }
         base_what = "the film's timecode";
+        /* the film's timecode and the first event on either side of midnight */
+        int64_t day = 0;
+        (void)parse_timecode("24:00:00:00", rate, drop, &day, why, sizeof why);
+        const int64_t shift = ev[0].in - base > day / 2   ? -day
+                              : base - ev[0].in > day / 2 ? day
+                                                          : 0;
+        for (size_t i = 0; i < n_ev; i++) {
+            ev[i].in += shift;
+            ev[i].out += shift;
+        }
     }
     const int64_t frames = info->frames;
     for (size_t i = 0; i < n_ev; i++) {

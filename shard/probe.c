@@ -474,9 +474,22 @@ static int build_frames(struct vf_media_info *info, const AVStream *st, struct v
         last_dur = median;
     info->frame_duration[n - 1] = last_dur;
     int64_t tol = median / 200 > 1 ? median / 200 : 1;
-    for (int64_t i = 0; i + 1 < n; i++)
-        if (llabs(info->frame_duration[i] - median) > tol)
+    int64_t longest = 0;
+    for (int64_t i = 0; i + 1 < n; i++) {
+        const int64_t d = info->frame_duration[i];
+        if (llabs(d - median) > tol)
             info->vfr = true;
+        if (d > longest) {
+            longest = d;
+            info->gap_frame = i;
+        }
+    }
+    if (longest >= VF_SHARD_GAP * median) {
+        info->gap_missing = (longest + median / 2) / median - 1;
+        info->gap_seconds = (double)longest * av_q2d(st->time_base);
+    } else {
+        info->gap_frame = 0;
+    }
     info->duration = (double)(info->pts[n - 1] + last_dur - info->pts[0]) * av_q2d(st->time_base);
 
     /* Frame rate: the stream's r_frame_rate (its nominal cadence) for CFR; for VFR (or when

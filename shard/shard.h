@@ -56,6 +56,12 @@ struct vf_media_info {
     double duration;            /* seconds of video: last pts + its duration - first pts */
     int64_t start_pts;          /* pts of frame 0 in tb units */
     bool vfr;                   /* frame durations differ (see docs/MEDIA.md for the rule) */
+    int64_t gap_missing;        /* 0, or the frame times with no frame after gap_frame, the
+                                   frame (not the last) that lasts longest, when it lasts at
+                                   least VF_SHARD_GAP median frame durations (damage, drops, or
+                                   a hold): its duration / the median - 1, rounded */
+    int64_t gap_frame;
+    double gap_seconds;         /* gap_frame's duration, seconds */
     bool has_b_frames;          /* presentation order differs from decode order */
     int64_t keyframes;          /* packets flagged key in the video stream */
     char video_digest[65];      /* sha256 hex over the video stream's packets (data, pts, flags):
@@ -80,6 +86,10 @@ struct vf_media_info {
                                    seek point; see docs/MEDIA.md), else 0 */
     struct vf_packet_index *packets_; /* private to shard/ (internal.h): decode-order index */
 };
+
+/* A gap in a film's frame times worth saying (vf_media_info.gap_missing): a frame that lasts at
+ * least this many median frame durations. */
+#define VF_SHARD_GAP 4
 
 /* Probe `path`. Demuxes the whole video stream (no decode) to count frames and index their
  * timestamps, so the count is exact. Fails with a clear message for a file that is not video,

@@ -342,7 +342,17 @@ python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['truth'].e
 ffmpeg -v error -y -f lavfi -i testsrc2=s=64x48:r=25:d=0.8 -vf "setpts='(N+if(gte(N,5),3,0))/25/TB'" \
   -fps_mode passthrough -c:v mjpeg "$tmp/drops.avi" || { echo "FAIL make drops.avi"; fail=$((fail+1)); }
 expect "an AVI with dropped frames" 0 -- "$vf" probe "$tmp/drops.avi"
-grep -q "frames      20 at" "$tmp/out" && pass=$((pass+1)) || { echo "FAIL drops.avi: not 20 frames"; cat "$tmp/out"; fail=$((fail+1)); }
+grep -q "frames      20 at" "$tmp/out" && grep -q "^  gap         0.160 s after frame 4 (at 0.160 s): 3 frame times with no frame" "$tmp/out" \
+  && pass=$((pass+1)) || { echo "FAIL drops.avi: not 20 frames and the gap"; cat "$tmp/out"; fail=$((fail+1)); }
+"$vf" probe "$tmp/drops.avi" --json | python3 -c "import json,sys; g=json.load(sys.stdin)['gap']; assert (g['after_frame'], g['missing_frames']) == (4, 3) and abs(g['seconds'] - 0.16) < 1e-9, g" \
+  && pass=$((pass+1)) || { echo "FAIL drops.avi: probe --json's gap"; fail=$((fail+1)); }
+"$vf" probe "$film" --json | python3 -c "import json,sys; assert json.load(sys.stdin)['gap'] is None" \
+  && pass=$((pass+1)) || { echo "FAIL film_grey.mkv: a gap where there is none"; fail=$((fail+1)); }
+# a film whose frame times jump mid-way (frames lost to damage): plan and run say so before work
+ffmpeg -v error -y -f lavfi -i testsrc2=s=64x48:r=25:d=1.2 -vf "setpts='N+if(gte(N,12),15,0)'" \
+  -fps_mode passthrough -c:v ffv1 "$tmp/hole.mkv" || { echo "FAIL make hole.mkv"; fail=$((fail+1)); }
+printf 'version: 1\ninput: hole.mkv\noutput: hole_out.mkv\ndefault_reference: concat:ref.png\n' >"$tmp/hole.yaml"
+expect "a film with a hole in its frame times" 0 "input $tmp/hole.mkv: its frame times jump by 0.640 s after frame 11 (at 0.440 s): 15 frame times with no frame" -- "$vf" plan "$tmp/hole.yaml"
 head -c $(( $(stat -c %s "$tmp/drops.avi") * 3 / 4 )) "$tmp/drops.avi" >"$tmp/cut.avi"
 expect "an AVI cut short" 5 "cut.avi" "probably truncated" -- "$vf" probe "$tmp/cut.avi"
 
@@ -407,6 +417,10 @@ ffmpeg -v error -y -framerate 25 -i "$tmp/p12.h264" -c copy "$tmp/resized.mkv"
 ffmpeg -v error -y -f lavfi -i testsrc2=s=64x48:r=25:d=0.8 -c:v ffv1 "$tmp/truth64.mkv"
 expect "a size change mid-stream" 3 "resized.mkv: frame 10 is 96x72" "stream began 64x48" "scale=64:48" -- "$vf" eval --truth "$tmp/truth64.mkv" --output "$tmp/resized.mkv"
 
+# a video as a reference: its first frame is used, and plan says so
+printf 'version: 1\ninput: short.mkv\noutput: o.mkv\ndefault_reference: bframes.avi\n' >"$tmp/vidref.yaml"
+expect "a video as the reference" 0 "reference $tmp/bframes.avi is a video of 30 frames: its first frame is the reference" "-frames:v 1 ref.png" -- "$vf" plan "$tmp/vidref.yaml"
+
 # a reference that is a pipe is refused at once (opening it would wait for a writer)
 mkfifo "$tmp/ref_pipe.png"
 printf 'version: 1\ninput: short.mkv\noutput: o.mkv\ndefault_reference: ref_pipe.png\n' >"$tmp/fifo.yaml"
@@ -428,6 +442,12 @@ for cmd in "probe|$film" "probe|$film|--json" "plan|$tmp/fonts.yaml" "eval|--tru
   [ $rc = 6 ] && grep -q "could not write to standard output" "$tmp/err" && pass=$((pass+1)) \
     || { echo "FAIL $cmd >/dev/full: exit $rc (want 6)"; cat "$tmp/err"; fail=$((fail+1)); }
 done
+# a run (here one that resumes every chunk) whose summary cannot be written: the film is done,
+# the summary is part of its result as for any verb
+"$vf" run "$tmp/bframes.yaml" >/dev/full 2>"$tmp/err"; rc=$?
+[ $rc = 6 ] && grep -q "the film is done ($tmp/bframes.mkv), but its summary could not be written" "$tmp/err" \
+  && [ -s "$tmp/bframes.mkv" ] && pass=$((pass+1)) \
+  || { echo "FAIL run >/dev/full: exit $rc (want 6)"; cat "$tmp/err"; fail=$((fail+1)); }
 
 echo "messages: $log"
 echo "$pass passed, $fail failed"

@@ -366,6 +366,37 @@ static void edl_reads_23_976_24_and_30(void **state)
     expect_cuts(p, &m, (const int64_t[]){30}, 1);
 }
 
+/* Timecode is a time of day: a programme recorded from 23:59:58:00 crosses midnight, inside an
+ * event (its out 00:00:01:00) and between events (the next one's in 00:00:01:00), and the film's
+ * own timecode may sit on either side of it; the drop-frame day (2,589,408 frames at 29.97) too */
+static void edl_crosses_midnight(void **state)
+{
+    (void)state;
+    const char *p = write_edl("midnight.edl",
+                              "001  AX  V  C  00:00:00:00 00:00:02:00 23:59:58:00 00:00:00:00\n"
+                              "002  AX  V  C  00:00:00:00 00:00:01:00 00:00:00:00 00:00:01:00\n"
+                              "003  AX  V  C  00:00:00:00 00:00:02:00 00:00:01:00 00:00:03:00\n");
+    struct vf_media_info m = media(125, 25, 1, NULL);
+    expect_cuts(p, &m, (const int64_t[]){50, 75}, 2);
+    m = media(125, 25, 1, "23:59:58:00");   /* the film's timecode before midnight */
+    expect_cuts(p, &m, (const int64_t[]){50, 75}, 2);
+    m = media(150, 25, 1, "23:59:57:00");   /* a second before the first event */
+    expect_cuts(p, &m, (const int64_t[]){25, 75, 100}, 3);
+    p = write_edl("midnight_df.edl",
+                  "FCM: DROP FRAME\n"
+                  "001  AX  V  C  00:00:00;00 00:00:02;00 23:59:59;00 00:00:01;00\n");
+    m = media(60, 30000, 1001, NULL);
+    expect_cuts(p, &m, (const int64_t[]){0}, 0);
+    /* a reversed event is still one (its out less than half a day before its in) */
+    p = write_edl("rev.edl", "001  AX  V  C  00:00:00:00 00:00:02:00 12:00:02:00 12:00:00:00\n");
+    m = media(125, 25, 1, NULL);
+    int64_t *cuts = NULL;
+    size_t n = 0;
+    struct vf_error err = {0};
+    assert_int_equal(vf_shard_edl_load(p, &m, &cuts, &n, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "is before its in"));
+}
+
 static void edl_rejects_bad_files_with_file_and_line(void **state)
 {
     (void)state;
@@ -441,6 +472,7 @@ int main(void)
         cmocka_unit_test(edl_reads_cuts_at_25_fps),
         cmocka_unit_test(edl_reads_drop_frame_at_29_97),
         cmocka_unit_test(edl_reads_23_976_24_and_30),
+        cmocka_unit_test(edl_crosses_midnight),
         cmocka_unit_test(edl_rejects_bad_files_with_file_and_line),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
