@@ -55,7 +55,8 @@ static int check_references(const struct vf_film *film, struct vf_error *err)
             continue;
         enum { S = 32 };
         float rgb[3 * S * S];
-        int rc = vf_node_load_reference(path, S, S, rgb, err);
+        int64_t frames = 0;
+        int rc = vf_node_load_reference(path, S, S, rgb, &frames, err);
         if (rc < 0)
             return pos.line > 0 ? vf_error_prefix(err, "%s:%d:%d", film->path, pos.line, pos.col)
                                 : vf_error_prefix(err, "%s", film->path);
@@ -71,16 +72,12 @@ static int check_references(const struct vf_film *film, struct vf_error *err)
                    "colours will stay grey; give a colour image", film->path, pos.line, pos.col,
                    path);
         /* a video (a colour print of the reel, say) is read for its first frame only */
-        struct vf_media_info *ri = NULL;
-        if (vf_shard_probe(&ri, path, err) < 0)
-            return vf_error_prefix(err, "%s", film->path);
-        if (ri->frames > 1)
+        if (frames > 1)
             vf_log(&(struct vf_log_ctx){.module = "plan", .rank = -1, .chunk = -1}, VF_LOG_WARN,
                    "%s:%d:%d: reference %s is a video of %lld frames: its first frame is the "
                    "reference; to use another, save it as a picture (ffmpeg -ss SECONDS -i %s "
                    "-frames:v 1 ref.png)", film->path, pos.line, pos.col, path,
-                   (long long)ri->frames, path);
-        vf_shard_media_info_destroy(&ri);
+                   (long long)frames, path);
     }
     return VF_OK;
 }

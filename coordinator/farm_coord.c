@@ -1513,7 +1513,7 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
     struct coord k = {.f = f, .w0 = worker0, .status = VF_OK, .null = f->null_ms >= 0,
                       .t_start = t_start, .setup_s = setup_s};
     char *jpath = NULL;
-    int rc = VF_OK;
+    int rc = VF_OK, summary = VF_EXIT_OK;   /* summary: printing it, an exit code */
     double cpu0 = thread_cpu(), helper_cpu = 0;
     k.c = vf_calloc(f->n_chunks ? f->n_chunks : 1, sizeof *k.c, err);
     k.r = vf_calloc((size_t)f->size, sizeof *k.r, err);
@@ -1622,16 +1622,12 @@ int vf_farm_coordinate(struct vf_farm *f, const struct vf_link *worker0, double 
            (long long)f->frames, json_real_value(json_object_get(k.rep, "wall_s")), f->n_chunks,
            k.n_resumed, k.null ? "null colorizer: nothing written at " : "output ",
            f->film->output);
-    int out = VF_EXIT_OK;
     if (f->json)
-        out = vf_json_print(json_incref(k.rep));
+        summary = vf_json_print(json_incref(k.rep));
     else if (!f->quiet) {
         print_summary(&k, k.rep);
-        out = vf_stdout_done();
+        summary = vf_stdout_done();
     }
-    if (out != VF_EXIT_OK)   /* as for any verb: what it says on stdout is part of its result */
-        rc = vf_error_set(err, VF_EIO, "the film is done (%s), but its summary could not be "
-                          "written to standard output", k.null ? "a null run" : f->film->output);
 
 stop:
     clear_live(&k);
@@ -1725,6 +1721,15 @@ stop:
             vf_farm_sleep_ms(2);
         }
     }
+    /* as for any verb, what a run says on stdout is part of its result; the ranks stopped as
+     * after any finished film (the summary is said to have failed only now) */
+    if (rc == VF_OK && summary != VF_EXIT_OK)
+        rc = vf_error_set(err, summary == VF_EXIT_IO      ? VF_EIO
+                               : summary == VF_EXIT_NOMEM ? VF_ENOMEM
+                                                          : VF_EINTERNAL,
+                          "the film is done (%s), but its summary could not be %s",
+                          k.null ? "a null run" : f->film->output,
+                          summary == VF_EXIT_IO ? "written to standard output" : "made");
     json_decref(k.rep);
     free(jpath);
     vf_journal_close(&k.journal);

@@ -147,10 +147,10 @@ static void run_chunk(struct vf_farm *f, const struct vf_link *link, const struc
                               "files", fc->reference, sum, fc->reference_sha);
             goto out;
         }
-        if ((rc = vf_node_load_reference(fc->reference, f->h, f->w, ref, &err)) < 0)
+        if ((rc = vf_node_load_reference(fc->reference, f->h, f->w, ref, NULL, &err)) < 0)
             goto out;
         if (ref_full && (rc = vf_node_load_reference(fc->reference, f->info->height,
-                                                     f->info->width, ref_full, &err)) < 0)
+                                                     f->info->width, ref_full, NULL, &err)) < 0)
             goto out;
         if (!(*ref_path = vf_strdup(fc->reference, &err))) {
             rc = VF_ENOMEM;

@@ -176,7 +176,8 @@ double vf_node_seam_error(const float *a, const float *b, int h, int w)
 
 /* ---- reference ---------------------------------------------------------------------------- */
 
-int vf_node_load_reference(const char *path, int h, int w, float *rgb, struct vf_error *err)
+int vf_node_load_reference(const char *path, int h, int w, float *rgb, int64_t *frames,
+                           struct vf_error *err)
 {
     struct vf_media_info *info = NULL;
     struct vf_decoder *dec = NULL;
@@ -188,6 +189,8 @@ int vf_node_load_reference(const char *path, int h, int w, float *rgb, struct vf
         return vf_error_set(err, VF_EINVAL, "vf_node_load_reference: path, size and buffer are required");
     if ((rc = vf_shard_probe(&info, path, err)) < 0)
         goto fail;
+    if (frames)
+        *frames = info->frames;
     if ((rc = vf_shard_decoder_create(&dec, info, VF_DECODE_RGB, err)) < 0)
         goto fail;
     rc = vf_shard_decoder_read(dec, &fr, err);

@@ -259,8 +259,10 @@ void vf_node_inference_size(const struct vf_arch *arch, const struct vf_media_in
  * decoder (VF_DECODE_RGB) and resize it to h × w as sRGB [0, 1], planar 3 × h × w, into rgb
  * (caller's, 3·h·w floats). Resizing: area average per axis where it shrinks, bilinear
  * (align_corners = false) where it grows; the aspect ratio is not kept (the reference is an
- * exemplar of colours, stretched to the inference frame). */
-int vf_node_load_reference(const char *path, int h, int w, float *rgb, struct vf_error *err);
+ * exemplar of colours, stretched to the inference frame). *frames (when not NULL): the frames
+ * in the file (a video given as a reference: more than 1). */
+int vf_node_load_reference(const char *path, int h, int w, float *rgb, int64_t *frames,
+                           struct vf_error *err);
 
 /* Whether the chunk pipeline writes encode.pix_fmt `name` (planar YUV 4:4:4, 4:2:2 or 4:2:0 at
  * 8 to 16 bits): VF_OK, or VF_EUNSUPPORTED saying which to choose; for the check before any

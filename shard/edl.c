@@ -138,6 +138,23 @@ static int tokenize(char *line, char **tok, int max)
 }
 
 /* A video event in record frames (absolute timecode frames). */
+/* Whether timecode s counts in drop frame: by FCM (drop) or by its own separator before the
+ * frames (HH:MM:SS;FF, also '.' or ','), as parse_timecode reads it. */
+static bool tc_is_drop(const char *s, bool drop)
+{
+    return drop || (strlen(s) == 11 && s[8] != ':');
+}
+
+/* Frames in a day of timecode at rate r: 24 h of frames, less the numbers drop frame skips. */
+static int64_t day_of(struct tc_rate r, bool drop)
+{
+    char why[256];
+    int64_t day = 0;
+    if (parse_timecode("24:00:00:00", r, drop, &day, why, sizeof why) < 0 || day <= 0)
+        day = (int64_t)86400 * r.nominal;   /* drop frame at a rate without it: refused anyway */
+    return day;
+}
+
 struct event {
     int64_t in, out;
     int line;
@@ -167,8 +184,8 @@ int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_
     char line[EDL_LINE_MAX];
     char why[256];
     bool drop = false;
-    int64_t wrap = 0, last_rec_out = 0;   /* frames added to record times past midnight */
-    bool any_event = false;
+    int64_t last_rec_out = 0;   /* the last event's record out, unwrapped past midnight */
+    bool any_event = false, first_drop = false;
     int lineno = 0;
     rc = 0;
     while (fgets(line, sizeof line, f)) {
@@ -280,24 +297,25 @@ int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_
                 goto out;
             }
         }
-        /* timecode is a time of day: it wraps at midnight. An out more than half a day before
-         * its in crossed midnight; so did a record in more than half a day before the last
-         * event's record out, and every event after (a programme recorded from 23:59:00:00) */
-        int64_t day = 0;
-        (void)parse_timecode("24:00:00:00", rate, drop, &day, why, sizeof why);
-        if (tc[1] < tc[0] && tc[0] - tc[1] > day / 2)
-            tc[1] += day;
-        tc[2] += wrap;
-        tc[3] += wrap;
-        if (any_event && tc[2] + day / 2 < last_rec_out) {
-            wrap += day;
-            tc[2] += day;
-            tc[3] += day;
+        /* timecode is a time of day: it wraps at midnight (a programme recorded from
+         * 23:59:00:00). Each record in is placed within half a day of the last event's record
+         * out (so a few frames back is still an overlap, reported below), and an out more than
+         * half a day before its in crossed midnight; the day counted in this timecode's own
+         * mode (drop frame by FCM or by its ';') */
+        const int64_t sday = day_of(rate, tc_is_drop(tok[nt - 4], drop));
+        const int64_t rday = day_of(rate, tc_is_drop(tok[nt - 2], drop));
+        if (tc[1] < tc[0] && tc[0] - tc[1] > sday / 2)
+            tc[1] += sday;
+        int64_t rlen = tc[3] - tc[2];
+        if (rlen < 0 && -rlen > rday / 2)
+            rlen += rday;
+        if (any_event) {
+            int64_t d = ((tc[2] - last_rec_out) % rday + rday) % rday;
+            tc[2] = last_rec_out + (d >= rday / 2 ? d - rday : d);
         }
-        if (tc[3] < tc[2] && tc[2] - tc[3] > day / 2) {
-            wrap += day;
-            tc[3] += day;
-        }
+        tc[3] = tc[2] + rlen;
+        if (!any_event)
+            first_drop = tc_is_drop(tok[nt - 2], drop);
         any_event = true;
         last_rec_out = tc[3];
         if (tc[1] < tc[0] || tc[3] < tc[2]) {
@@ -367,8 +385,7 @@ int vf_shard_edl_load(const char *path, const struct vf_media_info *info, int64_
         }
         base_what = "the film's timecode";
         /* the film's timecode and the first event on either side of midnight */
-        int64_t day = 0;
-        (void)parse_timecode("24:00:00:00", rate, drop, &day, why, sizeof why);
+        const int64_t day = day_of(rate, first_drop);
         const int64_t shift = ev[0].in - base > day / 2   ? -day
                               : base - ev[0].in > day / 2 ? day
                                                           : 0;

@@ -115,7 +115,7 @@ static int setup(void **state)
     assert_int_equal(co.full_h, 180);
     assert_true(fabsf(co.kr - 0.299f) < 1e-6f && fabsf(co.kb - 0.114f) < 1e-6f); /* smpte170m */
     check_ok(vf_colorizer_create(&cz, net, &co, &err), &err);
-    check_ok(vf_node_load_reference(chunk_a->reference, IH, IW, ref_rgb, &err), &err);
+    check_ok(vf_node_load_reference(chunk_a->reference, IH, IW, ref_rgb, NULL, &err), &err);
     return 0;
 }
 
@@ -347,7 +347,7 @@ static void test_missing_film(void **state)
 
     /* a missing reference image */
     static float buf[3 * 8 * 8];
-    rc = vf_node_load_reference(VF_TEST_DATA "/films/no_such_ref.png", 8, 8, buf, &err);
+    rc = vf_node_load_reference(VF_TEST_DATA "/films/no_such_ref.png", 8, 8, buf, NULL, &err);
     assert_true(rc < 0);
     assert_non_null(strstr(err.msg, "no_such_ref.png"));
 }
@@ -384,8 +384,10 @@ static void test_reference_loader(void **state)
     assert_int_equal(g.h, 180);
     float *full = malloc(sizeof(float) * 3 * 320 * 180), *half = malloc(sizeof(float) * 3 * 90 * 160);
     assert_true(full && half);
-    check_ok(vf_node_load_reference(path, 180, 320, full, &err), &err);
-    check_ok(vf_node_load_reference(path, 90, 160, half, &err), &err);
+    int64_t nf = 0;   /* a picture: one frame */
+    check_ok(vf_node_load_reference(path, 180, 320, full, &nf, &err), &err);
+    assert_int_equal(nf, 1);
+    check_ok(vf_node_load_reference(path, 90, 160, half, NULL, &err), &err);
     double max_full = 0, max_half = 0, sat = 0;
     for (int c = 0; c < 3; c++)
         for (int y = 0; y < 180; y++)
@@ -431,7 +433,7 @@ static void test_passthrough(void **state)
     const int W = info->width, H = info->height;
     float *full = malloc(sizeof(float) * 3 * (size_t)W * H);
     assert_non_null(full);
-    check_ok(vf_node_load_reference(chunk_a->reference, H, W, full, &err), &err);
+    check_ok(vf_node_load_reference(chunk_a->reference, H, W, full, NULL, &err), &err);
     struct rgb_grab ref = {0};
     assert_int_equal(media_ref_decode(chunk_a->reference, grab_rgb, &ref), 1);
 

@@ -372,9 +372,12 @@ static void edl_reads_23_976_24_and_30(void **state)
 static void edl_crosses_midnight(void **state)
 {
     (void)state;
+    /* with Avid's audio events beside the video ones, the same times, one across midnight */
     const char *p = write_edl("midnight.edl",
                               "001  AX  V  C  00:00:00:00 00:00:02:00 23:59:58:00 00:00:00:00\n"
+                              "001  AX  A  C  00:00:00:00 00:00:02:00 23:59:58:00 00:00:00:00\n"
                               "002  AX  V  C  00:00:00:00 00:00:01:00 00:00:00:00 00:00:01:00\n"
+                              "002  AX  AA C  00:00:00:00 00:00:01:00 00:00:00:00 00:00:01:00\n"
                               "003  AX  V  C  00:00:00:00 00:00:02:00 00:00:01:00 00:00:03:00\n");
     struct vf_media_info m = media(125, 25, 1, NULL);
     expect_cuts(p, &m, (const int64_t[]){50, 75}, 2);
@@ -387,6 +390,26 @@ static void edl_crosses_midnight(void **state)
                   "001  AX  V  C  00:00:00;00 00:00:02;00 23:59:59;00 00:00:01;00\n");
     m = media(60, 30000, 1001, NULL);
     expect_cuts(p, &m, (const int64_t[]){0}, 0);
+    /* drop frame by its ';' alone (no FCM line): the same day of 2,589,408 frames; an audio
+     * event across midnight between the video ones */
+    p = write_edl("midnight_semi.edl",
+                  "001  AX  V  C  00:00:00;00 00:00:02;00 23:59:59;00 00:00:01;00\n"
+                  "001  AX  A  C  00:00:00;00 00:00:02;00 23:59:59;00 00:00:01;00\n"
+                  "002  AX  V  C  00:00:02;00 00:00:04;00 00:00:01;00 00:00:03;00\n");
+    m = media(120, 30000, 1001, NULL);
+    expect_cuts(p, &m, (const int64_t[]){60}, 1);
+    /* past midnight, a record in a few frames before the last out is still an overlap */
+    p = write_edl("midnight_overlap.edl",
+                  "001  AX  V  C  00:00:00:00 00:00:02:00 23:59:59:00 00:00:01:00\n"
+                  "002  AX  V  C  00:00:00:00 00:00:02:00 00:00:00:20 00:00:02:20\n");
+    m = media(125, 25, 1, NULL);
+    {
+        int64_t *c = NULL;
+        size_t nc = 0;
+        struct vf_error e = {0};
+        assert_int_equal(vf_shard_edl_load(p, &m, &c, &nc, &e), VF_EINVAL);
+        assert_non_null(strstr(e.msg, "5 frames of overlap"));
+    }
     /* a reversed event is still one (its out less than half a day before its in) */
     p = write_edl("rev.edl", "001  AX  V  C  00:00:00:00 00:00:02:00 12:00:02:00 12:00:00:00\n");
     m = media(125, 25, 1, NULL);
