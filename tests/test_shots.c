@@ -403,21 +403,11 @@ static void edl_crosses_midnight(void **state)
                   "001  AX  V  C  00:00:00:00 00:00:02:00 23:59:59:00 00:00:01:00\n"
                   "002  AX  V  C  00:00:00:00 00:00:02:00 00:00:00:20 00:00:02:20\n");
     m = media(125, 25, 1, NULL);
-    {
-        int64_t *c = NULL;
-        size_t nc = 0;
-        struct vf_error e = {0};
-        assert_int_equal(vf_shard_edl_load(p, &m, &c, &nc, &e), VF_EINVAL);
-        assert_non_null(strstr(e.msg, "5 frames of overlap"));
-    }
+    expect_edl_error(p, &m, VF_EINVAL, (const char *const[]){"5 frames of overlap", NULL});
     /* a reversed event is still one (its out less than half a day before its in) */
     p = write_edl("rev.edl", "001  AX  V  C  00:00:00:00 00:00:02:00 12:00:02:00 12:00:00:00\n");
     m = media(125, 25, 1, NULL);
-    int64_t *cuts = NULL;
-    size_t n = 0;
-    struct vf_error err = {0};
-    assert_int_equal(vf_shard_edl_load(p, &m, &cuts, &n, &err), VF_EINVAL);
-    assert_non_null(strstr(err.msg, "is before its in"));
+    expect_edl_error(p, &m, VF_EINVAL, (const char *const[]){"is before its in", NULL});
 }
 
 static void edl_rejects_bad_files_with_file_and_line(void **state)
