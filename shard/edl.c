@@ -137,7 +137,6 @@ static int tokenize(char *line, char **tok, int max)
     return n;
 }
 
-/* A video event in record frames (absolute timecode frames). */
 /* Whether timecode s counts in drop frame: by FCM (drop) or by its own separator before the
  * frames (HH:MM:SS;FF, also '.' or ','), as parse_timecode reads it. */
 static bool tc_is_drop(const char *s, bool drop)
@@ -155,6 +154,7 @@ static int64_t day_of(struct tc_rate r, bool drop)
     return day;
 }
 
+/* A video event in record frames (absolute timecode frames). */
 struct event {
     int64_t in, out;
     int line;
