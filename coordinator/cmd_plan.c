@@ -275,11 +275,14 @@ int vf_film_plan(const struct vf_film *film, const struct vf_media_info *info,
     return rc;
 }
 
-json_t *vf_plan_record(const struct vf_film *film, char *bad, size_t n)
+/* The work folder's JSON file `name` (plan.json, report.json): NULL when there is none, or it
+ * is not a regular file (a FIFO would block the reader), or it does not parse (bad, n bytes,
+ * then says why; "" otherwise). */
+static json_t *load_work_json(const struct vf_film *film, const char *name, char *bad, size_t n)
 {
     struct vf_error err = {0};
     bad[0] = '\0';
-    char *path = vf_path_join(film->work_dir, "plan.json", &err);
+    char *path = vf_path_join(film->work_dir, name, &err);
     int fd = path ? vf_open_regular(path, NULL, &err) : -1;
     json_error_t je;
     json_t *doc = fd >= 0 ? json_loadfd(fd, 0, &je) : NULL;
@@ -291,6 +294,11 @@ json_t *vf_plan_record(const struct vf_film *film, char *bad, size_t n)
         close(fd);
     free(path);
     return doc;
+}
+
+json_t *vf_plan_record(const struct vf_film *film, char *bad, size_t n)
+{
+    return load_work_json(film, "plan.json", bad, n);
 }
 
 void vf_plan_auto_ranks(struct vf_film *film, const json_t *record, const char *record_bad,
@@ -594,13 +602,8 @@ static json_t *changed_since_record(const struct vf_film *film, const struct vf_
  * colorized anything, or no report). The device it ran on goes into `backend`. */
 static double measured_ms_per_frame(const struct vf_film *film, char *backend, size_t n)
 {
-    struct vf_error err = {0};
-    char *path = vf_path_join(film->work_dir, "report.json", &err);
-    int fd = path ? vf_open_regular(path, NULL, &err) : -1;
-    json_t *doc = fd >= 0 ? json_loadfd(fd, 0, NULL) : NULL;
-    if (fd >= 0)
-        close(fd);
-    free(path);
+    char bad[VF_ERROR_MSG_MAX + 64];   /* no report, or a damaged one: no measured speed */
+    json_t *doc = load_work_json(film, "report.json", bad, sizeof bad);
     double busy = 0, frames = 0;
     const char *mode = json_string_value(json_object_get(doc, "mode"));
     size_t i;
