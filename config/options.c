@@ -321,8 +321,12 @@ static const char *type_doc(const struct cfg_option *opt, char *buf, size_t size
     case CFG_T_SECTION: snprintf(buf, size, "mapping"); break;
     case CFG_T_VERSION: snprintf(buf, size, "integer, must be %d", VF_CONFIG_VERSION); break;
     case CFG_T_INT:
-        snprintf(buf, size, "integer >= %" PRId64 "%s", opt->imin,
-                 opt->flags & CFG_F_AUTO ? " | auto" : "");
+        if (opt->imax == MAX_FRAMES)   /* frames and counts: the 2^40 bound CONFIG.md states */
+            snprintf(buf, size, "integer >= %" PRId64 "%s", opt->imin,
+                     opt->flags & CFG_F_AUTO ? " | auto" : "");
+        else
+            snprintf(buf, size, "integer in [%" PRId64 ", %" PRId64 "]%s", opt->imin, opt->imax,
+                     opt->flags & CFG_F_AUTO ? " | auto" : "");
         break;
     case CFG_T_NUMBER:
         snprintf(buf, size, "number in %s%g, %g]", opt->flags & CFG_F_MIN_EXCLUSIVE ? "(" : "[",

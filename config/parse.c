@@ -247,6 +247,12 @@ static int parse_scalar(const struct parse_ctx *c, const struct cfg_option *opt,
         *AT(base, opt->offset, int) = VF_CONFIG_VERSION;
         return 0;
     case CFG_T_INT:
+    case CFG_T_NUMBER:
+        /* an empty value (`key:`, `key: ~`) of an optional key: the default stays */
+        if (v->kind == CFG_NODE_SCALAR && v->type == CFG_NULL && !(opt->flags & CFG_F_REQUIRED))
+            return 0;
+        if (opt->type == CFG_T_NUMBER)
+            return get_number(c, opt, v, path, AT(base, opt->offset, double));
         if ((opt->flags & CFG_F_AUTO) && v->kind == CFG_NODE_SCALAR && v->type == CFG_STRING) {
             static const char *const autos[] = {"auto"};
             if (!strcmp(v->text, "auto")) {
@@ -262,8 +268,6 @@ static int parse_scalar(const struct parse_ctx *c, const struct cfg_option *opt,
         if (rc == 0)
             *AT(base, opt->offset, int64_t) = i64;
         return rc;
-    case CFG_T_NUMBER:
-        return get_number(c, opt, v, path, AT(base, opt->offset, double));
     case CFG_T_STRING:
     case CFG_T_PATH:
         rc = get_text(c, opt, v, path, &text);

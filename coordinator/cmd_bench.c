@@ -158,6 +158,13 @@ out:
     return rc;
 }
 
+/* A figure of the reference convolution for the JSON document: null where it was not timed
+ * (--no-reference-conv), as eval writes null for what it did not measure. */
+static json_t *timed_or_null(double x)
+{
+    return x > 0 ? json_real(x) : json_null();
+}
+
 static int usage(const char *msg)
 {
     fprintf(stderr, "vaefarm bench: %s\nusage: vaefarm bench [--model FILE|tiny|full] "
@@ -330,7 +337,7 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
             "{s:o, s:s, s:b, s:[i,i], s:[i,i], s:s, s:i, s:i, s:s, s:I,"
             " s:{s:f, s:f, s:f, s:f, s:f, s:f}, s:f, s:f, s:f, s:b,"
             " s:{s:f, s:f, s:f, s:f, s:f},"
-            " s:{s:f, s:f, s:f}, s:{s:I, s:I, s:I, s:I}, s:f}",
+            " s:{s:o, s:o, s:f}, s:{s:I, s:I, s:I, s:I}, s:o}",
             "model", vf_json_text(o.model), "architecture", arch->name, "random_weights", random,
             "size", o.h, o.w, "full_size", o.fh, o.fw, "precision", vf_dtype_name(o.dt),
             "frames", o.frames, "threads", o.threads, "device", devname,
@@ -342,11 +349,13 @@ int vf_cmd_bench(int argc, char **argv, struct vf_cli *cli)
             "reference_ms", 1e3 * ref_pass, "graph", o.graph == 1,
             "gmac_per_frame", "F", fm / 1e9, "A", am / 1e9, "attention", attn / 1e9, "C",
             cm / 1e9, "total", (fm + am + cm) / 1e9,
-            "reference_conv", "gflops", ref_gflops, "ms", ref_ms, "network_gflops", net_gflops,
+            "reference_conv", "gflops", timed_or_null(ref_gflops), "ms", timed_or_null(ref_ms),
+            "network_gflops", net_gflops,
             "memory_kib", "rss_before", (json_int_t)rss0, "rss_after_create",
             (json_int_t)rss1, "rss_after_frames", (json_int_t)rss2, "backend",
             (json_int_t)(vf_backend_bytes(be) / 1024),
-            "ratio_to_reference_conv", ref_gflops > 0 ? net_gflops / ref_gflops : 0.0);
+            "ratio_to_reference_conv",
+            timed_or_null(ref_gflops > 0 ? net_gflops / ref_gflops : 0.0));
         if (!doc) {
             rc = vf_error_set(&err, VF_ENOMEM, "bench: could not build the JSON document");
             goto fail;

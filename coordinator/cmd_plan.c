@@ -5,7 +5,9 @@
  * started now would do with each chunk given the work folder's journal (docs/PLAN.md); with
  * --simulate, the makespan of a dynamic longest-first schedule on R equal ranks. Writes nothing.
  */
+#define _GNU_SOURCE 1 /* F_OFD_GETLK */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -681,27 +683,35 @@ static void note(struct notes *nt, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The process holding the run's lock on <work_dir>/lock, if it is on this machine
- * (/proc/locks lists its flock by device and inode; one on another node of a shared file system,
- * or in another container, is not seen): its pid, or 0. Reading the list takes no lock, so a run starting meanwhile is
- * never refused because of `plan`. */
-static long lock_holder(const char *work_dir)
+/* Who holds the run's lock on <work_dir>/lock now, looked at without taking it (so a run starting
+ * meanwhile is never refused because of `plan`):
+ * - a run on this machine: /proc/locks lists its flock by device and inode (matched by the pid
+ *   the lock's text names where the device numbers differ: a btrfs subvolume, an overlay file
+ *   system report others than /proc/locks does);
+ * - a run on another node of a shared file system whose flock is a lock of the server's (NFS
+ *   takes flock as a whole-file POSIX lock): a POSIX test lock over the file (F_OFD_GETLK)
+ *   conflicts with it; the holder is the pid and host the lock's text names.
+ * Returns 0 where neither sees one (a node-local flock elsewhere, e.g. Lustre's localflock or
+ * NFS's local_lock=flock, is not seen: nor would a run there be kept out). */
+struct lock_holder {
+    long pid;                   /* 0: none seen */
+    char host[64];              /* from the lock's text; "" where it names none */
+    bool here;                  /* seen in /proc/locks */
+};
+
+static void lock_holder(const char *work_dir, struct lock_holder *h)
 {
     struct vf_error err = {0};
     char *path = vf_path_join(work_dir, "lock", &err);
     struct stat st;
-    FILE *f = NULL;
-    long pid = 0, wrote = 0;
-    if (path && stat(path, &st) == 0 && (f = fopen("/proc/locks", "re"))) {
-        /* the pid the run wrote into the file: a match where the device numbers differ (a btrfs
-         * subvolume, an overlay file system report others than /proc/locks does) */
-        FILE *lf = fopen(path, "re");
-        if (lf && fscanf(lf, "%ld", &wrote) != 1)
-            wrote = 0;
-        if (lf)
-            fclose(lf);
+    long wrote = 0;
+    memset(h, 0, sizeof *h);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        vf_farm_lock_read(fd, &wrote, h->host, sizeof h->host);
+        FILE *f = fopen("/proc/locks", "re");
         char line[256];
-        while (!pid && fgets(line, sizeof line, f)) {
+        while (f && !h->pid && fgets(line, sizeof line, f)) {
             char kind[16];
             long who;
             unsigned maj, min;
@@ -709,12 +719,17 @@ static long lock_holder(const char *work_dir)
             if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%llu", kind, &who, &maj, &min,
                        &ino) == 5 && !strcmp(kind, "FLOCK") && ino == (unsigned long long)st.st_ino &&
                 ((maj == major(st.st_dev) && min == minor(st.st_dev)) || (wrote && who == wrote)))
-                pid = who;
+                h->pid = who, h->here = true;
         }
-        fclose(f);
+        if (f)
+            fclose(f);
+        struct flock probe = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        if (!h->pid && wrote && fcntl(fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK)
+            h->pid = wrote;
     }
+    if (fd >= 0)
+        close(fd);
     free(path);
-    return pid;
 }
 
 /* What would stop a run at its start in the work folder, said now: a run holding it, a segments
@@ -722,10 +737,16 @@ static long lock_holder(const char *work_dir)
 static void work_folder_notes(const struct vf_film *film, const struct resolved *res,
                               struct notes *nt)
 {
-    long pid = lock_holder(film->work_dir);
-    if (pid > 0)
+    struct lock_holder h;
+    lock_holder(film->work_dir, &h);
+    if (h.here)
         note(nt, "a run (pid %ld, on this machine) is working in %s now: a run started now would "
-             "be refused until it ends, and what it would keep grows meanwhile", pid,
+             "be refused until it ends, and what it would keep grows meanwhile", h.pid,
+             film->work_dir);
+    else if (h.pid)
+        note(nt, "a run (pid %ld on %s, by the lock's text) holds %s's lock through the shared "
+             "file system now: a run started now would be refused until it ends, and what it "
+             "would keep grows meanwhile", h.pid, h.host[0] ? h.host : "a host it does not name",
              film->work_dir);
     struct vf_error err = {0};
     char *seg = vf_path_join(film->work_dir, "segments", &err);

@@ -242,20 +242,16 @@ static int lock_work_dir(struct vf_farm *f, int *fd, struct vf_error *err)
     if (*fd < 0) {
         rc = vf_error_set(err, VF_EIO, "%s: %s", path, strerror(errno));
     } else if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
-        char pid[32] = {0};
-        ssize_t n = pread(*fd, pid, sizeof pid - 1, 0);
-        if (n > 0)
-            pid[strcspn(pid, "\n")] = 0;
+        long pid;
+        char host[64], who[128] = "unknown";
+        if (vf_farm_lock_read(*fd, &pid, host, sizeof host))
+            snprintf(who, sizeof who, "%ld%s%s", pid, host[0] ? " on " : "", host);
         rc = vf_error_set(err, VF_EINVAL, "%s is in use by another vaefarm run (pid %s): wait for "
-                          "it to end, or give this film another work_dir", f->work_dir,
-                          n > 0 ? pid : "unknown");
+                          "it to end, or give this film another work_dir", f->work_dir, who);
         close(*fd);
         *fd = -1;
-    } else {
-        char pid[32];
-        int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-        if (ftruncate(*fd, 0) != 0 || pwrite(*fd, pid, (size_t)n, 0) != n)
-            vf_log(NULL, VF_LOG_WARN, "%s: could not write the pid", path);
+    } else if (vf_farm_lock_write(*fd, (long)getpid(), f->host) != 0) {
+        vf_log(NULL, VF_LOG_WARN, "%s: could not write the pid", path);
     }
     free(path);
     return rc;

@@ -249,6 +249,15 @@ struct vf_resume {
 int vf_farm_resume_decide(const char *work_dir, const struct vf_journal *j, size_t n,
                           const char *const *hash, struct vf_resume *out, struct vf_error *err);
 
+/* <work_dir>/lock's text: the holder's pid and host name, "PID HOST\n", written by the run that
+ * takes the lock (vf_farm_lock_write, on the locked fd) and read by a run refused there and by
+ * `vaefarm plan` (vf_farm_lock_read; a lock written before host names were kept holds "PID\n"
+ * and reads with host ""). The text stays after the run ends: it says who took the lock last,
+ * not that anyone holds it. */
+int vf_farm_lock_write(int fd, long pid, const char *host);
+/* false (and pid 0, host "") where the file cannot be read or does not start with a pid */
+bool vf_farm_lock_read(int fd, long *pid, char *host, size_t host_len);
+
 /* The worker loop: READY, then ASSIGN → colorize → seam file → DONE, until STOP. Returns the
  * STOP's status (VF_OK when the job succeeded) or a local failure. With an MPI link (ranks other
  * than 0) the loop runs on a thread of its own while the calling (main) thread relays its

@@ -5,11 +5,39 @@
  * Rank 0's coordinator acts on the answer (farm_coord.c decide_done); `vaefarm plan` prints it.
  * Both read the same files the same way, so the plan says what the run then does.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "coordinator/farm.h"
 #include "shard/shard.h"
+
+int vf_farm_lock_write(int fd, long pid, const char *host)
+{
+    char text[128];
+    int n = snprintf(text, sizeof text, "%ld %s\n", pid, host && host[0] ? host : "?");
+    if (n < 0 || (size_t)n >= sizeof text)
+        return -1;
+    return ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)n, 0) == n ? 0 : -1;
+}
+
+bool vf_farm_lock_read(int fd, long *pid, char *host, size_t host_len)
+{
+    char text[128] = {0};
+    char name[64] = "";
+    *pid = 0;
+    if (host_len)
+        host[0] = '\0';
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    if (n <= 0 || sscanf(text, "%ld %63s", pid, name) < 1 || *pid <= 0) {
+        *pid = 0;
+        return false;
+    }
+    if (host_len)
+        snprintf(host, host_len, "%s", strcmp(name, "?") ? name : "");
+    return true;
+}
 
 void vf_farm_journal_segment(char *buf, size_t n, int id)
 {

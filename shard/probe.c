@@ -653,8 +653,7 @@ int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error
 
     if (stat(path, &sb) != 0)
         return vf_error_set(err, errno == ENOENT ? VF_ENOENT : VF_EIO,
-                            "%s: %s; check the path (relative paths in film.yaml are relative to "
-                            "the YAML file's folder)", path, strerror(errno));
+                            "%s: %s; check the path", path, strerror(errno));
     /* a pipe or a device cannot be read twice (the probe indexes it, then every rank decodes
      * it) and a FIFO would block here waiting for a writer */
     if (!S_ISREG(sb.st_mode))

@@ -36,6 +36,9 @@ check "propagate model --json" 0 '"propagate_ms_per_carried_frame"' -- \
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["propagate_ms_per_carried_frame"] > 0, d
+# not timed (--no-reference-conv): null, not a zero that reads as a figure
+assert d["reference_conv"]["gflops"] is None and d["reference_conv"]["ms"] is None, d
+assert d["ratio_to_reference_conv"] is None and d["reference_conv"]["network_gflops"] > 0, d
 print("ok   bench JSON times the carried frame")
 PY
 check "propagate model, human output" 0 "ms per carried frame (128x192, radius 7, patch 3; the first 3 frames" -- \

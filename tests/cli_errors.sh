@@ -81,6 +81,27 @@ grep -q "^warning: a run (pid $holder, on this machine) is working in $tmp/out.m
   pass=$((pass+1)) || { echo "FAIL plan does not say the lock is held and plan.json is a folder"; cat "$tmp/out"; fail=$((fail+1)); }
 kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
 rm -r "$tmp/out.mkv.vaefarm"
+# a run on another node of a shared file system: NFS takes its flock as a whole-file POSIX lock
+# of the server's, which /proc/locks here does not list; here a POSIX lock (lockf) stands for it,
+# and the lock's text names the run and its node. plan sees it by a test lock; a run refused by
+# a lock names the pid and host the text gives.
+mkdir -p "$tmp/out.mkv.vaefarm"
+printf '4242 render-node-07\n' > "$tmp/out.mkv.vaefarm/lock"
+python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(60)' "$tmp/out.mkv.vaefarm/lock" & holder=$!
+for _ in $(seq 100); do grep -q " POSIX .* $holder " /proc/locks 2>/dev/null && break; sleep 0.05; done
+expect "plan: a run on another node holds the work folder" 0 -- "$vf" plan "$tmp/f.yaml"
+grep -q "^warning: a run (pid 4242 on render-node-07, by the lock's text) holds $tmp/out.mkv.vaefarm's lock through the shared file system now: a run started now would be refused" "$tmp/out" &&
+  pass=$((pass+1)) || { echo "FAIL plan does not see a lock held through the file system"; cat "$tmp/out"; fail=$((fail+1)); }
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+expect "plan: the lock's text alone is no holder" 0 -- "$vf" plan "$tmp/f.yaml"
+grep -qE "is working in|lock through" "$tmp/out" && { echo "FAIL plan takes a lock's leftover text for a holder"; cat "$tmp/out"; fail=$((fail+1)); } || pass=$((pass+1))
+flock "$tmp/out.mkv.vaefarm/lock" sleep 60 & holder=$!
+for _ in $(seq 100); do grep -q " FLOCK .* $holder " /proc/locks 2>/dev/null && break; sleep 0.05; done
+expect "run: the lock's holder named with its host" 3 "out.mkv.vaefarm is in use by another vaefarm run (pid 4242 on render-node-07): wait for it to end" -- \
+  "$vf" run "$tmp/f.yaml" --quiet
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+rm -r "$tmp/out.mkv.vaefarm"
 expect "plan: no model" 4 "\$VAEFARM_MODEL's model cannot be read: $tmp/none.safetensors: No such file" "fix the variable" -- \
   env VAEFARM_MODEL="$tmp/none.safetensors" "$vf" plan "$tmp/f.yaml"
 # a folder named as the model: said so, by plan and run alike (a run once read it as a file of

@@ -404,7 +404,7 @@ for _ in $(seq 2400); do   # up to 120 s: a loaded machine under ASan is slow to
 done
 "$vf" "$tmp/term.yaml" >"$tmp/lock.log" 2>&1; rc=$?
 check "a second run on the same work folder is refused (exit $rc)" \
-  all '[ "$rc" = 3 ] && grep -q "in use by another vaefarm run (pid $pid)" "$tmp/lock.log"'
+  all '[ "$rc" = 3 ] && grep -q "in use by another vaefarm run (pid $pid on $(hostname))" "$tmp/lock.log"'
 kill -TERM $pid; ts=$(date +%s.%N)
 wait $pid; rc=$?
 secs=$(python3 -c "print(round($(date +%s.%N)-$ts,2))")

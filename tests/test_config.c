@@ -248,6 +248,15 @@ static void config_accepts_flow_style_nulls_and_quotes(void **state)
     assert_int_equal(f->n_encode_options, 0);
     assert_int_equal(f->precision, VF_PRECISION_BF16);
     vf_config_destroy(&f);
+    /* so for integers and numbers: each keeps its default (they were refused as "an empty
+     * value" before session 38), while a required one is still an error (below) */
+    f = load_ok(MIN "ranks:\nchunks: {length: ~, warmup: }\nshots:\n  threshold: ~\n  min_length:\n");
+    assert_int_equal(f->ranks, 0);
+    assert_int_equal(f->chunk_length, 240);
+    assert_int_equal(f->warmup, 16);
+    assert_true(f->threshold == 0.3);
+    assert_int_equal(f->min_shot_length, 12);
+    vf_config_destroy(&f);
 }
 
 static void config_relative_paths_follow_the_yaml_folder(void **state)
@@ -328,6 +337,8 @@ static const struct bad_case bad_cases[] = {
     {"missing output", "version: 1\ninput: a.mkv\n", 1, 1, "missing required key 'output'", NULL},
     {"empty input", "version: 1\ninput:\noutput: b\n", 2, 7, "input: expected a file path",
      "an empty value"},
+    {"empty shot start", MIN "shots:\n  list:\n    - {start: , end: 5}\n", 6, 15,
+     "shots.list[0].start: expected", "an empty value"},
     {"empty quoted input", "version: 1\ninput: ''\noutput: b\n", 2, 8, "input: expected a file path",
      "empty string"},
     {"duplicate key", MIN "output: again.mkv\n", 4, 1, "output: duplicate key",
@@ -781,6 +792,7 @@ static void config_print_keys_lists_every_key(void **state)
     }
     assert_non_null(strstr(buf, "default 240"));
     assert_non_null(strstr(buf, "integer >= 1 | auto (default 240)"));
+    assert_non_null(strstr(buf, "ranks                    integer in [1, 1048576] (default"));
     assert_non_null(strstr(buf, "f32 | bf16 | f16"));
     assert_non_null(strstr(buf, "<output>.vaefarm"));
 
