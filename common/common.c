@@ -11,6 +11,51 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A C0 control other than tab and newline, DEL, or the first byte of a UTF-8 C1 control
+ * (U+0080..U+009F: C2 80..C2 9F): the bytes vf_escape_controls writes as \xNN. */
+static size_t control_len(const unsigned char *p)
+{
+    if ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7f)
+        return 1;
+    return p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 2 : 0;
+}
+
+void vf_escape_controls(char *s, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && !control_len(p))
+        p++;
+    if (!*p || cap < 2)
+        return;
+    char *out = malloc(cap);
+    if (!out) {   /* no room to expand them: each becomes '?' */
+        for (unsigned char *q = (unsigned char *)s; *q; q++)
+            if (control_len(q) == 2)
+                q[0] = '?', q[1] = '?';
+            else if (control_len(q))
+                *q = '?';
+        return;
+    }
+    size_t n = (size_t)(p - (const unsigned char *)s);
+    memcpy(out, s, n);
+    while (*p) {
+        size_t k = control_len(p);
+        if (!k) {
+            if (n + 1 >= cap)
+                break;
+            out[n++] = (char)*p++;
+            continue;
+        }
+        if (n + 4 * k >= cap)
+            break;
+        for (size_t i = 0; i < k; i++, p++)
+            n += (size_t)snprintf(out + n, cap - n, "\\x%02X", *p);
+    }
+    out[n] = '\0';
+    memcpy(s, out, n + 1);
+    free(out);
+}
+
 int vf_error_set(struct vf_error *err, int code, const char *fmt, ...)
 {
     if (err) {
@@ -18,6 +63,7 @@ int vf_error_set(struct vf_error *err, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        vf_escape_controls(err->msg, sizeof err->msg);
         err->code = code;
     }
     return code;
@@ -43,6 +89,7 @@ int vf_error_prefix(struct vf_error *err, const char *fmt, ...)
     memmove(err->msg + hl, err->msg, ol);
     memcpy(err->msg, head, hl);
     err->msg[hl + ol] = '\0';
+    vf_escape_controls(err->msg, sizeof err->msg);
     return err->code;
 }
 
@@ -146,6 +193,7 @@ void vf_log(const struct vf_log_ctx *ctx, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    vf_escape_controls(line, sizeof line);
     if (level < VF_LOG_ERROR)
         level = VF_LOG_ERROR;
     if (level > VF_LOG_DEBUG)

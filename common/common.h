@@ -47,6 +47,11 @@ int vf_error_set(struct vf_error *err, int code, const char *fmt, ...)
 /* Prepend "context: " to an existing message (keeps the code). Returns err->code. */
 int vf_error_prefix(struct vf_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vf_error_clear(struct vf_error *err);
+/* Rewrites, in place within `cap` bytes, each control character of `s` (C0 but tab and
+ * newline, DEL, UTF-8 C1) as \xNN, so that a file name holding an escape sequence or a carriage
+ * return is shown, not obeyed, by a terminal. vf_error_set, vf_error_prefix and vf_log apply it
+ * to every message; text cut at `cap` is lost from the end. */
+void vf_escape_controls(char *s, size_t cap);
 /* Short name of a status code, e.g. "invalid input". */
 const char *vf_status_str(int code);
 /* The status of a failed write or file operation that set errno `errnum`: VF_ENOSPC for a full

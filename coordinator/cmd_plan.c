@@ -679,8 +679,10 @@ static void note(struct notes *nt, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(nt->text[nt->n++], sizeof nt->text[0], fmt, ap);
+    vsnprintf(nt->text[nt->n], sizeof nt->text[0], fmt, ap);
     va_end(ap);
+    vf_escape_controls(nt->text[nt->n], sizeof nt->text[0]);
+    nt->n++;
 }
 
 /* Who holds the run's lock on <work_dir>/lock now, looked at without taking it (so a run starting

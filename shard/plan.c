@@ -74,6 +74,7 @@ static int add_warning(struct builder *b, struct vf_error *err, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    vf_escape_controls(line, sizeof line);
     char *s = vf_strdup(line, err);
     if (!s)
         return VF_ENOMEM;

@@ -316,6 +316,12 @@ ffmpeg -v error -y -i "$film" -frames:v 30 -map 0:v -c:v ffv1 -output_ts_offset 
 expect "a reel that starts late" 0 -- "$vf" probe "$tmp/late.mkv"
 grep -q "frames      30 at" "$tmp/out" && pass=$((pass+1)) || { echo "FAIL late.mkv: not 30 frames"; cat "$tmp/out"; fail=$((fail+1)); }
 
+# control characters in a file name are shown escaped, never sent to the terminal (an escape
+# sequence that clears the screen, a carriage return that hides the start of the line)
+printf 'version: 1\ninput: "in\\x1b[2J\\rX.mkv"\noutput: o.mkv\n' >"$tmp/ctl.yaml"
+expect "plan: an escape sequence in a file name" 4 '/in\x1B[2J\x0DX.mkv does not exist' -- "$vf" plan "$tmp/ctl.yaml"
+expect "probe: an escape sequence in a file name" 4 'a\x1B[2Jb.mkv: No such file' -- "$vf" probe "$(printf 'a\033[2Jb.mkv')"
+grep -q "$(printf '\033')" "$tmp/err" && { echo "FAIL a raw ESC reached stderr"; fail=$((fail+1)); } || pass=$((pass+1))
 # files named like FFmpeg URLs are read as named (pipe:0 would be stdin, concat:X another file)
 ffmpeg -v error -y -i "$film" -frames:v 24 -c:v ffv1 "$tmp/short.mkv" || { echo "FAIL make short.mkv"; fail=$((fail+1)); }
 cp "$tmp/short.mkv" "$tmp/pipe:0"; cp "$data/films/film_ref_0.png" "$tmp/concat:ref.png"

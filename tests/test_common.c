@@ -244,6 +244,27 @@ static void read_regular_whole(void **state)
     assert_null(buf);
 }
 
+/* Messages show control characters of a file name instead of passing them to the terminal. */
+static void messages_escape_controls(void **state)
+{
+    (void)state;
+    char s[64];
+    snprintf(s, sizeof s, "plain\ttab\nline \xc3\xa9t\xc3\xa9");   /* kept as they are */
+    vf_escape_controls(s, sizeof s);
+    assert_string_equal(s, "plain\ttab\nline \xc3\xa9t\xc3\xa9");
+    snprintf(s, sizeof s, "a\x1b[2Jb\rc\x7f" "d\xc2\x9b" "1m\xc2\xa0");   /* ESC, CR, DEL, CSI */
+    vf_escape_controls(s, sizeof s);
+    assert_string_equal(s, "a\\x1B[2Jb\\x0Dc\\x7Fd\\xC2\\x9B1m\xc2\xa0");   /* NBSP is text */
+    char small[12] = "ab\x1b\x1b\x1b";   /* what does not fit is cut whole, never half */
+    vf_escape_controls(small, sizeof small);
+    assert_string_equal(small, "ab\\x1B\\x1B");
+    struct vf_error err = {0};
+    vf_error_set(&err, VF_ENOENT, "%s: no such file", "x\x1b]0;title\x07.mkv");
+    assert_string_equal(err.msg, "x\\x1B]0;title\\x07.mkv: no such file");
+    vf_error_prefix(&err, "input %s", "\x1b");
+    assert_string_equal(err.msg, "input \\x1B: x\\x1B]0;title\\x07.mkv: no such file");
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/vf_test_common.%d", (int)getpid());
@@ -254,6 +275,7 @@ int main(void)
         cmocka_unit_test(write_all_through_short_writes),
         cmocka_unit_test(open_regular_only),
         cmocka_unit_test(read_regular_whole),
+        cmocka_unit_test(messages_escape_controls),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[1024];
