@@ -133,5 +133,8 @@ struct vf_config_pos vf_config_key_pos(const struct vf_film *film, const char *k
 void vf_config_print_keys(FILE *f);
 
 const char *vf_precision_name(enum vf_precision p);
+/* The candidate `word` is most likely a typo of (film.yaml's "did you mean" rule: a few edits,
+ * or one the start of the other), or NULL. */
+const char *vf_config_suggest(const char *word, const char *const *cands, size_t n);
 
 #endif /* VF_CONFIG_H */

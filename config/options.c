@@ -237,6 +237,11 @@ const char *cfg_suggest(const char *word, const char *const *cands, size_t n)
     return best;
 }
 
+const char *vf_config_suggest(const char *word, const char *const *cands, size_t n)
+{
+    return cfg_suggest(word, cands, n);
+}
+
 /* ---- wording ------------------------------------------------------------------------------ */
 
 static void append(char *buf, size_t size, size_t *o, const char *fmt, const char *s)

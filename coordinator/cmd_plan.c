@@ -409,10 +409,37 @@ static struct sim simulate(const struct vf_plan *plan, int ranks)
  * the model (film->model and its film->model_sha), the inference size, and precision: default. */
 struct resolved {
     struct vf_net *net;
-    char precision_from[96];    /* precision: default: how it was resolved; "": film.yaml's */
+    char precision_from[112];   /* precision: default: how it was resolved; "": film.yaml's */
     json_t *record;             /* the work folder's plan.json (load_record), read once; or NULL */
     char record_bad[VF_ERROR_MSG_MAX + 64];  /* why it could not be read ("": it was, or none) */
 };
+
+/* Whether rank 0 of a run on this machine computes in `dt`: on its first GPU where CUDA sees one
+ * (the device's attributes only: no context's handles or memory on a GPU a render may hold),
+ * else (no GPU, or one that does not answer, where a run's rank 0 takes the CPU too) on the CPU.
+ * `where` names which, for a message. */
+static int this_machine_supports(enum vf_dtype dt, bool *yes, char *where, size_t n,
+                                 struct vf_error *err)
+{
+    int gpus = 0, cc = 0;
+    struct vf_error e = {0};
+    if (vf_kernels_has_cuda() && vf_kernels_gpu_count(&gpus, &e) == VF_OK && gpus > 0 &&
+        vf_kernels_gpu_cc(0, &cc, &e) == VF_OK) {
+        *yes = vf_kernels_cc_supports(cc, dt);
+        snprintf(where, n, "rank 0 on this machine's GPU 0 (compute capability %d.%d)", cc / 10,
+                 cc % 10);
+        return VF_OK;
+    }
+    struct vf_backend *be = NULL;
+    int rc = vf_backend_create(&be, &(struct vf_backend_opts){.device = VF_DEVICE_CPU,
+                                                             .threads = 1}, err);
+    if (rc < 0)
+        return rc;
+    *yes = vf_backend_supports(be, dt);
+    vf_backend_destroy(&be);
+    snprintf(where, n, "a CPU rank on this machine");
+    return VF_OK;
+}
 
 /* precision: default as rank 0 of a run resolves it: its backend's fastest exact-enough type,
  * bf16 or f32. The rank that will run is not this process: the work folder's plan.json says what
@@ -426,31 +453,16 @@ static int resolve_default_precision(struct vf_film *film, const json_t *doc, ch
         return VF_OK;
     const char *rec = json_string_value(json_object_get(doc, "precision"));
     bool bf16;
-    int gpus = 0, cc = 0;
-    struct vf_error e = {0};
     if (json_is_true(json_object_get(doc, "precision_default")) && rec &&
         (!strcmp(rec, "bf16") || !strcmp(rec, "f32"))) {
         bf16 = !strcmp(rec, "bf16");
         snprintf(from, n, "as the last run in the work folder resolved it");
-    } else if (vf_kernels_has_cuda() && vf_kernels_gpu_count(&gpus, &e) == VF_OK && gpus > 0 &&
-               vf_kernels_gpu_cc(0, &cc, &e) == VF_OK) {
-        /* the device's attributes only: no context's handles or memory on a GPU a render may
-         * hold */
-        bf16 = vf_kernels_cc_supports(cc, VF_BF16);
-        snprintf(from, n, "as rank 0 on this machine's GPU 0 (compute capability %d.%d) would "
-                 "resolve it",
-                 cc / 10, cc % 10);
     } else {
-        /* no GPU (or one that does not answer, where a run's rank 0 takes the CPU too) */
-        struct vf_backend *be = NULL;
-        int rc = vf_backend_create(&be, &(struct vf_backend_opts){.device = VF_DEVICE_CPU,
-                                                                 .threads = 1}, err);
-        if (rc < 0)
+        char where[80];
+        if (this_machine_supports(VF_BF16, &bf16, where, sizeof where, err) < 0)
             return vf_error_prefix(err, "%s: precision: default (resolving it as a CPU rank "
                                    "would)", film->path);
-        bf16 = vf_backend_supports(be, VF_BF16);
-        vf_backend_destroy(&be);
-        snprintf(from, n, "as a CPU rank on this machine would resolve it");
+        snprintf(from, n, "as %s would resolve it", where);
     }
     film->precision = bf16 ? VF_PRECISION_BF16 : VF_PRECISION_F32;
     return VF_OK;
@@ -734,6 +746,30 @@ static void lock_holder(const char *work_dir, struct lock_holder *h)
     free(path);
 }
 
+/* A precision film.yaml gives that rank 0 of a run on this machine does not compute in: such a
+ * run is refused at its start (cmd_run.c resolve_precision). A warning, not an error: the run may
+ * be meant for other nodes (plan on a login node, run on GPU nodes). */
+static void precision_note(const struct vf_film *film, const struct resolved *res,
+                           struct notes *nt)
+{
+    if (res->precision_from[0] || film->precision == VF_PRECISION_DEFAULT)
+        return;   /* a default was resolved to what this machine computes in */
+    const enum vf_dtype dt = film->precision == VF_PRECISION_F16    ? VF_F16
+                             : film->precision == VF_PRECISION_BF16 ? VF_BF16
+                                                                    : VF_F32;
+    bool yes = true, bf16 = false;
+    char where[80];
+    struct vf_error err = {0};
+    if (this_machine_supports(dt, &yes, where, sizeof where, &err) < 0 || yes)
+        return;
+    struct vf_config_pos pos = vf_config_key_pos(film, "precision");
+    (void)this_machine_supports(VF_BF16, &bf16, where, sizeof where, &err);
+    note(nt, "%s:%d:%d: precision %s: %s does not compute in it, so a run started here would be "
+         "refused (exit 3); use f32%s, or leave precision out, unless the run is for other nodes",
+         film->path, pos.line, pos.col, vf_precision_name(film->precision), where,
+         bf16 ? " or bf16" : "");
+}
+
 /* What would stop a run at its start in the work folder, said now: a run holding it, a segments
  * folder that is not one or that this user cannot write, a plan.json that is a folder. */
 static void work_folder_notes(const struct vf_film *film, const struct resolved *res,
@@ -994,6 +1030,7 @@ int vf_cmd_plan(int argc, char **argv, struct vf_cli *cli)
     if (vf_plan_passthrough_warning(film, vf_net_arch(res.net), plan, nt.text[nt.n],
                                     sizeof nt.text[0]))
         nt.n++;
+    precision_note(film, &res, &nt);
     work_folder_notes(film, &res, &nt);
     struct sim s = {0};
     int64_t rerun_ms = -1;

@@ -801,11 +801,14 @@ static void chunk_failed(struct coord *k, int id, int from, int status, const ch
         len += (size_t)snprintf(ranks + len, len < sizeof ranks ? sizeof ranks - len : 0, "%s%d",
                                 i ? ", " : "", c->failed_on[i]);
     k->status = status == VF_FARM_ELOST ? VF_EINTERNAL : status;
+    char times[32] = "once";
+    if (c->attempts != 1)
+        snprintf(times, sizeof times, "%d times", c->attempts);
     snprintf(k->why, sizeof k->why,
-             "chunk %d (frames %lld..%lld, warm-up from %lld, shot %d) failed %d times (ranks %s); "
+             "chunk %d (frames %lld..%lld, warm-up from %lld, shot %d) failed %s (rank%s %s); "
              "last error (rank %d on %s): %.1500s", fc->id, (long long)fc->start,
-             (long long)fc->end - 1, (long long)fc->warm_start, fc->shot, c->attempts, ranks, from,
-             ri->host, text);
+             (long long)fc->end - 1, (long long)fc->warm_start, fc->shot, times,
+             c->attempts == 1 ? "" : "s", ranks, from, ri->host, text);
 }
 
 /* The job goes on while some rank may still colorize. */

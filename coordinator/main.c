@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include <libavformat/avformat.h>
-#include <libavutil/log.h>
+#include "shard/shard.h"
 
 #include "config/config.h"
 #include "kernels/kernels.h"
@@ -148,6 +150,16 @@ static void take_global_flags(int *argc, char **argv, struct vf_cli *cli)
     *argc = w;
 }
 
+/* Whether the first argument, not being a verb, names the film.yaml of `vaefarm FILM.yaml`:
+ * something there, or a name ending in .yaml or .yml (whose absence the run then reports). */
+static bool looks_like_film(const char *arg)
+{
+    struct stat st;
+    size_t n = strlen(arg);
+    return stat(arg, &st) == 0 || (n > 5 && !strcasecmp(arg + n - 5, ".yaml")) ||
+           (n > 4 && !strcasecmp(arg + n - 4, ".yml"));
+}
+
 int main(int argc, char **argv)
 {
     struct vf_cli cli = {0};
@@ -167,8 +179,19 @@ int main(int argc, char **argv)
 
     int vargc = argc - 2;
     char **vargv = argv + 2;
-    if (strcmp(verb, "probe") != 0 && strcmp(verb, "plan") != 0 && strcmp(verb, "run") != 0 &&
-        strcmp(verb, "eval") != 0 && strcmp(verb, "bench") != 0) {
+    static const char *const verbs[] = {"run", "plan", "probe", "eval", "bench"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        known = known || !strcmp(verb, verbs[i]);
+    if (!known && verb[0] != '-' && !looks_like_film(verb)) {
+        /* `vaefarm plna film.yaml` is a mistyped verb, not a film named "plna" */
+        const char *near = vf_config_suggest(verb, verbs, sizeof verbs / sizeof verbs[0]);
+        fprintf(stderr, "vaefarm: '%s' is neither a verb (run, plan, probe, eval, bench) nor a "
+                "film.yaml file%s%s%s\n%s", verb, near ? " (did you mean '" : "",
+                near ? near : "", near ? "'?)" : "", usage_text);
+        return VF_EXIT_USAGE;
+    }
+    if (!known) {
         /* `vaefarm FILM.yaml`: the default verb is run. */
         verb = "run";
         vargc = argc - 1;
@@ -187,7 +210,7 @@ int main(int argc, char **argv)
     }
     vf_log_set_level(cli.quiet ? VF_LOG_ERROR : cli.verbose ? VF_LOG_VERBOSE : VF_LOG_INFO);
     /* FFmpeg's own lines only with --verbose: our errors carry its message already. */
-    av_log_set_level(cli.verbose ? AV_LOG_WARNING : AV_LOG_FATAL);
+    vf_shard_log_setup(cli.verbose);
 
     if (strcmp(verb, "probe") == 0)
         return vf_cmd_probe(vargc, vargv, &cli);

@@ -191,7 +191,8 @@ extern "C" int vf_cuda_init(struct vf_backend *be, int gpu, struct vf_error *err
         return vf_error_set(err, VF_EUNSUPPORTED,
                             "GPU %d: no such device: this process sees %d GPU%s "
                             "(CUDA_VISIBLE_DEVICES=%s); check the allocation's GPUs per node "
-                            "(--gpus-per-task) and nvidia-smi, or run on the CPU (device: cpu)",
+                            "(--gpus-per-task) and nvidia-smi, or run on the CPU (a run: "
+                            "CUDA_VISIBLE_DEVICES= ; bench: --device cpu)",
                             gpu, count, count == 1 ? "" : "s", vis ? vis : "(unset)");
     }
     cx = static_cast<vf_cuda_ctx *>(calloc(1, sizeof *cx));

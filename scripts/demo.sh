@@ -52,7 +52,7 @@ echo "== vaefarm plan"
 "$vaefarm" plan "$demo/film.yaml" --simulate 4
 
 ranks=${VF_DEMO_RANKS:-2}
-echo "== mpirun -np $ranks vaefarm film.yaml (the bundled tiny model: trained on a CPU for 10.7 hours,"
+echo "== mpirun -np $ranks vaefarm film.yaml (the bundled tiny model: trained on a CPU for 11.1 hours,"
 echo "   better than colour transfer, still far from good: docs/QUALITY.md)"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun -np "$ranks" --oversubscribe "$vaefarm" "$demo/film.yaml"

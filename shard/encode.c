@@ -101,6 +101,56 @@ struct vf_segment_writer {
     int64_t last_pts;           /* pts of the previous frame (source tb) */
 };
 
+/* FFmpeg's log lines come in pieces (a line may be logged in several calls): `pending` holds
+ * the error line being written, `first` the first whole one since vf_shard_av_log_forget_, the
+ * cause (what follows is what failed because of it: "ff_frame_thread_encoder_init failed").
+ * Per thread: each rank's decode, network and encode threads fail on their own. */
+static _Thread_local char av_pending[256], av_first[256];
+
+static void keep_av_errors(void *avcl, int level, const char *fmt, va_list vl)
+{
+    if (level <= AV_LOG_ERROR) {
+        char piece[256];
+        int prefix = 0;   /* no "[h264_nvenc @ 0x55f2...]": the message names the codec */
+        va_list copy;
+        va_copy(copy, vl);
+        av_log_format_line2(avcl, level, fmt, copy, piece, sizeof piece, &prefix);
+        va_end(copy);
+        size_t have = strlen(av_pending);
+        snprintf(av_pending + have, sizeof av_pending - have, "%s", piece);
+        size_t n = strlen(av_pending);
+        if (n && av_pending[n - 1] == '\n') {
+            while (n && (av_pending[n - 1] == '\n' || av_pending[n - 1] == ' '))
+                av_pending[--n] = '\0';
+            if (n && !av_first[0])
+                memcpy(av_first, av_pending, n + 1);
+            av_pending[0] = '\0';
+        }
+    }
+    av_log_default_callback(avcl, level, fmt, vl);   /* prints only at av_log's level */
+}
+
+void vf_shard_log_setup(bool verbose)
+{
+    av_log_set_level(verbose ? AV_LOG_WARNING : AV_LOG_FATAL);
+    av_log_set_callback(keep_av_errors);
+}
+
+void vf_shard_av_log_forget_(void)
+{
+    av_pending[0] = av_first[0] = '\0';
+}
+
+const char *vf_shard_av_said_(char *buf, size_t n)
+{
+    const char *line = av_first[0] ? av_first : av_pending;
+    if (line[0])
+        snprintf(buf, n, "FFmpeg said: %s", line);
+    else
+        snprintf(buf, n, "--verbose shows FFmpeg's log");
+    return buf;
+}
+
 int vf_shard_av_error_(struct vf_error *err, int code, int averr, const char *fmt, ...)
 {
     char head[VF_ERROR_MSG_MAX];
@@ -460,17 +510,18 @@ static int open_encoder(AVCodecContext **out, const AVCodec *codec, const struct
     r = check_dnxhr_size(enc, rule, src, err);
     if (r < 0)
         return r;
+    vf_shard_av_log_forget_();
     r = avcodec_open2(enc, codec, NULL);
     if (r < 0) {
         const char *hint = "";
+        char said[300];
+        vf_shard_av_said_(said, sizeof said);   /* before the trial open below logs its own */
         if (rule->gpu && !gpu_encoder_opens(codec)) {
-            char av[AV_ERROR_MAX_STRING_SIZE], list[256];
-            av_strerror(r, av, sizeof av);
+            char list[256];
             codec_list(list, sizeof list, true);
             return vf_error_set(err, VF_EUNSUPPORTED,
                                 "%s needs an NVIDIA GPU with NVENC; none was usable on this machine "
-                                "(%s; FFmpeg's log above says more): choose another encode.codec (%s)",
-                                codec->name, av, list);
+                                "(%s): choose another encode.codec (%s)", codec->name, said, list);
         }
         if (rule->gpu)
             hint = "; the GPU's NVENC refuses these settings (h264_nvenc is 8-bit only; NVENC "
@@ -484,10 +535,9 @@ static int open_encoder(AVCodecContext **out, const AVCodec *codec, const struct
                  ((src->width & 1) || (src->height & 1)))
             hint = "; 4:2:0 and 4:2:2 need an even width (and 4:2:0 an even height)";
         return vf_shard_av_error_(err, r == AVERROR(ENOMEM) ? VF_ENOMEM : VF_EUNSUPPORTED, r,
-                                  "cannot open the %s encoder for %dx%d %s (%s; FFmpeg's log "
-                                  "above says more)%s",
+                                  "cannot open the %s encoder for %dx%d %s (%s; %s)%s",
                                   codec->name, src->width, src->height, av_get_pix_fmt_name(fmt),
-                                  what, hint);
+                                  what, said, hint);
     }
     return 0;
 }

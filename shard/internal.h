@@ -128,6 +128,12 @@ int vf_shard_decode_threads_(void);
  * folder's name. A filesystem that cannot sync folders (EINVAL) counts as success. */
 int vf_shard_fsync_dir_(const char *path, struct vf_error *err);
 
+/* FFmpeg's first error line on this thread since vf_shard_av_log_forget_() (vf_shard_log_setup):
+ * forget before the call whose failure should quote it; then vf_shard_av_said_ writes "FFmpeg said:
+ * LINE" into buf, or, where it said nothing at error level, that --verbose shows its log. */
+void vf_shard_av_log_forget_(void);
+const char *vf_shard_av_said_(char *buf, size_t n);
+
 /* Record `code` with a printf-style message followed by ": <FFmpeg's text for averr>";
  * returns `code`. For FFmpeg failures whose message must say what to do (defined in encode.c). */
 int vf_shard_av_error_(struct vf_error *err, int code, int averr, const char *fmt, ...)

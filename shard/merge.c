@@ -473,6 +473,11 @@ static int check_container(struct merge *m, const AVCodecParameters *par, int in
         return 0;
     if (avformat_query_codec(m->oc->oformat, par->codec_id, FF_COMPLIANCE_UNOFFICIAL) != 0)
         return 0;
+    if (index == m->src->video_stream)   /* the colour film's video: encode.codec's */
+        return vf_error_set(err, VF_EUNSUPPORTED, "output %s: a .%s file cannot hold %s video, "
+                            "which encode.codec makes: write a .mkv output, or choose an "
+                            "encode.codec that a .%s file holds (docs/ENCODE.md)",
+                            m->spec->output, m->ext, avcodec_get_name(par->codec_id), m->ext);
     char way[320];
     way_out(way, sizeof way, m->ext, par->codec_type);
     return vf_error_set(err, VF_EUNSUPPORTED, "output %s: a .%s file cannot hold the %s stream #%d "
@@ -615,11 +620,13 @@ static int open_output(struct merge *m, const char *format, struct vf_error *err
     if ((r = vf_shard_open_output_(&m->oc->pb, m->tmp)) < 0)
         return vf_shard_av_error_(err, VF_EIO, r, "cannot create %s (the output %s's temporary file)",
                                   m->tmp, m->spec->output);
-    if ((r = write_header(m, format)) < 0)
+    vf_shard_av_log_forget_();
+    if ((r = write_header(m, format)) < 0) {
+        char said[300];
         return vf_shard_av_error_(err, VF_EMEDIA, r,
-                                  "writing the header of %s (FFmpeg's log above says which stream "
-                                  "the .%s container refuses; a .mkv output takes them all)",
-                                  m->tmp, m->ext);
+                                  "writing the header of %s (%s; a .mkv output takes every "
+                                  "stream)", m->tmp, vf_shard_av_said_(said, sizeof said));
+    }
     return 0;
 }
 

@@ -605,11 +605,16 @@ static int warn_short_shots(struct builder *b, struct vf_error *err)
     for (size_t k = 0; k < p->n_shots && rc == 0; k++) {
         if (p->shots[k].end - p->shots[k].start >= SHORT_SHOT_FRAMES)
             continue;
+        /* the advice for where the cut came from: detection's settings, or the list or EDL */
+        const char *src = p->shots[k].source;
+        const char *fix = !strcmp(src, "detect")
+                              ? "check the cuts, or raise shots.threshold/shots.min_length"
+                          : !strcmp(src, "edl") ? "check the EDL's events around it"
+                                                : "check shots.list";
         if (n_short++ < MAX_DETAILS)
             rc = add_warning(b, err,
-                             "%s is only %" PRId64 " frame(s) long: a flash or a spurious cut? "
-                             "check the shot list, or raise shots.threshold/shots.min_length",
-                             shot_desc(d, b, k), p->shots[k].end - p->shots[k].start);
+                             "%s is only %" PRId64 " frame(s) long: a flash or a spurious cut? %s",
+                             shot_desc(d, b, k), p->shots[k].end - p->shots[k].start, fix);
     }
     if (rc == 0 && n_short > MAX_DETAILS)
         rc = add_warning(b, err, "... and %zu more shots shorter than %d frames",

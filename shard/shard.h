@@ -26,6 +26,11 @@
 #include "common/common.h"
 #include "config/config.h"
 
+/* FFmpeg's log: its lines reach stderr at `verbose` only (our messages carry what matters), but
+ * its first error line on each thread is kept either way, and the messages of a codec that will
+ * not open or a header the container refuses quote it. Call once, before any FFmpeg work. */
+void vf_shard_log_setup(bool verbose);
+
 /* ============================== probe ====================================================== */
 
 enum vf_stream_kind { VF_STREAM_VIDEO, VF_STREAM_AUDIO, VF_STREAM_SUBTITLE, VF_STREAM_DATA, VF_STREAM_OTHER };

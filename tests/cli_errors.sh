@@ -31,6 +31,10 @@ mkyaml() { printf 'version: 1\ninput: %s\noutput: %s/out.mkv\ndefault_reference:
 
 # --- good input
 expect "version" 0 -- "$vf" --version
+# a mistyped verb is said to be one, with the verb meant, not taken for a film.yaml's name (it
+# was: "vaefarm run: unexpected argument 'film.yaml'")
+expect "mistyped verb" 2 "'plna' is neither a verb (run, plan, probe, eval, bench) nor a film.yaml file (did you mean 'plan'?)" -- "$vf" plna film.yaml
+expect "a missing film.yaml is still one" 4 "cannot open the film.yaml" "nothere.yaml" -- "$vf" nothere.yaml
 expect "help lists keys" 0 -- "$vf" --help
 grep -q "chunks.warmup" "$tmp/out" || { echo "FAIL help lacks chunks.warmup"; fail=$((fail+1)); }
 expect "probe" 0 -- "$vf" probe "$film"
@@ -217,7 +221,11 @@ expect "audio the container refuses" 3 "out.mp4" "audio stream #1 (flac)" "audio
 mkout out.mp4 $'encode: {codec: libx264}\naudio: none\n'
 expect "the same without the audio" 0 -- "$vf" plan "$tmp/f.yaml"
 mkout out.mov $'encode: {codec: ffv1}\naudio: none\n'
-expect "video the container refuses" 3 "out.mov" "(ffv1)" "write a .mkv output" -- "$vf" plan "$tmp/f.yaml"
+expect "video the container refuses" 3 "out.mov" "cannot hold ffv1 video" "write a .mkv output, or choose an encode.codec" -- "$vf" plan "$tmp/f.yaml"
+# an encoder that will not open quotes FFmpeg's own first error line, which reaches stderr only
+# with --verbose (the old DNxHD profile at 320x180: FFmpeg lists its valid profiles)
+mkout out.mkv $'encode: {codec: dnxhd, options: {profile: dnxhd}}\n'
+expect "dnxhd profile at 320x180" 3 "cannot open the dnxhd encoder for 320x180 yuv422p" "FFmpeg said: video parameters incompatible with DNxHD" -- "$vf" plan "$tmp/f.yaml" --quiet
 mkout out.mkv $'encode: {codec: dnxhd}\n'   # Matroska holds DNxHD through its VfW tag
 expect "dnxhd in mkv" 0 -- "$vf" plan "$tmp/f.yaml"
 
@@ -322,6 +330,18 @@ printf 'version: 1\ninput: "in\\x1b[2J\\rX.mkv"\noutput: o.mkv\n' >"$tmp/ctl.yam
 expect "plan: an escape sequence in a file name" 4 '/in\x1B[2J\x0DX.mkv does not exist' -- "$vf" plan "$tmp/ctl.yaml"
 expect "probe: an escape sequence in a file name" 4 'a\x1B[2Jb.mkv: No such file' -- "$vf" probe "$(printf 'a\033[2Jb.mkv')"
 grep -q "$(printf '\033')" "$tmp/err" && { echo "FAIL a raw ESC reached stderr"; fail=$((fail+1)); } || pass=$((pass+1))
+# the colour video's codec in a container that cannot hold it: the fix is the codec or a .mkv,
+# not the source's other streams
+printf 'version: 1\ninput: %s\noutput: %s/v.mp4\ndefault_reference: %s/ref.png\naudio: none\n' "$film" "$tmp" "$tmp" >"$tmp/v.yaml"
+expect "plan: ffv1 into .mp4" 3 "a .mp4 file cannot hold ffv1 video, which encode.codec makes: write a .mkv output, or choose an encode.codec that a .mp4 file holds" -- "$vf" plan "$tmp/v.yaml" --quiet
+grep -q "audio: none" "$tmp/err" && { echo "FAIL ffv1 into .mp4: told to leave the audio out"; fail=$((fail+1)); } || pass=$((pass+1))
+# a precision this machine's rank 0 does not compute in (f16 on a CPU): plan warns, a run refuses
+printf 'version: 1\ninput: %s\noutput: %s/p.mkv\ndefault_reference: %s/ref.png\nprecision: f16\n' "$film" "$tmp" "$tmp" >"$tmp/p16.yaml"
+expect "plan: precision f16 on a CPU" 0 -- env CUDA_VISIBLE_DEVICES= "$vf" plan "$tmp/p16.yaml" --quiet
+grep -q "^warning: $tmp/p16.yaml:5:12: precision f16: a CPU rank on this machine does not compute in it, so a run started here would be refused (exit 3)" "$tmp/out" &&
+  pass=$((pass+1)) || { echo "FAIL plan does not warn of a precision the run refuses"; cat "$tmp/out"; fail=$((fail+1)); }
+expect "run: precision f16 on a CPU" 3 "p16.yaml:5:12: precision f16: the cpu backend of rank 0 does not compute in it" -- \
+  env CUDA_VISIBLE_DEVICES= "$vf" run "$tmp/p16.yaml" --quiet
 # files named like FFmpeg URLs are read as named (pipe:0 would be stdin, concat:X another file)
 ffmpeg -v error -y -i "$film" -frames:v 24 -c:v ffv1 "$tmp/short.mkv" || { echo "FAIL make short.mkv"; fail=$((fail+1)); }
 cp "$tmp/short.mkv" "$tmp/pipe:0"; cp "$data/films/film_ref_0.png" "$tmp/concat:ref.png"

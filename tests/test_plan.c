@@ -1042,7 +1042,15 @@ static void plan_assigns_references_first_wins_and_warns(void **state)
     assert_true(has_warning(p, "film.yaml:41:5: references[1]"));
     assert_true(has_warning(p, "first one wins"));
     assert_true(has_warning(p, "only 4 frame(s) long"));
+    assert_true(has_warning(p, "check the cuts, or raise shots.threshold/shots.min_length"));
     vf_shard_plan_destroy(&p);
+    /* the same cuts from an EDL: detection's settings are no remedy there */
+    t.film.edl = "cuts.edl";
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    assert_true(has_warning(p, "only 4 frame(s) long: a flash or a spurious cut? check the EDL's events around it"));
+    assert_false(has_warning(p, "shots.threshold"));
+    vf_shard_plan_destroy(&p);
+    t.film.edl = NULL;
 
     /* with a shot list, references entries for shots with their own reference are unused */
     list_film(&t);
