@@ -93,6 +93,19 @@ int vf_error_prefix(struct vf_error *err, const char *fmt, ...)
     return err->code;
 }
 
+int vf_error_suffix(struct vf_error *err, const char *fmt, ...)
+{
+    if (!err)
+        return VF_EINTERNAL;
+    size_t n = strnlen(err->msg, sizeof err->msg - 1);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + n, sizeof err->msg - n, fmt, ap);
+    va_end(ap);
+    vf_escape_controls(err->msg, sizeof err->msg);
+    return err->code;
+}
+
 void vf_error_clear(struct vf_error *err)
 {
     if (err) {

@@ -46,6 +46,8 @@ int vf_error_set(struct vf_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prepend "context: " to an existing message (keeps the code). Returns err->code. */
 int vf_error_prefix(struct vf_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends printf-style text (advice: "; check the path") to err's message; returns err->code. */
+int vf_error_suffix(struct vf_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vf_error_clear(struct vf_error *err);
 /* Rewrites, in place within `cap` bytes, each control character of `s` (C0 but tab and
  * newline, DEL, UTF-8 C1) as \xNN, so that a file name holding an escape sequence or a carriage

@@ -647,15 +647,12 @@ int vf_safetensors_open(const char *path, struct vf_safetensors **out, struct vf
     void *buf = NULL;
     size_t size = 0;
     /* a FIFO is refused without waiting; the message begins with the path */
-    if (vf_read_regular(path, &buf, &size, err) < 0) {
-        char why[VF_ERROR_MSG_MAX];
-        snprintf(why, sizeof why, "%s", err->msg);
-        return vf_error_set(err, err->code, "%s%s", why,
-                            err->code == VF_ENOENT   ? "; check the path (film.yaml's \"model\")"
-                            : err->code == VF_EINVAL ? "; vaefarm reads weights from a regular "
-                                                       ".safetensors file"
-                                                     : "");
-    }
+    if (vf_read_regular(path, &buf, &size, err) < 0)
+        return vf_error_suffix(err, "%s",
+                               err->code == VF_ENOENT   ? "; check the path (film.yaml's \"model\")"
+                               : err->code == VF_EINVAL ? "; vaefarm reads weights from a regular "
+                                                          ".safetensors file"
+                                                        : "");
     return parse(buf, size, buf, &c, out);   /* parse owns buf */
 }
 

@@ -177,10 +177,8 @@ static int hash_file(const char *path, char hex[65], const char *what, struct vf
 {
     int rc = vf_shard_file_checksum(path, hex, err);
     if (rc < 0 && err) {
-        char why[VF_ERROR_MSG_MAX];
-        snprintf(why, sizeof why, "%s", err->msg);
-        vf_error_set(err, rc, "the %s cannot be read: %s; check the path in the film.yaml", what,
-                     why);
+        vf_error_prefix(err, "the %s cannot be read", what);
+        vf_error_suffix(err, "; check the path in the film.yaml");
     }
     return rc;
 }
@@ -760,6 +758,14 @@ int vf_shard_plan_create(struct vf_plan **out, const struct vf_film *film,
         rc = build_chunks(&b, err);
     if (rc == 0)
         rc = warn_short_shots(&b, err);
+    if (rc == 0 && film->ranks > 0 && film->chunk_length != VF_CHUNK_AUTO) {
+        char w[512];
+        rc = add_warning(&b, err, "%s: ranks: %" PRId64 " is read only with chunks.length: auto; "
+                         "these chunks are cut at %" PRId64 " frames whatever the rank count: "
+                         "write chunks.length: auto to cut for the ranks, or remove ranks:",
+                         where(w, &b, vf_config_key_pos(film, "ranks")), film->ranks,
+                         film->chunk_length);
+    }
     if (rc == 0)
         rc = hash_chunks(&b, err);
 

@@ -263,6 +263,12 @@ static void messages_escape_controls(void **state)
     assert_string_equal(err.msg, "x\\x1B]0;title\\x07.mkv: no such file");
     vf_error_prefix(&err, "input %s", "\x1b");
     assert_string_equal(err.msg, "input \\x1B: x\\x1B]0;title\\x07.mkv: no such file");
+    /* advice appended after a callee's message; the code stays */
+    vf_error_set(&err, VF_ENOENT, "ref.png: No such file");
+    vf_error_prefix(&err, "the %s cannot be read", "reference");
+    assert_int_equal(vf_error_suffix(&err, "; check the path in %s", "f.yaml"), VF_ENOENT);
+    assert_string_equal(err.msg, "the reference cannot be read: ref.png: No such file; check the "
+                                 "path in f.yaml");
 }
 
 int main(void)

@@ -1051,6 +1051,12 @@ static void plan_assigns_references_first_wins_and_warns(void **state)
     assert_false(has_warning(p, "shots.threshold"));
     vf_shard_plan_destroy(&p);
     t.film.edl = NULL;
+    /* ranks: with a fixed chunk length is read by nothing: said, not silently ignored */
+    t.film.ranks = 4;
+    assert_int_equal(plan_of(&p, &t, &err), 0);
+    assert_true(has_warning(p, "ranks: 4 is read only with chunks.length: auto"));
+    vf_shard_plan_destroy(&p);
+    t.film.ranks = 0;
 
     /* with a shot list, references entries for shots with their own reference are unused */
     list_film(&t);
