@@ -11,45 +11,77 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A C0 control other than tab and newline, DEL, or the first byte of a UTF-8 C1 control
- * (U+0080..U+009F: C2 80..C2 9F): the bytes vf_escape_controls writes as \xNN. */
-static size_t control_len(const unsigned char *p)
+/* The next unit of text at p: a whole UTF-8 character to keep (its length; *esc false), or bytes
+ * to write as \xNN (*esc true): a C0 control but tab and newline, DEL, a C1 control (C2 80..C2
+ * 9F, both bytes), or one byte that starts no valid UTF-8 sequence (as jansson checks: no
+ * overlong forms, no surrogates, nothing past U+10FFFF). Reads no byte past a NUL. */
+static size_t next_unit(const unsigned char *p, bool *esc)
 {
-    if ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7f)
+    const unsigned c = p[0];
+    *esc = false;
+    if (c < 0x80) {
+        *esc = (c < 0x20 && c != '\t' && c != '\n') || c == 0x7f;
         return 1;
-    return p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 2 : 0;
+    }
+    size_t len;
+    unsigned lo = 0x80, hi = 0xbf;   /* the second byte's range */
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        lo = c == 0xe0 ? 0xa0 : lo;
+        hi = c == 0xed ? 0x9f : hi;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        lo = c == 0xf0 ? 0x90 : lo;
+        hi = c == 0xf4 ? 0x8f : hi;
+    } else {
+        *esc = true;
+        return 1;
+    }
+    if (p[1] < lo || p[1] > hi) {
+        *esc = true;
+        return 1;
+    }
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf) {
+            *esc = true;
+            return 1;
+        }
+    *esc = c == 0xc2 && p[1] <= 0x9f;
+    return len;
 }
 
 void vf_escape_controls(char *s, size_t cap)
 {
     const unsigned char *p = (const unsigned char *)s;
-    while (*p && !control_len(p))
-        p++;
+    bool esc = false;
+    size_t k;
+    while (*p && (k = next_unit(p, &esc), !esc))
+        p += k;
     if (!*p || cap < 2)
         return;
     char *out = malloc(cap);
-    if (!out) {   /* no room to expand them: each becomes '?' */
-        for (unsigned char *q = (unsigned char *)s; *q; q++)
-            if (control_len(q) == 2)
-                q[0] = '?', q[1] = '?';
-            else if (control_len(q))
-                *q = '?';
+    if (!out) {   /* no room to expand them: each escaped byte becomes '?' */
+        for (unsigned char *q = (unsigned char *)s; *q; q += k)
+            if ((k = next_unit(q, &esc)), esc)
+                memset(q, '?', k);
         return;
     }
     size_t n = (size_t)(p - (const unsigned char *)s);
     memcpy(out, s, n);
-    while (*p) {
-        size_t k = control_len(p);
-        if (!k) {
-            if (n + 1 >= cap)
-                break;
-            out[n++] = (char)*p++;
-            continue;
-        }
-        if (n + 4 * k >= cap)
+    while (*p) {   /* what does not fit is cut at a whole unit, never inside a character */
+        k = next_unit(p, &esc);
+        if (n + (esc ? 4 * k : k) >= cap)
             break;
-        for (size_t i = 0; i < k; i++, p++)
-            n += (size_t)snprintf(out + n, cap - n, "\\x%02X", *p);
+        if (esc) {
+            for (size_t i = 0; i < k; i++, p++)
+                n += (size_t)snprintf(out + n, cap - n, "\\x%02X", *p);
+        } else {
+            memcpy(out + n, p, k);
+            n += k;
+            p += k;
+        }
     }
     out[n] = '\0';
     memcpy(s, out, n + 1);

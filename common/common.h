@@ -50,9 +50,10 @@ int vf_error_prefix(struct vf_error *err, const char *fmt, ...) __attribute__((f
 int vf_error_suffix(struct vf_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vf_error_clear(struct vf_error *err);
 /* Rewrites, in place within `cap` bytes, each control character of `s` (C0 but tab and
- * newline, DEL, UTF-8 C1) as \xNN, so that a file name holding an escape sequence or a carriage
- * return is shown, not obeyed, by a terminal. vf_error_set, vf_error_prefix and vf_log apply it
- * to every message; text cut at `cap` is lost from the end. */
+ * newline, DEL, UTF-8 C1) and each byte of invalid UTF-8 as \xNN, so that a file name holding
+ * an escape sequence or a carriage return is shown, not obeyed, by a terminal, and every message
+ * is valid UTF-8 (a JSON string). vf_error_set, vf_error_prefix, vf_error_suffix and vf_log apply
+ * it to every message; text cut at `cap` is lost from the end, at a whole character. */
 void vf_escape_controls(char *s, size_t cap);
 /* Short name of a status code, e.g. "invalid input". */
 const char *vf_status_str(int code);

@@ -705,12 +705,13 @@ static void note(struct notes *nt, const char *fmt, ...)
  * - a run on another node of a shared file system whose flock is a lock of the server's (NFS
  *   takes flock as a whole-file POSIX lock): a POSIX test lock over the file (F_OFD_GETLK)
  *   conflicts with it; the holder is the pid and host the lock's text names.
- * Returns 0 where neither sees one (a node-local flock elsewhere, e.g. Lustre's localflock or
- * NFS's local_lock=flock, is not seen: nor would a run there be kept out). */
+ * `held` stays false where neither sees one (a node-local flock elsewhere, e.g. Lustre's
+ * localflock or NFS's local_lock=flock, is not seen: nor would a run there be kept out). */
 struct lock_holder {
-    long pid;                   /* 0: none seen */
+    bool held;                  /* a holder was seen */
+    bool here;                  /* in /proc/locks */
+    long pid;                   /* here: /proc/locks'; else the lock's text's, 0 when it has none */
     char host[64];              /* from the lock's text; "" where it names none */
-    bool here;                  /* seen in /proc/locks */
 };
 
 static void lock_holder(const char *work_dir, struct lock_holder *h)
@@ -725,7 +726,7 @@ static void lock_holder(const char *work_dir, struct lock_holder *h)
         vf_farm_lock_read(fd, &wrote, h->host, sizeof h->host);
         FILE *f = fopen("/proc/locks", "re");
         char line[256];
-        while (f && !h->pid && fgets(line, sizeof line, f)) {
+        while (f && !h->held && fgets(line, sizeof line, f)) {
             char kind[16];
             long who;
             unsigned maj, min;
@@ -733,13 +734,13 @@ static void lock_holder(const char *work_dir, struct lock_holder *h)
             if (sscanf(line, "%*[^:]: %15s %*s %*s %ld %x:%x:%llu", kind, &who, &maj, &min,
                        &ino) == 5 && !strcmp(kind, "FLOCK") && ino == (unsigned long long)st.st_ino &&
                 ((maj == major(st.st_dev) && min == minor(st.st_dev)) || (wrote && who == wrote)))
-                h->pid = who, h->here = true;
+                h->pid = who, h->here = h->held = true;
         }
         if (f)
             fclose(f);
         struct flock probe = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-        if (!h->pid && wrote && fcntl(fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK)
-            h->pid = wrote;
+        if (!h->held && fcntl(fd, F_OFD_GETLK, &probe) == 0 && probe.l_type != F_UNLCK)
+            h->pid = wrote, h->held = true;
     }
     if (fd >= 0)
         close(fd);
@@ -781,11 +782,15 @@ static void work_folder_notes(const struct vf_film *film, const struct resolved 
         note(nt, "a run (pid %ld, on this machine) is working in %s now: a run started now would "
              "be refused until it ends, and what it would keep grows meanwhile", h.pid,
              film->work_dir);
-    else if (h.pid)
-        note(nt, "a run (pid %ld on %s, by the lock's text) holds %s's lock through the shared "
-             "file system now: a run started now would be refused until it ends, and what it "
-             "would keep grows meanwhile", h.pid, h.host[0] ? h.host : "a host it does not name",
+    else if (h.held) {
+        char who[128] = "pid unknown";
+        if (h.pid)
+            snprintf(who, sizeof who, "pid %ld on %s, by the lock's text", h.pid,
+                     h.host[0] ? h.host : "a host it does not name");
+        note(nt, "a run (%s) holds %s's lock through the shared file system now: a run started "
+             "now would be refused until it ends, and what it would keep grows meanwhile", who,
              film->work_dir);
+    }
     struct vf_error err = {0};
     char *seg = vf_path_join(film->work_dir, "segments", &err);
     char *rec = vf_path_join(film->work_dir, "plan.json", &err);

@@ -19,7 +19,11 @@ int vf_farm_lock_write(int fd, long pid, const char *host)
     int n = snprintf(text, sizeof text, "%ld %s\n", pid, host && host[0] ? host : "?");
     if (n < 0 || (size_t)n >= sizeof text)
         return -1;
-    return ftruncate(fd, 0) == 0 && pwrite(fd, text, (size_t)n, 0) == n ? 0 : -1;
+    /* written over the old text, then cut to it (a reader never finds the file empty), and
+     * synced: on NFS another node reads the server's copy, which an unsynced write reaches only
+     * when the lock is let go at the run's end */
+    return pwrite(fd, text, (size_t)n, 0) == n && ftruncate(fd, n) == 0 && fdatasync(fd) == 0
+               ? 0 : -1;
 }
 
 bool vf_farm_lock_read(int fd, long *pid, char *host, size_t host_len)
@@ -34,8 +38,12 @@ bool vf_farm_lock_read(int fd, long *pid, char *host, size_t host_len)
         *pid = 0;
         return false;
     }
-    if (host_len)
-        snprintf(host, host_len, "%s", strcmp(name, "?") ? name : "");
+    /* a host name as hosts are named (RFC 952/1123 letters, digits, '-', '.'; '_' as some
+     * sites have it), else none: the text is anyone's to write, and it goes into messages */
+    if (host_len && strcmp(name, "?") && strspn(name, "abcdefghijklmnopqrstuvwxyz"
+                                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") ==
+                                             strlen(name))
+        snprintf(host, host_len, "%s", name);
     return true;
 }
 

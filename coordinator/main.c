@@ -186,9 +186,11 @@ int main(int argc, char **argv)
     if (!known && verb[0] != '-' && !looks_like_film(verb)) {
         /* `vaefarm plna film.yaml` is a mistyped verb, not a film named "plna" */
         const char *near = vf_config_suggest(verb, verbs, sizeof verbs / sizeof verbs[0]);
-        fprintf(stderr, "vaefarm: '%s' is neither a verb (run, plan, probe, eval, bench) nor a "
-                "film.yaml file%s%s%s\n%s", verb, near ? " (did you mean '" : "",
-                near ? near : "", near ? "'?)" : "", usage_text);
+        struct vf_error e = {0};
+        vf_error_set(&e, VF_EINVAL, "'%s' is neither a verb (run, plan, probe, eval, bench) nor a "
+                     "film.yaml file%s%s%s", verb, near ? " (did you mean '" : "",
+                     near ? near : "", near ? "'?)" : "");   /* escaped, as every message */
+        fprintf(stderr, "vaefarm: %s\n%s", e.msg, usage_text);
         return VF_EXIT_USAGE;
     }
     if (!known) {

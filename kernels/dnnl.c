@@ -123,12 +123,16 @@ static void reflect_fill(void *dst, const struct vf_tensor *t, int pad)
     }
 }
 
-/* Shape and dtype check of a run's tensor. */
-static int check_act(const struct vf_tensor *t, const char *what, enum vf_dtype dt, int n, int c,
-                     int h, int w, struct vf_error *err)
+/* Backend, shape and dtype check of a run's tensor: one of another backend would hand a host
+ * pointer to cuDNN, or a device pointer to oneDNN (ops.c refuses the same). */
+static int check_act(const struct vf_tensor *t, const struct vf_backend *be, const char *what,
+                     enum vf_dtype dt, int n, int c, int h, int w, struct vf_error *err)
 {
     if (!t || !t->data)
         return vf_error_set(err, VF_EINVAL, "%s: tensor has no data", what);
+    if (t->be != be)
+        return vf_error_set(err, VF_EINVAL, "%s: the tensor belongs to another backend than "
+                            "the primitive", what);
     if (t->dtype != dt || t->n != n || t->c != c || t->h != h || t->w != w ||
         t->pix_stride < t->c)
         return vf_error_set(err, VF_EINVAL,
@@ -457,9 +461,10 @@ int vf_conv_run(struct vf_conv *cv, const struct vf_tensor *src, struct vf_tenso
                 struct vf_error *err)
 {
     int rc;
-    if ((rc = check_act(src, "convolution source", cv->dt, cv->n, cv->d.ic, cv->h, cv->w, err)))
+    if ((rc = check_act(src, cv->be, "convolution source", cv->dt, cv->n, cv->d.ic, cv->h, cv->w,
+                        err)))
         return rc;
-    if ((rc = check_act(dst, "convolution destination", cv->dst_dt, cv->n, cv->d.oc, cv->oh,
+    if ((rc = check_act(dst, cv->be, "convolution destination", cv->dst_dt, cv->n, cv->d.oc, cv->oh,
                         cv->ow, err)))
         return rc;
 #ifdef VF_HAVE_CUDA
@@ -1061,9 +1066,9 @@ int vf_pool_run(struct vf_pool *p, const struct vf_tensor *src, struct vf_tensor
                 struct vf_error *err)
 {
     int rc;
-    if ((rc = check_act(src, "pooling source", p->dt, p->n, p->c, p->h, p->w, err)))
+    if ((rc = check_act(src, p->be, "pooling source", p->dt, p->n, p->c, p->h, p->w, err)))
         return rc;
-    if ((rc = check_act(dst, "pooling destination", p->dt, p->n, p->c, p->oh, p->ow, err)))
+    if ((rc = check_act(dst, p->be, "pooling destination", p->dt, p->n, p->c, p->oh, p->ow, err)))
         return rc;
 #ifdef VF_HAVE_CUDA
     if (p->cu)

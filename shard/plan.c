@@ -607,8 +607,9 @@ static int warn_short_shots(struct builder *b, struct vf_error *err)
         const char *src = p->shots[k].source;
         const char *fix = !strcmp(src, "detect")
                               ? "check the cuts, or raise shots.threshold/shots.min_length"
-                          : !strcmp(src, "edl") ? "check the EDL's events around it"
-                                                : "check shots.list";
+                          : !strcmp(src, "edl")  ? "check the EDL's events around it"
+                          : !strcmp(src, "list") ? "check shots.list"
+                                                 : "the film itself is that short";
         if (n_short++ < MAX_DETAILS)
             rc = add_warning(b, err,
                              "%s is only %" PRId64 " frame(s) long: a flash or a spurious cut? %s",

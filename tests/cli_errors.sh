@@ -34,6 +34,7 @@ expect "version" 0 -- "$vf" --version
 # a mistyped verb is said to be one, with the verb meant, not taken for a film.yaml's name (it
 # was: "vaefarm run: unexpected argument 'film.yaml'")
 expect "mistyped verb" 2 "'plna' is neither a verb (run, plan, probe, eval, bench) nor a film.yaml file (did you mean 'plan'?)" -- "$vf" plna film.yaml
+expect "a mistyped verb is shown escaped" 2 "'pl\\x1B[7mna' is neither a verb" -- "$vf" "$(printf 'pl\033[7mna')" film.yaml
 expect "a missing film.yaml is still one" 4 "cannot open the film.yaml" "nothere.yaml" -- "$vf" nothere.yaml
 expect "help lists keys" 0 -- "$vf" --help
 grep -q "chunks.warmup" "$tmp/out" || { echo "FAIL help lacks chunks.warmup"; fail=$((fail+1)); }
@@ -98,6 +99,20 @@ expect "plan: a run on another node holds the work folder" 0 -- "$vf" plan "$tmp
 grep -q "^warning: a run (pid 4242 on render-node-07, by the lock's text) holds $tmp/out.mkv.vaefarm's lock through the shared file system now: a run started now would be refused" "$tmp/out" &&
   pass=$((pass+1)) || { echo "FAIL plan does not see a lock held through the file system"; cat "$tmp/out"; fail=$((fail+1)); }
 kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+# the lock's text is anyone's to write: a host name that is not one (bytes of Latin-1 here) is
+# not repeated (it broke plan --json), and a held lock with no text still is one
+for text in '77 h\377st\n' ''; do
+  printf "$text" > "$tmp/out.mkv.vaefarm/lock"
+  python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "r+"); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(60)' "$tmp/out.mkv.vaefarm/lock" & holder=$!
+  for _ in $(seq 100); do grep -q " POSIX .* $holder " /proc/locks 2>/dev/null && break; sleep 0.05; done
+  want="pid 77 on a host it does not name, by the lock's text"; [ -n "$text" ] || want="pid unknown"
+  expect "plan --json: a lock held with the text '$text'" 0 -- "$vf" plan "$tmp/f.yaml" --json
+  python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert any(("a run (%s) holds" % sys.argv[2]) in w for w in d["warnings"]), d["warnings"]' "$tmp/out" "$want" &&
+    pass=$((pass+1)) || { echo "FAIL plan --json with the lock's text '$text'"; cat "$tmp/out"; fail=$((fail+1)); }
+  kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+done
+printf '4242 render-node-07\n' > "$tmp/out.mkv.vaefarm/lock"
 expect "plan: the lock's text alone is no holder" 0 -- "$vf" plan "$tmp/f.yaml"
 grep -qE "is working in|lock through" "$tmp/out" && { echo "FAIL plan takes a lock's leftover text for a holder"; cat "$tmp/out"; fail=$((fail+1)); } || pass=$((pass+1))
 flock "$tmp/out.mkv.vaefarm/lock" sleep 60 & holder=$!

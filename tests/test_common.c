@@ -258,6 +258,17 @@ static void messages_escape_controls(void **state)
     char small[12] = "ab\x1b\x1b\x1b";   /* what does not fit is cut whole, never half */
     vf_escape_controls(small, sizeof small);
     assert_string_equal(small, "ab\\x1B\\x1B");
+    /* invalid UTF-8 (a lone C1 byte, Latin-1, an overlong NUL, a surrogate, a cut sequence) is
+     * escaped byte by byte: every message is a valid JSON string */
+    snprintf(s, sizeof s, "h\x85-\xff-\xc0\x80-\xed\xa0\x80-\xe2\x82");
+    vf_escape_controls(s, sizeof s);
+    assert_string_equal(s, "h\\x85-\\xFF-\\xC0\\x80-\\xED\\xA0\\x80-\\xE2\\x82");
+    snprintf(s, sizeof s, "\xf0\x9f\x8e\x9e \xe2\x82\xac \xf4\x8f\xbf\xbf");   /* kept */
+    vf_escape_controls(s, sizeof s);
+    assert_string_equal(s, "\xf0\x9f\x8e\x9e \xe2\x82\xac \xf4\x8f\xbf\xbf");
+    char cut[11] = "\x1b\x1b\xe2\x82\xac";   /* 8 bytes of escapes, then a 3-byte character */
+    vf_escape_controls(cut, sizeof cut);
+    assert_string_equal(cut, "\\x1B\\x1B");   /* 10 would split the euro sign: it goes whole */
     struct vf_error err = {0};
     vf_error_set(&err, VF_ENOENT, "%s: no such file", "x\x1b]0;title\x07.mkv");
     assert_string_equal(err.msg, "x\\x1B]0;title\\x07.mkv: no such file");

@@ -149,12 +149,16 @@ static struct vf_colorizer *make(struct vf_backend *be, const struct vf_net *net
     return make_graph(be, net, g, dt, false);
 }
 
-/* A backend on GPU 0, or the test reported as skipped. */
+/* A backend on GPU 0, or the test reported as skipped (no CUDA build, no driver or no GPU:
+ * vf_kernels_gpu_count says 0); a driver that fails otherwise fails the test, as test_cuda_ops
+ * does, not a skip that reads as a pass. */
 static struct vf_backend *cuda_backend_or_skip(void)
 {
     struct vf_error err = {0};
     int gpus = 0;
-    if (!vf_kernels_has_cuda() || vf_kernels_gpu_count(&gpus, &err) != VF_OK || gpus == 0) {
+    if (vf_kernels_has_cuda() && vf_kernels_gpu_count(&gpus, &err) != VF_OK)
+        fail_msg("counting the GPUs: %s", err.msg);
+    if (!vf_kernels_has_cuda() || gpus == 0) {
         printf("skipped: no GPU%s\n", vf_kernels_has_cuda() ? "" : " (built without CUDA)");
         skip();
     }

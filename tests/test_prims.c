@@ -386,6 +386,14 @@ static void conv_rejects_bad_descriptions(void **state)
     assert_int_equal(vf_tensor_alloc(&b, be, VF_F32, 1, 16, 8, 8, &err), VF_OK);
     assert_int_equal(vf_conv_run(cv, &a, &b, &err), VF_EINVAL);
     assert_non_null(strstr(err.msg, "8 x 9"));
+    /* a tensor of another backend (on a GPU: a host pointer handed to cuDNN) */
+    struct vf_backend *other = make_backend(1);
+    struct vf_tensor c;
+    assert_int_equal(vf_tensor_alloc(&c, other, VF_F32, 1, 16, 8, 8, &err), VF_OK);
+    assert_int_equal(vf_conv_run(cv, &c, &b, &err), VF_EINVAL);
+    assert_non_null(strstr(err.msg, "convolution source: the tensor belongs to another backend"));
+    vf_tensor_free(&c);
+    vf_backend_destroy(&other);
     vf_conv_destroy(&cv);
     vf_conv_destroy(&cv); /* idempotent */
     vf_tensor_free(&a);
