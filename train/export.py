@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write a vaefarm weights file (f32 safetensors with the architecture in __metadata__).
 
-    export.py --arch tiny|full --seed S --out model.safetensors [--from-checkpoint CKPT]
+    export.py --arch tiny|full --seed S --out model.safetensors [--from-checkpoint CKPT] [--force]
 
 Without --from-checkpoint the weights are the seeded random init (vaefarm_ref/init.py); with it,
 they come from a training checkpoint: a .pt/.pth holding a state_dict (or {"model"|"state_dict":
@@ -9,7 +9,8 @@ state_dict, optionally "arch": arch dict}) or a vaefarm .safetensors file. A che
 its architecture (train/train.py's, a weights file) is exported as that architecture: an --arch
 that differs from it is refused (leave --arch out; train/set_arch.py changes a file's afterwards);
 --arch (default tiny) is for a bare state dict.
-Prints the parameter count per module (F, A, C)."""
+A random init is not written over a file that holds trained weights (its metadata's
+vaefarm_weights) without --force. Prints the parameter count per module (F, A, C)."""
 import argparse
 import json
 import os
@@ -170,6 +171,21 @@ def checkpoint_model(path, arch_spec):
     return net
 
 
+def trained_weights(path):
+    """What an existing vaefarm weights file at path says its weights are, when it is not a
+    random init ("" for none, a random init, or anything that is not such a file)."""
+    try:
+        if not os.path.isfile(path) or not safetensors_io.is_safetensors(path):
+            return ""
+        what = str(safetensors_io.load_metadata(path).get("vaefarm_weights",
+                                                           "trained (it does not say how)"))
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if what.startswith("random init"):
+        return ""
+    return what if len(what) <= 100 else what[:100] + "…"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", help="tiny | full | a JSON file with the arch dict (default: the "
@@ -177,11 +193,17 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--from-checkpoint", dest="ckpt")
+    ap.add_argument("--force", action="store_true",
+                    help="write a random init over a file that holds trained weights")
     args = ap.parse_args(argv)
     arch_file = args.arch if args.arch is not None and args.arch not in PRESETS else None
     why = out_file_error("--out", args.out, (("--from-checkpoint", args.ckpt), ("--arch", arch_file)))
     if why:
         fail(why)
+    trained = trained_weights(args.out)
+    if not args.ckpt and trained and not args.force:
+        fail("--out %s holds trained weights (%s): without --from-checkpoint this writes a random "
+             "init over them; give another --out (or --force)" % (args.out, trained))
     if args.ckpt:
         net = checkpoint_model(args.ckpt, args.arch)
     else:

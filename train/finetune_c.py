@@ -62,6 +62,7 @@ from cli_io import first_line, out_file_error  # noqa: E402
 from export import save_weights  # noqa: E402
 from safetensors_io import file_sha256 as sha256, warp_sha256 as _warp_sha256  # noqa: E402
 from train import CKPT_FORMAT as TRAIN_CKPT_FORMAT, opt_name, parse_weights, zero_colour_out  # noqa: E402
+from train import check_finite_weights, check_lr, save_torch_atomic  # noqa: E402
 from train import (check_min, check_out, load_net_file, lock_out, remove_stale_tmp,  # noqa: E402
                    truncate_log, write_json_atomic)
 from vaefarm_ref import lab as labmod  # noqa: E402
@@ -532,11 +533,11 @@ def lr_at(cfg, step):
 def save_ckpt(path, C, opt, step, cfg, secs, metas):
     """RUN/last.pt, written whole (PATH.tmp, synced, then renamed); metas: the sequence sets'
     meta.json, which a resume must be given again."""
-    torch.save({"format": CKPT_FORMAT, "step": step, "C": C.state_dict(), "optimizer": opt.state_dict(),
-                "config": cfg, "sequences": metas, "train_seconds": secs}, path + ".tmp")
-    with open(path + ".tmp", "rb") as fp:
-        os.fsync(fp.fileno())
-    os.replace(path + ".tmp", path)
+    weights = C.state_dict()
+    check_finite_weights(weights, step, "finetune_c")
+    save_torch_atomic({"format": CKPT_FORMAT, "step": step, "C": weights,
+                       "optimizer": opt.state_dict(), "config": cfg, "sequences": metas,
+                       "train_seconds": secs}, path, "finetune_c")
 
 
 # train's settings of a run and their defaults (a new run's); given at a resume, each replaces the
@@ -549,6 +550,7 @@ def check_train_args(args):
     """train's counts, numbers and files, before anything is read or written."""
     check_min(vars(args), {"steps": 0, "max_minutes": 0, "batch": 1, "lr": 0, "warmup": 0, "val": 0,
                            "val_every": 1, "ckpt_every": 1, "print_every": 1, "threads": 1}, "finetune_c")
+    check_lr(vars(args), ("lr",), "finetune_c")
     if args.clip is not None and not args.clip > 0:
         fail("--clip %s: must be more than 0 (the bound of the gradient's norm)" % args.clip)
     if args.decay and not 0 <= args.decay[0] < args.decay[1]:

@@ -193,6 +193,28 @@ def pkg_version(pkg_root, pkg):
     return os.path.basename(debs[-1]).split("_")[1].replace("%3a", ":") if debs else None
 
 
+def check_out(out, pkg_dir):
+    """--out is replaced whole (built beside it, then renamed over it): only a folder that is a
+    cache this script made, or nothing, may be there; never one that holds the packages."""
+    real_out = os.path.realpath(out)
+    real_pk = os.path.realpath(pkg_dir)
+    if real_pk == real_out or real_pk.startswith(real_out.rstrip(os.sep) + os.sep):
+        sys.exit("make_dataset: --out %s holds the packages (--pkg-dir %s), and the cache replaces "
+                 "its folder whole: give another --out" % (out, pkg_dir))
+    if os.path.lexists(out) and not os.path.isdir(out):
+        sys.exit("make_dataset: --out %s is a file, not a folder: give a folder for the cache" % out)
+    if os.path.isdir(out) and os.listdir(out):
+        try:
+            with open(os.path.join(out, "index.json")) as fp:
+                fmt = json.load(fp).get("format")
+        except (OSError, ValueError, AttributeError):
+            fmt = None
+        if fmt != "vaefarm-train-cache-v1":
+            sys.exit("make_dataset: --out %s holds files that are not a cache of this script's (no "
+                     "index.json of format vaefarm-train-cache-v1), and the cache replaces the "
+                     "folder whole: give a new or empty folder" % out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pkg-dir", default=os.path.expanduser("~/.cache/vaefarm/pkg"))
@@ -205,8 +227,13 @@ def main():
                          "photos), no clips; for finetune_c.py prepare --data")
     args = ap.parse_args()
     hc, wc = args.canvas
+    if not (16 <= hc <= 4096 and 16 <= wc <= 4096):
+        sys.exit("make_dataset: --canvas %d %d: give a height and width from 16 to 4096" % (hc, wc))
+    if args.similar < 1:
+        sys.exit("make_dataset: --similar %d: give at least 1" % args.similar)
     cv2.setNumThreads(2)
     pk = args.pkg_dir
+    check_out(args.out, pk)
     photo_list = VALIDATION_PHOTOS if args.validation else PHOTOS
     clip_list = [] if args.validation else CLIPS
     pkgs_read = {p for p, _ in photo_list} | {p for p, _ in clip_list}

@@ -9,7 +9,8 @@ status non-zero on failure. Run by ctest as "train" (tests/CMakeLists.txt):
 - losses: zero where they must be (KL of N(0,1), contextual/temporal/smoothness of perfect inputs);
 - overfit: a few steps on one fixed tiny batch make the loss fall;
 - resume: 3 steps + checkpoint + resume to 6 steps is bit-identical to 6 uninterrupted steps
-  (weights, optimizer state, every logged loss); SIGTERM checkpoints and exits 143;
+  (weights, optimizer state, every logged loss); SIGTERM checkpoints and exits 143; --lr, --wd,
+  --beta2 given at a resume are what trains from there; NaN weights are not checkpointed;
 - DDP: two CPU ranks (gloo) launched with torchrun's environment variables run in step;
 - init: a direct model into a residual arch (C.out zeroed); --fresh-c --freeze F,A (the loss
   ablations): C the seeded init, F and A the file's and unchanged by training;
@@ -20,7 +21,9 @@ status non-zero on failure. Run by ctest as "train" (tests/CMakeLists.txt):
   without --out stays in CKPT's folder; another run's last.pt/log.jsonl/config.json are never
   overwritten; --init without --arch takes the file's; other data or world size warn on resume;
   OUT/train.lock, stale .tmp files, an atomic config.json; bad options and files (train.py,
-  export.py, convert_resnet.py) stop with one line; export.py refuses an --arch not the checkpoint's;
+  export.py, convert_resnet.py, make_dataset.py) stop with one line; export.py refuses an --arch
+  not the checkpoint's and a random init over trained weights without --force; make_dataset.py
+  refuses an --out that is not its cache or holds the packages, leaving it as it was;
 - stage 5 (train/finetune_c.py): sequences are deterministic and frame t is frame t−1 carried by
   φ; the prepared F/A chain with C run over it afterwards gives exactly the whole network's
   frames (pass-through frame 0, then net.frame with its real C); training lowers the loss, 3 + 3
@@ -206,6 +209,33 @@ def test_overfit(tmp):
     c1 = sum(r["corr"] for r in recs[-3:]) / 3
     print("overfit: correspondence term %.2f -> %.2f" % (c0, c1))
     assert c1 < c0, (c0, c1)
+
+
+def test_resume_settings(tmp):
+    """Settings given at a resume reach the optimizer (its state's groups carried the
+    checkpoint's: a warning said --lr applied while the old one trained on); a diverged model is
+    never checkpointed over the last good one."""
+    out = os.path.join(tmp, "rs")
+    args = ["--ckpt-every", "1000", "--warmup", "0", "--cosine-to", "0"] + SMALL
+    assert quiet(trainmod.main, ["--out", out, "--steps", "2", "--lr", "3e-4"] + args)[0] == 0
+    assert quiet(trainmod.main, ["--out", out, "--resume", "auto", "--steps", "4", "--lr", "1e-4",
+                                 "--wd", "0.5", "--beta2", "0.9"] + args)[0] == 0
+    log = read_log(os.path.join(out, "log.jsonl"))
+    assert [r["lr"] for r in log] == [3e-4, 3e-4, 1e-4, 1e-4], [r["lr"] for r in log]
+    groups = torch.load(os.path.join(out, "last.pt"))["optimizer"]["param_groups"]
+    assert all(tuple(g["betas"])[1] == 0.9 for g in groups), groups
+    assert [g["weight_decay"] for g in groups if g["name"].endswith(".decay")] == [0.5, 0.5], groups
+    good = open(os.path.join(out, "last.pt"), "rb").read()
+    net = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        net.weight[0, 0] = float("nan")
+    try:
+        trainmod.check_finite_weights(net.state_dict(), 7)
+        raise AssertionError("non-finite weights were accepted for a checkpoint")
+    except SystemExit as e:
+        assert "step 7: 1 tensor of the weights hold NaN or inf (weight)" in str(e.code), e.code
+    assert open(os.path.join(out, "last.pt"), "rb").read() == good
+    print("resume settings: --lr/--wd/--beta2 at a resume train from there; NaN weights not checkpointed")
 
 
 def test_resume(tmp):
@@ -1472,6 +1502,8 @@ def test_clear_errors(tmp):
             (["--threads", "0"], "--threads 0: must be at least 1"),
             (["--lr", "-1"], "--lr -1.0: must be 0 or more"),
             (["--beta2", "1"], "--beta2 1.0: must be in [0, 1)"),
+            (["--lr", "3e4"], "--lr 30000.0: must be finite and at most 1"),   # a typo of 3e-4
+            (["--lr-f", "inf"], "--lr-f inf: must be finite and at most 1"),
             (["--device", "bogus"], "--device bogus: not auto, cpu, cuda or cuda:N")):
         refused(trainmod, base + extra, why)
     refused(trainmod, ["--out", out, "--steps", "1", "--data", os.path.join(tmp, "nodata")],
@@ -1503,6 +1535,31 @@ def test_clear_errors(tmp):
     assert not os.path.exists(eo)
     assert open(ckpt, "rb").read() == ck_bytes, "export.py wrote over its --from-checkpoint"
     refused(trainmod, ["--out", pth, "--steps", "1"] + SMALL, "is a file, not a folder")
+    # a random init is not written over trained weights (wfile's say "test") without --force
+    w_bytes = open(wfile, "rb").read()
+    refused(Cli(export), ["--arch", SMALL[-1], "--out", wfile],
+            "--out %s holds trained weights (test): without --from-checkpoint this writes a random "
+            "init over them" % wfile)
+    assert open(wfile, "rb").read() == w_bytes, "export.py wrote a random init over trained weights"
+    fw = os.path.join(tmp, "err_forced.safetensors")
+    shutil.copy(wfile, fw)
+    assert quiet(Cli(export).main, ["--arch", SMALL[-1], "--out", fw, "--force"])[0] in (0, None)
+    assert safetensors_io.load(fw)[1]["vaefarm_weights"].startswith("random init"), "--force"
+    # make_dataset.py replaces its --out whole: a folder that is not its cache, or that holds the
+    # packages, is refused before anything is read (it was renamed and removed)
+    victim = os.path.join(tmp, "err_victim")
+    os.makedirs(os.path.join(victim, "pkg"))
+    with open(os.path.join(victim, "notes.txt"), "w") as fp:
+        fp.write("mine\n")
+    for argv, why in ((["--out", victim], "holds files that are not a cache of this script's"),
+                      (["--out", victim, "--pkg-dir", os.path.join(victim, "pkg")], "holds the packages"),
+                      (["--out", text], "is a file, not a folder"),
+                      (["--canvas", "0", "0"], "--canvas 0 0: give a height and width from 16 to 4096")):
+        r = subprocess.run([sys.executable, os.path.join(HERE, "make_dataset.py"), "--validation",
+                            "--pkg-dir", os.path.join(tmp, "nopkgs"), "--out", victim] + argv,
+                           capture_output=True, text=True)
+        assert r.returncode == 1 and why in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
+    assert sorted(os.listdir(victim)) == ["notes.txt", "pkg"], os.listdir(victim)
     # convert_resnet.py
     for argv, why in (([os.path.join(tmp, "nope.pth")], "nope.pth: no such file"),
                       ([text], "not a PyTorch .pth (torch.load"),
@@ -1607,6 +1664,7 @@ def main():
         test_losses()
         test_overfit(tmp)
         ck = test_resume(tmp)
+        test_resume_settings(tmp)
         test_sigterm(tmp)
         test_ddp_cpu(tmp)
         test_init_residual(tmp)

@@ -21,8 +21,10 @@ process per GPU with torchrun's variables, DDP, docs/TRAINING.md "Devices"; each
 batches), else the CPU with --threads threads (2).
 """
 import argparse
+import contextlib
 import errno
 import fcntl
+import io
 import json
 import math
 import os
@@ -179,9 +181,22 @@ def check_args(args):
         fail("no training cache in %s (run train/fetch_data.sh, or give --data)" % args.data)
 
 
+def check_lr(cfg, keys=("lr", "lr_f"), prog="train"):
+    """A learning rate is finite and at most 1: AdamW's steps are about lr in size, so 3e4 for
+    3e-4 (or inf) wrecks the weights at the first step, and the checkpoint after it."""
+    for k in keys:
+        v = cfg.get(k)
+        if v is not None and not (math.isfinite(v) and v <= 1):
+            fail("%s %s: must be finite and at most 1 (this network trains at 1e-4 to 1e-3): a "
+                 "typo?" % (opt_name(k), v), prog)
+
+
 def check_config(cfg):
     """The shaping options (command line and checkpoint merged)."""
     check_min(cfg, CFG_MIN)
+    check_lr(cfg)
+    if not math.isfinite(cfg["wd"]):
+        fail("--wd %s: must be finite" % cfg["wd"])
     for k in ("beta1", "beta2"):
         if not 0 <= cfg[k] < 1:
             fail("--%s %s: must be in [0, 1)" % (k, cfg[k]))
@@ -462,16 +477,45 @@ def load_optimizer_state(opt, sd):
     opt.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
 
 
+def check_finite_weights(state, step, prog="train"):
+    """Refuse to checkpoint weights a diverged step made non-finite: the last checkpoint, written
+    before, is what a resume (with a lower --lr) should start from."""
+    bad = [k for k, v in state.items() if torch.is_floating_point(v) and not torch.isfinite(v).all()]
+    if bad:
+        fail("step %d: %d tensor%s of the weights hold NaN or inf (%s%s): the training diverged; "
+             "not checkpointed, so the last checkpoint stands: resume from it with a lower --lr"
+             % (step, len(bad), "" if len(bad) == 1 else "s", ", ".join(bad[:3]),
+                ", ..." if len(bad) > 3 else ""), prog)
+
+
+def save_torch_atomic(obj, path, prog="train"):
+    """torch.save of obj to PATH whole: serialised in memory first (torch's file writer aborts
+    the process when the disk fills), written to PATH.tmp, synced, renamed; on a write error the
+    .tmp is removed and the old PATH stands, with one line of error."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "wb") as fp:
+            fp.write(buf.getbuffer())
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        fail("writing %s: %s (the previous file, if any, is unchanged): make room, or give another "
+             "--out" % (path, e.strerror or e), prog)
+
+
 def save_checkpoint(path, net, opt, step, cfg, data_id, train_seconds, world=1):
-    ck = {"format": CKPT_FORMAT, "arch": net.arch, "model": net.state_dict(),
+    model = net.state_dict()
+    check_finite_weights(model, step)
+    ck = {"format": CKPT_FORMAT, "arch": net.arch, "model": model,
           "optimizer": slim_optimizer_state(opt), "step": step, "config": cfg, "rng": rng_state(),
           "data_cursor": {"step": step, "seed": cfg["seed"], "kind": "pure function of (seed, step, rank)"},
           "data": data_id, "world": world, "train_seconds": train_seconds, "torch": torch.__version__}
-    tmp = path + ".tmp"
-    torch.save(ck, tmp)
-    with open(tmp, "rb") as fp:
-        os.fsync(fp.fileno())
-    os.replace(tmp, path)
+    save_torch_atomic(ck, path)
 
 
 def data_diff(saved, now):
@@ -706,6 +750,11 @@ def train(args, run, cfg, weights, arch, loaded, resume):
     train_seconds = 0.0
     if ck is not None:
         load_optimizer_state(opt, ck["optimizer"])
+        # the state's groups carry the checkpoint's settings: this run's (the same, or what
+        # --lr, --lr-f, --wd, --beta1, --beta2 gave, with the warning above) replace them
+        for g, mine in zip(opt.param_groups, param_groups(net, cfg)):
+            g["base_lr"], g["weight_decay"] = mine["base_lr"], mine["weight_decay"]
+            g["betas"] = (cfg["beta1"], cfg["beta2"])
         step = int(ck["step"])
         train_seconds = float(ck.get("train_seconds", 0.0))
         set_rng_state(ck["rng"])
