@@ -24,16 +24,24 @@ from cli_io import out_file_error  # noqa: E402
 
 
 def read(path):
-    """The log's records, by step; a ValueError for a line that is not a record with a step."""
+    """The log's records, by step; a ValueError naming the line for one that is not a record with
+    a step, but the last line, which a run killed while writing it cut short: dropped with a
+    warning, as a resume drops it (train.py's truncate_log)."""
     recs = []
     with open(path) as fp:
-        for i, ln in enumerate(fp, 1):
-            ln = ln.strip()
-            if ln:
-                r = json.loads(ln)
-                if not isinstance(r, dict) or not isinstance(r.get("step"), int):
-                    raise ValueError("line %d is not a record with a step" % i)
-                recs.append(r)
+        lines = [(i, ln.strip()) for i, ln in enumerate(fp, 1) if ln.strip()]
+    for k, (i, ln) in enumerate(lines):
+        try:
+            r = json.loads(ln)
+        except ValueError as e:
+            if k == len(lines) - 1 and k > 0:
+                print("plot_losses: warning: %s: its last line (%d) is cut short (a run killed while "
+                      "writing it?): left out" % (path, i), file=sys.stderr)
+                break
+            raise ValueError("line %d is not JSON (%s)" % (i, e)) from None
+        if not isinstance(r, dict) or not isinstance(r.get("step"), int):
+            raise ValueError("line %d is not a record with a step" % i)
+        recs.append(r)
     recs.sort(key=lambda r: r["step"])
     return recs
 

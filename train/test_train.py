@@ -547,7 +547,16 @@ def test_plot_losses(tmp, ckpt):
         r = subprocess.run([sys.executable, tool] + args, capture_output=True, text=True)
         assert r.returncode == 1 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
     assert open(log, "rb").read() == logged and not os.path.exists(os.path.join(tmp, "l2.png"))
-    print("plot_losses: a PNG of the log; its own log, a missing folder or log, a non-log refused")
+    # a last line cut short by a kill is left out with a warning, as a resume drops it
+    cut = os.path.join(tmp, "cut.jsonl")
+    with open(cut, "wb") as fp:
+        fp.write(logged[:-40])
+    r = subprocess.run([sys.executable, tool, cut, "--out", os.path.join(tmp, "l3.png")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "its last line" in r.stderr and "cut short" in r.stderr, r.stderr
+    assert os.path.exists(os.path.join(tmp, "l3.png"))
+    print("plot_losses: a PNG of the log (a cut last line left out); its own log, a missing folder "
+          "or log, a non-log refused")
 
 
 def test_sequences():
@@ -1508,6 +1517,15 @@ def test_clear_errors(tmp):
         refused(trainmod, base + extra, why)
     refused(trainmod, ["--out", out, "--steps", "1", "--data", os.path.join(tmp, "nodata")],
             "no training cache in")
+    baddata = os.path.join(tmp, "baddata")   # a damaged cache: one line, as finetune_c says it
+    os.makedirs(baddata)
+    with open(os.path.join(baddata, "index.json"), "w") as fp:
+        json.dump({"format": "vaefarm-train-cache-v1", "canvas": [64, 128]}, fp)
+    with open(os.path.join(baddata, "photos.npy"), "wb") as fp:
+        fp.write(b"not an array")
+    refused(trainmod, ["--out", out, "--steps", "1", "--data", baddata],
+            "the training cache in %s cannot be read (ValueError" % baddata)
+    shutil.rmtree(out, ignore_errors=True)
     assert not os.path.exists(out), "a refused run made its --out"
     # one of them as a process: one line on stderr, exit status 1
     r = subprocess.run([sys.executable, os.path.join(HERE, "train.py")] + base + ["--init", pth],

@@ -767,7 +767,12 @@ def train(args, run, cfg, weights, arch, loaded, resume):
     else:
         if not os.path.exists(os.path.join(args.data, "index.json")):
             raise SystemExit("train: no training cache in %s (run train/fetch_data.sh)" % args.data)
-        cache = Cache(args.data, device=run.device)
+        try:
+            cache = Cache(args.data, device=run.device)
+        except (OSError, ValueError, KeyError) as e:   # as finetune_c.py prepare says it
+            raise SystemExit("train: the training cache in %s cannot be read (%s: %s): build it "
+                             "again (train/fetch_data.sh)" % (args.data, type(e).__name__,
+                                                              first_line(e)))
         if cache.index.get("role") == "validation":
             raise SystemExit("train: %s is a validation cache (make_dataset.py --validation): train on "
                              "the training cache (train/fetch_data.sh)" % args.data)
