@@ -1526,6 +1526,10 @@ def test_clear_errors(tmp):
     refused(trainmod, ["--out", out, "--steps", "1", "--data", baddata],
             "the training cache in %s cannot be read (ValueError" % baddata)
     shutil.rmtree(out, ignore_errors=True)
+    # a size too small for the architecture: one line at the first step (a traceback before)
+    refused(trainmod, ["--out", out, "--steps", "1"] + SMALL + ["--size", "8", "8"],
+            "--size 8 8: the first step fails at this size")
+    shutil.rmtree(out, ignore_errors=True)
     assert not os.path.exists(out), "a refused run made its --out"
     # one of them as a process: one line on stderr, exit status 1
     r = subprocess.run([sys.executable, os.path.join(HERE, "train.py")] + base + ["--init", pth],

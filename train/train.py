@@ -808,6 +808,7 @@ def train(args, run, cfg, weights, arch, loaded, resume):
                            "world": run.world, "device": str(run.device)})
 
     why = None
+    first_step = step
     t_prev = time.time()
     c_prev = time.process_time()
     while True:
@@ -826,7 +827,15 @@ def train(args, run, cfg, weights, arch, loaded, resume):
         torch.manual_seed(batch_seed(cfg["seed"] + 7919, step, run.rank))   # the VAE's ε
         for g in opt.param_groups:
             g["lr"] = lr_at(step, g["base_lr"], cfg["warmup"], cfg["cosine_to"])
-        t = model(b)
+        if step == first_step:
+            try:   # a size too small for the architecture fails here, deep in a layer
+                t = model(b)
+            except (RuntimeError, ValueError) as e:
+                fail("--size %d %d: the first step fails at this size (%s): the architecture's "
+                     "reflect padding and normalisation need larger frames at its coarsest level "
+                     "(tiny trains at 40 40 and more); give a larger --size" % (H, W, first_line(e)))
+        else:
+            t = model(b)
         opt.zero_grad(set_to_none=True)
         t["total"].backward()
         if cfg["clip"] and cfg["clip"] > 0:
