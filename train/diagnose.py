@@ -40,15 +40,35 @@ def main():
     ap.add_argument("--data", default=None, help="the training cache (default: the checkpoint's)")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    ck = torch.load(a.checkpoint, map_location="cpu")
-    cfg = ck["config"]
-    net = build(get_arch(ck["arch"]))   # the checkpoint's own (a preset may have changed since)
-    load_weights(net, ck["model"])
+    try:
+        h, w = (int(x) for x in a.size.lower().split("x"))
+    except ValueError:
+        sys.exit("diagnose: --size %s: write it HxW, e.g. 64x112" % a.size)
+    if h < 40 or w < 40 or h % 8 or w % 8 or a.batches < 1:
+        sys.exit("diagnose: --size %s --batches %d: the sides multiples of 8 and at least 40, and "
+                 "at least one batch" % (a.size, a.batches))
+    if not os.path.isfile(a.checkpoint):
+        sys.exit("diagnose: %s: no such file (a train/train.py checkpoint, RUN/last.pt)" % a.checkpoint)
+    try:
+        ck = torch.load(a.checkpoint, map_location="cpu")
+        cfg, arch, model = ck["config"], ck["arch"], ck["model"]
+    except Exception as e:   # torch.load's errors are of many kinds: one line for each
+        sys.exit("diagnose: %s is not a checkpoint of train/train.py (%s): a weights file or a "
+                 "finetune_c.py checkpoint has no training batches to draw" % (
+                     a.checkpoint, str(e).splitlines()[0] if str(e) else type(e).__name__))
+    net = build(get_arch(arch))   # the checkpoint's own (a preset may have changed since)
+    load_weights(net, model)
     st = TrainStep(net).eval()
-    data = a.data or ck.get("data", {}).get("root") or os.path.expanduser("~/.cache/vaefarm/train")
-    cache = Cache(data)
+    if a.data is None and ck.get("data", {}).get("synthetic"):
+        cache = Cache.synthetic()      # the run trained on synthetic data: draw the same kind
+    else:
+        data = a.data or ck.get("data", {}).get("root") or os.path.expanduser("~/.cache/vaefarm/train")
+        try:
+            cache = Cache(data)
+        except (OSError, ValueError, KeyError) as e:
+            sys.exit("diagnose: the training cache in %s cannot be read (%s): build it "
+                     "(train/fetch_data.sh) or give --data" % (data, e))
     dcfg = DataConfig(**ck["data_config"]) if "data_config" in ck else DataConfig()
-    h, w = (int(x) for x in a.size.lower().split("x"))
     names = ["|ab| truth", "|ab| model", "|ab| warp", "|ab - truth| model", "|ab - truth| warp"]
     rows = []                                   # one per sample: the five figures, self reference?
     with torch.no_grad():
