@@ -8,8 +8,12 @@
 #   FRAMES (default 20000), LENGTH (kept frames per chunk, default 1), MS (ms per frame, a list,
 #   default "0 1 5"), MPIRUN_ARGS (extra mpirun options)
 set -euo pipefail
+[ $# -ge 1 ] || { echo "usage: scripts/bench_coordinator.sh VAEFARM [RANKS...]   (default ranks: 32 64)" >&2; exit 2; }
 vf=$(realpath "$1"); shift
 ranks=${*:-32 64}
+for n in $ranks; do
+  case $n in ''|*[!0-9]*|0) echo "bench_coordinator: rank counts are whole numbers of at least 1, got '$n'" >&2; exit 2;; esac
+done
 frames=${FRAMES:-20000}; length=${LENGTH:-1}; mss=${MS:-0 1 5}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

@@ -40,6 +40,31 @@ def per_frame(vaefarm, truth, out):
         return np.array([f["psnr_rgb"] for f in json.load(fp)["per_frame"]])
 
 
+_recorded = {}
+
+
+def run_output(quality, film, method):
+    """runs/<film>/<method>.mkv of a quality folder, checked against the file quality.json says
+    was measured (its path, size and time, where the run recorded them): a later run, stopped
+    midway, may have remade it with another model or setting, and the figures would mix them."""
+    path = os.path.join(quality, "runs", film, method + ".mkv")
+    if not os.path.exists(path):
+        fail("%s is missing: run scripts/quality.py with --methods %s (and the same --out)"
+             % (path, method))
+    if quality not in _recorded:
+        try:
+            with open(os.path.join(quality, "quality.json")) as fp:
+                _recorded[quality] = json.load(fp)["meta"].get("outputs", {})
+        except (OSError, ValueError, KeyError):
+            _recorded[quality] = {}
+    was = _recorded[quality].get(film, {}).get(method)
+    st = os.stat(path)
+    if was is not None and (was[1], was[2]) != (st.st_size, int(st.st_mtime)):
+        fail("%s is not the file %s/quality.json measured (it was made again since, by a run that "
+             "did not finish?): run scripts/quality.py to its end with the same --out" % (path, quality))
+    return path
+
+
 def quality_films(quality):
     """[(name, descriptor, truth)] of every film of a scripts/quality.py --out folder, in the
     order of its run (quality.json); the truth is the file the run's evals compared with."""
@@ -90,16 +115,15 @@ def main():
     print("|---|---|---|---|---|---|---|---|")
     pooled = []   # (place after the reference, A, B, ceiling at inference size) per frame
     for film, desc, truth in films:
-        runs = os.path.join(args.quality, "runs", film)
-        pa = per_frame(args.vaefarm, truth, os.path.join(runs, args.a + ".mkv"))
-        pb = per_frame(args.vaefarm, truth, os.path.join(runs, args.b + ".mkv"))
+        pa = per_frame(args.vaefarm, truth, run_output(args.quality, film, args.a))
+        pb = per_frame(args.vaefarm, truth, run_output(args.quality, film, args.b))
         if len(pa) != len(pb):
             fail("%s: %s has %d frames, %s %d" % (film, args.a, len(pa), args.b, len(pb)))
         pos = np.zeros(len(pa), int)
         for s in desc["shots"]:
             pos[s["start"]:s["end"]] = np.arange(s["end"] - s["start"])
         if args.by_frame:
-            pc = per_frame(args.vaefarm, truth, os.path.join(runs, "ceiling_inf.mkv"))
+            pc = per_frame(args.vaefarm, truth, run_output(args.quality, film, "ceiling_inf"))
             pooled += [(int(k), a, b, c) for k, a, b, c in zip(pos, pa, pb, pc) if k > 0]
         keep = pos > 0
         g, b, p = (pa - pb)[keep], pb[keep], pos[keep]

@@ -35,7 +35,9 @@ import baselines as B  # noqa: E402
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("films", nargs="+", help="film descriptors (.json)")
-    ap.add_argument("--model", default=os.path.join(ROOT, "models", "vaefarm-tiny.safetensors"))
+    ap.add_argument("--model", default=os.environ.get("VAEFARM_MODEL") or
+                    os.path.join(ROOT, "models", "vaefarm-tiny.safetensors"),
+                    help="default: $VAEFARM_MODEL, else the bundled model (as quality.py)")
     ap.add_argument("--frames", type=int, default=6,
                     help="frames of each shot from its reference (default 6: the reference and 5)")
     ap.add_argument("--absolute", action="store_true",

@@ -39,7 +39,8 @@
 # threshold 0.3 and min_length 12) on the grey; each shot's reference is its first truth frame
 # as RGB24 PNG (BT.601 limited -> RGB, as 20_films.sh makes them). Why 320 wide and 150 frames of
 # vtest: the model and every baseline run on a 2-core CPU in minutes (docs/QUALITY.md).
-# Idempotent: a film whose descriptor exists is kept (descriptors are written last).
+# Idempotent: a film whose descriptor exists is kept (descriptors are written last), a synthetic
+# one only when it names this MATERIAL's truth.
 set -euo pipefail
 set_=evaluation
 if [ "${1:-}" = --validation ]; then set_=validation; shift; fi
@@ -78,10 +79,12 @@ ref_matches() {
 # takes the shots' photos
 synthetic() {
   local name=$1 material=$2 source=$3 shots_from=$4 j truth grey
-  [ -s "$out/$name.json" ] && return 0
+  truth=$material/films/${name}_color.mkv grey=$material/films/${name}_grey.mkv
+  # kept only when it describes this MATERIAL's film: another material (quality.py --material)
+  # makes it again, rather than evaluate the old one's
+  [ -s "$out/$name.json" ] && [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["truth"])' "$out/$name.json" 2>/dev/null)" = "$(rel "$truth")" ] && return 0
   j=$material/films/$name.json
   [ -s "$j" ] || die "no $j"
-  truth=$material/films/${name}_color.mkv grey=$material/films/${name}_grey.mkv
   python3 - "$j" "$(rel "$truth")" "$(rel "$grey")" "$(rel "$material/films")" "$name" "$source" "$shots_from" >"$out/.$name.json" <<'PY'
 import json, sys
 j, truth, grey, refdir, name, source, shots_from = sys.argv[1:]

@@ -74,6 +74,8 @@ def main():
         sys.exit("make_long_film: --frames, --fps, --mean-seconds and --min-shot must be positive")
     if a.chunks != "auto" and not (a.chunks.isdigit() and int(a.chunks) >= 1):
         sys.exit("make_long_film: --chunks is auto or a positive number of frames")
+    if a.warmup < 0 or a.ranks < 0:   # the film.yaml vaefarm would refuse
+        sys.exit("make_long_film: --warmup and --ranks must be 0 or more (--ranks 0: none written)")
     os.makedirs(a.outdir, exist_ok=True)
     film = os.path.join(a.outdir, "film.mkv")
     ref = os.path.join(a.outdir, "ref.png")

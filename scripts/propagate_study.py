@@ -35,7 +35,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gain_by_position import quality_films  # noqa: E402
+from gain_by_position import quality_films, run_output  # noqa: E402
 
 YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
 RGB = np.linalg.inv(YCC)
@@ -156,10 +156,9 @@ def main():
     gains = []
     for name, desc, truth in films:
         w, h = desc["width"], desc["height"]
-        runs = os.path.join(args.quality, "runs", name)
         t = frames(truth, w, h)
-        out = frames(os.path.join(runs, args.method + ".mkv"), w, h)
-        flow = frames(os.path.join(runs, "flow.mkv"), w, h)
+        out = frames(run_output(args.quality, name, args.method), w, h)
+        flow = frames(run_output(args.quality, name, "flow"), w, h)
         if not len(t) == len(out) == len(flow):
             fail("%s: the truth, %s and flow have %d, %d, %d frames" % (
                 name, args.method, len(t), len(out), len(flow)))

@@ -30,7 +30,9 @@ evaluation films once, at the end.
 Needs Debian's /usr/bin/python3 (torch, numpy, cv2) and a built vaefarm (--build, default build).
 """
 import argparse
+import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -94,15 +96,29 @@ def fstat(path):
 
 
 def stamp_ok(path, key):
+    """Whether path was made from key and is the very file then stamped (its size and time: an
+    output an interrupted later run rewrote under the old stamp is not taken for it)."""
     try:
-        return os.path.exists(path) and json.load(open(path + ".stamp")) == key
+        st = json.load(open(path + ".stamp"))
+        return os.path.exists(path) and st == {"key": key, "output": fstat(path)}
     except (OSError, ValueError):
         return False
 
 
+def stamp_clear(path):
+    """Before path is made again: its stamp goes first, so an interrupted remake leaves none."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path + ".stamp")
+
+
+def write_atomic(path, text):
+    with open(path + ".tmp", "w", newline="") as fp:
+        fp.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def stamp_write(path, key):
-    with open(path + ".stamp", "w") as fp:
-        json.dump(key, fp)
+    write_atomic(path + ".stamp", json.dumps({"key": key, "output": fstat(path)}))
 
 
 def run(cmd, **kw):
@@ -137,6 +153,7 @@ def run_model(film, rundir, args, key, timings):
     if not args.fresh and stamp_ok(out, key):
         return
     work = out + ".vaefarm"
+    stamp_clear(out)
     for p in (out, work):
         if os.path.isdir(p):
             shutil.rmtree(p)
@@ -171,6 +188,8 @@ def run_baselines(film, rundir, methods, args, keys, timings):
     todo = [m for m in methods if args.fresh or not stamp_ok(os.path.join(rundir, m + ".mkv"), keys[m])]
     if not todo:
         return
+    for m in todo:
+        stamp_clear(os.path.join(rundir, m + ".mkv"))
     log("%s: baselines %s" % (film.name, ", ".join(todo)))
     cmd = [sys.executable, os.path.join(ROOT, "scripts", "baselines.py"), film.json, "--out-dir", rundir,
            "--methods", ",".join(todo), "--model", os.path.abspath(args.model),
@@ -189,16 +208,15 @@ def run_eval(film, rundir, method, args, timings):
     key = {"truth": fstat(film.truth), "output": fstat(out), "vaefarm": args.vaefarm_sha,
            "cuts": cuts}
     if args.fresh or not stamp_ok(ej, key):
+        stamp_clear(ej)
         cmd = [args.vaefarm, "eval", "--truth", film.truth, "--output", out, "--json",
                "--threads", str(args.eval_threads)]
         if cuts:
             cmd += ["--cuts", ",".join(str(c) for c in cuts)]
         dt, r = run(cmd, capture_output=True, text=True)
         timings.append((film.name, "eval " + method, dt))
-        with open(ej, "w") as fp:
-            fp.write(r.stdout)
-        with open(ej + ".seconds", "w") as fp:
-            fp.write("%.2f\n" % dt)
+        write_atomic(ej, r.stdout)
+        write_atomic(ej + ".seconds", "%.2f\n" % dt)
         stamp_write(ej, key)
     return json.load(open(ej))
 
@@ -347,14 +365,15 @@ def fmt_row(r, best):
 
 def write_reports(args, films, rows, shot_rows_, timings, strips, meta):
     out = args.out
-    with open(os.path.join(out, "quality.csv"), "w", newline="") as fp:
-        wr = csv.DictWriter(fp, fieldnames=list(rows[0].keys()))
-        wr.writeheader()
-        wr.writerows(rows)
-    with open(os.path.join(out, "quality.json"), "w") as fp:
-        m2 = dict(meta, step_seconds={"%s/%s" % k: v for k, v in meta["step_seconds"].items()})
-        json.dump({"meta": m2, "rows": rows, "shots": shot_rows_, "timings_this_run": timings,
-                   "strips": strips}, fp, indent=1)
+    # the three reports are made in memory, then each written whole (tmp, rename): a run that
+    # stops midway leaves the last complete set
+    buf = io.StringIO(newline="")
+    wr = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
+    wr.writeheader()
+    wr.writerows(rows)
+    m2 = dict(meta, step_seconds={"%s/%s" % k: v for k, v in meta["step_seconds"].items()})
+    report_json = json.dumps({"meta": m2, "rows": rows, "shots": shot_rows_,
+                              "timings_this_run": timings, "strips": strips}, indent=1)
 
     L = ["# Colorization quality (made by scripts/quality.py)", "",
          "Command: `%s`  " % meta["command"], "Date: %s  " % meta["date"],
@@ -447,8 +466,9 @@ def write_reports(args, films, rows, shot_rows_, timings, strips, meta):
     L += ["", "## Strips", "", "Middle frame of each shot: grey input, reference, %s, truth "
           "(each tile: that frame's RGB PSNR against the truth)." % ", ".join(STRIP_METHODS), ""]
     L += ["- `%s`" % os.path.relpath(p, out) for p in strips]
-    with open(os.path.join(out, "quality.md"), "w") as fp:
-        fp.write("\n".join(L) + "\n")
+    write_atomic(os.path.join(out, "quality.csv"), buf.getvalue())
+    write_atomic(os.path.join(out, "quality.json"), report_json)
+    write_atomic(os.path.join(out, "quality.md"), "\n".join(L) + "\n")
 
 
 # ------------------------------------------------------------------------------------- main
@@ -512,6 +532,10 @@ def main():
     warp_sha = warp_sha256(args.model)
     arch = model_arch(args.model)
     methods = [m for m in args.methods.split(",") if m]
+    if not methods or not [n for n in args.films.split(",") if n]:
+        ap.error("--methods and --films name at least one each")
+    if args.ranks < 1:
+        ap.error("--ranks %d: at least 1" % args.ranks)
     for m in methods:
         if m not in METHODS:
             ap.error("unknown method %s (known: %s)" % (m, ", ".join(METHODS)))
@@ -588,7 +612,11 @@ def main():
             "model_run": "inference size and speed per film: " + ", ".join(desc) if desc else "-",
             "vaefarm": os.path.relpath(args.vaefarm, ROOT), "vaefarm_sha256": args.vaefarm_sha,
             "wall_s": time.time() - t_start, "films": {f.name: f.d for f in films},
-            "step_seconds": step_seconds}
+            "step_seconds": step_seconds,
+            # each output measured ([path, size, mtime]): scripts/gain_by_position.py and
+            # propagate_study.py check that runs/ still holds these files
+            "outputs": {f.name: {m: fstat(os.path.join(args.out, "runs", f.name, m + ".mkv"))
+                                 for m in methods} for f in films}}
     write_reports(args, films, rows, srows, timings, strips, meta)
     log("wrote %s (%.0f s)" % (os.path.join(args.out, "quality.md"), time.time() - t_start))
 

@@ -29,6 +29,7 @@ Usage: scripts/scaling.py [--build build] [--data build/testdata] [--out out/sca
                           [--simulate 1,2,4,...,1024] [--chunk 40] [--warmup 8] [--series strong,weak]
 """
 import argparse
+import contextlib
 import csv
 import filecmp
 import json
@@ -39,6 +40,9 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# what a study writes into --out (besides reports/*.json): an earlier study's go first
+PRODUCTS = ("scaling.csv", "throughput.png", "efficiency.png", "busy.png", "split.png",
+            "makespan.png", "planning.png")
 
 
 def die(msg):
@@ -374,9 +378,21 @@ def main():
     for s in series:
         if s not in ("strong", "weak"):
             die("--series takes strong and/or weak, got %r" % s)
+    if not series and not a.long_film:
+        die("nothing to measure: --series names no series and --long-film is 0")
     if 1 not in a.ranks:
         die("--ranks must include 1 (every speed-up is against the 1-rank run)")
-    os.makedirs(os.path.join(a.out, "reports"), exist_ok=True)
+    # this study's products of an earlier one go first: a run with fewer series, or one stopped
+    # midway, must not leave plots and reports beside a CSV that does not hold them
+    for f in PRODUCTS:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(a.out, f))
+    reports = os.path.join(a.out, "reports")
+    if os.path.isdir(reports):
+        for f in os.listdir(reports):
+            if f.endswith(".json"):
+                os.unlink(os.path.join(reports, f))
+    os.makedirs(reports, exist_ok=True)
     work = tempfile.mkdtemp(prefix="vaefarm-scaling-")
     rows = []
     try:
@@ -433,7 +449,10 @@ def main():
             for k in r:
                 if k not in fields and k != "per_rank_busy":
                     fields.append(k)
-        with open(os.path.join(a.out, "scaling.csv"), "w", newline="") as f:
+        plot(rows, a.out)
+        # the CSV last, whole (tmp, rename): it is there only when the plots are
+        tmp = os.path.join(a.out, "scaling.csv.tmp")
+        with open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=fields + ["per_rank_busy"])
             w.writeheader()
             for r in rows:
@@ -441,7 +460,7 @@ def main():
                 if "per_rank_busy" in d:
                     d["per_rank_busy"] = " ".join("%.4f" % v for v in d["per_rank_busy"])
                 w.writerow(d)
-        plot(rows, a.out)
+        os.replace(tmp, os.path.join(a.out, "scaling.csv"))
         print("wrote %s/scaling.csv and the plots"
               % a.out)
     finally:
