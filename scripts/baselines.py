@@ -553,13 +553,29 @@ def main():
     ap.add_argument("--threads", type=int, default=1,
                     help="torch/OpenCV threads (default 1: on a shared machine a second thread can be far slower)")
     args = ap.parse_args()
+    if args.threads < 1:
+        ap.error("--threads %d: at least 1" % args.threads)
+    spec = args.inference_size.lower()
+    if spec not in ("default", "full"):
+        try:
+            H, W = (int(v) for v in spec.split("x"))
+        except ValueError:
+            ap.error("--inference-size %s: default, full or HxW" % args.inference_size)
+        if H % 8 or W % 8 or H < 32 or W < 32:
+            ap.error("--inference-size %s: multiples of 8, at least 32" % args.inference_size)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
         if m not in METHODS:
             ap.error("unknown method %r (known: %s)" % (m, ", ".join(METHODS)))
-    film = Film(args.film)
+    try:
+        film = Film(args.film)
+    except (OSError, ValueError, KeyError) as e:
+        sys.exit("baselines: %s is not a readable film descriptor (%s: %s): make it with "
+                 "scripts/make_eval_films.sh" % (args.film, type(e).__name__, e))
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        sys.exit("baselines: --out-dir %s is a file, not a folder" % args.out_dir)
     os.makedirs(args.out_dir, exist_ok=True)
     net = load_net(args.model) if {"warp", "ceiling_inf"} & set(methods) else None
     for m in methods:

@@ -13,6 +13,7 @@ count); frames are counted from 0 in decode order. Needs Debian's /usr/bin/pytho
 and ffmpeg.
 """
 import argparse
+import os
 import subprocess
 import sys
 
@@ -25,8 +26,12 @@ def frame(path, n, height):
     cmd = ["ffmpeg", "-loglevel", "error", "-i", path, "-vf",
            "select=eq(n\\,%d),scale=-2:%d:flags=area,format=rgb24" % (n, height),
            "-frames:v", "1", "-f", "image2pipe", "-vcodec", "png", "-"]
-    png = subprocess.run(cmd, check=True, stdout=subprocess.PIPE).stdout
-    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        said = r.stderr.decode(errors="replace").strip().splitlines()
+        sys.exit("before_after: %s" % (said[-1] if said else "%s: ffmpeg failed" % path))
+    png = r.stdout
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR) if png else None
     if img is None:
         sys.exit("before_after: %s has no frame %d" % (path, n))
     return img  # BGR, as cv2 writes it
@@ -48,7 +53,14 @@ def main():
     ap.add_argument("--frames", default="40,160,300,450")
     ap.add_argument("--height", type=int, default=160)
     a = ap.parse_args()
-    frames = [int(x) for x in a.frames.split(",")]
+    try:
+        frames = [int(x) for x in a.frames.split(",")]
+    except ValueError:
+        sys.exit("before_after: --frames %s: frame numbers, comma-separated" % a.frames)
+    if any(n < 0 for n in frames) or not 16 <= a.height <= 4096:
+        sys.exit("before_after: --frames are 0 or more, --height 16 to 4096")
+    if os.path.splitext(a.out)[1].lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        sys.exit("before_after: %s: name the strip .png (or .jpg, .webp)" % a.out)
     gap = 4
     cols = []
     h = a.height
@@ -61,6 +73,10 @@ def main():
         cols.append(label(ref, "reference"))
     for n in frames:
         g, c = frame(a.grey, n, h), frame(a.colour, n, h)
+        if g.shape != c.shape:
+            sys.exit("before_after: frame %d is %dx%d in %s and %dx%d in %s: give the same film's "
+                     "grey and colour" % (n, g.shape[1], g.shape[0], a.grey, c.shape[1], c.shape[0],
+                                          a.colour))
         sep = np.full((gap, g.shape[1], 3), 255, np.uint8)
         cols.append(np.vstack([label(g, "input, frame %d" % n), sep, label(c, "vaefarm")]))
     vsep = np.full((2 * h + gap, gap, 3), 255, np.uint8)

@@ -66,12 +66,15 @@ def r8(x):
 
 def model_arch(path):
     """The architecture JSON in a weights file's safetensors header (docs/WEIGHTS.md)."""
-    with open(path, "rb") as fp:
-        n = int.from_bytes(fp.read(8), "little")
-        if not 0 < n < 1 << 27:
-            sys.exit("quality: %s is not a safetensors file" % path)
-        head = json.loads(fp.read(n))
-    return json.loads(head["__metadata__"]["vaefarm"])
+    try:
+        with open(path, "rb") as fp:
+            n = int.from_bytes(fp.read(8), "little")
+            if not 0 < n < 1 << 27:
+                raise ValueError("no safetensors header")
+            head = json.loads(fp.read(n))
+        return json.loads(head["__metadata__"]["vaefarm"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        sys.exit("quality: %s is not a vaefarm weights file (%s: %s)" % (path, type(e).__name__, e))
 
 
 def log(msg):
@@ -528,9 +531,9 @@ def main():
                      % default_model)
         sys.exit("quality: no model %s" % args.model)
     args.model = os.path.abspath(args.model)
+    arch = model_arch(args.model)   # first: it says in one line a file that is not a model
     model_sha = sha256(args.model)
     warp_sha = warp_sha256(args.model)
-    arch = model_arch(args.model)
     methods = [m for m in args.methods.split(",") if m]
     if not methods or not [n for n in args.films.split(",") if n]:
         ap.error("--methods and --films name at least one each")
@@ -554,7 +557,15 @@ def main():
                     + [films_dir, args.vaefarm, material])
         if dt > 5:
             timings.append(("all", "make the %s films" % args.set, dt))
-    films = [Film(n if n.endswith(".json") else os.path.join(films_dir, n + ".json")) for n in names]
+    films = []
+    for n in names:
+        path = n if n.endswith(".json") else os.path.join(films_dir, n + ".json")
+        try:
+            films.append(Film(path))
+        except (OSError, ValueError, KeyError) as e:
+            sys.exit("quality: %s is not a readable film descriptor (%s: %s)" % (path, type(e).__name__, e))
+    if args.py_threads < 1 or args.eval_threads < 1:
+        sys.exit("quality: --py-threads and --eval-threads are at least 1")
 
     code_sha = sha256(os.path.join(ROOT, "scripts", "baselines.py"))
     # the warp and ceiling_inf run the PyTorch reference's network: its code is theirs too
