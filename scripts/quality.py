@@ -98,6 +98,10 @@ def fstat(path):
     return [os.path.abspath(path), st.st_size, int(st.st_mtime)]
 
 
+def output_id(path):
+    return fstat(path) + [sha256(path)]
+
+
 def stamp_ok(path, key):
     """Whether path was made from key and is the very file then stamped (its size and time: an
     output an interrupted later run rewrote under the old stamp is not taken for it)."""
@@ -624,9 +628,10 @@ def main():
             "vaefarm": os.path.relpath(args.vaefarm, ROOT), "vaefarm_sha256": args.vaefarm_sha,
             "wall_s": time.time() - t_start, "films": {f.name: f.d for f in films},
             "step_seconds": step_seconds,
-            # each output measured ([path, size, mtime]): scripts/gain_by_position.py and
-            # propagate_study.py check that runs/ still holds these files
-            "outputs": {f.name: {m: fstat(os.path.join(args.out, "runs", f.name, m + ".mkv"))
+            # each output measured ([path, size, mtime, sha256]): scripts/gain_by_position.py
+            # and propagate_study.py check that runs/ still holds these files (by their bytes
+            # where the times differ: a copied folder)
+            "outputs": {f.name: {m: output_id(os.path.join(args.out, "runs", f.name, m + ".mkv"))
                                  for m in methods} for f in films}}
     write_reports(args, films, rows, srows, timings, strips, meta)
     log("wrote %s (%.0f s)" % (os.path.join(args.out, "quality.md"), time.time() - t_start))
