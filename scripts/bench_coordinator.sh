@@ -12,7 +12,7 @@ set -euo pipefail
 vf=$(realpath "$1"); shift
 ranks=${*:-32 64}
 for n in $ranks; do
-  case $n in ''|*[!0-9]*|0) echo "bench_coordinator: rank counts are whole numbers of at least 1, got '$n'" >&2; exit 2;; esac
+  case $n in ''|*[!0-9]*|0|0*) echo "bench_coordinator: rank counts are whole numbers of at least 1, got '$n'" >&2; exit 2;; esac
 done
 frames=${FRAMES:-20000}; length=${LENGTH:-1}; mss=${MS:-0 1 5}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

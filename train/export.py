@@ -14,6 +14,7 @@ vaefarm_weights) without --force. Prints the parameter count per module (F, A, C
 import argparse
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -181,7 +182,7 @@ def trained_weights(path):
                                                            "trained (it does not say how)"))
     except (OSError, ValueError, AttributeError):
         return ""
-    if what.startswith("random init"):
+    if re.fullmatch(r"random init, seed -?\d+", what):   # export.py's own, untouched since
         return ""
     return what if len(what) <= 100 else what[:100] + "…"
 

@@ -209,7 +209,7 @@ def prepare(args):
             cache = Cache(args.data)
         except (OSError, ValueError, KeyError) as e:
             fail("prepare: the training cache in %s cannot be read (%s: %s): build it again "
-                 "(train/fetch_data.sh)" % (args.data, type(e).__name__, first_line(e)))
+                 "(VF_REBUILD=1 train/fetch_data.sh)" % (args.data, type(e).__name__, first_line(e)))
         if 0.98 * cache.canvas[0] < fs[0] or 0.98 * cache.canvas[1] < fs[1]:
             fail("prepare: the cache's canvas (%dx%d, %s) is not larger than the frames (%dx%d): views "
                  "would enlarge it; build a larger one (train/make_dataset.py --canvas 360 640 --out DIR) "

@@ -193,6 +193,9 @@ def pkg_version(pkg_root, pkg):
     return os.path.basename(debs[-1]).split("_")[1].replace("%3a", ":") if debs else None
 
 
+CACHE_FILES = {"index.json", "photos.npy", "clips.npy", "similar.npy"}   # what a cache holds
+
+
 def check_out(out, pkg_dir):
     """--out is replaced whole (built beside it, then renamed over it): only a folder that is a
     cache this script made, or nothing, may be there; never one that holds the packages."""
@@ -203,8 +206,8 @@ def check_out(out, pkg_dir):
                  "its folder whole: give another --out" % (out, pkg_dir))
     if os.path.lexists(out) and not os.path.isdir(out):
         sys.exit("make_dataset: --out %s is a file, not a folder: give a folder for the cache" % out)
-    if os.path.isdir(out) and os.listdir(out):
-        try:
+    if os.path.isdir(out) and not set(os.listdir(out)) <= CACHE_FILES:   # a damaged cache of
+        try:                                                               # its own is rebuilt
             with open(os.path.join(out, "index.json")) as fp:
                 fmt = json.load(fp).get("format")
         except (OSError, ValueError, AttributeError):

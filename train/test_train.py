@@ -1563,6 +1563,10 @@ def test_clear_errors(tmp):
             "--out %s holds trained weights (test): without --from-checkpoint this writes a random "
             "init over them" % wfile)
     assert open(wfile, "rb").read() == w_bytes, "export.py wrote a random init over trained weights"
+    imagenet = os.path.join(tmp, "err_imagenet.safetensors")   # convert_resnet.py's kind of file
+    save_weights(imagenet, make_model(MICRO, 1), "random init, seed 0; F from resnet50-x.pth")
+    refused(Cli(export), ["--arch", SMALL[-1], "--out", imagenet], "holds trained weights (random "
+            "init, seed 0; F from resnet50-x.pth)")
     fw = os.path.join(tmp, "err_forced.safetensors")
     shutil.copy(wfile, fw)
     assert quiet(Cli(export).main, ["--arch", SMALL[-1], "--out", fw, "--force"])[0] in (0, None)

@@ -518,6 +518,27 @@ def save_checkpoint(path, net, opt, step, cfg, data_id, train_seconds, world=1):
     save_torch_atomic(ck, path)
 
 
+# PyTorch's words for an input too small for a layer: the only first-step errors --size explains
+TOO_SMALL = ("Padding size should be less than", "Expected more than 1 spatial element",
+             "Expected more than 1 value per channel", "Kernel size can't be greater than",
+             "Output size is too small", "Calculated output size")
+
+
+def checkpoint(run, main0, paths, net, opt, step, cfg, data_id, train_seconds):
+    """Rank 0 writes the checkpoints; every rank learns whether it could (weights gone
+    non-finite, a full disk) and stops with it, rather than wait for rank 0 at the next
+    collective."""
+    why = None
+    if main0:
+        try:
+            for p in paths:
+                save_checkpoint(p, net, opt, step, cfg, data_id, train_seconds, run.world)
+        except SystemExit as e:
+            why = str(e.code)
+    if run.any(why is not None):
+        raise SystemExit(why or "train: rank 0 could not write the checkpoint (it says why)")
+
+
 def data_diff(saved, now):
     """What differs between a checkpoint's data identity and this run's: the keys both have, but
     the cache's folder (root); synthetic against a cache; package versions by name."""
@@ -771,8 +792,8 @@ def train(args, run, cfg, weights, arch, loaded, resume):
             cache = Cache(args.data, device=run.device)
         except (OSError, ValueError, KeyError) as e:   # as finetune_c.py prepare says it
             raise SystemExit("train: the training cache in %s cannot be read (%s: %s): build it "
-                             "again (train/fetch_data.sh)" % (args.data, type(e).__name__,
-                                                              first_line(e)))
+                             "again (VF_REBUILD=1 train/fetch_data.sh)" % (
+                                 args.data, type(e).__name__, first_line(e)))
         if cache.index.get("role") == "validation":
             raise SystemExit("train: %s is a validation cache (make_dataset.py --validation): train on "
                              "the training cache (train/fetch_data.sh)" % args.data)
@@ -831,9 +852,11 @@ def train(args, run, cfg, weights, arch, loaded, resume):
             try:   # a size too small for the architecture fails here, deep in a layer
                 t = model(b)
             except (RuntimeError, ValueError) as e:
+                if not any(m in str(e) for m in TOO_SMALL):
+                    raise
                 fail("--size %d %d: the first step fails at this size (%s): the architecture's "
                      "reflect padding and normalisation need larger frames at its coarsest level "
-                     "(tiny trains at 40 40 and more); give a larger --size" % (H, W, first_line(e)))
+                     "(tiny: 40 40 and more); give a larger --size" % (H, W, first_line(e)))
         else:
             t = model(b)
         opt.zero_grad(set_to_none=True)
@@ -866,14 +889,13 @@ def train(args, run, cfg, weights, arch, loaded, resume):
                 print("step %6d  total %9.3f  %s  %.2f s/step" % (
                     step, rec["total"], " ".join("%s %.4g" % (k, rec[k]) for k in TERMS), dt), flush=True)
         if step % args.ckpt_every == 0 or (args.keep_every and step % args.keep_every == 0):
-            if main0:
-                save_checkpoint(last, net, opt, step, cfg, data_id, train_seconds, run.world)
-                if args.keep_every and step % args.keep_every == 0:
-                    save_checkpoint(os.path.join(args.out, "step%07d.pt" % step), net, opt, step, cfg,
-                                    data_id, train_seconds, run.world)
+            paths = [last]
+            if args.keep_every and step % args.keep_every == 0:
+                paths.append(os.path.join(args.out, "step%07d.pt" % step))
+            checkpoint(run, main0, paths, net, opt, step, cfg, data_id, train_seconds)
             run.barrier()
+    checkpoint(run, main0, [last], net, opt, step, cfg, data_id, train_seconds)
     if main0:
-        save_checkpoint(last, net, opt, step, cfg, data_id, train_seconds, run.world)
         logf.close()
         print("train: stopped at step %d (%s); checkpoint %s (%.1f MB); %.0f s of training in all" % (
             step, why, last, os.path.getsize(last) / 1e6, train_seconds), flush=True)
