@@ -517,11 +517,13 @@ static int open_encoder(AVCodecContext **out, const AVCodec *codec, const struct
         char said[300];
         vf_shard_av_said_(said, sizeof said);   /* before the trial open below logs its own */
         if (rule->gpu && !gpu_encoder_opens(codec)) {
-            char list[256];
+            char av[AV_ERROR_MAX_STRING_SIZE], list[256];
+            av_strerror(r, av, sizeof av);
             codec_list(list, sizeof list, true);
             return vf_error_set(err, VF_EUNSUPPORTED,
                                 "%s needs an NVIDIA GPU with NVENC; none was usable on this machine "
-                                "(%s): choose another encode.codec (%s)", codec->name, said, list);
+                                "(%s; %s): choose another encode.codec (%s)", codec->name, av, said,
+                                list);
         }
         if (rule->gpu)
             hint = "; the GPU's NVENC refuses these settings (h264_nvenc is 8-bit only; NVENC "
