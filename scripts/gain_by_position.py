@@ -13,13 +13,15 @@ each shot's first frame (the reference, passed through) and prints one row per f
 the reference (frames 1 .. N one by one, then N+1-16, 17-32, later), over every shot of every film.
 """
 import argparse
-import hashlib
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train"))
+from safetensors_io import file_sha256  # noqa: E402  (quality.py hashes the outputs with it)
 
 
 def fail(msg):
@@ -66,14 +68,6 @@ def run_output(quality, film, method):
         fail("%s is not the file %s/quality.json measured (it was made again since, by a run that "
              "did not finish?): run scripts/quality.py to its end with the same --out" % (path, quality))
     return path
-
-
-def file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for block in iter(lambda: fp.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def quality_films(quality):
