@@ -3,6 +3,13 @@ Torch-free (set_arch.py and plot_losses.py use it without torch)."""
 import os
 
 
+# PyTorch's messages for frames too small for an architecture (its reflect padding, normalisation
+# and pooling at the coarsest level): train.py's first step and golden.py say so in one line
+TOO_SMALL = ("Padding size should be less than", "Expected more than 1 spatial element",
+             "Expected more than 1 value per channel", "Kernel size can't be greater than",
+             "Output size is too small", "Calculated output size")
+
+
 def first_line(e):
     """An exception's message, its first line alone (torch's and the unpickler's run to pages)."""
     return (str(e).splitlines() or [""])[0]

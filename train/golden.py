@@ -9,7 +9,8 @@ file's weights and inputs, not one f32 implementation's rounding.
     golden.py --arch tiny|full --seed S [--size H W] [--full-size h w] [--frames 5] --out DIR [--extra] [--guided] [--gated]
 
 Writes DIR/model.safetensors (as export.py: seeded random init) and DIR/golden.safetensors
-(F32): inputs ref_rgb (3×H×W), ref_rgb_full (3×h×w), grey_t{t} (H×W), grey_full_t{t} (h×w);
+(F32; removed first and written last, so that a golden file is never left beside weights it was
+not made from: scripts/make_golden.sh writes into a folder of its own and renames it): inputs ref_rgb (3×H×W), ref_rgb_full (3×h×w), grey_t{t} (H×W), grey_full_t{t} (h×w);
 per frame t outputs
 f_tap{k}_t{t} (l2n'd taps), warp_ab_t{t} (2×H×W), conf_t{t} (1×H×W), ab_t{t} (2×H×W),
 rgb_full_t{t} (3×h×w), cbcr_full_t{t} (2×h×w, Cb then Cr), BT.709 (kr 0.2126, kb 0.0722).
@@ -44,6 +45,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import safetensors_io  # noqa: E402
+from cli_io import TOO_SMALL, first_line  # noqa: E402
 from vaefarm_ref import lab as labmod  # noqa: E402
 from export import make_model, print_counts, save_weights  # noqa: E402
 from vaefarm_ref.arch import arch_json  # noqa: E402
@@ -117,6 +119,12 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
     an f32 engine) from the f32-rounded inputs the C test reads. With calibrate (and no model
     given), C gets the data-dependent init of vaefarm_ref/init.py on this scene's frame 0."""
     os.makedirs(outdir, exist_ok=True)
+    # golden.safetensors goes last, so an interrupted run leaves no golden file beside weights it
+    # was not made from: the old one goes first
+    try:
+        os.remove(os.path.join(outdir, "golden.safetensors"))
+    except FileNotFoundError:
+        pass
     H, W = size
     h, w = full_size
     net = model if model is not None else make_model(arch, seed)
@@ -302,7 +310,7 @@ def run(arch, seed, size, full_size, frames, outdir, extra=False, model=None, ca
     return net, T
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="tiny", choices=("tiny", "full"))
     ap.add_argument("--seed", type=int, default=0)
@@ -316,18 +324,33 @@ def main():
     ap.add_argument("--guided", action="store_true",
                     help="also the same weights under the guided filter (model_guided.safetensors)")
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    args = ap.parse_args(argv)
     size = tuple(args.size) if args.size else DEFAULT_SIZES[args.arch][0]
     full = tuple(args.full_size) if args.full_size else (
         DEFAULT_SIZES[args.arch][1] if not args.size else (2 * size[0], 2 * size[1]))
-    if size[0] % 8 or size[1] % 8:
-        sys.exit("golden: --size %dx%d: both must be multiples of 8" % size)
+    if size[0] < 8 or size[1] < 8 or size[0] % 8 or size[1] % 8:
+        sys.exit("golden: --size %d %d: both must be positive multiples of 8" % size)
+    if full[0] < 1 or full[1] < 1:
+        sys.exit("golden: --full-size %d %d: both must be positive" % full)
     if args.frames < 1:
         sys.exit("golden: --frames must be >= 1")
+    if args.threads < 1:
+        sys.exit("golden: --threads %d: give 1 or more" % args.threads)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        sys.exit("golden: --out %s is not a folder: give the folder to write the files into" % args.out)
+    torch.set_num_threads(args.threads)
     t0 = time.time()
-    net, T = run(args.arch, args.seed, size, full, args.frames, args.out, args.extra, guided=args.guided,
-                 gated=args.gated)
+    try:
+        net, T = run(args.arch, args.seed, size, full, args.frames, args.out, args.extra,
+                     guided=args.guided, gated=args.gated)
+    except OSError as e:
+        sys.exit("golden: writing into %s: %s" % (args.out, first_line(e)))
+    except (RuntimeError, ValueError) as e:
+        if not any(m in str(e) for m in TOO_SMALL):
+            raise
+        sys.exit("golden: --size %d %d: the %s architecture needs larger frames at its coarsest "
+                 "level (%s); give a larger --size (tiny: 40 40 and more)"
+                 % (size[0], size[1], args.arch, first_line(e)))
     dt = time.time() - t0
     print_counts(net)
     nbytes = os.path.getsize(os.path.join(args.out, "golden.safetensors"))

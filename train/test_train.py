@@ -1675,6 +1675,35 @@ def test_out_lock_tmp(tmp):
     print("lock: a second run into an OUT in use refused; stale .tmp files removed; config.json atomic")
 
 
+def test_golden_cli(tmp):
+    """golden.py: bad options are one line; a golden file is never left beside weights it was not
+    made from (an interrupted or failed run removes the old one before writing any weights)."""
+    import golden
+    import safetensors_io
+    out = os.path.join(tmp, "golden")
+    afile = os.path.join(tmp, "golden_file")
+    with open(afile, "w") as fp:
+        fp.write("x")
+    for argv, why in ((["--out", afile], "is not a folder"),
+                      (["--out", out, "--threads", "0"], "--threads 0: give 1 or more"),
+                      (["--out", out, "--size", "-8", "16"], "both must be positive multiples of 8"),
+                      (["--out", out, "--full-size", "0", "4"], "--full-size 0 4: both must be positive"),
+                      (["--out", out, "--frames", "0"], "--frames must be >= 1")):
+        refused(golden, argv, why)
+    os.makedirs(out)
+    stale = os.path.join(out, "golden.safetensors")
+    with open(stale, "w") as fp:
+        fp.write("an older run's golden")
+    refused(golden, ["--out", out, "--size", "32", "32", "--frames", "1"],
+            "--size 32 32: the tiny architecture needs larger frames")
+    assert not os.path.exists(stale), "a failed run left the old golden file beside its weights"
+    rc, err = quiet(golden.main, ["--out", out, "--size", "48", "48", "--frames", "2", "--threads", "1"])
+    assert rc is None, (rc, err)
+    tensors, meta = safetensors_io.load(stale)
+    assert tensors["ab_t1"].shape == (2, 48, 48) and json.loads(meta["golden"])["frames"] == 2, meta
+    print("golden cli: ok")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vaefarm", help="the vaefarm binary for the C engine check")
@@ -1700,6 +1729,7 @@ def main():
         test_out_folders(tmp)
         test_init_own_arch(tmp)
         test_clear_errors(tmp)
+        test_golden_cli(tmp)
         test_export_arch(tmp, ck)
         test_resume_data_world(tmp)
         test_out_lock_tmp(tmp)

@@ -40,7 +40,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 import safetensors_io  # noqa: E402
-from cli_io import first_line  # noqa: E402
+from cli_io import TOO_SMALL, first_line  # noqa: E402
 from export import arch_diff  # noqa: E402
 from vaefarm_ref import build, load_weights  # noqa: E402
 from vaefarm_ref.arch import PRESETS, ArchError, get_arch  # noqa: E402
@@ -519,11 +519,6 @@ def save_checkpoint(path, net, opt, step, cfg, data_id, train_seconds, world=1):
 
 
 # PyTorch's words for an input too small for a layer: the only first-step errors --size explains
-TOO_SMALL = ("Padding size should be less than", "Expected more than 1 spatial element",
-             "Expected more than 1 value per channel", "Kernel size can't be greater than",
-             "Output size is too small", "Calculated output size")
-
-
 def checkpoint(run, main0, paths, net, opt, step, cfg, data_id, train_seconds):
     """Rank 0 writes the checkpoints; every rank learns whether it could (weights gone
     non-finite, a full disk) and stops with it, rather than wait for rank 0 at the next
