@@ -414,18 +414,19 @@ struct resolved {
     char record_bad[VF_ERROR_MSG_MAX + 64];  /* why it could not be read ("": it was, or none) */
 };
 
-/* Whether rank 0 of a run on this machine computes in `dt`: on its first GPU where CUDA sees one
- * (the device's attributes only: no context's handles or memory on a GPU a render may hold),
- * else (no GPU, or one that does not answer, where a run's rank 0 takes the CPU too) on the CPU.
- * `where` names which, for a message. */
-static int this_machine_supports(enum vf_dtype dt, bool *yes, char *where, size_t n,
-                                 struct vf_error *err)
+/* Whether rank 0 of a run on this machine computes in each of dts[0..n_dt): yes[i]. On its first
+ * GPU where CUDA sees one (the device's attributes only: no context's handles or memory on a GPU
+ * a render may hold), else (no GPU, or one that does not answer, where a run's rank 0 takes the
+ * CPU too) on the CPU. `where` names which, for a message. */
+static int this_machine_supports(const enum vf_dtype *dts, bool *yes, size_t n_dt, char *where,
+                                 size_t n, struct vf_error *err)
 {
     int gpus = 0, cc = 0;
     struct vf_error e = {0};
     if (vf_kernels_has_cuda() && vf_kernels_gpu_count(&gpus, &e) == VF_OK && gpus > 0 &&
         vf_kernels_gpu_cc(0, &cc, &e) == VF_OK) {
-        *yes = vf_kernels_cc_supports(cc, dt);
+        for (size_t i = 0; i < n_dt; i++)
+            yes[i] = vf_kernels_cc_supports(cc, dts[i]);
         snprintf(where, n, "rank 0 on this machine's GPU 0 (compute capability %d.%d)", cc / 10,
                  cc % 10);
         return VF_OK;
@@ -435,7 +436,8 @@ static int this_machine_supports(enum vf_dtype dt, bool *yes, char *where, size_
                                                              .threads = 1}, err);
     if (rc < 0)
         return rc;
-    *yes = vf_backend_supports(be, dt);
+    for (size_t i = 0; i < n_dt; i++)
+        yes[i] = vf_backend_supports(be, dts[i]);
     vf_backend_destroy(&be);
     snprintf(where, n, "a CPU rank on this machine");
     return VF_OK;
@@ -459,7 +461,8 @@ static int resolve_default_precision(struct vf_film *film, const json_t *doc, ch
         snprintf(from, n, "as the last run in the work folder resolved it");
     } else {
         char where[80];
-        if (this_machine_supports(VF_BF16, &bf16, where, sizeof where, err) < 0)
+        if (this_machine_supports(&(enum vf_dtype){VF_BF16}, &bf16, 1, where, sizeof where,
+                                  err) < 0)
             return vf_error_prefix(err, "%s: precision: default (resolving it as a CPU rank "
                                    "would)", film->path);
         snprintf(from, n, "as %s would resolve it", where);
@@ -758,13 +761,15 @@ static void precision_note(const struct vf_film *film, const struct resolved *re
     const enum vf_dtype dt = film->precision == VF_PRECISION_F16    ? VF_F16
                              : film->precision == VF_PRECISION_BF16 ? VF_BF16
                                                                     : VF_F32;
-    bool yes = true, bf16 = false;
+    bool yes[2];   /* the film's precision, bf16 (for the advice) */
     char where[80];
     struct vf_error err = {0};
-    if (this_machine_supports(dt, &yes, where, sizeof where, &err) < 0 || yes)
+    if (this_machine_supports((const enum vf_dtype[]){dt, VF_BF16}, yes, 2, where, sizeof where,
+                              &err) < 0 ||
+        yes[0])
         return;
+    const bool bf16 = yes[1];
     struct vf_config_pos pos = vf_config_key_pos(film, "precision");
-    (void)this_machine_supports(VF_BF16, &bf16, where, sizeof where, &err);
     note(nt, "%s:%d:%d: precision %s: %s does not compute in it, so a run started here would be "
          "refused (exit 3); use f32%s, or leave precision out, unless the run is for other nodes",
          film->path, pos.line, pos.col, vf_precision_name(film->precision), where,

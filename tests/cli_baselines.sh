@@ -368,5 +368,10 @@ for dy, dx in ((2, -3), (0, 0.4), (-1.3, 0.7)):
         assert e[1] < 0.6 * e[0], e
 PY
 
+# make_eval_films.sh --films: a name of another set is refused before anything is fetched or made
+check "make_eval_films.sh --films: an unknown name (exit 2, nothing made)" bash -c \
+  "out=\$(bash '$src/scripts/make_eval_films.sh' --validation --films tree,city '$tmp/ef' '$vf' 2>&1); rc=\$?
+   [ \$rc = 2 ] && grep -q \"no validation film 'city' (known: vfilm vmany tree megamind)\" <<<\"\$out\" && [ ! -e '$tmp/ef' ]"
+
 echo "cli_baselines: $pass passed, $fail failed"
 [ "$fail" = 0 ]
