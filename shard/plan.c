@@ -759,6 +759,16 @@ int vf_shard_plan_create(struct vf_plan **out, const struct vf_film *film,
         rc = build_chunks(&b, err);
     if (rc == 0)
         rc = warn_short_shots(&b, err);
+    if (rc == 0 && (!strcmp(info->field_order, "tt") || !strcmp(info->field_order, "bb") ||
+                    !strcmp(info->field_order, "tb") || !strcmp(info->field_order, "bt")))
+        rc = add_warning(&b, err,
+                         "%s is interlaced (field order %s): each frame is coloured whole, its "
+                         "two fields together, so where things move the colour of one field's "
+                         "picture spreads onto the other's; the colour film is coded interlaced "
+                         "like the input. For clean colour on movement deinterlace the film "
+                         "first (ffmpeg -vf bwdif), or inverse-telecine film transferred to video "
+                         "(-vf fieldmatch,decimate)",
+                         info->path, info->field_order);
     if (rc == 0 && film->ranks > 0 && film->chunk_length != VF_CHUNK_AUTO) {
         char w[512];
         rc = add_warning(&b, err, "%s: ranks: %" PRId64 " is read only with chunks.length: auto; "

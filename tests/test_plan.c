@@ -957,6 +957,28 @@ static bool has_warning(const struct vf_plan *p, const char *needle)
     return false;
 }
 
+/* An interlaced input is warned of (what vaefarm does with its fields, and the fix); a
+ * progressive or unknown one is not. */
+static void plan_warns_of_an_interlaced_input(void **state)
+{
+    (void)state;
+    static const char *const orders[] = {"progressive", "unknown", "tt", "bb", "tb", "bt"};
+    for (size_t i = 0; i < sizeof orders / sizeof *orders; i++) {
+        struct tfilm t;
+        tfilm_base(&t, 48);
+        t.film.default_reference = pool_path[0];
+        snprintf(t.info.field_order, sizeof t.info.field_order, "%s", orders[i]);
+        struct vf_plan *p = NULL;
+        struct vf_error err = {0};
+        assert_int_equal(plan_of(&p, &t, &err), 0);
+        char want[64];
+        snprintf(want, sizeof want, "reel1.mkv is interlaced (field order %s)", orders[i]);
+        assert_int_equal(has_warning(p, want), i >= 2);
+        assert_int_equal(has_warning(p, "ffmpeg -vf bwdif"), i >= 2);
+        vf_shard_plan_destroy(&p);
+    }
+}
+
 /* L = 10, W = 8, an 11-frame shot: balanced chunks of 6 + 5, the second warmed up by only 6
  * frames although chunks.length (10) exceeds the warm-up. The advice must say why and what
  * works: chunks.length >= 2 * warmup (16), or warmup <= 6; following either silences it. */
@@ -1472,6 +1494,7 @@ int main(void)
         cmocka_unit_test(bound_matches_brute_force),
         cmocka_unit_test(auto_reaches_95_percent_of_the_bound),
         cmocka_unit_test(auto_is_deterministic_and_follows_the_rank_count),
+        cmocka_unit_test(plan_warns_of_an_interlaced_input),
     };
     return cmocka_run_group_tests(tests, setup_files, teardown_files);
 }
