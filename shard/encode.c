@@ -344,8 +344,18 @@ static int set_codec_defaults(AVCodecContext *enc, const struct codec_rule *rule
     if (!strcmp(rule->name, "ffv1")) {
         /* archival FFV1: version 3 with slice CRCs, every frame intra (cut anywhere, repair anywhere) */
         enc->gop_size = 1;
+        /* FFmpeg 5.1's FFV1 decodes a picture 1 pixel wide or high otherwise than it was coded
+         * (any slice count), and one 2 pixels wide or high too when it is cut into slices (4,
+         * from the encoder's threads): one slice there, a refusal below 2 */
+        if (enc->width < 2 || enc->height < 2)
+            return vf_error_set(err, VF_EUNSUPPORTED,
+                                "encode.codec: ffv1 does not keep a %dx%d picture (FFmpeg 5.1 "
+                                "decodes a picture 1 pixel wide or high otherwise than it was "
+                                "coded): choose another encode.codec", enc->width, enc->height);
         r = av_opt_set(enc, "level", "3", AV_OPT_SEARCH_CHILDREN);
         if (r >= 0) r = av_opt_set(enc, "slicecrc", "1", AV_OPT_SEARCH_CHILDREN);
+        if (r >= 0 && (enc->width < 3 || enc->height < 3))
+            r = av_opt_set(enc, "slices", "1", AV_OPT_SEARCH_CHILDREN);
     } else if (!strcmp(rule->name, "libx264") || !strcmp(rule->name, "libx265") || rule->gpu) {
         /* the forced first keyframe becomes an IDR: the segment starts a closed GOP */
         r = av_opt_set(enc, "forced-idr", "1", AV_OPT_SEARCH_CHILDREN);
@@ -454,6 +464,32 @@ static int check_dnxhr_size(AVCodecContext *enc, const struct codec_rule *rule,
                         src->path, enc->width, enc->height);
 }
 
+/* Interlaced coding where the codec has it, after encode.options: the flags set for an interlaced
+ * source are cleared for DNxHR, whose profiles code frames only (FFmpeg refuses the flags: the
+ * field order stays a tag); libx264 is told a bottom-field-first display order (x264's own
+ * default, top first, would be written into its SEI whatever the frames say), unless
+ * encode.options gave x264opts. */
+static int set_field_coding(AVCodecContext *enc, const struct codec_rule *rule,
+                            const struct vf_encode_spec *spec, struct vf_error *err)
+{
+    if (!(enc->flags & AV_CODEC_FLAG_INTERLACED_DCT))
+        return 0;
+    int64_t profile = FF_PROFILE_DNXHD;
+    if (!strcmp(rule->name, "dnxhd") &&
+        av_opt_get_int(enc->priv_data, "profile", 0, &profile) >= 0 && profile != FF_PROFILE_DNXHD)
+        enc->flags &= ~(AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME);
+    if (!strcmp(rule->name, "libx264") &&
+        (enc->field_order == AV_FIELD_BB || enc->field_order == AV_FIELD_TB)) {
+        for (size_t i = 0; i < spec->n_options; i++)
+            if (!strcmp(spec->options[i].key, "x264opts"))
+                return 0;
+        int r = av_opt_set(enc->priv_data, "x264opts", "bff=1", 0);
+        if (r < 0)
+            return vf_shard_av_error_(err, VF_EINTERNAL, r, "setting libx264's field order");
+    }
+    return 0;
+}
+
 /* Whether an NVENC encoder opens at all here (a small plain 8-bit frame, no user options): tells
  * "no usable GPU" apart from "the GPU refuses these settings". */
 static bool gpu_encoder_opens(const AVCodec *codec)
@@ -508,6 +544,9 @@ static int open_encoder(AVCodecContext **out, const AVCodec *codec, const struct
     if (r < 0)
         return r;
     r = check_dnxhr_size(enc, rule, src, err);
+    if (r < 0)
+        return r;
+    r = set_field_coding(enc, rule, spec, err);
     if (r < 0)
         return r;
     vf_shard_av_log_forget_();

@@ -741,6 +741,18 @@ int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_enco
                             "merge's temporary name (.NAME.PID-N.tmp.EXT) adds %zu to it, past "
                             "the 255 a file name may have: give a name of at most %zu characters",
                             base, strlen(base), 255 - room, room);
+    /* FFmpeg 5.1's Matroska demuxer gives no timestamp to a block before 0, so a segment whose
+     * frames start there could never be merged (read back as 0, 40, ...: "damaged" at every
+     * rerun) */
+    if (src->frames > 0 && src->start_pts < 0)
+        return vf_error_set(err, VF_EUNSUPPORTED,
+                            "input %s: its first frame's timestamp is negative (%.3f s: a "
+                            "transport stream recorded across its 2^33 clock wrap, or a file "
+                            "made to start before 0), which vaefarm's Matroska segments cannot "
+                            "hold: remux it to start at 0 (ffmpeg -i %s -map 0 -c copy "
+                            "-avoid_negative_ts make_zero remuxed.mkv) and colorize that",
+                            src->path, (double)src->start_pts * src->tb_num / src->tb_den,
+                            src->path);
     if ((r = vf_shard_encoder_params_(enc, src, &m.par, err)) < 0)
         goto out;
     if ((r = open_source(&m, err)) < 0)

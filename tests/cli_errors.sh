@@ -350,6 +350,26 @@ grep -q "$(printf '\033')" "$tmp/err" && { echo "FAIL a raw ESC reached stderr";
 printf 'version: 1\ninput: %s\noutput: %s/v.mp4\ndefault_reference: %s/ref.png\naudio: none\n' "$film" "$tmp" "$tmp" >"$tmp/v.yaml"
 expect "plan: ffv1 into .mp4" 3 "a .mp4 file cannot hold ffv1 video, which encode.codec makes: write a .mkv output, or choose an encode.codec that a .mp4 file holds" -- "$vf" plan "$tmp/v.yaml" --quiet
 grep -q "audio: none" "$tmp/err" && { echo "FAIL ffv1 into .mp4: told to leave the audio out"; fail=$((fail+1)); } || pass=$((pass+1))
+# a film whose first frame's timestamp is negative (a transport stream across its clock wrap):
+# refused before any work with the remux that fixes it (its segments could never be merged)
+ffmpeg -nostdin -v error -f lavfi -i testsrc2=s=64x48:r=25,format=gray,format=yuv420p -t 1 \
+  -c:v mpeg2video -g 12 -bf 2 -output_ts_offset 95441 -f mpegts "$tmp/neg.ts"
+printf 'version: 1\ninput: %s/neg.ts\noutput: %s/n.mkv\ndefault_reference: %s/ref.png\n' "$tmp" "$tmp" "$tmp" >"$tmp/neg.yaml"
+expect "plan: a first frame before 0" 3 "neg.ts: its first frame's timestamp is negative (-" "-avoid_negative_ts make_zero" -- "$vf" plan "$tmp/neg.yaml" --quiet
+expect "run: a first frame before 0" 3 "its first frame's timestamp is negative" -- "$vf" "$tmp/neg.yaml" --quiet
+[ ! -e "$tmp/n.mkv.vaefarm/segments" ] && pass=$((pass+1)) || { echo "FAIL run with a first frame before 0 made segments"; fail=$((fail+1)); }
+# FFV1 at 2 pixels high: one slice (cut into slices FFmpeg 5.1 decodes it otherwise), the luma
+# kept exactly; at 1 pixel wide (wrong at any slice count) refused
+ffmpeg -nostdin -v error -f lavfi -i testsrc2=s=16x2:r=25,format=gray -t 0.2 -c:v ffv1 "$tmp/thin.mkv"
+ffmpeg -nostdin -v error -f lavfi -i testsrc2=s=1x16:r=25,format=gray -t 0.2 -c:v ffv1 "$tmp/one.mkv"
+for n in thin one; do
+  printf 'version: 1\ninput: %s/%s.mkv\noutput: %s/%s_c.mkv\ndefault_reference: %s/ref.png\ninference_size: [32, 32]\n' "$tmp" $n "$tmp" $n "$tmp" >"$tmp/$n.yaml"
+done
+expect "run: a film 2 pixels high in ffv1" 0 -- "$vf" "$tmp/thin.yaml" --quiet --threads 1
+cmp -s <(ffmpeg -nostdin -v error -i "$tmp/thin.mkv" -f rawvideo -pix_fmt gray -) \
+       <(ffmpeg -nostdin -v error -i "$tmp/thin_c.mkv" -vf extractplanes=y -f rawvideo -pix_fmt gray -) &&
+  pass=$((pass+1)) || { echo "FAIL a film 2 pixels high: its luma changed"; fail=$((fail+1)); }
+expect "run: a film 1 pixel wide in ffv1" 3 "ffv1 does not keep a 1x16 picture" "choose another encode.codec" -- "$vf" "$tmp/one.yaml" --quiet
 # a precision this machine's rank 0 does not compute in (f16 on a CPU): plan warns, a run refuses
 printf 'version: 1\ninput: %s\noutput: %s/p.mkv\ndefault_reference: %s/ref.png\nprecision: f16\n' "$film" "$tmp" "$tmp" >"$tmp/p16.yaml"
 expect "plan: precision f16 on a CPU" 0 -- env CUDA_VISIBLE_DEVICES= "$vf" plan "$tmp/p16.yaml" --quiet

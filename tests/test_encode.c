@@ -226,6 +226,10 @@ static void check_segment_pts(const struct seg_view *v, const struct fake_source
 
 /* ---- every codec, 8 and 10 bits ---------------------------------------------------------- */
 
+/* encode_codec leaves its segment at kept_path instead of removing it (the caller removes it) */
+static bool keep_segment;
+static char kept_path[512];
+
 static void encode_codec(const char *codec, const char *pix_fmt, int bits, int tb_num, int tb_den,
                          int64_t start, const int64_t steps[4])
 {
@@ -253,11 +257,16 @@ static void encode_codec(const char *codec, const char *pix_fmt, int bits, int t
     assert_int_equal(v.sar.num, 1);
     assert_int_equal(v.sar.den, 1);
     if (strcmp(codec, "dnxhd")) /* DNxHR has no field order flag for progressive frames */
-        assert_int_equal(v.field, strcmp(field_order, "tt") ? AV_FIELD_PROGRESSIVE : AV_FIELD_TT);
-    print_message("  %-10s %-12s %2d-bit src, tb %d/%d: %d frames, first key, pts ok (%lld..%lld ms)\n",
-                  codec, pix_fmt ? pix_fmt : "(default)", bits, tb_num, tb_den, v.n,
-                  (long long)v.pts[0], (long long)v.pts[v.n - 1]);
-    unlink(path);
+        assert_int_equal(v.field, !strcmp(field_order, "tt")   ? AV_FIELD_TT
+                                  : !strcmp(field_order, "bb") ? AV_FIELD_BB
+                                                               : AV_FIELD_PROGRESSIVE);
+    print_message("  %-10s %-12s %2d-bit src, tb %d/%d, %s: %d frames, first key, pts ok "
+                  "(%lld..%lld ms)\n", codec, pix_fmt ? pix_fmt : "(default)", bits, tb_num, tb_den,
+                  field_order, v.n, (long long)v.pts[0], (long long)v.pts[v.n - 1]);
+    if (keep_segment)
+        snprintf(kept_path, sizeof kept_path, "%s", path);
+    else
+        unlink(path);
     W = 128;
     H = 72;
 }
@@ -284,13 +293,60 @@ static void every_codec_encodes_8_and_10_bit(void **state)
     encode_codec("dnxhd", "yuv444p10le", 10, 1, 90000, 3600, cfr_90k);
 }
 
+/* The field order the first decoded frame of `path` says (its bitstream's own: x264's SEI,
+ * ProRes's frame header), AV_FIELD_PROGRESSIVE for a frame coded whole. */
+static enum AVFieldOrder coded_field_order(const char *path)
+{
+    AVFormatContext *ic = NULL;
+    assert_int_equal(avformat_open_input(&ic, path, NULL, NULL), 0);
+    const AVCodecParameters *par = ic->streams[0]->codecpar;
+    const AVCodec *codec = avcodec_find_decoder(par->codec_id);
+    AVCodecContext *dec = avcodec_alloc_context3(codec);
+    assert_int_equal(avcodec_parameters_to_context(dec, par), 0);
+    assert_int_equal(avcodec_open2(dec, codec, NULL), 0);
+    AVPacket *pkt = av_packet_alloc();
+    AVFrame *got = av_frame_alloc();
+    int r = AVERROR(EAGAIN);
+    for (bool eof = false; r == AVERROR(EAGAIN) && !eof;) {
+        eof = av_read_frame(ic, pkt) < 0;
+        assert_int_equal(avcodec_send_packet(dec, eof ? NULL : pkt), 0);
+        av_packet_unref(pkt);
+        r = avcodec_receive_frame(dec, got);
+    }
+    assert_int_equal(r, 0);
+    const enum AVFieldOrder f = !got->interlaced_frame ? AV_FIELD_PROGRESSIVE
+                                : got->top_field_first ? AV_FIELD_TT
+                                                       : AV_FIELD_BB;
+    av_frame_free(&got);
+    av_packet_free(&pkt);
+    avcodec_free_context(&dec);
+    avformat_close_input(&ic);
+    return f;
+}
+
+/* An interlaced source's segment: its container says the source's field order (ffv1, libx264,
+ * ProRes), and so does the bitstream of the codecs that code fields (libx264 bottom first too:
+ * x264 wrote top first into its SEI whatever the frames said); DNxHR codes frames only, so an
+ * interlaced film is coded progressive rather than refused. */
 static void interlaced_film_keeps_its_field_order(void **state)
 {
     (void)state;
-    field_order = "tt";
-    encode_codec("ffv1", NULL, 8, 1, 90000, 900000, cfr_90k);
-    encode_codec("libx264", NULL, 8, 1, 90000, 900000, cfr_90k);
-    encode_codec("prores_ks", NULL, 8, 1, 90000, 900000, cfr_90k);
+    static const char *const orders[] = {"tt", "bb"};
+    for (int i = 0; i < 2; i++) {
+        field_order = orders[i];
+        const enum AVFieldOrder want = i == 0 ? AV_FIELD_TT : AV_FIELD_BB;
+        static const char *const codecs[] = {"ffv1", "libx264", "prores_ks", "dnxhd"};
+        for (int c = 0; c < 4; c++) {
+            keep_segment = true;
+            encode_codec(codecs[c], NULL, 8, 1, 90000, 900000, cfr_90k);
+            keep_segment = false;
+            if (c == 1 || c == 2)
+                assert_int_equal(coded_field_order(kept_path), want);
+            if (c == 3)
+                assert_int_equal(coded_field_order(kept_path), AV_FIELD_PROGRESSIVE);
+            unlink(kept_path);
+        }
+    }
     field_order = "progressive";
 }
 
