@@ -601,15 +601,16 @@ static int warn_short_shots(struct builder *b, struct vf_error *err)
     char d[160];
     int rc = 0;
     for (size_t k = 0; k < p->n_shots && rc == 0; k++) {
-        if (p->shots[k].end - p->shots[k].start >= SHORT_SHOT_FRAMES)
+        /* a shot that is the whole film has no cut to be spurious */
+        if (p->shots[k].end - p->shots[k].start >= SHORT_SHOT_FRAMES ||
+            (p->shots[k].start == 0 && p->shots[k].end == b->info->frames))
             continue;
         /* the advice for where the cut came from: detection's settings, or the list or EDL */
         const char *src = p->shots[k].source;
-        const char *fix = !strcmp(src, "detect")
-                              ? "check the cuts, or raise shots.threshold/shots.min_length"
+        const char *fix = !strcmp(src, "detect") ? "check the cuts, or raise "
+                                                   "shots.threshold/shots.min_length"
                           : !strcmp(src, "edl")  ? "check the EDL's events around it"
-                          : !strcmp(src, "list") ? "check shots.list"
-                                                 : "the film itself is that short";
+                                                 : "check shots.list";
         if (n_short++ < MAX_DETAILS)
             rc = add_warning(b, err,
                              "%s is only %" PRId64 " frame(s) long: a flash or a spurious cut? %s",
@@ -759,6 +760,26 @@ int vf_shard_plan_create(struct vf_plan **out, const struct vf_film *film,
         rc = build_chunks(&b, err);
     if (rc == 0)
         rc = warn_short_shots(&b, err);
+    if (rc == 0) {   /* other video streams (a second angle, a cover picture) are not copied */
+        char list[256] = "";
+        int n_other = 0;
+        for (int i = 0; i < info->n_streams; i++) {
+            const struct vf_stream_info *st = &info->streams[i];
+            if (st->kind != VF_STREAM_VIDEO || st->index == info->video_stream)
+                continue;
+            size_t len = strlen(list);
+            if (len < sizeof list - 48)
+                snprintf(list + len, sizeof list - len, "%s#%d (%s)", n_other ? ", " : "",
+                         st->index, st->codec);
+            n_other++;
+        }
+        if (n_other)
+            rc = add_warning(&b, err,
+                             "%s has %d video stream(s) besides #%d, the one vaefarm colours: %s; "
+                             "the colour film leaves them out (a second picture or a cover "
+                             "image), copying only audio, subtitles and fonts",
+                             info->path, n_other, info->video_stream, list);
+    }
     if (rc == 0 && (!strcmp(info->field_order, "tt") || !strcmp(info->field_order, "bb") ||
                     !strcmp(info->field_order, "tb") || !strcmp(info->field_order, "bt")))
         rc = add_warning(&b, err,

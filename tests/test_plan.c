@@ -979,6 +979,44 @@ static void plan_warns_of_an_interlaced_input(void **state)
     }
 }
 
+/* Video streams besides the coloured one (a second angle, a cover picture) are named in a
+ * warning, as the colour film leaves them out; audio and subtitles are not. */
+static void plan_warns_of_other_video_streams(void **state)
+{
+    (void)state;
+    {   /* a film 5 frames long is one short shot, but no spurious cut: nothing to warn of */
+        struct tfilm t;
+        tfilm_base(&t, 5);
+        t.film.default_reference = pool_path[0];
+        struct vf_plan *p = NULL;
+        struct vf_error err = {0};
+        assert_int_equal(plan_of(&p, &t, &err), 0);
+        assert_int_equal(p->n_warnings, 0);
+        vf_shard_plan_destroy(&p);
+    }
+    struct vf_stream_info st[4] = {
+        {.index = 0, .kind = VF_STREAM_AUDIO, .codec = "aac"},
+        {.index = 1, .kind = VF_STREAM_VIDEO, .codec = "h264"},
+        {.index = 2, .kind = VF_STREAM_SUBTITLE, .codec = "subrip"},
+        {.index = 3, .kind = VF_STREAM_VIDEO, .codec = "png"},
+    };
+    for (int n = 3; n <= 4; n++) {
+        struct tfilm t;
+        tfilm_base(&t, 48);
+        t.film.default_reference = pool_path[0];
+        t.info.video_stream = 1;
+        t.info.streams = st;
+        t.info.n_streams = n;
+        struct vf_plan *p = NULL;
+        struct vf_error err = {0};
+        assert_int_equal(plan_of(&p, &t, &err), 0);
+        assert_int_equal(has_warning(p, "reel1.mkv has 1 video stream(s) besides #1, the one "
+                                        "vaefarm colours: #3 (png)"), n == 4);
+        assert_false(has_warning(p, "#0 (aac)"));
+        vf_shard_plan_destroy(&p);
+    }
+}
+
 /* L = 10, W = 8, an 11-frame shot: balanced chunks of 6 + 5, the second warmed up by only 6
  * frames although chunks.length (10) exceeds the warm-up. The advice must say why and what
  * works: chunks.length >= 2 * warmup (16), or warmup <= 6; following either silences it. */
@@ -1495,6 +1533,7 @@ int main(void)
         cmocka_unit_test(auto_reaches_95_percent_of_the_bound),
         cmocka_unit_test(auto_is_deterministic_and_follows_the_rank_count),
         cmocka_unit_test(plan_warns_of_an_interlaced_input),
+        cmocka_unit_test(plan_warns_of_other_video_streams),
     };
     return cmocka_run_group_tests(tests, setup_files, teardown_files);
 }
