@@ -518,6 +518,13 @@ static int add_stream(struct merge *m, unsigned i, struct vf_error *err)
             (AVRational){m->src->sar_num, m->src->sar_den};
     if ((r = copy_metadata(&os->metadata, is->metadata, video)) < 0)
         return vf_shard_av_error_(err, VF_ENOMEM, r, "copying stream #%u's metadata", i);
+    /* a timecode the probe read from no tag (a data stream's, or the codec's own: an MPEG-2 GOP
+     * header, an H.264/HEVC SEI, which the new video does not carry) becomes the video stream's
+     * tag: Matroska writes it as TIMECODE, .mov/.mp4 make a tmcd track of it */
+    if (video && m->src->timecode[0] && !av_dict_get(os->metadata, "timecode", NULL, 0) &&
+        !av_dict_get(m->ic->metadata, "timecode", NULL, 0) &&
+        (r = av_dict_set(&os->metadata, "timecode", m->src->timecode, 0)) < 0)
+        return vf_shard_av_error_(err, VF_ENOMEM, r, "setting the video stream's timecode");
     if ((r = copy_side_data(os, is, video, i, err)) < 0)
         return r;
     m->out_index[i] = os->index;

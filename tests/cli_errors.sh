@@ -370,6 +370,14 @@ cmp -s <(ffmpeg -nostdin -v error -i "$tmp/thin.mkv" -f rawvideo -pix_fmt gray -
        <(ffmpeg -nostdin -v error -i "$tmp/thin_c.mkv" -vf extractplanes=y -f rawvideo -pix_fmt gray -) &&
   pass=$((pass+1)) || { echo "FAIL a film 2 pixels high: its luma changed"; fail=$((fail+1)); }
 expect "run: a film 1 pixel wide in ffv1" 3 "ffv1 does not keep a 1x16 picture" "choose another encode.codec" -- "$vf" "$tmp/one.yaml" --quiet
+# a timecode only the codec carries (MPEG-2's GOP header): the colour film gets it as a tag
+# (Matroska TIMECODE; a .mov's tmcd track is made from the same tag)
+ffmpeg -nostdin -v error -f lavfi -i testsrc2=s=64x48:r=25,format=gray,format=yuv420p -t 0.4 \
+  -c:v mpeg2video -g 12 -bf 2 -timecode 01:02:03:04 -f vob "$tmp/gop_tc.vob"
+printf 'version: 1\ninput: %s/gop_tc.vob\noutput: %s/gop_tc.mkv\ndefault_reference: %s/ref.png\ninference_size: [32, 32]\n' "$tmp" "$tmp" "$tmp" >"$tmp/gop_tc.yaml"
+expect "run: a timecode in the MPEG-2 GOP header" 0 -- "$vf" "$tmp/gop_tc.yaml" --quiet --threads 1
+"$vf" probe "$tmp/gop_tc.mkv" | grep -q "timecode *01:02:03:04" &&
+  pass=$((pass+1)) || { echo "FAIL the GOP header's timecode is not in the colour film"; fail=$((fail+1)); }
 # a precision this machine's rank 0 does not compute in (f16 on a CPU): plan warns, a run refuses
 printf 'version: 1\ninput: %s\noutput: %s/p.mkv\ndefault_reference: %s/ref.png\nprecision: f16\n' "$film" "$tmp" "$tmp" >"$tmp/p16.yaml"
 expect "plan: precision f16 on a CPU" 0 -- env CUDA_VISIBLE_DEVICES= "$vf" plan "$tmp/p16.yaml" --quiet
