@@ -335,7 +335,19 @@ static int next_frame(struct vf_decoder *dec, struct vf_error *err)
             dec->ended = true;
             continue;
         }
-        VF_CHECK_(ret < 0, err, VF_EMEDIA, fail, "avcodec_receive_frame", av_err2str(ret));
+        if (ret < 0) {   /* FFmpeg's decoders say little more than "invalid data" here */
+            char av[AV_ERROR_MAX_STRING_SIZE] = "its decoder gave no reason";   /* -1 */
+            if (ret != -1)
+                av_strerror(ret, av, sizeof av);
+            vf_error_set(err, VF_EMEDIA,
+                         "%s: frame %" PRId64 " (pts %" PRId64 ") does not decode (FFmpeg: %s); "
+                         "the stream is damaged there, or its last frame was cut short: "
+                         "re-encode the film (ffmpeg -i IN -map 0 -c:v ffv1 OUT.mkv: FFmpeg's "
+                         "decoder hides the damage), or check the source",
+                         info->path, dec->next,
+                         dec->next < info->frames ? info->pts[dec->next] : (int64_t)-1, av);
+            return err->code;
+        }
         int64_t ts = dec->frame->pts != AV_NOPTS_VALUE ? dec->frame->pts
                                                        : dec->frame->best_effort_timestamp;
         int64_t idx = ts == AV_NOPTS_VALUE ? -1 : vf_shard_frame_of_pts_(info, ts);
@@ -385,9 +397,6 @@ end:
         return err->code;
     }
     return 0;
-fail:
-    return vf_error_prefix(err, "%s: decoding frame %" PRId64 " failed; the stream is damaged",
-                           info->path, dec->next);
 }
 
 int vf_shard_decoder_read(struct vf_decoder *dec, struct vf_frame *f, struct vf_error *err)

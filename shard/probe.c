@@ -520,6 +520,7 @@ static int check_truncated(const struct vf_media_info *info, const AVFormatConte
      * base): a file whose last frame ends at or past the declared count of ticks lacks none at
      * its end (a truncated one does); a drop in the very last slot cannot be told from a cut */
     const int64_t n = info->frames;
+    const int64_t keep = n > 1 ? n - 1 : n;   /* the remux's frames */
     const bool avi_complete = fmt->iformat && !strcmp(fmt->iformat->name, "avi") && n > 0 &&
                               info->pts[n - 1] + info->frame_duration[n - 1] >= st->nb_frames;
     if (st->nb_frames > 0 && info->frames + skipped < st->nb_frames && !avi_complete)
@@ -529,9 +530,10 @@ static int check_truncated(const struct vf_media_info *info, const AVFormatConte
                             "list discards or that are empty; the file ends at byte %" PRId64 "); "
                             "it is probably "
                             "truncated: re-copy it from its source, or, to colorize only what is "
-                            "there, remux it: ffmpeg -i IN -c copy OUT.mkv",
+                            "there, remux all but its last video frame (which the cut may have "
+                            "cut into): ffmpeg -i IN -map 0 -c copy -frames:v %" PRId64 " OUT.mkv",
                             info->path, st->nb_frames, info->frames + skipped, info->frames,
-                            skipped, avio_size(fmt->pb));
+                            skipped, avio_size(fmt->pb), keep);
     double declared = stream_duration(st);
     double slack = 2 * frame_s + 0.1;
     if (declared < 0 && fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0) {
@@ -547,8 +549,10 @@ static int check_truncated(const struct vf_media_info *info, const AVFormatConte
                             "%s: the container declares %.3f s of video but its packets stop after "
                             "%" PRId64 " frames (%.3f s, byte %" PRId64 "); it is probably truncated: "
                             "re-copy it from its source, or, to colorize only what is there, remux "
-                            "it: ffmpeg -i IN -c copy OUT.mkv",
-                            info->path, declared, info->frames, info->duration, avio_size(fmt->pb));
+                            "all but its last video frame (which the cut may have cut into): "
+                            "ffmpeg -i IN -map 0 -c copy -frames:v %" PRId64 " OUT.mkv",
+                            info->path, declared, info->frames, info->duration, avio_size(fmt->pb),
+                            keep);
     return VF_OK;
 }
 

@@ -332,6 +332,19 @@ if [ $rc = 5 ] || { [ $rc = 0 ] && ! grep -q " $frames at" "$tmp/out"; }; then p
 else fail=$((fail+1)); echo "FAIL truncated video: exit $rc"; cat "$tmp/err" "$tmp/out"; fi
 [ "$sum_before" = "$(sha256sum "$tmp/truncated.mkv")" ] && pass=$((pass+1)) || { echo "FAIL input was written"; fail=$((fail+1)); }
 expect "probe missing file" 4 "nothere.mkv" -- "$vf" probe "$tmp/nothere.mkv"
+# a DV AVI cut mid-frame: the advised remux leaves out the frame the cut went into (a plain
+# remux kept its half packet, which failed at decoding), and the result plans
+ffmpeg -nostdin -v error -f lavfi -i testsrc2=s=720x576:r=25,format=yuv420p -t 0.8 -c:v dvvideo "$tmp/dv.avi"
+head -c $(( $(stat -c %s "$tmp/dv.avi") * 2 / 3 )) "$tmp/dv.avi" >"$tmp/dvcut.avi"
+expect "probe: a DV AVI cut mid-frame" 5 "declares 20 video frames" "-map 0 -c copy -frames:v" -- "$vf" probe "$tmp/dvcut.avi"
+keep=$(grep -o -- "-frames:v [0-9]*" "$tmp/err" | cut -d' ' -f2)
+ffmpeg -nostdin -v error -i "$tmp/dvcut.avi" -map 0 -c copy -frames:v "${keep:-0}" "$tmp/dvcut.mkv"
+printf 'version: 1\ninput: %s/dvcut.mkv\noutput: %s/dvcut_c.mkv\ndefault_reference: %s/ref.png\n' "$tmp" "$tmp" "$tmp" >"$tmp/dvcut.yaml"
+expect "plan: the advised remux of a cut DV AVI" 0 -- "$vf" plan "$tmp/dvcut.yaml" --quiet
+# the plain remux keeps the cut frame: named, with what to do, at the frame that fails
+ffmpeg -nostdin -v error -i "$tmp/dvcut.avi" -map 0 -c copy "$tmp/dvplain.mkv"
+sed "s|dvcut.mkv|dvplain.mkv|" "$tmp/dvcut.yaml" >"$tmp/dvplain.yaml"
+expect "plan: a DV frame cut short" 5 "does not decode (FFmpeg: its decoder gave no reason); the stream is damaged there, or its last frame was cut short" "-c:v ffv1" -- "$vf" plan "$tmp/dvplain.yaml" --quiet
 # a complete Matroska reel that starts at 3.5 s (ffmpeg's segment muxer keeps timestamps): its
 # DURATION tag is the end time, not a length it falls short of
 ffmpeg -v error -y -i "$film" -frames:v 30 -map 0:v -c:v ffv1 -output_ts_offset 3.5 "$tmp/late.mkv" \
