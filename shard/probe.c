@@ -300,6 +300,7 @@ static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStrea
         if ((int)i != st->index)
             fmt->streams[i]->discard = AVDISCARD_ALL;
 
+    int64_t last_dts = AV_NOPTS_VALUE;
     for (;;) {
         int64_t byte = avio_tell(fmt->pb);
         int ret = av_read_frame(fmt, pkt);
@@ -363,6 +364,25 @@ static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStrea
                               fmt->iformat->name);
             goto out;
         }
+        /* decode order's clock going back by more than a second: two recordings joined (cat
+         * a.ts b.ts) or a reset clock. Sorted by time, the two would interleave, and no chunk
+         * would decode in the index's order */
+        if (pkt->dts != AV_NOPTS_VALUE && last_dts != AV_NOPTS_VALUE &&
+            (double)(last_dts - pkt->dts) * av_q2d(st->time_base) > 1.0) {
+            rc = vf_error_set(err, VF_EUNSUPPORTED,
+                              "%s: the video's clock goes back %.3f s at packet %" PRId64 " (byte "
+                              "%" PRId64 "): two recordings joined into one file (cat a.ts b.ts?) "
+                              "or a reset clock; vaefarm orders frames by time, which would mix "
+                              "the two: join the parts with FFmpeg's concat demuxer (ffmpeg -f "
+                              "concat -safe 0 -i parts.txt -c copy OUT.mkv), or re-time the frames "
+                              "(ffmpeg -i IN -map 0 -c copy -vf setpts=N/FRAME_RATE/TB -c:v ffv1 "
+                              "OUT.mkv)",
+                              info->path, (double)(last_dts - pkt->dts) * av_q2d(st->time_base),
+                              info->packets_->n, pkt->pos);
+            goto out;
+        }
+        if (pkt->dts != AV_NOPTS_VALUE)
+            last_dts = pkt->dts;
         if (pkt->pts == AV_NOPTS_VALUE)
             info->has_b_frames |= st->codecpar->video_delay > 0; /* checked after sorting */
         if (pkt->flags & AV_PKT_FLAG_CORRUPT)

@@ -332,6 +332,14 @@ if [ $rc = 5 ] || { [ $rc = 0 ] && ! grep -q " $frames at" "$tmp/out"; }; then p
 else fail=$((fail+1)); echo "FAIL truncated video: exit $rc"; cat "$tmp/err" "$tmp/out"; fi
 [ "$sum_before" = "$(sha256sum "$tmp/truncated.mkv")" ] && pass=$((pass+1)) || { echo "FAIL input was written"; fail=$((fail+1)); }
 expect "probe missing file" 4 "nothere.mkv" -- "$vf" probe "$tmp/nothere.mkv"
+# two transport streams joined with cat: the second's clock starts again, so sorted by time the
+# two would interleave; refused at the packet where it goes back, with the ways out
+for k in 1 2; do
+  ffmpeg -nostdin -v error -f lavfi -i testsrc2=s=64x48:r=25,format=yuv420p -t 2 -c:v mpeg2video \
+    -output_ts_offset $([ $k = 1 ] && echo 0 || echo 0.5) -f mpegts "$tmp/part$k.ts"
+done
+cat "$tmp/part1.ts" "$tmp/part2.ts" >"$tmp/joined.ts"
+expect "probe: two recordings joined with cat" 3 "the video's clock goes back 1.5" "concat demuxer" -- "$vf" probe "$tmp/joined.ts"
 # a DV AVI cut mid-frame: the advised remux leaves out the frame the cut went into (a plain
 # remux kept its half packet, which failed at decoding), and the result plans
 ffmpeg -nostdin -v error -f lavfi -i testsrc2=s=720x576:r=25,format=yuv420p -t 0.8 -c:v dvvideo "$tmp/dv.avi"
