@@ -574,7 +574,9 @@ static int open_encoder(AVCodecContext **out, const AVCodec *codec, const struct
                    "takes 1920x1080/1280x720/1440x1080 at the bitrates `ffmpeg -h encoder=dnxhd` lists";
         else if ((!strcmp(codec->name, "libx264") || !strcmp(codec->name, "libx265")) &&
                  ((src->width & 1) || (src->height & 1)))
-            hint = "; 4:2:0 and 4:2:2 need an even width (and 4:2:0 an even height)";
+            hint = "; 4:2:0 and 4:2:2 need an even width (and 4:2:0 an even height): set "
+                   "encode.pix_fmt: yuv444p, or crop the film to an even size first (ffmpeg -i "
+                   "IN -map 0 -c copy -vf 'crop=trunc(iw/2)*2:trunc(ih/2)*2' -c:v ffv1 OUT.mkv)";
         return vf_shard_av_error_(err, r == AVERROR(ENOMEM) ? VF_ENOMEM : VF_EUNSUPPORTED, r,
                                   "cannot open the %s encoder for %dx%d %s (%s; %s)%s",
                                   codec->name, src->width, src->height, av_get_pix_fmt_name(fmt),
