@@ -254,6 +254,7 @@ struct chunk_run {
     const struct vf_chunk *ch;
     const struct vf_media_info *info;
     bool full_range;            /* the source's (and so the output's) levels */
+    bool interlaced;            /* 4:2:0 chroma rows are made from one field's rows each */
     int n_slots;
     struct slot *slots;
     int64_t frame;              /* the frame an error is about (-1: none), for the message */
@@ -328,6 +329,22 @@ static inline void put_sample(uint8_t *row, int x, int bits, unsigned v)
         row[x] = (uint8_t)v;
 }
 
+void vf_chroma_rows_(int cy, int sh, bool interlaced, int fh, int *y0, int *step, int *n)
+{
+    /* 2cy and 2cy+1; in an interlaced 4:2:0 picture each chroma row belongs to one field (rows
+     * 0, 1, 2, 3 to top, bottom, top, bottom), so its two rows are that field's: 4(cy/2) + cy%2
+     * and the one two below. A picture under 4 rows high has no second row of a field. */
+    *y0 = cy << sh;
+    *step = 1;
+    *n = 1 << sh;
+    if (sh && interlaced && fh >= 4) {
+        *y0 = 4 * (cy >> 1) + (cy & 1);
+        *step = 2;
+    }
+    while (*n > 1 && *y0 + (*n - 1) * *step >= fh)
+        --*n;
+}
+
 /* Fill r->out: the input's luma, the colorizer's Cb, Cr in the output's format. */
 static void pack_frame(struct chunk_run *r, const struct slot *s)
 {
@@ -369,18 +386,17 @@ static void pack_frame(struct chunk_run *r, const struct slot *s)
         const float *src = s->cbcr + (size_t)c * fw * fh;
         for (int cy = 0; cy < chh; cy++) {
             uint8_t *dst = o->data[plane] + (size_t)cy * o->linesize[plane];
-            int y0 = cy << sh, y1 = (cy + 1) << sh;
-            if (y1 > fh)
-                y1 = fh;
+            int y0, step, n_rows;
+            vf_chroma_rows_(cy, sh, r->interlaced, fh, &y0, &step, &n_rows);
             for (int cx = 0; cx < cw; cx++) {
                 int x0 = cx << sw, x1 = (cx + 1) << sw;
                 if (x1 > fw)
                     x1 = fw;
                 float acc = 0;
-                for (int y = y0; y < y1; y++)
+                for (int k = 0; k < n_rows; k++)
                     for (int x = x0; x < x1; x++)
-                        acc += src[(size_t)y * fw + x];
-                float v = centre + gain * acc / (float)((y1 - y0) * (x1 - x0));
+                        acc += src[(size_t)(y0 + k * step) * fw + x];
+                float v = centre + gain * acc / (float)(n_rows * (x1 - x0));
                 v = v < lo ? lo : v > hi ? hi : v;
                 put_sample(dst, cx, ob, (unsigned)floorf(v + 0.5f));
             }
@@ -448,6 +464,7 @@ static int setup(struct chunk_run *r, struct vf_error *err)
     r->desc = d;
     r->out_bits = d->comp[0].depth;
     r->full_range = !strcmp(info->color_range, "pc");
+    r->interlaced = vf_shard_interlaced(info);
 
     if (axis_make(&r->ax, fw, w, err) < 0 || axis_make(&r->ay, fh, h, err) < 0)
         return VF_ENOMEM;

@@ -64,4 +64,9 @@ int vf_arch_check(const struct vf_arch *arch, const char *what, struct vf_error 
 int vf_arch_from_json(const char *text, const char *what, struct vf_arch *arch,
                       struct vf_error *err);
 
+/* The luma rows chroma row `cy` of a picture `fh` rows high averages, vertical subsampling
+ * 2^sh: *n rows from *y0, *step apart (2cy, 2cy+1; an interlaced 4:2:0 picture's from one field:
+ * 4(cy/2) + cy%2 and two below). For tests. */
+void vf_chroma_rows_(int cy, int sh, bool interlaced, int fh, int *y0, int *step, int *n);
+
 #endif /* VF_NODE_INTERNAL_H */

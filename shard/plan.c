@@ -780,8 +780,7 @@ int vf_shard_plan_create(struct vf_plan **out, const struct vf_film *film,
                              "image), copying only audio, subtitles and fonts",
                              info->path, n_other, info->video_stream, list);
     }
-    if (rc == 0 && (!strcmp(info->field_order, "tt") || !strcmp(info->field_order, "bb") ||
-                    !strcmp(info->field_order, "tb") || !strcmp(info->field_order, "bt")))
+    if (rc == 0 && vf_shard_interlaced(info))
         rc = add_warning(&b, err,
                          "%s is interlaced (field order %s): each frame is coloured whole, its "
                          "two fields together, so where things move the colour of one field's "

@@ -663,6 +663,15 @@ int vf_shard_open_output_(AVIOContext **pb, const char *path)
     return r;
 }
 
+bool vf_shard_interlaced(const struct vf_media_info *info)
+{
+    static const char *const fields[] = {"tt", "bb", "tb", "bt"};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        if (!strcmp(info->field_order, fields[i]))
+            return true;
+    return false;
+}
+
 int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error *err)
 {
     int rc = VF_OK;

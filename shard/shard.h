@@ -102,6 +102,9 @@ struct vf_media_info {
 int vf_shard_probe(struct vf_media_info **out, const char *path, struct vf_error *err);
 void vf_shard_media_info_destroy(struct vf_media_info **info);
 
+/* Whether the film's frames are two fields each (field order tt, bb, tb or bt). */
+bool vf_shard_interlaced(const struct vf_media_info *info);
+
 /* ============================== decode ===================================================== */
 
 enum vf_decode_flags {

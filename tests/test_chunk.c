@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "media_ref.h"
+#include "node/internal.h"
 #include "node/node.h"
 
 #define IH 72   /* inference size: the film's 16:9, multiples of 8 */
@@ -236,6 +237,48 @@ static void print_times(const char *what, const struct vf_chunk_result *r)
                   what, (long long)r->frames_decoded, (long long)r->frames_warmup,
                   (long long)r->frames_kept, r->t_decode, r->t_infer, r->t_encode, r->t_total,
                   1e3 * r->t_total / (double)r->frames_decoded);
+}
+
+/* 4:2:0 chroma rows: progressive ones average rows 2cy and 2cy+1; an interlaced picture's each
+ * average two rows of one field, and together they cover every row once; the last row of an odd
+ * or short picture stands alone; 4:4:4 and 4:2:2 rows are the row itself. */
+static void test_chroma_rows(void **state)
+{
+    (void)state;
+    int y0, step, n;
+    static const int want_p[][4] = {{6, 0, 0, 2}, {6, 1, 2, 2}, {5, 2, 4, 1}};   /* fh, cy, y0, n */
+    for (size_t i = 0; i < sizeof want_p / sizeof *want_p; i++) {
+        vf_chroma_rows_(want_p[i][1], 1, false, want_p[i][0], &y0, &step, &n);
+        assert_int_equal(y0, want_p[i][2]);
+        assert_int_equal(step, 1);
+        assert_int_equal(n, want_p[i][3]);
+    }
+    static const int want_i[][5] = {{8, 0, 0, 2, 2}, {8, 1, 1, 2, 2}, {8, 2, 4, 2, 2},
+                                    {8, 3, 5, 2, 2}, {6, 2, 4, 2, 1}, {7, 3, 5, 2, 1},
+                                    {2, 0, 0, 1, 2}};   /* fh, cy, y0, step, n */
+    for (size_t i = 0; i < sizeof want_i / sizeof *want_i; i++) {
+        vf_chroma_rows_(want_i[i][1], 1, true, want_i[i][0], &y0, &step, &n);
+        assert_int_equal(y0, want_i[i][2]);
+        assert_int_equal(step, want_i[i][3]);
+        assert_int_equal(n, want_i[i][4]);
+    }
+    /* interlaced, a multiple of 4 rows high (as interlaced 4:2:0 pictures are): one field per
+     * chroma row, every row once */
+    for (int fh = 4; fh <= 64; fh += 4) {
+        int seen[64] = {0};
+        for (int cy = 0; cy < fh / 2; cy++) {
+            vf_chroma_rows_(cy, 1, true, fh, &y0, &step, &n);
+            for (int k = 0; k < n; k++) {
+                assert_int_equal((y0 + k * step) % 2, cy % 2);
+                seen[y0 + k * step]++;
+            }
+        }
+        for (int y = 0; y < fh; y++)
+            assert_int_equal(seen[y], 1);
+    }
+    vf_chroma_rows_(5, 0, true, 8, &y0, &step, &n);
+    assert_int_equal(y0, 5);
+    assert_int_equal(n, 1);
 }
 
 static void test_two_chunks(void **state)
@@ -861,6 +904,7 @@ static void test_inference_size(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chroma_rows),
         cmocka_unit_test(test_inference_size),
         cmocka_unit_test(test_reference_loader),
         cmocka_unit_test(test_two_chunks),
