@@ -293,17 +293,24 @@ static void every_codec_encodes_8_and_10_bit(void **state)
     encode_codec("dnxhd", "yuv444p10le", 10, 1, 90000, 3600, cfr_90k);
 }
 
-/* The field order the first decoded frame of `path` says (its bitstream's own: x264's SEI,
- * ProRes's frame header), AV_FIELD_PROGRESSIVE for a frame coded whole. */
-static enum AVFieldOrder coded_field_order(const char *path)
+/* A segment (one video stream) opened for decoding: its demuxer in *ic, its decoder returned. */
+static AVCodecContext *open_decoder(const char *path, AVFormatContext **ic)
 {
-    AVFormatContext *ic = NULL;
-    assert_int_equal(avformat_open_input(&ic, path, NULL, NULL), 0);
-    const AVCodecParameters *par = ic->streams[0]->codecpar;
+    assert_int_equal(avformat_open_input(ic, path, NULL, NULL), 0);
+    const AVCodecParameters *par = (*ic)->streams[0]->codecpar;
     const AVCodec *codec = avcodec_find_decoder(par->codec_id);
     AVCodecContext *dec = avcodec_alloc_context3(codec);
+    assert_non_null(dec);
     assert_int_equal(avcodec_parameters_to_context(dec, par), 0);
     assert_int_equal(avcodec_open2(dec, codec, NULL), 0);
+    return dec;
+}
+
+/* The first decoded frame of a segment (av_frame_free it). */
+static AVFrame *first_frame(const char *path)
+{
+    AVFormatContext *ic = NULL;
+    AVCodecContext *dec = open_decoder(path, &ic);
     AVPacket *pkt = av_packet_alloc();
     AVFrame *got = av_frame_alloc();
     int r = AVERROR(EAGAIN);
@@ -314,13 +321,21 @@ static enum AVFieldOrder coded_field_order(const char *path)
         r = avcodec_receive_frame(dec, got);
     }
     assert_int_equal(r, 0);
+    av_packet_free(&pkt);
+    avcodec_free_context(&dec);
+    avformat_close_input(&ic);
+    return got;
+}
+
+/* The field order the first decoded frame of `path` says (its bitstream's own: x264's SEI,
+ * ProRes's frame header), AV_FIELD_PROGRESSIVE for a frame coded whole. */
+static enum AVFieldOrder coded_field_order(const char *path)
+{
+    AVFrame *got = first_frame(path);
     const enum AVFieldOrder f = !got->interlaced_frame ? AV_FIELD_PROGRESSIVE
                                 : got->top_field_first ? AV_FIELD_TT
                                                        : AV_FIELD_BB;
     av_frame_free(&got);
-    av_packet_free(&pkt);
-    avcodec_free_context(&dec);
-    avformat_close_input(&ic);
     return f;
 }
 
@@ -365,12 +380,7 @@ static void vfr_timestamps_pass_through(void **state)
 static void check_decoded(const char *path, enum AVPixelFormat cmp_fmt, int planes, int n)
 {
     AVFormatContext *ic = NULL;
-    assert_int_equal(avformat_open_input(&ic, path, NULL, NULL), 0);
-    const AVCodecParameters *par = ic->streams[0]->codecpar;
-    const AVCodec *codec = avcodec_find_decoder(par->codec_id);
-    AVCodecContext *dec = avcodec_alloc_context3(codec);
-    assert_int_equal(avcodec_parameters_to_context(dec, par), 0);
-    assert_int_equal(avcodec_open2(dec, codec, NULL), 0);
+    AVCodecContext *dec = open_decoder(path, &ic);
     AVPacket *pkt = av_packet_alloc();
     AVFrame *got = av_frame_alloc();
     int i = 0;
@@ -909,26 +919,9 @@ static void failed_write_leaves_writer_clean(void **state)
 /* Luma of the first decoded frame at its centre. */
 static int first_luma(const char *path)
 {
-    AVFormatContext *ic = NULL;
-    assert_int_equal(avformat_open_input(&ic, path, NULL, NULL), 0);
-    const AVCodecParameters *par = ic->streams[0]->codecpar;
-    const AVCodec *codec = avcodec_find_decoder(par->codec_id);
-    AVCodecContext *dec = avcodec_alloc_context3(codec);
-    assert_int_equal(avcodec_parameters_to_context(dec, par), 0);
-    assert_int_equal(avcodec_open2(dec, codec, NULL), 0);
-    AVPacket *pkt = av_packet_alloc();
-    AVFrame *got = av_frame_alloc();
-    int y = -1;
-    while (y < 0 && av_read_frame(ic, pkt) >= 0) {
-        assert_int_equal(avcodec_send_packet(dec, pkt), 0);
-        av_packet_unref(pkt);
-        if (avcodec_receive_frame(dec, got) == 0)
-            y = got->data[0][(H / 2) * got->linesize[0] + W / 2];
-    }
+    AVFrame *got = first_frame(path);
+    int y = got->data[0][(H / 2) * got->linesize[0] + W / 2];
     av_frame_free(&got);
-    av_packet_free(&pkt);
-    avcodec_free_context(&dec);
-    avformat_close_input(&ic);
     return y;
 }
 
