@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -655,6 +656,16 @@ int vf_seam_read(const char *path, const char *segment_sha, int *h, int *w, floa
         goto out;
     }
     size_t n = (size_t)2 * hdr[0] * hdr[1];
+    /* the size the header promises, before any of it is allocated (a damaged header's 8192 x
+     * 8192 would take 1 GiB for a file of 88 bytes) */
+    struct stat stt = {0};
+    if (fstat(fileno(fp), &stt) != 0 ||
+        (uint64_t)stt.st_size != 8 + 64 + sizeof hdr + (hdr[2] + 1) * n * sizeof(float)) {
+        rc = vf_error_set(err, VF_ECORRUPT, "seam file %s: damaged (%lld bytes, not the %ux%u "
+                          "frames its header promises)", path, (long long)stt.st_size, hdr[1],
+                          hdr[0]);
+        goto out;
+    }
     if (hdr[2]) {
         *warm_ab = vf_calloc(n, sizeof(float), err);
         if (!*warm_ab || fread(*warm_ab, sizeof(float), n, fp) != n) {

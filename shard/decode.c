@@ -368,8 +368,9 @@ static int next_frame(struct vf_decoder *dec, struct vf_error *err)
         if (idx > dec->next) {
             vf_error_set(err, VF_EMEDIA,
                          "%s: frame %" PRId64 " (pts %" PRId64 ") was never decoded: the decoder "
-                         "went on to frame %" PRId64 "; the stream is damaged there: re-encode "
-                         "the film (e.g. to FFV1) or check the source",
+                         "went on to frame %" PRId64 "; the stream is damaged there, or the "
+                         "file was cut short there: re-encode the film (e.g. to FFV1), or check "
+                         "the source",
                          info->path, dec->next, info->pts[dec->next], idx);
             return err->code;
         }

@@ -326,11 +326,15 @@ check "pix_fmt: yuv444p written out, ffv1's default (exit $rc): all 6 resumed ($
 cp "$tmp/renum.work/segments/00000.seam" "$tmp/renum.work/segments/00005.seam"
 python3 -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(-3,2); b=f.read(1); f.seek(-3,2); f.write(bytes([b[0]^1]))" \
   "$tmp/renum.work/segments/00001.seam"
+# and one whose header promises 8192x8192 frames: refused by its size, nothing allocated for it
+python3 -c "import struct,sys; f=open(sys.argv[1],'r+b'); f.seek(72); f.write(struct.pack('<II', 8192, 8192))" \
+  "$tmp/renum.work/segments/00002.seam"
 "$vf" "$tmp/renum.yaml" 2>"$tmp/seams.log" >/dev/null; rc=$?
 check "a seam file of another segment and a damaged one (exit $rc): left out of the report, each warned about" \
   all '[ "$rc" = 0 ] && [ "$(counts renum)" = "0 6 0 seams missing" ] &&
   grep -q "chunk 5: no seam data (seam file .*00005.seam: made with another segment than the chunk" "$tmp/seams.log" &&
-  grep -q "chunk 1: no seam data (seam file .*00001.seam: damaged (its CRC does not match))" "$tmp/seams.log"'
+  grep -q "chunk 1: no seam data (seam file .*00001.seam: damaged (its CRC does not match))" "$tmp/seams.log" &&
+  grep -q "chunk 2: no seam data (seam file .*00002.seam: damaged ([0-9]* bytes, not the 8192x8192 frames its header promises))" "$tmp/seams.log"'
 # a file system without hard links (link(2) fails with EPERM, as on exFAT: injected by strace):
 # the renumbered segments are copied instead, checked against their checksums
 if strace -f -qq -o /dev/null -e trace=link -e inject=link:error=EPERM true 2>/dev/null; then
