@@ -239,7 +239,9 @@ int vf_film_open(const char *yaml, char *unwritable, size_t n, struct vf_film **
                                      .copy_subtitles = (*film)->audio == VF_AUDIO_COPY};
     rc = vf_shard_output_check(&ms, &spec, err);
     if (rc < 0) {
-        struct vf_config_pos pos = vf_config_key_pos(*film, "output");
+        /* its one refusal about the input (a first frame before 0) is at the input's line */
+        struct vf_config_pos pos = vf_config_key_pos(
+            *film, (*info)->frames > 0 && (*info)->start_pts < 0 ? "input" : "output");
         if (pos.line > 0)
             return vf_error_prefix(err, "%s:%d:%d", (*film)->path, pos.line, pos.col);
         return vf_error_prefix(err, "%s", (*film)->path);

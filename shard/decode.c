@@ -336,16 +336,19 @@ static int next_frame(struct vf_decoder *dec, struct vf_error *err)
             continue;
         }
         if (ret < 0) {   /* FFmpeg's decoders say little more than "invalid data" here */
+            /* within the last few frames (a reorder window): perhaps a file cut short */
+            const bool near_end = dec->next + 4 >= info->frames;
             char av[AV_ERROR_MAX_STRING_SIZE] = "its decoder gave no reason";   /* -1 */
             if (ret != -1)
                 av_strerror(ret, av, sizeof av);
             vf_error_set(err, VF_EMEDIA,
                          "%s: frame %" PRId64 " (pts %" PRId64 ") does not decode (FFmpeg: %s); "
-                         "the stream is damaged there, or its last frame was cut short: "
-                         "re-encode the film (ffmpeg -i IN -map 0 -c:v ffv1 OUT.mkv: FFmpeg's "
-                         "decoder hides the damage), or check the source",
+                         "the stream is damaged there%s: re-encode the film (ffmpeg -i IN -map 0 "
+                         "-c copy -c:v ffv1 OUT.mkv: FFmpeg's decoder hides the damage), or check "
+                         "the source",
                          info->path, dec->next,
-                         dec->next < info->frames ? info->pts[dec->next] : (int64_t)-1, av);
+                         dec->next < info->frames ? info->pts[dec->next] : (int64_t)-1, av,
+                         near_end ? ", or its last frame was cut short" : "");
             return err->code;
         }
         int64_t ts = dec->frame->pts != AV_NOPTS_VALUE ? dec->frame->pts
@@ -368,10 +371,10 @@ static int next_frame(struct vf_decoder *dec, struct vf_error *err)
         if (idx > dec->next) {
             vf_error_set(err, VF_EMEDIA,
                          "%s: frame %" PRId64 " (pts %" PRId64 ") was never decoded: the decoder "
-                         "went on to frame %" PRId64 "; the stream is damaged there, or the "
-                         "file was cut short there: re-encode the film (e.g. to FFV1), or check "
-                         "the source",
-                         info->path, dec->next, info->pts[dec->next], idx);
+                         "went on to frame %" PRId64 "; the stream is damaged there%s: "
+                         "re-encode the film (e.g. to FFV1), or check the source",
+                         info->path, dec->next, info->pts[dec->next], idx,
+                         idx + 4 >= info->frames ? ", or the file was cut short there" : "");
             return err->code;
         }
         /* against the probe's size (the decoder's own follows a new sequence header) */

@@ -466,11 +466,12 @@ static int check_dnxhr_size(AVCodecContext *enc, const struct codec_rule *rule,
 
 /* Interlaced coding where the codec has it, after encode.options: the flags set for an interlaced
  * source are cleared for DNxHR, whose profiles code frames only (FFmpeg refuses the flags: the
- * field order stays a tag); libx264 is told a bottom-field-first display order (x264's own
- * default, top first, would be written into its SEI whatever the frames say), unless
- * encode.options gave x264opts. */
+ * field order stays a tag); libx264 is told a bottom-field-first display order (bb, and bt, which
+ * FFmpeg's own tools write for bottom first, as tb for top first) with bff=1 added to x264opts
+ * (x264's own default, top first, would be written into its SEI whatever the frames say), unless
+ * the options' x264opts already say tff, bff or interlaced. */
 static int set_field_coding(AVCodecContext *enc, const struct codec_rule *rule,
-                            const struct vf_encode_spec *spec, struct vf_error *err)
+                            struct vf_error *err)
 {
     if (!(enc->flags & AV_CODEC_FLAG_INTERLACED_DCT))
         return 0;
@@ -479,12 +480,17 @@ static int set_field_coding(AVCodecContext *enc, const struct codec_rule *rule,
         av_opt_get_int(enc->priv_data, "profile", 0, &profile) >= 0 && profile != FF_PROFILE_DNXHD)
         enc->flags &= ~(AV_CODEC_FLAG_INTERLACED_DCT | AV_CODEC_FLAG_INTERLACED_ME);
     if (!strcmp(rule->name, "libx264") &&
-        (enc->field_order == AV_FIELD_BB || enc->field_order == AV_FIELD_TB)) {
-        for (size_t i = 0; i < spec->n_options; i++)
-            if (!strcmp(spec->options[i].key, "x264opts"))
-                return 0;
-        int r = av_opt_set(enc->priv_data, "x264opts", "bff=1", 0);
+        (enc->field_order == AV_FIELD_BB || enc->field_order == AV_FIELD_BT)) {
+        uint8_t *user = NULL;
+        int r = av_opt_get(enc->priv_data, "x264opts", 0, &user);
         if (r < 0)
+            return vf_shard_av_error_(err, VF_EINTERNAL, r, "reading libx264's x264opts");
+        char opts[1024];
+        const char *u = user ? (const char *)user : "";
+        const bool said = strstr(u, "tff") || strstr(u, "bff") || strstr(u, "interlaced");
+        snprintf(opts, sizeof opts, "%s%sbff=1", u, *u ? ":" : "");
+        av_free(user);
+        if (!said && (r = av_opt_set(enc->priv_data, "x264opts", opts, 0)) < 0)
             return vf_shard_av_error_(err, VF_EINTERNAL, r, "setting libx264's field order");
     }
     return 0;
@@ -546,7 +552,7 @@ static int open_encoder(AVCodecContext **out, const AVCodec *codec, const struct
     r = check_dnxhr_size(enc, rule, src, err);
     if (r < 0)
         return r;
-    r = set_field_coding(enc, rule, spec, err);
+    r = set_field_coding(enc, rule, err);
     if (r < 0)
         return r;
     vf_shard_av_log_forget_();

@@ -366,8 +366,10 @@ static int demux_index(struct vf_media_info *info, AVFormatContext *fmt, AVStrea
         }
         /* decode order's clock going back by more than a second: two recordings joined (cat
          * a.ts b.ts) or a reset clock. Sorted by time, the two would interleave, and no chunk
-         * would decode in the index's order */
-        if (pkt->dts != AV_NOPTS_VALUE && last_dts != AV_NOPTS_VALUE &&
+         * would decode in the index's order. Only where timestamps may jump (MPEG-TS/PS, FLV:
+         * AVFMT_TS_DISCONT); elsewhere a made-up dts may step back by a reorder window */
+        if ((fmt->iformat->flags & AVFMT_TS_DISCONT) && pkt->dts != AV_NOPTS_VALUE &&
+            last_dts != AV_NOPTS_VALUE &&
             (double)(last_dts - pkt->dts) * av_q2d(st->time_base) > 1.0) {
             rc = vf_error_set(err, VF_EUNSUPPORTED,
                               "%s: the video's clock goes back %.3f s at packet %" PRId64 " (byte "

@@ -259,6 +259,8 @@ static void encode_codec(const char *codec, const char *pix_fmt, int bits, int t
     if (strcmp(codec, "dnxhd")) /* DNxHR has no field order flag for progressive frames */
         assert_int_equal(v.field, !strcmp(field_order, "tt")   ? AV_FIELD_TT
                                   : !strcmp(field_order, "bb") ? AV_FIELD_BB
+                                  : !strcmp(field_order, "tb") ? AV_FIELD_TB
+                                  : !strcmp(field_order, "bt") ? AV_FIELD_BT
                                                                : AV_FIELD_PROGRESSIVE);
     print_message("  %-10s %-12s %2d-bit src, tb %d/%d, %s: %d frames, first key, pts ok "
                   "(%lld..%lld ms)\n", codec, pix_fmt ? pix_fmt : "(default)", bits, tb_num, tb_den,
@@ -346,10 +348,11 @@ static enum AVFieldOrder coded_field_order(const char *path)
 static void interlaced_film_keeps_its_field_order(void **state)
 {
     (void)state;
-    static const char *const orders[] = {"tt", "bb"};
-    for (int i = 0; i < 2; i++) {
+    /* tb and bt as FFmpeg's tools write them: top first and bottom first */
+    static const char *const orders[] = {"tt", "bb", "tb", "bt"};
+    for (int i = 0; i < 4; i++) {
         field_order = orders[i];
-        const enum AVFieldOrder want = i == 0 ? AV_FIELD_TT : AV_FIELD_BB;
+        const enum AVFieldOrder want = i % 2 == 0 ? AV_FIELD_TT : AV_FIELD_BB;
         static const char *const codecs[] = {"ffv1", "libx264", "prores_ks", "dnxhd"};
         for (int c = 0; c < 4; c++) {
             keep_segment = true;

@@ -1697,7 +1697,7 @@ def test_golden_cli(tmp):
     refused(golden, ["--out", out, "--size", "32", "32", "--frames", "1"],
             "--size 32 32: the tiny architecture needs larger frames")
     assert not os.path.exists(stale), "a failed run left the old golden file beside its weights"
-    rc, err = quiet(golden.main, ["--out", out, "--size", "48", "48", "--frames", "2", "--threads", "1"])
+    rc, err = quiet(golden.main, ["--out", out, "--size", "48", "48", "--frames", "2", "--threads", "2"])
     assert rc is None, (rc, err)
     tensors, meta = safetensors_io.load(stale)
     assert tensors["ab_t1"].shape == (2, 48, 48) and json.loads(meta["golden"])["frames"] == 2, meta
