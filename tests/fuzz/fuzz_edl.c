@@ -13,12 +13,11 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "tests/fuzz/as_file.h"
 #include "shard/shard.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int fd = -1;
-static char path[64];
 
 static struct vf_media_info *media(int64_t frames, int num, int den, const char *timecode)
 {
@@ -34,17 +33,7 @@ static struct vf_media_info *media(int64_t frames, int num, int den, const char 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (fd < 0) {
-        vf_log_set_level(-1);
-        fd = memfd_create("fuzz.edl", 0);
-        if (fd < 0) {
-            perror("memfd_create");
-            abort();
-        }
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
-        abort();
+    const char *path = fuzz_as_file("fuzz.edl", data, size);
     static const struct {
         int64_t frames;
         int num, den;

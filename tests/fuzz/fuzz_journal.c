@@ -11,25 +11,14 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "tests/fuzz/as_file.h"
 #include "shard/shard.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int fd = -1;
-    static char path[64];
-    if (fd < 0) {
-        vf_log_set_level(-1);
-        fd = memfd_create("journal", 0);
-        if (fd < 0) {
-            perror("memfd_create");
-            abort();
-        }
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
-        abort();
+    const char *path = fuzz_as_file("journal", data, size);
     struct vf_journal *j = NULL;
     struct vf_error err = {0};
     if (vf_journal_read(&j, path, &err) == 0) {

@@ -12,25 +12,14 @@
 #include <unistd.h>
 
 #include "common/common.h"
+#include "tests/fuzz/as_file.h"
 #include "coordinator/farm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int fd = -1;
-    static char path[64];
-    if (fd < 0) {
-        vf_log_set_level(-1);
-        fd = memfd_create("seam", 0);
-        if (fd < 0) {
-            perror("memfd_create");
-            abort();
-        }
-        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-    }
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, data, size, 0) != (ssize_t)size)
-        abort();
+    const char *path = fuzz_as_file("seam", data, size);
     int h = 0, w = 0;
     float *warm = NULL, *last = NULL;
     struct vf_error err = {0};
