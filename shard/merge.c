@@ -756,10 +756,9 @@ int vf_shard_output_check(const struct vf_merge_spec *spec, const struct vf_enco
                             "input %s: its first frame's timestamp is negative (%.3f s: a "
                             "transport stream recorded across its 2^33 clock wrap, or a file "
                             "made to start before 0), which vaefarm's Matroska segments cannot "
-                            "hold: remux it to start at 0 (ffmpeg -i %s -map 0 -c copy "
-                            "-avoid_negative_ts make_zero remuxed.mkv) and colorize that",
-                            src->path, (double)src->start_pts * src->tb_num / src->tb_den,
-                            src->path);
+                            "hold: remux it to start at 0 (ffmpeg -i IN -map 0 -c copy "
+                            "-avoid_negative_ts make_zero OUT.mkv) and colorize that",
+                            src->path, (double)src->start_pts * src->tb_num / src->tb_den);
     if ((r = vf_shard_encoder_params_(enc, src, &m.par, err)) < 0)
         goto out;
     if ((r = open_source(&m, err)) < 0)
