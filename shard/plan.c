@@ -785,9 +785,9 @@ int vf_shard_plan_create(struct vf_plan **out, const struct vf_film *film,
                          "%s is interlaced (field order %s): each frame is coloured whole, its "
                          "two fields together, so where things move the colour of one field's "
                          "picture spreads onto the other's; the colour film keeps the field "
-                         "order (coded as fields where encode.codec can). For clean colour on movement deinterlace the film "
-                         "first (ffmpeg -vf bwdif), or inverse-telecine film transferred to video "
-                         "(-vf fieldmatch,decimate)",
+                         "order (coded as fields where encode.codec can). For clean colour on "
+                         "movement deinterlace the film first (ffmpeg -vf bwdif), or "
+                         "inverse-telecine film transferred to video (-vf fieldmatch,decimate)",
                          info->path, info->field_order);
     if (rc == 0 && film->ranks > 0 && film->chunk_length != VF_CHUNK_AUTO) {
         char w[512];
