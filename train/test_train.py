@@ -291,18 +291,32 @@ def test_ddp_cpu(tmp):
     """Two ranks on the CPU (gloo), launched the way torchrun does (its env variables): the DDP
     path runs, ranks stop together, rank 0 logs and checkpoints."""
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = os.path.join(tmp, "ddp")
-    procs = []
-    for r in (0, 1):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(r),
-                   LOCAL_RANK=str(r))
-        procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "train.py"), "--out", out, "--steps", "3",
-                                       "--ckpt-every", "2"] + SMALL + ["--threads", "1"],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-    outs = [p.communicate(timeout=120)[0].decode() for p in procs]
+    # the free port is found, released and then bound by rank 0: another test's process (ctest
+    # runs two at a time: MPI, Slurm's daemons) may take it in between and leave the ranks
+    # waiting; such a start is killed, said and tried again once on a new port and folder
+    for attempt in (1, 2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        out = os.path.join(tmp, "ddp" if attempt == 1 else "ddp_again")
+        procs = []
+        for r in (0, 1):
+            env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2",
+                       RANK=str(r), LOCAL_RANK=str(r))
+            procs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "train.py"), "--out", out,
+                                           "--steps", "3", "--ckpt-every", "2"] + SMALL + ["--threads", "1"],
+                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        try:
+            outs = [p.communicate(timeout=120)[0].decode() for p in procs]
+            break
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            outs = [p.communicate()[0].decode() for p in procs]
+            print("ddp: the two ranks did not finish in 120 s on port %d (attempt %d); their output:\n%s"
+                  % (port, attempt, "\n".join(outs)))
+            if attempt == 2:
+                raise AssertionError("ddp: two CPU ranks hung twice")
     assert all(p.returncode == 0 for p in procs), outs
     assert "world 2" in outs[0], outs[0]
     assert torch.load(os.path.join(out, "last.pt"))["step"] == 3
