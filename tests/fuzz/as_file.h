@@ -11,14 +11,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "common/common.h"
+#include "tests/fuzz/quiet.h"
 
 static const char *fuzz_as_file(const char *name, const uint8_t *data, size_t size)
 {
     static int fd = -1;
     static char path[64];
     if (fd < 0) {
-        vf_log_set_level(-1);
         fd = memfd_create(name, 0);
         if (fd < 0) {
             perror("memfd_create");

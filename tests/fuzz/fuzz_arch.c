@@ -7,17 +7,13 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "tests/fuzz/quiet.h"
 #include "node/internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        vf_log_set_level(-1);
-        quiet = 1;
-    }
     char *text = malloc(size + 1); /* the metadata reaches it as a C string */
     if (!text)
         return 0;

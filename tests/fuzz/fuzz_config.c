@@ -6,17 +6,13 @@
 #include <stdint.h>
 
 #include "common/common.h"
+#include "tests/fuzz/quiet.h"
 #include "config/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        vf_log_set_level(-1); /* no log lines: they only slow the fuzzer */
-        quiet = 1;
-    }
     struct vf_film *film = NULL;
     struct vf_error err = {0};
     if (vf_config_load_string(&film, (const char *)data, size, "film.yaml", "/nonexistent/dir",

@@ -10,17 +10,13 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "tests/fuzz/quiet.h"
 #include "node/node.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        vf_log_set_level(-1);
-        quiet = 1;
-    }
     /* an exact-size copy, so that ASan sees any read past the end of the file's bytes */
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf)
